@@ -1,0 +1,341 @@
+"""Check a tile program against an architecture and resolve it into plain numbers.
+
+Both evaluators start here: names become *servers* (a level's read or write port, a network,
+a compute unit) with a capacity per instance, transfers become ``(bytes, latency, servers)``
+and computes become ``(server, work cycles)``. Errors name the offending field with a path
+like ``phases[1].body.loads[0].src``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from archsim.errors import MappingError
+from archsim.program import Compute, Phase, Step, TileProgram, Transfer
+
+if TYPE_CHECKING:
+    from archsim import Architecture
+
+__all__ = [
+    "CompiledPhase",
+    "CompiledProgram",
+    "CompiledStep",
+    "Server",
+    "compile_program",
+    "op_rate",
+    "validate_program",
+]
+
+
+@dataclass(frozen=True)
+class Server:
+    """A shared resource kind: ``instances`` copies, each serving ``capacity`` per cycle.
+
+    ``capacity`` is bytes/cycle for ports and networks, 1 (work cycles per cycle) for units.
+    """
+
+    name: str
+    instances: int
+    capacity: float
+
+
+@dataclass(frozen=True)
+class CompiledStep:
+    """A step in numbers.
+
+    ``loads``/``stores``: tuples of ``(bytes, latency_cycles, server_indices)``;
+    ``computes``: tuples of ``(server_index, work_cycles)``; ``*_time``: the stage's time for
+    one slot alone (exact lower bound used by the estimator); ``work``: per-server work of one
+    occurrence (bytes or cycles) as ``{server_index: amount}``.
+    """
+
+    loads: tuple[tuple[float, float, tuple[int, ...]], ...]
+    computes: tuple[tuple[int, float], ...]
+    stores: tuple[tuple[float, float, tuple[int, ...]], ...]
+    load_time: float
+    compute_time: float
+    store_time: float
+    work: dict[int, float]
+
+    @property
+    def serial_time(self) -> float:
+        """Load, compute and store one after the other, alone."""
+        return self.load_time + self.compute_time + self.store_time
+
+
+@dataclass(frozen=True)
+class CompiledPhase:
+    """A phase in numbers; ``depth`` is the effective depth after the capacity clamp."""
+
+    index: int
+    phase: Phase
+    body: CompiledStep
+    prologue: CompiledStep | None
+    epilogue: CompiledStep | None
+    depth: int
+    deps: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class CompiledProgram:
+    """Servers plus compiled phases; ``chain`` is True when phases run strictly one by one."""
+
+    servers: tuple[Server, ...]
+    phases: tuple[CompiledPhase, ...]
+    chain: bool
+    notes: tuple[str, ...]
+
+
+def op_rate(unit: object, kind: str) -> float | None:
+    """Ops per cycle of ``unit`` for op ``kind``, falling back from ``mac_bf16`` to ``mac``."""
+    rates = unit.ops_per_cycle  # type: ignore[attr-defined]
+    if kind in rates:
+        return float(rates[kind])
+    base = kind.split("_", 1)[0]
+    if base != kind and base in rates:
+        return float(rates[base])
+    return None
+
+
+def op_energy_pj(unit: object, kind: str) -> float:
+    """Energy per op of ``unit`` for op ``kind`` (same fallback as :func:`op_rate`; 0 if unknown)."""
+    table = unit.energy_pj  # type: ignore[attr-defined]
+    if kind in table:
+        return float(table[kind])
+    base = kind.split("_", 1)[0]
+    return float(table.get(base, 0.0))
+
+
+class _Builder:
+    def __init__(self, arch: Architecture) -> None:
+        self.arch = arch
+        self.levels = {lv.name: lv for lv in arch.levels}
+        self.units = {u.name: u for u in arch.compute}
+        self.nets = {(n.src, n.dst): n for n in getattr(arch, "networks", ()) or ()}
+        self.servers: list[Server] = []
+        self.index: dict[str, int] = {}
+
+    def server(self, name: str, instances: int, capacity: float) -> int:
+        idx = self.index.get(name)
+        if idx is None:
+            idx = len(self.servers)
+            self.servers.append(Server(name, max(1, int(instances)), float(capacity)))
+            self.index[name] = idx
+        return idx
+
+    def level(self, name: str, path: str) -> object:
+        lv = self.levels.get(name)
+        if lv is None:
+            raise MappingError("unknown storage level", path=path,
+                               expected=f"one of {sorted(self.levels)}", got=name)
+        return lv
+
+    def transfer(self, t: Transfer, path: str) -> tuple[float, float, tuple[int, ...]]:
+        if not isinstance(t, Transfer):
+            raise MappingError("not a Transfer", path=path, expected="Transfer",
+                               got=type(t).__name__)
+        if not (t.bytes >= 0) or not math.isfinite(t.bytes):
+            raise MappingError("negative or non-finite bytes", path=f"{path}.bytes",
+                               expected="bytes >= 0", got=t.bytes)
+        src = self.level(t.src, f"{path}.src")
+        dst = self.level(t.dst, f"{path}.dst")
+        servers = []
+        for lv, port, field in ((src, "read", "read_bw_bytes_per_cycle"),
+                                (dst, "write", "write_bw_bytes_per_cycle")):
+            bw = float(getattr(lv, field))
+            if not bw > 0:
+                raise MappingError(f"level {lv.name} has no {port} bandwidth",
+                                   path=f"{path}.{'src' if port == 'read' else 'dst'}",
+                                   expected="bytes/cycle > 0", got=bw)
+            servers.append(self.server(f"{lv.name}.{port}", lv.instances, bw))
+        net = self.nets.get((t.src, t.dst))
+        if net is not None and net.bw_bytes_per_cycle > 0:
+            servers.append(self.server(f"{net.name}.transfer", 1, net.bw_bytes_per_cycle))
+        return float(t.bytes), float(src.latency_cycles), tuple(servers)
+
+    def compute(self, c: Compute, path: str) -> list[tuple[int, float]]:
+        if not isinstance(c, Compute):
+            raise MappingError("not a Compute", path=path, expected="Compute",
+                               got=type(c).__name__)
+        unit = self.units.get(c.unit)
+        if unit is None:
+            raise MappingError("unknown compute unit", path=f"{path}.unit",
+                               expected=f"one of {sorted(self.units)}", got=c.unit)
+        work = 0.0
+        for kind, count in c.ops.items():
+            rate = op_rate(unit, kind)
+            if rate is None or not rate > 0:
+                raise MappingError(f"unit {c.unit} cannot do op kind {kind!r}",
+                                   path=f"{path}.ops.{kind}",
+                                   expected=f"one of {sorted(unit.ops_per_cycle)}", got=kind)
+            if not (count >= 0) or not math.isfinite(count):
+                raise MappingError("negative or non-finite op count", path=f"{path}.ops.{kind}",
+                                   expected="count >= 0", got=count)
+            work += float(count) / rate
+        if work <= 0:
+            return []
+        return [(self.server(f"{unit.name}.compute", unit.instances, 1.0), work)]
+
+    def step(self, s: Step, path: str) -> CompiledStep:
+        if not isinstance(s, Step):
+            raise MappingError("not a Step", path=path, expected="Step", got=type(s).__name__)
+        if s.buffer_bytes < 0:
+            raise MappingError("negative buffer", path=f"{path}.buffer_bytes",
+                               expected="bytes >= 0", got=s.buffer_bytes)
+        loads = tuple(self.transfer(t, f"{path}.loads[{i}]") for i, t in enumerate(s.loads))
+        stores = tuple(self.transfer(t, f"{path}.stores[{i}]") for i, t in enumerate(s.stores))
+        computes = tuple(x for i, c in enumerate(s.compute)
+                         for x in self.compute(c, f"{path}.compute[{i}]"))
+        work: dict[int, float] = {}
+        for nbytes, _lat, servers in loads + stores:
+            for sv in servers:
+                work[sv] = work.get(sv, 0.0) + nbytes
+        for sv, w in computes:
+            work[sv] = work.get(sv, 0.0) + w
+        return CompiledStep(
+            loads=loads, computes=computes, stores=stores,
+            load_time=self._stage_time(loads), compute_time=self._compute_time(computes),
+            store_time=self._stage_time(stores), work=work)
+
+    def _stage_time(self, transfers: tuple[tuple[float, float, tuple[int, ...]], ...]) -> float:
+        """Lower bound of a set of concurrent transfers run by one slot alone.
+
+        Exact when transfers sharing a port have equal latency (processor sharing of jobs
+        that start together ends at ``latency + sum(bytes) / bandwidth``).
+        """
+        best = 0.0
+        per_server: dict[int, tuple[float, float]] = {}
+        for nbytes, lat, servers in transfers:
+            if nbytes <= 0:
+                continue
+            cap = min(self.servers[s].capacity for s in servers)
+            best = max(best, lat + nbytes / cap)
+            for s in servers:
+                lo, tot = per_server.get(s, (lat, 0.0))
+                per_server[s] = (min(lo, lat), tot + nbytes)
+        for s, (lo, tot) in per_server.items():
+            best = max(best, lo + tot / self.servers[s].capacity)
+        return best
+
+    @staticmethod
+    def _compute_time(computes: tuple[tuple[int, float], ...]) -> float:
+        per: dict[int, float] = {}
+        for sv, w in computes:
+            per[sv] = per.get(sv, 0.0) + w
+        return max(per.values(), default=0.0)
+
+
+def _check_phase_fields(p: Phase, path: str) -> None:
+    for field, value, low in (("work_items", p.work_items, 0), ("slots", p.slots, 1),
+                              ("depth", p.depth, 1)):
+        if not isinstance(value, (int, np.integer)) or value < low:
+            raise MappingError(f"bad {field}", path=f"{path}.{field}",
+                               expected=f"integer >= {low}", got=value)
+    trips = p.trips
+    if isinstance(trips, int):
+        if trips < 0:
+            raise MappingError("negative trips", path=f"{path}.trips", expected=">= 0",
+                               got=trips)
+    else:
+        if trips.shape != (p.work_items,):
+            raise MappingError("trips array has the wrong shape", path=f"{path}.trips",
+                               expected=f"shape ({p.work_items},)", got=trips.shape)
+        if trips.size and int(trips.min()) < 0:
+            raise MappingError("negative trips", path=f"{path}.trips", expected=">= 0",
+                               got=int(trips.min()))
+
+
+def _effective_depth(b: _Builder, p: Phase, path: str, strict: bool) -> int:
+    if p.staging_level is None or p.body.buffer_bytes <= 0:
+        return p.depth
+    lv = b.level(p.staging_level, f"{path}.staging_level")
+    cap = lv.capacity_bytes
+    if cap is None:
+        return p.depth
+    sharers = math.ceil(min(p.slots, max(p.work_items, 1)) / max(1, lv.instances))
+    per_slot = float(cap) / max(1, sharers)
+    fits = int(per_slot // p.body.buffer_bytes)
+    if fits < 1 or (strict and fits < p.depth):
+        raise MappingError(
+            f"buffer does not fit {p.staging_level} ({sharers} slot(s) per instance share "
+            f"{float(cap):.0f} bytes)", path=f"{path}.body.buffer_bytes",
+            expected=f"buffer_bytes x depth <= {per_slot:.0f}",
+            got=f"{p.body.buffer_bytes} x {p.depth}")
+    return min(p.depth, fits)
+
+
+def _deps(program: TileProgram) -> tuple[tuple[tuple[int, ...], ...], bool]:
+    names: dict[str, int] = {}
+    out = []
+    chain = True
+    for i, p in enumerate(program.phases):
+        if p.name in names:
+            raise MappingError("duplicate phase name", path=f"phases[{i}].name",
+                               expected="unique name", got=p.name)
+        if p.after is None:
+            deps: tuple[int, ...] = (i - 1,) if i else ()
+        else:
+            dl = []
+            for j, name in enumerate(p.after):
+                if name not in names:
+                    raise MappingError("after names an unknown or later phase",
+                                       path=f"phases[{i}].after[{j}]",
+                                       expected=f"one of {sorted(names)}", got=name)
+                dl.append(names[name])
+            deps = tuple(sorted(set(dl)))
+            if i and (i - 1) not in deps:
+                chain = False
+            if not i and deps:
+                chain = False
+        names[p.name] = i
+        out.append(deps)
+    # a phase waiting for i-1 also waits for everything i-1 waited for only in a chain
+    return tuple(out), chain
+
+
+def compile_program(program: TileProgram, arch: Architecture, *,
+                    strict: bool = False) -> CompiledProgram:
+    """Validate ``program`` against ``arch`` and resolve it into servers and numbers.
+
+    Parameters
+    ----------
+    program, arch
+        The tile program and the architecture it runs on.
+    strict
+        If True, ``buffer_bytes x depth`` larger than the slot's share of the staging level
+        is an error; otherwise the depth is clamped to what fits (at least one tile must fit).
+
+    Raises
+    ------
+    MappingError
+        Unknown level/unit/op kind, negative bytes or trips, bad shapes, a buffer that does
+        not fit; the error's ``path`` points at the field (``phases[1].body.loads[0].src``).
+    """
+    if not isinstance(program, TileProgram):
+        raise MappingError("not a TileProgram", path="program", expected="TileProgram",
+                           got=type(program).__name__)
+    b = _Builder(arch)
+    deps, chain = _deps(program)
+    phases = []
+    notes = []
+    for i, p in enumerate(program.phases):
+        path = f"phases[{i}]"
+        _check_phase_fields(p, path)
+        body = b.step(p.body, f"{path}.body")
+        pro = b.step(p.prologue, f"{path}.prologue") if p.prologue is not None else None
+        epi = b.step(p.epilogue, f"{path}.epilogue") if p.epilogue is not None else None
+        depth = _effective_depth(b, p, path, strict)
+        if depth < p.depth:
+            notes.append(f"{p.name}: depth {p.depth} clamped to {depth} by "
+                         f"{p.staging_level} capacity")
+        phases.append(CompiledPhase(i, p, body, pro, epi, depth, deps[i]))
+    return CompiledProgram(tuple(b.servers), tuple(phases), chain, tuple(notes))
+
+
+def validate_program(program: TileProgram, arch: Architecture, *, strict: bool = True) -> None:
+    """Raise :class:`MappingError` if ``program`` does not fit ``arch`` (see compile_program)."""
+    compile_program(program, arch, strict=strict)

@@ -1,0 +1,268 @@
+"""Fused attention kernels on a GPU: FlashAttention-2, Hopper (FA3/cuDNN), memory-efficient,
+FlexAttention block-sparse; forward and backward.
+
+All share one structure: a CTA owns a tile of ``block_m`` query rows (forward) or
+``block_n`` key rows (backward) and loops over the other dimension in *trips*. Per trip
+the tensor cores do the tile GEMMs (forward: QK^T and PV, 4 Bm Bn d FLOP; backward: S,
+dP, dV, dK, dQ, 10 Bm Bn d FLOP), the FP32/SFU pipes do the online softmax (one exp and
+~5 FP32 ops per score), and K/V (or Q/dO) tiles stream in. Causal masking gives CTAs
+unequal trip counts; the list scheduler turns that into tails. FLOP convention (FA
+papers): 4 B H Sq Skv d forward, halved for causal.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .cost import KernelCost
+from .heuristics import (
+    AttnTiling,
+    fa2_bwd_tiling,
+    fa2_fwd_tiling,
+    fa3_bwd_tiling,
+    fa3_fwd_tiling,
+    flex_fwd_tiling,
+    make_tiling,
+    memeff_bwd_tiling,
+    memeff_fwd_tiling,
+)
+from .params import GpuModel, dtype_bytes
+
+__all__ = [
+    "FAMILIES",
+    "attention_flops",
+    "fwd_tiling",
+    "causal_trips",
+    "trip_kernel_cost",
+    "attention_fwd_costs",
+    "attention_bwd_costs",
+    "block_sparse_costs",
+    "kv_reread_factor",
+]
+
+#: Kernel families: instruction path and which calibrated efficiency applies.
+FAMILIES = {
+    "flash2": ("eff_fa2", "flash_fwd_kernel", "flash_bwd_dq_dk_dv_loop_seqk_parallel_kernel"),
+    "flash3": ("eff_fa3", "cudnn_sm90_flash_fprop_wgmma", "cudnn_sm90_flash_bprop_wgmma"),
+    "efficient": ("eff_memeff", "fmha_cutlassF_bf16_aligned_sm80", "fmha_cutlassB_bf16_aligned_sm80"),
+    "flex": ("eff_flex", "triton_tem_fused_flex_attention", "triton_tem_fused_flex_attention_backward"),
+}
+_SOFTMAX_FP32_OPS = 5.0  # per score: scale/subtract (FMA), max, sum, convert, mask/select
+#: Share of L2 usable for K/V reuse between concurrent CTAs (see gemm.L2_REUSE_FRACTION).
+_L2_REUSE = 0.5
+
+
+def attention_flops(B: int, H: int, Sq: int, Skv: int, D: int, causal: bool) -> float:
+    """Useful forward FLOPs, FA-paper convention: 4 B H Sq Skv D, halved for causal."""
+    f = 4.0 * B * H * Sq * Skv * D
+    return f / 2 if causal and Sq > 1 else f
+
+
+def fwd_tiling(family: str, model: GpuModel, d: int, causal: bool, elt: int) -> AttnTiling:
+    """The forward tiling a backend family uses on this GPU."""
+    hw = model.hw
+    if family == "flash2":
+        return fa2_fwd_tiling(hw, d, causal, elt)
+    if family == "flash3":
+        return fa3_fwd_tiling(hw, d, causal, elt)
+    if family == "efficient":
+        return memeff_fwd_tiling(hw, d, elt)
+    if family == "flex":
+        return flex_fwd_tiling(hw, d, elt)
+    raise KeyError(family)
+
+
+def causal_trips(Sq: int, Skv: int, bm: int, bn: int, causal: bool) -> np.ndarray:
+    """K/V blocks visited by each query block (bottom-right aligned causal mask, as FA2)."""
+    num_m = math.ceil(Sq / bm)
+    full = math.ceil(Skv / bn)
+    if not causal:
+        return np.full(num_m, full, dtype=np.int64)
+    end = np.minimum(Skv, (np.arange(num_m) + 1) * bm + Skv - Sq)
+    return np.clip(np.ceil(np.maximum(end, 0) / bn), 0, full).astype(np.int64)
+
+
+def kv_reread_factor(model: GpuModel, ctas_per_head: int, slots: int, kv_bytes_per_head: float) -> float:
+    """How many times each K/V head is read from DRAM.
+
+    CTAs of one head run concurrently and stream K/V in near lock-step, so one DRAM read
+    serves them all while the head's CTAs fit in one wave. A head whose CTAs span several
+    waves is re-read once per wave unless the K/V of all heads in flight fits in L2.
+    """
+    heads_in_flight = math.ceil(slots / max(ctas_per_head, 1)) + 1
+    if heads_in_flight * kv_bytes_per_head <= model.hw.l2_bytes * _L2_REUSE:
+        return 1.0
+    return float(max(1, math.ceil(ctas_per_head / slots)))
+
+
+def trip_kernel_cost(
+    *, name: str, category: str, model: GpuModel, tiling: AttnTiling, eff: float, dtype: str,
+    trips: np.ndarray, mma_flops_per_trip: float, alu_per_trip: float, sfu_per_trip: float,
+    bytes_per_trip: float, fixed_bytes: float, dram_read: float, dram_write: float,
+    lpt: bool = False, meta: dict[str, object] | None = None,
+) -> KernelCost:
+    """Build a :class:`KernelCost` for a grid of CTAs that each loop over ``trips`` tiles.
+
+    Per trip, on an SM it shares with ``ctas_per_sm - 1`` others, a CTA needs
+    ``cps * (max(t_mma, t_soft) + (1 - overlap) * min(t_mma, t_soft))`` cycles, where
+    ``t_mma = FLOP / (path rate x eff)`` and ``t_soft`` is the FP32 + SFU time.
+    """
+    hw = model.hw
+    cps = tiling.ctas_per_sm
+    t_mma = mma_flops_per_trip / (hw.tc_rate(tiling.path, dtype) * eff)
+    t_soft = alu_per_trip / hw.fp32_ops_per_clk + sfu_per_trip / hw.sfu_ops_per_clk
+    per_trip = cps * (max(t_mma, t_soft) + (1.0 - tiling.overlap) * min(t_mma, t_soft))
+    trips = np.asarray(trips, dtype=float)
+    # Pipeline fill/drain: the first tile's softmax and the last PV cannot overlap, plus
+    # prologue/epilogue bookkeeping (~64 cycles).
+    cycles = trips * per_trip + np.where(trips > 0, cps * (t_soft + 64.0), cps * 64.0)
+    order = np.argsort(-trips, kind="stable") if lpt else None
+    return KernelCost(
+        name=name, category=category, cta_cycles=cycles,
+        cta_bytes=trips * bytes_per_trip + fixed_bytes, slots=hw.sms * cps,
+        cta_stream_bytes_per_s=tiling.inflight_bytes / hw.dram_latency_s,
+        dram_read_bytes=dram_read, dram_write_bytes=dram_write,
+        tensor_flops=float(trips.sum() * mma_flops_per_trip),
+        alu_ops=float(trips.sum() * (alu_per_trip + sfu_per_trip)), order=order,
+        meta={"tile": f"{tiling.block_m}x{tiling.block_n}", "ctas_per_sm": cps,
+              "path": tiling.path, **(meta or {})},
+    )
+
+
+def _efficiency(model: GpuModel, family: str, backward: bool) -> float:
+    eff = float(getattr(model.cal, FAMILIES[family][0]))
+    return eff * model.cal.eff_bwd if backward else eff
+
+
+def attention_fwd_costs(
+    model: GpuModel, *, B: int, Hq: int, Hkv: int, Sq: int, Skv: int, D: int, causal: bool,
+    family: str = "flash2", dtype: str = "bf16", row_trips: np.ndarray | None = None,
+    tiling: AttnTiling | None = None, name: str | None = None,
+) -> list[KernelCost]:
+    """Forward attention as one fused kernel.
+
+    Parameters
+    ----------
+    model
+        GPU model.
+    B, Hq, Hkv, Sq, Skv, D
+        Batch, query heads, K/V heads (GQA when < Hq), query/key lengths, head dim.
+    causal
+        Causal mask (bottom-right aligned).
+    family
+        ``flash2`` (PyTorch SDPA flash), ``flash3`` (cuDNN / FA3 on Hopper), ``efficient``
+        (cutlass memory-efficient), ``flex`` (Triton FlexAttention).
+    row_trips
+        Override K/V blocks per query block (block sparsity).
+    tiling
+        Override the backend's tiling.
+
+    Returns
+    -------
+    list of KernelCost
+        One kernel.
+    """
+    elt = dtype_bytes(dtype)
+    t = tiling or fwd_tiling(family, model, D, causal, elt)
+    bm, bn = t.block_m, t.block_n
+    trips_m = causal_trips(Sq, Skv, bm, bn, causal) if row_trips is None else np.asarray(row_trips)
+    num_m = trips_m.size
+    trips = np.tile(trips_m, B * Hq)
+    q_bytes = B * Hq * Sq * D * elt
+    kv_head = 2.0 * Skv * D * elt
+    factor = kv_reread_factor(model, num_m * (Hq // max(Hkv, 1)), model.hw.sms * t.ctas_per_sm, kv_head)
+    read = q_bytes + B * Hkv * kv_head * factor
+    write = q_bytes + B * Hq * Sq * 4.0  # O and the log-sum-exp
+    return [trip_kernel_cost(
+        name=name or FAMILIES[family][1], category="attn_fwd", model=model, tiling=t,
+        eff=_efficiency(model, family, False), dtype=dtype, trips=trips,
+        mma_flops_per_trip=4.0 * bm * bn * D,
+        alu_per_trip=_SOFTMAX_FP32_OPS * bm * bn + bm * D, sfu_per_trip=float(bm * bn),
+        bytes_per_trip=2.0 * bn * D * elt, fixed_bytes=2.0 * bm * D * elt,
+        dram_read=read, dram_write=write, lpt=(family == "flash3" and causal),
+        meta={"family": family, "kv_reread": factor},
+    )]
+
+
+def _memory_kernel(name: str, model: GpuModel, read: float, write: float, alu: float) -> KernelCost:
+    hw = model.hw
+    ctas = max(1, min(hw.sms * 8, math.ceil((read + write) / 65536)))
+    return KernelCost(
+        name=name, category="elementwise", cta_cycles=np.full(ctas, alu / ctas / hw.fp32_ops_per_clk),
+        cta_bytes=np.full(ctas, (read + write) / ctas), slots=hw.sms * 8,
+        cta_stream_bytes_per_s=16384 / hw.dram_latency_s, dram_read_bytes=read,
+        dram_write_bytes=write, tensor_flops=0.0, alu_ops=alu,
+    )
+
+
+def attention_bwd_costs(
+    model: GpuModel, *, B: int, Hq: int, Hkv: int, Sq: int, Skv: int, D: int, causal: bool,
+    family: str = "flash2", dtype: str = "bf16",
+) -> list[KernelCost]:
+    """Backward attention: preprocess (rowsum dO*O, clear dQ accumulator), the main
+    key-block-parallel kernel (recompute P, 5 GEMMs, dQ by fp32 atomics), dQ conversion,
+    and for GQA the sum of per-query-head dK/dV into K/V heads.
+    """
+    elt = dtype_bytes(dtype)
+    hw = model.hw
+    if family == "flash3":
+        t = fa3_bwd_tiling(hw, D, elt)
+    elif family == "efficient":
+        t = memeff_bwd_tiling(hw, D, elt)
+    else:
+        t = fa2_bwd_tiling(hw, D, elt)
+    bm, bn = t.block_m, t.block_n
+    num_n = math.ceil(Skv / bn)
+    num_m = math.ceil(Sq / bm)
+    if causal:
+        first = np.floor(np.maximum(np.arange(num_n) * bn - (Skv - Sq), 0) / bm)
+        trips_n = (num_m - first).astype(np.int64)
+    else:
+        trips_n = np.full(num_n, num_m, dtype=np.int64)
+    trips = np.tile(trips_n, B * Hq)
+    rows = B * Hq * Sq
+    qo = rows * D * elt
+    factor = kv_reread_factor(model, num_n, hw.sms * t.ctas_per_sm, 2.0 * Sq * D * elt)
+    main = trip_kernel_cost(
+        name=FAMILIES[family][2], category="attn_bwd", model=model, tiling=t,
+        eff=_efficiency(model, family, True), dtype=dtype, trips=trips,
+        mma_flops_per_trip=10.0 * bm * bn * D,
+        alu_per_trip=6.0 * bm * bn + bm * D, sfu_per_trip=float(bm * bn),
+        bytes_per_trip=2.0 * bm * D * elt + 2 * bm * 4 + 2.0 * bm * D * 4,
+        fixed_bytes=4.0 * bn * D * elt,
+        dram_read=qo * 2 * factor + B * Hkv * Skv * D * elt * 2 + rows * 8.0,
+        dram_write=rows * D * 4.0 + B * Hq * Skv * D * elt * 2,
+        lpt=(family == "flash3" and causal), meta={"family": family, "q_reread": factor},
+    )
+    pre = _memory_kernel("flash_bwd_dot_do_o_kernel", model, 2.0 * qo, rows * 4.0 + rows * D * 4.0,
+                         2.0 * rows * D)
+    conv = _memory_kernel("flash_bwd_convert_dq_kernel", model, rows * D * 4.0, float(qo), rows * D)
+    out = [pre, main, conv]
+    if Hkv < Hq:
+        out.append(_memory_kernel("reduce_kernel", model, B * Hq * Skv * D * elt * 2.0,
+                                  B * Hkv * Skv * D * elt * 2.0, B * Hq * Skv * D * 2.0))
+    return out
+
+
+def block_sparse_costs(
+    model: GpuModel, *, B: int, H: int, S: int, D: int, block: int, density: float,
+    dtype: str = "bf16", family: str = "flex",
+) -> list[KernelCost]:
+    """Block-sparse attention that skips empty ``block x block`` tiles (FlexAttention).
+
+    Each query block visits ``round(density x S/block)`` key blocks (the expected count of
+    a random block mask), each ``block / Bn`` trips of the kernel's ``Bn``-wide tile.
+    """
+    elt = dtype_bytes(dtype)
+    base = fwd_tiling(family, model, D, False, elt)
+    bm = min(base.block_m, block)
+    bn = min(base.block_n, block)
+    t = make_tiling(model.hw, bm, bn, base.threads // 32, base.regs,
+              (bm * D + 3 * 2 * bn * D) * elt, base.path, None, base.inflight_bytes)
+    n_kv = math.ceil(S / block)
+    per_q_block = max(1, round(density * n_kv)) * max(1, block // bn)
+    row_trips = np.full(math.ceil(S / bm), per_q_block)
+    return attention_fwd_costs(model, B=B, Hq=H, Hkv=H, Sq=S, Skv=S, D=D, causal=False,
+                               family=family, dtype=dtype, row_trips=row_trips, tiling=t)

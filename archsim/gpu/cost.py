@@ -1,0 +1,169 @@
+"""A kernel's work description and its evaluation into time and energy.
+
+Every kernel model (GEMM, attention, decode, softmax...) reduces a launch to a
+:class:`KernelCost`: per-CTA SM cycles and streamed bytes, the number of concurrent slots,
+and whole-kernel DRAM traffic and FLOPs. :func:`evaluate_kernel` turns it into time and
+energy at the clock the power cap allows:
+
+    CTA time(f)    = max(cycles / f, bytes / per-CTA stream bandwidth) + DRAM latency
+    kernel time(f) = launch + max(list-schedule makespan(f), DRAM bytes / achievable BW)
+
+The CTA schedule (which CTAs end up on the last-finishing slot) is computed once at the
+boost clock; at other clocks the makespan is the sum over that critical slot.
+NOTE: exact when all CTAs scale alike (all compute- or all memory-bound); otherwise the
+critical slot may change by less than one CTA duration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .params import GpuModel
+from .power import PowerPoint, solve_clock
+from .waves import list_schedule
+
+__all__ = ["KernelCost", "KernelTiming", "OpPrediction", "evaluate_kernel", "evaluate_op"]
+
+
+@dataclass(frozen=True)
+class KernelCost:
+    """Work of one kernel launch.
+
+    Attributes
+    ----------
+    name : kernel name (as a profiler would show a family of it, e.g. ``flash_fwd_kernel``).
+    category : ``gemm``, ``attn_fwd``, ``attn_bwd``, ``softmax``, ``elementwise``, ``reduce``.
+    cta_cycles : SM cycles each CTA needs at full speed, shape ``(ctas,)``; already
+        includes the slowdown from sharing its SM with the other resident CTAs.
+    cta_bytes : bytes each CTA streams from L2/HBM, shape ``(ctas,)``.
+    slots : concurrent CTAs (SMs x CTAs per SM).
+    cta_stream_bytes_per_s : bandwidth one CTA can sustain (bytes in flight / latency).
+    dram_read_bytes, dram_write_bytes : whole-kernel DRAM traffic (bytes).
+    tensor_flops : tensor-core FLOPs (a multiply-add counts 2).
+    alu_ops : FP32 + SFU operations (softmax etc.).
+    order : CTA dispatch order (default launch order).
+    meta : tiling and heuristics chosen (tile shape, CTAs/SM, splits...).
+    """
+
+    name: str
+    category: str
+    cta_cycles: np.ndarray
+    cta_bytes: np.ndarray
+    slots: int
+    cta_stream_bytes_per_s: float
+    dram_read_bytes: float
+    dram_write_bytes: float
+    tensor_flops: float
+    alu_ops: float = 0.0
+    order: np.ndarray | None = None
+    meta: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def ctas(self) -> int:
+        """Number of CTAs in the grid."""
+        return int(np.asarray(self.cta_cycles).size)
+
+    @property
+    def dram_bytes(self) -> float:
+        """DRAM bytes read + written."""
+        return self.dram_read_bytes + self.dram_write_bytes
+
+
+@dataclass(frozen=True)
+class KernelTiming:
+    """A kernel's predicted duration (s), clock (Hz), power (W), energy (J), DRAM bytes."""
+
+    name: str
+    category: str
+    time_s: float
+    clock_hz: float
+    power_w: float
+    energy_j: float
+    dram_read_bytes: float
+    dram_write_bytes: float
+    tensor_flops: float
+    bound: str
+    meta: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OpPrediction:
+    """A sequence of kernels (one user-level operation) and its totals."""
+
+    kernels: tuple[KernelTiming, ...]
+
+    @property
+    def time_s(self) -> float:
+        """Total duration (s), kernels back to back."""
+        return float(sum(k.time_s for k in self.kernels))
+
+    @property
+    def energy_j(self) -> float:
+        """Total board energy (J), idle power included."""
+        return float(sum(k.energy_j for k in self.kernels))
+
+    @property
+    def dram_read_bytes(self) -> float:
+        """DRAM bytes read by all kernels."""
+        return float(sum(k.dram_read_bytes for k in self.kernels))
+
+    @property
+    def dram_write_bytes(self) -> float:
+        """DRAM bytes written by all kernels."""
+        return float(sum(k.dram_write_bytes for k in self.kernels))
+
+    @property
+    def avg_power_w(self) -> float:
+        """Time-averaged board power (W)."""
+        t = self.time_s
+        return self.energy_j / t if t > 0 else 0.0
+
+    @property
+    def clock_hz(self) -> float:
+        """Time-weighted SM clock (Hz)."""
+        t = self.time_s
+        return sum(k.clock_hz * k.time_s for k in self.kernels) / t if t > 0 else 0.0
+
+
+def evaluate_kernel(cost: KernelCost, model: GpuModel, *, cap_w: float | None = None) -> KernelTiming:
+    """Time, clock and energy of one kernel under the power cap (see module notes)."""
+    hw, cal = model.hw, model.cal
+    cyc = np.asarray(cost.cta_cycles, dtype=float)
+    byt = np.asarray(cost.cta_bytes, dtype=float)
+    bw_cta = max(cost.cta_stream_bytes_per_s, 1.0)
+    lat = hw.dram_latency_s
+
+    def durations(f: float) -> np.ndarray:
+        return np.maximum(cyc / f, byt / bw_cta) + lat
+
+    sched = list_schedule(durations(hw.boost_clock_hz), cost.slots, order=cost.order)
+    crit = sched.critical
+    t_dram = cost.dram_bytes / model.hbm_eff_bytes_per_s
+
+    def time_at(f: float) -> float:
+        span = float(durations(f)[crit].sum()) if crit.size else 0.0
+        return cal.launch_s + max(span, t_dram)
+
+    pp: PowerPoint = solve_clock(model, time_at, tensor_flops=cost.tensor_flops,
+                                 alu_ops=cost.alu_ops, dram_bytes=cost.dram_bytes, cap_w=cap_w)
+    span = float(durations(pp.clock_hz)[crit].sum()) if crit.size else 0.0
+    if t_dram >= span:
+        bound = "dram"
+    elif crit.size and float((byt[crit] / bw_cta).sum()) > float((cyc[crit] / pp.clock_hz).sum()):
+        bound = "latency"
+    else:
+        bound = "compute"
+    return KernelTiming(
+        name=cost.name, category=cost.category, time_s=pp.time_s, clock_hz=pp.clock_hz,
+        power_w=pp.power_w, energy_j=pp.energy_j, dram_read_bytes=cost.dram_read_bytes,
+        dram_write_bytes=cost.dram_write_bytes, tensor_flops=cost.tensor_flops, bound=bound,
+        meta={**cost.meta, "ctas": cost.ctas, "slots": cost.slots},
+    )
+
+
+def evaluate_op(costs: Sequence[KernelCost], model: GpuModel, *, cap_w: float | None = None) -> OpPrediction:
+    """Evaluate kernels launched back to back."""
+    return OpPrediction(tuple(evaluate_kernel(c, model, cap_w=cap_w) for c in costs))

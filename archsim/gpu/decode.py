@@ -1,0 +1,110 @@
+"""Decode attention (one query token per sequence): split-KV (flash-decoding) and no-split.
+
+Decode reads the whole K/V cache to do 4 d FLOP per cached token per head, so its
+arithmetic intensity is ~ Hq/Hkv FLOP/byte -- far below the H100 ridge (~295 FLOP/byte):
+it is bandwidth-bound, and the question is only whether enough CTAs stream K/V at once.
+FlashAttention-2 answers with split-KV: when batch x heads x query blocks fill less than
+80% of the (2 x SMs) CTA slots it splits the key range (:func:`num_splits_heuristic`) and
+adds a combine kernel that merges partial outputs by their log-sum-exp.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .attention import _L2_REUSE, attention_fwd_costs, trip_kernel_cost
+from .cost import KernelCost
+from .heuristics import fa2_splitkv_tiling, num_splits_heuristic
+from .params import GpuModel, dtype_bytes
+
+__all__ = ["decode_costs", "fa2_decode_plan"]
+
+
+def fa2_decode_plan(model: GpuModel, *, B: int, Hq: int, Hkv: int, Sq: int, Skv: int,
+                    D: int) -> dict[str, int]:
+    """FA2's launch decisions for decode: GQA row swap, split count, blocks.
+
+    With ``Sq == 1`` and GQA, FA2 (``seqlenq_ngroups_swapped``) treats the ``Hq/Hkv``
+    query heads sharing a K/V head as query rows of one head: ``Sq' = Hq/Hkv``, ``H' = Hkv``.
+    """
+    swap = Sq == 1 and Hq > Hkv and D % 8 == 0
+    rows, heads = (Hq // Hkv, Hkv) if swap else (Sq, Hq)
+    t = fa2_splitkv_tiling(model.hw, D)
+    num_m = math.ceil(rows / 64)
+    n_blocks = math.ceil(Skv / t.block_n)
+    splits = num_splits_heuristic(B * heads * num_m, 2 * model.hw.sms, n_blocks, 128)
+    return {"rows": rows, "heads": heads, "num_m": num_m, "n_blocks": n_blocks,
+            "splits": splits, "swapped": int(swap)}
+
+
+def _combine_cost(model: GpuModel, *, splits: int, bhr: int, D: int, elt: int) -> KernelCost:
+    hw = model.hw
+    read = float(splits * bhr * (D + 1) * 4)
+    write = float(bhr * D * elt)
+    k_block_m = 4 if D % 128 == 0 else (8 if D % 64 == 0 else 16)
+    ctas = max(1, math.ceil(bhr / k_block_m))
+    return KernelCost(
+        name="flash_fwd_splitkv_combine_kernel", category="reduce",
+        cta_cycles=np.full(ctas, 8.0 * splits * k_block_m * D / hw.fp32_ops_per_clk + 200.0),
+        cta_bytes=np.full(ctas, (read + write) / ctas), slots=hw.sms * 8,
+        cta_stream_bytes_per_s=k_block_m * D * 4 * 4 / hw.dram_latency_s,
+        dram_read_bytes=read, dram_write_bytes=write, tensor_flops=0.0,
+        alu_ops=4.0 * splits * bhr * D, meta={"splits": splits},
+    )
+
+
+def decode_costs(
+    model: GpuModel, *, B: int, Hq: int, Hkv: int, Skv: int, D: int, family: str = "flash2",
+    dtype: str = "bf16", Sq: int = 1, causal: bool = False,
+) -> list[KernelCost]:
+    """Kernels of one decode attention call.
+
+    Parameters
+    ----------
+    model
+        GPU model.
+    B, Hq, Hkv, Skv, D
+        Batch, query heads, K/V heads, cached tokens, head dim.
+    family
+        ``flash2`` (split-KV heuristic + combine), ``flash3``/``efficient`` (one CTA per
+        head and query block, no split), ``split_kv`` (alias of ``flash2``).
+    Sq
+        Query tokens (1 for decode; small values for speculative decode).
+
+    Returns
+    -------
+    list of KernelCost
+        Split kernel and combine kernel, or a single kernel.
+    """
+    elt = dtype_bytes(dtype)
+    if family not in ("flash2", "split_kv"):
+        return attention_fwd_costs(model, B=B, Hq=Hq, Hkv=Hkv, Sq=Sq, Skv=Skv, D=D,
+                                   causal=causal and Sq > 1, family=family, dtype=dtype)
+    plan = fa2_decode_plan(model, B=B, Hq=Hq, Hkv=Hkv, Sq=Sq, Skv=Skv, D=D)
+    rows, heads, splits = plan["rows"], plan["heads"], plan["splits"]
+    hkv_eff = Hkv if plan["swapped"] else Hkv
+    if splits <= 1:
+        return attention_fwd_costs(model, B=B, Hq=heads, Hkv=min(hkv_eff, heads), Sq=rows,
+                                   Skv=Skv, D=D, causal=False, family="flash2", dtype=dtype)
+    t = fa2_splitkv_tiling(model.hw, D, elt)
+    n_blocks, num_m = plan["n_blocks"], plan["num_m"]
+    chunk = math.ceil(n_blocks / splits)
+    per_split = np.clip(n_blocks - chunk * np.arange(splits), 0, chunk)
+    trips = np.tile(np.repeat(per_split, num_m), B * heads)
+    kv_read = B * Hkv * 2.0 * Skv * D * elt
+    bhr = B * heads * rows
+    # K/V of all concurrent heads stays in L2 for the sibling query heads (no GQA swap).
+    group = 1 if plan["swapped"] else Hq // max(Hkv, 1)
+    if group > 1 and B * Hkv * 2.0 * Skv * D * elt > model.hw.l2_bytes * _L2_REUSE:
+        kv_read *= 1.0  # siblings are adjacent in launch order and co-run: one DRAM read
+    split_kernel = trip_kernel_cost(
+        name="flash_fwd_splitkv_kernel", category="attn_fwd", model=model, tiling=t,
+        eff=model.cal.eff_fa2, dtype=dtype, trips=trips, mma_flops_per_trip=4.0 * 64 * t.block_n * D,
+        alu_per_trip=5.0 * 64 * t.block_n + 64 * D, sfu_per_trip=64.0 * t.block_n,
+        bytes_per_trip=2.0 * t.block_n * D * elt, fixed_bytes=64.0 * D * elt,
+        dram_read=kv_read + bhr * D * elt, dram_write=splits * bhr * (D + 1) * 4.0,
+        meta={"family": "flash2", "splits": splits, "gqa_swapped": plan["swapped"]},
+    )
+    return [split_kernel, _combine_cost(model, splits=splits, bhr=bhr, D=D, elt=elt)]

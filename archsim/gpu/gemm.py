@@ -1,0 +1,176 @@
+"""cuBLAS-like GEMM model: tile selection, wave quantization, split-K, L2 reuse.
+
+cuBLAS on Hopper runs warp-specialized TMA + wgmma kernels (``sm90_xmma_gemm_*``) with
+output tiles 128x256, 256x128, 128x128, 128x64, 64x128..., K step 64 and ~4 pipeline
+stages, one CTA per SM. Its heuristic picks the configuration that is fastest for the
+shape; this model does the same with its own timing estimate (at boost clock, without
+the power model) and adds split-K (a partial-sum workspace and a ``splitKreduce`` kernel)
+when the output has too few tiles to fill the SMs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .cost import KernelCost
+from .params import GpuModel, dtype_bytes
+
+__all__ = ["GemmConfig", "gemm_costs", "choose_gemm_config", "gemm_dram_bytes"]
+
+_TILES_SM90 = ((128, 256), (256, 128), (128, 128), (128, 64), (64, 128), (64, 256), (64, 64))
+_TILES_SM80 = ((256, 128), (128, 256), (128, 128), (128, 64), (64, 128), (64, 64))
+_BK = 64
+_STAGES = 4
+_SPLITS = (1, 2, 3, 4, 6, 8, 12, 16)
+#: Share of L2 usable for reuse across concurrently running CTAs: H100's L2 is two
+#: partitions and data lives in the far half half of the time (NVIDIA Hopper tuning guide).
+L2_REUSE_FRACTION = 0.5
+
+
+@dataclass(frozen=True)
+class GemmConfig:
+    """Chosen tile ``block_m x block_n``, K step, split-K factor and instruction path."""
+
+    block_m: int
+    block_n: int
+    block_k: int
+    split_k: int
+    path: str
+
+
+def gemm_dram_bytes(
+    M: int, N: int, K: int, cfg: GemmConfig, model: GpuModel, *, elt: int, out_elt: int,
+    batch: int = 1,
+) -> tuple[float, float]:
+    """DRAM bytes (read, write) of a GEMM with L2 reuse between concurrent CTAs.
+
+    If A and B fit in the reusable L2 they are read once. Otherwise each wave of
+    concurrent CTAs -- a roughly square patch of ``rm x rn`` output tiles -- reads its
+    ``rm`` row panels of A and ``rn`` column panels of B once.
+    """
+    hw = model.hw
+    tm, tn = math.ceil(M / cfg.block_m), math.ceil(N / cfg.block_n)
+    a_b = (M * K + K * N) * elt
+    compulsory = a_b * batch
+    write = M * N * out_elt * batch
+    if cfg.split_k > 1:
+        write += cfg.split_k * M * N * 4 * batch  # fp32 partials to the workspace
+    if a_b * batch <= hw.l2_bytes * L2_REUSE_FRACTION:
+        return float(compulsory), float(write)
+    slots = hw.sms
+    tiles = tm * tn
+    per_wave = max(1, min(slots // max(cfg.split_k, 1), tiles))
+    rm = max(1, min(tm, round(math.sqrt(per_wave * cfg.block_n / cfg.block_m))))
+    rn = max(1, min(tn, math.ceil(per_wave / rm)))
+    n_waves = math.ceil(tiles / (rm * rn))
+    read = n_waves * (rm * cfg.block_m + rn * cfg.block_n) * K * elt * batch
+    return float(max(read, compulsory)), float(write)
+
+
+def _tile_cycles(cfg: GemmConfig, K: int, model: GpuModel, elt: int, out_elt: int, dtype: str) -> float:
+    hw, cal = model.hw, model.cal
+    k_iters = math.ceil(K / cfg.split_k / cfg.block_k)
+    mma = 2.0 * cfg.block_m * cfg.block_n * cfg.block_k / (hw.tc_rate(cfg.path, dtype) * cal.eff_gemm)
+    l2 = (cfg.block_m + cfg.block_n) * cfg.block_k * elt / hw.l2_bytes_per_clk_per_sm
+    epilogue = cfg.block_m * cfg.block_n * (4 if cfg.split_k > 1 else out_elt) / hw.l2_bytes_per_clk_per_sm
+    return k_iters * max(mma, l2) + epilogue
+
+
+def _cost_for(M: int, N: int, K: int, cfg: GemmConfig, model: GpuModel, dtype: str,
+              out_elt: int, batch: int, name: str) -> KernelCost:
+    hw = model.hw
+    elt = dtype_bytes(dtype)
+    ctas = math.ceil(M / cfg.block_m) * math.ceil(N / cfg.block_n) * cfg.split_k * batch
+    cyc = _tile_cycles(cfg, K, model, elt, out_elt, dtype)
+    k_len = math.ceil(K / cfg.split_k)
+    cta_bytes = (cfg.block_m + cfg.block_n) * k_len * elt + cfg.block_m * cfg.block_n * out_elt
+    rd, wr = gemm_dram_bytes(M, N, K, cfg, model, elt=elt, out_elt=out_elt, batch=batch)
+    inflight = _STAGES * (cfg.block_m + cfg.block_n) * cfg.block_k * elt
+    return KernelCost(
+        name=name, category="gemm", cta_cycles=np.full(ctas, cyc),
+        cta_bytes=np.full(ctas, float(cta_bytes)), slots=hw.sms,
+        cta_stream_bytes_per_s=inflight / hw.dram_latency_s, dram_read_bytes=rd,
+        dram_write_bytes=wr, tensor_flops=2.0 * M * N * K * batch,
+        meta={"tile": f"{cfg.block_m}x{cfg.block_n}x{cfg.block_k}", "split_k": cfg.split_k,
+              "path": cfg.path, "ctas_per_sm": 1},
+    )
+
+
+def _quick_time(cost: KernelCost, model: GpuModel) -> float:
+    hw = model.hw
+    n = cost.ctas
+    d = max(cost.cta_cycles[0] / hw.boost_clock_hz, cost.cta_bytes[0] / cost.cta_stream_bytes_per_s)
+    waves = math.ceil(n / cost.slots)
+    return max(waves * (d + hw.dram_latency_s), cost.dram_bytes / model.hbm_eff_bytes_per_s)
+
+
+def _reduce_cost(M: int, N: int, split: int, batch: int, out_elt: int, model: GpuModel) -> KernelCost:
+    read = float(split * M * N * 4 * batch)
+    write = float(M * N * out_elt * batch)
+    ctas = max(1, math.ceil(M * N * batch / (256 * 8)))
+    return KernelCost(
+        name="splitKreduce_kernel", category="reduce", cta_cycles=np.full(ctas, 64.0),
+        cta_bytes=np.full(ctas, (read + write) / ctas), slots=model.hw.sms * 8,
+        cta_stream_bytes_per_s=32e3 / model.hw.dram_latency_s, dram_read_bytes=read,
+        dram_write_bytes=write, tensor_flops=0.0, alu_ops=float(split * M * N * batch),
+        meta={"split_k": split},
+    )
+
+
+def choose_gemm_config(M: int, N: int, K: int, model: GpuModel, *, dtype: str = "bf16",
+                       out_elt: int | None = None, batch: int = 1) -> GemmConfig:
+    """cuBLAS-like choice: the (tile, split-K) with the least estimated time.
+
+    Split-K is considered only when the output tiles fill less than one wave.
+    """
+    hw = model.hw
+    path = "wgmma" if hw.has_path("wgmma") else "mma_sync"
+    tiles = _TILES_SM90 if path == "wgmma" else _TILES_SM80
+    oe = dtype_bytes(dtype) if out_elt is None else out_elt
+    best: tuple[float, int, GemmConfig] | None = None
+    for rank, (bm, bn) in enumerate(tiles):
+        n_tiles = math.ceil(M / bm) * math.ceil(N / bn) * batch
+        for s in _SPLITS:
+            if s > 1 and (n_tiles * s > 2 * hw.sms or K / s < 4 * _BK or n_tiles >= hw.sms):
+                continue
+            cfg = GemmConfig(bm, bn, _BK, s, path)
+            t = _quick_time(_cost_for(M, N, K, cfg, model, dtype, oe, batch, "gemm"), model)
+            if s > 1:
+                t += model.cal.launch_s + _quick_time(_reduce_cost(M, N, s, batch, oe, model), model)
+            key = (t * (1 + 1e-9 * rank), rank, cfg)
+            if best is None or key[:2] < best[:2]:
+                best = key
+    assert best is not None
+    return best[2]
+
+
+def gemm_costs(M: int, N: int, K: int, model: GpuModel, *, dtype: str = "bf16",
+               out_elt: int | None = None, batch: int = 1,
+               config: GemmConfig | None = None) -> list[KernelCost]:
+    """Kernels of one (batched) GEMM ``C[M,N] = A[M,K] @ B[K,N]``.
+
+    Parameters
+    ----------
+    M, N, K
+        Problem shape (elements). batch : independent GEMMs in one launch (bmm).
+    model
+        GPU model. dtype : input dtype. out_elt : output bytes/element (default = input).
+    config
+        Force a tile configuration; default :func:`choose_gemm_config`.
+
+    Returns
+    -------
+    list of KernelCost
+        The GEMM kernel, plus ``splitKreduce_kernel`` when split-K is used.
+    """
+    oe = dtype_bytes(dtype) if out_elt is None else out_elt
+    cfg = config or choose_gemm_config(M, N, K, model, dtype=dtype, out_elt=oe, batch=batch)
+    prefix = "sm90_xmma_gemm" if cfg.path == "wgmma" else "ampere_gemm"
+    name = f"{prefix}_{dtype}_{cfg.block_m}x{cfg.block_n}x{cfg.block_k}"
+    out = [_cost_for(M, N, K, cfg, model, dtype, oe, batch, name)]
+    if cfg.split_k > 1:
+        out.append(_reduce_cost(M, N, cfg.split_k, batch, oe, model))
+    return out

@@ -1,0 +1,209 @@
+"""The real libraries' tiling and split heuristics, as data.
+
+Each function states the code it mirrors. These choices decide grid sizes, occupancy and
+waves, so they are what makes a prediction track a backend rather than an ideal kernel.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .occupancy import ctas_per_sm
+from .params import GpuHardware
+
+__all__ = [
+    "AttnTiling",
+    "make_tiling",
+    "fa2_fwd_tiling",
+    "fa2_bwd_tiling",
+    "fa2_splitkv_tiling",
+    "fa3_fwd_tiling",
+    "fa3_bwd_tiling",
+    "memeff_fwd_tiling",
+    "memeff_bwd_tiling",
+    "flex_fwd_tiling",
+    "num_splits_heuristic",
+]
+
+
+@dataclass(frozen=True)
+class AttnTiling:
+    """One attention kernel's CTA shape.
+
+    Attributes
+    ----------
+    block_m, block_n : query rows and key columns per tile.
+    threads : threads per CTA. regs : registers per thread. smem_bytes : shared memory per CTA.
+    path : tensor-core instruction path (``mma_sync`` or ``wgmma``).
+    overlap : fraction of the softmax (FP32/SFU) time hidden under tensor-core time.
+    inflight_bytes : bytes one CTA keeps in flight from memory (cp.async/TMA stages).
+    ctas_per_sm : occupancy on the given GPU.
+    """
+
+    block_m: int
+    block_n: int
+    threads: int
+    regs: int
+    smem_bytes: int
+    path: str
+    overlap: float
+    inflight_bytes: int
+    ctas_per_sm: int
+
+
+def make_tiling(hw: GpuHardware, bm: int, bn: int, warps: int, regs: int, smem: int, path: str,
+          overlap: float | None, inflight: int) -> AttnTiling:
+    """Tiling with occupancy computed; ``overlap=None`` means only co-resident CTAs hide softmax."""
+    if path == "wgmma" and not hw.has_path("wgmma"):
+        path = "mma_sync"
+    cps = ctas_per_sm(hw, threads=warps * 32, regs_per_thread=regs, smem_bytes=smem)
+    # Warps of other resident CTAs fill the tensor pipe while one CTA does its softmax.
+    ov = (1.0 - 1.0 / cps) if overlap is None else overlap
+    return AttnTiling(bm, bn, warps * 32, regs, smem, path, ov, inflight, cps)
+
+
+def fa2_fwd_tiling(hw: GpuHardware, d: int, causal: bool, elt: int = 2) -> AttnTiling:
+    """FlashAttention-2 forward (``flash_fwd_launch_template.h``, run_mha_fwd_hdim*; no dropout).
+
+    hdim<=64: 128x128, 4 warps; hdim<=128: 128x64 (A100/H100); hdim<=160: 128x32;
+    hdim<=192: 128x64, 8 warps; hdim 256: 64x64 on H100 (2 CTAs/SM), 128x64 8 warps on A100.
+    Shared memory holds Q, K and V tiles: (Bm + 2 Bn) * d * elt. FA2 hdim128 kernels use 255
+    registers per thread (ptxas), which limits H100 to 2 CTAs per SM.
+    """
+    del causal  # the H100/A100 choice does not depend on it for d in {64, 128}
+    if d <= 64:
+        bm, bn, warps = 128, 128, 4
+    elif d <= 128:
+        bm, bn, warps = 128, 64, 4
+    elif d <= 160:
+        bm, bn, warps = 128, 32, 4
+    elif d <= 192:
+        bm, bn, warps = 128, 64, 8
+    elif hw.max_smem_per_cta_bytes >= 2 * 256 * 256 and hw.smem_bytes_per_sm < 4 * 256 * 192:
+        bm, bn, warps = 128, 64, 8
+    else:
+        bm, bn, warps = 64, 64, 4
+    regs = 192 if d <= 64 else 255
+    smem = (bm + 2 * bn) * d * elt
+    return make_tiling(hw, bm, bn, warps, regs, smem, "mma_sync", None, bn * d * elt)
+
+
+def fa2_bwd_tiling(hw: GpuHardware, d: int, elt: int = 2) -> AttnTiling:
+    """FlashAttention-2 backward (``flash_bwd_launch_template.h``, smem >= 144 KB branch).
+
+    hdim<=64: Bm=128, Bn=128, 8 warps; hdim<=128: Bm=64, Bn=128, 8 warps; else 64x64.
+    One CTA per key block iterates over query blocks (seqk-parallel).
+    """
+    if d <= 64:
+        bm, bn = 128, 128
+    elif d <= 128:
+        bm, bn = 64, 128
+    else:
+        bm, bn = 64, 64
+    smem = min((2 * bm + 2 * bn) * d * elt + bm * bn * elt * 2, hw.max_smem_per_cta_bytes)
+    return make_tiling(hw, bm, bn, 8, 255, smem, "mma_sync", None, 2 * bm * d * elt)
+
+
+def fa2_splitkv_tiling(hw: GpuHardware, d: int, elt: int = 2) -> AttnTiling:
+    """FlashAttention-2 split-KV forward (``run_mha_fwd_splitkv_dispatch``).
+
+    Bm = 64; Bn = 256 (hdim<=64), 128 (hdim<=128), 64 otherwise; 4 warps.
+    """
+    bn = 256 if d <= 64 else (128 if d <= 128 else 64)
+    smem = (64 + 2 * bn) * d * elt
+    return make_tiling(hw, 64, bn, 4, 255 if d > 64 else 192, smem, "mma_sync", None, bn * d * elt)
+
+
+def num_splits_heuristic(batch_nheads_mblocks: int, num_sms: int, num_n_blocks: int,
+                         max_splits: int = 128) -> int:
+    """FlashAttention-2's ``num_splits_heuristic`` (``flash_api.cpp``), verbatim logic.
+
+    ``num_sms`` is what the caller passes: FA2 >= 2.5 passes ``2 x multiProcessorCount``
+    (two CTAs per SM). Picks the smallest split count whose wave efficiency
+    ``n_waves / ceil(n_waves)`` is within 85% of the best.
+    """
+    if batch_nheads_mblocks >= 0.8 * num_sms:
+        return 1
+    max_splits = min(max_splits, num_sms, num_n_blocks)
+
+    def eligible(s: int) -> bool:
+        return s == 1 or math.ceil(num_n_blocks / s) != math.ceil(num_n_blocks / (s - 1))
+
+    eff: list[float] = []
+    for s in range(1, max_splits + 1):
+        if not eligible(s):
+            eff.append(0.0)
+            continue
+        n_waves = batch_nheads_mblocks * s / num_sms
+        eff.append(n_waves / math.ceil(n_waves))
+    best = max(eff) if eff else 0.0
+    for s in range(1, max_splits + 1):
+        if eligible(s) and eff[s - 1] >= 0.85 * best:
+            return s
+    return 1
+
+
+def fa3_fwd_tiling(hw: GpuHardware, d: int, causal: bool, elt: int = 2) -> AttnTiling:
+    """Hopper warp-specialized forward (FA3 paper, arXiv 2407.08608, sec. 4; cuDNN alike).
+
+    hdim 64: 192x128; hdim 128: 128x128 (non-causal 128x176 in later FA3, paper 128x128);
+    hdim 256: 128x80. One producer warpgroup (TMA) + two consumer warpgroups (wgmma,
+    ping-pong softmax): softmax of one warpgroup hides under the other's GEMMs, so the
+    overlap is near complete. Two K/V stages in shared memory; one CTA per SM.
+    """
+    del causal
+    if d <= 64:
+        bm, bn = 192, 128
+    elif d <= 128:
+        bm, bn = 128, 128
+    else:
+        bm, bn = 128, 80
+    stages = 2
+    smem = (bm * d + stages * 2 * bn * d) * elt + bm * d * elt
+    smem = min(smem, hw.max_smem_per_cta_bytes)
+    return make_tiling(hw, bm, bn, 12, 168, smem, "wgmma", 0.95, stages * 2 * bn * d * elt)
+
+
+def fa3_bwd_tiling(hw: GpuHardware, d: int, elt: int = 2) -> AttnTiling:
+    """Hopper backward (FA3 bwd: hdim 64: 128x128; hdim 128: 64x128; 2 consumer warpgroups)."""
+    bm, bn = (128, 128) if d <= 64 else (64, 128)
+    smem = min((2 * bm + 2 * bn) * d * elt * 2, hw.max_smem_per_cta_bytes)
+    return make_tiling(hw, bm, bn, 12, 168, smem, "wgmma", 0.8, 2 * bm * d * elt)
+
+
+def memeff_fwd_tiling(hw: GpuHardware, d: int, elt: int = 2) -> AttnTiling:
+    """cutlass memory-efficient forward (xformers ``fmha_cutlassF_*_sm80`` in PyTorch).
+
+    hdim<=64: 64x64 ("rf", output in registers); hdim<=128: 64x128 rf; else 32x128 gmem.
+    4 warps; K and V tiles single-buffered in shared memory.
+    """
+    if d <= 64:
+        bm, bn = 64, 64
+    elif d <= 128:
+        bm, bn = 64, 128
+    else:
+        bm, bn = 32, 128
+    smem = (bm * d + 2 * bn * d) * elt + bm * bn * 4
+    return make_tiling(hw, bm, bn, 4, 128, smem, "mma_sync", None, bn * d * elt)
+
+
+def memeff_bwd_tiling(hw: GpuHardware, d: int, elt: int = 2) -> AttnTiling:
+    """cutlass memory-efficient backward (``fmha_cutlassB_*_sm80``): 64x64 (d<=128), 8 warps."""
+    bm, bn = (64, 64) if d <= 128 else (64, 32)
+    smem = min((2 * bm + 2 * bn) * d * elt + bm * bn * 4 * 2, hw.max_smem_per_cta_bytes)
+    return make_tiling(hw, bm, bn, 8, 128, smem, "mma_sync", None, bm * d * elt)
+
+
+def flex_fwd_tiling(hw: GpuHardware, d: int, elt: int = 2) -> AttnTiling:
+    """Triton FlexAttention forward defaults on H100 (torch ``_get_default_config_fwd``).
+
+    (BLOCK_M, BLOCK_N, warps, stages) = (128, 64, 4, 3) for hdim<=128, (64, 64, 4, 2) above;
+    Triton emits wgmma on sm90 but does not warp-specialize, so only other CTAs hide
+    softmax.
+    """
+    bm, bn, stages = (128, 64, 3) if d <= 128 else (64, 64, 2)
+    smem = (bm * d + stages * 2 * bn * d) * elt
+    smem = min(smem, hw.max_smem_per_cta_bytes)
+    return make_tiling(hw, bm, bn, 4, 255 if d > 64 else 168, smem, "wgmma", None,
+                 stages * 2 * bn * d * elt)

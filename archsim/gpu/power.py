@@ -1,0 +1,103 @@
+"""One power model for time and energy: the power cap sets the clock.
+
+Board power is modelled as
+
+    P(f) = P_idle + vn(f)^2 * (p_tensor * r_tc + p_alu * r_alu) + p_mem * r_mem
+
+where ``r_tc = tensor FLOP/s / (peak FLOP/s at boost)``, ``r_alu`` likewise for FP32/SFU
+ops, ``r_mem = DRAM bytes/s / datasheet bandwidth`` and ``vn(f)`` is the supply voltage
+relative to its boost value, linear in the clock between ``v_min_frac`` at the minimum
+clock and 1 at boost (CMOS dynamic energy per operation scales with V^2; the operation
+*rate* already carries the factor f). A kernel whose power at boost exceeds the cap runs
+at the highest clock whose power meets it (NVIDIA's power capping lowers the SM clock;
+memory clock is fixed) -- so a busy H100 at 700 W runs below its 1980 MHz boost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .params import GpuModel
+
+__all__ = ["PowerPoint", "board_power_w", "voltage_frac", "solve_clock"]
+
+
+def voltage_frac(model: GpuModel, clock_hz: float) -> float:
+    """Supply voltage at ``clock_hz`` relative to the boost-clock voltage (linear V/f)."""
+    hw = model.hw
+    span = max(hw.boost_clock_hz - hw.min_clock_hz, 1.0)
+    x = min(max((clock_hz - hw.min_clock_hz) / span, 0.0), 1.0)
+    return model.cal.v_min_frac + (1.0 - model.cal.v_min_frac) * x
+
+
+def board_power_w(
+    model: GpuModel, clock_hz: float, *, tensor_flops_per_s: float, alu_ops_per_s: float,
+    dram_bytes_per_s: float,
+) -> float:
+    """Board power (W) at ``clock_hz`` for the given activity rates (per second)."""
+    hw, cal = model.hw, model.cal
+    peak_tc = hw.tc_rate("wgmma", "bf16") * hw.sms * hw.boost_clock_hz
+    peak_alu = (hw.fp32_ops_per_clk + hw.sfu_ops_per_clk) * hw.sms * hw.boost_clock_hz
+    vn2 = voltage_frac(model, clock_hz) ** 2
+    dyn = cal.p_tensor_w * tensor_flops_per_s / peak_tc + cal.p_alu_w * alu_ops_per_s / peak_alu
+    return hw.idle_w + vn2 * dyn + cal.p_mem_w * dram_bytes_per_s / hw.hbm_bytes_per_s
+
+
+@dataclass(frozen=True)
+class PowerPoint:
+    """Operating point: clock (Hz), duration (s), board power (W), energy (J)."""
+
+    clock_hz: float
+    time_s: float
+    power_w: float
+    energy_j: float
+    capped: bool
+
+
+def solve_clock(
+    model: GpuModel, time_at: Callable[[float], float], *, tensor_flops: float,
+    alu_ops: float, dram_bytes: float, cap_w: float | None = None,
+) -> PowerPoint:
+    """Highest clock in [min, boost] whose power meets the cap, and time/energy there.
+
+    Parameters
+    ----------
+    model
+        GPU model (clocks, power coefficients).
+    time_at
+        Kernel duration (s) as a function of the SM clock (Hz).
+    tensor_flops, alu_ops, dram_bytes
+        Work of the kernel (FLOP, ops, bytes); rates follow from ``time_at``.
+    cap_w
+        Power limit (W); default the GPU's.
+
+    Notes
+    -----
+    Power rises monotonically with the clock (rates and voltage both rise), so bisection
+    (40 steps, ~1 kHz resolution) finds the operating point.
+    """
+    hw = model.hw
+    cap = hw.power_cap_w if cap_w is None else cap_w
+
+    def point(f: float) -> PowerPoint:
+        t = max(time_at(f), 1e-12)
+        p = board_power_w(model, f, tensor_flops_per_s=tensor_flops / t,
+                          alu_ops_per_s=alu_ops / t, dram_bytes_per_s=dram_bytes / t)
+        return PowerPoint(f, t, p, p * t, False)
+
+    top = point(hw.boost_clock_hz)
+    if top.power_w <= cap:
+        return top
+    lo, hi = hw.min_clock_hz, hw.boost_clock_hz
+    if point(lo).power_w > cap:
+        low = point(lo)
+        return PowerPoint(lo, low.time_s, low.power_w, low.energy_j, True)
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        if point(mid).power_w <= cap:
+            lo = mid
+        else:
+            hi = mid
+    best = point(lo)
+    return PowerPoint(lo, best.time_s, best.power_w, best.energy_j, True)

@@ -1,0 +1,236 @@
+"""Shared machinery of the spec models: the frozen base class and the error helpers.
+
+Every spec model derives from :class:`SpecModel` (frozen, ``extra="forbid"``, field
+docstrings become field descriptions). Constructing one with bad values raises
+:class:`archsim.errors.ArchSpecError` — never a raw pydantic ``ValidationError`` — with a
+dotted/indexed path (``levels[2].read_bw_bytes_per_cycle``), what was expected (with the
+unit read off the field name) and what was given.
+
+Validators inside the models signal a problem with :func:`fail`, which raises a
+``PydanticCustomError`` carrying a *relative* path; pydantic prefixes the location of the
+model being validated, so nested errors still get their full path.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
+from pydantic_core import PydanticCustomError
+
+from archsim.errors import ArchSpecError
+
+__all__ = ["SpecModel", "fail", "convert_validation_error", "unit_of", "close"]
+
+#: pydantic error type of the errors raised by :func:`fail`
+_OUR_ERROR = "archsim_spec"
+
+#: field-name suffix -> unit (longest suffix first)
+_UNITS: tuple[tuple[str, str], ...] = (
+    ("_bytes_per_cycle_per_pe", "bytes/cycle per PE"),
+    ("_bytes_per_cycle", "bytes/cycle"),
+    ("_pj_per_byte", "pJ/byte"),
+    ("_pj_per_mac", "pJ/MAC"),
+    ("_bytes_per_pe", "bytes per PE"),
+    ("_mm2_per_pe", "mm^2 per PE"),
+    ("_per_cycle_per_sm", "per cycle per SM"),
+    ("_bytes_per_sm", "bytes per SM"),
+    ("_bytes", "bytes"),
+    ("_cycles", "cycles"),
+    ("_hz", "Hz"),
+    ("_ns", "ns"),
+    ("_mm2", "mm^2"),
+    ("_w", "W"),
+    ("_s", "s"),
+)
+
+_DRAM_CYCLE_FIELDS = frozenset(
+    "tRCD tRP tRAS tRC tCCD_S tCCD_L tRRD_S tRRD_L tFAW tREFI tRFC tCL tWR tRTP tWTR_S tWTR_L".split()
+)
+
+
+def unit_of(field: str) -> str:
+    """The unit implied by a field name (``read_bw_bytes_per_cycle`` -> ``bytes/cycle``)."""
+    if field in _DRAM_CYCLE_FIELDS:
+        return "tCK cycles"
+    for suffix, unit in _UNITS:
+        if field.endswith(suffix):
+            return unit
+    return ""
+
+
+def close(a: float, b: float) -> bool:
+    """Whether two derived quantities agree (relative tolerance 1e-9)."""
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def fail(path: str, message: str, *, expected: object = None, got: object = None) -> None:
+    """Raise a validation problem from inside a model validator.
+
+    Parameters
+    ----------
+    path
+        Location relative to the model being validated (``"mesh"``, ``"levels[3].name"``);
+        empty for the model itself.
+    message
+        What is wrong, in words.
+    expected, got
+        What was expected and what was given (shown after the message).
+    """
+    raise PydanticCustomError(
+        _OUR_ERROR,
+        "{msg}",
+        {"msg": message, "path": path, "expected": expected, "got": got},
+    )
+
+
+class SpecModel(BaseModel):
+    """Frozen, strict base of all architecture spec models.
+
+    Construction errors become :class:`ArchSpecError`. Instances are hashable (by their
+    canonical JSON form) so they can key caches even though some fields are mappings.
+    """
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        use_attribute_docstrings=True,
+        validate_default=False,
+    )
+    _hash: int | None = PrivateAttr(default=None)
+
+    #: optional: a readable name of the model kind, used in error messages
+    _label: ClassVar[str] = ""
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise convert_validation_error(exc, type(self)) from None
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+            object.__setattr__(self, "_hash", hash((type(self).__name__, text)))
+        return self._hash  # type: ignore[return-value]
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.model_dump() == other.model_dump()  # type: ignore[union-attr]
+
+
+def _join(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif out:
+            out += f".{part}"
+        else:
+            out = str(part)
+    return out
+
+
+def _join_path(prefix: str, rel: str) -> str:
+    if not rel:
+        return prefix
+    if not prefix:
+        return rel
+    return prefix + rel if rel.startswith("[") else f"{prefix}.{rel}"
+
+
+def _model_at(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The spec model class found by walking ``loc`` from ``root`` (None if not a model)."""
+    model: type[BaseModel] | None = root
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        model = _inner_model(field.annotation)
+    return model
+
+
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _expected(err: Any, field: str) -> str:
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    unit = unit_of(field)
+    unit_sp = f"{unit} " if unit else ""
+    table = {
+        "greater_than": lambda: f"{unit_sp}> {ctx.get('gt')}",
+        "greater_than_equal": lambda: f"{unit_sp}>= {ctx.get('ge')}",
+        "less_than": lambda: f"{unit_sp}< {ctx.get('lt')}",
+        "less_than_equal": lambda: f"{unit_sp}<= {ctx.get('le')}",
+        "missing": lambda: f"a value ({unit})" if unit else "a value (required field)",
+        "literal_error": lambda: f"one of {ctx.get('expected')}",
+        "too_short": lambda: f"at least {ctx.get('min_length')} item(s)",
+        "too_long": lambda: f"at most {ctx.get('max_length')} item(s)",
+        "int_from_float": lambda: "an integer",
+        "int_parsing": lambda: "an integer",
+        "int_type": lambda: "an integer",
+        "float_parsing": lambda: f"a number ({unit})" if unit else "a number",
+        "float_type": lambda: f"a number ({unit})" if unit else "a number",
+        "finite_number": lambda: "a finite number",
+        "string_type": lambda: "a string",
+        "bool_type": lambda: "true or false",
+        "bool_parsing": lambda: "true or false",
+        "tuple_type": lambda: "a list",
+        "list_type": lambda: "a list",
+        "dict_type": lambda: "a mapping",
+        "model_type": lambda: "a mapping",
+    }
+    maker = table.get(kind)
+    return maker() if maker else str(err.get("msg", kind))
+
+
+def convert_validation_error(exc: ValidationError, root: type[BaseModel]) -> ArchSpecError:
+    """Turn pydantic's ``ValidationError`` into one :class:`ArchSpecError`.
+
+    The first problem gives the error's ``path``/``expected``/``got``; up to three more are
+    listed in the message. Unknown keys name the allowed ones.
+    """
+    errors = exc.errors(include_url=False)
+    converted = [_convert_one(err, root) for err in errors]
+    path, message, expected, got = converted[0]
+    if len(converted) > 1:
+        others = "; ".join(f"{p}: {m}" for p, m, _, _ in converted[1:4])
+        more = f" (+{len(converted) - 4} more)" if len(converted) > 4 else ""
+        message = f"{message} [also: {others}{more}]"
+    return ArchSpecError(message, path=path or None, expected=expected, got=got)
+
+
+def _convert_one(err: Any, root: type[BaseModel]) -> tuple[str, str, object, object]:
+    loc = tuple(err["loc"])
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    if kind == _OUR_ERROR:
+        return (_join_path(_join(loc), ctx.get("path") or ""), ctx["msg"], ctx.get("expected"),
+                ctx.get("got"))
+    path = _join(loc)
+    field = str(loc[-1]) if loc and not isinstance(loc[-1], int) else ""
+    if kind == "extra_forbidden":
+        model = _model_at(root, loc[:-1])
+        allowed = sorted(model.model_fields) if model is not None else []
+        where = f" in {model.__name__}" if model is not None else ""
+        return path, f"unknown key {field!r}{where}", "one of: " + ", ".join(allowed), field
+    got = err.get("input")
+    if kind == "missing":
+        got = None
+        return path, f"missing required field {field!r}", _expected(err, field), got
+    if isinstance(got, dict | list) and len(repr(got)) > 80:
+        got = f"<{type(got).__name__}>"
+    return path, f"invalid value for {field or 'spec'!r}", _expected(err, field), got

@@ -1,0 +1,438 @@
+"""Component specs: clock, DRAM timing, storage levels, compute units, networks.
+
+Conventions (units are in every field's docstring):
+
+* Bandwidths are bytes per **core** cycle per instance; ops are per core cycle per instance.
+* ``mesh`` = ``(rows, cols)`` describes one instance that is itself an array of identical
+  processing elements (PEs), e.g. a 256x256 PE array is ONE compute instance whose
+  ``ops_per_cycle`` already include all 65,536 PEs. Give the per-PE figure instead
+  (``ops_per_cycle_per_pe``, ``capacity_bytes_per_pe``, ...) and the whole-instance value is
+  derived as ``per_pe * rows * cols`` — so changing ``mesh`` in a sweep changes throughput,
+  capacity and area. Giving both forms is allowed only if they agree.
+* Op kinds: ``mac`` (or dtype-qualified ``mac_bf16``, ``mac_fp16``, ``mac_fp8``, ...),
+  ``add``, ``mul``, ``max``, ``exp``, ``div``, ``recip``, ``cmp``... A lookup of
+  ``mac_bf16`` falls back to ``mac`` (see :meth:`ComputeUnit.throughput`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from archsim.errors import ArchSpecError
+from archsim.spec._base import SpecModel, close, fail
+
+__all__ = [
+    "Clock",
+    "DramTiming",
+    "StorageLevel",
+    "ComputeUnit",
+    "Network",
+    "OP_KINDS",
+    "OP_DTYPES",
+    "op_fallbacks",
+]
+
+Name = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")]
+PosFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+PosInt = Annotated[int, Field(ge=1)]
+Mesh = tuple[PosInt, PosInt]
+
+#: base op kinds a compute unit may list (a ``_<dtype>`` suffix is allowed on any of them)
+OP_KINDS: tuple[str, ...] = (
+    "mac", "add", "sub", "mul", "max", "min", "cmp", "exp", "div", "recip", "sqrt",
+    "rsqrt", "neg", "silu",
+)
+#: dtype suffixes allowed on op kinds
+OP_DTYPES: tuple[str, ...] = ("bf16", "fp16", "fp8", "fp32", "tf32", "fp64", "int8", "int4")
+
+
+def op_fallbacks(op: str) -> tuple[str, ...]:
+    """Keys tried, in order, when looking up ``op``: ``mac_bf16`` -> (``mac_bf16``, ``mac``)."""
+    base, _, dtype = op.partition("_")
+    return (op, base) if dtype else (op,)
+
+
+def _check_op_keys(values: Mapping[str, float], field: str) -> None:
+    for key in values:
+        base, _, dtype = str(key).partition("_")
+        if base not in OP_KINDS or (dtype and dtype not in OP_DTYPES):
+            fail(
+                f"{field}.{key}",
+                f"unknown op kind {key!r}",
+                expected=f"one of {', '.join(OP_KINDS)} (optionally _<dtype>, dtype in "
+                f"{', '.join(OP_DTYPES)})",
+                got=key,
+            )
+
+
+def _mesh_pes(data: dict[str, Any]) -> int | None:
+    mesh = data.get("mesh")
+    if mesh is None:
+        return None
+    try:
+        rows, cols = (int(v) for v in mesh)
+    except (TypeError, ValueError):
+        return None  # the field validator reports the malformed mesh
+    return rows * cols if rows >= 1 and cols >= 1 else None
+
+
+def _derive_scalar(data: dict[str, Any], total: str, per_pe: str) -> None:
+    """Fill ``data[total]`` from ``data[per_pe]`` x PEs in the mesh (checking agreement)."""
+    value = data.get(per_pe)
+    if value is None:
+        return
+    pes = _mesh_pes(data)
+    if pes is None:
+        if data.get("mesh") is None and not data.get("mesh_like"):
+            fail(per_pe, f"{per_pe} needs a mesh", expected="mesh: [rows, cols]", got=None)
+        return
+    try:
+        derived = float(value) * pes
+    except (TypeError, ValueError):
+        return  # the field validator reports it
+    given = data.get(total)
+    if given is not None:
+        try:
+            agree = close(float(given), derived)
+        except (TypeError, ValueError):
+            return
+        if not agree:
+            fail(total, f"{total} disagrees with {per_pe} x mesh PEs ({value} x {pes})",
+                 expected=derived, got=given)
+    data[total] = derived
+
+
+class Clock(SpecModel):
+    """Clock domains of an architecture."""
+
+    core_hz: PosFloat
+    """Core clock in Hz: the cycle unit of every ``*_per_cycle`` figure and of engine time."""
+    memory_hz: PosFloat | None = None
+    """DRAM command clock in Hz (1/tCK); None = not modelled separately."""
+
+
+class DramTiming(SpecModel):
+    """DRAM organisation and timing; timing parameters are in tCK cycles (``tck_ns``)."""
+
+    tck_ns: PosFloat
+    """DRAM command-clock period tCK in ns."""
+    channels: PosInt
+    """Independent channels (all stacks/chips together)."""
+    pseudo_channels: PosInt = 1
+    """Pseudo-channels per channel (HBM2/HBM3: 2)."""
+    ranks: PosInt = 1
+    """Ranks (or stack IDs) per pseudo-channel."""
+    bank_groups: PosInt
+    """Bank groups per rank."""
+    banks_per_group: PosInt
+    """Banks per bank group."""
+    row_bytes: PosInt
+    """Row (page) size in bytes per bank (per pseudo-channel)."""
+    burst_bytes: PosInt
+    """Bytes moved by one column command (one burst) on one pseudo-channel."""
+    bus_bytes_per_cycle: PosFloat
+    """External data-bus bytes per tCK per channel (all its pseudo-channels together)."""
+    rows_per_bank: PosInt | None = None
+    """Rows per bank (capacity bookkeeping); None = unspecified."""
+    tRCD: PosInt
+    """ACT to column command (tCK cycles)."""
+    tRP: PosInt
+    """PRE to ACT of the same bank (tCK cycles)."""
+    tRAS: PosInt
+    """ACT to PRE of the same bank (tCK cycles)."""
+    tRC: PosInt | None = None
+    """ACT to ACT of the same bank (tCK cycles); None = tRAS + tRP."""
+    tCCD_S: PosInt
+    """Column to column, different bank groups (tCK cycles)."""
+    tCCD_L: PosInt
+    """Column to column, same bank group (tCK cycles)."""
+    tRRD_S: PosInt
+    """ACT to ACT, different bank groups (tCK cycles)."""
+    tRRD_L: PosInt
+    """ACT to ACT, same bank group (tCK cycles)."""
+    tFAW: PosInt
+    """Window in which at most four ACTs may issue per rank (tCK cycles)."""
+    tREFI: PosInt
+    """Refresh interval (tCK cycles)."""
+    tRFC: PosInt
+    """Refresh cycle time: the rank is busy this long per refresh (tCK cycles)."""
+    tCL: PosInt
+    """Read (CAS) latency (tCK cycles)."""
+    tWR: PosInt
+    """Write recovery: end of write data to PRE (tCK cycles)."""
+    tRTP: PosInt | None = None
+    """Read to PRE (tCK cycles); None = not modelled."""
+    tWTR_S: PosInt | None = None
+    """Write to read turnaround, different bank groups (tCK cycles); None = not modelled."""
+    tWTR_L: PosInt | None = None
+    """Write to read turnaround, same bank group (tCK cycles); None = not modelled."""
+
+    @model_validator(mode="after")
+    def _sane(self) -> DramTiming:
+        pairs = (
+            ("tRAS", "tRCD", "a row must stay open at least until its first column command"),
+            ("tCCD_L", "tCCD_S", "same-bank-group spacing is the longer one"),
+            ("tRRD_L", "tRRD_S", "same-bank-group spacing is the longer one"),
+            ("tFAW", "tRRD_S", "the four-activation window covers at least one ACT gap"),
+            ("tREFI", "tRFC", "refresh must leave time to work"),
+        )
+        for big, small, why in pairs:
+            if getattr(self, big) < getattr(self, small):
+                fail(big, f"{big} < {small} ({why})", expected=f">= {small} = "
+                     f"{getattr(self, small)}", got=getattr(self, big))
+        if self.tRC is not None and self.tRC < self.tRAS:
+            fail("tRC", "tRC < tRAS", expected=f">= tRAS = {self.tRAS}", got=self.tRC)
+        if self.burst_bytes > self.row_bytes:
+            fail("burst_bytes", "a burst cannot exceed a row", expected=f"<= row_bytes = "
+                 f"{self.row_bytes}", got=self.burst_bytes)
+        return self
+
+    @property
+    def tck_s(self) -> float:
+        """tCK in seconds."""
+        return self.tck_ns * 1e-9
+
+    @property
+    def trc(self) -> int:
+        """tRC in tCK cycles (tRAS + tRP when not given)."""
+        return self.tRC if self.tRC is not None else self.tRAS + self.tRP
+
+    @property
+    def banks_per_channel(self) -> int:
+        """Banks per channel over all its pseudo-channels and ranks."""
+        return self.pseudo_channels * self.ranks * self.bank_groups * self.banks_per_group
+
+    @property
+    def total_banks(self) -> int:
+        """Banks in the whole memory system."""
+        return self.channels * self.banks_per_channel
+
+    @property
+    def peak_bytes_per_s(self) -> float:
+        """External pin bandwidth of all channels in bytes/s."""
+        return self.channels * self.bus_bytes_per_cycle / self.tck_s
+
+
+class StorageLevel(SpecModel):
+    """One level of the storage hierarchy (figures per instance unless said otherwise)."""
+
+    name: Name
+    """Unique component name (``HBM``, ``L2``, ``GLB``); used in result keys."""
+    kind: Literal["dram", "sram", "regfile", "cache"]
+    """Technology/role: off-chip DRAM, scratchpad SRAM, register file, or cache."""
+    capacity_bytes: PosFloat | None = None
+    """Capacity in bytes per instance; None = unbounded (e.g. DRAM for our purposes)."""
+    instances: PosInt = 1
+    """Identical copies (e.g. one SMEM per SM: 132)."""
+    per_sm: bool = False
+    """GPU only: ``instances`` equals ``gpu.sms`` (derived; follows ``gpu.sms`` updates)."""
+    per_pim_unit: bool = False
+    """PIM only: ``instances`` = DRAM channels x ``pim.units_per_channel`` (derived)."""
+    mesh: Mesh | None = None
+    """(rows, cols) of per-PE sub-buffers making up one instance (e.g. PE register files)."""
+    mesh_like: Name | None = None
+    """Name of a compute unit whose ``mesh`` this level shares (per-PE storage of that array)."""
+    read_bw_bytes_per_cycle: PosFloat
+    """Read bandwidth in bytes per core cycle per instance."""
+    write_bw_bytes_per_cycle: PosFloat
+    """Write bandwidth in bytes per core cycle per instance (defaults to the read bandwidth)."""
+    read_bw_bytes_per_s: PosFloat | None = None
+    """Alternative to ``read_bw_bytes_per_cycle`` in bytes/s per instance (e.g. DRAM, whose
+    bandwidth does not follow the core clock); the Architecture derives bytes/cycle from it."""
+    write_bw_bytes_per_s: PosFloat | None = None
+    """Alternative to ``write_bw_bytes_per_cycle`` in bytes/s per instance."""
+    latency_cycles: Annotated[int, Field(ge=0)] = 0
+    """Access latency in core cycles, paid once per dependent access."""
+    read_energy_pj_per_byte: NonNegFloat = 0.0
+    """Dynamic energy per byte read, in pJ/byte."""
+    write_energy_pj_per_byte: NonNegFloat = 0.0
+    """Dynamic energy per byte written, in pJ/byte."""
+    leakage_w: NonNegFloat = 0.0
+    """Static (leakage) power per instance in W."""
+    area_mm2: NonNegFloat = 0.0
+    """Silicon area per instance in mm^2 (0 for off-chip DRAM)."""
+    capacity_bytes_per_pe: PosFloat | None = None
+    """With mesh: capacity per PE in bytes; ``capacity_bytes`` = this x rows x cols."""
+    read_bw_bytes_per_cycle_per_pe: PosFloat | None = None
+    """With mesh: read bandwidth per PE in bytes/cycle (instance value derived)."""
+    write_bw_bytes_per_cycle_per_pe: PosFloat | None = None
+    """With mesh: write bandwidth per PE in bytes/cycle (instance value derived)."""
+    area_mm2_per_pe: NonNegFloat | None = None
+    """With mesh: area per PE in mm^2; ``area_mm2`` = this x rows x cols."""
+    dram: DramTiming | None = None
+    """DRAM organisation and timing (kind ``dram`` only; required for PIM architectures)."""
+    description: str = ""
+    """Free text: what this level models, sources."""
+
+    #: (derived whole-instance field, per-PE field)
+    PER_PE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("capacity_bytes", "capacity_bytes_per_pe"),
+        ("read_bw_bytes_per_cycle", "read_bw_bytes_per_cycle_per_pe"),
+        ("write_bw_bytes_per_cycle", "write_bw_bytes_per_cycle_per_pe"),
+        ("area_mm2", "area_mm2_per_pe"),
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for total, per_pe in cls.PER_PE_FIELDS:
+            _derive_scalar(data, total, per_pe)
+        if data.get("write_bw_bytes_per_cycle") is None and "read_bw_bytes_per_cycle" in data:
+            data["write_bw_bytes_per_cycle"] = data["read_bw_bytes_per_cycle"]
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> StorageLevel:
+        if self.dram is not None and self.kind != "dram":
+            fail("dram", f"DRAM timing given for a {self.kind!r} level", expected="kind: dram",
+                 got=self.kind)
+        if self.mesh_like is not None and self.mesh is None:
+            fail("mesh_like", "mesh_like is resolved by the Architecture; give mesh when "
+                 "building a StorageLevel alone", expected="mesh: [rows, cols]", got=None)
+        return self
+
+    @property
+    def pes(self) -> int:
+        """PEs (sub-buffers) per instance: rows x cols of the mesh, 1 without a mesh."""
+        return self.mesh[0] * self.mesh[1] if self.mesh else 1
+
+    @property
+    def total_capacity_bytes(self) -> float | None:
+        """Capacity over all instances in bytes (None = unbounded)."""
+        return None if self.capacity_bytes is None else self.capacity_bytes * self.instances
+
+
+class ComputeUnit(SpecModel):
+    """A compute unit: throughput and energy per op kind (figures per instance)."""
+
+    name: Name
+    """Unique component name (``tensor``, ``pe2d``); used in result keys."""
+    instances: PosInt = 1
+    """Identical copies running concurrently (e.g. one tensor-core block per SM: 132)."""
+    per_sm: bool = False
+    """GPU only: ``instances`` equals ``gpu.sms`` (derived; follows ``gpu.sms`` updates)."""
+    per_pim_unit: bool = False
+    """PIM only: ``instances`` = DRAM channels x ``pim.units_per_channel`` (derived)."""
+    mesh: Mesh | None = None
+    """(rows, cols) of PEs in ONE instance (a 256x256 PE array is one instance)."""
+    ops_per_cycle: dict[str, PosFloat] = Field(default_factory=dict)
+    """Throughput per op kind in ops per core cycle per instance (a MAC counts as one op)."""
+    ops_per_cycle_per_pe: dict[str, PosFloat] | None = None
+    """With mesh: throughput per PE; whole-instance rate = this x rows x cols."""
+    energy_pj: dict[str, NonNegFloat] = Field(default_factory=dict)
+    """Dynamic energy per op kind in pJ per op (same keys/fallbacks as ``ops_per_cycle``)."""
+    leakage_w: NonNegFloat = 0.0
+    """Static power per instance in W."""
+    area_mm2: NonNegFloat = 0.0
+    """Area per instance in mm^2."""
+    area_mm2_per_pe: NonNegFloat | None = None
+    """With mesh: area per PE in mm^2; ``area_mm2`` = this x rows x cols."""
+    level: Name | None = None
+    """Name of the storage level this unit reads its operands from (None = unspecified)."""
+    description: str = ""
+    """Free text: what this unit models, sources."""
+
+    PER_PE_FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("area_mm2", "area_mm2_per_pe"),)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        _derive_scalar(data, "area_mm2", "area_mm2_per_pe")
+        per_pe = data.get("ops_per_cycle_per_pe")
+        if per_pe is None or not isinstance(per_pe, Mapping):
+            return data
+        pes = _mesh_pes(data)
+        if pes is None:
+            if data.get("mesh") is None:
+                fail("ops_per_cycle_per_pe", "ops_per_cycle_per_pe needs a mesh",
+                     expected="mesh: [rows, cols]", got=None)
+            return data
+        given = dict(data.get("ops_per_cycle") or {})
+        for key, value in per_pe.items():
+            try:
+                derived = float(value) * pes
+            except (TypeError, ValueError):
+                continue  # the field validator reports it
+            if key in given and not close(float(given[key]), derived):
+                fail(f"ops_per_cycle.{key}", f"disagrees with ops_per_cycle_per_pe.{key} x "
+                     f"mesh PEs ({value} x {pes})", expected=derived, got=given[key])
+            given[key] = derived
+        data["ops_per_cycle"] = given
+        return data
+
+    @field_validator("ops_per_cycle", "ops_per_cycle_per_pe", "energy_pj")
+    @classmethod
+    def _op_keys(cls, value: dict[str, float] | None, info: Any) -> dict[str, float] | None:
+        if value is not None:
+            _check_op_keys(value, info.field_name)
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> ComputeUnit:
+        if not self.ops_per_cycle:
+            fail("ops_per_cycle", "a compute unit needs at least one op kind",
+                 expected="e.g. {mac: 1024}", got={})
+        return self
+
+    @property
+    def pes(self) -> int:
+        """PEs per instance: rows x cols of the mesh, 1 without a mesh."""
+        return self.mesh[0] * self.mesh[1] if self.mesh else 1
+
+    def supports(self, op: str) -> bool:
+        """Whether this unit executes ``op`` (directly or through its fallback)."""
+        return any(key in self.ops_per_cycle for key in op_fallbacks(op))
+
+    def throughput(self, op: str) -> float:
+        """Ops per core cycle per instance for ``op``; ``mac_bf16`` falls back to ``mac``.
+
+        Raises
+        ------
+        ArchSpecError
+            If the unit cannot execute ``op``.
+        """
+        for key in op_fallbacks(op):
+            if key in self.ops_per_cycle:
+                return self.ops_per_cycle[key]
+        raise ArchSpecError(
+            f"compute unit {self.name!r} cannot execute {op!r}",
+            path=f"compute.{self.name}.ops_per_cycle",
+            expected="one of " + ", ".join(sorted(self.ops_per_cycle)),
+            got=op,
+        )
+
+    def energy(self, op: str) -> float:
+        """Energy in pJ of one ``op`` (with the same fallback); 0.0 if none is given."""
+        for key in op_fallbacks(op):
+            if key in self.energy_pj:
+                return self.energy_pj[key]
+        return 0.0
+
+
+class Network(SpecModel):
+    """A link between two storage levels (e.g. GLB -> PE array, with multicast)."""
+
+    name: Name
+    """Unique component name."""
+    src: Name
+    """Name of the source storage level."""
+    dst: Name
+    """Name of the destination storage level."""
+    bw_bytes_per_cycle: PosFloat
+    """Bandwidth in bytes per core cycle."""
+    multicast: bool = False
+    """Whether one transfer can deliver the same bytes to many destination instances."""
+    energy_pj_per_byte: NonNegFloat = 0.0
+    """Energy per byte carried, in pJ/byte."""
+    description: str = ""
+    """Free text."""

@@ -1,0 +1,133 @@
+"""Derived values an Architecture fills in before validation (so sweeps stay consistent).
+
+* ``per_sm: true`` on a level/unit: ``instances`` = ``gpu.sms``.
+* ``mesh_like: UNIT`` on a level: ``mesh`` = that compute unit's ``mesh``.
+* ``gpu.smem_bytes_per_sm`` / ``gpu.l2_bytes`` omitted: taken from the levels named by
+  ``gpu.smem_level`` (capacity per instance) / ``gpu.l2_level`` (capacity x instances).
+
+Each function works on the plain-dict form of the spec and reports conflicts with
+:func:`archsim.spec._base.fail` (so the error carries the field's path).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from archsim.spec._base import close, fail
+
+__all__ = ["inject_per_sm", "inject_mesh_like", "inject_gpu_sizes", "inject_per_s", "inject_per_pim_unit"]
+
+
+def _items(data: dict[str, Any], group: str) -> list[tuple[int, dict[str, Any]]]:
+    items = data.get(group)
+    if not isinstance(items, list):
+        return []
+    return [(i, x) for i, x in enumerate(items) if isinstance(x, dict)]
+
+
+def inject_per_sm(data: dict[str, Any]) -> None:
+    """Set ``instances`` of ``per_sm`` levels/units to ``gpu.sms`` (conflict = error)."""
+    gpu = data.get("gpu")
+    sms = gpu.get("sms") if isinstance(gpu, dict) else None
+    if not isinstance(sms, int) or isinstance(sms, bool):
+        return
+    for group in ("levels", "compute"):
+        for i, item in _items(data, group):
+            if item.get("per_sm") is not True:
+                continue
+            given = item.get("instances")
+            if given is not None and given != sms:
+                fail(f"{group}[{i}].instances", f"{item.get('name')!r} is per_sm, so its "
+                     "instances must equal gpu.sms", expected=sms, got=given)
+            item["instances"] = sms
+
+
+def inject_mesh_like(data: dict[str, Any]) -> None:
+    """Copy a compute unit's ``mesh`` into the levels that name it in ``mesh_like``."""
+    units = {u.get("name"): u for _, u in _items(data, "compute")}
+    for i, level in _items(data, "levels"):
+        target = level.get("mesh_like")
+        if target is None or target not in units or units[target].get("mesh") is None:
+            continue  # Architecture._check_names reports a bad mesh_like
+        mesh = list(units[target]["mesh"])
+        given = level.get("mesh")
+        if given is not None and list(given) != mesh:
+            fail(f"levels[{i}].mesh", f"level {level.get('name')!r} has mesh_like "
+                 f"{target!r}, whose mesh differs", expected=mesh, got=given)
+        level["mesh"] = mesh
+
+
+def inject_gpu_sizes(data: dict[str, Any]) -> None:
+    """Fill ``gpu.smem_bytes_per_sm`` and ``gpu.l2_bytes`` from their levels (or check them)."""
+    gpu = data.get("gpu")
+    if not isinstance(gpu, dict):
+        return
+    levels = {lvl.get("name"): lvl for _, lvl in _items(data, "levels")}
+    for attr, level_key, default, whole in (
+        ("smem_bytes_per_sm", "smem_level", "SMEM", False),
+        ("l2_bytes", "l2_level", "L2", True),
+    ):
+        level = levels.get(gpu.get(level_key, default))
+        if level is None:
+            continue
+        try:
+            value = float(level["capacity_bytes"]) * (int(level.get("instances", 1)) if whole else 1)
+            given = None if gpu.get(attr) is None else float(gpu[attr])
+        except (KeyError, TypeError, ValueError):
+            continue  # the level's / gpu's own validation reports it
+        if given is not None and not close(given, value):
+            fail(f"gpu.{attr}", f"disagrees with level {level.get('name')!r}",
+                 expected=value, got=given)
+        gpu[attr] = value
+
+
+def inject_per_s(data: dict[str, Any]) -> None:
+    """Derive ``*_bw_bytes_per_cycle`` of levels from ``*_bw_bytes_per_s`` / ``clock.core_hz``."""
+    clock = data.get("clock")
+    try:
+        hz = float(clock["core_hz"]) if isinstance(clock, dict) else None
+    except (KeyError, TypeError, ValueError):
+        hz = None
+    if hz is None or hz <= 0:
+        return
+    for i, level in _items(data, "levels"):
+        for kind in ("read", "write"):
+            per_s = level.get(f"{kind}_bw_bytes_per_s")
+            if per_s is None:
+                continue
+            try:
+                value = float(per_s) / hz
+            except (TypeError, ValueError):
+                continue  # the level's own validation reports it
+            key = f"{kind}_bw_bytes_per_cycle"
+            given = level.get(key)
+            if given is not None:
+                try:
+                    agree = close(float(given), value)
+                except (TypeError, ValueError):
+                    continue
+                if not agree:
+                    fail(f"levels[{i}].{key}", f"disagrees with {kind}_bw_bytes_per_s / "
+                         "clock.core_hz", expected=value, got=given)
+            level[key] = value
+
+
+def inject_per_pim_unit(data: dict[str, Any]) -> None:
+    """Set ``instances`` of ``per_pim_unit`` components to channels x ``pim.units_per_channel``."""
+    pim = data.get("pim")
+    items = _items(data, "levels")
+    timing = items[0][1].get("dram") if items and items[0][0] == 0 else None
+    try:
+        units = int(pim["units_per_channel"]) * int(timing["channels"])  # type: ignore[index]
+    except (KeyError, TypeError, ValueError):
+        return  # missing pieces are reported by the Architecture checks
+    for group in ("levels", "compute"):
+        for i, item in _items(data, group):
+            if item.get("per_pim_unit") is not True:
+                continue
+            given = item.get("instances")
+            if given is not None and given != units:
+                fail(f"{group}[{i}].instances", f"{item.get('name')!r} is per_pim_unit, so "
+                     "its instances must equal dram channels x pim.units_per_channel",
+                     expected=units, got=given)
+            item["instances"] = units

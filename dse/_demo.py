@@ -1,0 +1,219 @@
+"""``archsim demo``: a one-minute tour of fused vs unfused attention.
+
+1. On the spatial array (``fusemax`` preset): FuseMax (1-pass, fused), FLAT (fused QK/
+   softmax/AV per row tile) and unfused attention, with the event-driven engine, at one
+   sequence length, plus an analytical sweep over sequence lengths for the plot.
+2. On an H100 (``h100`` preset): FlashAttention-2/3 against unfused GPU attention — only
+   the GPU dataflows that are registered.
+3. A table, a PNG (latency and energy per dataflow; latency against sequence length) and a
+   Perfetto/Chrome trace of the FuseMax run.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["DemoResult", "run_demo", "DEMO_SHAPE"]
+
+log = logging.getLogger(__name__)
+
+#: attention shape of the demo: BERT-large-like heads (16 × 64), one sequence of 4096 tokens
+DEMO_SHAPE: dict[str, int] = {"B": 1, "H": 16, "D": 64, "S": 4096}
+SPATIAL = ("fusemax", ("fusemax", "flat", "unfused"))
+GPU = ("h100", ("flash3", "flash2", "gpu_unfused"))
+SEQ_LENS = (1024, 2048, 4096, 8192, 16384, 32768)
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What the demo produced.
+
+    Attributes
+    ----------
+    out
+        Output folder.
+    table
+        One row per (arch, dataflow): ``seconds``, ``energy_j``, ``dram_bytes``,
+        ``speedup`` (vs the unfused dataflow on the same arch), ``engine``.
+    plot
+        PNG path.
+    trace
+        Perfetto/Chrome trace JSON path (``None`` if no event run succeeded).
+    skipped
+        Dataflows left out, with the reason.
+    """
+
+    out: Path
+    table: pd.DataFrame
+    plot: Path
+    trace: Path | None
+    skipped: tuple[str, ...] = field(default_factory=tuple)
+
+    def lines(self) -> list[str]:
+        """What ``archsim demo`` prints."""
+        shape = ", ".join(f"{k}={v}" for k, v in DEMO_SHAPE.items())
+        out = [f"attention ({shape}), fused vs unfused:", ""]
+        show = self.table.assign(
+            latency_us=self.table["seconds"] * 1e6,
+            energy_mj=self.table["energy_j"] * 1e3,
+            dram_mb=self.table["dram_bytes"] / 1e6,
+        )[["arch", "dataflow", "engine", "latency_us", "energy_mj", "dram_mb", "speedup"]]
+        with pd.option_context("display.float_format", "{:.4g}".format, "display.width", 120):
+            out += show.to_string(index=False).splitlines()
+        out.append("")
+        for reason in self.skipped:
+            out.append(f"skipped: {reason}")
+        out.append(f"plot:  {self.plot}   (any image viewer)")
+        if self.trace is not None:
+            out.append(
+                f"trace: {self.trace}   (open https://ui.perfetto.dev and drag the file in,"
+                " or chrome://tracing)"
+            )
+        out.append(
+            "next: archsim sweep SPEC.yaml --out runs/x   then   "
+            "archsim pareto runs/x --plot front.png"
+        )
+        return out
+
+
+def _row(arch: str, dataflow: str, report: object) -> dict[str, object]:
+    d = report.to_dict()  # type: ignore[attr-defined]
+    return {
+        "arch": arch,
+        "dataflow": dataflow,
+        "engine": report.result.engine,  # type: ignore[attr-defined]
+        "seconds": float(d["seconds"]),
+        "energy_j": float(d["energy_j"]),
+        "dram_bytes": float(d["dram_bytes"]),
+        "cycles": int(d["cycles"]),
+    }
+
+
+def _available(names: Sequence[str]) -> list[str]:
+    from mappings import list_dataflows
+
+    known = set(list_dataflows())
+    return [n for n in names if n in known]
+
+
+def run_demo(
+    out: str | Path = "demo_out",
+    *,
+    shape: dict[str, int] | None = None,
+    seq_lens: Sequence[int] = SEQ_LENS,
+) -> DemoResult:
+    """Run the tour and write its files into ``out``.
+
+    Parameters
+    ----------
+    out
+        Output folder (created).
+    shape
+        Attention shape (default :data:`DEMO_SHAPE`).
+    seq_lens
+        Sequence lengths of the analytical latency-vs-length plot.
+
+    Returns
+    -------
+    DemoResult
+    """
+    from archsim import write_trace
+    from mappings import simulate_workload
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    shape = dict(shape or DEMO_SHAPE)
+    rows: list[dict[str, object]] = []
+    skipped: list[str] = []
+    trace_path: Path | None = None
+    for arch, wanted in (SPATIAL, GPU):
+        present = _available(wanted)
+        skipped += [f"{arch}/{d}: dataflow not registered" for d in wanted if d not in present]
+        for dataflow in present:
+            traced = arch == SPATIAL[0] and dataflow == "fusemax"
+            try:
+                report = simulate_workload(
+                    arch, "mha", params=shape, dataflow=dataflow, engine="event", trace=traced
+                )
+            except Exception as exc:  # noqa: BLE001 - the tour goes on and says what failed
+                skipped.append(f"{arch}/{dataflow}: {type(exc).__name__}: {exc}")
+                continue
+            rows.append(_row(arch, dataflow, report))
+            if traced and report.result.trace is not None:
+                trace_path = out / "fusemax_trace.json"
+                write_trace(report.result, trace_path)
+    table = pd.DataFrame(
+        rows, columns=["arch", "dataflow", "engine", "seconds", "energy_j", "dram_bytes", "cycles"]
+    )
+    table["speedup"] = [_speedup(table, r) for r in table.itertuples()]
+    curves = _seq_curves(shape, seq_lens)
+    plot = _plot(table, curves, out / "demo.png")
+    table.to_csv(out / "demo_table.csv", index=False)
+    return DemoResult(out, table, plot, trace_path, tuple(skipped))
+
+
+def _speedup(table: pd.DataFrame, row: object) -> float:
+    base = table[(table["arch"] == row.arch) & table["dataflow"].isin(["unfused", "gpu_unfused"])]  # type: ignore[attr-defined]
+    if base.empty:
+        return math.nan
+    return float(base["seconds"].iloc[0]) / float(row.seconds)  # type: ignore[attr-defined]
+
+
+def _seq_curves(shape: dict[str, int], seq_lens: Sequence[int]) -> pd.DataFrame:
+    """Analytical latency of each spatial dataflow across sequence lengths."""
+    from mappings import simulate_workload
+
+    rows = []
+    for dataflow in _available(SPATIAL[1]):
+        for s in seq_lens:
+            try:
+                report = simulate_workload(
+                    SPATIAL[0],
+                    "mha",
+                    params={**shape, "S": s},
+                    dataflow=dataflow,
+                    engine="analytic",
+                )
+            except Exception as exc:  # noqa: BLE001
+                log.info("demo curve %s S=%d failed: %s", dataflow, s, exc)
+                continue
+            rows.append({"dataflow": dataflow, "S": s, "seconds": float(report.result.seconds)})
+    return pd.DataFrame(rows, columns=["dataflow", "S", "seconds"])
+
+
+def _plot(table: pd.DataFrame, curves: pd.DataFrame, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    labels = [f"{a}\n{d}" for a, d in zip(table["arch"], table["dataflow"], strict=True)]
+    axes[0].bar(labels, table["seconds"] * 1e6, color="tab:blue")
+    axes[0].set_ylabel("latency (µs)")
+    axes[0].set_yscale("log")
+    axes[1].bar(labels, table["energy_j"] * 1e3, color="tab:orange")
+    axes[1].set_ylabel("energy (mJ)")
+    axes[1].set_yscale("log")
+    for ax in axes[:2]:
+        ax.tick_params(axis="x", labelsize=7)
+    for dataflow, group in curves.groupby("dataflow", sort=False):
+        axes[2].plot(group["S"], group["seconds"] * 1e6, marker="o", label=dataflow)
+    axes[2].set_xscale("log", base=2)
+    axes[2].set_yscale("log")
+    axes[2].set_xlabel("sequence length (tokens)")
+    axes[2].set_ylabel("latency (µs), analytical")
+    axes[2].set_title("fusemax preset")
+    if len(curves):
+        axes[2].legend(fontsize=8)
+    fig.suptitle("archsim demo: fused vs unfused attention")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,191 @@
+"""Plots for sweeps: Pareto scatter and roofline (matplotlib, Agg backend, no display)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from dse._pareto import pareto, resolve_column  # noqa: E402
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+    from archsim import Architecture
+
+__all__ = ["pareto_plot", "roofline_plot", "arch_peaks"]
+
+_LABELS = {
+    "seconds": "latency (s)",
+    "energy_j": "energy (J)",
+    "edp_js": "EDP (J·s)",
+    "area_mm2": "area (mm²)",
+    "cycles": "cycles",
+    "dram_bytes": "DRAM bytes",
+}
+
+
+def _save(fig: Figure, path: str | Path | None) -> None:
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+
+
+def pareto_plot(
+    df: pd.DataFrame,
+    x: str = "energy_j",
+    y: str = "seconds",
+    *,
+    hue: str | None = "dataflow",
+    path: str | Path | None = None,
+    log: bool = True,
+) -> Figure:
+    """Scatter all ``ok`` points, colored by ``hue``, with the Pareto front drawn as a line.
+
+    Parameters
+    ----------
+    df
+        Rows from :func:`dse.load`.
+    x, y
+        Columns or aliases (see :func:`dse.pareto`); both minimized.
+    hue
+        Column to color by (ignored when absent).
+    path
+        Save a PNG there as well.
+    log
+        Log-log axes.
+    """
+    cx, cy = resolve_column(df, x), resolve_column(df, y)
+    ok = df[df["status"] == "ok"] if "status" in df else df
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    groups = ok.groupby(hue, sort=True) if hue and hue in ok else [("points", ok)]
+    for name, group in groups:
+        ax.scatter(group[cx], group[cy], s=14, alpha=0.6, label=str(name))
+    front = pareto(df, cx, cy)
+    if len(front):
+        ax.step(front[cx], front[cy], where="post", color="black", lw=1.2, label="Pareto front")
+    if log:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    ax.set_xlabel(_LABELS.get(cx, cx))
+    ax.set_ylabel(_LABELS.get(cy, cy))
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    _save(fig, path)
+    return fig
+
+
+def arch_peaks(arch: Architecture, op: str = "mac_bf16") -> tuple[float, float]:
+    """Peak compute (FLOP/s, a MAC = 2 FLOPs) and DRAM bandwidth (bytes/s) of ``arch``.
+
+    Compute: ``2 × Architecture.peak_ops_per_s(op)`` (all units that execute ``op``;
+    ``mac_bf16`` falls back to ``mac``); DRAM: ``max(read, write) bytes/cycle × instances ×
+    core_hz`` of the outermost level.
+    """
+    flops = 2.0 * float(arch.peak_ops_per_s(op))
+    dram = arch.dram
+    per_cycle = max(float(dram.read_bw_bytes_per_cycle), float(dram.write_bw_bytes_per_cycle))
+    return flops, per_cycle * dram.instances * float(arch.clock.core_hz)
+
+
+def roofline_plot(
+    data: pd.DataFrame | Sequence[object],
+    arch: Architecture,
+    *,
+    hue: str | None = "dataflow",
+    op: str = "mac_bf16",
+    path: str | Path | None = None,
+) -> Figure:
+    """Roofline: achieved FLOP/s against operational intensity (FLOPs per DRAM byte).
+
+    Parameters
+    ----------
+    data
+        A sweep DataFrame (needs ``flops``, ``seconds``, ``dram_bytes``) or a sequence of
+        ``mappings.SimulationReport`` (their ``.to_dict()`` / result give the same columns).
+    arch
+        The architecture whose roofs are drawn (:func:`arch_peaks`).
+    hue
+        Column to color points by.
+    op
+        The MAC kind whose peak is the flat roof (``mac_bf16`` falls back to ``mac``).
+    path
+        Save a PNG there as well.
+    """
+    df = data if isinstance(data, pd.DataFrame) else _reports_frame(data)
+    if "status" in df:
+        df = df[df["status"] == "ok"]
+    df = df[(df["dram_bytes"] > 0) & (df["seconds"] > 0)]
+    intensity = df["flops"] / df["dram_bytes"]
+    peak, bw = arch_peaks(arch, op)
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    lo = min(float(intensity.min()) if len(df) else 1.0, peak / bw / 10 if bw else 1.0)
+    hi = max(float(intensity.max()) if len(df) else 10.0, peak / bw * 10 if bw else 10.0)
+    xs = np.geomspace(lo / 2, hi * 2, 200)
+    ax.plot(
+        xs,
+        np.minimum(peak, bw * xs),
+        color="black",
+        lw=1.5,
+        label=f"roof: {peak / 1e12:.3g} TFLOP/s, {bw / 1e9:.3g} GB/s",
+    )
+    groups = df.groupby(hue, sort=True) if hue and hue in df else [("points", df)]
+    for name, group in groups:
+        ax.scatter(
+            group["flops"] / group["dram_bytes"],
+            group["flops"] / group["seconds"],
+            s=16,
+            alpha=0.7,
+            label=str(name),
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("operational intensity (FLOP / DRAM byte)")
+    ax.set_ylabel("achieved FLOP/s")
+    ax.set_title(f"roofline: {arch.name}")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    _save(fig, path)
+    return fig
+
+
+def _reports_frame(reports: Sequence[object]) -> pd.DataFrame:
+    rows = []
+    for report in reports:
+        d = report.to_dict()  # type: ignore[attr-defined]
+        flops = d.get("flops")
+        if flops is None:
+            flops = _report_flops(report)
+        rows.append(
+            {
+                "flops": float(flops),
+                "seconds": float(d["seconds"]),
+                "dram_bytes": float(d["dram_bytes"]),
+                "dataflow": d.get("dataflow", ""),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _report_flops(report: object) -> float:
+    """FLOPs of a report's workload (its counts: 2·MACs + other ops)."""
+    workload = getattr(report, "workload", None)
+    if workload is not None and hasattr(workload, "counts"):
+        return float(workload.counts().flops)
+    from workloads import get_workload
+
+    d = report.to_dict()  # type: ignore[attr-defined]
+    name = d["workload"] if isinstance(d["workload"], str) else d["workload"]["name"]
+    params = d.get("params") or (
+        d["workload"].get("params", {}) if isinstance(d["workload"], dict) else {}
+    )
+    return float(get_workload(name, **params).counts().flops)

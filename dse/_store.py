@@ -1,0 +1,209 @@
+"""The result store: one row per design point, append-safe, resumable.
+
+Layout of a store folder::
+
+    DIR/manifest.json          the sweep's name, spec, objectives, constraints, point count
+    DIR/parts/part-*.parquet   one Parquet file per finished batch of points
+
+A batch is written to ``parts/.tmp-*`` first, flushed with ``fsync``, then atomically
+renamed (``os.replace``) and the folder entry flushed too. A process killed at any moment
+therefore leaves either a whole part or a stray temp file (removed on the next open) —
+never a half-written part — and every point in a part is finished. Re-running a sweep
+skips the ids already in ``parts/``. :meth:`ResultStore.load` drops duplicate ids (first
+part wins), which can only arise from two runs writing the same store concurrently, and
+:meth:`ResultStore.compact` merges the parts into one (crash-safe for the same reason).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from archsim.errors import SweepError
+from dse._spec import OBJECTIVE_COLUMNS, Constraint
+
+__all__ = ["ResultStore", "load", "RESULT_COLUMNS"]
+
+log = logging.getLogger(__name__)
+
+#: the result columns every ``ok`` row has (units in the names); see docs of ``dse.load``
+RESULT_COLUMNS: tuple[str, ...] = (
+    "status",
+    "error",
+    "cycles",
+    "seconds",
+    "energy_j",
+    "edp_js",
+    "area_mm2",
+    "dram_bytes",
+    "flops",
+    "passes",
+    "dataflow_used",
+    "mapping",
+)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class ResultStore:
+    """A sweep's result folder (created on first write).
+
+    Parameters
+    ----------
+    root
+        The store folder (``archsim sweep --out DIR``).
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.parts = self.root / "parts"
+
+    # -- writing ---------------------------------------------------------------------
+    def open(self, manifest: Mapping[str, object]) -> None:
+        """Create the folders, remove stray temp files, write ``manifest.json`` atomically."""
+        self.parts.mkdir(parents=True, exist_ok=True)
+        for stray in self.parts.glob(".tmp-*"):
+            stray.unlink(missing_ok=True)
+        self._atomic_write(
+            self.root / "manifest.json", json.dumps(manifest, indent=2, default=str).encode()
+        )
+
+    def write_batch(self, rows: Sequence[Mapping[str, object]]) -> Path | None:
+        """Append finished rows as one new part file (atomic); returns its path."""
+        if not rows:
+            return None
+        first = min(int(r.get("point_index", 0)) for r in rows)  # type: ignore[call-overload]
+        final = self.parts / f"part-{first:07d}-{uuid.uuid4().hex[:8]}.parquet"
+        tmp = self.parts / f".tmp-{uuid.uuid4().hex}.parquet"
+        frame = pd.DataFrame(list(rows))
+        frame.to_parquet(tmp, index=False)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+        _fsync_dir(self.parts)
+        return final
+
+    def _atomic_write(self, path: Path, data: bytes) -> None:
+        tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+
+    # -- reading ---------------------------------------------------------------------
+    def part_files(self) -> list[Path]:
+        """Finished part files, in name order."""
+        if not self.parts.is_dir():
+            return []
+        return sorted(p for p in self.parts.glob("*.parquet") if not p.name.startswith("."))
+
+    def done_ids(self, *, include_errors: bool = True) -> set[str]:
+        """Ids of the points already stored (optionally leaving out failed ones)."""
+        done: set[str] = set()
+        for part in self.part_files():
+            table = pq.read_table(part, columns=["point_id", "status"])
+            ids = table.column("point_id").to_pylist()
+            status = table.column("status").to_pylist()
+            done.update(i for i, s in zip(ids, status, strict=True) if include_errors or s == "ok")
+        return done
+
+    def manifest(self) -> dict[str, object]:
+        """The manifest of the last run (``{}`` if none)."""
+        path = self.root / "manifest.json"
+        if not path.is_file():
+            return {}
+        return dict(json.loads(path.read_text()))
+
+    def load(self) -> pd.DataFrame:
+        """All stored rows as a DataFrame, one row per point id, ordered by ``point_index``.
+
+        Adds ``feasible`` (the manifest's constraints hold and the point ran ``ok``).
+        """
+        frames = [pd.read_parquet(p) for p in self.part_files()]
+        frames = [f for f in frames if len(f)]
+        if not frames:
+            return pd.DataFrame(columns=["point_id", "point_index", *RESULT_COLUMNS, "feasible"])
+        df = pd.concat(frames, ignore_index=True, sort=False)
+        df = df.drop_duplicates(subset="point_id", keep="first")
+        df = df.sort_values("point_index", kind="stable").reset_index(drop=True)
+        if "cycles" in df:  # integer cycles even where error rows leave gaps
+            df["cycles"] = df["cycles"].astype("Int64")
+        constraints = [
+            Constraint.parse(c, f"manifest.constraints[{i}]")
+            for i, c in enumerate(self.manifest().get("constraints", []))
+        ]
+        df["feasible"] = feasible(df, constraints)
+        return df
+
+    def compact(self) -> Path | None:
+        """Merge all parts into one part file (crash-safe: the merged part is renamed into
+        place before the old ones are removed, and duplicates are dropped on load)."""
+        parts = self.part_files()
+        if len(parts) <= 1:
+            return parts[0] if parts else None
+        df = self.load().drop(columns=["feasible"])
+        merged = self.write_batch(df.to_dict("records"))
+        for part in parts:
+            part.unlink(missing_ok=True)
+        _fsync_dir(self.parts)
+        return merged
+
+
+def feasible(df: pd.DataFrame, constraints: Iterable[Constraint]) -> pd.Series:
+    """Boolean Series: row ran ``ok`` and meets every constraint (a missing column fails)."""
+    ok = df["status"] == "ok" if "status" in df else pd.Series(False, index=df.index)
+    for c in constraints:
+        column = OBJECTIVE_COLUMNS.get(c.column, c.column)
+        if column not in df:
+            return pd.Series(False, index=df.index)
+        values = pd.to_numeric(df[column], errors="coerce")
+        ok &= values.map(lambda v, c=c: c.holds(float(v)))
+    return ok.astype(bool)
+
+
+def load(path: str | Path) -> pd.DataFrame:
+    """Load a sweep's results (``archsim sweep --out DIR``) as a DataFrame.
+
+    Columns: ``point_id`` (stable hash of the inputs), ``point_index``; the inputs
+    (``arch``, ``arch.<dotted path>``, ``workload``, ``param.<name>``, ``dataflow``,
+    ``knob.<name>``, ``engine``; list values as JSON text); the results ``status``
+    (``ok``/``error``), ``error`` (message), ``cycles``, ``seconds``, ``energy_j``, ``edp_js``
+    (J·s), ``area_mm2``, ``dram_bytes``, ``flops``, ``passes``, ``dataflow_used``,
+    ``mapping`` (summary), ``bytes.<level>`` (bytes read+written), ``util.<unit>``
+    (busy fraction), ``energy.<component.action>`` (J), ``eval_s`` (wall time of the
+    evaluation); and ``feasible`` (``ok`` and the sweep's constraints hold).
+
+    Raises
+    ------
+    SweepError
+        ``path`` is not a sweep store.
+    """
+    store = ResultStore(path)
+    if not store.root.is_dir() or not (
+        store.parts.is_dir() or (store.root / "manifest.json").is_file()
+    ):
+        raise SweepError(
+            "not a sweep store",
+            path=str(path),
+            expected="a folder written by 'archsim sweep --out'",
+            got=str(path),
+        )
+    return store.load()

@@ -1,0 +1,212 @@
+"""The one-call API: ``simulate_workload(arch, workload, ...) -> SimulationReport``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping as AbcMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from archsim.errors import MappingError
+from mappings._mapping import Mapping
+from mappings._passes import cascade_passes
+from mappings._registry import PassInfo, Plan, get_dataflow, list_dataflows
+
+if TYPE_CHECKING:
+    from archsim import Architecture, Result
+    from workloads import Cascade, CascadeCounts
+
+__all__ = ["SimulationReport", "simulate_workload", "resolve_arch", "resolve_workload",
+           "choose_dataflow", "FileWorkload", "plan_for"]
+
+
+@dataclass(frozen=True)
+class FileWorkload:
+    """A workload read from a cascade file (text notation or YAML) rather than the library."""
+
+    name: str
+    cascade: Cascade
+    params: dict[str, object]
+    sizes: dict[str, int]
+
+    def counts(self) -> CascadeCounts:
+        """MACs, ops and bytes (``workloads.count``)."""
+        from workloads import count
+
+        return count(self.cascade)
+
+
+@dataclass(frozen=True)
+class SimulationReport:
+    """Result of :func:`simulate_workload`: the evaluator's Result and the Plan it ran."""
+
+    result: Result
+    plan: Plan
+    arch: str
+    workload: str
+    dataflow: str
+    params: AbcMapping[str, object] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready dict with keys ``cycles, seconds, energy_j, bytes, dram_bytes,
+        utilization, passes, dataflow, arch, workload`` (plus ``engine``, ``params``)."""
+        r = self.result
+        return {
+            "arch": self.arch,
+            "workload": self.workload,
+            "dataflow": self.dataflow,
+            "engine": r.engine,
+            "params": {k: v for k, v in self.params.items()},
+            "cycles": int(r.cycles),
+            "seconds": float(r.seconds),
+            "energy_j": float(r.energy_j),
+            "bytes": {k: float(v) for k, v in r.bytes_by_level.items()},
+            "dram_bytes": float(r.dram_bytes),
+            "utilization": {k: float(v) for k, v in r.utilization.items()},
+            "passes": self.plan.passes.to_dict() if self.plan.passes else None,
+        }
+
+
+def resolve_arch(arch: str | Architecture) -> Architecture:
+    """An Architecture from a preset name, a YAML path, or itself."""
+    if isinstance(arch, str):
+        from archsim import load_arch
+
+        return load_arch(arch)
+    return arch
+
+
+def resolve_workload(workload: object, params: AbcMapping[str, object]) -> object:
+    """A Workload from a library name (with ``params``), a cascade file, or itself."""
+    if not isinstance(workload, (str, Path)):
+        if params:
+            raise MappingError("params given with a Workload object", path="params",
+                               expected="{} (build the Workload with them)", got=dict(params))
+        return workload
+    path = Path(workload)
+    if path.suffix in (".yaml", ".yml", ".txt", ".cascade", ".ein") and path.exists():
+        from workloads import load_cascade, parse_cascade
+
+        if path.suffix in (".yaml", ".yml"):
+            cas = load_cascade(path)
+            if params:
+                cas = parse_cascade_params(cas, params)
+        else:
+            cas = parse_cascade(path.read_text(), name=path.stem,
+                                params={k: v for k, v in params.items()})  # type: ignore[misc]
+        merged = {**dict(cas.params), **dict(params)}
+        return FileWorkload(path.stem, cas, merged, cas.rank_sizes(merged))
+    from workloads import get_workload
+
+    return get_workload(str(workload), **dict(params))
+
+
+def parse_cascade_params(cas: Cascade, params: AbcMapping[str, object]) -> Cascade:
+    """``cas`` with overridden default parameters (shape ``--set`` on a YAML cascade)."""
+    import dataclasses
+
+    return dataclasses.replace(cas, params={**dict(cas.params), **dict(params)})
+
+
+def _is_attention(workload: object) -> bool:
+    p = getattr(workload, "params", {})
+    return ("Skv" in p or "S" in p) and "D" in p
+
+
+def choose_dataflow(arch: Architecture, workload: object) -> str:
+    """The ``auto`` dataflow: a sensible default per architecture kind and workload."""
+    names = set(list_dataflows())
+    name = str(getattr(workload, "name", ""))
+    attn = _is_attention(workload)
+    if arch.kind == "gpu":
+        prefs = (["flash3", "flash2"] if attn else []) + ["gpu_gemm", "gpu_unfused"]
+    elif arch.kind == "pim":
+        prefs = (["pim_decode"] if attn else []) + ["pim_gemv"]
+    else:
+        two_units = len(arch.compute) >= 2
+        prefs = (["fusemax" if two_units else "flat"] if attn else [])
+        if name in ("gemm",) or (not attn and len(workload.cascade.einsums) == 1):  # type: ignore[attr-defined]
+            prefs.append("gemm")
+        prefs.append("unfused")
+    for p in prefs:
+        if p in names:
+            return p
+    raise MappingError("no dataflow fits", path="dataflow", expected=f"one of {sorted(names)}",
+                       got=f"auto for {arch.kind}")
+
+
+def plan_for(arch: Architecture, workload: object, *, dataflow: str = "auto",
+             knobs: AbcMapping[str, object] | None = None,
+             mapping: Mapping | str | Path | None = None) -> tuple[str, Plan]:
+    """(dataflow name, Plan) for a workload on an architecture (mapping file wins)."""
+    if mapping is not None:
+        from mappings._lower import lower
+        from mappings._reuse import footprints
+        from mappings._tensors import group_ranks, group_tensors
+
+        m = mapping if isinstance(mapping, Mapping) else Mapping.from_yaml(mapping)
+        prog = lower(workload, m, arch)  # type: ignore[arg-type]
+        buf = max((sum(v.values()) for g in m.groups for v in footprints(
+            g, group_tensors(workload, g), group_ranks(workload, g)).values()), default=0.0)
+        n, why = cascade_passes(workload.cascade)  # type: ignore[attr-defined]
+        info = PassInfo(n, float(buf), "largest on-chip tile set of the mapping", reason=why)
+        return "mapping", Plan(program=prog, mapping=m, passes=info, notes="user mapping")
+    name = choose_dataflow(arch, workload) if dataflow == "auto" else dataflow
+    return name, get_dataflow(name)(workload, arch, dict(knobs or {}))  # type: ignore[arg-type]
+
+
+def simulate_workload(
+    arch: str | Architecture,
+    workload: object,
+    *,
+    params: AbcMapping[str, object] | None = None,
+    dataflow: str = "auto",
+    knobs: AbcMapping[str, object] | None = None,
+    mapping: Mapping | str | Path | None = None,
+    engine: Literal["event", "analytic"] = "event",
+    trace: bool = False,
+) -> SimulationReport:
+    """Simulate ``workload`` on ``arch`` with a named dataflow (or an explicit mapping).
+
+    Parameters
+    ----------
+    arch
+        Preset name, YAML path, or an ``archsim.Architecture``.
+    workload
+        Library name (``mha``), cascade file, or a ``workloads.Workload``.
+    params
+        Workload shape parameters (``{"S": 4096, "B": 1}``).
+    dataflow
+        Registered dataflow name, or ``auto`` (chosen by :func:`choose_dataflow`).
+    knobs
+        Dataflow knobs (``{"stationary": "weight"}``).
+    mapping
+        A :class:`Mapping` (or YAML path) to lower instead of a dataflow.
+    engine
+        ``event`` (``archsim.simulate``) or ``analytic`` (``archsim.estimate``).
+    trace
+        Record an event trace (event engine only).
+
+    Returns
+    -------
+    SimulationReport
+
+    Raises
+    ------
+    ArchsimError
+        Unknown arch/workload/dataflow, bad knobs, invalid mapping.
+    """
+    from archsim import estimate, simulate
+
+    a = resolve_arch(arch)
+    w = resolve_workload(workload, dict(params or {}))
+    name, plan = plan_for(a, w, dataflow=dataflow, knobs=knobs, mapping=mapping)
+    if engine == "event":
+        result = simulate(plan.program, a, trace=trace)
+    elif engine == "analytic":
+        result = estimate(plan.program, a)
+    else:
+        raise MappingError("unknown engine", path="engine", expected="event|analytic", got=engine)
+    return SimulationReport(result=result, plan=plan, arch=a.name,
+                            workload=str(getattr(w, "name", workload)), dataflow=name,
+                            params=dict(getattr(w, "params", {})))

@@ -1,0 +1,120 @@
+"""``archsim simulate`` and ``archsim map``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from archsim.errors import MappingError
+
+__all__ = ["register"]
+
+
+def _kv(items: list[str] | None, what: str) -> dict[str, object]:
+    try:
+        from workloads.library import parse_set_options
+    except ImportError:  # pragma: no cover - the library ships it
+        parse_set_options = None
+    if parse_set_options is not None and what == "--set":
+        return dict(parse_set_options(items or []))
+    out: dict[str, object] = {}
+    for it in items or []:
+        if "=" not in it:
+            raise MappingError("expected KEY=VALUE", path=what, got=it)
+        k, v = it.split("=", 1)
+        out[k.strip()] = _value(v.strip())
+    return out
+
+
+def _value(v: str) -> object:
+    for conv in (int, float):
+        try:
+            return conv(v)
+        except ValueError:
+            pass
+    if v.lower() in ("true", "false"):
+        return v.lower() == "true"
+    return v
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arch", required=True, help="preset name or YAML file")
+    p.add_argument("--workload", required=True, help="library name or cascade file")
+    p.add_argument("--set", action="append", metavar="K=V", help="workload parameter")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``simulate`` and ``map`` to the archsim CLI."""
+    s = subparsers.add_parser("simulate", help="simulate a workload on an architecture")
+    _common(s)
+    s.add_argument("--dataflow", default="auto", help="dataflow name (default auto)")
+    s.add_argument("--knob", action="append", metavar="K=V", help="dataflow knob")
+    s.add_argument("--mapping", help="mapping YAML file (instead of a dataflow)")
+    s.add_argument("--engine", choices=("event", "analytic"), default="event")
+    s.add_argument("--trace", metavar="OUT.json", help="write a Chrome/Perfetto trace")
+    s.set_defaults(func=_simulate)
+    m = subparsers.add_parser("map", help="search mappings with a mapper")
+    _common(m)
+    m.add_argument("--mapper", default="greedy", choices=("exhaustive", "random", "greedy", "mip"))
+    m.add_argument("--objective", default="latency", choices=("latency", "energy", "edp"))
+    m.add_argument("--top", type=int, default=5)
+    m.add_argument("--budget", type=int, default=None, help="candidate budget (random, exhaustive)")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--einsum", default=None, help="Einsum to map (default: the largest)")
+    m.add_argument("--save", metavar="FILE.yaml", help="write the best mapping as YAML")
+    m.set_defaults(func=_map)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from mappings._api import simulate_workload
+
+    rep = simulate_workload(args.arch, args.workload, params=_kv(args.set, "--set"),
+                            dataflow=args.dataflow, knobs=_kv(args.knob, "--knob"),
+                            mapping=args.mapping, engine=args.engine, trace=bool(args.trace))
+    if args.trace:
+        from archsim import write_trace
+
+        write_trace(rep.result, args.trace)
+    d = rep.to_dict()
+    if args.json:
+        print(json.dumps(d, indent=2, default=str))
+        return 0
+    print(f"{d['workload']} on {d['arch']} ({d['dataflow']}, {d['engine']} engine)")
+    print(f"  cycles      {d['cycles']:,}")
+    print(f"  time        {d['seconds']:.6g} s")
+    print(f"  energy      {d['energy_j']:.6g} J")
+    print(f"  DRAM bytes  {d['dram_bytes']:,.0f}")
+    for lvl, b in d["bytes"].items():  # type: ignore[union-attr]
+        print(f"  bytes {lvl:<10} {b:,.0f}")
+    for unit, u in d["utilization"].items():  # type: ignore[union-attr]
+        print(f"  util  {unit:<10} {100 * u:.1f}%")
+    p = d["passes"]
+    if p:
+        print(f"  passes      {p['passes']}  buffer {p['buffer_bytes']:,.0f} B "
+              f"({p['buffer_formula']})")
+    return 0
+
+
+def _map(args: argparse.Namespace) -> int:
+    from mappings._api import resolve_arch, resolve_workload
+    from mappings._mappers import get_mapper
+
+    arch = resolve_arch(args.arch)
+    w = resolve_workload(args.workload, _kv(args.set, "--set"))
+    kw: dict[str, object] = {"objective": args.objective, "top": args.top, "seed": args.seed,
+                             "progress": not args.json, "einsum": args.einsum}
+    if args.budget is not None:
+        kw["budget"] = args.budget
+    ranked = get_mapper(args.mapper)(w, arch, **kw)  # type: ignore[arg-type]
+    if args.save and ranked:
+        ranked[0].mapping.to_yaml(args.save)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in ranked], indent=2, default=str))
+        return 0
+    print(f"{args.mapper} mapper, objective {args.objective}: top {len(ranked)}")
+    for i, r in enumerate(ranked):
+        ev = f"  event {r.simulated_cycles:,}" if r.simulated_cycles is not None else ""
+        print(f"#{i + 1}  cycles {r.cycles:,.0f}  energy {r.energy_j:.4g} J  "
+              f"DRAM {r.dram_bytes:,.0f} B{ev}  {r.describe()}")
+    return 0

@@ -1,0 +1,99 @@
+"""A heuristic single-Einsum mapping that fits the buffer (used by ``unfused`` and ``greedy``).
+
+Spread the output ranks over the unit's PE mesh, keep the reduced ranks whole inside the
+on-chip buffer (so each output tile is written once), then grow the output tile by doubling
+until half the buffer is full (the other half holds the next tile). Remaining iterations go
+to DRAM-level loops, output ranks outside, reduced ranks inside.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from mappings._mapping import FusionGroup, LevelMapping
+from mappings._reuse import footprints
+from mappings._tensors import group_ranks, group_tensors
+
+if TYPE_CHECKING:
+    from archsim import Architecture, ComputeUnit
+    from workloads import Workload
+
+__all__ = ["fit_group", "pick_units", "unit_mesh"]
+
+
+def unit_mesh(unit: ComputeUnit) -> tuple[int, int]:
+    """(x, y) PE mesh of a unit (``instances x 1`` without a mesh)."""
+    if unit.mesh is not None:
+        return int(unit.mesh[0]), int(unit.mesh[1])
+    return int(unit.instances), 1
+
+
+def pick_units(arch: Architecture) -> tuple[ComputeUnit, ComputeUnit]:
+    """(matrix unit, vector unit): the largest 2D mesh and the other (or the same) unit."""
+    units = list(arch.compute)
+    big = max(units, key=lambda u: unit_mesh(u)[0] * unit_mesh(u)[1] * (2 if unit_mesh(u)[1] > 1
+                                                                           else 1))
+    rest = [u for u in units if u is not big]
+    small = max(rest, key=lambda u: unit_mesh(u)[0] * unit_mesh(u)[1]) if rest else big
+    return big, small
+
+
+def fit_group(workload: Workload, arch: Architecture, einsum: str, unit: ComputeUnit,
+              *, fill: float = 0.5) -> FusionGroup:
+    """A two-level (DRAM, first on-chip level) mapping of one Einsum on ``unit``.
+
+    Parameters
+    ----------
+    fill
+        Fraction of the on-chip level one tile may use (0.5 leaves room for double buffering).
+    """
+    e = next(x for x in workload.cascade.einsums if x.name == einsum)
+    base = FusionGroup(einsums=(einsum,), levels=(LevelMapping(level=arch.levels[0].name),),
+                       compute=unit.name)
+    sizes = group_ranks(workload, base)
+    out_ranks = [r for r in workload.cascade.tensors[e.name].ranks if r in sizes]
+    red = [r for r in e.ranks if r not in out_ranks]
+    mx, my = unit_mesh(unit)
+    by_size = sorted(out_ranks, key=lambda r: (-sizes[r], -out_ranks.index(r)))
+    spatial: dict[str, int] = {}
+    axis: dict[str, str] = {}
+    for r, (ax, cap) in zip(by_size, (("x", mx), ("y", my))):
+        if cap > 1 and sizes[r] > 1:
+            spatial[r], axis[r] = min(sizes[r], cap), ax
+    glb: dict[str, int] = {r: sizes[r] for r in red}
+    for r in out_ranks:
+        glb.setdefault(r, 1)
+    level = arch.levels[1] if len(arch.levels) > 1 else arch.levels[0]
+    cap = (level.capacity_bytes or float("inf")) * fill
+
+    def group_for(g: dict[str, int]) -> FusionGroup:
+        top = {r: math.ceil(sizes[r] / (g.get(r, 1) * spatial.get(r, 1))) for r in sizes}
+        order = tuple(out_ranks) + tuple(red)
+        return FusionGroup(einsums=(einsum,), compute=unit.name, levels=(
+            LevelMapping(level=arch.levels[0].name, temporal=top, order=order),
+            LevelMapping(level=level.name, temporal={r: f for r, f in g.items() if f > 1},
+                         order=tuple(red) + tuple(out_ranks), spatial=spatial,
+                         spatial_axis=axis)))
+
+    tensors = group_tensors(workload, base)
+
+    def need(g: dict[str, int]) -> float:
+        return sum(footprints(group_for(g), tensors, sizes).get(1, {}).values())
+
+    while need(glb) > cap and any(glb[r] > 1 for r in red):  # shrink the reduction first
+        r = max(red, key=lambda x: glb[x])
+        glb[r] = math.ceil(glb[r] / 2)
+    grew = True
+    while grew:
+        grew = False
+        for r in sorted(out_ranks, key=lambda x: glb[x] * spatial.get(x, 1)):
+            room = math.ceil(sizes[r] / spatial.get(r, 1))
+            if glb[r] >= room:
+                continue
+            trial = dict(glb)
+            trial[r] = min(room, glb[r] * 2)
+            if need(trial) <= cap:
+                glb, grew = trial, True
+                break
+    return group_for(glb)

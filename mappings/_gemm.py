@@ -1,0 +1,236 @@
+"""The ``gemm`` dataflow on spatial (systolic) arrays: output / weight / input stationary.
+
+Timing follows SCALE-Sim's analytical model (Samajdar et al., "SCALE-Sim: Systolic CNN
+Accelerator Simulator", arXiv:1811.02883, 2018; and "A Systematic Methodology for
+Characterizing Scalability of DNN Accelerators using SCALE-Sim", ISPASS 2020, Eq. 1): an
+``Sr x Sc`` array maps an operand matrix of ``Sr' x Sc'`` onto its rows and columns and
+streams the third dimension ``T`` through it; every fold costs ``2*Sr + Sc + T - 2`` cycles
+(fill, stream, drain) and there are ``ceil(Sr'/Sr) * ceil(Sc'/Sc)`` folds:
+
+==========  ===========  ===========  =====
+stationary  rows (Sr')   cols (Sc')   T
+==========  ===========  ===========  =====
+output      M            N            K
+weight      K            N            M
+input       K            M            N
+==========  ===========  ===========  =====
+
+Each fold is one trip of the phase. The array is occupied for the whole fold, so the
+fold's compute is issued as ``fold_cycles * macs_per_cycle`` MAC slots (the fill/drain
+bubbles included); the real MAC count is kept in ``meta["macs"]``. DRAM traffic comes from a
+loop-nest :class:`~mappings._mapping.Mapping` (DRAM -> on-chip buffer tiles chosen to fit
+half the buffer, so two tiles can be in flight) through the reuse analysis.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping as AbcMapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from archsim.errors import MappingError
+from mappings._mapping import FusionGroup, LevelMapping, Mapping
+from mappings._registry import PassInfo, Plan, register_dataflow
+from mappings._reuse import group_moves
+from mappings._tensors import group_ops, group_tensors
+
+if TYPE_CHECKING:
+    from archsim import Architecture
+    from workloads import Workload
+
+__all__ = ["GemmRoles", "gemm_roles", "systolic_cycles", "gemm_plan"]
+
+
+@dataclass(frozen=True)
+class GemmRoles:
+    """Which ranks/tensors of a single-Einsum contraction play M, N, K, batch, A, B, C."""
+
+    einsum: str
+    m: str
+    n: str
+    k: str
+    batch: tuple[str, ...]
+    a: str
+    b: str
+    c: str
+
+
+def gemm_roles(workload: Workload, einsum: str | None = None) -> GemmRoles:
+    """Find the contraction ``C[.., m, n] = sum_k A[.., m, k] * B[.., k, n]`` in the workload.
+
+    Raises
+    ------
+    MappingError
+        If the (chosen) Einsum is not a two-input contraction with one reduced rank.
+    """
+    cands = [e for e in workload.cascade.einsums if len(e.inputs) == 2 and e.reduce_ranks]
+    if einsum is not None:
+        cands = [e for e in cands if e.name == einsum]
+    if not cands:
+        raise MappingError("gemm dataflow needs a two-input contraction", path="workload",
+                           expected="an Einsum like C[m,n] = A[m,k]*B[k,n]",
+                           got=[e.text or e.name for e in workload.cascade.einsums])
+    e = max(cands, key=lambda x: math.prod(workload.sizes.get(r, 1) for r in x.ranks))
+    tens = workload.cascade.tensors
+    a, b = e.inputs[0].name, e.inputs[1].name
+    ra, rb = set(tens[a].ranks), set(tens[b].ranks)
+    out = list(tens[e.output.name].ranks)
+    k = max(e.reduce_ranks, key=lambda r: workload.sizes.get(r, 1))
+    m_c = [r for r in out if r in ra and r not in rb]
+    n_c = [r for r in out if r in rb and r not in ra]
+    batch = tuple(r for r in e.ranks if r not in (m_c[-1:] + n_c[-1:] + [k]))
+    if not m_c or not n_c:
+        raise MappingError("gemm dataflow: cannot tell the M and N ranks apart", path="workload",
+                           expected="A and B each with one private output rank", got=e.text)
+    return GemmRoles(e.name, m_c[-1], n_c[-1], k, batch, a, b, e.output.name)
+
+
+def systolic_cycles(m: int, n: int, k: int, rows: int, cols: int, stationary: str) -> tuple[int, int]:
+    """(folds, cycles per fold) of SCALE-Sim's closed form for one GEMM.
+
+    Parameters
+    ----------
+    m, n, k
+        GEMM sizes (C is m x n, reduction k).
+    rows, cols
+        Array size Sr x Sc (PEs).
+    stationary
+        ``output``, ``weight`` or ``input``.
+    """
+    sr_, sc_, t = {"output": (m, n, k), "weight": (k, n, m), "input": (k, m, n)}[stationary]
+    folds = math.ceil(sr_ / rows) * math.ceil(sc_ / cols)
+    return folds, 2 * rows + cols + t - 2
+
+
+def _buffer_tiles(r: GemmRoles, sizes: AbcMapping[str, int], rows: int, cols: int,
+                  stationary: str, cap_elems: float) -> dict[str, int]:
+    """Tile extents (m, n, k) held on chip: the largest multiple-of-array tiles in ``cap``."""
+    m, n, k = sizes[r.m], sizes[r.n], sizes[r.k]
+    unit = {"output": (rows, cols, 1), "weight": (1, cols, rows), "input": (cols, 1, rows)}
+    um, un, uk = unit[stationary]
+    tm, tn, tk = m, n, k
+
+    def fits() -> bool:
+        return tm * tk + tk * tn + tm * tn <= cap_elems
+
+    # halve the largest dimension (kept a multiple of the array) until the tile fits
+    while not fits():
+        opts = [(tm / um, "m"), (tn / un, "n"), (tk / uk, "k")]
+        _, which = max(opts)
+        if which == "m" and tm > um:
+            tm = max(um, math.ceil(tm / 2 / um) * um)
+        elif which == "n" and tn > un:
+            tn = max(un, math.ceil(tn / 2 / un) * un)
+        elif tk > uk:
+            tk = max(uk, math.ceil(tk / 2 / uk) * uk)
+        else:
+            raise MappingError("gemm tile does not fit the on-chip buffer", path="knobs",
+                               expected=f"<= {cap_elems:.0f} elements", got=tm * tk + tk * tn)
+    return {r.m: min(tm, m), r.n: min(tn, n), r.k: min(tk, k)}
+
+
+def gemm_mapping(workload: Workload, arch: Architecture, roles: GemmRoles,
+                 stationary: str, unit_name: str, rows: int, cols: int) -> Mapping:
+    """Two-level mapping: DRAM loops over buffer tiles, buffer loops over array folds."""
+    sizes = workload.sizes
+    buf = arch.levels[1]
+    bytes_e = workload.cascade.tensors[roles.a].dtype_bits / 8.0
+    cap = (buf.capacity_bytes or float("inf")) / 2.0 / bytes_e
+    tiles = _buffer_tiles(roles, sizes, rows, cols, stationary, cap)
+    sp = {"output": {roles.m: rows, roles.n: cols}, "weight": {roles.k: rows, roles.n: cols},
+          "input": {roles.k: rows, roles.m: cols}}[stationary]
+    top_t: dict[str, int] = {b: int(sizes[b]) for b in roles.batch}
+    inner_t: dict[str, int] = {}
+    spatial: dict[str, int] = {}
+    for rk in (roles.m, roles.n, roles.k):
+        s = min(sp.get(rk, 1), tiles[rk])
+        spatial[rk] = s
+        inner_t[rk] = math.ceil(tiles[rk] / s)
+        top_t[rk] = math.ceil(sizes[rk] / (inner_t[rk] * s))
+    order_top = [*roles.batch, roles.m, roles.n, roles.k] if stationary != "weight" else \
+        [*roles.batch, roles.n, roles.k, roles.m]
+    lv0 = LevelMapping(level=arch.levels[0].name, temporal=top_t, order=tuple(order_top))
+    lv1 = LevelMapping(level=buf.name, temporal=inner_t, spatial=spatial,
+                       spatial_axis={k_: ("x" if i == 0 else "y") for i, k_ in enumerate(sp)})
+    group = FusionGroup(einsums=(roles.einsum,), levels=(lv0, lv1), compute=unit_name)
+    others = [e.name for e in workload.cascade.einsums if e.name != roles.einsum]
+    groups = [group] + [_default_group(workload, arch, e) for e in others]
+    return Mapping(groups=tuple(groups), name=f"gemm-{stationary}")
+
+
+def _default_group(workload: Workload, arch: Architecture, einsum: str) -> FusionGroup:
+    """A side Einsum (bias, activation) streamed once through the buffer: all loops at DRAM."""
+    e = next(x for x in workload.cascade.einsums if x.name == einsum)
+    return FusionGroup(einsums=(einsum,), levels=(LevelMapping(
+        level=arch.levels[0].name, temporal={r: int(workload.sizes[r]) for r in e.ranks}),
+        LevelMapping(level=arch.levels[1].name)))
+
+
+def _array(arch: Architecture, unit: str | None) -> tuple[object, int, int]:
+    spatial = [u for u in arch.compute if u.mesh is not None]
+    if unit is not None:
+        u = arch.unit(unit)
+    elif spatial:
+        u = max(spatial, key=lambda x: x.mesh[0] * x.mesh[1])
+    else:
+        raise MappingError("gemm dataflow needs a compute unit with a PE mesh", path="arch.compute",
+                           expected="a unit with mesh (rows, cols)", got=[x.name for x in arch.compute])
+    return u, int(u.mesh[0]), int(u.mesh[1])
+
+
+@register_dataflow("gemm")
+def gemm_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, object]) -> Plan:
+    """GEMM on a systolic array. Knobs: ``stationary`` (output|weight|input, default output),
+    ``unit`` (compute unit name), ``einsum`` (which contraction), ``depth`` (buffer stages)."""
+    from archsim import Compute, Phase, Step, TileProgram, Transfer
+
+    if arch.kind == "gpu":
+        from mappings._registry import get_dataflow
+
+        return get_dataflow("gpu_gemm")(workload, arch, knobs)
+    _known(knobs, {"stationary", "unit", "einsum", "depth"})
+    st = str(knobs.get("stationary", "output"))
+    if st not in ("output", "weight", "input"):
+        raise MappingError("unknown stationarity", path="knobs.stationary",
+                           expected="output|weight|input", got=st)
+    unit, rows, cols = _array(arch, knobs.get("unit"))  # type: ignore[arg-type]
+    roles = gemm_roles(workload, knobs.get("einsum"))  # type: ignore[arg-type]
+    sizes = workload.sizes
+    mapping = gemm_mapping(workload, arch, roles, st, unit.name, rows, cols)
+    nb = math.prod(int(sizes[b]) for b in roles.batch)
+    folds, fold_cycles = systolic_cycles(sizes[roles.m], sizes[roles.n], sizes[roles.k],
+                                         rows, cols, st)
+    trips = folds * nb
+    group = mapping.groups[0]
+    moves = [mv for mv in group_moves(group, group_tensors(workload, group))
+             if mv.src is not None and mv.dst is not None]
+    loads = tuple(Transfer(mv.tensor, int(math.ceil(mv.dst_bytes / trips)),
+                           group.levels[mv.src].level, group.levels[mv.dst].level)
+                  for mv in moves if not mv.upward)
+    stores = tuple(Transfer(mv.tensor, int(math.ceil(mv.dst_bytes / trips)),
+                            group.levels[mv.src].level, group.levels[mv.dst].level)
+                   for mv in moves if mv.upward)
+    mac_rate = float(unit.ops_per_cycle.get("mac", rows * cols))
+    body = Step(loads=loads, compute=(Compute(unit.name, {"mac": fold_cycles * mac_rate}),),
+                stores=stores, buffer_bytes=0)
+    phases = [Phase(name=f"gemm:{roles.einsum}", body=body, trips=trips,
+                    depth=int(knobs.get("depth", 2)), staging_level=arch.levels[1].name)]
+    if len(mapping.groups) > 1:
+        from mappings._lower import lower_group
+
+        for g in mapping.groups[1:]:
+            phases.append(lower_group(workload, g, arch, f"g:{g.einsums[0]}"))
+    macs = sum(group_ops(workload, g).get("mac", 0.0) for g in mapping.groups[:1])
+    meta = {"dataflow": "gemm", "stationary": st, "folds": trips, "fold_cycles": fold_cycles,
+            "scalesim_cycles": trips * fold_cycles, "macs": macs, "array": (rows, cols)}
+    prog = TileProgram(name=f"gemm-{st}", phases=tuple(phases), clock_hz=arch.clock.core_hz,
+                       meta=meta)
+    return Plan(program=prog, mapping=mapping, passes=PassInfo(1, 0.0, "none (no reduction chain)"),
+                notes=f"{st}-stationary on {unit.name} {rows}x{cols}", meta=meta)
+
+
+def _known(knobs: AbcMapping[str, object], allowed: set[str]) -> None:
+    for k in knobs:
+        if k not in allowed:
+            raise MappingError("unknown knob", path=f"knobs.{k}", expected=sorted(allowed), got=k)

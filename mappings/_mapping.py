@@ -1,0 +1,161 @@
+"""The loop-nest mapping: fusion groups, per-level temporal/spatial factors, loop order, bypass.
+
+A :class:`Mapping` lists fusion groups. A group is a set of Einsums computed together under
+one loop nest; intermediates named in ``on_chip`` never leave the chip. For every storage
+level (outermost first, DRAM first) the group gives
+
+* ``temporal``: rank -> loop factor at that level, iterated in ``order`` (outermost first);
+* ``spatial``: rank -> fan-out below that level (over child instances or compute PEs), and
+  ``spatial_axis``: which mesh axis (``x`` rows, ``y`` columns) each spatial rank uses;
+* ``keep`` / ``bypass``: which tensors are stored at that level.
+
+Tiles need not divide a rank: the outermost loop of a rank takes the remainder (the rank's
+factors must multiply to at least its size, and dropping one iteration of the outermost
+non-unit factor must undershoot it). The YAML form is the ``to_dict`` form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping as AbcMapping
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from archsim.errors import MappingError
+
+__all__ = ["LevelMapping", "FusionGroup", "Mapping"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LevelMapping(_Frozen):
+    """Loops and storage decisions at one storage level of one fusion group."""
+
+    level: str
+    """Name of the architecture's storage level (``arch.levels[i].name``)."""
+    temporal: dict[str, int] = Field(default_factory=dict)
+    """Temporal loop factor per rank at this level (trip count; missing ranks have factor 1)."""
+    order: tuple[str, ...] = ()
+    """Loop order of the temporal loops, outermost first; ranks not listed follow in the
+    order of ``temporal``."""
+    spatial: dict[str, int] = Field(default_factory=dict)
+    """Spatial fan-out per rank below this level (child instances or PEs used in parallel)."""
+    spatial_axis: dict[str, Literal["x", "y"]] = Field(default_factory=dict)
+    """Mesh axis of each spatial rank: ``x`` (rows, mesh[0]) or ``y`` (columns, mesh[1]);
+    ranks not listed use ``x``."""
+    keep: tuple[str, ...] | None = None
+    """Tensors stored at this level; ``None`` means every tensor of the group not bypassed."""
+    bypass: tuple[str, ...] = ()
+    """Tensors that skip this level (moved straight between its neighbours)."""
+
+    @field_validator("temporal", "spatial")
+    @classmethod
+    def _positive(cls, v: dict[str, int]) -> dict[str, int]:
+        for rank, f in v.items():
+            if int(f) != f or f < 1:
+                raise ValueError(f"factor of rank {rank!r} must be an integer >= 1, got {f!r}")
+        return v
+
+    def loop_order(self) -> tuple[str, ...]:
+        """Temporal ranks outermost first (``order`` then the rest of ``temporal``)."""
+        rest = [r for r in self.temporal if r not in self.order]
+        return tuple(self.order) + tuple(rest)
+
+    def keeps(self, tensor: str) -> bool:
+        """Whether ``tensor`` is stored at this level."""
+        if tensor in self.bypass:
+            return False
+        return self.keep is None or tensor in self.keep
+
+
+class FusionGroup(_Frozen):
+    """Einsums computed together under one loop nest."""
+
+    einsums: tuple[str, ...]
+    """Names (output tensors) of the Einsums in this group, in execution order."""
+    levels: tuple[LevelMapping, ...]
+    """One entry per storage level used, outermost (DRAM) first."""
+    on_chip: tuple[str, ...] = ()
+    """Intermediates of this group that never go to DRAM (kept in the on-chip levels)."""
+    compute: str | None = None
+    """Compute unit that runs the group (default: the architecture's first compute unit)."""
+
+    def factors(self, rank: str) -> list[int]:
+        """All factors (temporal and spatial) of ``rank``, outermost first."""
+        out: list[int] = []
+        for lm in self.levels:
+            out.append(int(lm.temporal.get(rank, 1)))
+            out.append(int(lm.spatial.get(rank, 1)))
+        return out
+
+    def tile(self, rank: str, level_index: int) -> int:
+        """Extent of ``rank`` in one instance's tile at level ``level_index`` (elements)."""
+        f = 1
+        for lm in self.levels[level_index:]:
+            f *= int(lm.temporal.get(rank, 1)) * int(lm.spatial.get(rank, 1))
+        return f
+
+
+class Mapping(_Frozen):
+    """A complete mapping of a cascade: its fusion groups in execution order."""
+
+    groups: tuple[FusionGroup, ...]
+    """Fusion groups, executed one after another."""
+    name: str = ""
+    """Optional label (dataflow name, mapper rank)."""
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain dict (the YAML form)."""
+        return self.model_dump(mode="json", exclude_defaults=True)
+
+    @classmethod
+    def from_dict(cls, data: AbcMapping[str, object], source: str = "<dict>") -> Mapping:
+        """Validate ``data`` into a Mapping.
+
+        Raises
+        ------
+        MappingError
+            With the path of the first bad field.
+        """
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            path = ".".join(str(p) for p in err["loc"])
+            raise MappingError(
+                err["msg"], path=f"{source}: {path}" if path else source, got=err.get("input")
+            ) from None
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        """YAML text of the mapping; also written to ``path`` when given."""
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    @classmethod
+    def from_yaml(cls, path_or_text: str | Path) -> Mapping:
+        """Read a mapping from a YAML file path or YAML text.
+
+        Raises
+        ------
+        MappingError
+            Unreadable YAML or a bad field (with the path).
+        """
+        p = Path(path_or_text) if not str(path_or_text).lstrip().startswith("groups") else None
+        if p is not None and p.exists():
+            text, source = p.read_text(), str(p)
+        else:
+            text, source = str(path_or_text), "<yaml>"
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise MappingError(f"not valid YAML ({exc})", path=source) from None
+        if not isinstance(data, dict):
+            raise MappingError("mapping YAML", path=source, expected="a mapping with 'groups'",
+                               got=type(data).__name__)
+        return cls.from_dict(data, source=source)

@@ -1,0 +1,238 @@
+"""Loop-nest reuse analysis: bytes each tensor moves at each storage level of a fusion group.
+
+The classic Timeloop/ZigZag rule. Between a parent level ``p`` and the next level ``c`` that
+keeps a tensor ``T`` (or the compute unit), the child's tile of ``T`` is re-filled once per
+iteration of every temporal loop at levels ``< c``, *except* the trailing loops (innermost
+first, across levels) whose rank is not one of ``T``'s ranks: while only those loops turn,
+the tile stays stationary in the child. Loops over ``T``'s own ranks walk across ``T`` and
+together cover it exactly once, so the traffic is::
+
+    elems(T) * prod(factor of each loop over a rank not in T, outside T's innermost own loop)
+
+times the spatial fan-out over ranks not in ``T`` (copies of the same data in sibling
+instances; a multicast network delivers them with one parent read). The factor is >= 1, so
+traffic is never below the compulsory ``elems(T)`` (remainder tiles are exact: the rank's
+full size is moved, never the padded tile).
+
+Outputs (and intermediates written by the group) move the same number of elements upwards;
+all but the first visit of each element also read the partial sum back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from mappings._mapping import FusionGroup
+
+__all__ = [
+    "TensorUse", "LevelTraffic", "Move", "group_moves", "group_traffic", "footprints",
+    "refill_multiplier",
+]
+
+
+@dataclass(frozen=True)
+class TensorUse:
+    """What the analysis needs to know about one tensor of a fusion group.
+
+    Attributes
+    ----------
+    name
+        Tensor name.
+    ranks
+        Its ranks.
+    elems
+        Number of elements (exact rank sizes multiplied).
+    bytes_per_elem
+        Bytes per element.
+    written
+        True when the group writes it (an output or intermediate produced in the group).
+    read
+        True when the group reads it (an input, or an intermediate consumed in the group).
+    in_dram
+        False for intermediates kept on chip (``FusionGroup.on_chip``).
+    """
+
+    name: str
+    ranks: tuple[str, ...]
+    elems: float
+    bytes_per_elem: float
+    written: bool = False
+    read: bool = True
+    in_dram: bool = True
+
+
+@dataclass(frozen=True)
+class LevelTraffic:
+    """Bytes read from and written to one level by one tensor (totals over the group)."""
+
+    level: str
+    tensor: str
+    read_bytes: float
+    write_bytes: float
+
+
+def refill_multiplier(loops: Sequence[tuple[str, int]], ranks: Sequence[str]) -> int:
+    """Refill count of a tile over ``ranks`` under temporal ``loops`` (outermost first).
+
+    Parameters
+    ----------
+    loops
+        ``(rank, factor)`` of every temporal loop above the child, outermost first.
+    ranks
+        The tensor's ranks.
+
+    Returns
+    -------
+    int
+        Product of factors of loops over other ranks that sit outside the tensor's
+        innermost own loop (1 when the tensor never changes).
+    """
+    own = set(ranks)
+    last = -1
+    for i, (rank, f) in enumerate(loops):
+        if f > 1 and rank in own:
+            last = i
+    mult = 1
+    for rank, f in loops[: last + 1]:
+        if rank not in own:
+            mult *= f
+    return mult
+
+
+def _keepers(group: FusionGroup, t: TensorUse) -> list[int]:
+    out = []
+    for i, lm in enumerate(group.levels):
+        if i == 0 and not t.in_dram:
+            continue
+        if i == 0 or lm.keeps(t.name):
+            out.append(i)
+    return out
+
+
+def _boundary(group: FusionGroup, t: TensorUse, p: int, c: int) -> tuple[int, int, int]:
+    """(refill multiplier, copies above the parent, copies between parent and child)."""
+    loops: list[tuple[str, int]] = []
+    for lm in group.levels[:c]:
+        loops.extend((r, int(lm.temporal.get(r, 1))) for r in lm.loop_order())
+    mult = refill_multiplier(loops, t.ranks)
+    own = set(t.ranks)
+    above = between = 1
+    for i, lm in enumerate(group.levels[:c]):
+        for r, f in lm.spatial.items():
+            if r not in own:
+                if i < p:
+                    above *= int(f)
+                else:
+                    between *= int(f)
+    return mult, above, between
+
+
+@dataclass(frozen=True)
+class Move:
+    """Bytes of one tensor crossing one boundary of a fusion group (totals over the group).
+
+    ``src``/``dst`` are level indices in the group (``dst`` None: the compute unit reads the
+    operands from ``src``; for an upward move ``src`` None: the compute unit writes them).
+    ``src_bytes`` are read at ``src``, ``dst_bytes`` written at ``dst`` (they differ when a
+    multicast network copies one read to several children).
+    """
+
+    tensor: str
+    src: int | None
+    dst: int | None
+    src_bytes: float
+    dst_bytes: float
+    upward: bool
+
+    @property
+    def bytes(self) -> float:
+        """Bytes delivered (``dst_bytes``; ``src_bytes`` for compute-side reads)."""
+        return self.dst_bytes if self.dst is not None else self.src_bytes
+
+
+def group_moves(
+    group: FusionGroup,
+    tensors: Sequence[TensorUse],
+    multicast: Sequence[bool] | None = None,
+) -> list[Move]:
+    """Every tensor movement of ``group`` between its levels and the compute unit.
+
+    Parameters
+    ----------
+    group
+        The fusion group's loop nest.
+    tensors
+        Every tensor the group reads or writes.
+    multicast
+        Per level: whether the network below it multicasts (one read feeds all siblings).
+        Default: True everywhere.
+
+    Returns
+    -------
+    list of Move
+        Downward fills (inputs; partial sums read back), upward write-backs (outputs).
+    """
+    n = len(group.levels)
+    mc = list(multicast) if multicast is not None else [True] * n
+    out: list[Move] = []
+    for t in tensors:
+        keep = _keepers(group, t)
+        b = t.bytes_per_elem
+        chain = keep + [n]  # n = the compute unit
+        for p, c in zip(chain[:-1], chain[1:]):
+            mult, above, between = _boundary(group, t, p, c)
+            par = t.elems * mult * above
+            kids = par * between
+            dst = c if c < n else None
+            if t.read:
+                single = par if mc[p] else kids
+                out.append(Move(t.name, p, dst, single * b, kids * b, upward=False))
+            if t.written:
+                # copies of a reduced output across siblings are summed in the network
+                back = max(par - t.elems * above, 0.0)
+                out.append(Move(t.name, dst, p, par * b, par * b, upward=True))
+                if back > 0:
+                    out.append(Move(t.name, p, dst, back * b, back * b, upward=False))
+    return out
+
+
+def group_traffic(
+    group: FusionGroup,
+    tensors: Sequence[TensorUse],
+    multicast: Sequence[bool] | None = None,
+) -> list[LevelTraffic]:
+    """Bytes read and written at every level of ``group``, per tensor (compute side included)."""
+    acc: dict[tuple[int, str], list[float]] = {}
+    for mv in group_moves(group, tensors, multicast):
+        if mv.src is not None:
+            acc.setdefault((mv.src, mv.tensor), [0.0, 0.0])[0] += mv.src_bytes
+        if mv.dst is not None:
+            acc.setdefault((mv.dst, mv.tensor), [0.0, 0.0])[1] += mv.dst_bytes
+    return [
+        LevelTraffic(group.levels[i].level, name, rd, wr) for (i, name), (rd, wr) in acc.items()
+    ]
+
+
+def footprints(
+    group: FusionGroup, tensors: Sequence[TensorUse], sizes: Mapping[str, int]
+) -> dict[int, dict[str, float]]:
+    """Bytes of each tensor's tile per instance of each on-chip level (level index -> tensor -> B).
+
+    The tile at level ``i`` spans the loops at levels ``>= i`` (its own temporal loops and
+    its spatial fan-out included), clipped to the rank's size.
+    """
+    out: dict[int, dict[str, float]] = {}
+    for i, lm in enumerate(group.levels):
+        if i == 0:
+            continue
+        per: dict[str, float] = {}
+        for t in tensors:
+            if not lm.keeps(t.name):
+                continue
+            e = 1.0
+            for r in t.ranks:
+                e *= min(int(sizes.get(r, 1)), group.tile(r, i))
+            per[t.name] = e * t.bytes_per_elem
+        out[i] = per
+    return out

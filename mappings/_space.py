@@ -1,0 +1,211 @@
+"""The mappers' search space for one Einsum, and a numpy estimator over many candidates.
+
+A candidate maps one Einsum onto (DRAM, on-chip buffer, PE mesh): per rank ``r`` a buffer
+factor ``t[r]`` and a spatial factor ``s[r]`` (at most one rank per mesh axis), the DRAM
+factor ``ceil(size[r] / (t[r] * s[r]))``, and a DRAM loop order. :func:`batch_metrics`
+evaluates thousands of candidates at once with the same rules as :func:`mappings.lower` +
+:func:`archsim.estimate` for a one-phase program with one work item (reuse analysis for the
+DRAM<->buffer traffic; load/compute/store pipelined ``depth = 2``: ``L + C + S + (n-1) *
+max(L, C, S)``, never below the busiest port's total work). Tests hold the two equal.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mappings._fit import unit_mesh
+from mappings._lower import unit_ops
+from mappings._mapping import FusionGroup, LevelMapping
+from mappings._tensors import group_ops, group_ranks, group_tensors
+
+if TYPE_CHECKING:
+    from archsim import Architecture, ComputeUnit
+    from workloads import Workload
+
+__all__ = ["Space", "Candidates", "build_space", "batch_metrics", "to_group", "tile_choices"]
+
+
+@dataclass(frozen=True)
+class Space:
+    """Everything the vectorised estimator needs about one Einsum on one architecture."""
+
+    einsum: str
+    ranks: tuple[str, ...]
+    sizes: np.ndarray  # (R,) int64
+    tensors: tuple[str, ...]
+    tensor_mask: np.ndarray  # (T, R) bool: rank in tensor
+    elems: np.ndarray  # (T,) float
+    tbytes: np.ndarray  # (T,) bytes per element
+    written: np.ndarray  # (T,) bool
+    compute_cycles_full: float  # cycles with every PE busy
+    unit: str
+    mesh: tuple[int, int]
+    dram: str
+    buf: str
+    cap_bytes: float
+    dram_rd_bw: float
+    dram_wr_bw: float
+    buf_rd_bw: float
+    buf_wr_bw: float
+    dram_lat: float
+    buf_lat: float
+    e_dram_rd: float
+    e_dram_wr: float
+    e_buf_rd: float
+    e_buf_wr: float
+    e_ops: float  # dynamic compute energy, J
+    static_w: float
+    clock_hz: float
+    orders: tuple[tuple[int, ...], ...]  # DRAM loop orders (rank indices, outermost first)
+
+
+@dataclass
+class Candidates:
+    """N candidate mappings: buffer factors, spatial factors, axes (0 none, 1 x, 2 y), order."""
+
+    t: np.ndarray  # (N, R) int64
+    s: np.ndarray  # (N, R) int64
+    axis: np.ndarray  # (N, R) int8
+    order: np.ndarray  # (N,) index into Space.orders
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def take(self, idx: np.ndarray) -> Candidates:
+        """The candidates at ``idx``."""
+        return Candidates(self.t[idx], self.s[idx], self.axis[idx], self.order[idx])
+
+
+def build_space(workload: Workload, arch: Architecture, einsum: str,
+                unit: ComputeUnit | None = None, max_orders: int = 24) -> Space:
+    """The search space of ``einsum`` on ``arch`` (buffer = the first on-chip level)."""
+    from mappings._fit import pick_units
+
+    if unit is None:
+        unit = pick_units(arch)[0]
+    base = FusionGroup(einsums=(einsum,), levels=(LevelMapping(level=arch.levels[0].name),))
+    sizes = group_ranks(workload, base)
+    ranks = tuple(sizes)
+    tens = group_tensors(workload, base)
+    mask = np.array([[r in t.ranks for r in ranks] for t in tens], dtype=bool)
+    ops = unit_ops(group_ops(workload, base), unit.ops_per_cycle)
+    cyc = sum(v / float(unit.ops_per_cycle[k]) for k, v in ops.items())
+    e_ops = sum(v * float(unit.energy_pj.get(k, 0.0)) for k, v in ops.items()) * 1e-12
+    dram, buf = arch.levels[0], arch.levels[1]
+    static = sum(lv.leakage_w * lv.instances for lv in arch.levels) + sum(
+        u.leakage_w * u.instances for u in arch.compute) + float(getattr(arch, "idle_power_w", 0))
+    # loop orders: every permutation for small rank counts, else a rotating sample
+    perms = list(itertools.permutations(range(len(ranks))))
+    if len(perms) > max_orders:
+        perms = perms[:: max(1, len(perms) // max_orders)][:max_orders]
+    return Space(
+        einsum=einsum, ranks=ranks, sizes=np.array([sizes[r] for r in ranks], dtype=np.int64),
+        tensors=tuple(t.name for t in tens), tensor_mask=mask,
+        elems=np.array([t.elems for t in tens]), tbytes=np.array([t.bytes_per_elem for t in tens]),
+        written=np.array([t.written for t in tens]), compute_cycles_full=float(cyc),
+        unit=unit.name, mesh=unit_mesh(unit), dram=dram.name, buf=buf.name,
+        cap_bytes=float(buf.capacity_bytes or np.inf),
+        dram_rd_bw=dram.read_bw_bytes_per_cycle, dram_wr_bw=dram.write_bw_bytes_per_cycle,
+        buf_rd_bw=buf.read_bw_bytes_per_cycle, buf_wr_bw=buf.write_bw_bytes_per_cycle,
+        dram_lat=float(dram.latency_cycles), buf_lat=float(buf.latency_cycles),
+        e_dram_rd=dram.read_energy_pj_per_byte * 1e-12,
+        e_dram_wr=dram.write_energy_pj_per_byte * 1e-12,
+        e_buf_rd=buf.read_energy_pj_per_byte * 1e-12, e_buf_wr=buf.write_energy_pj_per_byte * 1e-12,
+        e_ops=e_ops, static_w=static, clock_hz=float(arch.clock.core_hz), orders=tuple(perms))
+
+
+def tile_choices(size: int, cap: int | None = None) -> list[int]:
+    """Candidate factors of a rank of ``size``: powers of two, divisors and ``size`` (<= cap)."""
+    lim = size if cap is None else min(size, cap)
+    out = {1, lim}
+    p = 1
+    while p <= lim:
+        out.add(p)
+        p *= 2
+    for d in range(1, int(math.isqrt(size)) + 1):
+        if size % d == 0:
+            for x in (d, size // d):
+                if x <= lim:
+                    out.add(x)
+    return sorted(out)
+
+
+def batch_metrics(space: Space, c: Candidates) -> dict[str, np.ndarray]:
+    """Estimated ``cycles``, ``energy_j``, ``dram_bytes``, ``buffer_bytes`` and ``valid``.
+
+    Complexity O(N * R * T) numpy operations (no Python loop over candidates).
+    """
+    size = space.sizes[None, :]
+    inner = c.t * c.s
+    top = -(-size // inner)  # ceil
+    ordr = np.asarray(space.orders, dtype=np.int64)[c.order]  # (N, R)
+    f_ord = np.take_along_axis(top, ordr, axis=1)
+    pos = np.arange(ordr.shape[1])[None, :]
+    trips = np.prod(top, axis=1).astype(np.float64)
+    loads = np.zeros(len(c))
+    stores = np.zeros(len(c))
+    dram_rd = np.zeros(len(c))
+    dram_wr = np.zeros(len(c))
+    buf = np.zeros(len(c))
+    n_load = np.zeros(len(c))
+    n_store = np.zeros(len(c))
+    for ti in range(len(space.tensors)):
+        own = space.tensor_mask[ti]
+        own_ord = own[ordr]
+        rel = own_ord & (f_ord > 1)
+        last = np.where(rel.any(axis=1), ordr.shape[1] - 1 - np.argmax(rel[:, ::-1], axis=1), -1)
+        mult = np.prod(np.where((pos <= last[:, None]) & ~own_ord, f_ord, 1), axis=1)
+        b = space.elems[ti] * space.tbytes[ti]
+        tile = np.prod(np.where(own[None, :], np.minimum(size, inner), 1), axis=1)
+        buf += tile * space.tbytes[ti]
+        if space.written[ti]:
+            wr = b * mult
+            back = b * (mult - 1)
+            stores += np.ceil(wr / trips)
+            n_store += 1
+            dram_wr += np.ceil(wr / trips) * trips
+            if np.any(back > 0):
+                loads += np.ceil(back / trips)
+                dram_rd += np.ceil(back / trips) * trips
+                n_load += back > 0
+        else:
+            rd = b * mult
+            loads += np.ceil(rd / trips)
+            dram_rd += np.ceil(rd / trips) * trips
+            n_load += 1
+    used = np.prod(c.s, axis=1).astype(np.float64)
+    comp = space.compute_cycles_full * (space.mesh[0] * space.mesh[1]) / used / trips
+    lt = np.where(loads > 0, space.dram_lat + loads / min(space.dram_rd_bw, space.buf_wr_bw), 0.0)
+    st = np.where(stores > 0, space.buf_lat + stores / min(space.buf_rd_bw, space.dram_wr_bw), 0.0)
+    period = np.maximum(np.maximum(lt, comp), st)
+    double = 2 * buf <= space.cap_bytes  # lower() uses depth 2 only when two tiles fit
+    cycles = np.where(double, lt + comp + st + (trips - 1) * period,
+                      np.maximum(trips * (lt + comp) + st, lt + trips * (comp + st)))
+    busiest = np.maximum(np.maximum(loads / min(space.dram_rd_bw, space.buf_wr_bw),
+                                    stores / min(space.buf_rd_bw, space.dram_wr_bw)), comp)
+    cycles = np.maximum(cycles, trips * busiest)
+    secs = cycles / space.clock_hz
+    energy = (dram_rd * (space.e_dram_rd + space.e_buf_wr) + dram_wr * (space.e_dram_wr
+              + space.e_buf_rd) + space.e_ops * space.mesh[0] * space.mesh[1] / used
+              + space.static_w * secs)
+    valid = (buf <= space.cap_bytes) & np.all(c.t * c.s < size + c.s, axis=1)
+    return {"cycles": cycles, "energy_j": energy, "dram_bytes": dram_rd + dram_wr,
+            "buffer_bytes": buf, "valid": valid, "trips": trips}
+
+
+def to_group(space: Space, t: np.ndarray, s: np.ndarray, axis: np.ndarray,
+             order: int) -> FusionGroup:
+    """The FusionGroup of one candidate (row arrays of length R)."""
+    top = {r: int(-(-int(space.sizes[i]) // int(t[i] * s[i]))) for i, r in enumerate(space.ranks)}
+    dram_order = tuple(space.ranks[i] for i in space.orders[int(order)])
+    spatial = {r: int(s[i]) for i, r in enumerate(space.ranks) if s[i] > 1}
+    ax = {r: ("x" if axis[i] == 1 else "y") for i, r in enumerate(space.ranks) if s[i] > 1}
+    return FusionGroup(einsums=(space.einsum,), compute=space.unit, levels=(
+        LevelMapping(level=space.dram, temporal=top, order=dram_order),
+        LevelMapping(level=space.buf, temporal={r: int(t[i]) for i, r in enumerate(space.ranks)
+                                                if t[i] > 1}, spatial=spatial, spatial_axis=ax)))

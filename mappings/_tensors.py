@@ -1,0 +1,94 @@
+"""Facts about a fusion group taken from the workload: its ranks, tensors and op counts."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from mappings._mapping import FusionGroup
+from mappings._reuse import TensorUse
+
+if TYPE_CHECKING:
+    from workloads import Workload
+
+__all__ = ["group_ranks", "group_tensors", "group_ops", "einsum_by_name"]
+
+
+def einsum_by_name(workload: Workload) -> dict[str, object]:
+    """Einsum name -> Einsum of the workload's cascade."""
+    return {e.name: e for e in workload.cascade.einsums}
+
+
+def group_ranks(workload: Workload, group: FusionGroup) -> dict[str, int]:
+    """Rank -> size for every rank iterated by the group's Einsums (in first-seen order)."""
+    by = einsum_by_name(workload)
+    sizes = workload.sizes
+    out: dict[str, int] = {}
+    for name in group.einsums:
+        e = by.get(name)
+        if e is None:
+            continue
+        for r in e.ranks:
+            out.setdefault(r, int(sizes.get(r, 1)))
+    return out
+
+
+def group_tensors(workload: Workload, group: FusionGroup) -> list[TensorUse]:
+    """The tensors the group reads or writes, with their role and element count.
+
+    Element counts are dense (product of rank sizes); a tensor produced by one group
+    Einsum and consumed by another is an intermediate (``in_dram`` unless ``on_chip``).
+    """
+    cas = workload.cascade
+    by = einsum_by_name(workload)
+    sizes = workload.sizes
+    written: list[str] = []
+    read: list[str] = []
+    for name in group.einsums:
+        e = by.get(name)
+        if e is None:
+            continue
+        for ref in e.inputs:
+            if ref.name not in read and ref.name != e.output.name:
+                read.append(ref.name)
+        if e.output.name not in written:
+            written.append(e.output.name)
+    out: list[TensorUse] = []
+    for name in dict.fromkeys(read + written):
+        spec = cas.tensors[name]
+        elems = float(math.prod(int(sizes.get(r, 1)) for r in spec.ranks))
+        is_w = name in written
+        is_r = name in read and (not is_w or _consumed_after_produced(group, by, name))
+        out.append(TensorUse(
+            name=name, ranks=tuple(spec.ranks), elems=elems,
+            bytes_per_elem=spec.dtype_bits / 8.0, written=is_w, read=is_r,
+            in_dram=name not in group.on_chip,
+        ))
+    return out
+
+
+def _consumed_after_produced(group: FusionGroup, by: dict[str, object], name: str) -> bool:
+    produced = False
+    for e_name in group.einsums:
+        e = by[e_name]
+        if produced and any(ref.name == name for ref in e.inputs):
+            return True
+        if e.output.name == name:
+            produced = True
+    return False
+
+
+def group_ops(workload: Workload, group: FusionGroup) -> dict[str, float]:
+    """Op kind -> count summed over the group's Einsums (from ``workload.counts()``)."""
+    counts = {ec.name: ec for ec in workload.counts().einsums}
+    total: dict[str, float] = {}
+    for name in group.einsums:
+        ec = counts.get(name)
+        if ec is None:
+            continue
+        ops = dict(ec.ops)
+        if ec.macs and "mac" not in ops:
+            ops["mac"] = float(ec.macs)
+        for k, v in ops.items():
+            total[k] = total.get(k, 0.0) + float(v)
+    return total

@@ -1,0 +1,43 @@
+"""archsim sweep / pareto / demo from the command line."""
+
+from __future__ import annotations
+
+from archsim.cli import main
+from dse import load
+
+
+def test_sweep_then_pareto_prints_the_front_and_plots(real_spec_path, tmp_path, capsys):
+    out = tmp_path / "store"
+    assert (
+        main(["sweep", str(real_spec_path), "--out", str(out), "--workers", "2", "--no-progress"])
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert "36 points: 0 already stored, 36 computed (0 errors)" in text
+    assert main(["sweep", str(real_spec_path), "--out", str(out), "--no-progress"]) == 0
+    assert "36 already stored, 0 computed" in capsys.readouterr().out
+    png = tmp_path / "front.png"
+    assert main(["pareto", str(out), "--x", "energy", "--y", "latency", "--plot", str(png)]) == 0
+    text = capsys.readouterr().out
+    assert "Pareto front over energy_j × seconds" in text
+    assert png.stat().st_size > 1000
+    df = load(out)
+    from dse import pareto
+
+    front = pareto(df, "energy_j", "seconds")
+    assert f": {len(front)} points" in text
+
+
+def test_bad_spec_is_an_error_line_not_a_traceback(tmp_path, capsys):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("name: x\narch: fusemax\nworkload: mha\nsampler: {kind: lhs}\n")
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ")
+    assert "sampler.n" in err
+    assert "needs n" in err
+
+
+def test_pareto_of_a_missing_store_is_an_error(tmp_path, capsys):
+    assert main(["pareto", str(tmp_path / "none")]) == 2
+    assert "not a sweep store" in capsys.readouterr().err

@@ -1,0 +1,192 @@
+"""Predict a measured record with the GPU model and the backend's real heuristics.
+
+Which model runs for which record (the *dataflow* column of reports):
+
+===================  ==================  ===============================================
+record               dataflow            kernels
+===================  ==================  ===============================================
+gemm                 ``gpu_gemm``        cuBLAS-like tile choice (+ split-K reduce)
+attn, flash          ``flash2``          FlashAttention-2 fwd / bwd (mma.sync)
+attn, cudnn          ``flash3``          Hopper warp-specialized wgmma fwd / bwd
+attn, efficient      ``mem_efficient``   cutlass memory-efficient fwd / bwd
+decode, flash        ``split_kv``        FA2 split heuristic + combine kernel
+decode, other        ``flash3`` / ...    one CTA per head, no split
+attn_unfused         ``gpu_unfused``     bmm, softmax, bmm
+flex_block_sparse    ``block_sparse``    FlexAttention, empty blocks skipped
+ceiling              ``gpu_gemm``/copy   the device-ceiling cases of the harness
+===================  ==================  ===============================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from archsim.gpu import (
+    GpuModel,
+    KernelCost,
+    attention_bwd_costs,
+    attention_fwd_costs,
+    block_sparse_costs,
+    decode_costs,
+    evaluate_op,
+    gemm_costs,
+    streaming_cost,
+    unfused_attention_costs,
+)
+
+from ._records import Measurement
+
+__all__ = ["RecordPrediction", "UnsupportedRecord", "predict_record", "backend_family",
+           "record_costs", "record_label"]
+
+_BACKENDS = {
+    "flash": "flash2", "flash_attention": "flash2",
+    "cudnn": "flash3", "cudnn_attention": "flash3",
+    "efficient": "efficient", "efficient_attention": "efficient", "mem_efficient": "efficient",
+}
+_DATAFLOW = {"flash2": "flash2", "flash3": "flash3", "efficient": "mem_efficient"}
+
+
+class UnsupportedRecord(Exception):
+    """A record of a kind or backend the model does not cover (reported, then skipped)."""
+
+
+def backend_family(backend: object) -> str:
+    """Kernel family of an SDPA backend name (``flash``, ``CUDNN_ATTENTION``, ...)."""
+    key = str(backend).split(".")[-1].lower()
+    if key not in _BACKENDS:
+        raise UnsupportedRecord(f"unknown backend {backend!r}")
+    return _BACKENDS[key]
+
+
+@dataclass(frozen=True)
+class RecordPrediction:
+    """Prediction for one record.
+
+    Attributes
+    ----------
+    dataflow : model used (see module table). group : reporting group (kind/backend/pass).
+    pred_ms : predicted time per call (ms). pred_dram_read_bytes / pred_dram_write_bytes : DRAM
+    traffic (bytes). pred_mJ : board energy per call (mJ). pred_W : average board power (W).
+    pred_clock_mhz : SM clock under the power cap (MHz). kernels : kernel names in order.
+    """
+
+    dataflow: str
+    group: str
+    pred_ms: float
+    pred_dram_read_bytes: float
+    pred_dram_write_bytes: float
+    pred_mJ: float
+    pred_W: float
+    pred_clock_mhz: float
+    kernels: tuple[str, ...]
+
+    @property
+    def pred_dram_bytes(self) -> float:
+        """DRAM bytes read + written."""
+        return self.pred_dram_read_bytes + self.pred_dram_write_bytes
+
+
+def _i(rec: Mapping[str, object], key: str, default: int | None = None) -> int:
+    val = rec.get(key, default)
+    if val is None:
+        raise UnsupportedRecord(f"missing field {key!r}")
+    return int(val)  # type: ignore[arg-type]
+
+
+def record_label(rec: Mapping[str, object]) -> str:
+    """Short shape text for tables: ``4096x4096x4096``, ``B4 H32/8 S4096 D128 causal``."""
+    kind = rec.get("kind")
+    if kind == "gemm":
+        return f"{rec.get('M')}x{rec.get('N')}x{rec.get('K')}"
+    if kind in ("attn", "decode"):
+        c = " causal" if rec.get("causal") else ""
+        return (f"B{rec.get('B')} H{rec.get('Hq')}/{rec.get('Hkv')} S{rec.get('Sq')}x{rec.get('Skv')}"
+                f" D{rec.get('D')}{c}")
+    if kind == "attn_unfused":
+        return f"B{rec.get('B')} H{rec.get('H')} S{rec.get('S')} D{rec.get('D')}"
+    if kind == "flex_block_sparse":
+        dens = rec.get("density", rec.get("density_target"))
+        return f"B{rec.get('B')} H{rec.get('H')} S{rec.get('S')} D{rec.get('D')} d={dens}"
+    return str(rec.get("name", kind))
+
+
+def _attn_costs(rec: Mapping[str, object], model: GpuModel) -> tuple[str, str, list[KernelCost]]:
+    fam = backend_family(rec.get("backend"))
+    B, Hq, Hkv, D = _i(rec, "B"), _i(rec, "Hq"), _i(rec, "Hkv"), _i(rec, "D")
+    if str(rec.get("gqa_impl", "")) == "expanded_kv":
+        Hkv = Hq  # K/V were expanded to Hq heads before the kernel ran
+    Sq, Skv = _i(rec, "Sq", 1), _i(rec, "Skv")
+    causal = bool(rec.get("causal", False))
+    dtype = str(rec.get("dtype", "bf16"))
+    pass_ = str(rec.get("pass_", "fwd"))
+    backend = str(rec.get("backend")).split(".")[-1].lower()
+    if rec.get("kind") == "decode" or Sq == 1:
+        if pass_ != "fwd":
+            raise UnsupportedRecord("decode backward")
+        flow = "split_kv" if fam == "flash2" else _DATAFLOW[fam]
+        return flow, f"decode/{backend}", decode_costs(
+            model, B=B, Hq=Hq, Hkv=Hkv, Skv=Skv, D=D, family=fam, dtype=dtype, Sq=Sq, causal=causal)
+    kw = dict(B=B, Hq=Hq, Hkv=Hkv, Sq=Sq, Skv=Skv, D=D, causal=causal, family=fam, dtype=dtype)
+    if pass_ == "bwd":
+        return _DATAFLOW[fam], f"attn/{backend}/bwd", attention_bwd_costs(model, **kw)  # type: ignore[arg-type]
+    if pass_ != "fwd":
+        raise UnsupportedRecord(f"unknown pass_ {pass_!r}")
+    return _DATAFLOW[fam], f"attn/{backend}/fwd", attention_fwd_costs(model, **kw)  # type: ignore[arg-type]
+
+
+def record_costs(rec: Mapping[str, object], model: GpuModel) -> tuple[str, str, list[KernelCost]]:
+    """``(dataflow, group, kernels)`` for a record.
+
+    Raises
+    ------
+    UnsupportedRecord
+        Unknown kind or backend, or a field the model needs is missing.
+    """
+    kind = rec.get("kind")
+    dtype = str(rec.get("dtype", "bf16"))
+    if kind == "gemm" or (kind == "ceiling" and "M" in rec):
+        costs = gemm_costs(_i(rec, "M"), _i(rec, "N"), _i(rec, "K"), model, dtype=dtype)
+        return "gpu_gemm", str(kind), costs
+    if kind in ("attn", "decode"):
+        return _attn_costs(rec, model)
+    if kind == "attn_unfused":
+        return "gpu_unfused", "attn_unfused", unfused_attention_costs(
+            model, B=_i(rec, "B"), H=_i(rec, "H"), S=_i(rec, "S"), D=_i(rec, "D"), dtype=dtype)
+    if kind == "flex_block_sparse":
+        density = float(rec.get("density", rec.get("density_target", 1.0)))  # type: ignore[arg-type]
+        return "block_sparse", "flex_block_sparse", block_sparse_costs(
+            model, B=_i(rec, "B"), H=_i(rec, "H"), S=_i(rec, "S"), D=_i(rec, "D"),
+            block=_i(rec, "block", 128), density=density, dtype=dtype)
+    if kind == "ceiling" and "bytes" in rec:
+        n = float(rec["bytes"])  # type: ignore[arg-type]
+        return "copy", "ceiling", [streaming_cost(model, name="copy_kernel", category="elementwise",
+                                                  read_bytes=n, write_bytes=n, alu_ops=0.0)]
+    raise UnsupportedRecord(f"unknown kind {kind!r}")
+
+
+def predict_record(rec: Measurement | Mapping[str, object], model: GpuModel) -> RecordPrediction:
+    """Predict one record (time, DRAM bytes, energy, clock).
+
+    Parameters
+    ----------
+    rec
+        A :class:`Measurement` or a raw record mapping.
+    model
+        GPU model with its calibration.
+
+    Raises
+    ------
+    UnsupportedRecord
+        See :func:`record_costs`.
+    """
+    fields = rec.fields if isinstance(rec, Measurement) else rec
+    flow, group, costs = record_costs(fields, model)
+    op = evaluate_op(costs, model)
+    return RecordPrediction(
+        dataflow=flow, group=group, pred_ms=op.time_s * 1e3,
+        pred_dram_read_bytes=op.dram_read_bytes, pred_dram_write_bytes=op.dram_write_bytes,
+        pred_mJ=op.energy_j * 1e3, pred_W=op.avg_power_w, pred_clock_mhz=op.clock_hz / 1e6,
+        kernels=tuple(k.name for k in op.kernels),
+    )

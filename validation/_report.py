@@ -1,0 +1,229 @@
+"""Measured-vs-predicted comparison of a measurement file: table, metrics, JSON, plot.
+
+Metrics (per kind, per group ``kind/backend/pass`` and overall):
+
+- ``MAPE``: mean of ``|pred - meas| / meas`` in percent;
+- ``max_error``: the largest such error in percent;
+- ``spearman``: rank correlation of predicted and measured times (scipy.stats.spearmanr),
+  which says whether the model orders kernels right even where it is off in scale.
+
+The same errors are computed for DRAM bytes (against ncu's ``dram_bytes_read +
+dram_bytes_write``) and energy (against NVML's ``mJ_per_iter``) where measured.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from archsim.gpu import GpuModel, gpu_model
+
+from ._predict import UnsupportedRecord, predict_record, record_label
+from ._records import MeasurementSet, load_measurements
+
+__all__ = ["ComparisonReport", "compare_records", "validate_file", "error_stats"]
+
+
+def error_stats(meas: Iterable[float], pred: Iterable[float]) -> dict[str, float]:
+    """``{"n", "mape", "max_error", "spearman"}`` (percent; spearman NaN for n < 3)."""
+    m = np.asarray(list(meas), dtype=float)
+    p = np.asarray(list(pred), dtype=float)
+    if m.size == 0:
+        return {"n": 0, "mape": math.nan, "max_error": math.nan, "spearman": math.nan}
+    err = np.abs(p - m) / m * 100.0
+    rho = math.nan
+    if m.size >= 3 and np.ptp(m) > 0 and np.ptp(p) > 0:
+        from scipy.stats import spearmanr
+
+        rho = float(spearmanr(m, p).statistic)
+    return {"n": int(m.size), "mape": float(err.mean()), "max_error": float(err.max()),
+            "spearman": rho}
+
+
+@dataclass(frozen=True)
+class ComparisonReport:
+    """Per-record comparison and its metrics.
+
+    Attributes
+    ----------
+    source : measurement file. arch : GPU name.
+    frame : one row per predicted record; columns ``line, kind, group, dataflow, shape,
+        backend, measured_ms, pred_ms, err_pct`` and where measured ``meas_dram_bytes,
+        pred_dram_bytes, dram_err_pct, meas_mJ, pred_mJ, energy_err_pct, meas_W, pred_W,
+        meas_clock_mhz, pred_clock_mhz``.
+    skipped : ``(line, reason)`` for records not predicted.
+    records : the input records with ``pred_*`` fields added (for ``--json``).
+    """
+
+    source: str
+    arch: str
+    frame: pd.DataFrame
+    skipped: tuple[tuple[int, str], ...]
+    records: tuple[Mapping[str, object], ...]
+
+    def summary(self, by: str = "kind", metric: str = "time") -> dict[str, dict[str, float]]:
+        """Error metrics per ``by`` value (``kind`` or ``group``) plus ``"all"``.
+
+        ``metric``: ``time`` (ms), ``dram`` (bytes) or ``energy`` (mJ).
+        """
+        cols = {"time": ("measured_ms", "pred_ms"), "dram": ("meas_dram_bytes", "pred_dram_bytes"),
+                "energy": ("meas_mJ", "pred_mJ")}[metric]
+        df = self.frame
+        if cols[0] not in df or df.empty:
+            return {}
+        df = df.dropna(subset=list(cols))
+        out = {"all": error_stats(df[cols[0]], df[cols[1]])} if len(df) else {}
+        for key, sub in df.groupby(by, sort=True):
+            out[str(key)] = error_stats(sub[cols[0]], sub[cols[1]])
+        return out
+
+    def table(self) -> str:
+        """Per-record text table."""
+        head = f"{'line':>5} {'kind':<18} {'shape':<34} {'backend':<10} {'dataflow':<14} " \
+               f"{'meas ms':>10} {'pred ms':>10} {'err %':>7}"
+        lines = [head, "-" * len(head)]
+        for r in self.frame.itertuples(index=False):
+            lines.append(f"{r.line:>5} {r.group:<18.18} {r.shape:<34.34} {r.backend:<10.10} "
+                         f"{r.dataflow:<14} {r.measured_ms:>10.4f} {r.pred_ms:>10.4f} {r.err_pct:>+7.1f}")
+        for line, reason in self.skipped:
+            lines.append(f"{line:>5} skipped: {reason}")
+        return "\n".join(lines)
+
+    def summary_text(self) -> str:
+        """Summary lines: overall and per kind/group for time, then DRAM and energy."""
+        out = []
+        for metric, label in (("time", "time"), ("dram", "DRAM bytes"), ("energy", "energy")):
+            by_kind = self.summary("kind", metric)
+            if not by_kind:
+                continue
+            groups = self.summary("group", metric) if metric == "time" else {}
+            for key, st in list(by_kind.items()) + [(k, v) for k, v in groups.items() if k != "all"]:
+                name = "ALL" if key == "all" else key
+                out.append(f"{label:<10} {name:<24} n={st['n']:<4} MAPE={st['mape']:6.2f}% "
+                           f"max_error={st['max_error']:6.2f}% spearman={st['spearman']:.3f}")
+        out.append(f"skipped: {len(self.skipped)} records")
+        return "\n".join(out)
+
+    def write_json(self, path: str | Path) -> None:
+        """Write ``{"source", "arch", "summary", "records"}`` (records carry ``pred_*``)."""
+        doc = {"source": self.source, "arch": self.arch,
+               "summary": {m: self.summary("kind", m) for m in ("time", "dram", "energy")},
+               "summary_by_group": self.summary("group", "time"),
+               "skipped": [{"line": n, "reason": r} for n, r in self.skipped],
+               "records": list(self.records)}
+        Path(path).write_text(json.dumps(doc, indent=1, default=_json_default, allow_nan=True))
+
+    def plot(self, path: str | Path) -> None:
+        """Predicted vs measured time, log-log, one colour per group, with a +-10% band."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6.5, 6))
+        df = self.frame
+        for key, sub in df.groupby("group", sort=True):
+            ax.scatter(sub["measured_ms"], sub["pred_ms"], s=14, label=str(key), alpha=0.8)
+        if len(df):
+            lo = float(min(df["measured_ms"].min(), df["pred_ms"].min())) * 0.7
+            hi = float(max(df["measured_ms"].max(), df["pred_ms"].max())) * 1.4
+            xs = np.array([lo, hi])
+            ax.plot(xs, xs, "k-", lw=0.8)
+            ax.fill_between(xs, xs * 0.9, xs * 1.1, color="grey", alpha=0.2, label="±10%")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("measured (ms)")
+        ax.set_ylabel(f"predicted by archsim ({self.arch}) (ms)")
+        st = self.summary("kind").get("all", {})
+        ax.set_title(f"{Path(self.source).name}: MAPE {st.get('mape', math.nan):.1f}%, "
+                     f"spearman {st.get('spearman', math.nan):.3f}")
+        ax.legend(fontsize=7, loc="upper left")
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+
+
+def _json_default(obj: object) -> object:
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    return str(obj)
+
+
+def _num(rec: Mapping[str, object], key: str) -> float | None:
+    v = rec.get(key)
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def compare_records(mset: MeasurementSet, model: GpuModel) -> ComparisonReport:
+    """Predict every record of ``mset``; unknown kinds/backends go to ``skipped``."""
+    rows: list[dict[str, object]] = []
+    skipped = list(mset.skipped)
+    out_records: list[Mapping[str, object]] = []
+    for m in mset.records:
+        rec = m.fields
+        try:
+            p = predict_record(m, model)
+        except UnsupportedRecord as exc:
+            skipped.append((m.line, str(exc)))
+            continue
+        row: dict[str, object] = {
+            "line": m.line, "kind": m.kind, "group": p.group, "dataflow": p.dataflow,
+            "shape": record_label(rec), "backend": str(rec.get("backend", "")),
+            "measured_ms": m.ms, "pred_ms": p.pred_ms, "err_pct": (p.pred_ms - m.ms) / m.ms * 100,
+            "pred_clock_mhz": p.pred_clock_mhz, "pred_W": p.pred_W,
+        }
+        extra: dict[str, object] = {"pred_ms": p.pred_ms, "pred_dataflow": p.dataflow,
+                                    "pred_kernels": list(p.kernels)}
+        rd, wr = _num(rec, "dram_bytes_read"), _num(rec, "dram_bytes_write")
+        if rd is not None or wr is not None:
+            meas = (rd or 0.0) + (wr or 0.0)
+            row.update(meas_dram_bytes=meas, pred_dram_bytes=p.pred_dram_bytes,
+                       dram_err_pct=(p.pred_dram_bytes - meas) / meas * 100 if meas else math.nan)
+            extra.update(pred_dram_bytes=p.pred_dram_bytes,
+                         pred_dram_bytes_read=p.pred_dram_read_bytes,
+                         pred_dram_bytes_write=p.pred_dram_write_bytes)
+        mj = _num(rec, "mJ_per_iter")
+        if mj is not None:
+            row.update(meas_mJ=mj, pred_mJ=p.pred_mJ, energy_err_pct=(p.pred_mJ - mj) / mj * 100)
+            extra.update(pred_mJ=p.pred_mJ)
+        for src, dst, val in (("avg_W", "meas_W", p.pred_W), ("sm_clock", "meas_clock_mhz", p.pred_clock_mhz)):
+            v = _num(rec, src)
+            if v is not None:
+                row[dst] = v
+                extra[f"pred_{src}"] = val
+        rows.append(row)
+        out_records.append({**rec, **extra})
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        frame = pd.DataFrame(columns=["line", "kind", "group", "dataflow", "shape", "backend",
+                                      "measured_ms", "pred_ms", "err_pct"])
+    return ComparisonReport(mset.path, model.hw.name, frame, tuple(sorted(skipped)), tuple(out_records))
+
+
+def validate_file(path: str | Path, arch: object = "h100", *, model: GpuModel | None = None) -> ComparisonReport:
+    """Load a measurement file and compare it with the model of ``arch``.
+
+    Parameters
+    ----------
+    path
+        JSON Lines measurement file.
+    arch
+        Preset name or :class:`archsim.Architecture` (ignored when ``model`` is given).
+    model
+        A ready GPU model (e.g. with a candidate calibration).
+
+    Raises
+    ------
+    ValidationDataError
+        Unreadable file or malformed line.
+    """
+    mset = load_measurements(path)
+    return compare_records(mset, model or gpu_model(arch))
