@@ -15,8 +15,11 @@ import argparse
 import sys
 import tempfile
 import time
+from pathlib import Path
 
-from dse import SweepSpec, load, run_sweep
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere in the repo
+
+from dse import SweepSpec, load, run_sweep  # noqa: E402
 
 ANALYTIC = {
     "name": "bench-1000",

@@ -20,7 +20,7 @@ ceiling              ``gpu_gemm``/copy   the device-ceiling cases of the harness
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from archsim.gpu import (
     GpuModel,
@@ -37,7 +37,7 @@ from archsim.gpu import (
 
 from ._records import Measurement
 
-__all__ = ["RecordPrediction", "UnsupportedRecord", "predict_record", "backend_family",
+__all__ = ["device_model", "RecordPrediction", "UnsupportedRecord", "predict_record", "backend_family",
            "record_costs", "record_label"]
 
 _BACKENDS = {
@@ -147,7 +147,8 @@ def record_costs(rec: Mapping[str, object], model: GpuModel) -> tuple[str, str, 
     kind = rec.get("kind")
     dtype = str(rec.get("dtype", "bf16"))
     if kind == "gemm" or (kind == "ceiling" and "M" in rec):
-        costs = gemm_costs(_i(rec, "M"), _i(rec, "N"), _i(rec, "K"), model, dtype=dtype)
+        costs = gemm_costs(_i(rec, "M"), _i(rec, "N"), _i(rec, "K"), model, dtype=dtype,
+                           batch=_i(rec, "batch", 1))
         return "gpu_gemm", str(kind), costs
     if kind in ("attn", "decode"):
         return _attn_costs(rec, model)
@@ -164,6 +165,27 @@ def record_costs(rec: Mapping[str, object], model: GpuModel) -> tuple[str, str, 
         return "copy", "ceiling", [streaming_cost(model, name="copy_kernel", category="elementwise",
                                                   read_bytes=n, write_bytes=n, alu_ops=0.0)]
     raise UnsupportedRecord(f"unknown kind {kind!r}")
+
+
+def device_model(model: GpuModel, device: Mapping[str, object] | None) -> GpuModel:
+    """The model with the measured device's *settings*: power limit, max SM clock, idle power.
+
+    These are read from the file's ``device`` record (``power_limit_w``,
+    ``sm_clock_max_mhz``, ``idle_power_w``); they are facts of the measured board, not
+    fitted constants. SM count and memory are not overridden (use another preset).
+    """
+    if not device:
+        return model
+    upd: dict[str, float] = {}
+    for key, attr, scale in (("power_limit_w", "power_cap_w", 1.0),
+                             ("sm_clock_max_mhz", "boost_clock_hz", 1e6),
+                             ("idle_power_w", "idle_w", 1.0)):
+        v = device.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
+            upd[attr] = float(v) * scale
+    if not upd:
+        return model
+    return replace(model, hw=replace(model.hw, **upd))
 
 
 def predict_record(rec: Measurement | Mapping[str, object], model: GpuModel) -> RecordPrediction:

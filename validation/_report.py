@@ -24,7 +24,7 @@ import pandas as pd
 
 from archsim.gpu import GpuModel, gpu_model
 
-from ._predict import UnsupportedRecord, predict_record, record_label
+from ._predict import UnsupportedRecord, device_model, predict_record, record_label
 from ._records import MeasurementSet, load_measurements
 
 __all__ = ["ComparisonReport", "compare_records", "validate_file", "error_stats"]
@@ -103,7 +103,8 @@ class ComparisonReport:
             if not by_kind:
                 continue
             groups = self.summary("group", metric) if metric == "time" else {}
-            for key, st in list(by_kind.items()) + [(k, v) for k, v in groups.items() if k != "all"]:
+            extra = [(k, v) for k, v in groups.items() if k != "all" and k not in by_kind]
+            for key, st in list(by_kind.items()) + extra:
                 name = "ALL" if key == "all" else key
                 out.append(f"{label:<10} {name:<24} n={st['n']:<4} MAPE={st['mape']:6.2f}% "
                            f"max_error={st['max_error']:6.2f}% spearman={st['spearman']:.3f}")
@@ -163,7 +164,12 @@ def _num(rec: Mapping[str, object], key: str) -> float | None:
 
 
 def compare_records(mset: MeasurementSet, model: GpuModel) -> ComparisonReport:
-    """Predict every record of ``mset``; unknown kinds/backends go to ``skipped``."""
+    """Predict every record of ``mset``; unknown kinds/backends go to ``skipped``.
+
+    The device record's power limit, max SM clock and idle power replace the preset's
+    (:func:`device_model`).
+    """
+    model = device_model(model, mset.device)
     rows: list[dict[str, object]] = []
     skipped = list(mset.skipped)
     out_records: list[Mapping[str, object]] = []

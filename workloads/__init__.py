@@ -58,8 +58,7 @@ __all__ = [
     "ModelPreset",
 ]
 
-_LIBRARY = ("get_workload", "list_workloads", "Workload", "get_model", "list_models",
-            "ModelPreset")
+_LIBRARY = ("get_workload", "list_workloads", "Workload", "get_model", "list_models", "ModelPreset")
 
 
 def __getattr__(name: str) -> object:

@@ -11,8 +11,9 @@ from ._parse import parse_statements
 __all__ = ["parse_cascade", "format_cascade"]
 
 
-def parse_cascade(text: str, *, name: str = "cascade",
-                  params: Mapping[str, int | float] | None = None) -> Cascade:
+def parse_cascade(
+    text: str, *, name: str = "cascade", params: Mapping[str, int | float] | None = None
+) -> Cascade:
     """Parse and check a cascade written in the text notation.
 
     Parameters

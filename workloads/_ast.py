@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Literal, Union
 
 from archsim.errors import WorkloadError
@@ -33,7 +32,27 @@ __all__ = [
     "Split",
     "Einsum",
     "Cascade",
+    "FrozenMap",
+    "expr_refs",
+    "expr_names",
+    "first_node",
 ]
+
+
+class FrozenMap(dict):  # type: ignore[type-arg]
+    """A read-only, hashable, picklable dict (cascade tables travel to worker processes)."""
+
+    def _readonly(self, *args: object, **kwargs: object) -> None:
+        raise TypeError("a cascade's tables are read-only")
+
+    __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = _readonly  # type: ignore[assignment]
+    __ior__ = _readonly  # type: ignore[assignment]
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(self.items()))
+
+    def __reduce__(self) -> tuple[type, tuple[dict]]:  # type: ignore[override]
+        return (FrozenMap, (dict(self),))
 
 
 @dataclass(frozen=True)
@@ -305,8 +324,8 @@ class Cascade:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     intermediates: tuple[str, ...]
-    splits: Mapping[str, Split] = field(default_factory=lambda: MappingProxyType({}))
-    rank_params: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    splits: Mapping[str, Split] = field(default_factory=lambda: FrozenMap({}))
+    rank_params: Mapping[str, str] = field(default_factory=lambda: FrozenMap({}))
 
     def size_param(self, rank: str) -> str:
         """Name of the parameter giving ``rank``'s size (``m`` -> ``M``)."""
@@ -346,12 +365,19 @@ def _resolve_sizes(cascade: Cascade, merged: Mapping[str, int | float]) -> dict[
     def positive(name: str, what: str) -> int:
         if name not in merged:
             raise WorkloadError(
-                f"no size for {what}", path=f"cascade {cascade.name}",
-                expected=f"parameter {name}", got=sorted(merged))
+                f"no size for {what}",
+                path=f"cascade {cascade.name}",
+                expected=f"parameter {name}",
+                got=sorted(merged),
+            )
         value = merged[name]
         if isinstance(value, bool) or not float(value).is_integer() or value <= 0:
-            raise WorkloadError(f"bad size for {what}", path=f"param {name}",
-                                expected="a positive integer", got=value)
+            raise WorkloadError(
+                f"bad size for {what}",
+                path=f"param {name}",
+                expected="a positive integer",
+                got=value,
+            )
         return int(value)
 
     sizes: dict[str, int] = {}
@@ -362,8 +388,11 @@ def _resolve_sizes(cascade: Cascade, merged: Mapping[str, int | float]) -> dict[
             continue
         sizes[rank] = positive(cascade.size_param(rank), f"rank {rank}")
     for s in cascade.splits.values():  # splits in declaration order: parents may be splits
-        parent = sizes[s.rank] if s.rank in sizes else positive(cascade.size_param(s.rank),
-                                                                 f"rank {s.rank}")
+        parent = (
+            sizes[s.rank]
+            if s.rank in sizes
+            else positive(cascade.size_param(s.rank), f"rank {s.rank}")
+        )
         tile = s.tile if isinstance(s.tile, int) else positive(s.tile, f"tile of {s.rank}")
         sizes[s.rank] = parent
         sizes[s.inner] = tile
@@ -372,6 +401,45 @@ def _resolve_sizes(cascade: Cascade, merged: Mapping[str, int | float]) -> dict[
         if given is not None and int(given) != sizes[s.outer]:
             raise WorkloadError(
                 f"split {s.rank} -> {s.outer}, {s.inner}: {cascade.size_param(s.outer)} "
-                "is derived as ceil(parent / tile)", path=f"param {cascade.size_param(s.outer)}",
-                expected=sizes[s.outer], got=given)
+                "is derived as ceil(parent / tile)",
+                path=f"param {cascade.size_param(s.outer)}",
+                expected=sizes[s.outer],
+                got=given,
+            )
     return sizes
+
+
+def expr_refs(e: Expr) -> list[TensorRef]:
+    """Tensor references of an expression, in order of appearance."""
+    if isinstance(e, TensorRef):
+        return [e]
+    if isinstance(e, Binary):
+        return expr_refs(e.left) + expr_refs(e.right)
+    if isinstance(e, Unary):
+        return expr_refs(e.arg)
+    return []
+
+
+def expr_names(e: object) -> list[str]:
+    """Bare names (parameters, ranks) of an expression or condition."""
+    if isinstance(e, Name):
+        return [e.name]
+    out: list[str] = []
+    for attr in ("left", "right", "arg"):
+        if hasattr(e, attr):
+            out += expr_names(getattr(e, attr))
+    for item in getattr(e, "items", ()):
+        out += expr_names(item)
+    return out
+
+
+def first_node(e: Expr, kind: type) -> object | None:
+    """The first node of type ``kind`` in pre-order, or None."""
+    if isinstance(e, kind):
+        return e
+    for attr in ("left", "right", "arg"):
+        if hasattr(e, attr):
+            found = first_node(getattr(e, attr), kind)
+            if found is not None:
+                return found
+    return None

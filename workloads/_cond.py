@@ -18,12 +18,23 @@ from ._ast import And, Binary, Compare, Cond, Expr, Name, Num, Unary
 
 __all__ = ["eval_int", "eval_cond", "compares", "linearize", "Linear"]
 
-_CMP = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
-        "==": np.equal, "!=": np.not_equal}
+_CMP = {
+    "<": np.less,
+    "<=": np.less_equal,
+    ">": np.greater,
+    ">=": np.greater_equal,
+    "==": np.equal,
+    "!=": np.not_equal,
+}
 
 
-def eval_int(e: Expr, params: Mapping[str, float], *, where: str,
-             coords: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+def eval_int(
+    e: Expr,
+    params: Mapping[str, float],
+    *,
+    where: str,
+    coords: Mapping[str, np.ndarray] | None = None,
+) -> np.ndarray:
     """Evaluate an integer expression of parameters (and rank coordinates, if given)."""
     if isinstance(e, Num):
         return np.asarray(e.value)
@@ -32,8 +43,12 @@ def eval_int(e: Expr, params: Mapping[str, float], *, where: str,
             return coords[e.name]
         if e.name in params:
             return np.asarray(float(params[e.name]))
-        raise WorkloadError(f"unknown name {e.name}", path=where,
-                            expected="a rank of the Einsum or a parameter", got=e.name)
+        raise WorkloadError(
+            f"unknown name {e.name}",
+            path=where,
+            expected="a rank of the Einsum or a parameter",
+            got=e.name,
+        )
     if isinstance(e, Unary) and e.fn == "neg":
         return -eval_int(e.arg, params, where=where, coords=coords)
     if isinstance(e, Binary) and e.op in ("+", "-", "*", "/", "max", "min"):
@@ -41,11 +56,20 @@ def eval_int(e: Expr, params: Mapping[str, float], *, where: str,
         b = eval_int(e.right, params, where=where, coords=coords)
         if e.op == "/":
             return np.floor_divide(a, b)
-        fn = {"+": np.add, "-": np.subtract, "*": np.multiply, "max": np.maximum,
-              "min": np.minimum}[e.op]
+        fn = {
+            "+": np.add,
+            "-": np.subtract,
+            "*": np.multiply,
+            "max": np.maximum,
+            "min": np.minimum,
+        }[e.op]
         return fn(a, b)
-    raise WorkloadError("not an integer expression", path=where,
-                        expected="ranks, parameters, integers and + - * / max min", got=str(e))
+    raise WorkloadError(
+        "not an integer expression",
+        path=where,
+        expected="ranks, parameters, integers and + - * / max min",
+        got=str(e),
+    )
 
 
 def compares(c: Cond) -> tuple[Compare, ...]:
@@ -53,8 +77,9 @@ def compares(c: Cond) -> tuple[Compare, ...]:
     return c.items if isinstance(c, And) else (c,)
 
 
-def eval_cond(c: Cond, coords: Mapping[str, np.ndarray], params: Mapping[str, float], *,
-              where: str) -> np.ndarray:
+def eval_cond(
+    c: Cond, coords: Mapping[str, np.ndarray], params: Mapping[str, float], *, where: str
+) -> np.ndarray:
     """Boolean array (broadcast over the coordinates) where the condition holds."""
     out = np.asarray(True)
     for cmp in compares(c):
@@ -76,22 +101,24 @@ def _lin(e: Expr, ranks: set[str], params: Mapping[str, float], where: str) -> L
             return {e.name: 1}, 0
         if e.name in params:
             return {}, _int(params[e.name], e, where)
-        raise WorkloadError(f"unknown name {e.name}", path=where,
-                            expected="a rank of the Einsum or a parameter", got=e.name)
+        raise WorkloadError(
+            f"unknown name {e.name}",
+            path=where,
+            expected="a rank of the Einsum or a parameter",
+            got=e.name,
+        )
     if isinstance(e, Unary) and e.fn == "neg":
         c, k = _lin(e.arg, ranks, params, where)
         return {r: -v for r, v in c.items()}, -k
     if isinstance(e, Binary) and e.op in ("+", "-"):
-        (ca, ka), (cb, kb) = _lin(e.left, ranks, params, where), _lin(e.right, ranks, params,
-                                                                      where)
+        (ca, ka), (cb, kb) = _lin(e.left, ranks, params, where), _lin(e.right, ranks, params, where)
         s = 1 if e.op == "+" else -1
         out = dict(ca)
         for r, v in cb.items():
             out[r] = out.get(r, 0) + s * v
         return {r: v for r, v in out.items() if v}, ka + s * kb
     if isinstance(e, Binary) and e.op == "*":
-        (ca, ka), (cb, kb) = _lin(e.left, ranks, params, where), _lin(e.right, ranks, params,
-                                                                      where)
+        (ca, ka), (cb, kb) = _lin(e.left, ranks, params, where), _lin(e.right, ranks, params, where)
         if ca and cb:
             raise _nonlinear(e, where)
         if cb:
@@ -101,20 +128,25 @@ def _lin(e: Expr, ranks: set[str], params: Mapping[str, float], where: str) -> L
 
 
 def _nonlinear(e: Expr, where: str) -> WorkloadError:
-    return WorkloadError("condition is not linear in the ranks (counting needs a linear one)",
-                         path=where, expected="sums of integer multiples of ranks and "
-                         "parameters", got=str(e))
+    return WorkloadError(
+        "condition is not linear in the ranks (counting needs a linear one)",
+        path=where,
+        expected="sums of integer multiples of ranks and parameters",
+        got=str(e),
+    )
 
 
 def _int(v: float, e: Expr, where: str) -> int:
     if not float(v).is_integer() or math.isinf(v):
-        raise WorkloadError("condition constants must be integers", path=where,
-                            expected="an integer", got=str(e))
+        raise WorkloadError(
+            "condition constants must be integers", path=where, expected="an integer", got=str(e)
+        )
     return int(v)
 
 
-def linearize(c: Cond, ranks: set[str], params: Mapping[str, float], *, where: str
-              ) -> list[tuple[str, dict[str, int], int]]:
+def linearize(
+    c: Cond, ranks: set[str], params: Mapping[str, float], *, where: str
+) -> list[tuple[str, dict[str, int], int]]:
     """Each comparison as ``(op, coeffs, const)`` meaning ``sum coeffs*r + const OP 0``.
 
     ``<`` and ``>`` become ``<=``/``>=`` with the constant shifted (integer ranks), and ``>=``

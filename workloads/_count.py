@@ -17,7 +17,8 @@ scales the work by 0.3. Per Einsum:
 - ``reads_elems[T]`` counts the points where T's value is needed, ``writes_elems[out]`` the
   present output elements (an iterative output: one write per update).
 
-Iterative Einsums count each update once per step of the iterative rank. Conditions are
+Iterative Einsums count each update once per step of the iterative rank. Evaluating a
+condition costs no ops (a mapping enumerates only the points it must compute). Conditions are
 counted exactly; ``density``/``block``/``slice`` annotations scale by their density (a
 ``mask(T)`` annotation counts as dense: its density is unknown before run time).
 """
@@ -124,9 +125,15 @@ def count(cascade: Cascade, params: Mapping[str, int | float] | None = None) -> 
     for name in cascade.outputs:
         comp += c.output_elems(name) * cascade.tensors[name].dtype_bits / 8
     return CascadeCounts(
-        einsums=per, macs=macs, ops=ops, flops=2 * macs + sum(ops.values()),
-        compulsory_bytes=comp, reads_bytes=sum(e.reads_bytes for e in per),
-        writes_bytes=sum(e.writes_bytes for e in per), params=dict(p))
+        einsums=per,
+        macs=macs,
+        ops=ops,
+        flops=2 * macs + sum(ops.values()),
+        compulsory_bytes=comp,
+        reads_bytes=sum(e.reads_bytes for e in per),
+        writes_bytes=sum(e.writes_bytes for e in per),
+        params=dict(p),
+    )
 
 
 class _Counter:
@@ -136,7 +143,7 @@ class _Counter:
         self.cache: dict = {}
         for name in cascade.inputs:
             self.pres[name] = self._annotation(name, cascade.tensors[name].ranks)
-        for name, spec in cascade.tensors.items():
+        for name in cascade.tensors:
             if name not in cascade.inputs and name not in {e.name for e in cascade.einsums}:
                 self.pres[name] = FULL
 
@@ -164,8 +171,9 @@ class _Counter:
         mapping = self._rank_map(ref, spec.ranks, e)
         return tuple(substitute(c, mapping) for c in self.pres[ref.name])
 
-    def _rank_map(self, ref: TensorRef, canon: tuple[str, ...], e: Einsum
-                  ) -> dict[str, tuple[dict[str, int], int] | None]:
+    def _rank_map(
+        self, ref: TensorRef, canon: tuple[str, ...], e: Einsum
+    ) -> dict[str, tuple[dict[str, int], int] | None]:
         out: dict[str, tuple[dict[str, int], int] | None] = {}
         idx = list(ref.indices)
         k = j = 0
@@ -176,8 +184,14 @@ class _Counter:
                 out[r] = ({sp.outer: self.sizes[sp.inner], sp.inner: 1}, 0)
                 k, j = k + 2, j + 1
                 continue
-            merged = next((s for s in self.c.splits.values() if j + 1 < len(canon)
-                           and canon[j] == s.outer and canon[j + 1] == s.inner), None)
+            merged = next(
+                (
+                    s
+                    for s in self.c.splits.values()
+                    if j + 1 < len(canon) and canon[j] == s.outer and canon[j + 1] == s.inner
+                ),
+                None,
+            )
             if merged and ix.rank == merged.rank:
                 out[canon[j]] = out[canon[j + 1]] = None
                 k, j = k + 1, j + 2
@@ -212,16 +226,21 @@ class _Counter:
         cons: set = set()
         ranks = set(e.ranks)
         if e.cond is not None:
-            parents = {s.rank: ({s.outer: self.sizes[s.inner], s.inner: 1}, 0)
-                       for s in self.c.splits.values() if s.outer in ranks and s.inner in ranks}
+            parents = {
+                s.rank: ({s.outer: self.sizes[s.inner], s.inner: 1}, 0)
+                for s in self.c.splits.values()
+                if s.outer in ranks and s.inner in ranks
+            }
             lin = linearize(e.cond, ranks | set(parents), self.p, where=f"`{e.text}`")
             raw = Conj(frozenset(make_constraint(op, co, k) for op, co, k in lin))
             cons |= substitute(raw, parents).cons
         for s in self.c.splits.values():
-            if s.outer in ranks and s.inner in ranks and self.sizes[s.rank] % self.sizes[
-                    s.inner]:
-                cons.add(make_constraint("<=", {s.outer: self.sizes[s.inner], s.inner: 1},
-                                         -(self.sizes[s.rank] - 1)))
+            if s.outer in ranks and s.inner in ranks and self.sizes[s.rank] % self.sizes[s.inner]:
+                cons.add(
+                    make_constraint(
+                        "<=", {s.outer: self.sizes[s.inner], s.inner: 1}, -(self.sizes[s.rank] - 1)
+                    )
+                )
         factors = frozenset()
         spec = self.c.tensors[e.name]
         if not spec.iterative:
@@ -253,8 +272,9 @@ class _Counter:
                 walk(x.arg)
             elif isinstance(x, Binary):
                 if x.op in UNION_OPS:
-                    both = pres_and(self.node_presence(x.left, e, memo),
-                                    self.node_presence(x.right, e, memo))
+                    both = pres_and(
+                        self.node_presence(x.left, e, memo), self.node_presence(x.right, e, memo)
+                    )
                     add(BINARY_KIND[x.op], cnt(pres_and(both, gate)))
                 elif x is not mac_node:
                     add(BINARY_KIND[x.op], cnt(pres_and(self.node_presence(x, e, memo), gate)))
@@ -269,19 +289,28 @@ class _Counter:
         reads = self._reads(e, point, memo, cnt)
         out_pres = point
         for r in e.reduce_ranks:
-            out_pres = tuple(x for x in (eliminate(c, r, self.sizes[r]) for c in out_pres)
-                             if x is not None)
+            out_pres = tuple(
+                x for x in (eliminate(c, r, self.sizes[r]) for c in out_pres) if x is not None
+            )
         if not e.iterative_rank:
             self.pres[e.name] = out_pres
         writes = count_presence(out_pres, e.output.ranks, self.sizes, self.cache)
         rb = sum(n * self.c.tensors[t].dtype_bits / 8 for t, n in reads.items())
         wb = writes * self.c.tensors[e.name].dtype_bits / 8
-        return EinsumCounts(name=e.name, macs=macs, ops=ops, reads_elems=reads,
-                            writes_elems={e.name: writes}, reads_bytes=rb, writes_bytes=wb,
-                            points=points)
+        return EinsumCounts(
+            name=e.name,
+            macs=macs,
+            ops=ops,
+            reads_elems=reads,
+            writes_elems={e.name: writes},
+            reads_bytes=rb,
+            writes_bytes=wb,
+            points=points,
+        )
 
-    def _reads(self, e: Einsum, point: Presence, memo: dict[int, Presence], cnt
-               ) -> dict[str, float]:
+    def _reads(
+        self, e: Einsum, point: Presence, memo: dict[int, Presence], cnt
+    ) -> dict[str, float]:
         need: dict[TensorRef, Presence] = {}
 
         def visit(x: Expr, n: Presence) -> None:
@@ -291,8 +320,10 @@ class _Counter:
                 visit(x.arg, n)
             elif isinstance(x, Binary):
                 for child in (x.left, x.right):
-                    visit(child, pres_and(n, self.node_presence(child, e, memo))
-                          if x.op in UNION_OPS else n)
+                    visit(
+                        child,
+                        pres_and(n, self.node_presence(child, e, memo)) if x.op in UNION_OPS else n,
+                    )
 
         visit(e.expr, point)
         reads: dict[str, float] = {}
@@ -322,4 +353,3 @@ def _has_ref(x: Expr) -> bool:
     if isinstance(x, Binary):
         return _has_ref(x.left) or _has_ref(x.right)
     return False
-

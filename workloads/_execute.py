@@ -24,15 +24,21 @@ import numpy as np
 from archsim.errors import WorkloadError
 
 from ._ast import Binary, Cascade, Einsum, Expr, Name, Num, TensorRef, Unary
-from ._cond import eval_int, eval_cond
+from ._cond import eval_cond, eval_int
 from ._ops import UNARY, UNION_OPS
 from ._sparsity import make_mask
 
 __all__ = ["execute", "execute_with_presence", "Value"]
 
 _IDENTITY = {"+": 0.0, "max": -np.inf, "min": np.inf}
-_BINOP = {"*": np.multiply, "/": np.divide, "-": np.subtract, "+": np.add, "max": np.maximum,
-          "min": np.minimum}
+_BINOP = {
+    "*": np.multiply,
+    "/": np.divide,
+    "-": np.subtract,
+    "+": np.add,
+    "max": np.maximum,
+    "min": np.minimum,
+}
 
 
 @dataclass
@@ -43,9 +49,13 @@ class Value:
     pres: np.ndarray
 
 
-def execute(cascade: Cascade, inputs: Mapping[str, np.ndarray],
-            params: Mapping[str, int | float] | None = None, *, seed: int = 0
-            ) -> dict[str, np.ndarray]:
+def execute(
+    cascade: Cascade,
+    inputs: Mapping[str, np.ndarray],
+    params: Mapping[str, int | float] | None = None,
+    *,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
     """Run ``cascade`` on ``inputs``; return every computed tensor (absent elements as 0).
 
     Parameters
@@ -75,21 +85,29 @@ def execute(cascade: Cascade, inputs: Mapping[str, np.ndarray],
     return {n: np.where(v.pres, v.val, 0.0) for n, v in env.items() if n not in cascade.inputs}
 
 
-def _sizes(cascade: Cascade, inputs: Mapping[str, np.ndarray],
-           params: Mapping[str, int | float] | None) -> tuple[dict[str, int], dict[str, float]]:
+def _sizes(
+    cascade: Cascade, inputs: Mapping[str, np.ndarray], params: Mapping[str, int | float] | None
+) -> tuple[dict[str, int], dict[str, float]]:
     merged: dict[str, float] = {**cascade.params, **(params or {})}
     parts = {r for s in cascade.splits.values() for r in (s.outer, s.inner)}
     for name in cascade.inputs:
         if name not in inputs:
-            raise WorkloadError(f"missing input {name}", path=f"inputs.{name}",
-                                expected=f"array over {list(cascade.tensors[name].ranks)}",
-                                got=sorted(inputs))
+            raise WorkloadError(
+                f"missing input {name}",
+                path=f"inputs.{name}",
+                expected=f"array over {list(cascade.tensors[name].ranks)}",
+                got=sorted(inputs),
+            )
         spec = cascade.tensors[name]
         shape = np.shape(inputs[name])
         if len(shape) != len(spec.ranks):
-            raise WorkloadError(f"input {name} has the wrong number of axes",
-                                path=f"inputs.{name}", expected=list(spec.ranks), got=shape)
-        for r, n in zip(spec.ranks, shape):
+            raise WorkloadError(
+                f"input {name} has the wrong number of axes",
+                path=f"inputs.{name}",
+                expected=list(spec.ranks),
+                got=shape,
+            )
+        for r, n in zip(spec.ranks, shape, strict=True):
             if r not in parts:
                 merged.setdefault(cascade.size_param(r), n)
     sizes = cascade.rank_sizes(merged)
@@ -97,14 +115,22 @@ def _sizes(cascade: Cascade, inputs: Mapping[str, np.ndarray],
         spec = cascade.tensors[name]
         want = tuple(sizes[r] for r in spec.ranks)
         if np.shape(inputs[name]) != want:
-            raise WorkloadError(f"input {name} shape disagrees with the rank sizes",
-                                path=f"inputs.{name}", expected=want, got=np.shape(inputs[name]))
+            raise WorkloadError(
+                f"input {name} shape disagrees with the rank sizes",
+                path=f"inputs.{name}",
+                expected=want,
+                got=np.shape(inputs[name]),
+            )
     return sizes, cascade.resolved_params(merged)
 
 
-def execute_with_presence(cascade: Cascade, inputs: Mapping[str, np.ndarray],
-                          params: Mapping[str, int | float] | None = None, *, seed: int = 0
-                          ) -> dict[str, Value]:
+def execute_with_presence(
+    cascade: Cascade,
+    inputs: Mapping[str, np.ndarray],
+    params: Mapping[str, int | float] | None = None,
+    *,
+    seed: int = 0,
+) -> dict[str, Value]:
     """Like :func:`execute` but returns values and presence masks of every tensor."""
     sizes, p = _sizes(cascade, inputs, params)
     env: dict[str, Value] = {}
@@ -175,8 +201,15 @@ def _schedule(cascade: Cascade) -> list[list[int]]:
 
 
 class _Runner:
-    def __init__(self, cascade: Cascade, env: dict[str, Value], sizes: dict[str, int],
-                 params: dict[str, float], inputs: Mapping[str, np.ndarray], seed: int) -> None:
+    def __init__(
+        self,
+        cascade: Cascade,
+        env: dict[str, Value],
+        sizes: dict[str, int],
+        params: dict[str, float],
+        inputs: Mapping[str, np.ndarray],
+        seed: int,
+    ) -> None:
         self.c, self.env, self.sizes, self.p = cascade, env, sizes, params
         self.inputs, self.seed = inputs, seed
 
@@ -189,15 +222,21 @@ class _Runner:
             self.env[e.name] = Value(np.where(pres, val, 0.0), pres)
             return
         if len(its) > 1:
-            raise WorkloadError("Einsums tied in a loop iterate different ranks",
-                                path=f"line {es[0].line}", expected="one iterative rank",
-                                got=sorted(its))
+            raise WorkloadError(
+                "Einsums tied in a loop iterate different ranks",
+                path=f"line {es[0].line}",
+                expected="one iterative rank",
+                got=sorted(its),
+            )
         (r,) = its
         for e in es:
             if r not in e.output.ranks:
-                raise WorkloadError(f"{e.name} is in the loop over {r} but does not keep {r}",
-                                    path=f"line {e.line}", expected=f"{r} an output rank of "
-                                    f"`{e.text}`", got=list(e.output.ranks))
+                raise WorkloadError(
+                    f"{e.name} is in the loop over {r} but does not keep {r}",
+                    path=f"line {e.line}",
+                    expected=f"{r} an output rank of `{e.text}`",
+                    got=list(e.output.ranks),
+                )
             self._allocate(e, r)
         for i in range(self.sizes[r]):
             for e in es:
@@ -223,28 +262,14 @@ class _Runner:
     # --- one Einsum ---------------------------------------------------------------------
     def evaluate(self, e: Einsum, fixed: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
         ranks = [r for r in e.ranks if r not in fixed]
+        gate = self.gate(e, ranks, fixed)
+        fast = self.product(e, ranks, fixed, gate)
+        if fast is not None:
+            return fast
         shape = tuple(self.sizes[r] for r in ranks)
         val, pres = self.expr(e.expr, e, ranks, fixed)
-        pres = np.broadcast_to(pres, shape)
+        pres = np.broadcast_to(pres & gate, shape)
         val = np.broadcast_to(val, shape)
-        coords = {r: np.arange(self.sizes[r]).reshape(
-            [-1 if k == j else 1 for k in range(len(ranks))]) for j, r in enumerate(ranks)}
-        coords.update({r: np.asarray(v) for r, v in fixed.items()})
-        for s in self.c.splits.values():  # padding of a split that does not divide
-            if s.outer in coords and s.inner in coords:
-                coords.setdefault(s.rank, coords[s.outer] * self.sizes[s.inner] + coords[s.inner])
-                pres = pres & (coords[s.rank] < self.sizes[s.rank])
-        if e.cond is not None:
-            pres = pres & eval_cond(e.cond, coords, self.p, where=f"`{e.text}`")
-        spec = self.c.tensors[e.name]
-        if spec.sparsity is not None and not spec.iterative:
-            out_ranks = [r for r in e.output.ranks]
-            mshape = tuple(self.sizes[r] for r in out_ranks)
-            mask = make_mask(spec.sparsity, e.name, out_ranks, mshape, self.p, self.inputs,
-                             self.seed)
-            sel = tuple(fixed[r] if r in fixed else slice(None) for r in out_ranks)
-            mask = mask[sel]
-            pres = pres & mask.reshape(mask.shape + (1,) * (len(ranks) - mask.ndim))
         nred = len(e.reduce_ranks)
         if nred:
             axes = tuple(range(len(ranks) - nred, len(ranks)))
@@ -257,14 +282,79 @@ class _Runner:
             pres = pres.any(axis=axes)
         return np.where(pres, val, 0.0), np.array(pres)
 
-    def expr(self, x: Expr, e: Einsum, ranks: list[str], fixed: dict[str, int]
-             ) -> tuple[np.ndarray, np.ndarray]:
+    def gate(self, e: Einsum, ranks: list[str], fixed: dict[str, int]) -> np.ndarray:
+        """Condition, split padding and output sparsity, broadcastable over ``ranks``."""
+        gate = np.ones((1,) * len(ranks), dtype=bool)
+        coords = {
+            r: np.arange(self.sizes[r]).reshape([-1 if k == j else 1 for k in range(len(ranks))])
+            for j, r in enumerate(ranks)
+        }
+        coords.update({r: np.asarray(v) for r, v in fixed.items()})
+        for s in self.c.splits.values():  # padding of a split that does not divide
+            if s.outer in coords and s.inner in coords:
+                coords.setdefault(s.rank, coords[s.outer] * self.sizes[s.inner] + coords[s.inner])
+                gate = gate & (coords[s.rank] < self.sizes[s.rank])
+        if e.cond is not None:
+            gate = gate & eval_cond(e.cond, coords, self.p, where=f"`{e.text}`")
+        spec = self.c.tensors[e.name]
+        if spec.sparsity is not None and not spec.iterative:
+            out_ranks = list(e.output.ranks)
+            mshape = tuple(self.sizes[r] for r in out_ranks)
+            mask = make_mask(
+                spec.sparsity, e.name, out_ranks, mshape, self.p, self.inputs, self.seed
+            )
+            mask = mask[tuple(fixed[r] if r in fixed else slice(None) for r in out_ranks)]
+            gate = gate & mask.reshape(mask.shape + (1,) * (len(ranks) - mask.ndim))
+        return gate
+
+    def product(
+        self, e: Einsum, ranks: list[str], fixed: dict[str, int], gate: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Fast path: a product of tensors and scalars, summed, as two ``numpy.einsum`` calls.
+
+        NOTE: exact under the presence semantics: absent operands contribute 0 to the value
+        sum, and the output is present where the presence product (with the gate) sums > 0.
+        """
+        factors = _product_factors(e.expr)
+        if factors is None or e.reduce_op not in (None, "sum"):
+            return None
+        scale = 1.0
+        letter = {
+            r: chr(ord("a") + i) if i < 26 else chr(ord("A") + i - 26) for i, r in enumerate(ranks)
+        }
+        vals: list[np.ndarray] = []
+        press: list[np.ndarray] = []
+        subs: list[str] = []
+        for f in factors:
+            if isinstance(f, TensorRef):
+                v, p, labels = self.raw(f, e, fixed)
+                vals.append(np.where(p, v, 0.0))
+                press.append(p.astype(np.float64))
+                subs.append("".join(letter[r] for r in labels))
+            else:
+                scale *= float(self.expr(f, e, ranks, fixed)[0])
+        keep = [i for i, n in enumerate(gate.shape) if n != 1]
+        g = gate.reshape([gate.shape[i] for i in keep]).astype(np.float64)
+        gsub = "".join(letter[ranks[i]] for i in keep)
+        nout = len(ranks) - len(e.reduce_ranks)
+        spec = ",".join([*subs, gsub]) + "->" + "".join(letter[r] for r in ranks[:nout])
+        val = np.einsum(spec, *vals, g, optimize=True) * scale
+        pres = np.einsum(spec, *press, g, optimize=True) > 0
+        return np.where(pres, val, 0.0), pres
+
+    def expr(
+        self, x: Expr, e: Einsum, ranks: list[str], fixed: dict[str, int]
+    ) -> tuple[np.ndarray, np.ndarray]:
         if isinstance(x, Num):
             return np.asarray(x.value), np.asarray(True)
         if isinstance(x, Name):
             if x.name not in self.p:
-                raise WorkloadError(f"unknown parameter {x.name}", path=f"`{e.text}`",
-                                    expected="a parameter of the cascade", got=x.name)
+                raise WorkloadError(
+                    f"unknown parameter {x.name}",
+                    path=f"`{e.text}`",
+                    expected="a parameter of the cascade",
+                    got=x.name,
+                )
             return np.asarray(float(self.p[x.name])), np.asarray(True)
         if isinstance(x, TensorRef):
             return self.view(x, e, ranks, fixed)
@@ -280,9 +370,17 @@ class _Runner:
                 return _BINOP[x.op](np.where(pa, a, ident), np.where(pb, b, ident)), pa | pb
             return _BINOP[x.op](a, b), pa & pb
 
-    def view(self, ref: TensorRef, e: Einsum, ranks: list[str], fixed: dict[str, int]
-             ) -> tuple[np.ndarray, np.ndarray]:
+    def view(
+        self, ref: TensorRef, e: Einsum, ranks: list[str], fixed: dict[str, int]
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The operand ``ref`` as arrays broadcastable over the iteration space ``ranks``."""
+        val, pres, labels = self.raw(ref, e, fixed)
+        return _align(val, labels, ranks), _align(pres, labels, ranks)
+
+    def raw(
+        self, ref: TensorRef, e: Einsum, fixed: dict[str, int]
+    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """The operand ``ref`` with one axis per distinct rank variable (``labels``)."""
         v = self.env[ref.name]
         spec = self.c.tensors[ref.name]
         val, pres = v.val, v.pres
@@ -296,13 +394,18 @@ class _Runner:
             ix, r = idx[k], canon[j]
             sp = self.c.splits.get(r)
             if sp and ix.rank == sp.outer and k + 1 < len(idx) and idx[k + 1].rank == sp.inner:
-                val, pres = _split_axis(val, pres, axis, self.sizes[sp.outer],
-                                        self.sizes[sp.inner])
+                val, pres = _split_axis(val, pres, axis, self.sizes[sp.outer], self.sizes[sp.inner])
                 labels += [sp.outer, sp.inner]
                 axis, k, j = axis + 2, k + 2, j + 1
                 continue
-            merged = next((s for s in self.c.splits.values() if j + 1 < len(canon)
-                           and canon[j] == s.outer and canon[j + 1] == s.inner), None)
+            merged = next(
+                (
+                    s
+                    for s in self.c.splits.values()
+                    if j + 1 < len(canon) and canon[j] == s.outer and canon[j + 1] == s.inner
+                ),
+                None,
+            )
             if merged and ix.rank == merged.rank:
                 val, pres = _merge_axes(val, pres, axis, self.sizes[merged.rank])
                 labels.append(merged.rank)
@@ -312,8 +415,12 @@ class _Runner:
             if ix.rank is None:
                 pos = int(eval_int(ix.const, self.p, where=f"`{e.text}`"))
                 if not 0 <= pos < extent:
-                    raise WorkloadError(f"constant index out of range in {ref}",
-                                        path=f"`{e.text}`", expected=f"0..{extent - 1}", got=pos)
+                    raise WorkloadError(
+                        f"constant index out of range in {ref}",
+                        path=f"`{e.text}`",
+                        expected=f"0..{extent - 1}",
+                        got=pos,
+                    )
                 val, pres = val.take(pos, axis), pres.take(pos, axis)
             elif ix.rank in fixed:
                 pos = fixed[ix.rank] + ix.offset
@@ -332,36 +439,54 @@ class _Runner:
                 labels.append(ix.rank)
                 axis += 1
             k, j = k + 1, j + 1
-        return _align(val, labels, ranks), _align(pres, labels, ranks)
+        val, _ = _undiag(val, labels)
+        pres, labels = _undiag(pres, labels)
+        return val, pres, labels
 
 
-def _split_axis(val: np.ndarray, pres: np.ndarray, axis: int, outer: int, inner: int
-                ) -> tuple[np.ndarray, np.ndarray]:
+def _split_axis(
+    val: np.ndarray, pres: np.ndarray, axis: int, outer: int, inner: int
+) -> tuple[np.ndarray, np.ndarray]:
     n = val.shape[axis]
     pad = outer * inner - n
     if pad:
         widths = [(0, 0)] * val.ndim
         widths[axis] = (0, pad)
         val, pres = np.pad(val, widths), np.pad(pres, widths)  # padding is absent
-    shape = val.shape[:axis] + (outer, inner) + val.shape[axis + 1:]
+    shape = val.shape[:axis] + (outer, inner) + val.shape[axis + 1 :]
     return val.reshape(shape), pres.reshape(shape)
 
 
-def _merge_axes(val: np.ndarray, pres: np.ndarray, axis: int, size: int
-                ) -> tuple[np.ndarray, np.ndarray]:
-    shape = val.shape[:axis] + (-1,) + val.shape[axis + 2:]
+def _merge_axes(
+    val: np.ndarray, pres: np.ndarray, axis: int, size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    shape = val.shape[:axis] + (-1,) + val.shape[axis + 2 :]
     sl = (slice(None),) * axis + (slice(0, size),)
     return val.reshape(shape)[sl], pres.reshape(shape)[sl]
 
 
-def _align(a: np.ndarray, labels: list[str], ranks: list[str]) -> np.ndarray:
-    if len(set(labels)) != len(labels):
+def _product_factors(x: Expr) -> list[Expr] | None:
+    """The factors of a ``*`` chain of tensors and scalars, or None for any other tree."""
+    if isinstance(x, Binary) and x.op == "*":
+        a, b = _product_factors(x.left), _product_factors(x.right)
+        return None if a is None or b is None else a + b
+    if isinstance(x, (TensorRef, Num, Name)):
+        return [x]
+    return None
+
+
+def _undiag(a: np.ndarray, labels: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Take the diagonal where a rank variable indexes two axes (``X[i,i]``)."""
+    while len(set(labels)) != len(labels):
         dup = next(r for r in labels if labels.count(r) > 1)
         i = labels.index(dup)
         j = labels.index(dup, i + 1)
-        a = np.diagonal(a, axis1=i, axis2=j)  # diagonal goes last
+        a = np.diagonal(a, axis1=i, axis2=j)  # the diagonal axis goes last
         labels = [x for n, x in enumerate(labels) if n not in (i, j)] + [dup]
-        return _align(a, labels, ranks)
+    return a, labels
+
+
+def _align(a: np.ndarray, labels: list[str], ranks: list[str]) -> np.ndarray:
     order = sorted(range(len(labels)), key=lambda n: ranks.index(labels[n]))
     a = np.transpose(a, order)
     present = [labels[n] for n in order]

@@ -22,8 +22,20 @@ import numpy as np
 
 from archsim.errors import WorkloadError
 
-__all__ = ["Constraint", "Factor", "Conj", "Presence", "FULL", "conj_and", "pres_and",
-           "pres_or", "count_presence", "eliminate", "substitute", "count_points"]
+__all__ = [
+    "Constraint",
+    "Factor",
+    "Conj",
+    "Presence",
+    "FULL",
+    "conj_and",
+    "pres_and",
+    "pres_or",
+    "count_presence",
+    "eliminate",
+    "substitute",
+    "count_points",
+]
 
 Constraint = tuple[str, tuple[tuple[str, int], ...], int]
 """``(op, ((rank, coeff), ...), const)``: ``sum coeff*rank + const OP 0``."""
@@ -71,8 +83,11 @@ def _simplify(p: Presence) -> Presence:
         return FULL
     out = tuple(dict.fromkeys(p))
     # drop a term implied by a smaller one (its constraints and factors a superset)
-    keep = [c for c in out if not any(o is not c and o.cons <= c.cons and o.factors <= c.factors
-                                      for o in out)]
+    keep = [
+        c
+        for c in out
+        if not any(o is not c and o.cons <= c.cons and o.factors <= c.factors for o in out)
+    ]
     return tuple(keep)
 
 
@@ -128,10 +143,14 @@ def eliminate(c: Conj, rank: str, size: int) -> Conj | None:
         elif op == "==" and abs(a) == 1:
             sub = ({r: -a * v for r, v in d.items()}, -a * k)  # rank = -(rest)/a
             rest = Conj(frozenset(x for x in c.cons if x != (op, coeffs, k)), c.factors)
-            rest = Conj(rest.cons | {make_constraint("<=", {r: -v for r, v in sub[0].items()},
-                                                     -sub[1]),
-                                     make_constraint("<=", sub[0], sub[1] - (size - 1))},
-                        rest.factors)
+            rest = Conj(
+                rest.cons
+                | {
+                    make_constraint("<=", {r: -v for r, v in sub[0].items()}, -sub[1]),
+                    make_constraint("<=", sub[0], sub[1] - (size - 1)),
+                },
+                rest.factors,
+            )
             return _check_empty(substitute(rest, {rank: sub}))
         elif op == "<=":
             (upper if a > 0 else lower).append((abs(a), d, k))
@@ -156,8 +175,9 @@ def _check_empty(c: Conj) -> Conj | None:
     return Conj(frozenset(cons), c.factors)
 
 
-def count_points(cons: Iterable[Constraint], sizes: Mapping[str, int],
-                 cache: dict | None = None) -> int:
+def count_points(
+    cons: Iterable[Constraint], sizes: Mapping[str, int], cache: dict | None = None
+) -> int:
     """Number of integer points of the box over the constrained ranks satisfying ``cons``.
 
     Ranks not named by any constraint are *not* multiplied in (the caller does that).
@@ -174,8 +194,9 @@ def count_points(cons: Iterable[Constraint], sizes: Mapping[str, int],
 
 def _count(cons: tuple[Constraint, ...], sizes: Mapping[str, int]) -> int:
     for op, coeffs, k in cons:
-        if not coeffs and not ((op == "<=" and k <= 0) or (op == "==" and k == 0)
-                               or (op == "!=" and k != 0)):
+        if not coeffs and not (
+            (op == "<=" and k <= 0) or (op == "==" and k == 0) or (op == "!=" and k != 0)
+        ):
             return 0
     cons = tuple(c for c in cons if c[1])
     ranks = sorted({r for _, cs, _ in cons for r, _ in cs}, key=lambda r: (-sizes[r], r))
@@ -184,9 +205,12 @@ def _count(cons: tuple[Constraint, ...], sizes: Mapping[str, int]) -> int:
     x, others = ranks[0], ranks[1:]
     grid = math.prod(sizes[r] for r in others)
     if grid > _GRID_MAX:
-        raise WorkloadError("condition too large to count exactly", path=str(cons),
-                            expected=f"<= {_GRID_MAX} points over the ranks other than {x}",
-                            got=grid)
+        raise WorkloadError(
+            "condition too large to count exactly",
+            path=str(cons),
+            expected=f"<= {_GRID_MAX} points over the ranks other than {x}",
+            got=grid,
+        )
     total = 0
     for start in range(0, grid, _GRID_CHUNK):
         idx = np.arange(start, min(grid, start + _GRID_CHUNK), dtype=np.int64)
@@ -197,8 +221,9 @@ def _count(cons: tuple[Constraint, ...], sizes: Mapping[str, int]) -> int:
     return int(total)
 
 
-def _count_chunk(cons: tuple[Constraint, ...], x: str, nx: int,
-                 coords: Mapping[str, np.ndarray], n: int) -> int:
+def _count_chunk(
+    cons: tuple[Constraint, ...], x: str, nx: int, coords: Mapping[str, np.ndarray], n: int
+) -> int:
     lo = np.zeros(n, dtype=np.int64)
     hi = np.full(n, nx - 1, dtype=np.int64)
     excluded: list[np.ndarray] = []
@@ -233,8 +258,9 @@ def _count_chunk(cons: tuple[Constraint, ...], x: str, nx: int,
     return int(cnt.sum())
 
 
-def count_presence(p: Presence, ranks: Iterable[str], sizes: Mapping[str, int],
-                   cache: dict | None = None) -> float:
+def count_presence(
+    p: Presence, ranks: Iterable[str], sizes: Mapping[str, int], cache: dict | None = None
+) -> float:
     """Expected number of present points of the box over ``ranks``.
 
     Inclusion-exclusion over the disjunction's terms (exact for independent factors); each
@@ -244,14 +270,19 @@ def count_presence(p: Presence, ranks: Iterable[str], sizes: Mapping[str, int],
     box = math.prod(sizes[r] for r in ranks)
     terms = [c for c in p]
     if len(terms) > 12:
-        raise WorkloadError("presence formula too large to count", path="count",
-                            expected="<= 12 alternative terms", got=len(terms))
+        raise WorkloadError(
+            "presence formula too large to count",
+            path="count",
+            expected="<= 12 alternative terms",
+            got=len(terms),
+        )
     total = 0.0
     for n in range(1, len(terms) + 1):
         for combo in itertools.combinations(terms, n):
             cons = frozenset().union(*(c.cons for c in combo))
             facs = frozenset().union(*(c.factors for c in combo))
             used = {r for _, cs, _ in cons for r, _ in cs}
+            assert used <= set(ranks), (used, ranks)  # presence lives on the iterated ranks
             free = math.prod(sizes[r] for r in ranks if r not in used)
             dens = math.prod(d for _, d, _ in {(s, d, r) for s, d, r in facs})
             pts = count_points(cons, sizes, cache) * free if cons else box

@@ -39,12 +39,14 @@ class Where:
     path: str
     text: str
 
-    def error(self, message: str, col: int | None = None, *, expected: object = None,
-              got: object = None) -> WorkloadError:
+    def error(
+        self, message: str, col: int | None = None, *, expected: object = None, got: object = None
+    ) -> WorkloadError:
         """A WorkloadError at ``path, col`` quoting the statement."""
         loc = self.path if col is None else f"{self.path}, col {col}"
-        return WorkloadError(f"{message} in `{self.text.strip()}`", path=loc,
-                             expected=expected, got=got)
+        return WorkloadError(
+            f"{message} in `{self.text.strip()}`", path=loc, expected=expected, got=got
+        )
 
 
 def tokenize(text: str, where: Where) -> list[Token]:
@@ -65,8 +67,12 @@ def tokenize(text: str, where: Where) -> list[Token]:
             break
         m = _TOKEN.match(body, pos)
         if m is None or m.end() == pos:
-            raise where.error("unexpected character", pos + 1, expected="a name, number or "
-                              "operator", got=body[pos])
+            raise where.error(
+                "unexpected character",
+                pos + 1,
+                expected="a name, number or operator",
+                got=body[pos],
+            )
         kind = m.lastgroup or "sym"
         start = m.start(kind)
         tokens.append(Token(kind, m.group(kind), start + 1))

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["UnaryFn", "UNARY", "BINARY_KIND", "REDUCE_KIND", "REDUCE_OPS", "UNION_OPS",
-           "DTYPES"]
+__all__ = ["UnaryFn", "UNARY", "BINARY_KIND", "REDUCE_KIND", "REDUCE_OPS", "UNION_OPS", "DTYPES"]
 
 
 @dataclass(frozen=True)
@@ -48,8 +47,14 @@ UNARY: dict[str, UnaryFn] = {
 }
 """Unary functions by name (``exp(QK[m,p] - M[p])``)."""
 
-BINARY_KIND: dict[str, str] = {"*": "mul", "+": "add", "-": "sub", "/": "div", "max": "max",
-                               "min": "min"}
+BINARY_KIND: dict[str, str] = {
+    "*": "mul",
+    "+": "add",
+    "-": "sub",
+    "/": "div",
+    "max": "max",
+    "min": "min",
+}
 """Binary map operators and their op kind."""
 
 UNION_OPS = frozenset({"+", "max", "min"})
@@ -60,6 +65,16 @@ REDUCE_OPS = ("sum", "max", "min")
 REDUCE_KIND: dict[str, str] = {"sum": "add", "max": "max", "min": "min"}
 """Reduction operators and the op kind counted per reduced element."""
 
-DTYPES: dict[str, int] = {"bf16": 16, "fp16": 16, "fp32": 32, "fp64": 64, "fp8": 8,
-                          "int8": 8, "int4": 4, "int16": 16, "int32": 32, "bool": 1}
+DTYPES: dict[str, int] = {
+    "bf16": 16,
+    "fp16": 16,
+    "fp32": 32,
+    "fp64": 64,
+    "fp8": 8,
+    "int8": 8,
+    "int4": 4,
+    "int16": 16,
+    "int32": 32,
+    "bool": 1,
+}
 """Dtype names and their bits per element (``bits=N`` gives any other width)."""

@@ -25,8 +25,19 @@ from ._ast import And, Binary, Compare, Cond, Expr, Index, Name, Num, Sparsity, 
 from ._lex import Token, Where, tokenize
 from ._ops import DTYPES, REDUCE_OPS, UNARY
 
-__all__ = ["ParamStmt", "TensorStmt", "SparsityStmt", "SplitStmt", "RankSizeStmt", "EinsumStmt",
-           "Stmt", "parse_statements", "parse_line", "parse_einsum", "parse_sparsity"]
+__all__ = [
+    "ParamStmt",
+    "TensorStmt",
+    "SparsityStmt",
+    "SplitStmt",
+    "RankSizeStmt",
+    "EinsumStmt",
+    "Stmt",
+    "parse_statements",
+    "parse_line",
+    "parse_einsum",
+    "parse_sparsity",
+]
 
 
 @dataclass(frozen=True)
@@ -141,8 +152,11 @@ class _Parser:
     # --- statements ---------------------------------------------------------------------
     def statement(self) -> Stmt:
         head = self.tok
-        if head.kind == "id" and self.peek().text != "[" and head.text in (
-                "param", "tensor", "sparsity", "rank"):
+        if (
+            head.kind == "id"
+            and self.peek().text != "["
+            and head.text in ("param", "tensor", "sparsity", "rank")
+        ):
             self.take()
             stmt = getattr(self, f"_{head.text}")()
         else:
@@ -161,8 +175,11 @@ class _Parser:
         while True:
             t = self.ident("a rank name")
             if not t.text[0].islower():
-                self.fail("rank names start with a lower-case letter", t,
-                          expected="a lower-case rank name")
+                self.fail(
+                    "rank names start with a lower-case letter",
+                    t,
+                    expected="a lower-case rank name",
+                )
             names.append(t.text)
             if self.at(","):
                 self.take()
@@ -231,8 +248,11 @@ class _Parser:
                 self.expect(",")
         self.take()
         if density is None or not tile:
-            self.fail(f"{kind}() needs a tile size and a density", kind_tok,
-                      expected=f"{kind}(M=64, density=0.3)")
+            self.fail(
+                f"{kind}() needs a tile size and a density",
+                kind_tok,
+                expected=f"{kind}(M=64, density=0.3)",
+            )
         return Sparsity(kind, density=density, tile=tuple(tile))  # type: ignore[arg-type]
 
     def _density(self, d: float, tok: Token) -> float:
@@ -262,8 +282,10 @@ class _Parser:
     # --- Einsums ------------------------------------------------------------------------
     def einsum(self) -> EinsumStmt:
         if self.tok.kind != "id" or self.peek().text != "[":
-            self.fail("expected a statement (param, tensor, sparsity, rank, or OUT[...] = ...)",
-                      expected="a statement")
+            self.fail(
+                "expected a statement (param, tensor, sparsity, rank, or OUT[...] = ...)",
+                expected="a statement",
+            )
         out = self.ref()
         self.expect("=")
         reduce_op, reduce_ranks = self.reduction()
@@ -319,8 +341,11 @@ class _Parser:
             return Index(t.text, offset)
         const = self.expr()
         if _has_lower_name(const) or not isinstance(const, (Num, Name, Binary, Unary)):
-            self.fail("bad index: a rank (+ offset) or a constant of parameters", t,
-                      expected="rank or constant")
+            self.fail(
+                "bad index: a rank (+ offset) or a constant of parameters",
+                t,
+                expected="rank or constant",
+            )
         return Index(None, 0, const)
 
     def expr(self) -> Expr:
@@ -374,11 +399,17 @@ class _Parser:
             self.expect(")")
             return Binary(t.text, a, b)
         if t.text in REDUCE_OPS:
-            self.fail(f"'{t.text}(...)' as a reduction must come first on the right-hand side",
-                      t, expected="OUT[...] = sum(r) expr")
+            self.fail(
+                f"'{t.text}(...)' as a reduction must come first on the right-hand side",
+                t,
+                expected="OUT[...] = sum(r) expr",
+            )
         if t.text not in UNARY:
-            self.fail("unknown function", t, expected="one of " + ", ".join(
-                sorted([*UNARY, "max", "min"])))
+            self.fail(
+                "unknown function",
+                t,
+                expected="one of " + ", ".join(sorted([*UNARY, "max", "min"])),
+            )
         arg = self.expr()
         self.expect(")")
         return Unary(t.text, arg)

@@ -22,8 +22,9 @@ from ._ast import Sparsity
 __all__ = ["tile_shape", "make_mask"]
 
 
-def tile_shape(sp: Sparsity, ranks: Sequence[str],
-               params: Mapping[str, int | float]) -> tuple[int, ...]:
+def tile_shape(
+    sp: Sparsity, ranks: Sequence[str], params: Mapping[str, int | float]
+) -> tuple[int, ...]:
     """Tile extent (elements) per rank of a tensor for a sparsity annotation.
 
     ``M=k`` is shorthand: for ``block`` the last two ranks get ``k`` (an M x M block), for
@@ -47,14 +48,24 @@ def _value(v: int | str, params: Mapping[str, int | float]) -> int:
     if isinstance(v, int):
         return v
     if v not in params:
-        raise WorkloadError("unknown tile parameter", path=f"sparsity tile {v}",
-                            expected=f"parameter {v}", got=sorted(params))
+        raise WorkloadError(
+            "unknown tile parameter",
+            path=f"sparsity tile {v}",
+            expected=f"parameter {v}",
+            got=sorted(params),
+        )
     return int(params[v])
 
 
-def make_mask(sp: Sparsity, name: str, ranks: Sequence[str], shape: Sequence[int],
-              params: Mapping[str, int | float], inputs: Mapping[str, np.ndarray],
-              seed: int = 0) -> np.ndarray:
+def make_mask(
+    sp: Sparsity,
+    name: str,
+    ranks: Sequence[str],
+    shape: Sequence[int],
+    params: Mapping[str, int | float],
+    inputs: Mapping[str, np.ndarray],
+    seed: int = 0,
+) -> np.ndarray:
     """Boolean presence mask of shape ``shape`` for tensor ``name`` (see module docstring).
 
     Raises
@@ -65,16 +76,23 @@ def make_mask(sp: Sparsity, name: str, ranks: Sequence[str], shape: Sequence[int
     shape = tuple(shape)
     if sp.kind == "mask":
         if sp.mask not in inputs:
-            raise WorkloadError(f"mask tensor {sp.mask} for {name} not given",
-                                path=f"inputs.{sp.mask}", expected=f"array of shape {shape}",
-                                got=None)
+            raise WorkloadError(
+                f"mask tensor {sp.mask} for {name} not given",
+                path=f"inputs.{sp.mask}",
+                expected=f"array of shape {shape}",
+                got=None,
+            )
         m = np.asarray(inputs[sp.mask])
         if m.shape != shape:
-            raise WorkloadError(f"mask tensor {sp.mask} has the wrong shape",
-                                path=f"inputs.{sp.mask}", expected=shape, got=m.shape)
+            raise WorkloadError(
+                f"mask tensor {sp.mask} has the wrong shape",
+                path=f"inputs.{sp.mask}",
+                expected=shape,
+                got=m.shape,
+            )
         return m.astype(bool)
     tile = tile_shape(sp, ranks, params) if sp.kind != "density" else (1,) * len(shape)
-    grid = tuple(-(-s // t) for s, t in zip(shape, tile))
+    grid = tuple(-(-s // t) for s, t in zip(shape, tile, strict=True))
     n = int(np.prod(grid))
     keep = max(1, int(round(float(sp.density or 1.0) * n)))
     rng = np.random.default_rng(seed ^ zlib.crc32(name.encode()))

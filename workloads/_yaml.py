@@ -60,8 +60,12 @@ def load_cascade(path: str | Path) -> Cascade:
     try:
         text = p.read_text()
     except OSError as exc:
-        raise WorkloadError("cannot read cascade file", path=str(p), expected="a readable "
-                            "YAML file", got=exc.strerror) from None
+        raise WorkloadError(
+            "cannot read cascade file",
+            path=str(p),
+            expected="a readable YAML file",
+            got=exc.strerror,
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -71,17 +75,21 @@ def load_cascade(path: str | Path) -> Cascade:
     return cascade_from_dict(data, source=str(p), default_name=p.stem)
 
 
-def _need(cond: bool, path: str, what: str, got: object, message: str = "bad cascade YAML"
-          ) -> None:
+def _need(cond: bool, path: str, what: str, got: object, message: str = "bad cascade YAML") -> None:
     if not cond:
         raise WorkloadError(message, path=path, expected=what, got=got)
 
 
-def cascade_from_dict(data: object, *, source: str = "<dict>",
-                      default_name: str = "cascade") -> Cascade:
+def cascade_from_dict(
+    data: object, *, source: str = "<dict>", default_name: str = "cascade"
+) -> Cascade:
     """Check and build a cascade from a parsed YAML mapping (see module docstring)."""
-    _need(isinstance(data, dict), source, "a mapping with keys " + ", ".join(_TOP),
-          type(data).__name__)
+    _need(
+        isinstance(data, dict),
+        source,
+        "a mapping with keys " + ", ".join(_TOP),
+        type(data).__name__,
+    )
     assert isinstance(data, dict)
     for key in data:
         _need(key in _TOP, f"{source}: {key}", "one of " + ", ".join(_TOP), key)
@@ -89,21 +97,23 @@ def cascade_from_dict(data: object, *, source: str = "<dict>",
     params = data.get("params") or {}
     _need(isinstance(params, dict), "params", "a mapping NAME: number", params)
     for k, v in params.items():
-        _need(isinstance(v, (int, float)) and not isinstance(v, bool), f"params.{k}",
-              "a number", v)
+        _need(isinstance(v, (int, float)) and not isinstance(v, bool), f"params.{k}", "a number", v)
         stmts.append(ParamStmt(str(k), v, Where(f"params.{k}", f"{k}: {v}")))
     ranks = data.get("ranks") or {}
     _need(isinstance(ranks, dict), "ranks", "a mapping rank: {split, tile} | {size}", ranks)
     for r, spec in ranks.items():
         w = Where(f"ranks.{r}", f"{r}: {spec}")
-        _need(isinstance(spec, dict) and set(spec) in ({"split", "tile"}, {"size"}),
-              f"ranks.{r}", "{split: [outer, inner], tile: T} or {size: PARAM}", spec)
+        _need(
+            isinstance(spec, dict) and set(spec) in ({"split", "tile"}, {"size"}),
+            f"ranks.{r}",
+            "{split: [outer, inner], tile: T} or {size: PARAM}",
+            spec,
+        )
         if "size" in spec:
             stmts.append(RankSizeStmt(str(r), str(spec["size"]), w))
         else:
             sp = spec["split"]
-            _need(isinstance(sp, list) and len(sp) == 2, f"ranks.{r}.split",
-                  "[outer, inner]", sp)
+            _need(isinstance(sp, list) and len(sp) == 2, f"ranks.{r}.split", "[outer, inner]", sp)
             stmts.append(SplitStmt(str(r), str(sp[0]), str(sp[1]), spec["tile"], w))
     tensors = data.get("tensors") or {}
     _need(isinstance(tensors, dict), "tensors", "a mapping NAME: {ranks, dtype}", tensors)
@@ -115,8 +125,12 @@ def cascade_from_dict(data: object, *, source: str = "<dict>",
         w = Where(f"sparsity.{t}", str(spec))
         stmts.append(SparsityStmt(str(t), parse_sparsity(w), w))
     einsums = data.get("einsums")
-    _need(isinstance(einsums, list) and len(einsums) > 0, "einsums",
-          "a non-empty list of Einsum strings", einsums)
+    _need(
+        isinstance(einsums, list) and len(einsums) > 0,
+        "einsums",
+        "a non-empty list of Einsum strings",
+        einsums,
+    )
     for i, text in enumerate(einsums):
         _need(isinstance(text, str), f"einsums[{i}]", "an Einsum string", text)
         stmts.append(parse_einsum(Where(f"einsums[{i}]", text)))
@@ -130,19 +144,27 @@ def _tensor(t: str, spec: object) -> TensorStmt:
     _need(isinstance(spec, dict), path, "a mapping {ranks, dtype|bits, density}", spec)
     assert isinstance(spec, dict)
     for k in spec:
-        _need(k in ("ranks", "dtype", "bits", "density"), f"{path}.{k}",
-              "ranks|dtype|bits|density", k)
+        _need(
+            k in ("ranks", "dtype", "bits", "density"), f"{path}.{k}", "ranks|dtype|bits|density", k
+        )
     ranks = spec.get("ranks")
-    _need(isinstance(ranks, list) and all(isinstance(r, str) and r[:1].islower()
-                                          for r in ranks), f"{path}.ranks",
-          "a list of lower-case rank names", ranks)
+    _need(
+        isinstance(ranks, list) and all(isinstance(r, str) and r[:1].islower() for r in ranks),
+        f"{path}.ranks",
+        "a list of lower-case rank names",
+        ranks,
+    )
     dtype = spec.get("dtype", "bf16")
     _need(dtype in DTYPES, f"{path}.dtype", "|".join(DTYPES), dtype, "unknown dtype")
     bits = spec.get("bits", DTYPES[dtype])
     _need(isinstance(bits, int) and bits > 0, f"{path}.bits", "a positive integer", bits)
     density = spec.get("density")
-    _need(density is None or (isinstance(density, (int, float)) and 0 < density <= 1),
-          f"{path}.density", "0 < density <= 1", density)
+    _need(
+        density is None or (isinstance(density, (int, float)) and 0 < density <= 1),
+        f"{path}.density",
+        "0 < density <= 1",
+        density,
+    )
     name = dtype if "bits" not in spec else f"bits={bits}"
     return TensorStmt(t, tuple(ranks), name, bits, density, Where(path, f"{t}: {spec}"))
 
@@ -169,8 +191,15 @@ class CascadeBuilder:
         self._stmts.append(ParamStmt(name, value, self._where(f"param {name} = {value}")))
         return self
 
-    def tensor(self, name: str, ranks: Sequence[str], dtype: str = "bf16", *,
-               bits: int | None = None, density: float | None = None) -> CascadeBuilder:
+    def tensor(
+        self,
+        name: str,
+        ranks: Sequence[str],
+        dtype: str = "bf16",
+        *,
+        bits: int | None = None,
+        density: float | None = None,
+    ) -> CascadeBuilder:
         """Declare a tensor (``dtype`` a name of ``DTYPES``, or ``bits`` for any width)."""
         spec: dict[str, object] = {"ranks": list(ranks), "dtype": dtype}
         if bits is not None:
@@ -178,8 +207,16 @@ class CascadeBuilder:
         if density is not None:
             spec["density"] = density
         stmt = _tensor(name, spec)
-        self._stmts.append(TensorStmt(stmt.name, stmt.ranks, stmt.dtype, stmt.bits,
-                                      stmt.density, self._where(f"tensor {name}{list(ranks)}")))
+        self._stmts.append(
+            TensorStmt(
+                stmt.name,
+                stmt.ranks,
+                stmt.dtype,
+                stmt.bits,
+                stmt.density,
+                self._where(f"tensor {name}{list(ranks)}"),
+            )
+        )
         return self
 
     def split(self, rank: str, outer: str, inner: str, tile: int | str) -> CascadeBuilder:

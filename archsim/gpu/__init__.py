@@ -8,15 +8,17 @@ memory-efficient, FlexAttention, split-KV decode, softmax) to :class:`KernelCost
 
 from .attention import (
     FAMILIES,
+    GATHER_CYCLES_PER_ROW,
     attention_bwd_costs,
     attention_flops,
     attention_fwd_costs,
     block_sparse_costs,
     causal_trips,
+    fg_sparse_costs,
     fwd_tiling,
 )
 from .cost import KernelCost, KernelTiming, OpPrediction, evaluate_kernel, evaluate_op
-from .decode import decode_costs, fa2_decode_plan
+from .decode import decode_costs, fa2_decode_plan, lean_decode_costs
 from .elementwise import softmax_cost, streaming_cost, unfused_attention_costs
 from .gemm import GemmConfig, choose_gemm_config, gemm_costs, gemm_dram_bytes
 from .heuristics import (
@@ -43,11 +45,11 @@ from .power import PowerPoint, board_power_w, solve_clock, voltage_frac
 from .waves import Schedule, list_schedule, waves
 
 __all__ = [
-    "FAMILIES", "AttnTiling", "GemmConfig", "GpuCalibration", "GpuHardware", "GpuModel",
+    "FAMILIES", "GATHER_CYCLES_PER_ROW", "AttnTiling", "GemmConfig", "GpuCalibration", "GpuHardware", "GpuModel",
     "KernelCost", "KernelTiming", "OpPrediction", "PowerPoint", "Schedule",
     "attention_bwd_costs", "attention_flops", "attention_fwd_costs", "block_sparse_costs",
     "board_power_w", "calibration_path", "causal_trips", "choose_gemm_config", "ctas_per_sm",
-    "decode_costs", "dtype_bytes", "evaluate_kernel", "evaluate_op", "fa2_bwd_tiling",
+    "decode_costs", "dtype_bytes", "fg_sparse_costs", "lean_decode_costs", "evaluate_kernel", "evaluate_op", "fa2_bwd_tiling",
     "fa2_decode_plan", "fa2_fwd_tiling", "fa2_splitkv_tiling", "fa3_fwd_tiling",
     "flex_fwd_tiling", "fwd_tiling", "gemm_costs", "gemm_dram_bytes", "gpu_model",
     "list_schedule", "load_calibration", "memeff_fwd_tiling", "num_splits_heuristic",

@@ -39,6 +39,7 @@ __all__ = [
     "attention_fwd_costs",
     "attention_bwd_costs",
     "block_sparse_costs",
+    "fg_sparse_costs",
     "kv_reread_factor",
 ]
 
@@ -101,19 +102,22 @@ def trip_kernel_cost(
     *, name: str, category: str, model: GpuModel, tiling: AttnTiling, eff: float, dtype: str,
     trips: np.ndarray, mma_flops_per_trip: float, alu_per_trip: float, sfu_per_trip: float,
     bytes_per_trip: float, fixed_bytes: float, dram_read: float, dram_write: float,
-    lpt: bool = False, meta: dict[str, object] | None = None,
+    lpt: bool = False, meta: dict[str, object] | None = None, issue_cycles_per_trip: float = 0.0,
 ) -> KernelCost:
     """Build a :class:`KernelCost` for a grid of CTAs that each loop over ``trips`` tiles.
 
     Per trip, on an SM it shares with ``ctas_per_sm - 1`` others, a CTA needs
     ``cps * (max(t_mma, t_soft) + (1 - overlap) * min(t_mma, t_soft))`` cycles, where
     ``t_mma = FLOP / (path rate x eff)`` and ``t_soft`` is the FP32 + SFU time.
+    ``issue_cycles_per_trip`` is asynchronous load-issue work (FG-Attn's gather) that
+    overlaps the rest: a trip takes at least that long.
     """
     hw = model.hw
     cps = tiling.ctas_per_sm
     t_mma = mma_flops_per_trip / (hw.tc_rate(tiling.path, dtype) * eff)
     t_soft = alu_per_trip / hw.fp32_ops_per_clk + sfu_per_trip / hw.sfu_ops_per_clk
-    per_trip = cps * (max(t_mma, t_soft) + (1.0 - tiling.overlap) * min(t_mma, t_soft))
+    per_trip = cps * max(max(t_mma, t_soft) + (1.0 - tiling.overlap) * min(t_mma, t_soft),
+                         issue_cycles_per_trip)
     trips = np.asarray(trips, dtype=float)
     # Pipeline fill/drain: the first tile's softmax and the last PV cannot overlap, plus
     # prologue/epilogue bookkeeping (~64 cycles).
@@ -128,6 +132,10 @@ def trip_kernel_cost(
         alu_ops=float(trips.sum() * (alu_per_trip + sfu_per_trip)), order=order,
         meta={"tile": f"{tiling.block_m}x{tiling.block_n}", "ctas_per_sm": cps,
               "path": tiling.path, **(meta or {})},
+        trips=trips.astype(np.int64), trip_cycles=per_trip / cps, trip_bytes=bytes_per_trip,
+        fixed_bytes=fixed_bytes, trip_tensor_flops=mma_flops_per_trip,
+        trip_alu_ops={"exp": sfu_per_trip, "add": alu_per_trip}, ctas_per_sm=cps,
+        stages=max(1, round(tiling.inflight_bytes / max(bytes_per_trip, 1.0))) + 1,
     )
 
 
@@ -266,3 +274,41 @@ def block_sparse_costs(
     row_trips = np.full(math.ceil(S / bm), per_q_block)
     return attention_fwd_costs(model, B=B, Hq=H, Hkv=H, Sq=S, Skv=S, D=D, causal=False,
                                family=family, dtype=dtype, row_trips=row_trips, tiling=t)
+
+
+#: Cycles for the producer warp to issue the gather of one K or V row (cp.async, 16 B per
+#: thread: a warp issues two 256-byte rows per instruction, ~4 cycles with address math).
+GATHER_CYCLES_PER_ROW = 4.0
+
+
+def fg_sparse_costs(
+    model: GpuModel, *, B: int, H: int, S: int, D: int, density: float, dtype: str = "bf16",
+    gather_cycles_per_row: float = GATHER_CYCLES_PER_ROW,
+) -> list[KernelCost]:
+    """FG-Attn (arXiv 2509.16518): skip ``M x 1`` slices -- per query block only the kept
+    keys are gathered (asynchronous gather load) into dense shared-memory tiles.
+
+    On top of a Hopper warp-specialized kernel (``flash3`` tiling), each query block
+    visits ``ceil(density x S / Bn)`` packed K/V tiles; packing costs
+    ``2 x Bn x gather_cycles_per_row`` producer cycles per trip (overlapped with the
+    consumers' GEMMs and softmax), plus reading the kept-key index list (4 B per key).
+    """
+    elt = dtype_bytes(dtype)
+    t = fwd_tiling("flash3", model, D, False, elt)
+    kept = max(1, math.ceil(density * S))
+    per_q = math.ceil(kept / t.block_n)
+    row_trips = np.full(math.ceil(S / t.block_m), per_q)
+    trips = np.tile(row_trips, B * H)
+    q_bytes = B * H * S * D * elt
+    kv = B * H * 2.0 * S * D * elt
+    return [trip_kernel_cost(
+        name="fg_attn_gather_fwd_kernel", category="attn_fwd", model=model, tiling=t,
+        eff=_efficiency(model, "flash3", False), dtype=dtype, trips=trips,
+        mma_flops_per_trip=4.0 * t.block_m * t.block_n * D,
+        alu_per_trip=_SOFTMAX_FP32_OPS * t.block_m * t.block_n + t.block_m * D,
+        sfu_per_trip=float(t.block_m * t.block_n),
+        bytes_per_trip=2.0 * t.block_n * D * elt + t.block_n * 4.0,
+        fixed_bytes=2.0 * t.block_m * D * elt, dram_read=q_bytes + kv + trips.size * kept * 4.0,
+        dram_write=q_bytes + B * H * S * 4.0, issue_cycles_per_trip=2.0 * t.block_n * gather_cycles_per_row,
+        meta={"family": "fg_attn", "kept_keys_per_query_block": kept},
+    )]

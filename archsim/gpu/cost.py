@@ -46,6 +46,13 @@ class KernelCost:
     alu_ops : FP32 + SFU operations (softmax etc.).
     order : CTA dispatch order (default launch order).
     meta : tiling and heuristics chosen (tile shape, CTAs/SM, splits...).
+    trips : per-CTA main-loop trip counts (None for kernels without a tiled main loop).
+    trip_cycles : SM cycles of one trip for one CTA alone on its SM (no sharing).
+    trip_bytes : bytes one trip loads into shared memory. fixed_bytes : per-CTA bytes
+        outside the loop (prologue loads + epilogue stores).
+    trip_tensor_flops : tensor FLOPs of one trip. trip_alu_ops : FP32/SFU ops of one trip
+        by kind (``exp``, ``add``, ``max``, ``mul``).
+    ctas_per_sm : resident CTAs per SM. stages : shared-memory pipeline stages.
     """
 
     name: str
@@ -60,6 +67,14 @@ class KernelCost:
     alu_ops: float = 0.0
     order: np.ndarray | None = None
     meta: Mapping[str, object] = field(default_factory=dict)
+    trips: np.ndarray | None = None
+    trip_cycles: float = 0.0
+    trip_bytes: float = 0.0
+    fixed_bytes: float = 0.0
+    trip_tensor_flops: float = 0.0
+    trip_alu_ops: Mapping[str, float] = field(default_factory=dict)
+    ctas_per_sm: int = 1
+    stages: int = 2
 
     @property
     def ctas(self) -> int:

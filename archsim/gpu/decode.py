@@ -19,7 +19,7 @@ from .cost import KernelCost
 from .heuristics import fa2_splitkv_tiling, num_splits_heuristic
 from .params import GpuModel, dtype_bytes
 
-__all__ = ["decode_costs", "fa2_decode_plan"]
+__all__ = ["decode_costs", "fa2_decode_plan", "lean_decode_costs"]
 
 
 def fa2_decode_plan(model: GpuModel, *, B: int, Hq: int, Hkv: int, Sq: int, Skv: int,
@@ -108,3 +108,34 @@ def decode_costs(
         meta={"family": "flash2", "splits": splits, "gqa_swapped": plan["swapped"]},
     )
     return [split_kernel, _combine_cost(model, splits=splits, bhr=bhr, D=D, elt=elt)]
+
+
+def lean_decode_costs(model: GpuModel, *, B: int, Hq: int, Hkv: int, Skv: int, D: int,
+                      dtype: str = "bf16") -> list[KernelCost]:
+    """Lean Attention / stream-K decode (Sanovar et al., arXiv 2405.10480).
+
+    All ``B x H' x n_blocks`` K/V block iterations are divided evenly over exactly one
+    wave of CTAs (SMs x CTAs per SM), crossing head boundaries; a CTA emits one partial
+    result per head segment it touches, merged by a combine kernel. No wave
+    quantization, at the price of ``ctas + B H'`` partials.
+    """
+    elt = dtype_bytes(dtype)
+    plan = fa2_decode_plan(model, B=B, Hq=Hq, Hkv=Hkv, Sq=1, Skv=Skv, D=D)
+    t = fa2_splitkv_tiling(model.hw, D, elt)
+    heads, rows = plan["heads"], plan["rows"]
+    total = B * heads * plan["n_blocks"]
+    ctas = min(total, model.hw.sms * t.ctas_per_sm)
+    base, extra = divmod(total, ctas)
+    trips = np.where(np.arange(ctas) < extra, base + 1, base)
+    partials = ctas + B * heads
+    bhr = B * heads * rows
+    kernel = trip_kernel_cost(
+        name="lean_attention_decode_kernel", category="attn_fwd", model=model, tiling=t,
+        eff=model.cal.eff_fa2, dtype=dtype, trips=trips, mma_flops_per_trip=4.0 * 64 * t.block_n * D,
+        alu_per_trip=5.0 * 64 * t.block_n + 64 * D, sfu_per_trip=64.0 * t.block_n,
+        bytes_per_trip=2.0 * t.block_n * D * elt, fixed_bytes=64.0 * D * elt,
+        dram_read=B * Hkv * 2.0 * Skv * D * elt + bhr * D * elt,
+        dram_write=partials * rows * (D + 1) * 4.0, meta={"family": "lean", "partials": partials},
+    )
+    splits = max(1, math.ceil(partials / max(B * heads, 1)))
+    return [kernel, _combine_cost(model, splits=splits, bhr=bhr, D=D, elt=elt)]

@@ -85,6 +85,8 @@ def _cost_for(M: int, N: int, K: int, cfg: GemmConfig, model: GpuModel, dtype: s
     elt = dtype_bytes(dtype)
     ctas = math.ceil(M / cfg.block_m) * math.ceil(N / cfg.block_n) * cfg.split_k * batch
     cyc = _tile_cycles(cfg, K, model, elt, out_elt, dtype)
+    k_iters = math.ceil(K / cfg.split_k / cfg.block_k)
+    epi = cfg.block_m * cfg.block_n * (4 if cfg.split_k > 1 else out_elt) / hw.l2_bytes_per_clk_per_sm
     k_len = math.ceil(K / cfg.split_k)
     cta_bytes = (cfg.block_m + cfg.block_n) * k_len * elt + cfg.block_m * cfg.block_n * out_elt
     rd, wr = gemm_dram_bytes(M, N, K, cfg, model, elt=elt, out_elt=out_elt, batch=batch)
@@ -96,6 +98,10 @@ def _cost_for(M: int, N: int, K: int, cfg: GemmConfig, model: GpuModel, dtype: s
         dram_write_bytes=wr, tensor_flops=2.0 * M * N * K * batch,
         meta={"tile": f"{cfg.block_m}x{cfg.block_n}x{cfg.block_k}", "split_k": cfg.split_k,
               "path": cfg.path, "ctas_per_sm": 1},
+        trips=np.full(ctas, k_iters, dtype=np.int64), trip_cycles=(cyc - epi) / max(k_iters, 1),
+        trip_bytes=float((cfg.block_m + cfg.block_n) * cfg.block_k * elt),
+        fixed_bytes=float(cfg.block_m * cfg.block_n * out_elt),
+        trip_tensor_flops=2.0 * cfg.block_m * cfg.block_n * cfg.block_k, stages=_STAGES,
     )
 
 

@@ -137,20 +137,23 @@ class GpuCalibration:
     p_tensor_w : dynamic power of fully busy tensor cores at boost clock and voltage (W).
     p_alu_w : dynamic power of fully busy FP32/SFU pipes at boost clock and voltage (W).
     p_mem_w : power of HBM + memory system at full datasheet bandwidth (W).
+    p_active_w : extra power of an active GPU over idle at boost voltage (clock trees,
+        leakage at raised voltage), scaled by V^2 (W).
     v_min_frac : voltage at ``min_clock_hz`` over voltage at boost (V/f curve, linear).
     """
 
     hbm_efficiency: float = 0.90
     launch_s: float = 4.0e-6
     eff_gemm: float = 0.80
-    eff_fa2: float = 0.72
+    eff_fa2: float = 0.60
     eff_fa3: float = 0.78
     eff_memeff: float = 0.55
     eff_flex: float = 0.55
     eff_bwd: float = 0.75
-    p_tensor_w: float = 700.0
+    p_tensor_w: float = 900.0
     p_alu_w: float = 150.0
     p_mem_w: float = 110.0
+    p_active_w: float = 60.0
     v_min_frac: float = 0.68
     provenance: Mapping[str, object] = field(default_factory=dict, compare=False)
 
@@ -214,6 +217,8 @@ _ARCH_FIELDS = {
     "hbm_bytes_per_s": "hbm_bytes_per_s", "dram_latency_s": "dram_latency_s",
     "sfu_ops_per_cycle_per_sm": "sfu_ops_per_clk", "fp32_ops_per_cycle_per_sm": "fp32_ops_per_clk",
 }
+#: Spec fields that need a unit change: name -> (GpuHardware field, factor).
+_ARCH_SCALED = {"fp32_flops_per_cycle_per_sm": ("fp32_ops_per_clk", 0.5)}  # FMA = 2 FLOP, 1 op
 
 
 def calibration_path(name: str) -> Path:
@@ -247,11 +252,18 @@ def _hardware_from_arch(arch: object) -> GpuHardware:
         val = getattr(gp, src, None)
         if val is not None:
             updates[dst] = dict(val) if isinstance(val, Mapping) else val
+    for src, (dst, factor) in _ARCH_SCALED.items():
+        val = getattr(gp, src, None)
+        if val is not None:
+            updates[dst] = float(val) * factor
     if "hbm_bytes_per_s" not in updates:
         dram = getattr(arch, "dram", None)
         clock = getattr(getattr(arch, "clock", None), "core_hz", None)
+        bw_s = getattr(dram, "read_bw_bytes_per_s", None)
         bw = getattr(dram, "read_bw_bytes_per_cycle", None)
-        if bw and clock:
+        if bw_s:
+            updates["hbm_bytes_per_s"] = float(bw_s)
+        elif bw and clock:
             updates["hbm_bytes_per_s"] = float(bw) * float(clock)
     cap = getattr(arch, "power_cap_w", None)
     if cap:
@@ -264,6 +276,29 @@ def _hardware_from_arch(arch: object) -> GpuHardware:
         raise ArchSpecError("bad GPU parameters", path="gpu", expected="sms > 0, HBM bw > 0",
                             got={"sms": hw.sms, "hbm_bytes_per_s": hw.hbm_bytes_per_s})
     return hw
+
+
+def _hardware_for_name(name: str) -> GpuHardware:
+    """Hardware of a preset name or YAML path: the archsim preset when it loads (so the GPU
+    model and the engine read the same numbers), else the built-in table."""
+    try:
+        from archsim.spec import load_arch
+    except ImportError:  # spec package absent: built-in table only
+        load_arch = None
+    if load_arch is not None:
+        try:
+            arch = load_arch(name)
+        except ArchSpecError:
+            arch = None
+        if arch is not None and getattr(arch, "gpu", None) is not None:
+            return _hardware_from_arch(arch)
+        if arch is not None:
+            raise ArchSpecError("not a GPU architecture", path="arch", expected="kind 'gpu'",
+                                got=f"{name} (kind {getattr(arch, 'kind', '?')})")
+    key = name.lower()
+    if key not in _BUILTIN:
+        raise ArchSpecError("unknown GPU", path="arch", expected=sorted(_BUILTIN), got=name)
+    return _BUILTIN[key]
 
 
 def gpu_model(arch: object, calibration: GpuCalibration | None = None) -> GpuModel:
@@ -283,15 +318,7 @@ def gpu_model(arch: object, calibration: GpuCalibration | None = None) -> GpuMod
         Unknown preset name or an architecture without GPU parameters.
     """
     if isinstance(arch, str):
-        key = arch.lower()
-        if key not in _BUILTIN:
-            try:
-                from archsim import load_arch  # the spec package, when present
-            except ImportError:
-                raise ArchSpecError("unknown GPU", path="arch", expected=sorted(_BUILTIN),
-                                    got=arch) from None
-            return gpu_model(load_arch(arch), calibration)
-        hw = _BUILTIN[key]
+        hw = _hardware_for_name(arch)
     else:
         hw = _hardware_from_arch(arch)
     cal = calibration if calibration is not None else load_calibration(hw.name.split("-")[0])

@@ -2,7 +2,7 @@
 
 Board power is modelled as
 
-    P(f) = P_idle + vn(f)^2 * (p_tensor * r_tc + p_alu * r_alu) + p_mem * r_mem
+    P(f) = P_idle + vn(f)^2 * (p_active + p_tensor * r_tc + p_alu * r_alu) + p_mem * r_mem
 
 where ``r_tc = tensor FLOP/s / (peak FLOP/s at boost)``, ``r_alu`` likewise for FP32/SFU
 ops, ``r_mem = DRAM bytes/s / datasheet bandwidth`` and ``vn(f)`` is the supply voltage
@@ -40,7 +40,7 @@ def board_power_w(
     peak_tc = hw.tc_rate("wgmma", "bf16") * hw.sms * hw.boost_clock_hz
     peak_alu = (hw.fp32_ops_per_clk + hw.sfu_ops_per_clk) * hw.sms * hw.boost_clock_hz
     vn2 = voltage_frac(model, clock_hz) ** 2
-    dyn = cal.p_tensor_w * tensor_flops_per_s / peak_tc + cal.p_alu_w * alu_ops_per_s / peak_alu
+    dyn = cal.p_active_w + cal.p_tensor_w * tensor_flops_per_s / peak_tc + cal.p_alu_w * alu_ops_per_s / peak_alu
     return hw.idle_w + vn2 * dyn + cal.p_mem_w * dram_bytes_per_s / hw.hbm_bytes_per_s
 
 

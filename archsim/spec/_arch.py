@@ -27,7 +27,7 @@ from archsim.spec._components import (
     StorageLevel,
 )
 from archsim.spec._params import GpuParams, PimParams
-from archsim.spec._updates import apply_updates
+from archsim.spec._updates import apply_updates, strip_derived
 from archsim.spec._yaml import load_yaml_mapping
 
 __all__ = ["Architecture"]
@@ -102,6 +102,10 @@ class Architecture(SpecModel):
     @model_validator(mode="after")
     def _check(self) -> Architecture:
         self._check_names()
+        if self.kind == "gpu" and self.gpu is None:
+            fail("gpu", "kind 'gpu' needs gpu parameters", expected="a gpu: mapping", got=None)
+        if self.kind == "pim" and self.pim is None:
+            fail("pim", "kind 'pim' needs pim parameters", expected="a pim: mapping", got=None)
         for i, lvl in enumerate(self.levels):
             if lvl.kind == "dram" and i != 0:
                 fail(f"levels[{i}].kind", f"level {lvl.name!r}: a DRAM level must be the "
@@ -293,9 +297,21 @@ class Architecture(SpecModel):
         """Validate YAML given as a string."""
         return cls.from_dict(load_yaml_mapping(text, is_text=True, source=source), source=source)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict (derived values included); ``from_dict`` round-trips it."""
-        return self.model_dump(mode="json", exclude_none=True)
+    def to_dict(self, derived: bool = False) -> dict[str, Any]:
+        """Plain JSON-ready dict that :meth:`from_dict` turns back into an equal Architecture.
+
+        Parameters
+        ----------
+        derived
+            False (default): the *source* form, like a YAML spec: values derived from others
+            (per-PE x mesh, ``per_sm``/``per_pim_unit`` instances, bytes/s over the clock,
+            gpu sizes from levels) are left out, so editing the dict behaves like editing the
+            YAML. True: every value, derived ones included (for reading/reporting).
+        """
+        raw = self.model_dump(mode="json", exclude_none=True)
+        if not derived:
+            strip_derived(self, raw)
+        return raw
 
     def with_updates(self, updates: Mapping[str, object]) -> Architecture:
         """A re-validated copy with dotted-path updates applied.

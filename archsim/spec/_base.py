@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
@@ -108,7 +109,12 @@ class SpecModel(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            raise convert_validation_error(exc, type(self)) from None
+            raise convert_validation_error(exc, type(self), data) from None
+
+    # NOTE: tells pydantic this __init__ adds nothing to validation, so nested models are
+    # validated by pydantic-core directly (errors keep their full location) and only the
+    # outermost construction converts ValidationError into ArchSpecError.
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
 
     def __hash__(self) -> int:
         if self._hash is None:
@@ -197,14 +203,27 @@ def _expected(err: Any, field: str) -> str:
     return maker() if maker else str(err.get("msg", kind))
 
 
-def convert_validation_error(exc: ValidationError, root: type[BaseModel]) -> ArchSpecError:
+def convert_validation_error(exc: ValidationError, root: type[BaseModel],
+                             data: Mapping[str, Any] | None = None) -> ArchSpecError:
     """Turn pydantic's ``ValidationError`` into one :class:`ArchSpecError`.
 
     The first problem gives the error's ``path``/``expected``/``got``; up to three more are
-    listed in the message. Unknown keys name the allowed ones.
+    listed in the message. Unknown keys name the allowed ones. Follow-on errors (a list
+    too short because an item failed, a write bandwidth missing because the read one was
+    invalid) are dropped. ``data`` (the input) lets messages name the level/unit.
     """
-    errors = exc.errors(include_url=False)
-    converted = [_convert_one(err, root) for err in errors]
+    errors = [e for e in exc.errors(include_url=False)]
+    locs = [tuple(e["loc"]) for e in errors]
+    kept = []
+    for err in errors:
+        loc = tuple(err["loc"])
+        if err["type"] == "too_short" and any(o[: len(loc)] == loc and o != loc for o in locs):
+            continue
+        if (err["type"] == "missing" and loc[-1:] == ("write_bw_bytes_per_cycle",)
+                and (*loc[:-1], "read_bw_bytes_per_cycle") in locs):
+            continue
+        kept.append(err)
+    converted = [_convert_one(err, root, data) for err in kept or errors]
     path, message, expected, got = converted[0]
     if len(converted) > 1:
         others = "; ".join(f"{p}: {m}" for p, m, _, _ in converted[1:4])
@@ -213,24 +232,48 @@ def convert_validation_error(exc: ValidationError, root: type[BaseModel]) -> Arc
     return ArchSpecError(message, path=path or None, expected=expected, got=got)
 
 
-def _convert_one(err: Any, root: type[BaseModel]) -> tuple[str, str, object, object]:
+_GROUP_LABEL = {"levels": "level", "compute": "unit", "networks": "network"}
+
+
+def _name_hint(data: Mapping[str, Any] | None, loc: tuple[Any, ...]) -> str:
+    """``"level 'GLB': "`` when ``loc`` points into a named list item of ``data``."""
+    if data is None or len(loc) < 2 or loc[0] not in _GROUP_LABEL or not isinstance(loc[1], int):
+        return ""
+    items = data.get(loc[0])
+    try:
+        item = items[loc[1]]  # type: ignore[index]
+    except (TypeError, IndexError, KeyError):
+        return ""
+    name = item.get("name") if isinstance(item, Mapping) else getattr(item, "name", None)
+    return f"{_GROUP_LABEL[loc[0]]} {name!r}: " if isinstance(name, str) else ""
+
+
+def _convert_one(err: Any, root: type[BaseModel],
+                 data: Mapping[str, Any] | None = None) -> tuple[str, str, object, object]:
     loc = tuple(err["loc"])
+    hint = _name_hint(data, loc)
     kind = err["type"]
     ctx = err.get("ctx") or {}
     if kind == _OUR_ERROR:
-        return (_join_path(_join(loc), ctx.get("path") or ""), ctx["msg"], ctx.get("expected"),
-                ctx.get("got"))
+        return (_join_path(_join(loc), ctx.get("path") or ""), hint + ctx["msg"],
+                ctx.get("expected"), ctx.get("got"))
     path = _join(loc)
     field = str(loc[-1]) if loc and not isinstance(loc[-1], int) else ""
     if kind == "extra_forbidden":
         model = _model_at(root, loc[:-1])
         allowed = sorted(model.model_fields) if model is not None else []
         where = f" in {model.__name__}" if model is not None else ""
-        return path, f"unknown key {field!r}{where}", "one of: " + ", ".join(allowed), field
+        return (path, f"{hint}unknown key {field!r}{where}", "one of: " + ", ".join(allowed),
+                field)
     got = err.get("input")
+    if kind == "missing" and loc and isinstance(loc[-1], int):
+        parent = _join(loc[:-1])
+        return (parent, f"{hint}too few items: item [{loc[-1]}] is missing",
+                "[rows, cols]" if parent.endswith("mesh") else f"at least {loc[-1] + 1} items",
+                None)
     if kind == "missing":
         got = None
-        return path, f"missing required field {field!r}", _expected(err, field), got
+        return path, f"{hint}missing required field {field!r}", _expected(err, field), got
     if isinstance(got, dict | list) and len(repr(got)) > 80:
         got = f"<{type(got).__name__}>"
-    return path, f"invalid value for {field or 'spec'!r}", _expected(err, field), got
+    return path, f"{hint}invalid value for {field or 'spec'!r}", _expected(err, field), got

@@ -61,7 +61,7 @@ def _check_op_keys(values: Mapping[str, float], field: str) -> None:
         base, _, dtype = str(key).partition("_")
         if base not in OP_KINDS or (dtype and dtype not in OP_DTYPES):
             fail(
-                f"{field}.{key}",
+                str(key),
                 f"unknown op kind {key!r}",
                 expected=f"one of {', '.join(OP_KINDS)} (optionally _<dtype>, dtype in "
                 f"{', '.join(OP_DTYPES)})",
@@ -284,8 +284,10 @@ class StorageLevel(SpecModel):
         data = dict(data)
         for total, per_pe in cls.PER_PE_FIELDS:
             _derive_scalar(data, total, per_pe)
-        if data.get("write_bw_bytes_per_cycle") is None and "read_bw_bytes_per_cycle" in data:
-            data["write_bw_bytes_per_cycle"] = data["read_bw_bytes_per_cycle"]
+        read = data.get("read_bw_bytes_per_cycle")
+        if data.get("write_bw_bytes_per_cycle") is None and isinstance(read, int | float):
+            if read > 0:  # an invalid read figure is reported once, on its own field
+                data["write_bw_bytes_per_cycle"] = read
         return data
 
     @model_validator(mode="after")
@@ -322,10 +324,10 @@ class ComputeUnit(SpecModel):
     """PIM only: ``instances`` = DRAM channels x ``pim.units_per_channel`` (derived)."""
     mesh: Mesh | None = None
     """(rows, cols) of PEs in ONE instance (a 256x256 PE array is one instance)."""
-    ops_per_cycle: dict[str, PosFloat] = Field(default_factory=dict)
-    """Throughput per op kind in ops per core cycle per instance (a MAC counts as one op)."""
     ops_per_cycle_per_pe: dict[str, PosFloat] | None = None
     """With mesh: throughput per PE; whole-instance rate = this x rows x cols."""
+    ops_per_cycle: dict[str, PosFloat] = Field(default_factory=dict)
+    """Throughput per op kind in ops per core cycle per instance (a MAC counts as one op)."""
     energy_pj: dict[str, NonNegFloat] = Field(default_factory=dict)
     """Dynamic energy per op kind in pJ per op (same keys/fallbacks as ``ops_per_cycle``)."""
     leakage_w: NonNegFloat = 0.0
@@ -373,6 +375,8 @@ class ComputeUnit(SpecModel):
     @field_validator("ops_per_cycle", "ops_per_cycle_per_pe", "energy_pj")
     @classmethod
     def _op_keys(cls, value: dict[str, float] | None, info: Any) -> dict[str, float] | None:
+        if info.field_name == "ops_per_cycle" and "ops_per_cycle_per_pe" not in info.data:
+            return value  # the per-PE figures (copied in here) failed and are reported
         if value is not None:
             _check_op_keys(value, info.field_name)
         return value

@@ -17,10 +17,10 @@ from archsim.spec._base import _inner_model
 if TYPE_CHECKING:
     from archsim.spec._arch import Architecture
 
-__all__ = ["apply_updates"]
+__all__ = ["apply_updates", "strip_derived"]
 
 
-def _strip_derived(arch: Architecture, raw: dict[str, Any]) -> dict[str, str]:
+def strip_derived(arch: Architecture, raw: dict[str, Any]) -> dict[str, str]:
     """Remove derived values from ``raw``; return {canonical path: what it derives from}."""
     derived: dict[str, str] = {}
     for lvl, d in zip(arch.levels, raw["levels"], strict=True):
@@ -138,8 +138,8 @@ def apply_updates(arch: Architecture, updates: Mapping[str, object]) -> dict[str
     if not isinstance(updates, Mapping):
         raise ArchSpecError("updates must be a mapping of dotted path -> value",
                             expected="a mapping", got=type(updates).__name__)
-    raw = arch.to_dict()
-    derived = _strip_derived(arch, raw)
+    raw = arch.to_dict(derived=True)
+    derived = strip_derived(arch, raw)
     for path, value in updates.items():
         if not isinstance(path, str) or not path:
             raise ArchSpecError("an update path must be a non-empty string", expected=

@@ -6,10 +6,9 @@ import time
 
 import numpy as np
 import pytest
+from test_lang_execute import CAUSAL, ONE_PASS, THREE_PASS
 
 from workloads import count, execute_with_presence, parse_cascade
-
-from test_lang_execute import CAUSAL, ONE_PASS, THREE_PASS
 
 MHA = """
 tensor Q[b,h,p,e] : bf16
@@ -21,8 +20,7 @@ AV[b,h,p,f] = QK[b,h,m,p] * V[b,h,m,f]
 
 
 def _params(b, h, s, d, m0=64):
-    return {"B": b, "H": h, "M": s, "P": s, "E": d, "F": d, "Sq": s, "Skv": s, "M0": m0,
-            "SCALE": 1}
+    return {"B": b, "H": h, "M": s, "P": s, "E": d, "F": d, "Sq": s, "Skv": s, "M0": m0, "SCALE": 1}
 
 
 def test_non_causal_mha_macs_are_2_b_h_s2_d_exactly():
@@ -45,8 +43,7 @@ def test_causal_counts_s_times_s_plus_1_over_2_points_exactly():
 def test_bottom_right_causal_cross_attention_counts_exactly():
     c = parse_cascade(MHA.replace("COND", "if m <= p + Skv - Sq"))
     sq, skv = 300, 1000
-    counts = count(c, {"B": 1, "H": 1, "M": skv, "P": sq, "E": 1, "F": 1, "Sq": sq,
-                       "Skv": skv})
+    counts = count(c, {"B": 1, "H": 1, "M": skv, "P": sq, "E": 1, "F": 1, "Sq": sq, "Skv": skv})
     brute = sum(min(skv, p + skv - sq + 1) for p in range(sq))
     assert counts.einsum("QK").macs == brute
 
@@ -64,8 +61,7 @@ def test_counting_a_million_token_causal_cascade_is_instant(form):
 @pytest.mark.parametrize("form", ["3", "1"])
 @pytest.mark.parametrize(("s", "m0", "causal"), [(12, 4, False), (13, 4, True), (9, 5, True)])
 def test_counts_match_the_points_the_executor_computes(form, s, m0, causal):
-    text = (THREE_PASS if form == "3" else ONE_PASS).replace("COND",
-                                                             CAUSAL[form] if causal else "")
+    text = (THREE_PASS if form == "3" else ONE_PASS).replace("COND", CAUSAL[form] if causal else "")
     c = parse_cascade(text)
     params = _params(1, 2, s, 3, m0)
     x = np.ones((1, 2, s, 3))
@@ -132,3 +128,40 @@ def test_union_ops_count_only_where_both_operands_are_present():
     counts = count(parse_cascade(text), {"M": 10})
     assert counts.einsum("S").ops == {}
     assert counts.einsum("S").writes_elems == {"S": 8}
+
+
+CONDITIONS = [
+    "m <= p",
+    "m < p",
+    "m >= p",
+    "m > p",
+    "m == p",
+    "m != p",
+    "2*m <= p + 1",
+    "m <= p and m >= p - 3",
+    "m != p and m != p - 1",
+    "m <= p + Skv - Sq",
+    "m1*M0 + m0 <= p",
+    "m <= p - 2",
+    "-m + p >= 0",
+    "m1 < 2",
+]
+
+
+@pytest.mark.parametrize("cond", CONDITIONS)
+def test_condition_counts_equal_the_executor_points(cond):
+    split = "m1" in cond or "m0" in cond
+    key = "m1,m0" if split else "m"
+    text = (
+        "tensor Q[p,e] : bf16\ntensor K[m,e] : bf16\nrank m -> m1, m0 : M0\n"
+        f"S[{key},p] = Q[p,e] * K[{key},e] if {cond}\n"
+        f"R[p] = max({key.replace(',', ', ')}) S[{key},p]\n"
+    )
+    c = parse_cascade(text)
+    params = {"M": 11, "P": 9, "E": 2, "M0": 4, "Sq": 9, "Skv": 11}
+    env = execute_with_presence(c, {"Q": np.ones((9, 2)), "K": np.ones((11, 2))}, params)
+    counts = count(c, params)
+    assert counts.einsum("S").writes_elems["S"] == env["S"].pres.sum()
+    assert counts.einsum("S").macs == 2 * env["S"].pres.sum()
+    if "2*m" not in cond and "!=" not in cond:  # projections exact for unit coefficients
+        assert counts.einsum("R").writes_elems["R"] == env["R"].pres.sum()

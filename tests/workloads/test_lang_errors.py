@@ -41,10 +41,14 @@ CASES: list[tuple[str, str]] = [
     ("param M = x\n" + OK, "expected a number"),
     ("tensor A m,k : bf16\ntensor B[k,n]\nC[m,n] = A[m,k] * B[k,n]\n", "expected '['"),
     ("tensor A[m,k : bf16\ntensor B[k,n]\nC[m,n] = A[m,k] * B[k,n]\n", "expected ']'"),
-    ("tensor A[m,K] : bf16\n" + "tensor B[k,n]\nC[m,n] = A[m,k] * B[k,n]\n",
-     "rank names start with a lower-case letter"),
-    ("tensor A[m,k] bf16\ntensor B[k,n]\nC[m,n] = A[m,k] * B[k,n]\n",
-     "unexpected text after statement"),
+    (
+        "tensor A[m,K] : bf16\n" + "tensor B[k,n]\nC[m,n] = A[m,k] * B[k,n]\n",
+        "rank names start with a lower-case letter",
+    ),
+    (
+        "tensor A[m,k] bf16\ntensor B[k,n]\nC[m,n] = A[m,k] * B[k,n]\n",
+        "unexpected text after statement",
+    ),
     ("rank m -> m1 : M0\n" + OK, "expected ','"),
     ("rank m -> m1, m0\n" + OK, "expected ':'"),
     ("rank m => m1, m0 : M0\n" + OK, "expected '->'"),
@@ -71,10 +75,14 @@ CASES: list[tuple[str, str]] = [
     ("tensor A[m,k] : float\ntensor B[k,n]\nC[m,n] = A[m,k] * B[k,n]\n", "unknown dtype"),
     ("tensor A[m,k] : bits=0\ntensor B[k,n]\nC[m,n] = A[m,k] * B[k,n]\n", "bad bit width"),
     ("tensor A[m,k] : bits=3.5\ntensor B[k,n]\nC[m,n] = A[m,k] * B[k,n]\n", "bad bit width"),
-    ("tensor A[m,k] : density=0\ntensor B[k,n]\nC[m,n] = A[m,k] * B[k,n]\n",
-     "density out of range"),
-    ("tensor A[m,k] : density=1.5\ntensor B[k,n]\nC[m,n] = A[m,k] * B[k,n]\n",
-     "density out of range"),
+    (
+        "tensor A[m,k] : density=0\ntensor B[k,n]\nC[m,n] = A[m,k] * B[k,n]\n",
+        "density out of range",
+    ),
+    (
+        "tensor A[m,k] : density=1.5\ntensor B[k,n]\nC[m,n] = A[m,k] * B[k,n]\n",
+        "density out of range",
+    ),
     (OK + "sparsity C : density(0)\n", "density out of range"),
     (OK + "sparsity C : block(M=4, density=2)\n", "density out of range"),
     # undefined tensors, use before definition, cycles, duplicates
@@ -85,16 +93,20 @@ CASES: list[tuple[str, str]] = [
     (DECL + "X[m,k] = Y[m,k] * 2\nY[m,k] = X[m,k] * A[m,k]\n", "Y used before definition"),
     (DECL + "R[m+1,k] = R[m+1,k] + A[m,k]\n", "cycle: R reads its own value"),
     (DECL + "C[m,n] = A[m,k] * B[k,n]\nC[m,n] = A[m,k] * B[k,n]\n", "duplicate definition of C"),
-    (DECL + "tensor A[m,k] : fp8\n" + "C[m,n] = A[m,k] * B[k,n]\n",
-     "duplicate definition of tensor A"),
+    (
+        DECL + "tensor A[m,k] : fp8\n" + "C[m,n] = A[m,k] * B[k,n]\n",
+        "duplicate definition of tensor A",
+    ),
     ("param M = 3\nparam M = 4\n" + OK, "duplicate definition of param M"),
     (OK + "sparsity C : density(0.5)\nsparsity C : density(0.4)\n", "duplicate sparsity"),
     (OK + "sparsity Z : density(0.5)\n", "sparsity on unknown tensor Z"),
     (OK + "sparsity C : mask(MASK)\n", "undefined mask tensor MASK"),
     (OK + "tensor MASK[m] : bool\nsparsity C : mask(MASK)\n", "mask rank mismatch"),
     (OK + "sparsity C : block(q=4, density=0.5)\n", "tile key q is not a rank of C"),
-    (DECL + "C[m] = sum(k) A[m,k]\nsparsity C : block(M=2, density=0.5)\n",
-     "block sparsity needs a tensor of >= 2 ranks"),
+    (
+        DECL + "C[m] = sum(k) A[m,k]\nsparsity C : block(M=2, density=0.5)\n",
+        "block sparsity needs a tensor of >= 2 ranks",
+    ),
     ("rank m -> m1, m0 : M0\nrank m -> m2, m3 : M0\n" + OK, "bad split"),
     ("rank m -> m, m0 : M0\n" + OK, "bad split"),
     ("rank m -> m1, m1 : M0\n" + OK, "bad split"),
@@ -121,6 +133,8 @@ CASES: list[tuple[str, str]] = [
     (DECL + "C[m,k] = A[m,k] * x\n", "unknown name x"),
     (DECL + "C[m,n] = A[m,k] * B[k,n] if m <= j\n", "condition uses rank j"),
     (DECL + "R[m+1,k] = R[m,k] + A[m,k]\nD[k] = R[m-1,k] * 1\n", "bad offset on an iterative"),
+    (DECL + "tensor C[n,m] : fp32\nC[m,n] = A[m,k] * B[k,n]\n", "rank/shape mismatch for C"),
+    (DECL + "R[m+1,k] = R[m,k] + A[m,k]\nsparsity R : density(0.5)\n", "sparsity on iterative"),
     ("", "needs at least one Einsum"),
     ("# only a comment\n" + DECL, "needs at least one Einsum"),
 ]
@@ -129,12 +143,11 @@ CASES: list[tuple[str, str]] = [
 def _kinds() -> list[tuple[str, str]]:
     """Generated cases: every unknown dtype, function and operator character."""
     out = []
-    for dtype in ("bf8", "fp4x", "int", "float32", "half", "double", "uint8", "q4", "e4m3",
-                  "tf32"):
-        out.append((f"tensor A[m,k] : {dtype}\ntensor B[k,n]\nC[m,n] = A[m,k] * B[k,n]\n",
-                    "unknown dtype"))
-    for fn in ("gelu", "softmax", "log1p", "erf", "cos", "sin", "floor", "round", "pow",
-               "mean"):
+    for dtype in ("bf8", "fp4x", "int", "float32", "half", "double", "uint8", "q4", "e4m3", "tf32"):
+        out.append(
+            (f"tensor A[m,k] : {dtype}\ntensor B[k,n]\nC[m,n] = A[m,k] * B[k,n]\n", "unknown dtype")
+        )
+    for fn in ("gelu", "softmax", "log1p", "erf", "cos", "sin", "floor", "round", "pow", "mean"):
         out.append((DECL + f"C[m,k] = {fn}(A[m,k])\n", "unknown function"))
     for ch in ("!", "$", "?", "{", ";", "'", '"', "|", "~", "`"):
         out.append((DECL + f"C[m,n] = A[m,k] {ch} B[k,n]\n", "unexpected character"))
@@ -197,30 +210,32 @@ def test_nonlinear_conditions_cannot_be_counted_but_still_execute():
 
 def test_builder_and_yaml_errors_name_their_path(tmp_path):
     with pytest.raises(WorkloadError, match=r"builder\[2\], col 19: undefined tensor Z"):
-        (CascadeBuilder().tensor("A", ["m", "k"]).tensor("B", ["k", "n"])
-         .einsum("C[m,n] = A[m,k] * Z[k,n]").build())
+        (
+            CascadeBuilder()
+            .tensor("A", ["m", "k"])
+            .tensor("B", ["k", "n"])
+            .einsum("C[m,n] = A[m,k] * Z[k,n]")
+            .build()
+        )
     with pytest.raises(WorkloadError, match="unknown dtype"):
         CascadeBuilder().tensor("A", ["m"], dtype="bf17")
+    T = "tensors: {A: {ranks: [m]}}\n"  # noqa: N806
+    E = "einsums: ['C[m] = A[m] * 2']\n"  # noqa: N806
     bad = {
         "name: x\neinsums: []\n": "einsums",
-        "tensors: {A: {ranks: [m], dtype: bf99}}\neinsums: ['C[m] = A[m] * 2']\n":
-            "tensors.A.dtype",
-        "tensors: {A: {ranks: [m], colour: red}}\neinsums: ['C[m] = A[m] * 2']\n":
-            "tensors.A.colour",
-        "tensors: {A: {ranks: m}}\neinsums: ['C[m] = A[m] * 2']\n": "tensors.A.ranks",
-        "tensors: {A: {ranks: [m]}}\neinsums: ['C[m] = A[m] * 2', 'D[m] = Z[m]']\n":
-            "einsums[1], col 8: undefined tensor Z",
-        "tensors: {A: {ranks: [m]}}\neinsums: ['C[m] = A[m] * 2', 7]\n": "einsums[1]",
-        "tensors: {A: {ranks: [m]}}\nparams: {M: big}\neinsums: ['C[m] = A[m] * 2']\n":
-            "params.M",
-        "tensors: {A: {ranks: [m]}}\nextra: 1\neinsums: ['C[m] = A[m] * 2']\n": "extra",
-        "tensors: [A]\neinsums: ['C[m] = A[m] * 2']\n": "tensors",
+        "tensors: {A: {ranks: [m], dtype: bf99}}\n" + E: "tensors.A.dtype",
+        "tensors: {A: {ranks: [m], colour: red}}\n" + E: "tensors.A.colour",
+        "tensors: {A: {ranks: m}}\n" + E: "tensors.A.ranks",
+        T
+        + "einsums: ['C[m] = A[m] * 2', 'D[m] = Z[m]']\n": "einsums[1], col 8: undefined tensor Z",
+        T + "einsums: ['C[m] = A[m] * 2', 7]\n": "einsums[1]",
+        T + "params: {M: big}\n" + E: "params.M",
+        T + "extra: 1\n" + E: "extra",
+        "tensors: [A]\n" + E: "tensors",
         "- just\n- a list\n": "expected a mapping",
         "tensors: {A: {ranks: [m]}\n": "bad YAML",
-        "tensors: {A: {ranks: [m]}}\nsparsity: {C: 'block(M=2)'}\neinsums: ['C[m] = A[m]']\n":
-            "sparsity.C",
-        "tensors: {A: {ranks: [m]}}\nranks: {m: {split: [m1]}}\neinsums: ['C[m] = A[m]']\n":
-            "ranks.m",
+        T + "sparsity: {C: 'block(M=2)'}\neinsums: ['C[m] = A[m]']\n": "sparsity.C",
+        T + "ranks: {m: {split: [m1]}}\neinsums: ['C[m] = A[m]']\n": "ranks.m",
     }
     for i, (text, words) in enumerate(bad.items()):
         path = tmp_path / f"bad{i}.yaml"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from archsim.errors import WorkloadError
 from workloads import execute, execute_with_presence, parse_cascade
@@ -14,7 +16,9 @@ tensor K[b,h,m,e] : bf16
 tensor V[b,h,m,f] : bf16
 """
 
-THREE_PASS = HEAD + """
+THREE_PASS = (
+    HEAD
+    + """
 QK[b,h,m,p] = Q[b,h,p,e] * K[b,h,m,e] * SCALE   COND
 M[b,h,p]    = max(m) QK[b,h,m,p]
 SN[b,h,m,p] = exp(QK[b,h,m,p] - M[b,h,p])
@@ -22,9 +26,12 @@ SD[b,h,p]   = sum(m) SN[b,h,m,p]
 A[b,h,m,p]  = SN[b,h,m,p] / SD[b,h,p]
 AV[b,h,p,f] = A[b,h,m,p] * V[b,h,m,f]
 """
+)
 
 # FuseMax 1-pass cascade (shared/reference/fusemax_cascades.md; Nayak et al., MICRO'24)
-ONE_PASS = HEAD + """
+ONE_PASS = (
+    HEAD
+    + """
 rank m -> m1, m0 : M0
 QK[b,h,m1,m0,p]   = Q[b,h,p,e] * K[b,h,m1,m0,e] * SCALE   COND
 LM[b,h,m1,p]      = max(m0) QK[b,h,m1,m0,p]
@@ -39,6 +46,7 @@ SLNV[b,h,m1,f,p]  = sum(m0) SLN[b,h,m1,m0,p] * V[b,h,m1,m0,f]
 RNV[b,h,m1+1,f,p] = SPNV[b,h,m1,f,p] + SLNV[b,h,m1,f,p]
 AV[b,h,p,f]       = RNV[b,h,M1,f,p] / RD[b,h,M1,p]
 """
+)
 
 CAUSAL = {"3": "if m <= p + Skv - Sq", "1": "if m1*M0 + m0 <= p + Skv - Sq"}
 
@@ -70,8 +78,7 @@ def test_attention_cascades_equal_numpy_softmax_attention(form, causal, sq, skv)
     v = rng.standard_normal((2, 3, skv, 5))
     c = _cascade(form, causal)
     out = execute(c, {"Q": q, "K": k, "V": v}, {"Sq": sq, "Skv": skv})
-    np.testing.assert_allclose(out["AV"], attention(q, k, v, 0.125, causal), rtol=1e-12,
-                               atol=1e-12)
+    np.testing.assert_allclose(out["AV"], attention(q, k, v, 0.125, causal), rtol=1e-12, atol=1e-12)
 
 
 def test_iterative_tensor_keeps_init_at_index_zero_and_final_at_the_end():
@@ -162,8 +169,10 @@ def test_slice_sparsity_gives_m_by_1_slices_and_masks_are_deterministic():
 
 
 def test_explicit_mask_tensor_controls_presence():
-    text = HEAD + ("tensor MASK[b,h,m,p] : bool\nS[b,h,m,p] = Q[b,h,p,e] * K[b,h,m,e]\n"
-                   "sparsity S : mask(MASK)\nO[b,h,p] = sum(m) S[b,h,m,p]\n")
+    text = HEAD + (
+        "tensor MASK[b,h,m,p] : bool\nS[b,h,m,p] = Q[b,h,p,e] * K[b,h,m,e]\n"
+        "sparsity S : mask(MASK)\nO[b,h,p] = sum(m) S[b,h,m,p]\n"
+    )
     c = parse_cascade(text)
     assert "MASK" in c.inputs
     rng = np.random.default_rng(2)
@@ -185,8 +194,7 @@ Y[i] = silu(X[i]) + sigmoid(X[i]) * W - rsqrt(square(X[i]) + 1) / 2
     sig = 1 / (1 + np.exp(-x))
     np.testing.assert_allclose(out["Y"], x * sig + sig * 3 - 1 / np.sqrt(x * x + 1) / 2)
     text2 = "tensor X[i] : fp32\nS[] = sum(i) X[i] * X[i]\nN[] = sqrt(S[])\n"
-    np.testing.assert_allclose(execute(parse_cascade(text2), {"X": x})["N"],
-                               np.linalg.norm(x))
+    np.testing.assert_allclose(execute(parse_cascade(text2), {"X": x})["N"], np.linalg.norm(x))
 
 
 def test_transposed_and_renamed_uses_of_a_tensor():
@@ -196,3 +204,33 @@ def test_transposed_and_renamed_uses_of_a_tensor():
     out = execute(c, {"X": x})
     np.testing.assert_allclose(out["Y"], x.T)
     np.testing.assert_allclose(out["G"], x @ x.T)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_random_contractions_match_numpy_einsum_and_count_one_mac_per_point(data):
+    from workloads import count
+
+    pick = st.lists(st.sampled_from("ijkl"), min_size=1, max_size=3, unique=True)
+    a, b = data.draw(pick), data.draw(pick)
+    used = sorted(set(a) | set(b))
+    out = data.draw(st.lists(st.sampled_from(used), max_size=len(used), unique=True))
+    sizes = {r: data.draw(st.integers(1, 4)) for r in used}
+    text = (
+        f"tensor A[{','.join(a)}] : fp32\ntensor B[{','.join(b)}] : fp32\n"
+        f"C[{','.join(out)}] = A[{','.join(a)}] * B[{','.join(b)}]\n"
+    )
+    c = parse_cascade(text)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal([sizes[r] for r in a])
+    y = rng.standard_normal([sizes[r] for r in b])
+    got = execute(c, {"A": x, "B": y})["C"]
+    want = np.einsum(f"{''.join(a)},{''.join(b)}->{''.join(out)}", x, y)
+    np.testing.assert_allclose(got, want, atol=1e-12)
+    params = {r.upper(): n for r, n in sizes.items()}
+    counts = count(c, params)
+    points = int(np.prod([sizes[r] for r in used]))
+    if set(out) != set(used):
+        assert counts.macs == points
+    else:
+        assert counts.ops == {"mul": points}

@@ -61,11 +61,13 @@ def attention_derive(p: Params, name: str, hq: str = "H") -> None:
 
 
 def attention_text(p: Params, *, hq: str = "H", extra: tuple[str, ...] = (),
-                   init: str = "-inf") -> str:
+                   init: str = "-inf", split_scores: bool = True) -> str:
     """Cascade text of softmax attention with the parameters ``p``.
 
-    ``extra`` lines (sparsity annotations, mask declarations) are appended before the
-    Einsums; ``init`` is the running-max initial value of the 1/2-pass forms.
+    ``extra`` lines (sparsity annotations) go before the Einsums; ``init`` is the
+    running-max initial value of the 1/2-pass forms; ``split_scores=False`` writes the
+    score Einsum over the whole key rank ``m`` (the softmax still reads it by tiles), which
+    a sparsity annotation on ``QK[.., m, p]`` needs.
     """
     passes = int(p["passes"])
     hd = heads(p, hq)
@@ -75,14 +77,14 @@ def attention_text(p: Params, *, hq: str = "H", extra: tuple[str, ...] = (),
               *split_lines(passes),
               f"tensor Q[b,h,p,e] : bits={bits}",
               f"tensor K[{hd.kv},m,e] : bits={bits}",
-              f"tensor V[{hd.kv},m,f] : bits={bits}", *extra, score_line(p, hd)]
+              f"tensor V[{hd.kv},m,f] : bits={bits}", *extra,
+              score_line(p, hd, "m" if not split_scores else key_index(passes))]
     lines += softmax_av(passes, hd, lambda k: f"V[{hd.kv},{k},f]", init=init)
     return "\n".join(lines) + "\n"
 
 
-def score_line(p: Params, hd: Heads) -> str:
-    """``QK[q..,m,p] = Q[q..,p,e] * K[kv..,m,e]`` (key index split for 1/2 passes, causal)."""
-    mi = key_index(int(p["passes"]))
+def score_line(p: Params, hd: Heads, mi: str) -> str:
+    """``QK[q..,mi,p] = Q[q..,p,e] * K[kv..,mi,e]`` (``mi``: ``m`` or ``m1,m0``), causal."""
     return f"QK[{hd.q},{mi},p] = Q[{hd.q},p,e] * K[{hd.kv},{mi},e]{causal_cond(p)}"
 
 

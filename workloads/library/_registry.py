@@ -107,9 +107,14 @@ def register(d: WorkloadDef) -> WorkloadDef:
     return d
 
 
+_ORDER = ("mha", "gqa", "sqa", "mla", "cca", "ccgqa", "linear", "block_sparse", "fg_sparse",
+          "decode", "gemm", "swiglu", "rmsnorm", "layernorm", "softmax")
+
+
 def list_workloads() -> list[str]:
-    """Names of the library workloads, in registration order."""
-    return list(_REGISTRY)
+    """Names of the library workloads: attention forms first, then dense blocks."""
+    rank = {n: i for i, n in enumerate(_ORDER)}
+    return sorted(_REGISTRY, key=lambda n: (rank.get(n, len(rank)), n))
 
 
 def get_def(name: str) -> WorkloadDef:

@@ -19,7 +19,7 @@ FlexAttention convention), so the 1-pass form initialises the running max to a f
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -27,10 +27,10 @@ from workloads import Sparsity
 from workloads._sparsity import make_mask
 
 from . import _reference as ref
-from ._attention import attention_derive, attention_params
+from ._attention import attention_derive, attention_params, attention_text
 from ._models import ModelPreset
-from ._registry import Param, Params, WorkloadDef, register, require
-from ._text import causal_cond, heads, param_lines, softmax_av, split_lines
+from ._registry import Arrays, Param, Params, WorkloadDef, register, require
+from ._text import heads
 
 __all__ = ["BLOCK_SPARSE", "FG_SPARSE", "sparse_mask"]
 
@@ -44,7 +44,7 @@ def _params() -> tuple[Param, ...]:
                   minimum=1e-9))
 
 
-def _derive(name: str):  # noqa: ANN202
+def _derive(name: str) -> Callable[[Params], None]:
     def derive(p: Params) -> None:
         attention_derive(p, name)
         require(float(p["density"]) <= 1.0, name, "density", "0 < density <= 1",
@@ -52,24 +52,14 @@ def _derive(name: str):  # noqa: ANN202
     return derive
 
 
-def _text(name: str):  # noqa: ANN202
+def _text(name: str) -> Callable[[Params], str]:
     def build(p: Params) -> str:
-        passes = int(p["passes"])
-        hd = heads(p)
-        bits = p["dtype_bits"]
-        lines = param_lines(p, ("B", "H", "Hkv", "Sq", "Skv", "D", "Dv", "M0"))
-        lines += [*hd.lines, "rank p : Sq", "rank m : Skv", "rank e : D", "rank f : Dv",
-                  *split_lines(passes),
-                  f"tensor Q[b,h,p,e] : bits={bits}",
-                  f"tensor K[{hd.kv},m,e] : bits={bits}",
-                  f"tensor V[{hd.kv},m,f] : bits={bits}",
-                  f"sparsity QK : {_KIND[name]}(M={p['block']}, density={p['density']})",
-                  f"QK[{hd.q},m,p] = Q[{hd.q},p,e] * K[{hd.kv},m,e]{causal_cond(p)}"]
-        body = softmax_av(passes, hd, lambda k: f"V[{hd.kv},{k},f]", init="-1e30")
-        if passes == 1:  # guard rows with no key (AV = 0 there)
-            body[-1] = body[-1].replace(f"/ RD[{hd.q},M1,p]", f"/ max(RD[{hd.q},M1,p], 1e-30)")
-        lines += body
-        return "\n".join(lines) + "\n"
+        ann = f"sparsity QK : {_KIND[name]}(M={p['block']}, density={p['density']})"
+        text = attention_text(p, extra=(ann,), init="-1e30", split_scores=False)
+        if int(p["passes"]) == 1:  # guard rows with no key (AV = 0 there)
+            q = heads(p).q
+            text = text.replace(f"/ RD[{q},M1,p]", f"/ max(RD[{q},M1,p], 1e-30)")
+        return text
     return build
 
 
@@ -87,7 +77,7 @@ def sparse_mask(kind: str, p: Mapping[str, object]) -> np.ndarray:
     return np.swapaxes(mask.reshape(b, h, skv, sq), 2, 3)
 
 
-def _reference(name: str):  # noqa: ANN202
+def _reference(name: str) -> Callable[[Params, Mapping[str, np.ndarray]], Arrays]:
     def reference(p: Params, x: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         mask = sparse_mask(_KIND[name], p)
         if p["causal"]:

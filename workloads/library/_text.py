@@ -107,9 +107,9 @@ def softmax_av(passes: int, hd: Heads, vref: Callable[[str], str], f: str = "f",
     ]
     if passes == 2:
         return running + [
-            f"SN[{q},m,p] = exp({score}[{q},m,p] - RM[{q},M1,p])",
-            f"A[{q},m,p] = SN[{q},m,p] / RD[{q},M1,p]",
-            f"AV[{q},p,{f}] = sum(m) A[{q},m,p] * {vref('m')}",
+            f"SN[{q},m1,m0,p] = exp({score}[{q},m1,m0,p] - RM[{q},M1,p])",
+            f"A[{q},m1,m0,p] = SN[{q},m1,m0,p] / RD[{q},M1,p]",
+            f"AV[{q},p,{f}] = sum(m1,m0) A[{q},m1,m0,p] * {vref('m1,m0')}",
         ]
     return running + [
         f"SPNV[{q},m1,p,{f}] = PRM[{q},m1,p] * RNV[{q},m1,p,{f}]",

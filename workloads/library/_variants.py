@@ -25,12 +25,12 @@ which shrink by ``C``. ``ccgqa`` adds kv-head sharing in the latent space (``Hkv
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
 from . import _reference as ref
-from ._attention import attention_derive, attention_params
+from ._attention import attention_derive, attention_params, score_line
 from ._models import ModelPreset
 from ._registry import Param, Params, WorkloadDef, register, require
 from ._text import causal_cond, heads, key_index, param_lines, softmax_av, split_lines
@@ -122,7 +122,7 @@ def _cca_params(hkv_doc: str) -> tuple[Param, ...]:
             Param("Hkv", None, hkv_doc))
 
 
-def _cca_derive(name: str, kv_div: int) -> callable:
+def _cca_derive(name: str, kv_div: int) -> Callable[[Params], None]:
     def derive(p: Params) -> None:
         require(int(p["H"]) % int(p["C"]) == 0, name, "C", f"a divisor of H = {p['H']}",
                 p["C"])
@@ -152,7 +152,7 @@ def _cca_text(p: Params) -> str:
         f"Q[{hd.q},p,e] = XQ[b,p,d] * WQ[d,{wq},e]",
         f"K[{hd.kv},m,e] = XKV[b,m,d] * WK[d,{wkv},e]",
         f"V[{hd.kv},m,f] = XKV[b,m,d] * WV[d,{wkv},f]",
-        f"QK[{hd.q},{mi},p] = Q[{hd.q},p,e] * K[{hd.kv},{mi},e]{causal_cond(p)}",
+        score_line(p, hd, mi),
         *softmax_av(passes, hd, lambda k: f"V[{hd.kv},{k},f]"),
         f"O[b,p,o] = sum({wq},f) AV[{hd.q},p,f] * WO[{wq},f,o]",
     ]

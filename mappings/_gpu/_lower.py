@@ -1,0 +1,114 @@
+"""Lowering GPU kernel models to tile programs (SMs as spatial instances).
+
+A :class:`archsim.gpu.KernelCost` becomes one :class:`archsim.Phase`: ``work_items`` =
+CTAs, ``slots`` = SMs x CTAs per SM (slot ``i`` runs on SM ``i % sms``, so co-resident
+CTAs share their SM's tensor cores), ``trips`` = the per-CTA main-loop trip array (causal
+imbalance, block sparsity). A trip loads its K/V (or A/B) tile into shared memory --
+from HBM for the share of bytes that really comes from DRAM, from L2 for the rest, so the
+program's DRAM bytes equal the model's -- and computes on the ``tensor`` unit (and the
+softmax on the ``cuda`` unit).
+
+NOTE: the tensor unit runs at the wgmma peak in the arch spec, so a trip issues
+``trip_cycles x peak MAC/cycle`` MAC *slots* (the mma.sync path, achieved efficiency and
+any non-overlapped softmax included); the real MAC count is kept in ``meta``. This is
+the convention of the spatial ``gemm`` dataflow (fold cycles x array rate).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from archsim import Compute, Phase, Step, TileProgram, Transfer
+from archsim.gpu import GpuModel, KernelCost, OpPrediction
+
+__all__ = ["kernel_phase", "costs_to_program", "prediction_meta"]
+
+
+def _level(arch: object, *names: str) -> str:
+    have = {lvl.name for lvl in getattr(arch, "levels", ())}
+    for n in names:
+        if n in have:
+            return n
+    return next(iter(have)) if have else names[0]
+
+
+def _tensor_rate(arch: object, dtype_key: str) -> float:
+    for unit in getattr(arch, "compute", ()):
+        if unit.name == "tensor":
+            ops = unit.ops_per_cycle
+            return float(ops.get(dtype_key, ops.get("mac", 0.0)) or 0.0)
+    return 0.0
+
+
+def kernel_phase(cost: KernelCost, model: GpuModel, arch: object, *, after: tuple[str, ...] | None = None,
+                 dtype: str = "bf16") -> Phase:
+    """One kernel as a :class:`Phase` (see module notes)."""
+    dram, l2, smem = _level(arch, "HBM", "DRAM"), _level(arch, "L2"), _level(arch, "SMEM")
+    ctas = cost.ctas
+    mac_key = f"mac_{dtype}"
+    rate = _tensor_rate(arch, mac_key)
+    if cost.trips is None or cost.trip_cycles <= 0:  # streaming kernel: one trip per CTA
+        trips: int | np.ndarray = 1
+        per_cta = float(np.asarray(cost.cta_bytes).mean()) if ctas else 0.0
+        loop_bytes, fixed_bytes = per_cta, 0.0
+        issued = 0.0
+        alu = {"add": cost.alu_ops / max(ctas, 1)}
+    else:
+        trips = np.asarray(cost.trips, dtype=np.int64)
+        loop_bytes, fixed_bytes = cost.trip_bytes, cost.fixed_bytes
+        issued = cost.trip_cycles * rate
+        alu = dict(cost.trip_alu_ops)
+    total_stream = float(np.sum(np.asarray(trips) * loop_bytes)) if np.ndim(trips) else ctas * loop_bytes
+    dram_reads = max(cost.dram_read_bytes - ctas * fixed_bytes / 2, 0.0)
+    frac = min(1.0, dram_reads / total_stream) if total_stream > 0 else 0.0
+    loads = [Transfer("in", int(round(loop_bytes * frac)), dram, smem)]
+    if frac < 1.0:
+        loads.append(Transfer("in", int(round(loop_bytes * (1 - frac))), l2, smem))
+    computes = []
+    if issued > 0:
+        computes.append(Compute("tensor", {mac_key: issued}))
+    if any(v > 0 for v in alu.values()):
+        computes.append(Compute("cuda", {k: float(v) for k, v in alu.items() if v > 0}))
+    body = Step(loads=tuple(t for t in loads if t.bytes > 0), compute=tuple(computes),
+                buffer_bytes=int(loop_bytes))
+    half = int(round(fixed_bytes / 2))
+    writes_per_cta = int(round(cost.dram_write_bytes / max(ctas, 1)))
+    prologue = Step(loads=(Transfer("q", half, dram, smem),)) if half > 0 else None
+    epilogue = Step(stores=(Transfer("out", writes_per_cta, smem, dram),)) if writes_per_cta > 0 else None
+    return Phase(name=cost.name, body=body, trips=trips, work_items=max(ctas, 1), slots=cost.slots,
+                 prologue=prologue, epilogue=epilogue, depth=max(1, cost.stages),
+                 staging_level=None, after=after)
+
+
+def costs_to_program(name: str, costs: Sequence[KernelCost], model: GpuModel, arch: object,
+                     prediction: OpPrediction, *, dtype: str = "bf16") -> TileProgram:
+    """The kernels of one operation as a :class:`TileProgram`, run back to back at the
+    clock the power model chose (time-weighted over the kernels)."""
+    phases = []
+    prev: str | None = None
+    seen: dict[str, int] = {}
+    for c in costs:
+        n = seen.get(c.name, 0)
+        seen[c.name] = n + 1
+        phase = kernel_phase(c, model, arch, after=None if prev is None else (prev,), dtype=dtype)
+        pname = c.name if n == 0 else f"{c.name}#{n}"
+        phase = replace(phase, name=pname)
+        phases.append(phase)
+        prev = pname
+    return TileProgram(name=name, phases=tuple(phases), clock_hz=prediction.clock_hz or None,
+                       meta=prediction_meta(prediction))
+
+
+def prediction_meta(pred: OpPrediction) -> Mapping[str, object]:
+    """The analytic GPU model's answer, carried in plan/program meta."""
+    return {
+        "gpu_model_time_s": pred.time_s, "gpu_model_energy_j": pred.energy_j,
+        "gpu_model_clock_hz": pred.clock_hz, "gpu_model_power_w": pred.avg_power_w,
+        "gpu_model_dram_bytes": pred.dram_read_bytes + pred.dram_write_bytes,
+        "kernels": [{"name": k.name, "time_s": k.time_s, "bound": k.bound,
+                     "tensor_flops": k.tensor_flops, **{str(a): b for a, b in k.meta.items()}}
+                    for k in pred.kernels],
+    }

@@ -1,0 +1,175 @@
+"""The ``mip`` mapper: CoSA-style prime-factor allocation solved with PuLP + CBC.
+
+Following CoSA (Huang et al., "CoSA: Scheduling by Constrained Optimization for Spatial
+Accelerators", ISCA 2021): every rank's size is split into its prime factors, and a binary
+variable ``x[r, j, l]`` puts prime factor ``j`` of rank ``r`` at one of the levels ``l`` in
+{DRAM loop, buffer loop, mesh x, mesh y}. Because a tile is a product of factors, its
+logarithm is linear in ``x``:
+
+* each factor goes to exactly one level;
+* mesh axes: ``sum log p * x[., ., axis] <= log(mesh[axis])``, one rank per axis;
+* buffer capacity, per tensor (CoSA's log-capacity constraint): the tensor's tile
+  ``sum_{r in T} log p * (x[buffer] + x[x] + x[y]) <= log(share_T * capacity / bytes)``
+  with the buffer shared between tensors by ``share``;
+* objective (linearised): ``z >= log(compute cycles)`` = log(total ops / PEs used) and
+  ``z >= log(DRAM cycles of T)`` = log(bytes(T) / bandwidth) + the log of the DRAM loops over
+  ranks not in T (the refills); minimise ``z`` (latency), the sum of the per-tensor traffic
+  energy logs and the compute term (energy), or both (edp).
+
+The MIP is solved for a few buffer shares; each solution's DRAM loop order is then chosen
+by enumerating the orders with the vectorised estimator, and the results are ranked as in
+the other mappers (:func:`mappings._mappers.finish`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from archsim.errors import InfeasibleMappingError
+from mappings._mappers import _axis_ok, _merge, _setup, finish, register_mapper, score
+from mappings._space import Candidates, Space, batch_metrics
+
+if TYPE_CHECKING:
+    from archsim import Architecture
+    from workloads import Workload
+
+    from mappings._mappers import RankedMapping
+
+__all__ = ["mip_mapper", "prime_factors", "solve_allocation"]
+
+_LEVELS = ("D", "G", "X", "Y")
+
+
+def prime_factors(n: int) -> list[int]:
+    """Prime factors of ``n`` with multiplicity, ascending (``[]`` for 1)."""
+    out, d = [], 2
+    while d * d <= n:
+        while n % d == 0:
+            out.append(d)
+            n //= d
+        d += 1
+    if n > 1:
+        out.append(n)
+    return out
+
+
+def solve_allocation(space: Space, shares: np.ndarray, objective: str,
+                     time_limit_s: float = 10.0) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Solve one CoSA MIP; returns per-rank (buffer factor, spatial factor, axis) or None."""
+    import pulp
+
+    prob = pulp.LpProblem("cosa", pulp.LpMinimize)
+    primes = [prime_factors(int(s)) for s in space.sizes]
+    x = {(r, j, lv): pulp.LpVariable(f"x_{r}_{j}_{lv}", cat="Binary")
+         for r, ps in enumerate(primes) for j in range(len(ps)) for lv in _LEVELS}
+    a = {(r, lv): pulp.LpVariable(f"a_{r}_{lv}", cat="Binary")
+         for r in range(len(primes)) for lv in ("X", "Y")}
+    mx, my = space.mesh
+
+    def logsum(ranks: list[int], levels: tuple[str, ...]) -> pulp.LpAffineExpression:
+        return pulp.lpSum(math.log(primes[r][j]) * x[r, j, lv] for r in ranks
+                          for j in range(len(primes[r])) for lv in levels)
+
+    for r, ps in enumerate(primes):
+        for j in range(len(ps)):
+            prob += pulp.lpSum(x[r, j, lv] for lv in _LEVELS) == 1
+            for lv in ("X", "Y"):
+                prob += x[r, j, lv] <= a[r, lv]
+    for lv, cap in (("X", mx), ("Y", my)):
+        prob += pulp.lpSum(a[r, lv] for r in range(len(primes))) <= 1
+        prob += logsum(list(range(len(primes))), (lv,)) <= math.log(max(cap, 1)) + 1e-9
+    all_r = list(range(len(primes)))
+    for ti in range(len(space.tensors)):
+        own = [r for r in all_r if space.tensor_mask[ti, r]]
+        room = shares[ti] * space.cap_bytes / space.tbytes[ti]
+        prob += logsum(own, ("G", "X", "Y")) <= math.log(max(room, 1.0))
+    # log compute cycles = log(full-array cycles * PEs) - log(PEs used)
+    pes = mx * my
+    comp = math.log(max(space.compute_cycles_full * pes, 1.0)) - logsum(all_r, ("X", "Y"))
+    terms = []
+    for ti in range(len(space.tensors)):
+        other = [r for r in all_r if not space.tensor_mask[ti, r]]
+        bw = space.dram_wr_bw if space.written[ti] else space.dram_rd_bw
+        base = math.log(max(space.elems[ti] * space.tbytes[ti] / bw, 1e-9))
+        terms.append(base + logsum(other, ("D",)))
+    z = pulp.LpVariable("z")
+    prob += z >= comp
+    # every DRAM-level trip pays the DRAM latency once: log(trips * latency)
+    prob += z >= math.log(max(space.dram_lat, 1.0)) + logsum(all_r, ("D",))
+    for t in terms:
+        prob += z >= t
+    if objective == "latency":
+        prob += z
+    elif objective == "energy":
+        prob += pulp.lpSum(terms) + comp
+    else:
+        prob += z + pulp.lpSum(terms) * (1.0 / max(len(terms), 1)) + comp
+    status = prob.solve(pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s))
+    if pulp.LpStatus[status] != "Optimal":
+        return None
+    t = np.ones(len(primes), dtype=np.int64)
+    s = np.ones(len(primes), dtype=np.int64)
+    ax = np.zeros(len(primes), dtype=np.int8)
+    for r, ps in enumerate(primes):
+        for j, p in enumerate(ps):
+            lv = max(_LEVELS, key=lambda v: x[r, j, v].value() or 0.0)
+            if lv == "G":
+                t[r] *= p
+            elif lv in ("X", "Y"):
+                s[r] *= p
+                ax[r] = 1 if lv == "X" else 2
+    return t, s, ax
+
+
+def _share_variants(n: int) -> list[np.ndarray]:
+    """Buffer splits between tensors: equal, and one tensor favoured; each at half the buffer
+    (room for double buffering) and at the whole buffer."""
+    base = [np.full(n, 1.0 / n)]
+    for i in range(n):
+        for big in (0.5, 0.875):
+            v = np.full(n, (1.0 - big) / max(n - 1, 1))
+            v[i] = big
+            base.append(v)
+    return [b * half for half in (0.5, 1.0) for b in base]
+
+
+@register_mapper("mip")
+def mip_mapper(workload: Workload, arch: Architecture, *, objective: str = "latency",
+               top: int = 5, seed: int = 0, budget: int | None = None, progress: bool = False,
+               einsum: str | None = None, rescore: int = 3) -> list[RankedMapping]:
+    """CoSA-style MIP (PuLP/CBC) over prime-factor allocations; DRAM order by enumeration.
+
+    ``budget`` caps the number of MIP solves (default: one per buffer-share variant).
+    """
+    space = _setup(workload, arch, einsum)
+    variants = _share_variants(len(space.tensors))
+    if budget is not None:
+        variants = variants[: max(1, int(budget))]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(variants), desc="mip", unit="solve")
+    best_c, best_v = None, np.empty(0)
+    n_ord = len(space.orders)
+    for shares in variants:
+        sol = solve_allocation(space, shares, objective)
+        if bar is not None:
+            bar.update(1)
+        if sol is None:
+            continue
+        t, s, ax = sol
+        c = Candidates(np.repeat(t[None], n_ord, 0), np.repeat(s[None], n_ord, 0),
+                       np.repeat(ax[None], n_ord, 0), np.arange(n_ord))
+        v = np.where(_axis_ok(c), score(batch_metrics(space, c), objective, space.clock_hz),
+                     np.inf)
+        best_c, best_v = _merge(best_c, best_v, c, v, 50 * top)
+    if bar is not None:
+        bar.close()
+    if best_c is None or not np.isfinite(best_v).any():
+        raise InfeasibleMappingError(f"the MIP found no mapping of {space.einsum} on {arch.name}")
+    return finish(workload, arch, space, best_c, best_v, objective=objective, top=top,
+                  rescore=rescore)

@@ -1,0 +1,74 @@
+"""``archsim validate`` and ``archsim compare`` (registered by ``archsim.cli``)."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``validate`` and ``compare`` sub-commands."""
+    p = subparsers.add_parser(
+        "validate", help="predict every record of a measurement file and report the errors",
+        description="Predict each record of a JSON Lines measurement file (issue-5 schema) with "
+                    "the GPU model and print measured vs predicted, MAPE, max error, spearman.",
+    )
+    p.add_argument("file", help="measurement JSON Lines file")
+    p.add_argument("--arch", default="h100", help="GPU preset or arch YAML (default h100)")
+    p.add_argument("--json", dest="json_out", metavar="OUT", help="write records with pred_* fields")
+    p.add_argument("--plot", metavar="OUT.png", help="predicted vs measured, log-log")
+    p.add_argument("--quiet", action="store_true", help="summary only, no per-record table")
+    p.set_defaults(func=_validate)
+
+    c = subparsers.add_parser(
+        "compare", help="measured kernel trace vs simulated kernels, merged Perfetto trace",
+        description="Read a PyTorch profiler Chrome trace (and optionally an ncu CSV), match its "
+                    "GPU kernels to simulated ones, print them side by side, write one trace "
+                    "with 'measured' and 'simulated' tracks.",
+    )
+    c.add_argument("--torch-trace", required=True, metavar="TRACE.json", help="profiler trace")
+    c.add_argument("--ncu", metavar="CSV", help="ncu --csv export for DRAM bytes per kernel")
+    c.add_argument("--arch", default="h100", help="GPU preset (default h100)")
+    c.add_argument("--out", metavar="MERGED.json", help="merged Perfetto trace to write")
+    c.set_defaults(func=_compare)
+
+
+def _model(arch: str):  # noqa: ANN202 - GpuModel
+    from archsim.gpu import gpu_model
+
+    return gpu_model(arch)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from validation._report import validate_file
+
+    report = validate_file(args.file, model=_model(args.arch))
+    if not args.quiet:
+        print(report.table())
+        print()
+    print(report.summary_text())
+    if args.json_out:
+        report.write_json(args.json_out)
+        print(f"wrote {args.json_out}")
+    if args.plot:
+        report.plot(args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from validation._compare import compare_trace, write_merged_trace
+    from validation._ncu import read_ncu_csv
+    from validation._torch_trace import read_torch_trace
+
+    trace = read_torch_trace(args.torch_trace)
+    ncu = read_ncu_csv(args.ncu) if args.ncu else []
+    cmp = compare_trace(trace, _model(args.arch), ncu=ncu)
+    print(cmp.table())
+    print()
+    print(cmp.summary_text())
+    if args.out:
+        write_merged_trace(cmp, args.out)
+        print(f"wrote {args.out}")
+    return 0

@@ -1,0 +1,185 @@
+"""Fit the GPU model's few calibrated constants on a *fit* measurement file.
+
+Usage (writes ``archsim/gpu/calibrated/<arch>.json`` with provenance)::
+
+    python -m validation.calibrate validation/data/h100_fit.jsonl --arch h100 --write
+
+Only constants that the file's records can inform are fitted (``eff_fa3`` needs cuDNN
+records, the power coefficients need NVML energy records...); the rest keep their
+first-principles defaults. The objective is the log-ratio of predicted to measured time
+for every record, plus log-ratios of energy, average power and SM clock where NVML
+measured them; ``scipy.optimize.least_squares`` (trust-region, soft-L1 loss so that one
+odd record cannot dominate) solves it within physical bounds. Never fit on a check file:
+the check split is what the accuracy tests hold the model to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from archsim.gpu import GpuCalibration, GpuModel, calibration_path, gpu_model
+
+from ._predict import UnsupportedRecord, device_model, predict_record
+from ._records import Measurement, load_measurements
+from ._report import compare_records, error_stats
+
+__all__ = ["BOUNDS", "FitResult", "fit_calibration", "active_parameters", "main"]
+
+#: Physical bounds of each fitted constant.
+BOUNDS: dict[str, tuple[float, float]] = {
+    "hbm_efficiency": (0.6, 1.0), "launch_s": (0.5e-6, 20e-6), "eff_gemm": (0.4, 1.0),
+    "eff_fa2": (0.3, 1.0), "eff_fa3": (0.3, 1.0), "eff_memeff": (0.15, 1.0),
+    "eff_flex": (0.15, 1.0), "eff_bwd": (0.3, 1.2), "p_tensor_w": (100.0, 2000.0),
+    "p_alu_w": (0.0, 1000.0), "p_mem_w": (0.0, 400.0), "p_active_w": (0.0, 400.0),
+    "v_min_frac": (0.5, 1.0),
+}
+
+
+def active_parameters(records: Sequence[Measurement]) -> list[str]:
+    """Constants the records can inform (see module notes)."""
+    names = ["hbm_efficiency", "launch_s"] if records else []
+    fams: set[str] = set()
+    for r in records:
+        f = r.fields
+        if r.kind in ("gemm", "attn_unfused") or (r.kind == "ceiling" and "M" in f):
+            fams.add("eff_gemm")
+        if r.kind in ("attn", "decode"):
+            b = str(f.get("backend", "")).split(".")[-1].lower()
+            fams.add({"flash": "eff_fa2", "flash_attention": "eff_fa2", "cudnn": "eff_fa3",
+                      "cudnn_attention": "eff_fa3"}.get(b, "eff_memeff"))
+            if f.get("pass_") == "bwd":
+                fams.add("eff_bwd")
+        if r.kind == "flex_block_sparse":
+            fams.add("eff_flex")
+        if "mJ_per_iter" in f or "avg_W" in f:
+            fams.update({"p_tensor_w", "p_mem_w", "p_active_w"})
+    return names + [n for n in GpuCalibration.names() if n in fams]
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """Fitted calibration, per-group errors on the fit file before/after, and the optimizer cost."""
+
+    calibration: GpuCalibration
+    parameters: tuple[str, ...]
+    before: dict[str, dict[str, float]]
+    after: dict[str, dict[str, float]]
+    cost: float
+
+
+def _residuals(records: Sequence[Measurement], model: GpuModel) -> np.ndarray:
+    res: list[float] = []
+    for r in records:
+        try:
+            p = predict_record(r, model)
+        except UnsupportedRecord:
+            continue
+        res.append(math.log(max(p.pred_ms, 1e-9) / r.ms))
+        f = r.fields
+        for key, pred in (("mJ_per_iter", p.pred_mJ), ("avg_W", p.pred_W)):
+            v = f.get(key)
+            if isinstance(v, (int, float)) and v > 0:
+                res.append(math.log(max(pred, 1e-9) / float(v)))
+        v = f.get("sm_clock")
+        if "mJ_per_iter" in f and isinstance(v, (int, float)) and v > 0:
+            res.append(math.log(max(p.pred_clock_mhz, 1e-3) / float(v)))
+    return np.asarray(res)
+
+
+def fit_calibration(path: str | Path, arch: str = "h100", *, parameters: Sequence[str] | None = None,
+                    max_nfev: int = 60) -> FitResult:
+    """Fit the calibrated constants on the records of ``path``.
+
+    Parameters
+    ----------
+    path
+        A *fit* measurement file (JSON Lines).
+    arch
+        GPU preset the file was measured on.
+    parameters
+        Constants to fit (default :func:`active_parameters`).
+    max_nfev
+        Cap on objective evaluations (each predicts every record).
+
+    Returns
+    -------
+    FitResult
+    """
+    from scipy.optimize import least_squares
+
+    mset = load_measurements(path)
+    records = list(mset.records)
+    start = GpuCalibration()
+    base = device_model(gpu_model(arch, start), mset.device)
+    names = list(parameters) if parameters is not None else active_parameters(records)
+    x0 = np.array([getattr(start, n) for n in names], dtype=float)
+    lo = np.array([BOUNDS[n][0] for n in names])
+    hi = np.array([BOUNDS[n][1] for n in names])
+    scale = np.where(x0 != 0, np.abs(x0), 1.0)
+
+    def model_at(z: np.ndarray) -> GpuModel:
+        cal = start.with_values(dict(zip(names, z * scale)))
+        return GpuModel(hw=base.hw, cal=cal)
+
+    def fun(z: np.ndarray) -> np.ndarray:
+        return _residuals(records, model_at(z))
+
+    before = compare_records(mset, base).summary("group")
+    if names:
+        sol = least_squares(fun, x0 / scale, bounds=(lo / scale, hi / scale), loss="soft_l1",
+                            f_scale=0.05, max_nfev=max_nfev, diff_step=1e-3)
+        z, cost = sol.x, float(sol.cost)
+    else:
+        z, cost = x0 / scale, 0.0
+    fitted = model_at(z)
+    after = compare_records(mset, fitted).summary("group")
+    prov = {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "fit_file": str(path), "arch": arch, "n_records": len(records),
+        "fitted": names, "method": "scipy.optimize.least_squares(trf, soft_l1, f_scale=0.05) "
+                                   "on log(pred/meas) of time, energy, power, clock",
+        "device": {k: (mset.device or {}).get(k) for k in ("name", "torch", "cuda", "date",
+                                                           "power_limit_w", "idle_power_w")},
+        "residuals_after": {g: {k: round(v, 3) if isinstance(v, float) else v for k, v in st.items()}
+                            for g, st in after.items()},
+        "command": f"python -m validation.calibrate {path} --arch {arch} --write",
+    }
+    cal = GpuCalibration(provenance=prov).with_values(
+        {n: getattr(fitted.cal, n) for n in GpuCalibration.names()})
+    return FitResult(cal, tuple(names), before, after, cost)
+
+
+def _fmt(stats: dict[str, dict[str, float]]) -> str:
+    return "\n".join(f"  {g:<26} n={s['n']:<4} MAPE={s['mape']:6.2f}% max={s['max_error']:6.2f}%"
+                     for g, s in stats.items())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: fit, print before/after, optionally write the JSON."""
+    ap = argparse.ArgumentParser(prog="python -m validation.calibrate", description=__doc__.split("\n")[0])
+    ap.add_argument("fit_file")
+    ap.add_argument("--arch", default="h100")
+    ap.add_argument("--write", action="store_true", help="write archsim/gpu/calibrated/<arch>.json")
+    ap.add_argument("--max-nfev", type=int, default=60)
+    args = ap.parse_args(argv)
+    res = fit_calibration(args.fit_file, args.arch, max_nfev=args.max_nfev)
+    print("fitted:", ", ".join(f"{n}={getattr(res.calibration, n):.4g}" for n in res.parameters))
+    print("before (defaults):\n" + _fmt(res.before))
+    print("after:\n" + _fmt(res.after))
+    if args.write:
+        out = calibration_path(args.arch)
+        out.write_text(json.dumps(res.calibration.to_dict(), indent=1) + "\n")
+        print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,186 @@
+"""``archsim workload list|show|check|verify``: the library from the command line.
+
+- ``list`` prints one workload name per line (``--models``: the model presets).
+- ``show NAME --set K=V ... [--json]`` prints the counts of a library workload.
+- ``check FILE`` parses a cascade file (YAML by extension ``.yaml``/``.yml``, else text)
+  and prints a one-line summary; errors exit 2 through ``archsim.cli.main``.
+- ``verify NAME|all [--seed N] [--set K=V ...]`` runs each cascade with the reference
+  executor against its direct numpy implementation and prints the max relative error;
+  exit 1 when one exceeds the tolerance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from archsim.errors import SpecError, WorkloadError
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``archsim workload ...`` to the top-level parser."""
+    wl = subparsers.add_parser("workload", help="list, show, check and verify Einsum cascades",
+                               description=__doc__,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = wl.add_subparsers(dest="workload_command", metavar="ACTION")
+    wl.set_defaults(func=lambda args: _help(wl))
+
+    p = sub.add_parser("list", help="library workload names, one per line")
+    p.add_argument("--models", action="store_true", help="list the model presets instead")
+    p.set_defaults(func=_list)
+
+    p = sub.add_parser("show", help="counts of a library workload")
+    p.add_argument("name", help="library workload (see `archsim workload list`)")
+    _add_set(p)
+    p.add_argument("--model", help="fill shape parameters from a model preset")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_show)
+
+    p = sub.add_parser("check", help="parse and check a cascade file (YAML or text)")
+    p.add_argument("file", help="cascade file: .yaml/.yml (YAML) or anything else (text)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=_check)
+
+    p = sub.add_parser("verify", help="executor vs direct numpy reference")
+    p.add_argument("name", help="library workload or `all`")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    _add_set(p)
+    p.set_defaults(func=_verify)
+
+
+def _echo(text: str) -> None:
+    """Write one line of command output to stdout (CLI handlers print; the library never)."""
+    sys.stdout.write(text + "\n")
+
+
+def _add_set(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="parameter override (int, float, true/false or text); repeatable")
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from workloads.library import list_models, list_workloads
+
+    for name in list_models() if args.models else list_workloads():
+        _echo(name)
+    return 0
+
+
+def _params(args: argparse.Namespace) -> dict[str, object]:
+    from workloads.library import parse_set_options
+
+    params: dict[str, object] = dict(parse_set_options(args.set))
+    if getattr(args, "model", None):
+        params["model"] = args.model
+    return params
+
+
+def _show(args: argparse.Namespace) -> int:
+    from workloads.library import get_workload
+
+    w = get_workload(args.name, **_params(args))  # type: ignore[arg-type]
+    c = w.counts()
+    einsums = [{"name": e.name, "macs": e.macs, "ops": dict(e.ops),
+                "reads_bytes": e.reads_bytes, "writes_bytes": e.writes_bytes}
+               for e in c.einsums]
+    total = {"macs": c.macs, "flops": c.flops, "compulsory_bytes": c.compulsory_bytes,
+             "ops": dict(c.ops)}
+    if args.json:
+        _echo(json.dumps({"workload": w.name, "params": w.params, "sizes": w.sizes,
+                          "einsums": einsums, "total": total}, indent=2))
+        return 0
+    shown = ", ".join(f"{k}={v}" for k, v in w.params.items())
+    _echo(f"{w.name}: {shown}")
+    rows = [("einsum", "macs", "ops", "reads_B", "writes_B")]
+    for e in einsums:
+        ops = " ".join(f"{k}:{_num(v)}" for k, v in sorted(e["ops"].items())) or "-"
+        rows.append((e["name"], _num(e["macs"]), ops, _num(e["reads_bytes"]),
+                     _num(e["writes_bytes"])))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for r in rows:
+        _echo("  ".join(cell.ljust(wd) if i in (0, 2) else cell.rjust(wd)
+                        for i, (cell, wd) in enumerate(zip(r, widths, strict=True))))
+    _echo(f"total: macs={_num(c.macs)} flops={_num(c.flops)} "
+          f"compulsory_bytes={_num(c.compulsory_bytes)}")
+    return 0
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else f"{v:.6g}"
+
+
+def _check(args: argparse.Namespace) -> int:
+    from workloads import count, load_cascade, parse_cascade
+
+    path = Path(args.file)
+    if path.suffix.lower() in (".yaml", ".yml"):
+        if not path.is_file():
+            raise SpecError("cannot read cascade file", path=str(path),
+                            expected="an existing YAML file", got=str(path))
+        cascade = load_cascade(path)
+    else:
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SpecError("cannot read cascade file", path=str(path),
+                            expected="a readable text file", got=type(exc).__name__) from None
+        cascade = parse_cascade(text, name=path.stem)
+    summary: dict[str, object] = {
+        "name": cascade.name, "einsums": len(cascade.einsums),
+        "inputs": list(cascade.inputs), "outputs": list(cascade.outputs),
+        "params": dict(cascade.params)}
+    try:
+        summary["macs"] = count(cascade).macs
+    except WorkloadError as exc:  # sizes not all given: valid, but not countable
+        summary["macs"] = None
+        summary["note"] = str(exc)
+    if args.json:
+        _echo(json.dumps(summary))
+        return 0
+    macs = "" if summary["macs"] is None else f", {_num(summary['macs'])} MACs"
+    _echo(f"ok: {cascade.name}: {len(cascade.einsums)} einsums, inputs "
+          f"{','.join(cascade.inputs)} -> outputs {','.join(cascade.outputs)}{macs}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from workloads.library import (
+        TOLERANCE,
+        get_workload,
+        list_workloads,
+        verify,
+        verify_cases,
+    )
+
+    overrides = _params(args)
+    names = list_workloads() if args.name == "all" else [args.name]
+    if args.name == "all" and overrides:
+        raise WorkloadError("--set applies to one workload", path="--set",
+                            expected="verify NAME --set K=V", got="all")
+    failed = 0
+    for name in names:
+        cases = ([get_workload(name, **overrides)] if overrides  # type: ignore[arg-type]
+                 else verify_cases(name))
+        worst = 0.0
+        for i, w in enumerate(cases):
+            r = verify(w, np.random.default_rng(args.seed + i))
+            worst = max(worst, r.max_rel_error)
+            if not r.ok:
+                failed += 1
+                shown = ", ".join(f"{k}={v}" for k, v in w.params.items())
+                _echo(f"FAIL {name} ({shown}): max relative error {r.max_rel_error:.3g}")
+        status = "ok" if worst <= TOLERANCE else "FAIL"
+        _echo(f"{status} {name}: {len(cases)} shapes, max relative error {worst:.3g} "
+              f"(tolerance {TOLERANCE:g})")
+    return 1 if failed else 0
