@@ -56,9 +56,18 @@ __all__ = [
     "get_model",
     "list_models",
     "ModelPreset",
+    "parse_set_options",
 ]
 
-_LIBRARY = ("get_workload", "list_workloads", "Workload", "get_model", "list_models", "ModelPreset")
+_LIBRARY = (
+    "get_workload",
+    "list_workloads",
+    "Workload",
+    "get_model",
+    "list_models",
+    "ModelPreset",
+    "parse_set_options",
+)
 
 
 def __getattr__(name: str) -> object:

@@ -43,9 +43,11 @@ def test_duplicate_key_is_an_error_with_its_line():
 
 
 def test_yaml_anchors_and_merges_are_allowed():
-    text = GOOD.replace("  - {name: GLB, kind: sram,",
-                        "  - &glb {name: GLB, kind: sram,") + "networks: []\n"
-    assert Architecture.from_yaml_text(text).level("GLB").capacity_bytes == 1048576
+    text = GOOD.replace("  - {name: GLB, kind: sram,", "  - &glb {name: GLB, kind: sram,")
+    text = text.replace("compute:\n", "  - {<<: *glb, name: GLB2, capacity_bytes: 2048}\ncompute:\n")
+    arch = Architecture.from_yaml_text(text)
+    assert arch.level("GLB2").capacity_bytes == 2048
+    assert arch.level("GLB2").read_bw_bytes_per_cycle == 256
 
 
 def test_top_level_must_be_a_mapping():

@@ -1,0 +1,71 @@
+"""``archsim arch list|show|check``: output and exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from archsim.cli import main
+from archsim.spec import list_presets
+
+
+def test_arch_list_prints_one_line_per_preset(capsys):
+    assert main(["arch", "list"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split()[0] for line in lines] == list_presets()
+    assert any("989 TFLOP/s" in line for line in lines if line.startswith("h100"))
+
+
+def test_arch_show_summarizes_levels_units_and_peaks(capsys):
+    assert main(["arch", "show", "h100"]) == 0
+    out = capsys.readouterr().out
+    for text in ("HBM", "L2", "SMEM", "tensor", "wgmma_bf16 989.4 TFLOP/s", "1.83 GHz",
+                 "power cap 700 W"):
+        assert text in out
+
+
+def test_arch_show_json_is_the_full_dict(capsys):
+    assert main(["arch", "show", "fusemax", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["name"] == "fusemax"
+    assert data["compute"][0]["ops_per_cycle"]["mac"] == 65536
+
+
+def test_arch_check_good_file_exits_zero(capsys, tmp_path):
+    from archsim.spec import load_arch
+
+    path = tmp_path / "mine.yaml"
+    path.write_text(json.dumps(load_arch("hbm_pim").to_dict()))  # JSON is YAML
+    assert main(["arch", "check", str(path)]) == 0
+    assert "ok:" in capsys.readouterr().out
+
+
+def test_arch_check_bad_file_exits_two_with_the_path(capsys, tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\nkind: spatial\nclock: {core_hz: 1.0e+9}\nlevels:\n"
+                    "  - {name: D, kind: dram, read_bw_bytes_per_cycle: -4}\n"
+                    "compute: [{name: u, ops_per_cycle: {mac: 1}}]\n")
+    assert main(["arch", "check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: levels[0].read_bw_bytes_per_cycle")
+    assert "expected bytes/cycle > 0" in err and "got -4" in err
+
+
+def test_arch_check_syntax_error_and_unknown_name(capsys, tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: [x\n")
+    assert main(["arch", "check", str(path)]) == 2
+    assert "line" in capsys.readouterr().err
+    assert main(["arch", "show", "no_such_machine"]) == 2
+    assert "no architecture preset or file" in capsys.readouterr().err
+
+
+def test_cli_error_has_no_traceback(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\nkind: gpu\n")
+    proc = subprocess.run([sys.executable, "-m", "archsim", "arch", "check", str(path)],
+                          capture_output=True, text=True, check=False, timeout=60)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: ")
