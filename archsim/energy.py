@@ -51,79 +51,97 @@ __all__ = [
 ]
 
 #: Horowitz ISSCC 2014, 45 nm 0.9 V; pJ per operation / per 64-bit access
-HOROWITZ_45NM_PJ: Mapping[str, float] = MappingProxyType({
-    "int8_add": 0.03,
-    "int32_add": 0.1,
-    "int8_mult": 0.2,
-    "int32_mult": 3.1,
-    "fp16_add": 0.4,
-    "fp32_add": 0.9,
-    "fp16_mult": 1.1,
-    "fp32_mult": 3.7,
-    "sram_8kb_read_64b": 10.0,
-    "sram_32kb_read_64b": 20.0,   # from the slide; not re-verified
-    "sram_1mb_read_64b": 100.0,   # from the slide; not re-verified
-    "dram_read_64b_min": 1300.0,
-    "dram_read_64b_max": 2600.0,
-})
+HOROWITZ_45NM_PJ: Mapping[str, float] = MappingProxyType(
+    {
+        "int8_add": 0.03,
+        "int32_add": 0.1,
+        "int8_mult": 0.2,
+        "int32_mult": 3.1,
+        "fp16_add": 0.4,
+        "fp32_add": 0.9,
+        "fp16_mult": 1.1,
+        "fp32_mult": 3.7,
+        "sram_8kb_read_64b": 10.0,
+        "sram_32kb_read_64b": 20.0,  # from the slide; not re-verified
+        "sram_1mb_read_64b": 100.0,  # from the slide; not re-verified
+        "dram_read_64b_min": 1300.0,
+        "dram_read_64b_max": 2600.0,
+    }
+)
 
 #: FGDRAM (MICRO'17) DRAM datapath segments, pJ per bit (as in AttAcc src/config.py)
-FGDRAM_PJ_PER_BIT: Mapping[str, float] = MappingProxyType({
-    "cell_act_pre": 0.11,      # cell activate/precharge
-    "cell_rw": 0.44,           # cell read/write
-    "coldec_to_bg_mux": 1.01,  # column decoder -> bank-group mux
-    "bg_mux_to_gio": 1.23,     # bank-group mux -> global I/O
-    "tsv": 0.5,
-    "interposer": 0.3,
-})
+FGDRAM_PJ_PER_BIT: Mapping[str, float] = MappingProxyType(
+    {
+        "cell_act_pre": 0.11,  # cell activate/precharge
+        "cell_rw": 0.44,  # cell read/write
+        "coldec_to_bg_mux": 1.01,  # column decoder -> bank-group mux
+        "bg_mux_to_gio": 1.23,  # bank-group mux -> global I/O
+        "tsv": 0.5,
+        "interposer": 0.3,
+    }
+)
 
 #: segments crossed by a PIM unit at each placement, and by a host (off-chip) access
-DRAM_PATHS: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "bank": ("cell_act_pre", "cell_rw"),
-    "bank_group": ("cell_act_pre", "cell_rw", "coldec_to_bg_mux"),
-    "buffer_die": ("cell_act_pre", "cell_rw", "coldec_to_bg_mux", "bg_mux_to_gio", "tsv"),
-    "host": ("cell_act_pre", "cell_rw", "coldec_to_bg_mux", "bg_mux_to_gio", "tsv",
-             "interposer"),
-})
+DRAM_PATHS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "bank": ("cell_act_pre", "cell_rw"),
+        "bank_group": ("cell_act_pre", "cell_rw", "coldec_to_bg_mux"),
+        "buffer_die": ("cell_act_pre", "cell_rw", "coldec_to_bg_mux", "bg_mux_to_gio", "tsv"),
+        "host": (
+            "cell_act_pre",
+            "cell_rw",
+            "coldec_to_bg_mux",
+            "bg_mux_to_gio",
+            "tsv",
+            "interposer",
+        ),
+    }
+)
 
 #: Accelergy/CACTI plug-in DRAM defaults, pJ per bit
-ACCELERGY_DRAM_PJ_PER_BIT: Mapping[str, float] = MappingProxyType({
-    "LPDDR4": 8.0,
-    "LPDDR": 40.0,
-    "DDR3": 70.0,
-    "GDDR5": 14.0,
-    "HBM2": 3.9,
-})
+ACCELERGY_DRAM_PJ_PER_BIT: Mapping[str, float] = MappingProxyType(
+    {
+        "LPDDR4": 8.0,
+        "LPDDR": 40.0,
+        "DDR3": 70.0,
+        "GDDR5": 14.0,
+        "HBM2": 3.9,
+    }
+)
 
 #: AttAcc src/config.py ENERGY_TABLE for the GPU, pJ per byte (= pJ/bit x 8)
-ATTACC_GPU_PJ_PER_BYTE: Mapping[str, float] = MappingProxyType({
-    "reg": 0.0675,
-    "l1": 1.28,
-    "l2": 2.4,
-    "alu": 0.32,
-    "mem_hbm": 28.72,
-    "comm": 10.4,
-})
+ATTACC_GPU_PJ_PER_BYTE: Mapping[str, float] = MappingProxyType(
+    {
+        "reg": 0.0675,
+        "l1": 1.28,
+        "l2": 2.4,
+        "alu": 0.32,
+        "mem_hbm": 28.72,
+        "comm": 10.4,
+    }
+)
 
 #: FuseMax artifact Accelergy ERT (45 nm), pJ per action; GLB/DRAM per 64-bit access,
 #: register files per 16-bit word (fusemax_arch_params.json)
-FUSEMAX_ERT_PJ: Mapping[str, float] = MappingProxyType({
-    "dram_rw_64b": 249.6,
-    "glb_read_64b": 484.97271,
-    "glb_write_64b": 451.30271,
-    "glb_leak_per_cycle": 0.844117,
-    "rf_fusemax_2d_read": 0.653431,
-    "rf_fusemax_2d_write": 0.56957,
-    "rf_flat_2d_read": 0.291512,
-    "rf_flat_2d_write": 0.225259,
-    "rf_flat_1d_read": 0.385026,
-    "rf_flat_1d_write": 0.336188,
-    "mac_fp16": 17.1645,
-    "add_fp16": 8.3395,
-    "max": 0.028036,
-    "exp_flat_1d": 94.6475,
-    "divide": 36.251153,
-})
+FUSEMAX_ERT_PJ: Mapping[str, float] = MappingProxyType(
+    {
+        "dram_rw_64b": 249.6,
+        "glb_read_64b": 484.97271,
+        "glb_write_64b": 451.30271,
+        "glb_leak_per_cycle": 0.844117,
+        "rf_fusemax_2d_read": 0.653431,
+        "rf_fusemax_2d_write": 0.56957,
+        "rf_flat_2d_read": 0.291512,
+        "rf_flat_2d_write": 0.225259,
+        "rf_flat_1d_read": 0.385026,
+        "rf_flat_1d_write": 0.336188,
+        "mac_fp16": 17.1645,
+        "add_fp16": 8.3395,
+        "max": 0.028036,
+        "exp_flat_1d": 94.6475,
+        "divide": 36.251153,
+    }
+)
 
 #: assumed supply voltage (V) per node (nm) for :func:`node_scale`; 5 = TSMC N5/4N class
 NODE_VDD: Mapping[int, float] = MappingProxyType({45: 0.9, 28: 0.9, 16: 0.8, 7: 0.75, 5: 0.75})

@@ -123,7 +123,6 @@ def run_demo(
     -------
     DemoResult
     """
-    from archsim import write_trace
     from mappings import simulate_workload
 
     out = Path(out)
@@ -145,9 +144,8 @@ def run_demo(
                 skipped.append(f"{arch}/{dataflow}: {type(exc).__name__}: {exc}")
                 continue
             rows.append(_row(arch, dataflow, report))
-            if traced and report.result.trace is not None:
-                trace_path = out / "fusemax_trace.json"
-                write_trace(report.result, trace_path)
+            if traced:
+                trace_path = _write_trace(report.result, out / "fusemax_trace.json", skipped)
     table = pd.DataFrame(
         rows, columns=["arch", "dataflow", "engine", "seconds", "energy_j", "dram_bytes", "cycles"]
     )
@@ -156,6 +154,20 @@ def run_demo(
     plot = _plot(table, curves, out / "demo.png")
     table.to_csv(out / "demo_table.csv", index=False)
     return DemoResult(out, table, plot, trace_path, tuple(skipped))
+
+
+def _write_trace(result: object, path: Path, skipped: list[str]) -> Path | None:
+    """Write the Perfetto trace of ``result``; note why not where that is impossible."""
+    if getattr(result, "trace", None) is None:
+        skipped.append("trace: the event engine returned no trace")
+        return None
+    try:
+        from archsim import write_trace
+    except (ImportError, AttributeError) as exc:  # the engine's trace writer is optional
+        skipped.append(f"trace: archsim.write_trace unavailable ({exc})")
+        return None
+    write_trace(result, path)
+    return path
 
 
 def _speedup(table: pd.DataFrame, row: object) -> float:

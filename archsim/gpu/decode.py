@@ -14,12 +14,12 @@ import math
 
 import numpy as np
 
-from .attention import _L2_REUSE, attention_fwd_costs, trip_kernel_cost
+from .attention import attention_fwd_costs, trip_kernel_cost
 from .cost import KernelCost
-from .heuristics import fa2_splitkv_tiling, num_splits_heuristic
+from .heuristics import AttnTiling, fa2_splitkv_tiling, make_tiling, num_splits_heuristic
 from .params import GpuModel, dtype_bytes
 
-__all__ = ["decode_costs", "fa2_decode_plan", "lean_decode_costs"]
+__all__ = ["cudnn_decode_tiling", "decode_costs", "fa2_decode_plan", "lean_decode_costs"]
 
 
 def fa2_decode_plan(model: GpuModel, *, B: int, Hq: int, Hkv: int, Sq: int, Skv: int,
@@ -55,6 +55,48 @@ def _combine_cost(model: GpuModel, *, splits: int, bhr: int, D: int, elt: int) -
     )
 
 
+def _split_plan(model: GpuModel, *, B: int, Hq: int, Hkv: int, Sq: int, Skv: int, D: int,
+                block_n: int, num_sms: int) -> dict[str, int]:
+    swap = Sq == 1 and Hq > Hkv and D % 8 == 0
+    rows, heads = (Hq // Hkv, Hkv) if swap else (Sq, Hq)
+    num_m = math.ceil(rows / 64)
+    n_blocks = math.ceil(Skv / block_n)
+    splits = num_splits_heuristic(B * heads * num_m, num_sms, n_blocks, 128)
+    return {"rows": rows, "heads": heads, "num_m": num_m, "n_blocks": n_blocks,
+            "splits": splits, "swapped": int(swap)}
+
+
+def _split_kernels(model: GpuModel, plan: dict[str, int], t: AttnTiling, *, B: int, Hkv: int,
+                   Skv: int, D: int, dtype: str, eff: float, name: str, family: str) -> list[KernelCost]:
+    elt = dtype_bytes(dtype)
+    heads, rows, splits = plan["heads"], plan["rows"], plan["splits"]
+    n_blocks, num_m = plan["n_blocks"], plan["num_m"]
+    chunk = math.ceil(n_blocks / splits)
+    per_split = np.clip(n_blocks - chunk * np.arange(splits), 0, chunk)
+    trips = np.tile(np.repeat(per_split, num_m), B * heads)
+    bhr = B * heads * rows
+    kv_read = B * Hkv * 2.0 * Skv * D * elt
+    kernel = trip_kernel_cost(
+        name=name, category="attn_fwd", model=model, tiling=t, eff=eff, dtype=dtype, trips=trips,
+        mma_flops_per_trip=4.0 * t.block_m * t.block_n * D,
+        alu_per_trip=5.0 * t.block_m * t.block_n + t.block_m * D,
+        sfu_per_trip=float(t.block_m * t.block_n), bytes_per_trip=2.0 * t.block_n * D * elt,
+        fixed_bytes=float(t.block_m * D * elt), dram_read=kv_read + bhr * D * elt,
+        dram_write=(splits * bhr * (D + 1) * 4.0) if splits > 1 else bhr * D * elt,
+        meta={"family": family, "splits": splits, "gqa_swapped": plan["swapped"]},
+    )
+    if splits <= 1:
+        return [kernel]
+    return [kernel, _combine_cost(model, splits=splits, bhr=bhr, D=D, elt=elt)]
+
+
+def cudnn_decode_tiling(model: GpuModel, d: int, elt: int = 2) -> AttnTiling:
+    """Decode tile of the Hopper (cuDNN) kernel: 64 query rows x 128 keys, TMA-fed wgmma
+    (one warpgroup consumer + producer), two K/V stages, two CTAs per SM."""
+    smem = (64 * d + 2 * 2 * 128 * d) * elt
+    return make_tiling(model.hw, 64, 128, 8, 168, smem, "wgmma", 0.9, 2 * 2 * 128 * d * elt)
+
+
 def decode_costs(
     model: GpuModel, *, B: int, Hq: int, Hkv: int, Skv: int, D: int, family: str = "flash2",
     dtype: str = "bf16", Sq: int = 1, causal: bool = False,
@@ -68,46 +110,38 @@ def decode_costs(
     B, Hq, Hkv, Skv, D
         Batch, query heads, K/V heads, cached tokens, head dim.
     family
-        ``flash2`` (split-KV heuristic + combine), ``flash3``/``efficient`` (one CTA per
-        head and query block, no split), ``split_kv`` (alias of ``flash2``).
+        ``flash2`` / ``split_kv``: FA2 -- GQA rows swapped into the query tile, split-KV
+        heuristic over 2 x SMs CTA slots, combine kernel. ``flash3`` (cuDNN): the same
+        GQA packing and a split chosen to fill one CTA slot per SM (measured cuDNN decode
+        time follows the K/V-head bytes and reaches full bandwidth at batch 1, which a
+        no-split kernel cannot). ``efficient``: one CTA per (batch, query head), no split.
     Sq
         Query tokens (1 for decode; small values for speculative decode).
 
     Returns
     -------
     list of KernelCost
-        Split kernel and combine kernel, or a single kernel.
+        Split kernel (+ combine kernel when split), or a single kernel.
     """
     elt = dtype_bytes(dtype)
-    if family not in ("flash2", "split_kv"):
-        return attention_fwd_costs(model, B=B, Hq=Hq, Hkv=Hkv, Sq=Sq, Skv=Skv, D=D,
-                                   causal=causal and Sq > 1, family=family, dtype=dtype)
-    plan = fa2_decode_plan(model, B=B, Hq=Hq, Hkv=Hkv, Sq=Sq, Skv=Skv, D=D)
-    rows, heads, splits = plan["rows"], plan["heads"], plan["splits"]
-    hkv_eff = Hkv if plan["swapped"] else Hkv
-    if splits <= 1:
-        return attention_fwd_costs(model, B=B, Hq=heads, Hkv=min(hkv_eff, heads), Sq=rows,
-                                   Skv=Skv, D=D, causal=False, family="flash2", dtype=dtype)
-    t = fa2_splitkv_tiling(model.hw, D, elt)
-    n_blocks, num_m = plan["n_blocks"], plan["num_m"]
-    chunk = math.ceil(n_blocks / splits)
-    per_split = np.clip(n_blocks - chunk * np.arange(splits), 0, chunk)
-    trips = np.tile(np.repeat(per_split, num_m), B * heads)
-    kv_read = B * Hkv * 2.0 * Skv * D * elt
-    bhr = B * heads * rows
-    # K/V of all concurrent heads stays in L2 for the sibling query heads (no GQA swap).
-    group = 1 if plan["swapped"] else Hq // max(Hkv, 1)
-    if group > 1 and B * Hkv * 2.0 * Skv * D * elt > model.hw.l2_bytes * _L2_REUSE:
-        kv_read *= 1.0  # siblings are adjacent in launch order and co-run: one DRAM read
-    split_kernel = trip_kernel_cost(
-        name="flash_fwd_splitkv_kernel", category="attn_fwd", model=model, tiling=t,
-        eff=model.cal.eff_fa2, dtype=dtype, trips=trips, mma_flops_per_trip=4.0 * 64 * t.block_n * D,
-        alu_per_trip=5.0 * 64 * t.block_n + 64 * D, sfu_per_trip=64.0 * t.block_n,
-        bytes_per_trip=2.0 * t.block_n * D * elt, fixed_bytes=64.0 * D * elt,
-        dram_read=kv_read + bhr * D * elt, dram_write=splits * bhr * (D + 1) * 4.0,
-        meta={"family": "flash2", "splits": splits, "gqa_swapped": plan["swapped"]},
-    )
-    return [split_kernel, _combine_cost(model, splits=splits, bhr=bhr, D=D, elt=elt)]
+    shape = dict(B=B, Hq=Hq, Hkv=Hkv, Sq=Sq, Skv=Skv, D=D)
+    if family in ("flash2", "split_kv"):
+        t = fa2_splitkv_tiling(model.hw, D, elt)
+        plan = _split_plan(model, block_n=t.block_n, num_sms=2 * model.hw.sms, **shape)
+        if plan["splits"] <= 1:  # FA2 runs its regular forward kernel
+            return attention_fwd_costs(model, B=B, Hq=plan["heads"], Hkv=min(Hkv, plan["heads"]),
+                                       Sq=plan["rows"], Skv=Skv, D=D, causal=False,
+                                       family="flash2", dtype=dtype)
+        return _split_kernels(model, plan, t, B=B, Hkv=Hkv, Skv=Skv, D=D, dtype=dtype,
+                              eff=model.cal.eff_fa2, name="flash_fwd_splitkv_kernel", family="flash2")
+    if family == "flash3":
+        t = cudnn_decode_tiling(model, D, elt)
+        plan = _split_plan(model, block_n=t.block_n, num_sms=model.hw.sms * t.ctas_per_sm, **shape)
+        return _split_kernels(model, plan, t, B=B, Hkv=Hkv, Skv=Skv, D=D, dtype=dtype,
+                              eff=model.cal.eff_fa3, name="cudnn_sm90_flash_fprop_decode",
+                              family="flash3")
+    return attention_fwd_costs(model, B=B, Hq=Hq, Hkv=Hkv, Sq=Sq, Skv=Skv, D=D,
+                               causal=causal and Sq > 1, family=family, dtype=dtype)
 
 
 def lean_decode_costs(model: GpuModel, *, B: int, Hq: int, Hkv: int, Skv: int, D: int,

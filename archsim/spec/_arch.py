@@ -10,13 +10,6 @@ from pydantic import BaseModel, Field, model_validator
 
 from archsim.errors import ArchSpecError
 from archsim.spec._base import SpecModel, fail
-from archsim.spec._derive import (
-    inject_gpu_sizes,
-    inject_mesh_like,
-    inject_per_pim_unit,
-    inject_per_s,
-    inject_per_sm,
-)
 from archsim.spec._components import (
     Clock,
     ComputeUnit,
@@ -25,6 +18,13 @@ from archsim.spec._components import (
     NonNegFloat,
     PosFloat,
     StorageLevel,
+)
+from archsim.spec._derive import (
+    inject_gpu_sizes,
+    inject_mesh_like,
+    inject_per_pim_unit,
+    inject_per_s,
+    inject_per_sm,
 )
 from archsim.spec._params import GpuParams, PimParams
 from archsim.spec._updates import apply_updates, strip_derived
@@ -108,78 +108,133 @@ class Architecture(SpecModel):
             fail("pim", "kind 'pim' needs pim parameters", expected="a pim: mapping", got=None)
         for i, lvl in enumerate(self.levels):
             if lvl.kind == "dram" and i != 0:
-                fail(f"levels[{i}].kind", f"level {lvl.name!r}: a DRAM level must be the "
-                     "outermost (first) level", expected="levels[0]", got=f"levels[{i}]")
+                fail(
+                    f"levels[{i}].kind",
+                    f"level {lvl.name!r}: a DRAM level must be the outermost (first) level",
+                    expected="levels[0]",
+                    got=f"levels[{i}]",
+                )
             if lvl.per_pim_unit and self.pim is None:
-                fail(f"levels[{i}].per_pim_unit", "per_pim_unit needs pim params",
-                     expected="kind: pim", got=self.kind)
+                fail(
+                    f"levels[{i}].per_pim_unit",
+                    "per_pim_unit needs pim params",
+                    expected="kind: pim",
+                    got=self.kind,
+                )
             if lvl.per_sm and self.gpu is None:
-                fail(f"levels[{i}].per_sm", "per_sm needs gpu params", expected="kind: gpu",
-                     got=self.kind)
+                fail(
+                    f"levels[{i}].per_sm",
+                    "per_sm needs gpu params",
+                    expected="kind: gpu",
+                    got=self.kind,
+                )
         names = [lvl.name for lvl in self.levels]
         for i, unit in enumerate(self.compute):
             if unit.level is not None and unit.level not in names:
-                fail(f"compute[{i}].level", f"unit {unit.name!r} names an unknown level",
-                     expected="one of " + ", ".join(names), got=unit.level)
+                fail(
+                    f"compute[{i}].level",
+                    f"unit {unit.name!r} names an unknown level",
+                    expected="one of " + ", ".join(names),
+                    got=unit.level,
+                )
             if unit.per_pim_unit and self.pim is None:
-                fail(f"compute[{i}].per_pim_unit", "per_pim_unit needs pim params",
-                     expected="kind: pim", got=self.kind)
+                fail(
+                    f"compute[{i}].per_pim_unit",
+                    "per_pim_unit needs pim params",
+                    expected="kind: pim",
+                    got=self.kind,
+                )
             if unit.per_sm and self.gpu is None:
-                fail(f"compute[{i}].per_sm", "per_sm needs gpu params", expected="kind: gpu",
-                     got=self.kind)
+                fail(
+                    f"compute[{i}].per_sm",
+                    "per_sm needs gpu params",
+                    expected="kind: gpu",
+                    got=self.kind,
+                )
         for i, net in enumerate(self.networks):
             for end in ("src", "dst"):
                 if getattr(net, end) not in names:
-                    fail(f"networks[{i}].{end}", f"network {net.name!r} names an unknown level",
-                         expected="one of " + ", ".join(names), got=getattr(net, end))
+                    fail(
+                        f"networks[{i}].{end}",
+                        f"network {net.name!r} names an unknown level",
+                        expected="one of " + ", ".join(names),
+                        got=getattr(net, end),
+                    )
             if net.src == net.dst:
-                fail(f"networks[{i}].dst", f"network {net.name!r} links a level to itself",
-                     expected=f"a level other than {net.src!r}", got=net.dst)
+                fail(
+                    f"networks[{i}].dst",
+                    f"network {net.name!r} links a level to itself",
+                    expected=f"a level other than {net.src!r}",
+                    got=net.dst,
+                )
         self._check_kind()
         self._check_dram_bandwidth()
         return self
 
     def _check_names(self) -> None:
         seen: dict[str, str] = {}
-        groups = (("levels", self.levels), ("compute", self.compute),
-                  ("networks", self.networks))
+        groups = (("levels", self.levels), ("compute", self.compute), ("networks", self.networks))
         for group, items in groups:
             for i, item in enumerate(items):
                 if item.name in seen:
-                    fail(f"{group}[{i}].name", f"duplicate component name {item.name!r} "
-                         f"(already used by {seen[item.name]})", expected="a unique name",
-                         got=item.name)
+                    fail(
+                        f"{group}[{i}].name",
+                        f"duplicate component name {item.name!r} "
+                        f"(already used by {seen[item.name]})",
+                        expected="a unique name",
+                        got=item.name,
+                    )
                 seen[item.name] = f"{group}[{i}]"
         for i, lvl in enumerate(self.levels):
             if lvl.mesh_like is not None:
                 unit = next((u for u in self.compute if u.name == lvl.mesh_like), None)
                 if unit is None or unit.mesh is None:
-                    fail(f"levels[{i}].mesh_like", f"level {lvl.name!r}: mesh_like must name a "
-                         "compute unit with a mesh", expected="one of " + ", ".join(
-                             u.name for u in self.compute if u.mesh), got=lvl.mesh_like)
+                    fail(
+                        f"levels[{i}].mesh_like",
+                        f"level {lvl.name!r}: mesh_like must name a compute unit with a mesh",
+                        expected="one of " + ", ".join(u.name for u in self.compute if u.mesh),
+                        got=lvl.mesh_like,
+                    )
                 if lvl.mesh != unit.mesh:
-                    fail(f"levels[{i}].mesh", f"level {lvl.name!r} mesh differs from unit "
-                         f"{unit.name!r}", expected=unit.mesh, got=lvl.mesh)
+                    fail(
+                        f"levels[{i}].mesh",
+                        f"level {lvl.name!r} mesh differs from unit {unit.name!r}",
+                        expected=unit.mesh,
+                        got=lvl.mesh,
+                    )
 
     def _check_kind(self) -> None:
         if self.kind == "gpu" and self.gpu is None:
             fail("gpu", "kind 'gpu' needs gpu parameters", expected="a gpu: mapping", got=None)
         if self.kind != "gpu" and self.gpu is not None:
-            fail("gpu", f"gpu parameters given for kind {self.kind!r}", expected="kind: gpu",
-                 got=self.kind)
+            fail(
+                "gpu",
+                f"gpu parameters given for kind {self.kind!r}",
+                expected="kind: gpu",
+                got=self.kind,
+            )
         if self.kind != "pim" and self.pim is not None:
-            fail("pim", f"pim parameters given for kind {self.kind!r}", expected="kind: pim",
-                 got=self.kind)
+            fail(
+                "pim",
+                f"pim parameters given for kind {self.kind!r}",
+                expected="kind: pim",
+                got=self.kind,
+            )
         if self.gpu is not None:
-            for attr, level in (("smem_bytes_per_sm", self.gpu.smem_level),
-                                ("l2_bytes", self.gpu.l2_level)):
+            for attr, level in (
+                ("smem_bytes_per_sm", self.gpu.smem_level),
+                ("l2_bytes", self.gpu.l2_level),
+            ):
                 if getattr(self.gpu, attr) is None:
-                    fail(f"gpu.{attr}", f"not given and no level named {level!r} to take it "
-                         "from", expected="bytes > 0", got=None)
+                    fail(
+                        f"gpu.{attr}",
+                        f"not given and no level named {level!r} to take it from",
+                        expected="bytes > 0",
+                        got=None,
+                    )
         if self.kind == "pim":
             if self.pim is None:
-                fail("pim", "kind 'pim' needs pim parameters", expected="a pim: mapping",
-                     got=None)
+                fail("pim", "kind 'pim' needs pim parameters", expected="a pim: mapping", got=None)
             self._check_pim()
 
     def _check_pim(self) -> None:
@@ -187,8 +242,12 @@ class Architecture(SpecModel):
         dram = self.levels[0]
         timing = dram.dram
         if dram.kind != "dram" or timing is None:
-            fail("levels[0].dram", "kind 'pim' needs a DRAM level (levels[0]) with timing",
-                 expected="levels[0]: kind dram with a dram: timing mapping", got=dram.kind)
+            fail(
+                "levels[0].dram",
+                "kind 'pim' needs a DRAM level (levels[0]) with timing",
+                expected="levels[0]: kind dram with a dram: timing mapping",
+                got=dram.kind,
+            )
             return
         limits = {
             "bank": timing.banks_per_channel,
@@ -197,15 +256,22 @@ class Architecture(SpecModel):
         }
         limit = limits[self.pim.placement]
         used = self.pim.units_per_channel * (
-            self.pim.banks_per_unit if self.pim.placement == "bank" else 1)
+            self.pim.banks_per_unit if self.pim.placement == "bank" else 1
+        )
         if used > limit:
-            fail("pim.units_per_channel", f"more {self.pim.placement} PIM units than the "
-                 "channel has places for", expected=f"units x banks_per_unit <= {limit}",
-                 got=used)
+            fail(
+                "pim.units_per_channel",
+                f"more {self.pim.placement} PIM units than the channel has places for",
+                expected=f"units x banks_per_unit <= {limit}",
+                got=used,
+            )
         if self.pim.mac_cmd_gap_cycles_unlimited < timing.tCCD_S:
-            fail("pim.mac_cmd_gap_cycles_unlimited", "MAC commands cannot issue faster than "
-                 "column commands", expected=f">= tCCD_S = {timing.tCCD_S}",
-                 got=self.pim.mac_cmd_gap_cycles_unlimited)
+            fail(
+                "pim.mac_cmd_gap_cycles_unlimited",
+                "MAC commands cannot issue faster than column commands",
+                expected=f">= tCCD_S = {timing.tCCD_S}",
+                got=self.pim.mac_cmd_gap_cycles_unlimited,
+            )
 
     def _check_dram_bandwidth(self) -> None:
         dram = self.levels[0]
@@ -213,9 +279,13 @@ class Architecture(SpecModel):
             return
         pin = dram.dram.peak_bytes_per_s / self.clock.core_hz
         if dram.read_bw_bytes_per_cycle * dram.instances > pin * 1.001:
-            fail("levels[0].read_bw_bytes_per_cycle", f"level {dram.name!r} reads faster than "
-                 "its DRAM pins allow (channels x bus_bytes_per_cycle / tCK)",
-                 expected=f"bytes/cycle <= {pin:.4g}", got=dram.read_bw_bytes_per_cycle)
+            fail(
+                "levels[0].read_bw_bytes_per_cycle",
+                f"level {dram.name!r} reads faster than "
+                "its DRAM pins allow (channels x bus_bytes_per_cycle / tCK)",
+                expected=f"bytes/cycle <= {pin:.4g}",
+                got=dram.read_bw_bytes_per_cycle,
+            )
 
     # ------------------------------------------------------------------ lookups
     def level(self, name: str) -> StorageLevel:
@@ -223,18 +293,24 @@ class Architecture(SpecModel):
         for lvl in self.levels:
             if lvl.name == name:
                 return lvl
-        raise ArchSpecError(f"architecture {self.name!r} has no storage level {name!r}",
-                            path="levels", expected="one of " + ", ".join(
-                                lvl.name for lvl in self.levels), got=name)
+        raise ArchSpecError(
+            f"architecture {self.name!r} has no storage level {name!r}",
+            path="levels",
+            expected="one of " + ", ".join(lvl.name for lvl in self.levels),
+            got=name,
+        )
 
     def unit(self, name: str) -> ComputeUnit:
         """The compute unit called ``name`` (raises :class:`ArchSpecError` if none)."""
         for unit in self.compute:
             if unit.name == name:
                 return unit
-        raise ArchSpecError(f"architecture {self.name!r} has no compute unit {name!r}",
-                            path="compute", expected="one of " + ", ".join(
-                                u.name for u in self.compute), got=name)
+        raise ArchSpecError(
+            f"architecture {self.name!r} has no compute unit {name!r}",
+            path="compute",
+            expected="one of " + ", ".join(u.name for u in self.compute),
+            got=name,
+        )
 
     def network(self, src: str, dst: str) -> Network | None:
         """The network from level ``src`` to ``dst``, or None if none is listed."""
@@ -276,16 +352,19 @@ class Architecture(SpecModel):
             With the path of the first problem; the message names ``source``.
         """
         if not isinstance(data, Mapping):
-            raise ArchSpecError(f"an architecture spec must be a mapping ({source})",
-                                expected="a mapping of name, kind, clock, levels, compute, ...",
-                                got=type(data).__name__)
+            raise ArchSpecError(
+                f"an architecture spec must be a mapping ({source})",
+                expected="a mapping of name, kind, clock, levels, compute, ...",
+                got=type(data).__name__,
+            )
         try:
             return cls(**dict(data))
         except ArchSpecError as exc:
             if source == "<dict>":
                 raise
-            raise ArchSpecError(f"{exc.detail} (in {source})", path=exc.path,
-                                expected=exc.expected, got=exc.got) from None
+            raise ArchSpecError(
+                f"{exc.detail} (in {source})", path=exc.path, expected=exc.expected, got=exc.got
+            ) from None
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Architecture:

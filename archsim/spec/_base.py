@@ -48,7 +48,8 @@ _UNITS: tuple[tuple[str, str], ...] = (
 )
 
 _DRAM_CYCLE_FIELDS = frozenset(
-    "tRCD tRP tRAS tRC tCCD_S tCCD_L tRRD_S tRRD_L tFAW tREFI tRFC tCL tWR tRTP tWTR_S tWTR_L".split()
+    "tRCD tRP tRAS tRC tCCD_S tCCD_L tRRD_S tRRD_L tFAW tREFI tRFC tCL tWR tRTP "
+    "tWTR_S tWTR_L".split()
 )
 
 
@@ -203,8 +204,9 @@ def _expected(err: Any, field: str) -> str:
     return maker() if maker else str(err.get("msg", kind))
 
 
-def convert_validation_error(exc: ValidationError, root: type[BaseModel],
-                             data: Mapping[str, Any] | None = None) -> ArchSpecError:
+def convert_validation_error(
+    exc: ValidationError, root: type[BaseModel], data: Mapping[str, Any] | None = None
+) -> ArchSpecError:
     """Turn pydantic's ``ValidationError`` into one :class:`ArchSpecError`.
 
     The first problem gives the error's ``path``/``expected``/``got``; up to three more are
@@ -219,8 +221,11 @@ def convert_validation_error(exc: ValidationError, root: type[BaseModel],
         loc = tuple(err["loc"])
         if err["type"] == "too_short" and any(o[: len(loc)] == loc and o != loc for o in locs):
             continue
-        if (err["type"] == "missing" and loc[-1:] == ("write_bw_bytes_per_cycle",)
-                and (*loc[:-1], "read_bw_bytes_per_cycle") in locs):
+        if (
+            err["type"] == "missing"
+            and loc[-1:] == ("write_bw_bytes_per_cycle",)
+            and (*loc[:-1], "read_bw_bytes_per_cycle") in locs
+        ):
             continue
         kept.append(err)
     converted = [_convert_one(err, root, data) for err in kept or errors]
@@ -248,29 +253,36 @@ def _name_hint(data: Mapping[str, Any] | None, loc: tuple[Any, ...]) -> str:
     return f"{_GROUP_LABEL[loc[0]]} {name!r}: " if isinstance(name, str) else ""
 
 
-def _convert_one(err: Any, root: type[BaseModel],
-                 data: Mapping[str, Any] | None = None) -> tuple[str, str, object, object]:
+def _convert_one(
+    err: Any, root: type[BaseModel], data: Mapping[str, Any] | None = None
+) -> tuple[str, str, object, object]:
     loc = tuple(err["loc"])
     hint = _name_hint(data, loc)
     kind = err["type"]
     ctx = err.get("ctx") or {}
     if kind == _OUR_ERROR:
-        return (_join_path(_join(loc), ctx.get("path") or ""), hint + ctx["msg"],
-                ctx.get("expected"), ctx.get("got"))
+        return (
+            _join_path(_join(loc), ctx.get("path") or ""),
+            hint + ctx["msg"],
+            ctx.get("expected"),
+            ctx.get("got"),
+        )
     path = _join(loc)
     field = str(loc[-1]) if loc and not isinstance(loc[-1], int) else ""
     if kind == "extra_forbidden":
         model = _model_at(root, loc[:-1])
         allowed = sorted(model.model_fields) if model is not None else []
         where = f" in {model.__name__}" if model is not None else ""
-        return (path, f"{hint}unknown key {field!r}{where}", "one of: " + ", ".join(allowed),
-                field)
+        return (path, f"{hint}unknown key {field!r}{where}", "one of: " + ", ".join(allowed), field)
     got = err.get("input")
     if kind == "missing" and loc and isinstance(loc[-1], int):
         parent = _join(loc[:-1])
-        return (parent, f"{hint}too few items: item [{loc[-1]}] is missing",
-                "[rows, cols]" if parent.endswith("mesh") else f"at least {loc[-1] + 1} items",
-                None)
+        return (
+            parent,
+            f"{hint}too few items: item [{loc[-1]}] is missing",
+            "[rows, cols]" if parent.endswith("mesh") else f"at least {loc[-1] + 1} items",
+            None,
+        )
     if kind == "missing":
         got = None
         return path, f"{hint}missing required field {field!r}", _expected(err, field), got

@@ -43,8 +43,20 @@ Mesh = tuple[PosInt, PosInt]
 
 #: base op kinds a compute unit may list (a ``_<dtype>`` suffix is allowed on any of them)
 OP_KINDS: tuple[str, ...] = (
-    "mac", "add", "sub", "mul", "max", "min", "cmp", "exp", "div", "recip", "sqrt",
-    "rsqrt", "neg", "silu",
+    "mac",
+    "add",
+    "sub",
+    "mul",
+    "max",
+    "min",
+    "cmp",
+    "exp",
+    "div",
+    "recip",
+    "sqrt",
+    "rsqrt",
+    "neg",
+    "silu",
 )
 #: dtype suffixes allowed on op kinds
 OP_DTYPES: tuple[str, ...] = ("bf16", "fp16", "fp8", "fp32", "tf32", "fp64", "int8", "int4")
@@ -101,8 +113,12 @@ def _derive_scalar(data: dict[str, Any], total: str, per_pe: str) -> None:
         except (TypeError, ValueError):
             return
         if not agree:
-            fail(total, f"{total} disagrees with {per_pe} x mesh PEs ({value} x {pes})",
-                 expected=derived, got=given)
+            fail(
+                total,
+                f"{total} disagrees with {per_pe} x mesh PEs ({value} x {pes})",
+                expected=derived,
+                got=given,
+            )
     data[total] = derived
 
 
@@ -182,13 +198,21 @@ class DramTiming(SpecModel):
         )
         for big, small, why in pairs:
             if getattr(self, big) < getattr(self, small):
-                fail(big, f"{big} < {small} ({why})", expected=f">= {small} = "
-                     f"{getattr(self, small)}", got=getattr(self, big))
+                fail(
+                    big,
+                    f"{big} < {small} ({why})",
+                    expected=f">= {small} = {getattr(self, small)}",
+                    got=getattr(self, big),
+                )
         if self.tRC is not None and self.tRC < self.tRAS:
             fail("tRC", "tRC < tRAS", expected=f">= tRAS = {self.tRAS}", got=self.tRC)
         if self.burst_bytes > self.row_bytes:
-            fail("burst_bytes", "a burst cannot exceed a row", expected=f"<= row_bytes = "
-                 f"{self.row_bytes}", got=self.burst_bytes)
+            fail(
+                "burst_bytes",
+                "a burst cannot exceed a row",
+                expected=f"<= row_bytes = {self.row_bytes}",
+                got=self.burst_bytes,
+            )
         return self
 
     @property
@@ -293,11 +317,20 @@ class StorageLevel(SpecModel):
     @model_validator(mode="after")
     def _check(self) -> StorageLevel:
         if self.dram is not None and self.kind != "dram":
-            fail("dram", f"DRAM timing given for a {self.kind!r} level", expected="kind: dram",
-                 got=self.kind)
+            fail(
+                "dram",
+                f"DRAM timing given for a {self.kind!r} level",
+                expected="kind: dram",
+                got=self.kind,
+            )
         if self.mesh_like is not None and self.mesh is None:
-            fail("mesh_like", "mesh_like is resolved by the Architecture; give mesh when "
-                 "building a StorageLevel alone", expected="mesh: [rows, cols]", got=None)
+            fail(
+                "mesh_like",
+                "mesh_like is resolved by the Architecture; give mesh when "
+                "building a StorageLevel alone",
+                expected="mesh: [rows, cols]",
+                got=None,
+            )
         return self
 
     @property
@@ -356,8 +389,12 @@ class ComputeUnit(SpecModel):
         pes = _mesh_pes(data)
         if pes is None:
             if data.get("mesh") is None:
-                fail("ops_per_cycle_per_pe", "ops_per_cycle_per_pe needs a mesh",
-                     expected="mesh: [rows, cols]", got=None)
+                fail(
+                    "ops_per_cycle_per_pe",
+                    "ops_per_cycle_per_pe needs a mesh",
+                    expected="mesh: [rows, cols]",
+                    got=None,
+                )
             return data
         given = dict(data.get("ops_per_cycle") or {})
         for key, value in per_pe.items():
@@ -366,8 +403,12 @@ class ComputeUnit(SpecModel):
             except (TypeError, ValueError):
                 continue  # the field validator reports it
             if key in given and not close(float(given[key]), derived):
-                fail(f"ops_per_cycle.{key}", f"disagrees with ops_per_cycle_per_pe.{key} x "
-                     f"mesh PEs ({value} x {pes})", expected=derived, got=given[key])
+                fail(
+                    f"ops_per_cycle.{key}",
+                    f"disagrees with ops_per_cycle_per_pe.{key} x mesh PEs ({value} x {pes})",
+                    expected=derived,
+                    got=given[key],
+                )
             given[key] = derived
         data["ops_per_cycle"] = given
         return data
@@ -384,8 +425,12 @@ class ComputeUnit(SpecModel):
     @model_validator(mode="after")
     def _check(self) -> ComputeUnit:
         if not self.ops_per_cycle:
-            fail("ops_per_cycle", "a compute unit needs at least one op kind",
-                 expected="e.g. {mac: 1024}", got={})
+            fail(
+                "ops_per_cycle",
+                "a compute unit needs at least one op kind",
+                expected="e.g. {mac: 1024}",
+                got={},
+            )
         return self
 
     @property

@@ -15,7 +15,13 @@ from typing import Any
 
 from archsim.spec._base import close, fail
 
-__all__ = ["inject_per_sm", "inject_mesh_like", "inject_gpu_sizes", "inject_per_s", "inject_per_pim_unit"]
+__all__ = [
+    "inject_per_sm",
+    "inject_mesh_like",
+    "inject_gpu_sizes",
+    "inject_per_s",
+    "inject_per_pim_unit",
+]
 
 
 def _items(data: dict[str, Any], group: str) -> list[tuple[int, dict[str, Any]]]:
@@ -37,8 +43,12 @@ def inject_per_sm(data: dict[str, Any]) -> None:
                 continue
             given = item.get("instances")
             if given is not None and given != sms:
-                fail(f"{group}[{i}].instances", f"{item.get('name')!r} is per_sm, so its "
-                     "instances must equal gpu.sms", expected=sms, got=given)
+                fail(
+                    f"{group}[{i}].instances",
+                    f"{item.get('name')!r} is per_sm, so its instances must equal gpu.sms",
+                    expected=sms,
+                    got=given,
+                )
             item["instances"] = sms
 
 
@@ -52,8 +62,12 @@ def inject_mesh_like(data: dict[str, Any]) -> None:
         mesh = list(units[target]["mesh"])
         given = level.get("mesh")
         if given is not None and list(given) != mesh:
-            fail(f"levels[{i}].mesh", f"level {level.get('name')!r} has mesh_like "
-                 f"{target!r}, whose mesh differs", expected=mesh, got=given)
+            fail(
+                f"levels[{i}].mesh",
+                f"level {level.get('name')!r} has mesh_like {target!r}, whose mesh differs",
+                expected=mesh,
+                got=given,
+            )
         level["mesh"] = mesh
 
 
@@ -71,13 +85,19 @@ def inject_gpu_sizes(data: dict[str, Any]) -> None:
         if level is None:
             continue
         try:
-            value = float(level["capacity_bytes"]) * (int(level.get("instances", 1)) if whole else 1)
+            value = float(level["capacity_bytes"]) * (
+                int(level.get("instances", 1)) if whole else 1
+            )
             given = None if gpu.get(attr) is None else float(gpu[attr])
         except (KeyError, TypeError, ValueError):
             continue  # the level's / gpu's own validation reports it
         if given is not None and not close(given, value):
-            fail(f"gpu.{attr}", f"disagrees with level {level.get('name')!r}",
-                 expected=value, got=given)
+            fail(
+                f"gpu.{attr}",
+                f"disagrees with level {level.get('name')!r}",
+                expected=value,
+                got=given,
+            )
         gpu[attr] = value
 
 
@@ -107,8 +127,12 @@ def inject_per_s(data: dict[str, Any]) -> None:
                 except (TypeError, ValueError):
                     continue
                 if not agree:
-                    fail(f"levels[{i}].{key}", f"disagrees with {kind}_bw_bytes_per_s / "
-                         "clock.core_hz", expected=value, got=given)
+                    fail(
+                        f"levels[{i}].{key}",
+                        f"disagrees with {kind}_bw_bytes_per_s / clock.core_hz",
+                        expected=value,
+                        got=given,
+                    )
             level[key] = value
 
 
@@ -127,7 +151,11 @@ def inject_per_pim_unit(data: dict[str, Any]) -> None:
                 continue
             given = item.get("instances")
             if given is not None and given != units:
-                fail(f"{group}[{i}].instances", f"{item.get('name')!r} is per_pim_unit, so "
-                     "its instances must equal dram channels x pim.units_per_channel",
-                     expected=units, got=given)
+                fail(
+                    f"{group}[{i}].instances",
+                    f"{item.get('name')!r} is per_pim_unit, so "
+                    "its instances must equal dram channels x pim.units_per_channel",
+                    expected=units,
+                    got=given,
+                )
             item["instances"] = units

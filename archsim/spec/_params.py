@@ -1,4 +1,4 @@
-"""Kind-specific parameters: :class:`GpuParams` (kind ``gpu``) and :class:`PimParams` (kind ``pim``)."""
+"""Kind-specific parameters: :class:`GpuParams` (kind ``gpu``), :class:`PimParams` (``pim``)."""
 
 from __future__ import annotations
 
@@ -67,25 +67,42 @@ class GpuParams(SpecModel):
     @classmethod
     def _tc_keys(cls, value: dict[str, float]) -> dict[str, float]:
         if not value:
-            fail("", "at least one tensor-core path is needed", expected="e.g. {wgmma_bf16: "
-                 "4096}", got={})
+            fail(
+                "",
+                "at least one tensor-core path is needed",
+                expected="e.g. {wgmma_bf16: 4096}",
+                got={},
+            )
         for key in value:
             path, _, dtype = key.rpartition("_")
             if not path or dtype not in TC_DTYPES:
-                fail(key, f"tensor-core key {key!r} is not '{{path}}_{{dtype}}'",
-                     expected=f"e.g. wgmma_bf16, mma_sync_fp16 (dtype in {', '.join(TC_DTYPES)})",
-                     got=key)
+                fail(
+                    key,
+                    f"tensor-core key {key!r} is not '{{path}}_{{dtype}}'",
+                    expected=f"e.g. wgmma_bf16, mma_sync_fp16 (dtype in {', '.join(TC_DTYPES)})",
+                    got=key,
+                )
         return value
 
     @model_validator(mode="after")
     def _clocks(self) -> GpuParams:
         if self.boost_clock_hz < self.base_clock_hz:
-            fail("boost_clock_hz", "boost clock below base clock",
-                 expected=f"Hz >= base_clock_hz = {self.base_clock_hz:g}", got=self.boost_clock_hz)
-        if self.smem_bytes_per_sm is not None and self.max_smem_per_cta_bytes > self.smem_bytes_per_sm:
-            fail("max_smem_per_cta_bytes", "a CTA cannot use more shared memory than its SM has",
-                 expected=f"bytes <= smem_bytes_per_sm = {self.smem_bytes_per_sm:g}",
-                 got=self.max_smem_per_cta_bytes)
+            fail(
+                "boost_clock_hz",
+                "boost clock below base clock",
+                expected=f"Hz >= base_clock_hz = {self.base_clock_hz:g}",
+                got=self.boost_clock_hz,
+            )
+        if (
+            self.smem_bytes_per_sm is not None
+            and self.max_smem_per_cta_bytes > self.smem_bytes_per_sm
+        ):
+            fail(
+                "max_smem_per_cta_bytes",
+                "a CTA cannot use more shared memory than its SM has",
+                expected=f"bytes <= smem_bytes_per_sm = {self.smem_bytes_per_sm:g}",
+                got=self.max_smem_per_cta_bytes,
+            )
         return self
 
     def tc_flops_per_cycle(self, path: str, dtype: str) -> float:
@@ -101,8 +118,9 @@ class GpuParams(SpecModel):
         for key in (f"{path}_{dtype}", f"{path}_{_FP16_TWIN.get(dtype, dtype)}"):
             if key in self.tc_flops_per_cycle_per_sm:
                 return self.tc_flops_per_cycle_per_sm[key]
-        raise KeyError(f"no tensor-core path {path}_{dtype}; have "
-                       f"{sorted(self.tc_flops_per_cycle_per_sm)}")
+        raise KeyError(
+            f"no tensor-core path {path}_{dtype}; have {sorted(self.tc_flops_per_cycle_per_sm)}"
+        )
 
 
 _FP16_TWIN = {"fp16": "bf16", "bf16": "fp16"}
@@ -117,7 +135,7 @@ class PimParams(SpecModel):
     """
 
     placement: Literal["bank", "bank_group", "buffer_die"]
-    """Where a PIM unit sits: next to a bank (or bank pair), per bank group, or on the buffer die."""
+    """Where a PIM unit sits: by a bank (or bank pair), per bank group, or on the buffer die."""
     units_per_channel: PosInt
     """PIM units per DRAM channel (all its pseudo-channels and ranks)."""
     banks_per_unit: PosInt = 1
@@ -148,9 +166,12 @@ class PimParams(SpecModel):
     @model_validator(mode="after")
     def _gaps(self) -> PimParams:
         if self.mac_cmd_gap_cycles < self.mac_cmd_gap_cycles_unlimited:
-            fail("mac_cmd_gap_cycles", "the power-limited gap cannot be shorter than the "
-                 "unlimited one", expected=f">= {self.mac_cmd_gap_cycles_unlimited}",
-                 got=self.mac_cmd_gap_cycles)
+            fail(
+                "mac_cmd_gap_cycles",
+                "the power-limited gap cannot be shorter than the unlimited one",
+                expected=f">= {self.mac_cmd_gap_cycles_unlimited}",
+                got=self.mac_cmd_gap_cycles,
+            )
         return self
 
     @property
@@ -163,4 +184,3 @@ class PimParams(SpecModel):
         limited = self.power_limited if power_limited is None else power_limited
         gap = self.mac_cmd_gap_cycles if limited else self.mac_cmd_gap_cycles_unlimited
         return self.macs_per_unit_per_cmd / gap
-

@@ -23,8 +23,11 @@ def preset_path(name: str) -> Path:
     """The YAML file of preset ``name`` (raises :class:`ArchSpecError` if there is none)."""
     path = PRESET_DIR / f"{name}.yaml"
     if not path.is_file():
-        raise ArchSpecError(f"no architecture preset {name!r}",
-                            expected="one of " + ", ".join(list_presets()), got=name)
+        raise ArchSpecError(
+            f"no architecture preset {name!r}",
+            expected="one of " + ", ".join(list_presets()),
+            got=name,
+        )
     return path
 
 
@@ -49,6 +52,8 @@ def load_arch(name_or_path: str | Path) -> Architecture:
     path = Path(text)
     if path.is_file():
         return Architecture.from_yaml(path)
-    raise ArchSpecError(f"no architecture preset or file {text!r}",
-                        expected="a preset (" + ", ".join(list_presets()) + ") or a YAML path",
-                        got=text)
+    raise ArchSpecError(
+        f"no architecture preset or file {text!r}",
+        expected="a preset (" + ", ".join(list_presets()) + ") or a YAML path",
+        got=text,
+    )

@@ -37,14 +37,18 @@ def strip_derived(arch: Architecture, raw: dict[str, Any]) -> dict[str, str]:
         if lvl.per_pim_unit:
             d.pop("instances", None)
             derived[f"levels.{lvl.name}.instances"] = "dram channels x pim.units_per_channel"
-        if (lvl.read_bw_bytes_per_s is not None and lvl.write_bw_bytes_per_s is None
-                and lvl.write_bw_bytes_per_cycle == lvl.read_bw_bytes_per_cycle):
+        if (
+            lvl.read_bw_bytes_per_s is not None
+            and lvl.write_bw_bytes_per_s is None
+            and lvl.write_bw_bytes_per_cycle == lvl.read_bw_bytes_per_cycle
+        ):
             d.pop("write_bw_bytes_per_cycle", None)  # defaults to the (re-derived) read figure
         for kind in ("read", "write"):
             if getattr(lvl, f"{kind}_bw_bytes_per_s") is not None:
                 d.pop(f"{kind}_bw_bytes_per_cycle", None)
                 derived[f"levels.{lvl.name}.{kind}_bw_bytes_per_cycle"] = (
-                    f"levels.{lvl.name}.{kind}_bw_bytes_per_s / clock.core_hz")
+                    f"levels.{lvl.name}.{kind}_bw_bytes_per_s / clock.core_hz"
+                )
     for unit, d in zip(arch.compute, raw["compute"], strict=True):
         if unit.area_mm2_per_pe is not None:
             d.pop("area_mm2", None)
@@ -52,7 +56,8 @@ def strip_derived(arch: Architecture, raw: dict[str, Any]) -> dict[str, str]:
         for key in unit.ops_per_cycle_per_pe or {}:
             d["ops_per_cycle"].pop(key, None)
             derived[f"compute.{unit.name}.ops_per_cycle.{key}"] = (
-                f"compute.{unit.name}.ops_per_cycle_per_pe.{key} x mesh")
+                f"compute.{unit.name}.ops_per_cycle_per_pe.{key} x mesh"
+            )
         if unit.per_sm:
             d.pop("instances", None)
             derived[f"compute.{unit.name}.instances"] = "gpu.sms (per_sm)"
@@ -61,8 +66,10 @@ def strip_derived(arch: Architecture, raw: dict[str, Any]) -> dict[str, str]:
             derived[f"compute.{unit.name}.instances"] = "dram channels x pim.units_per_channel"
     if arch.gpu is not None:
         names = {lvl.name for lvl in arch.levels}
-        for attr, level in (("smem_bytes_per_sm", arch.gpu.smem_level),
-                            ("l2_bytes", arch.gpu.l2_level)):
+        for attr, level in (
+            ("smem_bytes_per_sm", arch.gpu.smem_level),
+            ("l2_bytes", arch.gpu.l2_level),
+        ):
             if level in names:
                 raw["gpu"].pop(attr, None)
                 derived[f"gpu.{attr}"] = f"levels.{level}.capacity_bytes"
@@ -70,8 +77,12 @@ def strip_derived(arch: Architecture, raw: dict[str, Any]) -> dict[str, str]:
 
 
 def _unknown(path: str, what: str, allowed: list[str], got: object) -> ArchSpecError:
-    return ArchSpecError(f"unknown {what} in update path {path!r}", path=path,
-                         expected="one of: " + ", ".join(allowed), got=got)
+    return ArchSpecError(
+        f"unknown {what} in update path {path!r}",
+        path=path,
+        expected="one of: " + ", ".join(allowed),
+        got=got,
+    )
 
 
 def _index(items: list[Any], seg: str, path: str) -> int:
@@ -83,8 +94,9 @@ def _index(items: list[Any], seg: str, path: str) -> int:
     raise _unknown(path, "component", [str(n) for n in names], seg)
 
 
-def _set_one(raw: dict[str, Any], path: str, value: object, root: type[BaseModel],
-             derived: dict[str, str]) -> None:
+def _set_one(
+    raw: dict[str, Any], path: str, value: object, root: type[BaseModel], derived: dict[str, str]
+) -> None:
     segs = path.split(".")
     cur: Any = raw
     model: type[BaseModel] | None = root
@@ -111,16 +123,23 @@ def _set_one(raw: dict[str, Any], path: str, value: object, root: type[BaseModel
         if last:
             key = ".".join(canon)
             if key in derived:
-                raise ArchSpecError(f"{key} is derived from {derived[key]}; update that instead",
-                                    path=path, expected="an update of the source value",
-                                    got=value)
+                raise ArchSpecError(
+                    f"{key} is derived from {derived[key]}; update that instead",
+                    path=path,
+                    expected="an update of the source value",
+                    got=value,
+                )
             cur[seg] = value
             return
         if cur.get(seg) is None:
             if inner is not None:
-                raise ArchSpecError(f"{'.'.join(canon)} is not set in this architecture, so "
-                                    f"{path!r} cannot be updated", path=path,
-                                    expected=f"an architecture with {seg}", got=None)
+                raise ArchSpecError(
+                    f"{'.'.join(canon)} is not set in this architecture, so "
+                    f"{path!r} cannot be updated",
+                    path=path,
+                    expected=f"an architecture with {seg}",
+                    got=None,
+                )
             cur[seg] = {}
         cur = cur[seg]
         model = inner
@@ -136,13 +155,19 @@ def apply_updates(arch: Architecture, updates: Mapping[str, object]) -> dict[str
         value (naming the value it derives from).
     """
     if not isinstance(updates, Mapping):
-        raise ArchSpecError("updates must be a mapping of dotted path -> value",
-                            expected="a mapping", got=type(updates).__name__)
+        raise ArchSpecError(
+            "updates must be a mapping of dotted path -> value",
+            expected="a mapping",
+            got=type(updates).__name__,
+        )
     raw = arch.to_dict(derived=True)
     derived = strip_derived(arch, raw)
     for path, value in updates.items():
         if not isinstance(path, str) or not path:
-            raise ArchSpecError("an update path must be a non-empty string", expected=
-                                "e.g. levels.GLB.capacity_bytes", got=path)
+            raise ArchSpecError(
+                "an update path must be a non-empty string",
+                expected="e.g. levels.GLB.capacity_bytes",
+                got=path,
+            )
         _set_one(raw, path, value, type(arch), derived)
     return raw

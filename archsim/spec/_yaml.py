@@ -26,9 +26,12 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
             continue  # unhashable; safe_load itself reports it
         if key in seen:
             mark = key_node.start_mark
-            raise ArchSpecError(f"duplicate key {key!r}",
-                                path=f"line {mark.line + 1}, col {mark.column + 1}",
-                                expected="each key once per mapping", got=key)
+            raise ArchSpecError(
+                f"duplicate key {key!r}",
+                path=f"line {mark.line + 1}, col {mark.column + 1}",
+                expected="each key once per mapping",
+                got=key,
+            )
         seen.add(key)
     return loader.construct_mapping(node, deep=deep)
 
@@ -36,8 +39,9 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def load_yaml_mapping(src: str | Path, *, is_text: bool = False,
-                      source: str | None = None) -> dict[str, Any]:
+def load_yaml_mapping(
+    src: str | Path, *, is_text: bool = False, source: str | None = None
+) -> dict[str, Any]:
     """Parse a YAML file (or text, with ``is_text``) whose top level must be a mapping.
 
     Raises
@@ -53,22 +57,28 @@ def load_yaml_mapping(src: str | Path, *, is_text: bool = False,
         try:
             text = Path(src).read_text(encoding="utf-8")
         except OSError as exc:
-            raise ArchSpecError(f"cannot read architecture file: {exc.strerror or exc}",
-                                path=str(src)) from None
+            raise ArchSpecError(
+                f"cannot read architecture file: {exc.strerror or exc}", path=str(src)
+            ) from None
     try:
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         pos = f"line {mark.line + 1}, col {mark.column + 1}" if mark is not None else "?"
-        raise ArchSpecError(f"YAML syntax error: {exc.problem or exc}",
-                            path=f"{where}: {pos}") from None
+        raise ArchSpecError(
+            f"YAML syntax error: {exc.problem or exc}", path=f"{where}: {pos}"
+        ) from None
     except yaml.YAMLError as exc:
         raise ArchSpecError(f"YAML error: {exc}", path=where) from None
     except ArchSpecError as exc:
-        raise ArchSpecError(exc.detail, path=f"{where}: {exc.path}", expected=exc.expected,
-                            got=exc.got) from None
+        raise ArchSpecError(
+            exc.detail, path=f"{where}: {exc.path}", expected=exc.expected, got=exc.got
+        ) from None
     if not isinstance(data, dict):
-        raise ArchSpecError("an architecture spec must be a YAML mapping", path=where,
-                            expected="a mapping with name, kind, clock, levels, compute",
-                            got=type(data).__name__)
+        raise ArchSpecError(
+            "an architecture spec must be a YAML mapping",
+            path=where,
+            expected="a mapping with name, kind, clock, levels, compute",
+            got=type(data).__name__,
+        )
     return data

@@ -20,8 +20,15 @@ def test_arch_list_prints_one_line_per_preset(capsys):
 def test_arch_show_summarizes_levels_units_and_peaks(capsys):
     assert main(["arch", "show", "h100"]) == 0
     out = capsys.readouterr().out
-    for text in ("HBM", "L2", "SMEM", "tensor", "wgmma_bf16 989.4 TFLOP/s", "1.83 GHz",
-                 "power cap 700 W"):
+    for text in (
+        "HBM",
+        "L2",
+        "SMEM",
+        "tensor",
+        "wgmma_bf16 989.4 TFLOP/s",
+        "1.83 GHz",
+        "power cap 700 W",
+    ):
         assert text in out
 
 
@@ -43,13 +50,16 @@ def test_arch_check_good_file_exits_zero(capsys, tmp_path):
 
 def test_arch_check_bad_file_exits_two_with_the_path(capsys, tmp_path):
     path = tmp_path / "bad.yaml"
-    path.write_text("name: x\nkind: spatial\nclock: {core_hz: 1.0e+9}\nlevels:\n"
-                    "  - {name: D, kind: dram, read_bw_bytes_per_cycle: -4}\n"
-                    "compute: [{name: u, ops_per_cycle: {mac: 1}}]\n")
+    path.write_text(
+        "name: x\nkind: spatial\nclock: {core_hz: 1.0e+9}\nlevels:\n"
+        "  - {name: D, kind: dram, read_bw_bytes_per_cycle: -4}\n"
+        "compute: [{name: u, ops_per_cycle: {mac: 1}}]\n"
+    )
     assert main(["arch", "check", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: levels[0].read_bw_bytes_per_cycle")
-    assert "expected bytes/cycle > 0" in err and "got -4" in err
+    assert "expected bytes/cycle > 0" in err
+    assert "got -4" in err
 
 
 def test_arch_check_syntax_error_and_unknown_name(capsys, tmp_path):
@@ -64,8 +74,13 @@ def test_arch_check_syntax_error_and_unknown_name(capsys, tmp_path):
 def test_cli_error_has_no_traceback(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("name: x\nkind: gpu\n")
-    proc = subprocess.run([sys.executable, "-m", "archsim", "arch", "check", str(path)],
-                          capture_output=True, text=True, check=False, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "archsim", "arch", "check", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("error: ")

@@ -10,8 +10,7 @@ import pytest
 from archsim import energy
 from archsim.spec import list_presets, load_arch
 
-REQUIRED = {"h100", "h200", "a100", "fusemax", "flat", "tpu_like", "hbm_pim", "aim_pim",
-            "hbm3_pim"}
+REQUIRED = {"h100", "h200", "a100", "fusemax", "flat", "tpu_like", "hbm_pim", "aim_pim", "hbm3_pim"}
 REF = Path("/work/shared/reference/papers")
 
 
@@ -38,7 +37,8 @@ def test_preset_loads_with_description_and_sources(name):
 def test_hopper_peaks_match_datasheet(name):
     arch = load_arch(name)
     gpu = arch.gpu
-    assert gpu is not None and gpu.sms == 132
+    assert gpu is not None
+    assert gpu.sms == 132
     hz = arch.clock.core_hz
     # 989.4 TFLOP/s dense bf16 = 132 SMs x 4096 FLOP/clk x 1.83 GHz (whitepaper)
     assert rel(2 * arch.peak_ops_per_s("mac_bf16", "tensor"), 989.4e12)
@@ -56,22 +56,26 @@ def test_h100_memory_system():
     h = load_arch("h100")
     assert rel(h.dram.read_bw_bytes_per_cycle * h.clock.core_hz, 3.35e12)
     assert rel(h.dram.dram.peak_bytes_per_s, 3.35e12)  # type: ignore[union-attr]
-    assert h.gpu is not None and h.gpu.l2_bytes == 50 * 2**20
+    assert h.gpu is not None
+    assert h.gpu.l2_bytes == 50 * 2**20
 
 
 def test_h200_memory_system():
     h = load_arch("h200")
     assert rel(h.dram.read_bw_bytes_per_cycle * h.clock.core_hz, 4.8e12)
-    assert h.gpu is not None and h.gpu.l2_bytes == 60 * 2**20
+    assert h.gpu is not None
+    assert h.gpu.l2_bytes == 60 * 2**20
     assert h.dram.capacity_bytes == 141e9
 
 
 def test_a100_peaks():
     a = load_arch("a100")
-    assert a.gpu is not None and a.gpu.sms == 108
+    assert a.gpu is not None
+    assert a.gpu.sms == 108
     assert rel(2 * a.peak_ops_per_s("mac_bf16", "tensor"), 312e12, 2e-3)
     assert rel(a.dram.read_bw_bytes_per_cycle * a.clock.core_hz, 2.039e12)
-    assert a.gpu.l2_bytes == 40 * 2**20 and a.gpu.smem_bytes_per_sm == 164 * 1024
+    assert a.gpu.l2_bytes == 40 * 2**20
+    assert a.gpu.smem_bytes_per_sm == 164 * 1024
     assert a.power_cap_w == 400
     assert "wgmma_bf16" not in a.gpu.tc_flops_per_cycle_per_sm
 
@@ -118,8 +122,19 @@ def test_hbm_pim_timing_and_rate():
     p = load_arch("hbm_pim")
     t = p.dram.dram
     # PIMSimulator column of hardware.md
-    assert (t.tck_ns, t.tRCD, t.tRP, t.tRAS, t.tCCD_S, t.tCCD_L, t.tRRD_S, t.tRRD_L, t.tFAW,
-            t.trc, t.tRFC) == (1.0, 14, 14, 33, 2, 4, 4, 6, 16, 47, 350)
+    assert (
+        t.tck_ns,
+        t.tRCD,
+        t.tRP,
+        t.tRAS,
+        t.tCCD_S,
+        t.tCCD_L,
+        t.tRRD_S,
+        t.tRRD_L,
+        t.tFAW,
+        t.trc,
+        t.tRFC,
+    ) == (1.0, 14, 14, 33, 2, 4, 4, 6, 16, 47, 350)
     assert t.tREFI * t.tck_ns == pytest.approx(3900)
     assert p.pim.units_per_channel * t.channels == 128  # one unit per bank pair
     assert rel(_hbm_pim_peak(p), 1.024e12)
@@ -134,7 +149,12 @@ def test_hbm3_pim_matches_attacc_preset_and_bandwidth_scale():
     p = load_arch("hbm3_pim")
     t = p.dram.dram
     assert (t.channels, t.pseudo_channels, t.ranks, t.bank_groups, t.banks_per_group) == (
-        16, 2, 2, 4, 4)
+        16,
+        2,
+        2,
+        4,
+        4,
+    )
     pins_per_tck = t.channels * t.bus_bytes_per_cycle
     internal = p.pim.units_per_channel * t.channels * t.burst_bytes
     assert internal / p.pim.mac_cmd_gap_cycles_unlimited / pins_per_tck == 16  # AttAcc BW_SCALE
@@ -144,15 +164,29 @@ def test_hbm3_pim_matches_attacc_preset_and_bandwidth_scale():
 
 @pytest.mark.skipif(not (REF / "pim").is_dir(), reason="reference data not present")
 def test_hbm3_pim_timing_equals_attacc_csv_row():
-    rows = {r["name"]: r for r in csv.DictReader(
-        (REF / "pim" / "attacc_hbm3_pim_timing_presets.csv").open())}
+    rows = {
+        r["name"]: r
+        for r in csv.DictReader((REF / "pim" / "attacc_hbm3_pim_timing_presets.csv").open())
+    }
     row = rows["HBM3_5.2Gbps"]
     p = load_arch("hbm3_pim")
     t = p.dram.dram
-    pairs = {"nRCDRD": t.tRCD, "nRP": t.tRP, "nRAS": t.tRAS, "nRC": t.tRC, "nCCDS": t.tCCD_S,
-             "nCCDL": t.tCCD_L, "nRRDS": t.tRRD_S, "nRRDL": t.tRRD_L, "nFAW": t.tFAW,
-             "nREFI": t.tREFI, "nRFCSB": t.tRFC, "nCL": t.tCL, "nWR": t.tWR,
-             "nCCDAB": p.pim.mac_cmd_gap_cycles}
+    pairs = {
+        "nRCDRD": t.tRCD,
+        "nRP": t.tRP,
+        "nRAS": t.tRAS,
+        "nRC": t.tRC,
+        "nCCDS": t.tCCD_S,
+        "nCCDL": t.tCCD_L,
+        "nRRDS": t.tRRD_S,
+        "nRRDL": t.tRRD_L,
+        "nFAW": t.tFAW,
+        "nREFI": t.tREFI,
+        "nRFCSB": t.tRFC,
+        "nCL": t.tCL,
+        "nWR": t.tWR,
+        "nCCDAB": p.pim.mac_cmd_gap_cycles,
+    }
     assert {k: int(row[k]) for k in pairs} == pairs
     assert int(rows["HBM3_5.2Gbps_NPC"]["nCCDAB"]) == p.pim.mac_cmd_gap_cycles_unlimited
 
@@ -171,7 +205,8 @@ def test_dram_levels_do_not_exceed_their_pins(name):
     arch = load_arch(name)
     if arch.dram.dram is not None:
         assert arch.dram.read_bw_bytes_per_cycle * arch.clock.core_hz <= (
-            arch.dram.dram.peak_bytes_per_s * 1.001)
+            arch.dram.dram.peak_bytes_per_s * 1.001
+        )
 
 
 def test_gpu_energies_follow_the_documented_node_rule():
@@ -180,9 +215,11 @@ def test_gpu_energies_follow_the_documented_node_rule():
         for dtype in ("bf16", "fp16", "fp8", "int8"):
             if arch.unit("tensor").supports(f"mac_{dtype}"):
                 assert arch.unit("tensor").energy(f"mac_{dtype}") == pytest.approx(
-                    energy.mac_pj(dtype, node), rel=1e-5), (name, dtype)
+                    energy.mac_pj(dtype, node), rel=1e-5
+                ), (name, dtype)
         assert arch.unit("cuda").energy("mac_fp32") == pytest.approx(
-            energy.mac_pj("fp32", node), rel=1e-5)
+            energy.mac_pj("fp32", node), rel=1e-5
+        )
         host = energy.dram_path_pj_per_byte(energy.DRAM_PATHS["host"])
         assert arch.dram.read_energy_pj_per_byte == pytest.approx(host)
     t = load_arch("tpu_like")
@@ -191,10 +228,13 @@ def test_gpu_energies_follow_the_documented_node_rule():
 
 def test_energy_tables_reproduce_attacc_pim_figures():
     assert [energy.pim_access_pj_per_byte(p) for p in ("bank", "bank_group", "buffer_die")] == (
-        pytest.approx([4.4, 12.48, 26.32]))
+        pytest.approx([4.4, 12.48, 26.32])
+    )
     assert energy.dram_path_pj_per_byte(energy.DRAM_PATHS["host"]) == pytest.approx(
-        energy.ATTACC_GPU_PJ_PER_BYTE["mem_hbm"])
+        energy.ATTACC_GPU_PJ_PER_BYTE["mem_hbm"]
+    )
     assert energy.ACCELERGY_DRAM_PJ_PER_BIT["HBM2"] * 8 == pytest.approx(
-        energy.FUSEMAX_ERT_PJ["dram_rw_64b"] / 8)
+        energy.FUSEMAX_ERT_PJ["dram_rw_64b"] / 8
+    )
     assert energy.node_scale(45, 45) == 1.0
     assert energy.node_scale(45, 5) < energy.node_scale(45, 7) < energy.node_scale(45, 16) < 1

@@ -26,8 +26,9 @@ def test_updates_by_name_for_levels_clock_and_timing():
     assert new.clock.core_hz == 1e9
     # DRAM is given in bytes/s, so its bytes/cycle follows the clock
     assert new.dram.read_bw_bytes_per_cycle == pytest.approx(400 * 2**30 / 1e9)
-    h = load_arch("h100").with_updates({"levels.HBM.dram.tRCD": 20,
-                                        "compute.tensor.ops_per_cycle.mac_bf16": 1024})
+    h = load_arch("h100").with_updates(
+        {"levels.HBM.dram.tRCD": 20, "compute.tensor.ops_per_cycle.mac_bf16": 1024}
+    )
     assert h.dram.dram.tRCD == 20  # type: ignore[union-attr]
     assert h.unit("tensor").throughput("mac_bf16") == 1024
 
@@ -38,17 +39,20 @@ def test_gpu_sms_update_changes_per_sm_instances_and_peak():
     assert cut.unit("tensor").instances == 114
     assert cut.level("SMEM").instances == 114
     assert cut.peak_ops_per_s("mac_bf16", "tensor") == pytest.approx(
-        h.peak_ops_per_s("mac_bf16", "tensor") * 114 / 132)
+        h.peak_ops_per_s("mac_bf16", "tensor") * 114 / 132
+    )
 
 
 def test_l2_capacity_update_keeps_gpu_l2_bytes_consistent():
     h = load_arch("h100").with_updates({"levels.L2.capacity_bytes": 64 * 2**20})
-    assert h.gpu is not None and h.gpu.l2_bytes == 64 * 2**20
+    assert h.gpu is not None
+    assert h.gpu.l2_bytes == 64 * 2**20
 
 
 def test_pim_channel_update_changes_unit_count():
-    p = load_arch("hbm3_pim").with_updates({"levels.HBM.dram.channels": 8,
-                                            "levels.HBM.read_bw_bytes_per_cycle": 256})
+    p = load_arch("hbm3_pim").with_updates(
+        {"levels.HBM.dram.channels": 8, "levels.HBM.read_bw_bytes_per_cycle": 256}
+    )
     assert p.unit("pim").instances == 8 * 64
 
 
@@ -86,8 +90,13 @@ def test_gpu_update_on_a_spatial_arch_is_refused():
 
 
 def test_index_paths_work_too():
-    assert load_arch("fusemax").with_updates({"levels.1.latency_cycles": 5}).level(
-        "GLB").latency_cycles == 5
+    assert (
+        load_arch("fusemax")
+        .with_updates({"levels.1.latency_cycles": 5})
+        .level("GLB")
+        .latency_cycles
+        == 5
+    )
 
 
 @pytest.mark.parametrize("name", list_presets())

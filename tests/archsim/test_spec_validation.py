@@ -20,11 +20,16 @@ def toy() -> dict[str, Any]:
         "clock": {"core_hz": 1.0e9},
         "levels": [
             {"name": "DRAM", "kind": "dram", "read_bw_bytes_per_cycle": 64},
-            {"name": "GLB", "kind": "sram", "capacity_bytes": 1 << 20,
-             "read_bw_bytes_per_cycle": 256},
+            {
+                "name": "GLB",
+                "kind": "sram",
+                "capacity_bytes": 1 << 20,
+                "read_bw_bytes_per_cycle": 256,
+            },
         ],
-        "compute": [{"name": "pe", "mesh": [4, 4], "ops_per_cycle_per_pe": {"mac": 1},
-                     "level": "GLB"}],
+        "compute": [
+            {"name": "pe", "mesh": [4, 4], "ops_per_cycle_per_pe": {"mac": 1}, "level": "GLB"}
+        ],
     }
 
 
@@ -81,82 +86,168 @@ def _timing(**kw: Any) -> Callable[[dict[str, Any]], None]:
 
 # (id, spec builder, expected error path, text expected somewhere in the message)
 BAD_SPECS = [
-    ("negative_bandwidth", setp(["levels", 1, "read_bw_bytes_per_cycle"], -4),
-     "levels[1].read_bw_bytes_per_cycle", "bytes/cycle > 0"),
+    (
+        "negative_bandwidth",
+        setp(["levels", 1, "read_bw_bytes_per_cycle"], -4),
+        "levels[1].read_bw_bytes_per_cycle",
+        "bytes/cycle > 0",
+    ),
     ("zero_core_clock", setp(["clock", "core_hz"], 0), "clock.core_hz", "Hz > 0"),
     ("clock_not_a_number", setp(["clock", "core_hz"], "fast"), "clock.core_hz", "a number"),
     ("missing_clock", setp(["clock"], _DELETE), "clock", "missing required field"),
     ("unknown_top_key", setp(["levles"], []), "levles", "one of: clock"),
-    ("unknown_level_key", setp(["levels", 1, "bandwidth"], 5), "levels[1].bandwidth",
-     "read_bw_bytes_per_cycle"),
+    (
+        "unknown_level_key",
+        setp(["levels", 1, "bandwidth"], 5),
+        "levels[1].bandwidth",
+        "read_bw_bytes_per_cycle",
+    ),
     ("bad_arch_kind", setp(["kind"], "fpga"), "kind", "'spatial'"),
     ("bad_level_kind", setp(["levels", 1, "kind"], "flash"), "levels[1].kind", "'sram'"),
     ("no_levels", setp(["levels"], []), "levels", "at least 1"),
     ("no_compute", setp(["compute"], []), "compute", "at least 1"),
-    ("negative_capacity", setp(["levels", 1, "capacity_bytes"], -1), "levels[1].capacity_bytes",
-     "bytes > 0"),
+    (
+        "negative_capacity",
+        setp(["levels", 1, "capacity_bytes"], -1),
+        "levels[1].capacity_bytes",
+        "bytes > 0",
+    ),
     ("zero_instances", setp(["levels", 1, "instances"], 0), "levels[1].instances", ">= 1"),
-    ("fractional_instances", setp(["levels", 1, "instances"], 1.5), "levels[1].instances",
-     "an integer"),
-    ("negative_energy", setp(["levels", 1, "read_energy_pj_per_byte"], -0.5),
-     "levels[1].read_energy_pj_per_byte", "pJ/byte >= 0"),
+    (
+        "fractional_instances",
+        setp(["levels", 1, "instances"], 1.5),
+        "levels[1].instances",
+        "an integer",
+    ),
+    (
+        "negative_energy",
+        setp(["levels", 1, "read_energy_pj_per_byte"], -0.5),
+        "levels[1].read_energy_pj_per_byte",
+        "pJ/byte >= 0",
+    ),
     ("duplicate_level_name", setp(["levels", 1, "name"], "DRAM"), "levels[1].name", "duplicate"),
-    ("unit_named_like_level", setp(["compute", 0, "name"], "GLB"), "compute[0].name",
-     "duplicate"),
-    ("unit_reads_unknown_level", setp(["compute", 0, "level"], "L9"), "compute[0].level",
-     "unknown level"),
+    ("unit_named_like_level", setp(["compute", 0, "name"], "GLB"), "compute[0].name", "duplicate"),
+    (
+        "unit_reads_unknown_level",
+        setp(["compute", 0, "level"], "L9"),
+        "compute[0].level",
+        "unknown level",
+    ),
     ("dram_not_outermost", toy_with(_swap_levels), "levels[1].kind", "outermost"),
     ("mesh_one_number", setp(["compute", 0, "mesh"], [4]), "compute[0].mesh", ""),
     ("mesh_zero_rows", setp(["compute", 0, "mesh"], [0, 4]), "compute[0].mesh[0]", ">= 1"),
-    ("unknown_op_kind", setp(["compute", 0, "ops_per_cycle_per_pe"], {"fma": 1}),
-     "compute[0].ops_per_cycle_per_pe.fma", "unknown op kind"),
-    ("unknown_op_dtype", setp(["compute", 0, "ops_per_cycle_per_pe"], {"mac_fp7": 1}),
-     "compute[0].ops_per_cycle_per_pe.mac_fp7", "unknown op kind"),
-    ("per_pe_without_mesh", setp(["compute", 0, "mesh"], _DELETE),
-     "compute[0].ops_per_cycle_per_pe", "needs a mesh"),
-    ("per_pe_disagrees", setp(["compute", 0, "ops_per_cycle"], {"mac": 15}),
-     "compute[0].ops_per_cycle.mac", "disagrees"),
-    ("unit_without_ops", toy_with(lambda d: d["compute"][0].pop("ops_per_cycle_per_pe")),
-     "compute[0].ops_per_cycle", "at least one op kind"),
-    ("network_unknown_src", toy_with(_add_network(src="HBM")), "networks[0].src",
-     "unknown level"),
+    (
+        "unknown_op_kind",
+        setp(["compute", 0, "ops_per_cycle_per_pe"], {"fma": 1}),
+        "compute[0].ops_per_cycle_per_pe.fma",
+        "unknown op kind",
+    ),
+    (
+        "unknown_op_dtype",
+        setp(["compute", 0, "ops_per_cycle_per_pe"], {"mac_fp7": 1}),
+        "compute[0].ops_per_cycle_per_pe.mac_fp7",
+        "unknown op kind",
+    ),
+    (
+        "per_pe_without_mesh",
+        setp(["compute", 0, "mesh"], _DELETE),
+        "compute[0].ops_per_cycle_per_pe",
+        "needs a mesh",
+    ),
+    (
+        "per_pe_disagrees",
+        setp(["compute", 0, "ops_per_cycle"], {"mac": 15}),
+        "compute[0].ops_per_cycle.mac",
+        "disagrees",
+    ),
+    (
+        "unit_without_ops",
+        toy_with(lambda d: d["compute"][0].pop("ops_per_cycle_per_pe")),
+        "compute[0].ops_per_cycle",
+        "at least one op kind",
+    ),
+    ("network_unknown_src", toy_with(_add_network(src="HBM")), "networks[0].src", "unknown level"),
     ("network_loop", toy_with(_add_network(dst="DRAM")), "networks[0].dst", "itself"),
-    ("mesh_like_unknown_unit", setp(["levels", 1, "mesh_like"], "nope"), "levels[1].mesh_like",
-     "mesh_like"),
+    (
+        "mesh_like_unknown_unit",
+        setp(["levels", 1, "mesh_like"], "nope"),
+        "levels[1].mesh_like",
+        "mesh_like",
+    ),
     ("per_sm_without_gpu", setp(["levels", 1, "per_sm"], True), "levels[1].per_sm", "gpu"),
-    ("dram_timing_on_sram", toy_with(lambda d: d["levels"][1].update(
-        dram=load_arch("hbm_pim").dram.dram.model_dump())), "levels[1].dram", "kind: dram"),
+    (
+        "dram_timing_on_sram",
+        toy_with(lambda d: d["levels"][1].update(dram=load_arch("hbm_pim").dram.dram.model_dump())),
+        "levels[1].dram",
+        "kind: dram",
+    ),
     ("tras_below_trcd", toy_with(_timing(tRAS=10)), "levels[0].dram.tRAS", "tRCD"),
     ("tccd_l_below_tccd_s", toy_with(_timing(tCCD_L=1)), "levels[0].dram.tCCD_L", "tCCD_S"),
     ("trefi_below_trfc", toy_with(_timing(tREFI=100)), "levels[0].dram.tREFI", "tRFC"),
     ("timing_missing_field", toy_with(_timing(tFAW=None)), "levels[0].dram.tFAW", ""),
-    ("faster_than_pins", toy_with(lambda d: (_timing()(d), d["levels"][0].update(
-        read_bw_bytes_per_cycle=1000))), "levels[0].read_bw_bytes_per_cycle", "pins"),
+    (
+        "faster_than_pins",
+        toy_with(lambda d: (_timing()(d), d["levels"][0].update(read_bw_bytes_per_cycle=1000))),
+        "levels[0].read_bw_bytes_per_cycle",
+        "pins",
+    ),
     ("gpu_kind_without_gpu", setp(["gpu"], _DELETE, preset("h100")), "gpu", "needs gpu"),
     ("gpu_params_on_spatial", setp(["kind"], "spatial", preset("h100")), "gpu", "kind: gpu"),
-    ("boost_below_base", setp(["gpu", "boost_clock_hz"], 1.0e9, preset("h100")),
-     "gpu.boost_clock_hz", "base"),
-    ("bad_tensor_core_key", setp(["gpu", "tc_flops_per_cycle_per_sm"], {"wgmma": 4096},
-                                 preset("h100")),
-     "gpu.tc_flops_per_cycle_per_sm.wgmma", "{path}_{dtype}"),
-    ("per_sm_instances_conflict", setp(["levels", 2, "instances"], 100, preset("h100")),
-     "levels[2].instances", "gpu.sms"),
-    ("l2_size_conflict", setp(["gpu", "l2_bytes"], 1.0e6, preset("h100")), "gpu.l2_bytes",
-     "disagrees"),
+    (
+        "boost_below_base",
+        setp(["gpu", "boost_clock_hz"], 1.0e9, preset("h100")),
+        "gpu.boost_clock_hz",
+        "base",
+    ),
+    (
+        "bad_tensor_core_key",
+        setp(["gpu", "tc_flops_per_cycle_per_sm"], {"wgmma": 4096}, preset("h100")),
+        "gpu.tc_flops_per_cycle_per_sm.wgmma",
+        "{path}_{dtype}",
+    ),
+    (
+        "per_sm_instances_conflict",
+        setp(["levels", 2, "instances"], 100, preset("h100")),
+        "levels[2].instances",
+        "gpu.sms",
+    ),
+    (
+        "l2_size_conflict",
+        setp(["gpu", "l2_bytes"], 1.0e6, preset("h100")),
+        "gpu.l2_bytes",
+        "disagrees",
+    ),
     ("pim_kind_without_pim", setp(["pim"], _DELETE, preset("hbm_pim")), "pim", "needs pim"),
-    ("pim_without_dram_timing", setp(["levels", 0, "dram"], _DELETE, preset("hbm_pim")),
-     "levels[0].dram", "timing"),
-    ("too_many_pim_units", setp(["pim", "units_per_channel"], 64, preset("hbm_pim")),
-     "pim.units_per_channel", "places"),
-    ("pim_gap_below_unlimited", setp(["pim", "mac_cmd_gap_cycles"], 2, preset("hbm3_pim")),
-     "pim.mac_cmd_gap_cycles", "shorter"),
-    ("bad_pim_placement", setp(["pim", "placement"], "logic_die", preset("hbm_pim")),
-     "pim.placement", "'bank'"),
+    (
+        "pim_without_dram_timing",
+        setp(["levels", 0, "dram"], _DELETE, preset("hbm_pim")),
+        "levels[0].dram",
+        "timing",
+    ),
+    (
+        "too_many_pim_units",
+        setp(["pim", "units_per_channel"], 64, preset("hbm_pim")),
+        "pim.units_per_channel",
+        "places",
+    ),
+    (
+        "pim_gap_below_unlimited",
+        setp(["pim", "mac_cmd_gap_cycles"], 2, preset("hbm3_pim")),
+        "pim.mac_cmd_gap_cycles",
+        "shorter",
+    ),
+    (
+        "bad_pim_placement",
+        setp(["pim", "placement"], "logic_die", preset("hbm_pim")),
+        "pim.placement",
+        "'bank'",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("build", "path", "text"), [c[1:] for c in BAD_SPECS],
-                         ids=[c[0] for c in BAD_SPECS])
+@pytest.mark.parametrize(
+    ("build", "path", "text"), [c[1:] for c in BAD_SPECS], ids=[c[0] for c in BAD_SPECS]
+)
 def test_bad_spec_raises_archspecerror_with_path(build, path, text):
     with pytest.raises(ArchSpecError) as info:
         Architecture.from_dict(build())
@@ -222,7 +313,15 @@ def test_specs_are_frozen_and_hashable():
 def test_every_field_has_a_description():
     from archsim.spec import Clock, ComputeUnit, DramTiming, GpuParams, Network, PimParams
 
-    for model in (Architecture, Clock, StorageLevel, ComputeUnit, Network, DramTiming,
-                  GpuParams, PimParams):
+    for model in (
+        Architecture,
+        Clock,
+        StorageLevel,
+        ComputeUnit,
+        Network,
+        DramTiming,
+        GpuParams,
+        PimParams,
+    ):
         for name, field in model.model_fields.items():
             assert field.description, f"{model.__name__}.{name} has no docstring"

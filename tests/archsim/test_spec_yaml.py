@@ -32,7 +32,8 @@ def test_yaml_syntax_error_reports_line_and_column(tmp_path):
     path.write_text("name: toy\nkind: [spatial\nclock: 3\n")
     with pytest.raises(ArchSpecError, match="YAML syntax error") as info:
         Architecture.from_yaml(path)
-    assert "line " in str(info.value.path) and "col " in str(info.value.path)
+    assert "line " in str(info.value.path)
+    assert "col " in str(info.value.path)
 
 
 def test_duplicate_key_is_an_error_with_its_line():
@@ -44,7 +45,9 @@ def test_duplicate_key_is_an_error_with_its_line():
 
 def test_yaml_anchors_and_merges_are_allowed():
     text = GOOD.replace("  - {name: GLB, kind: sram,", "  - &glb {name: GLB, kind: sram,")
-    text = text.replace("compute:\n", "  - {<<: *glb, name: GLB2, capacity_bytes: 2048}\ncompute:\n")
+    text = text.replace(
+        "compute:\n", "  - {<<: *glb, name: GLB2, capacity_bytes: 2048}\ncompute:\n"
+    )
     arch = Architecture.from_yaml_text(text)
     assert arch.level("GLB2").capacity_bytes == 2048
     assert arch.level("GLB2").read_bw_bytes_per_cycle == 256

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from conftest import results_only
+from tests.dse.conftest import results_only
 
 from dse import load, run_sweep
 

@@ -11,7 +11,7 @@ import time
 
 import pandas as pd
 import yaml
-from conftest import REAL_SPEC, results_only
+from tests.dse.conftest import REAL_SPEC, results_only
 
 from dse import ResultStore, load, run_sweep
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from dse_toy import toy_evaluator
+from tests.dse.dse_toy import toy_evaluator
 
 from archsim.errors import SweepError
 from dse import ResultStore, SweepSpec, load, run_sweep

@@ -69,3 +69,13 @@ def test_cli_writes_device_first_in_both_files(tmp_path):
     for path in (fit, check):
         first = json.loads(path.read_text().splitlines()[0])
         assert first == {"kind": "device", "name": "gpu"}
+
+
+def test_first_by_key_keeps_the_first_success_per_key():
+    from validation.harness.split import first_by_key
+
+    a = [{"kind": "device", "name": "a"}, _gemm(1, ms=1.0), {**_gemm(2), "error": "OOM"}]
+    b = [{"kind": "device", "name": "b"}, _gemm(1, ms=2.0), _gemm(2, ms=3.0), _gemm(3)]
+    out = first_by_key([a, b])
+    assert out[0]["name"] == "a"
+    assert [(r["M"], r["ms"]) for r in out[1:]] == [(1, 1.0), (2, 3.0), (3, 0.1)]

@@ -153,9 +153,11 @@ def flex_cases() -> list[Case]:
 
 
 def ceiling_cases() -> list[Case]:
-    """Device ceilings: a large device-to-device copy and an 8192^3 bf16 matmul."""
+    """Device ceilings: large copy, read-only (sum), write-only (fill), 8192^3 bf16 matmul."""
     return [{"kind": "ceiling", "name": "d2d_copy", "bytes": 2 * 2**30},
-            {"kind": "ceiling", "name": "matmul_bf16_8192", "M": 8192, "N": 8192, "K": 8192}]
+            {"kind": "ceiling", "name": "matmul_bf16_8192", "M": 8192, "N": 8192, "K": 8192},
+            {"kind": "ceiling", "name": "read_sum", "bytes": 4 * 2**30},
+            {"kind": "ceiling", "name": "write_fill", "bytes": 4 * 2**30}]
 
 
 def _pick(cases: Iterable[Case], keep: Callable[[Case], bool]) -> list[Case]:

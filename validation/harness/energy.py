@@ -101,12 +101,12 @@ class Nvml:
 
 
 class ClockSampler:
-    """Background thread sampling the SM clock every ``period_s``; query medians by window."""
+    """Background thread sampling SM clock and power every ``period_s``; query by window."""
 
     def __init__(self, nvml: Nvml, period_s: float = 0.02) -> None:
         self._nvml = nvml
         self._period = period_s
-        self._samples: list[tuple[float, int]] = []
+        self._samples: list[tuple[float, int, float]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -114,7 +114,8 @@ class ClockSampler:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self._samples.append((time.perf_counter(), self._nvml.sm_clock_mhz()))
+                self._samples.append((time.perf_counter(), self._nvml.sm_clock_mhz(),
+                                      self._nvml.power_w()))
             except RuntimeError:
                 pass
             if len(self._samples) > 200_000:
@@ -123,8 +124,13 @@ class ClockSampler:
 
     def median_between(self, t0: float, t1: float) -> float | None:
         """Median SM clock (MHz) of samples taken in ``[t0, t1]`` (perf_counter seconds)."""
-        vals = [c for t, c in list(self._samples) if t0 <= t <= t1]
+        vals = [c for t, c, _ in list(self._samples) if t0 <= t <= t1]
         return float(statistics.median(vals)) if vals else None
+
+    def mean_power_between(self, t0: float, t1: float) -> float | None:
+        """Mean of NVML power readings (W) taken in ``[t0, t1]``."""
+        vals = [p for t, _, p in list(self._samples) if t0 <= t <= t1]
+        return float(statistics.fmean(vals)) if vals else None
 
     def stop(self) -> None:
         """Stop the thread."""
@@ -159,7 +165,9 @@ def measure_energy(fn: Callable[[], object], est_ms: float, nvml: Nvml,
     -------
     dict
         ``mJ_per_iter`` (millijoules), ``avg_W`` (watts), ``sm_clock`` (median MHz during
-        the loop), ``loop_iters``, ``loop_s`` (seconds), ``loop_ms_per_iter``.
+        the loop), ``power_w_sampled`` (mean of NVML power readings after the first 0.5 s,
+        a cross-check of ``avg_W``), ``loop_iters``, ``loop_s`` (seconds),
+        ``loop_ms_per_iter``.
     """
     import torch
 
@@ -174,6 +182,8 @@ def measure_energy(fn: Callable[[], object], est_ms: float, nvml: Nvml,
     e1, t1 = nvml.energy_mj(), time.perf_counter()
     joules = (e1 - e0) / 1000.0
     clock = sampler.median_between(t0, t1)
-    return {"mJ_per_iter": (e1 - e0) / iters, "avg_W": joules / (t1 - t0),
+    power = sampler.mean_power_between(t0 + 0.5, t1)  # NVML power is a ~1 s running average
+    return {"power_w_sampled": power, "mJ_per_iter": (e1 - e0) / iters,
+            "avg_W": joules / (t1 - t0),
             "sm_clock": clock,
             "loop_iters": iters, "loop_s": t1 - t0, "loop_ms_per_iter": (t1 - t0) * 1e3 / iters}

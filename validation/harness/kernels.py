@@ -26,6 +26,9 @@ Fn = Callable[[], object]
 
 _compiled_flex = None
 
+#: Largest K+V (bytes) materialized for a backend that refuses ``enable_gqa``.
+_EXPANDED_KV_CAP_BYTES = 24 * 2**30
+
 
 def _randn(*shape: int):  # noqa: ANN202 - torch tensor
     import torch
@@ -102,6 +105,11 @@ def _attn(case: dict) -> tuple[Fn, dict]:
         except RuntimeError as exc:
             info["gqa_impl"] = "expanded_kv"
             info["gqa_note"] = str(exc)[:300]
+            expanded = 2 * b * hq * skv * d * 2
+            if expanded > _EXPANDED_KV_CAP_BYTES:
+                raise RuntimeError(f"backend refuses enable_gqa and expanded K/V would take "
+                                   f"{expanded / 2**30:.0f} GiB (cap "
+                                   f"{_EXPANDED_KV_CAP_BYTES / 2**30:.0f} GiB)") from exc
             k = k.repeat_interleave(hq // hkv, dim=1)
             v = v.repeat_interleave(hq // hkv, dim=1)
             gqa = False
@@ -189,6 +197,12 @@ def _ceiling(case: dict) -> tuple[Fn, dict]:
         src = torch.randint(-2**30, 2**30, (n,), dtype=torch.int32, device="cuda")
         dst = torch.empty_like(src)
         return (lambda: dst.copy_(src)), {}
+    if case["name"] == "read_sum":
+        x = _randn(int(case["bytes"]) // 2)
+        return (lambda: x.sum()), {"op": "bf16 tensor.sum() (reads every byte once)"}
+    if case["name"] == "write_fill":
+        y = torch.empty(int(case["bytes"]) // 4, dtype=torch.int32, device="cuda")
+        return (lambda: y.fill_(7)), {"op": "int32 tensor.fill_(7) (writes every byte once)"}
     return _gemm({"M": case["M"], "N": case["N"], "K": case["K"]})
 
 

@@ -71,8 +71,8 @@ def _flops_bytes(r: Mapping[str, object]) -> tuple[float, float] | None:
         b, h, s, d = (int(r[x]) for x in ("B", "H", "S", "D"))
         density = float(r.get("density", 1.0)) if kind == "flex_block_sparse" else 1.0
         return 4.0 * b * h * s * s * d * density, 4.0 * b * h * s * d * elem
-    if kind == "ceiling" and "bytes" in r:
-        return 0.0, 2.0 * float(r["bytes"])  # a copy reads and writes every byte
+    if kind == "ceiling" and "bytes" in r:  # a copy reads and writes every byte
+        return 0.0, float(r["bytes"]) * (2.0 if r.get("name") == "d2d_copy" else 1.0)
     return None
 
 

@@ -34,10 +34,12 @@ except ImportError:  # pragma: no cover - fallback keeps this module standard-li
     class ValidationDataError(ValueError):  # type: ignore[no-redef]
         """Bad measurement data."""
 
-__all__ = ["NCU_FIELDS", "ENERGY_FIELDS", "key_fraction", "merge", "read_jsonl", "split"]
+__all__ = ["ENERGY_FIELDS", "NCU_FIELDS", "first_by_key", "key_fraction", "merge", "read_jsonl",
+           "split"]
 
 NCU_FIELDS = ("dram_bytes_read", "dram_bytes_write", "ncu_ms", "ncu_kernels")
-ENERGY_FIELDS = ("mJ_per_iter", "avg_W", "loop_iters", "loop_s", "loop_ms_per_iter", "sm_clock")
+ENERGY_FIELDS = ("mJ_per_iter", "avg_W", "loop_iters", "loop_s", "loop_ms_per_iter", "sm_clock",
+                 "power_w_sampled")
 
 Record = dict[str, object]
 
@@ -81,6 +83,24 @@ def merge(timed: Iterable[Record], extra: Iterable[Record], fields: Sequence[str
                 rec.setdefault("sm_clock_timed", rec["sm_clock"])
             rec.update({f: src[f] for f in fields if f in src})
         out.append(rec)
+    return out
+
+
+def first_by_key(files: Iterable[list[Record]]) -> list[Record]:
+    """Concatenate record lists, keeping the first record of each ``key`` (and the first
+    device record); a successful record replaces an earlier error record of its key."""
+    out: list[Record] = []
+    index: dict[object, int] = {}
+    for records in files:
+        for rec in records:
+            key = rec.get("key", "device" if rec.get("kind") == "device" else None)
+            if key is None:
+                continue
+            if key not in index:
+                index[key] = len(out)
+                out.append(rec)
+            elif "error" in out[index[key]] and "error" not in rec:
+                out[index[key]] = rec
     return out
 
 
@@ -128,14 +148,15 @@ def _write(path: str | Path, device: Record | None, records: list[Record]) -> No
 def main(argv: list[str] | None = None) -> int:
     """CLI: merge and split; prints one summary line per output file."""
     p = argparse.ArgumentParser(prog="python3 -m validation.harness.split")
-    p.add_argument("--timed", required=True, help="JSONL from --suite full")
+    p.add_argument("--timed", required=True, nargs="+",
+                   help="JSONL files from --suite full; for a key in several, the first wins")
     p.add_argument("--ncu", default=None, help="JSONL from --suite ncu")
     p.add_argument("--energy", default=None, help="JSONL from --suite energy")
     p.add_argument("--fit", required=True)
     p.add_argument("--check", required=True)
     p.add_argument("--fit-fraction", type=float, default=0.4)
     args = p.parse_args(argv)
-    timed = read_jsonl(args.timed)
+    timed = first_by_key(read_jsonl(path) for path in args.timed)
     device = next((r for r in timed if r.get("kind") == "device"), None)
     if args.ncu:
         timed = merge(timed, read_jsonl(args.ncu), NCU_FIELDS)
