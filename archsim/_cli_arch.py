@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 __all__ = ["register"]
@@ -38,26 +39,29 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from archsim.spec import list_presets, load_arch
 
     names = list_presets()
-    max((len(n) for n in names), default=0)
+    width = max((len(n) for n in names), default=0)
     for name in names:
         arch = load_arch(name)
-        arch.description.splitlines()[0] if arch.description else ""
+        first = arch.description.splitlines()[0] if arch.description else ""
+        print(f"{name:<{width}}  {arch.kind:<7}  {first}")  # noqa: T201 - CLI output
     return 0
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
     from archsim.spec import load_arch
 
-    load_arch(args.arch)
+    arch = load_arch(args.arch)
     if args.json:
-        pass
+        print(json.dumps(arch.to_dict(derived=True), indent=2))  # noqa: T201 - CLI output
     else:
-        pass
+        print(arch.summary())  # noqa: T201 - CLI output
     return 0
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from archsim.spec import load_arch
 
-    load_arch(args.file)  # ArchSpecError -> "error: ..." and exit 2 in archsim.cli
+    arch = load_arch(args.file)  # ArchSpecError -> "error: ..." and exit 2 in archsim.cli
+    print(f"ok: {args.file} is a valid {arch.kind} architecture {arch.name!r}")  # noqa: T201
+    print(arch.summary())  # noqa: T201 - CLI output
     return 0

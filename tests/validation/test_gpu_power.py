@@ -1,0 +1,47 @@
+"""The power cap sets the clock: one power model gives time and energy."""
+
+import pytest
+
+from archsim.gpu import board_power_w, decode_costs, evaluate_op, gemm_costs, gpu_model
+
+
+@pytest.fixture(scope="module")
+def model():
+    return gpu_model("h100")
+
+
+def test_big_gemm_is_capped_below_boost(model):
+    op = evaluate_op(gemm_costs(8192, 8192, 8192, model), model)
+    k = op.kernels[0]
+    assert k.clock_hz < model.hw.boost_clock_hz
+    assert k.power_w == pytest.approx(model.hw.power_cap_w, rel=1e-3)
+
+
+def test_lifting_the_cap_raises_clock_and_shortens_time(model):
+    costs = gemm_costs(8192, 8192, 8192, model)
+    capped = evaluate_op(costs, model)
+    free = evaluate_op(costs, model, cap_w=5000.0)
+    assert free.clock_hz == model.hw.boost_clock_hz
+    assert free.time_s < capped.time_s
+    assert free.avg_power_w > model.hw.power_cap_w
+    # lower voltage under the cap: less energy per FLOP despite the longer run
+    assert capped.energy_j < free.energy_j
+
+
+def test_bandwidth_bound_decode_runs_at_boost(model):
+    op = evaluate_op(decode_costs(model, B=8, Hq=32, Hkv=8, Skv=32768, D=128), model)
+    assert op.kernels[0].clock_hz == model.hw.boost_clock_hz
+    assert op.avg_power_w < model.hw.power_cap_w
+
+
+def test_energy_is_power_times_time(model):
+    op = evaluate_op(gemm_costs(4096, 4096, 4096, model), model)
+    k = op.kernels[0]
+    assert k.energy_j == pytest.approx(k.power_w * k.time_s)
+
+
+def test_power_rises_with_clock_and_activity(model):
+    lo = board_power_w(model, 1.2e9, tensor_flops_per_s=5e14, alu_ops_per_s=0, dram_bytes_per_s=0)
+    hi = board_power_w(model, 1.9e9, tensor_flops_per_s=5e14, alu_ops_per_s=0, dram_bytes_per_s=0)
+    idle = board_power_w(model, 1.9e9, tensor_flops_per_s=0, alu_ops_per_s=0, dram_bytes_per_s=0)
+    assert idle < lo < hi
