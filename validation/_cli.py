@@ -30,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     c.add_argument("--torch-trace", required=True, metavar="TRACE.json", help="profiler trace")
     c.add_argument("--ncu", metavar="CSV", help="ncu --csv export for DRAM bytes per kernel")
     c.add_argument("--arch", default="h100", help="GPU preset (default h100)")
+    c.add_argument("--shapes", metavar="HINTS.json",
+                   help='shapes for traces without record_shapes: [{"op": "aten::mm", "kind": "gemm", "M": ...}]')
     c.add_argument("--out", metavar="MERGED.json", help="merged Perfetto trace to write")
     c.set_defaults(func=_compare)
 
@@ -58,13 +60,14 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from validation._compare import compare_trace, write_merged_trace
+    from validation._compare import compare_trace, load_shape_hints, write_merged_trace
     from validation._ncu import read_ncu_csv
     from validation._torch_trace import read_torch_trace
 
     trace = read_torch_trace(args.torch_trace)
     ncu = read_ncu_csv(args.ncu) if args.ncu else []
-    cmp = compare_trace(trace, _model(args.arch), ncu=ncu)
+    hints = load_shape_hints(args.shapes) if args.shapes else None
+    cmp = compare_trace(trace, _model(args.arch), ncu=ncu, shapes=hints)
     print(cmp.table())
     print()
     print(cmp.summary_text())

@@ -23,7 +23,8 @@ from ._ncu import NcuKernel
 from ._predict import UnsupportedRecord, record_costs, record_label
 from ._torch_trace import TorchTrace, TraceKernel, classify_kernel
 
-__all__ = ["KernelMatch", "TraceComparison", "compare_trace", "infer_record", "write_merged_trace"]
+__all__ = ["KernelMatch", "TraceComparison", "compare_trace", "infer_record", "load_shape_hints",
+           "write_merged_trace"]
 
 _FA2_TRAITS = re.compile(r"flash_fwd_kernel<.*?Flash_fwd_kernel_traits<(\d+),\s*(\d+),\s*(\d+),\s*(\d+)")
 _FA2_BOOLS = re.compile(r">\s*>\s*,\s*(true|false)\s*,\s*(true|false)")
@@ -195,16 +196,39 @@ def _match_ncu(trace: TorchTrace, ncu: Sequence[NcuKernel]) -> dict[int, NcuKern
     return out
 
 
-def compare_trace(trace: TorchTrace, model: GpuModel, *, ncu: Sequence[NcuKernel] = ()) -> TraceComparison:
-    """Match every measured kernel of ``trace`` to a simulated kernel where possible."""
+def compare_trace(trace: TorchTrace, model: GpuModel, *, ncu: Sequence[NcuKernel] = (),
+                  shapes: Mapping[str, Sequence[Mapping[str, object]]] | None = None) -> TraceComparison:
+    """Match every measured kernel of ``trace`` to a simulated kernel where possible.
+
+    Parameters
+    ----------
+    trace
+        Measured kernels.
+    model
+        GPU model.
+    ncu
+        ncu kernels (launch order) whose DRAM bytes are attached to matching kernels.
+    shapes
+        For traces recorded without ``record_shapes``: op name (``aten::mm``) -> records
+        (validate schema) used in order, cyclically, for that op's launches; a key also
+        matches ops whose name contains it (``cudnn_attention``).
+    """
     sim_for: dict[int, KernelTiming] = {}
     label_for: dict[int, str] = {}
+    used_hint: dict[str, int] = {}
     for idx in _groups(trace):
         rec = None
         for i in idx:
             rec = infer_record(trace.kernels[i])
             if rec is not None:
                 break
+        op = trace.kernels[idx[0]].op_name or ""
+        key = next((h for h in (shapes or {}) if h == op or (h and h in op)), None)
+        if rec is None and key is not None and shapes and shapes[key]:
+            hints = shapes[key]
+            n = used_hint.get(key, 0)
+            rec = dict(hints[n % len(hints)])
+            used_hint[key] = n + 1
         if rec is None:
             continue
         try:
@@ -259,3 +283,31 @@ def write_merged_trace(cmp: TraceComparison, path: str | Path) -> None:
     doc = {"traceEvents": events, "displayTimeUnit": "ns",
            "otherData": {"source": cmp.source, "arch": cmp.arch, "producer": "archsim compare"}}
     Path(path).write_text(json.dumps(doc))
+
+
+def load_shape_hints(path: str | Path) -> dict[str, list[dict[str, object]]]:
+    """Read ``--shapes``: a JSON list of ``{"op": "aten::mm", <record fields>}``.
+
+    Raises
+    ------
+    ValidationDataError
+        Unreadable file, not a list, or an entry without ``op``/``kind``.
+    """
+    from archsim.errors import ValidationDataError
+
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValidationDataError("cannot read shape hints", path=str(path), expected="JSON list",
+                                  got=str(exc)[:80]) from None
+    if not isinstance(doc, list):
+        raise ValidationDataError("shape hints must be a list", path=str(path),
+                                  expected='[{"op": ..., "kind": ...}]', got=type(doc).__name__)
+    out: dict[str, list[dict[str, object]]] = {}
+    for i, entry in enumerate(doc):
+        if not isinstance(entry, dict) or "op" not in entry or "kind" not in entry:
+            raise ValidationDataError("bad shape hint", path=f"{path}[{i}]",
+                                      expected="an object with op and kind", got=entry)
+        rec = {k: v for k, v in entry.items() if k != "op"}
+        out.setdefault(str(entry["op"]), []).append(rec)
+    return out

@@ -113,12 +113,15 @@ def trip_kernel_cost(
     overlaps the rest: a trip takes at least that long.
     """
     hw = model.hw
-    cps = tiling.ctas_per_sm
+    trips = np.asarray(trips, dtype=float)
+    # CTAs share an SM only when the grid has more CTAs than SMs (the block scheduler
+    # spreads CTAs over idle SMs first).
+    cps = max(1, min(tiling.ctas_per_sm, math.ceil(trips.size / hw.sms)))
     t_mma = mma_flops_per_trip / (hw.tc_rate(tiling.path, dtype) * eff)
     t_soft = alu_per_trip / hw.fp32_ops_per_clk + sfu_per_trip / hw.sfu_ops_per_clk
-    per_trip = cps * max(max(t_mma, t_soft) + (1.0 - tiling.overlap) * min(t_mma, t_soft),
+    ov = tiling.overlap_with(cps)
+    per_trip = cps * max(max(t_mma, t_soft) + (1.0 - ov) * min(t_mma, t_soft),
                          issue_cycles_per_trip)
-    trips = np.asarray(trips, dtype=float)
     # Pipeline fill/drain: the first tile's softmax and the last PV cannot overlap, plus
     # prologue/epilogue bookkeeping (~64 cycles).
     cycles = trips * per_trip + np.where(trips > 0, cps * (t_soft + 64.0), cps * 64.0)

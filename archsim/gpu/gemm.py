@@ -20,7 +20,10 @@ from .params import GpuModel, dtype_bytes
 
 __all__ = ["GemmConfig", "gemm_costs", "choose_gemm_config", "gemm_dram_bytes"]
 
-_TILES_SM90 = ((128, 256), (256, 128), (128, 128), (128, 64), (64, 128), (64, 256), (64, 64))
+# sm90 tiles seen in cuBLAS kernel names (sm90_xmma_gemm_*_tilesize*, nvjet_sm90_tst_*):
+# 256x128, 128x256, 192x192, 128x128, 128x64, 64x128, 64x256, 64x64 (and 64x48 for tiny).
+_TILES_SM90 = ((128, 256), (256, 128), (192, 192), (128, 128), (128, 64), (64, 128), (64, 256),
+               (64, 64))
 _TILES_SM80 = ((256, 128), (128, 256), (128, 128), (128, 64), (64, 128), (64, 64))
 _BK = 64
 _STAGES = 4

@@ -36,7 +36,9 @@ class AttnTiling:
     block_m, block_n : query rows and key columns per tile.
     threads : threads per CTA. regs : registers per thread. smem_bytes : shared memory per CTA.
     path : tensor-core instruction path (``mma_sync`` or ``wgmma``).
-    overlap : fraction of the softmax (FP32/SFU) time hidden under tensor-core time.
+    overlap : fraction of the softmax (FP32/SFU) time hidden under tensor-core time when
+        ``ctas_per_sm`` CTAs are resident. intra_overlap : the part a single CTA hides by
+        itself (warp specialization / ping-pong; 0 for FA2-style kernels).
     inflight_bytes : bytes one CTA keeps in flight from memory (cp.async/TMA stages).
     ctas_per_sm : occupancy on the given GPU.
     """
@@ -50,6 +52,11 @@ class AttnTiling:
     overlap: float
     inflight_bytes: int
     ctas_per_sm: int
+    intra_overlap: float = 0.0
+
+    def overlap_with(self, resident: int) -> float:
+        """Softmax overlap with ``resident`` CTAs on the SM (other CTAs' warps fill gaps)."""
+        return max(self.intra_overlap, 1.0 - 1.0 / max(resident, 1))
 
 
 def make_tiling(hw: GpuHardware, bm: int, bn: int, warps: int, regs: int, smem: int, path: str,
@@ -59,8 +66,9 @@ def make_tiling(hw: GpuHardware, bm: int, bn: int, warps: int, regs: int, smem: 
         path = "mma_sync"
     cps = ctas_per_sm(hw, threads=warps * 32, regs_per_thread=regs, smem_bytes=smem)
     # Warps of other resident CTAs fill the tensor pipe while one CTA does its softmax.
-    ov = (1.0 - 1.0 / cps) if overlap is None else overlap
-    return AttnTiling(bm, bn, warps * 32, regs, smem, path, ov, inflight, cps)
+    intra = 0.0 if overlap is None else overlap
+    ov = max(intra, 1.0 - 1.0 / cps)
+    return AttnTiling(bm, bn, warps * 32, regs, smem, path, ov, inflight, cps, intra)
 
 
 def fa2_fwd_tiling(hw: GpuHardware, d: int, causal: bool, elt: int = 2) -> AttnTiling:

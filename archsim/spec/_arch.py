@@ -106,6 +106,13 @@ class Architecture(SpecModel):
             fail("gpu", "kind 'gpu' needs gpu parameters", expected="a gpu: mapping", got=None)
         if self.kind == "pim" and self.pim is None:
             fail("pim", "kind 'pim' needs pim parameters", expected="a pim: mapping", got=None)
+        self._check_refs()
+        self._check_kind()
+        self._check_dram_bandwidth()
+        return self
+
+    def _check_refs(self) -> None:
+        """DRAM placement, per_sm/per_pim_unit owners, and the level names units/networks use."""
         for i, lvl in enumerate(self.levels):
             if lvl.kind == "dram" and i != 0:
                 fail(
@@ -114,52 +121,39 @@ class Architecture(SpecModel):
                     expected="levels[0]",
                     got=f"levels[{i}]",
                 )
-            if lvl.per_pim_unit and self.pim is None:
-                fail(
-                    f"levels[{i}].per_pim_unit",
-                    "per_pim_unit needs pim params",
-                    expected="kind: pim",
-                    got=self.kind,
-                )
-            if lvl.per_sm and self.gpu is None:
-                fail(
-                    f"levels[{i}].per_sm",
-                    "per_sm needs gpu params",
-                    expected="kind: gpu",
-                    got=self.kind,
-                )
+        for group, items in (("levels", self.levels), ("compute", self.compute)):
+            for i, item in enumerate(items):
+                for flag, owner, kind in (
+                    ("per_sm", self.gpu, "gpu"),
+                    ("per_pim_unit", self.pim, "pim"),
+                ):
+                    if getattr(item, flag) and owner is None:
+                        fail(
+                            f"{group}[{i}].{flag}",
+                            f"{flag} needs {kind} params",
+                            expected=f"kind: {kind}",
+                            got=self.kind,
+                        )
         names = [lvl.name for lvl in self.levels]
-        for i, unit in enumerate(self.compute):
-            if unit.level is not None and unit.level not in names:
+        refs = [
+            (f"compute[{i}].level", f"unit {u.name!r}", u.level)
+            for i, u in enumerate(self.compute)
+            if u.level is not None
+        ]
+        refs += [
+            (f"networks[{i}].{end}", f"network {n.name!r}", getattr(n, end))
+            for i, n in enumerate(self.networks)
+            for end in ("src", "dst")
+        ]
+        for path, who, ref in refs:
+            if ref not in names:
                 fail(
-                    f"compute[{i}].level",
-                    f"unit {unit.name!r} names an unknown level",
+                    path,
+                    f"{who} names an unknown level",
                     expected="one of " + ", ".join(names),
-                    got=unit.level,
-                )
-            if unit.per_pim_unit and self.pim is None:
-                fail(
-                    f"compute[{i}].per_pim_unit",
-                    "per_pim_unit needs pim params",
-                    expected="kind: pim",
-                    got=self.kind,
-                )
-            if unit.per_sm and self.gpu is None:
-                fail(
-                    f"compute[{i}].per_sm",
-                    "per_sm needs gpu params",
-                    expected="kind: gpu",
-                    got=self.kind,
+                    got=ref,
                 )
         for i, net in enumerate(self.networks):
-            for end in ("src", "dst"):
-                if getattr(net, end) not in names:
-                    fail(
-                        f"networks[{i}].{end}",
-                        f"network {net.name!r} names an unknown level",
-                        expected="one of " + ", ".join(names),
-                        got=getattr(net, end),
-                    )
             if net.src == net.dst:
                 fail(
                     f"networks[{i}].dst",
@@ -167,9 +161,6 @@ class Architecture(SpecModel):
                     expected=f"a level other than {net.src!r}",
                     got=net.dst,
                 )
-        self._check_kind()
-        self._check_dram_bandwidth()
-        return self
 
     def _check_names(self) -> None:
         seen: dict[str, str] = {}
@@ -204,8 +195,6 @@ class Architecture(SpecModel):
                     )
 
     def _check_kind(self) -> None:
-        if self.kind == "gpu" and self.gpu is None:
-            fail("gpu", "kind 'gpu' needs gpu parameters", expected="a gpu: mapping", got=None)
         if self.kind != "gpu" and self.gpu is not None:
             fail(
                 "gpu",
@@ -233,8 +222,6 @@ class Architecture(SpecModel):
                         got=None,
                     )
         if self.kind == "pim":
-            if self.pim is None:
-                fail("pim", "kind 'pim' needs pim parameters", expected="a pim: mapping", got=None)
             self._check_pim()
 
     def _check_pim(self) -> None:

@@ -56,6 +56,8 @@ class GpuParams(SpecModel):
     """Maximum boost clock in Hz."""
     base_clock_hz: PosFloat
     """Base clock in Hz (the floor a power-capped GPU is guaranteed)."""
+    min_clock_hz: PosFloat | None = None
+    """Lowest SM clock in Hz the GPU power model may pick under the power cap (None: base)."""
     smem_level: Name = "SMEM"
     """Name of the storage level holding shared memory."""
     l2_level: Name = "L2"
@@ -86,6 +88,13 @@ class GpuParams(SpecModel):
 
     @model_validator(mode="after")
     def _clocks(self) -> GpuParams:
+        if self.min_clock_hz is not None and self.min_clock_hz > self.base_clock_hz:
+            fail(
+                "min_clock_hz",
+                "min clock above base clock",
+                expected=f"Hz <= base_clock_hz = {self.base_clock_hz:g}",
+                got=self.min_clock_hz,
+            )
         if self.boost_clock_hz < self.base_clock_hz:
             fail(
                 "boost_clock_hz",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from archsim import energy
-from archsim.spec import list_presets, load_arch
+from archsim.spec import PRESET_DIR, list_presets, load_arch
 
 REQUIRED = {"h100", "h200", "a100", "fusemax", "flat", "tpu_like", "hbm_pim", "aim_pim", "hbm3_pim"}
 REF = Path("/work/shared/reference/papers")
@@ -29,7 +29,7 @@ def test_preset_loads_with_description_and_sources(name):
     assert arch.description.splitlines()[0]
     assert arch.sources
     assert arch.dram.kind == "dram"
-    text = (Path(__file__).parents[2] / "archsim" / "presets" / f"{name}.yaml").read_text()
+    text = (PRESET_DIR / f"{name}.yaml").read_text()
     assert text.lstrip().startswith("#")  # sources cited in a comment header
 
 
@@ -198,6 +198,17 @@ def test_aim_pim_is_rate_matched_to_bank_bandwidth():
     assert rel(per_channel_internal, 512e9)  # 512 GB/s internal per channel (hardware.md)
     assert rel(_hbm_pim_peak(p) / (t.channels / 2), 1.024e12)  # 1 TFLOPS per 2-channel chip
     assert rel(t.peak_bytes_per_s / t.channels, 32e9)  # x16 at 16 Gbps
+
+
+@pytest.mark.parametrize("name", ["hbm_pim", "hbm3_pim", "aim_pim"])
+def test_pim_unit_rate_agrees_with_pim_parameters(name):
+    p = load_arch(name)
+    pim_units = p.unit("pim")
+    assert pim_units.instances == p.pim.units_per_channel * p.dram.dram.channels
+    assert p.clock.core_hz == pytest.approx(1 / p.dram.dram.tck_s, rel=1e-4)  # cycles = tCK
+    op = next(iter(pim_units.ops_per_cycle))
+    assert pim_units.throughput(op) == pytest.approx(p.pim.macs_per_tck_per_unit())
+    assert pim_units.energy(op) == p.pim.energy_pj_per_mac
 
 
 @pytest.mark.parametrize("name", sorted(REQUIRED))

@@ -78,3 +78,14 @@ def test_error_from_a_file_names_the_file(tmp_path):
         load_arch(str(path))
     assert info.value.path == "levels[1].read_bw_bytes_per_cycle"
     assert "neg.yaml" in str(info.value)
+
+
+def test_the_documented_example_spec_is_valid():
+    import archsim.spec
+
+    doc = archsim.spec.__doc__ or ""
+    block = doc.split("A minimal spec (YAML)::", 1)[1].split("\n\n", 2)[1]
+    text = "\n".join(line[4:] for line in block.splitlines())
+    arch = Architecture.from_yaml_text(text)
+    assert arch.level("RF").capacity_bytes == 32 * 256
+    assert arch.peak_ops_per_cycle("mac") == 256
