@@ -130,7 +130,8 @@ def evaluate_point(point: DesignPoint) -> dict[str, object]:
 
     arch = build_arch(point)
     params = dict(point.params)
-    mapping = _search_mapping(point, arch, params) if point.mapper else None
+    ranked = _search_mapping(point, arch, params) if point.mapper else None
+    mapping = ranked.mapping if ranked is not None else None  # type: ignore[attr-defined]
     report = simulate_workload(
         arch,
         point.workload,
@@ -141,17 +142,22 @@ def evaluate_point(point: DesignPoint) -> dict[str, object]:
         engine=point.engine,  # type: ignore[arg-type]
     )
     row = report_columns(report, arch)
+    if ranked is not None:
+        row["mapping"] = ranked.describe()  # type: ignore[attr-defined]
     row["flops"] = _flops(point.workload, json.dumps(point.key()["params"], sort_keys=True))
     return row
 
 
 def _search_mapping(point: DesignPoint, arch: Architecture, params: Mapping[str, object]) -> object:
-    """Run the point's mapper and return its best mapping."""
+    """Run the point's mapper (``mapper: {name, objective, budget, seed, ...}``) and return
+    its best ``RankedMapping``. Defaults for a sweep: ``top=1`` and ``rescore=0`` (the
+    point's own engine evaluates the winner; no extra event-driven re-scoring)."""
     from mappings import get_mapper
     from workloads import get_workload
 
     settings = dict(point.mapper)
     mapper = get_mapper(str(settings.pop("name")))
+    settings.setdefault("top", 1)
+    settings.setdefault("rescore", 0)
     workload = get_workload(point.workload, **params)
-    ranked = mapper(workload, arch, top=1, **settings)
-    return ranked[0].mapping
+    return mapper(workload, arch, **settings)[0]

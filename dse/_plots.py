@@ -47,7 +47,10 @@ def pareto_plot(
     path: str | Path | None = None,
     log: bool = True,
 ) -> Figure:
-    """Scatter all ``ok`` points, colored by ``hue``, with the Pareto front drawn as a line.
+    """Scatter the ``ok`` points, colored by ``hue``, with the Pareto front as a staircase.
+
+    Points that violate the sweep's constraints (``feasible`` false) are grey crosses; the
+    front is drawn over the feasible points only.
 
     Parameters
     ----------
@@ -65,6 +68,13 @@ def pareto_plot(
     cx, cy = resolve_column(df, x), resolve_column(df, y)
     ok = df[df["status"] == "ok"] if "status" in df else df
     fig, ax = plt.subplots(figsize=(6, 4.5))
+    if "feasible" in ok:
+        bad = ok[~ok["feasible"].astype(bool)]
+        if len(bad):
+            ax.scatter(
+                bad[cx], bad[cy], s=12, marker="x", color="0.7", label="violates constraints"
+            )
+        ok = ok[ok["feasible"].astype(bool)]
     groups = ok.groupby(hue, sort=True) if hue and hue in ok else [("points", ok)]
     for name, group in groups:
         ax.scatter(group[cx], group[cy], s=14, alpha=0.6, label=str(name))

@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from dse._axes import Axis, ChoiceAxis
 from dse._samplers import get_sampler
-from dse._spec import Axis, SweepSpec
+from dse._spec import SweepSpec
 
 __all__ = ["DesignPoint", "expand_points", "jsonable"]
 
@@ -128,7 +129,14 @@ def _digest(spec: SweepSpec) -> tuple[str, str]:
 
 
 def _named(axes: list[tuple[str, Axis]], values: tuple[object, ...]) -> dict[str, object]:
-    return {name: value for (name, _), value in zip(axes, values, strict=True)}
+    """Axis name -> drawn value; a bundle axis contributes each of its paths instead."""
+    out: dict[str, object] = {}
+    for (name, axis), value in zip(axes, values, strict=True):
+        if isinstance(axis, ChoiceAxis) and axis.bundle:
+            out.update(value)  # type: ignore[call-overload]
+        else:
+            out[name] = value
+    return out
 
 
 def expand_points(spec: SweepSpec) -> list[DesignPoint]:

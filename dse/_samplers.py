@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from archsim.errors import SweepError
-from dse._spec import Axis, ChoiceAxis, RangeAxis
+from dse._axes import Axis, ChoiceAxis, RangeAxis
 
 __all__ = ["Sampler", "get_sampler", "list_samplers", "grid", "random", "lhs", "sobol", "map_unit"]
 

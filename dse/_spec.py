@@ -21,9 +21,11 @@ A sweep spec is YAML (or a dict) validated once, here, into frozen Pydantic mode
     constraints: ["area_mm2 <= 500"]
 
 Axis forms: a list of choices (discrete); ``{values: [...]}`` (discrete, for list-valued
-choices in ``params``/``knobs``); ``{range: [lo, hi], n: K}`` (linear); ``{log_range:
-[lo, hi], n: K}`` (log-uniform). ``n`` is the number of grid points (needed only by the
-``grid`` sampler); ``integer`` (default: both bounds integral) rounds sampled values.
+choices in ``params``/``knobs``); ``{bundle: [{path: value, ...}, ...]}`` (several fields
+changed together, e.g. a PIM placement and its unit count, or heads and head dim);
+``{range: [lo, hi], n: K}`` (linear); ``{log_range: [lo, hi], n: K}`` (log-uniform).
+``n`` is the number of grid points (needed only by the ``grid`` sampler); ``integer``
+(default: both bounds integral) rounds sampled values.
 """
 
 from __future__ import annotations
@@ -32,12 +34,13 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field
 
 from archsim.errors import SweepError
+from dse._axes import Axis, ChoiceAxis, Frozen, RangeAxis, as_number, parse_axis, validated
 
 __all__ = [
     "ChoiceAxis",
@@ -62,159 +65,8 @@ OBJECTIVE_COLUMNS: dict[str, str] = {
     "dram": "dram_bytes",
 }
 
-_Scalar = Union[int, float, bool, str]
 
-
-def _as_number(value: object) -> object:
-    """YAML 1.1 reads ``1e6`` (no dot) as a string; accept it as a float."""
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ChoiceAxis(_Frozen):
-    """A discrete axis: one of the listed values (any JSON-like value, lists included)."""
-
-    values: tuple[object, ...] = Field(min_length=1)
-    """The choices, in order."""
-
-    @field_validator("values", mode="before")
-    @classmethod
-    def _numbers(cls, v: object) -> object:
-        if isinstance(v, (list, tuple)):
-            return tuple(_as_number(x) for x in v)
-        return v
-
-
-class RangeAxis(_Frozen):
-    """A continuous axis between two bounds, linear or logarithmic."""
-
-    lo: float
-    """Lower bound (inclusive), in the field's unit."""
-    hi: float
-    """Upper bound (inclusive), in the field's unit; ``hi >= lo``."""
-    log: bool = False
-    """Sample log-uniformly (bounds must be > 0)."""
-    n: int | None = Field(default=None, ge=1)
-    """Grid points along the axis (``grid`` sampler only)."""
-    integer: bool = False
-    """Round sampled values to integers."""
-
-    def at(self, u: float) -> float | int:
-        """Map a unit sample ``u`` in [0, 1] onto the axis."""
-        if self.log:
-            value = math.exp(math.log(self.lo) + u * (math.log(self.hi) - math.log(self.lo)))
-        else:
-            value = self.lo + u * (self.hi - self.lo)
-        value = min(max(value, self.lo), self.hi)
-        return int(round(value)) if self.integer else float(value)
-
-    def grid(self) -> tuple[float | int, ...]:
-        """The ``n`` grid values (both bounds included), duplicates after rounding removed."""
-        n = self.n or 1
-        values = [self.at(0.5 if n == 1 else i / (n - 1)) for i in range(n)]
-        return tuple(dict.fromkeys(values))
-
-
-Axis = Union[ChoiceAxis, RangeAxis]
-
-
-def _parse_axis(raw: object, path: str, *, fixed_ok: bool) -> Axis | None:
-    """Turn a YAML value into an axis; ``None`` means a fixed (non-axis) value."""
-    if isinstance(raw, (list, tuple)):
-        if not raw:
-            raise SweepError(
-                "empty list of choices", path=path, expected="at least one value", got=raw
-            )
-        return ChoiceAxis(values=tuple(raw))
-    if not isinstance(raw, Mapping):
-        if fixed_ok:
-            return None
-        raise SweepError(
-            "not an axis",
-            path=path,
-            expected="a list of choices, {values: [...]}, {range: [lo, hi]} or "
-            "{log_range: [lo, hi]} (fixed values go under arch.set)",
-            got=raw,
-        )
-    keys = set(raw)
-    if keys <= {"values"} and "values" in keys:
-        return _validated(ChoiceAxis, {"values": raw["values"]}, path)
-    for kind in ("range", "log_range"):
-        if kind in keys:
-            extra = keys - {kind, "n", "integer"}
-            if extra:
-                raise SweepError(
-                    "unknown key in axis",
-                    path=f"{path}.{sorted(extra)[0]}",
-                    expected=f"{kind}, n, integer",
-                    got=sorted(extra)[0],
-                )
-            bounds = raw[kind]
-            if not (isinstance(bounds, (list, tuple)) and len(bounds) == 2):
-                raise SweepError(
-                    "bad bounds", path=f"{path}.{kind}", expected="[lo, hi]", got=bounds
-                )
-            lo, hi = (_as_number(b) for b in bounds)
-            if not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in (lo, hi)):
-                raise SweepError(
-                    "bounds must be numbers", path=f"{path}.{kind}", expected="[lo, hi]", got=bounds
-                )
-            if hi < lo:
-                raise SweepError(
-                    "upper bound below lower bound",
-                    path=f"{path}.{kind}",
-                    expected="lo <= hi",
-                    got=bounds,
-                )
-            if kind == "log_range" and lo <= 0:
-                raise SweepError(
-                    "log_range needs positive bounds",
-                    path=f"{path}.{kind}",
-                    expected="lo > 0",
-                    got=bounds,
-                )
-            integer = raw.get("integer", float(lo).is_integer() and float(hi).is_integer())
-            return _validated(
-                RangeAxis,
-                {
-                    "lo": lo,
-                    "hi": hi,
-                    "log": kind == "log_range",
-                    "n": raw.get("n"),
-                    "integer": integer,
-                },
-                path,
-            )
-    if fixed_ok:
-        return None
-    raise SweepError(
-        "not an axis",
-        path=path,
-        expected="a list of choices, {values: [...]}, {range: [lo, hi]} or {log_range: [lo, hi]}",
-        got=dict(raw),
-    )
-
-
-def _validated(model: type[BaseModel], data: Mapping[str, object], path: str) -> BaseModel:
-    try:
-        return model.model_validate(dict(data))
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        raise SweepError(
-            err["msg"], path=f"{path}.{loc}" if loc else path, got=err.get("input")
-        ) from None
-
-
-class ArchSpace(_Frozen):
+class ArchSpace(Frozen):
     """The architecture: a base (preset name or YAML file) plus fixed updates and axes."""
 
     preset: str | None = None
@@ -234,7 +86,7 @@ class ArchSpace(_Frozen):
         return self.preset if self.preset is not None else str(self.file)
 
 
-class WorkloadSpace(_Frozen):
+class WorkloadSpace(Frozen):
     """The workload(s) and their shape parameters."""
 
     names: tuple[str, ...] = Field(min_length=1)
@@ -247,7 +99,7 @@ class WorkloadSpace(_Frozen):
     """Shape-parameter axes (e.g. ``S: [1024, 4096]``)."""
 
 
-class SamplerSpec(_Frozen):
+class SamplerSpec(Frozen):
     """How points are drawn from the space."""
 
     kind: Literal["grid", "random", "lhs", "sobol"] = "grid"
@@ -262,7 +114,7 @@ class SamplerSpec(_Frozen):
 _CONSTRAINT = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(<=|>=|==|!=|<|>)\s*([-+0-9.eE]+)\s*$")
 
 
-class Constraint(_Frozen):
+class Constraint(Frozen):
     """``column op value``, e.g. ``area_mm2 <= 500`` (aliases: latency, energy, edp, area)."""
 
     column: str
@@ -309,7 +161,7 @@ class Constraint(_Frozen):
         return f"{self.column} {self.op} {self.value:g}"
 
 
-class SweepSpec(_Frozen):
+class SweepSpec(Frozen):
     """A validated sweep: the space, the sampler, the objectives and constraints."""
 
     name: str
@@ -443,7 +295,7 @@ def _from_dict(data: object, source: str, base_dir: str) -> SweepSpec:
     fields["constraints"] = tuple(
         Constraint.parse(c, f"{source}: constraints[{i}]") for i, c in enumerate(constraints)
     )
-    spec = _validated(SweepSpec, fields, source)
+    spec = validated(SweepSpec, fields, source)
     assert isinstance(spec, SweepSpec)
     if spec.sampler.kind == "grid":
         for path, axis in _all_axes(spec):
@@ -498,11 +350,11 @@ def _arch(raw: object, path: str) -> dict[str, object]:
         raise SweepError(
             "bad space", path=f"{path}.space", expected="dotted path -> axis", got=space
         )
-    axes = {str(k): _parse_axis(v, f"{path}.space.{k}", fixed_ok=False) for k, v in space.items()}
+    axes = {str(k): parse_axis(v, f"{path}.space.{k}", fixed_ok=False) for k, v in space.items()}
     out = {k: v for k, v in raw.items() if k != "space"}
     out["space"] = axes
     if "set" in out:
-        out["set"] = {str(k): _as_number(v) for k, v in (out["set"] or {}).items()}
+        out["set"] = {str(k): as_number(v) for k, v in (out["set"] or {}).items()}
     return out
 
 
@@ -533,7 +385,7 @@ def _split(raw: object, path: str) -> tuple[dict[str, object], dict[str, Axis]]:
     fixed: dict[str, object] = {}
     axes: dict[str, Axis] = {}
     for key, value in raw.items():
-        axis = _parse_axis(value, f"{path}.{key}", fixed_ok=True)
+        axis = parse_axis(value, f"{path}.{key}", fixed_ok=True)
         if axis is None:
             fixed[str(key)] = value
         else:
@@ -558,6 +410,6 @@ def _sampler(raw: object, path: str) -> SamplerSpec:
         raise SweepError(
             "bad sampler", path=path, expected="{kind: grid|random|lhs|sobol, n, seed}", got=raw
         )
-    spec = _validated(SamplerSpec, raw, path)
+    spec = validated(SamplerSpec, raw, path)
     assert isinstance(spec, SamplerSpec)
     return spec

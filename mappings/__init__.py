@@ -1,10 +1,10 @@
 """Mappings: loop-nest mappings, lowering to tile programs, named dataflows, mappers.
 
 >>> from mappings import simulate_workload
->>> rep = simulate_workload("tpu_like", "gemm", params={"M": 256, "N": 256, "K": 256},
-...                         dataflow="gemm", knobs={"stationary": "output"}, engine="analytic")
->>> rep.to_dict()["cycles"] > 0
-True
+>>> rep = simulate_workload("fusemax", "mha", params={"S": 4096, "B": 1, "H": 2, "D": 64},
+...                         dataflow="fusemax", engine="analytic")
+>>> rep.to_dict()["passes"]["passes"]
+1
 
 Built-in dataflows: ``unfused``, ``flat``, ``fusemax``, ``gemm`` (this package), the GPU
 ones in ``mappings._gpu`` and the PIM ones in ``mappings._pim`` (both optional here; they
@@ -15,6 +15,13 @@ from __future__ import annotations
 
 import importlib
 
+from mappings import _attention, _gemm  # noqa: F401  (register the spatial dataflows)
+from mappings._api import SimulationReport, simulate_workload
+from mappings._check import check_mapping
+from mappings._lower import lower
+from mappings._mappers import RankedMapping, get_mapper, list_mappers
+from mappings._mapping import FusionGroup, LevelMapping, Mapping
+from mappings._passes import cascade_passes
 from mappings._registry import (
     DataflowFn,
     PassInfo,
@@ -23,13 +30,6 @@ from mappings._registry import (
     list_dataflows,
     register_dataflow,
 )
-from mappings._mapping import FusionGroup, LevelMapping, Mapping
-from mappings._check import check_mapping
-from mappings._lower import lower
-from mappings._passes import cascade_passes
-from mappings import _gemm, _attention  # noqa: F401  (register the spatial dataflows)
-from mappings._api import SimulationReport, simulate_workload
-from mappings._mappers import RankedMapping, get_mapper, list_mappers
 
 for _mod in ("mappings._gpu", "mappings._pim"):
     try:

@@ -222,10 +222,13 @@ def fusemax_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, 
     phase = Phase("fusemax", body=body, trips=trips, work_items=items, slots=1, prologue=pro,
                   epilogue=epi, depth=2, staging_level=glb.name)
     meta = {"dataflow": "fusemax", "m0": m0, "p0": p0, "q_group": qg,
+            "buffer_used_bytes": qg * row_state + tile_b,
             "cycles_2d_per_tile": 2 * e_ + 9}
     prog = TileProgram("fusemax", (phase,), clock_hz=arch.clock.core_hz, meta=meta)
-    info = PassInfo(1, float(qg * row_state + tile_b),
-                    f"q_group*(E+F+2)*{by}B + 2*M0*(E+F)*{by}B: independent of S",
+    # the 1-pass class needs only one query tile's running state and a K/V tile on chip;
+    # a larger q_group (meta) only cuts K/V re-reads
+    info = PassInfo(1, float(p0 * row_state + tile_b),
+                    f"P0*(E+F+2)*{by}B + 2*M0*(E+F)*{by}B: independent of S",
                     reason="1 pass over m: running max/denominator (RM, RD, RNV) along m1")
     return Plan(program=prog, passes=info, meta=meta,
                 notes=f"FuseMax m0={m0} p0={p0} q_group={qg}")

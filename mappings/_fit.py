@@ -58,8 +58,10 @@ def fit_group(workload: Workload, arch: Architecture, einsum: str, unit: Compute
     by_size = sorted(out_ranks, key=lambda r: (-sizes[r], -out_ranks.index(r)))
     spatial: dict[str, int] = {}
     axis: dict[str, str] = {}
-    for r, (ax, cap) in zip(by_size, (("x", mx), ("y", my))):
-        if cap > 1 and sizes[r] > 1:
+    free = [r for r in by_size if sizes[r] > 1]
+    for ax, cap in sorted((("x", mx), ("y", my)), key=lambda a: -a[1]):
+        if cap > 1 and free:
+            r = free.pop(0)
             spatial[r], axis[r] = min(sizes[r], cap), ax
     glb: dict[str, int] = {r: sizes[r] for r in red}
     for r in out_ranks:

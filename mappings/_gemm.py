@@ -29,7 +29,10 @@ from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from archsim.errors import MappingError
+from mappings._lower import unit_ops
 from mappings._mapping import FusionGroup, LevelMapping, Mapping
 from mappings._registry import PassInfo, Plan, register_dataflow
 from mappings._reuse import group_moves
@@ -86,7 +89,8 @@ def gemm_roles(workload: Workload, einsum: str | None = None) -> GemmRoles:
     return GemmRoles(e.name, m_c[-1], n_c[-1], k, batch, a, b, e.output.name)
 
 
-def systolic_cycles(m: int, n: int, k: int, rows: int, cols: int, stationary: str) -> tuple[int, int]:
+def systolic_cycles(m: int, n: int, k: int, rows: int, cols: int,
+                    stationary: str) -> tuple[int, int]:
     """(folds, cycles per fold) of SCALE-Sim's closed form for one GEMM.
 
     Parameters
@@ -114,19 +118,24 @@ def _buffer_tiles(r: GemmRoles, sizes: AbcMapping[str, int], rows: int, cols: in
     def fits() -> bool:
         return tm * tk + tk * tn + tm * tn <= cap_elems
 
-    # halve the largest dimension (kept a multiple of the array) until the tile fits
+    def traffic(a: int, b: int, c: int) -> float:
+        # A re-read per n tile, B per m tile, C written per k tile and re-read between
+        return (m * k * math.ceil(n / b) + k * n * math.ceil(m / a)
+                + m * n * (2 * math.ceil(k / c) - 1))
+
+    # halve (keeping multiples of the array) the dimension that costs least traffic
     while not fits():
-        opts = [(tm / um, "m"), (tn / un, "n"), (tk / uk, "k")]
-        _, which = max(opts)
-        if which == "m" and tm > um:
-            tm = max(um, math.ceil(tm / 2 / um) * um)
-        elif which == "n" and tn > un:
-            tn = max(un, math.ceil(tn / 2 / un) * un)
-        elif tk > uk:
-            tk = max(uk, math.ceil(tk / 2 / uk) * uk)
-        else:
+        opts = []
+        if tm > um:
+            opts.append((max(um, math.ceil(tm / 2 / um) * um), tn, tk))
+        if tn > un:
+            opts.append((tm, max(un, math.ceil(tn / 2 / un) * un), tk))
+        if tk > uk:
+            opts.append((tm, tn, max(uk, math.ceil(tk / 2 / uk) * uk)))
+        if not opts:
             raise MappingError("gemm tile does not fit the on-chip buffer", path="knobs",
                                expected=f"<= {cap_elems:.0f} elements", got=tm * tk + tk * tn)
+        tm, tn, tk = min(opts, key=lambda o: (traffic(*o), -o[0] * o[1] * o[2]))
     return {r.m: min(tm, m), r.n: min(tn, n), r.k: min(tk, k)}
 
 
@@ -175,21 +184,28 @@ def _array(arch: Architecture, unit: str | None) -> tuple[object, int, int]:
         u = max(spatial, key=lambda x: x.mesh[0] * x.mesh[1])
     else:
         raise MappingError("gemm dataflow needs a compute unit with a PE mesh", path="arch.compute",
-                           expected="a unit with mesh (rows, cols)", got=[x.name for x in arch.compute])
+                           expected="a unit with mesh (rows, cols)",
+                           got=[x.name for x in arch.compute])
     return u, int(u.mesh[0]), int(u.mesh[1])
 
 
 @register_dataflow("gemm")
 def gemm_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, object]) -> Plan:
     """GEMM on a systolic array. Knobs: ``stationary`` (output|weight|input, default output),
-    ``unit`` (compute unit name), ``einsum`` (which contraction), ``depth`` (buffer stages)."""
+    ``unit`` (compute unit name), ``einsum`` (which contraction), ``depth`` (buffer stages),
+    ``operands`` (``dram``, default: operands stream from DRAM; ``sram``: already on chip,
+    SCALE-Sim's compute-only setting)."""
     from archsim import Compute, Phase, Step, TileProgram, Transfer
 
     if arch.kind == "gpu":
         from mappings._registry import get_dataflow
 
         return get_dataflow("gpu_gemm")(workload, arch, knobs)
-    _known(knobs, {"stationary", "unit", "einsum", "depth"})
+    _known(knobs, {"stationary", "unit", "einsum", "depth", "operands"})
+    resident = str(knobs.get("operands", "dram"))
+    if resident not in ("dram", "sram"):
+        raise MappingError("unknown operand residency", path="knobs.operands",
+                           expected="dram|sram", got=resident)
     st = str(knobs.get("stationary", "output"))
     if st not in ("output", "weight", "input"):
         raise MappingError("unknown stationarity", path="knobs.stationary",
@@ -202,20 +218,29 @@ def gemm_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, obj
     folds, fold_cycles = systolic_cycles(sizes[roles.m], sizes[roles.n], sizes[roles.k],
                                          rows, cols, st)
     trips = folds * nb
+    arrays = max(1, int(unit.instances))
+    per_item = np.full(min(arrays, trips), trips // arrays, dtype=np.int64)
+    per_item[: trips % arrays] += 1
     group = mapping.groups[0]
+    # operands="sram": SCALE-Sim's setting, operands already in the on-chip buffer
     moves = [mv for mv in group_moves(group, group_tensors(workload, group))
-             if mv.src is not None and mv.dst is not None]
+             if mv.src is not None and mv.dst is not None and resident == "dram"]
     loads = tuple(Transfer(mv.tensor, int(math.ceil(mv.dst_bytes / trips)),
                            group.levels[mv.src].level, group.levels[mv.dst].level)
                   for mv in moves if not mv.upward)
     stores = tuple(Transfer(mv.tensor, int(math.ceil(mv.dst_bytes / trips)),
                             group.levels[mv.src].level, group.levels[mv.dst].level)
                    for mv in moves if mv.upward)
-    mac_rate = float(unit.ops_per_cycle.get("mac", rows * cols))
-    body = Step(loads=loads, compute=(Compute(unit.name, {"mac": fold_cycles * mac_rate}),),
+    mac_key = next(iter(unit_ops({"mac": 1.0}, unit.ops_per_cycle)))
+    mac_rate = float(unit.ops_per_cycle[mac_key])
+    body = Step(loads=loads, compute=(Compute(unit.name, {mac_key: fold_cycles * mac_rate}),),
                 stores=stores, buffer_bytes=0)
-    phases = [Phase(name=f"gemm:{roles.einsum}", body=body, trips=trips,
-                    depth=int(knobs.get("depth", 2)), staging_level=arch.levels[1].name)]
+    uniform = bool(np.all(per_item == per_item[0]))
+    # NOTE: folds are dealt round-robin to the unit's arrays (one work item per array)
+    phases = [Phase(name=f"gemm:{roles.einsum}", body=body,
+                    trips=int(per_item[0]) if uniform else per_item, work_items=len(per_item),
+                    slots=len(per_item), depth=int(knobs.get("depth", 2)),
+                    staging_level=arch.levels[1].name)]
     if len(mapping.groups) > 1:
         from mappings._lower import lower_group
 
@@ -223,7 +248,8 @@ def gemm_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, obj
             phases.append(lower_group(workload, g, arch, f"g:{g.einsums[0]}"))
     macs = sum(group_ops(workload, g).get("mac", 0.0) for g in mapping.groups[:1])
     meta = {"dataflow": "gemm", "stationary": st, "folds": trips, "fold_cycles": fold_cycles,
-            "scalesim_cycles": trips * fold_cycles, "macs": macs, "array": (rows, cols)}
+            "arrays": arrays, "scalesim_cycles": math.ceil(trips / arrays) * fold_cycles,
+            "macs": macs, "array": (rows, cols)}
     prog = TileProgram(name=f"gemm-{st}", phases=tuple(phases), clock_hz=arch.clock.core_hz,
                        meta=meta)
     return Plan(program=prog, mapping=mapping, passes=PassInfo(1, 0.0, "none (no reduction chain)"),

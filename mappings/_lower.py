@@ -47,18 +47,20 @@ def spatial_fraction(arch: Architecture, group: FusionGroup) -> float:
 
 
 def unit_ops(ops: AbcMapping[str, float], unit_ops_per_cycle: AbcMapping[str, float]) -> dict:
-    """Map workload op kinds onto a unit's op kinds (``mac_bf16`` -> ``mac``; unknown -> ``add``)."""
+    """Map workload op kinds onto a unit's (``mac`` -> ``mac_bf16``, ``sub`` -> ``add``, ...)."""
     out: dict[str, float] = {}
-    have = set(unit_ops_per_cycle)
+    have = list(unit_ops_per_cycle)
+    alias = {"sub": "add", "mul": "mac", "recip": "div", "div": "recip", "cmp": "max"}
     for k, v in ops.items():
         if v <= 0:
             continue
         key = k
         if key not in have:
             base = k.split("_")[0]
-            key = base if base in have else ("mac" if base == "mac" else key)
-            if key not in have:
-                key = "add" if "add" in have else next(iter(have))
+            same = [h for h in have if h.split("_")[0] == base]
+            other = [h for h in have if h.split("_")[0] == alias.get(base, "")]
+            key = base if base in have else (same or other or
+                                             [h for h in have if h.startswith("add")] or have)[0]
         out[key] = out.get(key, 0.0) + float(v)
     return out
 
@@ -144,7 +146,8 @@ def lower(workload: Workload, mapping: Mapping, arch: Architecture,
         phases.append(lower_group(workload, group, arch, f"g{g}:" + "+".join(group.einsums)))
         tensors = group_tensors(workload, group)
         for mv in group_moves(group, tensors):
-            for idx, nbytes, other in ((mv.src, mv.src_bytes, mv.dst), (mv.dst, mv.dst_bytes, mv.src)):
+            ends = ((mv.src, mv.src_bytes, mv.dst), (mv.dst, mv.dst_bytes, mv.src))
+            for idx, nbytes, other in ends:
                 if idx is None:
                     continue
                 lvl = group.levels[idx].level

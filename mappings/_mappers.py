@@ -153,7 +153,6 @@ def finish(workload: Workload, arch: Architecture, space: Space, cands: Candidat
     """Lower the best distinct candidates, score them with ``estimate``, re-score the best few
     with ``simulate``; ranked best first."""
     from archsim import estimate, simulate
-
     from mappings._lower import lower
 
     order = np.argsort(values, kind="stable")

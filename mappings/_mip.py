@@ -24,6 +24,7 @@ the other mappers (:func:`mappings._mappers.finish`).
 from __future__ import annotations
 
 import math
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,9 +35,8 @@ from mappings._space import Candidates, Space, batch_metrics
 
 if TYPE_CHECKING:
     from archsim import Architecture
-    from workloads import Workload
-
     from mappings._mappers import RankedMapping
+    from workloads import Workload
 
 __all__ = ["mip_mapper", "prime_factors", "solve_allocation"]
 
@@ -57,8 +57,16 @@ def prime_factors(n: int) -> list[int]:
 
 
 def solve_allocation(space: Space, shares: np.ndarray, objective: str,
-                     time_limit_s: float = 10.0) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+                     time_limit_s: float = 10.0,
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Solve one CoSA MIP; returns per-rank (buffer factor, spatial factor, axis) or None."""
+    with warnings.catch_warnings():  # PuLP 3.x announces its 4.0 API on every variable
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return _solve(space, shares, objective, time_limit_s)
+
+
+def _solve(space: Space, shares: np.ndarray, objective: str,
+           time_limit_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     import pulp
 
     prob = pulp.LpProblem("cosa", pulp.LpMinimize)

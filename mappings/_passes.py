@@ -55,7 +55,8 @@ def streamed_rank(cascade: Cascade) -> str | None:
     iter_roots = []
     for e in cascade.einsums:
         if e.iterative_rank:
-            iter_roots += [r for r in dict.fromkeys(roots) if e.iterative_rank in _components(cascade, r)]
+            iter_roots += [r for r in dict.fromkeys(roots)
+                           if e.iterative_rank in _components(cascade, r)]
     cands = list(dict.fromkeys(iter_roots + roots))
     best, best_n = cands[0], 0
     for root in cands:
@@ -63,6 +64,17 @@ def streamed_rank(cascade: Cascade) -> str | None:
         if n > best_n:
             best, best_n = root, n
     return best
+
+
+def _reads_final(cascade: Cascade, ref: object, comps: set[str], e: object) -> bool:
+    """Whether ``ref`` reads a tensor at a fixed index of the streamed rank (``RM[.., M1, ..]``:
+    the final running state, available only after the pass)."""
+    ranks = cascade.tensors[ref.name].ranks  # type: ignore[attr-defined]
+    for pos, idx in enumerate(getattr(ref, "indices", ())):
+        if pos < len(ranks) and ranks[pos] in comps:
+            if idx.rank is None or idx.rank not in e.ranks:  # type: ignore[attr-defined]
+                return True
+    return False
 
 
 def _passes_over(cascade: Cascade, rank: str) -> tuple[int, list[str]]:
@@ -80,7 +92,8 @@ def _passes_over(cascade: Cascade, rank: str) -> tuple[int, list[str]]:
             if t == e.name:
                 continue
             base = pass_of.get(t, 1)
-            if reduced.get(t, False) and iterates and e.iterative_rank not in comps:
+            done = reduced.get(t, False) or _reads_final(cascade, ref, comps, e)
+            if done and iterates and e.iterative_rank not in comps:
                 base += 1
                 reasons.append(f"{e.name} re-iterates {rank} after reduction {t}")
             p = max(p, base)

@@ -22,9 +22,8 @@ from archsim.errors import MappingError
 
 if TYPE_CHECKING:  # imported for annotations only; keeps ``import mappings`` cheap
     from archsim import Architecture, TileProgram
-    from workloads import Workload
-
     from mappings._mapping import Mapping as LoopMapping
+    from workloads import Workload
 
 __all__ = [
     "PassInfo",

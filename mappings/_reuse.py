@@ -180,7 +180,7 @@ def group_moves(
         keep = _keepers(group, t)
         b = t.bytes_per_elem
         chain = keep + [n]  # n = the compute unit
-        for p, c in zip(chain[:-1], chain[1:]):
+        for p, c in zip(chain[:-1], chain[1:], strict=False):
             mult, above, between = _boundary(group, t, p, c)
             par = t.elems * mult * above
             kids = par * between

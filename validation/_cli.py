@@ -10,28 +10,36 @@ __all__ = ["register"]
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the ``validate`` and ``compare`` sub-commands."""
     p = subparsers.add_parser(
-        "validate", help="predict every record of a measurement file and report the errors",
+        "validate",
+        help="predict every record of a measurement file and report the errors",
         description="Predict each record of a JSON Lines measurement file (issue-5 schema) with "
-                    "the GPU model and print measured vs predicted, MAPE, max error, spearman.",
+        "the GPU model and print measured vs predicted, MAPE, max error, spearman.",
     )
     p.add_argument("file", help="measurement JSON Lines file")
     p.add_argument("--arch", default="h100", help="GPU preset or arch YAML (default h100)")
-    p.add_argument("--json", dest="json_out", metavar="OUT", help="write records with pred_* fields")
+    p.add_argument(
+        "--json", dest="json_out", metavar="OUT", help="write records with pred_* fields"
+    )
     p.add_argument("--plot", metavar="OUT.png", help="predicted vs measured, log-log")
     p.add_argument("--quiet", action="store_true", help="summary only, no per-record table")
     p.set_defaults(func=_validate)
 
     c = subparsers.add_parser(
-        "compare", help="measured kernel trace vs simulated kernels, merged Perfetto trace",
+        "compare",
+        help="measured kernel trace vs simulated kernels, merged Perfetto trace",
         description="Read a PyTorch profiler Chrome trace (and optionally an ncu CSV), match its "
-                    "GPU kernels to simulated ones, print them side by side, write one trace "
-                    "with 'measured' and 'simulated' tracks.",
+        "GPU kernels to simulated ones, print them side by side, write one trace "
+        "with 'measured' and 'simulated' tracks.",
     )
     c.add_argument("--torch-trace", required=True, metavar="TRACE.json", help="profiler trace")
     c.add_argument("--ncu", metavar="CSV", help="ncu --csv export for DRAM bytes per kernel")
     c.add_argument("--arch", default="h100", help="GPU preset (default h100)")
-    c.add_argument("--shapes", metavar="HINTS.json",
-                   help='shapes for traces without record_shapes: [{"op": "aten::mm", "kind": "gemm", "M": ...}]')
+    c.add_argument(
+        "--shapes",
+        metavar="HINTS.json",
+        help="shapes for traces without record_shapes: "
+        '[{"op": "aten::mm", "kind": "gemm", "M": ...}]',
+    )
     c.add_argument("--out", metavar="MERGED.json", help="merged Perfetto trace to write")
     c.set_defaults(func=_compare)
 
@@ -47,15 +55,15 @@ def _validate(args: argparse.Namespace) -> int:
 
     report = validate_file(args.file, model=_model(args.arch))
     if not args.quiet:
-        print(report.table())
-        print()
-    print(report.summary_text())
+        print(report.table())  # noqa: T201
+        print()  # noqa: T201
+    print(report.summary_text())  # noqa: T201
     if args.json_out:
         report.write_json(args.json_out)
-        print(f"wrote {args.json_out}")
+        print(f"wrote {args.json_out}")  # noqa: T201
     if args.plot:
         report.plot(args.plot)
-        print(f"wrote {args.plot}")
+        print(f"wrote {args.plot}")  # noqa: T201
     return 0
 
 
@@ -68,10 +76,10 @@ def _compare(args: argparse.Namespace) -> int:
     ncu = read_ncu_csv(args.ncu) if args.ncu else []
     hints = load_shape_hints(args.shapes) if args.shapes else None
     cmp = compare_trace(trace, _model(args.arch), ncu=ncu, shapes=hints)
-    print(cmp.table())
-    print()
-    print(cmp.summary_text())
+    print(cmp.table())  # noqa: T201
+    print()  # noqa: T201
+    print(cmp.summary_text())  # noqa: T201
     if args.out:
         write_merged_trace(cmp, args.out)
-        print(f"wrote {args.out}")
+        print(f"wrote {args.out}")  # noqa: T201
     return 0

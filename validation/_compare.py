@@ -23,15 +23,27 @@ from ._ncu import NcuKernel
 from ._predict import UnsupportedRecord, record_costs, record_label
 from ._torch_trace import TorchTrace, TraceKernel, classify_kernel
 
-__all__ = ["KernelMatch", "TraceComparison", "compare_trace", "infer_record", "load_shape_hints",
-           "write_merged_trace"]
+__all__ = [
+    "KernelMatch",
+    "TraceComparison",
+    "compare_trace",
+    "infer_record",
+    "load_shape_hints",
+    "write_merged_trace",
+]
 
-_FA2_TRAITS = re.compile(r"flash_fwd_kernel<.*?Flash_fwd_kernel_traits<(\d+),\s*(\d+),\s*(\d+),\s*(\d+)")
+_FA2_TRAITS = re.compile(
+    r"flash_fwd_kernel<.*?Flash_fwd_kernel_traits<(\d+),\s*(\d+),\s*(\d+),\s*(\d+)"
+)
 _FA2_BOOLS = re.compile(r">\s*>\s*,\s*(true|false)\s*,\s*(true|false)")
 # index of is_causal among an attention op's concrete inputs
-_CAUSAL_ARG = {"_scaled_dot_product_flash_attention": 4, "_flash_attention_forward": 8,
-               "_scaled_dot_product_cudnn_attention": 6, "_scaled_dot_product_efficient_attention": 6,
-               "_efficient_attention_forward": 9}
+_CAUSAL_ARG = {
+    "_scaled_dot_product_flash_attention": 4,
+    "_flash_attention_forward": 8,
+    "_scaled_dot_product_cudnn_attention": 6,
+    "_scaled_dot_product_efficient_attention": 6,
+    "_efficient_attention_forward": 9,
+}
 
 
 @dataclass(frozen=True)
@@ -66,17 +78,25 @@ class TraceComparison:
 
     def table(self) -> str:
         """Side-by-side text table (kernel, category, op, measured µs, simulated µs, error)."""
-        head = f"{'#':>4} {'kernel':<46} {'cat':<12} {'op':<30} {'meas us':>10} {'sim us':>10} {'err %':>7}"
+        head = (
+            f"{'#':>4} {'kernel':<46} {'cat':<12} {'op':<30} "
+            f"{'meas us':>10} {'sim us':>10} {'err %':>7}"
+        )
         rows = [head, "-" * len(head)]
         for i, m in enumerate(self.matches):
             sim = f"{m.sim_us:10.2f}" if m.sim_us is not None else f"{'-':>10}"
             err = f"{m.err_pct:+7.1f}" if m.err_pct is not None else f"{'-':>7}"
             name = _short(m.kernel.name)
-            rows.append(f"{i:>4} {name:<46.46} {m.kernel.category:<12} {m.op_label:<30.30} "
-                        f"{m.kernel.dur_us:10.2f} {sim} {err}")
+            rows.append(
+                f"{i:>4} {name:<46.46} {m.kernel.category:<12} {m.op_label:<30.30} "
+                f"{m.kernel.dur_us:10.2f} {sim} {err}"
+            )
             if m.ncu is not None and m.ncu.dram_bytes is not None:
                 pred = m.sim.dram_read_bytes + m.sim.dram_write_bytes if m.sim else math.nan
-                rows.append(f"{'':>4}   ncu DRAM {m.ncu.dram_bytes / 1e6:10.2f} MB, simulated {pred / 1e6:10.2f} MB")
+                rows.append(
+                    f"{'':>4}   ncu DRAM {m.ncu.dram_bytes / 1e6:10.2f} MB, "
+                    f"simulated {pred / 1e6:10.2f} MB"
+                )
         return "\n".join(rows)
 
     def summary_text(self) -> str:
@@ -87,9 +107,12 @@ class TraceComparison:
         errs = [abs(m.err_pct) for m in matched if m.err_pct is not None]
         mape = sum(errs) / len(errs) if errs else math.nan
         total = sum(m.kernel.dur_us for m in self.matches)
-        return (f"kernels: {len(self.matches)} ({len(matched)} simulated); matched time measured "
-                f"{meas:.1f} us vs simulated {sim:.1f} us ({(sim - meas) / meas * 100 if meas else math.nan:+.1f}%); "
-                f"per-kernel MAPE {mape:.1f}%; unmatched kernels {total - meas:.1f} us")
+        return (
+            f"kernels: {len(self.matches)} ({len(matched)} simulated); matched time measured "
+            f"{meas:.1f} us vs simulated {sim:.1f} us "
+            f"({(sim - meas) / meas * 100 if meas else math.nan:+.1f}%); "
+            f"per-kernel MAPE {mape:.1f}%; unmatched kernels {total - meas:.1f} us"
+        )
 
 
 def _short(name: str) -> str:
@@ -105,13 +128,22 @@ def _attn_from_dims(k: TraceKernel) -> dict[str, object] | None:
         return None
     bwd = "backward" in op or k.category == "attn_bwd"
     q, kk = (dims[1], dims[2]) if bwd and len(dims) >= 3 else (dims[0], dims[1])
-    if op in ("_flash_attention_forward", "_efficient_attention_forward",
-              "_flash_attention_backward", "_efficient_attention_backward"):
+    if op in (
+        "_flash_attention_forward",
+        "_efficient_attention_forward",
+        "_flash_attention_backward",
+        "_efficient_attention_backward",
+    ):
         (B, Sq, Hq, D), (_, Skv, Hkv, _) = q, kk  # [B, S, H, D] layout
     else:
         (B, Hq, Sq, D), (_, Hkv, Skv, _) = q, kk
-    backend = ("cudnn" if "cudnn" in op or "cudnn" in k.name.lower() else
-               "efficient" if "efficient" in op or "fmha" in k.name.lower() else "flash")
+    backend = (
+        "cudnn"
+        if "cudnn" in op or "cudnn" in k.name.lower()
+        else "efficient"
+        if "efficient" in op or "fmha" in k.name.lower()
+        else "flash"
+    )
     causal = False
     idx = _CAUSAL_ARG.get(op)
     if idx is not None and len(k.concrete_inputs) > idx:
@@ -120,8 +152,19 @@ def _attn_from_dims(k: TraceKernel) -> dict[str, object] | None:
         fa = _fa2_from_name(k)
         causal = bool(fa and fa["causal"])
     kind = "decode" if Sq == 1 else "attn"
-    return {"kind": kind, "B": B, "Hq": Hq, "Hkv": Hkv, "Sq": Sq, "Skv": Skv, "D": D,
-            "causal": causal, "backend": backend, "dtype": "bf16", "pass_": "bwd" if bwd else "fwd"}
+    return {
+        "kind": kind,
+        "B": B,
+        "Hq": Hq,
+        "Hkv": Hkv,
+        "Sq": Sq,
+        "Skv": Skv,
+        "D": D,
+        "causal": causal,
+        "backend": backend,
+        "dtype": "bf16",
+        "pass_": "bwd" if bwd else "fwd",
+    }
 
 
 def _fa2_from_name(k: TraceKernel) -> dict[str, object] | None:
@@ -129,13 +172,23 @@ def _fa2_from_name(k: TraceKernel) -> dict[str, object] | None:
     if not m:
         return None
     d, bm = int(m.group(1)), int(m.group(2))
-    bools = _FA2_BOOLS.search(k.name[m.end():])
+    bools = _FA2_BOOLS.search(k.name[m.end() :])
     causal = bool(bools and bools.group(2) == "true")
     rec: dict[str, object] = {"D": d, "block_m": bm, "causal": causal}
     if k.grid and len(k.grid) == 3:
         sq = k.grid[0] * bm
-        rec.update(kind="attn", B=k.grid[1], Hq=k.grid[2], Hkv=k.grid[2], Sq=sq, Skv=sq,
-                   backend="flash", dtype="bf16", pass_="fwd", shape_source="grid (Skv = Sq assumed)")
+        rec.update(
+            kind="attn",
+            B=k.grid[1],
+            Hq=k.grid[2],
+            Hkv=k.grid[2],
+            Sq=sq,
+            Skv=sq,
+            backend="flash",
+            dtype="bf16",
+            pass_="fwd",
+            shape_source="grid (Skv = Sq assumed)",
+        )
     return rec
 
 
@@ -156,7 +209,14 @@ def infer_record(k: TraceKernel) -> dict[str, object] | None:
         if len(mats) >= 2:
             a, b = mats[-2], mats[-1]
             batch = math.prod(a[:-2]) if len(a) > 2 else 1
-            return {"kind": "gemm", "M": a[-2], "N": b[-1], "K": a[-1], "dtype": "bf16", "batch": batch}
+            return {
+                "kind": "gemm",
+                "M": a[-2],
+                "N": b[-1],
+                "K": a[-1],
+                "dtype": "bf16",
+                "batch": batch,
+            }
     if k.category.startswith("attn") and d:
         rec = _attn_from_dims(k)
         if rec is not None:
@@ -182,22 +242,32 @@ def _groups(trace: TorchTrace) -> list[list[int]]:
 
 
 def _match_ncu(trace: TorchTrace, ncu: Sequence[NcuKernel]) -> dict[int, NcuKernel]:
-    """ncu kernels (launch order) to trace kernels with the same base name, in order."""
+    """ncu kernels (launch order) to trace kernels with the same base name and grid, in order.
+
+    The ncu export must come from the same program run as the trace."""
     out: dict[int, NcuKernel] = {}
     pos = 0
     names = [_short(k.name)[:40] for k in trace.kernels]
+    grids = [k.grid for k in trace.kernels]
     for nk in ncu:
         base = _short(nk.name)[:40]
+        grid = tuple(int(x) for x in re.findall(r"\d+", nk.grid)) or None
         for j in range(pos, len(names)):
-            if names[j] and (names[j] in base or base in names[j]):
+            same_grid = grid is None or grids[j] is None or tuple(grids[j]) == grid
+            if names[j] and same_grid and (names[j] in base or base in names[j]):
                 out[j] = nk
                 pos = j + 1
                 break
     return out
 
 
-def compare_trace(trace: TorchTrace, model: GpuModel, *, ncu: Sequence[NcuKernel] = (),
-                  shapes: Mapping[str, Sequence[Mapping[str, object]]] | None = None) -> TraceComparison:
+def compare_trace(
+    trace: TorchTrace,
+    model: GpuModel,
+    *,
+    ncu: Sequence[NcuKernel] = (),
+    shapes: Mapping[str, Sequence[Mapping[str, object]]] | None = None,
+) -> TraceComparison:
     """Match every measured kernel of ``trace`` to a simulated kernel where possible.
 
     Parameters
@@ -246,8 +316,10 @@ def compare_trace(trace: TorchTrace, model: GpuModel, *, ncu: Sequence[NcuKernel
                     used.add(j)
                     break
     ncu_for = _match_ncu(trace, ncu) if ncu else {}
-    matches = tuple(KernelMatch(k, label_for.get(i, "-"), sim_for.get(i), ncu_for.get(i))
-                    for i, k in enumerate(trace.kernels))
+    matches = tuple(
+        KernelMatch(k, label_for.get(i, "-"), sim_for.get(i), ncu_for.get(i))
+        for i, k in enumerate(trace.kernels)
+    )
     return TraceComparison(trace.path, model.hw.name, matches)
 
 
@@ -268,20 +340,54 @@ def write_merged_trace(cmp: TraceComparison, path: str | Path) -> None:
     streams = sorted({m.kernel.stream for m in cmp.matches})
     for s in streams:
         for pid in (1, 2):
-            events.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": s,
-                           "args": {"name": f"stream {s}"}})
+            events.append(
+                {
+                    "ph": "M",
+                    "name": "thread_name",
+                    "pid": pid,
+                    "tid": s,
+                    "args": {"name": f"stream {s}"},
+                }
+            )
     for m in cmp.matches:
         k = m.kernel
         args = {"category": k.category, "op": m.op_label}
-        events.append({"ph": "X", "cat": "kernel", "name": _short(k.name), "pid": 1, "tid": k.stream,
-                       "ts": k.ts_us - t0, "dur": k.dur_us, "args": {**args, "full_name": k.name}})
+        events.append(
+            {
+                "ph": "X",
+                "cat": "kernel",
+                "name": _short(k.name),
+                "pid": 1,
+                "tid": k.stream,
+                "ts": k.ts_us - t0,
+                "dur": k.dur_us,
+                "args": {**args, "full_name": k.name},
+            }
+        )
         if m.sim is not None:
-            events.append({"ph": "X", "cat": "kernel", "name": m.sim.name, "pid": 2, "tid": k.stream,
-                           "ts": k.ts_us - t0, "dur": m.sim.time_s * 1e6,
-                           "args": {**args, "err_pct": m.err_pct, "clock_mhz": m.sim.clock_hz / 1e6,
-                                    "bound": m.sim.bound, **{str(a): str(b) for a, b in m.sim.meta.items()}}})
-    doc = {"traceEvents": events, "displayTimeUnit": "ns",
-           "otherData": {"source": cmp.source, "arch": cmp.arch, "producer": "archsim compare"}}
+            events.append(
+                {
+                    "ph": "X",
+                    "cat": "kernel",
+                    "name": m.sim.name,
+                    "pid": 2,
+                    "tid": k.stream,
+                    "ts": k.ts_us - t0,
+                    "dur": m.sim.time_s * 1e6,
+                    "args": {
+                        **args,
+                        "err_pct": m.err_pct,
+                        "clock_mhz": m.sim.clock_hz / 1e6,
+                        "bound": m.sim.bound,
+                        **{str(a): str(b) for a, b in m.sim.meta.items()},
+                    },
+                }
+            )
+    doc = {
+        "traceEvents": events,
+        "displayTimeUnit": "ns",
+        "otherData": {"source": cmp.source, "arch": cmp.arch, "producer": "archsim compare"},
+    }
     Path(path).write_text(json.dumps(doc))
 
 
@@ -298,16 +404,25 @@ def load_shape_hints(path: str | Path) -> dict[str, list[dict[str, object]]]:
     try:
         doc = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise ValidationDataError("cannot read shape hints", path=str(path), expected="JSON list",
-                                  got=str(exc)[:80]) from None
+        raise ValidationDataError(
+            "cannot read shape hints", path=str(path), expected="JSON list", got=str(exc)[:80]
+        ) from None
     if not isinstance(doc, list):
-        raise ValidationDataError("shape hints must be a list", path=str(path),
-                                  expected='[{"op": ..., "kind": ...}]', got=type(doc).__name__)
+        raise ValidationDataError(
+            "shape hints must be a list",
+            path=str(path),
+            expected='[{"op": ..., "kind": ...}]',
+            got=type(doc).__name__,
+        )
     out: dict[str, list[dict[str, object]]] = {}
     for i, entry in enumerate(doc):
         if not isinstance(entry, dict) or "op" not in entry or "kind" not in entry:
-            raise ValidationDataError("bad shape hint", path=f"{path}[{i}]",
-                                      expected="an object with op and kind", got=entry)
+            raise ValidationDataError(
+                "bad shape hint",
+                path=f"{path}[{i}]",
+                expected="an object with op and kind",
+                got=entry,
+            )
         rec = {k: v for k, v in entry.items() if k != "op"}
         out.setdefault(str(entry["op"]), []).append(rec)
     return out

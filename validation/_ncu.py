@@ -19,9 +19,25 @@ from archsim.errors import ValidationDataError
 
 __all__ = ["NcuKernel", "read_ncu_csv", "parse_ncu_csv"]
 
-_ID_COLS = {"ID", "Process ID", "Process Name", "Host Name", "Kernel Name", "Context", "Stream",
-            "Block Size", "Grid Size", "Device", "CC", "Section Name", "Metric Name",
-            "Metric Unit", "Metric Value", "Estimated Speedup", "Estimated Speedup Type"}
+_ID_COLS = {
+    "ID",
+    "Process ID",
+    "Process Name",
+    "Host Name",
+    "Kernel Name",
+    "Context",
+    "Stream",
+    "Block Size",
+    "Grid Size",
+    "Device",
+    "CC",
+    "Section Name",
+    "Metric Name",
+    "Metric Unit",
+    "Metric Value",
+    "Estimated Speedup",
+    "Estimated Speedup Type",
+}
 
 
 @dataclass(frozen=True)
@@ -59,31 +75,50 @@ def _num(text: str) -> float | None:
 def parse_ncu_csv(text: str, *, source: str = "<ncu>") -> list[NcuKernel]:
     """Parse ncu CSV text (see module notes); kernels in ``ID`` order."""
     lines = text.splitlines()
-    start = next((i for i, ln in enumerate(lines) if ln.startswith('"ID"') or ln.startswith("ID,")), None)
+    start = next(
+        (i for i, ln in enumerate(lines) if ln.startswith('"ID"') or ln.startswith("ID,")), None
+    )
     if start is None:
-        raise ValidationDataError("no ncu CSV header", path=source, expected='a line starting "ID"',
-                                  got=(lines[0][:60] if lines else "empty file"))
+        raise ValidationDataError(
+            "no ncu CSV header",
+            path=source,
+            expected='a line starting "ID"',
+            got=(lines[0][:60] if lines else "empty file"),
+        )
     rows = list(csv.DictReader(io.StringIO("\n".join(lines[start:]))))
     kernels: dict[int, dict[str, object]] = {}
     for n, row in enumerate(rows, start=start + 2):
         kid = _num(row.get("ID", "") or "")
         if kid is None:
             continue  # unit rows of the wide layout, blank lines
-        k = kernels.setdefault(int(kid), {"name": row.get("Kernel Name", ""), "grid": row.get("Grid Size", ""),
-                                          "block": row.get("Block Size", ""), "metrics": {}})
+        k = kernels.setdefault(
+            int(kid),
+            {
+                "name": row.get("Kernel Name", ""),
+                "grid": row.get("Grid Size", ""),
+                "block": row.get("Block Size", ""),
+                "metrics": {},
+            },
+        )
         metrics: dict[str, float] = k["metrics"]  # type: ignore[assignment]
         if "Metric Name" in row:
             val = _num(row.get("Metric Value", "") or "")
             if val is None:
-                raise ValidationDataError("non-numeric metric value", path=f"{source}:{n}",
-                                          expected="a number", got=row.get("Metric Value"))
+                raise ValidationDataError(
+                    "non-numeric metric value",
+                    path=f"{source}:{n}",
+                    expected="a number",
+                    got=row.get("Metric Value"),
+                )
             metrics[str(row["Metric Name"])] = val
         else:
             for col, cell in row.items():
                 if col and col not in _ID_COLS and (v := _num(cell or "")) is not None:
                     metrics[col] = v
-    return [NcuKernel(kid, str(k["name"]), str(k["grid"]), str(k["block"]), dict(k["metrics"]))  # type: ignore[arg-type]
-            for kid, k in sorted(kernels.items())]
+    return [
+        NcuKernel(kid, str(k["name"]), str(k["grid"]), str(k["block"]), dict(k["metrics"]))  # type: ignore[arg-type]
+        for kid, k in sorted(kernels.items())
+    ]
 
 
 def read_ncu_csv(path: str | Path) -> list[NcuKernel]:
@@ -98,6 +133,7 @@ def read_ncu_csv(path: str | Path) -> list[NcuKernel]:
     try:
         text = p.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
-        raise ValidationDataError("cannot read ncu CSV", path=str(p), expected="a readable file",
-                                  got=exc.strerror) from None
+        raise ValidationDataError(
+            "cannot read ncu CSV", path=str(p), expected="a readable file", got=exc.strerror
+        ) from None
     return parse_ncu_csv(text, source=str(p))

@@ -37,13 +37,24 @@ from archsim.gpu import (
 
 from ._records import Measurement
 
-__all__ = ["device_model", "RecordPrediction", "UnsupportedRecord", "predict_record", "backend_family",
-           "record_costs", "record_label"]
+__all__ = [
+    "device_model",
+    "RecordPrediction",
+    "UnsupportedRecord",
+    "predict_record",
+    "backend_family",
+    "record_costs",
+    "record_label",
+]
 
 _BACKENDS = {
-    "flash": "flash2", "flash_attention": "flash2",
-    "cudnn": "flash3", "cudnn_attention": "flash3",
-    "efficient": "efficient", "efficient_attention": "efficient", "mem_efficient": "efficient",
+    "flash": "flash2",
+    "flash_attention": "flash2",
+    "cudnn": "flash3",
+    "cudnn_attention": "flash3",
+    "efficient": "efficient",
+    "efficient_attention": "efficient",
+    "mem_efficient": "efficient",
 }
 _DATAFLOW = {"flash2": "flash2", "flash3": "flash3", "efficient": "mem_efficient"}
 
@@ -102,8 +113,10 @@ def record_label(rec: Mapping[str, object]) -> str:
         return f"{rec.get('M')}x{rec.get('N')}x{rec.get('K')}"
     if kind in ("attn", "decode"):
         c = " causal" if rec.get("causal") else ""
-        return (f"B{rec.get('B')} H{rec.get('Hq')}/{rec.get('Hkv')} S{rec.get('Sq')}x{rec.get('Skv')}"
-                f" D{rec.get('D')}{c}")
+        return (
+            f"B{rec.get('B')} H{rec.get('Hq')}/{rec.get('Hkv')} S{rec.get('Sq')}x{rec.get('Skv')}"
+            f" D{rec.get('D')}{c}"
+        )
     if kind == "attn_unfused":
         return f"B{rec.get('B')} H{rec.get('H')} S{rec.get('S')} D{rec.get('D')}"
     if kind == "flex_block_sparse":
@@ -126,8 +139,22 @@ def _attn_costs(rec: Mapping[str, object], model: GpuModel) -> tuple[str, str, l
         if pass_ != "fwd":
             raise UnsupportedRecord("decode backward")
         flow = "split_kv" if fam == "flash2" else _DATAFLOW[fam]
-        return flow, f"decode/{backend}", decode_costs(
-            model, B=B, Hq=Hq, Hkv=Hkv, Skv=Skv, D=D, family=fam, dtype=dtype, Sq=Sq, causal=causal)
+        return (
+            flow,
+            f"decode/{backend}",
+            decode_costs(
+                model,
+                B=B,
+                Hq=Hq,
+                Hkv=Hkv,
+                Skv=Skv,
+                D=D,
+                family=fam,
+                dtype=dtype,
+                Sq=Sq,
+                causal=causal,
+            ),
+        )
     kw = dict(B=B, Hq=Hq, Hkv=Hkv, Sq=Sq, Skv=Skv, D=D, causal=causal, family=fam, dtype=dtype)
     if pass_ == "bwd":
         return _DATAFLOW[fam], f"attn/{backend}/bwd", attention_bwd_costs(model, **kw)  # type: ignore[arg-type]
@@ -147,23 +174,52 @@ def record_costs(rec: Mapping[str, object], model: GpuModel) -> tuple[str, str, 
     kind = rec.get("kind")
     dtype = str(rec.get("dtype", "bf16"))
     if kind == "gemm" or (kind == "ceiling" and "M" in rec):
-        costs = gemm_costs(_i(rec, "M"), _i(rec, "N"), _i(rec, "K"), model, dtype=dtype,
-                           batch=_i(rec, "batch", 1))
+        costs = gemm_costs(
+            _i(rec, "M"), _i(rec, "N"), _i(rec, "K"), model, dtype=dtype, batch=_i(rec, "batch", 1)
+        )
         return "gpu_gemm", str(kind), costs
     if kind in ("attn", "decode"):
         return _attn_costs(rec, model)
     if kind == "attn_unfused":
-        return "gpu_unfused", "attn_unfused", unfused_attention_costs(
-            model, B=_i(rec, "B"), H=_i(rec, "H"), S=_i(rec, "S"), D=_i(rec, "D"), dtype=dtype)
+        return (
+            "gpu_unfused",
+            "attn_unfused",
+            unfused_attention_costs(
+                model, B=_i(rec, "B"), H=_i(rec, "H"), S=_i(rec, "S"), D=_i(rec, "D"), dtype=dtype
+            ),
+        )
     if kind == "flex_block_sparse":
         density = float(rec.get("density", rec.get("density_target", 1.0)))  # type: ignore[arg-type]
-        return "block_sparse", "flex_block_sparse", block_sparse_costs(
-            model, B=_i(rec, "B"), H=_i(rec, "H"), S=_i(rec, "S"), D=_i(rec, "D"),
-            block=_i(rec, "block", 128), density=density, dtype=dtype)
+        return (
+            "block_sparse",
+            "flex_block_sparse",
+            block_sparse_costs(
+                model,
+                B=_i(rec, "B"),
+                H=_i(rec, "H"),
+                S=_i(rec, "S"),
+                D=_i(rec, "D"),
+                block=_i(rec, "block", 128),
+                density=density,
+                dtype=dtype,
+            ),
+        )
     if kind == "ceiling" and "bytes" in rec:
         n = float(rec["bytes"])  # type: ignore[arg-type]
-        return "copy", "ceiling", [streaming_cost(model, name="copy_kernel", category="elementwise",
-                                                  read_bytes=n, write_bytes=n, alu_ops=0.0)]
+        return (
+            "copy",
+            "ceiling",
+            [
+                streaming_cost(
+                    model,
+                    name="copy_kernel",
+                    category="elementwise",
+                    read_bytes=n,
+                    write_bytes=n,
+                    alu_ops=0.0,
+                )
+            ],
+        )
     raise UnsupportedRecord(f"unknown kind {kind!r}")
 
 
@@ -177,9 +233,11 @@ def device_model(model: GpuModel, device: Mapping[str, object] | None) -> GpuMod
     if not device:
         return model
     upd: dict[str, float] = {}
-    for key, attr, scale in (("power_limit_w", "power_cap_w", 1.0),
-                             ("sm_clock_max_mhz", "boost_clock_hz", 1e6),
-                             ("idle_power_w", "idle_w", 1.0)):
+    for key, attr, scale in (
+        ("power_limit_w", "power_cap_w", 1.0),
+        ("sm_clock_max_mhz", "boost_clock_hz", 1e6),
+        ("idle_power_w", "idle_w", 1.0),
+    ):
         v = device.get(key)
         if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
             upd[attr] = float(v) * scale
@@ -207,8 +265,13 @@ def predict_record(rec: Measurement | Mapping[str, object], model: GpuModel) -> 
     flow, group, costs = record_costs(fields, model)
     op = evaluate_op(costs, model)
     return RecordPrediction(
-        dataflow=flow, group=group, pred_ms=op.time_s * 1e3,
-        pred_dram_read_bytes=op.dram_read_bytes, pred_dram_write_bytes=op.dram_write_bytes,
-        pred_mJ=op.energy_j * 1e3, pred_W=op.avg_power_w, pred_clock_mhz=op.clock_hz / 1e6,
+        dataflow=flow,
+        group=group,
+        pred_ms=op.time_s * 1e3,
+        pred_dram_read_bytes=op.dram_read_bytes,
+        pred_dram_write_bytes=op.dram_write_bytes,
+        pred_mJ=op.energy_j * 1e3,
+        pred_W=op.avg_power_w,
+        pred_clock_mhz=op.clock_hz / 1e6,
         kernels=tuple(k.name for k in op.kernels),
     )

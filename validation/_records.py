@@ -90,12 +90,18 @@ def parse_lines(lines: list[str], *, source: str = "<lines>") -> MeasurementSet:
             rec = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ValidationDataError(
-                "malformed JSON line", path=f"{source}:{n}", expected="one JSON object per line",
+                "malformed JSON line",
+                path=f"{source}:{n}",
+                expected="one JSON object per line",
                 got=f"{text[:60]} ({exc.msg} at col {exc.colno})",
             ) from None
         if not isinstance(rec, dict):
-            raise ValidationDataError("record is not a JSON object", path=f"{source}:{n}",
-                                      expected="{...}", got=type(rec).__name__)
+            raise ValidationDataError(
+                "record is not a JSON object",
+                path=f"{source}:{n}",
+                expected="{...}",
+                got=type(rec).__name__,
+            )
         if rec.get("kind") == "device":
             device = rec
             continue
@@ -128,6 +134,10 @@ def load_measurements(path: str | Path) -> MeasurementSet:
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ValidationDataError("cannot read measurement file", path=str(p),
-                                  expected="a readable JSON Lines file", got=exc.strerror) from None
+        raise ValidationDataError(
+            "cannot read measurement file",
+            path=str(p),
+            expected="a readable JSON Lines file",
+            got=exc.strerror,
+        ) from None
     return parse_lines(text.splitlines(), source=str(p))

@@ -42,8 +42,12 @@ def error_stats(meas: Iterable[float], pred: Iterable[float]) -> dict[str, float
         from scipy.stats import spearmanr
 
         rho = float(spearmanr(m, p).statistic)
-    return {"n": int(m.size), "mape": float(err.mean()), "max_error": float(err.max()),
-            "spearman": rho}
+    return {
+        "n": int(m.size),
+        "mape": float(err.mean()),
+        "max_error": float(err.max()),
+        "spearman": rho,
+    }
 
 
 @dataclass(frozen=True)
@@ -72,8 +76,11 @@ class ComparisonReport:
 
         ``metric``: ``time`` (ms), ``dram`` (bytes) or ``energy`` (mJ).
         """
-        cols = {"time": ("measured_ms", "pred_ms"), "dram": ("meas_dram_bytes", "pred_dram_bytes"),
-                "energy": ("meas_mJ", "pred_mJ")}[metric]
+        cols = {
+            "time": ("measured_ms", "pred_ms"),
+            "dram": ("meas_dram_bytes", "pred_dram_bytes"),
+            "energy": ("meas_mJ", "pred_mJ"),
+        }[metric]
         df = self.frame
         if cols[0] not in df or df.empty:
             return {}
@@ -85,12 +92,16 @@ class ComparisonReport:
 
     def table(self) -> str:
         """Per-record text table."""
-        head = f"{'line':>5} {'kind':<18} {'shape':<34} {'backend':<10} {'dataflow':<14} " \
-               f"{'meas ms':>10} {'pred ms':>10} {'err %':>7}"
+        head = (
+            f"{'line':>5} {'kind':<18} {'shape':<34} {'backend':<10} {'dataflow':<14} "
+            f"{'meas ms':>10} {'pred ms':>10} {'err %':>7}"
+        )
         lines = [head, "-" * len(head)]
         for r in self.frame.itertuples(index=False):
-            lines.append(f"{r.line:>5} {r.group:<18.18} {r.shape:<34.34} {r.backend:<10.10} "
-                         f"{r.dataflow:<14} {r.measured_ms:>10.4f} {r.pred_ms:>10.4f} {r.err_pct:>+7.1f}")
+            lines.append(
+                f"{r.line:>5} {r.group:<18.18} {r.shape:<34.34} {r.backend:<10.10} "
+                f"{r.dataflow:<14} {r.measured_ms:>10.4f} {r.pred_ms:>10.4f} {r.err_pct:>+7.1f}"
+            )
         for line, reason in self.skipped:
             lines.append(f"{line:>5} skipped: {reason}")
         return "\n".join(lines)
@@ -106,18 +117,23 @@ class ComparisonReport:
             extra = [(k, v) for k, v in groups.items() if k != "all" and k not in by_kind]
             for key, st in list(by_kind.items()) + extra:
                 name = "ALL" if key == "all" else key
-                out.append(f"{label:<10} {name:<24} n={st['n']:<4} MAPE={st['mape']:6.2f}% "
-                           f"max_error={st['max_error']:6.2f}% spearman={st['spearman']:.3f}")
+                out.append(
+                    f"{label:<10} {name:<24} n={st['n']:<4} MAPE={st['mape']:6.2f}% "
+                    f"max_error={st['max_error']:6.2f}% spearman={st['spearman']:.3f}"
+                )
         out.append(f"skipped: {len(self.skipped)} records")
         return "\n".join(out)
 
     def write_json(self, path: str | Path) -> None:
         """Write ``{"source", "arch", "summary", "records"}`` (records carry ``pred_*``)."""
-        doc = {"source": self.source, "arch": self.arch,
-               "summary": {m: self.summary("kind", m) for m in ("time", "dram", "energy")},
-               "summary_by_group": self.summary("group", "time"),
-               "skipped": [{"line": n, "reason": r} for n, r in self.skipped],
-               "records": list(self.records)}
+        doc = {
+            "source": self.source,
+            "arch": self.arch,
+            "summary": {m: self.summary("kind", m) for m in ("time", "dram", "energy")},
+            "summary_by_group": self.summary("group", "time"),
+            "skipped": [{"line": n, "reason": r} for n, r in self.skipped],
+            "records": list(self.records),
+        }
         Path(path).write_text(json.dumps(doc, indent=1, default=_json_default, allow_nan=True))
 
     def plot(self, path: str | Path) -> None:
@@ -129,8 +145,17 @@ class ComparisonReport:
 
         fig, ax = plt.subplots(figsize=(6.5, 6))
         df = self.frame
-        for key, sub in df.groupby("group", sort=True):
-            ax.scatter(sub["measured_ms"], sub["pred_ms"], s=14, label=str(key), alpha=0.8)
+        cmap = plt.get_cmap("tab20")
+        for i, (key, sub) in enumerate(df.groupby("group", sort=True)):
+            ax.scatter(
+                sub["measured_ms"],
+                sub["pred_ms"],
+                s=14,
+                label=str(key),
+                alpha=0.85,
+                color=cmap(i % 20),
+                marker="osD^v"[i % 5],
+            )
         if len(df):
             lo = float(min(df["measured_ms"].min(), df["pred_ms"].min())) * 0.7
             hi = float(max(df["measured_ms"].max(), df["pred_ms"].max())) * 1.4
@@ -142,8 +167,10 @@ class ComparisonReport:
         ax.set_xlabel("measured (ms)")
         ax.set_ylabel(f"predicted by archsim ({self.arch}) (ms)")
         st = self.summary("kind").get("all", {})
-        ax.set_title(f"{Path(self.source).name}: MAPE {st.get('mape', math.nan):.1f}%, "
-                     f"spearman {st.get('spearman', math.nan):.3f}")
+        ax.set_title(
+            f"{Path(self.source).name}: MAPE {st.get('mape', math.nan):.1f}%, "
+            f"spearman {st.get('spearman', math.nan):.3f}"
+        )
         ax.legend(fontsize=7, loc="upper left")
         fig.tight_layout()
         fig.savefig(path, dpi=120)
@@ -181,26 +208,44 @@ def compare_records(mset: MeasurementSet, model: GpuModel) -> ComparisonReport:
             skipped.append((m.line, str(exc)))
             continue
         row: dict[str, object] = {
-            "line": m.line, "kind": m.kind, "group": p.group, "dataflow": p.dataflow,
-            "shape": record_label(rec), "backend": str(rec.get("backend", "")),
-            "measured_ms": m.ms, "pred_ms": p.pred_ms, "err_pct": (p.pred_ms - m.ms) / m.ms * 100,
-            "pred_clock_mhz": p.pred_clock_mhz, "pred_W": p.pred_W,
+            "line": m.line,
+            "kind": m.kind,
+            "group": p.group,
+            "dataflow": p.dataflow,
+            "shape": record_label(rec),
+            "backend": str(rec.get("backend", "")),
+            "measured_ms": m.ms,
+            "pred_ms": p.pred_ms,
+            "err_pct": (p.pred_ms - m.ms) / m.ms * 100,
+            "pred_clock_mhz": p.pred_clock_mhz,
+            "pred_W": p.pred_W,
         }
-        extra: dict[str, object] = {"pred_ms": p.pred_ms, "pred_dataflow": p.dataflow,
-                                    "pred_kernels": list(p.kernels)}
+        extra: dict[str, object] = {
+            "pred_ms": p.pred_ms,
+            "pred_dataflow": p.dataflow,
+            "pred_kernels": list(p.kernels),
+        }
         rd, wr = _num(rec, "dram_bytes_read"), _num(rec, "dram_bytes_write")
         if rd is not None or wr is not None:
             meas = (rd or 0.0) + (wr or 0.0)
-            row.update(meas_dram_bytes=meas, pred_dram_bytes=p.pred_dram_bytes,
-                       dram_err_pct=(p.pred_dram_bytes - meas) / meas * 100 if meas else math.nan)
-            extra.update(pred_dram_bytes=p.pred_dram_bytes,
-                         pred_dram_bytes_read=p.pred_dram_read_bytes,
-                         pred_dram_bytes_write=p.pred_dram_write_bytes)
+            row.update(
+                meas_dram_bytes=meas,
+                pred_dram_bytes=p.pred_dram_bytes,
+                dram_err_pct=(p.pred_dram_bytes - meas) / meas * 100 if meas else math.nan,
+            )
+            extra.update(
+                pred_dram_bytes=p.pred_dram_bytes,
+                pred_dram_bytes_read=p.pred_dram_read_bytes,
+                pred_dram_bytes_write=p.pred_dram_write_bytes,
+            )
         mj = _num(rec, "mJ_per_iter")
         if mj is not None:
             row.update(meas_mJ=mj, pred_mJ=p.pred_mJ, energy_err_pct=(p.pred_mJ - mj) / mj * 100)
             extra.update(pred_mJ=p.pred_mJ)
-        for src, dst, val in (("avg_W", "meas_W", p.pred_W), ("sm_clock", "meas_clock_mhz", p.pred_clock_mhz)):
+        for src, dst, val in (
+            ("avg_W", "meas_W", p.pred_W),
+            ("sm_clock", "meas_clock_mhz", p.pred_clock_mhz),
+        ):
             v = _num(rec, src)
             if v is not None:
                 row[dst] = v
@@ -209,12 +254,27 @@ def compare_records(mset: MeasurementSet, model: GpuModel) -> ComparisonReport:
         out_records.append({**rec, **extra})
     frame = pd.DataFrame(rows)
     if frame.empty:
-        frame = pd.DataFrame(columns=["line", "kind", "group", "dataflow", "shape", "backend",
-                                      "measured_ms", "pred_ms", "err_pct"])
-    return ComparisonReport(mset.path, model.hw.name, frame, tuple(sorted(skipped)), tuple(out_records))
+        frame = pd.DataFrame(
+            columns=[
+                "line",
+                "kind",
+                "group",
+                "dataflow",
+                "shape",
+                "backend",
+                "measured_ms",
+                "pred_ms",
+                "err_pct",
+            ]
+        )
+    return ComparisonReport(
+        mset.path, model.hw.name, frame, tuple(sorted(skipped)), tuple(out_records)
+    )
 
 
-def validate_file(path: str | Path, arch: object = "h100", *, model: GpuModel | None = None) -> ComparisonReport:
+def validate_file(
+    path: str | Path, arch: object = "h100", *, model: GpuModel | None = None
+) -> ComparisonReport:
     """Load a measurement file and compare it with the model of ``arch``.
 
     Parameters

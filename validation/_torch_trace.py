@@ -25,10 +25,16 @@ from archsim.errors import ValidationDataError
 __all__ = ["TraceKernel", "TorchTrace", "read_torch_trace", "classify_kernel", "parse_trace_events"]
 
 _CATEGORIES = (
-    ("attn_bwd", r"flash_bwd(?!_dot_do_o|_convert)|bprop|cutlassb|attention_backward|flex_attention_backward"),
+    (
+        "attn_bwd",
+        r"flash_bwd(?!_dot_do_o|_convert)|bprop|cutlassb|attention_backward|flex_attention_backward",
+    ),
     ("attn_prep", r"flash_bwd_dot_do_o|flash_bwd_convert|dot_do_o|convert_dq"),
     ("attn_combine", r"splitkv_combine|combine_kernel"),
-    ("attn_fwd", r"flash_fwd|fprop|fmha|cutlassf|flash_attention|sdpa|flex_attention|attention_fwd"),
+    (
+        "attn_fwd",
+        r"flash_fwd|fprop|fmha|cutlassf|flash_attention|sdpa|flex_attention|attention_fwd",
+    ),
     ("reduce", r"splitkreduce|reduce_kernel|reduction"),
     ("gemm", r"gemm|xmma|nvjet|cublas|cutlass.*(?:tensorop|wgmma)|sm90_.*_tn|s16816|h16816"),
     ("softmax", r"softmax"),
@@ -92,8 +98,11 @@ def _dims(value: object) -> tuple[tuple[int, ...], ...]:
         return ()
     out = []
     for d in value:
-        out.append(tuple(int(x) for x in d) if isinstance(d, list) and
-                   all(isinstance(x, (int, float)) for x in d) else ())
+        out.append(
+            tuple(int(x) for x in d)
+            if isinstance(d, list) and all(isinstance(x, (int, float)) for x in d)
+            else ()
+        )
     return tuple(out)
 
 
@@ -103,7 +112,9 @@ def _triple(value: object) -> tuple[int, ...] | None:
     return None
 
 
-def parse_trace_events(events: Sequence[Mapping[str, object]], *, source: str = "<trace>") -> TorchTrace:
+def parse_trace_events(
+    events: Sequence[Mapping[str, object]], *, source: str = "<trace>"
+) -> TorchTrace:
     """Build a :class:`TorchTrace` from a list of Chrome trace events."""
     ops: dict[int, Mapping[str, object]] = {}
     for ev in events:
@@ -131,19 +142,29 @@ def parse_trace_events(events: Sequence[Mapping[str, object]], *, source: str = 
         try:
             ts, dur = float(ev["ts"]), float(ev.get("dur", 0.0))  # type: ignore[arg-type]
         except (KeyError, TypeError, ValueError):
-            raise ValidationDataError("kernel event without numeric ts/dur", path=f"{source}:{name[:40]}",
-                                      expected="ts, dur in µs", got={k: ev.get(k) for k in ("ts", "dur")}) from None
-        kernels.append(TraceKernel(
-            name=name, category=classify_kernel(name), ts_us=ts, dur_us=dur,
-            stream=int(args.get("stream", ev.get("tid", 0)) or 0),  # type: ignore[union-attr, arg-type]
-            device=int(args.get("device", ev.get("pid", 0)) or 0),  # type: ignore[union-attr, arg-type]
-            grid=_triple(args.get("grid")), block=_triple(args.get("block")),  # type: ignore[union-attr]
-            external_id=ext if isinstance(ext, int) else None,
-            op_name=str(op.get("name")) if op else None,
-            input_dims=_dims(op_args.get("Input Dims")),  # type: ignore[union-attr]
-            concrete_inputs=tuple(str(x) for x in op_args.get("Concrete Inputs", []) or []),  # type: ignore[union-attr]
-            args=dict(args),  # type: ignore[arg-type]
-        ))
+            raise ValidationDataError(
+                "kernel event without numeric ts/dur",
+                path=f"{source}:{name[:40]}",
+                expected="ts, dur in µs",
+                got={k: ev.get(k) for k in ("ts", "dur")},
+            ) from None
+        kernels.append(
+            TraceKernel(
+                name=name,
+                category=classify_kernel(name),
+                ts_us=ts,
+                dur_us=dur,
+                stream=int(args.get("stream", ev.get("tid", 0)) or 0),  # type: ignore[union-attr, arg-type]
+                device=int(args.get("device", ev.get("pid", 0)) or 0),  # type: ignore[union-attr, arg-type]
+                grid=_triple(args.get("grid")),
+                block=_triple(args.get("block")),  # type: ignore[union-attr]
+                external_id=ext if isinstance(ext, int) else None,
+                op_name=str(op.get("name")) if op else None,
+                input_dims=_dims(op_args.get("Input Dims")),  # type: ignore[union-attr]
+                concrete_inputs=tuple(str(x) for x in op_args.get("Concrete Inputs", []) or []),  # type: ignore[union-attr]
+                args=dict(args),  # type: ignore[arg-type]
+            )
+        )
     kernels.sort(key=lambda k: (k.ts_us, k.stream))
     return TorchTrace(source, tuple(kernels))
 
@@ -161,13 +182,19 @@ def read_torch_trace(path: str | Path) -> TorchTrace:
         raw = gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes()
         doc = json.loads(raw)
     except OSError as exc:
-        raise ValidationDataError("cannot read trace", path=str(p), expected="a readable file",
-                                  got=exc.strerror) from None
+        raise ValidationDataError(
+            "cannot read trace", path=str(p), expected="a readable file", got=exc.strerror
+        ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValidationDataError("trace is not JSON", path=str(p), expected="Chrome trace JSON",
-                                  got=str(exc)[:80]) from None
+        raise ValidationDataError(
+            "trace is not JSON", path=str(p), expected="Chrome trace JSON", got=str(exc)[:80]
+        ) from None
     events = doc.get("traceEvents") if isinstance(doc, dict) else doc
     if not isinstance(events, list):
-        raise ValidationDataError("no traceEvents list", path=str(p),
-                                  expected='{"traceEvents": [...]}', got=type(events).__name__)
+        raise ValidationDataError(
+            "no traceEvents list",
+            path=str(p),
+            expected='{"traceEvents": [...]}',
+            got=type(events).__name__,
+        )
     return parse_trace_events(events, source=str(p))

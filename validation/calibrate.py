@@ -25,20 +25,35 @@ from pathlib import Path
 
 import numpy as np
 
-from archsim.gpu import GpuCalibration, GpuModel, calibration_path, gpu_model
+from archsim.gpu import GpuCalibration, GpuModel, calibration_path, evaluate_op, gpu_model
 
-from ._predict import UnsupportedRecord, device_model, predict_record
+from ._predict import UnsupportedRecord, device_model, predict_record, record_costs
 from ._records import Measurement, load_measurements
-from ._report import compare_records, error_stats
+from ._report import compare_records
 
-__all__ = ["BOUNDS", "FitResult", "fit_calibration", "active_parameters", "main"]
+__all__ = [
+    "BOUNDS",
+    "FitResult",
+    "fit_calibration",
+    "active_parameters",
+    "hardware_snapshot",
+    "main",
+]
 
 #: Physical bounds of each fitted constant.
 BOUNDS: dict[str, tuple[float, float]] = {
-    "hbm_efficiency": (0.6, 1.0), "launch_s": (0.5e-6, 20e-6), "eff_gemm": (0.4, 1.0),
-    "eff_fa2": (0.3, 1.0), "eff_fa3": (0.3, 1.0), "eff_memeff": (0.15, 1.0),
-    "eff_flex": (0.15, 1.0), "eff_bwd": (0.3, 1.2), "p_tensor_w": (100.0, 2000.0),
-    "p_alu_w": (0.0, 1000.0), "p_mem_w": (0.0, 1000.0), "p_active_w": (0.0, 400.0),
+    "hbm_efficiency": (0.6, 1.0),
+    "launch_s": (0.5e-6, 20e-6),
+    "eff_gemm": (0.4, 1.0),
+    "eff_fa2": (0.3, 1.0),
+    "eff_fa3": (0.3, 1.0),
+    "eff_memeff": (0.15, 1.0),
+    "eff_flex": (0.15, 1.0),
+    "eff_bwd": (0.3, 1.2),
+    "p_tensor_w": (100.0, 2000.0),
+    "p_alu_w": (0.0, 1000.0),
+    "p_mem_w": (0.0, 1000.0),
+    "p_active_w": (0.0, 400.0),
     "v_min_frac": (0.5, 1.0),
 }
 
@@ -53,13 +68,19 @@ def active_parameters(records: Sequence[Measurement]) -> list[str]:
             fams.add("eff_gemm")
         if r.kind in ("attn", "decode"):
             b = str(f.get("backend", "")).split(".")[-1].lower()
-            fams.add({"flash": "eff_fa2", "flash_attention": "eff_fa2", "cudnn": "eff_fa3",
-                      "cudnn_attention": "eff_fa3"}.get(b, "eff_memeff"))
+            fams.add(
+                {
+                    "flash": "eff_fa2",
+                    "flash_attention": "eff_fa2",
+                    "cudnn": "eff_fa3",
+                    "cudnn_attention": "eff_fa3",
+                }.get(b, "eff_memeff")
+            )
             if f.get("pass_") == "bwd":
                 fams.add("eff_bwd")
         if r.kind == "flex_block_sparse":
             fams.add("eff_flex")
-        if "mJ_per_iter" in f or "avg_W" in f:
+        if "mJ_per_iter" in f or "avg_W" in f or ("sm_clock" in f and r.ms >= 1.0):
             fams.update({"p_tensor_w", "p_mem_w", "p_active_w"})
     return names + [n for n in GpuCalibration.names() if n in fams]
 
@@ -75,6 +96,29 @@ class FitResult:
     cost: float
 
 
+def _clock_residual(r: Measurement, model: GpuModel) -> float | None:
+    """Residual of the SM clock the power cap allowed, informative on both sides of boost.
+
+    The settled clock is solved with the boost ceiling lifted (x2), so a kernel that the
+    model thinks runs uncapped still tells the fit how far it is from the cap. A record
+    measured at (near) boost only penalizes a model that would throttle it.
+    """
+    f = r.fields
+    v = f.get("sm_clock")
+    # NVML samples the clock every 20 ms: only kernels that dominate that window
+    # (energy loops, or calls of >= 1 ms) say what clock the power cap allowed.
+    if not (("mJ_per_iter" in f or r.ms >= 1.0) and isinstance(v, (int, float)) and v > 0):
+        return None
+    _, _, costs = record_costs(f, model)
+    boost = model.hw.boost_clock_hz
+    op = evaluate_op(costs, model, max_clock_hz=2.0 * boost)
+    f_free = op.clock_hz
+    meas = float(v) * 1e6
+    if meas >= 0.97 * boost:
+        return math.log(min(f_free, boost) / boost)
+    return math.log(f_free / meas)
+
+
 def _residuals(records: Sequence[Measurement], model: GpuModel) -> np.ndarray:
     res: list[float] = []
     for r in records:
@@ -88,16 +132,19 @@ def _residuals(records: Sequence[Measurement], model: GpuModel) -> np.ndarray:
             v = f.get(key)
             if isinstance(v, (int, float)) and v > 0:
                 res.append(math.log(max(pred, 1e-9) / float(v)))
-        # NVML samples the clock every 20 ms: only kernels that dominate that window
-        # (energy loops, or calls of >= 1 ms) say what clock the power cap allowed.
-        v = f.get("sm_clock")
-        if ("mJ_per_iter" in f or r.ms >= 1.0) and isinstance(v, (int, float)) and v > 0:
-            res.append(math.log(max(p.pred_clock_mhz, 1e-3) / float(v)))
+        c = _clock_residual(r, model)
+        if c is not None:
+            res.append(c)
     return np.asarray(res)
 
 
-def fit_calibration(path: str | Path, arch: str = "h100", *, parameters: Sequence[str] | None = None,
-                    max_nfev: int = 60) -> FitResult:
+def fit_calibration(
+    path: str | Path,
+    arch: str = "h100",
+    *,
+    parameters: Sequence[str] | None = None,
+    max_nfev: int = 60,
+) -> FitResult:
     """Fit the calibrated constants on the records of ``path``.
 
     Parameters
@@ -128,7 +175,7 @@ def fit_calibration(path: str | Path, arch: str = "h100", *, parameters: Sequenc
     scale = np.where(x0 != 0, np.abs(x0), 1.0)
 
     def model_at(z: np.ndarray) -> GpuModel:
-        cal = start.with_values(dict(zip(names, z * scale)))
+        cal = start.with_values(dict(zip(names, z * scale, strict=True)))
         return GpuModel(hw=base.hw, cal=cal)
 
     def fun(z: np.ndarray) -> np.ndarray:
@@ -136,8 +183,15 @@ def fit_calibration(path: str | Path, arch: str = "h100", *, parameters: Sequenc
 
     before = compare_records(mset, base).summary("group")
     if names:
-        sol = least_squares(fun, x0 / scale, bounds=(lo / scale, hi / scale), loss="soft_l1",
-                            f_scale=0.05, max_nfev=max_nfev, diff_step=1e-3)
+        sol = least_squares(
+            fun,
+            x0 / scale,
+            bounds=(lo / scale, hi / scale),
+            loss="soft_l1",
+            f_scale=0.05,
+            max_nfev=max_nfev,
+            diff_step=1e-3,
+        )
         z, cost = sol.x, float(sol.cost)
     else:
         z, cost = x0 / scale, 0.0
@@ -145,41 +199,68 @@ def fit_calibration(path: str | Path, arch: str = "h100", *, parameters: Sequenc
     after = compare_records(mset, fitted).summary("group")
     prov = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "fit_file": str(path), "arch": arch, "n_records": len(records),
-        "fitted": names, "method": "scipy.optimize.least_squares(trf, soft_l1, f_scale=0.05) "
-                                   "on log(pred/meas) of time, energy, power, clock (calls >= 1 ms)",
-        "device": {k: (mset.device or {}).get(k) for k in ("name", "torch", "cuda", "date",
-                                                           "power_limit_w", "idle_power_w")},
-        "residuals_after": {g: {k: round(v, 3) if isinstance(v, float) else v for k, v in st.items()}
-                            for g, st in after.items()},
+        "fit_file": str(path),
+        "arch": arch,
+        "n_records": len(records),
+        "fitted": names,
+        "method": "scipy.optimize.least_squares(trf, soft_l1, f_scale=0.05) "
+        "on log(pred/meas) of time, energy, power, clock (calls >= 1 ms)",
+        "device": {
+            k: (mset.device or {}).get(k)
+            for k in ("name", "torch", "cuda", "date", "power_limit_w", "idle_power_w")
+        },
+        "residuals_after": {
+            g: {k: round(v, 3) if isinstance(v, float) else v for k, v in st.items()}
+            for g, st in after.items()
+        },
         "command": f"python -m validation.calibrate {path} --arch {arch} --write",
+        "hardware": hardware_snapshot(base),
     }
     cal = GpuCalibration(provenance=prov).with_values(
-        {n: getattr(fitted.cal, n) for n in GpuCalibration.names()})
+        {n: getattr(fitted.cal, n) for n in GpuCalibration.names()}
+    )
     return FitResult(cal, tuple(names), before, after, cost)
 
 
+def hardware_snapshot(model: GpuModel) -> dict[str, object]:
+    """The preset facts a fit depends on (a changed preset needs a refit; a test checks)."""
+    hw = model.hw
+    return {
+        "sms": hw.sms,
+        "hbm_bytes_per_s": hw.hbm_bytes_per_s,
+        "boost_clock_hz": hw.boost_clock_hz,
+        "tc_flops_per_clk": dict(sorted(hw.tc_flops_per_clk.items())),
+        "fp32_ops_per_clk": hw.fp32_ops_per_clk,
+        "sfu_ops_per_clk": hw.sfu_ops_per_clk,
+        "l2_bytes": hw.l2_bytes,
+    }
+
+
 def _fmt(stats: dict[str, dict[str, float]]) -> str:
-    return "\n".join(f"  {g:<26} n={s['n']:<4} MAPE={s['mape']:6.2f}% max={s['max_error']:6.2f}%"
-                     for g, s in stats.items())
+    return "\n".join(
+        f"  {g:<26} n={s['n']:<4} MAPE={s['mape']:6.2f}% max={s['max_error']:6.2f}%"
+        for g, s in stats.items()
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: fit, print before/after, optionally write the JSON."""
-    ap = argparse.ArgumentParser(prog="python -m validation.calibrate", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m validation.calibrate", description=__doc__.split("\n")[0]
+    )
     ap.add_argument("fit_file")
     ap.add_argument("--arch", default="h100")
     ap.add_argument("--write", action="store_true", help="write archsim/gpu/calibrated/<arch>.json")
     ap.add_argument("--max-nfev", type=int, default=60)
     args = ap.parse_args(argv)
     res = fit_calibration(args.fit_file, args.arch, max_nfev=args.max_nfev)
-    print("fitted:", ", ".join(f"{n}={getattr(res.calibration, n):.4g}" for n in res.parameters))
-    print("before (defaults):\n" + _fmt(res.before))
-    print("after:\n" + _fmt(res.after))
+    print("fitted:", ", ".join(f"{n}={getattr(res.calibration, n):.4g}" for n in res.parameters))  # noqa: T201
+    print("before (defaults):\n" + _fmt(res.before))  # noqa: T201
+    print("after:\n" + _fmt(res.after))  # noqa: T201
     if args.write:
         out = calibration_path(args.arch)
         out.write_text(json.dumps(res.calibration.to_dict(), indent=1) + "\n")
-        print(f"wrote {out}")
+        print(f"wrote {out}")  # noqa: T201
     return 0
 
 

@@ -183,7 +183,9 @@ class Sparsity:
         ``slice``: M x 1 slices (FG-Attn): ``tile`` is M along the last rank, 1 along the
         one before; ``mask``: presence is read from the boolean input tensor ``mask``.
     density
-        Fraction of elements (or tiles) present, in (0, 1]; None for ``mask``.
+        Fraction of elements (or tiles) present, in (0, 1]. For ``mask`` it is optional:
+        the fraction of true elements of the mask as stated by the user (counting uses it;
+        the executor always uses the mask itself); None: counted as dense.
     tile
         ``(rank, size)`` pairs: the tile extent per rank of the tensor (elements); ranks of
         the tensor not named have tile extent 1. Sizes may name a parameter.
@@ -198,7 +200,8 @@ class Sparsity:
 
     def __str__(self) -> str:
         if self.kind == "mask":
-            return f"mask({self.mask})"
+            stated = f", density={self.density}" if self.density is not None else ""
+            return f"mask({self.mask}{stated})"
         if self.kind == "density":
             return f"density({self.density})"
         args = ", ".join(f"{k}={v}" for k, v in self.tile)

@@ -27,6 +27,7 @@ from ._ast import (
 )
 from ._lex import Where
 from ._parse import EinsumStmt, ParamStmt, RankSizeStmt, SparsityStmt, SplitStmt, Stmt, TensorStmt
+from ._refmatch import match_ref, same_size
 
 __all__ = ["assemble"]
 
@@ -183,13 +184,14 @@ class _Assembler:
                     expected="a declared tensor (tensor NAME[...]) or one computed earlier",
                     got=ref.name,
                 )
-        # ranks
+        # ranks: from the inputs, or introduced by the condition (broadcast, then gated)
+        bound = set(expr_names(s.cond)) if s.cond is not None else set()
         for r in ranks_out:
-            if r not in in_ranks:
+            if r not in in_ranks and r not in bound:
                 raise w.error(
                     f"output rank {r} is not produced by any input",
                     s.cols.get(r),
-                    expected=f"{r} in an input of the right-hand side",
+                    expected=f"{r} in an input of the right-hand side or in the condition",
                     got=[str(x) for x in refs],
                 )
         dropped = tuple(r for r in in_ranks if r not in ranks_out)
@@ -277,57 +279,17 @@ class _Assembler:
         *,
         what: str = "earlier use",
     ) -> None:
-        """A reference matches the tensor's ranks, a split pair standing for a split rank."""
-        got = [str(i) for i in ref.indices]
-        expect = list(canon)
-        j = 0
-        ok = True
-        idx = list(ref.indices)
-        k = 0
-        while k < len(idx) and j < len(canon):
-            r = canon[j]
-            ix = idx[k]
-            sp = self.splits.get(r)
-            if (
-                sp
-                and ix.rank == sp.outer
-                and k + 1 < len(idx)
-                and idx[k + 1].rank == sp.inner
-                and ix.offset == 0
-                and idx[k + 1].offset == 0
-            ):
-                k += 2
-                j += 1
-                continue
-            merged = self._merged_at(canon, j)
-            if merged and ix.rank == merged.rank:
-                k += 1
-                j += 2
-                continue
-            if ix.rank is not None and not self._same_size(ix.rank, r):
-                ok = False
-                break
-            k += 1
-            j += 1
-        if not ok or k != len(idx) or j != len(canon):
+        """A reference matches the tensor's ranks (see ``workloads._refmatch``)."""
+        if match_ref(ref.indices, canon, self.splits, self._same_size) is None:
             raise w.error(
                 f"rank/shape mismatch for {ref.name}",
                 cols.get(ref.name),
-                expected=f"{ref.name}[{','.join(expect)}] (as in its {what})",
-                got=f"{ref.name}[{','.join(got)}]",
+                expected=f"{ref.name}[{','.join(canon)}] (as in its {what})",
+                got=f"{ref.name}[{','.join(str(i) for i in ref.indices)}]",
             )
 
-    def _merged_at(self, canon: Sequence[str], j: int) -> Split | None:
-        for sp in self.splits.values():
-            if j + 1 < len(canon) and canon[j] == sp.outer and canon[j + 1] == sp.inner:
-                return sp
-        return None
-
-    def _size_name(self, r: str) -> str:
-        return self.rank_params.get(r, r.upper())
-
     def _same_size(self, a: str, b: str) -> bool:
-        return a == b or self._size_name(a) == self._size_name(b)
+        return same_size(a, b, self.splits, self.rank_params)
 
     def _check_prev(
         self, ref: TensorRef, it_rank: str, w: Where, col: int | None, *, self_ref: bool

@@ -19,8 +19,9 @@ scales the work by 0.3. Per Einsum:
 
 Iterative Einsums count each update once per step of the iterative rank. Evaluating a
 condition costs no ops (a mapping enumerates only the points it must compute). Conditions are
-counted exactly; ``density``/``block``/``slice`` annotations scale by their density (a
-``mask(T)`` annotation counts as dense: its density is unknown before run time).
+counted exactly; ``density``/``block``/``slice`` annotations scale by their density, a
+``mask(T, density=F)`` annotation by its stated density ``F`` (without ``density=`` a mask
+counts as dense: its density is unknown before run time).
 """
 
 from __future__ import annotations
@@ -33,18 +34,26 @@ from ._ast import Binary, Cascade, Einsum, Expr, Name, Num, TensorRef, Unary
 from ._cond import eval_int, linearize
 from ._lattice import (
     FULL,
+    HIDDEN,
     Conj,
+    Constraint,
     Presence,
     count_presence,
     eliminate,
     make_constraint,
     pres_and,
     pres_or,
+    project,
     substitute,
 )
 from ._ops import BINARY_KIND, REDUCE_KIND, UNARY, UNION_OPS
+from ._refmatch import match_cascade_ref
 
 __all__ = ["count", "CascadeCounts", "EinsumCounts"]
+
+
+_Form = tuple[tuple[tuple[str, int], ...], int]
+"""A linear form ``(((rank, coeff), ...), const)`` of visible ranks (a hidden rank's value)."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +149,8 @@ class _Counter:
     def __init__(self, cascade: Cascade, sizes: dict[str, int], params: dict[str, float]):
         self.c, self.sizes, self.p = cascade, sizes, params
         self.pres: dict[str, Presence] = {}
+        self.hidden: dict[tuple[str, _Form], str] = {}
+        self.hidden_form: dict[str, _Form] = {}
         self.cache: dict = {}
         for name in cascade.inputs:
             self.pres[name] = self._annotation(name, cascade.tensors[name].ranks)
@@ -165,43 +176,100 @@ class _Counter:
 
     # --- presence of references and expressions -----------------------------------------
     def ref_presence(self, ref: TensorRef, e: Einsum) -> Presence:
+        """Where the operand ``ref`` is present, over the Einsum's ranks.
+
+        The stored presence of the tensor, renamed through the reference's indices
+        (``workloads._refmatch``): a split pair ``(a, b)`` stands for ``a*T + b`` (and adds
+        the padding bound ``a*T + b < size``); a split tensor read through its parent rank
+        ``x`` gets *hidden* ranks ``m1~x``, ``m0~x`` pinned by ``m1~x * M0 + m0~x == x``,
+        so conditions on the split ranks stay exact (this is how the executor reads it).
+        """
         spec = self.c.tensors[ref.name]
         if spec.iterative or ref.name not in self.pres:
             return FULL  # running state (init present), or read at its previous value
-        mapping = self._rank_map(ref, spec.ranks, e)
-        return tuple(substitute(c, mapping) for c in self.pres[ref.name])
+        mapping: dict[str, tuple[dict[str, int], int] | None] = {}
+        extra: set[Constraint] = set()
+        pins: list[tuple[set[str], Constraint]] = []
+        for seg in match_cascade_ref(self.c, ref):
+            sp = seg.split
+            if seg.kind == "one":
+                (ix,) = seg.index
+                if ix.rank is None:
+                    const = int(eval_int(ix.const, self.p, where=f"`{e.text}`"))
+                    mapping[seg.canon[0]] = ({}, const)
+                else:
+                    mapping[seg.canon[0]] = ({ix.rank: 1}, ix.offset)
+                continue
+            assert sp is not None
+            tile = self.sizes[sp.inner]
+            if seg.kind == "pair":
+                form = {str(seg.index[0].rank): tile, str(seg.index[1].rank): 1}
+                mapping[seg.canon[0]] = (form, 0)
+                if self.sizes[sp.rank] % tile:
+                    extra.add(make_constraint("<=", form, -(self.sizes[sp.rank] - 1)))
+                continue
+            x = str(seg.index[0].rank)
+            h1, h0 = self._hidden(sp.outer, (((x, 1),), 0)), self._hidden(sp.inner, (((x, 1),), 0))
+            mapping[sp.outer], mapping[sp.inner] = ({h1: 1}, 0), ({h0: 1}, 0)
+            pins.append(({h1, h0}, make_constraint("==", {h1: tile, h0: 1, x: -1}, 0)))
+        terms = []
+        for c in self.pres[ref.name]:
+            kept = self._retag(c, mapping)
+            if kept is None:
+                continue
+            sub = substitute(kept, mapping)
+            used = _ranks_of(sub)
+            cons = extra | {pin for hs, pin in pins if hs & used}
+            terms.append(Conj(sub.cons | cons, sub.factors))
+        return pres_or((), tuple(terms)) if terms else ()
 
-    def _rank_map(
-        self, ref: TensorRef, canon: tuple[str, ...], e: Einsum
-    ) -> dict[str, tuple[dict[str, int], int] | None]:
-        out: dict[str, tuple[dict[str, int], int] | None] = {}
-        idx = list(ref.indices)
-        k = j = 0
-        while k < len(idx) and j < len(canon):
-            ix, r = idx[k], canon[j]
-            sp = self.c.splits.get(r)
-            if sp and ix.rank == sp.outer and k + 1 < len(idx) and idx[k + 1].rank == sp.inner:
-                out[r] = ({sp.outer: self.sizes[sp.inner], sp.inner: 1}, 0)
-                k, j = k + 2, j + 1
+    def _hidden(self, rank: str, form: _Form) -> str:
+        """The hidden rank standing for split rank ``rank`` of the parent value ``form``."""
+        key = (rank, form)
+        if key not in self.hidden:
+            name = f"{rank}{HIDDEN}{len(self.hidden)}"
+            self.hidden[key] = name
+            self.hidden_form[name] = form
+            self.sizes[name] = self.sizes[rank]
+        return self.hidden[key]
+
+    def _retag(self, c: Conj, mapping: dict[str, tuple[dict[str, int], int] | None]) -> Conj | None:
+        """Hidden ranks of a stored presence follow the map of the value they are pinned to
+        (added to ``mapping``); where that value has no linear image they are projected out."""
+        drop = []
+        for h in sorted(_ranks_of(c)):
+            if HIDDEN not in h:
                 continue
-            merged = next(
-                (
-                    s
-                    for s in self.c.splits.values()
-                    if j + 1 < len(canon) and canon[j] == s.outer and canon[j + 1] == s.inner
-                ),
-                None,
-            )
-            if merged and ix.rank == merged.rank:
-                out[canon[j]] = out[canon[j + 1]] = None
-                k, j = k + 1, j + 2
-                continue
-            if ix.rank is None:
-                out[r] = ({}, int(eval_int(ix.const, self.p, where=f"`{e.text}`")))
+            coeffs, k = self.hidden_form[h]
+            new: dict[str, int] = {}
+            for r, a in coeffs:
+                form = mapping.get(r, ({r: 1}, 0))
+                if form is None:
+                    drop.append(h)
+                    break
+                k += a * form[1]
+                for r2, b in form[0].items():
+                    new[r2] = new.get(r2, 0) + a * b
             else:
-                out[r] = ({ix.rank: 1}, ix.offset)
-            k, j = k + 1, j + 1
-        return out
+                rank = h.split(HIDDEN, 1)[0]
+                canon = (tuple(sorted((r, v) for r, v in new.items() if v)), k)
+                mapping[h] = self._split_back(rank, canon) or ({self._hidden(rank, canon): 1}, 0)
+        return project(c, drop, self.sizes) if drop else c
+
+    def _split_back(self, rank: str, form: _Form) -> tuple[dict[str, int], int] | None:
+        """A hidden part of a split pinned to ``a*T + b`` (a pair of that split's sizes) *is*
+        ``a`` (outer) or ``b`` (inner): the read went whole and came back split."""
+        sp = next((s for s in self.c.splits.values() if rank in (s.outer, s.inner)), None)
+        coeffs, k = form
+        if sp is None or k != 0 or len(coeffs) != 2:
+            return None
+        tile = self.sizes[sp.inner]
+        (a, ca), (b, cb) = sorted(coeffs, key=lambda rc: -rc[1])
+        if (ca, cb) != (tile, 1) or tile == 1:
+            return None
+        if self.sizes[a] != self.sizes[sp.outer] or self.sizes[b] != tile:
+            return None
+        return ({a if rank == sp.outer else b: 1}, 0)
 
     def node_presence(self, x: Expr, e: Einsum, memo: dict[int, Presence]) -> Presence:
         key = id(x)
@@ -292,6 +360,7 @@ class _Counter:
             out_pres = tuple(
                 x for x in (eliminate(c, r, self.sizes[r]) for c in out_pres) if x is not None
             )
+        out_pres = self._unpin(out_pres, set(e.output.ranks))
         if not e.iterative_rank:
             self.pres[e.name] = out_pres
         writes = count_presence(out_pres, e.output.ranks, self.sizes, self.cache)
@@ -307,6 +376,20 @@ class _Counter:
             writes_bytes=wb,
             points=points,
         )
+
+    def _unpin(self, pres: Presence, keep: set[str]) -> Presence:
+        """Project out hidden ranks hanging on ranks not in ``keep`` (reduced away)."""
+        out = []
+        for c in pres:
+            drop = [
+                h
+                for h in _ranks_of(c)
+                if HIDDEN in h and any(r not in keep for r, _ in self.hidden_form[h][0])
+            ]
+            pc = project(c, sorted(drop), self.sizes) if drop else c
+            if pc is not None:
+                out.append(pc)
+        return pres_or((), tuple(out)) if out else ()
 
     def _reads(
         self, e: Einsum, point: Presence, memo: dict[int, Presence], cnt
@@ -330,6 +413,12 @@ class _Counter:
         for ref, n in need.items():
             reads[ref.name] = reads.get(ref.name, 0.0) + cnt(n)
         return reads
+
+
+def _ranks_of(c: Conj) -> set[str]:
+    """Ranks named by a conjunction's constraints and factors."""
+    out = {r for _, coeffs, _ in c.cons for r, _ in coeffs}
+    return out | {r for _, _, ranks in c.factors for r in ranks}
 
 
 def _mac_node(e: Einsum) -> Binary | None:

@@ -26,6 +26,7 @@ from archsim.errors import WorkloadError
 from ._ast import Binary, Cascade, Einsum, Expr, Name, Num, TensorRef, Unary
 from ._cond import eval_cond, eval_int
 from ._ops import UNARY, UNION_OPS
+from ._refmatch import match_cascade_ref
 from ._sparsity import make_mask
 
 __all__ = ["execute", "execute_with_presence", "Value"]
@@ -333,10 +334,14 @@ class _Runner:
                 subs.append("".join(letter[r] for r in labels))
             else:
                 scale *= float(self.expr(f, e, ranks, fixed)[0])
+        nout = len(ranks) - len(e.reduce_ranks)
         keep = [i for i, n in enumerate(gate.shape) if n != 1]
+        seen = set("".join(subs)) | {letter[ranks[i]] for i in keep}
+        if any(letter[r] not in seen for r in ranks[:nout]):  # a rank bound by the condition only
+            gate = np.broadcast_to(gate, tuple(self.sizes[r] for r in ranks))
+            keep = list(range(len(ranks)))
         g = gate.reshape([gate.shape[i] for i in keep]).astype(np.float64)
         gsub = "".join(letter[ranks[i]] for i in keep)
-        nout = len(ranks) - len(e.reduce_ranks)
         spec = ",".join([*subs, gsub]) + "->" + "".join(letter[r] for r in ranks[:nout])
         val = np.einsum(spec, *vals, g, optimize=True) * scale
         pres = np.einsum(spec, *press, g, optimize=True) > 0
@@ -382,35 +387,24 @@ class _Runner:
     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """The operand ``ref`` with one axis per distinct rank variable (``labels``)."""
         v = self.env[ref.name]
-        spec = self.c.tensors[ref.name]
         val, pres = v.val, v.pres
         labels: list[str] = []
         axis = 0
-        idx = list(ref.indices)
-        k = 0
-        canon = list(spec.ranks)
-        j = 0
-        while k < len(idx):
-            ix, r = idx[k], canon[j]
-            sp = self.c.splits.get(r)
-            if sp and ix.rank == sp.outer and k + 1 < len(idx) and idx[k + 1].rank == sp.inner:
+        for seg in match_cascade_ref(self.c, ref):
+            sp = seg.split
+            if seg.kind == "pair":
+                assert sp is not None
                 val, pres = _split_axis(val, pres, axis, self.sizes[sp.outer], self.sizes[sp.inner])
-                labels += [sp.outer, sp.inner]
-                axis, k, j = axis + 2, k + 2, j + 1
+                labels += [str(ix.rank) for ix in seg.index]
+                axis += 2
                 continue
-            merged = next(
-                (
-                    s
-                    for s in self.c.splits.values()
-                    if j + 1 < len(canon) and canon[j] == s.outer and canon[j + 1] == s.inner
-                ),
-                None,
-            )
-            if merged and ix.rank == merged.rank:
-                val, pres = _merge_axes(val, pres, axis, self.sizes[merged.rank])
-                labels.append(merged.rank)
-                axis, k, j = axis + 1, k + 1, j + 2
+            if seg.kind == "merge":
+                assert sp is not None
+                val, pres = _merge_axes(val, pres, axis, self.sizes[sp.rank])
+                labels.append(str(seg.index[0].rank))
+                axis += 1
                 continue
+            (ix,) = seg.index
             extent = val.shape[axis]
             if ix.rank is None:
                 pos = int(eval_int(ix.const, self.p, where=f"`{e.text}`"))
@@ -438,7 +432,6 @@ class _Runner:
                 pres = pres.take(src, axis) & ok.reshape(shp)
                 labels.append(ix.rank)
                 axis += 1
-            k, j = k + 1, j + 1
         val, _ = _undiag(val, labels)
         pres, labels = _undiag(pres, labels)
         return val, pres, labels

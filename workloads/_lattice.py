@@ -35,7 +35,12 @@ __all__ = [
     "eliminate",
     "substitute",
     "count_points",
+    "project",
+    "HIDDEN",
 ]
+
+HIDDEN = "~"
+"""Marks a hidden rank (``m1~x``: the outer part of ``x`` read as a split pair) in counting."""
 
 Constraint = tuple[str, tuple[tuple[str, int], ...], int]
 """``(op, ((rank, coeff), ...), const)``: ``sum coeff*rank + const OP 0``."""
@@ -135,7 +140,7 @@ def eliminate(c: Conj, rank: str, size: int) -> Conj | None:
     keep: set[Constraint] = set()
     lower: list[tuple[int, dict[str, int], int]] = [(1, {}, 0)]  # -a*r + rest <= 0
     upper: list[tuple[int, dict[str, int], int]] = [(1, {}, -(size - 1))]  # a*r + rest <= 0
-    for op, coeffs, k in c.cons:
+    for op, coeffs, k in sorted(c.cons):
         d = dict(coeffs)
         a = d.pop(rank, 0)
         if a == 0:
@@ -198,7 +203,9 @@ def _count(cons: tuple[Constraint, ...], sizes: Mapping[str, int]) -> int:
             (op == "<=" and k <= 0) or (op == "==" and k == 0) or (op == "!=" and k != 0)
         ):
             return 0
-    cons = tuple(c for c in cons if c[1])
+    cons = _solve_equalities(tuple(c for c in cons if c[1]), sizes)
+    if cons is None:
+        return 0
     ranks = sorted({r for _, cs, _ in cons for r, _ in cs}, key=lambda r: (-sizes[r], r))
     if not ranks:
         return 1
@@ -219,6 +226,58 @@ def _count(cons: tuple[Constraint, ...], sizes: Mapping[str, int]) -> int:
             idx, coords[r] = np.divmod(idx, sizes[r])
         total += _count_chunk(cons, x, sizes[x], coords, len(idx))
     return int(total)
+
+
+def _solve_equalities(
+    cons: tuple[Constraint, ...], sizes: Mapping[str, int]
+) -> tuple[Constraint, ...] | None:
+    """Substitute away ranks fixed by an ``==`` with a +-1 coefficient (largest rank first).
+
+    NOTE: exact: the substituted rank is a function of the others, so the points of the
+    remaining ranks that keep it inside its box (the two bounds added) are in one-to-one
+    correspondence with the original points. It shrinks the enumerated grid: the hidden
+    ranks of a split read through its parent (``workloads._count``) cost nothing.
+    Returns None when a constraint becomes constant and false.
+    """
+    while True:
+        best: tuple[Constraint, str, int] | None = None
+        for c in cons:
+            if c[0] != "==" or len(c[1]) < 2:
+                continue
+            for r, a in c[1]:
+                if abs(a) == 1 and (best is None or (sizes[r], r) > (sizes[best[1]], best[1])):
+                    best = (c, r, a)
+        if best is None:
+            return cons
+        (_, coeffs, k), r, a = best
+        form = ({x: -a * v for x, v in coeffs if x != r}, -a * k)  # r = -(rest + k) / a
+        rest = Conj(frozenset(x for x in cons if x is not best[0]))
+        bounds = {
+            make_constraint("<=", {x: -v for x, v in form[0].items()}, -form[1]),
+            make_constraint("<=", form[0], form[1] - (sizes[r] - 1)),
+        }
+        checked = _check_empty(substitute(Conj(rest.cons | bounds), {r: form}))
+        if checked is None:
+            return None
+        cons = tuple(sorted(checked.cons))
+
+
+def project(c: Conj, ranks: Iterable[str], sizes: Mapping[str, int]) -> Conj | None:
+    """Eliminate ``ranks`` (see :func:`eliminate`), those fixed by an ``==`` first."""
+    todo = set(ranks)
+    cur: Conj | None = c
+    while todo and cur is not None:
+        pinned = sorted(
+            r
+            for op, coeffs, _ in cur.cons
+            if op == "=="
+            for r, a in coeffs
+            if r in todo and abs(a) == 1
+        )
+        r = pinned[0] if pinned else min(todo)
+        todo.discard(r)
+        cur = eliminate(cur, r, sizes[r])
+    return cur
 
 
 def _count_chunk(
@@ -282,7 +341,8 @@ def count_presence(
             cons = frozenset().union(*(c.cons for c in combo))
             facs = frozenset().union(*(c.factors for c in combo))
             used = {r for _, cs, _ in cons for r, _ in cs}
-            assert used <= set(ranks), (used, ranks)  # presence lives on the iterated ranks
+            # presence lives on the iterated ranks (and on hidden ranks pinned to them)
+            assert all(r in ranks or HIDDEN in r for r in used), (used, ranks)
             free = math.prod(sizes[r] for r in ranks if r not in used)
             dens = math.prod(d for _, d, _ in {(s, d, r) for s, d, r in facs})
             pts = count_points(cons, sizes, cache) * free if cons else box

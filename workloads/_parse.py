@@ -4,7 +4,7 @@ Grammar (one statement per line, ``#`` comments)::
 
     param NAME = NUMBER
     tensor NAME[r, ...] [: attr ...]          attr: bf16|fp16|fp32|fp8|int8|bool|bits=N|density=F
-    sparsity NAME : block(k=v, ..., density=F) | slice(...) | density(F) | mask(NAME)
+    sparsity NAME : block(k=v, ..., density=F) | slice(...) | density(F) | mask(NAME[, density=F])
     rank r -> r1, r0 : TILE                   split rank (r = r1*TILE + r0)
     rank r : SIZE                             size parameter of rank r (default: R)
     REF = [sum|max|min(r, ...)] expr [if cond] [init [-]NUMBER|inf]
@@ -222,8 +222,16 @@ class _Parser:
         self.expect("(")
         if kind == "mask":
             mask = self.ident("a mask tensor name").text
+            density = None
+            if self.at(","):
+                self.take()
+                key = self.ident("density=F")
+                if key.text != "density":
+                    self.fail("unknown mask() argument", key, expected="density=F")
+                self.expect("=")
+                density = self._density(self.number(), key)
             self.expect(")")
-            return Sparsity("mask", mask=mask)
+            return Sparsity("mask", density=density, mask=mask)
         if kind == "density":
             d = self.number()
             self.expect(")")

@@ -111,6 +111,11 @@ def op_energy_pj(unit: object, kind: str) -> float:
 
 
 class _Builder:
+    """Per-architecture tables: every port, network and unit gets a fixed server index, and
+    compiled steps are memoized (steps are frozen and hashable; the cache is bounded)."""
+
+    _CACHE_MAX = 4096
+
     def __init__(self, arch: Architecture) -> None:
         self.arch = arch
         self.levels = {lv.name: lv for lv in arch.levels}
@@ -118,6 +123,27 @@ class _Builder:
         self.nets = {(n.src, n.dst): n for n in getattr(arch, "networks", ()) or ()}
         self.servers: list[Server] = []
         self.index: dict[str, int] = {}
+        self.steps: dict[Step, CompiledStep] = {}
+        for lv in arch.levels:
+            self.server(f"{lv.name}.read", lv.instances, float(lv.read_bw_bytes_per_cycle))
+            self.server(f"{lv.name}.write", lv.instances, float(lv.write_bw_bytes_per_cycle))
+        for net in self.nets.values():
+            self.server(f"{net.name}.transfer", 1, float(net.bw_bytes_per_cycle))
+        for u in arch.compute:
+            self.server(f"{u.name}.compute", u.instances, 1.0)
+        self.frozen_servers = tuple(self.servers)
+
+    def cached_step(self, s: Step, path: str) -> CompiledStep:
+        try:
+            hit = self.steps.get(s)
+        except TypeError:  # unhashable contents (e.g. a list of ops): compile every time
+            return self.step(s, path)
+        if hit is None:
+            hit = self.step(s, path)
+            if len(self.steps) >= self._CACHE_MAX:
+                self.steps.clear()
+            self.steps[s] = hit
+        return hit
 
     def server(self, name: str, instances: int, capacity: float) -> int:
         idx = self.index.get(name)
@@ -229,6 +255,20 @@ class _Builder:
         return max(per.values(), default=0.0)
 
 
+_BUILDERS: dict[int, _Builder] = {}
+
+
+def _builder(arch: Architecture) -> _Builder:
+    """The cached tables of ``arch`` (keyed by identity; the entry holds the arch alive)."""
+    b = _BUILDERS.get(id(arch))
+    if b is None or b.arch is not arch:
+        if len(_BUILDERS) >= 64:
+            _BUILDERS.clear()
+        b = _Builder(arch)
+        _BUILDERS[id(arch)] = b
+    return b
+
+
 def _check_phase_fields(p: Phase, path: str) -> None:
     for field, value, low in (("work_items", p.work_items, 0), ("slots", p.slots, 1),
                               ("depth", p.depth, 1)):
@@ -318,22 +358,22 @@ def compile_program(program: TileProgram, arch: Architecture, *,
     if not isinstance(program, TileProgram):
         raise MappingError("not a TileProgram", path="program", expected="TileProgram",
                            got=type(program).__name__)
-    b = _Builder(arch)
+    b = _builder(arch)
     deps, chain = _deps(program)
     phases = []
     notes = []
     for i, p in enumerate(program.phases):
         path = f"phases[{i}]"
         _check_phase_fields(p, path)
-        body = b.step(p.body, f"{path}.body")
-        pro = b.step(p.prologue, f"{path}.prologue") if p.prologue is not None else None
-        epi = b.step(p.epilogue, f"{path}.epilogue") if p.epilogue is not None else None
+        body = b.cached_step(p.body, f"{path}.body")
+        pro = b.cached_step(p.prologue, f"{path}.prologue") if p.prologue is not None else None
+        epi = b.cached_step(p.epilogue, f"{path}.epilogue") if p.epilogue is not None else None
         depth = _effective_depth(b, p, path, strict)
         if depth < p.depth:
             notes.append(f"{p.name}: depth {p.depth} clamped to {depth} by "
                          f"{p.staging_level} capacity")
         phases.append(CompiledPhase(i, p, body, pro, epi, depth, deps[i]))
-    return CompiledProgram(tuple(b.servers), tuple(phases), chain, tuple(notes))
+    return CompiledProgram(b.frozen_servers, tuple(phases), chain, tuple(notes))
 
 
 def validate_program(program: TileProgram, arch: Architecture, *, strict: bool = True) -> None:

@@ -23,7 +23,7 @@ from simpy.events import Timeout
 
 __all__ = ["PSServer", "Clock"]
 
-_REL_EPS = 1e-12
+_REL_EPS = 1e-11
 
 
 class Clock:
@@ -125,7 +125,10 @@ class PSServer:
         self._advance(now)
         self.pending_at = None
         heap = self.heap
-        v_due = self.v + _REL_EPS * max(1.0, abs(self.v))
+        # due: finishing within float resolution of now (avoids zero-delay re-arm loops)
+        slack_t = _REL_EPS * max(1.0, now)
+        v_due = self.v + max(_REL_EPS * max(1.0, abs(self.v)),
+                             slack_t * self.capacity / max(1, len(heap)))
         done: list[Callable[[], None]] = []
         while heap and heap[0][0] <= v_due:
             done.append(heapq.heappop(heap)[2])

@@ -75,6 +75,10 @@ class PhaseRun:
         self.next_item = 0
         self.finished = 0
         self.ctx: list[SlotContext] = []
+        self.launching = False
+        self.sync_done = False
+        self.free: list[int] = []
+        self.dispatch_pending = False
 
     def start(self) -> None:
         if self.items == 0:
@@ -82,22 +86,46 @@ class PhaseRun:
             return
         self.ctx = [self.rt.slot(s, self.cp.phase.name) for s in range(self.slots)]
         for s in range(self.slots):
+            if self.next_item >= self.items:
+                break
             self._launch(s)
 
     def _launch(self, s: int) -> None:
-        j = self.next_item
-        self.next_item += 1
         cp = self.cp
-        run = ItemRun(self.ctx[s], cp.body, cp.prologue, cp.epilogue, int(self.trips[j]),
-                      cp.depth, lambda: self._free(s))
-        run.start()
+        while self.next_item < self.items:
+            j = self.next_item
+            self.next_item += 1
+            self.sync_done = False
+            self.launching = True
+            ItemRun(self.ctx[s], cp.body, cp.prologue, cp.epilogue, int(self.trips[j]),
+                    cp.depth, lambda: self._free(s)).start()
+            self.launching = False
+            if not self.sync_done:
+                return
+            # the item took no time: slot s is free again, give it the next one (a loop,
+            # not recursion, so long runs of empty items cannot overflow the stack)
 
     def _free(self, s: int) -> None:
         self.finished += 1
-        if self.next_item < self.items:
-            self._launch(s)
+        if self.launching:
+            self.sync_done = True
+        elif self.next_item < self.items:
+            # slots freed at the same instant take items in slot-index order: collect them
+            # and hand out the items in one zero-delay dispatch event
+            self.free.append(s)
+            if not self.dispatch_pending:
+                self.dispatch_pending = True
+                self.rt.clock.after(0.0, self._dispatch)
         if self.finished == self.items:
             self.on_done()
+
+    def _dispatch(self, _ev: object) -> None:
+        self.dispatch_pending = False
+        free, self.free = sorted(self.free), []
+        for s in free:
+            if self.next_item >= self.items:
+                break
+            self._launch(s)
 
 
 def _run_joint(compiled: CompiledProgram, phases: tuple[CompiledPhase, ...], t0: float,
@@ -135,7 +163,8 @@ def _run_joint(compiled: CompiledProgram, phases: tuple[CompiledPhase, ...], t0:
     return end, per_phase, rt.clock.events
 
 
-def _symmetric_share(compiled: CompiledProgram, active: int) -> list[float] | None:
+def _symmetric_share(compiled: CompiledProgram, active: int,
+                     used: set[int]) -> list[float] | None:
     """Capacity factor per server for ``active`` lockstep slots, or None if not symmetric.
 
     NOTE: exact only in lockstep. ``active`` slots (0..active-1) running identical items
@@ -146,9 +175,9 @@ def _symmetric_share(compiled: CompiledProgram, active: int) -> list[float] | No
     otherwise the slots drift apart and we simulate them all.
     """
     scale = []
-    for sv in compiled.servers:
+    for idx, sv in enumerate(compiled.servers):
         k = sv.instances
-        if active % k and active > k:
+        if idx in used and active % k and active > k:
             return None
         scale.append(1.0 / max(1, math.ceil(active / k)))
     return scale
@@ -198,13 +227,15 @@ def _phase_shortcut(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[float
     if trips is None or p.work_items == 0:
         return None
     full = min(p.slots, p.work_items)
+    used = {s for step in (cp.body, cp.prologue, cp.epilogue) if step is not None
+            for s in step.work}
     waves, tail = divmod(p.work_items, full)
     total = 0.0
     events = 0
     for active, count in ((full, waves), (tail, 1 if tail else 0)):
         if count == 0:
             continue
-        scale = _symmetric_share(compiled, active)
+        scale = _symmetric_share(compiled, active, used)
         if scale is None:
             if active == full:
                 return None

@@ -47,8 +47,16 @@ __all__ = [
 FAMILIES = {
     "flash2": ("eff_fa2", "flash_fwd_kernel", "flash_bwd_dq_dk_dv_loop_seqk_parallel_kernel"),
     "flash3": ("eff_fa3", "cudnn_sm90_flash_fprop_wgmma", "cudnn_sm90_flash_bprop_wgmma"),
-    "efficient": ("eff_memeff", "fmha_cutlassF_bf16_aligned_sm80", "fmha_cutlassB_bf16_aligned_sm80"),
-    "flex": ("eff_flex", "triton_tem_fused_flex_attention", "triton_tem_fused_flex_attention_backward"),
+    "efficient": (
+        "eff_memeff",
+        "fmha_cutlassF_bf16_aligned_sm80",
+        "fmha_cutlassB_bf16_aligned_sm80",
+    ),
+    "flex": (
+        "eff_flex",
+        "triton_tem_fused_flex_attention",
+        "triton_tem_fused_flex_attention_backward",
+    ),
 }
 _SOFTMAX_FP32_OPS = 5.0  # per score: scale/subtract (FMA), max, sum, convert, mask/select
 #: Share of L2 usable for K/V reuse between concurrent CTAs (see gemm.L2_REUSE_FRACTION).
@@ -85,7 +93,9 @@ def causal_trips(Sq: int, Skv: int, bm: int, bn: int, causal: bool) -> np.ndarra
     return np.clip(np.ceil(np.maximum(end, 0) / bn), 0, full).astype(np.int64)
 
 
-def kv_reread_factor(model: GpuModel, ctas_per_head: int, slots: int, kv_bytes_per_head: float) -> float:
+def kv_reread_factor(
+    model: GpuModel, ctas_per_head: int, slots: int, kv_bytes_per_head: float
+) -> float:
     """How many times each K/V head is read from DRAM.
 
     CTAs of one head run concurrently and stream K/V in near lock-step, so one DRAM read
@@ -99,10 +109,24 @@ def kv_reread_factor(model: GpuModel, ctas_per_head: int, slots: int, kv_bytes_p
 
 
 def trip_kernel_cost(
-    *, name: str, category: str, model: GpuModel, tiling: AttnTiling, eff: float, dtype: str,
-    trips: np.ndarray, mma_flops_per_trip: float, alu_per_trip: float, sfu_per_trip: float,
-    bytes_per_trip: float, fixed_bytes: float, dram_read: float, dram_write: float,
-    lpt: bool = False, meta: dict[str, object] | None = None, issue_cycles_per_trip: float = 0.0,
+    *,
+    name: str,
+    category: str,
+    model: GpuModel,
+    tiling: AttnTiling,
+    eff: float,
+    dtype: str,
+    trips: np.ndarray,
+    mma_flops_per_trip: float,
+    alu_per_trip: float,
+    sfu_per_trip: float,
+    bytes_per_trip: float,
+    fixed_bytes: float,
+    dram_read: float,
+    dram_write: float,
+    lpt: bool = False,
+    meta: dict[str, object] | None = None,
+    issue_cycles_per_trip: float = 0.0,
 ) -> KernelCost:
     """Build a :class:`KernelCost` for a grid of CTAs that each loop over ``trips`` tiles.
 
@@ -120,24 +144,38 @@ def trip_kernel_cost(
     t_mma = mma_flops_per_trip / (hw.tc_rate(tiling.path, dtype) * eff)
     t_soft = alu_per_trip / hw.fp32_ops_per_clk + sfu_per_trip / hw.sfu_ops_per_clk
     ov = tiling.overlap_with(cps)
-    per_trip = cps * max(max(t_mma, t_soft) + (1.0 - ov) * min(t_mma, t_soft),
-                         issue_cycles_per_trip)
+    per_trip = cps * max(
+        max(t_mma, t_soft) + (1.0 - ov) * min(t_mma, t_soft), issue_cycles_per_trip
+    )
     # Pipeline fill/drain: the first tile's softmax and the last PV cannot overlap, plus
     # prologue/epilogue bookkeeping (~64 cycles).
     cycles = trips * per_trip + np.where(trips > 0, cps * (t_soft + 64.0), cps * 64.0)
     order = np.argsort(-trips, kind="stable") if lpt else None
     return KernelCost(
-        name=name, category=category, cta_cycles=cycles,
-        cta_bytes=trips * bytes_per_trip + fixed_bytes, slots=hw.sms * cps,
+        name=name,
+        category=category,
+        cta_cycles=cycles,
+        cta_bytes=trips * bytes_per_trip + fixed_bytes,
+        slots=hw.sms * cps,
         cta_stream_bytes_per_s=tiling.inflight_bytes / hw.dram_latency_s,
-        dram_read_bytes=dram_read, dram_write_bytes=dram_write,
+        dram_read_bytes=dram_read,
+        dram_write_bytes=dram_write,
         tensor_flops=float(trips.sum() * mma_flops_per_trip),
-        alu_ops=float(trips.sum() * (alu_per_trip + sfu_per_trip)), order=order,
-        meta={"tile": f"{tiling.block_m}x{tiling.block_n}", "ctas_per_sm": cps,
-              "path": tiling.path, **(meta or {})},
-        trips=trips.astype(np.int64), trip_cycles=per_trip / cps, trip_bytes=bytes_per_trip,
-        fixed_bytes=fixed_bytes, trip_tensor_flops=mma_flops_per_trip,
-        trip_alu_ops={"exp": sfu_per_trip, "add": alu_per_trip}, ctas_per_sm=cps,
+        alu_ops=float(trips.sum() * (alu_per_trip + sfu_per_trip)),
+        order=order,
+        meta={
+            "tile": f"{tiling.block_m}x{tiling.block_n}",
+            "ctas_per_sm": cps,
+            "path": tiling.path,
+            **(meta or {}),
+        },
+        trips=trips.astype(np.int64),
+        trip_cycles=per_trip / cps,
+        trip_bytes=bytes_per_trip,
+        fixed_bytes=fixed_bytes,
+        trip_tensor_flops=mma_flops_per_trip,
+        trip_alu_ops={"exp": sfu_per_trip, "add": alu_per_trip},
+        ctas_per_sm=cps,
         stages=max(1, round(tiling.inflight_bytes / max(bytes_per_trip, 1.0))) + 1,
     )
 
@@ -148,9 +186,20 @@ def _efficiency(model: GpuModel, family: str, backward: bool) -> float:
 
 
 def attention_fwd_costs(
-    model: GpuModel, *, B: int, Hq: int, Hkv: int, Sq: int, Skv: int, D: int, causal: bool,
-    family: str = "flash2", dtype: str = "bf16", row_trips: np.ndarray | None = None,
-    tiling: AttnTiling | None = None, name: str | None = None,
+    model: GpuModel,
+    *,
+    B: int,
+    Hq: int,
+    Hkv: int,
+    Sq: int,
+    Skv: int,
+    D: int,
+    causal: bool,
+    family: str = "flash2",
+    dtype: str = "bf16",
+    row_trips: np.ndarray | None = None,
+    tiling: AttnTiling | None = None,
+    name: str | None = None,
 ) -> list[KernelCost]:
     """Forward attention as one fused kernel.
 
@@ -183,34 +232,62 @@ def attention_fwd_costs(
     trips = np.tile(trips_m, B * Hq)
     q_bytes = B * Hq * Sq * D * elt
     kv_head = 2.0 * Skv * D * elt
-    factor = kv_reread_factor(model, num_m * (Hq // max(Hkv, 1)), model.hw.sms * t.ctas_per_sm, kv_head)
+    factor = kv_reread_factor(
+        model, num_m * (Hq // max(Hkv, 1)), model.hw.sms * t.ctas_per_sm, kv_head
+    )
     read = q_bytes + B * Hkv * kv_head * factor
     write = q_bytes + B * Hq * Sq * 4.0  # O and the log-sum-exp
-    return [trip_kernel_cost(
-        name=name or FAMILIES[family][1], category="attn_fwd", model=model, tiling=t,
-        eff=_efficiency(model, family, False), dtype=dtype, trips=trips,
-        mma_flops_per_trip=4.0 * bm * bn * D,
-        alu_per_trip=_SOFTMAX_FP32_OPS * bm * bn + bm * D, sfu_per_trip=float(bm * bn),
-        bytes_per_trip=2.0 * bn * D * elt, fixed_bytes=2.0 * bm * D * elt,
-        dram_read=read, dram_write=write, lpt=(family == "flash3" and causal),
-        meta={"family": family, "kv_reread": factor},
-    )]
+    return [
+        trip_kernel_cost(
+            name=name or FAMILIES[family][1],
+            category="attn_fwd",
+            model=model,
+            tiling=t,
+            eff=_efficiency(model, family, False),
+            dtype=dtype,
+            trips=trips,
+            mma_flops_per_trip=4.0 * bm * bn * D,
+            alu_per_trip=_SOFTMAX_FP32_OPS * bm * bn + bm * D,
+            sfu_per_trip=float(bm * bn),
+            bytes_per_trip=2.0 * bn * D * elt,
+            fixed_bytes=2.0 * bm * D * elt,
+            dram_read=read,
+            dram_write=write,
+            lpt=(family == "flash3" and causal),
+            meta={"family": family, "kv_reread": factor},
+        )
+    ]
 
 
 def _memory_kernel(name: str, model: GpuModel, read: float, write: float, alu: float) -> KernelCost:
     hw = model.hw
     ctas = max(1, min(hw.sms * 8, math.ceil((read + write) / 65536)))
     return KernelCost(
-        name=name, category="elementwise", cta_cycles=np.full(ctas, alu / ctas / hw.fp32_ops_per_clk),
-        cta_bytes=np.full(ctas, (read + write) / ctas), slots=hw.sms * 8,
-        cta_stream_bytes_per_s=16384 / hw.dram_latency_s, dram_read_bytes=read,
-        dram_write_bytes=write, tensor_flops=0.0, alu_ops=alu,
+        name=name,
+        category="elementwise",
+        cta_cycles=np.full(ctas, alu / ctas / hw.fp32_ops_per_clk),
+        cta_bytes=np.full(ctas, (read + write) / ctas),
+        slots=hw.sms * 8,
+        cta_stream_bytes_per_s=16384 / hw.dram_latency_s,
+        dram_read_bytes=read,
+        dram_write_bytes=write,
+        tensor_flops=0.0,
+        alu_ops=alu,
     )
 
 
 def attention_bwd_costs(
-    model: GpuModel, *, B: int, Hq: int, Hkv: int, Sq: int, Skv: int, D: int, causal: bool,
-    family: str = "flash2", dtype: str = "bf16",
+    model: GpuModel,
+    *,
+    B: int,
+    Hq: int,
+    Hkv: int,
+    Sq: int,
+    Skv: int,
+    D: int,
+    causal: bool,
+    family: str = "flash2",
+    dtype: str = "bf16",
 ) -> list[KernelCost]:
     """Backward attention: preprocess (rowsum dO*O, clear dQ accumulator), the main
     key-block-parallel kernel (recompute P, 5 GEMMs, dQ by fp32 atomics), dQ conversion,
@@ -237,29 +314,52 @@ def attention_bwd_costs(
     qo = rows * D * elt
     factor = kv_reread_factor(model, num_n, hw.sms * t.ctas_per_sm, 2.0 * Sq * D * elt)
     main = trip_kernel_cost(
-        name=FAMILIES[family][2], category="attn_bwd", model=model, tiling=t,
-        eff=_efficiency(model, family, True), dtype=dtype, trips=trips,
+        name=FAMILIES[family][2],
+        category="attn_bwd",
+        model=model,
+        tiling=t,
+        eff=_efficiency(model, family, True),
+        dtype=dtype,
+        trips=trips,
         mma_flops_per_trip=10.0 * bm * bn * D,
-        alu_per_trip=6.0 * bm * bn + bm * D, sfu_per_trip=float(bm * bn),
+        alu_per_trip=6.0 * bm * bn + bm * D,
+        sfu_per_trip=float(bm * bn),
         bytes_per_trip=2.0 * bm * D * elt + 2 * bm * 4 + 2.0 * bm * D * 4,
         fixed_bytes=4.0 * bn * D * elt,
         dram_read=qo * 2 * factor + B * Hkv * Skv * D * elt * 2 + rows * 8.0,
         dram_write=rows * D * 4.0 + B * Hq * Skv * D * elt * 2,
-        lpt=(family == "flash3" and causal), meta={"family": family, "q_reread": factor},
+        lpt=(family == "flash3" and causal),
+        meta={"family": family, "q_reread": factor},
     )
-    pre = _memory_kernel("flash_bwd_dot_do_o_kernel", model, 2.0 * qo, rows * 4.0 + rows * D * 4.0,
-                         2.0 * rows * D)
+    pre = _memory_kernel(
+        "flash_bwd_dot_do_o_kernel", model, 2.0 * qo, rows * 4.0 + rows * D * 4.0, 2.0 * rows * D
+    )
     conv = _memory_kernel("flash_bwd_convert_dq_kernel", model, rows * D * 4.0, float(qo), rows * D)
     out = [pre, main, conv]
     if Hkv < Hq:
-        out.append(_memory_kernel("reduce_kernel", model, B * Hq * Skv * D * elt * 2.0,
-                                  B * Hkv * Skv * D * elt * 2.0, B * Hq * Skv * D * 2.0))
+        out.append(
+            _memory_kernel(
+                "reduce_kernel",
+                model,
+                B * Hq * Skv * D * elt * 2.0,
+                B * Hkv * Skv * D * elt * 2.0,
+                B * Hq * Skv * D * 2.0,
+            )
+        )
     return out
 
 
 def block_sparse_costs(
-    model: GpuModel, *, B: int, H: int, S: int, D: int, block: int, density: float,
-    dtype: str = "bf16", family: str = "flex",
+    model: GpuModel,
+    *,
+    B: int,
+    H: int,
+    S: int,
+    D: int,
+    block: int,
+    density: float,
+    dtype: str = "bf16",
+    family: str = "flex",
 ) -> list[KernelCost]:
     """Block-sparse attention that skips empty ``block x block`` tiles (FlexAttention).
 
@@ -270,13 +370,34 @@ def block_sparse_costs(
     base = fwd_tiling(family, model, D, False, elt)
     bm = min(base.block_m, block)
     bn = min(base.block_n, block)
-    t = make_tiling(model.hw, bm, bn, base.threads // 32, base.regs,
-              (bm * D + 3 * 2 * bn * D) * elt, base.path, None, base.inflight_bytes)
+    t = make_tiling(
+        model.hw,
+        bm,
+        bn,
+        base.threads // 32,
+        base.regs,
+        (bm * D + 3 * 2 * bn * D) * elt,
+        base.path,
+        None,
+        base.inflight_bytes,
+    )
     n_kv = math.ceil(S / block)
     per_q_block = max(1, round(density * n_kv)) * max(1, block // bn)
     row_trips = np.full(math.ceil(S / bm), per_q_block)
-    return attention_fwd_costs(model, B=B, Hq=H, Hkv=H, Sq=S, Skv=S, D=D, causal=False,
-                               family=family, dtype=dtype, row_trips=row_trips, tiling=t)
+    return attention_fwd_costs(
+        model,
+        B=B,
+        Hq=H,
+        Hkv=H,
+        Sq=S,
+        Skv=S,
+        D=D,
+        causal=False,
+        family=family,
+        dtype=dtype,
+        row_trips=row_trips,
+        tiling=t,
+    )
 
 
 #: Cycles for the producer warp to issue the gather of one K or V row (cp.async, 16 B per
@@ -285,7 +406,14 @@ GATHER_CYCLES_PER_ROW = 4.0
 
 
 def fg_sparse_costs(
-    model: GpuModel, *, B: int, H: int, S: int, D: int, density: float, dtype: str = "bf16",
+    model: GpuModel,
+    *,
+    B: int,
+    H: int,
+    S: int,
+    D: int,
+    density: float,
+    dtype: str = "bf16",
     gather_cycles_per_row: float = GATHER_CYCLES_PER_ROW,
 ) -> list[KernelCost]:
     """FG-Attn (arXiv 2509.16518): skip ``M x 1`` slices -- per query block only the kept
@@ -304,14 +432,23 @@ def fg_sparse_costs(
     trips = np.tile(row_trips, B * H)
     q_bytes = B * H * S * D * elt
     kv = B * H * 2.0 * S * D * elt
-    return [trip_kernel_cost(
-        name="fg_attn_gather_fwd_kernel", category="attn_fwd", model=model, tiling=t,
-        eff=_efficiency(model, "flash3", False), dtype=dtype, trips=trips,
-        mma_flops_per_trip=4.0 * t.block_m * t.block_n * D,
-        alu_per_trip=_SOFTMAX_FP32_OPS * t.block_m * t.block_n + t.block_m * D,
-        sfu_per_trip=float(t.block_m * t.block_n),
-        bytes_per_trip=2.0 * t.block_n * D * elt + t.block_n * 4.0,
-        fixed_bytes=2.0 * t.block_m * D * elt, dram_read=q_bytes + kv + trips.size * kept * 4.0,
-        dram_write=q_bytes + B * H * S * 4.0, issue_cycles_per_trip=2.0 * t.block_n * gather_cycles_per_row,
-        meta={"family": "fg_attn", "kept_keys_per_query_block": kept},
-    )]
+    return [
+        trip_kernel_cost(
+            name="fg_attn_gather_fwd_kernel",
+            category="attn_fwd",
+            model=model,
+            tiling=t,
+            eff=_efficiency(model, "flash3", False),
+            dtype=dtype,
+            trips=trips,
+            mma_flops_per_trip=4.0 * t.block_m * t.block_n * D,
+            alu_per_trip=_SOFTMAX_FP32_OPS * t.block_m * t.block_n + t.block_m * D,
+            sfu_per_trip=float(t.block_m * t.block_n),
+            bytes_per_trip=2.0 * t.block_n * D * elt + t.block_n * 4.0,
+            fixed_bytes=2.0 * t.block_m * D * elt,
+            dram_read=q_bytes + kv + trips.size * kept * 4.0,
+            dram_write=q_bytes + B * H * S * 4.0,
+            issue_cycles_per_trip=2.0 * t.block_n * gather_cycles_per_row,
+            meta={"family": "fg_attn", "kept_keys_per_query_block": kept},
+        )
+    ]

@@ -143,8 +143,17 @@ class OpPrediction:
         return sum(k.clock_hz * k.time_s for k in self.kernels) / t if t > 0 else 0.0
 
 
-def evaluate_kernel(cost: KernelCost, model: GpuModel, *, cap_w: float | None = None) -> KernelTiming:
-    """Time, clock and energy of one kernel under the power cap (see module notes)."""
+def evaluate_kernel(
+    cost: KernelCost,
+    model: GpuModel,
+    *,
+    cap_w: float | None = None,
+    max_clock_hz: float | None = None,
+) -> KernelTiming:
+    """Time, clock and energy of one kernel under the power cap (see module notes).
+
+    ``max_clock_hz`` lifts the boost-clock ceiling (calibration only, see ``solve_clock``).
+    """
     hw, cal = model.hw, model.cal
     cyc = np.asarray(cost.cta_cycles, dtype=float)
     byt = np.asarray(cost.cta_bytes, dtype=float)
@@ -162,8 +171,15 @@ def evaluate_kernel(cost: KernelCost, model: GpuModel, *, cap_w: float | None = 
         span = float(durations(f)[crit].sum()) if crit.size else 0.0
         return cal.launch_s + max(span, t_dram)
 
-    pp: PowerPoint = solve_clock(model, time_at, tensor_flops=cost.tensor_flops,
-                                 alu_ops=cost.alu_ops, dram_bytes=cost.dram_bytes, cap_w=cap_w)
+    pp: PowerPoint = solve_clock(
+        model,
+        time_at,
+        tensor_flops=cost.tensor_flops,
+        alu_ops=cost.alu_ops,
+        dram_bytes=cost.dram_bytes,
+        cap_w=cap_w,
+        max_clock_hz=max_clock_hz,
+    )
     span = float(durations(pp.clock_hz)[crit].sum()) if crit.size else 0.0
     if t_dram >= span:
         bound = "dram"
@@ -172,13 +188,28 @@ def evaluate_kernel(cost: KernelCost, model: GpuModel, *, cap_w: float | None = 
     else:
         bound = "compute"
     return KernelTiming(
-        name=cost.name, category=cost.category, time_s=pp.time_s, clock_hz=pp.clock_hz,
-        power_w=pp.power_w, energy_j=pp.energy_j, dram_read_bytes=cost.dram_read_bytes,
-        dram_write_bytes=cost.dram_write_bytes, tensor_flops=cost.tensor_flops, bound=bound,
+        name=cost.name,
+        category=cost.category,
+        time_s=pp.time_s,
+        clock_hz=pp.clock_hz,
+        power_w=pp.power_w,
+        energy_j=pp.energy_j,
+        dram_read_bytes=cost.dram_read_bytes,
+        dram_write_bytes=cost.dram_write_bytes,
+        tensor_flops=cost.tensor_flops,
+        bound=bound,
         meta={**cost.meta, "ctas": cost.ctas, "slots": cost.slots},
     )
 
 
-def evaluate_op(costs: Sequence[KernelCost], model: GpuModel, *, cap_w: float | None = None) -> OpPrediction:
+def evaluate_op(
+    costs: Sequence[KernelCost],
+    model: GpuModel,
+    *,
+    cap_w: float | None = None,
+    max_clock_hz: float | None = None,
+) -> OpPrediction:
     """Evaluate kernels launched back to back."""
-    return OpPrediction(tuple(evaluate_kernel(c, model, cap_w=cap_w) for c in costs))
+    return OpPrediction(
+        tuple(evaluate_kernel(c, model, cap_w=cap_w, max_clock_hz=max_clock_hz) for c in costs)
+    )

@@ -22,8 +22,9 @@ from .params import GpuModel, dtype_bytes
 __all__ = ["cudnn_decode_tiling", "decode_costs", "fa2_decode_plan", "lean_decode_costs"]
 
 
-def fa2_decode_plan(model: GpuModel, *, B: int, Hq: int, Hkv: int, Sq: int, Skv: int,
-                    D: int) -> dict[str, int]:
+def fa2_decode_plan(
+    model: GpuModel, *, B: int, Hq: int, Hkv: int, Sq: int, Skv: int, D: int
+) -> dict[str, int]:
     """FA2's launch decisions for decode: GQA row swap, split count, blocks.
 
     With ``Sq == 1`` and GQA, FA2 (``seqlenq_ngroups_swapped``) treats the ``Hq/Hkv``
@@ -35,8 +36,14 @@ def fa2_decode_plan(model: GpuModel, *, B: int, Hq: int, Hkv: int, Sq: int, Skv:
     num_m = math.ceil(rows / 64)
     n_blocks = math.ceil(Skv / t.block_n)
     splits = num_splits_heuristic(B * heads * num_m, 2 * model.hw.sms, n_blocks, 128)
-    return {"rows": rows, "heads": heads, "num_m": num_m, "n_blocks": n_blocks,
-            "splits": splits, "swapped": int(swap)}
+    return {
+        "rows": rows,
+        "heads": heads,
+        "num_m": num_m,
+        "n_blocks": n_blocks,
+        "splits": splits,
+        "swapped": int(swap),
+    }
 
 
 def _combine_cost(model: GpuModel, *, splits: int, bhr: int, D: int, elt: int) -> KernelCost:
@@ -46,28 +53,61 @@ def _combine_cost(model: GpuModel, *, splits: int, bhr: int, D: int, elt: int) -
     k_block_m = 4 if D % 128 == 0 else (8 if D % 64 == 0 else 16)
     ctas = max(1, math.ceil(bhr / k_block_m))
     return KernelCost(
-        name="flash_fwd_splitkv_combine_kernel", category="reduce",
+        name="flash_fwd_splitkv_combine_kernel",
+        category="reduce",
         cta_cycles=np.full(ctas, 8.0 * splits * k_block_m * D / hw.fp32_ops_per_clk + 200.0),
-        cta_bytes=np.full(ctas, (read + write) / ctas), slots=hw.sms * 8,
+        cta_bytes=np.full(ctas, (read + write) / ctas),
+        slots=hw.sms * 8,
         cta_stream_bytes_per_s=k_block_m * D * 4 * 4 / hw.dram_latency_s,
-        dram_read_bytes=read, dram_write_bytes=write, tensor_flops=0.0,
-        alu_ops=4.0 * splits * bhr * D, meta={"splits": splits},
+        dram_read_bytes=read,
+        dram_write_bytes=write,
+        tensor_flops=0.0,
+        alu_ops=4.0 * splits * bhr * D,
+        meta={"splits": splits},
     )
 
 
-def _split_plan(model: GpuModel, *, B: int, Hq: int, Hkv: int, Sq: int, Skv: int, D: int,
-                block_n: int, num_sms: int) -> dict[str, int]:
+def _split_plan(
+    model: GpuModel,
+    *,
+    B: int,
+    Hq: int,
+    Hkv: int,
+    Sq: int,
+    Skv: int,
+    D: int,
+    block_n: int,
+    num_sms: int,
+) -> dict[str, int]:
     swap = Sq == 1 and Hq > Hkv and D % 8 == 0
     rows, heads = (Hq // Hkv, Hkv) if swap else (Sq, Hq)
     num_m = math.ceil(rows / 64)
     n_blocks = math.ceil(Skv / block_n)
     splits = num_splits_heuristic(B * heads * num_m, num_sms, n_blocks, 128)
-    return {"rows": rows, "heads": heads, "num_m": num_m, "n_blocks": n_blocks,
-            "splits": splits, "swapped": int(swap)}
+    return {
+        "rows": rows,
+        "heads": heads,
+        "num_m": num_m,
+        "n_blocks": n_blocks,
+        "splits": splits,
+        "swapped": int(swap),
+    }
 
 
-def _split_kernels(model: GpuModel, plan: dict[str, int], t: AttnTiling, *, B: int, Hkv: int,
-                   Skv: int, D: int, dtype: str, eff: float, name: str, family: str) -> list[KernelCost]:
+def _split_kernels(
+    model: GpuModel,
+    plan: dict[str, int],
+    t: AttnTiling,
+    *,
+    B: int,
+    Hkv: int,
+    Skv: int,
+    D: int,
+    dtype: str,
+    eff: float,
+    name: str,
+    family: str,
+) -> list[KernelCost]:
     elt = dtype_bytes(dtype)
     heads, rows, splits = plan["heads"], plan["rows"], plan["splits"]
     n_blocks, num_m = plan["n_blocks"], plan["num_m"]
@@ -77,11 +117,19 @@ def _split_kernels(model: GpuModel, plan: dict[str, int], t: AttnTiling, *, B: i
     bhr = B * heads * rows
     kv_read = B * Hkv * 2.0 * Skv * D * elt
     kernel = trip_kernel_cost(
-        name=name, category="attn_fwd", model=model, tiling=t, eff=eff, dtype=dtype, trips=trips,
+        name=name,
+        category="attn_fwd",
+        model=model,
+        tiling=t,
+        eff=eff,
+        dtype=dtype,
+        trips=trips,
         mma_flops_per_trip=4.0 * t.block_m * t.block_n * D,
         alu_per_trip=5.0 * t.block_m * t.block_n + t.block_m * D,
-        sfu_per_trip=float(t.block_m * t.block_n), bytes_per_trip=2.0 * t.block_n * D * elt,
-        fixed_bytes=float(t.block_m * D * elt), dram_read=kv_read + bhr * D * elt,
+        sfu_per_trip=float(t.block_m * t.block_n),
+        bytes_per_trip=2.0 * t.block_n * D * elt,
+        fixed_bytes=float(t.block_m * D * elt),
+        dram_read=kv_read + bhr * D * elt,
         dram_write=(splits * bhr * (D + 1) * 4.0) if splits > 1 else bhr * D * elt,
         meta={"family": family, "splits": splits, "gqa_swapped": plan["swapped"]},
     )
@@ -98,8 +146,17 @@ def cudnn_decode_tiling(model: GpuModel, d: int, elt: int = 2) -> AttnTiling:
 
 
 def decode_costs(
-    model: GpuModel, *, B: int, Hq: int, Hkv: int, Skv: int, D: int, family: str = "flash2",
-    dtype: str = "bf16", Sq: int = 1, causal: bool = False,
+    model: GpuModel,
+    *,
+    B: int,
+    Hq: int,
+    Hkv: int,
+    Skv: int,
+    D: int,
+    family: str = "flash2",
+    dtype: str = "bf16",
+    Sq: int = 1,
+    causal: bool = False,
 ) -> list[KernelCost]:
     """Kernels of one decode attention call.
 
@@ -129,23 +186,64 @@ def decode_costs(
         t = fa2_splitkv_tiling(model.hw, D, elt)
         plan = _split_plan(model, block_n=t.block_n, num_sms=2 * model.hw.sms, **shape)
         if plan["splits"] <= 1:  # FA2 runs its regular forward kernel
-            return attention_fwd_costs(model, B=B, Hq=plan["heads"], Hkv=min(Hkv, plan["heads"]),
-                                       Sq=plan["rows"], Skv=Skv, D=D, causal=False,
-                                       family="flash2", dtype=dtype)
-        return _split_kernels(model, plan, t, B=B, Hkv=Hkv, Skv=Skv, D=D, dtype=dtype,
-                              eff=model.cal.eff_fa2, name="flash_fwd_splitkv_kernel", family="flash2")
+            return attention_fwd_costs(
+                model,
+                B=B,
+                Hq=plan["heads"],
+                Hkv=min(Hkv, plan["heads"]),
+                Sq=plan["rows"],
+                Skv=Skv,
+                D=D,
+                causal=False,
+                family="flash2",
+                dtype=dtype,
+            )
+        return _split_kernels(
+            model,
+            plan,
+            t,
+            B=B,
+            Hkv=Hkv,
+            Skv=Skv,
+            D=D,
+            dtype=dtype,
+            eff=model.cal.eff_fa2,
+            name="flash_fwd_splitkv_kernel",
+            family="flash2",
+        )
     if family == "flash3":
         t = cudnn_decode_tiling(model, D, elt)
         plan = _split_plan(model, block_n=t.block_n, num_sms=model.hw.sms * t.ctas_per_sm, **shape)
-        return _split_kernels(model, plan, t, B=B, Hkv=Hkv, Skv=Skv, D=D, dtype=dtype,
-                              eff=model.cal.eff_fa3, name="cudnn_sm90_flash_fprop_decode",
-                              family="flash3")
-    return attention_fwd_costs(model, B=B, Hq=Hq, Hkv=Hkv, Sq=Sq, Skv=Skv, D=D,
-                               causal=causal and Sq > 1, family=family, dtype=dtype)
+        return _split_kernels(
+            model,
+            plan,
+            t,
+            B=B,
+            Hkv=Hkv,
+            Skv=Skv,
+            D=D,
+            dtype=dtype,
+            eff=model.cal.eff_fa3,
+            name="cudnn_sm90_flash_fprop_decode",
+            family="flash3",
+        )
+    return attention_fwd_costs(
+        model,
+        B=B,
+        Hq=Hq,
+        Hkv=Hkv,
+        Sq=Sq,
+        Skv=Skv,
+        D=D,
+        causal=causal and Sq > 1,
+        family=family,
+        dtype=dtype,
+    )
 
 
-def lean_decode_costs(model: GpuModel, *, B: int, Hq: int, Hkv: int, Skv: int, D: int,
-                      dtype: str = "bf16") -> list[KernelCost]:
+def lean_decode_costs(
+    model: GpuModel, *, B: int, Hq: int, Hkv: int, Skv: int, D: int, dtype: str = "bf16"
+) -> list[KernelCost]:
     """Lean Attention / stream-K decode (Sanovar et al., arXiv 2405.10480).
 
     All ``B x H' x n_blocks`` K/V block iterations are divided evenly over exactly one
@@ -164,12 +262,21 @@ def lean_decode_costs(model: GpuModel, *, B: int, Hq: int, Hkv: int, Skv: int, D
     partials = ctas + B * heads
     bhr = B * heads * rows
     kernel = trip_kernel_cost(
-        name="lean_attention_decode_kernel", category="attn_fwd", model=model, tiling=t,
-        eff=model.cal.eff_fa2, dtype=dtype, trips=trips, mma_flops_per_trip=4.0 * 64 * t.block_n * D,
-        alu_per_trip=5.0 * 64 * t.block_n + 64 * D, sfu_per_trip=64.0 * t.block_n,
-        bytes_per_trip=2.0 * t.block_n * D * elt, fixed_bytes=64.0 * D * elt,
+        name="lean_attention_decode_kernel",
+        category="attn_fwd",
+        model=model,
+        tiling=t,
+        eff=model.cal.eff_fa2,
+        dtype=dtype,
+        trips=trips,
+        mma_flops_per_trip=4.0 * 64 * t.block_n * D,
+        alu_per_trip=5.0 * 64 * t.block_n + 64 * D,
+        sfu_per_trip=64.0 * t.block_n,
+        bytes_per_trip=2.0 * t.block_n * D * elt,
+        fixed_bytes=64.0 * D * elt,
         dram_read=B * Hkv * 2.0 * Skv * D * elt + bhr * D * elt,
-        dram_write=partials * rows * (D + 1) * 4.0, meta={"family": "lean", "partials": partials},
+        dram_write=partials * rows * (D + 1) * 4.0,
+        meta={"family": "lean", "partials": partials},
     )
     splits = max(1, math.ceil(partials / max(B * heads, 1)))
     return [kernel, _combine_cost(model, splits=splits, bhr=bhr, D=D, elt=elt)]

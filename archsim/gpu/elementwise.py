@@ -19,19 +19,32 @@ from .params import GpuModel, dtype_bytes
 __all__ = ["streaming_cost", "softmax_cost", "unfused_attention_costs"]
 
 
-def streaming_cost(model: GpuModel, *, name: str, category: str, read_bytes: float,
-                   write_bytes: float, alu_ops: float, ctas: int | None = None,
-                   bytes_in_flight_per_cta: float = 16384.0) -> KernelCost:
+def streaming_cost(
+    model: GpuModel,
+    *,
+    name: str,
+    category: str,
+    read_bytes: float,
+    write_bytes: float,
+    alu_ops: float,
+    ctas: int | None = None,
+    bytes_in_flight_per_cta: float = 16384.0,
+) -> KernelCost:
     """A kernel that streams ``read_bytes`` in and ``write_bytes`` out with light ALU work."""
     hw = model.hw
     total = read_bytes + write_bytes
     n = ctas or max(1, min(hw.sms * 16, math.ceil(total / 32768)))
     return KernelCost(
-        name=name, category=category, cta_cycles=np.full(n, alu_ops / n / hw.fp32_ops_per_clk),
-        cta_bytes=np.full(n, total / n), slots=hw.sms * 8,
+        name=name,
+        category=category,
+        cta_cycles=np.full(n, alu_ops / n / hw.fp32_ops_per_clk),
+        cta_bytes=np.full(n, total / n),
+        slots=hw.sms * 8,
         cta_stream_bytes_per_s=bytes_in_flight_per_cta / hw.dram_latency_s,
-        dram_read_bytes=float(read_bytes), dram_write_bytes=float(write_bytes),
-        tensor_flops=0.0, alu_ops=float(alu_ops),
+        dram_read_bytes=float(read_bytes),
+        dram_write_bytes=float(write_bytes),
+        tensor_flops=0.0,
+        alu_ops=float(alu_ops),
     )
 
 
@@ -43,13 +56,20 @@ def softmax_cost(model: GpuModel, *, rows: int, cols: int, dtype: str = "bf16") 
     """
     e = dtype_bytes(dtype)
     n = float(rows) * cols
-    return streaming_cost(model, name="cunn_SoftMaxForward", category="softmax",
-                          read_bytes=n * e, write_bytes=n * e, alu_ops=5.0 * n,
-                          ctas=max(1, min(rows, model.hw.sms * 16)))
+    return streaming_cost(
+        model,
+        name="cunn_SoftMaxForward",
+        category="softmax",
+        read_bytes=n * e,
+        write_bytes=n * e,
+        alu_ops=5.0 * n,
+        ctas=max(1, min(rows, model.hw.sms * 16)),
+    )
 
 
-def unfused_attention_costs(model: GpuModel, *, B: int, H: int, S: int, D: int,
-                            dtype: str = "bf16", Skv: int | None = None) -> list[KernelCost]:
+def unfused_attention_costs(
+    model: GpuModel, *, B: int, H: int, S: int, D: int, dtype: str = "bf16", Skv: int | None = None
+) -> list[KernelCost]:
     """``Q K^T`` bmm, softmax, ``P V`` bmm as separate kernels (scores in HBM)."""
     skv = S if Skv is None else Skv
     qk = gemm_costs(S, skv, D, model, dtype=dtype, batch=B * H)

@@ -22,8 +22,16 @@ __all__ = ["GemmConfig", "gemm_costs", "choose_gemm_config", "gemm_dram_bytes"]
 
 # sm90 tiles seen in cuBLAS kernel names (sm90_xmma_gemm_*_tilesize*, nvjet_sm90_tst_*):
 # 256x128, 128x256, 192x192, 128x128, 128x64, 64x128, 64x256, 64x64 (and 64x48 for tiny).
-_TILES_SM90 = ((128, 256), (256, 128), (192, 192), (128, 128), (128, 64), (64, 128), (64, 256),
-               (64, 64))
+_TILES_SM90 = (
+    (128, 256),
+    (256, 128),
+    (192, 192),
+    (128, 128),
+    (128, 64),
+    (64, 128),
+    (64, 256),
+    (64, 64),
+)
 _TILES_SM80 = ((256, 128), (128, 256), (128, 128), (128, 64), (64, 128), (64, 64))
 _BK = 64
 _STAGES = 4
@@ -45,7 +53,14 @@ class GemmConfig:
 
 
 def gemm_dram_bytes(
-    M: int, N: int, K: int, cfg: GemmConfig, model: GpuModel, *, elt: int, out_elt: int,
+    M: int,
+    N: int,
+    K: int,
+    cfg: GemmConfig,
+    model: GpuModel,
+    *,
+    elt: int,
+    out_elt: int,
     batch: int = 1,
 ) -> tuple[float, float]:
     """DRAM bytes (read, write) of a GEMM with L2 reuse between concurrent CTAs.
@@ -53,12 +68,18 @@ def gemm_dram_bytes(
     If A and B fit in the reusable L2 they are read once. Otherwise each wave of
     concurrent CTAs -- a roughly square patch of ``rm x rn`` output tiles -- reads its
     ``rm`` row panels of A and ``rn`` column panels of B once.
+
+    L2 is write-back: the output tiles of the last wave (about half of them, the rest
+    already evicted by later reads) are still dirty in L2 when the kernel ends, so their
+    DRAM write lands in a later kernel (ncu: a 512^3 GEMM writes 0 bytes).
     """
     hw = model.hw
     tm, tn = math.ceil(M / cfg.block_m), math.ceil(N / cfg.block_n)
     a_b = (M * K + K * N) * elt
     compulsory = a_b * batch
-    write = M * N * out_elt * batch
+    out = M * N * out_elt * batch
+    deferred = min(out, 0.5 * hw.sms * cfg.block_m * cfg.block_n * out_elt)
+    write = out - deferred
     if cfg.split_k > 1:
         write += cfg.split_k * M * N * 4 * batch  # fp32 partials to the workspace
     if a_b * batch <= hw.l2_bytes * L2_REUSE_FRACTION:
@@ -73,38 +94,66 @@ def gemm_dram_bytes(
     return float(max(read, compulsory)), float(write)
 
 
-def _tile_cycles(cfg: GemmConfig, K: int, model: GpuModel, elt: int, out_elt: int, dtype: str) -> float:
+def _tile_cycles(
+    cfg: GemmConfig, K: int, model: GpuModel, elt: int, out_elt: int, dtype: str
+) -> float:
     hw, cal = model.hw, model.cal
     k_iters = math.ceil(K / cfg.split_k / cfg.block_k)
-    mma = 2.0 * cfg.block_m * cfg.block_n * cfg.block_k / (hw.tc_rate(cfg.path, dtype) * cal.eff_gemm)
+    mma = (
+        2.0 * cfg.block_m * cfg.block_n * cfg.block_k / (hw.tc_rate(cfg.path, dtype) * cal.eff_gemm)
+    )
     l2 = (cfg.block_m + cfg.block_n) * cfg.block_k * elt / hw.l2_bytes_per_clk_per_sm
-    epilogue = cfg.block_m * cfg.block_n * (4 if cfg.split_k > 1 else out_elt) / hw.l2_bytes_per_clk_per_sm
+    epilogue = (
+        cfg.block_m * cfg.block_n * (4 if cfg.split_k > 1 else out_elt) / hw.l2_bytes_per_clk_per_sm
+    )
     return k_iters * max(mma, l2) + epilogue
 
 
-def _cost_for(M: int, N: int, K: int, cfg: GemmConfig, model: GpuModel, dtype: str,
-              out_elt: int, batch: int, name: str) -> KernelCost:
+def _cost_for(
+    M: int,
+    N: int,
+    K: int,
+    cfg: GemmConfig,
+    model: GpuModel,
+    dtype: str,
+    out_elt: int,
+    batch: int,
+    name: str,
+) -> KernelCost:
     hw = model.hw
     elt = dtype_bytes(dtype)
     ctas = math.ceil(M / cfg.block_m) * math.ceil(N / cfg.block_n) * cfg.split_k * batch
     cyc = _tile_cycles(cfg, K, model, elt, out_elt, dtype)
     k_iters = math.ceil(K / cfg.split_k / cfg.block_k)
-    epi = cfg.block_m * cfg.block_n * (4 if cfg.split_k > 1 else out_elt) / hw.l2_bytes_per_clk_per_sm
+    epi = (
+        cfg.block_m * cfg.block_n * (4 if cfg.split_k > 1 else out_elt) / hw.l2_bytes_per_clk_per_sm
+    )
     k_len = math.ceil(K / cfg.split_k)
     cta_bytes = (cfg.block_m + cfg.block_n) * k_len * elt + cfg.block_m * cfg.block_n * out_elt
     rd, wr = gemm_dram_bytes(M, N, K, cfg, model, elt=elt, out_elt=out_elt, batch=batch)
     inflight = _STAGES * (cfg.block_m + cfg.block_n) * cfg.block_k * elt
     return KernelCost(
-        name=name, category="gemm", cta_cycles=np.full(ctas, cyc),
-        cta_bytes=np.full(ctas, float(cta_bytes)), slots=hw.sms,
-        cta_stream_bytes_per_s=inflight / hw.dram_latency_s, dram_read_bytes=rd,
-        dram_write_bytes=wr, tensor_flops=2.0 * M * N * K * batch,
-        meta={"tile": f"{cfg.block_m}x{cfg.block_n}x{cfg.block_k}", "split_k": cfg.split_k,
-              "path": cfg.path, "ctas_per_sm": 1},
-        trips=np.full(ctas, k_iters, dtype=np.int64), trip_cycles=(cyc - epi) / max(k_iters, 1),
+        name=name,
+        category="gemm",
+        cta_cycles=np.full(ctas, cyc),
+        cta_bytes=np.full(ctas, float(cta_bytes)),
+        slots=hw.sms,
+        cta_stream_bytes_per_s=inflight / hw.dram_latency_s,
+        dram_read_bytes=rd,
+        dram_write_bytes=wr,
+        tensor_flops=2.0 * M * N * K * batch,
+        meta={
+            "tile": f"{cfg.block_m}x{cfg.block_n}x{cfg.block_k}",
+            "split_k": cfg.split_k,
+            "path": cfg.path,
+            "ctas_per_sm": 1,
+        },
+        trips=np.full(ctas, k_iters, dtype=np.int64),
+        trip_cycles=(cyc - epi) / max(k_iters, 1),
         trip_bytes=float((cfg.block_m + cfg.block_n) * cfg.block_k * elt),
         fixed_bytes=float(cfg.block_m * cfg.block_n * out_elt),
-        trip_tensor_flops=2.0 * cfg.block_m * cfg.block_n * cfg.block_k, stages=_STAGES,
+        trip_tensor_flops=2.0 * cfg.block_m * cfg.block_n * cfg.block_k,
+        stages=_STAGES,
     )
 
 
@@ -116,21 +165,37 @@ def _quick_time(cost: KernelCost, model: GpuModel) -> float:
     return max(waves * (d + hw.dram_latency_s), cost.dram_bytes / model.hbm_eff_bytes_per_s)
 
 
-def _reduce_cost(M: int, N: int, split: int, batch: int, out_elt: int, model: GpuModel) -> KernelCost:
+def _reduce_cost(
+    M: int, N: int, split: int, batch: int, out_elt: int, model: GpuModel
+) -> KernelCost:
     read = float(split * M * N * 4 * batch)
     write = float(M * N * out_elt * batch)
     ctas = max(1, math.ceil(M * N * batch / (256 * 8)))
     return KernelCost(
-        name="splitKreduce_kernel", category="reduce", cta_cycles=np.full(ctas, 64.0),
-        cta_bytes=np.full(ctas, (read + write) / ctas), slots=model.hw.sms * 8,
-        cta_stream_bytes_per_s=32e3 / model.hw.dram_latency_s, dram_read_bytes=read,
-        dram_write_bytes=write, tensor_flops=0.0, alu_ops=float(split * M * N * batch),
+        name="splitKreduce_kernel",
+        category="reduce",
+        cta_cycles=np.full(ctas, 64.0),
+        cta_bytes=np.full(ctas, (read + write) / ctas),
+        slots=model.hw.sms * 8,
+        cta_stream_bytes_per_s=32e3 / model.hw.dram_latency_s,
+        dram_read_bytes=read,
+        dram_write_bytes=write,
+        tensor_flops=0.0,
+        alu_ops=float(split * M * N * batch),
         meta={"split_k": split},
     )
 
 
-def choose_gemm_config(M: int, N: int, K: int, model: GpuModel, *, dtype: str = "bf16",
-                       out_elt: int | None = None, batch: int = 1) -> GemmConfig:
+def choose_gemm_config(
+    M: int,
+    N: int,
+    K: int,
+    model: GpuModel,
+    *,
+    dtype: str = "bf16",
+    out_elt: int | None = None,
+    batch: int = 1,
+) -> GemmConfig:
     """cuBLAS-like choice: the (tile, split-K) with the least estimated time.
 
     Split-K is considered only when the output tiles fill less than one wave.
@@ -148,7 +213,9 @@ def choose_gemm_config(M: int, N: int, K: int, model: GpuModel, *, dtype: str = 
             cfg = GemmConfig(bm, bn, _BK, s, path)
             t = _quick_time(_cost_for(M, N, K, cfg, model, dtype, oe, batch, "gemm"), model)
             if s > 1:
-                t += model.cal.launch_s + _quick_time(_reduce_cost(M, N, s, batch, oe, model), model)
+                t += model.cal.launch_s + _quick_time(
+                    _reduce_cost(M, N, s, batch, oe, model), model
+                )
             key = (t * (1 + 1e-9 * rank), rank, cfg)
             if best is None or key[:2] < best[:2]:
                 best = key
@@ -156,9 +223,17 @@ def choose_gemm_config(M: int, N: int, K: int, model: GpuModel, *, dtype: str = 
     return best[2]
 
 
-def gemm_costs(M: int, N: int, K: int, model: GpuModel, *, dtype: str = "bf16",
-               out_elt: int | None = None, batch: int = 1,
-               config: GemmConfig | None = None) -> list[KernelCost]:
+def gemm_costs(
+    M: int,
+    N: int,
+    K: int,
+    model: GpuModel,
+    *,
+    dtype: str = "bf16",
+    out_elt: int | None = None,
+    batch: int = 1,
+    config: GemmConfig | None = None,
+) -> list[KernelCost]:
     """Kernels of one (batched) GEMM ``C[M,N] = A[M,K] @ B[K,N]``.
 
     Parameters

@@ -59,8 +59,17 @@ class AttnTiling:
         return max(self.intra_overlap, 1.0 - 1.0 / max(resident, 1))
 
 
-def make_tiling(hw: GpuHardware, bm: int, bn: int, warps: int, regs: int, smem: int, path: str,
-          overlap: float | None, inflight: int) -> AttnTiling:
+def make_tiling(
+    hw: GpuHardware,
+    bm: int,
+    bn: int,
+    warps: int,
+    regs: int,
+    smem: int,
+    path: str,
+    overlap: float | None,
+    inflight: int,
+) -> AttnTiling:
     """Tiling with occupancy computed; ``overlap=None`` means only co-resident CTAs hide softmax."""
     if path == "wgmma" and not hw.has_path("wgmma"):
         path = "mma_sync"
@@ -123,8 +132,9 @@ def fa2_splitkv_tiling(hw: GpuHardware, d: int, elt: int = 2) -> AttnTiling:
     return make_tiling(hw, 64, bn, 4, 255 if d > 64 else 192, smem, "mma_sync", None, bn * d * elt)
 
 
-def num_splits_heuristic(batch_nheads_mblocks: int, num_sms: int, num_n_blocks: int,
-                         max_splits: int = 128) -> int:
+def num_splits_heuristic(
+    batch_nheads_mblocks: int, num_sms: int, num_n_blocks: int, max_splits: int = 128
+) -> int:
     """FlashAttention-2's ``num_splits_heuristic`` (``flash_api.cpp``), verbatim logic.
 
     ``num_sms`` is what the caller passes: FA2 >= 2.5 passes ``2 x multiProcessorCount``
@@ -213,5 +223,6 @@ def flex_fwd_tiling(hw: GpuHardware, d: int, elt: int = 2) -> AttnTiling:
     bm, bn, stages = (128, 64, 3) if d <= 128 else (64, 64, 2)
     smem = (bm * d + stages * 2 * bn * d) * elt
     smem = min(smem, hw.max_smem_per_cta_bytes)
-    return make_tiling(hw, bm, bn, 4, 255 if d > 64 else 168, smem, "wgmma", None,
-                 stages * 2 * bn * d * elt)
+    return make_tiling(
+        hw, bm, bn, 4, 255 if d > 64 else 168, smem, "wgmma", None, stages * 2 * bn * d * elt
+    )

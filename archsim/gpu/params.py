@@ -42,7 +42,15 @@ __all__ = [
 
 _CAL_DIR = Path(__file__).with_name("calibrated")
 
-_DTYPE_BYTES = {"bf16": 2, "fp16": 2, "float16": 2, "bfloat16": 2, "fp8": 1, "fp32": 4, "float32": 4}
+_DTYPE_BYTES = {
+    "bf16": 2,
+    "fp16": 2,
+    "float16": 2,
+    "bfloat16": 2,
+    "fp8": 1,
+    "fp32": 4,
+    "float32": 4,
+}
 
 
 def dtype_bytes(dtype: str) -> int:
@@ -108,8 +116,10 @@ class GpuHardware:
             if key in self.tc_flops_per_clk:
                 return float(self.tc_flops_per_clk[key])
         raise ArchSpecError(
-            "no tensor-core rate", path="gpu.tc_flops_per_cycle_per_sm",
-            expected=f"{path}_{dt}", got=sorted(self.tc_flops_per_clk),
+            "no tensor-core rate",
+            path="gpu.tc_flops_per_cycle_per_sm",
+            expected=f"{path}_{dt}",
+            got=sorted(self.tc_flops_per_clk),
         )
 
     def has_path(self, path: str) -> bool:
@@ -188,34 +198,63 @@ class GpuModel:
 
 
 _H100 = GpuHardware(
-    name="h100", sms=132, smem_bytes_per_sm=233472, max_smem_per_cta_bytes=232448,
-    regs_per_sm=65536, max_threads_per_sm=2048, max_ctas_per_sm=32, l2_bytes=50e6,
-    hbm_bytes_per_s=3.35e12, boost_clock_hz=1.98e9, base_clock_hz=1.59e9, min_clock_hz=0.9e9,
+    name="h100",
+    sms=132,
+    smem_bytes_per_sm=233472,
+    max_smem_per_cta_bytes=232448,
+    regs_per_sm=65536,
+    max_threads_per_sm=2048,
+    max_ctas_per_sm=32,
+    l2_bytes=50e6,
+    hbm_bytes_per_s=3.35e12,
+    boost_clock_hz=1.98e9,
+    base_clock_hz=1.59e9,
+    min_clock_hz=0.9e9,
     tc_flops_per_clk={"wgmma_bf16": 4096.0, "mma_sync_bf16": 2048.0, "wgmma_fp8": 8192.0},
-    power_cap_w=700.0, idle_w=90.0,
+    power_cap_w=700.0,
+    idle_w=90.0,
 )
 _BUILTIN: dict[str, GpuHardware] = {
     "h100": _H100,
     # H200 SXM: same die and clocks, HBM3e 4.8 TB/s (hardware.md).
     "h200": replace(_H100, name="h200", hbm_bytes_per_s=4.8e12),
     "a100": GpuHardware(
-        name="a100", sms=108, smem_bytes_per_sm=167936, max_smem_per_cta_bytes=166912,
-        regs_per_sm=65536, max_threads_per_sm=2048, max_ctas_per_sm=32, l2_bytes=40e6,
-        hbm_bytes_per_s=2.0e12, boost_clock_hz=1.41e9, base_clock_hz=1.095e9,
-        min_clock_hz=0.8e9, tc_flops_per_clk={"mma_sync_bf16": 2048.0},
-        sfu_ops_per_clk=16.0, power_cap_w=400.0, idle_w=60.0,
+        name="a100",
+        sms=108,
+        smem_bytes_per_sm=167936,
+        max_smem_per_cta_bytes=166912,
+        regs_per_sm=65536,
+        max_threads_per_sm=2048,
+        max_ctas_per_sm=32,
+        l2_bytes=40e6,
+        hbm_bytes_per_s=2.0e12,
+        boost_clock_hz=1.41e9,
+        base_clock_hz=1.095e9,
+        min_clock_hz=0.8e9,
+        tc_flops_per_clk={"mma_sync_bf16": 2048.0},
+        sfu_ops_per_clk=16.0,
+        power_cap_w=400.0,
+        idle_w=60.0,
     ),
 }
 
 # Map from GpuParams field names (arch spec) to GpuHardware fields.
 _ARCH_FIELDS = {
-    "sms": "sms", "smem_bytes_per_sm": "smem_bytes_per_sm",
-    "max_smem_per_cta_bytes": "max_smem_per_cta_bytes", "regs_per_sm": "regs_per_sm",
-    "max_threads_per_sm": "max_threads_per_sm", "max_ctas_per_sm": "max_ctas_per_sm",
-    "l2_bytes": "l2_bytes", "boost_clock_hz": "boost_clock_hz", "base_clock_hz": "base_clock_hz",
-    "min_clock_hz": "min_clock_hz", "tc_flops_per_cycle_per_sm": "tc_flops_per_clk",
-    "hbm_bytes_per_s": "hbm_bytes_per_s", "dram_latency_s": "dram_latency_s",
-    "sfu_ops_per_cycle_per_sm": "sfu_ops_per_clk", "fp32_ops_per_cycle_per_sm": "fp32_ops_per_clk",
+    "sms": "sms",
+    "smem_bytes_per_sm": "smem_bytes_per_sm",
+    "max_smem_per_cta_bytes": "max_smem_per_cta_bytes",
+    "regs_per_sm": "regs_per_sm",
+    "max_threads_per_sm": "max_threads_per_sm",
+    "max_ctas_per_sm": "max_ctas_per_sm",
+    "l2_bytes": "l2_bytes",
+    "boost_clock_hz": "boost_clock_hz",
+    "base_clock_hz": "base_clock_hz",
+    "min_clock_hz": "min_clock_hz",
+    "tc_flops_per_cycle_per_sm": "tc_flops_per_clk",
+    "hbm_bytes_per_s": "hbm_bytes_per_s",
+    "dram_latency_s": "dram_latency_s",
+    "sfu_ops_per_cycle_per_sm": "sfu_ops_per_clk",
+    "fp32_ops_per_cycle_per_sm": "fp32_ops_per_clk",
 }
 #: Spec fields that need a unit change: name -> (GpuHardware field, factor).
 _ARCH_SCALED = {"fp32_flops_per_cycle_per_sm": ("fp32_ops_per_clk", 0.5)}  # FMA = 2 FLOP, 1 op
@@ -227,15 +266,16 @@ def calibration_path(name: str) -> Path:
 
 
 def load_calibration(name: str) -> GpuCalibration:
-    """Fitted constants for ``name`` (falls back to ``h100``'s for Hopper presets, else defaults)."""
+    """Fitted constants for ``name`` (Hopper presets fall back to ``h100``'s; else defaults)."""
     for candidate in (name, "h100" if name in ("h100", "h200") else None):
         if candidate is None:
             continue
         path = calibration_path(candidate)
         if path.exists():
             data = json.loads(path.read_text())
-            consts = {k: v for k, v in data.get("constants", {}).items()
-                      if k in GpuCalibration.names()}
+            consts = {
+                k: v for k, v in data.get("constants", {}).items() if k in GpuCalibration.names()
+            }
             return GpuCalibration(provenance=data.get("provenance", {})).with_values(consts)
     return GpuCalibration(provenance={"source": "first-principles defaults (no fit)"})
 
@@ -246,8 +286,12 @@ def _hardware_from_arch(arch: object) -> GpuHardware:
     updates: dict[str, object] = {"name": name}
     gp = getattr(arch, "gpu", None)
     if gp is None:
-        raise ArchSpecError("architecture has no GPU parameters", path="gpu",
-                            expected="kind 'gpu' with a gpu: block", got=None)
+        raise ArchSpecError(
+            "architecture has no GPU parameters",
+            path="gpu",
+            expected="kind 'gpu' with a gpu: block",
+            got=None,
+        )
     for src, dst in _ARCH_FIELDS.items():
         val = getattr(gp, src, None)
         if val is not None:
@@ -273,8 +317,12 @@ def _hardware_from_arch(arch: object) -> GpuHardware:
         updates["idle_w"] = float(idle)
     hw = replace(base, **updates)  # type: ignore[arg-type]
     if hw.sms <= 0 or not math.isfinite(hw.hbm_bytes_per_s) or hw.hbm_bytes_per_s <= 0:
-        raise ArchSpecError("bad GPU parameters", path="gpu", expected="sms > 0, HBM bw > 0",
-                            got={"sms": hw.sms, "hbm_bytes_per_s": hw.hbm_bytes_per_s})
+        raise ArchSpecError(
+            "bad GPU parameters",
+            path="gpu",
+            expected="sms > 0, HBM bw > 0",
+            got={"sms": hw.sms, "hbm_bytes_per_s": hw.hbm_bytes_per_s},
+        )
     return hw
 
 
@@ -293,8 +341,12 @@ def _hardware_for_name(name: str) -> GpuHardware:
         if arch is not None and getattr(arch, "gpu", None) is not None:
             return _hardware_from_arch(arch)
         if arch is not None:
-            raise ArchSpecError("not a GPU architecture", path="arch", expected="kind 'gpu'",
-                                got=f"{name} (kind {getattr(arch, 'kind', '?')})")
+            raise ArchSpecError(
+                "not a GPU architecture",
+                path="arch",
+                expected="kind 'gpu'",
+                got=f"{name} (kind {getattr(arch, 'kind', '?')})",
+            )
     key = name.lower()
     if key not in _BUILTIN:
         raise ArchSpecError("unknown GPU", path="arch", expected=sorted(_BUILTIN), got=name)

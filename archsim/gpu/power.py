@@ -32,7 +32,11 @@ def voltage_frac(model: GpuModel, clock_hz: float) -> float:
 
 
 def board_power_w(
-    model: GpuModel, clock_hz: float, *, tensor_flops_per_s: float, alu_ops_per_s: float,
+    model: GpuModel,
+    clock_hz: float,
+    *,
+    tensor_flops_per_s: float,
+    alu_ops_per_s: float,
     dram_bytes_per_s: float,
 ) -> float:
     """Board power (W) at ``clock_hz`` for the given activity rates (per second)."""
@@ -40,7 +44,11 @@ def board_power_w(
     peak_tc = hw.tc_rate("wgmma", "bf16") * hw.sms * hw.boost_clock_hz
     peak_alu = (hw.fp32_ops_per_clk + hw.sfu_ops_per_clk) * hw.sms * hw.boost_clock_hz
     vn2 = voltage_frac(model, clock_hz) ** 2
-    dyn = cal.p_active_w + cal.p_tensor_w * tensor_flops_per_s / peak_tc + cal.p_alu_w * alu_ops_per_s / peak_alu
+    dyn = (
+        cal.p_active_w
+        + cal.p_tensor_w * tensor_flops_per_s / peak_tc
+        + cal.p_alu_w * alu_ops_per_s / peak_alu
+    )
     return hw.idle_w + vn2 * dyn + cal.p_mem_w * dram_bytes_per_s / hw.hbm_bytes_per_s
 
 
@@ -56,8 +64,14 @@ class PowerPoint:
 
 
 def solve_clock(
-    model: GpuModel, time_at: Callable[[float], float], *, tensor_flops: float,
-    alu_ops: float, dram_bytes: float, cap_w: float | None = None,
+    model: GpuModel,
+    time_at: Callable[[float], float],
+    *,
+    tensor_flops: float,
+    alu_ops: float,
+    dram_bytes: float,
+    cap_w: float | None = None,
+    max_clock_hz: float | None = None,
 ) -> PowerPoint:
     """Highest clock in [min, boost] whose power meets the cap, and time/energy there.
 
@@ -71,6 +85,9 @@ def solve_clock(
         Work of the kernel (FLOP, ops, bytes); rates follow from ``time_at``.
     cap_w
         Power limit (W); default the GPU's.
+    max_clock_hz
+        Highest clock allowed (default boost). Calibration passes a value above boost to
+        learn how far *below* the cap a kernel would settle (voltage held at its boost value).
 
     Notes
     -----
@@ -82,14 +99,20 @@ def solve_clock(
 
     def point(f: float) -> PowerPoint:
         t = max(time_at(f), 1e-12)
-        p = board_power_w(model, f, tensor_flops_per_s=tensor_flops / t,
-                          alu_ops_per_s=alu_ops / t, dram_bytes_per_s=dram_bytes / t)
+        p = board_power_w(
+            model,
+            f,
+            tensor_flops_per_s=tensor_flops / t,
+            alu_ops_per_s=alu_ops / t,
+            dram_bytes_per_s=dram_bytes / t,
+        )
         return PowerPoint(f, t, p, p * t, False)
 
-    top = point(hw.boost_clock_hz)
+    f_top = hw.boost_clock_hz if max_clock_hz is None else max_clock_hz
+    top = point(f_top)
     if top.power_w <= cap:
         return top
-    lo, hi = hw.min_clock_hz, hw.boost_clock_hz
+    lo, hi = hw.min_clock_hz, f_top
     if point(lo).power_w > cap:
         low = point(lo)
         return PowerPoint(lo, low.time_s, low.power_w, low.energy_j, True)

@@ -39,7 +39,9 @@ class Schedule:
     slot_of: np.ndarray
 
 
-def list_schedule(durations: np.ndarray, slots: int, *, order: np.ndarray | None = None) -> Schedule:
+def list_schedule(
+    durations: np.ndarray, slots: int, *, order: np.ndarray | None = None
+) -> Schedule:
     """Greedy in-order dispatch of CTAs to the first free slot.
 
     Parameters

@@ -27,8 +27,12 @@ def model_for(arch: Architecture) -> GpuModel:
         When ``arch`` is not a GPU (no ``gpu`` parameters).
     """
     if getattr(arch, "gpu", None) is None:
-        raise MappingError("GPU dataflows need a GPU architecture", path="arch",
-                           expected="kind: gpu (h100, h200, a100)", got=getattr(arch, "name", arch))
+        raise MappingError(
+            "GPU dataflows need a GPU architecture",
+            path="arch",
+            expected="kind: gpu (h100, h200, a100)",
+            got=getattr(arch, "name", arch),
+        )
     return gpu_model(arch)
 
 
@@ -36,8 +40,12 @@ def param(workload: Workload, name: str, default: object | None = None) -> int:
     """Integer shape parameter of a workload (``B``, ``H``, ``Sq``...)."""
     val = workload.params.get(name, default)
     if val is None:
-        raise MappingError("workload lacks a parameter this dataflow needs",
-                           path=f"workload.params.{name}", expected="an integer", got=None)
+        raise MappingError(
+            "workload lacks a parameter this dataflow needs",
+            path=f"workload.params.{name}",
+            expected="an integer",
+            got=None,
+        )
     return int(val)  # type: ignore[arg-type]
 
 
@@ -51,21 +59,34 @@ def check_knobs(knobs: Mapping[str, object], allowed: Sequence[str], dataflow: s
     """Reject unknown knobs with the list of accepted ones."""
     bad = sorted(set(knobs) - set(allowed))
     if bad:
-        raise MappingError("unknown knob", path=f"knobs.{bad[0]}",
-                           expected=f"one of {sorted(allowed)} for {dataflow}", got=bad[0])
+        raise MappingError(
+            "unknown knob",
+            path=f"knobs.{bad[0]}",
+            expected=f"one of {sorted(allowed)} for {dataflow}",
+            got=bad[0],
+        )
 
 
-def gpu_plan(name: str, workload: Workload, arch: Architecture, costs: list[KernelCost],
-             model: GpuModel, *, passes: PassInfo, notes: str,
-             extra_meta: Mapping[str, object] | None = None) -> Plan:
+def gpu_plan(
+    name: str,
+    workload: Workload,
+    arch: Architecture,
+    costs: list[KernelCost],
+    model: GpuModel,
+    *,
+    passes: PassInfo,
+    notes: str,
+    extra_meta: Mapping[str, object] | None = None,
+) -> Plan:
     """Evaluate the kernels with the analytic GPU model and wrap them as a :class:`Plan`.
 
     ``plan.meta`` holds the analytic answer (``gpu_model_time_s``...), the tile program
     runs the same CTAs, trips and bytes on the engine at the power-capped clock.
     """
     pred = evaluate_op(costs, model)
-    program = costs_to_program(f"{name}:{workload.name}", costs, model, arch, pred,
-                               dtype=dtype_of(workload))
+    program = costs_to_program(
+        f"{name}:{workload.name}", costs, model, arch, pred, dtype=dtype_of(workload)
+    )
     meta = {**program.meta, "dataflow": name, **(extra_meta or {})}
     return Plan(program=program, mapping=None, passes=passes, notes=notes, meta=meta)
 

@@ -43,8 +43,14 @@ def _tensor_rate(arch: object, dtype_key: str) -> float:
     return 0.0
 
 
-def kernel_phase(cost: KernelCost, model: GpuModel, arch: object, *, after: tuple[str, ...] | None = None,
-                 dtype: str = "bf16") -> Phase:
+def kernel_phase(
+    cost: KernelCost,
+    model: GpuModel,
+    arch: object,
+    *,
+    after: tuple[str, ...] | None = None,
+    dtype: str = "bf16",
+) -> Phase:
     """One kernel as a :class:`Phase` (see module notes)."""
     dram, l2, smem = _level(arch, "HBM", "DRAM"), _level(arch, "L2"), _level(arch, "SMEM")
     ctas = cost.ctas
@@ -61,9 +67,13 @@ def kernel_phase(cost: KernelCost, model: GpuModel, arch: object, *, after: tupl
         loop_bytes, fixed_bytes = cost.trip_bytes, cost.fixed_bytes
         issued = cost.trip_cycles * rate
         alu = dict(cost.trip_alu_ops)
-    total_stream = float(np.sum(np.asarray(trips) * loop_bytes)) if np.ndim(trips) else ctas * loop_bytes
-    dram_reads = max(cost.dram_read_bytes - ctas * fixed_bytes / 2, 0.0)
-    frac = min(1.0, dram_reads / total_stream) if total_stream > 0 else 0.0
+    total_stream = (
+        float(np.sum(np.asarray(trips) * loop_bytes)) if np.ndim(trips) else ctas * loop_bytes
+    )
+    # DRAM reads are the loop loads' DRAM share; any excess (Q tiles...) is a prologue load.
+    frac = min(1.0, cost.dram_read_bytes / total_stream) if total_stream > 0 else 0.0
+    excess = max(cost.dram_read_bytes - total_stream, 0.0) / max(ctas, 1)
+    del fixed_bytes  # per-CTA non-loop bytes: covered by the excess load and the stores
     loads = [Transfer("in", int(round(loop_bytes * frac)), dram, smem)]
     if frac < 1.0:
         loads.append(Transfer("in", int(round(loop_bytes * (1 - frac))), l2, smem))
@@ -72,19 +82,41 @@ def kernel_phase(cost: KernelCost, model: GpuModel, arch: object, *, after: tupl
         computes.append(Compute("tensor", {mac_key: issued}))
     if any(v > 0 for v in alu.values()):
         computes.append(Compute("cuda", {k: float(v) for k, v in alu.items() if v > 0}))
-    body = Step(loads=tuple(t for t in loads if t.bytes > 0), compute=tuple(computes),
-                buffer_bytes=int(loop_bytes))
-    half = int(round(fixed_bytes / 2))
+    body = Step(
+        loads=tuple(t for t in loads if t.bytes > 0),
+        compute=tuple(computes),
+        buffer_bytes=int(loop_bytes),
+    )
     writes_per_cta = int(round(cost.dram_write_bytes / max(ctas, 1)))
-    prologue = Step(loads=(Transfer("q", half, dram, smem),)) if half > 0 else None
-    epilogue = Step(stores=(Transfer("out", writes_per_cta, smem, dram),)) if writes_per_cta > 0 else None
-    return Phase(name=cost.name, body=body, trips=trips, work_items=max(ctas, 1), slots=cost.slots,
-                 prologue=prologue, epilogue=epilogue, depth=max(1, cost.stages),
-                 staging_level=None, after=after)
+    prologue = (
+        Step(loads=(Transfer("in", int(round(excess)), dram, smem),)) if excess >= 1 else None
+    )
+    epilogue = (
+        Step(stores=(Transfer("out", writes_per_cta, smem, dram),)) if writes_per_cta > 0 else None
+    )
+    return Phase(
+        name=cost.name,
+        body=body,
+        trips=trips,
+        work_items=max(ctas, 1),
+        slots=cost.slots,
+        prologue=prologue,
+        epilogue=epilogue,
+        depth=max(1, cost.stages),
+        staging_level=None,
+        after=after,
+    )
 
 
-def costs_to_program(name: str, costs: Sequence[KernelCost], model: GpuModel, arch: object,
-                     prediction: OpPrediction, *, dtype: str = "bf16") -> TileProgram:
+def costs_to_program(
+    name: str,
+    costs: Sequence[KernelCost],
+    model: GpuModel,
+    arch: object,
+    prediction: OpPrediction,
+    *,
+    dtype: str = "bf16",
+) -> TileProgram:
     """The kernels of one operation as a :class:`TileProgram`, run back to back at the
     clock the power model chose (time-weighted over the kernels)."""
     phases = []
@@ -98,17 +130,30 @@ def costs_to_program(name: str, costs: Sequence[KernelCost], model: GpuModel, ar
         phase = replace(phase, name=pname)
         phases.append(phase)
         prev = pname
-    return TileProgram(name=name, phases=tuple(phases), clock_hz=prediction.clock_hz or None,
-                       meta=prediction_meta(prediction))
+    return TileProgram(
+        name=name,
+        phases=tuple(phases),
+        clock_hz=prediction.clock_hz or None,
+        meta=prediction_meta(prediction),
+    )
 
 
 def prediction_meta(pred: OpPrediction) -> Mapping[str, object]:
     """The analytic GPU model's answer, carried in plan/program meta."""
     return {
-        "gpu_model_time_s": pred.time_s, "gpu_model_energy_j": pred.energy_j,
-        "gpu_model_clock_hz": pred.clock_hz, "gpu_model_power_w": pred.avg_power_w,
+        "gpu_model_time_s": pred.time_s,
+        "gpu_model_energy_j": pred.energy_j,
+        "gpu_model_clock_hz": pred.clock_hz,
+        "gpu_model_power_w": pred.avg_power_w,
         "gpu_model_dram_bytes": pred.dram_read_bytes + pred.dram_write_bytes,
-        "kernels": [{"name": k.name, "time_s": k.time_s, "bound": k.bound,
-                     "tensor_flops": k.tensor_flops, **{str(a): b for a, b in k.meta.items()}}
-                    for k in pred.kernels],
+        "kernels": [
+            {
+                "name": k.name,
+                "time_s": k.time_s,
+                "bound": k.bound,
+                "tensor_flops": k.tensor_flops,
+                **{str(a): b for a, b in k.meta.items()},
+            }
+            for k in pred.kernels
+        ],
     }

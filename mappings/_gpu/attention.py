@@ -25,8 +25,9 @@ from ._common import check_knobs, dtype_of, gpu_plan, model_for, param
 __all__ = ["attention_plan"]
 
 
-def attention_plan(name: str, family: str, workload: Workload, arch: Architecture,
-                   knobs: Mapping[str, object]) -> Plan:
+def attention_plan(
+    name: str, family: str, workload: Workload, arch: Architecture, knobs: Mapping[str, object]
+) -> Plan:
     """Plan of a fused attention kernel family for an attention-shaped workload."""
     check_knobs(knobs, ("pass_",), name)
     model = model_for(arch)
@@ -39,13 +40,29 @@ def attention_plan(name: str, family: str, workload: Workload, arch: Architectur
     bwd = str(knobs.get("pass_", "fwd")) == "bwd"
     costs = attention_bwd_costs(model, **kw) if bwd else attention_fwd_costs(model, **kw)  # type: ignore[arg-type]
     t = fwd_tiling(family, model, D, causal, dtype_bytes(dtype))
-    passes = PassInfo(passes=1, buffer_bytes=float(t.smem_bytes),
-                      buffer_formula=f"(Bm + 2 Bn) * D * bytes = ({t.block_m}+2*{t.block_n})*{D}*{dtype_bytes(dtype)} per CTA",
-                      reason="online softmax: running max/sum rescale the output tile")
-    notes = (f"{name}: {t.block_m}x{t.block_n} tiles, {t.ctas_per_sm} CTA/SM, {t.path}; "
-             f"{'backward' if bwd else 'forward'}")
-    return gpu_plan(name, workload, arch, costs, model, passes=passes, notes=notes,
-                    extra_meta={"tile": f"{t.block_m}x{t.block_n}", "path": t.path})
+    passes = PassInfo(
+        passes=1,
+        buffer_bytes=float(t.smem_bytes),
+        buffer_formula=(
+            f"(Bm + 2 Bn) * D * bytes = ({t.block_m}+2*{t.block_n})*{D}*{dtype_bytes(dtype)}"
+            " per CTA"
+        ),
+        reason="online softmax: running max/sum rescale the output tile",
+    )
+    notes = (
+        f"{name}: {t.block_m}x{t.block_n} tiles, {t.ctas_per_sm} CTA/SM, {t.path}; "
+        f"{'backward' if bwd else 'forward'}"
+    )
+    return gpu_plan(
+        name,
+        workload,
+        arch,
+        costs,
+        model,
+        passes=passes,
+        notes=notes,
+        extra_meta={"tile": f"{t.block_m}x{t.block_n}", "path": t.path},
+    )
 
 
 @register_dataflow("flash2")

@@ -21,9 +21,16 @@ __all__ = ["block_sparse", "fg_sparse"]
 
 def _common(workload: Workload) -> dict[str, object]:
     density = float(workload.params.get("density", 1.0))  # type: ignore[arg-type]
-    ensure(0.0 < density <= 1.0, "bad density", "workload.params.density", "0 < density <= 1", density)
-    return {"B": param(workload, "B", 1), "H": param(workload, "H"), "S": param(workload, "Sq"),
-            "D": param(workload, "D"), "density": density}
+    ensure(
+        0.0 < density <= 1.0, "bad density", "workload.params.density", "0 < density <= 1", density
+    )
+    return {
+        "B": param(workload, "B", 1),
+        "H": param(workload, "H"),
+        "S": param(workload, "Sq"),
+        "D": param(workload, "D"),
+        "density": density,
+    }
 
 
 @register_dataflow("block_sparse")
@@ -31,16 +38,32 @@ def block_sparse(workload: Workload, arch: Architecture, knobs: Mapping[str, obj
     """Fused attention that skips empty ``block x block`` tiles."""
     check_knobs(knobs, ("family",), "block_sparse")
     family = str(knobs.get("family", "flex"))
-    ensure(family in ("flex", "flash3", "flash2"), "bad knob", "knobs.family",
-           "flex | flash3 | flash2", family)
+    ensure(
+        family in ("flex", "flash3", "flash2"),
+        "bad knob",
+        "knobs.family",
+        "flex | flash3 | flash2",
+        family,
+    )
     model = model_for(arch)
     kw = _common(workload)
     block = param(workload, "block", 128)
     costs = block_sparse_costs(model, block=block, dtype=dtype_of(workload), family=family, **kw)  # type: ignore[arg-type]
-    passes = PassInfo(passes=1, buffer_bytes=0.0, buffer_formula="as the dense kernel",
-                      reason="online softmax over the kept blocks only")
-    return gpu_plan("block_sparse", workload, arch, costs, model, passes=passes,
-                    notes=f"block_sparse: {family} kernel, {block}x{block} blocks, density {kw['density']}")
+    passes = PassInfo(
+        passes=1,
+        buffer_bytes=0.0,
+        buffer_formula="as the dense kernel",
+        reason="online softmax over the kept blocks only",
+    )
+    return gpu_plan(
+        "block_sparse",
+        workload,
+        arch,
+        costs,
+        model,
+        passes=passes,
+        notes=f"block_sparse: {family} kernel, {block}x{block} blocks, density {kw['density']}",
+    )
 
 
 @register_dataflow("fg_sparse")
@@ -51,7 +74,18 @@ def fg_sparse(workload: Workload, arch: Architecture, knobs: Mapping[str, object
     kw = _common(workload)
     g = float(knobs.get("gather_cycles_per_row", GATHER_CYCLES_PER_ROW))  # type: ignore[arg-type]
     costs = fg_sparse_costs(model, dtype=dtype_of(workload), gather_cycles_per_row=g, **kw)  # type: ignore[arg-type]
-    passes = PassInfo(passes=1, buffer_bytes=0.0, buffer_formula="as the dense Hopper kernel",
-                      reason="online softmax over gathered keys")
-    return gpu_plan("fg_sparse", workload, arch, costs, model, passes=passes,
-                    notes=f"fg_sparse: asynchronous gather, {g} cycles/row, density {kw['density']}")
+    passes = PassInfo(
+        passes=1,
+        buffer_bytes=0.0,
+        buffer_formula="as the dense Hopper kernel",
+        reason="online softmax over gathered keys",
+    )
+    return gpu_plan(
+        "fg_sparse",
+        workload,
+        arch,
+        costs,
+        model,
+        passes=passes,
+        notes=f"fg_sparse: asynchronous gather, {g} cycles/row, density {kw['density']}",
+    )

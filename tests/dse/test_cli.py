@@ -41,3 +41,11 @@ def test_bad_spec_is_an_error_line_not_a_traceback(tmp_path, capsys):
 def test_pareto_of_a_missing_store_is_an_error(tmp_path, capsys):
     assert main(["pareto", str(tmp_path / "none")]) == 2
     assert "not a sweep store" in capsys.readouterr().err
+
+
+def test_demo_says_where_its_files_are(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
+    text = capsys.readouterr().out
+    assert f"plot:  {tmp_path / 'demo' / 'demo.png'}" in text
+    assert f"trace: {tmp_path / 'demo' / 'fusemax_trace.json'}" in text
+    assert (tmp_path / "demo" / "demo.png").is_file()

@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+
+from archsim.cli import main
+from dse import load, run_sweep
 from tests.dse.conftest import results_only
 
-from dse import load, run_sweep
 
-
-def test_dask_local_cluster_matches_the_process_pool(real_spec_path, tmp_path):
+def test_dask_local_cluster_matches_the_process_pool(real_spec_path, tmp_path, capsys):
     distributed = pytest.importorskip("distributed")
     pool = run_sweep(real_spec_path, tmp_path / "pool", workers=2)
     cluster = distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
     )
-    try:
-        with distributed.Client(cluster) as client:
-            via_dask = run_sweep(real_spec_path, tmp_path / "dask", client=client, batch_size=4)
+    try:  # through the CLI, as `archsim sweep SPEC --out DIR --scheduler ADDRESS`
+        argv = ["sweep", str(real_spec_path), "--out", str(tmp_path / "dask"), "--no-progress"]
+        assert main([*argv, "--scheduler", cluster.scheduler_address, "--batch-size", "4"]) == 0
     finally:
         cluster.close()
-    assert pool.computed == via_dask.computed == 36
+    assert "36 computed (0 errors)" in capsys.readouterr().out
+    assert pool.computed == 36
     a, b = load(tmp_path / "pool"), load(tmp_path / "dask")
     assert (a["status"] == "ok").all()
     pd.testing.assert_frame_equal(results_only(a), results_only(b), check_like=True)
@@ -85,3 +87,62 @@ def test_bad_points_record_errors_and_the_sweep_goes_on(write_spec, tmp_path):
     assert len(ok) == 1
     assert ok["dataflow"].item() == "fusemax"
     assert df.loc[df.status == "error", "error"].str.len().gt(0).all()
+
+
+def test_mapper_settings_search_a_mapping_per_point(write_spec, tmp_path):
+    path = write_spec(
+        {
+            "name": "mapper",
+            "arch": "tpu_like",
+            "workload": {"name": "gemm", "params": {"M": [256, 512], "N": 256, "K": 256}},
+            "mapper": {"name": "random", "objective": "edp", "budget": 100, "seed": 0},
+        }
+    )
+    run_sweep(path, tmp_path, executor="serial")
+    df = load(tmp_path)
+    assert (df["status"] == "ok").all(), df["error"].tolist()
+    # the mapping column describes the mapping the mapper chose (levels, factors, loop order)
+    assert df["mapping"].str.contains("order").all()
+    # twice the rows of output on the same array: more cycles
+    assert df.loc[1, "cycles"] > df.loc[0, "cycles"]
+
+
+def test_bundles_sweep_coupled_arch_fields_and_model_shapes(write_spec, tmp_path):
+    # GLB area follows its capacity (preset: 47.09 mm^2 for 16 MiB, Accelergy 45 nm, linear)
+    glb = [
+        {"levels.GLB.capacity_bytes": c, "levels.GLB.area_mm2": 47.088128 * c / 2**24}
+        for c in (2**22, 2**24)
+    ]
+    path = write_spec(
+        {
+            "name": "bundles",
+            "arch": {"preset": "fusemax", "space": {"glb": {"bundle": glb}}},
+            "workload": {
+                "name": "mha",
+                "params": {
+                    "B": 1,
+                    "S": 1024,
+                    "heads": {"bundle": [{"H": 16, "D": 64}, {"H": 8, "D": 128}]},
+                },
+            },
+            "dataflow": "fusemax",
+        }
+    )
+    run_sweep(path, tmp_path, executor="serial")
+    df = load(tmp_path)
+    assert len(df) == 4
+    assert (df["status"] == "ok").all(), df["error"].tolist()
+    assert {
+        "arch.levels.GLB.capacity_bytes",
+        "arch.levels.GLB.area_mm2",
+        "param.H",
+        "param.D",
+    } <= set(df.columns)
+    small, big = (
+        df[df["arch.levels.GLB.capacity_bytes"] == c]["area_mm2"].iloc[0] for c in (2**22, 2**24)
+    )
+    assert big - small == pytest.approx(47.088128 * 0.75)
+    # H·D constant: the same matmul FLOPs (4·B·H·S²·D = 4.29e9); only softmax ops (∝ H) differ
+    flops = df.groupby("param.H")["flops"].first()
+    assert flops[8] == pytest.approx(flops[16], rel=0.01)
+    assert flops[16] > flops[8]

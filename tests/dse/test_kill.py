@@ -11,9 +11,9 @@ import time
 
 import pandas as pd
 import yaml
-from tests.dse.conftest import REAL_SPEC, results_only
 
 from dse import ResultStore, load, run_sweep
+from tests.dse.conftest import REAL_SPEC, results_only
 
 
 def _sweep_cmd(spec, out):

@@ -7,15 +7,17 @@ import pytest
 
 import dse
 
-ROWS = pd.DataFrame({
-    "status": ["ok", "ok", "ok", "error"],
-    "feasible": [True, True, True, False],
-    "dataflow": ["fusemax", "flat", "unfused", "flat"],
-    "seconds": [1e-3, 2e-3, 5e-3, None],
-    "energy_j": [3e-3, 1e-3, 4e-3, None],
-    "flops": [1e12, 1e12, 1e12, None],
-    "dram_bytes": [1e8, 2e8, 4e9, None],
-})
+ROWS = pd.DataFrame(
+    {
+        "status": ["ok", "ok", "ok", "error"],
+        "feasible": [True, True, True, False],
+        "dataflow": ["fusemax", "flat", "unfused", "flat"],
+        "seconds": [1e-3, 2e-3, 5e-3, None],
+        "energy_j": [3e-3, 1e-3, 4e-3, None],
+        "flops": [1e12, 1e12, 1e12, None],
+        "dram_bytes": [1e8, 2e8, 4e9, None],
+    }
+)
 
 
 def test_pareto_plot_writes_png(tmp_path):

@@ -111,3 +111,36 @@ def test_spec_is_frozen():
     s = spec()
     with pytest.raises(Exception, match="frozen"):
         s.name = "other"  # type: ignore[misc]
+
+
+def test_bundle_axes_change_several_fields_together():
+    s = spec(
+        arch={
+            "preset": "fusemax",
+            "space": {
+                "glb": {
+                    "bundle": [
+                        {"levels.GLB.capacity_bytes": "8e6", "levels.GLB.area_mm2": 22.5},
+                        {"levels.GLB.capacity_bytes": 16e6, "levels.GLB.area_mm2": 45.0},
+                    ]
+                }
+            },
+        }
+    )
+    axis = s.arch.space["glb"]
+    assert axis.bundle
+    assert axis.values[0] == {"levels.GLB.capacity_bytes": 8e6, "levels.GLB.area_mm2": 22.5}
+    with pytest.raises(SweepError) as info:
+        spec(arch={"preset": "fusemax", "space": {"glb": {"bundle": [1, 2]}}})
+    assert info.value.path == "t.yaml: arch.space.glb.bundle[0]"
+
+
+def test_example_sweeps_load_and_expand():
+    from pathlib import Path
+
+    from dse import expand_points
+
+    examples = sorted((Path(__file__).resolve().parents[2] / "examples").glob("sweep_*.yaml"))
+    assert examples
+    sizes = {p.name: len(expand_points(load_sweep(p))) for p in examples}
+    assert sizes == {"sweep_fusemax.yaml": 128, "sweep_lhs.yaml": 128}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from tests.dse.dse_toy import toy_evaluator
 
 from archsim.errors import SweepError
 from dse import ResultStore, SweepSpec, load, run_sweep
+from tests.dse.dse_toy import toy_evaluator
 
 SPEC = SweepSpec.from_dict(
     {

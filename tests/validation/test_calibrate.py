@@ -6,20 +6,58 @@ import pytest
 
 from archsim.gpu import GpuCalibration, gpu_model
 from validation import predict_record
-from validation.calibrate import active_parameters, fit_calibration
 from validation._records import parse_lines
+from validation.calibrate import active_parameters, fit_calibration
 
 SHAPES = [
     {"kind": "gemm", "M": 4096, "N": 4096, "K": 4096},
     {"kind": "gemm", "M": 2048, "N": 8192, "K": 4096},
     {"kind": "gemm", "M": 1, "N": 8192, "K": 8192},
     {"kind": "gemm", "M": 64, "N": 28672, "K": 4096},
-    {"kind": "decode", "B": 8, "Hq": 32, "Hkv": 8, "Sq": 1, "Skv": 32768, "D": 128, "backend": "flash"},
-    {"kind": "decode", "B": 1, "Hq": 32, "Hkv": 32, "Sq": 1, "Skv": 4096, "D": 128, "backend": "flash"},
-    {"kind": "attn", "B": 4, "Hq": 32, "Hkv": 32, "Sq": 2048, "Skv": 2048, "D": 128, "causal": False,
-     "backend": "flash", "pass_": "fwd"},
-    {"kind": "attn", "B": 16, "Hq": 16, "Hkv": 16, "Sq": 1024, "Skv": 1024, "D": 64, "causal": True,
-     "backend": "flash", "pass_": "fwd"},
+    {
+        "kind": "decode",
+        "B": 8,
+        "Hq": 32,
+        "Hkv": 8,
+        "Sq": 1,
+        "Skv": 32768,
+        "D": 128,
+        "backend": "flash",
+    },
+    {
+        "kind": "decode",
+        "B": 1,
+        "Hq": 32,
+        "Hkv": 32,
+        "Sq": 1,
+        "Skv": 4096,
+        "D": 128,
+        "backend": "flash",
+    },
+    {
+        "kind": "attn",
+        "B": 4,
+        "Hq": 32,
+        "Hkv": 32,
+        "Sq": 2048,
+        "Skv": 2048,
+        "D": 128,
+        "causal": False,
+        "backend": "flash",
+        "pass_": "fwd",
+    },
+    {
+        "kind": "attn",
+        "B": 16,
+        "Hq": 16,
+        "Hkv": 16,
+        "Sq": 1024,
+        "Skv": 1024,
+        "D": 64,
+        "causal": True,
+        "backend": "flash",
+        "pass_": "fwd",
+    },
 ]
 TRUE = {"hbm_efficiency": 0.84, "launch_s": 7e-6, "eff_gemm": 0.9, "eff_fa2": 0.55}
 
@@ -28,7 +66,9 @@ def test_fit_recovers_generating_constants(tmp_path):
     truth = gpu_model("h100", GpuCalibration().with_values(TRUE))
     lines = [json.dumps({"kind": "device", "name": "synthetic"})]
     for shape in SHAPES:
-        lines.append(json.dumps({**shape, "dtype": "bf16", "ms": predict_record(shape, truth).pred_ms}))
+        lines.append(
+            json.dumps({**shape, "dtype": "bf16", "ms": predict_record(shape, truth).pred_ms})
+        )
     path = tmp_path / "fit.jsonl"
     path.write_text("\n".join(lines) + "\n")
     res = fit_calibration(path, "h100", parameters=list(TRUE), max_nfev=40)
@@ -42,3 +82,18 @@ def test_only_informed_constants_are_fitted():
     mset = parse_lines([json.dumps({**SHAPES[0], "ms": 0.2}), json.dumps({**SHAPES[4], "ms": 0.4})])
     names = active_parameters(mset.records)
     assert names == ["hbm_efficiency", "launch_s", "eff_gemm", "eff_fa2"]
+
+
+def test_committed_fit_matches_the_current_preset():
+    """A preset change (tensor rates, bandwidth, clocks) silently invalidates the fit."""
+    from archsim.gpu import load_calibration
+    from validation.calibrate import hardware_snapshot
+
+    cal = load_calibration("h100")
+    snap = cal.provenance.get("hardware")
+    if snap is None:
+        pytest.skip("no committed fit")
+    assert json.loads(json.dumps(hardware_snapshot(gpu_model("h100")))) == snap, (
+        "archsim/presets/h100.yaml changed since the fit: rerun "
+        "python -m validation.calibrate validation/data/h100_fit.jsonl --arch h100 --write"
+    )

@@ -11,7 +11,11 @@ CASES = [
     ("mem_efficient", "mha", {"B": 1, "H": 8, "Sq": 1024, "D": 64}),
     ("split_kv", "decode", {"B": 1, "H": 32, "Hkv": 8, "Skv": 8192, "D": 128}),
     ("lean", "decode", {"B": 1, "H": 32, "Hkv": 8, "Skv": 8192, "D": 128}),
-    ("block_sparse", "block_sparse", {"B": 1, "H": 8, "Sq": 2048, "D": 128, "density": 0.3, "block": 128}),
+    (
+        "block_sparse",
+        "block_sparse",
+        {"B": 1, "H": 8, "Sq": 2048, "D": 128, "density": 0.3, "block": 128},
+    ),
     ("fg_sparse", "fg_sparse", {"B": 1, "H": 8, "Sq": 2048, "D": 128, "density": 0.3}),
     ("gpu_gemm", "gemm", {"M": 1024, "N": 1024, "K": 1024}),
     ("gpu_unfused", "mha", {"B": 1, "H": 4, "Sq": 1024, "D": 64}),
@@ -23,7 +27,9 @@ def test_all_gpu_dataflows_registered():
 
 
 @pytest.mark.parametrize(("dataflow", "workload", "params"), CASES, ids=[c[0] for c in CASES])
-def test_program_carries_model_dram_bytes_and_event_is_not_below_analytic(dataflow, workload, params):
+def test_program_carries_model_dram_bytes_and_event_is_not_below_analytic(
+    dataflow, workload, params
+):
     ana = simulate_workload("h100", workload, params=params, dataflow=dataflow, engine="analytic")
     ev = simulate_workload("h100", workload, params=params, dataflow=dataflow, engine="event")
     model_bytes = ana.plan.meta["gpu_model_dram_bytes"]
@@ -35,27 +41,50 @@ def test_program_carries_model_dram_bytes_and_event_is_not_below_analytic(datafl
 
 
 def test_split_kv_knob_forces_splits():
-    rep = simulate_workload("h100", "decode", params={"B": 1, "H": 32, "Skv": 8192, "D": 128},
-                            dataflow="split_kv", knobs={"splits": 4}, engine="analytic")
+    rep = simulate_workload(
+        "h100",
+        "decode",
+        params={"B": 1, "H": 32, "Skv": 8192, "D": 128},
+        dataflow="split_kv",
+        knobs={"splits": 4},
+        engine="analytic",
+    )
     assert rep.plan.meta["splits"] == 4
 
 
 def test_gpu_dataflow_on_spatial_arch_is_a_mapping_error():
     with pytest.raises(MappingError, match="GPU"):
-        simulate_workload("fusemax", "gemm", params={"M": 256, "N": 256, "K": 256},
-                          dataflow="gpu_gemm", engine="analytic")
+        simulate_workload(
+            "fusemax",
+            "gemm",
+            params={"M": 256, "N": 256, "K": 256},
+            dataflow="gpu_gemm",
+            engine="analytic",
+        )
 
 
 def test_unknown_knob_is_rejected():
     with pytest.raises(MappingError, match="knob"):
-        simulate_workload("h100", "gemm", params={"M": 256, "N": 256, "K": 256},
-                          dataflow="gpu_gemm", knobs={"warp_size": 7}, engine="analytic")
+        simulate_workload(
+            "h100",
+            "gemm",
+            params={"M": 256, "N": 256, "K": 256},
+            dataflow="gpu_gemm",
+            knobs={"warp_size": 7},
+            engine="analytic",
+        )
 
 
 def test_fg_sparse_beats_block_sparse_at_equal_density():
     kw = {"B": 1, "H": 8, "Sq": 8192, "D": 128, "density": 0.3}
     fg = simulate_workload("h100", "fg_sparse", params=kw, dataflow="fg_sparse", engine="analytic")
-    bs = simulate_workload("h100", "block_sparse", params={**kw, "block": 128},
-                           dataflow="block_sparse", knobs={"family": "flex"}, engine="analytic")
+    bs = simulate_workload(
+        "h100",
+        "block_sparse",
+        params={**kw, "block": 128},
+        dataflow="block_sparse",
+        knobs={"family": "flex"},
+        engine="analytic",
+    )
     assert fg.plan.meta["gpu_model_time_s"] < bs.plan.meta["gpu_model_time_s"]
     assert get_dataflow("fg_sparse") is not None

@@ -49,13 +49,16 @@ def test_split_skips_ineligible_counts():
 
 def test_gqa_decode_swaps_query_heads_into_rows(model):
     plan = fa2_decode_plan(model, B=1, Hq=32, Hkv=8, Sq=1, Skv=8192, D=128)
-    assert plan["swapped"] == 1 and plan["rows"] == 4 and plan["heads"] == 8
+    assert plan["swapped"] == 1
+    assert plan["rows"] == 4
+    assert plan["heads"] == 8
     assert plan["splits"] > 1
 
 
 def test_big_gemm_uses_big_tiles_and_no_split(model):
     cfg = choose_gemm_config(8192, 8192, 8192, model)
-    assert cfg.block_m * cfg.block_n >= 128 * 256 and cfg.split_k == 1
+    assert cfg.block_m * cfg.block_n >= 128 * 256
+    assert cfg.split_k == 1
 
 
 def test_skinny_deep_gemm_splits_k(model):

@@ -6,8 +6,8 @@ import time
 
 import numpy as np
 import pytest
-from tests.workloads.test_lang_execute import CAUSAL, ONE_PASS, THREE_PASS
 
+from tests.workloads.test_lang_execute import CAUSAL, ONE_PASS, THREE_PASS
 from workloads import count, execute_with_presence, parse_cascade
 
 MHA = """

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.workloads.test_lang_execute import CAUSAL, ONE_PASS, THREE_PASS  # noqa: I001
 
 from archsim.errors import WorkloadError
+from tests.workloads.test_lang_execute import CAUSAL, ONE_PASS, THREE_PASS  # noqa: I001
 from workloads import (
     Cascade,
     CascadeBuilder,

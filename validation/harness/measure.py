@@ -88,7 +88,7 @@ def run_case(case: dict, *, sampler=None, nvml=None, energy: bool = False) -> di
             from validation.harness.energy import measure_energy
 
             rec.update(measure_energy(fn, rec["ms"], nvml, sampler))
-        rec["timer"] = "cuda_events_l2flush_median"
+        rec["timer"] = "cuda_events_l2flush_spin_median"
         rec = derive_fields(rec)
     except Exception as exc:  # noqa: BLE001 - any failure becomes an error record
         msg = f"{type(exc).__name__}: {exc}".replace("\n", " ")

@@ -4,10 +4,14 @@ Method (the one of ``triton.testing.do_bench``, re-implemented to also return qu
 and the repetition count): call once and synchronize (compilation, handle creation),
 warm up for ``warmup_ms``, then for each repetition zero a 256 MiB buffer (this evicts
 the 50 MB L2 of an H100, so every timed call starts with a cold L2 and inputs smaller
-than L2 are read from DRAM, as in a model whose other layers ran in between), record a
-start event, call, record an end event. The median over repetitions is reported. The
-memset also gives the CPU time to enqueue the call, so host launch overhead stays out
-of the measured interval for kernels longer than a few microseconds.
+than L2 are read from DRAM, as in a model whose other layers ran in between), then
+enqueue a GPU spin of ``SLEEP_CYCLES`` (``torch.cuda._sleep``, ~150 us), record a start
+event, call, record an end event. The median over repetitions is reported. The memset
+and the spin keep the GPU busy while the CPU enqueues the call, so host-side dispatch
+overhead (Python, SDPA backend selection, cuDNN graph lookup: tens of microseconds) stays
+out of the measured interval, which holds only the GPU time of the call's kernels and
+the gaps between them. (Without the spin, two runs of a 12 us cuDNN decode call measured
+12 and 53 us: the dispatch sometimes outlasted the 85 us memset.)
 """
 
 from __future__ import annotations
@@ -15,10 +19,13 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable
 
-__all__ = ["FLUSH_BYTES", "bench"]
+__all__ = ["FLUSH_BYTES", "SLEEP_CYCLES", "bench"]
 
 #: Bytes zeroed before every timed call to flush L2 (5x an H100's 50 MB L2).
 FLUSH_BYTES = 256 * 2**20
+
+#: GPU spin (clock cycles) enqueued before each timed call: ~150 us at 1.98 GHz.
+SLEEP_CYCLES = 300_000
 
 _flush_buf = None
 
@@ -53,25 +60,30 @@ def bench(fn: Callable[[], object], *, warmup_ms: float = 25.0, rep_ms: float = 
     """
     import torch
 
-    cache = _flush_buffer()
+    flush = _flush_buffer()
+
+    def prepare() -> None:
+        flush.zero_()
+        torch.cuda._sleep(SLEEP_CYCLES)
+
     fn()
     torch.cuda.synchronize()
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     start.record()
     for _ in range(3):
-        cache.zero_()
+        flush.zero_()
         fn()
     end.record()
     torch.cuda.synchronize()
     estimate = max(start.elapsed_time(end) / 3.0, 1e-3)
     for _ in range(int(min(max(warmup_ms / estimate, 1), 100))):
-        cache.zero_()
+        prepare()
         fn()
     reps = int(min(max(rep_ms / estimate, min_reps), max_reps))
     starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
     ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
     for i in range(reps):
-        cache.zero_()
+        prepare()
         starts[i].record()
         fn()
         ends[i].record()

@@ -12,10 +12,9 @@ Variants (``variant=``):
   out in order to ``ctas`` workers, worker ``c`` taking global tiles ``g`` with
   ``c * NT <= g * CTAS < (c + 1) * NT`` (``NT`` = total tiles), so one head's keys are
   split unevenly, at worker boundaries. Per-worker partials (rank ``s`` = worker) are
-  combined as in split-KV. ``QKS = QK * ONE[s] if <worker s owns the tile>`` routes each
-  score to its worker: ``ONE`` is a vector of ones that only brings the worker rank ``s``
-  into the cascade (the language takes output ranks from inputs); it costs one ``mul`` per
-  score and ``ctas`` bits of input.
+  combined as in split-KV. The worker rank ``s`` comes from the condition alone
+  (``QK[.., s, m1, m0, p] = Q * K if <worker s owns tile m1>``; a rank the condition binds
+  may be an output rank), so each score is computed once, by its owner, at no extra cost.
 
 MHA and GQA both work through ``Hkv``.
 """
@@ -96,11 +95,9 @@ def _lean_text(p: Params) -> str:
     if p["causal"]:
         cond = "m <= p + Skv - Sq and " + cond
     lines += [*_head(p, hd), "rank m -> m1, m0 : M0", "rank s : CTAS",
-              "tensor ONE[s] : bits=1",
-              f"QK[{q},m1,m0,p] = Q[{q},p,e] * K[{kv},m1,m0,e]",
-              f"QKS[{q},s,m1,m0,p] = QK[{q},m1,m0,p] * ONE[s] if {cond}",
-              f"LM[{q},s,p] = max(m1,m0) QKS[{q},s,m1,m0,p]",
-              f"SN[{q},s,m1,m0,p] = exp(QKS[{q},s,m1,m0,p] - LM[{q},s,p])",
+              f"QK[{q},s,m1,m0,p] = Q[{q},p,e] * K[{kv},m1,m0,e] if {cond}",
+              f"LM[{q},s,p] = max(m1,m0) QK[{q},s,m1,m0,p]",
+              f"SN[{q},s,m1,m0,p] = exp(QK[{q},s,m1,m0,p] - LM[{q},s,p])",
               f"LD[{q},s,p] = sum(m1,m0) SN[{q},s,m1,m0,p]",
               f"LO[{q},s,p,f] = sum(m1,m0) SN[{q},s,m1,m0,p] * V[{kv},m1,m0,f]",
               *_combine(q)]
@@ -113,11 +110,6 @@ def _text(p: Params) -> str:
     if p["variant"] == "lean":
         return _lean_text(p)
     return attention_text(p)
-
-
-def _inputs(p: Params, sizes: Mapping[str, int], rng: np.random.Generator
-            ) -> dict[str, np.ndarray]:
-    return {"ONE": np.ones(int(p["ctas"]))} if p["variant"] == "lean" else {}
 
 
 def _reference(p: Params, x: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -138,7 +130,6 @@ DECODE = register(WorkloadDef(
     derive=_derive,
     from_model=_from_model,
     aliases={"S": ("Skv",)},
-    inputs=_inputs,
     verify=(
         {"B": 2, "H": 2, "Skv": 7, "D": 3, "M0": 3, "variant": "plain", "passes": 1},
         {"B": 1, "H": 4, "Hkv": 2, "Skv": 5, "D": 2, "variant": "plain", "passes": 3},

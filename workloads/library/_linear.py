@@ -7,16 +7,17 @@ ICML'24, Sec. 3) splits positions into chunks of ``C`` (``p -> pc, pi : C`` for 
 ``m -> mc, mi : C`` for keys):
 
 - intra-chunk: masked attention without softmax,
-  ``AI = Q . K if mc == pc and mi <= pi``, ``OI = sum AI * V``;
+  ``AI[pc,pi,mi] = Q[pc,pi] . K[pc,mi] if mi <= pi``, ``OI = sum AI * V[pc,mi]``;
 - inter-chunk: a running state over chunks ``ST[mc+1] = g**C ST[mc] + sum_mi K V`` and
   ``OX = Q . ST[pc]`` (the state before chunk ``pc``);
 - ``O = OI + OX``.
 
 With decay, the position factors are small input tables computed from ``decay``:
 ``DM[pi,mi] = g**(pi-mi)``, ``DK[mi] = g**(C-1-mi)``, ``DQ[pi] = g**(pi+1)``.
-The intra-chunk product is written over both chunk ranks with the condition ``mc == pc``
-(the notation pairs a split rank only with its own outer rank), so counting sees exactly
-the ``C (C+1) / 2`` pairs per chunk.
+The intra-chunk product reads the keys of the query's own chunk, ``K[b,h,pc,mi,e]``: a
+split tensor may be indexed by any pair of ranks of the sizes of its split (``pc`` and
+``mc`` both have size ``NC``), so counting sees exactly the ``C (C+1) / 2`` pairs per
+chunk (and keys past ``S`` in the last chunk are absent).
 """
 
 from __future__ import annotations
@@ -68,13 +69,12 @@ def _text(p: Params) -> str:
                   "QD[b,h,pc,pi,e] = Q[b,h,pc,pi,e] * DQ[pi]",
                   "KD[b,h,mc,mi,e] = K[b,h,mc,mi,e] * DK[mi]"]
         q, k, a = "QD", "KD", "AD"
-    lines.append("AI[b,h,pc,pi,mc,mi] = Q[b,h,pc,pi,e] * K[b,h,mc,mi,e] if mc == pc and "
-                 "mi <= pi")
+    lines.append("AI[b,h,pc,pi,mi] = Q[b,h,pc,pi,e] * K[b,h,pc,mi,e] if mi <= pi")
     if decayed:
-        lines.append("AD[b,h,pc,pi,mc,mi] = AI[b,h,pc,pi,mc,mi] * DM[pi,mi]")
+        lines.append("AD[b,h,pc,pi,mi] = AI[b,h,pc,pi,mi] * DM[pi,mi]")
     state = "ST[b,h,mc,e,f] * GC" if decayed else "ST[b,h,mc,e,f]"
     lines += [
-        f"OI[b,h,pc,pi,f] = sum(mc,mi) {a}[b,h,pc,pi,mc,mi] * V[b,h,mc,mi,f]",
+        f"OI[b,h,pc,pi,f] = sum(mi) {a}[b,h,pc,pi,mi] * V[b,h,pc,mi,f]",
         f"KV[b,h,mc,e,f] = sum(mi) {k}[b,h,mc,mi,e] * V[b,h,mc,mi,f]",
         f"ST[b,h,mc+1,e,f] = {state} + KV[b,h,mc,e,f] init 0",
         f"OX[b,h,pc,pi,f] = sum(e) {q}[b,h,pc,pi,e] * ST[b,h,pc,e,f]",

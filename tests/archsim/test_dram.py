@@ -1,0 +1,94 @@
+"""DRAM command-level model: the textbook timing cases, counted by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from archsim import DramTiming, load_arch
+from archsim.dram import (
+    Request,
+    burst_cycles,
+    peak_pim_multiplier,
+    pim_allbank_stream,
+    pim_bandwidth_multiplier,
+    simulate_dram,
+    stream_rate,
+)
+
+
+def timing(**kw: object) -> DramTiming:
+    base = dict(tck_ns=1.0, channels=1, pseudo_channels=1, bank_groups=4, banks_per_group=4,
+                row_bytes=1024, burst_bytes=32, bus_bytes_per_cycle=32.0, tRCD=14, tRP=14,
+                tRAS=33, tCCD_S=2, tCCD_L=4, tRRD_S=4, tRRD_L=6, tFAW=30, tREFI=3900,
+                tRFC=350, tCL=14, tWR=16)
+    base.update(kw)
+    return DramTiming(**base)
+
+
+def test_row_hit_stream_in_one_bank_runs_at_tccd_l() -> None:
+    t = timing()
+    reqs = [Request(0, 0, 0)] * 20
+    s = simulate_dram(reqs, t, refresh=False)
+    # ACT at 0, first RD at tRCD, then one RD per tCCD_L; end = last RD + tCL + burst
+    assert s.cycles == t.tRCD + 19 * t.tCCD_L + t.tCL + burst_cycles(t)
+    assert (s.row_hits, s.row_misses) == (19, 1)
+
+
+def test_bank_group_interleaved_hits_run_at_tccd_s() -> None:
+    t = timing()
+    reqs = [Request(i % 4, 0, 0) for i in range(40)]
+    s = simulate_dram(reqs, t, refresh=False)
+    last_act = 3 * t.tRRD_S  # four ACTs, one per group
+    assert s.cycles == pytest.approx(last_act + t.tRCD + 36 * t.tCCD_S + t.tCL + 1, abs=3)
+    rate = stream_rate(t, "row_hit_bg", n=512, refresh=False).bytes_per_cycle
+    assert rate == pytest.approx(t.burst_bytes / t.tCCD_S, rel=0.1)
+
+
+def test_row_miss_stream_pays_precharge_and_activate() -> None:
+    t = timing(tRAS=20)  # short tRAS: the read (tRCD + burst) decides when PRE may issue
+    reqs = [Request(0, 0, r) for r in range(10)]
+    s = simulate_dram(reqs, t, refresh=False)
+    # per miss: ACT -> RD -> PRE (no earlier than tRAS after ACT) -> tRP -> next ACT
+    per = max(t.tRAS, t.tRCD + burst_cycles(t)) + t.tRP
+    assert s.cycles == 9 * per + t.tRCD + t.tCL + burst_cycles(t)
+    long = simulate_dram(reqs, timing(tRAS=40), refresh=False)
+    assert long.cycles == 9 * (40 + t.tRP) + t.tRCD + t.tCL + burst_cycles(t)
+
+
+def test_four_activations_per_tfaw() -> None:
+    t = timing(tFAW=40, tRRD_S=2, tRRD_L=2)
+    reqs = [Request(i % 4, i // 4, 0) for i in range(5)]  # five banks, one ACT each
+    s = simulate_dram(reqs, t, refresh=False)
+    # ACTs at 0, 2, 4, 6; the fifth waits for the window: 0 + tFAW
+    assert s.cycles >= t.tFAW + t.tRCD + t.tCL + burst_cycles(t)
+    free = simulate_dram(reqs, timing(tFAW=8, tRRD_S=2, tRRD_L=2), refresh=False)
+    assert free.cycles < s.cycles
+
+
+def test_refresh_costs_trfc_every_trefi() -> None:
+    t = timing()
+    reqs = [Request(i % 4, 0, 0) for i in range(20000)]
+    on = simulate_dram(reqs, t, refresh=True)
+    off = simulate_dram(reqs, t, refresh=False)
+    assert on.refreshes == pytest.approx(off.cycles / t.tREFI, abs=2)
+    lost = on.cycles - off.cycles
+    assert lost == pytest.approx(on.refreshes * t.tRFC, rel=0.15)
+
+
+def test_allbank_pim_rate_is_banks_times_per_bank_rate() -> None:
+    t = timing(row_bytes=1 << 20)  # one long row: no row switches
+    s = pim_allbank_stream(t, 1000, mac_cmd_gap=4, refresh=False)
+    banks = t.bank_groups * t.banks_per_group
+    per_bank = t.burst_bytes / 4
+    assert s.bytes_per_cycle == pytest.approx(banks * per_bank, rel=0.02)
+    slow = pim_allbank_stream(t, 1000, mac_cmd_gap=8, refresh=False)
+    assert slow.bytes_per_cycle == pytest.approx(banks * t.burst_bytes / 8, rel=0.02)
+
+
+def test_attacc_multiplier_follows_from_hbm3_timing() -> None:
+    t = load_arch("hbm3_pim").dram.dram
+    # AttAcc (ASPLOS'24): per-bank PIM gives 16x the internal bandwidth, 9x power-limited
+    assert peak_pim_multiplier(t, mac_cmd_gap=4) == pytest.approx(16.0)
+    assert peak_pim_multiplier(t, mac_cmd_gap=7) == pytest.approx(9.14, abs=0.01)
+    sustained = pim_bandwidth_multiplier(t, mac_cmd_gap=4, n=2048)
+    assert 0.7 * 16 < sustained <= 16.0
