@@ -41,21 +41,25 @@ __all__ = ["estimate", "estimate_cycles"]
 _NUMBA_MIN_ITEMS = 256
 
 
-def _body_time(step: CompiledStep, depth: int, trips: np.ndarray | int,
-               self_period: float) -> np.ndarray | float:
+def _body_time_scalar(step: CompiledStep, depth: int, n: int) -> float:
+    if n <= 0:
+        return 0.0
+    lt, ct, st = step.load_time, step.compute_time, step.store_time
+    if depth >= 2:
+        t = lt + ct + st + (n - 1) * max(lt, ct, st)
+    else:
+        t = max(n * (lt + ct) + st, lt + n * (ct + st))
+    return max(t, n * step.self_period)
+
+
+def _body_time(step: CompiledStep, depth: int, trips: np.ndarray) -> np.ndarray:
     lt, ct, st = step.load_time, step.compute_time, step.store_time
     if depth >= 2:
         t = lt + ct + st + (trips - 1) * max(lt, ct, st)
     else:
         t = np.maximum(trips * (lt + ct) + st, lt + trips * (ct + st))
-    t = np.maximum(t, trips * self_period)
-    return np.where(trips > 0, t, 0.0) if isinstance(t, np.ndarray) else (t if trips > 0
-                                                                            else 0.0)
-
-
-def _self_period(compiled: CompiledProgram, step: CompiledStep) -> float:
-    servers = compiled.servers
-    return max((w / servers[s].capacity for s, w in step.work.items()), default=0.0)
+    t = np.maximum(t, trips * step.self_period)
+    return np.where(trips > 0, t, 0.0)
 
 
 def _list_schedule_py(times: np.ndarray, slots: int) -> float:
@@ -83,34 +87,38 @@ def _list_schedule(times: np.ndarray, slots: int) -> float:
 
 def _phase_bound(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[float, str]:
     p = cp.phase
-    if p.work_items == 0:
+    items = p.work_items
+    if items == 0:
         return 0.0, "empty"
-    fixed = 0.0
-    for step in (cp.prologue, cp.epilogue):
-        if step is not None:
-            fixed += step.serial_time
-    period = _self_period(compiled, cp.body)
-    uniform = p.uniform_trips
-    active = min(p.slots, p.work_items)
-    if uniform is not None:
-        item = fixed + float(_body_time(cp.body, cp.depth, uniform, period))
-        sched = math.ceil(p.work_items / active) * item
-        total_trips = float(uniform) * p.work_items
+    pro, epi, body = cp.prologue, cp.epilogue, cp.body
+    fixed = (pro.serial_time if pro is not None else 0.0) + \
+        (epi.serial_time if epi is not None else 0.0)
+    trips = p.trips
+    active = p.slots if p.slots < items else items
+    if isinstance(trips, int):
+        item = fixed + _body_time_scalar(body, cp.depth, trips)
+        sched = -(-items // active) * item
+        total_trips = float(trips * items)
     else:
-        trips = p.trips_per_item()
-        times = fixed + _body_time(cp.body, cp.depth, trips, period)
+        times = fixed + _body_time(body, cp.depth, trips)
         sched = _list_schedule(np.asarray(times, dtype=np.float64), active)
         total_trips = float(trips.sum())
     best, why = sched, "schedule"
     servers = compiled.servers
-    work: dict[int, float] = {s: w * total_trips for s, w in cp.body.work.items()}
-    for step in (cp.prologue, cp.epilogue):
-        if step is not None:
-            for s, w in step.work.items():
-                work[s] = work.get(s, 0.0) + w * p.work_items
+    if pro is None and epi is None:
+        work = body.work
+        scale = total_trips
+    else:
+        work = {s: w * total_trips for s, w in body.work.items()}
+        for step in (pro, epi):
+            if step is not None:
+                for s, w in step.work.items():
+                    work[s] = work.get(s, 0.0) + w * items
+        scale = 1.0
     for s, w in work.items():
         sv = servers[s]
-        bound = w / (sv.capacity * min(sv.instances, active))
+        inst = sv.instances if sv.instances < active else active
+        bound = w * scale / (sv.capacity * inst)
         if bound > best:
             best, why = bound, sv.name
     return best, why

@@ -65,7 +65,7 @@ def main() -> None:
     items = 264
     trips = np.maximum(1, np.round(np.linspace(1, 2, items) * args.events_steps / items / 1.5))
     prog = attention_like(items, trips.astype(np.int64), 132)
-    wall, r = _time(lambda: simulate(prog, arch, shortcuts=False))
+    wall, r = _time(lambda: simulate(prog, arch, shortcuts=False), repeat=3)
     ev = r.meta["events"]
     print(f"full simulation: {prog.total_steps} steps, 132 slots, {ev} SimPy events in "
           f"{wall:.2f} s -> {ev / wall:,.0f} events/s, {prog.total_steps / wall:,.0f} steps/s")
@@ -83,10 +83,10 @@ def main() -> None:
           f"method {r.meta['phase_method']}")
 
     # 3. estimator cost
-    n = 2000
-    wall, _ = _time(lambda: [estimate_cycles(prog, arch) for _ in range(n)])
+    n = 500
+    wall, _ = _time(lambda: [estimate_cycles(prog, arch) for _ in range(n)], repeat=7)
     print(f"estimate_cycles (single phase): {wall / n * 1e6:.1f} us/call")
-    wall, _ = _time(lambda: [estimate(prog, arch) for _ in range(n)])
+    wall, _ = _time(lambda: [estimate(prog, arch) for _ in range(n)], repeat=7)
     print(f"estimate (full Result):          {wall / n * 1e6:.1f} us/call")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Union
+from typing import TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -122,11 +122,14 @@ def parse_axis(raw: object, path: str, *, fixed_ok: bool) -> Axis | None:
                 raise SweepError(
                     "bad bounds", path=f"{path}.{kind}", expected="[lo, hi]", got=bounds
                 )
-            lo, hi = (as_number(b) for b in bounds)
-            if not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in (lo, hi)):
+            lo_raw, hi_raw = (as_number(b) for b in bounds)
+            if not all(
+                isinstance(b, (int, float)) and not isinstance(b, bool) for b in (lo_raw, hi_raw)
+            ):
                 raise SweepError(
                     "bounds must be numbers", path=f"{path}.{kind}", expected="[lo, hi]", got=bounds
                 )
+            lo, hi = float(lo_raw), float(hi_raw)  # type: ignore[arg-type]
             if hi < lo:
                 raise SweepError(
                     "upper bound below lower bound",
@@ -141,7 +144,7 @@ def parse_axis(raw: object, path: str, *, fixed_ok: bool) -> Axis | None:
                     expected="lo > 0",
                     got=bounds,
                 )
-            integer = raw.get("integer", float(lo).is_integer() and float(hi).is_integer())
+            integer = raw.get("integer", lo.is_integer() and hi.is_integer())
             return validated(
                 RangeAxis,
                 {
@@ -183,7 +186,12 @@ def _bundle(raw: object, path: str) -> ChoiceAxis:
     return ChoiceAxis(values=values, bundle=True)
 
 
-def validated(model: type[BaseModel], data: Mapping[str, object], path: str) -> BaseModel:
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(model: type[M], data: Mapping[str, object], path: str) -> M:
+    """``model.model_validate(data)``; a validation error becomes a :class:`SweepError` at
+    ``path`` plus the field's location."""
     try:
         return model.model_validate(dict(data))
     except ValidationError as exc:

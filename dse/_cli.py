@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 __all__ = ["register"]
 
@@ -78,15 +82,15 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def _input_columns(df: object) -> list[str]:
-    cols = list(df.columns)  # type: ignore[attr-defined]
-    varying = [
+def _input_columns(df: pd.DataFrame) -> list[str]:
+    """The input columns that vary across the store's rows."""
+    names = ("workload", "dataflow", "engine")
+    return [
         c
-        for c in cols
-        if (c.startswith(("arch.", "param.", "knob.")) or c in ("workload", "dataflow", "engine"))
+        for c in df.columns
+        if (c.startswith(("arch.", "param.", "knob.")) or c in names)
         and df[c].nunique(dropna=False) > 1
-    ]  # type: ignore[index]
-    return varying
+    ]
 
 
 def _pareto(args: argparse.Namespace) -> int:

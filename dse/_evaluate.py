@@ -159,5 +159,5 @@ def _search_mapping(point: DesignPoint, arch: Architecture, params: Mapping[str,
     mapper = get_mapper(str(settings.pop("name")))
     settings.setdefault("top", 1)
     settings.setdefault("rescore", 0)
-    workload = get_workload(point.workload, **params)
+    workload = get_workload(point.workload, **params)  # type: ignore[arg-type]
     return mapper(workload, arch, **settings)[0]

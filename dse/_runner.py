@@ -13,6 +13,7 @@ default is :func:`dse._evaluate.evaluate_point`, the real ``simulate_workload`` 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import multiprocessing
@@ -24,9 +25,13 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor
 from concurrent.futures import wait as cf_wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from archsim.errors import SweepError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from distributed import Client
+    from tqdm import tqdm
 from dse._evaluate import evaluate_point
 from dse._points import DesignPoint, expand_points, jsonable
 from dse._spec import SweepSpec, load_sweep
@@ -82,7 +87,7 @@ def run_batch(evaluator: Evaluator, points: Sequence[DesignPoint]) -> list[dict[
         try:
             result = dict(evaluator(point))
             row.update(status="ok", error="")
-            row.update(jsonable(result))  # type: ignore[arg-type]
+            row.update({k: jsonable(v) for k, v in result.items()})
         except Exception as exc:  # noqa: BLE001 - a failing point must not stop the sweep
             where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
             origin = f" [{Path(where.filename).name}:{where.lineno}]" if where else ""
@@ -90,6 +95,13 @@ def run_batch(evaluator: Evaluator, points: Sequence[DesignPoint]) -> list[dict[
         row["eval_s"] = time.perf_counter() - start
         rows.append(row)
     return rows
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on (affinity-aware where the OS tells)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 def _batches(points: Sequence[DesignPoint], size: int) -> Iterator[list[DesignPoint]]:
@@ -109,7 +121,7 @@ def run_sweep(
     workers: int | None = None,
     executor: ExecutorKind = "process",
     scheduler: str | None = None,
-    client: object | None = None,
+    client: Client | None = None,
     batch_size: int | None = None,
     evaluator: Evaluator | None = None,
     retry_errors: bool = False,
@@ -124,7 +136,7 @@ def run_sweep(
     out
         Store folder; points already stored there are skipped (resume).
     workers
-        Parallel workers (default: ``os.cpu_count()``); ``1`` with ``process`` runs serially.
+        Parallel workers (default: the CPUs this process may use); ``1`` with ``process`` runs serially.
     executor
         ``process`` (local process pool), ``dask`` or ``serial``.
     scheduler
@@ -160,7 +172,7 @@ def run_sweep(
         raise SweepError(
             "unknown executor", path="executor", expected="serial | process | dask", got=executor
         )
-    workers = workers if workers is not None else (os.cpu_count() or 1)
+    workers = workers if workers is not None else _usable_cpus()
     if workers < 1:
         raise SweepError("need at least one worker", path="workers", expected=">= 1", got=workers)
     evaluator = evaluator or evaluate_point
@@ -207,7 +219,7 @@ def run_sweep(
     )
 
 
-def _progress_bar(total: int, initial: int, name: str, enabled: bool) -> object | None:
+def _progress_bar(total: int, initial: int, name: str, enabled: bool) -> tqdm | None:
     if not enabled:
         return None
     from tqdm import tqdm
@@ -286,9 +298,11 @@ def _run_dask(
     batches: list[list[DesignPoint]],
     workers: int,
     scheduler: str | None,
-    client: object | None,
+    client: Client | None,
     finished: Callable[[list[dict[str, object]]], None],
 ) -> None:
+    """Run batches on a Dask cluster: ``client``, else the one at ``scheduler``, else a
+    ``LocalCluster`` of ``workers`` single-threaded processes on loopback (closed after)."""
     try:
         from distributed import Client, LocalCluster
         from distributed import wait as dask_wait
@@ -296,34 +310,27 @@ def _run_dask(
         raise SweepError(
             "the dask executor needs dask[distributed]", path="executor", got=str(exc)
         ) from None
-    owned: list[object] = []
-    if client is None:
-        if scheduler is not None:
-            client = Client(scheduler)
-        else:
-            cluster = LocalCluster(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                host="127.0.0.1",
+    with contextlib.ExitStack() as owned:
+        if client is None and scheduler is not None:
+            client = owned.enter_context(Client(scheduler))
+        elif client is None:
+            cluster = owned.enter_context(
+                LocalCluster(
+                    n_workers=workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    host="127.0.0.1",
+                )
             )
-            owned.append(cluster)
-            client = Client(cluster)
-        owned.insert(0, client)
-    try:
+            client = owned.enter_context(Client(cluster))
+        cluster_workers = len(client.scheduler_info().get("workers", {})) or workers
 
         def wait_any(pending: set) -> tuple[set, set]:
             result = dask_wait(list(pending), return_when="FIRST_COMPLETED")
             return set(result.done), set(result.not_done)
 
-        _drive(
-            lambda b: client.submit(run_batch, evaluator, b, pure=False),  # type: ignore[attr-defined]
-            wait_any,
-            batches,
-            4 * workers,
-            finished,
-        )
-    finally:
-        for thing in owned:
-            thing.close()  # type: ignore[attr-defined]
+        def submit(batch: list[DesignPoint]) -> object:
+            return client.submit(run_batch, evaluator, batch, pure=False)
+
+        _drive(submit, wait_any, batches, 4 * cluster_workers, finished)

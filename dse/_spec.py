@@ -142,7 +142,7 @@ class Constraint(Frozen):
             raise SweepError(
                 "bad constraint bound", path=path, expected="a number", got=value
             ) from None
-        return cls(column=OBJECTIVE_COLUMNS.get(column, column), op=op, value=bound)
+        return cls(column=OBJECTIVE_COLUMNS.get(column, column), op=op, value=bound)  # type: ignore[arg-type]
 
     def holds(self, value: float) -> bool:
         """Whether ``value`` satisfies the constraint (NaN never does)."""

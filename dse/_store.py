@@ -146,9 +146,10 @@ class ResultStore:
         df = df.sort_values("point_index", kind="stable").reset_index(drop=True)
         if "cycles" in df:  # integer cycles even where error rows leave gaps
             df["cycles"] = df["cycles"].astype("Int64")
+        listed = self.manifest().get("constraints", [])
         constraints = [
-            Constraint.parse(c, f"manifest.constraints[{i}]")
-            for i, c in enumerate(self.manifest().get("constraints", []))
+            Constraint.parse(str(c), f"manifest.constraints[{i}]")
+            for i, c in enumerate(listed if isinstance(listed, list) else [])
         ]
         df["feasible"] = feasible(df, constraints)
         return df

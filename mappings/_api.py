@@ -124,7 +124,8 @@ def choose_dataflow(arch: Architecture, workload: object) -> str:
         prefs = (["pim_decode"] if attn else []) + ["pim_gemv"]
     else:
         two_units = len(arch.compute) >= 2
-        prefs = (["fusemax" if two_units else "flat"] if attn else [])
+        prefs = [arch.name] if attn and arch.name in ("flat", "fusemax") else []
+        prefs += (["fusemax" if two_units else "flat"] if attn else [])
         if name in ("gemm",) or (not attn and len(workload.cascade.einsums) == 1):  # type: ignore[attr-defined]
             prefs.append("gemm")
         prefs.append("unfused")

@@ -144,6 +144,15 @@ def check_mapping(workload: Workload, mapping: Mapping, arch: Architecture) -> N
         The first problem found, with its path and expected-vs-got.
     """
     einsums = [e.name for e in workload.cascade.einsums]
+    readers = {e.name: {r.name for r in e.inputs} for e in workload.cascade.einsums}
+    for g, group in enumerate(mapping.groups):
+        for t in group.on_chip:
+            outside = [e for h, other in enumerate(mapping.groups) if h != g
+                       for e in other.einsums if t in readers.get(e, ())]
+            if outside:
+                raise MappingError(f"on-chip intermediate {t!r} is read by another group",
+                                   path=f"groups[{g}].on_chip", expected="consumers in the "
+                                   "same fusion group", got=outside)
     seen: set[str] = set()
     for g, group in enumerate(mapping.groups):
         path = f"groups[{g}]"

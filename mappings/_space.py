@@ -202,7 +202,8 @@ def to_group(space: Space, t: np.ndarray, s: np.ndarray, axis: np.ndarray,
              order: int) -> FusionGroup:
     """The FusionGroup of one candidate (row arrays of length R)."""
     top = {r: int(-(-int(space.sizes[i]) // int(t[i] * s[i]))) for i, r in enumerate(space.ranks)}
-    dram_order = tuple(space.ranks[i] for i in space.orders[int(order)])
+    top = {r: f for r, f in top.items() if f > 1}  # unit loops do not matter: drop them
+    dram_order = tuple(space.ranks[i] for i in space.orders[int(order)] if space.ranks[i] in top)
     spatial = {r: int(s[i]) for i, r in enumerate(space.ranks) if s[i] > 1}
     ax = {r: ("x" if axis[i] == 1 else "y") for i, r in enumerate(space.ranks) if s[i] > 1}
     return FusionGroup(einsums=(space.einsum,), compute=space.unit, levels=(

@@ -44,6 +44,7 @@ __all__ = [
 BOUNDS: dict[str, tuple[float, float]] = {
     "hbm_efficiency": (0.6, 1.0),
     "launch_s": (0.5e-6, 20e-6),
+    "gap_s": (0.0, 10e-6),
     "eff_gemm": (0.4, 1.0),
     "eff_fa2": (0.3, 1.0),
     "eff_fa3": (0.3, 1.0),
@@ -60,7 +61,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
 
 def active_parameters(records: Sequence[Measurement]) -> list[str]:
     """Constants the records can inform (see module notes)."""
-    names = ["hbm_efficiency", "launch_s"] if records else []
+    names = ["hbm_efficiency", "launch_s", "gap_s"] if records else []
     fams: set[str] = set()
     for r in records:
         f = r.fields

@@ -1,6 +1,6 @@
 """Einsum cascades: the language, checking, reference executor, counting and the library.
 
-Write a cascade in the text notation (``docs/CONTRACTS.md``, "Cascade text notation") and
+Write a cascade in the text notation (the full reference: ``docs/cascade_language.md``) and
 parse it with :func:`parse_cascade`, load one from YAML with :func:`load_cascade`, or build
 one in Python with :class:`CascadeBuilder`. :func:`execute` runs it on numpy arrays (the
 ground truth); :func:`count` gives MACs, ops by kind, bytes and compulsory traffic.

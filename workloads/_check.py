@@ -1,5 +1,9 @@
 """Assemble parsed statements into a checked :class:`Cascade`.
 
+Rules beyond the grammar (``docs/cascade_language.md``): an output rank comes from an
+input or from the condition (a rank only the condition binds is broadcast, then gated);
+references line up with a tensor's ranks as ``workloads._refmatch`` says.
+
 Every check raises :class:`~archsim.errors.WorkloadError` at the statement's path
 (``line L, col C`` or ``einsums[i]``), quoting the statement and saying what was expected
 and what was given.

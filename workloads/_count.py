@@ -17,6 +17,11 @@ scales the work by 0.3. Per Einsum:
 - ``reads_elems[T]`` counts the points where T's value is needed, ``writes_elems[out]`` the
   present output elements (an iterative output: one write per update).
 
+A tensor read through other indices than its own ranks keeps its presence exactly
+(``workloads._refmatch``): a split pair ``(a, b)`` stands for ``a*T + b`` (plus the padding
+bound), and a split tensor read through its parent rank ``x`` gets hidden ranks pinned by
+``m1~ * M0 + m0~ == x`` (``_lattice.HIDDEN``), which counting substitutes away for free.
+
 Iterative Einsums count each update once per step of the iterative rank. Evaluating a
 condition costs no ops (a mapping enumerates only the points it must compute). Conditions are
 counted exactly; ``density``/``block``/``slice`` annotations scale by their density, a

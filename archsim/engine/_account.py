@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal
 
-from archsim.engine._compile import CompiledProgram, op_energy_pj
+from archsim.engine._compile import CompiledProgram, _builder, op_energy_pj
 from archsim.program import Step, TileProgram
 from archsim.result import Result
 
@@ -67,17 +67,42 @@ def _count_step(c: Counts, step: Step, occ: float, arch: Architecture,
             c._add(c.unit_busy, comp.unit, n / float(rate))
 
 
+def _per_occurrence(arch: Architecture, step: Step) -> Counts:
+    """Counts of one occurrence of ``step``, memoized per architecture (steps are frozen)."""
+    b = _builder(arch)
+    try:
+        hit = b.counts.get(step)
+    except TypeError:
+        hit = None
+    if hit is None:
+        hit = Counts()
+        _count_step(hit, step, 1.0, arch, b.levels, b.units, b.nets)
+        try:
+            if len(b.counts) >= 4096:
+                b.counts.clear()
+            b.counts[step] = hit
+        except TypeError:
+            pass
+    return hit
+
+
 def count_actions(program: TileProgram, arch: Architecture) -> Counts:
     """Bytes, dynamic energy and busy cycles of every action in ``program`` (validated)."""
-    levels = {lv.name: lv for lv in arch.levels}
-    units = {u.name: u for u in arch.compute}
-    nets = {(n.src, n.dst): n for n in getattr(arch, "networks", ()) or ()}
     c = Counts()
     for p in program.phases:
-        _count_step(c, p.body, float(p.total_trips), arch, levels, units, nets)
+        parts = [(p.body, float(p.total_trips))]
         for step in (p.prologue, p.epilogue):
             if step is not None:
-                _count_step(c, step, float(p.work_items), arch, levels, units, nets)
+                parts.append((step, float(p.work_items)))
+        for step, occ in parts:
+            if occ <= 0:
+                continue
+            one = _per_occurrence(arch, step)
+            for mine, theirs in ((c.level_bytes, one.level_bytes),
+                                 (c.tensor_bytes, one.tensor_bytes),
+                                 (c.energy, one.energy), (c.unit_busy, one.unit_busy)):
+                for key, value in theirs.items():
+                    mine[key] = mine.get(key, 0.0) + value * occ
     return c
 
 

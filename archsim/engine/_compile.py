@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -50,7 +51,8 @@ class CompiledStep:
     ``loads``/``stores``: tuples of ``(bytes, latency_cycles, server_indices)``;
     ``computes``: tuples of ``(server_index, work_cycles)``; ``*_time``: the stage's time for
     one slot alone (exact lower bound used by the estimator); ``work``: per-server work of one
-    occurrence (bytes or cycles) as ``{server_index: amount}``.
+    occurrence (bytes or cycles) as ``{server_index: amount}``; ``self_period``: the largest
+    ``work / capacity`` over servers (a slot's own per-tile floor when stages share a port).
     """
 
     loads: tuple[tuple[float, float, tuple[int, ...]], ...]
@@ -60,11 +62,32 @@ class CompiledStep:
     compute_time: float
     store_time: float
     work: dict[int, float]
+    self_period: float = 0.0
+
+    @cached_property
+    def load_groups(self) -> tuple:
+        """Loads as ``(job count, ((latency, ((bytes, servers), ...)), ...))`` for the engine."""
+        return _group(self.loads)
+
+    @cached_property
+    def store_groups(self) -> tuple:
+        """Stores grouped like :attr:`load_groups`."""
+        return _group(self.stores)
 
     @property
     def serial_time(self) -> float:
         """Load, compute and store one after the other, alone."""
         return self.load_time + self.compute_time + self.store_time
+
+
+def _group(transfers: tuple[tuple[float, float, tuple[int, ...]], ...]) -> tuple:
+    by_lat: dict[float, list[tuple[float, tuple[int, ...]]]] = {}
+    jobs = 0
+    for nbytes, lat, servers in transfers:
+        if nbytes > 0:
+            by_lat.setdefault(max(lat, 0.0), []).append((nbytes, servers))
+            jobs += len(servers)
+    return jobs, tuple((lat, tuple(js)) for lat, js in by_lat.items())
 
 
 @dataclass(frozen=True)
@@ -124,6 +147,7 @@ class _Builder:
         self.servers: list[Server] = []
         self.index: dict[str, int] = {}
         self.steps: dict[Step, CompiledStep] = {}
+        self.counts: dict[Step, object] = {}  # archsim.engine._account.Counts per occurrence
         for lv in arch.levels:
             self.server(f"{lv.name}.read", lv.instances, float(lv.read_bw_bytes_per_cycle))
             self.server(f"{lv.name}.write", lv.instances, float(lv.write_bw_bytes_per_cycle))
@@ -225,7 +249,9 @@ class _Builder:
         return CompiledStep(
             loads=loads, computes=computes, stores=stores,
             load_time=self._stage_time(loads), compute_time=self._compute_time(computes),
-            store_time=self._stage_time(stores), work=work)
+            store_time=self._stage_time(stores), work=work,
+            self_period=max((w / self.servers[sv].capacity for sv, w in work.items()),
+                            default=0.0))
 
     def _stage_time(self, transfers: tuple[tuple[float, float, tuple[int, ...]], ...]) -> float:
         """Lower bound of a set of concurrent transfers run by one slot alone.

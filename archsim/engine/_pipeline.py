@@ -13,9 +13,6 @@ from archsim.engine._server import Clock, PSServer
 
 __all__ = ["Stage", "SlotContext", "ItemRun"]
 
-Transfers = tuple[tuple[float, float, tuple[int, ...]], ...]
-
-
 class SlotContext:
     """What one slot sees: the server instances it uses (``servers[server_index]``)."""
 
@@ -46,23 +43,15 @@ class Stage:
         if self.left == 0:
             self.on_done()
 
-    def start_transfers(self, transfers: Transfers) -> bool:
-        servers = self.ctx.servers
-        by_latency: dict[float, list[tuple[float, tuple[int, ...]]]] = {}
-        count = 0
-        for nbytes, lat, sv in transfers:
-            if nbytes <= 0:
-                continue
-            count += len(sv)
-            if lat > 0:
-                by_latency.setdefault(lat, []).append((nbytes, sv))
-            else:
-                by_latency.setdefault(0.0, []).append((nbytes, sv))
+    def start_transfers(self, groups: tuple) -> bool:
+        """Start a step's transfers, given as ``CompiledStep.load_groups``/``store_groups``."""
+        count, by_latency = groups
         if count == 0:
             return True
         self.left = count
+        servers = self.ctx.servers
         one = self._one
-        for lat, jobs in by_latency.items():
+        for lat, jobs in by_latency:
             if lat > 0:
                 self.ctx.clock.after(lat, lambda _ev, jobs=jobs: self._submit(jobs))
             else:
@@ -149,11 +138,11 @@ class ItemRun:
         while part < 3:
             stage = Stage(self.ctx, lambda p=part: self._serial(step, p + 1, then))
             if part == 0:
-                immediate = stage.start_transfers(step.loads)
+                immediate = stage.start_transfers(step.load_groups)
             elif part == 1:
                 immediate = stage.start_computes(step.computes)
             else:
-                immediate = stage.start_transfers(step.stores)
+                immediate = stage.start_transfers(step.store_groups)
             if not immediate:
                 return
             part += 1
@@ -196,7 +185,7 @@ class ItemRun:
                 self.storing = True
                 self.ks += 1
                 self.t_ss = self.ctx.clock.env.now
-                if Stage(self.ctx, self._store_done).start_transfers(body.stores):
+                if Stage(self.ctx, self._store_done).start_transfers(body.store_groups):
                     self._store_finish()
                 progressed = True
             if (not self.computing and self.kc < self.kl_done
@@ -211,7 +200,7 @@ class ItemRun:
                 self.loading = True
                 self.kl += 1
                 self.t_ls = self.ctx.clock.env.now
-                if Stage(self.ctx, self._load_done).start_transfers(body.loads):
+                if Stage(self.ctx, self._load_done).start_transfers(body.load_groups):
                     self._load_finish()
                 progressed = True
         if self.ks_done == n and not self.stopped:

@@ -137,7 +137,9 @@ class GpuCalibration:
     Attributes
     ----------
     hbm_efficiency : achievable fraction of datasheet HBM bandwidth for streaming kernels.
-    launch_s : fixed per-kernel cost seen back-to-back (launch + ramp + drain), s.
+    launch_s : fixed cost of the first kernel of a call (launch, ramp-up, cold L2/TLB), s.
+    gap_s : fixed cost of each further kernel of the same call (its launch overlaps the
+        previous kernel; what remains is the drain/fill between dependent kernels), s.
     eff_gemm : achieved fraction of the wgmma rate in cuBLAS main loops.
     eff_fa2 : achieved fraction of the mma.sync rate in FlashAttention-2's GEMMs.
     eff_fa3 : achieved fraction of the wgmma rate in cuDNN/FA3 attention GEMMs.
@@ -154,6 +156,7 @@ class GpuCalibration:
 
     hbm_efficiency: float = 0.90
     launch_s: float = 4.0e-6
+    gap_s: float = 2.0e-6
     eff_gemm: float = 0.80
     eff_fa2: float = 0.60
     eff_fa3: float = 0.78

@@ -60,8 +60,9 @@ def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(tmp_path):
     deadline = time.monotonic() + 120
     while len(store.part_files()) < 3 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
+    assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]  # still running
     os.killpg(proc.pid, signal.SIGKILL)  # the runner and its pool workers, mid-run
-    proc.wait()
+    proc.communicate()
     before = store.load()
     assert proc.returncode == -signal.SIGKILL
     assert 3 <= len(before) < 72, "the kill must land mid-run"

@@ -48,3 +48,22 @@ def test_roofline_roof_is_the_min_of_peak_and_bandwidth(tmp_path):
     xs, ys = roof.get_data()
     assert max(ys) == pytest.approx(peak)
     assert ys[0] == pytest.approx(bw * xs[0])
+
+
+def test_roofline_from_simulation_reports(tmp_path):
+    from archsim import load_arch
+    from mappings import simulate_workload
+
+    arch = load_arch("fusemax")
+    reports = [
+        simulate_workload(
+            arch, "mha", params={"B": 1, "H": 4, "D": 64, "S": 1024}, dataflow=d, engine="analytic"
+        )
+        for d in ("fusemax", "unfused")
+    ]
+    fig = dse.roofline_plot(reports, arch, path=tmp_path / "r.png")
+    points = [c.get_offsets() for c in fig.axes[0].collections]
+    assert [len(p) for p in points] == [1, 1]
+    peak, bw = dse.arch_peaks(arch)
+    for ((x, y),) in points:
+        assert y <= min(peak, bw * x) * 1.0001  # nothing beats the roofline

@@ -105,3 +105,27 @@ def test_buffer_classes_follow_sequence_length(fusemax):
 
     assert buf("fusemax", 1024) == buf("fusemax", 16384)  # 1-pass: independent of S
     assert buf("flat", 16384) == 16 * buf("flat", 1024)  # FLAT: O(rows x S)
+
+
+@pytest.mark.parametrize(("arch", "dataflow"), [("fusemax", "fusemax"), ("flat", "flat"),
+                                                ("tpu_like", "fusemax")])
+def test_auto_picks_the_architectures_own_attention_dataflow(arch, dataflow):
+    rep = simulate_workload(arch, "mha", params={"S": 1024, "B": 1, "H": 1, "D": 64},
+                            engine="analytic")
+    assert rep.dataflow == dataflow
+
+
+def test_flat_preset_reproduces_flats_one_eighth_2d_utilization():
+    # FuseMax artifact (papers/fusemax/attn-flat.csv): FLAT util_2d = 0.125 for E = 64
+    rep = simulate_workload("flat", "mha", params={"S": 65536, "B": 1, "H": 2, "D": 64},
+                            dataflow="flat", engine="analytic")
+    assert rep.result.utilization["pe2d"] == pytest.approx(0.125, abs=0.005)
+
+
+@pytest.mark.parametrize("dataflow", ["unfused", "flat", "fusemax"])
+def test_event_engine_is_never_below_the_analytical_bound(fusemax, dataflow):
+    params = {"S": 1024, "B": 1, "H": 2, "D": 64, "passes": 3}
+    ev = simulate_workload(fusemax, "mha", params=params, dataflow=dataflow, engine="event")
+    an = simulate_workload(fusemax, "mha", params=params, dataflow=dataflow, engine="analytic")
+    assert ev.result.cycles >= an.result.cycles
+    assert ev.result.dram_bytes == pytest.approx(an.result.dram_bytes)

@@ -102,3 +102,31 @@ def test_lower_emits_one_phase_per_group_with_the_analytic_bytes(tiny_arch):
     moves = (*prog.phases[0].body.loads, *prog.phases[0].body.stores)
     moved = sum(t.bytes * 6 for t in moves)
     assert dram <= moved < dram + 6 * len(moves)  # per-trip bytes are rounded up
+
+
+def test_fused_group_keeps_its_on_chip_intermediate_out_of_dram(fusemax):
+    from workloads import get_workload
+
+    w = get_workload("mha", S=256, B=1, H=1, D=64, passes=3)
+    top = LevelMapping(level="DRAM", temporal={"p": 256}, order=("p",))
+    glb = LevelMapping(level="GLB", temporal={"m": 256, "e": 64})
+    fused = FusionGroup(einsums=("QK", "M", "SN"), levels=(top, glb), on_chip=("QK",))
+    spilled = FusionGroup(einsums=("QK", "M", "SN"), levels=(top, glb))
+    rest = [FusionGroup(einsums=(e.name,), levels=(
+        LevelMapping(level="DRAM", temporal={r: w.sizes[r] for r in e.ranks}),
+        LevelMapping(level="GLB"))) for e in w.cascade.einsums[3:]]
+    on = lower(w, Mapping(groups=(fused, *rest)), fusemax).meta["bytes_by_level"]["DRAM"]
+    off = lower(w, Mapping(groups=(spilled, *rest)), fusemax).meta["bytes_by_level"]["DRAM"]
+    # spilling QK writes it once and reads it back once: 2 x 256 x 256 x 2 bytes
+    assert off - on == pytest.approx(2 * 256 * 256 * 2)
+
+
+def test_on_chip_intermediate_read_by_another_group_is_rejected(fusemax):
+    from workloads import get_workload
+
+    w = get_workload("mha", S=64, B=1, H=1, D=8, passes=3)
+    groups = [FusionGroup(einsums=(e.name,), on_chip=("QK",) if e.name == "QK" else (),
+                          levels=(LevelMapping(level="DRAM"), LevelMapping(level="GLB")))
+              for e in w.cascade.einsums]
+    with pytest.raises(MappingError, match="'QK' is read by another group"):
+        check_mapping(w, Mapping(groups=tuple(groups)), fusemax)

@@ -81,7 +81,7 @@ def test_fit_recovers_generating_constants(tmp_path):
 def test_only_informed_constants_are_fitted():
     mset = parse_lines([json.dumps({**SHAPES[0], "ms": 0.2}), json.dumps({**SHAPES[4], "ms": 0.4})])
     names = active_parameters(mset.records)
-    assert names == ["hbm_efficiency", "launch_s", "eff_gemm", "eff_fa2"]
+    assert names == ["hbm_efficiency", "launch_s", "gap_s", "eff_gemm", "eff_fa2"]
 
 
 def test_committed_fit_matches_the_current_preset():

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from archsim.errors import WorkloadError
 from workloads import (
@@ -243,3 +245,24 @@ LIBRARY_CASES = [
 def test_library_counts_follow_the_executor_presence(name, params):
     w = get_workload(name, **params)
     _assert_counts_follow_presence(w.cascade, None, w.random_inputs(np.random.default_rng(0)))
+
+
+_TERM = st.tuples(st.integers(-2, 2), st.integers(-2, 2), st.integers(-2, 2), st.integers(-4, 4))
+_CMP = st.sampled_from(["<", "<=", "==", "!=", ">="])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    comps=st.lists(st.tuples(_TERM, _CMP), min_size=1, max_size=2),
+    s=st.integers(3, 9),
+    m0=st.integers(1, 4),
+)
+def test_random_linear_conditions_on_split_ranks_count_exactly_through_every_read(comps, s, m0):
+    cond = " and ".join(f"{a}*m1 + {b}*m0 + {c}*p {op} {k}" for (a, b, c, k), op in comps)
+    text = SPLIT_THEN_WHOLE.replace("COND", cond)
+    c = parse_cascade(text)
+    params = {"B": 1, "M": s, "P": s, "E": 1, "M0": m0}
+    env = execute_with_presence(c, {"Q": np.ones((1, s, 1)), "K": np.ones((1, s, 1))}, params)
+    counts = count(c, params)
+    for name in ("QK", "SN", "A", "T", "R"):  # no reduction upstream: exact
+        assert counts.einsum(name).writes_elems[name] == env[name].pres.sum(), (cond, name)

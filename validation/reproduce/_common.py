@@ -15,8 +15,8 @@ from pathlib import Path
 
 from archsim.errors import ValidationDataError
 
-__all__ = ["REFERENCE_DIR", "Check", "Reproduction", "format_table", "write_csv", "write_outputs",
-           "reference_path"]
+__all__ = ["REFERENCE_DIR", "Check", "Reproduction", "format_reproduction", "format_table",
+           "near_range", "reference_path", "within", "write_csv", "write_outputs"]
 
 #: Where the published numbers live (``/work/shared/reference`` in the project layout).
 REFERENCE_DIR = Path(__file__).resolve().parents[3] / "shared" / "reference"
@@ -168,10 +168,9 @@ def format_reproduction(rep: Reproduction) -> str:
                                   title="== checks against the paper =="))
     summary = ", ".join(f"{k}={_fmt(v)}" for k, v in rep.summary.items()
                         if isinstance(v, (int, float, str, bool)))
-    parts.append(f"summary: {summary}; all checks {'PASS' if rep.ok else 'FAIL'}")
-    parts += [f"note: {n}" for n in rep.notes]
-    return "\n\n".join(parts[:-len(rep.notes)] or parts) + (
-        "\n" + "\n".join(parts[-len(rep.notes):]) if rep.notes else "")
+    tail = [f"summary: {summary}; all checks {'PASS' if rep.ok else 'FAIL'}"]
+    tail += [f"note: {n}" for n in rep.notes]
+    return "\n\n".join(parts) + "\n\n" + "\n".join(tail)
 
 
 def write_csv(rows: Sequence[Mapping[str, object]], path: Path) -> Path:

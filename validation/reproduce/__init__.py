@@ -1,0 +1,42 @@
+"""Paper reproductions: ``archsim reproduce fusemax|pim|fg-attn`` (issue 7).
+
+Each ``reproduce_*`` function runs the model, returns a :class:`Reproduction` (tables, the
+summary keys, checks against the published numbers, notes on assumptions) and never prints;
+:func:`write_outputs` writes CSV tables, ``summary.json`` and a PNG plot.
+
+>>> from validation.reproduce import REPRODUCTIONS
+>>> sorted(REPRODUCTIONS)
+['fg-attn', 'fusemax', 'pim']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ._common import Check, Reproduction, format_reproduction, format_table, write_outputs
+from ._fgattn import reproduce_fgattn
+from ._fusemax import reproduce_fusemax
+from ._pim import reproduce_pim
+
+__all__ = ["REPRODUCTIONS", "Check", "Reproduction", "format_reproduction", "format_table",
+           "reproduce", "reproduce_fgattn", "reproduce_fusemax", "reproduce_pim", "write_outputs"]
+
+#: Name -> function(fast=...) -> Reproduction.
+REPRODUCTIONS: dict[str, Callable[..., Reproduction]] = {
+    "fusemax": reproduce_fusemax, "pim": reproduce_pim, "fg-attn": reproduce_fgattn}
+
+
+def reproduce(name: str, *, fast: bool = False) -> Reproduction:
+    """Run reproduction ``name`` (``fusemax``, ``pim``, ``fg-attn``).
+
+    Raises
+    ------
+    ValidationDataError
+        If ``name`` is unknown.
+    """
+    from archsim.errors import ValidationDataError
+
+    if name not in REPRODUCTIONS:
+        raise ValidationDataError("unknown reproduction", path="reproduce.name",
+                                  expected=f"one of {sorted(REPRODUCTIONS)}", got=name)
+    return REPRODUCTIONS[name](fast=fast)
