@@ -22,7 +22,6 @@ capacity. With one slot alone and no shared ports it equals the engine's answer.
 from __future__ import annotations
 
 import heapq
-import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -91,8 +90,9 @@ def _phase_bound(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[float, s
     if items == 0:
         return 0.0, "empty"
     pro, epi, body = cp.prologue, cp.epilogue, cp.body
-    fixed = (pro.serial_time if pro is not None else 0.0) + \
-        (epi.serial_time if epi is not None else 0.0)
+    fixed = (pro.serial_time if pro is not None else 0.0) + (
+        epi.serial_time if epi is not None else 0.0
+    )
     trips = p.trips
     active = p.slots if p.slots < items else items
     if isinstance(trips, int):
@@ -167,5 +167,6 @@ def estimate(program: TileProgram, arch: Architecture) -> Result:
     """
     compiled = compile_program(program, arch)
     total, per, why = _program_bound(compiled)
-    return make_result(program, arch, compiled, total, "analytic",
-                       meta={"phase_cycles": per, "bound": why})
+    return make_result(
+        program, arch, compiled, total, "analytic", meta={"phase_cycles": per, "bound": why}
+    )

@@ -41,7 +41,6 @@ from archsim.errors import MappingError
 __all__ = ["Compute", "Phase", "Step", "TileProgram", "Transfer"]
 
 
-
 @dataclass(frozen=True)
 class Transfer:
     """One data movement, repeated each time its step runs.
@@ -147,6 +146,8 @@ class Phase:
 
     def __post_init__(self) -> None:
         trips = self.trips
+        if isinstance(trips, (list, tuple)):
+            trips = np.asarray(trips)
         if isinstance(trips, np.ndarray):
             arr = np.array(trips, dtype=np.int64, copy=True)
             arr.setflags(write=False)
@@ -167,8 +168,18 @@ class Phase:
     def _key(self) -> tuple[object, ...]:
         trips = self.trips
         tkey = trips if isinstance(trips, int) else ("arr", trips.tobytes(), trips.shape)
-        return (self.name, self.body, tkey, self.work_items, self.slots, self.prologue,
-                self.epilogue, self.depth, self.staging_level, self.after)
+        return (
+            self.name,
+            self.body,
+            tkey,
+            self.work_items,
+            self.slots,
+            self.prologue,
+            self.epilogue,
+            self.depth,
+            self.staging_level,
+            self.after,
+        )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Phase):

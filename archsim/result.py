@@ -12,7 +12,6 @@ import pandas as pd
 __all__ = ["Result"]
 
 
-
 def _freeze(m: Mapping) -> Mapping:
     return MappingProxyType(dict(m))
 
@@ -67,8 +66,13 @@ class Result:
     meta: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("energy_breakdown_j", "bytes_by_level", "bytes_by_tensor", "utilization",
-                     "meta"):
+        for name in (
+            "energy_breakdown_j",
+            "bytes_by_level",
+            "bytes_by_tensor",
+            "utilization",
+            "meta",
+        ):
             object.__setattr__(self, name, _freeze(getattr(self, name)))
 
     def __hash__(self) -> int:

@@ -27,17 +27,41 @@ def trace_events(result: Result, *, max_events: int = MAX_EVENTS) -> list[dict[s
     for comp, inst, name, start, dur in spans[:max_events]:
         pid = pids.setdefault(comp, len(pids) + 1)
         threads.add((pid, int(inst)))
-        events.append({"name": name, "cat": comp, "ph": "X", "pid": pid, "tid": int(inst),
-                       "ts": start * us_per_cycle, "dur": dur * us_per_cycle})
+        events.append(
+            {
+                "name": name,
+                "cat": comp,
+                "ph": "X",
+                "pid": pid,
+                "tid": int(inst),
+                "ts": start * us_per_cycle,
+                "dur": dur * us_per_cycle,
+            }
+        )
     meta: list[dict[str, object]] = []
     for comp, pid in pids.items():
-        meta.append({"name": "process_name", "ph": "M", "pid": pid, "tid": 0,
-                     "args": {"name": comp}})
-        meta.append({"name": "process_sort_index", "ph": "M", "pid": pid, "tid": 0,
-                     "args": {"sort_index": pid}})
+        meta.append(
+            {"name": "process_name", "ph": "M", "pid": pid, "tid": 0, "args": {"name": comp}}
+        )
+        meta.append(
+            {
+                "name": "process_sort_index",
+                "ph": "M",
+                "pid": pid,
+                "tid": 0,
+                "args": {"sort_index": pid},
+            }
+        )
     for pid, tid in sorted(threads):
-        meta.append({"name": "thread_name", "ph": "M", "pid": pid, "tid": tid,
-                     "args": {"name": f"instance {tid}"}})
+        meta.append(
+            {
+                "name": "thread_name",
+                "ph": "M",
+                "pid": pid,
+                "tid": tid,
+                "args": {"name": f"instance {tid}"},
+            }
+        )
     return meta + events
 
 
@@ -65,7 +89,7 @@ def write_trace(result: Result, path: str | Path, *, max_events: int = MAX_EVENT
             or not bool(result.meta.get("trace_complete", True)),
             "engine_trace_limit": result.meta.get("trace_limit"),
             "note": "timestamps in microseconds; one process per component, one thread per "
-                    "instance; a shortcut-simulated phase appears as one span",
+            "instance; a shortcut-simulated phase appears as one span",
         },
     }
     out = Path(path)

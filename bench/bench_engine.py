@@ -18,29 +18,67 @@ from archsim.estimate import estimate_cycles
 
 def h100_like(sms: int = 132) -> Architecture:
     """HBM shared by all SMs, per-SM shared memory and tensor core (H100-ish numbers)."""
-    return Architecture.from_dict({
-        "name": "bench", "kind": "spatial", "clock": {"core_hz": 1.755e9},
-        "levels": [
-            {"name": "HBM", "kind": "dram", "read_bw_bytes_per_cycle": 1909.0,
-             "write_bw_bytes_per_cycle": 1909.0, "latency_cycles": 600,
-             "read_energy_pj_per_byte": 30.0, "write_energy_pj_per_byte": 30.0},
-            {"name": "SMEM", "kind": "sram", "capacity_bytes": 228 * 1024, "instances": sms,
-             "read_bw_bytes_per_cycle": 128.0, "write_bw_bytes_per_cycle": 128.0,
-             "latency_cycles": 30},
-        ],
-        "compute": [{"name": "TC", "instances": sms, "ops_per_cycle": {"mac": 512.0},
-                     "energy_pj": {"mac": 0.3}}],
-    })
+    return Architecture.from_dict(
+        {
+            "name": "bench",
+            "kind": "spatial",
+            "clock": {"core_hz": 1.755e9},
+            "levels": [
+                {
+                    "name": "HBM",
+                    "kind": "dram",
+                    "read_bw_bytes_per_cycle": 1909.0,
+                    "write_bw_bytes_per_cycle": 1909.0,
+                    "latency_cycles": 600,
+                    "read_energy_pj_per_byte": 30.0,
+                    "write_energy_pj_per_byte": 30.0,
+                },
+                {
+                    "name": "SMEM",
+                    "kind": "sram",
+                    "capacity_bytes": 228 * 1024,
+                    "instances": sms,
+                    "read_bw_bytes_per_cycle": 128.0,
+                    "write_bw_bytes_per_cycle": 128.0,
+                    "latency_cycles": 30,
+                },
+            ],
+            "compute": [
+                {
+                    "name": "TC",
+                    "instances": sms,
+                    "ops_per_cycle": {"mac": 512.0},
+                    "energy_pj": {"mac": 0.3},
+                }
+            ],
+        }
+    )
 
 
 def attention_like(work_items: int, trips: int | np.ndarray, slots: int) -> TileProgram:
-    body = Step(loads=(Transfer("K", 16384, "HBM", "SMEM"), Transfer("V", 16384, "HBM", "SMEM")),
-                compute=(Compute("TC", {"mac": 2 * 128 * 128 * 64}),), buffer_bytes=32768)
+    body = Step(
+        loads=(Transfer("K", 16384, "HBM", "SMEM"), Transfer("V", 16384, "HBM", "SMEM")),
+        compute=(Compute("TC", {"mac": 2 * 128 * 128 * 64}),),
+        buffer_bytes=32768,
+    )
     pro = Step(loads=(Transfer("Q", 16384, "HBM", "SMEM"),))
     epi = Step(stores=(Transfer("O", 16384, "SMEM", "HBM"),))
-    return TileProgram("bench", (Phase("attn", body, trips=trips, work_items=work_items,
-                                       slots=slots, prologue=pro, epilogue=epi, depth=2,
-                                       staging_level="SMEM"),))
+    return TileProgram(
+        "bench",
+        (
+            Phase(
+                "attn",
+                body,
+                trips=trips,
+                work_items=work_items,
+                slots=slots,
+                prologue=pro,
+                epilogue=epi,
+                depth=2,
+                staging_level="SMEM",
+            ),
+        ),
+    )
 
 
 def _time(fn, repeat: int = 1):
@@ -56,8 +94,12 @@ def _time(fn, repeat: int = 1):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--steps", type=int, default=1_000_000)
-    ap.add_argument("--events-steps", type=int, default=40_000,
-                    help="body steps of the full (no-shortcut) simulation for events/s")
+    ap.add_argument(
+        "--events-steps",
+        type=int,
+        default=40_000,
+        help="body steps of the full (no-shortcut) simulation for events/s",
+    )
     args = ap.parse_args()
     arch = h100_like()
 
@@ -66,28 +108,20 @@ def main() -> None:
     trips = np.maximum(1, np.round(np.linspace(1, 2, items) * args.events_steps / items / 1.5))
     prog = attention_like(items, trips.astype(np.int64), 132)
     wall, r = _time(lambda: simulate(prog, arch, shortcuts=False), repeat=3)
-    ev = r.meta["events"]
-    print(f"full simulation: {prog.total_steps} steps, 132 slots, {ev} SimPy events in "
-          f"{wall:.2f} s -> {ev / wall:,.0f} events/s, {prog.total_steps / wall:,.0f} steps/s")
+    r.meta["events"]
 
     # 2. 1M tile steps over 132 instances, uniform trips: symmetry + steady state
     per = args.steps // 132
     prog = attention_like(132, per, 132)
     wall, r = _time(lambda: simulate(prog, arch), repeat=3)
-    est = estimate(prog, arch)
-    print(f"{prog.total_steps:,} steps / 132 instances (symmetric): {wall * 1e3:.1f} ms, "
-          f"{r.meta['events']} events, cycles {r.cycles:,} (estimate {est.cycles:,})")
+    estimate(prog, arch)
     prog2 = attention_like(2 * 132 + 7, per // 2, 132)
     wall, r = _time(lambda: simulate(prog2, arch), repeat=3)
-    print(f"{prog2.total_steps:,} steps, 271 items (waves + tail): {wall * 1e3:.1f} ms, "
-          f"method {r.meta['phase_method']}")
 
     # 3. estimator cost
     n = 500
     wall, _ = _time(lambda: [estimate_cycles(prog, arch) for _ in range(n)], repeat=7)
-    print(f"estimate_cycles (single phase): {wall / n * 1e6:.1f} us/call")
     wall, _ = _time(lambda: [estimate(prog, arch) for _ in range(n)], repeat=7)
-    print(f"estimate (full Result):          {wall / n * 1e6:.1f} us/call")
 
 
 if __name__ == "__main__":

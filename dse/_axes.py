@@ -109,53 +109,7 @@ def parse_axis(raw: object, path: str, *, fixed_ok: bool) -> Axis | None:
         return _bundle(raw["bundle"], path)
     for kind in ("range", "log_range"):
         if kind in keys:
-            extra = keys - {kind, "n", "integer"}
-            if extra:
-                raise SweepError(
-                    "unknown key in axis",
-                    path=f"{path}.{sorted(extra)[0]}",
-                    expected=f"{kind}, n, integer",
-                    got=sorted(extra)[0],
-                )
-            bounds = raw[kind]
-            if not (isinstance(bounds, (list, tuple)) and len(bounds) == 2):
-                raise SweepError(
-                    "bad bounds", path=f"{path}.{kind}", expected="[lo, hi]", got=bounds
-                )
-            lo_raw, hi_raw = (as_number(b) for b in bounds)
-            if not all(
-                isinstance(b, (int, float)) and not isinstance(b, bool) for b in (lo_raw, hi_raw)
-            ):
-                raise SweepError(
-                    "bounds must be numbers", path=f"{path}.{kind}", expected="[lo, hi]", got=bounds
-                )
-            lo, hi = float(lo_raw), float(hi_raw)  # type: ignore[arg-type]
-            if hi < lo:
-                raise SweepError(
-                    "upper bound below lower bound",
-                    path=f"{path}.{kind}",
-                    expected="lo <= hi",
-                    got=bounds,
-                )
-            if kind == "log_range" and lo <= 0:
-                raise SweepError(
-                    "log_range needs positive bounds",
-                    path=f"{path}.{kind}",
-                    expected="lo > 0",
-                    got=bounds,
-                )
-            integer = raw.get("integer", lo.is_integer() and hi.is_integer())
-            return validated(
-                RangeAxis,
-                {
-                    "lo": lo,
-                    "hi": hi,
-                    "log": kind == "log_range",
-                    "n": raw.get("n"),
-                    "integer": integer,
-                },
-                path,
-            )
+            return _range(raw, kind, path)
     if fixed_ok:
         return None
     raise SweepError(
@@ -164,6 +118,40 @@ def parse_axis(raw: object, path: str, *, fixed_ok: bool) -> Axis | None:
         expected="a list of choices, {values: [...]}, {range: [lo, hi]} or {log_range: [lo, hi]}",
         got=dict(raw),
     )
+
+
+def _range(raw: Mapping[str, object], kind: str, path: str) -> RangeAxis:
+    """``{range|log_range: [lo, hi], n: K, integer: bool}`` -> :class:`RangeAxis`."""
+    extra = set(raw) - {kind, "n", "integer"}
+    if extra:
+        first = sorted(extra)[0]
+        raise SweepError(
+            "unknown key in axis", path=f"{path}.{first}", expected=f"{kind}, n, integer", got=first
+        )
+    where = f"{path}.{kind}"
+    bounds = raw[kind]
+    if not (isinstance(bounds, (list, tuple)) and len(bounds) == 2):
+        raise SweepError("bad bounds", path=where, expected="[lo, hi]", got=bounds)
+    lo_raw, hi_raw = (as_number(b) for b in bounds)
+    if not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in (lo_raw, hi_raw)):
+        raise SweepError("bounds must be numbers", path=where, expected="[lo, hi]", got=bounds)
+    lo, hi = float(lo_raw), float(hi_raw)  # type: ignore[arg-type]
+    if hi < lo:
+        raise SweepError(
+            "upper bound below lower bound", path=where, expected="lo <= hi", got=bounds
+        )
+    if kind == "log_range" and lo <= 0:
+        raise SweepError(
+            "log_range needs positive bounds", path=where, expected="lo > 0", got=bounds
+        )
+    fields = {
+        "lo": lo,
+        "hi": hi,
+        "log": kind == "log_range",
+        "n": raw.get("n"),
+        "integer": raw.get("integer", lo.is_integer() and hi.is_integer()),
+    }
+    return validated(RangeAxis, fields, path)
 
 
 def _bundle(raw: object, path: str) -> ChoiceAxis:

@@ -38,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--retry-errors", action="store_true", help="recompute points stored as errors"
     )
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sweep.add_argument(
+        "--dry-run", action="store_true", help="count the points (and those stored) and stop"
+    )
     sweep.set_defaults(func=_sweep)
 
     par = subparsers.add_parser("pareto", help="print (and plot) the Pareto front of a sweep")
@@ -57,9 +60,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     demo.set_defaults(func=_demo)
 
 
+def _dry_run(args: argparse.Namespace) -> int:
+    from dse._points import expand_points
+    from dse._spec import load_sweep
+    from dse._store import ResultStore
+
+    spec = load_sweep(args.spec)
+    points = expand_points(spec)
+    done = ResultStore(args.out).done_ids() & {p.point_id for p in points}
+    print(f"{spec.name}: {len(points)} points, {len(done)} already in {args.out}")  # noqa: T201
+    for point in points[:3]:
+        inputs = {k: v for k, v in point.input_columns().items() if k != "point_index"}
+        print(f"  {inputs}")  # noqa: T201
+    if len(points) > 3:
+        print(f"  ... {len(points) - 3} more")  # noqa: T201
+    return 0
+
+
 def _sweep(args: argparse.Namespace) -> int:
     from dse._runner import run_sweep
 
+    if args.dry_run:
+        return _dry_run(args)
     summary = run_sweep(
         args.spec,
         args.out,

@@ -136,7 +136,8 @@ def run_sweep(
     out
         Store folder; points already stored there are skipped (resume).
     workers
-        Parallel workers (default: the CPUs this process may use); ``1`` with ``process`` runs serially.
+        Parallel workers (default: the CPUs this process may use); ``1`` with ``process``
+        runs serially.
     executor
         ``process`` (local process pool), ``dask`` or ``serial``.
     scheduler

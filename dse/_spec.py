@@ -278,17 +278,7 @@ def _from_dict(data: object, source: str, base_dir: str) -> SweepSpec:
         fields["mapper"] = dict(data["mapper"])
     if "sampler" in data:
         fields["sampler"] = _sampler(data["sampler"], f"{source}: sampler")
-    objectives = data.get("objectives", ["latency", "energy"])
-    if isinstance(objectives, str):
-        objectives = [objectives]
-    if not isinstance(objectives, Sequence) or not objectives:
-        raise SweepError(
-            "bad objectives",
-            path=f"{source}: objectives",
-            expected="a list like [latency, energy]",
-            got=objectives,
-        )
-    fields["objectives"] = tuple(OBJECTIVE_COLUMNS.get(str(o), str(o)) for o in objectives)
+    fields["objectives"] = _objectives(data.get("objectives"), f"{source}: objectives")
     constraints = data.get("constraints") or []
     if isinstance(constraints, str):
         constraints = [constraints]
@@ -296,7 +286,23 @@ def _from_dict(data: object, source: str, base_dir: str) -> SweepSpec:
         Constraint.parse(c, f"{source}: constraints[{i}]") for i, c in enumerate(constraints)
     )
     spec = validated(SweepSpec, fields, source)
-    assert isinstance(spec, SweepSpec)
+    _check_sampler_needs(spec, source)
+    return spec
+
+
+def _objectives(raw: object, path: str) -> tuple[str, ...]:
+    objectives = ["latency", "energy"] if raw is None else raw
+    if isinstance(objectives, str):
+        objectives = [objectives]
+    if not isinstance(objectives, Sequence) or not objectives:
+        raise SweepError(
+            "bad objectives", path=path, expected="a list like [latency, energy]", got=objectives
+        )
+    return tuple(OBJECTIVE_COLUMNS.get(str(o), str(o)) for o in objectives)
+
+
+def _check_sampler_needs(spec: SweepSpec, source: str) -> None:
+    """grid needs ``n`` on every range axis; the other samplers need ``sampler.n``."""
     if spec.sampler.kind == "grid":
         for path, axis in _all_axes(spec):
             if isinstance(axis, RangeAxis) and axis.n is None:
@@ -313,7 +319,6 @@ def _from_dict(data: object, source: str, base_dir: str) -> SweepSpec:
             expected="n: <int>",
             got=None,
         )
-    return spec
 
 
 def _all_axes(spec: SweepSpec) -> list[tuple[str, Axis]]:

@@ -91,7 +91,7 @@ class ResultStore:
         first = min(int(r.get("point_index", 0)) for r in rows)  # type: ignore[call-overload]
         final = self.parts / f"part-{first:07d}-{uuid.uuid4().hex[:8]}.parquet"
         tmp = self.parts / f".tmp-{uuid.uuid4().hex}.parquet"
-        frame = pd.DataFrame(list(rows))
+        frame = _arrow_safe(pd.DataFrame(list(rows)))
         frame.to_parquet(tmp, index=False)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
@@ -168,6 +168,18 @@ class ResultStore:
         return merged
 
 
+def _arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Object columns mixing value types (a knob axis ``[64, auto]``) become text, which
+    Parquet can store; single-type columns keep their type."""
+    for column in frame.columns:
+        if frame[column].dtype != object:
+            continue
+        kinds = {type(v) for v in frame[column] if v is not None and v == v}
+        if len(kinds) > 1 and not kinds <= {int, float}:
+            frame[column] = [None if v is None else str(v) for v in frame[column]]
+    return frame
+
+
 def feasible(df: pd.DataFrame, constraints: Iterable[Constraint]) -> pd.Series:
     """Boolean Series: row ran ``ok`` and meets every constraint (a missing column fails)."""
     ok = df["status"] == "ok" if "status" in df else pd.Series(False, index=df.index)
@@ -191,6 +203,10 @@ def load(path: str | Path) -> pd.DataFrame:
     ``mapping`` (summary), ``bytes.<level>`` (bytes read+written), ``util.<unit>``
     (busy fraction), ``energy.<component.action>`` (J), ``eval_s`` (wall time of the
     evaluation); and ``feasible`` (``ok`` and the sweep's constraints hold).
+
+    Rows are keyed by their inputs, not by the spec: after re-running a *changed* spec into
+    the same folder, rows of points the new spec no longer has are still returned (filter
+    on the input columns, or use a fresh folder per spec).
 
     Raises
     ------

@@ -73,7 +73,8 @@ class PimTiming:
     refresh_factor
         Stretch from refresh, ``tREFI / (tREFI - tRFC)``.
     external_bytes_per_cycle_pc
-        External (host) bandwidth of one pseudo-channel, B/tCK: one column per ``tCCD_S``.
+        External (host) bandwidth of one pseudo-channel, B/tCK: one column per ``tCCD_S``
+        (capped by the pins, ``bus_bytes_per_cycle / pseudo_channels``).
     pseudo_channels
         Pseudo-channels per channel.
     channels
@@ -146,7 +147,7 @@ def pim_timing(arch: Architecture, placement: str | None = None,
     ranks_bg = dram.ranks * dram.bank_groups
     col = int(dram.burst_bytes)
     if placement == "bank":
-        units, cpc = ranks_bg * dram.banks_per_group, gap
+        units, cpc = max(1, ranks_bg * dram.banks_per_group // pim.banks_per_unit), gap
         row_switch = float(dram.tRP + dram.tRCD)
     elif placement == "bank_group":
         units, cpc, row_switch = ranks_bg, max(float(dram.tCCD_L), gap), 0.0
@@ -156,7 +157,9 @@ def pim_timing(arch: Architecture, placement: str | None = None,
     return PimTiming(placement=placement, power_limited=limited, units_per_pc=units,
                      column_bytes=col, cycles_per_column=cpc, row_switch_cycles=row_switch,
                      columns_per_row=max(1, int(dram.row_bytes // col)), refresh_factor=refresh,
-                     external_bytes_per_cycle_pc=col / dram.tCCD_S, pseudo_channels=pcs,
+                     external_bytes_per_cycle_pc=min(col / dram.tCCD_S,
+                                                     dram.bus_bytes_per_cycle / pcs),
+                     pseudo_channels=pcs,
                      channels=dram.channels, tck_s=dram.tck_ns * 1e-9)
 
 

@@ -204,6 +204,10 @@ class _Counter:
                     mapping[seg.canon[0]] = ({}, const)
                 else:
                     mapping[seg.canon[0]] = ({ix.rank: 1}, ix.offset)
+                    if ix.offset:  # positions shifted out of range are absent
+                        n = self.sizes[seg.canon[0]]
+                        extra.add(make_constraint("<=", {ix.rank: -1}, -ix.offset))
+                        extra.add(make_constraint("<=", {ix.rank: 1}, ix.offset - (n - 1)))
                 continue
             assert sp is not None
             tile = self.sizes[sp.inner]

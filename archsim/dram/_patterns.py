@@ -28,8 +28,9 @@ __all__ = [
 Pattern = Literal["row_hit", "row_hit_bg", "row_miss", "row_miss_banks", "random"]
 
 
-def pattern_requests(timing: DramTiming, pattern: Pattern, n: int, *,
-                     seed: int = 0) -> list[Request]:
+def pattern_requests(
+    timing: DramTiming, pattern: Pattern, n: int, *, seed: int = 0
+) -> list[Request]:
     """``n`` burst requests of a named address pattern on one pseudo-channel.
 
     - ``row_hit``: sequential bursts through the rows of one bank (hits except at row ends);
@@ -44,8 +45,7 @@ def pattern_requests(timing: DramTiming, pattern: Pattern, n: int, *,
     if pattern == "row_hit":
         return [Request(0, 0, i // per_row) for i in range(n)]
     if pattern == "row_hit_bg":
-        return [Request(i % nbg, (i // nbg) % nbk, i // (nbg * nbk * per_row))
-                for i in range(n)]
+        return [Request(i % nbg, (i // nbg) % nbk, i // (nbg * nbk * per_row)) for i in range(n)]
     if pattern == "row_miss":
         return [Request(0, 0, i) for i in range(n)]
     if pattern == "row_miss_banks":
@@ -54,10 +54,13 @@ def pattern_requests(timing: DramTiming, pattern: Pattern, n: int, *,
     if pattern == "random":
         rng = random.Random(seed)
         rows = 1 << 14
-        return [Request(rng.randrange(nbg), rng.randrange(nbk), rng.randrange(rows))
-                for _ in range(n)]
-    raise ValueError(f"unknown DRAM pattern {pattern!r}: expected one of "
-                     "row_hit, row_hit_bg, row_miss, row_miss_banks, random")
+        return [
+            Request(rng.randrange(nbg), rng.randrange(nbk), rng.randrange(rows)) for _ in range(n)
+        ]
+    raise ValueError(
+        f"unknown DRAM pattern {pattern!r}: expected one of "
+        "row_hit, row_hit_bg, row_miss, row_miss_banks, random"
+    )
 
 
 @dataclass(frozen=True)
@@ -81,12 +84,19 @@ class StreamRate:
 
 def _scale(timing: DramTiming, stats: DramStats) -> StreamRate:
     per = stats.bytes_per_cycle
-    return StreamRate(per, per * timing.channels * timing.pseudo_channels / (timing.tck_ns * 1e-9),
-                      stats)
+    return StreamRate(
+        per, per * timing.channels * timing.pseudo_channels / (timing.tck_ns * 1e-9), stats
+    )
 
 
-def pim_allbank_stream(timing: DramTiming, n_cmds: int, *, mac_cmd_gap: int = 4,
-                       units: int | None = None, refresh: bool = True) -> DramStats:
+def pim_allbank_stream(
+    timing: DramTiming,
+    n_cmds: int,
+    *,
+    mac_cmd_gap: int = 4,
+    units: int | None = None,
+    refresh: bool = True,
+) -> DramStats:
     """All-bank PIM MAC commands on one pseudo-channel.
 
     Every MAC command makes each of ``units`` PIM units (default: every bank of the
@@ -129,14 +139,27 @@ def pim_allbank_stream(timing: DramTiming, n_cmds: int, *, mac_cmd_gap: int = 4,
         row_left -= 1
         t = mac
     end = last_mac + gap
-    return DramStats(cycles=int(round(end)), bytes=n_cmds * units * timing.burst_bytes,
-                     row_hits=n_cmds - n_act, row_misses=n_act, activates=n_act,
-                     precharges=n_pre, refreshes=n_ref)
+    return DramStats(
+        cycles=int(round(end)),
+        bytes=n_cmds * units * timing.burst_bytes,
+        row_hits=n_cmds - n_act,
+        row_misses=n_act,
+        activates=n_act,
+        precharges=n_pre,
+        refreshes=n_ref,
+    )
 
 
-def stream_rate(timing: DramTiming, pattern: Pattern | Literal["pim_allbank"], *,
-                n: int = 4096, mac_cmd_gap: int = 4, units: int | None = None,
-                refresh: bool = True, seed: int = 0) -> StreamRate:
+def stream_rate(
+    timing: DramTiming,
+    pattern: Pattern | Literal["pim_allbank"],
+    *,
+    n: int = 4096,
+    mac_cmd_gap: int = 4,
+    units: int | None = None,
+    refresh: bool = True,
+    seed: int = 0,
+) -> StreamRate:
     """Sustained bandwidth of a named pattern (``n`` bursts or MAC commands).
 
     Parameters
@@ -154,17 +177,22 @@ def stream_rate(timing: DramTiming, pattern: Pattern | Literal["pim_allbank"], *
         Model refresh.
     """
     if pattern == "pim_allbank":
-        stats = pim_allbank_stream(timing, n, mac_cmd_gap=mac_cmd_gap, units=units,
-                                   refresh=refresh)
+        stats = pim_allbank_stream(timing, n, mac_cmd_gap=mac_cmd_gap, units=units, refresh=refresh)
     else:
-        stats = simulate_dram(pattern_requests(timing, pattern, n, seed=seed), timing,
-                              refresh=refresh)
+        stats = simulate_dram(
+            pattern_requests(timing, pattern, n, seed=seed), timing, refresh=refresh
+        )
     return _scale(timing, stats)
 
 
-def pim_bandwidth_multiplier(timing: DramTiming, *, mac_cmd_gap: int = 4,
-                             units: int | None = None, n: int = 8192,
-                             refresh: bool = True) -> float:
+def pim_bandwidth_multiplier(
+    timing: DramTiming,
+    *,
+    mac_cmd_gap: int = 4,
+    units: int | None = None,
+    n: int = 8192,
+    refresh: bool = True,
+) -> float:
     """Internal all-bank PIM bandwidth over the host's streaming read bandwidth.
 
     Both measured on the same pseudo-channel by the command-level model: the PIM stream of
@@ -174,14 +202,16 @@ def pim_bandwidth_multiplier(timing: DramTiming, *, mac_cmd_gap: int = 4,
     burst holding the bus 2 tCK) a gap of 4 gives ~16x and a gap of 7 ~9x — AttAcc's
     per-bank figures (ASPLOS'24: "16x (9x under the power limit)").
     """
-    pim = stream_rate(timing, "pim_allbank", n=n, mac_cmd_gap=mac_cmd_gap, units=units,
-                      refresh=refresh)
+    pim = stream_rate(
+        timing, "pim_allbank", n=n, mac_cmd_gap=mac_cmd_gap, units=units, refresh=refresh
+    )
     host = stream_rate(timing, "row_hit_bg", n=n, refresh=refresh)
     return pim.bytes_per_cycle / host.bytes_per_cycle
 
 
-def peak_pim_multiplier(timing: DramTiming, *, mac_cmd_gap: int = 4,
-                        units: int | None = None) -> float:
+def peak_pim_multiplier(
+    timing: DramTiming, *, mac_cmd_gap: int = 4, units: int | None = None
+) -> float:
     """Closed-form peak ratio: ``units x host_burst_interval / max(gap, tCCD_L)``.
 
     The host streams one burst per ``max(burst_cycles, tCCD_S)`` tCK on a pseudo-channel;

@@ -94,9 +94,9 @@ class _Rank:
         self.t = timing
         nb = timing.bank_groups * timing.banks_per_group
         self.open_row: list[int | None] = [None] * nb
-        self.act_ok = [0.0] * nb      # earliest next ACT (tRP after PRE, tRC after ACT)
-        self.col_ok = [0.0] * nb      # earliest column command (tRCD after ACT)
-        self.pre_ok = [0.0] * nb      # earliest PRE (tRAS, tRTP, tWR)
+        self.act_ok = [0.0] * nb  # earliest next ACT (tRP after PRE, tRC after ACT)
+        self.col_ok = [0.0] * nb  # earliest column command (tRCD after ACT)
+        self.pre_ok = [0.0] * nb  # earliest PRE (tRAS, tRTP, tWR)
         self.acts: deque[float] = deque(maxlen=4)
         self.last_act = -1e18
         self.last_act_bg = -1
@@ -169,8 +169,9 @@ class _Rank:
         return c
 
 
-def simulate_dram(requests: list[Request] | tuple[Request, ...], timing: DramTiming, *,
-                  refresh: bool = True) -> DramStats:
+def simulate_dram(
+    requests: list[Request] | tuple[Request, ...], timing: DramTiming, *, refresh: bool = True
+) -> DramStats:
     """Serve ``requests`` (in order) on one pseudo-channel and count tCK.
 
     Parameters
@@ -194,8 +195,9 @@ def simulate_dram(requests: list[Request] | tuple[Request, ...], timing: DramTim
     end = 0.0
     for i, r in enumerate(requests):
         if not (0 <= r.bank_group < nbg and 0 <= r.bank < nbk):
-            raise ValueError(f"requests[{i}]: bank ({r.bank_group}, {r.bank}) outside "
-                             f"{nbg} groups x {nbk} banks")
+            raise ValueError(
+                f"requests[{i}]: bank ({r.bank_group}, {r.bank}) outside {nbg} groups x {nbk} banks"
+            )
         b = r.bank_group * nbk + r.bank
         rank.refresh_until(max(rank.last_col, 0.0))
         earliest = 0.0
@@ -209,6 +211,12 @@ def simulate_dram(requests: list[Request] | tuple[Request, ...], timing: DramTim
             rank.open_row[b] = r.row
         col = rank.column(b, r.bank_group, r.write, 0.0)
         end = max(end, col + timing.tCL + rank.burst)
-    return DramStats(cycles=int(round(end)), bytes=len(requests) * timing.burst_bytes,
-                     row_hits=hits, row_misses=misses, activates=rank.n_act,
-                     precharges=rank.n_pre, refreshes=rank.n_ref)
+    return DramStats(
+        cycles=int(round(end)),
+        bytes=len(requests) * timing.burst_bytes,
+        row_hits=hits,
+        row_misses=misses,
+        activates=rank.n_act,
+        precharges=rank.n_pre,
+        refreshes=rank.n_ref,
+    )

@@ -37,8 +37,15 @@ class Counts:
         table[key] = table.get(key, 0.0) + value
 
 
-def _count_step(c: Counts, step: Step, occ: float, arch: Architecture,
-                levels: Mapping, units: Mapping, nets: Mapping) -> None:
+def _count_step(
+    c: Counts,
+    step: Step,
+    occ: float,
+    arch: Architecture,
+    levels: Mapping,
+    units: Mapping,
+    nets: Mapping,
+) -> None:
     if occ <= 0:
         return
     for t in step.loads + step.stores:
@@ -98,9 +105,12 @@ def count_actions(program: TileProgram, arch: Architecture) -> Counts:
             if occ <= 0:
                 continue
             one = _per_occurrence(arch, step)
-            for mine, theirs in ((c.level_bytes, one.level_bytes),
-                                 (c.tensor_bytes, one.tensor_bytes),
-                                 (c.energy, one.energy), (c.unit_busy, one.unit_busy)):
+            for mine, theirs in (
+                (c.level_bytes, one.level_bytes),
+                (c.tensor_bytes, one.tensor_bytes),
+                (c.energy, one.energy),
+                (c.unit_busy, one.unit_busy),
+            ):
                 for key, value in theirs.items():
                     mine[key] = mine.get(key, 0.0) + value * occ
     return c
@@ -120,14 +130,23 @@ def _area(arch: Architecture) -> float:
     area = getattr(arch, "area_mm2", None)
     if isinstance(area, (int, float)):
         return float(area)
-    return float(sum(lv.area_mm2 * lv.instances for lv in arch.levels)
-                 + sum(u.area_mm2 * u.instances for u in arch.compute))
+    return float(
+        sum(lv.area_mm2 * lv.instances for lv in arch.levels)
+        + sum(u.area_mm2 * u.instances for u in arch.compute)
+    )
 
 
-def make_result(program: TileProgram, arch: Architecture, compiled: CompiledProgram,
-                cycles_f: float, engine: Literal["event", "analytic"], *,
-                counts: Counts | None = None, trace: tuple | None = None,
-                meta: Mapping[str, object] | None = None) -> Result:
+def make_result(
+    program: TileProgram,
+    arch: Architecture,
+    compiled: CompiledProgram,
+    cycles_f: float,
+    engine: Literal["event", "analytic"],
+    *,
+    counts: Counts | None = None,
+    trace: tuple | None = None,
+    meta: Mapping[str, object] | None = None,
+) -> Result:
     """Assemble a :class:`Result` for ``cycles_f`` (fractional cycles, rounded up)."""
     clock_hz = float(program.clock_hz or arch.clock.core_hz)
     cycles = int(math.ceil(cycles_f - 1e-9 * max(1.0, cycles_f))) if cycles_f > 0 else 0
@@ -146,8 +165,17 @@ def make_result(program: TileProgram, arch: Architecture, compiled: CompiledProg
         all_meta["notes"] = list(compiled.notes)
     all_meta.update(meta or {})
     return Result(
-        cycles=cycles, seconds=seconds, clock_hz=clock_hz,
-        energy_j=float(sum(breakdown.values())), energy_breakdown_j=breakdown,
-        bytes_by_level=level_bytes, bytes_by_tensor=dict(sorted(c.tensor_bytes.items())),
-        dram_bytes=level_bytes.get(arch.levels[0].name, 0.0), utilization=util,
-        area_mm2=_area(arch), engine=engine, trace=trace, meta=all_meta)
+        cycles=cycles,
+        seconds=seconds,
+        clock_hz=clock_hz,
+        energy_j=float(sum(breakdown.values())),
+        energy_breakdown_j=breakdown,
+        bytes_by_level=level_bytes,
+        bytes_by_tensor=dict(sorted(c.tensor_bytes.items())),
+        dram_bytes=level_bytes.get(arch.levels[0].name, 0.0),
+        utilization=util,
+        area_mm2=_area(arch),
+        engine=engine,
+        trace=trace,
+        meta=all_meta,
+    )

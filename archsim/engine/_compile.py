@@ -125,7 +125,7 @@ def op_rate(unit: object, kind: str) -> float | None:
 
 
 def op_energy_pj(unit: object, kind: str) -> float:
-    """Energy per op of ``unit`` for op ``kind`` (same fallback as :func:`op_rate`; 0 if unknown)."""
+    """Energy per op of ``unit`` for ``kind`` (fallback as in :func:`op_rate`; 0 if unknown)."""
     table = unit.energy_pj  # type: ignore[attr-defined]
     if kind in table:
         return float(table[kind])
@@ -180,27 +180,41 @@ class _Builder:
     def level(self, name: str, path: str) -> object:
         lv = self.levels.get(name)
         if lv is None:
-            raise MappingError("unknown storage level", path=path,
-                               expected=f"one of {sorted(self.levels)}", got=name)
+            raise MappingError(
+                "unknown storage level",
+                path=path,
+                expected=f"one of {sorted(self.levels)}",
+                got=name,
+            )
         return lv
 
     def transfer(self, t: Transfer, path: str) -> tuple[float, float, tuple[int, ...]]:
         if not isinstance(t, Transfer):
-            raise MappingError("not a Transfer", path=path, expected="Transfer",
-                               got=type(t).__name__)
+            raise MappingError(
+                "not a Transfer", path=path, expected="Transfer", got=type(t).__name__
+            )
         if not (t.bytes >= 0) or not math.isfinite(t.bytes):
-            raise MappingError("negative or non-finite bytes", path=f"{path}.bytes",
-                               expected="bytes >= 0", got=t.bytes)
+            raise MappingError(
+                "negative or non-finite bytes",
+                path=f"{path}.bytes",
+                expected="bytes >= 0",
+                got=t.bytes,
+            )
         src = self.level(t.src, f"{path}.src")
         dst = self.level(t.dst, f"{path}.dst")
         servers = []
-        for lv, port, field in ((src, "read", "read_bw_bytes_per_cycle"),
-                                (dst, "write", "write_bw_bytes_per_cycle")):
+        for lv, port, field in (
+            (src, "read", "read_bw_bytes_per_cycle"),
+            (dst, "write", "write_bw_bytes_per_cycle"),
+        ):
             bw = float(getattr(lv, field))
             if not bw > 0:
-                raise MappingError(f"level {lv.name} has no {port} bandwidth",
-                                   path=f"{path}.{'src' if port == 'read' else 'dst'}",
-                                   expected="bytes/cycle > 0", got=bw)
+                raise MappingError(
+                    f"level {lv.name} has no {port} bandwidth",
+                    path=f"{path}.{'src' if port == 'read' else 'dst'}",
+                    expected="bytes/cycle > 0",
+                    got=bw,
+                )
             servers.append(self.server(f"{lv.name}.{port}", lv.instances, bw))
         net = self.nets.get((t.src, t.dst))
         if net is not None and net.bw_bytes_per_cycle > 0:
@@ -209,22 +223,32 @@ class _Builder:
 
     def compute(self, c: Compute, path: str) -> list[tuple[int, float]]:
         if not isinstance(c, Compute):
-            raise MappingError("not a Compute", path=path, expected="Compute",
-                               got=type(c).__name__)
+            raise MappingError("not a Compute", path=path, expected="Compute", got=type(c).__name__)
         unit = self.units.get(c.unit)
         if unit is None:
-            raise MappingError("unknown compute unit", path=f"{path}.unit",
-                               expected=f"one of {sorted(self.units)}", got=c.unit)
+            raise MappingError(
+                "unknown compute unit",
+                path=f"{path}.unit",
+                expected=f"one of {sorted(self.units)}",
+                got=c.unit,
+            )
         work = 0.0
         for kind, count in c.ops.items():
             rate = op_rate(unit, kind)
             if rate is None or not rate > 0:
-                raise MappingError(f"unit {c.unit} cannot do op kind {kind!r}",
-                                   path=f"{path}.ops.{kind}",
-                                   expected=f"one of {sorted(unit.ops_per_cycle)}", got=kind)
+                raise MappingError(
+                    f"unit {c.unit} cannot do op kind {kind!r}",
+                    path=f"{path}.ops.{kind}",
+                    expected=f"one of {sorted(unit.ops_per_cycle)}",
+                    got=kind,
+                )
             if not (count >= 0) or not math.isfinite(count):
-                raise MappingError("negative or non-finite op count", path=f"{path}.ops.{kind}",
-                                   expected="count >= 0", got=count)
+                raise MappingError(
+                    "negative or non-finite op count",
+                    path=f"{path}.ops.{kind}",
+                    expected="count >= 0",
+                    got=count,
+                )
             work += float(count) / rate
         if work <= 0:
             return []
@@ -234,12 +258,17 @@ class _Builder:
         if not isinstance(s, Step):
             raise MappingError("not a Step", path=path, expected="Step", got=type(s).__name__)
         if s.buffer_bytes < 0:
-            raise MappingError("negative buffer", path=f"{path}.buffer_bytes",
-                               expected="bytes >= 0", got=s.buffer_bytes)
+            raise MappingError(
+                "negative buffer",
+                path=f"{path}.buffer_bytes",
+                expected="bytes >= 0",
+                got=s.buffer_bytes,
+            )
         loads = tuple(self.transfer(t, f"{path}.loads[{i}]") for i, t in enumerate(s.loads))
         stores = tuple(self.transfer(t, f"{path}.stores[{i}]") for i, t in enumerate(s.stores))
-        computes = tuple(x for i, c in enumerate(s.compute)
-                         for x in self.compute(c, f"{path}.compute[{i}]"))
+        computes = tuple(
+            x for i, c in enumerate(s.compute) for x in self.compute(c, f"{path}.compute[{i}]")
+        )
         work: dict[int, float] = {}
         for nbytes, _lat, servers in loads + stores:
             for sv in servers:
@@ -247,11 +276,15 @@ class _Builder:
         for sv, w in computes:
             work[sv] = work.get(sv, 0.0) + w
         return CompiledStep(
-            loads=loads, computes=computes, stores=stores,
-            load_time=self._stage_time(loads), compute_time=self._compute_time(computes),
-            store_time=self._stage_time(stores), work=work,
-            self_period=max((w / self.servers[sv].capacity for sv, w in work.items()),
-                            default=0.0))
+            loads=loads,
+            computes=computes,
+            stores=stores,
+            load_time=self._stage_time(loads),
+            compute_time=self._compute_time(computes),
+            store_time=self._stage_time(stores),
+            work=work,
+            self_period=max((w / self.servers[sv].capacity for sv, w in work.items()), default=0.0),
+        )
 
     def _stage_time(self, transfers: tuple[tuple[float, float, tuple[int, ...]], ...]) -> float:
         """Lower bound of a set of concurrent transfers run by one slot alone.
@@ -296,23 +329,31 @@ def _builder(arch: Architecture) -> _Builder:
 
 
 def _check_phase_fields(p: Phase, path: str) -> None:
-    for field, value, low in (("work_items", p.work_items, 0), ("slots", p.slots, 1),
-                              ("depth", p.depth, 1)):
+    for field, value, low in (
+        ("work_items", p.work_items, 0),
+        ("slots", p.slots, 1),
+        ("depth", p.depth, 1),
+    ):
         if not isinstance(value, (int, np.integer)) or value < low:
-            raise MappingError(f"bad {field}", path=f"{path}.{field}",
-                               expected=f"integer >= {low}", got=value)
+            raise MappingError(
+                f"bad {field}", path=f"{path}.{field}", expected=f"integer >= {low}", got=value
+            )
     trips = p.trips
     if isinstance(trips, int):
         if trips < 0:
-            raise MappingError("negative trips", path=f"{path}.trips", expected=">= 0",
-                               got=trips)
+            raise MappingError("negative trips", path=f"{path}.trips", expected=">= 0", got=trips)
     else:
         if trips.shape != (p.work_items,):
-            raise MappingError("trips array has the wrong shape", path=f"{path}.trips",
-                               expected=f"shape ({p.work_items},)", got=trips.shape)
+            raise MappingError(
+                "trips array has the wrong shape",
+                path=f"{path}.trips",
+                expected=f"shape ({p.work_items},)",
+                got=trips.shape,
+            )
         if trips.size and int(trips.min()) < 0:
-            raise MappingError("negative trips", path=f"{path}.trips", expected=">= 0",
-                               got=int(trips.min()))
+            raise MappingError(
+                "negative trips", path=f"{path}.trips", expected=">= 0", got=int(trips.min())
+            )
 
 
 def _effective_depth(b: _Builder, p: Phase, path: str, strict: bool) -> int:
@@ -328,9 +369,11 @@ def _effective_depth(b: _Builder, p: Phase, path: str, strict: bool) -> int:
     if fits < 1 or (strict and fits < p.depth):
         raise MappingError(
             f"buffer does not fit {p.staging_level} ({sharers} slot(s) per instance share "
-            f"{float(cap):.0f} bytes)", path=f"{path}.body.buffer_bytes",
+            f"{float(cap):.0f} bytes)",
+            path=f"{path}.body.buffer_bytes",
             expected=f"buffer_bytes x depth <= {per_slot:.0f}",
-            got=f"{p.body.buffer_bytes} x {p.depth}")
+            got=f"{p.body.buffer_bytes} x {p.depth}",
+        )
     return min(p.depth, fits)
 
 
@@ -340,17 +383,21 @@ def _deps(program: TileProgram) -> tuple[tuple[tuple[int, ...], ...], bool]:
     chain = True
     for i, p in enumerate(program.phases):
         if p.name in names:
-            raise MappingError("duplicate phase name", path=f"phases[{i}].name",
-                               expected="unique name", got=p.name)
+            raise MappingError(
+                "duplicate phase name", path=f"phases[{i}].name", expected="unique name", got=p.name
+            )
         if p.after is None:
             deps: tuple[int, ...] = (i - 1,) if i else ()
         else:
             dl = []
             for j, name in enumerate(p.after):
                 if name not in names:
-                    raise MappingError("after names an unknown or later phase",
-                                       path=f"phases[{i}].after[{j}]",
-                                       expected=f"one of {sorted(names)}", got=name)
+                    raise MappingError(
+                        "after names an unknown or later phase",
+                        path=f"phases[{i}].after[{j}]",
+                        expected=f"one of {sorted(names)}",
+                        got=name,
+                    )
                 dl.append(names[name])
             deps = tuple(sorted(set(dl)))
             if i and (i - 1) not in deps:
@@ -363,8 +410,9 @@ def _deps(program: TileProgram) -> tuple[tuple[tuple[int, ...], ...], bool]:
     return tuple(out), chain
 
 
-def compile_program(program: TileProgram, arch: Architecture, *,
-                    strict: bool = False) -> CompiledProgram:
+def compile_program(
+    program: TileProgram, arch: Architecture, *, strict: bool = False
+) -> CompiledProgram:
     """Validate ``program`` against ``arch`` and resolve it into servers and numbers.
 
     Parameters
@@ -382,8 +430,9 @@ def compile_program(program: TileProgram, arch: Architecture, *,
         not fit; the error's ``path`` points at the field (``phases[1].body.loads[0].src``).
     """
     if not isinstance(program, TileProgram):
-        raise MappingError("not a TileProgram", path="program", expected="TileProgram",
-                           got=type(program).__name__)
+        raise MappingError(
+            "not a TileProgram", path="program", expected="TileProgram", got=type(program).__name__
+        )
     b = _builder(arch)
     deps, chain = _deps(program)
     phases = []
@@ -396,8 +445,9 @@ def compile_program(program: TileProgram, arch: Architecture, *,
         epi = b.cached_step(p.epilogue, f"{path}.epilogue") if p.epilogue is not None else None
         depth = _effective_depth(b, p, path, strict)
         if depth < p.depth:
-            notes.append(f"{p.name}: depth {p.depth} clamped to {depth} by "
-                         f"{p.staging_level} capacity")
+            notes.append(
+                f"{p.name}: depth {p.depth} clamped to {depth} by {p.staging_level} capacity"
+            )
         phases.append(CompiledPhase(i, p, body, pro, epi, depth, deps[i]))
     return CompiledProgram(b.frozen_servers, tuple(phases), chain, tuple(notes))
 

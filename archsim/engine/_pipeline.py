@@ -13,6 +13,7 @@ from archsim.engine._server import Clock, PSServer
 
 __all__ = ["Stage", "SlotContext", "ItemRun"]
 
+
 class SlotContext:
     """What one slot sees: the server instances it uses (``servers[server_index]``)."""
 
@@ -97,14 +98,47 @@ class ItemRun:
         runs alone and its load, compute and store stages use disjoint servers.
     """
 
-    __slots__ = ("ctx", "body", "prologue", "epilogue", "n", "d", "on_done", "steady",
-                 "kl", "kl_done", "kc", "kc_done", "ks", "ks_done", "loading", "computing",
-                 "storing", "le", "ce", "se", "t_ls", "t_cs", "t_ss", "body_end", "stopped",
-                 "phase_stage", "t_phase")
+    __slots__ = (
+        "ctx",
+        "body",
+        "prologue",
+        "epilogue",
+        "n",
+        "d",
+        "on_done",
+        "steady",
+        "kl",
+        "kl_done",
+        "kc",
+        "kc_done",
+        "ks",
+        "ks_done",
+        "loading",
+        "computing",
+        "storing",
+        "le",
+        "ce",
+        "se",
+        "t_ls",
+        "t_cs",
+        "t_ss",
+        "body_end",
+        "stopped",
+        "phase_stage",
+        "t_phase",
+    )
 
-    def __init__(self, ctx: SlotContext, body: CompiledStep, prologue: CompiledStep | None,
-                 epilogue: CompiledStep | None, trips: int, depth: int,
-                 on_done: Callable[[], None], steady: bool = False) -> None:
+    def __init__(
+        self,
+        ctx: SlotContext,
+        body: CompiledStep,
+        prologue: CompiledStep | None,
+        epilogue: CompiledStep | None,
+        trips: int,
+        depth: int,
+        on_done: Callable[[], None],
+        steady: bool = False,
+    ) -> None:
         self.ctx = ctx
         self.body = body
         self.prologue = prologue
@@ -171,8 +205,9 @@ class ItemRun:
 
     def _finish(self) -> None:
         if self.epilogue is not None:
-            self.ctx.clock.span(self.ctx.pid, self.ctx.slot, "epilogue", self.t_phase,
-                                self.ctx.clock.env.now)
+            self.ctx.clock.span(
+                self.ctx.pid, self.ctx.slot, "epilogue", self.t_phase, self.ctx.clock.env.now
+            )
         self.on_done()
 
     # ---- body pipeline ----------------------------------------------------------------------
@@ -188,8 +223,7 @@ class ItemRun:
                 if Stage(self.ctx, self._store_done).start_transfers(body.store_groups):
                     self._store_finish()
                 progressed = True
-            if (not self.computing and self.kc < self.kl_done
-                    and self.kc - self.ks_done < d):
+            if not self.computing and self.kc < self.kl_done and self.kc - self.ks_done < d:
                 self.computing = True
                 self.kc += 1
                 self.t_cs = self.ctx.clock.env.now
@@ -263,8 +297,11 @@ class ItemRun:
         period = se[k] - se[k - 1]
         tol = 1e-9 * max(1.0, abs(se[k]))
         for j in range(k - w + 1, k + 1):
-            if (abs(se[j] - se[j - 1] - period) > tol or abs(ce[j] - ce[j - 1] - period) > tol
-                    or abs(le[j] - le[j - 1] - period) > tol):
+            if (
+                abs(se[j] - se[j - 1] - period) > tol
+                or abs(ce[j] - ce[j - 1] - period) > tol
+                or abs(le[j] - le[j - 1] - period) > tol
+            ):
                 return
         self.stopped = True
         self.body_end = se[k] + (self.n - 1 - k) * period

@@ -69,8 +69,20 @@ class PSServer:
         For traces.
     """
 
-    __slots__ = ("clock", "capacity", "name", "instance", "v", "t_last", "heap", "seq",
-                 "gen", "pending_at", "busy_since", "busy_cycles")
+    __slots__ = (
+        "clock",
+        "capacity",
+        "name",
+        "instance",
+        "v",
+        "t_last",
+        "heap",
+        "seq",
+        "gen",
+        "pending_at",
+        "busy_since",
+        "busy_cycles",
+    )
 
     def __init__(self, clock: Clock, capacity: float, name: str, instance: int) -> None:
         self.clock = clock
@@ -127,8 +139,9 @@ class PSServer:
         heap = self.heap
         # due: finishing within float resolution of now (avoids zero-delay re-arm loops)
         slack_t = _REL_EPS * max(1.0, now)
-        v_due = self.v + max(_REL_EPS * max(1.0, abs(self.v)),
-                             slack_t * self.capacity / max(1, len(heap)))
+        v_due = self.v + max(
+            _REL_EPS * max(1.0, abs(self.v)), slack_t * self.capacity / max(1, len(heap))
+        )
         done: list[Callable[[], None]] = []
         while heap and heap[0][0] <= v_due:
             done.append(heapq.heappop(heap)[2])

@@ -16,6 +16,7 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import numpy as np
 import simpy
 
 from archsim.engine._account import make_result
@@ -39,8 +40,13 @@ TRACE_FULL_STEPS = 200_000
 class Runtime:
     """One SimPy environment with lazily created server instances."""
 
-    def __init__(self, compiled: CompiledProgram, scale: list[float] | None = None,
-                 trace: list | None = None, t0: float = 0.0) -> None:
+    def __init__(
+        self,
+        compiled: CompiledProgram,
+        scale: list[float] | None = None,
+        trace: list | None = None,
+        t0: float = 0.0,
+    ) -> None:
         self.env = simpy.Environment(initial_time=t0)
         self.clock = Clock(self.env, trace, TRACE_LIMIT)
         self.compiled = compiled
@@ -64,8 +70,14 @@ class Runtime:
 class PhaseRun:
     """Hand a phase's work items to free slots in order; call ``on_done`` at the end."""
 
-    def __init__(self, rt: Runtime, cp: CompiledPhase, on_done: Callable[[], None],
-                 items: int | None = None, active_slots: int | None = None) -> None:
+    def __init__(
+        self,
+        rt: Runtime,
+        cp: CompiledPhase,
+        on_done: Callable[[], None],
+        items: int | None = None,
+        active_slots: int | None = None,
+    ) -> None:
         self.rt = rt
         self.cp = cp
         self.on_done = on_done
@@ -97,8 +109,15 @@ class PhaseRun:
             self.next_item += 1
             self.sync_done = False
             self.launching = True
-            ItemRun(self.ctx[s], cp.body, cp.prologue, cp.epilogue, int(self.trips[j]),
-                    cp.depth, lambda: self._free(s)).start()
+            ItemRun(
+                self.ctx[s],
+                cp.body,
+                cp.prologue,
+                cp.epilogue,
+                int(self.trips[j]),
+                cp.depth,
+                lambda: self._free(s),
+            ).start()
             self.launching = False
             if not self.sync_done:
                 return
@@ -128,13 +147,15 @@ class PhaseRun:
             self._launch(s)
 
 
-def _run_joint(compiled: CompiledProgram, phases: tuple[CompiledPhase, ...], t0: float,
-               trace: list | None) -> tuple[float, dict[str, float], int]:
+def _run_joint(
+    compiled: CompiledProgram, phases: tuple[CompiledPhase, ...], t0: float, trace: list | None
+) -> tuple[float, dict[str, float], int]:
     """Simulate ``phases`` (with their ``after`` dependencies) on one environment."""
     rt = Runtime(compiled, trace=trace, t0=t0)
     ends: dict[int, float] = {}
-    waiting = {cp.index: set(d for d in cp.deps if any(p.index == d for p in phases))
-               for cp in phases}
+    waiting = {
+        cp.index: set(d for d in cp.deps if any(p.index == d for p in phases)) for cp in phases
+    }
     by_index = {cp.index: cp for cp in phases}
 
     def finish(i: int) -> None:
@@ -163,8 +184,7 @@ def _run_joint(compiled: CompiledProgram, phases: tuple[CompiledPhase, ...], t0:
     return end, per_phase, rt.clock.events
 
 
-def _symmetric_share(compiled: CompiledProgram, active: int,
-                     used: set[int]) -> list[float] | None:
+def _symmetric_share(compiled: CompiledProgram, active: int, used: set[int]) -> list[float] | None:
     """Capacity factor per server for ``active`` lockstep slots, or None if not symmetric.
 
     NOTE: exact only in lockstep. ``active`` slots (0..active-1) running identical items
@@ -204,8 +224,9 @@ class _Segment:
         box: list[float] = []
         if part == "body":
             steady = _disjoint_stages(self.compiled, cp.body)
-            run = ItemRun(ctx, cp.body, None, None, trips, cp.depth,
-                          lambda: box.append(0.0), steady=steady)
+            run = ItemRun(
+                ctx, cp.body, None, None, trips, cp.depth, lambda: box.append(0.0), steady=steady
+            )
         else:
             step = cp.prologue if part == "prologue" else cp.epilogue
             if step is None:
@@ -223,12 +244,15 @@ class _Segment:
 def _phase_shortcut(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[float, int] | None:
     """Phase time via symmetry (+ steady state), or None if the shortcut is not exact."""
     p = cp.phase
-    trips = p.uniform_trips
-    if trips is None or p.work_items == 0:
+    if p.work_items == 0:
         return None
+    trips = p.uniform_trips
     full = min(p.slots, p.work_items)
-    used = {s for step in (cp.body, cp.prologue, cp.epilogue) if step is not None
-            for s in step.work}
+    if trips is None:
+        return _one_slot_items(compiled, cp) if full == 1 else None
+    used = {
+        s for step in (cp.body, cp.prologue, cp.epilogue) if step is not None for s in step.work
+    }
     waves, tail = divmod(p.work_items, full)
     total = 0.0
     events = 0
@@ -240,22 +264,34 @@ def _phase_shortcut(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[float
             if active == full:
                 return None
             rt = Runtime(compiled)
-            box: list[int] = []
-            PhaseRun(rt, cp, lambda: box.append(1), items=active, active_slots=active).start()
+            PhaseRun(rt, cp, lambda: None, items=active, active_slots=active).start()
             rt.env.run()
             total += rt.env.now
             events += rt.clock.events
             continue
         seg = _Segment(compiled, scale)
-        item = seg.run(cp, "prologue", 0) + seg.run(cp, "body", trips) + \
-            seg.run(cp, "epilogue", 0)
+        item = seg.run(cp, "prologue", 0) + seg.run(cp, "body", trips) + seg.run(cp, "epilogue", 0)
         total += count * item
         events += seg.events
     return total, events
 
 
-def simulate(program: TileProgram, arch: Architecture, *, trace: bool = False,
-             shortcuts: bool = True) -> Result:
+def _one_slot_items(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[float, int]:
+    """One slot runs the items one after another: sum per-item times (memoized by trips).
+
+    NOTE: exact. With a single slot (and, in a chain, no other phase running) every item
+    starts on idle servers, so an item's time depends only on its trip count.
+    """
+    seg = _Segment(compiled, [1.0] * len(compiled.servers))
+    fixed = seg.run(cp, "prologue", 0) + seg.run(cp, "epilogue", 0)
+    values, counts = np.unique(cp.phase.trips_per_item(), return_counts=True)
+    total = sum(int(c) * (fixed + seg.run(cp, "body", int(v))) for v, c in zip(values, counts))
+    return float(total), seg.events
+
+
+def simulate(
+    program: TileProgram, arch: Architecture, *, trace: bool = False, shortcuts: bool = True
+) -> Result:
     """Run ``program`` on ``arch`` with the SimPy event-driven engine.
 
     Parameters
@@ -275,7 +311,8 @@ def simulate(program: TileProgram, arch: Architecture, *, trace: bool = False,
     -------
     Result
         ``engine="event"``; ``meta`` holds ``events`` (SimPy events scheduled),
-        ``phase_cycles`` and the shortcuts taken per phase.
+        ``phase_cycles`` and ``phase_method`` (``"shortcut"``: symmetry / steady state /
+        per-item; ``"full"``: every slot simulated).
 
     Raises
     ------
@@ -298,7 +335,7 @@ def simulate(program: TileProgram, arch: Architecture, *, trace: bool = False,
             else:
                 dur, ev = got
                 end, per = t + dur, {cp.phase.name: dur}
-                how[cp.phase.name] = "symmetric"
+                how[cp.phase.name] = "shortcut"
                 if spans is not None:
                     spans.append(("phases", 0, cp.phase.name, t, dur))
             events += ev
@@ -308,12 +345,10 @@ def simulate(program: TileProgram, arch: Architecture, *, trace: bool = False,
     else:
         total, phase_cycles, events = _run_joint(compiled, compiled.phases, 0.0, spans)
         how = {cp.phase.name: "full" for cp in compiled.phases}
-    meta: dict[str, object] = {"events": events, "phase_cycles": phase_cycles,
-                               "phase_method": how}
+    meta: dict[str, object] = {"events": events, "phase_cycles": phase_cycles, "phase_method": how}
     trace_tuple = None
     if spans is not None:
         trace_tuple = tuple(spans)
         meta["trace_limit"] = TRACE_LIMIT
-        meta["trace_complete"] = len(spans) < TRACE_LIMIT and all(
-            v == "full" for v in how.values())
+        meta["trace_complete"] = len(spans) < TRACE_LIMIT and all(v == "full" for v in how.values())
     return make_result(program, arch, compiled, total, "event", trace=trace_tuple, meta=meta)

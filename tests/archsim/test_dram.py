@@ -17,10 +17,28 @@ from archsim.dram import (
 
 
 def timing(**kw: object) -> DramTiming:
-    base = dict(tck_ns=1.0, channels=1, pseudo_channels=1, bank_groups=4, banks_per_group=4,
-                row_bytes=1024, burst_bytes=32, bus_bytes_per_cycle=32.0, tRCD=14, tRP=14,
-                tRAS=33, tCCD_S=2, tCCD_L=4, tRRD_S=4, tRRD_L=6, tFAW=30, tREFI=3900,
-                tRFC=350, tCL=14, tWR=16)
+    base = dict(
+        tck_ns=1.0,
+        channels=1,
+        pseudo_channels=1,
+        bank_groups=4,
+        banks_per_group=4,
+        row_bytes=1024,
+        burst_bytes=32,
+        bus_bytes_per_cycle=32.0,
+        tRCD=14,
+        tRP=14,
+        tRAS=33,
+        tCCD_S=2,
+        tCCD_L=4,
+        tRRD_S=4,
+        tRRD_L=6,
+        tFAW=30,
+        tREFI=3900,
+        tRFC=350,
+        tCL=14,
+        tWR=16,
+    )
     base.update(kw)
     return DramTiming(**base)
 

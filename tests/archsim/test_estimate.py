@@ -14,19 +14,23 @@ from tests.archsim.test_engine_toys import load, macs, one_phase, store, toy_arc
 
 @pytest.mark.parametrize("depth", [1, 2, 3])
 @pytest.mark.parametrize(("lb", "mac_n", "sb"), [(100, 50, 0), (50, 200, 30), (20, 20, 90)])
-def test_single_slot_estimate_equals_simulation(depth: int, lb: int, mac_n: int,
-                                                sb: int) -> None:
+def test_single_slot_estimate_equals_simulation(depth: int, lb: int, mac_n: int, sb: int) -> None:
     arch = toy_arch(dram_bw=10.0, macs=10.0, dram_lat=4)
     stores = (store(sb),) if sb else ()
-    prog = one_phase(Step(loads=(load(lb),), compute=(macs(mac_n),), stores=stores),
-                     trips=25, depth=depth, prologue=Step(loads=(load(60),)))
+    prog = one_phase(
+        Step(loads=(load(lb),), compute=(macs(mac_n),), stores=stores),
+        trips=25,
+        depth=depth,
+        prologue=Step(loads=(load(60),)),
+    )
     assert estimate(prog, arch).cycles == simulate(prog, arch).cycles
 
 
 def test_shared_bandwidth_bounds_the_estimate() -> None:
     arch = toy_arch(dram_bw=10.0, macs=100.0)
-    prog = one_phase(Step(loads=(load(1000),), compute=(macs(10),)), trips=50,
-                     work_items=16, slots=8)
+    prog = one_phase(
+        Step(loads=(load(1000),), compute=(macs(10),)), trips=50, work_items=16, slots=8
+    )
     est = estimate(prog, arch)
     assert est.meta["bound"]["p"] == "DRAM.read"
     assert est.cycles == pytest.approx(est.dram_bytes / 10.0)
@@ -35,8 +39,9 @@ def test_shared_bandwidth_bounds_the_estimate() -> None:
 
 def test_trips_array_is_list_scheduled() -> None:
     arch = toy_arch(dram_bw=1e6, buf_bw=1e6, macs=1.0, pe_instances=2)
-    prog = one_phase(Step(compute=(macs(1),)), trips=np.array([4, 1, 1, 1, 1]),
-                     work_items=5, slots=2)
+    prog = one_phase(
+        Step(compute=(macs(1),)), trips=np.array([4, 1, 1, 1, 1]), work_items=5, slots=2
+    )
     assert estimate(prog, arch).cycles == 4
 
 
@@ -50,8 +55,7 @@ def test_large_trips_array_uses_the_compiled_scheduler() -> None:
 
 def test_energy_and_bytes_match_the_engine() -> None:
     arch = toy_arch(leak_w=2.0)
-    prog = one_phase(Step(loads=(load(100),), compute=(macs(50),)), trips=7, work_items=3,
-                     slots=2)
+    prog = one_phase(Step(loads=(load(100),), compute=(macs(50),)), trips=7, work_items=3, slots=2)
     est, sim = estimate(prog, arch), simulate(prog, arch)
     assert est.bytes_by_tensor == sim.bytes_by_tensor
     dyn = {k: v for k, v in est.energy_breakdown_j.items() if k != "static"}
@@ -60,8 +64,7 @@ def test_energy_and_bytes_match_the_engine() -> None:
 
 def test_estimate_is_fast() -> None:
     arch = toy_arch()
-    prog = one_phase(Step(loads=(load(100),), compute=(macs(50),)), trips=10, work_items=4,
-                     slots=2)
+    prog = one_phase(Step(loads=(load(100),), compute=(macs(50),)), trips=10, work_items=4, slots=2)
     estimate_cycles(prog, arch)
     n = 200
     t0 = time.perf_counter()

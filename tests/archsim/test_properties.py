@@ -9,37 +9,47 @@ from hypothesis import strategies as st
 from archsim import Phase, Step, TileProgram, estimate, simulate
 from tests.archsim.test_engine_toys import load, macs, store, toy_arch
 
-_SETTINGS = settings(max_examples=40, deadline=None,
-                     suppress_health_check=[HealthCheck.too_slow])
+_SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @st.composite
 def cases(draw: st.DrawFn):
-    arch = toy_arch(dram_bw=draw(st.sampled_from([4.0, 10.0, 32.0])),
-                    dram_lat=draw(st.integers(0, 20)),
-                    buf_instances=draw(st.integers(1, 3)),
-                    pe_instances=draw(st.integers(1, 3)),
-                    macs=draw(st.sampled_from([2.0, 8.0])),
-                    leak_w=draw(st.sampled_from([0.0, 0.5])))
+    arch = toy_arch(
+        dram_bw=draw(st.sampled_from([4.0, 10.0, 32.0])),
+        dram_lat=draw(st.integers(0, 20)),
+        buf_instances=draw(st.integers(1, 3)),
+        pe_instances=draw(st.integers(1, 3)),
+        macs=draw(st.sampled_from([2.0, 8.0])),
+        leak_w=draw(st.sampled_from([0.0, 0.5])),
+    )
     phases = []
     for i in range(draw(st.integers(1, 2))):
-        body = Step(loads=tuple(load(draw(st.integers(0, 300)), f"T{j}")
-                                for j in range(draw(st.integers(0, 2)))),
-                    compute=(macs(draw(st.integers(0, 200))),),
-                    stores=tuple(store(draw(st.integers(1, 100)))
-                                 for _ in range(draw(st.integers(0, 1)))))
+        body = Step(
+            loads=tuple(
+                load(draw(st.integers(0, 300)), f"T{j}") for j in range(draw(st.integers(0, 2)))
+            ),
+            compute=(macs(draw(st.integers(0, 200))),),
+            stores=tuple(store(draw(st.integers(1, 100))) for _ in range(draw(st.integers(0, 1)))),
+        )
         items = draw(st.integers(1, 7))
         if draw(st.booleans()):
-            trips = np.array(draw(st.lists(st.integers(0, 12), min_size=items,
-                                           max_size=items)))
+            trips = np.array(draw(st.lists(st.integers(0, 12), min_size=items, max_size=items)))
         else:
             trips = draw(st.integers(0, 12))
-        pro = Step(loads=(load(draw(st.integers(1, 200)), "Q"),)) if draw(st.booleans()) \
-            else None
+        pro = Step(loads=(load(draw(st.integers(1, 200)), "Q"),)) if draw(st.booleans()) else None
         after = None if i == 0 or draw(st.booleans()) else ()
-        phases.append(Phase(f"p{i}", body, trips=trips, work_items=items,
-                            slots=draw(st.integers(1, 4)), depth=draw(st.integers(1, 3)),
-                            prologue=pro, after=after))
+        phases.append(
+            Phase(
+                f"p{i}",
+                body,
+                trips=trips,
+                work_items=items,
+                slots=draw(st.integers(1, 4)),
+                depth=draw(st.integers(1, 3)),
+                prologue=pro,
+                after=after,
+            )
+        )
     return arch, TileProgram("prop", tuple(phases))
 
 

@@ -10,8 +10,12 @@ from tests.archsim.test_engine_toys import load, macs, one_phase, store, toy_arc
 
 def _result():
     arch = toy_arch(dram_bw=10.0, macs=10.0, leak_w=1.0, idle_w=0.5)
-    prog = one_phase(Step(loads=(load(100),), compute=(macs(50),), stores=(store(20),)),
-                     trips=10, work_items=2, slots=2)
+    prog = one_phase(
+        Step(loads=(load(100),), compute=(macs(50),), stores=(store(20),)),
+        trips=10,
+        work_items=2,
+        slots=2,
+    )
     return arch, simulate(prog, arch)
 
 
@@ -44,11 +48,13 @@ def test_utilization_is_busy_over_instances_times_cycles() -> None:
 def test_dict_and_long_frame() -> None:
     _arch, r = _result()
     d = r.to_dict()
-    assert d["cycles"] == r.cycles and d["engine"] == "event"
+    assert d["cycles"] == r.cycles
+    assert d["engine"] == "event"
     frame = r.to_frame()
     assert list(frame.columns[:5]) == ["metric", "component", "action", "value", "unit"]
     energy = frame[(frame.metric == "energy") & (frame.component != "total")]
     assert energy.value.sum() == pytest.approx(r.energy_j)
-    row = frame[(frame.metric == "bytes_tensor") & (frame.action == "A")
-                & (frame.component == "DRAM")]
+    row = frame[
+        (frame.metric == "bytes_tensor") & (frame.action == "A") & (frame.component == "DRAM")
+    ]
     assert row.value.item() == 2000

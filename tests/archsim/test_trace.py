@@ -11,8 +11,7 @@ from tests.archsim.test_engine_toys import load, macs, one_phase, toy_arch
 
 def test_trace_has_spans_per_component_instance(tmp_path: Path) -> None:
     arch = toy_arch(dram_bw=10.0, pe_instances=2)
-    prog = one_phase(Step(loads=(load(100),), compute=(macs(50),)), trips=4, work_items=4,
-                     slots=2)
+    prog = one_phase(Step(loads=(load(100),), compute=(macs(50),)), trips=4, work_items=4, slots=2)
     r = simulate(prog, arch, trace=True)
     path = write_trace(r, tmp_path / "t.json")
     doc = json.loads(path.read_text())

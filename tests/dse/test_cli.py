@@ -16,6 +16,8 @@ def test_sweep_then_pareto_prints_the_front_and_plots(real_spec_path, tmp_path, 
     assert "36 points: 0 already stored, 36 computed (0 errors)" in text
     assert main(["sweep", str(real_spec_path), "--out", str(out), "--no-progress"]) == 0
     assert "36 already stored, 0 computed" in capsys.readouterr().out
+    assert main(["sweep", str(real_spec_path), "--out", str(out), "--dry-run"]) == 0
+    assert "real-small: 36 points, 36 already in" in capsys.readouterr().out
     png = tmp_path / "front.png"
     assert main(["pareto", str(out), "--x", "energy", "--y", "latency", "--plot", str(png)]) == 0
     text = capsys.readouterr().out

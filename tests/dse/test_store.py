@@ -90,3 +90,19 @@ def test_process_pool_matches_serial(tmp_path):
     pd.testing.assert_frame_equal(
         load(tmp_path / "a").drop(columns=drop), load(tmp_path / "b").drop(columns=drop)
     )
+
+
+def test_mixed_type_axis_values_are_stored(tmp_path):
+    spec = SweepSpec.from_dict(
+        {
+            "name": "mixed",
+            "arch": "fusemax",
+            "workload": {"name": "mha", "params": {"S": 1024}},
+            "knobs": {"tile": [64, "auto"]},
+        }
+    )
+    # one part holds both rows: Parquet cannot store an int and a str in one column
+    run_sweep(spec, tmp_path, executor="serial", evaluator=toy_evaluator, batch_size=2)
+    df = load(tmp_path)
+    assert df["knob.tile"].tolist() == ["64", "auto"]
+    assert (df["status"] == "ok").all()

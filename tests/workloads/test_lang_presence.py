@@ -94,6 +94,19 @@ def test_counting_split_reads_of_a_long_causal_sequence_stays_fast():
     assert counts.einsum("RS").writes_elems == {"RS": sum(-(-(p + 1) // 64) for p in range(s))}
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Y[m] = X[m+1] * 2\n",
+        "Y[m] = X[m-2] + X[m]\nZ[m] = X[m-2] * X[m+3]\n",
+        "rank x : M\nY[x] = X[x+2] * 3 if x >= 1\nZ[m] = exp(Y[m-1])\n",
+    ],
+)
+def test_reads_shifted_out_of_range_are_absent_and_not_counted(text):
+    c = parse_cascade("tensor X[m] : fp32\n" + text)
+    _assert_counts_follow_presence(c, {"M": 7}, {"X": np.ones(7)})
+
+
 # ---- output ranks bound by a condition ----------------------------------------------------
 
 ROUTE = """
@@ -266,3 +279,13 @@ def test_random_linear_conditions_on_split_ranks_count_exactly_through_every_rea
     counts = count(c, params)
     for name in ("QK", "SN", "A", "T", "R"):  # no reduction upstream: exact
         assert counts.einsum(name).writes_elems[name] == env[name].pres.sum(), (cond, name)
+
+
+def test_lean_decode_routes_scores_to_workers_without_an_extra_multiply():
+    kw = {"B": 2, "H": 8, "Hkv": 2, "Skv": 4096, "D": 128}
+    lean = get_workload("decode", variant="lean", **kw)
+    plain = get_workload("decode", **kw).counts()
+    counts = lean.counts()
+    assert "mul" not in counts.ops
+    assert counts.einsum("QK").macs == plain.einsum("QK").macs  # each score once, by its owner
+    assert lean.cascade.inputs == ("Q", "K", "V")

@@ -1,0 +1,273 @@
+"""DRAM-PIM decode (AttAcc, ASPLOS'24; PIM-GPT, arXiv 2310.09385) vs the ``h100`` model.
+
+Three tables:
+
+* ``bandwidth``: internal/external bandwidth per PIM placement (bank, bank group, buffer die;
+  with and without the power limit), derived from the ``hbm3_pim`` preset's DRAM timing by
+  :func:`mappings._pim.bandwidth_multipliers`; beside AttAcc's ``BW_SCALE`` and the ratios of
+  its Ramulator cycle cache.
+* ``ramulator``: the PIM decode model's cycles against AttAcc's committed Ramulator cache
+  (``data/attacc_ramulator_cycles.csv``), error per placement.
+* ``attention`` / ``models``: decode attention time on PIM vs H100 across batch and context,
+  and whole-model decode speedup and energy efficiency vs the GPU (AttAcc and PIM-GPT setups).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+from pathlib import Path
+
+from archsim import Architecture, load_arch
+from mappings import simulate_workload
+from mappings._pim import bandwidth_multipliers, decode_attention_timing, gemv_timing, pim_energy_j
+
+from ._common import Check, Reproduction, near_range, within
+
+__all__ = ["reproduce_pim", "ramulator_errors", "ATTACC_BW_SCALE", "PIMGPT_MODELS"]
+
+_DATA = Path(__file__).with_name("data") / "attacc_ramulator_cycles.csv"
+_PLACE = {"BA": "bank", "BG": "bank_group", "BUFFER": "buffer_die"}
+#: AttAcc src/config.py BW_SCALE (internal / external bandwidth): (no power limit, power limit).
+ATTACC_BW_SCALE = {"bank": (16.0, 9.0), "bank_group": (8.0, 3.0), "buffer_die": (1.0, 1.0)}
+#: GPU and PIM devices per AttAcc system: 8 GPUs, each with 5 HBM3-PIM stacks (AttAcc
+#: main.py / config.py: num_attacc 8, num_hbm_per_attacc 5); an H100 also has 5 HBM3 stacks.
+STACKS_PER_GPU, GPUS = 5, 8
+#: AttAcc's model and workload (config.py; main.py: GPT-175B, FP16, Lin 2048, Lout 128).
+GPT175B = {"layers": 96, "d": 12288, "heads": 96, "dhead": 128, "ffn": 4 * 12288}
+ATTACC_L = 2048 + 64  # mean context while generating 128 tokens after a 2048-token prompt
+#: PIM-GPT evaluates 8 GPT models <= 1.4B (abstract): GPT-2 small..XL (Radford et al. 2019,
+#: Table 2) and GPT-3 Small..XL (Brown et al. 2020, Table 2.1): (layers, d_model, heads).
+PIMGPT_MODELS = {"gpt2-small": (12, 768, 12), "gpt2-medium": (24, 1024, 16),
+                 "gpt2-large": (36, 1280, 20), "gpt2-xl": (48, 1600, 25),
+                 "gpt3-small": (12, 768, 12), "gpt3-medium": (24, 1024, 16),
+                 "gpt3-large": (24, 1536, 16), "gpt3-xl": (24, 2048, 24)}
+PIMGPT_L = 1024  # context (tokens) assumed for PIM-GPT's generation; the paper's is not given
+#: Published ranges (reference/papers/pim/pim_headline_results.csv).
+PIMGPT_SPEEDUP, PIMGPT_EFF_V1, PIMGPT_EFF_V2 = (41.0, 137.0), (339.0, 1085.0), (123.0, 383.0)
+ATTACC_SPEEDUP_MAX, ATTACC_EFF_MAX = 2.81, 2.67
+
+
+def ramulator_errors(arch: Architecture) -> list[dict[str, object]]:
+    """Model vs AttAcc Ramulator cycles for every cached row (one stack, one layer)."""
+    rows: list[dict[str, object]] = []
+    with _DATA.open() as fh:
+        for r in csv.DictReader(fh):
+            pred = decode_attention_timing(arch, L=int(r["L"]), heads=int(r["nhead"]),
+                                           dhead=int(r["dhead"]), dbyte=int(r["dbyte"]),
+                                           placement=_PLACE[r["pim_type"]],
+                                           power_limited=r["power_constraint"] == "True")["cycles"]
+            cyc = float(r["cycle"])
+            rows.append({"L": int(r["L"]), "nhead": int(r["nhead"]), "dhead": int(r["dhead"]),
+                         "dbyte": int(r["dbyte"]), "placement": _PLACE[r["pim_type"]],
+                         "power_limited": r["power_constraint"] == "True",
+                         "ramulator_cycles": cyc, "model_cycles": pred, "error": pred / cyc - 1.0})
+    return rows
+
+
+def _error_summary(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    groups: dict[tuple, list[float]] = {}
+    for r in rows:
+        key = (r["placement"], r["power_limited"], r["dhead"], r["dbyte"])
+        groups.setdefault(key, []).append(float(r["error"]))  # type: ignore[arg-type]
+    return [{"placement": k[0], "power_limited": k[1], "dhead": k[2], "dbyte": k[3], "rows": len(v),
+             "mean_error": statistics.fmean(v), "mean_abs_error": statistics.fmean(abs(e) for e in v),
+             "max_abs_error": max(abs(e) for e in v)} for k, v in sorted(groups.items())]
+
+
+def _gpu(workload: str, params: dict[str, int], dataflow: str) -> tuple[float, float]:
+    """(seconds, joules) of one GPU kernel from the H100 model (analytic answer in meta)."""
+    rep = simulate_workload("h100", workload, params=params, dataflow=dataflow, engine="analytic")
+    meta = rep.plan.meta
+    return (float(meta.get("gpu_model_time_s", rep.result.seconds)),
+            float(meta.get("gpu_model_energy_j", rep.result.energy_j)))
+
+
+def _pim_attention(arch: Architecture, *, heads: int, L: int, dhead: int,
+                   stacks: int) -> tuple[float, float]:
+    """(seconds, joules) of decode attention for ``heads`` (heads x requests) on ``stacks``."""
+    per_stack = math.ceil(heads / stacks)
+    r = decode_attention_timing(arch, L=L, heads=per_stack, dhead=dhead, dbyte=2)
+    e = stacks * pim_energy_j(arch, pim_bytes=r["kv_bytes"], macs=r["macs"],
+                              io_bytes=2.0 * per_stack * L * 2, seconds=r["seconds"])
+    return r["seconds"], e
+
+
+def _attention_table(arch: Architecture, fast: bool) -> list[dict[str, object]]:
+    """GPT-175B-shaped attention (96 x 128) of one layer on one GPU's share (12 heads)."""
+    rows = []
+    heads = GPT175B["heads"] // GPUS
+    for B in ((1, 64) if fast else (1, 16, 64, 256)):
+        for L in ((2048,) if fast else (1024, 2048, 4096, 16384)):
+            g_s, g_j = _gpu("decode", {"B": B, "H": heads, "Skv": L, "D": 128}, "split_kv")
+            p_s, p_j = _pim_attention(arch, heads=B * heads, L=L, dhead=128, stacks=STACKS_PER_GPU)
+            rows.append({"batch": B, "context": L, "heads": heads, "h100_us": g_s * 1e6,
+                         "pim_us": p_s * 1e6, "speedup": g_s / p_s, "h100_mj": g_j * 1e3,
+                         "pim_mj": p_j * 1e3, "energy_eff": g_j / p_j})
+    return rows
+
+
+def _fc_gpu(B: int, d: int, ffn: int, tp: int) -> tuple[float, float]:
+    """One layer's FC GEMMs (QKV, O, FFN1, FFN2) for ``B`` tokens on one of ``tp`` GPUs."""
+    shapes = ((3 * d // tp, d), (d, d // tp), (ffn // tp, d), (d, ffn // tp))
+    out = [_gpu("gemm", {"M": B, "N": n, "K": k}, "gpu_gemm") for n, k in shapes]
+    return sum(s for s, _ in out), sum(j for _, j in out)
+
+
+def _elementwise_gpu(gpu: Architecture, B: int, d: int, ffn: int) -> tuple[float, float]:
+    """Layer norms x2, GELU, residual adds x2: launch overhead + bytes at DRAM bandwidth."""
+    lvl = gpu.dram
+    bw = lvl.read_bw_bytes_per_cycle * gpu.clock.core_hz
+    nbytes = 2.0 * B * (4 * 2 * d + 2 * ffn)
+    s = 5 * gpu.gpu.launch_overhead_s + nbytes / bw
+    return s, nbytes * lvl.read_energy_pj_per_byte * 1e-12 + gpu.idle_power_w * s
+
+
+def _attacc_rows(pim: Architecture, gpu: Architecture, fast: bool) -> list[dict[str, object]]:
+    """GPT-175B decode per token on 8 GPUs (tensor parallel): all on GPU vs attention on
+    AttAcc (5 HBM3-PIM stacks per GPU), FC and the rest on the GPU."""
+    m, rows = GPT175B, []
+    for B in ((16, 128) if fast else (1, 16, 64, 128, 256)):
+        fc_s, fc_j = _fc_gpu(B, m["d"], m["ffn"], GPUS)
+        ew_s, ew_j = _elementwise_gpu(gpu, B, m["d"], m["ffn"])
+        at_s, at_j = _gpu("decode", {"B": B, "H": m["heads"] // GPUS, "Skv": ATTACC_L, "D": 128},
+                          "split_kv")
+        pa_s, pa_j = _pim_attention(pim, heads=B * m["heads"] // GPUS, L=ATTACC_L, dhead=128,
+                                    stacks=STACKS_PER_GPU)
+        gpu_s = fc_s + ew_s + at_s
+        het_s = fc_s + ew_s + pa_s
+        gpu_j = fc_j + ew_j + at_j
+        het_j = fc_j + ew_j + pa_j + gpu.idle_power_w * pa_s  # the GPU idles while PIM runs
+        rows.append({"setup": "AttAcc GPT-175B", "model": "gpt3-175b", "batch": B,
+                     "context": ATTACC_L, "gpu_ms_per_token": gpu_s * 1e3 * m["layers"],
+                     "pim_ms_per_token": het_s * 1e3 * m["layers"],
+                     "attention_share_gpu": at_s / gpu_s, "speedup": gpu_s / het_s,
+                     "energy_eff": gpu_j / het_j})
+    return rows
+
+
+def _pimgpt_rows(pim: Architecture, gpu: Architecture, fast: bool) -> list[dict[str, object]]:
+    """Batch-1 token generation: every GEMV and attention on the PIM module vs one H100."""
+    rows = []
+    names = ("gpt2-small", "gpt3-xl") if fast else tuple(PIMGPT_MODELS)
+    for name in names:
+        layers, d, h = PIMGPT_MODELS[name]
+        dh, ffn = d // h, 4 * d
+        fc_s, fc_j = _fc_gpu(1, d, ffn, 1)
+        ew_s, ew_j = _elementwise_gpu(gpu, 1, d, ffn)
+        at_s, at_j = _gpu("decode", {"B": 1, "H": h, "Skv": PIMGPT_L, "D": dh}, "split_kv")
+        p_s, p_j = 0.0, 0.0
+        for n, k in ((3 * d, d), (d, d), (ffn, d), (d, ffn)):
+            r = gemv_timing(pim, rows=n, cols=k)
+            p_s += r["seconds"]
+            p_j += pim_energy_j(pim, pim_bytes=r["weight_bytes"], macs=r["macs"],
+                                io_bytes=2.0 * (n + k), seconds=r["seconds"])
+        a_s, a_j = _pim_attention(pim, heads=h, L=PIMGPT_L, dhead=dh, stacks=1)
+        p_s, p_j = p_s + a_s, p_j + a_j
+        gpu_s, gpu_j = fc_s + ew_s + at_s, fc_j + ew_j + at_j
+        rows.append({"setup": "PIM-GPT-like", "model": name, "batch": 1, "context": PIMGPT_L,
+                     "gpu_ms_per_token": gpu_s * 1e3 * layers, "pim_ms_per_token": p_s * 1e3 * layers,
+                     "attention_share_gpu": at_s / gpu_s, "speedup": gpu_s / p_s,
+                     "energy_eff": gpu_j / p_j})
+    return rows
+
+
+def reproduce_pim(*, fast: bool = False) -> Reproduction:
+    """Run the PIM reproduction (``fast``: fewer batch/context/model points)."""
+    hbm = load_arch("hbm3_pim")
+    aim = load_arch("aim_pim")
+    gpu = load_arch("h100")
+    bw = bandwidth_multipliers(hbm)
+    for r in bw:
+        r["attacc_bw_scale"] = ATTACC_BW_SCALE[str(r["placement"])][int(bool(r["power_limited"]))]
+    ram = ramulator_errors(hbm)
+    err = _error_summary(ram)
+    # Cache ratios vs the buffer-die placement (same L, nhead): what BW_SCALE claims.
+    buf = {(r["L"], r["nhead"], r["dhead"], r["dbyte"], r["power_limited"]): r["ramulator_cycles"]
+           for r in ram if r["placement"] == "buffer_die"}
+    for r in bw:
+        ratios = [buf[k] / float(x["ramulator_cycles"]) for x in ram  # type: ignore[arg-type]
+                  if x["placement"] == r["placement"] and x["power_limited"] == r["power_limited"]
+                  and x["dbyte"] == 2 and (k := (x["L"], x["nhead"], x["dhead"], x["dbyte"],
+                                                 x["power_limited"])) in buf]
+        r["ramulator_ratio_vs_buffer"] = statistics.fmean(ratios) if ratios else float("nan")
+    pb = next(r for r in bw if r["placement"] == "bank" and not r["power_limited"])
+    pbl = next(r for r in bw if r["placement"] == "bank" and r["power_limited"])
+    attn = _attention_table(hbm, fast)
+    models = _attacc_rows(hbm, gpu, fast) + _pimgpt_rows(aim, gpu, fast)
+    fp16 = [r for r in err if r["dbyte"] == 2]
+    fp16_mae = statistics.fmean(abs(float(r["error"])) for r in ram if r["dbyte"] == 2)  # type: ignore[arg-type]
+    att = [r for r in models if r["setup"].startswith("AttAcc")]
+    pg = [r for r in models if r["setup"].startswith("PIM-GPT")]
+    att_sp = max(float(r["speedup"]) for r in att)  # type: ignore[arg-type]
+    att_ef = max(float(r["energy_eff"]) for r in att)  # type: ignore[arg-type]
+    pg_sp = [float(r["speedup"]) for r in pg]  # type: ignore[arg-type]
+    pg_ef = [float(r["energy_eff"]) for r in pg]  # type: ignore[arg-type]
+    checks = (
+        Check("per-bank multiplier (no power limit, peak)", float(pb["peak"]), 16.0,
+              within(float(pb["peak"]), 16.0, 0.01), "±1%"),
+        Check("per-bank multiplier (power limit, sustained)", float(pbl["sustained"]), 9.0,
+              within(float(pbl["sustained"]), 9.0, 0.05), "±5%"),
+        Check("Ramulator cycles, FP16 rows: mean |error|", fp16_mae, 0.0, fp16_mae <= 0.10, "<= 10%"),
+        Check("AttAcc max speedup (GPT-175B)", att_sp, ATTACC_SPEEDUP_MAX,
+              within(att_sp, ATTACC_SPEEDUP_MAX, 0.25), "±25%"),
+        Check("AttAcc max energy efficiency", att_ef, ATTACC_EFF_MAX,
+              within(att_ef, ATTACC_EFF_MAX, 0.25), "±25%"),
+        Check("PIM-GPT speedup range (all models)", statistics.fmean(pg_sp), PIMGPT_SPEEDUP,
+              all(near_range(s, *PIMGPT_SPEEDUP, 0.25) for s in pg_sp), "each inside ±25%"),
+    )
+    summary = {"per_bank_multiplier": float(pb["peak"]),
+               "per_bank_multiplier_power_limited": float(pbl["sustained"]),
+               "per_bank_multiplier_power_limited_peak": float(pbl["peak"]),
+               "ramulator_fp16_mean_abs_error": fp16_mae,
+               "ramulator_L2048_nhead130": {f"{r['placement']}{'-PC' if r['power_limited'] else '-NPC'}":
+                                            [r["ramulator_cycles"], r["model_cycles"]] for r in ram
+                                            if r["L"] == 2048 and r["nhead"] == 130 and r["dbyte"] == 2},
+               "attacc_speedup_max": att_sp, "attacc_energy_eff_max": att_ef,
+               "pimgpt_speedup_min": min(pg_sp), "pimgpt_speedup_max": max(pg_sp),
+               "pimgpt_energy_eff_min": min(pg_ef), "pimgpt_energy_eff_max": max(pg_ef)}
+    notes = (
+        "Multipliers: internal (all units of a pseudo-channel, one 32-B column per MAC command gap; "
+        "all-bank ACT/PRE tRP+tRCD exposed every 32 columns for per-bank units) over external "
+        "(one 32-B column per tCCD_S per pseudo-channel); hbm3_pim = AttAcc HBM3 5.2 Gbps.",
+        "Ramulator check: AttAcc's cache holds one layer of attention per HBM3-PIM stack; the model "
+        "adds refresh (tRFC/tREFI), whole heads per channel and the score round trip to the buffer die.",
+        "AttAcc rows: GPT-175B FP16, Lin 2048 + Lout 128 (mean context 2112), 8 GPUs tensor-parallel; "
+        "baseline = 8 x h100 model (AttAcc used A100 with HBM3, same 3.35 TB/s); GPU+AttAcc = FC on the "
+        "GPU, attention on 5 HBM3-PIM stacks per GPU, GPU idle power while PIM runs.",
+        "PIM-GPT rows: batch 1, context 1024, all GEMVs and attention on the aim_pim module (16 GDDR6 "
+        "channels), non-linear ops not timed (PIM-GPT's ASIC); baseline = one h100 at batch 1 "
+        "(PIM-GPT's GPU, batch and timing table were not retrievable).",
+        "Weak spot: the AttAcc cache's dhead=160 INT8 per-bank rows are ~38% under-predicted "
+        "(AttAcc apparently pads a 160-B vector to 256 B per bank; not modelled).",
+    )
+    tables = {"bandwidth": bw, "ramulator_error": err, "attention": attn, "models": models}
+    return Reproduction(name="pim", tables=tables, summary=summary, checks=checks, notes=notes,
+                        plot=lambda fig: _plot(fig, bw, attn, models))
+
+
+def _plot(fig, bw, attn, models) -> None:  # noqa: ANN001 — matplotlib Figure and row lists
+    a0, a1, a2 = fig.subplots(1, 3)
+    labels = [f"{r['placement']}\n{'PL' if r['power_limited'] else 'NPC'}" for r in bw]
+    x = range(len(bw))
+    a0.bar([i - 0.2 for i in x], [r["sustained"] for r in bw], 0.4, label="model (sustained)")
+    a0.bar([i + 0.2 for i in x], [r["attacc_bw_scale"] for r in bw], 0.4, label="AttAcc BW_SCALE")
+    a0.set_xticks(list(x), labels, fontsize=7)
+    a0.set_title("internal / external bandwidth")
+    a0.legend(fontsize=7)
+    for B in sorted({r["batch"] for r in attn}):
+        pts = [r for r in attn if r["batch"] == B]
+        a1.plot([r["context"] for r in pts], [r["speedup"] for r in pts], "o-", label=f"batch {B}")
+    a1.set_xscale("log", base=2)
+    a1.set_title("decode attention: H100 time / PIM time")
+    a1.set_xlabel("context (tokens)")
+    a1.legend(fontsize=7)
+    a2.bar(range(len(models)), [r["speedup"] for r in models])
+    a2.set_yscale("log")
+    a2.set_xticks(range(len(models)), [f"{r['model']}\nB{r['batch']}" for r in models],
+                  fontsize=6, rotation=60)
+    a2.axhspan(*PIMGPT_SPEEDUP, alpha=0.15, color="C2", label="PIM-GPT 41-137x")
+    a2.axhline(ATTACC_SPEEDUP_MAX, color="C3", ls="--", label="AttAcc up to 2.81x")
+    a2.set_title("decode speedup vs GPU")
+    a2.legend(fontsize=7)
