@@ -108,20 +108,35 @@ def main() -> None:
     trips = np.maximum(1, np.round(np.linspace(1, 2, items) * args.events_steps / items / 1.5))
     prog = attention_like(items, trips.astype(np.int64), 132)
     wall, r = _time(lambda: simulate(prog, arch, shortcuts=False), repeat=3)
-    r.meta["events"]
+    ev = r.meta["events"]
+    print(  # noqa: T201
+        f"full simulation (no shortcuts): {prog.total_steps} steps, 132 slots, {ev} SimPy "
+        f"events in {wall:.2f} s -> {ev / wall:,.0f} events/s, "
+        f"{prog.total_steps / wall:,.0f} steps/s"
+    )
 
     # 2. 1M tile steps over 132 instances, uniform trips: symmetry + steady state
     per = args.steps // 132
     prog = attention_like(132, per, 132)
     wall, r = _time(lambda: simulate(prog, arch), repeat=3)
-    estimate(prog, arch)
+    est = estimate(prog, arch)
+    print(  # noqa: T201
+        f"{prog.total_steps:,} steps / 132 instances (symmetric): {wall * 1e3:.1f} ms, "
+        f"{r.meta['events']} events, cycles {r.cycles:,} (estimate {est.cycles:,})"
+    )
     prog2 = attention_like(2 * 132 + 7, per // 2, 132)
     wall, r = _time(lambda: simulate(prog2, arch), repeat=3)
+    print(  # noqa: T201
+        f"{prog2.total_steps:,} steps, 271 items (waves + tail): {wall * 1e3:.1f} ms, "
+        f"method {r.meta['phase_method']}"
+    )
 
     # 3. estimator cost
     n = 500
     wall, _ = _time(lambda: [estimate_cycles(prog, arch) for _ in range(n)], repeat=7)
+    print(f"estimate_cycles (single phase): {wall / n * 1e6:.1f} us/call")  # noqa: T201
     wall, _ = _time(lambda: [estimate(prog, arch) for _ in range(n)], repeat=7)
+    print(f"estimate (full Result):          {wall / n * 1e6:.1f} us/call")  # noqa: T201
 
 
 if __name__ == "__main__":

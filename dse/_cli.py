@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,9 +47,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     par = subparsers.add_parser("pareto", help="print (and plot) the Pareto front of a sweep")
     par.add_argument("store", help="result store folder (archsim sweep --out)")
     par.add_argument(
-        "--x", default="energy_j", help="x objective (column or latency|energy|edp|area)"
+        "--x",
+        default=None,
+        help="x objective: a column or latency|energy|edp|area (default: the sweep's first "
+        "objective, else energy_j)",
     )
-    par.add_argument("--y", default="seconds", help="y objective")
+    par.add_argument(
+        "--y", default=None, help="y objective (default: the sweep's second, else seconds)"
+    )
     par.add_argument("--maximize-x", action="store_true", help="maximize x instead of minimizing")
     par.add_argument("--maximize-y", action="store_true", help="maximize y instead of minimizing")
     par.add_argument("--plot", default=None, help="write a PNG of all points and the front")
@@ -82,16 +88,24 @@ def _sweep(args: argparse.Namespace) -> int:
 
     if args.dry_run:
         return _dry_run(args)
-    summary = run_sweep(
-        args.spec,
-        args.out,
-        workers=args.workers,
-        executor=args.executor,
-        scheduler=args.scheduler,
-        batch_size=args.batch_size,
-        retry_errors=args.retry_errors,
-        progress=not args.no_progress,
-    )
+    try:
+        summary = run_sweep(
+            args.spec,
+            args.out,
+            workers=args.workers,
+            executor=args.executor,
+            scheduler=args.scheduler,
+            batch_size=args.batch_size,
+            retry_errors=args.retry_errors,
+            progress=not args.no_progress,
+        )
+    except KeyboardInterrupt:
+        print(  # noqa: T201
+            f"interrupted: finished points are stored in {args.out}; "
+            "re-run the same command to resume",
+            file=sys.stderr,
+        )
+        return 130
     print(  # noqa: T201
         f"{summary.total} points: {summary.skipped} already stored, {summary.computed} computed "
         f"({summary.errors} errors) in {summary.seconds:.1f} s "
@@ -115,17 +129,28 @@ def _input_columns(df: pd.DataFrame) -> list[str]:
     ]
 
 
+def _default_axes(objectives: object) -> tuple[str, str]:
+    """The sweep's first two objectives, padded with energy_j and seconds."""
+    picks = [str(o) for o in objectives] if isinstance(objectives, list) else []
+    for fallback in ("energy_j", "seconds"):
+        if len(picks) < 2 and fallback not in picks:
+            picks.append(fallback)
+    return picks[0], picks[1]
+
+
 def _pareto(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from dse._pareto import pareto, resolve_column
-    from dse._store import load
+    from dse._store import ResultStore, load
 
     df = load(args.store)
     if df.empty:
         print(f"{args.store}: no results yet")  # noqa: T201
         return 1
-    x, y = resolve_column(df, args.x), resolve_column(df, args.y)
+    default_x, default_y = _default_axes(ResultStore(args.store).manifest().get("objectives"))
+    x = resolve_column(df, args.x or default_x)
+    y = resolve_column(df, args.y or default_y)
     front = pareto(
         df, x, y, minimize=(not args.maximize_x, not args.maximize_y), only_feasible=not args.all
     )

@@ -23,6 +23,7 @@ import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor
 from concurrent.futures import wait as cf_wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -289,9 +290,22 @@ def _run_process_pool(
             done, rest = cf_wait(pending, return_when=FIRST_COMPLETED)
             return set(done), set(rest)
 
-        _drive(
-            lambda b: pool.submit(run_batch, evaluator, b), wait_any, batches, 4 * workers, finished
-        )
+        try:
+            _drive(
+                lambda b: pool.submit(run_batch, evaluator, b),
+                wait_any,
+                batches,
+                4 * workers,
+                finished,
+            )
+        except BrokenProcessPool as exc:
+            raise SweepError(
+                "a worker process died (out of memory or killed?); finished points are "
+                "stored, so re-running the same command resumes",
+                path="executor",
+                expected="workers that live to finish their batches",
+                got=str(exc),
+            ) from None
 
 
 def _run_dask(

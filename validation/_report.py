@@ -171,7 +171,8 @@ class ComparisonReport:
             f"{Path(self.source).name}: MAPE {st.get('mape', math.nan):.1f}%, "
             f"spearman {st.get('spearman', math.nan):.3f}"
         )
-        ax.legend(fontsize=7, loc="upper left")
+        if len(df):
+            ax.legend(fontsize=7, loc="upper left")
         fig.tight_layout()
         fig.savefig(path, dpi=120)
         plt.close(fig)

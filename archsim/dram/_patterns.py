@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from archsim.dram._scheduler import DramStats, Request, burst_cycles, simulate_dram
+from archsim.errors import SpecError
 
 if TYPE_CHECKING:
     from archsim import DramTiming
@@ -57,9 +58,11 @@ def pattern_requests(
         return [
             Request(rng.randrange(nbg), rng.randrange(nbk), rng.randrange(rows)) for _ in range(n)
         ]
-    raise ValueError(
-        f"unknown DRAM pattern {pattern!r}: expected one of "
-        "row_hit, row_hit_bg, row_miss, row_miss_banks, random"
+    raise SpecError(
+        "unknown DRAM pattern",
+        path="pattern",
+        expected="one of row_hit, row_hit_bg, row_miss, row_miss_banks, random, pim_allbank",
+        got=pattern,
     )
 
 

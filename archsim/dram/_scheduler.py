@@ -24,6 +24,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from archsim.errors import SpecError
+
 if TYPE_CHECKING:
     from archsim import DramTiming
 
@@ -183,6 +185,11 @@ def simulate_dram(
     refresh
         Model refresh (tRFC every tREFI).
 
+    Raises
+    ------
+    SpecError
+        A request names a bank outside the pseudo-channel.
+
     Returns
     -------
     DramStats
@@ -195,8 +202,11 @@ def simulate_dram(
     end = 0.0
     for i, r in enumerate(requests):
         if not (0 <= r.bank_group < nbg and 0 <= r.bank < nbk):
-            raise ValueError(
-                f"requests[{i}]: bank ({r.bank_group}, {r.bank}) outside {nbg} groups x {nbk} banks"
+            raise SpecError(
+                "bank outside the pseudo-channel",
+                path=f"requests[{i}]",
+                expected=f"bank_group < {nbg}, bank < {nbk}",
+                got=(r.bank_group, r.bank),
             )
         b = r.bank_group * nbk + r.bank
         rank.refresh_until(max(rank.last_col, 0.0))

@@ -107,12 +107,35 @@ class PSServer:
     def submit(self, work: float, done: Callable[[], None]) -> None:
         """Start a job of ``work`` units; ``done()`` is called when it finishes."""
         now = self.clock.env.now
-        self._advance(now)
-        if not self.heap:
+        heap = self.heap
+        n = len(heap)
+        if n:
+            self.v += (now - self.t_last) * self.capacity / n
+        else:
             self.busy_since = now
+        self.t_last = now
         self.seq += 1
-        heapq.heappush(self.heap, (self.v + work, self.seq, done))
-        self._arm(now)
+        heapq.heappush(heap, (self.v + work, self.seq, done))
+        # arm: when does the earliest job finish now that n+1 jobs share the server?
+        at = now + (heap[0][0] - self.v) * (n + 1) / self.capacity
+        pending = self.pending_at
+        if pending is not None and pending <= at:
+            return  # the scheduled timeout is early or on time: it re-arms when it fires
+        self._schedule(now, at)
+
+    def _schedule(self, now: float, at: float) -> None:
+        if at < now:
+            at = now
+        self.gen += 1
+        self.pending_at = at
+        clock = self.clock
+        clock.events += 1
+        ev = Timeout(clock.env, at - now)
+        ev.gen = self.gen  # type: ignore[attr-defined]
+        ev.callbacks.append(self._on_timeout)
+
+    def _on_timeout(self, ev: Timeout) -> None:
+        self._fire(ev.gen)  # type: ignore[attr-defined]
 
     def _arm(self, now: float) -> None:
         heap = self.heap
@@ -120,15 +143,10 @@ class PSServer:
             self.pending_at = None
             return
         at = now + (heap[0][0] - self.v) * len(heap) / self.capacity
-        if at < now:
-            at = now
         pending = self.pending_at
         if pending is not None and pending <= at:
-            return  # the scheduled timeout is early or on time: it re-arms when it fires
-        self.gen += 1
-        gen = self.gen
-        self.pending_at = at
-        self.clock.after(at - now, lambda _ev: self._fire(gen))
+            return
+        self._schedule(now, at)
 
     def _fire(self, gen: int) -> None:
         if gen != self.gen:

@@ -285,7 +285,9 @@ def _one_slot_items(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[float
     seg = _Segment(compiled, [1.0] * len(compiled.servers))
     fixed = seg.run(cp, "prologue", 0) + seg.run(cp, "epilogue", 0)
     values, counts = np.unique(cp.phase.trips_per_item(), return_counts=True)
-    total = sum(int(c) * (fixed + seg.run(cp, "body", int(v))) for v, c in zip(values, counts))
+    total = sum(
+        int(c) * (fixed + seg.run(cp, "body", int(v))) for v, c in zip(values, counts, strict=True)
+    )
     return float(total), seg.events
 
 

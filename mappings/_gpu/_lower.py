@@ -11,7 +11,8 @@ softmax on the ``cuda`` unit).
 NOTE: the tensor unit runs at the wgmma peak in the arch spec, so a trip issues
 ``trip_cycles x peak MAC/cycle`` MAC *slots* (the mma.sync path, achieved efficiency and
 any non-overlapped softmax included); the real MAC count is kept in ``meta``. This is
-the convention of the spatial ``gemm`` dataflow (fold cycles x array rate).
+the convention of the spatial ``gemm`` dataflow (fold cycles x array rate). Each kernel is
+preceded by a one-slot phase that takes its fixed launch/gap time (``launch_s``/``gap_s``).
 """
 
 from __future__ import annotations
@@ -35,12 +36,16 @@ def _level(arch: object, *names: str) -> str:
     return next(iter(have)) if have else names[0]
 
 
-def _tensor_rate(arch: object, dtype_key: str) -> float:
+def _unit_rate(arch: object, unit_name: str, op: str) -> float:
     for unit in getattr(arch, "compute", ()):
-        if unit.name == "tensor":
+        if unit.name == unit_name:
             ops = unit.ops_per_cycle
-            return float(ops.get(dtype_key, ops.get("mac", 0.0)) or 0.0)
+            return float(ops.get(op, ops.get("mac", 0.0)) or 0.0)
     return 0.0
+
+
+def _tensor_rate(arch: object, dtype_key: str) -> float:
+    return _unit_rate(arch, "tensor", dtype_key)
 
 
 def kernel_phase(
@@ -122,13 +127,25 @@ def costs_to_program(
     phases = []
     prev: str | None = None
     seen: dict[str, int] = {}
-    for c in costs:
+    clock = prediction.clock_hz or model.hw.boost_clock_hz
+    add_rate = _unit_rate(arch, "cuda", "add")
+    for i, c in enumerate(costs):
         n = seen.get(c.name, 0)
         seen[c.name] = n + 1
-        phase = kernel_phase(c, model, arch, after=None if prev is None else (prev,), dtype=dtype)
         pname = c.name if n == 0 else f"{c.name}#{n}"
-        phase = replace(phase, name=pname)
-        phases.append(phase)
+        fixed_s = model.cal.launch_s if i == 0 else model.cal.gap_s
+        if fixed_s > 0 and add_rate > 0:  # the launch/gap cost as a one-slot serial phase
+            ops = fixed_s * clock * add_rate
+            phases.append(
+                Phase(
+                    name=f"launch:{pname}",
+                    body=Step(compute=(Compute("cuda", {"add": ops}),)),
+                    after=None if prev is None else (prev,),
+                )
+            )
+            prev = f"launch:{pname}"
+        phase = kernel_phase(c, model, arch, after=None if prev is None else (prev,), dtype=dtype)
+        phases.append(replace(phase, name=pname))
         prev = pname
     return TileProgram(
         name=name,

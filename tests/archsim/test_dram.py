@@ -110,3 +110,12 @@ def test_attacc_multiplier_follows_from_hbm3_timing() -> None:
     assert peak_pim_multiplier(t, mac_cmd_gap=7) == pytest.approx(9.14, abs=0.01)
     sustained = pim_bandwidth_multiplier(t, mac_cmd_gap=4, n=2048)
     assert 0.7 * 16 < sustained <= 16.0
+
+
+def test_bad_requests_and_patterns_are_spec_errors() -> None:
+    from archsim.errors import SpecError
+
+    with pytest.raises(SpecError, match=r"requests\[1\]"):
+        simulate_dram([Request(0, 0, 0), Request(9, 0, 0)], timing())
+    with pytest.raises(SpecError, match="pattern"):
+        stream_rate(timing(), "zigzag")  # type: ignore[arg-type]

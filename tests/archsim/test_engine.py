@@ -186,3 +186,10 @@ def test_single_slot_ragged_items_use_the_per_item_shortcut() -> None:
     short, full = simulate(prog, arch), simulate(prog, arch, shortcuts=False)
     assert short.cycles == pytest.approx(full.cycles, abs=1)
     assert short.meta["phase_method"]["p"] == "shortcut"
+
+
+def test_network_between_levels_is_a_shared_link() -> None:
+    arch = toy_arch(dram_bw=100.0, net_bw=5.0)
+    r = simulate(one_phase(Step(loads=(load(100),))), arch)
+    assert r.cycles == 20
+    assert r.energy_breakdown_j["NOC.transfer"] == pytest.approx(100 * 0.25e-12)

@@ -17,6 +17,7 @@ def toy_arch(
     dram_write_bw: float | None = None,
     leak_w: float = 0.0,
     idle_w: float = 0.0,
+    net_bw: float | None = None,
 ) -> Architecture:
     """DRAM -> BUF -> PE; bandwidths in bytes/cycle, PE in MACs/cycle, clock 1 GHz."""
     return Architecture.from_dict(
@@ -55,6 +56,17 @@ def toy_arch(
                     "ops_per_cycle": {"mac": macs, "exp": 1.0},
                     "energy_pj": {"mac": 0.5, "exp": 2.0},
                     "area_mm2": 3.0,
+                }
+            ],
+            "networks": []
+            if net_bw is None
+            else [
+                {
+                    "name": "NOC",
+                    "src": "DRAM",
+                    "dst": "BUF",
+                    "bw_bytes_per_cycle": net_bw,
+                    "energy_pj_per_byte": 0.25,
                 }
             ],
         }

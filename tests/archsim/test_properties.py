@@ -21,6 +21,7 @@ def cases(draw: st.DrawFn):
         pe_instances=draw(st.integers(1, 3)),
         macs=draw(st.sampled_from([2.0, 8.0])),
         leak_w=draw(st.sampled_from([0.0, 0.5])),
+        net_bw=draw(st.sampled_from([None, 3.0, 50.0])),
     )
     phases = []
     for i in range(draw(st.integers(1, 2))):

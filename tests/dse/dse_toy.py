@@ -20,3 +20,12 @@ def toy_evaluator(point):
         "energy_j": 2 * seconds,
         "area_mm2": capacity / 1e6,
     }
+
+
+def dying_evaluator(point):
+    """Like ``toy_evaluator``, but the worker process dies hard on the 16 MB-buffer points."""
+    import os
+
+    if dict(point.arch_updates).get("levels.GLB.capacity_bytes") == 16e6:
+        os._exit(9)
+    return toy_evaluator(point)

@@ -106,3 +106,41 @@ def test_mixed_type_axis_values_are_stored(tmp_path):
     df = load(tmp_path)
     assert df["knob.tile"].tolist() == ["64", "auto"]
     assert (df["status"] == "ok").all()
+
+
+class _Crash(BaseException):
+    """Stands in for a kill: not an Exception, so the runner does not record it as an error."""
+
+
+@pytest.mark.parametrize("crash_at", [0, 1, 5, 11])
+def test_resume_after_a_crash_at_any_point_equals_a_clean_run(tmp_path, crash_at):
+    calls = []
+
+    def crashing(point):
+        if len(calls) == crash_at:
+            raise _Crash
+        calls.append(point.point_id)
+        return toy_evaluator(point)
+
+    with pytest.raises(_Crash):
+        run_sweep(SPEC, tmp_path / "crashed", executor="serial", evaluator=crashing, batch_size=2)
+    stored = set(load(tmp_path / "crashed")["point_id"])
+    assert len(stored) == crash_at - crash_at % 2  # only whole batches were written
+    resumed = run_sweep(SPEC, tmp_path / "crashed", executor="serial", evaluator=toy_evaluator)
+    assert resumed.computed == 12 - len(stored)
+    run_sweep(SPEC, tmp_path / "clean", executor="serial", evaluator=toy_evaluator)
+    pd.testing.assert_frame_equal(
+        load(tmp_path / "crashed").drop(columns="eval_s"),
+        load(tmp_path / "clean").drop(columns="eval_s"),
+        check_like=True,
+    )
+
+
+def test_a_dead_worker_is_a_sweep_error_and_the_rerun_resumes(tmp_path):
+    with pytest.raises(SweepError, match="worker process died"):
+        run_sweep(SPEC, tmp_path, workers=2, evaluator=dying_evaluator, batch_size=1)
+    stored = load(tmp_path)
+    assert (stored["arch.levels.GLB.capacity_bytes"] != 16e6).all()
+    resumed = run_sweep(SPEC, tmp_path, workers=2, evaluator=toy_evaluator)
+    assert resumed.computed == 12 - len(stored)
+    assert len(load(tmp_path)) == 12

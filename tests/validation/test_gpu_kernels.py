@@ -95,3 +95,37 @@ def test_flops_convention():
     assert attention_flops(1, 1, 1024, 1024, 64, False) == 4 * 1024 * 1024 * 64
     assert attention_flops(1, 1, 1024, 1024, 64, True) == 2 * 1024 * 1024 * 64
     assert math.isclose(attention_flops(2, 3, 1, 10, 8, True), 4 * 2 * 3 * 10 * 8)
+
+
+def test_model_reads_the_architecture_spec():
+    from archsim import load_arch
+
+    full = gpu_model(load_arch("h100"))
+    half = gpu_model(load_arch("h100").with_updates({"gpu.sms": 66}))
+    assert half.hw.sms == 66
+    t_full = _t(gemm_costs(8192, 8192, 8192, full), full)
+    t_half = _t(gemm_costs(8192, 8192, 8192, half), half)
+    assert 1.6 < t_half / t_full < 2.2
+
+
+def test_h200_decode_gains_its_bandwidth_ratio():
+    h100, h200 = gpu_model("h100"), gpu_model("h200")
+    kw = dict(B=8, Hq=32, Hkv=8, Skv=32768, D=128)  # split-KV: bandwidth-bound
+    k100 = evaluate_op(decode_costs(h100, **kw), h100).kernels[0]
+    k200 = evaluate_op(decode_costs(h200, **kw), h200).kernels[0]
+    assert k100.bound == "dram"
+    ratio = k100.time_s / k200.time_s
+    assert ratio == pytest.approx(h200.hw.hbm_bytes_per_s / h100.hw.hbm_bytes_per_s, rel=0.1)
+
+
+def test_unsplit_gqa_decode_is_tensor_bound_in_fa2():
+    """B*Hkv fills the GPU, so FA2 skips the split and runs its 128-row prefill tile with
+    only Hq/Hkv = 4 real rows: 32x wasted MMA work makes it compute-bound (measured
+    2.6 TB/s on the H100), so a faster memory barely helps."""
+    h100, h200 = gpu_model("h100"), gpu_model("h200")
+    kw = dict(B=32, Hq=32, Hkv=8, Skv=32768, D=128)
+    k100 = evaluate_op(decode_costs(h100, **kw), h100).kernels[0]
+    k200 = evaluate_op(decode_costs(h200, **kw), h200).kernels[0]
+    assert k100.name == "flash_fwd_kernel"
+    assert k100.bound == "compute"
+    assert k100.time_s / k200.time_s < 1.1

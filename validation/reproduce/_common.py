@@ -47,6 +47,9 @@ class Check:
         Whether ``value`` is within the stated tolerance.
     tolerance
         The tolerance in words (``±15%``, ``inside range or within 10%``).
+    gate
+        Whether the check decides :attr:`Reproduction.ok` (False: reported only, e.g. where
+        the paper's baseline is unknown).
     """
 
     name: str
@@ -54,12 +57,13 @@ class Check:
     target: float | tuple[float, float]
     ok: bool
     tolerance: str
+    gate: bool = True
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
         tgt = list(self.target) if isinstance(self.target, tuple) else self.target
         return {"name": self.name, "value": self.value, "target": tgt, "ok": self.ok,
-                "tolerance": self.tolerance}
+                "tolerance": self.tolerance, "gate": self.gate}
 
 
 def within(value: float, target: float, rel: float) -> bool:
@@ -101,8 +105,8 @@ class Reproduction:
 
     @property
     def ok(self) -> bool:
-        """All checks pass."""
-        return all(c.ok for c in self.checks)
+        """All gating checks pass."""
+        return all(c.ok for c in self.checks if c.gate)
 
     def to_dict(self) -> dict[str, object]:
         """One JSON object: summary keys at the top level, then tables, checks and notes."""
@@ -164,7 +168,8 @@ def format_reproduction(rep: Reproduction) -> str:
         parts.append(format_table([{"check": c.name, "model": c.value,
                                     "paper": (f"{c.target[0]:g}-{c.target[1]:g}"
                                               if isinstance(c.target, tuple) else c.target),
-                                    "tolerance": c.tolerance, "ok": c.ok} for c in rep.checks],
+                                    "tolerance": c.tolerance if c.gate else f"{c.tolerance} (info)",
+                                    "ok": c.ok} for c in rep.checks],
                                   title="== checks against the paper =="))
     summary = ", ".join(f"{k}={_fmt(v)}" for k, v in rep.summary.items()
                         if isinstance(v, (int, float, str, bool)))
