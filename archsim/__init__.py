@@ -41,7 +41,9 @@ _EXPORTS: dict[str, str] = {
     "TileProgram": "archsim.program",
     # evaluators and results
     "simulate": "archsim.engine",
+    "validate_program": "archsim.engine",
     "estimate": "archsim.estimate",
+    "estimate_cycles": "archsim.estimate",
     "Result": "archsim.result",
     "write_trace": "archsim.trace",
 }

@@ -119,7 +119,9 @@ def choose_dataflow(arch: Architecture, workload: object) -> str:
     name = str(getattr(workload, "name", ""))
     attn = _is_attention(workload)
     if arch.kind == "gpu":
-        prefs = (["flash3", "flash2"] if attn else []) + ["gpu_gemm", "gpu_unfused"]
+        decode = name == "decode" or int(getattr(workload, "params", {}).get("Sq", 0) or 0) == 1
+        attn_prefs = ["split_kv", "flash3"] if decode else ["flash3", "flash2"]
+        prefs = (attn_prefs if attn else []) + ["gpu_gemm", "gpu_unfused"]
     elif arch.kind == "pim":
         prefs = (["pim_decode"] if attn else []) + ["pim_gemv"]
     else:

@@ -7,7 +7,7 @@ import pytest
 
 from archsim.errors import SweepError
 from dse import ResultStore, SweepSpec, load, run_sweep
-from tests.dse.dse_toy import toy_evaluator
+from tests.dse.dse_toy import dying_evaluator, toy_evaluator
 
 SPEC = SweepSpec.from_dict(
     {

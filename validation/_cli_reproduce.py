@@ -1,0 +1,46 @@
+"""``archsim reproduce fusemax|pim|fg-attn [--plot OUT.png] [--json] [--out DIR] [--fast]``.
+
+Runs one paper reproduction (``validation.reproduce``), prints its tables beside the paper's
+numbers (or, with ``--json``, one JSON object with the summary keys, tables and checks), and
+writes the tables as CSV, ``summary.json`` and a PNG plot under ``--out``
+(default ``./reproduce_out/NAME``). Exit code 0 when every gating check passes, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["register"]
+
+_NAMES = ("fusemax", "pim", "fg-attn")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``reproduce`` sub-command."""
+    p = subparsers.add_parser(
+        "reproduce", help="reproduce a paper's table (fusemax, pim, fg-attn)",
+        description="Reproduce a published result with the simulator and compare against the paper.")
+    p.add_argument("name", choices=_NAMES, help="which reproduction")
+    p.add_argument("--plot", type=Path, default=None, metavar="OUT.png",
+                   help="where to write the plot (default: OUT/NAME.png)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help="directory for the CSV tables, summary.json and plot "
+                        "(default ./reproduce_out/NAME)")
+    p.add_argument("--fast", action="store_true", help="CI-sized subset of the points")
+    p.set_defaults(func=_handle)
+
+
+def _handle(args: argparse.Namespace) -> int:
+    from validation.reproduce import format_reproduction, reproduce, write_outputs
+
+    rep = reproduce(args.name, fast=bool(args.fast))
+    out = args.out or Path("reproduce_out") / args.name
+    written = write_outputs(rep, out, args.plot)
+    if args.json:
+        print(rep.to_json())
+    else:
+        print(format_reproduction(rep))
+        print("wrote: " + ", ".join(str(p) for p in written))
+    return 0 if rep.ok else 1
