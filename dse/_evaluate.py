@@ -67,6 +67,8 @@ def report_columns(report: object, arch: Architecture) -> dict[str, object]:
     area = _finite(getattr(result, "area_mm2", math.nan))
     if not area or math.isnan(area):
         area = _finite(arch.area_mm2)
+    if not area:  # the spec models no area (GPU presets): unknown, not zero
+        area = math.nan
     row: dict[str, object] = {
         "cycles": int(result.cycles),
         "seconds": seconds,

@@ -29,14 +29,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from archsim.errors import SweepError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from distributed import Client
-    from tqdm import tqdm
 from dse._evaluate import evaluate_point
 from dse._points import DesignPoint, expand_points, jsonable
 from dse._spec import SweepSpec, load_sweep
 from dse._store import ResultStore
+
+if TYPE_CHECKING:  # pragma: no cover
+    from distributed import Client
+    from tqdm import tqdm
 
 __all__ = ["Evaluator", "SweepSummary", "run_sweep", "run_batch"]
 
@@ -163,7 +163,8 @@ def run_sweep(
     Raises
     ------
     SweepError
-        Bad spec, executor or worker count.
+        Bad spec, executor, worker count or batch size; or a pool worker died (the points
+        finished before stay stored, so re-running resumes).
     """
     t0 = time.perf_counter()
     if not isinstance(spec, SweepSpec):
@@ -177,6 +178,8 @@ def run_sweep(
     workers = workers if workers is not None else _usable_cpus()
     if workers < 1:
         raise SweepError("need at least one worker", path="workers", expected=">= 1", got=workers)
+    if batch_size is not None and batch_size < 1:
+        raise SweepError("bad batch size", path="batch_size", expected=">= 1", got=batch_size)
     evaluator = evaluator or evaluate_point
     store = ResultStore(out)
     points = expand_points(spec)

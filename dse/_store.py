@@ -198,11 +198,12 @@ def load(path: str | Path) -> pd.DataFrame:
     Columns: ``point_id`` (stable hash of the inputs), ``point_index``; the inputs
     (``arch``, ``arch.<dotted path>``, ``workload``, ``param.<name>``, ``dataflow``,
     ``knob.<name>``, ``engine``; list values as JSON text); the results ``status``
-    (``ok``/``error``), ``error`` (message), ``cycles``, ``seconds``, ``energy_j``, ``edp_js``
-    (J·s), ``area_mm2``, ``dram_bytes``, ``flops``, ``passes``, ``dataflow_used``,
-    ``mapping`` (summary), ``bytes.<level>`` (bytes read+written), ``util.<unit>``
-    (busy fraction), ``energy.<component.action>`` (J), ``eval_s`` (wall time of the
-    evaluation); and ``feasible`` (``ok`` and the sweep's constraints hold).
+    (``ok``/``error``), ``error`` (message), ``cycles``, ``seconds``, ``energy_j``,
+    ``edp_js`` (J·s), ``area_mm2`` (NaN where the spec models no area), ``dram_bytes``,
+    ``flops``, ``passes``, ``dataflow_used``, ``mapping`` (summary), ``bytes.<level>``
+    (bytes read+written), ``util.<unit>`` (busy fraction), ``energy.<component.action>``
+    (J), ``eval_s`` (wall time of the evaluation); and ``feasible`` (``ok`` and the
+    sweep's constraints hold).
 
     Rows are keyed by their inputs, not by the spec: after re-running a *changed* spec into
     the same folder, rows of points the new spec no longer has are still returned (filter

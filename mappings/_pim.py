@@ -33,9 +33,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from archsim import Compute, Phase, Step, TileProgram, Transfer
+from archsim import Compute, DramTiming, Phase, Step, TileProgram, Transfer
+from archsim.dram import pim_allbank_stream, stream_rate
 from archsim.errors import MappingError
 from mappings._registry import PassInfo, Plan, register_dataflow
 
@@ -43,8 +45,16 @@ if TYPE_CHECKING:
     from archsim import Architecture
     from workloads import Workload
 
-__all__ = ["PLACEMENTS", "PimTiming", "pim_timing", "bandwidth_multipliers",
-           "decode_attention_timing", "gemv_timing", "pim_gemv", "pim_decode"]
+__all__ = [
+    "PLACEMENTS",
+    "PimTiming",
+    "pim_timing",
+    "bandwidth_multipliers",
+    "decode_attention_timing",
+    "gemv_timing",
+    "pim_gemv",
+    "pim_decode",
+]
 
 #: Placements in the order AttAcc names them (``BA``, ``BG``, ``BUFFER``).
 PLACEMENTS: tuple[str, ...] = ("bank", "bank_group", "buffer_die")
@@ -117,18 +127,55 @@ class PimTiming:
         return self.units_per_pc * self.pseudo_channels * self.channels
 
 
-def _dram(arch: Architecture):  # noqa: ANN202 — DramTiming, not exported by name
+def _dram(arch: Architecture) -> DramTiming:
     dram = arch.dram.dram
     if dram is None or arch.pim is None:
-        raise MappingError("PIM dataflows need a PIM architecture with DRAM timing", path="arch",
-                           expected="kind: pim with levels[0].dram and pim (hbm3_pim, hbm_pim, aim_pim)",
-                           got=arch.name)
+        raise MappingError(
+            "PIM dataflows need a PIM architecture with DRAM timing",
+            path="arch",
+            expected="kind: pim with levels[0].dram and pim (hbm3_pim, hbm_pim, aim_pim)",
+            got=arch.name,
+        )
     return dram
 
 
-def pim_timing(arch: Architecture, placement: str | None = None,
-               power_limited: bool | None = None) -> PimTiming:
+#: Rows streamed by the command-level DRAM model when deriving a stream's rate.
+_STREAM_ROWS = 256
+
+
+@lru_cache(maxsize=256)
+def _bank_stream(dram: DramTiming, gap: int, units: int) -> tuple[float, float]:
+    """(exposed row-switch tCK per row, refresh stretch) of the all-bank MAC stream, from
+    :func:`archsim.dram.pim_allbank_stream` (PRE after tRAS/tRTP, tRP, all-bank ACT, tRCD)."""
+    per_row = max(1, dram.row_bytes // dram.burst_bytes)
+    n = per_row * _STREAM_ROWS
+    plain = pim_allbank_stream(dram, n, mac_cmd_gap=gap, units=units, refresh=False)
+    with_ref = pim_allbank_stream(dram, n, mac_cmd_gap=gap, units=units, refresh=True)
+    paced = n * max(gap, dram.tCCD_L)
+    return (plain.cycles - paced) / _STREAM_ROWS, with_ref.cycles / plain.cycles
+
+
+@lru_cache(maxsize=64)
+def _host_stream(dram: DramTiming) -> tuple[float, float]:
+    """(tCK per column, refresh stretch) of a bank-group-interleaved host read stream on one
+    pseudo-channel, from :func:`archsim.dram.stream_rate` (``row_hit_bg``)."""
+    n = max(1, dram.row_bytes // dram.burst_bytes) * dram.bank_groups * dram.banks_per_group * 8
+    plain = stream_rate(dram, "row_hit_bg", n=n, refresh=False)
+    with_ref = stream_rate(dram, "row_hit_bg", n=n, refresh=True)
+    return (
+        dram.burst_bytes / plain.bytes_per_cycle,
+        plain.bytes_per_cycle / with_ref.bytes_per_cycle,
+    )
+
+
+def pim_timing(
+    arch: Architecture, placement: str | None = None, power_limited: bool | None = None
+) -> PimTiming:
     """MAC-stream timing of ``placement`` on ``arch`` (defaults: the preset's own).
+
+    Row switches and refresh come from the command-level DRAM model (:mod:`archsim.dram`):
+    the all-bank MAC stream for per-bank units, the bank-group-interleaved host stream for
+    the buffer die. Per-bank-group units hide activations behind their other banks' reads.
 
     Raises
     ------
@@ -139,28 +186,41 @@ def pim_timing(arch: Architecture, placement: str | None = None,
     pim = arch.pim
     placement = placement or pim.placement
     if placement not in PLACEMENTS:
-        raise MappingError("unknown PIM placement", path="knobs.placement",
-                           expected=f"one of {list(PLACEMENTS)}", got=placement)
+        raise MappingError(
+            "unknown PIM placement",
+            path="knobs.placement",
+            expected=f"one of {list(PLACEMENTS)}",
+            got=placement,
+        )
     limited = pim.power_limited if power_limited is None else bool(power_limited)
-    gap = float(pim.mac_cmd_gap_cycles if limited else pim.mac_cmd_gap_cycles_unlimited)
+    gap = int(pim.mac_cmd_gap_cycles if limited else pim.mac_cmd_gap_cycles_unlimited)
     pcs = max(1, dram.pseudo_channels)
     ranks_bg = dram.ranks * dram.bank_groups
     col = int(dram.burst_bytes)
+    host_cpc, host_refresh = _host_stream(dram)
     if placement == "bank":
-        units, cpc = max(1, ranks_bg * dram.banks_per_group // pim.banks_per_unit), gap
-        row_switch = float(dram.tRP + dram.tRCD)
+        units = max(1, ranks_bg * dram.banks_per_group // pim.banks_per_unit)
+        row_switch, refresh = _bank_stream(dram, gap, units)
+        cpc = float(gap)
     elif placement == "bank_group":
-        units, cpc, row_switch = ranks_bg, max(float(dram.tCCD_L), gap), 0.0
-    else:
-        units, cpc, row_switch = 1, float(dram.tCCD_S), 0.0
-    refresh = dram.tREFI / (dram.tREFI - dram.tRFC) if dram.tREFI > dram.tRFC else 1.0
-    return PimTiming(placement=placement, power_limited=limited, units_per_pc=units,
-                     column_bytes=col, cycles_per_column=cpc, row_switch_cycles=row_switch,
-                     columns_per_row=max(1, int(dram.row_bytes // col)), refresh_factor=refresh,
-                     external_bytes_per_cycle_pc=min(col / dram.tCCD_S,
-                                                     dram.bus_bytes_per_cycle / pcs),
-                     pseudo_channels=pcs,
-                     channels=dram.channels, tck_s=dram.tck_ns * 1e-9)
+        units, cpc, row_switch, refresh = ranks_bg, float(max(dram.tCCD_L, gap)), 0.0, host_refresh
+    else:  # the buffer die sees the pins: tCCD_S per column, row overheads of a host stream
+        units, cpc, refresh = 1, float(dram.tCCD_S), host_refresh
+        row_switch = max(0.0, host_cpc - cpc) * max(1, dram.row_bytes // col)
+    return PimTiming(
+        placement=placement,
+        power_limited=limited,
+        units_per_pc=units,
+        column_bytes=col,
+        cycles_per_column=cpc,
+        row_switch_cycles=row_switch,
+        columns_per_row=max(1, int(dram.row_bytes // col)),
+        refresh_factor=refresh,
+        external_bytes_per_cycle_pc=min(col / dram.tCCD_S, dram.bus_bytes_per_cycle / pcs),
+        pseudo_channels=pcs,
+        channels=dram.channels,
+        tck_s=dram.tck_ns * 1e-9,
+    )
 
 
 def bandwidth_multipliers(arch: Architecture) -> list[dict[str, float | str | bool]]:
@@ -174,11 +234,17 @@ def bandwidth_multipliers(arch: Architecture) -> list[dict[str, float | str | bo
         for limited in (False, True):
             t = pim_timing(arch, placement, limited)
             ext = t.external_bytes_per_cycle_pc
-            rows.append({"placement": placement, "power_limited": limited,
-                         "units_per_pc": t.units_per_pc, "cycles_per_column": t.cycles_per_column,
-                         "row_switch_cycles": t.row_switch_cycles,
-                         "peak": t.peak_bytes_per_cycle_pc / ext,
-                         "sustained": t.sustained_bytes_per_cycle_pc / ext})
+            rows.append(
+                {
+                    "placement": placement,
+                    "power_limited": limited,
+                    "units_per_pc": t.units_per_pc,
+                    "cycles_per_column": t.cycles_per_column,
+                    "row_switch_cycles": t.row_switch_cycles,
+                    "peak": t.peak_bytes_per_cycle_pc / ext,
+                    "sustained": t.sustained_bytes_per_cycle_pc / ext,
+                }
+            )
     return rows
 
 
@@ -189,9 +255,16 @@ def _stream_cycles(t: PimTiming, bytes_per_unit: float) -> float:
     return cols * t.cycles_per_column + rows * t.row_switch_cycles
 
 
-def decode_attention_timing(arch: Architecture, *, L: int, heads: int, dhead: int, dbyte: int = 2,
-                            placement: str | None = None, power_limited: bool | None = None
-                            ) -> dict[str, float]:
+def decode_attention_timing(
+    arch: Architecture,
+    *,
+    L: int,
+    heads: int,
+    dhead: int,
+    dbyte: int = 2,
+    placement: str | None = None,
+    power_limited: bool | None = None,
+) -> dict[str, float]:
     """PIM side of one decode step of attention on one stack: ``heads`` (heads x requests)
     with ``L`` cached tokens each, head dim ``dhead``, ``dbyte`` bytes per element.
 
@@ -203,8 +276,12 @@ def decode_attention_timing(arch: Architecture, *, L: int, heads: int, dhead: in
         ``kv_bytes`` (whole stack), ``macs``.
     """
     if min(L, heads, dhead, dbyte) < 1:
-        raise MappingError("decode shape must be positive", path="workload.params",
-                           expected="L, heads, dhead, dbyte >= 1", got=(L, heads, dhead, dbyte))
+        raise MappingError(
+            "decode shape must be positive",
+            path="workload.params",
+            expected="L, heads, dhead, dbyte >= 1",
+            got=(L, heads, dhead, dbyte),
+        )
     t = pim_timing(arch, placement, power_limited)
     hpc = math.ceil(heads / t.channels)
     units_per_ch = t.units_per_pc * t.pseudo_channels
@@ -212,13 +289,28 @@ def decode_attention_timing(arch: Architecture, *, L: int, heads: int, dhead: in
     mac = 2 * _stream_cycles(t, hpc * per_head / units_per_ch)
     io = 2.0 * hpc * L * dbyte / (t.external_bytes_per_cycle_pc * t.pseudo_channels)
     cycles = t.refresh_factor * (mac + io)
-    return {"cycles": cycles, "seconds": cycles * t.tck_s, "mac_cycles": mac, "io_cycles": io,
-            "heads_per_channel": float(hpc), "bytes_per_unit": 2.0 * hpc * per_head / units_per_ch,
-            "kv_bytes": 2.0 * heads * per_head, "macs": 2.0 * heads * L * dhead}
+    return {
+        "cycles": cycles,
+        "seconds": cycles * t.tck_s,
+        "mac_cycles": mac,
+        "io_cycles": io,
+        "heads_per_channel": float(hpc),
+        "bytes_per_unit": 2.0 * hpc * per_head / units_per_ch,
+        "kv_bytes": 2.0 * heads * per_head,
+        "macs": 2.0 * heads * L * dhead,
+    }
 
 
-def gemv_timing(arch: Architecture, *, rows: int, cols: int, dbyte: int = 2, batch: int = 1,
-                placement: str | None = None, power_limited: bool | None = None) -> dict[str, float]:
+def gemv_timing(
+    arch: Architecture,
+    *,
+    rows: int,
+    cols: int,
+    dbyte: int = 2,
+    batch: int = 1,
+    placement: str | None = None,
+    power_limited: bool | None = None,
+) -> dict[str, float]:
     """PIM GEMV ``y[rows] = W[rows, cols] x[cols]`` for ``batch`` vectors, ``W`` spread
     evenly over all units of the stack (row blocks per channel, columns per unit).
 
@@ -231,22 +323,36 @@ def gemv_timing(arch: Architecture, *, rows: int, cols: int, dbyte: int = 2, bat
     ext_ch = t.external_bytes_per_cycle_pc * t.pseudo_channels
     io = batch * (cols * dbyte + rows * dbyte / t.channels) / ext_ch
     cycles = t.refresh_factor * (mac + io)
-    return {"cycles": cycles, "seconds": cycles * t.tck_s, "mac_cycles": mac, "io_cycles": io,
-            "weight_bytes": w_bytes, "macs": float(batch) * rows * cols}
+    return {
+        "cycles": cycles,
+        "seconds": cycles * t.tck_s,
+        "mac_cycles": mac,
+        "io_cycles": io,
+        "weight_bytes": w_bytes,
+        "macs": float(batch) * rows * cols,
+    }
 
 
-def pim_energy_j(arch: Architecture, *, pim_bytes: float, macs: float, io_bytes: float,
-                 seconds: float) -> float:
+def pim_energy_j(
+    arch: Architecture, *, pim_bytes: float, macs: float, io_bytes: float, seconds: float
+) -> float:
     """Energy of a PIM pass: bank-local reads, MACs, external I/O and static power, J."""
     pim = arch.pim
     ext_pj = arch.dram.read_energy_pj_per_byte
     static_w = arch.idle_power_w
-    return (pim_bytes * pim.access_energy_pj_per_byte + macs * pim.energy_pj_per_mac
-            + io_bytes * ext_pj) * 1e-12 + static_w * seconds
+    return (
+        pim_bytes * pim.access_energy_pj_per_byte + macs * pim.energy_pj_per_mac + io_bytes * ext_pj
+    ) * 1e-12 + static_w * seconds
 
 
-def _program(name: str, arch: Architecture, t: PimTiming, bytes_per_unit: float,
-             io_bytes: float, repeats: int) -> TileProgram:
+def _program(
+    name: str,
+    arch: Architecture,
+    t: PimTiming,
+    bytes_per_unit: float,
+    io_bytes: float,
+    repeats: int,
+) -> TileProgram:
     """Engine view: each unit streams its rows (one trip = one DRAM row of MACs), then the
     host-side I/O moves over the DRAM interface. Row switches and refresh are in ``meta``."""
     unit = next((u for u in arch.compute if u.level == arch.dram.name), arch.compute[0])
@@ -254,22 +360,31 @@ def _program(name: str, arch: Architecture, t: PimTiming, bytes_per_unit: float,
     macs_per_col = max(1, t.column_bytes // max(1, arch.pim.dtype_bits // 8))
     cols = math.ceil(bytes_per_unit / t.column_bytes)
     rows = max(1, repeats * math.ceil(cols / t.columns_per_row))
-    body = Step(compute=(Compute(unit.name, {op: float(macs_per_col * min(cols, t.columns_per_row))}),))
-    mac = Phase("pim_mac", body=body, trips=rows, work_items=unit.instances, slots=unit.instances,
-                depth=1)
-    io = Phase("host_io", body=Step(loads=(Transfer("io", int(io_bytes), arch.dram.name,
-                                                    arch.dram.name),)), trips=1)
+    body = Step(
+        compute=(Compute(unit.name, {op: float(macs_per_col * min(cols, t.columns_per_row))}),)
+    )
+    mac = Phase(
+        "pim_mac", body=body, trips=rows, work_items=unit.instances, slots=unit.instances, depth=1
+    )
+    io = Phase(
+        "host_io",
+        body=Step(loads=(Transfer("io", int(io_bytes), arch.dram.name, arch.dram.name),)),
+        trips=1,
+    )
     return TileProgram(name=name, phases=(mac, io), clock_hz=1.0 / t.tck_s)
 
 
 def _knob_placement(knobs: Mapping[str, object]) -> tuple[str | None, bool | None]:
     bad = sorted(set(knobs) - {"placement", "power_limited"})
     if bad:
-        raise MappingError("unknown knob", path=f"knobs.{bad[0]}",
-                           expected="placement | power_limited", got=bad[0])
+        raise MappingError(
+            "unknown knob", path=f"knobs.{bad[0]}", expected="placement | power_limited", got=bad[0]
+        )
     pl = knobs.get("power_limited")
-    return (None if knobs.get("placement") is None else str(knobs["placement"]),
-            None if pl is None else bool(pl))
+    return (
+        None if knobs.get("placement") is None else str(knobs["placement"]),
+        None if pl is None else bool(pl),
+    )
 
 
 def _int(workload: Workload, *names: str, default: int | None = None) -> int:
@@ -277,8 +392,12 @@ def _int(workload: Workload, *names: str, default: int | None = None) -> int:
         if workload.params.get(n) is not None:
             return int(workload.params[n])  # type: ignore[arg-type]
     if default is None:
-        raise MappingError("workload lacks a parameter this dataflow needs",
-                           path=f"workload.params.{names[0]}", expected="an integer", got=None)
+        raise MappingError(
+            "workload lacks a parameter this dataflow needs",
+            path=f"workload.params.{names[0]}",
+            expected="an integer",
+            got=None,
+        )
     return default
 
 
@@ -293,19 +412,41 @@ def pim_decode(workload: Workload, arch: Architecture, knobs: Mapping[str, objec
     L, D = _int(workload, "Skv", "S"), _int(workload, "D")
     dbyte = max(1, _int(workload, "dtype_bits", default=16) // 8)
     t = pim_timing(arch, placement, limited)
-    r = decode_attention_timing(arch, L=L, heads=B * H, dhead=D, dbyte=dbyte,
-                                placement=t.placement, power_limited=t.power_limited)
+    r = decode_attention_timing(
+        arch,
+        L=L,
+        heads=B * H,
+        dhead=D,
+        dbyte=dbyte,
+        placement=t.placement,
+        power_limited=t.power_limited,
+    )
     io_bytes = 2.0 * B * H * L * dbyte
     program = _program(f"pim_decode:{workload.name}", arch, t, r["bytes_per_unit"], io_bytes, 1)
-    energy = pim_energy_j(arch, pim_bytes=r["kv_bytes"], macs=r["macs"], io_bytes=io_bytes,
-                          seconds=r["seconds"])
-    meta = {"dataflow": "pim_decode", "placement": t.placement, "power_limited": t.power_limited,
-            "pim_model_cycles": r["cycles"], "pim_model_seconds": r["seconds"],
-            "pim_model_energy_j": energy, **{f"pim_{k}": v for k, v in r.items()}}
-    return Plan(program=program, mapping=None,
-                passes=PassInfo(passes=2, buffer_bytes=float(L * dbyte), buffer_formula="L * dbyte",
-                                reason="scores leave the units for the softmax, then return"),
-                notes=f"pim_decode: {t.placement}, power_limited={t.power_limited}", meta=meta)
+    energy = pim_energy_j(
+        arch, pim_bytes=r["kv_bytes"], macs=r["macs"], io_bytes=io_bytes, seconds=r["seconds"]
+    )
+    meta = {
+        "dataflow": "pim_decode",
+        "placement": t.placement,
+        "power_limited": t.power_limited,
+        "pim_model_cycles": r["cycles"],
+        "pim_model_seconds": r["seconds"],
+        "pim_model_energy_j": energy,
+        **{f"pim_{k}": v for k, v in r.items()},
+    }
+    return Plan(
+        program=program,
+        mapping=None,
+        passes=PassInfo(
+            passes=2,
+            buffer_bytes=float(L * dbyte),
+            buffer_formula="L * dbyte",
+            reason="scores leave the units for the softmax, then return",
+        ),
+        notes=f"pim_decode: {t.placement}, power_limited={t.power_limited}",
+        meta=meta,
+    )
 
 
 @register_dataflow("pim_gemv")
@@ -315,16 +456,44 @@ def pim_gemv(workload: Workload, arch: Architecture, knobs: Mapping[str, object]
     M, N, K = _int(workload, "M", default=1), _int(workload, "N"), _int(workload, "K")
     dbyte = max(1, _int(workload, "dtype_bits", default=16) // 8)
     t = pim_timing(arch, placement, limited)
-    r = gemv_timing(arch, rows=N, cols=K, dbyte=dbyte, batch=M, placement=t.placement,
-                    power_limited=t.power_limited)
+    r = gemv_timing(
+        arch,
+        rows=N,
+        cols=K,
+        dbyte=dbyte,
+        batch=M,
+        placement=t.placement,
+        power_limited=t.power_limited,
+    )
     io_bytes = float(M) * (K * t.channels + N) * dbyte
-    program = _program(f"pim_gemv:{workload.name}", arch, t, r["weight_bytes"] / t.units, io_bytes, M)
-    energy = pim_energy_j(arch, pim_bytes=M * r["weight_bytes"], macs=r["macs"], io_bytes=io_bytes,
-                          seconds=r["seconds"])
-    meta = {"dataflow": "pim_gemv", "placement": t.placement, "power_limited": t.power_limited,
-            "pim_model_cycles": r["cycles"], "pim_model_seconds": r["seconds"],
-            "pim_model_energy_j": energy, **{f"pim_{k}": v for k, v in r.items()}}
-    return Plan(program=program, mapping=None,
-                passes=PassInfo(passes=1, buffer_bytes=float(K * dbyte), buffer_formula="K * dbyte",
-                                reason="the input vector sits in the channel buffer"),
-                notes=f"pim_gemv: {t.placement}, power_limited={t.power_limited}", meta=meta)
+    program = _program(
+        f"pim_gemv:{workload.name}", arch, t, r["weight_bytes"] / t.units, io_bytes, M
+    )
+    energy = pim_energy_j(
+        arch,
+        pim_bytes=M * r["weight_bytes"],
+        macs=r["macs"],
+        io_bytes=io_bytes,
+        seconds=r["seconds"],
+    )
+    meta = {
+        "dataflow": "pim_gemv",
+        "placement": t.placement,
+        "power_limited": t.power_limited,
+        "pim_model_cycles": r["cycles"],
+        "pim_model_seconds": r["seconds"],
+        "pim_model_energy_j": energy,
+        **{f"pim_{k}": v for k, v in r.items()},
+    }
+    return Plan(
+        program=program,
+        mapping=None,
+        passes=PassInfo(
+            passes=1,
+            buffer_bytes=float(K * dbyte),
+            buffer_formula="K * dbyte",
+            reason="the input vector sits in the channel buffer",
+        ),
+        notes=f"pim_gemv: {t.placement}, power_limited={t.power_limited}",
+        meta=meta,
+    )

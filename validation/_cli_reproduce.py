@@ -19,15 +19,26 @@ _NAMES = ("fusemax", "pim", "fg-attn")
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``reproduce`` sub-command."""
     p = subparsers.add_parser(
-        "reproduce", help="reproduce a paper's table (fusemax, pim, fg-attn)",
-        description="Reproduce a published result with the simulator and compare against the paper.")
+        "reproduce",
+        help="reproduce a paper's table (fusemax, pim, fg-attn)",
+        description="Reproduce a published result with the simulator; compare with the paper.",
+    )
     p.add_argument("name", choices=_NAMES, help="which reproduction")
-    p.add_argument("--plot", type=Path, default=None, metavar="OUT.png",
-                   help="where to write the plot (default: OUT/NAME.png)")
+    p.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        metavar="OUT.png",
+        help="where to write the plot (default: OUT/NAME.png)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
-    p.add_argument("--out", type=Path, default=None, metavar="DIR",
-                   help="directory for the CSV tables, summary.json and plot "
-                        "(default ./reproduce_out/NAME)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="directory for the CSV tables, summary.json and plot (default ./reproduce_out/NAME)",
+    )
     p.add_argument("--fast", action="store_true", help="CI-sized subset of the points")
     p.set_defaults(func=_handle)
 
@@ -39,8 +50,8 @@ def _handle(args: argparse.Namespace) -> int:
     out = args.out or Path("reproduce_out") / args.name
     written = write_outputs(rep, out, args.plot)
     if args.json:
-        print(rep.to_json())
+        print(rep.to_json())  # noqa: T201
     else:
-        print(format_reproduction(rep))
-        print("wrote: " + ", ".join(str(p) for p in written))
+        print(format_reproduction(rep))  # noqa: T201
+        print("wrote: " + ", ".join(str(p) for p in written))  # noqa: T201
     return 0 if rep.ok else 1

@@ -4,15 +4,29 @@ A :class:`archsim.gpu.KernelCost` becomes one :class:`archsim.Phase`: ``work_ite
 CTAs, ``slots`` = SMs x CTAs per SM (slot ``i`` runs on SM ``i % sms``, so co-resident
 CTAs share their SM's tensor cores), ``trips`` = the per-CTA main-loop trip array (causal
 imbalance, block sparsity). A trip loads its K/V (or A/B) tile into shared memory --
-from HBM for the share of bytes that really comes from DRAM, from L2 for the rest, so the
-program's DRAM bytes equal the model's -- and computes on the ``tensor`` unit (and the
-softmax on the ``cuda`` unit).
+from HBM for the share of bytes that really comes from DRAM, from L2 for the rest (after
+TMA multicast inside a CTA cluster), so the program's DRAM bytes equal the model's -- and
+computes on the ``tensor`` unit (and the softmax on the ``cuda`` unit). A kernel without
+a tiled main loop (softmax, split-KV combine, split-K reduce) streams its bytes in chunks
+of what one CTA keeps in flight, one chunk per latency.
 
-NOTE: the tensor unit runs at the wgmma peak in the arch spec, so a trip issues
-``trip_cycles x peak MAC/cycle`` MAC *slots* (the mma.sync path, achieved efficiency and
-any non-overlapped softmax included); the real MAC count is kept in ``meta``. This is
-the convention of the spatial ``gemm`` dataflow (fold cycles x array rate). Each kernel is
-preceded by a one-slot phase that takes its fixed launch/gap time (``launch_s``/``gap_s``).
+Same physical quantities as the analytic model (:mod:`archsim.gpu`):
+
+- *Time base.* ``program.clock_hz`` is the engine's cycle length. It is chosen so that
+  the architecture's HBM bytes/cycle give the model's achievable bandwidth
+  (``hbm_efficiency`` x datasheet, calibrated): ``clock_hz = achievable B/s / (HBM
+  B/cycle)``. (The engine counts every bandwidth in bytes per program cycle, so a
+  program at the power-capped SM clock would scale DRAM bandwidth with the SM clock.)
+- *SM clock from the power model.* Each kernel's SM work is expressed in time-base
+  cycles at the clock the power model chose for that kernel: ``cycles x clock_hz / f``.
+- *Efficiencies.* The tensor unit runs at the wgmma peak of the arch spec, so a trip
+  issues ``trip_cycles x peak MAC/cycle`` MAC *slots* (the mma.sync path, the calibrated
+  efficiency and any non-overlapped softmax included); the real MAC count is in ``meta``.
+- *Launch overhead.* Each kernel is preceded by a one-slot phase that takes its fixed
+  launch/gap time (``launch_s`` for the first kernel, ``gap_s`` for the others).
+
+NOTE: tensor and ALU *energy* of the engine result counts issued slots, not useful
+operations; ``meta["gpu_model_energy_j"]`` holds the power model's energy.
 """
 
 from __future__ import annotations

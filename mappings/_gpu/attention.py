@@ -8,7 +8,9 @@
   two wgmma consumer warpgroups with ping-pong softmax, one CTA per SM.
 - ``mem_efficient`` -- the cutlass memory-efficient kernel (64-row query tiles).
 
-Knobs: ``pass_`` (``fwd``/``bwd``), ``family`` is fixed by the dataflow name.
+Knobs: ``pass_`` (``fwd``/``bwd``), ``family`` is fixed by the dataflow name. A decode
+shape (``Sq == 1``) runs the family's decode kernels (:func:`archsim.gpu.decode_costs`),
+the same kernels ``archsim validate`` predicts for a measured decode record.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from archsim import Architecture
-from archsim.gpu import attention_bwd_costs, attention_fwd_costs, dtype_bytes, fwd_tiling
+from archsim.gpu import (
+    attention_bwd_costs,
+    attention_fwd_costs,
+    decode_costs,
+    dtype_bytes,
+    fwd_tiling,
+)
 from mappings._registry import PassInfo, Plan, register_dataflow
 from workloads import Workload
 
@@ -38,7 +46,14 @@ def attention_plan(
     dtype = dtype_of(workload)
     kw = dict(B=B, Hq=H, Hkv=Hkv, Sq=Sq, Skv=Skv, D=D, causal=causal, family=family, dtype=dtype)
     bwd = str(knobs.get("pass_", "fwd")) == "bwd"
-    costs = attention_bwd_costs(model, **kw) if bwd else attention_fwd_costs(model, **kw)  # type: ignore[arg-type]
+    if bwd:
+        costs = attention_bwd_costs(model, **kw)  # type: ignore[arg-type]
+    elif Sq == 1:  # decode: the family's decode kernels (cuDNN splits K/V, as measured)
+        costs = decode_costs(
+            model, B=B, Hq=H, Hkv=Hkv, Skv=Skv, D=D, family=family, dtype=dtype, causal=causal
+        )
+    else:
+        costs = attention_fwd_costs(model, **kw)  # type: ignore[arg-type]
     t = fwd_tiling(family, model, D, causal, dtype_bytes(dtype))
     passes = PassInfo(
         passes=1,

@@ -146,3 +146,26 @@ def test_bundles_sweep_coupled_arch_fields_and_model_shapes(write_spec, tmp_path
     flops = df.groupby("param.H")["flops"].first()
     assert flops[8] == pytest.approx(flops[16], rel=0.01)
     assert flops[16] > flops[8]
+
+
+def test_gpu_fields_sweep_like_any_other(write_spec, tmp_path):
+    path = write_spec(
+        {
+            "name": "gpu-sms",
+            "arch": {"preset": "h100", "space": {"gpu.sms": [66, 132]}},
+            "workload": {"name": "mha", "params": {"B": 1, "H": 16, "D": 64, "S": 4096}},
+            "dataflow": ["flash2", "gpu_unfused"],
+            "constraints": ["area <= 1000"],
+        }
+    )
+    run_sweep(path, tmp_path, executor="serial")
+    df = load(tmp_path)
+    assert (df["status"] == "ok").all(), df["error"].tolist()
+    t = df.set_index(["dataflow", "arch.gpu.sms"])["seconds"]
+    # half the SMs: FlashAttention-2 (compute-bound at S=4096) takes longer
+    assert t["flash2", 66] > t["flash2", 132]
+    # fused attention beats unfused on the same GPU (Dao, FlashAttention-2, ICLR'24)
+    assert t["flash2", 132] < t["gpu_unfused", 132]
+    # the h100 preset models no silicon area: unknown, so an area constraint cannot hold
+    assert df["area_mm2"].isna().all()
+    assert not df["feasible"].any()

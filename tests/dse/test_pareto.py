@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hypothesis.extra.numpy as hnp
+import hypothesis.strategies as st
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
 
 from archsim.errors import SweepError
 from dse import pareto, pareto_mask
@@ -51,3 +54,16 @@ def test_dataframe_front_uses_aliases_and_skips_infeasible_rows():
 def test_unknown_column_is_a_sweep_error():
     with pytest.raises(SweepError, match="unknown result column"):
         pareto(pd.DataFrame({"seconds": [1.0]}), "joules", "seconds")
+
+
+@given(
+    hnp.arrays(
+        np.float64,
+        st.tuples(st.integers(1, 40), st.integers(2, 3)),
+        elements=st.integers(0, 6).map(float),
+    )
+)
+@settings(max_examples=60, deadline=None)
+def test_front_is_exactly_the_non_dominated_set(v):
+    brute = [not ((v <= p).all(1) & (v < p).any(1)).any() for p in v]
+    assert pareto_mask(v).tolist() == brute

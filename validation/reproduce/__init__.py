@@ -18,12 +18,25 @@ from ._fgattn import reproduce_fgattn
 from ._fusemax import reproduce_fusemax
 from ._pim import reproduce_pim
 
-__all__ = ["REPRODUCTIONS", "Check", "Reproduction", "format_reproduction", "format_table",
-           "reproduce", "reproduce_fgattn", "reproduce_fusemax", "reproduce_pim", "write_outputs"]
+__all__ = [
+    "REPRODUCTIONS",
+    "Check",
+    "Reproduction",
+    "format_reproduction",
+    "format_table",
+    "reproduce",
+    "reproduce_fgattn",
+    "reproduce_fusemax",
+    "reproduce_pim",
+    "write_outputs",
+]
 
 #: Name -> function(fast=...) -> Reproduction.
 REPRODUCTIONS: dict[str, Callable[..., Reproduction]] = {
-    "fusemax": reproduce_fusemax, "pim": reproduce_pim, "fg-attn": reproduce_fgattn}
+    "fusemax": reproduce_fusemax,
+    "pim": reproduce_pim,
+    "fg-attn": reproduce_fgattn,
+}
 
 
 def reproduce(name: str, *, fast: bool = False) -> Reproduction:
@@ -37,6 +50,10 @@ def reproduce(name: str, *, fast: bool = False) -> Reproduction:
     from archsim.errors import ValidationDataError
 
     if name not in REPRODUCTIONS:
-        raise ValidationDataError("unknown reproduction", path="reproduce.name",
-                                  expected=f"one of {sorted(REPRODUCTIONS)}", got=name)
+        raise ValidationDataError(
+            "unknown reproduction",
+            path="reproduce.name",
+            expected=f"one of {sorted(REPRODUCTIONS)}",
+            got=name,
+        )
     return REPRODUCTIONS[name](fast=fast)

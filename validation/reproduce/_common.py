@@ -15,8 +15,18 @@ from pathlib import Path
 
 from archsim.errors import ValidationDataError
 
-__all__ = ["REFERENCE_DIR", "Check", "Reproduction", "format_reproduction", "format_table",
-           "near_range", "reference_path", "within", "write_csv", "write_outputs"]
+__all__ = [
+    "REFERENCE_DIR",
+    "Check",
+    "Reproduction",
+    "format_reproduction",
+    "format_table",
+    "near_range",
+    "reference_path",
+    "within",
+    "write_csv",
+    "write_outputs",
+]
 
 #: Where the published numbers live (``/work/shared/reference`` in the project layout).
 REFERENCE_DIR = Path(__file__).resolve().parents[3] / "shared" / "reference"
@@ -26,8 +36,12 @@ def reference_path(*parts: str) -> Path:
     """Path of a reference file; raise :class:`ValidationDataError` if it is missing."""
     path = REFERENCE_DIR.joinpath(*parts)
     if not path.is_file():
-        raise ValidationDataError("reference data file not found", path=str(path),
-                                  expected="a file under shared/reference/", got="missing")
+        raise ValidationDataError(
+            "reference data file not found",
+            path=str(path),
+            expected="a file under shared/reference/",
+            got="missing",
+        )
     return path
 
 
@@ -62,8 +76,14 @@ class Check:
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
         tgt = list(self.target) if isinstance(self.target, tuple) else self.target
-        return {"name": self.name, "value": self.value, "target": tgt, "ok": self.ok,
-                "tolerance": self.tolerance, "gate": self.gate}
+        return {
+            "name": self.name,
+            "value": self.value,
+            "target": tgt,
+            "ok": self.ok,
+            "tolerance": self.tolerance,
+            "gate": self.gate,
+        }
 
 
 def within(value: float, target: float, rel: float) -> bool:
@@ -110,9 +130,14 @@ class Reproduction:
 
     def to_dict(self) -> dict[str, object]:
         """One JSON object: summary keys at the top level, then tables, checks and notes."""
-        return {"reproduction": self.name, **dict(self.summary), "ok": self.ok,
-                "checks": [c.to_dict() for c in self.checks],
-                "tables": {k: v for k, v in self.tables.items()}, "notes": list(self.notes)}
+        return {
+            "reproduction": self.name,
+            **dict(self.summary),
+            "ok": self.ok,
+            "checks": [c.to_dict() for c in self.checks],
+            "tables": {k: v for k, v in self.tables.items()},
+            "notes": list(self.notes),
+        }
 
     def to_json(self) -> str:
         """:meth:`to_dict` as JSON text (NaN and inf as ``null``)."""
@@ -146,8 +171,11 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
-def format_table(rows: Sequence[Mapping[str, object]], columns: Sequence[str] | None = None,
-                 title: str | None = None) -> str:
+def format_table(
+    rows: Sequence[Mapping[str, object]],
+    columns: Sequence[str] | None = None,
+    title: str | None = None,
+) -> str:
     """Fixed-width text table of ``rows`` (all keys of the first row unless ``columns``)."""
     if not rows:
         return f"{title}\n(empty)" if title else "(empty)"
@@ -155,24 +183,40 @@ def format_table(rows: Sequence[Mapping[str, object]], columns: Sequence[str] | 
     cells = [[_fmt(r.get(c, "")) for c in cols] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
     lines = [title] if title else []
-    lines.append("  ".join(c.rjust(w) for c, w in zip(cols, widths)))
+    lines.append("  ".join(c.rjust(w) for c, w in zip(cols, widths, strict=True)))
     lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
     return "\n".join(lines)
 
 
 def format_reproduction(rep: Reproduction) -> str:
     """All tables, the checks and the notes of ``rep`` as text."""
-    parts = [format_table(rows, title=f"== {rep.name}: {name} ==") for name, rows in rep.tables.items()]
+    parts = [
+        format_table(rows, title=f"== {rep.name}: {name} ==") for name, rows in rep.tables.items()
+    ]
     if rep.checks:
-        parts.append(format_table([{"check": c.name, "model": c.value,
-                                    "paper": (f"{c.target[0]:g}-{c.target[1]:g}"
-                                              if isinstance(c.target, tuple) else c.target),
-                                    "tolerance": c.tolerance if c.gate else f"{c.tolerance} (info)",
-                                    "ok": c.ok} for c in rep.checks],
-                                  title="== checks against the paper =="))
-    summary = ", ".join(f"{k}={_fmt(v)}" for k, v in rep.summary.items()
-                        if isinstance(v, (int, float, str, bool)))
+        parts.append(
+            format_table(
+                [
+                    {
+                        "check": c.name,
+                        "model": c.value,
+                        "paper": (
+                            f"{c.target[0]:g}-{c.target[1]:g}"
+                            if isinstance(c.target, tuple)
+                            else c.target
+                        ),
+                        "tolerance": c.tolerance if c.gate else f"{c.tolerance} (info)",
+                        "ok": c.ok,
+                    }
+                    for c in rep.checks
+                ],
+                title="== checks against the paper ==",
+            )
+        )
+    summary = ", ".join(
+        f"{k}={_fmt(v)}" for k, v in rep.summary.items() if isinstance(v, (int, float, str, bool))
+    )
     tail = [f"summary: {summary}; all checks {'PASS' if rep.ok else 'FAIL'}"]
     tail += [f"note: {n}" for n in rep.notes]
     return "\n\n".join(parts) + "\n\n" + "\n".join(tail)

@@ -22,14 +22,25 @@ from ._common import Check, Reproduction, within
 __all__ = ["FUSEMAX_MODELS", "FUSEMAX_SEQS", "reproduce_fusemax", "paper_fusemax"]
 
 #: FuseMax workload set: label -> model preset (``workloads.get_model``).
-FUSEMAX_MODELS: dict[str, str] = {"BERT": "fusemax-bert", "TrXL": "fusemax-trxl",
-                                  "T5": "fusemax-t5", "XLM": "fusemax-xlm"}
+FUSEMAX_MODELS: dict[str, str] = {
+    "BERT": "fusemax-bert",
+    "TrXL": "fusemax-trxl",
+    "T5": "fusemax-t5",
+    "XLM": "fusemax-xlm",
+}
 #: Sequence lengths of the artifact's attention CSVs (``run.py``), label -> tokens.
-FUSEMAX_SEQS: dict[str, int] = {"1K": 1 << 10, "4K": 1 << 12, "16K": 1 << 14, "64K": 1 << 16,
-                                "256K": 1 << 18, "1M": 1 << 20}
+FUSEMAX_SEQS: dict[str, int] = {
+    "1K": 1 << 10,
+    "4K": 1 << 12,
+    "16K": 1 << 14,
+    "64K": 1 << 16,
+    "256K": 1 << 18,
+    "1M": 1 << 20,
+}
 #: ``--fast`` subset: every model at 1K and 4K, plus BERT and XLM at 16K.
 FAST_POINTS: tuple[tuple[str, str], ...] = tuple(
-    (m, s) for m in FUSEMAX_MODELS for s in ("1K", "4K")) + (("BERT", "16K"), ("XLM", "16K"))
+    (m, s) for m in FUSEMAX_MODELS for s in ("1K", "4K")
+) + (("BERT", "16K"), ("XLM", "16K"))
 #: Longest sequence run on the event-driven engine; longer ones use the analytic estimator
 #: (identical to the event engine on these steady pipelines at <= 16K, seconds instead of minutes).
 EVENT_MAX_SEQ = 1 << 14
@@ -53,10 +64,13 @@ def paper_fusemax() -> dict[tuple[str, str], dict[str, float]]:
                 "unfused_s": float(r["attn_latency_s_unfused"]),
                 "fusemax_j": float(r["attn_energy_pJ_binding"]) * 1e-12,
                 "flat_j": float(r["attn_energy_pJ_flat"]) * 1e-12,
-                "util2d_fusemax": float(r["util_2d_binding"]), "util1d_fusemax": float(r["util_1d_binding"]),
-                "util2d_flat": float(r["util_2d_flat"]), "util1d_flat": float(r["util_1d_flat"]),
+                "util2d_fusemax": float(r["util_2d_binding"]),
+                "util1d_fusemax": float(r["util_1d_binding"]),
+                "util2d_flat": float(r["util_2d_flat"]),
+                "util1d_flat": float(r["util_1d_flat"]),
                 "speedup": float(r["attn_speedup_fusemax_vs_flat"]),
-                "energy_ratio": float(r["attn_energy_ratio_fusemax_over_flat"])}
+                "energy_ratio": float(r["attn_energy_ratio_fusemax_over_flat"]),
+            }
     return out
 
 
@@ -73,24 +87,37 @@ def _point(model: str, seq: str, paper: dict[str, float]) -> dict[str, object]:
     fl = _run("flat", "flat", params, engine)
     un = _run("flat", "unfused", params, engine)
     return {
-        "model": model, "seq": seq, "engine": engine,
-        "fusemax_ms": fm.seconds * 1e3, "paper_fusemax_ms": paper["fusemax_s"] * 1e3,
-        "flat_ms": fl.seconds * 1e3, "paper_flat_ms": paper["flat_s"] * 1e3,
-        "speedup": fl.seconds / fm.seconds, "paper_speedup": paper["speedup"],
-        "energy_ratio": fm.energy_j / fl.energy_j, "paper_energy_ratio": paper["energy_ratio"],
+        "model": model,
+        "seq": seq,
+        "engine": engine,
+        "fusemax_ms": fm.seconds * 1e3,
+        "paper_fusemax_ms": paper["fusemax_s"] * 1e3,
+        "flat_ms": fl.seconds * 1e3,
+        "paper_flat_ms": paper["flat_s"] * 1e3,
+        "speedup": fl.seconds / fm.seconds,
+        "paper_speedup": paper["speedup"],
+        "energy_ratio": fm.energy_j / fl.energy_j,
+        "paper_energy_ratio": paper["energy_ratio"],
         "speedup_vs_unfused": un.seconds / fm.seconds,
         "paper_speedup_vs_unfused": paper["unfused_s"] / paper["fusemax_s"],
-        "fm_util2d": fm.utilization.get("pe2d", float("nan")), "paper_fm_util2d": paper["util2d_fusemax"],
-        "fm_util1d": fm.utilization.get("pe1d", float("nan")), "paper_fm_util1d": paper["util1d_fusemax"],
-        "flat_util2d": fl.utilization.get("pe2d", float("nan")), "paper_flat_util2d": paper["util2d_flat"],
-        "flat_util1d": fl.utilization.get("pe1d", float("nan")), "paper_flat_util1d": paper["util1d_flat"],
-        "fusemax_j": fm.energy_j, "paper_fusemax_j": paper["fusemax_j"],
-        "flat_j": fl.energy_j, "paper_flat_j": paper["flat_j"],
+        "fm_util2d": fm.utilization.get("pe2d", float("nan")),
+        "paper_fm_util2d": paper["util2d_fusemax"],
+        "fm_util1d": fm.utilization.get("pe1d", float("nan")),
+        "paper_fm_util1d": paper["util1d_fusemax"],
+        "flat_util2d": fl.utilization.get("pe2d", float("nan")),
+        "paper_flat_util2d": paper["util2d_flat"],
+        "flat_util1d": fl.utilization.get("pe1d", float("nan")),
+        "paper_flat_util1d": paper["util1d_flat"],
+        "fusemax_j": fm.energy_j,
+        "paper_fusemax_j": paper["fusemax_j"],
+        "flat_j": fl.energy_j,
+        "paper_flat_j": paper["flat_j"],
     }
 
 
-def reproduce_fusemax(*, fast: bool = False,
-                      points: Sequence[tuple[str, str]] | None = None) -> Reproduction:
+def reproduce_fusemax(
+    *, fast: bool = False, points: Sequence[tuple[str, str]] | None = None
+) -> Reproduction:
     """Run the FuseMax comparison and check it against the artifact.
 
     Parameters
@@ -102,8 +129,9 @@ def reproduce_fusemax(*, fast: bool = False,
         Explicit ``(model, seq)`` pairs (overrides ``fast``).
     """
     paper = paper_fusemax()
-    pts = list(points or (FAST_POINTS if fast else
-                          [(m, s) for m in FUSEMAX_MODELS for s in FUSEMAX_SEQS]))
+    pts = list(
+        points or (FAST_POINTS if fast else [(m, s) for m in FUSEMAX_MODELS for s in FUSEMAX_SEQS])
+    )
     rows = [_point(m, s, paper[(m, s)]) for m, s in pts]
     sp = statistics.fmean(float(r["speedup"]) for r in rows)  # type: ignore[arg-type]
     er = statistics.fmean(float(r["energy_ratio"]) for r in rows)  # type: ignore[arg-type]
@@ -115,37 +143,75 @@ def reproduce_fusemax(*, fast: bool = False,
     lo, hi = FLAT_UTIL_RANGE
     full = not fast and points is None
     checks = (
-        Check("mean speedup FuseMax vs FLAT", sp, PAPER_SPEEDUP if full else p_sp,
-              within(sp, PAPER_SPEEDUP if full else p_sp, TOL), "±15%"),
-        Check("mean energy FuseMax / FLAT", er, PAPER_ENERGY_RATIO if full else p_er,
-              within(er, PAPER_ENERGY_RATIO if full else p_er, TOL), "±15%"),
-        Check("min FuseMax 2D util (>= 4K tokens)", fm_util, FUSEMAX_UTIL_MIN,
-              fm_util >= FUSEMAX_UTIL_MIN, ">= 0.85"),
-        Check("FLAT 2D util (all points)", statistics.fmean(flat_u), FLAT_UTIL_RANGE,
-              all(lo * 0.9 <= u <= hi * 1.1 for u in flat_u), "every point in 0.10-0.25 ±10%"),
+        Check(
+            "mean speedup FuseMax vs FLAT",
+            sp,
+            PAPER_SPEEDUP if full else p_sp,
+            within(sp, PAPER_SPEEDUP if full else p_sp, TOL),
+            "±15%",
+        ),
+        Check(
+            "mean energy FuseMax / FLAT",
+            er,
+            PAPER_ENERGY_RATIO if full else p_er,
+            within(er, PAPER_ENERGY_RATIO if full else p_er, TOL),
+            "±15%",
+        ),
+        Check(
+            "min FuseMax 2D util (>= 4K tokens)",
+            fm_util,
+            FUSEMAX_UTIL_MIN,
+            fm_util >= FUSEMAX_UTIL_MIN,
+            ">= 0.85",
+        ),
+        Check(
+            "FLAT 2D util (all points)",
+            statistics.fmean(flat_u),
+            FLAT_UTIL_RANGE,
+            all(lo * 0.9 <= u <= hi * 1.1 for u in flat_u),
+            "every point in 0.10-0.25 ±10%",
+        ),
     )
-    summary = {"speedup_vs_flat_mean": sp, "energy_ratio_vs_flat_mean": er,
-               "paper_speedup_vs_flat_mean": p_sp, "paper_energy_ratio_vs_flat_mean": p_er,
-               "paper_headline_speedup": PAPER_SPEEDUP, "paper_headline_energy_ratio": PAPER_ENERGY_RATIO,
-               "fusemax_util2d_min_ge4k": fm_util, "flat_util2d_mean": statistics.fmean(flat_u),
-               "points": len(rows), "fast": fast}
+    summary = {
+        "speedup_vs_flat_mean": sp,
+        "energy_ratio_vs_flat_mean": er,
+        "paper_speedup_vs_flat_mean": p_sp,
+        "paper_energy_ratio_vs_flat_mean": p_er,
+        "paper_headline_speedup": PAPER_SPEEDUP,
+        "paper_headline_energy_ratio": PAPER_ENERGY_RATIO,
+        "fusemax_util2d_min_ge4k": fm_util,
+        "flat_util2d_mean": statistics.fmean(flat_u),
+        "points": len(rows),
+        "fast": fast,
+    }
     notes = (
-        "Paper numbers: FuseMax artifact CSVs (Timeloop + Accelergy 45 nm; latency = max/sum of "
-        "per-Einsum compute and traffic/BW), not silicon.",
-        "Model: the archsim tile programs of the fusemax/flat/unfused dataflows on the fusemax/flat "
-        f"presets; event engine up to {EVENT_MAX_SEQ} tokens, analytic estimator beyond.",
+        "Paper numbers: FuseMax artifact CSVs (Timeloop + Accelergy 45 nm; latency = max/sum of"
+        " per-Einsum compute and traffic/BW), not silicon.",
+        "Model: the archsim tile programs of the fusemax/flat/unfused dataflows on the "
+        f"fusemax/flat presets; event engine up to {EVENT_MAX_SEQ} tokens, analytic estimator "
+        "beyond.",
         "Unfused runs on the flat preset (32 MiB buffer), as the artifact's unfused baseline.",
-        "Means are arithmetic over the points run; --fast compares against the paper's mean over the same points.",
+        "Means are arithmetic over the points run; --fast compares against the paper's mean "
+        "over the same points.",
     )
-    return Reproduction(name="fusemax", tables={"fusemax": rows}, summary=summary, checks=checks,
-                        notes=notes, plot=lambda fig: _plot(fig, rows))
+    return Reproduction(
+        name="fusemax",
+        tables={"fusemax": rows},
+        summary=summary,
+        checks=checks,
+        notes=notes,
+        plot=lambda fig: _plot(fig, rows),
+    )
 
 
 def _plot(fig, rows: list[dict[str, object]]) -> None:  # noqa: ANN001 — matplotlib Figure
     axes = fig.subplots(1, 3)
-    metrics = (("speedup", "FuseMax speedup vs FLAT"), ("energy_ratio", "energy FuseMax / FLAT"),
-               ("fm_util2d", "FuseMax 2D utilization"))
-    for ax, (key, title) in zip(axes, metrics):
+    metrics = (
+        ("speedup", "FuseMax speedup vs FLAT"),
+        ("energy_ratio", "energy FuseMax / FLAT"),
+        ("fm_util2d", "FuseMax 2D utilization"),
+    )
+    for ax, (key, title) in zip(axes, metrics, strict=True):
         for i, model in enumerate(FUSEMAX_MODELS):
             pts = [r for r in rows if r["model"] == model]
             if not pts:
@@ -153,8 +219,12 @@ def _plot(fig, rows: list[dict[str, object]]) -> None:  # noqa: ANN001 — matpl
             xs = [FUSEMAX_SEQS[str(r["seq"])] for r in pts]
             color = f"C{i}"
             ax.plot(xs, [r[key] for r in pts], "o-", color=color, label=f"{model} model")
-            ax.plot(xs, [r[f"paper_{key}"] for r in pts], "x--", color=color, label=f"{model} paper")
+            ax.plot(
+                xs, [r[f"paper_{key}"] for r in pts], "x--", color=color, label=f"{model} paper"
+            )
         ax.set_xscale("log", base=2)
+        if key == "speedup":
+            ax.set_yscale("log")
         ax.set_xlabel("sequence length (tokens)")
         ax.set_title(title)
         ax.grid(alpha=0.3)

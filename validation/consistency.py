@@ -1,0 +1,265 @@
+"""Two evaluators, one answer: the GPU model vs the engines on the lowered tile program.
+
+For every record of a measurement file that maps to a GPU dataflow, compare
+
+(a) the analytic GPU model's prediction (``validation._predict.predict_record``, what
+    ``archsim validate`` reports),
+(b) ``mappings.simulate_workload(arch, workload, dataflow=..., engine="analytic")`` -- the
+    same kernels lowered to a :class:`archsim.TileProgram` and bounded by ``estimate``,
+(c) the same with ``engine="event"`` (the SimPy engine; on a subset, it is slower).
+
+Usage::
+
+    python -m validation.consistency validation/data/h100_check.jsonl --arch h100 \
+        [--event N] [--json OUT]
+
+prints one row per record (model, analytic, event times and their ratios to the model)
+and the MAPE of each engine against the model, overall and per dataflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from archsim.gpu import GpuModel, gpu_model
+
+from ._predict import UnsupportedRecord, backend_family, device_model, predict_record
+from ._records import Measurement, load_measurements
+
+__all__ = [
+    "WorkloadCall",
+    "record_call",
+    "consistency_frame",
+    "consistency_summary",
+    "event_subset",
+    "main",
+]
+
+_FLOW = {"flash2": "flash2", "flash3": "flash3", "efficient": "mem_efficient"}
+
+
+@dataclass(frozen=True)
+class WorkloadCall:
+    """Arguments of ``mappings.simulate_workload`` reproducing one measured record."""
+
+    workload: str
+    params: Mapping[str, object]
+    dataflow: str
+    knobs: Mapping[str, object]
+
+
+def record_call(rec: Mapping[str, object]) -> WorkloadCall:
+    """The library workload, shape parameters, dataflow and knobs of a record.
+
+    Raises
+    ------
+    UnsupportedRecord
+        Kinds without a dataflow (the device-ceiling copy) and unknown backends.
+    """
+    kind = rec.get("kind")
+    if kind == "gemm" or (kind == "ceiling" and "M" in rec):
+        if int(rec.get("batch", 1) or 1) != 1:  # type: ignore[arg-type]
+            raise UnsupportedRecord("batched GEMM has no gpu_gemm workload parameter")
+        p = {k: int(rec[k]) for k in ("M", "N", "K")}  # type: ignore[call-overload]
+        return WorkloadCall("gemm", p, "gpu_gemm", {})
+    if kind in ("attn", "decode"):
+        fam = backend_family(rec.get("backend"))
+        Hq, Hkv = int(rec["Hq"]), int(rec["Hkv"])  # type: ignore[call-overload]
+        if str(rec.get("gqa_impl", "")) == "expanded_kv":
+            Hkv = Hq
+        Sq = int(rec.get("Sq", 1) or 1)  # type: ignore[call-overload]
+        params = {
+            "B": int(rec["B"]),  # type: ignore[call-overload]
+            "H": Hq,
+            "Hkv": Hkv,
+            "Sq": Sq,
+            "Skv": int(rec["Skv"]),  # type: ignore[call-overload]
+            "D": int(rec["D"]),  # type: ignore[call-overload]
+            "causal": bool(rec.get("causal", False)),
+        }
+        pass_ = str(rec.get("pass_", "fwd"))
+        if kind == "decode" or Sq == 1:
+            if pass_ != "fwd":
+                raise UnsupportedRecord("decode backward")
+            flow = "split_kv" if fam == "flash2" else _FLOW[fam]
+            return WorkloadCall("decode", params, flow, {})
+        return WorkloadCall("gqa", params, _FLOW[fam], {"pass_": pass_})
+    if kind == "attn_unfused":
+        p = {"B": rec["B"], "H": rec["H"], "Sq": rec["S"], "Skv": rec["S"], "D": rec["D"]}
+        return WorkloadCall("mha", {k: int(v) for k, v in p.items()}, "gpu_unfused", {})  # type: ignore[call-overload]
+    if kind == "flex_block_sparse":
+        dens = float(rec.get("density", rec.get("density_target", 1.0)))  # type: ignore[arg-type]
+        p = {
+            "B": int(rec["B"]),  # type: ignore[call-overload]
+            "H": int(rec["H"]),  # type: ignore[call-overload]
+            "Sq": int(rec["S"]),  # type: ignore[call-overload]
+            "Skv": int(rec["S"]),  # type: ignore[call-overload]
+            "D": int(rec["D"]),  # type: ignore[call-overload]
+            "block": int(rec.get("block", 128)),  # type: ignore[call-overload]
+            "density": dens,
+        }
+        return WorkloadCall("block_sparse", p, "block_sparse", {"family": "flex"})
+    raise UnsupportedRecord(f"no dataflow for kind {kind!r}")
+
+
+def device_arch(arch: object, device: Mapping[str, object] | None) -> object:
+    """``arch`` with the measured board's power limit and max SM clock (as ``device_model``)."""
+    from archsim import load_arch
+
+    a = load_arch(arch) if isinstance(arch, str) else arch
+    if not device:
+        return a
+    upd: dict[str, object] = {}
+    for key, path, scale in (
+        ("power_limit_w", "power_cap_w", 1.0),
+        ("sm_clock_max_mhz", "gpu.boost_clock_hz", 1e6),
+        ("idle_power_w", "idle_power_w", 1.0),
+    ):
+        v = device.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
+            upd[path] = float(v) * scale
+    return a.with_updates(upd) if upd else a  # type: ignore[attr-defined]
+
+
+def event_subset(records: Sequence[Measurement], n: int) -> set[int]:
+    """Lines of ``n`` records spread over the dataflows (every k-th of each, in file order)."""
+    if n <= 0:
+        return set()
+    by_flow: dict[str, list[int]] = {}
+    for m in records:
+        try:
+            call = record_call(m.fields)
+        except UnsupportedRecord:
+            continue
+        key = call.dataflow + str(call.knobs.get("pass_", ""))
+        by_flow.setdefault(key, []).append(m.line)
+    picked: list[int] = []
+    depth = 0
+    while len(picked) < n and any(depth < len(v) for v in by_flow.values()):
+        for lines in by_flow.values():
+            if depth < len(lines) and len(picked) < n:
+                picked.append(lines[(depth * 7) % len(lines)])
+        depth += 1
+    return set(picked)
+
+
+def consistency_frame(
+    path: str,
+    arch: str = "h100",
+    *,
+    event_lines: set[int] | None = None,
+    model: GpuModel | None = None,
+) -> pd.DataFrame:
+    """One row per record with a dataflow: the model's and the engines' times.
+
+    Columns: ``line, kind, group, dataflow, shape, measured_ms, model_ms, analytic_ms,
+    event_ms`` (NaN where not run), ``analytic_ratio, event_ratio`` (engine / model),
+    ``analytic_s_wall, event_s_wall`` (seconds the evaluator took).
+    """
+    from mappings import simulate_workload
+    from validation._predict import record_label
+
+    mset = load_measurements(path)
+    a = device_arch(arch, mset.device)
+    mdl = device_model(model or gpu_model(a), mset.device)
+    rows = []
+    for m in mset.records:
+        try:
+            call = record_call(m.fields)
+            pred = predict_record(m, mdl)
+        except UnsupportedRecord:
+            continue
+        row: dict[str, object] = {
+            "line": m.line,
+            "kind": m.kind,
+            "group": pred.group,
+            "dataflow": call.dataflow,
+            "shape": record_label(m.fields),
+            "measured_ms": m.ms,
+            "model_ms": pred.pred_ms,
+        }
+        engines = ["analytic"] + (["event"] if event_lines and m.line in event_lines else [])
+        for eng in ("analytic", "event"):
+            row[f"{eng}_ms"] = math.nan
+            row[f"{eng}_s_wall"] = math.nan
+        for eng in engines:
+            t0 = time.perf_counter()
+            rep = simulate_workload(
+                a,
+                call.workload,
+                params=call.params,
+                dataflow=call.dataflow,
+                knobs=call.knobs,
+                engine=eng,  # type: ignore[arg-type]
+            )
+            row[f"{eng}_s_wall"] = time.perf_counter() - t0
+            row[f"{eng}_ms"] = rep.result.seconds * 1e3
+            row.setdefault("plan_model_ms", float(rep.plan.meta["gpu_model_time_s"]) * 1e3)
+        row["analytic_ratio"] = float(row["analytic_ms"]) / pred.pred_ms  # type: ignore[arg-type]
+        row["event_ratio"] = float(row["event_ms"]) / pred.pred_ms  # type: ignore[arg-type]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _mape(ratio: pd.Series) -> float:
+    r = ratio.dropna()
+    return float(np.mean(np.abs(r - 1.0)) * 100) if len(r) else math.nan
+
+
+def _maxerr(ratio: pd.Series) -> float:
+    r = ratio.dropna()
+    return float(np.max(np.abs(r - 1.0)) * 100) if len(r) else math.nan
+
+
+def consistency_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """MAPE (%) and max |error| (%) of each engine against the model, per dataflow and all."""
+    out = []
+    groups = [("all", frame)] + [(str(k), g) for k, g in frame.groupby("dataflow", sort=True)]
+    for name, g in groups:
+        out.append(
+            {
+                "dataflow": name,
+                "n": len(g),
+                "analytic_mape": _mape(g["analytic_ratio"]),
+                "analytic_max": _maxerr(g["analytic_ratio"]),
+                "n_event": int(g["event_ratio"].notna().sum()),
+                "event_mape": _mape(g["event_ratio"]),
+                "event_max": _maxerr(g["event_ratio"]),
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: print the per-record table and the MAPE between evaluators."""
+    ap = argparse.ArgumentParser(prog="python -m validation.consistency", description=__doc__)
+    ap.add_argument("file", help="measurement JSON Lines (e.g. validation/data/h100_check.jsonl)")
+    ap.add_argument("--arch", default="h100")
+    ap.add_argument("--event", type=int, default=12, help="records also run on the event engine")
+    ap.add_argument("--json", dest="json_out", metavar="OUT", help="write the rows as JSON")
+    args = ap.parse_args(argv)
+    mset = load_measurements(args.file)
+    lines = event_subset(mset.records, args.event)
+    frame = consistency_frame(args.file, args.arch, event_lines=lines)
+    cols = ["line", "dataflow", "shape", "measured_ms", "model_ms", "analytic_ms", "event_ms",
+            "analytic_ratio", "event_ratio"]
+    with pd.option_context("display.width", 200, "display.max_rows", 500):
+        print(frame[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))  # noqa: T201
+        print()  # noqa: T201
+        print(consistency_summary(frame).to_string(index=False, float_format=lambda v: f"{v:.3g}"))  # noqa: T201
+    if args.json_out:
+        with open(args.json_out, "w", encoding="utf-8") as fh:
+            json.dump(frame.to_dict(orient="records"), fh, indent=1, default=float)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
