@@ -53,6 +53,9 @@ class KernelCost:
     trip_tensor_flops : tensor FLOPs of one trip. trip_alu_ops : FP32/SFU ops of one trip
         by kind (``exp``, ``add``, ``max``, ``mul``).
     ctas_per_sm : resident CTAs per SM. stages : shared-memory pipeline stages.
+    trip_l2_bytes : bytes one trip reads from L2 when a CTA cluster multicasts a shared
+        tile with TMA (read once from L2, written to every CTA of the cluster); None =
+        ``trip_bytes``.
     """
 
     name: str
@@ -75,6 +78,7 @@ class KernelCost:
     trip_alu_ops: Mapping[str, float] = field(default_factory=dict)
     ctas_per_sm: int = 1
     stages: int = 2
+    trip_l2_bytes: float | None = None
 
     @property
     def ctas(self) -> int:

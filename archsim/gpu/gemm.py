@@ -94,6 +94,24 @@ def gemm_dram_bytes(
     return float(max(read, compulsory)), float(write)
 
 
+def _l2_rows(M: int, N: int, cfg: GemmConfig) -> float:
+    """Operand rows one CTA reads from L2 per K step, with TMA multicast in a 2-CTA cluster.
+
+    cuBLAS sm90 kernels launch CTA clusters of 2 (``..._cluster2x1x1_...`` /
+    ``cluster1x2x1`` in kernel names); the two CTAs share the tile of the larger operand
+    dimension, which TMA reads from L2 once and multicasts to both shared memories. Without
+    a wgmma path or a pair of tiles along that dimension there is no cluster.
+    """
+    rows = float(cfg.block_m + cfg.block_n)
+    if cfg.path != "wgmma":
+        return rows
+    # share B (block_n wide) across two M tiles, or A across two N tiles
+    pair_m = math.ceil(M / cfg.block_m) >= 2
+    pair_n = math.ceil(N / cfg.block_n) >= 2
+    saved = max(cfg.block_n if pair_m else 0, cfg.block_m if pair_n else 0)
+    return rows - saved / 2.0
+
+
 def _tile_cycles(
     cfg: GemmConfig, K: int, model: GpuModel, elt: int, out_elt: int, dtype: str
 ) -> float:
@@ -133,6 +151,7 @@ def _cost_for(
     rd, wr = gemm_dram_bytes(M, N, K, cfg, model, elt=elt, out_elt=out_elt, batch=batch)
     inflight = _STAGES * (cfg.block_m + cfg.block_n) * cfg.block_k * elt
     return KernelCost(
+        trip_l2_bytes=float(_l2_rows(M, N, cfg) * cfg.block_k * elt),
         name=name,
         category="gemm",
         cta_cycles=np.full(ctas, cyc),

@@ -31,6 +31,7 @@ operations; ``meta["gpu_model_energy_j"]`` holds the power model's energy.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
@@ -39,7 +40,7 @@ import numpy as np
 from archsim import Compute, Phase, Step, TileProgram, Transfer
 from archsim.gpu import GpuModel, KernelCost, OpPrediction
 
-__all__ = ["kernel_phase", "costs_to_program", "prediction_meta"]
+__all__ = ["kernel_phase", "costs_to_program", "prediction_meta", "time_base_hz"]
 
 
 def _level(arch: object, *names: str) -> str:
@@ -62,6 +63,15 @@ def _tensor_rate(arch: object, dtype_key: str) -> float:
     return _unit_rate(arch, "tensor", dtype_key)
 
 
+def time_base_hz(model: GpuModel, arch: object) -> float:
+    """Engine cycle rate (Hz) at which the arch's HBM bytes/cycle equal the model's
+    achievable HBM bandwidth (see module notes); the boost clock without a DRAM level."""
+    for lvl in getattr(arch, "levels", ()):
+        if lvl.kind == "dram" and float(lvl.read_bw_bytes_per_cycle) > 0:
+            return model.hbm_eff_bytes_per_s / float(lvl.read_bw_bytes_per_cycle)
+    return model.hw.boost_clock_hz
+
+
 def kernel_phase(
     cost: KernelCost,
     model: GpuModel,
@@ -69,33 +79,46 @@ def kernel_phase(
     *,
     after: tuple[str, ...] | None = None,
     dtype: str = "bf16",
+    scale: float = 1.0,
 ) -> Phase:
-    """One kernel as a :class:`Phase` (see module notes)."""
+    """One kernel as a :class:`Phase` (see module notes).
+
+    ``scale`` = time-base cycles per SM cycle (``clock_hz / f`` of this kernel).
+    """
     dram, l2, smem = _level(arch, "HBM", "DRAM"), _level(arch, "L2"), _level(arch, "SMEM")
     ctas = cost.ctas
     mac_key = f"mac_{dtype}"
     rate = _tensor_rate(arch, mac_key)
-    if cost.trips is None or cost.trip_cycles <= 0:  # streaming kernel: one trip per CTA
-        trips: int | np.ndarray = 1
+    add_rate = _unit_rate(arch, "cuda", "add")
+    depth = max(1, cost.stages)
+    if cost.trips is None or cost.trip_cycles <= 0:  # streaming kernel
         per_cta = float(np.asarray(cost.cta_bytes).mean()) if ctas else 0.0
-        loop_bytes, fixed_bytes = per_cta, 0.0
+        cyc = float(np.asarray(cost.cta_cycles).mean()) if ctas else 0.0
+        # one chunk = what a CTA keeps in flight; one chunk per DRAM latency
+        chunk = max(cost.cta_stream_bytes_per_s * model.hw.dram_latency_s, 1.0)
+        n = max(1, math.ceil(per_cta / chunk))
+        trips: int | np.ndarray = n
+        loop_bytes, l2_bytes = per_cta / n, per_cta / n
         issued = 0.0
-        alu = {"add": cost.alu_ops / max(ctas, 1)}
+        alu = {"add": cyc * add_rate * scale / n} if cyc > 0 and add_rate > 0 else {}
+        depth = 1
     else:
         trips = np.asarray(cost.trips, dtype=np.int64)
-        loop_bytes, fixed_bytes = cost.trip_bytes, cost.fixed_bytes
-        issued = cost.trip_cycles * rate
-        alu = dict(cost.trip_alu_ops)
+        loop_bytes = cost.trip_bytes
+        l2_bytes = cost.trip_l2_bytes if cost.trip_l2_bytes is not None else loop_bytes
+        issued = cost.trip_cycles * rate * scale
+        alu = {k: float(v) * scale for k, v in cost.trip_alu_ops.items()}
     total_stream = (
-        float(np.sum(np.asarray(trips) * loop_bytes)) if np.ndim(trips) else ctas * loop_bytes
+        float(np.sum(np.asarray(trips) * loop_bytes)) if np.ndim(trips) else ctas * trips * loop_bytes
     )
     # DRAM reads are the loop loads' DRAM share; any excess (Q tiles...) is a prologue load.
     frac = min(1.0, cost.dram_read_bytes / total_stream) if total_stream > 0 else 0.0
     excess = max(cost.dram_read_bytes - total_stream, 0.0) / max(ctas, 1)
-    del fixed_bytes  # per-CTA non-loop bytes: covered by the excess load and the stores
-    loads = [Transfer("in", int(round(loop_bytes * frac)), dram, smem)]
-    if frac < 1.0:
-        loads.append(Transfer("in", int(round(loop_bytes * (1 - frac))), l2, smem))
+    dram_trip = loop_bytes * frac
+    # the rest of the tile comes from L2; TMA multicast reads a shared tile once per cluster
+    l2_trip = max(l2_bytes - dram_trip, 0.0)
+    loads = [Transfer("in", int(round(dram_trip)), dram, smem)]
+    loads.append(Transfer("in", int(round(l2_trip)), l2, smem))
     computes = []
     if issued > 0:
         computes.append(Compute("tensor", {mac_key: issued}))
@@ -121,7 +144,7 @@ def kernel_phase(
         slots=cost.slots,
         prologue=prologue,
         epilogue=epilogue,
-        depth=max(1, cost.stages),
+        depth=depth,
         staging_level=None,
         after=after,
     )
@@ -136,12 +159,12 @@ def costs_to_program(
     *,
     dtype: str = "bf16",
 ) -> TileProgram:
-    """The kernels of one operation as a :class:`TileProgram`, run back to back at the
-    clock the power model chose (time-weighted over the kernels)."""
+    """The kernels of one operation as a :class:`TileProgram`, run back to back, each at
+    the SM clock the power model chose for it (see module notes for the time base)."""
     phases = []
     prev: str | None = None
     seen: dict[str, int] = {}
-    clock = prediction.clock_hz or model.hw.boost_clock_hz
+    base = time_base_hz(model, arch)
     add_rate = _unit_rate(arch, "cuda", "add")
     for i, c in enumerate(costs):
         n = seen.get(c.name, 0)
@@ -149,7 +172,7 @@ def costs_to_program(
         pname = c.name if n == 0 else f"{c.name}#{n}"
         fixed_s = model.cal.launch_s if i == 0 else model.cal.gap_s
         if fixed_s > 0 and add_rate > 0:  # the launch/gap cost as a one-slot serial phase
-            ops = fixed_s * clock * add_rate
+            ops = fixed_s * base * add_rate
             phases.append(
                 Phase(
                     name=f"launch:{pname}",
@@ -158,14 +181,18 @@ def costs_to_program(
                 )
             )
             prev = f"launch:{pname}"
-        phase = kernel_phase(c, model, arch, after=None if prev is None else (prev,), dtype=dtype)
+        f = prediction.kernels[i].clock_hz if i < len(prediction.kernels) else 0.0
+        f = f or prediction.clock_hz or model.hw.boost_clock_hz
+        phase = kernel_phase(
+            c, model, arch, after=None if prev is None else (prev,), dtype=dtype, scale=base / f
+        )
         phases.append(replace(phase, name=pname))
         prev = pname
     return TileProgram(
         name=name,
         phases=tuple(phases),
-        clock_hz=prediction.clock_hz or None,
-        meta=prediction_meta(prediction),
+        clock_hz=base,
+        meta={**prediction_meta(prediction), "time_base_hz": base},
     )
 
 
@@ -181,6 +208,7 @@ def prediction_meta(pred: OpPrediction) -> Mapping[str, object]:
             {
                 "name": k.name,
                 "time_s": k.time_s,
+                "clock_hz": k.clock_hz,
                 "bound": k.bound,
                 "tensor_flops": k.tensor_flops,
                 **{str(a): b for a, b in k.meta.items()},
