@@ -9,15 +9,17 @@ rate is set by the DRAM timing of the ``kind: pim`` architecture (``levels[0].dr
 * **bank** (AttAcc_bank, HBM-PIM): an all-bank MAC command reads one ``burst_bytes`` column in
   every bank of a pseudo-channel at once, at most every ``mac_cmd_gap`` tCK (AttAcc nCCDAB:
   4, or 6 under the power limit). All banks switch rows together, so each ``row_bytes /
-  burst_bytes`` columns pay an exposed all-bank precharge + activate, ``tRP + tRCD``.
+  burst_bytes`` columns pay an exposed all-bank precharge + activate (PRE after tRAS/tRTP,
+  tRP, ACT, tRCD), measured on the command-level stream of :mod:`archsim.dram`.
 * **bank_group**: one unit per bank group reads its banks in turn; consecutive MACs to a bank
   group are ``max(tCCD_L, gap)`` apart and the next bank's activation hides behind the
   current bank's reads (no exposed row switch).
 * **buffer_die**: the unit sees the external pseudo-channel interface: one column per
-  ``tCCD_S`` (the power limit does not bind).
+  ``tCCD_S`` plus the row overheads of a bank-group-interleaved host stream
+  (:func:`archsim.dram.stream_rate`); the power limit does not bind.
 
-On top of the stream: all-bank refresh steals ``tRFC`` every ``tREFI``
-(factor ``tREFI / (tREFI - tRFC)``); heads are placed whole on channels
+On top of the stream: refresh (tRFC every tREFI) stretches it by the ratio the same
+:mod:`archsim.dram` streams show with and without refresh; heads are placed whole on channels
 (``ceil(heads / channels)`` on the busiest one); for decode attention the scores leave the
 units for the softmax on the buffer die (AttAcc) and the probabilities come back, ``2 x L x
 dbyte`` bytes per head over the channel's external interface. The host (GPU) side -- the
@@ -81,7 +83,7 @@ class PimTiming:
     columns_per_row
         Columns in one DRAM row.
     refresh_factor
-        Stretch from refresh, ``tREFI / (tREFI - tRFC)``.
+        Stretch from refresh (the archsim.dram stream with refresh over the one without).
     external_bytes_per_cycle_pc
         External (host) bandwidth of one pseudo-channel, B/tCK: one column per ``tCCD_S``
         (capped by the pins, ``bus_bytes_per_cycle / pseudo_channels``).
@@ -234,17 +236,11 @@ def bandwidth_multipliers(arch: Architecture) -> list[dict[str, float | str | bo
         for limited in (False, True):
             t = pim_timing(arch, placement, limited)
             ext = t.external_bytes_per_cycle_pc
-            rows.append(
-                {
-                    "placement": placement,
-                    "power_limited": limited,
-                    "units_per_pc": t.units_per_pc,
-                    "cycles_per_column": t.cycles_per_column,
-                    "row_switch_cycles": t.row_switch_cycles,
-                    "peak": t.peak_bytes_per_cycle_pc / ext,
-                    "sustained": t.sustained_bytes_per_cycle_pc / ext,
-                }
-            )
+            rows.append({"placement": placement, "power_limited": limited,
+                         "units_per_pc": t.units_per_pc, "cycles_per_column": t.cycles_per_column,
+                         "row_switch_cycles": t.row_switch_cycles,
+                         "peak": t.peak_bytes_per_cycle_pc / ext,
+                         "sustained": t.sustained_bytes_per_cycle_pc / ext})
     return rows
 
 
@@ -255,16 +251,9 @@ def _stream_cycles(t: PimTiming, bytes_per_unit: float) -> float:
     return cols * t.cycles_per_column + rows * t.row_switch_cycles
 
 
-def decode_attention_timing(
-    arch: Architecture,
-    *,
-    L: int,
-    heads: int,
-    dhead: int,
-    dbyte: int = 2,
-    placement: str | None = None,
-    power_limited: bool | None = None,
-) -> dict[str, float]:
+def decode_attention_timing(arch: Architecture, *, L: int, heads: int, dhead: int, dbyte: int = 2,
+                            placement: str | None = None, power_limited: bool | None = None
+                            ) -> dict[str, float]:
     """PIM side of one decode step of attention on one stack: ``heads`` (heads x requests)
     with ``L`` cached tokens each, head dim ``dhead``, ``dbyte`` bytes per element.
 
@@ -276,12 +265,8 @@ def decode_attention_timing(
         ``kv_bytes`` (whole stack), ``macs``.
     """
     if min(L, heads, dhead, dbyte) < 1:
-        raise MappingError(
-            "decode shape must be positive",
-            path="workload.params",
-            expected="L, heads, dhead, dbyte >= 1",
-            got=(L, heads, dhead, dbyte),
-        )
+        raise MappingError("decode shape must be positive", path="workload.params",
+                           expected="L, heads, dhead, dbyte >= 1", got=(L, heads, dhead, dbyte))
     t = pim_timing(arch, placement, power_limited)
     hpc = math.ceil(heads / t.channels)
     units_per_ch = t.units_per_pc * t.pseudo_channels
@@ -353,8 +338,13 @@ def _program(
     io_bytes: float,
     repeats: int,
 ) -> TileProgram:
-    """Engine view: each unit streams its rows (one trip = one DRAM row of MACs), then the
-    host-side I/O moves over the DRAM interface. Row switches and refresh are in ``meta``."""
+    """Engine view: each of the placement's units streams its rows (one trip = one DRAM row
+    of MACs at the preset's MAC rate), then the host-side I/O moves over the DRAM interface.
+
+    The engine's cycles leave out row switches and refresh (20-25% for per-bank units) and
+    use the preset's MAC rate whatever ``power_limited`` says; the DRAM-timing answer is
+    ``plan.meta["pim_model_cycles"]``.
+    """
     unit = next((u for u in arch.compute if u.level == arch.dram.name), arch.compute[0])
     op = next(iter(unit.ops_per_cycle))
     macs_per_col = max(1, t.column_bytes // max(1, arch.pim.dtype_bits // 8))
@@ -363,9 +353,7 @@ def _program(
     body = Step(
         compute=(Compute(unit.name, {op: float(macs_per_col * min(cols, t.columns_per_row))}),)
     )
-    mac = Phase(
-        "pim_mac", body=body, trips=rows, work_items=unit.instances, slots=unit.instances, depth=1
-    )
+    mac = Phase("pim_mac", body=body, trips=rows, work_items=t.units, slots=t.units, depth=1)
     io = Phase(
         "host_io",
         body=Step(loads=(Transfer("io", int(io_bytes), arch.dram.name, arch.dram.name),)),
@@ -381,10 +369,13 @@ def _knob_placement(knobs: Mapping[str, object]) -> tuple[str | None, bool | Non
             "unknown knob", path=f"knobs.{bad[0]}", expected="placement | power_limited", got=bad[0]
         )
     pl = knobs.get("power_limited")
-    return (
-        None if knobs.get("placement") is None else str(knobs["placement"]),
-        None if pl is None else bool(pl),
-    )
+    if isinstance(pl, str):  # from the command line: --knob power_limited=false
+        pl = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}.get(
+            pl.strip().lower(), pl)
+    if pl is not None and not isinstance(pl, (bool, int)):
+        raise MappingError("bad knob", path="knobs.power_limited", expected="true | false", got=pl)
+    place = knobs.get("placement")
+    return (None if place is None else str(place), None if pl is None else bool(pl))
 
 
 def _int(workload: Workload, *names: str, default: int | None = None) -> int:
@@ -405,22 +396,17 @@ def _int(workload: Workload, *names: str, default: int | None = None) -> int:
 def pim_decode(workload: Workload, arch: Architecture, knobs: Mapping[str, object]) -> Plan:
     """Decode attention on DRAM-PIM: K/V GEMVs in the units, softmax on the buffer die.
 
+    Every query head streams its K/V head through the units (a unit holds one query vector:
+    with GQA the shared K/V is re-read per query head, as PIM has no cross-head reuse).
     ``plan.meta`` holds the DRAM-timing answer (``pim_model_cycles``, ``pim_model_seconds``).
     """
     placement, limited = _knob_placement(knobs)
-    B, H = _int(workload, "B", default=1), _int(workload, "Hkv", "H")
+    B, H = _int(workload, "B", default=1), _int(workload, "H")
     L, D = _int(workload, "Skv", "S"), _int(workload, "D")
     dbyte = max(1, _int(workload, "dtype_bits", default=16) // 8)
     t = pim_timing(arch, placement, limited)
-    r = decode_attention_timing(
-        arch,
-        L=L,
-        heads=B * H,
-        dhead=D,
-        dbyte=dbyte,
-        placement=t.placement,
-        power_limited=t.power_limited,
-    )
+    r = decode_attention_timing(arch, L=L, heads=B * H, dhead=D, dbyte=dbyte,
+                                placement=t.placement, power_limited=t.power_limited)
     io_bytes = 2.0 * B * H * L * dbyte
     program = _program(f"pim_decode:{workload.name}", arch, t, r["bytes_per_unit"], io_bytes, 1)
     energy = pim_energy_j(

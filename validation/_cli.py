@@ -22,6 +22,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     p.add_argument("--plot", metavar="OUT.png", help="predicted vs measured, log-log")
     p.add_argument("--quiet", action="store_true", help="summary only, no per-record table")
+    p.add_argument(
+        "--engine",
+        choices=("model", "analytic", "event"),
+        default="model",
+        help="model: the analytic GPU model (default); analytic/event: its kernels lowered "
+        "to a tile program and run by archsim.estimate / archsim.simulate",
+    )
     p.set_defaults(func=_validate)
 
     c = subparsers.add_parser(
@@ -53,7 +60,7 @@ def _model(arch: str):  # noqa: ANN202 - GpuModel
 def _validate(args: argparse.Namespace) -> int:
     from validation._report import validate_file
 
-    report = validate_file(args.file, model=_model(args.arch))
+    report = validate_file(args.file, args.arch, model=_model(args.arch), engine=args.engine)
     if not args.quiet:
         print(report.table())  # noqa: T201
         print()  # noqa: T201

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from archsim.errors import MappingError
 from archsim.gpu import (
     GpuModel,
     KernelCost,
@@ -38,6 +39,8 @@ from archsim.gpu import (
 from ._records import Measurement
 
 __all__ = [
+    "ENGINES",
+    "device_arch",
     "device_model",
     "RecordPrediction",
     "UnsupportedRecord",
@@ -57,6 +60,9 @@ _BACKENDS = {
     "mem_efficient": "efficient",
 }
 _DATAFLOW = {"flash2": "flash2", "flash3": "flash3", "efficient": "mem_efficient"}
+#: Evaluators of a record: the analytic GPU model, or its kernels lowered to a tile
+#: program (``mappings/_gpu``) and run by ``archsim.estimate`` / ``archsim.simulate``.
+ENGINES = ("model", "analytic", "event")
 
 
 class UnsupportedRecord(Exception):
@@ -246,7 +252,45 @@ def device_model(model: GpuModel, device: Mapping[str, object] | None) -> GpuMod
     return replace(model, hw=replace(model.hw, **upd))
 
 
-def predict_record(rec: Measurement | Mapping[str, object], model: GpuModel) -> RecordPrediction:
+def device_arch(arch: object, device: Mapping[str, object] | None) -> object:
+    """``arch`` (preset name or Architecture) with the measured board's power limit, max
+    SM clock and idle power from the file's ``device`` record (as :func:`device_model`)."""
+    from archsim import load_arch
+
+    a = load_arch(arch) if isinstance(arch, str) else arch
+    if not device:
+        return a
+    upd: dict[str, object] = {}
+    for key, path, scale in (
+        ("power_limit_w", "power_cap_w", 1.0),
+        ("sm_clock_max_mhz", "gpu.boost_clock_hz", 1e6),
+        ("idle_power_w", "idle_power_w", 1.0),
+    ):
+        v = device.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
+            upd[path] = float(v) * scale
+    return a.with_updates(upd) if upd else a  # type: ignore[attr-defined]
+
+
+def _engine_time_s(
+    costs: list[KernelCost], op: object, model: GpuModel, arch: object, engine: str, name: str
+) -> float:
+    """Seconds of the record's kernels lowered to a tile program and run by ``engine``."""
+    from archsim import estimate, simulate
+    from mappings._gpu import costs_to_program  # the GPU part's own lowering
+
+    program = costs_to_program(name, costs, model, arch, op)  # type: ignore[arg-type]
+    res = estimate(program, arch) if engine == "analytic" else simulate(program, arch)  # type: ignore[arg-type]
+    return float(res.seconds)
+
+
+def predict_record(
+    rec: Measurement | Mapping[str, object],
+    model: GpuModel,
+    *,
+    engine: str = "model",
+    arch: object | None = None,
+) -> RecordPrediction:
     """Predict one record (time, DRAM bytes, energy, clock).
 
     Parameters
@@ -255,6 +299,12 @@ def predict_record(rec: Measurement | Mapping[str, object], model: GpuModel) -> 
         A :class:`Measurement` or a raw record mapping.
     model
         GPU model with its calibration.
+    engine
+        ``model`` (the analytic GPU model), or ``analytic`` / ``event``: the same kernels
+        lowered to a tile program and timed by ``archsim.estimate`` / ``archsim.simulate``
+        on ``arch`` (energy, clock and DRAM bytes stay the model's).
+    arch
+        Architecture for the engines (default: the preset named like the model).
 
     Raises
     ------
@@ -264,10 +314,16 @@ def predict_record(rec: Measurement | Mapping[str, object], model: GpuModel) -> 
     fields = rec.fields if isinstance(rec, Measurement) else rec
     flow, group, costs = record_costs(fields, model)
     op = evaluate_op(costs, model)
+    time_s = op.time_s
+    if engine != "model":
+        if engine not in ENGINES:
+            raise MappingError("unknown engine", path="engine", expected=ENGINES, got=engine)
+        a = arch if arch is not None else device_arch(model.hw.name, None)
+        time_s = _engine_time_s(costs, op, model, a, engine, f"{flow}:{record_label(fields)}")
     return RecordPrediction(
         dataflow=flow,
         group=group,
-        pred_ms=op.time_s * 1e3,
+        pred_ms=time_s * 1e3,
         pred_dram_read_bytes=op.dram_read_bytes,
         pred_dram_write_bytes=op.dram_write_bytes,
         pred_mJ=op.energy_j * 1e3,

@@ -24,7 +24,13 @@ import pandas as pd
 
 from archsim.gpu import GpuModel, gpu_model
 
-from ._predict import UnsupportedRecord, device_model, predict_record, record_label
+from ._predict import (
+    UnsupportedRecord,
+    device_arch,
+    device_model,
+    predict_record,
+    record_label,
+)
 from ._records import MeasurementSet, load_measurements
 
 __all__ = ["ComparisonReport", "compare_records", "validate_file", "error_stats"]
@@ -191,20 +197,27 @@ def _num(rec: Mapping[str, object], key: str) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
-def compare_records(mset: MeasurementSet, model: GpuModel) -> ComparisonReport:
+def compare_records(
+    mset: MeasurementSet, model: GpuModel, *, engine: str = "model", arch: object | None = None
+) -> ComparisonReport:
     """Predict every record of ``mset``; unknown kinds/backends go to ``skipped``.
 
     The device record's power limit, max SM clock and idle power replace the preset's
-    (:func:`device_model`).
+    (:func:`device_model`). ``engine``: ``model`` (analytic GPU model) or ``analytic`` /
+    ``event`` (its kernels lowered to a tile program and run by the engine on ``arch``,
+    default the preset named like the model; see :func:`predict_record`).
     """
     model = device_model(model, mset.device)
+    eng_arch = None
+    if engine != "model":
+        eng_arch = device_arch(arch if arch is not None else model.hw.name, mset.device)
     rows: list[dict[str, object]] = []
     skipped = list(mset.skipped)
     out_records: list[Mapping[str, object]] = []
     for m in mset.records:
         rec = m.fields
         try:
-            p = predict_record(m, model)
+            p = predict_record(m, model, engine=engine, arch=eng_arch)
         except UnsupportedRecord as exc:
             skipped.append((m.line, str(exc)))
             continue
@@ -274,7 +287,11 @@ def compare_records(mset: MeasurementSet, model: GpuModel) -> ComparisonReport:
 
 
 def validate_file(
-    path: str | Path, arch: object = "h100", *, model: GpuModel | None = None
+    path: str | Path,
+    arch: object = "h100",
+    *,
+    model: GpuModel | None = None,
+    engine: str = "model",
 ) -> ComparisonReport:
     """Load a measurement file and compare it with the model of ``arch``.
 
@@ -286,6 +303,8 @@ def validate_file(
         Preset name or :class:`archsim.Architecture` (ignored when ``model`` is given).
     model
         A ready GPU model (e.g. with a candidate calibration).
+    engine
+        ``model`` (default), ``analytic`` or ``event`` (see :func:`compare_records`).
 
     Raises
     ------
@@ -293,4 +312,4 @@ def validate_file(
         Unreadable file or malformed line.
     """
     mset = load_measurements(path)
-    return compare_records(mset, model or gpu_model(arch))
+    return compare_records(mset, model or gpu_model(arch), engine=engine, arch=arch)

@@ -2,81 +2,122 @@
 
 Callback-driven state machines on the SimPy event loop (a generator per tile would cost a
 process switch per stage; callbacks keep the engine near one SimPy event per job).
+
+A *stage* is one step's loads, computes or stores. Its jobs on *shared* server instances
+(used by several slots, or by several stages of one slot) go through processor-sharing
+:class:`PSServer` s. Its jobs on *private* instances (one slot, one stage kind) need no
+server at all:
+
+NOTE: exact. A private instance serves only this stage's jobs, and a stage of one kind starts
+only after the previous one of that kind has ended, so the instance is idle when the stage
+starts. A work-conserving server that is fed jobs ``w_i`` arriving at ``t_i`` (sorted) is busy
+until ``e = max(e, t_i) + w_i / capacity`` folded over the jobs, whatever the order in which
+it serves them; the stage needs only its last job, so the private part of a stage ends at a
+time fixed when the stage starts (:attr:`StagePlan.private_end`). A stage on private
+instances only is then one SimPy timeout instead of a job per transfer and server.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from archsim.engine._compile import CompiledStep
-from archsim.engine._server import Clock, PSServer
+from archsim.engine._server import Clock, Ev, PSServer
 
-__all__ = ["Stage", "SlotContext", "ItemRun"]
+__all__ = ["ItemRun", "PhasePlans", "SlotContext", "StagePlan", "step_plans"]
 
 
 class SlotContext:
-    """What one slot sees: the server instances it uses (``servers[server_index]``)."""
+    """What one slot sees: the server instances it uses (``servers[server_index]``; None for
+    private servers, which need no object)."""
 
     __slots__ = ("clock", "servers", "slot", "pid")
 
-    def __init__(self, clock: Clock, servers: list[PSServer], slot: int, pid: str) -> None:
+    def __init__(
+        self, clock: Clock, servers: list[PSServer | None], slot: int, pid: str
+    ) -> None:
         self.clock = clock
         self.servers = servers
         self.slot = slot
         self.pid = pid
 
 
-class Stage:
-    """Run a set of concurrent jobs; call ``on_done()`` once all are finished.
+class StagePlan:
+    """How one stage runs in one runtime (see the module docstring).
 
-    ``start`` returns True if there was nothing to do (finished at once, no callback).
+    Attributes
+    ----------
+    shared
+        Jobs on shared servers as ``((latency_cycles, ((work, server_index), ...)), ...)``,
+        sorted by latency.
+    nshared
+        Number of those jobs.
+    private_end
+        Cycles after the stage start at which its work on private servers is done (0: none).
     """
 
-    __slots__ = ("ctx", "left", "on_done")
+    __slots__ = ("shared", "nshared", "private_end")
 
-    def __init__(self, ctx: SlotContext, on_done: Callable[[], None]) -> None:
-        self.ctx = ctx
-        self.left = 0
-        self.on_done = on_done
+    def __init__(self, shared: tuple, nshared: int, private_end: float) -> None:
+        self.shared = shared
+        self.nshared = nshared
+        self.private_end = private_end
 
-    def _one(self) -> None:
-        self.left -= 1
-        if self.left == 0:
-            self.on_done()
 
-    def start_transfers(self, groups: tuple) -> bool:
-        """Start a step's transfers, given as ``CompiledStep.load_groups``/``store_groups``."""
-        count, by_latency = groups
-        if count == 0:
-            return True
-        self.left = count
-        servers = self.ctx.servers
-        one = self._one
-        for lat, jobs in by_latency:
-            if lat > 0:
-                self.ctx.clock.after(lat, lambda _ev, jobs=jobs: self._submit(jobs))
-            else:
-                for nbytes, sv in jobs:
-                    for s in sv:
-                        servers[s].submit(nbytes, one)
-        return False
+def _plan(
+    arrivals: list[tuple[float, float, int]], private: Sequence[bool], cap: Sequence[float]
+) -> StagePlan:
+    """``arrivals``: ``(latency, work, server)`` of every job of the stage."""
+    shared: dict[float, list[tuple[float, int]]] = {}
+    ends: dict[int, float] = {}
+    nshared = 0
+    for lat, work, s in sorted(arrivals, key=lambda a: a[0]):
+        if work <= 0:
+            continue
+        if private[s]:
+            e = ends.get(s, 0.0)
+            ends[s] = (e if e > lat else lat) + work / cap[s]
+        else:
+            shared.setdefault(lat, []).append((work, s))
+            nshared += 1
+    groups = tuple((lat, tuple(jobs)) for lat, jobs in sorted(shared.items()))
+    return StagePlan(groups, nshared, max(ends.values(), default=0.0))
 
-    def _submit(self, jobs: list[tuple[float, tuple[int, ...]]]) -> None:
-        servers = self.ctx.servers
-        one = self._one
-        for nbytes, sv in jobs:
-            for s in sv:
-                servers[s].submit(nbytes, one)
 
-    def start_computes(self, computes: tuple[tuple[int, float], ...]) -> bool:
-        jobs = [(s, w) for s, w in computes if w > 0]
-        if not jobs:
-            return True
-        self.left = len(jobs)
-        servers = self.ctx.servers
-        for s, w in jobs:
-            servers[s].submit(w, self._one)
-        return False
+def step_plans(
+    step: CompiledStep, private: Sequence[bool], cap: Sequence[float]
+) -> tuple[StagePlan, StagePlan, StagePlan]:
+    """Load, compute and store plans of ``step`` given which servers are private."""
+
+    def transfers(ts: tuple) -> StagePlan:
+        return _plan(
+            [(max(lat, 0.0), nbytes, s) for nbytes, lat, servers in ts for s in servers],
+            private,
+            cap,
+        )
+
+    computes = _plan([(0.0, w, s) for s, w in step.computes], private, cap)
+    return transfers(step.loads), computes, transfers(step.stores)
+
+
+class PhasePlans:
+    """Stage plans of a phase's body, prologue and epilogue in one runtime."""
+
+    __slots__ = ("body", "prologue", "epilogue")
+
+    def __init__(
+        self,
+        body: tuple[StagePlan, StagePlan, StagePlan],
+        prologue: tuple[StagePlan, StagePlan, StagePlan] | None,
+        epilogue: tuple[StagePlan, StagePlan, StagePlan] | None,
+    ) -> None:
+        self.body = body
+        self.prologue = prologue
+        self.epilogue = epilogue
+
+
+_PROLOGUE, _BODY, _EPILOGUE = 0, 1, 2
+_STAGE_NAMES = ("load", "compute", "store")
 
 
 class ItemRun:
@@ -86,8 +127,8 @@ class ItemRun:
     ----------
     ctx
         The slot.
-    body, prologue, epilogue
-        Compiled steps.
+    plans
+        The phase's stage plans in this runtime.
     trips, depth
         Body steps and effective pipeline depth.
     on_done
@@ -100,6 +141,10 @@ class ItemRun:
 
     __slots__ = (
         "ctx",
+        "clock",
+        "env",
+        "servers",
+        "tr",
         "body",
         "prologue",
         "epilogue",
@@ -119,30 +164,34 @@ class ItemRun:
         "le",
         "ce",
         "se",
-        "t_ls",
-        "t_cs",
-        "t_ss",
+        "t_start",
+        "left",
+        "dl",
+        "jobcb",
         "body_end",
         "stopped",
-        "phase_stage",
+        "mode",
+        "part",
         "t_phase",
     )
 
     def __init__(
         self,
         ctx: SlotContext,
-        body: CompiledStep,
-        prologue: CompiledStep | None,
-        epilogue: CompiledStep | None,
+        plans: PhasePlans,
         trips: int,
         depth: int,
         on_done: Callable[[], None],
         steady: bool = False,
     ) -> None:
         self.ctx = ctx
-        self.body = body
-        self.prologue = prologue
-        self.epilogue = epilogue
+        self.clock = ctx.clock
+        self.env = ctx.clock.env
+        self.servers = ctx.servers
+        self.tr = ctx.clock.trace is not None
+        self.body = plans.body
+        self.prologue = plans.prologue
+        self.epilogue = plans.epilogue
         self.n = trips
         self.d = depth
         self.on_done = on_done
@@ -152,41 +201,122 @@ class ItemRun:
         self.le: list[float] = []
         self.ce: list[float] = []
         self.se: list[float] = []
-        self.t_ls = self.t_cs = self.t_ss = 0.0
+        self.t_start = [0.0, 0.0, 0.0]
+        self.left = [0, 0, 0]
+        self.dl = [0.0, 0.0, 0.0]
+        self.jobcb = (self._job_load, self._job_compute, self._job_store)
         self.body_end: float | None = None
         self.stopped = False
-        self.phase_stage = 0
+        self.mode = _PROLOGUE
+        self.part = 0
         self.t_phase = 0.0
+
+    # ---- one stage ---------------------------------------------------------------------------
+    def _stage(self, k: int, plan: StagePlan) -> bool:
+        """Start stage ``k`` (0 load, 1 compute, 2 store); True if it took no time."""
+        if plan.nshared == 0:
+            if plan.private_end <= 0.0:
+                return True
+            self.clock.after(plan.private_end, self._on_deadline, k)
+            return False
+        self.left[k] = plan.nshared
+        self.dl[k] = self.env._now + plan.private_end
+        servers = self.servers
+        cb = self.jobcb[k]
+        for lat, jobs in plan.shared:
+            if lat > 0.0:
+                self.clock.after(lat, self._on_latency, (k, jobs))
+            else:
+                for w, s in jobs:
+                    servers[s].submit(w, cb)
+        return False
+
+    def _on_latency(self, ev: Ev) -> None:
+        k, jobs = ev.data
+        servers = self.servers
+        cb = self.jobcb[k]
+        for w, s in jobs:
+            servers[s].submit(w, cb)
+
+    def _job_load(self) -> None:
+        left = self.left
+        left[0] -= 1
+        if not left[0]:
+            self._jobs_done(0)
+
+    def _job_compute(self) -> None:
+        left = self.left
+        left[1] -= 1
+        if not left[1]:
+            self._jobs_done(1)
+
+    def _job_store(self) -> None:
+        left = self.left
+        left[2] -= 1
+        if not left[2]:
+            self._jobs_done(2)
+
+    def _jobs_done(self, k: int) -> None:
+        """The shared jobs of stage ``k`` are done: wait for its private part, if later."""
+        now = self.env._now
+        if self.dl[k] > now:
+            self.clock.after(self.dl[k] - now, self._on_deadline, k)
+        else:
+            self._stage_end(k)
+
+    def _on_deadline(self, ev: Ev) -> None:
+        self._stage_end(ev.data)
+
+    def _stage_end(self, k: int) -> None:
+        if self.mode == _BODY:
+            if k == 0:
+                self.loading = False
+                self.kl_done += 1
+                if self.steady:
+                    self.le.append(self.env._now)
+            elif k == 1:
+                self.computing = False
+                self.kc_done += 1
+                if self.steady:
+                    self.ce.append(self.env._now)
+            else:
+                self._store_finish()
+                self._pump()
+                return
+            if self.tr:
+                self._span(k)
+            self._pump()
+        else:
+            self._serial(self.part + 1)
 
     # ---- serial steps (prologue / epilogue) -------------------------------------------------
     def start(self) -> None:
         """Begin the item at the current simulated time."""
         if self.prologue is not None:
-            self.t_phase = self.ctx.clock.env.now
-            self._serial(self.prologue, 0, self._after_prologue)
+            self.t_phase = self.env._now
+            self.mode = _PROLOGUE
+            self._serial(0)
         else:
             self._after_prologue()
 
-    def _serial(self, step: CompiledStep, part: int, then: Callable[[], None]) -> None:
-        # part 0: loads, 1: compute, 2: stores
+    def _serial(self, part: int) -> None:
+        plans = self.prologue if self.mode == _PROLOGUE else self.epilogue
         while part < 3:
-            stage = Stage(self.ctx, lambda p=part: self._serial(step, p + 1, then))
-            if part == 0:
-                immediate = stage.start_transfers(step.load_groups)
-            elif part == 1:
-                immediate = stage.start_computes(step.computes)
-            else:
-                immediate = stage.start_transfers(step.store_groups)
-            if not immediate:
+            if not self._stage(part, plans[part]):
+                self.part = part
                 return
             part += 1
-        then()
+        if self.mode == _PROLOGUE:
+            self._after_prologue()
+        else:
+            self._finish()
 
     def _after_prologue(self) -> None:
-        now = self.ctx.clock.env.now
-        if self.prologue is not None:
-            self.ctx.clock.span(self.ctx.pid, self.ctx.slot, "prologue", self.t_phase, now)
+        now = self.env._now
+        if self.prologue is not None and self.tr:
+            self.clock.span(self.ctx.pid, self.ctx.slot, "prologue", self.t_phase, now)
         self.t_phase = now
+        self.mode = _BODY
         if self.n <= 0:
             self._after_body()
         else:
@@ -195,88 +325,80 @@ class ItemRun:
     def _after_body(self) -> None:
         if self.stopped:
             return
-        now = self.ctx.clock.env.now
+        now = self.env._now
         self.body_end = now
         if self.epilogue is not None:
             self.t_phase = now
-            self._serial(self.epilogue, 0, self._finish)
+            self.mode = _EPILOGUE
+            self._serial(0)
         else:
             self._finish()
 
     def _finish(self) -> None:
-        if self.epilogue is not None:
-            self.ctx.clock.span(
-                self.ctx.pid, self.ctx.slot, "epilogue", self.t_phase, self.ctx.clock.env.now
-            )
+        if self.epilogue is not None and self.tr:
+            self.clock.span(self.ctx.pid, self.ctx.slot, "epilogue", self.t_phase, self.env._now)
         self.on_done()
 
     # ---- body pipeline ----------------------------------------------------------------------
     def _pump(self) -> None:
-        body, d, n = self.body, self.d, self.n
+        lp, cpl, spl = self.body
+        d, n = self.d, self.n
         progressed = True
         while progressed and not self.stopped:
             progressed = False
             if not self.storing and self.ks < self.kc_done:
                 self.storing = True
                 self.ks += 1
-                self.t_ss = self.ctx.clock.env.now
-                if Stage(self.ctx, self._store_done).start_transfers(body.store_groups):
+                self.t_start[2] = self.env._now
+                if self._stage(2, spl):
                     self._store_finish()
                 progressed = True
             if not self.computing and self.kc < self.kl_done and self.kc - self.ks_done < d:
                 self.computing = True
                 self.kc += 1
-                self.t_cs = self.ctx.clock.env.now
-                if Stage(self.ctx, self._compute_done).start_computes(body.computes):
+                self.t_start[1] = self.env._now
+                if self._stage(1, cpl):
                     self._compute_finish()
                 progressed = True
             if not self.loading and self.kl < n and self.kl - self.kc_done < d:
                 self.loading = True
                 self.kl += 1
-                self.t_ls = self.ctx.clock.env.now
-                if Stage(self.ctx, self._load_done).start_transfers(body.load_groups):
+                self.t_start[0] = self.env._now
+                if self._stage(0, lp):
                     self._load_finish()
                 progressed = True
         if self.ks_done == n and not self.stopped:
             self._after_body()
 
+    def _span(self, k: int) -> None:
+        now = self.env._now
+        if self.t_start[k] < now:
+            self.clock.span(self.ctx.pid, self.ctx.slot, _STAGE_NAMES[k], self.t_start[k], now)
+
     def _load_finish(self) -> None:
-        now = self.ctx.clock.env.now
         self.loading = False
         self.kl_done += 1
-        self.le.append(now)
-        if self.t_ls < now:
-            self.ctx.clock.span(self.ctx.pid, self.ctx.slot, "load", self.t_ls, now)
+        if self.steady:
+            self.le.append(self.env._now)
+        if self.tr:
+            self._span(0)
 
     def _compute_finish(self) -> None:
-        now = self.ctx.clock.env.now
         self.computing = False
         self.kc_done += 1
-        self.ce.append(now)
-        if self.t_cs < now:
-            self.ctx.clock.span(self.ctx.pid, self.ctx.slot, "compute", self.t_cs, now)
+        if self.steady:
+            self.ce.append(self.env._now)
+        if self.tr:
+            self._span(1)
 
     def _store_finish(self) -> None:
-        now = self.ctx.clock.env.now
         self.storing = False
         self.ks_done += 1
-        self.se.append(now)
-        if self.t_ss < now:
-            self.ctx.clock.span(self.ctx.pid, self.ctx.slot, "store", self.t_ss, now)
+        if self.tr:
+            self._span(2)
         if self.steady:
+            self.se.append(self.env._now)
             self._check_steady()
-
-    def _load_done(self) -> None:
-        self._load_finish()
-        self._pump()
-
-    def _compute_done(self) -> None:
-        self._compute_finish()
-        self._pump()
-
-    def _store_done(self) -> None:
-        self._store_finish()
-        self._pump()
 
     def _check_steady(self) -> None:
         """Stop once the last ``depth + 1`` tiles repeat the same period.

@@ -11,6 +11,11 @@ Only one SimPy timeout is kept per server for its next departure. Arrivals slow 
 down, so an already scheduled timeout can only be early: it fires, finds nothing due and
 re-arms. A departure time that moves earlier (a shorter job arrives) arms a new timeout and
 the old one is ignored by its generation number. Ties are broken by an arrival counter.
+
+Events are SimPy events on SimPy's own queue and loop (``Environment.step``), but the
+engine schedules them itself with a minimal event object (:class:`Ev`): a ``Timeout`` costs
+an ``Event.__init__``, a property and a method call per event, about a third of the engine's
+time per event. ``Environment.step`` only reads ``callbacks`` and ``_ok`` of an event.
 """
 
 from __future__ import annotations
@@ -19,30 +24,63 @@ import heapq
 from collections.abc import Callable
 
 import simpy
-from simpy.events import Timeout
 
-__all__ = ["PSServer", "Clock"]
+__all__ = ["Clock", "Ev", "PSServer", "Weighted", "WeightedPSServer"]
 
 _REL_EPS = 1e-11
+_NORMAL = 1  # simpy.events.NORMAL: the priority of a Timeout
+_heappush = heapq.heappush
+_heappop = heapq.heappop
+
+# NOTE: the engine relies on three attributes of SimPy 4's Environment (the event heap,
+# the event-id counter, the current time); fail loudly at import if a SimPy release renames
+# them rather than mis-simulate.
+_probe = simpy.Environment()
+if not all(hasattr(_probe, a) for a in ("_queue", "_eid", "_now")):  # pragma: no cover
+    raise ImportError("archsim.engine needs SimPy 4's Environment._queue/_eid/_now")
+del _probe
+
+
+class Ev:
+    """A minimal processed-once SimPy event: ``callbacks``, ``_ok`` and a payload ``data``."""
+
+    __slots__ = ("callbacks", "_ok", "data")
 
 
 class Clock:
-    """Shared event bookkeeping of one simulation: the SimPy env and an event counter."""
+    """Shared event bookkeeping of one simulation: the SimPy env and the trace.
 
-    __slots__ = ("env", "events", "trace", "trace_limit", "trace_dropped")
+    ``after`` puts an :class:`Ev` on the environment's heap exactly as
+    ``Environment.schedule`` does (time, priority ``NORMAL``, event id), so event order is
+    SimPy's: by time, then by scheduling order.
+    """
+
+    __slots__ = ("env", "queue", "eid", "trace", "trace_limit", "trace_dropped")
 
     def __init__(self, env: simpy.Environment, trace: list | None, trace_limit: int) -> None:
         self.env = env
-        self.events = 0
+        self.queue = env._queue
+        self.eid = env._eid
         self.trace = trace
         self.trace_limit = trace_limit
         self.trace_dropped = 0
 
-    def after(self, delay: float, callback: Callable[[object], None]) -> None:
-        """Run ``callback(event)`` ``delay`` cycles from now (a SimPy Timeout)."""
-        self.events += 1
-        ev = Timeout(self.env, delay)
-        ev.callbacks.append(callback)
+    def after(self, delay: float, callback: Callable[[Ev], None], data: object = None) -> None:
+        """Run ``callback(event)`` ``delay`` cycles from now (``event.data`` = ``data``)."""
+        ev = Ev()
+        ev.callbacks = [callback]
+        ev._ok = True
+        ev.data = data
+        _heappush(self.queue, (self.env._now + delay, _NORMAL, next(self.eid), ev))
+
+    @property
+    def now(self) -> float:
+        """Current simulated time, cycles."""
+        return self.env._now
+
+    def scheduled(self) -> int:
+        """SimPy events scheduled on this environment so far (call once, at the end)."""
+        return next(self.eid)
 
     def span(self, pid: str, tid: int, name: str, start: float, end: float) -> None:
         """Record one trace span (bounded by ``trace_limit``)."""
@@ -71,6 +109,7 @@ class PSServer:
 
     __slots__ = (
         "clock",
+        "env",
         "capacity",
         "name",
         "instance",
@@ -82,10 +121,12 @@ class PSServer:
         "pending_at",
         "busy_since",
         "busy_cycles",
+        "_cb",
     )
 
     def __init__(self, clock: Clock, capacity: float, name: str, instance: int) -> None:
         self.clock = clock
+        self.env = clock.env
         self.capacity = capacity
         self.name = name
         self.instance = instance
@@ -97,16 +138,11 @@ class PSServer:
         self.pending_at: float | None = None
         self.busy_since = 0.0
         self.busy_cycles = 0.0
-
-    def _advance(self, now: float) -> None:
-        n = len(self.heap)
-        if n:
-            self.v += (now - self.t_last) * self.capacity / n
-        self.t_last = now
+        self._cb = self._on_timeout
 
     def submit(self, work: float, done: Callable[[], None]) -> None:
         """Start a job of ``work`` units; ``done()`` is called when it finishes."""
-        now = self.clock.env.now
+        now = self.env._now
         heap = self.heap
         n = len(heap)
         if n:
@@ -115,7 +151,7 @@ class PSServer:
             self.busy_since = now
         self.t_last = now
         self.seq += 1
-        heapq.heappush(heap, (self.v + work, self.seq, done))
+        _heappush(heap, (self.v + work, self.seq, done))
         # arm: when does the earliest job finish now that n+1 jobs share the server?
         at = now + (heap[0][0] - self.v) * (n + 1) / self.capacity
         pending = self.pending_at
@@ -128,47 +164,132 @@ class PSServer:
             at = now
         self.gen += 1
         self.pending_at = at
-        clock = self.clock
-        clock.events += 1
-        ev = Timeout(clock.env, at - now)
-        ev.gen = self.gen  # type: ignore[attr-defined]
-        ev.callbacks.append(self._on_timeout)
+        self.clock.after(at - now, self._cb, self.gen)
 
-    def _on_timeout(self, ev: Timeout) -> None:
-        self._fire(ev.gen)  # type: ignore[attr-defined]
-
-    def _arm(self, now: float) -> None:
-        heap = self.heap
-        if not heap:
-            self.pending_at = None
+    def _on_timeout(self, ev: Ev) -> None:
+        if ev.data != self.gen:
             return
-        at = now + (heap[0][0] - self.v) * len(heap) / self.capacity
+        now = self.env._now
+        heap = self.heap
+        n = len(heap)
+        if n:
+            self.v += (now - self.t_last) * self.capacity / n
+        self.t_last = now
+        self.pending_at = None
+        if not n:
+            return
+        # due: finishing within float resolution of now (avoids zero-delay re-arm loops)
+        v = self.v
+        slack_t = _REL_EPS * (now if now > 1.0 else 1.0)
+        a = _REL_EPS * max(1.0, abs(v))
+        b = slack_t * self.capacity / max(1, n)
+        v_due = v + (a if a > b else b)
+        if heap[0][0] > v_due:
+            self._schedule(now, now + (heap[0][0] - v) * n / self.capacity)
+            return
+        first = _heappop(heap)[2]
+        if not heap or heap[0][0] > v_due:
+            if heap:
+                self._schedule(now, now + (heap[0][0] - v) * len(heap) / self.capacity)
+            else:
+                self._idle(now)
+            first()
+            return
+        done = [first]
+        while heap and heap[0][0] <= v_due:
+            done.append(_heappop(heap)[2])
+        if heap:
+            self._schedule(now, now + (heap[0][0] - v) * len(heap) / self.capacity)
+        else:
+            self._idle(now)
+        for cb in done:
+            cb()
+
+    def _idle(self, now: float) -> None:
+        self.busy_cycles += now - self.busy_since
+        if self.clock.trace is not None:
+            self.clock.span(self.name, self.instance, "busy", self.busy_since, now)
+        # restart virtual time so that it does not drift over long runs
+        self.v = 0.0
+
+
+class WeightedPSServer(PSServer):
+    """A processor-sharing instance whose jobs each stand for ``mult`` identical jobs.
+
+    Used by the class shortcut (see :mod:`archsim.engine._shortcuts`): one representative
+    slot stands for ``mult`` slots in lockstep, so each of its jobs counts ``mult`` times in
+    the number of sharers; every one of the ``mult`` copies advances at ``capacity / n``
+    with ``n`` the weighted job count, exactly as the copies would on a plain server.
+    """
+
+    __slots__ = ("nw",)
+
+    def __init__(self, clock: Clock, capacity: float, name: str, instance: int) -> None:
+        super().__init__(clock, capacity, name, instance)
+        self.nw = 0
+
+    def submit_weighted(self, work: float, done: Callable[[], None], mult: int) -> None:
+        """Start ``mult`` identical jobs of ``work``; ``done()`` is called once, at their end."""
+        now = self.env._now
+        heap = self.heap
+        n = self.nw
+        if n:
+            self.v += (now - self.t_last) * self.capacity / n
+        else:
+            self.busy_since = now
+        self.t_last = now
+        self.seq += 1
+        self.nw = n + mult
+        _heappush(heap, (self.v + work, self.seq, done, mult))
+        at = now + (heap[0][0] - self.v) * self.nw / self.capacity
         pending = self.pending_at
         if pending is not None and pending <= at:
             return
         self._schedule(now, at)
 
-    def _fire(self, gen: int) -> None:
-        if gen != self.gen:
+    def submit(self, work: float, done: Callable[[], None]) -> None:
+        """Start one job (multiplicity 1)."""
+        self.submit_weighted(work, done, 1)
+
+    def _on_timeout(self, ev: Ev) -> None:
+        if ev.data != self.gen:
             return
-        now = self.clock.env.now
-        self._advance(now)
-        self.pending_at = None
+        now = self.env._now
         heap = self.heap
-        # due: finishing within float resolution of now (avoids zero-delay re-arm loops)
-        slack_t = _REL_EPS * max(1.0, now)
-        v_due = self.v + max(
-            _REL_EPS * max(1.0, abs(self.v)), slack_t * self.capacity / max(1, len(heap))
-        )
-        done: list[Callable[[], None]] = []
+        n = self.nw
+        if n:
+            self.v += (now - self.t_last) * self.capacity / n
+        self.t_last = now
+        self.pending_at = None
+        if not heap:
+            return
+        v = self.v
+        slack_t = _REL_EPS * (now if now > 1.0 else 1.0)
+        a = _REL_EPS * max(1.0, abs(v))
+        b = slack_t * self.capacity / max(1, n)
+        v_due = v + (a if a > b else b)
+        done = []
         while heap and heap[0][0] <= v_due:
-            done.append(heapq.heappop(heap)[2])
+            entry = _heappop(heap)
+            self.nw -= entry[3]
+            done.append(entry[2])
         if heap:
-            self._arm(now)
+            self._schedule(now, now + (heap[0][0] - v) * self.nw / self.capacity)
         else:
-            self.busy_cycles += now - self.busy_since
-            self.clock.span(self.name, self.instance, "busy", self.busy_since, now)
-            # restart virtual time so that it does not drift over long runs
-            self.v = 0.0
+            self._idle(now)
         for cb in done:
             cb()
+
+
+class Weighted:
+    """A slot's handle on a :class:`WeightedPSServer`: its jobs count ``mult`` times."""
+
+    __slots__ = ("server", "mult")
+
+    def __init__(self, server: WeightedPSServer, mult: int) -> None:
+        self.server = server
+        self.mult = mult
+
+    def submit(self, work: float, done: Callable[[], None]) -> None:
+        """Start ``mult`` identical jobs of ``work``; ``done()`` once at their end."""
+        self.server.submit_weighted(work, done, self.mult)

@@ -81,7 +81,7 @@ class GpuHardware:
         (``wgmma_bf16``, ``mma_sync_bf16``, ``wgmma_fp8``).
     fp32_ops_per_clk : FP32 ALU ops per clock per SM (softmax scaling, max, sum).
     sfu_ops_per_clk : special-function (exp2) ops per clock per SM.
-    l2_bytes_per_clk_per_sm : L2 -> SM read bandwidth per SM (bytes/clock).
+    l2_bytes_per_clk_per_sm : L2 -> SM read bandwidth of one SM's port (bytes/clock).
     dram_latency_s : load-to-use latency of an HBM access (s).
     power_cap_w : board power limit (W). idle_w : board power when idle at boost clock (W).
     """

@@ -72,6 +72,35 @@ def time_base_hz(model: GpuModel, arch: object) -> float:
     return model.hw.boost_clock_hz
 
 
+def _grouped_trips(cost: KernelCost, model: GpuModel) -> tuple[int | np.ndarray, float]:
+    """Engine trips and model trips per engine trip.
+
+    The engine keeps one tile load per slot in flight (load ``k`` starts when load ``k-1``
+    is done), while a CTA keeps ``inflight`` bytes in flight (its cp.async/TMA stages):
+    the model's per-CTA stream bandwidth is ``inflight / DRAM latency``. So the stages
+    in flight become one engine tile: ``g = inflight / trip bytes`` trips are merged.
+    Only a uniform trip count is merged (GEMM K loop); the work per engine trip is the
+    exact average, so totals are unchanged.
+    """
+    trips = np.asarray(cost.trips, dtype=np.int64)
+    inflight = cost.cta_stream_bytes_per_s * model.hw.dram_latency_s
+    g = int(round(inflight / cost.trip_bytes)) if cost.trip_bytes > 0 else 1
+    if g <= 1 or trips.size == 0 or int(trips.min()) != int(trips.max()) or trips[0] <= 1:
+        return trips, 1.0
+    n = int(trips[0])
+    n_e = math.ceil(n / g)
+    return np.full(trips.size, n_e, dtype=np.int64), n / n_e
+
+
+def _fixed_cycles(cost: KernelCost) -> float:
+    """Mean SM cycles per CTA outside the main loop (one CTA alone on its SM)."""
+    if cost.trips is None or cost.trip_cycles <= 0 or cost.ctas == 0:
+        return 0.0
+    cps = max(1, cost.ctas_per_sm)
+    loop = np.asarray(cost.trips, dtype=float) * cost.trip_cycles * cps
+    return max(float(np.mean(np.asarray(cost.cta_cycles, dtype=float) - loop)) / cps, 0.0)
+
+
 def kernel_phase(
     cost: KernelCost,
     model: GpuModel,
@@ -103,11 +132,14 @@ def kernel_phase(
         alu = {"add": cyc * add_rate * scale / n} if cyc > 0 and add_rate > 0 else {}
         depth = 1
     else:
-        trips = np.asarray(cost.trips, dtype=np.int64)
-        loop_bytes = cost.trip_bytes
-        l2_bytes = cost.trip_l2_bytes if cost.trip_l2_bytes is not None else loop_bytes
-        issued = cost.trip_cycles * rate * scale
-        alu = {k: float(v) * scale for k, v in cost.trip_alu_ops.items()}
+        trips, group = _grouped_trips(cost, model)
+        loop_bytes = cost.trip_bytes * group
+        l2_bytes = (cost.trip_l2_bytes if cost.trip_l2_bytes is not None else cost.trip_bytes)
+        l2_bytes *= group
+        issued = cost.trip_cycles * rate * scale * group
+        alu = {k: float(v) * scale * group for k, v in cost.trip_alu_ops.items()}
+        if group > 1.0:
+            depth = 2
     total_stream = (
         float(np.sum(np.asarray(trips) * loop_bytes)) if np.ndim(trips) else ctas * trips * loop_bytes
     )
@@ -130,9 +162,12 @@ def kernel_phase(
         buffer_bytes=int(loop_bytes),
     )
     writes_per_cta = int(round(cost.dram_write_bytes / max(ctas, 1)))
-    prologue = (
-        Step(loads=(Transfer("in", int(round(excess)), dram, smem),)) if excess >= 1 else None
-    )
+    pro_loads = (Transfer("in", int(round(excess)), dram, smem),) if excess >= 1 else ()
+    pro_compute = ()
+    fixed = _fixed_cycles(cost)
+    if fixed > 0 and rate > 0:  # pipeline fill/drain, epilogue math: SM cycles outside the loop
+        pro_compute = (Compute("tensor", {mac_key: fixed * rate * scale}),)
+    prologue = Step(loads=pro_loads, compute=pro_compute) if pro_loads or pro_compute else None
     epilogue = (
         Step(stores=(Transfer("out", writes_per_cta, smem, dram),)) if writes_per_cta > 0 else None
     )

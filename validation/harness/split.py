@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="JSONL files from --suite full; for a key in several, the first wins")
     p.add_argument("--ncu", default=None, help="JSONL from --suite ncu")
     p.add_argument("--energy", default=None, help="JSONL from --suite energy")
-    p.add_argument("--fit", required=True)
+    p.add_argument("--fit", default=None,
+                   help="fit output; omit to write every record to --check (check-only data)")
     p.add_argument("--check", required=True)
     p.add_argument("--fit-fraction", type=float, default=0.4)
     args = p.parse_args(argv)
@@ -166,8 +167,11 @@ def main(argv: list[str] | None = None) -> int:
         edev = next((r for r in energy if r.get("kind") == "device"), None)
         if device is not None and edev is not None and "idle_power_w" in edev:
             device = {**device, "idle_power_w_energy_run": edev["idle_power_w"]}
-    fit, check = split(timed, args.fit_fraction)
-    _write(args.fit, device, fit)
+    if args.fit is None:
+        fit, check = [], [r for r in timed if r.get("kind") != "device" and "error" not in r]
+    else:
+        fit, check = split(timed, args.fit_fraction)
+        _write(args.fit, device, fit)
     _write(args.check, device, check)
     for name, part in (("fit", fit), ("check", check)):
         kinds: dict[str, int] = {}

@@ -13,36 +13,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from archsim.errors import ValidationDataError
-
 __all__ = [
-    "REFERENCE_DIR",
     "Check",
     "Reproduction",
     "format_reproduction",
     "format_table",
     "near_range",
-    "reference_path",
     "within",
     "write_csv",
     "write_outputs",
 ]
-
-#: Where the published numbers live (``/work/shared/reference`` in the project layout).
-REFERENCE_DIR = Path(__file__).resolve().parents[3] / "shared" / "reference"
-
-
-def reference_path(*parts: str) -> Path:
-    """Path of a reference file; raise :class:`ValidationDataError` if it is missing."""
-    path = REFERENCE_DIR.joinpath(*parts)
-    if not path.is_file():
-        raise ValidationDataError(
-            "reference data file not found",
-            path=str(path),
-            expected="a file under shared/reference/",
-            got="missing",
-        )
-    return path
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,299 @@
+"""Exact shortcuts of the event-driven engine (each says why it is exact).
+
+Per phase of a chain (no other phase runs at the same time), :func:`phase_shortcut` picks
+the first that applies, else returns None and the phase is simulated slot by slot:
+
+(a) *symmetry*: all slots of a wave run identical items in lockstep, so one representative
+    slot with every shared server's capacity divided by its number of sharers gives the wave's
+    time (:func:`_symmetric_share`);
+(b) *steady state*: the representative's body pipeline stops once it is periodic and the
+    remaining trips are extrapolated (``ItemRun._check_steady``);
+(c) *classes*: a last wave of identical items that shares grouped servers unevenly (232 CTAs
+    on 132 SMs x 2 slots: 100 SMs hold two, 32 hold one) runs one representative per class of
+    equally loaded groups, its jobs weighted on the servers all slots share
+    (:func:`_class_wave`);
+(d) *independent slots*: with ragged trips, when no server instance is shared by two active
+    slots, an item's time depends only on its trip count: time each distinct count once and
+    list-schedule the items (:func:`_independent_items`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+
+import numpy as np
+
+from archsim.engine._compile import CompiledPhase, CompiledProgram, CompiledStep
+from archsim.engine._pipeline import ItemRun, PhasePlans, SlotContext, step_plans
+from archsim.engine._runtime import PhaseRun, Runtime, mixed_servers, used_servers
+from archsim.engine._server import PSServer, Weighted, WeightedPSServer
+
+__all__ = ["phase_shortcut"]
+
+
+def _symmetric_share(compiled: CompiledProgram, active: int, used: set[int]) -> list[float] | None:
+    """Capacity factor per server for ``active`` lockstep slots, or None if not symmetric.
+
+    NOTE: exact only in lockstep. ``active`` slots (0..active-1) running identical items
+    from the same start time evolve identically, so a server instance shared by ``m`` of them
+    always has ``m`` equal jobs and gives each ``capacity / m``: one slot on a server of
+    capacity ``capacity / m`` sees the same times. That holds only if every instance in use
+    has the same number of sharers (``active % instances == 0`` or ``active <= instances``);
+    otherwise the slots drift apart and we simulate them all.
+    """
+    scale = []
+    for idx, sv in enumerate(compiled.servers):
+        k = sv.instances
+        if idx in used and active % k and active > k:
+            return None
+        scale.append(1.0 / max(1, math.ceil(active / k)))
+    return scale
+
+
+def _disjoint_stages(compiled: CompiledProgram, step: CompiledStep) -> bool:
+    load = {s for _b, _l, sv in step.loads for s in sv}
+    store = {s for _b, _l, sv in step.stores for s in sv}
+    comp = {s for s, _w in step.computes}
+    return not (load & store or load & comp or store & comp)
+
+
+_EMPTY = CompiledStep((), (), (), 0.0, 0.0, 0.0, {})
+
+
+class _Segment:
+    """Time of one segment (prologue, body, epilogue) of one representative slot."""
+
+    def __init__(self, compiled: CompiledProgram, scale: list[float]) -> None:
+        self.compiled = compiled
+        self.scale = scale
+        self.events = 0
+
+    def run(self, cp: CompiledPhase, part: str, trips: int) -> float:
+        rt = Runtime(self.compiled, [(cp, 1)], scale=self.scale)
+        ctx = rt.slot(0, cp.phase.name)
+        plans = rt.phase_plans(cp)
+        box: list[float] = []
+        if part == "body":
+            steady = _disjoint_stages(self.compiled, cp.body)
+            run = ItemRun(
+                ctx,
+                PhasePlans(plans.body, None, None),
+                trips,
+                cp.depth,
+                lambda: box.append(0.0),
+                steady=steady,
+            )
+        else:
+            serial = plans.prologue if part == "prologue" else plans.epilogue
+            if serial is None:
+                return 0.0
+            empty = step_plans(_EMPTY, rt.private, rt.cap)
+            run = ItemRun(ctx, PhasePlans(empty, serial, None), 0, 1, lambda: box.append(0.0))
+        run.start()
+        rt.env.run()
+        self.events += rt.clock.scheduled()
+        if part == "body":
+            return float(run.body_end if run.body_end is not None else rt.env.now)
+        return float(rt.env.now)
+
+    def body_ends(self, cp: CompiledPhase, trips: np.ndarray) -> dict[int, float]:
+        """Body time of every distinct trip count in ``trips`` (one slot alone).
+
+        NOTE: exact. With disjoint load/compute/store servers (all private to the slot) a
+        tile's completions depend only on earlier tiles (the max-plus recurrence of
+        ``ItemRun._check_steady``), so the store end of tile ``n-1`` in one run of
+        ``max(trips)`` tiles is the body time of an ``n``-trip item; past the detected
+        steady state it is extrapolated by whole periods. Otherwise every distinct count
+        is simulated once.
+        """
+        values = sorted({int(v) for v in trips})
+        if not _disjoint_stages(self.compiled, cp.body):
+            return {v: self.run(cp, "body", v) for v in values}
+        rt = Runtime(self.compiled, [(cp, 1)], scale=self.scale)
+        run = ItemRun(
+            rt.slot(0, cp.phase.name),
+            PhasePlans(rt.phase_plans(cp).body, None, None),
+            values[-1],
+            cp.depth,
+            lambda: None,
+            steady=True,
+        )
+        run.start()
+        rt.env.run()
+        self.events += rt.clock.scheduled()
+        se = run.se
+        out: dict[int, float] = {}
+        for v in values:
+            if v <= 0:
+                out[v] = 0.0
+            elif v <= len(se):
+                out[v] = float(se[v - 1])
+            else:  # stopped in steady state after tile k = len(se) - 1
+                k = len(se) - 1
+                out[v] = float(se[k] + (v - 1 - k) * (se[k] - se[k - 1]))
+        return out
+
+
+def _list_schedule(times: list[float], slots: int) -> float:
+    """Makespan of items (in order) each given to the earliest-free of ``slots`` slots.
+
+    The engine hands each item to a free slot in index order; which of several identical
+    free slots gets it does not change the multiset of slot free times, so the makespan is
+    that of greedy in-order list scheduling.
+    """
+    free = [0.0] * min(slots, len(times))
+    if not free:
+        return 0.0
+    for t in times:
+        heapq.heapreplace(free, free[0] + t)
+    return max(free)
+
+
+def _independent_items(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[float, int] | None:
+    """Ragged trips on slots that share no server instance: list-schedule per-item times.
+
+    NOTE: exact. If every server the phase uses has at least as many instances as there
+    are active slots, slot ``i`` is the only user of instance ``i`` of each of them, so no
+    item ever waits for or shares with another slot (in a chain no other phase runs): each
+    item starts on idle servers and takes ``prologue + body(trips) + epilogue`` whatever
+    the other slots do. Items go to free slots in order, which is list scheduling.
+    Returns None (simulate instead) if the distinct trip counts would cost more body steps
+    than the phase itself.
+    """
+    p = cp.phase
+    active = min(p.slots, p.work_items)
+    if any(compiled.servers[s].instances < active for s in used_servers(cp)):
+        return None
+    trips = p.trips_per_item()
+    seg = _Segment(compiled, [1.0] * len(compiled.servers))
+    if not _disjoint_stages(compiled, cp.body) and int(np.unique(trips).sum()) > p.total_trips:
+        return None
+    fixed = seg.run(cp, "prologue", 0) + seg.run(cp, "epilogue", 0)
+    body = seg.body_ends(cp, trips)
+    times = [fixed + body[int(v)] if v > 0 else fixed for v in trips.tolist()]
+    return _list_schedule(times, active), seg.events
+
+
+def _class_wave(compiled: CompiledProgram, cp: CompiledPhase, active: int) -> float | None:
+    """The last wave of identical items on unevenly shared groups, one slot per class.
+
+    NOTE: exact. Let every server the phase uses have 1 instance (shared by all), ``k``
+    instances (slot ``i`` on group ``i % k``; one ``k`` for all of them) or at least
+    ``active`` (one per slot). With ``active = q k + r`` slots, ``r`` groups hold ``q + 1``
+    slots and ``k - r`` hold ``q``. Every permutation of equally loaded groups, and of the
+    slots within a group, maps the system onto itself (processor sharing treats jobs
+    alike), and all slots start identical items together, so slots of one class stay in
+    lockstep: the ``m`` jobs they put on a group's instance are equal (one slot on a
+    ``capacity / m`` instance sees the same times), and a class of ``c`` slots puts ``c``
+    equal jobs on each all-shared server (one job weighted ``c`` on a weighted server).
+    The wave ends when the slower class does. Items must all be alike (uniform trips) and
+    no later wave may follow (a class finishing early would start the next items out of
+    step): the caller checks both.
+    """
+    servers = compiled.servers
+    used = used_servers(cp)
+    ks = {servers[s].instances for s in used if 1 < servers[s].instances < active}
+    if len(ks) != 1:
+        return None
+    k = ks.pop()
+    q, r = divmod(active, k)
+    if r == 0:
+        return None
+    trips = cp.phase.uniform_trips
+    assert trips is not None
+    rt = Runtime(compiled, [])
+    mixed = mixed_servers(cp)
+    rt.private = [
+        s in used and servers[s].instances >= active and s not in mixed
+        for s in range(len(servers))
+    ]
+    shared: dict[int, WeightedPSServer] = {}
+    runs = []
+    for cls, (size, count) in enumerate(((q + 1, r * (q + 1)), (q, (k - r) * q))):
+        ctx_servers: list[PSServer | Weighted | None] = []
+        for idx, sv in enumerate(servers):
+            if idx not in used or rt.private[idx]:
+                ctx_servers.append(None)
+            elif sv.instances == 1:
+                if idx not in shared:
+                    shared[idx] = WeightedPSServer(rt.clock, sv.capacity, sv.name, 0)
+                ctx_servers.append(Weighted(shared[idx], count))
+            elif sv.instances == k:
+                ctx_servers.append(PSServer(rt.clock, sv.capacity / size, sv.name, cls))
+            else:  # a per-slot instance used by two stages of the slot
+                ctx_servers.append(PSServer(rt.clock, sv.capacity, sv.name, cls))
+        ctx = SlotContext(rt.clock, ctx_servers, cls, cp.phase.name)  # type: ignore[arg-type]
+        runs.append(ItemRun(ctx, rt.phase_plans(cp), trips, cp.depth, lambda: None))
+    for run in runs:
+        run.start()
+    rt.env.run()
+    return float(rt.env.now), rt.clock.scheduled()  # type: ignore[return-value]
+
+
+def _wave(
+    compiled: CompiledProgram, cp: CompiledPhase, active: int, used: set[int], last: bool
+) -> tuple[float, int] | None:
+    """One wave of ``active`` slots running identical items from a common start."""
+    trips = cp.phase.uniform_trips
+    assert trips is not None
+    scale = _symmetric_share(compiled, active, used)
+    if scale is not None:
+        seg = _Segment(compiled, scale)
+        item = seg.run(cp, "prologue", 0) + seg.run(cp, "body", trips) + seg.run(cp, "epilogue", 0)
+        return item, seg.events
+    if not last:
+        return None
+    got = _class_wave(compiled, cp, active)
+    if got is not None:
+        return got  # type: ignore[return-value]
+    rt = Runtime(compiled, [(cp, active)])
+    PhaseRun(rt, cp, lambda: None, items=active, active_slots=active).start()
+    rt.env.run()
+    return rt.env.now, rt.clock.scheduled()
+
+
+def phase_shortcut(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[float, int] | None:
+    """Phase time and events spent via an exact shortcut, or None (simulate the phase).
+
+    The phase must run alone (a chain of phases).
+    """
+    p = cp.phase
+    if p.work_items == 0:
+        return None
+    full = min(p.slots, p.work_items)
+    if p.uniform_trips is None:
+        if full == 1:
+            return _one_slot_items(compiled, cp)
+        return _independent_items(compiled, cp)
+    used = used_servers(cp)
+    waves, tail = divmod(p.work_items, full)
+    total = 0.0
+    events = 0
+    if waves:
+        got = _wave(compiled, cp, full, used, last=tail == 0 and waves == 1)
+        if got is None:
+            return None
+        total += waves * got[0]
+        events += got[1]
+    if tail:
+        got = _wave(compiled, cp, tail, used, last=True)
+        assert got is not None
+        total += got[0]
+        events += got[1]
+    return total, events
+
+
+def _one_slot_items(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[float, int]:
+    """One slot runs the items one after another: sum per-item times (memoized by trips).
+
+    NOTE: exact. With a single slot (and, in a chain, no other phase running) every item
+    starts on idle servers, so an item's time depends only on its trip count.
+    """
+    seg = _Segment(compiled, [1.0] * len(compiled.servers))
+    fixed = seg.run(cp, "prologue", 0) + seg.run(cp, "epilogue", 0)
+    values, counts = np.unique(cp.phase.trips_per_item(), return_counts=True)
+    total = sum(
+        int(c) * (fixed + seg.run(cp, "body", int(v))) for v, c in zip(values, counts, strict=True)
+    )
+    return float(total), seg.events

@@ -1,0 +1,87 @@
+"""Shared helpers of the spatial attention dataflows (``unfused``, ``flat``, ``fusemax``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping as AbcMapping
+from typing import TYPE_CHECKING
+
+from archsim.errors import InfeasibleMappingError, MappingError
+from mappings._passes import cascade_passes
+
+if TYPE_CHECKING:
+    from archsim import Architecture, StorageLevel
+    from workloads import Workload
+
+__all__ = ["attention_shape", "pos_int", "causal_fraction", "passes_for", "glb_level",
+           "dram_tensor_bytes", "rf_level"]
+
+
+def attention_shape(workload: Workload) -> dict[str, int]:
+    """``B, H, Sq, Skv, E, F, bytes, causal`` of an attention workload (``bytes`` per value)."""
+    p = dict(workload.params)
+    try:
+        sq = int(p.get("Sq", p.get("S")))
+        skv = int(p.get("Skv", p.get("S")))
+        d = int(p.get("D", p.get("E")))
+    except (TypeError, ValueError):
+        raise MappingError("not an attention workload", path="workload.params",
+                           expected="Sq, Skv, D (or S, D)", got=sorted(p)) from None
+    return {"B": int(p.get("B", 1)), "H": int(p.get("H", 1)), "Sq": sq, "Skv": skv, "E": d,
+            "F": int(p.get("Dv", d)), "bytes": int(p.get("dtype_bits", 16)) // 8 or 1,
+            "causal": int(bool(p.get("causal", False)))}
+
+
+def pos_int(knobs: AbcMapping[str, object], name: str, default: int) -> int:
+    """Knob ``name`` as an int >= 1 (``default`` when absent); MappingError otherwise."""
+    v = knobs.get(name, default)
+    try:
+        iv = int(v)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        iv = -1
+    if iv < 1:
+        raise MappingError("knob must be a positive integer", path=f"knobs.{name}",
+                           expected="int >= 1", got=v)
+    return iv
+
+
+def causal_fraction(s: dict[str, int]) -> float:
+    """Fraction of score elements computed (1, or the lower triangle incl. diagonal)."""
+    if not s["causal"]:
+        return 1.0
+    sq, skv = s["Sq"], s["Skv"]
+    return min(1.0, (sq + 1) / (2.0 * skv)) if sq == skv else 1.0
+
+
+def passes_for(workload: Workload) -> tuple[int, str]:
+    """Passes class of the workload's cascade (3 when it has no recognisable structure)."""
+    try:
+        return cascade_passes(workload.cascade)
+    except Exception:  # noqa: BLE001 — a cascade without the expected structure
+        return 3, "3-pass stable softmax"
+
+
+def glb_level(arch: Architecture) -> StorageLevel:
+    """The first on-chip SRAM/cache level (the global buffer)."""
+    on_chip = [lv for lv in arch.levels[1:] if lv.kind in ("sram", "cache")]
+    if not on_chip:
+        raise InfeasibleMappingError(f"{arch.name}: attention dataflows need an on-chip buffer")
+    return on_chip[0]
+
+
+def rf_level(arch: Architecture, unit: object, glb: str) -> str | None:
+    """The storage level a compute unit reads from, if it is a level other than ``glb``."""
+    name = getattr(unit, "level", None)
+    if name is None or name == glb or name not in {lv.name for lv in arch.levels}:
+        return None
+    return str(name)
+
+
+def dram_tensor_bytes(prog: object, dram: str) -> dict[str, float]:
+    """DRAM bytes per tensor of a program's body transfers (reads + writes)."""
+    out: dict[str, float] = {}
+    for ph in prog.phases:  # type: ignore[attr-defined]
+        n = ph.total_trips
+        for t in (*ph.body.loads, *ph.body.stores):
+            if dram in (t.src, t.dst):
+                out[t.tensor] = out.get(t.tensor, 0.0) + t.bytes * n
+    return out

@@ -1,0 +1,196 @@
+"""The FuseMax paper's 3-pass baselines on a 2D + 1D spatial array: ``unfused`` and ``flat``.
+
+Both follow the FuseMax artifact (FPSG-UIUC/micro24-fusemax-artifact @ f543beb,
+``src/accel/{unfused,flat,stable_softmax}.py``; numbers in ``reference/papers/fusemax/``):
+QK and AV on the 2D array (one MAC per PE per cycle), the stable softmax (M max, SN sub+exp,
+SD add, A divide) on the 1D array at one score element per PE per cycle per Einsum, i.e. 4
+cycles per element (exp is the pipelined ``mac_exponential`` unit of FLAT's 1D array).
+
+* ``unfused``: three kernels run one after the other, QK, softmax, AV, each pipelined on its
+  own (latency ~ max(compute, traffic/BW) per kernel, the artifact's rule). The score matrix
+  goes to DRAM: QK writes it, the softmax reads it once (a score row stays in the buffer for
+  the max, exp and sum) and writes A, AV reads A: 4 passes of ``B*H*Sq*Skv`` values. Q (or
+  the AV output) stays on chip in blocks of half the buffer; K/V re-stream once per block.
+  Knob ``softmax="per_einsum"`` instead runs every Einsum of the workload's cascade as its own
+  kernel through the generic lowering (every intermediate round-trips through DRAM).
+* ``flat`` (Kao et al., ASPLOS'23): fused per block of query rows, the published granularity
+  rule of FLAT's mapping table (``flat_validation.csv``): the whole head when its score block
+  fits the buffer, else row blocks of a power of two rows (at most 1024, at least the array
+  width); what does not fit spills (the 7 buffer accesses per score element of the spilled
+  part go to DRAM), and when spilling would cost more than the 4 DRAM passes of keeping QK and
+  A off chip (``flat_validation.csv``: ``QK_loc = A_loc = offchip`` from 256K tokens on), FLAT
+  keeps them off chip with 1024-row blocks. With E=64 the 2D array is then at most ``2E/1024 =
+  0.125`` busy (the artifact's ``util_2d``). FLAT uses the 1D array of the architecture it runs
+  on: on the ``fusemax`` preset exp costs 6 cycles (FuseMax's Taylor exp on MACs), making the
+  softmax 9 cycles per element; compare FLAT on its own ``flat`` preset.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping as AbcMapping
+from typing import TYPE_CHECKING
+
+from archsim.errors import MappingError
+from mappings._attn_common import (
+    attention_shape,
+    causal_fraction,
+    dram_tensor_bytes,
+    glb_level,
+    passes_for,
+    pos_int,
+    rf_level,
+)
+from mappings._fit import fit_group, pick_units, unit_mesh
+from mappings._gemm import _known
+from mappings._lower import lower, unit_ops
+from mappings._mapping import Mapping
+from mappings._registry import PassInfo, Plan, register_dataflow
+
+if TYPE_CHECKING:
+    from archsim import Architecture, Transfer
+    from workloads import Workload
+
+__all__ = ["unfused_plan", "flat_plan", "flat_granularity", "FLAT_MAX_ROWS"]
+
+#: Largest row block of FLAT's row granularity in its published mapping table
+#: (``flat_validation.csv``, cloud rows: P1 in {256, 512, 1024}); also the P1 used when the
+#: scores are kept off chip (256K tokens and longer).
+FLAT_MAX_ROWS = 1024
+#: Buffer accesses per score element of the 3-pass softmax: writes of QK, SN, A and reads
+#: M<-QK, SN<-QK, A<-SN, AV<-A (the artifact's spill accounting charges all to DRAM).
+SCORE_ACCESSES = 7
+#: DRAM passes when QK and A live off chip: QK written, read for M, A written, read by AV.
+OFFCHIP_PASSES = 4
+
+
+def _softmax_ops(n: float, unit: object) -> dict[str, float]:
+    # M max, SN exp (its subtract rides in the exp pipeline), SD add, A divide
+    return unit_ops({"max": n, "exp": n, "add": n, "div": n}, unit.ops_per_cycle)  # type: ignore[attr-defined]
+
+
+def flat_granularity(sq: int, skv: int, by: int, cap: float, other: float,
+                     min_rows: int) -> dict[str, object]:
+    """FLAT's fusion granularity, row block and spill for one head.
+
+    Parameters
+    ----------
+    sq, skv
+        Query rows and keys.
+    by
+        Bytes per value.
+    cap
+        Global-buffer capacity, bytes.
+    other
+        Bytes the buffer holds besides the score block (K/V tiles), bytes.
+    min_rows
+        Smallest row block (the 2D array width).
+
+    Returns
+    -------
+    dict
+        ``granularity`` ("head" | "row"), ``rows`` (query rows per block), ``buffered``
+        (fraction of the score block held on chip), ``offchip`` (QK and A kept in DRAM).
+    """
+    row_b = skv * by
+    if sq * row_b <= cap:
+        rows, gran = sq, "head"
+    else:
+        fit = int(cap // row_b)
+        rows = max(min(min_rows, sq), 1 << max(0, min(FLAT_MAX_ROWS, fit).bit_length() - 1)
+                   if fit >= 1 else 1)
+        rows, gran = min(rows, sq), "row"
+    buffered = min(1.0, max(0.0, cap - other) / (rows * row_b))
+    offchip = SCORE_ACCESSES * (1.0 - buffered) > OFFCHIP_PASSES
+    if offchip:
+        rows, buffered = min(sq, FLAT_MAX_ROWS), 0.0
+    return {"granularity": gran, "rows": rows, "buffered": buffered, "offchip": offchip}
+
+
+def _tile_grid(s: dict[str, int], rows: int, m0: int, p0: int) -> tuple[int, float]:
+    """(tiles of ``p0 x m0`` score elements per block of ``rows`` rows, elements per tile)."""
+    frac = causal_fraction(s)
+    tiles = max(1, math.ceil(math.ceil(rows / p0) * math.ceil(s["Skv"] / m0) * frac))
+    return tiles, rows * s["Skv"] * frac / tiles
+
+
+def _xfer(tensor: str, nbytes: float, src: str | None, dst: str | None) -> list[Transfer]:
+    from archsim import Transfer
+
+    if src is None or dst is None or src == dst or nbytes <= 0:
+        return []
+    return [Transfer(tensor, int(math.ceil(nbytes)), src, dst)]
+
+
+@register_dataflow("flat")
+def flat_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, object]) -> Plan:
+    """FLAT row-granular fusion. Knob: ``rows`` (query rows per block; default FLAT's
+    granularity rule, :func:`flat_granularity`)."""
+    from archsim import Compute, Phase, Step, TileProgram
+
+    _known(knobs, {"rows"})
+    s = attention_shape(workload)
+    glb = glb_level(arch)
+    big, small = pick_units(arch)
+    dram, g = arch.levels[0].name, glb.name
+    rf2, rf1 = rf_level(arch, big, g) or g, rf_level(arch, small, g) or g
+    mx, my = unit_mesh(big)
+    m0, p0 = min(mx, s["Skv"]), min(my, s["Sq"])
+    cap = float(glb.capacity_bytes or float("inf"))
+    by, e_, f_ = s["bytes"], s["E"], s["F"]
+    other = 2.0 * m0 * (e_ + f_) * by  # double-buffered K/V tile
+    rule = flat_granularity(s["Sq"], s["Skv"], by, cap, other, p0)
+    if "rows" in knobs:
+        rows = min(pos_int(knobs, "rows", p0), s["Sq"])
+        block = rows * s["Skv"] * by
+        if block > cap:
+            raise MappingError(f"{rows} score rows overflow {g} by {block - cap:,.0f} bytes",
+                               path="knobs.rows", expected=f"<= {int(cap // (s['Skv'] * by))}",
+                               got=rows)
+        rule = {"granularity": "row", "rows": rows, "offchip": False,
+                "buffered": min(1.0, max(0.0, cap - other) / block)}
+    rows, sp, off = int(rule["rows"]), 1.0 - float(rule["buffered"]), bool(rule["offchip"])
+    tiles, n = _tile_grid(s, rows, m0, p0)
+    frac = causal_fraction(s)
+    nb = n * by
+    loads = [*_xfer("Q", rows * e_ * by / tiles, dram, g),
+             *_xfer("KV", s["Skv"] * (e_ + f_) * by * frac / tiles, dram, g)]
+    stores = []
+    if off:  # QK, A in DRAM; a score row is buffered for the max/exp/sum (row fits)
+        stores += _xfer("QK", nb, rf2, dram) + _xfer("A", nb, rf1, dram) + _xfer("SN", nb, rf1, g)
+        loads += (_xfer("QK", nb, dram, g) + _xfer("QK", 2 * nb, g, rf1)
+                  + _xfer("SN", nb, g, rf1) + _xfer("A", nb, dram, rf2))
+    else:  # scores on chip; the spilled fraction sp of every access goes to DRAM instead
+        stores += (_xfer("QK", nb * (1 - sp), rf2, g) + _xfer("SN+A", 2 * nb * (1 - sp), rf1, g)
+                   + _xfer("QK.spill", nb * sp, rf2, dram)
+                   + _xfer("SN+A.spill", 2 * nb * sp, rf1, dram))
+        loads += (_xfer("QK+SN", 3 * nb * (1 - sp), g, rf1) + _xfer("A", nb * (1 - sp), g, rf2)
+                  + _xfer("QK+SN.spill", 3 * nb * sp, dram, rf1)
+                  + _xfer("A.spill", nb * sp, dram, rf2))
+    stores += _xfer("O", rows * f_ * by / tiles, g, dram)
+    two_d = unit_ops({"mac": n * (e_ + f_)}, big.ops_per_cycle)
+    body = Step(loads=tuple(loads),
+                compute=(Compute(big.name, two_d), Compute(small.name, _softmax_ops(n, small))),
+                stores=tuple(stores), buffer_bytes=int(min(rows * s["Skv"] * by, cap)))
+    blocks = math.ceil(s["Sq"] / rows)
+    # two row blocks in flight: the next block's loads overlap this block's softmax
+    phase = Phase("flat", body=body, trips=tiles, work_items=s["B"] * s["H"] * blocks, slots=2,
+                  depth=2, staging_level=g)
+    sx = unit_mesh(small)[0] * unit_mesh(small)[1]
+    soft_cycles = sum(_softmax_ops(1.0, small)[k] / small.ops_per_cycle[k]
+                      for k in _softmax_ops(1.0, small))
+    bound = min(1.0, (2 * e_ / (mx * my)) / (soft_cycles / sx))
+    meta = {"dataflow": "flat", "rows": rows, "granularity": rule["granularity"],
+            "proportion_buffered": 1.0 - sp, "proportion_spilled": sp, "scores_offchip": off,
+            "kv_resident": rows >= s["Sq"], "softmax_cycles_per_element": soft_cycles,
+            "util_2d_bound": bound}
+    prog = TileProgram("flat", (phase,), clock_hz=arch.clock.core_hz, meta=meta)
+    spill = (OFFCHIP_PASSES if off else SCORE_ACCESSES * sp) * s["B"] * s["H"] * s["Sq"] \
+        * s["Skv"] * frac * by
+    info = PassInfo(3, float(rows * s["Skv"] * by * (0 if off else 1)),
+                    f"rows*Skv*{by}B = O(rows x S)", spill_bytes=float(spill),
+                    reason="3-pass softmax (max, sum, normalise) over score rows kept on chip")
+    return Plan(program=prog, passes=info, meta=meta,
+                notes=f"FLAT {rule['granularity']} granularity, rows={rows}, "
+                      f"spilled {sp:.3f}, scores {'off' if off else 'on'} chip; "
+                      f"QK/AV on {big.name}, softmax on {small.name}")
