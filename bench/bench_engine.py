@@ -106,13 +106,24 @@ def main() -> None:
     # 1. raw engine speed: every slot simulated, no shortcuts, causal (ragged) trips
     items = 264
     trips = np.maximum(1, np.round(np.linspace(1, 2, items) * args.events_steps / items / 1.5))
-    prog = attention_like(items, trips.astype(np.int64), 132)
-    wall, r = _time(lambda: simulate(prog, arch, shortcuts=False), repeat=3)
-    ev = r.meta["events"]
+    for slots, what in ((132, "1 CTA/SM"), (264, "2 CTAs/SM share SM ports")):
+        prog = attention_like(items, trips.astype(np.int64), slots)
+        wall, r = _time(lambda prog=prog: simulate(prog, arch, shortcuts=False), repeat=3)
+        ev = r.meta["events"]
+        print(  # noqa: T201
+            f"full simulation (no shortcuts, {what}): {prog.total_steps} steps, {slots} slots, "
+            f"{ev} SimPy events in {wall:.2f} s -> {ev / wall:,.0f} events/s, "
+            f"{prog.total_steps / wall:,.0f} steps/s"
+        )
+
+    # 1b. a flash-attention-like last wave: 232 CTAs on 132 SMs x 2 slots (uneven sharing)
+    prog = attention_like(232, 60, 264)
+    wall_f, full = _time(lambda: simulate(prog, arch, shortcuts=False))
+    wall_s, short = _time(lambda: simulate(prog, arch), repeat=3)
     print(  # noqa: T201
-        f"full simulation (no shortcuts): {prog.total_steps} steps, 132 slots, {ev} SimPy "
-        f"events in {wall:.2f} s -> {ev / wall:,.0f} events/s, "
-        f"{prog.total_steps / wall:,.0f} steps/s"
+        f"232 CTAs / 264 slots / 132 SMs: full {wall_f * 1e3:.0f} ms ({full.meta['events']} "
+        f"events), class shortcut {wall_s * 1e3:.1f} ms ({short.meta['events']} events), "
+        f"cycles {full.cycles:,} vs {short.cycles:,}"
     )
 
     # 2. 1M tile steps over 132 instances, uniform trips: symmetry + steady state

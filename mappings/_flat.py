@@ -97,9 +97,8 @@ def flat_granularity(sq: int, skv: int, by: int, cap: float, other: float,
         rows, gran = sq, "head"
     else:
         fit = int(cap // row_b)
-        rows = max(min(min_rows, sq), 1 << max(0, min(FLAT_MAX_ROWS, fit).bit_length() - 1)
-                   if fit >= 1 else 1)
-        rows, gran = min(rows, sq), "row"
+        p2 = 1 << (min(FLAT_MAX_ROWS, fit).bit_length() - 1) if fit >= 1 else 0
+        rows, gran = min(max(p2, min_rows), sq), "row"
     buffered = min(1.0, max(0.0, cap - other) / (rows * row_b))
     offchip = SCORE_ACCESSES * (1.0 - buffered) > OFFCHIP_PASSES
     if offchip:
@@ -171,11 +170,12 @@ def flat_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, obj
     two_d = unit_ops({"mac": n * (e_ + f_)}, big.ops_per_cycle)
     body = Step(loads=tuple(loads),
                 compute=(Compute(big.name, two_d), Compute(small.name, _softmax_ops(n, small))),
-                stores=tuple(stores), buffer_bytes=int(min(rows * s["Skv"] * by, cap)))
+                stores=tuple(stores), buffer_bytes=int(nb + m0 * (e_ + f_) * by))
     blocks = math.ceil(s["Sq"] / rows)
-    # two row blocks in flight: the next block's loads overlap this block's softmax
-    phase = Phase("flat", body=body, trips=tiles, work_items=s["B"] * s["H"] * blocks, slots=2,
-                  depth=2, staging_level=g)
+    # the blocks of all heads form one double-buffered stream of tiles (the next tile's loads
+    # overlap this tile's compute): latency ~ max(traffic/BW, 2D, 1D), the artifact's rule
+    phase = Phase("flat", body=body, trips=tiles * s["B"] * s["H"] * blocks, work_items=1,
+                  slots=1, depth=2, staging_level=g)
     sx = unit_mesh(small)[0] * unit_mesh(small)[1]
     soft_cycles = sum(_softmax_ops(1.0, small)[k] / small.ops_per_cycle[k]
                       for k in _softmax_ops(1.0, small))
@@ -194,3 +194,109 @@ def flat_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, obj
                 notes=f"FLAT {rule['granularity']} granularity, rows={rows}, "
                       f"spilled {sp:.3f}, scores {'off' if off else 'on'} chip; "
                       f"QK/AV on {big.name}, softmax on {small.name}")
+
+
+@register_dataflow("unfused")
+def unfused_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, object]) -> Plan:
+    """Unfused attention: QK, softmax and AV as three kernels, scores through DRAM.
+
+    Knobs: ``softmax`` ("row": the artifact's kernel, a score row buffered on chip for
+    the max/exp/sum; "per_einsum": one kernel per Einsum of the workload's cascade through
+    the generic lowering), ``fill`` (per_einsum only: fraction of the buffer a tile may use).
+    """
+    _known(knobs, {"fill", "softmax"})
+    mode = str(knobs.get("softmax", "row"))
+    if mode == "per_einsum":
+        return _unfused_per_einsum(workload, arch, float(knobs.get("fill", 0.5)))  # type: ignore[arg-type]
+    if mode != "row":
+        raise MappingError("unknown softmax kernel", path="knobs.softmax",
+                           expected="row|per_einsum", got=mode)
+    return _unfused_kernels(workload, arch)
+
+
+def _unfused_kernels(workload: Workload, arch: Architecture) -> Plan:
+    from archsim import Compute, Phase, Step, TileProgram
+
+    s = attention_shape(workload)
+    glb = glb_level(arch)
+    big, small = pick_units(arch)
+    dram, g = arch.levels[0].name, glb.name
+    rf2, rf1 = rf_level(arch, big, g) or g, rf_level(arch, small, g) or g
+    mx, my = unit_mesh(big)
+    m0, p0 = min(mx, s["Skv"]), min(my, s["Sq"])
+    cap = float(glb.capacity_bytes or float("inf"))
+    by, e_, f_, bh = s["bytes"], s["E"], s["F"], s["B"] * s["H"]
+    frac = causal_fraction(s)
+    # QK / AV: a block of query rows (Q, or the AV output) stays in half the buffer while K
+    # (V) streams once per block (reproduces the artifact mapper's traffic, e.g. 8 K/V passes
+    # at 1M tokens with 32 MiB)
+    half = cap / 2
+    qb = min(s["Sq"], max(p0, int(half // (max(e_, f_) * by)) // p0 * p0))
+    blocks = math.ceil(s["Sq"] / qb)
+    tiles, n = _tile_grid(s, qb, m0, p0)
+    nb = n * by
+
+    def gemm(name: str, a: str, d: int, out: tuple[str, float], ins: list) -> Phase:
+        body = Step(loads=tuple(_xfer(a, qb * d * by / tiles, dram, g)
+                                + _xfer("KV", s["Skv"] * d * by * frac / tiles, dram, g) + ins),
+                    compute=(Compute(big.name, unit_ops({"mac": n * d}, big.ops_per_cycle)),),
+                    stores=tuple(_xfer(out[0], out[1], rf2 if out[0] == "QK" else g, dram)),
+                    buffer_bytes=int(nb + (p0 + m0) * d * by))
+        return Phase(name, body=body, trips=tiles * bh * blocks, depth=2, staging_level=g)
+
+    qk = gemm("unfused:QK", "Q", e_, ("QK", nb), [])
+    # softmax: up to p0 rows at a time (as many as fit); a score row stays in the buffer
+    # between the max, exp and sum passes unless even one does not fit (then the buffered
+    # accesses of the part that does not fit go to DRAM, as in the artifact)
+    rows = max(1, min(p0, int(cap // (s["Skv"] * by))))
+    sp = 1.0 - min(1.0, cap / (rows * s["Skv"] * by))
+    st, sn = _tile_grid(s, rows, m0, p0)
+    snb = sn * by
+    sm_body = Step(
+        loads=tuple(_xfer("QK", snb, dram, g) + _xfer("QK+SN", 3 * snb * (1 - sp), g, rf1)
+                    + _xfer("QK+SN.spill", 3 * snb * sp, dram, rf1)),
+        compute=(Compute(small.name, _softmax_ops(sn, small)),),
+        stores=tuple(_xfer("SN", snb * (1 - sp), rf1, g) + _xfer("SN.spill", snb * sp, rf1, dram)
+                     + _xfer("A", snb, rf1, dram)),
+        buffer_bytes=int(snb))
+    soft = Phase("unfused:softmax", body=sm_body, trips=st * bh * math.ceil(s["Sq"] / rows),
+                 depth=2, staging_level=g)
+    av = gemm("unfused:AV", "O", f_, ("O", 0.0), _xfer("A", nb, dram, rf2))
+    # AV writes its output block once: fold the store into the first load's mirror
+    av = Phase(av.name, body=Step(loads=av.body.loads, compute=av.body.compute,
+                                  stores=tuple(_xfer("O", qb * f_ * by / tiles, g, dram)),
+                                  buffer_bytes=av.body.buffer_bytes),
+               trips=av.trips, depth=2, staging_level=g)
+    qk_body = qk.body
+    qk = Phase(qk.name, body=Step(loads=tuple(x for x in qk_body.loads if x.tensor != "O"),
+                                  compute=qk_body.compute, stores=qk_body.stores,
+                                  buffer_bytes=qk_body.buffer_bytes),
+               trips=qk.trips, depth=2, staging_level=g)
+    meta = {"dataflow": "unfused", "softmax": "row", "q_block": qb, "kv_passes": blocks,
+            "softmax_rows": rows, "proportion_spilled": sp}
+    prog = TileProgram("unfused", (qk, soft, av), clock_hz=arch.clock.core_hz, meta=meta)
+    spill = OFFCHIP_PASSES * bh * s["Sq"] * s["Skv"] * frac * by
+    info = PassInfo(3, float(rows * s["Skv"] * by), "O(tile): scores spilled, 4 S^2 DRAM passes",
+                    spill_bytes=float(spill), reason="3-pass stable softmax, three kernels")
+    return Plan(program=prog, passes=info, meta=meta,
+                notes=f"unfused QK -> softmax -> AV; matrix unit {big.name}, "
+                      f"vector unit {small.name}")
+
+
+def _unfused_per_einsum(workload: Workload, arch: Architecture, fill: float) -> Plan:
+    big, small = pick_units(arch)
+    groups = []
+    for e in workload.cascade.einsums:
+        contraction = e.reduce_op == "sum" and e.map_op == "*" and len(e.inputs) == 2
+        groups.append(fit_group(workload, arch, e.name, big if contraction else small, fill=fill))
+    mapping = Mapping(groups=tuple(groups), name="unfused")
+    prog = lower(workload, mapping, arch)
+    n, why = passes_for(workload)
+    inter = workload.cascade.intermediates
+    spill = sum(v for k, v in dram_tensor_bytes(prog, arch.levels[0].name).items() if k in inter)
+    info = PassInfo(n, 0.0, "O(tile): intermediates spilled, S^2 DRAM traffic per pass",
+                    spill_bytes=spill, reason=why)
+    return Plan(program=prog, mapping=mapping, passes=info,
+                notes=f"one kernel per Einsum; matrix unit {big.name}, vector unit {small.name}",
+                meta={"dataflow": "unfused", "softmax": "per_einsum",
+                      "bytes_by_level": dict(prog.meta["bytes_by_level"])})

@@ -133,6 +133,20 @@ def op_energy_pj(unit: object, kind: str) -> float:
     return float(table.get(base, 0.0))
 
 
+def _level_bandwidth(lv: object, core_hz: float) -> tuple[float, float]:
+    """``(read, write)`` bytes/cycle per instance of a level's ports.
+
+    The level's figures, unless it opts in to the DRAM timing model with
+    ``bandwidth_model == "timing"`` (kind ``dram`` with ``dram:`` timing): then the model's
+    streaming rate (:func:`archsim.dram.level_timing_bandwidth`).
+    """
+    if getattr(lv, "bandwidth_model", "figure") == "timing":
+        from archsim.dram import level_timing_bandwidth
+
+        return level_timing_bandwidth(lv, core_hz)  # type: ignore[arg-type]
+    return float(lv.read_bw_bytes_per_cycle), float(lv.write_bw_bytes_per_cycle)  # type: ignore[attr-defined]
+
+
 class _Builder:
     """Per-architecture tables: every port, network and unit gets a fixed server index, and
     compiled steps are memoized (steps are frozen and hashable; the cache is bounded)."""
@@ -148,9 +162,13 @@ class _Builder:
         self.index: dict[str, int] = {}
         self.steps: dict[Step, CompiledStep] = {}
         self.counts: dict[Step, object] = {}  # archsim.engine._account.Counts per occurrence
+        self.port_bw: dict[tuple[str, str], float] = {}
         for lv in arch.levels:
-            self.server(f"{lv.name}.read", lv.instances, float(lv.read_bw_bytes_per_cycle))
-            self.server(f"{lv.name}.write", lv.instances, float(lv.write_bw_bytes_per_cycle))
+            read, write = _level_bandwidth(lv, float(arch.clock.core_hz))
+            self.port_bw[(lv.name, "read")] = read
+            self.port_bw[(lv.name, "write")] = write
+            self.server(f"{lv.name}.read", lv.instances, read)
+            self.server(f"{lv.name}.write", lv.instances, write)
         for net in self.nets.values():
             self.server(f"{net.name}.transfer", 1, float(net.bw_bytes_per_cycle))
         for u in arch.compute:
@@ -203,11 +221,8 @@ class _Builder:
         src = self.level(t.src, f"{path}.src")
         dst = self.level(t.dst, f"{path}.dst")
         servers = []
-        for lv, port, field in (
-            (src, "read", "read_bw_bytes_per_cycle"),
-            (dst, "write", "write_bw_bytes_per_cycle"),
-        ):
-            bw = float(getattr(lv, field))
+        for lv, port in ((src, "read"), (dst, "write")):
+            bw = self.port_bw[(lv.name, port)]
             if not bw > 0:
                 raise MappingError(
                     f"level {lv.name} has no {port} bandwidth",

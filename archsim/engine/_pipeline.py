@@ -33,9 +33,7 @@ class SlotContext:
 
     __slots__ = ("clock", "servers", "slot", "pid")
 
-    def __init__(
-        self, clock: Clock, servers: list[PSServer | None], slot: int, pid: str
-    ) -> None:
+    def __init__(self, clock: Clock, servers: list[PSServer | None], slot: int, pid: str) -> None:
         self.clock = clock
         self.servers = servers
         self.slot = slot

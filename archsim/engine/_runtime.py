@@ -61,8 +61,8 @@ class Runtime:
             sv.capacity * (scale[i] if scale is not None else 1.0)
             for i, sv in enumerate(compiled.servers)
         ]
-        self.private = _private_servers(compiled, runs) if trace is None else [False] * len(
-            self.cap
+        self.private = (
+            _private_servers(compiled, runs) if trace is None else [False] * len(self.cap)
         )
         self.instances: dict[tuple[int, int], PSServer] = {}
         self.plans: dict[int, PhasePlans] = {}

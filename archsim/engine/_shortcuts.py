@@ -205,8 +205,7 @@ def _class_wave(compiled: CompiledProgram, cp: CompiledPhase, active: int) -> fl
     rt = Runtime(compiled, [])
     mixed = mixed_servers(cp)
     rt.private = [
-        s in used and servers[s].instances >= active and s not in mixed
-        for s in range(len(servers))
+        s in used and servers[s].instances >= active and s not in mixed for s in range(len(servers))
     ]
     shared: dict[int, WeightedPSServer] = {}
     runs = []

@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import pytest
 
-from archsim import DramTiming, load_arch
+from archsim import (
+    Architecture,
+    DramTiming,
+    Phase,
+    Step,
+    TileProgram,
+    Transfer,
+    load_arch,
+    simulate,
+)
 from archsim.dram import (
     Request,
     burst_cycles,
     peak_pim_multiplier,
     pim_allbank_stream,
     pim_bandwidth_multiplier,
+    pattern_requests,
     simulate_dram,
     stream_rate,
+    timing_rate_bytes_per_s,
+    with_dram_timing,
 )
+from archsim.errors import SpecError
 
 
 def timing(**kw: object) -> DramTiming:
@@ -119,3 +132,72 @@ def test_bad_requests_and_patterns_are_spec_errors() -> None:
         simulate_dram([Request(0, 0, 0), Request(9, 0, 0)], timing())
     with pytest.raises(SpecError, match="pattern"):
         stream_rate(timing(), "zigzag")  # type: ignore[arg-type]
+
+
+# ---- the timing model as a DRAM level's bandwidth (archsim.dram.with_dram_timing) ----------
+
+
+def _dram_arch(tm: DramTiming) -> Architecture:
+    """A 1 GHz core (= tCK of ``timing()``) reading a DRAM level into a fast buffer."""
+    return Architecture.from_dict(
+        {
+            "name": "dram-toy",
+            "kind": "spatial",
+            "clock": {"core_hz": 1e9},
+            "levels": [
+                {"name": "DRAM", "kind": "dram", "read_bw_bytes_per_cycle": 32.0,
+                 "write_bw_bytes_per_cycle": 32.0, "dram": tm.model_dump()},
+                {"name": "BUF", "kind": "sram", "read_bw_bytes_per_cycle": 1e6,
+                 "write_bw_bytes_per_cycle": 1e6},
+            ],
+            "compute": [{"name": "PE", "ops_per_cycle": {"mac": 1.0}}],
+        }
+    )  # fmt: skip
+
+
+def _stream(nbytes: int, tiles: int) -> TileProgram:
+    body = Step(loads=(Transfer("A", nbytes, "DRAM", "BUF"),))
+    return TileProgram("stream", (Phase("p", body, trips=tiles, depth=2),))
+
+
+@pytest.mark.parametrize("pattern", ["stream", "random", "row_miss"])
+def test_streaming_from_a_timed_dram_level_runs_at_the_models_rate(pattern: str) -> None:
+    tm = timing()
+    arch = with_dram_timing(_dram_arch(tm), pattern=pattern)
+    model = "row_hit_bg" if pattern == "stream" else pattern
+    # bytes per tCK of one pseudo-channel (= the whole memory here), tCK = 1 core cycle
+    rate = timing_rate_bytes_per_s(tm, model) * 1e-9
+    assert arch.level("DRAM").read_bw_bytes_per_cycle == pytest.approx(rate)
+    nbytes, tiles = 32 * 1024, 64
+    r = simulate(_stream(nbytes, tiles), arch)
+    assert r.cycles == pytest.approx(nbytes * tiles / rate, abs=1)
+    # the rate is the command-level model's: bursts over the simulated span, refresh included
+    n = 4096 if pattern != "stream" else max(4096, -(-16 * tm.tREFI // 1))
+    stats = simulate_dram(pattern_requests(tm, model, n), tm)
+    assert rate == pytest.approx(stats.bytes_per_cycle)
+
+
+def test_scattered_access_is_slower_than_streaming_by_the_models_ratio() -> None:
+    tm = timing()
+    stream = simulate(_stream(4096, 100), with_dram_timing(_dram_arch(tm)))
+    scattered = simulate(_stream(4096, 100), with_dram_timing(_dram_arch(tm), pattern="random"))
+    ratio = timing_rate_bytes_per_s(tm, "row_hit_bg") / timing_rate_bytes_per_s(tm, "random")
+    assert ratio > 2
+    assert scattered.cycles / stream.cycles == pytest.approx(ratio, rel=1e-3)
+
+
+def test_timing_bandwidth_needs_a_dram_level_with_timing() -> None:
+    arch = _dram_arch(timing())
+    with pytest.raises(SpecError, match=r"levels\.BUF\.dram"):
+        with_dram_timing(arch, levels=("BUF",))
+    # the level figure is left alone unless asked
+    assert simulate(_stream(3200, 1), arch).cycles == 100
+
+
+def test_pim_preset_host_path_gets_its_timing_rate() -> None:
+    arch = load_arch("hbm_pim")
+    timed = with_dram_timing(arch)
+    hbm = arch.levels[0]
+    rate = timing_rate_bytes_per_s(hbm.dram, "row_hit_bg") / arch.clock.core_hz / hbm.instances
+    assert timed.levels[0].read_bw_bytes_per_cycle == pytest.approx(rate)
+    assert timed.levels[0].read_bw_bytes_per_cycle < hbm.read_bw_bytes_per_cycle

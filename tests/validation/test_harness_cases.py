@@ -25,10 +25,12 @@ def test_full_suite_covers_every_kind_backend_and_pass():
     kinds = {c["kind"] for c in cases}
     assert kinds == set(KEY_FIELDS)
     attn = [c for c in cases if c["kind"] == "attn"]
-    assert {(c["backend"], c["pass_"]) for c in attn} == {(b, p) for b in BACKENDS
-                                                           for p in ("fwd", "bwd")}
+    assert {(c["backend"], c["pass_"]) for c in attn} == {
+        (b, p) for b in BACKENDS for p in ("fwd", "bwd")
+    }
     assert {c["D"] for c in attn} == {64, 128}
-    assert min(c["Sq"] for c in attn) == 512 and max(c["Sq"] for c in attn) == 65536
+    assert min(c["Sq"] for c in attn) == 512
+    assert max(c["Sq"] for c in attn) == 65536
     assert any(c["Hkv"] < c["Hq"] for c in attn)
     assert {c["causal"] for c in attn} == {False, True}
 

@@ -11,8 +11,16 @@ from validation.harness.split import ENERGY_FIELDS, NCU_FIELDS, key_fraction, ma
 
 
 def _gemm(m: int, **extra: object) -> dict:
-    return {"kind": "gemm", "M": m, "N": 64, "K": 64, "dtype": "bf16", "ms": 0.1,
-            "key": f"gemm|M={m}|N=64|K=64|dtype=bf16", **extra}
+    return {
+        "kind": "gemm",
+        "M": m,
+        "N": 64,
+        "K": 64,
+        "dtype": "bf16",
+        "ms": 0.1,
+        "key": f"gemm|M={m}|N=64|K=64|dtype=bf16",
+        **extra,
+    }
 
 
 def test_split_is_deterministic_disjoint_and_near_the_fraction():
@@ -25,8 +33,12 @@ def test_split_is_deterministic_disjoint_and_near_the_fraction():
 
 
 def test_every_group_of_two_or_more_lands_on_both_sides():
-    recs = [_gemm(1), _gemm(2), {**_gemm(3), "kind": "ceiling", "key": "ceiling|name=a"},
-            {**_gemm(4), "kind": "ceiling", "key": "ceiling|name=b"}]
+    recs = [
+        _gemm(1),
+        _gemm(2),
+        {**_gemm(3), "kind": "ceiling", "key": "ceiling|name=a"},
+        {**_gemm(4), "kind": "ceiling", "key": "ceiling|name=b"},
+    ]
     fit, check = split(recs, 0.4)
     for kind in ("gemm", "ceiling"):
         assert any(r["kind"] == kind for r in fit)
@@ -50,13 +62,23 @@ def test_bad_fraction_is_a_validation_data_error():
 
 def test_merge_copies_ncu_and_energy_fields_and_keeps_timed_clock():
     timed = [_gemm(1, sm_clock=1900.0), _gemm(2)]
-    ncu = [{**_gemm(1), "ms": 9.0, "dram_bytes_read": 5.0, "dram_bytes_write": 1.0,
-            "ncu_ms": 0.09, "ncu_kernels": []}]
+    ncu = [
+        {
+            **_gemm(1),
+            "ms": 9.0,
+            "dram_bytes_read": 5.0,
+            "dram_bytes_write": 1.0,
+            "ncu_ms": 0.09,
+            "ncu_kernels": [],
+        }
+    ]
     energy = [{**_gemm(1), "mJ_per_iter": 2.0, "avg_W": 700.0, "sm_clock": 1400.0}]
     out = merge(merge(timed, ncu, NCU_FIELDS), energy, ENERGY_FIELDS)
     assert out[0]["ms"] == 0.1  # the timed ms, never the ncu one
-    assert out[0]["dram_bytes_read"] == 5.0 and out[0]["mJ_per_iter"] == 2.0
-    assert out[0]["sm_clock"] == 1400.0 and out[0]["sm_clock_timed"] == 1900.0
+    assert out[0]["dram_bytes_read"] == 5.0
+    assert out[0]["mJ_per_iter"] == 2.0
+    assert out[0]["sm_clock"] == 1400.0
+    assert out[0]["sm_clock_timed"] == 1900.0
     assert "dram_bytes_read" not in out[1]
 
 

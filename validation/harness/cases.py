@@ -77,16 +77,43 @@ def gemm_cases() -> list[Case]:
     cases += [_gemm(m, 128256, 4096, "lm_head") for m in (512, 4096)]
     for m in (1, 8, 32, 64, 128, 256):
         cases += [_gemm(m, n, k, "decode") for n, k in _DECODE_NK]
-    tall = ((65536, 512, 4096), (131072, 128, 4096), (262144, 64, 1024),
-            (32768, 1024, 1024), (16384, 256, 16384), (1024, 65536, 1024))
+    tall = (
+        (65536, 512, 4096),
+        (131072, 128, 4096),
+        (262144, 64, 1024),
+        (32768, 1024, 1024),
+        (16384, 256, 16384),
+        (1024, 65536, 1024),
+    )
     cases += [_gemm(m, n, k, "tall_flat") for m, n, k in tall]
     return cases
 
 
-def _attn(kind: str, b: int, hq: int, hkv: int, sq: int, skv: int, d: int, causal: bool,
-          backend: str, pass_: str) -> Case:
-    return {"kind": kind, "B": b, "Hq": hq, "Hkv": hkv, "Sq": sq, "Skv": skv, "D": d,
-            "causal": causal, "backend": backend, "dtype": "bf16", "pass_": pass_}
+def _attn(
+    kind: str,
+    b: int,
+    hq: int,
+    hkv: int,
+    sq: int,
+    skv: int,
+    d: int,
+    causal: bool,
+    backend: str,
+    pass_: str,
+) -> Case:
+    return {
+        "kind": kind,
+        "B": b,
+        "Hq": hq,
+        "Hkv": hkv,
+        "Sq": sq,
+        "Skv": skv,
+        "D": d,
+        "causal": causal,
+        "backend": backend,
+        "dtype": "bf16",
+        "pass_": pass_,
+    }
 
 
 def _prefill_batch(s: int, tokens: int = 16384) -> int:
@@ -102,16 +129,19 @@ def attn_cases() -> list[Case]:
         for d, h in heads.items():
             for s in (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536):
                 for causal in (False, True):
-                    cases.append(_attn("attn", _prefill_batch(s), h, h, s, s, d, causal,
-                                       backend, "fwd"))
+                    cases.append(
+                        _attn("attn", _prefill_batch(s), h, h, s, s, d, causal, backend, "fwd")
+                    )
             for s in (1024, 4096, 16384):
                 for causal in (False, True):
-                    cases.append(_attn("attn", _prefill_batch(s), h, h, s, s, d, causal,
-                                       backend, "bwd"))
+                    cases.append(
+                        _attn("attn", _prefill_batch(s), h, h, s, s, d, causal, backend, "bwd")
+                    )
         for s in (2048, 8192, 32768):  # Llama-3-8B GQA: 32 query heads, 8 KV heads
             for causal in (False, True):
-                cases.append(_attn("attn", _prefill_batch(s), 32, 8, s, s, 128, causal,
-                                   backend, "fwd"))
+                cases.append(
+                    _attn("attn", _prefill_batch(s), 32, 8, s, s, 128, causal, backend, "fwd")
+                )
         for causal in (False, True):
             cases.append(_attn("attn", 2, 32, 8, 8192, 8192, 128, causal, backend, "bwd"))
     return cases
@@ -136,10 +166,20 @@ def decode_cases() -> list[Case]:
 
 def unfused_cases() -> list[Case]:
     """Unfused attention (QK^T, softmax, PV as three kernels); scores kept under ~4.5 GB."""
-    shapes = ((8, 16, 1024, 64), (4, 16, 2048, 64), (1, 16, 4096, 64), (1, 16, 8192, 64),
-              (8, 32, 1024, 128), (4, 32, 2048, 128), (1, 32, 4096, 128), (1, 32, 8192, 128))
-    return [{"kind": "attn_unfused", "B": b, "H": h, "S": s, "D": d, "dtype": "bf16"}
-            for b, h, s, d in shapes]
+    shapes = (
+        (8, 16, 1024, 64),
+        (4, 16, 2048, 64),
+        (1, 16, 4096, 64),
+        (1, 16, 8192, 64),
+        (8, 32, 1024, 128),
+        (4, 32, 2048, 128),
+        (1, 32, 4096, 128),
+        (1, 32, 8192, 128),
+    )
+    return [
+        {"kind": "attn_unfused", "B": b, "H": h, "S": s, "D": d, "dtype": "bf16"}
+        for b, h, s, d in shapes
+    ]
 
 
 def flex_cases() -> list[Case]:
@@ -147,17 +187,30 @@ def flex_cases() -> list[Case]:
     cases: list[Case] = []
     for b, h, s, d in ((4, 16, 4096, 128), (1, 16, 16384, 128)):
         for density in (0.1, 0.25, 0.5, 0.75, 1.0):
-            cases.append({"kind": "flex_block_sparse", "B": b, "H": h, "S": s, "D": d,
-                          "block": 128, "density_target": density, "seed": 0, "dtype": "bf16"})
+            cases.append(
+                {
+                    "kind": "flex_block_sparse",
+                    "B": b,
+                    "H": h,
+                    "S": s,
+                    "D": d,
+                    "block": 128,
+                    "density_target": density,
+                    "seed": 0,
+                    "dtype": "bf16",
+                }
+            )
     return cases
 
 
 def ceiling_cases() -> list[Case]:
     """Device ceilings: large copy, read-only (sum), write-only (fill), 8192^3 bf16 matmul."""
-    return [{"kind": "ceiling", "name": "d2d_copy", "bytes": 2 * 2**30},
-            {"kind": "ceiling", "name": "matmul_bf16_8192", "M": 8192, "N": 8192, "K": 8192},
-            {"kind": "ceiling", "name": "read_sum", "bytes": 4 * 2**30},
-            {"kind": "ceiling", "name": "write_fill", "bytes": 4 * 2**30}]
+    return [
+        {"kind": "ceiling", "name": "d2d_copy", "bytes": 2 * 2**30},
+        {"kind": "ceiling", "name": "matmul_bf16_8192", "M": 8192, "N": 8192, "K": 8192},
+        {"kind": "ceiling", "name": "read_sum", "bytes": 4 * 2**30},
+        {"kind": "ceiling", "name": "write_fill", "bytes": 4 * 2**30},
+    ]
 
 
 def _pick(cases: Iterable[Case], keep: Callable[[Case], bool]) -> list[Case]:
@@ -169,17 +222,35 @@ def _is(case: Case, **fields: object) -> bool:
 
 
 def _ncu_selection() -> list[Case]:
-    gemms = [(512, 512, 512), (4096, 4096, 4096), (8192, 8192, 8192), (1, 28672, 4096),
-             (64, 8192, 28672), (4096, 28672, 4096), (131072, 128, 4096)]
+    gemms = [
+        (512, 512, 512),
+        (4096, 4096, 4096),
+        (8192, 8192, 8192),
+        (1, 28672, 4096),
+        (64, 8192, 28672),
+        (4096, 28672, 4096),
+        (131072, 128, 4096),
+    ]
     out = [c for c in gemm_cases() if (c["M"], c["N"], c["K"]) in gemms]
     for backend in ("flash", "cudnn"):
-        out += _pick(attn_cases(), lambda c, b=backend: _is(c, backend=b, D=128, Hkv=32,
-                     pass_="fwd") and c["Sq"] in (4096, 16384) and (c["causal"] or c["Sq"] == 4096))
-    out += _pick(decode_cases(), lambda c: (_is(c, backend="flash", Hkv=8, B=8, Skv=32768)
-                                            or _is(c, backend="flash", Hkv=8, B=1, Skv=131072)
-                                            or _is(c, backend="flash", Hkv=32, B=32, Skv=4096)
-                                            or _is(c, backend="efficient", Hkv=8, B=8, Skv=32768)
-                                            or _is(c, backend="cudnn", Hkv=8, B=8, Skv=32768)))
+        out += _pick(
+            attn_cases(),
+            lambda c, b=backend: (
+                _is(c, backend=b, D=128, Hkv=32, pass_="fwd")
+                and c["Sq"] in (4096, 16384)
+                and (c["causal"] or c["Sq"] == 4096)
+            ),
+        )
+    out += _pick(
+        decode_cases(),
+        lambda c: (
+            _is(c, backend="flash", Hkv=8, B=8, Skv=32768)
+            or _is(c, backend="flash", Hkv=8, B=1, Skv=131072)
+            or _is(c, backend="flash", Hkv=32, B=32, Skv=4096)
+            or _is(c, backend="efficient", Hkv=8, B=8, Skv=32768)
+            or _is(c, backend="cudnn", Hkv=8, B=8, Skv=32768)
+        ),
+    )
     out += _pick(unfused_cases(), lambda c: _is(c, S=4096, D=128))
     out += _pick(flex_cases(), lambda c: _is(c, S=4096, density_target=0.5))
     return out
@@ -188,21 +259,37 @@ def _ncu_selection() -> list[Case]:
 def _energy_selection() -> list[Case]:
     gemms = [(8192, 8192, 8192), (4096, 4096, 4096), (4096, 28672, 4096), (16384, 57344, 8192)]
     out = [c for c in gemm_cases() if (c["M"], c["N"], c["K"]) in gemms]
-    out += _pick(attn_cases(), lambda c: _is(c, D=128, Hkv=32, causal=True, Sq=16384)
-                 and c["backend"] in ("flash", "cudnn") and c["pass_"] in ("fwd", "bwd"))
-    out += _pick(decode_cases(), lambda c: _is(c, backend="flash", Hkv=8, B=8, Skv=131072)
-                 or _is(c, backend="flash", Hkv=32, B=8, Skv=32768)
-                 or _is(c, backend="flash", Hkv=8, B=32, Skv=16384))
+    out += _pick(
+        attn_cases(),
+        lambda c: (
+            _is(c, D=128, Hkv=32, causal=True, Sq=16384)
+            and c["backend"] in ("flash", "cudnn")
+            and c["pass_"] in ("fwd", "bwd")
+        ),
+    )
+    out += _pick(
+        decode_cases(),
+        lambda c: (
+            _is(c, backend="flash", Hkv=8, B=8, Skv=131072)
+            or _is(c, backend="flash", Hkv=32, B=8, Skv=32768)
+            or _is(c, backend="flash", Hkv=8, B=32, Skv=16384)
+        ),
+    )
     out += _pick(unfused_cases(), lambda c: _is(c, S=4096, D=128))
     return out
 
 
 def _smoke_selection() -> list[Case]:
     out = ceiling_cases()
-    out += _pick(gemm_cases(), lambda c: (c["M"], c["N"], c["K"]) in
-                 ((4096, 4096, 4096), (1, 28672, 4096), (131072, 128, 4096)))
-    out += _pick(attn_cases(), lambda c: _is(c, D=128, Sq=4096, causal=True)
-                 and c["Hkv"] in (8, 32))
+    out += _pick(
+        gemm_cases(),
+        lambda c: (
+            (c["M"], c["N"], c["K"]) in ((4096, 4096, 4096), (1, 28672, 4096), (131072, 128, 4096))
+        ),
+    )
+    out += _pick(
+        attn_cases(), lambda c: _is(c, D=128, Sq=4096, causal=True) and c["Hkv"] in (8, 32)
+    )
     out += _pick(attn_cases(), lambda c: _is(c, Hkv=8, Sq=2048, causal=False, pass_="fwd"))
     out += _pick(decode_cases(), lambda c: _is(c, B=8, Skv=32768))
     out += _pick(unfused_cases(), lambda c: _is(c, S=2048, D=64))
@@ -239,8 +326,15 @@ def suite_cases(suite: str) -> list[Case]:
     if suite == "full":
         fwd = [c for c in attn_cases() if c["pass_"] == "fwd"]
         bwd = [c for c in attn_cases() if c["pass_"] == "bwd"]
-        return _unique(ceiling_cases() + gemm_cases() + fwd + decode_cases() + bwd
-                       + unfused_cases() + flex_cases())
+        return _unique(
+            ceiling_cases()
+            + gemm_cases()
+            + fwd
+            + decode_cases()
+            + bwd
+            + unfused_cases()
+            + flex_cases()
+        )
     if suite == "smoke":
         return _unique(_smoke_selection())
     if suite == "ncu":

@@ -114,8 +114,9 @@ class ClockSampler:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self._samples.append((time.perf_counter(), self._nvml.sm_clock_mhz(),
-                                      self._nvml.power_w()))
+                self._samples.append(
+                    (time.perf_counter(), self._nvml.sm_clock_mhz(), self._nvml.power_w())
+                )
             except RuntimeError:
                 pass
             if len(self._samples) > 200_000:
@@ -150,8 +151,13 @@ def idle_power_w(nvml: Nvml, idle_seconds: float = 2.0) -> float:
     return (e1 - e0) / 1000.0 / (t1 - t0)
 
 
-def measure_energy(fn: Callable[[], object], est_ms: float, nvml: Nvml,
-                   sampler: ClockSampler, min_seconds: float = 2.5) -> dict[str, float | None]:
+def measure_energy(
+    fn: Callable[[], object],
+    est_ms: float,
+    nvml: Nvml,
+    sampler: ClockSampler,
+    min_seconds: float = 2.5,
+) -> dict[str, float | None]:
     """Energy per call of ``fn`` over a back-to-back loop of at least ``min_seconds``.
 
     Parameters
@@ -183,7 +189,12 @@ def measure_energy(fn: Callable[[], object], est_ms: float, nvml: Nvml,
     joules = (e1 - e0) / 1000.0
     clock = sampler.median_between(t0, t1)
     power = sampler.mean_power_between(t0 + 0.5, t1)  # NVML power is a ~1 s running average
-    return {"power_w_sampled": power, "mJ_per_iter": (e1 - e0) / iters,
-            "avg_W": joules / (t1 - t0),
-            "sm_clock": clock,
-            "loop_iters": iters, "loop_s": t1 - t0, "loop_ms_per_iter": (t1 - t0) * 1e3 / iters}
+    return {
+        "power_w_sampled": power,
+        "mJ_per_iter": (e1 - e0) / iters,
+        "avg_W": joules / (t1 - t0),
+        "sm_clock": clock,
+        "loop_iters": iters,
+        "loop_s": t1 - t0,
+        "loop_ms_per_iter": (t1 - t0) * 1e3 / iters,
+    }

@@ -61,8 +61,11 @@ def _gemm(case: dict) -> tuple[Fn, dict]:
 def _backend(name: str):  # noqa: ANN202
     from torch.nn.attention import SDPBackend
 
-    table = {"flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION,
-             "efficient": SDPBackend.EFFICIENT_ATTENTION}
+    table = {
+        "flash": SDPBackend.FLASH_ATTENTION,
+        "cudnn": SDPBackend.CUDNN_ATTENTION,
+        "efficient": SDPBackend.EFFICIENT_ATTENTION,
+    }
     if name not in table:
         raise ValueError(f"backend: expected one of {sorted(table)}, got {name!r}")
     return table[name]
@@ -107,9 +110,11 @@ def _attn(case: dict) -> tuple[Fn, dict]:
             info["gqa_note"] = str(exc)[:300]
             expanded = 2 * b * hq * skv * d * 2
             if expanded > _EXPANDED_KV_CAP_BYTES:
-                raise RuntimeError(f"backend refuses enable_gqa and expanded K/V would take "
-                                   f"{expanded / 2**30:.0f} GiB (cap "
-                                   f"{_EXPANDED_KV_CAP_BYTES / 2**30:.0f} GiB)") from exc
+                raise RuntimeError(
+                    f"backend refuses enable_gqa and expanded K/V would take "
+                    f"{expanded / 2**30:.0f} GiB (cap "
+                    f"{_EXPANDED_KV_CAP_BYTES / 2**30:.0f} GiB)"
+                ) from exc
             k = k.repeat_interleave(hq // hkv, dim=1)
             v = v.repeat_interleave(hq // hkv, dim=1)
             gqa = False
@@ -183,9 +188,12 @@ def _flex(case: dict) -> tuple[Fn, dict]:
         return flex(q, k, v, block_mask=mask)
 
     _check_finite(fn())
-    info = {"density": float(table.float().mean().item()),
-            "blocks_on": int(table.sum().item()), "blocks_total": nb * nb,
-            "mask_sparsity_pct": float(mask.sparsity())}
+    info = {
+        "density": float(table.float().mean().item()),
+        "blocks_on": int(table.sum().item()),
+        "blocks_total": nb * nb,
+        "mask_sparsity_pct": float(mask.sparsity()),
+    }
     return fn, info
 
 
@@ -194,7 +202,7 @@ def _ceiling(case: dict) -> tuple[Fn, dict]:
 
     if case["name"] == "d2d_copy":
         n = int(case["bytes"]) // 4
-        src = torch.randint(-2**30, 2**30, (n,), dtype=torch.int32, device="cuda")
+        src = torch.randint(-(2**30), 2**30, (n,), dtype=torch.int32, device="cuda")
         dst = torch.empty_like(src)
         return (lambda: dst.copy_(src)), {}
     if case["name"] == "read_sum":
@@ -226,5 +234,6 @@ def build(case: dict) -> tuple[Fn, dict]:
         return _flex(case)
     if kind == "ceiling":
         return _ceiling(case)
-    raise ValueError(f"kind: expected gemm|attn|decode|attn_unfused|flex_block_sparse|ceiling, "
-                     f"got {kind!r}")
+    raise ValueError(
+        f"kind: expected gemm|attn|decode|attn_unfused|flex_block_sparse|ceiling, got {kind!r}"
+    )

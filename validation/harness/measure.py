@@ -39,27 +39,39 @@ def device_record(nvml, command: list[str]) -> dict:  # noqa: ANN001 - Nvml | No
     except ImportError:
         triton_version = None
     rec: dict = {
-        "kind": "device", "name": props.name, "sms": props.multi_processor_count,
+        "kind": "device",
+        "name": props.name,
+        "sms": props.multi_processor_count,
         "l2_bytes": int(getattr(props, "L2_cache_size", 0)),
         "smem_per_sm": int(getattr(props, "shared_memory_per_multiprocessor", 0)),
         "smem_per_block_optin": int(getattr(props, "shared_memory_per_block_optin", 0)),
         "regs_per_sm": int(getattr(props, "regs_per_multiprocessor", 0)),
         "total_memory_bytes": int(props.total_memory),
         "cc": f"{props.major}.{props.minor}",
-        "torch": torch.__version__, "cuda": torch.version.cuda,
-        "cudnn": torch.backends.cudnn.version(), "triton": triton_version,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version(),
+        "triton": triton_version,
         "python": platform.python_version(),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "hostname": socket.gethostname(), "command": " ".join(command),
+        "hostname": socket.gethostname(),
+        "command": " ".join(command),
     }
     if nvml is not None:
-        rec.update({"driver": nvml.driver(), "sm_clock_max_mhz": nvml.max_clock_mhz("sm"),
-                    "mem_clock_mhz": nvml.max_clock_mhz("mem"),
-                    "power_limit_w": nvml.power_limit_w(), "sm_clock_idle_mhz":
-                    nvml.sm_clock_mhz(), "nvml_backend": nvml.backend})
+        rec.update(
+            {
+                "driver": nvml.driver(),
+                "sm_clock_max_mhz": nvml.max_clock_mhz("sm"),
+                "mem_clock_mhz": nvml.max_clock_mhz("mem"),
+                "power_limit_w": nvml.power_limit_w(),
+                "sm_clock_idle_mhz": nvml.sm_clock_mhz(),
+                "nvml_backend": nvml.backend,
+            }
+        )
     else:
-        rec.update({"driver": None, "sm_clock_max_mhz": None, "mem_clock_mhz": None,
-                    "power_limit_w": None})
+        rec.update(
+            {"driver": None, "sm_clock_max_mhz": None, "mem_clock_mhz": None, "power_limit_w": None}
+        )
     return rec
 
 
@@ -102,26 +114,37 @@ def run_case(case: dict, *, sampler=None, nvml=None, energy: bool = False) -> di
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python3 -m validation.harness.measure",
-                                description="Time GPU kernels and write JSON Lines.")
+    p = argparse.ArgumentParser(
+        prog="python3 -m validation.harness.measure",
+        description="Time GPU kernels and write JSON Lines.",
+    )
     p.add_argument("--out", required=True, help="output JSONL file")
     p.add_argument("--suite", choices=SUITES, default="smoke")
-    p.add_argument("--max-seconds", type=float, default=540.0,
-                   help="stop starting new cases after this many seconds (default 540)")
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        default=540.0,
+        help="stop starting new cases after this many seconds (default 540)",
+    )
     p.add_argument("--only", default=None, help="regex over case keys to keep")
     p.add_argument("--limit", type=int, default=None, help="at most this many cases")
     p.add_argument("--trace-out", default=None, help="also save a profiler trace here")
     p.add_argument("--ncu-csv", default=None, help="ncu suite: combined raw CSV path")
-    p.add_argument("--idle-seconds", type=float, default=2.0,
-                   help="seconds of idle power measurement (0 to skip)")
+    p.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=2.0,
+        help="seconds of idle power measurement (0 to skip)",
+    )
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run a suite; return the process exit code (0 even when some cases failed)."""
     args = _parse(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s", datefmt="%H:%M:%S"
+    )
     import torch
 
     from validation.harness.energy import ClockSampler, Nvml, idle_power_w
@@ -138,8 +161,15 @@ def main(argv: list[str] | None = None) -> int:
         cases = [c for c in cases if re.search(args.only, case_key(c))]
     cases = cases[: args.limit] if args.limit else cases
     with JsonlWriter(args.out) as writer:
-        dev = device_record(nvml, [sys.executable, "-m", "validation.harness.measure",
-                                   *(argv if argv is not None else sys.argv[1:])])
+        dev = device_record(
+            nvml,
+            [
+                sys.executable,
+                "-m",
+                "validation.harness.measure",
+                *(argv if argv is not None else sys.argv[1:]),
+            ],
+        )
         if nvml is not None and args.idle_seconds > 0:
             dev["idle_power_w"] = round(idle_power_w(nvml, args.idle_seconds), 2)
         if args.suite == "ncu":
@@ -152,11 +182,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.suite == "ncu":
             from validation.harness.ncu_run import run_ncu_suite
 
-            run_ncu_suite(cases, writer, args.ncu_csv or args.out + ".ncu.csv",
-                          deadline=start + args.max_seconds)
+            run_ncu_suite(
+                cases,
+                writer,
+                args.ncu_csv or args.out + ".ncu.csv",
+                deadline=start + args.max_seconds,
+            )
         else:
-            _run_cases(cases, writer, start + args.max_seconds, sampler, nvml,
-                       energy=args.suite == "energy")
+            _run_cases(
+                cases,
+                writer,
+                start + args.max_seconds,
+                sampler,
+                nvml,
+                energy=args.suite == "energy",
+            )
         if args.trace_out and time.perf_counter() < start + args.max_seconds + 30:
             from validation.harness.trace import attention_step_trace
 
@@ -171,8 +211,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _run_cases(cases: list[dict], writer: JsonlWriter, deadline: float, sampler, nvml,  # noqa: ANN001
-               *, energy: bool) -> None:
+def _run_cases(
+    cases: list[dict],
+    writer: JsonlWriter,
+    deadline: float,
+    sampler,
+    nvml,  # noqa: ANN001
+    *,
+    energy: bool,
+) -> None:
     for i, case in enumerate(cases):
         if time.perf_counter() > deadline:
             log.warning("time limit reached: %d of %d cases not run", len(cases) - i, len(cases))

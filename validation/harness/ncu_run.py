@@ -104,22 +104,46 @@ def _summary(kernels: list[dict]) -> dict:
     def total(metric: str) -> float:
         return float(sum(k.get(metric, 0.0) for k in kernels))
 
-    return {"dram_bytes_read": total("dram__bytes_read.sum"),
-            "dram_bytes_write": total("dram__bytes_write.sum"),
-            "ncu_ms": total("gpu__time_duration.sum") / 1e6,
-            "ncu_kernels": [{"name": k["name"][:160],
-                             "dram_bytes_read": k.get("dram__bytes_read.sum"),
-                             "dram_bytes_write": k.get("dram__bytes_write.sum"),
-                             "ns": k.get("gpu__time_duration.sum")} for k in kernels]}
+    return {
+        "dram_bytes_read": total("dram__bytes_read.sum"),
+        "dram_bytes_write": total("dram__bytes_write.sum"),
+        "ncu_ms": total("gpu__time_duration.sum") / 1e6,
+        "ncu_kernels": [
+            {
+                "name": k["name"][:160],
+                "dram_bytes_read": k.get("dram__bytes_read.sum"),
+                "dram_bytes_write": k.get("dram__bytes_write.sum"),
+                "ns": k.get("gpu__time_duration.sum"),
+            }
+            for k in kernels
+        ],
+    }
 
 
 def _profile_one(ncu: str, case: dict, timeout_s: float) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         logf = os.path.join(tmp, "ncu.csv")
-        cmd = [ncu, "--metrics", ",".join(METRICS), "--csv", "--print-units", "base",
-               "--clock-control", "none", "--profile-from-start", "off",
-               "--target-processes", "all", "--log-file", logf,
-               sys.executable, "-m", "validation.harness.ncu_run", "--case", json.dumps(case)]
+        cmd = [
+            ncu,
+            "--metrics",
+            ",".join(METRICS),
+            "--csv",
+            "--print-units",
+            "base",
+            "--clock-control",
+            "none",
+            "--profile-from-start",
+            "off",
+            "--target-processes",
+            "all",
+            "--log-file",
+            logf,
+            sys.executable,
+            "-m",
+            "validation.harness.ncu_run",
+            "--case",
+            json.dumps(case),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
         text = open(logf, encoding="utf-8").read() if os.path.exists(logf) else ""
         if proc.returncode != 0:
@@ -127,8 +151,14 @@ def _profile_one(ncu: str, case: dict, timeout_s: float) -> str:
         return text
 
 
-def run_ncu_suite(cases: list[dict], writer, csv_out: str, *, deadline: float,  # noqa: ANN001
-                  timeout_s: float = 180.0) -> None:
+def run_ncu_suite(
+    cases: list[dict],
+    writer,
+    csv_out: str,
+    *,
+    deadline: float,  # noqa: ANN001
+    timeout_s: float = 180.0,
+) -> None:
     """Profile each case in its own ncu child; write records and the combined raw CSV."""
     from validation.harness.cases import case_key
     from validation.harness.records import derive_fields
@@ -166,8 +196,13 @@ def run_ncu_suite(cases: list[dict], writer, csv_out: str, *, deadline: float,  
             except Exception as exc:  # noqa: BLE001 - recorded, the suite goes on
                 rec["error"] = f"{type(exc).__name__}: {exc}"[:1000]
             writer.write(rec)
-            log.info("[ncu %d/%d] %s -> %s", i + 1, len(cases), rec["key"],
-                     rec.get("error") or (rec["dram_bytes_read"], rec["dram_bytes_write"]))
+            log.info(
+                "[ncu %d/%d] %s -> %s",
+                i + 1,
+                len(cases),
+                rec["key"],
+                rec.get("error") or (rec["dram_bytes_read"], rec["dram_bytes_write"]),
+            )
 
 
 def _child(argv: list[str] | None = None) -> int:

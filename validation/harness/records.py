@@ -29,9 +29,22 @@ __all__ = ["REQUIRED_FIELDS", "JsonlWriter", "derive_fields", "validate_record"]
 
 #: Fields every successful record of a kind must hold (besides ``kind``).
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
-    "device": ("name", "sms", "l2_bytes", "smem_per_sm", "torch", "cuda", "triton", "driver",
-               "date", "hostname", "sm_clock_max_mhz", "mem_clock_mhz", "power_limit_w",
-               "command"),
+    "device": (
+        "name",
+        "sms",
+        "l2_bytes",
+        "smem_per_sm",
+        "torch",
+        "cuda",
+        "triton",
+        "driver",
+        "date",
+        "hostname",
+        "sm_clock_max_mhz",
+        "mem_clock_mhz",
+        "power_limit_w",
+        "command",
+    ),
     "gemm": ("M", "N", "K", "dtype", "ms"),
     "attn": ("B", "Hq", "Hkv", "Sq", "Skv", "D", "causal", "backend", "dtype", "pass_", "ms"),
     "decode": ("B", "Hq", "Hkv", "Sq", "Skv", "D", "causal", "backend", "dtype", "pass_", "ms"),
@@ -107,8 +120,9 @@ def validate_record(record: Mapping[str, object]) -> list[str]:
         return [f"unknown kind {kind!r}"]
     if "error" in record:
         return []
-    problems = [f"{kind}: missing field {f!r}" for f in REQUIRED_FIELDS[str(kind)]
-                if f not in record]
+    problems = [
+        f"{kind}: missing field {f!r}" for f in REQUIRED_FIELDS[str(kind)] if f not in record
+    ]
     if kind != "device" and "ms" in record:
         ms = record["ms"]
         if not isinstance(ms, (int, float)) or not math.isfinite(ms) or ms <= 0:

@@ -31,15 +31,31 @@ from pathlib import Path
 try:  # the package is importable on a development machine, not on the GPU machine
     from archsim.errors import ValidationDataError
 except ImportError:  # pragma: no cover - fallback keeps this module standard-library only
+
     class ValidationDataError(ValueError):  # type: ignore[no-redef]
         """Bad measurement data."""
 
-__all__ = ["ENERGY_FIELDS", "NCU_FIELDS", "first_by_key", "key_fraction", "merge", "read_jsonl",
-           "split"]
+
+__all__ = [
+    "ENERGY_FIELDS",
+    "NCU_FIELDS",
+    "first_by_key",
+    "key_fraction",
+    "merge",
+    "read_jsonl",
+    "split",
+]
 
 NCU_FIELDS = ("dram_bytes_read", "dram_bytes_write", "ncu_ms", "ncu_kernels")
-ENERGY_FIELDS = ("mJ_per_iter", "avg_W", "loop_iters", "loop_s", "loop_ms_per_iter", "sm_clock",
-                 "power_w_sampled")
+ENERGY_FIELDS = (
+    "mJ_per_iter",
+    "avg_W",
+    "loop_iters",
+    "loop_s",
+    "loop_ms_per_iter",
+    "sm_clock",
+    "power_w_sampled",
+)
 
 Record = dict[str, object]
 
@@ -108,8 +124,9 @@ def _group(rec: Record) -> tuple[str, str, str]:
     return (str(rec.get("kind")), str(rec.get("backend", "")), str(rec.get("pass_", "")))
 
 
-def split(records: Iterable[Record], fit_fraction: float = 0.4) -> tuple[list[Record],
-                                                                           list[Record]]:
+def split(
+    records: Iterable[Record], fit_fraction: float = 0.4
+) -> tuple[list[Record], list[Record]]:
     """Split case records (not the device record) into ``(fit, check)``; see module doc.
 
     Raises
@@ -132,8 +149,9 @@ def split(records: Iterable[Record], fit_fraction: float = 0.4) -> tuple[list[Re
             continue
         for want in (True, False):
             if not any(side[str(r["key"])] == want for r in members):
-                nearest = min(members, key=lambda r: abs(key_fraction(str(r["key"]))
-                                                         - fit_fraction))
+                nearest = min(
+                    members, key=lambda r: abs(key_fraction(str(r["key"])) - fit_fraction)
+                )
                 side[str(nearest["key"])] = want
     fit = [r for r in cases if side[str(r["key"])]]
     check = [r for r in cases if not side[str(r["key"])]]
@@ -148,12 +166,19 @@ def _write(path: str | Path, device: Record | None, records: list[Record]) -> No
 def main(argv: list[str] | None = None) -> int:
     """CLI: merge and split; prints one summary line per output file."""
     p = argparse.ArgumentParser(prog="python3 -m validation.harness.split")
-    p.add_argument("--timed", required=True, nargs="+",
-                   help="JSONL files from --suite full; for a key in several, the first wins")
+    p.add_argument(
+        "--timed",
+        required=True,
+        nargs="+",
+        help="JSONL files from --suite full; for a key in several, the first wins",
+    )
     p.add_argument("--ncu", default=None, help="JSONL from --suite ncu")
     p.add_argument("--energy", default=None, help="JSONL from --suite energy")
-    p.add_argument("--fit", default=None,
-                   help="fit output; omit to write every record to --check (check-only data)")
+    p.add_argument(
+        "--fit",
+        default=None,
+        help="fit output; omit to write every record to --check (check-only data)",
+    )
     p.add_argument("--check", required=True)
     p.add_argument("--fit-fraction", type=float, default=0.4)
     args = p.parse_args(argv)

@@ -39,8 +39,14 @@ def _flush_buffer():  # noqa: ANN202 - torch tensor, torch imported lazily
     return _flush_buf
 
 
-def bench(fn: Callable[[], object], *, warmup_ms: float = 25.0, rep_ms: float = 200.0,
-          min_reps: int = 5, max_reps: int = 200) -> dict[str, float]:
+def bench(
+    fn: Callable[[], object],
+    *,
+    warmup_ms: float = 25.0,
+    rep_ms: float = 200.0,
+    min_reps: int = 5,
+    max_reps: int = 200,
+) -> dict[str, float]:
     """Median time of ``fn`` in milliseconds, every call starting with a cold L2.
 
     Parameters
@@ -88,7 +94,12 @@ def bench(fn: Callable[[], object], *, warmup_ms: float = 25.0, rep_ms: float = 
         fn()
         ends[i].record()
     torch.cuda.synchronize()
-    times = sorted(s.elapsed_time(e) for s, e in zip(starts, ends))
+    times = sorted(s.elapsed_time(e) for s, e in zip(starts, ends, strict=False))
     q = statistics.quantiles(times, n=5) if len(times) >= 2 else [times[0]] * 4
-    return {"ms": statistics.median(times), "ms_p20": q[0], "ms_p80": q[3],
-            "ms_min": times[0], "reps": reps}
+    return {
+        "ms": statistics.median(times),
+        "ms_p20": q[0],
+        "ms_p80": q[3],
+        "ms_min": times[0],
+        "reps": reps,
+    }

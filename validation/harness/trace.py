@@ -12,8 +12,18 @@ from __future__ import annotations
 __all__ = ["TRACE_SHAPES", "attention_step_trace"]
 
 #: Shapes of the traced step (recorded in the trace-producing log and the data README).
-TRACE_SHAPES = {"B": 2, "S": 4096, "d_model": 4096, "Hq": 32, "Hkv": 8, "D": 128,
-                "causal": True, "dtype": "bf16", "warmup_steps": 3, "profiled_steps": 3}
+TRACE_SHAPES = {
+    "B": 2,
+    "S": 4096,
+    "d_model": 4096,
+    "Hq": 32,
+    "Hkv": 8,
+    "D": 128,
+    "causal": True,
+    "dtype": "bf16",
+    "warmup_steps": 3,
+    "profiled_steps": 3,
+}
 
 
 def attention_step_trace(path: str) -> dict:
