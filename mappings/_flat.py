@@ -152,13 +152,18 @@ def flat_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, obj
     tiles, n = _tile_grid(s, rows, m0, p0)
     frac = causal_fraction(s)
     nb = n * by
-    loads = [*_xfer("Q", rows * e_ * by / tiles, dram, g),
-             *_xfer("KV", s["Skv"] * (e_ + f_) * by * frac / tiles, dram, g)]
+    # Q, K, V stream from DRAM straight to the 2D array and O goes back (FLAT's mapping
+    # table keeps them off chip: Q_loc = K_loc = V_loc = AV_loc = offchip); each stage of a
+    # tile then uses its own servers (loads write the arrays, stores write the buffer/DRAM)
+    loads = [*_xfer("Q", rows * e_ * by / tiles, dram, rf2),
+             *_xfer("KV", s["Skv"] * (e_ + f_) * by * frac / tiles, dram, rf2)]
     stores = []
-    if off:  # QK, A in DRAM; a score row is buffered for the max/exp/sum (row fits)
-        stores += _xfer("QK", nb, rf2, dram) + _xfer("A", nb, rf1, dram) + _xfer("SN", nb, rf1, g)
-        loads += (_xfer("QK", nb, dram, g) + _xfer("QK", 2 * nb, g, rf1)
-                  + _xfer("SN", nb, g, rf1) + _xfer("A", nb, dram, rf2))
+    if off:  # QK, A in DRAM; a score row is buffered for the exp/sum passes (a row fits)
+        # M reads QK from DRAM and keeps the row; SN re-reads it, A reads SN from the buffer
+        stores += (_xfer("QK", nb, rf2, dram) + _xfer("A", nb, rf1, dram)
+                   + _xfer("QK+SN", 2 * nb, rf1, g))
+        loads += (_xfer("QK", nb, dram, rf1) + _xfer("QK+SN", 2 * nb, g, rf1)
+                  + _xfer("A", nb, dram, rf2))
     else:  # scores on chip; the spilled fraction sp of every access goes to DRAM instead
         stores += (_xfer("QK", nb * (1 - sp), rf2, g) + _xfer("SN+A", 2 * nb * (1 - sp), rf1, g)
                    + _xfer("QK.spill", nb * sp, rf2, dram)
@@ -166,7 +171,7 @@ def flat_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, obj
         loads += (_xfer("QK+SN", 3 * nb * (1 - sp), g, rf1) + _xfer("A", nb * (1 - sp), g, rf2)
                   + _xfer("QK+SN.spill", 3 * nb * sp, dram, rf1)
                   + _xfer("A.spill", nb * sp, dram, rf2))
-    stores += _xfer("O", rows * f_ * by / tiles, g, dram)
+    stores += _xfer("O", rows * f_ * by / tiles, rf2, dram)
     two_d = unit_ops({"mac": n * (e_ + f_)}, big.ops_per_cycle)
     body = Step(loads=tuple(loads),
                 compute=(Compute(big.name, two_d), Compute(small.name, _softmax_ops(n, small))),
@@ -177,8 +182,8 @@ def flat_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, obj
     phase = Phase("flat", body=body, trips=tiles * s["B"] * s["H"] * blocks, work_items=1,
                   slots=1, depth=2, staging_level=g)
     sx = unit_mesh(small)[0] * unit_mesh(small)[1]
-    soft_cycles = sum(_softmax_ops(1.0, small)[k] / small.ops_per_cycle[k]
-                      for k in _softmax_ops(1.0, small))
+    # cycles one 1D PE spends per score element (4 on FLAT's array, 9 with a 6-cycle exp)
+    soft_cycles = sx * sum(v / small.ops_per_cycle[k] for k, v in _softmax_ops(1.0, small).items())
     bound = min(1.0, (2 * e_ / (mx * my)) / (soft_cycles / sx))
     meta = {"dataflow": "flat", "rows": rows, "granularity": rule["granularity"],
             "proportion_buffered": 1.0 - sp, "proportion_spilled": sp, "scores_offchip": off,
@@ -193,7 +198,8 @@ def flat_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, obj
     return Plan(program=prog, passes=info, meta=meta,
                 notes=f"FLAT {rule['granularity']} granularity, rows={rows}, "
                       f"spilled {sp:.3f}, scores {'off' if off else 'on'} chip; "
-                      f"QK/AV on {big.name}, softmax on {small.name}")
+                      f"QK/AV on {big.name}, softmax on {small.name} "
+                      f"({soft_cycles:g} cycles per score element per PE)")
 
 
 @register_dataflow("unfused")
@@ -236,42 +242,39 @@ def _unfused_kernels(workload: Workload, arch: Architecture) -> Plan:
     tiles, n = _tile_grid(s, qb, m0, p0)
     nb = n * by
 
-    def gemm(name: str, a: str, d: int, out: tuple[str, float], ins: list) -> Phase:
-        body = Step(loads=tuple(_xfer(a, qb * d * by / tiles, dram, g)
-                                + _xfer("KV", s["Skv"] * d * by * frac / tiles, dram, g) + ins),
+    def gemm(name: str, d: int, loads: list, stores: list) -> Phase:
+        body = Step(loads=tuple(loads),
                     compute=(Compute(big.name, unit_ops({"mac": n * d}, big.ops_per_cycle)),),
-                    stores=tuple(_xfer(out[0], out[1], rf2 if out[0] == "QK" else g, dram)),
-                    buffer_bytes=int(nb + (p0 + m0) * d * by))
+                    stores=tuple(stores), buffer_bytes=int(nb + (p0 + m0) * d * by))
         return Phase(name, body=body, trips=tiles * bh * blocks, depth=2, staging_level=g)
 
-    qk = gemm("unfused:QK", "Q", e_, ("QK", nb), [])
+    kv = s["Skv"] * by * frac / tiles  # per tile: the block's K (V) stream, per head dim
+    qk = gemm("unfused:QK", e_,
+              _xfer("Q", qb * e_ * by / tiles, dram, g) + _xfer("K", kv * e_, dram, g),
+              _xfer("QK", nb, rf2, dram))
     # softmax: up to p0 rows at a time (as many as fit); a score row stays in the buffer
     # between the max, exp and sum passes unless even one does not fit (then the buffered
     # accesses of the part that does not fit go to DRAM, as in the artifact)
     rows = max(1, min(p0, int(cap // (s["Skv"] * by))))
     sp = 1.0 - min(1.0, cap / (rows * s["Skv"] * by))
-    st, sn = _tile_grid(s, rows, m0, p0)
+    # tiles of p0*m0 score elements (a few rows when rows are long), as on the 2D array
+    st = max(1, math.ceil(rows * s["Skv"] * frac / (p0 * m0)))
+    sn = rows * s["Skv"] * frac / st
     snb = sn * by
+    # M reads QK from DRAM and keeps the row (QK written to the buffer); SN re-reads QK, A
+    # reads SN from the buffer; A goes to DRAM
     sm_body = Step(
-        loads=tuple(_xfer("QK", snb, dram, g) + _xfer("QK+SN", 3 * snb * (1 - sp), g, rf1)
-                    + _xfer("QK+SN.spill", 3 * snb * sp, dram, rf1)),
+        loads=tuple(_xfer("QK", snb, dram, rf1) + _xfer("QK+SN", 2 * snb * (1 - sp), g, rf1)
+                    + _xfer("QK+SN.spill", 2 * snb * sp, dram, rf1)),
         compute=(Compute(small.name, _softmax_ops(sn, small)),),
-        stores=tuple(_xfer("SN", snb * (1 - sp), rf1, g) + _xfer("SN.spill", snb * sp, rf1, dram)
+        stores=tuple(_xfer("QK+SN", 2 * snb * (1 - sp), rf1, g)
+                     + _xfer("QK+SN.spill", 2 * snb * sp, rf1, dram)
                      + _xfer("A", snb, rf1, dram)),
         buffer_bytes=int(snb))
     soft = Phase("unfused:softmax", body=sm_body, trips=st * bh * math.ceil(s["Sq"] / rows),
                  depth=2, staging_level=g)
-    av = gemm("unfused:AV", "O", f_, ("O", 0.0), _xfer("A", nb, dram, rf2))
-    # AV writes its output block once: fold the store into the first load's mirror
-    av = Phase(av.name, body=Step(loads=av.body.loads, compute=av.body.compute,
-                                  stores=tuple(_xfer("O", qb * f_ * by / tiles, g, dram)),
-                                  buffer_bytes=av.body.buffer_bytes),
-               trips=av.trips, depth=2, staging_level=g)
-    qk_body = qk.body
-    qk = Phase(qk.name, body=Step(loads=tuple(x for x in qk_body.loads if x.tensor != "O"),
-                                  compute=qk_body.compute, stores=qk_body.stores,
-                                  buffer_bytes=qk_body.buffer_bytes),
-               trips=qk.trips, depth=2, staging_level=g)
+    av = gemm("unfused:AV", f_, _xfer("A", nb, dram, rf2) + _xfer("V", kv * f_, dram, g),
+              _xfer("O", qb * f_ * by / tiles, g, dram))
     meta = {"dataflow": "unfused", "softmax": "row", "q_block": qb, "kv_passes": blocks,
             "softmax_rows": rows, "proportion_spilled": sp}
     prog = TileProgram("unfused", (qk, soft, av), clock_hz=arch.clock.core_hz, meta=meta)

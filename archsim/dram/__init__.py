@@ -3,8 +3,20 @@
 Gives the rates of request streams (sequential row hits, row misses, random, all-bank PIM MAC
 commands) from :class:`archsim.DramTiming`, so a PIM all-bank stream and a host read stream
 get their real rates (``stream_rate``, ``pim_bandwidth_multiplier``), and DRAM levels their
-timing-model bandwidth for an access pattern (``with_dram_timing``; see
-:mod:`archsim.dram._bandwidth` for what is and is not modelled).
+timing-model bandwidth for an access pattern (``with_dram_timing``, opt-in; the engine
+otherwise uses each level's bandwidth figure).
+
+Modelled: per-bank row state (open page), tRCD, tRP, tRAS, tRC, tRTP, tWR, tCCD_S/L,
+tRRD_S/L, tFAW (four activations per window), one command per tCK, the data-bus burst time,
+refresh (the rank precharges and is busy tRFC every tREFI), bank-group interleaving of the
+named address patterns, and all-bank PIM commands (one broadcast ACT/PRE for every bank).
+
+Not modelled: more than one rank per pseudo-channel in the host-side scheduler (ranks only
+multiply PIM units), rank-to-rank and read/write bus turnaround (tWTR is a spec field the
+scheduler ignores), per-bank refresh, out-of-order (FR-FCFS) reordering beyond overlapping
+activations with earlier column commands, address mapping beyond the named patterns, and
+bank conflicts between concurrent streams (each stream is timed alone; the engine shares a
+level's one rate among its users by processor sharing).
 """
 
 from archsim.dram._bandwidth import (

@@ -38,18 +38,18 @@ __all__ = ["STREAM", "level_timing_bandwidth", "timing_rate_bytes_per_s", "with_
 #: the pattern of a streaming (sequential) access: bursts interleaved over bank groups
 STREAM: Pattern = "row_hit_bg"
 _BURSTS = 4096
-_MAX_BURSTS = 65536
+_MAX_BURSTS = 16384
 
 
 @lru_cache(maxsize=256)
 def timing_rate_bytes_per_s(timing: DramTiming, pattern: Pattern, write: bool = False) -> float:
     """Whole-memory sustained bandwidth of ``pattern`` in bytes/s (reads, or writes).
 
-    Enough bursts on one pseudo-channel to span about 16 refresh intervals (at least 4096,
+    Enough bursts on one pseudo-channel to span about 8 refresh intervals (4096 to 16384,
     so that refresh and row switches are averaged over), scaled by ``channels x
     pseudo_channels`` (one pseudo-channel stands for all: they run the same stream).
     """
-    n = min(_MAX_BURSTS, max(_BURSTS, math.ceil(16 * timing.tREFI / burst_cycles(timing))))
+    n = min(_MAX_BURSTS, max(_BURSTS, math.ceil(8 * timing.tREFI / burst_cycles(timing))))
     reqs = pattern_requests(timing, pattern, n)
     if write:
         reqs = [Request(r.bank_group, r.bank, r.row, True) for r in reqs]

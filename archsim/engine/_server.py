@@ -68,7 +68,7 @@ class Clock:
     def after(self, delay: float, callback: Callable[[Ev], None], data: object = None) -> None:
         """Run ``callback(event)`` ``delay`` cycles from now (``event.data`` = ``data``)."""
         ev = Ev()
-        ev.callbacks = [callback]
+        ev.callbacks = (callback,)
         ev._ok = True
         ev.data = data
         _heappush(self.queue, (self.env._now + delay, _NORMAL, next(self.eid), ev))
@@ -122,6 +122,8 @@ class PSServer:
         "busy_since",
         "busy_cycles",
         "_cb",
+        "queue",
+        "eid",
     )
 
     def __init__(self, clock: Clock, capacity: float, name: str, instance: int) -> None:
@@ -139,6 +141,8 @@ class PSServer:
         self.busy_since = 0.0
         self.busy_cycles = 0.0
         self._cb = self._on_timeout
+        self.queue = clock.queue
+        self.eid = clock.eid
 
     def submit(self, work: float, done: Callable[[], None]) -> None:
         """Start a job of ``work`` units; ``done()`` is called when it finishes."""
@@ -162,9 +166,15 @@ class PSServer:
     def _schedule(self, now: float, at: float) -> None:
         if at < now:
             at = now
-        self.gen += 1
+        gen = self.gen + 1
+        self.gen = gen
         self.pending_at = at
-        self.clock.after(at - now, self._cb, self.gen)
+        # Clock.after, inlined (one call less per departure)
+        ev = Ev()
+        ev.callbacks = (self._cb,)
+        ev._ok = True
+        ev.data = gen
+        _heappush(self.queue, (now + (at - now), _NORMAL, next(self.eid), ev))
 
     def _on_timeout(self, ev: Ev) -> None:
         if ev.data != self.gen:

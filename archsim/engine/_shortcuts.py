@@ -175,7 +175,9 @@ def _independent_items(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[fl
     return _list_schedule(times, active), seg.events
 
 
-def _class_wave(compiled: CompiledProgram, cp: CompiledPhase, active: int) -> float | None:
+def _class_wave(
+    compiled: CompiledProgram, cp: CompiledPhase, active: int
+) -> tuple[float, int] | None:
     """The last wave of identical items on unevenly shared groups, one slot per class.
 
     NOTE: exact. Let every server the phase uses have 1 instance (shared by all), ``k``
@@ -227,7 +229,7 @@ def _class_wave(compiled: CompiledProgram, cp: CompiledPhase, active: int) -> fl
     for run in runs:
         run.start()
     rt.env.run()
-    return float(rt.env.now), rt.clock.scheduled()  # type: ignore[return-value]
+    return float(rt.env.now), rt.clock.scheduled()
 
 
 def _wave(
@@ -245,7 +247,7 @@ def _wave(
         return None
     got = _class_wave(compiled, cp, active)
     if got is not None:
-        return got  # type: ignore[return-value]
+        return got
     rt = Runtime(compiled, [(cp, active)])
     PhaseRun(rt, cp, lambda: None, items=active, active_slots=active).start()
     rt.env.run()
@@ -292,7 +294,6 @@ def _one_slot_items(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[float
     seg = _Segment(compiled, [1.0] * len(compiled.servers))
     fixed = seg.run(cp, "prologue", 0) + seg.run(cp, "epilogue", 0)
     values, counts = np.unique(cp.phase.trips_per_item(), return_counts=True)
-    total = sum(
-        int(c) * (fixed + seg.run(cp, "body", int(v))) for v, c in zip(values, counts, strict=True)
-    )
+    body = seg.body_ends(cp, values)
+    total = sum(int(c) * (fixed + body[int(v)]) for v, c in zip(values, counts, strict=True))
     return float(total), seg.events

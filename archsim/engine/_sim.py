@@ -80,14 +80,19 @@ def simulate(
         at most ``TRACE_LIMIT``) in ``Result.trace``. Programs of at most
         ``TRACE_FULL_STEPS`` body steps are then simulated without shortcuts.
     shortcuts
-        Use the exact symmetry and steady-state shortcuts where they apply.
+        Use the exact phase shortcuts where they apply (symmetry, steady state, classes of
+        unevenly shared groups, independent slots; see :mod:`archsim.engine._shortcuts`).
+        With or without them, work on a server instance that only one slot and one stage
+        use is timed without a queue (exact; see :mod:`archsim.engine._pipeline`), except
+        with ``trace``, which keeps every server a queue so that its busy spans are recorded.
 
     Returns
     -------
     Result
-        ``engine="event"``; ``meta`` holds ``events`` (SimPy events scheduled),
-        ``phase_cycles`` and ``phase_method`` (``"shortcut"``: symmetry / steady state /
-        per-item; ``"full"``: every slot simulated).
+        ``engine="event"``; ``meta`` holds ``events`` (SimPy events scheduled and
+        processed),
+        ``phase_cycles`` and ``phase_method`` (``"shortcut"``: any of the phase shortcuts;
+        ``"full"``: every slot simulated).
 
     Raises
     ------

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from archsim import Architecture, Compute, Phase, Step, TileProgram, Transfer, simulate
 from tests.archsim.test_engine_toys import load, macs, store, toy_arch
+from tests.archsim.test_properties import cases
 
 _SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -167,3 +168,13 @@ def test_ragged_items_sharing_dram_are_simulated_slot_by_slot() -> None:
         ),
     )
     assert simulate(prog, arch).meta["phase_method"]["p"] == "full"
+
+
+@_SETTINGS
+@given(case=cases())
+def test_private_servers_give_the_processor_sharing_answer(case) -> None:
+    # a traced run keeps every server a processor-sharing queue (for its busy spans); the
+    # untraced run folds servers used by one slot and one stage into one deadline per stage
+    arch, prog = case
+    traced = simulate(prog, arch, trace=True)
+    assert simulate(prog, arch, shortcuts=False).cycles == traced.cycles
