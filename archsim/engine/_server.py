@@ -68,7 +68,7 @@ class Clock:
     def after(self, delay: float, callback: Callable[[Ev], None], data: object = None) -> None:
         """Run ``callback(event)`` ``delay`` cycles from now (``event.data`` = ``data``)."""
         ev = Ev()
-        ev.callbacks = (callback,)
+        ev.callbacks = [callback]
         ev._ok = True
         ev.data = data
         _heappush(self.queue, (self.env._now + delay, _NORMAL, next(self.eid), ev))
@@ -171,7 +171,7 @@ class PSServer:
         self.pending_at = at
         # Clock.after, inlined (one call less per departure)
         ev = Ev()
-        ev.callbacks = (self._cb,)
+        ev.callbacks = [self._cb]
         ev._ok = True
         ev.data = gen
         _heappush(self.queue, (now + (at - now), _NORMAL, next(self.eid), ev))

@@ -32,11 +32,6 @@ def test_fusemax_speedup_and_utilization_match_the_artifact(reps):
     assert _check(rep, "FLAT 2D util").ok
 
 
-@pytest.mark.xfail(
-    reason="flat dataflow charges no global-buffer traffic for its score rows: FLAT "
-    "energy ~25% under the artifact (reported to the mappings part)",
-    strict=False,
-)
 def test_fusemax_energy_ratio_matches_the_artifact(reps):
     assert _check(reps["fusemax"], "mean energy").ok
 
