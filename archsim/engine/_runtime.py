@@ -124,13 +124,19 @@ def mixed_servers(cp: CompiledPhase) -> set[int]:
 def _private_servers(
     compiled: CompiledProgram, runs: list[tuple[CompiledPhase, int]]
 ) -> list[bool]:
-    """Which servers serve one slot and one stage kind only (see :class:`Runtime`)."""
+    """Which servers serve one slot and one stage kind only (see :class:`Runtime`).
+
+    Phases of a chain never overlap (each starts when the one before has ended, and with it
+    every stage on every server), so there a server's users are those of its busiest phase;
+    otherwise phases may run together and their users add up.
+    """
     n = len(compiled.servers)
     users = [0] * n
     mixed: set[int] = set()
     for cp, active in runs:
         for s in used_servers(cp):
-            users[s] += -(-max(active, 1) // compiled.servers[s].instances)
+            mine = -(-max(active, 1) // compiled.servers[s].instances)
+            users[s] = max(users[s], mine) if compiled.chain else users[s] + mine
         mixed |= mixed_servers(cp)
     return [users[s] <= 1 and s not in mixed for s in range(n)]
 

@@ -40,7 +40,13 @@ import numpy as np
 from archsim import Compute, Phase, Step, TileProgram, Transfer
 from archsim.gpu import GpuModel, KernelCost, OpPrediction
 
-__all__ = ["kernel_phase", "costs_to_program", "prediction_meta", "time_base_hz"]
+__all__ = [
+    "kernel_phase",
+    "writeback_phase",
+    "costs_to_program",
+    "prediction_meta",
+    "time_base_hz",
+]
 
 
 def _level(arch: object, *names: str) -> str:
@@ -72,24 +78,38 @@ def time_base_hz(model: GpuModel, arch: object) -> float:
     return model.hw.boost_clock_hz
 
 
-def _grouped_trips(cost: KernelCost, model: GpuModel) -> tuple[int | np.ndarray, float]:
+def _grouped_trips(cost: KernelCost, lat_s: float) -> tuple[np.ndarray, float]:
     """Engine trips and model trips per engine trip.
 
     The engine keeps one tile load per slot in flight (load ``k`` starts when load ``k-1``
-    is done), while a CTA keeps ``inflight`` bytes in flight (its cp.async/TMA stages):
-    the model's per-CTA stream bandwidth is ``inflight / DRAM latency``. So the stages
-    in flight become one engine tile: ``g = inflight / trip bytes`` trips are merged.
-    Only a uniform trip count is merged (GEMM K loop); the work per engine trip is the
-    exact average, so totals are unchanged.
+    is done) and pays the DRAM latency ``lat_s`` per load, while the model streams a CTA
+    at ``cta_stream_bytes_per_s`` (bytes it keeps in flight / latency). So an engine tile
+    is what the CTA keeps in flight, ``r = bw x lat_s / trip bytes`` model trips: ``r``
+    uniform trips are merged (GEMM K loop; work per engine trip is the exact average), or
+    a trip is split into ``1 / r`` loads (exact for any trip array). Totals are unchanged.
     """
     trips = np.asarray(cost.trips, dtype=np.int64)
-    inflight = cost.cta_stream_bytes_per_s * model.hw.dram_latency_s
-    g = int(round(inflight / cost.trip_bytes)) if cost.trip_bytes > 0 else 1
-    if g <= 1 or trips.size == 0 or int(trips.min()) != int(trips.max()) or trips[0] <= 1:
+    if cost.trip_bytes <= 0 or trips.size == 0:
+        return trips, 1.0
+    r = cost.cta_stream_bytes_per_s * lat_s / cost.trip_bytes
+    if r < 0.75:
+        k = int(round(1.0 / r))
+        return trips * k, 1.0 / k
+    g = int(round(r))
+    if g <= 1 or int(trips.min()) != int(trips.max()) or trips[0] <= 1:
         return trips, 1.0
     n = int(trips[0])
     n_e = math.ceil(n / g)
     return np.full(trips.size, n_e, dtype=np.int64), n / n_e
+
+
+def _dram_latency_s(arch: object, model: GpuModel, scale: float) -> float:
+    """Seconds the engine charges per DRAM load (the level's latency at the time base)."""
+    for lvl in getattr(arch, "levels", ()):
+        if lvl.kind == "dram" and lvl.latency_cycles > 0:
+            base = model.hbm_eff_bytes_per_s / float(lvl.read_bw_bytes_per_cycle)
+            return float(lvl.latency_cycles) / base
+    return model.hw.dram_latency_s
 
 
 def _fixed_cycles(cost: KernelCost) -> float:
@@ -115,6 +135,7 @@ def kernel_phase(
     ``scale`` = time-base cycles per SM cycle (``clock_hz / f`` of this kernel).
     """
     dram, l2, smem = _level(arch, "HBM", "DRAM"), _level(arch, "L2"), _level(arch, "SMEM")
+    lat_s = _dram_latency_s(arch, model, scale)
     ctas = cost.ctas
     mac_key = f"mac_{dtype}"
     rate = _tensor_rate(arch, mac_key)
@@ -124,7 +145,7 @@ def kernel_phase(
         per_cta = float(np.asarray(cost.cta_bytes).mean()) if ctas else 0.0
         cyc = float(np.asarray(cost.cta_cycles).mean()) if ctas else 0.0
         # one chunk = what a CTA keeps in flight; one chunk per DRAM latency
-        chunk = max(cost.cta_stream_bytes_per_s * model.hw.dram_latency_s, 1.0)
+        chunk = max(cost.cta_stream_bytes_per_s * lat_s, 1.0)
         n = max(1, math.ceil(per_cta / chunk))
         trips: int | np.ndarray = n
         loop_bytes, l2_bytes = per_cta / n, per_cta / n
@@ -132,13 +153,13 @@ def kernel_phase(
         alu = {"add": cyc * add_rate * scale / n} if cyc > 0 and add_rate > 0 else {}
         depth = 1
     else:
-        trips, group = _grouped_trips(cost, model)
+        trips, group = _grouped_trips(cost, lat_s)
         loop_bytes = cost.trip_bytes * group
         l2_bytes = (cost.trip_l2_bytes if cost.trip_l2_bytes is not None else cost.trip_bytes)
         l2_bytes *= group
         issued = cost.trip_cycles * rate * scale * group
         alu = {k: float(v) * scale * group for k, v in cost.trip_alu_ops.items()}
-        if group > 1.0:
+        if group != 1.0:
             depth = 2
     total_stream = (
         float(np.sum(np.asarray(trips) * loop_bytes)) if np.ndim(trips) else ctas * trips * loop_bytes
@@ -168,9 +189,8 @@ def kernel_phase(
     if fixed > 0 and rate > 0:  # pipeline fill/drain, epilogue math: SM cycles outside the loop
         pro_compute = (Compute("tensor", {mac_key: fixed * rate * scale}),)
     prologue = Step(loads=pro_loads, compute=pro_compute) if pro_loads or pro_compute else None
-    epilogue = (
-        Step(stores=(Transfer("out", writes_per_cta, smem, dram),)) if writes_per_cta > 0 else None
-    )
+    del writes_per_cta  # DRAM writes drain from L2 in the kernel's write-back phase
+    epilogue = None
     return Phase(
         name=cost.name,
         body=body,
@@ -181,6 +201,30 @@ def kernel_phase(
         epilogue=epilogue,
         depth=depth,
         staging_level=None,
+        after=after,
+    )
+
+
+def writeback_phase(
+    cost: KernelCost, arch: object, name: str, after: tuple[str, ...]
+) -> Phase | None:
+    """The kernel's DRAM writes as a phase that runs alongside it.
+
+    A CTA's output store lands in L2 (write-back) and the CTA retires without waiting for
+    DRAM; the dirty lines drain to HBM while the kernel runs. So the writes take HBM write
+    bandwidth concurrently with the kernel instead of stalling each CTA's epilogue.
+    """
+    ctas = max(cost.ctas, 1)
+    per = int(round(cost.dram_write_bytes / ctas))
+    if per <= 0:
+        return None
+    dram, smem = _level(arch, "HBM", "DRAM"), _level(arch, "SMEM")
+    return Phase(
+        name=name,
+        body=Step(stores=(Transfer("out", per, smem, dram),)),
+        trips=1,
+        work_items=ctas,
+        slots=cost.slots,
         after=after,
     )
 
@@ -197,7 +241,7 @@ def costs_to_program(
     """The kernels of one operation as a :class:`TileProgram`, run back to back, each at
     the SM clock the power model chose for it (see module notes for the time base)."""
     phases = []
-    prev: str | None = None
+    deps: tuple[str, ...] = ()
     seen: dict[str, int] = {}
     base = time_base_hz(model, arch)
     add_rate = _unit_rate(arch, "cuda", "add")
@@ -212,17 +256,18 @@ def costs_to_program(
                 Phase(
                     name=f"launch:{pname}",
                     body=Step(compute=(Compute("cuda", {"add": ops}),)),
-                    after=None if prev is None else (prev,),
+                    after=deps,
                 )
             )
-            prev = f"launch:{pname}"
+            deps = (f"launch:{pname}",)
         f = prediction.kernels[i].clock_hz if i < len(prediction.kernels) else 0.0
         f = f or prediction.clock_hz or model.hw.boost_clock_hz
-        phase = kernel_phase(
-            c, model, arch, after=None if prev is None else (prev,), dtype=dtype, scale=base / f
-        )
+        phase = kernel_phase(c, model, arch, after=deps, dtype=dtype, scale=base / f)
         phases.append(replace(phase, name=pname))
-        prev = pname
+        wb = writeback_phase(c, arch, f"writeback:{pname}", deps)
+        if wb is not None:
+            phases.append(wb)
+        deps = (pname,) if wb is None else (pname, wb.name)
     return TileProgram(
         name=name,
         phases=tuple(phases),

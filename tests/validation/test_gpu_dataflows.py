@@ -2,7 +2,9 @@
 
 import pytest
 
+from archsim import load_arch
 from archsim.errors import MappingError
+from archsim.gpu import gpu_model
 from mappings import get_dataflow, list_dataflows, simulate_workload
 
 CASES = [
@@ -36,8 +38,12 @@ def test_program_carries_model_dram_bytes_and_event_is_not_below_analytic(
     assert ana.result.dram_bytes == pytest.approx(model_bytes, rel=0.10)
     assert ev.result.cycles >= ana.result.cycles
     assert ana.plan.meta["gpu_model_time_s"] > 0
-    # the program runs at the clock the power model chose
-    assert ana.plan.program.clock_hz == pytest.approx(ana.plan.meta["gpu_model_clock_hz"])
+    # the program's time base makes the arch's HBM bytes/cycle the model's achievable
+    # bandwidth; each kernel's SM work is at the clock the power model chose for it
+    hbm_bytes_per_cycle = load_arch("h100").dram.read_bw_bytes_per_cycle
+    engine_hbm = ana.plan.program.clock_hz * hbm_bytes_per_cycle
+    assert engine_hbm == pytest.approx(gpu_model("h100").hbm_eff_bytes_per_s)
+    assert all(k["clock_hz"] > 0 for k in ana.plan.meta["kernels"])
 
 
 def test_split_kv_knob_forces_splits():
@@ -90,16 +96,13 @@ def test_fg_sparse_beats_block_sparse_at_equal_density():
     assert get_dataflow("fg_sparse") is not None
 
 
-@pytest.mark.parametrize(
-    ("dataflow", "workload", "params"),
-    [c for c in CASES if c[0] != "gpu_gemm"],
-    ids=[c[0] for c in CASES if c[0] != "gpu_gemm"],
-)
+@pytest.mark.parametrize(("dataflow", "workload", "params"), CASES, ids=[c[0] for c in CASES])
 def test_engine_estimate_agrees_with_the_gpu_model(dataflow, workload, params):
-    """The lowered program (launch phases, CTAs on SM slots, DRAM/L2 split) run by
-    ``estimate`` lands within 30% of the validated analytic GPU model. (gpu_gemm is left
-    out: the preset's L2 bandwidth estimate, 4096 B/clk, makes big GEMMs L2-bound in the
-    engine, while cuBLAS halves L2 reads with TMA multicast in 2-CTA clusters.)"""
+    """The lowered program (launch phases, CTAs on SM slots, DRAM/L2 split with TMA
+    multicast, per-kernel power-capped clock, achievable HBM bandwidth) run by ``estimate``
+    lands within 15% of the validated analytic GPU model (gpu_unfused: 35%, the engine's
+    HBM read and write ports are separate servers)."""
     rep = simulate_workload("h100", workload, params=params, dataflow=dataflow, engine="analytic")
     ratio = rep.result.seconds / rep.plan.meta["gpu_model_time_s"]
-    assert 0.7 < ratio < 1.3
+    tol = 0.35 if dataflow == "gpu_unfused" else 0.15
+    assert 1 - tol < ratio < 1 + tol
