@@ -179,6 +179,10 @@ class StorageLevel(SpecModel):
     """With mesh: area per PE in mm^2; ``area_mm2`` = this x rows x cols."""
     dram: DramTiming | None = None
     """DRAM organisation and timing (kind ``dram`` only; required for PIM architectures)."""
+    bandwidth_model: Literal["figure", "timing"] = "figure"
+    """``figure``: the engine uses the read/write bandwidth fields. ``timing`` (kind ``dram``
+    with ``dram:`` timing): the engine uses the DRAM timing model's streaming rate instead
+    (row switches, refresh; see ``archsim.dram``)."""
     description: str = ""
     """Free text: what this level models, sources."""
 
@@ -212,6 +216,13 @@ class StorageLevel(SpecModel):
                 f"DRAM timing given for a {self.kind!r} level",
                 expected="kind: dram",
                 got=self.kind,
+            )
+        if self.bandwidth_model == "timing" and self.dram is None:
+            fail(
+                "bandwidth_model",
+                "bandwidth_model 'timing' needs the level's DRAM timing",
+                expected="a dram: block (kind dram) or bandwidth_model: figure",
+                got="timing",
             )
         if self.mesh_like is not None and self.mesh is None:
             fail(

@@ -24,6 +24,11 @@ Same physical quantities as the analytic model (:mod:`archsim.gpu`):
   efficiency and any non-overlapped softmax included); the real MAC count is in ``meta``.
 - *Launch overhead.* Each kernel is preceded by a one-slot phase that takes its fixed
   launch/gap time (``launch_s`` for the first kernel, ``gap_s`` for the others).
+- *Bytes in flight.* An engine tile is what one CTA keeps in flight (the model's per-CTA
+  stream bandwidth x the DRAM latency): uniform K-loop trips are merged, big trips split.
+- *Write-back.* A kernel's DRAM writes drain from L2 in a phase beside the kernel (CTAs
+  do not wait for DRAM); the next kernel waits for both. Work outside the main loop
+  (pipeline fill/drain, GEMM epilogue) is a per-CTA prologue on the SM.
 
 NOTE: tensor and ALU *energy* of the engine result counts issued slots, not useful
 operations; ``meta["gpu_model_energy_j"]`` holds the power model's energy.

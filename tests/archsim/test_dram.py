@@ -221,3 +221,30 @@ def test_a_level_opting_in_with_bandwidth_model_timing_gets_the_models_rate() ->
     assert write == pytest.approx(timing_rate_bytes_per_s(tm, "row_hit_bg", True) * 1e-9)
     level.bandwidth_model = "figure"
     assert _level_bandwidth(level, 1e9) == (32.0, 32.0)
+
+
+def test_spec_field_bandwidth_model_timing_equals_with_dram_timing_in_the_engine() -> None:
+    from archsim import Phase, Step, TileProgram, Transfer, load_arch, simulate
+    from archsim.dram import with_dram_timing
+
+    arch = load_arch("hbm_pim")
+    dram = arch.dram.name
+    inner = next(lv.name for lv in arch.levels if lv.kind != "dram")
+    prog = TileProgram(
+        name="stream",
+        phases=(
+            Phase(
+                name="read",
+                body=Step(loads=(Transfer("X", 1 << 16, dram, inner),)),
+                trips=8,
+                work_items=128,
+                slots=128,
+            ),
+        ),
+    )
+    opted = arch.with_updates({f"levels.{dram}.bandwidth_model": "timing"})
+    by_field = simulate(prog, opted).cycles
+    by_copy = simulate(prog, with_dram_timing(arch)).cycles
+    by_figure = simulate(prog, arch).cycles
+    assert by_field == by_copy
+    assert by_field != by_figure

@@ -325,3 +325,15 @@ def test_every_field_has_a_description():
     ):
         for name, field in model.model_fields.items():
             assert field.description, f"{model.__name__}.{name} has no docstring"
+
+
+def test_timing_bandwidth_model_needs_dram_timing():
+    from archsim import ArchSpecError, load_arch
+
+    arch = load_arch("fusemax")
+    glb = next(lv for lv in arch.levels if lv.kind == "sram").name
+    with pytest.raises(ArchSpecError, match="bandwidth_model"):
+        arch.with_updates({f"levels.{glb}.bandwidth_model": "timing"})
+    pim = load_arch("hbm_pim")
+    timed = pim.with_updates({f"levels.{pim.dram.name}.bandwidth_model": "timing"})
+    assert timed.dram.bandwidth_model == "timing"
