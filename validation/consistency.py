@@ -31,7 +31,13 @@ import pandas as pd
 
 from archsim.gpu import GpuModel, gpu_model
 
-from ._predict import UnsupportedRecord, backend_family, device_model, predict_record
+from ._predict import (
+    UnsupportedRecord,
+    backend_family,
+    device_arch,
+    device_model,
+    predict_record,
+)
 from ._records import Measurement, load_measurements
 
 __all__ = [
@@ -108,25 +114,6 @@ def record_call(rec: Mapping[str, object]) -> WorkloadCall:
         }
         return WorkloadCall("block_sparse", p, "block_sparse", {"family": "flex"})
     raise UnsupportedRecord(f"no dataflow for kind {kind!r}")
-
-
-def device_arch(arch: object, device: Mapping[str, object] | None) -> object:
-    """``arch`` with the measured board's power limit and max SM clock (as ``device_model``)."""
-    from archsim import load_arch
-
-    a = load_arch(arch) if isinstance(arch, str) else arch
-    if not device:
-        return a
-    upd: dict[str, object] = {}
-    for key, path, scale in (
-        ("power_limit_w", "power_cap_w", 1.0),
-        ("sm_clock_max_mhz", "gpu.boost_clock_hz", 1e6),
-        ("idle_power_w", "idle_power_w", 1.0),
-    ):
-        v = device.get(key)
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
-            upd[path] = float(v) * scale
-    return a.with_updates(upd) if upd else a  # type: ignore[attr-defined]
 
 
 def event_subset(records: Sequence[Measurement], n: int) -> set[int]:
@@ -249,8 +236,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     mset = load_measurements(args.file)
     lines = event_subset(mset.records, args.event)
     frame = consistency_frame(args.file, args.arch, event_lines=lines)
-    cols = ["line", "dataflow", "shape", "measured_ms", "model_ms", "analytic_ms", "event_ms",
-            "analytic_ratio", "event_ratio"]
+    cols = [
+        "line",
+        "dataflow",
+        "shape",
+        "measured_ms",
+        "model_ms",
+        "analytic_ms",
+        "event_ms",
+        "analytic_ratio",
+        "event_ratio",
+    ]
     with pd.option_context("display.width", 200, "display.max_rows", 500):
         print(frame[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))  # noqa: T201
         print()  # noqa: T201

@@ -243,9 +243,7 @@ def choose_gemm_config(
             cfg = GemmConfig(bm, bn, _BK, s, path)
             t = _quick_time(_cost_for(M, N, K, cfg, model, dtype, oe, batch, "gemm"), model)
             if s > 1:
-                t += model.cal.gap_s + _quick_time(
-                    _reduce_cost(M, N, s, batch, oe, model), model
-                )
+                t += model.cal.gap_s + _quick_time(_reduce_cost(M, N, s, batch, oe, model), model)
             key = (t * (1 + 1e-9 * rank), rank, cfg)
             if best is None or key[:2] < best[:2]:
                 best = key

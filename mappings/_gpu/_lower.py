@@ -160,15 +160,14 @@ def kernel_phase(
     else:
         trips, group = _grouped_trips(cost, lat_s)
         loop_bytes = cost.trip_bytes * group
-        l2_bytes = (cost.trip_l2_bytes if cost.trip_l2_bytes is not None else cost.trip_bytes)
+        l2_bytes = cost.trip_l2_bytes if cost.trip_l2_bytes is not None else cost.trip_bytes
         l2_bytes *= group
         issued = cost.trip_cycles * rate * scale * group
         alu = {k: float(v) * scale * group for k, v in cost.trip_alu_ops.items()}
         if group != 1.0:
             depth = 2
-    total_stream = (
-        float(np.sum(np.asarray(trips) * loop_bytes)) if np.ndim(trips) else ctas * trips * loop_bytes
-    )
+    n_trips = float(np.sum(trips)) if np.ndim(trips) else float(ctas * trips)
+    total_stream = n_trips * loop_bytes
     # DRAM reads are the loop loads' DRAM share; any excess (Q tiles...) is a prologue load.
     frac = min(1.0, cost.dram_read_bytes / total_stream) if total_stream > 0 else 0.0
     excess = max(cost.dram_read_bytes - total_stream, 0.0) / max(ctas, 1)

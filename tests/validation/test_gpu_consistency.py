@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 
 from mappings import simulate_workload
+from validation._records import load_measurements
 from validation.consistency import (
     consistency_frame,
     consistency_summary,
     event_subset,
     record_call,
 )
-from validation._records import load_measurements
 
 CHECK = Path(__file__).resolve().parents[2] / "validation" / "data" / "h100_check.jsonl"
 
