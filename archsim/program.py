@@ -71,17 +71,26 @@ class Compute:
         Compute-unit name.
     ops
         Op kind (``mac``, ``mac_bf16``, ``exp``, ...) -> count per occurrence. Time on the unit
-        is ``sum(ops[k] / ops_per_cycle[k])`` cycles at full throughput.
+        is ``sum(ops[k] / ops_per_cycle[k]) / occupancy`` cycles at full throughput. These are
+        the *useful* ops: energy is charged on them (``ops x pJ/op``).
+    occupancy
+        Fraction of the unit's lanes doing useful work while it runs these ops, in (0, 1]
+        (default 1). A mapping that fills half of a PE array has ``occupancy=0.5``: the ops
+        take twice as long as on a full array but cost the same energy; systolic fill/drain is
+        ``useful cycles / total cycles``. Utilization counts useful work only
+        (busy time x occupancy).
     """
 
     unit: str
     ops: Mapping[str, float]
+    occupancy: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ops", MappingProxyType(dict(self.ops)))
+        object.__setattr__(self, "occupancy", float(self.occupancy))
 
     def __hash__(self) -> int:
-        return hash((self.unit, tuple(sorted(self.ops.items()))))
+        return hash((self.unit, tuple(sorted(self.ops.items())), self.occupancy))
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,9 @@ class Result:
     dram_bytes
         Bytes read plus written at the outermost level.
     utilization
-        Compute unit -> busy cycles / (instances x cycles), in [0, 1].
+        Compute unit -> fraction of its capacity doing useful work: useful busy cycles
+        ``sum(ops / rate)`` / (instances x cycles), in [0, 1]. A unit busy the whole run with
+        ``Compute.occupancy = 0.5`` (half its lanes idle, or systolic fill/drain) reports 0.5.
     area_mm2
         Area of the architecture, mm^2.
     engine

@@ -14,8 +14,9 @@ re-fetched only every k-th trip, which the event engine would otherwise see as a
 Compute-side accesses of the innermost kept level (operand reads by the PEs) are not
 emitted as transfers; they are reported in ``TileProgram.meta["compute_side_bytes"]``.
 An array that a mapping only partly fills (spatial factors below its mesh) takes as long
-as a full one: the unit's op counts are scaled by ``1 / used-fraction`` for timing, and the
-real op counts are kept in ``meta["ops"]``.
+as a full one: the real op counts are emitted with ``Compute.occupancy`` = the used fraction,
+so time is ``ops / (rate x occupancy)`` while energy is charged on the real ops only; the
+real op counts are also kept in ``meta["ops"]``.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def lower_group(workload: Workload, group: FusionGroup, arch: Architecture, name
     unit = compute_unit(arch, group)
     frac = spatial_fraction(arch, group)
     ops = unit_ops(group_ops(workload, group), unit.ops_per_cycle)
-    comp = Compute(unit=unit.name, ops={k: v / per / frac for k, v in ops.items()})
+    comp = Compute(unit=unit.name, ops={k: v / per for k, v in ops.items()}, occupancy=frac)
     staging = group.levels[1].level if len(group.levels) > 1 else None
     buf = 0
     if staging is not None:

@@ -102,7 +102,13 @@ def _solve(space: Space, shares: np.ndarray, objective: str,
         other = [r for r in all_r if not space.tensor_mask[ti, r]]
         bw = space.dram_wr_bw if space.written[ti] else space.dram_rd_bw
         base = math.log(max(space.elems[ti] * space.tbytes[ti] / bw, 1e-9))
-        terms.append(base + logsum(other, ("D",)))
+        refetch = logsum(other, ("D",))
+        if space.written[ti] and other:
+            # partial sums leave and come back: ~2x the traffic once a reduced rank is at DRAM
+            y = pulp.LpVariable(f"partial_{ti}", cat="Binary")
+            prob += refetch <= y * sum(math.log(p) for r in other for p in primes[r])
+            refetch = refetch + math.log(2.0) * y
+        terms.append(base + refetch)
     z = pulp.LpVariable("z")
     prob += z >= comp
     # every DRAM-level trip pays the DRAM latency once: log(trips * latency)
@@ -112,7 +118,8 @@ def _solve(space: Space, shares: np.ndarray, objective: str,
     if objective == "latency":
         prob += z
     elif objective == "energy":
-        prob += pulp.lpSum(terms) + comp
+        # compute energy is fixed (real ops): DRAM traffic terms, then time (static energy)
+        prob += pulp.lpSum(terms) + 0.01 * z
     else:
         prob += z + pulp.lpSum(terms) * (1.0 / max(len(terms), 1)) + comp
     status = prob.solve(pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s))

@@ -62,6 +62,7 @@ class Space:
     static_w: float
     clock_hz: float
     orders: tuple[tuple[int, ...], ...]  # DRAM loop orders (rank indices, outermost first)
+    dram_shared: bool = False  # DRAM reads and writes share one bus (shared_read_write)
 
 
 @dataclass
@@ -110,13 +111,15 @@ def build_space(workload: Workload, arch: Architecture, einsum: str,
         written=np.array([t.written for t in tens]), compute_cycles_full=float(cyc),
         unit=unit.name, mesh=unit_mesh(unit), dram=dram.name, buf=buf.name,
         cap_bytes=float(buf.capacity_bytes or np.inf),
-        dram_rd_bw=dram.read_bw_bytes_per_cycle, dram_wr_bw=dram.write_bw_bytes_per_cycle,
+        dram_rd_bw=dram.read_bw_bytes_per_cycle, dram_wr_bw=(dram.read_bw_bytes_per_cycle if getattr(
+            dram, "shared_read_write", False) else dram.write_bw_bytes_per_cycle),
         buf_rd_bw=buf.read_bw_bytes_per_cycle, buf_wr_bw=buf.write_bw_bytes_per_cycle,
         dram_lat=float(dram.latency_cycles), buf_lat=float(buf.latency_cycles),
         e_dram_rd=dram.read_energy_pj_per_byte * 1e-12,
         e_dram_wr=dram.write_energy_pj_per_byte * 1e-12,
         e_buf_rd=buf.read_energy_pj_per_byte * 1e-12, e_buf_wr=buf.write_energy_pj_per_byte * 1e-12,
-        e_ops=e_ops, static_w=static, clock_hz=float(arch.clock.core_hz), orders=tuple(perms))
+        e_ops=e_ops, static_w=static, clock_hz=float(arch.clock.core_hz), orders=tuple(perms),
+        dram_shared=bool(getattr(dram, "shared_read_write", False)))
 
 
 def tile_choices(size: int, cap: int | None = None) -> list[int]:
@@ -188,10 +191,12 @@ def batch_metrics(space: Space, c: Candidates) -> dict[str, np.ndarray]:
                       np.maximum(trips * (lt + comp) + st, lt + trips * (comp + st)))
     busiest = np.maximum(np.maximum(loads / min(space.dram_rd_bw, space.buf_wr_bw),
                                     stores / min(space.buf_rd_bw, space.dram_wr_bw)), comp)
+    if space.dram_shared:  # one DRAM bus serves loads and stores (engine: LEVEL.bus)
+        busiest = np.maximum(busiest, (loads + stores) / space.dram_rd_bw)
     cycles = np.maximum(cycles, trips * busiest)
     secs = cycles / space.clock_hz
     energy = (dram_rd * (space.e_dram_rd + space.e_buf_wr) + dram_wr * (space.e_dram_wr
-              + space.e_buf_rd) + space.e_ops * space.mesh[0] * space.mesh[1] / used
+              + space.e_buf_rd) + space.e_ops  # real ops: occupancy changes time, not energy
               + space.static_w * secs)
     valid = (buf <= space.cap_bytes) & np.all(c.t * c.s < size + c.s, axis=1)
     return {"cycles": cycles, "energy_j": energy, "dram_bytes": dram_rd + dram_wr,

@@ -211,17 +211,21 @@ def record_costs(rec: Mapping[str, object], model: GpuModel) -> tuple[str, str, 
             ),
         )
     if kind == "ceiling" and "bytes" in rec:
+        # d2d_copy reads and writes ``bytes``; read_sum only reads; write_fill only writes
         n = float(rec["bytes"])  # type: ignore[arg-type]
+        name = str(rec.get("name", "copy"))
+        read = 0.0 if "write" in name or "fill" in name else n
+        write = 0.0 if "read" in name or "sum" in name else n
         return (
             "copy",
             "ceiling",
             [
                 streaming_cost(
                     model,
-                    name="copy_kernel",
+                    name=f"{name}_kernel",
                     category="elementwise",
-                    read_bytes=n,
-                    write_bytes=n,
+                    read_bytes=read,
+                    write_bytes=write,
                     alu_ops=0.0,
                 )
             ],

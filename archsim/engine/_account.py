@@ -71,6 +71,7 @@ def _count_step(
                 continue
             c._add(c.energy, f"{comp.unit}.{kind}", n * op_energy_pj(unit, kind) * _PJ)
             rate = rates.get(kind, rates.get(kind.split("_", 1)[0]))
+            # useful busy cycles: busy time (n / rate / occupancy) x occupancy
             c._add(c.unit_busy, comp.unit, n / float(rate))
 
 

@@ -1,9 +1,10 @@
 """Check a tile program against an architecture and resolve it into plain numbers.
 
-Both evaluators start here: names become *servers* (a level's read or write port, a network,
-a compute unit) with a capacity per instance, transfers become ``(bytes, latency, servers)``
-and computes become ``(server, work cycles)``. Errors name the offending field with a path
-like ``phases[1].body.loads[0].src``.
+Both evaluators start here: names become *servers* (a level's read or write port, or its one
+``LEVEL.bus`` when ``shared_read_write`` is set; a network; a compute unit) with a capacity per
+instance, transfers become ``(bytes, latency, servers)`` and computes become
+``(server, work cycles)`` with work ``sum(ops / rate) / occupancy``. Errors name the offending
+field with a path like ``phases[1].body.loads[0].src``.
 """
 
 from __future__ import annotations
@@ -163,10 +164,20 @@ class _Builder:
         self.steps: dict[Step, CompiledStep] = {}
         self.counts: dict[Step, object] = {}  # archsim.engine._account.Counts per occurrence
         self.port_bw: dict[tuple[str, str], float] = {}
+        self.port_name: dict[tuple[str, str], str] = {}
         for lv in arch.levels:
             read, write = _level_bandwidth(lv, float(arch.clock.core_hz))
+            if getattr(lv, "shared_read_write", False):
+                # one bus of the read bandwidth serves both directions (DRAM channel)
+                for port in ("read", "write"):
+                    self.port_bw[(lv.name, port)] = read
+                    self.port_name[(lv.name, port)] = f"{lv.name}.bus"
+                self.server(f"{lv.name}.bus", lv.instances, read)
+                continue
             self.port_bw[(lv.name, "read")] = read
             self.port_bw[(lv.name, "write")] = write
+            self.port_name[(lv.name, "read")] = f"{lv.name}.read"
+            self.port_name[(lv.name, "write")] = f"{lv.name}.write"
             self.server(f"{lv.name}.read", lv.instances, read)
             self.server(f"{lv.name}.write", lv.instances, write)
         for net in self.nets.values():
@@ -230,7 +241,7 @@ class _Builder:
                     expected="bytes/cycle > 0",
                     got=bw,
                 )
-            servers.append(self.server(f"{lv.name}.{port}", lv.instances, bw))
+            servers.append(self.server(self.port_name[(lv.name, port)], lv.instances, bw))
         net = self.nets.get((t.src, t.dst))
         if net is not None and net.bw_bytes_per_cycle > 0:
             servers.append(self.server(f"{net.name}.transfer", 1, net.bw_bytes_per_cycle))
@@ -246,6 +257,14 @@ class _Builder:
                 path=f"{path}.unit",
                 expected=f"one of {sorted(self.units)}",
                 got=c.unit,
+            )
+        occ = getattr(c, "occupancy", 1.0)
+        if not (0.0 < occ <= 1.0):
+            raise MappingError(
+                "occupancy must be a fraction of the unit's lanes",
+                path=f"{path}.occupancy",
+                expected="0 < occupancy <= 1",
+                got=occ,
             )
         work = 0.0
         for kind, count in c.ops.items():
@@ -265,6 +284,7 @@ class _Builder:
                     got=count,
                 )
             work += float(count) / rate
+        work /= float(occ)  # only occ of the lanes do useful work: the ops take 1/occ longer
         if work <= 0:
             return []
         return [(self.server(f"{unit.name}.compute", unit.instances, 1.0), work)]

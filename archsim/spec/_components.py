@@ -183,6 +183,12 @@ class StorageLevel(SpecModel):
     """``figure``: the engine uses the read/write bandwidth fields. ``timing`` (kind ``dram``
     with ``dram:`` timing): the engine uses the DRAM timing model's streaming rate instead
     (row switches, refresh; see ``archsim.dram``)."""
+    shared_read_write: bool = False
+    """True: reads and writes share one bus, as on a real DRAM channel. The engine then has
+    one bandwidth server per instance, of ``read_bw_bytes_per_cycle`` (the timing model's rate
+    with ``bandwidth_model: timing``), that serves both directions: a transfer into and one out
+    of the level contend for it, and a level-to-itself transfer uses it twice. False (default):
+    separate read and write ports of their own bandwidths."""
     description: str = ""
     """Free text: what this level models, sources."""
 

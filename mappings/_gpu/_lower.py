@@ -108,7 +108,7 @@ def _grouped_trips(cost: KernelCost, lat_s: float) -> tuple[np.ndarray, float]:
     return np.full(trips.size, n_e, dtype=np.int64), n / n_e
 
 
-def _dram_latency_s(arch: object, model: GpuModel, scale: float) -> float:
+def _dram_latency_s(arch: object, model: GpuModel) -> float:
     """Seconds the engine charges per DRAM load (the level's latency at the time base)."""
     for lvl in getattr(arch, "levels", ()):
         if lvl.kind == "dram" and lvl.latency_cycles > 0:
@@ -140,7 +140,7 @@ def kernel_phase(
     ``scale`` = time-base cycles per SM cycle (``clock_hz / f`` of this kernel).
     """
     dram, l2, smem = _level(arch, "HBM", "DRAM"), _level(arch, "L2"), _level(arch, "SMEM")
-    lat_s = _dram_latency_s(arch, model, scale)
+    lat_s = _dram_latency_s(arch, model)
     ctas = cost.ctas
     mac_key = f"mac_{dtype}"
     rate = _tensor_rate(arch, mac_key)

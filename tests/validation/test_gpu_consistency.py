@@ -6,16 +6,21 @@ Tolerances (see docs/gpu_model.md, "Two evaluators, one answer"):
   record within 16%, except ``gpu_unfused`` (within 35%: the engine gives HBM separate read
   and write ports, the model one shared pin bandwidth, and unfused attention writes half
   its traffic);
-- ``simulate`` (event engine) on a few records: never below ``estimate``, within 30% of
-  the model (identical CTAs start in lock step and contend for HBM in bursts).
+- ``simulate`` (event engine) on 5 records spread over the dataflows: never below
+  ``estimate``, within 30% of the model (identical CTAs start in lock step and contend for
+  HBM in bursts). Not held here: skinny DRAM-bound GEMMs, where the event engine runs
+  15-58% long (one load in flight per slot; see the docs).
 """
 
+import json
 from pathlib import Path
 
 import pytest
 
+from archsim.errors import MappingError
 from mappings import simulate_workload
 from validation._records import load_measurements
+from validation._report import validate_file
 from validation.consistency import (
     consistency_frame,
     consistency_summary,
@@ -74,3 +79,30 @@ def test_record_call_maps_a_cudnn_decode_record_to_the_flash3_decode_kernels():
     )
     names = [k["name"] for k in rep.plan.meta["kernels"]]
     assert names[0].startswith("cudnn_sm90_flash_fprop_decode")
+
+
+def _small_file(tmp_path):
+    lines = [
+        m.fields
+        for m in load_measurements(CHECK).records
+        if m.kind in ("gemm", "decode", "attn") and m.ms < 5.0
+    ][::20]
+    path = tmp_path / "small.jsonl"
+    path.write_text("\n".join(json.dumps(dict(r)) for r in lines) + "\n")
+    return path, len(lines)
+
+
+def test_validate_predicts_through_the_lowered_program(tmp_path):
+    path, n = _small_file(tmp_path)
+    model = validate_file(path, "h100").frame.set_index("line")
+    engine = validate_file(path, "h100", engine="analytic").frame.set_index("line")
+    assert len(engine) == n >= 5
+    ratio = engine["pred_ms"] / model["pred_ms"]
+    assert ((ratio - 1).abs() <= 0.16).all()
+    assert not (ratio == 1.0).all()  # really a different evaluator
+
+
+def test_validate_rejects_an_unknown_engine(tmp_path):
+    path, _ = _small_file(tmp_path)
+    with pytest.raises(MappingError, match="engine"):
+        validate_file(path, "h100", engine="oracle")
