@@ -1,8 +1,10 @@
 """``archsim demo``: a one-minute tour of fused vs unfused attention.
 
-1. On the spatial array (``fusemax`` preset): FuseMax (1-pass, fused), FLAT (fused QK/
-   softmax/AV per row tile) and unfused attention, with the event-driven engine, at one
-   sequence length, plus an analytical sweep over sequence lengths for the plot.
+1. On the spatial array: FuseMax (1-pass, fused) on the ``fusemax`` preset against FLAT (fused
+   QK/softmax/AV per row tile) and unfused attention on the ``flat`` preset (FLAT's own
+   architecture: 32 MiB buffer, 1D array with an exp unit — the FuseMax paper's baselines),
+   with the event-driven engine at one sequence length, plus an analytical sweep over
+   sequence lengths for the plot.
 2. On an H100 (``h100`` preset): FlashAttention-2/3 against unfused GPU attention — only
    the GPU dataflows that are registered.
 3. A table, a PNG (latency and energy per dataflow; latency against sequence length) and a
@@ -25,8 +27,16 @@ log = logging.getLogger(__name__)
 
 #: attention shape of the demo: BERT-large-like heads (16 × 64), one sequence of 4096 tokens
 DEMO_SHAPE: dict[str, int] = {"B": 1, "H": 16, "D": 64, "S": 4096}
-SPATIAL = ("fusemax", ("fusemax", "flat", "unfused"))
-GPU = ("h100", ("flash3", "flash2", "gpu_unfused"))
+#: (group, arch preset, dataflow) in table order; speedups are against the group's unfused run
+RUNS: tuple[tuple[str, str, str], ...] = (
+    ("spatial", "fusemax", "fusemax"),
+    ("spatial", "flat", "flat"),
+    ("spatial", "flat", "unfused"),
+    ("gpu", "h100", "flash3"),
+    ("gpu", "h100", "flash2"),
+    ("gpu", "h100", "gpu_unfused"),
+)
+UNFUSED = ("unfused", "gpu_unfused")
 SEQ_LENS = (1024, 2048, 4096, 8192, 16384, 32768)
 
 
@@ -131,23 +141,25 @@ def run_demo(
     rows: list[dict[str, object]] = []
     skipped: list[str] = []
     trace_path: Path | None = None
-    for arch, wanted in (SPATIAL, GPU):
-        present = _available(wanted)
-        skipped += [f"{arch}/{d}: dataflow not registered" for d in wanted if d not in present]
-        for dataflow in present:
-            traced = arch == SPATIAL[0] and dataflow == "fusemax"
-            try:
-                report = simulate_workload(
-                    arch, "mha", params=shape, dataflow=dataflow, engine="event", trace=traced
-                )
-            except Exception as exc:  # noqa: BLE001 - the tour goes on and says what failed
-                skipped.append(f"{arch}/{dataflow}: {type(exc).__name__}: {exc}")
-                continue
-            rows.append(_row(arch, dataflow, report))
-            if traced:
-                trace_path = _write_trace(report.result, out / "fusemax_trace.json", skipped)
+    present = set(_available([d for _, _, d in RUNS]))
+    for group, arch, dataflow in RUNS:
+        if dataflow not in present:
+            skipped.append(f"{arch}/{dataflow}: dataflow not registered")
+            continue
+        traced = dataflow == "fusemax"
+        try:
+            report = simulate_workload(
+                arch, "mha", params=shape, dataflow=dataflow, engine="event", trace=traced
+            )
+        except Exception as exc:  # noqa: BLE001 - the tour goes on and says what failed
+            skipped.append(f"{arch}/{dataflow}: {type(exc).__name__}: {exc}")
+            continue
+        rows.append({"group": group, **_row(arch, dataflow, report)})
+        if traced:
+            trace_path = _write_trace(report.result, out / "fusemax_trace.json", skipped)
     table = pd.DataFrame(
-        rows, columns=["arch", "dataflow", "engine", "seconds", "energy_j", "dram_bytes", "cycles"]
+        rows,
+        columns=["group", "arch", "dataflow", "engine", "seconds", "energy_j", "dram_bytes", "cycles"],
     )
     table["speedup"] = [_speedup(table, r) for r in table.itertuples()]
     curves = _seq_curves(shape, seq_lens)
@@ -171,7 +183,7 @@ def _write_trace(result: object, path: Path, skipped: list[str]) -> Path | None:
 
 
 def _speedup(table: pd.DataFrame, row: object) -> float:
-    base = table[(table["arch"] == row.arch) & table["dataflow"].isin(["unfused", "gpu_unfused"])]  # type: ignore[attr-defined]
+    base = table[(table["group"] == row.group) & table["dataflow"].isin(UNFUSED)]  # type: ignore[attr-defined]
     if base.empty:
         return math.nan
     return float(base["seconds"].iloc[0]) / float(row.seconds)  # type: ignore[attr-defined]
@@ -182,11 +194,15 @@ def _seq_curves(shape: dict[str, int], seq_lens: Sequence[int]) -> pd.DataFrame:
     from mappings import simulate_workload
 
     rows = []
-    for dataflow in _available(SPATIAL[1]):
+    spatial = [(a, d) for g, a, d in RUNS if g == "spatial"]
+    present = set(_available([d for _, d in spatial]))
+    for arch, dataflow in spatial:
+        if dataflow not in present:
+            continue
         for s in seq_lens:
             try:
                 report = simulate_workload(
-                    SPATIAL[0],
+                    arch,
                     "mha",
                     params={**shape, "S": s},
                     dataflow=dataflow,
@@ -221,7 +237,7 @@ def _plot(table: pd.DataFrame, curves: pd.DataFrame, path: Path) -> Path:
     axes[2].set_yscale("log")
     axes[2].set_xlabel("sequence length (tokens)")
     axes[2].set_ylabel("latency (µs), analytical")
-    axes[2].set_title("fusemax preset")
+    axes[2].set_title("spatial arrays (fusemax / flat presets)")
     if len(curves):
         axes[2].legend(fontsize=8)
     fig.suptitle("archsim demo: fused vs unfused attention")

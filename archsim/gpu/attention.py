@@ -349,6 +349,30 @@ def attention_bwd_costs(
     return out
 
 
+def _sparse_tiling(model: GpuModel, family: str, D: int, block: int, elt: int) -> AttnTiling:
+    """Tiling of a sparse kernel with ``block``-row skip units on ``family``'s kernel.
+
+    Query tiles of ``min(Bm, block)`` rows and K/V tiles of ``min(Bn, block)`` keys, the
+    family's warps, registers and instruction path, three K/V stages in shared memory.
+    Shared by :func:`block_sparse_costs` and :func:`fg_sparse_costs` so that at equal
+    density the two kernels differ only by the gather.
+    """
+    base = fwd_tiling(family, model, D, False, elt)
+    bm = min(base.block_m, block)
+    bn = min(base.block_n, block)
+    return make_tiling(
+        model.hw,
+        bm,
+        bn,
+        base.threads // 32,
+        base.regs,
+        (bm * D + 3 * 2 * bn * D) * elt,
+        base.path,
+        None,
+        base.inflight_bytes,
+    )
+
+
 def block_sparse_costs(
     model: GpuModel,
     *,
@@ -367,23 +391,10 @@ def block_sparse_costs(
     a random block mask), each ``block / Bn`` trips of the kernel's ``Bn``-wide tile.
     """
     elt = dtype_bytes(dtype)
-    base = fwd_tiling(family, model, D, False, elt)
-    bm = min(base.block_m, block)
-    bn = min(base.block_n, block)
-    t = make_tiling(
-        model.hw,
-        bm,
-        bn,
-        base.threads // 32,
-        base.regs,
-        (bm * D + 3 * 2 * bn * D) * elt,
-        base.path,
-        None,
-        base.inflight_bytes,
-    )
+    t = _sparse_tiling(model, family, D, block, elt)
     n_kv = math.ceil(S / block)
-    per_q_block = max(1, round(density * n_kv)) * max(1, block // bn)
-    row_trips = np.full(math.ceil(S / bm), per_q_block)
+    per_q_block = max(1, round(density * n_kv)) * max(1, block // t.block_n)
+    row_trips = np.full(math.ceil(S / t.block_m), per_q_block)
     return attention_fwd_costs(
         model,
         B=B,
@@ -400,9 +411,17 @@ def block_sparse_costs(
     )
 
 
-#: Cycles for the producer warp to issue the gather of one K or V row (cp.async, 16 B per
-#: thread: a warp issues two 256-byte rows per instruction, ~4 cycles with address math).
+#: Producer cycles to gather one K or V row into shared memory (FG-Attn's asynchronous
+#: gather on Hopper, which has no TMA gather: ``cp.async`` 16 B per thread, one warp
+#: instruction moves two rows of D = 128 bf16 = 256 B). Derived, not fitted:
+#: data path 256 B at the SM's 128 B/clock shared-memory fill bandwidth = 2 cycles (H100:
+#: 128 B/clk/SM x 132 SMs x 1.98 GHz = 33 TB/s, NVIDIA Hopper tuning guide), plus issue
+#: ~2 cycles per row (per two rows: index load from shared memory, 64-bit address
+#: arithmetic, ``cp.async``, ~4 warp instructions at one per cycle), counted serially.
+#: The dense kernel's TMA tile load moves the same bytes without per-row issue work.
 GATHER_CYCLES_PER_ROW = 4.0
+#: Bytes of the kept-key index list per gathered key (int32).
+_INDEX_BYTES = 4.0
 
 
 def fg_sparse_costs(
@@ -413,25 +432,34 @@ def fg_sparse_costs(
     S: int,
     D: int,
     density: float,
+    block: int = 64,
     dtype: str = "bf16",
     gather_cycles_per_row: float = GATHER_CYCLES_PER_ROW,
 ) -> list[KernelCost]:
-    """FG-Attn (arXiv 2509.16518): skip ``M x 1`` slices -- per query block only the kept
-    keys are gathered (asynchronous gather load) into dense shared-memory tiles.
+    """FG-Attn (arXiv 2509.16518): skip ``M x 1`` slices -- per query block of ``M = block``
+    rows only the kept keys are gathered (asynchronous gather load) into dense
+    shared-memory tiles.
 
-    On top of a Hopper warp-specialized kernel (``flash3`` tiling), each query block
-    visits ``ceil(density x S / Bn)`` packed K/V tiles; packing costs
-    ``2 x Bn x gather_cycles_per_row`` producer cycles per trip (overlapped with the
-    consumers' GEMMs and softmax), plus reading the kept-key index list (4 B per key).
+    The kernel is the ``block_sparse`` kernel of the same family (``flash3``, Hopper
+    wgmma) with the same tiles (``min(Bm, M)`` query rows, ``min(Bn, M)`` keys, see
+    :func:`_sparse_tiling`) and the same K/V DRAM accounting. Each query block visits
+    ``ceil(density x S / Bn)`` packed K/V tiles. The differences from ``block_sparse``:
+    packing (the last tile of a query block is partly empty, block_sparse rounds whole
+    blocks), the gather -- ``2 x Bn x gather_cycles_per_row`` producer cycles per trip,
+    overlapped with the consumers' GEMMs and softmax (a trip takes at least that long,
+    see :data:`GATHER_CYCLES_PER_ROW`) -- and the kept-key index list (4 B per key).
     """
     elt = dtype_bytes(dtype)
-    t = fwd_tiling("flash3", model, D, False, elt)
+    t = _sparse_tiling(model, "flash3", D, block, elt)
+    bm, bn = t.block_m, t.block_n
     kept = max(1, math.ceil(density * S))
-    per_q = math.ceil(kept / t.block_n)
-    row_trips = np.full(math.ceil(S / t.block_m), per_q)
+    num_m = math.ceil(S / bm)
+    row_trips = np.full(num_m, math.ceil(kept / bn))
     trips = np.tile(row_trips, B * H)
     q_bytes = B * H * S * D * elt
-    kv = B * H * 2.0 * S * D * elt
+    kv_head = 2.0 * S * D * elt
+    factor = kv_reread_factor(model, num_m, model.hw.sms * t.ctas_per_sm, kv_head)
+    index_bytes = trips.size * kept * _INDEX_BYTES
     return [
         trip_kernel_cost(
             name="fg_attn_gather_fwd_kernel",
@@ -441,14 +469,19 @@ def fg_sparse_costs(
             eff=_efficiency(model, "flash3", False),
             dtype=dtype,
             trips=trips,
-            mma_flops_per_trip=4.0 * t.block_m * t.block_n * D,
-            alu_per_trip=_SOFTMAX_FP32_OPS * t.block_m * t.block_n + t.block_m * D,
-            sfu_per_trip=float(t.block_m * t.block_n),
-            bytes_per_trip=2.0 * t.block_n * D * elt + t.block_n * 4.0,
-            fixed_bytes=2.0 * t.block_m * D * elt,
-            dram_read=q_bytes + kv + trips.size * kept * 4.0,
+            mma_flops_per_trip=4.0 * bm * bn * D,
+            alu_per_trip=_SOFTMAX_FP32_OPS * bm * bn + bm * D,
+            sfu_per_trip=float(bm * bn),
+            bytes_per_trip=2.0 * bn * D * elt + bn * _INDEX_BYTES,
+            fixed_bytes=2.0 * bm * D * elt,
+            dram_read=q_bytes + B * H * kv_head * factor + index_bytes,
             dram_write=q_bytes + B * H * S * 4.0,
-            issue_cycles_per_trip=2.0 * t.block_n * gather_cycles_per_row,
-            meta={"family": "fg_attn", "kept_keys_per_query_block": kept},
+            issue_cycles_per_trip=2.0 * bn * gather_cycles_per_row,
+            meta={
+                "family": "fg_attn",
+                "slice_m": block,
+                "kept_keys_per_query_block": kept,
+                "kv_reread": factor,
+            },
         )
     ]

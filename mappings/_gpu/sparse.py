@@ -2,7 +2,9 @@
 (FG-Attn: skip M x 1 slices by gathering only the kept keys per query block).
 
 Knobs: ``block_sparse`` takes ``family`` (``flex`` = Triton FlexAttention, default, or
-``flash3``); ``fg_sparse`` takes ``gather_cycles_per_row``.
+``flash3``); ``fg_sparse`` takes ``gather_cycles_per_row``. Both read the workload's
+``block`` (M: block side for ``block_sparse``, default 128; slice height for ``fg_sparse``,
+default 64) and run query tiles of ``min(Bm, M)`` rows.
 """
 
 from __future__ import annotations
@@ -73,7 +75,10 @@ def fg_sparse(workload: Workload, arch: Architecture, knobs: Mapping[str, object
     model = model_for(arch)
     kw = _common(workload)
     g = float(knobs.get("gather_cycles_per_row", GATHER_CYCLES_PER_ROW))  # type: ignore[arg-type]
-    costs = fg_sparse_costs(model, dtype=dtype_of(workload), gather_cycles_per_row=g, **kw)  # type: ignore[arg-type]
+    block = param(workload, "block", 64)
+    costs = fg_sparse_costs(
+        model, block=block, dtype=dtype_of(workload), gather_cycles_per_row=g, **kw  # type: ignore[arg-type]
+    )
     passes = PassInfo(
         passes=1,
         buffer_bytes=0.0,
@@ -87,5 +92,8 @@ def fg_sparse(workload: Workload, arch: Architecture, knobs: Mapping[str, object
         costs,
         model,
         passes=passes,
-        notes=f"fg_sparse: asynchronous gather, {g} cycles/row, density {kw['density']}",
+        notes=(
+            f"fg_sparse: {block}x1 slices on {block}-row flash3 tiles, asynchronous gather "
+            f"{g} cycles/row, density {kw['density']}"
+        ),
     )
