@@ -328,6 +328,15 @@ def _all_axes(spec: SweepSpec) -> list[tuple[str, Axis]]:
     return out
 
 
+def _reject_unknown(raw: Mapping[str, object], allowed: tuple[str, ...], path: str) -> None:
+    """Raise :class:`SweepError` at ``path.KEY`` for the first (sorted) key not in ``allowed``."""
+    unknown = sorted(set(raw) - set(allowed))
+    if unknown:
+        raise SweepError(
+            "unknown key", path=f"{path}.{unknown[0]}", expected=", ".join(allowed), got=unknown[0]
+        )
+
+
 def _arch(raw: object, path: str) -> dict[str, object]:
     if isinstance(raw, str):
         raw = {"preset": raw}
@@ -335,14 +344,7 @@ def _arch(raw: object, path: str) -> dict[str, object]:
         raise SweepError(
             "bad arch", path=path, expected="a preset name or {preset|file, set, space}", got=raw
         )
-    unknown = set(raw) - {"preset", "file", "set", "space"}
-    if unknown:
-        raise SweepError(
-            "unknown key",
-            path=f"{path}.{sorted(unknown)[0]}",
-            expected="preset, file, set, space",
-            got=sorted(unknown)[0],
-        )
+    _reject_unknown(raw, ("preset", "file", "set", "space"), path)
     if ("preset" in raw) == ("file" in raw):
         raise SweepError(
             "give exactly one of preset / file",
@@ -370,14 +372,7 @@ def _workload(raw: object, path: str) -> dict[str, object]:
         raise SweepError(
             "bad workload", path=path, expected="{name: NAME or [NAMES], params: {...}}", got=raw
         )
-    unknown = set(raw) - {"name", "params"}
-    if unknown:
-        raise SweepError(
-            "unknown key",
-            path=f"{path}.{sorted(unknown)[0]}",
-            expected="name, params",
-            got=sorted(unknown)[0],
-        )
+    _reject_unknown(raw, ("name", "params"), path)
     names = _names(raw["name"], f"{path}.name")
     fixed, axes = _split(raw.get("params") or {}, f"{path}.params")
     return {"names": names, "params": fixed, "space": axes}

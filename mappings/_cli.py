@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from archsim.errors import MappingError
 
 __all__ = ["register"]
-
-
-def _say(text: str) -> None:
-    """CLI output (handlers print; the library never does)."""
-    sys.stdout.write(text + "\n")
 
 
 def _kv(items: list[str] | None, what: str) -> dict[str, object]:
@@ -84,21 +78,21 @@ def _simulate(args: argparse.Namespace) -> int:
         write_trace(rep.result, args.trace)
     d = rep.to_dict()
     if args.json:
-        _say(json.dumps(d, indent=2, default=str))
+        print(json.dumps(d, indent=2, default=str))  # noqa: T201
         return 0
-    _say(f"{d['workload']} on {d['arch']} ({d['dataflow']}, {d['engine']} engine)")
-    _say(f"  cycles      {d['cycles']:,}")
-    _say(f"  time        {d['seconds']:.6g} s")
-    _say(f"  energy      {d['energy_j']:.6g} J")
-    _say(f"  DRAM bytes  {d['dram_bytes']:,.0f}")
+    print(f"{d['workload']} on {d['arch']} ({d['dataflow']}, {d['engine']} engine)")  # noqa: T201
+    print(f"  cycles      {d['cycles']:,}")  # noqa: T201
+    print(f"  time        {d['seconds']:.6g} s")  # noqa: T201
+    print(f"  energy      {d['energy_j']:.6g} J")  # noqa: T201
+    print(f"  DRAM bytes  {d['dram_bytes']:,.0f}")  # noqa: T201
     for lvl, b in d["bytes"].items():  # type: ignore[union-attr]
-        _say(f"  bytes {lvl:<10} {b:,.0f}")
+        print(f"  bytes {lvl:<10} {b:,.0f}")  # noqa: T201
     for unit, u in d["utilization"].items():  # type: ignore[union-attr]
-        _say(f"  util  {unit:<10} {100 * u:.1f}%")
+        print(f"  util  {unit:<10} {100 * u:.1f}%")  # noqa: T201
     p = d["passes"]
     if p:
-        _say(f"  passes      {p['passes']}  buffer {p['buffer_bytes']:,.0f} B "
-              f"({p['buffer_formula']})")
+        print(f"  passes      {p['passes']}  buffer {p['buffer_bytes']:,.0f} B "  # noqa: T201
+               f"({p['buffer_formula']})")
     return 0
 
 
@@ -116,11 +110,11 @@ def _map(args: argparse.Namespace) -> int:
     if args.save and ranked:
         ranked[0].mapping.to_yaml(args.save)
     if args.json:
-        _say(json.dumps([r.to_dict() for r in ranked], indent=2, default=str))
+        print(json.dumps([r.to_dict() for r in ranked], indent=2, default=str))  # noqa: T201
         return 0
-    _say(f"{args.mapper} mapper, objective {args.objective}: top {len(ranked)}")
+    print(f"{args.mapper} mapper, objective {args.objective}: top {len(ranked)}")  # noqa: T201
     for i, r in enumerate(ranked):
         ev = f"  event {r.simulated_cycles:,}" if r.simulated_cycles is not None else ""
-        _say(f"#{i + 1}  cycles {r.cycles:,.0f}  energy {r.energy_j:.4g} J  "
-              f"DRAM {r.dram_bytes:,.0f} B{ev}  {r.describe()}")
+        print(f"#{i + 1}  cycles {r.cycles:,.0f}  energy {r.energy_j:.4g} J  "  # noqa: T201
+               f"DRAM {r.dram_bytes:,.0f} B{ev}  {r.describe()}")
     return 0

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping as AbcMapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from archsim.errors import MappingError
 from mappings._attn_common import (
@@ -48,7 +48,7 @@ from mappings._mapping import Mapping
 from mappings._registry import PassInfo, Plan, register_dataflow
 
 if TYPE_CHECKING:
-    from archsim import Architecture, Transfer
+    from archsim import Architecture, ComputeUnit, Transfer
     from workloads import Workload
 
 __all__ = ["unfused_plan", "flat_plan", "flat_granularity", "FLAT_MAX_ROWS"]
@@ -113,6 +113,34 @@ def _tile_grid(s: dict[str, int], rows: int, m0: int, p0: int) -> tuple[int, flo
     return tiles, rows * s["Skv"] * frac / tiles
 
 
+class _Array(NamedTuple):
+    """The attention shape and the 2D + 1D spatial array both baselines start from."""
+
+    s: dict[str, int]  # attention_shape(workload)
+    big: ComputeUnit  # the 2D (matrix) unit
+    small: ComputeUnit  # the 1D (vector) unit
+    dram: str  # outermost level
+    g: str  # global buffer level
+    rf2: str  # level the 2D unit reads from (the buffer when none)
+    rf1: str  # level the 1D unit reads from (the buffer when none)
+    mx: int  # 2D array mesh, x
+    my: int  # 2D array mesh, y
+    m0: int  # K/V rows per array tile
+    p0: int  # query rows per array tile
+    cap: float  # buffer capacity, bytes (inf when unbounded)
+
+
+def _array(workload: Workload, arch: Architecture) -> _Array:
+    s = attention_shape(workload)
+    glb = glb_level(arch)
+    big, small = pick_units(arch)
+    g = glb.name
+    mx, my = unit_mesh(big)
+    return _Array(s, big, small, arch.levels[0].name, g, rf_level(arch, big, g) or g,
+                  rf_level(arch, small, g) or g, mx, my, min(mx, s["Skv"]), min(my, s["Sq"]),
+                  float(glb.capacity_bytes or float("inf")))
+
+
 def _xfer(tensor: str, nbytes: float, src: str | None, dst: str | None) -> list[Transfer]:
     from archsim import Transfer
 
@@ -128,14 +156,7 @@ def flat_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, obj
     from archsim import Compute, Phase, Step, TileProgram
 
     _known(knobs, {"rows"})
-    s = attention_shape(workload)
-    glb = glb_level(arch)
-    big, small = pick_units(arch)
-    dram, g = arch.levels[0].name, glb.name
-    rf2, rf1 = rf_level(arch, big, g) or g, rf_level(arch, small, g) or g
-    mx, my = unit_mesh(big)
-    m0, p0 = min(mx, s["Skv"]), min(my, s["Sq"])
-    cap = float(glb.capacity_bytes or float("inf"))
+    s, big, small, dram, g, rf2, rf1, mx, my, m0, p0, cap = _array(workload, arch)
     by, e_, f_ = s["bytes"], s["E"], s["F"]
     other = 2.0 * m0 * (e_ + f_) * by  # double-buffered K/V tile
     rule = flat_granularity(s["Sq"], s["Skv"], by, cap, other, p0)
@@ -223,14 +244,7 @@ def unfused_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, 
 def _unfused_kernels(workload: Workload, arch: Architecture) -> Plan:
     from archsim import Compute, Phase, Step, TileProgram
 
-    s = attention_shape(workload)
-    glb = glb_level(arch)
-    big, small = pick_units(arch)
-    dram, g = arch.levels[0].name, glb.name
-    rf2, rf1 = rf_level(arch, big, g) or g, rf_level(arch, small, g) or g
-    mx, my = unit_mesh(big)
-    m0, p0 = min(mx, s["Skv"]), min(my, s["Sq"])
-    cap = float(glb.capacity_bytes or float("inf"))
+    s, big, small, dram, g, rf2, rf1, _, _, m0, p0, cap = _array(workload, arch)
     by, e_, f_, bh = s["bytes"], s["E"], s["F"], s["B"] * s["H"]
     frac = causal_fraction(s)
     # QK / AV: a block of query rows (Q, or the AV output) stays in half the buffer while K

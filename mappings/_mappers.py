@@ -228,10 +228,7 @@ def exhaustive(workload: Workload, arch: Architecture, *, objective: Objective =
         flat = np.arange(start, min(total, start + chunk))
         idx = np.stack(np.unravel_index(flat, dims), axis=1)
         c = _from_indices(space, opts, idx[:, :-1], idx[:, -1])
-        v = np.where(_axis_ok(c), score(batch_metrics(space, c), objective, space.clock_hz),
-                     np.inf)
-        keep = np.argsort(v, kind="stable")[: 50 * top]
-        best_c, best_v = _merge(best_c, best_v, c.take(keep), v[keep], 50 * top)
+        best_c, best_v = _keep_best(space, c, objective, top, best_c, best_v)
         if bar is not None:
             bar.update(len(flat))
     if bar is not None:
@@ -239,6 +236,16 @@ def exhaustive(workload: Workload, arch: Architecture, *, objective: Objective =
     assert best_c is not None
     return finish(workload, arch, space, best_c, best_v, objective=objective, top=top,
                   rescore=rescore)
+
+
+def _keep_best(space: Space, c: Candidates, objective: str, top: int,
+               best_c: Candidates | None, best_v: np.ndarray) -> tuple[Candidates, np.ndarray]:
+    """Score the batch ``c`` (infeasible axes: inf) and merge its ``50 * top`` best into
+    the running best ``best_c`` / ``best_v``."""
+    v = np.where(_axis_ok(c), score(batch_metrics(space, c), objective, space.clock_hz),
+                 np.inf)
+    keep = np.argsort(v, kind="stable")[: 50 * top]
+    return _merge(best_c, best_v, c.take(keep), v[keep], 50 * top)
 
 
 def _merge(a: Candidates | None, av: np.ndarray, b: Candidates, bv: np.ndarray,
@@ -273,10 +280,7 @@ def random_mapper(workload: Workload, arch: Architecture, *, objective: Objectiv
     best_c, best_v = None, np.empty(0)
     for start in range(0, n, 100_000):
         c = sample(space, min(100_000, n - start), rng)
-        v = np.where(_axis_ok(c), score(batch_metrics(space, c), objective, space.clock_hz),
-                     np.inf)
-        keep = np.argsort(v, kind="stable")[: 50 * top]
-        best_c, best_v = _merge(best_c, best_v, c.take(keep), v[keep], 50 * top)
+        best_c, best_v = _keep_best(space, c, objective, top, best_c, best_v)
         if bar is not None:
             bar.update(len(c))
     if bar is not None:

@@ -392,6 +392,33 @@ def _int(workload: Workload, *names: str, default: int | None = None) -> int:
     return default
 
 
+def _pim_plan(
+    dataflow: str,
+    program: TileProgram,
+    passes: PassInfo,
+    t: PimTiming,
+    r: Mapping[str, float],
+    energy_j: float,
+) -> Plan:
+    """The ``Plan`` of a PIM dataflow; ``meta`` carries the DRAM-timing answer ``r``."""
+    meta = {
+        "dataflow": dataflow,
+        "placement": t.placement,
+        "power_limited": t.power_limited,
+        "pim_model_cycles": r["cycles"],
+        "pim_model_seconds": r["seconds"],
+        "pim_model_energy_j": energy_j,
+        **{f"pim_{k}": v for k, v in r.items()},
+    }
+    return Plan(
+        program=program,
+        mapping=None,
+        passes=passes,
+        notes=f"{dataflow}: {t.placement}, power_limited={t.power_limited}",
+        meta=meta,
+    )
+
+
 @register_dataflow("pim_decode")
 def pim_decode(workload: Workload, arch: Architecture, knobs: Mapping[str, object]) -> Plan:
     """Decode attention on DRAM-PIM: K/V GEMVs in the units, softmax on the buffer die.
@@ -412,27 +439,13 @@ def pim_decode(workload: Workload, arch: Architecture, knobs: Mapping[str, objec
     energy = pim_energy_j(
         arch, pim_bytes=r["kv_bytes"], macs=r["macs"], io_bytes=io_bytes, seconds=r["seconds"]
     )
-    meta = {
-        "dataflow": "pim_decode",
-        "placement": t.placement,
-        "power_limited": t.power_limited,
-        "pim_model_cycles": r["cycles"],
-        "pim_model_seconds": r["seconds"],
-        "pim_model_energy_j": energy,
-        **{f"pim_{k}": v for k, v in r.items()},
-    }
-    return Plan(
-        program=program,
-        mapping=None,
-        passes=PassInfo(
-            passes=2,
-            buffer_bytes=float(L * dbyte),
-            buffer_formula="L * dbyte",
-            reason="scores leave the units for the softmax, then return",
-        ),
-        notes=f"pim_decode: {t.placement}, power_limited={t.power_limited}",
-        meta=meta,
+    passes = PassInfo(
+        passes=2,
+        buffer_bytes=float(L * dbyte),
+        buffer_formula="L * dbyte",
+        reason="scores leave the units for the softmax, then return",
     )
+    return _pim_plan("pim_decode", program, passes, t, r, energy)
 
 
 @register_dataflow("pim_gemv")
@@ -462,24 +475,10 @@ def pim_gemv(workload: Workload, arch: Architecture, knobs: Mapping[str, object]
         io_bytes=io_bytes,
         seconds=r["seconds"],
     )
-    meta = {
-        "dataflow": "pim_gemv",
-        "placement": t.placement,
-        "power_limited": t.power_limited,
-        "pim_model_cycles": r["cycles"],
-        "pim_model_seconds": r["seconds"],
-        "pim_model_energy_j": energy,
-        **{f"pim_{k}": v for k, v in r.items()},
-    }
-    return Plan(
-        program=program,
-        mapping=None,
-        passes=PassInfo(
-            passes=1,
-            buffer_bytes=float(K * dbyte),
-            buffer_formula="K * dbyte",
-            reason="the input vector sits in the channel buffer",
-        ),
-        notes=f"pim_gemv: {t.placement}, power_limited={t.power_limited}",
-        meta=meta,
+    passes = PassInfo(
+        passes=1,
+        buffer_bytes=float(K * dbyte),
+        buffer_formula="K * dbyte",
+        reason="the input vector sits in the channel buffer",
     )
+    return _pim_plan("pim_gemv", program, passes, t, r, energy)

@@ -233,6 +233,23 @@ def record_costs(rec: Mapping[str, object], model: GpuModel) -> tuple[str, str, 
     raise UnsupportedRecord(f"unknown kind {kind!r}")
 
 
+#: (``device`` record key, scale to SI) of the board settings a prediction takes over
+_DEVICE_SETTINGS = (("power_limit_w", 1.0), ("sm_clock_max_mhz", 1e6), ("idle_power_w", 1.0))
+
+
+def _device_settings(
+    device: Mapping[str, object], names: tuple[str, str, str]
+) -> dict[str, float]:
+    """The board's power limit (W), max SM clock (Hz) and idle power (W) from a ``device``
+    record, keyed by ``names`` (in that order); absent or non-positive values are left out."""
+    out: dict[str, float] = {}
+    for (key, scale), name in zip(_DEVICE_SETTINGS, names, strict=True):
+        v = device.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
+            out[name] = float(v) * scale
+    return out
+
+
 def device_model(model: GpuModel, device: Mapping[str, object] | None) -> GpuModel:
     """The model with the measured device's *settings*: power limit, max SM clock, idle power.
 
@@ -242,15 +259,7 @@ def device_model(model: GpuModel, device: Mapping[str, object] | None) -> GpuMod
     """
     if not device:
         return model
-    upd: dict[str, float] = {}
-    for key, attr, scale in (
-        ("power_limit_w", "power_cap_w", 1.0),
-        ("sm_clock_max_mhz", "boost_clock_hz", 1e6),
-        ("idle_power_w", "idle_w", 1.0),
-    ):
-        v = device.get(key)
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
-            upd[attr] = float(v) * scale
+    upd = _device_settings(device, ("power_cap_w", "boost_clock_hz", "idle_w"))
     if not upd:
         return model
     return replace(model, hw=replace(model.hw, **upd))
@@ -264,15 +273,7 @@ def device_arch(arch: object, device: Mapping[str, object] | None) -> object:
     a = load_arch(arch) if isinstance(arch, str) else arch
     if not device:
         return a
-    upd: dict[str, object] = {}
-    for key, path, scale in (
-        ("power_limit_w", "power_cap_w", 1.0),
-        ("sm_clock_max_mhz", "gpu.boost_clock_hz", 1e6),
-        ("idle_power_w", "idle_power_w", 1.0),
-    ):
-        v = device.get(key)
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
-            upd[path] = float(v) * scale
+    upd = _device_settings(device, ("power_cap_w", "gpu.boost_clock_hz", "idle_power_w"))
     return a.with_updates(upd) if upd else a  # type: ignore[attr-defined]
 
 

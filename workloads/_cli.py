@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -54,11 +53,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_verify)
 
 
-def _echo(text: str) -> None:
-    """Write one line of command output to stdout (CLI handlers print; the library never)."""
-    sys.stdout.write(text + "\n")
-
-
 def _add_set(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="parameter override (int, float, true/false or text); repeatable")
@@ -73,7 +67,7 @@ def _list(args: argparse.Namespace) -> int:
     from workloads.library import list_models, list_workloads
 
     for name in list_models() if args.models else list_workloads():
-        _echo(name)
+        print(name)  # noqa: T201
     return 0
 
 
@@ -97,11 +91,11 @@ def _show(args: argparse.Namespace) -> int:
     total = {"macs": c.macs, "flops": c.flops, "compulsory_bytes": c.compulsory_bytes,
              "ops": dict(c.ops)}
     if args.json:
-        _echo(json.dumps({"workload": w.name, "params": w.params, "sizes": w.sizes,
+        print(json.dumps({"workload": w.name, "params": w.params, "sizes": w.sizes,  # noqa: T201
                           "einsums": einsums, "total": total}, indent=2))
         return 0
     shown = ", ".join(f"{k}={v}" for k, v in w.params.items())
-    _echo(f"{w.name}: {shown}")
+    print(f"{w.name}: {shown}")  # noqa: T201
     rows = [("einsum", "macs", "ops", "reads_B", "writes_B")]
     for e in einsums:
         ops = " ".join(f"{k}:{_num(v)}" for k, v in sorted(e["ops"].items())) or "-"
@@ -109,9 +103,9 @@ def _show(args: argparse.Namespace) -> int:
                      _num(e["writes_bytes"])))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for r in rows:
-        _echo("  ".join(cell.ljust(wd) if i in (0, 2) else cell.rjust(wd)
+        print("  ".join(cell.ljust(wd) if i in (0, 2) else cell.rjust(wd)  # noqa: T201
                         for i, (cell, wd) in enumerate(zip(r, widths, strict=True))))
-    _echo(f"total: macs={_num(c.macs)} flops={_num(c.flops)} "
+    print(f"total: macs={_num(c.macs)} flops={_num(c.flops)} "  # noqa: T201
           f"compulsory_bytes={_num(c.compulsory_bytes)}")
     return 0
 
@@ -146,10 +140,10 @@ def _check(args: argparse.Namespace) -> int:
         summary["macs"] = None
         summary["note"] = str(exc)
     if args.json:
-        _echo(json.dumps(summary))
+        print(json.dumps(summary))  # noqa: T201
         return 0
     macs = "" if summary["macs"] is None else f", {_num(summary['macs'])} MACs"
-    _echo(f"ok: {cascade.name}: {len(cascade.einsums)} einsums, inputs "
+    print(f"ok: {cascade.name}: {len(cascade.einsums)} einsums, inputs "  # noqa: T201
           f"{','.join(cascade.inputs)} -> outputs {','.join(cascade.outputs)}{macs}")
     return 0
 
@@ -179,8 +173,8 @@ def _verify(args: argparse.Namespace) -> int:
             if not r.ok:
                 failed += 1
                 shown = ", ".join(f"{k}={v}" for k, v in w.params.items())
-                _echo(f"FAIL {name} ({shown}): max relative error {r.max_rel_error:.3g}")
+                print(f"FAIL {name} ({shown}): max relative error {r.max_rel_error:.3g}")  # noqa: T201
         status = "ok" if worst <= TOLERANCE else "FAIL"
-        _echo(f"{status} {name}: {len(cases)} shapes, max relative error {worst:.3g} "
+        print(f"{status} {name}: {len(cases)} shapes, max relative error {worst:.3g} "  # noqa: T201
               f"(tolerance {TOLERANCE:g})")
     return 1 if failed else 0

@@ -43,12 +43,7 @@ def eval_int(
             return coords[e.name]
         if e.name in params:
             return np.asarray(float(params[e.name]))
-        raise WorkloadError(
-            f"unknown name {e.name}",
-            path=where,
-            expected="a rank of the Einsum or a parameter",
-            got=e.name,
-        )
+        raise _unknown_name(e, where)
     if isinstance(e, Unary) and e.fn == "neg":
         return -eval_int(e.arg, params, where=where, coords=coords)
     if isinstance(e, Binary) and e.op in ("+", "-", "*", "/", "max", "min"):
@@ -69,6 +64,16 @@ def eval_int(
         path=where,
         expected="ranks, parameters, integers and + - * / max min",
         got=str(e),
+    )
+
+
+def _unknown_name(e: Name, where: str) -> WorkloadError:
+    """The error for a name that is neither a rank of the Einsum nor a parameter."""
+    return WorkloadError(
+        f"unknown name {e.name}",
+        path=where,
+        expected="a rank of the Einsum or a parameter",
+        got=e.name,
     )
 
 
@@ -101,12 +106,7 @@ def _lin(e: Expr, ranks: set[str], params: Mapping[str, float], where: str) -> L
             return {e.name: 1}, 0
         if e.name in params:
             return {}, _int(params[e.name], e, where)
-        raise WorkloadError(
-            f"unknown name {e.name}",
-            path=where,
-            expected="a rank of the Einsum or a parameter",
-            got=e.name,
-        )
+        raise _unknown_name(e, where)
     if isinstance(e, Unary) and e.fn == "neg":
         c, k = _lin(e.arg, ranks, params, where)
         return {r: -v for r, v in c.items()}, -k

@@ -135,6 +135,9 @@ class ItemRun:
         If True, watch for a periodic steady state and stop early (see ``_check_steady``);
         the body's end is then extrapolated into ``body_end``. Only exact when this slot
         runs alone and its load, compute and store stages use disjoint servers.
+    watch
+        Called after every body store completes (when ``steady`` is False); returning True
+        stops the item (``on_done`` is called, ``body_end`` stays None).
     """
 
     __slots__ = (
@@ -171,6 +174,7 @@ class ItemRun:
         "mode",
         "part",
         "t_phase",
+        "watch",
     )
 
     def __init__(
@@ -181,6 +185,7 @@ class ItemRun:
         depth: int,
         on_done: Callable[[], None],
         steady: bool = False,
+        watch: Callable[[ItemRun], bool] | None = None,
     ) -> None:
         self.ctx = ctx
         self.clock = ctx.clock
@@ -208,6 +213,7 @@ class ItemRun:
         self.mode = _PROLOGUE
         self.part = 0
         self.t_phase = 0.0
+        self.watch = watch
 
     # ---- one stage ---------------------------------------------------------------------------
     def _stage(self, k: int, plan: StagePlan) -> bool:
@@ -397,6 +403,9 @@ class ItemRun:
         if self.steady:
             self.se.append(self.env._now)
             self._check_steady()
+        elif self.watch is not None and not self.stopped and self.watch(self):
+            self.stopped = True  # the watcher has what it needs (see _shortcuts._StateWatch)
+            self.on_done()
 
     def _check_steady(self) -> None:
         """Stop once the last ``depth + 1`` tiles repeat the same period.

@@ -61,6 +61,85 @@ def _disjoint_stages(compiled: CompiledProgram, step: CompiledStep) -> bool:
 _EMPTY = CompiledStep((), (), (), 0.0, 0.0, 0.0, {})
 
 
+def _cb_key(cb: object) -> object:
+    func = getattr(cb, "__func__", None)
+    return func.__name__ if func is not None else id(cb)
+
+
+class _StateWatch:
+    """Stop a lone slot's body once its whole engine state repeats one tile later.
+
+    NOTE: exact. The engine is deterministic: from a given state (stage flags and counters of
+    the pipeline relative to the last stored tile, every job's remaining work on every server,
+    every pending latency/deadline event relative to now) the future is fixed up to a time
+    shift. Server timeouts are not state: a server departs its jobs when their work is done
+    whatever timeout is armed. If the state after the store of tile ``k`` equals the state
+    after tile ``k-1`` shifted by ``P``, and neither state yet depends on the trip count
+    (``n`` bounds only the loads, at most ``2 depth`` tiles ahead of the last store), then
+    for every trip count ``N >= k + 2 depth + 4`` the body time grows by exactly ``P`` per
+    extra tile: ``body(N) = body(m) + (N - m) P`` with ``m = k + 2 depth + 4``. This holds
+    with load and store sharing a server (a DRAM bus), where ``_check_steady`` does not.
+    """
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.prev: tuple | None = None
+        self.t_prev = 0.0
+        self.found: tuple[int, float] | None = None
+
+    def margin(self, run: ItemRun) -> int:
+        return 2 * run.d + 3
+
+    def __call__(self, run: ItemRun) -> bool:
+        k = run.ks_done - 1
+        if k + self.margin(run) >= run.n - 1:
+            return False
+        now = run.env._now
+        snap = self._snapshot(run, now)
+        prev, self.prev = self.prev, snap
+        t_prev, self.t_prev = self.t_prev, now
+        if prev is None or not _same(snap, prev, 1e-9 * max(1.0, now)):
+            return False
+        self.found = (k, now - t_prev)
+        return True
+
+    def _snapshot(self, run: ItemRun, now: float) -> tuple:
+        base = run.ks_done
+        active = (run.loading, run.computing, run.storing)
+        head = (
+            active,
+            run.kl - base, run.kl_done - base, run.kc - base, run.kc_done - base, run.ks - base,
+            tuple(run.left[i] if active[i] else 0 for i in range(3)),
+            tuple(run.dl[i] - now if active[i] else 0.0 for i in range(3)),
+        )
+        jobs = []
+        for sv in run.servers:
+            if sv is None:
+                continue
+            server = getattr(sv, "server", sv)  # Weighted handle -> its server
+            heap = server.heap
+            n = getattr(server, "nw", len(heap))
+            v = server.v + ((now - server.t_last) * server.capacity / n if n else 0.0)
+            jobs.append(tuple((e[0] - v, _cb_key(e[2]), e[3:]) for e in sorted(heap,
+                                                                             key=lambda e: e[:2])))
+        events = []
+        for t, _prio, _eid, ev in sorted(self.rt.clock.queue, key=lambda q: (q[0], q[2])):
+            cbs = ev.callbacks or ()
+            if not cbs or isinstance(getattr(cbs[0], "__self__", None), PSServer):
+                continue
+            events.append((t - now, _cb_key(cbs[0]), ev.data))
+        return head, tuple(jobs), tuple(events)
+
+
+def _same(a: object, b: object, tol: float) -> bool:
+    """Structural equality with floats equal within ``tol``."""
+    if isinstance(a, float) or isinstance(b, float):
+        return isinstance(a, (int, float)) and isinstance(b, (int, float)) and abs(a - b) <= tol
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(_same(x, y, tol) for x, y in zip(a, b))
+    return a == b
+
+
 class _Segment:
     """Time of one segment (prologue, body, epilogue) of one representative slot."""
 
@@ -76,6 +155,7 @@ class _Segment:
         box: list[float] = []
         if part == "body":
             steady = _disjoint_stages(self.compiled, cp.body)
+            watch = None if steady else _StateWatch(rt)
             run = ItemRun(
                 ctx,
                 PhasePlans(plans.body, None, None),
@@ -83,6 +163,7 @@ class _Segment:
                 cp.depth,
                 lambda: box.append(0.0),
                 steady=steady,
+                watch=watch,
             )
         else:
             serial = plans.prologue if part == "prologue" else plans.epilogue
@@ -94,6 +175,10 @@ class _Segment:
         rt.env.run()
         self.events += rt.clock.scheduled()
         if part == "body":
+            if watch is not None and watch.found is not None:
+                k, period = watch.found
+                m = k + watch.margin(run) + 1
+                return self.run(cp, "body", m) + (trips - m) * period
             return float(run.body_end if run.body_end is not None else rt.env.now)
         return float(rt.env.now)
 

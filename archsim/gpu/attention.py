@@ -414,8 +414,8 @@ def block_sparse_costs(
 #: Producer cycles to gather one K or V row into shared memory (FG-Attn's asynchronous
 #: gather on Hopper, which has no TMA gather: ``cp.async`` 16 B per thread, one warp
 #: instruction moves two rows of D = 128 bf16 = 256 B). Derived, not fitted:
-#: data path 256 B at the SM's 128 B/clock shared-memory fill bandwidth = 2 cycles (H100:
-#: 128 B/clk/SM x 132 SMs x 1.98 GHz = 33 TB/s, NVIDIA Hopper tuning guide), plus issue
+#: data path 256 B at the SM's 128 B/clock shared-memory bandwidth = 2 cycles (32 banks x
+#: 4 B per clock, CUDA C++ Programming Guide, shared memory of compute capability 9.0), plus issue
 #: ~2 cycles per row (per two rows: index load from shared memory, 64-bit address
 #: arithmetic, ``cp.async``, ~4 warp instructions at one per cycle), counted serially.
 #: The dense kernel's TMA tile load moves the same bytes without per-row issue work.

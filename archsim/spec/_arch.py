@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -31,6 +31,8 @@ from archsim.spec._updates import apply_updates, strip_derived
 from archsim.spec._yaml import load_yaml_mapping
 
 __all__ = ["Architecture"]
+
+_Named = TypeVar("_Named", StorageLevel, ComputeUnit)
 
 
 def _as_dict(item: Any) -> Any:
@@ -277,25 +279,21 @@ class Architecture(SpecModel):
     # ------------------------------------------------------------------ lookups
     def level(self, name: str) -> StorageLevel:
         """The storage level called ``name`` (raises :class:`ArchSpecError` if none)."""
-        for lvl in self.levels:
-            if lvl.name == name:
-                return lvl
-        raise ArchSpecError(
-            f"architecture {self.name!r} has no storage level {name!r}",
-            path="levels",
-            expected="one of " + ", ".join(lvl.name for lvl in self.levels),
-            got=name,
-        )
+        return self._named(self.levels, name, "levels", "storage level")
 
     def unit(self, name: str) -> ComputeUnit:
         """The compute unit called ``name`` (raises :class:`ArchSpecError` if none)."""
-        for unit in self.compute:
-            if unit.name == name:
-                return unit
+        return self._named(self.compute, name, "compute", "compute unit")
+
+    def _named(self, items: tuple[_Named, ...], name: str, path: str, what: str) -> _Named:
+        """The item of ``items`` called ``name``; :class:`ArchSpecError` at ``path`` if none."""
+        for item in items:
+            if item.name == name:
+                return item
         raise ArchSpecError(
-            f"architecture {self.name!r} has no compute unit {name!r}",
-            path="compute",
-            expected="one of " + ", ".join(u.name for u in self.compute),
+            f"architecture {self.name!r} has no {what} {name!r}",
+            path=path,
+            expected="one of " + ", ".join(i.name for i in items),
             got=name,
         )
 

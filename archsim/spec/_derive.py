@@ -31,25 +31,33 @@ def _items(data: dict[str, Any], group: str) -> list[tuple[int, dict[str, Any]]]
     return [(i, x) for i, x in enumerate(items) if isinstance(x, dict)]
 
 
+def _set_instances(data: dict[str, Any], flag: str, count: int, rule: str) -> None:
+    """Set ``instances`` of the levels/units marked ``flag: true`` to ``count``.
+
+    ``rule`` names where ``count`` comes from; a different ``instances`` given is an error.
+    """
+    for group in ("levels", "compute"):
+        for i, item in _items(data, group):
+            if item.get(flag) is not True:
+                continue
+            given = item.get("instances")
+            if given is not None and given != count:
+                fail(
+                    f"{group}[{i}].instances",
+                    f"{item.get('name')!r} is {flag}, so its instances must equal {rule}",
+                    expected=count,
+                    got=given,
+                )
+            item["instances"] = count
+
+
 def inject_per_sm(data: dict[str, Any]) -> None:
     """Set ``instances`` of ``per_sm`` levels/units to ``gpu.sms`` (conflict = error)."""
     gpu = data.get("gpu")
     sms = gpu.get("sms") if isinstance(gpu, dict) else None
     if not isinstance(sms, int) or isinstance(sms, bool):
         return
-    for group in ("levels", "compute"):
-        for i, item in _items(data, group):
-            if item.get("per_sm") is not True:
-                continue
-            given = item.get("instances")
-            if given is not None and given != sms:
-                fail(
-                    f"{group}[{i}].instances",
-                    f"{item.get('name')!r} is per_sm, so its instances must equal gpu.sms",
-                    expected=sms,
-                    got=given,
-                )
-            item["instances"] = sms
+    _set_instances(data, "per_sm", sms, "gpu.sms")
 
 
 def inject_mesh_like(data: dict[str, Any]) -> None:
@@ -145,17 +153,4 @@ def inject_per_pim_unit(data: dict[str, Any]) -> None:
         units = int(pim["units_per_channel"]) * int(timing["channels"])  # type: ignore[index]
     except (KeyError, TypeError, ValueError):
         return  # missing pieces are reported by the Architecture checks
-    for group in ("levels", "compute"):
-        for i, item in _items(data, group):
-            if item.get("per_pim_unit") is not True:
-                continue
-            given = item.get("instances")
-            if given is not None and given != units:
-                fail(
-                    f"{group}[{i}].instances",
-                    f"{item.get('name')!r} is per_pim_unit, so "
-                    "its instances must equal dram channels x pim.units_per_channel",
-                    expected=units,
-                    got=given,
-                )
-            item["instances"] = units
+    _set_instances(data, "per_pim_unit", units, "dram channels x pim.units_per_channel")

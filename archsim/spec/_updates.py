@@ -16,6 +16,7 @@ from archsim.spec._base import _inner_model
 
 if TYPE_CHECKING:
     from archsim.spec._arch import Architecture
+    from archsim.spec._components import ComputeUnit, StorageLevel
 
 __all__ = ["apply_updates", "strip_derived"]
 
@@ -27,16 +28,8 @@ def strip_derived(arch: Architecture, raw: dict[str, Any]) -> dict[str, str]:
         if lvl.mesh_like is not None:
             d.pop("mesh", None)
             derived[f"levels.{lvl.name}.mesh"] = f"compute.{lvl.mesh_like}.mesh (mesh_like)"
-        for total, per_pe in lvl.PER_PE_FIELDS:
-            if getattr(lvl, per_pe) is not None:
-                d.pop(total, None)
-                derived[f"levels.{lvl.name}.{total}"] = f"levels.{lvl.name}.{per_pe} x mesh"
-        if lvl.per_sm:
-            d.pop("instances", None)
-            derived[f"levels.{lvl.name}.instances"] = "gpu.sms (per_sm)"
-        if lvl.per_pim_unit:
-            d.pop("instances", None)
-            derived[f"levels.{lvl.name}.instances"] = "dram channels x pim.units_per_channel"
+        _strip_per_pe(lvl, d, f"levels.{lvl.name}", derived)
+        _strip_instances(lvl, d, f"levels.{lvl.name}", derived)
         if (
             lvl.read_bw_bytes_per_s is not None
             and lvl.write_bw_bytes_per_s is None
@@ -50,20 +43,13 @@ def strip_derived(arch: Architecture, raw: dict[str, Any]) -> dict[str, str]:
                     f"levels.{lvl.name}.{kind}_bw_bytes_per_s / clock.core_hz"
                 )
     for unit, d in zip(arch.compute, raw["compute"], strict=True):
-        if unit.area_mm2_per_pe is not None:
-            d.pop("area_mm2", None)
-            derived[f"compute.{unit.name}.area_mm2"] = f"compute.{unit.name}.area_mm2_per_pe x mesh"
+        _strip_per_pe(unit, d, f"compute.{unit.name}", derived)
         for key in unit.ops_per_cycle_per_pe or {}:
             d["ops_per_cycle"].pop(key, None)
             derived[f"compute.{unit.name}.ops_per_cycle.{key}"] = (
                 f"compute.{unit.name}.ops_per_cycle_per_pe.{key} x mesh"
             )
-        if unit.per_sm:
-            d.pop("instances", None)
-            derived[f"compute.{unit.name}.instances"] = "gpu.sms (per_sm)"
-        if unit.per_pim_unit:
-            d.pop("instances", None)
-            derived[f"compute.{unit.name}.instances"] = "dram channels x pim.units_per_channel"
+        _strip_instances(unit, d, f"compute.{unit.name}", derived)
     if arch.gpu is not None:
         names = {lvl.name for lvl in arch.levels}
         for attr, level in (
@@ -74,6 +60,26 @@ def strip_derived(arch: Architecture, raw: dict[str, Any]) -> dict[str, str]:
                 raw["gpu"].pop(attr, None)
                 derived[f"gpu.{attr}"] = f"levels.{level}.capacity_bytes"
     return derived
+
+
+def _strip_per_pe(item: StorageLevel | ComputeUnit, d: dict[str, Any], path: str,
+                  derived: dict[str, str]) -> None:
+    """Drop the whole-instance fields of ``item`` (at ``path``) given per PE."""
+    for total, per_pe in item.PER_PE_FIELDS:
+        if getattr(item, per_pe) is not None:
+            d.pop(total, None)
+            derived[f"{path}.{total}"] = f"{path}.{per_pe} x mesh"
+
+
+def _strip_instances(item: StorageLevel | ComputeUnit, d: dict[str, Any], path: str,
+                     derived: dict[str, str]) -> None:
+    """Drop ``instances`` of ``item`` (at ``path``) when ``per_sm`` / ``per_pim_unit`` set it."""
+    if item.per_sm:
+        d.pop("instances", None)
+        derived[f"{path}.instances"] = "gpu.sms (per_sm)"
+    if item.per_pim_unit:
+        d.pop("instances", None)
+        derived[f"{path}.instances"] = "dram channels x pim.units_per_channel"
 
 
 def _unknown(path: str, what: str, allowed: list[str], got: object) -> ArchSpecError:

@@ -3,8 +3,8 @@
 
 Knobs: ``block_sparse`` takes ``family`` (``flex`` = Triton FlexAttention, default, or
 ``flash3``); ``fg_sparse`` takes ``gather_cycles_per_row``. Both read the workload's
-``block`` (M: block side for ``block_sparse``, default 128; slice height for ``fg_sparse``,
-default 64) and run query tiles of ``min(Bm, M)`` rows.
+``block`` (M: block side for ``block_sparse``, slice height for ``fg_sparse``; 64 in the
+workload library) and run query tiles of ``min(Bm, M)`` rows.
 """
 
 from __future__ import annotations
@@ -76,8 +76,13 @@ def fg_sparse(workload: Workload, arch: Architecture, knobs: Mapping[str, object
     kw = _common(workload)
     g = float(knobs.get("gather_cycles_per_row", GATHER_CYCLES_PER_ROW))  # type: ignore[arg-type]
     block = param(workload, "block", 64)
+    ensure(block >= 1, "bad slice height", "workload.params.block", "an integer >= 1", block)
     costs = fg_sparse_costs(
-        model, block=block, dtype=dtype_of(workload), gather_cycles_per_row=g, **kw  # type: ignore[arg-type]
+        model,
+        block=block,
+        dtype=dtype_of(workload),
+        gather_cycles_per_row=g,
+        **kw,  # type: ignore[arg-type]
     )
     passes = PassInfo(
         passes=1,

@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         kinds: dict[str, int] = {}
         for r in part:
             kinds[str(r["kind"])] = kinds.get(str(r["kind"]), 0) + 1
-        sys.stdout.write(f"{name}: {len(part)} records {kinds}\n")
+        print(f"{name}: {len(part)} records {kinds}")  # noqa: T201
     return 0
 
 

@@ -21,10 +21,6 @@ MHA and GQA both work through ``Hkv``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-import numpy as np
-
 from ._attention import attention_derive, attention_params, attention_reference, attention_text
 from ._models import ModelPreset
 from ._registry import Param, Params, WorkloadDef, register, require
@@ -48,6 +44,19 @@ def _derive(p: Params) -> None:
     if p["variant"] == "split_kv":
         require(int(p["splits"]) <= int(p["Skv"]), "decode", "splits",
                 f"splits <= Skv = {p['Skv']}", p["splits"])
+
+
+def _partials(q: str, kv: str, qk: str, kv_idx: str, red: str) -> list[str]:
+    """Per-split softmax partials ``LM, SN, LD, LO`` of the scores ``QK[q,qk,p]``.
+
+    ``red`` are the ranks reduced within a split; ``kv_idx`` indexes ``V`` after ``kv``.
+    """
+    return [
+        f"LM[{q},s,p] = max({red}) QK[{q},{qk},p]",
+        f"SN[{q},{qk},p] = exp(QK[{q},{qk},p] - LM[{q},s,p])",
+        f"LD[{q},s,p] = sum({red}) SN[{q},{qk},p]",
+        f"LO[{q},s,p,f] = sum({red}) SN[{q},{qk},p] * V[{kv},{kv_idx},f]",
+    ]
 
 
 def _combine(q: str) -> list[str]:
@@ -75,11 +84,7 @@ def _split_kv_text(p: Params) -> str:
     lines = param_lines({**p, "KS": ks}, ("B", "H", "Hkv", "Sq", "Skv", "D", "Dv", "KS"))
     lines += [*_head(p, hd), "rank m -> s, j : KS",
               f"QK[{q},s,j,p] = Q[{q},p,e] * K[{kv},s,j,e]{causal_cond(p)}",
-              f"LM[{q},s,p] = max(j) QK[{q},s,j,p]",
-              f"SN[{q},s,j,p] = exp(QK[{q},s,j,p] - LM[{q},s,p])",
-              f"LD[{q},s,p] = sum(j) SN[{q},s,j,p]",
-              f"LO[{q},s,p,f] = sum(j) SN[{q},s,j,p] * V[{kv},s,j,f]",
-              *_combine(q)]
+              *_partials(q, kv, "s,j", "s,j", "j"), *_combine(q)]
     return "\n".join(lines) + "\n"
 
 
@@ -96,11 +101,7 @@ def _lean_text(p: Params) -> str:
         cond = "m <= p + Skv - Sq and " + cond
     lines += [*_head(p, hd), "rank m -> m1, m0 : M0", "rank s : CTAS",
               f"QK[{q},s,m1,m0,p] = Q[{q},p,e] * K[{kv},m1,m0,e] if {cond}",
-              f"LM[{q},s,p] = max(m1,m0) QK[{q},s,m1,m0,p]",
-              f"SN[{q},s,m1,m0,p] = exp(QK[{q},s,m1,m0,p] - LM[{q},s,p])",
-              f"LD[{q},s,p] = sum(m1,m0) SN[{q},s,m1,m0,p]",
-              f"LO[{q},s,p,f] = sum(m1,m0) SN[{q},s,m1,m0,p] * V[{kv},m1,m0,f]",
-              *_combine(q)]
+              *_partials(q, kv, "s,m1,m0", "m1,m0", "m1,m0"), *_combine(q)]
     return "\n".join(lines) + "\n"
 
 
@@ -110,10 +111,6 @@ def _text(p: Params) -> str:
     if p["variant"] == "lean":
         return _lean_text(p)
     return attention_text(p)
-
-
-def _reference(p: Params, x: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return attention_reference(p, x)
 
 
 def _from_model(m: ModelPreset) -> Params:
@@ -126,7 +123,7 @@ DECODE = register(WorkloadDef(
     summary="decode attention over a KV cache (variant=plain|split_kv|lean; GQA via Hkv)",
     params=_params(),
     build=_text,
-    reference=_reference,
+    reference=attention_reference,
     derive=_derive,
     from_model=_from_model,
     aliases={"S": ("Skv",)},
