@@ -3,7 +3,7 @@
 Per phase:
 
 - each stage's time for one slot alone: transfers ``latency + bytes / bandwidth`` (with
-  transfers of one step sharing a port), computes ``sum(ops / rate)``;
+  transfers of one step sharing a port), computes ``sum(ops / rate) / occupancy``;
 - per item: ``prologue + body(n) + epilogue`` where, with ``L, C, S`` the load, compute and
   store times, ``body(n) = L + C + S + (n - 1) * max(L, C, S)`` for depth >= 2 (fill +
   ``n`` periods; exact for one slot alone) and ``max(n (L + C) + S, L + n (C + S))`` for

@@ -14,7 +14,9 @@ Semantics (shared by :func:`archsim.simulate` and :func:`archsim.estimate`):
   ``i % unit.instances``; everything mapped onto one instance shares its bandwidth or
   throughput (processor sharing).
 - A transfer pays ``src.latency_cycles`` once, then moves ``bytes`` using ``src`` read
-  bandwidth and ``dst`` write bandwidth. Transfers of one step run concurrently; computes of one
+  bandwidth and ``dst`` write bandwidth (one shared bus of a ``shared_read_write`` level serves
+  both). A compute takes ``sum(ops / rate) / occupancy`` cycles of its unit and is charged
+  ``ops x pJ/op``. Transfers of one step run concurrently; computes of one
   step run concurrently (entries on the same unit share it).
 - Body pipeline with ``depth`` stages: the load of tile ``k`` may start when the load of
   ``k-1`` is done and tile ``k-depth`` has finished computing (input stage free); the compute of

@@ -111,8 +111,9 @@ def build_space(workload: Workload, arch: Architecture, einsum: str,
         written=np.array([t.written for t in tens]), compute_cycles_full=float(cyc),
         unit=unit.name, mesh=unit_mesh(unit), dram=dram.name, buf=buf.name,
         cap_bytes=float(buf.capacity_bytes or np.inf),
-        dram_rd_bw=dram.read_bw_bytes_per_cycle, dram_wr_bw=(dram.read_bw_bytes_per_cycle if getattr(
-            dram, "shared_read_write", False) else dram.write_bw_bytes_per_cycle),
+        dram_rd_bw=dram.read_bw_bytes_per_cycle,
+        dram_wr_bw=(dram.read_bw_bytes_per_cycle if getattr(dram, "shared_read_write", False)
+                    else dram.write_bw_bytes_per_cycle),
         buf_rd_bw=buf.read_bw_bytes_per_cycle, buf_wr_bw=buf.write_bw_bytes_per_cycle,
         dram_lat=float(dram.latency_cycles), buf_lat=float(buf.latency_cycles),
         e_dram_rd=dram.read_energy_pj_per_byte * 1e-12,

@@ -67,41 +67,57 @@ def _cb_key(cb: object) -> object:
 
 
 class _StateWatch:
-    """Stop a lone slot's body once its whole engine state repeats one tile later.
+    """Stop a lone slot's body once its whole engine state repeats ``j`` tiles later.
 
     NOTE: exact. The engine is deterministic: from a given state (stage flags and counters of
     the pipeline relative to the last stored tile, every job's remaining work on every server,
     every pending latency/deadline event relative to now) the future is fixed up to a time
     shift. Server timeouts are not state: a server departs its jobs when their work is done
     whatever timeout is armed. If the state after the store of tile ``k`` equals the state
-    after tile ``k-1`` shifted by ``P``, and neither state yet depends on the trip count
+    after tile ``k-j`` shifted by ``P``, and neither state yet depends on the trip count
     (``n`` bounds only the loads, at most ``2 depth`` tiles ahead of the last store), then
-    for every trip count ``N >= k + 2 depth + 4`` the body time grows by exactly ``P`` per
-    extra tile: ``body(N) = body(m) + (N - m) P`` with ``m = k + 2 depth + 4``. This holds
+    ``body(N + j) = body(N) + P`` for every trip count ``N >= m = k + 2 depth + 4``; so
+    ``body(n) = body(m') + (n - m') / j * P`` with ``m' >= m``, ``m' = n (mod j)``. This holds
     with load and store sharing a server (a DRAM bus), where ``_check_steady`` does not.
     """
 
+    #: longest period (in tiles) looked for
+    MAX_PERIOD = 8
+    #: stop looking (and paying for snapshots) after this many tiles without a repeat
+    MAX_WATCH = 4096
+
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        self.prev: tuple | None = None
-        self.t_prev = 0.0
-        self.found: tuple[int, float] | None = None
+        self.hist: list[tuple[tuple, float]] = []
+        self.found: tuple[int, int, float] | None = None
 
-    def margin(self, run: ItemRun) -> int:
+    @staticmethod
+    def margin(run: ItemRun) -> int:
         return 2 * run.d + 3
 
     def __call__(self, run: ItemRun) -> bool:
         k = run.ks_done - 1
-        if k + self.margin(run) >= run.n - 1:
+        if k >= self.MAX_WATCH or k + self.margin(run) >= run.n - 1:
             return False
         now = run.env._now
         snap = self._snapshot(run, now)
-        prev, self.prev = self.prev, snap
-        t_prev, self.t_prev = self.t_prev, now
-        if prev is None or not _same(snap, prev, 1e-9 * max(1.0, now)):
-            return False
-        self.found = (k, now - t_prev)
-        return True
+        tol = 1e-9 * max(1.0, now)
+        for j, (old, t_old) in enumerate(reversed(self.hist), start=1):
+            if _same(snap, old, tol):
+                self.found = (k, j, now - t_old)
+                return True
+        self.hist.append((snap, now))
+        if len(self.hist) > self.MAX_PERIOD:
+            del self.hist[0]
+        return False
+
+    def extrapolate(self, seg: _Segment, cp: CompiledPhase, run: ItemRun, trips: int) -> float:
+        """Body time of ``trips`` tiles from the period found (see the class NOTE)."""
+        assert self.found is not None
+        k, j, period = self.found
+        m = k + self.margin(run) + 1
+        m += (trips - m) % j
+        return seg.run(cp, "body", m, watch=False) + (trips - m) // j * period
 
     def _snapshot(self, run: ItemRun, now: float) -> tuple:
         base = run.ks_done
@@ -110,7 +126,7 @@ class _StateWatch:
             active,
             run.kl - base, run.kl_done - base, run.kc - base, run.kc_done - base, run.ks - base,
             tuple(run.left[i] if active[i] else 0 for i in range(3)),
-            tuple(run.dl[i] - now if active[i] else 0.0 for i in range(3)),
+            tuple(run.dl[i] - now if active[i] and run.left[i] else 0.0 for i in range(3)),
         )
         jobs = []
         for sv in run.servers:
@@ -136,7 +152,7 @@ def _same(a: object, b: object, tol: float) -> bool:
     if isinstance(a, float) or isinstance(b, float):
         return isinstance(a, (int, float)) and isinstance(b, (int, float)) and abs(a - b) <= tol
     if isinstance(a, tuple) and isinstance(b, tuple):
-        return len(a) == len(b) and all(_same(x, y, tol) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_same(x, y, tol) for x, y in zip(a, b, strict=True))
     return a == b
 
 
@@ -148,14 +164,14 @@ class _Segment:
         self.scale = scale
         self.events = 0
 
-    def run(self, cp: CompiledPhase, part: str, trips: int) -> float:
+    def run(self, cp: CompiledPhase, part: str, trips: int, *, watch: bool = True) -> float:
         rt = Runtime(self.compiled, [(cp, 1)], scale=self.scale)
         ctx = rt.slot(0, cp.phase.name)
         plans = rt.phase_plans(cp)
         box: list[float] = []
         if part == "body":
             steady = _disjoint_stages(self.compiled, cp.body)
-            watch = None if steady else _StateWatch(rt)
+            watcher = _StateWatch(rt) if watch and not steady else None
             run = ItemRun(
                 ctx,
                 PhasePlans(plans.body, None, None),
@@ -163,7 +179,7 @@ class _Segment:
                 cp.depth,
                 lambda: box.append(0.0),
                 steady=steady,
-                watch=watch,
+                watch=watcher,
             )
         else:
             serial = plans.prologue if part == "prologue" else plans.epilogue
@@ -175,10 +191,8 @@ class _Segment:
         rt.env.run()
         self.events += rt.clock.scheduled()
         if part == "body":
-            if watch is not None and watch.found is not None:
-                k, period = watch.found
-                m = k + watch.margin(run) + 1
-                return self.run(cp, "body", m) + (trips - m) * period
+            if watcher is not None and watcher.found is not None:
+                return watcher.extrapolate(self, cp, run, trips)
             return float(run.body_end if run.body_end is not None else rt.env.now)
         return float(rt.env.now)
 

@@ -43,9 +43,9 @@ def _run(dataflow: str, model: str, seq: str, engine: str = "analytic"):  # noqa
 
 def _latency_tol(dataflow: str, seq: str) -> float:
     # FLAT from 256K tokens on is bound by DRAM traffic (QK and A off chip). The artifact
-    # charges reads + writes against one 400 GiB/s figure; the engine serves DRAM reads and
-    # writes from separate 400 GiB/s servers, so our FLAT is ~14-16% faster there.
-    return 0.17 if dataflow == "flat" and SEQS[seq] >= 1 << 18 else 0.15
+    # charges (reads + writes) / 400 GiB/s (cascade.py collect_latency); the flat preset's
+    # DRAM has shared_read_write, one bus for both directions, so we match it to < 0.1%.
+    return 0.01 if dataflow == "flat" and SEQS[seq] >= 1 << 18 else 0.15
 
 
 @pytest.mark.parametrize("dataflow", ["fusemax", "flat", "unfused"])
