@@ -22,8 +22,11 @@ from workloads import parse_cascade
 
 
 def main(n: int = 1_000_000) -> None:
-    cas = parse_cascade("tensor A[m,k] : bf16\ntensor B[k,n] : bf16\nC[m,n] = A[m,k] * B[k,n]\n",
-                        name="gemm", params={"M": 1024, "N": 768, "K": 512})
+    cas = parse_cascade(
+        "tensor A[m,k] : bf16\ntensor B[k,n] : bf16\nC[m,n] = A[m,k] * B[k,n]\n",
+        name="gemm",
+        params={"M": 1024, "N": 768, "K": 512},
+    )
     w = FileWorkload("gemm", cas, dict(cas.params), cas.rank_sizes())
     arch = load_arch("fusemax")
     space = build_space(w, arch, "C")

@@ -159,7 +159,16 @@ def run_demo(
             trace_path = _write_trace(report.result, out / "fusemax_trace.json", skipped)
     table = pd.DataFrame(
         rows,
-        columns=["group", "arch", "dataflow", "engine", "seconds", "energy_j", "dram_bytes", "cycles"],
+        columns=[
+            "group",
+            "arch",
+            "dataflow",
+            "engine",
+            "seconds",
+            "energy_j",
+            "dram_bytes",
+            "cycles",
+        ],  # fmt: skip
     )
     table["speedup"] = [_speedup(table, r) for r in table.itertuples()]
     curves = _seq_curves(shape, seq_lens)

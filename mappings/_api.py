@@ -16,8 +16,15 @@ if TYPE_CHECKING:
     from archsim import Architecture, Result
     from workloads import Cascade, CascadeCounts
 
-__all__ = ["SimulationReport", "simulate_workload", "resolve_arch", "resolve_workload",
-           "choose_dataflow", "FileWorkload", "plan_for"]
+__all__ = [
+    "SimulationReport",
+    "simulate_workload",
+    "resolve_arch",
+    "resolve_workload",
+    "choose_dataflow",
+    "FileWorkload",
+    "plan_for",
+]
 
 
 @dataclass(frozen=True)
@@ -80,8 +87,12 @@ def resolve_workload(workload: object, params: AbcMapping[str, object]) -> objec
     """A Workload from a library name (with ``params``), a cascade file, or itself."""
     if not isinstance(workload, (str, Path)):
         if params:
-            raise MappingError("params given with a Workload object", path="params",
-                               expected="{} (build the Workload with them)", got=dict(params))
+            raise MappingError(
+                "params given with a Workload object",
+                path="params",
+                expected="{} (build the Workload with them)",
+                got=dict(params),
+            )
         return workload
     path = Path(workload)
     if path.suffix in (".yaml", ".yml", ".txt", ".cascade", ".ein") and path.exists():
@@ -92,8 +103,9 @@ def resolve_workload(workload: object, params: AbcMapping[str, object]) -> objec
             if params:
                 cas = parse_cascade_params(cas, params)
         else:
-            cas = parse_cascade(path.read_text(), name=path.stem,
-                                params={k: v for k, v in params.items()})  # type: ignore[misc]
+            cas = parse_cascade(
+                path.read_text(), name=path.stem, params={k: v for k, v in params.items()}
+            )  # type: ignore[misc]
         merged = {**dict(cas.params), **dict(params)}
         return FileWorkload(path.stem, cas, merged, cas.rank_sizes(merged))
     from workloads import get_workload
@@ -127,20 +139,29 @@ def choose_dataflow(arch: Architecture, workload: object) -> str:
     else:
         two_units = len(arch.compute) >= 2
         prefs = [arch.name] if attn and arch.name in ("flat", "fusemax") else []
-        prefs += (["fusemax" if two_units else "flat"] if attn else [])
+        prefs += ["fusemax" if two_units else "flat"] if attn else []
         if name in ("gemm",) or (not attn and len(workload.cascade.einsums) == 1):  # type: ignore[attr-defined]
             prefs.append("gemm")
         prefs.append("unfused")
     for p in prefs:
         if p in names:
             return p
-    raise MappingError("no dataflow fits", path="dataflow", expected=f"one of {sorted(names)}",
-                       got=f"auto for {arch.kind}")
+    raise MappingError(
+        "no dataflow fits",
+        path="dataflow",
+        expected=f"one of {sorted(names)}",
+        got=f"auto for {arch.kind}",
+    )
 
 
-def plan_for(arch: Architecture, workload: object, *, dataflow: str = "auto",
-             knobs: AbcMapping[str, object] | None = None,
-             mapping: Mapping | str | Path | None = None) -> tuple[str, Plan]:
+def plan_for(
+    arch: Architecture,
+    workload: object,
+    *,
+    dataflow: str = "auto",
+    knobs: AbcMapping[str, object] | None = None,
+    mapping: Mapping | str | Path | None = None,
+) -> tuple[str, Plan]:
     """(dataflow name, Plan) for a workload on an architecture (mapping file wins)."""
     if mapping is not None:
         from mappings._lower import lower
@@ -149,8 +170,16 @@ def plan_for(arch: Architecture, workload: object, *, dataflow: str = "auto",
 
         m = mapping if isinstance(mapping, Mapping) else Mapping.from_yaml(mapping)
         prog = lower(workload, m, arch)  # type: ignore[arg-type]
-        buf = max((sum(v.values()) for g in m.groups for v in footprints(
-            g, group_tensors(workload, g), group_ranks(workload, g)).values()), default=0.0)
+        buf = max(
+            (
+                sum(v.values())
+                for g in m.groups
+                for v in footprints(
+                    g, group_tensors(workload, g), group_ranks(workload, g)
+                ).values()
+            ),
+            default=0.0,
+        )
         n, why = cascade_passes(workload.cascade)  # type: ignore[attr-defined]
         info = PassInfo(n, float(buf), "largest on-chip tile set of the mapping", reason=why)
         return "mapping", Plan(program=prog, mapping=m, passes=info, notes="user mapping")
@@ -210,6 +239,11 @@ def simulate_workload(
         result = estimate(plan.program, a)
     else:
         raise MappingError("unknown engine", path="engine", expected="event|analytic", got=engine)
-    return SimulationReport(result=result, plan=plan, arch=a.name,
-                            workload=str(getattr(w, "name", workload)), dataflow=name,
-                            params=dict(getattr(w, "params", {})))
+    return SimulationReport(
+        result=result,
+        plan=plan,
+        arch=a.name,
+        workload=str(getattr(w, "name", workload)),
+        dataflow=name,
+        params=dict(getattr(w, "params", {})),
+    )

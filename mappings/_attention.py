@@ -74,9 +74,12 @@ def fusemax_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, 
         qg = min(p1 * p0, s["Sq"])
     used = qg * row_state + kv_tile
     if used > cap:
-        raise MappingError(f"query group overflows {glb.name} by {used - cap:,.0f} bytes",
-                           path="knobs.q_group",
-                           expected=f"<= {int(max(cap - kv_tile, 0) // row_state)}", got=qg)
+        raise MappingError(
+            f"query group overflows {glb.name} by {used - cap:,.0f} bytes",
+            path="knobs.q_group",
+            expected=f"<= {int(max(cap - kv_tile, 0) // row_state)}",
+            got=qg,
+        )
     frac = causal_fraction(s)
     m1 = math.ceil(s["Skv"] / m0)
     n = m0 * p0
@@ -84,8 +87,9 @@ def fusemax_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, 
     # (the preset's 2D PEs run exp at 1/6 per cycle: the 6-MAC Taylor exp of FuseMax)
     two_d = unit_ops({"mac": 2 * e_ * n, "exp": n, "add": 2 * n, "max": n}, big.ops_per_cycle)
     # 1D: RM max, PRM sub+exp, SPD mul, RD add, SPNV mul (F), RNV add (F), per query row
-    one_d = unit_ops({"max": p0, "exp": p0, "add": p0 * (2 + f_), "mul": p0 * (1 + f_)},
-                     small.ops_per_cycle)
+    one_d = unit_ops(
+        {"max": p0, "exp": p0, "add": p0 * (2 + f_), "mul": p0 * (1 + f_)}, small.ops_per_cycle
+    )
     kv_bytes = s["Skv"] * (e_ + f_) * by * frac  # K/V streamed once per query group
 
     def phase(name: str, rows: int, groups: int, after: tuple[str, ...] | None) -> Phase:
@@ -98,15 +102,25 @@ def fusemax_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, 
         one = dict(one_d)
         for k, v in unit_ops({"div": rows * f_ / tiles}, small.ops_per_cycle).items():
             one[k] = one.get(k, 0.0) + v
-        body = Step(loads=(Transfer("KV", int(math.ceil(kv_bytes / tiles)), dram, glb.name),
-                           Transfer("Q", int(math.ceil(rows * e_ * by / tiles)), dram,
-                                    glb.name)),
-                    compute=(Compute(big.name, two_d), Compute(small.name, one)),
-                    stores=(Transfer("O", int(math.ceil(rows * f_ * by / tiles)), glb.name,
-                                     dram),),
-                    buffer_bytes=int(kv_tile))
-        return Phase(name, body=body, trips=tiles * groups, work_items=1, slots=1, depth=2,
-                     staging_level=glb.name, after=after)
+        body = Step(
+            loads=(
+                Transfer("KV", int(math.ceil(kv_bytes / tiles)), dram, glb.name),
+                Transfer("Q", int(math.ceil(rows * e_ * by / tiles)), dram, glb.name),
+            ),
+            compute=(Compute(big.name, two_d), Compute(small.name, one)),
+            stores=(Transfer("O", int(math.ceil(rows * f_ * by / tiles)), glb.name, dram),),
+            buffer_bytes=int(kv_tile),
+        )
+        return Phase(
+            name,
+            body=body,
+            trips=tiles * groups,
+            work_items=1,
+            slots=1,
+            depth=2,
+            staging_level=glb.name,
+            after=after,
+        )
 
     bh = s["B"] * s["H"]
     full, tail = divmod(s["Sq"], qg)
@@ -115,21 +129,42 @@ def fusemax_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, 
         phases.append(phase("fusemax", qg, bh * full, None))
     if tail:
         phases.append(phase("fusemax_tail", tail, bh, ("fusemax",) if full else None))
-    meta = {"dataflow": "fusemax", "m0": m0, "p0": p0, "q_group": qg, "P1": p1,
-            "tail_rows": tail, "kv_passes": full + (1 if tail else 0),
-            "buffer_used_bytes": used, "cycles_2d_per_tile": 2 * e_ + 9}
+    meta = {
+        "dataflow": "fusemax",
+        "m0": m0,
+        "p0": p0,
+        "q_group": qg,
+        "P1": p1,
+        "tail_rows": tail,
+        "kv_passes": full + (1 if tail else 0),
+        "buffer_used_bytes": used,
+        "cycles_2d_per_tile": 2 * e_ + 9,
+    }
     prog = TileProgram("fusemax", tuple(phases), clock_hz=arch.clock.core_hz, meta=meta)
     # the 1-pass class needs only one query tile's running state and a K/V tile on chip;
     # a larger q_group (meta) only cuts K/V re-reads
-    info = PassInfo(1, float(p0 * row_state + 2 * kv_tile),
-                    f"P0*(E+F+2)*{by}B + 2*M0*(E+F)*{by}B: independent of S",
-                    reason="1 pass over m: running max/denominator (RM, RD, RNV) along m1")
-    return Plan(program=prog, passes=info, meta=meta,
-                notes=f"FuseMax m0={m0} p0={p0} q_group={qg} (P1={p1}, tail {tail} rows)")
+    info = PassInfo(
+        1,
+        float(p0 * row_state + 2 * kv_tile),
+        f"P0*(E+F+2)*{by}B + 2*M0*(E+F)*{by}B: independent of S",
+        reason="1 pass over m: running max/denominator (RM, RD, RNV) along m1",
+    )
+    return Plan(
+        program=prog,
+        passes=info,
+        meta=meta,
+        notes=f"FuseMax m0={m0} p0={p0} q_group={qg} (P1={p1}, tail {tail} rows)",
+    )
 
 
-def fusemax_p1(p_blocks: int, cap_bytes: float, kv_tile_bytes: float,
-               block_state_bytes: float, *, path: str = "arch") -> int:
+def fusemax_p1(
+    p_blocks: int,
+    cap_bytes: float,
+    kv_tile_bytes: float,
+    block_state_bytes: float,
+    *,
+    path: str = "arch",
+) -> int:
     """Query blocks per group by the FuseMax artifact's P1 rule.
 
     ``P1`` = the largest factor of ``P / P0`` that is at most
@@ -154,11 +189,15 @@ def fusemax_p1(p_blocks: int, cap_bytes: float, kv_tile_bytes: float,
     int
         ``P1 >= 1``.
     """
-    limit = int((cap_bytes - kv_tile_bytes) // block_state_bytes) if math.isfinite(cap_bytes) \
+    limit = (
+        int((cap_bytes - kv_tile_bytes) // block_state_bytes)
+        if math.isfinite(cap_bytes)
         else p_blocks
+    )
     if limit < 1:
         raise InfeasibleMappingError(
             f"{path}: buffer of {cap_bytes:,.0f} B cannot hold one K/V tile "
-            f"({kv_tile_bytes:,.0f} B) and one query block's state ({block_state_bytes:,.0f} B)")
+            f"({kv_tile_bytes:,.0f} B) and one query block's state ({block_state_bytes:,.0f} B)"
+        )
     limit = min(limit, p_blocks)
     return max(d for d in range(1, limit + 1) if p_blocks % d == 0)

@@ -12,8 +12,15 @@ if TYPE_CHECKING:
     from archsim import Architecture, StorageLevel
     from workloads import Workload
 
-__all__ = ["attention_shape", "pos_int", "causal_fraction", "passes_for", "glb_level",
-           "dram_tensor_bytes", "rf_level"]
+__all__ = [
+    "attention_shape",
+    "pos_int",
+    "causal_fraction",
+    "passes_for",
+    "glb_level",
+    "dram_tensor_bytes",
+    "rf_level",
+]
 
 
 def attention_shape(workload: Workload) -> dict[str, int]:
@@ -24,11 +31,22 @@ def attention_shape(workload: Workload) -> dict[str, int]:
         skv = int(p.get("Skv", p.get("S")))
         d = int(p.get("D", p.get("E")))
     except (TypeError, ValueError):
-        raise MappingError("not an attention workload", path="workload.params",
-                           expected="Sq, Skv, D (or S, D)", got=sorted(p)) from None
-    return {"B": int(p.get("B", 1)), "H": int(p.get("H", 1)), "Sq": sq, "Skv": skv, "E": d,
-            "F": int(p.get("Dv", d)), "bytes": int(p.get("dtype_bits", 16)) // 8 or 1,
-            "causal": int(bool(p.get("causal", False)))}
+        raise MappingError(
+            "not an attention workload",
+            path="workload.params",
+            expected="Sq, Skv, D (or S, D)",
+            got=sorted(p),
+        ) from None
+    return {
+        "B": int(p.get("B", 1)),
+        "H": int(p.get("H", 1)),
+        "Sq": sq,
+        "Skv": skv,
+        "E": d,
+        "F": int(p.get("Dv", d)),
+        "bytes": int(p.get("dtype_bits", 16)) // 8 or 1,
+        "causal": int(bool(p.get("causal", False))),
+    }
 
 
 def pos_int(knobs: AbcMapping[str, object], name: str, default: int) -> int:
@@ -39,8 +57,9 @@ def pos_int(knobs: AbcMapping[str, object], name: str, default: int) -> int:
     except (TypeError, ValueError):
         iv = -1
     if iv < 1:
-        raise MappingError("knob must be a positive integer", path=f"knobs.{name}",
-                           expected="int >= 1", got=v)
+        raise MappingError(
+            "knob must be a positive integer", path=f"knobs.{name}", expected="int >= 1", got=v
+        )
     return iv
 
 

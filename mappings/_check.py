@@ -45,8 +45,9 @@ def compute_unit(arch: Architecture, group: FusionGroup):  # noqa: ANN201 (archs
         return arch.compute[0]
     names = [u.name for u in arch.compute]
     if group.compute not in names:
-        raise MappingError("unknown compute unit", path="compute", expected=f"one of {names}",
-                           got=group.compute)
+        raise MappingError(
+            "unknown compute unit", path="compute", expected=f"one of {names}", got=group.compute
+        )
     return arch.unit(group.compute)
 
 
@@ -55,18 +56,28 @@ def _check_levels(arch: Architecture, group: FusionGroup, path: str) -> None:
     last = -1
     for i, lm in enumerate(group.levels):
         if lm.level not in names:
-            raise MappingError("unknown storage level", path=f"{path}.levels[{i}].level",
-                               expected=f"one of {names}", got=lm.level)
+            raise MappingError(
+                "unknown storage level",
+                path=f"{path}.levels[{i}].level",
+                expected=f"one of {names}",
+                got=lm.level,
+            )
         idx = names.index(lm.level)
         if idx <= last:
-            raise MappingError("levels must be listed outermost first, each once",
-                               path=f"{path}.levels[{i}].level", expected=f"a level inside "
-                               f"{names[last]}", got=lm.level)
+            raise MappingError(
+                "levels must be listed outermost first, each once",
+                path=f"{path}.levels[{i}].level",
+                expected=f"a level inside {names[last]}",
+                got=lm.level,
+            )
         last = idx
     if not group.levels or group.levels[0].level != names[0]:
-        raise MappingError("the first level of a group must be the outermost (DRAM) level",
-                           path=f"{path}.levels[0]", expected=names[0],
-                           got=group.levels[0].level if group.levels else None)
+        raise MappingError(
+            "the first level of a group must be the outermost (DRAM) level",
+            path=f"{path}.levels[0]",
+            expected=names[0],
+            got=group.levels[0].level if group.levels else None,
+        )
 
 
 def _check_factors(group: FusionGroup, sizes: dict[str, int], path: str) -> None:
@@ -75,22 +86,31 @@ def _check_factors(group: FusionGroup, sizes: dict[str, int], path: str) -> None
         for kind in ("temporal", "spatial"):
             for r in getattr(lm, kind):
                 if r not in ranks:
-                    raise MappingError("factor for a rank the group does not iterate",
-                                       path=f"{path}.levels[{i}].{kind}.{r}",
-                                       expected=f"one of {sorted(ranks)}", got=r)
+                    raise MappingError(
+                        "factor for a rank the group does not iterate",
+                        path=f"{path}.levels[{i}].{kind}.{r}",
+                        expected=f"one of {sorted(ranks)}",
+                        got=r,
+                    )
     for r, size in sizes.items():
         fs = group.factors(r)
         total = math.prod(fs)
         if total < size:
-            raise MappingError(f"factors of rank {r!r} do not cover it",
-                               path=f"{path}.factors.{r}", expected=f"product >= {size}",
-                               got=f"{' x '.join(map(str, fs))} = {total}")
+            raise MappingError(
+                f"factors of rank {r!r} do not cover it",
+                path=f"{path}.factors.{r}",
+                expected=f"product >= {size}",
+                got=f"{' x '.join(map(str, fs))} = {total}",
+            )
         outer = next((k for k, f in enumerate(fs) if f > 1), None)
         if outer is not None and (fs[outer] - 1) * (total // fs[outer]) >= size:
-            raise MappingError(f"factors of rank {r!r} overshoot it by a whole outer iteration",
-                               path=f"{path}.factors.{r}",
-                               expected=f"outermost factor ceil({size}/{total // fs[outer]})"
-                               f" = {math.ceil(size / (total // fs[outer]))}", got=fs[outer])
+            raise MappingError(
+                f"factors of rank {r!r} overshoot it by a whole outer iteration",
+                path=f"{path}.factors.{r}",
+                expected=f"outermost factor ceil({size}/{total // fs[outer]})"
+                f" = {math.ceil(size / (total // fs[outer]))}",
+                got=fs[outer],
+            )
 
 
 def _check_spatial(arch: Architecture, group: FusionGroup, path: str) -> None:
@@ -103,9 +123,12 @@ def _check_spatial(arch: Architecture, group: FusionGroup, path: str) -> None:
             used[lm.spatial_axis.get(r, "x")] *= int(f)
         for ax, cap in (("x", fx), ("y", fy)):
             if used[ax] > cap:
-                raise MappingError("spatial factor beyond the fan-out",
-                                   path=f"{path}.levels[{i}].spatial ({ax} axis)",
-                                   expected=f"<= {cap}", got=used[ax])
+                raise MappingError(
+                    "spatial factor beyond the fan-out",
+                    path=f"{path}.levels[{i}].spatial ({ax} axis)",
+                    expected=f"<= {cap}",
+                    got=used[ax],
+                )
 
 
 def _check_storage(arch: Architecture, workload: Workload, group: FusionGroup, path: str) -> None:
@@ -114,15 +137,25 @@ def _check_storage(arch: Architecture, workload: Workload, group: FusionGroup, p
     for i, lm in enumerate(group.levels):
         for t in (*(lm.keep or ()), *lm.bypass):
             if t not in names:
-                raise MappingError("tensor not used by this group",
-                                   path=f"{path}.levels[{i}].keep", expected=sorted(names), got=t)
+                raise MappingError(
+                    "tensor not used by this group",
+                    path=f"{path}.levels[{i}].keep",
+                    expected=sorted(names),
+                    got=t,
+                )
         if i == 0 and any(t.in_dram and not lm.keeps(t.name) for t in tensors):
-            raise MappingError("a tensor that lives in DRAM cannot bypass the DRAM level",
-                               path=f"{path}.levels[0].bypass", got=list(lm.bypass))
+            raise MappingError(
+                "a tensor that lives in DRAM cannot bypass the DRAM level",
+                path=f"{path}.levels[0].bypass",
+                got=list(lm.bypass),
+            )
     for t in tensors:
         if not t.in_dram and not any(lm.keeps(t.name) for lm in group.levels[1:]):
-            raise MappingError(f"on-chip intermediate {t.name!r} has no on-chip level to live in",
-                               path=f"{path}.on_chip", got=t.name)
+            raise MappingError(
+                f"on-chip intermediate {t.name!r} has no on-chip level to live in",
+                path=f"{path}.on_chip",
+                got=t.name,
+            )
     sizes = group_ranks(workload, group)
     for i, per in footprints(group, tensors, sizes).items():
         level = arch.level(group.levels[i].level)
@@ -131,8 +164,11 @@ def _check_storage(arch: Architecture, workload: Workload, group: FusionGroup, p
             detail = ", ".join(f"{k} {v:,.0f} B" for k, v in per.items())
             raise MappingError(
                 f"tile overflows {level.name} by {need - level.capacity_bytes:,.0f} bytes "
-                f"({detail})", path=f"{path}.levels[{i}]",
-                expected=f"<= {level.capacity_bytes:,.0f} B", got=f"{need:,.0f} B")
+                f"({detail})",
+                path=f"{path}.levels[{i}]",
+                expected=f"<= {level.capacity_bytes:,.0f} B",
+                got=f"{need:,.0f} B",
+            )
 
 
 def check_mapping(workload: Workload, mapping: Mapping, arch: Architecture) -> None:
@@ -147,19 +183,28 @@ def check_mapping(workload: Workload, mapping: Mapping, arch: Architecture) -> N
     readers = {e.name: {r.name for r in e.inputs} for e in workload.cascade.einsums}
     for g, group in enumerate(mapping.groups):
         for t in group.on_chip:
-            outside = [e for h, other in enumerate(mapping.groups) if h != g
-                       for e in other.einsums if t in readers.get(e, ())]
+            outside = [
+                e
+                for h, other in enumerate(mapping.groups)
+                if h != g
+                for e in other.einsums
+                if t in readers.get(e, ())
+            ]
             if outside:
-                raise MappingError(f"on-chip intermediate {t!r} is read by another group",
-                                   path=f"groups[{g}].on_chip", expected="consumers in the "
-                                   "same fusion group", got=outside)
+                raise MappingError(
+                    f"on-chip intermediate {t!r} is read by another group",
+                    path=f"groups[{g}].on_chip",
+                    expected="consumers in the same fusion group",
+                    got=outside,
+                )
     seen: set[str] = set()
     for g, group in enumerate(mapping.groups):
         path = f"groups[{g}]"
         for e in group.einsums:
             if e not in einsums:
-                raise MappingError("unknown Einsum", path=f"{path}.einsums",
-                                   expected=f"one of {einsums}", got=e)
+                raise MappingError(
+                    "unknown Einsum", path=f"{path}.einsums", expected=f"one of {einsums}", got=e
+                )
             seen.add(e)
         compute_unit(arch, group)
         _check_levels(arch, group, path)
@@ -168,5 +213,9 @@ def check_mapping(workload: Workload, mapping: Mapping, arch: Architecture) -> N
         _check_storage(arch, workload, group, path)
     missing = [e for e in einsums if e not in seen]
     if missing:
-        raise MappingError("Einsums not mapped by any group", path="groups",
-                           expected="every Einsum in one group", got=missing)
+        raise MappingError(
+            "Einsums not mapped by any group",
+            path="groups",
+            expected="every Einsum in one group",
+            got=missing,
+        )

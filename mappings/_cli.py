@@ -69,9 +69,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _simulate(args: argparse.Namespace) -> int:
     from mappings._api import simulate_workload
 
-    rep = simulate_workload(args.arch, args.workload, params=_kv(args.set, "--set"),
-                            dataflow=args.dataflow, knobs=_kv(args.knob, "--knob"),
-                            mapping=args.mapping, engine=args.engine, trace=bool(args.trace))
+    rep = simulate_workload(
+        args.arch,
+        args.workload,
+        params=_kv(args.set, "--set"),
+        dataflow=args.dataflow,
+        knobs=_kv(args.knob, "--knob"),
+        mapping=args.mapping,
+        engine=args.engine,
+        trace=bool(args.trace),
+    )
     if args.trace:
         from archsim import write_trace
 
@@ -91,8 +98,10 @@ def _simulate(args: argparse.Namespace) -> int:
         print(f"  util  {unit:<10} {100 * u:.1f}%")  # noqa: T201
     p = d["passes"]
     if p:
-        print(f"  passes      {p['passes']}  buffer {p['buffer_bytes']:,.0f} B "  # noqa: T201
-               f"({p['buffer_formula']})")
+        print(
+            f"  passes      {p['passes']}  buffer {p['buffer_bytes']:,.0f} B "  # noqa: T201
+            f"({p['buffer_formula']})"
+        )
     return 0
 
 
@@ -102,8 +111,13 @@ def _map(args: argparse.Namespace) -> int:
 
     arch = resolve_arch(args.arch)
     w = resolve_workload(args.workload, _kv(args.set, "--set"))
-    kw: dict[str, object] = {"objective": args.objective, "top": args.top, "seed": args.seed,
-                             "progress": not args.json, "einsum": args.einsum}
+    kw: dict[str, object] = {
+        "objective": args.objective,
+        "top": args.top,
+        "seed": args.seed,
+        "progress": not args.json,
+        "einsum": args.einsum,
+    }
     if args.budget is not None:
         kw["budget"] = args.budget
     ranked = get_mapper(args.mapper)(w, arch, **kw)  # type: ignore[arg-type]
@@ -115,6 +129,8 @@ def _map(args: argparse.Namespace) -> int:
     print(f"{args.mapper} mapper, objective {args.objective}: top {len(ranked)}")  # noqa: T201
     for i, r in enumerate(ranked):
         ev = f"  event {r.simulated_cycles:,}" if r.simulated_cycles is not None else ""
-        print(f"#{i + 1}  cycles {r.cycles:,.0f}  energy {r.energy_j:.4g} J  "  # noqa: T201
-               f"DRAM {r.dram_bytes:,.0f} B{ev}  {r.describe()}")
+        print(
+            f"#{i + 1}  cycles {r.cycles:,.0f}  energy {r.energy_j:.4g} J  "  # noqa: T201
+            f"DRAM {r.dram_bytes:,.0f} B{ev}  {r.describe()}"
+        )
     return 0

@@ -32,15 +32,17 @@ def unit_mesh(unit: ComputeUnit) -> tuple[int, int]:
 def pick_units(arch: Architecture) -> tuple[ComputeUnit, ComputeUnit]:
     """(matrix unit, vector unit): the largest 2D mesh and the other (or the same) unit."""
     units = list(arch.compute)
-    big = max(units, key=lambda u: unit_mesh(u)[0] * unit_mesh(u)[1] * (2 if unit_mesh(u)[1] > 1
-                                                                           else 1))
+    big = max(
+        units, key=lambda u: unit_mesh(u)[0] * unit_mesh(u)[1] * (2 if unit_mesh(u)[1] > 1 else 1)
+    )
     rest = [u for u in units if u is not big]
     small = max(rest, key=lambda u: unit_mesh(u)[0] * unit_mesh(u)[1]) if rest else big
     return big, small
 
 
-def fit_group(workload: Workload, arch: Architecture, einsum: str, unit: ComputeUnit,
-              *, fill: float = 0.5) -> FusionGroup:
+def fit_group(
+    workload: Workload, arch: Architecture, einsum: str, unit: ComputeUnit, *, fill: float = 0.5
+) -> FusionGroup:
     """A two-level (DRAM, first on-chip level) mapping of one Einsum on ``unit``.
 
     Parameters
@@ -49,8 +51,9 @@ def fit_group(workload: Workload, arch: Architecture, einsum: str, unit: Compute
         Fraction of the on-chip level one tile may use (0.5 leaves room for double buffering).
     """
     e = next(x for x in workload.cascade.einsums if x.name == einsum)
-    base = FusionGroup(einsums=(einsum,), levels=(LevelMapping(level=arch.levels[0].name),),
-                       compute=unit.name)
+    base = FusionGroup(
+        einsums=(einsum,), levels=(LevelMapping(level=arch.levels[0].name),), compute=unit.name
+    )
     sizes = group_ranks(workload, base)
     out_ranks = [r for r in workload.cascade.tensors[e.name].ranks if r in sizes]
     red = [r for r in e.ranks if r not in out_ranks]
@@ -72,11 +75,20 @@ def fit_group(workload: Workload, arch: Architecture, einsum: str, unit: Compute
     def group_for(g: dict[str, int]) -> FusionGroup:
         top = {r: math.ceil(sizes[r] / (g.get(r, 1) * spatial.get(r, 1))) for r in sizes}
         order = tuple(out_ranks) + tuple(red)
-        return FusionGroup(einsums=(einsum,), compute=unit.name, levels=(
-            LevelMapping(level=arch.levels[0].name, temporal=top, order=order),
-            LevelMapping(level=level.name, temporal={r: f for r, f in g.items() if f > 1},
-                         order=tuple(red) + tuple(out_ranks), spatial=spatial,
-                         spatial_axis=axis)))
+        return FusionGroup(
+            einsums=(einsum,),
+            compute=unit.name,
+            levels=(
+                LevelMapping(level=arch.levels[0].name, temporal=top, order=order),
+                LevelMapping(
+                    level=level.name,
+                    temporal={r: f for r, f in g.items() if f > 1},
+                    order=tuple(red) + tuple(out_ranks),
+                    spatial=spatial,
+                    spatial_axis=axis,
+                ),
+            ),
+        )
 
     tensors = group_tensors(workload, base)
 

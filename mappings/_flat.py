@@ -69,8 +69,9 @@ def _softmax_ops(n: float, unit: object) -> dict[str, float]:
     return unit_ops({"max": n, "exp": n, "add": n, "div": n}, unit.ops_per_cycle)  # type: ignore[attr-defined]
 
 
-def flat_granularity(sq: int, skv: int, by: int, cap: float, other: float,
-                     min_rows: int) -> dict[str, object]:
+def flat_granularity(
+    sq: int, skv: int, by: int, cap: float, other: float, min_rows: int
+) -> dict[str, object]:
     """FLAT's fusion granularity, row block and spill for one head.
 
     Parameters
@@ -136,9 +137,20 @@ def _array(workload: Workload, arch: Architecture) -> _Array:
     big, small = pick_units(arch)
     g = glb.name
     mx, my = unit_mesh(big)
-    return _Array(s, big, small, arch.levels[0].name, g, rf_level(arch, big, g) or g,
-                  rf_level(arch, small, g) or g, mx, my, min(mx, s["Skv"]), min(my, s["Sq"]),
-                  float(glb.capacity_bytes or float("inf")))
+    return _Array(
+        s,
+        big,
+        small,
+        arch.levels[0].name,
+        g,
+        rf_level(arch, big, g) or g,
+        rf_level(arch, small, g) or g,
+        mx,
+        my,
+        min(mx, s["Skv"]),
+        min(my, s["Sq"]),
+        float(glb.capacity_bytes or float("inf")),
+    )
 
 
 def _xfer(tensor: str, nbytes: float, src: str | None, dst: str | None) -> list[Transfer]:
@@ -164,11 +176,18 @@ def flat_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, obj
         rows = min(pos_int(knobs, "rows", p0), s["Sq"])
         block = rows * s["Skv"] * by
         if block > cap:
-            raise MappingError(f"{rows} score rows overflow {g} by {block - cap:,.0f} bytes",
-                               path="knobs.rows", expected=f"<= {int(cap // (s['Skv'] * by))}",
-                               got=rows)
-        rule = {"granularity": "row", "rows": rows, "offchip": False,
-                "buffered": min(1.0, max(0.0, cap - other) / block)}
+            raise MappingError(
+                f"{rows} score rows overflow {g} by {block - cap:,.0f} bytes",
+                path="knobs.rows",
+                expected=f"<= {int(cap // (s['Skv'] * by))}",
+                got=rows,
+            )
+        rule = {
+            "granularity": "row",
+            "rows": rows,
+            "offchip": False,
+            "buffered": min(1.0, max(0.0, cap - other) / block),
+        }
     rows, sp, off = int(rule["rows"]), 1.0 - float(rule["buffered"]), bool(rule["offchip"])
     tiles, n = _tile_grid(s, rows, m0, p0)
     frac = causal_fraction(s)
@@ -176,51 +195,93 @@ def flat_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, obj
     # Q, K, V stream from DRAM straight to the 2D array and O goes back (FLAT's mapping
     # table keeps them off chip: Q_loc = K_loc = V_loc = AV_loc = offchip); each stage of a
     # tile then uses its own servers (loads write the arrays, stores write the buffer/DRAM)
-    loads = [*_xfer("Q", rows * e_ * by / tiles, dram, rf2),
-             *_xfer("KV", s["Skv"] * (e_ + f_) * by * frac / tiles, dram, rf2)]
+    loads = [
+        *_xfer("Q", rows * e_ * by / tiles, dram, rf2),
+        *_xfer("KV", s["Skv"] * (e_ + f_) * by * frac / tiles, dram, rf2),
+    ]
     stores = []
     if off:  # QK, A in DRAM; a score row is buffered for the exp/sum passes (a row fits)
         # M reads QK from DRAM and keeps the row; SN re-reads it, A reads SN from the buffer
-        stores += (_xfer("QK", nb, rf2, dram) + _xfer("A", nb, rf1, dram)
-                   + _xfer("QK+SN", 2 * nb, rf1, g))
-        loads += (_xfer("QK", nb, dram, rf1) + _xfer("QK+SN", 2 * nb, g, rf1)
-                  + _xfer("A", nb, dram, rf2))
+        stores += (
+            _xfer("QK", nb, rf2, dram) + _xfer("A", nb, rf1, dram) + _xfer("QK+SN", 2 * nb, rf1, g)
+        )
+        loads += (
+            _xfer("QK", nb, dram, rf1) + _xfer("QK+SN", 2 * nb, g, rf1) + _xfer("A", nb, dram, rf2)
+        )
     else:  # scores on chip; the spilled fraction sp of every access goes to DRAM instead
-        stores += (_xfer("QK", nb * (1 - sp), rf2, g) + _xfer("SN+A", 2 * nb * (1 - sp), rf1, g)
-                   + _xfer("QK.spill", nb * sp, rf2, dram)
-                   + _xfer("SN+A.spill", 2 * nb * sp, rf1, dram))
-        loads += (_xfer("QK+SN", 3 * nb * (1 - sp), g, rf1) + _xfer("A", nb * (1 - sp), g, rf2)
-                  + _xfer("QK+SN.spill", 3 * nb * sp, dram, rf1)
-                  + _xfer("A.spill", nb * sp, dram, rf2))
+        stores += (
+            _xfer("QK", nb * (1 - sp), rf2, g)
+            + _xfer("SN+A", 2 * nb * (1 - sp), rf1, g)
+            + _xfer("QK.spill", nb * sp, rf2, dram)
+            + _xfer("SN+A.spill", 2 * nb * sp, rf1, dram)
+        )
+        loads += (
+            _xfer("QK+SN", 3 * nb * (1 - sp), g, rf1)
+            + _xfer("A", nb * (1 - sp), g, rf2)
+            + _xfer("QK+SN.spill", 3 * nb * sp, dram, rf1)
+            + _xfer("A.spill", nb * sp, dram, rf2)
+        )
     stores += _xfer("O", rows * f_ * by / tiles, rf2, dram)
     two_d = unit_ops({"mac": n * (e_ + f_)}, big.ops_per_cycle)
-    body = Step(loads=tuple(loads),
-                compute=(Compute(big.name, two_d), Compute(small.name, _softmax_ops(n, small))),
-                stores=tuple(stores), buffer_bytes=int(nb + m0 * (e_ + f_) * by))
+    body = Step(
+        loads=tuple(loads),
+        compute=(Compute(big.name, two_d), Compute(small.name, _softmax_ops(n, small))),
+        stores=tuple(stores),
+        buffer_bytes=int(nb + m0 * (e_ + f_) * by),
+    )
     blocks = math.ceil(s["Sq"] / rows)
     # the blocks of all heads form one double-buffered stream of tiles (the next tile's loads
     # overlap this tile's compute): latency ~ max(traffic/BW, 2D, 1D), the artifact's rule
-    phase = Phase("flat", body=body, trips=tiles * s["B"] * s["H"] * blocks, work_items=1,
-                  slots=1, depth=2, staging_level=g)
+    phase = Phase(
+        "flat",
+        body=body,
+        trips=tiles * s["B"] * s["H"] * blocks,
+        work_items=1,
+        slots=1,
+        depth=2,
+        staging_level=g,
+    )
     sx = unit_mesh(small)[0] * unit_mesh(small)[1]
     # cycles one 1D PE spends per score element (4 on FLAT's array, 9 with a 6-cycle exp)
     soft_cycles = sx * sum(v / small.ops_per_cycle[k] for k, v in _softmax_ops(1.0, small).items())
     bound = min(1.0, (2 * e_ / (mx * my)) / (soft_cycles / sx))
-    meta = {"dataflow": "flat", "rows": rows, "granularity": rule["granularity"],
-            "proportion_buffered": 1.0 - sp, "proportion_spilled": sp, "scores_offchip": off,
-            "kv_resident": rows >= s["Sq"], "softmax_cycles_per_element": soft_cycles,
-            "util_2d_bound": bound}
+    meta = {
+        "dataflow": "flat",
+        "rows": rows,
+        "granularity": rule["granularity"],
+        "proportion_buffered": 1.0 - sp,
+        "proportion_spilled": sp,
+        "scores_offchip": off,
+        "kv_resident": rows >= s["Sq"],
+        "softmax_cycles_per_element": soft_cycles,
+        "util_2d_bound": bound,
+    }
     prog = TileProgram("flat", (phase,), clock_hz=arch.clock.core_hz, meta=meta)
-    spill = (OFFCHIP_PASSES if off else SCORE_ACCESSES * sp) * s["B"] * s["H"] * s["Sq"] \
-        * s["Skv"] * frac * by
-    info = PassInfo(3, float(rows * s["Skv"] * by * (0 if off else 1)),
-                    f"rows*Skv*{by}B = O(rows x S)", spill_bytes=float(spill),
-                    reason="3-pass softmax (max, sum, normalise) over score rows kept on chip")
-    return Plan(program=prog, passes=info, meta=meta,
-                notes=f"FLAT {rule['granularity']} granularity, rows={rows}, "
-                      f"spilled {sp:.3f}, scores {'off' if off else 'on'} chip; "
-                      f"QK/AV on {big.name}, softmax on {small.name} "
-                      f"({soft_cycles:g} cycles per score element per PE)")
+    spill = (
+        (OFFCHIP_PASSES if off else SCORE_ACCESSES * sp)
+        * s["B"]
+        * s["H"]
+        * s["Sq"]
+        * s["Skv"]
+        * frac
+        * by
+    )
+    info = PassInfo(
+        3,
+        float(rows * s["Skv"] * by * (0 if off else 1)),
+        f"rows*Skv*{by}B = O(rows x S)",
+        spill_bytes=float(spill),
+        reason="3-pass softmax (max, sum, normalise) over score rows kept on chip",
+    )
+    return Plan(
+        program=prog,
+        passes=info,
+        meta=meta,
+        notes=f"FLAT {rule['granularity']} granularity, rows={rows}, "
+        f"spilled {sp:.3f}, scores {'off' if off else 'on'} chip; "
+        f"QK/AV on {big.name}, softmax on {small.name} "
+        f"({soft_cycles:g} cycles per score element per PE)",
+    )
 
 
 @register_dataflow("unfused")
@@ -236,8 +297,9 @@ def unfused_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, 
     if mode == "per_einsum":
         return _unfused_per_einsum(workload, arch, float(knobs.get("fill", 0.5)))  # type: ignore[arg-type]
     if mode != "row":
-        raise MappingError("unknown softmax kernel", path="knobs.softmax",
-                           expected="row|per_einsum", got=mode)
+        raise MappingError(
+            "unknown softmax kernel", path="knobs.softmax", expected="row|per_einsum", got=mode
+        )
     return _unfused_kernels(workload, arch)
 
 
@@ -257,15 +319,21 @@ def _unfused_kernels(workload: Workload, arch: Architecture) -> Plan:
     nb = n * by
 
     def gemm(name: str, d: int, loads: list, stores: list) -> Phase:
-        body = Step(loads=tuple(loads),
-                    compute=(Compute(big.name, unit_ops({"mac": n * d}, big.ops_per_cycle)),),
-                    stores=tuple(stores), buffer_bytes=int(nb + (p0 + m0) * d * by))
+        body = Step(
+            loads=tuple(loads),
+            compute=(Compute(big.name, unit_ops({"mac": n * d}, big.ops_per_cycle)),),
+            stores=tuple(stores),
+            buffer_bytes=int(nb + (p0 + m0) * d * by),
+        )
         return Phase(name, body=body, trips=tiles * bh * blocks, depth=2, staging_level=g)
 
     kv = s["Skv"] * by * frac / tiles  # per tile: the block's K (V) stream, per head dim
-    qk = gemm("unfused:QK", e_,
-              _xfer("Q", qb * e_ * by / tiles, dram, g) + _xfer("K", kv * e_, dram, g),
-              _xfer("QK", nb, rf2, dram))
+    qk = gemm(
+        "unfused:QK",
+        e_,
+        _xfer("Q", qb * e_ * by / tiles, dram, g) + _xfer("K", kv * e_, dram, g),
+        _xfer("QK", nb, rf2, dram),
+    )
     # softmax: up to p0 rows at a time (as many as fit); a score row stays in the buffer
     # between the max, exp and sum passes unless even one does not fit (then the buffered
     # accesses of the part that does not fit go to DRAM, as in the artifact)
@@ -278,26 +346,55 @@ def _unfused_kernels(workload: Workload, arch: Architecture) -> Plan:
     # M reads QK from DRAM and keeps the row (QK written to the buffer); SN re-reads QK, A
     # reads SN from the buffer; A goes to DRAM
     sm_body = Step(
-        loads=tuple(_xfer("QK", snb, dram, rf1) + _xfer("QK+SN", 2 * snb * (1 - sp), g, rf1)
-                    + _xfer("QK+SN.spill", 2 * snb * sp, dram, rf1)),
+        loads=tuple(
+            _xfer("QK", snb, dram, rf1)
+            + _xfer("QK+SN", 2 * snb * (1 - sp), g, rf1)
+            + _xfer("QK+SN.spill", 2 * snb * sp, dram, rf1)
+        ),
         compute=(Compute(small.name, _softmax_ops(sn, small)),),
-        stores=tuple(_xfer("QK+SN", 2 * snb * (1 - sp), rf1, g)
-                     + _xfer("QK+SN.spill", 2 * snb * sp, rf1, dram)
-                     + _xfer("A", snb, rf1, dram)),
-        buffer_bytes=int(snb))
-    soft = Phase("unfused:softmax", body=sm_body, trips=st * bh * math.ceil(s["Sq"] / rows),
-                 depth=2, staging_level=g)
-    av = gemm("unfused:AV", f_, _xfer("A", nb, dram, rf2) + _xfer("V", kv * f_, dram, g),
-              _xfer("O", qb * f_ * by / tiles, g, dram))
-    meta = {"dataflow": "unfused", "softmax": "row", "q_block": qb, "kv_passes": blocks,
-            "softmax_rows": rows, "proportion_spilled": sp}
+        stores=tuple(
+            _xfer("QK+SN", 2 * snb * (1 - sp), rf1, g)
+            + _xfer("QK+SN.spill", 2 * snb * sp, rf1, dram)
+            + _xfer("A", snb, rf1, dram)
+        ),
+        buffer_bytes=int(snb),
+    )
+    soft = Phase(
+        "unfused:softmax",
+        body=sm_body,
+        trips=st * bh * math.ceil(s["Sq"] / rows),
+        depth=2,
+        staging_level=g,
+    )
+    av = gemm(
+        "unfused:AV",
+        f_,
+        _xfer("A", nb, dram, rf2) + _xfer("V", kv * f_, dram, g),
+        _xfer("O", qb * f_ * by / tiles, g, dram),
+    )
+    meta = {
+        "dataflow": "unfused",
+        "softmax": "row",
+        "q_block": qb,
+        "kv_passes": blocks,
+        "softmax_rows": rows,
+        "proportion_spilled": sp,
+    }
     prog = TileProgram("unfused", (qk, soft, av), clock_hz=arch.clock.core_hz, meta=meta)
     spill = OFFCHIP_PASSES * bh * s["Sq"] * s["Skv"] * frac * by
-    info = PassInfo(3, float(rows * s["Skv"] * by), "O(tile): scores spilled, 4 S^2 DRAM passes",
-                    spill_bytes=float(spill), reason="3-pass stable softmax, three kernels")
-    return Plan(program=prog, passes=info, meta=meta,
-                notes=f"unfused QK -> softmax -> AV; matrix unit {big.name}, "
-                      f"vector unit {small.name}")
+    info = PassInfo(
+        3,
+        float(rows * s["Skv"] * by),
+        "O(tile): scores spilled, 4 S^2 DRAM passes",
+        spill_bytes=float(spill),
+        reason="3-pass stable softmax, three kernels",
+    )
+    return Plan(
+        program=prog,
+        passes=info,
+        meta=meta,
+        notes=f"unfused QK -> softmax -> AV; matrix unit {big.name}, vector unit {small.name}",
+    )
 
 
 def _unfused_per_einsum(workload: Workload, arch: Architecture, fill: float) -> Plan:
@@ -311,9 +408,21 @@ def _unfused_per_einsum(workload: Workload, arch: Architecture, fill: float) -> 
     n, why = passes_for(workload)
     inter = workload.cascade.intermediates
     spill = sum(v for k, v in dram_tensor_bytes(prog, arch.levels[0].name).items() if k in inter)
-    info = PassInfo(n, 0.0, "O(tile): intermediates spilled, S^2 DRAM traffic per pass",
-                    spill_bytes=spill, reason=why)
-    return Plan(program=prog, mapping=mapping, passes=info,
-                notes=f"one kernel per Einsum; matrix unit {big.name}, vector unit {small.name}",
-                meta={"dataflow": "unfused", "softmax": "per_einsum",
-                      "bytes_by_level": dict(prog.meta["bytes_by_level"])})
+    info = PassInfo(
+        n,
+        0.0,
+        "O(tile): intermediates spilled, S^2 DRAM traffic per pass",
+        spill_bytes=spill,
+        reason=why,
+    )
+    return Plan(
+        program=prog,
+        mapping=mapping,
+        passes=info,
+        notes=f"one kernel per Einsum; matrix unit {big.name}, vector unit {small.name}",
+        meta={
+            "dataflow": "unfused",
+            "softmax": "per_einsum",
+            "bytes_by_level": dict(prog.meta["bytes_by_level"]),
+        },
+    )

@@ -71,9 +71,12 @@ def gemm_roles(workload: Workload, einsum: str | None = None) -> GemmRoles:
     if einsum is not None:
         cands = [e for e in cands if e.name == einsum]
     if not cands:
-        raise MappingError("gemm dataflow needs a two-input contraction", path="workload",
-                           expected="an Einsum like C[m,n] = A[m,k]*B[k,n]",
-                           got=[e.text or e.name for e in workload.cascade.einsums])
+        raise MappingError(
+            "gemm dataflow needs a two-input contraction",
+            path="workload",
+            expected="an Einsum like C[m,n] = A[m,k]*B[k,n]",
+            got=[e.text or e.name for e in workload.cascade.einsums],
+        )
     e = max(cands, key=lambda x: math.prod(workload.sizes.get(r, 1) for r in x.ranks))
     tens = workload.cascade.tensors
     a, b = e.inputs[0].name, e.inputs[1].name
@@ -84,13 +87,18 @@ def gemm_roles(workload: Workload, einsum: str | None = None) -> GemmRoles:
     n_c = [r for r in out if r in rb and r not in ra]
     batch = tuple(r for r in e.ranks if r not in (m_c[-1:] + n_c[-1:] + [k]))
     if not m_c or not n_c:
-        raise MappingError("gemm dataflow: cannot tell the M and N ranks apart", path="workload",
-                           expected="A and B each with one private output rank", got=e.text)
+        raise MappingError(
+            "gemm dataflow: cannot tell the M and N ranks apart",
+            path="workload",
+            expected="A and B each with one private output rank",
+            got=e.text,
+        )
     return GemmRoles(e.name, m_c[-1], n_c[-1], k, batch, a, b, e.output.name)
 
 
-def systolic_cycles(m: int, n: int, k: int, rows: int, cols: int,
-                    stationary: str) -> tuple[int, int]:
+def systolic_cycles(
+    m: int, n: int, k: int, rows: int, cols: int, stationary: str
+) -> tuple[int, int]:
     """(folds, cycles per fold) of SCALE-Sim's closed form for one GEMM.
 
     Parameters
@@ -107,8 +115,14 @@ def systolic_cycles(m: int, n: int, k: int, rows: int, cols: int,
     return folds, 2 * rows + cols + t - 2
 
 
-def _buffer_tiles(r: GemmRoles, sizes: AbcMapping[str, int], rows: int, cols: int,
-                  stationary: str, cap_elems: float) -> dict[str, int]:
+def _buffer_tiles(
+    r: GemmRoles,
+    sizes: AbcMapping[str, int],
+    rows: int,
+    cols: int,
+    stationary: str,
+    cap_elems: float,
+) -> dict[str, int]:
     """Tile extents (m, n, k) held on chip: the largest multiple-of-array tiles in ``cap``."""
     m, n, k = sizes[r.m], sizes[r.n], sizes[r.k]
     unit = {"output": (rows, cols, 1), "weight": (1, cols, rows), "input": (cols, 1, rows)}
@@ -120,8 +134,9 @@ def _buffer_tiles(r: GemmRoles, sizes: AbcMapping[str, int], rows: int, cols: in
 
     def traffic(a: int, b: int, c: int) -> float:
         # A re-read per n tile, B per m tile, C written per k tile and re-read between
-        return (m * k * math.ceil(n / b) + k * n * math.ceil(m / a)
-                + m * n * (2 * math.ceil(k / c) - 1))
+        return (
+            m * k * math.ceil(n / b) + k * n * math.ceil(m / a) + m * n * (2 * math.ceil(k / c) - 1)
+        )
 
     # halve (keeping multiples of the array) the dimension that costs least traffic
     while not fits():
@@ -133,22 +148,36 @@ def _buffer_tiles(r: GemmRoles, sizes: AbcMapping[str, int], rows: int, cols: in
         if tk > uk:
             opts.append((tm, tn, max(uk, math.ceil(tk / 2 / uk) * uk)))
         if not opts:
-            raise MappingError("gemm tile does not fit the on-chip buffer", path="knobs",
-                               expected=f"<= {cap_elems:.0f} elements", got=tm * tk + tk * tn)
+            raise MappingError(
+                "gemm tile does not fit the on-chip buffer",
+                path="knobs",
+                expected=f"<= {cap_elems:.0f} elements",
+                got=tm * tk + tk * tn,
+            )
         tm, tn, tk = min(opts, key=lambda o: (traffic(*o), -o[0] * o[1] * o[2]))
     return {r.m: min(tm, m), r.n: min(tn, n), r.k: min(tk, k)}
 
 
-def gemm_mapping(workload: Workload, arch: Architecture, roles: GemmRoles,
-                 stationary: str, unit_name: str, rows: int, cols: int) -> Mapping:
+def gemm_mapping(
+    workload: Workload,
+    arch: Architecture,
+    roles: GemmRoles,
+    stationary: str,
+    unit_name: str,
+    rows: int,
+    cols: int,
+) -> Mapping:
     """Two-level mapping: DRAM loops over buffer tiles, buffer loops over array folds."""
     sizes = workload.sizes
     buf = arch.levels[1]
     bytes_e = workload.cascade.tensors[roles.a].dtype_bits / 8.0
     cap = (buf.capacity_bytes or float("inf")) / 2.0 / bytes_e
     tiles = _buffer_tiles(roles, sizes, rows, cols, stationary, cap)
-    sp = {"output": {roles.m: rows, roles.n: cols}, "weight": {roles.k: rows, roles.n: cols},
-          "input": {roles.k: rows, roles.m: cols}}[stationary]
+    sp = {
+        "output": {roles.m: rows, roles.n: cols},
+        "weight": {roles.k: rows, roles.n: cols},
+        "input": {roles.k: rows, roles.m: cols},
+    }[stationary]
     top_t: dict[str, int] = {b: int(sizes[b]) for b in roles.batch}
     inner_t: dict[str, int] = {}
     spatial: dict[str, int] = {}
@@ -157,11 +186,18 @@ def gemm_mapping(workload: Workload, arch: Architecture, roles: GemmRoles,
         spatial[rk] = s
         inner_t[rk] = math.ceil(tiles[rk] / s)
         top_t[rk] = math.ceil(sizes[rk] / (inner_t[rk] * s))
-    order_top = [*roles.batch, roles.m, roles.n, roles.k] if stationary != "weight" else \
-        [*roles.batch, roles.n, roles.k, roles.m]
+    order_top = (
+        [*roles.batch, roles.m, roles.n, roles.k]
+        if stationary != "weight"
+        else [*roles.batch, roles.n, roles.k, roles.m]
+    )
     lv0 = LevelMapping(level=arch.levels[0].name, temporal=top_t, order=tuple(order_top))
-    lv1 = LevelMapping(level=buf.name, temporal=inner_t, spatial=spatial,
-                       spatial_axis={k_: ("x" if i == 0 else "y") for i, k_ in enumerate(sp)})
+    lv1 = LevelMapping(
+        level=buf.name,
+        temporal=inner_t,
+        spatial=spatial,
+        spatial_axis={k_: ("x" if i == 0 else "y") for i, k_ in enumerate(sp)},
+    )
     group = FusionGroup(einsums=(roles.einsum,), levels=(lv0, lv1), compute=unit_name)
     others = [e.name for e in workload.cascade.einsums if e.name != roles.einsum]
     groups = [group] + [_default_group(workload, arch, e) for e in others]
@@ -171,9 +207,15 @@ def gemm_mapping(workload: Workload, arch: Architecture, roles: GemmRoles,
 def _default_group(workload: Workload, arch: Architecture, einsum: str) -> FusionGroup:
     """A side Einsum (bias, activation) streamed once through the buffer: all loops at DRAM."""
     e = next(x for x in workload.cascade.einsums if x.name == einsum)
-    return FusionGroup(einsums=(einsum,), levels=(LevelMapping(
-        level=arch.levels[0].name, temporal={r: int(workload.sizes[r]) for r in e.ranks}),
-        LevelMapping(level=arch.levels[1].name)))
+    return FusionGroup(
+        einsums=(einsum,),
+        levels=(
+            LevelMapping(
+                level=arch.levels[0].name, temporal={r: int(workload.sizes[r]) for r in e.ranks}
+            ),
+            LevelMapping(level=arch.levels[1].name),
+        ),
+    )
 
 
 def _array(arch: Architecture, unit: str | None) -> tuple[object, int, int]:
@@ -183,9 +225,12 @@ def _array(arch: Architecture, unit: str | None) -> tuple[object, int, int]:
     elif spatial:
         u = max(spatial, key=lambda x: x.mesh[0] * x.mesh[1])
     else:
-        raise MappingError("gemm dataflow needs a compute unit with a PE mesh", path="arch.compute",
-                           expected="a unit with mesh (rows, cols)",
-                           got=[x.name for x in arch.compute])
+        raise MappingError(
+            "gemm dataflow needs a compute unit with a PE mesh",
+            path="arch.compute",
+            expected="a unit with mesh (rows, cols)",
+            got=[x.name for x in arch.compute],
+        )
     return u, int(u.mesh[0]), int(u.mesh[1])
 
 
@@ -204,33 +249,53 @@ def gemm_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, obj
     _known(knobs, {"stationary", "unit", "einsum", "depth", "operands"})
     resident = str(knobs.get("operands", "dram"))
     if resident not in ("dram", "sram"):
-        raise MappingError("unknown operand residency", path="knobs.operands",
-                           expected="dram|sram", got=resident)
+        raise MappingError(
+            "unknown operand residency", path="knobs.operands", expected="dram|sram", got=resident
+        )
     st = str(knobs.get("stationary", "output"))
     if st not in ("output", "weight", "input"):
-        raise MappingError("unknown stationarity", path="knobs.stationary",
-                           expected="output|weight|input", got=st)
+        raise MappingError(
+            "unknown stationarity", path="knobs.stationary", expected="output|weight|input", got=st
+        )
     unit, rows, cols = _array(arch, knobs.get("unit"))  # type: ignore[arg-type]
     roles = gemm_roles(workload, knobs.get("einsum"))  # type: ignore[arg-type]
     sizes = workload.sizes
     mapping = gemm_mapping(workload, arch, roles, st, unit.name, rows, cols)
     nb = math.prod(int(sizes[b]) for b in roles.batch)
-    folds, fold_cycles = systolic_cycles(sizes[roles.m], sizes[roles.n], sizes[roles.k],
-                                         rows, cols, st)
+    folds, fold_cycles = systolic_cycles(
+        sizes[roles.m], sizes[roles.n], sizes[roles.k], rows, cols, st
+    )
     trips = folds * nb
     arrays = max(1, int(unit.instances))
     per_item = np.full(min(arrays, trips), trips // arrays, dtype=np.int64)
     per_item[: trips % arrays] += 1
     group = mapping.groups[0]
     # operands="sram": SCALE-Sim's setting, operands already in the on-chip buffer
-    moves = [mv for mv in group_moves(group, group_tensors(workload, group))
-             if mv.src is not None and mv.dst is not None and resident == "dram"]
-    loads = tuple(Transfer(mv.tensor, int(math.ceil(mv.dst_bytes / trips)),
-                           group.levels[mv.src].level, group.levels[mv.dst].level)
-                  for mv in moves if not mv.upward)
-    stores = tuple(Transfer(mv.tensor, int(math.ceil(mv.dst_bytes / trips)),
-                            group.levels[mv.src].level, group.levels[mv.dst].level)
-                   for mv in moves if mv.upward)
+    moves = [
+        mv
+        for mv in group_moves(group, group_tensors(workload, group))
+        if mv.src is not None and mv.dst is not None and resident == "dram"
+    ]
+    loads = tuple(
+        Transfer(
+            mv.tensor,
+            int(math.ceil(mv.dst_bytes / trips)),
+            group.levels[mv.src].level,
+            group.levels[mv.dst].level,
+        )
+        for mv in moves
+        if not mv.upward
+    )
+    stores = tuple(
+        Transfer(
+            mv.tensor,
+            int(math.ceil(mv.dst_bytes / trips)),
+            group.levels[mv.src].level,
+            group.levels[mv.dst].level,
+        )
+        for mv in moves
+        if mv.upward
+    )
     mac_key = next(iter(unit_ops({"mac": 1.0}, unit.ops_per_cycle)))
     mac_rate = float(unit.ops_per_cycle[mac_key])
     # real MACs per fold, run for fold_cycles (SCALE-Sim's fill + stream + drain): occupancy
@@ -240,27 +305,51 @@ def gemm_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, obj
     slots_per_fold = fold_cycles * mac_rate
     per_fold = macs_all / trips if macs_all > 0 else slots_per_fold
     occupancy = min(1.0, per_fold / slots_per_fold)
-    body = Step(loads=loads, compute=(Compute(unit.name, {mac_key: per_fold}, occupancy),),
-                stores=stores, buffer_bytes=0)
+    body = Step(
+        loads=loads,
+        compute=(Compute(unit.name, {mac_key: per_fold}, occupancy),),
+        stores=stores,
+        buffer_bytes=0,
+    )
     uniform = bool(np.all(per_item == per_item[0]))
     # NOTE: folds are dealt round-robin to the unit's arrays (one work item per array)
-    phases = [Phase(name=f"gemm:{roles.einsum}", body=body,
-                    trips=int(per_item[0]) if uniform else per_item, work_items=len(per_item),
-                    slots=len(per_item), depth=int(knobs.get("depth", 2)),
-                    staging_level=arch.levels[1].name)]
+    phases = [
+        Phase(
+            name=f"gemm:{roles.einsum}",
+            body=body,
+            trips=int(per_item[0]) if uniform else per_item,
+            work_items=len(per_item),
+            slots=len(per_item),
+            depth=int(knobs.get("depth", 2)),
+            staging_level=arch.levels[1].name,
+        )
+    ]
     if len(mapping.groups) > 1:
         from mappings._lower import lower_group
 
         for g in mapping.groups[1:]:
             phases.append(lower_group(workload, g, arch, f"g:{g.einsums[0]}"))
     macs = sum(group_ops(workload, g).get("mac", 0.0) for g in mapping.groups[:1])
-    meta = {"dataflow": "gemm", "stationary": st, "folds": trips, "fold_cycles": fold_cycles,
-            "arrays": arrays, "scalesim_cycles": math.ceil(trips / arrays) * fold_cycles,
-            "macs": macs, "array": (rows, cols)}
-    prog = TileProgram(name=f"gemm-{st}", phases=tuple(phases), clock_hz=arch.clock.core_hz,
-                       meta=meta)
-    return Plan(program=prog, mapping=mapping, passes=PassInfo(1, 0.0, "none (no reduction chain)"),
-                notes=f"{st}-stationary on {unit.name} {rows}x{cols}", meta=meta)
+    meta = {
+        "dataflow": "gemm",
+        "stationary": st,
+        "folds": trips,
+        "fold_cycles": fold_cycles,
+        "arrays": arrays,
+        "scalesim_cycles": math.ceil(trips / arrays) * fold_cycles,
+        "macs": macs,
+        "array": (rows, cols),
+    }
+    prog = TileProgram(
+        name=f"gemm-{st}", phases=tuple(phases), clock_hz=arch.clock.core_hz, meta=meta
+    )
+    return Plan(
+        program=prog,
+        mapping=mapping,
+        passes=PassInfo(1, 0.0, "none (no reduction chain)"),
+        notes=f"{st}-stationary on {unit.name} {rows}x{cols}",
+        meta=meta,
+    )
 
 
 def _known(knobs: AbcMapping[str, object], allowed: set[str]) -> None:

@@ -60,8 +60,11 @@ def unit_ops(ops: AbcMapping[str, float], unit_ops_per_cycle: AbcMapping[str, fl
             base = k.split("_")[0]
             same = [h for h in have if h.split("_")[0] == base]
             other = [h for h in have if h.split("_")[0] == alias.get(base, "")]
-            key = base if base in have else (same or other or
-                                             [h for h in have if h.startswith("add")] or have)[0]
+            key = (
+                base
+                if base in have
+                else (same or other or [h for h in have if h.startswith("add")] or have)[0]
+            )
         out[key] = out.get(key, 0.0) + float(v)
     return out
 
@@ -105,12 +108,20 @@ def lower_group(workload: Workload, group: FusionGroup, arch: Architecture, name
         cap = arch.level(staging).capacity_bytes
         if cap is not None and 2 * buf > cap:
             depth = 1  # no room for a second tile: loads and compute serialize
-    return Phase(name=name, body=body, trips=trips, work_items=items, slots=slots,
-                 depth=depth, staging_level=staging)
+    return Phase(
+        name=name,
+        body=body,
+        trips=trips,
+        work_items=items,
+        slots=slots,
+        depth=depth,
+        staging_level=staging,
+    )
 
 
-def lower(workload: Workload, mapping: Mapping, arch: Architecture,
-          *, check: bool = True) -> TileProgram:
+def lower(
+    workload: Workload, mapping: Mapping, arch: Architecture, *, check: bool = True
+) -> TileProgram:
     """Lower ``mapping`` of ``workload`` on ``arch`` to a tile program.
 
     Parameters
@@ -156,7 +167,15 @@ def lower(workload: Workload, mapping: Mapping, arch: Architecture,
                 bucket[lvl] = bucket.get(lvl, 0.0) + nbytes
         for k, v in group_ops(workload, group).items():
             ops_total[k] = ops_total.get(k, 0.0) + v
-    meta = {"bytes_by_level": by_level, "compute_side_bytes": side, "ops": ops_total,
-            "mapping": mapping.name}
-    return TileProgram(name=mapping.name or workload.name, phases=tuple(phases),
-                       clock_hz=arch.clock.core_hz, meta=meta)
+    meta = {
+        "bytes_by_level": by_level,
+        "compute_side_bytes": side,
+        "ops": ops_total,
+        "mapping": mapping.name,
+    }
+    return TileProgram(
+        name=mapping.name or workload.name,
+        phases=tuple(phases),
+        clock_hz=arch.clock.core_hz,
+        meta=meta,
+    )

@@ -31,8 +31,16 @@ if TYPE_CHECKING:
     from archsim import Architecture
     from workloads import Workload
 
-__all__ = ["RankedMapping", "MapperFn", "get_mapper", "list_mappers", "register_mapper",
-           "score", "finish", "options"]
+__all__ = [
+    "RankedMapping",
+    "MapperFn",
+    "get_mapper",
+    "list_mappers",
+    "register_mapper",
+    "score",
+    "finish",
+    "options",
+]
 
 Objective = Literal["latency", "energy", "edp"]
 
@@ -64,9 +72,15 @@ class RankedMapping:
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready dict (``archsim map --json``)."""
-        return {"cycles": self.cycles, "energy_j": self.energy_j, "dram_bytes": self.dram_bytes,
-                "objective": self.objective, "simulated_cycles": self.simulated_cycles,
-                "mapping": self.mapping.to_dict(), "describe": self.describe()}
+        return {
+            "cycles": self.cycles,
+            "energy_j": self.energy_j,
+            "dram_bytes": self.dram_bytes,
+            "objective": self.objective,
+            "simulated_cycles": self.simulated_cycles,
+            "mapping": self.mapping.to_dict(),
+            "describe": self.describe(),
+        }
 
 
 MapperFn = Callable[..., list[RankedMapping]]
@@ -90,8 +104,9 @@ def get_mapper(name: str) -> MapperFn:
     try:
         return _MAPPERS[name]
     except KeyError:
-        raise MappingError("unknown mapper", path="mapper", expected=f"one of {list_mappers()}",
-                           got=name) from None
+        raise MappingError(
+            "unknown mapper", path="mapper", expected=f"one of {list_mappers()}", got=name
+        ) from None
 
 
 def list_mappers() -> list[str]:
@@ -108,8 +123,9 @@ def score(m: dict[str, np.ndarray], objective: str, clock_hz: float) -> np.ndarr
     elif objective == "edp":
         v = m["cycles"] / clock_hz * m["energy_j"]
     else:
-        raise MappingError("unknown objective", path="objective", expected="latency|energy|edp",
-                           got=objective)
+        raise MappingError(
+            "unknown objective", path="objective", expected="latency|energy|edp", got=objective
+        )
     return np.where(m["valid"], v, np.inf)
 
 
@@ -119,8 +135,11 @@ def options(space: Space) -> list[list[tuple[int, int, int]]]:
     out = []
     for size in space.sizes.tolist():
         opts = []
-        sp = [(1, 0)] + [(s, 1) for s in tile_choices(size, mx) if s > 1 and mx > 1] + \
-             [(s, 2) for s in tile_choices(size, my) if s > 1 and my > 1]
+        sp = (
+            [(1, 0)]
+            + [(s, 1) for s in tile_choices(size, mx) if s > 1 and mx > 1]
+            + [(s, 2) for s in tile_choices(size, my) if s > 1 and my > 1]
+        )
         for s, ax in sp:
             for t in tile_choices(math.ceil(size / s)):
                 opts.append((t, s, ax))
@@ -128,8 +147,9 @@ def options(space: Space) -> list[list[tuple[int, int, int]]]:
     return out
 
 
-def _from_indices(space: Space, opts: list[list[tuple[int, int, int]]], idx: np.ndarray,
-                  order: np.ndarray) -> Candidates:
+def _from_indices(
+    space: Space, opts: list[list[tuple[int, int, int]]], idx: np.ndarray, order: np.ndarray
+) -> Candidates:
     arr = [np.array(o, dtype=np.int64) for o in opts]
     t = np.stack([arr[r][idx[:, r], 0] for r in range(len(opts))], axis=1)
     s = np.stack([arr[r][idx[:, r], 1] for r in range(len(opts))], axis=1)
@@ -148,8 +168,17 @@ def _setup(workload: Workload, arch: Architecture, einsum: str | None) -> Space:
     return build_space(workload, arch, einsum, pick_units(arch)[0])
 
 
-def finish(workload: Workload, arch: Architecture, space: Space, cands: Candidates,
-           values: np.ndarray, *, objective: str, top: int, rescore: int) -> list[RankedMapping]:
+def finish(
+    workload: Workload,
+    arch: Architecture,
+    space: Space,
+    cands: Candidates,
+    values: np.ndarray,
+    *,
+    objective: str,
+    top: int,
+    rescore: int,
+) -> list[RankedMapping]:
     """Lower the best distinct candidates, score them with ``estimate``, re-score the best few
     with ``simulate``; ranked best first."""
     from archsim import estimate, simulate
@@ -175,10 +204,10 @@ def finish(workload: Workload, arch: Architecture, space: Space, cands: Candidat
             continue
         seen.add(key)
         r = estimate(lower(workload, m, arch), arch)
-        obj = {"latency": r.cycles, "energy": r.energy_j,
-               "edp": r.seconds * r.energy_j}[objective]
-        ranked.append(RankedMapping(m, float(r.cycles), float(r.energy_j), float(r.dram_bytes),
-                                    float(obj)))
+        obj = {"latency": r.cycles, "energy": r.energy_j, "edp": r.seconds * r.energy_j}[objective]
+        ranked.append(
+            RankedMapping(m, float(r.cycles), float(r.energy_j), float(r.dram_bytes), float(obj))
+        )
         if len(ranked) >= top:
             break
     ranked.sort(key=lambda x: x.objective)
@@ -186,8 +215,9 @@ def finish(workload: Workload, arch: Architecture, space: Space, cands: Candidat
     for k, rm in enumerate(ranked):
         if k < rescore:
             res = simulate(lower(workload, rm.mapping, arch), arch)
-            rm = RankedMapping(rm.mapping, rm.cycles, rm.energy_j, rm.dram_bytes, rm.objective,
-                               int(res.cycles))
+            rm = RankedMapping(
+                rm.mapping, rm.cycles, rm.energy_j, rm.dram_bytes, rm.objective, int(res.cycles)
+            )
         out.append(rm)
     return out
 
@@ -201,10 +231,18 @@ def _progress(total: int, on: bool, desc: str):  # noqa: ANN202
 
 
 @register_mapper("exhaustive")
-def exhaustive(workload: Workload, arch: Architecture, *, objective: Objective = "latency",
-               top: int = 5, seed: int = 0, budget: int | None = 2_000_000,
-               progress: bool = False, einsum: str | None = None,
-               rescore: int = 3) -> list[RankedMapping]:
+def exhaustive(
+    workload: Workload,
+    arch: Architecture,
+    *,
+    objective: Objective = "latency",
+    top: int = 5,
+    seed: int = 0,
+    budget: int | None = 2_000_000,
+    progress: bool = False,
+    einsum: str | None = None,
+    rescore: int = 3,
+) -> list[RankedMapping]:
     """Every candidate of the space (tile choices x spatial choices x DRAM orders).
 
     Raises
@@ -217,9 +255,12 @@ def exhaustive(workload: Workload, arch: Architecture, *, objective: Objective =
     dims = [len(o) for o in opts] + [len(space.orders)]
     total = math.prod(dims)
     if budget is not None and total > budget:
-        raise MappingError("space too large for the exhaustive mapper", path="budget",
-                           expected=f">= {total} candidates (or use random/greedy/mip)",
-                           got=budget)
+        raise MappingError(
+            "space too large for the exhaustive mapper",
+            path="budget",
+            expected=f">= {total} candidates (or use random/greedy/mip)",
+            got=budget,
+        )
     best_v = np.empty(0)
     best_c: Candidates | None = None
     bar = _progress(total, progress, "exhaustive")
@@ -234,26 +275,37 @@ def exhaustive(workload: Workload, arch: Architecture, *, objective: Objective =
     if bar is not None:
         bar.close()
     assert best_c is not None
-    return finish(workload, arch, space, best_c, best_v, objective=objective, top=top,
-                  rescore=rescore)
+    return finish(
+        workload, arch, space, best_c, best_v, objective=objective, top=top, rescore=rescore
+    )
 
 
-def _keep_best(space: Space, c: Candidates, objective: str, top: int,
-               best_c: Candidates | None, best_v: np.ndarray) -> tuple[Candidates, np.ndarray]:
+def _keep_best(
+    space: Space,
+    c: Candidates,
+    objective: str,
+    top: int,
+    best_c: Candidates | None,
+    best_v: np.ndarray,
+) -> tuple[Candidates, np.ndarray]:
     """Score the batch ``c`` (infeasible axes: inf) and merge its ``50 * top`` best into
     the running best ``best_c`` / ``best_v``."""
-    v = np.where(_axis_ok(c), score(batch_metrics(space, c), objective, space.clock_hz),
-                 np.inf)
+    v = np.where(_axis_ok(c), score(batch_metrics(space, c), objective, space.clock_hz), np.inf)
     keep = np.argsort(v, kind="stable")[: 50 * top]
     return _merge(best_c, best_v, c.take(keep), v[keep], 50 * top)
 
 
-def _merge(a: Candidates | None, av: np.ndarray, b: Candidates, bv: np.ndarray,
-           k: int) -> tuple[Candidates, np.ndarray]:
+def _merge(
+    a: Candidates | None, av: np.ndarray, b: Candidates, bv: np.ndarray, k: int
+) -> tuple[Candidates, np.ndarray]:
     if a is None:
         return b, bv
-    c = Candidates(np.concatenate([a.t, b.t]), np.concatenate([a.s, b.s]),
-                   np.concatenate([a.axis, b.axis]), np.concatenate([a.order, b.order]))
+    c = Candidates(
+        np.concatenate([a.t, b.t]),
+        np.concatenate([a.s, b.s]),
+        np.concatenate([a.axis, b.axis]),
+        np.concatenate([a.order, b.order]),
+    )
     v = np.concatenate([av, bv])
     keep = np.argsort(v, kind="stable")[:k]
     return c.take(keep), v[keep]
@@ -268,10 +320,18 @@ def sample(space: Space, n: int, rng: np.random.Generator) -> Candidates:
 
 
 @register_mapper("random")
-def random_mapper(workload: Workload, arch: Architecture, *, objective: Objective = "latency",
-                  top: int = 5, seed: int = 0, budget: int | None = 10_000,
-                  progress: bool = False, einsum: str | None = None,
-                  rescore: int = 3) -> list[RankedMapping]:
+def random_mapper(
+    workload: Workload,
+    arch: Architecture,
+    *,
+    objective: Objective = "latency",
+    top: int = 5,
+    seed: int = 0,
+    budget: int | None = 10_000,
+    progress: bool = False,
+    einsum: str | None = None,
+    rescore: int = 3,
+) -> list[RankedMapping]:
     """``budget`` uniformly random candidates (seeded with ``seed``)."""
     space = _setup(workload, arch, einsum)
     rng = np.random.default_rng(seed)
@@ -285,12 +345,14 @@ def random_mapper(workload: Workload, arch: Architecture, *, objective: Objectiv
             bar.update(len(c))
     if bar is not None:
         bar.close()
-    return finish(workload, arch, space, best_c, best_v, objective=objective, top=top,
-                  rescore=rescore)
+    return finish(
+        workload, arch, space, best_c, best_v, objective=objective, top=top, rescore=rescore
+    )
 
 
-def hill_climb(space: Space, start: Candidates, objective: str,
-               max_rounds: int = 20) -> tuple[Candidates, np.ndarray]:
+def hill_climb(
+    space: Space, start: Candidates, objective: str, max_rounds: int = 20
+) -> tuple[Candidates, np.ndarray]:
     """Coordinate descent from one candidate: per rank try every option, then every order;
     keep the best; stop when a full round improves nothing. Returns all visited candidates."""
     opts = options(space)
@@ -302,24 +364,29 @@ def hill_climb(space: Space, start: Candidates, objective: str,
         for r in range(len(opts)):
             o = np.array(opts[r], dtype=np.int64)
             n = len(o)
-            c = Candidates(np.repeat(cur.t, n, 0), np.repeat(cur.s, n, 0),
-                           np.repeat(cur.axis, n, 0), np.repeat(cur.order, n))
+            c = Candidates(
+                np.repeat(cur.t, n, 0),
+                np.repeat(cur.s, n, 0),
+                np.repeat(cur.axis, n, 0),
+                np.repeat(cur.order, n),
+            )
             c.t[:, r], c.s[:, r], c.axis[:, r] = o[:, 0], o[:, 1], o[:, 2]
-            v = np.where(_axis_ok(c), score(batch_metrics(space, c), objective,
-                                            space.clock_hz), np.inf)
+            v = np.where(
+                _axis_ok(c), score(batch_metrics(space, c), objective, space.clock_hz), np.inf
+            )
             seen_c, seen_v = _merge(seen_c, seen_v, c, v, 400)
             j = int(np.argmin(v))
             if v[j] < cur_v[0] * (1 - 1e-12):
-                cur, cur_v, improved = c.take(np.array([j])), v[j:j + 1], True
+                cur, cur_v, improved = c.take(np.array([j])), v[j : j + 1], True
         n = len(space.orders)
-        c = Candidates(np.repeat(cur.t, n, 0), np.repeat(cur.s, n, 0),
-                       np.repeat(cur.axis, n, 0), np.arange(n))
-        v = np.where(_axis_ok(c), score(batch_metrics(space, c), objective, space.clock_hz),
-                     np.inf)
+        c = Candidates(
+            np.repeat(cur.t, n, 0), np.repeat(cur.s, n, 0), np.repeat(cur.axis, n, 0), np.arange(n)
+        )
+        v = np.where(_axis_ok(c), score(batch_metrics(space, c), objective, space.clock_hz), np.inf)
         seen_c, seen_v = _merge(seen_c, seen_v, c, v, 400)
         j = int(np.argmin(v))
         if v[j] < cur_v[0] * (1 - 1e-12):
-            cur, cur_v, improved = c.take(np.array([j])), v[j:j + 1], True
+            cur, cur_v, improved = c.take(np.array([j])), v[j : j + 1], True
         if not improved:
             break
     return seen_c, seen_v
@@ -341,9 +408,18 @@ def heuristic_start(space: Space) -> Candidates:
 
 
 @register_mapper("greedy")
-def greedy(workload: Workload, arch: Architecture, *, objective: Objective = "latency",
-           top: int = 5, seed: int = 0, budget: int | None = None, progress: bool = False,
-           einsum: str | None = None, rescore: int = 3) -> list[RankedMapping]:
+def greedy(
+    workload: Workload,
+    arch: Architecture,
+    *,
+    objective: Objective = "latency",
+    top: int = 5,
+    seed: int = 0,
+    budget: int | None = None,
+    progress: bool = False,
+    einsum: str | None = None,
+    rescore: int = 3,
+) -> list[RankedMapping]:
     """Hill climbing from the mesh-filling start plus ``seed``-chosen random restarts."""
     space = _setup(workload, arch, einsum)
     rng = np.random.default_rng(seed)
@@ -352,5 +428,6 @@ def greedy(workload: Workload, arch: Architecture, *, objective: Objective = "la
     for st in starts:
         c, v = hill_climb(space, st, objective)
         best_c, best_v = _merge(best_c, best_v, c, v, 400)
-    return finish(workload, arch, space, best_c, best_v, objective=objective, top=top,
-                  rescore=rescore)
+    return finish(
+        workload, arch, space, best_c, best_v, objective=objective, top=top, rescore=rescore
+    )

@@ -156,6 +156,10 @@ class Mapping(_Frozen):
         except yaml.YAMLError as exc:
             raise MappingError(f"not valid YAML ({exc})", path=source) from None
         if not isinstance(data, dict):
-            raise MappingError("mapping YAML", path=source, expected="a mapping with 'groups'",
-                               got=type(data).__name__)
+            raise MappingError(
+                "mapping YAML",
+                path=source,
+                expected="a mapping with 'groups'",
+                got=type(data).__name__,
+            )
         return cls.from_dict(data, source=source)

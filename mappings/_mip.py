@@ -56,30 +56,45 @@ def prime_factors(n: int) -> list[int]:
     return out
 
 
-def solve_allocation(space: Space, shares: np.ndarray, objective: str,
-                     time_limit_s: float = 10.0,
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def solve_allocation(
+    space: Space,
+    shares: np.ndarray,
+    objective: str,
+    time_limit_s: float = 10.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Solve one CoSA MIP; returns per-rank (buffer factor, spatial factor, axis) or None."""
     with warnings.catch_warnings():  # PuLP 3.x announces its 4.0 API on every variable
         warnings.simplefilter("ignore", DeprecationWarning)
         return _solve(space, shares, objective, time_limit_s)
 
 
-def _solve(space: Space, shares: np.ndarray, objective: str,
-           time_limit_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def _solve(
+    space: Space, shares: np.ndarray, objective: str, time_limit_s: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     import pulp
 
     prob = pulp.LpProblem("cosa", pulp.LpMinimize)
     primes = [prime_factors(int(s)) for s in space.sizes]
-    x = {(r, j, lv): pulp.LpVariable(f"x_{r}_{j}_{lv}", cat="Binary")
-         for r, ps in enumerate(primes) for j in range(len(ps)) for lv in _LEVELS}
-    a = {(r, lv): pulp.LpVariable(f"a_{r}_{lv}", cat="Binary")
-         for r in range(len(primes)) for lv in ("X", "Y")}
+    x = {
+        (r, j, lv): pulp.LpVariable(f"x_{r}_{j}_{lv}", cat="Binary")
+        for r, ps in enumerate(primes)
+        for j in range(len(ps))
+        for lv in _LEVELS
+    }
+    a = {
+        (r, lv): pulp.LpVariable(f"a_{r}_{lv}", cat="Binary")
+        for r in range(len(primes))
+        for lv in ("X", "Y")
+    }
     mx, my = space.mesh
 
     def logsum(ranks: list[int], levels: tuple[str, ...]) -> pulp.LpAffineExpression:
-        return pulp.lpSum(math.log(primes[r][j]) * x[r, j, lv] for r in ranks
-                          for j in range(len(primes[r])) for lv in levels)
+        return pulp.lpSum(
+            math.log(primes[r][j]) * x[r, j, lv]
+            for r in ranks
+            for j in range(len(primes[r]))
+            for lv in levels
+        )
 
     for r, ps in enumerate(primes):
         for j in range(len(ps)):
@@ -152,9 +167,18 @@ def _share_variants(n: int) -> list[np.ndarray]:
 
 
 @register_mapper("mip")
-def mip_mapper(workload: Workload, arch: Architecture, *, objective: str = "latency",
-               top: int = 5, seed: int = 0, budget: int | None = None, progress: bool = False,
-               einsum: str | None = None, rescore: int = 3) -> list[RankedMapping]:
+def mip_mapper(
+    workload: Workload,
+    arch: Architecture,
+    *,
+    objective: str = "latency",
+    top: int = 5,
+    seed: int = 0,
+    budget: int | None = None,
+    progress: bool = False,
+    einsum: str | None = None,
+    rescore: int = 3,
+) -> list[RankedMapping]:
     """CoSA-style MIP (PuLP/CBC) over prime-factor allocations; DRAM order by enumeration.
 
     ``budget`` caps the number of MIP solves (default: one per buffer-share variant).
@@ -177,14 +201,18 @@ def mip_mapper(workload: Workload, arch: Architecture, *, objective: str = "late
         if sol is None:
             continue
         t, s, ax = sol
-        c = Candidates(np.repeat(t[None], n_ord, 0), np.repeat(s[None], n_ord, 0),
-                       np.repeat(ax[None], n_ord, 0), np.arange(n_ord))
-        v = np.where(_axis_ok(c), score(batch_metrics(space, c), objective, space.clock_hz),
-                     np.inf)
+        c = Candidates(
+            np.repeat(t[None], n_ord, 0),
+            np.repeat(s[None], n_ord, 0),
+            np.repeat(ax[None], n_ord, 0),
+            np.arange(n_ord),
+        )
+        v = np.where(_axis_ok(c), score(batch_metrics(space, c), objective, space.clock_hz), np.inf)
         best_c, best_v = _merge(best_c, best_v, c, v, 50 * top)
     if bar is not None:
         bar.close()
     if best_c is None or not np.isfinite(best_v).any():
         raise InfeasibleMappingError(f"the MIP found no mapping of {space.einsum} on {arch.name}")
-    return finish(workload, arch, space, best_c, best_v, objective=objective, top=top,
-                  rescore=rescore)
+    return finish(
+        workload, arch, space, best_c, best_v, objective=objective, top=top, rescore=rescore
+    )

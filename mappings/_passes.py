@@ -55,8 +55,9 @@ def streamed_rank(cascade: Cascade) -> str | None:
     iter_roots = []
     for e in cascade.einsums:
         if e.iterative_rank:
-            iter_roots += [r for r in dict.fromkeys(roots)
-                           if e.iterative_rank in _components(cascade, r)]
+            iter_roots += [
+                r for r in dict.fromkeys(roots) if e.iterative_rank in _components(cascade, r)
+            ]
     cands = list(dict.fromkeys(iter_roots + roots))
     best, best_n = cands[0], 0
     for root in cands:

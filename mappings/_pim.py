@@ -236,11 +236,17 @@ def bandwidth_multipliers(arch: Architecture) -> list[dict[str, float | str | bo
         for limited in (False, True):
             t = pim_timing(arch, placement, limited)
             ext = t.external_bytes_per_cycle_pc
-            rows.append({"placement": placement, "power_limited": limited,
-                         "units_per_pc": t.units_per_pc, "cycles_per_column": t.cycles_per_column,
-                         "row_switch_cycles": t.row_switch_cycles,
-                         "peak": t.peak_bytes_per_cycle_pc / ext,
-                         "sustained": t.sustained_bytes_per_cycle_pc / ext})
+            rows.append(
+                {
+                    "placement": placement,
+                    "power_limited": limited,
+                    "units_per_pc": t.units_per_pc,
+                    "cycles_per_column": t.cycles_per_column,
+                    "row_switch_cycles": t.row_switch_cycles,
+                    "peak": t.peak_bytes_per_cycle_pc / ext,
+                    "sustained": t.sustained_bytes_per_cycle_pc / ext,
+                }
+            )
     return rows
 
 
@@ -251,9 +257,16 @@ def _stream_cycles(t: PimTiming, bytes_per_unit: float) -> float:
     return cols * t.cycles_per_column + rows * t.row_switch_cycles
 
 
-def decode_attention_timing(arch: Architecture, *, L: int, heads: int, dhead: int, dbyte: int = 2,
-                            placement: str | None = None, power_limited: bool | None = None
-                            ) -> dict[str, float]:
+def decode_attention_timing(
+    arch: Architecture,
+    *,
+    L: int,
+    heads: int,
+    dhead: int,
+    dbyte: int = 2,
+    placement: str | None = None,
+    power_limited: bool | None = None,
+) -> dict[str, float]:
     """PIM side of one decode step of attention on one stack: ``heads`` (heads x requests)
     with ``L`` cached tokens each, head dim ``dhead``, ``dbyte`` bytes per element.
 
@@ -265,8 +278,12 @@ def decode_attention_timing(arch: Architecture, *, L: int, heads: int, dhead: in
         ``kv_bytes`` (whole stack), ``macs``.
     """
     if min(L, heads, dhead, dbyte) < 1:
-        raise MappingError("decode shape must be positive", path="workload.params",
-                           expected="L, heads, dhead, dbyte >= 1", got=(L, heads, dhead, dbyte))
+        raise MappingError(
+            "decode shape must be positive",
+            path="workload.params",
+            expected="L, heads, dhead, dbyte >= 1",
+            got=(L, heads, dhead, dbyte),
+        )
     t = pim_timing(arch, placement, power_limited)
     hpc = math.ceil(heads / t.channels)
     units_per_ch = t.units_per_pc * t.pseudo_channels
@@ -371,7 +388,8 @@ def _knob_placement(knobs: Mapping[str, object]) -> tuple[str | None, bool | Non
     pl = knobs.get("power_limited")
     if isinstance(pl, str):  # from the command line: --knob power_limited=false
         pl = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}.get(
-            pl.strip().lower(), pl)
+            pl.strip().lower(), pl
+        )
     if pl is not None and not isinstance(pl, (bool, int)):
         raise MappingError("bad knob", path="knobs.power_limited", expected="true | false", got=pl)
     place = knobs.get("placement")
@@ -432,8 +450,15 @@ def pim_decode(workload: Workload, arch: Architecture, knobs: Mapping[str, objec
     L, D = _int(workload, "Skv", "S"), _int(workload, "D")
     dbyte = max(1, _int(workload, "dtype_bits", default=16) // 8)
     t = pim_timing(arch, placement, limited)
-    r = decode_attention_timing(arch, L=L, heads=B * H, dhead=D, dbyte=dbyte,
-                                placement=t.placement, power_limited=t.power_limited)
+    r = decode_attention_timing(
+        arch,
+        L=L,
+        heads=B * H,
+        dhead=D,
+        dbyte=dbyte,
+        placement=t.placement,
+        power_limited=t.power_limited,
+    )
     io_bytes = 2.0 * B * H * L * dbyte
     program = _program(f"pim_decode:{workload.name}", arch, t, r["bytes_per_unit"], io_bytes, 1)
     energy = pim_energy_j(

@@ -26,7 +26,12 @@ from dataclasses import dataclass
 from mappings._mapping import FusionGroup
 
 __all__ = [
-    "TensorUse", "LevelTraffic", "Move", "group_moves", "group_traffic", "footprints",
+    "TensorUse",
+    "LevelTraffic",
+    "Move",
+    "group_moves",
+    "group_traffic",
+    "footprints",
     "refill_multiplier",
 ]
 

@@ -82,8 +82,13 @@ class Candidates:
         return Candidates(self.t[idx], self.s[idx], self.axis[idx], self.order[idx])
 
 
-def build_space(workload: Workload, arch: Architecture, einsum: str,
-                unit: ComputeUnit | None = None, max_orders: int = 24) -> Space:
+def build_space(
+    workload: Workload,
+    arch: Architecture,
+    einsum: str,
+    unit: ComputeUnit | None = None,
+    max_orders: int = 24,
+) -> Space:
     """The search space of ``einsum`` on ``arch`` (buffer = the first on-chip level)."""
     from mappings._fit import pick_units
 
@@ -98,29 +103,50 @@ def build_space(workload: Workload, arch: Architecture, einsum: str,
     cyc = sum(v / float(unit.ops_per_cycle[k]) for k, v in ops.items())
     e_ops = sum(v * float(unit.energy_pj.get(k, 0.0)) for k, v in ops.items()) * 1e-12
     dram, buf = arch.levels[0], arch.levels[1]
-    static = sum(lv.leakage_w * lv.instances for lv in arch.levels) + sum(
-        u.leakage_w * u.instances for u in arch.compute) + float(getattr(arch, "idle_power_w", 0))
+    static = (
+        sum(lv.leakage_w * lv.instances for lv in arch.levels)
+        + sum(u.leakage_w * u.instances for u in arch.compute)
+        + float(getattr(arch, "idle_power_w", 0))
+    )
     # loop orders: every permutation for small rank counts, else a rotating sample
     perms = list(itertools.permutations(range(len(ranks))))
     if len(perms) > max_orders:
         perms = perms[:: max(1, len(perms) // max_orders)][:max_orders]
     return Space(
-        einsum=einsum, ranks=ranks, sizes=np.array([sizes[r] for r in ranks], dtype=np.int64),
-        tensors=tuple(t.name for t in tens), tensor_mask=mask,
-        elems=np.array([t.elems for t in tens]), tbytes=np.array([t.bytes_per_elem for t in tens]),
-        written=np.array([t.written for t in tens]), compute_cycles_full=float(cyc),
-        unit=unit.name, mesh=unit_mesh(unit), dram=dram.name, buf=buf.name,
+        einsum=einsum,
+        ranks=ranks,
+        sizes=np.array([sizes[r] for r in ranks], dtype=np.int64),
+        tensors=tuple(t.name for t in tens),
+        tensor_mask=mask,
+        elems=np.array([t.elems for t in tens]),
+        tbytes=np.array([t.bytes_per_elem for t in tens]),
+        written=np.array([t.written for t in tens]),
+        compute_cycles_full=float(cyc),
+        unit=unit.name,
+        mesh=unit_mesh(unit),
+        dram=dram.name,
+        buf=buf.name,
         cap_bytes=float(buf.capacity_bytes or np.inf),
         dram_rd_bw=dram.read_bw_bytes_per_cycle,
-        dram_wr_bw=(dram.read_bw_bytes_per_cycle if getattr(dram, "shared_read_write", False)
-                    else dram.write_bw_bytes_per_cycle),
-        buf_rd_bw=buf.read_bw_bytes_per_cycle, buf_wr_bw=buf.write_bw_bytes_per_cycle,
-        dram_lat=float(dram.latency_cycles), buf_lat=float(buf.latency_cycles),
+        dram_wr_bw=(
+            dram.read_bw_bytes_per_cycle
+            if getattr(dram, "shared_read_write", False)
+            else dram.write_bw_bytes_per_cycle
+        ),
+        buf_rd_bw=buf.read_bw_bytes_per_cycle,
+        buf_wr_bw=buf.write_bw_bytes_per_cycle,
+        dram_lat=float(dram.latency_cycles),
+        buf_lat=float(buf.latency_cycles),
         e_dram_rd=dram.read_energy_pj_per_byte * 1e-12,
         e_dram_wr=dram.write_energy_pj_per_byte * 1e-12,
-        e_buf_rd=buf.read_energy_pj_per_byte * 1e-12, e_buf_wr=buf.write_energy_pj_per_byte * 1e-12,
-        e_ops=e_ops, static_w=static, clock_hz=float(arch.clock.core_hz), orders=tuple(perms),
-        dram_shared=bool(getattr(dram, "shared_read_write", False)))
+        e_buf_rd=buf.read_energy_pj_per_byte * 1e-12,
+        e_buf_wr=buf.write_energy_pj_per_byte * 1e-12,
+        e_ops=e_ops,
+        static_w=static,
+        clock_hz=float(arch.clock.core_hz),
+        orders=tuple(perms),
+        dram_shared=bool(getattr(dram, "shared_read_write", False)),
+    )
 
 
 def tile_choices(size: int, cap: int | None = None) -> list[int]:
@@ -188,31 +214,58 @@ def batch_metrics(space: Space, c: Candidates) -> dict[str, np.ndarray]:
     st = np.where(stores > 0, space.buf_lat + stores / min(space.buf_rd_bw, space.dram_wr_bw), 0.0)
     period = np.maximum(np.maximum(lt, comp), st)
     double = 2 * buf <= space.cap_bytes  # lower() uses depth 2 only when two tiles fit
-    cycles = np.where(double, lt + comp + st + (trips - 1) * period,
-                      np.maximum(trips * (lt + comp) + st, lt + trips * (comp + st)))
-    busiest = np.maximum(np.maximum(loads / min(space.dram_rd_bw, space.buf_wr_bw),
-                                    stores / min(space.buf_rd_bw, space.dram_wr_bw)), comp)
+    cycles = np.where(
+        double,
+        lt + comp + st + (trips - 1) * period,
+        np.maximum(trips * (lt + comp) + st, lt + trips * (comp + st)),
+    )
+    busiest = np.maximum(
+        np.maximum(
+            loads / min(space.dram_rd_bw, space.buf_wr_bw),
+            stores / min(space.buf_rd_bw, space.dram_wr_bw),
+        ),
+        comp,
+    )
     if space.dram_shared:  # one DRAM bus serves loads and stores (engine: LEVEL.bus)
         busiest = np.maximum(busiest, (loads + stores) / space.dram_rd_bw)
     cycles = np.maximum(cycles, trips * busiest)
     secs = cycles / space.clock_hz
-    energy = (dram_rd * (space.e_dram_rd + space.e_buf_wr) + dram_wr * (space.e_dram_wr
-              + space.e_buf_rd) + space.e_ops  # real ops: occupancy changes time, not energy
-              + space.static_w * secs)
+    energy = (
+        dram_rd * (space.e_dram_rd + space.e_buf_wr)
+        + dram_wr * (space.e_dram_wr + space.e_buf_rd)
+        + space.e_ops  # real ops: occupancy changes time, not energy
+        + space.static_w * secs
+    )
     valid = (buf <= space.cap_bytes) & np.all(c.t * c.s < size + c.s, axis=1)
-    return {"cycles": cycles, "energy_j": energy, "dram_bytes": dram_rd + dram_wr,
-            "buffer_bytes": buf, "valid": valid, "trips": trips}
+    return {
+        "cycles": cycles,
+        "energy_j": energy,
+        "dram_bytes": dram_rd + dram_wr,
+        "buffer_bytes": buf,
+        "valid": valid,
+        "trips": trips,
+    }
 
 
-def to_group(space: Space, t: np.ndarray, s: np.ndarray, axis: np.ndarray,
-             order: int) -> FusionGroup:
+def to_group(
+    space: Space, t: np.ndarray, s: np.ndarray, axis: np.ndarray, order: int
+) -> FusionGroup:
     """The FusionGroup of one candidate (row arrays of length R)."""
     top = {r: int(-(-int(space.sizes[i]) // int(t[i] * s[i]))) for i, r in enumerate(space.ranks)}
     top = {r: f for r, f in top.items() if f > 1}  # unit loops do not matter: drop them
     dram_order = tuple(space.ranks[i] for i in space.orders[int(order)] if space.ranks[i] in top)
     spatial = {r: int(s[i]) for i, r in enumerate(space.ranks) if s[i] > 1}
     ax = {r: ("x" if axis[i] == 1 else "y") for i, r in enumerate(space.ranks) if s[i] > 1}
-    return FusionGroup(einsums=(space.einsum,), compute=space.unit, levels=(
-        LevelMapping(level=space.dram, temporal=top, order=dram_order),
-        LevelMapping(level=space.buf, temporal={r: int(t[i]) for i, r in enumerate(space.ranks)
-                                                if t[i] > 1}, spatial=spatial, spatial_axis=ax)))
+    return FusionGroup(
+        einsums=(space.einsum,),
+        compute=space.unit,
+        levels=(
+            LevelMapping(level=space.dram, temporal=top, order=dram_order),
+            LevelMapping(
+                level=space.buf,
+                temporal={r: int(t[i]) for i, r in enumerate(space.ranks) if t[i] > 1},
+                spatial=spatial,
+                spatial_axis=ax,
+            ),
+        ),
+    )

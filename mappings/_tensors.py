@@ -59,11 +59,17 @@ def group_tensors(workload: Workload, group: FusionGroup) -> list[TensorUse]:
         elems = float(math.prod(int(sizes.get(r, 1)) for r in spec.ranks))
         is_w = name in written
         is_r = name in read and (not is_w or _consumed_after_produced(group, by, name))
-        out.append(TensorUse(
-            name=name, ranks=tuple(spec.ranks), elems=elems,
-            bytes_per_elem=spec.dtype_bits / 8.0, written=is_w, read=is_r,
-            in_dram=name not in group.on_chip,
-        ))
+        out.append(
+            TensorUse(
+                name=name,
+                ranks=tuple(spec.ranks),
+                elems=elems,
+                bytes_per_elem=spec.dtype_bits / 8.0,
+                written=is_w,
+                read=is_r,
+                in_dram=name not in group.on_chip,
+            )
+        )
     return out
 
 

@@ -237,9 +237,7 @@ def record_costs(rec: Mapping[str, object], model: GpuModel) -> tuple[str, str, 
 _DEVICE_SETTINGS = (("power_limit_w", 1.0), ("sm_clock_max_mhz", 1e6), ("idle_power_w", 1.0))
 
 
-def _device_settings(
-    device: Mapping[str, object], names: tuple[str, str, str]
-) -> dict[str, float]:
+def _device_settings(device: Mapping[str, object], names: tuple[str, str, str]) -> dict[str, float]:
     """The board's power limit (W), max SM clock (Hz) and idle power (W) from a ``device``
     record, keyed by ``names`` (in that order); absent or non-positive values are left out."""
     out: dict[str, float] = {}

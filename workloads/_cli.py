@@ -24,9 +24,12 @@ __all__ = ["register"]
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``archsim workload ...`` to the top-level parser."""
-    wl = subparsers.add_parser("workload", help="list, show, check and verify Einsum cascades",
-                               description=__doc__,
-                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    wl = subparsers.add_parser(
+        "workload",
+        help="list, show, check and verify Einsum cascades",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = wl.add_subparsers(dest="workload_command", metavar="ACTION")
     wl.set_defaults(func=lambda args: _help(wl))
 
@@ -54,8 +57,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_set(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="parameter override (int, float, true/false or text); repeatable")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="parameter override (int, float, true/false or text); repeatable",
+    )
 
 
 def _help(parser: argparse.ArgumentParser) -> int:
@@ -85,28 +93,56 @@ def _show(args: argparse.Namespace) -> int:
 
     w = get_workload(args.name, **_params(args))  # type: ignore[arg-type]
     c = w.counts()
-    einsums = [{"name": e.name, "macs": e.macs, "ops": dict(e.ops),
-                "reads_bytes": e.reads_bytes, "writes_bytes": e.writes_bytes}
-               for e in c.einsums]
-    total = {"macs": c.macs, "flops": c.flops, "compulsory_bytes": c.compulsory_bytes,
-             "ops": dict(c.ops)}
+    einsums = [
+        {
+            "name": e.name,
+            "macs": e.macs,
+            "ops": dict(e.ops),
+            "reads_bytes": e.reads_bytes,
+            "writes_bytes": e.writes_bytes,
+        }
+        for e in c.einsums
+    ]
+    total = {
+        "macs": c.macs,
+        "flops": c.flops,
+        "compulsory_bytes": c.compulsory_bytes,
+        "ops": dict(c.ops),
+    }
     if args.json:
-        print(json.dumps({"workload": w.name, "params": w.params, "sizes": w.sizes,  # noqa: T201
-                          "einsums": einsums, "total": total}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "workload": w.name,
+                    "params": w.params,
+                    "sizes": w.sizes,  # noqa: T201
+                    "einsums": einsums,
+                    "total": total,
+                },
+                indent=2,
+            )
+        )
         return 0
     shown = ", ".join(f"{k}={v}" for k, v in w.params.items())
     print(f"{w.name}: {shown}")  # noqa: T201
     rows = [("einsum", "macs", "ops", "reads_B", "writes_B")]
     for e in einsums:
         ops = " ".join(f"{k}:{_num(v)}" for k, v in sorted(e["ops"].items())) or "-"
-        rows.append((e["name"], _num(e["macs"]), ops, _num(e["reads_bytes"]),
-                     _num(e["writes_bytes"])))
+        rows.append(
+            (e["name"], _num(e["macs"]), ops, _num(e["reads_bytes"]), _num(e["writes_bytes"]))
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for r in rows:
-        print("  ".join(cell.ljust(wd) if i in (0, 2) else cell.rjust(wd)  # noqa: T201
-                        for i, (cell, wd) in enumerate(zip(r, widths, strict=True))))
-    print(f"total: macs={_num(c.macs)} flops={_num(c.flops)} "  # noqa: T201
-          f"compulsory_bytes={_num(c.compulsory_bytes)}")
+        print(
+            "  ".join(
+                cell.ljust(wd) if i in (0, 2) else cell.rjust(wd)  # noqa: T201
+                for i, (cell, wd) in enumerate(zip(r, widths, strict=True))
+            )
+        )
+    print(
+        f"total: macs={_num(c.macs)} flops={_num(c.flops)} "  # noqa: T201
+        f"compulsory_bytes={_num(c.compulsory_bytes)}"
+    )
     return 0
 
 
@@ -120,20 +156,31 @@ def _check(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if path.suffix.lower() in (".yaml", ".yml"):
         if not path.is_file():
-            raise SpecError("cannot read cascade file", path=str(path),
-                            expected="an existing YAML file", got=str(path))
+            raise SpecError(
+                "cannot read cascade file",
+                path=str(path),
+                expected="an existing YAML file",
+                got=str(path),
+            )
         cascade = load_cascade(path)
     else:
         try:
             text = path.read_text()
         except (OSError, UnicodeDecodeError) as exc:
-            raise SpecError("cannot read cascade file", path=str(path),
-                            expected="a readable text file", got=type(exc).__name__) from None
+            raise SpecError(
+                "cannot read cascade file",
+                path=str(path),
+                expected="a readable text file",
+                got=type(exc).__name__,
+            ) from None
         cascade = parse_cascade(text, name=path.stem)
     summary: dict[str, object] = {
-        "name": cascade.name, "einsums": len(cascade.einsums),
-        "inputs": list(cascade.inputs), "outputs": list(cascade.outputs),
-        "params": dict(cascade.params)}
+        "name": cascade.name,
+        "einsums": len(cascade.einsums),
+        "inputs": list(cascade.inputs),
+        "outputs": list(cascade.outputs),
+        "params": dict(cascade.params),
+    }
     try:
         summary["macs"] = count(cascade).macs
     except WorkloadError as exc:  # sizes not all given: valid, but not countable
@@ -143,8 +190,10 @@ def _check(args: argparse.Namespace) -> int:
         print(json.dumps(summary))  # noqa: T201
         return 0
     macs = "" if summary["macs"] is None else f", {_num(summary['macs'])} MACs"
-    print(f"ok: {cascade.name}: {len(cascade.einsums)} einsums, inputs "  # noqa: T201
-          f"{','.join(cascade.inputs)} -> outputs {','.join(cascade.outputs)}{macs}")
+    print(
+        f"ok: {cascade.name}: {len(cascade.einsums)} einsums, inputs "  # noqa: T201
+        f"{','.join(cascade.inputs)} -> outputs {','.join(cascade.outputs)}{macs}"
+    )
     return 0
 
 
@@ -160,12 +209,19 @@ def _verify(args: argparse.Namespace) -> int:
     overrides = _params(args)
     names = list_workloads() if args.name == "all" else [args.name]
     if args.name == "all" and overrides:
-        raise WorkloadError("--set applies to one workload", path="--set",
-                            expected="verify NAME --set K=V", got="all")
+        raise WorkloadError(
+            "--set applies to one workload",
+            path="--set",
+            expected="verify NAME --set K=V",
+            got="all",
+        )
     failed = 0
     for name in names:
-        cases = ([get_workload(name, **overrides)] if overrides  # type: ignore[arg-type]
-                 else verify_cases(name))
+        cases = (
+            [get_workload(name, **overrides)]
+            if overrides  # type: ignore[arg-type]
+            else verify_cases(name)
+        )
         worst = 0.0
         for i, w in enumerate(cases):
             r = verify(w, np.random.default_rng(args.seed + i))
@@ -175,6 +231,8 @@ def _verify(args: argparse.Namespace) -> int:
                 shown = ", ".join(f"{k}={v}" for k, v in w.params.items())
                 print(f"FAIL {name} ({shown}): max relative error {r.max_rel_error:.3g}")  # noqa: T201
         status = "ok" if worst <= TOLERANCE else "FAIL"
-        print(f"{status} {name}: {len(cases)} shapes, max relative error {worst:.3g} "  # noqa: T201
-              f"(tolerance {TOLERANCE:g})")
+        print(
+            f"{status} {name}: {len(cases)} shapes, max relative error {worst:.3g} "  # noqa: T201
+            f"(tolerance {TOLERANCE:g})"
+        )
     return 1 if failed else 0

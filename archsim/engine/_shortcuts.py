@@ -124,7 +124,11 @@ class _StateWatch:
         active = (run.loading, run.computing, run.storing)
         head = (
             active,
-            run.kl - base, run.kl_done - base, run.kc - base, run.kc_done - base, run.ks - base,
+            run.kl - base,
+            run.kl_done - base,
+            run.kc - base,
+            run.kc_done - base,
+            run.ks - base,
             tuple(run.left[i] if active[i] else 0 for i in range(3)),
             tuple(run.dl[i] - now if active[i] and run.left[i] else 0.0 for i in range(3)),
         )
@@ -136,8 +140,9 @@ class _StateWatch:
             heap = server.heap
             n = getattr(server, "nw", len(heap))
             v = server.v + ((now - server.t_last) * server.capacity / n if n else 0.0)
-            jobs.append(tuple((e[0] - v, _cb_key(e[2]), e[3:]) for e in sorted(heap,
-                                                                             key=lambda e: e[:2])))
+            jobs.append(
+                tuple((e[0] - v, _cb_key(e[2]), e[3:]) for e in sorted(heap, key=lambda e: e[:2]))
+            )
         events = []
         for t, _prio, _eid, ev in sorted(self.rt.clock.queue, key=lambda q: (q[0], q[2])):
             cbs = ev.callbacks or ()

@@ -62,8 +62,9 @@ def strip_derived(arch: Architecture, raw: dict[str, Any]) -> dict[str, str]:
     return derived
 
 
-def _strip_per_pe(item: StorageLevel | ComputeUnit, d: dict[str, Any], path: str,
-                  derived: dict[str, str]) -> None:
+def _strip_per_pe(
+    item: StorageLevel | ComputeUnit, d: dict[str, Any], path: str, derived: dict[str, str]
+) -> None:
     """Drop the whole-instance fields of ``item`` (at ``path``) given per PE."""
     for total, per_pe in item.PER_PE_FIELDS:
         if getattr(item, per_pe) is not None:
@@ -71,8 +72,9 @@ def _strip_per_pe(item: StorageLevel | ComputeUnit, d: dict[str, Any], path: str
             derived[f"{path}.{total}"] = f"{path}.{per_pe} x mesh"
 
 
-def _strip_instances(item: StorageLevel | ComputeUnit, d: dict[str, Any], path: str,
-                     derived: dict[str, str]) -> None:
+def _strip_instances(
+    item: StorageLevel | ComputeUnit, d: dict[str, Any], path: str, derived: dict[str, str]
+) -> None:
     """Drop ``instances`` of ``item`` (at ``path``) when ``per_sm`` / ``per_pim_unit`` set it."""
     if item.per_sm:
         d.pop("instances", None)

@@ -58,8 +58,7 @@ def test_shared_bus_serves_reads_and_writes_from_one_bandwidth(evaluate):
 def test_streaming_over_a_shared_bus_is_bound_by_total_traffic(trips):
     # loads of 300 B and stores of 200 B per tile, compute 20 cycles: the bus needs 50
     # cycles per tile (FuseMax's DRAM model: (reads + writes) / bandwidth)
-    body = Step(loads=(load(300),), compute=(Compute("PE", {"mac": 200.0}),),
-                stores=(store(200),))
+    body = Step(loads=(load(300),), compute=(Compute("PE", {"mac": 200.0}),), stores=(store(200),))
     arch = _shared(toy_arch())
     ev = simulate(one_phase(body, trips=trips), arch)
     exact = simulate(one_phase(body, trips=trips), arch, shortcuts=False) if trips < 1000 else None
@@ -76,8 +75,7 @@ def test_streaming_over_a_shared_bus_is_bound_by_total_traffic(trips):
 def test_ragged_items_over_a_shared_bus_match_the_full_simulation():
     import numpy as np
 
-    body = Step(loads=(load(300),), compute=(Compute("PE", {"mac": 450.0}),),
-                stores=(store(170),))
+    body = Step(loads=(load(300),), compute=(Compute("PE", {"mac": 450.0}),), stores=(store(170),))
     arch = _shared(toy_arch(dram_lat=7))
     prog = one_phase(body, trips=np.array([40, 3, 17, 40, 1]), work_items=5, slots=1)
     assert simulate(prog, arch).cycles == simulate(prog, arch, shortcuts=False).cycles
@@ -85,8 +83,7 @@ def test_ragged_items_over_a_shared_bus_match_the_full_simulation():
 
 @pytest.mark.parametrize("trips", [5, 60])
 def test_lockstep_slots_on_a_shared_bus_match_the_full_simulation(trips):
-    body = Step(loads=(load(300),), compute=(Compute("PE", {"mac": 900.0}),),
-                stores=(store(120),))
+    body = Step(loads=(load(300),), compute=(Compute("PE", {"mac": 900.0}),), stores=(store(120),))
     arch = _shared(toy_arch(dram_lat=3, pe_instances=4, buf_instances=4))
     prog = one_phase(body, trips=trips, work_items=8, slots=4)
     assert simulate(prog, arch).cycles == simulate(prog, arch, shortcuts=False).cycles

@@ -34,5 +34,4 @@ def tpu():
 @pytest.fixture(scope="session")
 def tiny_arch(fusemax):
     """FuseMax shrunk to a 16x16 array and a 16 KiB buffer: mapping spaces stay small."""
-    return fusemax.with_updates({"levels.GLB.capacity_bytes": 16384,
-                                 "compute.pe2d.mesh": [16, 16]})
+    return fusemax.with_updates({"levels.GLB.capacity_bytes": 16384, "compute.pe2d.mesh": [16, 16]})

@@ -27,21 +27,27 @@ def _score_traffic_bytes(workload) -> float:
 
 
 def test_unfused_dram_traffic_exceeds_fused_by_the_score_matrix(fusemax):
-    fused = simulate_workload(fusemax, "mha", params=SHAPE, dataflow="fusemax",
-                              engine="analytic")
+    fused = simulate_workload(fusemax, "mha", params=SHAPE, dataflow="fusemax", engine="analytic")
     flat = simulate_workload(fusemax, "mha", params=SHAPE, dataflow="flat", engine="analytic")
     bh_s2 = SHAPE["B"] * SHAPE["H"] * SHAPE["S"] ** 2 * 2
     # default (the FuseMax artifact's unfused): QK written and read once, A written and
     # read once -> 4 passes of the score matrix
-    unf = simulate_workload(fusemax, "mha", params={**SHAPE, "passes": 3}, dataflow="unfused",
-                            engine="analytic")
+    unf = simulate_workload(
+        fusemax, "mha", params={**SHAPE, "passes": 3}, dataflow="unfused", engine="analytic"
+    )
     assert unf.result.dram_bytes - fused.result.dram_bytes == pytest.approx(4 * bh_s2, rel=0.01)
     assert unf.result.dram_bytes - flat.result.dram_bytes == pytest.approx(4 * bh_s2, rel=0.02)
     # one kernel per Einsum: every S x S intermediate of the 3-pass cascade round-trips
     from workloads import get_workload
 
-    per = simulate_workload(fusemax, "mha", params={**SHAPE, "passes": 3}, dataflow="unfused",
-                            knobs={"softmax": "per_einsum"}, engine="analytic")
+    per = simulate_workload(
+        fusemax,
+        "mha",
+        params={**SHAPE, "passes": 3},
+        dataflow="unfused",
+        knobs={"softmax": "per_einsum"},
+        engine="analytic",
+    )
     scores = _score_traffic_bytes(get_workload("mha", **SHAPE, passes=3))
     assert scores == 8 * bh_s2  # QK: w + 2 r, SN: w + 2 r, A: w + r (3 passes)
     assert per.result.dram_bytes - fused.result.dram_bytes == pytest.approx(scores, rel=0.01)
@@ -55,12 +61,13 @@ def test_flash_style_traffic_falls_as_one_over_sram_size(fusemax):
     # 1-pass dataflow sizes its query group from the buffer the same way.
     shape = {"S": 262144, "B": 1, "H": 1, "D": 64}
     knobs = {"m0": 64, "p0": 64}  # fine tile granularity
-    sizes = np.array([2.0 ** k for k in range(20, 25)])  # 1 MiB .. 16 MiB
+    sizes = np.array([2.0**k for k in range(20, 25)])  # 1 MiB .. 16 MiB
     kv_traffic = []
     for m in sizes:
         arch = fusemax.with_updates({"levels.GLB.capacity_bytes": float(m)})
-        rep = simulate_workload(arch, "mha", params=shape, dataflow="fusemax", knobs=knobs,
-                                engine="analytic")
+        rep = simulate_workload(
+            arch, "mha", params=shape, dataflow="fusemax", knobs=knobs, engine="analytic"
+        )
         q_and_o = 2 * shape["S"] * shape["D"] * 2
         kv_traffic.append(rep.result.dram_bytes - q_and_o)
     slope = np.polyfit(np.log(sizes), np.log(kv_traffic), 1)[0]
@@ -80,22 +87,50 @@ def _cli_json(args: list[str]) -> dict:
     return json.loads(buf.getvalue())
 
 
-@pytest.mark.parametrize(("dataflow", "low", "high"), [("fusemax", 0.85, 1.0),
-                                                        ("flat", 0.0, 0.15)])
+@pytest.mark.parametrize(("dataflow", "low", "high"), [("fusemax", 0.85, 1.0), ("flat", 0.0, 0.15)])
 def test_cli_reports_2d_utilization_at_64k(dataflow, low, high):
-    out = _cli_json(["simulate", "--arch", "fusemax", "--workload", "mha", "--dataflow",
-                     dataflow, "--set", "S=65536", "--set", "B=1", "--set", "H=2",
-                     "--set", "D=64", "--json"])
+    out = _cli_json(
+        [
+            "simulate",
+            "--arch",
+            "fusemax",
+            "--workload",
+            "mha",
+            "--dataflow",
+            dataflow,
+            "--set",
+            "S=65536",
+            "--set",
+            "B=1",
+            "--set",
+            "H=2",
+            "--set",
+            "D=64",
+            "--json",
+        ]
+    )
     assert low < out["utilization"]["pe2d"] <= high
-    assert set(out) >= {"cycles", "seconds", "energy_j", "bytes", "dram_bytes", "utilization",
-                        "passes"}
+    assert set(out) >= {
+        "cycles",
+        "seconds",
+        "energy_j",
+        "bytes",
+        "dram_bytes",
+        "utilization",
+        "passes",
+    }
     assert out["passes"]["passes"] == (1 if dataflow == "fusemax" else 3)
 
 
 def test_fusemax_2d_busy_2e_plus_9_cycles_per_tile(fusemax):
     # reference/fusemax_cascades.md: QK + SLNV 2E, SLN 7 (exp 6 + sub), LM 1, SLD 1
-    rep = simulate_workload(fusemax, "mha", params={"S": 4096, "B": 1, "H": 1, "D": 64},
-                            dataflow="fusemax", engine="analytic")
+    rep = simulate_workload(
+        fusemax,
+        "mha",
+        params={"S": 4096, "B": 1, "H": 1, "D": 64},
+        dataflow="fusemax",
+        engine="analytic",
+    )
     tiles = (4096 // 256) ** 2
     busy = rep.result.utilization["pe2d"] * rep.result.cycles
     assert busy == pytest.approx(tiles * (2 * 64 + 9), rel=1e-6)
@@ -104,26 +139,39 @@ def test_fusemax_2d_busy_2e_plus_9_cycles_per_tile(fusemax):
 def test_buffer_classes_follow_sequence_length(fusemax):
     def buf(df: str, s: int) -> float:
         knobs = {"rows": 8} if df == "flat" else {}
-        rep = simulate_workload(fusemax, "mha", params={"S": s, "B": 1, "H": 1, "D": 64},
-                                dataflow=df, knobs=knobs, engine="analytic")
+        rep = simulate_workload(
+            fusemax,
+            "mha",
+            params={"S": s, "B": 1, "H": 1, "D": 64},
+            dataflow=df,
+            knobs=knobs,
+            engine="analytic",
+        )
         return rep.plan.passes.buffer_bytes
 
     assert buf("fusemax", 1024) == buf("fusemax", 16384)  # 1-pass: independent of S
     assert buf("flat", 16384) == 16 * buf("flat", 1024)  # FLAT: O(rows x S)
 
 
-@pytest.mark.parametrize(("arch", "dataflow"), [("fusemax", "fusemax"), ("flat", "flat"),
-                                                ("tpu_like", "fusemax")])
+@pytest.mark.parametrize(
+    ("arch", "dataflow"), [("fusemax", "fusemax"), ("flat", "flat"), ("tpu_like", "fusemax")]
+)
 def test_auto_picks_the_architectures_own_attention_dataflow(arch, dataflow):
-    rep = simulate_workload(arch, "mha", params={"S": 1024, "B": 1, "H": 1, "D": 64},
-                            engine="analytic")
+    rep = simulate_workload(
+        arch, "mha", params={"S": 1024, "B": 1, "H": 1, "D": 64}, engine="analytic"
+    )
     assert rep.dataflow == dataflow
 
 
 def test_flat_preset_reproduces_flats_one_eighth_2d_utilization():
     # FuseMax artifact (papers/fusemax/attn-flat.csv): FLAT util_2d = 0.125 for E = 64
-    rep = simulate_workload("flat", "mha", params={"S": 65536, "B": 1, "H": 2, "D": 64},
-                            dataflow="flat", engine="analytic")
+    rep = simulate_workload(
+        "flat",
+        "mha",
+        params={"S": 65536, "B": 1, "H": 2, "D": 64},
+        dataflow="flat",
+        engine="analytic",
+    )
     assert rep.result.utilization["pe2d"] == pytest.approx(0.125, abs=0.005)
 
 
@@ -140,8 +188,13 @@ def test_fusemax_default_group_is_the_artifacts_p1_rule(fusemax):
     # fusemax_arch_params.json: P1 = largest factor of P/256 <= (L3 - 2*256*(E+F)) /
     # (2*(E+2+F)*256); BERT 64K, 16 MiB: limit 251 -> P1 = 128, 2 K/V passes, and the
     # artifact's traffic 38,654,705,664 B (attn-binding.csv) = Q + O + 2 x (K + V)
-    rep = simulate_workload(fusemax, "mha", params={"S": 65536, "B": 64, "H": 12, "D": 64},
-                            dataflow="fusemax", engine="analytic")
+    rep = simulate_workload(
+        fusemax,
+        "mha",
+        params={"S": 65536, "B": 64, "H": 12, "D": 64},
+        dataflow="fusemax",
+        engine="analytic",
+    )
     assert rep.plan.meta["P1"] == 128
     assert rep.plan.meta["q_group"] == 32768
     assert rep.plan.meta["tail_rows"] == 0
@@ -152,8 +205,14 @@ def test_fusemax_remainder_group_costs_only_its_rows(fusemax):
     shape = {"S": 65536, "B": 1, "H": 2, "D": 64}
 
     def run(qg: int):
-        return simulate_workload(fusemax, "mha", params=shape, dataflow="fusemax",
-                                 knobs={"q_group": qg}, engine="analytic")
+        return simulate_workload(
+            fusemax,
+            "mha",
+            params=shape,
+            dataflow="fusemax",
+            knobs={"q_group": qg},
+            engine="analytic",
+        )
 
     even, odd = run(32768), run(31744)  # 31744 leaves a 2048-row tail group
     assert odd.plan.meta["tail_rows"] == 2048
@@ -169,23 +228,39 @@ def test_fusemax_bigger_buffer_is_never_slower_on_a_small_array(fusemax):
     cycles = []
     for mib in (1, 4, 16):
         a = arch.with_updates({"levels.GLB.capacity_bytes": float(mib << 20)})
-        rep = simulate_workload(a, "mha", params={"S": 16384, "B": 1, "H": 1, "D": 64},
-                                dataflow="fusemax", knobs={"m0": 32, "p0": 32},
-                                engine="analytic")
+        rep = simulate_workload(
+            a,
+            "mha",
+            params={"S": 16384, "B": 1, "H": 1, "D": 64},
+            dataflow="fusemax",
+            knobs={"m0": 32, "p0": 32},
+            engine="analytic",
+        )
         cycles.append(rep.result.cycles)
     assert cycles[0] >= cycles[1] >= cycles[2]
 
 
-@pytest.mark.parametrize(("seq", "gran", "rows", "offchip", "buffered"), [
-    (1024, "head", 1024, False, 1.0), (4096, "head", 4096, False, 0.992),
-    (16384, "row", 1024, False, 0.992), (65536, "row", 256, False, 0.992),
-    (131072, "row", 256, False, 0.498), (262144, "row", 1024, True, 0.0)])
-def test_flat_granularity_follows_flats_published_mapping_table(seq, gran, rows, offchip,
-                                                                 buffered):
+@pytest.mark.parametrize(
+    ("seq", "gran", "rows", "offchip", "buffered"),
+    [
+        (1024, "head", 1024, False, 1.0),
+        (4096, "head", 4096, False, 0.992),
+        (16384, "row", 1024, False, 0.992),
+        (65536, "row", 256, False, 0.992),
+        (131072, "row", 256, False, 0.498),
+        (262144, "row", 1024, True, 0.0),
+    ],
+)
+def test_flat_granularity_follows_flats_published_mapping_table(seq, gran, rows, offchip, buffered):
     # flat_validation.csv (FuseMax artifact), cloud BERT rows: fusion_granularity, P1,
     # QK_loc/A_loc and proportion_buffered
-    rep = simulate_workload("flat", "mha", params={"S": seq, "B": 1, "H": 1, "D": 64},
-                            dataflow="flat", engine="analytic")
+    rep = simulate_workload(
+        "flat",
+        "mha",
+        params={"S": seq, "B": 1, "H": 1, "D": 64},
+        dataflow="flat",
+        engine="analytic",
+    )
     m = rep.plan.meta
     assert (m["granularity"], m["rows"], m["scores_offchip"]) == (gran, rows, offchip)
     assert m["proportion_buffered"] == pytest.approx(buffered, abs=0.01)
@@ -195,8 +270,14 @@ def test_unfused_rejects_an_unknown_softmax_kernel(fusemax):
     from archsim.errors import MappingError
 
     with pytest.raises(MappingError, match="softmax"):
-        simulate_workload(fusemax, "mha", params=SHAPE, dataflow="unfused",
-                          knobs={"softmax": "fused"}, engine="analytic")
+        simulate_workload(
+            fusemax,
+            "mha",
+            params=SHAPE,
+            dataflow="unfused",
+            knobs={"softmax": "fused"},
+            engine="analytic",
+        )
 
 
 @pytest.mark.parametrize(("preset", "cycles", "util"), [("flat", 4, 0.125), ("fusemax", 9, 0.0556)])
@@ -204,7 +285,12 @@ def test_flat_softmax_runs_on_the_presets_own_1d_array(preset, cycles, util):
     # FLAT's 1D array has a pipelined exp unit (max, exp, add, divide: 4 cycles per score
     # element); the fusemax preset's 1D PEs compute exp as 6 MACs, so FLAT there spends 9
     # cycles per element and its 2D array idles more: compare FLAT on its own preset
-    rep = simulate_workload(preset, "mha", params={"S": 16384, "B": 1, "H": 2, "D": 64},
-                            dataflow="flat", engine="analytic")
+    rep = simulate_workload(
+        preset,
+        "mha",
+        params={"S": 16384, "B": 1, "H": 2, "D": 64},
+        dataflow="flat",
+        engine="analytic",
+    )
     assert rep.plan.meta["softmax_cycles_per_element"] == pytest.approx(cycles)
     assert rep.result.utilization["pe2d"] == pytest.approx(util, abs=0.002)

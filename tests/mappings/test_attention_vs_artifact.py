@@ -18,17 +18,26 @@ from mappings import simulate_workload
 
 DATA = Path(__file__).with_name("data") / "fusemax_artifact_attention.csv"
 MODELS = {"BERT": (12, 64), "TrXL": (16, 64), "T5": (8, 64), "XLM": (16, 128)}
-SEQS = {"1K": 1 << 10, "4K": 1 << 12, "16K": 1 << 14, "64K": 1 << 16, "256K": 1 << 18,
-        "1M": 1 << 20}
+SEQS = {
+    "1K": 1 << 10,
+    "4K": 1 << 12,
+    "16K": 1 << 14,
+    "64K": 1 << 16,
+    "256K": 1 << 18,
+    "1M": 1 << 20,
+}
 PRESET = {"fusemax": "fusemax", "flat": "flat", "unfused": "flat"}
 
 
 def _artifact() -> dict[tuple[str, str, str], dict[str, float]]:
     with DATA.open() as fh:
         rows = csv.DictReader(line for line in fh if not line.startswith("#"))
-        return {(r["dataflow"], r["model"], r["seq_len"]):
-                {k: float(v) for k, v in r.items() if k not in ("dataflow", "model", "seq_len")}
-                for r in rows}
+        return {
+            (r["dataflow"], r["model"], r["seq_len"]): {
+                k: float(v) for k, v in r.items() if k not in ("dataflow", "model", "seq_len")
+            }
+            for r in rows
+        }
 
 
 ART = _artifact()
@@ -36,9 +45,13 @@ ART = _artifact()
 
 def _run(dataflow: str, model: str, seq: str, engine: str = "analytic"):  # noqa: ANN202
     h, d = MODELS[model]
-    return simulate_workload(PRESET[dataflow], "mha", params={"B": 64, "H": h, "D": d,
-                                                              "S": SEQS[seq]},
-                             dataflow=dataflow, engine=engine).result
+    return simulate_workload(
+        PRESET[dataflow],
+        "mha",
+        params={"B": 64, "H": h, "D": d, "S": SEQS[seq]},
+        dataflow=dataflow,
+        engine=engine,
+    ).result
 
 
 def _latency_tol(dataflow: str, seq: str) -> float:

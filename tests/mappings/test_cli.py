@@ -19,9 +19,27 @@ def _run(args: list[str]) -> tuple[int, str]:
 
 
 def test_simulate_prints_the_headline_numbers():
-    code, out = _run(["simulate", "--arch", "fusemax", "--workload", "mha", "--set", "S=1024",
-                      "--set", "B=1", "--set", "H=1", "--set", "D=64", "--dataflow", "fusemax",
-                      "--engine", "analytic"])
+    code, out = _run(
+        [
+            "simulate",
+            "--arch",
+            "fusemax",
+            "--workload",
+            "mha",
+            "--set",
+            "S=1024",
+            "--set",
+            "B=1",
+            "--set",
+            "H=1",
+            "--set",
+            "D=64",
+            "--dataflow",
+            "fusemax",
+            "--engine",
+            "analytic",
+        ]
+    )
     assert code == 0
     for word in ("cycles", "time", "energy", "DRAM bytes", "util  pe2d", "passes"):
         assert word in out
@@ -41,8 +59,20 @@ def test_simulate_with_a_mapping_file_and_a_trace(tmp_path, tiny_arch):
     import yaml
 
     arch.write_text(yaml.safe_dump(tiny_arch.to_dict()))
-    code, out = _run(["simulate", "--arch", str(arch), "--workload", str(cas), "--mapping",
-                      str(mfile), "--json", "--trace", str(tmp_path / "t.json")])
+    code, out = _run(
+        [
+            "simulate",
+            "--arch",
+            str(arch),
+            "--workload",
+            str(cas),
+            "--mapping",
+            str(mfile),
+            "--json",
+            "--trace",
+            str(tmp_path / "t.json"),
+        ]
+    )
     assert code == 0
     d = json.loads(out)
     assert d["dataflow"] == "mapping"
@@ -57,9 +87,32 @@ def test_unknown_dataflow_is_a_clean_error(capsys):
 
 @pytest.mark.parametrize("mapper", ["greedy", "mip"])
 def test_map_lists_ranked_mappings_as_json(mapper):
-    code, out = _run(["map", "--arch", "fusemax", "--workload", "mha", "--set", "S=512",
-                      "--set", "B=1", "--set", "H=1", "--set", "D=64", "--set", "passes=3",
-                      "--mapper", mapper, "--objective", "edp", "--top", "2", "--json"])
+    code, out = _run(
+        [
+            "map",
+            "--arch",
+            "fusemax",
+            "--workload",
+            "mha",
+            "--set",
+            "S=512",
+            "--set",
+            "B=1",
+            "--set",
+            "H=1",
+            "--set",
+            "D=64",
+            "--set",
+            "passes=3",
+            "--mapper",
+            mapper,
+            "--objective",
+            "edp",
+            "--top",
+            "2",
+            "--json",
+        ]
+    )
     assert code == 0
     ranked = json.loads(out)
     assert 1 <= len(ranked) <= 2

@@ -34,8 +34,13 @@ def test_closed_form_by_hand():
 @pytest.mark.parametrize("shape", [(512, 384, 256), (1000, 700, 300), (256, 1024, 96)])
 @pytest.mark.parametrize("engine", ["analytic", "event"])
 def test_tpu_like_matches_scalesim_with_operands_on_chip(tpu, stationary, shape, engine):
-    rep = simulate_workload(tpu, make_gemm(*shape), dataflow="gemm", engine=engine,
-                            knobs={"stationary": stationary, "operands": "sram"})
+    rep = simulate_workload(
+        tpu,
+        make_gemm(*shape),
+        dataflow="gemm",
+        engine=engine,
+        knobs={"stationary": stationary, "operands": "sram"},
+    )
     mxu = tpu.unit("mxu")
     want = scalesim(*shape, *mxu.mesh, stationary, mxu.instances)
     assert rep.result.cycles == pytest.approx(want, rel=0.01)
@@ -45,8 +50,9 @@ def test_tpu_like_matches_scalesim_with_operands_on_chip(tpu, stationary, shape,
 def test_tpu_like_with_dram_operands_stays_within_2_percent_of_scalesim(tpu, stationary):
     # operands stream from HBM; double buffering hides all but the first load / last store
     shape = (4096, 512, 4096)
-    rep = simulate_workload(tpu, make_gemm(*shape), dataflow="gemm", engine="event",
-                            knobs={"stationary": stationary})
+    rep = simulate_workload(
+        tpu, make_gemm(*shape), dataflow="gemm", engine="event", knobs={"stationary": stationary}
+    )
     mxu = tpu.unit("mxu")
     want = scalesim(*shape, *mxu.mesh, stationary, mxu.instances)
     assert want <= rep.result.cycles <= 1.02 * want
@@ -58,5 +64,10 @@ def test_unknown_stationarity_is_a_mapping_error(tpu):
     from archsim.errors import MappingError
 
     with pytest.raises(MappingError, match="knobs.stationary"):
-        simulate_workload(tpu, make_gemm(64, 64, 64), dataflow="gemm",
-                          knobs={"stationary": "diagonal"}, engine="analytic")
+        simulate_workload(
+            tpu,
+            make_gemm(64, 64, 64),
+            dataflow="gemm",
+            knobs={"stationary": "diagonal"},
+            engine="analytic",
+        )

@@ -14,11 +14,22 @@ from .conftest import make_gemm
 
 def _gemm_mapping(arch, spatial):
     # C[m,n] = A[m,k] * B[k,n], 256 x 96 x 128: DRAM loops over m and k, buffer the rest
-    return Mapping(groups=(FusionGroup(einsums=("C",), levels=(
-        LevelMapping(level=arch.levels[0].name, temporal={"m": 16, "k": 4}),
-        LevelMapping(level="GLB", temporal={"m": 16 // spatial["m"], "n": 96 // spatial["n"],
-                                            "k": 32}, spatial=spatial,
-                     spatial_axis={"m": "x", "n": "y"}))),))
+    return Mapping(
+        groups=(
+            FusionGroup(
+                einsums=("C",),
+                levels=(
+                    LevelMapping(level=arch.levels[0].name, temporal={"m": 16, "k": 4}),
+                    LevelMapping(
+                        level="GLB",
+                        temporal={"m": 16 // spatial["m"], "n": 96 // spatial["n"], "k": 32},
+                        spatial=spatial,
+                        spatial_axis={"m": "x", "n": "y"},
+                    ),
+                ),
+            ),
+        )
+    )
 
 
 def test_half_filled_array_takes_twice_as_long_for_the_same_mac_energy(tiny_arch):
@@ -48,4 +59,5 @@ def test_unfused_attention_charges_mac_energy_on_the_real_macs():
 
     pj = load_arch("flat").unit("pe2d").energy_pj["mac"]
     assert rep.result.energy_breakdown_j["pe2d.mac"] == pytest.approx(
-        w.counts().macs * pj * 1e-12, rel=1e-9)
+        w.counts().macs * pj * 1e-12, rel=1e-9
+    )

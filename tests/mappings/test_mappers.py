@@ -33,12 +33,14 @@ def test_vectorised_estimator_agrees_with_lower_and_estimate(small_gemm, tiny_ar
         assert m["dram_bytes"][i] == pytest.approx(r.dram_bytes, rel=1e-9)
 
 
-def test_every_mapper_has_the_same_signature_and_returns_ranked_valid_mappings(small_gemm,
-                                                                                tiny_arch):
+def test_every_mapper_has_the_same_signature_and_returns_ranked_valid_mappings(
+    small_gemm, tiny_arch
+):
     assert set(list_mappers()) >= {"exhaustive", "random", "greedy", "mip"}
     for name in ("random", "greedy", "mip"):
-        ranked = get_mapper(name)(small_gemm, tiny_arch, objective="latency", top=3, seed=1,
-                                  rescore=1, progress=False)
+        ranked = get_mapper(name)(
+            small_gemm, tiny_arch, objective="latency", top=3, seed=1, rescore=1, progress=False
+        )
         assert 1 <= len(ranked) <= 3
         assert [r.objective for r in ranked] == sorted(r.objective for r in ranked)
         # re-scored with the event engine: never below the analytical bound
@@ -49,16 +51,18 @@ def test_every_mapper_has_the_same_signature_and_returns_ranked_valid_mappings(s
 @pytest.mark.parametrize("objective", ["latency", "energy"])
 def test_exhaustive_is_optimal_and_mip_is_within_5_percent(small_gemm, tiny_arch, objective):
     space = build_space(small_gemm, tiny_arch, "C")
-    best = get_mapper("exhaustive")(small_gemm, tiny_arch, objective=objective, top=1,
-                                    budget=None, rescore=0)[0]
+    best = get_mapper("exhaustive")(
+        small_gemm, tiny_arch, objective=objective, top=1, budget=None, rescore=0
+    )[0]
     # no sampled candidate beats the exhaustive optimum
     c = sample(space, 20_000, np.random.default_rng(0))
     v = np.where(_axis_ok(c), score(batch_metrics(space, c), objective, space.clock_hz), np.inf)
     assert best.objective <= v.min() * (1 + 1e-9)
     mip = get_mapper("mip")(small_gemm, tiny_arch, objective=objective, top=1, rescore=0)[0]
     assert mip.objective <= 1.05 * best.objective
-    rnd = get_mapper("random")(small_gemm, tiny_arch, objective=objective, top=1,
-                               budget=1000, seed=7, rescore=0)[0]
+    rnd = get_mapper("random")(
+        small_gemm, tiny_arch, objective=objective, top=1, budget=1000, seed=7, rescore=0
+    )[0]
     assert mip.objective <= rnd.objective
 
 

@@ -10,12 +10,24 @@ from mappings import FusionGroup, LevelMapping, Mapping, check_mapping, lower
 from .conftest import make_gemm
 
 
-def _gemm_mapping(top: dict, inner: dict, spatial: dict | None = None,
-                  axis: dict | None = None) -> Mapping:
-    return Mapping(groups=(FusionGroup(einsums=("C",), compute="pe2d", levels=(
-        LevelMapping(level="DRAM", temporal=top, order=tuple(top)),
-        LevelMapping(level="GLB", temporal=inner, spatial=spatial or {},
-                     spatial_axis=axis or {}))),), name="t")
+def _gemm_mapping(
+    top: dict, inner: dict, spatial: dict | None = None, axis: dict | None = None
+) -> Mapping:
+    return Mapping(
+        groups=(
+            FusionGroup(
+                einsums=("C",),
+                compute="pe2d",
+                levels=(
+                    LevelMapping(level="DRAM", temporal=top, order=tuple(top)),
+                    LevelMapping(
+                        level="GLB", temporal=inner, spatial=spatial or {}, spatial_axis=axis or {}
+                    ),
+                ),
+            ),
+        ),
+        name="t",
+    )
 
 
 def test_yaml_round_trip_keeps_every_field(tmp_path):
@@ -28,8 +40,9 @@ def test_yaml_round_trip_keeps_every_field(tmp_path):
 
 def test_unknown_field_in_yaml_names_its_path():
     with pytest.raises(MappingError, match=r"groups\.0\.levels\.0\.tempral"):
-        Mapping.from_yaml("groups:\n- einsums: [C]\n  levels:\n  - level: DRAM\n"
-                          "    tempral: {m: 2}\n")
+        Mapping.from_yaml(
+            "groups:\n- einsums: [C]\n  levels:\n  - level: DRAM\n    tempral: {m: 2}\n"
+        )
 
 
 def test_uneven_tiles_are_allowed(tiny_arch):
@@ -69,13 +82,27 @@ def test_spatial_factor_beyond_the_fanout_is_rejected(tiny_arch):
 
 def test_unknown_level_and_unknown_tensor_are_rejected(tiny_arch):
     w = make_gemm(16, 16, 16)
-    bad = Mapping(groups=(FusionGroup(einsums=("C",), levels=(
-        LevelMapping(level="DRAM"), LevelMapping(level="L9", temporal={"m": 16}))),))
+    bad = Mapping(
+        groups=(
+            FusionGroup(
+                einsums=("C",),
+                levels=(LevelMapping(level="DRAM"), LevelMapping(level="L9", temporal={"m": 16})),
+            ),
+        )
+    )
     with pytest.raises(MappingError, match="unknown storage level"):
         check_mapping(w, bad, tiny_arch)
-    bad = Mapping(groups=(FusionGroup(einsums=("C",), levels=(
-        LevelMapping(level="DRAM", temporal={"m": 16, "n": 16, "k": 16}),
-        LevelMapping(level="GLB", keep=("Z",)))),))
+    bad = Mapping(
+        groups=(
+            FusionGroup(
+                einsums=("C",),
+                levels=(
+                    LevelMapping(level="DRAM", temporal={"m": 16, "n": 16, "k": 16}),
+                    LevelMapping(level="GLB", keep=("Z",)),
+                ),
+            ),
+        )
+    )
     with pytest.raises(MappingError, match="tensor not used by this group"):
         check_mapping(w, bad, tiny_arch)
 
@@ -84,8 +111,10 @@ def test_on_chip_intermediate_needs_an_on_chip_level(fusemax):
     from workloads import get_workload
 
     w = get_workload("mha", S=64, B=1, H=1, D=8, passes=3)
-    levels = (LevelMapping(level="DRAM", temporal={"m": 64, "p": 64, "e": 8, "h": 1, "b": 1}),
-              LevelMapping(level="GLB", bypass=("QK",)))
+    levels = (
+        LevelMapping(level="DRAM", temporal={"m": 64, "p": 64, "e": 8, "h": 1, "b": 1}),
+        LevelMapping(level="GLB", bypass=("QK",)),
+    )
     groups = [FusionGroup(einsums=("QK", "M"), levels=levels, on_chip=("QK",))]
     m = Mapping(groups=tuple(groups))
     with pytest.raises(MappingError, match="on-chip intermediate 'QK' has no on-chip level"):
@@ -112,9 +141,16 @@ def test_fused_group_keeps_its_on_chip_intermediate_out_of_dram(fusemax):
     glb = LevelMapping(level="GLB", temporal={"m": 256, "e": 64})
     fused = FusionGroup(einsums=("QK", "M", "SN"), levels=(top, glb), on_chip=("QK",))
     spilled = FusionGroup(einsums=("QK", "M", "SN"), levels=(top, glb))
-    rest = [FusionGroup(einsums=(e.name,), levels=(
-        LevelMapping(level="DRAM", temporal={r: w.sizes[r] for r in e.ranks}),
-        LevelMapping(level="GLB"))) for e in w.cascade.einsums[3:]]
+    rest = [
+        FusionGroup(
+            einsums=(e.name,),
+            levels=(
+                LevelMapping(level="DRAM", temporal={r: w.sizes[r] for r in e.ranks}),
+                LevelMapping(level="GLB"),
+            ),
+        )
+        for e in w.cascade.einsums[3:]
+    ]
     on = lower(w, Mapping(groups=(fused, *rest)), fusemax).meta["bytes_by_level"]["DRAM"]
     off = lower(w, Mapping(groups=(spilled, *rest)), fusemax).meta["bytes_by_level"]["DRAM"]
     # spilling QK writes it once and reads it back once: 2 x 256 x 256 x 2 bytes
@@ -125,8 +161,13 @@ def test_on_chip_intermediate_read_by_another_group_is_rejected(fusemax):
     from workloads import get_workload
 
     w = get_workload("mha", S=64, B=1, H=1, D=8, passes=3)
-    groups = [FusionGroup(einsums=(e.name,), on_chip=("QK",) if e.name == "QK" else (),
-                          levels=(LevelMapping(level="DRAM"), LevelMapping(level="GLB")))
-              for e in w.cascade.einsums]
+    groups = [
+        FusionGroup(
+            einsums=(e.name,),
+            on_chip=("QK",) if e.name == "QK" else (),
+            levels=(LevelMapping(level="DRAM"), LevelMapping(level="GLB")),
+        )
+        for e in w.cascade.einsums
+    ]
     with pytest.raises(MappingError, match="'QK' is read by another group"):
         check_mapping(w, Mapping(groups=tuple(groups)), fusemax)

@@ -23,21 +23,28 @@ def test_stationary_tensor_is_not_refetched_by_inner_loops_over_other_ranks():
 
 
 def _gemm_group(order, fm, fn, fk, sm=1, sn=1):
-    return FusionGroup(einsums=("C",), levels=(
-        LevelMapping(level="DRAM", temporal={"m": fm, "n": fn, "k": fk}, order=order),
-        LevelMapping(level="GLB", spatial={"m": sm, "n": sn})))
+    return FusionGroup(
+        einsums=("C",),
+        levels=(
+            LevelMapping(level="DRAM", temporal={"m": fm, "n": fn, "k": fk}, order=order),
+            LevelMapping(level="GLB", spatial={"m": sm, "n": sn}),
+        ),
+    )
 
 
-TENSORS = (TensorUse("A", ("m", "k"), 64 * 32, 2.0),
-           TensorUse("B", ("k", "n"), 32 * 48, 2.0),
-           TensorUse("C", ("m", "n"), 64 * 48, 2.0, written=True, read=False))
+TENSORS = (
+    TensorUse("A", ("m", "k"), 64 * 32, 2.0),
+    TensorUse("B", ("k", "n"), 32 * 48, 2.0),
+    TensorUse("C", ("m", "n"), 64 * 48, 2.0, written=True, read=False),
+)
 
 
 @pytest.mark.parametrize("order", list(itertools.permutations("mnk")))
 @pytest.mark.parametrize(("fm", "fn", "fk"), [(1, 1, 1), (4, 3, 2), (64, 1, 32), (2, 48, 1)])
 def test_dram_traffic_is_never_below_compulsory(order, fm, fn, fk):
-    traffic = {(t.level, t.tensor): t for t in group_traffic(_gemm_group(order, fm, fn, fk),
-                                                             TENSORS)}
+    traffic = {
+        (t.level, t.tensor): t for t in group_traffic(_gemm_group(order, fm, fn, fk), TENSORS)
+    }
     for t in TENSORS:
         cell = traffic[("DRAM", t.name)]
         moved = cell.write_bytes if t.written else cell.read_bytes
@@ -57,8 +64,10 @@ def test_traffic_matches_a_direct_count_of_tile_fetches():
             if held[name] != key:
                 held[name] = key
                 fetched[name] += tile[name] * 2
-    traffic = {(t.level, t.tensor): t for t in group_traffic(
-        _gemm_group(order, f["m"], f["n"], f["k"]), TENSORS)}
+    traffic = {
+        (t.level, t.tensor): t
+        for t in group_traffic(_gemm_group(order, f["m"], f["n"], f["k"]), TENSORS)
+    }
     for name in ("A", "B"):
         assert traffic[("DRAM", name)].read_bytes == pytest.approx(fetched[name])
 

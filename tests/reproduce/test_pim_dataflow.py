@@ -118,19 +118,38 @@ def test_pim_dataflow_rejects_a_gpu_and_unknown_knobs():
 
 
 def test_gqa_rereads_the_shared_kv_per_query_head():
-    gqa = simulate_workload("hbm3_pim", "decode", dataflow="pim_decode",
-                            params={"B": 2, "H": 32, "Hkv": 8, "Skv": 1024, "D": 128})
-    mha = simulate_workload("hbm3_pim", "decode", dataflow="pim_decode",
-                            params={"B": 2, "H": 32, "Hkv": 32, "Skv": 1024, "D": 128})
+    gqa = simulate_workload(
+        "hbm3_pim",
+        "decode",
+        dataflow="pim_decode",
+        params={"B": 2, "H": 32, "Hkv": 8, "Skv": 1024, "D": 128},
+    )
+    mha = simulate_workload(
+        "hbm3_pim",
+        "decode",
+        dataflow="pim_decode",
+        params={"B": 2, "H": 32, "Hkv": 32, "Skv": 1024, "D": 128},
+    )
     assert gqa.plan.meta["pim_model_cycles"] == pytest.approx(mha.plan.meta["pim_model_cycles"])
 
 
 def test_power_limited_knob_accepts_command_line_strings():
     params = {"B": 1, "H": 130, "Skv": 2048, "D": 128}
-    off = simulate_workload("hbm3_pim", "decode", params=params, dataflow="pim_decode",
-                            knobs={"power_limited": "false"}, engine="analytic")
+    off = simulate_workload(
+        "hbm3_pim",
+        "decode",
+        params=params,
+        dataflow="pim_decode",
+        knobs={"power_limited": "false"},
+        engine="analytic",
+    )
     assert off.plan.meta["power_limited"] is False
     assert off.plan.meta["pim_model_cycles"] == pytest.approx(28176, rel=0.10)
     with pytest.raises(MappingError, match="power_limited"):
-        simulate_workload("hbm3_pim", "decode", params=params, dataflow="pim_decode",
-                          knobs={"power_limited": "maybe"})
+        simulate_workload(
+            "hbm3_pim",
+            "decode",
+            params=params,
+            dataflow="pim_decode",
+            knobs={"power_limited": "maybe"},
+        )

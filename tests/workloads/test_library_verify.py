@@ -22,8 +22,7 @@ from workloads.library._sparse import sparse_mask
 CASES = [(name, i) for name in list_workloads() for i in range(len(get_def(name).verify))]
 
 
-@pytest.mark.parametrize(("name", "index"), CASES,
-                         ids=[f"{n}-{i}" for n, i in CASES])
+@pytest.mark.parametrize(("name", "index"), CASES, ids=[f"{n}-{i}" for n, i in CASES])
 def test_cascade_matches_direct_reference(name: str, index: int) -> None:
     w = verify_cases(name)[index]
     result = verify(w, np.random.default_rng(index))
@@ -37,8 +36,9 @@ def test_each_workload_verifies_at_two_shapes_one_not_dividing_its_tile(name: st
     tiles = {"M0": "Skv", "C": "S", "block": "Skv", "splits": "Skv"}
 
     def ragged(w: Workload) -> bool:
-        return any(t in w.params and s in w.params and w.params[s] % w.params[t]
-                   for t, s in tiles.items())
+        return any(
+            t in w.params and s in w.params and w.params[s] % w.params[t] for t, s in tiles.items()
+        )
 
     if any(t in w.params for w in cases for t in tiles):
         assert any(ragged(w) for w in cases), f"{name}: no shape leaves a partial tile"
@@ -86,12 +86,20 @@ def test_sparse_masks_are_constant_on_their_tiles(kind: str, key_tile: int) -> N
 
 
 @settings(max_examples=25, deadline=None)
-@given(sq=st.integers(1, 6), extra=st.integers(0, 4), d=st.integers(1, 4),
-       m0=st.integers(1, 5), passes=st.sampled_from([1, 2, 3]), causal=st.booleans(),
-       hkv=st.sampled_from([1, 2]), seed=st.integers(0, 2**16))
+@given(
+    sq=st.integers(1, 6),
+    extra=st.integers(0, 4),
+    d=st.integers(1, 4),
+    m0=st.integers(1, 5),
+    passes=st.sampled_from([1, 2, 3]),
+    causal=st.booleans(),
+    hkv=st.sampled_from([1, 2]),
+    seed=st.integers(0, 2**16),
+)
 def test_attention_cascades_match_reference_on_random_shapes(
-        sq: int, extra: int, d: int, m0: int, passes: int, causal: bool, hkv: int,
-        seed: int) -> None:
-    w = get_workload("gqa", B=1, H=2, Hkv=hkv, Sq=sq, Skv=sq + extra, D=d, M0=m0,
-                     passes=passes, causal=causal)
+    sq: int, extra: int, d: int, m0: int, passes: int, causal: bool, hkv: int, seed: int
+) -> None:
+    w = get_workload(
+        "gqa", B=1, H=2, Hkv=hkv, Sq=sq, Skv=sq + extra, D=d, M0=m0, passes=passes, causal=causal
+    )
     assert verify(w, np.random.default_rng(seed)).ok

@@ -398,8 +398,13 @@ def reproduce_pim(*, fast: bool = False) -> Reproduction:
         for r in bandwidth_multipliers(load_arch(name))
         if r["placement"] == "bank"
     ]
-    tables = {"bandwidth": bw, "bandwidth_presets": presets, "ramulator_error": err,
-              "attention": attn, "models": models}
+    tables = {
+        "bandwidth": bw,
+        "bandwidth_presets": presets,
+        "ramulator_error": err,
+        "attention": attn,
+        "models": models,
+    }
     return Reproduction(
         name="pim",
         tables=tables,

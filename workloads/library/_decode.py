@@ -31,19 +31,31 @@ __all__ = ["DECODE"]
 
 def _params() -> tuple[Param, ...]:
     base = tuple(q for q in attention_params(S=1) if q.name != "Skv")
-    return (*base,
-            Param("Skv", 4096, "KV cache length, tokens"),
-            Param("variant", "plain", "plain | split_kv (flash-decoding) | lean (stream-K)",
-                  kind=str, choices=("plain", "split_kv", "lean")),
-            Param("splits", 8, "split_kv: number of KV chunks"),
-            Param("ctas", 132, "lean: workers (CTAs) sharing the key tiles (H100: 132 SMs)"))
+    return (
+        *base,
+        Param("Skv", 4096, "KV cache length, tokens"),
+        Param(
+            "variant",
+            "plain",
+            "plain | split_kv (flash-decoding) | lean (stream-K)",
+            kind=str,
+            choices=("plain", "split_kv", "lean"),
+        ),
+        Param("splits", 8, "split_kv: number of KV chunks"),
+        Param("ctas", 132, "lean: workers (CTAs) sharing the key tiles (H100: 132 SMs)"),
+    )
 
 
 def _derive(p: Params) -> None:
     attention_derive(p, "decode")
     if p["variant"] == "split_kv":
-        require(int(p["splits"]) <= int(p["Skv"]), "decode", "splits",
-                f"splits <= Skv = {p['Skv']}", p["splits"])
+        require(
+            int(p["splits"]) <= int(p["Skv"]),
+            "decode",
+            "splits",
+            f"splits <= Skv = {p['Skv']}",
+            p["splits"],
+        )
 
 
 def _partials(q: str, kv: str, qk: str, kv_idx: str, red: str) -> list[str]:
@@ -72,9 +84,16 @@ def _combine(q: str) -> list[str]:
 
 def _head(p: Params, hd: Heads) -> list[str]:
     bits = p["dtype_bits"]
-    return [*hd.lines, "rank p : Sq", "rank m : Skv", "rank e : D", "rank f : Dv",
-            f"tensor Q[b,h,p,e] : bits={bits}", f"tensor K[{hd.kv},m,e] : bits={bits}",
-            f"tensor V[{hd.kv},m,f] : bits={bits}"]
+    return [
+        *hd.lines,
+        "rank p : Sq",
+        "rank m : Skv",
+        "rank e : D",
+        "rank f : Dv",
+        f"tensor Q[b,h,p,e] : bits={bits}",
+        f"tensor K[{hd.kv},m,e] : bits={bits}",
+        f"tensor V[{hd.kv},m,f] : bits={bits}",
+    ]
 
 
 def _split_kv_text(p: Params) -> str:
@@ -82,9 +101,13 @@ def _split_kv_text(p: Params) -> str:
     q, kv = hd.q, hd.kv
     ks = -(-int(p["Skv"]) // int(p["splits"]))
     lines = param_lines({**p, "KS": ks}, ("B", "H", "Hkv", "Sq", "Skv", "D", "Dv", "KS"))
-    lines += [*_head(p, hd), "rank m -> s, j : KS",
-              f"QK[{q},s,j,p] = Q[{q},p,e] * K[{kv},s,j,e]{causal_cond(p)}",
-              *_partials(q, kv, "s,j", "s,j", "j"), *_combine(q)]
+    lines += [
+        *_head(p, hd),
+        "rank m -> s, j : KS",
+        f"QK[{q},s,j,p] = Q[{q},p,e] * K[{kv},s,j,e]{causal_cond(p)}",
+        *_partials(q, kv, "s,j", "s,j", "j"),
+        *_combine(q),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -93,15 +116,22 @@ def _lean_text(p: Params) -> str:
     q, kv = hd.q, hd.kv
     tiles = -(-int(p["Skv"]) // int(p["M0"]))
     nt = int(p["B"]) * int(p["H"]) * tiles
-    lines = param_lines({**p, "NT": nt, "CTAS": p["ctas"]},
-                        ("B", "H", "Hkv", "Sq", "Skv", "D", "Dv", "M0", "NT", "CTAS"))
+    lines = param_lines(
+        {**p, "NT": nt, "CTAS": p["ctas"]},
+        ("B", "H", "Hkv", "Sq", "Skv", "D", "Dv", "M0", "NT", "CTAS"),
+    )
     g = "((b*H + h)*M1 + m1)*CTAS"  # global tile index times the worker count
     cond = f"s*NT <= {g} and {g} < s*NT + NT"
     if p["causal"]:
         cond = "m <= p + Skv - Sq and " + cond
-    lines += [*_head(p, hd), "rank m -> m1, m0 : M0", "rank s : CTAS",
-              f"QK[{q},s,m1,m0,p] = Q[{q},p,e] * K[{kv},m1,m0,e] if {cond}",
-              *_partials(q, kv, "s,m1,m0", "m1,m0", "m1,m0"), *_combine(q)]
+    lines += [
+        *_head(p, hd),
+        "rank m -> m1, m0 : M0",
+        "rank s : CTAS",
+        f"QK[{q},s,m1,m0,p] = Q[{q},p,e] * K[{kv},m1,m0,e] if {cond}",
+        *_partials(q, kv, "s,m1,m0", "m1,m0", "m1,m0"),
+        *_combine(q),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -114,27 +144,54 @@ def _text(p: Params) -> str:
 
 
 def _from_model(m: ModelPreset) -> Params:
-    return {"B": m.batch, "H": m.heads, "Hkv": m.kv_heads, "Skv": m.seq, "D": m.head_dim,
-            "Dv": m.v_head_dim}
+    return {
+        "B": m.batch,
+        "H": m.heads,
+        "Hkv": m.kv_heads,
+        "Skv": m.seq,
+        "D": m.head_dim,
+        "Dv": m.v_head_dim,
+    }
 
 
-DECODE = register(WorkloadDef(
-    name="decode",
-    summary="decode attention over a KV cache (variant=plain|split_kv|lean; GQA via Hkv)",
-    params=_params(),
-    build=_text,
-    reference=attention_reference,
-    derive=_derive,
-    from_model=_from_model,
-    aliases={"S": ("Skv",)},
-    verify=(
-        {"B": 2, "H": 2, "Skv": 7, "D": 3, "M0": 3, "variant": "plain", "passes": 1},
-        {"B": 1, "H": 4, "Hkv": 2, "Skv": 5, "D": 2, "variant": "plain", "passes": 3},
-        {"B": 2, "H": 2, "Skv": 7, "D": 3, "variant": "split_kv", "splits": 3},
-        {"B": 1, "H": 4, "Hkv": 1, "Sq": 2, "Skv": 9, "D": 2, "variant": "split_kv",
-         "splits": 2, "causal": True},
-        {"B": 1, "H": 2, "Skv": 7, "D": 3, "M0": 2, "variant": "lean", "ctas": 3},
-        {"B": 2, "H": 4, "Hkv": 2, "Sq": 2, "Skv": 10, "D": 2, "M0": 3, "variant": "lean",
-         "ctas": 5, "causal": True},
-    ),
-))
+DECODE = register(
+    WorkloadDef(
+        name="decode",
+        summary="decode attention over a KV cache (variant=plain|split_kv|lean; GQA via Hkv)",
+        params=_params(),
+        build=_text,
+        reference=attention_reference,
+        derive=_derive,
+        from_model=_from_model,
+        aliases={"S": ("Skv",)},
+        verify=(
+            {"B": 2, "H": 2, "Skv": 7, "D": 3, "M0": 3, "variant": "plain", "passes": 1},
+            {"B": 1, "H": 4, "Hkv": 2, "Skv": 5, "D": 2, "variant": "plain", "passes": 3},
+            {"B": 2, "H": 2, "Skv": 7, "D": 3, "variant": "split_kv", "splits": 3},
+            {
+                "B": 1,
+                "H": 4,
+                "Hkv": 1,
+                "Sq": 2,
+                "Skv": 9,
+                "D": 2,
+                "variant": "split_kv",
+                "splits": 2,
+                "causal": True,
+            },
+            {"B": 1, "H": 2, "Skv": 7, "D": 3, "M0": 2, "variant": "lean", "ctas": 3},
+            {
+                "B": 2,
+                "H": 4,
+                "Hkv": 2,
+                "Sq": 2,
+                "Skv": 10,
+                "D": 2,
+                "M0": 3,
+                "variant": "lean",
+                "ctas": 5,
+                "causal": True,
+            },
+        ),
+    )
+)

@@ -42,8 +42,7 @@ def _params() -> tuple[Param, ...]:
         Param("D", 128, "query/key head dimension, elements"),
         Param("Dv", None, "value head dimension, elements (default D)"),
         Param("C", 64, "chunk length, tokens"),
-        Param("decay", 1.0, "scalar decay g in (0, 1]; 1 = no decay", kind=float,
-              minimum=1e-9),
+        Param("decay", 1.0, "scalar decay g in (0, 1]; 1 = no decay", kind=float, minimum=1e-9),
         Param("dtype_bits", 16, "bits per input element", choices=(4, 8, 16, 32)),
     )
 
@@ -58,16 +57,29 @@ def _text(p: Params) -> str:
     nc = -(-int(p["S"]) // int(p["C"]))
     decayed = float(p["decay"]) < 1.0
     lines = param_lines({**p, "NC": nc}, ("B", "H", "S", "D", "Dv", "C", "NC"))
-    lines += ["rank p : S", "rank m : S", "rank e : D", "rank f : Dv",
-              "rank p -> pc, pi : C", "rank m -> mc, mi : C", "rank pc : NC", "rank mc : NC",
-              f"tensor Q[b,h,p,e] : bits={bits}", f"tensor K[b,h,m,e] : bits={bits}",
-              f"tensor V[b,h,m,f] : bits={bits}"]
+    lines += [
+        "rank p : S",
+        "rank m : S",
+        "rank e : D",
+        "rank f : Dv",
+        "rank p -> pc, pi : C",
+        "rank m -> mc, mi : C",
+        "rank pc : NC",
+        "rank mc : NC",
+        f"tensor Q[b,h,p,e] : bits={bits}",
+        f"tensor K[b,h,m,e] : bits={bits}",
+        f"tensor V[b,h,m,f] : bits={bits}",
+    ]
     q, k, a = "Q", "K", "AI"
     if decayed:
-        lines += [f"param GC = {float(p['decay']) ** int(p['C'])!r}",
-                  "tensor DM[pi,mi] : fp32", "tensor DK[mi] : fp32", "tensor DQ[pi] : fp32",
-                  "QD[b,h,pc,pi,e] = Q[b,h,pc,pi,e] * DQ[pi]",
-                  "KD[b,h,mc,mi,e] = K[b,h,mc,mi,e] * DK[mi]"]
+        lines += [
+            f"param GC = {float(p['decay']) ** int(p['C'])!r}",
+            "tensor DM[pi,mi] : fp32",
+            "tensor DK[mi] : fp32",
+            "tensor DQ[pi] : fp32",
+            "QD[b,h,pc,pi,e] = Q[b,h,pc,pi,e] * DQ[pi]",
+            "KD[b,h,mc,mi,e] = K[b,h,mc,mi,e] * DK[mi]",
+        ]
         q, k, a = "QD", "KD", "AD"
     lines.append("AI[b,h,pc,pi,mi] = Q[b,h,pc,pi,e] * K[b,h,pc,mi,e] if mi <= pi")
     if decayed:
@@ -87,13 +99,13 @@ def decay_tables(decay: float, c: int) -> dict[str, np.ndarray]:
     """``DM[pi,mi]`` (causal within a chunk), ``DK[mi]`` and ``DQ[pi]`` for decay ``g``."""
     i = np.arange(c)
     with np.errstate(divide="ignore"):
-        dm = np.where(i[None, :] <= i[:, None],
-                      np.power(decay, (i[:, None] - i[None, :]).clip(min=0)), 0.0)
+        dm = np.where(
+            i[None, :] <= i[:, None], np.power(decay, (i[:, None] - i[None, :]).clip(min=0)), 0.0
+        )
     return {"DM": dm, "DK": np.power(decay, c - 1 - i), "DQ": np.power(decay, i + 1)}
 
 
-def _inputs(p: Params, sizes: Mapping[str, int], rng: np.random.Generator
-            ) -> dict[str, np.ndarray]:
+def _inputs(p: Params, sizes: Mapping[str, int], rng: np.random.Generator) -> dict[str, np.ndarray]:
     if float(p["decay"]) >= 1.0:
         return {}
     return decay_tables(float(p["decay"]), int(p["C"]))
@@ -107,19 +119,21 @@ def _from_model(m: ModelPreset) -> Params:
     return {"B": m.batch, "H": m.heads, "S": m.seq, "D": m.head_dim, "Dv": m.v_head_dim}
 
 
-LINEAR = register(WorkloadDef(
-    name="linear",
-    summary="chunked causal linear attention (intra-chunk masked + inter-chunk state; decay)",
-    params=_params(),
-    build=_text,
-    reference=_reference,
-    derive=_derive,
-    from_model=_from_model,
-    inputs=_inputs,
-    verify=(
-        {"B": 1, "H": 2, "S": 7, "D": 3, "C": 3},
-        {"B": 2, "H": 1, "S": 8, "D": 2, "Dv": 3, "C": 4},
-        {"B": 1, "H": 2, "S": 7, "D": 2, "C": 2, "decay": 0.8},
-        {"B": 1, "H": 1, "S": 9, "D": 3, "Dv": 2, "C": 4, "decay": 0.5},
-    ),
-))
+LINEAR = register(
+    WorkloadDef(
+        name="linear",
+        summary="chunked causal linear attention (intra-chunk masked + inter-chunk state; decay)",
+        params=_params(),
+        build=_text,
+        reference=_reference,
+        derive=_derive,
+        from_model=_from_model,
+        inputs=_inputs,
+        verify=(
+            {"B": 1, "H": 2, "S": 7, "D": 3, "C": 3},
+            {"B": 2, "H": 1, "S": 8, "D": 2, "Dv": 3, "C": 4},
+            {"B": 1, "H": 2, "S": 7, "D": 2, "C": 2, "decay": 0.8},
+            {"B": 1, "H": 1, "S": 9, "D": 3, "Dv": 2, "C": 4, "decay": 0.5},
+        ),
+    )
+)

@@ -49,7 +49,6 @@ def parse_set_options(options: Iterable[str] | None) -> dict[str, int | float | 
         key, sep, value = opt.partition("=")
         key = key.strip()
         if not sep or not key.isidentifier() or not value.strip():
-            raise SpecError("bad --set option", path="--set", expected="KEY=VALUE",
-                            got=opt)
+            raise SpecError("bad --set option", path="--set", expected="KEY=VALUE", got=opt)
         out[key] = parse_value(value)
     return out

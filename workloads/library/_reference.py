@@ -43,8 +43,14 @@ def softmax(x: np.ndarray, axis: int = -1, mask: np.ndarray | None = None) -> np
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
-def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, *, causal: bool = False,
-              mask: np.ndarray | None = None) -> np.ndarray:
+def attention(
+    q: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    *,
+    causal: bool = False,
+    mask: np.ndarray | None = None,
+) -> np.ndarray:
     """``softmax(Q K^T) V`` with kv-head sharing.
 
     Parameters
@@ -76,8 +82,16 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, *, causal: bool = Fal
     return np.einsum("bhpm,bhmf->bhpf", softmax(s, mask=allowed), v)
 
 
-def mla_attention(qn: np.ndarray, qr: np.ndarray, c: np.ndarray, kr: np.ndarray,
-                  wuk: np.ndarray, wuv: np.ndarray, *, causal: bool = False) -> np.ndarray:
+def mla_attention(
+    qn: np.ndarray,
+    qr: np.ndarray,
+    c: np.ndarray,
+    kr: np.ndarray,
+    wuk: np.ndarray,
+    wuv: np.ndarray,
+    *,
+    causal: bool = False,
+) -> np.ndarray:
     """DeepSeek multi-head latent attention, in its *non-absorbed* (training) form.
 
     Per-head keys and values are expanded from the latent cache, ``K_h = [C W_UK_h^T, KR]``
@@ -106,8 +120,7 @@ def mla_attention(qn: np.ndarray, qr: np.ndarray, c: np.ndarray, kr: np.ndarray,
     return attention(q, k, v, causal=causal)
 
 
-def linear_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray,
-                     decay: float = 1.0) -> np.ndarray:
+def linear_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, decay: float = 1.0) -> np.ndarray:
     """Causal linear attention (no softmax, no normalizer), quadratic direct form.
 
     ``O[i] = sum_{j <= i} decay**(i - j) (q_i . k_j) v_j`` (Lightning Attention-2 /

@@ -19,8 +19,15 @@ from workloads import Cascade, CascadeCounts, count, parse_cascade
 
 from ._models import ModelPreset, get_model
 
-__all__ = ["Param", "WorkloadDef", "Workload", "register", "get_workload", "list_workloads",
-           "get_def"]
+__all__ = [
+    "Param",
+    "WorkloadDef",
+    "Workload",
+    "register",
+    "get_workload",
+    "list_workloads",
+    "get_def",
+]
 
 Value = int | float | bool | str
 Params = dict[str, Value]
@@ -107,8 +114,23 @@ def register(d: WorkloadDef) -> WorkloadDef:
     return d
 
 
-_ORDER = ("mha", "gqa", "sqa", "mla", "cca", "ccgqa", "linear", "block_sparse", "fg_sparse",
-          "decode", "gemm", "swiglu", "rmsnorm", "layernorm", "softmax")
+_ORDER = (
+    "mha",
+    "gqa",
+    "sqa",
+    "mla",
+    "cca",
+    "ccgqa",
+    "linear",
+    "block_sparse",
+    "fg_sparse",
+    "decode",
+    "gemm",
+    "swiglu",
+    "rmsnorm",
+    "layernorm",
+    "softmax",
+)
 
 
 def list_workloads() -> list[str]:
@@ -122,8 +144,9 @@ def get_def(name: str) -> WorkloadDef:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise WorkloadError("unknown workload", path="workload",
-                            expected=f"one of {list_workloads()}", got=name) from None
+        raise WorkloadError(
+            "unknown workload", path="workload", expected=f"one of {list_workloads()}", got=name
+        ) from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -152,8 +175,9 @@ class Workload:
         return hash((self.name, tuple(sorted(self.params.items()))))
 
     def __eq__(self, other: object) -> bool:
-        return (isinstance(other, Workload) and other.name == self.name
-                and other.params == self.params)
+        return (
+            isinstance(other, Workload) and other.name == self.name and other.params == self.params
+        )
 
     def counts(self) -> CascadeCounts:
         """MACs, ops, bytes of the cascade (``workloads.count``)."""
@@ -165,14 +189,14 @@ class Workload:
         shaped: dict[str, np.ndarray] = {}
         for name, arr in out.items():
             ranks = self.cascade.tensors[name].ranks
-            shaped[name] = np.asarray(arr, dtype=np.float64).reshape(
-                [self.sizes[r] for r in ranks])
+            shaped[name] = np.asarray(arr, dtype=np.float64).reshape([self.sizes[r] for r in ranks])
         return shaped
 
     def random_inputs(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Random inputs of the right shapes (standard normal unless the workload says)."""
-        special = (self.definition.inputs(self.params, self.sizes, rng)
-                   if self.definition.inputs else {})
+        special = (
+            self.definition.inputs(self.params, self.sizes, rng) if self.definition.inputs else {}
+        )
         arrays: dict[str, np.ndarray] = {}
         for name in self.cascade.inputs:
             if name in special:
@@ -203,8 +227,12 @@ def get_workload(name: str, **params: Value) -> Workload:
     base: Params = {}
     if model is not None:
         if d.from_model is None:
-            raise WorkloadError("this workload takes no model preset", path=f"{name}.model",
-                                expected="no model=", got=model)
+            raise WorkloadError(
+                "this workload takes no model preset",
+                path=f"{name}.model",
+                expected="no model=",
+                got=model,
+            )
         base = {k: v for k, v in d.from_model(get_model(str(model))).items()}
     resolved = resolve_params(d, {**base, **_expand_aliases(d, given)})
     text = d.build(resolved)
@@ -217,8 +245,12 @@ def _expand_aliases(d: WorkloadDef, given: Params) -> Params:
     for key, value in given.items():
         for target in d.aliases.get(key, (key,)):
             if target in given and target != key and given[target] != value:
-                raise WorkloadError(f"{key} and {target} disagree", path=f"{d.name}.{target}",
-                                    expected=f"{target} = {key} = {value}", got=given[target])
+                raise WorkloadError(
+                    f"{key} and {target} disagree",
+                    path=f"{d.name}.{target}",
+                    expected=f"{target} = {key} = {value}",
+                    got=given[target],
+                )
             out.setdefault(target, value)
     return out
 
@@ -229,8 +261,9 @@ def resolve_params(d: WorkloadDef, given: Params) -> Params:
     for key in given:
         if key not in spec:
             known = sorted(spec) + sorted(d.aliases) + ["model"]
-            raise WorkloadError("unknown parameter", path=f"{d.name}.{key}",
-                                expected=f"one of {known}", got=key)
+            raise WorkloadError(
+                "unknown parameter", path=f"{d.name}.{key}", expected=f"one of {known}", got=key
+            )
     out: Params = {}
     for p in d.params:
         if p.name in given:
@@ -257,9 +290,12 @@ def _coerce(wname: str, p: Param, v: Value) -> Value:
         raise WorkloadError("bad value", path=path, expected="true or false", got=v)
     if p.kind is str:
         if not isinstance(v, str) or (p.choices and v not in p.choices):
-            raise WorkloadError("bad value", path=path,
-                                expected=f"one of {list(p.choices)}" if p.choices
-                                else "a string", got=v)
+            raise WorkloadError(
+                "bad value",
+                path=path,
+                expected=f"one of {list(p.choices)}" if p.choices else "a string",
+                got=v,
+            )
         return v
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise WorkloadError("bad value", path=path, expected=f"a {p.kind.__name__}", got=v)
@@ -272,8 +308,7 @@ def _coerce(wname: str, p: Param, v: Value) -> Value:
         if not math.isfinite(v):
             raise WorkloadError("bad value", path=path, expected="a finite number", got=v)
     if p.choices and v not in p.choices:
-        raise WorkloadError("bad value", path=path, expected=f"one of {list(p.choices)}",
-                            got=v)
+        raise WorkloadError("bad value", path=path, expected=f"one of {list(p.choices)}", got=v)
     if p.minimum is not None and v < p.minimum:
         what = "a positive size" if p.minimum == 1 and p.kind is int else f">= {p.minimum}"
         raise WorkloadError("bad value", path=path, expected=what, got=v)
@@ -283,5 +318,6 @@ def _coerce(wname: str, p: Param, v: Value) -> Value:
 def require(cond: bool, wname: str, key: str, expected: str, got: Value) -> None:
     """Raise a :class:`WorkloadError` at ``wname.key`` unless ``cond``."""
     if not cond:
-        raise WorkloadError("inconsistent parameters", path=f"{wname}.{key}",
-                            expected=expected, got=got)
+        raise WorkloadError(
+            "inconsistent parameters", path=f"{wname}.{key}", expected=expected, got=got
+        )

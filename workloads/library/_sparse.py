@@ -38,17 +38,18 @@ _KIND = {"block_sparse": "block", "fg_sparse": "slice"}
 
 
 def _params() -> tuple[Param, ...]:
-    return (*attention_params(Hkv=None),
-            Param("block", 64, "tile edge M: M x M blocks (block_sparse) or M x 1 slices"),
-            Param("density", 0.5, "fraction of tiles kept, in (0, 1]", kind=float,
-                  minimum=1e-9))
+    return (
+        *attention_params(Hkv=None),
+        Param("block", 64, "tile edge M: M x M blocks (block_sparse) or M x 1 slices"),
+        Param("density", 0.5, "fraction of tiles kept, in (0, 1]", kind=float, minimum=1e-9),
+    )
 
 
 def _derive(name: str) -> Callable[[Params], None]:
     def derive(p: Params) -> None:
         attention_derive(p, name)
-        require(float(p["density"]) <= 1.0, name, "density", "0 < density <= 1",
-                p["density"])
+        require(float(p["density"]) <= 1.0, name, "density", "0 < density <= 1", p["density"])
+
     return derive
 
 
@@ -60,6 +61,7 @@ def _text(name: str) -> Callable[[Params], str]:
             q = heads(p).q
             text = text.replace(f"/ RD[{q},M1,p]", f"/ max(RD[{q},M1,p], 1e-30)")
         return text
+
     return build
 
 
@@ -67,8 +69,11 @@ def sparse_mask(kind: str, p: Mapping[str, object]) -> np.ndarray:
     """The boolean (B, H, Sq, Skv) mask the annotation denotes (True = computed)."""
     h, hkv = int(p["H"]), int(p["Hkv"])  # type: ignore[call-overload]
     b, sq, skv = (int(p[k]) for k in ("B", "Sq", "Skv"))  # type: ignore[call-overload]
-    sp = Sparsity(kind, density=float(p["density"]),  # type: ignore[arg-type]
-                  tile=(("M", int(p["block"])),))  # type: ignore[call-overload]
+    sp = Sparsity(
+        kind,
+        density=float(p["density"]),  # type: ignore[arg-type]
+        tile=(("M", int(p["block"])),),
+    )  # type: ignore[call-overload]
     if h == hkv:
         ranks, shape = ("b", "h", "m", "p"), (b, h, skv, sq)
     else:
@@ -85,35 +90,50 @@ def _reference(name: str) -> Callable[[Params, Mapping[str, np.ndarray]], Arrays
         with np.errstate(invalid="ignore"):
             out = ref.attention(x["Q"], x["K"], x["V"], mask=mask)
         return {"AV": np.nan_to_num(out, nan=0.0)}  # rows with no key: 0
+
     return reference
 
 
 def _from_model(m: ModelPreset) -> Params:
-    return {"B": m.batch, "H": m.heads, "Hkv": m.kv_heads, "Sq": m.seq, "D": m.head_dim,
-            "Dv": m.v_head_dim}
+    return {
+        "B": m.batch,
+        "H": m.heads,
+        "Hkv": m.kv_heads,
+        "Sq": m.seq,
+        "D": m.head_dim,
+        "Dv": m.v_head_dim,
+    }
 
 
 def _verify(name: str) -> tuple[dict, ...]:
     shapes = (
         {"B": 1, "H": 2, "S": 7, "D": 3, "M0": 3, "block": 2, "density": 0.5},
-        {"B": 1, "H": 4, "Hkv": 2, "Sq": 5, "Skv": 9, "D": 2, "M0": 4, "block": 3,
-         "density": 0.4},
+        {"B": 1, "H": 4, "Hkv": 2, "Sq": 5, "Skv": 9, "D": 2, "M0": 4, "block": 3, "density": 0.4},
     )
-    return tuple({**s, "passes": passes, "causal": causal}
-                 for s in shapes for passes in (1, 2, 3) for causal in (False, True))
+    return tuple(
+        {**s, "passes": passes, "causal": causal}
+        for s in shapes
+        for passes in (1, 2, 3)
+        for causal in (False, True)
+    )
 
 
-BLOCK_SPARSE, FG_SPARSE = (register(WorkloadDef(
-    name=name,
-    summary=summary,
-    params=_params(),
-    build=_text(name),
-    reference=_reference(name),
-    derive=_derive(name),
-    from_model=_from_model,
-    aliases={"S": ("Sq", "Skv")},
-    verify=_verify(name),
-)) for name, summary in (
-    ("block_sparse", "block-sparse attention: M x M (key, query) blocks kept with density"),
-    ("fg_sparse", "fine-grained sparse attention (FG-Attn): M x 1 slices kept with density"),
-))
+BLOCK_SPARSE, FG_SPARSE = (
+    register(
+        WorkloadDef(
+            name=name,
+            summary=summary,
+            params=_params(),
+            build=_text(name),
+            reference=_reference(name),
+            derive=_derive(name),
+            from_model=_from_model,
+            aliases={"S": ("Sq", "Skv")},
+            verify=_verify(name),
+        )
+    )
+    for name, summary in (
+        ("block_sparse", "block-sparse attention: M x M (key, query) blocks kept with density"),
+        ("fg_sparse", "fine-grained sparse attention (FG-Attn): M x 1 slices kept with density"),
+    )
+)

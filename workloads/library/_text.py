@@ -22,8 +22,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-__all__ = ["Heads", "heads", "param_lines", "softmax_av", "causal_cond", "key_index",
-           "split_lines", "NEG_INIT"]
+__all__ = [
+    "Heads",
+    "heads",
+    "param_lines",
+    "softmax_av",
+    "causal_cond",
+    "key_index",
+    "split_lines",
+    "NEG_INIT",
+]
 
 NEG_INIT = "-inf"
 """Initial running max. Sparse cascades use a finite ``-1e30`` instead (see _sparse.py)."""
@@ -48,8 +56,11 @@ def heads(p: Mapping[str, object], h: str = "H", hkv: str = "Hkv") -> Heads:
     base = (f"rank h : {h}",)
     if nq == nkv:
         return Heads("b,h", "b,h", base)
-    return Heads("b,hkv,g", "b,hkv", base + (
-        f"param G = {nq // nkv}", "rank h -> hkv, g : G", f"rank hkv : {hkv}"))
+    return Heads(
+        "b,hkv,g",
+        "b,hkv",
+        base + (f"param G = {nq // nkv}", "rank h -> hkv, g : G", f"rank hkv : {hkv}"),
+    )
 
 
 def param_lines(p: Mapping[str, object], keys: tuple[str, ...]) -> list[str]:
@@ -68,8 +79,14 @@ def causal_cond(p: Mapping[str, object], sq: str = "Sq", skv: str = "Skv") -> st
     return f" if m <= p + {skv} - {sq}"
 
 
-def softmax_av(passes: int, hd: Heads, vref: Callable[[str], str], f: str = "f",
-               score: str = "QK", init: str = NEG_INIT) -> list[str]:
+def softmax_av(
+    passes: int,
+    hd: Heads,
+    vref: Callable[[str], str],
+    f: str = "f",
+    score: str = "QK",
+    init: str = NEG_INIT,
+) -> list[str]:
     """Lines from the scores ``{score}[q..,m,p]`` (split ``m1,m0`` for 1/2 passes) to ``AV``.
 
     Parameters

@@ -59,8 +59,7 @@ def _mla_params() -> tuple[Param, ...]:
 def _mla_derive(p: Params) -> None:
     p.setdefault("Skv", p["Sq"])
     if p.get("causal"):
-        require(int(p["Sq"]) <= int(p["Skv"]), "mla", "Sq", f"Sq <= Skv = {p['Skv']}",
-                p["Sq"])
+        require(int(p["Sq"]) <= int(p["Skv"]), "mla", "Sq", f"Sq <= Skv = {p['Skv']}", p["Sq"])
 
 
 def _mla_text(p: Params) -> str:
@@ -69,10 +68,27 @@ def _mla_text(p: Params) -> str:
     hd = heads({"H": p["H"], "Hkv": p["H"]})
     bits = p["dtype_bits"]
     lines = param_lines(p, ("B", "H", "Sq", "Skv", "Dc", "Dr", "Dn", "Dv", "M0"))
-    lines += [*hd.lines, "rank p : Sq", "rank m : Skv", "rank c : Dc", "rank r : Dr",
-              "rank n : Dn", "rank f : Dv", *split_lines(passes)]
-    lines += [f"tensor {t} : bits={bits}" for t in (
-        "QN[b,h,p,n]", "QR[b,h,p,r]", "CKV[b,m,c]", "KR[b,m,r]", "WUK[h,n,c]", "WUV[h,c,f]")]
+    lines += [
+        *hd.lines,
+        "rank p : Sq",
+        "rank m : Skv",
+        "rank c : Dc",
+        "rank r : Dr",
+        "rank n : Dn",
+        "rank f : Dv",
+        *split_lines(passes),
+    ]
+    lines += [
+        f"tensor {t} : bits={bits}"
+        for t in (
+            "QN[b,h,p,n]",
+            "QR[b,h,p,r]",
+            "CKV[b,m,c]",
+            "KR[b,m,r]",
+            "WUK[h,n,c]",
+            "WUV[h,c,f]",
+        )
+    ]
     lines += [
         "QC[b,h,p,c] = QN[b,h,p,n] * WUK[h,n,c]",
         f"QKC[b,h,{mi},p] = QC[b,h,p,c] * CKV[b,{mi},c]",
@@ -85,47 +101,81 @@ def _mla_text(p: Params) -> str:
 
 
 def _mla_reference(p: Params, x: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {"O": ref.mla_attention(x["QN"], x["QR"], x["CKV"], x["KR"], x["WUK"], x["WUV"],
-                                   causal=bool(p["causal"]))}
+    return {
+        "O": ref.mla_attention(
+            x["QN"], x["QR"], x["CKV"], x["KR"], x["WUK"], x["WUV"], causal=bool(p["causal"])
+        )
+    }
 
 
 def _mla_from_model(m: ModelPreset) -> Params:
-    require(m.attention == "mla", "mla", "model", "a preset with MLA dims (deepseek-v3)",
-            m.name)
-    return {"B": m.batch, "H": m.heads, "Sq": m.seq, "Dc": m.kv_lora_rank, "Dr": m.rope_dim,
-            "Dn": m.nope_dim, "Dv": m.v_head_dim}
+    require(m.attention == "mla", "mla", "model", "a preset with MLA dims (deepseek-v3)", m.name)
+    return {
+        "B": m.batch,
+        "H": m.heads,
+        "Sq": m.seq,
+        "Dc": m.kv_lora_rank,
+        "Dr": m.rope_dim,
+        "Dn": m.nope_dim,
+        "Dv": m.v_head_dim,
+    }
 
 
-MLA = register(WorkloadDef(
-    name="mla",
-    summary="DeepSeek multi-head latent attention, absorbed form (latent cache + RoPE key)",
-    params=_mla_params(),
-    build=_mla_text,
-    reference=_mla_reference,
-    derive=_mla_derive,
-    from_model=_mla_from_model,
-    aliases={"S": ("Sq", "Skv")},
-    verify=(
-        {"B": 1, "H": 2, "S": 5, "Dc": 4, "Dr": 2, "Dn": 3, "Dv": 2, "M0": 2, "passes": 1},
-        {"B": 2, "H": 1, "Sq": 3, "Skv": 7, "Dc": 3, "Dr": 2, "Dn": 2, "Dv": 3, "M0": 3,
-         "passes": 1, "causal": True},
-        {"B": 1, "H": 2, "Sq": 4, "Skv": 5, "Dc": 3, "Dr": 1, "Dn": 2, "Dv": 2,
-         "passes": 3, "causal": True},
-    ),
-))
+MLA = register(
+    WorkloadDef(
+        name="mla",
+        summary="DeepSeek multi-head latent attention, absorbed form (latent cache + RoPE key)",
+        params=_mla_params(),
+        build=_mla_text,
+        reference=_mla_reference,
+        derive=_mla_derive,
+        from_model=_mla_from_model,
+        aliases={"S": ("Sq", "Skv")},
+        verify=(
+            {"B": 1, "H": 2, "S": 5, "Dc": 4, "Dr": 2, "Dn": 3, "Dv": 2, "M0": 2, "passes": 1},
+            {
+                "B": 2,
+                "H": 1,
+                "Sq": 3,
+                "Skv": 7,
+                "Dc": 3,
+                "Dr": 2,
+                "Dn": 2,
+                "Dv": 3,
+                "M0": 3,
+                "passes": 1,
+                "causal": True,
+            },
+            {
+                "B": 1,
+                "H": 2,
+                "Sq": 4,
+                "Skv": 5,
+                "Dc": 3,
+                "Dr": 1,
+                "Dn": 2,
+                "Dv": 2,
+                "passes": 3,
+                "causal": True,
+            },
+        ),
+    )
+)
 
 
 # --- CCA / CCGQA ----------------------------------------------------------------------------
 def _cca_params(hkv_doc: str) -> tuple[Param, ...]:
     base = [q for q in attention_params(H=32, S=4096, D=128) if q.name not in ("Hkv", "Dv")]
-    return (*base, Param("C", 4, "compression factor: latent width = H*D / C"),
-            Param("Hkv", None, hkv_doc))
+    return (
+        *base,
+        Param("C", 4, "compression factor: latent width = H*D / C"),
+        Param("Hkv", None, hkv_doc),
+    )
 
 
 def _cca_derive(name: str, kv_div: int) -> Callable[[Params], None]:
     def derive(p: Params) -> None:
-        require(int(p["H"]) % int(p["C"]) == 0, name, "C", f"a divisor of H = {p['H']}",
-                p["C"])
+        require(int(p["H"]) % int(p["C"]) == 0, name, "C", f"a divisor of H = {p['H']}", p["C"])
         hc = int(p["H"]) // int(p["C"])
         p.setdefault("Hkv", max(1, hc // kv_div))
         p["Dv"] = p["D"]
@@ -133,6 +183,7 @@ def _cca_derive(name: str, kv_div: int) -> Callable[[Params], None]:
         p["Dm"] = int(p["H"]) * int(p["D"])
         attention_derive(p, name, hq="Hc")
         del p["Dv"]
+
     return derive
 
 
@@ -143,11 +194,27 @@ def _cca_text(p: Params) -> str:
     wq, wkv = hd.q[2:], hd.kv[2:]  # head ranks without the batch rank
     bits = p["dtype_bits"]
     lines = param_lines(p, ("B", "Hc", "Hkv", "Sq", "Skv", "D", "Dm", "M0"))
-    lines += [*hd.lines, "rank p : Sq", "rank m : Skv", "rank e : D", "rank f : D",
-              "rank d : Dm", "rank o : Dm", *split_lines(passes)]
-    lines += [f"tensor {t} : bits={bits}" for t in (
-        "XQ[b,p,d]", "XKV[b,m,d]", "WQ[d,h,e]", f"WK[d,{wkv},e]", f"WV[d,{wkv},f]",
-        "WO[h,f,o]")]
+    lines += [
+        *hd.lines,
+        "rank p : Sq",
+        "rank m : Skv",
+        "rank e : D",
+        "rank f : D",
+        "rank d : Dm",
+        "rank o : Dm",
+        *split_lines(passes),
+    ]
+    lines += [
+        f"tensor {t} : bits={bits}"
+        for t in (
+            "XQ[b,p,d]",
+            "XKV[b,m,d]",
+            "WQ[d,h,e]",
+            f"WK[d,{wkv},e]",
+            f"WV[d,{wkv},f]",
+            "WO[h,f,o]",
+        )
+    ]
     lines += [
         f"Q[{hd.q},p,e] = XQ[b,p,d] * WQ[d,{wq},e]",
         f"K[{hd.kv},m,e] = XKV[b,m,d] * WK[d,{wkv},e]",
@@ -179,26 +246,30 @@ _CCA_SHAPES = (
     {"B": 1, "H": 6, "C": 3, "S": 4, "D": 2, "passes": 2, "causal": True, "M0": 3},
 )
 
-CCA = register(WorkloadDef(
-    name="cca",
-    summary="Compressed Convolutional Attention: attention among H/C latent heads",
-    params=_cca_params("latent kv heads (default H/C: no sharing)"),
-    build=_cca_text,
-    reference=_cca_reference,
-    derive=_cca_derive("cca", 1),
-    from_model=_cca_from_model,
-    aliases={"S": ("Sq", "Skv")},
-    verify=_CCA_SHAPES,
-))
+CCA = register(
+    WorkloadDef(
+        name="cca",
+        summary="Compressed Convolutional Attention: attention among H/C latent heads",
+        params=_cca_params("latent kv heads (default H/C: no sharing)"),
+        build=_cca_text,
+        reference=_cca_reference,
+        derive=_cca_derive("cca", 1),
+        from_model=_cca_from_model,
+        aliases={"S": ("Sq", "Skv")},
+        verify=_CCA_SHAPES,
+    )
+)
 
-CCGQA = register(WorkloadDef(
-    name="ccgqa",
-    summary="CCA with grouped kv heads in the latent space (Hkv < H/C)",
-    params=_cca_params("latent kv heads (default H/C/2)"),
-    build=_cca_text,
-    reference=_cca_reference,
-    derive=_cca_derive("ccgqa", 2),
-    from_model=_cca_from_model,
-    aliases={"S": ("Sq", "Skv")},
-    verify=tuple({**s, "H": 8, "C": 2, "Hkv": 2} for s in _CCA_SHAPES[:2]),
-))
+CCGQA = register(
+    WorkloadDef(
+        name="ccgqa",
+        summary="CCA with grouped kv heads in the latent space (Hkv < H/C)",
+        params=_cca_params("latent kv heads (default H/C/2)"),
+        build=_cca_text,
+        reference=_cca_reference,
+        derive=_cca_derive("ccgqa", 2),
+        from_model=_cca_from_model,
+        aliases={"S": ("Sq", "Skv")},
+        verify=tuple({**s, "H": 8, "C": 2, "Hkv": 2} for s in _CCA_SHAPES[:2]),
+    )
+)
