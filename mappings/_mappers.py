@@ -222,12 +222,27 @@ def finish(
     return out
 
 
-def _progress(total: int, on: bool, desc: str):  # noqa: ANN202
+def _progress(total: int, on: bool, desc: str, unit: str = "map"):  # noqa: ANN202
     if not on:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="map")
+    return tqdm(total=total, desc=desc, unit=unit)
+
+
+def _objective_values(space: Space, c: Candidates, objective: str) -> np.ndarray:
+    """Objective per candidate of ``c``; +inf where invalid or its spatial axes do not fit."""
+    return np.where(_axis_ok(c), score(batch_metrics(space, c), objective, space.clock_hz), np.inf)
+
+
+def _every_order(t: np.ndarray, s: np.ndarray, ax: np.ndarray, n_orders: int) -> Candidates:
+    """The one-row candidate ``(t, s, ax)`` (each of shape ``(1, ranks)``) once per DRAM order."""
+    return Candidates(
+        np.repeat(t, n_orders, 0),
+        np.repeat(s, n_orders, 0),
+        np.repeat(ax, n_orders, 0),
+        np.arange(n_orders),
+    )
 
 
 @register_mapper("exhaustive")
@@ -290,7 +305,7 @@ def _keep_best(
 ) -> tuple[Candidates, np.ndarray]:
     """Score the batch ``c`` (infeasible axes: inf) and merge its ``50 * top`` best into
     the running best ``best_c`` / ``best_v``."""
-    v = np.where(_axis_ok(c), score(batch_metrics(space, c), objective, space.clock_hz), np.inf)
+    v = _objective_values(space, c, objective)
     keep = np.argsort(v, kind="stable")[: 50 * top]
     return _merge(best_c, best_v, c.take(keep), v[keep], 50 * top)
 
@@ -371,18 +386,13 @@ def hill_climb(
                 np.repeat(cur.order, n),
             )
             c.t[:, r], c.s[:, r], c.axis[:, r] = o[:, 0], o[:, 1], o[:, 2]
-            v = np.where(
-                _axis_ok(c), score(batch_metrics(space, c), objective, space.clock_hz), np.inf
-            )
+            v = _objective_values(space, c, objective)
             seen_c, seen_v = _merge(seen_c, seen_v, c, v, 400)
             j = int(np.argmin(v))
             if v[j] < cur_v[0] * (1 - 1e-12):
                 cur, cur_v, improved = c.take(np.array([j])), v[j : j + 1], True
-        n = len(space.orders)
-        c = Candidates(
-            np.repeat(cur.t, n, 0), np.repeat(cur.s, n, 0), np.repeat(cur.axis, n, 0), np.arange(n)
-        )
-        v = np.where(_axis_ok(c), score(batch_metrics(space, c), objective, space.clock_hz), np.inf)
+        c = _every_order(cur.t, cur.s, cur.axis, len(space.orders))
+        v = _objective_values(space, c, objective)
         seen_c, seen_v = _merge(seen_c, seen_v, c, v, 400)
         j = int(np.argmin(v))
         if v[j] < cur_v[0] * (1 - 1e-12):

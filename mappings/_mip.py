@@ -30,8 +30,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from archsim.errors import InfeasibleMappingError
-from mappings._mappers import _axis_ok, _merge, _setup, finish, register_mapper, score
-from mappings._space import Candidates, Space, batch_metrics
+from mappings._mappers import (
+    _every_order,
+    _merge,
+    _objective_values,
+    _progress,
+    _setup,
+    finish,
+    register_mapper,
+)
+from mappings._space import Space
 
 if TYPE_CHECKING:
     from archsim import Architecture
@@ -187,11 +195,7 @@ def mip_mapper(
     variants = _share_variants(len(space.tensors))
     if budget is not None:
         variants = variants[: max(1, int(budget))]
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(variants), desc="mip", unit="solve")
+    bar = _progress(len(variants), progress, "mip", unit="solve")
     best_c, best_v = None, np.empty(0)
     n_ord = len(space.orders)
     for shares in variants:
@@ -201,13 +205,8 @@ def mip_mapper(
         if sol is None:
             continue
         t, s, ax = sol
-        c = Candidates(
-            np.repeat(t[None], n_ord, 0),
-            np.repeat(s[None], n_ord, 0),
-            np.repeat(ax[None], n_ord, 0),
-            np.arange(n_ord),
-        )
-        v = np.where(_axis_ok(c), score(batch_metrics(space, c), objective, space.clock_hz), np.inf)
+        c = _every_order(t[None], s[None], ax[None], n_ord)
+        v = _objective_values(space, c, objective)
         best_c, best_v = _merge(best_c, best_v, c, v, 50 * top)
     if bar is not None:
         bar.close()

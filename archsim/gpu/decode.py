@@ -30,20 +30,10 @@ def fa2_decode_plan(
     With ``Sq == 1`` and GQA, FA2 (``seqlenq_ngroups_swapped``) treats the ``Hq/Hkv``
     query heads sharing a K/V head as query rows of one head: ``Sq' = Hq/Hkv``, ``H' = Hkv``.
     """
-    swap = Sq == 1 and Hq > Hkv and D % 8 == 0
-    rows, heads = (Hq // Hkv, Hkv) if swap else (Sq, Hq)
-    t = fa2_splitkv_tiling(model.hw, D)
-    num_m = math.ceil(rows / 64)
-    n_blocks = math.ceil(Skv / t.block_n)
-    splits = num_splits_heuristic(B * heads * num_m, 2 * model.hw.sms, n_blocks, 128)
-    return {
-        "rows": rows,
-        "heads": heads,
-        "num_m": num_m,
-        "n_blocks": n_blocks,
-        "splits": splits,
-        "swapped": int(swap),
-    }
+    block_n = fa2_splitkv_tiling(model.hw, D).block_n
+    return _split_plan(
+        model, B=B, Hq=Hq, Hkv=Hkv, Sq=Sq, Skv=Skv, D=D, block_n=block_n, num_sms=2 * model.hw.sms
+    )
 
 
 def _combine_cost(model: GpuModel, *, splits: int, bhr: int, D: int, elt: int) -> KernelCost:
@@ -79,6 +69,8 @@ def _split_plan(
     block_n: int,
     num_sms: int,
 ) -> dict[str, int]:
+    """GQA row swap, query blocks, K/V blocks of ``block_n`` keys and FA2's split count
+    over ``num_sms`` CTA slots (the keys of :func:`fa2_decode_plan`)."""
     swap = Sq == 1 and Hq > Hkv and D % 8 == 0
     rows, heads = (Hq // Hkv, Hkv) if swap else (Sq, Hq)
     num_m = math.ceil(rows / 64)
@@ -184,7 +176,7 @@ def decode_costs(
     shape = dict(B=B, Hq=Hq, Hkv=Hkv, Sq=Sq, Skv=Skv, D=D)
     if family in ("flash2", "split_kv"):
         t = fa2_splitkv_tiling(model.hw, D, elt)
-        plan = _split_plan(model, block_n=t.block_n, num_sms=2 * model.hw.sms, **shape)
+        plan = fa2_decode_plan(model, **shape)
         if plan["splits"] <= 1:  # FA2 runs its regular forward kernel
             return attention_fwd_costs(
                 model,
@@ -198,46 +190,36 @@ def decode_costs(
                 family="flash2",
                 dtype=dtype,
             )
-        return _split_kernels(
-            model,
-            plan,
-            t,
-            B=B,
-            Hkv=Hkv,
-            Skv=Skv,
-            D=D,
-            dtype=dtype,
-            eff=model.cal.eff_fa2,
-            name="flash_fwd_splitkv_kernel",
-            family="flash2",
-        )
-    if family == "flash3":
+        eff, name, split_family = model.cal.eff_fa2, "flash_fwd_splitkv_kernel", "flash2"
+    elif family == "flash3":
         t = cudnn_decode_tiling(model, D, elt)
         plan = _split_plan(model, block_n=t.block_n, num_sms=model.hw.sms * t.ctas_per_sm, **shape)
-        return _split_kernels(
+        eff, name, split_family = model.cal.eff_fa3, "cudnn_sm90_flash_fprop_decode", "flash3"
+    else:
+        return attention_fwd_costs(
             model,
-            plan,
-            t,
             B=B,
+            Hq=Hq,
             Hkv=Hkv,
+            Sq=Sq,
             Skv=Skv,
             D=D,
+            causal=causal and Sq > 1,
+            family=family,
             dtype=dtype,
-            eff=model.cal.eff_fa3,
-            name="cudnn_sm90_flash_fprop_decode",
-            family="flash3",
         )
-    return attention_fwd_costs(
+    return _split_kernels(
         model,
+        plan,
+        t,
         B=B,
-        Hq=Hq,
         Hkv=Hkv,
-        Sq=Sq,
         Skv=Skv,
         D=D,
-        causal=causal and Sq > 1,
-        family=family,
         dtype=dtype,
+        eff=eff,
+        name=name,
+        family=split_family,
     )
 
 

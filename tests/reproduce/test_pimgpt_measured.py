@@ -1,0 +1,34 @@
+"""PIM-GPT against the measured eager-PyTorch H100 baseline (validation/data/h100_gpt_decode)."""
+
+from __future__ import annotations
+
+import json
+
+from validation.reproduce._pimgpt_measured import MEASURED_GPT_DECODE, measured_baseline_rows
+
+ROW = {"model": "gpt2-small", "pim_ms_per_token": 0.05, "pim_mJ_per_token": 1.0}
+
+
+def test_committed_measurement_has_every_pimgpt_model_with_provenance():
+    lines = [json.loads(x) for x in MEASURED_GPT_DECODE.read_text().splitlines() if x.strip()]
+    assert lines[0]["kind"] == "device"
+    assert lines[0]["name"].startswith("NVIDIA H100")
+    models = {r["model"] for r in lines[1:] if "error" not in r}
+    assert {"gpt2-small", "gpt2-xl", "gpt3-small", "gpt3-xl"} <= models
+    for r in lines[1:]:
+        assert r["energy_loop_ms_per_token"] > 0
+        assert r["mJ_per_token"] > 0
+
+
+def test_ratios_are_measured_over_modelled():
+    (row,) = measured_baseline_rows([ROW])
+    measured = next(
+        json.loads(x) for x in MEASURED_GPT_DECODE.read_text().splitlines() if '"gpt2-small"' in x
+    )
+    assert row["speedup"] == measured["energy_loop_ms_per_token"] / 0.05
+    assert row["energy_eff"] == measured["mJ_per_token"] / 1.0
+
+
+def test_missing_file_or_model_gives_no_rows(tmp_path):
+    assert measured_baseline_rows([ROW], tmp_path / "absent.jsonl") == []
+    assert measured_baseline_rows([{**ROW, "model": "gpt9"}]) == []
