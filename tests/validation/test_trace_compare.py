@@ -136,7 +136,6 @@ def test_ncu_long_and_wide_layouts():
         parse_ncu_csv("nothing here\n")
 
 
-@pytest.mark.skipif(not REAL_TRACE.exists(), reason="committed trace not present")
 def test_committed_trace_matches_all_kernels_within_25_percent(tmp_path, capsys):
     out = tmp_path / "merged.json"
     args = [
@@ -163,7 +162,6 @@ def test_committed_trace_matches_all_kernels_within_25_percent(tmp_path, capsys)
     assert {e["pid"] for e in doc["traceEvents"] if e["ph"] == "X"} == {1, 2}
 
 
-@pytest.mark.skipif(not REAL_NCU.exists(), reason="committed ncu CSV not present")
 def test_committed_ncu_csv_reads():
     ks = read_ncu_csv(REAL_NCU)
     assert len(ks) >= 10
