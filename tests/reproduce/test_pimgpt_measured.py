@@ -32,3 +32,14 @@ def test_ratios_are_measured_over_modelled():
 def test_missing_file_or_model_gives_no_rows(tmp_path):
     assert measured_baseline_rows([ROW], tmp_path / "absent.jsonl") == []
     assert measured_baseline_rows([{**ROW, "model": "gpt9"}]) == []
+
+
+def test_harness_model_table_equals_the_reproductions():
+    from validation.harness.gpt_decode import GPT_MODELS
+    from validation.reproduce._pim import PIMGPT_MODELS
+
+    assert GPT_MODELS.keys() == PIMGPT_MODELS.keys()
+    for name, (layers, d, heads) in GPT_MODELS.items():
+        assert (layers, d) == PIMGPT_MODELS[name][:2]
+        # GPT-3 XL is measured with 16 heads x 128 (Hugging Face needs heads x head_dim = d)
+        assert heads == (16 if name == "gpt3-xl" else PIMGPT_MODELS[name][2])

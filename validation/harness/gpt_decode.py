@@ -29,7 +29,10 @@ import json
 import sys
 import time
 
-#: name -> (layers, d_model, heads): PIM-GPT's eight models (GPT-2 and GPT-3 papers' tables)
+#: name -> (layers, d_model, heads): PIM-GPT's eight models (GPT-2 and GPT-3 papers' tables).
+#: A copy of ``validation.reproduce._pim.PIMGPT_MODELS``: this module runs on the GPU machine
+#: with torch alone and cannot import archsim; tests/reproduce/test_pimgpt_measured.py holds
+#: the two tables equal (but for GPT-3 XL's heads, below).
 GPT_MODELS: dict[str, tuple[int, int, int]] = {
     "gpt2-small": (12, 768, 12),
     "gpt2-medium": (24, 1024, 16),
