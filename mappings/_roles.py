@@ -120,7 +120,10 @@ class AttentionRoles:
 def _deps(cascade: Cascade) -> dict[str, set[str]]:
     """Einsum name -> names of the Einsums it reads (directly)."""
     made = {e.name for e in cascade.einsums}
-    return {e.name: {r.name for r in e.inputs if r.name in made and r.name != e.name} for e in cascade.einsums}
+    return {
+        e.name: {r.name for r in e.inputs if r.name in made and r.name != e.name}
+        for e in cascade.einsums
+    }
 
 
 def _closure(start: set[str], edges: Mapping[str, set[str]]) -> set[str]:
@@ -229,7 +232,10 @@ def _assemble(
     batch = tuple(r for r in s.output.ranks if r in q_ref.ranks and r in k_ref.ranks)  # type: ignore[attr-defined]
     features = tuple(s.reduce_ranks)
     value_features = tuple(
-        r for r in v.output.ranks if r in v_ref.ranks and canon.get(r, r) != key  # type: ignore[attr-defined]
+        r
+        for r in v.output.ranks
+        if r in v_ref.ranks
+        and canon.get(r, r) != key  # type: ignore[attr-defined]
         and r not in out
     )
     core, rows = [], []
@@ -262,7 +268,9 @@ def _assemble(
         key=key,
         key_outer=k_outer,
         key_inner=k_inner,
-        key_split_param=str(split.tile) if split is not None and isinstance(split.tile, str) else None,
+        key_split_param=str(split.tile)
+        if split is not None and isinstance(split.tile, str)
+        else None,
         batch=batch,
         features=features,
         value_features=value_features,
@@ -276,4 +284,3 @@ def _assemble(
         value_operand=v_ref.name,  # type: ignore[attr-defined]
         iterative=tuple(e.name for e in cascade.einsums if e.iterative_rank and e.name in core_set),
     )
-

@@ -45,6 +45,7 @@ __all__ = ["StreamTiling", "StreamWork", "stream_work", "exact_round", "add_ops"
 #: What a kernel may skip, by name: tiles a condition leaves empty, dead blocks of a
 #: block-sparse tensor, dead M x 1 slices (by gathering the kept keys).
 SKIPS = frozenset({"condition", "block", "slice"})
+_SKIPPERS = {"block": "block_sparse, fg_sparse, fusemax", "slice": "fg_sparse, fusemax"}
 
 
 @dataclass(frozen=True)
@@ -244,7 +245,9 @@ def stream_work(
     q_blocks = math.ceil(query_len / qt)
     k_blocks = math.ceil(key_len / kt)
     outer = math.prod(sizes[x] for x in r.batch) * math.prod(sizes[x] for x in r.query_heads)
-    per_block = _condition_trips(cascade, r, tiling, sizes, num, qt, kt, query_len, key_len, key_name)
+    per_block = _condition_trips(
+        cascade, r, tiling, sizes, num, qt, kt, query_len, key_len, key_name
+    )
     skipped: dict[str, str] = {}
     if per_block is not None:
         skipped["condition"] = "tiles outside the condition are skipped"
@@ -379,7 +382,7 @@ def _condition_trips(
                     f"condition of {name} uses rank(s) {sorted(bad)} that the streamed mapping "
                     "does not index by position",
                     path=f"workload.cascade.{name}.condition",
-                    expected=f"a condition over the query rank {r.query!r} and key rank {key_name!r}",
+                    expected=f"a condition over query rank {r.query!r} and key rank {key_name!r}",
                     got=e.condition,
                 )
             conds.append((op, coeffs, k))
@@ -459,8 +462,14 @@ def _sparsity_trips(
                 raise MappingError(
                     f"{dataflow} cannot skip the {sp} sparsity of {t}",
                     path=f"workload.cascade.tensors.{t}.sparsity",
-                    expected="a dataflow that skips " + sp.kind + " sparsity"
-                    + (" (block_sparse, fg_sparse, fusemax)" if sp.kind == "block" else " (fg_sparse, fusemax)"),
+                    expected="a dataflow that skips "
+                    + sp.kind
+                    + " sparsity"
+                    + (
+                        " (block_sparse, fg_sparse, fusemax)"
+                        if sp.kind == "block"
+                        else " (fg_sparse, fusemax)"
+                    ),
                     got=str(sp),
                 )
             else:  # unstructured density or a mask: no tile is known dead before run time
