@@ -1,18 +1,21 @@
 """Spatial attention dataflows: ``unfused``, ``flat`` and ``fusemax`` (2D + 1D arrays).
 
-Shapes come from the workload's parameters (``B, H, Sq, Skv, D``; ``E = F = D``). Binding
+Every recipe maps the cascade it is given from its rank roles (:mod:`mappings._roles`); the
+work per tile is counted from the cascade's Einsums (:mod:`mappings._stream`). Binding
 follows FuseMax (Nayak et al., MICRO'24; ``reference/fusemax_cascades.md``) and its artifact
 (FPSG-UIUC/micro24-fusemax-artifact @ f543beb):
 
 * ``unfused`` and ``flat`` live in :mod:`mappings._flat` (the artifact's 3-pass baselines).
-* ``fusemax``: the 1-pass cascade; the 2D array runs QK, LM, SLN (exp = 6 MAC + 1 add),
-  SLD and SLNV, busy ``2E + 9`` cycles per ``M0 x P0`` tile; the 1D array runs the
-  running-state Einsums (RM, PRM, SPD, RD, SPNV, RNV: ``10 + 2F`` cycles per tile) of the same
-  tile concurrently, and AV (``F`` divides per query row) once per query group. K/V stream
-  once per group of ``q_group`` query rows whose running state stays in the global buffer;
-  the default group is the artifact's P1 rule (:func:`fusemax_p1`). With FuseMax's numbers
-  the 1D array is the bottleneck by one cycle per tile plus the AV divides, which is where
-  the artifact's 2D utilization of 0.89 at 1K (0.99 at 1M) comes from.
+* ``fusemax``: a 1-pass cascade; the 2D array runs the Einsums that iterate the key tile (for
+  FuseMax's cascade QK, LM, SLN (exp = 6 MAC + 1 add on the preset), SLD and SLNV: ``2E + 9``
+  cycles per ``M0 x P0`` tile); the 1D array runs the running-state Einsums (RM, PRM, SPD, RD,
+  SPNV, RNV: ``10 + 2F`` cycles per tile) of the same tile concurrently, and the epilogue (AV,
+  ``F`` divides per query row). Key-side tensors stream once per group of ``q_group`` query
+  rows whose running state stays in the global buffer; the default group is the artifact's
+  P1 rule (:func:`fusemax_p1`). With FuseMax's numbers the 1D array is the bottleneck by one
+  cycle per tile plus the AV divides, which is where the artifact's 2D utilization of 0.89
+  at 1K (0.99 at 1M) comes from. A variant gets its own counts: SQA fewer heads, a sigmoid
+  no max/sum, a sliding window only the tiles its window touches.
 """
 
 from __future__ import annotations
@@ -21,57 +24,78 @@ import math
 from collections.abc import Mapping as AbcMapping
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from archsim.errors import InfeasibleMappingError, MappingError
-from mappings._attn_common import (
-    attention_shape,
-    causal_fraction,
-    glb_level,
-    pos_int,
-)
+from mappings._attn_common import attention_shape, glb_level, pos_int, require_one_pass
 from mappings._fit import pick_units, unit_mesh
 from mappings._flat import flat_plan, unfused_plan
 from mappings._gemm import _known
+from mappings._groups import einsum_phases
 from mappings._lower import unit_ops
 from mappings._registry import PassInfo, Plan, register_dataflow
+from mappings._roles import attention_roles
+from mappings._stream import StreamTiling, add_ops, capped, stream_work
 
 if TYPE_CHECKING:
-    from archsim import Architecture, Phase
+    from archsim import Architecture
     from workloads import Workload
 
 __all__ = ["attention_shape", "unfused_plan", "flat_plan", "fusemax_plan", "fusemax_p1"]
 
 
+#: What the FuseMax controller can skip: tiles a condition leaves empty (causal, windows) and
+#: the dead tiles of a block or M x 1 slice mask known before the run (kept keys gathered).
+#: The paper's design is dense; skipping known-dead tiles is this recipe's extension, the same
+#: control a block-sparse GPU kernel has.
+FUSEMAX_SKIPS = frozenset({"condition", "block", "slice"})
+
+
 @register_dataflow("fusemax")
 def fusemax_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, object]) -> Plan:
-    """FuseMax 1-pass binding.
+    """FuseMax 1-pass binding of the cascade given (a recipe over its rank roles).
 
-    Knobs: ``m0`` (keys per tile, default mesh rows), ``p0`` (queries per tile, default mesh
-    columns), ``q_group`` (query rows whose running state stays on chip while K/V stream
-    once; default the artifact's P1 rule, :func:`fusemax_p1`, times ``p0``). When ``q_group``
-    does not divide ``Sq`` the last group holds only the remaining rows and costs only their
-    tiles (a second phase, ``fusemax_tail``).
+    Tiles of ``m0`` keys (default: the 2D mesh's rows) by ``p0`` query rows (default: its
+    columns). Einsums that iterate the key tile (score, exp, sums, the value contraction) run
+    on the 2D array; the running state (Einsums that advance along the key's outer rank only)
+    and the epilogue (the final divide) on the 1D array, concurrently. The key-side tensors
+    stream once per group of ``q_group`` query rows whose running state stays in the global
+    buffer (default: the artifact's P1 rule, :func:`fusemax_p1`). Einsums outside the fused
+    core (projections, an output projection, linear attention's state path) run before/after
+    as one generic kernel each. Knobs: ``m0``, ``p0``, ``q_group``.
+
+    Raises
+    ------
+    MappingError
+        Not attention-like, not 1-pass over the key rank, or a query group overflowing the
+        buffer.
     """
     from archsim import Compute, Phase, Step, TileProgram, Transfer
 
     _known(knobs, {"m0", "p0", "q_group"})
-    s = attention_shape(workload)
+    roles = attention_roles(workload.cascade)
+    require_one_pass(workload.cascade, "fusemax")
     glb = glb_level(arch)
     big, small = pick_units(arch)
     dram = arch.levels[0].name
     mx, my = unit_mesh(big)
-    m0 = min(pos_int(knobs, "m0", mx), s["Skv"])
-    p0 = min(pos_int(knobs, "p0", my), s["Sq"])
-    by, e_, f_ = s["bytes"], s["E"], s["F"]
+    sw = stream_work(
+        workload,
+        StreamTiling(pos_int(knobs, "p0", my), pos_int(knobs, "m0", mx), FUSEMAX_SKIPS),
+        roles=roles,
+        dataflow="fusemax",
+    )
+    m0, p0 = sw.key_tile, sw.query_tile
     cap = float(glb.capacity_bytes or float("inf"))
-    kv_tile = m0 * (e_ + f_) * by  # one K/V tile (the P1 rule's 2*256*(E+F) bytes)
-    row_state = (e_ + f_ + 2) * by  # Q row + RNV row + RM + RD
-    p_blocks = math.ceil(s["Sq"] / p0)
+    kv_tile = sw.key_tile_bytes
+    row_state = (sum(sw.query_tensors.values()) + _state_bytes(workload, sw)) / p0
+    p_blocks = sw.query_blocks
     if "q_group" in knobs:
-        qg = min(pos_int(knobs, "q_group", p0), s["Sq"])
+        qg = min(pos_int(knobs, "q_group", p0), sw.query_len)
         p1 = math.ceil(qg / p0)
     else:
         p1 = fusemax_p1(p_blocks, cap, kv_tile, row_state * p0, path="arch.levels.GLB")
-        qg = min(p1 * p0, s["Sq"])
+        qg = min(p1 * p0, sw.query_len)
     used = qg * row_state + kv_tile
     if used > cap:
         raise MappingError(
@@ -80,81 +104,133 @@ def fusemax_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, 
             expected=f"<= {int(max(cap - kv_tile, 0) // row_state)}",
             got=qg,
         )
-    frac = causal_fraction(s)
-    m1 = math.ceil(s["Skv"] / m0)
-    n = m0 * p0
-    # 2D: QK + SLNV (2E MAC), SLN exp = 6 MAC + 1 sub, LM 1 max, SLD 1 add -> 2E+9 per element
-    # (the preset's 2D PEs run exp at 1/6 per cycle: the 6-MAC Taylor exp of FuseMax)
-    two_d = unit_ops({"mac": 2 * e_ * n, "exp": n, "add": 2 * n, "max": n}, big.ops_per_cycle)
-    # 1D: RM max, PRM sub+exp, SPD mul, RD add, SPNV mul (F), RNV add (F), per query row
-    one_d = unit_ops(
-        {"max": p0, "exp": p0, "add": p0 * (2 + f_), "mul": p0 * (1 + f_)}, small.ops_per_cycle
+    # K/V stream once per group of p1 query blocks: the union of the group's live key tiles
+    per_head = sw.trips.reshape(-1, p_blocks)
+    groups = math.ceil(p_blocks / p1)
+    padded = np.zeros((per_head.shape[0], groups * p1), dtype=np.int64)
+    padded[:, :p_blocks] = per_head
+    group_tiles = padded.reshape(per_head.shape[0], groups, p1).max(axis=2)
+    kv_keys = float(np.minimum(group_tiles * m0, sw.key_len).sum())  # a ragged last tile
+    tiles = max(1, sw.total_trips)
+    items = sw.work_items
+    fill = sw.query_len / float(p_blocks * p0)  # a ragged last query block
+    kv_bytes = kv_keys * kv_tile / m0
+    q_bytes = items * sum(sw.query_tensors.values()) * fill
+    o_bytes = items * sum(sw.out_tensors.values()) * fill
+    two_d, occ2 = _unit_work(sw.tile_useful, sw.tile_exec, tiles, tiles, big)
+    row_useful = dict(sw.row_useful)
+    add_ops(row_useful, sw.epilogue_useful)
+    row_exec = {k: v * tiles for k, v in sw.row_exec.items()}
+    add_ops(row_exec, sw.epilogue_exec, items)
+    one_d, occ1 = _unit_work(
+        row_useful, {k: v / tiles for k, v in row_exec.items()}, tiles, tiles, small
     )
-    kv_bytes = s["Skv"] * (e_ + f_) * by * frac  # K/V streamed once per query group
-
-    def phase(name: str, rows: int, groups: int, after: tuple[str, ...] | None) -> Phase:
-        tiles = max(1, math.ceil(math.ceil(rows / p0) * m1 * frac))
-        # Per tile: its share of the group's K/V stream, Q load, AV (F divides per query row
-        # on the 1D array, AV = RNV / RD) and O store. The hardware double-buffers across
-        # groups (the next group's Q loads while this one's tiles run), so the groups of all
-        # heads form one pipelined stream of tiles: latency ~ max(traffic/BW, compute), the
-        # artifact's rule, with one pipeline fill.
-        one = dict(one_d)
-        for k, v in unit_ops({"div": rows * f_ / tiles}, small.ops_per_cycle).items():
-            one[k] = one.get(k, 0.0) + v
-        body = Step(
-            loads=(
-                Transfer("KV", int(math.ceil(kv_bytes / tiles)), dram, glb.name),
-                Transfer("Q", int(math.ceil(rows * e_ * by / tiles)), dram, glb.name),
-            ),
-            compute=(Compute(big.name, two_d), Compute(small.name, one)),
-            stores=(Transfer("O", int(math.ceil(rows * f_ * by / tiles)), glb.name, dram),),
-            buffer_bytes=int(kv_tile),
-        )
-        return Phase(
-            name,
-            body=body,
-            trips=tiles * groups,
-            work_items=1,
-            slots=1,
-            depth=2,
-            staging_level=glb.name,
-            after=after,
-        )
-
-    bh = s["B"] * s["H"]
-    full, tail = divmod(s["Sq"], qg)
-    phases = []
-    if full:
-        phases.append(phase("fusemax", qg, bh * full, None))
-    if tail:
-        phases.append(phase("fusemax_tail", tail, bh, ("fusemax",) if full else None))
+    body = Step(
+        loads=(
+            Transfer("KV", int(math.ceil(kv_bytes / tiles)), dram, glb.name),
+            Transfer("Q", int(math.ceil(q_bytes / tiles)), dram, glb.name),
+        ),
+        compute=(
+            Compute(big.name, two_d, occupancy=occ2),
+            Compute(small.name, one_d, occupancy=occ1),
+        ),
+        stores=(Transfer("O", int(math.ceil(o_bytes / tiles)), glb.name, dram),),
+        buffer_bytes=int(kv_tile),
+    )
+    pre = einsum_phases(workload, arch, roles.pre, prefix="pre")
+    core = Phase(
+        "fusemax",
+        body=body,
+        trips=tiles if sw.total_trips else 0,
+        work_items=1,
+        slots=1,
+        depth=2,
+        staging_level=glb.name,
+    )
+    post = einsum_phases(workload, arch, roles.post, prefix="post")
+    ops = sw.useful_ops()
+    for name in (*roles.pre, *roles.post):
+        add_ops(ops, _einsum_useful(sw, name))
     meta = {
         "dataflow": "fusemax",
         "m0": m0,
         "p0": p0,
         "q_group": qg,
         "P1": p1,
-        "tail_rows": tail,
-        "kv_passes": full + (1 if tail else 0),
+        "kv_passes": groups,
+        "tail_rows": sw.query_len % qg,
         "buffer_used_bytes": used,
-        "cycles_2d_per_tile": 2 * e_ + 9,
+        "cycles_2d_per_tile": 2 * _extent(sw, roles.features) + 9,
+        "ops": ops,
+        "roles": roles.describe(),
+        "skipped": dict(sw.skipped),
+        "trips": int(sw.total_trips),
+        "dense_trips": int(sw.dense_trips * items),
     }
-    prog = TileProgram("fusemax", tuple(phases), clock_hz=arch.clock.core_hz, meta=meta)
-    # the 1-pass class needs only one query tile's running state and a K/V tile on chip;
-    # a larger q_group (meta) only cuts K/V re-reads
+    prog = TileProgram("fusemax", (*pre, core, *post), clock_hz=arch.clock.core_hz, meta=meta)
+    by = kv_tile / max(m0, 1)
     info = PassInfo(
         1,
         float(p0 * row_state + 2 * kv_tile),
-        f"P0*(E+F+2)*{by}B + 2*M0*(E+F)*{by}B: independent of S",
-        reason="1 pass over m: running max/denominator (RM, RD, RNV) along m1",
+        f"P0*{row_state:g}B + 2*M0*{by:g}B: independent of the key length",
+        reason="1 pass over " + roles.key + ": running state along " + str(roles.key_outer),
     )
     return Plan(
         program=prog,
         passes=info,
         meta=meta,
-        notes=f"FuseMax m0={m0} p0={p0} q_group={qg} (P1={p1}, tail {tail} rows)",
+        notes=f"FuseMax m0={m0} p0={p0} q_group={qg} (P1={p1}); "
+        + (", ".join(f"{k}: {v}" for k, v in sw.skipped.items()) or "dense"),
     )
+
+
+def _extent(sw: object, ranks: tuple[str, ...]) -> int:
+    return int(math.prod(sw.sizes[r] for r in ranks))  # type: ignore[attr-defined]
+
+
+def _state_bytes(workload: Workload, sw: object) -> float:
+    """Bytes of one work item's running state (outputs of the iterative core Einsums)."""
+    r = sw.roles  # type: ignore[attr-defined]
+    total = 0.0
+    for e in workload.cascade.einsums:
+        if e.name not in r.iterative:
+            continue
+        spec = workload.cascade.tensors[e.name]
+        n = 1
+        for rk in e.output.ranks:
+            if rk == r.query:
+                n *= sw.query_tile  # type: ignore[attr-defined]
+            elif rk in r.key_ranks or rk in r.batch or rk in r.query_heads:
+                continue
+            else:
+                n *= sw.sizes.get(rk, 1)  # type: ignore[attr-defined]
+        total += n * spec.dtype_bits / 8.0
+    return total
+
+
+def _einsum_useful(sw: object, name: str) -> dict[str, float]:
+    ec = sw.counts.einsum(name)  # type: ignore[attr-defined]
+    ops = {k: float(v) for k, v in ec.ops.items() if v}
+    if ec.macs:
+        ops["mac"] = ops.get("mac", 0.0) + float(ec.macs)
+    return ops
+
+
+def _unit_work(
+    useful: AbcMapping[str, float],
+    exec_per_trip: AbcMapping[str, float],
+    trips: float,
+    per: float,
+    unit: object,
+) -> tuple[dict[str, float], float]:
+    """(useful ops per trip on ``unit``'s op kinds, occupancy = useful time / executed time)."""
+    rates = unit.ops_per_cycle  # type: ignore[attr-defined]
+    u = unit_ops(capped(useful, exec_per_trip, trips), rates)
+    x = unit_ops({k: v * trips for k, v in exec_per_trip.items()}, rates)
+    t_u = sum(v / float(rates[k]) for k, v in u.items() if rates.get(k))
+    t_x = sum(v / float(rates[k]) for k, v in x.items() if rates.get(k))
+    occ = min(1.0, t_u / t_x) if t_x > 0 and t_u > 0 else 1.0
+    return {k: v / per for k, v in u.items()}, occ
 
 
 def fusemax_p1(

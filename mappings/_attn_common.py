@@ -104,3 +104,21 @@ def dram_tensor_bytes(prog: object, dram: str) -> dict[str, float]:
             if dram in (t.src, t.dst):
                 out[t.tensor] = out.get(t.tensor, 0.0) + t.bytes * n
     return out
+
+
+def require_one_pass(cascade: object, dataflow: str) -> None:
+    """Raise :class:`MappingError` unless ``cascade`` makes one pass over its streamed rank.
+
+    A fused streaming dataflow visits each key tile once; a cascade whose softmax needs the
+    whole row's max (or sum) before it can use a score needs more passes than it makes.
+    """
+    n, why = cascade_passes(cascade)  # type: ignore[arg-type]
+    if n > 1:
+        raise MappingError(
+            f"{dataflow} streams the keys once, but cascade "
+            f"{getattr(cascade, 'name', '?')!r} needs {n} passes ({why})",
+            path="workload.cascade",
+            expected="a 1-pass cascade (running state along the key's outer rank), "
+            "e.g. --set passes=1, or the unfused/flat dataflows",
+            got=f"{n} passes",
+        )

@@ -40,7 +40,7 @@ from mappings._roles import AttentionRoles, attention_roles, key_canon
 if TYPE_CHECKING:
     from workloads import Cascade, CascadeCounts
 
-__all__ = ["StreamTiling", "StreamWork", "stream_work", "exact_round", "add_ops"]
+__all__ = ["StreamTiling", "StreamWork", "stream_work", "exact_round", "add_ops", "capped"]
 
 #: What a kernel may skip, by name: tiles a condition leaves empty, dead blocks of a
 #: block-sparse tensor, dead M x 1 slices (by gathering the kept keys).
@@ -72,6 +72,23 @@ def add_ops(into: dict[str, float], ops: Mapping[str, float], scale: float = 1.0
     for k, v in ops.items():
         if v:
             into[k] = into.get(k, 0.0) + scale * float(v)
+
+
+def capped(
+    useful: Mapping[str, float], exec_per_trip: Mapping[str, float], trips: float
+) -> dict[str, float]:
+    """Useful ops a program runs: at most the executed ops of its ``trips`` trips per kind.
+
+    The running state of a 1-pass cascade is updated once per key tile for every tile, also
+    for tiles no key of which is live (the cascade rescales by ``exp(0) = 1`` there); a
+    mapping that skips those tiles skips those updates. Kinds without an executed count
+    (not run per trip) are kept whole.
+    """
+    out: dict[str, float] = {}
+    for k, v in useful.items():
+        x = exec_per_trip.get(k)
+        out[k] = float(v) if x is None else min(float(v), float(x) * trips)
+    return out
 
 
 def exact_round(x: np.ndarray) -> np.ndarray:
@@ -134,11 +151,26 @@ class StreamWork:
         return float(sum(self.key_tensors.values()))
 
     def useful_ops(self) -> dict[str, float]:
-        """All useful ops of the streamed Einsums (tile + row + epilogue)."""
+        """All useful ops of the streamed Einsums (tile + row + epilogue), as counted."""
         out: dict[str, float] = {}
         for d in (self.tile_useful, self.row_useful, self.epilogue_useful):
             add_ops(out, d)
         return out
+
+    def run_ops(self) -> dict[str, float]:
+        """The useful ops the mapping runs: :meth:`useful_ops` less the running-state updates
+        of skipped tiles (see :func:`capped`)."""
+        out: dict[str, float] = {}
+        n = float(self.total_trips)
+        add_ops(out, capped(self.tile_useful, self.tile_exec, n))
+        add_ops(out, capped(self.row_useful, self.row_exec, n))
+        add_ops(out, capped(self.epilogue_useful, self.epilogue_exec, float(self.work_items)))
+        return out
+
+    def skipped_ops(self) -> dict[str, float]:
+        """Counted ops the mapping does not run (running state of skipped tiles)."""
+        run = self.run_ops()
+        return {k: v - run.get(k, 0.0) for k, v in self.useful_ops().items() if v > run.get(k, 0.0)}
 
 
 def _einsum_ops(counts: CascadeCounts, name: str) -> tuple[dict[str, float], float]:
@@ -225,12 +257,14 @@ def stream_work(
         else:
             ext[rank] = sizes[rank]
 
+    dense = count(_dense(cascade), num)
+
     def per_point(names: list[str]) -> tuple[dict[str, float], dict[str, float]]:
         useful: dict[str, float] = {}
         execd: dict[str, float] = {}
         for n in names:
-            ops, pts = _einsum_ops(counts, n)
-            add_ops(useful, ops)
+            add_ops(useful, _einsum_ops(counts, n)[0])
+            ops, pts = _einsum_ops(dense, n)  # a dense tile: no condition, no sparsity
             e = next(x for x in cascade.einsums if x.name == n)
             box = math.prod(ext.get(rk, sizes.get(rk, 1)) for rk in e.ranks)
             if pts > 0:
@@ -318,6 +352,15 @@ def stream_work(
         stream_sharing=int(sharing),
         skipped=skipped,
     )
+
+
+def _dense(cascade: Cascade) -> Cascade:
+    """``cascade`` without conditions and sparsity annotations (what a dense tile runs)."""
+    import dataclasses
+
+    einsums = tuple(dataclasses.replace(e, cond=None, condition=None) for e in cascade.einsums)
+    tensors = {k: dataclasses.replace(v, sparsity=None) for k, v in cascade.tensors.items()}
+    return dataclasses.replace(cascade, einsums=einsums, tensors=type(cascade.tensors)(tensors))
 
 
 def _numeric(params: Mapping[str, object]) -> dict[str, float]:
