@@ -90,12 +90,14 @@ def fusemax_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, 
     kv_tile = sw.key_tile_bytes
     row_state = (sum(sw.query_tensors.values()) + _state_bytes(workload, sw)) / p0
     p_blocks = sw.query_blocks
+    # query blocks reading the same key tiles: a head's blocks, and a GQA group's heads
+    share = sw.stream_sharing
     if "q_group" in knobs:
-        qg = min(pos_int(knobs, "q_group", p0), sw.query_len)
+        qg = min(pos_int(knobs, "q_group", p0), sw.query_len * (share // p_blocks))
         p1 = math.ceil(qg / p0)
     else:
-        p1 = fusemax_p1(p_blocks, cap, kv_tile, row_state * p0, path="arch.levels.GLB")
-        qg = min(p1 * p0, sw.query_len)
+        p1 = fusemax_p1(share, cap, kv_tile, row_state * p0, path="arch.levels.GLB")
+        qg = min(p1 * p0, sw.query_len * (share // p_blocks))
     used = qg * row_state + kv_tile
     if used > cap:
         raise MappingError(
@@ -104,12 +106,12 @@ def fusemax_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, 
             expected=f"<= {int(max(cap - kv_tile, 0) // row_state)}",
             got=qg,
         )
-    # K/V stream once per group of p1 query blocks: the union of the group's live key tiles
-    per_head = sw.trips.reshape(-1, p_blocks)
-    groups = math.ceil(p_blocks / p1)
-    padded = np.zeros((per_head.shape[0], groups * p1), dtype=np.int64)
-    padded[:, :p_blocks] = per_head
-    group_tiles = padded.reshape(per_head.shape[0], groups, p1).max(axis=2)
+    # key tiles stream once per group of p1 query blocks: the union of the group's live tiles
+    per_kv = sw.trips.reshape(-1, share)
+    groups = math.ceil(share / p1)
+    padded = np.zeros((per_kv.shape[0], groups * p1), dtype=np.int64)
+    padded[:, :share] = per_kv
+    group_tiles = padded.reshape(per_kv.shape[0], groups, p1).max(axis=2)
     kv_keys = float(np.minimum(group_tiles * m0, sw.key_len).sum())  # a ragged last tile
     tiles = max(1, sw.total_trips)
     items = sw.work_items

@@ -246,12 +246,13 @@ def stream_work(
     # --- per-tile extents ------------------------------------------------------------------
     canon = key_canon(cascade)
     q_names = {r.query}
+    q_parent = canon.get(r.query)  # a query that is a split part (linear's pi of p)
     ext: dict[str, int] = {}
     for rank in sizes:
-        if rank in q_names:
-            ext[rank] = qt
-        elif rank in inner or canon.get(rank) == r.key and rank != r.key_outer:
-            ext[rank] = kt if rank in inner else sizes[rank]
+        if rank in q_names or (q_parent is not None and rank == q_parent):
+            ext[rank] = qt  # a tile's rows, also when read through the parent rank
+        elif rank in inner or rank == r.key:
+            ext[rank] = kt
         elif rank == r.key_outer or rank in r.batch or rank in r.query_heads:
             ext[rank] = 1
         else:
