@@ -22,6 +22,7 @@ __all__ = [
     "resolve_arch",
     "resolve_workload",
     "choose_dataflow",
+    "auto_candidates",
     "FileWorkload",
     "plan_for",
 ]
@@ -120,37 +121,43 @@ def parse_cascade_params(cas: Cascade, params: AbcMapping[str, object]) -> Casca
     return dataclasses.replace(cas, params={**dict(cas.params), **dict(params)})
 
 
-def _is_attention(workload: object) -> bool:
-    p = getattr(workload, "params", {})
-    return ("Skv" in p or "S" in p) and "D" in p
+def auto_candidates(arch: Architecture) -> list[str]:
+    """Dataflows ``auto`` tries on ``arch``, best first; the first that accepts the cascade
+    wins. Each recipe refuses what it cannot map (a prefill for a decode dataflow, a 3-pass
+    cascade for a fused one, sparsity it cannot skip, a cascade that is not attention), so
+    the order only ranks the ones that can."""
+    if arch.kind == "gpu":
+        prefs = ["split_kv", "flash3", "flash2", "fg_sparse", "block_sparse", "gpu_gemm"]
+        prefs.append("gpu_unfused")
+    elif arch.kind == "pim":
+        prefs = ["pim_decode", "pim_gemv"]
+    else:
+        own = [arch.name] if arch.name in ("flat", "fusemax") else []
+        prefs = own + (["fusemax"] if len(arch.compute) >= 2 else []) + ["flat", "gemm"]
+        prefs.append("unfused")
+    have = set(list_dataflows())
+    return [p for i, p in enumerate(prefs) if p in have and p not in prefs[:i]]
 
 
 def choose_dataflow(arch: Architecture, workload: object) -> str:
-    """The ``auto`` dataflow: a sensible default per architecture kind and workload."""
-    names = set(list_dataflows())
-    name = str(getattr(workload, "name", ""))
-    attn = _is_attention(workload)
-    if arch.kind == "gpu":
-        decode = name == "decode" or int(getattr(workload, "params", {}).get("Sq", 0) or 0) == 1
-        attn_prefs = ["split_kv", "flash3"] if decode else ["flash3", "flash2"]
-        prefs = (attn_prefs if attn else []) + ["gpu_gemm", "gpu_unfused"]
-    elif arch.kind == "pim":
-        prefs = (["pim_decode"] if attn else []) + ["pim_gemv"]
-    else:
-        two_units = len(arch.compute) >= 2
-        prefs = [arch.name] if attn and arch.name in ("flat", "fusemax") else []
-        prefs += ["fusemax" if two_units else "flat"] if attn else []
-        if name in ("gemm",) or (not attn and len(workload.cascade.einsums) == 1):  # type: ignore[attr-defined]
-            prefs.append("gemm")
-        prefs.append("unfused")
-    for p in prefs:
-        if p in names:
-            return p
+    """The ``auto`` dataflow: the first of :func:`auto_candidates` that maps ``workload``."""
+    return _auto_plan(arch, workload, {})[0]
+
+
+def _auto_plan(
+    arch: Architecture, workload: object, knobs: AbcMapping[str, object]
+) -> tuple[str, Plan]:
+    refusals = []
+    for name in auto_candidates(arch):
+        try:
+            return name, get_dataflow(name)(workload, arch, dict(knobs))  # type: ignore[arg-type]
+        except MappingError as exc:  # this recipe cannot map the cascade: try the next
+            refusals.append(f"{name}: {exc}")
     raise MappingError(
-        "no dataflow fits",
+        "no dataflow maps this cascade on this architecture",
         path="dataflow",
-        expected=f"one of {sorted(names)}",
-        got=f"auto for {arch.kind}",
+        expected="a dataflow that accepts it; refusals: " + " | ".join(refusals),
+        got=f"auto on {arch.name} ({arch.kind})",
     )
 
 
@@ -183,8 +190,9 @@ def plan_for(
         n, why = cascade_passes(workload.cascade)  # type: ignore[attr-defined]
         info = PassInfo(n, float(buf), "largest on-chip tile set of the mapping", reason=why)
         return "mapping", Plan(program=prog, mapping=m, passes=info, notes="user mapping")
-    name = choose_dataflow(arch, workload) if dataflow == "auto" else dataflow
-    return name, get_dataflow(name)(workload, arch, dict(knobs or {}))  # type: ignore[arg-type]
+    if dataflow == "auto":
+        return _auto_plan(arch, workload, dict(knobs or {}))
+    return dataflow, get_dataflow(dataflow)(workload, arch, dict(knobs or {}))  # type: ignore[arg-type]
 
 
 def simulate_workload(

@@ -27,7 +27,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from archsim.errors import InfeasibleMappingError, MappingError
-from mappings._attn_common import attention_shape, glb_level, pos_int, require_one_pass
+from mappings._attn_common import (
+    attention_shape,
+    glb_level,
+    pos_int,
+    require_kind,
+    require_one_pass,
+)
 from mappings._fit import pick_units, unit_mesh
 from mappings._flat import flat_plan, unfused_plan
 from mappings._gemm import _known
@@ -73,6 +79,7 @@ def fusemax_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, 
     from archsim import Compute, Phase, Step, TileProgram, Transfer
 
     _known(knobs, {"m0", "p0", "q_group"})
+    require_kind(arch, "spatial", "fusemax", "flash3, flash2 on a GPU; pim_decode on PIM")
     roles = attention_roles(workload.cascade)
     require_one_pass(workload.cascade, "fusemax")
     glb = glb_level(arch)

@@ -122,3 +122,14 @@ def require_one_pass(cascade: object, dataflow: str) -> None:
             "e.g. --set passes=1, or the unfused/flat dataflows",
             got=f"{n} passes",
         )
+
+
+def require_kind(arch: Architecture, kind: str, dataflow: str, instead: str) -> None:
+    """Raise :class:`MappingError` unless ``arch.kind == kind`` (``instead``: what to use)."""
+    if arch.kind != kind:
+        raise MappingError(
+            f"{dataflow} is a {kind} dataflow",
+            path="arch",
+            expected=f"a {kind} architecture (or, on {arch.kind}: {instead})",
+            got=f"{arch.name} ({arch.kind})",
+        )

@@ -39,8 +39,16 @@ def _components(cascade: Cascade, rank: str) -> set[str]:
 
 
 def streamed_rank(cascade: Cascade) -> str | None:
-    """The rank the cascade streams over: the root of the first reduced rank that a later
-    Einsum iterates again (``m`` for attention), else the first reduced rank."""
+    """The rank the cascade streams over: the key rank of an attention cascade
+    (:func:`mappings._roles.attention_roles`), else the root of the reduced rank that a later
+    Einsum iterates again most often, else the first reduced rank."""
+    from archsim.errors import MappingError
+    from mappings._roles import attention_roles
+
+    try:
+        return attention_roles(cascade).key
+    except MappingError:
+        pass  # not attention: find the rank from the reductions
     reduced = [r for e in cascade.einsums for r in e.reduce_ranks]
     if not reduced:
         iters = [e.iterative_rank for e in cascade.einsums if e.iterative_rank]
