@@ -19,11 +19,19 @@ rate is set by the DRAM timing of the ``kind: pim`` architecture (``levels[0].dr
   (:func:`archsim.dram.stream_rate`); the power limit does not bind.
 
 On top of the stream: refresh (tRFC every tREFI) stretches it by the ratio the same
-:mod:`archsim.dram` streams show with and without refresh; heads are placed whole on channels
-(``ceil(heads / channels)`` on the busiest one); for decode attention the scores leave the
-units for the softmax on the buffer die (AttAcc) and the probabilities come back, ``2 x L x
-dbyte`` bytes per head over the channel's external interface. The host (GPU) side -- the
-non-PIM work -- is the caller's: :func:`decode_attention_timing` returns the PIM side only.
+:mod:`archsim.dram` streams show with and without refresh; K/V streams are placed whole on
+channels (``ceil(streams / channels)`` on the busiest one); for decode attention the scores
+leave the units for the softmax on the buffer die (AttAcc) and the probabilities come back,
+``2 x L x dbyte`` bytes per query row over the channel's external interface. The host (GPU)
+side -- the non-PIM work -- is the caller's: :func:`decode_attention_timing` returns the PIM
+side only.
+
+The dataflows are recipes over the cascade given, never over parameter names:
+:func:`decode_shape` reads a decode cascade's rank roles (:func:`mappings._roles.attention_roles`:
+batch ranks -> independent K/V streams, query heads x query length -> query rows sharing a
+stream, key-side operands of the core contractions -> the bytes the units stream, MACs from
+:func:`workloads.count`) and refuses a prefill (query length > 1) or a multi-pass cascade;
+:func:`gemv_shape` reads the single contraction of a GEMV cascade.
 
 References: AttAcc (Park et al., ASPLOS'24) timing presets and organisation
 (``reference/papers/pim/attacc_hbm3_pim_*.csv``); its Ramulator cycle cache is the check
@@ -41,18 +49,25 @@ from typing import TYPE_CHECKING
 from archsim import Compute, DramTiming, Phase, Step, TileProgram, Transfer
 from archsim.dram import pim_allbank_stream, stream_rate
 from archsim.errors import MappingError
+from mappings._passes import cascade_passes
 from mappings._registry import PassInfo, Plan, register_dataflow
+from mappings._roles import attention_roles, is_contraction, key_canon
+from mappings._stream import _numeric
 
 if TYPE_CHECKING:
     from archsim import Architecture
-    from workloads import Workload
+    from workloads import Cascade, Einsum, Workload
 
 __all__ = [
     "PLACEMENTS",
     "PimTiming",
     "pim_timing",
     "bandwidth_multipliers",
+    "DecodeShape",
+    "GemvShape",
     "decode_attention_timing",
+    "decode_shape",
+    "gemv_shape",
     "gemv_timing",
     "pim_gemv",
     "pim_decode",
@@ -250,11 +265,64 @@ def bandwidth_multipliers(arch: Architecture) -> list[dict[str, float | str | bo
     return rows
 
 
-def _stream_cycles(t: PimTiming, bytes_per_unit: float) -> float:
-    """Cycles for one unit to stream ``bytes_per_unit`` (whole columns, row switches)."""
+def _stream_cycles(t: PimTiming, bytes_per_unit: float, cmds_per_column: int = 1) -> float:
+    """Cycles for one unit to stream ``bytes_per_unit`` (whole columns, row switches), issuing
+    ``cmds_per_column`` MAC commands per column while its row is open (one per query vector
+    the unit cannot apply in the same command)."""
     cols = math.ceil(bytes_per_unit / t.column_bytes)
     rows = math.ceil(cols / t.columns_per_row)
-    return cols * t.cycles_per_column + rows * t.row_switch_cycles
+    return cols * cmds_per_column * t.cycles_per_column + rows * t.row_switch_cycles
+
+
+def _decode_core(
+    t: PimTiming,
+    *,
+    streams: int,
+    sharing: int,
+    key_len: int,
+    stream_bytes: tuple[float, ...],
+    score_bytes: float,
+    vectors_per_cmd: int = 1,
+    kv_split: bool = False,
+) -> dict[str, float]:
+    """PIM side of one decode step: ``streams`` independent K/V sets (batch x K/V heads),
+    each of ``key_len`` keys, read by ``sharing`` query rows (a GQA group, MLA's heads).
+
+    ``stream_bytes`` are the bytes of one stream that each key-side contraction streams
+    through the units (K then V for attention; CKV, KR, then CKV again for MLA). Streams are
+    placed whole on channels (``ceil(streams / channels)`` on the busiest one) and spread
+    over the channel's units; with ``kv_split`` and fewer streams than channels, a stream's
+    keys are split over ``channels // streams`` channels instead. Each column read serves
+    ``vectors_per_cmd`` query rows per MAC command (the unit's MACs per command over the
+    elements of a column): ``ceil(sharing / vectors_per_cmd)`` commands per column.
+    """
+    ch = t.channels
+    split = max(1, ch // streams) if kv_split and streams < ch else 1
+    spc = math.ceil(streams / ch) if split == 1 else 1
+    units_per_ch = t.units_per_pc * t.pseudo_channels
+    cmds = max(1, math.ceil(sharing / max(1, vectors_per_cmd)))
+    per_unit = [spc * b / split / units_per_ch for b in stream_bytes]
+    mac = sum(_stream_cycles(t, b, cmds) for b in per_unit)
+    keys = math.ceil(key_len / split)
+    io = (
+        2.0
+        * spc
+        * sharing
+        * keys
+        * score_bytes
+        / (t.external_bytes_per_cycle_pc * t.pseudo_channels)
+    )
+    cycles = t.refresh_factor * (mac + io)
+    return {
+        "cycles": cycles,
+        "seconds": cycles * t.tck_s,
+        "mac_cycles": mac,
+        "io_cycles": io,
+        "heads_per_channel": float(spc),
+        "kv_split_channels": float(split),
+        "cmds_per_column": float(cmds),
+        "bytes_per_unit": float(sum(per_unit)),
+    }
 
 
 def decode_attention_timing(
@@ -267,8 +335,9 @@ def decode_attention_timing(
     placement: str | None = None,
     power_limited: bool | None = None,
 ) -> dict[str, float]:
-    """PIM side of one decode step of attention on one stack: ``heads`` (heads x requests)
-    with ``L`` cached tokens each, head dim ``dhead``, ``dbyte`` bytes per element.
+    """PIM side of one decode step of MHA on one stack: ``heads`` (heads x requests) with
+    ``L`` cached tokens each, head dim ``dhead``, ``dbyte`` bytes per element (the AttAcc
+    shape; :func:`pim_decode` derives the shape of any decode cascade from its roles).
 
     Returns
     -------
@@ -285,22 +354,17 @@ def decode_attention_timing(
             got=(L, heads, dhead, dbyte),
         )
     t = pim_timing(arch, placement, power_limited)
-    hpc = math.ceil(heads / t.channels)
-    units_per_ch = t.units_per_pc * t.pseudo_channels
-    per_head = L * dhead * dbyte  # K (or V) of one head, B
-    mac = 2 * _stream_cycles(t, hpc * per_head / units_per_ch)
-    io = 2.0 * hpc * L * dbyte / (t.external_bytes_per_cycle_pc * t.pseudo_channels)
-    cycles = t.refresh_factor * (mac + io)
-    return {
-        "cycles": cycles,
-        "seconds": cycles * t.tck_s,
-        "mac_cycles": mac,
-        "io_cycles": io,
-        "heads_per_channel": float(hpc),
-        "bytes_per_unit": 2.0 * hpc * per_head / units_per_ch,
-        "kv_bytes": 2.0 * heads * per_head,
-        "macs": 2.0 * heads * L * dhead,
-    }
+    per_head = float(L * dhead * dbyte)  # K (or V) of one head, B
+    r = _decode_core(
+        t,
+        streams=heads,
+        sharing=1,
+        key_len=L,
+        stream_bytes=(per_head, per_head),
+        score_bytes=float(dbyte),
+    )
+    del r["kv_split_channels"], r["cmds_per_column"]
+    return {**r, "kv_bytes": 2.0 * heads * per_head, "macs": 2.0 * heads * L * dhead}
 
 
 def gemv_timing(
@@ -396,20 +460,6 @@ def _knob_placement(knobs: Mapping[str, object]) -> tuple[str | None, bool | Non
     return (None if place is None else str(place), None if pl is None else bool(pl))
 
 
-def _int(workload: Workload, *names: str, default: int | None = None) -> int:
-    for n in names:
-        if workload.params.get(n) is not None:
-            return int(workload.params[n])  # type: ignore[arg-type]
-    if default is None:
-        raise MappingError(
-            "workload lacks a parameter this dataflow needs",
-            path=f"workload.params.{names[0]}",
-            expected="an integer",
-            got=None,
-        )
-    return default
-
-
 def _pim_plan(
     dataflow: str,
     program: TileProgram,
@@ -437,48 +487,261 @@ def _pim_plan(
     )
 
 
+def _require_pim(arch: Architecture, dataflow: str) -> None:
+    if getattr(arch, "kind", None) != "pim":
+        raise MappingError(
+            f"{dataflow} maps onto DRAM-PIM units; {arch.name!r} is a {arch.kind} architecture",
+            path="arch.kind",
+            expected="pim (hbm3_pim, hbm_pim, aim_pim)",
+            got=arch.kind,
+        )
+
+
+def _einsum(cascade: Cascade, name: str) -> Einsum:
+    return next(e for e in cascade.einsums if e.name == name)
+
+
+def _bytes(cascade: Cascade, tensor: str, sizes: Mapping[str, int], skip: set[str]) -> float:
+    """Bytes of ``tensor`` over its stored ranks, leaving out the ranks in ``skip``."""
+    spec = cascade.tensors[tensor]
+    return math.prod(sizes.get(r, 1) for r in spec.ranks if r not in skip) * spec.dtype_bits / 8
+
+
+@dataclass(frozen=True)
+class DecodeShape:
+    """Shape of a decode cascade as the PIM units see it, read from its rank roles.
+
+    Attributes
+    ----------
+    streams
+        Independent K/V sets: the product of the score's batch ranks (batch x K/V heads).
+    sharing
+        Query rows reading one stream: query-head ranks (a GQA group, MLA's heads) x the
+        query length (1 for decode).
+    key_len
+        Keys per stream (the size of the key rank).
+    streamed
+        ``(contraction, key-side tensor, bytes per stream)`` for every key-side operand a
+        core contraction streams through the units, in cascade order.
+    kv_bytes
+        Distinct key-side (cache) bytes of the whole cascade.
+    pim_macs, host_macs
+        MACs of the streamed contractions / of every other Einsum (:func:`workloads.count`).
+    score_bits
+        Bits per score element (scores out to the softmax, probabilities back).
+    kv_bits
+        Bits per element of the streamed tensors.
+    """
+
+    streams: int
+    sharing: int
+    key_len: int
+    streamed: tuple[tuple[str, str, float], ...]
+    kv_bytes: float
+    pim_macs: float
+    host_macs: float
+    score_bits: int
+    kv_bits: int
+
+
+def decode_shape(workload: Workload) -> DecodeShape:
+    """The :class:`DecodeShape` of ``workload``'s cascade, from :func:`attention_roles`.
+
+    Raises
+    ------
+    MappingError
+        Not attention-like; a query length above 1 (a prefill); more than one pass over the
+        key rank; no key-side tensor read by a contraction.
+    """
+    from workloads import count
+
+    cascade: Cascade = workload.cascade
+    roles = attention_roles(cascade)
+    num = _numeric(dict(workload.params))
+    sizes = cascade.rank_sizes(num)
+    qlen = int(sizes[roles.query])
+    if qlen != 1:
+        raise MappingError(
+            f"pim_decode maps one decode step; cascade {cascade.name!r} has query length "
+            f"{qlen} (query rank {roles.query!r}): a prefill",
+            path="workload.cascade",
+            expected="query length 1 (decode)",
+            got=qlen,
+        )
+    n_pass, why = cascade_passes(cascade, roles.key)
+    if n_pass != 1:
+        raise MappingError(
+            f"pim_decode streams the K/V cache once; cascade {cascade.name!r} needs {why}",
+            path="workload.cascade",
+            expected=f"1 pass over key rank {roles.key!r}",
+            got=n_pass,
+        )
+    canon = key_canon(cascade)
+    key_names = roles.key_ranks
+    batch = set(roles.batch)
+    made = {e.name for e in cascade.einsums}
+    core_made = set(roles.core)
+    counts = count(cascade, num)
+    streamed: list[tuple[str, str, float]] = []
+    distinct: dict[str, float] = {}
+    for name in roles.core:
+        e = _einsum(cascade, name)
+        if not is_contraction(e):
+            continue
+        for ref in e.inputs:
+            if ref.name in core_made or (ref.name in made and ref.name not in roles.pre):
+                continue  # made in the stream: scores, probabilities
+            if not any(canon.get(r, r) == roles.key or r in key_names for r in ref.ranks):
+                continue
+            streamed.append((name, ref.name, _bytes(cascade, ref.name, sizes, batch)))
+            distinct[ref.name] = _bytes(cascade, ref.name, sizes, set())
+    if not streamed:
+        raise MappingError(
+            f"cascade {cascade.name!r} has no key-side tensor read by a contraction",
+            path="workload.cascade",
+            expected="a K/V cache tensor over the key rank (e.g. K[b,h,m,e])",
+            got=[e.text or e.name for e in cascade.einsums[:4]],
+        )
+    pim = {n for n, _, _ in streamed}
+    pim_macs = float(sum(counts.einsum(n).macs for n in pim))
+    host = float(sum(counts.einsum(e.name).macs for e in cascade.einsums if e.name not in pim))
+    return DecodeShape(
+        streams=math.prod(int(sizes[r]) for r in roles.batch),
+        sharing=math.prod(int(sizes[r]) for r in roles.query_heads) * qlen,
+        key_len=int(sizes[roles.key]),
+        streamed=tuple(streamed),
+        kv_bytes=float(sum(distinct.values())),
+        pim_macs=pim_macs,
+        host_macs=host,
+        score_bits=int(cascade.tensors[roles.score].dtype_bits),
+        kv_bits=int(cascade.tensors[streamed[0][1]].dtype_bits),
+    )
+
+
 @register_dataflow("pim_decode")
 def pim_decode(workload: Workload, arch: Architecture, knobs: Mapping[str, object]) -> Plan:
-    """Decode attention on DRAM-PIM: K/V GEMVs in the units, softmax on the buffer die.
+    """Decode attention on DRAM-PIM: key-side contractions in the units, softmax on the
+    buffer die, for the cascade given (shape from its rank roles, :func:`decode_shape`).
 
-    Every query head streams its K/V head through the units (a unit holds one query vector:
-    with GQA the shared K/V is re-read per query head, as PIM has no cross-head reuse).
-    ``plan.meta`` holds the DRAM-timing answer (``pim_model_cycles``, ``pim_model_seconds``).
+    Every key-side tensor a contraction reads (K and V; MLA's latent CKV and KR) is streamed
+    through the units, once per contraction that reads it; the query rows sharing a stream
+    (a GQA group, MLA's heads) are applied as extra MAC commands on the open row (a unit's
+    command applies one query vector to a column), so GQA moves 1/group of MHA's K/V bytes
+    but issues as many commands. Streams fewer than channels are split over channels along
+    the key rank. ``plan.meta`` holds the DRAM-timing answer (``pim_model_cycles``,
+    ``pim_model_seconds``); ``pim_kv_bytes`` is the K/V cache the units read.
     """
     placement, limited = _knob_placement(knobs)
-    B, H = _int(workload, "B", default=1), _int(workload, "H")
-    L, D = _int(workload, "Skv", "S"), _int(workload, "D")
-    dbyte = max(1, _int(workload, "dtype_bits", default=16) // 8)
+    _require_pim(arch, "pim_decode")
+    shape = decode_shape(workload)
     t = pim_timing(arch, placement, limited)
-    r = decode_attention_timing(
-        arch,
-        L=L,
-        heads=B * H,
-        dhead=D,
-        dbyte=dbyte,
-        placement=t.placement,
-        power_limited=t.power_limited,
+    elems_per_col = max(1, t.column_bytes * 8 // max(1, shape.kv_bits))
+    vpc = max(1, int(getattr(arch.pim, "macs_per_unit_per_cmd", elems_per_col)) // elems_per_col)
+    score_b = max(1, shape.score_bits // 8)
+    r = _decode_core(
+        t,
+        streams=shape.streams,
+        sharing=shape.sharing,
+        key_len=shape.key_len,
+        stream_bytes=tuple(b for _, _, b in shape.streamed),
+        score_bytes=float(score_b),
+        vectors_per_cmd=vpc,
+        kv_split=True,
     )
-    io_bytes = 2.0 * B * H * L * dbyte
-    program = _program(f"pim_decode:{workload.name}", arch, t, r["bytes_per_unit"], io_bytes, 1)
+    cmds = int(r["cmds_per_column"])
+    streamed_bytes = shape.streams * sum(b for _, _, b in shape.streamed)
+    r = {
+        **r,
+        "kv_bytes": shape.kv_bytes,
+        "streamed_bytes": streamed_bytes,
+        "macs": shape.pim_macs,
+        "host_macs": shape.host_macs,
+        "streams": float(shape.streams),
+        "sharing": float(shape.sharing),
+    }
+    io_bytes = 2.0 * shape.streams * shape.sharing * shape.key_len * score_b
+    program = _program(f"pim_decode:{workload.name}", arch, t, r["bytes_per_unit"], io_bytes, cmds)
     energy = pim_energy_j(
-        arch, pim_bytes=r["kv_bytes"], macs=r["macs"], io_bytes=io_bytes, seconds=r["seconds"]
+        arch,
+        pim_bytes=streamed_bytes * cmds,
+        macs=r["macs"],
+        io_bytes=io_bytes,
+        seconds=r["seconds"],
     )
     passes = PassInfo(
         passes=2,
-        buffer_bytes=float(L * dbyte),
-        buffer_formula="L * dbyte",
+        buffer_bytes=float(shape.key_len * score_b),
+        buffer_formula="key_len * score bytes",
         reason="scores leave the units for the softmax, then return",
     )
     return _pim_plan("pim_decode", program, passes, t, r, energy)
 
 
+@dataclass(frozen=True)
+class GemvShape:
+    """``y[batch, m, n] = sum_k W[batch, n, k] x[batch, m, k]`` read from one contraction:
+    ``weight`` is the larger operand (the second on a tie), ``rows`` the product of its
+    private output ranks (x the shared batch ranks: each batch element has its own weights),
+    ``cols`` the product of the reduced ranks, ``vectors`` the product of the other operand's
+    private output ranks (1 for a plain GEMV)."""
+
+    einsum: str
+    weight: str
+    rows: int
+    cols: int
+    vectors: int
+    weight_bits: int
+
+
+def gemv_shape(workload: Workload) -> GemvShape:
+    """The :class:`GemvShape` of ``workload``'s single contraction.
+
+    Raises
+    ------
+    MappingError
+        No contraction, or more than one.
+    """
+    cascade: Cascade = workload.cascade
+    cons = [e for e in cascade.einsums if is_contraction(e)]
+    if len(cons) != 1:
+        raise MappingError(
+            f"pim_gemv maps one contraction; cascade {cascade.name!r} has {len(cons)}"
+            + (f" ({', '.join(e.name for e in cons)})" if cons else ""),
+            path="workload.cascade",
+            expected="exactly one contraction y = W * x (sum over the shared rank)",
+            got=[e.text or e.name for e in cascade.einsums[:4]],
+        )
+    (e,) = cons
+    sizes = cascade.rank_sizes(_numeric(dict(workload.params)))
+    a, b = e.inputs[0], e.inputs[1]
+    out = list(e.output.ranks)
+
+    def elems(ref: object) -> int:
+        return math.prod(int(sizes.get(r, 1)) for r in ref.ranks)  # type: ignore[attr-defined]
+
+    w, x = (a, b) if elems(a) > elems(b) else (b, a)
+    own = [r for r in out if r in w.ranks and r not in x.ranks]
+    shared = [r for r in out if r in w.ranks and r in x.ranks]
+    vec = [r for r in out if r in x.ranks and r not in w.ranks]
+    return GemvShape(
+        einsum=e.name,
+        weight=w.name,
+        rows=math.prod(int(sizes[r]) for r in own + shared),
+        cols=math.prod(int(sizes[r]) for r in e.reduce_ranks),
+        vectors=math.prod(int(sizes[r]) for r in vec),
+        weight_bits=int(cascade.tensors[w.name].dtype_bits),
+    )
+
+
 @register_dataflow("pim_gemv")
 def pim_gemv(workload: Workload, arch: Architecture, knobs: Mapping[str, object]) -> Plan:
-    """GEMV (``gemm`` with small ``M``) on DRAM-PIM: weights spread over every unit."""
+    """GEMV on DRAM-PIM: the single contraction's larger operand (the weights) spread over
+    every unit, re-streamed per input vector (shape from :func:`gemv_shape`)."""
     placement, limited = _knob_placement(knobs)
-    M, N, K = _int(workload, "M", default=1), _int(workload, "N"), _int(workload, "K")
-    dbyte = max(1, _int(workload, "dtype_bits", default=16) // 8)
+    _require_pim(arch, "pim_gemv")
+    g = gemv_shape(workload)
+    M, N, K = g.vectors, g.rows, g.cols
+    dbyte = max(1, g.weight_bits // 8)
     t = pim_timing(arch, placement, limited)
     r = gemv_timing(
         arch,

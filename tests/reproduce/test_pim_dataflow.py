@@ -117,20 +117,33 @@ def test_pim_dataflow_rejects_a_gpu_and_unknown_knobs():
         pim_timing(load_arch("hbm3_pim"), "rank")
 
 
-def test_gqa_rereads_the_shared_kv_per_query_head():
+def test_gqa_reads_the_shared_kv_once_and_applies_each_query_head_on_the_open_row():
+    params = {"B": 2, "H": 32, "Skv": 1024, "D": 128}
     gqa = simulate_workload(
+        "hbm3_pim", "decode", dataflow="pim_decode", params={**params, "Hkv": 8}
+    )
+    mha = simulate_workload("hbm3_pim", "decode", dataflow="pim_decode", params=params)
+    g, m = gqa.plan.meta, mha.plan.meta
+    assert g["pim_kv_bytes"] == pytest.approx(m["pim_kv_bytes"] / 4)
+    assert g["pim_macs"] == pytest.approx(m["pim_macs"])
+    # one query vector per MAC command: 4 commands per column, but a quarter of the row
+    # switches (the whole group reads one open row)
+    assert g["pim_cmds_per_column"] == 4
+    assert 0.8 * m["pim_model_cycles"] < g["pim_model_cycles"] < m["pim_model_cycles"]
+
+
+def test_mha_decode_through_the_dataflow_equals_the_attacc_shape_model(hbm3):
+    """The cascade-derived shape gives the numbers of the AttAcc-shape model (the
+    reproduction's) for plain MHA decode."""
+    rep = simulate_workload(
         "hbm3_pim",
         "decode",
         dataflow="pim_decode",
-        params={"B": 2, "H": 32, "Hkv": 8, "Skv": 1024, "D": 128},
+        params={"B": 1, "H": 130, "Skv": 2048, "D": 128},
     )
-    mha = simulate_workload(
-        "hbm3_pim",
-        "decode",
-        dataflow="pim_decode",
-        params={"B": 2, "H": 32, "Hkv": 32, "Skv": 1024, "D": 128},
-    )
-    assert gqa.plan.meta["pim_model_cycles"] == pytest.approx(mha.plan.meta["pim_model_cycles"])
+    ref = decode_attention_timing(hbm3, L=2048, heads=130, dhead=128, dbyte=2)
+    for k in ("cycles", "mac_cycles", "io_cycles", "kv_bytes", "macs", "bytes_per_unit"):
+        assert rep.plan.meta[f"pim_{k}"] == ref[k]
 
 
 def test_power_limited_knob_accepts_command_line_strings():
