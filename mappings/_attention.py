@@ -160,6 +160,9 @@ def fusemax_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, 
     ops = sw.useful_ops()
     for name in (*roles.pre, *roles.post):
         add_ops(ops, _einsum_useful(sw, name))
+    ran = capped(sw.tile_useful, sw.tile_exec, tiles)
+    add_ops(ran, capped(row_useful, {k: v / tiles for k, v in row_exec.items()}, tiles))
+    skipped_ops = {k: v - ran.get(k, 0.0) for k, v in sw.useful_ops().items()}
     meta = {
         "dataflow": "fusemax",
         "m0": m0,
@@ -171,6 +174,8 @@ def fusemax_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, 
         "buffer_used_bytes": used,
         "cycles_2d_per_tile": 2 * _extent(sw, roles.features) + 9,
         "ops": ops,
+        "skipped_ops": {k: v for k, v in skipped_ops.items() if v > 1e-9 * max(1.0, abs(v))},
+        "params": dict(sw.params),
         "roles": roles.describe(),
         "skipped": dict(sw.skipped),
         "trips": int(sw.total_trips),
