@@ -1,83 +1,132 @@
 """GPU prefill attention dataflows: ``flash2``, ``flash3``, ``mem_efficient``.
 
+Each is a :class:`~mappings._gpu._spine.FusedRecipe` over the cascade given (see
+:mod:`mappings._gpu._spine`): the family's tile (``archsim.gpu.fwd_tiling`` at the feature
+width the score contracts), the cascade's own per-trip work (MACs, softmax or sigmoid ops,
+masks skipped per tile), its own K/V and Q/O bytes, and the Einsums outside the fused core
+(projections, output projection) as GEMM / memory-bound kernels before and after it.
+
 - ``flash2`` -- FlashAttention-2 (what PyTorch SDPA "flash" runs on Hopper): a CTA owns a
-  128-row (hdim <= 64: 128x128 tiles; hdim 128: 128x64) query tile, streams K/V through
-  shared memory with cp.async, mma.sync tensor-core instructions, softmax in the same
-  warps (hidden only by the other resident CTA).
+  128-row query tile, streams K/V through shared memory with cp.async, mma.sync tensor-core
+  instructions, softmax in the same warps (hidden only by the other resident CTA).
 - ``flash3`` -- warp-specialized Hopper kernel (FA3 / cuDNN): a TMA producer warpgroup,
-  two wgmma consumer warpgroups with ping-pong softmax, one CTA per SM.
+  two wgmma consumer warpgroups with ping-pong softmax, one CTA per SM, longest CTAs first.
 - ``mem_efficient`` -- the cutlass memory-efficient kernel (64-row query tiles).
 
-Knobs: ``pass_`` (``fwd``/``bwd``), ``family`` is fixed by the dataflow name. A decode
-shape (``Sq == 1``) runs the family's decode kernels (:func:`archsim.gpu.decode_costs`),
-the same kernels ``archsim validate`` predicts for a measured decode record.
+They refuse: a non-GPU architecture, a cascade that is not attention-like or not 1-pass
+over the key rank, block/slice sparsity (use ``block_sparse`` / ``fg_sparse``). A decode
+shape (query length 1) runs the family's decode kernels as before
+(:func:`archsim.gpu.decode_costs`) for plain attention cascades; ``pass_="bwd"`` runs the
+family's backward model over the shape the roles give (plain attention only).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from archsim import Architecture
-from archsim.gpu import (
-    attention_bwd_costs,
-    attention_fwd_costs,
-    decode_costs,
-    dtype_bytes,
-    fwd_tiling,
-)
+from archsim.errors import MappingError
+from archsim.gpu import attention_bwd_costs, dtype_bytes, fwd_tiling
 from mappings._registry import PassInfo, Plan, register_dataflow
+from mappings._roles import attention_roles
+from mappings._stream import _numeric
 from workloads import Workload
 
-from ._common import check_knobs, dtype_of, gpu_plan, model_for, param
+from ._common import check_knobs, dtype_of, model_for
+from ._spine import FusedRecipe, check_one_pass, fused_kernel, recipe_plan
 
-__all__ = ["attention_plan"]
+__all__ = ["attention_plan", "RECIPES"]
+
+#: The fused prefill recipes (kernel-family facts as named fields, see FusedRecipe).
+RECIPES: dict[str, FusedRecipe] = {
+    "flash2": FusedRecipe("flash2", "flash2", "flash_fwd_kernel"),
+    "flash3": FusedRecipe("flash3", "flash3", "cudnn_sm90_flash_fprop_wgmma", lpt_when_masked=True),
+    "mem_efficient": FusedRecipe("mem_efficient", "efficient", "fmha_cutlassF_bf16_aligned_sm80"),
+}
 
 
 def attention_plan(
     name: str, family: str, workload: Workload, arch: Architecture, knobs: Mapping[str, object]
 ) -> Plan:
-    """Plan of a fused attention kernel family for an attention-shaped workload."""
+    """Plan of a fused attention kernel family for the workload's cascade."""
     check_knobs(knobs, ("pass_",), name)
     model = model_for(arch)
-    B, H, D = param(workload, "B", 1), param(workload, "H"), param(workload, "D")
-    Hkv = param(workload, "Hkv", H)
-    Sq, Skv = param(workload, "Sq"), param(workload, "Skv", workload.params.get("Sq"))
-    causal = bool(workload.params.get("causal", False))
+    recipe = RECIPES[name]
+    roles = attention_roles(workload.cascade)
+    check_one_pass(workload, roles, name)
     dtype = dtype_of(workload)
-    kw = dict(B=B, Hq=H, Hkv=Hkv, Sq=Sq, Skv=Skv, D=D, causal=causal, family=family, dtype=dtype)
-    bwd = str(knobs.get("pass_", "fwd")) == "bwd"
-    if bwd:
-        costs = attention_bwd_costs(model, **kw)  # type: ignore[arg-type]
-    elif Sq == 1:  # decode: the family's decode kernels (cuDNN splits K/V, as measured)
-        costs = decode_costs(
-            model, B=B, Hq=H, Hkv=Hkv, Skv=Skv, D=D, family=family, dtype=dtype, causal=causal
-        )
-    else:
-        costs = attention_fwd_costs(model, **kw)  # type: ignore[arg-type]
-    t = fwd_tiling(family, model, D, causal, dtype_bytes(dtype))
+    elt = dtype_bytes(dtype)
+    if str(knobs.get("pass_", "fwd")) == "bwd":
+        return _backward(name, family, workload, arch, model, roles, dtype)
+
+    sizes0 = workload.cascade.rank_sizes(_numeric(workload.params))
+    if int(sizes0[roles.query]) == 1:  # decode: the family's decode kernels
+        from .decode import decode_plan
+
+        return decode_plan(name, family, workload, arch, roles=roles)
+
+    def tiling(d: int, causal: bool):  # noqa: ANN202
+        return fwd_tiling(family, model, d, causal, elt)
+
+    fk = fused_kernel(workload, recipe, model, dtype, tiling, roles=roles)
+    t, w = fk.tiling, fk.work
+    d = int(math.prod(w.sizes.get(x, 1) for x in roles.features))
     passes = PassInfo(
         passes=1,
         buffer_bytes=float(t.smem_bytes),
-        buffer_formula=(
-            f"(Bm + 2 Bn) * D * bytes = ({t.block_m}+2*{t.block_n})*{D}*{dtype_bytes(dtype)}"
-            " per CTA"
-        ),
-        reason="online softmax: running max/sum rescale the output tile",
+        buffer_formula=(f"(Bm + 2 Bn) * D * bytes = ({t.block_m}+2*{t.block_n})*{d}*{elt} per CTA"),
+        reason="online softmax: running state rescales the output tile",
     )
     notes = (
         f"{name}: {t.block_m}x{t.block_n} tiles, {t.ctas_per_sm} CTA/SM, {t.path}; "
-        f"{'backward' if bwd else 'forward'}"
+        f"forward; {w.work_items} CTAs x {w.total_trips / max(w.work_items, 1):.1f} trips"
+        + (f"; pre {list(roles.pre)}" if roles.pre else "")
+        + (f"; post {list(roles.post)}" if roles.post else "")
     )
-    return gpu_plan(
+    return recipe_plan(
         name,
         workload,
         arch,
-        costs,
         model,
+        fk,
         passes=passes,
         notes=notes,
         extra_meta={"tile": f"{t.block_m}x{t.block_n}", "path": t.path},
     )
+
+
+def _backward(name, family, workload, arch, model, roles, dtype) -> Plan:  # noqa: ANN001
+    """The family's backward model over the roles' shape (plain attention cascades only)."""
+    from mappings._stream import StreamTiling, stream_work
+
+    from ._common import gpu_plan
+
+    if roles.pre or roles.post or len(roles.features) != 1:
+        raise MappingError(
+            f"{name} backward models plain attention only",
+            path="workload.cascade",
+            expected="an attention cascade without projections (pre/post Einsums)",
+            got=f"pre {list(roles.pre)}, post {list(roles.post)}",
+        )
+    w = stream_work(workload, StreamTiling(128, 128), roles=roles, dataflow=name)
+    groups = math.prod(w.sizes[x] for x in roles.batch)
+    hq = groups * math.prod(w.sizes[x] for x in roles.query_heads)
+    causal = w.total_trips < w.work_items * w.dense_trips
+    costs = attention_bwd_costs(
+        model,
+        B=1,
+        Hq=hq,
+        Hkv=groups,
+        Sq=w.query_len,
+        Skv=w.key_len,
+        D=w.sizes[roles.features[0]],
+        causal=causal,
+        family=family,
+        dtype=dtype,
+    )
+    passes = PassInfo(passes=1, buffer_bytes=0.0, buffer_formula="as the backward kernel")
+    return gpu_plan(name, workload, arch, costs, model, passes=passes, notes=f"{name}: backward")
 
 
 @register_dataflow("flash2")

@@ -1,29 +1,170 @@
-"""GPU decode dataflows: ``split_kv`` (flash-decoding with FA2's split heuristic) and
-``lean`` (stream-K decode). Knob ``splits`` forces a split count for ``split_kv``."""
+"""GPU decode dataflows over the cascade given: ``split_kv`` (flash-decoding with FA2's split
+heuristic) and ``lean`` (stream-K decode); also the decode kernels of ``flash2`` / ``flash3`` /
+``mem_efficient`` at query length 1.
+
+Recipe (:func:`decode_kernels`): the query tile is every query row of one K/V stream -- the
+query positions times the query heads that share the keys (GQA packing, MLA's heads over one
+latent KV) -- padded to the family's ``block_m`` rows, the key tile the family's ``block_n``;
+the per-trip work, the K/V tile bytes and the query/output bytes are counted from the cascade
+(:func:`mappings._stream.stream_work`). The key range is split over CTAs (FA2's heuristic, a
+forced ``splits`` knob, or lean's equal share per CTA across stream boundaries); partial
+outputs (fp32, with their log-sum-exp) are merged by a combine kernel. Pre/post Einsums
+(projections) run as separate kernels.
+
+A prefill (query length > :data:`MAX_DECODE_QUERY`) is refused with a MappingError.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
+import numpy as np
+
 from archsim import Architecture
-from archsim.gpu import decode_costs, fa2_decode_plan, lean_decode_costs
+from archsim.errors import MappingError
+from archsim.gpu import FAMILIES, GpuModel, KernelCost, dtype_bytes, num_splits_heuristic
+from archsim.gpu.attention import trip_kernel_cost
+from archsim.gpu.decode import _combine_cost, cudnn_decode_tiling
+from archsim.gpu.heuristics import fa2_fwd_tiling, fa2_splitkv_tiling, memeff_fwd_tiling
 from mappings._registry import PassInfo, Plan, register_dataflow
+from mappings._roles import AttentionRoles, attention_roles
+from mappings._stream import StreamTiling, _numeric, stream_work
 from workloads import Workload
 
-from ._common import check_knobs, dtype_of, ensure, gpu_plan, model_for, param
+from ._common import check_knobs, dtype_of, ensure, model_for
+from ._spine import FusedRecipe, check_one_pass, recipe_plan, trip_work
 
-__all__ = ["split_kv", "lean"]
+__all__ = ["split_kv", "lean", "decode_kernels", "MAX_DECODE_QUERY", "DECODE_RECIPES"]
+
+#: Longest query a decode recipe accepts (speculative decoding verifies a few tokens).
+MAX_DECODE_QUERY = 16
+
+#: Decode kernel families (kernel-family facts as named fields of FusedRecipe).
+DECODE_RECIPES: dict[str, FusedRecipe] = {
+    "flash2": FusedRecipe("split_kv", "flash2", "flash_fwd_splitkv_kernel", lse_bytes_per_row=0),
+    "flash3": FusedRecipe("flash3", "flash3", "cudnn_sm90_flash_fprop_decode", lse_bytes_per_row=0),
+    "efficient": FusedRecipe(
+        "mem_efficient", "efficient", "fmha_cutlassF_bf16_aligned_sm80", lse_bytes_per_row=0
+    ),
+    "lean": FusedRecipe("lean", "flash2", "lean_attention_decode_kernel", lse_bytes_per_row=0),
+}
 
 
-def _shape(workload: Workload) -> dict[str, int]:
-    H = param(workload, "H")
-    return {
-        "B": param(workload, "B", 1),
-        "Hq": H,
-        "Hkv": param(workload, "Hkv", H),
-        "Skv": param(workload, "Skv"),
-        "D": param(workload, "D"),
-    }
+def _refuse_prefill(query_len: int, dataflow: str) -> None:
+    if query_len > MAX_DECODE_QUERY:
+        raise MappingError(
+            f"{dataflow} is a decode dataflow: the cascade's query rank has {query_len} "
+            "positions (a prefill); use flash2/flash3/mem_efficient",
+            path="workload.cascade",
+            expected=f"query length <= {MAX_DECODE_QUERY} (decode)",
+            got=query_len,
+        )
+
+
+def decode_kernels(
+    workload: Workload,
+    model: GpuModel,
+    variant: str,
+    *,
+    roles: AttentionRoles | None = None,
+    splits: int | None = None,
+    dataflow: str = "split_kv",
+) -> tuple[list[KernelCost], object, dict[str, object]]:
+    """(kernels, StreamWork, meta) of a decode of the workload's cascade (module doc).
+
+    ``variant``: ``flash2`` (FA2 split-KV over 2 x SMs CTA slots; no split -> FA2's regular
+    forward tile), ``flash3`` (cuDNN decode tile, split to fill one wave), ``efficient`` (no
+    packing, no split), ``lean`` (stream-K).
+    """
+    cascade = workload.cascade
+    r = roles or attention_roles(cascade)
+    recipe = DECODE_RECIPES[variant]
+    dtype = dtype_of(workload)
+    elt = dtype_bytes(dtype)
+    hw = model.hw
+    sizes0 = cascade.rank_sizes(_numeric(workload.params))
+    query_len = int(sizes0[r.query])
+    _refuse_prefill(query_len, dataflow)
+    d = int(math.prod(sizes0.get(x, 1) for x in r.features)) or 1
+    dv = int(math.prod(sizes0.get(x, 1) for x in r.value_features)) or 1
+    pack = int(math.prod(sizes0.get(x, 1) for x in r.query_heads)) if variant != "efficient" else 1
+    if variant == "flash3":
+        t = cudnn_decode_tiling(model, d, elt)
+        num_sms = hw.sms * t.ctas_per_sm
+    elif variant == "efficient":
+        t = memeff_fwd_tiling(hw, d, elt)
+        num_sms = hw.sms
+    else:
+        t = fa2_splitkv_tiling(hw, d, elt)
+        num_sms = 2 * hw.sms
+    w = stream_work(workload, StreamTiling(query_len, t.block_n), roles=r, dataflow=dataflow)
+    groups = max(1, w.work_items // pack)  # K/V streams: (batch, K/V head)
+    rows = pack * w.query_tile
+    num_m = math.ceil(rows / t.block_m)
+    n_blocks = int(w.trips.max()) if w.trips.size else 0
+    if variant == "lean":
+        n_split = 1
+    elif variant == "efficient":
+        n_split = 1
+    elif splits is not None:
+        n_split = int(splits)
+    else:
+        n_split = num_splits_heuristic(groups * num_m, num_sms, max(n_blocks, 1), 128)
+    name = recipe.kernel
+    if variant == "flash2" and n_split <= 1:  # FA2 runs its regular forward kernel
+        t = fa2_fwd_tiling(hw, d, False, elt)
+        name = FAMILIES["flash2"][1]
+        w = stream_work(workload, StreamTiling(query_len, t.block_n), roles=r, dataflow=dataflow)
+        n_blocks = int(w.trips.max()) if w.trips.size else 0
+        num_m = math.ceil(rows / t.block_m)
+    mac, alu, sfu, trip_ops = trip_work(cascade, w, recipe)
+    scale = t.block_m / max(w.query_tile, 1)  # the MMA and softmax run on a whole tile
+    bhr = groups * rows
+    k_in = float(sum(w.key_tensors.values())) / max(w.key_tile, 1) * w.key_len * groups
+    q_bytes = float(sum(w.query_tensors.values())) * w.work_items
+    o_bytes = float(sum(w.out_tensors.values())) * w.work_items
+    per_cta_fixed = (sum(w.query_tensors.values()) + sum(w.out_tensors.values())) * pack / num_m
+    lean_meta: dict[str, object] = {}
+    if variant == "lean":
+        total = groups * num_m * n_blocks
+        ctas = max(1, min(total, hw.sms * t.ctas_per_sm))
+        base, extra = divmod(total, ctas)
+        trips = np.where(np.arange(ctas) < extra, base + 1, base)
+        partials = ctas + groups * num_m
+        write = partials * min(rows, t.block_m) * (dv + 1) * 4.0
+        comb_splits = max(1, math.ceil(partials / groups))
+        lean_meta = {"partials": int(partials)}
+    else:
+        chunk = math.ceil(n_blocks / max(n_split, 1)) if n_blocks else 0
+        per_split = np.clip(n_blocks - chunk * np.arange(n_split), 0, chunk)
+        trips = np.tile(np.repeat(per_split, num_m), groups)
+        write = n_split * bhr * (dv + 1) * 4.0 if n_split > 1 else o_bytes
+        comb_splits = n_split
+    eff = float(getattr(model.cal, FAMILIES[recipe.family][0]))
+    kernel = trip_kernel_cost(
+        name=name,
+        category="attn_fwd",
+        model=model,
+        tiling=t,
+        eff=eff,
+        dtype=dtype,
+        trips=trips,
+        mma_flops_per_trip=2.0 * mac * scale,
+        alu_per_trip=alu * scale,
+        sfu_per_trip=sfu * scale,
+        bytes_per_trip=w.key_tile_bytes,
+        fixed_bytes=float(per_cta_fixed),
+        dram_read=k_in + q_bytes,
+        dram_write=write,
+        meta={"family": recipe.family, "splits": n_split, "gqa_rows": rows, **lean_meta},
+    )
+    costs = [kernel]
+    if comb_splits > 1:
+        costs.append(_combine_cost(model, splits=comb_splits, bhr=bhr, D=dv, elt=elt))
+    meta = {"splits": n_split, "rows": rows, "tile": f"{t.block_m}x{t.block_n}", **lean_meta}
+    del trip_ops
+    return costs, w, meta
 
 
 def _passes(D: int) -> PassInfo:
@@ -35,63 +176,51 @@ def _passes(D: int) -> PassInfo:
     )
 
 
+def decode_plan(
+    dataflow: str,
+    variant: str,
+    workload: Workload,
+    arch: Architecture,
+    *,
+    splits: int | None = None,
+    roles: AttentionRoles | None = None,
+) -> Plan:
+    """Plan of a decode recipe (kernels of :func:`decode_kernels` + pre/post kernels)."""
+    model = model_for(arch)
+    r = roles or attention_roles(workload.cascade)
+    check_one_pass(workload, r, dataflow)
+    costs, w, meta = decode_kernels(
+        workload, model, variant, roles=r, splits=splits, dataflow=dataflow
+    )
+    d = int(math.prod(w.sizes.get(x, 1) for x in r.features))  # type: ignore[attr-defined]
+    notes = f"{dataflow}: {meta['splits']} splits, {meta['rows']} packed query rows per K/V stream"
+    return recipe_plan(
+        dataflow,
+        workload,
+        arch,
+        model,
+        costs,
+        work=w,  # type: ignore[arg-type]
+        passes=_passes(d),
+        notes=notes,
+        extra_meta=meta,
+    )
+
+
 @register_dataflow("split_kv")
 def split_kv(workload: Workload, arch: Architecture, knobs: Mapping[str, object]) -> Plan:
-    """Flash-decoding: split the K/V range over CTAs when heads alone cannot fill the GPU."""
+    """Flash-decoding: split the K/V range over CTAs when K/V streams alone cannot fill the GPU."""
     check_knobs(knobs, ("splits",), "split_kv")
-    model = model_for(arch)
-    s = _shape(workload)
-    ensure(
-        param(workload, "Sq", 1) <= 64,
-        "split_kv is a decode dataflow",
-        "workload.params.Sq",
-        "<= 64 query tokens",
-        workload.params.get("Sq"),
-    )
-    plan = fa2_decode_plan(model, Sq=1, **s)
     splits = knobs.get("splits")
     if splits is not None:
         ensure(
             isinstance(splits, int) and splits >= 1, "bad knob", "knobs.splits", "int >= 1", splits
         )
-        import archsim.gpu.decode as dec  # explicit override of the heuristic
-
-        orig = dec.num_splits_heuristic
-        dec.num_splits_heuristic = lambda *a, **k: int(splits)  # type: ignore[assignment]
-        try:
-            costs = decode_costs(model, family="flash2", dtype=dtype_of(workload), **s)
-        finally:
-            dec.num_splits_heuristic = orig  # type: ignore[assignment]
-        plan = {**plan, "splits": int(splits)}
-    else:
-        costs = decode_costs(model, family="flash2", dtype=dtype_of(workload), **s)
-    swapped = bool(plan["swapped"])
-    notes = f"split_kv: {plan['splits']} splits (FA2 heuristic), GQA rows swapped={swapped}"
-    return gpu_plan(
-        "split_kv",
-        workload,
-        arch,
-        costs,
-        model,
-        passes=_passes(s["D"]),
-        notes=notes,
-        extra_meta={"splits": plan["splits"]},
-    )
+    return decode_plan("split_kv", "flash2", workload, arch, splits=splits)  # type: ignore[arg-type]
 
 
 @register_dataflow("lean")
 def lean(workload: Workload, arch: Architecture, knobs: Mapping[str, object]) -> Plan:
-    """Stream-K decode: equal K/V work per CTA across head boundaries, one wave."""
+    """Stream-K decode: equal K/V work per CTA across stream boundaries, one wave."""
     check_knobs(knobs, (), "lean")
-    model = model_for(arch)
-    s = _shape(workload)
-    costs = lean_decode_costs(model, dtype=dtype_of(workload), **s)
-    return gpu_plan(
-        "lean",
-        workload,
-        arch,
-        costs,
-        model,
-        passes=_passes(s["D"]),
-        notes="lean: stream-K over (head, K/V block) iterations + combine",
-    )
+    return decode_plan("lean", "lean", workload, arch)
