@@ -54,6 +54,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--engine", choices=("event", "analytic"), default="event")
     s.add_argument("--trace", metavar="OUT.json", help="write a Chrome/Perfetto trace")
     s.set_defaults(func=_simulate)
+    c = subparsers.add_parser(
+        "crossover", help="the length beyond which workload A runs faster than workload B"
+    )
+    c.add_argument("a", help="library name or cascade file (the challenger)")
+    c.add_argument("b", help="library name or cascade file (the baseline)")
+    c.add_argument("--arch", required=True, help="preset name or YAML file")
+    c.add_argument("--set", action="append", metavar="K=V", help="parameter of both workloads")
+    c.add_argument("--length", default="S", help="parameter swept (default S)")
+    c.add_argument("--from", dest="lo", type=int, default=256, help="first length (default 256)")
+    c.add_argument("--to", dest="hi", type=int, default=131072, help="last length (default 128K)")
+    c.add_argument("--json", action="store_true", help="print JSON")
+    c.set_defaults(func=_crossover)
     m = subparsers.add_parser("map", help="search mappings with a mapper")
     _common(m)
     m.add_argument("--mapper", default="greedy", choices=("exhaustive", "random", "greedy", "mip"))
@@ -102,6 +114,47 @@ def _simulate(args: argparse.Namespace) -> int:
             f"  passes      {p['passes']}  buffer {p['buffer_bytes']:,.0f} B "  # noqa: T201
             f"({p['buffer_formula']})"
         )
+    return 0
+
+
+def _crossover(args: argparse.Namespace) -> int:
+    from mappings._crossover import crossover
+
+    if args.lo < 1 or args.hi < 2 * args.lo:
+        raise MappingError(
+            "bad range",
+            path="--from/--to",
+            expected="1 <= from, 2*from <= to",
+            got=f"{args.lo}..{args.hi}",
+        )
+    lengths, n = [], args.lo
+    while n <= args.hi:
+        lengths.append(n)
+        n *= 2
+    res = crossover(
+        args.arch,
+        args.a,
+        args.b,
+        params=_kv(args.set, "--set"),
+        length_param=args.length,
+        lengths=lengths,
+    )
+    if args.json:
+        print(
+            json.dumps(
+                {"crossover": res.length, "dataflows": list(res.dataflows), "rows": res.rows()},
+                indent=2,
+            )
+        )
+        return 0
+    print(f"{args.a} ({res.dataflows[0]}) vs {args.b} ({res.dataflows[1]}) on {args.arch}")
+    print(f"{args.length:>8} {args.a + ' s':>14} {args.b + ' s':>14} {'ratio':>8}")
+    for r in res.rows():
+        print(f"{r['length']:>8} {r['a_s']:>14.4e} {r['b_s']:>14.4e} {r['a_over_b']:>8.3f}")
+    if res.length is None:
+        print(f"crossover: none in {lengths[0]}..{lengths[-1]}")
+    else:
+        print(f"crossover: {args.a} is faster from {args.length}={res.length} on")
     return 0
 
 
