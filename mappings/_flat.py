@@ -1,40 +1,74 @@
 """The FuseMax paper's 3-pass baselines on a 2D + 1D spatial array: ``unfused`` and ``flat``.
 
-Both follow the FuseMax artifact (FPSG-UIUC/micro24-fusemax-artifact @ f543beb,
+Both are mapping recipes over the cascade given (its rank and Einsum roles from
+:func:`mappings._roles.attention_roles`; work counted by :func:`workloads.count`), laid out
+as the FuseMax artifact lays out its baselines (FPSG-UIUC/micro24-fusemax-artifact @ f543beb,
 ``src/accel/{unfused,flat,stable_softmax}.py``; numbers in ``reference/papers/fusemax/``):
-QK and AV on the 2D array (one MAC per PE per cycle), the stable softmax (M max, SN sub+exp,
-SD add, A divide) on the 1D array at one score element per PE per cycle per Einsum, i.e. 4
-cycles per element (exp is the pipelined ``mac_exponential`` unit of FLAT's 1D array).
 
-* ``unfused``: three kernels run one after the other, QK, softmax, AV, each pipelined on its
-  own (latency ~ max(compute, traffic/BW) per kernel, the artifact's rule). The score matrix
-  goes to DRAM: QK writes it, the softmax reads it once (a score row stays in the buffer for
-  the max, exp and sum) and writes A, AV reads A: 4 passes of ``B*H*Sq*Skv`` values. Q (or
-  the AV output) stays on chip in blocks of half the buffer; K/V re-stream once per block.
-  Knob ``softmax="per_einsum"`` instead runs every Einsum of the workload's cascade as its own
-  kernel through the generic lowering (every intermediate round-trips through DRAM).
+========================  =============================================================
+recipe field              value
+========================  =============================================================
+matrix unit (2D array)    every contraction of the core (``S = Q*K``, ``O = sum P*V``...),
+                          one MAC per PE per cycle
+vector unit (1D array)    every other Einsum of the core and the epilogue (max, exp, sum,
+                          divide, a 1-pass cascade's running state, a sigmoid...), each op
+                          at the unit's own rate (FLAT's 1D array: a pipelined
+                          ``mac_exponential`` unit, one exp per PE per cycle)
+fused ops                 :data:`FUSED_OPS` = ``{"sub": "exp"}``: a subtract feeding an exp
+                          rides in the exp pipeline (the artifact's accounting), applied per
+                          Einsum to the counted ops (up to one ``sub`` per ``exp``)
+pre / post Einsums        projections before/after the core (CCA's, MLA's, linear
+                          attention's state path): one generic kernel each
+                          (:func:`mappings._fit.fit_group`), before/after the core
+========================  =============================================================
+
+With the 3-pass ``mha`` cascade the counted ops are the stable softmax's M max, SN sub+exp,
+SD add, A divide per score element, i.e. 4 cycles per element on FLAT's 1D array.
+
+* ``unfused``: three kernels one after the other, each pipelined on its own (latency ~
+  max(compute, traffic/BW) per kernel, the artifact's rule): the score contraction(s) on the
+  2D array; the Einsums between the score and the value contraction on the 1D array; the
+  value contraction on the 2D array (with the core Einsums that depend on it and the
+  epilogue on the 1D array). Tensors crossing a kernel boundary go through DRAM (bytes from
+  the counts: written once, read once by each later kernel). Inside the middle kernel a
+  score row stays in the buffer: :data:`ROW_BUFFER` accesses per score element (the
+  artifact's max/exp/sum accounting); the part that does not fit goes to DRAM. Q (or the
+  value output) stays on chip in blocks of half the buffer; K/V re-stream once per block.
+  Knob ``softmax="per_einsum"`` instead runs every Einsum as its own kernel through the
+  generic lowering (every intermediate round-trips through DRAM). A cascade that is not
+  attention-like (``softmax``, ``rmsnorm``, ``gemm``...) always takes that lowering.
 * ``flat`` (Kao et al., ASPLOS'23): fused per block of query rows, the published granularity
   rule of FLAT's mapping table (``flat_validation.csv``): the whole head when its score block
   fits the buffer, else row blocks of a power of two rows (at most 1024, at least the array
-  width); what does not fit spills (the 7 buffer accesses per score element of the spilled
-  part go to DRAM), and when spilling would cost more than the 4 DRAM passes of keeping QK and
-  A off chip (``flat_validation.csv``: ``QK_loc = A_loc = offchip`` from 256K tokens on), FLAT
-  keeps them off chip with 1024-row blocks. With E=64 the 2D array is then at most ``2E/1024 =
-  0.125`` busy (the artifact's ``util_2d``). FLAT uses the 1D array of the architecture it runs
-  on: on the ``fusemax`` preset exp costs 6 cycles (FuseMax's Taylor exp on MACs), making the
-  softmax 9 cycles per element; compare FLAT on its own ``flat`` preset.
+  width); what does not fit spills (the :data:`SCORE_ACCESSES` buffer accesses per score
+  element of the spilled part go to DRAM), and when spilling would cost more than the
+  :data:`OFFCHIP_PASSES` DRAM passes of keeping the score and its normalised form off chip
+  (``flat_validation.csv``: ``QK_loc = A_loc = offchip`` from 256K tokens on), FLAT keeps
+  them off chip with 1024-row blocks. With E=64 the 2D array is then at most ``2E/1024 =
+  0.125`` busy (the artifact's ``util_2d``). FLAT uses the 1D array of the architecture it
+  runs on: on the ``fusemax`` preset exp costs 6 cycles (FuseMax's Taylor exp on MACs),
+  making the 3-pass softmax 9 cycles per element; compare FLAT on its own ``flat`` preset.
+  A 1-pass cascade's running-state Einsums are counted like any other 1D Einsum, at the
+  cascade's own key tile parameter (e.g. ``M0``); their per-row state stays on chip.
+
+Shapes (query rows, keys, features, heads) come from the roles and the cascade's rank sizes.
+Conditions (causal, sliding window): both recipes compute only the score elements the
+condition keeps (each query row's key range is bounded; the count of kept elements sets the
+work, element-granular: a partly masked array tile is not charged as a full one).
+Sparsity annotations: neither baseline skips dead blocks or slices; such work is executed
+densely (``occupancy = useful / dense``: time of the dense work, energy of the useful ops).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping as AbcMapping
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from archsim.errors import MappingError
 from mappings._attn_common import (
-    attention_shape,
-    causal_fraction,
     dram_tensor_bytes,
     glb_level,
     passes_for,
@@ -43,30 +77,219 @@ from mappings._attn_common import (
 )
 from mappings._fit import fit_group, pick_units, unit_mesh
 from mappings._gemm import _known
-from mappings._lower import lower, unit_ops
+from mappings._lower import lower, lower_group, unit_ops
 from mappings._mapping import Mapping
 from mappings._registry import PassInfo, Plan, register_dataflow
+from mappings._roles import AttentionRoles, attention_roles, is_contraction, key_canon
 
 if TYPE_CHECKING:
-    from archsim import Architecture, ComputeUnit, Transfer
-    from workloads import Workload
+    from archsim import Architecture, ComputeUnit, Phase, Transfer
+    from workloads import CascadeCounts, Workload
 
-__all__ = ["unfused_plan", "flat_plan", "flat_granularity", "FLAT_MAX_ROWS"]
+__all__ = [
+    "unfused_plan",
+    "flat_plan",
+    "flat_granularity",
+    "FLAT_MAX_ROWS",
+    "FUSED_OPS",
+    "ROW_BUFFER",
+]
 
 #: Largest row block of FLAT's row granularity in its published mapping table
 #: (``flat_validation.csv``, cloud rows: P1 in {256, 512, 1024}); also the P1 used when the
 #: scores are kept off chip (256K tokens and longer).
 FLAT_MAX_ROWS = 1024
-#: Buffer accesses per score element of the 3-pass softmax: writes of QK, SN, A and reads
-#: M<-QK, SN<-QK, A<-SN, AV<-A (the artifact's spill accounting charges all to DRAM).
+#: Buffer accesses per score element of FLAT's fused row (the artifact's spill accounting
+#: charges all of them to DRAM for the spilled part): writes of QK, SN, A and reads
+#: M<-QK, SN<-QK, A<-SN, AV<-A.
 SCORE_ACCESSES = 7
-#: DRAM passes when QK and A live off chip: QK written, read for M, A written, read by AV.
+#: DRAM passes when the score and its normalised form live off chip: the score written,
+#: read by the 1D array, the normalised scores written, read by the value contraction.
 OFFCHIP_PASSES = 4
+#: Ops that ride in another op's pipeline (op kind -> host op kind), per Einsum: the stable
+#: softmax's subtract feeds FLAT's ``mac_exponential`` unit and costs no cycle of its own
+#: (the artifact's accounting). Energy is charged on the issued ops only, as the artifact does.
+FUSED_OPS: dict[str, str] = {"sub": "exp"}
+#: The unfused middle kernel's accesses per score element (the artifact's row softmax): the
+#: score read once from DRAM, a score row kept in the buffer for the max, exp and sum passes
+#: (the score and the exponentials written to and re-read from the buffer once each).
+ROW_BUFFER: dict[str, int] = {"dram_reads": 1, "buffer_writes": 2, "buffer_reads": 2}
 
 
-def _softmax_ops(n: float, unit: object) -> dict[str, float]:
-    # M max, SN exp (its subtract rides in the exp pipeline), SD add, A divide
-    return unit_ops({"max": n, "exp": n, "add": n, "div": n}, unit.ops_per_cycle)  # type: ignore[attr-defined]
+def _numeric(params: AbcMapping[str, object]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for k, v in params.items():
+        if isinstance(v, bool):
+            out[k] = int(v)
+        elif isinstance(v, (int, float)):
+            out[k] = v
+    return out
+
+
+def _ops_of(counts: CascadeCounts, names: Sequence[str]) -> dict[str, float]:
+    """Counted ops (``mac`` included) of the Einsums ``names``, by kind."""
+    out: dict[str, float] = {}
+    for n in names:
+        ec = counts.einsum(n)
+        for k, v in ec.ops.items():
+            if v:
+                out[k] = out.get(k, 0.0) + float(v)
+        if ec.macs:
+            out["mac"] = out.get("mac", 0.0) + float(ec.macs)
+    return out
+
+
+def issued_ops(counts: CascadeCounts, names: Sequence[str]) -> dict[str, float]:
+    """Ops a unit issues for ``names``: the counted ops less those :data:`FUSED_OPS` hides
+    (per Einsum, up to one fused op per host op)."""
+    out: dict[str, float] = {}
+    for n in names:
+        ops = _ops_of(counts, [n])
+        for op, host in FUSED_OPS.items():
+            if op in ops and host in ops:
+                ops[op] -= min(ops[op], ops[host])
+        for k, v in ops.items():
+            if v > 0:
+                out[k] = out.get(k, 0.0) + v
+    return out
+
+
+class _Att(NamedTuple):
+    """An attention-like cascade as the 2D + 1D baselines see it (from its roles)."""
+
+    roles: AttentionRoles
+    counts: CascadeCounts  # useful work
+    dense: CascadeCounts  # the same without sparsity annotations (what the baselines execute)
+    bh: int  # work items: batch ranks x query heads
+    sq: int  # query rows per work item
+    skv: int  # keys per query row (before conditions)
+    e: int  # features per query (key) row, bytes-wise: query operand's non-batch ranks
+    f: int  # value features per key row
+    by: float  # bytes per score element
+    frac: float  # fraction of score elements the conditions keep
+    score_k: tuple[str, ...]  # kernel 1 (2D): score contractions
+    mid: tuple[str, ...]  # kernel 2 (1D): Einsums between the score and value contraction
+    av2d: tuple[str, ...]  # kernel 3 (2D): the value contraction (+ later contractions)
+    av1d: tuple[str, ...]  # kernel 3 (1D): core Einsums after it, and the epilogue
+
+
+def _closure(start: set[str], edges: AbcMapping[str, set[str]]) -> set[str]:
+    seen: set[str] = set()
+    todo = list(start)
+    while todo:
+        for y in edges.get(todo.pop(), ()):
+            if y not in seen:
+                seen.add(y)
+                todo.append(y)
+    return seen
+
+
+def _attention(workload: Workload) -> _Att:
+    """Roles, shapes and counts of ``workload``'s cascade (MappingError when not attention)."""
+    from workloads import count
+
+    cas = workload.cascade
+    r = attention_roles(cas)
+    num = _numeric(dict(workload.params))
+    sizes = cas.rank_sizes(num)
+    counts = count(cas, num)
+    sparse = {k: dataclasses.replace(v, sparsity=None) for k, v in cas.tensors.items()}
+    if any(v.sparsity is not None for v in cas.tensors.values()):
+        dense = count(dataclasses.replace(cas, tensors=sparse), num)
+    else:
+        dense = counts
+    by_name = {e.name: e for e in cas.einsums}
+    score = by_name[r.score]
+    canon = key_canon(cas)
+    # the key extent one query row meets: the key rank, or only its inner part when the
+    # score iterates that alone (chunk-local attention, e.g. linear's intra-chunk scores)
+    if r.key in score.ranks or (r.key_outer and r.key_outer in score.ranks):
+        skv = sizes[r.key]
+    else:
+        skv = sizes[str(r.key_inner)]
+    sq = sizes[r.query]
+    bh = math.prod(sizes[x] for x in r.batch) * math.prod(sizes[x] for x in r.query_heads)
+    key_side = set(r.batch) | {r.key} | set(r.key_ranks)
+
+    def row_elems(tensor: str, skip: set[str]) -> int:
+        spec = cas.tensors[tensor]
+        return math.prod(
+            sizes.get(x, 1) for x in spec.ranks if x not in skip and canon.get(x, x) not in skip
+        )
+
+    q_side = set(r.batch) | {r.query, canon.get(r.query, r.query)} | set(r.query_heads)
+    e_ = row_elems(r.query_operand, q_side | key_side)
+    f_ = row_elems(r.value_operand, key_side | set(r.query_heads))
+    by = cas.tensors[r.score].dtype_bits / 8.0
+    # conditions bound the work; sparsity annotations do not (the baselines skip no block)
+    elems = float(dense.einsum(r.score).writes_elems.get(r.score, 0.0))
+    frac = min(1.0, elems / float(bh * sq * skv)) if bh * sq * skv else 1.0
+    # kernels: contractions on the 2D array, the rest on the 1D array
+    users: dict[str, set[str]] = {e.name: set() for e in cas.einsums}
+    for e in cas.einsums:
+        for ref in e.inputs:
+            if ref.name in users and ref.name != e.name:
+                users[ref.name].add(e.name)
+    after = _closure({r.value_contraction}, users)
+    core = [n for n in r.core if n != r.value_contraction]
+    score_k = tuple(n for n in core if n not in after and is_contraction(by_name[n]))
+    mid = tuple(n for n in core if n not in after and not is_contraction(by_name[n]))
+    later = [n for n in (*r.core, *r.epilogue) if n in after]
+    av2d = (r.value_contraction, *(n for n in later if is_contraction(by_name[n])))
+    av1d = tuple(n for n in later if not is_contraction(by_name[n]))
+    return _Att(r, counts, dense, bh, sq, skv, e_, f_, by, frac, score_k, mid, av2d, av1d)
+
+
+def _compute(att: _Att, unit: ComputeUnit, names: Sequence[str], per: float) -> list:
+    """One Compute of the issued ops of ``names`` on ``unit`` per trip (``per`` trips);
+    occupancy = useful / dense (sparsity the baselines cannot skip)."""
+    from archsim import Compute
+
+    useful = issued_ops(att.counts, names)
+    if not useful:
+        return []
+    rate = unit.ops_per_cycle
+
+    def cycles(ops: AbcMapping[str, float]) -> float:
+        return sum(v / rate[k] for k, v in unit_ops(ops, rate).items())
+
+    # busy time of the useful ops over that of the dense ops the baseline executes
+    occ = min(1.0, cycles(useful) / max(cycles(issued_ops(att.dense, names)), 1e-30))
+    ops = unit_ops({k: v / per for k, v in useful.items()}, rate)
+    return [Compute(unit.name, ops, occupancy=occ if occ > 0 else 1.0)]
+
+
+def _boundary_bytes(att: _Att, made: Sequence[str], readers: Sequence[str]) -> float:
+    """Bytes of the tensors Einsums ``made`` write that Einsums ``readers`` read (counted
+    without sparsity annotations: the baselines store dead blocks too)."""
+    cas_reads = {ref for n in readers for ref in att.dense.einsum(n).reads_elems}
+    total = 0.0
+    for n in made:
+        if n in cas_reads:
+            ec = att.dense.einsum(n)
+            total += ec.writes_bytes
+    return total
+
+
+def _side_phases(
+    workload: Workload, arch: Architecture, names: Sequence[str], prefix: str
+) -> list[Phase]:
+    """One generic kernel per Einsum (pre/post projections): contractions on the 2D unit."""
+    big, small = pick_units(arch)
+    by_name = {e.name: e for e in workload.cascade.einsums}
+    out = []
+    for n in names:
+        unit = big if is_contraction(by_name[n]) else small
+        out.append(lower_group(workload, fit_group(workload, arch, n, unit), arch, f"{prefix}:{n}"))
+    return out
+
+
+def _all_ops(counts: CascadeCounts) -> dict[str, float]:
+    """Useful ops of the whole cascade by kind (``mac`` included)."""
+    out = {k: float(v) for k, v in counts.ops.items() if v}
+    if counts.macs:
+        out["mac"] = float(counts.macs)
+    return out
 
 
 def flat_granularity(
@@ -107,17 +330,15 @@ def flat_granularity(
     return {"granularity": gran, "rows": rows, "buffered": buffered, "offchip": offchip}
 
 
-def _tile_grid(s: dict[str, int], rows: int, m0: int, p0: int) -> tuple[int, float]:
+def _tile_grid(att: _Att, rows: int, m0: int, p0: int) -> tuple[int, float]:
     """(tiles of ``p0 x m0`` score elements per block of ``rows`` rows, elements per tile)."""
-    frac = causal_fraction(s)
-    tiles = max(1, math.ceil(math.ceil(rows / p0) * math.ceil(s["Skv"] / m0) * frac))
-    return tiles, rows * s["Skv"] * frac / tiles
+    tiles = max(1, math.ceil(math.ceil(rows / p0) * math.ceil(att.skv / m0) * att.frac))
+    return tiles, rows * att.skv * att.frac / tiles
 
 
 class _Array(NamedTuple):
-    """The attention shape and the 2D + 1D spatial array both baselines start from."""
+    """The 2D + 1D spatial array both baselines run on."""
 
-    s: dict[str, int]  # attention_shape(workload)
     big: ComputeUnit  # the 2D (matrix) unit
     small: ComputeUnit  # the 1D (vector) unit
     dram: str  # outermost level
@@ -126,19 +347,17 @@ class _Array(NamedTuple):
     rf1: str  # level the 1D unit reads from (the buffer when none)
     mx: int  # 2D array mesh, x
     my: int  # 2D array mesh, y
-    m0: int  # K/V rows per array tile
+    m0: int  # keys per array tile
     p0: int  # query rows per array tile
     cap: float  # buffer capacity, bytes (inf when unbounded)
 
 
-def _array(workload: Workload, arch: Architecture) -> _Array:
-    s = attention_shape(workload)
+def _array(att: _Att, arch: Architecture) -> _Array:
     glb = glb_level(arch)
     big, small = pick_units(arch)
     g = glb.name
     mx, my = unit_mesh(big)
     return _Array(
-        s,
         big,
         small,
         arch.levels[0].name,
@@ -147,8 +366,8 @@ def _array(workload: Workload, arch: Architecture) -> _Array:
         rf_level(arch, small, g) or g,
         mx,
         my,
-        min(mx, s["Skv"]),
-        min(my, s["Sq"]),
+        min(mx, att.skv),
+        min(my, att.sq),
         float(glb.capacity_bytes or float("inf")),
     )
 
@@ -161,25 +380,67 @@ def _xfer(tensor: str, nbytes: float, src: str | None, dst: str | None) -> list[
     return [Transfer(tensor, int(math.ceil(nbytes)), src, dst)]
 
 
+def _program(
+    name: str,
+    workload: Workload,
+    arch: Architecture,
+    att: _Att,
+    core: list[Phase],
+    meta: dict[str, object],
+):  # noqa: ANN202
+    """The tile program: pre kernels, the core phases, post kernels; useful ops in meta."""
+    from archsim import TileProgram
+
+    r = att.roles
+    phases = [
+        *_side_phases(workload, arch, r.pre, f"{name}:pre"),
+        *core,
+        *_side_phases(workload, arch, r.post, f"{name}:post"),
+    ]
+    meta = {
+        **meta,
+        "ops": _all_ops(att.counts),
+        "fused_ops": dict(FUSED_OPS),
+        "roles": r.describe(),
+        "kernels": {
+            "score_2d": list(att.score_k),
+            "between_1d": list(att.mid),
+            "value_2d": list(att.av2d),
+            "after_1d": list(att.av1d),
+            "pre": list(r.pre),
+            "post": list(r.post),
+        },
+    }
+    return TileProgram(name, tuple(phases), clock_hz=arch.clock.core_hz, meta=meta), meta
+
+
 @register_dataflow("flat")
 def flat_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, object]) -> Plan:
-    """FLAT row-granular fusion. Knob: ``rows`` (query rows per block; default FLAT's
-    granularity rule, :func:`flat_granularity`)."""
-    from archsim import Compute, Phase, Step, TileProgram
+    """FLAT row-granular fusion of the cascade's attention core. Knob: ``rows`` (query rows
+    per block; default FLAT's granularity rule, :func:`flat_granularity`).
+
+    Raises
+    ------
+    MappingError
+        The cascade is not attention-like (no score contraction whose keys a value
+        contraction sums away; see :func:`mappings._roles.attention_roles`).
+    """
+    from archsim import Phase, Step
 
     _known(knobs, {"rows"})
-    s, big, small, dram, g, rf2, rf1, mx, my, m0, p0, cap = _array(workload, arch)
-    by, e_, f_ = s["bytes"], s["E"], s["F"]
+    att = _attention(workload)
+    big, small, dram, g, rf2, rf1, mx, my, m0, p0, cap = _array(att, arch)
+    by, e_, f_, sq, skv = att.by, att.e, att.f, att.sq, att.skv
     other = 2.0 * m0 * (e_ + f_) * by  # double-buffered K/V tile
-    rule = flat_granularity(s["Sq"], s["Skv"], by, cap, other, p0)
+    rule = flat_granularity(sq, skv, by, cap, other, p0)
     if "rows" in knobs:
-        rows = min(pos_int(knobs, "rows", p0), s["Sq"])
-        block = rows * s["Skv"] * by
+        rows = min(pos_int(knobs, "rows", p0), sq)
+        block = rows * skv * by
         if block > cap:
             raise MappingError(
                 f"{rows} score rows overflow {g} by {block - cap:,.0f} bytes",
                 path="knobs.rows",
-                expected=f"<= {int(cap // (s['Skv'] * by))}",
+                expected=f"<= {int(cap // (skv * by))}",
                 got=rows,
             )
         rule = {
@@ -189,18 +450,20 @@ def flat_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, obj
             "buffered": min(1.0, max(0.0, cap - other) / block),
         }
     rows, sp, off = int(rule["rows"]), 1.0 - float(rule["buffered"]), bool(rule["offchip"])
-    tiles, n = _tile_grid(s, rows, m0, p0)
-    frac = causal_fraction(s)
+    tiles, n = _tile_grid(att, rows, m0, p0)
+    frac = att.frac
     nb = n * by
+    blocks = math.ceil(sq / rows)
+    trips = tiles * att.bh * blocks
     # Q, K, V stream from DRAM straight to the 2D array and O goes back (FLAT's mapping
     # table keeps them off chip: Q_loc = K_loc = V_loc = AV_loc = offchip); each stage of a
     # tile then uses its own servers (loads write the arrays, stores write the buffer/DRAM)
     loads = [
         *_xfer("Q", rows * e_ * by / tiles, dram, rf2),
-        *_xfer("KV", s["Skv"] * (e_ + f_) * by * frac / tiles, dram, rf2),
+        *_xfer("KV", skv * (e_ + f_) * by * frac / tiles, dram, rf2),
     ]
     stores = []
-    if off:  # QK, A in DRAM; a score row is buffered for the exp/sum passes (a row fits)
+    if off:  # scores in DRAM; a score row is buffered for the exp/sum passes (a row fits)
         # M reads QK from DRAM and keeps the row; SN re-reads it, A reads SN from the buffer
         stores += (
             _xfer("QK", nb, rf2, dram) + _xfer("A", nb, rf1, dram) + _xfer("QK+SN", 2 * nb, rf1, g)
@@ -222,56 +485,55 @@ def flat_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, obj
             + _xfer("A.spill", nb * sp, dram, rf2)
         )
     stores += _xfer("O", rows * f_ * by / tiles, rf2, dram)
-    two_d = unit_ops({"mac": n * (e_ + f_)}, big.ops_per_cycle)
     body = Step(
         loads=tuple(loads),
-        compute=(Compute(big.name, two_d), Compute(small.name, _softmax_ops(n, small))),
+        compute=(
+            *_compute(att, big, (*att.score_k, *att.av2d), trips),
+            *_compute(att, small, (*att.mid, *att.av1d), trips),
+        ),
         stores=tuple(stores),
         buffer_bytes=int(nb + m0 * (e_ + f_) * by),
     )
-    blocks = math.ceil(s["Sq"] / rows)
     # the blocks of all heads form one double-buffered stream of tiles (the next tile's loads
     # overlap this tile's compute): latency ~ max(traffic/BW, 2D, 1D), the artifact's rule
-    phase = Phase(
-        "flat",
-        body=body,
-        trips=tiles * s["B"] * s["H"] * blocks,
-        work_items=1,
-        slots=1,
-        depth=2,
-        staging_level=g,
-    )
+    phase = Phase("flat", body=body, trips=trips, work_items=1, slots=1, depth=2, staging_level=g)
     sx = unit_mesh(small)[0] * unit_mesh(small)[1]
-    # cycles one 1D PE spends per score element (4 on FLAT's array, 9 with a 6-cycle exp)
-    soft_cycles = sx * sum(v / small.ops_per_cycle[k] for k, v in _softmax_ops(1.0, small).items())
-    bound = min(1.0, (2 * e_ / (mx * my)) / (soft_cycles / sx))
-    meta = {
-        "dataflow": "flat",
-        "rows": rows,
-        "granularity": rule["granularity"],
-        "proportion_buffered": 1.0 - sp,
-        "proportion_spilled": sp,
-        "scores_offchip": off,
-        "kv_resident": rows >= s["Sq"],
-        "softmax_cycles_per_element": soft_cycles,
-        "util_2d_bound": bound,
-    }
-    prog = TileProgram("flat", (phase,), clock_hz=arch.clock.core_hz, meta=meta)
-    spill = (
-        (OFFCHIP_PASSES if off else SCORE_ACCESSES * sp)
-        * s["B"]
-        * s["H"]
-        * s["Sq"]
-        * s["Skv"]
-        * frac
-        * by
+    elems = max(att.bh * sq * skv * frac, 1e-30)
+    per_elem = unit_ops(
+        {k: v / elems for k, v in issued_ops(att.counts, (*att.mid, *att.av1d)).items()},
+        small.ops_per_cycle,
     )
+    # cycles one 1D PE spends per score element (4 on FLAT's array for the 3-pass softmax,
+    # 9 with a 6-cycle exp)
+    soft_cycles = sx * sum(v / small.ops_per_cycle[k] for k, v in per_elem.items())
+    macs_elem = _ops_of(att.counts, (*att.score_k, *att.av2d)).get("mac", 0.0) / elems
+    bound = min(1.0, (macs_elem / (mx * my)) / (soft_cycles / sx)) if soft_cycles > 0 else 1.0
+    passes, why = passes_for(workload)
+    prog, meta = _program(
+        "flat",
+        workload,
+        arch,
+        att,
+        [phase],
+        {
+            "dataflow": "flat",
+            "rows": rows,
+            "granularity": rule["granularity"],
+            "proportion_buffered": 1.0 - sp,
+            "proportion_spilled": sp,
+            "scores_offchip": off,
+            "kv_resident": rows >= sq,
+            "softmax_cycles_per_element": soft_cycles,
+            "util_2d_bound": bound,
+        },
+    )
+    spill = (OFFCHIP_PASSES if off else SCORE_ACCESSES * sp) * att.bh * sq * skv * frac * by
     info = PassInfo(
-        3,
-        float(rows * s["Skv"] * by * (0 if off else 1)),
-        f"rows*Skv*{by}B = O(rows x S)",
+        passes,
+        float(rows * skv * by * (0 if off else 1)),
+        f"rows*Skv*{by:g}B = O(rows x S)",
         spill_bytes=float(spill),
-        reason="3-pass softmax (max, sum, normalise) over score rows kept on chip",
+        reason=f"{why}, over score rows kept on chip",
     )
     return Plan(
         program=prog,
@@ -279,121 +541,152 @@ def flat_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, obj
         meta=meta,
         notes=f"FLAT {rule['granularity']} granularity, rows={rows}, "
         f"spilled {sp:.3f}, scores {'off' if off else 'on'} chip; "
-        f"QK/AV on {big.name}, softmax on {small.name} "
-        f"({soft_cycles:g} cycles per score element per PE)",
+        f"contractions on {big.name}, {', '.join(att.mid + att.av1d) or 'nothing'} on "
+        f"{small.name} ({soft_cycles:g} cycles per score element per PE)",
     )
 
 
 @register_dataflow("unfused")
 def unfused_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, object]) -> Plan:
-    """Unfused attention: QK, softmax and AV as three kernels, scores through DRAM.
+    """Unfused attention: score, between and value kernels, the score matrix through DRAM.
 
-    Knobs: ``softmax`` ("row": the artifact's kernel, a score row buffered on chip for
-    the max/exp/sum; "per_einsum": one kernel per Einsum of the workload's cascade through
-    the generic lowering), ``fill`` (per_einsum only: fraction of the buffer a tile may use).
+    Knobs: ``softmax`` ("row": the artifact's kernels, a score row buffered on chip in the
+    middle kernel; "per_einsum": one kernel per Einsum of the cascade through the generic
+    lowering), ``fill`` (per_einsum only: fraction of the buffer a tile may use). A cascade
+    that is not attention-like (no roles) always runs one kernel per Einsum.
     """
     _known(knobs, {"fill", "softmax"})
     mode = str(knobs.get("softmax", "row"))
-    if mode == "per_einsum":
-        return _unfused_per_einsum(workload, arch, float(knobs.get("fill", 0.5)))  # type: ignore[arg-type]
-    if mode != "row":
+    if mode not in ("row", "per_einsum"):
         raise MappingError(
             "unknown softmax kernel", path="knobs.softmax", expected="row|per_einsum", got=mode
         )
-    return _unfused_kernels(workload, arch)
+    fill = float(knobs.get("fill", 0.5))  # type: ignore[arg-type]
+    if mode == "per_einsum":
+        return _unfused_per_einsum(workload, arch, fill)
+    try:
+        att = _attention(workload)
+    except MappingError as why:
+        plan = _unfused_per_einsum(workload, arch, fill)
+        plan.meta["fallback"] = f"not attention-like, one kernel per Einsum: {why}"
+        return plan
+    return _unfused_kernels(workload, arch, att)
 
 
-def _unfused_kernels(workload: Workload, arch: Architecture) -> Plan:
-    from archsim import Compute, Phase, Step, TileProgram
+def _unfused_kernels(workload: Workload, arch: Architecture, att: _Att) -> Plan:
+    from archsim import Phase, Step
 
-    s, big, small, dram, g, rf2, rf1, _, _, m0, p0, cap = _array(workload, arch)
-    by, e_, f_, bh = s["bytes"], s["E"], s["F"], s["B"] * s["H"]
-    frac = causal_fraction(s)
-    # QK / AV: a block of query rows (Q, or the AV output) stays in half the buffer while K
-    # (V) streams once per block (reproduces the artifact mapper's traffic, e.g. 8 K/V passes
-    # at 1M tokens with 32 MiB)
+    big, small, dram, g, rf2, rf1, _, _, m0, p0, cap = _array(att, arch)
+    by, e_, f_, sq, skv, bh, frac = att.by, att.e, att.f, att.sq, att.skv, att.bh, att.frac
+    # score / value kernels: a block of query rows (Q, or the value output) stays in half the
+    # buffer while K (V) streams once per block (reproduces the artifact mapper's traffic,
+    # e.g. 8 K/V passes at 1M tokens with 32 MiB)
     half = cap / 2
-    qb = min(s["Sq"], max(p0, int(half // (max(e_, f_) * by)) // p0 * p0))
-    blocks = math.ceil(s["Sq"] / qb)
-    tiles, n = _tile_grid(s, qb, m0, p0)
+    qb = min(sq, max(p0, int(half // (max(e_, f_) * by)) // p0 * p0))
+    blocks = math.ceil(sq / qb)
+    tiles, n = _tile_grid(att, qb, m0, p0)
     nb = n * by
+    trips = tiles * bh * blocks
+    later = (*att.av2d, *att.av1d)
 
-    def gemm(name: str, d: int, loads: list, stores: list) -> Phase:
+    def kernel(name: str, d: int, two: Sequence[str], one: Sequence[str], loads, stores) -> Phase:  # noqa: ANN001
         body = Step(
             loads=tuple(loads),
-            compute=(Compute(big.name, unit_ops({"mac": n * d}, big.ops_per_cycle)),),
+            compute=(*_compute(att, big, two, trips), *_compute(att, small, one, trips)),
             stores=tuple(stores),
             buffer_bytes=int(nb + (p0 + m0) * d * by),
         )
-        return Phase(name, body=body, trips=tiles * bh * blocks, depth=2, staging_level=g)
+        return Phase(name, body=body, trips=trips, depth=2, staging_level=g)
 
-    kv = s["Skv"] * by * frac / tiles  # per tile: the block's K (V) stream, per head dim
-    qk = gemm(
-        "unfused:QK",
+    kv = skv * by * frac / tiles  # per tile: the block's K (V) stream, per feature
+    score = att.roles.score
+    to_mid = _boundary_bytes(att, att.score_k, att.mid)
+    to_av = _boundary_bytes(att, (*att.score_k, *att.mid), later)
+    scores_out = _boundary_bytes(att, att.score_k, (*att.mid, *later))
+    qk = kernel(
+        f"unfused:{score}",
         e_,
+        att.score_k,
+        (),
         _xfer("Q", qb * e_ * by / tiles, dram, g) + _xfer("K", kv * e_, dram, g),
-        _xfer("QK", nb, rf2, dram),
+        _xfer(score, scores_out / trips, rf2, dram),
     )
-    # softmax: up to p0 rows at a time (as many as fit); a score row stays in the buffer
-    # between the max, exp and sum passes unless even one does not fit (then the buffered
-    # accesses of the part that does not fit go to DRAM, as in the artifact)
-    rows = max(1, min(p0, int(cap // (s["Skv"] * by))))
-    sp = 1.0 - min(1.0, cap / (rows * s["Skv"] * by))
-    # tiles of p0*m0 score elements (a few rows when rows are long), as on the 2D array
-    st = max(1, math.ceil(rows * s["Skv"] * frac / (p0 * m0)))
-    sn = rows * s["Skv"] * frac / st
-    snb = sn * by
-    # M reads QK from DRAM and keeps the row (QK written to the buffer); SN re-reads QK, A
-    # reads SN from the buffer; A goes to DRAM
-    sm_body = Step(
-        loads=tuple(
-            _xfer("QK", snb, dram, rf1)
-            + _xfer("QK+SN", 2 * snb * (1 - sp), g, rf1)
-            + _xfer("QK+SN.spill", 2 * snb * sp, dram, rf1)
-        ),
-        compute=(Compute(small.name, _softmax_ops(sn, small)),),
-        stores=tuple(
-            _xfer("QK+SN", 2 * snb * (1 - sp), rf1, g)
-            + _xfer("QK+SN.spill", 2 * snb * sp, rf1, dram)
-            + _xfer("A", snb, rf1, dram)
-        ),
-        buffer_bytes=int(snb),
-    )
-    soft = Phase(
-        "unfused:softmax",
-        body=sm_body,
-        trips=st * bh * math.ceil(s["Sq"] / rows),
-        depth=2,
-        staging_level=g,
-    )
-    av = gemm(
-        "unfused:AV",
+    phases = [qk]
+    rows, sp = 0, 0.0
+    if att.mid:
+        # up to p0 rows at a time (as many as fit); a score row stays in the buffer between
+        # the middle kernel's passes unless even one does not fit (then the buffered
+        # accesses of the part that does not fit go to DRAM, as in the artifact)
+        rows = max(1, min(p0, int(cap // (skv * by))))
+        sp = 1.0 - min(1.0, cap / (rows * skv * by))
+        # tiles of p0*m0 score elements (a few rows when rows are long), as on the 2D array
+        st = max(1, math.ceil(rows * skv * frac / (p0 * m0)))
+        mid_trips = st * bh * math.ceil(sq / rows)
+        snb = rows * skv * frac / st * by
+        wr, rd = ROW_BUFFER["buffer_writes"] * snb, ROW_BUFFER["buffer_reads"] * snb
+        mid_out = _boundary_bytes(att, att.mid, later)
+        sm_body = Step(
+            loads=tuple(
+                _xfer(score, ROW_BUFFER["dram_reads"] * to_mid / mid_trips, dram, rf1)
+                + _xfer("row", rd * (1 - sp), g, rf1)
+                + _xfer("row.spill", rd * sp, dram, rf1)
+            ),
+            compute=tuple(_compute(att, small, att.mid, mid_trips)),
+            stores=tuple(
+                _xfer("row", wr * (1 - sp), rf1, g)
+                + _xfer("row.spill", wr * sp, rf1, dram)
+                + _xfer("+".join(att.mid), mid_out / mid_trips, rf1, dram)
+            ),
+            buffer_bytes=int(snb),
+        )
+        phases.append(
+            Phase(
+                "unfused:" + "+".join(att.mid),
+                body=sm_body,
+                trips=mid_trips,
+                depth=2,
+                staging_level=g,
+            )
+        )
+    av = kernel(
+        f"unfused:{att.roles.value_contraction}",
         f_,
-        _xfer("A", nb, dram, rf2) + _xfer("V", kv * f_, dram, g),
+        att.av2d,
+        att.av1d,
+        _xfer("scores", to_av / trips, dram, rf2) + _xfer("V", kv * f_, dram, g),
         _xfer("O", qb * f_ * by / tiles, g, dram),
     )
-    meta = {
-        "dataflow": "unfused",
-        "softmax": "row",
-        "q_block": qb,
-        "kv_passes": blocks,
-        "softmax_rows": rows,
-        "proportion_spilled": sp,
-    }
-    prog = TileProgram("unfused", (qk, soft, av), clock_hz=arch.clock.core_hz, meta=meta)
-    spill = OFFCHIP_PASSES * bh * s["Sq"] * s["Skv"] * frac * by
+    phases.append(av)
+    passes, why = passes_for(workload)
+    prog, meta = _program(
+        "unfused",
+        workload,
+        arch,
+        att,
+        phases,
+        {
+            "dataflow": "unfused",
+            "softmax": "row",
+            "q_block": qb,
+            "kv_passes": blocks,
+            "softmax_rows": rows,
+            "proportion_spilled": sp,
+        },
+    )
+    spill = scores_out + _boundary_bytes(att, att.mid, later) + to_mid + to_av
     info = PassInfo(
-        3,
-        float(rows * s["Skv"] * by),
-        "O(tile): scores spilled, 4 S^2 DRAM passes",
+        passes,
+        float(rows * skv * by),
+        "O(tile): scores spilled, S^2 DRAM passes",
         spill_bytes=float(spill),
-        reason="3-pass stable softmax, three kernels",
+        reason=f"{why}, three kernels",
     )
     return Plan(
         program=prog,
         passes=info,
         meta=meta,
-        notes=f"unfused QK -> softmax -> AV; matrix unit {big.name}, vector unit {small.name}",
+        notes=f"unfused {'+'.join(att.score_k)} -> {'+'.join(att.mid) or '(none)'} -> "
+        f"{'+'.join(later)}; matrix unit {big.name}, vector unit {small.name}",
     )
 
 
@@ -401,8 +694,8 @@ def _unfused_per_einsum(workload: Workload, arch: Architecture, fill: float) -> 
     big, small = pick_units(arch)
     groups = []
     for e in workload.cascade.einsums:
-        contraction = e.reduce_op == "sum" and e.map_op == "*" and len(e.inputs) == 2
-        groups.append(fit_group(workload, arch, e.name, big if contraction else small, fill=fill))
+        unit = big if is_contraction(e) else small
+        groups.append(fit_group(workload, arch, e.name, unit, fill=fill))
     mapping = Mapping(groups=tuple(groups), name="unfused")
     prog = lower(workload, mapping, arch)
     n, why = passes_for(workload)
@@ -424,5 +717,6 @@ def _unfused_per_einsum(workload: Workload, arch: Architecture, fill: float) -> 
             "dataflow": "unfused",
             "softmax": "per_einsum",
             "bytes_by_level": dict(prog.meta["bytes_by_level"]),
+            "ops": dict(prog.meta["ops"]),
         },
     )

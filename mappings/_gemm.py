@@ -36,6 +36,7 @@ from mappings._lower import unit_ops
 from mappings._mapping import FusionGroup, LevelMapping, Mapping
 from mappings._registry import PassInfo, Plan, register_dataflow
 from mappings._reuse import group_moves
+from mappings._roles import is_contraction
 from mappings._tensors import group_ops, group_tensors
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ def gemm_roles(workload: Workload, einsum: str | None = None) -> GemmRoles:
     MappingError
         If the (chosen) Einsum is not a two-input contraction with one reduced rank.
     """
-    cands = [e for e in workload.cascade.einsums if len(e.inputs) == 2 and e.reduce_ranks]
+    cands = [e for e in workload.cascade.einsums if is_contraction(e)]
     if einsum is not None:
         cands = [e for e in cands if e.name == einsum]
     if not cands:
@@ -258,6 +259,17 @@ def gemm_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, obj
             "unknown stationarity", path="knobs.stationary", expected="output|weight|input", got=st
         )
     unit, rows, cols = _array(arch, knobs.get("unit"))  # type: ignore[arg-type]
+    einsums = workload.cascade.einsums
+    if len(einsums) != 1:
+        # the systolic closed form times one GEMM; a cascade of several Einsums (SwiGLU, a
+        # norm, attention) is another workload: map it with `unfused` (one kernel per Einsum)
+        raise MappingError(
+            f"gemm dataflow maps a single contraction; cascade {workload.cascade.name!r} has "
+            f"{len(einsums)} Einsums",
+            path="workload.cascade",
+            expected="one Einsum C[m,n] = A[m,k]*B[k,n] (dataflow `unfused` maps several)",
+            got=[e.text or e.name for e in einsums],
+        )
     roles = gemm_roles(workload, knobs.get("einsum"))  # type: ignore[arg-type]
     sizes = workload.sizes
     mapping = gemm_mapping(workload, arch, roles, st, unit.name, rows, cols)

@@ -13,6 +13,7 @@ import pytest
 
 from mappings import simulate_workload
 from mappings._gemm import systolic_cycles
+from workloads import parse_cascade
 
 from .conftest import make_gemm
 
@@ -71,3 +72,29 @@ def test_unknown_stationarity_is_a_mapping_error(tpu):
             knobs={"stationary": "diagonal"},
             engine="analytic",
         )
+
+
+@pytest.mark.parametrize(
+    ("workload", "match"), [("swiglu", "single contraction"), ("softmax", "Einsum")]
+)
+def test_gemm_refuses_a_cascade_that_is_not_one_contraction(tpu, workload, match):
+    # a GEMM dataflow given SwiGLU (3 Einsums) or a softmax (no contraction) must say so,
+    # not time one of the Einsums as if it were the workload
+    from archsim.errors import MappingError
+
+    with pytest.raises(MappingError, match=match) as err:
+        simulate_workload(tpu, workload, dataflow="gemm", engine="analytic")
+    assert err.value.path == "workload.cascade"
+
+
+def test_gemm_reads_m_n_k_from_the_contraction_not_parameter_names(tpu):
+    # the same GEMM with other rank/parameter names: rows x cols x reduction read by role
+    text = "tensor X[t,d] : bf16\ntensor W[d,o] : bf16\nY[t,o] = X[t,d] * W[d,o]\n"
+    c = parse_cascade(text, name="proj", params={"T": 96, "D": 160, "O": 224})
+    from mappings._api import FileWorkload
+
+    renamed = FileWorkload("proj", c, dict(c.params), c.rank_sizes())
+    a = simulate_workload(tpu, renamed, dataflow="gemm", engine="analytic")
+    b = simulate_workload(tpu, make_gemm(96, 224, 160), dataflow="gemm", engine="analytic")
+    assert a.result.cycles == b.result.cycles
+    assert a.plan.meta["macs"] == 96 * 224 * 160
