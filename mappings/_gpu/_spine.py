@@ -373,7 +373,7 @@ def einsum_kernels(
     """One Einsum as its own kernel(s): a GEMM or a memory-bound kernel (module doc)."""
     e = _einsum(cascade, name)
     ec = counts.einsum(name)
-    if is_contraction(e) and e.inputs[0].name != e.inputs[1].name:
+    if is_contraction(e) and len(e.inputs) >= 2:
         m, n, k, batch = contraction_shape(cascade, name, sizes)
         if m * n > 1 and k >= 1:
             out_elt = max(1, cascade.tensors[name].dtype_bits // 8)
@@ -489,7 +489,7 @@ def _finish(
 
 def _is_gemm(cascade: Cascade, name: str, sizes: Mapping[str, int]) -> bool:
     e = _einsum(cascade, name)
-    if not is_contraction(e) or e.inputs[0].name == e.inputs[1].name:
+    if not is_contraction(e) or len(e.inputs) < 2:
         return False
     m, n, _, _ = contraction_shape(cascade, name, sizes)
     return m * n > 1

@@ -35,7 +35,7 @@ def gpu_gemm(workload: Workload, arch: Architecture, knobs: Mapping[str, object]
     model = model_for(arch)
     cascade = workload.cascade
     es = cascade.einsums
-    if len(es) != 1 or not is_contraction(es[0]) or es[0].inputs[0].name == es[0].inputs[1].name:
+    if len(es) != 1 or not is_contraction(es[0]) or len(es[0].inputs) < 2:
         raise MappingError(
             "gpu_gemm maps a single contraction C = sum A * B",
             path="workload.cascade",
