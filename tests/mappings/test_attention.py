@@ -106,6 +106,8 @@ def test_cli_reports_2d_utilization_at_64k(dataflow, low, high):
             "H=2",
             "--set",
             "D=64",
+            "--set",
+            f"passes={1 if dataflow == 'fusemax' else 3}",
             "--json",
         ]
     )
@@ -168,7 +170,7 @@ def test_flat_preset_reproduces_flats_one_eighth_2d_utilization():
     rep = simulate_workload(
         "flat",
         "mha",
-        params={"S": 65536, "B": 1, "H": 2, "D": 64},
+        params={"S": 65536, "B": 1, "H": 2, "D": 64, "passes": 3},
         dataflow="flat",
         engine="analytic",
     )
@@ -291,7 +293,7 @@ def test_flat_softmax_runs_on_the_presets_own_1d_array(preset, cycles, util):
     rep = simulate_workload(
         preset,
         "mha",
-        params={"S": 16384, "B": 1, "H": 2, "D": 64},
+        params={"S": 16384, "B": 1, "H": 2, "D": 64, "passes": 3},
         dataflow="flat",
         engine="analytic",
     )
