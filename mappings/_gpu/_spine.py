@@ -161,11 +161,7 @@ def tensor_bytes(cascade: Cascade, name: str, sizes: Mapping[str, int]) -> float
     """Compulsory bytes of tensor ``name`` (split ranks counted once, at the parent's size)."""
     spec = cascade.tensors[name]
     elems = math.prod(int(sizes.get(r, 1)) for r in _canon_ranks(cascade, spec.ranks))
-    d = 1.0
-    sp = spec.sparsity
-    if sp is not None and sp.density is not None and sp.kind not in ("block", "slice"):
-        d = 1.0
-    return float(elems) * spec.dtype_bits / 8.0 * d
+    return float(elems) * spec.dtype_bits / 8.0  # dense storage (sparsity masks the scores)
 
 
 def feature_extent(work: StreamWork) -> int:

@@ -15,9 +15,10 @@ masks skipped per tile), its own K/V and Q/O bytes, and the Einsums outside the 
 
 They refuse: a non-GPU architecture, a cascade that is not attention-like or not 1-pass
 over the key rank, block/slice sparsity (use ``block_sparse`` / ``fg_sparse``). A decode
-shape (query length 1) runs the family's decode kernels as before
-(:func:`archsim.gpu.decode_costs`) for plain attention cascades; ``pass_="bwd"`` runs the
-family's backward model over the shape the roles give (plain attention only).
+shape (query length 1) runs the family's decode recipe (:func:`mappings._gpu.decode.
+decode_kernels`: GQA-packed query rows, split K/V, same kernel names as
+:func:`archsim.gpu.decode_costs`); ``pass_="bwd"`` runs the family's closed-form backward
+model over the shape the roles give (plain attention only, no per-Einsum counting yet).
 """
 
 from __future__ import annotations
