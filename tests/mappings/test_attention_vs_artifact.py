@@ -48,7 +48,13 @@ def _run(dataflow: str, model: str, seq: str, engine: str = "analytic"):  # noqa
     return simulate_workload(
         PRESET[dataflow],
         "mha",
-        params={"B": 64, "H": h, "D": d, "S": SEQS[seq], "passes": 1 if dataflow == "fusemax" else 3},
+        params={
+            "B": 64,
+            "H": h,
+            "D": d,
+            "S": SEQS[seq],
+            "passes": 1 if dataflow == "fusemax" else 3,
+        },
         dataflow=dataflow,
         engine=engine,
     ).result
