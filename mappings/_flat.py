@@ -81,6 +81,7 @@ from mappings._lower import lower, lower_group, unit_ops
 from mappings._mapping import Mapping
 from mappings._registry import PassInfo, Plan, register_dataflow
 from mappings._roles import AttentionRoles, attention_roles, is_contraction, key_canon
+from mappings._stream import numeric_params
 
 if TYPE_CHECKING:
     from archsim import Architecture, ComputeUnit, Phase, Transfer
@@ -114,16 +115,6 @@ FUSED_OPS: dict[str, str] = {"sub": "exp"}
 #: score read once from DRAM, a score row kept in the buffer for the max, exp and sum passes
 #: (the score and the exponentials written to and re-read from the buffer once each).
 ROW_BUFFER: dict[str, int] = {"dram_reads": 1, "buffer_writes": 2, "buffer_reads": 2}
-
-
-def _numeric(params: AbcMapping[str, object]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for k, v in params.items():
-        if isinstance(v, bool):
-            out[k] = int(v)
-        elif isinstance(v, (int, float)):
-            out[k] = v
-    return out
 
 
 def _ops_of(counts: CascadeCounts, names: Sequence[str]) -> dict[str, float]:
@@ -190,7 +181,7 @@ def _attention(workload: Workload) -> _Att:
 
     cas = workload.cascade
     r = attention_roles(cas)
-    num = _numeric(dict(workload.params))
+    num = numeric_params(dict(workload.params))
     sizes = cas.rank_sizes(num)
     counts = count(cas, num)
     sparse = {k: dataclasses.replace(v, sparsity=None) for k, v in cas.tensors.items()}

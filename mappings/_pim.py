@@ -52,7 +52,7 @@ from archsim.errors import MappingError
 from mappings._passes import cascade_passes
 from mappings._registry import PassInfo, Plan, register_dataflow
 from mappings._roles import attention_roles, is_contraction, key_canon
-from mappings._stream import _numeric
+from mappings._stream import numeric_params
 
 if TYPE_CHECKING:
     from archsim import Architecture
@@ -557,7 +557,7 @@ def decode_shape(workload: Workload) -> DecodeShape:
 
     cascade: Cascade = workload.cascade
     roles = attention_roles(cascade)
-    num = _numeric(dict(workload.params))
+    num = numeric_params(dict(workload.params))
     sizes = cascade.rank_sizes(num)
     qlen = int(sizes[roles.query])
     if qlen != 1:
@@ -712,7 +712,7 @@ def gemv_shape(workload: Workload) -> GemvShape:
             got=[e.text or e.name for e in cascade.einsums[:4]],
         )
     (e,) = cons
-    sizes = cascade.rank_sizes(_numeric(dict(workload.params)))
+    sizes = cascade.rank_sizes(numeric_params(dict(workload.params)))
     a, b = e.inputs[0], e.inputs[1]
     out = list(e.output.ranks)
 

@@ -40,7 +40,15 @@ from mappings._roles import AttentionRoles, attention_roles, key_canon
 if TYPE_CHECKING:
     from workloads import Cascade, CascadeCounts
 
-__all__ = ["StreamTiling", "StreamWork", "stream_work", "exact_round", "add_ops", "capped"]
+__all__ = [
+    "StreamTiling",
+    "StreamWork",
+    "stream_work",
+    "exact_round",
+    "add_ops",
+    "capped",
+    "numeric_params",
+]
 
 #: What a kernel may skip, by name: tiles a condition leaves empty, dead blocks of a
 #: block-sparse tensor, dead M x 1 slices (by gathering the kept keys).
@@ -212,7 +220,7 @@ def stream_work(
     cascade: Cascade = workload.cascade  # type: ignore[attr-defined]
     r = roles or attention_roles(cascade)
     params = dict(workload.params)  # type: ignore[attr-defined]
-    sizes0 = cascade.rank_sizes(_numeric(params))
+    sizes0 = cascade.rank_sizes(numeric_params(params))
     score = next(e for e in cascade.einsums if e.name == r.score)
     outer_streamed = r.key_outer is not None and r.key_outer in score.ranks
     if r.key_outer is None or outer_streamed or r.key in score.ranks:
@@ -226,7 +234,7 @@ def stream_work(
     qt = max(1, min(int(tiling.query_tile), query_len))
     if outer_streamed and r.key_split_param:
         params = {**params, r.key_split_param: kt}
-    num = _numeric(params)
+    num = numeric_params(params)
     sizes = cascade.rank_sizes(num)
     counts = count(cascade, num)
 
@@ -364,7 +372,8 @@ def _dense(cascade: Cascade) -> Cascade:
     return dataclasses.replace(cascade, einsums=einsums, tensors=type(cascade.tensors)(tensors))
 
 
-def _numeric(params: Mapping[str, object]) -> dict[str, float]:
+def numeric_params(params: Mapping[str, object]) -> dict[str, float]:
+    """The numeric workload parameters (booleans as 0/1) that size ranks and conditions."""
     out: dict[str, float] = {}
     for k, v in params.items():
         if isinstance(v, bool):

@@ -44,7 +44,7 @@ from archsim.gpu.attention import kv_reread_factor, trip_kernel_cost
 from archsim.gpu.heuristics import AttnTiling
 from mappings._passes import cascade_passes
 from mappings._roles import AttentionRoles, attention_roles, is_contraction
-from mappings._stream import StreamTiling, StreamWork, _numeric, add_ops, stream_work
+from mappings._stream import StreamTiling, StreamWork, add_ops, numeric_params, stream_work
 
 if TYPE_CHECKING:
     from workloads import Cascade, CascadeCounts
@@ -287,7 +287,7 @@ def fused_kernel(
     r = roles or attention_roles(cascade)
     elt = dtype_bytes(dtype)
     # feature width from the roles at the workload's own sizes, then the family's tile
-    sizes0 = cascade.rank_sizes(_numeric(workload.params))  # type: ignore[attr-defined]
+    sizes0 = cascade.rank_sizes(numeric_params(workload.params))  # type: ignore[attr-defined]
     d = int(math.prod(sizes0.get(x, 1) for x in r.features)) or 1
     t0: AttnTiling = tiling_fn(d, False)  # type: ignore[operator]
     w = stream_work(
@@ -512,7 +512,7 @@ def unfused_plan(
     from ._common import dtype_of, gpu_plan
 
     cascade = workload.cascade  # type: ignore[attr-defined]
-    num = _numeric(workload.params)  # type: ignore[attr-defined]
+    num = numeric_params(workload.params)  # type: ignore[attr-defined]
     num = _whole_key(cascade, num)
     counts = count(cascade, num)
     sizes = cascade.rank_sizes(num)

@@ -31,7 +31,7 @@ from archsim.errors import MappingError
 from archsim.gpu import attention_bwd_costs, dtype_bytes, fwd_tiling
 from mappings._registry import PassInfo, Plan, register_dataflow
 from mappings._roles import attention_roles
-from mappings._stream import _numeric
+from mappings._stream import numeric_params
 from workloads import Workload
 
 from ._common import check_knobs, dtype_of, model_for
@@ -61,7 +61,7 @@ def attention_plan(
     if str(knobs.get("pass_", "fwd")) == "bwd":
         return _backward(name, family, workload, arch, model, roles, dtype)
 
-    sizes0 = workload.cascade.rank_sizes(_numeric(workload.params))
+    sizes0 = workload.cascade.rank_sizes(numeric_params(workload.params))
     if int(sizes0[roles.query]) == 1:  # decode: the family's decode kernels
         from .decode import decode_plan
 

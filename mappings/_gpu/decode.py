@@ -29,7 +29,7 @@ from archsim.gpu.decode import _combine_cost, cudnn_decode_tiling
 from archsim.gpu.heuristics import fa2_fwd_tiling, fa2_splitkv_tiling, memeff_fwd_tiling
 from mappings._registry import PassInfo, Plan, register_dataflow
 from mappings._roles import AttentionRoles, attention_roles
-from mappings._stream import StreamTiling, _numeric, stream_work
+from mappings._stream import StreamTiling, numeric_params, stream_work
 from workloads import Workload
 
 from ._common import check_knobs, dtype_of, ensure, model_for
@@ -83,7 +83,7 @@ def decode_kernels(
     dtype = dtype_of(workload)
     elt = dtype_bytes(dtype)
     hw = model.hw
-    sizes0 = cascade.rank_sizes(_numeric(workload.params))
+    sizes0 = cascade.rank_sizes(numeric_params(workload.params))
     query_len = int(sizes0[r.query])
     _refuse_prefill(query_len, dataflow)
     d = int(math.prod(sizes0.get(x, 1) for x in r.features)) or 1

@@ -17,7 +17,7 @@ from archsim.gpu import GemmConfig, gemm_costs
 from mappings._passes import cascade_passes
 from mappings._registry import PassInfo, Plan, register_dataflow
 from mappings._roles import is_contraction
-from mappings._stream import _numeric
+from mappings._stream import numeric_params
 from workloads import Workload, count
 
 from ._common import check_knobs, dtype_of, ensure, model_for
@@ -42,7 +42,7 @@ def gpu_gemm(workload: Workload, arch: Architecture, knobs: Mapping[str, object]
             expected="one Einsum C[m,n] = A[m,k] * B[k,n] (two distinct operands)",
             got="; ".join(e.text or e.name for e in es[:4]) + (" ..." if len(es) > 4 else ""),
         )
-    num = _numeric(workload.params)
+    num = numeric_params(workload.params)
     sizes = cascade.rank_sizes(num)
     M, N, K, batch = contraction_shape(cascade, es[0].name, sizes)
     cfg = None
@@ -95,7 +95,7 @@ def gpu_unfused(workload: Workload, arch: Architecture, knobs: Mapping[str, obje
     fuse = bool(knobs.get("fuse_elementwise", True))
     plan = unfused_plan("gpu_unfused", workload, arch, model, fuse_elementwise=fuse)
     cascade = workload.cascade
-    counts = count(cascade, _numeric(workload.params))
+    counts = count(cascade, numeric_params(workload.params))
     inter = set(cascade.tensors) - set(cascade.inputs) - set(cascade.outputs)
     spill = sum(float(ec.writes_bytes) for ec in counts.einsums if ec.name in inter)
     n, why = cascade_passes(cascade)

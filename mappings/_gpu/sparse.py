@@ -25,7 +25,7 @@ from archsim.gpu import GATHER_CYCLES_PER_ROW, dtype_bytes
 from archsim.gpu.attention import _INDEX_BYTES, _sparse_tiling
 from mappings._registry import PassInfo, Plan, register_dataflow
 from mappings._roles import AttentionRoles, attention_roles
-from mappings._stream import _numeric
+from mappings._stream import numeric_params
 from workloads import Workload
 
 from ._common import check_knobs, dtype_of, ensure, model_for
@@ -45,7 +45,7 @@ def sparse_block(workload: Workload, roles: AttentionRoles, kind: str) -> tuple[
     from workloads._sparsity import tile_shape
 
     cascade = workload.cascade
-    params = _numeric(workload.params)
+    params = numeric_params(workload.params)
     core = set(roles.core)
     for e in cascade.einsums:
         if e.name not in core:
