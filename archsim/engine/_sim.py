@@ -1,9 +1,12 @@
 """The event-driven evaluator: run a tile program on SimPy.
 
-``simulate`` compiles the program, then either simulates every slot of every phase on one
-SimPy environment, or — for a chain of phases, where it is exact — times each phase with the
-shortcuts of :mod:`archsim.engine._shortcuts` (symmetry, steady state, classes of unevenly
-shared groups, independent slots) and simulates the phases where none applies.
+``simulate`` compiles the program, then times each phase on its own, from the end of the
+phases it waits for, with the shortcuts of :mod:`archsim.engine._shortcuts` (symmetry, steady
+state, classes of unevenly shared groups, independent slots), simulating alone the phases
+where none applies. That is exact when no two phases that run at the same time share a
+server (see :func:`_phases_alone`): always for a chain of phases, and for the GPU lowering,
+whose write-back phase runs beside its kernel on other ports. Otherwise every slot of every
+phase is simulated on one SimPy environment.
 """
 
 from __future__ import annotations
@@ -64,6 +67,96 @@ def _run_joint(
     return end, per_phase, rt.clock.scheduled()
 
 
+def _busy_servers(cp: CompiledPhase) -> frozenset[int]:
+    """Servers ``cp`` puts work on (none for an empty phase; zero-byte transfers make no job)."""
+    p = cp.phase
+    if p.work_items == 0:
+        return frozenset()
+    steps = [cp.prologue, cp.epilogue]
+    if p.total_trips > 0:
+        steps.append(cp.body)
+    return frozenset(s for st in steps if st is not None for s, w in st.work.items() if w > 0)
+
+
+def _ancestors(compiled: CompiledProgram) -> list[set[int]]:
+    """Every phase's transitive dependencies (``after`` names only earlier phases)."""
+    anc: list[set[int]] = []
+    for cp in compiled.phases:
+        mine: set[int] = set()
+        for d in cp.deps:
+            mine.add(d)
+            mine |= anc[d]
+        anc.append(mine)
+    return anc
+
+
+def _may_share(compiled: CompiledProgram) -> list[list[int]]:
+    """For each phase, the earlier phases it does not wait for that use a server it uses."""
+    anc = _ancestors(compiled)
+    busy = [_busy_servers(cp) for cp in compiled.phases]
+    return [
+        [i for i in range(j) if i not in anc[j] and busy[i] & busy[j]] for j in range(len(busy))
+    ]
+
+
+def _phases_alone(
+    compiled: CompiledProgram, spans: list | None
+) -> tuple[float, dict[str, float], dict[str, str], int] | None:
+    """Time every phase alone from the end of its dependencies, or None if that is not exact.
+
+    NOTE: exact when no two phases that share a server run at the same time. The engine is
+    deterministic and time-invariant: a phase's timeline is fixed by its start time and by
+    the jobs other phases put on the server instances it uses. A phase that waits for
+    another (directly or through others) starts after that one's last job has left every
+    server. So if, in the schedule built here (each phase timed alone, starting at the latest
+    end of its dependencies), every pair of phases that neither waits for the other and that
+    share a server have disjoint closed intervals (with a relative tolerance, so touching
+    ends count as overlapping), then no job of one phase ever meets a job of another on a
+    server: up to the first instant where the full simulation could differ from this
+    schedule, both agree on every start, so no phase has yet met a sharer, so they agree at
+    that instant too. Hence every phase runs as if alone and the schedule is the full
+    simulation's (up to float rounding of time shifts). The GPU lowering's kernel and its
+    write-back phase start together and overlap, but the kernel reads HBM/L2 into SMEM and
+    computes while the write-back reads SMEM and writes HBM: disjoint servers, so they run
+    each alone. Returns None (simulate everything jointly) when some pair does overlap on a
+    shared server; each phase alone is timed with the exact phase shortcuts where they apply.
+    """
+    phases = compiled.phases
+    n = len(phases)
+    starts = [0.0] * n
+    ends = [0.0] * n
+    local: list | None = [] if spans is not None else None
+    rivals = _may_share(compiled)
+    events = 0
+    phase_cycles: dict[str, float] = {}
+    how: dict[str, str] = {}
+    for cp in phases:
+        t = max((ends[d] for d in cp.deps), default=0.0)
+        starts[cp.index] = t
+        got = phase_shortcut(compiled, cp)
+        if got is None:
+            end, per, ev = _run_joint(compiled, (cp,), t, local)
+            how[cp.phase.name] = "full"
+        else:
+            dur, ev = got
+            end, per = t + dur, {cp.phase.name: dur}
+            how[cp.phase.name] = "shortcut"
+            if local is not None:
+                local.append(("phases", 0, cp.phase.name, t, dur))
+        ends[cp.index] = end
+        events += ev
+        phase_cycles.update(per)
+        j = cp.index
+        tol = 1e-9 * max(1.0, end)
+        for i in rivals[j]:  # phases are in dependency order: i is timed already
+            if starts[i] <= ends[j] + tol and starts[j] <= ends[i] + tol:
+                return None
+    total = max(ends, default=0.0)
+    if spans is not None and local is not None:
+        spans.extend(local)
+    return total, phase_cycles, how, events
+
+
 def simulate(
     program: TileProgram, arch: Architecture, *, trace: bool = False, shortcuts: bool = True
 ) -> Result:
@@ -91,8 +184,10 @@ def simulate(
     Result
         ``engine="event"``; ``meta`` holds ``events`` (SimPy events scheduled and
         processed),
-        ``phase_cycles`` and ``phase_method`` (``"shortcut"``: any of the phase shortcuts;
-        ``"full"``: every slot simulated).
+        ``phase_cycles``, ``phase_method`` (``"shortcut"``: any of the phase shortcuts;
+        ``"full"``: every slot simulated) and ``phase_schedule`` (``"alone"``: each phase
+        timed on its own from its dependencies; ``"joint"``: all phases simulated together
+        on one environment).
 
     Raises
     ------
@@ -105,27 +200,18 @@ def simulate(
     events = 0
     phase_cycles: dict[str, float] = {}
     how: dict[str, str] = {}
-    if compiled.chain and use_short:
-        t = 0.0
-        for cp in compiled.phases:
-            got = phase_shortcut(compiled, cp)
-            if got is None:
-                end, per, ev = _run_joint(compiled, (cp,), t, spans)
-                how[cp.phase.name] = "full"
-            else:
-                dur, ev = got
-                end, per = t + dur, {cp.phase.name: dur}
-                how[cp.phase.name] = "shortcut"
-                if spans is not None:
-                    spans.append(("phases", 0, cp.phase.name, t, dur))
-            events += ev
-            phase_cycles.update(per)
-            t = end
-        total = t
+    alone = _phases_alone(compiled, spans) if use_short else None
+    if alone is not None:
+        total, phase_cycles, how, events = alone
     else:
         total, phase_cycles, events = _run_joint(compiled, compiled.phases, 0.0, spans)
         how = {cp.phase.name: "full" for cp in compiled.phases}
-    meta: dict[str, object] = {"events": events, "phase_cycles": phase_cycles, "phase_method": how}
+    meta: dict[str, object] = {
+        "events": events,
+        "phase_cycles": phase_cycles,
+        "phase_method": how,
+        "phase_schedule": "joint" if alone is None else "alone",
+    }
     trace_tuple = None
     if spans is not None:
         trace_tuple = tuple(spans)
