@@ -173,10 +173,12 @@ def plan_for(
     if mapping is not None:
         from mappings._lower import lower
         from mappings._reuse import footprints
+        from mappings._splits import apply_splits
         from mappings._tensors import group_ranks, group_tensors
 
         m = mapping if isinstance(mapping, Mapping) else Mapping.from_yaml(mapping)
         prog = lower(workload, m, arch)  # type: ignore[arg-type]
+        workload = apply_splits(workload, m.splits)  # type: ignore[arg-type]
         buf = max(
             (
                 sum(v.values())

@@ -24,8 +24,6 @@ import math
 from collections.abc import Mapping as AbcMapping
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from archsim.errors import InfeasibleMappingError, MappingError
 from mappings._attn_common import (
     attention_shape,
@@ -36,12 +34,13 @@ from mappings._attn_common import (
 )
 from mappings._fit import pick_units, unit_mesh
 from mappings._flat import flat_plan, unfused_plan
+from mappings._fusemax_mapping import fusemax_mapping
 from mappings._gemm import _known
-from mappings._groups import einsum_phases
-from mappings._lower import unit_ops
+from mappings._lower import group_work, lower
 from mappings._registry import PassInfo, Plan, register_dataflow
 from mappings._roles import attention_roles
-from mappings._stream import StreamTiling, add_ops, capped, stream_work
+from mappings._splits import apply_splits
+from mappings._stream import StreamTiling, stream_work
 
 if TYPE_CHECKING:
     from archsim import Architecture
@@ -76,15 +75,14 @@ def fusemax_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, 
         Not attention-like, not 1-pass over the key rank, or a query group overflowing the
         buffer.
     """
-    from archsim import Compute, Phase, Step, TileProgram, Transfer
+    from archsim import TileProgram
 
     _known(knobs, {"m0", "p0", "q_group"})
     require_kind(arch, "spatial", "fusemax", "flash3, flash2 on a GPU; pim_decode on PIM")
     roles = attention_roles(workload.cascade)
     require_one_pass(workload.cascade, "fusemax")
     glb = glb_level(arch)
-    big, small = pick_units(arch)
-    dram = arch.levels[0].name
+    big, _ = pick_units(arch)
     mx, my = unit_mesh(big)
     sw = stream_work(
         workload,
@@ -113,75 +111,36 @@ def fusemax_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, 
             expected=f"<= {int(max(cap - kv_tile, 0) // row_state)}",
             got=qg,
         )
-    # key tiles stream once per group of p1 query blocks: the union of the group's live tiles
-    per_kv = sw.trips.reshape(-1, share)
-    groups = math.ceil(share / p1)
-    padded = np.zeros((per_kv.shape[0], groups * p1), dtype=np.int64)
-    padded[:, :share] = per_kv
-    group_tiles = padded.reshape(per_kv.shape[0], groups, p1).max(axis=2)
-    kv_keys = float(np.minimum(group_tiles * m0, sw.key_len).sum())  # a ragged last tile
-    tiles = max(1, sw.total_trips)
-    items = sw.work_items
-    fill = sw.query_len / float(p_blocks * p0)  # a ragged last query block
-    kv_bytes = kv_keys * kv_tile / m0
-    q_bytes = items * sum(sw.query_tensors.values()) * fill
-    o_bytes = items * sum(sw.out_tensors.values()) * fill
-    two_d, occ2 = _unit_work(sw.tile_useful, sw.tile_exec, tiles, tiles, big)
-    row_useful = dict(sw.row_useful)
-    add_ops(row_useful, sw.epilogue_useful)
-    row_exec = {k: v * tiles for k, v in sw.row_exec.items()}
-    add_ops(row_exec, sw.epilogue_exec, items)
-    one_d, occ1 = _unit_work(
-        row_useful, {k: v / tiles for k, v in row_exec.items()}, tiles, tiles, small
+    mapping = fusemax_mapping(
+        workload, arch, roles, m0=m0, p0=p0, p1=p1, glb=glb.name, skips=tuple(FUSEMAX_SKIPS)
     )
-    body = Step(
-        loads=(
-            Transfer("KV", int(math.ceil(kv_bytes / tiles)), dram, glb.name),
-            Transfer("Q", int(math.ceil(q_bytes / tiles)), dram, glb.name),
-        ),
-        compute=(
-            Compute(big.name, two_d, occupancy=occ2),
-            Compute(small.name, one_d, occupancy=occ1),
-        ),
-        stores=(Transfer("O", int(math.ceil(o_bytes / tiles)), glb.name, dram),),
-        buffer_bytes=int(kv_tile),
-    )
-    pre = einsum_phases(workload, arch, roles.pre, prefix="pre")
-    core = Phase(
-        "fusemax",
-        body=body,
-        trips=tiles if sw.total_trips else 0,
-        work_items=1,
-        slots=1,
-        depth=2,
-        staging_level=glb.name,
-    )
-    post = einsum_phases(workload, arch, roles.post, prefix="post")
-    ops = sw.useful_ops()
-    for name in (*roles.pre, *roles.post):
-        add_ops(ops, _einsum_useful(sw, name))
-    ran = capped(sw.tile_useful, sw.tile_exec, tiles)
-    add_ops(ran, capped(row_useful, {k: v / tiles for k, v in row_exec.items()}, tiles))
-    skipped_ops = {k: v - ran.get(k, 0.0) for k, v in sw.useful_ops().items()}
+    prog = lower(workload, mapping, arch)
+    fused = next(g for g in mapping.groups if roles.score in g.einsums)
+    run, _ = group_work(apply_splits(workload, mapping.splits), fused)
+    skipped_ops: dict[str, float] = {}
+    for name, ops in run.items():
+        for k, v in _einsum_useful(sw, name).items():
+            if v - ops.get(k, 0.0) > 1e-9 * max(1.0, v):
+                skipped_ops[k] = skipped_ops.get(k, 0.0) + v - ops.get(k, 0.0)
     meta = {
+        **prog.meta,
         "dataflow": "fusemax",
         "m0": m0,
         "p0": p0,
         "q_group": qg,
         "P1": p1,
-        "kv_passes": groups,
+        "kv_passes": math.ceil(share / p1),
         "tail_rows": sw.query_len % qg,
         "buffer_used_bytes": used,
         "cycles_2d_per_tile": 2 * _extent(sw, roles.features) + 9,
-        "ops": ops,
-        "skipped_ops": {k: v for k, v in skipped_ops.items() if v > 1e-9 * max(1.0, abs(v))},
+        "skipped_ops": skipped_ops,
         "params": dict(sw.params),
         "roles": roles.describe(),
         "skipped": dict(sw.skipped),
         "trips": int(sw.total_trips),
-        "dense_trips": int(sw.dense_trips * items),
+        "dense_trips": int(sw.dense_trips * sw.work_items),
     }
-    prog = TileProgram("fusemax", (*pre, core, *post), clock_hz=arch.clock.core_hz, meta=meta)
+    prog = TileProgram("fusemax", prog.phases, clock_hz=prog.clock_hz, meta=meta)
     by = kv_tile / max(m0, 1)
     info = PassInfo(
         1,
@@ -193,6 +152,7 @@ def fusemax_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, 
         program=prog,
         passes=info,
         meta=meta,
+        mapping=mapping,
         notes=f"FuseMax m0={m0} p0={p0} q_group={qg} (P1={p1}); "
         + (", ".join(f"{k}: {v}" for k, v in sw.skipped.items()) or "dense"),
     )
@@ -228,23 +188,6 @@ def _einsum_useful(sw: object, name: str) -> dict[str, float]:
     if ec.macs:
         ops["mac"] = ops.get("mac", 0.0) + float(ec.macs)
     return ops
-
-
-def _unit_work(
-    useful: AbcMapping[str, float],
-    exec_per_trip: AbcMapping[str, float],
-    trips: float,
-    per: float,
-    unit: object,
-) -> tuple[dict[str, float], float]:
-    """(useful ops per trip on ``unit``'s op kinds, occupancy = useful time / executed time)."""
-    rates = unit.ops_per_cycle  # type: ignore[attr-defined]
-    u = unit_ops(capped(useful, exec_per_trip, trips), rates)
-    x = unit_ops({k: v * trips for k, v in exec_per_trip.items()}, rates)
-    t_u = sum(v / float(rates[k]) for k, v in u.items() if rates.get(k))
-    t_x = sum(v / float(rates[k]) for k, v in x.items() if rates.get(k))
-    occ = min(1.0, t_u / t_x) if t_x > 0 and t_u > 0 else 1.0
-    return {k: v / per for k, v in u.items()}, occ
 
 
 def fusemax_p1(

@@ -51,6 +51,25 @@ def compute_unit(arch: Architecture, group: FusionGroup):  # noqa: ANN201 (archs
     return arch.unit(group.compute)
 
 
+def _check_units(arch: Architecture, group: FusionGroup, path: str) -> None:
+    names = [u.name for u in arch.compute]
+    for e, unit in group.units.items():
+        if e not in group.einsums:
+            raise MappingError(
+                "unit bound to an Einsum outside the group",
+                path=f"{path}.units.{e}",
+                expected=f"one of {list(group.einsums)}",
+                got=e,
+            )
+        if unit not in names:
+            raise MappingError(
+                "unknown compute unit",
+                path=f"{path}.units.{e}",
+                expected=f"one of {names}",
+                got=unit,
+            )
+
+
 def _check_levels(arch: Architecture, group: FusionGroup, path: str) -> None:
     names = [lv.name for lv in arch.levels]
     last = -1
@@ -179,6 +198,9 @@ def check_mapping(workload: Workload, mapping: Mapping, arch: Architecture) -> N
     MappingError
         The first problem found, with its path and expected-vs-got.
     """
+    from mappings._splits import apply_splits
+
+    workload = apply_splits(workload, mapping.splits)
     einsums = [e.name for e in workload.cascade.einsums]
     readers = {e.name: {r.name for r in e.inputs} for e in workload.cascade.einsums}
     for g, group in enumerate(mapping.groups):
@@ -207,6 +229,7 @@ def check_mapping(workload: Workload, mapping: Mapping, arch: Architecture) -> N
                 )
             seen.add(e)
         compute_unit(arch, group)
+        _check_units(arch, group, path)
         _check_levels(arch, group, path)
         _check_factors(group, group_ranks(workload, group), path)
         _check_spatial(arch, group, path)

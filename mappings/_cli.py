@@ -51,6 +51,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--dataflow", default="auto", help="dataflow name (default auto)")
     s.add_argument("--knob", action="append", metavar="K=V", help="dataflow knob")
     s.add_argument("--mapping", help="mapping YAML file (instead of a dataflow)")
+    s.add_argument(
+        "--save-mapping",
+        metavar="FILE.yaml",
+        help="write the whole-cascade mapping that ran (pass it back with --mapping)",
+    )
     s.add_argument("--engine", choices=("event", "analytic"), default="event")
     s.add_argument("--trace", metavar="OUT.json", help="write a Chrome/Perfetto trace")
     s.set_defaults(func=_simulate)
@@ -91,6 +96,17 @@ def _simulate(args: argparse.Namespace) -> int:
         engine=args.engine,
         trace=bool(args.trace),
     )
+    if args.save_mapping:
+        if rep.plan.mapping is None:
+            from archsim.errors import MappingError
+
+            raise MappingError(
+                f"dataflow {rep.dataflow!r} is not written as a whole-cascade mapping yet",
+                path="--save-mapping",
+                expected="a dataflow whose Plan carries its Mapping (fusemax, or --mapping)",
+                got=rep.dataflow,
+            )
+        rep.plan.mapping.to_yaml(args.save_mapping)
     if args.trace:
         from archsim import write_trace
 

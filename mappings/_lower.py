@@ -25,6 +25,7 @@ import math
 from collections.abc import Mapping as AbcMapping
 from typing import TYPE_CHECKING
 
+from archsim.errors import MappingError
 from mappings._check import check_mapping, compute_unit, fanout
 from mappings._mapping import FusionGroup, Mapping
 from mappings._reuse import group_moves
@@ -34,17 +35,142 @@ if TYPE_CHECKING:
     from archsim import Architecture, Phase, TileProgram
     from workloads import Workload
 
-__all__ = ["lower", "lower_group", "spatial_fraction"]
+__all__ = ["lower", "lower_group", "group_computes", "spatial_fraction", "staged_bytes"]
 
 
-def spatial_fraction(arch: Architecture, group: FusionGroup) -> float:
-    """Fraction of the compute unit's PEs the group's innermost spatial factors use."""
+def spatial_fraction(
+    arch: Architecture, group: FusionGroup, unit: object = None, ranks: object = None
+) -> float:
+    """Fraction of a compute unit's PEs the group's innermost spatial factors use.
+
+    ``unit`` defaults to the group's main unit (the one its innermost spatial factors fan out
+    over); for another unit, only the factors over ``ranks`` (the ranks its Einsums iterate)
+    count, against that unit's lanes.
+    """
     i = len(group.levels) - 1
-    fx, fy = fanout(arch, group, i)
-    used = 1
-    for f in group.levels[i].spatial.values():
-        used *= int(f)
-    return min(1.0, used / float(fx * fy)) if fx * fy > 0 else 1.0
+    if unit is None:
+        fx, fy = fanout(arch, group, i)
+        lanes = fx * fy
+        factors = group.levels[i].spatial
+    else:
+        mesh = getattr(unit, "mesh", None)
+        lanes = int(mesh[0]) * int(mesh[1]) if mesh is not None else int(unit.instances)
+        factors = {r: f for r, f in group.levels[i].spatial.items() if r in set(ranks or ())}
+    used = math.prod(int(f) for f in factors.values())
+    return min(1.0, used / float(lanes)) if lanes > 0 else 1.0
+
+
+def group_computes(workload: Workload, group: FusionGroup, arch: Architecture, per: float) -> list:
+    """One :class:`archsim.Compute` per compute unit the group's Einsums run on (they run
+    concurrently on every tile), each with its Einsums' ops divided by ``per``.
+
+    Work is counted from the Einsums (:func:`group_work`): the ops a unit runs are the counted
+    ops (less those of skipped tiles), its time is that of the tiles it executes, dense; the
+    ratio and the unused lanes make its occupancy."""
+    from archsim import Compute
+
+    main = compute_unit(arch, group)
+    by_unit: dict[str, list[str]] = {}
+    for e in group.einsums:
+        by_unit.setdefault(group.unit_of(e) or main.name, []).append(e)
+    ranks_of = {e.name: e.ranks for e in workload.cascade.einsums}
+    run, execd = group_work(workload, group)
+    out = []
+    for name, einsums in by_unit.items():
+        unit = arch.unit(name)
+        if unit.name == main.name:
+            frac = spatial_fraction(arch, group)
+        else:
+            ranks = {r for e in einsums for r in ranks_of.get(e, ())}
+            for sp in workload.cascade.splits.values():  # a parent rank is walked by its parts
+                if sp.rank in ranks:
+                    ranks |= {sp.outer, sp.inner}
+            frac = spatial_fraction(arch, group, unit, ranks)
+        rates = unit.ops_per_cycle
+        ops = unit_ops(_sum_ops(run, einsums), rates)
+        if not ops:
+            continue
+        busy = unit_ops(_sum_ops(execd, einsums), rates)
+        t_run = sum(v / float(rates[k]) for k, v in ops.items() if rates.get(k))
+        t_exec = sum(v / float(rates[k]) for k, v in busy.items() if rates.get(k))
+        if t_exec > 0 and t_run > 0:
+            frac *= min(1.0, t_run / t_exec)
+        out.append(
+            Compute(unit=unit.name, ops={k: v / per for k, v in ops.items()}, occupancy=frac)
+        )
+    return out
+
+
+def _sum_ops(by_einsum: AbcMapping[str, AbcMapping[str, float]], names: list[str]) -> dict:
+    out: dict[str, float] = {}
+    for n in names:
+        for k, v in by_einsum.get(n, {}).items():
+            out[k] = out.get(k, 0.0) + v
+    return out
+
+
+def group_work(
+    workload: Workload, group: FusionGroup
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """(ops run, ops executed) per Einsum of ``group``, op kind -> count.
+
+    Ops run are ``workloads.count`` of each Einsum. When the group holds an attention core,
+    the key tiles it walks are those of its innermost tile (query rank x key rank) that its
+    conditions and masks leave live, as far as ``group.skip`` lets it skip
+    (:func:`mappings._stream.stream_work` finds them): an Einsum over the key ranks executes
+    its dense work on every live tile (a partly masked tile costs a whole one) and runs no op
+    on a skipped one (a dead tile leaves the running state unchanged).
+    """
+    by = {e.name: e for e in workload.cascade.einsums}
+    counts = {ec.name: ec for ec in workload.counts().einsums}
+
+    def ops_of(ec: object) -> dict[str, float]:
+        ops = {k: float(v) for k, v in ec.ops.items() if v}  # type: ignore[attr-defined]
+        if ec.macs and "mac" not in ops:  # type: ignore[attr-defined]
+            ops["mac"] = float(ec.macs)  # type: ignore[attr-defined]
+        return ops
+
+    run = {n: ops_of(counts[n]) for n in group.einsums if n in counts}
+    live = _live_fraction(workload, group)
+    if live is None:
+        return run, run
+    fraction, key_ranks = live
+    from mappings._stream import _dense, numeric_params
+    from workloads import count
+
+    dense = {
+        ec.name: ops_of(ec)
+        for ec in count(_dense(workload.cascade), numeric_params(workload.params)).einsums
+    }
+    execd: dict[str, dict[str, float]] = {}
+    for n, ops in run.items():
+        if not set(by[n].ranks) & key_ranks:
+            execd[n] = ops
+            continue
+        ex = {k: v * fraction for k, v in dense.get(n, ops).items()}
+        execd[n] = ex
+        run[n] = {k: min(v, ex.get(k, v)) for k, v in ops.items()}
+    return run, execd
+
+
+def _live_fraction(workload: Workload, group: FusionGroup) -> tuple[float, set[str]] | None:
+    """(live key tiles / all key tiles, the key's ranks) for a group holding an attention
+    core; None for any other group."""
+    from mappings._roles import attention_roles
+    from mappings._stream import StreamTiling, stream_work
+
+    try:
+        roles = attention_roles(workload.cascade)
+    except MappingError:
+        return None
+    if roles.score not in group.einsums:
+        return None
+    inner = len(group.levels) - 1
+    qt = group.tile(roles.query, inner)
+    kt = math.prod(group.tile(r, inner) for r in roles.key_ranks)
+    sw = stream_work(workload, StreamTiling(qt, kt, frozenset(group.skip)), roles=roles)
+    dense = float(sw.dense_trips * sw.work_items)
+    return (sw.total_trips / dense if dense else 1.0), set(roles.key_ranks)
 
 
 def unit_ops(ops: AbcMapping[str, float], unit_ops_per_cycle: AbcMapping[str, float]) -> dict:
@@ -69,9 +195,30 @@ def unit_ops(ops: AbcMapping[str, float], unit_ops_per_cycle: AbcMapping[str, fl
     return out
 
 
+def staged_bytes(workload: Workload, group: FusionGroup, tensors: list) -> tuple[int, int]:
+    """(bytes per pipeline stage, bytes held across trips) of the staging level's tiles.
+
+    A tensor whose tile changes every trip (its ranks include the innermost DRAM-level loop
+    that turns) takes one buffer per tile in flight; the others (a query block's running
+    state while key tiles stream past it) are held once.
+    """
+    from mappings._reuse import footprints
+
+    per = footprints(group, tensors, workload.sizes).get(1, {})
+    top = group.levels[0]
+    turning = [r for r in top.loop_order() if int(top.temporal.get(r, 1)) > 1]
+    inner = turning[-1] if turning else None
+    ranks = {t.name: t.ranks for t in tensors}
+    staged = sum(v for k, v in per.items() if inner is not None and inner in ranks.get(k, ()))
+    held = sum(per.values()) - staged
+    if inner is None:
+        staged, held = held, 0.0
+    return int(staged), int(held)
+
+
 def lower_group(workload: Workload, group: FusionGroup, arch: Architecture, name: str) -> Phase:
     """Lower one (already checked) fusion group to a Phase."""
-    from archsim import Compute, Phase, Step, Transfer
+    from archsim import Phase, Step, Transfer
 
     tensors = group_tensors(workload, group)
     top = group.levels[0]
@@ -88,25 +235,19 @@ def lower_group(workload: Workload, group: FusionGroup, arch: Architecture, name
         src, dst = group.levels[mv.src].level, group.levels[mv.dst].level
         t = Transfer(tensor=mv.tensor, bytes=b, src=src, dst=dst)
         (stores if mv.upward else loads).append(t)
-    unit = compute_unit(arch, group)
-    frac = spatial_fraction(arch, group)
-    ops = unit_ops(group_ops(workload, group), unit.ops_per_cycle)
-    comp = Compute(unit=unit.name, ops={k: v / per for k, v in ops.items()}, occupancy=frac)
+    computes = group_computes(workload, group, arch, per)
     staging = group.levels[1].level if len(group.levels) > 1 else None
-    buf = 0
-    if staging is not None:
-        from mappings._reuse import footprints
-
-        sizes = workload.sizes
-        buf = int(sum(footprints(group, tensors, sizes).get(1, {}).values()))
+    buf, fixed = staged_bytes(workload, group, tensors) if staging is not None else (0, 0)
     slots = 1
     if len(group.levels) > 1:
         slots = max(1, min(items, int(arch.level(staging).instances)))
-    body = Step(loads=tuple(loads), compute=(comp,), stores=tuple(stores), buffer_bytes=buf)
+    body = Step(loads=tuple(loads), compute=tuple(computes), stores=tuple(stores), buffer_bytes=buf)
     depth = 2
-    if staging is not None and buf > 0:
+    if group.depth is not None:
+        depth = group.depth
+    elif staging is not None and buf > 0:
         cap = arch.level(staging).capacity_bytes
-        if cap is not None and 2 * buf > cap:
+        if cap is not None and fixed + 2 * buf > cap:
             depth = 1  # no room for a second tile: loads and compute serialize
     return Phase(
         name=name,
@@ -147,9 +288,11 @@ def lower(
         If the mapping is invalid (see :func:`check_mapping`).
     """
     from archsim import TileProgram
+    from mappings._splits import apply_splits
 
     if check:
         check_mapping(workload, mapping, arch)
+    workload = apply_splits(workload, mapping.splits)
     phases = []
     by_level: dict[str, float] = {}
     side: dict[str, float] = {}

@@ -1,8 +1,12 @@
 """The loop-nest mapping: fusion groups, per-level temporal/spatial factors, loop order, bypass.
 
-A :class:`Mapping` lists fusion groups. A group is a set of Einsums computed together under
-one loop nest; intermediates named in ``on_chip`` never leave the chip. For every storage
-level (outermost first, DRAM first) the group gives
+A :class:`Mapping` covers a whole cascade. ``splits`` sets the inner extent of each split
+rank the cascade declares (``m -> m1, m0`` with ``m0: 256``: the key tile the running state
+advances by). ``groups`` lists fusion groups: a group is a set of Einsums computed together
+under one loop nest; intermediates named in ``on_chip`` never leave the chip; ``units`` binds
+Einsums to compute units (Einsums on different units of one group run concurrently on every
+tile) and ``depth`` is the number of tiles in flight. For every storage level (outermost
+first, DRAM first) the group gives
 
 * ``temporal``: rank -> loop factor at that level, iterated in ``order`` (outermost first);
 * ``spatial``: rank -> fan-out below that level (over child instances or compute PEs), and
@@ -82,7 +86,29 @@ class FusionGroup(_Frozen):
     on_chip: tuple[str, ...] = ()
     """Intermediates of this group that never go to DRAM (kept in the on-chip levels)."""
     compute: str | None = None
-    """Compute unit that runs the group (default: the architecture's first compute unit)."""
+    """Compute unit that runs the group (default: the architecture's first compute unit);
+    the innermost level's spatial factors fan out over its mesh."""
+    units: dict[str, str] = Field(default_factory=dict)
+    """Einsum -> compute unit for Einsums that do not run on ``compute`` (e.g. a 1D array
+    running the running-state Einsums beside the 2D array)."""
+    skip: tuple[Literal["condition", "block", "slice"], ...] = ("condition",)
+    """Dead tiles the group's controller skips: those a condition (causal, window) leaves
+    empty, and those of a block / M x 1 slice mask known before the run. A tile that is not
+    skipped runs its dense work (energy is charged on the counted ops only)."""
+    depth: int | None = None
+    """Tiles in flight (buffer stages of the DRAM-level loop); None: 2 where the staging
+    level has room for two tiles, else 1."""
+
+    @field_validator("depth")
+    @classmethod
+    def _depth(cls, v: int | None) -> int | None:
+        if v is not None and v < 1:
+            raise ValueError(f"depth must be >= 1, got {v!r}")
+        return v
+
+    def unit_of(self, einsum: str) -> str | None:
+        """Name of the compute unit that runs ``einsum`` (None: the architecture's first)."""
+        return self.units.get(einsum, self.compute)
 
     def factors(self, rank: str) -> list[int]:
         """All factors (temporal and spatial) of ``rank``, outermost first."""
@@ -105,8 +131,19 @@ class Mapping(_Frozen):
 
     groups: tuple[FusionGroup, ...]
     """Fusion groups, executed one after another."""
+    splits: dict[str, int] = Field(default_factory=dict)
+    """Split rank (its name, ``m``, or its inner rank, ``m0``) -> inner extent: the tile
+    parameter of the cascade's ``m -> m1, m0`` split (elements)."""
     name: str = ""
     """Optional label (dataflow name, mapper rank)."""
+
+    @field_validator("splits")
+    @classmethod
+    def _extents(cls, v: dict[str, int]) -> dict[str, int]:
+        for rank, n in v.items():
+            if int(n) != n or n < 1:
+                raise ValueError(f"split extent of {rank!r} must be an integer >= 1, got {n!r}")
+        return v
 
     def to_dict(self) -> dict[str, object]:
         """Plain dict (the YAML form)."""

@@ -56,6 +56,11 @@ class TensorUse:
         True when the group reads it (an input, or an intermediate consumed in the group).
     in_dram
         False for intermediates kept on chip (``FusionGroup.on_chip``).
+    loop_ranks
+        Ranks iterated by the Einsums that read or write the tensor (None: every loop of
+        the group). A loop over any other rank does not enclose those Einsums: in the
+        group's (imperfect) nest they sit beside it, as the final divide of a 1-pass
+        attention sits after the loop over key tiles, so it never re-fills the tensor.
     """
 
     name: str
@@ -65,6 +70,7 @@ class TensorUse:
     written: bool = False
     read: bool = True
     in_dram: bool = True
+    loop_ranks: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -118,8 +124,13 @@ def _keepers(group: FusionGroup, t: TensorUse) -> list[int]:
 def _boundary(group: FusionGroup, t: TensorUse, p: int, c: int) -> tuple[int, int, int]:
     """(refill multiplier, copies above the parent, copies between parent and child)."""
     loops: list[tuple[str, int]] = []
+    inside = t.loop_ranks
     for lm in group.levels[:c]:
-        loops.extend((r, int(lm.temporal.get(r, 1))) for r in lm.loop_order())
+        loops.extend(
+            (r, int(lm.temporal.get(r, 1)))
+            for r in lm.loop_order()
+            if inside is None or r in inside
+        )
     mult = refill_multiplier(loops, t.ranks)
     own = set(t.ranks)
     above = between = 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from mappings._mapping import FusionGroup
@@ -11,7 +12,7 @@ from mappings._reuse import TensorUse
 if TYPE_CHECKING:
     from workloads import Workload
 
-__all__ = ["group_ranks", "group_tensors", "group_ops", "einsum_by_name"]
+__all__ = ["group_ranks", "group_tensors", "group_ops", "einsum_ops", "einsum_by_name"]
 
 
 def einsum_by_name(workload: Workload) -> dict[str, object]:
@@ -30,6 +31,10 @@ def group_ranks(workload: Workload, group: FusionGroup) -> dict[str, int]:
             continue
         for r in e.ranks:
             out.setdefault(r, int(sizes.get(r, 1)))
+    # a split rank walked by its parts (m by m1 and m0) is not a loop of its own
+    for sp in workload.cascade.splits.values():
+        if sp.rank in out and (sp.outer in out or sp.inner in out):
+            del out[sp.rank]
     return out
 
 
@@ -53,6 +58,14 @@ def group_tensors(workload: Workload, group: FusionGroup) -> list[TensorUse]:
                 read.append(ref.name)
         if e.output.name not in written:
             written.append(e.output.name)
+    iterated = set(group_ranks(workload, group))
+    touching: dict[str, set[str]] = {}
+    for name in group.einsums:
+        e = by.get(name)
+        if e is None:
+            continue
+        for ref in (*e.inputs, e.output):
+            touching.setdefault(ref.name, set()).update(e.ranks)
     out: list[TensorUse] = []
     for name in dict.fromkeys(read + written):
         spec = cas.tensors[name]
@@ -62,15 +75,29 @@ def group_tensors(workload: Workload, group: FusionGroup) -> list[TensorUse]:
         out.append(
             TensorUse(
                 name=name,
-                ranks=tuple(spec.ranks),
+                ranks=_split_ranks(cas, spec.ranks, iterated),
                 elems=elems,
                 bytes_per_elem=spec.dtype_bits / 8.0,
                 written=is_w,
                 read=is_r,
                 in_dram=name not in group.on_chip,
+                loop_ranks=frozenset(touching.get(name, iterated)),
             )
         )
     return out
+
+
+def _split_ranks(cas: object, ranks: tuple[str, ...], iterated: set[str]) -> tuple[str, ...]:
+    """A tensor's ranks with each split rank the group iterates as ``(outer, inner)``: a
+    tensor declared over ``m`` is walked by the loops over ``m1`` and ``m0``."""
+    out: list[str] = []
+    for r in ranks:
+        sp = cas.splits.get(r)  # type: ignore[attr-defined]
+        if sp is not None and r not in iterated and (sp.outer in iterated or sp.inner in iterated):
+            out.extend((sp.outer, sp.inner))
+        else:
+            out.append(r)
+    return tuple(out)
 
 
 def _consumed_after_produced(group: FusionGroup, by: dict[str, object], name: str) -> bool:
@@ -86,9 +113,14 @@ def _consumed_after_produced(group: FusionGroup, by: dict[str, object], name: st
 
 def group_ops(workload: Workload, group: FusionGroup) -> dict[str, float]:
     """Op kind -> count summed over the group's Einsums (from ``workload.counts()``)."""
+    return einsum_ops(workload, group.einsums)
+
+
+def einsum_ops(workload: Workload, einsums: Sequence[str]) -> dict[str, float]:
+    """Op kind -> count summed over ``einsums`` (from ``workload.counts()``; MACs as ``mac``)."""
     counts = {ec.name: ec for ec in workload.counts().einsums}
     total: dict[str, float] = {}
-    for name in group.einsums:
+    for name in einsums:
         ec = counts.get(name)
         if ec is None:
             continue

@@ -1,0 +1,86 @@
+"""A mapping's split tiles applied to its workload: ``splits: {m: 256}`` sets ``M0 = 256``.
+
+A cascade that writes ``m -> m1, m0 : M0`` leaves the inner extent ``M0`` to the mapping (the
+key tile the running state advances by). :func:`apply_splits` returns the workload with the
+mapping's choice in the cascade's parameters, so the counts, rank sizes and every later stage
+see the split the mapping chose.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping as AbcMapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from archsim.errors import MappingError
+
+if TYPE_CHECKING:
+    from workloads import Cascade, CascadeCounts, Workload
+
+__all__ = ["SplitWorkload", "apply_splits"]
+
+
+@dataclass(frozen=True)
+class SplitWorkload:
+    """A workload whose cascade carries a mapping's split tiles in its parameters."""
+
+    name: str
+    cascade: Cascade
+    params: dict[str, object]
+    sizes: dict[str, int]
+
+    def counts(self) -> CascadeCounts:
+        """MACs, ops and bytes (``workloads.count``)."""
+        from workloads import count
+
+        return count(self.cascade)
+
+
+def apply_splits(workload: Workload, splits: AbcMapping[str, int]) -> Workload:
+    """``workload`` with each split's inner extent set to ``splits[rank]``.
+
+    Keys name the split rank (``m``) or its inner rank (``m0``).
+
+    Raises
+    ------
+    MappingError
+        A key that names no split of the cascade, a split whose tile is a fixed number in
+        the cascade text, or an extent that is not a positive integer.
+    """
+    if not splits:
+        return workload
+    cas = workload.cascade
+    by_key = {}
+    for sp in cas.splits.values():
+        by_key[sp.rank] = sp
+        by_key[sp.inner] = sp
+    new: dict[str, int] = {}
+    for key, extent in splits.items():
+        path = f"splits.{key}"
+        sp = by_key.get(key)
+        if sp is None:
+            have = [f"{s.rank} -> {s.outer}, {s.inner}" for s in cas.splits.values()]
+            raise MappingError(
+                "no such split rank in the cascade",
+                path=path,
+                expected=f"one of {have}" if have else "a cascade with a split rank",
+                got=key,
+            )
+        if isinstance(extent, bool) or int(extent) != extent or extent < 1:
+            raise MappingError("split extent", path=path, expected="an integer >= 1", got=extent)
+        if not isinstance(sp.tile, str):
+            if int(sp.tile) != int(extent):
+                raise MappingError(
+                    f"the cascade fixes the tile of {sp.rank!r} in its text",
+                    path=path,
+                    expected=int(sp.tile),
+                    got=extent,
+                )
+            continue
+        new[sp.tile] = int(extent)
+    if not new:
+        return workload
+    cas2 = dataclasses.replace(cas, params={**dict(cas.params), **new})
+    params = {**dict(getattr(workload, "params", {})), **new}
+    return SplitWorkload(workload.name, cas2, params, cas2.rank_sizes())  # type: ignore[return-value]
