@@ -13,7 +13,7 @@ from pathlib import Path
 
 __all__ = ["register"]
 
-_NAMES = ("fusemax", "pim", "fg-attn")
+_NAMES = ("fusemax", "pim", "fg-attn", "lean")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

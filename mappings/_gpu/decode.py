@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -49,6 +50,63 @@ DECODE_RECIPES: dict[str, FusedRecipe] = {
     ),
     "lean": FusedRecipe("lean", "flash2", "lean_attention_decode_kernel", lse_bytes_per_row=0),
 }
+
+
+#: FP32 ops per partial output element merged by a lean host CTA: rescale by
+#: ``exp(lse_i - lse)`` (the exponent is per row), multiply-add into the sum.
+_MERGE_OPS = 4.0
+#: Most CTAs one head's key range is split over (onnxruntime's Lean Attention, by the paper's
+#: authors: ``kMaxSplits`` 64, launched with at most 32 CTAs per head to allow for rounding).
+LEAN_MAX_CTAS_PER_HEAD = 32
+
+
+@dataclass(frozen=True)
+class StreamK:
+    """Stream-K partition of ``heads x n_blocks`` key tiles over CTAs (Lean Attention).
+
+    Attributes
+    ----------
+    trips : key tiles per CTA (equal to within one).
+    partials : partial results written by CTAs that do not own their head's first tile.
+    merged : per CTA, the peers' partials it merges as host (owner of a head's first tile).
+    written : per CTA, the partials it writes for other hosts.
+    max_ctas_per_head : most CTAs sharing one head.
+    """
+
+    trips: np.ndarray
+    partials: int
+    merged: np.ndarray
+    written: np.ndarray
+    max_ctas_per_head: int
+
+
+def _stream_k(heads: int, n_blocks: int, slots: int) -> StreamK:
+    """Deal ``heads x n_blocks`` key tiles out in order to one wave of CTAs.
+
+    Launch rule of the authors' kernel (onnxruntime ``lean_api.cc``): as many CTAs as
+    resident slots, but at least two tiles per CTA and at most
+    :data:`LEAN_MAX_CTAS_PER_HEAD` CTAs per head. CTA ``c`` takes the global tiles ``g``
+    with ``c * total <= g * ctas < (c + 1) * total`` (as the ``decode`` workload's ``lean``
+    variant), so heads are cut at CTA boundaries, not at fixed chunk sizes.
+    """
+    total = heads * n_blocks
+    if total <= 0:
+        z = np.zeros(1, dtype=np.int64)
+        return StreamK(z, 0, z, z, 1)
+    ctas = max(1, min(slots, math.ceil(total / 2), LEAN_MAX_CTAS_PER_HEAD * heads, total))
+    bounds = -(-np.arange(ctas + 1) * total // ctas)  # first tile of each CTA
+    trips = np.diff(bounds)
+    h = np.arange(heads)
+    first = h * n_blocks * ctas // total  # CTA owning the head's first tile (the host)
+    last = ((h + 1) * n_blocks - 1) * ctas // total
+    peers = last - first
+    merged = np.bincount(first, weights=peers, minlength=ctas)
+    # every CTA in (first, last] writes one partial for head h
+    diff = np.zeros(ctas + 1)
+    np.add.at(diff, first + 1, 1.0)
+    np.add.at(diff, last + 1, -1.0)
+    written = np.cumsum(diff)[:ctas]
+    return StreamK(trips, int(peers.sum()), merged, written, int(peers.max()) + 1)
 
 
 def _refuse_prefill(query_len: int, dataflow: str) -> None:
@@ -127,14 +185,16 @@ def decode_kernels(
     per_cta_fixed = (sum(w.query_tensors.values()) + sum(w.out_tensors.values())) * pack / num_m
     lean_meta: dict[str, object] = {}
     if variant == "lean":
-        total = groups * num_m * n_blocks
-        ctas = max(1, min(total, hw.sms * t.ctas_per_sm))
-        base, extra = divmod(total, ctas)
-        trips = np.where(np.arange(ctas) < extra, base + 1, base)
-        partials = ctas + groups * num_m
-        write = partials * min(rows, t.block_m) * (dv + 1) * 4.0
-        comb_splits = max(1, math.ceil(partials / groups))
-        lean_meta = {"partials": int(partials)}
+        lean = _stream_k(groups * num_m, n_blocks, hw.sms * t.ctas_per_sm)
+        trips = lean.trips
+        part = min(rows, t.block_m) * (dv + 1) * 4.0  # one fp32 partial O row block + its LSE
+        write = lean.partials * part + o_bytes
+        comb_splits = 1  # the host CTA of each head reduces in-kernel (no combine launch)
+        lean_meta = {
+            "partials": int(lean.partials),
+            "ctas": int(trips.size),
+            "max_ctas_per_head": int(lean.max_ctas_per_head),
+        }
     else:
         chunk = math.ceil(n_blocks / max(n_split, 1)) if n_blocks else 0
         per_split = np.clip(n_blocks - chunk * np.arange(n_split), 0, chunk)
@@ -159,6 +219,14 @@ def decode_kernels(
         dram_write=write,
         meta={"family": recipe.family, "splits": n_split, "gqa_rows": rows, **lean_meta},
     )
+    if variant == "lean":  # the host CTA of a head reads and merges its peers' partials
+        kernel = replace(
+            kernel,
+            cta_cycles=kernel.cta_cycles
+            + lean.merged * min(rows, t.block_m) * dv * _MERGE_OPS / hw.fp32_ops_per_clk,
+            cta_bytes=kernel.cta_bytes + (lean.merged + lean.written) * part,
+            dram_read_bytes=kernel.dram_read_bytes + lean.partials * part,
+        )
     costs = [kernel]
     if comb_splits > 1:
         costs.append(_combine_cost(model, splits=comb_splits, bhr=bhr, D=dv, elt=elt))

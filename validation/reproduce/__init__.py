@@ -6,7 +6,7 @@ summary keys, checks against the published numbers, notes on assumptions) and ne
 
 >>> from validation.reproduce import REPRODUCTIONS
 >>> sorted(REPRODUCTIONS)
-['fg-attn', 'fusemax', 'pim']
+['fg-attn', 'fusemax', 'lean', 'pim']
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Callable
 from ._common import Check, Reproduction, format_reproduction, format_table, write_outputs
 from ._fgattn import reproduce_fgattn
 from ._fusemax import reproduce_fusemax
+from ._lean import reproduce_lean
 from ._pim import reproduce_pim
 
 __all__ = [
@@ -36,6 +37,7 @@ REPRODUCTIONS: dict[str, Callable[..., Reproduction]] = {
     "fusemax": reproduce_fusemax,
     "pim": reproduce_pim,
     "fg-attn": reproduce_fgattn,
+    "lean": reproduce_lean,
 }
 
 
