@@ -42,7 +42,8 @@ PAPER = {
     "vs_split_kv_max_256k": 2.18,
 }
 TOL = 0.15  # issue 13: within 15% of the paper's figures
-#: GPU of the paper's evaluation (A100 80 GB, 108 SMs); h100 is reported beside it.
+#: GPU of the paper's evaluation as recalled (A100 80 GB, 108 SMs; not confirmed from a stored
+#: copy of the paper); h100 is reported beside it.
 ARCH = "a100"
 #: KV cache that fits on the 80 GB card (K and V, fp16), less 2 GB for the rest.
 HBM_BYTES = 78e9
