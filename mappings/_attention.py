@@ -41,6 +41,7 @@ from mappings._registry import PassInfo, Plan, register_dataflow
 from mappings._roles import attention_roles
 from mappings._splits import apply_splits
 from mappings._stream import StreamTiling, stream_work
+from mappings._tensors import count_ops
 
 if TYPE_CHECKING:
     from archsim import Architecture
@@ -116,10 +117,11 @@ def fusemax_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, 
     )
     prog = lower(workload, mapping, arch)
     fused = next(g for g in mapping.groups if roles.score in g.einsums)
-    run, _ = group_work(apply_splits(workload, mapping.splits), fused)
+    split = apply_splits(workload, mapping.splits)
+    run, _ = group_work(split, fused)
     skipped_ops: dict[str, float] = {}
     for name, ops in run.items():
-        for k, v in _einsum_useful(sw, name).items():
+        for k, v in count_ops(split.counts().einsum(name)).items():
             if v - ops.get(k, 0.0) > 1e-9 * max(1.0, v):
                 skipped_ops[k] = skipped_ops.get(k, 0.0) + v - ops.get(k, 0.0)
     meta = {
@@ -180,14 +182,6 @@ def _state_bytes(workload: Workload, sw: object) -> float:
                 n *= sw.sizes.get(rk, 1)  # type: ignore[attr-defined]
         total += n * spec.dtype_bits / 8.0
     return total
-
-
-def _einsum_useful(sw: object, name: str) -> dict[str, float]:
-    ec = sw.counts.einsum(name)  # type: ignore[attr-defined]
-    ops = {k: float(v) for k, v in ec.ops.items() if v}
-    if ec.macs:
-        ops["mac"] = ops.get("mac", 0.0) + float(ec.macs)
-    return ops
 
 
 def fusemax_p1(

@@ -29,7 +29,7 @@ from archsim.errors import MappingError
 from mappings._check import check_mapping, compute_unit, fanout
 from mappings._mapping import FusionGroup, Mapping
 from mappings._reuse import group_moves
-from mappings._tensors import group_ops, group_tensors
+from mappings._tensors import count_ops, group_ops, group_tensors
 
 if TYPE_CHECKING:
     from archsim import Architecture, Phase, TileProgram
@@ -123,14 +123,7 @@ def group_work(
     """
     by = {e.name: e for e in workload.cascade.einsums}
     counts = {ec.name: ec for ec in workload.counts().einsums}
-
-    def ops_of(ec: object) -> dict[str, float]:
-        ops = {k: float(v) for k, v in ec.ops.items() if v}  # type: ignore[attr-defined]
-        if ec.macs and "mac" not in ops:  # type: ignore[attr-defined]
-            ops["mac"] = float(ec.macs)  # type: ignore[attr-defined]
-        return ops
-
-    run = {n: ops_of(counts[n]) for n in group.einsums if n in counts}
+    run = {n: count_ops(counts[n]) for n in group.einsums if n in counts}
     live = _live_fraction(workload, group)
     if live is None:
         return run, run
@@ -139,7 +132,7 @@ def group_work(
     from workloads import count
 
     dense = {
-        ec.name: ops_of(ec)
+        ec.name: count_ops(ec)
         for ec in count(_dense(workload.cascade), numeric_params(workload.params)).einsums
     }
     execd: dict[str, dict[str, float]] = {}

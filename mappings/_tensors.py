@@ -11,8 +11,9 @@ from mappings._reuse import TensorUse
 
 if TYPE_CHECKING:
     from workloads import Workload
+    from workloads._count import EinsumCounts
 
-__all__ = ["group_ranks", "group_tensors", "group_ops", "einsum_ops", "einsum_by_name"]
+__all__ = ["group_ranks", "group_tensors", "group_ops", "einsum_ops", "count_ops", "einsum_by_name"]
 
 
 def einsum_by_name(workload: Workload) -> dict[str, object]:
@@ -121,12 +122,15 @@ def einsum_ops(workload: Workload, einsums: Sequence[str]) -> dict[str, float]:
     counts = {ec.name: ec for ec in workload.counts().einsums}
     total: dict[str, float] = {}
     for name in einsums:
-        ec = counts.get(name)
-        if ec is None:
-            continue
-        ops = dict(ec.ops)
-        if ec.macs and "mac" not in ops:
-            ops["mac"] = float(ec.macs)
-        for k, v in ops.items():
-            total[k] = total.get(k, 0.0) + float(v)
+        if name in counts:
+            for k, v in count_ops(counts[name]).items():
+                total[k] = total.get(k, 0.0) + v
     return total
+
+
+def count_ops(ec: EinsumCounts) -> dict[str, float]:
+    """Op kind -> count of one Einsum's ``workloads.count`` entry, its MACs as ``mac``."""
+    ops = {k: float(v) for k, v in ec.ops.items() if v}
+    if ec.macs:
+        ops["mac"] = ops.get("mac", 0.0) + float(ec.macs)
+    return ops
