@@ -17,6 +17,11 @@ of GLA (Yang et al., ICML'24, Sec. 3; FLA ``fused_chunk``):
   MACs by that recomputation, the masked half of each score tile and the padding of a last
   partial chunk.
 
+Knob ``materialize=1`` maps GLA's training form instead (FLA ``chunk``; GLA Sec. 3,
+"materialization"): a state kernel walks the chunks as above but runs only the state path and
+writes the state before every chunk to HBM (the cascade's state tensor at its dtype), then an
+output kernel runs the rest with one CTA per (chunk, value block), parallel along the sequence.
+
 Everything is read from the cascade (:func:`chunk_roles`): the chunk split of the query and
 key ranks, the state Einsum (iterative along the key-chunk rank, no query rank), the value
 features. Per-trip work is each Einsum's counted ops (:func:`workloads.count`) per iteration
@@ -246,9 +251,9 @@ def _tensor_total(cascade: Cascade, name: str, sizes: Mapping[str, int]) -> floa
 
 @dataclass(frozen=True)
 class ChunkKernel:
-    """The kernel's cost and what it was counted from."""
+    """The kernels' costs and what they were counted from."""
 
-    cost: KernelCost
+    costs: list[KernelCost]
     roles: ChunkRoles
     tiling: AttnTiling
     counts: CascadeCounts
@@ -258,12 +263,131 @@ class ChunkKernel:
     value_blocks: int
     features: int
     value_block: int
+    materialized: bool
+
+    @property
+    def cost(self) -> KernelCost:
+        """The (last) kernel: the fused one, or the output kernel of the materialized form."""
+        return self.costs[-1]
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    cascade: Cascade
+    cr: ChunkRoles
+    counts: CascadeCounts
+    sizes: Mapping[str, int]
+    model: GpuModel
+    recipe: ChunkRecipe
+    dtype: str
+    nv: int
+
+
+def _walk_kernel(
+    x: _Ctx,
+    name: str,
+    einsums: list[str],
+    reads: list[str],
+    writes: list[str],
+    ctas: int,
+    trips: int,
+) -> tuple[KernelCost, AttnTiling, dict[str, float]]:
+    """``ctas`` CTAs that each run ``trips`` chunk trips of ``einsums`` (executed ops of a
+    dense chunk tile), reading ``reads`` and writing ``writes`` (tensors of the cascade)."""
+    cascade, cr, sizes, vb = x.cascade, x.cr, x.sizes, x.recipe.value_block
+    per = _trip_exec(cascade, cr, x.counts, sizes, vb)
+    ops: dict[str, float] = {}
+    for n in einsums:
+        add_ops(ops, per.get(n, {}))
+    if cr.attention.score in einsums:
+        score_pts = math.prod(
+            _extent(r, cr, sizes, vb) for r in cascade.tensors[cr.attention.score].ranks
+        )
+        ops["overhead"] = x.recipe.score_overhead_ops * score_pts
+    mac = ops.get("mac", 0.0)
+    sfu = sum(v for k, v in ops.items() if k in SFU_OPS)
+    alu = sum(v for k, v in ops.items() if k != "mac" and k not in SFU_OPS)
+    trip_in = fixed_in = trip_out = 0.0
+    for t in reads:
+        b, streamed = _tile_bytes(cascade, cr, t, sizes, vb)
+        if streamed:
+            trip_in += b
+        else:
+            fixed_in += b
+    for t in writes:
+        trip_out += _tile_bytes(cascade, cr, t, sizes, vb)[0]
+    hw = x.model.hw
+    d = math.prod(int(sizes[r]) for r in cr.features) or 1
+    regs = x.recipe.regs_per_thread[1] if d > 64 else x.recipe.regs_per_thread[0]
+    stages = max(1, min(x.recipe.stages, trips))
+    while stages > 1 and stages * trip_in + fixed_in > hw.max_smem_per_cta_bytes:
+        stages -= 1
+    smem = int(stages * trip_in + fixed_in)
+    chunk = int(sizes[cr.key_pos])
+    tiling = make_tiling(
+        hw, chunk, chunk, x.recipe.warps, regs, smem, x.recipe.path, None, int(trip_in)
+    )
+    # DRAM: the value-feature blocks of a head read the tensors without value features (Q, K)
+    # in near lock-step (the reuse rule of a head's K/V in FlashAttention).
+    fv = set(cr.value_features)
+
+    def no_value(t: str) -> bool:
+        return not (set(_canon_ranks(cascade, cascade.tensors[t].ranks)) & fv)
+
+    shared_in = sum(_tensor_total(cascade, t, sizes) for t in reads if no_value(t))
+    own_in = sum(_tensor_total(cascade, t, sizes) for t in reads if not no_value(t))
+    groups = max(1, ctas // x.nv)
+    factor = kv_reread_factor(x.model, x.nv, hw.sms * tiling.ctas_per_sm, shared_in / groups)
+    eff = float(getattr(x.model.cal, FAMILIES[x.recipe.family][0]))
+    cost = trip_kernel_cost(
+        name=name,
+        category="attn_fwd",
+        model=x.model,
+        tiling=tiling,
+        eff=eff,
+        dtype=x.dtype,
+        trips=np.full(ctas, trips, dtype=np.int64),
+        mma_flops_per_trip=2.0 * mac,
+        alu_per_trip=alu,
+        sfu_per_trip=sfu,
+        bytes_per_trip=trip_in + trip_out,
+        fixed_bytes=fixed_in,
+        dram_read=shared_in * factor + own_in,
+        dram_write=sum(_tensor_total(cascade, t, sizes) for t in writes),
+        meta={"family": x.recipe.family, "qk_reread": factor, "value_blocks": x.nv},
+    )
+    return cost, tiling, ops
+
+
+def _state_path(cascade: Cascade, cr: ChunkRoles) -> list[str]:
+    """The state Einsum and the Einsums only it needs (``K^T V`` of a chunk, key decay)."""
+    made = {e.name: e for e in cascade.einsums}
+    need, todo = {cr.state}, [cr.state]
+    while todo:
+        for ref in made[todo.pop()].inputs:
+            if ref.name in made and ref.name not in need:
+                need.add(ref.name)
+                todo.append(ref.name)
+    return [e.name for e in cascade.einsums if e.name in need]
 
 
 def chunk_kernel(
-    workload: object, model: GpuModel, recipe: ChunkRecipe = RECIPE, dtype: str | None = None
+    workload: object,
+    model: GpuModel,
+    recipe: ChunkRecipe = RECIPE,
+    dtype: str | None = None,
+    *,
+    materialize: bool = False,
 ) -> ChunkKernel:
-    """The one fused kernel of ``recipe`` for ``workload``'s chunked cascade."""
+    """The kernels of ``recipe`` for ``workload``'s chunked cascade.
+
+    Fused (default, Lightning Attention-2): one kernel, ``batch x heads x value blocks``
+    CTAs that walk all chunks with the state on chip. ``materialize`` (GLA's training form,
+    FLA ``chunk``): a state kernel walks the chunks as above running only the state path
+    and writes the state before every chunk to HBM (the cascade's state tensor, at its
+    dtype); an output kernel then runs every other Einsum with one CTA per chunk and value
+    block, reading its chunk's state (parallel along the sequence).
+    """
     cascade: Cascade = workload.cascade  # type: ignore[attr-defined]
     cr = chunk_roles(cascade)
     num = numeric_params(workload.params)  # type: ignore[attr-defined]
@@ -272,77 +396,41 @@ def chunk_kernel(
     dtype = dtype or dtype_of(workload)  # type: ignore[arg-type]
     vb = recipe.value_block
     nv = _value_blocks(cr, sizes, vb)
-    ctas = math.prod(int(sizes[x]) for x in cr.per_cta) * nv
+    x = _Ctx(cascade, cr, counts, sizes, model, recipe, dtype, nv)
+    ctas = math.prod(int(sizes[r]) for r in cr.per_cta) * nv
     chunks = int(sizes[cr.key_chunk])
-    chunk = int(sizes[cr.key_pos])
-
-    per = _trip_exec(cascade, cr, counts, sizes, vb)
-    ops: dict[str, float] = {}
-    for d in per.values():
-        add_ops(ops, d)
-    score_pts = math.prod(
-        _extent(x, cr, sizes, vb) for x in cascade.tensors[cr.attention.score].ranks
-    )
-    ops["overhead"] = recipe.score_overhead_ops * score_pts
-    mac = ops.get("mac", 0.0)
-    sfu = sum(v for k, v in ops.items() if k in SFU_OPS)
-    alu = sum(v for k, v in ops.items() if k != "mac" and k not in SFU_OPS)
-
-    made = {e.name for e in cascade.einsums}
+    made = {e.name: e for e in cascade.einsums}
     inputs = [t for t in cascade.tensors if t not in made]
-    outputs = list(cascade.outputs)
-    trip_in = fixed_in = trip_out = 0.0
-    for t in inputs:
-        b, streamed = _tile_bytes(cascade, cr, t, sizes, vb)
-        if streamed:
-            trip_in += b
-        else:
-            fixed_in += b
-    for t in outputs:
-        trip_out += _tile_bytes(cascade, cr, t, sizes, vb)[0]
 
-    d = math.prod(int(sizes[x]) for x in cr.features) or 1
-    regs = recipe.regs_per_thread[1] if d > 64 else recipe.regs_per_thread[0]
-    stages = recipe.stages
-    while stages > 1 and stages * trip_in + fixed_in > model.hw.max_smem_per_cta_bytes:
-        stages -= 1
-    smem = int(stages * trip_in + fixed_in)
-    tiling = make_tiling(
-        model.hw, chunk, chunk, recipe.warps, regs, smem, recipe.path, None, int(trip_in)
-    )
+    def reads_of(names: list[str]) -> list[str]:
+        used = {ref.name for n in names for ref in made[n].inputs}
+        return [t for t in inputs if t in used]
 
-    # DRAM: the value-feature blocks of a head read its queries and keys in near lock-step
-    # (the same reuse rule as the K/V of a head's query tiles in FlashAttention).
-    fv = set(cr.value_features)
-    shared_in = sum(
-        _tensor_total(cascade, t, sizes)
-        for t in inputs
-        if not (set(_canon_ranks(cascade, cascade.tensors[t].ranks)) & fv)
-    )
-    own_in = sum(_tensor_total(cascade, t, sizes) for t in inputs) - shared_in
-    heads = max(1, ctas // nv)
-    factor = kv_reread_factor(model, nv, model.hw.sms * tiling.ctas_per_sm, shared_in / heads)
-    write = sum(_tensor_total(cascade, t, sizes) for t in outputs)
-    eff = float(getattr(model.cal, FAMILIES[recipe.family][0]))
-    cost = trip_kernel_cost(
-        name=recipe.kernel,
-        category="attn_fwd",
-        model=model,
-        tiling=tiling,
-        eff=eff,
-        dtype=dtype,
-        trips=np.full(ctas, chunks, dtype=np.int64),
-        mma_flops_per_trip=2.0 * mac,
-        alu_per_trip=alu,
-        sfu_per_trip=sfu,
-        bytes_per_trip=trip_in + trip_out,
-        fixed_bytes=fixed_in,
-        dram_read=shared_in * factor + own_in,
-        dram_write=write,
-        meta={"family": recipe.family, "qk_reread": factor, "value_blocks": nv},
-    )
-    vbe = min(vb, math.prod(int(sizes[x]) for x in cr.value_features) or 1)
-    return ChunkKernel(cost, cr, tiling, counts, ops, ctas, chunks, nv, d, vbe)
+    names = list(made)
+    if not materialize:
+        cost, tiling, ops = _walk_kernel(
+            x, recipe.kernel, names, inputs, list(cascade.outputs), ctas, chunks
+        )
+        costs = [cost]
+    else:
+        state = _state_path(cascade, cr)
+        rest = [n for n in names if n not in state]
+        k1, _, _ = _walk_kernel(
+            x, f"{recipe.kernel}_state", state, reads_of(state), [cr.state], ctas, chunks
+        )
+        cost, tiling, ops = _walk_kernel(
+            x,
+            f"{recipe.kernel}_output",
+            rest,
+            [*reads_of(rest), cr.state],
+            list(cascade.outputs),
+            ctas * chunks,
+            1,
+        )
+        costs = [k1, cost]
+    d = math.prod(int(sizes[r]) for r in cr.features) or 1
+    vbe = min(vb, math.prod(int(sizes[r]) for r in cr.value_features) or 1)
+    return ChunkKernel(costs, cr, tiling, counts, ops, ctas, chunks, nv, d, vbe, materialize)
 
 
 def chunked_plan(
@@ -351,8 +439,12 @@ def chunked_plan(
     knobs: Mapping[str, object],
     recipe: ChunkRecipe = RECIPE,
 ) -> Plan:
-    """Plan of the chunked kernel: one kernel, useful ops = :func:`workloads.count`."""
-    check_knobs(knobs, ("value_block",), recipe.dataflow)
+    """Plan of the chunked kernel(s); useful ops = :func:`workloads.count`.
+
+    Knobs: ``value_block`` (value features per CTA), ``materialize`` (0/1: GLA's two-kernel
+    form with the per-chunk states in HBM, see :func:`chunk_kernel`).
+    """
+    check_knobs(knobs, ("value_block", "materialize"), recipe.dataflow)
     if "value_block" in knobs:
         vb = int(knobs["value_block"])  # type: ignore[call-overload]
         if vb < 1:
@@ -360,32 +452,39 @@ def chunked_plan(
                 "value_block must be positive", path="knobs.value_block", expected=">= 1", got=vb
             )
         recipe = replace(recipe, value_block=vb)
+    mat = str(knobs.get("materialize", "0")).lower() in ("1", "true", "yes")
     model = model_for(arch)
-    k = chunk_kernel(workload, model, recipe)
+    k = chunk_kernel(workload, model, recipe, materialize=mat)
     cascade = workload.cascade
     names = [e.name for e in cascade.einsums]
     elt = dtype_bytes(dtype_of(workload))
     d, vb = k.features, k.value_block
+    where = (
+        f"states of every chunk in HBM ({cascade.tensors[k.roles.state].dtype_bits}-bit)"
+        if mat
+        else f"state {d}x{vb} fp32 ({d * vb * 4} B) in registers"
+    )
     passes = PassInfo(
         passes=1,
         buffer_bytes=float(k.tiling.smem_bytes),
         buffer_formula=(
-            f"stages x chunk inputs = {k.tiling.smem_bytes} B per CTA; state {d}x{vb} fp32 "
-            f"({d * vb * 4} B) in registers ({elt} B inputs)"
+            f"stages x chunk inputs = {k.tiling.smem_bytes} B per CTA; {where} ({elt} B inputs)"
         ),
-        reason="inter-chunk state carried across chunks on chip",
+        reason="inter-chunk state carried across chunks"
+        + (" through HBM (materialized)" if mat else " on chip"),
     )
     notes = (
         f"{recipe.dataflow}: {k.ctas} CTAs ({k.value_blocks} value blocks of {vb}) x "
-        f"{k.chunks} chunks of {k.tiling.block_m}; state {k.roles.state} on chip; "
-        f"{k.tiling.ctas_per_sm} CTA/SM, {k.tiling.path}"
+        f"{k.chunks} chunks of {k.tiling.block_m}; state {k.roles.state} "
+        + ("materialized: state kernel + one output CTA per chunk" if mat else "on chip")
+        + f"; {k.tiling.ctas_per_sm} CTA/SM, {k.tiling.path}"
     )
     return _finish(
         recipe.dataflow,
         workload,
         arch,
         model,
-        [k.cost],
+        list(k.costs),
         einsum_ops(k.counts, names),
         passes=passes,
         notes=notes,
@@ -402,6 +501,7 @@ def chunked_plan(
             "value_blocks": k.value_blocks,
             "chunks": k.chunks,
             "ctas": k.ctas,
+            "materialized": mat,
         },
         gpu_plan=gpu_plan,
     )

@@ -101,3 +101,22 @@ def test_refuses_gemm_and_non_gpu_architectures():
         _run("gemm", {})
     with pytest.raises(MappingError, match="GPU"):
         _run("linear", {"S": 256}, arch="fusemax")
+
+
+def test_materialized_form_writes_every_chunk_state_and_runs_one_cta_per_chunk():
+    p = {"B": 2, "H": 4, "S": 1024, "D": 128, "C": 64}
+    rep = _run("linear", p, knobs={"materialize": 1})
+    state, out = rep.plan.meta["kernels"]
+    chunks, heads = 1024 // 64, 2 * 4
+    assert state["ctas"] == heads * 4  # value blocks of 32 walk the chunks
+    assert out["ctas"] == heads * 4 * chunks  # one CTA per chunk and value block
+    c = count(get_workload("linear", **p).cascade)
+    assert rep.plan.meta["ops"]["mac"] == pytest.approx(c.macs, rel=1e-12)
+    from archsim import load_arch
+    from mappings._gpu._common import model_for
+    from mappings._gpu.linear import chunk_kernel
+
+    k = chunk_kernel(get_workload("linear", **p), model_for(load_arch("h100")), materialize=True)
+    st_bytes = heads * chunks * 128 * 128 * 2  # ST[b,h,mc,e,f] at its 16-bit dtype
+    assert k.costs[0].dram_write_bytes == pytest.approx(st_bytes)
+    assert k.costs[1].dram_read_bytes >= st_bytes

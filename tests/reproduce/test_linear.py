@@ -4,9 +4,10 @@ Stated tolerances (docs/reproductions.md, "Linear attention"):
 
 * the FA2 baseline stays within 15% of the FA3 paper's H100 figure for FA2 (causal, hdim 128)
   at every length the figure has;
-* the model's linear / FA2 time ratio at 2048 stays within 15% of 0.21 (the value when the
-  reproduction was added; GLA's "comparable" would be ~1: an honest miss, see the docs), and
-  linear is faster than FA2 at every length above 4096 (GLA's claim, which holds);
+* the model's linear / FA2 time ratio at 2048 stays within 15% of 0.21 for the fused kernel
+  and of 0.50 for the materialized (two-kernel) form (the values when the reproduction was
+  added; GLA's "comparable" would be ~1: an honest miss, see the docs), and linear is faster
+  than FA2 at every length above 4096 (GLA's claim, which holds);
 * the linear kernel's time is flat in the length at a fixed token count while it is bound by
   the compulsory HBM traffic (256-4096 tokens), and grows once the grid is too small (8k);
 * on fusemax the same cascade's MACs are exactly its counted MACs.
@@ -20,6 +21,7 @@ from validation.reproduce._linear import FA2_FIGURE_TFLOPS, reproduce_linear
 
 TOL = 0.15
 RATIO_AT_2K = 0.21
+MATERIALIZED_RATIO_AT_2K = 0.50
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +42,9 @@ def test_flash2_baseline_matches_the_fa3_paper_figure(rep):
 def test_ratio_at_2k_and_faster_beyond_4k(rep):
     rows = _rows(rep)
     assert rows[2048]["linear_over_flash2"] == pytest.approx(RATIO_AT_2K, rel=TOL)
+    mat = rows[2048]["materialized_over_flash2"]
+    assert mat == pytest.approx(MATERIALIZED_RATIO_AT_2K, rel=TOL)
+    assert rep.summary["crossover_tokens_h100_materialized"] == 1024
     assert all(r["linear_over_flash2"] < 1.0 for s, r in rows.items() if s > 4096)
     faster = next(c for c in rep.checks if "beyond 4096" in c.name)
     assert faster.ok
