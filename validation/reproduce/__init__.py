@@ -6,7 +6,7 @@ summary keys, checks against the published numbers, notes on assumptions) and ne
 
 >>> from validation.reproduce import REPRODUCTIONS
 >>> sorted(REPRODUCTIONS)
-['fg-attn', 'fusemax', 'lean', 'pim']
+['fg-attn', 'fusemax', 'lean', 'linear', 'pim']
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from ._common import Check, Reproduction, format_reproduction, format_table, wri
 from ._fgattn import reproduce_fgattn
 from ._fusemax import reproduce_fusemax
 from ._lean import reproduce_lean
+from ._linear import reproduce_linear
 from ._pim import reproduce_pim
 
 __all__ = [
@@ -38,6 +39,7 @@ REPRODUCTIONS: dict[str, Callable[..., Reproduction]] = {
     "pim": reproduce_pim,
     "fg-attn": reproduce_fgattn,
     "lean": reproduce_lean,
+    "linear": reproduce_linear,
 }
 
 
