@@ -18,38 +18,91 @@ from collections.abc import Sequence
 
 from archsim.errors import ArchsimError
 
-__all__ = ["main", "build_parser", "COMMAND_MODULES"]
+__all__ = ["COMMANDS", "COMMAND_MODULES", "build_parser", "main"]
 
-#: Modules whose ``register(subparsers)`` adds sub-commands, in help order.
-COMMAND_MODULES: tuple[str, ...] = (
-    "workloads._cli",  # archsim workload list|show|check|verify
-    "archsim._cli_arch",  # archsim arch list|show|check
-    "mappings._cli",  # archsim simulate, archsim map
-    "dse._cli",  # archsim sweep, archsim pareto, archsim demo
-    "validation._cli",  # archsim validate, archsim compare
-    "validation._cli_reproduce",  # archsim reproduce fusemax|pim|fg-attn
-)
+#: Modules whose ``register(subparsers)`` adds sub-commands, in help order, with the
+#: commands each adds and their one-line help. ``archsim --help`` lists these without
+#: importing any of them, and ``archsim COMMAND`` imports only the module that owns COMMAND
+#: (importing them all costs most of a second: pandas, pydantic, the GPU models). A command
+#: missing here still works (every module is then imported); tests/archsim/test_cli_lazy.py
+#: holds this table equal to what the modules register.
+COMMANDS: dict[str, tuple[tuple[str, str], ...]] = {
+    "workloads._cli": (("workload", "list, show, check and verify Einsum cascades"),),
+    "archsim._cli_arch": (("arch", "list, show and check architecture specs"),),
+    "mappings._cli": (
+        ("simulate", "simulate a workload on an architecture"),
+        ("crossover", "the length beyond which workload A runs faster than workload B"),
+        ("map", "search mappings with a mapper"),
+    ),
+    "dse._cli": (
+        ("sweep", "run (or resume) a design-space sweep"),
+        ("pareto", "print (and plot) the Pareto front of a sweep"),
+        ("demo", "one-minute tour: fused vs unfused attention"),
+    ),
+    "validation._cli": (
+        ("validate", "predict every record of a measurement file and report the errors"),
+        ("compare", "measured kernel trace vs simulated kernels, merged Perfetto trace"),
+    ),
+    "validation._cli_reproduce": (
+        ("reproduce", "reproduce a paper's table (fusemax, pim, fg-attn)"),
+    ),
+}
+
+#: The modules of :data:`COMMANDS`, in help order.
+COMMAND_MODULES: tuple[str, ...] = tuple(COMMANDS)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _register(module_name: str, sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:  # a package not built yet must not break the rest
+        if exc.name is not None and module_name.startswith(exc.name):
+            return
+        raise
+    module.register(sub)
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The sub-command named in ``argv`` (its first word not an option), or None."""
+    for word in argv:
+        if word == "--":
+            return None
+        if not word.startswith("-"):
+            return word
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``archsim`` parser.
+
+    Without ``argv`` every command module is imported and registers its commands. With
+    ``argv``, only the module that owns the command it names is imported; the other
+    commands get placeholders that carry their help line (enough for ``archsim --help``).
+    """
     parser = argparse.ArgumentParser(
         prog="archsim",
         description="Cycle-level simulator and design-space explorer for fused attention.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:  # a package not built yet must not break the rest
-            if exc.name is not None and module_name.startswith(exc.name):
-                continue
-            raise
-        module.register(sub)
+    owner: str | None = None
+    lazy = argv is not None
+    if lazy:
+        command = _command_of(argv)  # type: ignore[arg-type]
+        owners = [m for m, cmds in COMMANDS.items() if any(c == command for c, _h in cmds)]
+        owner = owners[0] if owners else None
+        lazy = command is None or owner is not None  # an unknown word: import all, as before
+    for module_name, cmds in COMMANDS.items():
+        if not lazy or module_name == owner:
+            _register(module_name, sub)
+        else:
+            for name, help_line in cmds:
+                sub.add_parser(name, help=help_line, add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
