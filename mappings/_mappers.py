@@ -10,6 +10,12 @@ keep the heuristic mapping of :func:`mappings._fit.fit_group`, each in its own g
 Candidates are ranked with the numpy estimator of :mod:`mappings._space`; the ``top``
 best distinct ones are lowered, scored with :func:`archsim.estimate` on the whole workload,
 and the best ``rescore`` are re-scored with the event engine (:func:`archsim.simulate`).
+
+Ties on the objective (equal to ``TIE_RTOL`` relative) are broken by the next objective
+(:data:`TIE_BREAK`: energy ties by latency, latency ties by energy; EDP as is), in every
+mapper and at every ranking step: without it an energy search on an architecture without
+static power returns a one-PE mapping (every mapping moves the same bytes and does the same
+MACs, so all tie on energy).
 """
 
 from __future__ import annotations
@@ -40,9 +46,18 @@ __all__ = [
     "score",
     "finish",
     "options",
+    "tie_break",
+    "rank",
+    "TIE_BREAK",
+    "TIE_RTOL",
 ]
 
 Objective = Literal["latency", "energy", "edp"]
+
+TIE_BREAK: dict[str, str | None] = {"latency": "energy", "energy": "latency", "edp": None}
+"""The metric that breaks ties of each objective (None: ties keep their search order)."""
+TIE_RTOL = 1e-9
+"""Objective values this close (relative) tie: rounding noise is not a better mapping."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +144,40 @@ def score(m: dict[str, np.ndarray], objective: str, clock_hz: float) -> np.ndarr
     return np.where(m["valid"], v, np.inf)
 
 
+def tie_break(m: dict[str, np.ndarray], objective: str) -> np.ndarray:
+    """Per candidate the metric that breaks ties of ``objective`` (:data:`TIE_BREAK`):
+    energy for latency, cycles for energy, zeros for EDP; +inf where invalid."""
+    second = TIE_BREAK.get(objective)
+    if second is None:
+        v = np.zeros(len(m["valid"]))
+    else:
+        v = m["energy_j" if second == "energy" else "cycles"].astype(np.float64)
+    return np.where(m["valid"], v, np.inf)
+
+
+def _quantize(v: np.ndarray) -> np.ndarray:
+    """``v`` rounded to ``TIE_RTOL`` relative (finite, nonzero entries), so near ties tie."""
+    v = np.asarray(v, dtype=np.float64)
+    ok = np.isfinite(v) & (v != 0)
+    digits = -math.floor(math.log10(TIE_RTOL))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        step = 10.0 ** (np.floor(np.log10(np.abs(np.where(ok, v, 1.0)))) - digits)
+    return np.where(ok, np.round(v / step) * step, v)
+
+
+def rank(values: np.ndarray) -> np.ndarray:
+    """Indices of ``values`` (shape ``(N, 2)``: objective, tie-break) best first: by the
+    objective (to ``TIE_RTOL``), ties by the tie-break; stable."""
+    values = np.asarray(values, dtype=np.float64).reshape(-1, 2)
+    return np.lexsort((values[:, 1], _quantize(values[:, 0])))
+
+
+def _better(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether the (objective, tie-break) pair ``a`` ranks strictly before ``b``."""
+    qa, qb = _quantize(np.array([a[0], b[0]]))
+    return bool(qa < qb or (qa == qb and a[1] < b[1] * (1 - 1e-12)))
+
+
 def options(space: Space) -> list[list[tuple[int, int, int]]]:
     """Per rank the (buffer factor, spatial factor, axis) choices."""
     mx, my = space.mesh
@@ -180,12 +229,14 @@ def finish(
     rescore: int,
 ) -> list[RankedMapping]:
     """Lower the best distinct candidates, score them with ``estimate``, re-score the best few
-    with ``simulate``; ranked best first."""
+    with ``simulate``; ranked best first (``values``: ``(N, 2)`` objective and tie-break per
+    candidate; the lowered ones are ranked the same way on ``estimate``'s figures)."""
     from archsim import estimate, simulate
     from mappings._lower import lower
 
-    order = np.argsort(values, kind="stable")
-    order = order[np.isfinite(values[order])]
+    values = np.asarray(values, dtype=np.float64).reshape(-1, 2)
+    order = rank(values)
+    order = order[np.isfinite(values[order, 0])]
     if len(order) == 0:
         raise InfeasibleMappingError(f"no valid mapping of {space.einsum} fits {arch.name}")
     big, small = pick_units(arch)
@@ -210,7 +261,8 @@ def finish(
         )
         if len(ranked) >= top:
             break
-    ranked.sort(key=lambda x: x.objective)
+    keys = np.array([(x.objective, _second(x, objective)) for x in ranked]).reshape(-1, 2)
+    ranked = [ranked[i] for i in rank(keys)]
     out = []
     for k, rm in enumerate(ranked):
         if k < rescore:
@@ -222,6 +274,12 @@ def finish(
     return out
 
 
+def _second(rm: RankedMapping, objective: str) -> float:
+    """The tie-break metric (:data:`TIE_BREAK`) of one scored mapping."""
+    second = TIE_BREAK.get(objective)
+    return 0.0 if second is None else rm.energy_j if second == "energy" else rm.cycles
+
+
 def _progress(total: int, on: bool, desc: str, unit: str = "map"):  # noqa: ANN202
     if not on:
         return None
@@ -231,8 +289,11 @@ def _progress(total: int, on: bool, desc: str, unit: str = "map"):  # noqa: ANN2
 
 
 def _objective_values(space: Space, c: Candidates, objective: str) -> np.ndarray:
-    """Objective per candidate of ``c``; +inf where invalid or its spatial axes do not fit."""
-    return np.where(_axis_ok(c), score(batch_metrics(space, c), objective, space.clock_hz), np.inf)
+    """``(N, 2)``: objective and tie-break per candidate of ``c``; +inf where invalid or its
+    spatial axes do not fit."""
+    m = batch_metrics(space, c)
+    v = np.stack([score(m, objective, space.clock_hz), tie_break(m, objective)], axis=1)
+    return np.where(_axis_ok(c)[:, None], v, np.inf)
 
 
 def _every_order(t: np.ndarray, s: np.ndarray, ax: np.ndarray, n_orders: int) -> Candidates:
@@ -276,7 +337,7 @@ def exhaustive(
             expected=f">= {total} candidates (or use random/greedy/mip)",
             got=budget,
         )
-    best_v = np.empty(0)
+    best_v = np.empty((0, 2))
     best_c: Candidates | None = None
     bar = _progress(total, progress, "exhaustive")
     chunk = 200_000
@@ -306,7 +367,7 @@ def _keep_best(
     """Score the batch ``c`` (infeasible axes: inf) and merge its ``50 * top`` best into
     the running best ``best_c`` / ``best_v``."""
     v = _objective_values(space, c, objective)
-    keep = np.argsort(v, kind="stable")[: 50 * top]
+    keep = rank(v)[: 50 * top]
     return _merge(best_c, best_v, c.take(keep), v[keep], 50 * top)
 
 
@@ -322,7 +383,7 @@ def _merge(
         np.concatenate([a.order, b.order]),
     )
     v = np.concatenate([av, bv])
-    keep = np.argsort(v, kind="stable")[:k]
+    keep = rank(v)[:k]
     return c.take(keep), v[keep]
 
 
@@ -352,7 +413,7 @@ def random_mapper(
     rng = np.random.default_rng(seed)
     n = int(budget or 10_000)
     bar = _progress(n, progress, "random")
-    best_c, best_v = None, np.empty(0)
+    best_c, best_v = None, np.empty((0, 2))
     for start in range(0, n, 100_000):
         c = sample(space, min(100_000, n - start), rng)
         best_c, best_v = _keep_best(space, c, objective, top, best_c, best_v)
@@ -369,10 +430,12 @@ def hill_climb(
     space: Space, start: Candidates, objective: str, max_rounds: int = 20
 ) -> tuple[Candidates, np.ndarray]:
     """Coordinate descent from one candidate: per rank try every option, then every order;
-    keep the best; stop when a full round improves nothing. Returns all visited candidates."""
+    keep the best (ties on the objective: the better tie-break); stop when a full round
+    improves nothing. Returns all visited candidates."""
     opts = options(space)
     cur = start.take(np.array([0]))
-    cur_v = score(batch_metrics(space, cur), objective, space.clock_hz)
+    m = batch_metrics(space, cur)
+    cur_v = np.stack([score(m, objective, space.clock_hz), tie_break(m, objective)], axis=1)
     seen_c, seen_v = cur, cur_v
     for _ in range(max_rounds):
         improved = False
@@ -388,14 +451,14 @@ def hill_climb(
             c.t[:, r], c.s[:, r], c.axis[:, r] = o[:, 0], o[:, 1], o[:, 2]
             v = _objective_values(space, c, objective)
             seen_c, seen_v = _merge(seen_c, seen_v, c, v, 400)
-            j = int(np.argmin(v))
-            if v[j] < cur_v[0] * (1 - 1e-12):
+            j = int(rank(v)[0])
+            if _better(v[j], cur_v[0]):
                 cur, cur_v, improved = c.take(np.array([j])), v[j : j + 1], True
         c = _every_order(cur.t, cur.s, cur.axis, len(space.orders))
         v = _objective_values(space, c, objective)
         seen_c, seen_v = _merge(seen_c, seen_v, c, v, 400)
-        j = int(np.argmin(v))
-        if v[j] < cur_v[0] * (1 - 1e-12):
+        j = int(rank(v)[0])
+        if _better(v[j], cur_v[0]):
             cur, cur_v, improved = c.take(np.array([j])), v[j : j + 1], True
         if not improved:
             break
@@ -434,7 +497,7 @@ def greedy(
     space = _setup(workload, arch, einsum)
     rng = np.random.default_rng(seed)
     starts = [heuristic_start(space)] + [sample(space, 1, rng) for _ in range(3)]
-    best_c, best_v = None, np.empty(0)
+    best_c, best_v = None, np.empty((0, 2))
     for st in starts:
         c, v = hill_climb(space, st, objective)
         best_c, best_v = _merge(best_c, best_v, c, v, 400)
