@@ -1,11 +1,18 @@
 """The ``gemm`` dataflow on spatial (systolic) arrays: output / weight / input stationary.
 
-Timing follows SCALE-Sim's analytical model (Samajdar et al., "SCALE-Sim: Systolic CNN
-Accelerator Simulator", arXiv:1811.02883, 2018; and "A Systematic Methodology for
-Characterizing Scalability of DNN Accelerators using SCALE-Sim", ISPASS 2020, Eq. 1): an
-``Sr x Sc`` array maps an operand matrix of ``Sr' x Sc'`` onto its rows and columns and
-streams the third dimension ``T`` through it; every fold costs ``2*Sr + Sc + T - 2`` cycles
-(fill, stream, drain) and there are ``ceil(Sr'/Sr) * ceil(Sc'/Sc)`` folds:
+Timing follows SCALE-Sim (Samajdar et al., "SCALE-Sim: Systolic CNN Accelerator
+Simulator", arXiv:1811.02883, 2018; "A Systematic Methodology for Characterizing Scalability
+of DNN Accelerators using SCALE-Sim", ISPASS 2020, Eq. 1; scale-sim-v2's
+``scalesim/compute/systolic_compute_{os,ws,is}.py``): an ``Sr x Sc`` array maps an operand
+matrix of ``Sr' x Sc'`` onto its rows and columns and streams the third dimension ``T``
+through it, in ``ceil(Sr'/Sr) * ceil(Sc'/Sc)`` folds of
+
+* weight / input stationary: ``2*Sr + Sc + T - 2`` cycles: ``Sr`` to load the stationary
+  operand, then ``Sr + Sc + T - 2`` to stream ``T`` rows through the skewed array and drain;
+* output stationary: ``Sr + Sc + T - 2`` cycles: nothing is preloaded (both operands stream
+  in, skewed, for ``T`` cycles; the outputs leave over ``Sr + Sc - 2`` more). SCALE-Sim's OS
+  demand matrices per fold are ``T + Sc - 1`` (inputs) / ``T + Sr - 1`` (weights) /
+  ``T - 1 + Sr`` (outputs) rows, each skewed by its width, so ``T + Sr + Sc - 2`` rows.
 
 ==========  ===========  ===========  =====
 stationary  rows (Sr')   cols (Sc')   T
@@ -14,6 +21,9 @@ output      M            N            K
 weight      K            N            M
 input       K            M            N
 ==========  ===========  ===========  =====
+
+SCALE-Sim 3.0.0 reports one cycle less ("Total Cycles" is the index of the last cycle,
+``folds * fold_cycles - 1``): ``tests/mappings/data/scalesim_gemm.csv`` holds its figures.
 
 Each fold is one trip of the phase. The array is occupied for the whole fold, so the
 fold's compute is issued as ``fold_cycles * macs_per_cycle`` MAC slots (the fill/drain
@@ -100,7 +110,8 @@ def gemm_roles(workload: Workload, einsum: str | None = None) -> GemmRoles:
 def systolic_cycles(
     m: int, n: int, k: int, rows: int, cols: int, stationary: str
 ) -> tuple[int, int]:
-    """(folds, cycles per fold) of SCALE-Sim's closed form for one GEMM.
+    """(folds, cycles per fold) of SCALE-Sim's closed form for one GEMM (module doc):
+    ``Sr + Sc + T - 2`` per fold output stationary, ``2*Sr + Sc + T - 2`` otherwise.
 
     Parameters
     ----------
@@ -113,7 +124,8 @@ def systolic_cycles(
     """
     sr_, sc_, t = {"output": (m, n, k), "weight": (k, n, m), "input": (k, m, n)}[stationary]
     folds = math.ceil(sr_ / rows) * math.ceil(sc_ / cols)
-    return folds, 2 * rows + cols + t - 2
+    preload = 0 if stationary == "output" else rows  # OS preloads nothing: both stream in
+    return folds, preload + rows + cols + t - 2
 
 
 def _buffer_tiles(
