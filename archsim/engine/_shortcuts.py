@@ -1,7 +1,8 @@
 """Exact shortcuts of the event-driven engine (each says why it is exact).
 
-Per phase of a chain (no other phase runs at the same time), :func:`phase_shortcut` picks
-the first that applies, else returns None and the phase is simulated slot by slot:
+Per phase that runs alone (no other phase uses its servers while it runs; see
+``archsim.engine._sim._phases_alone``), :func:`phase_shortcut` picks the first that applies,
+else returns None and the phase is simulated slot by slot:
 
 (a) *symmetry*: all slots of a wave run identical items in lockstep, so one representative
     slot with every shared server's capacity divided by its number of sharers gives the wave's
@@ -14,13 +15,17 @@ the first that applies, else returns None and the phase is simulated slot by slo
     (:func:`_class_wave`);
 (d) *independent slots*: with ragged trips, when no server instance is shared by two active
     slots, an item's time depends only on its trip count: time each distinct count once and
-    list-schedule the items (:func:`_independent_items`).
+    list-schedule the items (:func:`_independent_items`);
+(e) *leading waves*: with ragged trips whose first whole waves are alike (sorted block-sparse
+    rows), those waves are timed by (a) and (b) and the rest of the phase starts from idle
+    servers after them (:func:`_leading_waves`).
 """
 
 from __future__ import annotations
 
 import heapq
 import math
+from dataclasses import replace
 
 import numpy as np
 
@@ -259,7 +264,7 @@ def _independent_items(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[fl
 
     NOTE: exact. If every server the phase uses has at least as many instances as there
     are active slots, slot ``i`` is the only user of instance ``i`` of each of them, so no
-    item ever waits for or shares with another slot (in a chain no other phase runs): each
+    item ever waits for or shares with another slot (no other phase uses them meanwhile): each
     item starts on idle servers and takes ``prologue + body(trips) + epilogue`` whatever
     the other slots do. Items go to free slots in order, which is list scheduling.
     Returns None (simulate instead) if the distinct trip counts would cost more body steps
@@ -358,10 +363,54 @@ def _wave(
     return rt.env.now, rt.clock.scheduled()
 
 
+def _alone(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[float, int]:
+    """Simulate every slot of ``cp`` (alone, from time 0)."""
+    active = min(cp.phase.slots, cp.phase.work_items)
+    rt = Runtime(compiled, [(cp, active)])
+    PhaseRun(rt, cp, lambda: None).start()
+    rt.env.run()
+    return float(rt.env.now), rt.clock.scheduled()
+
+
+def _leading_waves(
+    compiled: CompiledProgram, cp: CompiledPhase, full: int
+) -> tuple[float, int] | None:
+    """Ragged trips that start with whole waves of alike items: those waves, then the rest.
+
+    NOTE: exact. If the first ``w x full`` items have the same trip count and the ``full``
+    slots share every server instance evenly (:func:`_symmetric_share`), each of those
+    waves runs identical items in lockstep from a common start, as in the uniform case:
+    every slot frees at the same instant, with no job left on any server, and takes the
+    next item in slot-index order (the engine hands out items freed at one instant in slot
+    order). So after ``w`` waves of ``T`` each the phase is, at ``w T``, exactly a phase of the
+    remaining items starting on idle servers: time it alone (by any shortcut that applies,
+    else slot by slot) and add ``w T``. Returns None when fewer than one whole wave is alike
+    or the sharing is uneven.
+    """
+    p = cp.phase
+    trips = p.trips_per_item()
+    first = int(trips[0])
+    differ = np.flatnonzero(trips != first)
+    alike = int(differ[0]) if differ.size else trips.size
+    waves = alike // full
+    used = used_servers(cp)
+    if waves == 0 or _symmetric_share(compiled, full, used) is None:
+        return None
+    head = replace(cp, phase=replace(p, trips=first, work_items=full))
+    wave = _wave(compiled, head, full, used, last=False)
+    assert wave is not None  # symmetric
+    cut = waves * full
+    rest = replace(cp, phase=replace(p, trips=trips[cut:], work_items=p.work_items - cut))
+    got = phase_shortcut(compiled, rest) if rest.phase.work_items else (0.0, 0)
+    if got is None:
+        got = _alone(compiled, rest)
+    return waves * wave[0] + got[0], wave[1] + got[1]
+
+
 def phase_shortcut(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[float, int] | None:
     """Phase time and events spent via an exact shortcut, or None (simulate the phase).
 
-    The phase must run alone (a chain of phases).
+    The phase must run alone: no other phase may use its servers while it runs.
     """
     p = cp.phase
     if p.work_items == 0:
@@ -370,7 +419,8 @@ def phase_shortcut(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[float,
     if p.uniform_trips is None:
         if full == 1:
             return _one_slot_items(compiled, cp)
-        return _independent_items(compiled, cp)
+        got = _independent_items(compiled, cp)
+        return got if got is not None else _leading_waves(compiled, cp, full)
     used = used_servers(cp)
     waves, tail = divmod(p.work_items, full)
     total = 0.0
@@ -392,7 +442,7 @@ def phase_shortcut(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[float,
 def _one_slot_items(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[float, int]:
     """One slot runs the items one after another: sum per-item times (memoized by trips).
 
-    NOTE: exact. With a single slot (and, in a chain, no other phase running) every item
+    NOTE: exact. With a single slot (and no other phase using its servers) every item
     starts on idle servers, so an item's time depends only on its trip count.
     """
     seg = _Segment(compiled, [1.0] * len(compiled.servers))

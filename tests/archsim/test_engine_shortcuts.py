@@ -178,3 +178,67 @@ def test_private_servers_give_the_processor_sharing_answer(case) -> None:
     arch, prog = case
     traced = simulate(prog, arch, trace=True)
     assert simulate(prog, arch, shortcuts=False).cycles == traced.cycles
+
+
+@_SETTINGS
+@given(
+    groups=st.integers(1, 3),
+    per_group=st.integers(1, 3),
+    waves=st.integers(1, 3),
+    extra=st.integers(0, 4),
+    first=st.integers(0, 12),
+    rest=st.lists(st.integers(0, 12), min_size=1, max_size=10),
+    dram_bw=st.sampled_from([4.0, 10.0, 32.0]),
+    lat=st.integers(0, 15),
+    load_b=st.integers(1, 300),
+    mac_n=st.integers(1, 200),
+    store_b=st.integers(0, 100),
+    depth=st.integers(1, 3),
+    prologue=st.booleans(),
+)
+def test_leading_waves_of_alike_items_then_the_rest_from_idle(
+    groups: int,
+    per_group: int,
+    waves: int,
+    extra: int,
+    first: int,
+    rest: list[int],
+    dram_bw: float,
+    lat: int,
+    load_b: int,
+    mac_n: int,
+    store_b: int,
+    depth: int,
+    prologue: bool,
+) -> None:
+    # block-sparse rows sorted by kept blocks: whole waves of alike items first, on slots
+    # that share DRAM and (per_group > 1) their group's BUF and PE
+    arch = toy_arch(
+        dram_bw=dram_bw, dram_lat=lat, buf_instances=groups, pe_instances=groups, macs=4.0
+    )
+    body = Step(
+        loads=(load(load_b),),
+        compute=(macs(mac_n),),
+        stores=(store(store_b),) if store_b else (),
+    )
+    slots = groups * per_group
+    trips = np.array([first] * (waves * slots + extra) + rest)
+    pro = Step(loads=(load(40, "Q"),)) if prologue else None
+    prog = TileProgram(
+        "lead",
+        (
+            Phase(
+                "p",
+                body,
+                trips=trips,
+                work_items=len(trips),
+                slots=slots,
+                depth=depth,
+                prologue=pro,
+            ),
+        ),
+    )
+    short, full = simulate(prog, arch), simulate(prog, arch, shortcuts=False)
+    assert short.cycles == pytest.approx(full.cycles, abs=1)
+    if len(set(trips.tolist())) > 1:
+        assert short.meta["phase_method"]["p"] == "shortcut"
