@@ -371,6 +371,19 @@ def _state_path(cascade: Cascade, cr: ChunkRoles) -> list[str]:
     return [e.name for e in cascade.einsums if e.name in need]
 
 
+def _output_path(cascade: Cascade, cr: ChunkRoles, rest: list[str]) -> list[str]:
+    """``rest`` plus what it needs from the state path other than the state itself (gate
+    prefixes, decayed queries): recomputed by the output kernel, not read from HBM."""
+    made = {e.name: e for e in cascade.einsums}
+    need, todo = set(rest), list(rest)
+    while todo:
+        for ref in made[todo.pop()].inputs:
+            if ref.name in made and ref.name not in need and ref.name != cr.state:
+                need.add(ref.name)
+                todo.append(ref.name)
+    return [e.name for e in cascade.einsums if e.name in need]
+
+
 def chunk_kernel(
     workload: object,
     model: GpuModel,
@@ -414,7 +427,7 @@ def chunk_kernel(
         costs = [cost]
     else:
         state = _state_path(cascade, cr)
-        rest = [n for n in names if n not in state]
+        rest = _output_path(cascade, cr, [n for n in names if n not in state])
         k1, _, _ = _walk_kernel(
             x, f"{recipe.kernel}_state", state, reads_of(state), [cr.state], ctas, chunks
         )

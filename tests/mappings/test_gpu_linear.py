@@ -22,17 +22,19 @@ def _run(workload, params, arch="h100", **kw):
     )
 
 
+@pytest.mark.parametrize("materialize", [0, 1])
 @pytest.mark.parametrize(
-    "params",
+    ("workload", "params"),
     [
-        {"B": 2, "H": 4, "S": 1024, "D": 64, "C": 64},  # chunks divide
-        {"B": 1, "H": 3, "S": 1000, "D": 64, "Dv": 96, "C": 64},  # last chunk partial
-        {"B": 1, "H": 2, "S": 777, "D": 128, "C": 32, "decay": 0.9},  # decay tables
+        ("linear", {"B": 2, "H": 4, "S": 1024, "D": 64, "C": 64}),  # chunks divide
+        ("linear", {"B": 1, "H": 3, "S": 1000, "D": 64, "Dv": 96, "C": 64}),  # last chunk partial
+        ("linear", {"B": 1, "H": 2, "S": 777, "D": 128, "C": 32, "decay": 0.9}),  # decay tables
+        ("gla", {"B": 2, "H": 2, "S": 1000, "D": 128, "C": 64}),  # gates: exp, scan, chunk totals
     ],
 )
-def test_op_counts_equal_workloads_count(params):
-    rep = _run("linear", params)
-    c = count(get_workload("linear", **params).cascade)
+def test_op_counts_equal_workloads_count(workload, params, materialize):
+    rep = _run(workload, params, knobs={"materialize": materialize})
+    c = count(get_workload(workload, **params).cascade)
     ops = rep.plan.meta["ops"]
     assert ops["mac"] == pytest.approx(c.macs, rel=1e-12)
     for kind, v in c.ops.items():
@@ -120,3 +122,12 @@ def test_materialized_form_writes_every_chunk_state_and_runs_one_cta_per_chunk()
     st_bytes = heads * chunks * 128 * 128 * 2  # ST[b,h,mc,e,f] at its 16-bit dtype
     assert k.costs[0].dram_write_bytes == pytest.approx(st_bytes)
     assert k.costs[1].dram_read_bytes >= st_bytes
+
+
+def test_gates_cost_sfu_time_not_macs():
+    p = {"B": 8, "H": 16, "S": 2048, "D": 128}
+    lin, gla = _run("linear", p), _run("gla", p)
+    assert gla.plan.meta["ops"]["mac"] == lin.plan.meta["ops"]["mac"]
+    assert gla.plan.meta["ops"]["exp"] > 0
+    assert gla.plan.meta["chunk_roles"]["state"] == "ST"
+    assert gla.plan.meta["gpu_model_time_s"] > lin.plan.meta["gpu_model_time_s"]
