@@ -186,6 +186,8 @@ class Mapping(_Frozen):
         p = Path(path_or_text) if not str(path_or_text).lstrip().startswith("groups") else None
         if p is not None and p.exists():
             text, source = p.read_text(), str(p)
+        elif p is not None and "\n" not in str(path_or_text) and p.suffix in (".yaml", ".yml"):
+            raise MappingError("no such mapping file", path=str(p), expected="an existing file")
         else:
             text, source = str(path_or_text), "<yaml>"
         try:

@@ -182,6 +182,11 @@ def batch_metrics(space: Space, c: Candidates) -> dict[str, np.ndarray]:
     dram_rd = np.zeros(len(c))
     dram_wr = np.zeros(len(c))
     buf = np.zeros(len(c))
+    staged = np.zeros(len(c))  # tiles that change every trip: one buffer per tile in flight
+    turning = f_ord > 1
+    turns = turning.any(axis=1)
+    last_turn = ordr.shape[1] - 1 - np.argmax(turning[:, ::-1], axis=1)
+    inner_loop = np.take_along_axis(ordr, last_turn[:, None], axis=1)[:, 0]
     n_load = np.zeros(len(c))
     n_store = np.zeros(len(c))
     for ti in range(len(space.tensors)):
@@ -193,6 +198,7 @@ def batch_metrics(space: Space, c: Candidates) -> dict[str, np.ndarray]:
         b = space.elems[ti] * space.tbytes[ti]
         tile = np.prod(np.where(own[None, :], np.minimum(size, inner), 1), axis=1)
         buf += tile * space.tbytes[ti]
+        staged += np.where(~turns | own[inner_loop], tile * space.tbytes[ti], 0.0)
         if space.written[ti]:
             wr = b * mult
             back = b * (mult - 1)
@@ -213,7 +219,8 @@ def batch_metrics(space: Space, c: Candidates) -> dict[str, np.ndarray]:
     lt = np.where(loads > 0, space.dram_lat + loads / min(space.dram_rd_bw, space.buf_wr_bw), 0.0)
     st = np.where(stores > 0, space.buf_lat + stores / min(space.buf_rd_bw, space.dram_wr_bw), 0.0)
     period = np.maximum(np.maximum(lt, comp), st)
-    double = 2 * buf <= space.cap_bytes  # lower() uses depth 2 only when two tiles fit
+    # lower() (staged_bytes) uses depth 2 only when the held tiles and two staged ones fit
+    double = buf + staged <= space.cap_bytes
     cycles = np.where(
         double,
         lt + comp + st + (trips - 1) * period,

@@ -155,3 +155,8 @@ def test_save_mapping_from_the_cli_runs_back_unchanged(tmp_path, capsys):
     assert main([*bad, "--save-mapping", str(tmp_path / "x.yaml")]) != 0
     assert "not written as a whole-cascade mapping" in capsys.readouterr().err
     assert not (tmp_path / "x.yaml").exists()
+
+
+def test_a_missing_mapping_file_is_named():
+    with pytest.raises(MappingError, match=r"nope\.yaml.*no such mapping file"):
+        Mapping.from_yaml("/nonexistent/nope.yaml")
