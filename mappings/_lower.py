@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from archsim.errors import MappingError
 from mappings._check import check_mapping, compute_unit, fanout
+from mappings._counts import cached_count, dense_cascade
 from mappings._mapping import FusionGroup, Mapping
 from mappings._reuse import group_moves
 from mappings._tensors import count_ops, group_ops, group_tensors
@@ -122,19 +123,17 @@ def group_work(
     on a skipped one (a dead tile leaves the running state unchanged).
     """
     by = {e.name: e for e in workload.cascade.einsums}
-    counts = {ec.name: ec for ec in workload.counts().einsums}
+    counts = {ec.name: ec for ec in cached_count(workload.cascade).einsums}
     run = {n: count_ops(counts[n]) for n in group.einsums if n in counts}
     live = _live_fraction(workload, group)
     if live is None:
         return run, run
     fraction, key_ranks = live
-    from mappings._stream import _dense, numeric_params
-    from workloads import count
+    from mappings._stream import numeric_params
 
-    dense = {
-        ec.name: count_ops(ec)
-        for ec in count(_dense(workload.cascade), numeric_params(workload.params)).einsums
-    }
+    cas = dense_cascade(workload.cascade)
+    dense_counts = cached_count(cas, numeric_params(workload.params))
+    dense = {ec.name: count_ops(ec) for ec in dense_counts.einsums}
     execd: dict[str, dict[str, float]] = {}
     for n, ops in run.items():
         if not set(by[n].ranks) & key_ranks:

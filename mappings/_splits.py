@@ -32,9 +32,9 @@ class SplitWorkload:
 
     def counts(self) -> CascadeCounts:
         """MACs, ops and bytes (``workloads.count``)."""
-        from workloads import count
+        from mappings._counts import cached_count
 
-        return count(self.cascade)
+        return cached_count(self.cascade)
 
 
 def apply_splits(workload: Workload, splits: AbcMapping[str, int]) -> Workload:
@@ -81,6 +81,24 @@ def apply_splits(workload: Workload, splits: AbcMapping[str, int]) -> Workload:
         new[sp.tile] = int(extent)
     if not new:
         return workload
+    key = (id(workload), tuple(sorted(new.items())))
+    hit = _RESPLIT.get(key)
+    if hit is not None and hit[0] is workload:
+        return hit[1]
+    out = _resplit(workload, new)
+    _RESPLIT[key] = (workload, out)
+    if len(_RESPLIT) > 64:
+        _RESPLIT.pop(next(iter(_RESPLIT)))
+    return out
+
+
+#: apply_splits results by (workload object, splits): the same object for the same choice, so
+#: its counts are computed once (mappers lower many candidates with one split)
+_RESPLIT: dict[tuple, tuple[object, Workload]] = {}
+
+
+def _resplit(workload: Workload, new: dict[str, int]) -> Workload:
+    cas = workload.cascade
     cas2 = dataclasses.replace(cas, params={**dict(cas.params), **new})
     params = {**dict(getattr(workload, "params", {})), **new}
     return SplitWorkload(workload.name, cas2, params, cas2.rank_sizes())  # type: ignore[return-value]

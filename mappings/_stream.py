@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from archsim.errors import MappingError
+from mappings._counts import cached_count, dense_cascade
 from mappings._roles import AttentionRoles, attention_roles, key_canon
 
 if TYPE_CHECKING:
@@ -215,8 +216,6 @@ def stream_work(
         Not attention-like; a core Einsum other than the running state iterates the key's
         outer rank only; a condition over ranks other than the query and key.
     """
-    from workloads import count
-
     cascade: Cascade = workload.cascade  # type: ignore[attr-defined]
     r = roles or attention_roles(cascade)
     params = dict(workload.params)  # type: ignore[attr-defined]
@@ -236,7 +235,7 @@ def stream_work(
         params = {**params, r.key_split_param: kt}
     num = numeric_params(params)
     sizes = cascade.rank_sizes(num)
-    counts = count(cascade, num)
+    counts = cached_count(cascade, num)
 
     # --- Einsum classes ------------------------------------------------------------------
     inner = {x for x in (r.key, r.key_inner) if x}
@@ -266,7 +265,7 @@ def stream_work(
         else:
             ext[rank] = sizes[rank]
 
-    dense = count(_dense(cascade), num)
+    dense = cached_count(dense_cascade(cascade), num)
 
     def per_point(names: list[str]) -> tuple[dict[str, float], dict[str, float]]:
         useful: dict[str, float] = {}
@@ -361,15 +360,6 @@ def stream_work(
         stream_sharing=int(sharing),
         skipped=skipped,
     )
-
-
-def _dense(cascade: Cascade) -> Cascade:
-    """``cascade`` without conditions and sparsity annotations (what a dense tile runs)."""
-    import dataclasses
-
-    einsums = tuple(dataclasses.replace(e, cond=None, condition=None) for e in cascade.einsums)
-    tensors = {k: dataclasses.replace(v, sparsity=None) for k, v in cascade.tensors.items()}
-    return dataclasses.replace(cascade, einsums=einsums, tensors=type(cascade.tensors)(tensors))
 
 
 def numeric_params(params: Mapping[str, object]) -> dict[str, float]:

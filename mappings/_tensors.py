@@ -119,7 +119,9 @@ def group_ops(workload: Workload, group: FusionGroup) -> dict[str, float]:
 
 def einsum_ops(workload: Workload, einsums: Sequence[str]) -> dict[str, float]:
     """Op kind -> count summed over ``einsums`` (from ``workload.counts()``; MACs as ``mac``)."""
-    counts = {ec.name: ec for ec in workload.counts().einsums}
+    from mappings._counts import cached_count
+
+    counts = {ec.name: ec for ec in cached_count(workload.cascade).einsums}
     total: dict[str, float] = {}
     for name in einsums:
         if name in counts:
