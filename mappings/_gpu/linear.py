@@ -17,7 +17,7 @@ of GLA (Yang et al., ICML'24, Sec. 3; FLA ``fused_chunk``):
   MACs by that recomputation, the masked half of each score tile and the padding of a last
   partial chunk.
 
-Knob ``materialize=1`` maps GLA's training form instead (FLA ``chunk``; GLA Sec. 3,
+Knob ``materialize=1`` maps the materialized chunk form instead (FLA ``chunk``; GLA paper:
 "materialization"): a state kernel walks the chunks as above but runs only the state path and
 writes the state before every chunk to HBM (the cascade's state tensor at its dtype), then an
 output kernel runs the rest with one CTA per (chunk, value block), parallel along the sequence.
@@ -395,7 +395,7 @@ def chunk_kernel(
     """The kernels of ``recipe`` for ``workload``'s chunked cascade.
 
     Fused (default, Lightning Attention-2): one kernel, ``batch x heads x value blocks``
-    CTAs that walk all chunks with the state on chip. ``materialize`` (GLA's training form,
+    CTAs that walk all chunks with the state on chip. ``materialize`` (the materialized form,
     FLA ``chunk``): a state kernel walks the chunks as above running only the state path
     and writes the state before every chunk to HBM (the cascade's state tensor, at its
     dtype); an output kernel then runs every other Einsum with one CTA per chunk and value
@@ -454,7 +454,7 @@ def chunked_plan(
 ) -> Plan:
     """Plan of the chunked kernel(s); useful ops = :func:`workloads.count`.
 
-    Knobs: ``value_block`` (value features per CTA), ``materialize`` (0/1: GLA's two-kernel
+    Knobs: ``value_block`` (value features per CTA), ``materialize`` (0/1: the two-kernel
     form with the per-chunk states in HBM, see :func:`chunk_kernel`).
     """
     check_knobs(knobs, ("value_block", "materialize"), recipe.dataflow)
