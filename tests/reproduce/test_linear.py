@@ -5,7 +5,7 @@ Stated tolerances (docs/reproductions.md, "Chunked linear attention vs FA2 on H1
 * the FA2 baseline stays within 15% of the FA3 paper's H100 figure for FA2 (causal, hdim 128)
   at every length the figure has;
 * GLA's claim, checked on its cascade in the fused chunk form (the paper-era kernel): time over
-  FA2 at 2048 within 15% of 0.48 (the value when this was added; "comparable" would be within
+  FA2 at 2048 within 15% of 0.45 (the value when this was added; "comparable" would be within
   1.5x of 1: the documented miss, at every value block tried), below 1 at every length above
   4096, crossover 1024; the materialized form (FLA's later default) within 15% of 0.83, which is
   "comparable", crossover 2048;
@@ -25,7 +25,7 @@ from archsim.cli import main
 from validation.reproduce._linear import CLAIM_FORM, FA2_FIGURE_TFLOPS, reproduce_linear
 
 TOL = 0.15
-CLAIM_AT_2K = 0.48
+CLAIM_AT_2K = 0.45
 CHUNK_FORM_AT_2K = 0.83
 LA2_AT_2K = 0.21
 

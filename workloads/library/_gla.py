@@ -1,21 +1,24 @@
 """Chunked gated linear attention (``gla``): GLA's chunkwise form with data-dependent gates.
 
-Gated linear attention (Yang et al., ICML'24, Sec. 4) keeps a matrix state per head that
+Gated linear attention (Yang et al., ICML'24) keeps a matrix state per head that
 decays per key feature with a data-dependent forget gate ``alpha_t`` in ``(0, 1]^D``:
 ``S_t = diag(alpha_t) S_{t-1} + k_t^T v_t``, ``o_t = q_t S_t``. The input is the log gate
 ``LG = log alpha`` (``[b,h,p,e]``, fp32; GLA computes it from the token as
-``logsigmoid(x W) / tau``). The chunkwise form (Sec. 4.2) splits positions into chunks of
-``C`` (``p -> pc, pi``, ``m -> mc, mi``) and uses the cumulative log gate within a chunk,
-``CG[pc, pi+1] = CG[pc, pi] + LG[pc, pi]`` (so ``CG[pc, pi+1]`` is the inclusive sum and
-``CG[pc, C]`` the chunk's total):
+``logsigmoid(x W) / tau``). The chunkwise form splits positions into chunks of
+``C`` (``p -> pc, pi``, ``m -> mc, mi``) and uses the cumulative log gate within a chunk: a
+scan over positions that restarts at every chunk, ``CG[p+1] = CG[p] RS[p] + LG[p]`` with the
+input table ``RS[p]`` = 0 at a chunk's first position, else 1 (FLA's kernels take this
+"cumulative sum of log decay" precomputed), so ``CI[p] = CG[p+1]`` is the inclusive sum within
+the chunk; ``GT[mc]`` is the chunk's total:
 
-- intra-chunk: gated queries and keys ``QG = Q exp(CG)``, ``KG = K exp(-CG)``, masked
+- intra-chunk: gated queries and keys ``QG = Q exp(CI)``, ``KG = K exp(-CI)``, masked
   attention without softmax ``AI = QG . KG if mi <= pi`` and ``OI = sum AI * V``;
-- inter-chunk: the state over chunks ``ST[mc+1] = ST[mc] exp(CG[mc, C]) + KD^T V`` with the
-  keys decayed to the chunk's end ``KD = K exp(CG[mc, C] - CG)``, and ``OX = QG . ST[pc]``;
+- inter-chunk: the state over chunks ``ST[mc+1] = ST[mc] exp(GT[mc]) + KD^T V`` with the
+  chunk's total log gate ``GT`` and the keys decayed to the chunk's end
+  ``KD = K exp(GT - CI)``, and ``OX = QG . ST[pc]``;
 - ``O = OI + OX``.
 
-``KG`` grows as ``exp(-CG)`` along a chunk: this is the form GLA calls numerically unstable
+``KG`` grows as ``exp(-CI)`` along a chunk: this is the form GLA calls numerically unstable
 for long chunks (its kernel computes the diagonal sub-blocks in log space, secondary
 chunking); the cascade states the algorithm's arithmetic, which is the same.
 """
@@ -78,7 +81,8 @@ def _text(p: Params) -> str:
         "OI[b,h,pc,pi,f] = sum(mi) AI[b,h,pc,pi,mi] * V[b,h,pc,mi,f]",
         "KD[b,h,mc,mi,e] = K[b,h,mc,mi,e] * exp(GT[b,h,mc,e] - CI[b,h,mc,mi,e])",
         "KV[b,h,mc,e,f] = sum(mi) KD[b,h,mc,mi,e] * V[b,h,mc,mi,f]",
-        "ST[b,h,mc+1,e,f] = ST[b,h,mc,e,f] * exp(GT[b,h,mc,e]) + KV[b,h,mc,e,f] init 0",
+        "EG[b,h,mc,e] = exp(GT[b,h,mc,e])",
+        "ST[b,h,mc+1,e,f] = ST[b,h,mc,e,f] * EG[b,h,mc,e] + KV[b,h,mc,e,f] init 0",
         "OX[b,h,pc,pi,f] = sum(e) QG[b,h,pc,pi,e] * ST[b,h,pc,e,f]",
         "O[b,h,p,f] = OI[b,h,p,f] + OX[b,h,p,f]",
     ]
