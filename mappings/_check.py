@@ -51,6 +51,32 @@ def compute_unit(arch: Architecture, group: FusionGroup):  # noqa: ANN201 (archs
     return arch.unit(group.compute)
 
 
+def _check_op_kinds(arch: Architecture, workload: Workload, group: FusionGroup, path: str) -> None:
+    """Every Einsum runs on a unit that has its op kinds, where some unit of the
+    architecture has them."""
+    from mappings._counts import cached_count
+    from mappings._lower import unit_kind
+    from mappings._tensors import count_ops
+
+    counts = {ec.name: ec for ec in cached_count(workload.cascade).einsums}
+    main = compute_unit(arch, group)
+    for e in group.einsums:
+        if e not in counts:
+            continue
+        unit = arch.unit(group.units[e]) if e in group.units else main
+        for kind in count_ops(counts[e]):
+            if unit_kind(kind, unit.ops_per_cycle) is not None:
+                continue
+            able = [u.name for u in arch.compute if unit_kind(kind, u.ops_per_cycle)]
+            if able:
+                raise MappingError(
+                    f"compute unit {unit.name!r} cannot run the {kind!r} ops of {e}",
+                    path=f"{path}.units.{e}",
+                    expected=f"one of {able}",
+                    got=unit.name,
+                )
+
+
 def _check_units(arch: Architecture, group: FusionGroup, path: str) -> None:
     names = [u.name for u in arch.compute]
     for e, unit in group.units.items():
@@ -190,8 +216,13 @@ def _check_storage(arch: Architecture, workload: Workload, group: FusionGroup, p
             )
 
 
-def check_mapping(workload: Workload, mapping: Mapping, arch: Architecture) -> None:
+def check_mapping(
+    workload: Workload, mapping: Mapping, arch: Architecture, *, partial: bool = False
+) -> None:
     """Raise :class:`MappingError` if ``mapping`` is not valid for ``workload`` on ``arch``.
+
+    ``partial``: the mapping covers only some Einsums (a mapper's candidate for one segment);
+    skip the check that every Einsum is mapped.
 
     Raises
     ------
@@ -230,12 +261,13 @@ def check_mapping(workload: Workload, mapping: Mapping, arch: Architecture) -> N
             seen.add(e)
         compute_unit(arch, group)
         _check_units(arch, group, path)
+        _check_op_kinds(arch, workload, group, path)
         _check_levels(arch, group, path)
         _check_factors(group, group_ranks(workload, group), path)
         _check_spatial(arch, group, path)
         _check_storage(arch, workload, group, path)
     missing = [e for e in einsums if e not in seen]
-    if missing:
+    if missing and not partial:
         raise MappingError(
             "Einsums not mapped by any group",
             path="groups",

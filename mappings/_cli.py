@@ -73,8 +73,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.set_defaults(func=_crossover)
     m = subparsers.add_parser("map", help="search mappings with a mapper")
     _common(m)
-    m.add_argument("--mapper", default="greedy", choices=("exhaustive", "random", "greedy", "mip"))
-    m.add_argument("--objective", default="latency", choices=("latency", "energy", "edp"))
+    m.add_argument(
+        "--mapper", default="greedy", choices=("exhaustive", "random", "greedy", "mip", "fusion")
+    )
+    m.add_argument(
+        "--objective",
+        default="latency",
+        choices=("latency", "energy", "edp", "pareto"),
+        help="pareto: the latency-energy front (fusion mapper)",
+    )
     m.add_argument("--top", type=int, default=5)
     m.add_argument("--budget", type=int, default=None, help="candidate budget (random, exhaustive)")
     m.add_argument("--seed", type=int, default=0)
@@ -196,6 +203,9 @@ def _map(args: argparse.Namespace) -> int:
         print(json.dumps([r.to_dict() for r in ranked], indent=2, default=str))  # noqa: T201
         return 0
     print(f"{args.mapper} mapper, objective {args.objective}: top {len(ranked)}")  # noqa: T201
+    if args.mapper == "fusion":
+        _print_fusion(w, arch, ranked)
+        return 0
     for i, r in enumerate(ranked):
         ev = f"  event {r.simulated_cycles:,}" if r.simulated_cycles is not None else ""
         print(
@@ -203,3 +213,21 @@ def _map(args: argparse.Namespace) -> int:
             f"DRAM {r.dram_bytes:,.0f} B{ev}  {r.describe()}"
         )
     return 0
+
+
+def _print_fusion(w: object, arch: object, ranked: list) -> None:
+    """Whole-cascade mappings: #1 explained, the others by how they differ from it."""
+    from mappings._explain import differences, explain
+
+    for i, r in enumerate(ranked):
+        ev = f"  event {r.simulated_cycles:,}" if r.simulated_cycles is not None else ""
+        groups = " | ".join("+".join(g.einsums) for g in r.mapping.groups)
+        print(  # noqa: T201
+            f"#{i + 1}  cycles {r.cycles:,.0f}  energy {r.energy_j:.4g} J  "
+            f"DRAM {r.dram_bytes:,.0f} B{ev}  groups [{groups}]"
+        )
+        if i == 0:
+            for line in explain(w, r.mapping, arch):  # type: ignore[arg-type]
+                print("    " + line)  # noqa: T201
+        else:
+            print("    vs #1: " + differences(r.mapping, ranked[0].mapping))  # noqa: T201

@@ -1,18 +1,20 @@
-"""``workloads.count`` remembered per (cascade, parameters): mappers lower thousands of
-candidate mappings of one cascade, and counting its Einsums is the costly part of each."""
+"""Facts about one cascade remembered while a mapper lowers thousands of candidate mappings
+of it: ``workloads.count`` per (cascade, parameters), and :func:`memo` for anything else that
+depends only on an object (a cascade, a workload) and a hashable key."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Hashable, Mapping
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from workloads import Cascade, CascadeCounts
 
-__all__ = ["cached_count", "dense_cascade"]
+__all__ = ["cached_count", "dense_cascade", "memo"]
 
 _SIZE = 64
+T = TypeVar("T")
 _COUNTS: OrderedDict[tuple, tuple[Cascade, CascadeCounts]] = OrderedDict()
 _DENSE: OrderedDict[int, tuple[Cascade, Cascade]] = OrderedDict()
 
@@ -54,3 +56,21 @@ def dense_cascade(cascade: Cascade) -> Cascade:
     if len(_DENSE) > _SIZE:
         _DENSE.popitem(last=False)
     return dense
+
+
+_MEMO: OrderedDict[tuple, tuple[object, object]] = OrderedDict()
+
+
+def memo(obj: object, key: Hashable, make: Callable[[], T]) -> T:
+    """``make()`` computed once per (``obj``, ``key``): ``obj`` is held with the entry so its
+    ``id`` is not reused while cached. Callers must not mutate what it returns."""
+    k = (id(obj), key)
+    hit = _MEMO.get(k)
+    if hit is not None and hit[0] is obj:
+        _MEMO.move_to_end(k)
+        return hit[1]  # type: ignore[return-value]
+    value = make()
+    _MEMO[k] = (obj, value)
+    if len(_MEMO) > 8 * _SIZE:
+        _MEMO.popitem(last=False)
+    return value

@@ -40,6 +40,18 @@ def pick_units(arch: Architecture) -> tuple[ComputeUnit, ComputeUnit]:
     return big, small
 
 
+def runs_on(workload: Workload, einsum: str, unit: ComputeUnit) -> bool:
+    """Whether ``unit`` has every op kind ``einsum`` counts (aliases included)."""
+    from mappings._counts import cached_count
+    from mappings._lower import unit_kind
+    from mappings._tensors import count_ops
+
+    ec = next((x for x in cached_count(workload.cascade).einsums if x.name == einsum), None)
+    if ec is None:
+        return True
+    return all(unit_kind(k, unit.ops_per_cycle) is not None for k in count_ops(ec))
+
+
 def fit_group(
     workload: Workload, arch: Architecture, einsum: str, unit: ComputeUnit, *, fill: float = 0.5
 ) -> FusionGroup:

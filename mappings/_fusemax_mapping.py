@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from mappings._fit import fit_group, pick_units
+from mappings._fit import fit_group, pick_units, runs_on
 from mappings._mapping import FusionGroup, LevelMapping, Mapping
 from mappings._roles import AttentionRoles, is_contraction
 from mappings._splits import apply_splits
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from archsim import Architecture
     from workloads import Workload
 
-__all__ = ["fusemax_mapping", "register_level"]
+__all__ = ["fusemax_mapping", "register_level", "spill_to_buffer"]
 
 
 def register_level(arch: Architecture, unit: object, after: str) -> str | None:
@@ -161,7 +161,11 @@ def fusemax_mapping(
             spatial_axis=spatial_axis,
             keep=glb_keep + rf_keep,
         )
-    units = {n: small.name for n in core if not set(by[n].ranks) & inner_keys}
+    # the running state and epilogue on the vector unit, and any Einsum whose ops the
+    # matrix unit lacks (a TPU-like MXU has no exp or max)
+    units = {
+        n: small.name for n in core if not set(by[n].ranks) & inner_keys or not runs_on(w, n, big)
+    }
     fused = FusionGroup(
         einsums=core,
         levels=tuple(levels),
@@ -171,40 +175,46 @@ def fusemax_mapping(
         skip=tuple(skips),  # type: ignore[arg-type]
     )
     if rf is not None:
-        fused = _spill_rows(workload, arch, fused, splits, inner_keys)
+        fused = spill_to_buffer(w, arch, fused, inner_keys)
     groups = [_own_group(workload, arch, n, big, small) for n in roles.pre]
     groups.append(fused)
     groups += [_own_group(workload, arch, n, big, small) for n in roles.post]
     return Mapping(groups=tuple(groups), splits=splits, name="fusemax")
 
 
-def _spill_rows(
-    workload: Workload,
-    arch: Architecture,
-    group: FusionGroup,
-    splits: dict[str, int],
-    inner_keys: set[str],
+def spill_to_buffer(
+    w: Workload, arch: Architecture, group: FusionGroup, tile_ranks: set[str]
 ) -> FusionGroup:
-    """``group`` with the per-row intermediates (those not over the key tile) moved from the
-    PE registers to the global buffer when the registers cannot hold them all."""
+    """``group`` (DRAM, buffer, PE registers) with intermediates moved from the registers to
+    the buffer while the registers cannot hold them: first the per-row ones (not over any of
+    ``tile_ranks``), then all. ``w`` carries the mapping's splits."""
     from mappings._reuse import footprints
     from mappings._tensors import group_tensors
 
-    w = apply_splits(workload, splits)
-    glb, rf = group.levels[1], group.levels[2]
-    cap = arch.level(rf.level).capacity_bytes
-    per = footprints(group, group_tensors(w, group), w.sizes).get(2, {})
-    if cap is None or sum(per.values()) <= cap:
+    if len(group.levels) < 3:
         return group
-    ranks = {t: workload.cascade.tensors[t].ranks for t in per}
-    rows = [t for t in per if not set(ranks[t]) & inner_keys and t in (rf.keep or ())]
-    keep = tuple(t for t in (rf.keep or ()) if t not in rows)
-    levels = (
-        group.levels[0],
-        glb.model_copy(update={"keep": (*(glb.keep or ()), *rows)}),
-        rf.model_copy(update={"keep": keep}),
-    )
-    return group.model_copy(update={"levels": levels})
+    cap = arch.level(group.levels[2].level).capacity_bytes
+    if cap is None:
+        return group
+    tensors = group_tensors(w, group)
+    for stage in ("rows", "all"):
+        glb, rf = group.levels[1], group.levels[2]
+        per = footprints(group, tensors, w.sizes).get(2, {})
+        if sum(per.values()) <= cap:
+            return group
+        ranks = {t: w.cascade.tensors[t].ranks for t in per}
+        move = [
+            t
+            for t in per
+            if t in (rf.keep or ()) and (stage == "all" or not set(ranks[t]) & tile_ranks)
+        ]
+        levels = (
+            group.levels[0],
+            glb.model_copy(update={"keep": (*(glb.keep or ()), *move)}),
+            rf.model_copy(update={"keep": tuple(t for t in (rf.keep or ()) if t not in move)}),
+        )
+        group = group.model_copy(update={"levels": levels})
+    return group
 
 
 def _own_group(

@@ -45,18 +45,19 @@ def spatial_fraction(
     """Fraction of a compute unit's PEs the group's innermost spatial factors use.
 
     ``unit`` defaults to the group's main unit (the one its innermost spatial factors fan out
-    over); for another unit, only the factors over ``ranks`` (the ranks its Einsums iterate)
-    count, against that unit's lanes.
+    over); ``ranks``, when given, are the ranks an Einsum iterates: only the spatial factors
+    over them spread its work (a row operation on a 2D array uses one row of PEs).
     """
     i = len(group.levels) - 1
     if unit is None:
         fx, fy = fanout(arch, group, i)
         lanes = fx * fy
-        factors = group.levels[i].spatial
     else:
         mesh = getattr(unit, "mesh", None)
         lanes = int(mesh[0]) * int(mesh[1]) if mesh is not None else int(unit.instances)
-        factors = {r: f for r, f in group.levels[i].spatial.items() if r in set(ranks or ())}
+    factors = group.levels[i].spatial
+    if ranks is not None:
+        factors = {r: f for r, f in factors.items() if r in set(ranks)}
     used = math.prod(int(f) for f in factors.values())
     return min(1.0, used / float(lanes)) if lanes > 0 else 1.0
 
@@ -66,39 +67,39 @@ def group_computes(workload: Workload, group: FusionGroup, arch: Architecture, p
     concurrently on every tile), each with its Einsums' ops divided by ``per``.
 
     Work is counted from the Einsums (:func:`group_work`): the ops a unit runs are the counted
-    ops (less those of skipped tiles), its time is that of the tiles it executes, dense; the
-    ratio and the unused lanes make its occupancy."""
+    ops (less those of skipped tiles); its busy time is, per Einsum, the time of the tiles it
+    executes (dense) over the fraction of the unit's PEs the Einsum's spatial ranks occupy.
+    The ratio of the two is the unit's occupancy."""
     from archsim import Compute
 
     main = compute_unit(arch, group)
     by_unit: dict[str, list[str]] = {}
     for e in group.einsums:
         by_unit.setdefault(group.unit_of(e) or main.name, []).append(e)
-    ranks_of = {e.name: e.ranks for e in workload.cascade.einsums}
+    ranks_of = {e.name: set(e.ranks) for e in workload.cascade.einsums}
+    for ranks in ranks_of.values():  # a parent rank is walked by its parts
+        for sp in workload.cascade.splits.values():
+            if sp.rank in ranks:
+                ranks |= {sp.outer, sp.inner}
     run, execd = group_work(workload, group)
     out = []
     for name, einsums in by_unit.items():
         unit = arch.unit(name)
-        if unit.name == main.name:
-            frac = spatial_fraction(arch, group)
-        else:
-            ranks = {r for e in einsums for r in ranks_of.get(e, ())}
-            for sp in workload.cascade.splits.values():  # a parent rank is walked by its parts
-                if sp.rank in ranks:
-                    ranks |= {sp.outer, sp.inner}
-            frac = spatial_fraction(arch, group, unit, ranks)
         rates = unit.ops_per_cycle
-        ops = unit_ops(_sum_ops(run, einsums), rates)
+        ops: dict[str, float] = {}
+        t_run = t_busy = 0.0
+        for e in einsums:
+            o = unit_ops(run.get(e, {}), rates)
+            x = unit_ops(execd.get(e, {}), rates)
+            frac = spatial_fraction(arch, group, None if unit is main else unit, ranks_of[e])
+            t_run += sum(v / float(rates[k]) for k, v in o.items() if rates.get(k))
+            t_busy += sum(v / float(rates[k]) for k, v in x.items() if rates.get(k)) / frac
+            for k, v in o.items():
+                ops[k] = ops.get(k, 0.0) + v
         if not ops:
             continue
-        busy = unit_ops(_sum_ops(execd, einsums), rates)
-        t_run = sum(v / float(rates[k]) for k, v in ops.items() if rates.get(k))
-        t_exec = sum(v / float(rates[k]) for k, v in busy.items() if rates.get(k))
-        if t_exec > 0 and t_run > 0:
-            frac *= min(1.0, t_run / t_exec)
-        out.append(
-            Compute(unit=unit.name, ops={k: v / per for k, v in ops.items()}, occupancy=frac)
-        )
+        occ = min(1.0, t_run / t_busy) if t_busy > 0 and t_run > 0 else 1.0
+        out.append(Compute(unit=unit.name, ops={k: v / per for k, v in ops.items()}, occupancy=occ))
     return out
 
 
@@ -148,41 +149,62 @@ def group_work(
 def _live_fraction(workload: Workload, group: FusionGroup) -> tuple[float, set[str]] | None:
     """(live key tiles / all key tiles, the key's ranks) for a group holding an attention
     core; None for any other group."""
+    from mappings._counts import memo
     from mappings._roles import attention_roles
     from mappings._stream import StreamTiling, stream_work
 
-    try:
-        roles = attention_roles(workload.cascade)
-    except MappingError:
-        return None
-    if roles.score not in group.einsums:
+    def roles_or_none() -> object:
+        try:
+            return attention_roles(workload.cascade)
+        except MappingError:
+            return None
+
+    roles = memo(workload.cascade, "attention_roles", roles_or_none)
+    if roles is None or roles.score not in group.einsums:
         return None
     inner = len(group.levels) - 1
     qt = group.tile(roles.query, inner)
     kt = math.prod(group.tile(r, inner) for r in roles.key_ranks)
-    sw = stream_work(workload, StreamTiling(qt, kt, frozenset(group.skip)), roles=roles)
-    dense = float(sw.dense_trips * sw.work_items)
-    return (sw.total_trips / dense if dense else 1.0), set(roles.key_ranks)
+    tiling = StreamTiling(qt, kt, frozenset(group.skip))
+
+    def fraction() -> float:
+        sw = stream_work(workload, tiling, roles=roles)
+        dense = float(sw.dense_trips * sw.work_items)
+        return sw.total_trips / dense if dense else 1.0
+
+    return memo(workload, ("live", tiling), fraction), set(roles.key_ranks)
+
+
+_ALIAS = {"sub": "add", "mul": "mac", "recip": "div", "div": "recip", "cmp": "max"}
+
+
+def unit_kind(kind: str, unit_ops_per_cycle: AbcMapping[str, float]) -> str | None:
+    """The unit's op kind that runs workload op ``kind`` (``mac`` -> ``mac_bf16``, ``sub`` ->
+    ``add``), or None when the unit has no such kind or alias."""
+    have = list(unit_ops_per_cycle)
+    if kind in have:
+        return kind
+    base = kind.split("_")[0]
+    if base in have:
+        return base
+    same = [h for h in have if h.split("_")[0] == base]
+    other = [h for h in have if h.split("_")[0] == _ALIAS.get(base, "")]
+    return (same or other or [None])[0]
 
 
 def unit_ops(ops: AbcMapping[str, float], unit_ops_per_cycle: AbcMapping[str, float]) -> dict:
-    """Map workload op kinds onto a unit's (``mac`` -> ``mac_bf16``, ``sub`` -> ``add``, ...)."""
+    """Map workload op kinds onto a unit's (:func:`unit_kind`). A kind the unit lacks runs as
+    its ``add`` (else its first kind): the approximation for an op no unit of the
+    architecture has (``check_mapping`` refuses binding it to such a unit when another unit
+    has it)."""
     out: dict[str, float] = {}
     have = list(unit_ops_per_cycle)
-    alias = {"sub": "add", "mul": "mac", "recip": "div", "div": "recip", "cmp": "max"}
     for k, v in ops.items():
         if v <= 0:
             continue
-        key = k
-        if key not in have:
-            base = k.split("_")[0]
-            same = [h for h in have if h.split("_")[0] == base]
-            other = [h for h in have if h.split("_")[0] == alias.get(base, "")]
-            key = (
-                base
-                if base in have
-                else (same or other or [h for h in have if h.startswith("add")] or have)[0]
-            )
+        key = unit_kind(k, unit_ops_per_cycle)
+        if key is None:
+            key = ([h for h in have if h.startswith("add")] or have)[0]
         out[key] = out.get(key, 0.0) + float(v)
     return out
 

@@ -116,6 +116,8 @@ def get_mapper(name: str) -> MapperFn:
     """The mapper registered as ``name`` (``exhaustive random greedy mip``)."""
     if name == "mip" and "mip" not in _MAPPERS:
         import mappings._mip  # noqa: F401  (registers "mip"; imports pulp lazily)
+    if name == "fusion" and "fusion" not in _MAPPERS:
+        import mappings._fusion_search  # noqa: F401  (registers "fusion")
     try:
         return _MAPPERS[name]
     except KeyError:
@@ -126,7 +128,7 @@ def get_mapper(name: str) -> MapperFn:
 
 def list_mappers() -> list[str]:
     """Registered mapper names."""
-    return sorted(set(_MAPPERS) | {"mip"})
+    return sorted(set(_MAPPERS) | {"mip", "fusion"})
 
 
 def score(m: dict[str, np.ndarray], objective: str, clock_hz: float) -> np.ndarray:

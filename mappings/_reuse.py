@@ -238,17 +238,27 @@ def footprints(
     The tile at level ``i`` spans the loops at levels ``>= i`` (its own temporal loops and
     its spatial fan-out included), clipped to the rank's size.
     """
+    n = len(group.levels)
+    tiles: list[dict[str, int]] = [{} for _ in range(n + 1)]  # tiles[i] = FusionGroup.tile(., i)
+    for i in range(n - 1, -1, -1):
+        d = dict(tiles[i + 1])
+        lm = group.levels[i]
+        for factors in (lm.temporal, lm.spatial):
+            for r, f in factors.items():
+                d[r] = d.get(r, 1) * int(f)
+        tiles[i] = d
     out: dict[int, dict[str, float]] = {}
     for i, lm in enumerate(group.levels):
         if i == 0:
             continue
         per: dict[str, float] = {}
+        tile = tiles[i]
         for t in tensors:
             if not lm.keeps(t.name):
                 continue
             e = 1.0
             for r in t.ranks:
-                e *= min(int(sizes.get(r, 1)), group.tile(r, i))
+                e *= min(int(sizes.get(r, 1)), tile.get(r, 1))
             per[t.name] = e * t.bytes_per_elem
         out[i] = per
     return out

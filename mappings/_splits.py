@@ -99,6 +99,17 @@ _RESPLIT: dict[tuple, tuple[object, Workload]] = {}
 
 def _resplit(workload: Workload, new: dict[str, int]) -> Workload:
     cas = workload.cascade
+    from archsim.errors import WorkloadError
+
     cas2 = dataclasses.replace(cas, params={**dict(cas.params), **new})
     params = {**dict(getattr(workload, "params", {})), **new}
-    return SplitWorkload(workload.name, cas2, params, cas2.rank_sizes())  # type: ignore[return-value]
+    try:
+        sizes = cas2.rank_sizes()
+    except WorkloadError as exc:  # another parameter is tied to the tile (a chunk count)
+        raise MappingError(
+            f"the cascade does not resolve with this split tile ({exc})",
+            path="splits",
+            expected="a tile the cascade's parameters allow",
+            got=new,
+        ) from None
+    return SplitWorkload(workload.name, cas2, params, sizes)  # type: ignore[return-value]

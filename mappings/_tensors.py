@@ -44,7 +44,15 @@ def group_tensors(workload: Workload, group: FusionGroup) -> list[TensorUse]:
 
     Element counts are dense (product of rank sizes); a tensor produced by one group
     Einsum and consumed by another is an intermediate (``in_dram`` unless ``on_chip``).
+    They depend on the group's Einsums and on-chip set only (remembered per workload).
     """
+    from mappings._counts import memo
+
+    key = ("group_tensors", tuple(group.einsums), tuple(group.on_chip))
+    return list(memo(workload, key, lambda: tuple(_group_tensors(workload, group))))
+
+
+def _group_tensors(workload: Workload, group: FusionGroup) -> list[TensorUse]:
     cas = workload.cascade
     by = einsum_by_name(workload)
     sizes = workload.sizes

@@ -148,6 +148,7 @@ def test_fused_group_keeps_its_on_chip_intermediate_out_of_dram(fusemax):
                 LevelMapping(level="DRAM", temporal={r: w.sizes[r] for r in e.ranks}),
                 LevelMapping(level="GLB"),
             ),
+            compute="pe1d",  # the 1D array has the divide the 2D one lacks
         )
         for e in w.cascade.einsums[3:]
     ]

@@ -1,0 +1,507 @@
+"""The ``fusion`` mapper: search mappings of a *whole cascade* on a spatial architecture.
+
+The search has two levels.
+
+**Partitions.** A mapping runs its fusion groups one after another, so a partition's cost is
+the sum of its groups' costs and the best partition is found by dynamic programming over the
+cascade's Einsums in order. Every partial mapping (a mapping of Einsums ``0..j``) that another
+one beats on both latency and energy is dropped (Pareto dominance, the pruning of AccelForge's
+FFM): exact for any objective that grows with both (latency, energy, EDP). The segments tried
+are every single Einsum and every *closed* run of Einsums — one whose intermediates, except
+those of its last Einsum, are read by no Einsum outside it — so a segment never leaves an
+intermediate half on chip and half in DRAM. (A documented heuristic: an open segment could
+still win where an intermediate is worth spilling.)
+
+**Loop nests of one segment.** For a segment and each choice of
+
+* the inner extent of each split rank it walks (``m -> m1, m0``: the 2D mesh's rows, a half,
+  a quarter, and the cascade's own),
+* the ranks bound to the main compute unit's mesh axes (ordered pairs of the ranks of the
+  segment's largest contraction, batch-like and split-outer ranks excluded),
+* the unit binding (everything on the matrix unit, or the Einsums that do not iterate the
+  rank on the mesh's x axis on the vector unit, concurrently),
+* one rank blocked in the global buffer and its factor (the block of query rows whose state
+  stays on chip while key tiles stream past: FuseMax's ``P1``),
+* the DRAM loop order of the other ranks (batch-like ranks — in every DRAM tensor of the
+  segment — go outermost: their position changes no tensor's reuse, a symmetric choice),
+
+the loop nest follows from rules: ranks that some Einsum of the segment reduces with a
+dependence that must finish before a later Einsum uses the reduced value (a *pass rank*:
+``m`` of a 3-pass softmax, ``m0`` of a 1-pass one) must be whole below DRAM, so a 3-pass
+segment holds a whole row of scores in the buffer; remaining ranks that are not batch-like
+or split-outer are walked inside the PEs (features). Tensors read from DRAM, running state and
+accumulators over a loop above the PEs live in the global buffer; tile-local intermediates in
+the PE registers (the per-row ones spill to the buffer when the registers are too small).
+Each candidate is checked (capacity, factors, fan-out) and lowered by the generic lowering,
+and timed with :func:`archsim.estimate`; the best ones are re-scored with the event engine.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from archsim.errors import MappingError
+from mappings._fit import pick_units, runs_on, unit_mesh
+from mappings._mappers import TIE_BREAK, RankedMapping, register_mapper
+from mappings._mapping import FusionGroup, LevelMapping, Mapping
+from mappings._roles import is_contraction
+from mappings._splits import apply_splits
+from mappings._tensors import group_ranks
+
+if TYPE_CHECKING:
+    from archsim import Architecture
+    from workloads import Cascade, Workload
+
+__all__ = ["fusion_mapper", "closed_segments", "pass_ranks", "SegmentChoice"]
+
+
+@dataclass(frozen=True)
+class SegmentChoice:
+    """One evaluated mapping of one segment: its group, cycles and energy."""
+
+    group: FusionGroup
+    cycles: float
+    energy_j: float
+
+
+def closed_segments(cascade: Cascade) -> list[tuple[int, int]]:
+    """``(i, j)`` runs of Einsums ``i..j-1`` (j - i >= 2) whose intermediates, except those of
+    Einsum ``j-1``, are read by no Einsum outside the run (and are not cascade outputs)."""
+    es = cascade.einsums
+    readers: dict[str, set[int]] = {}
+    for k, e in enumerate(es):
+        for ref in e.inputs:
+            readers.setdefault(ref.name, set()).add(k)
+    out = []
+    for i in range(len(es)):
+        for j in range(i + 2, len(es) + 1):
+            inside = set(range(i, j))
+            ok = all(
+                es[k].output.name not in cascade.outputs
+                and readers.get(es[k].output.name, set()) <= inside
+                for k in range(i, j - 1)
+            )
+            if ok:
+                out.append((i, j))
+    return out
+
+
+def pass_ranks(cascade: Cascade, einsums: Sequence[str]) -> set[str]:
+    """Ranks a segment must hold whole below DRAM: ``r`` such that an Einsum reads a tensor
+    ``T`` over ``r`` together with a value reduced over ``r`` that depends on ``T`` (the
+    softmax max/sum over the keys before ``exp``/``div`` use each score)."""
+    by = {e.name: e for e in cascade.einsums if e.name in einsums}
+    deps: dict[str, set[str]] = {}
+    for e in cascade.einsums:
+        if e.name not in by:
+            continue
+        d: set[str] = set()
+        for ref in e.inputs:
+            if ref.name != e.name:
+                d |= {ref.name} | deps.get(ref.name, set())
+        deps[e.name] = d
+    out: set[str] = set()
+    for e in by.values():
+        names = [ref.name for ref in e.inputs if ref.name in by and ref.name != e.name]
+        for t, u in itertools.permutations(names, 2):
+            for r in by[u].reduce_ranks:
+                if t in deps.get(u, set()) and r in by[t].ranks:
+                    out.add(r)
+    return out
+
+
+@register_mapper("fusion")
+def fusion_mapper(
+    workload: Workload,
+    arch: Architecture,
+    *,
+    objective: str = "latency",
+    top: int = 5,
+    seed: int = 0,
+    budget: int | None = None,
+    progress: bool = False,
+    einsum: str | None = None,
+    rescore: int = 3,
+    stats: dict[str, float] | None = None,
+) -> list[RankedMapping]:
+    """Search fusion partitions and loop nests of the whole cascade (see module doc).
+
+    ``seed`` and ``budget`` are accepted for the common mapper signature; the search is
+    exhaustive over its space and deterministic. ``einsum`` must be None (the whole cascade
+    is mapped). Returns up to ``top`` mappings, best first; the best ``rescore`` carry
+    event-engine cycles. ``stats``, when given, is filled with ``segments``, ``candidates``
+    (loop nests built), ``evaluated`` (valid ones lowered and timed) and ``partitions``.
+
+    Raises
+    ------
+    MappingError
+        A GPU or PIM architecture (their kernels are recipes), an Einsum given, or no valid
+        mapping.
+    """
+    del seed, budget
+    from archsim import estimate, simulate
+
+    if arch.kind != "spatial":
+        raise MappingError(
+            "the fusion mapper searches spatial architectures",
+            path="arch",
+            expected="a spatial array (fusemax, flat, tpu_like ...)",
+            got=f"{arch.name} ({arch.kind}): use its dataflow recipes (flash2, pim_decode ...)",
+        )
+    if einsum is not None:
+        raise MappingError(
+            "the fusion mapper maps the whole cascade", path="einsum", expected=None, got=einsum
+        )
+    if objective not in ("latency", "energy", "edp", "pareto"):
+        raise MappingError(
+            "objective", path="objective", expected="latency, energy, edp or pareto", got=objective
+        )
+    cas = workload.cascade
+    names = [e.name for e in cas.einsums]
+    segments = [(i, i + 1) for i in range(len(names))] + closed_segments(cas)
+    big, _ = pick_units(arch)
+    choices = _split_choices(workload, names, big)
+    work = [(sp, seg) for sp in choices for seg in segments]
+    it: Iterator = iter(work)
+    if progress:
+        from tqdm import tqdm
+
+        it = iter(tqdm(work, desc="fusion", unit="segment"))
+    best: dict[tuple, list[SegmentChoice]] = {}
+    counts = {"segments": float(len(work)), "candidates": 0.0, "evaluated": 0.0}
+    bad: set[tuple] = set()
+    for sp, (i, j) in it:
+        try:
+            w = apply_splits(workload, dict(sp))
+        except MappingError:  # a split tile the cascade's other parameters do not allow
+            bad.add(sp)
+            continue
+        found = search_segment(w, arch, names[i:j], keep=max(top, 4), stats=counts)
+        if found:
+            best[(sp, i, j)] = found
+    finals = []
+    for sp in (c for c in choices if c not in bad):  # one split choice for the whole cascade
+        fronts: list[list[tuple[float, float, tuple]]] = [[(0.0, 0.0, ())]]
+        for j in range(1, len(names) + 1):
+            cands = []
+            for i in range(j):
+                for ch in best.get((sp, i, j), ()):
+                    for c0, e0, parts in fronts[i]:
+                        cands.append((c0 + ch.cycles, e0 + ch.energy_j, (*parts, ch)))
+            fronts.append(_pareto(cands, keep=max(top, 8)))
+        for _, _, parts in fronts[-1]:
+            groups = tuple(ch.group for ch in parts)
+            finals.append(Mapping(groups=groups, splits=dict(sp), name="fusion"))
+    counts["partitions"] = float(len(finals))
+    if stats is not None:
+        stats.update(counts)
+    if not finals:
+        raise MappingError(
+            "no valid mapping of this cascade",
+            path="arch",
+            expected="an architecture whose levels hold one tile of every Einsum",
+            got=arch.name,
+        )
+    scored = []
+    for m in finals:
+        from mappings._lower import lower
+
+        r = estimate(lower(workload, m, arch, check=False), arch)
+        scored.append((m, r))
+    if objective == "pareto":  # the (latency, energy) front, fastest first
+        scored.sort(key=lambda mr: (mr[1].cycles, mr[1].energy_j))
+        front = []
+        for m, r in scored:
+            if not front or r.energy_j < front[-1][1].energy_j:
+                front.append((m, r))
+        scored = front
+    else:
+        scored.sort(key=lambda mr: _key(mr[1], objective))
+    out = []
+    for k, (m, r) in enumerate(scored[:top]):
+        sim = None
+        if k < rescore:
+            from mappings._lower import lower
+
+            sim = int(simulate(lower(workload, m, arch, check=False), arch).cycles)
+        out.append(
+            RankedMapping(
+                mapping=m,
+                cycles=float(r.cycles),
+                energy_j=float(r.energy_j),
+                dram_bytes=float(r.dram_bytes),
+                objective=_objective(r, objective),
+                simulated_cycles=sim,
+            )
+        )
+    return out
+
+
+def _objective(r: object, objective: str) -> float:
+    if objective in ("latency", "pareto"):
+        return float(r.cycles)  # type: ignore[attr-defined]
+    if objective == "energy":
+        return float(r.energy_j)  # type: ignore[attr-defined]
+    return float(r.energy_j) * float(r.seconds)  # type: ignore[attr-defined]
+
+
+def _key(r: object, objective: str) -> tuple[float, float]:
+    nxt = TIE_BREAK.get(objective)
+    tb = _objective(r, nxt) if nxt else 0.0
+    return (float(f"{_objective(r, objective):.9e}"), tb)
+
+
+def _pareto(cands: list[tuple[float, float, tuple]], keep: int) -> list[tuple[float, float, tuple]]:
+    """Non-dominated (cycles, energy) entries, fastest first, at most ``keep`` spread over the
+    front (always its two ends)."""
+    cands.sort(key=lambda c: (c[0], c[1]))
+    front: list[tuple[float, float, tuple]] = []
+    for c in cands:
+        if not front or c[1] < front[-1][1]:
+            front.append(c)
+    if len(front) <= keep:
+        return front
+    idx = sorted({round(k * (len(front) - 1) / (keep - 1)) for k in range(keep)})
+    return [front[k] for k in idx]
+
+
+def search_segment(
+    w: Workload,
+    arch: Architecture,
+    einsums: Sequence[str],
+    *,
+    keep: int = 4,
+    stats: dict[str, float] | None = None,
+) -> list[SegmentChoice]:
+    """The Pareto-best (cycles, energy) mappings of one segment as its own fusion group
+    (``w`` carries the split tiles chosen for the whole cascade)."""
+    from archsim import TileProgram, estimate
+    from mappings._check import check_mapping
+    from mappings._lower import lower_group
+
+    big, small = pick_units(arch)
+    found: list[tuple[float, float, FusionGroup]] = []
+    seen: set[str] = set()
+    for group in _groups(w, arch, einsums, big, small):
+        key = group.model_dump_json()
+        if key in seen:
+            continue
+        seen.add(key)
+        if stats is not None:
+            stats["candidates"] = stats.get("candidates", 0.0) + 1
+        try:
+            check_mapping(w, Mapping(groups=(group,)), arch, partial=True)
+        except MappingError:
+            continue
+        if stats is not None:
+            stats["evaluated"] = stats.get("evaluated", 0.0) + 1
+        phase = lower_group(w, group, arch, "+".join(einsums))
+        r = estimate(TileProgram("segment", (phase,), clock_hz=arch.clock.core_hz), arch)
+        found.append((float(r.cycles), float(r.energy_j), group))
+    return [SegmentChoice(group=g, cycles=c, energy_j=e) for c, e, g in _pareto(found, keep)]
+
+
+def _split_choices(
+    workload: Workload, einsums: Sequence[str], big: object
+) -> list[tuple[tuple[str, int], ...]]:
+    cas = workload.cascade
+    ranks = {r for e in cas.einsums if e.name in einsums for r in e.ranks}
+    mx, _ = unit_mesh(big)  # type: ignore[arg-type]
+    per_split = []
+    for sp in cas.splits.values():
+        if sp.outer not in ranks and sp.inner not in ranks:
+            continue
+        if not isinstance(sp.tile, str):
+            continue
+        size = int(workload.sizes.get(sp.rank, 1))
+        own = int(workload.sizes.get(sp.inner, 1))
+        opts = sorted({min(size, max(1, mx >> k)) for k in range(3)} | {own})
+        per_split.append([(sp.rank, o) for o in opts])
+    return [tuple(c) for c in itertools.product(*per_split)] if per_split else [()]
+
+
+def _groups(
+    w: Workload, arch: Architecture, einsums: Sequence[str], big: object, small: object
+) -> Iterator[FusionGroup]:
+    """Every loop nest of the segment in the searched space (see module doc)."""
+    cas = w.cascade
+    by = {e.name: e for e in cas.einsums}
+    base = FusionGroup(einsums=tuple(einsums), levels=(LevelMapping(level=arch.levels[0].name),))
+    ranks = group_ranks(w, base)
+    sizes = {r: int(n) for r, n in ranks.items()}
+    produced = {by[n].output.name for n in einsums}
+    inputs = [ref.name for n in einsums for ref in by[n].inputs if ref.name not in produced]
+    inputs = list(dict.fromkeys(inputs))
+    outer_ranks = {sp.outer for sp in cas.splits.values()}
+    dram_tensors = [*inputs, *(t for t in produced if _leaves(cas, einsums, t))]
+    reduced = {r for n in einsums for r in by[n].reduce_ranks}
+    batch = [
+        r
+        for r in ranks
+        if dram_tensors
+        and r not in reduced
+        and all(r in _ranks(cas, t) for t in dram_tensors)
+        and sizes[r] > 1
+    ]
+    must_whole = pass_ranks(cas, einsums)
+    main = max(einsums, key=lambda n: (is_contraction(by[n]), _volume(by[n], sizes)))
+    mesh_ranks = [
+        r for r in by[main].ranks if r in ranks and r not in batch and r not in outer_ranks
+    ]
+    mesh_ranks = [r for r in mesh_ranks if sizes[r] > 1] or [r for r in ranks if sizes[r] > 1]
+    pairs: list[tuple[str, str | None]] = [
+        (x, y) for x, y in itertools.permutations(mesh_ranks, 2)
+    ] or [(r, None) for r in mesh_ranks]
+    if small is big:
+        unit_modes: tuple[str, ...] = ("big",)
+    elif len(einsums) == 1:
+        unit_modes = ("big", "small")
+    else:
+        unit_modes = ("big", "split")
+    on_chip = tuple(t for t in produced if not _leaves(cas, einsums, t))
+    for (x, y), mode in itertools.product(pairs, unit_modes):
+        main_unit = small if mode == "small" else big
+        mx, my = unit_mesh(main_unit)  # type: ignore[arg-type]
+        spatial = {x: min(mx, sizes[x])}
+        if y is not None:
+            spatial[y] = min(my, sizes[y])
+        rest = {r: math.ceil(sizes[r] / spatial.get(r, 1)) for r in ranks}
+        pe_t = {
+            r: n
+            for r, n in rest.items()
+            if n > 1
+            and r not in spatial
+            and r not in batch
+            and r not in outer_ranks
+            and r not in must_whole
+        }
+        dram = {r: n for r, n in rest.items() if n > 1 and r not in pe_t}
+        whole = {r: dram.pop(r) for r in list(dram) if r in must_whole}
+        units = {}
+        if mode != "small":  # what the matrix unit cannot run goes to the vector unit
+            units = {n: small.name for n in einsums if not runs_on(w, n, big)}  # type: ignore[attr-defined]
+        if mode == "split":
+            more = {n: small.name for n in einsums if x not in by[n].ranks}  # type: ignore[attr-defined]
+            if not set(more) - set(units):
+                continue
+            units |= more
+        if len(units) == len(einsums) and len(einsums) > 1:
+            continue  # nothing left on the matrix unit: the "small" binding of singles
+        blockable = [r for r in dram if r not in batch and r not in outer_ranks]
+        blocks: list[tuple[str | None, int]] = [(None, 1)]
+        for r in blockable:
+            blocks += [(r, f) for f in _factors(dram[r])]
+        for brank, bf in blocks:
+            top = dict(dram)
+            glb_t = dict(whole)
+            if brank is not None:
+                glb_t[brank] = bf
+                top[brank] = math.ceil(dram[brank] / bf)
+            movable = [r for r in top if r not in batch and top[r] > 1]
+            lead = [r for r in batch if top.get(r, 1) > 1]
+            for perm in itertools.permutations(movable):
+                yield _group(
+                    w, cas, by, einsums, arch, main_unit, inputs, produced, on_chip, units,
+                    top, (*lead, *perm), glb_t, pe_t, spatial, x, y, set(whole),
+                )  # fmt: skip
+
+
+def _group(
+    w: Workload,
+    cas: Cascade,
+    by: dict,
+    einsums: Sequence[str],
+    arch: Architecture,
+    big: object,
+    inputs: list[str],
+    produced: set[str],
+    on_chip: tuple[str, ...],
+    units: dict[str, str],
+    top: dict[str, int],
+    order: tuple[str, ...],
+    glb_t: dict[str, int],
+    pe_t: dict[str, int],
+    spatial: dict[str, int],
+    x: str,
+    y: str | None,
+    whole: set[str],
+) -> FusionGroup:
+    from mappings._fusemax_mapping import register_level, spill_to_buffer
+
+    glb = next(lv.name for lv in arch.levels[1:] if lv.kind in ("sram", "cache"))
+    above = set(top) | set(glb_t)
+    # running state and accumulators over a loop above the PEs stay in the buffer
+    held = {
+        by[n].output.name
+        for n in einsums
+        if by[n].output.name in produced
+        and (
+            cas.tensors[by[n].output.name].iterative
+            or any(r in above and r not in _ranks(cas, by[n].output.name) for r in by[n].ranks)
+            # a tensor over a pass rank walked in the buffer is kept whole there (3-pass)
+            or any(r in whole and r in _ranks(cas, by[n].output.name) for r in glb_t)
+        )
+    }
+    glb_keep = tuple(dict.fromkeys([*inputs, *(t for t in produced if t in held)]))
+    rf_keep = tuple(t for t in produced if t not in held)
+    axis = {x: "x"} | ({y: "y"} if y else {})
+    rf = register_level(arch, big, glb)
+    levels = [LevelMapping(level=arch.levels[0].name, temporal=top, order=order)]
+    if rf is not None:
+        levels.append(LevelMapping(level=glb, temporal=glb_t, keep=glb_keep))
+        levels.append(
+            LevelMapping(level=rf, temporal=pe_t, spatial=spatial, spatial_axis=axis, keep=rf_keep)
+        )
+    else:
+        levels.append(
+            LevelMapping(
+                level=glb,
+                temporal={**glb_t, **pe_t},
+                spatial=spatial,
+                spatial_axis=axis,
+                keep=glb_keep + rf_keep,
+            )
+        )
+    group = FusionGroup(
+        einsums=tuple(einsums),
+        levels=tuple(levels),
+        on_chip=on_chip,
+        compute=big.name,  # type: ignore[attr-defined]
+        units=units,
+    )
+    return spill_to_buffer(w, arch, group, {x})
+
+
+def _leaves(cas: Cascade, einsums: Sequence[str], t: str) -> bool:
+    """Whether tensor ``t`` produced in the segment is read outside it (or is an output)."""
+    if t in cas.outputs:
+        return True
+    return any(ref.name == t for e in cas.einsums if e.name not in einsums for ref in e.inputs)
+
+
+def _ranks(cas: Cascade, t: str) -> set[str]:
+    spec = cas.tensors[t]
+    out = set(spec.ranks)
+    for sp in cas.splits.values():
+        if sp.rank in out:
+            out |= {sp.outer, sp.inner}
+    return out
+
+
+def _volume(e: object, sizes: dict[str, int]) -> int:
+    return math.prod(sizes.get(r, 1) for r in e.ranks)  # type: ignore[attr-defined]
+
+
+def _factors(n: int) -> list[int]:
+    """Block factors tried for a rank of ``n`` DRAM iterations: powers of two below it and
+    ``n`` itself (the whole rank on chip)."""
+    out = {n}
+    f = 2
+    while f < n:
+        out.add(f)
+        f *= 2
+    return sorted(out)
