@@ -127,7 +127,9 @@ def auto_candidates(arch: Architecture) -> list[str]:
     cascade for a fused one, sparsity it cannot skip, a cascade that is not attention), so
     the order only ranks the ones that can."""
     if arch.kind == "gpu":
-        prefs = ["split_kv", "flash3", "flash2", "fg_sparse", "block_sparse", "gpu_gemm"]
+        # linear_chunked refuses every cascade that is not chunked linear attention
+        prefs = ["split_kv", "linear_chunked", "flash3", "flash2", "fg_sparse", "block_sparse"]
+        prefs.append("gpu_gemm")
         prefs.append("gpu_unfused")
     elif arch.kind == "pim":
         prefs = ["pim_decode", "pim_gemv"]
