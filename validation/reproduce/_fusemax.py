@@ -120,6 +120,44 @@ def _point(model: str, seq: str, paper: dict[str, float]) -> dict[str, object]:
     }
 
 
+#: Points where archsim's own model (the ``fusion`` mapper's mappings, no recipe) is also run:
+#: up to 64K tokens (the search takes ~1 minute per point at 1M); ``--fast``: BERT and XLM at
+#: 1K and 4K.
+OWN_MAX_SEQ = 1 << 16
+OWN_FAST_POINTS: tuple[tuple[str, str], ...] = tuple(
+    (m, s) for m in ("BERT", "XLM") for s in ("1K", "4K")
+)
+
+
+def _own_point(model: str, seq: str, paper: dict[str, float]) -> dict[str, object]:
+    """The same comparison with no recipe: the ``fusion`` mapper's best mapping (EDP) of the
+    1-pass cascade on ``fusemax`` and of the 3-pass cascade on ``flat``, lowered and timed by
+    the generic lowering and the analytic estimator."""
+    from archsim import load_arch
+    from mappings import get_mapper
+    from workloads import get_workload
+
+    preset = get_model(FUSEMAX_MODELS[model])
+    shape = {"B": preset.batch, "H": preset.heads, "S": FUSEMAX_SEQS[seq], "D": preset.head_dim}
+    best = {}
+    for arch, passes in (("fusemax", 1), ("flat", 3)):
+        w = get_workload("mha", **shape, passes=passes)
+        best[arch] = get_mapper("fusion")(w, load_arch(arch), top=1, rescore=0, objective="edp")[0]
+    fm, fl = best["fusemax"], best["flat"]
+    return {
+        "model": model,
+        "seq": seq,
+        "own_fusemax_cycles": fm.cycles,
+        "own_flat_cycles": fl.cycles,
+        "own_speedup": fl.cycles / fm.cycles,
+        "paper_speedup": paper["speedup"],
+        "own_energy_ratio": fm.energy_j / fl.energy_j,
+        "paper_energy_ratio": paper["energy_ratio"],
+        "own_fusemax_groups": len(fm.mapping.groups),
+        "own_flat_groups": len(fl.mapping.groups),
+    }
+
+
 def reproduce_fusemax(
     *, fast: bool = False, points: Sequence[tuple[str, str]] | None = None
 ) -> Reproduction:
@@ -138,6 +176,8 @@ def reproduce_fusemax(
         points or (FAST_POINTS if fast else [(m, s) for m in FUSEMAX_MODELS for s in FUSEMAX_SEQS])
     )
     rows = [_point(m, s, paper[(m, s)]) for m, s in pts]
+    own_pts = OWN_FAST_POINTS if fast and points is None else pts
+    own = [_own_point(m, s, paper[(m, s)]) for m, s in own_pts if FUSEMAX_SEQS[s] <= OWN_MAX_SEQ]
     sp = statistics.fmean(float(r["speedup"]) for r in rows)  # type: ignore[arg-type]
     er = statistics.fmean(float(r["energy_ratio"]) for r in rows)  # type: ignore[arg-type]
     p_sp = statistics.fmean(float(r["paper_speedup"]) for r in rows)  # type: ignore[arg-type]
@@ -188,6 +228,19 @@ def reproduce_fusemax(
         "flat_util2d_mean": statistics.fmean(flat_u),
         "points": len(rows),
         "fast": fast,
+        "own_speedup_vs_flat_mean": statistics.fmean(float(r["own_speedup"]) for r in own)  # type: ignore[arg-type]
+        if own
+        else float("nan"),
+        "own_energy_ratio_vs_flat_mean": statistics.fmean(
+            float(r["own_energy_ratio"])
+            for r in own  # type: ignore[arg-type]
+        )
+        if own
+        else float("nan"),
+        "own_paper_speedup_mean": statistics.fmean(float(r["paper_speedup"]) for r in own)  # type: ignore[arg-type]
+        if own
+        else float("nan"),
+        "own_points": len(own),
     }
     notes = (
         "Paper numbers: FuseMax artifact CSVs (Timeloop + Accelergy 45 nm; latency = max/sum of"
@@ -198,10 +251,17 @@ def reproduce_fusemax(
         "Unfused runs on the flat preset (32 MiB buffer), as the artifact's unfused baseline.",
         "Means are arithmetic over the points run; --fast compares against the paper's mean "
         "over the same points.",
+        "Two models: the 'fusemax' table is the artifact's model re-implemented (the fusemax "
+        "recipe keeps the artifact's P1 tiling rule; flat/unfused keep its cost rules, e.g. "
+        "exp(x - max) as one 1D op). The 'own_model' table uses no recipe: the fusion mapper's "
+        "best (EDP) mapping of each cascade on each preset, through the generic lowering. "
+        "Its FuseMax side matches the recipe; its FLAT side is weaker than the FLAT recipe "
+        "(subtract and exp counted as two 1D ops; beyond the buffer's row capacity it falls "
+        "back to unfused groups), so its speedups are larger than the paper's. Not gated.",
     )
     return Reproduction(
         name="fusemax",
-        tables={"fusemax": rows},
+        tables={"fusemax": rows, "own_model": own},
         summary=summary,
         checks=checks,
         notes=notes,
