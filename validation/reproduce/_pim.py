@@ -24,6 +24,7 @@ from mappings import simulate_workload
 from mappings._pim import bandwidth_multipliers, decode_attention_timing, gemv_timing, pim_energy_j
 
 from ._common import Check, Reproduction, near_range, within
+from ._pimgpt_graph import GPT2_VOCAB, gpu_decode_step
 from ._pimgpt_measured import measured_baseline_rows
 
 __all__ = ["reproduce_pim", "ramulator_errors", "ATTACC_BW_SCALE", "PIMGPT_MODELS"]
@@ -64,6 +65,10 @@ PIMGPT_MODELS = {
     "gpt3-xl": (24, 2048, 24),
 }
 PIMGPT_L = 1024  # context (tokens) assumed for PIM-GPT's generation; the paper's is not given
+#: GPU models the PIM-GPT graph is run through; the gate is on the first (PIM-GPT's GPU is not
+#: named in what could be retrieved; a100 is the older GPU, reported beside it).
+PIMGPT_GPUS = ("h100", "a100")
+PIMGPT_GATE_GPU = PIMGPT_GPUS[0]
 #: Published ranges (reference/papers/pim/pim_headline_results.csv).
 PIMGPT_SPEEDUP, PIMGPT_EFF_V1, PIMGPT_EFF_V2 = (41.0, 137.0), (339.0, 1085.0), (123.0, 383.0)
 ATTACC_SPEEDUP_MAX, ATTACC_EFF_MAX = 2.81, 2.67
@@ -221,44 +226,54 @@ def _attacc_rows(pim: Architecture, gpu: Architecture, fast: bool) -> list[dict[
     return rows
 
 
-def _pimgpt_rows(pim: Architecture, gpu: Architecture, fast: bool) -> list[dict[str, object]]:
-    """Batch-1 token generation: every GEMV and attention on the PIM module vs one H100."""
+def _pim_gemv(pim: Architecture, n: int, k: int) -> tuple[float, float]:
+    """(seconds, joules) of one ``[n, k]`` GEMV on the PIM module."""
+    r = gemv_timing(pim, rows=n, cols=k)
+    e = pim_energy_j(
+        pim,
+        pim_bytes=r["weight_bytes"],
+        macs=r["macs"],
+        io_bytes=2.0 * (n + k),
+        seconds=r["seconds"],
+    )
+    return r["seconds"], e
+
+
+def _pimgpt_rows(pim: Architecture, fast: bool) -> list[dict[str, object]]:
+    """Batch-1 token generation of one graph: every GEMV (the LM head included) and the
+    attention on the PIM module vs the same decode step through the GPU model."""
     rows = []
     names = ("gpt2-small", "gpt3-xl") if fast else tuple(PIMGPT_MODELS)
     for name in names:
         layers, d, h = PIMGPT_MODELS[name]
         dh, ffn = d // h, 4 * d
-        fc_s, fc_j = _fc_gpu(1, d, ffn, 1)
-        ew_s, ew_j = _elementwise_gpu(gpu, 1, d, ffn)
-        at_s, at_j = _gpu("decode", {"B": 1, "H": h, "Skv": PIMGPT_L, "D": dh}, "split_kv")
         p_s, p_j = 0.0, 0.0
         for n, k in ((3 * d, d), (d, d), (ffn, d), (d, ffn)):
-            r = gemv_timing(pim, rows=n, cols=k)
-            p_s += r["seconds"]
-            p_j += pim_energy_j(
-                pim,
-                pim_bytes=r["weight_bytes"],
-                macs=r["macs"],
-                io_bytes=2.0 * (n + k),
-                seconds=r["seconds"],
-            )
+            s, j = _pim_gemv(pim, n, k)
+            p_s, p_j = p_s + s, p_j + j
         a_s, a_j = _pim_attention(pim, heads=h, L=PIMGPT_L, dhead=dh, stacks=1)
-        p_s, p_j = p_s + a_s, p_j + a_j
-        gpu_s, gpu_j = fc_s + ew_s + at_s, fc_j + ew_j + at_j
-        rows.append(
-            {
-                "setup": "PIM-GPT-like",
-                "model": name,
-                "batch": 1,
-                "context": PIMGPT_L,
-                "gpu_ms_per_token": gpu_s * 1e3 * layers,
-                "pim_ms_per_token": p_s * 1e3 * layers,
-                "pim_mJ_per_token": p_j * 1e3 * layers,
-                "attention_share_gpu": at_s / gpu_s,
-                "speedup": gpu_s / p_s,
-                "energy_eff": gpu_j / p_j,
-            }
-        )
+        lm_s, lm_j = _pim_gemv(pim, GPT2_VOCAB, d)
+        pim_s = (p_s + a_s) * layers + lm_s
+        pim_j = (p_j + a_j) * layers + lm_j
+        row: dict[str, object] = {
+            "setup": "PIM-GPT-like",
+            "model": name,
+            "batch": 1,
+            "context": PIMGPT_L,
+            "pim_ms_per_token": pim_s * 1e3,
+            "pim_mJ_per_token": pim_j * 1e3,
+        }
+        for gpu in PIMGPT_GPUS:
+            g = gpu_decode_step(gpu, layers=layers, d=d, heads=h, context=PIMGPT_L)
+            sfx = "" if gpu == PIMGPT_GATE_GPU else f"_{gpu}"
+            row[f"gpu_ms_per_token{sfx}"] = g["ms_per_token"]
+            row[f"gpu_mJ_per_token{sfx}"] = g["mJ_per_token"]
+            row[f"gpu_kernels{sfx}"] = int(g["kernels"])
+            row[f"gpu_launch_share{sfx}"] = g["fixed_ms"] / g["ms_per_token"]
+            row[f"attention_share_gpu{sfx}"] = g["attention_ms"] / g["ms_per_token"]
+            row[f"speedup{sfx}"] = g["ms_per_token"] * 1e-3 / pim_s
+            row[f"energy_eff{sfx}"] = g["mJ_per_token"] * 1e-3 / pim_j
+        rows.append(row)
     return rows
 
 
@@ -291,7 +306,7 @@ def reproduce_pim(*, fast: bool = False) -> Reproduction:
     pb = next(r for r in bw if r["placement"] == "bank" and not r["power_limited"])
     pbl = next(r for r in bw if r["placement"] == "bank" and r["power_limited"])
     attn = _attention_table(hbm, fast)
-    models = _attacc_rows(hbm, gpu, fast) + _pimgpt_rows(aim, gpu, fast)
+    models = _attacc_rows(hbm, gpu, fast) + _pimgpt_rows(aim, fast)
     fp16_mae = statistics.fmean(abs(float(r["error"])) for r in ram if r["dbyte"] == 2)  # type: ignore[arg-type]
     att = [r for r in models if r["setup"].startswith("AttAcc")]
     pg = [r for r in models if r["setup"].startswith("PIM-GPT")]
@@ -300,24 +315,30 @@ def reproduce_pim(*, fast: bool = False) -> Reproduction:
     att_ef = max(float(r["energy_eff"]) for r in fit)  # type: ignore[arg-type]
     pg_sp = [float(r["speedup"]) for r in pg]  # type: ignore[arg-type]
     pg_ef = [float(r["energy_eff"]) for r in pg]  # type: ignore[arg-type]
+    pg_sp_a100 = [float(r["speedup_a100"]) for r in pg]  # type: ignore[arg-type]
     measured = measured_baseline_rows(pg)
+    graph_ms = {r["model"]: float(r["gpu_ms_per_token"]) for r in pg}  # type: ignore[arg-type]
+    for r in measured:
+        r["model_graph_h100_ms_per_token"] = graph_ms[r["model"]]
+        r["eager_over_model_graph"] = float(r["measured_gpu_ms_per_token"]) / graph_ms[r["model"]]  # type: ignore[arg-type]
     ms_sp = [float(r["speedup"]) for r in measured]  # type: ignore[arg-type]
     ms_ef = [float(r["energy_eff"]) for r in measured]  # type: ignore[arg-type]
     measured_checks = (
         (
             Check(
-                "PIM-GPT speedup vs measured eager H100 (mean of models)",
+                "PIM-GPT speedup vs measured eager-PyTorch H100 (framework overhead incl.; mean)",
                 statistics.fmean(ms_sp),
                 PIMGPT_SPEEDUP,
                 near_range(statistics.fmean(ms_sp), *PIMGPT_SPEEDUP, 0.25),
-                "inside ±25%",
+                "inside ±25% (info: framework-overhead comparison)",
+                gate=False,
             ),
             Check(
-                "PIM-GPT energy eff. vs measured H100 (mean, v2 range)",
+                "PIM-GPT energy eff. vs measured eager H100 (mean, v2 range)",
                 statistics.fmean(ms_ef),
                 PIMGPT_EFF_V2,
                 near_range(statistics.fmean(ms_ef), *PIMGPT_EFF_V2, 0.25),
-                "inside ±25%",
+                "inside ±25% (info: framework-overhead comparison)",
                 gate=False,
             ),
         )
@@ -358,15 +379,22 @@ def reproduce_pim(*, fast: bool = False) -> Reproduction:
             gate=False,
         ),
         Check(
-            "PIM-GPT speedup (mean of models)",
+            "PIM-GPT speedup vs h100 model, same decode graph (mean of models)",
             statistics.fmean(pg_sp),
             PIMGPT_SPEEDUP,
             near_range(statistics.fmean(pg_sp), *PIMGPT_SPEEDUP, 0.25),
             "inside ±25%",
+        ),
+        Check(
+            "PIM-GPT speedup vs a100 model, same decode graph (mean of models)",
+            statistics.fmean(pg_sp_a100),
+            PIMGPT_SPEEDUP,
+            near_range(statistics.fmean(pg_sp_a100), *PIMGPT_SPEEDUP, 0.25),
+            "inside ±25%",
             gate=False,
         ),
         Check(
-            "PIM-GPT energy eff. (mean, v2 range)",
+            "PIM-GPT energy eff. vs h100 model (mean, v2 range)",
             statistics.fmean(pg_ef),
             PIMGPT_EFF_V2,
             near_range(statistics.fmean(pg_ef), *PIMGPT_EFF_V2, 0.25),
@@ -392,15 +420,27 @@ def reproduce_pim(*, fast: bool = False) -> Reproduction:
         "attacc_energy_eff_max": att_ef,
         "pimgpt_speedup_min": min(pg_sp),
         "pimgpt_speedup_max": max(pg_sp),
+        "pimgpt_speedup_mean": statistics.fmean(pg_sp),
+        "pimgpt_speedup_a100_min": min(pg_sp_a100),
+        "pimgpt_speedup_a100_max": max(pg_sp_a100),
+        "pimgpt_speedup_a100_mean": statistics.fmean(pg_sp_a100),
         "pimgpt_energy_eff_min": min(pg_ef),
         "pimgpt_energy_eff_max": max(pg_ef),
+        "pimgpt_gpu_launch_share_mean": statistics.fmean(
+            float(r["gpu_launch_share"])
+            for r in pg  # type: ignore[arg-type]
+        ),
         **(
             {
-                "pimgpt_speedup_vs_measured_min": min(ms_sp),
-                "pimgpt_speedup_vs_measured_max": max(ms_sp),
-                "pimgpt_speedup_vs_measured_mean": statistics.fmean(ms_sp),
-                "pimgpt_energy_eff_vs_measured_min": min(ms_ef),
-                "pimgpt_energy_eff_vs_measured_max": max(ms_ef),
+                "pimgpt_speedup_vs_eager_min": min(ms_sp),
+                "pimgpt_speedup_vs_eager_max": max(ms_sp),
+                "pimgpt_speedup_vs_eager_mean": statistics.fmean(ms_sp),
+                "pimgpt_energy_eff_vs_eager_min": min(ms_ef),
+                "pimgpt_energy_eff_vs_eager_max": max(ms_ef),
+                "pimgpt_eager_over_model_graph_mean": statistics.fmean(
+                    float(r["eager_over_model_graph"])
+                    for r in measured  # type: ignore[arg-type]
+                ),
             }
             if measured
             else {}
@@ -419,19 +459,33 @@ def reproduce_pim(*, fast: bool = False) -> Reproduction:
         "(weights + K/V), twice that shown for reference; baseline = 8 x h100 model (AttAcc "
         "used A100 with HBM3, same 3.35 TB/s); GPU+AttAcc = FC on the GPU, attention on 5 "
         "HBM3-PIM stacks per GPU, GPU idle power while PIM runs.",
-        "PIM-GPT rows: batch 1, context 1024, all GEMVs and attention on the aim_pim module (16"
-        " GDDR6 channels), non-linear ops not timed (PIM-GPT's ASIC); baseline = one h100 at "
-        "batch 1. PIM-GPT's GPU, batch and per-model table were not retrievable, so its range "
-        "is reported, not gated: a batch-1 H100 kernel model has no framework overhead and more"
-        " bandwidth than PIM-GPT's GPU likely had.",
-        "AttAcc energy efficiency is reported, not gated: the GPU side uses the h100 power "
-        "model (static + dynamic, 700 W cap) while AttAcc charges per-byte/per-op energies "
-        "only.",
-        "PIM-GPT vs measured GPU: the same PIM rows against Hugging Face GPT-2-style models run "
-        "in PyTorch eager (fp16, batch 1, ~1k-token cache) on the lent H100, time and NVML board"
-        " energy per token (validation/data/h100_gpt_decode.jsonl) -- a framework baseline as "
-        "PIM-GPT's; eager batch-1 decode is launch-bound (~0.5 ms per layer), which the kernel "
-        "model above leaves out.",
+        "PIM-GPT rows: batch 1, context 1024, one graph on both sides: per layer QKV, O, "
+        "FFN-up and FFN-down GEMVs and decode attention, plus the LM head (vocab 50257) once "
+        "per token. PIM side: every GEMV and the attention on the aim_pim module (16 GDDR6 "
+        "channels); non-linear ops on PIM-GPT's ASIC are not timed. GPU side "
+        "(validation/reproduce/_pimgpt_graph.py): the same step as kernels through the h100 "
+        "(gate) and a100 GPU models -- cuBLAS GEMMs, FA2 split-KV decode + combine, LayerNorm,"
+        " GELU, residual, K/V-append, embedding kernels -- launched back to back (first kernel "
+        "the calibrated launch cost, each later one the calibrated inter-kernel gap): what a "
+        "CUDA-graph replay would run, no Python or framework time.",
+        "PIM-GPT gate: the speedup against the h100 model of the same graph, because the "
+        "paper's claim is a hardware one (its PIM system vs a GPU running the same token "
+        "generation); PIM-GPT's GPU, batch and framework could not be retrieved, so the GPU "
+        "baseline is ours and stated. It misses the published 41-137x (an honest miss, see "
+        "docs/reproductions.md): a batch-1 decode step on the GPU model costs a few ms of "
+        "mostly inter-kernel gaps and weight streaming, not the tens of ms a framework adds.",
+        "AttAcc energy efficiency and PIM-GPT energy efficiency are reported, not gated: the "
+        "GPU side uses the h100 power model (static + dynamic at the solved clock, calibrated "
+        "on large kernels, so tiny batch-1 kernels are charged near-full active power) while "
+        "the PIM side charges per-byte/per-op energies only.",
+        "No CUDA-graph / compiled measurement of the decode step exists yet (the device "
+        "machines were not lent in the session that built the graph baseline).",
+        "Framework-overhead comparison (reported, never gated): the same PIM rows against "
+        "Hugging Face GPT-2-style models run in PyTorch eager (fp16, batch 1, ~1k-token "
+        "cache) on the lent H100, time and NVML board energy per token "
+        "(validation/data/h100_gpt_decode.jsonl, measured 2026-11-24); eager batch-1 decode "
+        "is launch- and Python-bound (eager_over_model_graph: measured eager time over the "
+        "h100 model of the same graph), so its ratio measures the framework more than the GPU.",
         "Weak spot: the AttAcc cache's dhead=160 INT8 per-bank rows are ~38% under-predicted "
         "(AttAcc apparently pads a 160-B vector to 256 B per bank; not modelled).",
     )
