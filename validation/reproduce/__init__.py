@@ -6,7 +6,7 @@ summary keys, checks against the published numbers, notes on assumptions) and ne
 
 >>> from validation.reproduce import REPRODUCTIONS
 >>> sorted(REPRODUCTIONS)
-['fg-attn', 'fusemax', 'lean', 'linear', 'pim']
+['fg-attn', 'fusemax', 'lean', 'linear', 'minference', 'pim']
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from ._fgattn import reproduce_fgattn
 from ._fusemax import reproduce_fusemax
 from ._lean import reproduce_lean
 from ._linear import reproduce_linear
+from ._minference import reproduce_minference
 from ._pim import reproduce_pim
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "reproduce",
     "reproduce_fgattn",
     "reproduce_fusemax",
+    "reproduce_minference",
     "reproduce_pim",
     "write_outputs",
 ]
@@ -40,6 +42,7 @@ REPRODUCTIONS: dict[str, Callable[..., Reproduction]] = {
     "fg-attn": reproduce_fgattn,
     "lean": reproduce_lean,
     "linear": reproduce_linear,
+    "minference": reproduce_minference,
 }
 
 
