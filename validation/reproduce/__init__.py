@@ -6,7 +6,7 @@ summary keys, checks against the published numbers, notes on assumptions) and ne
 
 >>> from validation.reproduce import REPRODUCTIONS
 >>> sorted(REPRODUCTIONS)
-['fg-attn', 'fusemax', 'lean', 'linear', 'minference', 'pim']
+['fg-attn', 'fusemax', 'hydragen', 'lean', 'linear', 'minference', 'pim']
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Callable
 from ._common import Check, Reproduction, format_reproduction, format_table, write_outputs
 from ._fgattn import reproduce_fgattn
 from ._fusemax import reproduce_fusemax
+from ._hydragen import reproduce_hydragen
 from ._lean import reproduce_lean
 from ._linear import reproduce_linear
 from ._minference import reproduce_minference
@@ -30,6 +31,7 @@ __all__ = [
     "reproduce",
     "reproduce_fgattn",
     "reproduce_fusemax",
+    "reproduce_hydragen",
     "reproduce_minference",
     "reproduce_pim",
     "write_outputs",
@@ -42,6 +44,7 @@ REPRODUCTIONS: dict[str, Callable[..., Reproduction]] = {
     "fg-attn": reproduce_fgattn,
     "lean": reproduce_lean,
     "linear": reproduce_linear,
+    "hydragen": reproduce_hydragen,
     "minference": reproduce_minference,
 }
 

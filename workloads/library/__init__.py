@@ -11,7 +11,7 @@ implementation (``Workload.reference``) by ``verify`` on small shapes.
 
 from __future__ import annotations
 
-from . import _attention, _decode, _dense, _gla, _linear, _sparse, _variants  # noqa: F401
+from . import _attention, _decode, _dense, _gla, _linear, _shared_prefix, _sparse, _variants  # noqa: F401
 from ._models import ModelPreset, get_model, list_models
 from ._params import parse_set_options, parse_value
 from ._registry import Param, Workload, WorkloadDef, get_workload, list_workloads
