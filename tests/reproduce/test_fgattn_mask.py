@@ -1,11 +1,19 @@
-"""FG-Attn mask: one boolean mask, its M x 1 slice form and the M x M block form derived from it."""
+"""FG-Attn masks: one boolean mask, its M x 1 slice form and the M x M block form derived from
+it; the rule masks keep the stated share of each query block's slices, nearest keys first."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from validation.reproduce._fgattn import MaskSpec, block_form, video_mask_slices
+from validation.reproduce._fgattn import (
+    RULE_SPARSITY,
+    MaskSpec,
+    block_form,
+    rule_densities,
+    rule_mask,
+    video_mask_slices,
+)
 
 GRID = (3, 5, 7)  # 105 tokens: small enough to build the element mask directly
 
@@ -59,3 +67,37 @@ def test_mask_is_deterministic_for_a_seed_and_changes_with_it():
     c = video_mask_slices((4, 8, 12), MaskSpec(1, 2, 2, 16, seed=2))
     assert (a == b).all()
     assert not (a == c).all()
+
+
+@pytest.mark.parametrize("scatter", [0.0, 0.1, 1.0])
+def test_rule_mask_keeps_the_stated_share_of_each_blocks_slices(scatter):
+    grid = (4, 6, 10)  # 240 tokens
+    S = 240
+    m = rule_mask(grid, scatter, block=16)
+    k = round((1 - RULE_SPARSITY) * S)
+    assert (m.sum(axis=1) == k).all()
+    (dens,) = rule_densities(grid, (scatter,), block=16)
+    assert dens["slice_density"] == pytest.approx(m.mean())
+    assert dens["block_density"] == pytest.approx(block_form(m, 16).mean())
+
+
+def test_rule_mask_local_part_is_the_nearest_keys():
+    grid = (4, 6, 10)
+    T, Hh, W = grid
+    m = rule_mask(grid, 0.0, block=16)
+    idx = np.arange(T * Hh * W)
+    t, y, x = idx // (Hh * W), (idx // W) % Hh, idx % W
+    for b in range(m.shape[0]):
+        q = idx[b * 16 : (b + 1) * 16]
+        d = np.max(
+            np.abs(np.stack([t[:, None] - t[q], y[:, None] - y[q], x[:, None] - x[q]])), axis=0
+        ).min(axis=1)  # Chebyshev distance of each key to the nearest query of the block
+        kept, dropped = d[m[b]], d[~m[b]]
+        assert kept.max() <= dropped.min()  # nothing farther is kept while a nearer key is not
+
+
+def test_rule_mask_depends_only_on_its_own_fraction_and_seed():
+    grid = (4, 6, 10)
+    a = rule_mask(grid, 0.1, block=16)
+    assert (a == rule_mask(grid, 0.1, block=16)).all()
+    assert not (a == rule_mask(grid, 0.1, block=16, seed=1)).all()

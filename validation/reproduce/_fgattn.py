@@ -1,16 +1,22 @@
 """FG-Attn (arXiv 2509.16518) vs block-sparse attention for a video DiT on the ``h100`` model.
 
-One boolean attention mask per resolution (:func:`video_mask_slices`), two derived forms:
+The headline is the speedup as a function of the mask's *structure*. Every mask is one boolean
+attention mask with two derived forms:
 
 * **M x 1 slices** (FG-Attn, ``fg_sparse``): slice ``(query block, key)`` is kept if any of the
   block's ``M`` queries attends to that key;
 * **M x M blocks** (``block_sparse``, M = 64): block ``(query block, key block)`` is kept if
   any element is, i.e. if any of its ``M`` slices is kept.
 
-So the fine-grained form never keeps more than the block form. Kernel times come from the
-GPU dataflows at the two densities; the end-to-end time of one DiT forward adds the rest of
-a Wan2.1-14B block (QKV/O projections, cross-attention to 512 text tokens, FFN) from the
-``gpu_gemm`` / ``flash3`` dataflows, so the attention share is computed, not assumed.
+So the fine-grained form never keeps more than the block form. The masks follow a stated rule
+(:func:`rule_mask`): the sparsity FG-Attn v2 states (70%: 30% of the M x 1 slices of every query
+block kept), split between a local 3D window (Sliding Tile Attention, arXiv 2502.04507: scores in
+pretrained video DiTs "predominantly concentrate within localized 3D windows") and scattered
+slices (FG-Attn's premise: the kept entries do not fill whole M x M blocks) in a swept fraction,
+since no reachable source quantifies that split. Kernel times come from the GPU dataflows at the
+two densities; the end-to-end time of one DiT forward adds the rest of a Wan2.1-14B block
+(QKV/O projections, cross-attention to 512 text tokens, FFN) from the ``gpu_gemm`` / ``flash3``
+dataflows, so the attention share is computed, not assumed.
 """
 
 from __future__ import annotations
@@ -26,7 +32,15 @@ from workloads import get_model
 
 from ._common import Check, Reproduction, near_range
 
-__all__ = ["MaskSpec", "VIDEO_GRIDS", "video_mask_slices", "block_form", "reproduce_fgattn"]
+__all__ = [
+    "MaskSpec",
+    "RULE_SPARSITY",
+    "VIDEO_GRIDS",
+    "block_form",
+    "reproduce_fgattn",
+    "rule_mask",
+    "video_mask_slices",
+]
 
 #: Latent token grids (frames, height, width) of a 5 s clip for Wan2.1 (VAE 4x temporal,
 #: 8x spatial, 2x2 patches; 81 frames -> 21 latent frames): 480p 832x480 -> 21x30x52 =
@@ -55,15 +69,13 @@ class MaskSpec:
     keys). Tokens are in raster order (frame, row, column). The same spec is used at every
     resolution.
 
-    ``long_range = 4`` is the default: the smallest count of the sweep
-    (:func:`_sweep`, 0/1/2/4/6/8) at which both resolutions land within the gate; the
-    earlier default of 2 predicts end-to-end 1.22x at 480p and 720p (below 1.41x x 0.9),
-    and 6 lands inside the published range at both. The paper's masks are unknown.
+    The defaults are a pure local window; the ``long_range_sweep`` table varies the radius and
+    the random keys per query. No value here is chosen by where the result lands.
     """
 
     frames: int = 4
     radius: int = 12
-    long_range: int = 4
+    long_range: int = 0
     block: int = 64
     seed: int = 0
 
@@ -187,56 +199,210 @@ def _break_even_gather(
     return 0.5 * (lo + hi)
 
 
-def _row(res: str, spec: MaskSpec) -> dict[str, object]:
-    m = get_model("wan2.1-14b")
-    grid = VIDEO_GRIDS[res]
+#: FG-Attn v2 abstract (arXiv 2509.16518v2; reference/papers/fgattn/NOTES.md): its kernel is
+#: evaluated "at 70% sparsity". Read here as the fraction of M x 1 slices skipped per query block
+#: (the granularity FG-Attn skips at): every query block keeps 30% of its slices.
+RULE_SPARSITY = 0.70
+#: Fraction of the kept slices that are scattered (the rest: the local window). Not stated by
+#: any reachable source, so it is the swept axis of the headline (0 = STA's pure local window,
+#: 1 = no locality at all).
+SCATTER_FRACTIONS = (0.0, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 1.0)
+FAST_SCATTER_FRACTIONS = (0.0, 0.01, 1.0)
+
+
+def _key_distance(grid: tuple[int, int, int], q: np.ndarray) -> np.ndarray:
+    """Chebyshev distance in latent (frame, row, column) units from every key (raster order)
+    to the nearest query of ``q`` (token indices)."""
+    T, Hh, W = grid
+    t_ax, y_ax, x_ax = np.arange(T), np.arange(Hh), np.arange(W)
+    d = None
+    qt, qy, qx = q // (Hh * W), (q // W) % Hh, q % W
+    ty = qt * Hh + qy
+    for g in np.unique(ty):  # queries of one (frame, row): a contiguous column range
+        cols = qx[ty == g]
+        tt, yy = divmod(int(g), Hh)
+        dty = np.maximum.outer(abs(t_ax - tt), abs(y_ax - yy))  # (T, H)
+        dx = np.maximum(np.maximum(int(cols.min()) - x_ax, x_ax - int(cols.max())), 0)  # (W,)
+        dg = np.maximum(dty[:, :, None], dx[None, None, :])
+        d = dg if d is None else np.minimum(d, dg)
+    return d.reshape(-1)
+
+
+def _scattered(rng: np.random.Generator, S: int, taken: np.ndarray, n: int) -> np.ndarray:
+    """``n`` distinct keys drawn uniformly from ``range(S)`` minus ``taken``."""
+    if n <= 0:
+        return np.empty(0, dtype=np.int64)
+    busy = np.zeros(S, dtype=bool)
+    busy[taken] = True
+    free_share = 1.0 - taken.size / S
+    m = min(S, math.ceil(1.2 * n / free_share) + 16)
+    c = rng.choice(S, size=m, replace=False)  # distinct, in draw order
+    c = c[~busy[c]]
+    if c.size < n:  # rare: fall back to permuting every free key
+        c = rng.permutation(np.flatnonzero(~busy))
+    return c[:n]
+
+
+def _rule_blocks(
+    grid: tuple[int, int, int],
+    fractions: tuple[float, ...],
+    *,
+    sparsity: float = RULE_SPARSITY,
+    block: int = 64,
+    seed: int = 0,
+):  # noqa: ANN202 - generator of (block, fraction index, kept key indices, scattered count)
+    """Kept slices of every query block under the rule, for each scattered fraction."""
     S = grid[0] * grid[1] * grid[2]
-    sl = video_mask_slices(grid, spec)
-    ds, db = float(sl.mean()), float(block_form(sl, spec.block).mean())
-    H, D = m.heads, m.head_dim
-    t_dense = _attn(S, H, D, "flash3")
-    M = spec.block
-    t_block = _attn(S, H, D, "block_sparse", db, block=M)
-    t_fg = _attn(S, H, D, "fg_sparse", ds, block=M)
-    # fg_sparse at the block form's density: what the kernels differ by apart from skipping
-    # (tile shapes, gather); dividing it out leaves the gain of the finer granularity alone.
-    tile_gain = t_block / _attn(S, H, D, "fg_sparse", db, block=M)
-    rest = _rest_of_block(S, m.d_model, m.ffn_dim, H, D)
+    k = round((1.0 - sparsity) * S)
+    for b in range(math.ceil(S / block)):
+        q = np.arange(b * block, min(S, (b + 1) * block))
+        d = _key_distance(grid, q)
+        cum = np.cumsum(np.bincount(d))
+        for i, f in enumerate(fractions):
+            # one stream per (seed, block, fraction): a mask does not depend on which other
+            # fractions are computed beside it
+            rng = np.random.default_rng((seed, b, round(f * 1e6)))
+            n_loc = round((1.0 - f) * k)
+            local = np.empty(0, dtype=np.int64)
+            if n_loc:
+                ring = int(np.searchsorted(cum, n_loc))  # smallest R with count(d <= R) >= n_loc
+                edge = np.flatnonzero(d == ring)
+                local = np.concatenate(
+                    [
+                        np.flatnonzero(d < ring),
+                        rng.choice(
+                            edge, size=n_loc - int(cum[ring - 1] if ring else 0), replace=False
+                        ),
+                    ]
+                )
+            kept = np.concatenate([local, _scattered(rng, S, local, k - n_loc)])
+            yield b, i, kept, k - n_loc
+
+
+def rule_mask(
+    grid: tuple[int, int, int],
+    scatter: float,
+    *,
+    sparsity: float = RULE_SPARSITY,
+    block: int = 64,
+    seed: int = 0,
+) -> np.ndarray:
+    """Slice mask of the stated rule: each query block keeps ``round((1 - sparsity) S)`` M x 1
+    slices, a ``1 - scatter`` share of them local and the rest scattered.
+
+    Local: the keys nearest the block's queries in latent (frame, row, column) Chebyshev
+    distance -- a 3D window around the block, the same extent in time and space, grown ring
+    by ring; the last ring is filled at random (``numpy.random.default_rng(seed)``). This is
+    STA's observation (arXiv 2502.04507: attention scores concentrate in localized 3D
+    windows) with no window shape chosen. Scattered: keys drawn uniformly from the rest
+    (``numpy.random.default_rng((seed, block, round(scatter * 1e6)))``), the
+    query-specific distant keys that cost a whole 64-key block in the block form but one
+    slice in FG-Attn's.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(ceil(S/M), S)`` booleans.
+    """
+    S = grid[0] * grid[1] * grid[2]
+    out = np.zeros((math.ceil(S / block), S), dtype=bool)
+    for b, _, kept, _ in _rule_blocks(grid, (scatter,), sparsity=sparsity, block=block, seed=seed):
+        out[b, kept] = True
+    return out
+
+
+def rule_densities(
+    grid: tuple[int, int, int], fractions: tuple[float, ...], *, block: int = 64, seed: int = 0
+) -> list[dict[str, float]]:
+    """Slice and block density of :func:`rule_mask` for each scattered fraction, without
+    building the masks (``scatter_achieved``: scattered / kept slices)."""
+    S = grid[0] * grid[1] * grid[2]
+    nq, nk = math.ceil(S / block), math.ceil(S / block)
+    kept_n = np.zeros(len(fractions))
+    scat_n = np.zeros(len(fractions))
+    blocks_n = np.zeros(len(fractions))
+    for _, i, kept, n_scat in _rule_blocks(grid, fractions, block=block, seed=seed):
+        kept_n[i] += kept.size
+        scat_n[i] += n_scat
+        blocks_n[i] += np.count_nonzero(np.bincount(kept // block, minlength=nk))
+    return [
+        {
+            "slice_density": kept_n[i] / (nq * S),
+            "block_density": blocks_n[i] / (nq * nk),
+            "scatter_achieved": scat_n[i] / kept_n[i],
+        }
+        for i in range(len(fractions))
+    ]
+
+
+def _times(S: int, H: int, D: int, ds: float, db: float, M: int) -> dict[str, float]:
     return {
-        "video": res,
-        "tokens": S,
-        "grid": "x".join(map(str, grid)),
-        "slice_density": ds,
-        "block_density": db,
-        "sparsity_fg": 1 - ds,
-        "sparsity_block": 1 - db,
-        "dense_ms": t_dense * 1e3,
-        "block_sparse_ms": t_block * 1e3,
-        "fg_sparse_ms": t_fg * 1e3,
-        "kernel_speedup": t_block / t_fg,
-        "rest_of_block_ms": rest * 1e3,
-        "attn_share_dense": t_dense / (t_dense + rest),
-        "attn_share_block": t_block / (t_block + rest),
-        "e2e_speedup": (t_block + rest) / (t_fg + rest),
-        "equal_density_gain": tile_gain,
-        "granularity_kernel_speedup": t_block / (t_fg * tile_gain),
-        "granularity_e2e_speedup": (t_block + rest) / (t_fg * tile_gain + rest),
-        "paper_e2e_avg": PAPER[res][0],
-        "paper_e2e_max": PAPER[res][1],
-        "break_even_slice_over_block": _break_even(S, H, D, db, t_block, M),
-        "gather_cycles_per_row": GATHER_CYCLES_PER_ROW,
-        "break_even_gather_cycles_per_row": _break_even_gather(S, H, D, ds, t_block, M),
+        "block": _attn(S, H, D, "block_sparse", db, block=M),
+        "fg": _attn(S, H, D, "fg_sparse", ds, block=M),
+        "fg_at_block_density": _attn(S, H, D, "fg_sparse", db, block=M),
     }
 
 
-#: Mask settings of the dependence table: spatial radius (patches) x long-range keys/query.
+def _structure_rows(fast: bool) -> list[dict[str, object]]:
+    """The headline: speedup vs the scattered fraction at the rule's sparsity, per resolution."""
+    m = get_model("wan2.1-14b")
+    H, D, M = m.heads, m.head_dim, 64
+    rows: list[dict[str, object]] = []
+    fractions = FAST_SCATTER_FRACTIONS if fast else SCATTER_FRACTIONS
+    for res, grid in VIDEO_GRIDS.items():
+        S = grid[0] * grid[1] * grid[2]
+        t_dense = _attn(S, H, D, "flash3")
+        rest = _rest_of_block(S, m.d_model, m.ffn_dim, H, D)
+        for f, info in zip(fractions, rule_densities(grid, fractions, block=M), strict=True):
+            ds, db = info["slice_density"], info["block_density"]
+            t = _times(S, H, D, ds, db, M)
+            rows.append(
+                {
+                    "video": res,
+                    "tokens": S,
+                    "grid": "x".join(map(str, grid)),
+                    "scatter_fraction": f,
+                    "scatter_achieved": info["scatter_achieved"],
+                    "slice_density": ds,
+                    "block_density": db,
+                    "dense_ms": t_dense * 1e3,
+                    "block_sparse_ms": t["block"] * 1e3,
+                    "fg_sparse_ms": t["fg"] * 1e3,
+                    "rest_of_block_ms": rest * 1e3,
+                    "kernel_speedup": t["block"] / t["fg"],
+                    "e2e_speedup": (t["block"] + rest) / (t["fg"] + rest),
+                    "e2e_speedup_vs_dense": (t_dense + rest) / (t["fg"] + rest),
+                    "attn_share_block": t["block"] / (t["block"] + rest),
+                    "equal_density_gain": t["block"] / t["fg_at_block_density"],
+                    "paper_e2e_avg": PAPER[res][0],
+                    "paper_e2e_max": PAPER[res][1],
+                    "gather_cycles_per_row": GATHER_CYCLES_PER_ROW,
+                    "break_even_gather_cycles_per_row": _break_even_gather(
+                        S, H, D, ds, t["block"], M
+                    ),
+                }
+            )
+    return rows
+
+
+def _implied_scatter(rows: list[dict[str, object]], target: float) -> float:
+    """Scattered fraction at which the e2e speedup reaches ``target`` (linear interpolation
+    along the sweep; nan if the sweep never reaches it)."""
+    pts = [(float(r["scatter_fraction"]), float(r["e2e_speedup"])) for r in rows]  # type: ignore[arg-type]
+    for (f0, s0), (f1, s1) in zip(pts, pts[1:], strict=False):
+        if s0 <= target <= s1 and s1 > s0:
+            return f0 + (target - s0) / (s1 - s0) * (f1 - f0)
+    return float("nan")
+
+
+#: Mask settings of the window + random-keys table: spatial radius (patches) x long-range keys.
 SWEEP_RADII = (8, 12)
 SWEEP_LONG_RANGE = (0, 1, 2, 4, 6, 8)
 
 
-def _sweep(spec: MaskSpec) -> list[dict[str, object]]:
-    """Kernel and end-to-end speedup vs the mask's spatial radius and long-range keys per
-    query, both resolutions (which mask sparsities land inside the paper's range)."""
+def _sweep() -> list[dict[str, object]]:
+    """Second structure family (full runs only): a ±4-frame window of a given spatial radius
+    plus a number of uniformly random keys per *query* (so the density varies too)."""
     m = get_model("wan2.1-14b")
     H, D = m.heads, m.head_dim
     rows = []
@@ -245,8 +411,8 @@ def _sweep(spec: MaskSpec) -> list[dict[str, object]]:
         rest = _rest_of_block(S, m.d_model, m.ffn_dim, H, D)
         for radius in SWEEP_RADII:
             for lr in SWEEP_LONG_RANGE:
-                s2 = MaskSpec(spec.frames, radius, lr, spec.block, spec.seed)
-                sl = video_mask_slices(grid, s2)
+                spec = MaskSpec(4, radius, lr)
+                sl = video_mask_slices(grid, spec)
                 ds, db = float(sl.mean()), float(block_form(sl, spec.block).mean())
                 tb = _attn(S, H, D, "block_sparse", db, block=spec.block)
                 tf = _attn(S, H, D, "fg_sparse", ds, block=spec.block)
@@ -262,71 +428,100 @@ def _sweep(spec: MaskSpec) -> list[dict[str, object]]:
                         "kernel_speedup": tb / tf,
                         "e2e_speedup": e2e,
                         "inside_paper_range": PAPER_RANGE[0] <= e2e <= PAPER_RANGE[1],
-                        "within_gate": near_range(e2e, *PAPER_RANGE, TOL),
                     }
                 )
     return rows
 
 
-def reproduce_fgattn(*, fast: bool = False, spec: MaskSpec | None = None) -> Reproduction:
-    """Run the FG-Attn reproduction (``fast``: skip the long-range sweep)."""
-    spec = spec or MaskSpec()
-    rows = [_row(res, spec) for res in VIDEO_GRIDS]
-    by = {r["video"]: r for r in rows}
-    sp = {res: float(by[res]["e2e_speedup"]) for res in VIDEO_GRIDS}  # type: ignore[arg-type]
-    checks = tuple(
-        Check(
-            f"end-to-end speedup {res} (fg_sparse over block_sparse)",
-            sp[res],
-            PAPER_RANGE,
-            near_range(sp[res], *PAPER_RANGE, TOL),
-            "inside 1.41-1.65 or within 10%",
-        )
-        for res in VIDEO_GRIDS
+def reproduce_fgattn(*, fast: bool = False) -> Reproduction:
+    """Run the FG-Attn reproduction (``fast``: three scattered fractions, no window sweep)."""
+    rows = _structure_rows(fast)
+    by = {res: [r for r in rows if r["video"] == res] for res in VIDEO_GRIDS}
+    local = {res: by[res][0] for res in VIDEO_GRIDS}  # scatter 0: STA's local window
+    spread = {res: by[res][-1] for res in VIDEO_GRIDS}  # scatter 1: no locality
+    sp = {res: float(local[res]["e2e_speedup"]) for res in VIDEO_GRIDS}  # type: ignore[arg-type]
+    hi = {res: float(spread[res]["e2e_speedup"]) for res in VIDEO_GRIDS}  # type: ignore[arg-type]
+    implied = {res: _implied_scatter(by[res], PAPER[res][0]) for res in VIDEO_GRIDS}
+    checks = (
+        *(
+            Check(
+                f"end-to-end speedup {res}, rule mask (70% slice sparsity, local 3D window)",
+                sp[res],
+                PAPER_RANGE,
+                near_range(sp[res], *PAPER_RANGE, TOL),
+                "inside 1.41-1.65 or within 10%",
+            )
+            for res in VIDEO_GRIDS
+        ),
+        *(
+            Check(
+                f"paper's {res} average inside the model's range over the structure sweep",
+                PAPER[res][0],
+                (sp[res], hi[res]),
+                sp[res] <= PAPER[res][0] <= hi[res],
+                "info: can the mechanism give the paper's figure at its stated sparsity",
+                gate=False,
+            )
+            for res in VIDEO_GRIDS
+        ),
     )
     tables: dict[str, list[dict[str, object]]] = {"fgattn": rows}
     if not fast:
-        tables["long_range_sweep"] = _sweep(spec)
+        tables["long_range_sweep"] = _sweep()
     summary = {
         "speedup_480p": sp["480p"],
         "speedup_720p": sp["720p"],
-        "kernel_speedup_480p": by["480p"]["kernel_speedup"],
-        "kernel_speedup_720p": by["720p"]["kernel_speedup"],
-        "granularity_e2e_speedup_480p": by["480p"]["granularity_e2e_speedup"],
-        "granularity_e2e_speedup_720p": by["720p"]["granularity_e2e_speedup"],
-        "slice_density_480p": by["480p"]["slice_density"],
-        "block_density_480p": by["480p"]["block_density"],
-        "slice_density_720p": by["720p"]["slice_density"],
-        "block_density_720p": by["720p"]["block_density"],
-        "break_even_slice_over_block_480p": by["480p"]["break_even_slice_over_block"],
-        "break_even_gather_cycles_per_row_480p": by["480p"]["break_even_gather_cycles_per_row"],
-        "mask": f"window ±{spec.frames} frames ±{spec.radius} patches + {spec.long_range} "
-        f"random keys/query, M={spec.block}, seed {spec.seed}",
+        "speedup_scattered_480p": hi["480p"],
+        "speedup_scattered_720p": hi["720p"],
+        "speedup_by_scatter_480p": {
+            str(r["scatter_fraction"]): r["e2e_speedup"] for r in by["480p"]
+        },
+        "speedup_by_scatter_720p": {
+            str(r["scatter_fraction"]): r["e2e_speedup"] for r in by["720p"]
+        },
+        "speedup_vs_dense_480p": local["480p"]["e2e_speedup_vs_dense"],
+        "speedup_vs_dense_720p": local["720p"]["e2e_speedup_vs_dense"],
+        "kernel_speedup_480p": local["480p"]["kernel_speedup"],
+        "kernel_speedup_720p": local["720p"]["kernel_speedup"],
+        "slice_density_480p": local["480p"]["slice_density"],
+        "block_density_480p": local["480p"]["block_density"],
+        "slice_density_720p": local["720p"]["slice_density"],
+        "block_density_720p": local["720p"]["block_density"],
+        "paper_implied_scatter_480p": implied["480p"],
+        "paper_implied_scatter_720p": implied["720p"],
+        "mask": f"rule: {RULE_SPARSITY:.0%} of M x 1 slices skipped per query block (FG-Attn v2), "
+        "kept slices = nearest keys in latent (t, y, x) (STA's local 3D window) + a swept "
+        "scattered fraction, M=64",
     }
     notes = (
-        f"Mask: one spatio-temporal locality mask per resolution (MaskSpec: ±{spec.frames} "
-        f"latent frames, ±{spec.radius} patches, {spec.long_range} uniformly random long-range "
-        f"keys per query, seed {spec.seed}; the same spec at both resolutions); the block form "
-        f"is derived from the slice form (a block is kept if any of its {spec.block} slices is).",
+        "Mask rule (rule_mask): every 64-query block keeps 30% of its 64x1 slices -- FG-Attn v2's "
+        "stated operating point, '70% sparsity' (arXiv 2509.16518v2 abstract), read at the "
+        "granularity FG-Attn skips. Kept slices: a local 3D window (the keys nearest the block's "
+        "queries in latent frame/row/column Chebyshev distance; Sliding Tile Attention, arXiv "
+        "2502.04507: "
+        "attention in pretrained video DiTs concentrates in localized 3D windows) plus slices "
+        "scattered uniformly over the rest (FG-Attn's premise that the kept entries do not fill "
+        "64x64 blocks). No reachable source gives the scattered fraction, so it is the swept "
+        "axis (scatter_fraction); the printed figure (speedup_480p/720p) is its one end fixed "
+        "by a cited statement, the pure local window.",
         "Speedups are fg_sparse over block_sparse on the h100 model, both on the same kernel: "
         "flash3 family (Hopper wgmma), M=64 query rows x 64-key tiles; fg_sparse adds the "
         "asynchronous gather (GATHER_CYCLES_PER_ROW producer cycles per K/V row) and a 4 B "
         "index per kept key. End-to-end = one Wan2.1-14B DiT block (self-attn + QKV/O + "
         "cross-attn to 512 text tokens + FFN) per denoising step; VAE, text encoder and "
-        "sampler overheads are left out (they would lower the end-to-end gain).",
-        "Paper: FG-Attn v1 abstract (end-to-end, baseline kernel not named); the paper's masks "
-        "and sparsities could not be retrieved, so the mask is ours and its densities are "
-        "stated. A pure local window (0 long-range keys) gives almost no gain (~1.02x); the "
-        "gain comes from scattered keys, which cost whole 64x64 blocks but single 64x1 slices "
-        "(see the long_range_sweep table).",
-        "break_even_slice_over_block: FG-Attn beats block-sparse only while slice density / "
-        "block density is below this (just under 1: at equal density the two kernels differ "
-        "only by packing and the gather, which hides behind the consumers' GEMMs at the "
-        "default cost); break_even_gather_cycles_per_row: the gather cost per K/V row at which"
-        " the gain on this mask is gone.",
-        "equal_density_gain: block_sparse time / fg_sparse time at the same density (the "
-        "kernel difference apart from skipping; ~1 with the shared tiles); granularity_*: the "
-        "speedups with it divided out (skipping alone).",
+        "sampler overheads are left out (they would lower the end-to-end gain). "
+        "e2e_speedup_vs_dense: the same fg_sparse step over dense FA3 (v2's stated baseline).",
+        "Paper: FG-Attn v1 abstract, 1.55x (480p) / 1.41x (720p) end-to-end on one H100, baseline "
+        "kernel not named; the paper's masks and per-layer sparsities could not be retrieved. "
+        "paper_implied_scatter_*: the scattered fraction at which the model reaches the paper's "
+        "average -- what the claim needs of the mask, not a fitted parameter.",
+        "long_range_sweep (full runs): a second structure family, window radius x random keys "
+        "per query (density not fixed); the earlier default of this reproduction (radius 12, "
+        "4 keys/query) was chosen as the smallest count that passed and is no longer used.",
+        "equal_density_gain: block_sparse time / fg_sparse time at the same density (~1: the "
+        "kernels differ only by packing and the gather, which hides behind the consumers' "
+        "GEMMs); break_even_gather_cycles_per_row: gather cost per K/V row at which the gain "
+        "on that mask is gone.",
     )
     return Reproduction(
         name="fg-attn",
@@ -340,21 +535,18 @@ def reproduce_fgattn(*, fast: bool = False, spec: MaskSpec | None = None) -> Rep
 
 def _plot(fig, rows, sweep) -> None:  # noqa: ANN001 — matplotlib Figure and row lists
     a0, a1 = fig.subplots(1, 2)
-    x = np.arange(len(rows))
-    a0.bar(x - 0.2, [r["kernel_speedup"] for r in rows], 0.4, label="kernel (model)")
-    a0.bar(x + 0.2, [r["e2e_speedup"] for r in rows], 0.4, label="end-to-end (model)")
-    for i, r in enumerate(rows):
-        a0.plot([i - 0.4, i + 0.4], [r["paper_e2e_avg"]] * 2, "k--")
-    a0.set_xticks(
-        x,
-        [
-            f"{r['video']}\nslice {r['slice_density']:.2f} / block {r['block_density']:.2f}"
-            for r in rows
-        ],
-        fontsize=7,
-    )
-    a0.set_title("FG-Attn over block-sparse (dashed: paper avg)")
-    a0.legend(fontsize=7)
+    for res in VIDEO_GRIDS:
+        pts = [r for r in rows if r["video"] == res]
+        xs = [r["scatter_fraction"] for r in pts]
+        a0.plot(xs, [r["e2e_speedup"] for r in pts], "o-", label=f"{res} vs block-sparse")
+        a0.plot(xs, [r["e2e_speedup_vs_dense"] for r in pts], "x--", label=f"{res} vs dense FA3")
+        a0.axhline(PAPER[res][0], color="0.5", lw=0.8, ls=":")
+    a0.axhspan(*PAPER_RANGE, color="0.9", label="paper 1.41-1.65 (v1)")
+    a0.axhline(1.0, color="k", lw=0.5)
+    a0.set_xlabel("scattered fraction of kept slices (70% slice sparsity)")
+    a0.set_ylabel("end-to-end speedup")
+    a0.set_title("FG-Attn vs mask structure (0 = local window)")
+    a0.legend(fontsize=6)
     if sweep:
         for video in VIDEO_GRIDS:
             for radius in SWEEP_RADII:
@@ -369,5 +561,5 @@ def _plot(fig, rows, sweep) -> None:  # noqa: ANN001 — matplotlib Figure and r
         a1.axhline(1.0, color="k", lw=0.5)
         a1.set_xlabel("random long-range keys per query")
         a1.set_ylabel("end-to-end speedup")
-        a1.set_title("gain vs mask")
+        a1.set_title("window + random keys")
         a1.legend(fontsize=6)
