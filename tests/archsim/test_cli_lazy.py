@@ -18,7 +18,10 @@ def test_the_command_table_is_what_the_modules_register() -> None:
         sub = parser.add_subparsers()
         importlib.import_module(module_name).register(sub)
         got = tuple((a.dest, a.help) for a in sub._choices_actions)
-        assert got == listed, module_name
+        assert got == listed, (
+            f"{module_name} registers {got}: copy its commands and help lines into "
+            "archsim.cli.COMMANDS (archsim --help lists them without importing the module)"
+        )
 
 
 def test_help_lists_every_command_without_importing_them(capsys) -> None:
