@@ -13,7 +13,7 @@ from pathlib import Path
 
 __all__ = ["register"]
 
-_NAMES = ("fusemax", "pim", "fg-attn", "lean", "linear", "hydragen", "minference")
+_NAMES = ("fusemax", "pim", "fg-attn", "lean", "linear", "hydragen", "minference", "spatten")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
