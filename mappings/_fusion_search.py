@@ -23,7 +23,9 @@ still win where an intermediate is worth spilling.)
 * one rank blocked in the global buffer and its factor (the block of query rows whose state
   stays on chip while key tiles stream past: FuseMax's ``P1``),
 * the DRAM loop order of the other ranks (batch-like ranks — in every DRAM tensor of the
-  segment — go outermost: their position changes no tensor's reuse, a symmetric choice),
+  segment and reduced by none of its Einsums — go outermost: their position changes no
+  tensor's reuse, a symmetric choice; every order of up to three other loops, beyond that
+  each loop innermost with the rest in rank order),
 
 the loop nest follows from rules: ranks that some Einsum of the segment reduces with a
 dependence that must finish before a later Einsum uses the reduced value (a *pass rank*:
@@ -286,7 +288,9 @@ def search_segment(
     big, small = pick_units(arch)
     found: list[tuple[float, float, FusionGroup]] = []
     seen: set[str] = set()
-    for group in _groups(w, arch, einsums, big, small):
+    nests = _groups(w, arch, einsums, big, small)
+    lean = _groups(w, arch, einsums, big, small, lean=True)
+    for group in itertools.chain(nests, _if_empty(found, lean)):
         key = group.model_dump_json()
         if key in seen:
             continue
@@ -303,6 +307,23 @@ def search_segment(
         r = estimate(TileProgram("segment", (phase,), clock_hz=arch.clock.core_hz), arch)
         found.append((float(r.cycles), float(r.energy_j), group))
     return [SegmentChoice(group=g, cycles=c, energy_j=e) for c, e, g in _pareto(found, keep)]
+
+
+def _orders(movable: list[str]) -> Iterator[tuple[str, ...]]:
+    """DRAM loop orders tried: every permutation of up to three loops; beyond, each loop
+    innermost with the others in rank order (the innermost loop decides which tensors stream
+    and which stay; a documented narrowing of the k! orders)."""
+    if len(movable) <= 3:
+        yield from itertools.permutations(movable)
+        return
+    for r in movable:
+        yield (*(x for x in movable if x != r), r)
+
+
+def _if_empty(found: list, more: Iterator[FusionGroup]) -> Iterator[FusionGroup]:
+    """``more``, only if nothing was ``found`` by the time it is reached."""
+    if not found:
+        yield from more
 
 
 def _split_choices(
@@ -325,9 +346,16 @@ def _split_choices(
 
 
 def _groups(
-    w: Workload, arch: Architecture, einsums: Sequence[str], big: object, small: object
+    w: Workload,
+    arch: Architecture,
+    einsums: Sequence[str],
+    big: object,
+    small: object,
+    lean: bool = False,
 ) -> Iterator[FusionGroup]:
-    """Every loop nest of the segment in the searched space (see module doc)."""
+    """Every loop nest of the segment in the searched space (see module doc). ``lean``: only
+    the ranks the segment reduces are walked inside the PEs (the others loop in DRAM), the
+    retry when no nest with the wider PE tile fits (MLA's 128 query heads)."""
     cas = w.cascade
     by = {e.name: e for e in cas.einsums}
     base = FusionGroup(einsums=tuple(einsums), levels=(LevelMapping(level=arch.levels[0].name),))
@@ -378,6 +406,7 @@ def _groups(
             and r not in batch
             and r not in outer_ranks
             and r not in must_whole
+            and (not lean or r in reduced)
         }
         dram = {r: n for r, n in rest.items() if n > 1 and r not in pe_t}
         whole = {r: dram.pop(r) for r in list(dram) if r in must_whole}
@@ -403,7 +432,7 @@ def _groups(
                 top[brank] = math.ceil(dram[brank] / bf)
             movable = [r for r in top if r not in batch and top[r] > 1]
             lead = [r for r in batch if top.get(r, 1) > 1]
-            for perm in itertools.permutations(movable):
+            for perm in _orders(movable):
                 yield _group(
                     w, cas, by, einsums, arch, main_unit, inputs, produced, on_chip, units,
                     top, (*lead, *perm), glb_t, pe_t, spatial, x, y, set(whole),
