@@ -162,6 +162,8 @@ def _live_fraction(workload: Workload, group: FusionGroup) -> tuple[float, set[s
     roles = memo(workload.cascade, "attention_roles", roles_or_none)
     if roles is None or roles.score not in group.einsums:
         return None
+    if not memo(workload.cascade, "masked_core", lambda: _masked(workload.cascade, roles)):
+        return 1.0, set(roles.key_ranks)  # no condition or mask: every tile is live
     inner = len(group.levels) - 1
     qt = group.tile(roles.query, inner)
     kt = math.prod(group.tile(r, inner) for r in roles.key_ranks)
@@ -173,6 +175,19 @@ def _live_fraction(workload: Workload, group: FusionGroup) -> tuple[float, set[s
         return sw.total_trips / dense if dense else 1.0
 
     return memo(workload, ("live", tiling), fraction), set(roles.key_ranks)
+
+
+def _masked(cascade: object, roles: object) -> bool:
+    """Whether a core Einsum has a condition or a core tensor a sparsity annotation."""
+    by = {e.name: e for e in cascade.einsums}  # type: ignore[attr-defined]
+    for name in roles.core:  # type: ignore[attr-defined]
+        e = by[name]
+        if e.cond is not None:
+            return True
+        for t in (e.output.name, *(ref.name for ref in e.inputs)):
+            if cascade.tensors[t].sparsity is not None:  # type: ignore[attr-defined]
+                return True
+    return False
 
 
 _ALIAS = {"sub": "add", "mul": "mac", "recip": "div", "div": "recip", "cmp": "max"}
