@@ -14,9 +14,10 @@ vector unit (1D array)    every other Einsum of the core and the epilogue (max, 
                           divide, a 1-pass cascade's running state, a sigmoid...), each op
                           at the unit's own rate (FLAT's 1D array: a pipelined
                           ``mac_exponential`` unit, one exp per PE per cycle)
-fused ops                 :data:`FUSED_OPS` = ``{"sub": "exp"}``: a subtract feeding an exp
-                          rides in the exp pipeline (the artifact's accounting), applied per
-                          Einsum to the counted ops (up to one ``sub`` per ``exp``)
+fused ops                 the unit's ``fused_ops`` (the ``flat`` preset's 1D array:
+                          ``{sub: exp}``, a subtract feeding its exp pipeline, the artifact's
+                          accounting), applied per Einsum to the counted ops; energy is
+                          charged on the issued ops only, as the artifact does
 pre / post Einsums        projections before/after the core (CCA's, MLA's, linear
                           attention's state path): one generic kernel each
                           (:func:`mappings._fit.fit_group`), before/after the core
@@ -77,7 +78,7 @@ from mappings._attn_common import (
 )
 from mappings._fit import fit_group, pick_units, unit_mesh
 from mappings._gemm import _known
-from mappings._lower import lower, lower_group, unit_ops
+from mappings._lower import issued, lower, lower_group, unit_ops
 from mappings._mapping import Mapping
 from mappings._registry import PassInfo, Plan, register_dataflow
 from mappings._roles import AttentionRoles, attention_roles, is_contraction, key_canon
@@ -92,7 +93,6 @@ __all__ = [
     "flat_plan",
     "flat_granularity",
     "FLAT_MAX_ROWS",
-    "FUSED_OPS",
     "ROW_BUFFER",
 ]
 
@@ -107,10 +107,6 @@ SCORE_ACCESSES = 7
 #: DRAM passes when the score and its normalised form live off chip: the score written,
 #: read by the 1D array, the normalised scores written, read by the value contraction.
 OFFCHIP_PASSES = 4
-#: Ops that ride in another op's pipeline (op kind -> host op kind), per Einsum: the stable
-#: softmax's subtract feeds FLAT's ``mac_exponential`` unit and costs no cycle of its own
-#: (the artifact's accounting). Energy is charged on the issued ops only, as the artifact does.
-FUSED_OPS: dict[str, str] = {"sub": "exp"}
 #: The unfused middle kernel's accesses per score element (the artifact's row softmax): the
 #: score read once from DRAM, a score row kept in the buffer for the max, exp and sum passes
 #: (the score and the exponentials written to and re-read from the buffer once each).
@@ -130,18 +126,13 @@ def _ops_of(counts: CascadeCounts, names: Sequence[str]) -> dict[str, float]:
     return out
 
 
-def issued_ops(counts: CascadeCounts, names: Sequence[str]) -> dict[str, float]:
-    """Ops a unit issues for ``names``: the counted ops less those :data:`FUSED_OPS` hides
-    (per Einsum, up to one fused op per host op)."""
+def issued_ops(counts: CascadeCounts, names: Sequence[str], unit: ComputeUnit) -> dict[str, float]:
+    """Ops ``unit`` issues for ``names``: the counted ops less those its ``fused_ops`` hide
+    (per Einsum, up to one fused op per host op: :func:`mappings._lower.issued`)."""
     out: dict[str, float] = {}
     for n in names:
-        ops = _ops_of(counts, [n])
-        for op, host in FUSED_OPS.items():
-            if op in ops and host in ops:
-                ops[op] -= min(ops[op], ops[host])
-        for k, v in ops.items():
-            if v > 0:
-                out[k] = out.get(k, 0.0) + v
+        for k, v in issued(_ops_of(counts, [n]), unit).items():
+            out[k] = out.get(k, 0.0) + v
     return out
 
 
@@ -236,7 +227,7 @@ def _compute(att: _Att, unit: ComputeUnit, names: Sequence[str], per: float) -> 
     occupancy = useful / dense (sparsity the baselines cannot skip)."""
     from archsim import Compute
 
-    useful = issued_ops(att.counts, names)
+    useful = issued_ops(att.counts, names, unit)
     if not useful:
         return []
     rate = unit.ops_per_cycle
@@ -245,7 +236,7 @@ def _compute(att: _Att, unit: ComputeUnit, names: Sequence[str], per: float) -> 
         return sum(v / rate[k] for k, v in unit_ops(ops, rate).items())
 
     # busy time of the useful ops over that of the dense ops the baseline executes
-    occ = min(1.0, cycles(useful) / max(cycles(issued_ops(att.dense, names)), 1e-30))
+    occ = min(1.0, cycles(useful) / max(cycles(issued_ops(att.dense, names, unit)), 1e-30))
     ops = unit_ops({k: v / per for k, v in useful.items()}, rate)
     return [Compute(unit.name, ops, occupancy=occ if occ > 0 else 1.0)]
 
@@ -391,7 +382,7 @@ def _program(
     meta = {
         **meta,
         "ops": _all_ops(att.counts),
-        "fused_ops": dict(FUSED_OPS),
+        "fused_ops": dict(pick_units(arch)[1].fused_ops),
         "roles": r.describe(),
         "kernels": {
             "score_2d": list(att.score_k),
@@ -491,7 +482,7 @@ def flat_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, obj
     sx = unit_mesh(small)[0] * unit_mesh(small)[1]
     elems = max(att.bh * sq * skv * frac, 1e-30)
     per_elem = unit_ops(
-        {k: v / elems for k, v in issued_ops(att.counts, (*att.mid, *att.av1d)).items()},
+        {k: v / elems for k, v in issued_ops(att.counts, (*att.mid, *att.av1d), small).items()},
         small.ops_per_cycle,
     )
     # cycles one 1D PE spends per score element (4 on FLAT's array for the 3-pass softmax,

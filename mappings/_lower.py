@@ -36,7 +36,14 @@ if TYPE_CHECKING:
     from archsim import Architecture, Phase, TileProgram
     from workloads import Workload
 
-__all__ = ["lower", "lower_group", "group_computes", "spatial_fraction", "staged_bytes"]
+__all__ = [
+    "lower",
+    "lower_group",
+    "group_computes",
+    "issued",
+    "spatial_fraction",
+    "staged_bytes",
+]
 
 
 def spatial_fraction(
@@ -89,8 +96,8 @@ def group_computes(workload: Workload, group: FusionGroup, arch: Architecture, p
         ops: dict[str, float] = {}
         t_run = t_busy = 0.0
         for e in einsums:
-            o = unit_ops(run.get(e, {}), rates)
-            x = unit_ops(execd.get(e, {}), rates)
+            o = unit_ops(issued(run.get(e, {}), unit), rates)
+            x = unit_ops(issued(execd.get(e, {}), unit), rates)
             frac = spatial_fraction(arch, group, None if unit is main else unit, ranks_of[e])
             t_run += sum(v / float(rates[k]) for k, v in o.items() if rates.get(k))
             t_busy += sum(v / float(rates[k]) for k, v in x.items() if rates.get(k)) / frac
@@ -188,6 +195,16 @@ def _masked(cascade: object, roles: object) -> bool:
             if cascade.tensors[t].sparsity is not None:  # type: ignore[attr-defined]
                 return True
     return False
+
+
+def issued(ops: AbcMapping[str, float], unit: object) -> dict[str, float]:
+    """One Einsum's ops as ``unit`` issues them: its ``fused_ops`` (``sub: exp``) ride in
+    their host op's pipeline, up to one per host op, and issue nothing of their own."""
+    out = {k: float(v) for k, v in ops.items()}
+    for op, host in getattr(unit, "fused_ops", {}).items():
+        if out.get(op) and out.get(host):
+            out[op] -= min(out[op], out[host])
+    return {k: v for k, v in out.items() if v > 0}
 
 
 _ALIAS = {"sub": "add", "mul": "mac", "recip": "div", "div": "recip", "cmp": "max"}

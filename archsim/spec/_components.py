@@ -278,6 +278,10 @@ class ComputeUnit(SpecModel):
     """With mesh: area per PE in mm^2; ``area_mm2`` = this x rows x cols."""
     level: Name | None = None
     """Name of the storage level this unit reads its operands from (None = unspecified)."""
+    fused_ops: dict[str, str] = Field(default_factory=dict)
+    """Op kind -> the op kind whose pipeline it rides in: within one Einsum, up to one of the
+    first per op of the second issues no op of its own (``sub: exp``: a subtract feeding a
+    pipelined exp unit, as FLAT's 1D array has)."""
     description: str = ""
     """Free text: what this unit models, sources."""
 

@@ -160,3 +160,20 @@ def test_save_mapping_from_the_cli_runs_back_unchanged(tmp_path, capsys):
 def test_a_missing_mapping_file_is_named():
     with pytest.raises(MappingError, match=r"nope\.yaml.*no such mapping file"):
         Mapping.from_yaml("/nonexistent/nope.yaml")
+
+
+def test_a_units_fused_ops_ride_in_their_host_pipeline():
+    from mappings._lower import issued
+
+    flat_1d = load_arch("flat").unit("pe1d")
+    assert flat_1d.fused_ops == {"sub": "exp"}
+    # one subtract per exp rides free; a subtract beyond them still issues
+    assert issued({"sub": 10.0, "exp": 8.0, "max": 3.0}, flat_1d) == {
+        "sub": 2.0,
+        "exp": 8.0,
+        "max": 3.0,
+    }
+    assert issued({"sub": 10.0, "exp": 8.0}, load_arch("fusemax").unit("pe1d")) == {
+        "sub": 10.0,
+        "exp": 8.0,
+    }

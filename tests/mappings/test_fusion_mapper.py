@@ -49,11 +49,10 @@ def test_finds_a_flat_class_fused_mapping_of_the_3_pass_cascade():
     assert glb.temporal.get("m", 1) * group.levels[-1].spatial.get("m", 1) >= 4096
     assert "QK" in (glb.keep or ())
     recipe = simulate_workload(arch, w, dataflow="flat", engine="analytic").result
-    # NOTE: the flat recipe fuses exp(x - max) into one 1D op per element (the FLAT
-    # artifact's cost model); the generic lowering counts the Einsum's subtract and exp
-    # separately, so the 1D-bound fused mapping is slower than the recipe by that op
+    # the same 1D-bound time as the recipe: the preset's 1D array takes the softmax's
+    # subtract in its exp pipeline (fused_ops), for the mapper's mapping as for the recipe
+    assert best.cycles == pytest.approx(recipe.cycles, rel=0.01)
     assert best.dram_bytes <= recipe.dram_bytes
-    assert best.energy_j < recipe.energy_j
 
 
 def test_beats_the_fusemax_recipe_where_its_binding_is_not_the_best():
