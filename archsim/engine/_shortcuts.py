@@ -420,7 +420,9 @@ def phase_shortcut(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[float,
         if full == 1:
             return _one_slot_items(compiled, cp)
         got = _independent_items(compiled, cp)
-        return got if got is not None else _leading_waves(compiled, cp, full)
+        if got is None:
+            got = _leading_waves(compiled, cp, full)
+        return got if got is not None else _grouped_lockstep(compiled, cp)
     used = used_servers(cp)
     waves, tail = divmod(p.work_items, full)
     total = 0.0
@@ -451,3 +453,301 @@ def _one_slot_items(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[float
     body = seg.body_ends(cp, values)
     total = sum(int(c) * (fixed + body[int(v)]) for v, c in zip(values, counts, strict=True))
     return float(total), seg.events
+
+
+def _refine(labels: list, k: int | None) -> list[int]:
+    """Coarsest equitable refinement of ``labels`` over the groups ``{s : s % k == g}``.
+
+    Two slots end in one class only if they have one label and their groups hold the same
+    multiset of classes (iterated to a fixed point, like colour refinement).
+    """
+    n = len(labels)
+    ids = {lab: i for i, lab in enumerate(sorted(set(labels), key=repr))}
+    cls = [ids[lab] for lab in labels]
+    if k is None:
+        return cls
+    while True:
+        groups: dict[int, list[int]] = {}
+        for s in range(n):
+            groups.setdefault(s % k, []).append(cls[s])
+        keys = [(cls[s], tuple(sorted(groups[s % k]))) for s in range(n)]
+        ids2 = {key: i for i, key in enumerate(sorted(set(keys)))}
+        new = [ids2[key] for key in keys]
+        if len(ids2) == len(set(cls)):
+            return new
+        cls = new
+
+
+class _Split(Exception):
+    """A class of slots must be refined (its slots get different items): new labels."""
+
+    def __init__(self, labels: list, events: int) -> None:
+        super().__init__()
+        self.labels = labels
+        self.events = events
+
+
+class _Period(Exception):
+    """The quotient's state at a hand-out repeats: ``items`` items later, ``period`` later.
+
+    NOTE: exact. The quotient is deterministic and time-invariant; its future from a
+    hand-out is fixed by its state then (each class idle or its item's pipeline counters,
+    every job's remaining work on every server, every pending latency/deadline relative to
+    now; armed server timeouts are not state) and by the items left, which matter only
+    through their trips and, once fewer than the freed slots, their number. If the state at
+    hand-out ``j`` equals that at hand-out ``i`` shifted by ``P``, ``X`` items apart, and
+    every item from ``next_i`` on has one trip count, then a run of ``W + X`` items (``W >=
+    next_j``) agrees with a run of ``W`` items up to ``j`` and from there repeats the
+    ``W``-item run from ``i`` shifted by ``P``: ``T(W + X) = T(W) + P``.
+    """
+
+    def __init__(self, next_j: int, items: int, period: float, events: int) -> None:
+        super().__init__()
+        self.next_j = next_j
+        self.items = items
+        self.period = period
+        self.events = events
+
+
+class _Bail(Exception):
+    """The quotient cannot follow the full simulation here (zero-time items, near ties)."""
+
+
+#: hand-outs kept to look for a repeated state (see :class:`_Period`)
+_MAX_HIST = 24
+#: most classes tried before giving up (each split re-runs the quotient from the start)
+_MAX_SPLITS = 12
+
+
+def _grouped_lockstep(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[float, int] | None:
+    """Ragged trips on grouped slots: one representative per class of lockstep slots.
+
+    NOTE: exact (up to float rounding of the shared rates). Let every server the phase uses
+    have 1 instance (shared by all active slots), ``k`` instances (slot ``s`` on group
+    ``s % k``) or at least one per slot. Partition the slots into classes so that slots of a
+    class start identical items together and every group holds the same multiset of classes
+    as every other group of its *type* (an equitable partition, :func:`_refine`). If all
+    slots of a class follow one trajectory, each group instance of a type sees ``m_c`` equal
+    jobs of each class ``c`` at the same times, and each all-shared server sees ``|c|`` equal
+    jobs of class ``c``: one representative per class on one weighted instance per (group
+    type, server) and weighted all-shared servers (``WeightedPSServer``: a job of weight
+    ``m`` counts ``m`` times in the number of sharers) gets every job's rate right. So the
+    lifted trajectory solves the full system, which is deterministic: it is the full
+    simulation's. A class's slots free together; the engine hands the next items to the
+    slots freed at one instant in slot-index order. If those items differ within a class
+    (ragged trips, or items run out part-way through a class), the partition is refined by
+    what each slot gets and the quotient re-run from the start (refining a lockstep class
+    changes no trajectory). Where the hand-out is not uniform and another class frees within
+    float tolerance of that instant (the order could differ in the full simulation), or an
+    item takes no time, returns None and the phase is simulated slot by slot.
+    """
+    p = cp.phase
+    active = min(p.slots, p.work_items)
+    if active < 4:
+        return None
+    servers = compiled.servers
+    used = used_servers(cp)
+    ks = {servers[s].instances for s in used if 1 < servers[s].instances < active}
+    if len(ks) > 1:
+        return None
+    k = ks.pop() if ks else None
+    trips = [int(t) for t in p.trips_per_item()]
+    if min(trips) <= 0:
+        return None
+    labels: list = trips[:active]
+    # uniform[i]: every item from i on has the trips of item i (periods are sought there)
+    uniform = len(trips)
+    while uniform > 0 and trips[uniform - 1] == trips[-1]:
+        uniform -= 1
+    events = 0
+    skipped = 0.0
+    tries = 0
+    while tries < _MAX_SPLITS:
+        tries += 1
+        cls = _refine(labels, k)
+        if 2 * len(set(cls)) > active:
+            return None
+        try:
+            end, ev = _quotient(compiled, cp, cls, trips, k, active, uniform)
+        except _Split as split:
+            events += split.events
+            labels = split.labels
+            continue
+        except _Period as per:
+            # NOTE: exact; see _Period. T(W) = T(W - n X) + n P while W - n X >= next_j.
+            events += per.events
+            n = (len(trips) - per.next_j) // per.items
+            trips = trips[: len(trips) - n * per.items]
+            skipped += n * per.period
+            tries -= 1  # a reduction is progress, not a split
+            continue
+        except _Bail:
+            return None
+        return skipped + end, events + ev
+    return None
+
+
+def _quotient(
+    compiled: CompiledProgram,
+    cp: CompiledPhase,
+    cls: list[int],
+    trips: list[int],
+    k: int | None,
+    active: int,
+    uniform: int,
+) -> tuple[float, int]:
+    """Run one representative per class of ``cls`` (see :func:`_grouped_lockstep`).
+
+    Raises :class:`_Split`, :class:`_Period` or :class:`_Bail` (see there).
+    """
+    servers = compiled.servers
+    used = used_servers(cp)
+    mixed = mixed_servers(cp)
+    rt = Runtime(compiled, [])
+    rt.private = [
+        s in used and servers[s].instances >= active and s not in mixed for s in range(len(servers))
+    ]
+    plans = rt.phase_plans(cp)
+    ncls = max(cls) + 1
+    members: list[list[int]] = [[] for _ in range(ncls)]
+    for s, c in enumerate(cls):
+        members[c].append(s)
+    shared: dict[object, WeightedPSServer] = {}
+
+    def wps(key: object, idx: int) -> WeightedPSServer:
+        got = shared.get(key)
+        if got is None:
+            got = shared[key] = WeightedPSServer(rt.clock, servers[idx].capacity, "", 0)
+        return got
+
+    ctxs = []
+    for c in range(ncls):
+        s0 = members[c][0]
+        if k is not None:
+            mine = [cls[t] for t in range(s0 % k, active, k)]
+            gtype = tuple(sorted(mine))
+        ctx_servers: list[PSServer | Weighted | None] = []
+        for idx, sv in enumerate(servers):
+            if idx not in used or rt.private[idx]:
+                ctx_servers.append(None)
+            elif sv.instances == 1:
+                ctx_servers.append(Weighted(wps(idx, idx), len(members[c])))
+            elif sv.instances == k:
+                ctx_servers.append(Weighted(wps((gtype, idx), idx), mine.count(c)))
+            else:  # a per-slot instance used by two stages of the slot
+                ctx_servers.append(PSServer(rt.clock, sv.capacity, sv.name, c))
+        ctxs.append(SlotContext(rt.clock, ctx_servers, c, cp.phase.name))  # type: ignore[arg-type]
+
+    state = {"next": active, "launching": False, "pending": False}
+    free: list[int] = []
+    sensitive: list[float] = []
+    frees: list[float] = []
+
+    runs: list[ItemRun | None] = [None] * ncls
+    owner: dict[int, int] = {}
+    hist: list[tuple[tuple, float, int]] = []
+    objs = [sv for ctx in ctxs for sv in ctx.servers if sv is not None]
+    servers_seen = list(
+        {id(getattr(sv, "server", sv)): getattr(sv, "server", sv) for sv in objs}.values()
+    )
+
+    def start(c: int, n: int) -> None:
+        state["launching"] = True
+        run = ItemRun(ctxs[c], plans, n, cp.depth, lambda: done(c))
+        runs[c] = run
+        owner[id(run)] = c
+        run.start()
+        state["launching"] = False
+
+    def key(cb: object) -> object:
+        return (owner.get(id(getattr(cb, "__self__", None))), _cb_key(cb))
+
+    def snapshot(now: float) -> tuple:
+        head = []
+        for c in range(ncls):
+            run = runs[c]
+            if run is None or c in free:
+                head.append(None)
+                continue
+            act = (run.loading, run.computing, run.storing)
+            head.append(
+                (run.mode, run.part, run.kl, run.kl_done, run.kc, run.kc_done, run.ks,
+                 run.ks_done, act, tuple(run.left[i] if act[i] else 0 for i in range(3)),
+                 tuple(run.dl[i] - now if act[i] and run.left[i] else 0.0 for i in range(3)))
+            )  # fmt: skip
+        jobs = []
+        for server in servers_seen:
+            heap = server.heap
+            n = getattr(server, "nw", len(heap))
+            v = server.v + ((now - server.t_last) * server.capacity / n if n else 0.0)
+            jobs.append(
+                tuple((e[0] - v, key(e[2]), e[3:]) for e in sorted(heap, key=lambda e: e[:2]))
+            )
+        events = []
+        for t, _prio, _eid, ev in sorted(rt.clock.queue, key=lambda q: (q[0], q[2])):
+            cbs = ev.callbacks or ()
+            if not cbs or isinstance(getattr(cbs[0], "__self__", None), PSServer):
+                continue
+            events.append((t - now, key(cbs[0]), ev.data))
+        return tuple(head), tuple(jobs), tuple(events)
+
+    def watch(now: float) -> None:
+        nxt = state["next"]
+        if nxt < uniform or len(trips) - nxt < active:
+            return
+        snap = snapshot(now)
+        tol = 1e-9 * max(1.0, now)
+        for old, t_old, n_old in reversed(hist):
+            if nxt > n_old and _same(snap, old, tol):
+                if (len(trips) - nxt) // (nxt - n_old) >= 1:
+                    raise _Period(nxt, nxt - n_old, now - t_old, rt.clock.scheduled())
+        hist.append((snap, now, nxt))
+        if len(hist) > _MAX_HIST:
+            del hist[0]
+
+    def done(c: int) -> None:
+        if state["launching"]:
+            raise _Bail  # an item that takes no time: the engine's hand-out loop differs
+        frees.append(rt.env._now)
+        free.append(c)
+        if not state["pending"]:
+            state["pending"] = True
+            rt.clock.after(0.0, dispatch)
+
+    def dispatch(_ev: object) -> None:
+        state["pending"] = False
+        watch(rt.env._now)
+        freed = sorted(free)
+        free.clear()
+        slots = sorted(s for c in freed for s in members[c])
+        nxt = state["next"]
+        given = {s: trips[nxt + i] for i, s in enumerate(slots[: len(trips) - nxt])}
+        state["next"] = min(len(trips), nxt + len(slots))
+        if len(set(given.values())) > 1 or 0 < len(given) < len(slots):
+            sensitive.append(rt.env._now)
+        split = False
+        for c in freed:
+            got = {given.get(s, -1) for s in members[c]}
+            if len(got) > 1:
+                split = True
+        if split:
+            new = [
+                (cls[s], given.get(s, -1) if s in given or cls[s] in freed else None)
+                for s in range(active)
+            ]
+            raise _Split(new, rt.clock.scheduled())
+        for c in freed:
+            n = given.get(members[c][0], -1)
+            if n > 0:
+                start(c, n)
+
+    for c in range(ncls):
+        start(c, trips[members[c][0]])
+    rt.env.run()
+    if sensitive:
+        ts = sorted(set(frees))
+        for t in sensitive:
+            tol = 1e-9 * max(1.0, t)
+            if sum(1 for u in ts if abs(u - t) <= tol) > 1:
+                raise _Bail
+    return float(rt.env.now), rt.clock.scheduled()
