@@ -147,3 +147,12 @@ def test_rank_orders_by_objective_then_tie_break_and_ties_rounding_noise():
         ]
     )
     assert rank(v).tolist() == [2, 1, 4, 0, 3]
+
+
+@pytest.mark.parametrize("shape", [(64, 48, 32), (96, 64, 40), (128, 128, 64)])
+@pytest.mark.parametrize("objective", ["latency", "energy", "edp"])
+def test_mip_optimum_equals_exhaustive_search_on_small_cases(tiny_arch, shape, objective):
+    w = make_gemm(*shape)
+    ex = get_mapper("exhaustive")(w, tiny_arch, objective=objective, top=1, budget=None, rescore=0)
+    mip = get_mapper("mip")(w, tiny_arch, objective=objective, top=1, rescore=0)
+    assert mip[0].objective == pytest.approx(ex[0].objective, rel=1e-9)
