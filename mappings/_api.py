@@ -151,10 +151,14 @@ def _auto_plan(
 ) -> tuple[str, Plan]:
     refusals = []
     for name in auto_candidates(arch):
-        try:
-            return name, get_dataflow(name)(workload, arch, dict(knobs))  # type: ignore[arg-type]
+        try:  # the choice depends on the cascade only, never on the knobs given
+            plan = get_dataflow(name)(workload, arch, {})  # type: ignore[arg-type]
         except MappingError as exc:  # this recipe cannot map the cascade: try the next
             refusals.append(f"{name}: {exc}")
+            continue
+        if knobs:  # knobs go to the chosen recipe; one it does not take is an error
+            plan = get_dataflow(name)(workload, arch, dict(knobs))  # type: ignore[arg-type]
+        return name, plan
     raise MappingError(
         "no dataflow maps this cascade on this architecture",
         path="dataflow",

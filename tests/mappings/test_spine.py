@@ -208,3 +208,16 @@ def test_auto_tells_every_refusal_when_nothing_fits():
         _cycles("hbm_pim", "mha", "auto", B=1, H=2, S=1024, D=64)
     assert "pim_decode" in str(exc.value)
     assert "pim_gemv" in str(exc.value)
+
+
+def test_auto_chooses_by_the_cascade_and_a_knob_it_cannot_take_is_an_error():
+    from archsim.errors import MappingError
+    from mappings._api import simulate_workload
+
+    params = {"S": 1024, "B": 1, "H": 2, "D": 64}
+    rep = simulate_workload("fusemax", "mha", params=params, knobs={"m0": 128}, engine="analytic")
+    assert rep.dataflow == "fusemax"
+    assert rep.plan.meta["m0"] == 128
+    # a knob only another recipe takes does not silently pick that recipe
+    with pytest.raises(MappingError, match="unknown knob"):
+        simulate_workload("fusemax", "mha", params=params, knobs={"softmax": "fused"})
