@@ -18,7 +18,10 @@ else returns None and the phase is simulated slot by slot:
     list-schedule the items (:func:`_independent_items`);
 (e) *leading waves*: with ragged trips whose first whole waves are alike (sorted block-sparse
     rows), those waves are timed by (a) and (b) and the rest of the phase starts from idle
-    servers after them (:func:`_leading_waves`).
+    servers after them (:func:`_leading_waves`);
+(f) *grouped lockstep*: with ragged trips of a few distinct counts on grouped slots, one
+    representative per class of slots that stay in lockstep, on weighted shared servers,
+    with repeated hand-out states skipped by whole periods (:func:`_grouped_lockstep`).
 """
 
 from __future__ import annotations

@@ -2,8 +2,10 @@
 
 ``simulate`` compiles the program, then times each phase on its own, from the end of the
 phases it waits for, with the shortcuts of :mod:`archsim.engine._shortcuts` (symmetry, steady
-state, classes of unevenly shared groups, independent slots), simulating alone the phases
-where none applies. That is exact when no two phases that run at the same time share a
+state, classes of unevenly shared groups, independent slots, grouped lockstep), simulating
+alone the phases where none applies, or, for a large phase whose rigorous bounds are
+tight, giving it their midpoint (:mod:`archsim.engine._bounds`; ``Result.meta`` says so and
+gives the bound). That is exact when no two phases that run at the same time share a
 server (see :func:`_phases_alone`): always for a chain of phases, and for the GPU lowering,
 whose write-back phase runs beside its kernel on other ports. Otherwise every slot of every
 phase is simulated on one SimPy environment.
@@ -14,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from archsim.engine._account import make_result
+from archsim.engine._bounds import phase_bounds
 from archsim.engine._compile import CompiledPhase, CompiledProgram, compile_program
 from archsim.engine._runtime import TRACE_LIMIT, PhaseRun, Runtime
 from archsim.engine._shortcuts import phase_shortcut
@@ -27,6 +30,12 @@ __all__ = ["TRACE_LIMIT", "simulate"]
 
 #: with trace=True, programs up to this many body steps are simulated without shortcuts
 TRACE_FULL_STEPS = 200_000
+#: a phase no exact shortcut covers is bounded instead of simulated only from this many body
+#: steps (slot-by-slot simulation costs ~20 us of Python a step: ~40 s here)
+APPROX_MIN_STEPS = 2_000_000
+#: ... and only if the bound (half the gap between the phase's lower and upper bounds) is at
+#: most this fraction of the reported time
+APPROX_MAX_RELATIVE = 0.02
 
 
 def _run_joint(
@@ -99,9 +108,24 @@ def _may_share(compiled: CompiledProgram) -> list[list[int]]:
     ]
 
 
+def _bounded(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[float, float] | None:
+    """``(midpoint, bound)`` of a large phase whose bounds are tight enough, else None.
+
+    See :mod:`archsim.engine._bounds`: the phase's exact (slot-by-slot) time lies within
+    ``bound`` cycles of ``midpoint``.
+    """
+    if cp.phase.total_trips < APPROX_MIN_STEPS:
+        return None
+    lower, upper = phase_bounds(compiled, cp)
+    mid, half = (lower + upper) / 2, (upper - lower) / 2
+    if not mid > 0 or half > APPROX_MAX_RELATIVE * mid:
+        return None
+    return mid, half
+
+
 def _phases_alone(
-    compiled: CompiledProgram, spans: list | None
-) -> tuple[float, dict[str, float], dict[str, str], int] | None:
+    compiled: CompiledProgram, spans: list | None, approx: bool = False
+) -> tuple[float, dict[str, float], dict[str, str], int, dict[str, float]] | None:
     """Time every phase alone from the end of its dependencies, or None if that is not exact.
 
     NOTE: exact when no two phases that share a server run at the same time. The engine is
@@ -130,11 +154,24 @@ def _phases_alone(
     events = 0
     phase_cycles: dict[str, float] = {}
     how: dict[str, str] = {}
+    bounds: dict[str, float] = {}
+    # earliest start / latest end of each phase given the bounds of the phases before it
+    slack = [0.0] * n
     for cp in phases:
         t = max((ends[d] for d in cp.deps), default=0.0)
         starts[cp.index] = t
+        slack[cp.index] = max((slack[d] for d in cp.deps), default=0.0)
         got = phase_shortcut(compiled, cp)
-        if got is None:
+        approx_got = _bounded(compiled, cp) if got is None and approx else None
+        if approx_got is not None:
+            dur, half = approx_got
+            end, per, ev = t + dur, {cp.phase.name: dur}, 0
+            how[cp.phase.name] = "bounded"
+            bounds[cp.phase.name] = half
+            slack[cp.index] += half
+            if local is not None:
+                local.append(("phases", 0, cp.phase.name, t, dur))
+        elif got is None:
             end, per, ev = _run_joint(compiled, (cp,), t, local)
             how[cp.phase.name] = "full"
         else:
@@ -149,16 +186,22 @@ def _phases_alone(
         j = cp.index
         tol = 1e-9 * max(1.0, end)
         for i in rivals[j]:  # phases are in dependency order: i is timed already
-            if starts[i] <= ends[j] + tol and starts[j] <= ends[i] + tol:
+            si, sj = slack[i] + tol, slack[j] + tol
+            if starts[i] <= ends[j] + si + sj and starts[j] <= ends[i] + si + sj:
                 return None
     total = max(ends, default=0.0)
     if spans is not None and local is not None:
         spans.extend(local)
-    return total, phase_cycles, how, events
+    return total, phase_cycles, how, events, bounds
 
 
 def simulate(
-    program: TileProgram, arch: Architecture, *, trace: bool = False, shortcuts: bool = True
+    program: TileProgram,
+    arch: Architecture,
+    *,
+    trace: bool = False,
+    shortcuts: bool = True,
+    approx: bool = True,
 ) -> Result:
     """Run ``program`` on ``arch`` with the SimPy event-driven engine.
 
@@ -178,16 +221,25 @@ def simulate(
         With or without them, work on a server instance that only one slot and one stage
         use is timed without a queue (exact; see :mod:`archsim.engine._pipeline`), except
         with ``trace``, which keeps every server a queue so that its busy spans are recorded.
+    approx
+        With ``shortcuts`` (and no full ``trace``), a phase that no exact shortcut covers,
+        of at least ``APPROX_MIN_STEPS`` body steps, whose rigorous lower and upper bounds
+        (see :mod:`archsim.engine._bounds`) lie within ``2 * APPROX_MAX_RELATIVE`` of their
+        midpoint, gets that midpoint instead of slot-by-slot simulation. ``False`` keeps
+        every result the slot-by-slot simulation's (up to the exact shortcuts).
 
     Returns
     -------
     Result
         ``engine="event"``; ``meta`` holds ``events`` (SimPy events scheduled and
-        processed),
-        ``phase_cycles``, ``phase_method`` (``"shortcut"``: any of the phase shortcuts;
-        ``"full"``: every slot simulated) and ``phase_schedule`` (``"alone"``: each phase
-        timed on its own from its dependencies; ``"joint"``: all phases simulated together
-        on one environment).
+        processed), ``phase_cycles``, ``phase_method`` (``"shortcut"``: any of the phase
+        shortcuts; ``"full"``: every slot simulated; ``"bounded"``: the midpoint of its
+        bounds), ``phase_schedule`` (``"alone"``: each phase timed on its own from its
+        dependencies; ``"joint"``: all phases simulated together on one environment),
+        ``mode`` (``"exact"``, or ``"bounded"`` when some phase got the midpoint of its
+        bounds) and ``bound_cycles`` (0 when exact; else the most the unrounded cycles can
+        differ from the slot-by-slot simulation's: the sum of the bounded phases'
+        half-gaps), with ``phase_bound_cycles`` per bounded phase.
 
     Raises
     ------
@@ -200,9 +252,10 @@ def simulate(
     events = 0
     phase_cycles: dict[str, float] = {}
     how: dict[str, str] = {}
-    alone = _phases_alone(compiled, spans) if use_short else None
+    alone = _phases_alone(compiled, spans, approx=approx) if use_short else None
+    bounds: dict[str, float] = {}
     if alone is not None:
-        total, phase_cycles, how, events = alone
+        total, phase_cycles, how, events, bounds = alone
     else:
         total, phase_cycles, events = _run_joint(compiled, compiled.phases, 0.0, spans)
         how = {cp.phase.name: "full" for cp in compiled.phases}
@@ -211,7 +264,11 @@ def simulate(
         "phase_cycles": phase_cycles,
         "phase_method": how,
         "phase_schedule": "joint" if alone is None else "alone",
+        "mode": "bounded" if bounds else "exact",
+        "bound_cycles": float(sum(bounds.values())),
     }
+    if bounds:
+        meta["phase_bound_cycles"] = bounds
     trace_tuple = None
     if spans is not None:
         trace_tuple = tuple(spans)
