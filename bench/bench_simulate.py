@@ -9,8 +9,9 @@ where the time goes: the number of SimPy events and how each phase was timed.
 
 Targets (the engine issue): FA2 forward 16 heads x 32k on ``h100`` <= 0.5 s; 40 heads x
 75,600 tokens (video DiT, dense ``flash3`` and ``block_sparse``) <= 1 s; causal 16 heads x
-128k <= 3 s; ``archsim --help`` and a small ``simulate`` <= 0.4 s. Figures depend on the
-machine and its load: CPU seconds are the steadier figure on a shared machine.
+128k <= 3 s (exact, or with a stated, tested error bound: the breakdown prints the mode and
+bound from ``Result.meta``); ``archsim --help`` and a small ``simulate`` <= 0.4 s. Figures
+depend on the machine and its load: CPU seconds are the steadier figure on a shared machine.
 
 Options: ``--only NAME`` (repeatable) runs some cases; ``--timeout S`` stops a case after S
 seconds of wall-clock (reported as such, never as a time); ``--repeat N`` keeps the best of
@@ -102,9 +103,13 @@ def breakdown(args: list[str]) -> str:
     t2 = time.process_time()
     steps = plan.program.total_steps
     methods = ", ".join(f"{k}: {v}" for k, v in res.meta["phase_method"].items())
+    bound = float(res.meta.get("bound_cycles", 0.0))
+    mode = res.meta.get("mode", "exact")
+    if bound:
+        mode = f"{mode}, within {bound:,.0f} cycles ({bound / res.cycles:.2%}) of exact"
     return (
         f"    lower {t1 - t0:.3f} s, simulate {t2 - t1:.3f} s CPU; {steps:,} tile steps, "
-        f"{res.meta['events']:,} SimPy events, cycles {res.cycles:,}; phases "
+        f"{res.meta['events']:,} SimPy events, cycles {res.cycles:,} ({mode}); phases "
         f"{res.meta['phase_schedule']} ({methods})"
     )
 
