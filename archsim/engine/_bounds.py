@@ -30,11 +30,12 @@ all ``hi`` durations.
 *Phase.* Lower: the phase lasts at least its longest item (``max l``), at least the items'
 total time over the ``active`` slots (each slot runs its items one after another,
 ``sum l / active``), and at least the work on every server kind over its instances in use
-at full capacity. Upper (Graham's list-scheduling bound): let item ``j`` end last; it was
-handed out at ``S_j``; before ``S_j`` items were left, so no slot was idle (a freed slot
-takes the next item at once), so ``active * S_j <= sum_{i != j} t_i``; hence ``T = S_j +
-t_j <= sum u / active + max u * (1 - 1 / active)``. A relative ``1e-9`` widens both for
-the float tolerance of the servers' departures.
+at full capacity. Upper (Graham's list-scheduling argument): item ``j`` is handed out at
+``S_j``; before ``S_j`` items were left, so no slot was idle (a freed slot takes the next
+item at once), and items are handed out in order, so every slot was busy with items
+``i < j``: ``active * S_j <= sum_{i<j} t_i``. Hence ``T = max_j (S_j + t_j) <= max_j
+(sum_{i<j} u_i / active + u_j)``, at most ``sum u / active + max u * (1 - 1 / active)``.
+A relative ``1e-9`` widens both for the float tolerance of the servers' departures.
 """
 
 from __future__ import annotations
@@ -157,5 +158,6 @@ def phase_bounds(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[float, f
         default=0.0,
     )  # fmt: skip
     lower = max(float(lo_t.max()), float(lo_t.sum()) / active, floor)
-    upper = float(hi_t.sum()) / active + float(hi_t.max()) * (1.0 - 1.0 / active)
+    before = np.concatenate(([0.0], np.cumsum(hi_t)[:-1]))
+    upper = float((before / active + hi_t).max())
     return lower * (1.0 - _SLACK), upper * (1.0 + _SLACK)
