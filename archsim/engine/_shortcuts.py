@@ -518,6 +518,10 @@ class _Bail(Exception):
 
 #: hand-outs kept to look for a repeated state (see :class:`_Period`)
 _MAX_HIST = 24
+#: SimPy events per body step the quotient's runs may cost in all (slot by slot: ~6-9)
+_BUDGET_PER_STEP = 3
+#: ... plus this many (small phases)
+_BUDGET_FLOOR = 20_000
 #: most classes tried before giving up (each split re-runs the quotient from the start)
 _MAX_SPLITS = 12
 
@@ -541,8 +545,9 @@ def _grouped_lockstep(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[flo
     (ragged trips, or items run out part-way through a class), the partition is refined by
     what each slot gets and the quotient re-run from the start (refining a lockstep class
     changes no trajectory). Where the hand-out is not uniform and another class frees within
-    float tolerance of that instant (the order could differ in the full simulation), or an
-    item takes no time, returns None and the phase is simulated slot by slot.
+    float tolerance of that instant (the order could differ in the full simulation), an
+    item takes no time, or the re-runs cost more than ``_BUDGET_PER_STEP`` events per body
+    step (plus ``_BUDGET_FLOOR``), returns None and the phase is simulated slot by slot.
     """
     p = cp.phase
     active = min(p.slots, p.work_items)
@@ -563,6 +568,8 @@ def _grouped_lockstep(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[flo
     while uniform > 0 and trips[uniform - 1] == trips[-1]:
         uniform -= 1
     events = 0
+    # give up (simulate slot by slot) once the re-runs have cost about half what that would
+    budget = _BUDGET_PER_STEP * p.total_trips + _BUDGET_FLOOR
     skipped = 0.0
     tries = 0
     while tries < _MAX_SPLITS:
@@ -571,7 +578,7 @@ def _grouped_lockstep(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[flo
         if 2 * len(set(cls)) > active:
             return None
         try:
-            end, ev = _quotient(compiled, cp, cls, trips, k, active, uniform)
+            end, ev = _quotient(compiled, cp, cls, trips, k, active, uniform, budget - events)
         except _Split as split:
             events += split.events
             labels = split.labels
@@ -598,6 +605,7 @@ def _quotient(
     k: int | None,
     active: int,
     uniform: int,
+    budget: int,
 ) -> tuple[float, int]:
     """Run one representative per class of ``cls`` (see :func:`_grouped_lockstep`).
 
@@ -719,6 +727,8 @@ def _quotient(
 
     def dispatch(_ev: object) -> None:
         state["pending"] = False
+        if rt.clock.scheduled() > budget:
+            raise _Bail
         watch(rt.env._now)
         freed = sorted(free)
         free.clear()
