@@ -100,10 +100,12 @@ def test_every_mapping_returned_is_valid_and_physical(objective):
         assert pts == sorted(pts)
         assert all(b[1] < a[1] for a, b in zip(pts, pts[1:], strict=False))
     else:
-        key = {"latency": "cycles", "energy": "energy_j"}.get(objective)
-        if key:
-            vals = [getattr(r, key) for r in ranked]
-            assert vals == sorted(vals)
+        from mappings._fusion_search import FUSION_TIE_RTOL
+
+        # best first, up to near-ties (within FUSION_TIE_RTOL), which the next objective ranks
+        vals = [r.objective for r in ranked]
+        assert all(v >= vals[0] for v in vals)
+        assert all(b >= a * (1 - FUSION_TIE_RTOL) for a, b in zip(vals, vals[1:], strict=False))
 
 
 def test_segments_are_closed_runs_and_pass_ranks_come_from_dependences():
