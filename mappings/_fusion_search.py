@@ -346,6 +346,8 @@ def _if_empty(found: list, more: Iterator[FusionGroup]) -> Iterator[FusionGroup]
 def _split_choices(
     workload: Workload, einsums: Sequence[str], big: object
 ) -> list[tuple[tuple[str, int], ...]]:
+    """Every combination of inner extents tried for the split ranks ``einsums`` walk: the
+    matrix unit's rows, a half, a quarter (capped at the rank) and the cascade's own."""
     cas = workload.cascade
     ranks = {r for e in cas.einsums if e.name in einsums for r in e.ranks}
     mx, _ = unit_mesh(big)  # type: ignore[arg-type]
