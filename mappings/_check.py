@@ -54,19 +54,13 @@ def compute_unit(arch: Architecture, group: FusionGroup):  # noqa: ANN201 (archs
 def _check_op_kinds(arch: Architecture, workload: Workload, group: FusionGroup, path: str) -> None:
     """Every Einsum runs on a unit that has its op kinds, where some unit of the
     architecture has them."""
-    from mappings._counts import cached_count
+    from mappings._fit import missing_kinds
     from mappings._lower import unit_kind
-    from mappings._tensors import count_ops
 
-    counts = {ec.name: ec for ec in cached_count(workload.cascade).einsums}
     main = compute_unit(arch, group)
     for e in group.einsums:
-        if e not in counts:
-            continue
         unit = arch.unit(group.units[e]) if e in group.units else main
-        for kind in count_ops(counts[e]):
-            if unit_kind(kind, unit.ops_per_cycle) is not None:
-                continue
+        for kind in missing_kinds(workload, e, unit):
             able = [u.name for u in arch.compute if unit_kind(kind, u.ops_per_cycle)]
             if able:
                 raise MappingError(

@@ -40,16 +40,21 @@ def pick_units(arch: Architecture) -> tuple[ComputeUnit, ComputeUnit]:
     return big, small
 
 
-def runs_on(workload: Workload, einsum: str, unit: ComputeUnit) -> bool:
-    """Whether ``unit`` has every op kind ``einsum`` counts (aliases included)."""
+def missing_kinds(workload: Workload, einsum: str, unit: ComputeUnit) -> list[str]:
+    """The op kinds ``einsum`` counts that ``unit`` has no kind or alias for."""
     from mappings._counts import cached_count
     from mappings._lower import unit_kind
     from mappings._tensors import count_ops
 
     ec = next((x for x in cached_count(workload.cascade).einsums if x.name == einsum), None)
     if ec is None:
-        return True
-    return all(unit_kind(k, unit.ops_per_cycle) is not None for k in count_ops(ec))
+        return []
+    return [k for k in count_ops(ec) if unit_kind(k, unit.ops_per_cycle) is None]
+
+
+def runs_on(workload: Workload, einsum: str, unit: ComputeUnit) -> bool:
+    """Whether ``unit`` has every op kind ``einsum`` counts (aliases included)."""
+    return not missing_kinds(workload, einsum, unit)
 
 
 def fit_group(

@@ -78,7 +78,8 @@ from mappings._attn_common import (
 )
 from mappings._fit import fit_group, pick_units, unit_mesh
 from mappings._gemm import _known
-from mappings._lower import issued, lower, lower_group, unit_ops
+from mappings._groups import einsum_phases
+from mappings._lower import issued, lower, unit_ops
 from mappings._mapping import Mapping
 from mappings._registry import PassInfo, Plan, register_dataflow
 from mappings._roles import AttentionRoles, attention_roles, is_contraction, key_canon
@@ -253,19 +254,6 @@ def _boundary_bytes(att: _Att, made: Sequence[str], readers: Sequence[str]) -> f
     return total
 
 
-def _side_phases(
-    workload: Workload, arch: Architecture, names: Sequence[str], prefix: str
-) -> list[Phase]:
-    """One generic kernel per Einsum (pre/post projections): contractions on the 2D unit."""
-    big, small = pick_units(arch)
-    by_name = {e.name: e for e in workload.cascade.einsums}
-    out = []
-    for n in names:
-        unit = big if is_contraction(by_name[n]) else small
-        out.append(lower_group(workload, fit_group(workload, arch, n, unit), arch, f"{prefix}:{n}"))
-    return out
-
-
 def _all_ops(counts: CascadeCounts) -> dict[str, float]:
     """Useful ops of the whole cascade by kind (``mac`` included)."""
     out = {k: float(v) for k, v in counts.ops.items() if v}
@@ -375,9 +363,9 @@ def _program(
 
     r = att.roles
     phases = [
-        *_side_phases(workload, arch, r.pre, f"{name}:pre"),
+        *einsum_phases(workload, arch, r.pre, prefix=f"{name}:pre"),
         *core,
-        *_side_phases(workload, arch, r.post, f"{name}:post"),
+        *einsum_phases(workload, arch, r.post, prefix=f"{name}:post"),
     ]
     meta = {
         **meta,

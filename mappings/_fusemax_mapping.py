@@ -21,9 +21,10 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from mappings._fit import fit_group, pick_units, runs_on
+from mappings._fit import pick_units, runs_on
+from mappings._groups import own_group
 from mappings._mapping import FusionGroup, LevelMapping, Mapping
-from mappings._roles import AttentionRoles, is_contraction
+from mappings._roles import AttentionRoles
 from mappings._splits import apply_splits
 from mappings._tensors import group_ranks
 
@@ -176,9 +177,9 @@ def fusemax_mapping(
     )
     if rf is not None:
         fused = spill_to_buffer(w, arch, fused, inner_keys)
-    groups = [_own_group(workload, arch, n, big, small) for n in roles.pre]
+    groups = [own_group(workload, arch, n) for n in roles.pre]
     groups.append(fused)
-    groups += [_own_group(workload, arch, n, big, small) for n in roles.post]
+    groups += [own_group(workload, arch, n) for n in roles.post]
     return Mapping(groups=tuple(groups), splits=splits, name="fusemax")
 
 
@@ -215,13 +216,6 @@ def spill_to_buffer(
         )
         group = group.model_copy(update={"levels": levels})
     return group
-
-
-def _own_group(
-    workload: Workload, arch: Architecture, name: str, big: object, small: object
-) -> FusionGroup:
-    e = next(x for x in workload.cascade.einsums if x.name == name)
-    return fit_group(workload, arch, name, big if is_contraction(e) else small)  # type: ignore[arg-type]
 
 
 def _nz(d: dict[str, int]) -> dict[str, int]:

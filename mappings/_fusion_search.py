@@ -208,12 +208,13 @@ def fusion_mapper(
             expected="an architecture whose levels hold one tile of every Einsum",
             got=arch.name,
         )
+    from mappings._lower import lower
+
+    programs = {}
     scored = []
     for m in finals:
-        from mappings._lower import lower
-
-        r = estimate(lower(workload, m, arch, check=False), arch)
-        scored.append((m, r))
+        programs[id(m)] = lower(workload, m, arch, check=False)
+        scored.append((m, estimate(programs[id(m)], arch)))
     if objective == "pareto":  # the (latency, energy) front, fastest first
         scored.sort(key=lambda mr: (mr[1].cycles, mr[1].energy_j))
         front = []
@@ -225,11 +226,7 @@ def fusion_mapper(
         scored = _rank_with_ties(scored, objective)
     out = []
     for k, (m, r) in enumerate(scored[:top]):
-        sim = None
-        if k < rescore:
-            from mappings._lower import lower
-
-            sim = int(simulate(lower(workload, m, arch, check=False), arch).cycles)
+        sim = int(simulate(programs[id(m)], arch).cycles) if k < rescore else None
         out.append(
             RankedMapping(
                 mapping=m,

@@ -15,25 +15,28 @@ from typing import TYPE_CHECKING
 
 from mappings._fit import fit_group, pick_units
 from mappings._lower import lower_group
+from mappings._mapping import FusionGroup
 from mappings._roles import is_contraction
 
 if TYPE_CHECKING:
     from archsim import Architecture, Phase
 
-__all__ = ["einsum_phases"]
+__all__ = ["einsum_phases", "own_group"]
+
+
+def own_group(workload: object, arch: Architecture, name: str) -> FusionGroup:
+    """Einsum ``name`` as its own fusion group: contractions on the matrix unit, everything
+    else on the vector unit (:func:`mappings._fit.fit_group`)."""
+    big, small = pick_units(arch)
+    e = next(x for x in workload.cascade.einsums if x.name == name)  # type: ignore[attr-defined]
+    return fit_group(workload, arch, name, big if is_contraction(e) else small)  # type: ignore[arg-type]
 
 
 def einsum_phases(
     workload: object, arch: Architecture, names: Sequence[str], *, prefix: str
 ) -> list[Phase]:
     """One phase per Einsum in ``names`` (run in order, each after the previous phase)."""
-    if not names:
-        return []
-    big, small = pick_units(arch)
-    by_name = {e.name: e for e in workload.cascade.einsums}  # type: ignore[attr-defined]
-    out = []
-    for name in names:
-        unit = big if is_contraction(by_name[name]) else small
-        group = fit_group(workload, arch, name, unit)  # type: ignore[arg-type]
-        out.append(lower_group(workload, group, arch, f"{prefix}:{name}"))  # type: ignore[arg-type]
-    return out
+    return [
+        lower_group(workload, own_group(workload, arch, name), arch, f"{prefix}:{name}")  # type: ignore[arg-type]
+        for name in names
+    ]

@@ -110,14 +110,6 @@ def group_computes(workload: Workload, group: FusionGroup, arch: Architecture, p
     return out
 
 
-def _sum_ops(by_einsum: AbcMapping[str, AbcMapping[str, float]], names: list[str]) -> dict:
-    out: dict[str, float] = {}
-    for n in names:
-        for k, v in by_einsum.get(n, {}).items():
-            out[k] = out.get(k, 0.0) + v
-    return out
-
-
 def group_work(
     workload: Workload, group: FusionGroup
 ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:

@@ -81,20 +81,11 @@ def apply_splits(workload: Workload, splits: AbcMapping[str, int]) -> Workload:
         new[sp.tile] = int(extent)
     if not new:
         return workload
-    key = (id(workload), tuple(sorted(new.items())))
-    hit = _RESPLIT.get(key)
-    if hit is not None and hit[0] is workload:
-        return hit[1]
-    out = _resplit(workload, new)
-    _RESPLIT[key] = (workload, out)
-    if len(_RESPLIT) > 64:
-        _RESPLIT.pop(next(iter(_RESPLIT)))
-    return out
+    from mappings._counts import memo
 
-
-#: apply_splits results by (workload object, splits): the same object for the same choice, so
-#: its counts are computed once (mappers lower many candidates with one split)
-_RESPLIT: dict[tuple, tuple[object, Workload]] = {}
+    # the same object for the same choice, so its counts are computed once (mappers lower
+    # many candidates with one split)
+    return memo(workload, ("splits", tuple(sorted(new.items()))), lambda: _resplit(workload, new))
 
 
 def _resplit(workload: Workload, new: dict[str, int]) -> Workload:
