@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from archsim.errors import MappingError
+from archsim.errors import MappingError, WorkloadError
 from mappings._mapping import Mapping
 from mappings._passes import cascade_passes
 from mappings._registry import PassInfo, Plan, get_dataflow, list_dataflows
@@ -101,17 +101,37 @@ def resolve_workload(workload: object, params: AbcMapping[str, object]) -> objec
 
         if path.suffix in (".yaml", ".yml"):
             cas = load_cascade(path)
+            _known_params(cas, params, path)
             if params:
                 cas = parse_cascade_params(cas, params)
         else:
-            cas = parse_cascade(
-                path.read_text(), name=path.stem, params={k: v for k, v in params.items()}
-            )  # type: ignore[misc]
+            text = path.read_text()
+            try:  # the parameters the file declares (a file may need some given to parse)
+                declared = parse_cascade(text, name=path.stem)
+            except WorkloadError:
+                declared = None
+            if declared is not None:
+                _known_params(declared, params, path)
+            cas = parse_cascade(text, name=path.stem, params={k: v for k, v in params.items()})  # type: ignore[misc]
         merged = {**dict(cas.params), **dict(params)}
         return FileWorkload(path.stem, cas, merged, cas.rank_sizes(merged))
     from workloads import get_workload
 
     return get_workload(str(workload), **dict(params))
+
+
+def _known_params(cas: Cascade, given: AbcMapping[str, object], path: Path) -> None:
+    """Refuse a ``--set`` of a parameter the cascade file neither declares nor sizes a rank
+    with (a typo would otherwise simulate the file's defaults, silently)."""
+    declared = set(cas.params) | {cas.size_param(r) for r in cas.all_ranks()}
+    unknown = sorted(set(given) - declared)
+    if unknown:
+        raise WorkloadError(
+            "unknown parameter",
+            path=f"{path.name}.{unknown[0]}",
+            expected=f"one of {sorted(declared)}",
+            got=unknown[0],
+        )
 
 
 def parse_cascade_params(cas: Cascade, params: AbcMapping[str, object]) -> Cascade:

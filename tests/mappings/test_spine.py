@@ -221,3 +221,15 @@ def test_auto_chooses_by_the_cascade_and_a_knob_it_cannot_take_is_an_error():
     # a knob only another recipe takes does not silently pick that recipe
     with pytest.raises(MappingError, match="unknown knob"):
         simulate_workload("fusemax", "mha", params=params, knobs={"softmax": "fused"})
+
+
+def test_a_parameter_the_cascade_file_does_not_declare_is_refused():
+    from pathlib import Path
+
+    from archsim.errors import WorkloadError
+    from mappings._api import resolve_workload
+
+    path = Path(__file__).parents[2] / "examples" / "cascades" / "sliding_window.ein"
+    with pytest.raises(WorkloadError, match=r"sliding_window\.ein\.S.*unknown parameter"):
+        resolve_workload(str(path), {"S": 8192})  # the file calls its length L
+    assert resolve_workload(str(path), {"L": 8192}).sizes["i"] == 8192
