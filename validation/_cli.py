@@ -52,17 +52,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def _model(arch: str):  # noqa: ANN202 - GpuModel
+    """The GPU model of a preset name or an architecture YAML path.
+
+    A name the GPU table does not know is loaded with :func:`archsim.load_arch`, so a
+    broken YAML file reports its own spec error (field, expected, got), not "unknown GPU".
+    """
+    from archsim import load_arch
+    from archsim.errors import ArchSpecError
     from archsim.gpu import gpu_model
 
-    return gpu_model(arch)
+    try:
+        return gpu_model(arch)
+    except ArchSpecError:
+        load_arch(arch)  # raises the file's own error (YAML, field, missing file)
+        raise
 
 
 def _validate(args: argparse.Namespace) -> int:
+    """Exit status: 0 when at least one record was validated (skipped records are listed in
+    a section of the output and in ``--json``); 2 with ``error:`` when the file cannot be
+    read or no record of it could be validated."""
+    from archsim.errors import ValidationDataError
     from validation._report import validate_file
 
     report = validate_file(args.file, args.arch, model=_model(args.arch), engine=args.engine)
+    if report.frame.empty:
+        reasons = "; ".join(s.text() for s in report.skipped[:3]) or "the file has no records"
+        more = f" (and {len(report.skipped) - 3} more)" if len(report.skipped) > 3 else ""
+        raise ValidationDataError(
+            "no record could be validated",
+            path=args.file,
+            expected="at least one measured record the model covers",
+            got=reasons + more,
+        )
     if not args.quiet:
         print(report.table())  # noqa: T201
+        print()  # noqa: T201
+    if report.skipped:
+        print(report.skipped_text(limit=5 if args.quiet else 20))  # noqa: T201
         print()  # noqa: T201
     print(report.summary_text())  # noqa: T201
     if args.json_out:

@@ -66,14 +66,20 @@ ENGINES = ("model", "analytic", "event")
 
 
 class UnsupportedRecord(Exception):
-    """A record of a kind or backend the model does not cover (reported, then skipped)."""
+    """A record of a kind or backend the model does not cover (reported, then skipped).
+
+    ``field`` names the record field at fault (None if none in particular)."""
+
+    def __init__(self, reason: str, field: str | None = None) -> None:
+        super().__init__(reason)
+        self.field = field
 
 
 def backend_family(backend: object) -> str:
     """Kernel family of an SDPA backend name (``flash``, ``CUDNN_ATTENTION``, ...)."""
     key = str(backend).split(".")[-1].lower()
     if key not in _BACKENDS:
-        raise UnsupportedRecord(f"unknown backend {backend!r}")
+        raise UnsupportedRecord(f"unknown backend {backend!r}", "backend")
     return _BACKENDS[key]
 
 
@@ -108,7 +114,7 @@ class RecordPrediction:
 def _i(rec: Mapping[str, object], key: str, default: int | None = None) -> int:
     val = rec.get(key, default)
     if val is None:
-        raise UnsupportedRecord(f"missing field {key!r}")
+        raise UnsupportedRecord(f"missing field {key!r}", key)
     return int(val)  # type: ignore[arg-type]
 
 
@@ -143,7 +149,7 @@ def _attn_costs(rec: Mapping[str, object], model: GpuModel) -> tuple[str, str, l
     backend = str(rec.get("backend")).split(".")[-1].lower()
     if rec.get("kind") == "decode" or Sq == 1:
         if pass_ != "fwd":
-            raise UnsupportedRecord("decode backward")
+            raise UnsupportedRecord("decode backward", "pass_")
         flow = "split_kv" if fam == "flash2" else _DATAFLOW[fam]
         return (
             flow,
@@ -165,7 +171,7 @@ def _attn_costs(rec: Mapping[str, object], model: GpuModel) -> tuple[str, str, l
     if pass_ == "bwd":
         return _DATAFLOW[fam], f"attn/{backend}/bwd", attention_bwd_costs(model, **kw)  # type: ignore[arg-type]
     if pass_ != "fwd":
-        raise UnsupportedRecord(f"unknown pass_ {pass_!r}")
+        raise UnsupportedRecord(f"unknown pass_ {pass_!r}", "pass_")
     return _DATAFLOW[fam], f"attn/{backend}/fwd", attention_fwd_costs(model, **kw)  # type: ignore[arg-type]
 
 
@@ -230,7 +236,7 @@ def record_costs(rec: Mapping[str, object], model: GpuModel) -> tuple[str, str, 
                 )
             ],
         )
-    raise UnsupportedRecord(f"unknown kind {kind!r}")
+    raise UnsupportedRecord(f"unknown kind {kind!r}", "kind")
 
 
 #: (``device`` record key, scale to SI) of the board settings a prediction takes over
@@ -243,7 +249,7 @@ def _device_settings(device: Mapping[str, object], names: tuple[str, str, str]) 
     out: dict[str, float] = {}
     for (key, scale), name in zip(_DEVICE_SETTINGS, names, strict=True):
         v = device.get(key)
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1e300:
             out[name] = float(v) * scale
     return out
 

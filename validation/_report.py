@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from archsim.errors import ArchsimError
 from archsim.gpu import GpuModel, gpu_model
 
 from ._predict import (
@@ -31,7 +32,7 @@ from ._predict import (
     predict_record,
     record_label,
 )
-from ._records import MeasurementSet, load_measurements
+from ._records import MeasurementSet, SkippedRecord, load_measurements
 
 __all__ = ["ComparisonReport", "compare_records", "validate_file", "error_stats"]
 
@@ -67,14 +68,15 @@ class ComparisonReport:
         backend, measured_ms, pred_ms, err_pct`` and where measured ``meas_dram_bytes,
         pred_dram_bytes, dram_err_pct, meas_mJ, pred_mJ, energy_err_pct, meas_W, pred_W,
         meas_clock_mhz, pred_clock_mhz``.
-    skipped : ``(line, reason)`` for records not predicted.
+    skipped : :class:`SkippedRecord` ``(line, field, reason)`` for every line not predicted
+        (unreadable, malformed, unsupported), in line order.
     records : the input records with ``pred_*`` fields added (for ``--json``).
     """
 
     source: str
     arch: str
     frame: pd.DataFrame
-    skipped: tuple[tuple[int, str], ...]
+    skipped: tuple[SkippedRecord, ...]
     records: tuple[Mapping[str, object], ...]
 
     def summary(self, by: str = "kind", metric: str = "time") -> dict[str, dict[str, float]]:
@@ -108,9 +110,18 @@ class ComparisonReport:
                 f"{r.line:>5} {r.group:<18.18} {r.shape:<34.34} {r.backend:<10.10} "
                 f"{r.dataflow:<14} {r.measured_ms:>10.4f} {r.pred_ms:>10.4f} {r.err_pct:>+7.1f}"
             )
-        for line, reason in self.skipped:
-            lines.append(f"{line:>5} skipped: {reason}")
         return "\n".join(lines)
+
+    def skipped_text(self, limit: int = 20) -> str:
+        """The skipped-records section: one line per record (line, field, reason), at most
+        ``limit`` of them (all are in ``--json``); empty when none was skipped."""
+        if not self.skipped:
+            return ""
+        out = [f"skipped records ({len(self.skipped)}, not validated):"]
+        out += [f"  {s.text()}" for s in self.skipped[:limit]]
+        if len(self.skipped) > limit:
+            out.append(f"  ... and {len(self.skipped) - limit} more (all in --json)")
+        return "\n".join(out)
 
     def summary_text(self) -> str:
         """Summary lines: overall and per kind/group for time, then DRAM and energy."""
@@ -127,7 +138,7 @@ class ComparisonReport:
                     f"{label:<10} {name:<24} n={st['n']:<4} MAPE={st['mape']:6.2f}% "
                     f"max_error={st['max_error']:6.2f}% spearman={st['spearman']:.3f}"
                 )
-        out.append(f"skipped: {len(self.skipped)} records")
+        out.append(f"validated: {len(self.frame)} records; skipped: {len(self.skipped)} records")
         return "\n".join(out)
 
     def write_json(self, path: str | Path) -> None:
@@ -137,21 +148,23 @@ class ComparisonReport:
             "arch": self.arch,
             "summary": {m: self.summary("kind", m) for m in ("time", "dram", "energy")},
             "summary_by_group": self.summary("group", "time"),
-            "skipped": [{"line": n, "reason": r} for n, r in self.skipped],
+            "skipped": [s._asdict() for s in self.skipped],
             "records": list(self.records),
         }
         Path(path).write_text(json.dumps(doc, indent=1, default=_json_default, allow_nan=True))
 
     def plot(self, path: str | Path) -> None:
-        """Predicted vs measured time, log-log, one colour per group, with a +-10% band."""
-        import matplotlib
+        """Predicted vs measured time, log-log, one colour per group, with a +-10% band.
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        Draws on a bare :class:`matplotlib.figure.Figure` (no pyplot), so it works headless
+        and never touches the caller's backend (a Jupyter session keeps its inline one)."""
+        from matplotlib import colormaps
+        from matplotlib.figure import Figure
 
-        fig, ax = plt.subplots(figsize=(6.5, 6))
+        fig = Figure(figsize=(6.5, 6))
+        ax = fig.subplots()
         df = self.frame
-        cmap = plt.get_cmap("tab20")
+        cmap = colormaps["tab20"]
         for i, (key, sub) in enumerate(df.groupby("group", sort=True)):
             ax.scatter(
                 sub["measured_ms"],
@@ -181,7 +194,6 @@ class ComparisonReport:
             ax.legend(fontsize=7, loc="upper left")
         fig.tight_layout()
         fig.savefig(path, dpi=120)
-        plt.close(fig)
 
 
 def _json_default(obj: object) -> object:
@@ -219,7 +231,17 @@ def compare_records(
         try:
             p = predict_record(m, model, engine=engine, arch=eng_arch)
         except UnsupportedRecord as exc:
-            skipped.append((m.line, str(exc)))
+            skipped.append(SkippedRecord(m.line, exc.field, str(exc)))
+            continue
+        except ArchsimError as exc:
+            skipped.append(SkippedRecord(m.line, getattr(exc, "path", None), str(exc)))
+            continue
+        except (ValueError, OverflowError, ZeroDivisionError, MemoryError) as exc:
+            # fields are checked on reading (``_records``); this keeps one record the model
+            # cannot evaluate from stopping the file, and says which exception it was
+            skipped.append(
+                SkippedRecord(m.line, None, f"model failed: {type(exc).__name__}: {exc}")
+            )
             continue
         row: dict[str, object] = {
             "line": m.line,
@@ -282,7 +304,11 @@ def compare_records(
             ]
         )
     return ComparisonReport(
-        mset.path, model.hw.name, frame, tuple(sorted(skipped)), tuple(out_records)
+        mset.path,
+        model.hw.name,
+        frame,
+        tuple(sorted(skipped, key=lambda s: s.line)),
+        tuple(out_records),
     )
 
 
@@ -309,7 +335,7 @@ def validate_file(
     Raises
     ------
     ValidationDataError
-        Unreadable file or malformed line.
+        Unreadable file (malformed lines and records are reported in ``skipped``).
     """
     mset = load_measurements(path)
     return compare_records(mset, model or gpu_model(arch), engine=engine, arch=arch)

@@ -65,23 +65,110 @@ def test_unknown_kinds_backends_and_error_records_are_skipped(tmp_path):
     )
     rep = validate_file(p, "h100")
     assert list(rep.frame["line"]) == [2]
-    reasons = dict(rep.skipped)
-    assert "unknown kind" in reasons[3]
-    assert "unknown backend" in reasons[4]
-    assert "OOM" in reasons[5]
-    assert "missing fields" in reasons[6]
+    by_line = {s.line: s for s in rep.skipped}
+    assert set(by_line) == {3, 4, 5, 6}
+    assert by_line[3].field == "kind"
+    assert "unknown kind" in by_line[3].reason
+    assert by_line[4].field == "backend"
+    assert "unknown backend" in by_line[4].reason
+    assert "OOM" in by_line[5].reason
+    assert by_line[6].field == "N"
+    assert "missing fields" in by_line[6].reason
 
 
-def test_malformed_line_names_file_and_line(tmp_path):
-    p = _write(tmp_path, [GEMM, "{not json"])
-    with pytest.raises(ValidationDataError, match=r"m\.jsonl:2"):
-        load_measurements(p)
+def test_malformed_lines_are_reported_and_the_rest_is_read(tmp_path):
+    p = tmp_path / "m.jsonl"
+    p.write_bytes(
+        b"\n".join(
+            [
+                json.dumps(GEMM).encode(),
+                b"{not json",
+                b"[1, 2]",
+                b'{"kind": "gemm", "M": \xff\xfe}',
+                json.dumps(GEMM)[:20].encode(),  # truncated
+                json.dumps({**GEMM, "M": 2048}).encode(),
+            ]
+        )
+    )
+    mset = load_measurements(p)
+    assert [m.line for m in mset.records] == [1, 6]
+    reasons = {s.line: s.reason for s in mset.skipped}
+    assert "malformed JSON" in reasons[2]
+    assert "expected a JSON object" in reasons[3]
+    assert "not UTF-8" in reasons[4]
+    assert "malformed JSON" in reasons[5]
 
 
-def test_cli_malformed_file_exits_2(tmp_path, capsys):
-    p = _write(tmp_path, [GEMM, "[1, 2]"])
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"dtype": "fp4"}, "dtype", "unknown dtype 'fp4'"),
+        ({"M": "4096"}, "M", "positive integer"),
+        ({"M": 1.5}, "M", "positive integer"),
+        ({"M": -3}, "M", "[1, 2147483647]"),
+        ({"K": 1e30}, "K", "[1, 2147483647]"),
+        ({"M": 2**20, "N": 2**20}, "M", "exceeds the model's bound"),
+        ({"ms": float("inf")}, "ms", "finite number > 0"),
+        ({"ms": None}, "ms", "finite number > 0"),
+        ({"dram_bytes_read": float("nan")}, "dram_bytes_read", "finite"),
+        ({"causal": "false"}, "causal", "true or false"),
+    ],
+)
+def test_a_bad_field_skips_its_record_only_and_is_named(tmp_path, change, field, words):
+    p = _write(tmp_path, [GEMM, {**GEMM, **change}, DECODE])
+    rep = validate_file(p, "h100")
+    assert list(rep.frame["line"]) == [1, 3]
+    (skip,) = rep.skipped
+    assert (skip.line, skip.field) == (2, field)
+    assert words in skip.reason
+
+
+def test_cli_reports_skipped_records_in_output_and_json_and_exits_0(tmp_path, capsys):
+    p = _write(tmp_path, [GEMM, {**GEMM, "dtype": "fp4"}, "[1, 2]"])
+    out_json = tmp_path / "o.json"
+    assert main(["validate", str(p), "--quiet", "--json", str(out_json)]) == 0
+    text = capsys.readouterr().out
+    assert "skipped records (2, not validated):" in text
+    assert "line 2: field 'dtype': unknown dtype 'fp4'" in text
+    assert "line 3: expected a JSON object" in text
+    assert "validated: 1 records; skipped: 2 records" in text
+    doc = json.loads(out_json.read_text())
+    assert doc["skipped"][0] == {
+        "line": 2,
+        "field": "dtype",
+        "reason": doc["skipped"][0]["reason"],
+    }
+    assert "unknown dtype" in doc["skipped"][0]["reason"]
+    assert doc["skipped"][1]["line"] == 3
+    assert doc["skipped"][1]["field"] is None
+    assert [r["M"] for r in doc["records"]] == [4096]
+
+
+def test_cli_exits_2_when_nothing_could_be_validated(tmp_path, capsys):
+    p = _write(tmp_path, [{**GEMM, "dtype": "fp4"}, "{oops"])
     assert main(["validate", str(p)]) == 2
-    assert "m.jsonl:2" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no record could be validated" in err
+    assert "line 1: field 'dtype'" in err
+    assert "line 2: malformed JSON" in err
+
+
+def test_cli_exits_2_on_an_unreadable_file(tmp_path, capsys):
+    assert main(["validate", str(tmp_path / "missing.jsonl")]) == 2
+    assert "cannot read measurement file" in capsys.readouterr().err
+    with pytest.raises(ValidationDataError, match="cannot read"):
+        load_measurements(tmp_path)
+
+
+def test_validate_bad_arch_yaml_shows_the_spec_error(tmp_path, capsys):
+    p = _write(tmp_path, [GEMM])
+    arch = tmp_path / "bad.yaml"
+    arch.write_text("name: broken\nkind: gpu\nclock: {core_hz: fast}\n")
+    assert main(["validate", str(p), "--arch", str(arch)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown GPU" not in err
+    assert "bad.yaml" in err
+    assert "clock" in err
 
 
 def test_every_kind_is_predicted():
@@ -161,3 +248,24 @@ def test_device_record_sets_the_power_limit(tmp_path):
     t_low = validate_file(low, "h100").frame["pred_ms"].iloc[0]
     t_high = validate_file(high, "h100").frame["pred_ms"].iloc[0]
     assert t_low > 1.2 * t_high
+
+
+def test_plot_works_headless_and_leaves_the_callers_backend_alone(tmp_path):
+    """A library must not switch matplotlib's backend (a Jupyter session would lose its
+    inline plots); the plot still renders with no display."""
+    import subprocess
+    import sys
+
+    data = _write(tmp_path, [GEMM, ATTN, DECODE])
+    png = tmp_path / "p.png"
+    code = (
+        "import matplotlib; matplotlib.use('svg'); import sys\n"
+        "from validation import validate_file\n"
+        f"validate_file({str(data)!r}, 'h100').plot({str(png)!r})\n"
+        "assert matplotlib.get_backend() == 'svg', matplotlib.get_backend()\n"
+        "assert 'matplotlib.pyplot' not in sys.modules\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("DISPLAY", "MPLBACKEND")}
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
