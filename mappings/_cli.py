@@ -38,29 +38,87 @@ def _value(v: str) -> object:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--arch", required=True, help="preset name or YAML file")
-    p.add_argument("--workload", required=True, help="library name or cascade file")
-    p.add_argument("--set", action="append", metavar="K=V", help="workload parameter")
+    p.add_argument("--arch", required=True, help="preset name (archsim arch list) or YAML file")
+    p.add_argument(
+        "--workload", required=True, help="library workload (listed below) or cascade file"
+    )
+    p.add_argument("--set", action="append", metavar="K=V", help="workload parameter (repeatable)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``simulate`` and ``map`` to the archsim CLI."""
-    s = subparsers.add_parser("simulate", help="simulate a workload on an architecture")
+    """Add ``simulate``, ``crossover`` and ``map`` to the archsim CLI."""
+    from archsim.cli._help import (
+        dataflow_table,
+        examples,
+        mapper_table,
+        sections,
+        workload_table,
+    )
+
+    s = subparsers.add_parser(
+        "simulate",
+        help="simulate a workload on an architecture",
+        description="Simulate a workload (a library cascade or a cascade file) on an "
+        "architecture with a dataflow (or a mapping file) and print cycles, time, energy, "
+        "bytes per level and utilization per compute unit.",
+        epilog=sections(
+            examples(
+                "archsim simulate --arch fusemax --workload mha --set S=4096",
+                "archsim simulate --arch h100 --workload gqa --set S=8192 --set causal=true "
+                "--dataflow flash3",
+                "archsim simulate --arch fusemax --workload mha --set S=4096 --knob m0=128 "
+                "--trace mha_trace.json",
+                "archsim simulate --arch flat --workload examples/cascades/sliding_window.ein "
+                "--set W=1024 --engine analytic",
+                "archsim simulate --arch hbm_pim --workload decode --set Skv=32768 --json",
+                "archsim simulate --arch tpu_like --workload gemm --set M=512 --set N=512 "
+                "--set K=512",
+                note="A trace (--trace) opens in https://ui.perfetto.dev (drag the file in).",
+            ),
+            "engines (--engine):\n"
+            "  event     the event-driven simulator (default): transfers contend for bandwidth,\n"
+            "            buffers fill and stall\n"
+            "  analytic  the analytical estimate (traffic over bandwidth, compute over\n"
+            "            throughput, pipeline fill) that mappers rank with; microseconds",
+            dataflow_table,
+            workload_table,
+        ),
+    )
     _common(s)
-    s.add_argument("--dataflow", default="auto", help="dataflow name (default auto)")
-    s.add_argument("--knob", action="append", metavar="K=V", help="dataflow knob")
+    s.add_argument("--dataflow", default="auto", help="dataflow name, listed below (default auto)")
+    s.add_argument(
+        "--knob", action="append", metavar="K=V", help="dataflow knob, listed below (repeatable)"
+    )
     s.add_argument("--mapping", help="mapping YAML file (instead of a dataflow)")
     s.add_argument(
         "--save-mapping",
         metavar="FILE.yaml",
         help="write the whole-cascade mapping that ran (pass it back with --mapping)",
     )
-    s.add_argument("--engine", choices=("event", "analytic"), default="event")
-    s.add_argument("--trace", metavar="OUT.json", help="write a Chrome/Perfetto trace")
+    s.add_argument(
+        "--engine",
+        choices=("event", "analytic"),
+        default="event",
+        help="evaluator (default event; see below)",
+    )
+    s.add_argument(
+        "--trace", metavar="OUT.json", help="write a Chrome/Perfetto trace (event engine)"
+    )
     s.set_defaults(func=_simulate)
     c = subparsers.add_parser(
-        "crossover", help="the length beyond which workload A runs faster than workload B"
+        "crossover",
+        help="the length beyond which workload A runs faster than workload B",
+        description="Simulate workloads A and B at lengths from --from to --to (doubling) and "
+        "print the first length from which A is faster than B.",
+        epilog=sections(
+            examples(
+                "archsim crossover linear mha --arch fusemax --set B=1 --set H=8 --set D=64 "
+                "--to 16384",
+                "archsim crossover gqa mha --arch h100 --from 1024 --to 8192 --json",
+            ),
+            lambda: workload_table("workloads (A and B; --set K=V applies to both):"),
+        ),
     )
     c.add_argument("a", help="library name or cascade file (the challenger)")
     c.add_argument("b", help="library name or cascade file (the baseline)")
@@ -71,20 +129,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--to", dest="hi", type=int, default=131072, help="last length (default 128K)")
     c.add_argument("--json", action="store_true", help="print JSON")
     c.set_defaults(func=_crossover)
-    m = subparsers.add_parser("map", help="search mappings with a mapper")
+    m = subparsers.add_parser(
+        "map",
+        help="search mappings with a mapper",
+        description="Search mappings of a workload on an architecture and print the best "
+        "--top ones with their cycles, energy and DRAM bytes.",
+        epilog=sections(
+            examples(
+                "archsim map --arch tpu_like --workload gemm --set M=512 --set N=512 "
+                "--set K=512 --mapper mip --objective edp --top 3",
+                "archsim map --arch fusemax --workload mha --set S=4096 --set H=16 "
+                "--mapper fusion --top 3",
+                "archsim map --arch tpu_like --workload mha --set S=4096 --set H=16 "
+                "--mapper fusion --top 1 --save best.yaml",
+            ),
+            "objectives (--objective):\n"
+            "  latency  cycles\n"
+            "  energy   joules\n"
+            "  edp      energy x delay (J s)\n"
+            "  pareto   the latency-energy front (fusion mapper only)",
+            mapper_table,
+            workload_table,
+        ),
+    )
     _common(m)
     m.add_argument(
-        "--mapper", default="greedy", choices=("exhaustive", "random", "greedy", "mip", "fusion")
+        "--mapper", default="greedy", metavar="NAME", help="mapper, listed below (default greedy)"
     )
     m.add_argument(
         "--objective",
         default="latency",
         choices=("latency", "energy", "edp", "pareto"),
-        help="pareto: the latency-energy front (fusion mapper)",
+        help="what to minimize (default latency; see below)",
     )
-    m.add_argument("--top", type=int, default=5)
+    m.add_argument("--top", type=int, default=5, help="mappings printed (default 5)")
     m.add_argument("--budget", type=int, default=None, help="candidate budget (random, exhaustive)")
-    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     m.add_argument("--einsum", default=None, help="Einsum to map (default: the largest)")
     m.add_argument("--save", metavar="FILE.yaml", help="write the best mapping as YAML")
     m.set_defaults(func=_map)

@@ -16,6 +16,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from archsim.cli._help import HelpFormatter, examples
 from archsim.errors import ArchsimError
 
 __all__ = ["COMMANDS", "COMMAND_MODULES", "build_parser", "main"]
@@ -52,6 +53,26 @@ COMMANDS: dict[str, tuple[tuple[str, str], ...]] = {
 COMMAND_MODULES: tuple[str, ...] = tuple(COMMANDS)
 
 
+class _SubParser(argparse.ArgumentParser):
+    """A sub-command's parser: its help keeps the line breaks of descriptions and epilogs
+    (examples, tables of choices) unless the module asks for another formatter."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def _version() -> str:
+    """The installed package's version (``pyproject.toml``), or ``unknown`` when archsim runs
+    from a source tree that was never installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("archsim")
+    except PackageNotFoundError:
+        return "unknown (not installed: pip install -e .)"
+
+
 def _register(module_name: str, sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     try:
         module = importlib.import_module(module_name)
@@ -82,8 +103,20 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="archsim",
         description="Cycle-level simulator and design-space explorer for fused attention.",
+        epilog=examples(
+            "archsim demo",
+            "archsim simulate --arch fusemax --workload mha --set S=4096",
+            "archsim simulate --arch h100 --workload gqa --set S=8192 --json",
+            "archsim workload list",
+            "archsim arch show h100",
+            note="archsim COMMAND --help shows a command's options, examples and choices.",
+        ),
+        formatter_class=HelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {_version()}", help="print the version"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_SubParser)
     owner: str | None = None
     lazy = argv is not None
     if lazy:
