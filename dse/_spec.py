@@ -219,7 +219,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
     except OSError as exc:
         raise SweepError(f"cannot read sweep spec ({exc.strerror})", path=str(p)) from None
     try:
-        data = yaml.safe_load(text)
+        data = __import__("archsim.yamlio", fromlist=["safe_load"]).safe_load(text)
     except yaml.YAMLError as exc:
         raise SweepError(f"not valid YAML: {exc}", path=str(p)) from None
     return _from_dict(data, str(p), str(p.parent))

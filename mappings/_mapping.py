@@ -191,7 +191,7 @@ class Mapping(_Frozen):
         else:
             text, source = str(path_or_text), "<yaml>"
         try:
-            data = yaml.safe_load(text)
+            data = __import__("archsim.yamlio", fromlist=["safe_load"]).safe_load(text)
         except yaml.YAMLError as exc:
             raise MappingError(f"not valid YAML ({exc})", path=source) from None
         if not isinstance(data, dict):

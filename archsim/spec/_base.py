@@ -38,6 +38,8 @@ _UNITS: tuple[tuple[str, str], ...] = (
     ("_mm2_per_pe", "mm^2 per PE"),
     ("_per_cycle_per_sm", "per cycle per SM"),
     ("_bytes_per_sm", "bytes per SM"),
+    ("_bytes_per_s", "bytes/s"),
+    ("_hz", "Hz"),
     ("_bytes", "bytes"),
     ("_cycles", "cycles"),
     ("_hz", "Hz"),
@@ -188,6 +190,7 @@ def _expected(err: Any, field: str) -> str:
         "too_long": lambda: f"at most {ctx.get('max_length')} item(s)",
         "int_from_float": lambda: "an integer",
         "int_parsing": lambda: "an integer",
+        "int_parsing_size": lambda: "an integer of a sensible size",
         "int_type": lambda: "an integer",
         "float_parsing": lambda: f"a number ({unit})" if unit else "a number",
         "float_type": lambda: f"a number ({unit})" if unit else "a number",
@@ -227,6 +230,8 @@ def convert_validation_error(
             and (*loc[:-1], "read_bw_bytes_per_cycle") in locs
         ):
             continue
+        if _follows(loc, locs):
+            continue
         kept.append(err)
     converted = [_convert_one(err, root, data) for err in kept or errors]
     path, message, expected, got = converted[0]
@@ -235,6 +240,25 @@ def convert_validation_error(
         more = f" (+{len(converted) - 4} more)" if len(converted) > 4 else ""
         message = f"{message} [also: {others}{more}]"
     return ArchSpecError(message, path=path or None, expected=expected, got=got)
+
+
+def _follows(loc: tuple[Any, ...], locs: list[tuple[Any, ...]]) -> bool:
+    """Whether the error at ``loc`` is a derived value whose source also failed.
+
+    ``read_bw_bytes_per_cycle`` derives from ``read_bw_bytes_per_s``, ``X`` from
+    ``X_per_pe`` and ``ops_per_cycle.K`` from ``ops_per_cycle_per_pe.K``: report the source.
+    """
+    if not loc:
+        return False
+    *head, last = loc
+    sources: list[tuple[Any, ...]] = []
+    if isinstance(last, str):
+        sources.append((*head, last + "_per_pe"))
+        if last.endswith("_bw_bytes_per_cycle"):
+            sources.append((*head, last[: -len("cycle")] + "s"))
+    if len(loc) >= 2 and loc[-2] == "ops_per_cycle":
+        sources.append((*loc[:-2], "ops_per_cycle_per_pe", last))
+    return any(src in locs for src in sources)
 
 
 _GROUP_LABEL = {"levels": "level", "compute": "unit", "networks": "network"}
@@ -268,7 +292,7 @@ def _convert_one(
             ctx.get("got"),
         )
     path = _join(loc)
-    field = str(loc[-1]) if loc and not isinstance(loc[-1], int) else ""
+    field = next((str(p) for p in reversed(loc) if not isinstance(p, int)), "")
     if kind == "extra_forbidden":
         model = _model_at(root, loc[:-1])
         allowed = sorted(model.model_fields) if model is not None else []
@@ -288,4 +312,48 @@ def _convert_one(
         return path, f"{hint}missing required field {field!r}", _expected(err, field), got
     if isinstance(got, dict | list) and len(repr(got)) > 80:
         got = f"<{type(got).__name__}>"
-    return path, f"{hint}invalid value for {field or 'spec'!r}", _expected(err, field), got
+    expected: object = _expected(err, field)
+    if kind in _BOUND_ERRORS:
+        expected = _range(root, loc) or expected
+    return path, f"{hint}invalid value for {field or 'spec'!r}", expected, got
+
+
+_BOUND_ERRORS = frozenset(("greater_than", "greater_than_equal", "less_than", "less_than_equal"))
+
+
+def _range(root: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    """``"bytes/cycle in [1e-09, 1e+12]"``: the allowed range of the field at ``loc``."""
+    names = [p for p in loc if not isinstance(p, int)]
+    model = _model_at(root, tuple(loc[:-1])) if names else None
+    info = model.model_fields.get(str(loc[-1])) if model is not None else None
+    if info is None:  # a dict value (ops_per_cycle.mac): the field is one level up
+        model = _model_at(root, tuple(loc[:-2])) if len(loc) >= 2 else None
+        info = model.model_fields.get(str(loc[-2])) if model is not None else None
+        field = str(loc[-2]) if len(loc) >= 2 else ""
+    else:
+        field = str(loc[-1])
+    if info is None:
+        return ""
+    low = high = ""
+    for meta in _metadata(info.annotation) + list(info.metadata):
+        for attr, text in (("gt", "({}"), ("ge", "[{}")):
+            if getattr(meta, attr, None) is not None:
+                low = text.format(f"{getattr(meta, attr):g}")
+        for attr, text in (("lt", "{})"), ("le", "{}]")):
+            if getattr(meta, attr, None) is not None:
+                high = text.format(f"{getattr(meta, attr):g}")
+    if not (low and high):
+        return ""
+    unit = unit_of(field)
+    return f"{unit + ' ' if unit else ''}in {low}, {high}"
+
+
+def _metadata(annotation: Any) -> list[Any]:
+    """Constraint objects inside ``annotation`` (``Annotated``, ``X | None``, ``dict[k, X]``)."""
+    out: list[Any] = []
+    for meta in getattr(annotation, "__metadata__", ()) or ():
+        out += [meta, *getattr(meta, "metadata", ())]  # a FieldInfo holds Ge/Le objects
+    for arg in getattr(annotation, "__args__", ()) or ():
+        if arg is not type(None):
+            out += _metadata(arg)
+    return out

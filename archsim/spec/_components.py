@@ -24,6 +24,17 @@ from pydantic import Field, field_validator, model_validator
 from archsim.errors import ArchSpecError
 from archsim.spec._base import SpecModel, close, fail
 from archsim.spec._dram import DramTiming
+from archsim.spec._types import (
+    INT_MAX,
+    Bytes,
+    BytesPerCycle,
+    BytesPerS,
+    Hz,
+    NonNegFloat,
+    NonNegInt,
+    PosFloat,
+    PosInt,
+)
 
 __all__ = [
     "Clock",
@@ -36,9 +47,6 @@ __all__ = [
 ]
 
 Name = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")]
-PosFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-PosInt = Annotated[int, Field(ge=1)]
 Mesh = tuple[PosInt, PosInt]
 
 #: base op kinds a compute unit may list (a ``_<dtype>`` suffix is allowed on any of them)
@@ -87,9 +95,11 @@ def _mesh_pes(data: dict[str, Any]) -> int | None:
         return None
     try:
         rows, cols = (int(v) for v in mesh)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None  # the field validator reports the malformed mesh
-    return rows * cols if rows >= 1 and cols >= 1 else None
+    if not (1 <= rows <= INT_MAX and 1 <= cols <= INT_MAX):
+        return None  # the field validator reports the out-of-range side
+    return rows * cols
 
 
 def _derive_scalar(data: dict[str, Any], total: str, per_pe: str) -> None:
@@ -104,13 +114,13 @@ def _derive_scalar(data: dict[str, Any], total: str, per_pe: str) -> None:
         return
     try:
         derived = float(value) * pes
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return  # the field validator reports it
     given = data.get(total)
     if given is not None:
         try:
             agree = close(float(given), derived)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return
         if not agree:
             fail(
@@ -125,9 +135,9 @@ def _derive_scalar(data: dict[str, Any], total: str, per_pe: str) -> None:
 class Clock(SpecModel):
     """Clock domains of an architecture."""
 
-    core_hz: PosFloat
+    core_hz: Hz
     """Core clock in Hz: the cycle unit of every ``*_per_cycle`` figure and of engine time."""
-    memory_hz: PosFloat | None = None
+    memory_hz: Hz | None = None
     """DRAM command clock in Hz (1/tCK); None = not modelled separately."""
 
 
@@ -138,7 +148,7 @@ class StorageLevel(SpecModel):
     """Unique component name (``HBM``, ``L2``, ``GLB``); used in result keys."""
     kind: Literal["dram", "sram", "regfile", "cache"]
     """Technology/role: off-chip DRAM, scratchpad SRAM, register file, or cache."""
-    capacity_bytes: PosFloat | None = None
+    capacity_bytes: Bytes | None = None
     """Capacity in bytes per instance; None = unbounded (e.g. DRAM for our purposes)."""
     instances: PosInt = 1
     """Identical copies (e.g. one SMEM per SM: 132)."""
@@ -150,16 +160,16 @@ class StorageLevel(SpecModel):
     """(rows, cols) of per-PE sub-buffers making up one instance (e.g. PE register files)."""
     mesh_like: Name | None = None
     """Name of a compute unit whose ``mesh`` this level shares (per-PE storage of that array)."""
-    read_bw_bytes_per_cycle: PosFloat
+    read_bw_bytes_per_cycle: BytesPerCycle
     """Read bandwidth in bytes per core cycle per instance."""
-    write_bw_bytes_per_cycle: PosFloat
+    write_bw_bytes_per_cycle: BytesPerCycle
     """Write bandwidth in bytes per core cycle per instance (defaults to the read bandwidth)."""
-    read_bw_bytes_per_s: PosFloat | None = None
+    read_bw_bytes_per_s: BytesPerS | None = None
     """Alternative to ``read_bw_bytes_per_cycle`` in bytes/s per instance (e.g. DRAM, whose
     bandwidth does not follow the core clock); the Architecture derives bytes/cycle from it."""
-    write_bw_bytes_per_s: PosFloat | None = None
+    write_bw_bytes_per_s: BytesPerS | None = None
     """Alternative to ``write_bw_bytes_per_cycle`` in bytes/s per instance."""
-    latency_cycles: Annotated[int, Field(ge=0)] = 0
+    latency_cycles: NonNegInt = 0
     """Access latency in core cycles, paid once per dependent access."""
     read_energy_pj_per_byte: NonNegFloat = 0.0
     """Dynamic energy per byte read, in pJ/byte."""
@@ -169,11 +179,11 @@ class StorageLevel(SpecModel):
     """Static (leakage) power per instance in W."""
     area_mm2: NonNegFloat = 0.0
     """Silicon area per instance in mm^2 (0 for off-chip DRAM)."""
-    capacity_bytes_per_pe: PosFloat | None = None
+    capacity_bytes_per_pe: Bytes | None = None
     """With mesh: capacity per PE in bytes; ``capacity_bytes`` = this x rows x cols."""
-    read_bw_bytes_per_cycle_per_pe: PosFloat | None = None
+    read_bw_bytes_per_cycle_per_pe: BytesPerCycle | None = None
     """With mesh: read bandwidth per PE in bytes/cycle (instance value derived)."""
-    write_bw_bytes_per_cycle_per_pe: PosFloat | None = None
+    write_bw_bytes_per_cycle_per_pe: BytesPerCycle | None = None
     """With mesh: write bandwidth per PE in bytes/cycle (instance value derived)."""
     area_mm2_per_pe: NonNegFloat | None = None
     """With mesh: area per PE in mm^2; ``area_mm2`` = this x rows x cols."""
@@ -307,13 +317,17 @@ class ComputeUnit(SpecModel):
                     got=None,
                 )
             return data
-        given = dict(data.get("ops_per_cycle") or {})
+        given_raw = data.get("ops_per_cycle") or {}
+        if not isinstance(given_raw, Mapping):
+            return data  # the field validator reports the malformed ops_per_cycle
+        given = dict(given_raw)
         for key, value in per_pe.items():
             try:
                 derived = float(value) * pes
-            except (TypeError, ValueError):
+                other = float(given[key]) if key in given else derived
+            except (TypeError, ValueError, OverflowError):
                 continue  # the field validator reports it
-            if key in given and not close(float(given[key]), derived):
+            if not close(other, derived):
                 fail(
                     f"ops_per_cycle.{key}",
                     f"disagrees with ops_per_cycle_per_pe.{key} x mesh PEs ({value} x {pes})",
@@ -388,7 +402,7 @@ class Network(SpecModel):
     """Name of the source storage level."""
     dst: Name
     """Name of the destination storage level."""
-    bw_bytes_per_cycle: PosFloat
+    bw_bytes_per_cycle: BytesPerCycle
     """Bandwidth in bytes per core cycle."""
     multicast: bool = False
     """Whether one transfer can deliver the same bytes to many destination instances."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from archsim.spec._base import close, fail
+from archsim.spec._types import INT_MAX
 
 __all__ = [
     "inject_per_sm",
@@ -55,17 +56,17 @@ def inject_per_sm(data: dict[str, Any]) -> None:
     """Set ``instances`` of ``per_sm`` levels/units to ``gpu.sms`` (conflict = error)."""
     gpu = data.get("gpu")
     sms = gpu.get("sms") if isinstance(gpu, dict) else None
-    if not isinstance(sms, int) or isinstance(sms, bool):
+    if not isinstance(sms, int) or isinstance(sms, bool) or not 1 <= sms <= INT_MAX:
         return
     _set_instances(data, "per_sm", sms, "gpu.sms")
 
 
 def inject_mesh_like(data: dict[str, Any]) -> None:
     """Copy a compute unit's ``mesh`` into the levels that name it in ``mesh_like``."""
-    units = {u.get("name"): u for _, u in _items(data, "compute")}
+    units = {u.get("name"): u for _, u in _items(data, "compute") if isinstance(u.get("name"), str)}
     for i, level in _items(data, "levels"):
         target = level.get("mesh_like")
-        if target is None or target not in units or units[target].get("mesh") is None:
+        if not isinstance(target, str) or target not in units or units[target].get("mesh") is None:
             continue  # Architecture._check_names reports a bad mesh_like
         mesh = list(units[target]["mesh"])
         given = level.get("mesh")
@@ -97,7 +98,7 @@ def inject_gpu_sizes(data: dict[str, Any]) -> None:
                 int(level.get("instances", 1)) if whole else 1
             )
             given = None if gpu.get(attr) is None else float(gpu[attr])
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             continue  # the level's / gpu's own validation reports it
         if given is not None and not close(given, value):
             fail(
@@ -114,7 +115,7 @@ def inject_per_s(data: dict[str, Any]) -> None:
     clock = data.get("clock")
     try:
         hz = float(clock["core_hz"]) if isinstance(clock, dict) else None
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         hz = None
     if hz is None or hz <= 0:
         return
@@ -125,14 +126,14 @@ def inject_per_s(data: dict[str, Any]) -> None:
                 continue
             try:
                 value = float(per_s) / hz
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 continue  # the level's own validation reports it
             key = f"{kind}_bw_bytes_per_cycle"
             given = level.get(key)
             if given is not None:
                 try:
                     agree = close(float(given), value)
-                except (TypeError, ValueError):
+                except (TypeError, ValueError, OverflowError):
                     continue
                 if not agree:
                     fail(
@@ -150,7 +151,10 @@ def inject_per_pim_unit(data: dict[str, Any]) -> None:
     items = _items(data, "levels")
     timing = items[0][1].get("dram") if items and items[0][0] == 0 else None
     try:
-        units = int(pim["units_per_channel"]) * int(timing["channels"])  # type: ignore[index]
-    except (KeyError, TypeError, ValueError):
+        per, channels = pim["units_per_channel"], timing["channels"]  # type: ignore[index]
+        units = int(per) * int(channels)
+    except (KeyError, TypeError, ValueError, OverflowError):
         return  # missing pieces are reported by the Architecture checks
+    if isinstance(per, bool) or isinstance(channels, bool) or not 1 <= units <= INT_MAX:
+        return  # the pim / dram field validators report the bad count
     _set_instances(data, "per_pim_unit", units, "dram channels x pim.units_per_channel")

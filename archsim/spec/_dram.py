@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from pydantic import Field, model_validator
+from pydantic import model_validator
 
 from archsim.spec._base import SpecModel, fail
+from archsim.spec._types import PosFloat, PosInt, TckNs
 
 __all__ = ["DramTiming"]
-
-PosFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-PosInt = Annotated[int, Field(ge=1)]
 
 
 class DramTiming(SpecModel):
     """DRAM organisation and timing; timing parameters are in tCK cycles (``tck_ns``)."""
 
-    tck_ns: PosFloat
+    tck_ns: TckNs
     """DRAM command-clock period tCK in ns."""
     channels: PosInt
     """Independent channels (all stacks/chips together)."""

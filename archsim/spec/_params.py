@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import field_validator, model_validator
 
 from archsim.spec._base import SpecModel, fail
-from archsim.spec._components import Name, NonNegFloat, PosFloat, PosInt
+from archsim.spec._components import Name
+from archsim.spec._types import Bytes, Hz, NonNegFloat, PosFloat, PosInt, Seconds
 
 __all__ = ["GpuParams", "PimParams", "TC_DTYPES"]
 
@@ -27,9 +28,9 @@ class GpuParams(SpecModel):
     """Streaming multiprocessors. Levels/units with ``per_sm: true`` get this many instances."""
     compute_capability: str = ""
     """CUDA compute capability, e.g. ``"9.0"`` (Hopper), ``"8.0"`` (A100)."""
-    smem_bytes_per_sm: PosFloat | None = None
+    smem_bytes_per_sm: Bytes | None = None
     """Shared memory per SM in bytes (None = ``capacity_bytes`` of ``smem_level``)."""
-    max_smem_per_cta_bytes: PosFloat
+    max_smem_per_cta_bytes: Bytes
     """Largest dynamic shared-memory allocation of one CTA in bytes."""
     regs_per_sm: PosInt
     """32-bit registers per SM."""
@@ -41,9 +42,9 @@ class GpuParams(SpecModel):
     """Resident CTAs (thread blocks) per SM."""
     warp_size: PosInt = 32
     """Threads per warp."""
-    l2_bytes: PosFloat | None = None
+    l2_bytes: Bytes | None = None
     """L2 capacity in bytes, whole GPU (None = ``capacity_bytes x instances`` of ``l2_level``)."""
-    launch_overhead_s: Annotated[float, Field(ge=0)]
+    launch_overhead_s: Seconds
     """Host-side launch plus ramp cost of one kernel in seconds (calibrate on a real GPU)."""
     tc_flops_per_cycle_per_sm: dict[str, PosFloat]
     """Dense tensor-core FLOP per SM per core cycle (a FMA = 2 FLOP), keyed ``{path}_{dtype}``,
@@ -52,11 +53,11 @@ class GpuParams(SpecModel):
     """Non-tensor FP32 FLOP per SM per core cycle (FMA = 2)."""
     sfu_ops_per_cycle_per_sm: PosFloat
     """Special-function (MUFU: exp2, rcp, rsqrt) results per SM per core cycle."""
-    boost_clock_hz: PosFloat
+    boost_clock_hz: Hz
     """Maximum boost clock in Hz."""
-    base_clock_hz: PosFloat
+    base_clock_hz: Hz
     """Base clock in Hz (the floor a power-capped GPU is guaranteed)."""
-    min_clock_hz: PosFloat | None = None
+    min_clock_hz: Hz | None = None
     """Lowest SM clock in Hz the GPU power model may pick under the power cap (None: base)."""
     smem_level: Name = "SMEM"
     """Name of the storage level holding shared memory."""
@@ -151,7 +152,7 @@ class PimParams(SpecModel):
     """Banks feeding one unit (Aquabolt-XL: 2, one unit per bank pair)."""
     macs_per_unit_per_cmd: PosInt
     """MACs one unit does per MAC command (SIMD lanes: 32 B of fp16 = 16)."""
-    unit_clock_hz: PosFloat
+    unit_clock_hz: Hz
     """Clock of the PIM arithmetic in Hz (informational; rates follow the command gap)."""
     mac_cmd_gap_cycles: PosInt
     """Minimum tCK cycles between MAC commands under the power limit (AttAcc: 6)."""
