@@ -712,6 +712,19 @@ def gemv_shape(workload: Workload) -> GemvShape:
             got=[e.text or e.name for e in cascade.einsums[:4]],
         )
     (e,) = cons
+    others = [o.name for o in cascade.einsums if o is not e]
+    if others or len(e.inputs) != 2:
+        raise MappingError(
+            f"pim_gemv maps a cascade that is one GEMV; cascade {cascade.name!r} "
+            + (
+                f"also has {', '.join(others)}"
+                if others
+                else f"contracts {e.inputs[0].name} with itself"
+            ),
+            path="workload.cascade",
+            expected="one Einsum y = W * x over two distinct tensors",
+            got=[o.text or o.name for o in cascade.einsums[:4]],
+        )
     sizes = cascade.rank_sizes(numeric_params(dict(workload.params)))
     a, b = e.inputs[0], e.inputs[1]
     out = list(e.output.ranks)

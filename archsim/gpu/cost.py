@@ -93,7 +93,8 @@ class KernelCost:
 
 @dataclass(frozen=True)
 class KernelTiming:
-    """A kernel's predicted duration (s), clock (Hz), power (W), energy (J), DRAM bytes."""
+    """A kernel's predicted duration (s), clock (Hz), power (W), energy (J), DRAM bytes,
+    tensor FLOPs and FP32/SFU ops."""
 
     name: str
     category: str
@@ -106,6 +107,7 @@ class KernelTiming:
     tensor_flops: float
     bound: str
     meta: Mapping[str, object] = field(default_factory=dict)
+    alu_ops: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -206,6 +208,7 @@ def evaluate_kernel(
         tensor_flops=cost.tensor_flops,
         bound=bound,
         meta={**cost.meta, "ctas": cost.ctas, "slots": cost.slots},
+        alu_ops=cost.alu_ops,
     )
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from .params import GpuModel
 
-__all__ = ["PowerPoint", "board_power_w", "voltage_frac", "solve_clock"]
+__all__ = ["PowerPoint", "board_energy_parts_j", "board_power_w", "voltage_frac", "solve_clock"]
 
 
 def voltage_frac(model: GpuModel, clock_hz: float) -> float:
@@ -29,6 +29,31 @@ def voltage_frac(model: GpuModel, clock_hz: float) -> float:
     span = max(hw.boost_clock_hz - hw.min_clock_hz, 1.0)
     x = min(max((clock_hz - hw.min_clock_hz) / span, 0.0), 1.0)
     return model.cal.v_min_frac + (1.0 - model.cal.v_min_frac) * x
+
+
+def board_energy_parts_j(
+    model: GpuModel,
+    clock_hz: float,
+    time_s: float,
+    *,
+    tensor_flops: float,
+    alu_ops: float,
+    dram_bytes: float,
+) -> dict[str, float]:
+    """Board energy (J) of ``time_s`` at ``clock_hz`` doing the given work, by term of the
+    power model: ``idle`` and ``active`` grow with time, ``tensor``, ``alu`` and ``dram``
+    with the work done (FLOP, ops, bytes). The parts sum to ``board_power_w x time_s``."""
+    hw, cal = model.hw, model.cal
+    peak_tc = hw.tc_rate("wgmma", "bf16") * hw.sms * hw.boost_clock_hz
+    peak_alu = (hw.fp32_ops_per_clk + hw.sfu_ops_per_clk) * hw.sms * hw.boost_clock_hz
+    vn2 = voltage_frac(model, clock_hz) ** 2
+    return {
+        "idle": hw.idle_w * time_s,
+        "active": vn2 * cal.p_active_w * time_s,
+        "tensor": vn2 * cal.p_tensor_w * tensor_flops / peak_tc,
+        "alu": vn2 * cal.p_alu_w * alu_ops / peak_alu,
+        "dram": cal.p_mem_w * dram_bytes / hw.hbm_bytes_per_s,
+    }
 
 
 def board_power_w(
@@ -40,16 +65,15 @@ def board_power_w(
     dram_bytes_per_s: float,
 ) -> float:
     """Board power (W) at ``clock_hz`` for the given activity rates (per second)."""
-    hw, cal = model.hw, model.cal
-    peak_tc = hw.tc_rate("wgmma", "bf16") * hw.sms * hw.boost_clock_hz
-    peak_alu = (hw.fp32_ops_per_clk + hw.sfu_ops_per_clk) * hw.sms * hw.boost_clock_hz
-    vn2 = voltage_frac(model, clock_hz) ** 2
-    dyn = (
-        cal.p_active_w
-        + cal.p_tensor_w * tensor_flops_per_s / peak_tc
-        + cal.p_alu_w * alu_ops_per_s / peak_alu
+    parts = board_energy_parts_j(
+        model,
+        clock_hz,
+        1.0,
+        tensor_flops=tensor_flops_per_s,
+        alu_ops=alu_ops_per_s,
+        dram_bytes=dram_bytes_per_s,
     )
-    return hw.idle_w + vn2 * dyn + cal.p_mem_w * dram_bytes_per_s / hw.hbm_bytes_per_s
+    return float(sum(parts.values()))
 
 
 @dataclass(frozen=True)

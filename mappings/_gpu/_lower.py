@@ -30,8 +30,9 @@ Same physical quantities as the analytic model (:mod:`archsim.gpu`):
   do not wait for DRAM); the next kernel waits for both. Work outside the main loop
   (pipeline fill/drain, GEMM epilogue) is a per-CTA prologue on the SM.
 
-NOTE: tensor and ALU *energy* of the engine result counts issued slots, not useful
-operations; ``meta["gpu_model_energy_j"]`` holds the power model's energy.
+NOTE: the engine's own energy (per-op tables of the architecture) counts issued slots, not
+useful operations, and leaves out most of the board; :func:`board_energy_j` gives the power
+model's energy at the engine's time, which :func:`mappings.simulate_workload` reports.
 """
 
 from __future__ import annotations
@@ -44,8 +45,10 @@ import numpy as np
 
 from archsim import Compute, Phase, Step, TileProgram, Transfer
 from archsim.gpu import GpuModel, KernelCost, OpPrediction
+from archsim.gpu.power import board_energy_parts_j
 
 __all__ = [
+    "board_energy_j",
     "kernel_phase",
     "writeback_phase",
     "costs_to_program",
@@ -280,6 +283,33 @@ def costs_to_program(
     )
 
 
+def board_energy_j(model: GpuModel, meta: Mapping[str, object], seconds: float) -> dict[str, float]:
+    """Board energy (J) by power-model term for a program that ran ``seconds`` (the engine's
+    time), from the kernels in its ``meta`` (:func:`prediction_meta`).
+
+    The power model (:mod:`archsim.gpu.power`, validated against NVML board energy) splits
+    power into terms that grow with time (idle, active) and terms that follow the work (tensor
+    FLOPs, FP32/SFU ops, DRAM bytes). Each kernel keeps its work and its clock; its duration is
+    the model's stretched by the engine's time over the model's (one factor for the program).
+    """
+    kernels = list(meta.get("kernels", ()))  # type: ignore[call-overload]
+    model_s = sum(float(k["time_s"]) for k in kernels)
+    stretch = seconds / model_s if model_s > 0 else 1.0
+    total: dict[str, float] = {}
+    for k in kernels:
+        parts = board_energy_parts_j(
+            model,
+            float(k["clock_hz"]),
+            float(k["time_s"]) * stretch,
+            tensor_flops=float(k["tensor_flops"]),
+            alu_ops=float(k.get("alu_ops", 0.0)),
+            dram_bytes=float(k.get("dram_bytes", 0.0)),
+        )
+        for name, j in parts.items():
+            total[f"gpu.{name}"] = total.get(f"gpu.{name}", 0.0) + j
+    return total
+
+
 def prediction_meta(pred: OpPrediction) -> Mapping[str, object]:
     """The analytic GPU model's answer, carried in plan/program meta."""
     return {
@@ -295,6 +325,8 @@ def prediction_meta(pred: OpPrediction) -> Mapping[str, object]:
                 "clock_hz": k.clock_hz,
                 "bound": k.bound,
                 "tensor_flops": k.tensor_flops,
+                "alu_ops": k.alu_ops,
+                "dram_bytes": k.dram_read_bytes + k.dram_write_bytes,
                 **{str(a): b for a, b in k.meta.items()},
             }
             for k in pred.kernels
