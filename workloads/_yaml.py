@@ -67,7 +67,7 @@ def load_cascade(path: str | Path) -> Cascade:
             got=exc.strerror,
         ) from None
     try:
-        data = yaml.safe_load(text)
+        data = __import__("archsim.yamlio", fromlist=["safe_load"]).safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         loc = f"{p}: line {mark.line + 1}, col {mark.column + 1}" if mark else str(p)
