@@ -23,6 +23,7 @@ from ._api import format_cascade, parse_cascade
 from ._ast import Cascade, Einsum, Sparsity, TensorRef, TensorSpec
 from ._count import CascadeCounts, EinsumCounts, count
 from ._execute import execute, execute_with_presence
+from ._limits import MAX_EXTENT, MAX_NESTING, MAX_POINTS, iteration_points
 from ._yaml import CascadeBuilder, load_cascade
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,6 +49,10 @@ __all__ = [
     "execute",
     "execute_with_presence",
     "count",
+    "iteration_points",
+    "MAX_EXTENT",
+    "MAX_POINTS",
+    "MAX_NESTING",
     "CascadeCounts",
     "EinsumCounts",
     "get_workload",

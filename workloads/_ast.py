@@ -16,6 +16,8 @@ from typing import Literal, Union
 
 from archsim.errors import WorkloadError
 
+from ._limits import check_extent, check_points
+
 __all__ = [
     "Index",
     "TensorRef",
@@ -365,6 +367,9 @@ class Cascade:
 
 
 def _resolve_sizes(cascade: Cascade, merged: Mapping[str, int | float]) -> dict[str, int]:
+    """Extent of every rank, each bounded by ``MAX_EXTENT`` and each Einsum's iteration
+    space by ``MAX_POINTS`` (``workloads._limits``)."""
+
     def positive(name: str, what: str) -> int:
         if name not in merged:
             raise WorkloadError(
@@ -373,15 +378,7 @@ def _resolve_sizes(cascade: Cascade, merged: Mapping[str, int | float]) -> dict[
                 expected=f"parameter {name}",
                 got=sorted(merged),
             )
-        value = merged[name]
-        if isinstance(value, bool) or not float(value).is_integer() or value <= 0:
-            raise WorkloadError(
-                f"bad size for {what}",
-                path=f"param {name}",
-                expected="a positive integer",
-                got=value,
-            )
-        return int(value)
+        return check_extent(merged[name], f"param {name}", f"size for {what}")
 
     sizes: dict[str, int] = {}
     outers = {s.outer: s for s in cascade.splits.values()}
@@ -396,19 +393,27 @@ def _resolve_sizes(cascade: Cascade, merged: Mapping[str, int | float]) -> dict[
             if s.rank in sizes
             else positive(cascade.size_param(s.rank), f"rank {s.rank}")
         )
-        tile = s.tile if isinstance(s.tile, int) else positive(s.tile, f"tile of {s.rank}")
+        tile = (
+            check_extent(s.tile, f"rank {s.rank}", f"tile of {s.rank}")
+            if isinstance(s.tile, int)
+            else positive(s.tile, f"tile of {s.rank}")
+        )
         sizes[s.rank] = parent
         sizes[s.inner] = tile
         sizes[s.outer] = -(-parent // tile)
-        given = merged.get(cascade.size_param(s.outer))
-        if given is not None and int(given) != sizes[s.outer]:
+        outer_param = cascade.size_param(s.outer)
+        given = merged.get(outer_param)
+        if given is not None and given != sizes[s.outer]:
             raise WorkloadError(
-                f"split {s.rank} -> {s.outer}, {s.inner}: {cascade.size_param(s.outer)} "
+                f"split {s.rank} -> {s.outer}, {s.inner}: {outer_param} "
                 "is derived as ceil(parent / tile)",
-                path=f"param {cascade.size_param(s.outer)}",
+                path=f"param {outer_param}",
                 expected=sizes[s.outer],
                 got=given,
             )
+    names = {r: cascade.size_param(r) for r in sizes}
+    for e in cascade.einsums:
+        check_points(e.ranks, sizes, f"cascade {cascade.name}: Einsum {e.name}", names)
     return sizes
 
 

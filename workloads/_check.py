@@ -30,6 +30,7 @@ from ._ast import (
     first_node,
 )
 from ._lex import Where
+from ._limits import check_extent, check_number
 from ._parse import EinsumStmt, ParamStmt, RankSizeStmt, SparsityStmt, SplitStmt, Stmt, TensorStmt
 from ._refmatch import match_ref, same_size
 
@@ -60,7 +61,9 @@ class _Assembler:
                 expected="one definition",
                 got=f"{s.name} = {s.value}",
             )
-        self.params[s.name] = s.value
+        w = s.where.path
+        where = w if w.startswith("params.") else f"{w}: param {s.name}"
+        self.params[s.name] = check_number(s.value, where)
 
     def tensor(self, s: TensorStmt) -> None:
         if s.name in self.decl or s.name in self.defined:
@@ -369,8 +372,23 @@ class _Assembler:
                     got=list(ranks),
                 )
         for p, v in self.override.items():
-            self.params[p] = v
-        return self._cascade()
+            self.params[p] = check_number(v, f"param {p}")
+        cascade = self._cascade()
+        self._check_sizes(cascade)
+        return cascade
+
+    def _check_sizes(self, cascade: Cascade) -> None:
+        """Every size or tile parameter given is a positive integer <= ``MAX_EXTENT``, and
+        when all are given, every Einsum's iteration space is <= ``MAX_POINTS``
+        (``workloads._limits``): a bad size is refused here, not at the first count."""
+        outers = {s.outer for s in cascade.splits.values()}
+        for rank in cascade.all_ranks():
+            name = cascade.size_param(rank)
+            if rank not in outers and name in cascade.params:
+                check_extent(cascade.params[name], f"param {name}", f"size for rank {rank}")
+        needed = {cascade.size_param(r) for r in cascade.all_ranks() if r not in outers}
+        if needed <= set(cascade.params):
+            cascade.rank_sizes()
 
     def _cascade(self) -> Cascade:
         read: dict[str, None] = {}

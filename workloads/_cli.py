@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from archsim.errors import SpecError, WorkloadError
+from archsim.errors import WorkloadError
 
 __all__ = ["register"]
 
@@ -152,28 +152,13 @@ def _num(v: float) -> str:
 
 def _check(args: argparse.Namespace) -> int:
     from workloads import count, load_cascade, parse_cascade
+    from workloads._files import read_text
 
     path = Path(args.file)
     if path.suffix.lower() in (".yaml", ".yml"):
-        if not path.is_file():
-            raise SpecError(
-                "cannot read cascade file",
-                path=str(path),
-                expected="an existing YAML file",
-                got=str(path),
-            )
         cascade = load_cascade(path)
     else:
-        try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SpecError(
-                "cannot read cascade file",
-                path=str(path),
-                expected="a readable text file",
-                got=type(exc).__name__,
-            ) from None
-        cascade = parse_cascade(text, name=path.stem)
+        cascade = parse_cascade(read_text(path), name=path.stem)
     summary: dict[str, object] = {
         "name": cascade.name,
         "einsums": len(cascade.einsums),
@@ -181,11 +166,16 @@ def _check(args: argparse.Namespace) -> int:
         "outputs": list(cascade.outputs),
         "params": dict(cascade.params),
     }
-    try:
-        summary["macs"] = count(cascade).macs
-    except WorkloadError as exc:  # sizes not all given: valid, but not countable
+    outers = {s.outer for s in cascade.splits.values()}
+    missing = sorted(
+        {cascade.size_param(r) for r in cascade.all_ranks() if r not in outers}
+        - set(cascade.params)
+    )
+    if missing:  # valid, but not countable until the sizes are given (--set at simulate)
         summary["macs"] = None
-        summary["note"] = str(exc)
+        summary["note"] = f"no size given for {', '.join(missing)}: not counted"
+    else:  # every size given: a size, count or condition error is an error
+        summary["macs"] = count(cascade).macs
     if args.json:
         print(json.dumps(summary))  # noqa: T201
         return 0

@@ -14,6 +14,9 @@ from archsim.errors import WorkloadError
 
 __all__ = ["Token", "tokenize", "Where"]
 
+_QUOTE = 160
+"""Longest statement quoted whole in an error message (characters)."""
+
 _TOKEN = re.compile(
     r"\s*(?:"
     r"(?P<num>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)"
@@ -44,9 +47,10 @@ class Where:
     ) -> WorkloadError:
         """A WorkloadError at ``path, col`` quoting the statement."""
         loc = self.path if col is None else f"{self.path}, col {col}"
-        return WorkloadError(
-            f"{message} in `{self.text.strip()}`", path=loc, expected=expected, got=got
-        )
+        text = self.text.strip()
+        if len(text) > _QUOTE:  # a fuzzed 1 MB line is not quoted whole
+            text = f"{text[: _QUOTE // 2]} ... {text[-_QUOTE // 2 :]}"
+        return WorkloadError(f"{message} in `{text}`", path=loc, expected=expected, got=got)
 
 
 def tokenize(text: str, where: Where) -> list[Token]:

@@ -20,9 +20,11 @@ number) is a constant (``RNV[M1,f,p]`` reads the last index of an iterative rank
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 from ._ast import And, Binary, Compare, Cond, Expr, Index, Name, Num, Sparsity, TensorRef, Unary
 from ._lex import Token, Where, tokenize
+from ._limits import MAX_NESTING
 from ._ops import DTYPES, REDUCE_OPS, UNARY
 
 __all__ = [
@@ -92,6 +94,7 @@ class EinsumStmt:
     cols: dict  # name -> column of first mention (for error messages)
 
 
+_N = TypeVar("_N")
 Stmt = ParamStmt | TensorStmt | SparsityStmt | SplitStmt | RankSizeStmt | EinsumStmt
 _CMP = ("<", "<=", ">", ">=", "==", "!=")
 
@@ -102,6 +105,8 @@ class _Parser:
         self.toks: list[Token] = tokenize(where.text, where)
         self.i = 0
         self.cols: dict[str, int] = {}
+        self.nest = 0  # current recursion depth of unary()
+        self.depths: dict[int, tuple[object, int]] = {}  # id(node) -> (node, tree depth)
 
     # --- token helpers ------------------------------------------------------------------
     @property
@@ -148,6 +153,18 @@ class _Parser:
             return sign * float("inf")
         self.fail("expected a number", expected="a number")
         raise AssertionError  # unreachable
+
+    def made(self, node: _N, *parts: object) -> _N:
+        """``node`` (built from ``parts``), refused when its tree is deeper than MAX_NESTING
+        (every later pass over the tree recurses; this keeps it far from Python's limit)."""
+        d = 1 + max((self.depths.get(id(p), (p, 1))[1] for p in parts), default=0)
+        if d > MAX_NESTING:
+            self.fail(
+                "expression nested too deeply",
+                expected=f"at most {MAX_NESTING} levels of operators, calls, indices",
+            )
+        self.depths[id(node)] = (node, d)
+        return node
 
     # --- statements ---------------------------------------------------------------------
     def statement(self) -> Stmt:
@@ -332,7 +349,8 @@ class _Parser:
             if not self.at("]"):
                 self.expect(",")
         self.take()
-        return TensorRef(name.text, tuple(indices))
+        consts = [ix.const for ix in indices if ix.const is not None]
+        return self.made(TensorRef(name.text, tuple(indices)), *consts)
 
     def index(self) -> Index:
         t = self.tok
@@ -360,22 +378,38 @@ class _Parser:
         left = self.term()
         while self.at("+", "-"):
             op = self.take().text
-            left = Binary(op, left, self.term())
+            right = self.term()
+            left = self.made(Binary(op, left, right), left, right)
         return left
 
     def term(self) -> Expr:
         left = self.unary()
         while self.at("*", "/"):
             op = self.take().text
-            left = Binary(op, left, self.unary())
+            right = self.unary()
+            left = self.made(Binary(op, left, right), left, right)
         return left
 
     def unary(self) -> Expr:
+        self.nest += 1
+        if self.nest > MAX_NESTING:
+            self.fail(
+                "expression nested too deeply",
+                expected=f"at most {MAX_NESTING} levels of parentheses, signs and calls",
+            )
+        try:
+            return self._unary()
+        finally:
+            self.nest -= 1
+
+    def _unary(self) -> Expr:
         t = self.tok
         if self.at("-"):
             self.take()
             inner = self.unary()
-            return Num(-inner.value) if isinstance(inner, Num) else Unary("neg", inner)
+            if isinstance(inner, Num):
+                return Num(-inner.value)
+            return self.made(Unary("neg", inner), inner)
         if t.kind == "num":
             return Num(float(self.take().text))
         if self.at("("):
@@ -405,7 +439,7 @@ class _Parser:
             self.expect(",")
             b = self.expr()
             self.expect(")")
-            return Binary(t.text, a, b)
+            return self.made(Binary(t.text, a, b), a, b)
         if t.text in REDUCE_OPS:
             self.fail(
                 f"'{t.text}(...)' as a reduction must come first on the right-hand side",
@@ -420,7 +454,7 @@ class _Parser:
             )
         arg = self.expr()
         self.expect(")")
-        return Unary(t.text, arg)
+        return self.made(Unary(t.text, arg), arg)
 
     def condition(self) -> Cond:
         items: list[Compare] = []
@@ -429,7 +463,8 @@ class _Parser:
             if not self.at(*_CMP):
                 self.fail("expected a comparison", expected=" ".join(_CMP))
             op = self.take().text
-            items.append(Compare(op, left, self.expr()))
+            right = self.expr()
+            items.append(self.made(Compare(op, left, right), left, right))
             if not self.at("and"):
                 break
             self.take()

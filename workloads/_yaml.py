@@ -30,7 +30,9 @@ from archsim.errors import WorkloadError
 
 from ._ast import Cascade
 from ._check import assemble
+from ._files import read_text
 from ._lex import Where
+from ._limits import MAX_BITS, check_extent
 from ._ops import DTYPES
 from ._parse import (
     ParamStmt,
@@ -57,21 +59,17 @@ def load_cascade(path: str | Path) -> Cascade:
         Unreadable file, YAML syntax error, schema error or cascade error, with its path.
     """
     p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise WorkloadError(
-            "cannot read cascade file",
-            path=str(p),
-            expected="a readable YAML file",
-            got=exc.strerror,
-        ) from None
+    text = read_text(p)
     try:
         data = __import__("archsim.yamlio", fromlist=["safe_load"]).safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         loc = f"{p}: line {mark.line + 1}, col {mark.column + 1}" if mark else str(p)
         raise WorkloadError(f"bad YAML: {getattr(exc, 'problem', exc)}", path=loc) from None
+    except RecursionError:  # the strict loader bounds nesting first; this is the fallback
+        raise WorkloadError(
+            "bad YAML: nested too deeply", path=str(p), expected="at most 64 levels"
+        ) from None
     return cascade_from_dict(data, source=str(p), default_name=p.stem)
 
 
@@ -97,11 +95,18 @@ def cascade_from_dict(
     params = data.get("params") or {}
     _need(isinstance(params, dict), "params", "a mapping NAME: number", params)
     for k, v in params.items():
-        _need(isinstance(v, (int, float)) and not isinstance(v, bool), f"params.{k}", "a number", v)
+        _need(_is_name(k), f"params.{k}", "a parameter name (identifier)", k)
+        _need(
+            isinstance(v, (int, float)) and not isinstance(v, bool),
+            f"params.{k}",
+            "a number (true/false are not numbers)",
+            v,
+        )
         stmts.append(ParamStmt(str(k), v, Where(f"params.{k}", f"{k}: {v}")))
     ranks = data.get("ranks") or {}
     _need(isinstance(ranks, dict), "ranks", "a mapping rank: {split, tile} | {size}", ranks)
     for r, spec in ranks.items():
+        _need(_is_name(r, lower=True), f"ranks.{r}", "a lower-case rank name", r)
         w = Where(f"ranks.{r}", f"{r}: {spec}")
         _need(
             isinstance(spec, dict) and set(spec) in ({"split", "tile"}, {"size"}),
@@ -110,18 +115,30 @@ def cascade_from_dict(
             spec,
         )
         if "size" in spec:
-            stmts.append(RankSizeStmt(str(r), str(spec["size"]), w))
+            size = spec["size"]
+            _need(_is_name(size), f"ranks.{r}.size", "the name of a size parameter", size)
+            stmts.append(RankSizeStmt(str(r), size, w))
         else:
             sp = spec["split"]
-            _need(isinstance(sp, list) and len(sp) == 2, f"ranks.{r}.split", "[outer, inner]", sp)
-            stmts.append(SplitStmt(str(r), str(sp[0]), str(sp[1]), spec["tile"], w))
+            _need(
+                isinstance(sp, list) and len(sp) == 2 and all(_is_name(x, lower=True) for x in sp),
+                f"ranks.{r}.split",
+                "[outer, inner] (two lower-case rank names)",
+                sp,
+            )
+            stmts.append(SplitStmt(str(r), sp[0], sp[1], _tile(spec["tile"], f"ranks.{r}.tile"), w))
     tensors = data.get("tensors") or {}
     _need(isinstance(tensors, dict), "tensors", "a mapping NAME: {ranks, dtype}", tensors)
     for t, spec in tensors.items():
+        _need(_is_name(t), f"tensors.{t}", "a tensor name (identifier)", t)
         stmts.append(_tensor(str(t), spec))
     sparsity = data.get("sparsity") or {}
     _need(isinstance(sparsity, dict), "sparsity", "a mapping TENSOR: spec", sparsity)
     for t, spec in sparsity.items():
+        _need(_is_name(t), f"sparsity.{t}", "a tensor name (identifier)", t)
+        _need(
+            isinstance(spec, str), f"sparsity.{t}", "a spec such as block(M=64, density=0.3)", spec
+        )
         w = Where(f"sparsity.{t}", str(spec))
         stmts.append(SparsityStmt(str(t), parse_sparsity(w), w))
     einsums = data.get("einsums")
@@ -136,7 +153,27 @@ def cascade_from_dict(
         stmts.append(parse_einsum(Where(f"einsums[{i}]", text)))
     name = data.get("name", default_name)
     _need(isinstance(name, str), "name", "a string", name)
+    description = data.get("description", "")
+    _need(isinstance(description, str), "description", "a string", description)
     return assemble(stmts, name=name)
+
+
+def _is_name(key: object, *, lower: bool = False) -> bool:
+    """``key`` is an identifier (a lower-case one for a rank)."""
+    return isinstance(key, str) and key.isidentifier() and (not lower or key[0].islower())
+
+
+def _tile(tile: object, path: str) -> int | str:
+    """A split tile: a positive integer (elements, <= MAX_EXTENT) or a parameter name."""
+    if isinstance(tile, str):
+        _need(tile.isidentifier(), path, "a positive integer or a parameter name", tile)
+        return tile
+    try:
+        return check_extent(tile, path, "split tile")
+    except WorkloadError as exc:
+        raise WorkloadError(
+            exc.detail, path=path, expected="a positive integer or a parameter name", got=tile
+        ) from None
 
 
 def _tensor(t: str, spec: object) -> TensorStmt:
@@ -155,12 +192,26 @@ def _tensor(t: str, spec: object) -> TensorStmt:
         ranks,
     )
     dtype = spec.get("dtype", "bf16")
-    _need(dtype in DTYPES, f"{path}.dtype", "|".join(DTYPES), dtype, "unknown dtype")
+    _need(
+        isinstance(dtype, str) and dtype in DTYPES,
+        f"{path}.dtype",
+        "|".join(DTYPES),
+        dtype,
+        "unknown dtype",
+    )
     bits = spec.get("bits", DTYPES[dtype])
-    _need(isinstance(bits, int) and bits > 0, f"{path}.bits", "a positive integer", bits)
+    _need(
+        isinstance(bits, int) and not isinstance(bits, bool) and 0 < bits <= MAX_BITS,
+        f"{path}.bits",
+        f"an integer in 1..{MAX_BITS}",
+        bits,
+    )
     density = spec.get("density")
     _need(
-        density is None or (isinstance(density, (int, float)) and 0 < density <= 1),
+        density is None
+        or (
+            isinstance(density, (int, float)) and not isinstance(density, bool) and 0 < density <= 1
+        ),
         f"{path}.density",
         "0 < density <= 1",
         density,

@@ -16,6 +16,7 @@ import numpy as np
 
 from archsim.errors import WorkloadError
 from workloads import Cascade, CascadeCounts, count, parse_cascade
+from workloads._limits import MAX_EXTENT
 
 from ._models import ModelPreset, get_model
 
@@ -298,10 +299,14 @@ def _coerce(wname: str, p: Param, v: Value) -> Value:
             )
         return v
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise WorkloadError("bad value", path=path, expected=f"a {p.kind.__name__}", got=v)
+        raise WorkloadError("bad value", path=path, expected=f"a number ({p.kind.__name__})", got=v)
     if p.kind is int:
-        if not float(v).is_integer():
+        if isinstance(v, float) and not v.is_integer():  # nan and inf included
             raise WorkloadError("bad value", path=path, expected="an integer", got=v)
+        if abs(v) > MAX_EXTENT:  # no shape or count parameter is near 10**12
+            raise WorkloadError(
+                "value too large", path=path, expected=f"at most 2**40 = {MAX_EXTENT}", got=v
+            )
         v = int(v)
     else:
         v = float(v)
