@@ -2,7 +2,9 @@
 """Generate the example notebooks (``python examples/make_notebooks.py``).
 
 The notebooks are written without outputs; ``tests/dse/test_notebooks.py`` executes them
-with nbclient so they never rot. Edit the cells here, not in the .ipynb files.
+with nbclient so they never rot, and checks that each renders its figures inline
+(``%matplotlib inline``; nothing here or in archsim selects a backend). Edit the cells here,
+not in the .ipynb files.
 """
 
 from __future__ import annotations
@@ -26,9 +28,8 @@ FUSEMAX_VS_FLAT = [
         "next to the paper's artifact numbers."
     ),
     new_code_cell(
+        "%matplotlib inline\n"
         "import tempfile\n"
-        "import matplotlib\n"
-        "matplotlib.use('Agg')\n"
         "import matplotlib.pyplot as plt\n"
         "import pandas as pd\n"
         "import dse\n"
@@ -109,6 +110,7 @@ MEASURED_VS_SIMULATED = [
         "or the comparison API is missing in this checkout, the notebook says so and stops cleanly."
     ),
     new_code_cell(
+        "%matplotlib inline\n"
         "from pathlib import Path\n"
         "import archsim\n\n"
         "root = Path(archsim.__file__).resolve().parent.parent\n"
@@ -136,8 +138,6 @@ MEASURED_VS_SIMULATED = [
         "cmp.head(8)"
     ),
     new_code_cell(
-        "import matplotlib\n"
-        "matplotlib.use('Agg')\n"
         "import matplotlib.pyplot as plt\n"
         "if ready and len(cmp):\n"
         "    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))\n"
@@ -173,10 +173,9 @@ DSE_PE_BUFFER = [
         "byte. The store is resumable: the second `run_sweep` below computes nothing."
     ),
     new_code_cell(
+        "%matplotlib inline\n"
         "import json\n"
         "import tempfile\n"
-        "import matplotlib\n"
-        "matplotlib.use('Agg')\n"
         "import dse\n"
         "from archsim import load_arch\n\n"
         "base = load_arch('fusemax')\n"

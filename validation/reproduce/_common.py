@@ -225,9 +225,8 @@ def write_outputs(rep: Reproduction, out_dir: Path, plot_path: Path | None = Non
     js.write_text(rep.to_json())
     written.append(js)
     if rep.plot is not None:
-        import matplotlib
-
-        matplotlib.use("Agg")
+        # A bare Figure (no pyplot) renders PNG through its own canvas; library code never
+        # selects a backend, so a Jupyter session keeps its inline one.
         from matplotlib.figure import Figure
 
         fig = Figure(figsize=(11, 4.2), layout="constrained")
