@@ -1,0 +1,112 @@
+"""Whole models: layer graphs of cascades, prefill and decode, tensor parallelism.
+
+A model (a workloads preset such as ``llama3-70b``, or a Hugging Face ``config.json``) is
+turned into a :class:`ModelGraph` of ops, each a library cascade with its shapes (QKV/O
+projections and FFN matrices as ``gemm``, attention as ``gqa``/``mha``/``decode``/``mla``,
+norms, RoPE, activations, residual adds, MoE experts with routing fractions, the LM head)
+plus the collectives tensor parallelism needs; :func:`simulate_model` simulates each
+distinct op shape once with :func:`mappings.simulate_workload` and times collectives on a
+:class:`System` by their closed forms.
+
+>>> from models import simulate_model
+>>> rep = simulate_model("llama3-8b", "h100", phase="decode", batch=1, seq=1024)
+>>> round(rep.latency_s * 1e3, 1) > 0
+True
+
+This package sits above ``mappings`` (like ``dse``); nothing below imports it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from models._comm import (
+    COLLECTIVES,
+    System,
+    collective_time,
+    default_system,
+    list_systems,
+    load_system,
+    system_from_dict,
+)
+from models._graph import PHASES, ModelGraph, Stage, build_graph, expected_experts
+from models._ops import Op
+from models._simulate import ModelReport, OpRow, simulate_graph
+from models._spec import (
+    HF_MODEL_TYPES,
+    ModelError,
+    ModelSpec,
+    from_hf_config,
+    from_preset,
+    list_model_names,
+    load_model,
+)
+
+__all__ = [
+    "ModelSpec",
+    "ModelError",
+    "from_preset",
+    "from_hf_config",
+    "load_model",
+    "list_model_names",
+    "HF_MODEL_TYPES",
+    "Op",
+    "Stage",
+    "ModelGraph",
+    "build_graph",
+    "expected_experts",
+    "PHASES",
+    "System",
+    "load_system",
+    "list_systems",
+    "default_system",
+    "system_from_dict",
+    "collective_time",
+    "COLLECTIVES",
+    "OpRow",
+    "ModelReport",
+    "simulate_graph",
+    "simulate_model",
+]
+
+
+def simulate_model(
+    model: str | Path | ModelSpec,
+    arch: str,
+    *,
+    phase: str = "decode",
+    batch: int = 1,
+    seq: int = 2048,
+    tp: int = 1,
+    system: str | Path | System | None = None,
+    engine: str = "event",
+) -> ModelReport:
+    """Simulate one ``phase`` step of ``model`` on ``tp`` devices of ``arch``.
+
+    Parameters
+    ----------
+    model
+        Preset name (``llama3-70b``), ``config.json`` path, or a :class:`ModelSpec`.
+    arch
+        Device architecture: preset name or YAML path.
+    phase
+        ``prefill`` (``batch`` prompts of ``seq`` tokens) or ``decode`` (one new token per
+        sequence over a ``seq``-token cache).
+    tp
+        Tensor-parallel degree.
+    system
+        Interconnect (bundled name, YAML path or :class:`System`); default for ``tp > 1``:
+        the bundled system of ``arch`` (``h100`` -> ``dgx-h100``, ``h200`` -> ``hgx-h200``).
+    engine
+        ``event`` or ``analytic``.
+    """
+    spec = load_model(model)
+    sysobj: System | None
+    if isinstance(system, System):
+        sysobj = system
+    elif system is not None:
+        sysobj = load_system(system)
+    else:
+        sysobj = default_system(arch, tp) if tp > 1 else None
+    graph = build_graph(spec, phase=phase, batch=batch, seq=seq, tp=tp)
+    return simulate_graph(graph, arch, system=sysobj, engine=engine)

@@ -1,0 +1,305 @@
+"""Layer graphs: a model's ops for one step (prefill or decode), split over ``tp`` devices.
+
+A :class:`ModelGraph` is a list of :class:`Stage` s (``embed``, ``layer`` (or ``dense layer``
+and ``moe layer``), ``head``), each a sequence of :class:`~models._ops.Op` s run ``repeat``
+times. Every op is what *one* device runs; all devices run the same ops (tensor parallelism
+is symmetric).
+
+Phases
+------
+- ``prefill``: ``batch`` prompts of ``seq`` tokens (``T = batch * seq`` tokens; attention
+  causal for a decoder, bidirectional for an encoder). The LM head runs on the last token
+  of each prompt only (what a serving engine samples from).
+- ``decode``: one new token for each of ``batch`` sequences whose cache holds ``seq``
+  tokens (``T = batch``; attention reads ``seq`` keys, the new one included).
+
+Tensor parallelism (Megatron-LM, Shoeybi et al., arXiv 1909.08053, Sec. 3)
+-------------------------------------------------------------------------
+Column-parallel QKV and FFN up/gate (each device owns ``heads / tp`` heads and
+``ffn / tp`` hidden columns), row-parallel O and FFN down, so each layer needs one
+all-reduce of the ``T x d_model`` activations after attention and one after the FFN. KV
+heads are split when ``kv_heads >= tp`` and replicated otherwise (each device keeps the one
+KV head its query heads use, as vLLM does). Embedding is vocab-parallel (one all-reduce) and
+the LM head column-parallel (one all-gather of the logits). MLA (DeepSeek): the latent
+down-projections ``q_a``/``kv_a`` and the router are replicated, ``q_b``, the attention heads
+and ``o`` are split. MoE experts are split like a dense FFN (each expert's hidden width over
+the devices; expert parallelism is not modelled).
+
+Mixture of experts
+------------------
+With ``E`` routed experts, ``k`` per token and ``T`` tokens routed independently and
+uniformly (the load-balanced regime the routers are trained for), the expected number of
+distinct experts a step touches is ``E (1 - (1 - k/E)^T)``; each touched expert processes
+``ceil(T k / touched)`` tokens. The expert GEMMs appear once with that ``count`` per layer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from models._ops import Op
+from models._spec import ModelError, ModelSpec
+
+__all__ = ["Stage", "ModelGraph", "build_graph", "PHASES"]
+
+PHASES = ("prefill", "decode")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Ops run ``repeat`` times in a row (``repeat`` = layers for a layer stage)."""
+
+    name: str
+    repeat: int
+    ops: tuple[Op, ...]
+
+
+@dataclass(frozen=True)
+class ModelGraph:
+    """One step of a model on ``tp`` devices.
+
+    Attributes
+    ----------
+    model, phase, batch, seq, tp
+        What was built: ``seq`` is the prompt length (prefill) or the cache length (decode).
+    tokens
+        Tokens the step processes (``batch * seq`` for prefill, ``batch`` for decode).
+    stages
+        The ops, in execution order.
+    """
+
+    model: ModelSpec
+    phase: str
+    batch: int
+    seq: int
+    tp: int
+    tokens: int
+    stages: tuple[Stage, ...]
+
+    def ops(self) -> list[tuple[Stage, Op]]:
+        """Every (stage, op) pair, in order (each stage's ops once)."""
+        return [(s, op) for s in self.stages for op in s.ops]
+
+
+def _positive(field: str, v: object) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ModelError("bad value", path=field, expected="a positive integer", got=v)
+    return v
+
+
+def _split(spec: ModelSpec, tp: int) -> tuple[int, int]:
+    """Query heads and KV heads per device."""
+    if spec.heads % tp:
+        raise ModelError(
+            "tensor parallelism must split the attention heads evenly",
+            path="tp",
+            expected=f"a divisor of heads = {spec.heads} ({spec.name})",
+            got=tp,
+        )
+    kv = spec.kv_heads
+    if kv % tp and tp % kv:
+        raise ModelError(
+            "tensor parallelism must split or replicate the KV heads evenly",
+            path="tp",
+            expected=f"a divisor or a multiple of kv_heads = {kv} ({spec.name})",
+            got=tp,
+        )
+    for f in ("ffn_dim", "moe_ffn_dim"):
+        width = getattr(spec, f)
+        if width and width % tp:
+            raise ModelError(
+                "tensor parallelism must split the FFN width evenly",
+                path="tp",
+                expected=f"a divisor of {f} = {width} ({spec.name})",
+                got=tp,
+            )
+    return spec.heads // tp, max(1, kv // tp)
+
+
+def expected_experts(experts: int, active: int, tokens: int) -> float:
+    """Distinct experts ``tokens`` independent, uniform top-``active`` routings touch."""
+    return experts * (1.0 - (1.0 - active / experts) ** tokens)
+
+
+class _Builder:
+    def __init__(self, spec: ModelSpec, phase: str, batch: int, seq: int, tp: int) -> None:
+        self.s = spec
+        self.phase = phase
+        self.batch = batch
+        self.seq = seq
+        self.tp = tp
+        self.T = batch * seq if phase == "prefill" else batch
+        self.bits = spec.dtype_bits
+        self.hq, self.hk = _split(spec, tp)
+
+    # -- helpers ------------------------------------------------------------------------------
+    def gemm(self, name: str, m: int, k: int, n: int, count: float = 1.0) -> Op:
+        return Op(name, "gemm", {"M": m, "K": k, "N": n, "dtype_bits": self.bits}, count)
+
+    def norm(self, name: str, width: int, rows: int | None = None) -> Op:
+        rows = self.T if rows is None else rows
+        return Op(name, self.s.norm, {"T": rows, "Dm": width, "dtype_bits": self.bits})
+
+    def ew(self, name: str, workload: str, **shape: int) -> Op:
+        return Op(name, workload, {**shape, "dtype_bits": self.bits})
+
+    def all_reduce(self, name: str = "tp_all_reduce") -> list[Op]:
+        if self.tp == 1:
+            return []
+        nbytes = self.T * self.s.d_model * self.s.elt_bytes
+        return [Op(name, "", {}, collective="all_reduce", bytes=float(nbytes))]
+
+    # -- attention ----------------------------------------------------------------------------
+    def attention(self) -> list[Op]:
+        return self._mla() if self.s.attention == "mla" else self._gqa()
+
+    def _attn_core(self) -> Op:
+        s, b = self.s, self.batch
+        if self.phase == "decode":
+            p = {"B": b, "H": self.hq, "Hkv": self.hk, "Skv": self.seq, "D": s.head_dim}
+            p["Dv"] = s.v_head_dim
+            return Op("attention", "decode", {**p, "dtype_bits": self.bits})
+        causal = s.family == "decoder"
+        p = {"B": b, "H": self.hq, "Sq": self.seq, "Skv": self.seq, "D": s.head_dim}
+        p.update({"Dv": s.v_head_dim, "causal": causal, "dtype_bits": self.bits})
+        if self.hk < self.hq:
+            return Op("attention", "gqa", {**p, "Hkv": self.hk})
+        return Op("attention", "mha", p)
+
+    def _gqa(self) -> list[Op]:
+        s, T = self.s, self.T
+        qkv = (self.hq + self.hk) * s.head_dim + self.hk * s.v_head_dim
+        ops = [self.gemm("qkv_proj", T, s.d_model, qkv)]
+        if s.rope:
+            ops.append(self.ew("rope", "rope", T=T, H=self.hq + self.hk, D=s.head_dim))
+        if s.family == "decoder":
+            kv = self.hk * (s.head_dim + s.v_head_dim)
+            ops.append(self.ew("kv_cache_write", "copy", T=T, C=kv))
+        ops.append(self._attn_core())
+        ops.append(self.gemm("o_proj", T, self.hq * s.v_head_dim, s.d_model))
+        return ops
+
+    def _mla(self) -> list[Op]:
+        s, T = self.s, self.T
+        qk = s.nope_dim + s.rope_dim
+        ops: list[Op] = []
+        if s.q_lora_rank:
+            ops.append(self.gemm("q_a_proj", T, s.d_model, s.q_lora_rank))
+            ops.append(self.norm("q_a_norm", s.q_lora_rank))
+            ops.append(self.gemm("q_b_proj", T, s.q_lora_rank, self.hq * qk))
+        else:
+            ops.append(self.gemm("q_proj", T, s.d_model, self.hq * qk))
+        ops.append(self.gemm("kv_a_proj", T, s.d_model, s.kv_lora_rank + s.rope_dim))
+        ops.append(self.norm("kv_a_norm", s.kv_lora_rank))
+        ops.append(self.ew("rope", "rope", T=T, H=self.hq + 1, D=s.rope_dim))
+        ops.append(self.ew("kv_cache_write", "copy", T=T, C=s.kv_lora_rank + s.rope_dim))
+        p = {
+            "B": self.batch,
+            "H": self.hq,
+            "Sq": 1 if self.phase == "decode" else self.seq,
+            "Skv": self.seq,
+            "Dc": s.kv_lora_rank,
+            "Dr": s.rope_dim,
+            "Dn": s.nope_dim,
+            "Dv": s.v_head_dim,
+            "causal": self.phase == "prefill",
+            "dtype_bits": self.bits,
+        }
+        ops.append(Op("attention", "mla", p))
+        ops.append(self.gemm("o_proj", T, self.hq * s.v_head_dim, s.d_model))
+        return ops
+
+    # -- FFN ----------------------------------------------------------------------------------
+    def ffn(self, width: int, prefix: str = "ffn", rows: int | None = None, count: float = 1.0):
+        """Up (and gate), activation, down of one FFN ``width`` wide (before the TP split)."""
+        T = self.T if rows is None else rows
+        f = width // self.tp
+        d = self.s.d_model
+        if self.s.ffn == "swiglu":
+            act = Op(f"{prefix}_act", "silu_mul", {"T": T, "F": f, "dtype_bits": self.bits}, count)
+            up = self.gemm(f"{prefix}_gate_up", T, d, 2 * f, count)
+        else:
+            act = Op(f"{prefix}_act", "gelu", {"T": T, "F": f, "dtype_bits": self.bits}, count)
+            up = self.gemm(f"{prefix}_up", T, d, f, count)
+        return [up, act, self.gemm(f"{prefix}_down", T, f, d, count)]
+
+    def moe(self) -> list[Op]:
+        s, T = self.s, self.T
+        ops = [
+            self.gemm("router", T, s.d_model, s.experts),
+            Op("router_softmax", "softmax", {"R": T, "N": s.experts, "dtype_bits": self.bits}),
+        ]
+        if s.shared_experts:
+            ops += self.ffn(s.shared_experts * s.moe_ffn_dim, "shared_expert")
+        touched = expected_experts(s.experts, s.active_experts, T)
+        rows = math.ceil(T * s.active_experts / touched)
+        ops += self.ffn(s.moe_ffn_dim, "expert", rows=rows, count=touched)
+        return ops
+
+    # -- layers and the model -----------------------------------------------------------------
+    def layer(self, moe: bool) -> tuple[Op, ...]:
+        s, T = self.s, self.T
+        ffn = self.moe() if moe else self.ffn(s.ffn_dim)
+        res = self.ew("residual_add", "residual_add", T=T, Dm=s.d_model)
+        if s.family == "encoder":  # post-LN (BERT): x = LN(x + attn(x)); x = LN(x + ffn(x))
+            ops = [*self.attention(), *self.all_reduce(), res, self.norm("attn_norm", s.d_model)]
+            ops += [*ffn, *self.all_reduce(), res, self.norm("ffn_norm", s.d_model)]
+        else:  # pre-LN: x = x + attn(norm(x)); x = x + ffn(norm(x))
+            ops = [self.norm("attn_norm", s.d_model), *self.attention(), *self.all_reduce(), res]
+            ops += [self.norm("ffn_norm", s.d_model), *ffn, *self.all_reduce(), res]
+        return tuple(ops)
+
+    def build(self) -> ModelGraph:
+        s, T = self.s, self.T
+        embed = [self.ew("embed_gather", "copy", T=T, C=s.d_model)]
+        embed += self.all_reduce("embed_all_reduce")
+        if not s.rope:
+            embed.append(self.ew("pos_embed_add", "residual_add", T=T, Dm=s.d_model))
+        stages = [Stage("embed", 1, tuple(embed))]
+        if s.experts and s.dense_layers:
+            stages.append(Stage("dense layer", s.dense_layers, self.layer(False)))
+        if s.experts:
+            stages.append(Stage("moe layer", s.moe_layers, self.layer(True)))
+        else:
+            stages.append(Stage("layer", s.layers, self.layer(False)))
+        if s.family == "decoder":
+            head = [self.norm("final_norm", s.d_model)]
+            if s.vocab:
+                vocab = math.ceil(s.vocab / self.tp)
+                head.append(self.gemm("lm_head", self.batch, s.d_model, vocab))
+                if self.tp > 1:
+                    nbytes = self.batch * vocab * self.tp * s.elt_bytes
+                    head.append(
+                        Op("logits_all_gather", "", {}, collective="all_gather", bytes=nbytes)
+                    )
+            stages.append(Stage("head", 1, tuple(head)))
+        return ModelGraph(s, self.phase, self.batch, self.seq, self.tp, T, tuple(stages))
+
+
+def build_graph(
+    spec: ModelSpec, *, phase: str, batch: int = 1, seq: int = 2048, tp: int = 1
+) -> ModelGraph:
+    """The op graph of one ``phase`` step of ``spec`` on ``tp`` devices (see the module doc).
+
+    Raises
+    ------
+    ModelError
+        Unknown phase, a decode step of an encoder, non-positive sizes, or a ``tp`` that
+        does not split the heads or the FFN evenly.
+    """
+    if phase not in PHASES:
+        raise ModelError(
+            "unknown phase", path="phase", expected=f"one of {list(PHASES)}", got=phase
+        )
+    if phase == "decode" and spec.family == "encoder":
+        raise ModelError(
+            "an encoder has no decode step",
+            path="phase",
+            expected=f"prefill for {spec.name} (an encoder)",
+            got=phase,
+        )
+    _positive("B", batch)
+    _positive("S", seq)
+    _positive("tp", tp)
+    return _Builder(spec, phase, batch, seq, tp).build()

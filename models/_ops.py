@@ -1,0 +1,128 @@
+"""The ops of a model graph and the cascades of the element-wise ones.
+
+An :class:`Op` is one node of a layer: a library cascade of :mod:`workloads.library`
+(``gemm``, ``gqa``, ``decode``, ``mla``, ``rmsnorm``, ``softmax`` ...) with its shape
+parameters, or one of the small element-wise cascades written here (the library has none):
+
+- ``residual_add``: ``Y[t,d] = X[t,d] + R[t,d]``;
+- ``rope``: rotary embedding of ``H`` heads, ``Y = X * cos + rot(X) * sin`` (Su et al.,
+  RoFormer, arXiv 2104.09864, Eq. 34). ``rot`` pairs element ``e`` with its partner in the
+  other half and negates one of them; it moves no extra bytes and does no MACs, so the
+  cascade reads ``X`` at ``e`` in both terms (same bytes, same 2 mul + 1 add per element);
+- ``silu_mul``: SwiGLU's gate, ``Y = silu(G) * U`` (Shazeer, arXiv 2002.05202);
+- ``gelu``: the tanh form ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`` (Hendrycks &
+  Gimpel, arXiv 1606.08415, Sec. 2), as GPT-2/GPT-3 use it;
+- ``copy``: ``Y[t,c] = X[t,c]`` (the KV-cache write of the new tokens, the embedding gather).
+
+A collective (``all_reduce``, ``all_gather``) is an :class:`Op` with ``collective`` set and
+its payload in ``bytes``; it is timed by :mod:`models._comm`, not simulated on a device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+__all__ = ["Op", "ELEMENTWISE", "elementwise_workload"]
+
+
+@dataclass(frozen=True)
+class Op:
+    """One node of a layer graph, on one device.
+
+    Attributes
+    ----------
+    name
+        Role in the layer (``qkv_proj``, ``attention``, ``ffn_down``, ``tp_all_reduce``).
+    workload
+        Library cascade name or an :data:`ELEMENTWISE` name; ``""`` for a collective.
+    params
+        Shape parameters of the cascade (elements, tokens).
+    count
+        Instances per layer (the expected number of experts a step touches; 1 otherwise).
+    collective
+        ``all_reduce`` or ``all_gather`` for a collective, else None.
+    bytes
+        Collective payload: the buffer each device contributes (all-reduce) or the gathered
+        result (all-gather), bytes.
+    """
+
+    name: str
+    workload: str
+    params: Mapping[str, object] = field(default_factory=dict)
+    count: float = 1.0
+    collective: str | None = None
+    bytes: float = 0.0
+
+    @property
+    def key(self) -> tuple[str, tuple[tuple[str, object], ...]]:
+        """The simulation cache key: the cascade and its shape (not the op's role)."""
+        return (self.workload, tuple(sorted(self.params.items())))
+
+    def describe(self) -> str:
+        """``gemm(M=1, K=8192, N=10240)``-style text."""
+        if self.collective:
+            return f"{self.collective}({self.bytes:.4g} B)"
+        inner = ", ".join(f"{k}={v}" for k, v in self.params.items() if k != "dtype_bits")
+        return f"{self.workload}({inner})"
+
+
+def _t(bits: object, *decls: str) -> str:
+    return "\n".join(f"tensor {d} : bits={bits}" for d in decls)
+
+
+#: Element-wise cascades (text builders over their shape parameters) that the library lacks.
+ELEMENTWISE: dict[str, tuple[tuple[str, ...], str]] = {
+    "residual_add": (
+        ("T", "Dm"),
+        "rank t : T\nrank d : Dm\n{decl}\nY[t,d] = X[t,d] + R[t,d]\n",
+    ),
+    "rope": (
+        ("T", "H", "D"),
+        "rank t : T\nrank h : H\nrank e : D\n{decl}\n"
+        "Y[t,h,e] = X[t,h,e] * CS[t,e] + X[t,h,e] * SN[t,e]\n",
+    ),
+    "silu_mul": (
+        ("T", "F"),
+        "rank t : T\nrank f : F\n{decl}\nY[t,f] = silu(G[t,f]) * U[t,f]\n",
+    ),
+    "gelu": (
+        ("T", "F"),
+        "rank t : T\nrank f : F\n{decl}\n"
+        "Y[t,f] = 0.5 * X[t,f] * (1 + tanh(0.7978845608 * (X[t,f] + 0.044715 * X[t,f] * X[t,f]"
+        " * X[t,f])))\n",
+    ),
+    "copy": (
+        ("T", "C"),
+        "rank t : T\nrank c : C\n{decl}\nY[t,c] = X[t,c]\n",
+    ),
+}
+
+_DECLS = {
+    "residual_add": ("X[t,d]", "R[t,d]"),
+    "rope": ("X[t,h,e]", "CS[t,e]", "SN[t,e]"),
+    "silu_mul": ("G[t,f]", "U[t,f]"),
+    "gelu": ("X[t,f]",),
+    "copy": ("X[t,c]",),
+}
+
+
+@lru_cache(maxsize=256)
+def _text(name: str, params: tuple[tuple[str, object], ...]) -> str:
+    p = dict(params)
+    shape, body = ELEMENTWISE[name]
+    head = "\n".join(f"param {k} = {int(p[k])}" for k in shape)  # type: ignore[call-overload]
+    decls = _t(p.get("dtype_bits", 16), *_DECLS[name])
+    return head + "\n" + body.replace("{decl}", decls)
+
+
+def elementwise_workload(name: str, params: Mapping[str, object]) -> object:
+    """The workload (``mappings`` ``FileWorkload``) of element-wise cascade ``name``."""
+    from mappings._api import FileWorkload
+    from workloads import parse_cascade
+
+    text = _text(name, tuple(sorted(params.items())))
+    cas = parse_cascade(text, name=name)
+    merged = dict(cas.params)
+    return FileWorkload(name, cas, merged, cas.rank_sizes(merged))

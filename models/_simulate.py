@@ -1,0 +1,413 @@
+"""Simulate a model graph: every distinct op shape once, collectives by closed form.
+
+Each compute op of a :class:`~models._graph.ModelGraph` goes through
+:func:`mappings.simulate_workload` (``dataflow="auto"``) on the device architecture; ops
+that repeat in every layer have one shape, so an 80-layer model costs as many simulations
+as one layer has distinct ops (results are cached per architecture, engine and shape). An op
+that no dataflow maps on the architecture is kept in the table as ``unmapped`` with the
+reason, and the totals say they are incomplete.
+
+Schedule and overlap rule
+-------------------------
+All devices run the same ops (symmetric tensor parallelism). A collective may overlap
+compute only with ops that neither produce its input nor read its output. In a
+Megatron layer every op after an all-reduce (residual add, norm, the next projection)
+reads its result and every op before it produces its input, so within one step nothing
+overlaps: the step time is the sum of the compute ops and the collectives, and every
+collective second is exposed. (Overlap would need a second, independent stream of work,
+e.g. two micro-batches interleaved; such schedules are not built here.)
+
+Energy: each device's op energy (the architecture's dynamic energy plus its static power
+over the op) times ``tp``, plus, during collectives, every device's static power
+(``Architecture.leakage_w``) and the link energy ``pJ/bit x bits sent`` when the system
+gives one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from archsim.errors import InfeasibleMappingError, MappingError
+from models._comm import System, collective_bytes_sent, collective_time
+from models._graph import ModelGraph
+from models._ops import ELEMENTWISE, Op
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from archsim import Architecture
+
+__all__ = ["OpRow", "ModelReport", "simulate_graph", "LATENCY_BOUND_UTIL"]
+
+#: An op whose busiest compute unit and DRAM are both below this fraction of their peak is
+#: classed ``latency`` bound (launch, fill/drain and per-kernel fixed costs dominate).
+LATENCY_BOUND_UTIL = 0.25
+
+_CACHE: dict[tuple[object, ...], tuple[float, float, float, str, str]] = {}
+
+
+@dataclass(frozen=True)
+class OpRow:
+    """One op of the graph, simulated.
+
+    ``seconds``, ``energy_j`` and ``dram_bytes`` are for one instance on one device;
+    ``count`` instances run per stage repetition and the stage repeats ``repeat`` times.
+    ``bound`` is ``compute``, ``memory``, ``latency``, ``comm`` (a collective) or
+    ``unmapped`` (no dataflow: ``note`` says why, and the op adds nothing to the totals).
+    """
+
+    stage: str
+    op: str
+    shape: str
+    count: float
+    repeat: int
+    seconds: float
+    energy_j: float
+    dram_bytes: float
+    bound: str
+    dataflow: str
+    note: str = ""
+
+    @property
+    def total_s(self) -> float:
+        """Seconds this op adds to the step (all its instances and repetitions)."""
+        return self.seconds * self.count * self.repeat
+
+
+@dataclass(frozen=True)
+class ModelReport:
+    """A simulated model step.
+
+    Attributes
+    ----------
+    graph
+        The graph simulated.
+    arch
+        Device architecture name.
+    system
+        The interconnect (None for one device).
+    engine
+        ``event`` or ``analytic``.
+    rows
+        One :class:`OpRow` per op of each stage, in execution order.
+    static_w
+        Static power of one device, W (charged over collectives).
+    wall_s, simulations
+        Wall-clock seconds the simulation took and how many op shapes were simulated
+        (cache misses).
+    """
+
+    graph: ModelGraph
+    arch: str
+    system: System | None
+    engine: str
+    rows: tuple[OpRow, ...]
+    static_w: float
+    wall_s: float = 0.0
+    simulations: int = 0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def latency_s(self) -> float:
+        """Seconds of the step (sum of every mapped op's ``total_s``)."""
+        return sum(r.total_s for r in self.rows if r.bound != "unmapped")
+
+    @property
+    def comm_s(self) -> float:
+        """Seconds of the step spent in collectives (all exposed, see the module doc)."""
+        return sum(r.total_s for r in self.rows if r.bound == "comm")
+
+    @property
+    def energy_j(self) -> float:
+        """Joules of the step, all devices."""
+        return sum(r.energy_j * r.count * r.repeat for r in self.rows) * self.graph.tp
+
+    @property
+    def new_tokens(self) -> int:
+        """Tokens the step processes (prompt tokens for prefill, new tokens for decode)."""
+        return self.graph.tokens
+
+    @property
+    def tokens_per_s(self) -> float:
+        """``new_tokens / latency_s``."""
+        return self.new_tokens / self.latency_s if self.latency_s else float("nan")
+
+    @property
+    def j_per_token(self) -> float:
+        """``energy_j / new_tokens``."""
+        return self.energy_j / self.new_tokens
+
+    @property
+    def unmapped(self) -> list[OpRow]:
+        """Ops no dataflow maps on the architecture (not in the totals)."""
+        return [r for r in self.rows if r.bound == "unmapped"]
+
+    @property
+    def complete(self) -> bool:
+        """Whether every op was simulated."""
+        return not self.unmapped
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per op: ``stage, op, shape, count, repeat, time_s`` (one instance),
+        ``total_s`` (all instances), ``share`` (of the step), ``energy_j`` (all instances, all
+        devices), ``dram_bytes`` (one instance, one device), ``bound, dataflow, note``."""
+        import pandas as pd
+
+        lat = self.latency_s or float("nan")
+        return pd.DataFrame(
+            [
+                {
+                    "stage": r.stage,
+                    "op": r.op,
+                    "shape": r.shape,
+                    "count": r.count,
+                    "repeat": r.repeat,
+                    "time_s": r.seconds,
+                    "total_s": r.total_s,
+                    "share": r.total_s / lat,
+                    "energy_j": r.energy_j * r.count * r.repeat * self.graph.tp,
+                    "dram_bytes": r.dram_bytes,
+                    "bound": r.bound,
+                    "dataflow": r.dataflow,
+                    "note": r.note,
+                }
+                for r in self.rows
+            ]
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready: the setup, the totals and the per-op rows (see :meth:`to_frame`)."""
+        g = self.graph
+        return {
+            "model": g.model.name,
+            "arch": self.arch,
+            "phase": g.phase,
+            "batch": g.batch,
+            "seq": g.seq,
+            "tp": g.tp,
+            "system": None if self.system is None else self.system.name,
+            "engine": self.engine,
+            "latency_s": self.latency_s,
+            "tokens": self.new_tokens,
+            "tokens_per_s": self.tokens_per_s,
+            "energy_j": self.energy_j,
+            "j_per_token": self.j_per_token,
+            "comm_s": self.comm_s,
+            "comm_share": self.comm_s / self.latency_s if self.latency_s else None,
+            "kv_cache_bytes": g.model.kv_cache_bytes(g.batch, g.seq),
+            "weight_bytes": g.model.param_count() * g.model.elt_bytes,
+            "complete": self.complete,
+            "unmapped": [{"op": r.op, "stage": r.stage, "why": r.note} for r in self.unmapped],
+            "wall_s": self.wall_s,
+            "simulations": self.simulations,
+            "notes": list(self.notes),
+            "ops": self.to_frame().to_dict(orient="records"),
+        }
+
+    def trace_events(self) -> list[dict[str, object]]:
+        """Chrome/Perfetto ``traceEvents``: one process per device, thread 0 its compute
+        stream and thread 1 its links; timestamps in µs."""
+        tp = self.graph.tp
+        meta: list[dict[str, object]] = []
+        for d in range(tp):
+            meta.append(
+                {"name": "process_name", "ph": "M", "pid": d, "args": {"name": f"device {d}"}}
+            )
+            for tid, name in ((0, "compute"), (1, "link")):
+                meta.append(
+                    {"name": "thread_name", "ph": "M", "pid": d, "tid": tid, "args": {"name": name}}
+                )
+        spans: list[tuple[str, str, float, float, bool, dict[str, object]]] = []
+        t = 0.0
+        by_stage: dict[str, list[OpRow]] = {}
+        for r in self.rows:
+            by_stage.setdefault(r.stage, []).append(r)
+        for stage in self.graph.stages:
+            rows = by_stage.get(stage.name, [])
+            for i in range(stage.repeat):
+                for r in rows:
+                    if r.bound == "unmapped":
+                        continue
+                    dur = r.seconds * r.count
+                    label = r.op if r.count == 1 else f"{r.op} x{r.count:.4g}"
+                    args = {"shape": r.shape, "bound": r.bound, "dataflow": r.dataflow}
+                    cat = f"{stage.name} {i}" if stage.repeat > 1 else stage.name
+                    spans.append((label, cat, t, dur, r.bound == "comm", args))
+                    t += dur
+        events = [
+            {
+                "name": name,
+                "cat": cat,
+                "ph": "X",
+                "pid": d,
+                "tid": 1 if comm else 0,
+                "ts": start * 1e6,
+                "dur": dur * 1e6,
+                "args": args,
+            }
+            for d in range(tp)
+            for name, cat, start, dur, comm, args in spans
+        ]
+        return meta + events
+
+    def write_trace(self, path: str | Path) -> Path:
+        """Write :meth:`trace_events` as Chrome trace JSON (open in ui.perfetto.dev)."""
+        path = Path(path)
+        payload = {"traceEvents": self.trace_events(), "displayTimeUnit": "ns"}
+        path.write_text(json.dumps(payload))
+        return path
+
+
+def _bound(result: object, arch: Architecture) -> str:
+    secs = float(result.seconds)  # type: ignore[attr-defined]
+    util = max(result.utilization.values(), default=0.0)  # type: ignore[attr-defined]
+    dram = arch.dram
+    peak = dram.read_bw_bytes_per_cycle * arch.clock.core_hz * dram.instances
+    dram_util = float(result.dram_bytes) / (secs * peak) if secs > 0 and peak > 0 else 0.0  # type: ignore[attr-defined]
+    if max(util, dram_util) < LATENCY_BOUND_UTIL:
+        return "latency"
+    return "memory" if dram_util >= util else "compute"
+
+
+def _simulate_op(
+    op: Op, arch: Architecture, arch_key: object, engine: str
+) -> tuple[tuple[float, float, float, str, str], bool]:
+    """(seconds, energy J, DRAM bytes, bound, dataflow-or-reason) of one op instance, and
+    whether it was simulated now (a cache miss)."""
+    from mappings import simulate_workload
+
+    key = (arch_key, engine, op.key)
+    if key in _CACHE:
+        return _CACHE[key], False
+    if op.workload in ELEMENTWISE:
+        from models._ops import elementwise_workload
+
+        workload: object = elementwise_workload(op.workload, op.params)
+        params: dict[str, object] = {}
+    else:
+        workload, params = op.workload, dict(op.params)
+    try:
+        rep = simulate_workload(arch, workload, params=params, engine=engine)  # type: ignore[arg-type]
+    except (MappingError, InfeasibleMappingError) as exc:
+        out = (0.0, 0.0, 0.0, "unmapped", str(exc))
+    else:
+        r = rep.result
+        out = (
+            float(r.seconds),
+            float(r.energy_j),
+            float(r.dram_bytes),
+            _bound(r, arch),
+            rep.dataflow,
+        )
+    _CACHE[key] = out
+    return out, True
+
+
+def simulate_graph(
+    graph: ModelGraph,
+    arch: str | Architecture,
+    *,
+    system: System | None = None,
+    engine: str = "event",
+) -> ModelReport:
+    """Simulate every op of ``graph`` on ``arch`` (collectives on ``system``).
+
+    Raises
+    ------
+    ModelError
+        ``graph.tp > 1`` without a system, or a system with fewer devices than ``tp``.
+    """
+    from mappings._api import resolve_arch
+    from models._spec import ModelError
+
+    if graph.tp > 1:
+        if system is None:
+            raise ModelError(
+                "tensor parallelism needs an interconnect",
+                path="system",
+                expected="a System",
+                got=None,
+            )
+        if system.count < graph.tp:
+            raise ModelError(
+                "the system has fewer devices than the tensor-parallel degree",
+                path="tp",
+                expected=f"<= {system.count} ({system.name})",
+                got=graph.tp,
+            )
+    a = resolve_arch(arch)
+    arch_key: object = arch if isinstance(arch, str) else id(a)
+    t0 = time.perf_counter()
+    rows: list[OpRow] = []
+    sims = 0
+    static_w = float(a.leakage_w)
+    for stage in graph.stages:
+        for op in stage.ops:
+            if op.collective:
+                assert system is not None
+                secs, algo = collective_time(op.collective, op.bytes, system, devices=graph.tp)
+                sent = collective_bytes_sent(op.collective, op.bytes, graph.tp)
+                energy = static_w * secs + sent * 8 * system.link_energy_pj_per_bit * 1e-12
+                rows.append(
+                    OpRow(
+                        stage.name,
+                        op.name,
+                        op.describe(),
+                        op.count,
+                        stage.repeat,
+                        secs,
+                        energy,
+                        0.0,
+                        "comm",
+                        algo,
+                        f"{system.name}: {algo} over {graph.tp} devices",
+                    )
+                )
+                continue
+            (secs, energy, dram, bound, how), miss = _simulate_op(op, a, arch_key, engine)
+            sims += miss
+            if bound == "unmapped":
+                rows.append(
+                    OpRow(
+                        stage.name,
+                        op.name,
+                        op.describe(),
+                        op.count,
+                        stage.repeat,
+                        0.0,
+                        0.0,
+                        0.0,
+                        "unmapped",
+                        "",
+                        how,
+                    )
+                )
+            else:
+                rows.append(
+                    OpRow(
+                        stage.name,
+                        op.name,
+                        op.describe(),
+                        op.count,
+                        stage.repeat,
+                        secs,
+                        energy,
+                        dram,
+                        bound,
+                        how,
+                    )
+                )
+    return ModelReport(
+        graph=graph,
+        arch=a.name,
+        system=system if graph.tp > 1 else None,
+        engine=engine,
+        rows=tuple(rows),
+        static_w=static_w,
+        wall_s=time.perf_counter() - t0,
+        simulations=sims,
+    )

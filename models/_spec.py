@@ -1,0 +1,471 @@
+"""What a model is made of: :class:`ModelSpec`, from a workloads preset or a HF ``config.json``.
+
+A :class:`ModelSpec` holds the architecture fields a layer graph needs (widths, heads,
+attention form, FFN form, norms, MoE and MLA dimensions). It is built either from a model
+preset of :mod:`workloads.library` (``llama3-8b``, ``deepseek-v3`` ...) or from a Hugging
+Face ``config.json`` (the ``model_type`` selects the reader; an unknown one is an error that
+lists the known ones). Every field read from a file is checked: a missing or ill-typed field
+raises :class:`ModelError` naming it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from archsim.errors import SpecError
+
+__all__ = [
+    "ModelError",
+    "ModelSpec",
+    "from_preset",
+    "from_hf_config",
+    "load_model",
+    "list_model_names",
+    "HF_MODEL_TYPES",
+]
+
+
+class ModelError(SpecError):
+    """A model description (preset name, ``config.json``, phase, shapes) is bad."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Architecture of one transformer model (all widths in elements).
+
+    Attributes
+    ----------
+    name
+        Preset name or the config file's stem.
+    family
+        ``decoder`` (causal LM: prefill and decode) or ``encoder`` (bidirectional, one
+        forward pass: prefill only).
+    layers, d_model, heads, kv_heads, head_dim, v_head_dim
+        Blocks, residual width, query heads, key/value heads, q/k head width, v head width.
+    ffn_dim
+        Dense FFN hidden width (the width of the dense layers of an MoE model).
+    ffn
+        ``swiglu`` (gate, up, down; SiLU) or ``gelu`` (up, down; GELU).
+    norm
+        ``rmsnorm`` or ``layernorm``.
+    attention
+        ``mha``, ``gqa`` or ``mla`` (DeepSeek latent attention).
+    rope
+        Rotary position embedding applied to q and k (False: learned absolute positions).
+    vocab
+        Vocabulary (LM head width); 0 = no LM head.
+    q_lora_rank, kv_lora_rank, rope_dim, nope_dim
+        MLA: latent query width (0 = a direct q projection), latent KV width, decoupled
+        RoPE key width, non-RoPE q/k width.
+    experts, active_experts, shared_experts, moe_ffn_dim, dense_layers
+        MoE: routed experts, experts per token, always-on shared experts, expert hidden
+        width, and how many leading layers are dense (DeepSeek ``first_k_dense_replace``).
+    dtype_bits
+        Bits per weight/activation element (16 for bf16).
+    source
+        Where the numbers come from.
+    """
+
+    name: str
+    family: str
+    layers: int
+    d_model: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    ffn_dim: int
+    vocab: int
+    v_head_dim: int = 0
+    ffn: str = "swiglu"
+    norm: str = "rmsnorm"
+    attention: str = "gqa"
+    rope: bool = True
+    q_lora_rank: int = 0
+    kv_lora_rank: int = 0
+    rope_dim: int = 0
+    nope_dim: int = 0
+    experts: int = 0
+    active_experts: int = 0
+    shared_experts: int = 0
+    moe_ffn_dim: int = 0
+    dense_layers: int = 0
+    dtype_bits: int = 16
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.v_head_dim == 0:
+            object.__setattr__(self, "v_head_dim", self.head_dim)
+        _check_spec(self)
+
+    @property
+    def elt_bytes(self) -> float:
+        """Bytes per element."""
+        return self.dtype_bits / 8
+
+    @property
+    def moe_layers(self) -> int:
+        """Layers whose FFN is a mixture of experts."""
+        return self.layers - self.dense_layers if self.experts else 0
+
+    def kv_cache_bytes(self, batch: int, context: int) -> float:
+        """KV-cache bytes of ``batch`` sequences of ``context`` tokens, all layers.
+
+        GQA/MHA: ``2 * kv_heads * head_dim`` elements per token per layer (K and V; the V
+        part uses ``v_head_dim``). MLA: the latent ``kv_lora_rank + rope_dim`` per token
+        per layer (DeepSeek-V2 Sec. 2.1.2: only the compressed latent and the RoPE key are
+        cached).
+        """
+        if self.attention == "mla":
+            per_token = self.kv_lora_rank + self.rope_dim
+        else:
+            per_token = self.kv_heads * (self.head_dim + self.v_head_dim)
+        return float(self.layers * per_token * batch * context * self.elt_bytes)
+
+    def param_count(self) -> float:
+        """Weights (elements), embeddings and LM head included (untied), norms excluded."""
+        d = self.d_model
+        if self.attention == "mla":
+            qk = self.nope_dim + self.rope_dim
+            q = (
+                d * self.q_lora_rank + self.q_lora_rank * self.heads * qk
+                if self.q_lora_rank
+                else d * self.heads * qk
+            )
+            kv = d * (self.kv_lora_rank + self.rope_dim)
+            kv += self.kv_lora_rank * self.heads * (self.nope_dim + self.v_head_dim)
+            attn = q + kv + self.heads * self.v_head_dim * d
+        else:
+            attn = d * (self.heads + self.kv_heads) * self.head_dim
+            attn += d * self.kv_heads * self.v_head_dim + self.heads * self.v_head_dim * d
+        mats = 3 if self.ffn == "swiglu" else 2
+        dense = mats * d * self.ffn_dim
+        moe = (self.experts + self.shared_experts) * mats * d * self.moe_ffn_dim
+        moe += d * self.experts  # router
+        n_dense = self.layers - self.moe_layers
+        body = self.layers * attn + n_dense * dense + self.moe_layers * moe
+        return float(body + 2 * self.vocab * d)
+
+    def to_dict(self) -> dict[str, object]:
+        """All fields as a plain dict (JSON-ready)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _check_spec(s: ModelSpec) -> None:
+    def bad(field: str, expected: str, got: object) -> ModelError:
+        return ModelError("bad model field", path=f"{s.name}.{field}", expected=expected, got=got)
+
+    for f in ("layers", "d_model", "heads", "kv_heads", "head_dim", "ffn_dim"):
+        v = getattr(s, f)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise bad(f, "a positive integer", v)
+    choices = {
+        "family": ("decoder", "encoder"),
+        "ffn": ("swiglu", "gelu"),
+        "norm": ("rmsnorm", "layernorm"),
+        "attention": ("mha", "gqa", "mla"),
+    }
+    for f, allowed in choices.items():
+        if getattr(s, f) not in allowed:
+            raise bad(f, f"one of {list(allowed)}", getattr(s, f))
+    if s.heads % s.kv_heads:
+        raise bad("kv_heads", f"a divisor of heads = {s.heads}", s.kv_heads)
+    if s.attention == "mla" and (s.kv_lora_rank < 1 or s.rope_dim < 1 or s.nope_dim < 1):
+        raise bad("kv_lora_rank", "MLA widths kv_lora_rank, rope_dim, nope_dim > 0", s.kv_lora_rank)
+    if s.experts:
+        if not 1 <= s.active_experts <= s.experts:
+            raise bad("active_experts", f"1..experts = {s.experts}", s.active_experts)
+        if s.moe_ffn_dim < 1:
+            raise bad("moe_ffn_dim", "a positive integer for an MoE model", s.moe_ffn_dim)
+        if not 0 <= s.dense_layers < s.layers:
+            raise bad("dense_layers", f"0..layers-1 = {s.layers - 1}", s.dense_layers)
+
+
+# --- presets ---------------------------------------------------------------------------------
+#: What the workloads presets do not record, per preset: the layer family, the norm, the
+#: position encoding and (DeepSeek-V3) the leading dense layers.
+#: - BERT (Devlin et al. 2019) and the FuseMax layer set (bidirectional attention in the
+#:   FuseMax artifact) are encoders with post-LayerNorm and learned positions; GPT-3 (Brown et
+#:   al. 2020, Sec. 2.1: "the same model and architecture as GPT-2") is a pre-LayerNorm
+#:   decoder with learned positions; Llama 3 and DeepSeek-V3 use RMSNorm and RoPE.
+#: - DeepSeek-V3 ``config.json``: ``first_k_dense_replace: 3`` (the first 3 of 61 layers
+#:   have a dense 18,432-wide FFN, the other 58 are MoE).
+_PRESET_EXTRAS: dict[str, dict[str, object]] = {
+    "llama3-8b": {},
+    "llama3-70b": {},
+    "deepseek-v3": {"dense_layers": 3},
+    "gpt3-175b": {"norm": "layernorm", "rope": False},
+    "bert-base": {"family": "encoder", "norm": "layernorm", "rope": False},
+    "bert-large": {"family": "encoder", "norm": "layernorm", "rope": False},
+    "fusemax-bert": {"family": "encoder", "norm": "layernorm", "rope": False},
+    "fusemax-trxl": {"family": "encoder", "norm": "layernorm", "rope": False},
+    "fusemax-t5": {"family": "encoder", "norm": "layernorm", "rope": False},
+    "fusemax-xlm": {"family": "encoder", "norm": "layernorm", "rope": False},
+}
+
+
+def list_model_names() -> list[str]:
+    """Preset names a model graph can be built from (the workloads presets with a layer
+    family; ``wan2.1-14b``, a video DiT with cross-attention, is not one of them)."""
+    from workloads import list_models
+
+    return [n for n in list_models() if n in _PRESET_EXTRAS]
+
+
+def from_preset(name: str) -> ModelSpec:
+    """The :class:`ModelSpec` of workloads preset ``name``."""
+    from workloads import get_model
+
+    if name not in _PRESET_EXTRAS:
+        raise ModelError(
+            "no layer graph for this model preset",
+            path="model",
+            expected=f"one of {list_model_names()} or a config.json path",
+            got=name,
+        )
+    p = get_model(name)
+    kw: dict[str, Any] = {
+        "name": p.name,
+        "family": "decoder",
+        "layers": p.layers,
+        "d_model": p.d_model,
+        "heads": p.heads,
+        "kv_heads": p.kv_heads,
+        "head_dim": p.head_dim,
+        "v_head_dim": p.v_head_dim,
+        "ffn_dim": p.ffn_dim,
+        "vocab": p.vocab,
+        "ffn": p.ffn,
+        "norm": "rmsnorm",
+        "attention": p.attention,
+        "q_lora_rank": p.q_lora_rank,
+        "kv_lora_rank": p.kv_lora_rank,
+        "rope_dim": p.rope_dim,
+        "nope_dim": p.nope_dim,
+        "experts": p.experts,
+        "active_experts": p.active_experts,
+        "shared_experts": p.shared_experts,
+        "moe_ffn_dim": p.moe_ffn_dim,
+        "source": p.source,
+    }
+    kw.update(_PRESET_EXTRAS[name])
+    return ModelSpec(**kw)
+
+
+# --- Hugging Face config.json ------------------------------------------------------------------
+class _Reader:
+    """Typed access to a config dict; errors name the file and the field."""
+
+    def __init__(self, cfg: dict[str, Any], where: str) -> None:
+        self.cfg = cfg
+        self.where = where
+
+    def int(self, key: str, default: int | None = None, *, minimum: int = 1) -> int:
+        v = self.cfg.get(key)
+        if v is None:
+            if default is None:
+                raise ModelError(
+                    "missing field", path=f"{self.where}.{key}", expected="an integer", got=None
+                )
+            return default
+        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+            raise ModelError(
+                "bad field",
+                path=f"{self.where}.{key}",
+                expected=f"an integer >= {minimum}",
+                got=v,
+            )
+        return v
+
+    def str(self, key: str, default: str) -> str:
+        v = self.cfg.get(key, default)
+        if v is None:
+            return default
+        if not isinstance(v, str):
+            raise ModelError("bad field", path=f"{self.where}.{key}", expected="a string", got=v)
+        return v
+
+    def head_dim(self, d: int, heads: int) -> int:
+        if self.cfg.get("head_dim") is not None:
+            return self.int("head_dim")
+        if d % heads:
+            raise ModelError(
+                "hidden size not divisible by the heads (and no head_dim given)",
+                path=f"{self.where}.num_attention_heads",
+                expected=f"a divisor of hidden_size = {d}",
+                got=heads,
+            )
+        return d // heads
+
+
+def _llama_like(r: _Reader, name: str, *, moe: bool) -> ModelSpec:
+    d = r.int("hidden_size")
+    heads = r.int("num_attention_heads")
+    kv = r.int("num_key_value_heads", heads)
+    hd = r.head_dim(d, heads)
+    act = r.str("hidden_act", "silu")
+    if act not in ("silu", "swish"):
+        raise ModelError(
+            "unsupported activation for a gated FFN",
+            path=f"{r.where}.hidden_act",
+            expected="silu",
+            got=act,
+        )
+    kw: dict[str, Any] = {}
+    if moe:  # Mixtral: every layer is MoE, experts as wide as intermediate_size
+        kw = {
+            "experts": r.int("num_local_experts"),
+            "active_experts": r.int("num_experts_per_tok"),
+            "moe_ffn_dim": r.int("intermediate_size"),
+        }
+    return ModelSpec(
+        name=name,
+        family="decoder",
+        layers=r.int("num_hidden_layers"),
+        d_model=d,
+        heads=heads,
+        kv_heads=kv,
+        head_dim=hd,
+        ffn_dim=r.int("intermediate_size"),
+        vocab=r.int("vocab_size"),
+        attention="gqa" if kv < heads else "mha",
+        source=f"{r.where} (Hugging Face config.json)",
+        **kw,
+    )
+
+
+def _deepseek(r: _Reader, name: str) -> ModelSpec:
+    nope = r.int("qk_nope_head_dim")
+    rope = r.int("qk_rope_head_dim")
+    heads = r.int("num_attention_heads")
+    experts = r.int("n_routed_experts", 0, minimum=0)
+    return ModelSpec(
+        name=name,
+        family="decoder",
+        layers=r.int("num_hidden_layers"),
+        d_model=r.int("hidden_size"),
+        heads=heads,
+        kv_heads=heads,
+        head_dim=nope + rope,
+        v_head_dim=r.int("v_head_dim"),
+        ffn_dim=r.int("intermediate_size"),
+        vocab=r.int("vocab_size"),
+        attention="mla",
+        q_lora_rank=r.int("q_lora_rank", 0, minimum=0),
+        kv_lora_rank=r.int("kv_lora_rank"),
+        rope_dim=rope,
+        nope_dim=nope,
+        experts=experts,
+        active_experts=r.int("num_experts_per_tok") if experts else 0,
+        shared_experts=r.int("n_shared_experts", 0, minimum=0) if experts else 0,
+        moe_ffn_dim=r.int("moe_intermediate_size") if experts else 0,
+        dense_layers=r.int("first_k_dense_replace", 0, minimum=0) if experts else 0,
+        source=f"{r.where} (Hugging Face config.json)",
+    )
+
+
+def _gpt2(r: _Reader, name: str) -> ModelSpec:
+    d = r.int("n_embd")
+    heads = r.int("n_head")
+    return ModelSpec(
+        name=name,
+        family="decoder",
+        layers=r.int("n_layer"),
+        d_model=d,
+        heads=heads,
+        kv_heads=heads,
+        head_dim=r.head_dim(d, heads),
+        ffn_dim=r.int("n_inner", 4 * d),
+        vocab=r.int("vocab_size"),
+        ffn="gelu",
+        norm="layernorm",
+        attention="mha",
+        rope=False,
+        source=f"{r.where} (Hugging Face config.json)",
+    )
+
+
+def _bert(r: _Reader, name: str) -> ModelSpec:
+    d = r.int("hidden_size")
+    heads = r.int("num_attention_heads")
+    return ModelSpec(
+        name=name,
+        family="encoder",
+        layers=r.int("num_hidden_layers"),
+        d_model=d,
+        heads=heads,
+        kv_heads=heads,
+        head_dim=r.head_dim(d, heads),
+        ffn_dim=r.int("intermediate_size"),
+        vocab=r.int("vocab_size"),
+        ffn="gelu",
+        norm="layernorm",
+        attention="mha",
+        rope=False,
+        source=f"{r.where} (Hugging Face config.json)",
+    )
+
+
+#: ``model_type`` values of ``config.json`` this module reads, and how.
+HF_MODEL_TYPES = {
+    "llama": lambda r, n: _llama_like(r, n, moe=False),
+    "mistral": lambda r, n: _llama_like(r, n, moe=False),
+    "qwen2": lambda r, n: _llama_like(r, n, moe=False),
+    "mixtral": lambda r, n: _llama_like(r, n, moe=True),
+    "deepseek_v2": _deepseek,
+    "deepseek_v3": _deepseek,
+    "gpt2": _gpt2,
+    "bert": _bert,
+}
+
+
+def from_hf_config(cfg: dict[str, Any] | str | Path, *, name: str | None = None) -> ModelSpec:
+    """A :class:`ModelSpec` from a Hugging Face ``config.json`` (a path or the parsed dict).
+
+    Only architecture fields are read; ``torch_dtype`` is ignored (the graph runs in 16-bit
+    unless :func:`dataclasses.replace` changes ``dtype_bits``).
+    """
+    where = "config.json"
+    if not isinstance(cfg, dict):
+        path = Path(cfg)
+        where = path.name
+        if not path.is_file():
+            raise ModelError(
+                "no such file", path="model", expected="a config.json path", got=str(path)
+            )
+        try:
+            cfg = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ModelError(
+                f"not JSON ({exc.msg}, line {exc.lineno})",
+                path=where,
+                expected="a Hugging Face config.json",
+                got=path.name,
+            ) from None
+        name = name or (path.parent.name if path.stem == "config" else path.stem)
+    if not isinstance(cfg, dict):
+        raise ModelError("not a JSON object", path=where, expected="{...}", got=type(cfg).__name__)
+    mt = cfg.get("model_type")
+    if mt not in HF_MODEL_TYPES:
+        raise ModelError(
+            "unknown model_type",
+            path=f"{where}.model_type",
+            expected=f"one of {sorted(HF_MODEL_TYPES)}",
+            got=mt,
+        )
+    return HF_MODEL_TYPES[mt](_Reader(cfg, where), name or str(mt))
+
+
+def load_model(model: str | Path | ModelSpec, *, dtype_bits: int | None = None) -> ModelSpec:
+    """A :class:`ModelSpec` from a preset name, a ``config.json`` path, or itself."""
+    if isinstance(model, ModelSpec):
+        spec = model
+    elif str(model).endswith(".json") or Path(str(model)).is_file():
+        spec = from_hf_config(model)
+    else:
+        spec = from_preset(str(model))
+    if dtype_bits is not None and dtype_bits != spec.dtype_bits:
+        spec = replace(spec, dtype_bits=dtype_bits)
+    return spec
