@@ -275,8 +275,8 @@ def simulate_workload(
         result = estimate(plan.program, a)
     else:
         raise MappingError("unknown engine", path="engine", expected="event|analytic", got=engine)
-    if getattr(a, "gpu", None) is not None and "kernels" in plan.program.meta:
-        result = _board_energy(result, plan, a)
+    if plan.finish is not None:
+        result = plan.finish(result)
     return SimulationReport(
         result=result,
         plan=plan,
@@ -284,26 +284,4 @@ def simulate_workload(
         workload=str(getattr(w, "name", workload)),
         dataflow=name,
         params=dict(getattr(w, "params", {})),
-    )
-
-
-def _board_energy(result: Result, plan: Plan, arch: Architecture) -> Result:
-    """A GPU result's energy from the board power model (validated against NVML) at the
-    engine's time; the per-component energy of the architecture's tables stays in
-    ``meta["component_energy_j"]``."""
-    import dataclasses
-
-    from archsim.gpu import gpu_model
-    from mappings._gpu._lower import board_energy_j
-
-    parts = board_energy_j(gpu_model(arch), plan.program.meta, result.seconds)
-    return dataclasses.replace(
-        result,
-        energy_j=float(sum(parts.values())),
-        energy_breakdown_j=parts,
-        meta={
-            **result.meta,
-            "energy_model": "board power model (archsim.gpu.power)",
-            "component_energy_j": float(result.energy_j),
-        },
     )

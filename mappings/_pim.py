@@ -40,13 +40,14 @@ References: AttAcc (Park et al., ASPLOS'24) timing presets and organisation
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING
 
-from archsim import Compute, DramTiming, Phase, Step, TileProgram, Transfer
+from archsim import Compute, DramTiming, Phase, Result, Step, TileProgram, Transfer
 from archsim.dram import pim_allbank_stream, stream_rate
 from archsim.errors import MappingError
 from mappings._passes import cascade_passes
@@ -399,16 +400,23 @@ def gemv_timing(
     }
 
 
+def _pim_energy_parts(
+    arch: Architecture, pim_bytes: float, macs: float, io_bytes: float, seconds: float
+) -> dict[str, float]:
+    pim = arch.pim
+    return {
+        f"{arch.dram.name}.banks.read": pim_bytes * pim.access_energy_pj_per_byte * 1e-12,
+        "pim.mac": macs * pim.energy_pj_per_mac * 1e-12,
+        f"{arch.dram.name}.io": io_bytes * arch.dram.read_energy_pj_per_byte * 1e-12,
+        "static": arch.idle_power_w * seconds,
+    }
+
+
 def pim_energy_j(
     arch: Architecture, *, pim_bytes: float, macs: float, io_bytes: float, seconds: float
 ) -> float:
     """Energy of a PIM pass: bank-local reads, MACs, external I/O and static power, J."""
-    pim = arch.pim
-    ext_pj = arch.dram.read_energy_pj_per_byte
-    static_w = arch.idle_power_w
-    return (
-        pim_bytes * pim.access_energy_pj_per_byte + macs * pim.energy_pj_per_mac + io_bytes * ext_pj
-    ) * 1e-12 + static_w * seconds
+    return float(sum(_pim_energy_parts(arch, pim_bytes, macs, io_bytes, seconds).values()))
 
 
 def _program(
@@ -418,22 +426,42 @@ def _program(
     bytes_per_unit: float,
     io_bytes: float,
     repeats: int,
+    mac_cycles: float,
 ) -> TileProgram:
     """Engine view: each of the placement's units streams its rows (one trip = one DRAM row
-    of MACs at the preset's MAC rate), then the host-side I/O moves over the DRAM interface.
+    of MACs), then the host-side I/O moves over the DRAM interface.
 
-    The engine's cycles leave out row switches and refresh (20-25% for per-bank units) and
-    use the preset's MAC rate whatever ``power_limited`` says; the DRAM-timing answer is
-    ``plan.meta["pim_model_cycles"]``.
+    The units' time is the DRAM-timing model's (``mac_cycles`` x the refresh stretch): row
+    switches, refresh and the MAC command gap leave a unit's lanes idle part of the time,
+    which is the ``occupancy`` of its work (useful MAC time at the unit's declared rate over
+    the stream's time). The host I/O is timed by the engine's DRAM interface (refresh is not
+    applied to it: 0.1% of a decode step on ``hbm3_pim``).
+
+    Raises
+    ------
+    MappingError
+        The timing asks for MACs faster than the unit's declared rate (``power_limited``
+        false on a preset whose unit is declared at the power-limited command gap).
     """
     unit = next((u for u in arch.compute if u.level == arch.dram.name), arch.compute[0])
     op = next(iter(unit.ops_per_cycle))
     macs_per_col = max(1, t.column_bytes // max(1, arch.pim.dtype_bits // 8))
     cols = math.ceil(bytes_per_unit / t.column_bytes)
     rows = max(1, repeats * math.ceil(cols / t.columns_per_row))
-    body = Step(
-        compute=(Compute(unit.name, {op: float(macs_per_col * min(cols, t.columns_per_row))}),)
-    )
+    macs = float(macs_per_col * min(cols, t.columns_per_row))
+    useful = rows * macs / unit.ops_per_cycle[op]
+    stream = t.refresh_factor * mac_cycles
+    occupancy = useful / stream if stream > 0 else 1.0
+    if occupancy > 1.0 + 1e-9:
+        raise MappingError(
+            f"the DRAM timing issues MACs {occupancy:.3g}x faster than unit {unit.name!r} "
+            f"is declared to run ({unit.ops_per_cycle[op]:g} {op} per cycle)",
+            path="knobs.power_limited",
+            expected="the unit's declared command gap (set the unit's ops_per_cycle to "
+            "macs_per_unit_per_cmd / mac_cmd_gap_cycles_unlimited for the unlimited variant)",
+            got=t.power_limited,
+        )
+    body = Step(compute=(Compute(unit.name, {op: macs}, occupancy=max(occupancy, 1e-9)),))
     mac = Phase("pim_mac", body=body, trips=rows, work_items=t.units, slots=t.units, depth=1)
     io = Phase(
         "host_io",
@@ -441,6 +469,31 @@ def _program(
         trips=1,
     )
     return TileProgram(name=name, phases=(mac, io), clock_hz=1.0 / t.tck_s)
+
+
+def _finish_pim(
+    arch: Architecture, units: int, pim_bytes: float, macs: float, io_bytes: float, result: Result
+) -> Result:
+    """``result`` with the stack's in-bank reads counted as DRAM bytes (``LEVEL.banks``:
+    the bytes every unit reads from its own banks, which never cross the interface) and
+    the energy of :func:`pim_energy_j` at the result's own time."""
+    banks = f"{arch.dram.name}.banks"
+    energy = pim_energy_j(
+        arch, pim_bytes=pim_bytes, macs=macs, io_bytes=io_bytes, seconds=result.seconds
+    )
+    return dataclasses.replace(
+        result,
+        bytes_by_level={**result.bytes_by_level, banks: float(pim_bytes)},
+        dram_bytes=float(result.dram_bytes + pim_bytes),
+        energy_j=float(energy),
+        energy_breakdown_j=_pim_energy_parts(arch, pim_bytes, macs, io_bytes, result.seconds),
+        meta={
+            **result.meta,
+            "energy_model": "PIM energy (mappings._pim.pim_energy_j)",
+            "component_energy_j": float(result.energy_j),
+            "in_bank_bytes_per_unit": float(pim_bytes) / max(1, units),
+        },
+    )
 
 
 def _knob_placement(knobs: Mapping[str, object]) -> tuple[str | None, bool | None]:
@@ -467,6 +520,7 @@ def _pim_plan(
     t: PimTiming,
     r: Mapping[str, float],
     energy_j: float,
+    finish: Callable[[Result], Result],
 ) -> Plan:
     """The ``Plan`` of a PIM dataflow; ``meta`` carries the DRAM-timing answer ``r``."""
     meta = {
@@ -484,6 +538,7 @@ def _pim_plan(
         passes=passes,
         notes=f"{dataflow}: {t.placement}, power_limited={t.power_limited}",
         meta=meta,
+        finish=finish,
     )
 
 
@@ -628,8 +683,9 @@ def pim_decode(workload: Workload, arch: Architecture, knobs: Mapping[str, objec
     (a GQA group, MLA's heads) are applied as extra MAC commands on the open row (a unit's
     command applies one query vector to a column), so GQA moves 1/group of MHA's K/V bytes
     but issues as many commands. Streams fewer than channels are split over channels along
-    the key rank. ``plan.meta`` holds the DRAM-timing answer (``pim_model_cycles``,
-    ``pim_model_seconds``); ``pim_kv_bytes`` is the K/V cache the units read.
+    the key rank. The engine runs the DRAM-timing model's stream (``plan.meta``:
+    ``pim_model_cycles``, ``pim_model_seconds``, within 1%); ``pim_kv_bytes`` is the K/V cache
+    the units read, reported as ``HBM.banks`` bytes of the result.
     """
     placement, limited = _knob_placement(knobs)
     _require_pim(arch, "pim_decode")
@@ -660,21 +716,27 @@ def pim_decode(workload: Workload, arch: Architecture, knobs: Mapping[str, objec
         "sharing": float(shape.sharing),
     }
     io_bytes = 2.0 * shape.streams * shape.sharing * shape.key_len * score_b
-    program = _program(f"pim_decode:{workload.name}", arch, t, r["bytes_per_unit"], io_bytes, cmds)
-    energy = pim_energy_j(
+    program = _program(
+        f"pim_decode:{workload.name}",
         arch,
-        pim_bytes=streamed_bytes * cmds,
-        macs=r["macs"],
-        io_bytes=io_bytes,
-        seconds=r["seconds"],
+        t,
+        r["bytes_per_unit"],
+        io_bytes,
+        cmds,
+        r["mac_cycles"],
     )
+    pim_bytes = streamed_bytes * cmds
+    energy = pim_energy_j(
+        arch, pim_bytes=pim_bytes, macs=r["macs"], io_bytes=io_bytes, seconds=r["seconds"]
+    )
+    finish = partial(_finish_pim, arch, t.units, pim_bytes, r["macs"], io_bytes)
     passes = PassInfo(
         passes=2,
         buffer_bytes=float(shape.key_len * score_b),
         buffer_formula="key_len * score bytes",
         reason="scores leave the units for the softmax, then return",
     )
-    return _pim_plan("pim_decode", program, passes, t, r, energy)
+    return _pim_plan("pim_decode", program, passes, t, r, energy, finish)
 
 
 @dataclass(frozen=True)
@@ -767,19 +829,23 @@ def pim_gemv(workload: Workload, arch: Architecture, knobs: Mapping[str, object]
     )
     io_bytes = float(M) * (K * t.channels + N) * dbyte
     program = _program(
-        f"pim_gemv:{workload.name}", arch, t, r["weight_bytes"] / t.units, io_bytes, M
-    )
-    energy = pim_energy_j(
+        f"pim_gemv:{workload.name}",
         arch,
-        pim_bytes=M * r["weight_bytes"],
-        macs=r["macs"],
-        io_bytes=io_bytes,
-        seconds=r["seconds"],
+        t,
+        r["weight_bytes"] / t.units,
+        io_bytes,
+        M,
+        r["mac_cycles"],
     )
+    pim_bytes = M * r["weight_bytes"]
+    energy = pim_energy_j(
+        arch, pim_bytes=pim_bytes, macs=r["macs"], io_bytes=io_bytes, seconds=r["seconds"]
+    )
+    finish = partial(_finish_pim, arch, t.units, pim_bytes, r["macs"], io_bytes)
     passes = PassInfo(
         passes=1,
         buffer_bytes=float(K * dbyte),
         buffer_formula="K * dbyte",
         reason="the input vector sits in the channel buffer",
     )
-    return _pim_plan("pim_gemv", program, passes, t, r, energy)
+    return _pim_plan("pim_gemv", program, passes, t, r, energy, finish)

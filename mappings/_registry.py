@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from archsim.errors import MappingError
 
 if TYPE_CHECKING:  # imported for annotations only; keeps ``import mappings`` cheap
-    from archsim import Architecture, TileProgram
+    from archsim import Architecture, Result, TileProgram
     from mappings._mapping import Mapping as LoopMapping
     from workloads import Workload
 
@@ -90,6 +90,11 @@ class Plan:
         Free text for humans: the binding, which knobs were used.
     meta
         Extra numbers (analytic traffic per level, utilization bounds, knobs resolved).
+    finish
+        What the architecture class adds to an evaluator's ``Result`` that per-op tables
+        cannot give (a GPU's board power model, a PIM stack's in-bank reads), applied by
+        :func:`mappings.simulate_workload` to the event and the analytic result alike;
+        ``None`` for spatial arrays.
     """
 
     program: TileProgram
@@ -97,6 +102,7 @@ class Plan:
     passes: PassInfo | None = None
     notes: str = ""
     meta: Mapping[str, object] = field(default_factory=dict)
+    finish: Callable[[Result], Result] | None = None
 
 
 DataflowFn = Callable[["Workload", "Architecture", Mapping[str, object]], Plan]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 from archsim.errors import MappingError
 from archsim.gpu import GpuModel, KernelCost, evaluate_op, gpu_model
 from mappings._registry import PassInfo, Plan
 
-from ._lower import costs_to_program
+from ._lower import costs_to_program, with_board_energy
 
 if TYPE_CHECKING:
     from archsim import Architecture
@@ -88,7 +89,8 @@ def gpu_plan(
         f"{name}:{workload.name}", costs, model, arch, pred, dtype=dtype_of(workload)
     )
     meta = {**program.meta, "dataflow": name, **(extra_meta or {})}
-    return Plan(program=program, mapping=None, passes=passes, notes=notes, meta=meta)
+    finish = partial(with_board_energy, model, program.meta)
+    return Plan(program=program, mapping=None, passes=passes, notes=notes, meta=meta, finish=finish)
 
 
 def ensure(cond: bool, message: str, path: str, expected: object, got: object) -> None:

@@ -43,12 +43,13 @@ from dataclasses import replace
 
 import numpy as np
 
-from archsim import Compute, Phase, Step, TileProgram, Transfer
+from archsim import Compute, Phase, Result, Step, TileProgram, Transfer
 from archsim.gpu import GpuModel, KernelCost, OpPrediction
 from archsim.gpu.power import board_energy_parts_j
 
 __all__ = [
     "board_energy_j",
+    "with_board_energy",
     "kernel_phase",
     "writeback_phase",
     "costs_to_program",
@@ -308,6 +309,22 @@ def board_energy_j(model: GpuModel, meta: Mapping[str, object], seconds: float) 
         for name, j in parts.items():
             total[f"gpu.{name}"] = total.get(f"gpu.{name}", 0.0) + j
     return total
+
+
+def with_board_energy(model: GpuModel, meta: Mapping[str, object], result: Result) -> Result:
+    """``result`` with its energy from :func:`board_energy_j` at its own time; the energy of
+    the architecture's per-op tables stays in ``meta["component_energy_j"]``."""
+    parts = board_energy_j(model, meta, result.seconds)
+    return replace(
+        result,
+        energy_j=float(sum(parts.values())),
+        energy_breakdown_j=parts,
+        meta={
+            **result.meta,
+            "energy_model": "board power model (archsim.gpu.power)",
+            "component_energy_j": float(result.energy_j),
+        },
+    )
 
 
 def prediction_meta(pred: OpPrediction) -> Mapping[str, object]:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from archsim import load_arch
 from archsim.errors import MappingError
 from mappings import simulate_workload
-from workloads import get_workload
+from workloads import count, get_workload
 
 #: A user's decode cascade: other tensor, rank and parameter names than the library's.
 USER_DECODE = """
@@ -128,3 +129,25 @@ def test_pim_gemv_refuses_zero_or_several_contractions(tmp_path):
         simulate_workload("hbm3_pim", "softmax", dataflow="pim_gemv")
     with pytest.raises(MappingError, match="PIM"):
         simulate_workload("h100", "gemm", dataflow="pim_gemv")
+
+
+@pytest.mark.parametrize("arch", ["hbm3_pim", "hbm_pim", "aim_pim"])
+@pytest.mark.parametrize(
+    ("workload", "params"),
+    [("decode", {"Skv": 4096}), ("gemm", {"M": 1, "N": 4096, "K": 4096})],
+)
+@pytest.mark.parametrize("engine", ["event", "analytic"])
+def test_cli_answer_is_the_dram_timing_model(arch, workload, params, engine):
+    """One PIM model: the engine's cycles are the DRAM-timing stream's (row switches,
+    refresh and the command gap as idle lanes), the energy is the PIM energy model's, and
+    the in-bank reads are DRAM bytes (at least the compulsory bytes of the cascade)."""
+    rep = simulate_workload(arch, workload, params=params, engine=engine)
+    r, meta = rep.result, rep.plan.meta
+    assert r.cycles == pytest.approx(meta["pim_model_cycles"], rel=0.01)
+    assert r.energy_j == pytest.approx(meta["pim_model_energy_j"], rel=0.01)
+    dram = load_arch(arch).dram.name
+    banks = r.bytes_by_level[f"{dram}.banks"]
+    assert banks > 0
+    assert r.dram_bytes == pytest.approx(r.bytes_by_level[dram] + banks)
+    w = get_workload(workload, **params)
+    assert r.dram_bytes >= count(w.cascade, w.params).compulsory_bytes

@@ -148,8 +148,21 @@ def test_mha_decode_through_the_dataflow_equals_the_attacc_shape_model(hbm3):
 
 def test_power_limited_knob_accepts_command_line_strings():
     params = {"B": 1, "H": 130, "Skv": 2048, "D": 128}
+    # the preset's unit is declared at the power-limited command gap: the unlimited timing
+    # would run it faster than declared, which the recipe refuses (one model, no second answer)
+    with pytest.raises(MappingError, match="faster than unit 'pim'"):
+        simulate_workload(
+            "hbm3_pim",
+            "decode",
+            params=params,
+            dataflow="pim_decode",
+            knobs={"power_limited": "false"},
+        )
+    npc = load_arch("hbm3_pim").with_updates(
+        {"compute.pim.ops_per_cycle.mac_fp16": 16 / 4, "pim.power_limited": False}
+    )
     off = simulate_workload(
-        "hbm3_pim",
+        npc,
         "decode",
         params=params,
         dataflow="pim_decode",
@@ -158,6 +171,8 @@ def test_power_limited_knob_accepts_command_line_strings():
     )
     assert off.plan.meta["power_limited"] is False
     assert off.plan.meta["pim_model_cycles"] == pytest.approx(28176, rel=0.10)
+    # the engine runs the DRAM-timing model's stream (host I/O without refresh: < 2%)
+    assert off.result.cycles == pytest.approx(off.plan.meta["pim_model_cycles"], rel=0.02)
     with pytest.raises(MappingError, match="power_limited"):
         simulate_workload(
             "hbm3_pim",
