@@ -109,9 +109,12 @@ def _compare(args: argparse.Namespace) -> int:
     trace = read_torch_trace(args.torch_trace)
     ncu = read_ncu_csv(args.ncu) if args.ncu else []
     hints = load_shape_hints(args.shapes) if args.shapes else None
-    cmp = compare_trace(trace, _model(args.arch), ncu=ncu, shapes=hints)
+    cmp = compare_trace(trace, _model(args.arch), ncu=ncu, shapes=hints, arch=args.arch)
     print(cmp.table())  # noqa: T201
     print()  # noqa: T201
+    if cmp.unknown():
+        print(cmp.unknown_text())  # noqa: T201
+        print()  # noqa: T201
     print(cmp.summary_text())  # noqa: T201
     if args.out:
         write_merged_trace(cmp, args.out)

@@ -1,11 +1,14 @@
 """Measured kernel traces side by side with simulated kernels, and one merged Perfetto trace.
 
-Steps: read the PyTorch trace (:mod:`._torch_trace`), group kernels by the CPU op that
-launched them, infer each op's shapes (``record_shapes`` input dims, or FlashAttention-2's
-template arguments and grid), predict the op with the GPU model (same code as
-``archsim validate``), match measured to simulated kernels by category in launch order,
-and optionally attach ncu DRAM bytes per kernel. Kernels whose shapes cannot be inferred
-are listed with no simulated time.
+Steps: read the PyTorch trace (:mod:`._torch_trace`: kernels tied to their launching ops by
+correlation id), group kernels by the op instance that launched them, simulate each op from
+its shapes (:mod:`._trace_ops`: GEMMs and SDPA with the GPU model as ``archsim validate``
+does, norms and softmax with the library cascades, element-wise ops and copies with the
+memory-bound kernel model; ``--shapes`` hints or FlashAttention-2's template arguments and
+grid where the trace has no shapes), match measured to simulated kernels (by category in
+launch order, or op-for-op where the op is simulated as a whole), and optionally attach
+ncu DRAM bytes per kernel. Kernels that cannot be simulated are listed with the reason and
+their time; the share of measured kernel time that was simulated is reported.
 """
 
 from __future__ import annotations
@@ -14,14 +17,16 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from archsim.gpu import GpuModel, KernelTiming, evaluate_op
+from archsim.errors import ArchsimError, ValidationDataError
+from archsim.gpu import GpuModel, KernelTiming
 
 from ._ncu import NcuKernel
-from ._predict import UnsupportedRecord, record_costs, record_label
-from ._torch_trace import TorchTrace, TraceKernel, classify_kernel
+from ._predict import UnsupportedRecord
+from ._torch_trace import TorchTrace, TraceKernel, classify_kernel, shapes_of
+from ._trace_ops import _from_record, simulate_op
 
 __all__ = [
     "KernelMatch",
@@ -36,24 +41,26 @@ _FA2_TRAITS = re.compile(
     r"flash_fwd_kernel<.*?Flash_fwd_kernel_traits<(\d+),\s*(\d+),\s*(\d+),\s*(\d+)"
 )
 _FA2_BOOLS = re.compile(r">\s*>\s*,\s*(true|false)\s*,\s*(true|false)")
-# index of is_causal among an attention op's concrete inputs
-_CAUSAL_ARG = {
-    "_scaled_dot_product_flash_attention": 4,
-    "_flash_attention_forward": 8,
-    "_scaled_dot_product_cudnn_attention": 6,
-    "_scaled_dot_product_efficient_attention": 6,
-    "_efficient_attention_forward": 9,
-}
 
 
 @dataclass(frozen=True)
 class KernelMatch:
-    """One measured kernel and the simulated kernel matched to it (if any)."""
+    """One measured kernel and the simulated kernel matched to it (if any).
+
+    ``op_us`` is the measured time the simulation stands for: the kernel's own duration, or,
+    for an op simulated as a whole (norm cascades, element-wise), the sum over the op's
+    kernels; those other kernels carry ``part_of`` (index of the match holding the op's
+    simulated time) and no ``sim``. ``reason`` says why a kernel was not simulated.
+    """
 
     kernel: TraceKernel
     op_label: str
     sim: KernelTiming | None
     ncu: NcuKernel | None = None
+    op_us: float | None = None
+    part_of: int | None = None
+    path: str = ""
+    reason: str = ""
 
     @property
     def sim_us(self) -> float | None:
@@ -61,20 +68,60 @@ class KernelMatch:
         return None if self.sim is None else self.sim.time_s * 1e6
 
     @property
+    def meas_us(self) -> float:
+        """Measured time the simulation is compared with (µs)."""
+        return self.kernel.dur_us if self.op_us is None else self.op_us
+
+    @property
+    def simulated(self) -> bool:
+        """Whether this kernel's time is covered by a simulation."""
+        return self.sim is not None or self.part_of is not None
+
+    @property
     def err_pct(self) -> float | None:
         """(simulated - measured) / measured, percent."""
-        if self.sim is None or self.kernel.dur_us <= 0:
+        if self.sim is None or self.meas_us <= 0:
             return None
-        return (self.sim.time_s * 1e6 - self.kernel.dur_us) / self.kernel.dur_us * 100.0
+        return (self.sim.time_s * 1e6 - self.meas_us) / self.meas_us * 100.0
 
 
 @dataclass(frozen=True)
 class TraceComparison:
-    """All matches of a trace, in launch order."""
+    """All matches of a trace, in launch order.
+
+    ``memops_us``: GPU time of memcpy/memset activities (not kernels, not compared)."""
 
     source: str
     arch: str
     matches: tuple[KernelMatch, ...]
+    memops_us: float = 0.0
+    memops: int = 0
+
+    @property
+    def measured_us(self) -> float:
+        """Measured kernel time of the trace (µs)."""
+        return float(sum(m.kernel.dur_us for m in self.matches))
+
+    @property
+    def simulated_fraction(self) -> float:
+        """Share of the measured kernel time that was simulated (0..1)."""
+        total = self.measured_us
+        covered = sum(m.kernel.dur_us for m in self.matches if m.simulated)
+        return covered / total if total > 0 else 0.0
+
+    def unknown(self) -> list[tuple[str, str, int, float, str]]:
+        """Kernels not simulated, grouped: ``(kernel, op, count, total µs, reason)``,
+        longest total first."""
+        groups: dict[tuple[str, str], list[KernelMatch]] = {}
+        for m in self.matches:
+            if not m.simulated:
+                key = (_short(m.kernel.name), m.kernel.op_name or "-")
+                groups.setdefault(key, []).append(m)
+        rows = [
+            (name, op, len(ms), float(sum(m.kernel.dur_us for m in ms)), ms[0].reason)
+            for (name, op), ms in groups.items()
+        ]
+        return sorted(rows, key=lambda r: -r[3])
 
     def table(self) -> str:
         """Side-by-side text table (kernel, category, op, measured µs, simulated µs, error)."""
@@ -85,12 +132,16 @@ class TraceComparison:
         rows = [head, "-" * len(head)]
         for i, m in enumerate(self.matches):
             sim = f"{m.sim_us:10.2f}" if m.sim_us is not None else f"{'-':>10}"
+            if m.part_of is not None:
+                sim = f"{'in #' + str(m.part_of):>10}"
             err = f"{m.err_pct:+7.1f}" if m.err_pct is not None else f"{'-':>7}"
             name = _short(m.kernel.name)
             rows.append(
                 f"{i:>4} {name:<46.46} {m.kernel.category:<12} {m.op_label:<30.30} "
                 f"{m.kernel.dur_us:10.2f} {sim} {err}"
             )
+            if m.op_us is not None and m.sim is not None and m.op_us != m.kernel.dur_us:
+                rows.append(f"{'':>4}   op total measured {m.op_us:10.2f} us ({m.path})")
             if m.ncu is not None and m.ncu.dram_bytes is not None:
                 pred = m.sim.dram_read_bytes + m.sim.dram_write_bytes if m.sim else math.nan
                 rows.append(
@@ -99,20 +150,43 @@ class TraceComparison:
                 )
         return "\n".join(rows)
 
+    def unknown_text(self, limit: int = 20) -> str:
+        """The unknown-kernels section (empty when every kernel was simulated)."""
+        rows = self.unknown()
+        if not rows:
+            return ""
+        n = sum(r[2] for r in rows)
+        us = sum(r[3] for r in rows)
+        out = [f"unknown kernels ({n} kernels, {us:.1f} us, not simulated):"]
+        for name, op, count, total, reason in rows[:limit]:
+            out.append(f"  {total:10.2f} us  {count:>4}x  {name[:50]:<50}  op {op}: {reason}")
+        if len(rows) > limit:
+            out.append(f"  ... and {len(rows) - limit} more kernel names")
+        return "\n".join(out)
+
     def summary_text(self) -> str:
-        """Totals over matched kernels and the count of unmatched ones."""
-        matched = [m for m in self.matches if m.sim is not None]
-        meas = sum(m.kernel.dur_us for m in matched)
-        sim = sum(m.sim_us or 0.0 for m in matched)
-        errs = [abs(m.err_pct) for m in matched if m.err_pct is not None]
+        """Coverage, totals over simulated kernels, per-kernel MAPE, unknown time."""
+        carriers = [m for m in self.matches if m.sim is not None]
+        meas = sum(m.meas_us for m in carriers)
+        sim = sum(m.sim_us or 0.0 for m in carriers)
+        errs = [abs(m.err_pct) for m in carriers if m.err_pct is not None]
         mape = sum(errs) / len(errs) if errs else math.nan
-        total = sum(m.kernel.dur_us for m in self.matches)
-        return (
-            f"kernels: {len(self.matches)} ({len(matched)} simulated); matched time measured "
-            f"{meas:.1f} us vs simulated {sim:.1f} us "
+        total = self.measured_us
+        covered = sum(m.kernel.dur_us for m in self.matches if m.simulated)
+        n_sim = sum(m.simulated for m in self.matches)
+        lines = [
+            f"kernels: {len(self.matches)} ({n_sim} simulated); simulated {covered:.1f} of "
+            f"{total:.1f} us measured kernel time ({self.simulated_fraction * 100:.1f}%)",
+            f"simulated ops: measured {meas:.1f} us vs simulated {sim:.1f} us "
             f"({(sim - meas) / meas * 100 if meas else math.nan:+.1f}%); "
-            f"per-kernel MAPE {mape:.1f}%; unmatched kernels {total - meas:.1f} us"
-        )
+            f"per-kernel MAPE {mape:.1f}% over {len(errs)}; "
+            f"unmatched kernels {total - covered:.1f} us",
+        ]
+        if self.memops:
+            lines.append(
+                f"memcpy/memset activities: {self.memops}, {self.memops_us:.1f} us (not compared)"
+            )
+        return "\n".join(lines)
 
 
 def _short(name: str) -> str:
@@ -121,39 +195,78 @@ def _short(name: str) -> str:
     return base or name
 
 
+#: SDPA-level ops: (layout of q/k, index of is_causal among Concrete Inputs or None)
+_ATTN_OPS: dict[str, tuple[str, int | None]] = {
+    "scaled_dot_product_attention": ("BHSD", 5),
+    "_scaled_dot_product_flash_attention": ("BHSD", 4),
+    "_scaled_dot_product_cudnn_attention": ("BHSD", 6),
+    "_scaled_dot_product_efficient_attention": ("BHSD", 6),
+    "_flash_attention_forward": ("BSHD", 8),
+    "_efficient_attention_forward": ("BSHD", 9),
+    "_flash_attention_backward": ("BSHD", None),
+    "_efficient_attention_backward": ("BSHD", None),
+    "_scaled_dot_product_flash_attention_backward": ("BHSD", None),
+    "_scaled_dot_product_cudnn_attention_backward": ("BHSD", None),
+    "_scaled_dot_product_efficient_attention_backward": ("BHSD", None),
+}
+
+
 def _attn_from_dims(k: TraceKernel) -> dict[str, object] | None:
-    op = (k.op_name or "").split("::")[-1]
-    dims = [d for d in k.input_dims if len(d) == 4]
-    if len(dims) < 2:
+    """Attention record from the innermost SDPA-level op of the launch stack that has 4-D
+    q/k dims; ``is_causal`` from the innermost op of the stack that carries it."""
+    stack = list(zip(k.op_stack, k.stack_args, strict=False)) or [
+        (k.op_name or "", {"Input Dims": [list(d) for d in k.input_dims]})
+    ]
+    if not k.stack_args and k.concrete_inputs:
+        stack = [
+            (
+                k.op_name or "",
+                {
+                    "Input Dims": [list(d) for d in k.input_dims],
+                    "Concrete Inputs": list(k.concrete_inputs),
+                },
+            )
+        ]
+    dims_op = None
+    causal: bool | None = None
+    for name, args in reversed(stack):
+        op = name.split("::")[-1]
+        if op not in _ATTN_OPS:
+            continue
+        layout, idx = _ATTN_OPS[op]
+        dims = [d for d in shapes_of(args) if len(d) == 4]
+        if dims_op is None and len(dims) >= 2:
+            dims_op = (op, layout, dims)
+        concrete = args.get("Concrete Inputs")
+        if (
+            causal is None
+            and idx is not None
+            and isinstance(concrete, list)
+            and len(concrete) > idx
+        ):
+            causal = str(concrete[idx]).strip().lower() in ("true", "1", "2")
+    if dims_op is None:
         return None
+    op, layout, dims = dims_op
     bwd = "backward" in op or k.category == "attn_bwd"
     q, kk = (dims[1], dims[2]) if bwd and len(dims) >= 3 else (dims[0], dims[1])
-    if op in (
-        "_flash_attention_forward",
-        "_efficient_attention_forward",
-        "_flash_attention_backward",
-        "_efficient_attention_backward",
-    ):
-        (B, Sq, Hq, D), (_, Skv, Hkv, _) = q, kk  # [B, S, H, D] layout
+    if layout == "BSHD":
+        (B, Sq, Hq, D), (_, Skv, Hkv, _) = q, kk
     else:
         (B, Hq, Sq, D), (_, Hkv, Skv, _) = q, kk
+    names = " ".join(k.op_stack) + " " + k.name.lower()
     backend = (
         "cudnn"
-        if "cudnn" in op or "cudnn" in k.name.lower()
+        if "cudnn" in names
         else "efficient"
-        if "efficient" in op or "fmha" in k.name.lower()
+        if "efficient" in names or "fmha" in names
         else "flash"
     )
-    causal = False
-    idx = _CAUSAL_ARG.get(op)
-    if idx is not None and len(k.concrete_inputs) > idx:
-        causal = k.concrete_inputs[idx].strip().lower() in ("true", "1")
-    else:
+    if causal is None:
         fa = _fa2_from_name(k)
         causal = bool(fa and fa["causal"])
-    kind = "decode" if Sq == 1 else "attn"
     return {
-        "kind": kind,
+        "kind": "decode" if Sq == 1 else "attn",
         "B": B,
         "Hq": Hq,
         "Hkv": Hkv,
@@ -192,32 +305,8 @@ def _fa2_from_name(k: TraceKernel) -> dict[str, object] | None:
     return rec
 
 
-def infer_record(k: TraceKernel) -> dict[str, object] | None:
-    """A validate-style record describing the op that launched ``k``, or None.
-
-    Uses the launching op's input dims when the trace has them (``record_shapes=True``),
-    else FlashAttention-2's kernel template (head dim, tile, causal) and grid
-    ``(ceil(Sq/Bm), B, H)`` (self-attention assumed).
-    """
-    op = (k.op_name or "").split("::")[-1]
-    d = k.input_dims
-    if op in ("mm", "addmm", "bmm", "baddbmm", "matmul", "linear") and d:
-        mats = [x for x in d if len(x) >= 2]
-        if op == "linear" and len(mats) >= 2:
-            a, w = mats[0], mats[1]
-            return {"kind": "gemm", "M": math.prod(a[:-1]), "N": w[0], "K": a[-1], "dtype": "bf16"}
-        if len(mats) >= 2:
-            a, b = mats[-2], mats[-1]
-            batch = math.prod(a[:-2]) if len(a) > 2 else 1
-            return {
-                "kind": "gemm",
-                "M": a[-2],
-                "N": b[-1],
-                "K": a[-1],
-                "dtype": "bf16",
-                "batch": batch,
-            }
-    if k.category.startswith("attn") and d:
+def _attn_record(k: TraceKernel) -> dict[str, object] | None:
+    if k.category.startswith("attn") or any("attention" in o for o in k.op_stack):
         rec = _attn_from_dims(k)
         if rec is not None:
             return rec
@@ -228,15 +317,31 @@ def infer_record(k: TraceKernel) -> dict[str, object] | None:
     return None
 
 
-def _simulate(rec: Mapping[str, object], model: GpuModel) -> list[KernelTiming]:
-    _, _, costs = record_costs(rec, model)
-    return list(evaluate_op(costs, model).kernels)
+def infer_record(k: TraceKernel) -> dict[str, object] | None:
+    """A validate-style record describing the op that launched ``k`` (GEMM or attention),
+    or None.
+
+    Uses the launching op's input dims when the trace has them (``record_shapes=True``),
+    else FlashAttention-2's kernel template (head dim, tile, causal) and grid
+    ``(ceil(Sq/Bm), B, H)`` (self-attention assumed).
+    """
+    from ._trace_ops import GEMM_OPS, _gemm_record
+
+    if (k.op_name or "").split("::")[-1] in GEMM_OPS and k.input_dims:
+        rec = _gemm_record(k)
+        if rec is not None:
+            return rec
+    return _attn_record(k)
 
 
 def _groups(trace: TorchTrace) -> list[list[int]]:
+    """Kernels by launching op instance (the op's External id), in launch order."""
     groups: dict[object, list[int]] = {}
     for i, k in enumerate(trace.kernels):
-        key = ("ext", k.external_id) if k.external_id is not None else ("k", i)
+        ext = k.stack_args[-1].get("External id") if k.stack_args else None
+        if not isinstance(ext, int):
+            ext = k.external_id
+        key = ("ext", ext) if ext is not None else ("k", i)
         groups.setdefault(key, []).append(i)
     return list(groups.values())
 
@@ -261,19 +366,34 @@ def _match_ncu(trace: TorchTrace, ncu: Sequence[NcuKernel]) -> dict[int, NcuKern
     return out
 
 
+def _hint_record(
+    op: str,
+    shapes: Mapping[str, Sequence[Mapping[str, object]]] | None,
+    used: dict[str, int],
+) -> dict[str, object] | None:
+    key = next((h for h in (shapes or {}) if h == op or (h and h in op)), None)
+    if key is None or not shapes or not shapes[key]:
+        return None
+    hints = shapes[key]
+    n = used.get(key, 0)
+    used[key] = n + 1
+    return dict(hints[n % len(hints)])
+
+
 def compare_trace(
     trace: TorchTrace,
     model: GpuModel,
     *,
     ncu: Sequence[NcuKernel] = (),
     shapes: Mapping[str, Sequence[Mapping[str, object]]] | None = None,
+    arch: object | None = None,
 ) -> TraceComparison:
-    """Match every measured kernel of ``trace`` to a simulated kernel where possible.
+    """Simulate the op behind every measured kernel of ``trace`` and match the kernels.
 
     Parameters
     ----------
     trace
-        Measured kernels.
+        Measured kernels with their launching ops (``record_shapes`` gives the shapes).
     model
         GPU model.
     ncu
@@ -282,45 +402,112 @@ def compare_trace(
         For traces recorded without ``record_shapes``: op name (``aten::mm``) -> records
         (validate schema) used in order, cyclically, for that op's launches; a key also
         matches ops whose name contains it (``cudnn_attention``).
+    arch
+        Architecture for the norm/softmax cascades (default: the preset named like the
+        model).
+
+    Raises
+    ------
+    ValidationDataError
+        The trace has no GPU kernels, or no kernel could be simulated (the message says
+        whether shapes were missing and how to record them).
     """
+    if not trace.kernels:
+        raise ValidationDataError(
+            "trace has no GPU kernels",
+            path=trace.path,
+            expected="kernel events (cat 'kernel'): profile with "
+            "activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]",
+            got="0 kernels",
+        )
+    arch = model.hw.name if arch is None else arch
+    cache: dict[tuple[object, ...], KernelTiming] = {}
     sim_for: dict[int, KernelTiming] = {}
-    label_for: dict[int, str] = {}
+    extra: dict[int, dict[str, object]] = {}
     used_hint: dict[str, int] = {}
     for idx in _groups(trace):
-        rec = None
-        for i in idx:
-            rec = infer_record(trace.kernels[i])
-            if rec is not None:
-                break
-        op = trace.kernels[idx[0]].op_name or ""
-        key = next((h for h in (shapes or {}) if h == op or (h and h in op)), None)
-        if rec is None and key is not None and shapes and shapes[key]:
-            hints = shapes[key]
-            n = used_hint.get(key, 0)
-            rec = dict(hints[n % len(hints)])
-            used_hint[key] = n + 1
-        if rec is None:
-            continue
+        first = trace.kernels[idx[0]]
+        attn = next((r for r in (_attn_record(trace.kernels[i]) for i in idx) if r), None)
+        opsim, reason = None, ""
         try:
-            sims = _simulate(rec, model)
-        except (UnsupportedRecord, ValueError, KeyError):
+            opsim, reason = simulate_op(first, model, arch, cache, attn)
+            if opsim is None:
+                hint = _hint_record(first.op_name or "", shapes, used_hint)
+                if hint is not None:
+                    opsim, reason = _from_record(hint, model)
+        except UnsupportedRecord as exc:
+            reason = f"{first.op_name}: {exc}"
+        except (ArchsimError, ValueError, OverflowError, ZeroDivisionError) as exc:
+            reason = f"{first.op_name}: {type(exc).__name__}: {exc}"
+        if opsim is None:
+            for i in idx:
+                extra[i] = {"reason": reason}
             continue
-        label = f"{rec['kind']} {record_label(rec)}"
+        if opsim.per_op:
+            carrier = idx[0]
+            total = opsim.kernels[0]
+            if len(opsim.kernels) > 1:
+                total = replace(
+                    total, time_s=float(sum(s.time_s for s in opsim.kernels)), name=opsim.label
+                )
+            sim_for[carrier] = total
+            op_us = float(sum(trace.kernels[i].dur_us for i in idx))
+            extra[carrier] = {"op_us": op_us, "label": opsim.label, "path": opsim.path}
+            for i in idx[1:]:
+                extra[i] = {"part_of": carrier, "label": opsim.label, "path": opsim.path}
+            continue
         used: set[int] = set()
         for i in idx:
-            label_for[i] = label
             cat = trace.kernels[i].category
-            for j, s in enumerate(sims):
+            extra[i] = {"label": opsim.label, "path": opsim.path}
+            for j, s in enumerate(opsim.kernels):
                 if j not in used and classify_kernel(s.name) == cat:
                     sim_for[i] = s
                     used.add(j)
                     break
+            else:
+                extra[i]["reason"] = f"{opsim.label}: no simulated kernel of category {cat}"
     ncu_for = _match_ncu(trace, ncu) if ncu else {}
     matches = tuple(
-        KernelMatch(k, label_for.get(i, "-"), sim_for.get(i), ncu_for.get(i))
+        KernelMatch(
+            k,
+            str(extra.get(i, {}).get("label", "-")),
+            sim_for.get(i),
+            ncu_for.get(i),
+            op_us=extra.get(i, {}).get("op_us"),  # type: ignore[arg-type]
+            part_of=extra.get(i, {}).get("part_of"),  # type: ignore[arg-type]
+            path=str(extra.get(i, {}).get("path", "")),
+            reason=str(extra.get(i, {}).get("reason", "")),
+        )
         for i, k in enumerate(trace.kernels)
     )
-    return TraceComparison(trace.path, model.hw.name, matches)
+    cmp = TraceComparison(trace.path, model.hw.name, matches, trace.memops_us, trace.memops)
+    if not any(m.simulated for m in matches):
+        _raise_nothing_simulated(trace, cmp, shapes)
+    return cmp
+
+
+def _raise_nothing_simulated(
+    trace: TorchTrace,
+    cmp: TraceComparison,
+    shapes: Mapping[str, Sequence[Mapping[str, object]]] | None,
+) -> None:
+    if not any(k.has_shapes for k in trace.kernels) and not shapes:
+        raise ValidationDataError(
+            "trace has no shapes",
+            path=trace.path,
+            expected="ops with 'Input Dims': record with torch.profiler.profile("
+            "record_shapes=True, ...), or pass --shapes HINTS.json",
+            got=f"{len(trace.kernels)} kernels, none with input shapes",
+        )
+    top = "; ".join(f"{name} ({op}): {reason}" for name, op, _, _, reason in cmp.unknown()[:3])
+    raise ValidationDataError(
+        "no kernel could be simulated",
+        path=trace.path,
+        expected="kernels launched by ops archsim models (GEMM, SDPA, norms, element-wise), "
+        "or --shapes hints naming their ops",
+        got=top,
+    )
 
 
 def write_merged_trace(cmp: TraceComparison, path: str | Path) -> None:
@@ -399,11 +586,9 @@ def load_shape_hints(path: str | Path) -> dict[str, list[dict[str, object]]]:
     ValidationDataError
         Unreadable file, not a list, or an entry without ``op``/``kind``.
     """
-    from archsim.errors import ValidationDataError
-
     try:
-        doc = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ValidationDataError(
             "cannot read shape hints", path=str(path), expected="JSON list", got=str(exc)[:80]
         ) from None

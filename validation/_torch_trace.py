@@ -7,14 +7,24 @@ A trace from ``torch.profiler`` (``export_chrome_trace``) holds ``traceEvents``:
 - CPU operators: ``"cat": "cpu_op"``, with ``args["External id"]`` and, when profiled with
   ``record_shapes=True``, ``"Input Dims"`` (and ``"Concrete Inputs"`` for scalars).
 
-A kernel's ``External id`` names the innermost operator that launched it (``aten::mm``,
-``aten::_flash_attention_forward``...), which is how shapes reach kernels.
+- CUDA API calls: ``"cat": "cuda_runtime"`` / ``"cuda_driver"`` (``cudaLaunchKernel``,
+  ``cuLaunchKernelEx``...) on the CPU thread, with ``args["correlation"]``;
+- flow events ``"cat": "ac2g"`` (``ph`` ``s`` at the launch, ``f`` at the kernel) whose ``id``
+  is that correlation id; ``gpu_memcpy`` / ``gpu_memset`` activities (``args["bytes"]``).
+
+A kernel is tied to the operator that launched it by the profiler's correlation id: kernel
+``correlation`` -> the runtime/driver launch call with the same id -> the CPU operators on
+that thread whose time span contains the call (outermost to innermost: ``op_stack``; the
+innermost is ``op_name``, whose ``Input Dims`` / ``Input type`` / ``Concrete Inputs`` are the
+kernel's shapes). A kernel with no launch call in the trace falls back to its ``External id``.
 """
 
 from __future__ import annotations
 
+import bisect
 import gzip
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +32,14 @@ from pathlib import Path
 
 from archsim.errors import ValidationDataError
 
-__all__ = ["TraceKernel", "TorchTrace", "read_torch_trace", "classify_kernel", "parse_trace_events"]
+__all__ = [
+    "TraceKernel",
+    "TorchTrace",
+    "read_torch_trace",
+    "classify_kernel",
+    "parse_trace_events",
+    "shapes_of",
+]
 
 _CATEGORIES = (
     (
@@ -61,8 +78,14 @@ class TraceKernel:
     name : kernel name. category : :func:`classify_kernel`. ts_us, dur_us : start, duration (µs).
     stream, device : where it ran. grid, block : launch dims (or None).
     external_id : id of the CPU op that launched it (or None). op_name : that op's name.
-    input_dims : the op's ``Input Dims`` (record_shapes) or ``()``.
+    input_dims : the op's ``Input Dims`` (record_shapes) or ``()``; ``()`` for a
+        non-tensor argument or a tensor list. list_dims : per argument, the shapes of a
+        tensor list (``aten::cat``) or ``()``. input_types : the op's ``Input type``
+        (``c10::BFloat16``, ``float``, ``TensorList``, ``Scalar``...) or ``()``.
     concrete_inputs : the op's ``Concrete Inputs`` (scalars as text) or ``()``.
+    op_stack : names of the CPU ops enclosing the launch, outermost first (ends with
+        ``op_name``). stack_args : those ops' ``args`` (same order).
+    correlation : the profiler's correlation id (or None).
     """
 
     name: str
@@ -78,14 +101,27 @@ class TraceKernel:
     input_dims: tuple[tuple[int, ...], ...] = ()
     concrete_inputs: tuple[str, ...] = ()
     args: Mapping[str, object] = field(default_factory=dict, compare=False)
+    list_dims: tuple[tuple[tuple[int, ...], ...], ...] = ()
+    input_types: tuple[str, ...] = ()
+    op_stack: tuple[str, ...] = ()
+    correlation: int | None = None
+    stack_args: tuple[Mapping[str, object], ...] = field(default=(), compare=False, repr=False)
+
+    @property
+    def has_shapes(self) -> bool:
+        """Whether the launching op carries ``record_shapes`` input dims."""
+        return any(self.input_dims) or any(self.list_dims)
 
 
 @dataclass(frozen=True)
 class TorchTrace:
-    """Kernels of a trace in start order, and the source path."""
+    """Kernels of a trace in start order, the source path, and the GPU time of memcpy /
+    memset activities (µs; not kernels, not compared)."""
 
     path: str
     kernels: tuple[TraceKernel, ...]
+    memops_us: float = 0.0
+    memops: int = 0
 
     @property
     def gpu_time_us(self) -> float:
@@ -93,23 +129,80 @@ class TorchTrace:
         return float(sum(k.dur_us for k in self.kernels))
 
 
+def _shape(d: object) -> tuple[int, ...] | None:
+    if isinstance(d, list) and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x < 2**62 for x in d
+    ):
+        return tuple(int(x) for x in d)
+    return None
+
+
 def _dims(value: object) -> tuple[tuple[int, ...], ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(_shape(d) or () for d in value)
+
+
+def _list_dims(value: object) -> tuple[tuple[tuple[int, ...], ...], ...]:
+    """Per argument: the shapes of a tensor list (a list of lists), else ``()``."""
     if not isinstance(value, list):
         return ()
     out = []
     for d in value:
-        out.append(
-            tuple(int(x) for x in d)
-            if isinstance(d, list) and all(isinstance(x, (int, float)) for x in d)
-            else ()
-        )
-    return tuple(out)
+        shapes = [_shape(x) for x in d] if isinstance(d, list) and d else []
+        lists = bool(shapes) and all(isinstance(x, list) for x in d)  # type: ignore[union-attr]
+        out.append(tuple(x for x in shapes if x is not None) if lists else ())
+    return tuple(out) if any(out) else ()
+
+
+def _num(value: object, default: float = 0.0) -> float:
+    try:
+        x = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return default
+    return x if x == x and abs(x) != float("inf") else default
+
+
+class _OpIndex:
+    """CPU ops per (pid, tid), to find the ops whose span contains a launch call."""
+
+    def __init__(self, ops: Sequence[Mapping[str, object]]) -> None:
+        by_thread: dict[tuple[object, object], list[tuple[float, float, Mapping[str, object]]]]
+        by_thread = {}
+        for ev in ops:
+            ts, dur = _num(ev.get("ts")), max(0.0, _num(ev.get("dur")))
+            by_thread.setdefault((ev.get("pid"), ev.get("tid")), []).append((ts, ts + dur, ev))
+        self._threads = {}
+        for key, spans in by_thread.items():
+            spans.sort(key=lambda x: (x[0], -x[1]))
+            parent: list[int] = []
+            stack: list[int] = []
+            for i, (ts, _end, _ev) in enumerate(spans):
+                while stack and spans[stack[-1]][1] < ts:
+                    stack.pop()
+                parent.append(stack[-1] if stack else -1)
+                stack.append(i)
+            self._threads[key] = (spans, [x[0] for x in spans], parent)
+
+    def stack_at(self, pid: object, tid: object, t: float) -> list[Mapping[str, object]]:
+        """Ops on thread (pid, tid) whose span contains ``t``, outermost first."""
+        entry = self._threads.get((pid, tid))
+        if entry is None:
+            return []
+        spans, starts, parent = entry
+        i = bisect.bisect_right(starts, t) - 1
+        while i >= 0 and spans[i][1] < t:
+            i = parent[i]
+        out = []
+        while i >= 0:
+            out.append(spans[i][2])
+            i = parent[i]
+        return out[::-1]
 
 
 def _triple(value: object) -> tuple[int, ...] | None:
-    if isinstance(value, list) and value and all(isinstance(x, (int, float)) for x in value):
-        return tuple(int(x) for x in value)
-    return None
+    shape = _shape(value)
+    return shape if shape else None
 
 
 def parse_trace_events(
@@ -117,17 +210,32 @@ def parse_trace_events(
 ) -> TorchTrace:
     """Build a :class:`TorchTrace` from a list of Chrome trace events."""
     ops: dict[int, Mapping[str, object]] = {}
+    cpu_ops: list[Mapping[str, object]] = []
+    launches: dict[int, Mapping[str, object]] = {}
+    memops_us, memops = 0.0, 0
     for ev in events:
         if not isinstance(ev, Mapping):
             continue
         cat = str(ev.get("cat", "")).lower()
-        if cat in ("cpu_op", "operator") and isinstance(ev.get("args"), Mapping):
-            ext = ev["args"].get("External id")  # type: ignore[union-attr]
+        ev_args = ev.get("args")
+        if not isinstance(ev_args, Mapping):
+            continue
+        if cat in ("cpu_op", "operator") and ev.get("ph", "X") == "X":
+            cpu_ops.append(ev)
+            ext = ev_args.get("External id")
             if isinstance(ext, int):
                 prev = ops.get(ext)
                 # keep the innermost (latest-starting) op of an id
-                if prev is None or float(ev.get("ts", 0)) >= float(prev.get("ts", 0)):  # type: ignore[arg-type]
+                if prev is None or _num(ev.get("ts")) >= _num(prev.get("ts")):
                     ops[ext] = ev
+        elif cat in ("cuda_runtime", "cuda_driver", "runtime"):
+            corr = ev_args.get("correlation")
+            if isinstance(corr, int):
+                launches[corr] = ev
+        elif cat in ("gpu_memcpy", "gpu_memset") and ev.get("ph", "X") == "X":
+            memops += 1
+            memops_us += max(0.0, _num(ev.get("dur")))
+    index = _OpIndex(cpu_ops)
     kernels = []
     for ev in events:
         if not isinstance(ev, Mapping) or str(ev.get("cat", "")).lower() != "kernel":
@@ -135,38 +243,64 @@ def parse_trace_events(
         if ev.get("ph", "X") != "X":
             continue
         args = ev.get("args") if isinstance(ev.get("args"), Mapping) else {}
-        ext = args.get("External id")  # type: ignore[union-attr]
-        op = ops.get(ext) if isinstance(ext, int) else None
-        op_args = op.get("args", {}) if op else {}
         name = str(ev.get("name", ""))
-        try:
-            ts, dur = float(ev["ts"]), float(ev.get("dur", 0.0))  # type: ignore[arg-type]
-        except (KeyError, TypeError, ValueError):
+        ts, dur = _num(ev.get("ts"), math.nan), _num(ev.get("dur", 0.0), math.nan)
+        if math.isnan(ts) or math.isnan(dur) or dur < 0:
             raise ValidationDataError(
                 "kernel event without numeric ts/dur",
                 path=f"{source}:{name[:40]}",
-                expected="ts, dur in µs",
+                expected="finite ts and dur >= 0, in µs",
                 got={k: ev.get(k) for k in ("ts", "dur")},
-            ) from None
+            )
+        corr = args.get("correlation")  # type: ignore[union-attr]
+        launch = launches.get(corr) if isinstance(corr, int) else None
+        stack = (
+            index.stack_at(launch.get("pid"), launch.get("tid"), _num(launch.get("ts")))
+            if launch is not None
+            else []
+        )
+        ext = args.get("External id")  # type: ignore[union-attr]
+        if not stack and isinstance(ext, int) and ext in ops:
+            stack = [ops[ext]]
+        op = stack[-1] if stack else None
+        op_args = op.get("args", {}) if op else {}
+        types = op_args.get("Input type", [])  # type: ignore[union-attr]
         kernels.append(
             TraceKernel(
                 name=name,
                 category=classify_kernel(name),
                 ts_us=ts,
                 dur_us=dur,
-                stream=int(args.get("stream", ev.get("tid", 0)) or 0),  # type: ignore[union-attr, arg-type]
-                device=int(args.get("device", ev.get("pid", 0)) or 0),  # type: ignore[union-attr, arg-type]
-                grid=_triple(args.get("grid")),
+                stream=int(_num(args.get("stream", ev.get("tid", 0)))),  # type: ignore[union-attr]
+                device=int(_num(args.get("device", ev.get("pid", 0)))),  # type: ignore[union-attr]
+                grid=_triple(args.get("grid")),  # type: ignore[union-attr]
                 block=_triple(args.get("block")),  # type: ignore[union-attr]
                 external_id=ext if isinstance(ext, int) else None,
                 op_name=str(op.get("name")) if op else None,
                 input_dims=_dims(op_args.get("Input Dims")),  # type: ignore[union-attr]
-                concrete_inputs=tuple(str(x) for x in op_args.get("Concrete Inputs", []) or []),  # type: ignore[union-attr]
+                concrete_inputs=tuple(str(x) for x in _as_list(op_args.get("Concrete Inputs"))),  # type: ignore[union-attr]
                 args=dict(args),  # type: ignore[arg-type]
+                list_dims=_list_dims(op_args.get("Input Dims")),  # type: ignore[union-attr]
+                input_types=tuple(str(x) for x in _as_list(types)),
+                op_stack=tuple(str(o.get("name", "")) for o in stack),
+                stack_args=tuple(
+                    o["args"] if isinstance(o.get("args"), Mapping) else {}  # type: ignore[misc]
+                    for o in stack
+                ),
+                correlation=corr if isinstance(corr, int) else None,
             )
         )
     kernels.sort(key=lambda k: (k.ts_us, k.stream))
-    return TorchTrace(source, tuple(kernels))
+    return TorchTrace(source, tuple(kernels), memops_us, memops)
+
+
+def shapes_of(args: Mapping[str, object]) -> tuple[tuple[int, ...], ...]:
+    """``Input Dims`` of an op's ``args`` as shapes (``()`` for non-tensor arguments)."""
+    return _dims(args.get("Input Dims"))
+
+
+def _as_list(value: object) -> list[object]:
+    return value if isinstance(value, list) else []
 
 
 def read_torch_trace(path: str | Path) -> TorchTrace:
@@ -185,9 +319,12 @@ def read_torch_trace(path: str | Path) -> TorchTrace:
         raise ValidationDataError(
             "cannot read trace", path=str(p), expected="a readable file", got=exc.strerror
         ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, EOFError, RecursionError) as exc:
         raise ValidationDataError(
-            "trace is not JSON", path=str(p), expected="Chrome trace JSON", got=str(exc)[:80]
+            "trace is not JSON",
+            path=str(p),
+            expected="Chrome trace JSON (UTF-8, or gzip for .gz)",
+            got=f"{type(exc).__name__}: {str(exc)[:80]}",
         ) from None
     events = doc.get("traceEvents") if isinstance(doc, dict) else doc
     if not isinstance(events, list):
