@@ -29,8 +29,9 @@ Mixture of experts
 ------------------
 With ``E`` routed experts, ``k`` per token and ``T`` tokens routed independently and
 uniformly (the load-balanced regime the routers are trained for), the expected number of
-distinct experts a step touches is ``E (1 - (1 - k/E)^T)``; each touched expert processes
-``ceil(T k / touched)`` tokens. The expert GEMMs appear once with that ``count`` per layer.
+distinct experts a step touches is ``E (1 - (1 - k/E)^T)``; a step runs ``G = round(that)``
+(at least ``k``) experts of ``ceil(T k / G)`` tokens each as one grouped GEMM (``G`` GEMMs
+in one kernel, as the fused MoE kernels of serving engines do).
 """
 
 from __future__ import annotations
@@ -134,8 +135,8 @@ class _Builder:
         self.hq, self.hk = _split(spec, tp)
 
     # -- helpers ------------------------------------------------------------------------------
-    def gemm(self, name: str, m: int, k: int, n: int, count: float = 1.0) -> Op:
-        return Op(name, "gemm", {"M": m, "K": k, "N": n, "dtype_bits": self.bits}, count)
+    def gemm(self, name: str, m: int, k: int, n: int) -> Op:
+        return Op(name, "gemm", {"M": m, "K": k, "N": n, "dtype_bits": self.bits})
 
     def norm(self, name: str, width: int, rows: int | None = None) -> Op:
         rows = self.T if rows is None else rows
@@ -211,30 +212,34 @@ class _Builder:
         return ops
 
     # -- FFN ----------------------------------------------------------------------------------
-    def ffn(self, width: int, prefix: str = "ffn", rows: int | None = None, count: float = 1.0):
+    def ffn(self, width: int, prefix: str = "ffn") -> list[Op]:
         """Up (and gate), activation, down of one FFN ``width`` wide (before the TP split)."""
-        T = self.T if rows is None else rows
-        f = width // self.tp
-        d = self.s.d_model
+        T, f, d = self.T, width // self.tp, self.s.d_model
         if self.s.ffn == "swiglu":
-            act = Op(f"{prefix}_act", "silu_mul", {"T": T, "F": f, "dtype_bits": self.bits}, count)
-            up = self.gemm(f"{prefix}_gate_up", T, d, 2 * f, count)
+            act = self.ew(f"{prefix}_act", "silu_mul", T=T, F=f)
+            up = self.gemm(f"{prefix}_gate_up", T, d, 2 * f)
         else:
-            act = Op(f"{prefix}_act", "gelu", {"T": T, "F": f, "dtype_bits": self.bits}, count)
-            up = self.gemm(f"{prefix}_up", T, d, f, count)
-        return [up, act, self.gemm(f"{prefix}_down", T, f, d, count)]
+            act = self.ew(f"{prefix}_act", "gelu", T=T, F=f)
+            up = self.gemm(f"{prefix}_up", T, d, f)
+        return [up, act, self.gemm(f"{prefix}_down", T, f, d)]
 
     def moe(self) -> list[Op]:
         s, T = self.s, self.T
         ops = [
             self.gemm("router", T, s.d_model, s.experts),
-            Op("router_softmax", "softmax", {"R": T, "N": s.experts, "dtype_bits": self.bits}),
+            self.ew("router_softmax", "softmax", R=T, N=s.experts),
         ]
         if s.shared_experts:
             ops += self.ffn(s.shared_experts * s.moe_ffn_dim, "shared_expert")
-        touched = expected_experts(s.experts, s.active_experts, T)
-        rows = math.ceil(T * s.active_experts / touched)
-        ops += self.ffn(s.moe_ffn_dim, "expert", rows=rows, count=touched)
+        g = max(s.active_experts, round(expected_experts(s.experts, s.active_experts, T)))
+        rows = math.ceil(T * s.active_experts / g)
+        f, d = s.moe_ffn_dim // self.tp, s.d_model
+        grouped = {"G": g, "M": rows, "dtype_bits": self.bits}
+        ops += [
+            Op("experts_gate_up", "grouped_gemm", {**grouped, "K": d, "N": 2 * f}),
+            self.ew("experts_act", "silu_mul", T=g * rows, F=f),
+            Op("experts_down", "grouped_gemm", {**grouped, "K": f, "N": d}),
+        ]
         return ops
 
     # -- layers and the model -----------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 An :class:`Op` is one node of a layer: a library cascade of :mod:`workloads.library`
 (``gemm``, ``gqa``, ``decode``, ``mla``, ``rmsnorm``, ``softmax`` ...) with its shape
-parameters, or one of the small element-wise cascades written here (the library has none):
+parameters, or one of the small cascades written here (the library has none of them):
 
 - ``residual_add``: ``Y[t,d] = X[t,d] + R[t,d]``;
 - ``rope``: rotary embedding of ``H`` heads, ``Y = X * cos + rot(X) * sin`` (Su et al.,
@@ -12,7 +12,10 @@ parameters, or one of the small element-wise cascades written here (the library 
 - ``silu_mul``: SwiGLU's gate, ``Y = silu(G) * U`` (Shazeer, arXiv 2002.05202);
 - ``gelu``: the tanh form ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`` (Hendrycks &
   Gimpel, arXiv 1606.08415, Sec. 2), as GPT-2/GPT-3 use it;
-- ``copy``: ``Y[t,c] = X[t,c]`` (the KV-cache write of the new tokens, the embedding gather).
+- ``copy``: ``Y[t,c] = X[t,c]`` (the KV-cache write of the new tokens, the embedding gather);
+- ``grouped_gemm``: ``Y[g,m,n] = X[g,m,k] * W[g,k,n]``, ``G`` independent GEMMs in one
+  kernel (the MoE experts a step touches, each with its own rows and weights, as the fused
+  MoE kernels of serving engines run them).
 
 A collective (``all_reduce``, ``all_gather``) is an :class:`Op` with ``collective`` set and
 its payload in ``bytes``; it is timed by :mod:`models._comm`, not simulated on a device.
@@ -24,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-__all__ = ["Op", "ELEMENTWISE", "elementwise_workload"]
+__all__ = ["Op", "CASCADES", "local_workload"]
 
 
 @dataclass(frozen=True)
@@ -36,11 +39,9 @@ class Op:
     name
         Role in the layer (``qkv_proj``, ``attention``, ``ffn_down``, ``tp_all_reduce``).
     workload
-        Library cascade name or an :data:`ELEMENTWISE` name; ``""`` for a collective.
+        Library cascade name or a :data:`CASCADES` name; ``""`` for a collective.
     params
         Shape parameters of the cascade (elements, tokens).
-    count
-        Instances per layer (the expected number of experts a step touches; 1 otherwise).
     collective
         ``all_reduce`` or ``all_gather`` for a collective, else None.
     bytes
@@ -51,7 +52,6 @@ class Op:
     name: str
     workload: str
     params: Mapping[str, object] = field(default_factory=dict)
-    count: float = 1.0
     collective: str | None = None
     bytes: float = 0.0
 
@@ -73,7 +73,7 @@ def _t(bits: object, *decls: str) -> str:
 
 
 #: Element-wise cascades (text builders over their shape parameters) that the library lacks.
-ELEMENTWISE: dict[str, tuple[tuple[str, ...], str]] = {
+CASCADES: dict[str, tuple[tuple[str, ...], str]] = {
     "residual_add": (
         ("T", "Dm"),
         "rank t : T\nrank d : Dm\n{decl}\nY[t,d] = X[t,d] + R[t,d]\n",
@@ -97,6 +97,10 @@ ELEMENTWISE: dict[str, tuple[tuple[str, ...], str]] = {
         ("T", "C"),
         "rank t : T\nrank c : C\n{decl}\nY[t,c] = X[t,c]\n",
     ),
+    "grouped_gemm": (
+        ("G", "M", "K", "N"),
+        "rank g : G\nrank m : M\nrank k : K\nrank n : N\n{decl}\nY[g,m,n] = X[g,m,k] * W[g,k,n]\n",
+    ),
 }
 
 _DECLS = {
@@ -105,20 +109,21 @@ _DECLS = {
     "silu_mul": ("G[t,f]", "U[t,f]"),
     "gelu": ("X[t,f]",),
     "copy": ("X[t,c]",),
+    "grouped_gemm": ("X[g,m,k]", "W[g,k,n]"),
 }
 
 
 @lru_cache(maxsize=256)
 def _text(name: str, params: tuple[tuple[str, object], ...]) -> str:
     p = dict(params)
-    shape, body = ELEMENTWISE[name]
+    shape, body = CASCADES[name]
     head = "\n".join(f"param {k} = {int(p[k])}" for k in shape)  # type: ignore[call-overload]
     decls = _t(p.get("dtype_bits", 16), *_DECLS[name])
     return head + "\n" + body.replace("{decl}", decls)
 
 
-def elementwise_workload(name: str, params: Mapping[str, object]) -> object:
-    """The workload (``mappings`` ``FileWorkload``) of element-wise cascade ``name``."""
+def local_workload(name: str, params: Mapping[str, object]) -> object:
+    """The workload (``mappings`` ``FileWorkload``) of local cascade ``name``."""
     from mappings._api import FileWorkload
     from workloads import parse_cascade
 

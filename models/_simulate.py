@@ -27,14 +27,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from archsim.errors import InfeasibleMappingError, MappingError
 from models._comm import System, collective_bytes_sent, collective_time
 from models._graph import ModelGraph
-from models._ops import ELEMENTWISE, Op
+from models._ops import CASCADES, Op
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,7 +55,9 @@ class OpRow:
     """One op of the graph, simulated.
 
     ``seconds``, ``energy_j`` and ``dram_bytes`` are for one instance on one device;
-    ``count`` instances run per stage repetition and the stage repeats ``repeat`` times.
+    ``count`` instances run per stage repetition (an op that occurs twice in a layer, such
+    as the residual add, has ``count`` 2 in :meth:`ModelReport.table`) and the stage repeats
+    ``repeat`` times.
     ``bound`` is ``compute``, ``memory``, ``latency``, ``comm`` (a collective) or
     ``unmapped`` (no dataflow: ``note`` says why, and the op adds nothing to the totals).
     """
@@ -63,7 +65,7 @@ class OpRow:
     stage: str
     op: str
     shape: str
-    count: float
+    count: int
     repeat: int
     seconds: float
     energy_j: float
@@ -151,10 +153,20 @@ class ModelReport:
         """Whether every op was simulated."""
         return not self.unmapped
 
+    def table(self) -> list[OpRow]:
+        """The rows with identical ops of a stage merged (``count`` = occurrences per
+        stage repetition), in order of first occurrence."""
+        merged: dict[tuple[str, str, str], OpRow] = {}
+        for r in self.rows:
+            k = (r.stage, r.op, r.shape)
+            merged[k] = replace(merged[k], count=merged[k].count + r.count) if k in merged else r
+        return list(merged.values())
+
     def to_frame(self) -> pd.DataFrame:
-        """One row per op: ``stage, op, shape, count, repeat, time_s`` (one instance),
-        ``total_s`` (all instances), ``share`` (of the step), ``energy_j`` (all instances, all
-        devices), ``dram_bytes`` (one instance, one device), ``bound, dataflow, note``."""
+        """One row per op of :meth:`table`: ``stage, op, shape, count, repeat``, ``time_s``
+        (one instance), ``total_s`` (all instances), ``share`` (of the step), ``energy_j``
+        (all instances, all devices), ``dram_bytes`` (one instance, one device), ``bound,
+        dataflow, note``."""
         import pandas as pd
 
         lat = self.latency_s or float("nan")
@@ -175,7 +187,7 @@ class ModelReport:
                     "dataflow": r.dataflow,
                     "note": r.note,
                 }
-                for r in self.rows
+                for r in self.table()
             ]
         )
 
@@ -273,6 +285,24 @@ def _bound(result: object, arch: Architecture) -> str:
     return "memory" if dram_util >= util else "compute"
 
 
+def _capacity_notes(graph: ModelGraph, arch: Architecture) -> tuple[str, ...]:
+    """A note when the weights and KV cache one device holds exceed its DRAM (the step is
+    simulated all the same: the table is then what the step would cost if they fitted)."""
+    m = graph.model
+    cap = arch.dram.capacity_bytes
+    if cap is None:
+        return ()
+    cap *= arch.dram.instances
+    weights = m.param_count() * m.elt_bytes / graph.tp
+    kv = m.kv_cache_bytes(graph.batch, graph.seq) / graph.tp
+    if weights + kv <= cap:
+        return ()
+    return (
+        f"weights {weights / 1e9:.4g} GB + KV cache {kv / 1e9:.4g} GB per device exceed the "
+        f"{cap / 1e9:.4g} GB of {arch.name}'s {arch.dram.name} (simulated as if they fitted)",
+    )
+
+
 def _simulate_op(
     op: Op, arch: Architecture, arch_key: object, engine: str
 ) -> tuple[tuple[float, float, float, str, str], bool]:
@@ -283,10 +313,10 @@ def _simulate_op(
     key = (arch_key, engine, op.key)
     if key in _CACHE:
         return _CACHE[key], False
-    if op.workload in ELEMENTWISE:
-        from models._ops import elementwise_workload
+    if op.workload in CASCADES:
+        from models._ops import local_workload
 
-        workload: object = elementwise_workload(op.workload, op.params)
+        workload: object = local_workload(op.workload, op.params)
         params: dict[str, object] = {}
     else:
         workload, params = op.workload, dict(op.params)
@@ -357,7 +387,7 @@ def simulate_graph(
                         stage.name,
                         op.name,
                         op.describe(),
-                        op.count,
+                        1,
                         stage.repeat,
                         secs,
                         energy,
@@ -376,7 +406,7 @@ def simulate_graph(
                         stage.name,
                         op.name,
                         op.describe(),
-                        op.count,
+                        1,
                         stage.repeat,
                         0.0,
                         0.0,
@@ -392,7 +422,7 @@ def simulate_graph(
                         stage.name,
                         op.name,
                         op.describe(),
-                        op.count,
+                        1,
                         stage.repeat,
                         secs,
                         energy,
@@ -402,6 +432,7 @@ def simulate_graph(
                     )
                 )
     return ModelReport(
+        notes=_capacity_notes(graph, a),
         graph=graph,
         arch=a.name,
         system=system if graph.tp > 1 else None,

@@ -47,6 +47,9 @@ COMMANDS: dict[str, tuple[tuple[str, str], ...]] = {
     "validation._cli_reproduce": (
         ("reproduce", "reproduce a paper's table (fusemax, pim, fg-attn)"),
     ),
+    "models._cli": (
+        ("model", "one prefill/decode step of a whole model: per-op table, totals, TP, trace"),
+    ),
 }
 
 #: The modules of :data:`COMMANDS`, in help order.
