@@ -5,10 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
 
 __all__ = ["register"]
 
@@ -42,6 +38,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     sweep.add_argument(
         "--dry-run", action="store_true", help="count the points (and those stored) and stop"
     )
+    sweep.add_argument(
+        "--max-points",
+        type=int,
+        default=None,
+        help="refuse a sweep with more points than this (default: 1,000,000)",
+    )
+    sweep.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=10.0,
+        help="seconds to wait for the Dask scheduler of --scheduler (default: 10)",
+    )
     sweep.set_defaults(func=_sweep)
 
     par = subparsers.add_parser("pareto", help="print (and plot) the Pareto front of a sweep")
@@ -59,6 +67,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     par.add_argument("--maximize-y", action="store_true", help="maximize y instead of minimizing")
     par.add_argument("--plot", default=None, help="write a PNG of all points and the front")
     par.add_argument("--all", action="store_true", help="ignore the sweep's constraints")
+    par.add_argument(
+        "--group-by",
+        default=None,
+        metavar="COL[,COL]",
+        help="one front per value of these input columns (e.g. S or param.S,dataflow)",
+    )
     par.set_defaults(func=_pareto)
 
     demo = subparsers.add_parser("demo", help="one-minute tour: fused vs unfused attention")
@@ -66,12 +80,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     demo.set_defaults(func=_demo)
 
 
+def _max_points(args: argparse.Namespace) -> int:
+    from dse._check import MAX_POINTS
+
+    return MAX_POINTS if args.max_points is None else int(args.max_points)
+
+
 def _dry_run(args: argparse.Namespace) -> int:
+    from dse._check import check_spec
     from dse._points import expand_points
     from dse._spec import load_sweep
     from dse._store import ResultStore
 
     spec = load_sweep(args.spec)
+    check_spec(spec, max_points=_max_points(args), source=args.spec)
     points = expand_points(spec)
     done = ResultStore(args.out).done_ids() & {p.point_id for p in points}
     print(f"{spec.name}: {len(points)} points, {len(done)} already in {args.out}")  # noqa: T201
@@ -80,7 +102,47 @@ def _dry_run(args: argparse.Namespace) -> int:
         print(f"  {inputs}")  # noqa: T201
     if len(points) > 3:
         print(f"  ... {len(points) - 3} more")  # noqa: T201
+    todo = [p for p in points if p.point_id not in done]
+    for line in _estimate(todo, args.workers):
+        print(line)  # noqa: T201
     return 0
+
+
+def _estimate(todo: list, workers: int | None) -> list[str]:
+    """Cost estimate of the points left: one point per engine is evaluated and timed."""
+    import time
+
+    from dse._evaluate import evaluate_point
+    from dse._runner import _usable_cpus
+
+    if not todo:
+        return ["estimate: nothing left to compute"]
+    n_workers = max(1, workers or _usable_cpus())
+    lines = []
+    for engine in dict.fromkeys(p.engine for p in todo):
+        points = [p for p in todo if p.engine == engine]
+        start = time.perf_counter()
+        try:
+            evaluate_point(points[0])
+            outcome = ""
+        except Exception as exc:  # noqa: BLE001 - the estimate must not stop the dry run
+            outcome = f" (it failed: {type(exc).__name__}: {str(exc)[:120]})"
+        per_point = time.perf_counter() - start
+        total = per_point * len(points) / n_workers
+        lines.append(
+            f"estimate ({engine}): {per_point:.3g} s for the first point{outcome}; "
+            f"{len(points)} points on {n_workers} workers ~ {_duration(total)} "
+            "(points of other shapes may cost more or less)"
+        )
+    return lines
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.3g} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.3g} min"
+    return f"{seconds / 3600:.3g} h"
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -98,6 +160,8 @@ def _sweep(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             retry_errors=args.retry_errors,
             progress=not args.no_progress,
+            max_points=_max_points(args),
+            connect_timeout=args.connect_timeout,
         )
     except KeyboardInterrupt:
         print(  # noqa: T201
@@ -115,18 +179,27 @@ def _sweep(args: argparse.Namespace) -> int:
         f"results: {summary.out}/  (python: dse.load({str(summary.out)!r}); "
         f"front: archsim pareto {summary.out})"
     )
+    if summary.error_messages:
+        _print_errors(summary.error_messages, summary.failed, summary.total)
+        return 1
     return 0
 
 
-def _input_columns(df: pd.DataFrame) -> list[str]:
-    """The input columns that vary across the store's rows."""
-    names = ("workload", "dataflow", "engine")
-    return [
-        c
-        for c in df.columns
-        if (c.startswith(("arch.", "param.", "knob.")) or c in names)
-        and df[c].nunique(dropna=False) > 1
-    ]
+def _print_errors(messages: dict[str, int] | object, failed: int, total: int) -> None:
+    """The distinct error messages of the failed points, most frequent first (stderr)."""
+    counts = sorted(dict(messages).items(), key=lambda kv: (-kv[1], kv[0]))  # type: ignore[call-overload]
+    print(  # noqa: T201
+        f"error: {failed} of {total} points failed ({len(counts)} distinct errors):",
+        file=sys.stderr,
+    )
+    for message, k in counts[:10]:
+        print(f"  {k} x {message}", file=sys.stderr)  # noqa: T201
+    if len(counts) > 10:
+        print(f"  ... and {len(counts) - 10} more distinct errors", file=sys.stderr)  # noqa: T201
+    print(  # noqa: T201
+        "fix the cause and re-run with --retry-errors to recompute the failed points",
+        file=sys.stderr,
+    )
 
 
 def _default_axes(objectives: object) -> tuple[str, str]:
@@ -141,7 +214,7 @@ def _default_axes(objectives: object) -> tuple[str, str]:
 def _pareto(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from dse._pareto import pareto, resolve_column
+    from dse._pareto import input_columns, pareto, resolve_column, resolve_group_by
     from dse._store import ResultStore, load
 
     df = load(args.store)
@@ -151,24 +224,41 @@ def _pareto(args: argparse.Namespace) -> int:
     default_x, default_y = _default_axes(ResultStore(args.store).manifest().get("objectives"))
     x = resolve_column(df, args.x or default_x)
     y = resolve_column(df, args.y or default_y)
+    groups = resolve_group_by(df, args.group_by)
     front = pareto(
-        df, x, y, minimize=(not args.maximize_x, not args.maximize_y), only_feasible=not args.all
+        df,
+        x,
+        y,
+        minimize=(not args.maximize_x, not args.maximize_y),
+        only_feasible=not args.all,
+        group_by=groups,
     )
     ok = int((df["status"] == "ok").sum())
     feasible = int(df["feasible"].sum())
+    per = f", one front per {', '.join(groups)}" if groups else ""
     print(  # noqa: T201
         f"{len(df)} points ({ok} ok, {feasible} feasible); "
-        f"Pareto front over {x} × {y}: {len(front)} points"
+        f"Pareto front over {x} × {y}{per}: {len(front)} points"
     )
-    cols = [*_input_columns(df), x, y]
+    varying = input_columns(df, varying=True)
+    mixed = [c for c in varying if c.startswith("param.") and c not in groups]
+    if mixed:
+        print(  # noqa: T201
+            f"note: the front mixes {', '.join(mixed)}; "
+            f"--group-by {','.join(mixed)} gives one front per value"
+        )
+    cols = [*groups, *(c for c in varying if c not in groups), x, y]
     with pd.option_context(
         "display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4g}".format
     ):
         print(front[cols].to_string(index=False))  # noqa: T201
     if args.plot:
+        import matplotlib.pyplot as plt
+
         from dse._plots import pareto_plot
 
-        pareto_plot(df, x, y, path=args.plot)
+        fig = pareto_plot(df, x, y, path=args.plot, group_by=groups)
+        plt.close(fig)
         print(f"plot: {args.plot}")  # noqa: T201
     return 0
 

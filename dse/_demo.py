@@ -225,10 +225,7 @@ def _seq_curves(shape: dict[str, int], seq_lens: Sequence[int]) -> pd.DataFrame:
 
 
 def _plot(table: pd.DataFrame, curves: pd.DataFrame, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # the backend is the user's (headless: Agg by itself)
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     labels = [f"{a}\n{d}" for a, d in zip(table["arch"], table["dataflow"], strict=True)]

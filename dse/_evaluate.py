@@ -45,9 +45,11 @@ def build_arch(point: DesignPoint) -> Architecture:
 
 @functools.lru_cache(maxsize=4096)
 def _flops(workload: str, params_json: str) -> float:
-    from workloads import get_workload
+    """FLOPs of a library workload or cascade file with these params (memoized)."""
+    from mappings._api import resolve_workload
 
-    return float(get_workload(workload, **json.loads(params_json)).counts().flops)
+    built = resolve_workload(workload, json.loads(params_json))
+    return float(built.counts().flops)  # type: ignore[attr-defined]
 
 
 def _finite(value: object) -> float:
@@ -155,11 +157,11 @@ def _search_mapping(point: DesignPoint, arch: Architecture, params: Mapping[str,
     its best ``RankedMapping``. Defaults for a sweep: ``top=1`` and ``rescore=0`` (the
     point's own engine evaluates the winner; no extra event-driven re-scoring)."""
     from mappings import get_mapper
-    from workloads import get_workload
+    from mappings._api import resolve_workload
 
     settings = dict(point.mapper)
     mapper = get_mapper(str(settings.pop("name")))
     settings.setdefault("top", 1)
     settings.setdefault("rescore", 0)
-    workload = get_workload(point.workload, **params)  # type: ignore[arg-type]
+    workload = resolve_workload(point.workload, params)
     return mapper(workload, arch, **settings)[0]

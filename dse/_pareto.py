@@ -10,7 +10,49 @@ import pandas as pd
 from archsim.errors import SweepError
 from dse._spec import OBJECTIVE_COLUMNS
 
-__all__ = ["pareto", "pareto_mask", "resolve_column"]
+__all__ = ["pareto", "pareto_mask", "resolve_column", "resolve_group_by", "input_columns"]
+
+_INPUT_NAMES = ("arch", "workload", "dataflow", "engine")
+
+
+def input_columns(df: pd.DataFrame, *, varying: bool = False) -> list[str]:
+    """The store's input columns (``arch``, ``arch.<path>``, ``workload``, ``param.<name>``,
+    ``dataflow``, ``knob.<name>``, ``engine``); with ``varying``, only those that take more
+    than one value across the rows."""
+    prefixes = ("arch.", "param.", "knob.")
+    cols = [c for c in df.columns if c in _INPUT_NAMES or c.startswith(prefixes)]
+    if varying:
+        cols = [c for c in cols if df[c].nunique(dropna=False) > 1]
+    return cols
+
+
+def resolve_group_by(df: pd.DataFrame, names: str | Sequence[str] | None) -> list[str]:
+    """Columns to group fronts by: ``"S,dataflow"`` or a list; a bare name matches
+    ``param.NAME``, ``knob.NAME`` or ``arch.NAME`` when no column has that exact name.
+
+    Raises
+    ------
+    SweepError
+        A name matches no input column (the message lists the valid ones).
+    """
+    if names is None:
+        return []
+    raw = names.split(",") if isinstance(names, str) else list(names)
+    wanted = [str(n).strip() for n in raw if str(n).strip()]
+    valid = input_columns(df)
+    out: list[str] = []
+    for name in wanted:
+        matches = [c for c in (name, f"param.{name}", f"knob.{name}", f"arch.{name}") if c in valid]
+        if not matches:
+            raise SweepError(
+                "unknown column to group by",
+                path="--group-by",
+                expected="one of " + ", ".join(valid),
+                got=name,
+            )
+        if matches[0] not in out:
+            out.append(matches[0])
+    return out
 
 
 def resolve_column(df: pd.DataFrame, name: str) -> str:
@@ -77,8 +119,9 @@ def pareto(
     *,
     minimize: bool | Sequence[bool] = True,
     only_feasible: bool = True,
+    group_by: str | Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """The Pareto-optimal rows of a sweep DataFrame, sorted by ``x``.
+    """The Pareto-optimal rows of a sweep DataFrame, sorted by ``x`` (one front per group).
 
     Parameters
     ----------
@@ -91,11 +134,15 @@ def pareto(
         One flag for both objectives or a pair; ``False`` maximizes that objective.
     only_feasible
         Consider only ``ok`` rows that meet the sweep's constraints (``feasible`` column).
+    group_by
+        Input column(s) (``"param.S"``, ``"S,dataflow"``, see :func:`resolve_group_by`):
+        one front per distinct value, so points of different sequence lengths never
+        dominate each other.
 
     Returns
     -------
     pandas.DataFrame
-        The front (a copy), sorted by ``x`` ascending.
+        The front(s) (a copy), sorted by the group columns, then ``x`` ascending.
     """
     cx, cy = resolve_column(df, x), resolve_column(df, y)
     flags = [minimize, minimize] if isinstance(minimize, bool) else list(minimize)
@@ -108,6 +155,12 @@ def pareto(
         rows = df[df["feasible"].astype(bool)]
     elif "status" in df:
         rows = df[df["status"] == "ok"]
+    groups = resolve_group_by(df, group_by)
     values = rows[[cx, cy]].apply(pd.to_numeric, errors="coerce").to_numpy()
-    front = rows[pareto_mask(values, flags)]
-    return front.sort_values([cx, cy], kind="stable").copy()
+    if not groups:
+        front = rows[pareto_mask(values, flags)]
+        return front.sort_values([cx, cy], kind="stable").copy()
+    mask = np.zeros(len(rows), dtype=bool)
+    for members in rows.groupby(groups, dropna=False, sort=False).indices.values():
+        mask[members[pareto_mask(values[members], flags)]] = True
+    return rows[mask].sort_values([*groups, cx, cy], kind="stable").copy()

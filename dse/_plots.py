@@ -1,4 +1,9 @@
-"""Plots for sweeps: Pareto scatter and roofline (matplotlib, Agg backend, no display)."""
+"""Plots for sweeps: Pareto scatter and roofline (matplotlib).
+
+These functions never choose matplotlib's backend: in Jupyter figures render inline, and
+with no display matplotlib falls back to Agg by itself, so ``path=`` writes the PNG either
+way.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from dse._pareto import pareto, resolve_column  # noqa: E402
+from dse._pareto import input_columns, pareto, resolve_column, resolve_group_by
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -46,11 +48,14 @@ def pareto_plot(
     hue: str | None = "dataflow",
     path: str | Path | None = None,
     log: bool = True,
+    group_by: str | Sequence[str] | None = None,
 ) -> Figure:
     """Scatter the ``ok`` points, colored by ``hue``, with the Pareto front as a staircase.
 
     Points that violate the sweep's constraints (``feasible`` false) are grey crosses; the
-    front is drawn over the feasible points only.
+    front is drawn over the feasible points only. With ``group_by`` there is one front per
+    group, labelled with the group's values; the title names the inputs each front holds
+    fixed and the inputs that take one value in the whole sweep.
 
     Parameters
     ----------
@@ -64,8 +69,11 @@ def pareto_plot(
         Save a PNG there as well.
     log
         Log-log axes.
+    group_by
+        Input column(s) with one front per value (see :func:`dse.pareto`).
     """
     cx, cy = resolve_column(df, x), resolve_column(df, y)
+    fronts_by = resolve_group_by(df, group_by)
     ok = df[df["status"] == "ok"] if "status" in df else df
     fig, ax = plt.subplots(figsize=(6, 4.5))
     if "feasible" in ok:
@@ -78,9 +86,18 @@ def pareto_plot(
     groups = ok.groupby(hue, sort=True) if hue and hue in ok else [("points", ok)]
     for name, group in groups:
         ax.scatter(group[cx], group[cy], s=14, alpha=0.6, label=str(name))
-    front = pareto(df, cx, cy)
-    if len(front):
+    front = pareto(df, cx, cy, group_by=fronts_by or None)
+    if fronts_by:
+        styles = ["-", "--", "-.", ":"]
+        for k, (values, part) in enumerate(front.groupby(fronts_by, sort=True, dropna=False)):
+            label = _group_label(fronts_by, values)
+            ax.step(
+                part[cx], part[cy], where="post", lw=1.2, color="black",
+                ls=styles[k % len(styles)], label=f"front, {label}",
+            )  # fmt: skip
+    elif len(front):
         ax.step(front[cx], front[cy], where="post", color="black", lw=1.2, label="Pareto front")
+    ax.set_title(_front_title(df, fronts_by), fontsize=9)
     if log:
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -91,6 +108,34 @@ def pareto_plot(
     fig.tight_layout()
     _save(fig, path)
     return fig
+
+
+def _short(column: str) -> str:
+    return column.split(".", 1)[1] if column.startswith(("param.", "knob.")) else column
+
+
+def _group_label(groups: Sequence[str], values: object) -> str:
+    vals = values if isinstance(values, tuple) else (values,)
+    return ", ".join(f"{_short(c)}={v}" for c, v in zip(groups, vals, strict=True))
+
+
+def _front_title(df: pd.DataFrame, groups: Sequence[str]) -> str:
+    """What each front holds fixed: the group columns, and the inputs constant over the
+    sweep; warns when varied inputs are mixed into one front."""
+    fixed = [
+        f"{_short(c)}={df[c].iloc[0]}"
+        for c in input_columns(df)
+        if c not in groups and len(df) and df[c].nunique(dropna=False) == 1 and c != "arch"
+    ]
+    head = f"one front per {', '.join(_short(g) for g in groups)}" if groups else "one front"
+    varying = input_columns(df, varying=True)
+    mixed = [_short(c) for c in varying if c.startswith("param.") and c not in groups]
+    parts = [head]
+    if fixed:
+        parts.append("fixed: " + ", ".join(fixed[:6]) + (" ..." if len(fixed) > 6 else ""))
+    if mixed:
+        parts.append("mixes " + ", ".join(mixed))
+    return "; ".join(parts)
 
 
 def arch_peaks(arch: Architecture, op: str = "mac_bf16") -> tuple[float, float]:

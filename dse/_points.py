@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dse._axes import Axis, ChoiceAxis
+from dse._check import workload_ref
 from dse._samplers import get_sampler
 from dse._spec import SweepSpec
 
-__all__ = ["DesignPoint", "expand_points", "jsonable"]
+__all__ = ["DesignPoint", "expand_points", "jsonable", "arch_base"]
 
 
 def jsonable(value: object) -> object:
@@ -115,7 +116,9 @@ def _cell(value: object) -> object:
     return jsonable(value)
 
 
-def _digest(spec: SweepSpec) -> tuple[str, str]:
+def arch_base(spec: SweepSpec) -> tuple[str, str]:
+    """The architecture a sweep's points load (preset name, or the file's path resolved
+    against the spec's folder) and the SHA-1 of that file's bytes (``""`` for a preset)."""
     if spec.arch.preset is not None:
         return spec.arch.preset, ""
     path = Path(spec.arch.file or "")
@@ -151,7 +154,7 @@ def expand_points(spec: SweepSpec) -> list[DesignPoint]:
     knob_axes = list(spec.knob_space.items())
     axes: list[Axis] = [a for _, a in arch_axes + param_axes + knob_axes]
     draws = get_sampler(spec.sampler.kind)(axes, spec.sampler.n, spec.sampler.seed)
-    base, digest = _digest(spec)
+    base, digest = arch_base(spec)
     mapper = tuple(sorted((str(k), v) for k, v in (spec.mapper or {}).items()))
     n_arch, n_param = len(arch_axes), len(param_axes)
     points: dict[str, DesignPoint] = {}
@@ -168,7 +171,7 @@ def expand_points(spec: SweepSpec) -> list[DesignPoint]:
             arch=base,
             arch_digest=digest,
             arch_updates=tuple(updates.items()),
-            workload=workload,
+            workload=workload_ref(spec, workload),
             params=tuple(params.items()),
             dataflow=dataflow,
             knobs=tuple(knobs.items()),

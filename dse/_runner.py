@@ -24,11 +24,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor
 from concurrent.futures import wait as cf_wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from archsim.errors import SweepError
+from dse._check import MAX_POINTS, check_count, check_spec
 from dse._evaluate import evaluate_point
 from dse._points import DesignPoint, expand_points, jsonable
 from dse._spec import SweepSpec, load_sweep
@@ -64,6 +65,9 @@ class SweepSummary:
         Of ``computed``, how many recorded an error.
     seconds
         Wall time of this call, in s.
+    error_messages
+        Error message -> number of the sweep's points stored with it (computed by this
+        call or before); empty when every point ran ``ok``.
     """
 
     out: Path
@@ -72,6 +76,12 @@ class SweepSummary:
     computed: int
     errors: int
     seconds: float
+    error_messages: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> int:
+        """Points of the sweep stored as errors (this call's and earlier ones)."""
+        return sum(self.error_messages.values())
 
     @property
     def points_per_s(self) -> float:
@@ -105,6 +115,11 @@ def _usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
+def max_workers() -> int:
+    """Most local workers a sweep may start: 4 × the machine's CPU count."""
+    return 4 * (os.cpu_count() or 1)
+
+
 def _batches(points: Sequence[DesignPoint], size: int) -> Iterator[list[DesignPoint]]:
     for i in range(0, len(points), size):
         yield list(points[i : i + size])
@@ -127,6 +142,9 @@ def run_sweep(
     evaluator: Evaluator | None = None,
     retry_errors: bool = False,
     progress: bool = False,
+    max_points: int = MAX_POINTS,
+    check: bool | None = None,
+    connect_timeout: float = 10.0,
 ) -> SweepSummary:
     """Run (or resume) a sweep into the store folder ``out``.
 
@@ -155,6 +173,15 @@ def run_sweep(
         without its error rows).
     progress
         Show a tqdm bar (points done / total, rate, ETA) on stderr.
+    max_points
+        Refuse a sweep with more points than this (:data:`dse._check.MAX_POINTS`).
+    check
+        Check the spec first (:func:`dse._check.check_spec`: every architecture, workload,
+        parameter and dataflow resolvable, objectives known) and refuse it before running.
+        Default: check when ``evaluator`` is the default one (a custom evaluator decides
+        for itself what its points need); the point count is bounded either way.
+    connect_timeout
+        Seconds to wait for the Dask scheduler at ``scheduler``.
 
     Returns
     -------
@@ -163,11 +190,15 @@ def run_sweep(
     Raises
     ------
     SweepError
-        Bad spec, executor, worker count or batch size; or a pool worker died (the points
-        finished before stay stored, so re-running resumes).
+        Bad spec, too many points, bad executor, worker count (at most
+        :func:`max_workers` local ones) or batch size; another sweep writing ``out``; an
+        unreachable Dask scheduler; or a pool worker died (the points finished before stay
+        stored, so re-running resumes).
     """
     t0 = time.perf_counter()
+    source = ""
     if not isinstance(spec, SweepSpec):
+        source = str(spec)
         spec = load_sweep(spec)
     if scheduler is not None or client is not None:
         executor = "dask"
@@ -177,11 +208,44 @@ def run_sweep(
         )
     workers = workers if workers is not None else _usable_cpus()
     if workers < 1:
-        raise SweepError("need at least one worker", path="workers", expected=">= 1", got=workers)
+        raise SweepError("need at least one worker", path="--workers", expected=">= 1", got=workers)
+    if workers > max_workers() and executor != "serial" and scheduler is None and client is None:
+        raise SweepError(
+            "too many workers for this machine",
+            path="--workers",
+            expected=f"at most {max_workers()} (4 x {os.cpu_count()} CPUs)",
+            got=workers,
+        )
     if batch_size is not None and batch_size < 1:
-        raise SweepError("bad batch size", path="batch_size", expected=">= 1", got=batch_size)
+        raise SweepError("bad batch size", path="--batch-size", expected=">= 1", got=batch_size)
+    if check if check is not None else evaluator is None:
+        check_spec(spec, max_points=max_points, source=source)
+    else:
+        check_count(spec, max_points)
     evaluator = evaluator or evaluate_point
     store = ResultStore(out)
+    with store.lock():
+        return _run_locked(
+            spec, store, t0, workers, executor, scheduler, client, batch_size, evaluator,
+            retry_errors, progress, connect_timeout,
+        )  # fmt: skip
+
+
+def _run_locked(
+    spec: SweepSpec,
+    store: ResultStore,
+    t0: float,
+    workers: int,
+    executor: ExecutorKind,
+    scheduler: str | None,
+    client: Client | None,
+    batch_size: int | None,
+    evaluator: Evaluator,
+    retry_errors: bool,
+    progress: bool,
+    connect_timeout: float,
+) -> SweepSummary:
+    """The body of :func:`run_sweep`, run while holding the store's writer lock."""
     points = expand_points(spec)
     store.open(_manifest(spec, len(points)))
     if retry_errors:
@@ -215,12 +279,19 @@ def run_sweep(
         elif executor == "process":
             _run_process_pool(evaluator, batches, workers, finished)
         else:
-            _run_dask(evaluator, batches, workers, scheduler, client, finished)
+            _run_dask(evaluator, batches, workers, scheduler, client, finished, connect_timeout)
     finally:
         if bar is not None:
             bar.close()
+    messages = store.error_counts({p.point_id for p in points}) if errors or skipped else {}
     return SweepSummary(
-        Path(out), len(points), skipped, len(todo), errors, time.perf_counter() - t0
+        store.root,
+        len(points),
+        skipped,
+        len(todo),
+        errors,
+        time.perf_counter() - t0,
+        dict(messages),
     )
 
 
@@ -318,9 +389,11 @@ def _run_dask(
     scheduler: str | None,
     client: Client | None,
     finished: Callable[[list[dict[str, object]]], None],
+    connect_timeout: float = 10.0,
 ) -> None:
-    """Run batches on a Dask cluster: ``client``, else the one at ``scheduler``, else a
-    ``LocalCluster`` of ``workers`` single-threaded processes on loopback (closed after)."""
+    """Run batches on a Dask cluster: ``client``, else the one at ``scheduler`` (waiting at
+    most ``connect_timeout`` s for it), else a ``LocalCluster`` of ``workers``
+    single-threaded processes on loopback (closed after)."""
     try:
         from distributed import Client, LocalCluster
         from distributed import wait as dask_wait
@@ -330,7 +403,7 @@ def _run_dask(
         ) from None
     with contextlib.ExitStack() as owned:
         if client is None and scheduler is not None:
-            client = owned.enter_context(Client(scheduler))
+            client = owned.enter_context(_connect(Client, scheduler, connect_timeout))
         elif client is None:
             cluster = owned.enter_context(
                 LocalCluster(
@@ -352,3 +425,19 @@ def _run_dask(
             return client.submit(run_batch, evaluator, batch, pure=False)
 
         _drive(submit, wait_any, batches, 4 * cluster_workers, finished)
+
+
+def _connect(client_cls: type[Client], address: str, timeout: float) -> Client:
+    """A ``distributed.Client`` for the scheduler at ``address``; one clear error if none
+    answers within ``timeout`` s (or the address is malformed)."""
+    try:
+        return client_cls(address, timeout=timeout)
+    except (OSError, TimeoutError, ValueError, TypeError) as exc:
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise SweepError(
+            f"cannot connect to the Dask scheduler within {timeout:g} s ({reason})",
+            path="--scheduler",
+            expected="the address of a running scheduler, e.g. tcp://host:8786 "
+            "(--connect-timeout waits longer)",
+            got=address,
+        ) from None

@@ -9,18 +9,27 @@ A batch is written to ``parts/.tmp-*`` first, flushed with ``fsync``, then atomi
 renamed (``os.replace``) and the folder entry flushed too. A process killed at any moment
 therefore leaves either a whole part or a stray temp file (removed on the next open) —
 never a half-written part — and every point in a part is finished. Re-running a sweep
-skips the ids already in ``parts/``. :meth:`ResultStore.load` drops duplicate ids (first
-part wins), which can only arise from two runs writing the same store concurrently, and
-:meth:`ResultStore.compact` merges the parts into one (crash-safe for the same reason).
+skips the ids already in ``parts/``. :meth:`ResultStore.compact` merges the parts into one
+(crash-safe for the same reason).
+
+One writer at a time: a sweep holds an exclusive ``flock`` on ``DIR/.lock`` (which records
+its pid) while it writes, and a second sweep into the same folder is refused with an error
+naming that pid. The OS drops the lock when the process dies, so a killed sweep never
+leaves the store locked. :meth:`ResultStore.load` still drops duplicate ids (first part
+wins) should a store be written without the lock. A part or manifest that cannot be read
+(truncated, not Parquet/JSON) is a :class:`SweepError` naming the file.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -75,6 +84,46 @@ class ResultStore:
         self.parts = self.root / "parts"
 
     # -- writing ---------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the store's writer lock (``DIR/.lock``, exclusive ``flock``) for the block.
+
+        Raises
+        ------
+        SweepError
+            Another process holds it (the message names its pid), or the folder cannot
+            be created.
+        """
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise SweepError(
+                f"cannot create the result store ({exc.strerror})",
+                path=str(self.root),
+                expected="a writable folder",
+                got=str(self.root),
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise SweepError(
+                "another sweep is writing this result store",
+                path=str(self.root),
+                expected="one writer at a time: wait for it to finish, or use another --out",
+                got=f"locked by pid {holder}",
+            ) from None
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
     def open(self, manifest: Mapping[str, object]) -> None:
         """Create the folders, remove stray temp files, write ``manifest.json`` atomically."""
         self.parts.mkdir(parents=True, exist_ok=True)
@@ -115,29 +164,75 @@ class ResultStore:
             return []
         return sorted(p for p in self.parts.glob("*.parquet") if not p.name.startswith("."))
 
+    def _read(self, part: Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """One part as a DataFrame; an unreadable part is a :class:`SweepError` naming it."""
+        try:
+            return pq.read_table(part, columns=columns).to_pandas()
+        except Exception as exc:  # noqa: BLE001 - ArrowInvalid, OSError, KeyError...
+            raise SweepError(
+                f"corrupt result part ({type(exc).__name__}: {str(exc)[:200]}); delete it and "
+                "re-run the sweep to recompute its points",
+                path=str(part),
+            ) from None
+
     def done_ids(self, *, include_errors: bool = True) -> set[str]:
         """Ids of the points already stored (optionally leaving out failed ones)."""
         done: set[str] = set()
         for part in self.part_files():
-            table = pq.read_table(part, columns=["point_id", "status"])
-            ids = table.column("point_id").to_pylist()
-            status = table.column("status").to_pylist()
-            done.update(i for i, s in zip(ids, status, strict=True) if include_errors or s == "ok")
+            table = self._read(part, ["point_id", "status"])
+            keep = table if include_errors else table[table["status"] == "ok"]
+            done.update(keep["point_id"].tolist())
         return done
 
+    def error_counts(self, ids: Iterable[str] | None = None) -> Counter[str]:
+        """Error message -> number of stored points that failed with it (among ``ids``)."""
+        wanted = None if ids is None else set(ids)
+        counts: Counter[str] = Counter()
+        seen: set[str] = set()
+        for part in self.part_files():
+            table = self._read(part, ["point_id", "status", "error"])
+            for pid, status, error in table.itertuples(index=False, name=None):
+                if pid in seen or (wanted is not None and pid not in wanted):
+                    continue
+                seen.add(pid)
+                if status != "ok":
+                    counts[str(error)] += 1
+        return counts
+
     def manifest(self) -> dict[str, object]:
-        """The manifest of the last run (``{}`` if none)."""
+        """The manifest of the last run (``{}`` if none).
+
+        Raises
+        ------
+        SweepError
+            ``manifest.json`` is not a JSON object (the message names the file).
+        """
         path = self.root / "manifest.json"
         if not path.is_file():
             return {}
-        return dict(json.loads(path.read_text()))
+        try:
+            data = json.loads(path.read_bytes())
+        except (ValueError, OSError) as exc:
+            raise SweepError(
+                f"corrupt manifest ({type(exc).__name__}: {exc}); re-run the sweep to rewrite it",
+                path=str(path),
+            ) from None
+        if not isinstance(data, dict):
+            what = type(data).__name__
+            raise SweepError("corrupt manifest", path=str(path), expected="a JSON object", got=what)
+        return data
 
     def load(self) -> pd.DataFrame:
         """All stored rows as a DataFrame, one row per point id, ordered by ``point_index``.
 
         Adds ``feasible`` (the manifest's constraints hold and the point ran ``ok``).
+
+        Raises
+        ------
+        SweepError
+            A part or the manifest cannot be read (the message names the file).
         """
-        frames = [pd.read_parquet(p) for p in self.part_files()]
+        frames = [self._read(p) for p in self.part_files()]
         frames = [f for f in frames if len(f)]
         if not frames:
             return pd.DataFrame(columns=["point_id", "point_index", *RESULT_COLUMNS, "feasible"])
