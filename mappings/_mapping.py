@@ -28,8 +28,59 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from archsim.errors import MappingError
+from workloads import MAX_EXTENT
 
-__all__ = ["LevelMapping", "FusionGroup", "Mapping"]
+__all__ = ["LevelMapping", "FusionGroup", "Mapping", "MAX_DEPTH"]
+
+MAX_DEPTH = 1024
+"""Most tiles in flight a group may ask for (``depth``; real pipelines use 1-8)."""
+
+
+def _extent(v: object, what: str, top: int = MAX_EXTENT) -> None:
+    """Refuse a factor, extent or depth that is not an integer in ``1 .. top``: a bool
+    (YAML ``true``), a fraction, inf/nan, a string, 0, a negative or a huge number."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"{what} must be an integer >= 1, got {v!r}")
+    if (isinstance(v, float) and not v.is_integer()) or v < 1:
+        raise ValueError(f"{what} must be an integer >= 1, got {v!r}")
+    if v > top:
+        raise ValueError(f"{what} must be at most {top}, got {v!r}")
+
+
+def _read(path_or_text: str | Path) -> tuple[str, str]:
+    """(YAML text, source label) of a mapping file path or of YAML text itself."""
+    s = str(path_or_text)
+    as_path = isinstance(path_or_text, Path) or (
+        "\n" not in s and not s.lstrip().startswith(("groups", "{"))
+    )
+    if not as_path:
+        return s, "<yaml>"
+    p = Path(s)
+    try:
+        exists = p.is_file()
+        data = p.read_bytes() if exists else b""
+    except (OSError, ValueError) as exc:  # unreadable, a directory, a name too long, a NUL
+        if len(s) > 255 or "\0" in s:
+            return s, "<yaml>"
+        raise MappingError(
+            "cannot read mapping file",
+            path=s,
+            expected="a readable YAML file",
+            got=getattr(exc, "strerror", None) or str(exc),
+        ) from None
+    if not exists:
+        if p.suffix in (".yaml", ".yml") or p.is_dir():
+            raise MappingError("no such mapping file", path=s, expected="an existing YAML file")
+        return s, "<yaml>"
+    try:
+        return data.decode("utf-8"), s
+    except UnicodeDecodeError as exc:
+        raise MappingError(
+            "mapping file is not UTF-8 text",
+            path=s,
+            expected="UTF-8 text",
+            got=f"byte 0x{data[exc.start]:02x} at byte offset {exc.start}",
+        ) from None
 
 
 class _Frozen(BaseModel):
@@ -56,12 +107,12 @@ class LevelMapping(_Frozen):
     bypass: tuple[str, ...] = ()
     """Tensors that skip this level (moved straight between its neighbours)."""
 
-    @field_validator("temporal", "spatial")
+    @field_validator("temporal", "spatial", mode="before")
     @classmethod
-    def _positive(cls, v: dict[str, int]) -> dict[str, int]:
-        for rank, f in v.items():
-            if int(f) != f or f < 1:
-                raise ValueError(f"factor of rank {rank!r} must be an integer >= 1, got {f!r}")
+    def _positive(cls, v: object) -> object:
+        if isinstance(v, AbcMapping):
+            for rank, f in v.items():
+                _extent(f, f"factor of rank {rank!r}")
         return v
 
     def loop_order(self) -> tuple[str, ...]:
@@ -99,11 +150,11 @@ class FusionGroup(_Frozen):
     """Tiles in flight (buffer stages of the DRAM-level loop); None: 2 where the staging
     level has room for two tiles, else 1."""
 
-    @field_validator("depth")
+    @field_validator("depth", mode="before")
     @classmethod
-    def _depth(cls, v: int | None) -> int | None:
-        if v is not None and v < 1:
-            raise ValueError(f"depth must be >= 1, got {v!r}")
+    def _depth(cls, v: object) -> object:
+        if v is not None:
+            _extent(v, "depth (tiles in flight)", MAX_DEPTH)
         return v
 
     def unit_of(self, einsum: str) -> str | None:
@@ -137,12 +188,12 @@ class Mapping(_Frozen):
     name: str = ""
     """Optional label (dataflow name, mapper rank)."""
 
-    @field_validator("splits")
+    @field_validator("splits", mode="before")
     @classmethod
-    def _extents(cls, v: dict[str, int]) -> dict[str, int]:
-        for rank, n in v.items():
-            if int(n) != n or n < 1:
-                raise ValueError(f"split extent of {rank!r} must be an integer >= 1, got {n!r}")
+    def _extents(cls, v: object) -> object:
+        if isinstance(v, AbcMapping):
+            for rank, n in v.items():
+                _extent(n, f"split extent of {rank!r}")
         return v
 
     def to_dict(self) -> dict[str, object]:
@@ -163,8 +214,11 @@ class Mapping(_Frozen):
         except ValidationError as exc:
             err = exc.errors()[0]
             path = ".".join(str(p) for p in err["loc"])
+            got = err.get("input")
+            if len(repr(got)) > 120:  # a whole subtree: say what it is, not all of it
+                got = f"{type(got).__name__} {repr(got)[:100]}..."
             raise MappingError(
-                err["msg"], path=f"{source}: {path}" if path else source, got=err.get("input")
+                err["msg"], path=f"{source}: {path}" if path else source, got=got
             ) from None
 
     def to_yaml(self, path: str | Path | None = None) -> str:
@@ -183,13 +237,7 @@ class Mapping(_Frozen):
         MappingError
             Unreadable YAML or a bad field (with the path).
         """
-        p = Path(path_or_text) if not str(path_or_text).lstrip().startswith("groups") else None
-        if p is not None and p.exists():
-            text, source = p.read_text(), str(p)
-        elif p is not None and "\n" not in str(path_or_text) and p.suffix in (".yaml", ".yml"):
-            raise MappingError("no such mapping file", path=str(p), expected="an existing file")
-        else:
-            text, source = str(path_or_text), "<yaml>"
+        text, source = _read(path_or_text)
         try:
             data = __import__("archsim.yamlio", fromlist=["safe_load"]).safe_load(text)
         except yaml.YAMLError as exc:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from archsim.errors import MappingError
+from workloads import MAX_EXTENT
 
 if TYPE_CHECKING:
     from workloads import Cascade, CascadeCounts, Workload
@@ -46,7 +47,7 @@ def apply_splits(workload: Workload, splits: AbcMapping[str, int]) -> Workload:
     ------
     MappingError
         A key that names no split of the cascade, a split whose tile is a fixed number in
-        the cascade text, or an extent that is not a positive integer.
+        the cascade text, or an extent that is not an integer in ``1 .. 2**40``.
     """
     if not splits:
         return workload
@@ -67,8 +68,18 @@ def apply_splits(workload: Workload, splits: AbcMapping[str, int]) -> Workload:
                 expected=f"one of {have}" if have else "a cascade with a split rank",
                 got=key,
             )
-        if isinstance(extent, bool) or int(extent) != extent or extent < 1:
-            raise MappingError("split extent", path=path, expected="an integer >= 1", got=extent)
+        if (
+            isinstance(extent, bool)
+            or not isinstance(extent, (int, float))
+            or (isinstance(extent, float) and not extent.is_integer())
+            or not 1 <= extent <= MAX_EXTENT
+        ):
+            raise MappingError(
+                "split extent",
+                path=path,
+                expected=f"an integer >= 1 and <= 2**40 = {MAX_EXTENT}",
+                got=extent,
+            )
         if not isinstance(sp.tile, str):
             if int(sp.tile) != int(extent):
                 raise MappingError(

@@ -24,33 +24,86 @@ __all__ = ["register"]
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``archsim workload ...`` to the top-level parser."""
+    from archsim.cli._help import examples, sections, workload_table
+
     wl = subparsers.add_parser(
         "workload",
         help="list, show, check and verify Einsum cascades",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="The workload library (named, parameterised Einsum cascades) and cascade "
+        "files, from the command line. Errors exit with code 2.",
+        epilog=sections(
+            examples(
+                "archsim workload list",
+                "archsim workload show mha --set S=8192 --set H=16",
+                "archsim workload check examples/cascades/sliding_window.ein",
+                "archsim workload verify mha",
+            ),
+            workload_table,
+        ),
     )
     sub = wl.add_subparsers(dest="workload_command", metavar="ACTION")
     wl.set_defaults(func=lambda args: _help(wl))
 
-    p = sub.add_parser("list", help="library workload names, one per line")
+    p = sub.add_parser(
+        "list",
+        help="library workload names, one per line",
+        description="Print the library workload names, one per line (--models: the model "
+        "presets that fill shape parameters with workload show --model).",
+        epilog=examples("archsim workload list", "archsim workload list --models"),
+    )
     p.add_argument("--models", action="store_true", help="list the model presets instead")
     p.set_defaults(func=_list)
 
-    p = sub.add_parser("show", help="counts of a library workload")
-    p.add_argument("name", help="library workload (see `archsim workload list`)")
+    p = sub.add_parser(
+        "show",
+        help="counts of a library workload",
+        description="Print the parameters of a library workload and, per Einsum, its MACs, "
+        "other ops and compulsory bytes read and written.",
+        epilog=sections(
+            examples(
+                "archsim workload show mha",
+                "archsim workload show gqa --set S=32768 --set causal=true --json",
+                "archsim workload show mha --model llama3-8b",
+            ),
+            workload_table,
+        ),
+    )
+    p.add_argument("name", help="library workload (listed below)")
     _add_set(p)
-    p.add_argument("--model", help="fill shape parameters from a model preset")
+    p.add_argument(
+        "--model", help="fill shape parameters from a model preset (workload list --models)"
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_show)
 
-    p = sub.add_parser("check", help="parse and check a cascade file (YAML or text)")
+    p = sub.add_parser(
+        "check",
+        help="parse and check a cascade file (YAML or text)",
+        description="Parse a cascade file (YAML by extension .yaml/.yml, else the text "
+        "language of docs/cascade_language.md), check its ranks and shapes, and print a "
+        "one-line summary; an error names the line and column.",
+        epilog=examples(
+            "archsim workload check examples/cascades/sliding_window.ein",
+            "archsim workload check examples/cascades/sigmoid.ein --json",
+        ),
+    )
     p.add_argument("file", help="cascade file: .yaml/.yml (YAML) or anything else (text)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=_check)
 
-    p = sub.add_parser("verify", help="executor vs direct numpy reference")
-    p.add_argument("name", help="library workload or `all`")
+    p = sub.add_parser(
+        "verify",
+        help="executor vs direct numpy reference",
+        description="Run a library cascade with the reference executor on small random inputs "
+        "and compare with a direct numpy implementation; print the largest relative error. "
+        "Exit code 1 when one exceeds the tolerance.",
+        epilog=examples(
+            "archsim workload verify mha",
+            "archsim workload verify gqa --set Hkv=2 --seed 1",
+            "archsim workload verify all",
+        ),
+    )
+    p.add_argument("name", help="library workload, or all")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     _add_set(p)
     p.set_defaults(func=_verify)

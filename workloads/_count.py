@@ -35,7 +35,20 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ._ast import Binary, Cascade, Einsum, Expr, Name, Num, TensorRef, Unary
+from archsim.errors import WorkloadError
+
+from ._ast import (
+    Binary,
+    Cascade,
+    Einsum,
+    Expr,
+    Name,
+    Num,
+    TensorRef,
+    Unary,
+    expr_names,
+    expr_refs,
+)
 from ._cond import eval_int, linearize
 from ._lattice import (
     FULL,
@@ -126,6 +139,8 @@ def count(cascade: Cascade, params: Mapping[str, int | float] | None = None) -> 
     """
     sizes = cascade.rank_sizes(params)
     p = cascade.resolved_params(params)
+    for e in cascade.einsums:
+        _check_names(e, p)
     c = _Counter(cascade, sizes, p)
     per = tuple(c.einsum(e) for e in cascade.einsums)
     macs = sum(e.macs for e in per)
@@ -422,6 +437,26 @@ class _Counter:
         for ref, n in need.items():
             reads[ref.name] = reads.get(ref.name, 0.0) + cnt(n)
         return reads
+
+
+def _check_names(e: Einsum, params: Mapping[str, float]) -> None:
+    """Every parameter the Einsum reads (in its expression, condition and constant indices
+    such as ``RNV[b,M1,p]``) has a value: a typo is an error here, not a silent count."""
+    names = expr_names(e.expr) + (expr_names(e.cond) if e.cond is not None else [])
+    for ref in (e.output, *expr_refs(e.expr)):
+        for ix in ref.indices:
+            if ix.const is not None:
+                names += expr_names(ix.const)
+    ranks = set(e.ranks)
+    for name in dict.fromkeys(names):
+        if name not in params and name not in ranks and not name[0].islower():
+            text = e.text if len(e.text) <= 160 else f"{e.text[:80]} ... {e.text[-80:]}"
+            raise WorkloadError(
+                f"unknown parameter {name} in `{text}`",
+                path=f"line {e.line}" if e.line else f"Einsum {e.name}",
+                expected=f"a parameter with a value: one of {sorted(params)}",
+                got=name,
+            )
 
 
 def _ranks_of(c: Conj) -> set[str]:

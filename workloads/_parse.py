@@ -24,7 +24,7 @@ from typing import TypeVar
 
 from ._ast import And, Binary, Compare, Cond, Expr, Index, Name, Num, Sparsity, TensorRef, Unary
 from ._lex import Token, Where, tokenize
-from ._limits import MAX_NESTING
+from ._limits import MAX_BITS, MAX_NESTING
 from ._ops import DTYPES, REDUCE_OPS, UNARY
 
 __all__ = [
@@ -218,8 +218,8 @@ class _Parser:
                     value = self.number()
                     if t.text == "density":
                         density = self._density(value, t)
-                    elif not value.is_integer() or value < 1:
-                        self.fail("bad bit width", t, expected="bits=N with N >= 1")
+                    elif not value.is_integer() or not 1 <= value <= MAX_BITS:
+                        self.fail("bad bit width", t, expected=f"bits=N with 1 <= N <= {MAX_BITS}")
                     else:
                         dtype, bits = f"bits={int(value)}", int(value)
                 elif t.text in DTYPES:
