@@ -22,6 +22,9 @@ from archsim.errors import WorkloadError
 __all__ = ["register"]
 
 
+_TITLE = "library workloads (NAME; --set K=V overrides a default):"
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``archsim workload ...`` to the top-level parser."""
     from archsim.cli._help import examples, sections, workload_table
@@ -38,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                 "archsim workload check examples/cascades/sliding_window.ein",
                 "archsim workload verify mha",
             ),
-            workload_table,
+            lambda: workload_table(_TITLE),
         ),
     )
     sub = wl.add_subparsers(dest="workload_command", metavar="ACTION")
@@ -65,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                 "archsim workload show gqa --set S=32768 --set causal=true --json",
                 "archsim workload show mha --model llama3-8b",
             ),
-            workload_table,
+            lambda: workload_table(_TITLE),
         ),
     )
     p.add_argument("name", help="library workload (listed below)")
@@ -99,7 +102,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Exit code 1 when one exceeds the tolerance.",
         epilog=examples(
             "archsim workload verify mha",
-            "archsim workload verify gqa --set Hkv=2 --seed 1",
+            "archsim workload verify gqa --seed 1",
             "archsim workload verify all",
         ),
     )

@@ -234,7 +234,7 @@ def workload_table(
         rows.append((name, text))
     note = textwrap.wrap(
         "or a cascade file: .ein text or .yaml (the language: docs/cascade_language.md). "
-        "archsim workload show NAME prints a workload's parameters with their meaning.",
+        "archsim workload show NAME --set K=V prints a workload's counts at those values.",
         _WIDTH - 2,
     )
     return "\n".join([title, *_rows(rows), *("  " + n for n in note)])
