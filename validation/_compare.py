@@ -482,6 +482,8 @@ def compare_trace(
         for i, k in enumerate(trace.kernels)
     )
     cmp = TraceComparison(trace.path, model.hw.name, matches, trace.memops_us, trace.memops)
+    if not any(k.has_shapes for k in trace.kernels) and not shapes:
+        _raise_nothing_simulated(trace, cmp, shapes)  # template guesses alone are no basis
     if not any(m.simulated for m in matches):
         _raise_nothing_simulated(trace, cmp, shapes)
     return cmp

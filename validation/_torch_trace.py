@@ -178,7 +178,7 @@ class _OpIndex:
             parent: list[int] = []
             stack: list[int] = []
             for i, (ts, _end, _ev) in enumerate(spans):
-                while stack and spans[stack[-1]][1] < ts:
+                while stack and spans[stack[-1]][1] <= ts:
                     stack.pop()
                 parent.append(stack[-1] if stack else -1)
                 stack.append(i)

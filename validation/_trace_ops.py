@@ -19,6 +19,12 @@ reductions, copies, ``cat``      (``archsim.gpu.streaming_cost``): bytes of the 
 (list ``ELEMENTWISE``)           inputs read, bytes of the output written
 ===============================  ===================================================
 
+**Device time.** A profiler kernel's ``dur`` is its execution on the GPU. The GPU model
+(and the cascades lowered from it) time a *call* as CUDA events see it: each kernel carries a
+calibrated fixed cost, ``launch_s`` for the first kernel of a call and ``gap_s`` for the
+others (host launch path, measured with the kernels). That fixed cost is removed here
+(:func:`device_times`), so simulated and measured kernels are the same quantity.
+
 An op outside these, or one without shapes, is *unknown*: it is reported with its kernels'
 names and time, never dropped. ALU work of element-wise kernels is a rough per-element op
 count (``_ALU_PER_ELEMENT``); these kernels are bandwidth-bound on every GPU preset, so the
@@ -29,8 +35,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass
+from collections.abc import Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -39,7 +45,15 @@ from archsim.gpu import GpuModel, KernelTiming, evaluate_op, streaming_cost
 from ._predict import record_costs
 from ._torch_trace import TraceKernel
 
-__all__ = ["ELEMENTWISE", "GEMM_OPS", "NORM_OPS", "OpSim", "element_bytes", "simulate_op"]
+__all__ = [
+    "ELEMENTWISE",
+    "GEMM_OPS",
+    "NORM_OPS",
+    "OpSim",
+    "device_times",
+    "element_bytes",
+    "simulate_op",
+]
 
 #: Bytes per element of the profiler's ``Input type`` strings.
 _TYPE_BYTES = {
@@ -140,6 +154,17 @@ def element_bytes(type_name: str) -> int | None:
     return _TYPE_BYTES.get(type_name.strip().lower())
 
 
+def device_times(kernels: Sequence[KernelTiming], model: GpuModel) -> tuple[KernelTiming, ...]:
+    """Kernels of one call with the model's fixed per-kernel cost removed: ``launch_s``
+    from the first, ``gap_s`` from the others (s; never below 0). See the module notes."""
+    out = []
+    for i, k in enumerate(kernels):
+        fixed = model.cal.launch_s if i == 0 else model.cal.gap_s
+        meta = {**k.meta, "launch_removed_s": fixed}
+        out.append(replace(k, time_s=max(0.0, k.time_s - fixed), meta=meta))
+    return tuple(out)
+
+
 def _base(name: str | None) -> str:
     return (name or "").split("::")[-1]
 
@@ -224,7 +249,7 @@ def _streaming(k: TraceKernel, model: GpuModel) -> tuple[OpSim | None, str]:
         write_bytes=write,
         alu_ops=alu,
     )
-    timing = evaluate_op([cost], model).kernels
+    timing = device_times(evaluate_op([cost], model).kernels, model)
     shape_text = "x".join(str(n) for n in tensors[0][0]) if tensors else "-"
     return OpSim(f"{base} {shape_text}", "gpu streaming", tuple(timing), per_op=True), ""
 
@@ -256,7 +281,9 @@ def _norm(
     if key not in cache:
         rep = simulate_workload(arch, workload, params=params)  # type: ignore[arg-type]
         r = rep.result
-        t = float(r.seconds)
+        n_kernels = max(1, len(rep.plan.meta.get("kernels", ())))  # type: ignore[arg-type]
+        fixed = model.cal.launch_s + (n_kernels - 1) * model.cal.gap_s
+        t = max(0.0, float(r.seconds) - fixed)
         cache[key] = KernelTiming(
             name=f"{workload} ({rep.dataflow})",
             category="softmax" if workload == "softmax" else "elementwise",
@@ -268,7 +295,13 @@ def _norm(
             dram_write_bytes=0.0,
             tensor_flops=0.0,
             bound="cascade",
-            meta={"workload": workload, "dataflow": rep.dataflow, "dram_bytes": "read+write"},
+            meta={
+                "workload": workload,
+                "dataflow": rep.dataflow,
+                "dram_bytes": "read+write",
+                "engine_s": float(r.seconds),
+                "launch_removed_s": fixed,
+            },
         )
     label = f"{workload} " + (f"R{rows} N{cols}" if workload == "softmax" else f"T{rows} D{cols}")
     return OpSim(label, f"cascade {workload}", (cache[key],), per_op=True), ""
@@ -345,5 +378,5 @@ def _from_record(rec: Mapping[str, object], model: GpuModel) -> tuple[OpSim | No
     from ._predict import record_label
 
     _, _, costs = record_costs(rec, model)
-    kernels = tuple(evaluate_op(costs, model).kernels)
+    kernels = device_times(evaluate_op(costs, model).kernels, model)
     return OpSim(f"{rec['kind']} {record_label(rec)}", "gpu model", kernels), ""
