@@ -92,7 +92,7 @@ def cascade_from_dict(
     for key in data:
         _need(key in _TOP, f"{source}: {key}", "one of " + ", ".join(_TOP), key)
     stmts: list[Stmt] = []
-    params = data.get("params") or {}
+    params = _section(data, "params")
     _need(isinstance(params, dict), "params", "a mapping NAME: number", params)
     for k, v in params.items():
         _need(_is_name(k), f"params.{k}", "a parameter name (identifier)", k)
@@ -103,7 +103,7 @@ def cascade_from_dict(
             v,
         )
         stmts.append(ParamStmt(str(k), v, Where(f"params.{k}", f"{k}: {v}")))
-    ranks = data.get("ranks") or {}
+    ranks = _section(data, "ranks")
     _need(isinstance(ranks, dict), "ranks", "a mapping rank: {split, tile} | {size}", ranks)
     for r, spec in ranks.items():
         _need(_is_name(r, lower=True), f"ranks.{r}", "a lower-case rank name", r)
@@ -127,12 +127,12 @@ def cascade_from_dict(
                 sp,
             )
             stmts.append(SplitStmt(str(r), sp[0], sp[1], _tile(spec["tile"], f"ranks.{r}.tile"), w))
-    tensors = data.get("tensors") or {}
+    tensors = _section(data, "tensors")
     _need(isinstance(tensors, dict), "tensors", "a mapping NAME: {ranks, dtype}", tensors)
     for t, spec in tensors.items():
         _need(_is_name(t), f"tensors.{t}", "a tensor name (identifier)", t)
         stmts.append(_tensor(str(t), spec))
-    sparsity = data.get("sparsity") or {}
+    sparsity = _section(data, "sparsity")
     _need(isinstance(sparsity, dict), "sparsity", "a mapping TENSOR: spec", sparsity)
     for t, spec in sparsity.items():
         _need(_is_name(t), f"sparsity.{t}", "a tensor name (identifier)", t)
@@ -156,6 +156,13 @@ def cascade_from_dict(
     description = data.get("description", "")
     _need(isinstance(description, str), "description", "a string", description)
     return assemble(stmts, name=name)
+
+
+def _section(data: dict, key: str) -> object:
+    """``data[key]``, ``{}`` when absent or empty (``key:`` with nothing after it); any other
+    value is returned as is for the caller's type check (``params: 0`` is an error)."""
+    value = data.get(key)
+    return {} if value is None else value
 
 
 def _is_name(key: object, *, lower: bool = False) -> bool:
