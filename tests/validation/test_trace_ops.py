@@ -1,0 +1,166 @@
+"""`archsim compare` on profiler traces of a whole decoder layer: every op that launches a
+kernel is read from its ``record_shapes`` inputs and simulated; unknown kernels are listed.
+
+The traces in ``tests/validation/data`` are synthetic (PyTorch's event format, made-up
+durations; ``make_synthetic_traces.py``), so nothing here checks accuracy.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from archsim.cli import main
+from archsim.errors import ValidationDataError
+from archsim.gpu import gpu_model
+from validation import compare_trace, read_torch_trace, write_merged_trace
+from validation._torch_trace import parse_trace_events
+
+DATA = Path(__file__).resolve().parent / "data"
+PREFILL = DATA / "llama_layer_prefill.trace.json"
+DECODE = DATA / "llama_layer_decode.trace.json"
+NOSHAPES = DATA / "llama_layer_noshapes.trace.json"
+H100_PEAK_BYTES_PER_S = 3.35e12  # H100 SXM HBM3 datasheet
+BF16 = 2
+S, DM, FF = 512, 4096, 14336
+
+
+def _kernel_events(path):
+    return [e for e in json.loads(path.read_text())["traceEvents"] if e.get("cat") == "kernel"]
+
+
+@pytest.fixture(scope="module")
+def prefill():
+    return compare_trace(read_torch_trace(PREFILL), gpu_model("h100"))
+
+
+def _by_label(cmp, label):
+    return [m for m in cmp.matches if m.op_label == label and m.sim is not None]
+
+
+def test_kernels_reach_their_op_through_the_correlation_id():
+    events = json.loads(PREFILL.read_text())["traceEvents"]
+    for e in events:  # keep only the correlation id on kernels
+        if e.get("cat") == "kernel":
+            e["args"].pop("External id")
+    trace = parse_trace_events(events)
+    stacks = {k.name[:30]: k.op_stack for k in trace.kernels}
+    flash = next(v for n, v in stacks.items() if "flash_fwd" in n)
+    assert flash == (
+        "aten::scaled_dot_product_attention",
+        "aten::_scaled_dot_product_flash_attention",
+        "aten::_flash_attention_forward",
+    )
+    gemm = trace.kernels[1]
+    assert gemm.op_stack == ("aten::linear", "aten::matmul", "aten::mm")
+    assert gemm.input_dims == ((S, DM), (DM, DM))
+    cat = next(k for k in trace.kernels if k.op_name == "aten::cat")
+    assert cat.list_dims[0] == ((1, 32, S, 64), (1, 32, S, 64))
+
+
+def test_every_op_of_the_layer_is_simulated_and_the_unknown_kernel_listed(prefill):
+    kernels = _kernel_events(PREFILL)
+    total = sum(e["dur"] for e in kernels)
+    custom = sum(e["dur"] for e in kernels if e["name"].startswith("triton_"))
+    assert prefill.simulated_fraction == pytest.approx((total - custom) / total)
+    ((name, op, count, us, reason),) = prefill.unknown()
+    assert (name, op, count, us) == ("triton_poi_fused_router_0", "my_ext::fused_router", 1, 7.0)
+    assert "no model" in reason
+    labels = {m.op_label for m in prefill.matches}
+    for label in (
+        "rmsnorm T512 D4096",
+        "gemm 512x4096x4096",
+        "gemm 512x14336x4096",
+        "gemm 512x4096x14336",
+        "attn B1 H32/8 S512x512 D128 causal",
+        "silu 1x512x14336",
+        "cat 1x32x512x64",
+        "neg 1x8x512x64",
+        "copy_ 1x512x32x128",
+        "mean 1x512x4096",
+        "rsqrt 1x512x1",
+    ):
+        assert label in labels, label
+    (fused,) = _by_label(prefill, "rmsnorm T512 D4096")
+    assert fused.path == "cascade rmsnorm"
+    assert all(m.sim_us and m.sim_us > 0 for m in prefill.matches if m.sim is not None)
+
+
+def test_element_wise_bytes_follow_the_recorded_shapes(prefill):
+    def dram(label):
+        (m,) = _by_label(prefill, label)
+        return m.sim.dram_read_bytes, m.sim.dram_write_bytes
+
+    assert dram("silu 1x512x14336") == (S * FF * BF16, S * FF * BF16)
+    half = 32 * S * 64 * BF16
+    assert dram("cat 1x32x512x64") == (2 * half, 2 * half)
+    assert dram("mean 1x512x4096") == (S * DM * BF16, S * BF16)
+    assert dram("copy_ 1x512x32x128") == (S * DM * BF16, S * DM * BF16)
+    residual = [m for m in _by_label(prefill, "add 1x512x4096")]
+    assert residual
+    assert (residual[0].sim.dram_read_bytes, residual[0].sim.dram_write_bytes) == (
+        2 * S * DM * BF16,
+        S * DM * BF16,
+    )
+
+
+def test_element_wise_time_is_bandwidth_bound(prefill):
+    (m,) = _by_label(prefill, "mul 1x512x14336")
+    nbytes = m.sim.dram_read_bytes + m.sim.dram_write_bytes
+    floor = nbytes / H100_PEAK_BYTES_PER_S
+    assert floor <= m.sim.time_s < 2.0 * floor
+
+
+def test_decode_trace_reads_decode_attention_and_skinny_gemms():
+    cmp = compare_trace(read_torch_trace(DECODE), gpu_model("h100"))
+    labels = {m.op_label for m in cmp.matches}
+    assert "decode B1 H32/8 S1x4096 D128" in labels
+    assert "gemm 1x14336x4096" in labels
+    assert "rmsnorm T1 D4096" in labels
+
+
+def test_cli_prints_coverage_unknown_kernels_and_writes_the_merged_trace(tmp_path, capsys):
+    out = tmp_path / "merged.json"
+    assert main(["compare", "--torch-trace", str(PREFILL), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    kernels = _kernel_events(PREFILL)
+    total = sum(e["dur"] for e in kernels)
+    assert f"simulated {total - 7.0:.1f} of {total:.1f} us measured kernel time" in text
+    assert "unknown kernels (1 kernels, 7.0 us, not simulated):" in text
+    assert "triton_poi_fused_router_0" in text
+    doc = json.loads(out.read_text())
+    sim = [e for e in doc["traceEvents"] if e["ph"] == "X" and e["pid"] == 2]
+    assert len(sim) == len(kernels) - 1
+
+
+def test_trace_without_shapes_is_an_error_that_says_how_to_record_them(capsys):
+    assert main(["compare", "--torch-trace", str(NOSHAPES)]) == 2
+    err = capsys.readouterr().err
+    assert "trace has no shapes" in err
+    assert "record_shapes=True" in err
+    assert "--shapes" in err
+
+
+def test_trace_without_kernels_is_an_error(tmp_path, capsys):
+    events = [e for e in json.loads(PREFILL.read_text())["traceEvents"] if e.get("cat") != "kernel"]
+    p = tmp_path / "cpu_only.json"
+    p.write_text(json.dumps({"traceEvents": events}))
+    assert main(["compare", "--torch-trace", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "no GPU kernels" in err
+    assert "ProfilerActivity.CUDA" in err
+
+
+def test_trace_where_no_op_can_be_simulated_is_an_error():
+    events = json.loads(PREFILL.read_text())["traceEvents"]
+    keep = [e for e in events if e.get("cat") != "kernel" or e["name"].startswith("triton_")]
+    with pytest.raises(ValidationDataError, match="no kernel could be simulated") as info:
+        compare_trace(parse_trace_events(keep, source="t.json"), gpu_model("h100"))
+    assert "my_ext::fused_router" in str(info.value)
+
+
+def test_merged_trace_of_an_op_simulated_as_a_whole(tmp_path, prefill):
+    out = tmp_path / "m.json"
+    write_merged_trace(prefill, out)
+    names = {e["name"] for e in json.loads(out.read_text())["traceEvents"] if e.get("pid") == 2}
+    assert "rmsnorm (gpu_unfused)" in names
