@@ -11,10 +11,22 @@ __all__ = ["register"]
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the ``sweep``, ``pareto`` and ``demo`` sub-commands."""
+    from archsim.cli._help import examples, sections
+
     sweep = subparsers.add_parser(
         "sweep",
         help="run (or resume) a design-space sweep",
-        description="Run a sweep spec into a result store; re-running resumes where it stopped.",
+        description="Run a sweep spec (YAML: architecture axes, workload parameters, dataflows, "
+        "sampler, objectives, constraints) into a result store; re-running the same command "
+        "resumes where it stopped. The spec is checked before any point runs.",
+        epilog=examples(
+            "archsim sweep examples/sweep_fusemax.yaml --out runs/fusemax --dry-run",
+            "archsim sweep examples/sweep_fusemax.yaml --out runs/fusemax --workers 2",
+            "archsim sweep examples/sweep_lhs.yaml --out runs/lhs --executor serial",
+            note="Two commented specs: examples/sweep_fusemax.yaml (grid) and "
+            "examples/sweep_lhs.yaml (Latin hypercube). Results load in Python with "
+            "dse.load(OUT).",
+        ),
     )
     sweep.add_argument("spec", help="sweep spec YAML")
     sweep.add_argument("--out", required=True, help="result store folder")
@@ -52,7 +64,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     sweep.set_defaults(func=_sweep)
 
-    par = subparsers.add_parser("pareto", help="print (and plot) the Pareto front of a sweep")
+    par = subparsers.add_parser(
+        "pareto",
+        help="print (and plot) the Pareto front of a sweep",
+        description="Print the points of a result store that no other point beats on both "
+        "objectives (x and y), optionally one front per group, and plot all points with the "
+        "front.",
+        epilog=sections(
+            examples(
+                "archsim pareto runs/fusemax",
+                "archsim pareto runs/fusemax --x area --y latency --plot runs/fusemax/front.png",
+                "archsim pareto runs/fusemax --x energy --y latency --group-by dataflow",
+                note="(after archsim sweep examples/sweep_fusemax.yaml --out runs/fusemax)",
+            ),
+            _objective_table,
+        ),
+    )
     par.add_argument("store", help="result store folder (archsim sweep --out)")
     par.add_argument(
         "--x",
@@ -75,9 +102,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     par.set_defaults(func=_pareto)
 
-    demo = subparsers.add_parser("demo", help="one-minute tour: fused vs unfused attention")
+    demo = subparsers.add_parser(
+        "demo",
+        help="one-minute tour: fused vs unfused attention",
+        description="Simulate fused (FuseMax, FlashAttention) and unfused attention on a "
+        "spatial array and a GPU, print the comparison and write a plot and a Perfetto trace "
+        "under --out.",
+        epilog=examples("archsim demo", "archsim demo --out /tmp/archsim_demo"),
+    )
     demo.add_argument("--out", default="demo_out", help="output folder (default: ./demo_out)")
     demo.set_defaults(func=_demo)
+
+
+def _objective_table() -> str:
+    """``--x``/``--y`` aliases and the result columns they stand for (from the sweep spec)."""
+    from dse._spec import OBJECTIVE_COLUMNS
+
+    rows = "\n".join(f"  {k:<8} {v}" for k, v in OBJECTIVE_COLUMNS.items())
+    return f"objectives (--x, --y: an alias below or any numeric result column):\n{rows}"
 
 
 def _max_points(args: argparse.Namespace) -> int:
