@@ -63,6 +63,8 @@ class ModelSpec:
     experts, active_experts, shared_experts, moe_ffn_dim, dense_layers
         MoE: routed experts, experts per token, always-on shared experts, expert hidden
         width, and how many leading layers are dense (DeepSeek ``first_k_dense_replace``).
+    tied_embeddings
+        The LM head reuses the embedding matrix (counted once in :meth:`param_count`).
     dtype_bits
         Bits per weight/activation element (16 for bf16).
     source
@@ -92,6 +94,7 @@ class ModelSpec:
     shared_experts: int = 0
     moe_ffn_dim: int = 0
     dense_layers: int = 0
+    tied_embeddings: bool = False
     dtype_bits: int = 16
     source: str = ""
 
@@ -125,7 +128,8 @@ class ModelSpec:
         return float(self.layers * per_token * batch * context * self.elt_bytes)
 
     def param_count(self) -> float:
-        """Weights (elements), embeddings and LM head included (untied), norms excluded."""
+        """Weights (elements): embeddings and the LM head (once if tied or for an encoder,
+        which has none), no norms, biases or learned position tables."""
         d = self.d_model
         if self.attention == "mla":
             qk = self.nope_dim + self.rope_dim
@@ -146,7 +150,8 @@ class ModelSpec:
         moe += d * self.experts  # router
         n_dense = self.layers - self.moe_layers
         body = self.layers * attn + n_dense * dense + self.moe_layers * moe
-        return float(body + 2 * self.vocab * d)
+        tables = 1 if self.tied_embeddings or self.family == "encoder" else 2
+        return float(body + tables * self.vocab * d)
 
     def to_dict(self) -> dict[str, object]:
         """All fields as a plain dict (JSON-ready)."""
@@ -189,14 +194,15 @@ def _check_spec(s: ModelSpec) -> None:
 #: - BERT (Devlin et al. 2019) and the FuseMax layer set (bidirectional attention in the
 #:   FuseMax artifact) are encoders with post-LayerNorm and learned positions; GPT-3 (Brown et
 #:   al. 2020, Sec. 2.1: "the same model and architecture as GPT-2") is a pre-LayerNorm
-#:   decoder with learned positions; Llama 3 and DeepSeek-V3 use RMSNorm and RoPE.
+#:   decoder with learned positions and (as GPT-2) a tied LM head; Llama 3 and DeepSeek-V3
+#:   use RMSNorm and RoPE.
 #: - DeepSeek-V3 ``config.json``: ``first_k_dense_replace: 3`` (the first 3 of 61 layers
 #:   have a dense 18,432-wide FFN, the other 58 are MoE).
 _PRESET_EXTRAS: dict[str, dict[str, object]] = {
     "llama3-8b": {},
     "llama3-70b": {},
     "deepseek-v3": {"dense_layers": 3},
-    "gpt3-175b": {"norm": "layernorm", "rope": False},
+    "gpt3-175b": {"norm": "layernorm", "rope": False, "tied_embeddings": True},
     "bert-base": {"family": "encoder", "norm": "layernorm", "rope": False},
     "bert-large": {"family": "encoder", "norm": "layernorm", "rope": False},
     "fusemax-bert": {"family": "encoder", "norm": "layernorm", "rope": False},
@@ -255,6 +261,15 @@ def from_preset(name: str) -> ModelSpec:
 
 
 # --- Hugging Face config.json ------------------------------------------------------------------
+def _tied(cfg: dict[str, Any], default: bool, where: str) -> bool:
+    v = cfg.get("tie_word_embeddings", default)
+    if not isinstance(v, bool):
+        raise ModelError(
+            "bad field", path=f"{where}.tie_word_embeddings", expected="true or false", got=v
+        )
+    return v
+
+
 class _Reader:
     """Typed access to a config dict; errors name the file and the field."""
 
@@ -331,6 +346,7 @@ def _llama_like(r: _Reader, name: str, *, moe: bool) -> ModelSpec:
         ffn_dim=r.int("intermediate_size"),
         vocab=r.int("vocab_size"),
         attention="gqa" if kv < heads else "mha",
+        tied_embeddings=_tied(r.cfg, False, r.where),
         source=f"{r.where} (Hugging Face config.json)",
         **kw,
     )
@@ -362,6 +378,7 @@ def _deepseek(r: _Reader, name: str) -> ModelSpec:
         shared_experts=r.int("n_shared_experts", 0, minimum=0) if experts else 0,
         moe_ffn_dim=r.int("moe_intermediate_size") if experts else 0,
         dense_layers=r.int("first_k_dense_replace", 0, minimum=0) if experts else 0,
+        tied_embeddings=_tied(r.cfg, False, r.where),
         source=f"{r.where} (Hugging Face config.json)",
     )
 
@@ -383,6 +400,7 @@ def _gpt2(r: _Reader, name: str) -> ModelSpec:
         norm="layernorm",
         attention="mha",
         rope=False,
+        tied_embeddings=_tied(r.cfg, True, r.where),
         source=f"{r.where} (Hugging Face config.json)",
     )
 
@@ -444,7 +462,8 @@ def from_hf_config(cfg: dict[str, Any] | str | Path, *, name: str | None = None)
                 expected="a Hugging Face config.json",
                 got=path.name,
             ) from None
-        name = name or (path.parent.name if path.stem == "config" else path.stem)
+        stem = path.stem.removesuffix(".config")
+        name = name or (path.parent.name if stem == "config" else stem)
     if not isinstance(cfg, dict):
         raise ModelError("not a JSON object", path=where, expected="{...}", got=type(cfg).__name__)
     mt = cfg.get("model_type")
