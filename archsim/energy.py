@@ -22,17 +22,44 @@ scales with feature size, so::
 
     E(node) = E(45 nm) x (node_nm / 45) x (Vdd(node) / 0.9 V)^2
 
-with ``NODE_VDD`` giving the supply we assume per node. This is optimistic at advanced
-nodes (wires and SRAM scale worse than logic), so treat node-scaled arithmetic energies as
-lower estimates; DRAM and SRAM energies in presets come from DRAM/SRAM-specific tables,
-not from this rule, except where a preset says so.
+with ``NODE_VDD`` giving the supply we assume per node (Dennard et al., "Design of
+ion-implanted MOSFET's with very small physical dimensions", IEEE JSSC 9(5), 1974: under
+constant-field scaling by 1/k, capacitance scales by 1/k and area by 1/k^2). Area follows
+the same rule::
+
+    A(node) = A(45 nm) x (node_nm / 45)^2
+
+Both are optimistic at advanced nodes (wires and SRAM scale worse than logic: TSMC's HD
+SRAM bitcell went 0.027 um^2 at N7 to 0.021 um^2 at N5, not (5/7)^2), so treat node-scaled
+figures as lower estimates; DRAM and SRAM energies in presets come from DRAM/SRAM-specific
+tables, not from this rule, except where a preset says so.
+
+:func:`scale_architecture` applies the rule to a whole architecture (its
+``technology.node_nm`` to a common node): every compute-unit energy, every on-chip level's
+read/write energy, network energies and all on-chip areas. It leaves ``kind: dram`` levels
+alone (DRAM energy is a DRAM-array/IO figure, not logic) and leakage (leakage does not
+follow C·V^2), and it refuses DRAM-process PIM designs (``technology.process: dram``),
+whose logic does not follow a logic node.
+
+SRAM area
+---------
+``sram_mm2_per_mib(node)``: high-density 6T bitcell areas from TSMC's IEDM papers
+(``SRAM_BITCELL_UM2``; N16 Wu et al. IEDM 2013, N7 Wu et al. IEDM 2016, N5 Yeap et al.
+IEDM 2019) turned into macro density with the overhead WikiChip uses for N5 (0.021 um^2
+-> ~31.8 Mib/mm^2 with assist/periphery circuits; "IEDM 2022: Did We Just Witness The
+Death Of SRAM?", WikiChip Fuse, Dec 2022), i.e. mm^2/MiB = 8 / 31.8 x bitcell / 0.021.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+from archsim.errors import ArchSpecError
+
+if TYPE_CHECKING:
+    from archsim.spec import Architecture
 
 __all__ = [
     "HOROWITZ_45NM_PJ",
@@ -41,9 +68,16 @@ __all__ = [
     "ACCELERGY_DRAM_PJ_PER_BIT",
     "ATTACC_GPU_PJ_PER_BYTE",
     "FUSEMAX_ERT_PJ",
+    "FUSEMAX_ART_UM2",
+    "fusemax_area_mm2",
     "NODE_VDD",
     "node_scale",
+    "area_scale",
     "scale_energy",
+    "SRAM_BITCELL_UM2",
+    "SRAM_MIB_PER_MM2_N5",
+    "sram_mm2_per_mib",
+    "scale_architecture",
     "dram_path_pj_per_byte",
     "pim_access_pj_per_byte",
     "mac_pj_45nm",
@@ -143,6 +177,26 @@ FUSEMAX_ERT_PJ: Mapping[str, float] = MappingProxyType(
     }
 )
 
+#: FuseMax artifact Accelergy ART (45 nm), um^2 per instance (area_energy/outputs-*/ART.yaml);
+#: ``glb_32mib`` is the whole 32 MiB global buffer
+FUSEMAX_ART_UM2: Mapping[str, float] = MappingProxyType(
+    {
+        "mac_fp16": 1545.0,
+        "add_fp16": 1030.0,
+        "max": 49.28944,
+        "glb_32mib": 94176255.9664,
+    }
+)
+
+
+def fusemax_area_mm2(parts: Iterable[str], node_nm: float = 45) -> float:
+    """Area in mm^2 of the FuseMax-ART ``parts`` (keys of ``FUSEMAX_ART_UM2``) at ``node_nm``.
+
+    ``fusemax_area_mm2(["glb_32mib"]) / 32`` = 2.943008 mm^2 per MiB of global buffer.
+    """
+    return sum(FUSEMAX_ART_UM2[p] for p in parts) * 1e-6 * area_scale(45, node_nm)
+
+
 #: assumed supply voltage (V) per node (nm) for :func:`node_scale`; 5 = TSMC N5/4N class
 NODE_VDD: Mapping[int, float] = MappingProxyType({45: 0.9, 28: 0.9, 16: 0.8, 7: 0.75, 5: 0.75})
 
@@ -156,6 +210,96 @@ def node_scale(from_nm: int, to_nm: int) -> float:
         If a node is not in ``NODE_VDD``.
     """
     return (to_nm / from_nm) * (NODE_VDD[to_nm] / NODE_VDD[from_nm]) ** 2
+
+
+def area_scale(from_nm: float, to_nm: float) -> float:
+    """Factor converting an area at ``from_nm`` to ``to_nm``: ``(to_nm / from_nm)^2``."""
+    return (to_nm / from_nm) ** 2
+
+
+#: TSMC high-density 6T SRAM bitcell area in um^2 by node (nm); IEDM 2013 / 2016 / 2019
+SRAM_BITCELL_UM2: Mapping[int, float] = MappingProxyType({16: 0.07, 7: 0.027, 5: 0.021})
+#: N5 SRAM macro density with assist/periphery overhead, Mib/mm^2 (WikiChip, IEDM 2022 report)
+SRAM_MIB_PER_MM2_N5 = 31.8
+
+
+def sram_mm2_per_mib(node_nm: int) -> float:
+    """High-density SRAM area in mm^2 per MiB at ``node_nm`` (rule in the module doc).
+
+    Raises
+    ------
+    KeyError
+        If the node has no published bitcell in ``SRAM_BITCELL_UM2``.
+    """
+    return 8.0 / SRAM_MIB_PER_MM2_N5 * SRAM_BITCELL_UM2[node_nm] / SRAM_BITCELL_UM2[5]
+
+
+def _scale_keys(d: dict[str, Any], keys: Iterable[str], factor: float) -> None:
+    for key in keys:
+        if d.get(key) is not None:
+            d[key] = d[key] * factor
+
+
+def scale_architecture(arch: Architecture, node_nm: int) -> Architecture:
+    """``arch`` with its energy and area tables moved to ``node_nm`` (rule in module doc).
+
+    The copy's ``technology.node_nm`` is ``node_nm``; DRAM levels and leakage are unchanged.
+
+    Raises
+    ------
+    ArchSpecError
+        ``arch`` states no technology node, is a DRAM-process design, or a node has no
+        supply voltage in ``NODE_VDD``.
+    """
+    tech = arch.technology
+    if tech is None:
+        raise ArchSpecError(
+            f"architecture {arch.name!r} states no technology node, so it cannot be scaled",
+            path="technology.node_nm",
+            expected="technology: {node_nm: N} in the spec",
+            got=None,
+        )
+    if tech.process == "dram":
+        raise ArchSpecError(
+            f"architecture {arch.name!r} is logic in a DRAM process; the logic-node rule "
+            "does not apply to it (compare its figures unscaled)",
+            path="technology.process",
+            expected="logic",
+            got="dram",
+        )
+    for node, path in ((tech.node_nm, "technology.node_nm"), (node_nm, "node")):
+        if node not in NODE_VDD:
+            raise ArchSpecError(
+                "no supply voltage for this node in archsim.energy.NODE_VDD",
+                path=path,
+                expected="one of " + ", ".join(f"{n}" for n in sorted(NODE_VDD)),
+                got=node,
+            )
+    fe = node_scale(int(tech.node_nm), node_nm)
+    fa = area_scale(tech.node_nm, node_nm)
+    raw = arch.to_dict()
+    areas = ("area_mm2", "area_mm2_per_pe", "area_mm2_per_mib")
+    for level in raw["levels"]:
+        if level["kind"] != "dram":
+            _scale_keys(level, ("read_energy_pj_per_byte", "write_energy_pj_per_byte"), fe)
+            _scale_keys(level, areas, fa)
+    for unit in raw["compute"]:
+        unit["energy_pj"] = {op: pj * fe for op, pj in unit.get("energy_pj", {}).items()}
+        _scale_keys(unit, areas, fa)
+    for net in raw.get("networks", []):
+        _scale_keys(net, ("energy_pj_per_byte",), fe)
+    _scale_keys(raw, ("uncore_area_mm2",), fa)
+    if raw.get("pim"):
+        _scale_keys(raw["pim"], ("energy_pj_per_mac",), fe)
+    raw["technology"] = {
+        "node_nm": node_nm,
+        "process": "logic",
+        "notes": f"scaled from {tech.node_nm:g} nm by archsim.energy.scale_architecture "
+        f"(energy x{fe:.4g}, area x{fa:.4g})",
+    }
+    from archsim.spec import Architecture
+
+    return Architecture.from_dict(raw, source=f"{arch.name} scaled to {node_nm} nm")
 
 
 def scale_energy(pj: float, from_nm: int = 45, to_nm: int = 45) -> float:

@@ -37,6 +37,7 @@ from archsim.spec._components import (
     ComputeUnit,
     Network,
     StorageLevel,
+    Technology,
 )
 from archsim.spec._dram import DramTiming
 from archsim.spec._params import GpuParams, PimParams
@@ -48,6 +49,7 @@ __all__ = [
     "StorageLevel",
     "ComputeUnit",
     "Network",
+    "Technology",
     "DramTiming",
     "GpuParams",
     "PimParams",

@@ -18,6 +18,7 @@ from archsim.spec._components import (
     NonNegFloat,
     PosFloat,
     StorageLevel,
+    Technology,
 )
 from archsim.spec._derive import (
     inject_gpu_sizes,
@@ -26,6 +27,7 @@ from archsim.spec._derive import (
     inject_per_s,
     inject_per_sm,
 )
+from archsim.spec._inherit import provenance_of, resolve_bases
 from archsim.spec._params import GpuParams, PimParams
 from archsim.spec._updates import apply_updates, strip_derived
 from archsim.spec._yaml import load_yaml_mapping
@@ -65,6 +67,12 @@ class Architecture(SpecModel):
     """Compute units."""
     networks: tuple[Network, ...] = ()
     """Explicit links between levels (optional; unlisted pairs use the levels' bandwidths)."""
+    technology: Technology | None = None
+    """Process node of the energy/area figures (``{node_nm: 45}``); None = not stated, and
+    :func:`archsim.energy.scale_architecture` then refuses to scale."""
+    uncore_area_mm2: NonNegFloat = 0.0
+    """Die area in mm^2 outside the listed levels and units (I/O, PHYs, interconnect);
+    counted in :attr:`area_mm2`."""
     power_cap_w: PosFloat | None = None
     """Board/chip power limit in W (GPUs); None = no cap modelled."""
     idle_power_w: NonNegFloat = 0.0
@@ -308,8 +316,9 @@ class Architecture(SpecModel):
 
     @property
     def area_mm2(self) -> float:
-        """Silicon area in mm^2: sum of instances x area over levels, units and networks."""
-        return float(sum(x.instances * x.area_mm2 for x in (*self.levels, *self.compute)))
+        """Silicon area in mm^2: instances x area over levels and units, plus the uncore."""
+        parts = sum(x.instances * x.area_mm2 for x in (*self.levels, *self.compute))
+        return float(parts + self.uncore_area_mm2)
 
     @property
     def leakage_w(self) -> float:
@@ -328,13 +337,20 @@ class Architecture(SpecModel):
 
     # ------------------------------------------------------------------ I/O and updates
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], source: str = "<dict>") -> Architecture:
+    def from_dict(
+        cls, data: Mapping[str, Any], source: str = "<dict>", base_dir: Path | None = None
+    ) -> Architecture:
         """Validate a plain mapping (parsed YAML/JSON) into an Architecture.
+
+        A ``base:`` key merges ``data`` over a preset or another file first (rules in
+        :mod:`archsim.spec._inherit`); a relative base path is taken from ``base_dir``
+        (default: the current directory).
 
         Raises
         ------
         ArchSpecError
-            With the path of the first problem; the message names ``source``.
+            With the path of the first problem; the message names ``source`` (or, with
+            ``base:``, the file that set the bad field).
         """
         if not isinstance(data, Mapping):
             raise ArchSpecError(
@@ -342,24 +358,42 @@ class Architecture(SpecModel):
                 expected="a mapping of name, kind, clock, levels, compute, ...",
                 got=type(data).__name__,
             )
-        try:
-            return cls(**dict(data))
-        except ArchSpecError as exc:
-            if source == "<dict>":
-                raise
+        bad = next((k for k in data if not isinstance(k, str)), None)
+        if bad is not None:
             raise ArchSpecError(
-                f"{exc.detail} (in {source})", path=exc.path, expected=exc.expected, got=exc.got
+                f"keys of an architecture spec are field names ({source})",
+                path=str(bad),
+                expected="a string key such as name, kind, clock, levels, compute",
+                got=bad,
+            )
+        spec, prov = dict(data), None
+        if "base" in spec:
+            spec, prov = resolve_bases(spec, source, base_dir)
+        try:
+            return cls(**spec)
+        except ArchSpecError as exc:
+            where = provenance_of(exc.path, spec, prov) if prov is not None else None
+            if where is None and source == "<dict>":
+                raise
+            where = where or source
+            note = f" (in {where}, base of {source})" if where != source else f" (in {where})"
+            raise ArchSpecError(
+                exc.detail + note, path=exc.path, expected=exc.expected, got=exc.got
             ) from None
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Architecture:
-        """Load and validate a YAML spec file (``yaml.safe_load`` semantics)."""
-        return cls.from_dict(load_yaml_mapping(path), source=str(path))
+        """Load and validate a YAML spec file (strict loading, :mod:`archsim.yamlio`)."""
+        data = load_yaml_mapping(path)
+        return cls.from_dict(data, source=str(path), base_dir=Path(path).parent)
 
     @classmethod
-    def from_yaml_text(cls, text: str, source: str = "<text>") -> Architecture:
-        """Validate YAML given as a string."""
-        return cls.from_dict(load_yaml_mapping(text, is_text=True, source=source), source=source)
+    def from_yaml_text(
+        cls, text: str, source: str = "<text>", base_dir: Path | None = None
+    ) -> Architecture:
+        """Validate YAML given as a string (a relative ``base:`` path is from ``base_dir``)."""
+        data = load_yaml_mapping(text, is_text=True, source=source)
+        return cls.from_dict(data, source=source, base_dir=base_dir)
 
     def to_dict(self, derived: bool = False) -> dict[str, Any]:
         """Plain JSON-ready dict that :meth:`from_dict` turns back into an equal Architecture.

@@ -37,6 +37,7 @@ from archsim.spec._types import (
 )
 
 __all__ = [
+    "Technology",
     "Clock",
     "StorageLevel",
     "ComputeUnit",
@@ -132,6 +133,63 @@ def _derive_scalar(data: dict[str, Any], total: str, per_pe: str) -> None:
     data[total] = derived
 
 
+def _derive_area_per_mib(data: dict[str, Any]) -> None:
+    """Fill ``area_mm2`` of a level from ``area_mm2_per_mib`` x capacity (checking agreement)."""
+    per_mib = data.get("area_mm2_per_mib")
+    if per_mib is None:
+        return
+    if data.get("area_mm2_per_pe") is not None:
+        fail(
+            "area_mm2_per_mib",
+            "give the area per PE or per MiB, not both",
+            expected="one of area_mm2_per_pe, area_mm2_per_mib",
+            got=per_mib,
+        )
+    capacity = data.get("capacity_bytes")
+    if capacity is None:
+        fail(
+            "area_mm2_per_mib",
+            "area per MiB needs the level's capacity",
+            expected="capacity_bytes (or capacity_bytes_per_pe with a mesh)",
+            got=None,
+        )
+    try:
+        derived = float(per_mib) * float(capacity) / 2**20
+        given = None if data.get("area_mm2") is None else float(data["area_mm2"])
+    except (TypeError, ValueError, OverflowError):
+        return  # the field validators report it
+    if given is not None and not close(given, derived):
+        fail(
+            "area_mm2",
+            f"area_mm2 disagrees with area_mm2_per_mib x capacity ({per_mib} x "
+            f"{float(capacity) / 2**20:g} MiB)",
+            expected=derived,
+            got=given,
+        )
+    data["area_mm2"] = derived
+
+
+class Technology(SpecModel):
+    """Process technology the energy and area figures of a spec are for."""
+
+    node_nm: Annotated[float, Field(ge=1, le=1000, allow_inf_nan=False)]
+    """Process node in nm (45 for Accelergy/Horowitz tables, 5 for TSMC 4N, 7 for N7; for
+    DRAM-PIM the DRAM process). :func:`archsim.energy.scale_architecture` moves energies
+    and areas between nodes with the documented rule."""
+    process: Literal["logic", "dram"] = "logic"
+    """``logic``: a logic process (figures scale with the logic-node rule). ``dram``: logic
+    built in a DRAM process (PIM units); not scaled to logic nodes."""
+    notes: str = ""
+    """Free text: foundry process name, where the figures come from."""
+
+    @field_validator("node_nm", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            fail("", "a boolean where a number is expected", expected="nm", got=value)
+        return value
+
+
 class Clock(SpecModel):
     """Clock domains of an architecture."""
 
@@ -187,6 +245,9 @@ class StorageLevel(SpecModel):
     """With mesh: write bandwidth per PE in bytes/cycle (instance value derived)."""
     area_mm2_per_pe: NonNegFloat | None = None
     """With mesh: area per PE in mm^2; ``area_mm2`` = this x rows x cols."""
+    area_mm2_per_mib: NonNegFloat | None = None
+    """Area per MiB of capacity in mm^2/MiB; ``area_mm2`` = this x ``capacity_bytes`` / 2^20,
+    re-derived whenever the capacity changes (a sweep over capacity then pays for it)."""
     dram: DramTiming | None = None
     """DRAM organisation and timing (kind ``dram`` only; required for PIM architectures)."""
     bandwidth_model: Literal["figure", "timing"] = "figure"
@@ -218,6 +279,7 @@ class StorageLevel(SpecModel):
         data = dict(data)
         for total, per_pe in cls.PER_PE_FIELDS:
             _derive_scalar(data, total, per_pe)
+        _derive_area_per_mib(data)
         read = data.get("read_bw_bytes_per_cycle")
         if data.get("write_bw_bytes_per_cycle") is None and isinstance(read, int | float):
             if read > 0:  # an invalid read figure is reported once, on its own field

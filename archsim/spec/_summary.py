@@ -24,10 +24,18 @@ def summarize(arch: Architecture) -> str:
     """Multi-line summary: clock, levels, units (with peaks), networks, area, power."""
     hz = arch.clock.core_hz
     first = arch.description.splitlines()[0] if arch.description else ""
+    tech = arch.technology
+    node = (
+        f"  technology: {tech.node_nm:g} nm{' DRAM process' if tech.process == 'dram' else ''}"
+        + (f" ({tech.notes})" if tech.notes else "")
+        if tech is not None
+        else "  technology: not stated (energies cannot be scaled to another node)"
+    )
     lines = [
         f"{arch.name} ({arch.kind}): {first}",
         f"  clock: core {fmt_si(hz, 'Hz')}"
         + (f", memory {fmt_si(arch.clock.memory_hz, 'Hz')}" if arch.clock.memory_hz else ""),
+        node,
     ]
     lines.append("  levels (outermost first):")
     for lvl in arch.levels:
@@ -56,6 +64,9 @@ def summarize(arch: Architecture) -> str:
             for op, rate in sorted(unit.ops_per_cycle.items())
         )
         lines.append(f"    {unit.name:<8} {unit.instances:>4} x{mesh}: {peaks}")
+        if unit.energy_pj:
+            pj = ", ".join(f"{op} {e:.4g}" for op, e in sorted(unit.energy_pj.items()))
+            lines.append(f"             energy pJ/op: {pj}")
     for net in arch.networks:
         lines.append(
             f"  network {net.name}: {net.src} -> {net.dst} "
@@ -83,4 +94,13 @@ def summarize(arch: Architecture) -> str:
         )
     power = f", power cap {arch.power_cap_w:g} W" if arch.power_cap_w else ""
     lines.append(f"  area {arch.area_mm2:.4g} mm^2, static {arch.leakage_w:.4g} W{power}")
+    parts = [
+        f"{x.name} {x.instances * x.area_mm2:.4g}"
+        for x in (*arch.levels, *arch.compute)
+        if x.area_mm2 > 0
+    ]
+    if arch.uncore_area_mm2:
+        parts.append(f"uncore {arch.uncore_area_mm2:.4g}")
+    if parts:
+        lines.append("  area by component (mm^2, all instances): " + ", ".join(parts))
     return "\n".join(lines)

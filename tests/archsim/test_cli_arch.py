@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from archsim.cli import main
 from archsim.spec import list_presets
 
@@ -84,3 +86,27 @@ def test_cli_error_has_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("error: ")
+
+
+def test_arch_list_shows_node_and_area(capsys):
+    assert main(["arch", "list"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "5 nm" in rows["h100"]
+    assert "814 mm^2" in rows["h100"]
+    assert "45 nm" in rows["fusemax"]
+
+
+@pytest.mark.parametrize("action", ["list", "show", "check"])
+def test_arch_help_pages_end_with_examples_that_parse(capsys, action):
+    from archsim.cli import build_parser
+    from archsim.cli._help import examples_in
+
+    with pytest.raises(SystemExit):
+        main(["arch", action, "--help"])
+    commands = examples_in(capsys.readouterr().out)
+    assert commands
+    assert all(c[:2] == ["arch", action] for c in commands)
+    parser = build_parser()
+    for words in commands:
+        parser.parse_args(words)
+        assert main(words) == 0, words
