@@ -9,11 +9,23 @@ __all__ = ["register"]
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the ``validate`` and ``compare`` sub-commands."""
+    from archsim.cli._help import examples, sections
+
     p = subparsers.add_parser(
         "validate",
         help="predict every record of a measurement file and report the errors",
-        description="Predict each record of a JSON Lines measurement file (issue-5 schema) with "
-        "the GPU model and print measured vs predicted, MAPE, max error, spearman.",
+        description="Predict each record of a JSON Lines measurement file (one measured GPU "
+        "kernel per line, fields below; validation/data/README.md describes them) with the GPU "
+        "model and print measured vs predicted, MAPE, max error and Spearman rank correlation.",
+        epilog=sections(
+            examples(
+                "archsim validate validation/data/h100_check.jsonl --arch h100 --quiet",
+                "archsim validate validation/data/h100_check.jsonl --arch h100 --plot check.png",
+                "archsim validate validation/data/h200_check.jsonl --arch h200 --json pred.jsonl",
+                "archsim validate validation/data/h100_check.jsonl --engine analytic --quiet",
+            ),
+            _record_table,
+        ),
     )
     p.add_argument("file", help="measurement JSON Lines file")
     p.add_argument("--arch", default="h100", help="GPU preset or arch YAML (default h100)")
@@ -37,6 +49,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description="Read a PyTorch profiler Chrome trace (and optionally an ncu CSV), match its "
         "GPU kernels to simulated ones, print them side by side, write one trace "
         "with 'measured' and 'simulated' tracks.",
+        epilog=examples(
+            "archsim compare --torch-trace validation/data/traces/h100_attention_step.trace.json "
+            "--shapes validation/hints/h100_attention_step.shapes.json --arch h100 "
+            "--out merged.json",
+            note="Record the trace with torch.profiler.profile(record_shapes=True) so that every "
+            "op carries its input shapes; --shapes supplies them for a trace recorded without.",
+        ),
     )
     c.add_argument("--torch-trace", required=True, metavar="TRACE.json", help="profiler trace")
     c.add_argument("--ncu", metavar="CSV", help="ncu --csv export for DRAM bytes per kernel")
@@ -49,6 +68,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     c.add_argument("--out", metavar="MERGED.json", help="merged Perfetto trace to write")
     c.set_defaults(func=_compare)
+
+
+def _record_table() -> str:
+    """Record kinds of a measurement file and the fields each needs (from the reader)."""
+    from validation._records import KIND_FIELDS
+
+    width = max(map(len, KIND_FIELDS))
+    rows = "\n".join(f"  {k:<{width}}  {', '.join(v)}" for k, v in KIND_FIELDS.items())
+    return f"record kinds (field kind) and the fields each needs besides ms:\n{rows}"
 
 
 def _model(arch: str):  # noqa: ANN202 - GpuModel
