@@ -47,7 +47,8 @@ MAX_BITS = 1024
 
 
 def check_number(value: object, path: str) -> int | float:
-    """``value`` if it is a finite real number (not a bool), else a :class:`WorkloadError`.
+    """``value`` if it is a finite real number (not a bool) of magnitude <= ``MAX_EXTENT``,
+    else a :class:`WorkloadError`.
 
     ``path`` names the parameter (``param L``, ``params.L``, ``mha.Sq``).
     """
@@ -55,6 +56,13 @@ def check_number(value: object, path: str) -> int | float:
         raise WorkloadError("bad parameter value", path=path, expected="a number", got=value)
     if isinstance(value, float) and not math.isfinite(value):
         raise WorkloadError("bad parameter value", path=path, expected="a finite number", got=value)
+    if abs(value) > MAX_EXTENT:  # sizes, windows, offsets: all far below; keeps int64 safe
+        raise WorkloadError(
+            "parameter too large",
+            path=path,
+            expected=f"at most 2**40 = {MAX_EXTENT} in magnitude",
+            got=value,
+        )
     return value
 
 

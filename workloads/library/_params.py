@@ -19,6 +19,8 @@ def parse_value(text: str) -> int | float | bool | str:
     (4096, 0.5, True, 'split_kv')
     """
     s = text.strip()
+    if not s.isascii():  # int("\u0663") is 3: only ASCII digits make numbers
+        return s
     try:
         return int(s)
     except ValueError:
