@@ -17,6 +17,11 @@ overlaps: the step time is the sum of the compute ops and the collectives, and e
 collective second is exposed. (Overlap would need a second, independent stream of work,
 e.g. two micro-batches interleaved; such schedules are not built here.)
 
+GPU ops are simulated alone, so each pays the calibrated kernel launch; run back to back in a
+step, every op after the first pays the inter-kernel gap instead (its time shrinks by
+``launch_s - gap_s`` and its energy in proportion), as :func:`archsim.gpu.evaluate_op`
+charges the kernels of one call.
+
 Energy: each device's op energy (the architecture's dynamic energy plus its static power
 over the op) times ``tp``, plus, during collectives, every device's static power
 (``Architecture.leakage_w``) and the link energy ``pJ/bit x bits sent`` when the system
@@ -47,7 +52,7 @@ __all__ = ["OpRow", "ModelReport", "simulate_graph", "LATENCY_BOUND_UTIL"]
 #: classed ``latency`` bound (launch, fill/drain and per-kernel fixed costs dominate).
 LATENCY_BOUND_UTIL = 0.25
 
-_CACHE: dict[tuple[object, ...], tuple[float, float, float, str, str]] = {}
+_CACHE: dict[tuple[object, ...], tuple[float, float, float, str, str, bool]] = {}
 
 
 @dataclass(frozen=True)
@@ -285,6 +290,27 @@ def _bound(result: object, arch: Architecture) -> str:
     return "memory" if dram_util >= util else "compute"
 
 
+def _stream_credit(arch: Architecture) -> tuple[float, tuple[str, ...]]:
+    """Seconds a GPU op launched right after another saves: each op simulated alone pays
+    the calibrated first-kernel ``launch_s``; in a step the kernels run back to back, so
+    every op after the first pays only the inter-kernel ``gap_s`` (the rule
+    :func:`archsim.gpu.evaluate_op` applies to the kernels of one call)."""
+    if arch.kind != "gpu":
+        return 0.0, ()
+    from archsim.errors import ArchsimError
+    from archsim.gpu import gpu_model
+
+    try:
+        cal = gpu_model(arch).cal
+    except ArchsimError:
+        return 0.0, ("no GPU calibration for this architecture: every op pays a full launch",)
+    credit = max(0.0, cal.launch_s - cal.gap_s)
+    return credit, (
+        f"kernels run back to back: every op after the first pays the calibrated inter-kernel "
+        f"gap ({cal.gap_s * 1e6:.2f} us) instead of a launch ({cal.launch_s * 1e6:.2f} us)",
+    )
+
+
 def _capacity_notes(graph: ModelGraph, arch: Architecture) -> tuple[str, ...]:
     """A note when the weights and KV cache one device holds exceed its DRAM (the step is
     simulated all the same: the table is then what the step would cost if they fitted)."""
@@ -305,9 +331,10 @@ def _capacity_notes(graph: ModelGraph, arch: Architecture) -> tuple[str, ...]:
 
 def _simulate_op(
     op: Op, arch: Architecture, arch_key: object, engine: str
-) -> tuple[tuple[float, float, float, str, str], bool]:
-    """(seconds, energy J, DRAM bytes, bound, dataflow-or-reason) of one op instance, and
-    whether it was simulated now (a cache miss)."""
+) -> tuple[tuple[float, float, float, str, str, bool], bool]:
+    """(seconds, energy J, DRAM bytes, bound, dataflow-or-reason, launched) of one op
+    instance run alone (``launched``: its time includes a GPU kernel launch), and whether it
+    was simulated now (a cache miss)."""
     from mappings import simulate_workload
 
     key = (arch_key, engine, op.key)
@@ -323,15 +350,17 @@ def _simulate_op(
     try:
         rep = simulate_workload(arch, workload, params=params, engine=engine)  # type: ignore[arg-type]
     except (MappingError, InfeasibleMappingError) as exc:
-        out = (0.0, 0.0, 0.0, "unmapped", str(exc))
+        out = (0.0, 0.0, 0.0, "unmapped", str(exc), False)
     else:
         r = rep.result
+        launched = any(str(k).startswith("launch:") for k in r.meta.get("phase_cycles", {}))
         out = (
             float(r.seconds),
             float(r.energy_j),
             float(r.dram_bytes),
             _bound(r, arch),
             rep.dataflow,
+            launched,
         )
     _CACHE[key] = out
     return out, True
@@ -375,6 +404,8 @@ def simulate_graph(
     rows: list[OpRow] = []
     sims = 0
     static_w = float(a.leakage_w)
+    credit, notes = _stream_credit(a)
+    first = True
     for stage in graph.stages:
         for op in stage.ops:
             if op.collective:
@@ -398,7 +429,7 @@ def simulate_graph(
                     )
                 )
                 continue
-            (secs, energy, dram, bound, how), miss = _simulate_op(op, a, arch_key, engine)
+            (secs, energy, dram, bound, how, launched), miss = _simulate_op(op, a, arch_key, engine)
             sims += miss
             if bound == "unmapped":
                 rows.append(
@@ -416,23 +447,27 @@ def simulate_graph(
                         how,
                     )
                 )
-            else:
-                rows.append(
-                    OpRow(
-                        stage.name,
-                        op.name,
-                        op.describe(),
-                        1,
-                        stage.repeat,
-                        secs,
-                        energy,
-                        dram,
-                        bound,
-                        how,
-                    )
+                continue
+            if launched and credit and not first:  # back to back: a gap, not a launch
+                keep = max(secs - credit, 0.0) / secs
+                secs, energy = secs * keep, energy * keep
+            first = first and not launched
+            rows.append(
+                OpRow(
+                    stage.name,
+                    op.name,
+                    op.describe(),
+                    1,
+                    stage.repeat,
+                    secs,
+                    energy,
+                    dram,
+                    bound,
+                    how,
                 )
+            )
     return ModelReport(
-        notes=_capacity_notes(graph, a),
+        notes=notes + _capacity_notes(graph, a),
         graph=graph,
         arch=a.name,
         system=system if graph.tp > 1 else None,

@@ -69,7 +69,22 @@ def test_tensor_parallel_speedup_of_a_70b_decode_step(llama70b_decode) -> None:
     assert one.latency_s > weights / peak
     assert f1.loc["ffn_gate_up", "bound"] == "memory"
     assert any("exceed" in n for n in one.notes)  # 141 GB of weights do not fit 80 GB
-    assert not eight.notes
+    assert not any("exceed" in n for n in eight.notes)
+
+
+def test_gpu_kernels_of_a_step_run_back_to_back(llama70b_decode) -> None:
+    from archsim.gpu import gpu_model
+    from mappings import simulate_workload
+
+    cal = gpu_model("h100").cal
+    df = llama70b_decode[8].to_frame().set_index("op")
+    alone = simulate_workload("h100", "rmsnorm", params={"T": 1, "Dm": 8192}).result.seconds
+    # the first op of the step pays the launch, every later one the inter-kernel gap
+    assert df.loc["final_norm", "time_s"] == pytest.approx(alone - (cal.launch_s - cal.gap_s))
+    from models._ops import local_workload
+
+    gather = local_workload("copy", {"T": 1, "C": 8192, "dtype_bits": 16})
+    assert df.iloc[0]["time_s"] == simulate_workload("h100", gather).result.seconds
 
 
 def test_each_distinct_shape_is_simulated_once(monkeypatch) -> None:
