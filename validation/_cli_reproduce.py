@@ -1,4 +1,4 @@
-"""``archsim reproduce fusemax|pim|fg-attn [--plot OUT.png] [--json] [--out DIR] [--fast]``.
+"""``archsim reproduce NAME [--plot OUT.png] [--json] [--out DIR] [--fast]``.
 
 Runs one paper reproduction (``validation.reproduce``), prints its tables beside the paper's
 numbers (or, with ``--json``, one JSON object with the summary keys, tables and checks), and
@@ -13,17 +13,27 @@ from pathlib import Path
 
 __all__ = ["register"]
 
-_NAMES = ("fusemax", "pim", "fg-attn", "lean", "linear", "hydragen", "minference", "spatten")
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``reproduce`` sub-command."""
+    from archsim.cli._help import examples, sections
+
     p = subparsers.add_parser(
         "reproduce",
-        help="reproduce a paper's table (fusemax, pim, fg-attn)",
-        description="Reproduce a published result with the simulator; compare with the paper.",
+        help="reproduce a published result beside the paper's numbers",
+        description="Reproduce a published result with the simulator: print its tables beside "
+        "the paper's numbers and write them as CSV, summary.json and a plot. Exit code 0 when "
+        "every gating check passes, 1 otherwise.",
+        epilog=sections(
+            examples(
+                "archsim reproduce fusemax --fast",
+                "archsim reproduce pim --fast --json",
+                "archsim reproduce fg-attn --out /tmp/fgattn --plot /tmp/fgattn.png",
+            ),
+            _reproduction_table,
+        ),
     )
-    p.add_argument("name", choices=_NAMES, help="which reproduction")
+    p.add_argument("name", metavar="NAME", help="which reproduction (listed below)")
     p.add_argument(
         "--plot",
         type=Path,
@@ -41,6 +51,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--fast", action="store_true", help="CI-sized subset of the points")
     p.set_defaults(func=_handle)
+
+
+def _reproduction_table() -> str:
+    """Every registered reproduction with the first line of its module's docstring (the paper)."""
+    import sys
+
+    from archsim.cli._help import plain, table
+    from validation.reproduce import REPRODUCTIONS
+
+    rows = [(name, plain(sys.modules[fn.__module__].__doc__)) for name, fn in REPRODUCTIONS.items()]
+    return "\n".join(["reproductions (NAME):", *table(rows)])
 
 
 def _handle(args: argparse.Namespace) -> int:

@@ -45,7 +45,7 @@ COMMANDS: dict[str, tuple[tuple[str, str], ...]] = {
         ("compare", "measured kernel trace vs simulated kernels, merged Perfetto trace"),
     ),
     "validation._cli_reproduce": (
-        ("reproduce", "reproduce a paper's table (fusemax, pim, fg-attn)"),
+        ("reproduce", "reproduce a published result beside the paper's numbers"),
     ),
     "models._cli": (
         ("model", "one prefill/decode step of a whole model: per-op table, totals, TP, trace"),

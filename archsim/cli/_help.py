@@ -27,6 +27,7 @@ __all__ = [
     "mapper_table",
     "plain",
     "sections",
+    "table",
     "workload_table",
 ]
 
@@ -119,7 +120,7 @@ def plain(doc: str | None) -> str:
     return text.replace("``", "").replace("**", "").replace("`", "")
 
 
-def _rows(rows: Iterable[tuple[str, str]], indent: int = 2) -> list[str]:
+def table(rows: Iterable[tuple[str, str]], indent: int = 2) -> list[str]:
     """``name  text`` rows, names padded to one column, long texts wrapped under the text."""
     rows = list(rows)
     width = max((len(n) for n, _t in rows), default=0)
@@ -186,7 +187,7 @@ def dataflow_table() -> str:
         if by_kind or "knob" not in summary.lower():  # else its docstring lists them
             summary += f" Knobs{' by architecture kind' if by_kind else ''}: {knobs}."
         rows.append((name, summary))
-    lines = ["dataflows (--dataflow NAME; --knob K=V sets one of its knobs):", *_rows(rows)]
+    lines = ["dataflows (--dataflow NAME; --knob K=V sets one of its knobs):", *table(rows)]
     lines += [
         "",
         "--dataflow auto (the default) takes the first, in this order, that maps the cascade:",
@@ -197,7 +198,7 @@ def dataflow_table() -> str:
             order = tuple(auto_candidates(arch))  # type: ignore[arg-type]
             orders.setdefault(order, []).append(f"{arch.name}")  # type: ignore[attr-defined]
     auto = [(", ".join(presets), " > ".join(order)) for order, presets in orders.items()]
-    lines += _rows(auto)
+    lines += table(auto)
     return "\n".join(lines)
 
 
@@ -237,7 +238,7 @@ def workload_table(
         "archsim workload show NAME --set K=V prints a workload's counts at those values.",
         _WIDTH - 2,
     )
-    return "\n".join([title, *_rows(rows), *("  " + n for n in note)])
+    return "\n".join([title, *table(rows), *("  " + n for n in note)])
 
 
 def mapper_table() -> str:
@@ -248,7 +249,7 @@ def mapper_table() -> str:
         (name, re.sub(r"\s*\(see module doc\)", "", plain(get_mapper(name).__doc__)))
         for name in list_mappers()
     ]
-    return "\n".join(["mappers (--mapper NAME):", *_rows(rows)])
+    return "\n".join(["mappers (--mapper NAME):", *table(rows)])
 
 
 def commands_of(parser: argparse.ArgumentParser) -> Sequence[str]:
