@@ -64,6 +64,17 @@ def _shapes(items: list[str] | None) -> tuple[int, int]:
     return out[0], out[1]
 
 
+def _refusals(note: str, width: int = 150) -> list[str]:
+    """The per-dataflow refusals of an ``auto`` error, one each, shortened to ``width``."""
+    _, sep, rest = note.partition("refusals: ")
+    parts = rest.rsplit(", got 'auto on", 1)[0].split(" | ") if sep else [note]
+    out = []
+    for p in parts:
+        p = p.replace("workload.cascade: ", "")
+        out.append(p if len(p) <= width else p[: width - 3] + "...")
+    return out
+
+
 def _list() -> int:
     from models import list_model_names, list_systems
     from models._spec import HF_MODEL_TYPES
@@ -163,15 +174,13 @@ def _print(rep, trace: str | None) -> None:  # noqa: ANN001 - models.ModelReport
         print(f"note: {note}")
     if rep.unmapped:
         print(
-            f"INCOMPLETE: {len(rep.unmapped)} ops have no dataflow on {rep.arch}; the totals "
-            "leave them out:"
+            f"INCOMPLETE: {len(rep.table_unmapped())} ops have no dataflow on {rep.arch}; the "
+            "totals leave them out (full reasons: --json):"
         )
-        seen = set()
-        for r in rep.unmapped:
-            if (r.op, r.shape) in seen:
-                continue
-            seen.add((r.op, r.shape))
-            print(f"  {r.stage} / {r.op} {r.shape}: {r.note}")
+        for r in rep.table_unmapped():
+            print(f"  {r.stage} / {r.op} {r.shape}: no dataflow maps it; refusals:")
+            for why in _refusals(r.note):
+                print(f"      {why}")
     if trace:
         print(f"trace: {trace} (open in https://ui.perfetto.dev)")
 

@@ -153,6 +153,10 @@ class ModelReport:
         """Ops no dataflow maps on the architecture (not in the totals)."""
         return [r for r in self.rows if r.bound == "unmapped"]
 
+    def table_unmapped(self) -> list[OpRow]:
+        """The unmapped rows of :meth:`table` (each distinct op once)."""
+        return [r for r in self.table() if r.bound == "unmapped"]
+
     @property
     def complete(self) -> bool:
         """Whether every op was simulated."""
