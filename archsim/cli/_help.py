@@ -89,11 +89,12 @@ def sections(*parts: Text) -> Callable[[], str]:
 def examples_in(help_text: str) -> list[list[str]]:
     """The example commands of a help page, each split into words (without ``archsim``).
 
-    Reads the lines indented under ``examples:`` up to the first blank line; the tests parse
-    each with the real parser.
+    Reads the lines indented under ``examples:`` up to the first blank line (a line ending in
+    a backslash continues on the next); the tests parse each with the real parser.
     """
     out: list[list[str]] = []
     inside = False
+    pending = ""
     for line in help_text.splitlines():
         if line.strip() == "examples:":
             inside = True
@@ -101,7 +102,11 @@ def examples_in(help_text: str) -> list[list[str]]:
         if inside:
             if not line.strip():
                 break
-            words = shlex.split(line)
+            if line.rstrip().endswith("\\"):  # a command continued on the next line
+                pending += line.rstrip()[:-1] + " "
+                continue
+            words = shlex.split(pending + line)
+            pending = ""
             if words and words[0] == "archsim":
                 out.append(words[1:])
     return out
