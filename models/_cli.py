@@ -123,7 +123,7 @@ def _run(args: argparse.Namespace) -> int:
 def _print(rep, trace: str | None) -> None:  # noqa: ANN001 - models.ModelReport
     g = rep.graph
     where = f"{g.tp} x {rep.arch}" if g.tp > 1 else rep.arch
-    line = f"{g.model.name} {g.phase} on {where}: B={g.batch} S={g.seq} ({g.tokens} tokens)"
+    line = f"{g.model.name} {g.phase} on {where}: B={g.batch} S={g.seq} ({g.tokens} new tokens)"
     if rep.system is not None:
         s = rep.system
         line += (
