@@ -132,7 +132,7 @@ def _check_fields(rec: Mapping[str, object]) -> None:
     kind = rec.get("kind")
     if "error" in rec:
         raise _Bad("error", f"not measured: {str(rec['error'])[:80]}")
-    if kind not in KIND_FIELDS:
+    if not isinstance(kind, str) or kind not in KIND_FIELDS:
         raise _Bad("kind", f"unknown kind {_show(kind)}; expected one of {sorted(KIND_FIELDS)}")
     missing = [f for f in (*KIND_FIELDS[str(kind)], "ms") if f not in rec]
     if missing:

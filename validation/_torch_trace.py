@@ -163,6 +163,10 @@ def _num(value: object, default: float = 0.0) -> float:
     return x if x == x and abs(x) != float("inf") else default
 
 
+def _hashable(value: object) -> object:
+    return value if isinstance(value, (int, float, str, type(None))) else repr(value)
+
+
 class _OpIndex:
     """CPU ops per (pid, tid), to find the ops whose span contains a launch call."""
 
@@ -171,7 +175,8 @@ class _OpIndex:
         by_thread = {}
         for ev in ops:
             ts, dur = _num(ev.get("ts")), max(0.0, _num(ev.get("dur")))
-            by_thread.setdefault((ev.get("pid"), ev.get("tid")), []).append((ts, ts + dur, ev))
+            key = (_hashable(ev.get("pid")), _hashable(ev.get("tid")))
+            by_thread.setdefault(key, []).append((ts, ts + dur, ev))
         self._threads = {}
         for key, spans in by_thread.items():
             spans.sort(key=lambda x: (x[0], -x[1]))
@@ -186,7 +191,7 @@ class _OpIndex:
 
     def stack_at(self, pid: object, tid: object, t: float) -> list[Mapping[str, object]]:
         """Ops on thread (pid, tid) whose span contains ``t``, outermost first."""
-        entry = self._threads.get((pid, tid))
+        entry = self._threads.get((_hashable(pid), _hashable(tid)))
         if entry is None:
             return []
         spans, starts, parent = entry

@@ -43,6 +43,7 @@ import numpy as np
 from archsim.gpu import GpuModel, KernelTiming, evaluate_op, streaming_cost
 
 from ._predict import record_costs
+from ._records import MAX_DIM, MAX_WORK
 from ._torch_trace import TraceKernel
 
 __all__ = [
@@ -269,6 +270,8 @@ def _norm(
         return None, f"{k.op_name}: no input shapes (record with record_shapes=True)"
     shape, size = tensors[0]
     rows, cols = _numel(shape[:-1]), shape[-1]
+    if not 1 <= cols <= MAX_DIM or not 1 <= rows <= MAX_DIM or rows * cols > MAX_WORK:
+        return None, f"{k.op_name}: input {list(shape)} outside the model's bounds"
     if workload == "softmax" and len(k.concrete_inputs) > 1:
         dims = _dims_arg(k.concrete_inputs[1], len(shape))
         if dims is not None and dims != {len(shape) - 1}:
@@ -375,8 +378,12 @@ def simulate_op(
 
 
 def _from_record(rec: Mapping[str, object], model: GpuModel) -> tuple[OpSim | None, str]:
-    from ._predict import record_label
+    from ._predict import UnsupportedRecord, record_label
+    from ._records import check_record
 
+    bad = check_record({"ms": 1.0, **rec})
+    if bad is not None:  # same field checks and size bounds as a measurement record
+        raise UnsupportedRecord(f"{bad.field}: {bad.reason}", bad.field)
     _, _, costs = record_costs(rec, model)
     kernels = device_times(evaluate_op(costs, model).kernels, model)
     return OpSim(f"{rec['kind']} {record_label(rec)}", "gpu model", kernels), ""

@@ -1,0 +1,29 @@
+"""The Llama-layer trace harness runs on a GPU machine with torch alone (no archsim)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_harness_imports_neither_archsim_nor_torch_and_documents_its_options(tmp_path):
+    # the shim of validation/data/README.md: a bare `validation` package over the harness
+    shim = tmp_path / "validation"
+    shim.mkdir()
+    (shim / "__init__.py").write_text("")
+    (shim / "harness").symlink_to(REPO / "validation" / "harness")
+    code = (
+        "import sys\n"
+        "import validation.harness.llama_layer as m\n"
+        "assert not any(n == 'archsim' or n.startswith('archsim.') for n in sys.modules)\n"
+        "assert 'torch' not in sys.modules\n"
+        "assert m.LLAMA3_8B['n_kv_heads'] == 8 and m.LLAMA3_8B['ffn'] == 14336\n"
+        "m.main(['--help'])\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    for option in ("--out-dir", "--prompt", "--context", "--profiled-steps", "--sdpa-backend"):
+        assert option in run.stdout
