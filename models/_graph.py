@@ -142,6 +142,10 @@ class _Builder:
         rows = self.T if rows is None else rows
         return Op(name, self.s.norm, {"T": rows, "Dm": width, "dtype_bits": self.bits})
 
+    def rms(self, name: str, width: int, rows: int | None = None) -> Op:
+        rows = self.T if rows is None else rows
+        return Op(name, "rmsnorm", {"T": rows, "Dm": width, "dtype_bits": self.bits})
+
     def ew(self, name: str, workload: str, **shape: int) -> Op:
         return Op(name, workload, {**shape, "dtype_bits": self.bits})
 
@@ -255,8 +259,68 @@ class _Builder:
             ops += [self.norm("ffn_norm", s.d_model), *ffn, *self.all_reduce(), res]
         return tuple(ops)
 
+    def dit_layer(self) -> tuple[Op, ...]:
+        """A Wan2.1-style DiT block (see :mod:`models._spec`); heads split over ``tp``."""
+        s, T, d = self.s, self.T, self.s.d_model
+        ctx = self.batch * s.cross_attn_len
+        hd = self.hq * s.head_dim  # per-device q/k/v width
+        att = {"B": self.batch, "H": self.hq, "D": s.head_dim, "causal": False}
+        att["dtype_bits"] = self.bits
+        mod = self.ew("modulate", "modulate", T=T, Dm=d)
+        gated = self.ew("gated_residual", "gated_add", T=T, Dm=d)
+        return (
+            self.norm("norm1", d),
+            mod,
+            self.gemm("qkv_proj", T, d, 3 * hd),
+            self.rms("qk_norm", hd),
+            self.rms("qk_norm", hd),
+            self.ew("rope", "rope", T=T, H=2 * self.hq, D=s.head_dim),
+            Op("self_attention", "mha", {**att, "Sq": self.seq, "Skv": self.seq}),
+            self.gemm("o_proj", T, hd, d),
+            *self.all_reduce(),
+            gated,
+            self.norm("norm3", d),
+            self.gemm("cross_q_proj", T, d, hd),
+            self.gemm("cross_kv_proj", ctx, d, 2 * hd),
+            self.rms("cross_q_norm", hd),
+            self.rms("cross_k_norm", hd, rows=ctx),
+            Op("cross_attention", "mha", {**att, "Sq": self.seq, "Skv": s.cross_attn_len}),
+            self.gemm("cross_o_proj", T, hd, d),
+            *self.all_reduce(),
+            self.ew("residual_add", "residual_add", T=T, Dm=d),
+            self.norm("norm2", d),
+            mod,
+            *self.ffn(s.ffn_dim),
+            *self.all_reduce(),
+            gated,
+        )
+
+    def build_dit(self) -> ModelGraph:
+        s, T, d, B = self.s, self.T, self.s.d_model, self.batch
+        ctx = B * s.cross_attn_len
+        embed = (
+            self.gemm("patch_embed", T, s.patch_dim, d),
+            self.gemm("text_embed_1", ctx, s.text_dim, d),
+            self.ew("text_embed_act", "gelu", T=ctx, F=d),
+            self.gemm("text_embed_2", ctx, d, d),
+            self.gemm("time_projection", B, d, 6 * d),
+        )
+        head = (
+            self.norm("head_norm", d),
+            self.ew("head_modulate", "modulate", T=T, Dm=d),
+            self.gemm("head_proj", T, d, s.patch_dim),
+        )
+        stages = (
+            Stage("embed", 1, embed),
+            Stage("layer", s.layers, self.dit_layer()),
+            Stage("head", 1, head),
+        )
+        return ModelGraph(s, self.phase, B, self.seq, self.tp, T, stages)
+
     def build(self) -> ModelGraph:
         s, T = self.s, self.T
+        if s.family == "dit":
+            return self.build_dit()
         embed = [self.ew("embed_gather", "copy", T=T, C=s.d_model)]
         embed += self.all_reduce("embed_all_reduce")
         if not s.rope:
@@ -297,11 +361,12 @@ def build_graph(
         raise ModelError(
             "unknown phase", path="phase", expected=f"one of {list(PHASES)}", got=phase
         )
-    if phase == "decode" and spec.family == "encoder":
+    if phase == "decode" and spec.family != "decoder":
+        what = "an encoder" if spec.family == "encoder" else "a diffusion transformer"
         raise ModelError(
-            "an encoder has no decode step",
+            f"{what} has no decode step",
             path="phase",
-            expected=f"prefill for {spec.name} (an encoder)",
+            expected=f"prefill for {spec.name} ({what}: one forward pass over all tokens)",
             got=phase,
         )
     _positive("B", batch)

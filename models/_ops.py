@@ -13,6 +13,10 @@ parameters, or one of the small cascades written here (the library has none of t
 - ``gelu``: the tanh form ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`` (Hendrycks &
   Gimpel, arXiv 1606.08415, Sec. 2), as GPT-2/GPT-3 use it;
 - ``copy``: ``Y[t,c] = X[t,c]`` (the KV-cache write of the new tokens, the embedding gather);
+- ``modulate`` and ``gated_add``: a DiT's adaLN, ``Y = X * (1 + scale) + shift`` and
+  ``Y = X + R * gate`` with per-channel ``scale``, ``shift``, ``gate`` (Peebles & Xie,
+  "Scalable Diffusion Models with Transformers", ICCV'23, Sec. 3.2; ``1 + scale`` is
+  formed once per step, so the cascade multiplies by ``SC = 1 + scale``);
 - ``grouped_gemm``: ``Y[g,m,n] = X[g,m,k] * W[g,k,n]``, ``G`` independent GEMMs in one
   kernel (the MoE experts a step touches, each with its own rows and weights, as the fused
   MoE kernels of serving engines run them).
@@ -97,6 +101,14 @@ CASCADES: dict[str, tuple[tuple[str, ...], str]] = {
         ("T", "C"),
         "rank t : T\nrank c : C\n{decl}\nY[t,c] = X[t,c]\n",
     ),
+    "modulate": (
+        ("T", "Dm"),
+        "rank t : T\nrank d : Dm\n{decl}\nY[t,d] = X[t,d] * SC[d] + SH[d]\n",
+    ),
+    "gated_add": (
+        ("T", "Dm"),
+        "rank t : T\nrank d : Dm\n{decl}\nY[t,d] = X[t,d] + R[t,d] * GT[d]\n",
+    ),
     "grouped_gemm": (
         ("G", "M", "K", "N"),
         "rank g : G\nrank m : M\nrank k : K\nrank n : N\n{decl}\nY[g,m,n] = X[g,m,k] * W[g,k,n]\n",
@@ -109,6 +121,8 @@ _DECLS = {
     "silu_mul": ("G[t,f]", "U[t,f]"),
     "gelu": ("X[t,f]",),
     "copy": ("X[t,c]",),
+    "modulate": ("X[t,d]", "SC[d]", "SH[d]"),
+    "gated_add": ("X[t,d]", "R[t,d]", "GT[d]"),
     "grouped_gemm": ("X[g,m,k]", "W[g,k,n]"),
 }
 

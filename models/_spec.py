@@ -41,8 +41,10 @@ class ModelSpec:
     name
         Preset name or the config file's stem.
     family
-        ``decoder`` (causal LM: prefill and decode) or ``encoder`` (bidirectional, one
-        forward pass: prefill only).
+        ``decoder`` (causal LM: prefill and decode), ``encoder`` (bidirectional, one
+        forward pass: prefill only) or ``dit`` (a diffusion transformer: one denoising
+        step over all tokens, with adaLN modulation and cross-attention to a text context;
+        prefill only).
     layers, d_model, heads, kv_heads, head_dim, v_head_dim
         Blocks, residual width, query heads, key/value heads, q/k head width, v head width.
     ffn_dim
@@ -63,6 +65,9 @@ class ModelSpec:
     experts, active_experts, shared_experts, moe_ffn_dim, dense_layers
         MoE: routed experts, experts per token, always-on shared experts, expert hidden
         width, and how many leading layers are dense (DeepSeek ``first_k_dense_replace``).
+    cross_attn_len, text_dim, patch_dim
+        DiT: text-context tokens the cross-attention reads, the text encoder's width, and
+        the elements of one patch (input channels x patch volume; also the head's output).
     tied_embeddings
         The LM head reuses the embedding matrix (counted once in :meth:`param_count`).
     dtype_bits
@@ -94,6 +99,9 @@ class ModelSpec:
     shared_experts: int = 0
     moe_ffn_dim: int = 0
     dense_layers: int = 0
+    cross_attn_len: int = 0
+    text_dim: int = 0
+    patch_dim: int = 0
     tied_embeddings: bool = False
     dtype_bits: int = 16
     source: str = ""
@@ -119,8 +127,10 @@ class ModelSpec:
         GQA/MHA: ``2 * kv_heads * head_dim`` elements per token per layer (K and V; the V
         part uses ``v_head_dim``). MLA: the latent ``kv_lora_rank + rope_dim`` per token
         per layer (DeepSeek-V2 Sec. 2.1.2: only the compressed latent and the RoPE key are
-        cached).
+        cached). 0 for an encoder or a DiT, which keep no cache between steps.
         """
+        if self.family != "decoder":
+            return 0.0
         if self.attention == "mla":
             per_token = self.kv_lora_rank + self.rope_dim
         else:
@@ -144,6 +154,8 @@ class ModelSpec:
         else:
             attn = d * (self.heads + self.kv_heads) * self.head_dim
             attn += d * self.kv_heads * self.v_head_dim + self.heads * self.v_head_dim * d
+        if self.family == "dit":  # cross-attention (q, k, v, o) and 6 modulation vectors
+            attn += 4 * d * d + 6 * d
         mats = 3 if self.ffn == "swiglu" else 2
         dense = mats * d * self.ffn_dim
         moe = (self.experts + self.shared_experts) * mats * d * self.moe_ffn_dim
@@ -151,6 +163,8 @@ class ModelSpec:
         n_dense = self.layers - self.moe_layers
         body = self.layers * attn + n_dense * dense + self.moe_layers * moe
         tables = 1 if self.tied_embeddings or self.family == "encoder" else 2
+        if self.family == "dit":  # patch embed + head, text embed MLP, time projection
+            return float(body + 2 * self.patch_dim * d + self.text_dim * d + d * d + 6 * d * d)
         return float(body + tables * self.vocab * d)
 
     def to_dict(self) -> dict[str, object]:
@@ -167,7 +181,7 @@ def _check_spec(s: ModelSpec) -> None:
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise bad(f, "a positive integer", v)
     choices = {
-        "family": ("decoder", "encoder"),
+        "family": ("decoder", "encoder", "dit"),
         "ffn": ("swiglu", "gelu"),
         "norm": ("rmsnorm", "layernorm"),
         "attention": ("mha", "gqa", "mla"),
@@ -198,6 +212,11 @@ def _check_spec(s: ModelSpec) -> None:
 #:   use RMSNorm and RoPE.
 #: - DeepSeek-V3 ``config.json``: ``first_k_dense_replace: 3`` (the first 3 of 61 layers
 #:   have a dense 18,432-wide FFN, the other 58 are MoE).
+#: - Wan2.1-14B (``wan/modules/model.py`` and ``wan/configs`` of github.com/Wan-Video/Wan2.1):
+#:   a DiT of blocks ``LayerNorm -> adaLN modulate -> self-attention (q/k RMSNorm, 3-D RoPE)
+#:   -> gated residual; LayerNorm -> cross-attention to the text (text_len 512 umT5 tokens
+#:   of width 4096) -> residual; LayerNorm -> modulate -> GELU(tanh) FFN -> gated residual``;
+#:   patch 1x2x2 over 16 latent channels (64 elements per patch, in and out).
 _PRESET_EXTRAS: dict[str, dict[str, object]] = {
     "llama3-8b": {},
     "llama3-70b": {},
@@ -209,12 +228,20 @@ _PRESET_EXTRAS: dict[str, dict[str, object]] = {
     "fusemax-trxl": {"family": "encoder", "norm": "layernorm", "rope": False},
     "fusemax-t5": {"family": "encoder", "norm": "layernorm", "rope": False},
     "fusemax-xlm": {"family": "encoder", "norm": "layernorm", "rope": False},
+    "wan2.1-14b": {
+        "family": "dit",
+        "norm": "layernorm",
+        "ffn": "gelu",
+        "cross_attn_len": 512,
+        "text_dim": 4096,
+        "patch_dim": 64,
+    },
 }
 
 
 def list_model_names() -> list[str]:
     """Preset names a model graph can be built from (the workloads presets with a layer
-    family; ``wan2.1-14b``, a video DiT with cross-attention, is not one of them)."""
+    family)."""
     from workloads import list_models
 
     return [n for n in list_models() if n in _PRESET_EXTRAS]

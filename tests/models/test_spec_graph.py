@@ -127,8 +127,8 @@ def test_bad_config_files(tmp_path: Path) -> None:
         from_hf_config(bad)
     with pytest.raises(ModelError, match="no such file"):
         load_model(tmp_path / "missing.json")
-    with pytest.raises(ModelError, match="no layer graph"):
-        load_model("wan2.1-14b")
+    with pytest.raises(ModelError, match=r"no layer graph.*llama3-8b"):
+        load_model("llama2-7b")
     good = tmp_path / "my-model" / "config.json"
     good.parent.mkdir()
     good.write_text(json.dumps(json.loads(LLAMA_CFG.read_text())))
@@ -214,6 +214,28 @@ def test_bad_graph_requests(kw: dict, match: str) -> None:
         build_graph(from_preset("llama3-70b"), **kw)
 
 
-def test_an_encoder_has_no_decode_step() -> None:
+def test_an_encoder_or_a_dit_has_no_decode_step() -> None:
     with pytest.raises(ModelError, match="encoder"):
         build_graph(from_preset("bert-base"), phase="decode")
+    with pytest.raises(ModelError, match="diffusion transformer"):
+        build_graph(from_preset("wan2.1-14b"), phase="decode")
+
+
+def test_wan_dit_block() -> None:
+    s = from_preset("wan2.1-14b")
+    # 40 blocks of self- and cross-attention (8 d^2) and a GELU FFN (2 d ffn): ~14B
+    assert s.param_count() / 1e9 == pytest.approx(14.0, abs=0.3)
+    assert s.kv_cache_bytes(1, 32760) == 0
+    g = build_graph(s, phase="prefill", batch=1, seq=32760, tp=8)
+    layer = [st for st in g.stages if st.name == "layer"][0]
+    ops = {op.name: op for op in layer.ops}
+    assert ops["self_attention"].params["Skv"] == 32760
+    assert ops["self_attention"].params["H"] == 40 // 8
+    assert ops["cross_attention"].params["Skv"] == 512  # umT5 text tokens
+    assert ops["cross_kv_proj"].params["M"] == 512
+    assert ops["qkv_proj"].params["N"] == 3 * 5120 // 8
+    assert ops["ffn_act"].workload == "gelu"
+    names = [op.name for op in layer.ops]
+    assert names.count("modulate") == 2
+    assert names.count("gated_residual") == 2
+    assert sum(op.collective == "all_reduce" for op in layer.ops) == 3
