@@ -23,6 +23,7 @@ from ._api import format_cascade, parse_cascade
 from ._ast import Cascade, Einsum, Sparsity, TensorRef, TensorSpec
 from ._count import CascadeCounts, EinsumCounts, count
 from ._execute import execute, execute_with_presence
+from ._files import read_text as read_cascade_text
 from ._limits import MAX_EXTENT, MAX_NESTING, MAX_POINTS, iteration_points
 from ._yaml import CascadeBuilder, load_cascade
 
@@ -45,6 +46,7 @@ __all__ = [
     "parse_cascade",
     "format_cascade",
     "load_cascade",
+    "read_cascade_text",
     "CascadeBuilder",
     "execute",
     "execute_with_presence",
