@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -87,3 +88,35 @@ def test_bundled_nvlink_systems() -> None:
     assert (h200.device, h200.link_bw_bytes_per_s) == ("h200", 450e9)
     assert math.isfinite(h200.latency_s)
     assert h200.latency_s > 0
+
+
+def test_a_system_file_describes_devices_and_links(tmp_path) -> None:
+    import shutil
+
+    import archsim.presets
+    from archsim import load_arch
+    from models import simulate_model
+
+    presets = Path(archsim.presets.__file__).parent
+    shutil.copy(presets / "h100.yaml", tmp_path / "my_gpu.yaml")
+    (tmp_path / "box.yaml").write_text(
+        "name: box\ndevice: my_gpu.yaml\ncount: 4\ntopology: ring\nalgorithm: auto\n"
+        "link: {bandwidth_GBps: 64, latency_us: 5, energy_pj_per_bit: 10}\n"
+    )
+    box = load_system(tmp_path / "box.yaml")
+    assert box.device == str(tmp_path / "my_gpu.yaml")  # relative to the system file
+    assert load_arch(box.device).name == load_arch("h100").name
+    assert (box.count, box.topology, box.link_bw_bytes_per_s) == (4, "ring", 64e9)
+    assert box.latency_s == pytest.approx(5e-6)
+    # auto on a ring is the ring algorithm
+    assert collective_time("all_reduce", 1024, box) == (
+        pytest.approx(2 * 3 * 5e-6 + 2 * 3 / 4 * 1024 / 64e9),
+        "ring",
+    )
+    rep = simulate_model("llama3-8b", box.device, phase="decode", seq=128, tp=4, system=box)
+    ar = [r for r in rep.rows if r.op == "tp_all_reduce"][0]
+    t, _ = collective_time("all_reduce", 4096 * 2, box)
+    assert ar.seconds == pytest.approx(t)
+    # link energy: 2 (p-1)/p x 8 KiB sent per device x 8 bits x 10 pJ, plus static power
+    link_j = 2 * 3 / 4 * 8192 * 8 * 10e-12
+    assert ar.energy_j == pytest.approx(rep.static_w * t + link_j)
