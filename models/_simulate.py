@@ -30,6 +30,7 @@ gives one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field, replace
@@ -403,7 +404,9 @@ def simulate_graph(
                 got=graph.tp,
             )
     a = resolve_arch(arch)
-    arch_key: object = arch if isinstance(arch, str) else id(a)
+    arch_key = hashlib.sha1(
+        json.dumps(a.to_dict(), sort_keys=True, default=str).encode()
+    ).hexdigest()  # the cache follows the architecture's content, not its name or file
     t0 = time.perf_counter()
     rows: list[OpRow] = []
     sims = 0
