@@ -22,10 +22,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from archsim.errors import ArchsimError
+from archsim.errors import ArchsimError, MappingError
 from archsim.gpu import GpuModel, gpu_model
 
 from ._predict import (
+    ENGINES,
     UnsupportedRecord,
     device_arch,
     device_model,
@@ -219,6 +220,8 @@ def compare_records(
     ``event`` (its kernels lowered to a tile program and run by the engine on ``arch``,
     default the preset named like the model; see :func:`predict_record`).
     """
+    if engine not in ENGINES:  # an argument error, not one record's: stop here
+        raise MappingError("unknown engine", path="engine", expected=ENGINES, got=engine)
     model = device_model(model, mset.device)
     eng_arch = None
     if engine != "model":
