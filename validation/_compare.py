@@ -265,6 +265,8 @@ def _attn_from_dims(k: TraceKernel) -> dict[str, object] | None:
     if causal is None:
         fa = _fa2_from_name(k)
         causal = bool(fa and fa["causal"])
+    types = next((_as_types(a) for n, a in reversed(stack) if n.split("::")[-1] == op), [])
+    dtype = "fp16" if types and types[0].strip().lower() == "c10::half" else "bf16"
     return {
         "kind": "decode" if Sq == 1 else "attn",
         "B": B,
@@ -275,9 +277,14 @@ def _attn_from_dims(k: TraceKernel) -> dict[str, object] | None:
         "D": D,
         "causal": causal,
         "backend": backend,
-        "dtype": "bf16",
+        "dtype": dtype,
         "pass_": "bwd" if bwd else "fwd",
     }
+
+
+def _as_types(args: Mapping[str, object]) -> list[str]:
+    types = args.get("Input type")
+    return [str(t) for t in types] if isinstance(types, list) else []
 
 
 def _fa2_from_name(k: TraceKernel) -> dict[str, object] | None:
@@ -540,7 +547,12 @@ def write_merged_trace(cmp: TraceComparison, path: str | Path) -> None:
             )
     for m in cmp.matches:
         k = m.kernel
-        args = {"category": k.category, "op": m.op_label}
+        args: dict[str, object] = {"category": k.category, "op": m.op_label}
+        if m.path:
+            args["simulated_by"] = m.path
+        if not m.simulated:
+            args["not_simulated"] = m.reason or "no shapes or model for its op"
+            args["launched_by"] = " > ".join(k.op_stack) or "-"
         events.append(
             {
                 "ph": "X",

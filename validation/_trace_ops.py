@@ -209,6 +209,7 @@ def _streaming(k: TraceKernel, model: GpuModel) -> tuple[OpSim | None, str]:
     if not tensors and base not in _WRITE_ONLY:
         return None, f"{k.op_name}: no tensor input shapes (record with record_shapes=True)"
     read = write = out_elems = 0.0
+    label_shape = tensors[0][0] if tensors else ()
     if base in _JOINS:
         read = float(sum(_numel(s) * b for s, b in tensors))
         write, out_elems = read, float(sum(_numel(s) for s, _ in tensors))
@@ -234,6 +235,7 @@ def _streaming(k: TraceKernel, model: GpuModel) -> tuple[OpSim | None, str]:
             out_shape = tuple(np.broadcast_shapes(*shapes))
         except ValueError:
             out_shape = max(shapes, key=_numel)
+        label_shape = out_shape
         size = tensors[0][1]
         if base in ("_to_copy", "to") and len(k.concrete_inputs) > 1:
             code = k.concrete_inputs[1].strip()
@@ -251,7 +253,7 @@ def _streaming(k: TraceKernel, model: GpuModel) -> tuple[OpSim | None, str]:
         alu_ops=alu,
     )
     timing = device_times(evaluate_op([cost], model).kernels, model)
-    shape_text = "x".join(str(n) for n in tensors[0][0]) if tensors else "-"
+    shape_text = "x".join(str(n) for n in label_shape) or "-"
     return OpSim(f"{base} {shape_text}", "gpu streaming", tuple(timing), per_op=True), ""
 
 
@@ -362,6 +364,10 @@ def simulate_op(
         rec = _gemm_record(k)
         if rec is None:
             return None, f"{k.op_name}: fewer than two matrix inputs"
+        if rec["dtype"] == "fp32" and "tf32" not in k.name.lower():
+            # the model's fp32 GEMM is the TF32 tensor-core path; PyTorch runs fp32 matmuls
+            # in full FP32 unless TF32 is allowed, and only a TF32 kernel's name says so
+            return None, f"{k.op_name}: fp32 GEMM without a TF32 kernel (no FP32 SIMT model)"
         return _from_record(rec, model)
     if attn_record is not None:
         return _from_record(attn_record, model)

@@ -164,3 +164,42 @@ def test_merged_trace_of_an_op_simulated_as_a_whole(tmp_path, prefill):
     write_merged_trace(prefill, out)
     names = {e["name"] for e in json.loads(out.read_text())["traceEvents"] if e.get("pid") == 2}
     assert "rmsnorm (gpu_unfused)" in names
+
+
+def _first_gemm_as(input_type, kernel_name=None):
+    events = json.loads(PREFILL.read_text())["traceEvents"]
+    mm = next(e for e in events if e.get("name") == "aten::mm")
+    mm["args"]["Input type"] = [input_type, input_type]
+    ext = mm["args"]["External id"]
+    kernel = next(e for e in events if e.get("cat") == "kernel" and e["args"]["External id"] == ext)
+    if kernel_name:
+        kernel["name"] = kernel_name
+    cmp = compare_trace(parse_trace_events(events), gpu_model("h100"))
+    return next(m for m in cmp.matches if m.kernel.name == kernel["name"])
+
+
+def test_gemm_dtype_comes_from_the_recorded_input_type():
+    fp16 = _first_gemm_as("c10::Half")
+    assert "fp16" in fp16.sim.name
+    fp8 = _first_gemm_as("c10::Float8_e4m3fn")
+    assert "fp8" in fp8.sim.name
+    assert fp8.sim_us < fp16.sim_us
+
+
+def test_fp32_gemm_is_simulated_only_when_its_kernel_is_tf32():
+    sgemm = _first_gemm_as("float", "ampere_sgemm_128x64_nn")
+    assert sgemm.sim is None
+    assert "fp32 GEMM without a TF32 kernel" in sgemm.reason
+    tf32 = _first_gemm_as("float", "sm90_xmma_gemm_tf32f32_tf32f32_f32_tn_n_tilesize128x128x32")
+    assert tf32.sim is not None
+
+
+def test_merged_trace_says_why_a_kernel_was_not_simulated(tmp_path, prefill):
+    out = tmp_path / "m.json"
+    write_merged_trace(prefill, out)
+    measured = [e for e in json.loads(out.read_text())["traceEvents"] if e.get("pid") == 1]
+    router = next(e for e in measured if e["name"] == "triton_poi_fused_router_0")
+    assert "no model" in router["args"]["not_simulated"]
+    assert router["args"]["launched_by"] == "my_ext::fused_router"
+    gemm = next(e for e in measured if e["args"].get("op") == "gemm 512x4096x4096")
+    assert gemm["args"]["simulated_by"] == "gpu model"
