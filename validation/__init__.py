@@ -3,11 +3,13 @@
 Public API (imported lazily, so ``python3 -m validation.harness...`` on a GPU machine does
 not pull in pandas/scipy):
 
-- :func:`load_measurements` -> :class:`MeasurementSet` (JSON Lines, issue-5 schema)
+- :func:`load_measurements` -> :class:`MeasurementSet` (JSON Lines, issue-5 schema; bad
+  lines and records listed as :class:`SkippedRecord`)
 - :func:`predict_record` -> :class:`RecordPrediction`
 - :func:`compare_records`, :func:`validate_file` -> :class:`ComparisonReport`
 - :func:`read_torch_trace` -> :class:`TorchTrace`; :func:`read_ncu_csv` -> ``list[NcuKernel]``
-- :func:`compare_trace` -> :class:`TraceComparison`; :func:`write_merged_trace`
+- :func:`compare_trace` -> :class:`TraceComparison` (every op with shapes simulated, unknown
+  kernels listed); :func:`write_merged_trace`
 - :func:`fit_calibration` (``validation.calibrate``)
 """
 
@@ -22,6 +24,7 @@ __all__ = [
     "MeasurementSet",
     "NcuKernel",
     "RecordPrediction",
+    "SkippedRecord",
     "TorchTrace",
     "TraceComparison",
     "TraceKernel",
@@ -41,6 +44,7 @@ __all__ = [
 _WHERE = {
     "Measurement": "_records",
     "MeasurementSet": "_records",
+    "SkippedRecord": "_records",
     "load_measurements": "_records",
     "RecordPrediction": "_predict",
     "UnsupportedRecord": "_predict",

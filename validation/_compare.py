@@ -26,7 +26,7 @@ from archsim.gpu import GpuModel, KernelTiming
 from ._ncu import NcuKernel
 from ._predict import UnsupportedRecord
 from ._torch_trace import TorchTrace, TraceKernel, classify_kernel, shapes_of
-from ._trace_ops import _from_record, simulate_op
+from ._trace_ops import simulate_op, simulate_record
 
 __all__ = [
     "KernelMatch",
@@ -441,7 +441,7 @@ def compare_trace(
             if opsim is None:
                 hint = _hint_record(first.op_name or "", shapes, used_hint)
                 if hint is not None:
-                    opsim, reason = _from_record(hint, model)
+                    opsim, reason = simulate_record(hint, model)
         except UnsupportedRecord as exc:
             reason = f"{first.op_name}: {exc}"
         except (ArchsimError, ValueError, OverflowError, ZeroDivisionError) as exc:

@@ -54,6 +54,7 @@ __all__ = [
     "device_times",
     "element_bytes",
     "simulate_op",
+    "simulate_record",
 ]
 
 #: Bytes per element of the profiler's ``Input type`` strings.
@@ -368,9 +369,9 @@ def simulate_op(
             # the model's fp32 GEMM is the TF32 tensor-core path; PyTorch runs fp32 matmuls
             # in full FP32 unless TF32 is allowed, and only a TF32 kernel's name says so
             return None, f"{k.op_name}: fp32 GEMM without a TF32 kernel (no FP32 SIMT model)"
-        return _from_record(rec, model)
+        return simulate_record(rec, model)
     if attn_record is not None:
-        return _from_record(attn_record, model)
+        return simulate_record(attn_record, model)
     if op in NORM_OPS:
         return _norm(k, model, arch, cache)
     base = op[:-1] if op.endswith("_") and op[:-1] in ELEMENTWISE else op
@@ -383,7 +384,15 @@ def simulate_op(
     return None, f"{k.op_name}: no model for this op"
 
 
-def _from_record(rec: Mapping[str, object], model: GpuModel) -> tuple[OpSim | None, str]:
+def simulate_record(rec: Mapping[str, object], model: GpuModel) -> tuple[OpSim | None, str]:
+    """Simulate a validate-schema record (GEMM, attention...) with the GPU model, as GPU
+    execution time (:func:`device_times`).
+
+    Raises
+    ------
+    UnsupportedRecord
+        A field is malformed or out of the model's bounds (same checks as ``validate``).
+    """
     from ._predict import UnsupportedRecord, record_label
     from ._records import check_record
 
