@@ -148,6 +148,11 @@ class StreamWork:
     out_tensors: dict[str, float]
     stream_sharing: int
     skipped: dict[str, str] = field(default_factory=dict)
+    key_spans: np.ndarray | None = None
+    """First and last key tile each query block visits, shape ``(query_blocks, 2)``."""
+    live_fraction: np.ndarray | None = None
+    """Expected fraction of the tiles in a query block's span that are live (block and
+    slice sparsity the kernel skips; 1 where nothing is skipped), shape ``(query_blocks,)``."""
 
     @property
     def total_trips(self) -> int:
@@ -287,17 +292,18 @@ def stream_work(
     q_blocks = math.ceil(query_len / qt)
     k_blocks = math.ceil(key_len / kt)
     outer = math.prod(sizes[x] for x in r.batch) * math.prod(sizes[x] for x in r.query_heads)
-    per_block = _condition_trips(
-        cascade, r, tiling, sizes, num, qt, kt, query_len, key_len, key_name
-    )
+    spans = _condition_trips(cascade, r, tiling, sizes, num, qt, kt, query_len, key_len, key_name)
     skipped: dict[str, str] = {}
-    if per_block is not None:
+    if spans is not None:
         skipped["condition"] = "tiles outside the condition are skipped"
+        in_span = (spans[:, 1] - spans[:, 0] + 1).astype(float)
     else:
-        per_block = np.full(q_blocks, k_blocks, dtype=float)
+        spans = np.stack([np.zeros(q_blocks, np.int64), np.full(q_blocks, k_blocks - 1)], axis=1)
+        in_span = np.full(q_blocks, k_blocks, dtype=float)
     per_block = _sparsity_trips(
-        cascade, r, tiling, num, per_block, qt, kt, key_len, skipped, dataflow
+        cascade, r, tiling, num, in_span, qt, kt, key_len, skipped, dataflow
     )
+    live = np.divide(per_block, in_span, out=np.zeros_like(per_block), where=in_span > 0)
     trips = exact_round(np.tile(per_block, outer))
     sharing = math.prod(sizes[x] for x in r.query_heads) * q_blocks
 
@@ -359,6 +365,8 @@ def stream_work(
         out_tensors=out_t,
         stream_sharing=int(sharing),
         skipped=skipped,
+        key_spans=spans,
+        live_fraction=live,
     )
 
 
@@ -400,7 +408,8 @@ def _condition_trips(
     key_len: int,
     key_name: str,
 ) -> np.ndarray | None:
-    """Live key tiles per query block from the core Einsums' conditions (None: none apply).
+    """First and last live key tile of each query block, shape ``(query blocks, 2)``, from
+    the core Einsums' conditions (None: none apply; a block with none live has ``(0, -1)``).
 
     Every ``<=`` comparison linear in the query and key positions bounds each query row's key
     interval; a tile is live when one of its rows' intervals meets it. The live tiles of a
@@ -457,7 +466,7 @@ def _condition_trips(
     starts = np.arange(0, query_len, qt)
     f = np.minimum.reduceat(first, starts)
     g = np.maximum.reduceat(last, starts)
-    return np.where(g >= f, g - f + 1, 0).astype(float)
+    return np.stack([np.where(g >= f, f, 0), np.where(g >= f, g, -1)], axis=1)
 
 
 def _sparsity_trips(

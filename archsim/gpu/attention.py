@@ -40,6 +40,7 @@ __all__ = [
     "attention_bwd_costs",
     "block_sparse_costs",
     "fg_sparse_costs",
+    "L2_REUSE",
     "kv_reread_factor",
 ]
 
@@ -60,7 +61,7 @@ FAMILIES = {
 }
 _SOFTMAX_FP32_OPS = 5.0  # per score: scale/subtract (FMA), max, sum, convert, mask/select
 #: Share of L2 usable for K/V reuse between concurrent CTAs (see gemm.L2_REUSE_FRACTION).
-_L2_REUSE = 0.5
+L2_REUSE = 0.5
 
 
 def attention_flops(B: int, H: int, Sq: int, Skv: int, D: int, causal: bool) -> float:
@@ -103,7 +104,7 @@ def kv_reread_factor(
     waves is re-read once per wave unless the K/V of all heads in flight fits in L2.
     """
     heads_in_flight = math.ceil(slots / max(ctas_per_head, 1)) + 1
-    if heads_in_flight * kv_bytes_per_head <= model.hw.l2_bytes * _L2_REUSE:
+    if heads_in_flight * kv_bytes_per_head <= model.hw.l2_bytes * L2_REUSE:
         return 1.0
     return float(max(1, math.ceil(ctas_per_head / slots)))
 

@@ -40,11 +40,13 @@ import numpy as np
 
 from archsim.errors import MappingError
 from archsim.gpu import FAMILIES, GpuModel, KernelCost, dtype_bytes, gemm_costs, streaming_cost
-from archsim.gpu.attention import kv_reread_factor, trip_kernel_cost
+from archsim.gpu.attention import L2_REUSE, trip_kernel_cost
 from archsim.gpu.heuristics import AttnTiling
 from mappings._passes import cascade_passes
 from mappings._roles import AttentionRoles, attention_roles, is_contraction
 from mappings._stream import StreamTiling, StreamWork, add_ops, numeric_params, stream_work
+
+from ._kv_reads import kv_dram_reads
 
 if TYPE_CHECKING:
     from workloads import Cascade, CascadeCounts
@@ -311,7 +313,15 @@ def fused_kernel(
     k_in = sum(tensor_bytes(cascade, n, sizes) for n in w.key_tensors)
     out = sum(tensor_bytes(cascade, n, sizes) for n in w.out_tensors)
     groups = max(1, w.work_items // max(w.stream_sharing, 1))  # distinct K/V streams
-    factor = kv_reread_factor(model, w.stream_sharing, model.hw.sms * t.ctas_per_sm, k_in / groups)
+    lpt = recipe.lpt_when_masked and masked
+    kv_read = kv_dram_reads(
+        w,
+        slots=model.hw.sms * t.ctas_per_sm,
+        stream_bytes=k_in / groups,
+        l2_reuse_bytes=model.hw.l2_bytes * L2_REUSE,
+        order=np.argsort(-w.trips, kind="stable") if lpt else None,
+    )
+    factor = kv_read / k_in if k_in > 0 else 1.0
     rows = w.work_items // max(w.query_blocks, 1) * w.query_len
     write = out + recipe.lse_bytes_per_row * rows
     eff = float(getattr(model.cal, FAMILIES[recipe.family][0]))
@@ -328,9 +338,9 @@ def fused_kernel(
         sfu_per_trip=sfu,
         bytes_per_trip=w.key_tile_bytes + extra_bytes_per_trip,
         fixed_bytes=float(sum(w.query_tensors.values()) + sum(w.out_tensors.values())),
-        dram_read=q_in + k_in * factor + extra_dram_read,
+        dram_read=q_in + kv_read + extra_dram_read,
         dram_write=write,
-        lpt=recipe.lpt_when_masked and masked,
+        lpt=lpt,
         meta={"family": recipe.family, "kv_reread": factor, **(meta or {})},
         issue_cycles_per_trip=issue_cycles_per_trip,
     )
