@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PATHS = ["archsim", "workloads", "mappings", "dse", "validation", "bench", "tests"]
+PATHS = ["archsim", "workloads", "mappings", "models", "dse", "validation", "bench", "tests"]
 
 
 def _ruff(*args: str) -> subprocess.CompletedProcess[str]:
