@@ -392,13 +392,30 @@ def einsum_kernels(
                 model,
                 name=f"einsum_{name}",
                 category="elementwise",
-                read_bytes=float(ec.reads_bytes),
+                read_bytes=distinct_read_bytes(cascade, ec.reads_elems, sizes),
                 write_bytes=float(ec.writes_bytes),
                 alu_ops=alu,
             ),
             meta={"einsum": name},
         )
     ]
+
+
+def distinct_read_bytes(
+    cascade: Cascade, reads_elems: Mapping[str, float], sizes: Mapping[str, int]
+) -> float:
+    """Bytes a streaming kernel reads from DRAM: each element of each operand once.
+
+    ``workloads.count`` counts an operand once per iteration point that reads it; an operand
+    broadcast over some ranks (a norm's per-row scale, a per-channel weight, RoPE's tables
+    over heads) is read from DRAM once and served from cache/registers after that, so the
+    reads of a tensor are capped at its size."""
+    total = 0.0
+    for t, n in reads_elems.items():
+        spec = cascade.tensors[t]
+        elems = math.prod(int(sizes.get(r, 1)) for r in spec.ranks)
+        total += min(float(n), float(elems)) * spec.dtype_bits / 8.0
+    return total
 
 
 def einsum_ops(counts: CascadeCounts, names: Sequence[str]) -> dict[str, float]:

@@ -233,3 +233,19 @@ def test_a_parameter_the_cascade_file_does_not_declare_is_refused():
     with pytest.raises(WorkloadError, match=r"sliding_window\.ein\.S.*unknown parameter"):
         resolve_workload(str(path), {"S": 8192})  # the file calls its length L
     assert resolve_workload(str(path), {"L": 8192}).sizes["i"] == 8192
+
+
+def test_memory_bound_kernel_reads_a_broadcast_operand_once(tmp_path):
+    """A per-channel scale Y[t,d] = X[t,d] * G[d] reads X and G once each from DRAM (G is
+    broadcast over t), not G once per output element."""
+    T, Dm = 4096, 4096
+    f = tmp_path / "scale.ein"
+    f.write_text(
+        f"param T = {T}\nparam Dm = {Dm}\nrank t : T\nrank d : Dm\n"
+        "tensor X[t,d] : bf16\ntensor G[d] : bf16\nY[t,d] = X[t,d] * G[d]\n"
+    )
+    rep = simulate_workload("h100", str(f), dataflow="gpu_unfused", engine="analytic")
+    (k,) = rep.plan.meta["kernels"]
+    reads, writes = 2 * (T * Dm + Dm), 2 * T * Dm
+    # writes of the last wave may stay in L2 (deferred); reads are exact
+    assert reads <= k["dram_bytes"] <= reads + writes
