@@ -308,8 +308,10 @@ def _convert_one(
             None,
         )
     if kind == "missing":
-        got = None
-        return path, f"{hint}missing required field {field!r}", _expected(err, field), got
+        expected = _expected(err, field)
+        if field.endswith("_bw_bytes_per_cycle"):
+            expected = f"{expected}, or {field[: -len('cycle')]}s in bytes/s"
+        return path, f"{hint}missing required field {field!r}", expected, None
     if isinstance(got, dict | list) and len(repr(got)) > 80:
         got = f"<{type(got).__name__}>"
     expected: object = _expected(err, field)

@@ -16,6 +16,7 @@ Conventions (units are in every field's docstring):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -111,7 +112,12 @@ def _derive_scalar(data: dict[str, Any], total: str, per_pe: str) -> None:
     pes = _mesh_pes(data)
     if pes is None:
         if data.get("mesh") is None and not data.get("mesh_like"):
-            fail(per_pe, f"{per_pe} needs a mesh", expected="mesh: [rows, cols]", got=None)
+            fail(
+                per_pe,
+                f"{per_pe} needs a mesh",
+                expected="mesh: [rows, cols] (or, for a level, mesh_like: UNIT)",
+                got=None,
+            )
         return
     try:
         derived = float(value) * pes
@@ -389,12 +395,14 @@ class ComputeUnit(SpecModel):
                 other = float(given[key]) if key in given else derived
             except (TypeError, ValueError, OverflowError):
                 continue  # the field validator reports it
+            if not math.isfinite(derived):
+                continue  # the field validator reports the per-PE figure
             if not close(other, derived):
                 fail(
                     f"ops_per_cycle.{key}",
                     f"disagrees with ops_per_cycle_per_pe.{key} x mesh PEs ({value} x {pes})",
                     expected=derived,
-                    got=given[key],
+                    got=given.get(key),
                 )
             given[key] = derived
         data["ops_per_cycle"] = given

@@ -66,8 +66,16 @@ def inject_mesh_like(data: dict[str, Any]) -> None:
     units = {u.get("name"): u for _, u in _items(data, "compute") if isinstance(u.get("name"), str)}
     for i, level in _items(data, "levels"):
         target = level.get("mesh_like")
+        if target is None:
+            continue
         if not isinstance(target, str) or target not in units or units[target].get("mesh") is None:
-            continue  # Architecture._check_names reports a bad mesh_like
+            with_mesh = [str(n) for n, u in units.items() if u.get("mesh") is not None]
+            fail(
+                f"levels[{i}].mesh_like",
+                f"level {level.get('name')!r}: mesh_like must name a compute unit with a mesh",
+                expected="one of " + (", ".join(with_mesh) or "(no unit has a mesh)"),
+                got=target,
+            )
         mesh = list(units[target]["mesh"])
         given = level.get("mesh")
         if given is not None and list(given) != mesh:
@@ -85,12 +93,15 @@ def inject_gpu_sizes(data: dict[str, Any]) -> None:
     gpu = data.get("gpu")
     if not isinstance(gpu, dict):
         return
-    levels = {lvl.get("name"): lvl for _, lvl in _items(data, "levels")}
+    levels = {
+        lvl["name"]: lvl for _, lvl in _items(data, "levels") if isinstance(lvl.get("name"), str)
+    }
     for attr, level_key, default, whole in (
         ("smem_bytes_per_sm", "smem_level", "SMEM", False),
         ("l2_bytes", "l2_level", "L2", True),
     ):
-        level = levels.get(gpu.get(level_key, default))
+        name = gpu.get(level_key, default)
+        level = levels.get(name) if isinstance(name, str) else None
         if level is None:
             continue
         try:
