@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -54,14 +54,25 @@ MAX_WORK = 2**34
 _INT_FIELDS = ("M", "N", "K", "batch", "B", "H", "Hq", "Hkv", "Sq", "Skv", "S", "D", "block")
 #: Optional measured quantities: finite and >= 0 where present.
 _MEASURED = ("dram_bytes_read", "dram_bytes_write", "mJ_per_iter", "avg_W", "sm_clock")
-_WORK: dict[str, Callable[[Mapping[str, int]], int]] = {
-    "gemm": lambda r: r.get("batch", 1) * r["M"] * r["N"],
-    "ceiling": lambda r: r.get("batch", 1) * r.get("M", 1) * r.get("N", 1),
-    "attn": lambda r: r["B"] * r["Hq"] * r["Sq"],
-    "decode": lambda r: r["B"] * r["Hq"] * r.get("Sq", 1),
-    "attn_unfused": lambda r: r["B"] * r["H"] * r["S"] * r["S"],
-    "flex_block_sparse": lambda r: r["B"] * r["H"] * (r["S"] // r["block"] + 1) ** 2,
+#: Fields whose product is a record's parallel work (the kernel's CTA count scales with it);
+#: attn_unfused counts S twice (its score matrix), flex_block_sparse counts S / block twice.
+_WORK_FIELDS: dict[str, tuple[str, ...]] = {
+    "gemm": ("batch", "M", "N"),
+    "ceiling": ("batch", "M", "N"),
+    "attn": ("B", "Hq", "Sq"),
+    "decode": ("B", "Hq", "Sq"),
+    "attn_unfused": ("B", "H", "S", "S"),
+    "flex_block_sparse": ("B", "H", "S", "S"),
 }
+
+
+def _work(kind: str, sizes: Mapping[str, int]) -> tuple[int, str]:
+    """(parallel work, the field contributing most to it) of a record's checked sizes."""
+    fields = [f for f in _WORK_FIELDS[kind] if f in sizes]
+    work = math.prod(sizes[f] for f in fields)
+    if kind == "flex_block_sparse":
+        work = sizes["B"] * sizes["H"] * (sizes["S"] // sizes["block"] + 1) ** 2
+    return work, max(fields, key=lambda f: sizes[f]) if fields else "kind"
 
 
 class SkippedRecord(NamedTuple):
@@ -167,10 +178,10 @@ def _check_fields(rec: Mapping[str, object]) -> None:
     for key in _MEASURED:
         if key in rec:
             _finite(rec, key, positive=False)
-    work = _WORK[str(kind)](sizes)
+    work, biggest = _work(kind, sizes)
     if work > MAX_WORK:
         raise _Bad(
-            "M" if kind in ("gemm", "ceiling") else "B",
+            biggest,
             f"{kind}: parallel work {work:.3g} elements exceeds the model's bound {MAX_WORK}",
         )
 

@@ -108,6 +108,7 @@ def test_malformed_lines_are_reported_and_the_rest_is_read(tmp_path):
         ({"M": -3}, "M", "[1, 2147483647]"),
         ({"K": 1e30}, "K", "[1, 2147483647]"),
         ({"M": 2**20, "N": 2**20}, "M", "exceeds the model's bound"),
+        ({"N": 2**25}, "N", "exceeds the model's bound"),
         ({"ms": float("inf")}, "ms", "finite number > 0"),
         ({"ms": None}, "ms", "finite number > 0"),
         ({"dram_bytes_read": float("nan")}, "dram_bytes_read", "finite"),
