@@ -20,12 +20,14 @@ non-unit factor must undershoot it). The YAML form is the ``to_dict`` form.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping as AbcMapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
+import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from archsim.errors import MappingError
 from workloads import MAX_EXTENT
@@ -36,15 +38,53 @@ MAX_DEPTH = 1024
 """Most tiles in flight a group may ask for (``depth``; real pipelines use 1-8)."""
 
 
-def _extent(v: object, what: str, top: int = MAX_EXTENT) -> None:
-    """Refuse a factor, extent or depth that is not an integer in ``1 .. top``: a bool
-    (YAML ``true``), a fraction, inf/nan, a string, 0, a negative or a huge number."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise ValueError(f"{what} must be an integer >= 1, got {v!r}")
-    if (isinstance(v, float) and not v.is_integer()) or v < 1:
+def _extent(v: object, what: str, top: int = MAX_EXTENT) -> object:
+    """``v`` if it is an integer in ``1 .. top``; a ValueError for a bool (YAML ``true``), a
+    fraction, inf/nan, a string, 0, a negative or a huge number."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):  # numpy ints are
+        raise ValueError(f"{what} must be an integer >= 1, got {v!r}")  # Real, bools are not
+    if (not isinstance(v, numbers.Integral) and not float(v).is_integer()) or v < 1:
         raise ValueError(f"{what} must be an integer >= 1, got {v!r}")
     if v > top:
-        raise ValueError(f"{what} must be at most {top}, got {v!r}")
+        shown = repr(v) if len(repr(v)) <= 40 else f"{repr(v)[:24]}... ({len(repr(v))} digits)"
+        raise ValueError(f"{what} must be at most {top}, got {shown}")
+    return int(v)
+
+
+Factor = Annotated[int, BeforeValidator(lambda v: _extent(v, "a loop factor"))]
+"""A loop factor (trip count or fan-out): an integer in ``1 .. MAX_EXTENT`` (2**40)."""
+SplitExtent = Annotated[int, BeforeValidator(lambda v: _extent(v, "a split extent"))]
+"""The inner extent of a split rank (elements): an integer in ``1 .. MAX_EXTENT``."""
+Depth = Annotated[
+    int | None,
+    BeforeValidator(lambda v: None if v is None else _extent(v, "depth", MAX_DEPTH)),
+]
+"""Tiles in flight: an integer in ``1 .. MAX_DEPTH``, or None."""
+
+_MODEL_OF = {"groups": "FusionGroup", "levels": "LevelMapping"}
+"""Field -> the model of its items (to list the known fields of an unknown key's parent)."""
+
+
+def _error(err: Any, source: str) -> MappingError:
+    """A MappingError at the field pydantic's first error names (``groups.0.levels.2.temporal.e``),
+    saying what was expected and what was given."""
+    loc = tuple(err["loc"])
+    path = ".".join(str(p) for p in loc)
+    where = f"{source}: {path}" if path else source
+    got = err.get("input")
+    if len(repr(got)) > 120:  # a whole subtree: say what it is, not all of it
+        got = f"{type(got).__name__} {repr(got)[:100]}..."
+    if err["type"] == "value_error":  # ours: the message says what was expected and given
+        return MappingError(err["msg"].removeprefix("Value error, "), path=where)
+    if err["type"] == "extra_forbidden":
+        model = "Mapping"
+        for part in reversed(loc[:-1]):
+            if isinstance(part, str):
+                model = _MODEL_OF.get(part, model)
+                break
+        fields = sorted(globals()[model].model_fields)
+        return MappingError("unknown field", path=where, expected=f"one of {fields}", got=loc[-1])
+    return MappingError("bad value", path=where, expected=err["msg"].lower(), got=got)
 
 
 def _read(path_or_text: str | Path) -> tuple[str, str]:
@@ -92,12 +132,12 @@ class LevelMapping(_Frozen):
 
     level: str
     """Name of the architecture's storage level (``arch.levels[i].name``)."""
-    temporal: dict[str, int] = Field(default_factory=dict)
+    temporal: dict[str, Factor] = Field(default_factory=dict)
     """Temporal loop factor per rank at this level (trip count; missing ranks have factor 1)."""
     order: tuple[str, ...] = ()
     """Loop order of the temporal loops, outermost first; ranks not listed follow in the
     order of ``temporal``."""
-    spatial: dict[str, int] = Field(default_factory=dict)
+    spatial: dict[str, Factor] = Field(default_factory=dict)
     """Spatial fan-out per rank below this level (child instances or PEs used in parallel)."""
     spatial_axis: dict[str, Literal["x", "y"]] = Field(default_factory=dict)
     """Mesh axis of each spatial rank: ``x`` (rows, mesh[0]) or ``y`` (columns, mesh[1]);
@@ -106,14 +146,6 @@ class LevelMapping(_Frozen):
     """Tensors stored at this level; ``None`` means every tensor of the group not bypassed."""
     bypass: tuple[str, ...] = ()
     """Tensors that skip this level (moved straight between its neighbours)."""
-
-    @field_validator("temporal", "spatial", mode="before")
-    @classmethod
-    def _positive(cls, v: object) -> object:
-        if isinstance(v, AbcMapping):
-            for rank, f in v.items():
-                _extent(f, f"factor of rank {rank!r}")
-        return v
 
     def loop_order(self) -> tuple[str, ...]:
         """Temporal ranks outermost first (``order`` then the rest of ``temporal``)."""
@@ -146,16 +178,9 @@ class FusionGroup(_Frozen):
     """Dead tiles the group's controller skips: those a condition (causal, window) leaves
     empty, and those of a block / M x 1 slice mask known before the run. A tile that is not
     skipped runs its dense work (energy is charged on the counted ops only)."""
-    depth: int | None = None
+    depth: Depth = None
     """Tiles in flight (buffer stages of the DRAM-level loop); None: 2 where the staging
     level has room for two tiles, else 1."""
-
-    @field_validator("depth", mode="before")
-    @classmethod
-    def _depth(cls, v: object) -> object:
-        if v is not None:
-            _extent(v, "depth (tiles in flight)", MAX_DEPTH)
-        return v
 
     def unit_of(self, einsum: str) -> str | None:
         """Name of the compute unit that runs ``einsum`` (None: the architecture's first)."""
@@ -182,19 +207,11 @@ class Mapping(_Frozen):
 
     groups: tuple[FusionGroup, ...]
     """Fusion groups, executed one after another."""
-    splits: dict[str, int] = Field(default_factory=dict)
+    splits: dict[str, SplitExtent] = Field(default_factory=dict)
     """Split rank (its name, ``m``, or its inner rank, ``m0``) -> inner extent: the tile
     parameter of the cascade's ``m -> m1, m0`` split (elements)."""
     name: str = ""
     """Optional label (dataflow name, mapper rank)."""
-
-    @field_validator("splits", mode="before")
-    @classmethod
-    def _extents(cls, v: object) -> object:
-        if isinstance(v, AbcMapping):
-            for rank, n in v.items():
-                _extent(n, f"split extent of {rank!r}")
-        return v
 
     def to_dict(self) -> dict[str, object]:
         """Plain dict (the YAML form)."""
@@ -212,14 +229,7 @@ class Mapping(_Frozen):
         try:
             return cls.model_validate(dict(data))
         except ValidationError as exc:
-            err = exc.errors()[0]
-            path = ".".join(str(p) for p in err["loc"])
-            got = err.get("input")
-            if len(repr(got)) > 120:  # a whole subtree: say what it is, not all of it
-                got = f"{type(got).__name__} {repr(got)[:100]}..."
-            raise MappingError(
-                err["msg"], path=f"{source}: {path}" if path else source, got=got
-            ) from None
+            raise _error(exc.errors()[0], source) from None
 
     def to_yaml(self, path: str | Path | None = None) -> str:
         """YAML text of the mapping; also written to ``path`` when given."""
