@@ -23,21 +23,29 @@ from collections.abc import Callable, Sequence
 
 from archsim.engine._compile import CompiledStep
 from archsim.engine._server import Clock, Ev, PSServer
+from archsim.engine._trace_labels import PhaseLabels
 
 __all__ = ["ItemRun", "PhasePlans", "SlotContext", "StagePlan", "step_plans"]
+
+
+def _busy(args: dict[str, object]) -> bool:
+    """Whether a stage's args (see :mod:`archsim.engine._trace_labels`) carry any work."""
+    return bool(args.get("bytes") or any(v > 0 for v in dict(args.get("ops") or {}).values()))
 
 
 class SlotContext:
     """What one slot sees: the server instances it uses (``servers[server_index]``; None for
     private servers, which need no object)."""
 
-    __slots__ = ("clock", "servers", "slot", "pid")
+    __slots__ = ("clock", "servers", "slot", "pid", "labels")
 
     def __init__(self, clock: Clock, servers: list[PSServer | None], slot: int, pid: str) -> None:
         self.clock = clock
         self.servers = servers
         self.slot = slot
         self.pid = pid
+        #: span names and args of the phase this slot runs (traced runs only)
+        self.labels: PhaseLabels | None = None
 
 
 class StagePlan:
@@ -175,6 +183,8 @@ class ItemRun:
         "part",
         "t_phase",
         "watch",
+        "item",
+        "t_item",
     )
 
     def __init__(
@@ -214,6 +224,8 @@ class ItemRun:
         self.part = 0
         self.t_phase = 0.0
         self.watch = watch
+        self.item = 0  # index of the work item (trace names)
+        self.t_item = 0.0
 
     # ---- one stage ---------------------------------------------------------------------------
     def _stage(self, k: int, plan: StagePlan) -> bool:
@@ -231,6 +243,8 @@ class ItemRun:
             if lat > 0.0:
                 self.clock.after(lat, self._on_latency, (k, jobs))
             else:
+                if self.tr:
+                    self._note(k, jobs)
                 for w, s in jobs:
                     servers[s].submit(w, cb)
         return False
@@ -239,8 +253,17 @@ class ItemRun:
         k, jobs = ev.data
         servers = self.servers
         cb = self.jobcb[k]
+        if self.tr:
+            self._note(k, jobs)
         for w, s in jobs:
             servers[s].submit(w, cb)
+
+    def _note(self, k: int, jobs: tuple) -> None:
+        """Traced runs: tell each server which stage the jobs it is about to serve come from."""
+        label = self.ctx.labels.job[self.mode][k]  # type: ignore[union-attr,index]
+        servers = self.servers
+        for w, s in jobs:
+            servers[s].note(label, w)  # type: ignore[union-attr]
 
     def _job_load(self) -> None:
         left = self.left
@@ -296,6 +319,7 @@ class ItemRun:
     # ---- serial steps (prologue / epilogue) -------------------------------------------------
     def start(self) -> None:
         """Begin the item at the current simulated time."""
+        self.t_item = self.env._now
         if self.prologue is not None:
             self.t_phase = self.env._now
             self.mode = _PROLOGUE
@@ -318,7 +342,7 @@ class ItemRun:
     def _after_prologue(self) -> None:
         now = self.env._now
         if self.prologue is not None and self.tr:
-            self.clock.span(self.ctx.pid, self.ctx.slot, "prologue", self.t_phase, now)
+            self._part_span(_PROLOGUE, self.t_phase, now)
         self.t_phase = now
         self.mode = _BODY
         if self.n <= 0:
@@ -339,9 +363,27 @@ class ItemRun:
             self._finish()
 
     def _finish(self) -> None:
-        if self.epilogue is not None and self.tr:
-            self.clock.span(self.ctx.pid, self.ctx.slot, "epilogue", self.t_phase, self.env._now)
+        if self.tr:
+            now = self.env._now
+            if self.epilogue is not None:
+                self._part_span(_EPILOGUE, self.t_phase, now)
+            ctx = self.ctx
+            args = {"phase": ctx.pid, "item": self.item, "slot": ctx.slot, "tiles": self.n}
+            self.clock.span(
+                ctx.pid, (ctx.slot, "item"), f"item {self.item}", self.t_item, now, args
+            )
         self.on_done()
+
+    def _part_span(self, part: int, start: float, end: float) -> None:
+        """The prologue or epilogue of this item, on the item's track (nested in its span)."""
+        stages = self.ctx.labels.stage[part] or ()  # type: ignore[union-attr]
+        done = [(n, a) for n, a in stages if _busy(a)]
+        name = "prologue" if part == _PROLOGUE else "epilogue"
+        if done:
+            name += ": " + "; ".join(n for n, _a in done)
+        args: dict[str, object] = {n: a for n, a in done}
+        args["item"] = self.item
+        self.clock.span(self.ctx.pid, (self.ctx.slot, "item"), name, start, end, args)
 
     # ---- body pipeline ----------------------------------------------------------------------
     def _pump(self) -> None:
@@ -377,7 +419,12 @@ class ItemRun:
     def _span(self, k: int) -> None:
         now = self.env._now
         if self.t_start[k] < now:
-            self.clock.span(self.ctx.pid, self.ctx.slot, _STAGE_NAMES[k], self.t_start[k], now)
+            ctx = self.ctx
+            name, args = ctx.labels.stage[_BODY][k]  # type: ignore[union-attr,index]
+            tile = (self.kl_done, self.kc_done, self.ks_done)[k] - 1
+            args = {**args, "item": self.item, "tile": tile}
+            lane = (ctx.slot, _STAGE_NAMES[k])
+            self.clock.span(ctx.pid, lane, name, self.t_start[k], now, args)
 
     def _load_finish(self) -> None:
         self.loading = False

@@ -14,6 +14,7 @@ import simpy
 from archsim.engine._compile import CompiledPhase, CompiledProgram
 from archsim.engine._pipeline import ItemRun, PhasePlans, SlotContext, step_plans
 from archsim.engine._server import Clock, PSServer
+from archsim.engine._trace_labels import PhaseLabels
 
 __all__ = [
     "TRACE_LIMIT",
@@ -172,6 +173,10 @@ class PhaseRun:
             self.on_done()
             return
         self.ctx = [self.rt.slot(s, self.cp.phase.name) for s in range(self.slots)]
+        if self.rt.clock.trace is not None:
+            labels = PhaseLabels(self.cp.phase)
+            for ctx in self.ctx:
+                ctx.labels = labels
         self.plans = self.rt.phase_plans(self.cp)
         for s in range(self.slots):
             if self.next_item >= self.items:
@@ -185,9 +190,11 @@ class PhaseRun:
             self.next_item += 1
             self.sync_done = False
             self.launching = True
-            ItemRun(
+            run = ItemRun(
                 self.ctx[s], self.plans, int(self.trips[j]), cp.depth, lambda: self._free(s)
-            ).start()
+            )
+            run.item = j
+            run.start()
             self.launching = False
             if not self.sync_done:
                 return

@@ -82,15 +82,25 @@ class Clock:
         """SimPy events scheduled on this environment so far (call once, at the end)."""
         return next(self.eid)
 
-    def span(self, pid: str, tid: int, name: str, start: float, end: float) -> None:
-        """Record one trace span (bounded by ``trace_limit``)."""
+    def span(
+        self,
+        pid: str,
+        tid: int | tuple[int, str],
+        name: str,
+        start: float,
+        end: float,
+        args: dict[str, object] | None = None,
+    ) -> None:
+        """Record one trace span (bounded by ``trace_limit``): component ``pid``, track
+        ``tid`` (an instance, or ``(slot, lane)``), cycles ``start`` to ``end``, and ``args``
+        (see :mod:`archsim.engine._trace_labels`)."""
         tr = self.trace
         if tr is None:
             return
         if len(tr) >= self.trace_limit:
             self.trace_dropped += 1
             return
-        tr.append((pid, tid, name, start, end - start))
+        tr.append((pid, tid, name, start, end - start, args))
 
 
 class PSServer:
@@ -124,6 +134,7 @@ class PSServer:
         "_cb",
         "queue",
         "eid",
+        "served",
     )
 
     def __init__(self, clock: Clock, capacity: float, name: str, instance: int) -> None:
@@ -143,6 +154,15 @@ class PSServer:
         self._cb = self._on_timeout
         self.queue = clock.queue
         self.eid = clock.eid
+        self.served: dict[str, float] | None = None
+
+    def note(self, label: str, work: float) -> None:
+        """Traced runs only: a job of ``work`` from the stage ``label`` is submitted next
+        (the busy span that serves it is named after the stages it served)."""
+        served = self.served
+        if served is None:
+            self.served = served = {}
+        served[label] = served.get(label, 0.0) + work
 
     def submit(self, work: float, done: Callable[[], None]) -> None:
         """Start a job of ``work`` units; ``done()`` is called when it finishes."""
@@ -218,7 +238,11 @@ class PSServer:
     def _idle(self, now: float) -> None:
         self.busy_cycles += now - self.busy_since
         if self.clock.trace is not None:
-            self.clock.span(self.name, self.instance, "busy", self.busy_since, now)
+            from archsim.engine._trace_labels import busy_name, server_args
+
+            served, self.served = self.served or {}, None
+            args = server_args(self.name, self.instance, served)
+            self.clock.span(self.name, self.instance, busy_name(served), self.busy_since, now, args)
         # restart virtual time so that it does not drift over long runs
         self.v = 0.0
 

@@ -20,6 +20,7 @@ from archsim.engine._bounds import phase_bounds
 from archsim.engine._compile import CompiledPhase, CompiledProgram, compile_program
 from archsim.engine._runtime import TRACE_LIMIT, PhaseRun, Runtime
 from archsim.engine._shortcuts import phase_shortcut
+from archsim.engine._trace_labels import phase_args
 from archsim.program import TileProgram
 from archsim.result import Result
 
@@ -52,7 +53,9 @@ def _run_joint(
 
     def finish(i: int) -> None:
         ends[i] = rt.env.now
-        rt.clock.span("phases", 0, by_index[i].phase.name, starts[i], rt.env.now)
+        if rt.clock.trace is not None:
+            ph = by_index[i].phase
+            rt.clock.span("phases", 0, ph.name, starts[i], rt.env.now, phase_args(ph, "full"))
         for j, deps in waiting.items():
             if i in deps:
                 deps.discard(i)
@@ -170,7 +173,7 @@ def _phases_alone(
             bounds[cp.phase.name] = half
             slack[cp.index] += half
             if local is not None:
-                local.append(("phases", 0, cp.phase.name, t, dur))
+                local.append(("phases", 0, cp.phase.name, t, dur, phase_args(cp.phase, "bounded")))
         elif got is None:
             end, per, ev = _run_joint(compiled, (cp,), t, local)
             how[cp.phase.name] = "full"
@@ -179,7 +182,7 @@ def _phases_alone(
             end, per = t + dur, {cp.phase.name: dur}
             how[cp.phase.name] = "shortcut"
             if local is not None:
-                local.append(("phases", 0, cp.phase.name, t, dur))
+                local.append(("phases", 0, cp.phase.name, t, dur, phase_args(cp.phase, "shortcut")))
         ends[cp.index] = end
         events += ev
         phase_cycles.update(per)

@@ -1,36 +1,173 @@
-"""Chrome/Perfetto trace output."""
+"""Chrome/Perfetto trace output: tracks where slices nest, names and args that say what ran."""
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from pathlib import Path
 
+import pytest
+
 from archsim import Step, simulate, write_trace
+from archsim.cli import main
+from archsim.trace import nesting_lanes
 from tests.archsim.test_engine_toys import load, macs, one_phase, toy_arch
+
+
+def _doc(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def _spans(doc: dict) -> list[dict]:
+    return [e for e in doc["traceEvents"] if e["ph"] == "X"]
+
+
+def _names(doc: dict, kind: str) -> dict[tuple[int, ...], str]:
+    key = ("pid",) if kind == "process_name" else ("pid", "tid")
+    return {
+        tuple(e[k] for k in key): e["args"]["name"] for e in doc["traceEvents"] if e["name"] == kind
+    }
+
+
+def assert_tracks_nest(doc: dict) -> None:
+    """On every (process, thread), any two slices are disjoint or one contains the other."""
+    by_track: dict[tuple[int, int], list[tuple[float, float]]] = defaultdict(list)
+    for e in _spans(doc):
+        by_track[(e["pid"], e["tid"])].append((e["ts"], e["ts"] + e["dur"]))
+    for track, spans in by_track.items():
+        spans.sort(key=lambda s: (s[0], -s[1]))
+        open_ends: list[float] = []
+        for start, end in spans:
+            eps = 1e-9 * max(1.0, abs(end))
+            while open_ends and open_ends[-1] <= start + eps:
+                open_ends.pop()
+            assert not open_ends or end <= open_ends[-1] + eps, (
+                f"slice {start}..{end} straddles the end {open_ends[-1]} on track {track}"
+            )
+            open_ends.append(end)
+
+
+def assert_spans_say_what_ran(doc: dict) -> None:
+    """No plain 'busy' slice; every slice has args naming its work and where it ran."""
+    procs = _names(doc, "process_name")
+    threads = _names(doc, "thread_name")
+    for e in _spans(doc):
+        name, args, thread = e["name"], e.get("args", {}), threads[(e["pid"], e["tid"])]
+        assert name not in ("busy", "idle", "load", "compute", "store"), e
+        if procs[(e["pid"],)] == "phases":
+            assert {"bytes", "ops", "work_items", "timed"} <= set(args), e
+        elif thread.startswith("instance"):  # a server instance's busy period
+            assert {"level", "unit", "network"} & set(args), e
+            assert ("bytes" in args) != ("work_cycles" in args), e
+            assert name.split(" + ")[0] in args["served"], e
+        elif thread.endswith(("load", "store")):
+            assert args["bytes"] > 0, e
+            assert "->" in args["levels"], e
+            assert name.split()[1] == ",".join(t for t, b in args["bytes_by_tensor"].items() if b)
+            assert isinstance(args["tile"], int), e
+        elif thread.endswith("compute"):
+            assert args["ops"], e
+            assert args["units"], e
+            assert name == f"compute {args['phase']}", e
+            assert isinstance(args["tile"], int), e
+        else:  # a slot's items, with their prologue and epilogue
+            assert thread.startswith("slot"), e
+            assert "item" in args, e
 
 
 def test_trace_has_spans_per_component_instance(tmp_path: Path) -> None:
     arch = toy_arch(dram_bw=10.0, pe_instances=2)
     prog = one_phase(Step(loads=(load(100),), compute=(macs(50),)), trips=4, work_items=4, slots=2)
     r = simulate(prog, arch, trace=True)
-    path = write_trace(r, tmp_path / "t.json")
-    doc = json.loads(path.read_text())
-    spans = [e for e in doc["traceEvents"] if e["ph"] == "X"]
-    names = {e["args"]["name"] for e in doc["traceEvents"] if e["name"] == "process_name"}
-    assert {"p", "DRAM.read", "PE.compute"} <= names
-    assert {e["tid"] for e in spans if e["name"] == "compute"} == {0, 1}
+    doc = _doc(write_trace(r, tmp_path / "t.json"))
+    spans = _spans(doc)
+    assert {"phases", "p", "DRAM.read", "PE.compute"} <= set(_names(doc, "process_name").values())
+    threads = _names(doc, "thread_name")
+    compute = {threads[(e["pid"], e["tid"])] for e in spans if e["name"].startswith("compute")}
+    assert compute == {"slot 0 compute", "slot 1 compute"}
     assert max(e["ts"] + e["dur"] for e in spans) <= r.seconds * 1e6 + 1e-9
     assert doc["metadata"]["truncated"] is False
+    assert_tracks_nest(doc)
+    assert_spans_say_what_ran(doc)
 
 
 def test_trace_is_capped_and_says_so(tmp_path: Path) -> None:
     arch = toy_arch()
     prog = one_phase(Step(loads=(load(100),), compute=(macs(50),)), trips=50)
     r = simulate(prog, arch, trace=True)
-    doc = json.loads(write_trace(r, tmp_path / "t.json", max_events=10).read_text())
+    doc = _doc(write_trace(r, tmp_path / "t.json", max_events=10))
     assert sum(e["ph"] == "X" for e in doc["traceEvents"]) == 10
     assert doc["metadata"]["truncated"] is True
 
 
 def test_no_trace_by_default() -> None:
     assert simulate(one_phase(Step(loads=(load(10),))), toy_arch()).trace is None
+
+
+def test_nesting_lanes_split_only_straddling_spans() -> None:
+    # (start, dur): a contains b; c overlaps a's end without nesting; d after all
+    spans = [(0.0, 10.0), (2.0, 3.0), (8.0, 5.0), (20.0, 1.0)]
+    assert nesting_lanes(spans) == [0, 0, 1, 0]
+    assert nesting_lanes(spans, nest=False) == [0, 1, 1, 0]
+    assert nesting_lanes([(0.0, 5.0), (5.0, 5.0)]) == [0, 0]  # touching ends: disjoint
+
+
+def _simulate_trace(tmp_path: Path, capsys, *argv: str) -> dict:
+    out = tmp_path / "T.json"
+    assert main(["simulate", *argv, "--trace", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    doc = _doc(out)
+    doc["result"] = result
+    return doc
+
+
+def test_fusemax_attention_trace(tmp_path: Path, capsys) -> None:
+    doc = _simulate_trace(tmp_path, capsys, "--arch", "fusemax", "--workload", "mha")
+    assert_tracks_nest(doc)
+    assert_spans_say_what_ran(doc)
+    spans = _spans(doc)
+    procs, threads = _names(doc, "process_name"), _names(doc, "thread_name")
+    # the fused group's Einsums name its compute slices and its process
+    (phase,) = [s for s in spans if procs[(s["pid"],)] == "phases"]
+    assert phase["name"].startswith("g0:QK+")
+    assert phase["name"].endswith("+AV")
+    assert any(s["name"] == f"compute {phase['name']}" for s in spans)
+    # pipelined: a tile's load overlaps the previous tile's compute, on another track
+    loads = [s for s in spans if threads[(s["pid"], s["tid"])] == "slot 0 load"]
+    comps = [s for s in spans if threads[(s["pid"], s["tid"])] == "slot 0 compute"]
+    assert len(loads) == len(comps) == phase["args"]["body_steps"]
+    by_tile = {s["args"]["tile"]: s for s in comps}
+    overlapping = [
+        s for s in loads if s["args"]["tile"] > 0
+        and s["ts"] < by_tile[s["args"]["tile"] - 1]["ts"] + by_tile[s["args"]["tile"] - 1]["dur"]
+    ]  # fmt: skip
+    assert overlapping
+    # the busy periods of the DRAM port account for every DRAM byte of the result
+    dram = [s for s in spans if procs[(s["pid"],)].startswith("DRAM.")]
+    assert sum(s["args"]["bytes"] for s in dram) == pytest.approx(doc["result"]["dram_bytes"])
+    assert {s["args"]["level"] for s in dram} == {"DRAM"}
+
+
+def test_gpu_attention_trace(tmp_path: Path, capsys) -> None:
+    argv = ("--arch", "h100", "--workload", "mha", "--set", "S=2048", "--set", "H=4")
+    doc = _simulate_trace(tmp_path, capsys, *argv)
+    assert_tracks_nest(doc)
+    assert_spans_say_what_ran(doc)
+    spans = _spans(doc)
+    procs, threads = _names(doc, "process_name"), _names(doc, "thread_name")
+    phases = [s for s in spans if procs[(s["pid"],)] == "phases"]
+    kernel = next(s for s in phases if s["args"]["work_items"] > 1 and s["args"]["ops"])
+    writeback = next(s for s in phases if s["name"].startswith("writeback:"))
+    # the kernel and its write-back run side by side: two lanes, not one inside the other
+    assert writeback["ts"] < kernel["ts"] + kernel["dur"]
+    assert (writeback["pid"], writeback["tid"]) != (kernel["pid"], kernel["tid"])
+    # each CTA is an item on its SM slot; its prologue (the first tile's MMA) nests in it
+    items = [s for s in spans if s["name"].startswith("item ") and s["cat"] == kernel["name"]]
+    assert len(items) == kernel["args"]["work_items"]
+    prologues = [
+        s for s in spans if s["name"].startswith("prologue") and s["cat"] == kernel["name"]
+    ]
+    assert len(prologues) == len(items)
+    assert all(threads[(p["pid"], p["tid"])].startswith("slot") for p in prologues)
+    units = {s["args"]["unit"] for s in spans if "unit" in s.get("args", {})}
+    assert {"tensor", "cuda"} <= units
