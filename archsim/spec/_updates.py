@@ -30,10 +30,9 @@ def strip_derived(arch: Architecture, raw: dict[str, Any]) -> dict[str, str]:
             derived[f"levels.{lvl.name}.mesh"] = f"compute.{lvl.mesh_like}.mesh (mesh_like)"
         _strip_per_pe(lvl, d, f"levels.{lvl.name}", derived)
         if lvl.area_mm2_per_mib is not None:
+            # derived from area_mm2_per_mib x capacity; an update of area_mm2 stays allowed
+            # (sweeps written before area followed capacity set both) and must agree with it
             d.pop("area_mm2", None)
-            derived[f"levels.{lvl.name}.area_mm2"] = (
-                f"levels.{lvl.name}.area_mm2_per_mib x capacity_bytes / 2^20"
-            )
         _strip_instances(lvl, d, f"levels.{lvl.name}", derived)
         if (
             lvl.read_bw_bytes_per_s is not None

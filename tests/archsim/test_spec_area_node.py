@@ -75,10 +75,13 @@ def test_area_follows_capacity_through_updates(name, level):
     assert big.level(level).area_mm2 == pytest.approx(64 * lvl.area_mm2_per_mib)
 
 
-def test_area_is_derived_not_updatable_and_must_agree_when_given():
+def test_area_is_derived_and_must_agree_when_given():
     arch = load_arch("fusemax")
-    with pytest.raises(ArchSpecError, match="derived from levels.GLB.area_mm2_per_mib"):
+    with pytest.raises(ArchSpecError, match="disagrees with area_mm2_per_mib"):
         arch.with_updates({"levels.GLB.area_mm2": 1.0})
+    # an update that agrees (as sweeps written before area followed capacity do) is accepted
+    same = {"levels.GLB.capacity_bytes": 2**22, "levels.GLB.area_mm2": 47.088128 / 4}
+    assert arch.with_updates(same).level("GLB").area_mm2 == pytest.approx(47.088128 / 4)
     raw = arch.to_dict()
     raw["levels"][1]["area_mm2"] = 1.0
     with pytest.raises(ArchSpecError, match="disagrees with area_mm2_per_mib") as info:
