@@ -38,17 +38,25 @@ MAX_DEPTH = 1024
 """Most tiles in flight a group may ask for (``depth``; real pipelines use 1-8)."""
 
 
-def _extent(v: object, what: str, top: int = MAX_EXTENT) -> object:
-    """``v`` if it is an integer in ``1 .. top``; a ValueError for a bool (YAML ``true``), a
-    fraction, inf/nan, a string, 0, a negative or a huge number."""
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):  # numpy ints are
-        raise ValueError(f"{what} must be an integer >= 1, got {v!r}")  # Real, bools are not
-    if (not isinstance(v, numbers.Integral) and not float(v).is_integer()) or v < 1:
+def _extent(v: object, what: str, top: int = MAX_EXTENT) -> int:
+    """``v`` as an int if it is an integer in ``1 .. top``; a ValueError for a bool (YAML
+    ``true``), a fraction, inf/nan, a string, 0, a negative or a huge number. numpy integers
+    and integral floats (``2.0``) are accepted."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
         raise ValueError(f"{what} must be an integer >= 1, got {v!r}")
-    if v > top:
+    if isinstance(v, numbers.Integral):
+        n = int(v)
+    else:
+        f = float(v)
+        if not f.is_integer():  # nan and inf are not integers
+            raise ValueError(f"{what} must be an integer >= 1, got {v!r}")
+        n = int(f)
+    if n < 1:
+        raise ValueError(f"{what} must be an integer >= 1, got {v!r}")
+    if n > top:
         shown = repr(v) if len(repr(v)) <= 40 else f"{repr(v)[:24]}... ({len(repr(v))} digits)"
         raise ValueError(f"{what} must be at most {top}, got {shown}")
-    return int(v)
+    return n
 
 
 Factor = Annotated[int, BeforeValidator(lambda v: _extent(v, "a loop factor"))]

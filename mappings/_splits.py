@@ -59,8 +59,8 @@ def apply_splits(workload: Workload, splits: AbcMapping[str, int]) -> Workload:
     new: dict[str, int] = {}
     for key, extent in splits.items():
         path = f"splits.{key}"
-        sp = by_key.get(key)
-        if sp is None:
+        found = by_key.get(key)
+        if found is None:
             have = [f"{s.rank} -> {s.outer}, {s.inner}" for s in cas.splits.values()]
             raise MappingError(
                 "no such split rank in the cascade",
@@ -68,18 +68,14 @@ def apply_splits(workload: Workload, splits: AbcMapping[str, int]) -> Workload:
                 expected=f"one of {have}" if have else "a cascade with a split rank",
                 got=key,
             )
-        if (
-            isinstance(extent, bool)
-            or not isinstance(extent, (int, float))
-            or (isinstance(extent, float) and not extent.is_integer())
-            or not 1 <= extent <= MAX_EXTENT
-        ):
+        if not _is_extent(extent):
             raise MappingError(
                 "split extent",
                 path=path,
                 expected=f"an integer >= 1 and <= 2**40 = {MAX_EXTENT}",
                 got=extent,
             )
+        sp = found
         if not isinstance(sp.tile, str):
             if int(sp.tile) != int(extent):
                 raise MappingError(
@@ -97,6 +93,15 @@ def apply_splits(workload: Workload, splits: AbcMapping[str, int]) -> Workload:
     # the same object for the same choice, so its counts are computed once (mappers lower
     # many candidates with one split)
     return memo(workload, ("splits", tuple(sorted(new.items()))), lambda: _resplit(workload, new))
+
+
+def _is_extent(v: object) -> bool:
+    """``v`` is an integer (not a bool) in ``1 .. MAX_EXTENT``."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    if isinstance(v, float) and not v.is_integer():  # nan and inf included
+        return False
+    return 1 <= v <= MAX_EXTENT
 
 
 def _resplit(workload: Workload, new: dict[str, int]) -> Workload:

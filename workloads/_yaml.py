@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -148,6 +149,7 @@ def cascade_from_dict(
         "a non-empty list of Einsum strings",
         einsums,
     )
+    assert isinstance(einsums, list)
     for i, text in enumerate(einsums):
         _need(isinstance(text, str), f"einsums[{i}]", "an Einsum string", text)
         stmts.append(parse_einsum(Where(f"einsums[{i}]", text)))
@@ -158,7 +160,7 @@ def cascade_from_dict(
     return assemble(stmts, name=name)
 
 
-def _section(data: dict, key: str) -> object:
+def _section(data: dict, key: str) -> Any:
     """``data[key]``, ``{}`` when absent or empty (``key:`` with nothing after it); any other
     value is returned as is for the caller's type check (``params: 0`` is an error)."""
     value = data.get(key)
@@ -224,6 +226,7 @@ def _tensor(t: str, spec: object) -> TensorStmt:
         density,
     )
     name = dtype if "bits" not in spec else f"bits={bits}"
+    assert isinstance(ranks, list)
     return TensorStmt(t, tuple(ranks), name, bits, density, Where(path, f"{t}: {spec}"))
 
 
