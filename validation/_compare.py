@@ -244,7 +244,9 @@ def _attn_from_dims(k: TraceKernel) -> dict[str, object] | None:
             and isinstance(concrete, list)
             and len(concrete) > idx
         ):
-            causal = str(concrete[idx]).strip().lower() in ("true", "1", "2")
+            flag = str(concrete[idx]).strip().lower()  # is_causal, or a mask type 0/1/2
+            if flag in ("true", "false", "0", "1", "2"):
+                causal = flag in ("true", "1", "2")
     if dims_op is None:
         return None
     op, layout, dims = dims_op

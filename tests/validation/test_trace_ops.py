@@ -22,6 +22,8 @@ DECODE = DATA / "llama_layer_decode.trace.json"
 NOSHAPES = DATA / "llama_layer_noshapes.trace.json"
 H100_PEAK_BYTES_PER_S = 3.35e12  # H100 SXM HBM3 datasheet
 BF16 = 2
+BF16_T, FP8_T = "c10::BFloat16", "c10::Float8_e4m3fn"
+GEMM_K = "nvjet_sm90_tst_128x256_64x4_2x1_v_bz_coopA_TNT"
 S, DM, FF = 512, 4096, 14336
 
 
@@ -203,3 +205,154 @@ def test_merged_trace_says_why_a_kernel_was_not_simulated(tmp_path, prefill):
     assert router["args"]["launched_by"] == "my_ext::fused_router"
     gemm = next(e for e in measured if e["args"].get("op") == "gemm 512x4096x4096")
     assert gemm["args"]["simulated_by"] == "gpu model"
+
+
+def _op_trace(*ops):
+    """Events of ops launching one kernel each: ``(stack, dims, types, concrete, kernel)``
+    where ``stack`` lists op names outermost first and the shapes belong to every op;
+    ``concrete`` is one list for all of them or a dict op name -> list."""
+    events, t, corr = [], 0.0, 0
+    for stack, dims, types, concrete, kernel in ops:
+        corr += 1
+        depth = len(stack)
+        for i, name in enumerate(stack):
+            args = {"External id": corr * 10 + i, "Input Dims": dims, "Input type": types}
+            own = concrete.get(name, []) if isinstance(concrete, dict) else concrete
+            args["Concrete Inputs"] = own
+            events.append(
+                {
+                    "ph": "X",
+                    "cat": "cpu_op",
+                    "name": name,
+                    "pid": 1,
+                    "tid": 1,
+                    "ts": t + i,
+                    "dur": 2 * (depth - i) + 5,
+                    "args": args,
+                }
+            )
+        launch = t + depth + 1
+        events.append(
+            {
+                "ph": "X",
+                "cat": "cuda_runtime",
+                "name": "cudaLaunchKernel",
+                "pid": 1,
+                "tid": 1,
+                "ts": launch,
+                "dur": 1,
+                "args": {"correlation": corr},
+            }
+        )
+        events.append(
+            {
+                "ph": "X",
+                "cat": "kernel",
+                "name": kernel,
+                "pid": 0,
+                "tid": 7,
+                "ts": 1000 + 100 * corr,
+                "dur": 50.0,
+                "args": {"correlation": corr, "stream": 7, "grid": [132, 1, 1]},
+            }
+        )
+        t += 3 * depth + 20
+    return compare_trace(parse_trace_events(events), gpu_model("h100"))
+
+
+def test_layer_norm_and_softmax_run_their_library_cascades():
+    x = [2, 1024, 4096]
+    cmp = _op_trace(
+        (
+            ["aten::layer_norm", "aten::native_layer_norm"],
+            [x, [], [4096], [4096], []],
+            [BF16_T, "ScalarList", BF16_T, BF16_T, "Scalar"],
+            ["", "[4096]", "", "", "1e-05"],
+            "void at::native::(anonymous namespace)::vectorized_layer_norm_kernel<c10::BFloat16>",
+        ),
+        (
+            ["aten::softmax", "aten::_softmax"],
+            [[8, 32, 512, 512], [], []],
+            [BF16_T, "Scalar", "Scalar"],
+            ["", "-1", "False"],
+            "void (anonymous namespace)::cunn_SoftMaxForward<8, c10::BFloat16>",
+        ),
+    )
+    ln, sm = cmp.matches
+    assert (ln.op_label, ln.path) == ("layernorm T2048 D4096", "cascade layernorm")
+    assert (sm.op_label, sm.path) == ("softmax R131072 N512", "cascade softmax")
+    # DRAM bytes (read + write) of a norm / softmax: its tensor read once and written once
+    assert ln.sim.dram_read_bytes == pytest.approx(2 * 2048 * 4096 * 2, rel=1e-3)
+    assert sm.sim.dram_read_bytes == pytest.approx(2 * 131072 * 512 * 2, rel=1e-3)
+
+
+def test_sdpa_backends_read_causal_and_heads_from_their_ops():
+    q, kv = [2, 32, 2048, 128], [2, 8, 2048, 128]
+    bshd_q, bshd_kv = [2, 2048, 32, 128], [2, 2048, 8, 128]
+    cmp = _op_trace(
+        (
+            [
+                "aten::scaled_dot_product_attention",
+                "aten::_scaled_dot_product_cudnn_attention",
+                "aten::_cudnn_attention_forward",
+            ],
+            [q, kv, kv, [], [], [], [], []],
+            [BF16_T] * 3 + [""] * 5,
+            {
+                "aten::scaled_dot_product_attention": ["", "", "", "", "0.", "True", "", "True"],
+                "aten::_scaled_dot_product_cudnn_attention": ["", "", "", "", "0", "0.", "True"],
+            },
+            "cudnn_generated_fort_native_sdpa_sm90_flash_fprop_wgmma_f16_knob_7_64x128x128",
+        ),
+        (
+            ["aten::_scaled_dot_product_efficient_attention", "aten::_efficient_attention_forward"],
+            [bshd_q, bshd_kv, bshd_kv] + [[]] * 9,
+            [BF16_T] * 3 + [""] * 9,
+            ["", "", "", "", "", "", "", "", "0.", "1", "True", ""],
+            "fmha_cutlassF_bf16_aligned_64x128_rf_sm80",
+        ),
+    )
+    cudnn, eff = cmp.matches
+    assert cudnn.op_label == "attn B2 H32/8 S2048x2048 D128 causal"
+    assert eff.op_label == "attn B2 H32/8 S2048x2048 D128 causal"
+    assert cudnn.sim is not None
+    assert eff.sim is not None
+
+
+def test_batched_biased_and_fp8_gemms():
+    cmp = _op_trace(
+        (["aten::bmm"], [[64, 512, 128], [64, 128, 512]], [BF16_T, BF16_T], ["", ""], GEMM_K),
+        (
+            ["aten::linear", "aten::addmm"],
+            [[1024], [4096, 2048], [2048, 1024], [], []],
+            [BF16_T] * 3 + ["Scalar", "Scalar"],
+            ["", "", "", "1", "1"],
+            GEMM_K,
+        ),
+        (
+            ["aten::_scaled_mm"],
+            [[4096, 4096], [4096, 4096], [], [], [], [], [], []],
+            [FP8_T, FP8_T, "float", "float", "", "", "", ""],
+            [""] * 8,
+            GEMM_K,
+        ),
+    )
+    assert [m.op_label for m in cmp.matches] == [
+        "gemm 512x512x128",
+        "gemm 4096x1024x2048",
+        "gemm 4096x4096x4096",
+    ]
+    assert "fp8" in cmp.matches[2].sim.name
+
+
+def test_casting_copy_writes_the_target_dtype():
+    (m,) = _op_trace(
+        (
+            ["aten::to", "aten::_to_copy"],
+            [[4096, 4096], [], [], [], [], [], []],
+            [BF16_T, "Scalar", "", "", "", "Scalar", ""],
+            ["", "6", "", "", "", "False", ""],
+            "void at::native::unrolled_elementwise_kernel<at::native::direct_copy_kernel_cuda>",
+        ),
+    ).matches
+    assert (m.sim.dram_read_bytes, m.sim.dram_write_bytes) == (4096 * 4096 * 2, 4096 * 4096 * 4)
