@@ -2,8 +2,8 @@
 
 Each package contributes its own sub-commands through a ``register(subparsers)`` function
 in a private ``_cli`` module; this module only lists them and dispatches. The imports are
-done here, at run time, so the engine package never imports the packages above it at
-import time (the import arrows of DESIGN.md stay one-way).
+done here, at run time, so that the engine package never imports the packages above it
+(``workloads``, ``mappings``, ``dse``, ``validation``) at import time.
 
 A handler returns an exit code. Any :class:`archsim.errors.ArchsimError` reaching ``main``
 is printed as ``error: ...`` on stderr with exit code 2 — never a traceback.
