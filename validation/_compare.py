@@ -437,15 +437,17 @@ def compare_trace(
     for idx in _groups(trace):
         first = trace.kernels[idx[0]]
         attn = next((r for r in (_attn_record(trace.kernels[i]) for i in idx) if r), None)
-        opsim, reason = None, ""
+        opsim, reason, hint = None, "", None
         try:
             opsim, reason = simulate_op(first, model, arch, cache, attn)
             if opsim is None:
                 hint = _hint_record(first.op_name or "", shapes, used_hint)
                 if hint is not None:
                     opsim, reason = simulate_record(hint, model)
+                elif shapes:
+                    reason += "; no --shapes entry names this op"
         except UnsupportedRecord as exc:
-            reason = f"{first.op_name}: {exc}"
+            reason = f"{first.op_name}: {'--shapes entry: ' if hint else ''}{exc}"
         except (ArchsimError, ValueError, OverflowError, ZeroDivisionError) as exc:
             reason = f"{first.op_name}: {type(exc).__name__}: {exc}"
         if opsim is None:

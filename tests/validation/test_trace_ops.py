@@ -356,3 +356,19 @@ def test_casting_copy_writes_the_target_dtype():
         ),
     ).matches
     assert (m.sim.dram_read_bytes, m.sim.dram_write_bytes) == (4096 * 4096 * 2, 4096 * 4096 * 4)
+
+
+def test_bad_or_unmatched_shape_hints_are_reported(tmp_path, capsys):
+    real = Path(__file__).resolve().parents[2] / "validation/data/traces"
+    trace = real / "h100_attention_step.trace.json"
+    hints = tmp_path / "h.json"
+    hints.write_text(json.dumps([{"op": "aten::nothing", "kind": "gemm", "M": 1, "N": 1, "K": 1}]))
+    assert main(["compare", "--torch-trace", str(trace), "--shapes", str(hints)]) == 2
+    assert "no --shapes entry names this op" in capsys.readouterr().err
+    hints.write_text(json.dumps([{"op": "aten::mm", "kind": "gemm", "M": "x", "N": 1, "K": 1}]))
+    assert main(["compare", "--torch-trace", str(trace), "--shapes", str(hints)]) == 2
+    assert "--shapes entry: M: expected a positive integer" in capsys.readouterr().err
+    for text in (b"\xff\xfe", b'{"op": 1}', b"[1]"):
+        hints.write_bytes(text)
+        assert main(["compare", "--torch-trace", str(trace), "--shapes", str(hints)]) == 2
+        assert capsys.readouterr().err.startswith("error:")
