@@ -174,7 +174,11 @@ class Architecture(SpecModel):
 
     def _check_names(self) -> None:
         seen: dict[str, str] = {}
-        groups = (("levels", self.levels), ("compute", self.compute), ("networks", self.networks))
+        groups: tuple[tuple[str, tuple[StorageLevel | ComputeUnit | Network, ...]], ...] = (
+            ("levels", self.levels),
+            ("compute", self.compute),
+            ("networks", self.networks),
+        )
         for group, items in groups:
             for i, item in enumerate(items):
                 if item.name in seen:
@@ -317,13 +321,17 @@ class Architecture(SpecModel):
     @property
     def area_mm2(self) -> float:
         """Silicon area in mm^2: instances x area over levels and units, plus the uncore."""
-        parts = sum(x.instances * x.area_mm2 for x in (*self.levels, *self.compute))
+        parts = sum(x.instances * x.area_mm2 for x in self._parts())
         return float(parts + self.uncore_area_mm2)
+
+    def _parts(self) -> tuple[StorageLevel | ComputeUnit, ...]:
+        """Levels and compute units, the components that have instances, area and leakage."""
+        return (*self.levels, *self.compute)
 
     @property
     def leakage_w(self) -> float:
         """Static power in W: idle power + instances x leakage of every level and unit."""
-        parts = sum(x.instances * x.leakage_w for x in (*self.levels, *self.compute))
+        parts = sum(x.instances * x.leakage_w for x in self._parts())
         return float(self.idle_power_w + parts)
 
     def peak_ops_per_cycle(self, op: str, unit: str | None = None) -> float:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 from pydantic_core import PydanticCustomError
@@ -70,7 +70,7 @@ def close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
 
 
-def fail(path: str, message: str, *, expected: object = None, got: object = None) -> None:
+def fail(path: str, message: str, *, expected: object = None, got: object = None) -> NoReturn:
     """Raise a validation problem from inside a model validator.
 
     Parameters
@@ -308,10 +308,10 @@ def _convert_one(
             None,
         )
     if kind == "missing":
-        expected = _expected(err, field)
+        want = _expected(err, field)
         if field.endswith("_bw_bytes_per_cycle"):
-            expected = f"{expected}, or {field[: -len('cycle')]}s in bytes/s"
-        return path, f"{hint}missing required field {field!r}", expected, None
+            want = f"{want}, or {field[: -len('cycle')]}s in bytes/s"
+        return path, f"{hint}missing required field {field!r}", want, None
     if isinstance(got, dict | list) and len(repr(got)) > 80:
         got = f"<{type(got).__name__}>"
     expected: object = _expected(err, field)

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from archsim.spec._arch import Architecture
+    from archsim.spec._components import ComputeUnit, StorageLevel
 
 __all__ = ["summarize", "fmt_si"]
 
@@ -94,11 +95,8 @@ def summarize(arch: Architecture) -> str:
         )
     power = f", power cap {arch.power_cap_w:g} W" if arch.power_cap_w else ""
     lines.append(f"  area {arch.area_mm2:.4g} mm^2, static {arch.leakage_w:.4g} W{power}")
-    parts = [
-        f"{x.name} {x.instances * x.area_mm2:.4g}"
-        for x in (*arch.levels, *arch.compute)
-        if x.area_mm2 > 0
-    ]
+    items: tuple[StorageLevel | ComputeUnit, ...] = (*arch.levels, *arch.compute)
+    parts = [f"{x.name} {x.instances * x.area_mm2:.4g}" for x in items if x.area_mm2 > 0]
     if arch.uncore_area_mm2:
         parts.append(f"uncore {arch.uncore_area_mm2:.4g}")
     if parts:
