@@ -76,11 +76,15 @@ def trace_events(result: Result, *, max_events: int = MAX_EVENTS) -> list[dict[s
     """
     spans = (result.trace or ())[:max_events]
     us_per_cycle = 1e6 / result.clock_hz
-    pids: dict[str, int] = {}
+    first: dict[str, tuple[float, int]] = {}  # component -> (earliest start, first index)
     by_track: dict[tuple[str, object], list[int]] = {}
     for i, span in enumerate(spans):
-        pids.setdefault(span[0], len(pids) + 1)
+        first[span[0]] = min(first.get(span[0], (span[3], i)), (span[3], i))
         by_track.setdefault((span[0], span[1]), []).append(i)
+    # processes top to bottom: phases, then each phase's slots, then the servers
+    slots = {comp for comp, track in by_track if isinstance(track, tuple)}
+    order = sorted(first, key=lambda c: (c != "phases", c not in slots, first[c]))
+    pids = {comp: n + 1 for n, comp in enumerate(order)}
     threads: dict[tuple[int, int], str] = {}
     tid_of: dict[int, tuple[int, int]] = {}  # span index -> (pid, tid)
     next_tid: dict[int, int] = {}
@@ -115,7 +119,7 @@ def trace_events(result: Result, *, max_events: int = MAX_EVENTS) -> list[dict[s
         events.append(ev)
     events.sort(key=lambda e: (e["pid"], e["tid"], e["ts"], -e["dur"]))  # type: ignore[operator]
     meta: list[dict[str, object]] = []
-    for comp, pid in pids.items():
+    for comp, pid in sorted(pids.items(), key=lambda cp: cp[1]):
         meta.append(
             {"name": "process_name", "ph": "M", "pid": pid, "tid": 0, "args": {"name": comp}}
         )
