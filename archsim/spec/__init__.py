@@ -27,6 +27,19 @@ them); ``per_sm`` / ``per_pim_unit`` components take their instance count from
 converted with ``clock.core_hz``. :meth:`Architecture.with_updates` re-derives all of these.
 Op kinds: ``mac`` (or ``mac_<dtype>``, which falls back to ``mac``), ``add``, ``mul``,
 ``max``, ``exp``, ``div``, ``recip``, ``cmp``, ``sqrt``, ``rsqrt``, ...; a MAC is one op.
+
+Inheritance: ``base: fusemax`` (a preset, or a ``.yaml`` path relative to the file) plus
+overrides; mappings merge key by key, ``levels``/``compute``/``networks`` merge by ``name``
+(``{name: X, remove: true}`` deletes one), other values replace. Rules and the 64x64 / 1 MiB
+example: :mod:`archsim.spec._inherit`.
+
+Area: ``area_mm2_per_mib`` on a storage level derives ``area_mm2`` from the capacity (and
+follows capacity updates); ``technology: {node_nm: N}`` states the node of the energy and area
+figures, and :func:`archsim.energy.scale_architecture` moves them to another node.
+
+Numbers are finite, never booleans, and bounded to physical ranges (clocks 1 kHz-1 THz,
+bandwidths 1 kB/s-10 PB/s, capacities 1 B-2^60 B, counts < 2^31; table in
+:mod:`archsim.spec._types`). YAML is read strictly (:mod:`archsim.yamlio`).
 """
 
 from archsim.spec._arch import Architecture
