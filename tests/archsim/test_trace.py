@@ -75,6 +75,24 @@ def assert_spans_say_what_ran(doc: dict) -> None:
             assert "item" in args, e
 
 
+def assert_ops_add_up(doc: dict) -> None:
+    """A phase's ops are those of its compute slices, prologues and epilogues."""
+    procs = _names(doc, "process_name")
+    spans = _spans(doc)
+    for phase in (s for s in spans if procs[(s["pid"],)] == "phases"):
+        got: dict[str, float] = defaultdict(float)
+        for s in spans:
+            if s["cat"] != phase["name"]:
+                continue
+            parts = [s["args"]] if s["name"].startswith("compute") else []
+            if s["name"].startswith(("prologue", "epilogue")):
+                parts = [a for a in s["args"].values() if isinstance(a, dict) and "ops" in a]
+            for part in parts:
+                for kind, n in part["ops"].items():
+                    got[kind] += n
+        assert got == pytest.approx(phase["args"]["ops"], rel=1e-9), phase["name"]
+
+
 def test_trace_has_spans_per_component_instance(tmp_path: Path) -> None:
     arch = toy_arch(dram_bw=10.0, pe_instances=2)
     prog = one_phase(Step(loads=(load(100),), compute=(macs(50),)), trips=4, work_items=4, slots=2)
@@ -125,6 +143,7 @@ def test_fusemax_attention_trace(tmp_path: Path, capsys) -> None:
     doc = _simulate_trace(tmp_path, capsys, "--arch", "fusemax", "--workload", "mha")
     assert_tracks_nest(doc)
     assert_spans_say_what_ran(doc)
+    assert_ops_add_up(doc)
     spans = _spans(doc)
     procs, threads = _names(doc, "process_name"), _names(doc, "thread_name")
     # the fused group's Einsums name its compute slices and its process
@@ -153,6 +172,7 @@ def test_gpu_attention_trace(tmp_path: Path, capsys) -> None:
     doc = _simulate_trace(tmp_path, capsys, *argv)
     assert_tracks_nest(doc)
     assert_spans_say_what_ran(doc)
+    assert_ops_add_up(doc)
     spans = _spans(doc)
     procs, threads = _names(doc, "process_name"), _names(doc, "thread_name")
     phases = [s for s in spans if procs[(s["pid"],)] == "phases"]
