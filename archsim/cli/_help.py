@@ -67,14 +67,33 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 def examples(*commands: str, note: str | None = None) -> str:
-    """An ``examples:`` section: one command per line, each runnable from the repository root.
+    """An ``examples:`` section: one command per line (a long one continued on the next with a
+    backslash, as a shell reads it), each runnable from the repository root.
 
     ``note`` (optional) follows the commands as a plain paragraph.
     """
-    lines = ["examples:", *(f"  {c}" for c in commands)]
+    lines = ["examples:", *("  " + _wrap_command(c) for c in commands)]
     if note:
         lines += ["", note]
     return "\n".join(lines)
+
+
+def _wrap_command(command: str, width: int = _WIDTH - 4) -> str:
+    """``command`` on one line, or continued (backslash, newline, indent) before an option
+    when longer than ``width``; an option stays with its values."""
+    groups: list[str] = []
+    for word in command.split(" "):
+        if word.startswith("--") or not groups:
+            groups.append(word)
+        else:
+            groups[-1] += " " + word
+    lines = [groups[0]]
+    for g in groups[1:]:
+        if len(lines[-1]) + 1 + len(g) <= width - (4 if len(lines) > 1 else 0):
+            lines[-1] += " " + g
+        else:
+            lines.append(g)
+    return " \\\n      ".join(lines)
 
 
 def sections(*parts: Text) -> Callable[[], str]:
