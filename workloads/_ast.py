@@ -16,7 +16,7 @@ from typing import Literal, Union
 
 from archsim.errors import WorkloadError
 
-from ._limits import check_extent, check_points
+from ._limits import check_extent, check_number, check_points
 
 __all__ = [
     "Index",
@@ -368,7 +368,8 @@ class Cascade:
 
 def _resolve_sizes(cascade: Cascade, merged: Mapping[str, int | float]) -> dict[str, int]:
     """Extent of every rank, each bounded by ``MAX_EXTENT`` and each Einsum's iteration
-    space by ``MAX_POINTS`` (``workloads._limits``)."""
+    space by ``MAX_POINTS``; every parameter a finite number within ``MAX_EXTENT`` in
+    magnitude (``workloads._limits``)."""
 
     def positive(name: str, what: str) -> int:
         if name not in merged:
@@ -380,6 +381,8 @@ def _resolve_sizes(cascade: Cascade, merged: Mapping[str, int | float]) -> dict[
             )
         return check_extent(merged[name], f"param {name}", f"size for {what}")
 
+    for name, value in merged.items():  # conditions and expressions read them too
+        check_number(value, f"param {name}")
     sizes: dict[str, int] = {}
     outers = {s.outer: s for s in cascade.splits.values()}
     inners = {s.inner: s for s in cascade.splits.values()}

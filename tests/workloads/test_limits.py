@@ -302,3 +302,38 @@ def test_workload_check_counts_a_complete_cascade_and_notes_a_missing_size(tmp_p
     f.write_text("param M = 4\nparam K = 8\nparam N = 2\n" + GEMM)
     rc, out, _ = _cli(["workload", "check", str(f)])
     assert (rc, out) == (0, "ok: g: 1 einsums, inputs A,B -> outputs C, 64 MACs\n")
+
+
+_WINDOW = """params: {B: 1, H: 2, S: 64, D: 16, W: 8}
+ranks:
+  q: {size: S}
+  k: {size: S}
+tensors:
+  Q: {ranks: [b, h, q, d]}
+  K: {ranks: [b, h, k, d]}
+einsums:
+  - QK[b,h,k,q] = Q[b,h,q,d] * K[b,h,k,d] if k <= q and q - k < W
+"""
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("inf", "finite number, got inf"),
+        ("nan", "finite number, got nan"),
+        ("1e30", "parameter too large"),
+        ("true", "a number, got True"),
+        ("abc", "a number, got 'abc'"),
+    ],
+)
+def test_a_condition_parameter_set_on_a_yaml_cascade_is_checked(tmp_path, value, expected):
+    f = _yaml(tmp_path, _WINDOW)
+    argv = ["simulate", "--arch", "fusemax", "--workload", str(f), "--engine", "analytic"]
+    rc, _, err = _cli([*argv, "--set", f"W={value}"])
+    assert rc == 2
+    assert f"error: param W: bad parameter value: expected {expected}" in err or (
+        expected == "parameter too large" and "error: param W: parameter too large" in err
+    )
+    rc, out, _ = _cli([*argv, "--set", "W=4"])
+    assert rc == 0
+    assert "cycles" in out
