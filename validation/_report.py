@@ -237,7 +237,12 @@ def compare_records(
             skipped.append(SkippedRecord(m.line, exc.field, str(exc)))
             continue
         except ArchsimError as exc:
-            skipped.append(SkippedRecord(m.line, getattr(exc, "path", None), str(exc)))
+            path = getattr(exc, "path", None)
+            if path in rec:  # a field of the record the model refused
+                skipped.append(SkippedRecord(m.line, path, str(exc)))
+            else:  # the model has no kernel configuration for this shape (e.g. shared memory)
+                why = f"the model has no kernel for {m.kind} {record_label(rec)}: {exc}"
+                skipped.append(SkippedRecord(m.line, None, why))
             continue
         except (ValueError, OverflowError, ZeroDivisionError, MemoryError) as exc:
             # fields are checked on reading (``_records``); this keeps one record the model

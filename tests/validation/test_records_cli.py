@@ -270,3 +270,12 @@ def test_plot_works_headless_and_leaves_the_callers_backend_alone(tmp_path):
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_shape_the_model_has_no_kernel_for_is_skipped_with_the_shape(tmp_path):
+    p = _write(tmp_path, [GEMM, {**DECODE, "D": 606, "backend": "flash"}])
+    rep = validate_file(p, "h100")
+    (skip,) = rep.skipped
+    assert skip.field is None
+    assert skip.reason.startswith("the model has no kernel for decode B8 H32/8 S1x32768 D606")
+    assert "shared memory" in skip.reason
