@@ -319,11 +319,11 @@ einsums:
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ("inf", "finite number, got inf"),
-        ("nan", "finite number, got nan"),
-        ("1e30", "parameter too large"),
-        ("true", "a number, got True"),
-        ("abc", "a number, got 'abc'"),
+        ("inf", "bad parameter value: expected a finite number, got inf"),
+        ("nan", "bad parameter value: expected a finite number, got nan"),
+        ("1e30", "parameter too large: expected at most 2**40"),
+        ("true", "bad parameter value: expected a number, got True"),
+        ("abc", "bad parameter value: expected a number, got 'abc'"),
     ],
 )
 def test_a_condition_parameter_set_on_a_yaml_cascade_is_checked(tmp_path, value, expected):
@@ -331,9 +331,7 @@ def test_a_condition_parameter_set_on_a_yaml_cascade_is_checked(tmp_path, value,
     argv = ["simulate", "--arch", "fusemax", "--workload", str(f), "--engine", "analytic"]
     rc, _, err = _cli([*argv, "--set", f"W={value}"])
     assert rc == 2
-    assert f"error: param W: bad parameter value: expected {expected}" in err or (
-        expected == "parameter too large" and "error: param W: parameter too large" in err
-    )
+    assert err.startswith(f"error: param W: {expected}"), err
     rc, out, _ = _cli([*argv, "--set", "W=4"])
     assert rc == 0
     assert "cycles" in out
