@@ -335,3 +335,19 @@ def test_a_condition_parameter_set_on_a_yaml_cascade_is_checked(tmp_path, value,
     rc, out, _ = _cli([*argv, "--set", "W=4"])
     assert rc == 0
     assert "cycles" in out
+
+
+def test_a_cascade_file_past_the_size_bound_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    import workloads._files as files
+
+    assert files.MAX_FILE_BYTES == 64 * 2**20
+    monkeypatch.setattr(files, "MAX_FILE_BYTES", 100)
+    f = tmp_path / "big.ein"
+    f.write_text("# comment\n" * 11)
+    rc, _, err = _cli(["workload", "check", str(f)])
+    assert rc == 2
+    assert (
+        err == f"error: {f}: cascade file too large: expected at most 100 bytes, got '110 bytes'\n"
+    )
+    f.write_text(GEMM)
+    assert _cli(["workload", "check", str(f)])[0] == 0
