@@ -31,6 +31,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from archsim.errors import MappingError
 from workloads import MAX_EXTENT
+from workloads._files import MAX_FILE_BYTES
 
 __all__ = ["LevelMapping", "FusionGroup", "Mapping", "MAX_DEPTH"]
 
@@ -106,6 +107,13 @@ def _read(path_or_text: str | Path) -> tuple[str, str]:
     p = Path(s)
     try:
         exists = p.is_file()
+        if exists and p.stat().st_size > MAX_FILE_BYTES:
+            raise MappingError(
+                "mapping file too large",
+                path=s,
+                expected=f"at most {MAX_FILE_BYTES} bytes",
+                got=f"{p.stat().st_size} bytes",
+            )
         data = p.read_bytes() if exists else b""
     except (OSError, ValueError) as exc:  # unreadable, a directory, a name too long, a NUL
         if len(s) > 255 or "\0" in s:
