@@ -367,7 +367,8 @@ def _match_ncu(trace: TorchTrace, ncu: Sequence[NcuKernel]) -> dict[int, NcuKern
         base = _short(nk.name)[:40]
         grid = tuple(int(x) for x in re.findall(r"\d+", nk.grid)) or None
         for j in range(pos, len(names)):
-            same_grid = grid is None or grids[j] is None or tuple(grids[j]) == grid
+            g = grids[j]
+            same_grid = grid is None or g is None or tuple(g) == grid
             if names[j] and same_grid and (names[j] in base or base in names[j]):
                 out[j] = nk
                 pos = j + 1

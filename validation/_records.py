@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -240,7 +240,7 @@ def _device_problem(rec: Mapping[str, object]) -> _Bad | None:
     return None
 
 
-def parse_lines(lines: list[str | bytes], *, source: str = "<lines>") -> MeasurementSet:
+def parse_lines(lines: Sequence[str | bytes], *, source: str = "<lines>") -> MeasurementSet:
     """Parse JSON Lines (text, or raw bytes decoded as UTF-8 line by line).
 
     Bad lines and records are listed in ``skipped`` (see the module docstring); a device

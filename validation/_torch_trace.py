@@ -247,7 +247,7 @@ def parse_trace_events(
             continue
         if ev.get("ph", "X") != "X":
             continue
-        args = ev.get("args") if isinstance(ev.get("args"), Mapping) else {}
+        args = _mapping(ev.get("args"))
         name = str(ev.get("name", ""))
         ts, dur = _num(ev.get("ts"), math.nan), _num(ev.get("dur", 0.0), math.nan)
         if math.isnan(ts) or math.isnan(dur) or dur < 0:
@@ -257,41 +257,38 @@ def parse_trace_events(
                 expected="finite ts and dur >= 0, in µs",
                 got={k: ev.get(k) for k in ("ts", "dur")},
             )
-        corr = args.get("correlation")  # type: ignore[union-attr]
+        corr = args.get("correlation")
         launch = launches.get(corr) if isinstance(corr, int) else None
         stack = (
             index.stack_at(launch.get("pid"), launch.get("tid"), _num(launch.get("ts")))
             if launch is not None
             else []
         )
-        ext = args.get("External id")  # type: ignore[union-attr]
+        ext = args.get("External id")
         if not stack and isinstance(ext, int) and ext in ops:
             stack = [ops[ext]]
         op = stack[-1] if stack else None
-        op_args = op.get("args", {}) if op else {}
-        types = op_args.get("Input type", [])  # type: ignore[union-attr]
+        op_args = _mapping(op.get("args")) if op else {}
+        types = op_args.get("Input type", [])
         kernels.append(
             TraceKernel(
                 name=name,
                 category=classify_kernel(name),
                 ts_us=ts,
                 dur_us=dur,
-                stream=int(_num(args.get("stream", ev.get("tid", 0)))),  # type: ignore[union-attr]
-                device=int(_num(args.get("device", ev.get("pid", 0)))),  # type: ignore[union-attr]
-                grid=_triple(args.get("grid")),  # type: ignore[union-attr]
-                block=_triple(args.get("block")),  # type: ignore[union-attr]
+                stream=int(_num(args.get("stream", ev.get("tid", 0)))),
+                device=int(_num(args.get("device", ev.get("pid", 0)))),
+                grid=_triple(args.get("grid")),
+                block=_triple(args.get("block")),
                 external_id=ext if isinstance(ext, int) else None,
                 op_name=str(op.get("name")) if op else None,
-                input_dims=_dims(op_args.get("Input Dims")),  # type: ignore[union-attr]
-                concrete_inputs=tuple(str(x) for x in _as_list(op_args.get("Concrete Inputs"))),  # type: ignore[union-attr]
-                args=dict(args),  # type: ignore[arg-type]
-                list_dims=_list_dims(op_args.get("Input Dims")),  # type: ignore[union-attr]
+                input_dims=_dims(op_args.get("Input Dims")),
+                concrete_inputs=tuple(str(x) for x in _as_list(op_args.get("Concrete Inputs"))),
+                args=dict(args),
+                list_dims=_list_dims(op_args.get("Input Dims")),
                 input_types=tuple(str(x) for x in _as_list(types)),
                 op_stack=tuple(str(o.get("name", "")) for o in stack),
-                stack_args=tuple(
-                    o["args"] if isinstance(o.get("args"), Mapping) else {}  # type: ignore[misc]
-                    for o in stack
-                ),
+                stack_args=tuple(_mapping(o.get("args")) for o in stack),
                 correlation=corr if isinstance(corr, int) else None,
             )
         )
@@ -302,6 +299,10 @@ def parse_trace_events(
 def shapes_of(args: Mapping[str, object]) -> tuple[tuple[int, ...], ...]:
     """``Input Dims`` of an op's ``args`` as shapes (``()`` for non-tensor arguments)."""
     return _dims(args.get("Input Dims"))
+
+
+def _mapping(value: object) -> Mapping[str, object]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def _as_list(value: object) -> list[object]:
