@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -90,7 +91,7 @@ class Architecture(SpecModel):
     def _derive(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        data = dict(data)
+        data = copy.deepcopy(data)  # the injections below must not edit the caller's dicts
         for key in ("levels", "compute", "networks"):
             if isinstance(data.get(key), list | tuple):
                 data[key] = [_as_dict(x) for x in data[key]]

@@ -310,14 +310,58 @@ def _convert_one(
     if kind == "missing":
         want = _expected(err, field)
         if field.endswith("_bw_bytes_per_cycle"):
-            want = f"{want}, or {field[: -len('cycle')]}s in bytes/s"
+            want = f"{want}; or {field}_per_pe with a mesh; or {field[: -len('cycle')]}s in bytes/s"
         return path, f"{hint}missing required field {field!r}", want, None
     if isinstance(got, dict | list) and len(repr(got)) > 80:
         got = f"<{type(got).__name__}>"
     expected: object = _expected(err, field)
     if kind in _BOUND_ERRORS:
         expected = _range(root, loc) or expected
-    return path, f"{hint}invalid value for {field or 'spec'!r}", expected, got
+    note = _derived_note(data, loc)
+    return path, f"{hint}invalid value for {field or 'spec'!r}{note}", expected, got
+
+
+def _derived_note(data: Mapping[str, Any] | None, loc: tuple[Any, ...]) -> str:
+    """``" (derived: X_per_pe x mesh)"`` when the field at ``loc`` was not given but derived."""
+    if len(loc) >= 2 and loc[-2] == "ops_per_cycle" and isinstance(data, Mapping):
+        return _derived_note_ops(data, loc)
+    node: Any = data
+    for part in loc[:-1]:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return ""
+    field = loc[-1] if loc else None
+    if not isinstance(node, Mapping) or not isinstance(field, str) or field in node:
+        return ""
+    sources = (
+        (f"{field}_per_pe", f"{field}_per_pe x mesh"),
+        (f"{field[: -len('cycle')]}s", f"{field[: -len('cycle')]}s / clock.core_hz"),
+        (f"{field}_per_mib", f"{field}_per_mib x capacity_bytes / 2^20"),
+    )
+    for key, rule in sources:
+        if key in node:
+            return f" (derived: {rule})"
+    return ""
+
+
+def _derived_note_ops(data: Mapping[str, Any], loc: tuple[Any, ...]) -> str:
+    node: Any = data
+    for part in loc[:-2]:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return ""
+    given = node.get("ops_per_cycle") if isinstance(node, Mapping) else None
+    per_pe = node.get("ops_per_cycle_per_pe") if isinstance(node, Mapping) else None
+    op = loc[-1]
+    if (
+        isinstance(per_pe, Mapping)
+        and op in per_pe
+        and not (isinstance(given, Mapping) and op in given)
+    ):
+        return f" (derived: ops_per_cycle_per_pe.{op} x mesh)"
+    return ""
 
 
 _BOUND_ERRORS = frozenset(("greater_than", "greater_than_equal", "less_than", "less_than_equal"))

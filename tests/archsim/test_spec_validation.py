@@ -337,3 +337,61 @@ def test_timing_bandwidth_model_needs_dram_timing():
     pim = load_arch("hbm_pim")
     timed = pim.with_updates({f"levels.{pim.dram.name}.bandwidth_model": "timing"})
     assert timed.dram.bandwidth_model == "timing"
+
+
+@pytest.mark.parametrize(
+    ("update", "path", "source"),
+    [
+        (
+            {"levels.PEREG.read_bw_bytes_per_cycle_per_pe": 2**31},
+            "levels[2].read_bw_bytes_per_cycle",
+            "read_bw_bytes_per_cycle_per_pe x mesh",
+        ),
+        (
+            {"compute.mxu.ops_per_cycle_per_pe.mac_bf16": 1e17},
+            "compute[0].ops_per_cycle.mac_bf16",
+            "ops_per_cycle_per_pe.mac_bf16 x mesh",
+        ),
+        (
+            {"levels.VMEM.area_mm2_per_mib": 1e17},
+            "levels[1].area_mm2",
+            "area_mm2_per_mib x capacity_bytes",
+        ),
+        (
+            {"levels.HBM.read_bw_bytes_per_s": 1e16, "clock.core_hz": 1e3},
+            "levels[0].read_bw_bytes_per_cycle",
+            "read_bw_bytes_per_s / clock.core_hz",
+        ),
+    ],
+)
+def test_an_out_of_range_derived_value_names_its_source(update, path, source):
+    from archsim.spec import load_arch
+
+    with pytest.raises(ArchSpecError) as info:
+        load_arch("tpu_like").with_updates(update)
+    assert info.value.path == path
+    assert f"(derived: {source}" in str(info.value)
+
+
+@pytest.mark.parametrize("value", [True, False])
+@pytest.mark.parametrize(
+    "path",
+    ["clock.core_hz", "levels.GLB.capacity_bytes", "compute.pe2d.mesh", "levels.GLB.instances"],
+)
+def test_booleans_are_not_numbers(path, value):
+    from archsim.spec import load_arch
+
+    update = {path: [value, 4] if path.endswith("mesh") else value}
+    with pytest.raises(ArchSpecError, match="a boolean where a number is expected"):
+        load_arch("fusemax").with_updates(update)
+
+
+def test_from_dict_leaves_the_callers_dict_alone():
+    import copy
+
+    from archsim.spec import load_arch
+
+    raw = load_arch("h100").to_dict()
+    before = copy.deepcopy(raw)
+    Architecture.from_dict(raw)
+    assert raw == before
