@@ -34,10 +34,13 @@ def test_bandwidth_bound_decode_runs_at_boost(model):
     assert op.avg_power_w < model.hw.power_cap_w
 
 
-def test_energy_is_power_times_time(model):
-    op = evaluate_op(gemm_costs(4096, 4096, 4096, model), model)
-    k = op.kernels[0]
-    assert k.energy_j == pytest.approx(k.power_w * k.time_s)
+def test_gemm_energy_matches_nvml(model):
+    """A 4096x28672x4096 bf16 GEMM on the lent H100 (check split, never fitted:
+    validation/data/h100_check.jsonl): NVML board power 702.16 W over an energy loop of
+    1.39547 ms per call = 0.9799 J per call. The model holds the issue's 10% target (-9.5%
+    when this test was written)."""
+    op = evaluate_op(gemm_costs(4096, 28672, 4096, model), model)
+    assert op.kernels[0].energy_j == pytest.approx(1.3954739 * 702.16070 * 1e-3, rel=0.10)
 
 
 def test_power_rises_with_clock_and_activity(model):
