@@ -27,8 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=sections(
             examples(
                 "archsim reproduce fusemax --fast",
-                "archsim reproduce pim --fast --json",
-                "archsim reproduce fg-attn --out /tmp/fgattn --plot /tmp/fgattn.png",
+                "archsim reproduce lean --fast --json",
+                "archsim reproduce hydragen --fast --out /tmp/hydragen --plot /tmp/hydragen.png",
             ),
             _reproduction_table,
         ),
