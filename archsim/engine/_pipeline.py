@@ -23,14 +23,9 @@ from collections.abc import Callable, Sequence
 
 from archsim.engine._compile import CompiledStep
 from archsim.engine._server import Clock, Ev, PSServer
-from archsim.engine._trace_labels import PhaseLabels
+from archsim.engine._trace_labels import PhaseLabels, has_work
 
 __all__ = ["ItemRun", "PhasePlans", "SlotContext", "StagePlan", "step_plans"]
-
-
-def _busy(args: dict[str, object]) -> bool:
-    """Whether a stage's args (see :mod:`archsim.engine._trace_labels`) carry any work."""
-    return bool(args.get("bytes") or any(v > 0 for v in dict(args.get("ops") or {}).values()))
 
 
 class SlotContext:
@@ -377,7 +372,7 @@ class ItemRun:
     def _part_span(self, part: int, start: float, end: float) -> None:
         """The prologue or epilogue of this item, on the item's track (nested in its span)."""
         stages = self.ctx.labels.stage[part] or ()  # type: ignore[union-attr]
-        done = [(n, a) for n, a in stages if _busy(a)]
+        done = [(n, a) for n, a in stages if has_work(a)]
         name = "prologue" if part == _PROLOGUE else "epilogue"
         if done:
             name += ": " + "; ".join(n for n, _a in done)

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 
 from archsim.program import Phase, Step, Transfer
 
-__all__ = ["PhaseLabels", "busy_name", "phase_args", "server_args"]
+__all__ = ["PhaseLabels", "busy_name", "has_work", "phase_args", "server_args"]
 
 #: stage kinds of a step, in pipeline order (the ``k`` of :class:`archsim.engine._pipeline.ItemRun`)
 STAGES = ("load", "compute", "store")
@@ -100,6 +100,12 @@ class PhaseLabels:
                     stages[2][0] + f" ({phase.name})",
                 ]
             )
+
+
+def has_work(args: Mapping[str, object]) -> bool:
+    """Whether a stage's args (from :class:`PhaseLabels`) carry bytes or ops."""
+    ops = args.get("ops") or {}
+    return bool(args.get("bytes")) or any(float(v) > 0 for v in dict(ops).values())  # type: ignore[call-overload]
 
 
 def phase_args(phase: Phase, how: str) -> dict[str, object]:
