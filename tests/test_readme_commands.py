@@ -1,4 +1,5 @@
-"""Every command in the README's ```bash blocks runs as pasted and exits 0.
+"""Every command in the README's ```bash blocks runs as pasted and exits 0, and so does
+every ```python block (after the commands, which write the sweep it loads).
 
 The commands run in order (later ones read what earlier ones wrote: a sweep, then its Pareto
 front), with bash, in a scratch directory that links the repository's folders, so the
@@ -14,12 +15,15 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+#: Documents whose commands run, in this order (examples/README.md reads the README's sweep).
+DOCS = (README, ROOT / "examples" / "README.md")
 
 #: Command prefix -> why the test does not run it.
 SKIPPED: dict[str, str] = {
@@ -45,9 +49,14 @@ WRITES = (
 LINKED = ("archsim", "bench", "docs", "dse", "examples", "mappings", "validation", "workloads")
 
 
+def fenced(text: str, lang: str) -> list[str]:
+    """The bodies of the fenced blocks of ``text`` tagged ``lang``."""
+    return re.findall(rf"^```{lang}\n(.*?)^```", text, flags=re.S | re.M)
+
+
 def bash_blocks(text: str) -> list[str]:
     """The bodies of the ```bash fenced blocks of ``text``."""
-    return re.findall(r"^```bash\n(.*?)^```", text, flags=re.S | re.M)
+    return fenced(text, "bash")
 
 
 def commands(text: str) -> list[str]:
@@ -99,7 +108,7 @@ def test_every_readme_command_runs(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # as a user's shell
     failures = []
     ran = 0
-    for command in commands(README.read_text()):
+    for command in [c for doc in DOCS for c in commands(doc.read_text())]:
         if skip_reason(command):
             continue
         run = SUBSTITUTIONS.get(command, command)
@@ -114,6 +123,18 @@ def test_every_readme_command_runs(tmp_path):
         ran += 1
         if proc.returncode != 0:
             failures.append(f"$ {run}\nexit {proc.returncode}\n{proc.stderr[-1500:]}")
+    for block in fenced(README.read_text(), "python"):
+        proc = subprocess.run(
+            [sys.executable, "-c", block],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        ran += 1
+        if proc.returncode != 0:
+            failures.append(f">>> {block}\nexit {proc.returncode}\n{proc.stderr[-1500:]}")
     assert not failures, "\n\n".join(failures)
     assert ran >= 20
     missing = [f for f in WRITES if not (tmp_path / f).is_file()]
