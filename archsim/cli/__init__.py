@@ -65,6 +65,19 @@ class _SubParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
 
+class _Version(argparse.Action):
+    """``--version``: looks the version up only when asked (reading the installed package's
+    metadata costs start-up time every other command would pay)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        kwargs.pop("nargs", None)
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)  # type: ignore[arg-type]
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object) -> None:
+        print(f"{parser.prog} {_version()}")  # noqa: T201 - stdout, as argparse's own
+        parser.exit()
+
+
 def _version() -> str:
     """The installed package's version (``pyproject.toml``), or ``unknown`` when archsim runs
     from a source tree that was never installed."""
@@ -116,9 +129,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         ),
         formatter_class=HelpFormatter,
     )
-    parser.add_argument(
-        "--version", action="version", version=f"%(prog)s {_version()}", help="print the version"
-    )
+    parser.add_argument("--version", action=_Version, help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_SubParser)
     owner: str | None = None
     lazy = argv is not None
