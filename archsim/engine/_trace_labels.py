@@ -112,8 +112,12 @@ def phase_args(phase: Phase, how: str) -> dict[str, object]:
     """Args of a phase's span: its shape, its total bytes per route and ops, and how the
     engine timed it (``full``: slot by slot; ``shortcut``: an exact shortcut, one span;
     ``bounded``: the midpoint of rigorous bounds, one span)."""
-    items = phase.work_items
-    counts = [(phase.prologue, items), (phase.body, phase.total_trips), (phase.epilogue, items)]
+    items = int(phase.work_items)
+    counts = [
+        (phase.prologue, items),
+        (phase.body, int(phase.total_trips)),
+        (phase.epilogue, items),
+    ]
     moved: dict[str, int] = {}
     ops: dict[str, float] = {}
     for step, n in counts:
@@ -126,9 +130,9 @@ def phase_args(phase: Phase, how: str) -> dict[str, object]:
             ops[kind] = ops.get(kind, 0.0) + c * n
     return {
         "work_items": items,
-        "slots": phase.slots,
-        "body_steps": phase.total_trips,
-        "depth": phase.depth,
+        "slots": int(phase.slots),
+        "body_steps": int(phase.total_trips),
+        "depth": int(phase.depth),
         "timed": how,
         "bytes": sum(moved.values()),
         "bytes_by_route": moved,

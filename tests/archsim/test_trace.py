@@ -122,6 +122,23 @@ def test_no_trace_by_default() -> None:
     assert simulate(one_phase(Step(loads=(load(10),))), toy_arch()).trace is None
 
 
+def test_numpy_counts_write_plain_json(tmp_path: Path) -> None:
+    """Dataflows build programs from numpy arithmetic: the args must still be JSON."""
+    import numpy as np
+
+    from archsim import Phase, TileProgram, Transfer
+
+    body = Step(loads=(Transfer("x", np.int64(100), "DRAM", "BUF"),), compute=(macs(50),))
+    phase = Phase("p", body, trips=np.int64(3), work_items=np.int64(2), slots=np.int64(1))
+    r = simulate(TileProgram("t", (phase,)), toy_arch(), trace=True)
+    doc = _doc(write_trace(r, tmp_path / "t.json"))
+    (ph,) = [e for e in _spans(doc) if e["cat"] == "phases"]
+    assert ph["args"]["bytes"] == 600
+    assert ph["args"]["work_items"] == 2
+    assert_tracks_nest(doc)
+    assert_spans_say_what_ran(doc)
+
+
 def test_nesting_lanes_split_only_straddling_spans() -> None:
     # (start, dur): a contains b; c overlaps a's end without nesting; d after all
     spans = [(0.0, 10.0), (2.0, 3.0), (8.0, 5.0), (20.0, 1.0)]
