@@ -287,6 +287,23 @@ def _row(label: str, st: dict, *, spearman: bool = True) -> str:
     return f"| {label} | {st['n']} | {_pct(st['mape'])} | {_pct(st['max_error'])} | {sp} |"
 
 
+def render_validation_intro() -> str:
+    h100, h200 = _device("h100_check.jsonl"), _device("h200_check.jsonl")
+    dates = sorted({d["date"][:10] for d in (h100, h200)})
+    cal = json.loads((ROOT / "archsim/gpu/calibrated/h100.json").read_text())["constants"]
+    return (
+        "`validation/harness/` measured cuBLAS GEMMs, PyTorch SDPA (flash / cuDNN / "
+        "memory-efficient, fwd and bwd, causal, GQA), decode, unfused attention and "
+        f"FlexAttention block-sparse on a lent **{h100['name']}** (and an {h200['name']}) on "
+        f"{' and '.join(dates)}, with ncu DRAM bytes and NVML energy for subsets; provenance, "
+        "commands and the fit/check split are in `validation/data/README.md`. The model's "
+        f"{len(cal)} calibrated constants (`archsim/gpu/calibrated/h100.json`: "
+        f"{', '.join(f'`{k}`' for k in cal)}) are fitted **only on `h100_fit.jsonl`** by "
+        "`python -m validation.calibrate validation/data/h100_fit.jsonl --arch h100 --write`. "
+        "Accuracy on the check split (never used for fitting):\n"
+    )
+
+
 def render_accuracy() -> str:
     from validation._report import error_stats
 
@@ -646,6 +663,7 @@ SECTIONS: dict[str, Section] = {
         Section("variant", render_variant),
         Section("fusion", render_fusion),
         Section("fusion-fusemax", render_fusion_fusemax, checked=False),
+        Section("validation-intro", render_validation_intro),
         Section("accuracy", render_accuracy),
         Section("h200", render_h200),
         Section("consistency", render_consistency),
