@@ -15,13 +15,12 @@ import pytest
 
 from archsim.cli import COMMANDS, build_parser, main
 from archsim.cli._help import commands_of, examples_in
+from tests.test_user_facing_citations import INTERNAL
 
 REPO = Path(__file__).resolve().parents[2]
 
 #: reST / Markdown markup that must not reach a terminal
 MARKUP = re.compile(r"``|\*\*|:(class|func|mod|meth|attr|data):|`[^`\s][^`]*`")
-#: an internal tracker reference means nothing to a user
-ISSUE = re.compile(r"\bissues?[ -]?#?\d+", re.IGNORECASE)
 
 #: examples cheap enough to run for real here (seconds, no files written); each must be an
 #: example of some help page, so that the help cannot drop them unnoticed
@@ -86,10 +85,12 @@ def test_help_has_examples_that_parse(path: list[str], capsys, monkeypatch) -> N
 
 
 @pytest.mark.parametrize("path", [[], *COMMAND_PATHS], ids=lambda p: " ".join(p) or "archsim")
-def test_help_shows_no_markup_and_no_issue_numbers(path: list[str], capsys) -> None:
+def test_help_shows_no_markup_and_no_internal_notes(path: list[str], capsys) -> None:
+    """No reST markup; no issue number, local reference folder or design note (the rule of
+    tests/test_user_facing_citations.py)."""
     text = _help(path, capsys)
     assert not MARKUP.search(text), MARKUP.search(text)
-    assert not ISSUE.search(text), ISSUE.search(text)
+    assert not INTERNAL.search(text), INTERNAL.search(text)
 
 
 def test_simulate_help_lists_registered_choices(capsys) -> None:
