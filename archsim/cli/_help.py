@@ -135,7 +135,7 @@ _ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")
 
 
 def plain(doc: str | None) -> str:
-    """First sentence-line of a docstring without reST markup (``x``, :func:`f`, **b**)."""
+    """First paragraph of a docstring on one line, without reST markup (``x``, :func:`f`)."""
     if not doc:
         return ""
     first = doc.strip().split("\n\n", 1)[0]
@@ -160,10 +160,11 @@ def table(rows: Iterable[tuple[str, str]], indent: int = 2) -> list[str]:
 def _probe_knobs(fn: Callable[..., object], arch: object) -> list[str] | None:
     """The knobs a dataflow takes, as it reports them when given one it does not know.
 
-    Every dataflow refuses an unknown knob with a :class:`archsim.errors.MappingError` whose
-    ``path`` is ``knobs.NAME`` and whose ``expected`` lists the knobs it takes (see
-    :mod:`mappings._registry`); the check comes before the workload is read. None when the
-    dataflow answered otherwise.
+    A dataflow refuses an unknown knob with a :class:`archsim.errors.MappingError` whose
+    ``path`` is ``knobs.NAME`` (the contract of :mod:`mappings._registry`); every built-in one
+    checks its knobs before it reads the workload and lists the knobs it takes in
+    ``expected``. None when a dataflow answers otherwise (the help then says where to look).
+    The registry does not declare knobs; once it does, read them from there instead.
     """
     from archsim.errors import MappingError
 
