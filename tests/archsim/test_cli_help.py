@@ -107,6 +107,7 @@ def test_simulate_help_lists_registered_choices(capsys) -> None:
     assert re.search(r"fusemax\s+FuseMax .*Knobs:\s+m0, p0, q_group", " ".join(text.split()))
     assert re.search(r"split_kv .*Knobs: splits\.", " ".join(text.split()))
     assert re.search(r"a100, h100, h200\s+split_kv > ", text)
+    assert "listed by the error" not in text  # every dataflow's knobs were found
     # a workload's parameters with their defaults
     assert re.search(r"gemm\s+matrix multiply .*\[M=4096 N=4096 K=4096", " ".join(text.split()))
 
