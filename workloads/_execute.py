@@ -25,6 +25,7 @@ from archsim.errors import WorkloadError
 
 from ._ast import Binary, Cascade, Einsum, Expr, Name, Num, TensorRef, Unary
 from ._cond import eval_cond, eval_int
+from ._limits import check_executable
 from ._ops import UNARY, UNION_OPS
 from ._refmatch import match_cascade_ref
 from ._sparsity import make_mask
@@ -134,6 +135,7 @@ def execute_with_presence(
 ) -> dict[str, Value]:
     """Like :func:`execute` but returns values and presence masks of every tensor."""
     sizes, p = _sizes(cascade, inputs, params)
+    check_executable(cascade, sizes=sizes)
     env: dict[str, Value] = {}
     for name in cascade.inputs:
         val = np.asarray(inputs[name], dtype=np.float64)

@@ -4,18 +4,24 @@ A malformed or hostile input (``--set S=1e30``, ``B=10**19``, ``param L = inf``,
 an expression nested 10,000 deep) must be refused with a message naming the parameter, not
 surface as an ``OverflowError``, a ``RecursionError`` or numpy trying to allocate petabytes.
 
-=====================  ==============  ==============================================
-bound                  value           meaning
-=====================  ==============  ==============================================
-``MAX_EXTENT``         2**40           elements of one rank (a size or tile parameter)
-``MAX_POINTS``         2**62           iteration points of one Einsum (product of the
-                                       extents of its ranks; fits a signed int64)
-``MAX_NESTING``        64              depth of one expression tree (parentheses,
-                                       operators, function calls, index constants)
-``MAX_BITS``           1024            bits of one element (``bits=N``)
-=====================  ==============  ==============================================
+========================  =======  =====================================================
+bound                     value    meaning
+========================  =======  =====================================================
+``MAX_EXTENT``            2**40    elements of one rank (a size or tile parameter), and
+                                   the magnitude of any parameter
+``MAX_POINTS``            2**62    iteration points of one Einsum (product of the
+                                   extents of its ranks; fits a signed int64)
+``MAX_NESTING``           64       depth of one expression tree (parentheses,
+                                   operators, function calls, index constants)
+``MAX_BITS``              1024     bits of one element (``bits=N``)
+``MAX_EXECUTE_POINTS``    2**30    points of one Einsum the reference executor runs
+``MAX_EXECUTE_ELEMENTS``  2**27    elements of one tensor it holds (float64: 1 GiB)
+========================  =======  =====================================================
 
 2**40 elements is ~10**12 (a 1 T-token context); every shape archsim models is far below.
+The executor bounds keep ``archsim workload verify`` interactive: mha at S=512, H=32,
+D=128 (QK iterates exactly 2**30 points) verifies in 32 s with a 1.3 GB peak (measured
+with ``/usr/bin/time -v archsim workload verify mha --set S=512`` on the 2-core dev box).
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ __all__ = [
     "MAX_POINTS",
     "MAX_NESTING",
     "MAX_BITS",
+    "MAX_EXECUTE_POINTS",
+    "MAX_EXECUTE_ELEMENTS",
+    "check_executable",
     "check_extent",
     "check_number",
     "check_points",
@@ -44,6 +53,8 @@ MAX_EXTENT = 2**40
 MAX_POINTS = 2**62
 MAX_NESTING = 64
 MAX_BITS = 1024
+MAX_EXECUTE_POINTS = 2**30
+MAX_EXECUTE_ELEMENTS = 2**27
 
 
 def check_number(value: object, path: str) -> int | float:
@@ -94,24 +105,71 @@ def check_extent(value: object, path: str, what: str = "size") -> int:
 
 
 def check_points(
-    ranks: Iterable[str], sizes: Mapping[str, int], path: str, size_param: Mapping[str, str]
+    ranks: Iterable[str],
+    sizes: Mapping[str, int],
+    path: str,
+    size_param: Mapping[str, str],
+    *,
+    limit: int = MAX_POINTS,
+    what: str = "iteration space too large",
 ) -> int:
-    """The product of ``sizes`` over ``ranks``; a WorkloadError past ``MAX_POINTS``.
+    """The product of ``sizes`` over ``ranks``; a WorkloadError past ``limit`` points.
 
     ``size_param`` maps a rank to the parameter naming its size, so the message says which
     parameters to lower.
     """
     ranks = tuple(dict.fromkeys(ranks))
     total = math.prod(sizes[r] for r in ranks)
-    if total > MAX_POINTS:
+    if total > limit:
         shown = ", ".join(f"{size_param.get(r, r)}={sizes[r]}" for r in ranks)
+        bound = f"2**{limit.bit_length() - 1}" if limit & (limit - 1) == 0 else str(limit)
         raise WorkloadError(
-            "iteration space too large",
+            what,
             path=path,
-            expected=f"at most 2**62 points (product of {shown})",
+            expected=f"at most {bound} points (product of {shown})",
             got=total,
         )
     return total
+
+
+def check_executable(
+    cascade: Cascade,
+    params: Mapping[str, int | float] | None = None,
+    *,
+    sizes: Mapping[str, int] | None = None,
+) -> None:
+    """Refuse a shape the reference executor cannot run: it holds every tensor as a dense
+    float64 numpy array (each bounded by ``MAX_EXECUTE_ELEMENTS``, 2**27 elements) and
+    broadcasts over an Einsum's ranks (each bounded by ``MAX_EXECUTE_POINTS``, 2**30
+    points), checked before any input is drawn. ``sizes`` (rank -> extent), when given,
+    replaces resolving them from ``params``.
+
+    Raises
+    ------
+    WorkloadError
+        Naming the Einsum and every extent of its iteration space.
+    """
+    if sizes is None:
+        sizes = cascade.rank_sizes(params)
+    names = {r: cascade.size_param(r) for r in sizes}
+    for e in cascade.einsums:
+        check_points(
+            e.ranks,
+            sizes,
+            f"cascade {cascade.name}: Einsum {e.name}",
+            names,
+            limit=MAX_EXECUTE_POINTS,
+            what="too large for the reference executor (dense numpy arrays)",
+        )
+    for name, spec in cascade.tensors.items():
+        check_points(
+            spec.ranks,
+            sizes,
+            f"cascade {cascade.name}: tensor {name}",
+            names,
+            limit=MAX_EXECUTE_ELEMENTS,
+            what="too large for the reference executor (dense numpy arrays)",
+        )
 
 
 def iteration_points(cascade: Cascade, params: Mapping[str, int | float] | None = None) -> int:

@@ -351,3 +351,31 @@ def test_a_cascade_file_past_the_size_bound_is_refused_before_it_is_read(tmp_pat
     )
     f.write_text(GEMM)
     assert _cli(["workload", "check", str(f)])[0] == 0
+
+
+def test_verify_refuses_a_shape_the_reference_executor_cannot_hold_before_drawing_inputs():
+    rc, _, err = _cli(["workload", "verify", "gemm", "--set", "M=100000", "--set", "N=100000"])
+    assert rc == 2
+    assert "cascade gemm: Einsum C: too large for the reference executor" in err
+    assert "at most 2**30 points (product of M=100000, N=100000, K=" in err
+    argv = ["workload", "verify", "gemm", "--set", "M=20000", "--set", "N=20000", "--set", "K=1"]
+    rc, _, err = _cli(argv)
+    assert rc == 2
+    assert "cascade gemm: tensor C: too large for the reference executor" in err
+    assert "at most 2**27 points" in err
+    rc, out, _ = _cli(
+        ["workload", "verify", "gemm", "--set", "M=64", "--set", "N=32", "--set", "K=8"]
+    )
+    assert rc == 0
+    assert out.startswith("ok gemm: 1 shapes")
+
+
+def test_execute_refuses_an_einsum_past_the_executor_bound():
+    import numpy as np
+
+    from workloads import execute
+
+    c = parse_cascade(GEMM, params={"M": 2**11, "K": 2**10, "N": 2**10})
+    a, b = np.zeros((2**11, 2**10)), np.zeros((2**10, 2**10))
+    with pytest.raises(WorkloadError, match=r"Einsum C: too large for the reference executor"):
+        execute(c, {"A": a, "B": b})
