@@ -96,7 +96,9 @@ _PLOT_EVERYTHING = textwrap.dedent(
     seen.append(("dse.pareto_plot", matplotlib.get_backend()))
     dse.roofline_plot(rows, load_arch("fusemax"), path=out / "r.png")
     seen.append(("dse.roofline_plot", matplotlib.get_backend()))
-    dse.run_demo(out / "demo", shape={"B": 1, "H": 2, "S": 512, "D": 64}, seq_lens=(512,))
+    from dse._demo import run_demo  # what `archsim demo` runs
+
+    run_demo(out / "demo", shape={"B": 1, "H": 2, "S": 512, "D": 64}, seq_lens=(512,))
     seen.append(("dse.run_demo", matplotlib.get_backend()))
 
     data = Path(validation.__file__).parent / "data" / "h100_check.jsonl"
