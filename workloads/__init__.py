@@ -3,7 +3,11 @@
 Write a cascade in the text notation (the full reference: ``docs/cascade_language.md``) and
 parse it with :func:`parse_cascade`, load one from YAML with :func:`load_cascade`, or build
 one in Python with :class:`CascadeBuilder`. :func:`execute` runs it on numpy arrays (the
-ground truth); :func:`count` gives MACs, ops by kind, bytes and compulsory traffic.
+ground truth); :func:`count` gives MACs, ops by kind, bytes and compulsory traffic;
+:func:`iteration_points` is a microsecond upper bound on the work (dense points) for callers
+that must refuse or warn before a huge job. Every size is bounded (``MAX_EXTENT`` = 2**40
+elements per rank, ``MAX_POINTS`` = 2**62 points per Einsum, ``MAX_NESTING`` = 64 levels per
+expression; ``workloads._limits``) and refused with a message naming the parameter.
 
 >>> from workloads import parse_cascade, count
 >>> c = parse_cascade('''
