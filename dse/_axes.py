@@ -75,8 +75,21 @@ class RangeAxis(Frozen):
         return int(round(value)) if self.integer else float(value)
 
     def grid(self) -> tuple[float | int, ...]:
-        """The ``n`` grid values (both bounds included), duplicates after rounding removed."""
+        """The ``n`` grid values (both bounds included), duplicates after rounding removed.
+
+        An integer axis whose grid steps are all below 1 takes every integer between its
+        bounds (each one is then the nearest to some grid value): built directly, so a huge
+        ``n`` costs nothing.
+        """
         n = self.n or 1
+        if self.integer and n > 2:
+            lo, hi = math.ceil(self.lo), math.floor(self.hi)
+            if self.log:
+                step = self.hi * (1 - (self.lo / self.hi) ** (1 / (n - 1)))
+            else:
+                step = (self.hi - self.lo) / (n - 1)
+            if step < 1:
+                return tuple(range(lo, hi + 1))
         values = [self.at(0.5 if n == 1 else i / (n - 1)) for i in range(n)]
         return tuple(dict.fromkeys(values))
 

@@ -174,6 +174,18 @@ def _combination_only(exc: BaseException) -> bool:
     return isinstance(exc, ArchsimError) and any(w in detail for w in _COMBINATION)
 
 
+def _param_path(exc: BaseException, params: Mapping[str, object]) -> str:
+    """``workload.params.KEY`` for the parameter a workload error names, if one was given."""
+    named = str(getattr(exc, "path", "") or "").rsplit(".", 1)[-1]
+    got = getattr(exc, "got", None)
+    for key in (named, got):
+        if isinstance(key, str) and key in params:
+            return f"workload.params.{key}"
+    # an alias (S sets Sq and Skv): the one given parameter holding the refused value
+    same = [k for k, v in params.items() if got is not None and type(v) is type(got) and v == got]
+    return f"workload.params.{same[0]}" if len(same) == 1 else "workload.params"
+
+
 def _check_workloads(spec: SweepSpec) -> dict[str, object]:
     """Build every workload with the first value of each axis, then with each axis value;
     returns name -> the workload built with the first values (None if that combination is
@@ -203,7 +215,7 @@ def _check_workloads(spec: SweepSpec) -> dict[str, object]:
             built[name] = resolve_workload(ref, base)
         except Exception as exc:  # noqa: BLE001
             if not _combination_only(exc):
-                raise _fail("workload.params", exc, f"{name}: ") from None
+                raise _fail(_param_path(exc, base), exc, f"{name}: ") from None
             built[name] = None
         for key, axis in spec.workload.space.items():
             for i, value in _axis_values(axis):
@@ -260,7 +272,7 @@ def known_columns(spec: SweepSpec, arch: Architecture) -> list[str]:
     from dse._store import RESULT_COLUMNS
 
     cols = [c for c in RESULT_COLUMNS if c not in ("status", "error", "dataflow_used", "mapping")]
-    cols += ["flops", "eval_s"]
+    cols += ["eval_s"]
     cols += [f"bytes.{lv.name}" for lv in arch.levels]
     cols += [f"util.{u.name}" for u in arch.compute]
     cols += [f"arch.{k}" for k in spec.arch.set] + [f"arch.{k}" for k in spec.arch.space]

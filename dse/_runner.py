@@ -434,8 +434,13 @@ def _connect(client_cls: type[Client], address: str, timeout: float) -> Client:
         return client_cls(address, timeout=timeout)
     except (OSError, TimeoutError, ValueError, TypeError) as exc:
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        what = (
+            "bad Dask scheduler address"
+            if isinstance(exc, (ValueError, TypeError))
+            else f"cannot connect to the Dask scheduler within {timeout:g} s"
+        )
         raise SweepError(
-            f"cannot connect to the Dask scheduler within {timeout:g} s ({reason})",
+            f"{what} ({reason})",
             path="--scheduler",
             expected="the address of a running scheduler, e.g. tcp://host:8786 "
             "(--connect-timeout waits longer)",
