@@ -94,3 +94,29 @@ def test_reproduction_gates_follow_the_committed_checks():
             c for s in selectors for c in data[name]["checks"] if s.lower() in c["name"].lower()
         ]
         assert gate.split(" / ")[0].startswith("pass" if picked[0]["ok"] else "miss")
+
+
+def test_refresh_reproductions_stores_each_summary_without_tables(tmp_path, monkeypatch):
+    import json
+
+    import validation.reproduce as rp
+
+    def toy(fast: bool = False) -> rp.Reproduction:
+        assert fast is False  # the README quotes full runs
+        return rp.Reproduction(
+            name="toy",
+            tables={"main": [{"S": 1024, "speedup": 2.0}]},
+            summary={"speedup_mean": 2.0, "undefined": float("nan")},
+            checks=(rp.Check("mean speedup", 2.0, 2.1, True, "±15%"),),
+        )
+
+    monkeypatch.setattr(rp, "REPRODUCTIONS", {"toy": toy})
+    monkeypatch.setattr(rf, "REPRO_DATA", tmp_path / "repro.json")
+    rf.refresh_reproductions()
+    data = json.loads((tmp_path / "repro.json").read_text())
+    assert set(data) == {"_meta", "toy"}
+    assert "tables" not in data["toy"]
+    assert data["toy"]["speedup_mean"] == 2.0
+    assert data["toy"]["undefined"] is None
+    assert data["toy"]["checks"][0]["ok"] is True
+    assert data["_meta"]["command"] == "python docs/readme_figures.py --refresh-reproductions"
