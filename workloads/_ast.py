@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 
-class FrozenMap(dict):  # type: ignore[type-arg]
+class FrozenMap(dict):
     """A read-only, hashable, picklable dict (cascade tables travel to worker processes)."""
 
     def _readonly(self, *args: object, **kwargs: object) -> None:
@@ -53,7 +53,7 @@ class FrozenMap(dict):  # type: ignore[type-arg]
     def __hash__(self) -> int:  # type: ignore[override]
         return hash(tuple(self.items()))
 
-    def __reduce__(self) -> tuple[type, tuple[dict]]:  # type: ignore[override]
+    def __reduce__(self) -> tuple[type, tuple[dict]]:
         return (FrozenMap, (dict(self),))
 
 

@@ -407,7 +407,7 @@ class _Assembler:
             sp = self.sparsity[name].sparsity if name in self.sparsity else None
             if sp is None and d is not None and d.density is not None and d.density < 1:
                 sp = Sparsity("density", density=d.density)
-            e = self.defined.get(name)
+            defining = self.defined.get(name)
             tensors[name] = TensorSpec(
                 name=name,
                 ranks=tuple(ranks),
@@ -415,7 +415,7 @@ class _Assembler:
                 sparsity=sp,
                 dtype=d.dtype if d else "bf16",
                 iterative=self.iterative.get(name, ()),
-                init=e.init if e is not None and e.iterative_rank else None,
+                init=defining.init if defining is not None and defining.iterative_rank else None,
             )
         inputs = tuple(n for n in self.decl if n not in self.defined and n in read)
         outputs = tuple(n for n in self.defined if n not in read)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -149,7 +150,7 @@ def _show(args: argparse.Namespace) -> int:
 
     w = get_workload(args.name, **_params(args))  # type: ignore[arg-type]
     c = w.counts()
-    einsums = [
+    einsums: list[dict[str, Any]] = [
         {
             "name": e.name,
             "macs": e.macs,
@@ -227,15 +228,16 @@ def _check(args: argparse.Namespace) -> int:
         {cascade.size_param(r) for r in cascade.all_ranks() if r not in outers}
         - set(cascade.params)
     )
+    macs_total: float | None = None
     if missing:  # valid, but not countable until the sizes are given (--set at simulate)
-        summary["macs"] = None
         summary["note"] = f"no size given for {', '.join(missing)}: not counted"
     else:  # every size given: a size, count or condition error is an error
-        summary["macs"] = count(cascade).macs
+        macs_total = count(cascade).macs
+    summary["macs"] = macs_total
     if args.json:
         print(json.dumps(summary))  # noqa: T201
         return 0
-    macs = "" if summary["macs"] is None else f", {_num(summary['macs'])} MACs"
+    macs = "" if macs_total is None else f", {_num(macs_total)} MACs"
     print(
         f"ok: {cascade.name}: {len(cascade.einsums)} einsums, inputs "  # noqa: T201
         f"{','.join(cascade.inputs)} -> outputs {','.join(cascade.outputs)}{macs}"
@@ -264,8 +266,8 @@ def _verify(args: argparse.Namespace) -> int:
     failed = 0
     for name in names:
         cases = (
-            [get_workload(name, **overrides)]
-            if overrides  # type: ignore[arg-type]
+            [get_workload(name, **overrides)]  # type: ignore[arg-type]
+            if overrides
             else verify_cases(name)
         )
         worst = 0.0

@@ -55,6 +55,7 @@ from ._lattice import (
     HIDDEN,
     Conj,
     Constraint,
+    Factor,
     Presence,
     count_presence,
     eliminate,
@@ -143,10 +144,10 @@ def count(cascade: Cascade, params: Mapping[str, int | float] | None = None) -> 
         _check_names(e, p)
     c = _Counter(cascade, sizes, p)
     per = tuple(c.einsum(e) for e in cascade.einsums)
-    macs = sum(e.macs for e in per)
+    macs = sum(ec.macs for ec in per)
     ops: dict[str, float] = {}
-    for e in per:
-        for k, v in e.ops.items():
+    for ec in per:
+        for k, v in ec.ops.items():
             ops[k] = ops.get(k, 0.0) + v
     comp = 0.0
     for name in cascade.inputs:
@@ -215,6 +216,7 @@ class _Counter:
             if seg.kind == "one":
                 (ix,) = seg.index
                 if ix.rank is None:
+                    assert ix.const is not None  # an index is a rank or a constant
                     const = int(eval_int(ix.const, self.p, where=f"`{e.text}`"))
                     mapping[seg.canon[0]] = ({}, const)
                 else:
@@ -333,7 +335,7 @@ class _Counter:
                         "<=", {s.outer: self.sizes[s.inner], s.inner: 1}, -(self.sizes[s.rank] - 1)
                     )
                 )
-        factors = frozenset()
+        factors: frozenset[Factor] = frozenset()
         spec = self.c.tensors[e.name]
         if not spec.iterative:
             ann = self._annotation(e.name, e.output.ranks)

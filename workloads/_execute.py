@@ -282,7 +282,7 @@ class _Runner:
                 ident = -np.inf if e.reduce_op == "max" else np.inf
                 fn = np.max if e.reduce_op == "max" else np.min
                 val = fn(np.where(pres, val, ident), axis=axes)
-            pres = pres.any(axis=axes)
+            pres = np.asarray(pres.any(axis=axes))
         return np.where(pres, val, 0.0), np.array(pres)
 
     def gate(self, e: Einsum, ranks: list[str], fixed: dict[str, int]) -> np.ndarray:
@@ -409,6 +409,7 @@ class _Runner:
             (ix,) = seg.index
             extent = val.shape[axis]
             if ix.rank is None:
+                assert ix.const is not None  # an index is a rank or a constant
                 pos = int(eval_int(ix.const, self.p, where=f"`{e.text}`"))
                 if not 0 <= pos < extent:
                     raise WorkloadError(

@@ -161,10 +161,10 @@ def eliminate(c: Conj, rank: str, size: int) -> Conj | None:
             (upper if a > 0 else lower).append((abs(a), d, k))
     for (al, dl, kl), (au, du, ku) in itertools.product(lower, upper):
         # lower: al*r >= dl+kl (as -al*r + dl + kl <= 0); upper: au*r <= -(du+ku)
-        coeffs = {r: au * v for r, v in dl.items()}
+        joined = {r: au * v for r, v in dl.items()}
         for r, v in du.items():
-            coeffs[r] = coeffs.get(r, 0) + al * v
-        keep.add(make_constraint("<=", coeffs, au * kl + al * ku))
+            joined[r] = joined.get(r, 0) + al * v
+        keep.add(make_constraint("<=", joined, au * kl + al * ku))
     factors = frozenset(f for f in c.factors if rank not in f[2])
     return _check_empty(Conj(frozenset(keep), factors))
 
@@ -203,9 +203,10 @@ def _count(cons: tuple[Constraint, ...], sizes: Mapping[str, int]) -> int:
             (op == "<=" and k <= 0) or (op == "==" and k == 0) or (op == "!=" and k != 0)
         ):
             return 0
-    cons = _solve_equalities(tuple(c for c in cons if c[1]), sizes)
-    if cons is None:
+    solved = _solve_equalities(tuple(c for c in cons if c[1]), sizes)
+    if solved is None:
         return 0
+    cons = solved
     ranks = sorted({r for _, cs, _ in cons for r, _ in cs}, key=lambda r: (-sizes[r], r))
     if not ranks:
         return 1

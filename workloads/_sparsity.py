@@ -75,7 +75,7 @@ def make_mask(
     """
     shape = tuple(shape)
     if sp.kind == "mask":
-        if sp.mask not in inputs:
+        if sp.mask is None or sp.mask not in inputs:
             raise WorkloadError(
                 f"mask tensor {sp.mask} for {name} not given",
                 path=f"inputs.{sp.mask}",

@@ -69,11 +69,11 @@ def sparse_mask(kind: str, p: Mapping[str, object]) -> np.ndarray:
     """The boolean (B, H, Sq, Skv) mask the annotation denotes (True = computed)."""
     h, hkv = int(p["H"]), int(p["Hkv"])  # type: ignore[call-overload]
     b, sq, skv = (int(p[k]) for k in ("B", "Sq", "Skv"))  # type: ignore[call-overload]
-    sp = Sparsity(
-        kind,
-        density=float(p["density"]),  # type: ignore[arg-type]
-        tile=(("M", int(p["block"])),),
-    )  # type: ignore[call-overload]
+    block = int(p["block"])  # type: ignore[call-overload]
+    density = float(p["density"])  # type: ignore[arg-type]
+    sp = Sparsity(kind, density=density, tile=(("M", block),))  # type: ignore[arg-type]
+    ranks: tuple[str, ...]
+    shape: tuple[int, ...]
     if h == hkv:
         ranks, shape = ("b", "h", "m", "p"), (b, h, skv, sq)
     else:
