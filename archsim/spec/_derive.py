@@ -76,9 +76,12 @@ def inject_mesh_like(data: dict[str, Any]) -> None:
                 expected="one of " + (", ".join(with_mesh) or "(no unit has a mesh)"),
                 got=target,
             )
-        mesh = list(units[target]["mesh"])
+        mesh = units[target]["mesh"]
+        if not isinstance(mesh, list | tuple):
+            continue  # the unit's own validation reports its malformed mesh
+        mesh = list(mesh)
         given = level.get("mesh")
-        if given is not None and list(given) != mesh:
+        if given is not None and (not isinstance(given, list | tuple) or list(given) != mesh):
             fail(
                 f"levels[{i}].mesh",
                 f"level {level.get('name')!r} has mesh_like {target!r}, whose mesh differs",

@@ -51,8 +51,8 @@ Path_ = tuple[Any, ...]
 def _leaves(node: Any, path: Path_ = ()) -> list[Path_]:
     if isinstance(node, dict):
         return [p for k, v in node.items() for p in _leaves(v, (*path, k))]
-    if isinstance(node, list) and node:
-        return [p for i, v in enumerate(node) for p in _leaves(v, (*path, i))]
+    if isinstance(node, list) and node:  # the list itself, and its items
+        return [path, *(p for i, v in enumerate(node) for p in _leaves(v, (*path, i)))]
     return [path]
 
 
@@ -93,8 +93,18 @@ def mutated(draw: st.DrawFn) -> tuple[bytes, str | None, bool]:
     name = draw(st.sampled_from(sorted(PRESETS)))
     spec = PRESETS[name]
     kind = draw(
-        st.sampled_from(["leaf", "leaf", "leaf", "unknown", "duplicate", "deep", "bomb", "bytes"])
+        st.sampled_from(
+            ["leaf", "leaf", "leaf", "based", "unknown", "duplicate", "deep", "bomb", "bytes"]
+        )
     )
+    if kind == "based":  # a file that inherits the preset and overrides one field badly
+        group = draw(st.sampled_from(["levels", "compute"]))
+        item = draw(st.sampled_from(spec[group]))
+        key = draw(st.sampled_from(sorted(k for k in item if k != "name")))
+        value = draw(st.sampled_from(BAD_FOR_NUMBERS))
+        numeric = isinstance(item[key], int | float) and not isinstance(item[key], bool)
+        override = {"base": name, group: [{"name": item["name"], key: value}]}
+        return yaml.safe_dump(override).encode(), key, numeric
     if kind == "leaf":
         path = draw(st.sampled_from(_leaves(spec)))
         old = _get(spec, path)
