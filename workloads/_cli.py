@@ -14,11 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from archsim.errors import WorkloadError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from workloads import Cascade, CascadeCounts
 
 __all__ = ["register"]
 
@@ -232,7 +235,9 @@ def _check(args: argparse.Namespace) -> int:
     if missing:  # valid, but not countable until the sizes are given (--set at simulate)
         summary["note"] = f"no size given for {', '.join(missing)}: not counted"
     else:  # every size given: a size, count or condition error is an error
-        macs_total = count(cascade).macs
+        counts = count(cascade)
+        macs_total = counts.macs
+        _refuse_empty(cascade, counts)
     summary["macs"] = macs_total
     if args.json:
         print(json.dumps(summary))  # noqa: T201
@@ -243,6 +248,25 @@ def _check(args: argparse.Namespace) -> int:
         f"{','.join(cascade.inputs)} -> outputs {','.join(cascade.outputs)}{macs}"
     )
     return 0
+
+
+def _refuse_empty(cascade: Cascade, counts: CascadeCounts) -> None:
+    """An Einsum whose condition holds at no point (``W = 0`` in ``i - j < W``) computes
+    nothing: a parameter is wrong, so the file is refused naming the condition's values."""
+    from workloads._ast import expr_names
+
+    for e, c in zip(cascade.einsums, counts.einsums, strict=True):
+        if e.cond is None or c.points > 0:
+            continue
+        params = cascade.resolved_params()
+        used = {n: params[n] for n in dict.fromkeys(expr_names(e.cond)) if n in params}
+        shown = ", ".join(f"{k}={v:g}" for k, v in used.items()) or "no parameter"
+        raise WorkloadError(
+            f"Einsum {e.name} computes no point: its condition `{e.condition}` never holds",
+            path=f"line {e.line}" if e.line else f"Einsum {e.name}",
+            expected="parameters under which the condition holds somewhere",
+            got=shown,
+        )
 
 
 def _verify(args: argparse.Namespace) -> int:

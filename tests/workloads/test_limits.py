@@ -28,6 +28,7 @@ from workloads import (
 )
 from workloads.library import parse_set_options
 
+ROOT = Path(__file__).resolve().parents[2]
 GEMM = "tensor A[m,k]\ntensor B[k,n]\nC[m,n] = A[m,k] * B[k,n]\n"
 
 
@@ -379,3 +380,19 @@ def test_execute_refuses_an_einsum_past_the_executor_bound():
     a, b = np.zeros((2**11, 2**10)), np.zeros((2**10, 2**10))
     with pytest.raises(WorkloadError, match=r"Einsum C: too large for the reference executor"):
         execute(c, {"A": a, "B": b})
+
+
+@pytest.mark.parametrize("window", ["0", "-3"])
+def test_workload_check_refuses_a_condition_that_never_holds(tmp_path, window):
+    text = (ROOT / "examples" / "cascades" / "sliding_window.ein").read_text()
+    assert "param W = 512\n" in text
+    f = tmp_path / "w.ein"
+    f.write_text(text.replace("param W = 512\n", f"param W = {window}\n"))
+    rc, out, err = _cli(["workload", "check", str(f)])
+    assert (rc, out) == (2, "")
+    assert err.startswith("error: line 16: Einsum S computes no point: its condition")
+    assert err.endswith(f"got 'W={window}'\n")
+    f.write_text(text)
+    rc, out, _ = _cli(["workload", "check", str(f)])
+    assert rc == 0
+    assert out.startswith("ok: w: 12 einsums")
