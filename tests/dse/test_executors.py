@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import pytest
 
@@ -173,3 +175,28 @@ def test_gpu_fields_sweep_like_any_other(write_spec, tmp_path):
     # the h100 preset models no silicon area: unknown, so an area constraint cannot hold
     assert df["area_mm2"].isna().all()
     assert not df["feasible"].any()
+
+
+def _unused_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_unreachable_dask_scheduler_fails_fast_in_one_line(write_spec, tmp_path, capsys):
+    path = write_spec(
+        {"name": "d", "arch": "fusemax", "workload": {"name": "mha", "params": {"S": 256}}}
+    )
+    address = f"tcp://127.0.0.1:{_unused_port()}"
+    argv = ["sweep", str(path), "--out", str(tmp_path / "o"), "--no-progress"]
+    start = time.perf_counter()
+    assert main([*argv, "--scheduler", address, "--connect-timeout", "1"]) == 2
+    assert time.perf_counter() - start < 15  # not the 30 s default wait
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1  # one line, no traceback
+    assert err.startswith("error: --scheduler: cannot connect to the Dask scheduler within 1 s")
+    assert address in err
+    assert main([*argv, "--scheduler", "nota::address"]) == 2
+    assert capsys.readouterr().err.startswith("error: --scheduler: bad Dask scheduler address")
