@@ -148,7 +148,12 @@ def _range(raw: Mapping[str, object], kind: str, path: str) -> RangeAxis:
     lo_raw, hi_raw = (as_number(b) for b in bounds)
     if not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in (lo_raw, hi_raw)):
         raise SweepError("bounds must be numbers", path=where, expected="[lo, hi]", got=bounds)
-    lo, hi = float(lo_raw), float(hi_raw)  # type: ignore[arg-type]
+    try:
+        lo, hi = float(lo_raw), float(hi_raw)  # type: ignore[arg-type]
+    except OverflowError:
+        lo = hi = math.inf
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise SweepError("bounds must be finite", path=where, expected="[lo, hi]", got=bounds)
     if hi < lo:
         raise SweepError(
             "upper bound below lower bound", path=where, expected="lo <= hi", got=bounds

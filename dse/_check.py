@@ -174,6 +174,15 @@ def _combination_only(exc: BaseException) -> bool:
     return isinstance(exc, ArchsimError) and any(w in detail for w in _COMBINATION)
 
 
+def _same(a: object, b: object) -> bool:
+    """Equal values of one type, NaN equal to NaN."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float) and math.isnan(a):
+        return math.isnan(b)  # type: ignore[arg-type]
+    return a == b
+
+
 def _param_path(exc: BaseException, params: Mapping[str, object]) -> str:
     """``workload.params.KEY`` for the parameter a workload error names, if one was given."""
     named = str(getattr(exc, "path", "") or "").rsplit(".", 1)[-1]
@@ -182,7 +191,7 @@ def _param_path(exc: BaseException, params: Mapping[str, object]) -> str:
         if isinstance(key, str) and key in params:
             return f"workload.params.{key}"
     # an alias (S sets Sq and Skv): the one given parameter holding the refused value
-    same = [k for k, v in params.items() if got is not None and type(v) is type(got) and v == got]
+    same = [k for k, v in params.items() if got is not None and _same(v, got)]
     return f"workload.params.{same[0]}" if len(same) == 1 else "workload.params"
 
 

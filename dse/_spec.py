@@ -142,6 +142,10 @@ class Constraint(Frozen):
             raise SweepError(
                 "bad constraint bound", path=path, expected="a number", got=value
             ) from None
+        if not math.isfinite(bound):
+            raise SweepError(
+                "bad constraint bound", path=path, expected="a finite number", got=value
+            )
         return cls(column=OBJECTIVE_COLUMNS.get(column, column), op=op, value=bound)  # type: ignore[arg-type]
 
     def holds(self, value: float) -> bool:
@@ -215,7 +219,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
     """
     p = Path(path)
     try:
-        text = p.read_text()
+        text = p.read_bytes()  # bytes: the loader names the offset of non-UTF-8 input
     except OSError as exc:
         raise SweepError(f"cannot read sweep spec ({exc.strerror})", path=str(p)) from None
     try:
@@ -282,6 +286,13 @@ def _from_dict(data: object, source: str, base_dir: str) -> SweepSpec:
     constraints = data.get("constraints") or []
     if isinstance(constraints, str):
         constraints = [constraints]
+    if not isinstance(constraints, (list, tuple)):
+        raise SweepError(
+            "bad constraints",
+            path=f"{source}: constraints",
+            expected="a list like ['area <= 500']",
+            got=constraints,
+        )
     fields["constraints"] = tuple(
         Constraint.parse(c, f"{source}: constraints[{i}]") for i, c in enumerate(constraints)
     )
@@ -361,7 +372,12 @@ def _arch(raw: object, path: str) -> dict[str, object]:
     out = {k: v for k, v in raw.items() if k != "space"}
     out["space"] = axes
     if "set" in out:
-        out["set"] = {str(k): as_number(v) for k, v in (out["set"] or {}).items()}
+        fixed = out["set"] or {}
+        if not isinstance(fixed, Mapping):
+            raise SweepError(
+                "bad set", path=f"{path}.set", expected="dotted path -> value", got=fixed
+            )
+        out["set"] = {str(k): as_number(v) for k, v in fixed.items()}
     return out
 
 
