@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 __all__ = ["register"]
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``sweep``, ``pareto`` and ``demo`` sub-commands."""
     from archsim.cli._help import examples, sections
 
@@ -227,9 +228,9 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_errors(messages: dict[str, int] | object, failed: int, total: int) -> None:
+def _print_errors(messages: Mapping[str, int], failed: int, total: int) -> None:
     """The distinct error messages of the failed points, most frequent first (stderr)."""
-    counts = sorted(dict(messages).items(), key=lambda kv: (-kv[1], kv[0]))  # type: ignore[call-overload]
+    counts = sorted(messages.items(), key=lambda kv: (-kv[1], kv[0]))
     print(  # noqa: T201
         f"error: {failed} of {total} points failed ({len(counts)} distinct errors):",
         file=sys.stderr,

@@ -343,7 +343,7 @@ def _drive(
     while pending:
         done, pending = wait_any(pending)
         for future in done:
-            finished(future.result())  # type: ignore[attr-defined]
+            finished(future.result())
             nxt = next(queue, None)
             if nxt is not None:
                 pending.add(submit(nxt))
