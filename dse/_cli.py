@@ -151,8 +151,10 @@ def _dry_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _estimate(todo: list, workers: int | None) -> list[str]:
-    """Cost estimate of the points left: one point per engine is evaluated and timed."""
+def _estimate(todo: list, workers: int | None, budget_s: float = 3.0) -> list[str]:
+    """Cost estimate of the points left, per engine: the first point is evaluated to warm
+    up (imports, caches), then up to 3 points spread over the list (first, middle, last:
+    the grid's small and large shapes) are timed, stopping once ``budget_s`` is spent."""
     import time
 
     from dse._evaluate import evaluate_point
@@ -164,18 +166,30 @@ def _estimate(todo: list, workers: int | None) -> list[str]:
     lines = []
     for engine in dict.fromkeys(p.engine for p in todo):
         points = [p for p in todo if p.engine == engine]
-        start = time.perf_counter()
-        try:
-            evaluate_point(points[0])
-            outcome = ""
-        except Exception as exc:  # noqa: BLE001 - the estimate must not stop the dry run
-            outcome = f" (it failed: {type(exc).__name__}: {str(exc)[:120]})"
-        per_point = time.perf_counter() - start
+        picks = list(dict.fromkeys([0, len(points) // 2, len(points) - 1]))
+        times: list[float] = []
+        failed = 0
+        spent = 0.0
+        for k, i in enumerate([0, *picks]):
+            start = time.perf_counter()
+            try:
+                evaluate_point(points[i])
+            except Exception:  # noqa: BLE001 - a failing point still tells its cost
+                failed += k > 0
+            elapsed = time.perf_counter() - start
+            spent += elapsed
+            if k > 0 or len(points) == 1:
+                times.append(elapsed)
+            if spent > budget_s and times:
+                break
+        if not times:  # the warm-up alone spent the budget: it is the estimate
+            times.append(spent)
+        per_point = sum(times) / len(times)
         total = per_point * len(points) / n_workers
+        note = f", {failed} of them failed" if failed else ""
         lines.append(
-            f"estimate ({engine}): {per_point:.3g} s for the first point{outcome}; "
-            f"{len(points)} points on {n_workers} workers ~ {_duration(total)} "
-            "(points of other shapes may cost more or less)"
+            f"estimate ({engine}): {per_point:.3g} s per point (mean of {len(times)} timed"
+            f"{note}); {len(points)} points on {n_workers} workers ~ {_duration(total)}"
         )
     return lines
 
