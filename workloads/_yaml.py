@@ -1,4 +1,4 @@
-"""Cascades from YAML files (``yaml.safe_load``) and from the Python :class:`CascadeBuilder`.
+"""Cascades from YAML files (strict loader) and from the Python :class:`CascadeBuilder`.
 
 YAML schema::
 
@@ -16,7 +16,10 @@ YAML schema::
       - QK[b,h,m,p] = Q[b,h,p,e] * K[b,h,m,e]
       - M[b,h,p] = max(m) QK[b,h,m,p]
 
-Errors name the YAML path (``einsums[3]``, ``tensors.Q.dtype``).
+Files are UTF-8 text of at most 64 MiB read with ``archsim.yamlio.safe_load`` (duplicate keys,
+alias bombs and nesting past 64 levels refused). Numbers are numbers: ``true`` is not 1, a
+tile is a positive integer (<= 2**40) or a parameter name, names are identifiers. Errors name
+the YAML path (``einsums[3]``, ``tensors.Q.dtype``, ``ranks.m.tile``).
 """
 
 from __future__ import annotations
