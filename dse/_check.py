@@ -210,7 +210,8 @@ def _check_workloads(spec: SweepSpec) -> dict[str, object]:
     for wi, name in enumerate(spec.workload.names):
         ref = workload_ref(spec, name)
         where = f"workload.name[{wi}]" if len(spec.workload.names) > 1 else "workload.name"
-        if ref == name and name not in library:
+        is_file = name.endswith(CASCADE_SUFFIXES)
+        if not is_file and name not in library:
             raise SweepError(
                 "unknown workload",
                 path=where,
@@ -218,7 +219,7 @@ def _check_workloads(spec: SweepSpec) -> dict[str, object]:
                 f"file ({', '.join(CASCADE_SUFFIXES)})",
                 got=name,
             )
-        if ref != name and not Path(ref).is_file():
+        if is_file and not Path(ref).is_file():
             raise SweepError("no such cascade file", path=where, expected="a file", got=ref)
         try:
             built[name] = resolve_workload(ref, base)

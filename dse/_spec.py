@@ -90,7 +90,8 @@ class WorkloadSpace(Frozen):
     """The workload(s) and their shape parameters."""
 
     names: tuple[str, ...] = Field(min_length=1)
-    """Library workload names (``workloads.list_workloads()``), e.g. ``mha``."""
+    """Library workload names (``workloads.list_workloads()``), e.g. ``mha``, or cascade
+    files (``.yaml``, ``.ein``, ...; relative to the spec's folder)."""
     params: Mapping[str, object] = Field(default_factory=dict)
     """Fixed shape parameters (e.g. ``B: 1``)."""
     space: Mapping[str, Annotated[Axis, Field(union_mode="left_to_right")]] = Field(

@@ -251,16 +251,18 @@ class ResultStore:
 
     def compact(self) -> Path | None:
         """Merge all parts into one part file (crash-safe: the merged part is renamed into
-        place before the old ones are removed, and duplicates are dropped on load)."""
-        parts = self.part_files()
-        if len(parts) <= 1:
-            return parts[0] if parts else None
-        df = self.load().drop(columns=["feasible"])
-        merged = self.write_batch(df.to_dict("records"))
-        for part in parts:
-            part.unlink(missing_ok=True)
-        _fsync_dir(self.parts)
-        return merged
+        place before the old ones are removed, and duplicates are dropped on load), holding
+        the writer lock (:meth:`lock`)."""
+        with self.lock():  # no sweep may write while the parts are merged
+            parts = self.part_files()
+            if len(parts) <= 1:
+                return parts[0] if parts else None
+            df = self.load().drop(columns=["feasible"])
+            merged = self.write_batch(df.to_dict("records"))
+            for part in parts:
+                part.unlink(missing_ok=True)
+            _fsync_dir(self.parts)
+            return merged
 
 
 def _arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:

@@ -198,3 +198,47 @@ def test_run_sweep_refuses_a_bad_spec_object():
     spec = SweepSpec.from_dict(_with(workload__params={"S": 256, "Sx": 1}))
     with pytest.raises(SweepError, match=r"workload\.params\.Sx: .*unknown parameter"):
         check_spec(spec)
+
+
+CASCADE = """
+name: attention-3pass
+params: {B: 1, H: 2, S: 256, D: 64}
+ranks:
+  q: {size: S}
+  k: {size: S}
+tensors:
+  Q: {ranks: [b, h, q, d], dtype: bf16}
+  K: {ranks: [b, h, k, d], dtype: bf16}
+  V: {ranks: [b, h, k, d], dtype: bf16}
+einsums:
+  - QK[b,h,k,q] = Q[b,h,q,d] * K[b,h,k,d]
+  - MX[b,h,q] = max(k) QK[b,h,k,q]
+  - SN[b,h,k,q] = exp(QK[b,h,k,q] - MX[b,h,q])
+  - SD[b,h,q] = sum(k) SN[b,h,k,q]
+  - A[b,h,k,q] = SN[b,h,k,q] / SD[b,h,q]
+  - AV[b,h,q,d] = A[b,h,k,q] * V[b,h,k,d]
+"""
+
+
+def test_a_cascade_file_workload_is_found_next_to_the_spec_and_its_params_checked(
+    write_spec, tmp_path, capsys, monkeypatch
+):
+    (tmp_path / "mine.yaml").write_text(CASCADE)
+    mine = {"name": "mine.yaml", "params": {"S": [256, 512]}}
+    spec = write_spec(_with(workload=mine, dataflow=["flat", "unfused"]))  # 3-pass cascade
+    monkeypatch.chdir(tmp_path.parent)  # the file resolves against the spec, not the cwd
+    out = tmp_path / "o"
+    assert main(["sweep", str(spec), "--out", str(out), "--no-progress", "--workers", "1"]) == 0
+    df = load(out)
+    assert (df["status"] == "ok").all(), df["error"].tolist()
+    assert sorted(set(df["param.S"])) == [256, 512]
+    flops = df.groupby("param.S")["flops"].first()
+    assert flops[512] == pytest.approx(4 * flops[256])  # the file's cascade, at each S: S^2
+    bad = write_spec(_with(workload={"name": "mine.yaml", "params": {"M": [256]}}), "bad.yaml")
+    assert main(["sweep", str(bad), "--out", str(tmp_path / "o2"), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "workload.params.M: " in err
+    assert "unknown parameter: expected one of ['B', 'D', 'H', 'S']" in err
+    gone = write_spec(_with(workload={"name": "gone.yaml"}), "gone_spec.yaml")
+    assert main(["sweep", str(gone), "--out", str(tmp_path / "o3"), "--dry-run"]) == 2
+    assert "workload.name: no such cascade file" in capsys.readouterr().err
