@@ -24,7 +24,7 @@ from typing import TypeVar
 
 from ._ast import And, Binary, Compare, Cond, Expr, Index, Name, Num, Sparsity, TensorRef, Unary
 from ._lex import Token, Where, tokenize
-from ._limits import MAX_BITS, MAX_NESTING
+from ._limits import MAX_BITS, MAX_EXTENT, MAX_NESTING
 from ._ops import DTYPES, REDUCE_OPS, UNARY
 
 __all__ = [
@@ -266,8 +266,8 @@ class _Parser:
                 tile.append((key.text, self.take().text))
             else:
                 v = self.number()
-                if not v.is_integer() or v < 1:
-                    self.fail("bad tile size", key, expected="a positive integer")
+                if not v.is_integer() or not 1 <= v <= MAX_EXTENT:
+                    self.fail("bad tile size", key, expected="a positive integer <= 2**40")
                 tile.append((key.text, int(v)))
             if not self.at(")"):
                 self.expect(",")

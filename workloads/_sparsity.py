@@ -18,6 +18,7 @@ import numpy as np
 from archsim.errors import WorkloadError
 
 from ._ast import Sparsity
+from ._limits import check_extent
 
 __all__ = ["tile_shape", "make_mask"]
 
@@ -54,7 +55,7 @@ def _value(v: int | str, params: Mapping[str, int | float]) -> int:
             expected=f"parameter {v}",
             got=sorted(params),
         )
-    return int(params[v])
+    return check_extent(params[v], f"param {v}", f"sparsity tile {v}")
 
 
 def make_mask(
@@ -92,6 +93,8 @@ def make_mask(
             )
         return m.astype(bool)
     tile = tile_shape(sp, ranks, params) if sp.kind != "density" else (1,) * len(shape)
+    # a tile past its rank is one block of the whole rank: the same mask, no huge repeat
+    tile = tuple(min(t, s) for t, s in zip(tile, shape, strict=True))
     grid = tuple(-(-s // t) for s, t in zip(shape, tile, strict=True))
     n = int(np.prod(grid))
     keep = max(1, int(round(float(sp.density or 1.0) * n)))

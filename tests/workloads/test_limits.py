@@ -396,3 +396,28 @@ def test_workload_check_refuses_a_condition_that_never_holds(tmp_path, window):
     rc, out, _ = _cli(["workload", "check", str(f)])
     assert rc == 0
     assert out.startswith("ok: w: 12 einsums")
+
+
+_SPARSE = """tensor Q[p,e]
+tensor K[m,e]
+sparsity QK : block(TILE, density=0.5)
+QK[m,p] = Q[p,e] * K[m,e]
+"""
+
+
+def test_a_sparsity_tile_past_2_pow_40_is_refused_at_its_column():
+    with pytest.raises(WorkloadError, match=r"line 3, col 21: bad tile size.*<= 2\*\*40"):
+        parse_cascade(_SPARSE.replace("TILE", "p=1e30"))
+
+
+def test_a_sparsity_tile_larger_than_its_rank_is_one_block_not_a_huge_array():
+    import numpy as np
+
+    from workloads import execute
+
+    params = {"M": 64, "P": 64, "E": 8}
+    ones = {"Q": np.ones((64, 8)), "K": np.ones((64, 8))}
+    huge = parse_cascade(_SPARSE.replace("TILE", "p=1e12"), params=params)
+    whole = parse_cascade(_SPARSE.replace("TILE", "p=64"), params=params)
+    assert np.array_equal(execute(huge, ones)["QK"], execute(whole, ones)["QK"])
+    assert count(huge).macs == count(whole).macs == 64 * 64 * 8 * 0.5
