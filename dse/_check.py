@@ -240,7 +240,6 @@ def _check_workloads(spec: SweepSpec) -> dict[str, object]:
 def _check_dataflows(spec: SweepSpec, arch: Architecture, built: Mapping[str, object]) -> None:
     """Dataflow names exist; each runs on the architecture's kind and takes the knobs."""
     from mappings import get_mapper, list_dataflows
-    from mappings._api import plan_for
 
     if spec.mapper is not None:
         try:
@@ -260,21 +259,42 @@ def _check_dataflows(spec: SweepSpec, arch: Architecture, built: Mapping[str, ob
     knobs = dict(spec.knobs)
     for key, axis in spec.knob_space.items():
         knobs.update(_updates(key, axis, _first(axis)))
+    # every knob value, on the first workload that builds (knob errors do not depend on it)
+    variants: list[tuple[str, dict[str, object]]] = [("knobs", knobs)]
+    for key, axis in spec.knob_space.items():
+        for j, value in _axis_values(axis):
+            variants.append((f"knobs.{key}[{j}]", {**knobs, **_updates(key, axis, value)}))
+    workloads = [w for w in built.values() if w is not None]
     for i, dataflow in enumerate(spec.dataflows):
         where = f"dataflow[{i}]" if len(spec.dataflows) > 1 else "dataflow"
-        for workload in built.values():
-            if workload is None:
-                continue
-            try:
-                plan_for(arch, workload, dataflow=dataflow, knobs=knobs)
-            except ArchsimError as exc:
-                path = str(getattr(exc, "path", "") or "")
-                if path in ("arch", "arch.kind"):
-                    raise _fail(where, exc, f"{dataflow} does not run on {arch.name}: ") from None
-                if path.startswith("knobs") and "unknown knob" in str(exc):
-                    raise _fail(path, exc, f"{dataflow}: ") from None
-            except Exception:  # noqa: BLE001, S112 - other failures are the points' to record
-                continue
+        for k, workload in enumerate(workloads):
+            for label, values in variants if k == 0 else variants[:1]:
+                _probe(arch, workload, dataflow, values, where, label)
+
+
+def _probe(
+    arch: Architecture,
+    workload: object,
+    dataflow: str,
+    knobs: Mapping[str, object],
+    where: str,
+    label: str,
+) -> None:
+    """Plan one point; refuse the spec when the dataflow cannot run on the architecture's
+    kind or refuses a knob (name or value). Other failures are left to the points."""
+    from mappings._api import plan_for
+
+    try:
+        plan_for(arch, workload, dataflow=dataflow, knobs=knobs)
+    except ArchsimError as exc:
+        path = str(getattr(exc, "path", "") or "")
+        if path in ("arch", "arch.kind"):
+            raise _fail(where, exc, f"{dataflow} does not run on {arch.name}: ") from None
+        if path.startswith("knobs"):
+            field = label if label != "knobs" else path
+            raise _fail(field, exc, f"{dataflow}: ") from None
+    except Exception:  # noqa: BLE001, S110 - other failures are the points' to record
+        pass
 
 
 def known_columns(spec: SweepSpec, arch: Architecture) -> list[str]:

@@ -64,6 +64,11 @@ def _with(**changes: object) -> dict:
         ({"dataflow": ["fusemax", "no_such"]}, "dataflow[1]", "unknown dataflow"),
         ({"dataflow": ["fusemax", "flash2"]}, "dataflow[1]", "flash2 does not run on fusemax"),
         ({"knobs": {"tilee": [64, 128]}}, "knobs.tilee", "unknown knob"),
+        (
+            {"dataflow": "fusemax", "knobs": {"m0": [64, -1]}},
+            "knobs.m0[1]",
+            "knob must be a positive integer",
+        ),
         ({"objectives": ["latency", "energyy"]}, "objectives[1]", "unknown objective"),
         ({"constraints": ["aera <= 5"]}, "constraints[0]", "unknown column"),
         ({"mapper": {"name": "no_such_mapper"}}, "mapper.name", "unknown mapper"),
