@@ -136,9 +136,10 @@ SIM_DECODE = (
 
 
 def render_using_it() -> str:
-    rows = []
+    rows, engines = [], set()
     for cmd in (SIM_FUSEMAX, SIM_DECODE):
         d = _cli_json(cmd + " --json")
+        engines.add(d["engine"])
         rows.append(
             f"| `{cmd.replace('archsim simulate ', '')}` | {d['dataflow']}, {d['engine']} | "
             f"{d['cycles']:,} | {d['seconds'] * 1e3:.4g} ms | {d['energy_j']:.4g} J | "
@@ -152,8 +153,8 @@ def render_using_it() -> str:
         "| `archsim simulate ...` | dataflow, engine | cycles | time | energy | DRAM |\n"
         "| --- | --- | --- | --- | --- | --- |\n"
         + "\n".join(rows)
-        + "\n\n`simulate` runs the engine it names (default `event`: the tile program through "
-        "the event-driven simulator). The validated GPU kernel model that `archsim validate` "
+        + f"\n\nBoth ran `simulate`'s default engine (`{'`, `'.join(sorted(engines))}`; "
+        "`--engine` picks another). The validated GPU kernel model that `archsim validate` "
         f"uses gives {dec['ms']:.3f} ms for the same decode (`python -m validation.explain`; "
         "see Validation and Known gaps).\n"
     )

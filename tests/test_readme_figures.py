@@ -120,3 +120,10 @@ def test_refresh_reproductions_stores_each_summary_without_tables(tmp_path, monk
     assert data["toy"]["undefined"] is None
     assert data["toy"]["checks"][0]["ok"] is True
     assert data["_meta"]["command"] == "python docs/readme_figures.py --refresh-reproductions"
+
+
+def test_the_using_it_table_shows_commands_of_the_block():
+    text = rf.README.read_text()
+    using = text.split("## Using it", 1)[1].split("<!-- generated: using-it -->", 1)[0]
+    assert rf.SIM_FUSEMAX + "\n" in using
+    assert rf.SIM_DECODE + " --json\n" in using
