@@ -34,7 +34,7 @@ class FileWorkload:
 
     name: str
     cascade: Cascade
-    params: dict[str, object]
+    params: AbcMapping[str, object]
     sizes: dict[str, int]
 
     def counts(self) -> CascadeCounts:
@@ -114,10 +114,13 @@ def resolve_workload(workload: object, params: AbcMapping[str, object]) -> objec
                 _known_params(declared, params, path)
             cas = parse_cascade(text, name=path.stem, params={k: v for k, v in params.items()})  # type: ignore[misc]
         merged = {**dict(cas.params), **dict(params)}
-        return FileWorkload(path.stem, cas, merged, cas.rank_sizes(merged))
+        # user values (object): the parser or rank_sizes checks each one (WorkloadError)
+        sizes = cas.rank_sizes(merged)  # type: ignore[arg-type]
+        return FileWorkload(path.stem, cas, merged, sizes)
     from workloads import get_workload
 
-    return get_workload(str(workload), **dict(params))
+    # user input (object): get_workload checks each value (WorkloadError names a bad one)
+    return get_workload(str(workload), **dict(params))  # type: ignore[arg-type]
 
 
 def _known_params(cas: Cascade, given: AbcMapping[str, object], path: Path) -> None:
@@ -138,7 +141,8 @@ def parse_cascade_params(cas: Cascade, params: AbcMapping[str, object]) -> Casca
     """``cas`` with overridden default parameters (shape ``--set`` on a YAML cascade)."""
     import dataclasses
 
-    return dataclasses.replace(cas, params={**dict(cas.params), **dict(params)})
+    # user values (object): rank_sizes checks them when the cascade is sized (WorkloadError)
+    return dataclasses.replace(cas, params={**dict(cas.params), **dict(params)})  # type: ignore[arg-type]
 
 
 def auto_candidates(arch: Architecture) -> list[str]:
@@ -215,7 +219,7 @@ def plan_for(
             ),
             default=0.0,
         )
-        n, why = cascade_passes(workload.cascade)  # type: ignore[attr-defined]
+        n, why = cascade_passes(workload.cascade)
         info = PassInfo(n, float(buf), "largest on-chip tile set of the mapping", reason=why)
         return "mapping", Plan(program=prog, mapping=m, passes=info, notes="user mapping")
     if dataflow == "auto":
@@ -264,7 +268,8 @@ def simulate_workload(
     ArchsimError
         Unknown arch/workload/dataflow, bad knobs, invalid mapping.
     """
-    from archsim import estimate, simulate
+    from archsim import simulate
+    from archsim.estimate import estimate
 
     a = resolve_arch(arch)
     w = resolve_workload(workload, dict(params or {}))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping as AbcMapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from archsim.errors import InfeasibleMappingError, MappingError
 from mappings._passes import cascade_passes
@@ -25,12 +25,14 @@ __all__ = [
 
 def attention_shape(workload: Workload) -> dict[str, int]:
     """``B, H, Sq, Skv, E, F, bytes, causal`` of an attention workload (``bytes`` per value)."""
-    p = dict(workload.params)
+    # Any: the parameters are whatever the workload was built with; int() below checks them
+    # (a missing or non-numeric size raises KeyError/TypeError/ValueError -> MappingError)
+    p: dict[str, Any] = dict(workload.params)
     try:
-        sq = int(p.get("Sq", p.get("S")))
-        skv = int(p.get("Skv", p.get("S")))
-        d = int(p.get("D", p.get("E")))
-    except (TypeError, ValueError):
+        sq = int(p["Sq"] if "Sq" in p else p["S"])
+        skv = int(p["Skv"] if "Skv" in p else p["S"])
+        d = int(p["D"] if "D" in p else p["E"])
+    except (KeyError, TypeError, ValueError):
         raise MappingError(
             "not an attention workload",
             path="workload.params",

@@ -188,12 +188,12 @@ def _check_storage(arch: Architecture, workload: Workload, group: FusionGroup, p
                 path=f"{path}.levels[0].bypass",
                 got=list(lm.bypass),
             )
-    for t in tensors:
-        if not t.in_dram and not any(lm.keeps(t.name) for lm in group.levels[1:]):
+    for use in tensors:
+        if not use.in_dram and not any(lm.keeps(use.name) for lm in group.levels[1:]):
             raise MappingError(
-                f"on-chip intermediate {t.name!r} has no on-chip level to live in",
+                f"on-chip intermediate {use.name!r} has no on-chip level to live in",
                 path=f"{path}.on_chip",
-                got=t.name,
+                got=use.name,
             )
     sizes = group_ranks(workload, group)
     for i, per in footprints(group, tensors, sizes).items():

@@ -51,7 +51,10 @@ def dense_cascade(cascade: Cascade) -> Cascade:
         return hit[1]
     einsums = tuple(dataclasses.replace(e, cond=None, condition=None) for e in cascade.einsums)
     tensors = {k: dataclasses.replace(v, sparsity=None) for k, v in cascade.tensors.items()}
-    dense = dataclasses.replace(cascade, einsums=einsums, tensors=type(cascade.tensors)(tensors))
+    # same concrete class as the cascade's table (FrozenMap, or a dict), which takes a dict;
+    # its declared type, Mapping, has no such constructor
+    same_kind = type(cascade.tensors)(tensors)  # type: ignore[call-arg]
+    dense = dataclasses.replace(cascade, einsums=einsums, tensors=same_kind)
     _DENSE[id(cascade)] = (cascade, dense)
     if len(_DENSE) > _SIZE:
         _DENSE.popitem(last=False)

@@ -10,10 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 from archsim.errors import MappingError
 
+if TYPE_CHECKING:
+    from archsim import Architecture
+
 __all__ = ["Crossover", "crossover"]
+
+_LENGTHS = tuple(2**k for k in range(8, 18))  # default sequence lengths, 256 .. 128 Ki
 
 
 @dataclass(frozen=True)
@@ -35,16 +41,16 @@ class Crossover:
 
 
 def crossover(
-    arch: object,
+    arch: str | Architecture,
     a: str,
     b: str,
     *,
     params: Mapping[str, object] | None = None,
     length_param: str = "S",
-    lengths: Sequence[int] = tuple(2**k for k in range(8, 18)),
+    lengths: Sequence[int] = _LENGTHS,
     dataflow_a: str = "auto",
     dataflow_b: str = "auto",
-    engine: str = "analytic",
+    engine: Literal["event", "analytic"] = "analytic",
 ) -> Crossover:
     """Simulate ``a`` and ``b`` at each of ``lengths`` (set as ``length_param``).
 
@@ -57,12 +63,12 @@ def crossover(
 
     if len(lengths) < 2:
         raise MappingError("need at least two lengths", path="lengths", got=list(lengths))
-    arc = resolve_arch(arch)  # type: ignore[arg-type]
+    arc = resolve_arch(arch)
     ta, tb, flows = [], [], ("", "")
     for n in lengths:
         p = {**dict(params or {}), length_param: int(n)}
-        ra = simulate_workload(arc, a, params=p, dataflow=dataflow_a, engine=engine)  # type: ignore[arg-type]
-        rb = simulate_workload(arc, b, params=p, dataflow=dataflow_b, engine=engine)  # type: ignore[arg-type]
+        ra = simulate_workload(arc, a, params=p, dataflow=dataflow_a, engine=engine)
+        rb = simulate_workload(arc, b, params=p, dataflow=dataflow_b, engine=engine)
         ta.append(float(ra.result.seconds))
         tb.append(float(rb.result.seconds))
         flows = (ra.dataflow, rb.dataflow)

@@ -9,7 +9,7 @@ to DRAM-level loops, output ranks outside, reduced ranks inside.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from mappings._mapping import FusionGroup, LevelMapping
 from mappings._reuse import footprints
@@ -77,12 +77,13 @@ def fit_group(
     mx, my = unit_mesh(unit)
     by_size = sorted(out_ranks, key=lambda r: (-sizes[r], -out_ranks.index(r)))
     spatial: dict[str, int] = {}
-    axis: dict[str, str] = {}
+    axis: dict[str, Literal["x", "y"]] = {}
     free = [r for r in by_size if sizes[r] > 1]
-    for ax, cap in sorted((("x", mx), ("y", my)), key=lambda a: -a[1]):
-        if cap > 1 and free:
+    mesh: tuple[tuple[Literal["x", "y"], int], ...] = (("x", mx), ("y", my))
+    for ax, pes in sorted(mesh, key=lambda a: -a[1]):
+        if pes > 1 and free:
             r = free.pop(0)
-            spatial[r], axis[r] = min(sizes[r], cap), ax
+            spatial[r], axis[r] = min(sizes[r], pes), ax
     glb: dict[str, int] = {r: sizes[r] for r in red}
     for r in out_ranks:
         glb.setdefault(r, 1)

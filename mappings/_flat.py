@@ -66,7 +66,7 @@ import dataclasses
 import math
 from collections.abc import Mapping as AbcMapping
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, TypedDict
 
 from archsim.errors import MappingError
 from mappings._attn_common import (
@@ -92,6 +92,7 @@ if TYPE_CHECKING:
 __all__ = [
     "unfused_plan",
     "flat_plan",
+    "FlatGranularity",
     "flat_granularity",
     "FLAT_MAX_ROWS",
     "ROW_BUFFER",
@@ -262,9 +263,18 @@ def _all_ops(counts: CascadeCounts) -> dict[str, float]:
     return out
 
 
+class FlatGranularity(TypedDict):
+    """FLAT's fusion choice for one head (see :func:`flat_granularity`)."""
+
+    granularity: str  # "head" | "row"
+    rows: int  # query rows per block
+    buffered: float  # fraction of the score block held on chip
+    offchip: bool  # QK and A kept in DRAM
+
+
 def flat_granularity(
-    sq: int, skv: int, by: int, cap: float, other: float, min_rows: int
-) -> dict[str, object]:
+    sq: int, skv: int, by: float, cap: float, other: float, min_rows: int
+) -> FlatGranularity:
     """FLAT's fusion granularity, row block and spill for one head.
 
     Parameters
@@ -282,7 +292,7 @@ def flat_granularity(
 
     Returns
     -------
-    dict
+    FlatGranularity
         ``granularity`` ("head" | "row"), ``rows`` (query rows per block), ``buffered``
         (fraction of the score block held on chip), ``offchip`` (QK and A kept in DRAM).
     """
@@ -531,15 +541,15 @@ def unfused_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, 
         raise MappingError(
             "unknown softmax kernel", path="knobs.softmax", expected="row|per_einsum", got=mode
         )
-    fill = float(knobs.get("fill", 0.5))  # type: ignore[arg-type]
+    fill = float(knobs.get("fill", 0.5))  # type: ignore[arg-type]  # untyped knob; float() checks
     if mode == "per_einsum":
         return _unfused_per_einsum(workload, arch, fill)
     try:
         att = _attention(workload)
     except MappingError as why:
         plan = _unfused_per_einsum(workload, arch, fill)
-        plan.meta["fallback"] = f"not attention-like, one kernel per Einsum: {why}"
-        return plan
+        note = f"not attention-like, one kernel per Einsum: {why}"
+        return dataclasses.replace(plan, meta={**plan.meta, "fallback": note})
     return _unfused_kernels(workload, arch, att)
 
 

@@ -19,7 +19,7 @@ generic lowering like any user's mapping. For the cascade given, from its rank r
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from mappings._fit import pick_units, runs_on
 from mappings._groups import own_group
@@ -142,7 +142,7 @@ def fusemax_mapping(
         LevelMapping(level=arch.levels[0].name, temporal=_nz(dram_t), order=order),
         LevelMapping(level=glb, temporal=_nz(glb_t), keep=glb_keep),
     ]
-    spatial_axis = {key_in: "x", q: "y"}
+    spatial_axis: dict[str, Literal["x", "y"]] = {key_in: "x", q: "y"}
     if rf is not None:
         levels.append(
             LevelMapping(

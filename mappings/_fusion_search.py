@@ -44,7 +44,7 @@ import itertools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from archsim.errors import MappingError
 from mappings._fit import pick_units, runs_on, unit_mesh
@@ -55,8 +55,10 @@ from mappings._splits import apply_splits
 from mappings._tensors import group_ranks
 
 if TYPE_CHECKING:
-    from archsim import Architecture
-    from workloads import Cascade, Workload
+    from archsim import Architecture, Result
+    from workloads import Cascade, Einsum, Workload
+
+_T = TypeVar("_T")
 
 __all__ = ["fusion_mapper", "closed_segments", "pass_ranks", "SegmentChoice"]
 
@@ -145,7 +147,8 @@ def fusion_mapper(
         mapping.
     """
     del seed, budget
-    from archsim import estimate, simulate
+    from archsim import simulate
+    from archsim.estimate import estimate
 
     if arch.kind != "spatial":
         raise MappingError(
@@ -217,7 +220,7 @@ def fusion_mapper(
         scored.append((m, estimate(programs[id(m)], arch)))
     if objective == "pareto":  # the (latency, energy) front, fastest first
         scored.sort(key=lambda mr: (mr[1].cycles, mr[1].energy_j))
-        front = []
+        front: list[tuple[Mapping, Result]] = []
         for m, r in scored:
             if not front or r.energy_j < front[-1][1].energy_j:
                 front.append((m, r))
@@ -271,11 +274,11 @@ def _rank_with_ties(scored: list, objective: str) -> list:
     return out
 
 
-def _pareto(cands: list[tuple[float, float, tuple]], keep: int) -> list[tuple[float, float, tuple]]:
+def _pareto(cands: list[tuple[float, float, _T]], keep: int) -> list[tuple[float, float, _T]]:
     """Non-dominated (cycles, energy) entries, fastest first, at most ``keep`` spread over the
     front (always its two ends)."""
     cands.sort(key=lambda c: (c[0], c[1]))
-    front: list[tuple[float, float, tuple]] = []
+    front: list[tuple[float, float, _T]] = []
     for c in cands:
         if not front or c[1] < front[-1][1]:
             front.append(c)
@@ -295,7 +298,8 @@ def search_segment(
 ) -> list[SegmentChoice]:
     """The Pareto-best (cycles, energy) mappings of one segment as its own fusion group
     (``w`` carries the split tiles chosen for the whole cascade)."""
-    from archsim import TileProgram, estimate
+    from archsim import TileProgram
+    from archsim.estimate import estimate
     from mappings._check import check_mapping
     from mappings._lower import lower_group
 
@@ -347,7 +351,7 @@ def _split_choices(
     matrix unit's rows, a half, a quarter (capped at the rank) and the cascade's own."""
     cas = workload.cascade
     ranks = {r for e in cas.einsums if e.name in einsums for r in e.ranks}
-    mx, _ = unit_mesh(big)  # type: ignore[arg-type]
+    mx, _ = unit_mesh(big)
     per_split = []
     for sp in cas.splits.values():
         if sp.outer not in ranks and sp.inner not in ranks:
@@ -409,7 +413,7 @@ def _groups(
     on_chip = tuple(t for t in produced if not _leaves(cas, einsums, t))
     for (x, y), mode in itertools.product(pairs, unit_modes):
         main_unit = small if mode == "small" else big
-        mx, my = unit_mesh(main_unit)  # type: ignore[arg-type]
+        mx, my = unit_mesh(main_unit)
         spatial = {x: min(mx, sizes[x])}
         if y is not None:
             spatial[y] = min(my, sizes[y])
@@ -493,7 +497,9 @@ def _group(
     }
     glb_keep = tuple(dict.fromkeys([*inputs, *(t for t in produced if t in held)]))
     rf_keep = tuple(t for t in produced if t not in held)
-    axis = {x: "x"} | ({y: "y"} if y else {})
+    axis: dict[str, Literal["x", "y"]] = {x: "x"}
+    if y:
+        axis[y] = "y"
     rf = register_level(arch, big, glb)
     levels = [LevelMapping(level=arch.levels[0].name, temporal=top, order=order)]
     if rf is not None:
@@ -537,8 +543,8 @@ def _ranks(cas: Cascade, t: str) -> set[str]:
     return out
 
 
-def _volume(e: object, sizes: dict[str, int]) -> int:
-    return math.prod(sizes.get(r, 1) for r in e.ranks)  # type: ignore[attr-defined]
+def _volume(e: Einsum, sizes: dict[str, int]) -> int:
+    return math.prod(sizes.get(r, 1) for r in e.ranks)
 
 
 def _factors(n: int) -> list[int]:

@@ -51,6 +51,7 @@ from mappings._tensors import group_ops, group_tensors
 
 if TYPE_CHECKING:
     from archsim import Architecture
+    from archsim.spec import ComputeUnit
     from workloads import Workload
 
 __all__ = ["GemmRoles", "gemm_roles", "systolic_cycles", "gemm_plan"]
@@ -231,7 +232,7 @@ def _default_group(workload: Workload, arch: Architecture, einsum: str) -> Fusio
     )
 
 
-def _array(arch: Architecture, unit: str | None) -> tuple[object, int, int]:
+def _array(arch: Architecture, unit: str | None) -> tuple[ComputeUnit, int, int]:
     spatial = [u for u in arch.compute if u.mesh is not None]
     if unit is not None:
         u = arch.unit(unit)
@@ -295,8 +296,8 @@ def gemm_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, obj
     per_item[: trips % arrays] += 1
     group = mapping.groups[0]
     # operands="sram": SCALE-Sim's setting, operands already in the on-chip buffer
-    moves = [
-        mv
+    moves = [  # (move, src level index, dst level index)
+        (mv, mv.src, mv.dst)
         for mv in group_moves(group, group_tensors(workload, group))
         if mv.src is not None and mv.dst is not None and resident == "dram"
     ]
@@ -304,20 +305,20 @@ def gemm_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, obj
         Transfer(
             mv.tensor,
             int(math.ceil(mv.dst_bytes / trips)),
-            group.levels[mv.src].level,
-            group.levels[mv.dst].level,
+            group.levels[src].level,
+            group.levels[dst].level,
         )
-        for mv in moves
+        for mv, src, dst in moves
         if not mv.upward
     )
     stores = tuple(
         Transfer(
             mv.tensor,
             int(math.ceil(mv.dst_bytes / trips)),
-            group.levels[mv.src].level,
-            group.levels[mv.dst].level,
+            group.levels[src].level,
+            group.levels[dst].level,
         )
-        for mv in moves
+        for mv, src, dst in moves
         if mv.upward
     )
     mac_key = next(iter(unit_ops({"mac": 1.0}, unit.ops_per_cycle)))
@@ -344,7 +345,8 @@ def gemm_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, obj
             trips=int(per_item[0]) if uniform else per_item,
             work_items=len(per_item),
             slots=len(per_item),
-            depth=int(knobs.get("depth", 2)),
+            # knob values are untyped user input; int() checks this one
+            depth=int(knobs.get("depth", 2)),  # type: ignore[call-overload]
             staging_level=arch.levels[1].name,
         )
     ]

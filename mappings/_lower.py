@@ -22,6 +22,7 @@ real op counts are also kept in ``meta["ops"]``.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from collections.abc import Mapping as AbcMapping
 from typing import TYPE_CHECKING
 
@@ -34,7 +35,9 @@ from mappings._tensors import count_ops, group_ops, group_tensors
 
 if TYPE_CHECKING:
     from archsim import Architecture, Phase, TileProgram
-    from workloads import Workload
+    from archsim.spec import ComputeUnit
+    from mappings._roles import AttentionRoles
+    from workloads import Cascade, Workload
 
 __all__ = [
     "lower",
@@ -47,7 +50,10 @@ __all__ = [
 
 
 def spatial_fraction(
-    arch: Architecture, group: FusionGroup, unit: object = None, ranks: object = None
+    arch: Architecture,
+    group: FusionGroup,
+    unit: ComputeUnit | None = None,
+    ranks: Collection[str] | None = None,
 ) -> float:
     """Fraction of a compute unit's PEs the group's innermost spatial factors use.
 
@@ -152,7 +158,7 @@ def _live_fraction(workload: Workload, group: FusionGroup) -> tuple[float, set[s
     from mappings._roles import attention_roles
     from mappings._stream import StreamTiling, stream_work
 
-    def roles_or_none() -> object:
+    def roles_or_none() -> AttentionRoles | None:
         try:
             return attention_roles(workload.cascade)
         except MappingError:
@@ -176,15 +182,15 @@ def _live_fraction(workload: Workload, group: FusionGroup) -> tuple[float, set[s
     return memo(workload, ("live", tiling), fraction), set(roles.key_ranks)
 
 
-def _masked(cascade: object, roles: object) -> bool:
+def _masked(cascade: Cascade, roles: AttentionRoles) -> bool:
     """Whether a core Einsum has a condition or a core tensor a sparsity annotation."""
-    by = {e.name: e for e in cascade.einsums}  # type: ignore[attr-defined]
-    for name in roles.core:  # type: ignore[attr-defined]
+    by = {e.name: e for e in cascade.einsums}
+    for name in roles.core:
         e = by[name]
         if e.cond is not None:
             return True
         for t in (e.output.name, *(ref.name for ref in e.inputs)):
-            if cascade.tensors[t].sparsity is not None:  # type: ignore[attr-defined]
+            if cascade.tensors[t].sparsity is not None:
                 return True
     return False
 
@@ -213,7 +219,8 @@ def unit_kind(kind: str, unit_ops_per_cycle: AbcMapping[str, float]) -> str | No
         return base
     same = [h for h in have if h.split("_")[0] == base]
     other = [h for h in have if h.split("_")[0] == _ALIAS.get(base, "")]
-    return (same or other or [None])[0]
+    found = same or other
+    return found[0] if found else None
 
 
 def unit_ops(ops: AbcMapping[str, float], unit_ops_per_cycle: AbcMapping[str, float]) -> dict:
@@ -263,7 +270,8 @@ def lower_group(workload: Workload, group: FusionGroup, arch: Architecture, name
     trips = math.prod(int(f) for f in top.temporal.values()) or 1
     items = math.prod(int(f) for f in top.spatial.values()) or 1
     per = float(trips * items)
-    loads, stores = [], []
+    loads: list[Transfer] = []
+    stores: list[Transfer] = []
     for mv in group_moves(group, tensors):
         if mv.dst is None or mv.src is None:
             continue

@@ -223,7 +223,7 @@ def finish(
     workload: Workload,
     arch: Architecture,
     space: Space,
-    cands: Candidates,
+    cands: Candidates | None,
     values: np.ndarray,
     *,
     objective: str,
@@ -232,8 +232,10 @@ def finish(
 ) -> list[RankedMapping]:
     """Lower the best distinct candidates, score them with ``estimate``, re-score the best few
     with ``simulate``; ranked best first (``values``: ``(N, 2)`` objective and tie-break per
-    candidate; the lowered ones are ranked the same way on ``estimate``'s figures)."""
-    from archsim import estimate, simulate
+    candidate; the lowered ones are ranked the same way on ``estimate``'s figures; ``cands``
+    None with no values: nothing was kept, InfeasibleMappingError)."""
+    from archsim import simulate
+    from archsim.estimate import estimate
     from mappings._lower import lower
 
     values = np.asarray(values, dtype=np.float64).reshape(-1, 2)
@@ -241,6 +243,7 @@ def finish(
     order = order[np.isfinite(values[order, 0])]
     if len(order) == 0:
         raise InfeasibleMappingError(f"no valid mapping of {space.einsum} fits {arch.name}")
+    assert cands is not None  # a finite value belongs to a kept candidate
     big, small = pick_units(arch)
     others = []
     for e in workload.cascade.einsums:

@@ -57,7 +57,7 @@ from mappings._stream import numeric_params
 
 if TYPE_CHECKING:
     from archsim import Architecture
-    from workloads import Cascade, Einsum, Workload
+    from workloads import Cascade, Einsum, TensorRef, Workload
 
 __all__ = [
     "PLACEMENTS",
@@ -791,8 +791,8 @@ def gemv_shape(workload: Workload) -> GemvShape:
     a, b = e.inputs[0], e.inputs[1]
     out = list(e.output.ranks)
 
-    def elems(ref: object) -> int:
-        return math.prod(int(sizes.get(r, 1)) for r in ref.ranks)  # type: ignore[attr-defined]
+    def elems(ref: TensorRef) -> int:
+        return math.prod(int(sizes.get(r, 1)) for r in ref.ranks)
 
     w, x = (a, b) if elems(a) > elems(b) else (b, a)
     own = [r for r in out if r in w.ranks and r not in x.ranks]

@@ -36,6 +36,7 @@ from archsim.errors import MappingError
 
 if TYPE_CHECKING:
     from workloads import Cascade, Einsum
+    from workloads._ast import TensorRef
 
 __all__ = ["AttentionRoles", "attention_roles", "is_contraction", "key_canon"]
 
@@ -210,9 +211,9 @@ def _assemble(
     cascade: Cascade,
     s: Einsum,
     v: Einsum,
-    q_ref: object,
-    k_ref: object,
-    v_ref: object,
+    q_ref: TensorRef,
+    k_ref: TensorRef,
+    v_ref: TensorRef,
     q_only: list[str],
     key: str,
     deps: dict[str, set[str]],
@@ -229,14 +230,10 @@ def _assemble(
     key_names = {key, k_outer, k_inner} - {None}
     q_names = {query, canon.get(query, query)}
     out = set(s.output.ranks)
-    batch = tuple(r for r in s.output.ranks if r in q_ref.ranks and r in k_ref.ranks)  # type: ignore[attr-defined]
+    batch = tuple(r for r in s.output.ranks if r in q_ref.ranks and r in k_ref.ranks)
     features = tuple(s.reduce_ranks)
     value_features = tuple(
-        r
-        for r in v.output.ranks
-        if r in v_ref.ranks
-        and canon.get(r, r) != key  # type: ignore[attr-defined]
-        and r not in out
+        r for r in v.output.ranks if r in v_ref.ranks and canon.get(r, r) != key and r not in out
     )
     core, rows = [], []
     for name in order:
@@ -249,7 +246,8 @@ def _assemble(
     core_set = set(core)
     after = _closure(core_set, users) - core_set
     pre = [n for n in order if n not in core_set and n not in after]
-    epi, post = [], []
+    epi: list[str] = []
+    post: list[str] = []
     work_ranks = set(batch) | set(heads) | q_names | set(value_features)
     for name in order:
         if name not in after:
@@ -279,8 +277,8 @@ def _assemble(
         pre=tuple(pre),
         epilogue=tuple(epi),
         post=tuple(post),
-        query_operand=q_ref.name,  # type: ignore[attr-defined]
-        key_operand=k_ref.name,  # type: ignore[attr-defined]
-        value_operand=v_ref.name,  # type: ignore[attr-defined]
+        query_operand=q_ref.name,
+        key_operand=k_ref.name,
+        value_operand=v_ref.name,
         iterative=tuple(e.name for e in cascade.einsums if e.iterative_rank and e.name in core_set),
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -262,7 +262,9 @@ def to_group(
     top = {r: f for r, f in top.items() if f > 1}  # unit loops do not matter: drop them
     dram_order = tuple(space.ranks[i] for i in space.orders[int(order)] if space.ranks[i] in top)
     spatial = {r: int(s[i]) for i, r in enumerate(space.ranks) if s[i] > 1}
-    ax = {r: ("x" if axis[i] == 1 else "y") for i, r in enumerate(space.ranks) if s[i] > 1}
+    ax: dict[str, Literal["x", "y"]] = {
+        r: ("x" if axis[i] == 1 else "y") for i, r in enumerate(space.ranks) if s[i] > 1
+    }
     return FusionGroup(
         einsums=(space.einsum,),
         compute=space.unit,

@@ -10,13 +10,13 @@ from mappings._mapping import FusionGroup
 from mappings._reuse import TensorUse
 
 if TYPE_CHECKING:
-    from workloads import Workload
+    from workloads import Einsum, Workload
     from workloads._count import EinsumCounts
 
 __all__ = ["group_ranks", "group_tensors", "group_ops", "einsum_ops", "count_ops", "einsum_by_name"]
 
 
-def einsum_by_name(workload: Workload) -> dict[str, object]:
+def einsum_by_name(workload: Workload) -> dict[str, Einsum]:
     """Einsum name -> Einsum of the workload's cascade."""
     return {e.name: e for e in workload.cascade.einsums}
 
@@ -109,7 +109,7 @@ def _split_ranks(cas: object, ranks: tuple[str, ...], iterated: set[str]) -> tup
     return tuple(out)
 
 
-def _consumed_after_produced(group: FusionGroup, by: dict[str, object], name: str) -> bool:
+def _consumed_after_produced(group: FusionGroup, by: dict[str, Einsum], name: str) -> bool:
     produced = False
     for e_name in group.einsums:
         e = by[e_name]

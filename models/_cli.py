@@ -185,7 +185,7 @@ def _print(rep, trace: str | None) -> None:  # noqa: ANN001 - models.ModelReport
         print(f"trace: {trace} (open in https://ui.perfetto.dev)")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``model`` to the archsim CLI."""
     p = subparsers.add_parser(
         "model",

@@ -256,11 +256,15 @@ class ModelReport:
                         continue
                     dur = r.seconds * r.count
                     label = r.op if r.count == 1 else f"{r.op} x{r.count:.4g}"
-                    args = {"shape": r.shape, "bound": r.bound, "dataflow": r.dataflow}
+                    args: dict[str, object] = {
+                        "shape": r.shape,
+                        "bound": r.bound,
+                        "dataflow": r.dataflow,
+                    }
                     cat = f"{stage.name} {i}" if stage.repeat > 1 else stage.name
                     spans.append((label, cat, t, dur, r.bound == "comm", args))
                     t += dur
-        events = [
+        events: list[dict[str, object]] = [
             {
                 "name": name,
                 "cat": cat,

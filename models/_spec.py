@@ -10,6 +10,7 @@ raises :class:`ModelError` naming it.
 
 from __future__ import annotations
 
+import builtins
 import json
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -329,7 +330,8 @@ class _Reader:
             raise ModelError("bad field", path=f"{self.where}.{key}", expected="a string", got=v)
         return v
 
-    def head_dim(self, d: int, heads: int) -> int:
+    def head_dim(self, d: builtins.int, heads: builtins.int) -> builtins.int:
+        # builtins.int: inside this class ``int`` names the reader method above
         if self.cfg.get("head_dim") is not None:
             return self.int("head_dim")
         if d % heads:

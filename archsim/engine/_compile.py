@@ -21,6 +21,8 @@ from archsim.program import Compute, Phase, Step, TileProgram, Transfer
 
 if TYPE_CHECKING:
     from archsim import Architecture
+    from archsim.engine._account import Counts
+    from archsim.spec import StorageLevel
 
 __all__ = [
     "CompiledPhase",
@@ -134,7 +136,7 @@ def op_energy_pj(unit: object, kind: str) -> float:
     return float(table.get(base, 0.0))
 
 
-def _level_bandwidth(lv: object, core_hz: float) -> tuple[float, float]:
+def _level_bandwidth(lv: StorageLevel, core_hz: float) -> tuple[float, float]:
     """``(read, write)`` bytes/cycle per instance of a level's ports.
 
     The level's figures, unless it opts in to the DRAM timing model with
@@ -144,8 +146,8 @@ def _level_bandwidth(lv: object, core_hz: float) -> tuple[float, float]:
     if getattr(lv, "bandwidth_model", "figure") == "timing":
         from archsim.dram import level_timing_bandwidth
 
-        return level_timing_bandwidth(lv, core_hz)  # type: ignore[arg-type]
-    return float(lv.read_bw_bytes_per_cycle), float(lv.write_bw_bytes_per_cycle)  # type: ignore[attr-defined]
+        return level_timing_bandwidth(lv, core_hz)
+    return float(lv.read_bw_bytes_per_cycle), float(lv.write_bw_bytes_per_cycle)
 
 
 class _Builder:
@@ -162,7 +164,7 @@ class _Builder:
         self.servers: list[Server] = []
         self.index: dict[str, int] = {}
         self.steps: dict[Step, CompiledStep] = {}
-        self.counts: dict[Step, object] = {}  # archsim.engine._account.Counts per occurrence
+        self.counts: dict[Step, Counts] = {}  # per occurrence of a step
         self.port_bw: dict[tuple[str, str], float] = {}
         self.port_name: dict[tuple[str, str], str] = {}
         for lv in arch.levels:
@@ -206,7 +208,7 @@ class _Builder:
             self.index[name] = idx
         return idx
 
-    def level(self, name: str, path: str) -> object:
+    def level(self, name: str, path: str) -> StorageLevel:
         lv = self.levels.get(name)
         if lv is None:
             raise MappingError(

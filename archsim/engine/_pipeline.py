@@ -258,7 +258,7 @@ class ItemRun:
         label = self.ctx.labels.job[self.mode][k]  # type: ignore[union-attr,index]
         servers = self.servers
         for w, s in jobs:
-            servers[s].note(label, w)  # type: ignore[union-attr]
+            servers[s].note(label, w)
 
     def _job_load(self) -> None:
         left = self.left
@@ -324,6 +324,7 @@ class ItemRun:
 
     def _serial(self, part: int) -> None:
         plans = self.prologue if self.mode == _PROLOGUE else self.epilogue
+        assert plans is not None  # _serial runs only for a part the phase has (see callers)
         while part < 3:
             if not self._stage(part, plans[part]):
                 self.part = part

@@ -185,14 +185,14 @@ class PhaseRun:
 
     def _launch(self, s: int) -> None:
         cp = self.cp
+        plans = self.plans
+        assert plans is not None  # set by start(), the only way slots get launched
         while self.next_item < self.items:
             j = self.next_item
             self.next_item += 1
             self.sync_done = False
             self.launching = True
-            run = ItemRun(
-                self.ctx[s], self.plans, int(self.trips[j]), cp.depth, lambda: self._free(s)
-            )
+            run = ItemRun(self.ctx[s], plans, int(self.trips[j]), cp.depth, lambda: self._free(s))
             run.item = j
             run.start()
             self.launching = False

@@ -674,7 +674,7 @@ def _quotient(
         return (owner.get(id(getattr(cb, "__self__", None))), _cb_key(cb))
 
     def snapshot(now: float) -> tuple:
-        head = []
+        head: list[tuple | None] = []  # per class: its run's state, None while it is free
         for c in range(ncls):
             run = runs[c]
             if run is None or c in free:

@@ -27,6 +27,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from archsim.errors import ArchSpecError
 
@@ -177,7 +178,10 @@ class GpuCalibration:
 
     def with_values(self, values: Mapping[str, float]) -> GpuCalibration:
         """A copy with some constants replaced."""
-        return replace(self, **{k: float(v) for k, v in values.items()})
+        # Any: replace() checks each keyword against its field's type, and the keys are only
+        # known at run time (an unknown name raises TypeError there)
+        changes: dict[str, Any] = {k: float(v) for k, v in values.items()}
+        return replace(self, **changes)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready: ``{"constants": {...}, "provenance": {...}}``."""
@@ -335,21 +339,25 @@ def _hardware_for_name(name: str) -> GpuHardware:
     try:
         from archsim.spec import load_arch
     except ImportError:  # spec package absent: built-in table only
-        load_arch = None
-    if load_arch is not None:
-        try:
-            arch = load_arch(name)
-        except ArchSpecError:
-            arch = None
-        if arch is not None and getattr(arch, "gpu", None) is not None:
-            return _hardware_from_arch(arch)
-        if arch is not None:
-            raise ArchSpecError(
-                "not a GPU architecture",
-                path="arch",
-                expected="kind 'gpu'",
-                got=f"{name} (kind {getattr(arch, 'kind', '?')})",
-            )
+        return _builtin_hardware(name)
+    try:
+        arch = load_arch(name)
+    except ArchSpecError:
+        arch = None
+    if arch is not None and getattr(arch, "gpu", None) is not None:
+        return _hardware_from_arch(arch)
+    if arch is not None:
+        raise ArchSpecError(
+            "not a GPU architecture",
+            path="arch",
+            expected="kind 'gpu'",
+            got=f"{name} (kind {getattr(arch, 'kind', '?')})",
+        )
+    return _builtin_hardware(name)
+
+
+def _builtin_hardware(name: str) -> GpuHardware:
+    """Hardware of a name in the built-in table (case-insensitive)."""
     key = name.lower()
     if key not in _BUILTIN:
         raise ArchSpecError("unknown GPU", path="arch", expected=sorted(_BUILTIN), got=name)

@@ -37,7 +37,7 @@ def model_for(arch: Architecture) -> GpuModel:
     return gpu_model(arch)
 
 
-def param(workload: Workload, name: str, default: object | None = None) -> int:
+def param(workload: Workload, name: str, default: int | None = None) -> int:
     """Integer shape parameter of a workload (``B``, ``H``, ``Sq``...)."""
     val = workload.params.get(name, default)
     if val is None:
@@ -47,12 +47,12 @@ def param(workload: Workload, name: str, default: object | None = None) -> int:
             expected="an integer",
             got=None,
         )
-    return int(val)  # type: ignore[arg-type]
+    return int(val)
 
 
 def dtype_of(workload: Workload) -> str:
     """Element type from ``dtype_bits`` (16 -> bf16, 8 -> fp8, 32 -> fp32)."""
-    bits = int(workload.params.get("dtype_bits", 16))  # type: ignore[arg-type]
+    bits = int(workload.params.get("dtype_bits", 16))
     return {16: "bf16", 8: "fp8", 32: "fp32"}.get(bits, "bf16")
 
 
@@ -75,7 +75,7 @@ def gpu_plan(
     costs: list[KernelCost],
     model: GpuModel,
     *,
-    passes: PassInfo,
+    passes: PassInfo | None,
     notes: str,
     extra_meta: Mapping[str, object] | None = None,
 ) -> Plan:

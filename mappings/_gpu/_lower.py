@@ -192,7 +192,7 @@ def kernel_phase(
     )
     writes_per_cta = int(round(cost.dram_write_bytes / max(ctas, 1)))
     pro_loads = (Transfer("in", int(round(excess)), dram, smem),) if excess >= 1 else ()
-    pro_compute = ()
+    pro_compute: tuple[Compute, ...] = ()
     fixed = _fixed_cycles(cost)
     if fixed > 0 and rate > 0:  # pipeline fill/drain, epilogue math: SM cycles outside the loop
         pro_compute = (Compute("tensor", {mac_key: fixed * rate * scale}),)

@@ -32,7 +32,7 @@ Einsum counts; it equals :func:`workloads.count` of the cascade at the mapping's
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -49,7 +49,9 @@ from mappings._stream import StreamTiling, StreamWork, add_ops, numeric_params, 
 from ._kv_reads import kv_dram_reads
 
 if TYPE_CHECKING:
-    from workloads import Cascade, CascadeCounts
+    from archsim import Architecture
+    from mappings._registry import PassInfo, Plan
+    from workloads import Cascade, CascadeCounts, Workload
 
 __all__ = [
     "SFU_OPS",
@@ -127,9 +129,9 @@ class FusedKernel:
     meta: dict[str, object] = field(default_factory=dict)
 
 
-def check_one_pass(workload: object, roles: AttentionRoles, dataflow: str) -> None:
+def check_one_pass(workload: Workload, roles: AttentionRoles, dataflow: str) -> None:
     """Refuse a cascade that makes more than one pass over the key rank."""
-    n, why = cascade_passes(workload.cascade, roles.key)  # type: ignore[attr-defined]
+    n, why = cascade_passes(workload.cascade, roles.key)
     if n > 1:
         raise MappingError(
             f"{dataflow} streams the key rank once, but the cascade needs {n} passes over "
@@ -267,11 +269,11 @@ def trip_work(
 
 
 def fused_kernel(
-    workload: object,
+    workload: Workload,
     recipe: FusedRecipe,
     model: GpuModel,
     dtype: str,
-    tiling_fn: object,
+    tiling_fn: Callable[[int, bool], AttnTiling],
     *,
     roles: AttentionRoles | None = None,
     name: str | None = None,
@@ -285,13 +287,13 @@ def fused_kernel(
     ``tiling_fn(D, causal) -> AttnTiling`` gives the family's tile for feature width ``D``;
     the key tile comes from it, then the work is counted again if a condition is present.
     """
-    cascade = workload.cascade  # type: ignore[attr-defined]
+    cascade = workload.cascade
     r = roles or attention_roles(cascade)
     elt = dtype_bytes(dtype)
     # feature width from the roles at the workload's own sizes, then the family's tile
-    sizes0 = cascade.rank_sizes(numeric_params(workload.params))  # type: ignore[attr-defined]
+    sizes0 = cascade.rank_sizes(numeric_params(workload.params))
     d = int(math.prod(sizes0.get(x, 1) for x in r.features)) or 1
-    t0: AttnTiling = tiling_fn(d, False)  # type: ignore[operator]
+    t0 = tiling_fn(d, False)
     w = stream_work(
         workload,
         StreamTiling(t0.block_m, t0.block_n, recipe.skips),
@@ -299,7 +301,7 @@ def fused_kernel(
         dataflow=recipe.dataflow,
     )
     masked = "condition" in w.skipped and w.total_trips < w.work_items * w.dense_trips
-    t: AttnTiling = tiling_fn(d, masked)  # type: ignore[operator]
+    t = tiling_fn(d, masked)
     if (t.block_m, t.block_n) != (t0.block_m, t0.block_n):
         w = stream_work(
             workload,
@@ -436,16 +438,16 @@ def ops_meta(ops: Mapping[str, float]) -> dict[str, float]:
 
 def recipe_plan(
     name: str,
-    workload: object,
-    arch: object,
+    workload: Workload,
+    arch: Architecture,
     model: GpuModel,
     core: FusedKernel | Sequence[KernelCost],
     *,
     work: StreamWork | None = None,
-    passes: object,
+    passes: PassInfo | None,
     notes: str,
     extra_meta: Mapping[str, object] | None = None,
-) -> object:
+) -> Plan:
     """Plan of a fused core plus the cascade's ``pre`` / ``post`` Einsums as separate kernels.
 
     ``core`` is a :class:`FusedKernel` or the core's kernels (with ``work`` then given).
@@ -454,13 +456,14 @@ def recipe_plan(
     """
     from ._common import dtype_of, gpu_plan
 
+    w: StreamWork | None
     if isinstance(core, FusedKernel):
         core_costs, w = [core.cost], core.work
     else:
         core_costs, w = list(core), work
     assert w is not None
-    cascade = workload.cascade  # type: ignore[attr-defined]
-    dtype = dtype_of(workload)  # type: ignore[arg-type]
+    cascade = workload.cascade
+    dtype = dtype_of(workload)
     r = w.roles
     pre: list[KernelCost] = []
     for n in r.pre:
@@ -491,18 +494,18 @@ def recipe_plan(
 
 def _finish(
     name: str,
-    workload: object,
-    arch: object,
+    workload: Workload,
+    arch: Architecture,
     model: GpuModel,
     costs: list[KernelCost],
     ops: Mapping[str, float],
     *,
-    passes: object,
+    passes: PassInfo | None,
     notes: str,
     extra_meta: Mapping[str, object],
-    gpu_plan: object,
-) -> object:
-    plan = gpu_plan(  # type: ignore[operator]
+    gpu_plan: Callable[..., Plan],
+) -> Plan:
+    plan = gpu_plan(
         name, workload, arch, costs, model, passes=passes, notes=notes, extra_meta=extra_meta
     )
     om = ops_meta(ops)
@@ -520,13 +523,13 @@ def _is_gemm(cascade: Cascade, name: str, sizes: Mapping[str, int]) -> bool:
 
 def unfused_plan(
     name: str,
-    workload: object,
-    arch: object,
+    workload: Workload,
+    arch: Architecture,
     model: GpuModel,
     *,
     fuse_elementwise: bool = True,
     notes: str = "",
-) -> object:
+) -> Plan:
     """Every Einsum of the cascade outside any fused loop nest (any cascade).
 
     Contractions run as (batched) GEMMs; the other Einsums are memory-bound. With
@@ -538,12 +541,12 @@ def unfused_plan(
 
     from ._common import dtype_of, gpu_plan
 
-    cascade = workload.cascade  # type: ignore[attr-defined]
-    num = numeric_params(workload.params)  # type: ignore[attr-defined]
+    cascade = workload.cascade
+    num = numeric_params(workload.params)
     num = _whole_key(cascade, num)
     counts = count(cascade, num)
     sizes = cascade.rank_sizes(num)
-    dtype = dtype_of(workload)  # type: ignore[arg-type]
+    dtype = dtype_of(workload)
     costs: list[KernelCost] = []
     names = [e.name for e in cascade.einsums]
     runs: list[list[str]] = []

@@ -58,8 +58,9 @@ def gpu_gemm(workload: Workload, arch: Architecture, knobs: Mapping[str, object]
         )
         sk = knobs.get("split_k", 1)
         ensure(isinstance(sk, int) and sk >= 1, "bad knob", "knobs.split_k", "int >= 1", sk)
+        assert isinstance(sk, int)  # ensure() above raised otherwise
         path = "wgmma" if model.hw.has_path("wgmma") else "mma_sync"
-        cfg = GemmConfig(int(parts[0]), int(parts[1]), 64, int(sk), path)  # type: ignore[arg-type]
+        cfg = GemmConfig(int(parts[0]), int(parts[1]), 64, sk, path)
     out_elt = max(1, cascade.tensors[es[0].name].dtype_bits // 8)
     costs = gemm_costs(
         M, N, K, model, dtype=dtype_of(workload), out_elt=out_elt, batch=batch, config=cfg
@@ -68,7 +69,7 @@ def gpu_gemm(workload: Workload, arch: Architecture, knobs: Mapping[str, object]
     passes = PassInfo(
         passes=1, buffer_bytes=0.0, buffer_formula="4 stages x (Bm + Bn) x 64 x bytes"
     )
-    return _finish(  # type: ignore[return-value]
+    return _finish(
         "gpu_gemm",
         workload,
         arch,
@@ -108,4 +109,4 @@ def gpu_unfused(workload: Workload, arch: Architecture, knobs: Mapping[str, obje
     )
     from dataclasses import replace
 
-    return replace(plan, passes=passes)  # type: ignore[arg-type]
+    return replace(plan, passes=passes)
