@@ -27,7 +27,7 @@ from mappings import Mapping
 
 SHAPE = ["--set", "S=256", "--set", "B=1", "--set", "H=2", "--set", "D=64"]
 FUZZ = settings(
-    max_examples=150,
+    max_examples=250,
     deadline=timedelta(seconds=5),
     derandomize=True,
     database=None,
@@ -128,7 +128,7 @@ def test_a_mutated_mapping_is_simulated_or_refused_naming_the_field(seeds, tmp_p
         assert any(n in err for n in names) or str(path[-1]) in err, (path, err)
 
 
-@settings(FUZZ, max_examples=60)
+@settings(FUZZ, max_examples=100)
 @given(data=st.data())
 def test_a_damaged_mapping_text_is_simulated_or_refused_naming_the_file(seeds, tmp_path, data):
     arch = data.draw(st.sampled_from(sorted(seeds)))
