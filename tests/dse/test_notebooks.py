@@ -60,7 +60,8 @@ def test_notebook_runs_clean_and_shows_its_figures(path):
 
 # Calls every plotting entry point of archsim (reproduction PNGs, sweep Pareto and roofline
 # plots, the demo's figure, the validation report's plot) in a fresh interpreter whose
-# backend is ``svg``, and prints the backend after each. Library code must never switch it.
+# backend is not Agg (svg; Jupyter's inline one), and prints the backend after each. Library
+# code must never switch it.
 _PLOT_EVERYTHING = textwrap.dedent(
     """
     import sys
@@ -108,8 +109,11 @@ _PLOT_EVERYTHING = textwrap.dedent(
 )
 
 
-def test_plotting_never_changes_the_backend(tmp_path):
-    env = {**os.environ, "MPLBACKEND": "svg"}
+@pytest.mark.parametrize(
+    "backend", ["svg", "module://matplotlib_inline.backend_inline"], ids=["svg", "inline"]
+)
+def test_plotting_never_changes_the_backend(tmp_path, backend):
+    env = {**os.environ, "MPLBACKEND": backend}
     proc = subprocess.run(
         [sys.executable, "-c", _PLOT_EVERYTHING, str(tmp_path)],
         cwd=ROOT,
@@ -120,6 +124,6 @@ def test_plotting_never_changes_the_backend(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     steps = dict(line.split(": ", 1) for line in proc.stdout.splitlines())
-    assert steps["start"] == "svg"
-    changed = {step: backend for step, backend in steps.items() if backend != "svg"}
-    assert not changed, f"these calls switched the backend away from svg: {changed}"
+    assert steps["start"] == backend
+    changed = {step: now for step, now in steps.items() if now != backend}
+    assert not changed, f"these calls switched the backend away from {backend}: {changed}"
