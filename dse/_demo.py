@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from archsim.errors import SweepError
+
 __all__ = ["DemoResult", "run_demo", "DEMO_SHAPE"]
 
 log = logging.getLogger(__name__)
@@ -136,7 +138,15 @@ def run_demo(
     from mappings import simulate_workload
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SweepError(
+            f"cannot create the demo's output folder ({exc.strerror or exc})",
+            path="--out",
+            expected="a writable folder",
+            got=str(out),
+        ) from None
     shape = dict(shape or DEMO_SHAPE)
     rows: list[dict[str, object]] = []
     skipped: list[str] = []

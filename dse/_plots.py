@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from archsim.errors import SweepError
 from dse._pareto import input_columns, pareto, resolve_column, resolve_group_by
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,9 +36,21 @@ _LABELS = {
 
 
 def _save(fig: Figure, path: str | Path | None) -> None:
-    if path is not None:
+    """Write ``fig`` as an image at ``path`` (folders created); an unwritable path is a
+    :class:`SweepError` naming it."""
+    if path is None:
+        return
+    try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=120, bbox_inches="tight")
+    except (OSError, ValueError) as exc:  # ValueError: an image format matplotlib lacks
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise SweepError(
+            f"cannot write the plot ({reason})",
+            path=str(path),
+            expected="a writable file path (.png, .svg, .pdf)",
+            got=str(path),
+        ) from None
 
 
 def pareto_plot(

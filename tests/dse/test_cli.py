@@ -51,3 +51,27 @@ def test_demo_says_where_its_files_are(tmp_path, capsys):
     assert f"plot:  {tmp_path / 'demo' / 'demo.png'}" in text
     assert f"trace: {tmp_path / 'demo' / 'fusemax_trace.json'}" in text
     assert (tmp_path / "demo" / "demo.png").is_file()
+
+
+def test_unwritable_outputs_are_error_lines(tmp_path, capsys):
+    from dse import SweepSpec, run_sweep
+    from tests.dse.dse_toy import toy_evaluator
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    spec = SweepSpec.from_dict({"name": "w", "arch": "fusemax", "workload": "mha"})
+    run_sweep(spec, tmp_path / "s", executor="serial", evaluator=toy_evaluator)
+    spec_path = tmp_path / "w.yaml"
+    spec_path.write_text("name: w\narch: fusemax\nworkload: {name: mha, params: {S: 256}}\n")
+    store = str(tmp_path / "s")
+    cases = [
+        (["pareto", store, "--plot", str(blocker / "x.png")], "cannot write the plot"),
+        (["pareto", store, "--plot", str(tmp_path / "x.nope")], "not supported"),
+        (["demo", "--out", str(blocker)], "--out: cannot create the demo's output folder"),
+        (["sweep", str(spec_path), "--out", str(blocker)], "cannot create the result store"),
+    ]
+    for argv, words in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: "), err
+        assert words in err
