@@ -298,13 +298,13 @@ def _pareto(args: argparse.Namespace) -> int:
         f"Pareto front over {x} × {y}{per}: {len(front)} points"
     )
     varying = input_columns(df, varying=True)
-    mixed = [c for c in varying if c.startswith("param.") and c not in groups]
+    mixed = [c for c in varying if c.startswith("param.") and c not in (*groups, x, y)]
     if mixed:
         print(  # noqa: T201
             f"note: the front mixes {', '.join(mixed)}; "
             f"--group-by {','.join(mixed)} gives one front per value"
         )
-    cols = [*groups, *(c for c in varying if c not in groups), x, y]
+    cols = [*groups, *(c for c in varying if c not in (*groups, x, y)), *dict.fromkeys([x, y])]
     with pd.option_context(
         "display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4g}".format
     ):

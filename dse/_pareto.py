@@ -61,7 +61,7 @@ def resolve_column(df: pd.DataFrame, name: str) -> str:
     Raises
     ------
     SweepError
-        No such column.
+        No such column, or one without numbers (``dataflow``).
     """
     column = OBJECTIVE_COLUMNS.get(name, name)
     if column not in df.columns:
@@ -69,6 +69,13 @@ def resolve_column(df: pd.DataFrame, name: str) -> str:
         raise SweepError(
             "unknown result column", path=name, expected=" | ".join(numeric[:20]), got=name
         )
+    values = df[column]
+    if len(df) and not pd.api.types.is_numeric_dtype(values):
+        if pd.to_numeric(values, errors="coerce").isna().all():
+            numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
+            raise SweepError(
+                "not a numeric column", path=name, expected=" | ".join(numeric[:20]), got=name
+            )
     return column
 
 

@@ -131,3 +131,8 @@ def test_cli_group_by_prints_and_plots_one_front_per_value(tmp_path, capsys):
     assert main(["pareto", str(tmp_path), "--group-by", "nope"]) == 2
     assert "expected one of arch, arch.levels.GLB.capacity_bytes" in capsys.readouterr().err
     assert len(load(tmp_path)) == 4
+
+
+def test_a_column_without_numbers_is_refused_not_an_empty_front():
+    with pytest.raises(SweepError, match="dataflow: not a numeric column: expected .*energy_j"):
+        pareto(_two_lengths(), "dataflow", "latency")
