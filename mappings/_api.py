@@ -97,7 +97,7 @@ def resolve_workload(workload: object, params: AbcMapping[str, object]) -> objec
         return workload
     path = Path(workload)
     if path.suffix in (".yaml", ".yml", ".txt", ".cascade", ".ein") and path.exists():
-        from workloads import load_cascade, parse_cascade
+        from workloads import load_cascade, parse_cascade, read_cascade_text
 
         if path.suffix in (".yaml", ".yml"):
             cas = load_cascade(path)
@@ -105,7 +105,7 @@ def resolve_workload(workload: object, params: AbcMapping[str, object]) -> objec
             if params:
                 cas = parse_cascade_params(cas, params)
         else:
-            text = path.read_text()
+            text = read_cascade_text(path)
             try:  # the parameters the file declares (a file may need some given to parse)
                 declared = parse_cascade(text, name=path.stem)
             except WorkloadError:

@@ -55,12 +55,15 @@ def pos_int(knobs: AbcMapping[str, object], name: str, default: int) -> int:
     """Knob ``name`` as an int >= 1 (``default`` when absent); MappingError otherwise."""
     v = knobs.get(name, default)
     try:
-        iv = int(v)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
+        iv = -1 if isinstance(v, bool) else int(v)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
         iv = -1
-    if iv < 1:
+    if iv < 1 or iv > 2**40:
         raise MappingError(
-            "knob must be a positive integer", path=f"knobs.{name}", expected="int >= 1", got=v
+            "knob must be a positive integer",
+            path=f"knobs.{name}",
+            expected="int in [1, 2^40]",
+            got=v,
         )
     return iv
 

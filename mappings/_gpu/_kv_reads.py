@@ -69,19 +69,24 @@ def kv_dram_reads(
     chunk = np.zeros(items, np.int64) if in_flight <= l2_reuse_bytes else rank // max(1, slots)
     n_chunks = int(chunk.max()) + 1
     group = stream * n_chunks + chunk
-    groups, gid = np.unique(group, return_inverse=True)
-    # log of the chance a tile is *not* read by the group: sum of log(1 - p) over the CTAs
-    # whose span covers it (difference array over the key tiles)
+    _, gid = np.unique(group, return_inverse=True)
+    # sweep over the key tiles of each group: every CTA's span opens at its first tile and
+    # closes after its last, carrying log(1 - p) (the chance the CTA leaves a tile unread)
+    # and a count; sorted by (group, tile) the running sums give, between two consecutive
+    # events of a group, the chance no CTA reads a tile and whether any CTA covers it.
+    # Each group's events sum to zero, so one global running sum serves every group.
     f, g = spans[block, 0], spans[block, 1]
     ok = g >= f
-    lg = np.log(np.clip(1.0 - live[block], 1e-300, 1.0))
-    diff = np.zeros((groups.size, k_blocks + 1))
-    np.add.at(diff, (gid[ok], f[ok]), lg[ok])
-    np.add.at(diff, (gid[ok], g[ok] + 1), -lg[ok])
-    cover = np.zeros((groups.size, k_blocks + 1), dtype=np.int64)
-    np.add.at(cover, (gid[ok], f[ok]), 1)
-    np.add.at(cover, (gid[ok], g[ok] + 1), -1)
-    miss = np.exp(np.cumsum(diff, axis=1)[:, :k_blocks])
-    covered = np.cumsum(cover, axis=1)[:, :k_blocks] > 0
-    tiles = float(np.where(covered, 1.0 - miss, 0.0).sum())
+    lg = np.log(np.clip(1.0 - live[block], 1e-300, 1.0))[ok]
+    gid_ok = gid[ok]
+    pos = np.concatenate([f[ok], g[ok] + 1])
+    grp = np.concatenate([gid_ok, gid_ok])
+    dlog = np.concatenate([lg, -lg])
+    dcov = np.concatenate([np.ones(lg.size, np.int64), -np.ones(lg.size, np.int64)])
+    ev = np.lexsort((pos, grp))
+    pos, grp, dlog, dcov = pos[ev], grp[ev], dlog[ev], dcov[ev]
+    miss = np.exp(np.minimum(np.cumsum(dlog), 0.0))
+    covered = np.cumsum(dcov) > 0
+    length = np.where(grp[1:] == grp[:-1], pos[1:] - pos[:-1], 0)
+    tiles = float(np.sum(length * np.where(covered[:-1], 1.0 - miss[:-1], 0.0)))
     return tiles * stream_bytes / k_blocks

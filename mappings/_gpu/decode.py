@@ -166,6 +166,14 @@ def decode_kernels(
     elif variant == "efficient":
         n_split = 1
     elif splits is not None:
+        # a split holds at least one key block: more splits than blocks would be empty CTAs
+        ensure(
+            int(splits) <= max(n_blocks, 1),
+            "more splits than key blocks",
+            "knobs.splits",
+            f"<= {max(n_blocks, 1)} (key blocks of {t.block_n} keys)",
+            splits,
+        )
         n_split = int(splits)
     else:
         n_split = num_splits_heuristic(groups * num_m, num_sms, max(n_blocks, 1), 128)
@@ -282,7 +290,11 @@ def split_kv(workload: Workload, arch: Architecture, knobs: Mapping[str, object]
     splits = knobs.get("splits")
     if splits is not None:
         ensure(
-            isinstance(splits, int) and splits >= 1, "bad knob", "knobs.splits", "int >= 1", splits
+            isinstance(splits, int) and not isinstance(splits, bool) and splits >= 1,
+            "bad knob",
+            "knobs.splits",
+            "int >= 1",
+            splits,
         )
     return decode_plan("split_kv", "flash2", workload, arch, splits=splits)  # type: ignore[arg-type]
 

@@ -57,7 +57,8 @@ def gpu_gemm(workload: Workload, arch: Architecture, knobs: Mapping[str, object]
             tile,
         )
         sk = knobs.get("split_k", 1)
-        ensure(isinstance(sk, int) and sk >= 1, "bad knob", "knobs.split_k", "int >= 1", sk)
+        ok = isinstance(sk, int) and not isinstance(sk, bool) and 1 <= sk <= max(K // 64, 1)
+        ensure(ok, "bad knob", "knobs.split_k", f"int in [1, {max(K // 64, 1)}] (K / 64)", sk)
         assert isinstance(sk, int)  # ensure() above raised otherwise
         path = "wgmma" if model.hw.has_path("wgmma") else "mma_sync"
         cfg = GemmConfig(int(parts[0]), int(parts[1]), 64, sk, path)

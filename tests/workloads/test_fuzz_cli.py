@@ -176,7 +176,7 @@ def _utf8(b: bytes) -> bool:
 
 
 @settings(FUZZ, max_examples=40)
-@given(text=mutated_text().filter(_utf8))  # binary files: the xfail test below
+@given(text=mutated_text().filter(_utf8))  # binary files: the test below
 def test_simulate_of_mutated_cascade_text(tmp_path_factory, text):
     f = tmp_path_factory.mktemp("t") / "c.ein"
     f.write_bytes(text)
@@ -185,12 +185,6 @@ def test_simulate_of_mutated_cascade_text(tmp_path_factory, text):
     _refused_cleanly(rc, err)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeDecodeError,
-    reason="mappings/_api.py resolve_workload reads a text cascade with Path.read_text; "
-    "it should call workloads.read_cascade_text (change requested, issue 15)",
-)
 def test_simulate_names_a_binary_cascade_file_and_the_byte_offset(tmp_path):
     f = tmp_path / "bin.ein"
     f.write_bytes(b"tensor A[m]\n\x80B[m] = A[m]\n")
