@@ -271,6 +271,7 @@ def _default_axes(objectives: object) -> tuple[str, str]:
 def _pareto(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from archsim.errors import SweepError
     from dse._pareto import input_columns, pareto, resolve_column, resolve_group_by
     from dse._store import ResultStore, load
 
@@ -278,9 +279,22 @@ def _pareto(args: argparse.Namespace) -> int:
     if df.empty:
         print(f"{args.store}: no results yet")  # noqa: T201
         return 1
-    default_x, default_y = _default_axes(ResultStore(args.store).manifest().get("objectives"))
-    x = resolve_column(df, args.x or default_x)
-    y = resolve_column(df, args.y or default_y)
+    store = ResultStore(args.store)
+    default_x, default_y = _default_axes(store.manifest().get("objectives"))
+    try:
+        x = resolve_column(df, args.x) if args.x else None
+        y = resolve_column(df, args.y) if args.y else None
+        x = x or resolve_column(df, default_x)
+        y = y or resolve_column(df, default_y)
+    except SweepError as exc:
+        if exc.got not in (default_x, default_y) or exc.got in (args.x, args.y):
+            raise
+        raise SweepError(
+            f"the sweep's objective {exc.got!r} is not a column of the results ({exc.detail}); "
+            "name the axes with --x and --y",
+            path=f"{store.root / 'manifest.json'}: objectives",
+            expected=exc.expected,
+        ) from None
     groups = resolve_group_by(df, args.group_by)
     front = pareto(
         df,

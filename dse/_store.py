@@ -243,7 +243,7 @@ class ResultStore:
             df["cycles"] = df["cycles"].astype("Int64")
         listed = self.manifest().get("constraints", [])
         constraints = [
-            Constraint.parse(str(c), f"manifest.constraints[{i}]")
+            Constraint.parse(str(c), f"{self.root / 'manifest.json'}: constraints[{i}]")
             for i, c in enumerate(listed if isinstance(listed, list) else [])
         ]
         df["feasible"] = feasible(df, constraints)

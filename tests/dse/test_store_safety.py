@@ -7,15 +7,21 @@ JSONDecodeError tracebacks at ``pareto``.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
+import hypothesis.strategies as st
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
 
 from archsim.cli import main
 from archsim.errors import SweepError
@@ -161,3 +167,48 @@ def test_the_lock_records_the_pid_and_is_released_after_a_crash(store):
     with ResultStore(store).lock():  # free again, and says who holds it
         assert (store / ".lock").read_text().strip() == str(os.getpid())
     assert (store / ".lock").read_text() == ""
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_manifests = st.one_of(
+    _json,
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "objectives": _json | st.lists(st.sampled_from(["latency", "nope", "energy_j"])),
+            "constraints": _json | st.lists(st.sampled_from(["area <= 5", "bogus", "x < 1"])),
+        },
+    ),
+)
+
+
+@given(manifest=_manifests, part=st.binary(max_size=64))
+@settings(max_examples=60, deadline=None)
+def test_any_manifest_or_part_bytes_give_a_front_or_an_error_naming_the_file(manifest, part):
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "store"
+        run_sweep(SPEC, out, executor="serial", evaluator=toy_evaluator, batch_size=6)
+        (out / "manifest.json").write_text(json.dumps(manifest))
+        code, err = _pareto(out)
+        assert code in (0, 2), err
+        if code == 2:
+            assert err.startswith(f"error: {out / 'manifest.json'}: "), err
+        (out / "manifest.json").write_text("{}")
+        first = ResultStore(out).part_files()[0]
+        first.write_bytes(part)
+        code, err = _pareto(out)
+        assert code == 2
+        assert err.startswith(f"error: {first}: corrupt result part"), err
+
+
+def _pareto(store: Path) -> tuple[int, str]:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["pareto", str(store)])
+    return code, err.getvalue()
