@@ -382,7 +382,8 @@ def _resolve_sizes(cascade: Cascade, merged: Mapping[str, int | float]) -> dict[
         return check_extent(merged[name], f"param {name}", f"size for {what}")
 
     for name, value in merged.items():  # conditions and expressions read them too
-        check_number(value, f"param {name}")
+        if name in cascade.params:  # a workload's other settings (causal, variant) are not
+            check_number(value, f"param {name}")
     sizes: dict[str, int] = {}
     outers = {s.outer: s for s in cascade.splits.values()}
     inners = {s.inner: s for s in cascade.splits.values()}
