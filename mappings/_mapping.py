@@ -30,6 +30,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from archsim.errors import MappingError
+from archsim.yamlio import safe_load
 from workloads import MAX_EXTENT
 from workloads._files import MAX_FILE_BYTES
 
@@ -265,7 +266,7 @@ class Mapping(_Frozen):
         """
         text, source = _read(path_or_text)
         try:
-            data = __import__("archsim.yamlio", fromlist=["safe_load"]).safe_load(text)
+            data = safe_load(text)
         except yaml.YAMLError as exc:
             raise MappingError(f"not valid YAML ({exc})", path=source) from None
         if not isinstance(data, dict):

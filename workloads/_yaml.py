@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from archsim.errors import WorkloadError
+from archsim.yamlio import safe_load
 
 from ._ast import Cascade
 from ._check import assemble
@@ -65,7 +66,7 @@ def load_cascade(path: str | Path) -> Cascade:
     p = Path(path)
     text = read_text(p)
     try:
-        data = __import__("archsim.yamlio", fromlist=["safe_load"]).safe_load(text)
+        data = safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         loc = f"{p}: line {mark.line + 1}, col {mark.column + 1}" if mark else str(p)
