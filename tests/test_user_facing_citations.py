@@ -22,24 +22,9 @@ INTERNAL = re.compile(
     re.IGNORECASE,
 )
 
-#: lines still waiting for their owners (docs/reproductions.md is the reproduction write-up;
-#: validation/reproduce/data/README.md its data notes); the test fails on any other. Remove an
-#: entry once its line cites the published source.
-PENDING = {
-    ("docs/reproductions.md", "Two models, side by side (issue 13)."),
-    ("docs/reproductions.md", "`reference/papers/fgattn/NOTES.md`"),
-    ("docs/reproductions.md", "(`../shared/reference/paper_targets.md`)"),
-    ("docs/reproductions.md", "the later versions' abstract (issue 13)"),
-    ("docs/reproductions.md", "`../shared/reference/papers/FA_NOTES.md`"),
-    ("docs/reproductions.md", "the brief's (issue 13)"),
-    ("docs/reproductions.md", "abstract in `../shared/seeds/001`;"),
-    ("docs/reproductions.md", '`paper_targets.md`): "performs comparably'),
-    ("docs/reproductions.md", "(only its abstract is in `../shared/seeds/`)"),
-    ("docs/reproductions.md", "`../shared/seeds/000_*.txt`): the mechanism"),
-    ("docs/reproductions.md", "abstract in `../shared/seeds/000_*.txt`): the"),
-    ("validation/reproduce/data/README.md", "`shared/reference/papers/fusemax/"),
-    ("validation/reproduce/data/README.md", "`shared/reference/papers/pim/`"),
-}
+#: lines waiting for their owners to cite the published source (file, fragment); the test
+#: fails on any other line.
+PENDING: set[tuple[str, str]] = set()
 
 
 def user_facing_files() -> list[Path]:
