@@ -49,7 +49,9 @@ class Result:
     engine
         ``"event"`` (:func:`archsim.simulate`) or ``"analytic"`` (:func:`archsim.estimate`).
     trace
-        Simulated spans ``(component, instance, name, start_cycles, dur_cycles)`` or None.
+        Simulated spans ``(component, track, name, start_cycles, dur_cycles, args)`` or None:
+        ``track`` is a server instance or ``(slot, lane)``, ``args`` a dict (bytes, ops,
+        level or unit, tile) or None; see ``docs/traces.md``.
     meta
         Provenance and engine notes (program name, events, shortcuts used, per-phase cycles).
     """
