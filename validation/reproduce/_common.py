@@ -12,17 +12,29 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mappings import SimulationReport
 
 __all__ = [
+    "Cell",
     "Check",
     "Reproduction",
+    "Row",
     "format_reproduction",
     "format_table",
     "near_range",
+    "plan_meta",
     "within",
     "write_csv",
     "write_outputs",
 ]
+
+#: One table cell: a number or a label.
+Cell = int | float | str
+#: One table row: column -> cell.
+Row = dict[str, Cell]
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,13 @@ class Check:
         }
 
 
+def plan_meta(rep: SimulationReport) -> Mapping[str, Any]:
+    """The plan's meta of a simulation: JSON-like values whose shape the dataflow sets (GPU
+    dataflows: ``gpu_model_time_s``, ``ops`` by kind, ``kernels`` as dicts, ``ctas``; see
+    :mod:`mappings._gpu`), so typed ``Any`` for the reproductions that read them."""
+    return rep.plan.meta
+
+
 def within(value: float, target: float, rel: float) -> bool:
     """``|value / target - 1| <= rel``."""
     return math.isfinite(value) and abs(value / target - 1.0) <= rel
@@ -97,7 +116,7 @@ class Reproduction:
     """
 
     name: str
-    tables: Mapping[str, list[dict[str, object]]]
+    tables: Mapping[str, Sequence[Mapping[str, object]]]
     summary: Mapping[str, object]
     checks: tuple[Check, ...] = ()
     notes: tuple[str, ...] = ()
@@ -132,7 +151,7 @@ def _clean(obj: object) -> object:
     if isinstance(obj, (list, tuple)):
         return [_clean(v) for v in obj]
     if hasattr(obj, "item"):  # numpy scalar
-        return _clean(obj.item())  # type: ignore[union-attr]
+        return _clean(obj.item())
     return obj
 
 

@@ -30,7 +30,7 @@ from archsim.gpu import GATHER_CYCLES_PER_ROW
 from mappings import simulate_workload
 from workloads import get_model
 
-from ._common import Check, Reproduction, near_range
+from ._common import Check, Reproduction, Row, near_range, plan_meta
 
 __all__ = [
     "MaskSpec",
@@ -120,7 +120,7 @@ def block_form(slices: np.ndarray, block: int) -> np.ndarray:
     nk = math.ceil(S / block)
     pad = np.zeros((nq, nk * block), dtype=bool)
     pad[:, :S] = slices
-    return pad.reshape(nq, nk, block).any(axis=-1)
+    return np.asarray(pad.reshape(nq, nk, block).any(axis=-1))
 
 
 def _attn(
@@ -145,14 +145,14 @@ def _attn(
     rep = simulate_workload(
         "h100", workload, params=params, dataflow=dataflow, knobs=knobs, engine="analytic"
     )
-    return float(rep.plan.meta.get("gpu_model_time_s", rep.result.seconds))
+    return float(plan_meta(rep).get("gpu_model_time_s", rep.result.seconds))
 
 
 def _gemm(M: int, N: int, K: int) -> float:
     rep = simulate_workload(
         "h100", "gemm", params={"M": M, "N": N, "K": K}, dataflow="gpu_gemm", engine="analytic"
     )
-    return float(rep.plan.meta.get("gpu_model_time_s", rep.result.seconds))
+    return float(plan_meta(rep).get("gpu_model_time_s", rep.result.seconds))
 
 
 def _rest_of_block(S: int, d: int, ffn: int, H: int, D: int) -> float:
@@ -225,6 +225,7 @@ def _key_distance(grid: tuple[int, int, int], q: np.ndarray) -> np.ndarray:
         dx = np.maximum(np.maximum(int(cols.min()) - x_ax, x_ax - int(cols.max())), 0)  # (W,)
         dg = np.maximum(dty[:, :, None], dx[None, None, :])
         d = dg if d is None else np.minimum(d, dg)
+    assert d is not None  # q holds at least one query (a query block's tokens)
     return d.reshape(-1)
 
 
@@ -343,11 +344,11 @@ def _times(S: int, H: int, D: int, ds: float, db: float, M: int) -> dict[str, fl
     }
 
 
-def _structure_rows(fast: bool) -> list[dict[str, object]]:
+def _structure_rows(fast: bool) -> list[Row]:
     """The headline: speedup vs the scattered fraction at the rule's sparsity, per resolution."""
     m = get_model("wan2.1-14b")
     H, D, M = m.heads, m.head_dim, 64
-    rows: list[dict[str, object]] = []
+    rows: list[Row] = []
     fractions = FAST_SCATTER_FRACTIONS if fast else SCATTER_FRACTIONS
     for res, grid in VIDEO_GRIDS.items():
         S = grid[0] * grid[1] * grid[2]
@@ -385,10 +386,10 @@ def _structure_rows(fast: bool) -> list[dict[str, object]]:
     return rows
 
 
-def _implied_scatter(rows: list[dict[str, object]], target: float) -> float:
+def _implied_scatter(rows: list[Row], target: float) -> float:
     """Scattered fraction at which the e2e speedup reaches ``target`` (linear interpolation
     along the sweep; nan if the sweep never reaches it)."""
-    pts = [(float(r["scatter_fraction"]), float(r["e2e_speedup"])) for r in rows]  # type: ignore[arg-type]
+    pts = [(float(r["scatter_fraction"]), float(r["e2e_speedup"])) for r in rows]
     for (f0, s0), (f1, s1) in zip(pts, pts[1:], strict=False):
         if s0 <= target <= s1 and s1 > s0:
             return f0 + (target - s0) / (s1 - s0) * (f1 - f0)
@@ -400,12 +401,12 @@ SWEEP_RADII = (8, 12)
 SWEEP_LONG_RANGE = (0, 1, 2, 4, 6, 8)
 
 
-def _sweep() -> list[dict[str, object]]:
+def _sweep() -> list[Row]:
     """Second structure family (full runs only): a ±4-frame window of a given spatial radius
     plus a number of uniformly random keys per *query* (so the density varies too)."""
     m = get_model("wan2.1-14b")
     H, D = m.heads, m.head_dim
-    rows = []
+    rows: list[Row] = []
     for res, grid in VIDEO_GRIDS.items():
         S = grid[0] * grid[1] * grid[2]
         rest = _rest_of_block(S, m.d_model, m.ffn_dim, H, D)
@@ -439,8 +440,8 @@ def reproduce_fgattn(*, fast: bool = False) -> Reproduction:
     by = {res: [r for r in rows if r["video"] == res] for res in VIDEO_GRIDS}
     local = {res: by[res][0] for res in VIDEO_GRIDS}  # scatter 0: STA's local window
     spread = {res: by[res][-1] for res in VIDEO_GRIDS}  # scatter 1: no locality
-    sp = {res: float(local[res]["e2e_speedup"]) for res in VIDEO_GRIDS}  # type: ignore[arg-type]
-    hi = {res: float(spread[res]["e2e_speedup"]) for res in VIDEO_GRIDS}  # type: ignore[arg-type]
+    sp = {res: float(local[res]["e2e_speedup"]) for res in VIDEO_GRIDS}
+    hi = {res: float(spread[res]["e2e_speedup"]) for res in VIDEO_GRIDS}
     implied = {res: _implied_scatter(by[res], PAPER[res][0]) for res in VIDEO_GRIDS}
     checks = (
         *(
@@ -465,7 +466,7 @@ def reproduce_fgattn(*, fast: bool = False) -> Reproduction:
             for res in VIDEO_GRIDS
         ),
     )
-    tables: dict[str, list[dict[str, object]]] = {"fgattn": rows}
+    tables: dict[str, list[Row]] = {"fgattn": rows}
     if not fast:
         tables["long_range_sweep"] = _sweep()
     summary = {

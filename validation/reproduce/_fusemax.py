@@ -13,11 +13,12 @@ import csv
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 from mappings import simulate_workload
 from workloads import get_model
 
-from ._common import Check, Reproduction, within
+from ._common import Check, Reproduction, Row, within
 
 __all__ = ["FUSEMAX_MODELS", "FUSEMAX_SEQS", "reproduce_fusemax", "paper_fusemax"]
 
@@ -74,7 +75,9 @@ def paper_fusemax() -> dict[tuple[str, str], dict[str, float]]:
     return out
 
 
-def _run(arch: str, dataflow: str, params: dict[str, int], engine: str):  # noqa: ANN202
+def _run(  # noqa: ANN202
+    arch: str, dataflow: str, params: dict[str, int], engine: Literal["event", "analytic"]
+):
     # the paper's baselines (FLAT, unfused) run the 3-pass stable softmax; FuseMax its 1-pass
     # cascade (the recipes simulate the cascade they are given)
     passes = 1 if dataflow == "fusemax" else 3
@@ -83,11 +86,11 @@ def _run(arch: str, dataflow: str, params: dict[str, int], engine: str):  # noqa
     ).result
 
 
-def _point(model: str, seq: str, paper: dict[str, float]) -> dict[str, object]:
+def _point(model: str, seq: str, paper: dict[str, float]) -> Row:
     preset = get_model(FUSEMAX_MODELS[model])
     S = FUSEMAX_SEQS[seq]
     params = {"B": preset.batch, "H": preset.heads, "S": S, "D": preset.head_dim}
-    engine = "event" if S <= EVENT_MAX_SEQ else "analytic"
+    engine: Literal["event", "analytic"] = "event" if S <= EVENT_MAX_SEQ else "analytic"
     fm = _run("fusemax", "fusemax", params, engine)
     fl = _run("flat", "flat", params, engine)
     un = _run("flat", "unfused", params, engine)
@@ -129,7 +132,7 @@ OWN_FAST_POINTS: tuple[tuple[str, str], ...] = tuple(
 )
 
 
-def _own_point(model: str, seq: str, paper: dict[str, float]) -> dict[str, object]:
+def _own_point(model: str, seq: str, paper: dict[str, float]) -> Row:
     """The same comparison with no recipe: the ``fusion`` mapper's best mapping (EDP) of the
     1-pass cascade on ``fusemax`` and of the 3-pass cascade on ``flat``, lowered and timed by
     the generic lowering and the analytic estimator."""
@@ -178,13 +181,13 @@ def reproduce_fusemax(
     rows = [_point(m, s, paper[(m, s)]) for m, s in pts]
     own_pts = OWN_FAST_POINTS if fast and points is None else pts
     own = [_own_point(m, s, paper[(m, s)]) for m, s in own_pts if FUSEMAX_SEQS[s] <= OWN_MAX_SEQ]
-    sp = statistics.fmean(float(r["speedup"]) for r in rows)  # type: ignore[arg-type]
-    er = statistics.fmean(float(r["energy_ratio"]) for r in rows)  # type: ignore[arg-type]
-    p_sp = statistics.fmean(float(r["paper_speedup"]) for r in rows)  # type: ignore[arg-type]
-    p_er = statistics.fmean(float(r["paper_energy_ratio"]) for r in rows)  # type: ignore[arg-type]
+    sp = statistics.fmean(float(r["speedup"]) for r in rows)
+    er = statistics.fmean(float(r["energy_ratio"]) for r in rows)
+    p_sp = statistics.fmean(float(r["paper_speedup"]) for r in rows)
+    p_er = statistics.fmean(float(r["paper_energy_ratio"]) for r in rows)
     long_rows = [r for r in rows if FUSEMAX_SEQS[str(r["seq"])] >= 4096]
-    fm_util = min((float(r["fm_util2d"]) for r in long_rows), default=float("nan"))  # type: ignore[arg-type]
-    flat_u = [float(r["flat_util2d"]) for r in rows]  # type: ignore[arg-type]
+    fm_util = min((float(r["fm_util2d"]) for r in long_rows), default=float("nan"))
+    flat_u = [float(r["flat_util2d"]) for r in rows]
     lo, hi = FLAT_UTIL_RANGE
     full = not fast and points is None
     checks = (
@@ -228,16 +231,13 @@ def reproduce_fusemax(
         "flat_util2d_mean": statistics.fmean(flat_u),
         "points": len(rows),
         "fast": fast,
-        "own_speedup_vs_flat_mean": statistics.fmean(float(r["own_speedup"]) for r in own)  # type: ignore[arg-type]
+        "own_speedup_vs_flat_mean": statistics.fmean(float(r["own_speedup"]) for r in own)
         if own
         else float("nan"),
-        "own_energy_ratio_vs_flat_mean": statistics.fmean(
-            float(r["own_energy_ratio"])
-            for r in own  # type: ignore[arg-type]
-        )
+        "own_energy_ratio_vs_flat_mean": statistics.fmean(float(r["own_energy_ratio"]) for r in own)
         if own
         else float("nan"),
-        "own_paper_speedup_mean": statistics.fmean(float(r["paper_speedup"]) for r in own)  # type: ignore[arg-type]
+        "own_paper_speedup_mean": statistics.fmean(float(r["paper_speedup"]) for r in own)
         if own
         else float("nan"),
         "own_points": len(own),
@@ -269,7 +269,7 @@ def reproduce_fusemax(
     )
 
 
-def _plot(fig, rows: list[dict[str, object]]) -> None:  # noqa: ANN001 — matplotlib Figure
+def _plot(fig, rows: list[Row]) -> None:  # noqa: ANN001 — matplotlib Figure
     axes = fig.subplots(1, 3)
     metrics = (
         ("speedup", "FuseMax speedup vs FLAT"),

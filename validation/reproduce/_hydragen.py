@@ -30,14 +30,14 @@ serving framework are not modelled.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from archsim.gpu import KernelCost, evaluate_op, gemm_costs, gpu_model, streaming_cost
 from archsim.gpu.params import GpuModel
 from mappings._gpu.decode import decode_kernels
 from workloads.library import get_workload
 
-from ._common import Check, Reproduction
+from ._common import Check, Reproduction, Row
 
 __all__ = ["GRID", "FAST_GRID", "PAPER", "MODEL", "hydragen_point", "reproduce_hydragen"]
 
@@ -76,13 +76,13 @@ _COMBINE_OPS_PER_ELT = 4.0
 _COMBINE_OPS_PER_ROW = 6.0
 
 
-def _attn(model: GpuModel, name: str, **params: object) -> list[KernelCost]:
+def _attn(model: GpuModel, name: str, **params: int | float | bool | str) -> list[KernelCost]:
     """Kernels of one library decode-shaped cascade under the ``split_kv`` recipe (FA2)."""
     w = get_workload(name, **params)
     return list(decode_kernels(w, model, "flash2")[0])
 
 
-def _lean(model: GpuModel, **params: object) -> list[KernelCost]:
+def _lean(model: GpuModel, **params: int | float | bool | str) -> list[KernelCost]:
     w = get_workload("decode", **params)
     return list(decode_kernels(w, model, "lean", dataflow="lean")[0])
 
@@ -109,7 +109,7 @@ def _rest_of_layer(model: GpuModel, B: int) -> list[KernelCost]:
     return out
 
 
-def hydragen_point(B: int, Sp: int, Ss: int = SUFFIX, arch: str = ARCH) -> dict[str, object]:
+def hydragen_point(B: int, Sp: int, Ss: int = SUFFIX, arch: str = ARCH) -> Row:
     """One (batch, prefix) point: per-layer attention times, speedups and the end-to-end
     estimate of one decode step."""
     model = gpu_model(arch)
@@ -159,40 +159,38 @@ def hydragen_point(B: int, Sp: int, Ss: int = SUFFIX, arch: str = ARCH) -> dict[
     }
 
 
-def _grid(grid: dict[str, Sequence[int]], Ss: int = SUFFIX) -> list[dict[str, object]]:
+def _grid(grid: Mapping[str, Sequence[int]], Ss: int = SUFFIX) -> list[Row]:
     return [hydragen_point(B, S, Ss) for B, S in itertools.product(grid["B"], grid["Sp"])]
 
 
-def _at(rows: Sequence[dict[str, object]], B: int, Sp: int) -> dict[str, object]:
+def _at(rows: Sequence[Row], B: int, Sp: int) -> Row:
     return next(r for r in rows if r["B"] == B and r["Sp"] == Sp)
 
 
-def _drop(rows: Sequence[dict[str, object]], B: int, lo: int, hi: int, key: str) -> float:
+def _drop(rows: Sequence[Row], B: int, lo: int, hi: int, key: str) -> float:
     """Throughput drop ``1 - tput(hi) / tput(lo)`` of one method (time column ``key``)."""
-    return 1.0 - float(_at(rows, B, lo)[key]) / float(_at(rows, B, hi)[key])  # type: ignore[arg-type]
+    return 1.0 - float(_at(rows, B, lo)[key]) / float(_at(rows, B, hi)[key])
 
 
 def _monotone(vals: Sequence[float], slack: float = 0.0) -> bool:
     return all(b >= a * (1.0 - slack) for a, b in itertools.pairwise(vals))
 
 
-def _sensitivity_rows(
-    grid: dict[str, Sequence[int]], Bmax: int, lo: int, hi: int
-) -> list[dict[str, object]]:
+def _sensitivity_rows(grid: Mapping[str, Sequence[int]], Bmax: int, lo: int, hi: int) -> list[Row]:
     """Prefix-length sensitivity at the largest batch for other suffix lengths."""
-    out = []
+    out: list[Row] = []
     for Ss in SUFFIX_SENSITIVITY:
         rows = [hydragen_point(Bmax, S, Ss) for S in (lo, hi)]
         out.append(
             {
                 "Ss": Ss,
                 "B": Bmax,
-                "attn_speedup_at_hi": float(rows[1]["speedup"]),  # type: ignore[arg-type]
+                "attn_speedup_at_hi": float(rows[1]["speedup"]),
                 "hydragen_attn_drop": _drop(rows, Bmax, lo, hi, "hydragen_us"),
                 "baseline_attn_drop": _drop(rows, Bmax, lo, hi, "baseline_us"),
                 "hydragen_e2e_drop": _drop(rows, Bmax, lo, hi, "e2e_step_hydragen_ms"),
                 "baseline_e2e_drop": _drop(rows, Bmax, lo, hi, "e2e_step_baseline_ms"),
-                "e2e_speedup_at_hi": float(rows[1]["e2e_speedup"]),  # type: ignore[arg-type]
+                "e2e_speedup_at_hi": float(rows[1]["e2e_speedup"]),
             }
         )
     return out
@@ -204,27 +202,24 @@ def reproduce_hydragen(*, fast: bool = False) -> Reproduction:
     rows = _grid(grid)
     Bs, Sps = sorted(grid["B"]), sorted(grid["Sp"])
     bmax, lo, hi = Bs[-1], Sps[0], Sps[-1]
-    by_batch = {B: float(_at(rows, B, hi)["speedup"]) for B in Bs}  # type: ignore[arg-type]
-    by_prefix = {
-        S: {B: float(_at(rows, B, S)["speedup"]) for B in Bs}  # type: ignore[arg-type]
-        for S in Sps
-    }
+    by_batch = {B: float(_at(rows, B, hi)["speedup"]) for B in Bs}
+    by_prefix = {S: {B: float(_at(rows, B, S)["speedup"]) for B in Bs} for S in Sps}
     # while the prefix runs FA2's split-KV kernel (memory-bound, few query tiles) the speedup
     # should grow with batch at every prefix; the whole range is reported too
     split_bs = [B for B in Bs if str(_at(rows, B, hi)["prefix_kernel"]).endswith("splitkv_kernel")]
     grows_b = all(_monotone([by_prefix[S][B] for B in split_bs], 0.01) for S in Sps)
     grows_all = all(_monotone([by_prefix[S][B] for B in Bs], 0.01) for S in Sps)
-    grows_p = _monotone([float(_at(rows, bmax, S)["speedup"]) for S in Sps])  # type: ignore[arg-type]
+    grows_p = _monotone([float(_at(rows, bmax, S)["speedup"]) for S in Sps])
     h_drop = _drop(rows, bmax, lo, hi, "hydragen_us")
     b_drop = _drop(rows, bmax, lo, hi, "baseline_us")
     h_e2e = _drop(rows, bmax, lo, hi, "e2e_step_hydragen_ms")
     b_e2e = _drop(rows, bmax, lo, hi, "e2e_step_baseline_ms")
     h_growth = 1.0 / (1.0 - h_drop)  # attention time ratio hi / lo
     b_growth = 1.0 / (1.0 - b_drop)
-    max_attn = max(float(r["speedup"]) for r in rows)  # type: ignore[arg-type]
-    max_e2e = max(float(r["e2e_speedup"]) for r in rows)  # type: ignore[arg-type]
-    pre_hi = float(_at(rows, bmax, hi)["prefix_us"])  # type: ignore[arg-type]
-    pre_lo = float(_at(rows, bmax, lo)["prefix_us"])  # type: ignore[arg-type]
+    max_attn = max(float(r["speedup"]) for r in rows)
+    max_e2e = max(float(r["e2e_speedup"]) for r in rows)
+    pre_hi = float(_at(rows, bmax, hi)["prefix_us"])
+    pre_lo = float(_at(rows, bmax, lo)["prefix_us"])
     k = f"{lo // 1024}K->{hi // 1024}K (B={bmax})"
     checks = (
         Check(
@@ -244,7 +239,7 @@ def reproduce_hydragen(*, fast: bool = False) -> Reproduction:
         ),
         Check(
             f"speedup grows with prefix (B={bmax})",
-            float(_at(rows, bmax, hi)["speedup"]) / float(_at(rows, bmax, lo)["speedup"]),  # type: ignore[arg-type]
+            float(_at(rows, bmax, hi)["speedup"]) / float(_at(rows, bmax, lo)["speedup"]),
             1.0,
             grows_p,
             "non-decreasing",
@@ -325,14 +320,14 @@ def reproduce_hydragen(*, fast: bool = False) -> Reproduction:
         "the prefix K/V read is amortised, both methods scale linearly in B, so the ratio "
         "saturates rather than growing without bound.",
     )
-    tables: dict[str, list[dict[str, object]]] = {
+    tables: dict[str, list[Row]] = {
         "hydragen": rows,
         "by_batch": [
             {
                 "B": B,
                 **{f"speedup_{S // 1024}k": by_prefix[S][B] for S in Sps},
-                f"vs_lean_{hi // 1024}k": float(_at(rows, B, hi)["speedup_vs_lean"]),  # type: ignore[arg-type]
-                f"e2e_speedup_{hi // 1024}k": float(_at(rows, B, hi)["e2e_speedup"]),  # type: ignore[arg-type]
+                f"vs_lean_{hi // 1024}k": float(_at(rows, B, hi)["speedup_vs_lean"]),
+                f"e2e_speedup_{hi // 1024}k": float(_at(rows, B, hi)["e2e_speedup"]),
             }
             for B in Bs
         ],
@@ -340,16 +335,16 @@ def reproduce_hydragen(*, fast: bool = False) -> Reproduction:
             {
                 "Sp": S,
                 "B": bmax,
-                "hydragen_us": float(_at(rows, bmax, S)["hydragen_us"]),  # type: ignore[arg-type]
-                "baseline_us": float(_at(rows, bmax, S)["baseline_us"]),  # type: ignore[arg-type]
-                "hydragen_rel_tput": float(_at(rows, bmax, lo)["hydragen_us"])  # type: ignore[arg-type]
-                / float(_at(rows, bmax, S)["hydragen_us"]),  # type: ignore[arg-type]
-                "baseline_rel_tput": float(_at(rows, bmax, lo)["baseline_us"])  # type: ignore[arg-type]
-                / float(_at(rows, bmax, S)["baseline_us"]),  # type: ignore[arg-type]
-                "hydragen_e2e_rel_tput": float(_at(rows, bmax, lo)["e2e_step_hydragen_ms"])  # type: ignore[arg-type]
-                / float(_at(rows, bmax, S)["e2e_step_hydragen_ms"]),  # type: ignore[arg-type]
-                "baseline_e2e_rel_tput": float(_at(rows, bmax, lo)["e2e_step_baseline_ms"])  # type: ignore[arg-type]
-                / float(_at(rows, bmax, S)["e2e_step_baseline_ms"]),  # type: ignore[arg-type]
+                "hydragen_us": float(_at(rows, bmax, S)["hydragen_us"]),
+                "baseline_us": float(_at(rows, bmax, S)["baseline_us"]),
+                "hydragen_rel_tput": float(_at(rows, bmax, lo)["hydragen_us"])
+                / float(_at(rows, bmax, S)["hydragen_us"]),
+                "baseline_rel_tput": float(_at(rows, bmax, lo)["baseline_us"])
+                / float(_at(rows, bmax, S)["baseline_us"]),
+                "hydragen_e2e_rel_tput": float(_at(rows, bmax, lo)["e2e_step_hydragen_ms"])
+                / float(_at(rows, bmax, S)["e2e_step_hydragen_ms"]),
+                "baseline_e2e_rel_tput": float(_at(rows, bmax, lo)["e2e_step_baseline_ms"])
+                / float(_at(rows, bmax, S)["e2e_step_baseline_ms"]),
             }
             for S in Sps
         ],
@@ -393,17 +388,27 @@ def _plot(fig, rows, Bs, Sps) -> None:  # noqa: ANN001 — matplotlib Figure and
     lo = _at(rows, bmax, Sps[0])
     pts = [_at(rows, bmax, S) for S in Sps]
     x = [S / 1024 for S in Sps]
-    a1.plot(x, [lo["hydragen_us"] / r["hydragen_us"] for r in pts], "o-", label="Hydragen attn")
-    a1.plot(x, [lo["baseline_us"] / r["baseline_us"] for r in pts], "s-", label="baseline attn")
     a1.plot(
         x,
-        [lo["e2e_step_hydragen_ms"] / r["e2e_step_hydragen_ms"] for r in pts],
+        [float(lo["hydragen_us"]) / float(r["hydragen_us"]) for r in pts],
+        "o-",
+        label="Hydragen attn",
+    )
+    a1.plot(
+        x,
+        [float(lo["baseline_us"]) / float(r["baseline_us"]) for r in pts],
+        "s-",
+        label="baseline attn",
+    )
+    a1.plot(
+        x,
+        [float(lo["e2e_step_hydragen_ms"]) / float(r["e2e_step_hydragen_ms"]) for r in pts],
         "o--",
         label="Hydragen e2e",
     )
     a1.plot(
         x,
-        [lo["e2e_step_baseline_ms"] / r["e2e_step_baseline_ms"] for r in pts],
+        [float(lo["e2e_step_baseline_ms"]) / float(r["e2e_step_baseline_ms"]) for r in pts],
         "s--",
         label="baseline e2e",
     )

@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from archsim.gpu import gpu_model
 from mappings import simulate_workload
 
-from ._common import Check, Reproduction, within
+from ._common import Check, Reproduction, Row, plan_meta, within
 
 __all__ = ["GRID", "FAST_GRID", "PAPER", "lean_point", "reproduce_lean"]
 
@@ -71,15 +72,16 @@ SENSITIVITY = {
 
 
 def _seconds(
-    arch: str, params: dict[str, object], dataflow: str, knobs: dict
-) -> tuple[float, dict]:
+    arch: str, params: Mapping[str, object], dataflow: str, knobs: dict
+) -> tuple[float, dict[str, Any]]:
     rep = simulate_workload(
         arch, "decode", params=params, dataflow=dataflow, knobs=knobs, engine="analytic"
     )
-    return float(rep.plan.meta.get("gpu_model_time_s", rep.result.seconds)), dict(rep.plan.meta)
+    meta = plan_meta(rep)
+    return float(meta.get("gpu_model_time_s", rep.result.seconds)), dict(meta)
 
 
-def lean_point(arch: str, B: int, H: int, D: int, Skv: int) -> dict[str, object]:
+def lean_point(arch: str, B: int, H: int, D: int, Skv: int) -> Row:
     """One grid point: the three decode kernels' model times and the speedups of ``lean``."""
     p: dict[str, object] = {"B": B, "H": H, "Hkv": H, "Skv": Skv, "D": D}
     t_lean, m_lean = _seconds(arch, p, "lean", {})
@@ -95,10 +97,10 @@ def lean_point(arch: str, B: int, H: int, D: int, Skv: int) -> dict[str, object]
         "D": D,
         "Skv": Skv,
         "BxH": B * H,
-        "fd_splits": int(m_fd["splits"]),  # type: ignore[call-overload]
-        "fd_regime": "split" if int(m_fd["splits"]) > 1 else "no split (B*H >= 0.8 x 2 SMs)",  # type: ignore[call-overload]
-        "lean_ctas": int(m_lean.get("ctas", 0)),  # type: ignore[call-overload]
-        "lean_max_ctas_per_head": int(m_lean.get("max_ctas_per_head", 0)),  # type: ignore[call-overload]
+        "fd_splits": int(m_fd["splits"]),
+        "fd_regime": "split" if int(m_fd["splits"]) > 1 else "no split (B*H >= 0.8 x 2 SMs)",
+        "lean_ctas": int(m_lean.get("ctas", 0)),
+        "lean_max_ctas_per_head": int(m_lean.get("max_ctas_per_head", 0)),
         "fa2_ctas": B * H,
         "cta_slots": slots,
         "lean_us": t_lean * 1e6,
@@ -111,7 +113,7 @@ def lean_point(arch: str, B: int, H: int, D: int, Skv: int) -> dict[str, object]
     }
 
 
-def _points(arch: str, grid: dict[str, Sequence[int]]) -> list[dict[str, object]]:
+def _points(arch: str, grid: Mapping[str, Sequence[int]]) -> list[Row]:
     rows = []
     for B, H, D, S in itertools.product(grid["B"], grid["H"], grid["D"], grid["Skv"]):
         if 2.0 * B * H * S * D * 2 > HBM_BYTES:
@@ -120,17 +122,17 @@ def _points(arch: str, grid: dict[str, Sequence[int]]) -> list[dict[str, object]
     return rows
 
 
-def _mean(rows: Sequence[dict[str, object]], key: str) -> float:
-    return float(np.mean([float(r[key]) for r in rows])) if rows else float("nan")  # type: ignore[arg-type]
+def _mean(rows: Sequence[Row], key: str) -> float:
+    return float(np.mean([float(r[key]) for r in rows])) if rows else float("nan")
 
 
-def _max(rows: Sequence[dict[str, object]], key: str) -> float:
-    return float(max(float(r[key]) for r in rows)) if rows else float("nan")  # type: ignore[arg-type]
+def _max(rows: Sequence[Row], key: str) -> float:
+    return float(max(float(r[key]) for r in rows)) if rows else float("nan")
 
 
-def _by(rows: Sequence[dict[str, object]], key: str) -> list[dict[str, object]]:
+def _by(rows: Sequence[Row], key: str) -> list[Row]:
     out = []
-    for v in sorted({r[key] for r in rows}):  # type: ignore[type-var]
+    for v in sorted({r[key] for r in rows}):
         sub = [r for r in rows if r[key] == v]
         out.append(
             {
@@ -146,13 +148,13 @@ def _by(rows: Sequence[dict[str, object]], key: str) -> list[dict[str, object]]:
     return out
 
 
-def _fa2_gap_grows(rows: Sequence[dict[str, object]]) -> tuple[bool, float]:
+def _fa2_gap_grows(rows: Sequence[Row]) -> tuple[bool, float]:
     """Whether, for every (B, H, D), the speedup over FA2 does not fall as context grows
     (within 0.5%), and the smallest ratio of the longest-context to the shortest-context gap."""
     ok, worst = True, math.inf
     for key in {(r["B"], r["H"], r["D"]) for r in rows}:
-        seq = sorted((r for r in rows if (r["B"], r["H"], r["D"]) == key), key=lambda r: r["Skv"])  # type: ignore[arg-type, return-value]
-        g = [float(r["speedup_vs_fa2"]) for r in seq]  # type: ignore[arg-type]
+        seq = sorted((r for r in rows if (r["B"], r["H"], r["D"]) == key), key=lambda r: r["Skv"])
+        g = [float(r["speedup_vs_fa2"]) for r in seq]
         ok &= all(b >= a * 0.995 for a, b in zip(g, g[1:], strict=False))
         worst = min(worst, g[-1] / g[0])
     return ok, worst
@@ -163,7 +165,7 @@ def reproduce_lean(*, fast: bool = False) -> Reproduction:
     grid = FAST_GRID if fast else GRID
     if fast:
         rows = _points(ARCH, grid)
-        sens: list[dict[str, object]] = []
+        sens: list[Row] = []
     else:
         wide = _points(ARCH, {**grid, "H": (16, *grid["H"])})
         rows = [r for r in wide if r["H"] in grid["H"]]
@@ -174,7 +176,7 @@ def reproduce_lean(*, fast: bool = False) -> Reproduction:
     fd_256 = _max(at.get(262144, []), "speedup_vs_split_kv")
     split_rows = [r for r in rows if r["fd_splits"] != 1]
     nosplit_rows = [r for r in rows if r["fd_splits"] == 1]
-    lean_ge = all(float(r["speedup_vs_split_kv"]) >= 1.0 for r in rows)  # type: ignore[arg-type]
+    lean_ge = all(float(r["speedup_vs_split_kv"]) >= 1.0 for r in rows)
     grows, growth = _fa2_gap_grows(rows)
     h100 = _points("h100", grid)
     checks = (
@@ -266,9 +268,9 @@ def reproduce_lean(*, fast: bool = False) -> Reproduction:
     )
 
 
-def _sensitivity(rows: Sequence[dict[str, object]]) -> list[dict[str, object]]:
+def _sensitivity(rows: Sequence[Row]) -> list[Row]:
     """Means of the two speedups over alternative grids (how much the grid decides them)."""
-    out = []
+    out: list[Row] = []
     for name, keep in SENSITIVITY.items():
         sub = [r for r in rows if keep(r)]
         out.append(
@@ -284,8 +286,8 @@ def _sensitivity(rows: Sequence[dict[str, object]]) -> list[dict[str, object]]:
     return out
 
 
-def _min_ratio(rows: Sequence[dict[str, object]]) -> float:
-    return float(min(float(r["speedup_vs_split_kv"]) for r in rows)) if rows else float("nan")  # type: ignore[arg-type]
+def _min_ratio(rows: Sequence[Row]) -> float:
+    return float(min(float(r["speedup_vs_split_kv"]) for r in rows)) if rows else float("nan")
 
 
 def _plot(fig, rows, by_bh) -> None:  # noqa: ANN001 — matplotlib Figure and row lists

@@ -30,11 +30,16 @@ with their counted MACs beside causal ``mha``'s.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from mappings import simulate_workload
 from workloads import count, get_workload
 
-from ._common import Check, Reproduction
+if TYPE_CHECKING:
+    from mappings import SimulationReport
+
+from ._common import Check, Reproduction, Row, plan_meta
 
 __all__ = ["reproduce_linear", "FA2_FIGURE_TFLOPS", "FORMS", "CLAIM_FORM", "SHAPE", "TOKENS"]
 
@@ -73,44 +78,48 @@ def _batch(s: int) -> int:
 
 
 def _gpu_time(
-    workload: str, params: dict[str, object], dataflow: str, knobs: dict[str, object] | None = None
-) -> tuple[float, object]:
+    workload: str,
+    params: Mapping[str, object],
+    dataflow: str,
+    knobs: Mapping[str, object] | None = None,
+) -> tuple[float, SimulationReport]:
     rep = simulate_workload(
         "h100", workload, params=params, dataflow=dataflow, knobs=knobs, engine="analytic"
     )
-    return float(rep.plan.meta.get("gpu_model_time_s", rep.result.seconds)), rep
+    return float(plan_meta(rep).get("gpu_model_time_s", rep.result.seconds)), rep
 
 
-def _row(s: int, figure: dict[int, float]) -> dict[str, object]:
+def _row(s: int, figure: dict[int, float]) -> Row:
     b = _batch(s)
     mha_p = {"B": b, **SHAPE, "Sq": s, "Skv": s, "causal": True}
     t_fa2, fa2 = _gpu_time("mha", mha_p, "flash2")
     fa2_flops = 4.0 * b * SHAPE["H"] * s * s * SHAPE["D"] / 2  # FA convention, causal
     fig = figure.get(s)
-    row: dict[str, object] = {
+    row: Row = {
         "seq_len": s,
         "batch": b,
         "flash2_s": t_fa2,
         "flash2_tflops": fa2_flops / t_fa2 / 1e12,
         "flash2_figure_s": fa2_flops / (fig * 1e12) if fig else float("nan"),
-        "flash2_macs": float(fa2.plan.meta["ops"]["mac"]),
+        "flash2_macs": float(plan_meta(fa2)["ops"]["mac"]),
     }
     for form, (workload, knobs) in FORMS.items():
         params = {"B": b, **SHAPE, "S": s, "C": CHUNK}
         t, rep = _gpu_time(workload, params, "linear_chunked", knobs)
-        kernels = rep.plan.meta["kernels"]
+        meta = plan_meta(rep)
+        kernels = meta["kernels"]
         row[f"{form}_s"] = t
         row[f"{form}_over_flash2"] = t / t_fa2
         row[f"{form}_bound"] = "+".join(str(k.get("bound", "")) for k in kernels)
         if form == "la2":
-            row["linear_useful_macs"] = float(rep.plan.meta["ops"]["mac"])
+            row["linear_useful_macs"] = float(meta["ops"]["mac"])
             row["la2_executed_macs"] = float(kernels[0]["tensor_flops"]) / 2.0
             row["la2_tensor_tflops"] = float(kernels[0]["tensor_flops"]) / t / 1e12
-            row["la2_ctas"] = int(rep.plan.meta["ctas"])
+            row["la2_ctas"] = int(meta["ctas"])
     return row
 
 
-def _sensitivity(lengths: tuple[int, ...]) -> list[dict[str, object]]:
+def _sensitivity(lengths: tuple[int, ...]) -> list[Row]:
     """GLA forms over FA2 at other value blocks per CTA (the one recipe field that changes
     the work per CTA)."""
     out = []
@@ -118,7 +127,7 @@ def _sensitivity(lengths: tuple[int, ...]) -> list[dict[str, object]]:
         b = _batch(s)
         t_fa2, _ = _gpu_time("mha", {"B": b, **SHAPE, "Sq": s, "Skv": s, "causal": True}, "flash2")
         for vb in VALUE_BLOCKS:
-            row: dict[str, object] = {"seq_len": s, "value_block": vb}
+            row: Row = {"seq_len": s, "value_block": vb}
             for form in ("gla_fused", "gla_chunk"):
                 workload, knobs = FORMS[form]
                 params = {"B": b, **SHAPE, "S": s, "C": CHUNK}
@@ -128,7 +137,7 @@ def _sensitivity(lengths: tuple[int, ...]) -> list[dict[str, object]]:
     return out
 
 
-def _crossover(rows: list[dict[str, object]], form: str) -> int | None:
+def _crossover(rows: list[Row], form: str) -> int | None:
     """First length from which ``form`` is faster at every longer length tried (the rule of
     :func:`mappings._crossover.crossover`)."""
     key = f"{form}_over_flash2"
@@ -138,8 +147,8 @@ def _crossover(rows: list[dict[str, object]], form: str) -> int | None:
     return None
 
 
-def _fusemax_rows(lengths: tuple[int, ...]) -> list[dict[str, object]]:
-    rows = []
+def _fusemax_rows(lengths: tuple[int, ...]) -> list[Row]:
+    rows: list[Row] = []
     for s in lengths:
         for name, params in (
             ("linear", {"B": 1, **SHAPE, "S": s, "C": CHUNK}),
@@ -147,7 +156,7 @@ def _fusemax_rows(lengths: tuple[int, ...]) -> list[dict[str, object]]:
             ("mha", {"B": 1, **SHAPE, "Sq": s, "Skv": s, "causal": True}),
         ):
             rep = simulate_workload("fusemax", name, params=params, engine="analytic")
-            macs = float(rep.plan.meta["ops"]["mac"])
+            macs = float(plan_meta(rep)["ops"]["mac"])
             rows.append(
                 {
                     "seq_len": s,
@@ -157,7 +166,7 @@ def _fusemax_rows(lengths: tuple[int, ...]) -> list[dict[str, object]]:
                     "counted_macs": float(count(get_workload(name, **params).cascade).macs),
                     "cycles": float(rep.result.cycles),
                     "seconds": float(rep.result.seconds),
-                    **{f"util_{k}": float(v) for k, v in rep.to_dict()["utilization"].items()},
+                    **{f"util_{k}": float(v) for k, v in rep.result.utilization.items()},
                 }
             )
     return rows

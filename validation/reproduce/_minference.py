@@ -41,7 +41,7 @@ from mappings import simulate_workload
 from mappings._api import FileWorkload
 from workloads import count, get_model, parse_cascade
 
-from ._common import Check, Reproduction
+from ._common import Check, Reproduction, Row, plan_meta
 
 __all__ = [
     "PAPER",
@@ -159,7 +159,7 @@ def pattern_parts(pattern: str) -> tuple[tuple[str, int], ...]:
 def pattern_cascade(part: str, S: int, W: int) -> FileWorkload:
     """The cascade of one kernel of a pattern at context ``S`` (band width ``W``)."""
     cond, sp, _, _ = _PARTS[part]
-    text = _template(cond, sp(S) if callable(sp) else "")  # type: ignore[operator]
+    text = _template(cond, sp(S) if callable(sp) else "")
     params = {"B": 1, "H": 32, "Hkv": 8, "S": S, "D": 128, "M0": 64, "G": 4, "W": W}
     params["SINK"] = SINK
     cas = parse_cascade(text, name=f"minference_{part}", params=params)
@@ -171,7 +171,7 @@ def _run(arch: str, workload: object, dataflow: str, knobs: dict, params=None) -
     rep = simulate_workload(
         arch, workload, params=params, dataflow=dataflow, knobs=knobs, engine="analytic"
     )
-    meta = rep.plan.meta
+    meta = plan_meta(rep)
     ks = meta.get("kernels", [])
     return {
         "s": float(meta.get("gpu_model_time_s", rep.result.seconds)),
@@ -217,7 +217,7 @@ def _estimate(arch: str, pattern: str, S: int) -> tuple[float, str]:
     return 0.0, "-"
 
 
-def _point(arch: str, S: int) -> list[dict[str, object]]:
+def _point(arch: str, S: int) -> list[Row]:
     layers = get_model(MODEL).layers
     rest = _rest_of_layer(arch, S)
     dense = _run(arch, pattern_cascade("dense", S, 0), "flash2", {})
@@ -276,12 +276,12 @@ def reproduce_minference(*, fast: bool = False) -> Reproduction:
         for p in PATTERNS:
             seq = sorted(
                 (r for r in rows if r["arch"] == arch and r["pattern"] == p),
-                key=lambda r: int(r["context"]),  # type: ignore[call-overload]
+                key=lambda r: int(r["context"]),
             )
-            sp = [float(r["prefill_speedup"]) for r in seq]  # type: ignore[arg-type]
+            sp = [float(r["prefill_speedup"]) for r in seq]
             grows = grows and all(b > a for a, b in zip(sp, sp[1:], strict=False))
     work_ok = all(r["macs"] == r["counted_macs"] for r in rows)
-    claims = [
+    claims: list[Row] = [
         {
             "claim": "pre-filling latency reduced 'up to 10x' on an A100 (abstract)",
             "paper": PAPER["speedup_up_to"],
@@ -384,7 +384,7 @@ def reproduce_minference(*, fast: bool = False) -> Reproduction:
         "Not modelled: KV offload needed at 1M on an 80 GB A100 (KV of 32 layers at 1M is "
         "128 GiB), norms/RoPE/LM head, per-head pattern mixes, accuracy.",
     )
-    tables = {
+    tables: dict[str, list[Row]] = {
         "minference": rows,
         "paper_claims": claims,
         "speedup_by_context": _by_context(rows),
@@ -399,8 +399,8 @@ def reproduce_minference(*, fast: bool = False) -> Reproduction:
     )
 
 
-def _by_context(rows: list[dict[str, object]]) -> list[dict[str, object]]:
-    out: dict[tuple, dict[str, object]] = {}
+def _by_context(rows: list[Row]) -> list[Row]:
+    out: dict[tuple, Row] = {}
     for r in rows:
         key = (r["arch"], r["context"])
         d = out.setdefault(key, {"arch": r["arch"], "context": r["context"]})

@@ -23,7 +23,7 @@ from archsim import Architecture, load_arch
 from mappings import simulate_workload
 from mappings._pim import bandwidth_multipliers, decode_attention_timing, gemv_timing, pim_energy_j
 
-from ._common import Check, Reproduction, near_range, within
+from ._common import Check, Reproduction, Row, near_range, plan_meta, within
 from ._pimgpt_graph import GPT2_VOCAB, gpu_decode_step
 from ._pimgpt_measured import measured_baseline_rows
 
@@ -74,9 +74,9 @@ PIMGPT_SPEEDUP, PIMGPT_EFF_V1, PIMGPT_EFF_V2 = (41.0, 137.0), (339.0, 1085.0), (
 ATTACC_SPEEDUP_MAX, ATTACC_EFF_MAX = 2.81, 2.67
 
 
-def ramulator_errors(arch: Architecture) -> list[dict[str, object]]:
+def ramulator_errors(arch: Architecture) -> list[Row]:
     """Model vs AttAcc Ramulator cycles for every cached row (one stack, one layer)."""
-    rows: list[dict[str, object]] = []
+    rows: list[Row] = []
     with _DATA.open() as fh:
         for r in csv.DictReader(fh):
             pred = decode_attention_timing(
@@ -105,11 +105,11 @@ def ramulator_errors(arch: Architecture) -> list[dict[str, object]]:
     return rows
 
 
-def _error_summary(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+def _error_summary(rows: list[Row]) -> list[Row]:
     groups: dict[tuple, list[float]] = {}
     for r in rows:
         key = (r["placement"], r["power_limited"], r["dhead"], r["dbyte"])
-        groups.setdefault(key, []).append(float(r["error"]))  # type: ignore[arg-type]
+        groups.setdefault(key, []).append(float(r["error"]))
     return [
         {
             "placement": k[0],
@@ -128,7 +128,7 @@ def _error_summary(rows: list[dict[str, object]]) -> list[dict[str, object]]:
 def _gpu(workload: str, params: dict[str, int], dataflow: str) -> tuple[float, float]:
     """(seconds, joules) of one GPU kernel from the H100 model (analytic answer in meta)."""
     rep = simulate_workload("h100", workload, params=params, dataflow=dataflow, engine="analytic")
-    meta = rep.plan.meta
+    meta = plan_meta(rep)
     return (
         float(meta.get("gpu_model_time_s", rep.result.seconds)),
         float(meta.get("gpu_model_energy_j", rep.result.energy_j)),
@@ -151,9 +151,9 @@ def _pim_attention(
     return r["seconds"], e
 
 
-def _attention_table(arch: Architecture, fast: bool) -> list[dict[str, object]]:
+def _attention_table(arch: Architecture, fast: bool) -> list[Row]:
     """GPT-175B-shaped attention (96 x 128) of one layer on one GPU's share (12 heads)."""
-    rows = []
+    rows: list[Row] = []
     heads = GPT175B["heads"] // GPUS
     for B in (1, 64) if fast else (1, 16, 64, 256):
         for L in (2048,) if fast else (1024, 2048, 4096, 16384):
@@ -191,7 +191,7 @@ def _elementwise_gpu(gpu: Architecture, B: int, d: int, ffn: int) -> tuple[float
     return s, nbytes * lvl.read_energy_pj_per_byte * 1e-12 + gpu.idle_power_w * s
 
 
-def _attacc_rows(pim: Architecture, gpu: Architecture, fast: bool) -> list[dict[str, object]]:
+def _attacc_rows(pim: Architecture, gpu: Architecture, fast: bool) -> list[Row]:
     """GPT-175B decode per token on 8 GPUs (tensor parallel): all on GPU vs attention on
     AttAcc (5 HBM3-PIM stacks per GPU), FC and the rest on the GPU."""
     m, rows = GPT175B, []
@@ -239,7 +239,7 @@ def _pim_gemv(pim: Architecture, n: int, k: int) -> tuple[float, float]:
     return r["seconds"], e
 
 
-def _pimgpt_rows(pim: Architecture, fast: bool) -> list[dict[str, object]]:
+def _pimgpt_rows(pim: Architecture, fast: bool) -> list[Row]:
     """Batch-1 token generation of one graph: every GEMV (the LM head included) and the
     attention on the PIM module vs the same decode step through the GPU model."""
     rows = []
@@ -255,7 +255,7 @@ def _pimgpt_rows(pim: Architecture, fast: bool) -> list[dict[str, object]]:
         lm_s, lm_j = _pim_gemv(pim, GPT2_VOCAB, d)
         pim_s = (p_s + a_s) * layers + lm_s
         pim_j = (p_j + a_j) * layers + lm_j
-        row: dict[str, object] = {
+        row: Row = {
             "setup": "PIM-GPT-like",
             "model": name,
             "batch": 1,
@@ -292,14 +292,16 @@ def reproduce_pim(*, fast: bool = False) -> Reproduction:
     err = _error_summary(ram)
     # Cache ratios vs the buffer-die placement (same L, nhead): what BW_SCALE claims.
     buf = {
-        (r["L"], r["nhead"], r["dhead"], r["dbyte"], r["power_limited"]): r["ramulator_cycles"]
+        (r["L"], r["nhead"], r["dhead"], r["dbyte"], r["power_limited"]): float(
+            r["ramulator_cycles"]
+        )
         for r in ram
         if r["placement"] == "buffer_die"
     }
     for r in bw:
         ratios = [
             buf[k] / float(x["ramulator_cycles"])
-            for x in ram  # type: ignore[arg-type]
+            for x in ram
             if x["placement"] == r["placement"]
             and x["power_limited"] == r["power_limited"]
             and x["dbyte"] == 2
@@ -310,22 +312,22 @@ def reproduce_pim(*, fast: bool = False) -> Reproduction:
     pbl = next(r for r in bw if r["placement"] == "bank" and r["power_limited"])
     attn = _attention_table(hbm, fast)
     models = _attacc_rows(hbm, gpu, fast) + _pimgpt_rows(aim, fast)
-    fp16_mae = statistics.fmean(abs(float(r["error"])) for r in ram if r["dbyte"] == 2)  # type: ignore[arg-type]
-    att = [r for r in models if r["setup"].startswith("AttAcc")]
-    pg = [r for r in models if r["setup"].startswith("PIM-GPT")]
+    fp16_mae = statistics.fmean(abs(float(r["error"])) for r in ram if r["dbyte"] == 2)
+    att = [r for r in models if str(r["setup"]).startswith("AttAcc")]
+    pg = [r for r in models if str(r["setup"]).startswith("PIM-GPT")]
     fit = [r for r in att if r["fits_memory"]]
-    att_sp = max(float(r["speedup"]) for r in fit)  # type: ignore[arg-type]
-    att_ef = max(float(r["energy_eff"]) for r in fit)  # type: ignore[arg-type]
-    pg_sp = [float(r["speedup"]) for r in pg]  # type: ignore[arg-type]
-    pg_ef = [float(r["energy_eff"]) for r in pg]  # type: ignore[arg-type]
-    pg_sp_a100 = [float(r["speedup_a100"]) for r in pg]  # type: ignore[arg-type]
+    att_sp = max(float(r["speedup"]) for r in fit)
+    att_ef = max(float(r["energy_eff"]) for r in fit)
+    pg_sp = [float(r["speedup"]) for r in pg]
+    pg_ef = [float(r["energy_eff"]) for r in pg]
+    pg_sp_a100 = [float(r["speedup_a100"]) for r in pg]
     measured = measured_baseline_rows(pg)
-    graph_ms = {r["model"]: float(r["gpu_ms_per_token"]) for r in pg}  # type: ignore[arg-type]
+    graph_ms = {r["model"]: float(r["gpu_ms_per_token"]) for r in pg}
     for r in measured:
         r["model_graph_h100_ms_per_token"] = graph_ms[r["model"]]
-        r["eager_over_model_graph"] = float(r["measured_gpu_ms_per_token"]) / graph_ms[r["model"]]  # type: ignore[arg-type]
-    ms_sp = [float(r["speedup"]) for r in measured]  # type: ignore[arg-type]
-    ms_ef = [float(r["energy_eff"]) for r in measured]  # type: ignore[arg-type]
+        r["eager_over_model_graph"] = float(r["measured_gpu_ms_per_token"]) / graph_ms[r["model"]]
+    ms_sp = [float(r["speedup"]) for r in measured]
+    ms_ef = [float(r["energy_eff"]) for r in measured]
     measured_checks = (
         (
             Check(
@@ -429,18 +431,9 @@ def reproduce_pim(*, fast: bool = False) -> Reproduction:
         "pimgpt_speedup_a100_mean": statistics.fmean(pg_sp_a100),
         "pimgpt_energy_eff_min": min(pg_ef),
         "pimgpt_energy_eff_max": max(pg_ef),
-        "pimgpt_speedup_no_launch_min": min(
-            float(r["speedup_no_launch"])
-            for r in pg  # type: ignore[arg-type]
-        ),
-        "pimgpt_speedup_no_launch_max": max(
-            float(r["speedup_no_launch"])
-            for r in pg  # type: ignore[arg-type]
-        ),
-        "pimgpt_gpu_launch_share_mean": statistics.fmean(
-            float(r["gpu_launch_share"])
-            for r in pg  # type: ignore[arg-type]
-        ),
+        "pimgpt_speedup_no_launch_min": min(float(r["speedup_no_launch"]) for r in pg),
+        "pimgpt_speedup_no_launch_max": max(float(r["speedup_no_launch"]) for r in pg),
+        "pimgpt_gpu_launch_share_mean": statistics.fmean(float(r["gpu_launch_share"]) for r in pg),
         **(
             {
                 "pimgpt_speedup_vs_eager_min": min(ms_sp),
@@ -449,8 +442,7 @@ def reproduce_pim(*, fast: bool = False) -> Reproduction:
                 "pimgpt_energy_eff_vs_eager_min": min(ms_ef),
                 "pimgpt_energy_eff_vs_eager_max": max(ms_ef),
                 "pimgpt_eager_over_model_graph_mean": statistics.fmean(
-                    float(r["eager_over_model_graph"])
-                    for r in measured  # type: ignore[arg-type]
+                    float(r["eager_over_model_graph"]) for r in measured
                 ),
             }
             if measured

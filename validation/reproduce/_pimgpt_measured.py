@@ -21,6 +21,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
+
+from ._common import Cell, Row
 
 __all__ = ["MEASURED_GPT_DECODE", "measured_baseline_rows"]
 
@@ -28,14 +31,15 @@ __all__ = ["MEASURED_GPT_DECODE", "measured_baseline_rows"]
 MEASURED_GPT_DECODE = Path(__file__).resolve().parents[1] / "data" / "h100_gpt_decode.jsonl"
 
 
-def _records(path: Path) -> dict[str, Mapping[str, object]]:
+def _records(path: Path) -> dict[str, Mapping[str, Any]]:
+    # Any: parsed JSON records of the committed measurement (numbers and strings)
     rows = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
     return {str(r["model"]): r for r in rows if r.get("kind") == "gpt_decode" and "error" not in r}
 
 
 def measured_baseline_rows(
-    model_rows: Sequence[Mapping[str, object]], path: Path = MEASURED_GPT_DECODE
-) -> list[dict[str, object]]:
+    model_rows: Sequence[Mapping[str, Cell]], path: Path = MEASURED_GPT_DECODE
+) -> list[Row]:
     """Join the PIM-GPT model rows with the measured eager-PyTorch H100 decode.
 
     Parameters
@@ -55,15 +59,15 @@ def measured_baseline_rows(
     if not path.exists():
         return []
     measured = _records(path)
-    out: list[dict[str, object]] = []
+    out: list[Row] = []
     for row in model_rows:
         m = measured.get(str(row["model"]))
         if m is None:
             continue
-        gpu_ms = float(m["energy_loop_ms_per_token"])  # type: ignore[arg-type]
-        gpu_mj = float(m["mJ_per_token"])  # type: ignore[arg-type]
-        pim_ms = float(row["pim_ms_per_token"])  # type: ignore[arg-type]
-        pim_mj = float(row["pim_mJ_per_token"])  # type: ignore[arg-type]
+        gpu_ms = float(m["energy_loop_ms_per_token"])
+        gpu_mj = float(m["mJ_per_token"])
+        pim_ms = float(row["pim_ms_per_token"])
+        pim_mj = float(row["pim_mJ_per_token"])
         out.append(
             {
                 "setup": "PIM-GPT vs measured H100, PyTorch eager (framework-overhead comparison)",

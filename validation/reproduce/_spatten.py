@@ -42,7 +42,7 @@ from mappings._api import FileWorkload
 from workloads import count, format_cascade, get_model, parse_cascade
 from workloads.library._registry import get_def, get_workload
 
-from ._common import Check, Reproduction, within
+from ._common import Cell, Check, Reproduction, Row, within
 
 __all__ = [
     "PAPER",
@@ -293,15 +293,15 @@ def _pe1d_ops_per_s() -> float:
     return float(u.ops_per_cycle["add"]) * u.instances * a.clock.core_hz
 
 
-def run_stack(b: Benchmark, s: Setting, setting: str = "") -> list[dict[str, object]]:
+def run_stack(b: Benchmark, s: Setting, setting: str = "") -> list[Row]:
     """Per-layer rows of benchmark ``b`` under ``s``: dense and pruned DRAM bytes, the
     annotated cascade's count and recipe bytes, op counts and model times."""
     return [{"setting": setting, **r} for r in _run_stack(b, s)]
 
 
 @functools.lru_cache(maxsize=256)
-def _run_stack(b: Benchmark, s: Setting) -> tuple[dict[str, object], ...]:
-    rows = []
+def _run_stack(b: Benchmark, s: Setting) -> tuple[Row, ...]:
+    rows: list[Row] = []
     for layer in range(b.layers):
         d = layer_cascades(b, Setting(), layer)
         p = layer_cascades(b, s, layer)
@@ -344,8 +344,8 @@ def _run_stack(b: Benchmark, s: Setting) -> tuple[dict[str, object], ...]:
     return tuple(rows)
 
 
-def _total(rows: Sequence[Mapping[str, object]], key: str) -> float:
-    return float(sum(float(r[key]) for r in rows))  # type: ignore[arg-type]
+def _total(rows: Sequence[Mapping[str, Cell]], key: str) -> float:
+    return float(sum(float(r[key]) for r in rows))
 
 
 def stack_reduction(b: Benchmark, s: Setting) -> float:
@@ -376,7 +376,7 @@ _MECHS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _stack_row(b: Benchmark, name: str, s: Setting, rows: Sequence[Mapping[str, object]]):  # noqa: ANN202
+def _stack_row(b: Benchmark, name: str, s: Setting, rows: Sequence[Mapping[str, Cell]]):  # noqa: ANN202
     dense, pruned = _total(rows, "dense_dram_B"), _total(rows, "pruned_dram_B")
     d_us, p_us = _total(rows, "dense_us"), _total(rows, "pruned_us")
     return {
@@ -407,29 +407,29 @@ def _mean(xs: Sequence[float]) -> float:
 
 def reproduce_spatten(*, fast: bool = False) -> Reproduction:
     """Run the SpAtten reproduction (``fast``: a shorter pruning sweep)."""
-    layers: list[dict[str, object]] = []
-    stacks: list[dict[str, object]] = []
+    layers: list[Row] = []
+    stacks: list[Row] = []
     for name, s in SETTINGS.items():
         for b in BENCHMARKS:
             rows = run_stack(b, s, name)
             layers += rows
             stacks.append(_stack_row(b, name, s, rows))
     head = SETTINGS[HEADLINE]
-    breakdown = []
+    breakdown: list[Row] = []
     for b in BENCHMARKS:
-        red = {m: stack_reduction(b, _only(head, *k)) for m, k in _MECHS.items()}
+        by_mech = {m: stack_reduction(b, _only(head, *k)) for m, k in _MECHS.items()}
         singles = ("token pruning", "head pruning", "progressive quantization")
         breakdown.append(
             {
                 "benchmark": b.name,
-                **red,
-                "product of the three alone": math.prod(red[m] for m in singles),
+                **by_mech,
+                "product of the three alone": math.prod(by_mech[m] for m in singles),
                 "all three, Q at MSB too": stack_reduction(b, replace(head, q_msb=True)),
                 "recalled token": RECALLED["token_pruning"],
                 "recalled head": RECALLED["head_pruning"],
             }
         )
-    sweep = []
+    sweep: list[Row] = []
     stated = SETTINGS["stated schedule"]
     for fk in FAST_SWEEP_FINAL_KEEP if fast else SWEEP_FINAL_KEEP:
         for b in BENCHMARKS:
@@ -445,12 +445,12 @@ def reproduce_spatten(*, fast: bool = False) -> Reproduction:
             )
     at = {str(r["benchmark"]): r for r in stacks if r["setting"] == HEADLINE}
     at_stated = [r for r in stacks if r["setting"] == "stated schedule"]
-    by_bench = {k: float(v["dram_access_reduction"]) for k, v in at.items()}  # type: ignore[arg-type]
+    by_bench = {k: float(v["dram_access_reduction"]) for k, v in at.items()}
     red = _mean(list(by_bench.values()))
-    red_stated = _mean([float(r["dram_access_reduction"]) for r in at_stated])  # type: ignore[arg-type]
+    red_stated = _mean([float(r["dram_access_reduction"]) for r in at_stated])
     grows = all(
         all(
-            b2[k] > a2[k]
+            float(b2[k]) > float(a2[k])
             for a2, b2 in zip(seq, seq[1:], strict=False)
             for k in ("tokens_only", "all_three")
         )
@@ -458,8 +458,8 @@ def reproduce_spatten(*, fast: bool = False) -> Reproduction:
     )
     ann_err = max(
         abs(
-            sum(float(r["annotated_count_B"]) for r in rows_)  # type: ignore[arg-type]
-            / sum(float(r["gathered_count_B"]) for r in rows_)  # type: ignore[arg-type]
+            sum(float(r["annotated_count_B"]) for r in rows_)
+            / sum(float(r["gathered_count_B"]) for r in rows_)
             - 1.0
         )
         for rows_ in (
@@ -468,12 +468,12 @@ def reproduce_spatten(*, fast: bool = False) -> Reproduction:
         )
     )
     gathered_is_recipe = max(
-        abs(float(r["gathered_count_B"]) - (float(r["pruned_dram_B"]) - float(r["lsb_refetch_B"])))  # type: ignore[arg-type]
-        / float(r["gathered_count_B"])  # type: ignore[arg-type]
+        abs(float(r["gathered_count_B"]) - (float(r["pruned_dram_B"]) - float(r["lsb_refetch_B"])))
+        / float(r["gathered_count_B"])
         for r in layers
     )
-    recipe_gap = _mean([float(r["annotated_recipe_reduction"]) for r in at.values()])  # type: ignore[arg-type]
-    bd = {m: _mean([float(r[m]) for r in breakdown]) for m in _MECHS}  # type: ignore[arg-type]
+    recipe_gap = _mean([float(r["annotated_recipe_reduction"]) for r in at.values()])
+    bd = {m: _mean([float(r[m]) for r in breakdown]) for m in _MECHS}
     checks = (
         Check(
             f"DRAM access reduction, mean of {len(BENCHMARKS)} stacks ({HEADLINE})",
@@ -530,10 +530,10 @@ def reproduce_spatten(*, fast: bool = False) -> Reproduction:
         "paper_dram_access_reduction": PAPER["dram_access_reduction"],
         "breakdown_mean": bd,
         "dram_access_reduction_q_at_msb_too": _mean(
-            [float(r["all three, Q at MSB too"]) for r in breakdown]  # type: ignore[arg-type]
+            [float(r["all three, Q at MSB too"]) for r in breakdown]
         ),
         "annotated_recipe_reduction": recipe_gap,
-        "speedup_mean": _mean([float(r["speedup"]) for r in at.values()]),  # type: ignore[arg-type]
+        "speedup_mean": _mean([float(r["speedup"]) for r in at.values()]),
         "arch": ARCH,
         "dataflow": DATAFLOW,
     }
@@ -558,7 +558,12 @@ def reproduce_spatten(*, fast: bool = False) -> Reproduction:
         "BERT misses because half its attention traffic is Q and the output, which pruning "
         "shrinks but our quantization does not narrow; GPT-2 generation is K/V-bound.",
     )
-    tables = {"spatten": stacks, "breakdown": breakdown, "sweep": sweep, "layers": layers}
+    tables: dict[str, list[Row]] = {
+        "spatten": stacks,
+        "breakdown": breakdown,
+        "sweep": sweep,
+        "layers": layers,
+    }
     if not fast:
         tables["quant_sensitivity"] = _quant_sensitivity(head)
     return Reproduction(
@@ -571,9 +576,9 @@ def reproduce_spatten(*, fast: bool = False) -> Reproduction:
     )
 
 
-def _quant_sensitivity(head: Setting) -> list[dict[str, object]]:
+def _quant_sensitivity(head: Setting) -> list[Row]:
     """Mean and per-stack reduction over the MSB width and LSB refetch fraction."""
-    out = []
+    out: list[Row] = []
     for msb in QUANT_MSB_BITS:
         for frac in QUANT_LSB_FRAC:
             s = replace(head, msb_bits=msb, lsb_bits=4, lsb_frac=frac)
