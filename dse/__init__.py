@@ -1,8 +1,10 @@
 """dse: design-space exploration for archsim.
 
 Sweep specs (YAML) over architecture fields, workload shapes, dataflows and engines;
-samplers (grid, random, Latin hypercube, Sobol); a resumable parallel runner (local
-processes or Dask); an append-safe Parquet result store; Pareto fronts and plots.
+samplers (grid, random, Latin hypercube, Sobol); pre-flight checks that refuse a spec
+which cannot run (or has too many points) before any point runs; a resumable parallel
+runner (local processes or Dask); an append-safe Parquet result store with one writer at a
+time; Pareto fronts (one per group, e.g. per sequence length) and plots.
 
 >>> import dse
 >>> summary = dse.run_sweep("sweep.yaml", "runs/s1", workers=2)   # doctest: +SKIP
@@ -12,6 +14,7 @@ processes or Dask); an append-safe Parquet result store; Pareto fronts and plots
 
 from __future__ import annotations
 
+from dse._check import MAX_POINTS, check_spec, count_points
 from dse._evaluate import evaluate_point
 from dse._pareto import pareto, pareto_mask
 from dse._points import DesignPoint, expand_points
@@ -38,6 +41,9 @@ __all__ = [
     "RangeAxis",
     "Constraint",
     "load_sweep",
+    "check_spec",
+    "count_points",
+    "MAX_POINTS",
     "DesignPoint",
     "expand_points",
     "get_sampler",
