@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping as AbcMapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from archsim.errors import InfeasibleMappingError, MappingError
 from mappings._attn_common import (
@@ -45,6 +45,7 @@ from mappings._tensors import count_ops
 
 if TYPE_CHECKING:
     from archsim import Architecture
+    from mappings._stream import StreamWork
     from workloads import Workload
 
 __all__ = ["attention_shape", "unfused_plan", "flat_plan", "fusemax_plan", "fusemax_p1"]
@@ -54,7 +55,9 @@ __all__ = ["attention_shape", "unfused_plan", "flat_plan", "fusemax_plan", "fuse
 #: the dead tiles of a block or M x 1 slice mask known before the run (kept keys gathered).
 #: The paper's design is dense; skipping known-dead tiles is this recipe's extension, the same
 #: control a block-sparse GPU kernel has.
-FUSEMAX_SKIPS = frozenset({"condition", "block", "slice"})
+FUSEMAX_SKIPS: frozenset[Literal["condition", "block", "slice"]] = frozenset(
+    {"condition", "block", "slice"}
+)
 
 
 @register_dataflow("fusemax")
@@ -160,13 +163,13 @@ def fusemax_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, 
     )
 
 
-def _extent(sw: object, ranks: tuple[str, ...]) -> int:
-    return int(math.prod(sw.sizes[r] for r in ranks))  # type: ignore[attr-defined]
+def _extent(sw: StreamWork, ranks: tuple[str, ...]) -> int:
+    return int(math.prod(sw.sizes[r] for r in ranks))
 
 
-def _state_bytes(workload: Workload, sw: object) -> float:
+def _state_bytes(workload: Workload, sw: StreamWork) -> float:
     """Bytes of one work item's running state (outputs of the iterative core Einsums)."""
-    r = sw.roles  # type: ignore[attr-defined]
+    r = sw.roles
     total = 0.0
     for e in workload.cascade.einsums:
         if e.name not in r.iterative:
@@ -175,11 +178,11 @@ def _state_bytes(workload: Workload, sw: object) -> float:
         n = 1
         for rk in e.output.ranks:
             if rk == r.query:
-                n *= sw.query_tile  # type: ignore[attr-defined]
+                n *= sw.query_tile
             elif rk in r.key_ranks or rk in r.batch or rk in r.query_heads:
                 continue
             else:
-                n *= sw.sizes.get(rk, 1)  # type: ignore[attr-defined]
+                n *= sw.sizes.get(rk, 1)
         total += n * spec.dtype_bits / 8.0
     return total
 

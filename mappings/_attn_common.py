@@ -9,8 +9,8 @@ from archsim.errors import InfeasibleMappingError, MappingError
 from mappings._passes import cascade_passes
 
 if TYPE_CHECKING:
-    from archsim import Architecture, StorageLevel
-    from workloads import Workload
+    from archsim import Architecture, ComputeUnit, StorageLevel, TileProgram
+    from workloads import Cascade, Workload
 
 __all__ = [
     "attention_shape",
@@ -92,7 +92,7 @@ def glb_level(arch: Architecture) -> StorageLevel:
     return on_chip[0]
 
 
-def rf_level(arch: Architecture, unit: object, glb: str) -> str | None:
+def rf_level(arch: Architecture, unit: ComputeUnit, glb: str) -> str | None:
     """The storage level a compute unit reads from, if it is a level other than ``glb``."""
     name = getattr(unit, "level", None)
     if name is None or name == glb or name not in {lv.name for lv in arch.levels}:
@@ -100,10 +100,10 @@ def rf_level(arch: Architecture, unit: object, glb: str) -> str | None:
     return str(name)
 
 
-def dram_tensor_bytes(prog: object, dram: str) -> dict[str, float]:
+def dram_tensor_bytes(prog: TileProgram, dram: str) -> dict[str, float]:
     """DRAM bytes per tensor of a program's body transfers (reads + writes)."""
     out: dict[str, float] = {}
-    for ph in prog.phases:  # type: ignore[attr-defined]
+    for ph in prog.phases:
         n = ph.total_trips
         for t in (*ph.body.loads, *ph.body.stores):
             if dram in (t.src, t.dst):
@@ -111,13 +111,13 @@ def dram_tensor_bytes(prog: object, dram: str) -> dict[str, float]:
     return out
 
 
-def require_one_pass(cascade: object, dataflow: str) -> None:
+def require_one_pass(cascade: Cascade, dataflow: str) -> None:
     """Raise :class:`MappingError` unless ``cascade`` makes one pass over its streamed rank.
 
     A fused streaming dataflow visits each key tile once; a cascade whose softmax needs the
     whole row's max (or sum) before it can use a score needs more passes than it makes.
     """
-    n, why = cascade_passes(cascade)  # type: ignore[arg-type]
+    n, why = cascade_passes(cascade)
     if n > 1:
         raise MappingError(
             f"{dataflow} streams the keys once, but cascade "

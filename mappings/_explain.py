@@ -68,7 +68,7 @@ def explain(workload: Workload, mapping: Mapping, arch: Architecture) -> list[st
         if bw:
             per_trip[dram.name] = moved / float(bw)
         if per_trip:
-            bound = max(per_trip, key=per_trip.get)  # type: ignore[arg-type]
+            bound = max(per_trip, key=per_trip.__getitem__)
             detail = ", ".join(f"{k} {v:,.0f}" for k, v in per_trip.items())
             out.append(
                 f"  bound: {bound} ({phase.trips:,} trips x {phase.work_items} items; "

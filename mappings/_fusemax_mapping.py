@@ -58,7 +58,7 @@ def fusemax_mapping(
     p0: int,
     p1: int,
     glb: str,
-    skips: tuple[str, ...],
+    skips: tuple[Literal["condition", "block", "slice"], ...],
 ) -> Mapping:
     """The FuseMax mapping of ``workload``'s cascade (see module doc).
 
@@ -173,7 +173,7 @@ def fusemax_mapping(
         on_chip=on_chip,
         compute=big.name,
         units=units,
-        skip=tuple(skips),  # type: ignore[arg-type]
+        skip=tuple(skips),
     )
     if rf is not None:
         fused = spill_to_buffer(w, arch, fused, inner_keys)

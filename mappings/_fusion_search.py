@@ -55,7 +55,7 @@ from mappings._splits import apply_splits
 from mappings._tensors import group_ranks
 
 if TYPE_CHECKING:
-    from archsim import Architecture, Result
+    from archsim import Architecture, ComputeUnit, Result
     from workloads import Cascade, Einsum, Workload
 
 _T = TypeVar("_T")
@@ -243,12 +243,12 @@ def fusion_mapper(
     return out
 
 
-def _objective(r: object, objective: str) -> float:
+def _objective(r: Result, objective: str) -> float:
     if objective in ("latency", "pareto"):
-        return float(r.cycles)  # type: ignore[attr-defined]
+        return float(r.cycles)
     if objective == "energy":
-        return float(r.energy_j)  # type: ignore[attr-defined]
-    return float(r.energy_j) * float(r.seconds)  # type: ignore[attr-defined]
+        return float(r.energy_j)
+    return float(r.energy_j) * float(r.seconds)
 
 
 #: Whole-cascade mappings whose objective is within this fraction of the best remaining one
@@ -345,7 +345,7 @@ def _if_empty(found: list, more: Iterator[FusionGroup]) -> Iterator[FusionGroup]
 
 
 def _split_choices(
-    workload: Workload, einsums: Sequence[str], big: object
+    workload: Workload, einsums: Sequence[str], big: ComputeUnit
 ) -> list[tuple[tuple[str, int], ...]]:
     """Every combination of inner extents tried for the split ranks ``einsums`` walk: the
     matrix unit's rows, a half, a quarter (capped at the rank) and the cascade's own."""
@@ -369,8 +369,8 @@ def _groups(
     w: Workload,
     arch: Architecture,
     einsums: Sequence[str],
-    big: object,
-    small: object,
+    big: ComputeUnit,
+    small: ComputeUnit,
     lean: bool = False,
 ) -> Iterator[FusionGroup]:
     """Every loop nest of the segment in the searched space (see module doc). ``lean``: only
@@ -432,9 +432,9 @@ def _groups(
         whole = {r: dram.pop(r) for r in list(dram) if r in must_whole}
         units = {}
         if mode != "small":  # what the matrix unit cannot run goes to the vector unit
-            units = {n: small.name for n in einsums if not runs_on(w, n, big)}  # type: ignore[attr-defined]
+            units = {n: small.name for n in einsums if not runs_on(w, n, big)}
         if mode == "split":
-            more = {n: small.name for n in einsums if x not in by[n].ranks}  # type: ignore[attr-defined]
+            more = {n: small.name for n in einsums if x not in by[n].ranks}
             if not set(more) - set(units):
                 continue
             units |= more
@@ -465,7 +465,7 @@ def _group(
     by: dict,
     einsums: Sequence[str],
     arch: Architecture,
-    big: object,
+    big: ComputeUnit,
     inputs: list[str],
     produced: set[str],
     on_chip: tuple[str, ...],
@@ -521,7 +521,7 @@ def _group(
         einsums=tuple(einsums),
         levels=tuple(levels),
         on_chip=on_chip,
-        compute=big.name,  # type: ignore[attr-defined]
+        compute=big.name,
         units=units,
     )
     return spill_to_buffer(w, arch, group, {x})

@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from workloads import Cascade
+    from workloads import Cascade, Einsum, TensorRef
 
 __all__ = ["cascade_passes", "streamed_rank"]
 
@@ -75,13 +75,13 @@ def streamed_rank(cascade: Cascade) -> str | None:
     return best
 
 
-def _reads_final(cascade: Cascade, ref: object, comps: set[str], e: object) -> bool:
+def _reads_final(cascade: Cascade, ref: TensorRef, comps: set[str], e: Einsum) -> bool:
     """Whether ``ref`` reads a tensor at a fixed index of the streamed rank (``RM[.., M1, ..]``:
     the final running state, available only after the pass)."""
-    ranks = cascade.tensors[ref.name].ranks  # type: ignore[attr-defined]
+    ranks = cascade.tensors[ref.name].ranks
     for pos, idx in enumerate(getattr(ref, "indices", ())):
         if pos < len(ranks) and ranks[pos] in comps:
-            if idx.rank is None or idx.rank not in e.ranks:  # type: ignore[attr-defined]
+            if idx.rank is None or idx.rank not in e.ranks:
                 return True
     return False
 

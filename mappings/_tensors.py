@@ -10,7 +10,7 @@ from mappings._mapping import FusionGroup
 from mappings._reuse import TensorUse
 
 if TYPE_CHECKING:
-    from workloads import Einsum, Workload
+    from workloads import Cascade, Einsum, Workload
     from workloads._count import EinsumCounts
 
 __all__ = ["group_ranks", "group_tensors", "group_ops", "einsum_ops", "count_ops", "einsum_by_name"]
@@ -96,12 +96,12 @@ def _group_tensors(workload: Workload, group: FusionGroup) -> list[TensorUse]:
     return out
 
 
-def _split_ranks(cas: object, ranks: tuple[str, ...], iterated: set[str]) -> tuple[str, ...]:
+def _split_ranks(cas: Cascade, ranks: tuple[str, ...], iterated: set[str]) -> tuple[str, ...]:
     """A tensor's ranks with each split rank the group iterates as ``(outer, inner)``: a
     tensor declared over ``m`` is walked by the loops over ``m1`` and ``m0``."""
     out: list[str] = []
     for r in ranks:
-        sp = cas.splits.get(r)  # type: ignore[attr-defined]
+        sp = cas.splits.get(r)
         if sp is not None and r not in iterated and (sp.outer in iterated or sp.inner in iterated):
             out.extend((sp.outer, sp.inner))
         else:

@@ -45,7 +45,7 @@ from models._ops import CASCADES, Op
 if TYPE_CHECKING:
     import pandas as pd
 
-    from archsim import Architecture
+    from archsim import Architecture, Result
 
 __all__ = ["OpRow", "ModelReport", "simulate_graph", "LATENCY_BOUND_UTIL"]
 
@@ -288,12 +288,12 @@ class ModelReport:
         return path
 
 
-def _bound(result: object, arch: Architecture) -> str:
-    secs = float(result.seconds)  # type: ignore[attr-defined]
-    util = max(result.utilization.values(), default=0.0)  # type: ignore[attr-defined]
+def _bound(result: Result, arch: Architecture) -> str:
+    secs = float(result.seconds)
+    util = max(result.utilization.values(), default=0.0)
     dram = arch.dram
     peak = dram.read_bw_bytes_per_cycle * arch.clock.core_hz * dram.instances
-    dram_util = float(result.dram_bytes) / (secs * peak) if secs > 0 and peak > 0 else 0.0  # type: ignore[attr-defined]
+    dram_util = float(result.dram_bytes) / (secs * peak) if secs > 0 and peak > 0 else 0.0
     if max(util, dram_util) < LATENCY_BOUND_UTIL:
         return "latency"
     return "memory" if dram_util >= util else "compute"
