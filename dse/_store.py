@@ -12,8 +12,8 @@ never a half-written part — and every point in a part is finished. Re-running 
 skips the ids already in ``parts/``. :meth:`ResultStore.compact` merges the parts into one
 (crash-safe for the same reason).
 
-One writer at a time: a sweep holds an exclusive ``flock`` on ``DIR/.lock`` (which records
-its pid) while it writes, and a second sweep into the same folder is refused with an error
+One writer at a time: a sweep holds an exclusive lock on ``DIR/.lock`` (which records its
+pid) while it writes, and a second sweep into the same folder is refused with an error
 naming that pid. The OS drops the lock when the process dies, so a killed sweep never
 leaves the store locked. :meth:`ResultStore.load` still drops duplicate ids (first part
 wins) should a store be written without the lock. A part or manifest that cannot be read
@@ -59,6 +59,19 @@ RESULT_COLUMNS: tuple[str, ...] = (
 )
 
 
+#: stores whose writer lock this process holds (POSIX locks do not conflict within a process)
+_HELD: set[str] = set()
+
+
+def _busy(root: Path, holder: object) -> SweepError:
+    return SweepError(
+        "another sweep is writing this result store",
+        path=str(root),
+        expected="one writer at a time: wait for it to finish, or use another --out",
+        got=f"locked by pid {holder}",
+    )
+
+
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -86,16 +99,25 @@ class ResultStore:
     # -- writing ---------------------------------------------------------------------
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """Hold the store's writer lock (``DIR/.lock``, exclusive ``flock``) for the block.
+        """Hold the store's writer lock (``DIR/.lock``) for the block.
+
+        A POSIX record lock (``fcntl.lockf``): the OS releases it when the process dies,
+        and a forked pool worker does not inherit it, so orphaned workers of a killed sweep
+        never keep the store locked. Within one process a second ``lock()`` of the same
+        store is refused too (and nothing else may open ``DIR/.lock``: closing any
+        descriptor of the file drops the process's POSIX lock on it).
 
         Raises
         ------
         SweepError
-            Another process holds it (the message names its pid), or the folder cannot
-            be created.
+            Another process (or this one) holds it (the message names the pid), or the
+            folder cannot be created.
         """
+        if str(self.root.resolve()) in _HELD:  # checked before opening: closing a second fd
+            raise _busy(self.root, os.getpid())  # of the file would drop this process's lock
         try:
             self.root.mkdir(parents=True, exist_ok=True)
+            key = str(self.root.resolve())
             fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise SweepError(
@@ -105,23 +127,20 @@ class ResultStore:
                 got=str(self.root),
             ) from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
             os.close(fd)
-            raise SweepError(
-                "another sweep is writing this result store",
-                path=str(self.root),
-                expected="one writer at a time: wait for it to finish, or use another --out",
-                got=f"locked by pid {holder}",
-            ) from None
+            raise _busy(self.root, holder) from None
+        _HELD.add(key)
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             yield
         finally:
+            _HELD.discard(key)
             os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            fcntl.lockf(fd, fcntl.LOCK_UN)
             os.close(fd)
 
     def open(self, manifest: Mapping[str, object]) -> None:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 import hypothesis.strategies as st
@@ -156,6 +157,49 @@ def test_a_corrupt_manifest_is_an_error_naming_the_file(store, capsys, text):
     assert main(["pareto", str(store)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {manifest}: corrupt manifest")
+
+
+def test_orphaned_pool_workers_of_a_killed_sweep_do_not_keep_the_store_locked(
+    real_spec_path, tmp_path
+):
+    out = tmp_path / "store"
+    cmd = [sys.executable, "-m", "archsim", "sweep", str(real_spec_path), "--out", str(out)]
+    cmd += ["--workers", "2", "--batch-size", "1", "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not ResultStore(out).part_files() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert proc.poll() is None, proc.communicate()[1]
+        os.kill(proc.pid, signal.SIGKILL)  # the runner only: its pool workers live on
+        proc.wait()
+        # nothing holds the lock now: the re-run resumes at once
+        resumed = run_sweep(real_spec_path, out, executor="serial")
+        assert resumed.skipped + resumed.computed == 36
+        assert resumed.skipped >= 1
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the orphaned workers
+    assert len(_raw_rows(out)) == len(set(_raw_rows(out))) == 36
+
+
+def test_a_second_lock_in_the_same_process_is_refused_and_keeps_the_first(tmp_path):
+    store = ResultStore(tmp_path)
+    with store.lock():
+        with pytest.raises(SweepError, match=f"locked by pid {os.getpid()}"):
+            with ResultStore(tmp_path / "." / "").lock():
+                pass
+        holder = _python(
+            f"""
+            from dse import ResultStore
+            try:
+                with ResultStore({str(tmp_path)!r}).lock():
+                    print("got it")
+            except Exception as exc:
+                print(exc)
+            """
+        )
+        assert "another sweep is writing" in holder.communicate()[0]  # still held
 
 
 def test_the_lock_records_the_pid_and_is_released_after_a_crash(store):
