@@ -22,7 +22,7 @@ from archsim.program import Compute, Phase, Step, TileProgram, Transfer
 if TYPE_CHECKING:
     from archsim import Architecture
     from archsim.engine._account import Counts
-    from archsim.spec import StorageLevel
+    from archsim.spec import ComputeUnit, StorageLevel
 
 __all__ = [
     "CompiledPhase",
@@ -116,9 +116,9 @@ class CompiledProgram:
     notes: tuple[str, ...]
 
 
-def op_rate(unit: object, kind: str) -> float | None:
+def op_rate(unit: ComputeUnit, kind: str) -> float | None:
     """Ops per cycle of ``unit`` for op ``kind``, falling back from ``mac_bf16`` to ``mac``."""
-    rates = unit.ops_per_cycle  # type: ignore[attr-defined]
+    rates = unit.ops_per_cycle
     if kind in rates:
         return float(rates[kind])
     base = kind.split("_", 1)[0]
@@ -127,9 +127,9 @@ def op_rate(unit: object, kind: str) -> float | None:
     return None
 
 
-def op_energy_pj(unit: object, kind: str) -> float:
+def op_energy_pj(unit: ComputeUnit, kind: str) -> float:
     """Energy per op of ``unit`` for ``kind`` (fallback as in :func:`op_rate`; 0 if unknown)."""
-    table = unit.energy_pj  # type: ignore[attr-defined]
+    table = unit.energy_pj
     if kind in table:
         return float(table[kind])
     base = kind.split("_", 1)[0]
