@@ -349,6 +349,19 @@ def _drive(
                 pending.add(submit(nxt))
 
 
+def _exit_with_parent(parent: int, period_s: float = 0.5) -> None:
+    """Pool-worker initializer: a daemon thread ends the worker once the sweep process that
+    started it is gone (killed), instead of leaving it orphaned and idle forever."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(period_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _run_process_pool(
     evaluator: Evaluator,
     batches: list[list[DesignPoint]],
@@ -358,7 +371,12 @@ def _run_process_pool(
     methods = multiprocessing.get_all_start_methods()
     # NOTE: fork (where available) reuses this process's imports, so workers start in ms.
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_exit_with_parent,
+        initargs=(os.getpid(),),
+    ) as pool:
 
         def wait_any(pending: set) -> tuple[set, set]:
             done, rest = cf_wait(pending, return_when=FIRST_COMPLETED)

@@ -171,16 +171,28 @@ def test_orphaned_pool_workers_of_a_killed_sweep_do_not_keep_the_store_locked(
         while not ResultStore(out).part_files() and time.monotonic() < deadline:
             time.sleep(0.01)
         assert proc.poll() is None, proc.communicate()[1]
-        os.kill(proc.pid, signal.SIGKILL)  # the runner only: its pool workers live on
+        os.kill(proc.pid, signal.SIGKILL)  # the runner only: its pool workers are orphaned
         proc.wait()
         # nothing holds the lock now: the re-run resumes at once
         resumed = run_sweep(real_spec_path, out, executor="serial")
         assert resumed.skipped + resumed.computed == 36
         assert resumed.skipped >= 1
+        # ...and the orphans notice their parent is gone and exit by themselves
+        while _group_alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _group_alive(proc.pid)
     finally:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # the orphaned workers
+            os.killpg(proc.pid, signal.SIGKILL)
     assert len(_raw_rows(out)) == len(set(_raw_rows(out))) == 36
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_a_second_lock_in_the_same_process_is_refused_and_keeps_the_first(tmp_path):
