@@ -19,6 +19,7 @@ from archsim.errors import SweepError
 from dse._pareto import input_columns, pareto, resolve_column, resolve_group_by
 
 if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
     from archsim import Architecture
@@ -114,6 +115,7 @@ def pareto_plot(
     if log:
         ax.set_xscale("log")
         ax.set_yscale("log")
+        _decade_labels_only(ax, ok[cx], ok[cy])
     ax.set_xlabel(_LABELS.get(cx, cx))
     ax.set_ylabel(_LABELS.get(cy, cy))
     ax.legend(fontsize=8)
@@ -121,6 +123,25 @@ def pareto_plot(
     fig.tight_layout()
     _save(fig, path)
     return fig
+
+
+def _decade_labels_only(ax: Axes, xs: pd.Series, ys: pd.Series) -> None:
+    """Readable log-axis labels: matplotlib's minor labels (2x10^1, 3x10^1, ...) overlap.
+
+    Over at most two decades the ticks are 1, 2, 5 per decade, labelled as plain numbers;
+    over more, the decades only.
+    """
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    for axis, values in ((ax.xaxis, xs), (ax.yaxis, ys)):
+        v = pd.to_numeric(values, errors="coerce")
+        v = v[v > 0]
+        if not len(v) or v.max() / v.min() <= 10:
+            continue
+        axis.set_minor_formatter(NullFormatter())
+        if v.max() / v.min() <= 100:
+            axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            axis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
 
 
 def _short(column: str) -> str:
