@@ -16,23 +16,38 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from archsim.errors import MappingError
 
 if TYPE_CHECKING:  # imported for annotations only; keeps ``import mappings`` cheap
     from archsim import Architecture, Result, TileProgram
     from mappings._mapping import Mapping as LoopMapping
-    from workloads import Workload
+    from workloads import Cascade, Workload
 
 __all__ = [
     "PassInfo",
     "Plan",
     "DataflowFn",
+    "WorkloadLike",
     "register_dataflow",
     "get_dataflow",
     "list_dataflows",
 ]
+
+
+class WorkloadLike(Protocol):
+    """What the streamed recipes read of a workload: a library ``Workload`` or a cascade
+    file's ``FileWorkload`` (:func:`mappings.resolve_workload`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def cascade(self) -> Cascade: ...
+    @property
+    def params(self) -> Mapping[str, object]: ...
+    @property
+    def sizes(self) -> Mapping[str, int]: ...
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from mappings._counts import cached_count, dense_cascade
 from mappings._roles import AttentionRoles, attention_roles, key_canon
 
 if TYPE_CHECKING:
+    from mappings._registry import WorkloadLike
     from workloads import Cascade, CascadeCounts
 
 __all__ = [
@@ -196,7 +197,7 @@ def _einsum_ops(counts: CascadeCounts, name: str) -> tuple[dict[str, float], flo
 
 
 def stream_work(
-    workload: object,
+    workload: WorkloadLike,
     tiling: StreamTiling,
     *,
     roles: AttentionRoles | None = None,
@@ -221,9 +222,9 @@ def stream_work(
         Not attention-like; a core Einsum other than the running state iterates the key's
         outer rank only; a condition over ranks other than the query and key.
     """
-    cascade: Cascade = workload.cascade  # type: ignore[attr-defined]
+    cascade = workload.cascade
     r = roles or attention_roles(cascade)
-    params = dict(workload.params)  # type: ignore[attr-defined]
+    params = dict(workload.params)
     sizes0 = cascade.rank_sizes(numeric_params(params))
     score = next(e for e in cascade.einsums if e.name == r.score)
     outer_streamed = r.key_outer is not None and r.key_outer in score.ranks
