@@ -15,8 +15,9 @@ cudnn; fwd and bwd)              and ``is_causal`` from the SDPA op of the stack
 ``_fused_rms_norm``/``rms_norm`` ``softmax`` through ``mappings.simulate_workload`` on
 (fused), ``_softmax``            the architecture (event engine)
 element-wise, activations,       the GPU model's memory-bound kernel
-reductions, copies, ``cat``      (``archsim.gpu.streaming_cost``): bytes of the tensor
-(list ``ELEMENTWISE``)           inputs read, bytes of the output written
+reductions, copies, ``cat``,     (``archsim.gpu.streaming_cost``): bytes of the tensor
+index writes / gathers           inputs read, bytes of the output written (an index
+(list ``ELEMENTWISE``)           write moves its payload, a gather the rows it picks)
 ===============================  ===================================================
 
 **Device time.** A profiler kernel's ``dur`` is its execution on the GPU. The GPU model
@@ -105,6 +106,11 @@ _WRITE_ONLY = frozenset({"fill_", "zero_", "ones", "zeros", "full", "arange", "o
 _WRITE_ONLY |= {"zeros_like", "full_like", "empty_like_fill"}
 _COPIES = frozenset({"copy_", "clone", "contiguous", "_to_copy", "to", "_unsafe_view"})
 _JOINS = frozenset({"cat", "stack", "_cat"})
+#: write a payload (their last tensor input) into another tensor at indices (KV-cache writes)
+_SCATTERS = frozenset({"index_copy", "index_put", "_index_put_impl", "index_add", "scatter"})
+#: read rows picked by an index tensor: embedding(weight, ids), index_select(self, dim, idx),
+#: gather(self, dim, idx)
+_GATHERS = frozenset({"embedding", "index_select", "gather"})
 _ALU_PER_ELEMENT = {
     "silu": 8.0,
     "gelu": 12.0,
@@ -129,6 +135,8 @@ ELEMENTWISE = frozenset(
     | _WRITE_ONLY
     | _COPIES
     | _JOINS
+    | _SCATTERS
+    | _GATHERS
 )
 
 
@@ -172,18 +180,21 @@ def _base(name: str | None) -> str:
 
 
 def _tensors(k: TraceKernel) -> list[tuple[tuple[int, ...], int]]:
-    """(shape, bytes per element) of each tensor input (list inputs flattened)."""
-    out = []
-    types = list(k.input_types) + [""] * max(0, len(k.input_dims) - len(k.input_types))
-    for i, shape in enumerate(k.input_dims):
-        t = types[i] if i < len(types) else ""
+    """(shape, bytes per element) of each tensor input in argument order (a tensor list's
+    members in place of the list)."""
+    out: list[tuple[tuple[int, ...], int]] = []
+    n = max(len(k.input_dims), len(k.list_dims))
+    for i in range(n):
+        t = k.input_types[i] if i < len(k.input_types) else ""
+        shapes = k.list_dims[i] if i < len(k.list_dims) else ()
+        if shapes:
+            size = element_bytes(t) or _widest(k)
+            out.extend((sh, size) for sh in shapes if sh)
+            continue
+        shape = k.input_dims[i] if i < len(k.input_dims) else ()
         size = element_bytes(t)
         if shape and size is not None:
             out.append((shape, size))
-    for i, shapes in enumerate(k.list_dims):
-        t = types[i] if i < len(types) else ""
-        size = element_bytes(t) or _widest(k)
-        out.extend((s, size) for s in shapes if s)
     return out
 
 
@@ -214,6 +225,27 @@ def _streaming(k: TraceKernel, model: GpuModel) -> tuple[OpSim | None, str]:
     if base in _JOINS:
         read = float(sum(_numel(s) * b for s, b in tensors))
         write, out_elems = read, float(sum(_numel(s) for s, _ in tensors))
+    elif base in _SCATTERS:
+        payload, size = tensors[-1]
+        index_bytes = sum(_numel(sh) * b for sh, b in tensors[1:-1])
+        out_elems = float(_numel(payload))
+        read, write = out_elems * size + index_bytes, out_elems * size
+        label_shape = payload
+    elif base in _GATHERS:
+        if len(tensors) < 2:
+            return None, f"{k.op_name}: expected a source and an index tensor"
+        (src, size), (idx, ib) = tensors[0], tensors[-1]
+        if base == "embedding":
+            out_shape = (*idx, src[-1])
+        elif base == "index_select":
+            dims = _dims_arg(k.concrete_inputs[1], len(src)) if len(k.concrete_inputs) > 1 else None
+            dim = min(dims) if dims else 0
+            out_shape = tuple(_numel(idx) if i == dim else n for i, n in enumerate(src))
+        else:
+            out_shape = idx
+        out_elems = float(_numel(out_shape))
+        read, write = out_elems * size + _numel(idx) * ib, out_elems * size
+        label_shape = out_shape
     elif base == "copy_":
         if len(tensors) < 2:
             return None, f"{k.op_name}: expected dst and src shapes"

@@ -372,3 +372,39 @@ def test_bad_or_unmatched_shape_hints_are_reported(tmp_path, capsys):
         hints.write_bytes(text)
         assert main(["compare", "--torch-trace", str(trace), "--shapes", str(hints)]) == 2
         assert capsys.readouterr().err.startswith("error:")
+
+
+def test_kv_cache_index_writes_and_gathers_move_their_payload():
+    cache, new, ids = [1, 8, 4096, 128], [1, 8, 1, 128], [1]
+    long_t = "long int"
+    cmp = _op_trace(
+        (
+            ["aten::index_copy_"],
+            [cache, [], ids, new],
+            [BF16_T, "Scalar", long_t, BF16_T],
+            ["", "2", "", ""],
+            "void at::native::index_copy_kernel_impl<c10::BFloat16>",
+        ),
+        (
+            ["aten::index_put_", "aten::_index_put_impl_"],
+            [cache, [[1]], new, [], []],
+            [BF16_T, "TensorList", BF16_T, "Scalar", "Scalar"],
+            ["", "", "", "False", "False"],
+            "void at::native::index_elementwise_kernel<128, 4>",
+        ),
+        (
+            ["aten::embedding"],
+            [[128256, 4096], [1, 512], [], [], []],
+            [BF16_T, long_t, "Scalar", "Scalar", "Scalar"],
+            ["", "", "-1", "False", "False"],
+            "void at::native::indexSelectLargeIndex<c10::BFloat16, long, unsigned int, 2, 2, -2>",
+        ),
+    )
+    copy, put, emb = cmp.matches
+    payload = 8 * 128 * 2
+    assert (copy.sim.dram_read_bytes, copy.sim.dram_write_bytes) == (payload + 8, payload)
+    assert put.sim.dram_write_bytes == payload  # index list dtype is not recorded
+    assert payload < put.sim.dram_read_bytes < payload + 64
+    rows = 512 * 4096 * 2
+    assert (emb.sim.dram_read_bytes, emb.sim.dram_write_bytes) == (rows + 512 * 8, rows)
+    assert emb.op_label == "embedding 1x512x4096"
