@@ -68,6 +68,8 @@ from collections.abc import Mapping as AbcMapping
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple, TypedDict
 
+import numpy as np
+
 from archsim.errors import MappingError
 from mappings._attn_common import (
     dram_tensor_bytes,
@@ -155,6 +157,22 @@ class _Att(NamedTuple):
     mid: tuple[str, ...]  # kernel 2 (1D): Einsums between the score and value contraction
     av2d: tuple[str, ...]  # kernel 3 (2D): the value contraction (+ later contractions)
     av1d: tuple[str, ...]  # kernel 3 (1D): core Einsums after it, and the epilogue
+
+
+def _keys_visited(workload: Workload, att: _Att, rows: int) -> float:
+    """Mean fraction of the keys a block of ``rows`` query rows reads: the span of its rows'
+    key intervals under the conditions (a causal block reads the keys up to its last row;
+    the whole head's block, all of them), 1 without conditions. Not ``frac``: a key read
+    for one row of a block is read for the block."""
+    from mappings._stream import StreamTiling, stream_work
+
+    every = ("condition", "block", "slice")  # only the spans are read: sparsity is not skipped
+    w = stream_work(workload, StreamTiling(rows, 1, every), roles=att.roles)
+    if w.key_spans is None or "condition" not in w.skipped:
+        return 1.0
+    f, g = w.key_spans[:, 0], w.key_spans[:, 1]
+    seen = np.where(g >= f, g - f + 1, 0).astype(float)
+    return float(seen.mean()) / max(1, w.key_len)
 
 
 def _closure(start: set[str], edges: AbcMapping[str, set[str]]) -> set[str]:
@@ -440,7 +458,7 @@ def flat_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, obj
     # tile then uses its own servers (loads write the arrays, stores write the buffer/DRAM)
     loads = [
         *_xfer("Q", rows * e_ * by / tiles, dram, rf2),
-        *_xfer("KV", skv * (e_ + f_) * by * frac / tiles, dram, rf2),
+        *_xfer("KV", skv * (e_ + f_) * by * _keys_visited(workload, att, rows) / tiles, dram, rf2),
     ]
     stores = []
     if off:  # scores in DRAM; a score row is buffered for the exp/sum passes (a row fits)
@@ -578,7 +596,8 @@ def _unfused_kernels(workload: Workload, arch: Architecture, att: _Att) -> Plan:
         )
         return Phase(name, body=body, trips=trips, depth=2, staging_level=g)
 
-    kv = skv * by * frac / tiles  # per tile: the block's K (V) stream, per feature
+    # per tile: the block's K (V) stream, per feature (the keys its rows' conditions reach)
+    kv = skv * by * _keys_visited(workload, att, qb) / tiles
     score = att.roles.score
     to_mid = _boundary_bytes(att, att.score_k, att.mid)
     to_av = _boundary_bytes(att, (*att.score_k, *att.mid), later)

@@ -177,6 +177,11 @@ def _cost_for(
             "split_k": cfg.split_k,
             "path": cfg.path,
             "ctas_per_sm": 1,
+            # output bytes still dirty in L2 at the end (written by a later kernel's evictions)
+            "deferred_write_bytes": max(
+                0.0,
+                M * N * out_elt * batch + (cfg.split_k > 1) * cfg.split_k * M * N * 4 * batch - wr,
+            ),
         },
         trips=np.full(ctas, k_iters, dtype=np.int64),
         trip_cycles=(cyc - epi) / max(k_iters, 1),

@@ -89,7 +89,7 @@ def gpu_plan(
         f"{name}:{workload.name}", costs, model, arch, pred, dtype=dtype_of(workload)
     )
     meta = {**program.meta, "dataflow": name, **(extra_meta or {})}
-    finish = partial(with_board_energy, model, program.meta)
+    finish = partial(with_board_energy, model, program.meta, arch.dram.name)
     return Plan(program=program, mapping=None, passes=passes, notes=notes, meta=meta, finish=finish)
 
 

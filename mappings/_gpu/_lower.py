@@ -311,18 +311,29 @@ def board_energy_j(model: GpuModel, meta: Mapping[str, object], seconds: float) 
     return total
 
 
-def with_board_energy(model: GpuModel, meta: Mapping[str, object], result: Result) -> Result:
-    """``result`` with its energy from :func:`board_energy_j` at its own time; the energy of
-    the architecture's per-op tables stays in ``meta["component_energy_j"]``."""
+def with_board_energy(
+    model: GpuModel, meta: Mapping[str, object], dram: str, result: Result
+) -> Result:
+    """``result`` with its energy from :func:`board_energy_j` at its own time (the energy of
+    the architecture's per-op tables stays in ``meta["component_energy_j"]``), and the GEMM
+    output bytes still dirty in L2 when a kernel ends counted as ``dram`` bytes: a later
+    kernel's evictions write them, so they cost no time here but they are DRAM traffic."""
     parts = board_energy_j(model, meta, result.seconds)
+    kernels = meta.get("kernels", ())
+    deferred = sum(float(k.get("deferred_write_bytes", 0.0)) for k in kernels)  # type: ignore[union-attr]
+    by_level = dict(result.bytes_by_level)
+    by_level[dram] = by_level.get(dram, 0.0) + deferred
     return replace(
         result,
         energy_j=float(sum(parts.values())),
         energy_breakdown_j=parts,
+        bytes_by_level=by_level,
+        dram_bytes=float(result.dram_bytes + deferred),
         meta={
             **result.meta,
             "energy_model": "board power model (archsim.gpu.power)",
             "component_energy_j": float(result.energy_j),
+            "deferred_write_bytes": deferred,
         },
     )
 
