@@ -30,7 +30,7 @@ from archsim.gpu.decode import _combine_cost, cudnn_decode_tiling
 from archsim.gpu.heuristics import fa2_fwd_tiling, fa2_splitkv_tiling, memeff_fwd_tiling
 from mappings._registry import PassInfo, Plan, register_dataflow
 from mappings._roles import AttentionRoles, attention_roles
-from mappings._stream import StreamTiling, numeric_params, stream_work
+from mappings._stream import StreamTiling, StreamWork, numeric_params, stream_work
 from workloads import Workload
 
 from ._common import check_knobs, dtype_of, ensure, model_for
@@ -128,7 +128,7 @@ def decode_kernels(
     roles: AttentionRoles | None = None,
     splits: int | None = None,
     dataflow: str = "split_kv",
-) -> tuple[list[KernelCost], object, dict[str, object]]:
+) -> tuple[list[KernelCost], StreamWork, dict[str, object]]:
     """(kernels, StreamWork, meta) of a decode of the workload's cascade (module doc).
 
     ``variant``: ``flash2`` (FA2 split-KV over 2 x SMs CTA slots; no split -> FA2's regular
@@ -268,7 +268,7 @@ def decode_plan(
     costs, w, meta = decode_kernels(
         workload, model, variant, roles=r, splits=splits, dataflow=dataflow
     )
-    d = int(math.prod(w.sizes.get(x, 1) for x in r.features))  # type: ignore[attr-defined]
+    d = int(math.prod(w.sizes.get(x, 1) for x in r.features))
     notes = f"{dataflow}: {meta['splits']} splits, {meta['rows']} packed query rows per K/V stream"
     return recipe_plan(
         dataflow,
@@ -276,7 +276,7 @@ def decode_plan(
         arch,
         model,
         costs,
-        work=w,  # type: ignore[arg-type]
+        work=w,
         passes=_passes(d),
         notes=notes,
         extra_meta=meta,
@@ -296,7 +296,8 @@ def split_kv(workload: Workload, arch: Architecture, knobs: Mapping[str, object]
             "int >= 1",
             splits,
         )
-    return decode_plan("split_kv", "flash2", workload, arch, splits=splits)  # type: ignore[arg-type]
+    assert splits is None or isinstance(splits, int)  # ensure() above raised otherwise
+    return decode_plan("split_kv", "flash2", workload, arch, splits=splits)
 
 
 @register_dataflow("lean")
