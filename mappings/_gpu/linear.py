@@ -47,7 +47,7 @@ from archsim.errors import MappingError
 from archsim.gpu import FAMILIES, GpuModel, KernelCost, dtype_bytes
 from archsim.gpu.attention import kv_reread_factor, trip_kernel_cost
 from archsim.gpu.heuristics import AttnTiling, make_tiling
-from mappings._registry import PassInfo, Plan, register_dataflow
+from mappings._registry import PassInfo, Plan, WorkloadLike, register_dataflow
 from mappings._roles import AttentionRoles, attention_roles, key_canon
 from mappings._stream import add_ops, numeric_params
 from workloads import Cascade, CascadeCounts, Workload, count
@@ -385,7 +385,7 @@ def _output_path(cascade: Cascade, cr: ChunkRoles, rest: list[str]) -> list[str]
 
 
 def chunk_kernel(
-    workload: object,
+    workload: WorkloadLike,
     model: GpuModel,
     recipe: ChunkRecipe = RECIPE,
     dtype: str | None = None,
@@ -401,12 +401,12 @@ def chunk_kernel(
     dtype); an output kernel then runs every other Einsum with one CTA per chunk and value
     block, reading its chunk's state (parallel along the sequence).
     """
-    cascade: Cascade = workload.cascade  # type: ignore[attr-defined]
+    cascade = workload.cascade
     cr = chunk_roles(cascade)
-    num = numeric_params(workload.params)  # type: ignore[attr-defined]
+    num = numeric_params(workload.params)
     sizes = cascade.rank_sizes(num)
     counts = count(cascade, num)
-    dtype = dtype or dtype_of(workload)  # type: ignore[arg-type]
+    dtype = dtype or dtype_of(workload)  # type: ignore[arg-type]  # it reads .params only
     vb = recipe.value_block
     nv = _value_blocks(cr, sizes, vb)
     x = _Ctx(cascade, cr, counts, sizes, model, recipe, dtype, nv)
