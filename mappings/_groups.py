@@ -20,23 +20,24 @@ from mappings._roles import is_contraction
 
 if TYPE_CHECKING:
     from archsim import Architecture, Phase
+    from workloads import Workload
 
 __all__ = ["einsum_phases", "own_group"]
 
 
-def own_group(workload: object, arch: Architecture, name: str) -> FusionGroup:
+def own_group(workload: Workload, arch: Architecture, name: str) -> FusionGroup:
     """Einsum ``name`` as its own fusion group: contractions on the matrix unit, everything
     else on the vector unit (:func:`mappings._fit.fit_group`)."""
     big, small = pick_units(arch)
-    e = next(x for x in workload.cascade.einsums if x.name == name)  # type: ignore[attr-defined]
-    return fit_group(workload, arch, name, big if is_contraction(e) else small)  # type: ignore[arg-type]
+    e = next(x for x in workload.cascade.einsums if x.name == name)
+    return fit_group(workload, arch, name, big if is_contraction(e) else small)
 
 
 def einsum_phases(
-    workload: object, arch: Architecture, names: Sequence[str], *, prefix: str
+    workload: Workload, arch: Architecture, names: Sequence[str], *, prefix: str
 ) -> list[Phase]:
     """One phase per Einsum in ``names`` (run in order, each after the previous phase)."""
     return [
-        lower_group(workload, own_group(workload, arch, name), arch, f"{prefix}:{name}")  # type: ignore[arg-type]
+        lower_group(workload, own_group(workload, arch, name), arch, f"{prefix}:{name}")
         for name in names
     ]
