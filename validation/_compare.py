@@ -164,6 +164,21 @@ class TraceComparison:
             out.append(f"  ... and {len(rows) - limit} more kernel names")
         return "\n".join(out)
 
+    def steps(self) -> list[tuple[str, float, float, float]]:
+        """Per ``record_function`` step of the trace: ``(name, measured µs of all its kernels,
+        measured µs of its simulated kernels, simulated µs)``, in trace order; empty when
+        the trace has no step ranges."""
+        out: dict[str, list[float]] = {}
+        for m in self.matches:
+            if m.kernel.step is None:
+                continue
+            row = out.setdefault(m.kernel.step, [0.0, 0.0, 0.0])
+            row[0] += m.kernel.dur_us
+            if m.sim is not None:
+                row[1] += m.meas_us
+                row[2] += m.sim_us or 0.0
+        return [(name, *vals) for name, vals in out.items()]  # type: ignore[misc]
+
     def summary_text(self) -> str:
         """Coverage, totals over simulated kernels, per-kernel MAPE, unknown time."""
         carriers = [m for m in self.matches if m.sim is not None]
@@ -182,6 +197,12 @@ class TraceComparison:
             f"per-kernel MAPE {mape:.1f}% over {len(errs)}; "
             f"unmatched kernels {total - covered:.1f} us",
         ]
+        for name, all_us, meas_s, sim_s in self.steps():
+            err = (sim_s - meas_s) / meas_s * 100 if meas_s else math.nan
+            lines.append(
+                f"step {name}: kernels {all_us:.1f} us; simulated ops measured {meas_s:.1f} us "
+                f"vs simulated {sim_s:.1f} us ({err:+.1f}%)"
+            )
         if self.memops:
             lines.append(
                 f"memcpy/memset activities: {self.memops}, {self.memops_us:.1f} us (not compared)"

@@ -86,6 +86,8 @@ class TraceKernel:
     op_stack : names of the CPU ops enclosing the launch, outermost first (ends with
         ``op_name``). stack_args : those ops' ``args`` (same order).
     correlation : the profiler's correlation id (or None).
+    step : the innermost ``record_function`` range (``user_annotation``: ``ProfilerStep#3``,
+        ``layer_step_0``) around the launch, or None.
     """
 
     name: str
@@ -106,6 +108,7 @@ class TraceKernel:
     op_stack: tuple[str, ...] = ()
     correlation: int | None = None
     stack_args: tuple[Mapping[str, object], ...] = field(default=(), compare=False, repr=False)
+    step: str | None = None
 
     @property
     def has_shapes(self) -> bool:
@@ -218,6 +221,7 @@ def parse_trace_events(
     cpu_ops: list[Mapping[str, object]] = []
     launches: dict[int, Mapping[str, object]] = {}
     memops_us, memops = 0.0, 0
+    annotations: list[Mapping[str, object]] = []
     for ev in events:
         if not isinstance(ev, Mapping):
             continue
@@ -237,10 +241,13 @@ def parse_trace_events(
             corr = ev_args.get("correlation")
             if isinstance(corr, int):
                 launches[corr] = ev
+        elif cat == "user_annotation" and ev.get("ph", "X") == "X":
+            annotations.append(ev)
         elif cat in ("gpu_memcpy", "gpu_memset") and ev.get("ph", "X") == "X":
             memops += 1
             memops_us += max(0.0, _num(ev.get("dur")))
     index = _OpIndex(cpu_ops)
+    steps = _OpIndex(annotations)
     kernels = []
     for ev in events:
         if not isinstance(ev, Mapping) or str(ev.get("cat", "")).lower() != "kernel":
@@ -261,6 +268,11 @@ def parse_trace_events(
         launch = launches.get(corr) if isinstance(corr, int) else None
         stack = (
             index.stack_at(launch.get("pid"), launch.get("tid"), _num(launch.get("ts")))
+            if launch is not None
+            else []
+        )
+        around = (
+            steps.stack_at(launch.get("pid"), launch.get("tid"), _num(launch.get("ts")))
             if launch is not None
             else []
         )
@@ -290,6 +302,7 @@ def parse_trace_events(
                 op_stack=tuple(str(o.get("name", "")) for o in stack),
                 stack_args=tuple(_mapping(o.get("args")) for o in stack),
                 correlation=corr if isinstance(corr, int) else None,
+                step=str(around[-1].get("name")) if around else None,
             )
         )
     kernels.sort(key=lambda k: (k.ts_us, k.stream))

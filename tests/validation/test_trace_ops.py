@@ -408,3 +408,14 @@ def test_kv_cache_index_writes_and_gathers_move_their_payload():
     rows = 512 * 4096 * 2
     assert (emb.sim.dram_read_bytes, emb.sim.dram_write_bytes) == (rows + 512 * 8, rows)
     assert emb.op_label == "embedding 1x512x4096"
+
+
+def test_kernels_are_summed_per_record_function_step(prefill):
+    kernels = _kernel_events(PREFILL)
+    total = sum(e["dur"] for e in kernels)
+    ((name, all_us, meas_us, sim_us),) = prefill.steps()
+    assert name == "layer_step_0"
+    assert all_us == pytest.approx(total)
+    assert meas_us == pytest.approx(total - 7.0)  # all but the custom op's kernel
+    assert sim_us == pytest.approx(sum(m.sim_us for m in prefill.matches if m.sim is not None))
+    assert "step layer_step_0: kernels" in prefill.summary_text()

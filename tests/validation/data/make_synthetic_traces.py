@@ -5,7 +5,8 @@ trace ``validation/data/traces/h100_attention_step.trace.json``): ``cpu_op`` eve
 ``External id`` and, with ``record_shapes=True``, ``Input Dims`` / ``Input type`` /
 ``Input Strides`` / ``Concrete Inputs``; ``cuda_runtime`` launch calls with ``correlation``;
 ``kernel`` events on the GPU with the same ``correlation`` and ``External id``; ``ac2g`` flow
-events; a ``gpu_memset``. The ops are those of one Llama-3-8B-shaped decoder layer (bf16,
+events; a ``gpu_memset``; a ``user_annotation`` range around the layer (``record_function``).
+The ops are those of one Llama-3-8B-shaped decoder layer (bf16,
 d_model 4096, 32 query / 8 KV heads of 128, FFN 14336) with a short sequence.
 
 **Kernel durations here are synthetic** (round numbers, not measurements); the tests check
@@ -151,6 +152,8 @@ class _Trace:
 def layer(*, shapes: bool, S: int, ctx: int) -> dict:
     """One decoder layer: ``S`` new tokens attending to ``ctx`` tokens (prefill: ctx = S)."""
     t = _Trace(shapes)
+    start = t.t_cpu
+    t.t_cpu += 1.0
     dm, hq, hkv, d, ff = 4096, 32, 8, 128, 14336
     x = (1, S, dm)
 
@@ -324,6 +327,18 @@ def layer(*, shapes: bool, S: int, ctx: int) -> dict:
     ew("aten::add", "AddFunctor", [x, x, ()], 5.0, [BF16, BF16, "Scalar"], ["", "", "1"])()
     # an op archsim has no model for: a custom extension launching a Triton kernel
     t.op("my_ext::fused_router", [x], [BF16], kernel=("triton_poi_fused_router_0", 7.0))
+    t.events.append(  # the harness's record_function("layer_step_0") range
+        {
+            "ph": "X",
+            "cat": "user_annotation",
+            "name": "layer_step_0",
+            "pid": 4242,
+            "tid": 4242,
+            "ts": start,
+            "dur": t.t_cpu + 1.0 - start,
+            "args": {"External id": 0, "Record function id": 0, "Ev Idx": 0},
+        }
+    )
     return t.doc()
 
 
