@@ -6,7 +6,7 @@ summary keys, checks against the published numbers, notes on assumptions) and ne
 
 >>> from validation.reproduce import REPRODUCTIONS
 >>> sorted(REPRODUCTIONS)
-['fg-attn', 'fusemax', 'hydragen', 'lean', 'linear', 'minference', 'pim', 'spatten']
+['fg-attn', 'fusemax', 'hydragen', 'lean', 'linear', 'minference', 'pim', 'push-memory', 'spatten']
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from ._lean import reproduce_lean
 from ._linear import reproduce_linear
 from ._minference import reproduce_minference
 from ._pim import reproduce_pim
+from ._push_memory import reproduce_push_memory
 from ._spatten import reproduce_spatten
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "reproduce_hydragen",
     "reproduce_minference",
     "reproduce_pim",
+    "reproduce_push_memory",
     "reproduce_spatten",
     "write_outputs",
 ]
@@ -49,6 +51,7 @@ REPRODUCTIONS: dict[str, Callable[..., Reproduction]] = {
     "hydragen": reproduce_hydragen,
     "minference": reproduce_minference,
     "spatten": reproduce_spatten,
+    "push-memory": reproduce_push_memory,
 }
 
 
