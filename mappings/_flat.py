@@ -167,7 +167,7 @@ def _keys_visited(workload: Workload, att: _Att, rows: int) -> float:
     from mappings._stream import StreamTiling, stream_work
 
     every = ("condition", "block", "slice")  # only the spans are read: sparsity is not skipped
-    w = stream_work(workload, StreamTiling(rows, 1, every), roles=att.roles)
+    w = stream_work(workload, StreamTiling(rows, 1, frozenset(every)), roles=att.roles)
     if w.key_spans is None or "condition" not in w.skipped:
         return 1.0
     f, g = w.key_spans[:, 0], w.key_spans[:, 1]

@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -293,7 +294,7 @@ def board_energy_j(model: GpuModel, meta: Mapping[str, object], seconds: float) 
     FLOPs, FP32/SFU ops, DRAM bytes). Each kernel keeps its work and its clock; its duration is
     the model's stretched by the engine's time over the model's (one factor for the program).
     """
-    kernels = list(meta.get("kernels", ()))  # type: ignore[call-overload]
+    kernels = _kernel_meta(meta)
     model_s = sum(float(k["time_s"]) for k in kernels)
     stretch = seconds / model_s if model_s > 0 else 1.0
     total: dict[str, float] = {}
@@ -311,6 +312,13 @@ def board_energy_j(model: GpuModel, meta: Mapping[str, object], seconds: float) 
     return total
 
 
+def _kernel_meta(meta: Mapping[str, object]) -> list[Mapping[str, Any]]:
+    """The per-kernel records of a GPU program's meta: ``meta["kernels"]``, JSON-like dicts
+    written by :func:`costs_to_program` (so typed ``Any``); none when absent."""
+    kernels: Any = meta.get("kernels", ())
+    return list(kernels)
+
+
 def with_board_energy(
     model: GpuModel, meta: Mapping[str, object], dram: str, result: Result
 ) -> Result:
@@ -319,8 +327,8 @@ def with_board_energy(
     output bytes still dirty in L2 when a kernel ends counted as ``dram`` bytes: a later
     kernel's evictions write them, so they cost no time here but they are DRAM traffic."""
     parts = board_energy_j(model, meta, result.seconds)
-    kernels = meta.get("kernels", ())
-    deferred = sum(float(k.get("deferred_write_bytes", 0.0)) for k in kernels)  # type: ignore[union-attr]
+    kernels = _kernel_meta(meta)
+    deferred = sum(float(k.get("deferred_write_bytes", 0.0)) for k in kernels)
     by_level = dict(result.bytes_by_level)
     by_level[dram] = by_level.get(dram, 0.0) + deferred
     return replace(
