@@ -55,7 +55,7 @@ def pos_int(knobs: AbcMapping[str, object], name: str, default: int) -> int:
     """Knob ``name`` as an int >= 1 (``default`` when absent); MappingError otherwise."""
     v = knobs.get(name, default)
     try:
-        iv = -1 if isinstance(v, bool) else int(v)  # type: ignore[call-overload]
+        iv = -1 if isinstance(v, bool) else int(v)  # type: ignore[call-overload]  # knob: user value, int() checks it
     except (TypeError, ValueError, OverflowError):
         iv = -1
     if iv < 1 or iv > 2**40:

@@ -71,7 +71,7 @@ def memo(obj: object, key: Hashable, make: Callable[[], T]) -> T:
     hit = _MEMO.get(k)
     if hit is not None and hit[0] is obj:
         _MEMO.move_to_end(k)
-        return hit[1]  # type: ignore[return-value]
+        return hit[1]  # type: ignore[return-value]  # stored by make() under this key
     value = make()
     _MEMO[k] = (obj, value)
     if len(_MEMO) > 8 * _SIZE:

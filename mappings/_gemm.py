@@ -271,7 +271,7 @@ def gemm_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, obj
         raise MappingError(
             "unknown stationarity", path="knobs.stationary", expected="output|weight|input", got=st
         )
-    unit, rows, cols = _array(arch, knobs.get("unit"))  # type: ignore[arg-type]
+    unit, rows, cols = _array(arch, knobs.get("unit"))  # type: ignore[arg-type]  # knob: a unit name, arch.unit() checks it
     einsums = workload.cascade.einsums
     if len(einsums) != 1:
         # the systolic closed form times one GEMM; a cascade of several Einsums (SwiGLU, a
@@ -283,7 +283,7 @@ def gemm_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, obj
             expected="one Einsum C[m,n] = A[m,k]*B[k,n] (dataflow `unfused` maps several)",
             got=[e.text or e.name for e in einsums],
         )
-    roles = gemm_roles(workload, knobs.get("einsum"))  # type: ignore[arg-type]
+    roles = gemm_roles(workload, knobs.get("einsum"))  # type: ignore[arg-type]  # knob: an Einsum name, checked there
     sizes = workload.sizes
     mapping = gemm_mapping(workload, arch, roles, st, unit.name, rows, cols)
     nb = math.prod(int(sizes[b]) for b in roles.batch)

@@ -131,7 +131,7 @@ _DECLS = {
 def _text(name: str, params: tuple[tuple[str, object], ...]) -> str:
     p = dict(params)
     shape, body = CASCADES[name]
-    head = "\n".join(f"param {k} = {int(p[k])}" for k in shape)  # type: ignore[call-overload]
+    head = "\n".join(f"param {k} = {int(p[k])}" for k in shape)  # type: ignore[call-overload]  # config sizes; int() checks
     decls = _t(p.get("dtype_bits", 16), *_DECLS[name])
     return head + "\n" + body.replace("{decl}", decls)
 

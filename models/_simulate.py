@@ -357,7 +357,7 @@ def _simulate_op(
     else:
         workload, params = op.workload, dict(op.params)
     try:
-        rep = simulate_workload(arch, workload, params=params, engine=engine)  # type: ignore[arg-type]
+        rep = simulate_workload(arch, workload, params=params, engine=engine)  # type: ignore[arg-type]  # engine: checked by simulate_workload
     except (MappingError, InfeasibleMappingError) as exc:
         out = (0.0, 0.0, 0.0, "unmapped", str(exc), False)
     else:

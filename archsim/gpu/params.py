@@ -322,7 +322,7 @@ def _hardware_from_arch(arch: object) -> GpuHardware:
     idle = getattr(arch, "idle_power_w", None)
     if idle:
         updates["idle_w"] = float(idle)
-    hw = replace(base, **updates)  # type: ignore[arg-type]
+    hw = replace(base, **updates)  # type: ignore[arg-type]  # values copied from the spec, field by field
     if hw.sms <= 0 or not math.isfinite(hw.hbm_bytes_per_s) or hw.hbm_bytes_per_s <= 0:
         raise ArchSpecError(
             "bad GPU parameters",

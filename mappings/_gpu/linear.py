@@ -459,7 +459,7 @@ def chunked_plan(
     """
     check_knobs(knobs, ("value_block", "materialize"), recipe.dataflow)
     if "value_block" in knobs:
-        vb = int(knobs["value_block"])  # type: ignore[call-overload]
+        vb = int(knobs["value_block"])  # type: ignore[call-overload]  # knob: user value, int() checks it
         if vb < 1:
             raise MappingError(
                 "value_block must be positive", path="knobs.value_block", expected=">= 1", got=vb

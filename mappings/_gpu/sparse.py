@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import TypedDict
 
 from archsim import Architecture
 from archsim.errors import MappingError
@@ -32,6 +33,15 @@ from ._common import check_knobs, dtype_of, ensure, model_for
 from ._spine import FusedRecipe, check_one_pass, fused_kernel, recipe_plan
 
 __all__ = ["block_sparse", "fg_sparse", "sparse_block"]
+
+
+class _GatherCost(TypedDict, total=False):
+    """What gathering the kept slices adds to a fused kernel (keywords of ``fused_kernel``)."""
+
+    issue_cycles_per_trip: float
+    extra_bytes_per_trip: float
+    extra_dram_read: float
+    meta: Mapping[str, object]
 
 
 def sparse_block(workload: Workload, roles: AttentionRoles, kind: str) -> tuple[int, float]:
@@ -88,7 +98,7 @@ def _plan(
         del causal
         return _sparse_tiling(model, family, d, block, elt)
 
-    extra: dict[str, object] = {}
+    extra: _GatherCost = {}
     if skip == "slice":
         probe = fused_kernel(workload, recipe, model, dtype, tiling, roles=roles)
         w = probe.work
@@ -100,7 +110,7 @@ def _plan(
             "extra_dram_read": kept_keys * _INDEX_BYTES,
             "meta": {"slice_m": block, "gather_cycles_per_row": gather},
         }
-    fk = fused_kernel(workload, recipe, model, dtype, tiling, roles=roles, **extra)  # type: ignore[arg-type]
+    fk = fused_kernel(workload, recipe, model, dtype, tiling, roles=roles, **extra)
     t, w = fk.tiling, fk.work
     dense = w.work_items * w.dense_trips
     passes = PassInfo(
@@ -153,7 +163,7 @@ def block_sparse(workload: Workload, arch: Architecture, knobs: Mapping[str, obj
 def fg_sparse(workload: Workload, arch: Architecture, knobs: Mapping[str, object]) -> Plan:
     """FG-Attn: per query block, gather the kept keys into dense shared-memory tiles."""
     check_knobs(knobs, ("gather_cycles_per_row",), "fg_sparse")
-    g = float(knobs.get("gather_cycles_per_row", GATHER_CYCLES_PER_ROW))  # type: ignore[arg-type]
+    g = float(knobs.get("gather_cycles_per_row", GATHER_CYCLES_PER_ROW))  # type: ignore[arg-type]  # knob: user value, float() checks it
     ensure(g >= 0, "bad knob", "knobs.gather_cycles_per_row", ">= 0", g)
     return _plan(
         "fg_sparse",

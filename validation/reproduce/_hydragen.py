@@ -137,8 +137,8 @@ def hydragen_point(B: int, Sp: int, Ss: int = SUFFIX, arch: str = ARCH) -> Row:
         "Sp": Sp,
         "Ss": Ss,
         "prefix_kernel": prefix[0].name,
-        "prefix_splits": int(pmeta.get("splits", 1)),  # type: ignore[call-overload]
-        "prefix_rows": int(pmeta.get("gqa_rows", B)),  # type: ignore[call-overload]
+        "prefix_splits": int(pmeta.get("splits", 1)),  # type: ignore[call-overload]  # kernel meta: numbers
+        "prefix_rows": int(pmeta.get("gqa_rows", B)),  # type: ignore[call-overload]  # kernel meta: numbers
         "prefix_us": t_pre * 1e6,
         "suffix_us": t_suf * 1e6,
         "combine_us": t_comb * 1e6,

@@ -231,7 +231,7 @@ def _point(arch: str, S: int) -> list[Row]:
             r = dense if part == "dense" else _run(arch, fw, dataflow, knobs)
             t_attn += r["s"]
             macs += r["macs"]
-            counted += float(count(fw.cascade, fw.params).macs)  # type: ignore[arg-type]
+            counted += float(count(fw.cascade, fw.params).macs)  # type: ignore[arg-type]  # params: the ints above
             bounds.append(f"{part}:{r['bound']}")
         t_est, est_bound = _estimate(arch, pattern, S)
         kept = macs / dense["macs"]
