@@ -261,6 +261,11 @@ def ideal_host(arch: Architecture) -> Architecture:
     return Architecture.from_dict(raw, source=f"{arch.name} with a zero-latency host")
 
 
+def ratio(num: Row, den: Row, key: str) -> float:
+    """``num[key] / den[key]`` (e.g. FPGA seconds / CGRA seconds)."""
+    return float(num[key]) / float(den[key])
+
+
 def _geomean(xs: Sequence[float]) -> float:
     return math.exp(sum(math.log(x) for x in xs) / len(xs))
 
@@ -278,13 +283,13 @@ def reproduce_push_memory(*, fast: bool = False) -> Reproduction:
         per_app.append(
             {
                 "app": app.name,
-                "cgra_us": rc["seconds"] * 1e6,
-                "fpga_us": rf["seconds"] * 1e6,
-                "runtime_ratio": rf["seconds"] / rc["seconds"],
-                "energy_ratio": rf["onchip_energy_j"] / rc["onchip_energy_j"],
-                "energy_ratio_with_dram": rf["energy_j"] / rc["energy_j"],
-                "cgra_cycles_per_ideal": rc["cycles"] / rc["ideal_cycles"],
-                "fpga_cycles_per_ideal": rf["cycles"] / rf["ideal_cycles"],
+                "cgra_us": float(rc["seconds"]) * 1e6,
+                "fpga_us": float(rf["seconds"]) * 1e6,
+                "runtime_ratio": ratio(rf, rc, "seconds"),
+                "energy_ratio": ratio(rf, rc, "onchip_energy_j"),
+                "energy_ratio_with_dram": ratio(rf, rc, "energy_j"),
+                "cgra_cycles_per_ideal": float(rc["cycles"]) / float(rc["ideal_cycles"]),
+                "fpga_cycles_per_ideal": float(rf["cycles"]) / float(rf["ideal_cycles"]),
             }
         )
     rt = _geomean([float(r["runtime_ratio"]) for r in per_app])

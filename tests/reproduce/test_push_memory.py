@@ -1,0 +1,150 @@
+"""Unified-buffer reproduction at CI size (``archsim reproduce push-memory --fast``).
+
+Tolerances: the paper's 4.7x runtime and 4.3x energy efficiency (abstract) are information
+checks, because the CGRA's clock and array and the FPGA's clock and energies are assumptions
+(``_push_memory.ASSUMPTIONS``); today the model gives 2.38x and 7.1x, a documented miss. Every
+model figure is held within 5% of what it gave when this test was written, so a model change is
+seen. Behaviour: the stencil cascades compute the convolution, the push memory sustains one
+window per cycle, the image leaves DRAM once, the line buffer is bounded by the push memory's
+capacity, and the two architectures perform the same actions, so the ratios come from their
+clocks and per-action energies.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from archsim import Architecture
+from archsim.cli import main
+from archsim.errors import MappingError
+from mappings import simulate_workload
+from validation.reproduce import reproduce
+from validation.reproduce._push_memory import (
+    APPS,
+    HERE,
+    PAPER,
+    app_mapping,
+    cgra,
+    fpga,
+    ideal_host,
+    load_app,
+    run_app,
+)
+from workloads import execute, parse_cascade
+
+#: Model values of the fast run when this test was written (drift reference, not targets).
+MODEL_FAST = {
+    "runtime_ratio_vs_fpga": 2.383,
+    "energy_ratio_vs_fpga": 7.1,
+    "energy_ratio_vs_fpga_with_dram": 1.32,
+}
+MODEL_RUNTIME_BY_APP = {"gaussian": 1.927, "conv3x3": 2.948}
+DRIFT = 0.05
+
+
+@pytest.fixture(scope="module")
+def rep():
+    return reproduce("push-memory", fast=True)
+
+
+@pytest.mark.parametrize("key", sorted(MODEL_FAST))
+def test_summary_does_not_drift(rep, key):
+    assert rep.summary[key] == pytest.approx(MODEL_FAST[key], rel=DRIFT)
+
+
+@pytest.mark.parametrize("app", sorted(MODEL_RUNTIME_BY_APP))
+def test_per_app_runtime_ratio_does_not_drift(rep, app):
+    row = next(r for r in rep.tables["per_app"] if r["app"] == app)
+    assert row["runtime_ratio"] == pytest.approx(MODEL_RUNTIME_BY_APP[app], rel=DRIFT)
+
+
+def test_mechanism_checks_gate_and_the_headline_is_information(rep):
+    assert rep.ok
+    gated = [c for c in rep.checks if c.gate]
+    assert len(gated) == 3 * 2 * len(APPS)
+    info = {c.name: c for c in rep.checks if not c.gate}
+    assert {c.target for c in info.values()} == set(PAPER.values())
+    # the documented miss: the model's runtime ratio is below, its energy ratio above the paper
+    assert not any(c.ok for c in info.values())
+
+
+def test_gaussian_cascade_is_a_3x3_correlation():
+    text = (HERE / APPS[0].file).read_text()
+    cas = parse_cascade(text, name="g", params={"N": 7, "NO": 5})
+    rng = np.random.default_rng(0)
+    img, w = rng.standard_normal((7, 7)), rng.standard_normal((3, 3))
+    out = execute(cas, {"I": img, "W": w})["B"]
+    want = np.array([[np.sum(img[y : y + 3, x : x + 3] * w) for x in range(5)] for y in range(5)])
+    np.testing.assert_allclose(out, want, rtol=1e-12)
+
+
+def test_conv_cascade_is_a_multichannel_convolution():
+    cas = parse_cascade(
+        (HERE / APPS[1].file).read_text(), name="c", params={"C": 2, "F": 3, "N": 6, "NO": 4}
+    )
+    rng = np.random.default_rng(1)
+    img, w = rng.standard_normal((2, 6, 6)), rng.standard_normal((3, 2, 3, 3))
+    out = execute(cas, {"I": img, "W": w})["O"]
+    want = np.einsum(
+        "cyxrs,fcrs->fyx",
+        np.lib.stride_tricks.sliding_window_view(img, (3, 3), axis=(1, 2)),
+        w,
+    )
+    np.testing.assert_allclose(out, want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("app", APPS, ids=lambda a: a.name)
+def test_both_architectures_do_the_same_actions(app):
+    c, f = run_app(app, cgra()), run_app(app, fpga())
+    for key in ("dram_bytes", "mem_bytes", "macs", "outputs"):
+        assert c[key] == f[key], key
+    # the image leaves DRAM once: the stencil's reuse is in the push memory
+    assert c["dram_bytes"] == pytest.approx(c["compulsory_bytes"], rel=0.02)
+
+
+@pytest.mark.parametrize("app", APPS, ids=lambda a: a.name)
+def test_without_host_latency_the_ratio_is_the_clock_ratio(app):
+    c, f = run_app(app, ideal_host(cgra())), run_app(app, ideal_host(fpga()))
+    clock_ratio = cgra().clock.core_hz / fpga().clock.core_hz
+    assert f["seconds"] / c["seconds"] == pytest.approx(clock_ratio, rel=0.02)
+    assert c["cycles"] == pytest.approx(c["ideal_cycles"], rel=0.03)
+
+
+def test_host_latency_costs_the_faster_clock_more_cycles():
+    c = run_app(APPS[0], cgra())
+    f = run_app(APPS[0], fpga())
+    assert c["cycles"] / c["ideal_cycles"] > 1.3 > f["cycles"] / f["ideal_cycles"]
+
+
+def _with_push_memory(arch: Architecture, capacity: int) -> Architecture:
+    raw = arch.to_dict()
+    next(lv for lv in raw["levels"] if lv["name"] == "MEM")["capacity_bytes"] = capacity
+    return Architecture.from_dict(raw, source="smaller push memory")
+
+
+def test_the_line_buffer_is_bounded_by_the_push_memory_capacity():
+    app = APPS[0]  # keeps the 64x64 16-bit image and 3x3 weights: 8,210 B
+    ok = _with_push_memory(cgra(), 3 * 4096)
+    simulate_workload(ok, load_app(app), mapping=app_mapping(app), engine="analytic")
+    small = _with_push_memory(cgra(), 2 * 4096)
+    with pytest.raises(MappingError, match="overflows MEM"):
+        simulate_workload(small, load_app(app), mapping=app_mapping(app), engine="analytic")
+
+
+def test_cgra_memory_level_is_the_lake_tiles():
+    mem = cgra().level("MEM")
+    assert mem.capacity_bytes == 128 * 512 * 64 // 8  # 128 tiles of 512 x 64 b
+    assert mem.read_bw_bytes_per_cycle == 128 * 2 * 2  # 2 output ports of 16 bits each
+    assert fpga().clock.core_hz == pytest.approx(cgra().clock.core_hz / 3.0)
+
+
+def test_cli_json_keys_csv_and_plot(tmp_path, capsys):
+    code = main(["reproduce", "push-memory", "--fast", "--json", "--out", str(tmp_path)])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert {"runtime_ratio_vs_fpga", "energy_ratio_vs_fpga", "tables", "checks"} <= set(data)
+    assert (tmp_path / "per_app.csv").stat().st_size > 0
+    assert (tmp_path / "push-memory.png").stat().st_size > 0
