@@ -112,7 +112,7 @@ def resolve_workload(workload: object, params: AbcMapping[str, object]) -> objec
                 declared = None
             if declared is not None:
                 _known_params(declared, params, path)
-            cas = parse_cascade(text, name=path.stem, params={k: v for k, v in params.items()})  # type: ignore[misc]
+            cas = parse_cascade(text, name=path.stem, params={k: v for k, v in params.items()})  # type: ignore[misc]  # user values; the parser checks
         merged = {**dict(cas.params), **dict(params)}
         # user values (object): the parser or rank_sizes checks each one (WorkloadError)
         sizes = cas.rank_sizes(merged)  # type: ignore[arg-type]
@@ -176,12 +176,12 @@ def _auto_plan(
     refusals = []
     for name in auto_candidates(arch):
         try:  # the choice depends on the cascade only, never on the knobs given
-            plan = get_dataflow(name)(workload, arch, {})  # type: ignore[arg-type]
+            plan = get_dataflow(name)(workload, arch, {})  # type: ignore[arg-type]  # Workload or FileWorkload
         except MappingError as exc:  # this recipe cannot map the cascade: try the next
             refusals.append(f"{name}: {exc}")
             continue
         if knobs:  # knobs go to the chosen recipe; one it does not take is an error
-            plan = get_dataflow(name)(workload, arch, dict(knobs))  # type: ignore[arg-type]
+            plan = get_dataflow(name)(workload, arch, dict(knobs))  # type: ignore[arg-type]  # Workload or FileWorkload
         return name, plan
     raise MappingError(
         "no dataflow maps this cascade on this architecture",
@@ -207,8 +207,8 @@ def plan_for(
         from mappings._tensors import group_ranks, group_tensors
 
         m = mapping if isinstance(mapping, Mapping) else Mapping.from_yaml(mapping)
-        prog = lower(workload, m, arch)  # type: ignore[arg-type]
-        workload = apply_splits(workload, m.splits)  # type: ignore[arg-type]
+        prog = lower(workload, m, arch)  # type: ignore[arg-type]  # Workload or FileWorkload
+        workload = apply_splits(workload, m.splits)  # type: ignore[arg-type]  # Workload or FileWorkload
         buf = max(
             (
                 sum(v.values())
@@ -224,7 +224,7 @@ def plan_for(
         return "mapping", Plan(program=prog, mapping=m, passes=info, notes="user mapping")
     if dataflow == "auto":
         return _auto_plan(arch, workload, dict(knobs or {}))
-    return dataflow, get_dataflow(dataflow)(workload, arch, dict(knobs or {}))  # type: ignore[arg-type]
+    return dataflow, get_dataflow(dataflow)(workload, arch, dict(knobs or {}))  # type: ignore[arg-type]  # Workload or FileWorkload
 
 
 def simulate_workload(

@@ -336,7 +336,7 @@ def _class_wave(
                 ctx_servers.append(PSServer(rt.clock, sv.capacity / size, sv.name, cls))
             else:  # a per-slot instance used by two stages of the slot
                 ctx_servers.append(PSServer(rt.clock, sv.capacity, sv.name, cls))
-        ctx = SlotContext(rt.clock, ctx_servers, cls, cp.phase.name)  # type: ignore[arg-type]
+        ctx = SlotContext(rt.clock, ctx_servers, cls, cp.phase.name)  # type: ignore[arg-type]  # Weighted: a server handle
         runs.append(ItemRun(ctx, rt.phase_plans(cp), trips, cp.depth, lambda: None))
     for run in runs:
         run.start()
@@ -647,7 +647,7 @@ def _quotient(
                 ctx_servers.append(Weighted(wps((gtype, idx), idx), mine.count(c)))
             else:  # a per-slot instance used by two stages of the slot
                 ctx_servers.append(PSServer(rt.clock, sv.capacity, sv.name, c))
-        ctxs.append(SlotContext(rt.clock, ctx_servers, c, cp.phase.name))  # type: ignore[arg-type]
+        ctxs.append(SlotContext(rt.clock, ctx_servers, c, cp.phase.name))  # type: ignore[arg-type]  # Weighted: a server handle
 
     state = {"next": active, "launching": False, "pending": False}
     free: list[int] = []
