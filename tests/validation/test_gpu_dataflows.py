@@ -35,7 +35,11 @@ def test_program_carries_model_dram_bytes_and_event_is_not_below_analytic(
     ana = simulate_workload("h100", workload, params=params, dataflow=dataflow, engine="analytic")
     ev = simulate_workload("h100", workload, params=params, dataflow=dataflow, engine="event")
     model_bytes = ana.plan.meta["gpu_model_dram_bytes"]
-    assert ana.result.dram_bytes == pytest.approx(model_bytes, rel=0.10)
+    # the model's bytes are those inside the kernel's window (what ncu measures); the result
+    # also counts GEMM output still dirty in L2 at the end, which a later kernel writes
+    in_window = ana.result.dram_bytes - ana.result.meta["deferred_write_bytes"]
+    assert in_window == pytest.approx(model_bytes, rel=0.10)
+    assert ana.result.dram_bytes >= model_bytes * (1 - 1e-4)  # per-CTA bytes are whole bytes
     assert ev.result.cycles >= ana.result.cycles
     assert ana.plan.meta["gpu_model_time_s"] > 0
     # the program's time base makes the arch's HBM bytes/cycle the model's achievable
