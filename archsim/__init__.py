@@ -42,8 +42,8 @@ _EXPORTS: dict[str, str] = {
     # evaluators and results
     "simulate": "archsim.engine",
     "validate_program": "archsim.engine",
-    "estimate": "archsim.estimate",
-    "estimate_cycles": "archsim.estimate",
+    "estimate": "archsim._estimate",
+    "estimate_cycles": "archsim._estimate",
     "Result": "archsim.result",
     "write_trace": "archsim.trace",
 }

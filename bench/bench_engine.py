@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from archsim import Architecture, Compute, Phase, Step, TileProgram, Transfer, estimate, simulate
-from archsim.estimate import estimate_cycles
+from archsim._estimate import estimate_cycles
 
 
 def h100_like(sms: int = 132) -> Architecture:

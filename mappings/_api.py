@@ -269,7 +269,7 @@ def simulate_workload(
         Unknown arch/workload/dataflow, bad knobs, invalid mapping.
     """
     from archsim import simulate
-    from archsim.estimate import estimate
+    from archsim._estimate import estimate
 
     a = resolve_arch(arch)
     w = resolve_workload(workload, dict(params or {}))

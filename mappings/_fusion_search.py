@@ -148,7 +148,7 @@ def fusion_mapper(
     """
     del seed, budget
     from archsim import simulate
-    from archsim.estimate import estimate
+    from archsim._estimate import estimate
 
     if arch.kind != "spatial":
         raise MappingError(
@@ -299,7 +299,7 @@ def search_segment(
     """The Pareto-best (cycles, energy) mappings of one segment as its own fusion group
     (``w`` carries the split tiles chosen for the whole cascade)."""
     from archsim import TileProgram
-    from archsim.estimate import estimate
+    from archsim._estimate import estimate
     from mappings._check import check_mapping
     from mappings._lower import lower_group
 

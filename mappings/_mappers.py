@@ -235,7 +235,7 @@ def finish(
     candidate; the lowered ones are ranked the same way on ``estimate``'s figures; ``cands``
     None with no values: nothing was kept, InfeasibleMappingError)."""
     from archsim import simulate
-    from archsim.estimate import estimate
+    from archsim._estimate import estimate
     from mappings._lower import lower
 
     values = np.asarray(values, dtype=np.float64).reshape(-1, 2)

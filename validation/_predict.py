@@ -285,10 +285,8 @@ def _engine_time_s(
     costs: list[KernelCost], op: object, model: GpuModel, arch: object, engine: str, name: str
 ) -> float:
     """Seconds of the record's kernels lowered to a tile program and run by ``engine``."""
-    # from the defining modules: importing the submodule ``archsim.estimate`` anywhere
-    # (mappers do) replaces the lazily exported function ``archsim.estimate`` with it
+    from archsim._estimate import estimate
     from archsim.engine import simulate
-    from archsim.estimate import estimate
     from mappings._gpu import costs_to_program  # the GPU part's own lowering
 
     program = costs_to_program(name, costs, model, arch, op)  # type: ignore[arg-type]
