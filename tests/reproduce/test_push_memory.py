@@ -2,7 +2,8 @@
 
 Tolerances: the paper's 4.7x runtime and 4.3x energy efficiency (abstract) are information
 checks, because the CGRA's clock and array and the FPGA's clock and energies are assumptions
-(``_push_memory.ASSUMPTIONS``); today the model gives 2.38x and 7.1x, a documented miss. Every
+(``_push_memory.ASSUMPTIONS``); today the model gives 1.65x (3.0x with an ideal host memory)
+and 7.1x, a documented miss. Every
 model figure is held within 5% of what it gave when this test was written, so a model change is
 seen. Behaviour: the stencil cascades compute the convolution, the push memory sustains one
 window per cycle, the image leaves DRAM once, the line buffer is bounded by the push memory's
@@ -37,11 +38,12 @@ from workloads import execute, parse_cascade
 
 #: Model values of the fast run when this test was written (drift reference, not targets).
 MODEL_FAST = {
-    "runtime_ratio_vs_fpga": 2.383,
+    "runtime_ratio_vs_fpga": 1.650,
+    "runtime_ratio_vs_fpga_ideal_host": 2.997,
     "energy_ratio_vs_fpga": 7.1,
-    "energy_ratio_vs_fpga_with_dram": 1.32,
+    "energy_ratio_vs_fpga_with_dram": 1.229,
 }
-MODEL_RUNTIME_BY_APP = {"gaussian": 1.927, "conv3x3": 2.948}
+MODEL_RUNTIME_BY_APP = {"gaussian": 1.927, "conv3x3": 2.948, "depthwise3x3": 0.791}
 DRIFT = 0.05
 
 
@@ -117,6 +119,14 @@ def test_host_latency_costs_the_faster_clock_more_cycles():
     c = run_app(APPS[0], cgra())
     f = run_app(APPS[0], fpga())
     assert c["cycles"] / c["ideal_cycles"] > 1.3 > f["cycles"] / f["ideal_cycles"]
+
+
+def test_a_host_bandwidth_bound_layer_loses_the_clock_advantage():
+    dw = next(a for a in APPS if a.name == "depthwise3x3")
+    c = run_app(dw, cgra())
+    host_s = c["dram_bytes"] / cgra().level("DRAM").read_bw_bytes_per_s
+    assert c["seconds"] >= host_s  # the shared 19.2 GB/s host bounds the CGRA
+    assert run_app(dw, fpga())["seconds"] < c["seconds"]
 
 
 def _with_push_memory(arch: Architecture, capacity: int) -> Architecture:

@@ -69,6 +69,10 @@ PAPER = {"runtime_ratio_vs_fpga": 4.7, "energy_ratio_vs_fpga": 4.3}
 #: Row tiles in flight: the push memory double-buffers (the next row streams in while this
 #: one is read), as the lake tile's aggregator / SRAM / transpose-buffer pipeline does.
 DEPTH = 2
+#: FPGA clocks of the sensitivity sweep (MHz; full run only).
+FPGA_SWEEP_MHZ = (100, 150, 190, 250, 300, 350, 450)
+#: Bandwidth multiplier of the host DRAM in :func:`ideal_host`.
+IDEAL_HOST_BW = 1000.0
 #: Tolerance of the (information-only) headline checks: the clocks and energies are assumed.
 TOL = 0.25
 
@@ -154,6 +158,16 @@ APPS: tuple[App, ...] = (
         (("f", 16, "x"), ("r", 3, "y"), ("s", 3, "y"), ("c", 2, "y")),
         "ResNet-style 3x3 layer, C = F = 16 (our sizes): 16 filters x 3x3 taps x 2 channels "
         "unrolled = 288 MACs per cycle",
+    ),
+    App(
+        "depthwise3x3",
+        "push_memory_depthwise.ein",
+        "O",
+        "y",
+        (("x", None), ("c", 2), ("u", None), ("v", None)),
+        (("c", 16, "x"), ("r", 3, "y"), ("s", 3, "y")),
+        "MobileNet-style depthwise 3x3 layer, C = 32 (our sizes): 16 channels x 3x3 taps "
+        "unrolled = 144 MACs per cycle, 16 output pixels per cycle (host-bandwidth hungry)",
     ),
 )
 
@@ -253,12 +267,15 @@ def run_app(app: App, arch: Architecture, engine: str = "event") -> Row:
 
 
 def ideal_host(arch: Architecture) -> Architecture:
-    """``arch`` with a zero-latency host DRAM: what the push memory and PEs alone sustain."""
+    """``arch`` with a zero-latency host DRAM of ``IDEAL_HOST_BW`` x its bandwidth: what the
+    push memory and the PEs alone sustain."""
     raw = arch.to_dict()
     for lv in raw["levels"]:
         if lv["kind"] == "dram":
             lv["latency_cycles"] = 0
-    return Architecture.from_dict(raw, source=f"{arch.name} with a zero-latency host")
+            for k in ("read_bw_bytes_per_s", "write_bw_bytes_per_s"):
+                lv[k] = lv[k] * IDEAL_HOST_BW
+    return Architecture.from_dict(raw, source=f"{arch.name} with an ideal host memory")
 
 
 def ratio(num: Row, den: Row, key: str) -> float:
@@ -275,50 +292,49 @@ def reproduce_push_memory(*, fast: bool = False) -> Reproduction:
     ratios with the paper's. ``fast`` runs the same points (each simulation takes
     milliseconds) and skips the FPGA clock sweep."""
     a_c, a_f = cgra(), fpga()
+    i_c, i_f = ideal_host(a_c), ideal_host(a_f)
     rows: list[Row] = []
+    ideal_rows: list[Row] = []
     per_app: list[Row] = []
     for app in APPS:
         rc, rf = run_app(app, a_c), run_app(app, a_f)
+        ic, i_ = run_app(app, i_c), run_app(app, i_f)
         rows += [rc, rf]
+        ideal_rows += [ic, i_]
         per_app.append(
             {
                 "app": app.name,
                 "cgra_us": float(rc["seconds"]) * 1e6,
                 "fpga_us": float(rf["seconds"]) * 1e6,
                 "runtime_ratio": ratio(rf, rc, "seconds"),
+                "runtime_ratio_ideal_host": ratio(i_, ic, "seconds"),
                 "energy_ratio": ratio(rf, rc, "onchip_energy_j"),
                 "energy_ratio_with_dram": ratio(rf, rc, "energy_j"),
                 "cgra_cycles_per_ideal": float(rc["cycles"]) / float(rc["ideal_cycles"]),
                 "fpga_cycles_per_ideal": float(rf["cycles"]) / float(rf["ideal_cycles"]),
             }
         )
-    rt = _geomean([float(r["runtime_ratio"]) for r in per_app])
-    en = _geomean([float(r["energy_ratio"]) for r in per_app])
-    en_dram = _geomean([float(r["energy_ratio_with_dram"]) for r in per_app])
+
+    def gm(key: str) -> float:
+        return _geomean([float(r[key]) for r in per_app])
+
+    rt, rt_ideal = gm("runtime_ratio"), gm("runtime_ratio_ideal_host")
+    en, en_dram = gm("energy_ratio"), gm("energy_ratio_with_dram")
     headline: list[Row] = [
-        {
-            "metric": "runtime ratio vs FPGA (geomean)",
-            "model": rt,
-            "paper": PAPER["runtime_ratio_vs_fpga"],
-        },
-        {
-            "metric": "energy-efficiency ratio vs FPGA, on-chip (geomean)",
-            "model": en,
-            "paper": PAPER["energy_ratio_vs_fpga"],
-        },
-        {
-            "metric": "energy ratio incl. shared host DRAM (geomean)",
-            "model": en_dram,
-            "paper": "-",
-        },
+        {"metric": "runtime ratio vs FPGA (geomean)", "model": rt, "paper": 4.7},
+        {"metric": "... with an ideal host memory (geomean)", "model": rt_ideal, "paper": 4.7},
+        {"metric": "energy-efficiency ratio vs FPGA, on-chip (geomean)", "model": en, "paper": 4.3},
+        {"metric": "energy ratio incl. shared host DRAM (geomean)", "model": en_dram, "paper": "-"},
     ]
     tables: dict[str, list[Row]] = {"headline": headline, "per_app": per_app, "runs": rows}
+    tables["runs_ideal_host"] = ideal_rows
     if not fast:
         tables["fpga_clock_sweep"] = _clock_sweep()
-    checks = _checks(rows, per_app, rt, en)
+    checks = _checks(rows, ideal_rows, rt, en)
     summary = {
         "runtime_ratio_vs_fpga": rt,
         "energy_ratio_vs_fpga": en,
+        "runtime_ratio_vs_fpga_ideal_host": rt_ideal,
         "energy_ratio_vs_fpga_with_dram": en_dram,
         "cgra_clock_mhz": a_c.clock.core_hz / 1e6,
         "fpga_clock_mhz": a_f.clock.core_hz / 1e6,
@@ -327,17 +343,23 @@ def reproduce_push_memory(*, fast: bool = False) -> Reproduction:
     notes = (
         *(f"published: {f}" for f in FACTS),
         *(f"assumed: {a}" for a in ASSUMPTIONS),
-        "with a zero-latency host both sides sustain one window per cycle, so the runtime "
-        "ratio is at most the clock ratio (3.0x); the host DRAM's ~100 ns latency per row, "
-        "equal in ns on both sides, costs the faster CGRA more cycles (gaussian: 1.57x its "
-        "ideal) and pulls the ratio below 3.0x; the paper's 4.7x needs a larger clock gap "
-        "(see fpga_clock_sweep: ~150 MHz FPGA) or FPGA stalls the stored sources do not "
-        "describe",
+        "with an ideal host memory both sides sustain one window per cycle, so the runtime "
+        "ratio is the clock ratio (3.0x, runtime_ratio_vs_fpga_ideal_host); with the shared "
+        "19.2 GB/s host its ~100 ns latency per row, equal in ns on both sides, costs the "
+        "faster CGRA more cycles (gaussian: 1.57x its ideal), and the depthwise layer (16 "
+        "pixels in and out per cycle) is host-bandwidth bound on the CGRA, where the FPGA's "
+        "slower clock almost matches the host (0.79x: the CGRA is slower there); the paper's "
+        "4.7x needs a larger clock gap (fpga_clock_sweep: ~190 MHz at the ideal host) and a "
+        "host that keeps up, neither of which the stored sources describe",
         "both sides perform the same actions (same bytes per level, same MACs: the push "
         "memory and the BRAM line buffer do the same reuse), so the on-chip energy ratio is "
         "the assumed 7.1x per-action gap (no leakage is modelled on either side); the paper's "
         "4.3x is below it, consistent with the CGRA's own interconnect/configuration energy "
-        "that this model leaves out; with the shared host DRAM the ratio falls to ~1.3x",
+        "that this model leaves out; with the shared host DRAM the ratio falls to ~1.2x",
+        "harris, unsharp and the camera pipeline (multi-stage stencils) are not run: in one "
+        "fusion group the generic lowering treats the stages' rank spaces as one product "
+        "space (a harris cascade in one group writes 71 MB of output instead of 8 KB), and "
+        "across groups an intermediate goes to DRAM instead of the push memory",
     )
     return Reproduction(
         name="push-memory",
@@ -350,33 +372,39 @@ def reproduce_push_memory(*, fast: bool = False) -> Reproduction:
 
 
 def _clock_sweep() -> list[Row]:
-    """Runtime ratio of gaussian for FPGA clocks from 100 to 450 MHz (the FPGA clock is an
-    assumption: this shows how the headline moves with it)."""
-    app = APPS[0]
-    base = fpga()
-    raw = base.to_dict()
-    t_c = float(run_app(app, cgra())["seconds"])
+    """Geomean runtime ratio over :data:`APPS` for FPGA clocks from 100 to 450 MHz, with the
+    shared host and with an ideal one (the FPGA clock is an assumption: this shows how the
+    headline moves with it)."""
     out: list[Row] = []
-    for mhz in (100, 150, 200, 250, 300, 350, 450):
+    for mhz in FPGA_SWEEP_MHZ:
+        raw = fpga().to_dict()
         raw["clock"]["core_hz"] = mhz * 1e6
         a = Architecture.from_dict(raw, source=f"push_fpga at {mhz} MHz")
-        out.append({"fpga_mhz": mhz, "runtime_ratio": float(run_app(app, a)["seconds"]) / t_c})
+        host = [ratio(run_app(p, a), run_app(p, cgra()), "seconds") for p in APPS]
+        ideal = [
+            ratio(run_app(p, ideal_host(a)), run_app(p, ideal_host(cgra())), "seconds")
+            for p in APPS
+        ]
+        out.append(
+            {
+                "fpga_mhz": mhz,
+                "runtime_ratio": _geomean(host),
+                "runtime_ratio_ideal_host": _geomean(ideal),
+            }
+        )
     return out
 
 
-def _checks(rows: list[Row], per_app: list[Row], rt: float, en: float) -> list[Check]:
+def _checks(rows: list[Row], ideal_rows: list[Row], rt: float, en: float) -> list[Check]:
     checks: list[Check] = []
-    for r in rows:
-        app = next(a for a in APPS if a.name == r["app"])
-        arch = cgra() if r["arch"] == cgra().name else fpga()
-        ideal = run_app(app, ideal_host(arch))
-        ratio = float(ideal["cycles"]) / float(ideal["ideal_cycles"])
+    for r, ideal in zip(rows, ideal_rows, strict=True):
+        ratio_ = float(ideal["cycles"]) / float(ideal["ideal_cycles"])
         checks.append(
             Check(
-                f"{r['app']} on {r['arch']} (zero-latency host): cycles / (MACs / unrolled)",
-                ratio,
+                f"{r['app']} on {r['arch']} (ideal host): cycles / (MACs / unrolled MACs)",
+                ratio_,
                 1.0,
-                1.0 <= ratio <= 1.10,
+                1.0 <= ratio_ <= 1.10,
                 "1.00-1.10 (one window per cycle from the push memory; fill only)",
             )
         )
