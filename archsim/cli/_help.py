@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 __all__ = [
     "HelpFormatter",
+    "LazyText",
     "Text",
     "dataflow_table",
     "examples",
@@ -96,13 +97,24 @@ def _wrap_command(command: str, width: int = _WIDTH - 4) -> str:
     return " \\\n      ".join(lines)
 
 
-def sections(*parts: Text) -> Callable[[], str]:
+class LazyText(str):
+    """A help text computed when it is printed: a ``str`` (empty) to argparse and to type
+    checkers, and callable, so :class:`HelpFormatter` calls it for the real text."""
+
+    _fn: Callable[[], str]
+
+    def __new__(cls, fn: Callable[[], str]) -> LazyText:
+        obj = super().__new__(cls, "")
+        obj._fn = fn
+        return obj
+
+    def __call__(self) -> str:
+        return self._fn()
+
+
+def sections(*parts: Text) -> LazyText:
     """An epilog made of ``parts`` (texts or functions), joined by blank lines when printed."""
-
-    def text() -> str:
-        return "\n\n".join(p() if callable(p) else p for p in parts)
-
-    return text
+    return LazyText(lambda: "\n\n".join(p() if callable(p) else p for p in parts))
 
 
 def examples_in(help_text: str) -> list[list[str]]:
