@@ -16,7 +16,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="predict every record of a measurement file and report the errors",
         description="Predict each record of a JSON Lines measurement file (one measured GPU "
         "kernel per line, fields below; validation/data/README.md describes them) with the GPU "
-        "model and print measured vs predicted, MAPE, max error and Spearman rank correlation.",
+        "model and print measured vs predicted, MAPE, max error and Spearman rank correlation. "
+        "Records the model cannot take (malformed, unknown kind or dtype, a shape with no kernel) "
+        "are listed under 'skipped records' with their line and reason, and the rest are "
+        "validated. Exit code 0 when at least one record was validated; 2 when the file cannot "
+        "be read or no record could be validated.",
         epilog=sections(
             examples(
                 "archsim validate validation/data/h100_check.jsonl --arch h100 --quiet",
