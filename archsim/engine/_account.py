@@ -117,6 +117,15 @@ def count_actions(program: TileProgram, arch: Architecture) -> Counts:
     return c
 
 
+def program_energy_j(program: TileProgram, arch: Architecture, seconds: float) -> float:
+    """Energy (J) of running ``program`` on ``arch`` for ``seconds``: every action's dynamic
+    energy from the architecture's tables plus its static power over the time (what a
+    :class:`Result` reports; used to re-account one run on another energy table)."""
+    return float(sum(count_actions(program, arch).energy.values())) + static_power_w(arch) * float(
+        seconds
+    )
+
+
 def static_power_w(arch: Architecture) -> float:
     """Leakage of every level and unit instance plus the architecture's idle power, W."""
     total = float(getattr(arch, "idle_power_w", 0.0) or 0.0)

@@ -26,3 +26,16 @@ def test_demo_writes_table_plot_and_trace(tmp_path):
     text = "\n".join(demo.lines())
     assert str(demo.plot) in text
     assert "ui.perfetto.dev" in text
+
+
+def test_demo_puts_every_design_on_one_energy_basis(tmp_path):
+    from dse._demo import run_demo
+
+    t = run_demo(tmp_path / "d", seq_lens=(1024,)).table.set_index(["arch", "dataflow"])
+    fm = t.loc[("fusemax", "fusemax")]
+    assert fm["node_nm"] == 45
+    # 45 nm -> 5 nm: the per-op energies fall by roughly an order of magnitude (V^2 C)
+    assert fm["energy_j_at_5nm"] < 0.2 * fm["energy_j"]
+    gpu = t.loc[("h100", "flash3")]
+    assert gpu["node_nm"] == 5
+    assert gpu["energy_j_at_5nm"] == gpu["energy_j"]
