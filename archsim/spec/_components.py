@@ -266,6 +266,14 @@ class StorageLevel(SpecModel):
     with ``bandwidth_model: timing``), that serves both directions: a transfer into and one out
     of the level contend for it, and a level-to-itself transfer uses it twice. False (default):
     separate read and write ports of their own bandwidths."""
+    address_generators: NonNegInt = 0
+    """Push memory (a CGRA memory tile, a line buffer): affine address generators per
+    instance, each streaming one access pattern into or out of the level with no load/store
+    instructions (StanfordAHA/lake's memory tile: 2 writing + 2 reading). 0 (default): an
+    ordinary level, read and written on request."""
+    address_generator_loops: NonNegInt = 0
+    """Nested loops one address generator iterates (the depth of its iteration domain; lake:
+    6). At least 1 with ``address_generators``, 0 without."""
     description: str = ""
     """Free text: what this level models, sources."""
 
@@ -307,6 +315,20 @@ class StorageLevel(SpecModel):
                 "bandwidth_model 'timing' needs the level's DRAM timing",
                 expected="a dram: block (kind dram) or bandwidth_model: figure",
                 got="timing",
+            )
+        if self.address_generators and self.kind == "dram":
+            fail(
+                "address_generators",
+                "address generators belong to an on-chip push memory",
+                expected="kind sram, regfile or cache",
+                got=self.kind,
+            )
+        if bool(self.address_generators) != bool(self.address_generator_loops):
+            fail(
+                "address_generator_loops",
+                "address generators and their loop depth go together",
+                expected="both >= 1 (a push memory) or both 0",
+                got=f"{self.address_generators} generators, {self.address_generator_loops} loops",
             )
         if self.mesh_like is not None and self.mesh is None:
             fail(

@@ -27,6 +27,7 @@ from validation.reproduce._push_memory import (
     APPS,
     HERE,
     PAPER,
+    address_generator_demand,
     app_mapping,
     cgra,
     fpga,
@@ -158,3 +159,24 @@ def test_cli_json_keys_csv_and_plot(tmp_path, capsys):
     assert {"runtime_ratio_vs_fpga", "energy_ratio_vs_fpga", "tables", "checks"} <= set(data)
     assert (tmp_path / "per_app.csv").stat().st_size > 0
     assert (tmp_path / "push-memory.png").stat().st_size > 0
+
+
+def test_the_schedules_streams_fit_the_lake_address_generators():
+    mem = cgra().level("MEM")
+    for app in APPS:
+        streams, loops = address_generator_demand(app)
+        assert streams <= mem.address_generators
+        assert loops <= mem.address_generator_loops == 6
+    assert address_generator_demand(APPS[1]) == (3, 5)  # I, W out, O in; y x c u v
+
+
+def test_a_level_without_address_generators_cannot_push_the_schedule():
+    plain = cgra().with_updates(
+        {"levels.MEM.address_generators": 0, "levels.MEM.address_generator_loops": 0}
+    )
+    with pytest.raises(MappingError, match="address_generators"):
+        run_app(APPS[0], plain)
+    shallow = cgra().with_updates({"levels.MEM.address_generator_loops": 4})
+    run_app(APPS[0], shallow)  # gaussian walks 4 loops (y x u v)
+    with pytest.raises(MappingError, match=r"address_generator_loops.*>= 5"):
+        run_app(APPS[1], shallow)  # conv3x3 walks 5

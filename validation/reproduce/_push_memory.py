@@ -52,7 +52,9 @@ __all__ = [
     "FACTS",
     "PAPER",
     "App",
+    "address_generator_demand",
     "app_mapping",
+    "check_push_memory",
     "ideal_host",
     "load_app",
     "reproduce_push_memory",
@@ -236,9 +238,46 @@ def app_mapping(app: App) -> Mapping:
     )
 
 
+def address_generator_demand(app: App) -> tuple[int, int]:
+    """(streams, loops) the schedule asks of the push memory: one address generator per
+    input it streams out and one for the output it takes in; each walks the rows loop plus
+    the level's own loops."""
+    cas = load_app(app).cascade
+    ins = {t.name for e in cas.einsums for t in e.inputs}
+    return len(ins) + 1, 1 + len(app.inner)
+
+
+def check_push_memory(app: App, arch: Architecture) -> None:
+    """Refuse an architecture whose ``MEM`` level cannot stream ``app``'s schedule: it must be
+    a push memory (``address_generators``) with enough generators and loop depth.
+
+    Raises
+    ------
+    MappingError
+        Naming the level field, what the schedule needs and what the level has.
+    """
+    from archsim.errors import MappingError
+
+    mem = arch.level("MEM")
+    streams, loops = address_generator_demand(app)
+    for field, need, have in (
+        ("address_generators", streams, mem.address_generators),
+        ("address_generator_loops", loops, mem.address_generator_loops),
+    ):
+        if have < need:
+            raise MappingError(
+                f"{app.name}: the MEM level cannot push this schedule's streams",
+                path=f"levels.MEM.{field}",
+                expected=f">= {need}",
+                got=have,
+            )
+
+
 def run_app(app: App, arch: Architecture, engine: str = "event") -> Row:
     """Simulate ``app`` on ``arch`` with :func:`app_mapping`: cycles, seconds, energy (total,
-    on-chip, DRAM), bytes per level and the counted MACs."""
+    on-chip, DRAM), bytes per level and the counted MACs. The ``MEM`` level must be a push
+    memory that can stream the schedule (:func:`check_push_memory`)."""
+    check_push_memory(app, arch)
     wl = load_app(app)
     rep = simulate_workload(arch, wl, mapping=app_mapping(app), engine=engine)  # type: ignore[arg-type]
     r = rep.result
@@ -263,6 +302,8 @@ def run_app(app: App, arch: Architecture, engine: str = "event") -> Row:
         "compulsory_bytes": float(c.compulsory_bytes),
         "macs": float(rep.plan.program.meta["ops"]["mac"]),
         "macs_counted": float(c.macs),
+        "agen_streams": address_generator_demand(app)[0],
+        "agen_loops": address_generator_demand(app)[1],
     }
 
 
