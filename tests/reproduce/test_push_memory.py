@@ -180,3 +180,30 @@ def test_a_level_without_address_generators_cannot_push_the_schedule():
     run_app(APPS[0], shallow)  # gaussian walks 4 loops (y x u v)
     with pytest.raises(MappingError, match=r"address_generator_loops.*>= 5"):
         run_app(APPS[1], shallow)  # conv3x3 walks 5
+
+
+def test_blur2_cascade_is_two_chained_correlations():
+    cas = parse_cascade(
+        (HERE / "push_memory_blur2.ein").read_text(), name="b", params={"N": 8, "M": 6, "O": 4}
+    )
+    rng = np.random.default_rng(2)
+    img, w = rng.standard_normal((8, 8)), rng.standard_normal((3, 3))
+    win = np.lib.stride_tricks.sliding_window_view
+    once = np.einsum("yxrs,rs->yx", win(img, (3, 3)), w)
+    np.testing.assert_allclose(
+        execute(cas, {"I": img, "W": w})["B"], np.einsum("yxrs,rs->yx", win(once, (3, 3)), w)
+    )
+
+
+@pytest.mark.parametrize(("name", "dram_bytes"), [("harris", 71_370_348.0), ("blur2", 33_020.0)])
+def test_documented_multi_stage_limitation_still_holds(name, dram_bytes):
+    """docs/reproductions.md (push-memory, point 3): the generic lowering cannot keep a
+    multi-stage stencil pipeline in the push memory. If this fails the lowering changed: run
+    these pipelines in the reproduction and update the docs."""
+    from mappings._api import resolve_workload
+
+    wl = resolve_workload(str(HERE / f"push_memory_{name}.ein"), {})
+    rep = simulate_workload(
+        cgra(), wl, mapping=HERE / f"push_memory_{name}_map.yaml", engine="analytic"
+    )
+    assert rep.result.dram_bytes == pytest.approx(dram_bytes, rel=1e-6)
