@@ -82,6 +82,9 @@ TOL = 0.25
 FACTS: tuple[str, ...] = (
     "4.7x runtime, 4.3x energy efficiency vs FPGA: paper abstract (arXiv 2108.05987; "
     "../shared/seeds/002_*.txt)",
+    "Physical Unified Buffer: a wide-fetch single-port SRAM macro with built-in address "
+    "generation implementing a buffer with two read and two write ports: TACO version's "
+    "abstract (http://fredrikbk.com/taco22-ubuffer.html)",
     "memory tile: 16-bit words, 512 x 64 b single-port SRAM (4 KiB), 4-word wide fetch, 2 "
     "input + 2 output ports, 6-level address iterators: StanfordAHA/lake @ 0098cba, "
     "lake/top/lake_top.py (LakeTop defaults)",
