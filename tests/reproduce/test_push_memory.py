@@ -167,7 +167,7 @@ def test_the_schedules_streams_fit_the_lake_address_generators():
         streams, loops = address_generator_demand(app)
         assert streams <= mem.address_generators
         assert loops <= mem.address_generator_loops == 6
-    assert address_generator_demand(APPS[1]) == (3, 5)  # I, W out, O in; y x c u v
+    assert address_generator_demand(APPS[1]) == (4, 5)  # I, W each in and out; y x c u v
 
 
 def test_a_level_without_address_generators_cannot_push_the_schedule():

@@ -27,8 +27,10 @@ energy: both sides share the host DRAM, whose energy is reported separately).
 What is published and what is assumed is listed in :data:`FACTS` and :data:`ASSUMPTIONS`; the
 CGRA's clock, array size and the FPGA's clock and energies are not in the stored sources, so
 the headline is reported beside the paper as information, and the gated checks hold the
-mechanism (one output per cycle from the push memory, image read once, exact MACs, the line
-buffer bounded by the tile capacity).
+mechanism: one window per cycle from the push memory (with an ideal host memory), the image
+read from DRAM once, the lowered MACs equal to the cascade's count. :func:`run_app` refuses a
+``MEM`` level whose address generators (``address_generators``, ``address_generator_loops``)
+cannot stream the schedule, and the capacity check refuses a line buffer that does not fit.
 """
 
 from __future__ import annotations
@@ -54,7 +56,9 @@ __all__ = [
     "App",
     "address_generator_demand",
     "app_mapping",
+    "cgra",
     "check_push_memory",
+    "fpga",
     "ideal_host",
     "load_app",
     "reproduce_push_memory",
@@ -242,12 +246,12 @@ def app_mapping(app: App) -> Mapping:
 
 
 def address_generator_demand(app: App) -> tuple[int, int]:
-    """(streams, loops) the schedule asks of the push memory: one address generator per
-    input it streams out and one for the output it takes in; each walks the rows loop plus
-    the level's own loops."""
+    """(streams, loops) the schedule asks of the push memory: two address generators per
+    tensor it keeps, one writing the stream that fills it from the host and one reading the
+    stream it pushes to the PEs; each walks the rows loop plus the level's own loops."""
     cas = load_app(app).cascade
     ins = {t.name for e in cas.einsums for t in e.inputs}
-    return len(ins) + 1, 1 + len(app.inner)
+    return 2 * len(ins), 1 + len(app.inner)
 
 
 def check_push_memory(app: App, arch: Architecture) -> None:
