@@ -164,6 +164,10 @@ def kernel_phase(
         depth = 1
     else:
         trips, group = _grouped_trips(cost, lat_s)
+        if cost.order is not None and np.ndim(trips):
+            # the engine hands items out in index order: put them in the kernel's dispatch
+            # order (FA2/FA3 causal launch the longest query blocks first)
+            trips = np.asarray(trips)[np.asarray(cost.order)]
         loop_bytes = cost.trip_bytes * group
         l2_bytes = cost.trip_l2_bytes if cost.trip_l2_bytes is not None else cost.trip_bytes
         l2_bytes *= group
