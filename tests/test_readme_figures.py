@@ -127,3 +127,14 @@ def test_the_using_it_table_shows_commands_of_the_block():
     using = text.split("## Using it", 1)[1].split("<!-- generated: using-it -->", 1)[0]
     assert rf.SIM_FUSEMAX + "\n" in using
     assert rf.SIM_DECODE + " --json\n" in using
+
+
+def test_every_reproduction_has_a_headline_row_and_committed_data():
+    import json
+
+    from validation.reproduce import REPRODUCTIONS
+
+    data = json.loads(rf.REPRO_DATA.read_text())
+    rows = {name for name, *_ in rf.REPRO_ROWS}
+    assert rows == set(REPRODUCTIONS)
+    assert set(REPRODUCTIONS) <= set(data)
