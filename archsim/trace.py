@@ -93,13 +93,13 @@ def trace_events(result: Result, *, max_events: int = MAX_EVENTS) -> list[dict[s
         # phases side by side are not parts of one another: each gets a lane of its own
         lanes = nesting_lanes([(spans[i][3], spans[i][4]) for i in members], nest=comp != "phases")
         pid = pids[comp]
-        first = next_tid.get(pid, 1)
+        first_tid = next_tid.get(pid, 1)
         for lane in range(max(lanes) + 1):
             base = _track_name(comp, track)
-            threads[(pid, first + lane)] = base if lane == 0 else f"{base} ({lane + 1})"
-        next_tid[pid] = first + max(lanes) + 1
+            threads[(pid, first_tid + lane)] = base if lane == 0 else f"{base} ({lane + 1})"
+        next_tid[pid] = first_tid + max(lanes) + 1
         for i, lane in zip(members, lanes, strict=True):
-            tid_of[i] = (pid, first + lane)
+            tid_of[i] = (pid, first_tid + lane)
     events: list[dict[str, object]] = []
     for i, span in enumerate(spans):
         comp, _track, name, start, dur = span[:5]

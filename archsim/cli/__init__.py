@@ -89,7 +89,7 @@ def _version() -> str:
         return "unknown (not installed: pip install -e .)"
 
 
-def _register(module_name: str, sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _register(module_name: str, sub: argparse._SubParsersAction) -> None:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:  # a package not built yet must not break the rest

@@ -43,7 +43,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     out (a heading line ending in ``:``, or indented lines: examples, tables) as written, and
     calls a description or epilog given as a function (see :data:`Text`)."""
 
-    def add_text(self, text: str | Callable[[], str] | None) -> None:  # type: ignore[override]
+    def add_text(self, text: str | Callable[[], str] | None) -> None:
         if callable(text):
             text = text()
         super().add_text(text)
@@ -232,7 +232,7 @@ def dataflow_table() -> str:
     orders: dict[tuple[str, ...], list[str]] = {}
     for _kind, archs in sorted(kinds.items()):
         for arch in archs:
-            order = tuple(auto_candidates(arch))  # type: ignore[arg-type]
+            order = tuple(auto_candidates(arch))
             orders.setdefault(order, []).append(f"{arch.name}")  # type: ignore[attr-defined]
     auto = [(", ".join(presets), " > ".join(order)) for order, presets in orders.items()]
     lines += table(auto)

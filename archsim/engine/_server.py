@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
+from typing import Any
 
 import simpy
 
@@ -45,6 +46,9 @@ class Ev:
     """A minimal processed-once SimPy event: ``callbacks``, ``_ok`` and a payload ``data``."""
 
     __slots__ = ("callbacks", "_ok", "data")
+    callbacks: list[Callable[[Ev], None]]
+    _ok: bool
+    data: Any
 
 
 class Clock:
@@ -59,7 +63,9 @@ class Clock:
 
     def __init__(self, env: simpy.Environment, trace: list | None, trace_limit: int) -> None:
         self.env = env
-        self.queue = env._queue
+        # SimPy's event heap, holding this engine's Ev objects too (SimPy's loop reads only
+        # their callbacks and _ok)
+        self.queue: list[tuple[float, int, int, Ev]] = env._queue  # type: ignore[assignment]
         self.eid = env._eid
         self.trace = trace
         self.trace_limit = trace_limit
@@ -145,7 +151,8 @@ class PSServer:
         self.instance = instance
         self.v = 0.0
         self.t_last = 0.0
-        self.heap: list[tuple[float, int, Callable[[], None]]] = []
+        # (virtual finish, arrival seq, done callback[, multiplicity in WeightedPSServer])
+        self.heap: list[tuple[Any, ...]] = []
         self.seq = 0
         self.gen = 0
         self.pending_at: float | None = None

@@ -128,7 +128,7 @@ class SpecModel(BaseModel):
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return self.model_dump() == other.model_dump()  # type: ignore[union-attr]
+        return self.model_dump() == other.model_dump()
 
 
 def _join(loc: tuple[Any, ...]) -> str:
