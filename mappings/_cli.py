@@ -11,12 +11,13 @@ __all__ = ["register"]
 
 
 def _kv(items: list[str] | None, what: str) -> dict[str, object]:
-    try:
-        from workloads.library import parse_set_options
-    except ImportError:  # pragma: no cover - the library ships it
-        parse_set_options = None
-    if parse_set_options is not None and what == "--set":
-        return dict(parse_set_options(items or []))
+    if what == "--set":
+        try:
+            from workloads.library import parse_set_options
+        except ImportError:  # pragma: no cover - the library ships it
+            pass
+        else:
+            return dict(parse_set_options(items or []))
     out: dict[str, object] = {}
     for it in items or []:
         if "=" not in it:
@@ -207,15 +208,16 @@ def _simulate(args: argparse.Namespace) -> int:
     print(f"  time        {d['seconds']:.6g} s")  # noqa: T201
     print(f"  energy      {d['energy_j']:.6g} J")  # noqa: T201
     print(f"  DRAM bytes  {d['dram_bytes']:,.0f}")  # noqa: T201
-    for lvl, b in d["bytes"].items():  # type: ignore[union-attr]
-        print(f"  bytes {lvl:<10} {b:,.0f}")  # noqa: T201
-    for unit, u in d["utilization"].items():  # type: ignore[union-attr]
-        print(f"  util  {unit:<10} {100 * u:.1f}%")  # noqa: T201
-    p = d["passes"]
-    if p:
+    # the typed fields to_dict() reads (the same values: floats of the same numbers)
+    for lvl, b in rep.result.bytes_by_level.items():
+        print(f"  bytes {lvl:<10} {float(b):,.0f}")  # noqa: T201
+    for unit, u in rep.result.utilization.items():
+        print(f"  util  {unit:<10} {100 * float(u):.1f}%")  # noqa: T201
+    p = rep.plan.passes
+    if p is not None:
         print(
-            f"  passes      {p['passes']}  buffer {p['buffer_bytes']:,.0f} B "  # noqa: T201
-            f"({p['buffer_formula']})"
+            f"  passes      {p.passes}  buffer {p.buffer_bytes:,.0f} B "  # noqa: T201
+            f"({p.buffer_formula})"
         )
     return 0
 
@@ -276,7 +278,7 @@ def _map(args: argparse.Namespace) -> int:
     }
     if args.budget is not None:
         kw["budget"] = args.budget
-    ranked = get_mapper(args.mapper)(w, arch, **kw)  # type: ignore[arg-type]
+    ranked = get_mapper(args.mapper)(w, arch, **kw)
     if args.save and ranked:
         ranked[0].mapping.to_yaml(args.save)
     if args.json:

@@ -7,7 +7,7 @@ import argparse
 __all__ = ["register"]
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``validate`` and ``compare`` sub-commands."""
     from archsim.cli._help import examples, sections
 

@@ -86,21 +86,21 @@ def parse_ncu_csv(text: str, *, source: str = "<ncu>") -> list[NcuKernel]:
             got=(lines[0][:60] if lines else "empty file"),
         )
     rows = list(csv.DictReader(io.StringIO("\n".join(lines[start:]))))
-    kernels: dict[int, dict[str, object]] = {}
+    # kernel ID -> (name, grid, block, metric values)
+    kernels: dict[int, tuple[str, str, str, dict[str, float]]] = {}
     for n, row in enumerate(rows, start=start + 2):
         kid = _num(row.get("ID", "") or "")
         if kid is None:
             continue  # unit rows of the wide layout, blank lines
-        k = kernels.setdefault(
+        *_, metrics = kernels.setdefault(
             int(kid),
-            {
-                "name": row.get("Kernel Name", ""),
-                "grid": row.get("Grid Size", ""),
-                "block": row.get("Block Size", ""),
-                "metrics": {},
-            },
+            (
+                str(row.get("Kernel Name", "")),
+                str(row.get("Grid Size", "")),
+                str(row.get("Block Size", "")),
+                {},
+            ),
         )
-        metrics: dict[str, float] = k["metrics"]  # type: ignore[assignment]
         if "Metric Name" in row:
             val = _num(row.get("Metric Value", "") or "")
             if val is None:
@@ -116,8 +116,8 @@ def parse_ncu_csv(text: str, *, source: str = "<ncu>") -> list[NcuKernel]:
                 if col and col not in _ID_COLS and (v := _num(cell or "")) is not None:
                     metrics[col] = v
     return [
-        NcuKernel(kid, str(k["name"]), str(k["grid"]), str(k["block"]), dict(k["metrics"]))  # type: ignore[arg-type]
-        for kid, k in sorted(kernels.items())
+        NcuKernel(kid, name, grid, block, dict(metrics))
+        for kid, (name, grid, block, metrics) in sorted(kernels.items())
     ]
 
 

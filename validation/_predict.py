@@ -115,7 +115,8 @@ def _i(rec: Mapping[str, object], key: str, default: int | None = None) -> int:
     val = rec.get(key, default)
     if val is None:
         raise UnsupportedRecord(f"missing field {key!r}", key)
-    return int(val)  # type: ignore[arg-type]
+    # a JSON record's field: a number or a numeric string (int() rejects anything else)
+    return int(val)  # type: ignore[call-overload]
 
 
 def record_label(rec: Mapping[str, object]) -> str:
@@ -266,7 +267,8 @@ def device_model(model: GpuModel, device: Mapping[str, object] | None) -> GpuMod
     upd = _device_settings(device, ("power_cap_w", "boost_clock_hz", "idle_w"))
     if not upd:
         return model
-    return replace(model, hw=replace(model.hw, **upd))
+    # upd holds only float fields of GpuHardware (power_cap_w, boost_clock_hz, idle_w)
+    return replace(model, hw=replace(model.hw, **upd))  # type: ignore[arg-type]
 
 
 def device_arch(arch: object, device: Mapping[str, object] | None) -> object:
@@ -278,7 +280,8 @@ def device_arch(arch: object, device: Mapping[str, object] | None) -> object:
     if not device:
         return a
     upd = _device_settings(device, ("power_cap_w", "gpu.boost_clock_hz", "idle_power_w"))
-    return a.with_updates(upd) if upd else a  # type: ignore[attr-defined]
+    # a non-str arch is an Architecture (the callers pass a preset name or one)
+    return a.with_updates(upd) if upd else a  # type: ignore[union-attr]
 
 
 def _engine_time_s(
@@ -290,7 +293,7 @@ def _engine_time_s(
     from mappings._gpu import costs_to_program  # the GPU part's own lowering
 
     program = costs_to_program(name, costs, model, arch, op)  # type: ignore[arg-type]
-    res = estimate(program, arch) if engine == "analytic" else simulate(program, arch)  # type: ignore[arg-type]
+    res = estimate(program, arch) if engine == "analytic" else simulate(program, arch)
     return float(res.seconds)
 
 

@@ -153,7 +153,7 @@ def _list_dims(value: object) -> tuple[tuple[tuple[int, ...], ...], ...]:
     out = []
     for d in value:
         shapes = [_shape(x) for x in d] if isinstance(d, list) and d else []
-        lists = bool(shapes) and all(isinstance(x, list) for x in d)  # type: ignore[union-attr]
+        lists = bool(shapes) and all(isinstance(x, list) for x in d)
         out.append(tuple(x for x in shapes if x is not None) if lists else ())
     return tuple(out) if any(out) else ()
 

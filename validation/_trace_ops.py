@@ -192,9 +192,9 @@ def _tensors(k: TraceKernel) -> list[tuple[tuple[int, ...], int]]:
             out.extend((sh, size) for sh in shapes if sh)
             continue
         shape = k.input_dims[i] if i < len(k.input_dims) else ()
-        size = element_bytes(t)
-        if shape and size is not None:
-            out.append((shape, size))
+        elem = element_bytes(t)
+        if shape and elem is not None:
+            out.append((shape, elem))
     return out
 
 
@@ -317,7 +317,7 @@ def _norm(
     params["dtype_bits"] = 8 * size
     key = (workload, str(arch), tuple(sorted(params.items())))
     if key not in cache:
-        rep = simulate_workload(arch, workload, params=params)  # type: ignore[arg-type]
+        rep = simulate_workload(arch, workload, params=params)
         r = rep.result
         n_kernels = max(1, len(rep.plan.meta.get("kernels", ())))  # type: ignore[arg-type]
         fixed = model.cal.launch_s + (n_kernels - 1) * model.cal.gap_s

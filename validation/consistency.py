@@ -72,7 +72,8 @@ def record_call(rec: Mapping[str, object]) -> WorkloadCall:
     """
     kind = rec.get("kind")
     if kind == "gemm" or (kind == "ceiling" and "M" in rec):
-        if int(rec.get("batch", 1) or 1) != 1:  # type: ignore[arg-type]
+        # record fields from JSON: numbers (int() rejects anything else), as below
+        if int(rec.get("batch", 1) or 1) != 1:  # type: ignore[call-overload]
             raise UnsupportedRecord("batched GEMM has no gpu_gemm workload parameter")
         p = {k: int(rec[k]) for k in ("M", "N", "K")}  # type: ignore[call-overload]
         return WorkloadCall("gemm", p, "gpu_gemm", {})
@@ -100,7 +101,7 @@ def record_call(rec: Mapping[str, object]) -> WorkloadCall:
         return WorkloadCall("gqa", params, _FLOW[fam], {"pass_": pass_})
     if kind == "attn_unfused":
         p = {"B": rec["B"], "H": rec["H"], "Sq": rec["S"], "Skv": rec["S"], "D": rec["D"]}
-        return WorkloadCall("mha", {k: int(v) for k, v in p.items()}, "gpu_unfused", {})  # type: ignore[call-overload]
+        return WorkloadCall("mha", {k: int(v) for k, v in p.items()}, "gpu_unfused", {})
     if kind == "flex_block_sparse":
         dens = float(rec.get("density", rec.get("density_target", 1.0)))  # type: ignore[arg-type]
         p = {
@@ -189,7 +190,9 @@ def consistency_frame(
             )
             row[f"{eng}_s_wall"] = time.perf_counter() - t0
             row[f"{eng}_ms"] = rep.result.seconds * 1e3
-            row.setdefault("plan_model_ms", float(rep.plan.meta["gpu_model_time_s"]) * 1e3)
+            # the GPU lowering's meta["gpu_model_time_s"] is a float (seconds)
+            model_s = float(rep.plan.meta["gpu_model_time_s"])  # type: ignore[arg-type]
+            row.setdefault("plan_model_ms", model_s * 1e3)
         row["analytic_ratio"] = float(row["analytic_ms"]) / pred.pred_ms  # type: ignore[arg-type]
         row["event_ratio"] = float(row["event_ms"]) / pred.pred_ms  # type: ignore[arg-type]
         rows.append(row)

@@ -84,7 +84,8 @@ def decode_roofline(
         "ms": op.time_s * 1e3,
         "achieved_tb_s": kv / op.time_s / 1e12,
         "hbm_tb_s": hw.hbm_bytes_per_s / 1e12,
-        "splits": float(op.kernels[0].meta.get("splits", 1)),
+        # the split-KV lowering's meta["splits"] is an int
+        "splits": float(op.kernels[0].meta.get("splits", 1)),  # type: ignore[arg-type]
         "tflops": flops / op.time_s / 1e12,
     }
 

@@ -233,14 +233,15 @@ def _ncu_selection() -> list[Case]:
     ]
     out = [c for c in gemm_cases() if (c["M"], c["N"], c["K"]) in gemms]
     for backend in ("flash", "cudnn"):
-        out += _pick(
-            attn_cases(),
-            lambda c, b=backend: (
+
+        def keep(c: Case, b: str = backend) -> bool:
+            return bool(
                 _is(c, backend=b, D=128, Hkv=32, pass_="fwd")
                 and c["Sq"] in (4096, 16384)
                 and (c["causal"] or c["Sq"] == 4096)
-            ),
-        )
+            )
+
+        out += _pick(attn_cases(), keep)
     out += _pick(
         decode_cases(),
         lambda c: (

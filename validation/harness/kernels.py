@@ -128,7 +128,7 @@ def _attn(case: dict) -> tuple[Fn, dict]:
     dout = torch.randn_like(out)
     info["bwd_method"] = "torch.autograd.grad(out, (q,k,v), dout, retain_graph=True)"
 
-    def fn() -> object:
+    def fn() -> tuple[torch.Tensor, ...]:
         return torch.autograd.grad(out, (q, k, v), dout, retain_graph=True)
 
     _check_finite(fn()[0])

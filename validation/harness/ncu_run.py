@@ -185,7 +185,7 @@ def run_ncu_suite(
                 if not wrote_header:
                     out.writerow([*header, "Case"])
                     wrote_header = True
-                ids = {}
+                ids: dict[str, str] = {}  # ncu kernel ID -> ID in the merged file
                 for row in rows:
                     ids.setdefault(row[0], str(next_id + len(ids)))
                     out.writerow([ids[row[0]], *row[1:], rec["key"]])

@@ -56,15 +56,21 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
 _DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4, "fp8": 1}
 
 
+def _ints(r: Mapping[str, object], keys: tuple[str, ...]) -> list[int]:
+    """``int(r[k])`` for each of ``keys`` (a record's shape fields, as ints)."""
+    # a record's shape fields are JSON numbers (int() rejects anything else)
+    return [int(r[k]) for k in keys]  # type: ignore[call-overload]
+
+
 def _attn_flops(r: Mapping[str, object]) -> float:
-    b, hq, sq, skv, d = (int(r[k]) for k in ("B", "Hq", "Sq", "Skv", "D"))
+    b, hq, sq, skv, d = _ints(r, ("B", "Hq", "Sq", "Skv", "D"))
     frac = 1.0 - sq / (2.0 * skv) if r.get("causal") and sq > 1 else 1.0
     fwd = 4.0 * b * hq * sq * skv * d * frac
     return fwd * 2.5 if r.get("pass_") == "bwd" else fwd
 
 
 def _attn_bytes(r: Mapping[str, object], elem: int) -> float:
-    b, hq, hkv, sq, skv, d = (int(r[k]) for k in ("B", "Hq", "Hkv", "Sq", "Skv", "D"))
+    b, hq, hkv, sq, skv, d = _ints(r, ("B", "Hq", "Hkv", "Sq", "Skv", "D"))
     q = b * hq * sq * d * elem
     kv = b * hkv * skv * d * elem
     if r.get("pass_") == "bwd":
@@ -76,16 +82,17 @@ def _flops_bytes(r: Mapping[str, object]) -> tuple[float, float] | None:
     kind = r.get("kind")
     elem = _DTYPE_BYTES.get(str(r.get("dtype", "bf16")), 2)
     if kind == "gemm" or (kind == "ceiling" and "M" in r):
-        m, n, k = (int(r[x]) for x in ("M", "N", "K"))
+        m, n, k = _ints(r, ("M", "N", "K"))
         return 2.0 * m * n * k, float(elem * (m * k + k * n + m * n))
     if kind in ("attn", "decode"):
         return _attn_flops(r), _attn_bytes(r, elem)
     if kind in ("attn_unfused", "flex_block_sparse"):
-        b, h, s, d = (int(r[x]) for x in ("B", "H", "S", "D"))
-        density = float(r.get("density", 1.0)) if kind == "flex_block_sparse" else 1.0
+        b, h, s, d = _ints(r, ("B", "H", "S", "D"))
+        # density and bytes are JSON numbers (float() rejects anything else)
+        density = float(r.get("density", 1.0)) if kind == "flex_block_sparse" else 1.0  # type: ignore[arg-type]
         return 4.0 * b * h * s * s * d * density, 4.0 * b * h * s * d * elem
     if kind == "ceiling" and "bytes" in r:  # a copy reads and writes every byte
-        return 0.0, float(r["bytes"]) * (2.0 if r.get("name") == "d2d_copy" else 1.0)
+        return 0.0, float(r["bytes"]) * (2.0 if r.get("name") == "d2d_copy" else 1.0)  # type: ignore[arg-type]
     return None
 
 

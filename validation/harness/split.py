@@ -192,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         edev = next((r for r in energy if r.get("kind") == "device"), None)
         if device is not None and edev is not None and "idle_power_w" in edev:
             device = {**device, "idle_power_w_energy_run": edev["idle_power_w"]}
+    fit: list[Record]
+    check: list[Record]
     if args.fit is None:
         fit, check = [], [r for r in timed if r.get("kind") != "device" and "error" not in r]
     else:

@@ -9,10 +9,26 @@ Wqkv[4096, 6144]`` (32 query heads + 2x8 KV heads of 128), SDPA causal with
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 __all__ = ["TRACE_SHAPES", "attention_step_trace"]
 
+
+class _TraceShapes(TypedDict):
+    B: int
+    S: int
+    d_model: int
+    Hq: int
+    Hkv: int
+    D: int
+    causal: bool
+    dtype: str
+    warmup_steps: int
+    profiled_steps: int
+
+
 #: Shapes of the traced step (recorded in the trace-producing log and the data README).
-TRACE_SHAPES = {
+TRACE_SHAPES: _TraceShapes = {
     "B": 2,
     "S": 4096,
     "d_model": 4096,
