@@ -81,3 +81,8 @@ class SweepError(SpecError):
 
 class ValidationDataError(SpecError):
     """A measurement file (JSON Lines, trace) is malformed."""
+
+
+class SimulationTooLargeError(ArchsimError):
+    """An event simulation that no exact shortcut or tight bound covers would take too long
+    (the message says how many tile steps and about how long); nothing was simulated."""

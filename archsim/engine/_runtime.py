@@ -25,6 +25,20 @@ __all__ = [
     "used_servers",
 ]
 
+#: a phase of at least this many body steps may get the midpoint of its bounds when those
+#: are tight (``simulate(approx=True)``, see ``archsim.engine._sim``): slot-by-slot
+#: simulation of it would cost ~20 us of Python a step (~40 s here)
+APPROX_MIN_STEPS = 2_000_000
+#: most body steps simulated slot by slot in one run (a phase no exact shortcut or tight
+#: bound covers): about three minutes here.
+#: A larger program is refused before it starts, with its size
+#: (``archsim.errors.SimulationTooLargeError``), instead of running for hours.
+MAX_EVENT_STEPS = 10_000_000
+#: seconds one simulated body step costs, for the refusal's estimate (measured on this
+#: 2-core machine: flash2 causal, 16 heads x 64K on h100, 59 M SimPy events for 6.3 M body
+#: steps in 114 s)
+SECONDS_PER_STEP = 18e-6
+
 #: trace spans kept at most (the trace metadata says when more were dropped)
 TRACE_LIMIT = 200_000
 

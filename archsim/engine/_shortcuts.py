@@ -34,7 +34,13 @@ import numpy as np
 
 from archsim.engine._compile import CompiledPhase, CompiledProgram, CompiledStep
 from archsim.engine._pipeline import ItemRun, PhasePlans, SlotContext, step_plans
-from archsim.engine._runtime import PhaseRun, Runtime, mixed_servers, used_servers
+from archsim.engine._runtime import (
+    APPROX_MIN_STEPS,
+    PhaseRun,
+    Runtime,
+    mixed_servers,
+    used_servers,
+)
 from archsim.engine._server import PSServer, Weighted, WeightedPSServer
 
 __all__ = ["phase_shortcut"]
@@ -569,7 +575,8 @@ def _grouped_lockstep(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[flo
         uniform -= 1
     events = 0
     # give up (simulate slot by slot) once the re-runs have cost about half what that would
-    budget = _BUDGET_PER_STEP * p.total_trips + _BUDGET_FLOOR
+    # (at most what APPROX_MIN_STEPS steps would: a bigger phase has its bounds to fall back on)
+    budget = _BUDGET_PER_STEP * min(p.total_trips, APPROX_MIN_STEPS) + _BUDGET_FLOOR
     skipped = 0.0
     tries = 0
     while tries < _MAX_SPLITS:

@@ -18,9 +18,17 @@ from typing import TYPE_CHECKING
 from archsim.engine._account import make_result
 from archsim.engine._bounds import phase_bounds
 from archsim.engine._compile import CompiledPhase, CompiledProgram, compile_program
-from archsim.engine._runtime import TRACE_LIMIT, PhaseRun, Runtime
+from archsim.engine._runtime import (
+    APPROX_MIN_STEPS,
+    MAX_EVENT_STEPS,
+    SECONDS_PER_STEP,
+    TRACE_LIMIT,
+    PhaseRun,
+    Runtime,
+)
 from archsim.engine._shortcuts import phase_shortcut
 from archsim.engine._trace_labels import phase_args
+from archsim.errors import SimulationTooLargeError
 from archsim.program import TileProgram
 from archsim.result import Result
 
@@ -31,12 +39,25 @@ __all__ = ["TRACE_LIMIT", "simulate"]
 
 #: with trace=True, programs up to this many body steps are simulated without shortcuts
 TRACE_FULL_STEPS = 200_000
-#: a phase no exact shortcut covers is bounded instead of simulated only from this many body
-#: steps (slot-by-slot simulation costs ~20 us of Python a step: ~40 s here)
-APPROX_MIN_STEPS = 2_000_000
 #: ... and only if the bound (half the gap between the phase's lower and upper bounds) is at
 #: most this fraction of the reported time
 APPROX_MAX_RELATIVE = 0.02
+
+
+def _refuse_if_huge(phases: tuple[CompiledPhase, ...]) -> None:
+    """Raise :class:`SimulationTooLargeError` when simulating ``phases`` slot by slot would
+    take more than :data:`MAX_EVENT_STEPS` body steps."""
+    steps = sum(int(cp.phase.total_trips) for cp in phases)
+    if steps <= MAX_EVENT_STEPS:
+        return
+    big = max(phases, key=lambda cp: int(cp.phase.total_trips)).phase
+    raise SimulationTooLargeError(
+        f"the event engine would simulate {steps:,} tile steps one by one (phase "
+        f"{big.name!r}: {int(big.total_trips):,} over {big.work_items:,} work items; about "
+        f"{steps * SECONDS_PER_STEP / 60:,.0f} min): no exact shortcut or bound within "
+        f"{APPROX_MAX_RELATIVE:.0%} covers it. Use --engine analytic (the bound), a smaller "
+        f"shape, or raise archsim.engine._runtime.MAX_EVENT_STEPS"
+    )
 
 
 def _run_joint(
@@ -175,6 +196,7 @@ def _phases_alone(
             if local is not None:
                 local.append(("phases", 0, cp.phase.name, t, dur, phase_args(cp.phase, "bounded")))
         elif got is None:
+            _refuse_if_huge((cp,))
             end, per, ev = _run_joint(compiled, (cp,), t, local)
             how[cp.phase.name] = "full"
         else:
@@ -260,6 +282,7 @@ def simulate(
     if alone is not None:
         total, phase_cycles, how, events, bounds = alone
     else:
+        _refuse_if_huge(tuple(compiled.phases))
         total, phase_cycles, events = _run_joint(compiled, compiled.phases, 0.0, spans)
         how = {cp.phase.name: "full" for cp in compiled.phases}
     meta: dict[str, object] = {
