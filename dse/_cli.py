@@ -105,7 +105,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     demo = subparsers.add_parser(
         "demo",
-        help="one-minute tour: fused vs unfused attention",
+        help="a short tour: fused vs unfused attention",
         description="Simulate fused (FuseMax, FlashAttention) and unfused attention on a "
         "spatial array and a GPU, print the comparison and write a plot and a Perfetto trace "
         "under --out.",

@@ -1,4 +1,4 @@
-"""``archsim demo``: a one-minute tour of fused vs unfused attention.
+"""``archsim demo``: a a short tour of fused vs unfused attention.
 
 1. On the spatial array: FuseMax (1-pass, fused) on the ``fusemax`` preset against FLAT (fused
    QK/softmax/AV per row tile) and unfused attention on the ``flat`` preset (FLAT's own

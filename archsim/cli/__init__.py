@@ -38,7 +38,7 @@ COMMANDS: dict[str, tuple[tuple[str, str], ...]] = {
     "dse._cli": (
         ("sweep", "run (or resume) a design-space sweep"),
         ("pareto", "print (and plot) the Pareto front of a sweep"),
-        ("demo", "one-minute tour: fused vs unfused attention"),
+        ("demo", "a short tour: fused vs unfused attention"),
     ),
     "validation._cli": (
         ("validate", "predict every record of a measurement file and report the errors"),
