@@ -161,6 +161,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # a file the user named cannot be read or written
+        if exc.filename is None:
+            raise
+        what = exc.strerror or type(exc).__name__
+        print(f"error: {exc.filename}: {what} (check the path given)", file=sys.stderr)  # noqa: T201
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover
