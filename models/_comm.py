@@ -128,15 +128,8 @@ def _num(d: dict[str, Any], key: str, where: str, default: float | None = None) 
     return float(v)
 
 
-def system_from_dict(
-    data: dict[str, Any], *, where: str = "system", base: Path | None = None
-) -> System:
-    """A :class:`System` from the YAML mapping (see ``models/systems/dgx-h100.yaml``)."""
-    if not isinstance(data, dict):
-        raise ModelError(
-            "not a mapping", path=where, expected="a YAML mapping", got=type(data).__name__
-        )
-    known = {"name", "device", "count", "link", "topology", "algorithm", "source"}
+def _only(data: dict[str, Any], known: set[str], where: str) -> None:
+    """Refuse a field of ``data`` outside ``known``, naming it and the allowed ones."""
     extra = sorted(set(data) - known)
     if extra:
         raise ModelError(
@@ -145,6 +138,17 @@ def system_from_dict(
             expected=f"one of {sorted(known)}",
             got=extra[0],
         )
+
+
+def system_from_dict(
+    data: dict[str, Any], *, where: str = "system", base: Path | None = None
+) -> System:
+    """A :class:`System` from the YAML mapping (see ``models/systems/dgx-h100.yaml``)."""
+    if not isinstance(data, dict):
+        raise ModelError(
+            "not a mapping", path=where, expected="a YAML mapping", got=type(data).__name__
+        )
+    _only(data, {"name", "device", "count", "link", "topology", "algorithm", "source"}, where)
     link = data.get("link")
     if not isinstance(link, dict):
         raise ModelError(
@@ -153,15 +157,7 @@ def system_from_dict(
             expected="a mapping with bandwidth_GBps, latency_us",
             got=link,
         )
-    lknown = {"bandwidth_GBps", "latency_us", "energy_pj_per_bit"}
-    lextra = sorted(set(link) - lknown)
-    if lextra:
-        raise ModelError(
-            "unknown field",
-            path=f"{where}.link.{lextra[0]}",
-            expected=f"one of {sorted(lknown)}",
-            got=lextra[0],
-        )
+    _only(link, {"bandwidth_GBps", "latency_us", "energy_pj_per_bit"}, f"{where}.link")
     device = data.get("device")
     if not isinstance(device, str) or not device:
         raise ModelError(

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 
 from archsim.errors import InfeasibleMappingError, MappingError
 from models._comm import System, collective_bytes_sent, collective_time
-from models._graph import ModelGraph
+from models._graph import ModelGraph, Stage
 from models._ops import CASCADES, Op
 
 if TYPE_CHECKING:
@@ -84,6 +84,32 @@ class OpRow:
     def total_s(self) -> float:
         """Seconds this op adds to the step (all its instances and repetitions)."""
         return self.seconds * self.count * self.repeat
+
+
+def row(
+    stage: Stage,
+    op: Op,
+    seconds: float,
+    energy_j: float,
+    dram_bytes: float,
+    bound: str,
+    dataflow: str,
+    note: str = "",
+) -> OpRow:
+    """The :class:`OpRow` of one instance of ``op`` in ``stage``."""
+    return OpRow(
+        stage.name,
+        op.name,
+        op.describe(),
+        1,
+        stage.repeat,
+        seconds,
+        energy_j,
+        dram_bytes,
+        bound,
+        dataflow,
+        note,
+    )
 
 
 @dataclass(frozen=True)
@@ -424,59 +450,19 @@ def simulate_graph(
                 secs, algo = collective_time(op.collective, op.bytes, system, devices=graph.tp)
                 sent = collective_bytes_sent(op.collective, op.bytes, graph.tp)
                 energy = static_w * secs + sent * 8 * system.link_energy_pj_per_bit * 1e-12
-                rows.append(
-                    OpRow(
-                        stage.name,
-                        op.name,
-                        op.describe(),
-                        1,
-                        stage.repeat,
-                        secs,
-                        energy,
-                        0.0,
-                        "comm",
-                        algo,
-                        f"{system.name}: {algo} over {graph.tp} devices",
-                    )
-                )
+                note = f"{system.name}: {algo} over {graph.tp} devices"
+                rows.append(row(stage, op, secs, energy, 0.0, "comm", algo, note))
                 continue
             (secs, energy, dram, bound, how, launched), miss = _simulate_op(op, a, arch_key, engine)
             sims += miss
             if bound == "unmapped":
-                rows.append(
-                    OpRow(
-                        stage.name,
-                        op.name,
-                        op.describe(),
-                        1,
-                        stage.repeat,
-                        0.0,
-                        0.0,
-                        0.0,
-                        "unmapped",
-                        "",
-                        how,
-                    )
-                )
+                rows.append(row(stage, op, 0.0, 0.0, 0.0, "unmapped", "", how))
                 continue
             if launched and credit and not first:  # back to back: a gap, not a launch
                 keep = max(secs - credit, 0.0) / secs
                 secs, energy = secs * keep, energy * keep
             first = first and not launched
-            rows.append(
-                OpRow(
-                    stage.name,
-                    op.name,
-                    op.describe(),
-                    1,
-                    stage.repeat,
-                    secs,
-                    energy,
-                    dram,
-                    bound,
-                    how,
-                )
-            )
+            rows.append(row(stage, op, secs, energy, dram, bound, how))
     return ModelReport(
         notes=notes + _capacity_notes(graph, a),
         graph=graph,
