@@ -101,7 +101,10 @@ from archsim.cli import main
 from dse._demo import _plot
 {setup}
 assert main(["pareto", sys.argv[1], "--plot", "front.png"]) == 0
-table = pd.DataFrame({{"arch": ["a"], "dataflow": ["d"], "seconds": [1e-3], "energy_j": [1e-3]}})
+table = pd.DataFrame(
+    {{"arch": ["a"], "dataflow": ["d"], "seconds": [1e-3], "energy_j": [1e-3],
+     "energy_j_at_5nm": [1e-3]}}
+)
 curves = pd.DataFrame(columns=["dataflow", "S", "seconds"])
 _plot(table, curves, pathlib.Path("demo.png"))
 print(matplotlib.get_backend())
