@@ -27,3 +27,35 @@ def test_harness_imports_neither_archsim_nor_torch_and_documents_its_options(tmp
     assert run.returncode == 0, run.stderr
     for option in ("--out-dir", "--prompt", "--context", "--profiled-steps", "--sdpa-backend"):
         assert option in run.stdout
+
+
+def test_layer_ops_harness_imports_neither_archsim_nor_torch_and_lists_unique_ops(tmp_path):
+    shim = tmp_path / "validation"
+    shim.mkdir()
+    (shim / "__init__.py").write_text("")
+    (shim / "harness").symlink_to(REPO / "validation" / "harness")
+    code = (
+        "import sys, json\n"
+        "import validation.harness.layer_ops as m\n"
+        "assert not any(n == 'archsim' or n.startswith('archsim.') for n in sys.modules)\n"
+        "assert 'torch' not in sys.modules\n"
+        "print(json.dumps(m.OPS))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    import json
+
+    ops = json.loads(run.stdout)
+    keys = [json.dumps(op, sort_keys=True) for op in ops]
+    assert len(keys) == len(set(keys)), "an op shape is measured twice"
+    assert {op["op"] for op in ops} == {
+        "rms_norm",
+        "silu_mul",
+        "add",
+        "rope",
+        "swiglu_mlp",
+        "bmm",
+        "scaled_mm_fp8",
+    }

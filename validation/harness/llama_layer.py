@@ -24,7 +24,8 @@ For each phase it writes, under ``--out-dir``:
   "reps", "timer", "trace", "sdpa_backend"}`` record in ``llama3_8b_layer.jsonl``, after the
   harness's ``device`` record (GPU, clocks, power limit, driver and library versions,
   command line, UTC date): whole-layer time per call by CUDA events with a cold L2
-  (:func:`validation.harness.timing.bench`).
+  (:func:`validation.harness.timing.bench`), eager (``ms``: the kernels and the gaps that
+  host dispatch leaves between them) and replayed from one CUDA graph (``graph_ms``).
 
 Standard library + torch only (runs through the harness shim described in
 ``validation/data/README.md``); nothing here imports archsim.
@@ -139,6 +140,27 @@ def _sdpa_context(backend: str):  # noqa: ANN202 - context manager
     return sdpa_kernel([which])
 
 
+def _graph_timing(layer: DecoderLayer, x, pos: int, bench) -> dict:  # noqa: ANN001
+    """The layer captured in one CUDA graph and timed by replay (``graph_ms`` ...): GPU time
+    with no host dispatch between kernels, as serving engines run decode. An error is
+    recorded as ``graph_error`` (some SDPA backends refuse capture)."""
+    import torch
+
+    try:
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                layer(x, pos)
+        torch.cuda.current_stream().wait_stream(side)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            layer(x, pos)
+        return {f"graph_{k}": v for k, v in bench(g.replay).items()}
+    except Exception as exc:  # noqa: BLE001 - the eager timing stands on its own
+        return {"graph_error": f"{type(exc).__name__}: {exc}"}
+
+
 def run_phase(
     phase: str, *, batch: int, prompt: int, context: int, steps: int, backend: str, out_dir: Path
 ) -> dict:
@@ -157,6 +179,7 @@ def run_phase(
     trace = out_dir / f"llama3_8b_layer_{phase}.trace.json"
     with torch.inference_mode(), _sdpa_context(backend):
         timing = bench(lambda: layer(x, pos))
+        graph = _graph_timing(layer, x, pos, bench)
         for _ in range(3):
             layer(x, pos)
         torch.cuda.synchronize()
@@ -184,6 +207,7 @@ def run_phase(
         "sdpa_backend": backend,
         "timer": "cuda_events_l2flush_median (validation.harness.timing.bench)",
         **timing,
+        **graph,
         "trace": trace.name,
         "profiled_steps": steps,
     }
