@@ -29,8 +29,17 @@ from models._comm import (
     load_system,
     system_from_dict,
 )
-from models._graph import PHASES, ModelGraph, Stage, build_graph, expected_experts
+from models._graph import (
+    PAGED_PARTITION,
+    PHASES,
+    ModelGraph,
+    Stage,
+    build_graph,
+    expected_experts,
+    paged_version,
+)
 from models._ops import Op
+from models._parallel import CP_MODES, ring_attention_time
 from models._simulate import ModelReport, OpRow, simulate_graph
 from models._spec import (
     HF_MODEL_TYPES,
@@ -56,6 +65,10 @@ __all__ = [
     "build_graph",
     "expected_experts",
     "PHASES",
+    "PAGED_PARTITION",
+    "paged_version",
+    "CP_MODES",
+    "ring_attention_time",
     "System",
     "load_system",
     "list_systems",
@@ -80,6 +93,10 @@ def simulate_model(
     tp: int = 1,
     system: str | Path | System | None = None,
     engine: str = "event",
+    page: int = 0,
+    cp: int = 1,
+    ep: int = 1,
+    cp_mode: str = "ring",
 ) -> ModelReport:
     """Simulate one ``phase`` step of ``model`` on ``tp`` devices of ``arch``.
 
@@ -95,10 +112,17 @@ def simulate_model(
     tp
         Tensor-parallel degree.
     system
-        Interconnect (bundled name, YAML path or :class:`System`); default for ``tp > 1``:
-        the bundled system of ``arch`` (``h100`` -> ``dgx-h100``, ``h200`` -> ``hgx-h200``).
+        Interconnect (bundled name, YAML path or :class:`System`); default for more than
+        one device: the bundled system of ``arch`` (``h100`` -> ``dgx-h100``, ``h200`` ->
+        ``hgx-h200``).
     engine
         ``event`` or ``analytic``.
+    page
+        Paged KV cache page size, tokens (decode; 0 = contiguous).
+    cp, cp_mode
+        Context-parallel degree and prefill attention form (``ring`` or ``all_gather``).
+    ep
+        Expert-parallel degree (MoE models).
     """
     spec = load_model(model)
     sysobj: System | None
@@ -107,6 +131,9 @@ def simulate_model(
     elif system is not None:
         sysobj = load_system(system)
     else:
-        sysobj = default_system(arch, tp) if tp > 1 else None
-    graph = build_graph(spec, phase=phase, batch=batch, seq=seq, tp=tp)
+        n = tp * cp * ep
+        sysobj = default_system(arch, n) if n > 1 else None
+    graph = build_graph(
+        spec, phase=phase, batch=batch, seq=seq, tp=tp, page=page, cp=cp, ep=ep, cp_mode=cp_mode
+    )
     return simulate_graph(graph, arch, system=sysobj, engine=engine)

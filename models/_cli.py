@@ -18,9 +18,21 @@ examples:
   archsim model --list
 
 shapes (--set):
-  B   sequences in the batch (default 1)
-  S   prefill: prompt tokens per sequence; decode: tokens in each sequence's KV cache
-      (default 2048)
+  B       sequences in the batch (default 1)
+  S       prefill: prompt tokens per sequence; decode: tokens in each sequence's KV cache
+          (default 2048)
+  page    paged KV cache page size, tokens (decode, generate; = --page-size; 0 = contiguous)
+  prompt  generate: prompt tokens (default S)
+  tokens  generate: output tokens per sequence (default 128)
+
+parallelism: --tp N (Megatron), --cp N (context: ring attention or K/V all-gather in prefill,
+a sharded cache in decode), --ep N (MoE experts over devices, all-to-all dispatch/combine);
+devices = tp x cp x ep.
+
+  archsim model llama3-8b --arch h100 --phase decode --set B=8 --set S=4096 --page-size 16
+  archsim model llama3-70b --arch h100 --tp 8 --phase generate --set prompt=2048 --set tokens=256
+  archsim model llama3-8b --arch h100 --cp 8 --phase prefill --set S=131072 --trace ring.json
+  archsim model deepseek-v3 --arch h200 --ep 8 --phase decode --set B=64 --set S=4096
 
 The table: count = occurrences per layer (or stage), x = stage repetitions (layers),
 time/op = one occurrence on one device, total = count x x x time/op (the totals sum these),
@@ -35,6 +47,8 @@ def _fmt_s(s: float) -> str:
         return f"{s:.3f} s"
     if s >= 1e-3:
         return f"{s * 1e3:.3f} ms"
+    if 0 < s < 1e-7:
+        return f"{s * 1e9:.2f} ns"
     return f"{s * 1e6:.2f} us"
 
 
@@ -45,23 +59,32 @@ def _fmt_b(b: float) -> str:
     return f"{b:.0f} B"
 
 
-def _shapes(items: list[str] | None) -> tuple[int, int]:
+_SET_KEYS = {"B": 1, "S": 2048, "page": 0, "prompt": 0, "tokens": 0}
+
+
+def _shapes(items: list[str] | None) -> dict[str, int]:
+    """The ``--set`` values (``B, S, page, prompt, tokens``), defaults filled in."""
     from models._spec import ModelError
     from workloads.library import parse_set_options
 
     given = parse_set_options(items or [])
-    unknown = sorted(set(given) - {"B", "S"})
+    unknown = sorted(set(given) - set(_SET_KEYS))
     if unknown:
         raise ModelError(
-            "unknown --set key", path=f"--set {unknown[0]}", expected="B or S", got=unknown[0]
+            "unknown --set key",
+            path=f"--set {unknown[0]}",
+            expected=f"one of {', '.join(_SET_KEYS)}",
+            got=unknown[0],
         )
-    out = []
-    for key, default in (("B", 1), ("S", 2048)):
+    out = {}
+    for key, default in _SET_KEYS.items():
         v = given.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ModelError("bad value", path=f"--set {key}", expected="a positive integer", got=v)
-        out.append(v)
-    return out[0], out[1]
+        low = 1 if key in ("B", "S") else 0
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            what = "a positive integer" if low else "an integer >= 0"
+            raise ModelError("bad value", path=f"--set {key}", expected=what, got=v)
+        out[key] = v
+    return out
 
 
 def _refusals(note: str, width: int = 150) -> list[str]:
@@ -95,7 +118,11 @@ def _run(args: argparse.Namespace) -> int:
         raise ModelError(
             "no model given", path="MODEL", expected="a preset name or a config.json", got=None
         )
-    batch, seq = _shapes(args.set)
+    shapes = _shapes(args.set)
+    batch, seq = shapes["B"], shapes["S"]
+    page = args.page_size if args.page_size is not None else shapes["page"]
+    if page < 0:
+        raise ModelError("bad value", path="--page-size", expected="an integer >= 0", got=page)
     system = load_system(args.system) if args.system else None
     arch = args.arch or (system.device if system else None)
     if arch is None:
@@ -105,11 +132,57 @@ def _run(args: argparse.Namespace) -> int:
             expected="a preset name or YAML file (or --system)",
             got=None,
         )
-    tp = args.tp if args.tp is not None else (system.count if system else 1)
-    if tp > 1 and system is None:
-        system = default_system(arch, tp)
+    cp, ep = args.cp, args.ep
+    if args.tp is not None:
+        tp = args.tp
+    else:  # the system's devices, less those cp and ep take
+        tp = max(1, system.count // (cp * ep)) if system else 1
+    if tp * cp * ep > 1 and system is None:
+        system = default_system(arch, tp * cp * ep)
     spec = load_model(args.model)
-    graph = build_graph(spec, phase=args.phase, batch=batch, seq=seq, tp=tp)
+    if args.phase == "generate":
+        from models._generate import simulate_generation
+
+        gen = simulate_generation(
+            spec,
+            arch,
+            batch=batch,
+            prompt=shapes["prompt"] or seq,
+            tokens=shapes["tokens"] or 128,
+            tp=tp,
+            system=system,
+            engine=args.engine,
+            page=page,
+            cp=cp,
+            ep=ep,
+            cp_mode=args.cp_mode,
+        )
+        if args.trace:
+            gen.write_trace(args.trace)
+        if args.json:
+            print(json.dumps(gen.to_dict(), indent=1, default=float))
+            return 0
+        _print_generation(gen, args.trace)
+        return 0
+    for key in ("prompt", "tokens"):
+        if shapes[key]:
+            raise ModelError(
+                f"--set {key} is for --phase generate",
+                path=f"--set {key}",
+                expected="--phase generate (or S for one step)",
+                got=args.phase,
+            )
+    graph = build_graph(
+        spec,
+        phase=args.phase,
+        batch=batch,
+        seq=seq,
+        tp=tp,
+        page=page,
+        cp=cp,
+        ep=ep,
+        cp_mode=args.cp_mode,
+    )
     rep = simulate_graph(graph, arch, system=system, engine=args.engine)
     if args.trace:
         rep.write_trace(args.trace)
@@ -120,10 +193,51 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_generation(gen, trace: str | None) -> None:  # noqa: ANN001 - GenerationReport
+    g = gen.prefill.graph
+    where = f"{g.devices} x {gen.prefill.arch}" if g.devices > 1 else gen.prefill.arch
+    print(
+        f"{g.model.name} generation on {where}: B={gen.batch}, prompt {gen.prompt} tokens, "
+        f"{gen.tokens} output tokens per sequence; engine {gen.prefill.engine}"
+    )
+    print(f"prefill (time to first token): {_fmt_s(gen.ttft_s)}, {gen.prefill.energy_j:.4g} J")
+    if gen.last_step is not None and gen.first_step is not None:
+        f, la = gen.first_step, gen.last_step
+        how = (
+            "exact per-page sum"
+            if gen.method == "pages"
+            else f"piecewise-linear sum (half the samples: {gen.integration_check:.2%} apart)"
+        )
+        print(
+            f"decode: {gen.tokens - 1} steps, context {f.graph.seq} -> {la.graph.seq}: step "
+            f"{_fmt_s(f.latency_s)} -> {_fmt_s(la.latency_s)}; {_fmt_s(gen.decode_s)} in all "
+            f"({len(gen.samples)} contexts simulated, {how})"
+        )
+        tpot = f"time per output token {_fmt_s(gen.tpot_s)} | "
+    else:
+        tpot = ""
+    print(
+        f"total: {_fmt_s(gen.total_s)} | {tpot}{gen.tokens_per_s:.4g} output tokens/s | "
+        f"{gen.j_per_token:.4g} J/token | energy {gen.energy_j:.4g} J"
+    )
+    notes = dict.fromkeys(
+        [*gen.prefill.notes, *(gen.last_step.notes if gen.last_step is not None else ())]
+    )
+    for note in notes:
+        print(f"note: {note}")
+    if trace:
+        print(f"trace: {trace} (prefill + last decode step; open in https://ui.perfetto.dev)")
+
+
 def _print(rep, trace: str | None) -> None:  # noqa: ANN001 - models.ModelReport
     g = rep.graph
-    where = f"{g.tp} x {rep.arch}" if g.tp > 1 else rep.arch
+    where = f"{g.devices} x {rep.arch}" if g.devices > 1 else rep.arch
+    split = ", ".join(f"{k}={v}" for k, v in (("tp", g.tp), ("cp", g.cp), ("ep", g.ep)) if v > 1)
+    if split:
+        where += f" ({split}{', ' + g.cp_mode + ' attention' if g.cp > 1 else ''})"
     line = f"{g.model.name} {g.phase} on {where}: B={g.batch} S={g.seq} ({g.tokens} new tokens)"
+    if g.page:
+        line += f"; paged KV cache, {g.page}-token pages"
     if rep.system is not None:
         s = rep.system
         line += (
@@ -146,28 +260,32 @@ def _print(rep, trace: str | None) -> None:  # noqa: ANN001 - models.ModelReport
             )
             continue
         share = r.total_s / lat if lat else float("nan")
-        energy = r.energy_j * r.count * r.repeat * g.tp
+        energy = r.energy_j * r.count * r.repeat * g.devices
         print(
             f"{r.stage:<12}{r.op:<22}{r.count:>5}{r.repeat:>5}{_fmt_s(r.seconds):>12}"
             f"{_fmt_s(r.total_s):>12}{share:>7.1%}{energy:>9.3g} J{_fmt_b(r.dram_bytes):>10}  "
             f"{r.bound:<9}{r.dataflow}: {r.shape}"
         )
     print("-" * len(head))
-    devices = f" ({g.tp} devices)" if g.tp > 1 else ""
+    devices = f" ({g.devices} devices)" if g.devices > 1 else ""
     print(
         f"total: latency {_fmt_s(lat)} | {rep.tokens_per_s:.4g} tokens/s | "
         f"{rep.j_per_token:.4g} J/token | energy {rep.energy_j:.4g} J{devices}"
     )
-    if g.tp > 1:
+    if g.devices > 1:
+        ring = " (a ring's link time hidden under its block computes is not counted)"
         print(
-            f"communication: {_fmt_s(rep.comm_s)} ({rep.comm_s / lat:.1%} of the step), all "
-            "exposed: every op after a collective reads its result, every op before it "
-            "produces its input"
+            f"communication: {_fmt_s(rep.comm_s)} ({rep.comm_s / lat:.1%} of the step) exposed: "
+            "every op after a collective reads its result, every op before it produces its "
+            f"input{ring if g.cp > 1 else ''}"
         )
     m = g.model
+    from models._simulate import kv_cache_bytes
+
+    paged = f", {g.page}-token pages" if g.page else ""
     print(
         f"weights {_fmt_b(m.param_count() * m.elt_bytes)} ({m.param_count() / 1e9:.3g} B params), "
-        f"KV cache {_fmt_b(m.kv_cache_bytes(g.batch, g.seq))} (B={g.batch}, S={g.seq}); "
+        f"KV cache {_fmt_b(kv_cache_bytes(g))} (B={g.batch}, S={g.seq}{paged}); "
         f"simulated {rep.simulations} op shapes in {rep.wall_s:.2f} s"
     )
     for note in rep.notes:
@@ -202,9 +320,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--tp", type=int, help="tensor-parallel devices (default: the system's count, else 1)"
     )
+    p.add_argument(
+        "--cp", type=int, default=1, help="context-parallel devices (attention over the sequence)"
+    )
+    p.add_argument(
+        "--cp-mode",
+        choices=("ring", "all_gather"),
+        default="ring",
+        help="prefill attention under --cp: ring (K/V blocks passed, overlapped) or all_gather",
+    )
+    p.add_argument("--ep", type=int, default=1, help="expert-parallel devices (MoE models)")
+    p.add_argument(
+        "--page-size",
+        type=int,
+        metavar="TOKENS",
+        help="paged KV cache (decode): tokens per page (same as --set page=N)",
+    )
     p.add_argument("--system", help="system YAML or bundled name: devices, links, topology")
-    p.add_argument("--phase", choices=("prefill", "decode"), default="decode")
-    p.add_argument("--set", action="append", metavar="K=V", help="B=batch, S=tokens (repeatable)")
+    p.add_argument("--phase", choices=("prefill", "decode", "generate"), default="decode")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="K=V",
+        help="B=batch, S=tokens, page=N, prompt=P, tokens=T (repeatable)",
+    )
     p.add_argument("--engine", choices=("event", "analytic"), default="event")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--trace", metavar="FILE.json", help="write a Perfetto trace of the step")

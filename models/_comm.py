@@ -19,6 +19,13 @@ JPDC 69(2), 2009, and the NCCL performance notes' ``busbw = algbw * 2(p-1)/p``):
 - tree all-gather (recursive doubling) and reduce-scatter (recursive halving; switch only):
   ``ceil(log2 p) alpha + (p-1)/p * n / beta``.
 
+- all-to-all (pairwise exchange on a switch: ``p - 1`` rounds, in each every device sends
+  its ``n / p`` share to one peer and receives one): ``(p-1) (alpha + n / (p beta))``; ``n``
+  is all a device sends, its own share included. On a ``ring`` topology an all-to-all is
+  refused (messages would cross several hops; not modelled);
+- one ring step (ring attention passes a K/V block to its neighbour while it computes):
+  ``alpha + n / beta`` (:func:`ring_step_time`).
+
 ``n`` is the buffer each device holds for all-reduce, the gathered result for all-gather
 and the input for reduce-scatter. The arithmetic of the reduction itself is not charged
 (it runs at the device's memory bandwidth, far above a link's), nor are in-switch
@@ -42,10 +49,11 @@ __all__ = [
     "default_system",
     "collective_time",
     "collective_bytes_sent",
+    "ring_step_time",
     "COLLECTIVES",
 ]
 
-COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter")
+COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all")
 _DIR = Path(__file__).parent / "systems"
 
 
@@ -237,6 +245,8 @@ def _time(kind: str, algo: str, p: int, n: float, alpha: float, beta: float) -> 
     if p == 1 or n == 0:
         return 0.0
     frac = (p - 1) / p
+    if kind == "all_to_all":  # pairwise exchange, whatever the system's algorithm
+        return (p - 1) * (alpha + n / (p * beta))
     if algo == "ring":
         if kind == "all_reduce":
             return 2 * (p - 1) * alpha + 2 * frac * n / beta
@@ -261,6 +271,16 @@ def collective_time(
         )
     p = system.count if devices is None else devices
     a, b = system.latency_s, system.link_bw_bytes_per_s
+    if kind == "all_to_all":
+        if system.topology != "switch" and p > 1:
+            raise ModelError(
+                "an all-to-all needs a switch (on a ring its messages cross several hops; "
+                "not modelled)",
+                path=f"{system.name}.topology",
+                expected="switch",
+                got=system.topology,
+            )
+        return _time(kind, "pairwise", p, nbytes, a, b), "pairwise"
     if system.algorithm == "auto" and system.topology == "switch":
         ring, tree = _time(kind, "ring", p, nbytes, a, b), _time(kind, "tree", p, nbytes, a, b)
         return (ring, "ring") if ring <= tree else (tree, "tree")
@@ -268,12 +288,18 @@ def collective_time(
     return _time(kind, algo, p, nbytes, a, b), algo
 
 
+def ring_step_time(nbytes: float, system: System) -> float:
+    """Seconds to pass ``nbytes`` to the next device of a ring: ``alpha + n / beta`` (every
+    device sends one block and receives one at once, one link direction each)."""
+    return system.latency_s + nbytes / system.link_bw_bytes_per_s
+
+
 def collective_bytes_sent(kind: str, nbytes: float, p: int) -> float:
     """Bytes one device sends, on average, during the collective (for link energy).
 
     The same for both algorithms: an all-reduce moves ``(p-1) n`` bytes in its reduce half
     and as many in its broadcast/gather half, spread over ``p`` devices; an all-gather or a
-    reduce-scatter moves half that.
+    reduce-scatter moves half that; an all-to-all sends all but its own share.
     """
     if p == 1:
         return 0.0

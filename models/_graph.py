@@ -25,6 +25,30 @@ down-projections ``q_a``/``kv_a`` and the router are replicated, ``q_b``, the at
 and ``o`` are split. MoE experts are split like a dense FFN (each expert's hidden width over
 the devices; expert parallelism is not modelled).
 
+Paged KV cache (decode; Kwon et al., "Efficient Memory Management for Large Language Model
+Serving with PagedAttention", SOSP'23)
+--------------------------------------------------------------------------------------------
+With ``page = P`` each sequence's cache is ``ceil(S / P)`` pages reached through a block
+table. The attention reads whole pages (the last, partial page too: ``Skv = ceil(S/P) P``
+keys are read, the padding masked), plus one 4-byte block-table entry per page per
+sequence, read from DRAM once per sequence inside the attention kernel (a ``fused_read``
+row). On a GPU the kernel is vLLM's: PagedAttention v1 (one CTA per sequence and head, the
+whole context: ``split_kv`` with ``splits = 1``) or v2 (partitions of 512 tokens, one CTA
+each, then a reduce kernel: ``splits = ceil(Skv / 512)``), chosen as vLLM's
+``vllm/attention/ops/paged_attn.py`` does: v1 when ``max_seq_len <= 8192`` and (one
+partition or ``num_seqs * num_heads > 512``). The contiguous baseline (no page) is
+flash-decoding with its own split heuristic. Not modelled: the per-page address arithmetic
+of the kernel (vLLM's paper, Fig. 18a, measures 20-26% kernel overhead over
+FasterTransformer's contiguous kernel) and DRAM row locality across scattered pages.
+
+Sequence/context and expert parallelism
+---------------------------------------
+``cp`` (with ``tp``: ``tp * cp`` devices) splits the tokens over ``cp`` groups
+(:mod:`models._parallel`): prefill ring attention or a K/V all-gather; decode a cache
+sharded by position with an all-gather of the partial outputs. ``ep`` spreads whole routed
+experts over ``ep`` devices with attention data-parallel (``B / ep`` sequences per device)
+and an all-to-all dispatch and combine around the experts.
+
 Mixture of experts
 ------------------
 With ``E`` routed experts, ``k`` per token and ``T`` tokens routed independently and
@@ -46,6 +70,9 @@ __all__ = ["Stage", "ModelGraph", "build_graph", "PHASES"]
 
 PHASES = ("prefill", "decode")
 
+#: PagedAttention v2's partition (vLLM ``_PARTITION_SIZE``), tokens.
+PAGED_PARTITION = 512
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -65,9 +92,15 @@ class ModelGraph:
     model, phase, batch, seq, tp
         What was built: ``seq`` is the prompt length (prefill) or the cache length (decode).
     tokens
-        Tokens the step processes (``batch * seq`` for prefill, ``batch`` for decode).
+        Tokens the step processes, all devices (``batch * seq`` for prefill, ``batch`` for
+        decode).
     stages
-        The ops, in execution order.
+        The ops one device runs, in execution order.
+    page
+        Paged KV cache page size, tokens (0 = contiguous cache).
+    cp, ep, cp_mode
+        Context-parallel and expert-parallel degrees; ``ring`` or ``all_gather`` attention
+        under prefill context parallelism.
     """
 
     model: ModelSpec
@@ -77,6 +110,15 @@ class ModelGraph:
     tp: int
     tokens: int
     stages: tuple[Stage, ...]
+    page: int = 0
+    cp: int = 1
+    ep: int = 1
+    cp_mode: str = "ring"
+
+    @property
+    def devices(self) -> int:
+        """Devices the step runs on (``tp * cp * ep``)."""
+        return self.tp * self.cp * self.ep
 
     def ops(self) -> list[tuple[Stage, Op]]:
         """Every (stage, op) pair, in order (each stage's ops once)."""
@@ -123,14 +165,38 @@ def expected_experts(experts: int, active: int, tokens: int) -> float:
     return experts * (1.0 - (1.0 - active / experts) ** tokens)
 
 
+def paged_version(seqs: int, heads: int, max_seq_len: int) -> int:
+    """vLLM's PagedAttention v1/v2 choice (``vllm/attention/ops/paged_attn.py``): 1 when
+    ``max_seq_len <= 8192`` and (one 512-token partition or ``seqs * heads > 512``), else 2."""
+    parts = math.ceil(max_seq_len / PAGED_PARTITION)
+    return 1 if max_seq_len <= 8192 and (parts == 1 or seqs * heads > 512) else 2
+
+
 class _Builder:
-    def __init__(self, spec: ModelSpec, phase: str, batch: int, seq: int, tp: int) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        phase: str,
+        batch: int,
+        seq: int,
+        tp: int,
+        page: int = 0,
+        cp: int = 1,
+        ep: int = 1,
+        cp_mode: str = "ring",
+    ) -> None:
         self.s = spec
         self.phase = phase
         self.batch = batch
         self.seq = seq
         self.tp = tp
-        self.T = batch * seq if phase == "prefill" else batch
+        self.page = page
+        self.cp = cp
+        self.ep = ep
+        self.cp_mode = cp_mode
+        # per device: EP splits the sequences (attention data-parallel), prefill CP the tokens
+        self.b_local = batch // ep
+        self.T = self.b_local * (seq // cp if phase == "prefill" else 1)
         self.bits = spec.dtype_bits
         self.hq, self.hk = _split(spec, tp)
 
@@ -153,24 +219,64 @@ class _Builder:
         if self.tp == 1:
             return []
         nbytes = self.T * self.s.d_model * self.s.elt_bytes
-        return [Op(name, "", {}, collective="all_reduce", bytes=float(nbytes))]
+        return [Op(name, "", {}, collective="all_reduce", bytes=float(nbytes), steps=self.tp)]
 
     # -- attention ----------------------------------------------------------------------------
     def attention(self) -> list[Op]:
         return self._mla() if self.s.attention == "mla" else self._gqa()
 
-    def _attn_core(self) -> Op:
-        s, b = self.s, self.batch
+    def _kv_read_len(self) -> int:
+        """Keys one device's decode attention reads: its shard of the cache (``cp``), whole
+        pages when the cache is paged."""
+        keys = math.ceil(self.seq / self.cp)
+        return math.ceil(keys / self.page) * self.page if self.page else keys
+
+    def _block_table(self) -> list[Op]:
+        if not self.page or self.phase != "decode":
+            return []
+        pages = math.ceil(self.seq / self.cp / self.page)
+        nbytes = float(self.b_local * pages * 4)  # int32 entries, once per sequence
+        return [Op("block_table", "block_table", {}, bytes=nbytes, special="fused_read")]
+
+    def _attn_core(self) -> list[Op]:
+        s, b = self.s, self.b_local
         if self.phase == "decode":
-            p = {"B": b, "H": self.hq, "Hkv": self.hk, "Skv": self.seq, "D": s.head_dim}
+            skv = self._kv_read_len()
+            p = {"B": b, "H": self.hq, "Hkv": self.hk, "Skv": skv, "D": s.head_dim}
             p["Dv"] = s.v_head_dim
-            return Op("attention", "decode", {**p, "dtype_bits": self.bits})
+            name, knobs = "attention", ()
+            if self.page:
+                v = paged_version(b, self.hq, skv)
+                splits = 1 if v == 1 else math.ceil(skv / PAGED_PARTITION)
+                name, knobs = f"paged_attn_v{v}", (("splits", splits),)
+            op = Op(
+                name,
+                "decode",
+                {**p, "dtype_bits": self.bits},
+                gpu_dataflow="split_kv" if knobs else None,
+                gpu_knobs=knobs,
+            )
+            return [*self._block_table(), op, *self._cp_decode_combine()]
         causal = s.family == "decoder"
         p = {"B": b, "H": self.hq, "Sq": self.seq, "Skv": self.seq, "D": s.head_dim}
         p.update({"Dv": s.v_head_dim, "causal": causal, "dtype_bits": self.bits})
+        wl = "gqa" if self.hk < self.hq else "mha"
         if self.hk < self.hq:
-            return Op("attention", "gqa", {**p, "Hkv": self.hk})
-        return Op("attention", "mha", p)
+            p["Hkv"] = self.hk
+        if self.cp > 1:
+            from models._parallel import cp_prefill_attention
+
+            return cp_prefill_attention(self, wl, p)
+        return [Op("attention", wl, p)]
+
+    def _cp_decode_combine(self) -> list[Op]:
+        """Decode under ``cp``: each device holds ``S / cp`` positions of every sequence's
+        cache; the partial outputs and log-sum-exps (fp32) are all-gathered and merged."""
+        if self.cp == 1:
+            return []
+        nbytes = float(self.b_local * self.hq * (self.s.v_head_dim + 1) * 4 * self.cp)
+        gather = {"collective": "all_gather", "bytes": nbytes, "steps": self.cp}
+        return [Op("cp_partials_gather", "", {}, **gather)]  # type: ignore[arg-type]  # by name
 
     def _gqa(self) -> list[Op]:
         s, T = self.s, self.T
@@ -181,7 +287,7 @@ class _Builder:
         if s.family == "decoder":
             kv = self.hk * (s.head_dim + s.v_head_dim)
             ops.append(self.ew("kv_cache_write", "copy", T=T, C=kv))
-        ops.append(self._attn_core())
+        ops += self._attn_core()
         ops.append(self.gemm("o_proj", T, self.hq * s.v_head_dim, s.d_model))
         return ops
 
@@ -200,10 +306,10 @@ class _Builder:
         ops.append(self.ew("rope", "rope", T=T, H=self.hq + 1, D=s.rope_dim))
         ops.append(self.ew("kv_cache_write", "copy", T=T, C=s.kv_lora_rank + s.rope_dim))
         p = {
-            "B": self.batch,
+            "B": self.b_local,
             "H": self.hq,
             "Sq": 1 if self.phase == "decode" else self.seq,
-            "Skv": self.seq,
+            "Skv": self._kv_read_len() if self.phase == "decode" else self.seq,
             "Dc": s.kv_lora_rank,
             "Dr": s.rope_dim,
             "Dn": s.nope_dim,
@@ -211,7 +317,13 @@ class _Builder:
             "causal": self.phase == "prefill",
             "dtype_bits": self.bits,
         }
-        ops.append(Op("attention", "mla", p))
+        if self.phase == "prefill" and self.cp > 1:
+            from models._parallel import cp_prefill_attention
+
+            ops += cp_prefill_attention(self, "mla", p)
+        else:
+            name = "paged_attn" if self.page and self.phase == "decode" else "attention"
+            ops += [*self._block_table(), Op(name, "mla", p), *self._cp_decode_combine()]
         ops.append(self.gemm("o_proj", T, self.hq * s.v_head_dim, s.d_model))
         return ops
 
@@ -235,6 +347,10 @@ class _Builder:
         ]
         if s.shared_experts:
             ops += self.ffn(s.shared_experts * s.moe_ffn_dim, "shared_expert")
+        if self.ep > 1:
+            from models._parallel import ep_experts
+
+            return ops + ep_experts(self)
         g = max(s.active_experts, round(expected_experts(s.experts, s.active_experts, T)))
         rows = math.ceil(T * s.active_experts / g)
         f, d = s.moe_ffn_dim // self.tp, s.d_model
@@ -315,7 +431,7 @@ class _Builder:
             Stage("layer", s.layers, self.dit_layer()),
             Stage("head", 1, head),
         )
-        return ModelGraph(s, self.phase, B, self.seq, self.tp, T, stages)
+        return ModelGraph(s, self.phase, B, self.seq, self.tp, T, stages)  # no cp/ep (checked)
 
     def build(self) -> ModelGraph:
         s, T = self.s, self.T
@@ -336,26 +452,57 @@ class _Builder:
             head = [self.norm("final_norm", s.d_model)]
             if s.vocab:
                 vocab = math.ceil(s.vocab / self.tp)
-                head.append(self.gemm("lm_head", self.batch, s.d_model, vocab))
+                head.append(self.gemm("lm_head", self.b_local, s.d_model, vocab))
                 if self.tp > 1:
-                    nbytes = self.batch * vocab * self.tp * s.elt_bytes
+                    nbytes = self.b_local * vocab * self.tp * s.elt_bytes
                     head.append(
-                        Op("logits_all_gather", "", {}, collective="all_gather", bytes=nbytes)
+                        Op(
+                            "logits_all_gather",
+                            "",
+                            {},
+                            collective="all_gather",
+                            bytes=nbytes,
+                            steps=self.tp,
+                        )
                     )
             stages.append(Stage("head", 1, tuple(head)))
-        return ModelGraph(s, self.phase, self.batch, self.seq, self.tp, T, tuple(stages))
+        tokens = self.batch * self.seq if self.phase == "prefill" else self.batch
+        return ModelGraph(
+            s,
+            self.phase,
+            self.batch,
+            self.seq,
+            self.tp,
+            tokens,
+            tuple(stages),
+            page=self.page,
+            cp=self.cp,
+            ep=self.ep,
+            cp_mode=self.cp_mode,
+        )
 
 
 def build_graph(
-    spec: ModelSpec, *, phase: str, batch: int = 1, seq: int = 2048, tp: int = 1
+    spec: ModelSpec,
+    *,
+    phase: str,
+    batch: int = 1,
+    seq: int = 2048,
+    tp: int = 1,
+    page: int = 0,
+    cp: int = 1,
+    ep: int = 1,
+    cp_mode: str = "ring",
 ) -> ModelGraph:
-    """The op graph of one ``phase`` step of ``spec`` on ``tp`` devices (see the module doc).
+    """The op graph of one ``phase`` step of ``spec`` on ``tp * cp * ep`` devices (see the
+    module doc). ``page``: paged KV cache page size in tokens (decode; 0 = contiguous).
 
     Raises
     ------
     ModelError
-        Unknown phase, a decode step of an encoder, non-positive sizes, or a ``tp`` that
-        does not split the heads or the FFN evenly.
+        Unknown phase, a decode step of an encoder, non-positive sizes, a ``tp`` that does
+        not split the heads or the FFN evenly, a page size outside decode, ``cp`` that does
+        not split the tokens, ``ep`` without experts or not splitting them and the batch.
     """
     if phase not in PHASES:
         raise ModelError(
@@ -372,4 +519,19 @@ def build_graph(
     _positive("B", batch)
     _positive("S", seq)
     _positive("tp", tp)
-    return _Builder(spec, phase, batch, seq, tp).build()
+    _positive("cp", cp)
+    _positive("ep", ep)
+    if isinstance(page, bool) or not isinstance(page, int) or page < 0:
+        raise ModelError("bad value", path="page", expected="an integer >= 0 (tokens)", got=page)
+    if page and phase != "decode":
+        raise ModelError(
+            "a paged KV cache is read by decode steps",
+            path="page",
+            expected="--phase decode (or no page size)",
+            got=phase,
+        )
+    if cp > 1 or ep > 1:
+        from models._parallel import check_parallel
+
+        check_parallel(spec, phase=phase, batch=batch, seq=seq, tp=tp, cp=cp, ep=ep, mode=cp_mode)
+    return _Builder(spec, phase, batch, seq, tp, page, cp, ep, cp_mode).build()

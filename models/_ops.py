@@ -21,8 +21,12 @@ parameters, or one of the small cascades written here (the library has none of t
   kernel (the MoE experts a step touches, each with its own rows and weights, as the fused
   MoE kernels of serving engines run them).
 
-A collective (``all_reduce``, ``all_gather``) is an :class:`Op` with ``collective`` set and
-its payload in ``bytes``; it is timed by :mod:`models._comm`, not simulated on a device.
+A collective (``all_reduce``, ``all_gather``, ``all_to_all``) is an :class:`Op` with
+``collective`` set and its payload in ``bytes``; it is timed by :mod:`models._comm`, not
+simulated on a device. A ``fused_read`` op is DRAM traffic inside another op's kernel (a paged
+attention's block-table reads): ``bytes`` over the device's DRAM bandwidth, no launch. A
+``ring`` op is ring attention over ``cp`` devices (:mod:`models._parallel`): its ``params``
+are the attention block each step computes, ``bytes`` the K/V block passed on per step.
 """
 
 from __future__ import annotations
@@ -47,10 +51,18 @@ class Op:
     params
         Shape parameters of the cascade (elements, tokens).
     collective
-        ``all_reduce`` or ``all_gather`` for a collective, else None.
+        ``all_reduce``, ``all_gather`` or ``all_to_all`` for a collective, else None.
     bytes
-        Collective payload: the buffer each device contributes (all-reduce) or the gathered
-        result (all-gather), bytes.
+        Collective payload: the buffer each device contributes (all-reduce, all-to-all) or
+        the gathered result (all-gather), bytes; a ``fused_read``'s DRAM bytes; a ``ring``
+        op's K/V block bytes passed per step.
+    gpu_dataflow, gpu_knobs
+        The dataflow and knobs used on a GPU architecture (``split_kv`` with ``splits`` for
+        PagedAttention v1/v2); ``auto`` with no knobs on other architectures.
+    special
+        ``""`` (a kernel or a collective), ``fused_read`` or ``ring`` (see the module doc).
+    steps
+        ``ring``: the ring's devices (steps); otherwise unused.
     """
 
     name: str
@@ -58,18 +70,32 @@ class Op:
     params: Mapping[str, object] = field(default_factory=dict)
     collective: str | None = None
     bytes: float = 0.0
+    gpu_dataflow: str | None = None
+    gpu_knobs: tuple[tuple[str, object], ...] = ()
+    special: str = ""
+    steps: int = 0
 
     @property
-    def key(self) -> tuple[str, tuple[tuple[str, object], ...]]:
+    def key(self) -> tuple[object, ...]:
         """The simulation cache key: the cascade and its shape (not the op's role)."""
-        return (self.workload, tuple(sorted(self.params.items())))
+        return (
+            self.workload,
+            tuple(sorted(self.params.items())),
+            self.gpu_dataflow,
+            self.gpu_knobs,
+        )
 
     def describe(self) -> str:
         """``gemm(M=1, K=8192, N=10240)``-style text."""
         if self.collective:
             return f"{self.collective}({self.bytes:.4g} B)"
+        if self.special == "fused_read":
+            return f"{self.workload}({self.bytes:.4g} B)"
         inner = ", ".join(f"{k}={v}" for k, v in self.params.items() if k != "dtype_bits")
-        return f"{self.workload}({inner})"
+        if self.special == "ring":
+            return f"ring {self.steps} x {self.workload}({inner}) + K/V {self.bytes:.4g} B/step"
+        knobs = "".join(f", {k}={v}" for k, v in self.gpu_knobs)
+        return f"{self.workload}({inner}{knobs})"
 
 
 def _t(bits: object, *decls: str) -> str:

@@ -17,28 +17,46 @@ overlaps: the step time is the sum of the compute ops and the collectives, and e
 collective second is exposed. (Overlap would need a second, independent stream of work,
 e.g. two micro-batches interleaved; such schedules are not built here.)
 
+A ``ring`` op (ring attention, :mod:`models._parallel`) simulates one step's attention
+block and times the ring as ``c + (cp - 1) max(c, t)``; its exposed communication is
+``(cp - 1) max(0, t - c)``, the rest of the link time hides under the block computes.
+
+PIM placement: on a PIM architecture (``kind: pim``) an op that no PIM dataflow maps
+(norms, RoPE, activations, residual adds, the KV-cache write, the embedding gather, the
+router softmax) runs on the host-side controller next to the PIM chips, as PIM-GPT places
+its non-linear functions and data movement on an ASIC beside the DRAM-PIM chips (Wu, Wang &
+Lu, arXiv 2310.09385): its operands cross the module's external interface once each way,
+so it takes one DRAM access latency plus its compulsory bytes (each tensor once,
+:func:`workloads.count`) over the architecture's DRAM (host) bandwidth, and costs those
+bytes at the DRAM's per-byte energy plus its arithmetic at the PIM unit's per-op energy
+(ASSUMPTION: the controller's ALUs keep pace with the interface and cost what a PIM MAC
+does; no published figure for PIM-GPT's ASIC could be retrieved). The row's dataflow is
+``host``. (GDDR6-AiM also applies activation functions on-chip, Lee et al., ISSCC 2022;
+that path is not modelled.)
+
 GPU ops are simulated alone, so each pays the calibrated kernel launch; run back to back in a
 step, every op after the first pays the inter-kernel gap instead (its time shrinks by
 ``launch_s - gap_s`` and its energy in proportion), as :func:`archsim.gpu.evaluate_op`
 charges the kernels of one call.
 
 Energy: each device's op energy (the architecture's dynamic energy plus its static power
-over the op) times ``tp``, plus, during collectives, every device's static power
-(``Architecture.leakage_w``) and the link energy ``pJ/bit x bits sent`` when the system
-gives one.
+over the op) times the devices (``tp * cp * ep``), plus, during collectives, every
+device's static power (``Architecture.leakage_w``) and the link energy ``pJ/bit x bits
+sent`` when the system gives one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from archsim.errors import InfeasibleMappingError, MappingError
-from models._comm import System, collective_bytes_sent, collective_time
+from models._comm import System, collective_bytes_sent, collective_time, ring_step_time
 from models._graph import ModelGraph, Stage
 from models._ops import CASCADES, Op
 
@@ -66,6 +84,9 @@ class OpRow:
     ``repeat`` times.
     ``bound`` is ``compute``, ``memory``, ``latency``, ``comm`` (a collective) or
     ``unmapped`` (no dataflow: ``note`` says why, and the op adds nothing to the totals).
+    ``comm_s``: seconds of one instance that are exposed communication (a collective's
+    whole time; a ring's link time not hidden under its computes). ``spans``: for a ring,
+    one device's ``(step, start s, duration s, thread)`` spans of one instance.
     """
 
     stage: str
@@ -79,11 +100,18 @@ class OpRow:
     bound: str
     dataflow: str
     note: str = ""
+    comm_s: float = 0.0
+    spans: tuple[tuple[int, float, float, int], ...] = ()
 
     @property
     def total_s(self) -> float:
         """Seconds this op adds to the step (all its instances and repetitions)."""
         return self.seconds * self.count * self.repeat
+
+    @property
+    def total_comm_s(self) -> float:
+        """Exposed communication seconds this op adds to the step."""
+        return self.comm_s * self.count * self.repeat
 
 
 def row(
@@ -95,6 +123,8 @@ def row(
     bound: str,
     dataflow: str,
     note: str = "",
+    comm_s: float = 0.0,
+    spans: tuple[tuple[int, float, float, int], ...] = (),
 ) -> OpRow:
     """The :class:`OpRow` of one instance of ``op`` in ``stage``."""
     return OpRow(
@@ -109,6 +139,8 @@ def row(
         bound,
         dataflow,
         note,
+        comm_s,
+        spans,
     )
 
 
@@ -152,13 +184,14 @@ class ModelReport:
 
     @property
     def comm_s(self) -> float:
-        """Seconds of the step spent in collectives (all exposed, see the module doc)."""
-        return sum(r.total_s for r in self.rows if r.bound == "comm")
+        """Seconds of the step spent in exposed communication (collectives, and the link
+        time of a ring not hidden under its computes; see the module doc)."""
+        return sum(r.total_comm_s for r in self.rows)
 
     @property
     def energy_j(self) -> float:
         """Joules of the step, all devices."""
-        return sum(r.energy_j * r.count * r.repeat for r in self.rows) * self.graph.tp
+        return sum(r.energy_j * r.count * r.repeat for r in self.rows) * self.graph.devices
 
     @property
     def new_tokens(self) -> int:
@@ -217,7 +250,8 @@ class ModelReport:
                     "time_s": r.seconds,
                     "total_s": r.total_s,
                     "share": r.total_s / lat,
-                    "energy_j": r.energy_j * r.count * r.repeat * self.graph.tp,
+                    "energy_j": r.energy_j * r.count * r.repeat * self.graph.devices,
+                    "comm_s": r.total_comm_s,
                     "dram_bytes": r.dram_bytes,
                     "bound": r.bound,
                     "dataflow": r.dataflow,
@@ -237,6 +271,10 @@ class ModelReport:
             "batch": g.batch,
             "seq": g.seq,
             "tp": g.tp,
+            "cp": g.cp,
+            "ep": g.ep,
+            "page": g.page,
+            "devices": g.devices,
             "system": None if self.system is None else self.system.name,
             "engine": self.engine,
             "latency_s": self.latency_s,
@@ -246,7 +284,7 @@ class ModelReport:
             "j_per_token": self.j_per_token,
             "comm_s": self.comm_s,
             "comm_share": self.comm_s / self.latency_s if self.latency_s else None,
-            "kv_cache_bytes": g.model.kv_cache_bytes(g.batch, g.seq),
+            "kv_cache_bytes": kv_cache_bytes(g),
             "weight_bytes": g.model.param_count() * g.model.elt_bytes,
             "complete": self.complete,
             "unmapped": [{"op": r.op, "stage": r.stage, "why": r.note} for r in self.unmapped],
@@ -259,7 +297,7 @@ class ModelReport:
     def trace_events(self) -> list[dict[str, object]]:
         """Chrome/Perfetto ``traceEvents``: one process per device, thread 0 its compute
         stream and thread 1 its links; timestamps in µs."""
-        tp = self.graph.tp
+        tp = self.graph.devices
         meta: list[dict[str, object]] = []
         for d in range(tp):
             meta.append(
@@ -270,6 +308,7 @@ class ModelReport:
                     {"name": "thread_name", "ph": "M", "pid": d, "tid": tid, "args": {"name": name}}
                 )
         spans: list[tuple[str, str, float, float, bool, dict[str, object]]] = []
+        ring: list[tuple[float, OpRow]] = []  # (start, row) of each ring instance
         t = 0.0
         by_stage: dict[str, list[OpRow]] = {}
         for r in self.rows:
@@ -288,7 +327,11 @@ class ModelReport:
                         "dataflow": r.dataflow,
                     }
                     cat = f"{stage.name} {i}" if stage.repeat > 1 else stage.name
-                    spans.append((label, cat, t, dur, r.bound == "comm", args))
+                    if r.spans:  # per-device ring steps, drawn below
+                        for j in range(r.count):
+                            ring.append((t + j * r.seconds, r))
+                    else:
+                        spans.append((label, cat, t, dur, r.bound == "comm", args))
                     t += dur
         events: list[dict[str, object]] = [
             {
@@ -304,6 +347,28 @@ class ModelReport:
             for d in range(tp)
             for name, cat, start, dur, comm, args in spans
         ]
+        cp = self.graph.cp
+        for start, r in ring:
+            for d in range(tp):
+                rank = d // self.graph.tp  # the device's place in its cp ring
+                for step, t0, dur, tid in r.spans:
+                    holder = (rank - step) % cp  # whose K/V block the device holds at `step`
+                    if tid == 0:
+                        name = f"{r.op} step {step}: K/V block of ring rank {holder}"
+                    else:
+                        name = f"send K/V block of rank {holder} to rank {(rank + 1) % cp}"
+                    events.append(
+                        {
+                            "name": name,
+                            "cat": r.stage,
+                            "ph": "X",
+                            "pid": d,
+                            "tid": tid,
+                            "ts": (start + t0) * 1e6,
+                            "dur": dur * 1e6,
+                            "args": {"shape": r.shape, "dataflow": r.dataflow},
+                        }
+                    )
         return meta + events
 
     def write_trace(self, path: str | Path) -> Path:
@@ -312,6 +377,20 @@ class ModelReport:
         payload = {"traceEvents": self.trace_events(), "displayTimeUnit": "ns"}
         path.write_text(json.dumps(payload))
         return path
+
+
+def kv_cache_bytes(graph: ModelGraph) -> float:
+    """KV-cache bytes of the step's sequences, all devices (whole pages when paged)."""
+    m, ctx = graph.model, graph.seq
+    if graph.page:
+        ctx = math.ceil(ctx / graph.page) * graph.page
+    return m.kv_cache_bytes(graph.batch, ctx)
+
+
+def _dram_bw(arch: Architecture) -> float:
+    """Peak DRAM read bandwidth of ``arch``, B/s."""
+    d = arch.dram
+    return float(d.read_bw_bytes_per_cycle * arch.clock.core_hz * d.instances)
 
 
 def _bound(result: Result, arch: Architecture) -> str:
@@ -354,14 +433,36 @@ def _capacity_notes(graph: ModelGraph, arch: Architecture) -> tuple[str, ...]:
     if cap is None:
         return ()
     cap *= arch.dram.instances
-    weights = m.param_count() * m.elt_bytes / graph.tp
-    kv = m.kv_cache_bytes(graph.batch, graph.seq) / graph.tp
+    weights = m.param_count() * m.elt_bytes / graph.tp  # replicated over cp and dp
+    if graph.ep > 1:  # routed experts split over ep, the rest replicated
+        mats = 3 if m.ffn == "swiglu" else 2
+        routed = m.moe_layers * m.experts * mats * m.d_model * m.moe_ffn_dim * m.elt_bytes
+        weights -= routed * (1 - 1 / graph.ep)
+    kv = kv_cache_bytes(graph) / graph.devices
     if weights + kv <= cap:
         return ()
     return (
         f"weights {weights / 1e9:.4g} GB + KV cache {kv / 1e9:.4g} GB per device exceed the "
         f"{cap / 1e9:.4g} GB of {arch.name}'s {arch.dram.name} (simulated as if they fitted)",
     )
+
+
+def _host_placement(
+    workload: object, arch: Architecture
+) -> tuple[float, float, float, str, str, bool]:
+    """An op no PIM dataflow maps, on the PIM module's host-side controller (module doc)."""
+    from workloads import count
+
+    c = count(workload.cascade, workload.params)  # type: ignore[attr-defined]  # a Workload
+    d = arch.dram
+    nbytes = float(c.compulsory_bytes)
+    secs = d.latency_cycles / arch.clock.core_hz + nbytes / _dram_bw(arch)
+    per_op = max((e for u in arch.compute for e in u.energy_pj.values()), default=0.0)
+    energy = nbytes * float(d.read_energy_pj_per_byte) * 1e-12 + float(c.flops) * per_op * 1e-12
+    energy += float(arch.leakage_w) * secs
+    util = nbytes / (secs * _dram_bw(arch))
+    bound = "memory" if util >= LATENCY_BOUND_UTIL else "latency"
+    return secs, energy, nbytes, bound, "host", False
 
 
 def _simulate_op(
@@ -382,10 +483,17 @@ def _simulate_op(
         params: dict[str, object] = {}
     else:
         workload, params = op.workload, dict(op.params)
+    flow: dict[str, object] = {}
+    if arch.kind == "gpu" and op.gpu_dataflow:
+        flow = {"dataflow": op.gpu_dataflow, "knobs": dict(op.gpu_knobs)}
     try:
-        rep = simulate_workload(arch, workload, params=params, engine=engine)  # type: ignore[arg-type]  # engine: checked by simulate_workload
+        rep = simulate_workload(arch, workload, params=params, engine=engine, **flow)  # type: ignore[arg-type]  # engine: checked by simulate_workload
     except (MappingError, InfeasibleMappingError) as exc:
         out = (0.0, 0.0, 0.0, "unmapped", str(exc), False)
+        if arch.kind == "pim":
+            from mappings._api import resolve_workload
+
+            out = _host_placement(resolve_workload(workload, params), arch)
     else:
         r = rep.result
         launched = any(str(k).startswith("launch:") for k in r.meta.get("phase_cycles", {}))
@@ -418,20 +526,22 @@ def simulate_graph(
     from mappings._api import resolve_arch
     from models._spec import ModelError
 
-    if graph.tp > 1:
+    n = graph.devices
+    if n > 1:
+        what = "tp" if graph.tp > 1 else ("cp" if graph.cp > 1 else "ep")
         if system is None:
             raise ModelError(
-                "tensor parallelism needs an interconnect",
+                "more than one device needs an interconnect",
                 path="system",
                 expected="a System",
                 got=None,
             )
-        if system.count < graph.tp:
+        if system.count < n:
             raise ModelError(
-                "the system has fewer devices than the tensor-parallel degree",
-                path="tp",
-                expected=f"<= {system.count} ({system.name})",
-                got=graph.tp,
+                "the system has fewer devices than the step uses (tp x cp x ep)",
+                path=what,
+                expected=f"<= {system.count} devices ({system.name})",
+                got=n,
             )
     a = resolve_arch(arch)
     arch_key = hashlib.sha1(
@@ -447,11 +557,19 @@ def simulate_graph(
         for op in stage.ops:
             if op.collective:
                 assert system is not None
-                secs, algo = collective_time(op.collective, op.bytes, system, devices=graph.tp)
-                sent = collective_bytes_sent(op.collective, op.bytes, graph.tp)
+                p = op.steps or graph.tp
+                secs, algo = collective_time(op.collective, op.bytes, system, devices=p)
+                sent = collective_bytes_sent(op.collective, op.bytes, p)
                 energy = static_w * secs + sent * 8 * system.link_energy_pj_per_bit * 1e-12
-                note = f"{system.name}: {algo} over {graph.tp} devices"
-                rows.append(row(stage, op, secs, energy, 0.0, "comm", algo, note))
+                note = f"{system.name}: {algo} over {p} devices"
+                rows.append(row(stage, op, secs, energy, 0.0, "comm", algo, note, comm_s=secs))
+                continue
+            if op.special == "fused_read":  # DRAM bytes inside the attention kernel, no launch
+                secs = op.bytes / _dram_bw(a)
+                energy = op.bytes * float(a.dram.read_energy_pj_per_byte) * 1e-12
+                energy += static_w * secs
+                how = "in the attention kernel"
+                rows.append(row(stage, op, secs, energy, op.bytes, "memory", how))
                 continue
             (secs, energy, dram, bound, how, launched), miss = _simulate_op(op, a, arch_key, engine)
             sims += miss
@@ -462,15 +580,57 @@ def simulate_graph(
                 keep = max(secs - credit, 0.0) / secs
                 secs, energy = secs * keep, energy * keep
             first = first and not launched
+            if op.special == "ring":
+                rows.append(_ring_row(stage, op, secs, energy, dram, bound, how, system, static_w))
+                continue
             rows.append(row(stage, op, secs, energy, dram, bound, how))
+    host = sorted({r.op for r in rows if r.dataflow == "host"})
+    if host:
+        notes += (
+            f"{len(host)} ops no PIM dataflow maps run on the host-side controller "
+            f"(PIM-GPT's placement of non-linear ops and data movement): {', '.join(host)}; "
+            "each moves its compulsory bytes over the module's external interface",
+        )
     return ModelReport(
         notes=notes + _capacity_notes(graph, a),
         graph=graph,
         arch=a.name,
-        system=system if graph.tp > 1 else None,
+        system=system if n > 1 else None,
         engine=engine,
         rows=tuple(rows),
         static_w=static_w,
         wall_s=time.perf_counter() - t0,
         simulations=sims,
     )
+
+
+def _ring_row(
+    stage: Stage,
+    op: Op,
+    step_s: float,
+    step_j: float,
+    step_bytes: float,
+    bound: str,
+    how: str,
+    system: System | None,
+    static_w: float,
+) -> OpRow:
+    """The row of a ring attention: ``op.steps`` block computes of ``step_s`` each, the K/V
+    block passes overlapped with them (:func:`models._parallel.ring_attention_time`)."""
+    from models._parallel import ring_attention_time, ring_schedule
+
+    assert system is not None  # simulate_graph refused cp > 1 without one
+    p = op.steps
+    link = ring_step_time(op.bytes, system)
+    secs = ring_attention_time(step_s, link, p)
+    exposed = secs - p * step_s
+    sent = (p - 1) * op.bytes
+    energy = p * step_j + sent * 8 * system.link_energy_pj_per_bit * 1e-12
+    energy += static_w * exposed  # the device idles while the last bytes arrive
+    note = (
+        f"{p} steps of {step_s * 1e6:.4g} us compute; K/V block {op.bytes / 1e6:.4g} MB per "
+        f"step over {system.name}: {link * 1e6:.4g} us; exposed {exposed * 1e6:.4g} us"
+    )
+    spans = tuple(ring_schedule(step_s, link, p))
+    b = "comm" if link > step_s else bound
+    return row(stage, op, secs, energy, p * step_bytes, b, f"ring / {how}", note, exposed, spans)

@@ -1,0 +1,173 @@
+"""Context (sequence) parallelism for attention and expert parallelism for MoE layers.
+
+Context parallelism, ``cp`` devices (each also ``tp``-way tensor parallel)
+-----------------------------------------------------------------------
+Prefill: the ``B x S`` tokens are split by position, ``S / cp`` per device (causal models
+load-balanced with the zig-zag split of Llama 3's context parallelism, Dubey et al., arXiv
+2407.21783, Sec. 3.3.2: device ``i`` holds chunks ``i`` and ``2 cp - 1 - i``, so every device
+does the same attention work). Every op but attention runs on the device's own tokens with
+all its weights. Attention is one of:
+
+- ``ring`` (Liu, Zaharia & Abbeel, "Ring Attention with Blockwise Transformers",
+  arXiv 2310.01889): ``cp`` steps; in each a device computes its queries against one K/V
+  block of ``S / cp`` positions while it passes the block it holds to the next device
+  (``n = B (S / cp) Hkv (D + Dv)`` elements, :func:`models._comm.ring_step_time`
+  ``t = alpha + n / beta``). A step's compute ``c`` is the simulated attention of one block
+  (``Sq = Skv = S / cp``, causal for a decoder: with the zig-zag split each step does half a
+  block's work, as the causal diagonal block does). The transfer of step ``i`` overlaps the
+  compute of step ``i`` (neither reads the other's data), so the ring takes
+  ``c + (cp - 1) max(c, t)`` and exposes ``(cp - 1) max(0, t - c)`` of communication
+  (:func:`ring_attention_time`);
+- ``all_gather``: an all-gather of the whole K/V (``B S Hkv (D + Dv)`` elements, the ring
+  or tree closed form of :mod:`models._comm`), not overlapped (the attention reads it), then
+  the device's queries against all ``S`` keys: for a causal model the zig-zag queries see
+  half the keys on average, simulated as ``Sq = S / (2 cp)`` queries against ``S`` keys with
+  no mask (the same score count and the same K/V bytes).
+
+Decode: each device holds ``S / cp`` positions of every sequence's cache (flash-decoding
+across devices); the new tokens' projections and FFN run on every device (weights are
+replicated over ``cp``); each device attends over its shard; the partial outputs and
+log-sum-exps (fp32) are all-gathered and merged (the merge's arithmetic is not charged).
+
+Expert parallelism, ``ep`` devices (no ``tp`` or ``cp`` with it)
+------------------------------------------------------------------
+Attention, the dense layers, shared experts and the LM head run data-parallel (``B / ep``
+sequences per device, replicated weights); each device holds ``E / ep`` whole routed
+experts. With ``T`` tokens in the step, ``T / ep`` on each device and ``k`` experts per token
+routed uniformly, a device sends ``(T / ep) k`` token vectors of ``d_model`` elements in the
+dispatch all-to-all, ``(ep - 1) / ep`` of them to other devices (the routing fraction), and
+receives ``T k / ep`` rows on average for its experts, of which it touches
+``(E / ep)(1 - (1 - k/E)^T)`` (the expectation of :func:`models._graph.expected_experts`
+restricted to its experts); the combine all-to-all sends the expert outputs back (the same
+bytes). Both are :func:`models._comm.collective_time` ``all_to_all`` (pairwise exchange) and
+neither overlaps the experts (the experts read the dispatch, the combine reads the experts).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from models._ops import Op
+from models._spec import ModelError, ModelSpec
+
+if TYPE_CHECKING:
+    from models._graph import _Builder
+
+__all__ = ["CP_MODES", "check_parallel", "ring_attention_time", "ring_schedule"]
+
+CP_MODES = ("ring", "all_gather")
+
+
+def check_parallel(
+    spec: ModelSpec, *, phase: str, batch: int, seq: int, tp: int, cp: int, ep: int, mode: str
+) -> None:
+    """Refuse a ``cp`` / ``ep`` the model or the shapes cannot take (a named ModelError)."""
+    if mode not in CP_MODES:
+        raise ModelError(
+            "unknown context-parallel mode", path="cp_mode", expected=str(CP_MODES), got=mode
+        )
+    if spec.family == "dit" and (cp > 1 or ep > 1):
+        raise ModelError(
+            "context/expert parallelism is built for decoder and encoder models",
+            path="cp" if cp > 1 else "ep",
+            expected="1 for a diffusion transformer",
+            got=cp if cp > 1 else ep,
+        )
+    if cp > 1 and ep > 1:
+        raise ModelError(
+            "cp and ep together are not built", path="ep", expected="1 with --cp", got=ep
+        )
+    if cp > 1:
+        # prefill: S / cp positions per device; causal zig-zag: 2 cp chunks of S / (2 cp)
+        chunks = 2 * cp if phase == "prefill" and spec.family == "decoder" else cp
+        if seq % chunks:
+            raise ModelError(
+                "context parallelism must split the sequence evenly",
+                path="cp",
+                expected=f"S = {seq} divisible by {chunks} ({'2 x ' if chunks != cp else ''}cp)",
+                got=cp,
+            )
+    if ep > 1:
+        if not spec.experts:
+            raise ModelError(
+                "expert parallelism needs a mixture-of-experts model",
+                path="ep",
+                expected=f"1 ({spec.name} has no routed experts)",
+                got=ep,
+            )
+        if tp > 1:
+            raise ModelError(
+                "tp and ep together are not built", path="tp", expected="1 with --ep", got=tp
+            )
+        if spec.experts % ep:
+            raise ModelError(
+                "expert parallelism must split the routed experts evenly",
+                path="ep",
+                expected=f"a divisor of experts = {spec.experts}",
+                got=ep,
+            )
+        if batch % ep:
+            raise ModelError(
+                "expert parallelism runs attention data-parallel: the batch must split evenly",
+                path="ep",
+                expected=f"a divisor of B = {batch}",
+                got=ep,
+            )
+
+
+def ring_attention_time(step_s: float, link_s: float, steps: int) -> float:
+    """Seconds of a ring of ``steps`` devices: ``c + (steps - 1) max(c, t)`` (module doc)."""
+    return step_s + (steps - 1) * max(step_s, link_s)
+
+
+def ring_schedule(step_s: float, link_s: float, steps: int) -> list[tuple[int, float, float, int]]:
+    """(step, start s, duration s, thread) spans of one device's ring: thread 0 the block
+    computes, thread 1 the block sends (step ``i``'s send starts with its compute)."""
+    out: list[tuple[int, float, float, int]] = []
+    t = 0.0
+    for i in range(steps):
+        out.append((i, t, step_s, 0))
+        if i < steps - 1:
+            out.append((i, t, link_s, 1))
+            t += max(step_s, link_s)
+    return out
+
+
+def cp_prefill_attention(b: _Builder, workload: str, params: dict[str, object]) -> list[Op]:
+    """The attention ops of one device under prefill context parallelism (module doc)."""
+    s, cp = b.s, b.cp
+    if workload == "mla":
+        kv_elts = s.kv_lora_rank + s.rope_dim  # the latent cache is what is passed
+    else:
+        kv_elts = b.hk * (s.head_dim + s.v_head_dim)
+    block = float(b.b_local * (b.seq // cp) * kv_elts * s.elt_bytes)
+    causal = bool(params.get("causal", False))
+    if b.cp_mode == "ring":
+        step = {**params, "Sq": b.seq // cp, "Skv": b.seq // cp}
+        return [Op("ring_attention", workload, step, bytes=block, special="ring", steps=cp)]
+    sq = b.seq // (2 * cp) if causal else b.seq // cp
+    full = {**params, "Sq": sq, "Skv": b.seq, "causal": False}
+    gather = Op("cp_kv_all_gather", "", {}, collective="all_gather", bytes=block * cp, steps=cp)
+    return [gather, Op("attention", workload, full)]
+
+
+def ep_experts(b: _Builder) -> list[Op]:
+    """Dispatch all-to-all, the device's grouped experts, combine all-to-all (module doc)."""
+    s, ep = b.s, b.ep
+    t_all = b.T * ep  # tokens of the step, all devices
+    k, local = s.active_experts, s.experts // ep
+    touched = local * (1.0 - (1.0 - k / s.experts) ** t_all)
+    g = max(1, min(local, round(touched)))
+    rows = max(1, math.ceil(t_all * k / ep / g))
+    nbytes = float(b.T * k * s.d_model * s.elt_bytes)
+    f, d = s.moe_ffn_dim, s.d_model
+    grouped = {"G": g, "M": rows, "dtype_bits": b.bits}
+    a2a = {"collective": "all_to_all", "bytes": nbytes, "steps": ep}
+    return [
+        Op("ep_dispatch", "", {}, **a2a),  # type: ignore[arg-type]  # Op fields by name
+        Op("experts_gate_up", "grouped_gemm", {**grouped, "K": d, "N": 2 * f}),
+        b.ew("experts_act", "silu_mul", T=g * rows, F=f),
+        Op("experts_down", "grouped_gemm", {**grouped, "K": f, "N": d}),
+        Op("ep_combine", "", {}, **a2a),  # type: ignore[arg-type]  # Op fields by name
+    ]
