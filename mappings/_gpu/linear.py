@@ -54,6 +54,7 @@ from workloads import Cascade, CascadeCounts, Workload, count
 
 from ._common import check_knobs, dtype_of, gpu_plan, model_for
 from ._spine import SFU_OPS, _canon_ranks, _finish, einsum_ops
+from .linear_staged import staged_costs
 
 __all__ = ["ChunkRecipe", "ChunkRoles", "RECIPE", "chunk_roles", "chunk_kernel", "linear_chunked"]
 
@@ -455,9 +456,10 @@ def chunked_plan(
     """Plan of the chunked kernel(s); useful ops = :func:`workloads.count`.
 
     Knobs: ``value_block`` (value features per CTA), ``materialize`` (0/1: the two-kernel
-    form with the per-chunk states in HBM, see :func:`chunk_kernel`).
+    form with the per-chunk states in HBM, see :func:`chunk_kernel`), ``staged`` (0/1: the
+    GLA paper's released code, one launch per stage, see :mod:`mappings._gpu.linear_staged`).
     """
-    check_knobs(knobs, ("value_block", "materialize"), recipe.dataflow)
+    check_knobs(knobs, ("value_block", "materialize", "staged"), recipe.dataflow)
     if "value_block" in knobs:
         vb = int(knobs["value_block"])  # type: ignore[call-overload]  # knob: user value, int() checks it
         if vb < 1:
@@ -466,9 +468,19 @@ def chunked_plan(
             )
         recipe = replace(recipe, value_block=vb)
     mat = str(knobs.get("materialize", "0")).lower() in ("1", "true", "yes")
+    staged = str(knobs.get("staged", "0")).lower() in ("1", "true", "yes")
     model = model_for(arch)
-    k = chunk_kernel(workload, model, recipe, materialize=mat)
     cascade = workload.cascade
+    if staged:
+        if mat:
+            raise MappingError(
+                "staged and materialize are two forms; pick one",
+                path="knobs",
+                expected="staged=1 or materialize=1",
+                got=dict(knobs),
+            )
+        return _staged_plan(workload, arch, model, recipe)
+    k = chunk_kernel(workload, model, recipe, materialize=mat)
     names = [e.name for e in cascade.einsums]
     elt = dtype_bytes(dtype_of(workload))
     d, vb = k.features, k.value_block
@@ -502,19 +514,67 @@ def chunked_plan(
         passes=passes,
         notes=notes,
         extra_meta={
-            "chunk_roles": {
-                "query_chunk": k.roles.query_chunk,
-                "key_chunk": k.roles.key_chunk,
-                "state": k.roles.state,
-                "per_cta": list(k.roles.per_cta),
-                "value_features": list(k.roles.value_features),
-            },
-            "roles": k.roles.attention.describe(),
+            **_roles_meta(k.roles),
             "trip_ops": dict(k.trip_ops),
             "value_blocks": k.value_blocks,
             "chunks": k.chunks,
             "ctas": k.ctas,
             "materialized": mat,
+            "staged": False,
+        },
+        gpu_plan=gpu_plan,
+    )
+
+
+def _roles_meta(cr: ChunkRoles) -> dict[str, object]:
+    return {
+        "chunk_roles": {
+            "query_chunk": cr.query_chunk,
+            "key_chunk": cr.key_chunk,
+            "state": cr.state,
+            "per_cta": list(cr.per_cta),
+            "value_features": list(cr.value_features),
+        },
+        "roles": cr.attention.describe(),
+    }
+
+
+def _staged_plan(
+    workload: Workload, arch: Architecture, model: GpuModel, recipe: ChunkRecipe
+) -> Plan:
+    """Plan of the staged form (:mod:`mappings._gpu.linear_staged`)."""
+    cascade = workload.cascade
+    cr = chunk_roles(cascade)
+    num = numeric_params(workload.params)
+    sizes = cascade.rank_sizes(num)
+    counts = count(cascade, num)
+    costs = staged_costs(cascade, cr, counts, sizes, model, dtype_of(workload))
+    passes = PassInfo(
+        passes=1,
+        buffer_bytes=0.0,
+        buffer_formula="no buffer carried between launches; states of every chunk in HBM "
+        f"({cascade.tensors[cr.state].dtype_bits}-bit)",
+        reason="inter-chunk state carried across chunks through HBM (staged)",
+    )
+    notes = (
+        f"{recipe.dataflow} staged (the GLA paper's released code: {len(costs)} launches, "
+        "every intermediate in HBM): " + ", ".join(c.name for c in costs)
+    )
+    return _finish(
+        recipe.dataflow,
+        workload,
+        arch,
+        model,
+        costs,
+        einsum_ops(counts, [e.name for e in cascade.einsums]),
+        passes=passes,
+        notes=notes,
+        extra_meta={
+            **_roles_meta(cr),
+            "chunks": int(sizes[cr.key_chunk]),
+            "ctas": max(c.ctas for c in costs),
+            "materialized": False,
+            "staged": True,
         },
         gpu_plan=gpu_plan,
     )
