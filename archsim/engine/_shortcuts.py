@@ -36,7 +36,6 @@ from archsim.engine._compile import CompiledPhase, CompiledProgram, CompiledStep
 from archsim.engine._pipeline import ItemRun, PhasePlans, SlotContext, step_plans
 from archsim.engine._runtime import (
     APPROX_MIN_STEPS,
-    PhaseRun,
     Runtime,
     mixed_servers,
     used_servers,
@@ -366,19 +365,19 @@ def _wave(
     got = _class_wave(compiled, cp, active)
     if got is not None:
         return got
-    rt = Runtime(compiled, [(cp, active)])
-    PhaseRun(rt, cp, lambda: None, items=active, active_slots=active).start()
-    rt.env.run()
-    return rt.env.now, rt.clock.scheduled()
+    from archsim.engine._fastsim import run_phase  # numba: imported on first use
+
+    _finish, last, events = run_phase(compiled, cp, items=active, active_slots=active)
+    return last, events
 
 
 def _alone(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[float, int]:
-    """Simulate every slot of ``cp`` (alone, from time 0)."""
-    active = min(cp.phase.slots, cp.phase.work_items)
-    rt = Runtime(compiled, [(cp, active)])
-    PhaseRun(rt, cp, lambda: None).start()
-    rt.env.run()
-    return float(rt.env.now), rt.clock.scheduled()
+    """Simulate every slot of ``cp`` (alone, from time 0) in the compiled loop (exact: see
+    :mod:`archsim.engine._fastsim`)."""
+    from archsim.engine._fastsim import run_phase  # numba: imported on first use
+
+    _finish, last, events = run_phase(compiled, cp)
+    return last, events
 
 
 def _leading_waves(

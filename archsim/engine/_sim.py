@@ -20,6 +20,8 @@ from archsim.engine._bounds import phase_bounds
 from archsim.engine._compile import CompiledPhase, CompiledProgram, compile_program
 from archsim.engine._runtime import (
     APPROX_MIN_STEPS,
+    COMPILED_SECONDS_PER_STEP,
+    MAX_COMPILED_STEPS,
     MAX_EVENT_STEPS,
     SECONDS_PER_STEP,
     TRACE_LIMIT,
@@ -44,19 +46,27 @@ TRACE_FULL_STEPS = 200_000
 APPROX_MAX_RELATIVE = 0.02
 
 
-def _refuse_if_huge(phases: tuple[CompiledPhase, ...]) -> None:
+def _refuse_if_huge(
+    phases: tuple[CompiledPhase, ...],
+    limit: int | None = None,
+    per_step: float | None = None,
+) -> None:
     """Raise :class:`SimulationTooLargeError` when simulating ``phases`` slot by slot would
-    take more than :data:`MAX_EVENT_STEPS` body steps."""
+    take more than ``limit`` body steps (``per_step`` seconds each; default
+    :data:`MAX_EVENT_STEPS` and the SimPy loop's cost)."""
+    limit = MAX_EVENT_STEPS if limit is None else limit
+    per_step = SECONDS_PER_STEP if per_step is None else per_step
     steps = sum(int(cp.phase.total_trips) for cp in phases)
-    if steps <= MAX_EVENT_STEPS:
+    if steps <= limit:
         return
     big = max(phases, key=lambda cp: int(cp.phase.total_trips)).phase
     raise SimulationTooLargeError(
         f"the event engine would simulate {steps:,} tile steps one by one (phase "
         f"{big.name!r}: {int(big.total_trips):,} over {big.work_items:,} work items; about "
-        f"{steps * SECONDS_PER_STEP / 60:,.0f} min): no exact shortcut or bound within "
+        f"{steps * per_step / 60:,.0f} min): no exact shortcut or bound within "
         f"{APPROX_MAX_RELATIVE:.0%} covers it. Use --engine analytic (the bound), a smaller "
-        f"shape, or raise archsim.engine._runtime.MAX_EVENT_STEPS"
+        f"shape, or raise archsim.engine._runtime.MAX_EVENT_STEPS (SimPy loop) or "
+        f"MAX_COMPILED_STEPS (compiled loop)"
     )
 
 
@@ -195,6 +205,13 @@ def _phases_alone(
             slack[cp.index] += half
             if local is not None:
                 local.append(("phases", 0, cp.phase.name, t, dur, phase_args(cp.phase, "bounded")))
+        elif got is None and local is None:
+            _refuse_if_huge((cp,), MAX_COMPILED_STEPS, COMPILED_SECONDS_PER_STEP)
+            from archsim.engine._fastsim import run_phase  # numba: imported on first use
+
+            end, _last, ev = run_phase(compiled, cp, t)  # exact: see _fastsim
+            per = {cp.phase.name: end - t}
+            how[cp.phase.name] = "full"
         elif got is None:
             _refuse_if_huge((cp,))
             end, per, ev = _run_joint(compiled, (cp,), t, local)

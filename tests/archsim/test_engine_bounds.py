@@ -112,7 +112,8 @@ def test_bounded_mode_is_chosen_and_reported_only_where_the_bound_holds(
 
 def test_a_simulation_too_large_for_the_event_budget_is_refused_with_its_size(monkeypatch):
     """What no shortcut or tight bound covers is simulated slot by slot only up to
-    MAX_EVENT_STEPS body steps; beyond, the engine says how big it is and simulates nothing."""
+    MAX_COMPILED_STEPS body steps (MAX_EVENT_STEPS on the SimPy loop, with a trace); beyond,
+    the engine says how big it is and simulates nothing."""
     from archsim.errors import SimulationTooLargeError
 
     trips = [int(t) for t in np.random.default_rng(3).integers(20, 200, size=64)]
@@ -122,8 +123,8 @@ def test_a_simulation_too_large_for_the_event_budget_is_refused_with_its_size(mo
     steps = sum(trips)
     exact = simulate(prog, arch, approx=False)  # type: ignore[arg-type]
     assert exact.meta["phase_method"]["p"] == "full"
-    monkeypatch.setattr(_sim, "MAX_EVENT_STEPS", steps - 1)
+    monkeypatch.setattr(_sim, "MAX_COMPILED_STEPS", steps - 1)
     with pytest.raises(SimulationTooLargeError, match=f"{steps:,} tile steps"):
         simulate(prog, arch, approx=False)  # type: ignore[arg-type]
-    monkeypatch.setattr(_sim, "MAX_EVENT_STEPS", steps)
+    monkeypatch.setattr(_sim, "MAX_COMPILED_STEPS", steps)
     assert simulate(prog, arch, approx=False).cycles == exact.cycles  # type: ignore[arg-type]
