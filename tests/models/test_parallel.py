@@ -1,0 +1,199 @@
+"""Context parallelism (ring attention, K/V all-gather, sharded decode) and expert
+parallelism (all-to-all dispatch/combine): closed forms, per-op table, trace, errors."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from archsim.cli import main
+from models import (
+    ModelError,
+    System,
+    build_graph,
+    collective_time,
+    from_preset,
+    ring_attention_time,
+    simulate_model,
+)
+from models._comm import ring_step_time
+
+ALPHA, BETA = 1e-6, 450e9
+
+
+def _system(bw: float = BETA, count: int = 8) -> System:
+    return System("t", "h100", count, bw, ALPHA)
+
+
+def _row(rep, name: str):  # noqa: ANN001, ANN202 - a ModelReport, one of its rows
+    (row,) = [r for r in rep.table() if r.op == name and r.stage != "dense layer"]
+    return row
+
+
+def test_ring_attention_time_is_its_closed_form() -> None:
+    # compute-bound steps hide every transfer; link-bound steps expose (p-1)(t - c)
+    assert ring_attention_time(3.0, 1.0, 8) == 3.0 + 7 * 3.0
+    assert ring_attention_time(1.0, 3.0, 8) == 1.0 + 7 * 3.0
+    assert ring_step_time(1e6, _system()) == pytest.approx(ALPHA + 1e6 / BETA)
+
+
+@pytest.mark.parametrize("bw", [BETA, 1e9])  # NVLink: hidden; 1 GB/s: link-bound
+def test_ring_attention_row_holds_to_the_closed_form(bw: float) -> None:
+    cp, S, B = 4, 8192, 1
+    spec = from_preset("llama3-8b")
+    rep = simulate_model(
+        spec, "h100", phase="prefill", batch=B, seq=S, cp=cp, system=_system(bw, cp),
+        engine="analytic",
+    )  # fmt: skip
+    ring = _row(rep, "ring_attention")
+    # the K/V block one device holds and passes on each step: B x S/cp x Hkv x (D + Dv) bf16
+    block = B * (S // cp) * spec.kv_heads * 2 * spec.head_dim * 2
+    t = ALPHA + block / bw
+    c = ring.spans[0][2]  # one step's block compute
+    assert ring.seconds == pytest.approx(c + (cp - 1) * max(c, t), rel=1e-12)
+    assert ring.comm_s == pytest.approx((cp - 1) * max(0.0, t - c), rel=1e-9, abs=1e-15)
+    assert f"Skv={S // cp}" in ring.shape
+    assert "causal=True" in ring.shape
+    steps = [s for s in ring.spans if s[3] == 0]
+    sends = [s for s in ring.spans if s[3] == 1]
+    assert len(steps) == cp
+    assert len(sends) == cp - 1
+    for (_, start, _, _), (_, s_start, s_dur, _) in zip(steps, sends, strict=False):
+        assert s_start == start
+        assert s_dur == pytest.approx(t)
+    assert rep.comm_s == pytest.approx(ring.total_comm_s)
+    if bw == BETA:
+        assert ring.comm_s == 0
+        assert ring.bound == "compute"
+    else:
+        assert ring.comm_s > 0
+        assert ring.bound == "comm"
+
+
+def test_all_gather_attention_is_the_closed_form_plus_the_same_work() -> None:
+    cp, S = 4, 8192
+    spec = from_preset("llama3-8b")
+    kw = {"phase": "prefill", "seq": S, "cp": cp, "system": _system(count=cp)}
+    ag = simulate_model(spec, "h100", cp_mode="all_gather", engine="analytic", **kw)
+    gather = _row(ag, "cp_kv_all_gather")
+    kv = S * spec.kv_heads * 2 * spec.head_dim * 2  # the whole K/V, gathered
+    assert gather.seconds == pytest.approx(collective_time("all_gather", kv, _system(count=cp))[0])
+    assert gather.seconds == pytest.approx(3 * ALPHA + 3 / 4 * kv / BETA)
+    # causal zig-zag: S/(2 cp) queries against all S keys = the ring's score count
+    assert f"Sq={S // 8}, Skv={S}" in _row(ag, "attention").shape
+
+
+def test_context_parallel_prefill_speedup_at_32k() -> None:
+    one = simulate_model("llama3-8b", "h100", phase="prefill", seq=32768, engine="analytic")
+    four = simulate_model("llama3-8b", "h100", phase="prefill", seq=32768, cp=4, engine="analytic")
+    speedup = one.latency_s / four.latency_s
+    print(f"\nllama3-8b prefill S=32768 h100: cp=1 {one.latency_s:.3f} s, cp=4 "  # noqa: T201
+          f"{four.latency_s:.3f} s, {speedup:.2f}x")  # fmt: skip
+    # the attention does 1/4 of the score work per device, so it speeds up at most 4x;
+    # the whole step may exceed 4x by a little: the GPU model runs the M = 8192 GEMMs
+    # slightly more efficiently than M = 32768 (ffn_down 4.7x)
+    att = _row(one, "attention").total_s / _row(four, "ring_attention").total_s
+    assert 3.0 < att <= 4.0 + 1e-9
+    assert 3.0 < speedup < 4.2
+    assert four.graph.devices == 4
+    assert four.energy_j == pytest.approx(
+        sum(r.energy_j * r.count * r.repeat for r in four.rows) * 4
+    )
+
+
+def test_context_parallel_decode_shards_the_cache() -> None:
+    spec = from_preset("llama3-8b")
+    g = build_graph(spec, phase="decode", batch=2, seq=4096, cp=4)
+    ops = {op.name: op for _, op in g.ops()}
+    assert ops["attention"].params["Skv"] == 1024
+    gather = ops["cp_partials_gather"]
+    assert gather.collective == "all_gather"
+    assert gather.steps == 4
+    assert gather.bytes == 2 * 32 * (128 + 1) * 4 * 4  # fp32 partial O + LSE, all devices
+    assert ops["qkv_proj"].params["M"] == 2  # the new tokens run on every device
+
+
+def test_ring_trace_has_one_track_per_device(tmp_path: Path) -> None:
+    rep = simulate_model(
+        "llama3-8b", "h100", phase="prefill", seq=4096, cp=2, tp=2, engine="analytic"
+    )
+    events = json.loads(rep.write_trace(tmp_path / "r.json").read_text())["traceEvents"]
+    procs = {e["pid"] for e in events if e["name"] == "process_name"}
+    assert procs == {0, 1, 2, 3}
+    for d in procs:
+        mine = [e for e in events if e["ph"] == "X" and e["pid"] == d]
+        steps = [e for e in mine if "ring_attention step" in e["name"]]
+        sends = [e for e in mine if e["name"].startswith("send K/V block")]
+        assert len(steps) == 2 * 32
+        assert len(sends) == 32
+        assert {e["tid"] for e in sends} == {1}
+        end = max(e["ts"] + e["dur"] for e in mine)
+        assert end * 1e-6 == pytest.approx(rep.latency_s)
+
+
+def test_expert_parallel_all_to_all_is_its_closed_form() -> None:
+    spec = from_preset("deepseek-v3")
+    ep, B = 8, 64
+    rep = simulate_model(spec, "h200", phase="decode", batch=B, seq=4096, ep=ep)
+    hgx = rep.system
+    dispatch, combine = _row(rep, "ep_dispatch"), _row(rep, "ep_combine")
+    n = (B // ep) * spec.active_experts * spec.d_model * 2  # every routed copy of a token
+    a, b = hgx.latency_s, hgx.link_bw_bytes_per_s
+    assert dispatch.seconds == pytest.approx((ep - 1) * (a + n / (ep * b)), rel=1e-12)
+    assert combine.seconds == dispatch.seconds
+    assert dispatch.repeat == spec.moe_layers
+    assert dispatch.bound == "comm"
+    # each device: 32 of the 256 experts; 64 tokens x 8 routed copies, 1/8 of them here
+    up = _row(rep, "experts_gate_up")
+    local = spec.experts // ep
+    g = round(local * (1 - (1 - spec.active_experts / spec.experts) ** B))
+    rows = math.ceil(B * spec.active_experts / ep / g)
+    assert f"G={g}, M={rows}, K={spec.d_model}, N={2 * spec.moe_ffn_dim}" in up.shape
+    assert "T=8" in _row(rep, "attn_norm").shape  # attention data-parallel: 64 / 8
+    assert rep.comm_s == pytest.approx(2 * dispatch.seconds * spec.moe_layers)
+
+
+def test_all_to_all_needs_a_switch() -> None:
+    assert collective_time("all_to_all", 8e6, _system())[0] == pytest.approx(
+        7 * (ALPHA + 1e6 / BETA)
+    )
+    ring = System("r", "h100", 8, BETA, ALPHA, topology="ring")
+    with pytest.raises(ModelError, match="topology"):
+        collective_time("all_to_all", 8e6, ring)
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"model": "llama3-8b", "ep": 2}, "experts"),
+        ({"model": "deepseek-v3", "ep": 3}, "ep"),  # 256 experts
+        ({"model": "deepseek-v3", "ep": 2, "batch": 3}, "B = 3"),
+        ({"model": "deepseek-v3", "ep": 2, "tp": 2}, "tp"),
+        ({"model": "llama3-8b", "cp": 3, "phase": "prefill", "seq": 1024}, "cp"),
+        ({"model": "llama3-8b", "cp": 2, "ep": 2}, "ep"),
+        ({"model": "llama3-8b", "cp": 2, "cp_mode": "tree"}, "cp_mode"),
+    ],
+)
+def test_parallel_errors_name_the_field(kw: dict, match: str) -> None:
+    args = {"phase": "decode", "batch": 4, "seq": 2048, **kw}
+    spec = from_preset(args.pop("model"))
+    with pytest.raises(ModelError, match=match):
+        build_graph(spec, **args)
+
+
+def test_cli_cp_and_ep(capsys) -> None:
+    argv = ["model", "llama3-8b", "--arch", "h100", "--cp", "4", "--phase", "prefill"]
+    assert main([*argv, "--set", "S=8192", "--engine", "analytic"]) == 0
+    out = capsys.readouterr().out
+    assert "4 x h100 (cp=4, ring attention)" in out
+    assert "ring_attention" in out
+    argv = ["model", "deepseek-v3", "--arch", "h200", "--ep", "8", "--set", "B=16"]
+    assert main([*argv, "--set", "S=1024", "--engine", "analytic"]) == 0
+    out = capsys.readouterr().out
+    assert "ep_dispatch" in out
+    assert "pairwise: all_to_all" in out
+    assert main(["model", "llama3-8b", "--arch", "fusemax", "--cp", "2"]) == 2
+    assert "system" in capsys.readouterr().err
