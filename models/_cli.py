@@ -279,6 +279,9 @@ def _print(rep, trace: str | None) -> None:  # noqa: ANN001 - models.ModelReport
             "every op after a collective reads its result, every op before it produces its "
             f"input{ring if g.cp > 1 else ''}"
         )
+    for r in rep.table():  # how rings and all-to-alls were timed
+        if r.dataflow.startswith("ring /") or r.dataflow == "pairwise":
+            print(f"{r.stage} / {r.op}: {r.note}")
     m = g.model
     from models._simulate import kv_cache_bytes
 

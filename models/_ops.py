@@ -62,7 +62,9 @@ class Op:
     special
         ``""`` (a kernel or a collective), ``fused_read`` or ``ring`` (see the module doc).
     steps
-        ``ring``: the ring's devices (steps); otherwise unused.
+        Devices of a collective's group or of a ring (0: the tensor-parallel group).
+    info
+        Text added to the op's row note (an all-to-all's routing fractions).
     """
 
     name: str
@@ -74,6 +76,7 @@ class Op:
     gpu_knobs: tuple[tuple[str, object], ...] = ()
     special: str = ""
     steps: int = 0
+    info: str = ""
 
     @property
     def key(self) -> tuple[object, ...]:

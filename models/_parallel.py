@@ -163,7 +163,12 @@ def ep_experts(b: _Builder) -> list[Op]:
     nbytes = float(b.T * k * s.d_model * s.elt_bytes)
     f, d = s.moe_ffn_dim, s.d_model
     grouped = {"G": g, "M": rows, "dtype_bits": b.bits}
-    a2a = {"collective": "all_to_all", "bytes": nbytes, "steps": ep}
+    info = (
+        f"routing: {b.T} tokens x {k} experts from this device, uniform over {s.experts} "
+        f"experts: {(ep - 1) / ep:.1%} of the copies leave the device; {g} of its {local} "
+        f"experts touched, {rows} rows each"
+    )
+    a2a = {"collective": "all_to_all", "bytes": nbytes, "steps": ep, "info": info}
     return [
         Op("ep_dispatch", "", {}, **a2a),  # type: ignore[arg-type]  # Op fields by name
         Op("experts_gate_up", "grouped_gemm", {**grouped, "K": d, "N": 2 * f}),

@@ -31,8 +31,11 @@ so it takes one DRAM access latency plus its compulsory bytes (each tensor once,
 bytes at the DRAM's per-byte energy plus its arithmetic at the PIM unit's per-op energy
 (ASSUMPTION: the controller's ALUs keep pace with the interface and cost what a PIM MAC
 does; no published figure for PIM-GPT's ASIC could be retrieved). The row's dataflow is
-``host``. (GDDR6-AiM also applies activation functions on-chip, Lee et al., ISSCC 2022;
-that path is not modelled.)
+``host``. Only vector ops go there (at most one MAC per element moved: element-wise ops and
+row reductions such as a norm); a contraction that no PIM dataflow maps (prefill attention,
+MLA, grouped expert GEMMs) stays ``unmapped``, since no host MAC array is modelled.
+(GDDR6-AiM also applies activation functions on-chip, Lee et al., ISSCC 2022; that path is
+not modelled.)
 
 GPU ops are simulated alone, so each pays the calibrated kernel launch; run back to back in a
 step, every op after the first pays the inter-kernel gap instead (its time shrinks by
@@ -449,11 +452,16 @@ def _capacity_notes(graph: ModelGraph, arch: Architecture) -> tuple[str, ...]:
 
 def _host_placement(
     workload: object, arch: Architecture
-) -> tuple[float, float, float, str, str, bool]:
-    """An op no PIM dataflow maps, on the PIM module's host-side controller (module doc)."""
+) -> tuple[float, float, float, str, str, bool] | None:
+    """An op no PIM dataflow maps, on the PIM module's host-side controller (module doc);
+    None for a contraction (more MACs than elements moved: attention that no PIM dataflow
+    maps, a grouped GEMM), which stays unmapped: the controller has no MAC array here."""
     from workloads import count
 
     c = count(workload.cascade, workload.params)  # type: ignore[attr-defined]  # a Workload
+    bits = workload.params.get("dtype_bits", 16)  # type: ignore[attr-defined]  # a Workload
+    if c.macs > c.compulsory_bytes / (float(bits) / 8):  # type: ignore[arg-type]  # a number
+        return None
     d = arch.dram
     nbytes = float(c.compulsory_bytes)
     secs = d.latency_cycles / arch.clock.core_hz + nbytes / _dram_bw(arch)
@@ -493,7 +501,8 @@ def _simulate_op(
         if arch.kind == "pim":
             from mappings._api import resolve_workload
 
-            out = _host_placement(resolve_workload(workload, params), arch)
+            host = _host_placement(resolve_workload(workload, params), arch)
+            out = host if host is not None else out
     else:
         r = rep.result
         launched = any(str(k).startswith("launch:") for k in r.meta.get("phase_cycles", {}))
@@ -561,7 +570,9 @@ def simulate_graph(
                 secs, algo = collective_time(op.collective, op.bytes, system, devices=p)
                 sent = collective_bytes_sent(op.collective, op.bytes, p)
                 energy = static_w * secs + sent * 8 * system.link_energy_pj_per_bit * 1e-12
-                note = f"{system.name}: {algo} over {p} devices"
+                note = f"{system.name}: {algo} over {p} devices" + (
+                    f"; {op.info}" if op.info else ""
+                )
                 rows.append(row(stage, op, secs, energy, 0.0, "comm", algo, note, comm_s=secs))
                 continue
             if op.special == "fused_read":  # DRAM bytes inside the attention kernel, no launch
