@@ -1,6 +1,7 @@
 """Lowering: (workload, mapping, architecture) -> the engine's tile program.
 
-One :class:`archsim.Phase` per fusion group. Its trips are the iterations of the group's
+One :class:`archsim.Phase` per fusion group (a ``pipelined`` group shares the phase of the
+group before it: :func:`pipeline_chains`). Its trips are the iterations of the group's
 outermost (DRAM-level) temporal loops; its work items are the DRAM-level spatial fan-out
 (over instances of the next level, e.g. GPU SMs), run ``slots`` at a time. Each trip loads
 its tiles, computes, and stores; the bytes of every boundary come from the reuse analysis of
@@ -42,6 +43,10 @@ if TYPE_CHECKING:
 __all__ = [
     "lower",
     "lower_group",
+    "group_trips",
+    "pipeline_chains",
+    "stored_fractions",
+    "scaled_moves",
     "group_computes",
     "issued",
     "spatial_fraction",
@@ -175,11 +180,81 @@ def _live_fraction(workload: Workload, group: FusionGroup) -> tuple[float, set[s
     tiling = StreamTiling(qt, kt, frozenset(group.skip))
 
     def fraction() -> float:
-        sw = stream_work(workload, tiling, roles=roles)
+        w: object = workload
+        if not {"block", "slice"} & set(group.skip):
+            w = _Unmasked(workload)  # masks the group does not skip leave every tile live
+        sw = stream_work(w, tiling, roles=roles)  # type: ignore[arg-type]  # a WorkloadLike
         dense = float(sw.dense_trips * sw.work_items)
         return sw.total_trips / dense if dense else 1.0
 
     return memo(workload, ("live", tiling), fraction), set(roles.key_ranks)
+
+
+def _unmasked_cascade(cas: Cascade) -> Cascade:
+    """``cas`` without its sparsity annotations (conditions kept), one object per cascade."""
+    import dataclasses
+
+    from mappings._counts import memo
+
+    def strip() -> Cascade:
+        tensors = {k: dataclasses.replace(v, sparsity=None) for k, v in cas.tensors.items()}
+        return dataclasses.replace(cas, tensors=type(cas.tensors)(tensors))  # type: ignore[call-arg]
+
+    return memo(cas, "unmasked", strip)
+
+
+class _Unmasked:
+    """A workload seen without its sparsity annotations (conditions kept): the tiles a group
+    that skips no mask block executes (:func:`_live_fraction`)."""
+
+    def __init__(self, workload: Workload) -> None:
+        self.name = workload.name
+        self.cascade = _unmasked_cascade(workload.cascade)
+        self.params = workload.params
+        self.sizes = workload.sizes
+
+
+def stored_fractions(workload: Workload, mapping: Mapping) -> dict[str, float]:
+    """Tensor -> fraction of its elements that exist, for the tensors an Einsum writes under
+    a condition (causal, a window: its own or one its inputs carry) in a group that skips the
+    tiles the condition leaves empty: the elements it never computes are never stored, so
+    every move of the tensor, in that group and in the groups that read it, carries only the
+    kept ones (counted from the Einsum, sparsity annotations aside: the stored tiles of a mask
+    are whole)."""
+    from mappings._counts import cached_count
+
+    by = {e.name: e for e in workload.cascade.einsums}
+    out: dict[str, float] = {}
+    counts = None
+    for group in mapping.groups:
+        if "condition" not in group.skip:
+            continue
+        for n in group.einsums:
+            e = by.get(n)
+            if e is None:
+                continue
+            if counts is None:
+                counts = cached_count(_unmasked_cascade(workload.cascade), dict(workload.params))
+            spec = workload.cascade.tensors[e.output.name]
+            dense = float(math.prod(int(workload.sizes.get(r, 1)) for r in spec.ranks))
+            kept = float(counts.einsum(n).writes_elems.get(e.output.name, dense))
+            if dense > 0:
+                out[e.output.name] = min(1.0, kept / dense)
+    return out
+
+
+def scaled_moves(group: FusionGroup, tensors: list, stored: AbcMapping[str, float]) -> list:
+    """:func:`mappings._reuse.group_moves` with each tensor's bytes scaled by the fraction of
+    it that exists (:func:`stored_fractions`)."""
+    import dataclasses
+
+    out = []
+    for mv in group_moves(group, tensors):
+        f = stored.get(mv.tensor, 1.0)
+        if f < 1.0:
+            mv = dataclasses.replace(mv, src_bytes=mv.src_bytes * f, dst_bytes=mv.dst_bytes * f)
+        out.append(mv)
+    return out
 
 
 def _masked(cascade: Cascade, roles: AttentionRoles) -> bool:
@@ -243,9 +318,11 @@ def unit_ops(ops: AbcMapping[str, float], unit_ops_per_cycle: AbcMapping[str, fl
 def staged_bytes(workload: Workload, group: FusionGroup, tensors: list) -> tuple[int, int]:
     """(bytes per pipeline stage, bytes held across trips) of the staging level's tiles.
 
-    A tensor whose tile changes every trip (its ranks include the innermost DRAM-level loop
-    that turns) takes one buffer per tile in flight; the others (a query block's running
-    state while key tiles stream past it) are held once.
+    A tensor that moves to or from DRAM and whose tile changes every trip (its ranks include
+    the innermost DRAM-level loop that turns) takes one buffer per tile in flight; the others
+    are held once: a query block's running state while key tiles stream past it, and the
+    on-chip intermediates (``on_chip``), which a tile produces and consumes while it computes
+    (the next tile's loads do not need a copy of them).
     """
     from mappings._reuse import footprints
 
@@ -253,7 +330,7 @@ def staged_bytes(workload: Workload, group: FusionGroup, tensors: list) -> tuple
     top = group.levels[0]
     turning = [r for r in top.loop_order() if int(top.temporal.get(r, 1)) > 1]
     inner = turning[-1] if turning else None
-    ranks = {t.name: t.ranks for t in tensors}
+    ranks = {t.name: t.ranks for t in tensors if t.in_dram}
     staged = sum(v for k, v in per.items() if inner is not None and inner in ranks.get(k, ()))
     held = sum(per.values()) - staged
     if inner is None:
@@ -261,18 +338,36 @@ def staged_bytes(workload: Workload, group: FusionGroup, tensors: list) -> tuple
     return int(staged), int(held)
 
 
-def lower_group(workload: Workload, group: FusionGroup, arch: Architecture, name: str) -> Phase:
-    """Lower one (already checked) fusion group to a Phase."""
-    from archsim import Phase, Step, Transfer
-
-    tensors = group_tensors(workload, group)
+def group_trips(group: FusionGroup) -> tuple[int, int]:
+    """(trips, work items) of a group: its DRAM-level temporal iterations and spatial fan-out."""
     top = group.levels[0]
     trips = math.prod(int(f) for f in top.temporal.values()) or 1
     items = math.prod(int(f) for f in top.spatial.values()) or 1
+    return trips, items
+
+
+def lower_group(
+    workload: Workload,
+    group: FusionGroup,
+    arch: Architecture,
+    name: str,
+    *,
+    spread: tuple[int, int] | None = None,
+    stored: AbcMapping[str, float] | None = None,
+) -> Phase:
+    """Lower one (already checked) fusion group to a Phase.
+
+    ``spread``: (trips, work items) to spread the group's totals over instead of its own (a
+    pipelined group shares its producer's phase, :func:`lower`); ``stored``: the fraction of
+    each tensor that exists (:func:`stored_fractions`; default: all of every tensor)."""
+    from archsim import Phase, Step, Transfer
+
+    tensors = group_tensors(workload, group)
+    trips, items = spread if spread is not None else group_trips(group)
     per = float(trips * items)
     loads: list[Transfer] = []
     stores: list[Transfer] = []
-    for mv in group_moves(group, tensors):
+    for mv in scaled_moves(group, tensors, stored or {}):
         if mv.dst is None or mv.src is None:
             continue
         b = int(math.ceil(mv.dst_bytes / per))
@@ -303,6 +398,77 @@ def lower_group(workload: Workload, group: FusionGroup, arch: Architecture, name
         slots=slots,
         depth=depth,
         staging_level=staging,
+    )
+
+
+def pipeline_chains(mapping: Mapping) -> list[list[int]]:
+    """Indices of the groups lowered together: a group and the ``pipelined`` groups after it.
+
+    Raises
+    ------
+    MappingError
+        The first group is ``pipelined`` (there is no group before it to overlap with).
+    """
+    chains: list[list[int]] = []
+    for g, group in enumerate(mapping.groups):
+        if group.pipelined:
+            if not chains:
+                raise MappingError(
+                    "the first group has no group before it to pipeline with",
+                    path="groups[0].pipelined",
+                    expected=False,
+                    got=True,
+                )
+            chains[-1].append(g)
+        else:
+            chains.append([g])
+    return chains
+
+
+def _lower_chain(
+    workload: Workload,
+    mapping: Mapping,
+    chain: list[int],
+    arch: Architecture,
+    stored: AbcMapping[str, float],
+) -> Phase:
+    """One Phase for a group and the groups pipelined with it.
+
+    The stages of a producer/consumer pipeline work on successive tiles at once, so the
+    phase's step carries every stage's loads, computes and stores, each group's totals spread
+    over the trips of the stage with the most (exact for the totals and for the steady-state
+    rates; the pipeline's fill and drain, one tile of each stage, are not modelled).
+    Stages on the same compute unit share it (their computes run one after the other within
+    a step); stages on different units overlap.
+    """
+    from archsim import Phase, Step
+
+    groups = [mapping.groups[g] for g in chain]
+    name = (
+        "g"
+        + "+".join(str(g) for g in chain)
+        + ":"
+        + "+".join(e for grp in groups for e in grp.einsums)
+    )
+    if len(groups) == 1:
+        return lower_group(workload, groups[0], arch, name, stored=stored)
+    spread = max((group_trips(grp) for grp in groups), key=lambda t: t[0] * t[1])
+    parts = [lower_group(workload, grp, arch, name, spread=spread, stored=stored) for grp in groups]
+    lead = parts[[group_trips(grp) for grp in groups].index(spread)]
+    body = Step(
+        loads=tuple(t for p in parts for t in p.body.loads),
+        compute=tuple(c for p in parts for c in p.body.compute),
+        stores=tuple(t for p in parts for t in p.body.stores),
+        buffer_bytes=sum(int(p.body.buffer_bytes) for p in parts),
+    )
+    return Phase(
+        name=name,
+        body=body,
+        trips=lead.trips,
+        work_items=lead.work_items,
+        slots=lead.slots,
+        depth=min(int(p.depth) for p in parts),
+        staging_level=lead.staging_level,
     )
 
 
@@ -343,10 +509,12 @@ def lower(
     by_level: dict[str, float] = {}
     side: dict[str, float] = {}
     ops_total: dict[str, float] = {}
-    for g, group in enumerate(mapping.groups):
-        phases.append(lower_group(workload, group, arch, f"g{g}:" + "+".join(group.einsums)))
+    stored = stored_fractions(workload, mapping)
+    for chain in pipeline_chains(mapping):
+        phases.append(_lower_chain(workload, mapping, chain, arch, stored))
+    for group in mapping.groups:
         tensors = group_tensors(workload, group)
-        for mv in group_moves(group, tensors):
+        for mv in scaled_moves(group, tensors, stored):
             ends = ((mv.src, mv.src_bytes, mv.dst), (mv.dst, mv.dst_bytes, mv.src))
             for idx, nbytes, other in ends:
                 if idx is None:

@@ -5,7 +5,8 @@ rank the cascade declares (``m -> m1, m0`` with ``m0: 256``: the key tile the ru
 advances by). ``groups`` lists fusion groups: a group is a set of Einsums computed together
 under one loop nest; intermediates named in ``on_chip`` never leave the chip; ``units`` binds
 Einsums to compute units (Einsums on different units of one group run concurrently on every
-tile) and ``depth`` is the number of tiles in flight. For every storage level (outermost
+tile), ``depth`` is the number of tiles in flight and ``pipelined`` overlaps a group with the
+previous one (a producer/consumer pipeline). For every storage level (outermost
 first, DRAM first) the group gives
 
 * ``temporal``: rank -> loop factor at that level, iterated in ``order`` (outermost first);
@@ -198,6 +199,11 @@ class FusionGroup(_Frozen):
     depth: Depth = None
     """Tiles in flight (buffer stages of the DRAM-level loop); None: 2 where the staging
     level has room for two tiles, else 1."""
+    pipelined: bool = False
+    """Run concurrently with the previous group, as the consumer stage of a producer/consumer
+    pipeline (FLAT's 2D and 1D arrays working on successive tiles): the intermediates still go
+    through the level they are kept in (DRAM unless ``on_chip``), but the groups' work
+    overlaps instead of running one after the other (:func:`mappings._lower.lower`)."""
 
     def unit_of(self, einsum: str) -> str | None:
         """Name of the compute unit that runs ``einsum`` (None: the architecture's first)."""
