@@ -209,7 +209,8 @@ def _print_generation(gen, trace: str | None) -> None:  # noqa: ANN001 - Generat
             else f"piecewise-linear sum (half the samples: {gen.integration_check:.2%} apart)"
         )
         print(
-            f"decode: {gen.tokens - 1} steps, context {f.graph.seq} -> {la.graph.seq}: step "
+            f"decode: {gen.tokens - 1} steps, context {gen.prompt + 1} -> "
+            f"{gen.prompt + gen.tokens - 1}: step "
             f"{_fmt_s(f.latency_s)} -> {_fmt_s(la.latency_s)}; {_fmt_s(gen.decode_s)} in all "
             f"({len(gen.samples)} contexts simulated, {how})"
         )

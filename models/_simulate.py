@@ -595,6 +595,12 @@ def simulate_graph(
                 rows.append(_ring_row(stage, op, secs, energy, dram, bound, how, system, static_w))
                 continue
             rows.append(row(stage, op, secs, energy, dram, bound, how))
+    if system is not None and n > 8:
+        notes += (
+            f"all {n} devices share one link class ({system.name}: "
+            f"{system.link_bw_bytes_per_s / 1e9:g} GB/s per direction); devices in other nodes "
+            "reach each other over slower links (describe them with --system)",
+        )
     host = sorted({r.op for r in rows if r.dataflow == "host"})
     if host:
         notes += (
