@@ -196,12 +196,13 @@ def simulate_generation(
             expected=f"prefill for {model.name} ({model.family})",
             got="generate",
         )
-    par = {"tp": tp, "cp": cp, "ep": ep}
-    pre = build_graph(model, phase="prefill", batch=batch, seq=prompt, cp_mode=cp_mode, **par)
+    pre = build_graph(
+        model, phase="prefill", batch=batch, seq=prompt, tp=tp, cp=cp, ep=ep, cp_mode=cp_mode
+    )
     prefill = simulate_graph(pre, arch, system=system, engine=engine)
 
     def step(ctx: int) -> ModelReport:
-        g = build_graph(model, phase="decode", batch=batch, seq=ctx, page=page, **par)
+        g = build_graph(model, phase="decode", batch=batch, seq=ctx, page=page, tp=tp, cp=cp, ep=ep)
         return simulate_graph(g, arch, system=system, engine=engine)
 
     if tokens == 1:

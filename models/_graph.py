@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 from models._ops import Op
 from models._spec import ModelError, ModelSpec
@@ -244,7 +245,7 @@ class _Builder:
             skv = self._kv_read_len()
             p = {"B": b, "H": self.hq, "Hkv": self.hk, "Skv": skv, "D": s.head_dim}
             p["Dv"] = s.v_head_dim
-            name, knobs = "attention", ()
+            name, knobs = "attention", cast("tuple[tuple[str, object], ...]", ())
             if self.page:
                 v = paged_version(b, self.hq, skv)
                 splits = 1 if v == 1 else math.ceil(skv / PAGED_PARTITION)

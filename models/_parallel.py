@@ -46,6 +46,7 @@ neither overlaps the experts (the experts read the dispatch, the combine reads t
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from models._ops import Op
@@ -134,7 +135,7 @@ def ring_schedule(step_s: float, link_s: float, steps: int) -> list[tuple[int, f
     return out
 
 
-def cp_prefill_attention(b: _Builder, workload: str, params: dict[str, object]) -> list[Op]:
+def cp_prefill_attention(b: _Builder, workload: str, params: Mapping[str, object]) -> list[Op]:
     """The attention ops of one device under prefill context parallelism (module doc)."""
     s, cp = b.s, b.cp
     if workload == "mla":

@@ -460,7 +460,7 @@ def _host_placement(
 
     c = count(workload.cascade, workload.params)  # type: ignore[attr-defined]  # a Workload
     bits = workload.params.get("dtype_bits", 16)  # type: ignore[attr-defined]  # a Workload
-    if c.macs > c.compulsory_bytes / (float(bits) / 8):  # type: ignore[arg-type]  # a number
+    if c.macs > c.compulsory_bytes / (float(bits) / 8):
         return None
     d = arch.dram
     nbytes = float(c.compulsory_bytes)
