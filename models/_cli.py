@@ -235,7 +235,8 @@ def _print(rep, trace: str | None) -> None:  # noqa: ANN001 - models.ModelReport
     where = f"{g.devices} x {rep.arch}" if g.devices > 1 else rep.arch
     split = ", ".join(f"{k}={v}" for k, v in (("tp", g.tp), ("cp", g.cp), ("ep", g.ep)) if v > 1)
     if split:
-        where += f" ({split}{', ' + g.cp_mode + ' attention' if g.cp > 1 else ''})"
+        mode = f", {g.cp_mode} attention" if g.cp > 1 and g.phase == "prefill" else ""
+        where += f" ({split}{mode})"
     line = f"{g.model.name} {g.phase} on {where}: B={g.batch} S={g.seq} ({g.tokens} new tokens)"
     if g.page:
         line += f"; paged KV cache, {g.page}-token pages"
@@ -278,7 +279,7 @@ def _print(rep, trace: str | None) -> None:  # noqa: ANN001 - models.ModelReport
         print(
             f"communication: {_fmt_s(rep.comm_s)} ({rep.comm_s / lat:.1%} of the step) exposed: "
             "every op after a collective reads its result, every op before it produces its "
-            f"input{ring if g.cp > 1 else ''}"
+            f"input{ring if any(r.spans for r in rep.rows) else ''}"
         )
     for r in rep.table():  # how rings and all-to-alls were timed
         if r.dataflow.startswith("ring /") or r.dataflow == "pairwise":

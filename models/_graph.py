@@ -34,7 +34,8 @@ keys are read, the padding masked), plus one 4-byte block-table entry per page p
 sequence, read from DRAM once per sequence inside the attention kernel (a ``fused_read``
 row). On a GPU the kernel is vLLM's: PagedAttention v1 (one CTA per sequence and head, the
 whole context: ``split_kv`` with ``splits = 1``) or v2 (partitions of 512 tokens, one CTA
-each, then a reduce kernel: ``splits = ceil(Skv / 512)``), chosen as vLLM's
+each, then a reduce kernel: ``splits = ceil(Skv / 512)``; on other architectures the row is
+``paged_attn``, the ``auto`` dataflow over the padded keys), chosen as vLLM's
 ``vllm/attention/ops/paged_attn.py`` does: v1 when ``max_seq_len <= 8192`` and (one
 partition or ``num_seqs * num_heads > 512``). The contiguous baseline (no page) is
 flash-decoding with its own split heuristic. Not modelled: the per-page address arithmetic

@@ -582,6 +582,8 @@ def simulate_graph(
                 how = "in the attention kernel"
                 rows.append(row(stage, op, secs, energy, op.bytes, "memory", how))
                 continue
+            if op.gpu_dataflow and a.kind != "gpu":  # vLLM's v1/v2 kernels are GPU kernels
+                op = replace(op, name="paged_attn", gpu_dataflow=None, gpu_knobs=())
             (secs, energy, dram, bound, how, launched), miss = _simulate_op(op, a, arch_key, engine)
             sims += miss
             if bound == "unmapped":

@@ -75,6 +75,15 @@ def test_paged_vs_contiguous_decode_and_the_page_size() -> None:
     )
 
 
+def test_paged_decode_off_a_gpu_runs_auto_over_the_padded_keys() -> None:
+    rep = simulate_model("llama3-8b", "aim_pim", phase="decode", seq=1000, page=16)
+    row = _paged(rep)
+    assert row.op == "paged_attn"  # no vLLM v1/v2 kernel off a GPU
+    assert row.dataflow == "pim_decode"
+    assert row.shape == "decode(B=1, H=32, Hkv=8, Skv=1008, D=128, Dv=128)"
+    assert rep.complete
+
+
 def test_a_page_size_needs_a_decode_step() -> None:
     with pytest.raises(ModelError, match="page"):
         build_graph(from_preset("llama3-8b"), phase="prefill", seq=128, page=16)
