@@ -13,7 +13,8 @@ DRAM            batch, heads, other ranks, blocks of ``rows`` query rows, then a
                 outer part (the rank running state advances along)
 global buffer   key tiles, then the block's query tiles; holds what the recipe keeps there
 PE registers    features (in time); key tile x query tile in space (2D array: keys on its rows,
-                queries on its columns; 1D array: keys along it); holds the tile's operands
+                queries on its columns; 1D array: query rows along it, then keys); holds the
+                tile's operands
 ==============  ================================================================================
 
 Contractions run on the matrix (2D) unit, every other Einsum on the vector (1D) unit; tensors
@@ -21,8 +22,9 @@ not kept in the buffer stream from DRAM straight to the PE registers (FLAT's map
 ``Q_loc = K_loc = V_loc = offchip``); the keys of a block stream once per block.
 
 * ``flat`` (Kao et al., ASPLOS'23), scores on chip: **one** group holds the whole core; the
-  score-shaped intermediates (``QK``, ``SN``, ``A`` for the 3-pass softmax) stay in the
-  buffer for a block of query rows: the whole head when it fits, else the largest power of
+  score-shaped intermediates (``QK``, ``SN``, ``A`` for the 3-pass softmax; a 1-pass
+  cascade's per-tile scores stay in the PE registers, its running state in the buffer) stay
+  in the buffer for a block of query rows: the whole head when it fits, else the largest power of
   two rows (at most :data:`FLAT_MAX_ROWS`) that fits (FLAT's row granularity; a block
   narrower than the array leaves part of the 2D array idle, which the 1D array's softmax
   hides while it is the bottleneck). The buffer accesses per score element are those of the
@@ -162,9 +164,13 @@ def row_block_group(
             spatial[key], axis[key] = min(m0, mx, sizes[key]), "x"
         if q is not None:
             spatial[q], axis[q] = min(p0, my, sizes[q], rows), "y"
-    elif key is not None:  # a 1D array: keys along it
+    else:  # a 1D array: query rows along it (each lane keeps its rows' state), then keys
         ax: Literal["x", "y"] = "x" if mx > 1 else "y"
-        spatial[key], axis[key] = min(max(mx, my), sizes[key]), ax
+        lanes = max(mx, my)
+        if q is not None:
+            spatial[q], axis[q] = min(lanes, sizes[q], rows), ax
+        if key is not None and lanes // spatial.get(q, 1) > 1:
+            spatial[key], axis[key] = min(lanes // spatial.get(q, 1), sizes[key]), ax
     dram_t: dict[str, int] = {}
     glb_t: dict[str, int] = {}
     rf_t: dict[str, int] = {}
@@ -294,6 +300,21 @@ def _score_intermediates(s: _Setup, roles: AttentionRoles) -> tuple[str, ...]:
     return tuple(t for t in produced if t not in read_outside)
 
 
+def _held_in_buffer(s: _Setup, roles: AttentionRoles, inter: Sequence[str]) -> tuple[str, ...]:
+    """The intermediates the buffer holds: all but those of one key tile of a split key (over
+    its inner part only: a 1-pass cascade's per-tile scores live in the PE registers while
+    the running state advances); a score over the whole key rank (3-pass) is held for the
+    block's rows until its reduction has seen every key."""
+    inner = roles.key_inner
+    out = []
+    for t in inter:
+        ranks = set(s.w.cascade.tensors[t].ranks)
+        if inner is not None and inner in ranks and roles.key not in ranks:
+            continue
+        out.append(t)
+    return tuple(out)
+
+
 def flat_mapping(
     workload: Workload, arch: Architecture, roles: AttentionRoles, *, rows: int | None = None
 ) -> tuple[Mapping, dict[str, object]]:
@@ -323,7 +344,7 @@ def flat_mapping(
             m0=s.m0,
             p0=s.p0,
             glb=s.glb,
-            keep_glb=(*inter, q_in, *_outputs(s.w, core)),
+            keep_glb=(*_held_in_buffer(s, roles, inter), q_in, *_outputs(s.w, core)),
             on_chip=inter,
         )
 
@@ -367,7 +388,7 @@ def dram_bytes(workload: Workload, mapping: Mapping, arch: Architecture) -> floa
     stored = stored_fractions(w, mapping)
     total = 0.0
     for g in mapping.groups:
-        for mv in scaled_moves(g, group_tensors(w, g), stored):
+        for mv in scaled_moves(w, g, group_tensors(w, g), stored):
             if mv.src == 0 or mv.dst == 0:
                 total += mv.src_bytes if mv.src == 0 else mv.dst_bytes
     return total

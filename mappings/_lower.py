@@ -47,6 +47,7 @@ __all__ = [
     "pipeline_chains",
     "stored_fractions",
     "scaled_moves",
+    "fill_live_fraction",
     "group_computes",
     "issued",
     "spatial_fraction",
@@ -126,7 +127,8 @@ def group_work(
 ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
     """(ops run, ops executed) per Einsum of ``group``, op kind -> count.
 
-    Ops run are ``workloads.count`` of each Einsum. When the group holds an attention core,
+    Ops run are ``workloads.count`` of each Einsum. When the group holds Einsums of an
+    attention core (the score, or a later core Einsum whose operands the condition thins),
     the key tiles it walks are those of its innermost tile (query rank x key rank) that its
     conditions and masks leave live, as far as ``group.skip`` lets it skip
     (:func:`mappings._stream.stream_work` finds them): an Einsum over the key ranks executes
@@ -157,8 +159,8 @@ def group_work(
 
 
 def _live_fraction(workload: Workload, group: FusionGroup) -> tuple[float, set[str]] | None:
-    """(live key tiles / all key tiles, the key's ranks) for a group holding an attention
-    core; None for any other group."""
+    """(live key tiles / all key tiles, the key's ranks) for a group holding Einsums of an
+    attention core; None for any other group."""
     from mappings._counts import memo
     from mappings._roles import attention_roles
     from mappings._stream import StreamTiling, stream_work
@@ -170,7 +172,7 @@ def _live_fraction(workload: Workload, group: FusionGroup) -> tuple[float, set[s
             return None
 
     roles = memo(workload.cascade, "attention_roles", roles_or_none)
-    if roles is None or roles.score not in group.einsums:
+    if roles is None or not set(roles.core) & set(group.einsums):
         return None
     if not memo(workload.cascade, "masked_core", lambda: _masked(workload.cascade, roles)):
         return 1.0, set(roles.key_ranks)  # no condition or mask: every tile is live
@@ -243,18 +245,105 @@ def stored_fractions(workload: Workload, mapping: Mapping) -> dict[str, float]:
     return out
 
 
-def scaled_moves(group: FusionGroup, tensors: list, stored: AbcMapping[str, float]) -> list:
-    """:func:`mappings._reuse.group_moves` with each tensor's bytes scaled by the fraction of
-    it that exists (:func:`stored_fractions`)."""
+def scaled_moves(
+    workload: Workload, group: FusionGroup, tensors: list, stored: AbcMapping[str, float]
+) -> list:
+    """:func:`mappings._reuse.group_moves` with what the group never touches taken out.
+
+    * A tensor of which only a fraction exists (:func:`stored_fractions`) moves that fraction.
+    * In a group holding an attention core whose condition leaves tiles empty and that skips
+      them, a fill (or write-back) that belongs to a (query extent x key extent) pair with no
+      live element does not happen: K and V stream only the key tiles a query block reaches,
+      the running state is read and written only for the key tiles that update it. The
+      extents of a fill are the tensor's tile at the child level, widened by the loops above
+      it that do not refill it (:func:`fill_live_fraction`).
+    """
     import dataclasses
 
     out = []
     for mv in group_moves(group, tensors):
         f = stored.get(mv.tensor, 1.0)
+        if f >= 1.0 and mv.src is not None and mv.dst is not None:
+            use = next(t for t in tensors if t.name == mv.tensor)
+            f = fill_live_fraction(workload, group, use, max(mv.src, mv.dst))
         if f < 1.0:
             mv = dataclasses.replace(mv, src_bytes=mv.src_bytes * f, dst_bytes=mv.dst_bytes * f)
         out.append(mv)
     return out
+
+
+def fill_live_fraction(workload: Workload, group: FusionGroup, t: object, child: int) -> float:
+    """Fraction of the fills of tensor ``t`` into level ``child`` of ``group`` that belong to
+    a (query extent, key extent) pair with a live element, when the group holds an attention
+    core whose condition (causal, window) it skips; 1 otherwise.
+
+    One fill spans, per rank, the tensor's tile at ``child`` times the loops above it that
+    turn after the tensor's innermost own loop (they do not refill it): for K under a
+    DRAM-level loop over query blocks, the whole block of rows by one key tile."""
+    from mappings._counts import memo
+    from mappings._reuse import TensorUse
+
+    assert isinstance(t, TensorUse)
+    if "condition" not in group.skip:
+        return 1.0
+    roles = _roles_of(workload)
+    if roles is None or not set(roles.core) & set(group.einsums):
+        return 1.0
+    if not memo(workload.cascade, "masked_core", lambda: _masked(workload.cascade, roles)):
+        return 1.0
+    loops: list[tuple[str, int]] = []
+    for lm in group.levels[:child]:
+        loops.extend(
+            (r, int(lm.temporal.get(r, 1)))
+            for r in lm.loop_order()
+            if t.loop_ranks is None or r in t.loop_ranks
+        )
+    own = set(t.ranks)
+    last = max((i for i, (r, f) in enumerate(loops) if f > 1 and r in own), default=-1)
+
+    def extent(names: Collection[str]) -> int:
+        e = 1
+        for r in names:
+            if t.loop_ranks is not None and r not in t.loop_ranks:
+                e *= int(workload.sizes.get(r, 1))  # the fill's Einsums do not walk it: all of it
+                continue
+            e *= group.tile(r, child)
+            for rr, f in loops[last + 1 :]:
+                if rr == r:
+                    e *= f
+        return e
+
+    qt = extent([roles.query])
+    parts = [r for r in (roles.key_outer, roles.key_inner) if r]  # a split key: its parts
+    kt = extent(parts or [roles.key])
+    key = (int(qt), int(kt), frozenset(group.skip))
+    return memo(workload, ("fill_live", key), lambda: _unmasked_live(workload, key, roles))
+
+
+def _roles_of(workload: Workload) -> AttentionRoles | None:
+    from mappings._counts import memo
+    from mappings._roles import attention_roles
+
+    def roles_or_none() -> AttentionRoles | None:
+        try:
+            return attention_roles(workload.cascade)
+        except MappingError:
+            return None
+
+    return memo(workload.cascade, "attention_roles", roles_or_none)
+
+
+def _unmasked_live(
+    workload: Workload, key: tuple[int, int, frozenset[str]], roles: AttentionRoles
+) -> float:
+    """Live fraction of the (query tile x key tile) grid under the cascade's condition
+    (sparsity masks aside: a fill of a tile the condition reaches happens)."""
+    from mappings._stream import StreamTiling, stream_work
+
+    qt, kt, skips = key
+    sw = stream_work(_Unmasked(workload), StreamTiling(qt, kt, skips), roles=roles)  # type: ignore[arg-type]
+    dense = float(sw.dense_trips * sw.work_items)
+    return sw.total_trips / dense if dense else 1.0
 
 
 def _masked(cascade: Cascade, roles: AttentionRoles) -> bool:
@@ -367,7 +456,7 @@ def lower_group(
     per = float(trips * items)
     loads: list[Transfer] = []
     stores: list[Transfer] = []
-    for mv in scaled_moves(group, tensors, stored or {}):
+    for mv in scaled_moves(workload, group, tensors, stored or {}):
         if mv.dst is None or mv.src is None:
             continue
         b = int(math.ceil(mv.dst_bytes / per))
@@ -514,7 +603,7 @@ def lower(
         phases.append(_lower_chain(workload, mapping, chain, arch, stored))
     for group in mapping.groups:
         tensors = group_tensors(workload, group)
-        for mv in scaled_moves(group, tensors, stored):
+        for mv in scaled_moves(workload, group, tensors, stored):
             ends = ((mv.src, mv.src_bytes, mv.dst), (mv.dst, mv.dst_bytes, mv.src))
             for idx, nbytes, other in ends:
                 if idx is None:

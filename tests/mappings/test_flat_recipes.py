@@ -52,7 +52,7 @@ def _run(arch, workload, dataflow, **params):  # noqa: ANN001, ANN202
 def test_fusemax_reproduction_baselines_keep_their_meaning(dataflow, model, seq, before, now):
     h, d = model
     rep = _run("flat", "mha", dataflow, B=64, H=h, D=d, S=seq, passes=3)
-    assert rep.result.seconds == pytest.approx(now, rel=1e-9)
+    assert rep.result.seconds == pytest.approx(now, rel=1e-6)
     if dataflow == "unfused":  # the mapping's own traffic: 4-6% below the old kernel rules
         assert 0.93 < now / before < 0.97
     else:  # scores on chip up to 64K, off chip from 256K: the same time as before
@@ -128,13 +128,14 @@ def test_reported_useful_ops_equal_the_cascade_counts(fusemax, dataflow, causal)
 
 def test_causal_skips_the_tiles_the_condition_leaves_empty(fusemax):
     # FLAT's fused nest skips whole 256 x 256 array tiles: at 4K, 16 x 17 / 2 of the 16 x 16
-    # tiles are live; the unfused kernels store and reload only the kept score elements
+    # tiles are live; the unfused kernels store and reload only the kept score elements (and
+    # their 2D kernels skip dead array tiles as FLAT does)
     dense = _run(fusemax, "mha", "flat", S=4096, H=2, D=64, passes=3).result.seconds
     causal = _run(fusemax, "mha", "flat", S=4096, H=2, D=64, passes=3, causal=True)
     assert causal.result.seconds == pytest.approx(dense * (16 * 17 / 2) / 256, rel=0.01)
     dense = _run(fusemax, "mha", "unfused", S=4096, H=2, D=64, passes=3).result.seconds
     causal = _run(fusemax, "mha", "unfused", S=4096, H=2, D=64, passes=3, causal=True)
-    assert causal.result.seconds == pytest.approx(dense / 2, rel=0.02)
+    assert dense / 2 < causal.result.seconds <= dense * (16 * 17 / 2) / 256
     assert (
         causal.result.dram_bytes
         < 0.55 * _run(fusemax, "mha", "unfused", S=4096, H=2, D=64, passes=3).result.dram_bytes
