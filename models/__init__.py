@@ -4,9 +4,11 @@ A model (a workloads preset such as ``llama3-70b``, or a Hugging Face ``config.j
 turned into a :class:`ModelGraph` of ops, each a library cascade with its shapes (QKV/O
 projections and FFN matrices as ``gemm``, attention as ``gqa``/``mha``/``decode``/``mla``,
 norms, RoPE, activations, residual adds, MoE experts with routing fractions, the LM head)
-plus the collectives tensor parallelism needs; :func:`simulate_model` simulates each
-distinct op shape once with :func:`mappings.simulate_workload` and times collectives on a
-:class:`System` by their closed forms.
+plus the collectives tensor, context and expert parallelism need (a paged KV cache reads
+whole pages through a block table); :func:`simulate_model` simulates each distinct op shape
+once with :func:`mappings.simulate_workload` and times collectives on a :class:`System` by
+their closed forms; :func:`simulate_generation` runs a prefill and the decode steps of a
+whole generation (TTFT, TPOT, tokens/s, J/token).
 
 >>> from models import simulate_model
 >>> rep = simulate_model("llama3-8b", "h100", phase="decode", batch=1, seq=1024)
@@ -29,6 +31,7 @@ from models._comm import (
     load_system,
     system_from_dict,
 )
+from models._generate import GenerationReport, simulate_generation
 from models._graph import (
     PAGED_PARTITION,
     PHASES,
@@ -80,6 +83,8 @@ __all__ = [
     "ModelReport",
     "simulate_graph",
     "simulate_model",
+    "simulate_generation",
+    "GenerationReport",
 ]
 
 

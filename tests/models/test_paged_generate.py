@@ -9,8 +9,14 @@ from pathlib import Path
 import pytest
 
 from archsim.cli import main
-from models import ModelError, build_graph, from_preset, paged_version, simulate_model
-from models._generate import simulate_generation
+from models import (
+    ModelError,
+    build_graph,
+    from_preset,
+    paged_version,
+    simulate_generation,
+    simulate_model,
+)
 
 
 def _rows(rep) -> dict:  # noqa: ANN001 - a ModelReport
