@@ -156,6 +156,17 @@ def test_expert_parallel_all_to_all_is_its_closed_form() -> None:
     assert rep.comm_s == pytest.approx(2 * dispatch.seconds * spec.moe_layers)
 
 
+def test_expert_parallel_trace_puts_the_all_to_alls_on_every_link_track(tmp_path: Path) -> None:
+    rep = simulate_model("deepseek-v3", "h200", phase="decode", batch=16, seq=1024, ep=4)
+    events = json.loads(rep.write_trace(tmp_path / "ep.json").read_text())["traceEvents"]
+    for d in range(4):
+        mine = [e for e in events if e["ph"] == "X" and e["pid"] == d]
+        a2a = [e for e in mine if e["name"] in ("ep_dispatch", "ep_combine")]
+        assert len(a2a) == 2 * from_preset("deepseek-v3").moe_layers
+        assert {e["tid"] for e in a2a} == {1}
+        assert sum(e["dur"] for e in a2a) * 1e-6 == pytest.approx(rep.comm_s)
+
+
 def test_all_to_all_needs_a_switch() -> None:
     assert collective_time("all_to_all", 8e6, _system())[0] == pytest.approx(
         7 * (ALPHA + 1e6 / BETA)
