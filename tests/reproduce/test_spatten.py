@@ -1,12 +1,16 @@
 """SpAtten reproduction at CI size (``archsim reproduce spatten --fast``).
 
-Tolerances: the paper's 10.0x (abstract) within 15% is the issue's gate; at the recalled
-pruning ratios the model gives 7.64x, a documented miss (BERT's attention traffic is half Q and
-output, which pruning shrinks but K/V quantization does not narrow; GPT-2 generation alone is
-within 15%). Every model figure is held within 5% of what it gave when this test was written,
-so a model change is seen. Behaviour: the reduction grows with the pruning ratio, each
-mechanism alone reduces traffic, the ops in the table are ``workloads.count`` of each layer's
-cascades, and the annotated (density) form counts the same bytes as the gathered one.
+Tolerances: the paper's 10.0x (abstract) within 15% is the issue's gate. The headline takes the
+GPT-2 stacks' inputs from the workload traces SpAtten's authors released (mit-han-lab/spatten
+@a0f1388: per layer the fetched keys and values, heads, bit widths, keys' LSB refetch) and
+BERT's from the recalled 3.8x / 1.1x ratios (no BERT trace); the 3-stack mean is 8.10x, a
+documented miss (BERT's Q and output stay 16-bit; GPT-2 medium's trace keeps 12-bit keys); the
+two released traces alone give 9.35x, within 15%. Every model figure is held within 5% of what
+it gave when this test was written, so a model change is seen. Behaviour: the trace inputs
+reach the layers as the traces state them (fetched keys, fetched values: local value pruning,
+heads, K/V widths, key-only LSB refetch), the reduction grows with the pruning ratio, each
+mechanism a setting has reduces traffic, the ops in the table are ``workloads.count`` of each
+layer's cascades, and the annotated (density) form counts the same bytes as the gathered one.
 """
 
 from __future__ import annotations
@@ -19,23 +23,27 @@ from archsim.cli import main
 from validation.reproduce import reproduce
 from validation.reproduce._spatten import (
     BENCHMARKS,
+    HEADLINE,
     PAPER,
     SETTINGS,
     TOPK_ROUNDS,
-    head_schedule,
-    keep_schedule,
     layer_cascades,
+    setting_for,
 )
+from validation.reproduce._spatten_traces import TRACES
 from workloads import count, parse_cascade
 
 #: Model values of the fast run when this test was written (drift reference, not targets).
 MODEL_FAST = {
-    "dram_access_reduction": 7.644,
-    "dram_access_reduction_stated_schedule": 5.070,
-    "dram_access_reduction_q_at_msb_too": 8.460,
-    "annotated_recipe_reduction": 2.246,
+    "dram_access_reduction": 8.097,
+    "dram_access_reduction_released_traces": 9.355,
+    "dram_access_reduction_recalled_ratios": 8.531,
+    "dram_access_reduction_stated_schedule": 5.592,
+    "dram_access_reduction_q_at_msb_too": 8.652,
+    "annotated_recipe_reduction": 1.995,
 }
-MODEL_BY_BENCHMARK = {"bert-base": 5.586, "gpt2-small": 9.701}
+MODEL_BY_BENCHMARK = {"bert-base": 5.581, "gpt2-small": 14.24, "gpt2-medium": 4.466}
+BY_NAME = {b.name: b for b in BENCHMARKS}
 DRIFT = 0.05
 
 
@@ -57,17 +65,45 @@ def test_per_benchmark_reduction_does_not_drift(rep, bench):
 
 def test_the_paper_gate_is_the_documented_miss_only(rep):
     failed = [c.name for c in rep.checks if c.gate and not c.ok]
-    assert failed == ["DRAM access reduction, mean of 2 stacks (recalled ratios)"]
-    by = rep.summary["dram_access_reduction_by_benchmark"]
-    # generation is K/V-bound: within the issue's 15% of the paper's 10x
-    assert by["gpt2-small"] == pytest.approx(PAPER["dram_access_reduction"], rel=0.15)
-    # the named mechanism: BERT's Q (and output) are not quantized; quantizing Q too moves
-    # BERT, not GPT-2 (one query)
+    assert failed == ["DRAM access reduction, mean of 3 stacks (released traces)"]
+    # the two stacks SpAtten released traces for: within the issue's 15% of the paper's 10x
+    traced = rep.summary["dram_access_reduction_released_traces"]
+    assert traced == pytest.approx(PAPER["dram_access_reduction"], rel=0.15)
+    # the named causes: BERT's Q (and output) stay 16-bit; quantizing Q too moves BERT, not
+    # GPT-2 (one query)
     bd = {r["benchmark"]: r for r in rep.tables["breakdown"]}
-    assert bd["bert-base"]["all three, Q at MSB too"] > 1.2 * bd["bert-base"]["all three"]
-    assert bd["gpt2-small"]["all three, Q at MSB too"] == pytest.approx(
-        bd["gpt2-small"]["all three"], rel=0.01
-    )
+    assert bd["bert-base"]["all, Q at MSB too"] > 1.2 * bd["bert-base"]["all mechanisms"]
+    for g in ("gpt2-small", "gpt2-medium"):
+        assert bd[g]["all, Q at MSB too"] == pytest.approx(bd[g]["all mechanisms"], rel=0.01)
+
+
+def test_the_dense_baseline_width_scales_the_answer(rep):
+    for r in rep.tables["breakdown"]:
+        assert r["all, dense baseline 8-bit"] == pytest.approx(r["all mechanisms"] / 2)
+        assert r["all, dense baseline 32-bit"] == pytest.approx(r["all mechanisms"] * 2)
+
+
+def test_trace_inputs_reach_the_layers_as_the_traces_state_them(rep):
+    rows = {
+        (r["benchmark"], r["layer"]): r for r in rep.tables["layers"] if r["setting"] == HEADLINE
+    }
+    for name, t in TRACES.items():
+        b = BY_NAME[name]
+        assert len(t.key_keep) == len(t.value_keep) == len(t.heads) == b.layers
+        for layer in range(b.layers):
+            r = rows[(name, layer)]
+            assert r["tokens"] == round(t.key_keep[layer] * b.seq)
+            assert r["value_tokens"] == round(t.value_keep[layer] * b.seq) <= r["tokens"]
+            assert r["heads"] == t.heads[layer]
+            # local value pruning and the widths: K at key_bits for the fetched keys, V at
+            # value_bits for the fetched values only
+            k = r["heads"] * r["tokens"] * b.head_dim * t.key_bits / 8
+            v = r["heads"] * r["value_tokens"] * b.head_dim * t.value_bits / 8
+            assert r["pruned_kv_B"] == pytest.approx(k + v, rel=1e-4)  # recipe rounding
+            # the LSB refetch loads keys only
+            lsb = r["heads"] * r["refetch_tokens"] * b.head_dim * t.lsb_bits / 8
+            assert r["lsb_refetch_B"] == pytest.approx(lsb, rel=1e-4)
+            assert r["refetch_tokens"] == round(t.lsb_share[layer] * r["tokens"])
 
 
 def test_reduction_grows_with_the_pruning_ratio(rep):
@@ -82,19 +118,29 @@ def test_reduction_grows_with_the_pruning_ratio(rep):
         assert pts[0]["tokens_only"] == pytest.approx(1.0)
 
 
-def test_each_mechanism_alone_reduces_traffic(rep):
-    for r in rep.tables["breakdown"]:
-        for m in ("token pruning", "head pruning", "progressive quantization"):
+def test_each_mechanism_a_setting_has_reduces_traffic(rep):
+    bd = {r["benchmark"]: r for r in rep.tables["breakdown"]}
+    for r in bd.values():
+        for m in ("token pruning", "progressive quantization"):
             assert r[m] > 1.0, (r["benchmark"], m)
-        assert r["all three"] > r["token + head"] > r["token pruning"]
-        # token pruning alone: the recalled 3.8x the schedule was solved for (whole tokens)
-        assert r["token pruning"] == pytest.approx(3.8, rel=0.02)
+        assert r["all mechanisms"] > r["token + head"] >= r["token pruning"]
+    # token pruning alone at BERT's recalled ratios: the 3.8x the schedule was solved for
+    assert bd["bert-base"]["token pruning"] == pytest.approx(3.8, rel=0.02)
+    assert bd["bert-base"]["head pruning"] > 1.0
+    # local value pruning is applied where a trace records it (generation), not to BERT
+    assert bd["bert-base"]["local value pruning"] == pytest.approx(1.0)
+    for g in ("gpt2-small", "gpt2-medium"):
+        assert bd[g]["local value pruning"] > 1.5
+    # the gpt2-small trace prunes no head, the gpt2-medium one does (16 -> 13 -> 10)
+    assert bd["gpt2-small"]["head pruning"] == pytest.approx(1.0)
+    assert bd["gpt2-medium"]["head pruning"] > 1.05
 
 
 def test_counted_ops_equal_workloads_count_of_each_layer(rep):
     rows = {(r["setting"], r["benchmark"], r["layer"]): r for r in rep.tables["layers"]}
-    for name, s in SETTINGS.items():
+    for name in SETTINGS:
         for b in BENCHMARKS:
+            s = setting_for(name, b)
             for layer in range(b.layers):
                 lc = layer_cascades(b, s, layer)
                 r = rows[(name, b.name, layer)]
@@ -106,10 +152,8 @@ def test_counted_ops_equal_workloads_count_of_each_layer(rep):
                     sum(att.ops.values()) + (sum(ref.ops.values()) if ref else 0)
                 )
                 assert r["topk_ops"] == pytest.approx(sum(topk.ops.values()))
-                assert r["heads"] == head_schedule(s.head_final_keep, b.heads, b.layers)[layer]
-                assert r["tokens"] == max(
-                    1, round(keep_schedule(s.token_final_keep, b.layers)[layer] * b.seq)
-                )
+                assert r["heads"] == lc.heads
+                assert r["tokens"] == lc.tokens
 
 
 def test_topk_engine_cascade_counts_accumulation_and_selection():
@@ -126,8 +170,9 @@ def test_annotated_cascade_counts_the_gathered_bytes_but_recipes_ignore_it(rep):
         # the density annotation and the gathered rank describe the same fetch (whole tokens)
         assert r["annotated_count_B"] == pytest.approx(r["gathered_count_B"], rel=0.03)
         # and the recipe on the gathered layer fetches exactly that
-        assert r["pruned_dram_B"] - r["lsb_refetch_B"] == pytest.approx(
-            r["gathered_count_B"], rel=1e-3
+        assert r["gathered_recipe_dram_B"] == pytest.approx(r["gathered_count_B"], rel=1e-3)
+        assert r["pruned_dram_B"] == pytest.approx(
+            r["gathered_recipe_dram_B"] - r["value_pruned_B"] + r["lsb_refetch_B"]
         )
     # no spatial recipe scales an input's fetch by its density: the annotated form keeps only
     # the head and quantization savings

@@ -3,8 +3,9 @@
 SpAtten's claim (abstract, ``../shared/seeds/000_*.txt``): cascade token pruning, cascade head
 pruning and progressive quantization together reduce DRAM access by 10.0x on average over 30
 benchmarks, with a top-k engine ranking token and head importance on the fly. This module runs
-a 12-layer stack through the ``fusemax`` spatial preset (``fusemax`` dataflow, analytic engine),
-layer by layer, dense and pruned, and sums the DRAM bytes the lowering reports:
+a stack (BERT-base, GPT-2 small, GPT-2 medium) through the ``fusemax`` spatial preset
+(``fusemax`` dataflow, analytic engine), layer by layer, dense and pruned, and sums the DRAM
+bytes the lowering reports:
 
 * **token pruning** -- the kept fraction of the key/value rank shrinks layer by layer (a pruned
   token never comes back). The cascade carries it as a ``density`` annotation on ``K`` and
@@ -14,18 +15,24 @@ layer by layer, dense and pruned, and sums the DRAM bytes the lowering reports:
   ``round(keep * S)`` tokens. In a whole-sequence model (BERT) a pruned token also leaves the
   query rank; in generation (GPT-2) the one query attends to the kept keys only.
 * **head pruning** -- fewer heads in the layer's cascade (``H``), also cascaded.
-* **progressive quantization** -- ``K`` and ``V`` fetched as ``bits = msb`` (MSB first); for a
-  fraction ``lsb_frac`` of the work the LSBs are fetched and the attention recomputed: a second
-  cascade with ``bits = lsb`` over that fraction of the kept keys (same bytes and ops as that
-  fraction of the heads refetching all their keys), of which the K/V DRAM bytes count (the query
-  and the result stay on chip).
+* **local value pruning** -- the fetcher loads only the values of the keys whose probability
+  passes the current query's top-k (SpAtten's README: "local V pruning"), a subset of the kept
+  keys: the gathered layer's ``V`` fetch is scaled to those rows (the cascade has one key rank
+  for ``K`` and ``V``).
+* **progressive quantization** -- ``K`` fetched as ``bits = msb`` (MSB first), ``V`` at its own
+  width; for a share of the fetched keys the LSBs are fetched and the attention recomputed: a
+  second cascade with ``bits = lsb`` over that share of the kept keys, of which the ``K`` DRAM
+  bytes count (and ``V``'s where the setting refetches values too; the query and the result
+  stay on chip).
 * **top-k engine** -- ``spatten_topk.ein``: importance accumulation and a quick-select of
   ``R`` compare-selects per candidate, counted by ``workloads.count`` and costed at one op per
   1D PE per cycle; its inputs are on chip, so it adds no DRAM bytes.
 
-``dram_access_reduction`` = dense DRAM bytes / pruned DRAM bytes summed over layers (and
-averaged over the two benchmarks). The pruning ratios of the paper's benchmarks are not in
-``../shared``; the inputs used are stated in :data:`SETTINGS` with where each comes from.
+``dram_access_reduction`` = dense DRAM bytes / pruned DRAM bytes summed over layers, averaged
+over the benchmarks. The GPT-2 inputs come from the workload traces SpAtten's authors released
+(:mod:`validation.reproduce._spatten_traces`); BERT's pruning ratios are not in ``../shared``
+nor released; every input is stated in :data:`SETTINGS` / :data:`TRACE_SETTINGS` with where it
+comes from.
 """
 
 from __future__ import annotations
@@ -44,6 +51,8 @@ from workloads import count, format_cascade, get_model, parse_cascade
 from workloads.library._registry import get_def, get_workload
 
 from ._common import Cell, Check, Reproduction, Row, within
+from ._spatten_plot import plot_spatten
+from ._spatten_traces import TRACES, Trace
 
 __all__ = [
     "PAPER",
@@ -55,6 +64,8 @@ __all__ = [
     "layer_cascades",
     "run_stack",
     "reproduce_spatten",
+    "setting_for",
+    "TRACE_SETTINGS",
 ]
 
 #: Abstract (``../shared/seeds/000_*.txt``): "on average, SpAtten reduces DRAM access by 10.0x".
@@ -110,6 +121,16 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         "GPT-2 small (Radford et al. 2019: 12 layers, d 768, 12 heads, context 1024; from "
         "memory, not a repo preset): one generated token against a full 1024-token context",
     ),
+    Benchmark(
+        "gpt2-medium",
+        24,
+        16,
+        64,
+        1024,
+        True,
+        "GPT-2 medium as SpAtten's released trace has it (24 layers, 16 heads x 64, context "
+        "993-1024): one generated token against a full 1024-token context",
+    ),
 )
 
 
@@ -132,6 +153,15 @@ class Setting:
         Fraction of the work whose LSBs are refetched and recomputed.
     q_msb
         Also fetch Q at ``msb_bits`` (off in the runs; a sensitivity row of the breakdown).
+    v_bits
+        Bits fetched per value element (0: ``msb_bits``; SpAtten's traces fetch values at
+        their own width and never refetch their LSBs).
+    lsb_keys_only
+        The LSB refetch loads keys only (the traces' ``requant..._k``), not values.
+    token_keep, heads, value_keep, lsb_share
+        Per-layer inputs that replace the schedules above when given (a released trace):
+        fetched keys / context, heads, fetched values / context (local value pruning) and the
+        share of fetched keys whose LSBs are refetched.
     source
         Where these numbers come from.
     """
@@ -142,7 +172,27 @@ class Setting:
     lsb_bits: int = 0
     lsb_frac: float = 0.0
     q_msb: bool = False
+    v_bits: int = 0
+    lsb_keys_only: bool = False
+    token_keep: tuple[float, ...] = ()
+    heads: tuple[int, ...] = ()
+    value_keep: tuple[float, ...] = ()
+    lsb_share: tuple[float, ...] = ()
     source: str = ""
+
+    @property
+    def value_bits(self) -> int:
+        """Bits fetched per value element."""
+        return self.v_bits or self.msb_bits
+
+    @property
+    def pruning(self) -> bool:
+        """Whether any token, head or value is pruned (the top-k engine runs)."""
+        return bool(
+            self.token_final_keep < 1.0
+            or self.head_final_keep < 1.0
+            or any(k < 1.0 for k in (*self.token_keep, *self.value_keep))
+        )
 
 
 def keep_schedule(final_keep: float, layers: int) -> list[float]:
@@ -195,7 +245,52 @@ SETTINGS: dict[str, Setting] = {
         "layer",
     ),
 }
-HEADLINE = "recalled ratios"
+
+
+def _trace_setting(t: Trace) -> Setting:
+    return Setting(
+        msb_bits=t.key_bits,
+        v_bits=t.value_bits,
+        lsb_bits=t.lsb_bits,
+        lsb_keys_only=True,
+        token_keep=t.key_keep,
+        heads=t.heads,
+        value_keep=t.value_keep,
+        lsb_share=t.lsb_share,
+        source=f"SpAtten's released trace mit-han-lab/spatten@a0f1388 {t.file} (per layer: "
+        "fetched keys and values, heads, K/V bits, keys' LSB refetch); Q 16-bit as there",
+    )
+
+
+_GPT2 = TRACES["gpt2-small"]
+#: The gpt2-small trace's share of fetched keys whose LSBs are refetched, over all layers.
+TRACE_LSB_SHARE = sum(k * r for k, r in zip(_GPT2.key_keep, _GPT2.lsb_share, strict=True)) / sum(
+    _GPT2.key_keep
+)
+SETTINGS["released traces"] = Setting(
+    token_final_keep=SETTINGS["recalled ratios"].token_final_keep,
+    head_final_keep=SETTINGS["recalled ratios"].head_final_keep,
+    msb_bits=_GPT2.key_bits,
+    v_bits=_GPT2.value_bits,
+    lsb_bits=_GPT2.lsb_bits,
+    lsb_frac=TRACE_LSB_SHARE,
+    lsb_keys_only=True,
+    source="no released trace for BERT: token and head schedules solved for the recalled "
+    "3.8x / 1.1x (unverified); quantization as in the gpt2-small trace's config (K 6-bit + "
+    "4-bit LSBs for the trace's share of keys, V 6-bit, Q 16-bit); no local value pruning",
+)
+#: Per benchmark, the settings a released trace replaces (the headline's GPT-2 stacks).
+TRACE_SETTINGS: dict[tuple[str, str], Setting] = {
+    ("released traces", name): _trace_setting(t) for name, t in TRACES.items()
+}
+HEADLINE = "released traces"
+
+
+def setting_for(name: str, b: Benchmark) -> Setting:
+    """The setting ``name`` for benchmark ``b`` (a released trace where there is one)."""
+    return TRACE_SETTINGS.get((name, b.name), SETTINGS[name])
+
+
 #: Token sweep (final keep at the stated head pruning and quantization).
 SWEEP_FINAL_KEEP = (1.0, 0.5, 0.25, 0.1, 0.05, 0.02)
 FAST_SWEEP_FINAL_KEEP = (1.0, 0.25, 0.05)
@@ -206,16 +301,21 @@ QUANT_LSB_FRAC = (0.05, 0.1, 0.2)
 
 
 @functools.lru_cache(maxsize=4096)
-def _attention_text(H: int, Sq: int, Skv: int, D: int, bits: int, q: bool = False) -> str:
-    """The library's 1-pass ``mha`` cascade at these shapes with K and V (and Q if ``q``)
-    at ``bits``."""
+def _attention_text(
+    H: int, Sq: int, Skv: int, D: int, bits: int, q: bool = False, v_bits: int = 0
+) -> str:
+    """The library's 1-pass ``mha`` cascade at these shapes with K (and Q if ``q``) at
+    ``bits`` and V at ``v_bits`` (0: ``bits``)."""
     p = dict(get_workload("mha", B=1, H=H, Sq=Sq, Skv=Skv, D=D, passes=1).params)
     out = get_def("mha").build(p)
-    for t, r in (("K", "b,h,m,e"), ("V", "b,h,m,f"), *((("Q", "b,h,p,e"),) if q else ())):
+    widths = {"K": bits, "V": v_bits or bits, **({"Q": bits} if q else {})}
+    for t, r in (("K", "b,h,m,e"), ("V", "b,h,m,f"), ("Q", "b,h,p,e")):
+        if t not in widths:
+            continue
         old = f"tensor {t}[{r}] : bits=16"
         if old not in out:  # the library's text changed: fail loudly rather than mis-count
             raise AssertionError(f"mha cascade has no line {old!r}")
-        out = out.replace(old, f"tensor {t}[{r}] : bits={bits}")
+        out = out.replace(old, f"tensor {t}[{r}] : bits={widths[t]}")
     return out
 
 
@@ -238,28 +338,40 @@ class LayerCascades:
     queries: int
     tokens: int
     refetch_tokens: int
+    value_tokens: int
 
 
 @functools.lru_cache(maxsize=4096)
 def layer_cascades(b: Benchmark, s: Setting, layer: int) -> LayerCascades:
-    """Build the cascades of ``layer`` of benchmark ``b`` under setting ``s``."""
-    keep = keep_schedule(s.token_final_keep, b.layers)[layer]
-    H = head_schedule(s.head_final_keep, b.heads, b.layers)[layer]
+    """Build the cascades of ``layer`` of benchmark ``b`` under setting ``s``.
+
+    ``value_tokens``: the values the fetcher loads (local value pruning keeps the values of
+    the keys whose probability passes the current query's top-k, a subset of the kept keys;
+    = ``tokens`` without it).
+    """
+    keep = (
+        s.token_keep[layer] if s.token_keep else keep_schedule(s.token_final_keep, b.layers)[layer]
+    )
+    H = s.heads[layer] if s.heads else head_schedule(s.head_final_keep, b.heads, b.layers)[layer]
     skv = max(1, round(keep * b.seq))
+    skv_v = min(skv, max(1, round(s.value_keep[layer] * b.seq))) if s.value_keep else skv
     sq = 1 if b.generation else skv
-    att = _attention_text(H, sq, skv, b.head_dim, s.msb_bits, s.q_msb)
-    skv_ref = round(s.lsb_frac * skv) if s.lsb_bits else 0
+    vb = s.value_bits
+    att = _attention_text(H, sq, skv, b.head_dim, s.msb_bits, s.q_msb, vb)
+    share = s.lsb_share[layer] if s.lsb_share else s.lsb_frac
+    skv_ref = round(share * skv) if s.lsb_bits else 0
     ref = _attention_text(H, sq, skv_ref, b.head_dim, s.lsb_bits) if skv_ref else ""
-    ann = _attention_text(H, 1 if b.generation else b.seq, b.seq, b.head_dim, s.msb_bits, s.q_msb)
+    ann = _attention_text(
+        H, 1 if b.generation else b.seq, b.seq, b.head_dim, s.msb_bits, s.q_msb, vb
+    )
     if keep < 1.0:  # the pruned tokens: K/V (and, whole-sequence, Q and the output) rows
         pruned = ("K", "V") if b.generation else ("Q", "K", "V", "AV")
         ann += "".join(f"sparsity {t} : density({keep!r})\n" for t in pruned)
-    pruning = s.token_final_keep < 1.0 or s.head_final_keep < 1.0
     topk = ""
-    if pruning:
+    if s.pruning:
         sizes = {"H": H, "Sq": sq, "Skv": skv, "Dv": b.head_dim, "R": TOPK_ROUNDS}
         topk = format_cascade(parse_cascade(TOPK_CASCADE.read_text(), params=sizes))
-    return LayerCascades(att, ref, ann, topk, keep, H, sq, skv, skv_ref)
+    return LayerCascades(att, ref, ann, topk, keep, H, sq, skv, skv_ref, skv_v)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -268,14 +380,15 @@ def _parsed(text: str):  # noqa: ANN202 - workloads.Cascade
 
 
 @functools.lru_cache(maxsize=4096)
-def _simulate(text: str) -> tuple[float, float, float]:
-    """DRAM bytes, seconds, K+V DRAM bytes of one cascade on ARCH with DATAFLOW."""
+def _simulate(text: str) -> tuple[float, float, float, float]:
+    """DRAM bytes, seconds, K and V DRAM bytes of one cascade on ARCH with DATAFLOW."""
     cas = _parsed(text)
     params = dict(cas.params)
     wl = FileWorkload("spatten", cas, params, cas.rank_sizes(params))
     res = simulate_workload(ARCH, wl, dataflow=DATAFLOW, engine="analytic").result
-    kv = sum(float(v) for k, v in res.bytes_by_tensor.items() if k in ("DRAM.K", "DRAM.V"))
-    return float(res.dram_bytes), float(res.seconds), kv
+    by = res.bytes_by_tensor
+    k, v = float(by.get("DRAM.K", 0.0)), float(by.get("DRAM.V", 0.0))
+    return float(res.dram_bytes), float(res.seconds), k, v
 
 
 @functools.lru_cache(maxsize=4096)
@@ -312,15 +425,19 @@ def _run_stack(b: Benchmark, s: Setting) -> tuple[Row, ...]:
     for layer in range(b.layers):
         d = layer_cascades(b, Setting(), layer)
         p = layer_cascades(b, s, layer)
-        d_dram, d_s, _ = _simulate(d.attention)
-        a_dram, a_s, a_kv = _simulate(p.attention)
-        _, r_s, r_kv = _simulate(p.refetch) if p.refetch else (0.0, 0.0, 0.0)
-        ann_dram, _, ann_kv = _simulate(p.annotated)  # what the recipe makes of the annotation
+        d_dram, d_s, _, _ = _simulate(d.attention)
+        a_dram, a_s, a_k, a_v = _simulate(p.attention)
+        _, r_s, r_k, r_v = _simulate(p.refetch) if p.refetch else (0.0, 0.0, 0.0, 0.0)
+        ann_dram, _, ann_k, ann_v = _simulate(p.annotated)  # the recipe on the annotation
         a_macs, a_ops = _ops(p.attention)
         r_macs, r_ops = _ops(p.refetch)
         _, topk_ops = _ops(p.topk)
         topk_s = topk_ops / _pe1d_ops_per_s()
-        pruned = a_dram + r_kv  # the refetch's query and result stay on chip
+        # local value pruning: the fetcher gathers only the selected values; the cascade has
+        # one key rank for K and V, so the gathered layer's V fetch is scaled to those rows
+        v_pruned = a_v * (1.0 - p.value_tokens / p.tokens)
+        refetch = r_k + (0.0 if s.lsb_keys_only else r_v)  # query and result stay on chip
+        pruned = a_dram - v_pruned + refetch
         rows.append(
             {
                 "benchmark": b.name,
@@ -329,15 +446,18 @@ def _run_stack(b: Benchmark, s: Setting) -> tuple[Row, ...]:
                 "tokens": p.tokens,
                 "queries": p.queries,
                 "heads": p.heads,
-                "kv_bits": s.msb_bits,
+                "kv_bits": f"{s.msb_bits}/{s.value_bits}",
+                "value_tokens": p.value_tokens,
                 "refetch_tokens": p.refetch_tokens,
                 "dense_dram_B": d_dram,
                 "pruned_dram_B": pruned,
-                "pruned_kv_B": a_kv,
-                "lsb_refetch_B": r_kv,
+                "pruned_kv_B": a_k + a_v - v_pruned,
+                "value_pruned_B": v_pruned,
+                "lsb_refetch_B": refetch,
                 "annotated_recipe_dram_B": ann_dram,
-                "annotated_recipe_kv_B": ann_kv,
+                "annotated_recipe_kv_B": ann_k + ann_v,
                 "annotated_count_B": _compulsory(p.annotated),
+                "gathered_recipe_dram_B": a_dram,
                 "gathered_count_B": _compulsory(p.attention),
                 "reduction": d_dram / pruned,
                 "attn_macs": a_macs + r_macs,
@@ -355,46 +475,59 @@ def _total(rows: Sequence[Mapping[str, Cell]], key: str) -> float:
     return float(sum(float(r[key]) for r in rows))
 
 
-def stack_reduction(b: Benchmark, s: Setting) -> float:
-    """Dense / pruned DRAM bytes of benchmark ``b`` summed over its layers."""
+def stack_reduction(b: Benchmark, s: Setting, dense_bits: int = DENSE_BITS) -> float:
+    """Dense / pruned DRAM bytes of benchmark ``b`` summed over its layers; ``dense_bits``:
+    width of every tensor of the dense baseline (its bytes scale with it: all its tensors are
+    :data:`DENSE_BITS` wide in the cascade)."""
     rows = run_stack(b, s)
-    return _total(rows, "dense_dram_B") / _total(rows, "pruned_dram_B")
+    dense = _total(rows, "dense_dram_B") * dense_bits / DENSE_BITS
+    return dense / _total(rows, "pruned_dram_B")
 
 
 def _only(s: Setting, *mechs: str) -> Setting:
-    """``s`` with only the named mechanisms (``token``, ``head``, ``quant``) switched on."""
-    return Setting(
-        token_final_keep=s.token_final_keep if "token" in mechs else 1.0,
-        head_final_keep=s.head_final_keep if "head" in mechs else 1.0,
-        msb_bits=s.msb_bits if "quant" in mechs else DENSE_BITS,
-        lsb_bits=s.lsb_bits if "quant" in mechs else 0,
-        lsb_frac=s.lsb_frac if "quant" in mechs else 0.0,
-        q_msb=s.q_msb and "quant" in mechs,
-        source=s.source,
-    )
+    """``s`` with only the named mechanisms (``token``, ``head``, ``value``, ``quant``)
+    switched on."""
+    out = s
+    if "token" not in mechs:
+        out = replace(out, token_final_keep=1.0, token_keep=())
+    if "head" not in mechs:
+        out = replace(out, head_final_keep=1.0, heads=())
+    if "value" not in mechs:
+        out = replace(out, value_keep=())
+    if "quant" not in mechs:
+        out = replace(
+            out, msb_bits=DENSE_BITS, v_bits=0, lsb_bits=0, lsb_frac=0.0, lsb_share=(), q_msb=False
+        )
+    return out
 
 
 _MECHS: dict[str, tuple[str, ...]] = {
     "token pruning": ("token",),
     "head pruning": ("head",),
+    "local value pruning": ("value",),
     "progressive quantization": ("quant",),
     "token + head": ("token", "head"),
-    "all three": ("token", "head", "quant"),
+    "all mechanisms": ("token", "head", "value", "quant"),
 }
+_SINGLES = ("token pruning", "head pruning", "local value pruning", "progressive quantization")
 
 
 def _stack_row(b: Benchmark, name: str, s: Setting, rows: Sequence[Mapping[str, Cell]]):  # noqa: ANN202
     dense, pruned = _total(rows, "dense_dram_B"), _total(rows, "pruned_dram_B")
     d_us, p_us = _total(rows, "dense_us"), _total(rows, "pruned_us")
+    fetched = sum(float(r["tokens"]) * float(r["heads"]) for r in rows)
+    share = sum(float(r["refetch_tokens"]) * float(r["heads"]) for r in rows) / fetched
+    k_bits = (
+        f"K {s.msb_bits}+{s.lsb_bits} ({share:.0%} refetched)" if s.lsb_bits else f"K {s.msb_bits}"
+    )
     return {
         "benchmark": b.name,
         "setting": name,
-        "token_final_keep": s.token_final_keep,
-        "token_mean_keep": _mean_keep(s.token_final_keep, b.layers),
-        "heads_last_layer": head_schedule(s.head_final_keep, b.heads, b.layers)[-1],
-        "kv_bits": f"{s.msb_bits}+{s.lsb_bits} ({s.lsb_frac:.0%} refetched)"
-        if s.lsb_bits
-        else str(s.msb_bits),
+        "token_final_keep": float(rows[-1]["keep"]),
+        "token_mean_keep": _mean([float(r["keep"]) for r in rows]),
+        "value_mean_keep": _mean([float(r["value_tokens"]) / b.seq for r in rows]),
+        "heads_last_layer": int(rows[-1]["heads"]),
+        "kv_bits": f"{k_bits}, V {s.value_bits}",
         "dense_MB": dense / 1e6,
         "pruned_MB": pruned / 1e6,
         "dram_access_reduction": dense / pruned,
@@ -416,22 +549,24 @@ def reproduce_spatten(*, fast: bool = False) -> Reproduction:
     """Run the SpAtten reproduction (``fast``: a shorter pruning sweep)."""
     layers: list[Row] = []
     stacks: list[Row] = []
-    for name, s in SETTINGS.items():
+    for name in SETTINGS:
         for b in BENCHMARKS:
+            s = setting_for(name, b)
             rows = run_stack(b, s, name)
             layers += rows
             stacks.append(_stack_row(b, name, s, rows))
-    head = SETTINGS[HEADLINE]
     breakdown: list[Row] = []
     for b in BENCHMARKS:
+        head = setting_for(HEADLINE, b)
         by_mech = {m: stack_reduction(b, _only(head, *k)) for m, k in _MECHS.items()}
-        singles = ("token pruning", "head pruning", "progressive quantization")
         breakdown.append(
             {
                 "benchmark": b.name,
                 **by_mech,
-                "product of the three alone": math.prod(by_mech[m] for m in singles),
-                "all three, Q at MSB too": stack_reduction(b, replace(head, q_msb=True)),
+                "product of each alone": math.prod(by_mech[m] for m in _SINGLES),
+                "all, Q at MSB too": stack_reduction(b, replace(head, q_msb=True)),
+                "all, dense baseline 8-bit": stack_reduction(b, head, dense_bits=8),
+                "all, dense baseline 32-bit": stack_reduction(b, head, dense_bits=32),
                 "recalled token": RECALLED["token_pruning"],
                 "recalled head": RECALLED["head_pruning"],
             }
@@ -475,10 +610,17 @@ def reproduce_spatten(*, fast: bool = False) -> Reproduction:
         )
     )
     gathered_is_recipe = max(
-        abs(float(r["gathered_count_B"]) - (float(r["pruned_dram_B"]) - float(r["lsb_refetch_B"])))
+        abs(float(r["gathered_count_B"]) - float(r["gathered_recipe_dram_B"]))
         / float(r["gathered_count_B"])
         for r in layers
     )
+    at_recalled = [r for r in stacks if r["setting"] == "recalled ratios"]
+    red_recalled = _mean([float(r["dram_access_reduction"]) for r in at_recalled])
+    traced = [k for k in by_bench if k in TRACES]
+    red_traced = _mean([by_bench[k] for k in traced])
+    by_width = {
+        w: _mean([float(r[f"all, dense baseline {w}-bit"]) for r in breakdown]) for w in (8, 32)
+    }
     recipe_gap = _mean([float(r["annotated_recipe_reduction"]) for r in at.values()])
     bd = {m: _mean([float(r[m]) for r in breakdown]) for m in _MECHS}
     checks = (
@@ -499,6 +641,22 @@ def reproduce_spatten(*, fast: bool = False) -> Reproduction:
                 gate=False,
             )
             for k, v in by_bench.items()
+        ),
+        Check(
+            f"DRAM access reduction, mean of the {len(traced)} released traces",
+            red_traced,
+            PAPER["dram_access_reduction"],
+            within(red_traced, PAPER["dram_access_reduction"], TOL),
+            "±15% (info: the GPT-2 stacks SpAtten released)",
+            gate=False,
+        ),
+        Check(
+            "DRAM access reduction, mean (recalled ratios, the earlier headline)",
+            red_recalled,
+            PAPER["dram_access_reduction"],
+            within(red_recalled, PAPER["dram_access_reduction"], TOL),
+            "±15% (info: recalled token/head ratios, our quantization, no value pruning)",
+            gate=False,
         ),
         Check(
             "DRAM access reduction, mean (stated schedule)",
@@ -537,8 +695,13 @@ def reproduce_spatten(*, fast: bool = False) -> Reproduction:
         "paper_dram_access_reduction": PAPER["dram_access_reduction"],
         "breakdown_mean": bd,
         "dram_access_reduction_q_at_msb_too": _mean(
-            [float(r["all three, Q at MSB too"]) for r in breakdown]
+            [float(r["all, Q at MSB too"]) for r in breakdown]
         ),
+        "dram_access_reduction_released_traces": red_traced,
+        "dram_access_reduction_recalled_ratios": red_recalled,
+        "dram_access_reduction_dense_baseline_8bit": by_width[8],
+        "dram_access_reduction_dense_baseline_32bit": by_width[32],
+        "trace_source": "mit-han-lab/spatten@a0f1388 spatten_hardware/hardware/workloads/",
         "annotated_recipe_reduction": recipe_gap,
         "speedup_mean": _mean([float(r["speedup"]) for r in at.values()]),
         "arch": ARCH,
@@ -546,13 +709,27 @@ def reproduce_spatten(*, fast: bool = False) -> Reproduction:
     }
     notes = (
         "Paper (abstract, ../shared/seeds): DRAM access reduced 10.0x on average over 30 "
-        "benchmarks. Its per-benchmark pruning ratios, bit widths and refetch rate are not in "
-        "../shared; 'recalled ratios' uses 3.8x (token) and 1.1x (head) recalled from the "
-        "paper's results (unverified); 'stated schedule' is ours.",
-        "Schedules: layer l keeps final_keep^(l/11) of the tokens (layer 0 dense; a pruned "
-        "token stays pruned) and heads fall linearly to the last layer's count. Quantization "
-        "(ours): K/V at 6-bit MSB, 4-bit LSB refetched for 10% of the work, against 16 bits; "
-        "Q and the output stay 16-bit.",
+        "benchmarks. The headline ('released traces') takes the GPT-2 stacks' inputs from the "
+        "workload traces SpAtten's authors released (mit-han-lab/spatten@a0f1388, "
+        "spatten_hardware/hardware/workloads: per layer the fetched keys and values, heads, "
+        "K/V/Q bits and the keys' LSB refetch); BERT has no released trace and keeps the "
+        "recalled 3.8x / 1.1x token / head ratios (unverified) with the gpt2-small trace's "
+        "quantization. 'recalled ratios' (the earlier headline) and 'stated schedule' (ours) "
+        "are reported beside it.",
+        "Mechanisms the traces add to the earlier model: local value pruning (only the values "
+        "of the keys that pass the current query's top-k are fetched: 5% of the context's "
+        "values in gpt2-small against 28% of its keys), values at their own width (6 or 8 "
+        "bits) and the LSB refetch on keys only (requant..._k), Q at 16 bits as in the traces' "
+        "configs (q16b). Before: 7.64x mean of bert-base and gpt2-small at the recalled ratios.",
+        "Honest miss: the 3-stack mean is 8.1x; the two released GPT-2 traces alone give 9.4x "
+        "(gpt2-small 14.2x, gpt2-medium 4.5x: its trace keeps 12-bit keys, 8-bit values and "
+        "prunes fewer tokens); BERT at the recalled ratios gives 5.6x. The dense baseline's "
+        "width is not in ../shared: every tensor at 16 bits here (the presets' word); at 8 "
+        "bits the mean is 4.0x, at 32 bits 16.2x (breakdown).",
+        "Schedules without a trace: layer l keeps final_keep^(l/11) of the tokens (layer 0 "
+        "dense; a pruned token stays pruned) and heads fall linearly to the last layer's "
+        "count. Quantization of 'recalled ratios' and 'stated schedule' (ours): K/V at 6-bit "
+        "MSB, 4-bit LSB refetched for 10% of the work.",
         "Token pruning is carried in the cascade as density on K/V (and Q/output for BERT): "
         "workloads.count scales their compulsory bytes, but the spatial recipes do not scale "
         "an input's DRAM fetch by its density (annotated_recipe_reduction shows what they "
@@ -562,8 +739,10 @@ def reproduce_spatten(*, fast: bool = False) -> Reproduction:
         "candidate) counted by workloads.count, one op per 1D PE per cycle of the fusemax "
         "preset; on chip, so no DRAM bytes. Times are the fusemax preset's, not SpAtten's "
         "chip, and are reported only.",
-        "BERT misses because half its attention traffic is Q and the output, which pruning "
-        "shrinks but our quantization does not narrow; GPT-2 generation is K/V-bound.",
+        "BERT stays low because half its attention traffic is Q and the output, which pruning "
+        "shrinks but K/V quantization does not narrow (the traces keep Q at 16 bits); GPT-2 "
+        "generation is K/V-bound. Local value pruning is applied where a trace records it "
+        "(generation), not to BERT.",
     )
     tables: dict[str, list[Row]] = {
         "spatten": stacks,
@@ -572,24 +751,46 @@ def reproduce_spatten(*, fast: bool = False) -> Reproduction:
         "layers": layers,
     }
     if not fast:
-        tables["quant_sensitivity"] = _quant_sensitivity(head)
+        tables["quant_sensitivity"] = _quant_sensitivity()
     return Reproduction(
         name="spatten",
         tables=tables,
         summary=summary,
         checks=checks,
         notes=notes,
-        plot=lambda fig: _plot(fig, sweep, breakdown),
+        plot=lambda fig: plot_spatten(
+            fig,
+            sweep,
+            breakdown,
+            names=[b.name for b in BENCHMARKS],
+            mechs=list(_MECHS),
+            paper=PAPER["dram_access_reduction"],
+            recalled_token=RECALLED["token_pruning"],
+            headline=HEADLINE,
+        ),
     )
 
 
-def _quant_sensitivity(head: Setting) -> list[Row]:
-    """Mean and per-stack reduction over the MSB width and LSB refetch fraction."""
+def _quant_sensitivity() -> list[Row]:
+    """Mean and per-stack reduction over the key MSB width and LSB refetch fraction, at the
+    headline's pruning (values at the key width)."""
     out: list[Row] = []
     for msb in QUANT_MSB_BITS:
         for frac in QUANT_LSB_FRAC:
-            s = replace(head, msb_bits=msb, lsb_bits=4, lsb_frac=frac)
-            by = {b.name: stack_reduction(b, s) for b in BENCHMARKS}
+            by = {
+                b.name: stack_reduction(
+                    b,
+                    replace(
+                        setting_for(HEADLINE, b),
+                        msb_bits=msb,
+                        v_bits=0,
+                        lsb_bits=4,
+                        lsb_frac=frac,
+                        lsb_share=(),
+                    ),
+                )
+                for b in BENCHMARKS
+            }
             out.append(
                 {
                     "msb_bits": msb,
@@ -603,32 +804,3 @@ def _quant_sensitivity(head: Setting) -> list[Row]:
                 }
             )
     return out
-
-
-def _plot(fig, sweep, breakdown) -> None:  # noqa: ANN001 - matplotlib Figure and row lists
-    a0, a1 = fig.subplots(1, 2)
-    for b, style in zip(BENCHMARKS, ("o-", "s-"), strict=False):
-        pts = [r for r in sweep if r["benchmark"] == b.name]
-        x = [1.0 / r["token_mean_keep"] for r in pts]
-        a0.plot(x, [r["all_three"] for r in pts], style, label=f"{b.name}: all three")
-        a0.plot(x, [r["tokens_only"] for r in pts], style, alpha=0.4, label=f"{b.name}: tokens")
-    a0.axhline(PAPER["dram_access_reduction"], color="k", ls="--", lw=0.8, label="paper 10.0x")
-    a0.axvline(RECALLED["token_pruning"], color="0.6", lw=0.8, label="recalled 3.8x tokens")
-    a0.set_xscale("log", base=2)
-    a0.set_yscale("log", base=2)
-    a0.set_xlabel("token pruning: 1 / mean kept fraction")
-    a0.set_ylabel("DRAM access reduction (dense / pruned)")
-    a0.set_title("SpAtten on the fusemax preset")
-    a0.legend(fontsize=6)
-    mechs = list(_MECHS)
-    w = 0.8 / len(breakdown)
-    for i, r in enumerate(breakdown):
-        a1.bar(
-            [j + i * w for j in range(len(mechs))], [r[m] for m in mechs], w, label=r["benchmark"]
-        )
-    a1.set_xticks([j + 0.4 - w / 2 for j in range(len(mechs))])
-    a1.set_xticklabels(mechs, rotation=20, fontsize=6)
-    a1.axhline(PAPER["dram_access_reduction"], color="k", ls="--", lw=0.8)
-    a1.set_ylabel("DRAM access reduction")
-    a1.set_title(f"by mechanism ({HEADLINE})")
-    a1.legend(fontsize=6)
