@@ -88,9 +88,11 @@ def _plan(
 ) -> Plan:
     """Lower ``mapping`` and describe it (useful ops, kernels, passes, spilled bytes)."""
     from archsim import TileProgram
+    from mappings._splits import apply_splits
 
     mapping = mapping.model_copy(update={"name": name})
     prog = lower(workload, mapping, arch)
+    workload = apply_splits(workload, mapping.splits)  # the tiles the mapping runs
     k = kernels(workload, roles)
     big, small = pick_units(arch)
     inter = set(workload.cascade.intermediates)

@@ -174,7 +174,11 @@ def row_block_group(
     dram_t: dict[str, int] = {}
     glb_t: dict[str, int] = {}
     rf_t: dict[str, int] = {}
+    # features, and any other rank an Einsum of the group sums away (MLA's rope part), run
+    # in time inside the PE registers
     features = {*roles.features, *roles.value_features}
+    for n in einsums:
+        features |= set(by[n].reduce_ranks)
     if q is not None:
         sq = spatial.get(q, 1)
         block = min(rows, sizes[q])
@@ -243,8 +247,8 @@ def buffer_need(w: Workload, group: FusionGroup) -> float:
 
 
 class _Setup(NamedTuple):
-    w: Workload
-    splits: dict[str, int]  # the mapping's splits (none: the cascade's own tile parameters)
+    w: Workload  # the workload with the mapping's splits applied
+    splits: dict[str, int]  # the mapping's splits
     glb: str
     cap: float
     m0: int
@@ -253,18 +257,25 @@ class _Setup(NamedTuple):
 
 
 def _setup(workload: Workload, arch: Architecture, roles: AttentionRoles) -> _Setup:
-    """The array's tiles for ``workload``: keys per tile (the key's inner part when the
-    cascade splits it: its own tile parameter is kept) by query rows per tile."""
+    """The array's tiles for ``workload``: keys per tile (a split key's inner part) by query
+    rows per tile, and the mapping's splits."""
     from mappings._attn_common import glb_level
 
     g = glb_level(arch)
     big, _ = pick_units(arch)
     mx, my = unit_mesh(big)
-    sizes = workload.sizes
+    splits: dict[str, int] = {}
+    if roles.iterative and roles.key_outer is not None and roles.key_split_param is not None:
+        # running state along the key's outer part (a 1-pass softmax): it advances by the
+        # array's key tile, as FuseMax's does (a split that is the algorithm's own, such as
+        # linear attention's chunk, is kept)
+        splits[roles.key] = max(1, min(mx, int(workload.sizes.get(roles.key, 1))))
+    w = apply_splits(workload, splits)
+    sizes = w.sizes
     m0 = max(1, min(mx, int(sizes.get(roles.key_inner or roles.key, 1))))
     p0 = max(1, min(my, int(sizes.get(roles.query, 1))))
     cap = float(g.capacity_bytes or float("inf"))
-    return _Setup(workload, {}, g.name, cap, m0, p0, kernels(workload, roles))
+    return _Setup(w, splits, g.name, cap, m0, p0, kernels(workload, roles))
 
 
 def _wrap(
