@@ -5,7 +5,9 @@ work per tile is counted from the cascade's Einsums (:mod:`mappings._stream`). B
 follows FuseMax (Nayak et al., MICRO'24; ``reference/fusemax_cascades.md``) and its artifact
 (FPSG-UIUC/micro24-fusemax-artifact @ f543beb):
 
-* ``unfused`` and ``flat`` live in :mod:`mappings._flat` (the artifact's 3-pass baselines).
+* ``unfused`` and ``flat`` (the artifact's 3-pass baselines) are registered in
+  :mod:`mappings._flat`; their mappings are built by :mod:`mappings._flat_mapping` and lowered
+  by the generic lowering, as ``fusemax``'s (:mod:`mappings._fusemax_mapping`).
 * ``fusemax``: a 1-pass cascade; the 2D array runs the Einsums that iterate the key tile (for
   FuseMax's cascade QK, LM, SLN (exp = 6 MAC + 1 add on the preset), SLD and SLNV: ``2E + 9``
   cycles per ``M0 x P0`` tile); the 1D array runs the running-state Einsums (RM, PRM, SPD, RD,

@@ -251,9 +251,13 @@ def reproduce_fusemax(
         "Unfused runs on the flat preset (32 MiB buffer), as the artifact's unfused baseline.",
         "Means are arithmetic over the points run; --fast compares against the paper's mean "
         "over the same points.",
-        "Two models: the 'fusemax' table is the artifact's model re-implemented (the fusemax "
-        "recipe keeps the artifact's P1 tiling rule; flat/unfused keep its cost rules, e.g. "
-        "exp(x - max) as one 1D op). The 'own_model' table uses no recipe: the fusion mapper's "
+        "Two models: the 'fusemax' table runs the three dataflows as mapping recipes (the "
+        "artifact's bindings written as Mappings: fusemax keeps the artifact's P1 tiling rule; "
+        "flat holds a block of score rows in the buffer, or keeps the scores off chip with its "
+        "stages pipelined; unfused runs three kernels through DRAM), all lowered by the one "
+        "generic lowering, which counts every op (the flat preset's 1D array runs exp(x - max) "
+        "as one op, its fused_ops) and every buffer and DRAM byte from what each mapping holds "
+        "at which level. The 'own_model' table uses no recipe: the fusion mapper's "
         "best (EDP) mapping of each cascade on each preset, through the generic lowering. "
         "Its FuseMax side matches the recipe; its FLAT side is weaker than the FLAT recipe "
         "(subtract and exp counted as two 1D ops; beyond the buffer's row capacity it falls "
