@@ -59,11 +59,12 @@ def _fmt_b(b: float) -> str:
     return f"{b:.0f} B"
 
 
-_SET_KEYS = {"B": 1, "S": 2048, "page": 0, "prompt": 0, "tokens": 0}
+_SET_KEYS: dict[str, int | None] = {"B": 1, "S": 2048, "page": 0, "prompt": None, "tokens": None}
 
 
-def _shapes(items: list[str] | None) -> dict[str, int]:
-    """The ``--set`` values (``B, S, page, prompt, tokens``), defaults filled in."""
+def _shapes(items: list[str] | None) -> dict[str, int | None]:
+    """The ``--set`` values (``B, S, page, prompt, tokens``), defaults filled in (None:
+    ``prompt`` and ``tokens`` not given)."""
     from models._spec import ModelError
     from workloads.library import parse_set_options
 
@@ -76,10 +77,13 @@ def _shapes(items: list[str] | None) -> dict[str, int]:
             expected=f"one of {', '.join(_SET_KEYS)}",
             got=unknown[0],
         )
-    out = {}
+    out: dict[str, int | None] = {}
     for key, default in _SET_KEYS.items():
         v = given.get(key, default)
-        low = 1 if key in ("B", "S") else 0
+        low = 0 if key == "page" else 1
+        if v is None:
+            out[key] = None
+            continue
         if isinstance(v, bool) or not isinstance(v, int) or v < low:
             what = "a positive integer" if low else "an integer >= 0"
             raise ModelError("bad value", path=f"--set {key}", expected=what, got=v)
@@ -119,8 +123,8 @@ def _run(args: argparse.Namespace) -> int:
             "no model given", path="MODEL", expected="a preset name or a config.json", got=None
         )
     shapes = _shapes(args.set)
-    batch, seq = shapes["B"], shapes["S"]
-    page = args.page_size if args.page_size is not None else shapes["page"]
+    batch, seq = int(shapes["B"] or 1), int(shapes["S"] or 1)
+    page = args.page_size if args.page_size is not None else int(shapes["page"] or 0)
     if page < 0:
         raise ModelError("bad value", path="--page-size", expected="an integer >= 0", got=page)
     system = load_system(args.system) if args.system else None
@@ -147,8 +151,8 @@ def _run(args: argparse.Namespace) -> int:
             spec,
             arch,
             batch=batch,
-            prompt=shapes["prompt"] or seq,
-            tokens=shapes["tokens"] or 128,
+            prompt=seq if shapes["prompt"] is None else shapes["prompt"],
+            tokens=128 if shapes["tokens"] is None else shapes["tokens"],
             tp=tp,
             system=system,
             engine=args.engine,
@@ -165,7 +169,7 @@ def _run(args: argparse.Namespace) -> int:
         _print_generation(gen, args.trace)
         return 0
     for key in ("prompt", "tokens"):
-        if shapes[key]:
+        if shapes[key] is not None:
             raise ModelError(
                 f"--set {key} is for --phase generate",
                 path=f"--set {key}",
@@ -351,6 +355,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--engine", choices=("event", "analytic"), default="event")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--trace", metavar="FILE.json", help="write a Perfetto trace of the step")
+    p.add_argument(
+        "--trace",
+        metavar="FILE.json",
+        help="write a Perfetto trace of the step (generate: the prefill and the last step)",
+    )
     p.add_argument("--list", action="store_true", help="list model presets and systems")
     p.set_defaults(func=_run)

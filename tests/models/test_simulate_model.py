@@ -249,6 +249,20 @@ def test_cli_places_pim_norms_on_the_host(capsys) -> None:
         (["model", "bert-base", "--arch", "h100", "--phase", "decode"], "encoder"),
         (["model", "nope.json", "--arch", "h100"], "no such file"),
         (["model", "gpt-5", "--arch", "h100"], "model"),
+        (["model", "llama3-8b", "--arch", "h100", "--page-size", "-1"], "--page-size"),
+        (["model", "llama3-8b", "--arch", "h100", "--set", "page=-2"], "--set page"),
+        (
+            ["model", "llama3-8b", "--arch", "h100", "--phase", "prefill", "--set", "page=16"],
+            "page",
+        ),
+        (
+            ["model", "llama3-8b", "--arch", "h100", "--phase", "generate", "--set", "prompt=0"],
+            "prompt",
+        ),
+        (["model", "llama3-8b", "--arch", "h100", "--cp", "3", "--phase", "prefill"], "cp"),
+        (["model", "llama3-8b", "--arch", "h100", "--cp", "0"], "cp"),
+        (["model", "llama3-8b", "--arch", "h100", "--ep", "2"], "ep"),
+        (["model", "deepseek-v3", "--arch", "h200", "--ep", "8", "--set", "B=4"], "ep"),
     ],
 )
 def test_cli_errors(capsys, argv: list[str], match: str) -> None:
