@@ -24,8 +24,16 @@ Same physical quantities as the analytic model (:mod:`archsim.gpu`):
   efficiency and any non-overlapped softmax included); the real MAC count is in ``meta``.
 - *Launch overhead.* Each kernel is preceded by a one-slot phase that takes its fixed
   launch/gap time (``launch_s`` for the first kernel, ``gap_s`` for the others).
-- *Bytes in flight.* An engine tile is what one CTA keeps in flight (the model's per-CTA
-  stream bandwidth x the DRAM latency): uniform K-loop trips are merged, big trips split.
+- *Bytes in flight.* The engine runs one load per slot at a time, latency then transfer
+  (``archsim/program.py``), so by default an engine tile is what one CTA keeps in flight
+  (the model's per-CTA stream bandwidth x the DRAM latency): uniform K-loop trips are
+  merged, big trips split. NOTE: with every slot in lockstep this pays the latency *and*
+  the shared-bandwidth transfer per tile, one after the other, where a CTA's cp.async /
+  TMA stages overlap them: memory-bound kernels (decode, skinny GEMMs) run 15-50% long.
+  ``pipelined_loads=True`` lowers the real pipeline instead -- one engine load per stage
+  buffer (a model trip), ``depth`` = the kernel's stages -- for an engine that lets a slot
+  start its next load when the previous transfer is done and counts the latency as a
+  delay before the data is usable (several loads in flight).
 - *Write-back.* A kernel's DRAM writes drain from L2 in a phase beside the kernel (CTAs
   do not wait for DRAM); the next kernel waits for both. Work outside the main loop
   (pipeline fill/drain, GEMM epilogue) is a per-CTA prologue on the SM.
@@ -89,7 +97,7 @@ def time_base_hz(model: GpuModel, arch: object) -> float:
 
 
 def _grouped_trips(cost: KernelCost, lat_s: float) -> tuple[np.ndarray, float]:
-    """Engine trips and model trips per engine trip.
+    """Engine trips and model trips per engine trip (serial-latency lowering).
 
     The engine keeps one tile load per slot in flight (load ``k`` starts when load ``k-1``
     is done) and pays the DRAM latency ``lat_s`` per load, while the model streams a CTA
@@ -139,10 +147,15 @@ def kernel_phase(
     after: tuple[str, ...] | None = None,
     dtype: str = "bf16",
     scale: float = 1.0,
+    pipelined_loads: bool = False,
 ) -> Phase:
     """One kernel as a :class:`Phase` (see module notes).
 
     ``scale`` = time-base cycles per SM cycle (``clock_hz / f`` of this kernel).
+    ``pipelined_loads``: one engine load per shared-memory stage and ``depth`` = stages (a
+    CTA's cp.async / TMA pipeline), for an engine that keeps several loads of a slot in
+    flight; False: one engine load of all the bytes a CTA keeps in flight, one latency each
+    (the engine's semantics today). See module notes, "Bytes in flight".
     """
     dram, l2, smem = _level(arch, "HBM", "DRAM"), _level(arch, "L2"), _level(arch, "SMEM")
     lat_s = _dram_latency_s(arch, model)
@@ -154,16 +167,20 @@ def kernel_phase(
     if cost.trips is None or cost.trip_cycles <= 0:  # streaming kernel
         per_cta = float(np.asarray(cost.cta_bytes).mean()) if ctas else 0.0
         cyc = float(np.asarray(cost.cta_cycles).mean()) if ctas else 0.0
-        # one chunk = what a CTA keeps in flight; one chunk per DRAM latency
-        chunk = max(cost.cta_stream_bytes_per_s * lat_s, 1.0)
+        # one chunk = what a CTA keeps in flight (one stage of it when pipelined)
+        stream_depth = max(1, cost.stages) if pipelined_loads else 1
+        chunk = max(cost.cta_stream_bytes_per_s * lat_s / stream_depth, 1.0)
         n = max(1, math.ceil(per_cta / chunk))
         trips: int | np.ndarray = n
         loop_bytes, l2_bytes = per_cta / n, per_cta / n
         issued = 0.0
         alu = {"add": cyc * add_rate * scale / n} if cyc > 0 and add_rate > 0 else {}
-        depth = 1
+        depth = stream_depth
     else:
-        trips, group = _grouped_trips(cost, lat_s)
+        if pipelined_loads:  # one engine load per stage buffer: a model trip
+            trips, group = np.asarray(cost.trips, dtype=np.int64), 1.0
+        else:
+            trips, group = _grouped_trips(cost, lat_s)
         if cost.order is not None and np.ndim(trips):
             # the engine hands items out in index order: put them in the kernel's dispatch
             # order (FA2/FA3 causal launch the longest query blocks first)
@@ -250,9 +267,11 @@ def costs_to_program(
     prediction: OpPrediction,
     *,
     dtype: str = "bf16",
+    pipelined_loads: bool = False,
 ) -> TileProgram:
     """The kernels of one operation as a :class:`TileProgram`, run back to back, each at
-    the SM clock the power model chose for it (see module notes for the time base)."""
+    the SM clock the power model chose for it (see module notes for the time base;
+    ``pipelined_loads``: see :func:`kernel_phase`)."""
     phases = []
     deps: tuple[str, ...] = ()
     seen: dict[str, int] = {}
@@ -275,7 +294,9 @@ def costs_to_program(
             deps = (f"launch:{pname}",)
         f = prediction.kernels[i].clock_hz if i < len(prediction.kernels) else 0.0
         f = f or prediction.clock_hz or model.hw.boost_clock_hz
-        phase = kernel_phase(c, model, arch, after=deps, dtype=dtype, scale=base / f)
+        phase = kernel_phase(
+            c, model, arch, after=deps, dtype=dtype, scale=base / f, pipelined_loads=pipelined_loads
+        )
         phases.append(replace(phase, name=pname))
         wb = writeback_phase(c, arch, f"writeback:{pname}", deps)
         if wb is not None:

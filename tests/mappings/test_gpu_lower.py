@@ -1,0 +1,92 @@
+"""GPU lowering (mappings/_gpu/_lower.py): how a kernel's CTA pipeline becomes engine loads.
+
+Serial-latency lowering (default): one engine load is all the bytes a CTA keeps in flight.
+Pipelined lowering (``pipelined_loads=True``): one engine load per shared-memory stage
+buffer (a model trip) and ``depth`` = the kernel's stages. Both move the same bytes and
+issue the same tensor work in total.
+"""
+
+import numpy as np
+import pytest
+
+from archsim import load_arch
+from archsim.engine import simulate
+from archsim.gpu import decode_costs, evaluate_op, gemm_costs, gpu_model, streaming_cost
+from mappings._gpu import costs_to_program
+from mappings._gpu._lower import kernel_phase
+
+ARCH = load_arch("h100")
+MODEL = gpu_model("h100")
+
+
+def _totals(phase):
+    """(DRAM bytes, L2 bytes, tensor MAC slots) of a phase's body over all its trips."""
+    trips = phase.trips
+    n = float(np.sum(trips)) if np.ndim(trips) else float(trips * phase.work_items)
+    dram = sum(t.bytes for t in phase.body.loads if t.src == "HBM") * n
+    l2 = sum(t.bytes for t in phase.body.loads if t.src == "L2") * n
+    macs = sum(sum(c.ops.values()) for c in phase.body.compute if c.unit == "tensor") * n
+    return dram, l2, macs
+
+
+def test_pipelined_gemm_loads_one_k_step_per_stage_with_the_kernels_stage_count():
+    (cost,) = gemm_costs(4096, 4096, 4096, MODEL)
+    serial = kernel_phase(cost, MODEL, ARCH)
+    piped = kernel_phase(cost, MODEL, ARCH, pipelined_loads=True)
+    # one engine trip per K step of the model, `stages` buffers in flight
+    assert np.array_equal(piped.trips, cost.trips)
+    assert piped.depth == cost.stages == 4
+    # a load is one stage's A and B tiles (DRAM share + L2 share, after TMA multicast)
+    assert sum(t.bytes for t in piped.body.loads) == pytest.approx(cost.trip_l2_bytes, abs=2)
+    # the serial lowering merges the stages in flight into one load, two buffers deep
+    assert int(np.sum(serial.trips)) < int(np.sum(piped.trips))
+    assert serial.depth == 2
+    # same DRAM bytes (the model's), same L2 bytes and tensor work in total
+    d_s, l_s, m_s = _totals(serial)
+    d_p, l_p, m_p = _totals(piped)
+    assert d_p == pytest.approx(cost.dram_read_bytes, rel=1e-3)
+    assert d_s == pytest.approx(d_p, rel=1e-3)
+    assert l_s == pytest.approx(l_p, rel=1e-3)
+    assert m_s == pytest.approx(m_p, rel=1e-9)
+
+
+def test_pipelined_decode_keeps_whole_kv_tiles_instead_of_splitting_them():
+    costs = decode_costs(MODEL, B=8, Hq=32, Hkv=32, Skv=32768, D=128, family="flash2")
+    cost = costs[0]
+    assert cost.trips is not None
+    serial = kernel_phase(cost, MODEL, ARCH)
+    piped = kernel_phase(cost, MODEL, ARCH, pipelined_loads=True)
+    # FA2 keeps less than one 128-key K/V tile in flight: the serial lowering splits a
+    # tile into several one-latency loads; the pipelined one loads whole stage buffers
+    assert int(np.sum(serial.trips)) > int(np.sum(cost.trips))
+    assert np.array_equal(piped.trips, cost.trips)
+    assert piped.depth == cost.stages
+    assert sum(t.bytes for t in piped.body.loads) == pytest.approx(cost.trip_bytes, abs=2)
+    assert _totals(piped)[0] == pytest.approx(_totals(serial)[0], rel=1e-3)
+
+
+def test_pipelined_streaming_kernel_streams_one_stage_of_its_bytes_in_flight_per_load():
+    cost = streaming_cost(
+        MODEL, name="softmax", category="softmax", read_bytes=2**30, write_bytes=2**30, alu_ops=1e9
+    )
+    serial = kernel_phase(cost, MODEL, ARCH)
+    piped = kernel_phase(cost, MODEL, ARCH, pipelined_loads=True)
+    assert serial.depth == 1
+    assert piped.depth == cost.stages == 2
+    # twice the loads, half the bytes each: the same bytes in flight per CTA
+    assert piped.trips == pytest.approx(cost.stages * serial.trips, abs=1)
+    assert _totals(piped)[0] == pytest.approx(_totals(serial)[0], rel=1e-4)  # int bytes
+
+
+def test_costs_to_program_passes_pipelined_loads_to_every_kernel():
+    costs = decode_costs(MODEL, B=8, Hq=32, Hkv=8, Skv=1024, D=128, family="flash2")
+    assert len(costs) == 2  # split-KV kernel + combine kernel
+    op = evaluate_op(costs, MODEL)
+    prog = costs_to_program("dec", costs, MODEL, ARCH, op, pipelined_loads=True)
+    by_name = {p.name: p for p in prog.phases}
+    for c in costs:
+        assert by_name[c.name].depth == max(1, c.stages)
+    # a program the engine runs: same kernels, launch phases and write-backs as the default
+    base = costs_to_program("dec", costs, MODEL, ARCH, op)
+    assert [p.name for p in prog.phases] == [p.name for p in base.phases]
+    assert simulate(prog, ARCH).seconds > 0
