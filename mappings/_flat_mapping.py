@@ -11,7 +11,8 @@ level           loops (outermost first) and what the level holds
 ==============  ================================================================================
 DRAM            batch, heads, other ranks, blocks of ``rows`` query rows, then a split key's
                 outer part (the rank running state advances along)
-global buffer   key tiles, then the block's query tiles; holds what the recipe keeps there
+global buffer   key tiles, then the block's query tiles (1D array: the other way round);
+                holds what the recipe keeps there
 PE registers    features (in time); key tile x query tile in space (2D array: keys on its rows,
                 queries on its columns; 1D array: query rows along it, then keys); holds the
                 tile's operands
@@ -195,7 +196,9 @@ def row_block_group(
     lead = [r for r in (*roles.batch, *roles.query_heads) if r in dram_t]
     tail = [r for r in (q, outer) if r is not None]
     dram_order = (*lead, *(r for r in dram_t if r not in lead and r not in tail), *tail)
-    glb_order = tuple(r for r in (key, q) if r is not None)
+    # 2D array: key tiles outside the block's query tiles (a key tile streams once per
+    # block); 1D array: query rows outside their keys (a row's max and sum stay in its lane)
+    glb_order = tuple(r for r in ((key, q) if unit is big else (q, key)) if r is not None)
     used = [t.name for t in group_tensors(w, FusionGroup(einsums=tuple(einsums), levels=()))]
     # every operand and result of a tile passes through the PE registers
     rf_keep = tuple(used)
@@ -497,7 +500,11 @@ def _three_kernels(
     if k.between:
         # a few rows' scores (and their exponentials) stay in the buffer for the passes
         keep = (*_inputs_of(s, k.between), *state_between)
-        groups.append(fit(k.between, keep, state_between, s.p0, 1.0, pipelined and bool(groups)))
+        # (a split key's tile at a time when the running state advances along it: then rows
+        # are not bounded by a whole score row, only by the buffer)
+        split = roles.key_outer in s.w.sizes and bool(roles.iterative)
+        top, frac = (nq, 0.5) if split else (s.p0, 1.0)
+        groups.append(fit(k.between, keep, state_between, top, frac, pipelined and bool(groups)))
     groups.append(blocked((*k.value, *k.after), state_value, pipelined and bool(groups)))
     return groups
 

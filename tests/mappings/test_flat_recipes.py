@@ -9,6 +9,7 @@ get their own cost, a cascade that is not attention runs as one kernel per Einsu
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from mappings import simulate_workload
 from workloads import count, get_workload
@@ -167,3 +168,49 @@ def test_flat_refuses_a_cascade_that_is_not_attention(fusemax):
 
     with pytest.raises(MappingError, match="attention structure"):
         _run(fusemax, "softmax", "flat")
+
+
+def test_flat_and_unfused_are_mappings_run_back_unchanged_from_yaml(tmp_path):
+    from archsim.cli import main
+
+    args = ["simulate", "--arch", "flat", "--workload", "mha", "--set", "passes=3"]
+    for df, shape in (("flat", "S=4096"), ("flat", "S=262144"), ("unfused", "S=4096")):
+        out = tmp_path / f"{df}.yaml"
+        one = [*args, "--set", shape, "--set", "B=1", "--set", "H=1", "--engine", "analytic"]
+        first = _cycles(main, [*one, "--dataflow", df, "--save-mapping", str(out)])
+        assert _cycles(main, [*one, "--mapping", str(out)]) == first
+        data = yaml.safe_load(out.read_text())
+        # the recipe's decisions are data: the groups, what each level keeps, what overlaps
+        if df == "unfused" or shape == "S=262144":
+            assert len(data["groups"]) == 3
+            assert [g.get("pipelined", False) for g in data["groups"]] == [
+                False,
+                df == "flat",
+                df == "flat",
+            ]
+        else:
+            (g,) = data["groups"]
+            assert {"QK", "SN", "A"} <= set(g["levels"][1]["keep"])
+            assert set(g["on_chip"]) == {"QK", "M", "SN", "SD", "A"}
+
+
+def _cycles(main, argv):  # noqa: ANN001, ANN202
+    import contextlib
+    import io
+    import json
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main([*argv, "--json"]) == 0
+    return json.loads(buf.getvalue())["cycles"]
+
+
+@pytest.mark.parametrize("dataflow", ["flat", "unfused"])
+def test_a_users_sliding_window_costs_in_proportion_to_its_window(dataflow):
+    path = "examples/cascades/sliding_window.ein"
+    t = {w: _run("flat", path, dataflow, L=16384, W=w).result.seconds for w in (512, 1024, 2048)}
+    # the keys a query row reaches grow with W; the fixed part (Q, O, projections) does not
+    assert 1.6 < t[1024] / t[512] < 2.05
+    assert 1.7 < t[2048] / t[1024] < 2.05
+    full = _run("flat", path, dataflow, L=16384, W=16384).result.seconds
+    assert t[2048] < 0.3 * full
