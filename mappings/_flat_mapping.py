@@ -304,16 +304,6 @@ def _row_candidates(nq: int, p0: int, top: int) -> list[int]:
     return out
 
 
-def _score_intermediates(s: _Setup, roles: AttentionRoles) -> tuple[str, ...]:
-    by = {e.name: e for e in s.w.cascade.einsums}
-    core = (*roles.core, *roles.epilogue)
-    produced = [by[n].output.name for n in core]
-    read_outside = {
-        ref.name for e in s.w.cascade.einsums if e.name not in core for ref in e.inputs
-    } | set(s.w.cascade.outputs)
-    return tuple(t for t in produced if t not in read_outside)
-
-
 def _held_in_buffer(s: _Setup, roles: AttentionRoles, inter: Sequence[str]) -> tuple[str, ...]:
     """The intermediates the buffer holds: all but those of one key tile of a split key (over
     its inner part only: a 1-pass cascade's per-tile scores live in the PE registers while
@@ -344,7 +334,7 @@ def flat_mapping(
     """
     s = _setup(workload, arch, roles)
     core = (*roles.core, *roles.epilogue)
-    inter = _score_intermediates(s, roles)
+    inter = _score_intermediates_of(s, core)
     q_in = roles.query_operand
     nq = int(s.w.sizes[roles.query])
 
