@@ -194,14 +194,24 @@ def kernel_phase(
             depth = 2
     n_trips = float(np.sum(trips)) if np.ndim(trips) else float(ctas * trips)
     total_stream = n_trips * loop_bytes
-    # DRAM reads are the loop loads' DRAM share; any excess (Q tiles...) is a prologue load.
+    # Work outside the main loop -- pipeline fill/drain, epilogue math (SM cycles) and the
+    # reads beyond the K/V or A/B tiles (Q tiles...) -- overlaps the loop's loads, as in the
+    # model (CTA time = max(cycles, bytes / stream bandwidth) + latency): it is spread over
+    # the engine trips (the mean per trip, so totals are exact; a serial prologue would
+    # hold back every CTA's first load). A kernel without trips keeps it as a prologue.
+    spread = n_trips > 0 and ctas > 0
+    fixed = _fixed_cycles(cost)
     frac = min(1.0, cost.dram_read_bytes / total_stream) if total_stream > 0 else 0.0
-    excess = max(cost.dram_read_bytes - total_stream, 0.0) / max(ctas, 1)
-    dram_trip = loop_bytes * frac
+    excess = max(cost.dram_read_bytes - total_stream, 0.0)
+    dram_trip = loop_bytes * frac + (excess / n_trips if spread else 0.0)
     # the rest of the tile comes from L2; TMA multicast reads a shared tile once per cluster
-    l2_trip = max(l2_bytes - dram_trip, 0.0)
+    l2_trip = max(l2_bytes - loop_bytes * frac, 0.0)
     loads = [Transfer("in", int(round(dram_trip)), dram, smem)]
     loads.append(Transfer("in", int(round(l2_trip)), l2, smem))
+    fixed_macs = fixed * rate * scale if fixed > 0 and rate > 0 else 0.0
+    per_cta_trips = n_trips / max(ctas, 1)
+    if spread:
+        issued += fixed_macs / per_cta_trips
     computes = []
     if issued > 0:
         computes.append(Compute("tensor", {mac_key: issued}))
@@ -212,15 +222,13 @@ def kernel_phase(
         compute=tuple(computes),
         buffer_bytes=int(loop_bytes),
     )
-    writes_per_cta = int(round(cost.dram_write_bytes / max(ctas, 1)))
-    pro_loads = (Transfer("in", int(round(excess)), dram, smem),) if excess >= 1 else ()
-    pro_compute: tuple[Compute, ...] = ()
-    fixed = _fixed_cycles(cost)
-    if fixed > 0 and rate > 0:  # pipeline fill/drain, epilogue math: SM cycles outside the loop
-        pro_compute = (Compute("tensor", {mac_key: fixed * rate * scale}),)
-    prologue = Step(loads=pro_loads, compute=pro_compute) if pro_loads or pro_compute else None
-    del writes_per_cta  # DRAM writes drain from L2 in the kernel's write-back phase
-    epilogue = None
+    prologue = None
+    if not spread:
+        per = excess / max(ctas, 1)
+        pro_loads = (Transfer("in", int(round(per)), dram, smem),) if per >= 1 else ()
+        pro_compute = (Compute("tensor", {mac_key: fixed_macs}),) if fixed_macs > 0 else ()
+        prologue = Step(loads=pro_loads, compute=pro_compute) if pro_loads or pro_compute else None
+    epilogue = None  # DRAM writes drain from L2 in the kernel's write-back phase
     return Phase(
         name=cost.name,
         body=body,

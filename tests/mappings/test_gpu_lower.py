@@ -11,9 +11,16 @@ import pytest
 
 from archsim import load_arch
 from archsim.engine import simulate
-from archsim.gpu import decode_costs, evaluate_op, gemm_costs, gpu_model, streaming_cost
+from archsim.gpu import (
+    attention_fwd_costs,
+    decode_costs,
+    evaluate_op,
+    gemm_costs,
+    gpu_model,
+    streaming_cost,
+)
 from mappings._gpu import costs_to_program
-from mappings._gpu._lower import kernel_phase
+from mappings._gpu._lower import _fixed_cycles, kernel_phase
 
 ARCH = load_arch("h100")
 MODEL = gpu_model("h100")
@@ -90,3 +97,43 @@ def test_costs_to_program_passes_pipelined_loads_to_every_kernel():
     base = costs_to_program("dec", costs, MODEL, ARCH, op)
     assert [p.name for p in prog.phases] == [p.name for p in base.phases]
     assert simulate(prog, ARCH).seconds > 0
+
+
+def _prefill():
+    return attention_fwd_costs(
+        MODEL, B=2, Hq=16, Hkv=16, Sq=4096, Skv=4096, D=128, causal=False, family="flash2"
+    )[0]
+
+
+def _decode():
+    return decode_costs(MODEL, B=32, Hq=32, Hkv=32, Skv=1024, D=128, family="flash3")[0]
+
+
+@pytest.mark.parametrize("pipelined", [False, True])
+@pytest.mark.parametrize("make", [_prefill, _decode])
+def test_work_outside_the_loop_rides_on_the_trips_with_its_totals_kept(make, pipelined):
+    cost = make()
+    fixed = _fixed_cycles(cost)
+    assert fixed > 0  # first softmax / last PV that do not overlap, per CTA
+    phase = kernel_phase(cost, MODEL, ARCH, pipelined_loads=pipelined)
+    # no serial prologue holds back a CTA's first load: it overlaps the loop, as in the model
+    assert phase.prologue is None
+    dram, _, macs = _totals(phase)
+    assert dram == pytest.approx(cost.dram_read_bytes, rel=1e-4)  # decode: the Q rows too
+    rate = 2048  # h100 tensor MACs per SM cycle (bf16), scale 1
+    loop = float(np.sum(cost.trips)) * cost.trip_cycles * rate
+    assert macs == pytest.approx(loop + cost.ctas * fixed * rate, rel=1e-9)
+
+
+def test_decode_reads_its_query_rows_beside_the_kv_tiles():
+    cost = _decode()
+    assert cost.dram_read_bytes > float(np.sum(cost.trips)) * cost.trip_bytes
+
+
+def test_a_kernel_without_a_main_loop_has_nothing_to_spread():
+    cost = streaming_cost(
+        MODEL, name="copy", category="elementwise", read_bytes=2**26, write_bytes=2**26, alu_ops=0
+    )
+    phase = kernel_phase(cost, MODEL, ARCH)
+    assert phase.prologue is None
+    assert _totals(phase)[0] == pytest.approx(cost.dram_read_bytes, rel=1e-4)
