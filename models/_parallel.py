@@ -24,7 +24,7 @@ all its weights. Attention is one of:
   half the keys on average, simulated as ``Sq = S / (2 cp)`` queries against ``S`` keys with
   no mask (the same score count and the same K/V bytes).
 
-Decode: each device holds ``S / cp`` positions of every sequence's cache (flash-decoding
+Decode: each device holds ``ceil(S / cp)`` positions of every sequence's cache (flash-decoding
 across devices); the new tokens' projections and FFN run on every device (weights are
 replicated over ``cp``); each device attends over its shard; the partial outputs and
 log-sum-exps (fp32) are all-gathered and merged (the merge's arithmetic is not charged).
@@ -79,8 +79,9 @@ def check_parallel(
         raise ModelError(
             "cp and ep together are not built", path="ep", expected="1 with --cp", got=ep
         )
-    if cp > 1:
+    if cp > 1 and phase == "prefill":
         # prefill: S / cp positions per device; causal zig-zag: 2 cp chunks of S / (2 cp)
+        # (decode: the busiest device holds ceil(S / cp) positions; any S will do)
         chunks = 2 * cp if phase == "prefill" and spec.family == "decoder" else cp
         if seq % chunks:
             raise ModelError(

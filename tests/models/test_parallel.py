@@ -114,6 +114,9 @@ def test_context_parallel_decode_shards_the_cache() -> None:
     assert gather.steps == 4
     assert gather.bytes == 2 * 32 * (128 + 1) * 4 * 4  # fp32 partial O + LSE, all devices
     assert ops["qkv_proj"].params["M"] == 2  # the new tokens run on every device
+    # any cache length: the busiest device holds ceil(S / cp) positions
+    odd = {op.name: op for _, op in build_graph(spec, phase="decode", seq=4097, cp=4).ops()}
+    assert odd["attention"].params["Skv"] == 1025
 
 
 def test_ring_trace_has_one_track_per_device(tmp_path: Path) -> None:
