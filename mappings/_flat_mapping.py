@@ -168,10 +168,12 @@ def row_block_group(
     else:  # a 1D array: query rows along it (each lane keeps its rows' state), then keys
         ax: Literal["x", "y"] = "x" if mx > 1 else "y"
         lanes = max(mx, my)
+        along = 1
         if q is not None:
-            spatial[q], axis[q] = min(lanes, sizes[q], rows), ax
-        if key is not None and lanes // spatial.get(q, 1) > 1:
-            spatial[key], axis[key] = min(lanes // spatial.get(q, 1), sizes[key]), ax
+            along = min(lanes, sizes[q], rows)
+            spatial[q], axis[q] = along, ax
+        if key is not None and lanes // along > 1:
+            spatial[key], axis[key] = min(lanes // along, sizes[key]), ax
     dram_t: dict[str, int] = {}
     glb_t: dict[str, int] = {}
     rf_t: dict[str, int] = {}
@@ -189,10 +191,10 @@ def row_block_group(
         dram_t[outer] = sizes[outer]
     if key is not None:
         glb_t[key] = math.ceil(sizes[key] / spatial.get(key, 1))
-    for r, n in sizes.items():
+    for r, size in sizes.items():
         if r in (q, key, outer):
             continue
-        (rf_t if r in features else dram_t)[r] = n
+        (rf_t if r in features else dram_t)[r] = size
     lead = [r for r in (*roles.batch, *roles.query_heads) if r in dram_t]
     tail = [r for r in (q, outer) if r is not None]
     dram_order = (*lead, *(r for r in dram_t if r not in lead and r not in tail), *tail)
@@ -363,7 +365,11 @@ def flat_mapping(
                 expected=f"fewer rows (the buffer holds {s.cap:,.0f} B)",
                 got=rows,
             )
-        chosen = {"rows": r, "granularity": "head" if r >= nq else "row", "scores_offchip": False}
+        chosen: dict[str, object] = {
+            "rows": r,
+            "granularity": "head" if r >= nq else "row",
+            "scores_offchip": False,
+        }
         return Mapping(groups=tuple(_wrap(workload, arch, roles, [g])), splits=s.splits), chosen
     groups = _three_kernels(s, arch, roles, rows=min(nq, FLAT_MAX_ROWS), pipelined=True)
     off = Mapping(groups=tuple(_wrap(workload, arch, roles, groups)), splits=s.splits)

@@ -236,7 +236,7 @@ def stored_fractions(workload: Workload, mapping: Mapping) -> dict[str, float]:
             if e is None:
                 continue
             if counts is None:
-                counts = cached_count(_unmasked_cascade(workload.cascade), dict(workload.params))
+                counts = cached_count(_unmasked_cascade(workload.cascade))
             spec = workload.cascade.tensors[e.output.name]
             dense = float(math.prod(int(workload.sizes.get(r, 1)) for r in spec.ranks))
             kept = float(counts.einsum(n).writes_elems.get(e.output.name, dense))
@@ -341,7 +341,7 @@ def _unmasked_live(
     from mappings._stream import StreamTiling, stream_work
 
     qt, kt, skips = key
-    sw = stream_work(_Unmasked(workload), StreamTiling(qt, kt, skips), roles=roles)  # type: ignore[arg-type]
+    sw = stream_work(_Unmasked(workload), StreamTiling(qt, kt, skips), roles=roles)
     dense = float(sw.dense_trips * sw.work_items)
     return sw.total_trips / dense if dense else 1.0
 
