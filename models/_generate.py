@@ -68,6 +68,8 @@ class GenerationReport:
         Seconds and joules of all decode steps (all devices).
     samples
         Contexts whose decode step was simulated.
+    sample_costs
+        ``(context, step seconds, step joules)`` of each sample (all devices' joules).
     method
         ``pages`` (exact per-page sum) or ``linear`` (piecewise-linear sum over samples).
     integration_check
@@ -86,6 +88,7 @@ class GenerationReport:
     samples: tuple[int, ...]
     method: str
     integration_check: float
+    sample_costs: tuple[tuple[int, float, float], ...] = ()
 
     @property
     def ttft_s(self) -> float:
@@ -140,6 +143,9 @@ class GenerationReport:
             "j_per_token": self.j_per_token,
             "method": self.method,
             "samples": list(self.samples),
+            "steps": [
+                {"context": c, "latency_s": t, "energy_j": e} for c, t, e in self.sample_costs
+            ],
             "integration_check": self.integration_check,
             "prefill": self.prefill.to_dict(),
             "first_step": None if self.first_step is None else self.first_step.to_dict(),
@@ -221,8 +227,20 @@ def simulate_generation(
         decode_j = sum(reps[p].energy_j * weights[p] for p in reps)
         samples = tuple(sorted(firsts.values()))
         first, last = reps[min(reps)], reps[max(reps)]
+        costs = tuple((firsts[p], reps[p].latency_s, reps[p].energy_j) for p in sorted(reps))
         return GenerationReport(
-            prefill, first, last, batch, prompt, tokens, decode_s, decode_j, samples, "pages", 0.0
+            prefill,
+            first,
+            last,
+            batch,
+            prompt,
+            tokens,
+            decode_s,
+            decode_j,
+            samples,
+            "pages",
+            0.0,
+            costs,
         )
     n = min(LINEAR_SAMPLES, hi - lo + 1)
     xs = np.unique(np.linspace(lo, hi, n).round().astype(int))
@@ -248,4 +266,5 @@ def simulate_generation(
         tuple(int(x) for x in xs),
         "linear",
         check,
+        tuple((int(c), r.latency_s, r.energy_j) for c, r in zip(xs, reps_l, strict=True)),
     )

@@ -145,6 +145,10 @@ def test_paged_generation_is_the_exact_sum_of_its_steps() -> None:
     assert len(gen.samples) == len({math.ceil(c / 16) for c in range(101, 140)}) == 3
     assert gen.decode_s == pytest.approx(sum(s.latency_s for s in steps), rel=1e-12)
     assert gen.decode_j == pytest.approx(sum(s.energy_j for s in steps), rel=1e-12)
+    # each sample is the first context of its page and costs what that step costs
+    for ctx, secs, joules in gen.sample_costs:
+        assert secs == steps[ctx - 101].latency_s
+        assert joules == steps[ctx - 101].energy_j
 
 
 def test_contiguous_generation_integrates_sampled_steps() -> None:
@@ -178,6 +182,7 @@ def test_cli_generate_prints_ttft_tpot_and_writes_a_trace(capsys, tmp_path: Path
     assert data["tokens"] == 64
     assert data["prompt"] == 256
     assert data["total_s"] == pytest.approx(data["ttft_s"] + data["decode_s"])
+    assert [s["context"] for s in data["steps"]] == data["samples"]
     assert main(["model", "llama3-8b", "--arch", "h100", "--set", "tokens=5"]) == 2
     assert "generate" in capsys.readouterr().err
     assert main(["model", "bert-base", "--arch", "h100", "--phase", "generate"]) == 2
