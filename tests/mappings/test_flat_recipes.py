@@ -214,3 +214,11 @@ def test_a_users_sliding_window_costs_in_proportion_to_its_window(dataflow):
     assert 1.7 < t[2048] / t[1024] < 2.05
     full = _run("flat", path, dataflow, L=16384, W=16384).result.seconds
     assert t[2048] < 0.3 * full
+
+
+@pytest.mark.parametrize("dataflow", ["flat", "unfused"])
+def test_the_spatial_baselines_refuse_a_gpu_naming_what_it_lacks(dataflow):
+    from archsim.errors import MappingError
+
+    with pytest.raises(MappingError, match=f"{dataflow} is a spatial dataflow"):
+        _run("h100", "mha", dataflow, S=1024)
