@@ -176,14 +176,14 @@ def _linear_sum(xs: np.ndarray, ys: np.ndarray, lo: int, hi: int) -> float:
 
 
 def simulate_generation(
-    model: ModelSpec,
+    model: str | Path | ModelSpec,
     arch: str | Architecture,
     *,
     batch: int = 1,
     prompt: int = 2048,
     tokens: int = 128,
     tp: int = 1,
-    system: System | None = None,
+    system: str | Path | System | None = None,
     engine: str = "event",
     page: int = 0,
     cp: int = 1,
@@ -191,7 +191,17 @@ def simulate_generation(
     cp_mode: str = "ring",
 ) -> GenerationReport:
     """Prefill ``batch`` prompts of ``prompt`` tokens, then decode to ``tokens`` output
-    tokens each (module doc); parallelism and ``page`` as in :func:`models.build_graph`."""
+    tokens each (module doc); ``model`` a :class:`ModelSpec`, preset name or config path;
+    parallelism, ``system`` and ``page`` as in :func:`models.simulate_model`."""
+    from models._comm import System as _System
+    from models._comm import default_system, load_system
+    from models._spec import load_model
+
+    model = load_model(model)
+    if system is not None and not isinstance(system, _System):
+        system = load_system(system)
+    elif system is None and tp * cp * ep > 1 and isinstance(arch, str):
+        system = default_system(arch, tp * cp * ep)
     for name, v in (("prompt", prompt), ("tokens", tokens)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ModelError("bad value", path=name, expected="a positive integer", got=v)

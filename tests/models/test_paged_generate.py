@@ -167,6 +167,18 @@ def test_contiguous_generation_integrates_sampled_steps() -> None:
     assert gen.integration_check < 5e-3
 
 
+def test_generation_keeps_its_parallelism_in_both_phases() -> None:
+    spec = from_preset("deepseek-v3")
+    gen = simulate_generation(spec, "h200", batch=8, prompt=256, tokens=9, ep=4, page=64)
+    for rep in (gen.prefill, gen.first_step, gen.last_step):
+        assert rep.graph.ep == 4
+        assert {r.op for r in rep.table()} >= {"ep_dispatch", "ep_combine"}
+    assert gen.first_step.graph.page == 64
+    assert gen.prefill.graph.page == 0
+    assert gen.method == "pages"
+    assert gen.samples == (257,)  # contexts 257..264 share one 64-token page count
+
+
 def test_cli_generate_prints_ttft_tpot_and_writes_a_trace(capsys, tmp_path: Path) -> None:
     trace = tmp_path / "gen.json"
     argv = ["model", "llama3-8b", "--arch", "h100", "--phase", "generate", "--engine", "analytic"]
