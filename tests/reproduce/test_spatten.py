@@ -1,16 +1,18 @@
 """SpAtten reproduction at CI size (``archsim reproduce spatten --fast``).
 
-Tolerances: the paper's 10.0x (abstract) within 15% is the issue's gate. The headline takes the
-GPT-2 stacks' inputs from the workload traces SpAtten's authors released (mit-han-lab/spatten
-@a0f1388: per layer the fetched keys and values, heads, bit widths, keys' LSB refetch) and
-BERT's from the recalled 3.8x / 1.1x ratios (no BERT trace); the 3-stack mean is 8.10x, a
-documented miss (BERT's Q and output stay 16-bit; GPT-2 medium's trace keeps 12-bit keys); the
-two released traces alone give 9.35x, within 15%. Every model figure is held within 5% of what
-it gave when this test was written, so a model change is seen. Behaviour: the trace inputs
-reach the layers as the traces state them (fetched keys, fetched values: local value pruning,
-heads, K/V widths, key-only LSB refetch), the reduction grows with the pruning ratio, each
-mechanism a setting has reduces traffic, the ops in the table are ``workloads.count`` of each
-layer's cascades, and the annotated (density) form counts the same bytes as the gathered one.
+Tolerances: the paper's 10.0x (abstract) within 15% is the issue's gate. DRAM bytes are counted
+in SpAtten's own scope (its accelerator's read-only bus fetches K and V and the keys' LSBs; the
+query comes with the request; mit-han-lab/spatten@a0f1388). The GPT-2 stacks' inputs come from
+the authors' released workload traces (per layer the fetched keys and values, heads, bit widths,
+keys' LSB refetch), BERT's from the recalled 3.8x / 1.1x ratios (no BERT trace). The 3-stack
+mean is 9.55x (pass) while its parts are 9.74x / 14.4x / 4.48x; counting every tensor (Q and the
+output too, the earlier accounting) gives 8.10x, an info check. Every model figure is held within
+5% of what it gave when this test was written, so a model change is seen. Behaviour: the trace
+inputs reach the layers as the traces state them (fetched keys, fetched values: local value
+pruning, heads, K/V widths, key-only LSB refetch), the reduction grows with the pruning ratio,
+each mechanism a setting has reduces traffic, the answer scales with the dense baseline's width,
+the ops in the table are ``workloads.count`` of each layer's cascades, and the annotated
+(density) form counts the same bytes as the gathered one.
 """
 
 from __future__ import annotations
@@ -35,14 +37,14 @@ from workloads import count, parse_cascade
 
 #: Model values of the fast run when this test was written (drift reference, not targets).
 MODEL_FAST = {
-    "dram_access_reduction": 8.097,
-    "dram_access_reduction_released_traces": 9.355,
-    "dram_access_reduction_recalled_ratios": 8.531,
-    "dram_access_reduction_stated_schedule": 5.592,
-    "dram_access_reduction_q_at_msb_too": 8.652,
-    "annotated_recipe_reduction": 1.995,
+    "dram_access_reduction": 9.551,
+    "dram_access_reduction_all_tensors": 8.097,
+    "dram_access_reduction_released_traces": 9.455,
+    "dram_access_reduction_recalled_ratios": 9.981,
+    "dram_access_reduction_stated_schedule": 6.537,
+    "annotated_recipe_reduction": 2.437,
 }
-MODEL_BY_BENCHMARK = {"bert-base": 5.581, "gpt2-small": 14.24, "gpt2-medium": 4.466}
+MODEL_BY_BENCHMARK = {"bert-base": 9.744, "gpt2-small": 14.43, "gpt2-medium": 4.480}
 BY_NAME = {b.name: b for b in BENCHMARKS}
 DRIFT = 0.05
 
@@ -63,18 +65,35 @@ def test_per_benchmark_reduction_does_not_drift(rep, bench):
     assert got == pytest.approx(MODEL_BY_BENCHMARK[bench], rel=DRIFT)
 
 
-def test_the_paper_gate_is_the_documented_miss_only(rep):
-    failed = [c.name for c in rep.checks if c.gate and not c.ok]
-    assert failed == ["DRAM access reduction, mean of 3 stacks (released traces)"]
-    # the two stacks SpAtten released traces for: within the issue's 15% of the paper's 10x
+def test_the_paper_gate_passes_in_spattens_scope_and_its_parts_are_reported(rep):
+    assert rep.ok
+    head = next(c for c in rep.checks if c.gate and c.name.startswith("DRAM access reduction"))
+    assert head.name == "DRAM access reduction, mean of 3 stacks (released traces)"
+    assert head.value == pytest.approx(PAPER["dram_access_reduction"], rel=0.15)
+    # the parts are far from 10x either way: the pass is a mean, reported as such
+    by = rep.summary["dram_access_reduction_by_benchmark"]
+    assert by["gpt2-small"] > 1.15 * PAPER["dram_access_reduction"]
+    assert by["gpt2-medium"] < 0.85 * PAPER["dram_access_reduction"]
+    # the two stacks SpAtten released traces for: within the issue's 15% as well
     traced = rep.summary["dram_access_reduction_released_traces"]
     assert traced == pytest.approx(PAPER["dram_access_reduction"], rel=0.15)
-    # the named causes: BERT's Q (and output) stay 16-bit; quantizing Q too moves BERT, not
-    # GPT-2 (one query)
+
+
+def test_counting_every_tensor_is_the_earlier_miss_and_moves_bert_only(rep):
+    every = next(c for c in rep.checks if "every tensor counted" in c.name)
+    assert not every.gate
+    assert not every.ok  # 8.10x: Q and the output stay 16-bit
     bd = {r["benchmark"]: r for r in rep.tables["breakdown"]}
-    assert bd["bert-base"]["all, Q at MSB too"] > 1.2 * bd["bert-base"]["all mechanisms"]
+    # BERT's Q and output are half its attention traffic; generation reads one query
+    assert bd["bert-base"]["all, every tensor counted"] < 0.6 * bd["bert-base"]["all mechanisms"]
     for g in ("gpt2-small", "gpt2-medium"):
-        assert bd[g]["all, Q at MSB too"] == pytest.approx(bd[g]["all mechanisms"], rel=0.01)
+        assert bd[g]["all, every tensor counted"] == pytest.approx(
+            bd[g]["all mechanisms"], rel=0.02
+        )
+    for r in rep.tables["layers"]:
+        # the K/V scope is the K and V bytes of the dense and the pruned (+ LSB refetch) layer
+        assert r["pruned_fetch_B"] == pytest.approx(r["pruned_kv_B"] + r["lsb_refetch_B"])
+        assert r["dense_kv_B"] < r["dense_dram_B"]
 
 
 def test_the_dense_baseline_width_scales_the_answer(rep):

@@ -28,11 +28,12 @@ bytes the lowering reports:
   ``R`` compare-selects per candidate, counted by ``workloads.count`` and costed at one op per
   1D PE per cycle; its inputs are on chip, so it adds no DRAM bytes.
 
-``dram_access_reduction`` = dense DRAM bytes / pruned DRAM bytes summed over layers, averaged
-over the benchmarks. The GPT-2 inputs come from the workload traces SpAtten's authors released
-(:mod:`validation.reproduce._spatten_traces`); BERT's pruning ratios are not in ``../shared``
-nor released; every input is stated in :data:`SETTINGS` / :data:`TRACE_SETTINGS` with where it
-comes from.
+``dram_access_reduction`` = dense / pruned DRAM bytes of the K and V fetches (SpAtten's own
+scope, :data:`SCOPES`) summed over layers, averaged over the benchmarks; the every-tensor ratio
+(Q and the output too) is reported beside it. The GPT-2 inputs come from the workload traces
+SpAtten's authors released (:mod:`validation.reproduce._spatten_traces`); BERT's pruning
+ratios are neither in ``../shared`` nor released; every input is stated in :data:`SETTINGS` /
+:data:`TRACE_SETTINGS` with where it comes from.
 """
 
 from __future__ import annotations
@@ -42,17 +43,30 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypedDict
 
 from archsim import load_arch
 from mappings import simulate_workload
 from mappings._api import FileWorkload
-from workloads import count, format_cascade, get_model, parse_cascade
+from workloads import count, format_cascade, parse_cascade
 from workloads.library._registry import get_def, get_workload
 
 from ._common import Cell, Check, Reproduction, Row, within
+from ._spatten_inputs import (
+    BENCHMARKS,
+    DENSE_BITS,
+    HEADLINE,
+    RECALLED,
+    SETTINGS,
+    TRACE_SETTINGS,
+    Benchmark,
+    Setting,
+    head_schedule,
+    keep_schedule,
+    mean_keep,
+    setting_for,
+)
 from ._spatten_plot import plot_spatten
-from ._spatten_traces import TRACES, Trace
+from ._spatten_traces import TRACES
 
 __all__ = [
     "PAPER",
@@ -71,224 +85,24 @@ __all__ = [
 #: Abstract (``../shared/seeds/000_*.txt``): "on average, SpAtten reduces DRAM access by 10.0x".
 PAPER = {"dram_access_reduction": 10.0}
 TOL = 0.15  # issue 13
-#: Recalled from the paper's results section, NOT in ../shared and not verified: the DRAM
-#: reduction it attributes to cascade token pruning (~3.8x) and head pruning (~1.1x).
-RECALLED = {"token_pruning": 3.8, "head_pruning": 1.1}
 ARCH, DATAFLOW = "fusemax", "fusemax"
 TOPK_CASCADE = Path(__file__).with_name("spatten_topk.ein")
-#: Dense baseline width of K/V/Q/output (the presets' 16-bit word).
-DENSE_BITS = 16
+#: Which DRAM bytes are counted: ``kv`` (the headline) -- SpAtten's own accounting: its
+#: accelerator reads K and V (and the keys' LSBs) through a read-only DRAM bus, the query
+#: arrives with the request and the result leaves with the response (mit-han-lab/spatten
+#: @a0f1388, ``SpAttenController.scala``: ``Axi4ReadOnly`` bus; ``SpAtten.scala``:
+#: ``SpAttenRequest.query``, ``SpAttenResponse.results``; the BERT simulator ``bert.cpp``
+#: ``simDRAM`` counts key and value transactions only); ``all`` -- every tensor of the layer's
+#: cascade the lowering moves (Q and the output too). Row keys: dense, pruned.
+SCOPES = {"kv": ("dense_kv_B", "pruned_fetch_B"), "all": ("dense_dram_B", "pruned_dram_B")}
+SCOPE = "kv"
+SCOPE_NOTE = (
+    "K and V fetches (with the keys' LSB refetch): SpAtten's read-only DRAM bus; Q comes with "
+    "the request, results leave with the response (mit-han-lab/spatten@a0f1388)"
+)
 #: Compare-selects per candidate charged to the top-k engine (quick-select: ~2n-3.4n compares
 #: in expectation for the k-th of n; 3 is our stated cost).
 TOPK_ROUNDS = 3
-
-
-@dataclass(frozen=True)
-class Benchmark:
-    """A 12-layer stack and the attention step whose DRAM traffic is counted.
-
-    ``generation``: one query per sequence against ``seq`` cached keys (GPT-2 generation);
-    otherwise the whole sequence attends to itself (BERT).
-    """
-
-    name: str
-    layers: int
-    heads: int
-    head_dim: int
-    seq: int
-    generation: bool
-    source: str
-
-
-_BERT = get_model("bert-base")
-BENCHMARKS: tuple[Benchmark, ...] = (
-    Benchmark(
-        "bert-base",
-        _BERT.layers,
-        _BERT.heads,
-        _BERT.head_dim,
-        _BERT.seq,
-        False,
-        "workloads model preset bert-base (Devlin et al., 12 layers, 12 heads x 64), seq 512",
-    ),
-    Benchmark(
-        "gpt2-small",
-        12,
-        12,
-        64,
-        1024,
-        True,
-        "GPT-2 small (Radford et al. 2019: 12 layers, d 768, 12 heads, context 1024; from "
-        "memory, not a repo preset): one generated token against a full 1024-token context",
-    ),
-    Benchmark(
-        "gpt2-medium",
-        24,
-        16,
-        64,
-        1024,
-        True,
-        "GPT-2 medium as SpAtten's released trace has it (24 layers, 16 heads x 64, context "
-        "993-1024): one generated token against a full 1024-token context",
-    ),
-)
-
-
-@dataclass(frozen=True)
-class Setting:
-    """Pruning and quantization inputs of one run.
-
-    Attributes
-    ----------
-    token_final_keep
-        Fraction of tokens kept at the last layer; layer ``l`` keeps
-        ``token_final_keep ** (l / (L - 1))`` (geometric cascade: each layer prunes the same
-        share of what is left; layer 0 is dense).
-    head_final_keep
-        Fraction of heads kept at the last layer, decreasing linearly from all heads at
-        layer 0 (rounded to whole heads).
-    msb_bits, lsb_bits
-        Progressive quantization: bits fetched first, bits refetched (0 = no quantization).
-    lsb_frac
-        Fraction of the work whose LSBs are refetched and recomputed.
-    q_msb
-        Also fetch Q at ``msb_bits`` (off in the runs; a sensitivity row of the breakdown).
-    v_bits
-        Bits fetched per value element (0: ``msb_bits``; SpAtten's traces fetch values at
-        their own width and never refetch their LSBs).
-    lsb_keys_only
-        The LSB refetch loads keys only (the traces' ``requant..._k``), not values.
-    token_keep, heads, value_keep, lsb_share
-        Per-layer inputs that replace the schedules above when given (a released trace):
-        fetched keys / context, heads, fetched values / context (local value pruning) and the
-        share of fetched keys whose LSBs are refetched.
-    source
-        Where these numbers come from.
-    """
-
-    token_final_keep: float = 1.0
-    head_final_keep: float = 1.0
-    msb_bits: int = DENSE_BITS
-    lsb_bits: int = 0
-    lsb_frac: float = 0.0
-    q_msb: bool = False
-    v_bits: int = 0
-    lsb_keys_only: bool = False
-    token_keep: tuple[float, ...] = ()
-    heads: tuple[int, ...] = ()
-    value_keep: tuple[float, ...] = ()
-    lsb_share: tuple[float, ...] = ()
-    source: str = ""
-
-    @property
-    def value_bits(self) -> int:
-        """Bits fetched per value element."""
-        return self.v_bits or self.msb_bits
-
-    @property
-    def pruning(self) -> bool:
-        """Whether any token, head or value is pruned (the top-k engine runs)."""
-        return bool(
-            self.token_final_keep < 1.0
-            or self.head_final_keep < 1.0
-            or any(k < 1.0 for k in (*self.token_keep, *self.value_keep))
-        )
-
-
-def keep_schedule(final_keep: float, layers: int) -> list[float]:
-    """Kept token fraction per layer (geometric from 1 at layer 0 to ``final_keep``)."""
-    return [final_keep ** (i / (layers - 1)) for i in range(layers)]
-
-
-def head_schedule(final_keep: float, heads: int, layers: int) -> list[int]:
-    """Heads kept per layer (linear from ``heads`` to ``final_keep * heads``, whole heads)."""
-    last = max(1, round(final_keep * heads))
-    return [heads - round((heads - last) * i / (layers - 1)) for i in range(layers)]
-
-
-def _mean_keep(final_keep: float, layers: int) -> float:
-    return sum(keep_schedule(final_keep, layers)) / layers
-
-
-def _solve_final_keep(mean_reduction: float, layers: int) -> float:
-    """``final_keep`` whose schedule keeps ``1 / mean_reduction`` of the tokens on average."""
-    lo, hi = 1e-6, 1.0
-    for _ in range(60):
-        mid = math.sqrt(lo * hi)
-        lo, hi = (mid, hi) if _mean_keep(mid, layers) < 1.0 / mean_reduction else (lo, mid)
-    return math.sqrt(lo * hi)
-
-
-#: The runs. Quantization is the same in both pruned settings: 6-bit MSB then 4-bit LSB for
-#: 10% of the work (our stated values: the paper's per-task bit widths and refetch rate are not
-#: in ../shared), against a 16-bit dense baseline.
-class _Quant(TypedDict):
-    msb_bits: int
-    lsb_bits: int
-    lsb_frac: float
-
-
-_QUANT: _Quant = {"msb_bits": 6, "lsb_bits": 4, "lsb_frac": 0.1}
-SETTINGS: dict[str, Setting] = {
-    "recalled ratios": Setting(
-        token_final_keep=_solve_final_keep(RECALLED["token_pruning"], 12),
-        head_final_keep=2.0 * (1.0 / RECALLED["head_pruning"]) - 1.0,
-        **_QUANT,
-        source="token and head schedules solved for the recalled 3.8x / 1.1x (from memory, "
-        "unverified); quantization ours",
-    ),
-    "stated schedule": Setting(
-        token_final_keep=0.1,
-        head_final_keep=10 / 12,
-        **_QUANT,
-        source="ours, fixed before running: 90% of tokens and 2 of 12 heads pruned by the last "
-        "layer",
-    ),
-}
-
-
-def _trace_setting(t: Trace) -> Setting:
-    return Setting(
-        msb_bits=t.key_bits,
-        v_bits=t.value_bits,
-        lsb_bits=t.lsb_bits,
-        lsb_keys_only=True,
-        token_keep=t.key_keep,
-        heads=t.heads,
-        value_keep=t.value_keep,
-        lsb_share=t.lsb_share,
-        source=f"SpAtten's released trace mit-han-lab/spatten@a0f1388 {t.file} (per layer: "
-        "fetched keys and values, heads, K/V bits, keys' LSB refetch); Q 16-bit as there",
-    )
-
-
-_GPT2 = TRACES["gpt2-small"]
-#: The gpt2-small trace's share of fetched keys whose LSBs are refetched, over all layers.
-TRACE_LSB_SHARE = sum(k * r for k, r in zip(_GPT2.key_keep, _GPT2.lsb_share, strict=True)) / sum(
-    _GPT2.key_keep
-)
-SETTINGS["released traces"] = Setting(
-    token_final_keep=SETTINGS["recalled ratios"].token_final_keep,
-    head_final_keep=SETTINGS["recalled ratios"].head_final_keep,
-    msb_bits=_GPT2.key_bits,
-    v_bits=_GPT2.value_bits,
-    lsb_bits=_GPT2.lsb_bits,
-    lsb_frac=TRACE_LSB_SHARE,
-    lsb_keys_only=True,
-    source="no released trace for BERT: token and head schedules solved for the recalled "
-    "3.8x / 1.1x (unverified); quantization as in the gpt2-small trace's config (K 6-bit + "
-    "4-bit LSBs for the trace's share of keys, V 6-bit, Q 16-bit); no local value pruning",
-)
-#: Per benchmark, the settings a released trace replaces (the headline's GPT-2 stacks).
-TRACE_SETTINGS: dict[tuple[str, str], Setting] = {
-    ("released traces", name): _trace_setting(t) for name, t in TRACES.items()
-}
-HEADLINE = "released traces"
-
-
-def setting_for(name: str, b: Benchmark) -> Setting:
-    """The setting ``name`` for benchmark ``b`` (a released trace where there is one)."""
-    return TRACE_SETTINGS.get((name, b.name), SETTINGS[name])
 
 
 #: Token sweep (final keep at the stated head pruning and quantization).
@@ -425,7 +239,7 @@ def _run_stack(b: Benchmark, s: Setting) -> tuple[Row, ...]:
     for layer in range(b.layers):
         d = layer_cascades(b, Setting(), layer)
         p = layer_cascades(b, s, layer)
-        d_dram, d_s, _, _ = _simulate(d.attention)
+        d_dram, d_s, d_k, d_v = _simulate(d.attention)
         a_dram, a_s, a_k, a_v = _simulate(p.attention)
         _, r_s, r_k, r_v = _simulate(p.refetch) if p.refetch else (0.0, 0.0, 0.0, 0.0)
         ann_dram, _, ann_k, ann_v = _simulate(p.annotated)  # the recipe on the annotation
@@ -451,6 +265,8 @@ def _run_stack(b: Benchmark, s: Setting) -> tuple[Row, ...]:
                 "refetch_tokens": p.refetch_tokens,
                 "dense_dram_B": d_dram,
                 "pruned_dram_B": pruned,
+                "dense_kv_B": d_k + d_v,
+                "pruned_fetch_B": a_k + a_v - v_pruned + refetch,
                 "pruned_kv_B": a_k + a_v - v_pruned,
                 "value_pruned_B": v_pruned,
                 "lsb_refetch_B": refetch,
@@ -475,13 +291,15 @@ def _total(rows: Sequence[Mapping[str, Cell]], key: str) -> float:
     return float(sum(float(r[key]) for r in rows))
 
 
-def stack_reduction(b: Benchmark, s: Setting, dense_bits: int = DENSE_BITS) -> float:
-    """Dense / pruned DRAM bytes of benchmark ``b`` summed over its layers; ``dense_bits``:
-    width of every tensor of the dense baseline (its bytes scale with it: all its tensors are
-    :data:`DENSE_BITS` wide in the cascade)."""
+def stack_reduction(
+    b: Benchmark, s: Setting, dense_bits: int = DENSE_BITS, scope: str = SCOPE
+) -> float:
+    """Dense / pruned DRAM bytes of benchmark ``b`` summed over its layers, counting the
+    tensors of ``scope`` (:data:`SCOPES`); ``dense_bits``: width of every tensor of the dense
+    baseline (its bytes scale with it: all its tensors are :data:`DENSE_BITS` wide)."""
     rows = run_stack(b, s)
-    dense = _total(rows, "dense_dram_B") * dense_bits / DENSE_BITS
-    return dense / _total(rows, "pruned_dram_B")
+    dense_key, pruned_key = SCOPES[scope]
+    return _total(rows, dense_key) * dense_bits / DENSE_BITS / _total(rows, pruned_key)
 
 
 def _only(s: Setting, *mechs: str) -> Setting:
@@ -513,7 +331,8 @@ _SINGLES = ("token pruning", "head pruning", "local value pruning", "progressive
 
 
 def _stack_row(b: Benchmark, name: str, s: Setting, rows: Sequence[Mapping[str, Cell]]):  # noqa: ANN202
-    dense, pruned = _total(rows, "dense_dram_B"), _total(rows, "pruned_dram_B")
+    dense, pruned = (_total(rows, k) for k in SCOPES[SCOPE])
+    all_dense, all_pruned = (_total(rows, k) for k in SCOPES["all"])
     d_us, p_us = _total(rows, "dense_us"), _total(rows, "pruned_us")
     fetched = sum(float(r["tokens"]) * float(r["heads"]) for r in rows)
     share = sum(float(r["refetch_tokens"]) * float(r["heads"]) for r in rows) / fetched
@@ -532,7 +351,8 @@ def _stack_row(b: Benchmark, name: str, s: Setting, rows: Sequence[Mapping[str, 
         "pruned_MB": pruned / 1e6,
         "dram_access_reduction": dense / pruned,
         "paper": PAPER["dram_access_reduction"],
-        "annotated_recipe_reduction": dense / _total(rows, "annotated_recipe_dram_B"),
+        "all_tensor_reduction": all_dense / all_pruned,
+        "annotated_recipe_reduction": dense / _total(rows, "annotated_recipe_kv_B"),
         "dense_us": d_us,
         "pruned_us": p_us,
         "speedup": d_us / p_us,
@@ -564,7 +384,7 @@ def reproduce_spatten(*, fast: bool = False) -> Reproduction:
                 "benchmark": b.name,
                 **by_mech,
                 "product of each alone": math.prod(by_mech[m] for m in _SINGLES),
-                "all, Q at MSB too": stack_reduction(b, replace(head, q_msb=True)),
+                "all, every tensor counted": stack_reduction(b, head, scope="all"),
                 "all, dense baseline 8-bit": stack_reduction(b, head, dense_bits=8),
                 "all, dense baseline 32-bit": stack_reduction(b, head, dense_bits=32),
                 "recalled token": RECALLED["token_pruning"],
@@ -580,7 +400,7 @@ def reproduce_spatten(*, fast: bool = False) -> Reproduction:
                 {
                     "benchmark": b.name,
                     "token_final_keep": fk,
-                    "token_mean_keep": _mean_keep(fk, b.layers),
+                    "token_mean_keep": mean_keep(fk, b.layers),
                     "tokens_only": stack_reduction(b, _only(s_all, "token")),
                     "all_three": stack_reduction(b, s_all),
                 }
@@ -621,6 +441,7 @@ def reproduce_spatten(*, fast: bool = False) -> Reproduction:
     by_width = {
         w: _mean([float(r[f"all, dense baseline {w}-bit"]) for r in breakdown]) for w in (8, 32)
     }
+    red_all = _mean([float(r["all_tensor_reduction"]) for r in at.values()])
     recipe_gap = _mean([float(r["annotated_recipe_reduction"]) for r in at.values()])
     bd = {m: _mean([float(r[m]) for r in breakdown]) for m in _MECHS}
     checks = (
@@ -659,6 +480,14 @@ def reproduce_spatten(*, fast: bool = False) -> Reproduction:
             gate=False,
         ),
         Check(
+            "DRAM access reduction, mean, every tensor counted (Q and output too)",
+            red_all,
+            PAPER["dram_access_reduction"],
+            within(red_all, PAPER["dram_access_reduction"], TOL),
+            "±15% (info: the earlier accounting; SpAtten's bus reads K and V only)",
+            gate=False,
+        ),
+        Check(
             "DRAM access reduction, mean (stated schedule)",
             red_stated,
             PAPER["dram_access_reduction"],
@@ -694,9 +523,8 @@ def reproduce_spatten(*, fast: bool = False) -> Reproduction:
         "dram_access_reduction_stated_schedule": red_stated,
         "paper_dram_access_reduction": PAPER["dram_access_reduction"],
         "breakdown_mean": bd,
-        "dram_access_reduction_q_at_msb_too": _mean(
-            [float(r["all, Q at MSB too"]) for r in breakdown]
-        ),
+        "dram_access_reduction_all_tensors": red_all,
+        "dram_scope": SCOPE_NOTE,
         "dram_access_reduction_released_traces": red_traced,
         "dram_access_reduction_recalled_ratios": red_recalled,
         "dram_access_reduction_dense_baseline_8bit": by_width[8],
@@ -721,11 +549,17 @@ def reproduce_spatten(*, fast: bool = False) -> Reproduction:
         "values in gpt2-small against 28% of its keys), values at their own width (6 or 8 "
         "bits) and the LSB refetch on keys only (requant..._k), Q at 16 bits as in the traces' "
         "configs (q16b). Before: 7.64x mean of bert-base and gpt2-small at the recalled ratios.",
-        "Honest miss: the 3-stack mean is 8.1x; the two released GPT-2 traces alone give 9.4x "
-        "(gpt2-small 14.2x, gpt2-medium 4.5x: its trace keeps 12-bit keys, 8-bit values and "
-        "prunes fewer tokens); BERT at the recalled ratios gives 5.6x. The dense baseline's "
-        "width is not in ../shared: every tensor at 16 bits here (the presets' word); at 8 "
-        "bits the mean is 4.0x, at 32 bits 16.2x (breakdown).",
+        "DRAM bytes counted: SpAtten's own scope, the K and V fetches and the keys' LSB "
+        "refetch (its accelerator reads DRAM through a read-only bus; the query comes with the "
+        "request and the result leaves with the response; its BERT simulator counts key and "
+        "value transactions only: mit-han-lab/spatten@a0f1388). This scope was adopted after "
+        "the every-tensor count (Q and output too) gave 8.1x, on that code's evidence; the "
+        "every-tensor mean is kept as an info check.",
+        "The 3-stack mean (9.6x) passes, but its parts do not: gpt2-small 14.4x, gpt2-medium "
+        "4.5x (its trace keeps 12-bit keys, 8-bit values and prunes fewer tokens), BERT 9.7x "
+        "at recalled, unverified ratios. The dense baseline's width is not in ../shared: every "
+        "tensor at 16 bits here (the presets' word, fixed before this work); the answer scales "
+        "with it exactly (8 bits: 4.8x, 32 bits: 19.1x, breakdown).",
         "Schedules without a trace: layer l keeps final_keep^(l/11) of the tokens (layer 0 "
         "dense; a pruned token stays pruned) and heads fall linearly to the last layer's "
         "count. Quantization of 'recalled ratios' and 'stated schedule' (ours): K/V at 6-bit "
@@ -739,10 +573,10 @@ def reproduce_spatten(*, fast: bool = False) -> Reproduction:
         "candidate) counted by workloads.count, one op per 1D PE per cycle of the fusemax "
         "preset; on chip, so no DRAM bytes. Times are the fusemax preset's, not SpAtten's "
         "chip, and are reported only.",
-        "BERT stays low because half its attention traffic is Q and the output, which pruning "
-        "shrinks but K/V quantization does not narrow (the traces keep Q at 16 bits); GPT-2 "
-        "generation is K/V-bound. Local value pruning is applied where a trace records it "
-        "(generation), not to BERT.",
+        "Counting every tensor, BERT drops to 5.6x: half its attention traffic is Q and the "
+        "output, which pruning shrinks but K/V quantization does not narrow (the traces keep Q "
+        "at 16 bits); GPT-2 generation is K/V-bound either way. Local value pruning is applied "
+        "where a trace records it (generation), not to BERT.",
     )
     tables: dict[str, list[Row]] = {
         "spatten": stacks,
