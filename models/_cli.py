@@ -267,10 +267,11 @@ def _print(rep, trace: str | None) -> None:  # noqa: ANN001 - models.ModelReport
             continue
         share = r.total_s / lat if lat else float("nan")
         energy = r.energy_j * r.count * r.repeat * g.devices
+        hidden = f" (+{_fmt_s(r.hidden_s)} hidden)" if r.hidden_s else ""
         print(
             f"{r.stage:<12}{r.op:<22}{r.count:>5}{r.repeat:>5}{_fmt_s(r.seconds):>12}"
             f"{_fmt_s(r.total_s):>12}{share:>7.1%}{energy:>9.3g} J{_fmt_b(r.dram_bytes):>10}  "
-            f"{r.bound:<9}{r.dataflow}: {r.shape}"
+            f"{r.bound:<9}{r.dataflow}: {r.shape}{hidden}"
         )
     print("-" * len(head))
     devices = f" ({g.devices} devices)" if g.devices > 1 else ""
@@ -280,10 +281,16 @@ def _print(rep, trace: str | None) -> None:  # noqa: ANN001 - models.ModelReport
     )
     if g.devices > 1:
         ring = " (a ring's link time hidden under its block computes is not counted)"
+        hidden = sum(r.hidden_s * r.count * r.repeat for r in rep.rows)
+        under = (
+            f"; {_fmt_s(hidden)} more ran under compute that neither feeds nor reads it"
+            if hidden
+            else ""
+        )
         print(
             f"communication: {_fmt_s(rep.comm_s)} ({rep.comm_s / lat:.1%} of the step) exposed: "
             "every op after a collective reads its result, every op before it produces its "
-            f"input{ring if any(r.spans for r in rep.rows) else ''}"
+            f"input{ring if any(r.spans for r in rep.rows) else ''}{under}"
         )
     for r in rep.table():  # how rings and all-to-alls were timed
         if r.dataflow.startswith("ring /") or r.dataflow == "pairwise":

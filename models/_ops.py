@@ -65,6 +65,10 @@ class Op:
         Devices of a collective's group or of a ring (0: the tensor-parallel group).
     info
         Text added to the op's row note (an all-to-all's routing fractions).
+    overlaps_prev
+        A collective that runs under the ``overlaps_prev`` compute ops before it in its
+        stage (they neither produce its input nor read its output): only the part of its
+        time longer than theirs is exposed.
     """
 
     name: str
@@ -77,6 +81,7 @@ class Op:
     special: str = ""
     steps: int = 0
     info: str = ""
+    overlaps_prev: int = 0
 
     @property
     def key(self) -> tuple[object, ...]:

@@ -39,8 +39,14 @@ dispatch all-to-all, ``(ep - 1) / ep`` of them to other devices (the routing fra
 receives ``T k / ep`` rows on average for its experts, of which it touches
 ``(E / ep)(1 - (1 - k/E)^T)`` (the expectation of :func:`models._graph.expected_experts`
 restricted to its experts); the combine all-to-all sends the expert outputs back (the same
-bytes). Both are :func:`models._comm.collective_time` ``all_to_all`` (pairwise exchange) and
-neither overlaps the experts (the experts read the dispatch, the combine reads the experts).
+bytes). Both are :func:`models._comm.collective_time` ``all_to_all`` (pairwise exchange).
+Neither overlaps the routed experts (they read the dispatch, the combine reads them); the
+dispatch needs only the router's choice, so it runs under the shared expert's FFN, which
+neither feeds it nor reads it: only ``max(0, t - shared expert time)`` of it is exposed.
+(DeepSeek-V3's report, arXiv 2412.19437, "Inference and Deployment", hides its decode
+all-to-alls under the computation of a second micro-batch; with one micro-batch the shared
+expert is the independent computation there is. Compute slowed by the transfer is not
+modelled.)
 """
 
 from __future__ import annotations
@@ -171,8 +177,11 @@ def ep_experts(b: _Builder) -> list[Op]:
         f"experts touched, {rows} rows each"
     )
     a2a = {"collective": "all_to_all", "bytes": nbytes, "steps": ep, "info": info}
+    # the dispatch needs only the router's choice: it runs under the shared expert's FFN
+    # (which neither feeds it nor reads it), the ops just before it
+    under = 3 if s.shared_experts else 0
     return [
-        Op("ep_dispatch", "", {}, **a2a),  # type: ignore[arg-type]  # Op fields by name
+        Op("ep_dispatch", "", {}, overlaps_prev=under, **a2a),  # type: ignore[arg-type]  # Op fields by name
         Op("experts_gate_up", "grouped_gemm", {**grouped, "K": d, "N": 2 * f}),
         b.ew("experts_act", "silu_mul", T=g * rows, F=f),
         Op("experts_down", "grouped_gemm", {**grouped, "K": f, "N": d}),

@@ -15,7 +15,9 @@ Megatron layer every op after an all-reduce (residual add, norm, the next projec
 reads its result and every op before it produces its input, so within one step nothing
 overlaps: the step time is the sum of the compute ops and the collectives, and every
 collective second is exposed. (Overlap would need a second, independent stream of work,
-e.g. two micro-batches interleaved; such schedules are not built here.)
+e.g. two micro-batches interleaved; such schedules are not built here.) Where an op's
+inputs allow it the rule does overlap: an expert-parallel dispatch runs under the shared
+expert (``Op.overlaps_prev``), and ring attention passes K/V under its block computes.
 
 A ``ring`` op (ring attention, :mod:`models._parallel`) simulates one step's attention
 block and times the ring as ``c + (cp - 1) max(c, t)``; its exposed communication is
@@ -90,6 +92,9 @@ class OpRow:
     ``comm_s``: seconds of one instance that are exposed communication (a collective's
     whole time; a ring's link time not hidden under its computes). ``spans``: for a ring,
     one device's ``(step, start s, duration s, thread)`` spans of one instance.
+    ``hidden_s``: seconds of a collective that ran under the compute ops before it (not in
+    ``seconds``, which is its exposed part); ``lead_s``: how long before the row's place in
+    the sequence it started (the time of those ops).
     """
 
     stage: str
@@ -105,6 +110,8 @@ class OpRow:
     note: str = ""
     comm_s: float = 0.0
     spans: tuple[tuple[int, float, float, int], ...] = ()
+    hidden_s: float = 0.0
+    lead_s: float = 0.0
 
     @property
     def total_s(self) -> float:
@@ -128,6 +135,8 @@ def row(
     note: str = "",
     comm_s: float = 0.0,
     spans: tuple[tuple[int, float, float, int], ...] = (),
+    hidden_s: float = 0.0,
+    lead_s: float = 0.0,
 ) -> OpRow:
     """The :class:`OpRow` of one instance of ``op`` in ``stage``."""
     return OpRow(
@@ -144,6 +153,8 @@ def row(
         note,
         comm_s,
         spans,
+        hidden_s,
+        lead_s,
     )
 
 
@@ -333,6 +344,9 @@ class ModelReport:
                     if r.spans:  # per-device ring steps, drawn below
                         for j in range(r.count):
                             ring.append((t + j * r.seconds, r))
+                    elif r.lead_s:  # started with the ops before it
+                        start, full = t - r.lead_s, r.hidden_s + r.seconds
+                        spans.append((label, cat, start, full, True, args))
                     else:
                         spans.append((label, cat, t, dur, r.bound == "comm", args))
                     t += dur
@@ -563,17 +577,30 @@ def simulate_graph(
     credit, notes = _stream_credit(a)
     first = True
     for stage in graph.stages:
+        start = len(rows)
         for op in stage.ops:
             if op.collective:
                 assert system is not None
                 p = op.steps or graph.tp
-                secs, algo = collective_time(op.collective, op.bytes, system, devices=p)
+                full, algo = collective_time(op.collective, op.bytes, system, devices=p)
+                n_prev = op.overlaps_prev
+                before = rows[max(start, len(rows) - n_prev) :] if n_prev else []
+                cover = sum(r.seconds for r in before if r.bound not in ("comm", "unmapped"))
+                secs = max(0.0, full - cover)  # exposed
                 sent = collective_bytes_sent(op.collective, op.bytes, p)
                 energy = static_w * secs + sent * 8 * system.link_energy_pj_per_bit * 1e-12
                 note = f"{system.name}: {algo} over {p} devices" + (
                     f"; {op.info}" if op.info else ""
                 )
-                rows.append(row(stage, op, secs, energy, 0.0, "comm", algo, note, comm_s=secs))
+                if op.overlaps_prev:
+                    note += (
+                        f"; {full * 1e6:.4g} us, {(full - secs) * 1e6:.4g} us of it under "
+                        f"{', '.join(r.op for r in before)}"
+                    )
+                hidden = full - secs
+                rows.append(
+                    row(stage, op, secs, energy, 0.0, "comm", algo, note, secs, (), hidden, cover)
+                )
                 continue
             if op.special == "fused_read":  # DRAM bytes inside the attention kernel, no launch
                 secs = op.bytes / _dram_bw(a)

@@ -145,8 +145,13 @@ def test_expert_parallel_all_to_all_is_its_closed_form() -> None:
     dispatch, combine = _row(rep, "ep_dispatch"), _row(rep, "ep_combine")
     n = (B // ep) * spec.active_experts * spec.d_model * 2  # every routed copy of a token
     a, b = hgx.latency_s, hgx.link_bw_bytes_per_s
-    assert dispatch.seconds == pytest.approx((ep - 1) * (a + n / (ep * b)), rel=1e-12)
-    assert combine.seconds == dispatch.seconds
+    full = (ep - 1) * (a + n / (ep * b))
+    assert combine.seconds == pytest.approx(full, rel=1e-12)  # the experts read it: exposed
+    # the dispatch runs under the shared expert (which neither feeds it nor reads it)
+    shared = sum(_row(rep, f"shared_expert_{x}").seconds for x in ("gate_up", "act", "down"))
+    assert dispatch.seconds + dispatch.hidden_s == pytest.approx(full, rel=1e-12)
+    assert dispatch.seconds == pytest.approx(max(0.0, full - shared), abs=1e-15)
+    assert dispatch.hidden_s == pytest.approx(min(full, shared), rel=1e-12)
     assert dispatch.repeat == spec.moe_layers
     assert dispatch.bound == "comm"
     # each device: 32 of the 256 experts; 64 tokens x 8 routed copies, 1/8 of them here
@@ -156,7 +161,7 @@ def test_expert_parallel_all_to_all_is_its_closed_form() -> None:
     rows = math.ceil(B * spec.active_experts / ep / g)
     assert f"G={g}, M={rows}, K={spec.d_model}, N={2 * spec.moe_ffn_dim}" in up.shape
     assert "T=8" in _row(rep, "attn_norm").shape  # attention data-parallel: 64 / 8
-    assert rep.comm_s == pytest.approx(2 * dispatch.seconds * spec.moe_layers)
+    assert rep.comm_s == pytest.approx((dispatch.seconds + combine.seconds) * spec.moe_layers)
 
 
 def test_expert_parallel_trace_puts_the_all_to_alls_on_every_link_track(tmp_path: Path) -> None:
@@ -167,7 +172,18 @@ def test_expert_parallel_trace_puts_the_all_to_alls_on_every_link_track(tmp_path
         a2a = [e for e in mine if e["name"] in ("ep_dispatch", "ep_combine")]
         assert len(a2a) == 2 * from_preset("deepseek-v3").moe_layers
         assert {e["tid"] for e in a2a} == {1}
-        assert sum(e["dur"] for e in a2a) * 1e-6 == pytest.approx(rep.comm_s)
+        dispatch, combine = _row(rep, "ep_dispatch"), _row(rep, "ep_combine")
+        full = (dispatch.hidden_s + dispatch.seconds + combine.seconds) * combine.repeat
+        assert sum(e["dur"] for e in a2a) * 1e-6 == pytest.approx(full)
+        # each dispatch starts with the shared expert's first kernel, on the other thread
+        first = min((e for e in a2a if e["name"] == "ep_dispatch"), key=lambda e: e["ts"])
+        gate = min(
+            (e for e in mine if e["name"] == "shared_expert_gate_up" and e["cat"] == "moe layer 0"),
+            key=lambda e: e["ts"],
+        )
+        assert first["ts"] == pytest.approx(gate["ts"])
+        end = max(e["ts"] + e["dur"] for e in mine)
+        assert end * 1e-6 == pytest.approx(rep.latency_s)
 
 
 def test_all_to_all_needs_a_switch() -> None:
