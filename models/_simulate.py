@@ -248,8 +248,9 @@ class ModelReport:
     def to_frame(self) -> pd.DataFrame:
         """One row per op of :meth:`table`: ``stage, op, shape, count, repeat``, ``time_s``
         (one instance), ``total_s`` (all instances), ``share`` (of the step), ``energy_j``
-        (all instances, all devices), ``dram_bytes`` (one instance, one device), ``bound,
-        dataflow, note``."""
+        (all instances, all devices), ``comm_s`` (exposed communication) and ``hidden_s``
+        (communication under independent compute), all instances, ``dram_bytes`` (one
+        instance, one device), ``bound, dataflow, note``."""
         import pandas as pd
 
         lat = self.latency_s or float("nan")
@@ -266,6 +267,7 @@ class ModelReport:
                     "share": r.total_s / lat,
                     "energy_j": r.energy_j * r.count * r.repeat * self.graph.devices,
                     "comm_s": r.total_comm_s,
+                    "hidden_s": r.hidden_s * r.count * r.repeat,
                     "dram_bytes": r.dram_bytes,
                     "bound": r.bound,
                     "dataflow": r.dataflow,
