@@ -137,6 +137,9 @@ def _run(args: argparse.Namespace) -> int:
             got=None,
         )
     cp, ep = args.cp, args.ep
+    for flag, v in (("--tp", args.tp), ("--cp", cp), ("--ep", ep)):
+        if v is not None and v < 1:
+            raise ModelError("bad value", path=flag, expected="a positive integer", got=v)
     if args.tp is not None:
         tp = args.tp
     else:  # the system's devices, less those cp and ep take

@@ -261,6 +261,8 @@ def test_cli_places_pim_norms_on_the_host(capsys) -> None:
         ),
         (["model", "llama3-8b", "--arch", "h100", "--cp", "3", "--phase", "prefill"], "cp"),
         (["model", "llama3-8b", "--arch", "h100", "--cp", "0"], "cp"),
+        (["model", "llama3-8b", "--system", "dgx-h100", "--cp", "0"], "--cp"),
+        (["model", "llama3-8b", "--system", "dgx-h100", "--ep", "-1"], "--ep"),
         (["model", "llama3-8b", "--arch", "h100", "--ep", "2"], "ep"),
         (["model", "deepseek-v3", "--arch", "h200", "--ep", "8", "--set", "B=4"], "ep"),
     ],
