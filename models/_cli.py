@@ -30,6 +30,8 @@ a sharded cache in decode), --ep N (MoE experts over devices, all-to-all dispatc
 devices = tp x cp x ep.
 
   archsim model llama3-8b --arch h100 --phase decode --set B=8 --set S=4096 --page-size 16
+  archsim model llama3-8b --arch h100 --phase decode --set B=8 --set S=4100 \
+      --page-size 0,1,16,256,1024
   archsim model llama3-70b --arch h100 --tp 8 --phase generate --set prompt=2048 --set tokens=256
   archsim model llama3-8b --arch h100 --cp 8 --phase prefill --set S=131072 --trace ring.json
   archsim model deepseek-v3 --arch h200 --ep 8 --phase decode --set B=64 --set S=4096
@@ -124,9 +126,8 @@ def _run(args: argparse.Namespace) -> int:
         )
     shapes = _shapes(args.set)
     batch, seq = int(shapes["B"] or 1), int(shapes["S"] or 1)
-    page = args.page_size if args.page_size is not None else int(shapes["page"] or 0)
-    if page < 0:
-        raise ModelError("bad value", path="--page-size", expected="an integer >= 0", got=page)
+    pages = _page_sizes(args.page_size) if args.page_size is not None else [shapes["page"] or 0]
+    page = pages[0]
     system = load_system(args.system) if args.system else None
     arch = args.arch or (system.device if system else None)
     if arch is None:
@@ -171,6 +172,16 @@ def _run(args: argparse.Namespace) -> int:
             return 0
         _print_generation(gen, args.trace)
         return 0
+    if len(pages) > 1:
+        if args.phase != "decode" or args.json or args.trace:
+            raise ModelError(
+                "a list of page sizes compares decode steps (a table; no --json or --trace)",
+                path="--page-size",
+                expected="one page size, or --phase decode without --json/--trace",
+                got=args.page_size,
+            )
+        _page_sweep(spec, arch, system, args, batch, seq, tp, pages)
+        return 0
     for key in ("prompt", "tokens"):
         if shapes[key] is not None:
             raise ModelError(
@@ -198,6 +209,76 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     _print(rep, args.trace)
     return 0
+
+
+def _page_sizes(text: str) -> list[int]:
+    """``--page-size`` values: one integer or a comma-separated list (0 = contiguous)."""
+    from models._spec import ModelError
+
+    out = []
+    for part in text.split(","):
+        try:
+            v = int(part)
+        except ValueError:
+            v = -1
+        if v < 0:
+            raise ModelError(
+                "bad value",
+                path="--page-size",
+                expected="an integer >= 0 or a comma-separated list of them",
+                got=text,
+            )
+        out.append(v)
+    return out
+
+
+def _page_sweep(spec, arch, system, args, batch, seq, tp, pages) -> None:  # noqa: ANN001 - CLI values
+    """One decode step per page size: the attention, the block table and the step."""
+    from models import build_graph, simulate_graph
+    from models._simulate import kv_cache_bytes
+
+    print(
+        f"{spec.name} decode on {arch}: B={batch} S={seq}, one step per page size "
+        f"(0 = contiguous); engine {args.engine}"
+    )
+    head = (
+        f"{'page':>6}{'keys read':>11}{'kernel':>16}{'attention':>12}{'block table':>13}"
+        f"{'step':>12}{'vs contiguous':>15}{'KV cache':>10}"
+    )
+    print(head)
+    print("-" * len(head))
+    base = None
+    for page in pages:
+        g = build_graph(
+            spec,
+            phase="decode",
+            batch=batch,
+            seq=seq,
+            tp=tp,
+            page=page,
+            cp=args.cp,
+            ep=args.ep,
+        )
+        rep = simulate_graph(g, arch, system=system, engine=args.engine)
+        rows = {r.op: r for r in rep.table() if r.stage != "dense layer"}
+        att = next(r for r in rows.values() if r.op.startswith(("paged_attn", "attention")))
+        table = rows.get("block_table")
+        keys = next(
+            (int(x.split("=")[1]) for x in att.shape.split(", ") if x.startswith("Skv=")), seq
+        )
+        if page == 0 and base is None:
+            base = rep.latency_s
+        rel = f"{rep.latency_s / base - 1:+.2%}" if base else "-"
+        print(
+            f"{page:>6}{keys:>11}{att.op:>16}{_fmt_s(att.seconds):>12}"
+            f"{_fmt_s(table.seconds) if table else '-':>13}{_fmt_s(rep.latency_s):>12}{rel:>15}"
+            f"{_fmt_b(kv_cache_bytes(g)):>10}"
+        )
+    print(
+        "attention and block table: per layer; the page size moves the time through the padded "
+        "last page, the block table and vLLM's v1/v2 choice (per-page kernel overheads are not "
+        "modelled)"
+    )
 
 
 def _print_generation(gen, trace: str | None) -> None:  # noqa: ANN001 - GenerationReport
@@ -351,9 +432,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ep", type=int, default=1, help="expert-parallel devices (MoE models)")
     p.add_argument(
         "--page-size",
-        type=int,
         metavar="TOKENS",
-        help="paged KV cache (decode): tokens per page (same as --set page=N)",
+        help="paged KV cache (decode): tokens per page (same as --set page=N); a list "
+        "(0,16,256; 0 = contiguous) compares decode steps in one table",
     )
     p.add_argument("--system", help="system YAML or bundled name: devices, links, topology")
     p.add_argument("--phase", choices=("prefill", "decode", "generate"), default="decode")

@@ -112,6 +112,29 @@ def test_cli_page_size_and_set_page_are_the_same(capsys) -> None:
     assert "block_table" in out
 
 
+def test_cli_page_size_list_compares_decode_steps(capsys) -> None:
+    argv = ["model", "llama3-8b", "--arch", "h100", "--phase", "decode", "--engine", "analytic"]
+    argv += ["--set", "B=8", "--set", "S=4100", "--page-size", "0,16,1024"]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {int(line.split()[0]): line.split() for line in lines[3:6]}
+    assert sorted(rows) == [0, 16, 1024]
+    assert rows[0][1:3] == ["4100", "attention"]
+    assert rows[16][1:3] == ["4112", "paged_attn_v2"]
+    assert rows[1024][1:3] == ["5120", "paged_attn_v2"]
+    assert rows[0][-3] == "+0.00%"
+    step = {
+        p: simulate_model(
+            "llama3-8b", "h100", phase="decode", batch=8, seq=4100, page=p, engine="analytic"
+        ).latency_s
+        for p in (0, 1024)
+    }
+    assert rows[1024][-3] == f"{step[1024] / step[0] - 1:+.2%}"
+    assert main([*argv[:-1], "16,x"]) == 2
+    assert "--page-size" in capsys.readouterr().err
+    assert main([*argv, "--json"]) == 2
+
+
 # -- whole generation ------------------------------------------------------------------------
 
 
