@@ -34,7 +34,7 @@ keys are read, the padding masked), plus one 4-byte block-table entry per page p
 sequence, read from DRAM once per sequence inside the attention kernel (a ``fused_read``
 row). On a GPU the kernel is vLLM's: PagedAttention v1 (one CTA per sequence and head, the
 whole context: ``split_kv`` with ``splits = 1``) or v2 (partitions of 512 tokens, one CTA
-each, then a reduce kernel: ``splits = ceil(Skv / 512)``; on other architectures the row is
+each, then a reduce kernel: ``splits = ceil(S / 512)``; on other architectures the row is
 ``paged_attn``, the ``auto`` dataflow over the padded keys), chosen as vLLM's
 ``vllm/attention/ops/paged_attn.py`` does: v1 when ``max_seq_len <= 8192`` and (one
 partition or ``num_seqs * num_heads > 512``). The contiguous baseline (no page) is
@@ -247,9 +247,10 @@ class _Builder:
             p = {"B": b, "H": self.hq, "Hkv": self.hk, "Skv": skv, "D": s.head_dim}
             p["Dv"] = s.v_head_dim
             name, knobs = "attention", cast("tuple[tuple[str, object], ...]", ())
-            if self.page:
-                v = paged_version(b, self.hq, skv)
-                splits = 1 if v == 1 else math.ceil(skv / PAGED_PARTITION)
+            if self.page:  # vLLM decides on the context itself, not the padded pages
+                ctx = math.ceil(self.seq / self.cp)
+                v = paged_version(b, self.hq, ctx)
+                splits = 1 if v == 1 else math.ceil(ctx / PAGED_PARTITION)
                 name, knobs = f"paged_attn_v{v}", (("splits", splits),)
             op = Op(
                 name,

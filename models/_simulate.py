@@ -626,6 +626,11 @@ def simulate_graph(
                 rows.append(_ring_row(stage, op, secs, energy, dram, bound, how, system, static_w))
                 continue
             rows.append(row(stage, op, secs, energy, dram, bound, how))
+    if graph.page and a.kind == "gpu" and graph.page not in (8, 16, 32):
+        notes += (
+            f"vLLM's PagedAttention kernels are built for 8-, 16- and 32-token pages; the "
+            f"{graph.page}-token pages run the same kernel model",
+        )
     if system is not None and n > 8:
         notes += (
             f"all {n} devices share one link class ({system.name}: "
