@@ -22,6 +22,10 @@ Knob ``materialize=1`` maps the materialized chunk form instead (FLA ``chunk``; 
 writes the state before every chunk to HBM (the cascade's state tensor at its dtype), then an
 output kernel runs the rest with one CTA per (chunk, value block), parallel along the sequence.
 
+Knob ``staged=1`` maps the GLA paper's released code instead (:mod:`mappings._gpu.linear_staged`):
+one launch per stage (relayout copies, gate cumsum, batched GEMMs, state scan, the score kernel
+with secondary chunking, score passes, add) with every intermediate through HBM.
+
 Everything is read from the cascade (:func:`chunk_roles`): the chunk split of the query and
 key ranks, the state Einsum (iterative along the key-chunk rank, no query rank), the value
 features. Per-trip work is each Einsum's counted ops (:func:`workloads.count`) per iteration
@@ -582,5 +586,6 @@ def _staged_plan(
 
 @register_dataflow("linear_chunked")
 def linear_chunked(workload: Workload, arch: Architecture, knobs: Mapping[str, object]) -> Plan:
-    """Chunked causal linear attention (Lightning Attention-2 / GLA fused chunk kernel)."""
+    """Chunked causal linear attention (Lightning Attention-2 / GLA fused chunk kernel; FLA's
+    materialized and the GLA paper code's staged forms by knob)."""
     return chunked_plan(workload, arch, knobs)
