@@ -126,3 +126,22 @@ def test_on_chip_intermediates_are_held_once_not_per_tile_in_flight(flat):
     assert staged < held / 10  # the block's Q: the scores are produced, not loaded
     (ph,) = lower(w, m, flat).phases
     assert ph.depth == 2  # room for the next block's loads beside this block's scores
+
+
+def test_keys_stream_only_to_the_query_blocks_that_reach_them(flat):
+    # causal FLAT at 4K: four 1024-row blocks reach 1024, 2048, 3072 and 4096 keys, so K and V
+    # stream 10 of the 16 dense block x key passes; the running sums are not thinned
+    def kv_bytes(w):  # noqa: ANN001, ANN202
+        m, chosen = flat_mapping(w, flat, attention_roles(w.cascade))
+        assert chosen["rows"] == 1024
+        prog = lower(w, m, flat)
+        return sum(
+            t.bytes * ph.total_trips
+            for ph in prog.phases
+            for t in ph.body.loads
+            if t.tensor in ("K", "V") and t.src == "DRAM"
+        )
+
+    dense, causal = kv_bytes(_mha()), kv_bytes(_mha(causal=True))
+    assert dense == pytest.approx(4 * 2 * 2 * 4096 * 64 * 2, rel=1e-6)  # 4 blocks, K+V, 2 heads
+    assert causal == pytest.approx(dense * 10 / 16, rel=1e-3)
