@@ -16,9 +16,10 @@ for the whole generation and is simulated once (the simulation cache holds it). 
 cost ``f(L)`` is therefore summed over ``L = prompt + 1 .. prompt + tokens - 1`` from
 samples:
 
-- with a paged cache, the attention reads whole pages, so ``f`` is constant within a page:
-  one sample per distinct page count, each weighted by the steps that fall in it, is the
-  exact sum (used when there are at most :data:`MAX_SAMPLES` distinct page counts);
+- with a paged cache, the attention reads whole pages, so ``f`` is constant while the page
+  count (and vLLM's 512-token partition count, which sets the kernel) is: one sample per
+  distinct pair, weighted by the steps that fall in it, is the exact sum (used when there
+  are fewer than :data:`MAX_SAMPLES` distinct page counts);
 - otherwise ``f`` is sampled at ``n`` evenly spaced contexts (both ends included) and taken
   as linear between samples (the K/V bytes of a decode step are linear in ``L``; the GPU
   kernels' tile counts make it a fine staircase that the linear form averages over). The
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from models._graph import build_graph
+from models._graph import PAGED_PARTITION, build_graph
 from models._simulate import ModelReport, simulate_graph
 from models._spec import ModelError, ModelSpec
 
@@ -227,9 +228,14 @@ def simulate_generation(
     shard = cp  # decode under cp: each device's cache holds ceil(ctx / cp) positions
     n_pages = math.ceil(math.ceil(hi / shard) / page) - math.ceil(lo / shard / page) if page else 0
     if page and n_pages < MAX_SAMPLES:
-        # exact: the step cost is constant while the page count is
+        # exact: the step cost is constant while the page count and vLLM's partition count
+        # (which also decides v1/v2) are; they change together unless a page spans a
+        # 512-token partition boundary
         ctxs = np.arange(lo, hi + 1)
-        pages = np.ceil(np.ceil(ctxs / shard) / page).astype(int)
+        local = np.ceil(ctxs / shard)
+        pages = np.ceil(local / page).astype(int) * (2**20) + np.ceil(
+            local / PAGED_PARTITION
+        ).astype(int)
         firsts = {int(p): int(ctxs[np.argmax(pages == p)]) for p in np.unique(pages)}
         weights = {p: int((pages == p).sum()) for p in firsts}
         reps = {p: step(c) for p, c in firsts.items()}

@@ -174,6 +174,21 @@ def test_paged_generation_is_the_exact_sum_of_its_steps() -> None:
         assert joules == steps[ctx - 101].energy_j
 
 
+def test_paged_generation_splits_a_page_at_vllms_partitions() -> None:
+    """1024-token pages span two 512-token partitions: the v2 kernel changes mid-page."""
+    spec = from_preset("llama3-8b")
+    kw = {"batch": 1, "engine": "analytic"}
+    gen = simulate_generation(spec, "h100", prompt=1499, tokens=62, page=1024, **kw)
+    assert gen.samples == (1500, 1537)  # one page (2048 keys read), 3 then 4 partitions
+    costs = {c: t for c, t, _ in gen.sample_costs}
+    assert costs[1500] != costs[1537]
+    every = sum(
+        simulate_model(spec, "h100", phase="decode", seq=c, page=1024, **kw).latency_s
+        for c in range(1500, 1561)
+    )
+    assert gen.decode_s == pytest.approx(every, rel=1e-12)
+
+
 def test_contiguous_generation_integrates_sampled_steps() -> None:
     spec = from_preset("llama3-8b")
     kw = {"batch": 8, "engine": "analytic"}
