@@ -1,6 +1,7 @@
 """The FuseMax paper's 3-pass baselines on a 2D + 1D spatial array: ``unfused`` and ``flat``.
 
-Both are mapping recipes (:mod:`mappings._flat_mapping`: the mapping, as data, built from
+Both are mapping recipes (:mod:`mappings._flat_mapping`, :mod:`mappings._unfused_mapping`:
+the mapping, as data, built from
 the cascade's rank roles) lowered by the generic lowering (:func:`mappings._lower.lower`), as
 the FuseMax artifact lays out its baselines (FPSG-UIUC/micro24-fusemax-artifact @ f543beb,
 ``src/accel/{unfused,flat}.py``; numbers in ``reference/papers/fusemax/``). Every cost — ops
@@ -31,12 +32,13 @@ from typing import TYPE_CHECKING
 from archsim.errors import MappingError
 from mappings._attn_common import dram_tensor_bytes, passes_for, pos_int, require_kind
 from mappings._fit import fit_group, pick_units, unit_mesh
-from mappings._flat_mapping import FLAT_MAX_ROWS, Kernels, flat_mapping, kernels, unfused_mapping
+from mappings._flat_mapping import FLAT_MAX_ROWS, Kernels, flat_mapping, kernels
 from mappings._gemm import _known
 from mappings._lower import issued, lower, unit_ops
 from mappings._mapping import Mapping
 from mappings._registry import PassInfo, Plan, register_dataflow
 from mappings._roles import AttentionRoles, attention_roles, is_contraction
+from mappings._unfused_mapping import unfused_mapping
 
 if TYPE_CHECKING:
     from archsim import Architecture, ComputeUnit
@@ -177,7 +179,7 @@ def flat_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, obj
 @register_dataflow("unfused")
 def unfused_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, object]) -> Plan:
     """Unfused attention: score, between and value kernels, the score matrix through DRAM
-    (recipe: :func:`mappings._flat_mapping.unfused_mapping`).
+    (recipe: :func:`mappings._unfused_mapping.unfused_mapping`).
 
     Knobs: ``softmax`` ("row": the artifact's three kernels, a few score rows buffered on chip
     in the between kernel; "per_einsum": one kernel per Einsum of the cascade), ``fill``

@@ -1,6 +1,7 @@
-"""FLAT's and the unfused baseline's bindings of an attention cascade, written as Mappings (data).
+"""FLAT's binding of an attention cascade, written as a Mapping (data), and the row-block nests
+it shares with the unfused baseline (:mod:`mappings._unfused_mapping`).
 
-The recipes of the ``flat`` and ``unfused`` dataflows (the FuseMax paper's 3-pass baselines;
+The recipe of the ``flat`` dataflow (the FuseMax paper's 3-pass baseline;
 FPSG-UIUC/micro24-fusemax-artifact @ f543beb, ``src/accel/{flat,unfused}.py``), built for
 the cascade given from its rank roles and lowered by the generic lowering
 (:func:`mappings._lower.lower`) like any user's mapping. Every group below is one
@@ -71,7 +72,9 @@ __all__ = [
     "kernels",
     "row_block_group",
     "flat_mapping",
-    "unfused_mapping",
+    "three_kernels",
+    "setup",
+    "wrap",
 ]
 
 #: Largest row block of FLAT's row granularity in its published mapping table
@@ -251,7 +254,9 @@ def buffer_need(w: Workload, group: FusionGroup) -> float:
     return float(sum(per.values()))
 
 
-class _Setup(NamedTuple):
+class Setup(NamedTuple):
+    """The array's tiles and buffer for one workload (:func:`setup`)."""
+
     w: Workload  # the workload with the mapping's splits applied
     splits: dict[str, int]  # the mapping's splits
     glb: str
@@ -261,7 +266,7 @@ class _Setup(NamedTuple):
     k: Kernels
 
 
-def _setup(workload: Workload, arch: Architecture, roles: AttentionRoles) -> _Setup:
+def setup(workload: Workload, arch: Architecture, roles: AttentionRoles) -> Setup:
     """The array's tiles for ``workload``: keys per tile (a split key's inner part) by query
     rows per tile, and the mapping's splits."""
     from mappings._attn_common import glb_level
@@ -280,10 +285,10 @@ def _setup(workload: Workload, arch: Architecture, roles: AttentionRoles) -> _Se
     m0 = max(1, min(mx, int(sizes.get(roles.key_inner or roles.key, 1))))
     p0 = max(1, min(my, int(sizes.get(roles.query, 1))))
     cap = float(g.capacity_bytes or float("inf"))
-    return _Setup(w, splits, g.name, cap, m0, p0, kernels(workload, roles))
+    return Setup(w, splits, g.name, cap, m0, p0, kernels(workload, roles))
 
 
-def _wrap(
+def wrap(
     workload: Workload, arch: Architecture, roles: AttentionRoles, core: list[FusionGroup]
 ) -> list[FusionGroup]:
     return [
@@ -306,7 +311,7 @@ def _row_candidates(nq: int, p0: int, top: int) -> list[int]:
     return out
 
 
-def _held_in_buffer(s: _Setup, roles: AttentionRoles, inter: Sequence[str]) -> tuple[str, ...]:
+def _held_in_buffer(s: Setup, roles: AttentionRoles, inter: Sequence[str]) -> tuple[str, ...]:
     """The intermediates the buffer holds: all but those of one key tile of a split key (over
     its inner part only: a 1-pass cascade's per-tile scores live in the PE registers while
     the running state advances); a score over the whole key rank (3-pass) is held for the
@@ -334,7 +339,7 @@ def flat_mapping(
     MappingError
         ``rows`` whose scores overflow the buffer (path ``knobs.rows``).
     """
-    s = _setup(workload, arch, roles)
+    s = setup(workload, arch, roles)
     core = (*roles.core, *roles.epilogue)
     inter = _score_intermediates_of(s, core)
     q_in = roles.query_operand
@@ -370,14 +375,14 @@ def flat_mapping(
             "granularity": "head" if r >= nq else "row",
             "scores_offchip": False,
         }
-        return Mapping(groups=tuple(_wrap(workload, arch, roles, [g])), splits=s.splits), chosen
-    groups = _three_kernels(s, arch, roles, rows=min(nq, FLAT_MAX_ROWS), pipelined=True)
-    off = Mapping(groups=tuple(_wrap(workload, arch, roles, groups)), splits=s.splits)
+        return Mapping(groups=tuple(wrap(workload, arch, roles, [g])), splits=s.splits), chosen
+    groups = three_kernels(s, arch, roles, rows=min(nq, FLAT_MAX_ROWS), pipelined=True)
+    off = Mapping(groups=tuple(wrap(workload, arch, roles, groups)), splits=s.splits)
     off_chosen = {"rows": min(nq, FLAT_MAX_ROWS), "granularity": "row", "scores_offchip": True}
     for r in _row_candidates(nq, 1, FLAT_MAX_ROWS):
         g = fused(r)
         if buffer_need(s.w, g) <= s.cap:
-            on = Mapping(groups=tuple(_wrap(workload, arch, roles, [g])), splits=s.splits)
+            on = Mapping(groups=tuple(wrap(workload, arch, roles, [g])), splits=s.splits)
             # blocks so small that re-streaming the keys per block moves more DRAM bytes than
             # keeping the scores off chip: off chip (FLAT from 256K tokens on)
             if dram_bytes(workload, on, arch) > dram_bytes(workload, off, arch):
@@ -414,8 +419,8 @@ def _outputs(w: Workload, einsums: Sequence[str]) -> tuple[str, ...]:
     return tuple(t for t in produced if t in outside)
 
 
-def _three_kernels(
-    s: _Setup,
+def three_kernels(
+    s: Setup,
     arch: Architecture,
     roles: AttentionRoles,
     *,
@@ -505,7 +510,7 @@ def _three_kernels(
     return groups
 
 
-def _inputs_of(s: _Setup, names: Sequence[str]) -> tuple[str, ...]:
+def _inputs_of(s: Setup, names: Sequence[str]) -> tuple[str, ...]:
     by = {e.name: e for e in s.w.cascade.einsums}
     produced = {by[n].output.name for n in names}
     return tuple(
@@ -513,7 +518,7 @@ def _inputs_of(s: _Setup, names: Sequence[str]) -> tuple[str, ...]:
     )
 
 
-def _score_intermediates_of(s: _Setup, names: Sequence[str]) -> tuple[str, ...]:
+def _score_intermediates_of(s: Setup, names: Sequence[str]) -> tuple[str, ...]:
     """Outputs of ``names`` read only by ``names`` (they stay on chip within the group)."""
     by = {e.name: e for e in s.w.cascade.einsums}
     produced = [by[n].output.name for n in names]
@@ -521,14 +526,6 @@ def _score_intermediates_of(s: _Setup, names: Sequence[str]) -> tuple[str, ...]:
         ref.name for e in s.w.cascade.einsums if e.name not in names for ref in e.inputs
     } | set(s.w.cascade.outputs)
     return tuple(t for t in produced if t not in outside)
-
-
-def unfused_mapping(workload: Workload, arch: Architecture, roles: AttentionRoles) -> Mapping:
-    """The unfused baseline's mapping of ``workload``'s cascade: score, between and value
-    kernels one after the other, the tensors between them through DRAM (see module doc)."""
-    s = _setup(workload, arch, roles)
-    groups = _three_kernels(s, arch, roles, rows=None, pipelined=False)
-    return Mapping(groups=tuple(_wrap(workload, arch, roles, groups)), splits=s.splits)
 
 
 def _nz(d: dict[str, int]) -> dict[str, int]:

@@ -17,10 +17,11 @@ import pytest
 from archsim import estimate, load_arch
 from archsim.errors import MappingError
 from mappings import lower
-from mappings._flat_mapping import flat_mapping, unfused_mapping
+from mappings._flat_mapping import flat_mapping
 from mappings._lower import staged_bytes, stored_fractions
 from mappings._roles import attention_roles
 from mappings._tensors import group_tensors
+from mappings._unfused_mapping import unfused_mapping
 from workloads import count, get_workload
 
 
