@@ -314,6 +314,13 @@ def _print_generation(gen, trace: str | None) -> None:  # noqa: ANN001 - Generat
     )
     for note in notes:
         print(f"note: {note}")
+    if not gen.complete:
+        print(
+            f"INCOMPLETE: {len(gen.unmapped)} ops have no dataflow on {gen.prefill.arch}; the "
+            "totals leave them out (the reasons: --phase prefill / decode, or --json):"
+        )
+        for phase, stage, op in gen.unmapped:
+            print(f"  {phase}: {stage} / {op}")
     if trace:
         print(f"trace: {trace} (prefill + last decode step; open in https://ui.perfetto.dev)")
 

@@ -92,6 +92,20 @@ class GenerationReport:
     sample_costs: tuple[tuple[int, float, float], ...] = ()
 
     @property
+    def unmapped(self) -> list[tuple[str, str, str]]:
+        """(phase, stage, op) of every op no dataflow maps, in the prefill or a decode step
+        (left out of the totals)."""
+        out = [("prefill", r.stage, r.op) for r in self.prefill.table_unmapped()]
+        if self.last_step is not None:
+            out += [("decode", r.stage, r.op) for r in self.last_step.table_unmapped()]
+        return out
+
+    @property
+    def complete(self) -> bool:
+        """Whether every op of the prefill and the decode steps was simulated."""
+        return not self.unmapped
+
+    @property
     def ttft_s(self) -> float:
         """Time to first token, s (the prefill)."""
         return self.prefill.latency_s
@@ -148,6 +162,8 @@ class GenerationReport:
                 {"context": c, "latency_s": t, "energy_j": e} for c, t, e in self.sample_costs
             ],
             "integration_check": self.integration_check,
+            "complete": self.complete,
+            "unmapped": [{"phase": p, "stage": s, "op": o} for p, s, o in self.unmapped],
             "prefill": self.prefill.to_dict(),
             "first_step": None if self.first_step is None else self.first_step.to_dict(),
             "last_step": None if last is None else last.to_dict(),

@@ -217,6 +217,21 @@ def test_generation_keeps_its_parallelism_in_both_phases() -> None:
     assert gen.samples == (257,)  # contexts 257..264 share one 64-token page count
 
 
+def test_generation_says_which_ops_it_left_out(capsys) -> None:
+    """On a PIM module the prefill attention (a contraction) has no dataflow: the totals
+    leave it out and say so, never silently."""
+    gen = simulate_generation("llama3-8b", "aim_pim", prompt=127, tokens=2, engine="analytic")
+    assert not gen.complete
+    assert ("prefill", "layer", "attention") in gen.unmapped
+    assert gen.ttft_s == gen.prefill.latency_s  # the mapped ops only
+    argv = ["model", "llama3-8b", "--arch", "aim_pim", "--phase", "generate", "--engine"]
+    assert main([*argv, "analytic", "--set", "prompt=127", "--set", "tokens=2"]) == 0
+    out = capsys.readouterr().out
+    assert f"INCOMPLETE: {len(gen.unmapped)} ops" in out
+    for phase, stage, op in gen.unmapped:
+        assert f"{phase}: {stage} / {op}" in out
+
+
 def test_cli_generate_prints_ttft_tpot_and_writes_a_trace(capsys, tmp_path: Path) -> None:
     trace = tmp_path / "gen.json"
     argv = ["model", "llama3-8b", "--arch", "h100", "--phase", "generate", "--engine", "analytic"]
