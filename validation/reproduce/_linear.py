@@ -326,7 +326,7 @@ def reproduce_linear(*, fast: bool = False) -> Reproduction:
         "figure (eff_flex, 128x64 tiles); their own 64x64 and 64x32 dependent products are "
         "not calibrated (see breakeven_la2_tflops_at_2048).",
         "The fused kernels have no parallelism along the sequence: their grid is batch x 4 "
-        "heads x 8 value blocks CTAs, fewer than 1 per SM once batch < 4 (length > 16k).",
+        "heads x 8 value blocks CTAs, fewer than one per SM from batch 4 (length 16k) on.",
         "On fusemax the cascades run on the fusemax recipe with their counted MACs, but the "
         "recipe tiles only the intra-chunk core (64 x 64 scores) onto the 256 x 256 array "
         "(util_pe2d a few percent); gla's gate exps load the 1D array.",
