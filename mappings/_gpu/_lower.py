@@ -34,9 +34,14 @@ Same physical quantities as the analytic model (:mod:`archsim.gpu`):
   buffer (a model trip), ``depth`` = the kernel's stages -- for an engine that lets a slot
   start its next load when the previous transfer is done and counts the latency as a
   delay before the data is usable (several loads in flight).
-- *Write-back.* A kernel's DRAM writes drain from L2 in a phase beside the kernel (CTAs
-  do not wait for DRAM); the next kernel waits for both. Work outside the main loop
-  (pipeline fill/drain, GEMM epilogue) is a per-CTA prologue on the SM.
+- *Writes.* A streaming kernel writes its share of the DRAM writes with each chunk it
+  reads. A tiled kernel's output tiles land in L2 (write-back) and drain to DRAM while the
+  loop runs, so its DRAM writes are spread over its trips as body stores (CTAs do not
+  wait for DRAM at the end). Each kernel is then one phase and a program is a chain of
+  phases; its reads and writes meet on the DRAM level's ports as the architecture has them.
+- *Work outside the main loop* (pipeline fill/drain, GEMM epilogue: SM cycles; Q tiles
+  beyond the K/V stream: DRAM bytes) overlaps the loop as in the model, so it rides on the
+  trips (the mean per trip; totals exact) rather than holding back each CTA's first load.
 
 NOTE: the engine's own energy (per-op tables of the architecture) counts issued slots, not
 useful operations, and leaves out most of the board; :func:`board_energy_j` gives the power
@@ -60,7 +65,6 @@ __all__ = [
     "board_energy_j",
     "with_board_energy",
     "kernel_phase",
-    "writeback_phase",
     "costs_to_program",
     "prediction_meta",
     "time_base_hz",
@@ -165,18 +169,23 @@ def kernel_phase(
     add_rate = _unit_rate(arch, "cuda", "add")
     depth = max(1, cost.stages)
     if cost.trips is None or cost.trip_cycles <= 0:  # streaming kernel
-        per_cta = float(np.asarray(cost.cta_bytes).mean()) if ctas else 0.0
+        # a chunk reads its share of the DRAM reads and writes its share of the writes (as
+        # the kernel streams them; its stores are the body's, no write-back phase)
+        read_cta = cost.dram_read_bytes / max(ctas, 1)
+        write_cta = cost.dram_write_bytes / max(ctas, 1)
         cyc = float(np.asarray(cost.cta_cycles).mean()) if ctas else 0.0
         # one chunk = what a CTA keeps in flight (one stage of it when pipelined)
         stream_depth = max(1, cost.stages) if pipelined_loads else 1
         chunk = max(cost.cta_stream_bytes_per_s * lat_s / stream_depth, 1.0)
-        n = max(1, math.ceil(per_cta / chunk))
+        n = max(1, math.ceil((read_cta if read_cta > 0 else write_cta) / chunk))
         trips: int | np.ndarray = n
-        loop_bytes, l2_bytes = per_cta / n, per_cta / n
+        loop_bytes, l2_bytes = read_cta / n, read_cta / n
+        stream_store = write_cta / n
         issued = 0.0
         alu = {"add": cyc * add_rate * scale / n} if cyc > 0 and add_rate > 0 else {}
         depth = stream_depth
     else:
+        stream_store = -1.0  # set below: the kernel's writes spread over its trips
         if pipelined_loads:  # one engine load per stage buffer: a model trip
             trips, group = np.asarray(cost.trips, dtype=np.int64), 1.0
         else:
@@ -198,7 +207,8 @@ def kernel_phase(
     # reads beyond the K/V or A/B tiles (Q tiles...) -- overlaps the loop's loads, as in the
     # model (CTA time = max(cycles, bytes / stream bandwidth) + latency): it is spread over
     # the engine trips (the mean per trip, so totals are exact; a serial prologue would
-    # hold back every CTA's first load). A kernel without trips keeps it as a prologue.
+    # hold back every CTA's first load). A kernel whose CTAs run no trip at all keeps it as
+    # a prologue, and its writes as an epilogue.
     spread = n_trips > 0 and ctas > 0
     fixed = _fixed_cycles(cost)
     frac = min(1.0, cost.dram_read_bytes / total_stream) if total_stream > 0 else 0.0
@@ -217,9 +227,13 @@ def kernel_phase(
         computes.append(Compute("tensor", {mac_key: issued}))
     if any(v > 0 for v in alu.values()):
         computes.append(Compute("cuda", {k: float(v) for k, v in alu.items() if v > 0}))
+    if stream_store < 0:  # output tiles drain from L2 while the loop runs (write-back)
+        stream_store = cost.dram_write_bytes / n_trips if spread else 0.0
+    stores = (Transfer("out", int(round(stream_store)), smem, dram),) if stream_store >= 1 else ()
     body = Step(
         loads=tuple(t for t in loads if t.bytes > 0),
         compute=tuple(computes),
+        stores=stores,
         buffer_bytes=int(loop_bytes),
     )
     prologue = None
@@ -228,7 +242,10 @@ def kernel_phase(
         pro_loads = (Transfer("in", int(round(per)), dram, smem),) if per >= 1 else ()
         pro_compute = (Compute("tensor", {mac_key: fixed_macs}),) if fixed_macs > 0 else ()
         prologue = Step(loads=pro_loads, compute=pro_compute) if pro_loads or pro_compute else None
-    epilogue = None  # DRAM writes drain from L2 in the kernel's write-back phase
+    epilogue = None  # output writes are body stores (see module notes, "Writes")
+    if not spread and cost.dram_write_bytes >= max(ctas, 1):
+        per = cost.dram_write_bytes / max(ctas, 1)
+        epilogue = Step(stores=(Transfer("out", int(round(per)), smem, dram),))
     return Phase(
         name=cost.name,
         body=body,
@@ -239,30 +256,6 @@ def kernel_phase(
         epilogue=epilogue,
         depth=depth,
         staging_level=None,
-        after=after,
-    )
-
-
-def writeback_phase(
-    cost: KernelCost, arch: object, name: str, after: tuple[str, ...]
-) -> Phase | None:
-    """The kernel's DRAM writes as a phase that runs alongside it.
-
-    A CTA's output store lands in L2 (write-back) and the CTA retires without waiting for
-    DRAM; the dirty lines drain to HBM while the kernel runs. So the writes take HBM write
-    bandwidth concurrently with the kernel instead of stalling each CTA's epilogue.
-    """
-    ctas = max(cost.ctas, 1)
-    per = int(round(cost.dram_write_bytes / ctas))
-    if per <= 0:
-        return None
-    dram, smem = _level(arch, "HBM", "DRAM"), _level(arch, "SMEM")
-    return Phase(
-        name=name,
-        body=Step(stores=(Transfer("out", per, smem, dram),)),
-        trips=1,
-        work_items=ctas,
-        slots=cost.slots,
         after=after,
     )
 
@@ -306,10 +299,7 @@ def costs_to_program(
             c, model, arch, after=deps, dtype=dtype, scale=base / f, pipelined_loads=pipelined_loads
         )
         phases.append(replace(phase, name=pname))
-        wb = writeback_phase(c, arch, f"writeback:{pname}", deps)
-        if wb is not None:
-            phases.append(wb)
-        deps = (pname,) if wb is None else (pname, wb.name)
+        deps = (pname,)
     return TileProgram(
         name=name,
         phases=tuple(phases),

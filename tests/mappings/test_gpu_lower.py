@@ -137,3 +137,44 @@ def test_a_kernel_without_a_main_loop_has_nothing_to_spread():
     phase = kernel_phase(cost, MODEL, ARCH)
     assert phase.prologue is None
     assert _totals(phase)[0] == pytest.approx(cost.dram_read_bytes, rel=1e-4)
+
+
+def _writes(phase):
+    """DRAM bytes a phase's body stores over all its trips."""
+    trips = phase.trips
+    n = float(np.sum(trips)) if np.ndim(trips) else float(trips * phase.work_items)
+    return sum(t.bytes for t in phase.body.stores if t.dst == "HBM") * n
+
+
+def test_a_streaming_kernel_writes_its_share_with_each_chunk_it_reads():
+    cost = streaming_cost(
+        MODEL, name="softmax", category="softmax", read_bytes=2**30, write_bytes=2**29, alu_ops=1e9
+    )
+    phase = kernel_phase(cost, MODEL, ARCH)
+    # reads from DRAM only (no L2 stand-in for the written bytes), writes as body stores
+    assert {t.src for t in phase.body.loads} == {"HBM"}
+    assert _totals(phase)[0] == pytest.approx(2**30, rel=1e-4)
+    assert _writes(phase) == pytest.approx(2**29, rel=1e-4)
+
+
+def test_a_tiled_kernel_drains_its_output_over_its_trips():
+    (cost,) = gemm_costs(4096, 4096, 4096, MODEL)
+    assert cost.dram_write_bytes > 0
+    phase = kernel_phase(cost, MODEL, ARCH)
+    assert phase.epilogue is None  # CTAs do not wait for DRAM at the end
+    assert _writes(phase) == pytest.approx(cost.dram_write_bytes, rel=1e-4)
+
+
+def test_each_kernel_is_one_phase_after_its_launch_so_the_program_is_a_chain():
+    costs = decode_costs(MODEL, B=8, Hq=32, Hkv=8, Skv=1024, D=128, family="flash2")
+    op = evaluate_op(costs, MODEL)
+    prog = costs_to_program("dec", costs, MODEL, ARCH, op)
+    names = [p.name for p in prog.phases]
+    k0, k1 = costs[0].name, costs[1].name
+    assert names == [f"launch:{k0}", k0, f"launch:{k1}", k1]
+    for prev, p in zip(prog.phases[:-1], prog.phases[1:], strict=True):
+        assert p.after == (prev.name,)
+    # every DRAM byte of the model is read or written by the program
+    res = simulate(prog, ARCH)
+    model_bytes = sum(c.dram_read_bytes + c.dram_write_bytes for c in costs)
+    assert res.dram_bytes == pytest.approx(model_bytes, rel=1e-3)
