@@ -81,8 +81,8 @@ class StagedRecipe:
     score_warps
         Warps per score CTA (``num_warps=8 if BLOCK_DMODEL_QK == 128 else 4``).
     score_path
-        Tensor-core path of the off-diagonal sub-blocks (Triton on sm90 emits ``wgmma`` for
-        ``tl.dot``; the 16-row blocks run below its 64-row tile, see the efficiency note).
+        Tensor-core path of the off-diagonal sub-blocks: ``mma_sync`` (the 16-row ``tl.dot``
+        blocks are below the 64-row warpgroup tile of ``wgmma``, so Triton emits ``mma``).
     scan_block
         State rows and columns per scan CTA (``BLOCK_MODEL = 32`` in
         ``chunk_scan_triton_only_gk.py``).
@@ -96,7 +96,7 @@ class StagedRecipe:
     sub_chunk: int = 16
     feature_block: int = 128
     score_warps: int = 8
-    score_path: str = "wgmma"
+    score_path: str = "mma_sync"
     scan_block: int = 32
     family: str = "flex"
 

@@ -6,10 +6,10 @@ Stated tolerances (docs/reproductions.md, "Chunked linear attention vs FA2 on H1
   at every length the figure has;
 * GLA's claim, checked on its cascade in the staged form of the paper's released code
   (berlino/gated_linear_attention@442e096) at that code's shapes: time over FA2 at 2048 within
-  15% of 1.38 (the value when the staged form was added), which is "comparable" (within 1.5x),
+  15% of 1.39 (the value when the staged form was added), which is "comparable" (within 1.5x),
   below 1 at every length above 4096, crossover 4096; its time does not depend on the length
   at a fixed token count; at every chunk the code uses (64, 128, 256) the ratio at 2048 lies
-  between 1 and 1.6 (64's 1.51 is just outside the 1.5x reading: the check is near its edge);
+  between 1 and 1.6 (64's 1.52 is just outside the 1.5x reading: the check is near its edge);
 * FLA's later kernels (fused chunk 0.47, materialized 0.81 of FA2 at 2048) and Lightning
   Attention-2's fused kernel (0.17) stay within 15% of those values, reported, not gated;
 * on fusemax the ``linear`` and ``gla`` cascades run with exactly their counted MACs.
@@ -25,7 +25,7 @@ from archsim.cli import main
 from validation.reproduce._linear import CLAIM_FORM, FA2_FIGURE_TFLOPS, reproduce_linear
 
 TOL = 0.15
-CLAIM_AT_2K = 1.38
+CLAIM_AT_2K = 1.39
 FUSED_AT_2K = 0.47
 CHUNK_FORM_AT_2K = 0.81
 LA2_AT_2K = 0.17
