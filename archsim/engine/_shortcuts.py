@@ -523,10 +523,12 @@ class _Bail(Exception):
 
 #: hand-outs kept to look for a repeated state (see :class:`_Period`)
 _MAX_HIST = 24
-#: SimPy events per body step the quotient's runs may cost in all (slot by slot: ~6-9)
-_BUDGET_PER_STEP = 3
+#: SimPy events per body step the quotient's runs may cost in all: slot by slot costs ~9
+#: events a step, but in the compiled loop (``_fastsim``, ~0.25 us an event) where the
+#: quotient's are SimPy's (~2 us), so it gives up after about half the compiled loop's cost
+_BUDGET_PER_STEP = 0.5
 #: ... plus this many (small phases)
-_BUDGET_FLOOR = 20_000
+_BUDGET_FLOOR = 5_000
 #: most classes tried before giving up (each split re-runs the quotient from the start)
 _MAX_SPLITS = 12
 
@@ -573,8 +575,8 @@ def _grouped_lockstep(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[flo
     while uniform > 0 and trips[uniform - 1] == trips[-1]:
         uniform -= 1
     events = 0
-    # give up (simulate slot by slot) once the re-runs have cost about half what that would
-    # (at most what APPROX_MIN_STEPS steps would: a bigger phase has its bounds to fall back on)
+    # give up (simulate slot by slot, compiled) once the re-runs have cost about half what
+    # that would (at most what APPROX_MIN_STEPS steps would: a bigger phase has its bounds)
     budget = _BUDGET_PER_STEP * min(p.total_trips, APPROX_MIN_STEPS) + _BUDGET_FLOOR
     skipped = 0.0
     tries = 0
