@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from archsim.cli import main
@@ -20,6 +21,7 @@ from models import (
     simulate_model,
 )
 from models._comm import ring_step_time
+from models._parallel import busiest_device_copies
 
 ALPHA, BETA = 1e-6, 450e9
 
@@ -143,7 +145,10 @@ def test_expert_parallel_all_to_all_is_its_closed_form() -> None:
     rep = simulate_model(spec, "h200", phase="decode", batch=B, seq=4096, ep=ep)
     hgx = rep.system
     dispatch, combine = _row(rep, "ep_dispatch"), _row(rep, "ep_combine")
-    n = (B // ep) * spec.active_experts * spec.d_model * 2  # every routed copy of a token
+    k = spec.active_experts
+    busiest = busiest_device_copies(spec.experts, k, B, ep)
+    assert B * k / ep < busiest < B * k / ep * 1.3  # 64 copies on average, the busiest more
+    n = max((B // ep) * k, busiest) * spec.d_model * 2  # the busiest device's receive
     a, b = hgx.latency_s, hgx.link_bw_bytes_per_s
     full = (ep - 1) * (a + n / (ep * b))
     assert combine.seconds == pytest.approx(full, rel=1e-12)  # the experts read it: exposed
@@ -154,14 +159,30 @@ def test_expert_parallel_all_to_all_is_its_closed_form() -> None:
     assert dispatch.hidden_s == pytest.approx(min(full, shared), rel=1e-12)
     assert dispatch.repeat == spec.moe_layers
     assert dispatch.bound == "comm"
-    # each device: 32 of the 256 experts; 64 tokens x 8 routed copies, 1/8 of them here
+    # each device: 32 of the 256 experts; the busiest device's copies over its experts
     up = _row(rep, "experts_gate_up")
     local = spec.experts // ep
-    g = round(local * (1 - (1 - spec.active_experts / spec.experts) ** B))
-    rows = math.ceil(B * spec.active_experts / ep / g)
+    g = round(local * (1 - (1 - 1 / local) ** busiest))
+    rows = math.ceil(busiest / g)
     assert f"G={g}, M={rows}, K={spec.d_model}, N={2 * spec.moe_ffn_dim}" in up.shape
     assert "T=8" in _row(rep, "attn_norm").shape  # attention data-parallel: 64 / 8
     assert rep.comm_s == pytest.approx((dispatch.seconds + combine.seconds) * spec.moe_layers)
+
+
+@pytest.mark.parametrize(("tokens", "ep"), [(64, 8), (16, 4), (512, 8)])
+def test_busiest_device_load_matches_a_monte_carlo_routing(tokens: int, ep: int) -> None:
+    """Every token picks 8 distinct experts of 256 uniformly; the expected load of the
+    busiest device (exact per-device distribution, devices taken as independent) is within
+    3% of sampled routings."""
+    rng = np.random.default_rng(7)
+    trials, experts, k = 400, 256, 8
+    picks = np.argsort(rng.random((trials, tokens, experts)), axis=2)[:, :, :k]
+    device = picks // (experts // ep)
+    loads = np.stack([(device == d).sum(axis=(1, 2)) for d in range(ep)], axis=1)
+    sampled = loads.max(axis=1).mean()
+    assert loads.mean() == pytest.approx(tokens * k / ep)
+    assert busiest_device_copies(experts, k, tokens, ep) == pytest.approx(sampled, rel=0.03)
+    assert busiest_device_copies(experts, k, tokens, 1) == pytest.approx(tokens * k)
 
 
 def test_expert_parallel_trace_puts_the_all_to_alls_on_every_link_track(tmp_path: Path) -> None:
