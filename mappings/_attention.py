@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Literal
 
 from archsim.errors import InfeasibleMappingError, MappingError
 from mappings._attn_common import (
-    attention_shape,
     glb_level,
     pos_int,
     require_kind,
@@ -50,7 +49,7 @@ if TYPE_CHECKING:
     from mappings._stream import StreamWork
     from workloads import Workload
 
-__all__ = ["attention_shape", "unfused_plan", "flat_plan", "fusemax_plan", "fusemax_p1"]
+__all__ = ["unfused_plan", "flat_plan", "fusemax_plan", "fusemax_p1"]
 
 
 #: What the FuseMax controller can skip: tiles a condition leaves empty (causal, windows) and

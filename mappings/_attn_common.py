@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping as AbcMapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from archsim.errors import InfeasibleMappingError, MappingError
 from mappings._passes import cascade_passes
@@ -13,42 +13,12 @@ if TYPE_CHECKING:
     from workloads import Cascade, Workload
 
 __all__ = [
-    "attention_shape",
     "pos_int",
-    "causal_fraction",
     "passes_for",
     "glb_level",
     "dram_tensor_bytes",
     "rf_level",
 ]
-
-
-def attention_shape(workload: Workload) -> dict[str, int]:
-    """``B, H, Sq, Skv, E, F, bytes, causal`` of an attention workload (``bytes`` per value)."""
-    # Any: the parameters are whatever the workload was built with; int() below checks them
-    # (a missing or non-numeric size raises KeyError/TypeError/ValueError -> MappingError)
-    p: dict[str, Any] = dict(workload.params)
-    try:
-        sq = int(p["Sq"] if "Sq" in p else p["S"])
-        skv = int(p["Skv"] if "Skv" in p else p["S"])
-        d = int(p["D"] if "D" in p else p["E"])
-    except (KeyError, TypeError, ValueError):
-        raise MappingError(
-            "not an attention workload",
-            path="workload.params",
-            expected="Sq, Skv, D (or S, D)",
-            got=sorted(p),
-        ) from None
-    return {
-        "B": int(p.get("B", 1)),
-        "H": int(p.get("H", 1)),
-        "Sq": sq,
-        "Skv": skv,
-        "E": d,
-        "F": int(p.get("Dv", d)),
-        "bytes": int(p.get("dtype_bits", 16)) // 8 or 1,
-        "causal": int(bool(p.get("causal", False))),
-    }
 
 
 def pos_int(knobs: AbcMapping[str, object], name: str, default: int) -> int:
@@ -66,14 +36,6 @@ def pos_int(knobs: AbcMapping[str, object], name: str, default: int) -> int:
             got=v,
         )
     return iv
-
-
-def causal_fraction(s: dict[str, int]) -> float:
-    """Fraction of score elements computed (1, or the lower triangle incl. diagonal)."""
-    if not s["causal"]:
-        return 1.0
-    sq, skv = s["Sq"], s["Skv"]
-    return min(1.0, (sq + 1) / (2.0 * skv)) if sq == skv else 1.0
 
 
 def passes_for(workload: Workload) -> tuple[int, str]:

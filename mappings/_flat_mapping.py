@@ -245,13 +245,13 @@ def row_block_group(
     if rf is not None:
         tile = {r for r in (key, outer) if r}
         group = spill_to_buffer(w, arch, group, tile)
-        levels = tuple(
+        once = tuple(
             lm.model_copy(update={"keep": tuple(dict.fromkeys(lm.keep))})
             if lm.keep is not None
             else lm
             for lm in group.levels
         )
-        group = group.model_copy(update={"levels": levels})  # each kept tensor named once
+        group = group.model_copy(update={"levels": once})  # each kept tensor named once
     return group
 
 
