@@ -34,11 +34,11 @@ Same physical quantities as the analytic model (:mod:`archsim.gpu`):
   buffer (a model trip), ``depth`` = the kernel's stages -- for an engine that lets a slot
   start its next load when the previous transfer is done and counts the latency as a
   delay before the data is usable (several loads in flight).
-- *Writes.* A streaming kernel writes its share of the DRAM writes with each chunk it
-  reads. A tiled kernel's output tiles land in L2 (write-back) and drain to DRAM while the
-  loop runs, so its DRAM writes are spread over its trips as body stores (CTAs do not
-  wait for DRAM at the end). Each kernel is then one phase and a program is a chain of
-  phases; its reads and writes meet on the DRAM level's ports as the architecture has them.
+- *Writes.* Stores land in L2 (write-back); dirty lines go to DRAM when later fills evict
+  them. So a kernel's DRAM writes ride with its loads: a streaming kernel writes its share
+  with each chunk it reads, a tiled kernel's output drains over its trips (the mean per
+  trip), and no CTA waits for DRAM. Each kernel is then one phase and a program is a chain
+  of phases; reads and writes meet on the DRAM level's ports as the architecture has them.
 - *Work outside the main loop* (pipeline fill/drain, GEMM epilogue: SM cycles; Q tiles
   beyond the K/V stream: DRAM bytes) overlaps the loop as in the model, so it rides on the
   trips (the mean per trip; totals exact) rather than holding back each CTA's first load.
@@ -169,8 +169,8 @@ def kernel_phase(
     add_rate = _unit_rate(arch, "cuda", "add")
     depth = max(1, cost.stages)
     if cost.trips is None or cost.trip_cycles <= 0:  # streaming kernel
-        # a chunk reads its share of the DRAM reads and writes its share of the writes (as
-        # the kernel streams them; its stores are the body's, no write-back phase)
+        # a chunk reads its share of the DRAM reads and writes its share of the writes, as
+        # the kernel streams them (see module notes, "Writes")
         read_cta = cost.dram_read_bytes / max(ctas, 1)
         write_cta = cost.dram_write_bytes / max(ctas, 1)
         cyc = float(np.asarray(cost.cta_cycles).mean()) if ctas else 0.0
@@ -229,11 +229,12 @@ def kernel_phase(
         computes.append(Compute("cuda", {k: float(v) for k, v in alu.items() if v > 0}))
     if stream_store < 0:  # output tiles drain from L2 while the loop runs (write-back)
         stream_store = cost.dram_write_bytes / n_trips if spread else 0.0
-    stores = (Transfer("out", int(round(stream_store)), smem, dram),) if stream_store >= 1 else ()
+    # L2 is write-back: dirty lines go to DRAM when the tiles a CTA streams in evict them,
+    # so the writes ride with the loads (not after the compute: a CTA never waits for them)
+    writes = (Transfer("out", int(round(stream_store)), smem, dram),) if stream_store >= 1 else ()
     body = Step(
-        loads=tuple(t for t in loads if t.bytes > 0),
+        loads=tuple(t for t in loads if t.bytes > 0) + writes,
         compute=tuple(computes),
-        stores=stores,
         buffer_bytes=int(loop_bytes),
     )
     prologue = None
@@ -242,7 +243,7 @@ def kernel_phase(
         pro_loads = (Transfer("in", int(round(per)), dram, smem),) if per >= 1 else ()
         pro_compute = (Compute("tensor", {mac_key: fixed_macs}),) if fixed_macs > 0 else ()
         prologue = Step(loads=pro_loads, compute=pro_compute) if pro_loads or pro_compute else None
-    epilogue = None  # output writes are body stores (see module notes, "Writes")
+    epilogue = None  # output writes ride with the loads (see module notes, "Writes")
     if not spread and cost.dram_write_bytes >= max(ctas, 1):
         per = cost.dram_write_bytes / max(ctas, 1)
         epilogue = Step(stores=(Transfer("out", int(round(per)), smem, dram),))
