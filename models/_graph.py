@@ -273,8 +273,9 @@ class _Builder:
         return [Op("attention", wl, p)]
 
     def _cp_decode_combine(self) -> list[Op]:
-        """Decode under ``cp``: each device holds ``S / cp`` positions of every sequence's
-        cache; the partial outputs and log-sum-exps (fp32) are all-gathered and merged."""
+        """Decode under ``cp``: each device holds ``ceil(S / cp)`` positions of every
+        sequence's cache; the partial outputs and log-sum-exps (fp32) are all-gathered and
+        merged."""
         if self.cp == 1:
             return []
         nbytes = float(self.b_local * self.hq * (self.s.v_head_dim + 1) * 4 * self.cp)
