@@ -43,176 +43,234 @@ __all__ = ["run_phase"]
 _REL_EPS = 1e-11  # the same as archsim.engine._server._REL_EPS
 # event kinds
 _TIMEOUT, _LATENCY, _DEADLINE, _DISPATCH = 0, 1, 2, 3
-# integer state I[...]
-_EID, _HEAP, _NEXT, _FINISHED, _LAUNCHING, _SYNC, _PENDING, _NFREE, _DONE, _ITEMS_AT = range(10)
-# slot state S[slot, ...]
+_AMASK = (1 << 24) - 1  # slots and server instances per phase: fewer than 2**24
+
+# All state, the event queue included, lives in two flat arrays, ``IS`` (int64) and ``FS``
+# (float64), so that every call passes two arrays: a numba call costs ~5 ns per array
+# argument (reference counts), which dominated with one array per table. ``IS[:_HDR]``
+# holds the scalars and the offsets of the tables.
+# scalars in IS
+_EID, _HEAP, _NEXT, _FINISHED, _LAUNCHING, _SYNC, _PENDING, _NFREE, _DONE, _ITEMS = range(10)
+_DEPTH, _HAS_PRO, _HAS_EPI, _NSRV, _HCAP, _ECAP = range(10, 16)
+# offsets in IS of: plan nshared (9), plan group ranges (9 x 2), group job ranges (G x 2),
+# job server kinds (J), instance of (slot, server kind), server ints (ninst x 3), server heap
+# ints (ninst x H x 2: seq, slot * 4 + stage), slot state (slots x 12), jobs left (slots x 3),
+# freed slots (slots), trips (items)
+_O_PN, _O_PG, _O_GJ, _O_JS, _O_INST, _O_SI, _O_HI, _O_S, _O_LEFT, _O_FREE, _O_TRIPS = range(16, 27)
+# offsets in IS of FS tables: plan private ends (9), group latencies (G), job work (J),
+# capacities (ninst), server floats (ninst x 3), server heap virtual finishes (ninst x H),
+# stage deadlines (slots x 3)
+_O_PE, _O_GL, _O_JW, _O_CAP, _O_SF, _O_HV, _O_DL = range(27, 34)
+# offsets of the event queue, last in each array (it grows): ids and payloads in IS (2 per
+# entry), times in FS
+_O_EI, _O_ET = 34, 35
+_HDR = 40
+# slot state columns
 _N, _MODE, _PART, _KL, _KLD, _KC, _KCD, _KS, _KSD, _LOADING, _COMPUTING, _STORING = range(12)
 _PRO, _BODY, _EPI = 0, 1, 2
-# server state: SF[i, ...] floats, SI[i, ...] ints
+# server columns: floats (v, t_last, armed departure or NaN), ints (seq, generation, jobs)
 _V, _TLAST, _PENDAT = 0, 1, 2
 _SEQ, _GEN, _SIZE = 0, 1, 2
 
 
 @njit(cache=True)
-def _push(et, ei, st, t, typ, a, b, c):  # pragma: no cover - numba
-    """Schedule an event at ``t`` (Clock.after / PSServer._schedule)."""
-    eid = st[_EID]
-    st[_EID] = eid + 1
-    pos = st[_HEAP]
-    st[_HEAP] = pos + 1
+def _push(IS, FS, t, typ, a, b, c):  # pragma: no cover - numba
+    """Schedule an event at ``t`` (Clock.after / PSServer._schedule).
+
+    The queue is a binary heap on ``(t, event id)``: times at ``FS[IS[_O_ET]:]``, and at
+    ``IS[IS[_O_EI]:]`` each entry's id and its packed payload (kind, slot or server, stage or
+    generation, group).
+    """
+    eid = IS[_EID]
+    IS[_EID] = eid + 1
+    pay = typ | (a << 2) | (b << 26) | (c << 28)
+    ot = IS[_O_ET]
+    oe = IS[_O_EI]
+    pos = IS[_HEAP]
+    IS[_HEAP] = pos + 1
     while pos > 0:
         par = (pos - 1) >> 1
-        pt = et[par]
-        if pt < t or (pt == t and ei[par, 0] < eid):
+        pt = FS[ot + par]
+        if pt < t or (pt == t and IS[oe + 2 * par] < eid):
             break
-        et[pos] = pt
-        ei[pos, 0] = ei[par, 0]
-        ei[pos, 1] = ei[par, 1]
-        ei[pos, 2] = ei[par, 2]
-        ei[pos, 3] = ei[par, 3]
-        ei[pos, 4] = ei[par, 4]
+        FS[ot + pos] = pt
+        IS[oe + 2 * pos] = IS[oe + 2 * par]
+        IS[oe + 2 * pos + 1] = IS[oe + 2 * par + 1]
         pos = par
-    et[pos] = t
-    ei[pos, 0] = eid
-    ei[pos, 1] = typ
-    ei[pos, 2] = a
-    ei[pos, 3] = b
-    ei[pos, 4] = c
+    FS[ot + pos] = t
+    IS[oe + 2 * pos] = eid
+    IS[oe + 2 * pos + 1] = pay
 
 
 @njit(cache=True)
-def _pop(et, ei, st, out):  # pragma: no cover - numba
-    """Remove the earliest event; its fields go to ``out`` (eid, typ, a, b, c); returns t."""
-    t = et[0]
-    for j in range(5):
-        out[j] = ei[0, j]
-    n = st[_HEAP] - 1
-    st[_HEAP] = n
+def _pop(IS, FS):  # pragma: no cover - numba
+    """Remove the earliest event: ``(t, kind, a, b, c)``."""
+    ot = IS[_O_ET]
+    oe = IS[_O_EI]
+    t = FS[ot]
+    pay = IS[oe + 1]
+    typ = pay & 3
+    a = (pay >> 2) & _AMASK
+    if typ == _TIMEOUT:  # b is the server's generation
+        b = pay >> 26
+        c = 0
+    else:
+        b = (pay >> 26) & 3
+        c = pay >> 28
+    n = IS[_HEAP] - 1
+    IS[_HEAP] = n
     if n == 0:
-        return t
-    lt = et[n]
-    le = ei[n, 0]
+        return t, typ, a, b, c
+    lt = FS[ot + n]
+    le = IS[oe + 2 * n]
+    lp = IS[oe + 2 * n + 1]
     pos = 0
     while True:
-        c = 2 * pos + 1
-        if c >= n:
+        ch = 2 * pos + 1
+        if ch >= n:
             break
-        if c + 1 < n and (et[c + 1] < et[c] or (et[c + 1] == et[c] and ei[c + 1, 0] < ei[c, 0])):
-            c += 1
-        if et[c] < lt or (et[c] == lt and ei[c, 0] < le):
-            et[pos] = et[c]
-            for j in range(5):
-                ei[pos, j] = ei[c, j]
-            pos = c
+        if ch + 1 < n and (
+            FS[ot + ch + 1] < FS[ot + ch]
+            or (FS[ot + ch + 1] == FS[ot + ch] and IS[oe + 2 * ch + 2] < IS[oe + 2 * ch])
+        ):
+            ch += 1
+        if FS[ot + ch] < lt or (FS[ot + ch] == lt and IS[oe + 2 * ch] < le):
+            FS[ot + pos] = FS[ot + ch]
+            IS[oe + 2 * pos] = IS[oe + 2 * ch]
+            IS[oe + 2 * pos + 1] = IS[oe + 2 * ch + 1]
+            pos = ch
         else:
             break
-    et[pos] = lt
-    for j in range(5):
-        ei[pos, j] = ei[n, j]
-    return t
+    FS[ot + pos] = lt
+    IS[oe + 2 * pos] = le
+    IS[oe + 2 * pos + 1] = lp
+    return t, typ, a, b, c
 
 
 @njit(cache=True)
-def _hpush(hv, hi, si, i, v, seq, slot, k):  # pragma: no cover - numba
-    """Push a job ``(virtual finish v, seq)`` on server instance ``i``'s heap."""
-    pos = si[i, _SIZE]
-    si[i, _SIZE] = pos + 1
+def _hpush(IS, FS, i, v, seq, code):  # pragma: no cover - numba
+    """Push a job ``(virtual finish v, seq)`` of ``code = slot * 4 + stage`` on instance ``i``."""
+    hcap = IS[_HCAP]
+    oh = IS[_O_HI] + 2 * hcap * i
+    ov = IS[_O_HV] + hcap * i
+    si = IS[_O_SI] + 3 * i + _SIZE
+    pos = IS[si]
+    IS[si] = pos + 1
     while pos > 0:
         par = (pos - 1) >> 1
-        pv = hv[i, par]
-        if pv < v or (pv == v and hi[i, par, 0] < seq):
+        pv = FS[ov + par]
+        if pv < v or (pv == v and IS[oh + 2 * par] < seq):
             break
-        hv[i, pos] = pv
-        hi[i, pos, 0] = hi[i, par, 0]
-        hi[i, pos, 1] = hi[i, par, 1]
-        hi[i, pos, 2] = hi[i, par, 2]
+        FS[ov + pos] = pv
+        IS[oh + 2 * pos] = IS[oh + 2 * par]
+        IS[oh + 2 * pos + 1] = IS[oh + 2 * par + 1]
         pos = par
-    hv[i, pos] = v
-    hi[i, pos, 0] = seq
-    hi[i, pos, 1] = slot
-    hi[i, pos, 2] = k
+    FS[ov + pos] = v
+    IS[oh + 2 * pos] = seq
+    IS[oh + 2 * pos + 1] = code
 
 
 @njit(cache=True)
-def _hpop(hv, hi, si, i):  # pragma: no cover - numba
-    """Pop server ``i``'s earliest job; returns ``slot * 4 + stage``."""
-    got = hi[i, 0, 1] * 4 + hi[i, 0, 2]
-    n = si[i, _SIZE] - 1
-    si[i, _SIZE] = n
+def _hpop(IS, FS, i):  # pragma: no cover - numba
+    """Pop instance ``i``'s earliest job; returns its ``slot * 4 + stage``."""
+    hcap = IS[_HCAP]
+    oh = IS[_O_HI] + 2 * hcap * i
+    ov = IS[_O_HV] + hcap * i
+    si = IS[_O_SI] + 3 * i + _SIZE
+    got = IS[oh + 1]
+    n = IS[si] - 1
+    IS[si] = n
     if n == 0:
         return got
-    lv = hv[i, n]
-    ls = hi[i, n, 0]
+    lv = FS[ov + n]
+    ls = IS[oh + 2 * n]
+    lc = IS[oh + 2 * n + 1]
     pos = 0
     while True:
         c = 2 * pos + 1
         if c >= n:
             break
         if c + 1 < n and (
-            hv[i, c + 1] < hv[i, c] or (hv[i, c + 1] == hv[i, c] and hi[i, c + 1, 0] < hi[i, c, 0])
+            FS[ov + c + 1] < FS[ov + c]
+            or (FS[ov + c + 1] == FS[ov + c] and IS[oh + 2 * c + 2] < IS[oh + 2 * c])
         ):
             c += 1
-        if hv[i, c] < lv or (hv[i, c] == lv and hi[i, c, 0] < ls):
-            hv[i, pos] = hv[i, c]
-            hi[i, pos, 0] = hi[i, c, 0]
-            hi[i, pos, 1] = hi[i, c, 1]
-            hi[i, pos, 2] = hi[i, c, 2]
+        if FS[ov + c] < lv or (FS[ov + c] == lv and IS[oh + 2 * c] < ls):
+            FS[ov + pos] = FS[ov + c]
+            IS[oh + 2 * pos] = IS[oh + 2 * c]
+            IS[oh + 2 * pos + 1] = IS[oh + 2 * c + 1]
             pos = c
         else:
             break
-    hv[i, pos] = lv
-    hi[i, pos, 0] = hi[i, n, 0]
-    hi[i, pos, 1] = hi[i, n, 1]
-    hi[i, pos, 2] = hi[i, n, 2]
+    FS[ov + pos] = lv
+    IS[oh + 2 * pos] = ls
+    IS[oh + 2 * pos + 1] = lc
     return got
 
 
 @njit(cache=True)
-def _schedule(et, ei, st, sf, si, i, now, at):  # pragma: no cover - numba
+def _schedule(IS, FS, i, now, at):  # pragma: no cover - numba
     """PSServer._schedule."""
     if at < now:
         at = now
-    gen = si[i, _GEN] + 1
-    si[i, _GEN] = gen
-    sf[i, _PENDAT] = at
-    _push(et, ei, st, now + (at - now), _TIMEOUT, i, gen, 0)
+    g = IS[_O_SI] + 3 * i + _GEN
+    gen = IS[g] + 1
+    IS[g] = gen
+    FS[IS[_O_SF] + 3 * i + _PENDAT] = at
+    _push(IS, FS, now + (at - now), _TIMEOUT, i, gen, 0)
 
 
 @njit(cache=True)
-def _submit(et, ei, st, sf, si, hv, hi, cap, i, now, work, slot, k):  # pragma: no cover
-    """PSServer.submit: a job of ``work`` for stage ``k`` of ``slot``."""
-    n = si[i, _SIZE]
+def _submit(IS, FS, i, now, work, code):  # pragma: no cover - numba
+    """PSServer.submit: a job of ``work`` for ``code = slot * 4 + stage``."""
+    of = IS[_O_SF] + 3 * i
+    oi = IS[_O_SI] + 3 * i
+    cap = FS[IS[_O_CAP] + i]
+    n = IS[oi + _SIZE]
     if n:
-        sf[i, _V] += (now - sf[i, _TLAST]) * cap[i] / n
-    sf[i, _TLAST] = now
-    seq = si[i, _SEQ] + 1
-    si[i, _SEQ] = seq
-    _hpush(hv, hi, si, i, sf[i, _V] + work, seq, slot, k)
-    at = now + (hv[i, 0] - sf[i, _V]) * (n + 1) / cap[i]
-    pending = sf[i, _PENDAT]
+        FS[of + _V] += (now - FS[of + _TLAST]) * cap / n
+    FS[of + _TLAST] = now
+    seq = IS[oi + _SEQ] + 1
+    IS[oi + _SEQ] = seq
+    _hpush(IS, FS, i, FS[of + _V] + work, seq, code)
+    at = now + (FS[IS[_O_HV] + IS[_HCAP] * i] - FS[of + _V]) * (n + 1) / cap
+    pending = FS[of + _PENDAT]
     if not math.isnan(pending) and pending <= at:
         return
-    _schedule(et, ei, st, sf, si, i, now, at)
+    _schedule(IS, FS, i, now, at)
 
 
 @njit(cache=True)
-def _stage(
-    et, ei, st, sf, si, hv, hi, cap, now, slot, k, p, pn, pe, pg, gl, gj, jw, js, inst, left, dl
-):  # pragma: no cover - numba
+def _submit_group(IS, FS, now, slot, k, g):  # pragma: no cover - numba
+    """Submit the jobs of latency group ``g`` for stage ``k`` of ``slot``."""
+    ogj = IS[_O_GJ] + 2 * g
+    oin = IS[_O_INST] + slot * IS[_NSRV]
+    ojs = IS[_O_JS]
+    ojw = IS[_O_JW]
+    for j in range(IS[ogj], IS[ogj + 1]):
+        _submit(IS, FS, IS[oin + IS[ojs + j]], now, FS[ojw + j], slot * 4 + k)
+
+
+@njit(cache=True)
+def _stage(IS, FS, now, slot, k, p):  # pragma: no cover - numba
     """ItemRun._stage of plan ``p`` as stage ``k``: True if it took no time."""
-    if pn[p] == 0:
-        if pe[p] <= 0.0:
+    pn = IS[IS[_O_PN] + p]
+    pe = FS[IS[_O_PE] + p]
+    if pn == 0:
+        if pe <= 0.0:
             return True
-        _push(et, ei, st, now + pe[p], _DEADLINE, slot, k, 0)
+        _push(IS, FS, now + pe, _DEADLINE, slot, k, 0)
         return False
-    left[slot, k] = pn[p]
-    dl[slot, k] = now + pe[p]
-    for g in range(pg[p, 0], pg[p, 1]):
-        if gl[g] > 0.0:
-            _push(et, ei, st, now + gl[g], _LATENCY, slot, k, g)
+    IS[IS[_O_LEFT] + 3 * slot + k] = pn
+    FS[IS[_O_DL] + 3 * slot + k] = now + pe
+    opg = IS[_O_PG] + 2 * p
+    ogl = IS[_O_GL]
+    for g in range(IS[opg], IS[opg + 1]):
+        lat = FS[ogl + g]
+        if lat > 0.0:
+            _push(IS, FS, now + lat, _LATENCY, slot, k, g)
         else:
-            for j in range(gj[g, 0], gj[g, 1]):
-                _submit(et, ei, st, sf, si, hv, hi, cap, inst[slot, js[j]], now, jw[j], slot, k)
+            _submit_group(IS, FS, now, slot, k, g)
     return False
 
 
@@ -221,29 +279,24 @@ _A_SERIAL, _A_AFTER_PRO, _A_PUMP, _A_AFTER_BODY, _A_FINISH, _A_START = range(6)
 
 
 @njit(cache=True)
-def _advance(
-    et, ei, st, sf, si, hv, hi, cap, now, slot, action, arg,
-    S, pn, pe, pg, gl, gj, jw, js, inst, left, dl, has, depth, free,
-):  # fmt: skip  # pragma: no cover - numba
+def _advance(IS, FS, now, slot, action, arg):  # pragma: no cover - numba
     """ItemRun's state machine from ``action`` (start, serial part, pump, ...) until it waits."""
+    o = IS[_O_S] + 12 * slot
     while True:
         if action == _A_START:
-            if has[0]:
-                S[slot, _MODE] = _PRO
+            if IS[_HAS_PRO]:
+                IS[o + _MODE] = _PRO
                 action = _A_SERIAL
                 arg = 0
             else:
                 action = _A_AFTER_PRO
         elif action == _A_SERIAL:
             part = arg
-            mode = S[slot, _MODE]
+            mode = IS[o + _MODE]
             waiting = False
             while part < 3:
-                if not _stage(
-                    et, ei, st, sf, si, hv, hi, cap, now, slot, part, mode * 3 + part,
-                    pn, pe, pg, gl, gj, jw, js, inst, left, dl,
-                ):  # fmt: skip
-                    S[slot, _PART] = part
+                if not _stage(IS, FS, now, slot, part, mode * 3 + part):
+                    IS[o + _PART] = part
                     waiting = True
                     break
                 part += 1
@@ -251,240 +304,197 @@ def _advance(
                 return
             action = _A_AFTER_PRO if mode == _PRO else _A_FINISH
         elif action == _A_AFTER_PRO:
-            S[slot, _MODE] = _BODY
-            action = _A_AFTER_BODY if S[slot, _N] <= 0 else _A_PUMP
+            IS[o + _MODE] = _BODY
+            action = _A_AFTER_BODY if IS[o + _N] <= 0 else _A_PUMP
         elif action == _A_PUMP:
-            n = S[slot, _N]
+            n = IS[o + _N]
+            depth = IS[_DEPTH]
             progressed = True
             while progressed:
                 progressed = False
-                if not S[slot, _STORING] and S[slot, _KS] < S[slot, _KCD]:
-                    S[slot, _STORING] = 1
-                    S[slot, _KS] += 1
-                    if _stage(
-                        et, ei, st, sf, si, hv, hi, cap, now, slot, 2, 5,
-                        pn, pe, pg, gl, gj, jw, js, inst, left, dl,
-                    ):  # fmt: skip
-                        S[slot, _STORING] = 0
-                        S[slot, _KSD] += 1
+                if not IS[o + _STORING] and IS[o + _KS] < IS[o + _KCD]:
+                    IS[o + _STORING] = 1
+                    IS[o + _KS] += 1
+                    if _stage(IS, FS, now, slot, 2, 5):
+                        IS[o + _STORING] = 0
+                        IS[o + _KSD] += 1
                     progressed = True
-                if (
-                    not S[slot, _COMPUTING]
-                    and S[slot, _KC] < S[slot, _KLD]
-                    and S[slot, _KC] - S[slot, _KSD] < depth
-                ):
-                    S[slot, _COMPUTING] = 1
-                    S[slot, _KC] += 1
-                    if _stage(
-                        et, ei, st, sf, si, hv, hi, cap, now, slot, 1, 4,
-                        pn, pe, pg, gl, gj, jw, js, inst, left, dl,
-                    ):  # fmt: skip
-                        S[slot, _COMPUTING] = 0
-                        S[slot, _KCD] += 1
+                kc = IS[o + _KC]
+                if not IS[o + _COMPUTING] and kc < IS[o + _KLD] and kc - IS[o + _KSD] < depth:
+                    IS[o + _COMPUTING] = 1
+                    IS[o + _KC] = kc + 1
+                    if _stage(IS, FS, now, slot, 1, 4):
+                        IS[o + _COMPUTING] = 0
+                        IS[o + _KCD] += 1
                     progressed = True
-                kl = S[slot, _KL]
-                if not S[slot, _LOADING] and kl < n and kl - S[slot, _KCD] < depth:
-                    S[slot, _LOADING] = 1
-                    S[slot, _KL] += 1
-                    if _stage(
-                        et, ei, st, sf, si, hv, hi, cap, now, slot, 0, 3,
-                        pn, pe, pg, gl, gj, jw, js, inst, left, dl,
-                    ):  # fmt: skip
-                        S[slot, _LOADING] = 0
-                        S[slot, _KLD] += 1
+                kl = IS[o + _KL]
+                if not IS[o + _LOADING] and kl < n and kl - IS[o + _KCD] < depth:
+                    IS[o + _LOADING] = 1
+                    IS[o + _KL] = kl + 1
+                    if _stage(IS, FS, now, slot, 0, 3):
+                        IS[o + _LOADING] = 0
+                        IS[o + _KLD] += 1
                     progressed = True
-            if S[slot, _KSD] == n:
+            if IS[o + _KSD] == n:
                 action = _A_AFTER_BODY
             else:
                 return
         elif action == _A_AFTER_BODY:
-            if has[1]:
-                S[slot, _MODE] = _EPI
+            if IS[_HAS_EPI]:
+                IS[o + _MODE] = _EPI
                 action = _A_SERIAL
                 arg = 0
             else:
                 action = _A_FINISH
         else:  # _A_FINISH: PhaseRun._free
-            st[_FINISHED] += 1
-            if st[_LAUNCHING]:
-                st[_SYNC] = 1
-            elif st[_NEXT] < st[_ITEMS_AT]:
-                free[st[_NFREE]] = slot
-                st[_NFREE] += 1
-                if not st[_PENDING]:
-                    st[_PENDING] = 1
-                    _push(et, ei, st, now + 0.0, _DISPATCH, 0, 0, 0)
-            if st[_FINISHED] == st[_ITEMS_AT]:
-                st[_DONE] = 1
+            IS[_FINISHED] += 1
+            if IS[_LAUNCHING]:
+                IS[_SYNC] = 1
+            elif IS[_NEXT] < IS[_ITEMS]:
+                IS[IS[_O_FREE] + IS[_NFREE]] = slot
+                IS[_NFREE] += 1
+                if not IS[_PENDING]:
+                    IS[_PENDING] = 1
+                    _push(IS, FS, now + 0.0, _DISPATCH, 0, 0, 0)
+            if IS[_FINISHED] == IS[_ITEMS]:
+                IS[_DONE] = 1
             return
 
 
 @njit(cache=True)
-def _stage_end(
-    et, ei, st, sf, si, hv, hi, cap, now, slot, k,
-    S, pn, pe, pg, gl, gj, jw, js, inst, left, dl, has, depth, free,
-):  # fmt: skip  # pragma: no cover - numba
+def _stage_end(IS, FS, now, slot, k):  # pragma: no cover - numba
     """ItemRun._stage_end."""
-    if S[slot, _MODE] == _BODY:
+    o = IS[_O_S] + 12 * slot
+    if IS[o + _MODE] == _BODY:
         if k == 0:
-            S[slot, _LOADING] = 0
-            S[slot, _KLD] += 1
+            IS[o + _LOADING] = 0
+            IS[o + _KLD] += 1
         elif k == 1:
-            S[slot, _COMPUTING] = 0
-            S[slot, _KCD] += 1
+            IS[o + _COMPUTING] = 0
+            IS[o + _KCD] += 1
         else:
-            S[slot, _STORING] = 0
-            S[slot, _KSD] += 1
-        action = _A_PUMP
-        arg = 0
+            IS[o + _STORING] = 0
+            IS[o + _KSD] += 1
+        _advance(IS, FS, now, slot, _A_PUMP, 0)
     else:
-        action = _A_SERIAL
-        arg = S[slot, _PART] + 1
-    _advance(
-        et, ei, st, sf, si, hv, hi, cap, now, slot, action, arg,
-        S, pn, pe, pg, gl, gj, jw, js, inst, left, dl, has, depth, free,
-    )  # fmt: skip
+        _advance(IS, FS, now, slot, _A_SERIAL, IS[o + _PART] + 1)
 
 
 @njit(cache=True)
-def _launch(
-    et, ei, st, sf, si, hv, hi, cap, now, slot, trips,
-    S, pn, pe, pg, gl, gj, jw, js, inst, left, dl, has, depth, free,
-):  # fmt: skip  # pragma: no cover - numba
+def _launch(IS, FS, now, slot):  # pragma: no cover - numba
     """PhaseRun._launch: give ``slot`` the next item (and the next while items take no time)."""
-    while st[_NEXT] < st[_ITEMS_AT]:
-        j = st[_NEXT]
-        st[_NEXT] = j + 1
-        st[_SYNC] = 0
-        st[_LAUNCHING] = 1
+    o = IS[_O_S] + 12 * slot
+    while IS[_NEXT] < IS[_ITEMS]:
+        j = IS[_NEXT]
+        IS[_NEXT] = j + 1
+        IS[_SYNC] = 0
+        IS[_LAUNCHING] = 1
         for c in range(12):
-            S[slot, c] = 0
-        S[slot, _N] = trips[j]
-        _advance(
-            et, ei, st, sf, si, hv, hi, cap, now, slot, _A_START, 0,
-            S, pn, pe, pg, gl, gj, jw, js, inst, left, dl, has, depth, free,
-        )  # fmt: skip
-        st[_LAUNCHING] = 0
-        if not st[_SYNC]:
+            IS[o + c] = 0
+        IS[o + _N] = IS[IS[_O_TRIPS] + j]
+        _advance(IS, FS, now, slot, _A_START, 0)
+        IS[_LAUNCHING] = 0
+        if not IS[_SYNC]:
             return
 
 
 @njit(cache=True)
-def _run(
-    t0, nslots, items, trips, depth, has, pn, pe, pg, gl, gj, jw, js, inst, cap, hcap, margin
-):  # pragma: no cover - numba
+def _run(IS, FS, t0, nslots, ninst, margin):  # pragma: no cover - numba
     """The phase's event loop; returns ``(finish time, last event time, events scheduled)``."""
-    ninst = cap.shape[0]
-    st = np.zeros(10, dtype=np.int64)
-    st[_ITEMS_AT] = items
-    sf = np.zeros((ninst, 3))
-    for i in range(ninst):
-        sf[i, _PENDAT] = np.nan
-    si = np.zeros((ninst, 3), dtype=np.int64)
-    hv = np.zeros((ninst, max(hcap, 1)))
-    hi = np.zeros((ninst, max(hcap, 1), 3), dtype=np.int64)
-    size = 1024 + 2 * margin
-    et = np.zeros(size)
-    ei = np.zeros((size, 5), dtype=np.int64)
-    S = np.zeros((nslots, 12), dtype=np.int64)
-    left = np.zeros((nslots, 3), dtype=np.int64)
-    dl = np.zeros((nslots, 3))
-    free = np.zeros(nslots, dtype=np.int64)
-    order = np.zeros(nslots, dtype=np.int64)
-    done = np.zeros(ninst * max(hcap, 1), dtype=np.int64)
-    out = np.zeros(5, dtype=np.int64)
+    items = IS[_ITEMS]
+    order = np.zeros(max(nslots, 1), dtype=np.int64)
+    done = np.zeros(max(ninst * IS[_HCAP], 1), dtype=np.int64)
     now = t0
     finish = t0
     if items == 0:
         return t0, t0, 0
     for s in range(nslots):
-        if st[_NEXT] >= items:
+        if IS[_NEXT] >= items:
             break
-        _launch(
-            et, ei, st, sf, si, hv, hi, cap, now, s, trips,
-            S, pn, pe, pg, gl, gj, jw, js, inst, left, dl, has, depth, free,
-        )  # fmt: skip
-    if st[_DONE] == 1:
+        _launch(IS, FS, now, s)
+    if IS[_DONE] == 1:
         finish = now
-        st[_DONE] = 2
-    while st[_HEAP] > 0:
-        if st[_HEAP] + margin > et.shape[0]:
-            grown = np.zeros(2 * et.shape[0])
-            grown[: et.shape[0]] = et
-            et = grown
-            grown_i = np.zeros((2 * ei.shape[0], 5), dtype=np.int64)
-            grown_i[: ei.shape[0]] = ei
-            ei = grown_i
-        now = _pop(et, ei, st, out)
-        typ = out[1]
-        if typ == _TIMEOUT:
-            i = out[2]
-            if out[3] != si[i, _GEN]:
+        IS[_DONE] = 2
+    o_si = IS[_O_SI]
+    o_sf = IS[_O_SF]
+    o_hv = IS[_O_HV]
+    o_cap = IS[_O_CAP]
+    o_left = IS[_O_LEFT]
+    o_dl = IS[_O_DL]
+    hcap = IS[_HCAP]
+    while IS[_HEAP] > 0:
+        ecap = IS[_ECAP]
+        if IS[_HEAP] + margin > ecap:  # double the queue (it is last in both arrays)
+            grown_i = np.zeros(IS.size + 2 * ecap, dtype=np.int64)
+            grown_i[: IS.size] = IS
+            IS = grown_i
+            grown = np.zeros(FS.size + ecap)
+            grown[: FS.size] = FS
+            FS = grown
+            IS[_ECAP] = 2 * ecap
+        now, typ, a, b, c = _pop(IS, FS)
+        if typ == _TIMEOUT:  # PSServer._on_timeout
+            i = a
+            oi = o_si + 3 * i
+            of = o_sf + 3 * i
+            if b != IS[oi + _GEN]:
                 continue
-            n = si[i, _SIZE]
+            cap = FS[o_cap + i]
+            n = IS[oi + _SIZE]
             if n:
-                sf[i, _V] += (now - sf[i, _TLAST]) * cap[i] / n
-            sf[i, _TLAST] = now
-            sf[i, _PENDAT] = np.nan
+                FS[of + _V] += (now - FS[of + _TLAST]) * cap / n
+            FS[of + _TLAST] = now
+            FS[of + _PENDAT] = np.nan
             if not n:
                 continue
-            v = sf[i, _V]
+            v = FS[of + _V]
             slack_t = _REL_EPS * (now if now > 1.0 else 1.0)
-            a = _REL_EPS * max(1.0, abs(v))
-            b = slack_t * cap[i] / max(1, n)
-            v_due = v + (a if a > b else b)
-            if hv[i, 0] > v_due:
-                _schedule(et, ei, st, sf, si, i, now, now + (hv[i, 0] - v) * n / cap[i])
+            ea = _REL_EPS * max(1.0, abs(v))
+            eb = slack_t * cap / max(1, n)
+            v_due = v + (ea if ea > eb else eb)
+            top = o_hv + hcap * i
+            if FS[top] > v_due:
+                _schedule(IS, FS, i, now, now + (FS[top] - v) * n / cap)
                 continue
             nd = 0
-            done[nd] = _hpop(hv, hi, si, i)
+            done[nd] = _hpop(IS, FS, i)
             nd += 1
-            while si[i, _SIZE] and hv[i, 0] <= v_due:
-                done[nd] = _hpop(hv, hi, si, i)
+            while IS[oi + _SIZE] and FS[top] <= v_due:
+                done[nd] = _hpop(IS, FS, i)
                 nd += 1
-            if si[i, _SIZE]:
-                _schedule(et, ei, st, sf, si, i, now, now + (hv[i, 0] - v) * si[i, _SIZE] / cap[i])
+            if IS[oi + _SIZE]:
+                _schedule(IS, FS, i, now, now + (FS[top] - v) * IS[oi + _SIZE] / cap)
             else:
-                sf[i, _V] = 0.0
+                FS[of + _V] = 0.0
             for q in range(nd):
                 slot = done[q] >> 2
                 k = done[q] & 3
-                left[slot, k] -= 1
-                if not left[slot, k]:
-                    if dl[slot, k] > now:
-                        _push(et, ei, st, now + (dl[slot, k] - now), _DEADLINE, slot, k, 0)
+                ol = o_left + 3 * slot + k
+                IS[ol] -= 1
+                if not IS[ol]:
+                    dlk = FS[o_dl + 3 * slot + k]
+                    if dlk > now:
+                        _push(IS, FS, now + (dlk - now), _DEADLINE, slot, k, 0)
                     else:
-                        _stage_end(
-                            et, ei, st, sf, si, hv, hi, cap, now, slot, k,
-                            S, pn, pe, pg, gl, gj, jw, js, inst, left, dl, has, depth, free,
-                        )  # fmt: skip
+                        _stage_end(IS, FS, now, slot, k)
         elif typ == _LATENCY:
-            slot = out[2]
-            k = out[3]
-            g = out[4]
-            for j in range(gj[g, 0], gj[g, 1]):
-                _submit(et, ei, st, sf, si, hv, hi, cap, inst[slot, js[j]], now, jw[j], slot, k)
+            _submit_group(IS, FS, now, a, b, c)
         elif typ == _DEADLINE:
-            _stage_end(
-                et, ei, st, sf, si, hv, hi, cap, now, out[2], out[3],
-                S, pn, pe, pg, gl, gj, jw, js, inst, left, dl, has, depth, free,
-            )  # fmt: skip
+            _stage_end(IS, FS, now, a, b)
         else:  # _DISPATCH: PhaseRun._dispatch
-            st[_PENDING] = 0
-            nf = st[_NFREE]
-            order[:nf] = np.sort(free[:nf])
-            st[_NFREE] = 0
+            IS[_PENDING] = 0
+            nf = IS[_NFREE]
+            of = IS[_O_FREE]
+            order[:nf] = np.sort(IS[of : of + nf])
+            IS[_NFREE] = 0
             for q in range(nf):
-                if st[_NEXT] >= items:
+                if IS[_NEXT] >= items:
                     break
-                _launch(
-                    et, ei, st, sf, si, hv, hi, cap, now, order[q], trips,
-                    S, pn, pe, pg, gl, gj, jw, js, inst, left, dl, has, depth, free,
-                )  # fmt: skip
-        if st[_DONE] == 1:
+                _launch(IS, FS, now, order[q])
+        if IS[_DONE] == 1:
             finish = now
-            st[_DONE] = 2
-    return finish, now, st[_EID]
+            IS[_DONE] = 2
+    return finish, now, IS[_EID]
 
 
 def run_phase(
@@ -507,6 +517,8 @@ def run_phase(
     p = cp.phase
     n_items = p.work_items if items is None else items
     nslots = min(p.slots if active_slots is None else active_slots, n_items)
+    if nslots >= 1 << 24:
+        raise ValueError("the compiled loop takes fewer than 2**24 slots")
     servers = compiled.servers
     private = _private_servers(compiled, [(cp, nslots)])
     capf = [sv.capacity * 1.0 for sv in servers]
@@ -539,7 +551,8 @@ def run_phase(
                     jobs_on[s] = jobs_on.get(s, 0) + 1
             pg[q, 1] = len(gl)
     # one server instance per (kind, slot % instances) of every kind with shared jobs
-    inst = np.full((max(nslots, 1), len(servers)), -1, dtype=np.int64)
+    nsrv = len(servers)
+    inst = np.full((max(nslots, 1), nsrv), -1, dtype=np.int64)
     ids: dict[tuple[int, int], int] = {}
     cap: list[float] = []
     hcap = 1
@@ -552,27 +565,55 @@ def run_phase(
                 ids[key] = len(cap)
                 cap.append(capf[s])
             inst[slot, s] = ids[key]
-    trips = np.ascontiguousarray(p.trips_per_item()[:n_items], dtype=np.int64)
-    has = np.array([cp.prologue is not None, cp.epilogue is not None], dtype=np.int64)
-    # most events one event's callbacks can schedule (the queue grows to keep this free)
-    margin = max(nslots, 1) * 9 * (len(gl) + len(jw) + 2) + len(cap) + 16
-    finish, last, events = _run(
-        float(t0),
-        nslots,
-        n_items,
-        trips,
-        int(cp.depth),
-        has,
+    ninst = len(cap)
+    trips = np.asarray(p.trips_per_item()[:n_items], dtype=np.int64)
+    slots1 = max(nslots, 1)
+    ints = [
         pn,
-        pe,
-        pg,
-        np.array(gl, dtype=np.float64),
-        np.array(gj, dtype=np.int64).reshape(-1, 2),
-        np.array(jw, dtype=np.float64),
+        pg.ravel(),
+        np.array(gj, dtype=np.int64).ravel(),
         np.array(js, dtype=np.int64),
-        inst,
+        inst.ravel(),
+        np.zeros(3 * ninst, dtype=np.int64),
+        np.zeros(2 * ninst * hcap, dtype=np.int64),
+        np.zeros(12 * slots1, dtype=np.int64),
+        np.zeros(3 * slots1, dtype=np.int64),
+        np.zeros(slots1, dtype=np.int64),
+        trips,
+    ]
+    # most events one event's callbacks can schedule (the queue grows to keep this free)
+    margin = slots1 * 9 * (len(gl) + len(jw) + 2) + ninst + 16
+    ecap = 1024 + 2 * margin
+    ints.append(np.zeros(2 * ecap, dtype=np.int64))
+    sf = np.zeros((ninst, 3))
+    sf[:, 2] = np.nan  # no departure armed
+    floats = [
+        pe,
+        np.array(gl, dtype=np.float64),
+        np.array(jw, dtype=np.float64),
         np.array(cap, dtype=np.float64),
-        hcap,
-        margin,
-    )
+        sf.ravel(),
+        np.zeros(ninst * hcap),
+        np.zeros(3 * slots1),
+        np.zeros(ecap),
+    ]
+    head = np.zeros(_HDR, dtype=np.int64)
+    head[_ITEMS] = n_items
+    head[_DEPTH] = int(cp.depth)
+    head[_HAS_PRO] = cp.prologue is not None
+    head[_HAS_EPI] = cp.epilogue is not None
+    head[_NSRV] = nsrv
+    head[_HCAP] = hcap
+    head[_ECAP] = ecap
+    at = _HDR
+    for slot_, arr in zip([*range(_O_PN, _O_TRIPS + 1), _O_EI], ints, strict=True):
+        head[slot_] = at
+        at += arr.size
+    at = 0
+    for slot_, arr in zip([*range(_O_PE, _O_DL + 1), _O_ET], floats, strict=True):
+        head[slot_] = at
+        at += arr.size
+    big_i = np.concatenate([head, *ints])
+    big_f = np.concatenate(floats)
+    finish, last, events = _run(big_i, big_f, float(t0), nslots, ninst, margin)
     return float(finish), float(last), int(events)
