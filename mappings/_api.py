@@ -207,6 +207,10 @@ def plan_for(
         from mappings._tensors import group_ranks, group_tensors
 
         m = mapping if isinstance(mapping, Mapping) else Mapping.from_yaml(mapping)
+        if arch.kind == "gpu":  # a GPU kernel mapping: the GPU lowering (kernels, waves, power)
+            from mappings._gpu._mapping import gpu_mapping_plan
+
+            return "mapping", gpu_mapping_plan(workload, m, arch)  # type: ignore[arg-type]  # Workload or FileWorkload
         prog = lower(workload, m, arch)  # type: ignore[arg-type]  # Workload or FileWorkload
         workload = apply_splits(workload, m.splits)  # type: ignore[arg-type]  # Workload or FileWorkload
         buf = max(

@@ -5,7 +5,9 @@
 levels or tensors; factors that do not cover a rank (or overshoot it by a whole outer
 iteration); a spatial factor beyond the fan-out of the level/array below; a tile that
 overflows a buffer (by how many bytes); a tensor kept where it cannot live (an on-chip
-intermediate with no on-chip level, a DRAM tensor bypassing DRAM).
+intermediate with no on-chip level, a DRAM tensor bypassing DRAM). A GPU's grid (the
+spatial factors of its outermost level) may exceed the SM count: it runs in waves
+(:func:`runs_in_waves`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
     from archsim import Architecture
     from workloads import Workload
 
-__all__ = ["check_mapping", "fanout"]
+__all__ = ["check_mapping", "fanout", "runs_in_waves"]
 
 
 def fanout(arch: Architecture, group: FusionGroup, i: int) -> tuple[int, int]:
@@ -152,9 +154,16 @@ def _check_factors(group: FusionGroup, sizes: dict[str, int], path: str) -> None
             )
 
 
+def runs_in_waves(arch: Architecture, group: FusionGroup, i: int) -> bool:
+    """Whether the spatial factors of level ``i`` may exceed its fan-out and run in waves:
+    the outermost level of a GPU, whose block scheduler hands a grid of any size to its SMs
+    as they free up (``ceil(grid / slots)`` waves, the last one partial)."""
+    return arch.kind == "gpu" and i == 0
+
+
 def _check_spatial(arch: Architecture, group: FusionGroup, path: str) -> None:
     for i, lm in enumerate(group.levels):
-        if not lm.spatial:
+        if not lm.spatial or runs_in_waves(arch, group, i):
             continue
         fx, fy = fanout(arch, group, i)
         used = {"x": 1, "y": 1}

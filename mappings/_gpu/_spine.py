@@ -64,6 +64,8 @@ __all__ = [
     "fused_kernel",
     "tensor_bytes",
     "ops_meta",
+    "unfused_runs",
+    "unfused_sizes",
 ]
 
 #: Op kinds the special-function units run (MUFU: ex2, rcp, rsqrt, sqrt, lg2, tanh; sigmoid and
@@ -106,6 +108,28 @@ class FusedRecipe:
     lpt_when_masked
         The persistent scheduler hands out the longest CTAs first when a condition makes CTA
         lengths unequal (FA3 / cuDNN causal).
+    path
+        Tensor-core instruction class of the family's MMAs (``mma_sync``: Ampere-style warp
+        MMA; ``wgmma``: Hopper warpgroup MMA; a GPU without it runs ``mma_sync``).
+    softmax_overlap
+        Fraction of the softmax (FP32/SFU) time one CTA hides under its own MMAs by warp
+        specialization and ping-pong between consumer warpgroups (FA3: 0.95); None: only
+        other resident CTAs hide it.
+    producer_warps
+        Warps that only issue loads (TMA producer warpgroup of a warp-specialized kernel):
+        they hold no accumulators, so the register file of a CTA's accumulators is spread
+        over the other warps.
+    kv_stages
+        K/V pipeline stages in shared memory (the default ``depth`` of the kernel's
+        :class:`~mappings.Mapping`).
+    loads_per_stage
+        K/V tiles one stage keeps in flight from memory (cp.async: the next K or V tile, 1;
+        TMA: the K and the V tile of a stage, 2).
+    o_staging
+        The output tile is staged in shared memory for the (TMA) store.
+    score_smem_bytes
+        Bytes per score the kernel keeps in shared memory (cutlass keeps the score tile there
+        in fp32: 4; 0 when scores live in registers only).
     """
 
     dataflow: str
@@ -116,6 +140,13 @@ class FusedRecipe:
     mma_accumulates: bool = True
     lse_bytes_per_row: float = 4.0
     lpt_when_masked: bool = False
+    path: str = "mma_sync"
+    softmax_overlap: float | None = None
+    producer_warps: int = 0
+    kv_stages: int = 1
+    loads_per_stage: int = 1
+    o_staging: bool = False
+    score_smem_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -281,11 +312,14 @@ def fused_kernel(
     extra_bytes_per_trip: float = 0.0,
     extra_dram_read: float = 0.0,
     meta: Mapping[str, object] | None = None,
+    fp32_einsums: Sequence[str] = (),
 ) -> FusedKernel:
     """The fused kernel of ``recipe`` for ``workload``'s cascade.
 
     ``tiling_fn(D, causal) -> AttnTiling`` gives the family's tile for feature width ``D``;
     the key tile comes from it, then the work is counted again if a condition is present.
+    ``fp32_einsums``: core contractions a mapping binds to the CUDA cores instead of the
+    tensor cores (each MAC is then two FP32-pipe ops, a multiply and an add).
     """
     cascade = workload.cascade
     r = roles or attention_roles(cascade)
@@ -310,6 +344,9 @@ def fused_kernel(
             dataflow=recipe.dataflow,
         )
     mac, alu, sfu, ops = trip_work(cascade, w, recipe)
+    for n in fp32_einsums:
+        moved = _per_trip_exec(cascade, w, n).get("mac", 0.0)
+        mac, alu = mac - moved, alu + 2.0 * moved
     sizes = w.sizes
     q_in = sum(tensor_bytes(cascade, n, sizes) for n in w.query_tensors)
     k_in = sum(tensor_bytes(cascade, n, sizes) for n in w.key_tensors)
@@ -529,6 +566,7 @@ def unfused_plan(
     *,
     fuse_elementwise: bool = True,
     notes: str = "",
+    runs: Sequence[Sequence[str]] | None = None,
 ) -> Plan:
     """Every Einsum of the cascade outside any fused loop nest (any cascade).
 
@@ -536,6 +574,8 @@ def unfused_plan(
     ``fuse_elementwise`` a run of consecutive memory-bound Einsums is one kernel (as a
     library softmax / norm kernel keeps a row on chip): it reads the tensors the run does not
     make and writes those read after it (or cascade outputs); else each is its own kernel.
+    ``runs`` gives the kernels instead (each a list of Einsums, as :func:`unfused_runs`
+    returns them: a GEMM alone, memory-bound Einsums in runs).
     """
     from workloads import count
 
@@ -549,14 +589,8 @@ def unfused_plan(
     dtype = dtype_of(workload)
     costs: list[KernelCost] = []
     names = [e.name for e in cascade.einsums]
-    runs: list[list[str]] = []
-    for n in names:
-        if _is_gemm(cascade, n, sizes) or not fuse_elementwise:
-            runs.append([n])
-        elif runs and not _is_gemm(cascade, runs[-1][-1], sizes):
-            runs[-1].append(n)
-        else:
-            runs.append([n])
+    if runs is None:
+        runs = unfused_runs(cascade, sizes, fuse_elementwise=fuse_elementwise)
     for run in runs:
         if len(run) == 1:
             costs += einsum_kernels(cascade, run[0], counts, sizes, model, dtype)
@@ -594,6 +628,30 @@ def unfused_plan(
         extra_meta={"einsum_groups": {"kernels": [list(r) for r in runs]}},
         gpu_plan=gpu_plan,
     )
+
+
+def unfused_runs(
+    cascade: Cascade, sizes: Mapping[str, int], *, fuse_elementwise: bool = True
+) -> list[list[str]]:
+    """The kernels of :func:`unfused_plan`: each GEMM alone; with ``fuse_elementwise`` each
+    run of consecutive memory-bound Einsums one kernel, else each Einsum its own."""
+    runs: list[list[str]] = []
+    for e in cascade.einsums:
+        n = e.name
+        if _is_gemm(cascade, n, sizes) or not fuse_elementwise:
+            runs.append([n])
+        elif runs and not _is_gemm(cascade, runs[-1][-1], sizes):
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    return runs
+
+
+def unfused_sizes(workload: Workload) -> tuple[dict[str, float], dict[str, int]]:
+    """(numeric parameters, rank sizes) of the unfused mapping: the key rank whole
+    (:func:`_whole_key`)."""
+    num = _whole_key(workload.cascade, numeric_params(workload.params))
+    return num, workload.cascade.rank_sizes(num)
 
 
 def _whole_key(cascade: Cascade, num: dict[str, float]) -> dict[str, float]:

@@ -35,15 +35,34 @@ from mappings._stream import numeric_params
 from workloads import Workload
 
 from ._common import check_knobs, dtype_of, model_for
-from ._spine import FusedRecipe, check_one_pass, fused_kernel, recipe_plan
+from ._mapping import fused_mapping, fused_plan
+from ._spine import FusedRecipe, check_one_pass
 
 __all__ = ["attention_plan", "RECIPES"]
 
 #: The fused prefill recipes (kernel-family facts as named fields, see FusedRecipe).
 RECIPES: dict[str, FusedRecipe] = {
+    # cp.async prefetches the next K or V tile; one K/V stage; mma.sync; softmax in the
+    # same warps (only the other resident CTA hides it)
     "flash2": FusedRecipe("flash2", "flash2", "flash_fwd_kernel"),
-    "flash3": FusedRecipe("flash3", "flash3", "cudnn_sm90_flash_fprop_wgmma", lpt_when_masked=True),
-    "mem_efficient": FusedRecipe("mem_efficient", "efficient", "fmha_cutlassF_bf16_aligned_sm80"),
+    # TMA producer warpgroup + two wgmma consumer warpgroups ping-ponging the softmax;
+    # two K/V stages (K and V of a stage in flight); O staged in SMEM for the TMA store
+    "flash3": FusedRecipe(
+        "flash3",
+        "flash3",
+        "cudnn_sm90_flash_fprop_wgmma",
+        lpt_when_masked=True,
+        path="wgmma",
+        softmax_overlap=0.95,
+        producer_warps=4,
+        kv_stages=2,
+        loads_per_stage=2,
+        o_staging=True,
+    ),
+    # cutlass: K and V single-buffered, the fp32 score tile in shared memory
+    "mem_efficient": FusedRecipe(
+        "mem_efficient", "efficient", "fmha_cutlassF_bf16_aligned_sm80", score_smem_bytes=4
+    ),
 }
 
 
@@ -67,34 +86,11 @@ def attention_plan(
 
         return decode_plan(name, family, workload, arch, roles=roles)
 
-    def tiling(d: int, causal: bool):  # noqa: ANN202
-        return fwd_tiling(family, model, d, causal, elt)
-
-    fk = fused_kernel(workload, recipe, model, dtype, tiling, roles=roles)
-    t, w = fk.tiling, fk.work
-    d = int(math.prod(w.sizes.get(x, 1) for x in roles.features))
-    passes = PassInfo(
-        passes=1,
-        buffer_bytes=float(t.smem_bytes),
-        buffer_formula=(f"(Bm + 2 Bn) * D * bytes = ({t.block_m}+2*{t.block_n})*{d}*{elt} per CTA"),
-        reason="online softmax: running state rescales the output tile",
-    )
-    notes = (
-        f"{name}: {t.block_m}x{t.block_n} tiles, {t.ctas_per_sm} CTA/SM, {t.path}; "
-        f"forward; {w.work_items} CTAs x {w.total_trips / max(w.work_items, 1):.1f} trips"
-        + (f"; pre {list(roles.pre)}" if roles.pre else "")
-        + (f"; post {list(roles.post)}" if roles.post else "")
-    )
-    return recipe_plan(
-        name,
-        workload,
-        arch,
-        model,
-        fk,
-        passes=passes,
-        notes=notes,
-        extra_meta={"tile": f"{t.block_m}x{t.block_n}", "path": t.path},
-    )
+    # the family's own CTA for this head dim, written as a Mapping and run as one
+    d = int(math.prod(sizes0.get(x, 1) for x in roles.features)) or 1
+    t = fwd_tiling(family, model, d, False, elt)
+    mapping = fused_mapping(workload, arch, roles, recipe, block_m=t.block_m, block_n=t.block_n)
+    return fused_plan(name, workload, arch, mapping, roles)
 
 
 def _backward(name, family, workload, arch, model, roles, dtype) -> Plan:  # noqa: ANN001

@@ -1,0 +1,640 @@
+"""GPU kernels written as the project's :class:`~mappings.Mapping` (data), and run back.
+
+A fused attention kernel (``flash2``, ``flash3``, ``mem_efficient``) is one fusion group over
+the GPU's levels, outermost first:
+
+* ``HBM``: the grid as ``spatial`` factors -- batch, heads and query blocks, one CTA each,
+  spread over the SMs by the block scheduler (more CTAs than SMs run in waves:
+  :func:`mappings._check.fanout` and the wave rule of :mod:`mappings._check`) -- and the
+  CTA's main loop over key tiles as the ``temporal`` factor of the key's outer rank;
+* ``SMEM``: keeps the kernel's inputs (Q, K, V tiles; the output tile when the family stages
+  it for a TMA store);
+* ``RF``: the CTA's tile (query block ``Bm`` x key tile ``Bn`` x whole feature ranks) and every
+  intermediate (score tile, running max/sum, output accumulators) in registers.
+
+``splits`` holds the key tile (the ``m -> m1, m0`` split the running state advances by),
+``depth`` the K/V pipeline stages, ``units`` binds the softmax Einsums to the CUDA cores (the
+contractions to the tensor cores), ``skip`` what the family skips, ``name`` the kernel family:
+its instruction path, warp specialization, stage layout and shared-memory layout are the
+named fields of its :class:`~mappings._gpu._spine.FusedRecipe`. Einsums outside the fused
+core (projections) are one group each, run as library kernels (GEMM / memory-bound).
+
+``gpu_unfused`` is a mapping whose groups are its kernels: each GEMM alone, runs of
+memory-bound Einsums together (intermediates of a run stay on chip, the others go through
+HBM).
+
+:func:`gpu_mapping_plan` runs any such mapping: the recipes build their mapping with
+:func:`fused_mapping` and run it through the same function, so ``--save-mapping`` then
+``--mapping`` gives the same cycles. A mapping whose tiles equal the family's own tile for the
+head dimension uses the family's measured CTA shape (:func:`archsim.gpu.fwd_tiling`); any
+other tile gets its CTA resources from the recipe's fields and is checked against the GPU:
+shared memory per CTA and registers per thread (:func:`cta_tiling`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping as AbcMapping
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Literal
+
+from archsim.errors import MappingError
+from archsim.gpu import dtype_bytes, fwd_tiling
+from archsim.gpu.heuristics import AttnTiling, make_tiling
+from mappings._mapping import FusionGroup, LevelMapping, Mapping
+from mappings._roles import AttentionRoles, attention_roles, is_contraction
+from mappings._splits import apply_splits
+from mappings._tensors import group_ranks
+
+if TYPE_CHECKING:
+    from archsim import Architecture, ComputeUnit
+    from archsim.gpu import GpuModel
+    from mappings._registry import Plan
+    from workloads import Workload
+
+    from ._spine import FusedRecipe
+
+__all__ = [
+    "MAX_REGS_PER_THREAD",
+    "CtaShape",
+    "cta_tiling",
+    "fused_mapping",
+    "unfused_mapping",
+    "read_fused",
+    "gpu_mapping_plan",
+    "gpu_levels",
+    "gpu_units",
+    "FUSED",
+    "UNFUSED",
+]
+
+MAX_REGS_PER_THREAD = 255
+"""Registers one thread can address (the CUDA ISA limit on sm_50 and later)."""
+FUSED = ("flash2", "flash3", "mem_efficient")
+"""Mapping names run as a fused attention kernel of that family."""
+UNFUSED = "gpu_unfused"
+"""Mapping name run as one kernel per group, intermediates between groups through HBM."""
+
+
+def _recipes() -> dict[str, FusedRecipe]:
+    from .attention import RECIPES
+
+    return RECIPES
+
+
+def gpu_levels(arch: Architecture) -> tuple[str, str, str]:
+    """Names of the (DRAM, shared-memory, register-file) levels of a GPU architecture."""
+    dram = arch.levels[0].name
+    smem = next((lv.name for lv in arch.levels if lv.kind == "sram"), None)
+    rf = next((lv.name for lv in arch.levels if lv.kind == "regfile"), None)
+    if smem is None or rf is None:
+        raise MappingError(
+            "a GPU mapping needs a shared-memory (sram) and a register-file (regfile) level",
+            path="arch.levels",
+            expected="levels of kind sram and regfile",
+            got=[f"{lv.name} ({lv.kind})" for lv in arch.levels],
+        )
+    return dram, smem, rf
+
+
+def gpu_units(arch: Architecture) -> tuple[ComputeUnit, ComputeUnit]:
+    """(tensor cores, CUDA cores): the unit with the highest MAC rate, and one that runs
+    ``exp`` (the softmax)."""
+
+    def mac_rate(u: ComputeUnit) -> float:
+        return max((float(v) for k, v in u.ops_per_cycle.items() if k.startswith("mac")), default=0)
+
+    tensor = max(arch.compute, key=mac_rate)
+    cuda = next((u for u in arch.compute if "exp" in u.ops_per_cycle), tensor)
+    return tensor, cuda
+
+
+@dataclass(frozen=True)
+class CtaShape:
+    """What a fused mapping asks of one CTA (read back by :func:`read_fused`)."""
+
+    recipe: FusedRecipe
+    group_index: int
+    block_m: int
+    block_n: int
+    stages: int
+    fp32_einsums: tuple[str, ...]
+    """Core contractions bound to the CUDA cores (``units``)."""
+    features: int
+    value_features: int
+
+
+def _core(roles: AttentionRoles) -> tuple[str, ...]:
+    return (*roles.core, *roles.epilogue)
+
+
+def fused_mapping(
+    workload: Workload,
+    arch: Architecture,
+    roles: AttentionRoles,
+    recipe: FusedRecipe,
+    *,
+    block_m: int,
+    block_n: int,
+    stages: int | None = None,
+) -> Mapping:
+    """The fused kernel of ``recipe`` with a ``block_m`` x ``block_n`` CTA tile and ``stages``
+    K/V stages (default: the recipe's) as a :class:`Mapping` (see module doc)."""
+    dram, smem, rf = gpu_levels(arch)
+    tensor, cuda = gpu_units(arch)
+    cas = workload.cascade
+    by = {e.name: e for e in cas.einsums}
+    core = _core(roles)
+    key_len = int(cas.rank_sizes(_num(workload)).get(roles.key, 1))
+    splits: dict[str, int] = {}
+    if roles.key_outer is not None and roles.key_split_param is not None:
+        splits[roles.key] = min(block_n, key_len)
+    w = apply_splits(workload, splits)
+    ranks = group_ranks(w, FusionGroup(einsums=core, levels=(LevelMapping(level=dram),)))
+    q = roles.query
+    bm = min(block_m, ranks[q])
+    key_in = roles.key_inner if roles.key_inner in ranks else roles.key
+    grid: dict[str, int] = {}
+    for r in (*roles.batch, *roles.query_heads):
+        if r in ranks and ranks[r] > 1:
+            grid[r] = ranks[r]
+    if math.ceil(ranks[q] / bm) > 1:
+        grid[q] = math.ceil(ranks[q] / bm)
+    hbm_t: dict[str, int] = {}
+    rf_t: dict[str, int] = {q: bm}
+    if key_in == roles.key:  # an unsplit key: the CTA's loop walks its tiles
+        bn = min(block_n, ranks[key_in])
+        hbm_t[key_in] = math.ceil(ranks[key_in] / bn)
+        rf_t[key_in] = bn
+    else:
+        rf_t[key_in] = ranks[key_in]
+        if roles.key_outer in ranks:
+            hbm_t[roles.key_outer] = ranks[roles.key_outer]
+    for r, n in ranks.items():
+        if r not in grid and r not in hbm_t and r not in rf_t and r != q:
+            rf_t[r] = n
+    produced = [by[n].output.name for n in core]
+    read_outside = {ref.name for e in cas.einsums if e.name not in core for ref in e.inputs}
+    read_outside |= set(cas.outputs)
+    on_chip = tuple(t for t in produced if t not in read_outside)
+    inputs = list(dict.fromkeys(ref.name for n in core for ref in by[n].inputs))
+    smem_keep = [t for t in inputs if t not in produced and t in cas.tensors]
+    if recipe.o_staging:
+        smem_keep += [t for t in produced if t in read_outside]
+    units = {n: cuda.name for n in core if not is_contraction(by[n])}
+    skip: tuple[Literal["condition", "block", "slice"], ...] = tuple(
+        s
+        for s in ("condition", "block", "slice")
+        if s in recipe.skips  # type: ignore[misc]  # the three literals
+    )
+    fused = FusionGroup(
+        einsums=core,
+        levels=(
+            LevelMapping(
+                level=dram, temporal=_nz(hbm_t), order=tuple(_nz(hbm_t)), spatial=_nz(grid)
+            ),
+            LevelMapping(level=smem, keep=tuple(smem_keep)),
+            LevelMapping(level=rf, temporal=_nz(rf_t), keep=tuple(produced)),
+        ),
+        on_chip=on_chip,
+        compute=tensor.name,
+        units=units,
+        skip=skip,
+        depth=stages if stages is not None else recipe.kv_stages,
+    )
+    groups = [_kernel_group(w, arch, (n,)) for n in roles.pre]
+    groups.append(fused)
+    groups += [_kernel_group(w, arch, (n,)) for n in roles.post]
+    return Mapping(groups=tuple(groups), splits=splits, name=recipe.dataflow)
+
+
+def _kernel_group(w: Workload, arch: Architecture, names: Sequence[str]) -> FusionGroup:
+    """Einsums run as one library kernel (GEMM or memory-bound), every rank looped at the
+    DRAM level; intermediates made and used inside the run stay on chip."""
+    dram, _, _ = gpu_levels(arch)
+    tensor, cuda = gpu_units(arch)
+    cas = w.cascade
+    by = {e.name: e for e in cas.einsums}
+    group = FusionGroup(einsums=tuple(names), levels=(LevelMapping(level=dram),))
+    ranks = group_ranks(w, group)
+    made = {by[n].output.name for n in names}
+    later = {ref.name for e in cas.einsums if e.name not in names for ref in e.inputs}
+    on_chip = tuple(t for t in made if t not in later and t not in cas.outputs)
+    gemm = len(names) == 1 and is_contraction(by[names[0]])
+    return FusionGroup(
+        einsums=tuple(names),
+        levels=(LevelMapping(level=dram, temporal=_nz(ranks)),),
+        on_chip=on_chip,
+        compute=(tensor if gemm else cuda).name,
+    )
+
+
+def unfused_mapping(workload: Workload, arch: Architecture) -> Mapping:
+    """``gpu_unfused`` as a :class:`Mapping`: one group per kernel (each GEMM alone, runs of
+    memory-bound Einsums together), the key rank whole."""
+    from ._spine import unfused_runs, unfused_sizes
+
+    num, sizes = unfused_sizes(workload)
+    cas = workload.cascade
+    splits = {
+        sp.rank: int(sizes[sp.inner])
+        for sp in cas.splits.values()
+        if isinstance(sp.tile, str) and num.get(sp.tile) != _num(workload).get(sp.tile)
+    }
+    w = apply_splits(workload, splits)
+    runs = unfused_runs(cas, sizes)
+    return Mapping(
+        groups=tuple(_kernel_group(w, arch, run) for run in runs), splits=splits, name=UNFUSED
+    )
+
+
+def _num(workload: Workload) -> dict[str, float]:
+    from mappings._stream import numeric_params
+
+    return numeric_params(workload.params)
+
+
+def _nz(d: AbcMapping[str, int]) -> dict[str, int]:
+    return {k: int(v) for k, v in d.items() if int(v) > 1}
+
+
+# --- checking and reading a mapping back ----------------------------------------------------
+
+
+def _check_structure(workload: Workload, mapping: Mapping, arch: Architecture) -> None:
+    """The general checks of :mod:`mappings._check` that apply to a GPU kernel mapping:
+    Einsums, levels, units, op kinds, factors, fan-out (the grid runs in waves)."""
+    from mappings import _check as chk
+
+    w = apply_splits(workload, mapping.splits)
+    einsums = [e.name for e in w.cascade.einsums]
+    seen: list[str] = []
+    for g, group in enumerate(mapping.groups):
+        path = f"groups[{g}]"
+        for e in group.einsums:
+            if e not in einsums:
+                raise MappingError(
+                    "unknown Einsum", path=f"{path}.einsums", expected=f"one of {einsums}", got=e
+                )
+            if e in seen:
+                raise MappingError(
+                    "Einsum mapped twice", path=f"{path}.einsums", expected="once", got=e
+                )
+            seen.append(e)
+        chk.compute_unit(arch, group)
+        chk._check_units(arch, group, path)
+        chk._check_op_kinds(arch, w, group, path)
+        chk._check_levels(arch, group, path)
+        chk._check_factors(group, group_ranks(w, group), path)
+        chk._check_spatial(arch, group, path)
+    missing = [e for e in einsums if e not in seen]
+    if missing:
+        raise MappingError(
+            "Einsums not mapped by any group",
+            path="groups",
+            expected="every Einsum in one group",
+            got=missing,
+        )
+
+
+def read_fused(
+    workload: Workload, mapping: Mapping, arch: Architecture, roles: AttentionRoles
+) -> CtaShape:
+    """The CTA a fused mapping asks for, after the structural checks.
+
+    Raises
+    ------
+    MappingError
+        Unknown family, a structure a fused kernel cannot run (core Einsums split over
+        groups, the CTA tile not holding a whole head dim, a batch or head rank inside a
+        CTA, levels other than DRAM / SMEM / RF), a skip the family cannot do.
+    """
+    recipes = _recipes()
+    recipe = recipes.get(mapping.name)
+    if recipe is None:
+        raise MappingError(
+            "unknown GPU kernel family",
+            path="name",
+            expected=f"one of {[*FUSED, UNFUSED]}",
+            got=mapping.name,
+        )
+    _check_structure(workload, mapping, arch)
+    w = apply_splits(workload, mapping.splits)
+    core = _core(roles)
+    g = next((k for k, gr in enumerate(mapping.groups) if roles.score in gr.einsums), -1)
+    group = mapping.groups[g]
+    path = f"groups[{g}]"
+    if set(group.einsums) != set(core):
+        raise MappingError(
+            f"a {mapping.name} kernel runs the attention core as one fusion group",
+            path=f"{path}.einsums",
+            expected=sorted(core),
+            got=list(group.einsums),
+        )
+    for k, other in enumerate(mapping.groups):
+        if k != g and len(other.einsums) != 1:
+            raise MappingError(
+                "Einsums outside the fused core run as one kernel each",
+                path=f"groups[{k}].einsums",
+                expected="one Einsum",
+                got=list(other.einsums),
+            )
+    dram, smem, rf = gpu_levels(arch)
+    names = tuple(lm.level for lm in group.levels)
+    if names != (dram, smem, rf):
+        raise MappingError(
+            "a fused GPU kernel maps the grid at DRAM, its inputs in shared memory and its "
+            "tile in registers",
+            path=f"{path}.levels",
+            expected=[dram, smem, rf],
+            got=list(names),
+        )
+    ranks = group_ranks(w, group)
+    for r in (*roles.batch, *roles.query_heads):
+        if r in ranks and group.tile(r, 1) != 1:
+            raise MappingError(
+                f"one CTA computes one {r!r} (the grid spans batch and heads)",
+                path=f"{path}.factors.{r}",
+                expected=f"{r} at the {dram} level (grid)",
+                got=f"{group.tile(r, 1)} per CTA",
+            )
+    for r in (*roles.features, *roles.value_features):
+        if r in ranks and group.tile(r, 1) < ranks[r]:
+            raise MappingError(
+                f"a CTA holds the whole feature rank {r!r} (its rows are reduced in one tile)",
+                path=f"{path}.factors.{r}",
+                expected=f"{ranks[r]} below {dram}",
+                got=group.tile(r, 1),
+            )
+    skips = set(group.skip)
+    if not skips <= set(recipe.skips):
+        raise MappingError(
+            f"{mapping.name} cannot skip {sorted(skips - set(recipe.skips))}",
+            path=f"{path}.skip",
+            expected=f"a subset of {sorted(recipe.skips)}",
+            got=list(group.skip),
+        )
+    recipe = replace(recipe, skips=frozenset(skips))
+    key_in = roles.key_inner if roles.key_inner in ranks else roles.key
+    by = {e.name: e for e in w.cascade.einsums}
+    tensor, _ = gpu_units(arch)
+    fp32 = tuple(
+        n
+        for n in core
+        if is_contraction(by[n]) and (group.unit_of(n) or arch.compute[0].name) != tensor.name
+    )
+    return CtaShape(
+        recipe=recipe,
+        group_index=g,
+        block_m=group.tile(roles.query, 1),
+        block_n=group.tile(key_in, 1),
+        stages=int(group.depth or recipe.kv_stages),
+        fp32_einsums=fp32,
+        features=int(math.prod(ranks.get(r, 1) for r in roles.features)) or 1,
+        value_features=int(math.prod(ranks.get(r, 1) for r in roles.value_features)) or 1,
+    )
+
+
+def cta_tiling(
+    shape: CtaShape, model: GpuModel, elt: int, *, query_len: int, key_len: int
+) -> AttnTiling:
+    """The CTA of ``shape`` on ``model``'s GPU.
+
+    The family's own tile for this head dim (its block sizes capped at the query and key
+    lengths, its stages) is the family's measured CTA (:func:`archsim.gpu.fwd_tiling`).
+    Any other tile: shared memory = ``(Bm D + stages Bn (D + Dv) + [Bm Dv if the output is
+    staged]) x bytes + Bm Bn x score bytes in SMEM``; registers per thread = the family's own
+    plus the change in fp32 accumulators (score tile ``Bm x Bn`` and output ``Bm x Dv``)
+    spread over the warps that hold them; K/V bytes in flight = ``stages x loads per stage x
+    Bn (D + Dv) / 2 x bytes``; the family's warps, instruction path and softmax overlap.
+
+    Raises
+    ------
+    MappingError
+        Shared memory per CTA beyond the GPU's limit (path: the SMEM level) or registers
+        per thread beyond 255 (path: the RF level), with the bytes.
+    """
+    r = shape.recipe
+    d, dv = shape.features, shape.value_features
+    base = fwd_tiling(r.family, model, d, False, elt)
+    own = (min(base.block_m, query_len), min(base.block_n, key_len), r.kv_stages)
+    if (shape.block_m, shape.block_n, shape.stages) == own:
+        return base
+    hw = model.hw
+    bm, bn, st = shape.block_m, shape.block_n, shape.stages
+    g = f"groups[{shape.group_index}]"
+    q_b, kv_b = bm * d * elt, st * bn * (d + dv) * elt
+    o_b = bm * dv * elt if r.o_staging else 0
+    s_b = bm * bn * r.score_smem_bytes
+    smem = int(q_b + kv_b + o_b + s_b)
+    cap = int(hw.max_smem_per_cta_bytes)
+    if smem > cap:
+        parts = f"Q {q_b:,} + {st} stages of K/V {kv_b:,}"
+        parts += f" + O {o_b:,}" if o_b else ""
+        parts += f" + scores {s_b:,}" if s_b else ""
+        raise MappingError(
+            f"the CTA's tiles overflow shared memory by {smem - cap:,} bytes ({parts} B)",
+            path=f"{g}.levels[1] (SMEM)",
+            expected=f"<= {cap:,} B per CTA on {hw.name}",
+            got=f"{smem:,} B",
+        )
+    threads = base.threads
+    holders = max(threads - 32 * r.producer_warps, 32)
+
+    def acc(m: int, n: int) -> int:
+        return math.ceil(m * (n + dv) / holders)  # fp32 score tile + output accumulators
+
+    regs = base.regs + acc(bm, bn) - acc(base.block_m, base.block_n)
+    if regs > MAX_REGS_PER_THREAD:
+        raise MappingError(
+            f"the CTA's accumulators need {regs} registers per thread "
+            f"({regs * 4 * threads:,} B of registers per CTA for {threads} threads)",
+            path=f"{g}.levels[2] (RF)",
+            expected=f"<= {MAX_REGS_PER_THREAD} registers per thread "
+            f"({MAX_REGS_PER_THREAD * 4 * threads:,} B per CTA)",
+            got=regs,
+        )
+    inflight = int(st * r.loads_per_stage * bn * (d + dv) * elt // 2)
+    return make_tiling(
+        hw, bm, bn, threads // 32, max(regs, 1), smem, r.path, r.softmax_overlap, inflight
+    )
+
+
+# --- plans ----------------------------------------------------------------------------------
+
+
+def gpu_mapping_plan(workload: Workload, mapping: Mapping, arch: Architecture) -> Plan:
+    """The GPU plan of ``mapping`` (``name``: a fused family or ``gpu_unfused``), carrying it.
+
+    Raises
+    ------
+    MappingError
+        A mapping no GPU kernel runs (see :func:`read_fused`, :func:`cta_tiling`), a cascade
+        the family refuses (more than one pass over the keys: use ``gpu_unfused``).
+    """
+    from ._common import model_for
+
+    model_for(arch)
+    if mapping.name == UNFUSED:
+        return _unfused_plan(workload, mapping, arch)
+    if mapping.name not in FUSED:
+        raise MappingError(
+            "a GPU mapping names its kernel family",
+            path="name",
+            expected=f"one of {[*FUSED, UNFUSED]}",
+            got=mapping.name or None,
+        )
+    return fused_plan(mapping.name, workload, arch, mapping)
+
+
+def fused_plan(
+    name: str,
+    workload: Workload,
+    arch: Architecture,
+    mapping: Mapping,
+    roles: AttentionRoles | None = None,
+) -> Plan:
+    """Plan of the fused kernel ``mapping`` describes (``name`` is the dataflow reported)."""
+    from mappings._registry import PassInfo
+    from mappings._stream import numeric_params
+
+    from ._common import dtype_of, model_for
+    from ._spine import check_one_pass, fused_kernel, recipe_plan
+
+    model = model_for(arch)
+    roles = roles or attention_roles(workload.cascade)
+    check_one_pass(workload, roles, mapping.name)
+    sizes0 = workload.cascade.rank_sizes(numeric_params(workload.params))
+    if int(sizes0[roles.query]) == 1:
+        raise MappingError(
+            f"a {mapping.name} mapping describes a prefill kernel; a query length of 1 runs "
+            "the family's decode kernels",
+            path="workload.cascade",
+            expected=f"query length {roles.query!r} > 1 (or --dataflow {mapping.name})",
+            got=1,
+        )
+    shape = read_fused(workload, mapping, arch, roles)
+    dtype = dtype_of(workload)
+    elt = dtype_bytes(dtype)
+    t = cta_tiling(
+        shape,
+        model,
+        elt,
+        query_len=int(sizes0[roles.query]),
+        key_len=int(sizes0.get(roles.key, 1)),
+    )
+    fk = fused_kernel(
+        workload,
+        shape.recipe,
+        model,
+        dtype,
+        lambda _d, _causal: t,
+        roles=roles,
+        fp32_einsums=shape.fp32_einsums,
+    )
+    w = fk.work
+    d = shape.features
+    passes = PassInfo(
+        passes=1,
+        buffer_bytes=float(t.smem_bytes),
+        buffer_formula=_smem_formula(shape, t, elt),
+        reason="online softmax: running state rescales the output tile",
+    )
+    notes = (
+        f"{name}: {t.block_m}x{t.block_n} tiles, {t.ctas_per_sm} CTA/SM, {t.path}; "
+        f"forward; {w.work_items} CTAs x {w.total_trips / max(w.work_items, 1):.1f} trips"
+        + (f"; pre {list(roles.pre)}" if roles.pre else "")
+        + (f"; post {list(roles.post)}" if roles.post else "")
+    )
+    plan = recipe_plan(
+        name,
+        workload,
+        arch,
+        model,
+        fk,
+        passes=passes,
+        notes=notes,
+        extra_meta={
+            "tile": f"{t.block_m}x{t.block_n}",
+            "path": t.path,
+            "cta": {
+                "block_m": t.block_m,
+                "block_n": t.block_n,
+                "stages": shape.stages,
+                "threads": t.threads,
+                "regs_per_thread": t.regs,
+                "smem_bytes": t.smem_bytes,
+                "ctas_per_sm": t.ctas_per_sm,
+                "features": d,
+            },
+        },
+    )
+    return replace(plan, mapping=mapping)
+
+
+def _smem_formula(shape: CtaShape, t: AttnTiling, elt: int) -> str:
+    r = shape.recipe
+    terms = "Bm D + stages Bn (D + Dv)" + (" + Bm Dv" if r.o_staging else "")
+    vals = (
+        f"{t.block_m}*{shape.features} + {shape.stages}*{t.block_n}*"
+        f"({shape.features}+{shape.value_features})"
+        + (f" + {t.block_m}*{shape.value_features}" if r.o_staging else "")
+    )
+    s = f"({terms}) * bytes = ({vals})*{elt}"
+    if r.score_smem_bytes:
+        s += f" + Bm Bn * {r.score_smem_bytes}"
+    return s + " per CTA"
+
+
+def _unfused_plan(workload: Workload, mapping: Mapping, arch: Architecture) -> Plan:
+    """Plan of a ``gpu_unfused`` mapping: one kernel per group, in order."""
+    from mappings._passes import cascade_passes
+    from mappings._registry import PassInfo
+    from workloads import count
+
+    from ._common import model_for
+    from ._spine import _is_gemm, unfused_plan, unfused_sizes
+
+    _check_structure(workload, mapping, arch)
+    cas = workload.cascade
+    order = [e.name for e in cas.einsums]
+    runs = [list(g.einsums) for g in mapping.groups]
+    if [n for run in runs for n in run] != order:
+        raise MappingError(
+            "gpu_unfused runs its kernels in cascade order",
+            path="groups",
+            expected=order,
+            got=[n for run in runs for n in run],
+        )
+    num, sizes = unfused_sizes(workload)
+    for k, run in enumerate(runs):
+        gemms = [n for n in run if _is_gemm(cas, n, sizes)]
+        if gemms and len(run) > 1:
+            raise MappingError(
+                "a GEMM runs as its own kernel in gpu_unfused",
+                path=f"groups[{k}].einsums",
+                expected=f"{gemms[0]} alone",
+                got=run,
+            )
+    plan = unfused_plan(UNFUSED, workload, arch, model_for(arch), runs=runs)
+    counts = count(cas, num)
+    inter = set(cas.tensors) - set(cas.inputs) - set(cas.outputs)
+    spilled = {t for k, run in enumerate(runs) for t in _made(cas, run)} - {
+        t for g in mapping.groups for t in g.on_chip
+    }
+    spill = sum(float(ec.writes_bytes) for ec in counts.einsums if ec.name in inter & spilled)
+    n, why = cascade_passes(cas)
+    passes = PassInfo(
+        passes=max(1, n),
+        buffer_bytes=0.0,
+        buffer_formula="0 (every intermediate between kernels in HBM)",
+        spill_bytes=2.0 * spill,
+        reason=why,
+    )
+    return replace(plan, passes=passes, mapping=mapping)
+
+
+def _made(cas: object, run: Sequence[str]) -> set[str]:
+    by = {e.name: e for e in cas.einsums}  # type: ignore[attr-defined]
+    return {by[n].output.name for n in run}
