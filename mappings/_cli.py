@@ -278,6 +278,9 @@ def _map(args: argparse.Namespace) -> int:
     }
     if args.budget is not None:
         kw["budget"] = args.budget
+    stats: dict[str, object] = {}
+    if args.mapper == "fusion":
+        kw["stats"] = stats
     ranked = get_mapper(args.mapper)(w, arch, **kw)
     if args.save and ranked:
         ranked[0].mapping.to_yaml(args.save)
@@ -285,6 +288,9 @@ def _map(args: argparse.Namespace) -> int:
         print(json.dumps([r.to_dict() for r in ranked], indent=2, default=str))  # noqa: T201
         return 0
     print(f"{args.mapper} mapper, objective {args.objective}: top {len(ranked)}")  # noqa: T201
+    if args.mapper == "fusion" and getattr(arch, "kind", None) == "gpu":
+        _print_gpu(w, arch, ranked, stats)
+        return 0
     if args.mapper == "fusion":
         _print_fusion(w, arch, ranked)
         return 0
@@ -313,3 +319,28 @@ def _print_fusion(w: object, arch: object, ranked: list) -> None:
                 print("    " + line)  # noqa: T201
         else:
             print("    vs #1: " + differences(r.mapping, ranked[0].mapping))  # noqa: T201
+
+
+def _print_gpu(w: object, arch: object, ranked: list, stats: dict[str, object]) -> None:
+    """GPU mappings: the search's counts, #1 explained and as YAML, the others in a line."""
+    from mappings._gpu.search import cta_label, explain_gpu
+
+    print(  # noqa: T201
+        f"searched {stats.get('candidates', 0):.0f} mappings in {stats.get('seconds', 0):.2f} s:"
+        f" {stats.get('evaluated', 0):.0f} evaluated, {stats.get('pruned', 0):.0f} did not fit"
+        f" a CTA, {stats.get('refused', 0):.0f} refused by their family"
+    )
+    for why in stats.get("refused_reasons", []) or []:  # type: ignore[union-attr]
+        print(f"  no fused kernel: {why}")  # noqa: T201
+    for i, r in enumerate(ranked):
+        ev = f"  event {r.simulated_cycles:,}" if r.simulated_cycles is not None else ""
+        print(  # noqa: T201
+            f"#{i + 1}  {cta_label(w, r.mapping)}  cycles {r.cycles:,.0f}  energy "  # type: ignore[arg-type]
+            f"{r.energy_j:.4g} J  DRAM {r.dram_bytes:,.0f} B{ev}"
+        )
+        if i == 0:
+            for line in explain_gpu(w, r.mapping, arch):  # type: ignore[arg-type]
+                print("    " + line)  # noqa: T201
+            print("    mapping (run it back with --mapping FILE.yaml; --save writes it):")  # noqa: T201
+            for line in r.mapping.to_yaml().splitlines():
+                print("      " + line)  # noqa: T201

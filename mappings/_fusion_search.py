@@ -1,5 +1,8 @@
 """The ``fusion`` mapper: search mappings of a *whole cascade* on a spatial architecture.
 
+On a GPU it searches fused attention kernels (family x tiles x stages) and the unfused
+kernels instead (:mod:`mappings._gpu.search`).
+
 The search has two levels.
 
 **Partitions.** A mapping runs its fusion groups one after another, so a partition's cost is
@@ -143,23 +146,34 @@ def fusion_mapper(
     Raises
     ------
     MappingError
-        A GPU or PIM architecture (their kernels are recipes), an Einsum given, or no valid
-        mapping.
+        A PIM architecture (its kernels are recipes), an Einsum given, or no valid mapping.
     """
     del seed, budget
     from archsim import simulate
     from archsim._estimate import estimate
 
-    if arch.kind != "spatial":
-        raise MappingError(
-            "the fusion mapper searches spatial architectures",
-            path="arch",
-            expected="a spatial array (fusemax, flat, tpu_like ...)",
-            got=f"{arch.name} ({arch.kind}): use its dataflow recipes (flash2, pim_decode ...)",
-        )
     if einsum is not None:
         raise MappingError(
             "the fusion mapper maps the whole cascade", path="einsum", expected=None, got=einsum
+        )
+    if arch.kind == "gpu":  # fused kernel families x tiles x stages, and the unfused kernels
+        from mappings._gpu.search import gpu_search
+
+        return gpu_search(
+            workload,
+            arch,
+            objective=objective,
+            top=top,
+            rescore=rescore,
+            progress=progress,
+            stats=stats,
+        )
+    if arch.kind != "spatial":
+        raise MappingError(
+            "the fusion mapper searches spatial and GPU architectures",
+            path="arch",
+            expected="a spatial array (fusemax, flat, tpu_like ...) or a GPU (h100 ...)",
+            got=f"{arch.name} ({arch.kind}): use its dataflow recipes (pim_decode ...)",
         )
     if objective not in ("latency", "energy", "edp", "pareto"):
         raise MappingError(

@@ -412,8 +412,9 @@ def cta_tiling(
     Raises
     ------
     MappingError
-        Shared memory per CTA beyond the GPU's limit (path: the SMEM level) or registers
-        per thread beyond 255 (path: the RF level), with the bytes.
+        Shared memory per CTA beyond the GPU's limit (path: the SMEM level), registers per
+        thread beyond 255 or a CTA's registers beyond the SM's register file (path: the RF
+        level), with the bytes.
     """
     r = shape.recipe
     d, dv = shape.features, shape.value_features
@@ -454,6 +455,17 @@ def cta_tiling(
             expected=f"<= {MAX_REGS_PER_THREAD} registers per thread "
             f"({MAX_REGS_PER_THREAD * 4 * threads:,} B per CTA)",
             got=regs,
+        )
+    # registers are allocated per warp in units of 256 (the occupancy calculator's rule)
+    rf_need = -(-regs * 32 // 256) * 256 * (threads // 32) * 4
+    rf_cap = int(hw.regs_per_sm) * 4
+    if rf_need > rf_cap:
+        raise MappingError(
+            f"the CTA's registers overflow the register file by {rf_need - rf_cap:,} bytes "
+            f"({threads} threads x {regs} registers)",
+            path=f"{g}.levels[2] (RF)",
+            expected=f"<= {rf_cap:,} B per SM on {hw.name}",
+            got=f"{rf_need:,} B",
         )
     inflight = int(st * r.loads_per_stage * bn * (d + dv) * elt // 2)
     return make_tiling(

@@ -119,8 +119,8 @@ def test_segments_are_closed_runs_and_pass_ranks_come_from_dependences():
 
 def test_refuses_what_it_does_not_search():
     w = get_workload("mha", S=256, H=1, D=16)
-    with pytest.raises(MappingError, match="spatial architectures"):
-        _search(load_arch("h100"), w)
+    with pytest.raises(MappingError, match="spatial and GPU architectures"):
+        _search(load_arch("hbm_pim"), w)
     with pytest.raises(MappingError, match="whole cascade"):
         _search(load_arch("fusemax"), w, einsum="QK")
     with pytest.raises(MappingError, match="objective"):
