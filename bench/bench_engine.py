@@ -155,6 +155,23 @@ def main() -> None:
             f"{prog.total_steps / wall:,.0f} steps/s"
         )
 
+    # 1a. the same, in the compiled loop (archsim.engine._fastsim): what simulate() runs for
+    # a phase alone that no shortcut covers (causal attention); bit-identical cycles
+    from archsim.engine import compile_program
+    from archsim.engine._fastsim import run_phase
+
+    for slots, what in ((132, "1 CTA/SM"), (264, "2 CTAs/SM share SM ports")):
+        prog = attention_like(items, trips.astype(np.int64), slots)
+        compiled = compile_program(prog, arch)
+        run_phase(compiled, compiled.phases[0])  # numba: compiled (or loaded) on first use
+        wall, (end, _last, ev) = _time(lambda c=compiled: run_phase(c, c.phases[0]), repeat=5)
+        full_f = simulate(prog, arch, shortcuts=False).meta["phase_cycles"]["attn"]
+        same = end == full_f
+        print(  # noqa: T201
+            f"compiled loop ({what}): {ev} events in {wall:.3f} s -> {ev / wall:,.0f} "
+            f"events/s, {prog.total_steps / wall:,.0f} steps/s; cycles as SimPy: {same}"
+        )
+
     # 1b. a flash-attention-like last wave: 232 CTAs on 132 SMs x 2 slots (uneven sharing)
     prog = attention_like(232, 60, 264)
     wall_f, full = _time(lambda: simulate(prog, arch, shortcuts=False))
