@@ -40,11 +40,12 @@ MAX_EVENT_STEPS = 10_000_000
 SECONDS_PER_STEP = 18e-6
 
 #: the same limit for a phase simulated alone in the compiled loop (``_fastsim``; any run
-#: without a trace): about three minutes here
+#: without a trace): about two minutes here
 MAX_COMPILED_STEPS = 60_000_000
-#: seconds one body step costs in the compiled loop (measured on this 2-core machine:
-#: ~9 events a step for flash2 causal phases at ~3 M events/s)
-COMPILED_SECONDS_PER_STEP = 3e-6
+#: seconds one body step costs in the compiled loop (measured on this 2-core machine with
+#: ``bench/bench_validate.py``: FA2 causal, 16 heads x 64K on h100, 61 M events for 6.3 M
+#: body steps in ~8 s)
+COMPILED_SECONDS_PER_STEP = 1.5e-6
 
 #: trace spans kept at most (the trace metadata says when more were dropped)
 TRACE_LIMIT = 200_000
