@@ -18,13 +18,14 @@ import time
 
 from archsim import load_arch
 from mappings import get_mapper
-from mappings._api import resolve_workload, simulate_workload
+from mappings._api import simulate_workload
 from mappings._gpu.search import cta_label
+from workloads import get_workload
 
 
 def _run(arch_name: str, seq: int) -> None:
     arch = load_arch(arch_name)
-    w = resolve_workload("mha", {"S": seq})
+    w = get_workload("mha", S=seq)
     mapper = get_mapper("fusion")
     stats: dict[str, float] = {}
     t0 = time.process_time()

@@ -330,7 +330,8 @@ def _print_gpu(w: object, arch: object, ranked: list, stats: dict[str, object]) 
         f" {stats.get('evaluated', 0):.0f} evaluated, {stats.get('pruned', 0):.0f} did not fit"
         f" a CTA, {stats.get('refused', 0):.0f} refused by their family"
     )
-    for why in stats.get("refused_reasons", []) or []:  # type: ignore[union-attr]
+    reasons = stats.get("refused_reasons")
+    for why in reasons if isinstance(reasons, list) else []:
         print(f"  no fused kernel: {why}")  # noqa: T201
     for i, r in enumerate(ranked):
         ev = f"  event {r.simulated_cycles:,}" if r.simulated_cycles is not None else ""

@@ -184,9 +184,7 @@ def fused_mapping(
         smem_keep += [t for t in produced if t in read_outside]
     units = {n: cuda.name for n in core if not is_contraction(by[n])}
     skip: tuple[Literal["condition", "block", "slice"], ...] = tuple(
-        s
-        for s in ("condition", "block", "slice")
-        if s in recipe.skips  # type: ignore[misc]  # the three literals
+        s for s in ("condition", "block", "slice") if s in recipe.skips
     )
     fused = FusionGroup(
         einsums=core,
