@@ -59,6 +59,7 @@ __all__ = [
     "MAX_REGS_PER_THREAD",
     "CtaShape",
     "cta_tiling",
+    "recipe_cta",
     "fused_mapping",
     "unfused_mapping",
     "read_fused",
@@ -415,11 +416,24 @@ def cta_tiling(
         level), with the bytes.
     """
     r = shape.recipe
-    d, dv = shape.features, shape.value_features
-    base = fwd_tiling(r.family, model, d, False, elt)
+    base = fwd_tiling(r.family, model, shape.features, False, elt)
     own = (min(base.block_m, query_len), min(base.block_n, key_len), r.kv_stages)
     if (shape.block_m, shape.block_n, shape.stages) == own:
         return base
+    return recipe_cta(shape, model, elt, base)
+
+
+def recipe_cta(shape: CtaShape, model: GpuModel, elt: int, base: AttnTiling) -> AttnTiling:
+    """The CTA of ``shape`` from its recipe's fields (see :func:`cta_tiling`), registers
+    relative to the family's own CTA ``base``; checked against the GPU.
+
+    Raises
+    ------
+    MappingError
+        As :func:`cta_tiling`.
+    """
+    r = shape.recipe
+    d, dv = shape.features, shape.value_features
     hw = model.hw
     bm, bn, st = shape.block_m, shape.block_n, shape.stages
     g = f"groups[{shape.group_index}]"
@@ -506,6 +520,7 @@ def fused_plan(
     roles: AttentionRoles | None = None,
 ) -> Plan:
     """Plan of the fused kernel ``mapping`` describes (``name`` is the dataflow reported)."""
+    from mappings._passes import cascade_passes
     from mappings._registry import PassInfo
     from mappings._stream import numeric_params
 
@@ -549,7 +564,7 @@ def fused_plan(
         passes=1,
         buffer_bytes=float(t.smem_bytes),
         buffer_formula=_smem_formula(shape, t, elt),
-        reason="online softmax: running state rescales the output tile",
+        reason=cascade_passes(workload.cascade, roles.key)[1],
     )
     notes = (
         f"{name}: {t.block_m}x{t.block_n} tiles, {t.ctas_per_sm} CTA/SM, {t.path}; "

@@ -209,3 +209,21 @@ def test_a_fused_mapping_refuses_a_three_pass_cascade(h100):
     _, plan = plan_for(h100, w1, dataflow="flash2")
     with pytest.raises(MappingError, match="gpu_unfused"):
         gpu_mapping_plan(w3, plan.mapping, h100)
+
+
+@pytest.mark.parametrize("df", ["flash2", "flash3", "mem_efficient"])
+@pytest.mark.parametrize("d", [64, 128])
+def test_recipe_fields_rebuild_the_familys_own_cta(h100, df, d):
+    """The FusedRecipe fields (instruction path, warp specialization, stages, loads in flight,
+    shared-memory layout) are the family's facts: from them alone the family's own tile gets
+    the CTA the library heuristics give (shared memory, bytes in flight, path, overlap,
+    occupancy)."""
+    from archsim.gpu import fwd_tiling
+    from mappings._gpu._common import model_for
+    from mappings._gpu._mapping import CtaShape, recipe_cta
+
+    model = model_for(h100)
+    r = RECIPES[df]
+    base = fwd_tiling(r.family, model, d, False, 2)
+    shape = CtaShape(r, 0, base.block_m, base.block_n, r.kv_stages, (), d, d)
+    assert recipe_cta(shape, model, 2, base) == base
