@@ -56,7 +56,7 @@ from mappings._roles import attention_roles, is_contraction, key_canon
 from mappings._stream import numeric_params
 
 if TYPE_CHECKING:
-    from archsim import Architecture
+    from archsim import Architecture, ComputeUnit
     from workloads import Cascade, Einsum, TensorRef, Workload
 
 __all__ = [
@@ -266,12 +266,18 @@ def bandwidth_multipliers(arch: Architecture) -> list[dict[str, float | str | bo
     return rows
 
 
+def _stream_counts(t: PimTiming, bytes_per_unit: float) -> tuple[int, int]:
+    """(columns, rows) one unit opens to stream ``bytes_per_unit``: whole columns, and rows
+    of ``columns_per_row`` columns (the last one possibly partial)."""
+    cols = math.ceil(bytes_per_unit / t.column_bytes)
+    return cols, math.ceil(cols / t.columns_per_row)
+
+
 def _stream_cycles(t: PimTiming, bytes_per_unit: float, cmds_per_column: int = 1) -> float:
     """Cycles for one unit to stream ``bytes_per_unit`` (whole columns, row switches), issuing
     ``cmds_per_column`` MAC commands per column while its row is open (one per query vector
     the unit cannot apply in the same command)."""
-    cols = math.ceil(bytes_per_unit / t.column_bytes)
-    rows = math.ceil(cols / t.columns_per_row)
+    cols, rows = _stream_counts(t, bytes_per_unit)
     return cols * cmds_per_column * t.cycles_per_column + rows * t.row_switch_cycles
 
 
@@ -304,6 +310,7 @@ def _decode_core(
     cmds = max(1, math.ceil(sharing / max(1, vectors_per_cmd)))
     per_unit = [spc * b / split / units_per_ch for b in stream_bytes]
     mac = sum(_stream_cycles(t, b, cmds) for b in per_unit)
+    counts = [_stream_counts(t, b) for b in per_unit]
     keys = math.ceil(key_len / split)
     io = (
         2.0
@@ -323,6 +330,8 @@ def _decode_core(
         "kv_split_channels": float(split),
         "cmds_per_column": float(cmds),
         "bytes_per_unit": float(sum(per_unit)),
+        "mac_cmds_per_unit": float(cmds * sum(c for c, _ in counts)),
+        "rows_per_unit": float(sum(r for _, r in counts)),
     }
 
 
@@ -364,7 +373,8 @@ def decode_attention_timing(
         stream_bytes=(per_head, per_head),
         score_bytes=float(dbyte),
     )
-    del r["kv_split_channels"], r["cmds_per_column"]
+    for k in ("kv_split_channels", "cmds_per_column", "mac_cmds_per_unit", "rows_per_unit"):
+        del r[k]
     return {**r, "kv_bytes": 2.0 * heads * per_head, "macs": 2.0 * heads * L * dhead}
 
 
@@ -387,6 +397,7 @@ def gemv_timing(
     t = pim_timing(arch, placement, power_limited)
     w_bytes = float(rows) * cols * dbyte
     mac = batch * _stream_cycles(t, w_bytes / t.units)
+    unit_cols, unit_rows = _stream_counts(t, w_bytes / t.units)
     ext_ch = t.external_bytes_per_cycle_pc * t.pseudo_channels
     io = batch * (cols * dbyte + rows * dbyte / t.channels) / ext_ch
     cycles = t.refresh_factor * (mac + io)
@@ -397,6 +408,8 @@ def gemv_timing(
         "io_cycles": io,
         "weight_bytes": w_bytes,
         "macs": float(batch) * rows * cols,
+        "mac_cmds_per_unit": float(batch * unit_cols),
+        "rows_per_unit": float(batch * unit_rows),
     }
 
 
@@ -423,52 +436,71 @@ def _program(
     name: str,
     arch: Architecture,
     t: PimTiming,
-    bytes_per_unit: float,
+    mac_cmds: float,
+    rows: float,
     io_bytes: float,
-    repeats: int,
     mac_cycles: float,
 ) -> TileProgram:
     """Engine view: each of the placement's units streams its rows (one trip = one DRAM row
-    of MACs), then the host-side I/O moves over the DRAM interface.
+    opened, ``rows`` in all), issuing ``mac_cmds`` MAC commands of one column each, then the
+    host-side I/O moves over the DRAM interface.
 
     The units' time is the DRAM-timing model's (``mac_cycles`` x the refresh stretch): row
     switches, refresh and the MAC command gap leave a unit's lanes idle part of the time,
-    which is the ``occupancy`` of its work (useful MAC time at the unit's declared rate over
-    the stream's time). The host I/O is timed by the engine's DRAM interface (refresh is not
-    applied to it: 0.1% of a decode step on ``hbm3_pim``).
-
-    Raises
-    ------
-    MappingError
-        The timing asks for MACs faster than the unit's declared rate (``power_limited``
-        false on a preset whose unit is declared at the power-limited command gap).
+    which is the ``occupancy`` of its work (the issued MACs at the unit's declared rate over
+    the stream's time). The MACs are the commands actually issued, partial last rows
+    included, so the occupancy is at most 1 whenever one command's MACs fit in the command
+    gap at the declared rate (:func:`_check_unit_rate`). The host I/O is timed by the
+    engine's DRAM interface (refresh is not applied to it: 0.1% of a decode step on
+    ``hbm3_pim``).
     """
-    unit = next((u for u in arch.compute if u.level == arch.dram.name), arch.compute[0])
-    op = next(iter(unit.ops_per_cycle))
-    macs_per_col = max(1, t.column_bytes // max(1, arch.pim.dtype_bits // 8))
-    cols = math.ceil(bytes_per_unit / t.column_bytes)
-    rows = max(1, repeats * math.ceil(cols / t.columns_per_row))
-    macs = float(macs_per_col * min(cols, t.columns_per_row))
-    useful = rows * macs / unit.ops_per_cycle[op]
+    unit, op, macs_per_cmd = _check_unit_rate(arch, t)
+    trips = max(1, int(rows))
+    macs = float(mac_cmds) * macs_per_cmd
     stream = t.refresh_factor * mac_cycles
-    occupancy = useful / stream if stream > 0 else 1.0
-    if occupancy > 1.0 + 1e-9:
-        raise MappingError(
-            f"the DRAM timing issues MACs {occupancy:.3g}x faster than unit {unit.name!r} "
-            f"is declared to run ({unit.ops_per_cycle[op]:g} {op} per cycle)",
-            path="knobs.power_limited",
-            expected="the unit's declared command gap (set the unit's ops_per_cycle to "
-            "macs_per_unit_per_cmd / mac_cmd_gap_cycles_unlimited for the unlimited variant)",
-            got=t.power_limited,
-        )
-    body = Step(compute=(Compute(unit.name, {op: macs}, occupancy=max(occupancy, 1e-9)),))
-    mac = Phase("pim_mac", body=body, trips=rows, work_items=t.units, slots=t.units, depth=1)
+    occupancy = macs / unit.ops_per_cycle[op] / stream if stream > 0 else 1.0
+    body = Step(
+        compute=(Compute(unit.name, {op: macs / trips}, occupancy=min(1.0, max(occupancy, 1e-9))),)
+    )
+    mac = Phase("pim_mac", body=body, trips=trips, work_items=t.units, slots=t.units, depth=1)
     io = Phase(
         "host_io",
         body=Step(loads=(Transfer("io", int(io_bytes), arch.dram.name, arch.dram.name),)),
         trips=1,
     )
     return TileProgram(name=name, phases=(mac, io), clock_hz=1.0 / t.tck_s)
+
+
+def _check_unit_rate(arch: Architecture, t: PimTiming) -> tuple[ComputeUnit, str, int]:
+    """(unit, op kind, MACs per command) of the PIM unit on ``arch``'s DRAM level, after
+    checking that the placement's command gap is no shorter than one command's MACs take at
+    the unit's declared rate (a property of the architecture and the knobs, not of the
+    shape: ``macs_per_cmd / ops_per_cycle <= cycles_per_column``).
+
+    Raises
+    ------
+    MappingError
+        The timing issues commands faster than the unit is declared to compute: the
+        unlimited command gap on a unit declared at the power-limited one, or a placement
+        (buffer die) faster than the per-bank unit the preset declares.
+    """
+    unit = next((u for u in arch.compute if u.level == arch.dram.name), arch.compute[0])
+    op = next(iter(unit.ops_per_cycle))
+    macs_per_cmd = max(1, t.column_bytes // max(1, arch.pim.dtype_bits // 8))
+    need = macs_per_cmd / unit.ops_per_cycle[op]
+    if need > t.cycles_per_column * (1.0 + 1e-9):
+        own = t.placement == arch.pim.placement
+        raise MappingError(
+            f"the {t.placement} placement issues MACs faster than unit {unit.name!r} is "
+            f"declared to run: one {t.column_bytes}-B column ({macs_per_cmd} MACs) every "
+            f"{t.cycles_per_column:g} tCK, where {unit.ops_per_cycle[op]:g} {op} per cycle "
+            f"needs {need:g} tCK",
+            path="knobs.power_limited" if own else "knobs.placement",
+            expected=f"a command gap >= {need:g} tCK (the unit's declared rate), or a unit "
+            "declared at macs_per_unit_per_cmd / gap for this variant",
+            got=t.power_limited if own else t.placement,
+        )
+    return unit, op, macs_per_cmd
 
 
 def _finish_pim(
@@ -720,9 +752,9 @@ def pim_decode(workload: Workload, arch: Architecture, knobs: Mapping[str, objec
         f"pim_decode:{workload.name}",
         arch,
         t,
-        r["bytes_per_unit"],
+        r["mac_cmds_per_unit"],
+        r["rows_per_unit"],
         io_bytes,
-        cmds,
         r["mac_cycles"],
     )
     pim_bytes = streamed_bytes * cmds
@@ -832,9 +864,9 @@ def pim_gemv(workload: Workload, arch: Architecture, knobs: Mapping[str, object]
         f"pim_gemv:{workload.name}",
         arch,
         t,
-        r["weight_bytes"] / t.units,
+        r["mac_cmds_per_unit"],
+        r["rows_per_unit"],
         io_bytes,
-        M,
         r["mac_cycles"],
     )
     pim_bytes = M * r["weight_bytes"]
