@@ -4,6 +4,12 @@ Every dataflow — spatial (``unfused``, ``flat``, ``fusemax``, ``gemm``), GPU
 (``mappings/_gpu/``) and PIM (``mappings/_pim.py``) — registers here with
 :func:`register_dataflow` and is looked up by name with :func:`get_dataflow`.
 
+The built-in ones are declared in :data:`BUILTIN` (name -> module, the architecture kinds
+it maps onto and the knobs it takes) and their module is imported on first use, so
+``import mappings``, ``archsim --help`` and a simulate that names one dataflow import only
+what they run (importing every recipe costs a few tenths of a second of start-up).
+:func:`list_dataflows` lists the declared and the registered names alike.
+
 A dataflow function has the signature::
 
     fn(workload: Workload, arch: Architecture, knobs: Mapping[str, object]) -> Plan
@@ -14,6 +20,7 @@ and raises :class:`archsim.errors.MappingError` for a bad knob (path ``knobs.NAM
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -33,6 +40,10 @@ __all__ = [
     "register_dataflow",
     "get_dataflow",
     "list_dataflows",
+    "BuiltinDataflow",
+    "BUILTIN",
+    "dataflow_knobs",
+    "dataflows_for",
 ]
 
 
@@ -125,16 +136,77 @@ DataflowFn = Callable[["Workload", "Architecture", Mapping[str, object]], Plan]
 _REGISTRY: dict[str, DataflowFn] = {}
 
 
+@dataclass(frozen=True)
+class BuiltinDataflow:
+    """Declaration of a built-in dataflow, read without importing its module.
+
+    Attributes
+    ----------
+    module
+        The module whose import registers it (``@register_dataflow(name)``).
+    kinds
+        Architecture kinds (``Architecture.kind``: ``spatial``, ``gpu``, ``pim``) it maps onto.
+    knobs
+        Knobs it takes, per architecture kind (a kind absent from the dict takes none).
+    """
+
+    module: str
+    kinds: tuple[str, ...]
+    knobs: Mapping[str, tuple[str, ...]]
+
+
+def _decl(module: str, kinds: tuple[str, ...], *knobs: str) -> BuiltinDataflow:
+    return BuiltinDataflow(module, kinds, {k: knobs for k in kinds})
+
+
+_SPATIAL = ("spatial",)
+_GPU = ("gpu",)
+_PIM = ("pim",)
+_GEMM_KNOBS = ("depth", "einsum", "operands", "stationary", "unit")
+
+#: Built-in dataflows: name -> declaration. tests/test_startup_imports.py holds every entry
+#: equal to what its module registers and to the knobs the function accepts.
+BUILTIN: dict[str, BuiltinDataflow] = {
+    "fusemax": _decl("mappings._attention", _SPATIAL, "m0", "p0", "q_group"),
+    "flat": _decl("mappings._flat", _SPATIAL, "rows"),
+    "unfused": _decl("mappings._flat", _SPATIAL, "fill", "softmax"),
+    "gemm": BuiltinDataflow(
+        "mappings._gemm",
+        ("spatial", "pim", "gpu"),
+        {"spatial": _GEMM_KNOBS, "pim": _GEMM_KNOBS, "gpu": ("split_k", "tile")},
+    ),
+    "flash2": _decl("mappings._gpu.attention", _GPU, "pass_"),
+    "flash3": _decl("mappings._gpu.attention", _GPU, "pass_"),
+    "mem_efficient": _decl("mappings._gpu.attention", _GPU, "pass_"),
+    "split_kv": _decl("mappings._gpu.decode", _GPU, "splits"),
+    "lean": _decl("mappings._gpu.decode", _GPU),
+    "gpu_gemm": _decl("mappings._gpu.gemm", _GPU, "split_k", "tile"),
+    "gpu_unfused": _decl("mappings._gpu.gemm", _GPU, "fuse_elementwise"),
+    "linear_chunked": _decl("mappings._gpu.linear", _GPU, "materialize", "staged", "value_block"),
+    "block_sparse": _decl("mappings._gpu.sparse", _GPU, "family"),
+    "fg_sparse": _decl("mappings._gpu.sparse", _GPU, "gather_cycles_per_row"),
+    "pim_decode": _decl("mappings._pim", _PIM, "placement", "power_limited"),
+    "pim_gemv": _decl("mappings._pim", _PIM, "placement", "power_limited"),
+}
+
+
 def register_dataflow(name: str) -> Callable[[DataflowFn], DataflowFn]:
     """Decorator registering ``fn`` as dataflow ``name``.
 
     Raises
     ------
     ValueError
-        If ``name`` is already registered by a different function (a programming error).
+        If ``name`` is already registered by a different function, or is a built-in name
+        (:data:`BUILTIN`) and ``fn`` is not from that built-in's module (a programming error).
     """
 
     def deco(fn: DataflowFn) -> DataflowFn:
+        builtin = BUILTIN.get(name)
+        if builtin is not None and fn.__module__ != builtin.module:
+            raise ValueError(
+                f"dataflow {name!r} is built in ({builtin.module}); register {fn!r} "
+                "under another name"
+            )
         old = _REGISTRY.get(name)
         if old is not None and old is not fn and old.__qualname__ != fn.__qualname__:
             raise ValueError(f"dataflow {name!r} registered twice ({old!r} and {fn!r})")
@@ -145,28 +217,43 @@ def register_dataflow(name: str) -> Callable[[DataflowFn], DataflowFn]:
 
 
 def get_dataflow(name: str) -> DataflowFn:
-    """The dataflow function registered as ``name``.
+    """The dataflow function registered as ``name`` (a built-in one's module is imported
+    here, on first use).
 
     Raises
     ------
     MappingError
         Unknown name (lists the registered ones).
     """
-    _load_builtin()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
+    fn = _REGISTRY.get(name)
+    if fn is not None:
+        return fn
+    builtin = BUILTIN.get(name)
+    if builtin is not None:
+        importlib.import_module(builtin.module)  # registers it (and its module's siblings)
+        fn = _REGISTRY.get(name)
+    if fn is None:
         raise MappingError(
             "unknown dataflow", path="dataflow", expected=f"one of {list_dataflows()}", got=name
-        ) from None
+        )
+    return fn
 
 
 def list_dataflows() -> list[str]:
-    """Names of all registered dataflows, sorted."""
-    _load_builtin()
-    return sorted(_REGISTRY)
+    """Names of all dataflows, built-in (imported or not) and registered, sorted."""
+    return sorted(set(BUILTIN) | set(_REGISTRY))
 
 
-def _load_builtin() -> None:
-    """Import the modules that register dataflows (idempotent)."""
-    import mappings  # noqa: F401  (package import registers the built-in dataflows)
+def dataflows_for(kind: str) -> list[str]:
+    """Built-in dataflows that map onto architectures of ``kind`` (``spatial``, ``gpu``,
+    ``pim``), sorted; imports nothing."""
+    return sorted(n for n, d in BUILTIN.items() if kind in d.kinds)
+
+
+def dataflow_knobs(name: str, kind: str) -> tuple[str, ...] | None:
+    """The knobs built-in dataflow ``name`` takes on an architecture of ``kind`` (empty when
+    none), read from :data:`BUILTIN` without importing it; None for a name not built in."""
+    builtin = BUILTIN.get(name)
+    if builtin is None:
+        return None
+    return tuple(builtin.knobs.get(kind, ()))

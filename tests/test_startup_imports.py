@@ -1,0 +1,146 @@
+"""What start-up imports: ``import mappings`` / ``import archsim`` and the light CLI paths
+must not pull in the dataflow recipes, the mappers or the heavy libraries.
+
+Each check runs in a fresh interpreter (this process has imported everything already) and
+compares module sets, not times (bench/bench_startup.py prints the times).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from archsim.errors import MappingError
+from mappings._registry import BUILTIN, dataflow_knobs, dataflows_for, get_dataflow
+
+#: libraries no start-up path below needs
+HEAVY_LIBS = ("pandas", "scipy", "matplotlib", "numba", "pulp", "dask", "simpy")
+#: every dataflow module and the searchers: imported only by the command that runs one
+RECIPES = tuple(sorted({d.module for d in BUILTIN.values()})) + (
+    "mappings._gpu",
+    "mappings._mappers",
+    "mappings._fusion_search",
+    "mappings._mip",
+)
+_PREFIXES = ("mappings", "archsim", "workloads", "dse", "validation", "models", *HEAVY_LIBS)
+
+
+def _modules_after(code: str) -> set[str]:
+    """The modules of the project and of HEAVY_LIBS loaded after running ``code`` in a new
+    interpreter (the CLI's output is swallowed)."""
+    script = (
+        "import contextlib, io, json, sys\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try:\n" + "".join(f"        {line}\n" for line in code.splitlines()) + "    "
+        "except SystemExit:\n"
+        "        pass\n"
+        f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {_PREFIXES!r})))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    return set(json.loads(out.strip().splitlines()[-1]))
+
+
+def _main(*argv: str) -> str:
+    return f"from archsim.cli import main\nmain({list(argv)!r})"
+
+
+def test_import_mappings_loads_only_the_registry() -> None:
+    got = _modules_after("import mappings\nnames = mappings.list_dataflows()")
+    assert {m for m in got if m.startswith("mappings")} == {"mappings", "mappings._registry"}
+    assert not got & {*HEAVY_LIBS, "numpy", "pydantic", "workloads"}
+
+
+def test_import_archsim_loads_no_spec_engine_or_recipes() -> None:
+    got = _modules_after("import archsim")
+    assert got <= {"archsim", "archsim.errors"}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [("--help",), ("simulate", "--help"), ("validate", "--help"), ("map", "--help")],
+    ids=" ".join,
+)
+def test_help_pages_import_no_heavy_library(argv: tuple[str, ...]) -> None:
+    got = _modules_after(_main(*argv))
+    assert not got & set(HEAVY_LIBS) - {"simpy"}, sorted(got & set(HEAVY_LIBS))
+
+
+def test_top_level_help_imports_no_command_module() -> None:
+    got = _modules_after(_main("--help"))
+    assert {m.split(".")[0] for m in got} <= {"archsim"}
+    assert not any(m.startswith(("archsim.spec", "archsim.engine")) for m in got)
+
+
+def test_simulate_on_a_gpu_imports_only_gpu_recipes() -> None:
+    got = _modules_after(_main("simulate", "--arch", "h100", "--workload", "mha", "--set", "S=256"))
+    assert "mappings._gpu.attention" in got  # auto picks flash3 for a prefill
+    spatial_or_pim = {
+        d.module for d in BUILTIN.values() if "gpu" not in d.kinds and d.module in RECIPES
+    }
+    assert not got & (spatial_or_pim | {"mappings._gemm"}), sorted(got & spatial_or_pim)
+    searchers = {"mappings._mappers", "mappings._fusion_search", "mappings._mip"}
+    assert not got & (searchers | {"pandas", "scipy", "matplotlib"})
+
+
+def test_simulate_on_fusemax_imports_no_gpu_pim_or_search() -> None:
+    argv = "simulate --arch fusemax --workload mha --set S=256 --engine analytic".split()
+    got = _modules_after(_main(*argv))
+    assert "mappings._attention" in got
+    assert not any(m.startswith(("mappings._gpu", "mappings._pim")) for m in got)
+    searchers = {"mappings._mappers", "mappings._fusion_search", "mappings._mip"}
+    assert not got & (searchers | {"pandas", "scipy", "matplotlib", "numba"})
+
+
+def test_every_declared_dataflow_is_what_its_module_registers() -> None:
+    for name, decl in BUILTIN.items():
+        fn = get_dataflow(name)
+        assert fn.__module__ == decl.module, (name, fn.__module__, decl.module)
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN))
+def test_declared_knobs_are_the_knobs_the_dataflow_accepts(name: str) -> None:
+    """A dataflow refuses an unknown knob with ``expected`` listing the ones it takes (the
+    registry's contract); the declaration must name the same, per architecture kind."""
+    from archsim.spec import load_arch
+
+    presets = {"spatial": "fusemax", "gpu": "h100", "pim": "hbm_pim"}
+    for kind in BUILTIN[name].kinds:
+        with pytest.raises(MappingError) as exc:
+            get_dataflow(name)(None, load_arch(presets[kind]), {"__no_such_knob__": 1})  # type: ignore[arg-type]
+        assert exc.value.path == "knobs.__no_such_knob__"
+        expected = str(exc.value.expected)
+        declared = dataflow_knobs(name, kind)
+        assert declared is not None
+        for knob in declared:
+            assert repr(knob) in expected or knob in expected.split(" | "), (name, kind, knob)
+        assert expected.count("'") // 2 == len(declared) or " | " in expected, (name, expected)
+
+
+def test_auto_tries_only_dataflows_declared_for_the_architecture_kind() -> None:
+    from archsim.spec import list_presets, load_arch
+    from mappings._api import auto_candidates
+
+    for preset in list_presets():
+        arch = load_arch(preset)
+        assert set(auto_candidates(arch)) <= set(dataflows_for(arch.kind)), preset
+
+
+def test_a_user_dataflow_registers_and_a_builtin_name_is_refused() -> None:
+    from mappings import _registry
+
+    def mine(workload, arch, knobs):  # noqa: ANN001, ANN202 - a user's recipe
+        raise MappingError("never run", path="dataflow", expected="-", got="-")
+
+    try:
+        _registry.register_dataflow("users_own_flow")(mine)
+        assert get_dataflow("users_own_flow") is mine
+        assert "users_own_flow" in _registry.list_dataflows()
+    finally:
+        _registry._REGISTRY.pop("users_own_flow", None)
+    with pytest.raises(ValueError, match="built in"):
+        _registry.register_dataflow("flash2")(mine)
