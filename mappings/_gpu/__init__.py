@@ -2,7 +2,6 @@
 block_sparse fg_sparse gpu_gemm gpu_unfused``. Each builds kernels with the analytic GPU
 model of :mod:`archsim.gpu` and lowers them to a tile program with SMs as slots."""
 
-from . import attention, decode, gemm, linear, sparse  # noqa: F401  (registration side effects)
 from ._lower import costs_to_program, time_base_hz
 
 __all__: list[str] = ["costs_to_program", "time_base_hz"]
