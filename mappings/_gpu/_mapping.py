@@ -61,6 +61,7 @@ __all__ = [
     "cta_tiling",
     "recipe_cta",
     "fused_mapping",
+    "streamed_key",
     "unfused_mapping",
     "read_fused",
     "gpu_mapping_plan",
@@ -147,9 +148,9 @@ def fused_mapping(
     cas = workload.cascade
     by = {e.name: e for e in cas.einsums}
     core = _core(roles)
-    key_len = int(cas.rank_sizes(_num(workload)).get(roles.key, 1))
+    _, key_len, outer_streamed = streamed_key(workload, roles)
     splits: dict[str, int] = {}
-    if roles.key_outer is not None and roles.key_split_param is not None:
+    if outer_streamed and roles.key_split_param is not None:
         splits[roles.key] = min(block_n, key_len)
     w = apply_splits(workload, splits)
     ranks = group_ranks(w, FusionGroup(einsums=core, levels=(LevelMapping(level=dram),)))
@@ -164,14 +165,14 @@ def fused_mapping(
         grid[q] = math.ceil(ranks[q] / bm)
     hbm_t: dict[str, int] = {}
     rf_t: dict[str, int] = {q: bm}
-    if key_in == roles.key:  # an unsplit key: the CTA's loop walks its tiles
+    if key_in == roles.key or not outer_streamed:  # the CTA's loop walks tiles of key_in
         bn = min(block_n, ranks[key_in])
         hbm_t[key_in] = math.ceil(ranks[key_in] / bn)
         rf_t[key_in] = bn
-    else:
+    else:  # the split's inner extent is the key tile, its outer rank the CTA's loop
         rf_t[key_in] = ranks[key_in]
-        if roles.key_outer in ranks:
-            hbm_t[roles.key_outer] = ranks[roles.key_outer]
+    if key_in != roles.key and roles.key_outer in ranks:
+        hbm_t[roles.key_outer] = ranks[roles.key_outer]
     for r, n in ranks.items():
         if r not in grid and r not in hbm_t and r not in rf_t and r != q:
             rf_t[r] = n
@@ -206,6 +207,20 @@ def fused_mapping(
     groups.append(fused)
     groups += [_kernel_group(w, arch, (n,)) for n in roles.post]
     return Mapping(groups=tuple(groups), splits=splits, name=recipe.dataflow)
+
+
+def streamed_key(workload: Workload, roles: AttentionRoles) -> tuple[str, int, bool]:
+    """(rank, length, outer streamed) of the keys a CTA streams, as
+    :func:`mappings._stream.stream_work` counts them: the key rank, whose split's inner
+    extent is the key tile when the score iterates the split's outer part; the inner rank
+    alone (the cascade's own chunk) for chunk-local attention (linear's)."""
+    cas = workload.cascade
+    sizes0 = cas.rank_sizes(_num(workload))
+    score = next(e for e in cas.einsums if e.name == roles.score)
+    outer = roles.key_outer is not None and roles.key_outer in score.ranks
+    if roles.key_outer is None or outer or roles.key in score.ranks:
+        return roles.key, int(sizes0[roles.key]), outer
+    return str(roles.key_inner), int(sizes0[str(roles.key_inner)]), outer
 
 
 def _kernel_group(w: Workload, arch: Architecture, names: Sequence[str]) -> FusionGroup:
@@ -547,7 +562,7 @@ def fused_plan(
         model,
         elt,
         query_len=int(sizes0[roles.query]),
-        key_len=int(sizes0.get(roles.key, 1)),
+        key_len=streamed_key(workload, roles)[1],
     )
     fk = fused_kernel(
         workload,

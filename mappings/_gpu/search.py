@@ -25,14 +25,22 @@ re-run on the event engine.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import TYPE_CHECKING
 
-from archsim.errors import MappingError
+from archsim.errors import InfeasibleMappingError, MappingError
 from mappings._mappers import RankedMapping
 from mappings._roles import attention_roles
 
-from ._mapping import FUSED, fused_mapping, fused_plan, gpu_mapping_plan, unfused_mapping
+from ._mapping import (
+    FUSED,
+    UNFUSED,
+    fused_mapping,
+    fused_plan,
+    gpu_mapping_plan,
+    unfused_mapping,
+)
 
 if TYPE_CHECKING:
     from archsim import Architecture, Result
@@ -52,8 +60,9 @@ STAGES = (1, 2, 3, 4)
 
 def _candidates(
     workload: Workload, arch: Architecture, stats: dict[str, float]
-) -> Iterator[tuple[Mapping, object]]:
-    """(mapping, roles or None) of every candidate, deduplicated (see module doc)."""
+) -> Iterator[tuple[str, Callable[[], Mapping], object]]:
+    """(name, mapping builder, roles or None) of every candidate, deduplicated (see module
+    doc); a builder raises MappingError for a key tile the cascade does not allow."""
     from mappings._gpu._spine import check_one_pass
     from mappings._stream import numeric_params
 
@@ -87,14 +96,15 @@ def _candidates(
                         seen.add(key)
                         stats["candidates"] += 1
                         yield (
-                            fused_mapping(
-                                workload, arch, roles, RECIPES[fam], block_m=bm, block_n=bn,
-                                stages=st,
+                            fam,
+                            partial(
+                                fused_mapping, workload, arch, roles, RECIPES[fam],
+                                block_m=bm, block_n=bn, stages=st,
                             ),
                             roles,
                         )  # fmt: skip
     stats["candidates"] += 1
-    yield unfused_mapping(workload, arch), None
+    yield UNFUSED, partial(unfused_mapping, workload, arch), None
     stats["refused_reasons"] = refused  # type: ignore[assignment]  # a list beside the counts
 
 
@@ -134,22 +144,23 @@ def gpu_search(
         from tqdm import tqdm
 
         it = iter(tqdm(it, desc="gpu fusion", unit="map"))
-    for m, roles in it:
-        if m.name in family_refusal:  # the family refused the cascade itself: no tile helps
+    for name, build, roles in it:
+        if name in family_refusal:  # the family refused the cascade itself: no tile helps
             counts["refused"] += 1
             continue
         try:
+            m = build()
             if roles is None:
                 plan = gpu_mapping_plan(workload, m, arch)
             else:
-                plan = fused_plan(m.name, workload, arch, m, roles)  # type: ignore[arg-type]
-        except MappingError as exc:
-            capacity = "(SMEM)" in str(exc.path) or "(RF)" in str(exc.path)
-            if capacity:
-                counts["pruned"] += 1
+                plan = fused_plan(name, workload, arch, m, roles)  # type: ignore[arg-type]
+        except (MappingError, InfeasibleMappingError) as exc:
+            where = str(getattr(exc, "path", "") or "")
+            if "(SMEM)" in where or "(RF)" in where or where.startswith("splits"):
+                counts["pruned"] += 1  # this CTA does not fit, or this key tile the cascade
             else:  # the family cannot run this cascade
                 counts["refused"] += 1
-                family_refusal.setdefault(m.name, str(exc))
+                family_refusal.setdefault(name, str(exc))
             continue
         r = estimate(plan.program, arch)
         if plan.finish is not None:

@@ -176,14 +176,39 @@ def test_wave_rule_of_the_general_checker(h100):
         check_mapping(w, Mapping.from_dict(d), h100)
 
 
-def test_variants_map_with_their_own_ranks(h100):
-    for name, p in (("sqa", {"S": 4096}), ("gqa", {"S": 4096}), ("mha", {"S": 1000})):
-        w = resolve_workload(name, p)
-        roles = attention_roles(w.cascade)
-        m = fused_mapping(w, h100, roles, RECIPES["flash2"], block_m=128, block_n=64)
-        a = simulate_workload(h100, w, dataflow="flash2", engine="analytic").result
-        b = simulate_workload(h100, w, mapping=m, engine="analytic").result
-        assert a.cycles == b.cycles, name
+VARIANTS = [
+    ("sqa", {"S": 4096}, "flash2"),
+    ("gqa", {"S": 4096, "causal": True}, "flash3"),
+    ("mha", {"S": 1000}, "flash2"),  # tiles that do not divide, a short query
+    ("mha", {"S": 100}, "mem_efficient"),  # shorter than the family's tiles
+    ("linear", {}, "flash3"),  # chunk-local keys: the cascade's own chunk, no split
+    ("mla", {}, "flash3"),
+    ("cca", {}, "flash2"),
+    ("examples/cascades/sliding_window.ein", {}, "flash2"),
+    ("examples/cascades/sigmoid.ein", {}, "mem_efficient"),
+]
+
+
+@pytest.mark.parametrize(("name", "params", "df"), VARIANTS)
+def test_variants_run_back_from_their_mapping(h100, name, params, df):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    wl = str(root / name) if name.startswith("examples/") else name
+    w = resolve_workload(wl, params)
+    _, plan = plan_for(h100, w, dataflow=df)
+    roles = attention_roles(w.cascade)
+    again = Mapping.from_yaml(plan.mapping.to_yaml())
+    assert again == plan.mapping
+    a = simulate_workload(h100, w, dataflow=df, engine="analytic").result
+    b = simulate_workload(h100, w, mapping=again, engine="analytic").result
+    assert (a.cycles, a.energy_j) == (b.cycles, b.energy_j)
+    core = next(g for g in plan.mapping.groups if roles.score in g.einsums)
+    assert core.levels[0].spatial  # a grid
+    assert roles.score in core.einsums
+    m = fused_mapping(w, h100, roles, RECIPES[df], block_m=64, block_n=32, stages=1)
+    other = gpu_mapping_plan(w, m, h100)
+    assert other.meta["cta"]["block_n"] <= 32
 
 
 def test_unfused_mapping_runs_as_gpu_unfused(h100):
