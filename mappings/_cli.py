@@ -143,6 +143,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                 "--mapper fusion --top 3",
                 "archsim map --arch tpu_like --workload mha --set S=4096 --set H=16 "
                 "--mapper fusion --top 1 --save best.yaml",
+                "archsim map --arch h100 --workload mha --set S=16384 --mapper fusion --top 3 "
+                "--save gpu.yaml",
+                note="On a GPU the fusion mapper searches kernel family x block_m x block_n x "
+                "K/V stages and gpu_unfused; run its YAML back with simulate --mapping.",
             ),
             "objectives (--objective):\n"
             "  latency  cycles\n"

@@ -252,3 +252,13 @@ def test_recipe_fields_rebuild_the_familys_own_cta(h100, df, d):
     base = fwd_tiling(r.family, model, d, False, 2)
     shape = CtaShape(r, 0, base.block_m, base.block_n, r.kv_stages, (), d, d)
     assert recipe_cta(shape, model, 2, base) == base
+
+
+def test_a_spatial_mapping_on_a_gpu_and_a_gpu_mapping_on_an_array_are_refused(h100):
+    w = _mha()
+    _, fm = plan_for(load_arch("fusemax"), w, dataflow="fusemax")
+    with pytest.raises(MappingError, match="names its kernel family"):
+        simulate_workload(h100, w, mapping=fm.mapping)
+    _, f2 = plan_for(h100, w, dataflow="flash2")
+    with pytest.raises(MappingError, match="unknown compute unit"):
+        simulate_workload("fusemax", w, mapping=f2.mapping)
