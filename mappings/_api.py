@@ -208,9 +208,10 @@ def plan_for(
 
         m = mapping if isinstance(mapping, Mapping) else Mapping.from_yaml(mapping)
         if arch.kind == "gpu":  # a GPU kernel mapping: the GPU lowering (kernels, waves, power)
-            from mappings._gpu._mapping import gpu_mapping_plan
+            from mappings._gpu._mapping import FUSED, UNFUSED, gpu_mapping_plan
 
-            return "mapping", gpu_mapping_plan(workload, m, arch)  # type: ignore[arg-type]  # Workload or FileWorkload
+            if m.name in (*FUSED, UNFUSED):
+                return "mapping", gpu_mapping_plan(workload, m, arch)  # type: ignore[arg-type]  # Workload or FileWorkload
         prog = lower(workload, m, arch)  # type: ignore[arg-type]  # Workload or FileWorkload
         workload = apply_splits(workload, m.splits)  # type: ignore[arg-type]  # Workload or FileWorkload
         buf = max(

@@ -257,8 +257,10 @@ def test_recipe_fields_rebuild_the_familys_own_cta(h100, df, d):
 def test_a_spatial_mapping_on_a_gpu_and_a_gpu_mapping_on_an_array_are_refused(h100):
     w = _mha()
     _, fm = plan_for(load_arch("fusemax"), w, dataflow="fusemax")
-    with pytest.raises(MappingError, match="names its kernel family"):
+    with pytest.raises(MappingError):  # not a GPU kernel: the generic lowering refuses it
         simulate_workload(h100, w, mapping=fm.mapping)
+    with pytest.raises(MappingError, match="names its kernel family"):
+        gpu_mapping_plan(w, fm.mapping, h100)
     _, f2 = plan_for(h100, w, dataflow="flash2")
     with pytest.raises(MappingError, match="unknown compute unit"):
         simulate_workload("fusemax", w, mapping=f2.mapping)
