@@ -239,9 +239,11 @@ def explain_gpu(workload: Workload, mapping: Mapping, arch: Architecture) -> lis
         rf = g.levels[2].keep or ()
         state = [t for t in rf if t in g.on_chip and _is_state(workload, t, g)]
         tile = [t for t in rf if t in g.on_chip and t not in state]
+        held = f"the score tile ({', '.join(tile)})"
+        if state:
+            held += f" and the running state / accumulators ({', '.join(state)})"
         out.append(
-            f"on chip: {g.levels[2].level} holds the score tile ({', '.join(tile)}) and the "
-            f"running state / accumulators ({', '.join(state)}); {g.levels[1].level} holds "
+            f"on chip: {g.levels[2].level} holds {held}; {g.levels[1].level} holds "
             f"{', '.join(g.levels[1].keep or ())}"
         )
         hw_smem = _hw(arch, "max_smem_per_cta_bytes")
