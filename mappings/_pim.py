@@ -27,11 +27,17 @@ side -- the non-PIM work -- is the caller's: :func:`decode_attention_timing` ret
 side only.
 
 The dataflows are recipes over the cascade given, never over parameter names:
-:func:`decode_shape` reads a decode cascade's rank roles (:func:`mappings._roles.attention_roles`:
-batch ranks -> independent K/V streams, query heads x query length -> query rows sharing a
-stream, key-side operands of the core contractions -> the bytes the units stream, MACs from
-:func:`workloads.count`) and refuses a prefill (query length > 1) or a multi-pass cascade;
-:func:`gemv_shape` reads the single contraction of a GEMV cascade.
+:mod:`mappings._pim_shapes` reads a decode cascade's rank roles (streams, query rows sharing
+a stream, the key-side operands the units stream) or a GEMV's contraction, and
+:mod:`mappings._pim_mapping` writes the recipe as a whole-cascade :class:`~mappings.Mapping`
+(``plan.mapping``, what ``--save-mapping`` writes); :func:`decode_plan` / :func:`gemv_plan`
+here are that mapping's lowering (the module doc of :mod:`mappings._pim_mapping` says what
+the generic lowering lacks for it).
+
+The engine program charges the MAC commands the units issue (whole columns, partial last
+rows included) at the unit's declared rate; the DRAM timing's idle time is its occupancy.
+A command gap shorter than one command's MACs take at the declared rate is refused for the
+architecture and knobs, whatever the shape (:func:`_check_unit_rate`).
 
 References: AttAcc (Park et al., ASPLOS'24) timing presets and organisation
 (``reference/papers/pim/attacc_hbm3_pim_*.csv``); its Ramulator cycle cache is the check
@@ -50,14 +56,13 @@ from typing import TYPE_CHECKING
 from archsim import Compute, DramTiming, Phase, Result, Step, TileProgram, Transfer
 from archsim.dram import pim_allbank_stream, stream_rate
 from archsim.errors import MappingError
-from mappings._passes import cascade_passes
+from mappings._pim_shapes import DecodeShape, GemvShape, decode_shape, gemv_shape
 from mappings._registry import PassInfo, Plan, register_dataflow
-from mappings._roles import attention_roles, is_contraction, key_canon
-from mappings._stream import numeric_params
 
 if TYPE_CHECKING:
     from archsim import Architecture, ComputeUnit
-    from workloads import Cascade, Einsum, TensorRef, Workload
+    from mappings._mapping import Mapping as LoopMapping
+    from workloads import Workload
 
 __all__ = [
     "PLACEMENTS",
@@ -72,6 +77,9 @@ __all__ = [
     "gemv_timing",
     "pim_gemv",
     "pim_decode",
+    "decode_layout",
+    "decode_plan",
+    "gemv_plan",
 ]
 
 #: Placements in the order AttAcc names them (``BA``, ``BG``, ``BUFFER``).
@@ -281,6 +289,17 @@ def _stream_cycles(t: PimTiming, bytes_per_unit: float, cmds_per_column: int = 1
     return cols * cmds_per_column * t.cycles_per_column + rows * t.row_switch_cycles
 
 
+def decode_layout(t: PimTiming, streams: int, key_len: int, *, kv_split: bool) -> tuple[int, int]:
+    """(channels one stream's keys are split over, streams on the busiest channel).
+
+    Streams are placed whole on channels (``ceil(streams / channels)`` on the busiest one);
+    with ``kv_split`` and fewer streams than channels, a stream's keys are split over
+    ``channels // streams`` channels instead (at most one channel per key)."""
+    ch = t.channels
+    split = max(1, min(ch // streams, key_len)) if kv_split and streams < ch else 1
+    return split, (math.ceil(streams / ch) if split == 1 else 1)
+
+
 def _decode_core(
     t: PimTiming,
     *,
@@ -303,9 +322,7 @@ def _decode_core(
     ``vectors_per_cmd`` query rows per MAC command (the unit's MACs per command over the
     elements of a column): ``ceil(sharing / vectors_per_cmd)`` commands per column.
     """
-    ch = t.channels
-    split = max(1, ch // streams) if kv_split and streams < ch else 1
-    spc = math.ceil(streams / ch) if split == 1 else 1
+    split, spc = decode_layout(t, streams, key_len, kv_split=kv_split)
     units_per_ch = t.units_per_pc * t.pseudo_channels
     cmds = max(1, math.ceil(sharing / max(1, vectors_per_cmd)))
     per_unit = [spc * b / split / units_per_ch for b in stream_bytes]
@@ -553,8 +570,10 @@ def _pim_plan(
     r: Mapping[str, float],
     energy_j: float,
     finish: Callable[[Result], Result],
+    mapping: LoopMapping,
 ) -> Plan:
-    """The ``Plan`` of a PIM dataflow; ``meta`` carries the DRAM-timing answer ``r``."""
+    """The ``Plan`` of a PIM dataflow lowered from ``mapping``; ``meta`` carries the
+    DRAM-timing answer ``r``."""
     meta = {
         "dataflow": dataflow,
         "placement": t.placement,
@@ -566,7 +585,7 @@ def _pim_plan(
     }
     return Plan(
         program=program,
-        mapping=None,
+        mapping=mapping,
         passes=passes,
         notes=f"{dataflow}: {t.placement}, power_limited={t.power_limited}",
         meta=meta,
@@ -584,127 +603,6 @@ def _require_pim(arch: Architecture, dataflow: str) -> None:
         )
 
 
-def _einsum(cascade: Cascade, name: str) -> Einsum:
-    return next(e for e in cascade.einsums if e.name == name)
-
-
-def _bytes(cascade: Cascade, tensor: str, sizes: Mapping[str, int], skip: set[str]) -> float:
-    """Bytes of ``tensor`` over its stored ranks, leaving out the ranks in ``skip``."""
-    spec = cascade.tensors[tensor]
-    return math.prod(sizes.get(r, 1) for r in spec.ranks if r not in skip) * spec.dtype_bits / 8
-
-
-@dataclass(frozen=True)
-class DecodeShape:
-    """Shape of a decode cascade as the PIM units see it, read from its rank roles.
-
-    Attributes
-    ----------
-    streams
-        Independent K/V sets: the product of the score's batch ranks (batch x K/V heads).
-    sharing
-        Query rows reading one stream: query-head ranks (a GQA group, MLA's heads) x the
-        query length (1 for decode).
-    key_len
-        Keys per stream (the size of the key rank).
-    streamed
-        ``(contraction, key-side tensor, bytes per stream)`` for every key-side operand a
-        core contraction streams through the units, in cascade order.
-    kv_bytes
-        Distinct key-side (cache) bytes of the whole cascade.
-    pim_macs, host_macs
-        MACs of the streamed contractions / of every other Einsum (:func:`workloads.count`).
-    score_bits
-        Bits per score element (scores out to the softmax, probabilities back).
-    kv_bits
-        Bits per element of the streamed tensors.
-    """
-
-    streams: int
-    sharing: int
-    key_len: int
-    streamed: tuple[tuple[str, str, float], ...]
-    kv_bytes: float
-    pim_macs: float
-    host_macs: float
-    score_bits: int
-    kv_bits: int
-
-
-def decode_shape(workload: Workload) -> DecodeShape:
-    """The :class:`DecodeShape` of ``workload``'s cascade, from :func:`attention_roles`.
-
-    Raises
-    ------
-    MappingError
-        Not attention-like; a query length above 1 (a prefill); more than one pass over the
-        key rank; no key-side tensor read by a contraction.
-    """
-    from workloads import count
-
-    cascade: Cascade = workload.cascade
-    roles = attention_roles(cascade)
-    num = numeric_params(dict(workload.params))
-    sizes = cascade.rank_sizes(num)
-    qlen = int(sizes[roles.query])
-    if qlen != 1:
-        raise MappingError(
-            f"pim_decode maps one decode step; cascade {cascade.name!r} has query length "
-            f"{qlen} (query rank {roles.query!r}): a prefill",
-            path="workload.cascade",
-            expected="query length 1 (decode)",
-            got=qlen,
-        )
-    n_pass, why = cascade_passes(cascade, roles.key)
-    if n_pass != 1:
-        raise MappingError(
-            f"pim_decode streams the K/V cache once; cascade {cascade.name!r} needs {why}",
-            path="workload.cascade",
-            expected=f"1 pass over key rank {roles.key!r}",
-            got=n_pass,
-        )
-    canon = key_canon(cascade)
-    key_names = roles.key_ranks
-    batch = set(roles.batch)
-    made = {e.name for e in cascade.einsums}
-    core_made = set(roles.core)
-    counts = count(cascade, num)
-    streamed: list[tuple[str, str, float]] = []
-    distinct: dict[str, float] = {}
-    for name in roles.core:
-        e = _einsum(cascade, name)
-        if not is_contraction(e):
-            continue
-        for ref in e.inputs:
-            if ref.name in core_made or (ref.name in made and ref.name not in roles.pre):
-                continue  # made in the stream: scores, probabilities
-            if not any(canon.get(r, r) == roles.key or r in key_names for r in ref.ranks):
-                continue
-            streamed.append((name, ref.name, _bytes(cascade, ref.name, sizes, batch)))
-            distinct[ref.name] = _bytes(cascade, ref.name, sizes, set())
-    if not streamed:
-        raise MappingError(
-            f"cascade {cascade.name!r} has no key-side tensor read by a contraction",
-            path="workload.cascade",
-            expected="a K/V cache tensor over the key rank (e.g. K[b,h,m,e])",
-            got=[e.text or e.name for e in cascade.einsums[:4]],
-        )
-    pim = {n for n, _, _ in streamed}
-    pim_macs = float(sum(counts.einsum(n).macs for n in pim))
-    host = float(sum(counts.einsum(e.name).macs for e in cascade.einsums if e.name not in pim))
-    return DecodeShape(
-        streams=math.prod(int(sizes[r]) for r in roles.batch),
-        sharing=math.prod(int(sizes[r]) for r in roles.query_heads) * qlen,
-        key_len=int(sizes[roles.key]),
-        streamed=tuple(streamed),
-        kv_bytes=float(sum(distinct.values())),
-        pim_macs=pim_macs,
-        host_macs=host,
-        score_bits=int(cascade.tensors[roles.score].dtype_bits),
-        kv_bits=int(cascade.tensors[streamed[0][1]].dtype_bits),
-    )
-
-
 @register_dataflow("pim_decode")
 def pim_decode(workload: Workload, arch: Architecture, knobs: Mapping[str, object]) -> Plan:
     """Decode attention on DRAM-PIM: key-side contractions in the units, softmax on the
@@ -718,11 +616,32 @@ def pim_decode(workload: Workload, arch: Architecture, knobs: Mapping[str, objec
     the key rank. The engine runs the DRAM-timing model's stream (``plan.meta``:
     ``pim_model_cycles``, ``pim_model_seconds``, within 1%); ``pim_kv_bytes`` is the K/V cache
     the units read, reported as ``HBM.banks`` bytes of the result.
+
+    The recipe is data: :func:`mappings._pim_mapping.decode_mapping` builds the whole-cascade
+    :class:`~mappings.Mapping` (plan.mapping), run by :func:`decode_plan`.
     """
+    from mappings._pim_mapping import decode_mapping, pim_mapping_plan
+
     placement, limited = _knob_placement(knobs)
     _require_pim(arch, "pim_decode")
-    shape = decode_shape(workload)
     t = pim_timing(arch, placement, limited)
+    return pim_mapping_plan(
+        workload, decode_mapping(workload, arch, t), arch, power_limited=limited
+    )
+
+
+def decode_plan(
+    workload: Workload,
+    arch: Architecture,
+    t: PimTiming,
+    mapping: LoopMapping,
+) -> Plan:
+    """The PIM lowering of a decode mapping (:func:`mappings._pim_mapping.decode_mapping`):
+    the DRAM-timing stream of its key-side contractions and the scores' round trip, as the
+    engine's program. Streams are placed round-robin on the channels (``ceil(streams /
+    channels)`` on the busiest), which the mapping's product of stream-rank factors only
+    bounds where ``streams`` does not factor over the channels."""
+    shape = decode_shape(workload)
     elems_per_col = max(1, t.column_bytes * 8 // max(1, shape.kv_bits))
     vpc = max(1, int(getattr(arch.pim, "macs_per_unit_per_cmd", elems_per_col)) // elems_per_col)
     score_b = max(1, shape.score_bits // 8)
@@ -768,88 +687,27 @@ def pim_decode(workload: Workload, arch: Architecture, knobs: Mapping[str, objec
         buffer_formula="key_len * score bytes",
         reason="scores leave the units for the softmax, then return",
     )
-    return _pim_plan("pim_decode", program, passes, t, r, energy, finish)
-
-
-@dataclass(frozen=True)
-class GemvShape:
-    """``y[batch, m, n] = sum_k W[batch, n, k] x[batch, m, k]`` read from one contraction:
-    ``weight`` is the larger operand (the second on a tie), ``rows`` the product of its
-    private output ranks (x the shared batch ranks: each batch element has its own weights),
-    ``cols`` the product of the reduced ranks, ``vectors`` the product of the other operand's
-    private output ranks (1 for a plain GEMV)."""
-
-    einsum: str
-    weight: str
-    rows: int
-    cols: int
-    vectors: int
-    weight_bits: int
-
-
-def gemv_shape(workload: Workload) -> GemvShape:
-    """The :class:`GemvShape` of ``workload``'s single contraction.
-
-    Raises
-    ------
-    MappingError
-        No contraction, or more than one.
-    """
-    cascade: Cascade = workload.cascade
-    cons = [e for e in cascade.einsums if is_contraction(e)]
-    if len(cons) != 1:
-        raise MappingError(
-            f"pim_gemv maps one contraction; cascade {cascade.name!r} has {len(cons)}"
-            + (f" ({', '.join(e.name for e in cons)})" if cons else ""),
-            path="workload.cascade",
-            expected="exactly one contraction y = W * x (sum over the shared rank)",
-            got=[e.text or e.name for e in cascade.einsums[:4]],
-        )
-    (e,) = cons
-    others = [o.name for o in cascade.einsums if o is not e]
-    if others or len(e.inputs) != 2:
-        raise MappingError(
-            f"pim_gemv maps a cascade that is one GEMV; cascade {cascade.name!r} "
-            + (
-                f"also has {', '.join(others)}"
-                if others
-                else f"contracts {e.inputs[0].name} with itself"
-            ),
-            path="workload.cascade",
-            expected="one Einsum y = W * x over two distinct tensors",
-            got=[o.text or o.name for o in cascade.einsums[:4]],
-        )
-    sizes = cascade.rank_sizes(numeric_params(dict(workload.params)))
-    a, b = e.inputs[0], e.inputs[1]
-    out = list(e.output.ranks)
-
-    def elems(ref: TensorRef) -> int:
-        return math.prod(int(sizes.get(r, 1)) for r in ref.ranks)
-
-    w, x = (a, b) if elems(a) > elems(b) else (b, a)
-    own = [r for r in out if r in w.ranks and r not in x.ranks]
-    shared = [r for r in out if r in w.ranks and r in x.ranks]
-    vec = [r for r in out if r in x.ranks and r not in w.ranks]
-    return GemvShape(
-        einsum=e.name,
-        weight=w.name,
-        rows=math.prod(int(sizes[r]) for r in own + shared),
-        cols=math.prod(int(sizes[r]) for r in e.reduce_ranks),
-        vectors=math.prod(int(sizes[r]) for r in vec),
-        weight_bits=int(cascade.tensors[w.name].dtype_bits),
-    )
+    return _pim_plan("pim_decode", program, passes, t, r, energy, finish, mapping)
 
 
 @register_dataflow("pim_gemv")
 def pim_gemv(workload: Workload, arch: Architecture, knobs: Mapping[str, object]) -> Plan:
     """GEMV on DRAM-PIM: the single contraction's larger operand (the weights) spread over
-    every unit, re-streamed per input vector (shape from :func:`gemv_shape`)."""
+    every unit, re-streamed per input vector (shape from :func:`gemv_shape`); the recipe's
+    :class:`~mappings.Mapping` is :func:`mappings._pim_mapping.gemv_mapping`."""
+    from mappings._pim_mapping import gemv_mapping, pim_mapping_plan
+
     placement, limited = _knob_placement(knobs)
     _require_pim(arch, "pim_gemv")
+    t = pim_timing(arch, placement, limited)
+    return pim_mapping_plan(workload, gemv_mapping(workload, arch, t), arch, power_limited=limited)
+
+
+def gemv_plan(workload: Workload, arch: Architecture, t: PimTiming, mapping: LoopMapping) -> Plan:
+    """The PIM lowering of a GEMV mapping (:func:`mappings._pim_mapping.gemv_mapping`)."""
     g = gemv_shape(workload)
     M, N, K = g.vectors, g.rows, g.cols
     dbyte = max(1, g.weight_bits // 8)
-    t = pim_timing(arch, placement, limited)
     r = gemv_timing(
         arch,
         rows=N,
@@ -880,4 +738,4 @@ def pim_gemv(workload: Workload, arch: Architecture, knobs: Mapping[str, object]
         buffer_formula="K * dbyte",
         reason="the input vector sits in the channel buffer",
     )
-    return _pim_plan("pim_gemv", program, passes, t, r, energy, finish)
+    return _pim_plan("pim_gemv", program, passes, t, r, energy, finish, mapping)
