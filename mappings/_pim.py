@@ -289,14 +289,15 @@ def _stream_cycles(t: PimTiming, bytes_per_unit: float, cmds_per_column: int = 1
     return cols * cmds_per_column * t.cycles_per_column + rows * t.row_switch_cycles
 
 
-def decode_layout(t: PimTiming, streams: int, key_len: int, *, kv_split: bool) -> tuple[int, int]:
+def decode_layout(t: PimTiming, streams: int, *, kv_split: bool) -> tuple[int, int]:
     """(channels one stream's keys are split over, streams on the busiest channel).
 
     Streams are placed whole on channels (``ceil(streams / channels)`` on the busiest one);
     with ``kv_split`` and fewer streams than channels, a stream's keys are split over
-    ``channels // streams`` channels instead (at most one channel per key)."""
+    ``channels // streams`` channels instead (bytes spread evenly: with fewer keys than
+    channels a key's features are split over channels)."""
     ch = t.channels
-    split = max(1, min(ch // streams, key_len)) if kv_split and streams < ch else 1
+    split = max(1, ch // streams) if kv_split and streams < ch else 1
     return split, (math.ceil(streams / ch) if split == 1 else 1)
 
 
@@ -322,7 +323,7 @@ def _decode_core(
     ``vectors_per_cmd`` query rows per MAC command (the unit's MACs per command over the
     elements of a column): ``ceil(sharing / vectors_per_cmd)`` commands per column.
     """
-    split, spc = decode_layout(t, streams, key_len, kv_split=kv_split)
+    split, spc = decode_layout(t, streams, kv_split=kv_split)
     units_per_ch = t.units_per_pc * t.pseudo_channels
     cmds = max(1, math.ceil(sharing / max(1, vectors_per_cmd)))
     per_unit = [spc * b / split / units_per_ch for b in stream_bytes]

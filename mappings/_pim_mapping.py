@@ -10,11 +10,12 @@ runs back with the same cycles. A decode mapping has, in cascade order:
   fewest per channel a product of rank factors reaches; the lowering places streams
   round-robin, ``ceil(streams / channels)`` on the busiest, which a loop nest over several
   stream ranks cannot always say: B=3 x Hkv=10 on 8 channels is 4 round-robin, 5 as a
-  product of factors -- the Mapping has no fused spatial rank); the
-  key rank ``spatial`` over the channel's units (banks, bank groups or the buffer die: the
-  placement) times the channels one stream is split over, ``temporal`` for the keys each
-  unit holds; features and query heads ``temporal`` (query heads innermost: the commands a
-  unit issues on its open row). ``splits`` makes the key tile the whole context (PIM does
+  product of factors -- the Mapping has no fused spatial rank); the key rank ``spatial``
+  over the channel's units (banks, bank groups or the buffer die: the placement) times the
+  channels one stream is split over, ``temporal`` for the keys each unit holds (with fewer
+  keys than units, the key-side tensor's feature ranks take the rest: the units share a
+  key's bytes); features and query heads ``temporal`` (query heads innermost: the commands
+  a unit issues on its open row). ``splits`` makes the key tile the whole context (PIM does
   not tile keys: all scores leave the units before the softmax).
 * one group per run of the **other Einsums** (softmax, running state, epilogue, MLA's
   projections): on the architecture's non-PIM unit where it declares one (a buffer-die or
@@ -141,7 +142,7 @@ def decode_mapping(workload: Workload, arch: Architecture, t: PimTiming) -> Mapp
     splits = {roles.key: shape.key_len} if roles.key_split_param is not None else {}
     w = apply_splits(workload, splits)
     sizes = w.sizes
-    split, _ = decode_layout(t, shape.streams, shape.key_len, kv_split=True)
+    split, _ = decode_layout(t, shape.streams, kv_split=True)
     streams = {r: int(sizes[r]) for r in roles.batch}
     s_temporal: dict[str, int] = {}
     if split > 1:  # fewer streams than channels: every stream has channels of its own
@@ -150,6 +151,7 @@ def decode_mapping(workload: Workload, arch: Architecture, t: PimTiming) -> Mapp
         s_spatial, s_temporal = stream_factors(streams, t.channels)
     per_channel = t.units_per_pc * t.pseudo_channels
     pim_unit, _ = _units(arch)
+    keys = {roles.key, roles.key_outer, roles.key_inner, *roles.batch}
     streamed = list(dict.fromkeys(n for n, _, _ in shape.streamed))
     level = arch.levels[0].name
     groups: list[FusionGroup] = []
@@ -162,6 +164,13 @@ def decode_mapping(workload: Workload, arch: Architecture, t: PimTiming) -> Mapp
         key = next(r for r in (roles.key_inner, roles.key) if r is not None and r in ranks)
         spatial = {r: f for r, f in s_spatial.items() if r in ranks}
         spatial[key] = min(split * per_channel, int(ranks[key]))
+        # fewer keys than units: the keys' features spread over the rest (bytes evenly)
+        spare = split * per_channel // spatial[key]
+        for tensor in (x for n, x, _ in shape.streamed if n in names):
+            for r in cas.tensors[tensor].ranks:
+                if spare > 1 and r in ranks and r not in spatial and r not in keys:
+                    spatial[r] = min(spare, int(ranks[r]))
+                    spare //= spatial[r]
         temporal = {r: f for r, n in ranks.items() if (f := math.ceil(n / spatial.get(r, 1))) > 1}
         temporal.update({r: f for r, f in s_temporal.items() if r in ranks})
         heads = [r for r in (*roles.query_heads, roles.query) if r in temporal]

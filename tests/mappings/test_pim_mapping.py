@@ -64,8 +64,9 @@ def test_mla_streams_the_latent_cache_and_leaves_the_projections_to_the_host():
     host = [e for g in m.groups if g.compute is None for e in g.einsums]
     assert "QC" in host
     assert "O" in host
-    # one latent stream (B = 1) split over all 16 channels x 64 banks, capped at 300 keys
-    assert m.groups[1].levels[0].spatial == {"m0": 300}
+    # one latent stream (B = 1) over all 16 channels x 64 banks: 300 keys, and each key's
+    # latent features over 3 units (the bytes spread evenly)
+    assert m.groups[1].levels[0].spatial == {"m0": 300, "c": 3}
     check_mapping(get_workload("mla", **params), m, load_arch("hbm3_pim"))
 
 
@@ -75,6 +76,8 @@ def test_mla_streams_the_latent_cache_and_leaves_the_projections_to_the_host():
         ("aim_pim", "decode", "pim_decode", {}, {"B": 1, "H": 32, "Hkv": 8, "Skv": 131}),
         ("hbm3_pim", "decode", "pim_decode", {}, GQA),
         ("hbm3_pim", "mla", "pim_decode", {}, {"Sq": 1, "Skv": 1000}),
+        ("aim_pim", "mla", "pim_decode", {}, {"Sq": 1, "Skv": 7}),
+        ("hbm_pim", "decode", "pim_decode", {}, {"B": 1, "H": 8, "Hkv": 2, "Skv": 1}),
         ("aim_pim", "decode", "pim_decode", {"placement": "bank_group"}, GQA),
         ("hbm_pim", "decode", "pim_decode", {}, {"B": 3, "H": 40, "Hkv": 10, "Skv": 512}),
         ("aim_pim", "gemm", "pim_gemv", {}, {"M": 1, "N": 4096, "K": 4096}),
@@ -88,7 +91,9 @@ def test_saved_mapping_runs_back_with_the_same_cycles_and_energy(
     path = tmp_path / "pim.yaml"
     rep.plan.mapping.to_yaml(path)
     a = load_arch(arch)
-    plan = pim_mapping_plan(get_workload(workload, **params), Mapping.from_yaml(path), a)
+    w = get_workload(workload, **params)
+    check_mapping(w, rep.plan.mapping, a)  # valid data for the generic checker too
+    plan = pim_mapping_plan(w, Mapping.from_yaml(path), a)
     again = plan.finish(simulate(plan.program, a))
     assert again.cycles == rep.result.cycles
     assert again.energy_j == rep.result.energy_j
