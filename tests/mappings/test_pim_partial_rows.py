@@ -93,3 +93,16 @@ def test_a_faster_command_gap_than_declared_is_refused_at_every_length(skv):
         )
     assert exc.value.path == "knobs.power_limited"
     assert "6 tCK" in str(exc.value.expected)
+
+
+@pytest.mark.parametrize("arch", ["aim_pim", "hbm3_pim", "hbm_pim"])
+def test_gemv_maps_at_every_row_count_and_time_never_falls(arch):
+    rows = [1, 17, 255, 1000, 1023, 4097, 50257]
+    times = [
+        simulate_workload(
+            arch, "gemm", params={"M": 1, "N": n, "K": 768}, dataflow="pim_gemv"
+        ).result.cycles
+        for n in rows
+    ]
+    assert times == sorted(times)
+    assert times[-1] > 10 * times[2]
