@@ -212,6 +212,10 @@ def plan_for(
 
             if m.name in (*FUSED, UNFUSED):
                 return "mapping", gpu_mapping_plan(workload, m, arch)  # type: ignore[arg-type]  # Workload or FileWorkload
+        if arch.kind == "pim":  # a PIM recipe's mapping: the PIM program builder (bank timing)
+            from mappings._pim_mapping import pim_mapping_plan
+
+            return "mapping", pim_mapping_plan(workload, m, arch)  # type: ignore[arg-type]  # Workload or FileWorkload
         prog = lower(workload, m, arch)  # type: ignore[arg-type]  # Workload or FileWorkload
         workload = apply_splits(workload, m.splits)  # type: ignore[arg-type]  # Workload or FileWorkload
         buf = max(

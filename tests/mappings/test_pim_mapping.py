@@ -160,11 +160,6 @@ def test_cli_save_mapping_writes_the_recipes_mapping(tmp_path, capsys):
     assert plan.finish(simulate(plan.program, load_arch("aim_pim"))).cycles == first["cycles"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mappings._api.plan_for lowers every non-GPU --mapping with the generic lowering; "
-    "a PIM architecture needs a branch to mappings._pim_mapping.pim_mapping_plan",
-)
 def test_cli_mapping_runs_a_pim_mapping_back(tmp_path, capsys):
     from archsim.cli import main
 
