@@ -52,6 +52,8 @@ _AMASK = (1 << 24) - 1  # slots and server instances per phase: fewer than 2**24
 # scalars in IS
 _EID, _HEAP, _NEXT, _FINISHED, _LAUNCHING, _SYNC, _PENDING, _NFREE, _DONE, _ITEMS = range(10)
 _DEPTH, _HAS_PRO, _HAS_EPI, _NSRV, _HCAP, _ECAP = range(10, 16)
+# FIFO queues (below): their number, capacity each and events in them all
+_NQ, _QCAP, _QTOT = 36, 37, 38
 # offsets in IS of: plan nshared (9), plan group ranges (9 x 2), group job ranges (G x 2),
 # job server kinds (J), instance of (slot, server kind), server ints (ninst x 3), server heap
 # ints (ninst x H x 2: seq, slot * 4 + stage), slot state (slots x 12), jobs left (slots x 3),
@@ -64,7 +66,10 @@ _O_PE, _O_GL, _O_JW, _O_CAP, _O_SF, _O_HV, _O_DL = range(27, 34)
 # offsets of the event queue, last in each array (it grows): ids and payloads in IS (2 per
 # entry), times in FS
 _O_EI, _O_ET = 34, 35
-_HDR = 40
+# offsets in IS of: the FIFO of each latency group (G), the FIFOs (NQ x (2 + 2 QCAP): head,
+# length, then ids and payloads); in FS: their times (NQ x QCAP)
+_O_QG, _O_QI, _O_QT = 39, 40, 41
+_HDR = 48
 # slot state columns
 _N, _MODE, _PART, _KL, _KLD, _KC, _KCD, _KS, _KSD, _LOADING, _COMPUTING, _STORING = range(12)
 _PRO, _BODY, _EPI = 0, 1, 2
@@ -103,11 +108,64 @@ def _push(IS, FS, t, typ, a, b, c):  # pragma: no cover - numba
 
 
 @njit(cache=True)
+def _push_q(IS, FS, q, t, typ, a, b, c):  # pragma: no cover - numba
+    """Schedule an event at ``t`` on FIFO ``q``.
+
+    NOTE: exact (same order as one heap). A FIFO takes the events of one constant delay
+    (a latency group's, or the hand-out's zero delay): they are scheduled at non-decreasing
+    ``now`` with increasing ids, and ``now + delay`` is monotone in ``now`` under float
+    rounding, so each FIFO is sorted by ``(t, id)`` and the earliest of the heap's top and
+    the FIFOs' heads is the earliest event.
+    """
+    eid = IS[_EID]
+    IS[_EID] = eid + 1
+    qcap = IS[_QCAP]
+    base = IS[_O_QI] + q * (2 + 2 * qcap)
+    pos = IS[base] + IS[base + 1]
+    if pos >= qcap:
+        pos -= qcap
+    IS[base + 2 + 2 * pos] = eid
+    IS[base + 3 + 2 * pos] = typ | (a << 2) | (b << 26) | (c << 28)
+    FS[IS[_O_QT] + q * qcap + pos] = t
+    IS[base + 1] += 1
+    IS[_QTOT] += 1
+
+
+@njit(cache=True)
 def _pop(IS, FS):  # pragma: no cover - numba
-    """Remove the earliest event: ``(t, kind, a, b, c)``."""
+    """Remove the earliest event (heap or FIFO): ``(t, kind, a, b, c)``."""
     ot = IS[_O_ET]
     oe = IS[_O_EI]
-    t = FS[ot]
+    best = -1
+    t = 0.0
+    e = 0
+    if IS[_HEAP] > 0:
+        t = FS[ot]
+        e = IS[oe]
+    if IS[_QTOT] > 0:
+        qcap = IS[_QCAP]
+        for q in range(IS[_NQ]):
+            base = IS[_O_QI] + q * (2 + 2 * qcap)
+            if IS[base + 1] == 0:
+                continue
+            hd = IS[base]
+            qt = FS[IS[_O_QT] + q * qcap + hd]
+            qe = IS[base + 2 + 2 * hd]
+            if (best == -1 and IS[_HEAP] == 0) or qt < t or (qt == t and qe < e):
+                best = q
+                t = qt
+                e = qe
+    if best >= 0:
+        qcap = IS[_QCAP]
+        base = IS[_O_QI] + best * (2 + 2 * qcap)
+        hd = IS[base]
+        pay = IS[base + 3 + 2 * hd]
+        hd += 1
+        IS[base] = hd if hd < qcap else 0
+        IS[base + 1] -= 1
+        IS[_QTOT] -= 1
+        typ = pay & 3
+        return t, typ, (pay >> 2) & _AMASK, (pay >> 26) & 3, pay >> 28
     pay = IS[oe + 1]
     typ = pay & 3
     a = (pay >> 2) & _AMASK
@@ -268,7 +326,7 @@ def _stage(IS, FS, now, slot, k, p):  # pragma: no cover - numba
     for g in range(IS[opg], IS[opg + 1]):
         lat = FS[ogl + g]
         if lat > 0.0:
-            _push(IS, FS, now + lat, _LATENCY, slot, k, g)
+            _push_q(IS, FS, IS[IS[_O_QG] + g], now + lat, _LATENCY, slot, k, g)
         else:
             _submit_group(IS, FS, now, slot, k, g)
     return False
@@ -355,7 +413,7 @@ def _advance(IS, FS, now, slot, action, arg):  # pragma: no cover - numba
                 IS[_NFREE] += 1
                 if not IS[_PENDING]:
                     IS[_PENDING] = 1
-                    _push(IS, FS, now + 0.0, _DISPATCH, 0, 0, 0)
+                    _push_q(IS, FS, 0, now + 0.0, _DISPATCH, 0, 0, 0)
             if IS[_FINISHED] == IS[_ITEMS]:
                 IS[_DONE] = 1
             return
@@ -422,7 +480,7 @@ def _run(IS, FS, t0, nslots, ninst, margin):  # pragma: no cover - numba
     o_left = IS[_O_LEFT]
     o_dl = IS[_O_DL]
     hcap = IS[_HCAP]
-    while IS[_HEAP] > 0:
+    while IS[_HEAP] > 0 or IS[_QTOT] > 0:
         ecap = IS[_ECAP]
         if IS[_HEAP] + margin > ecap:  # double the queue (it is last in both arrays)
             grown_i = np.zeros(IS.size + 2 * ecap, dtype=np.int64)
@@ -581,6 +639,12 @@ def run_phase(
         np.zeros(slots1, dtype=np.int64),
         trips,
     ]
+    # FIFO 0: hand-outs (zero delay); one FIFO per distinct latency of the groups
+    lats = sorted({lat for lat in gl if lat > 0.0})
+    qg = np.array([1 + lats.index(lat) if lat > 0.0 else 0 for lat in gl], dtype=np.int64)
+    nq = 1 + len(lats)
+    qcap = slots1 * max(len(gl), 1) + 2  # one pending event per slot and group at most
+    ints += [qg, np.zeros(nq * (2 + 2 * qcap), dtype=np.int64)]
     # most events one event's callbacks can schedule (the queue grows to keep this free)
     margin = slots1 * 9 * (len(gl) + len(jw) + 2) + ninst + 16
     ecap = 1024 + 2 * margin
@@ -595,6 +659,7 @@ def run_phase(
         sf.ravel(),
         np.zeros(ninst * hcap),
         np.zeros(3 * slots1),
+        np.zeros(nq * qcap),
         np.zeros(ecap),
     ]
     head = np.zeros(_HDR, dtype=np.int64)
@@ -605,12 +670,15 @@ def run_phase(
     head[_NSRV] = nsrv
     head[_HCAP] = hcap
     head[_ECAP] = ecap
+    head[_NQ] = nq
+    head[_QCAP] = qcap
     at = _HDR
-    for slot_, arr in zip([*range(_O_PN, _O_TRIPS + 1), _O_EI], ints, strict=True):
+    order_i = [*range(_O_PN, _O_TRIPS + 1), _O_QG, _O_QI, _O_EI]  # the heap last: it grows
+    for slot_, arr in zip(order_i, ints, strict=True):
         head[slot_] = at
         at += arr.size
     at = 0
-    for slot_, arr in zip([*range(_O_PE, _O_DL + 1), _O_ET], floats, strict=True):
+    for slot_, arr in zip([*range(_O_PE, _O_DL + 1), _O_QT, _O_ET], floats, strict=True):
         head[slot_] = at
         at += arr.size
     big_i = np.concatenate([head, *ints])

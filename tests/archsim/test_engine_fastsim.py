@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from archsim import Compute, Phase, Step, TileProgram, Transfer, simulate
+from archsim import Architecture, Compute, Phase, Step, TileProgram, Transfer, simulate
 from archsim.engine import compile_program
 from archsim.engine._fastsim import run_phase
 from archsim.engine._runtime import PhaseRun, Runtime
@@ -95,6 +95,66 @@ def test_compiled_loop_runs_the_first_items_on_the_first_slots(case, cut: int, a
     items = min(cut, cp.phase.work_items)
     got = run_phase(compiled, cp, t0, items=items, active_slots=active)
     assert got == _simpy(compiled, cp, t0, items=items, active=active)
+
+
+def gpu_like_arch(sms: int, hbm_lat: int, l2_lat: int) -> Architecture:
+    """HBM and L2 shared by all SMs (two load latencies), per-SM SMEM and tensor unit."""
+    lv = {"read_energy_pj_per_byte": 1.0, "write_energy_pj_per_byte": 1.0}
+    return Architecture.from_dict(
+        {
+            "name": "gpu-like",
+            "kind": "spatial",
+            "clock": {"core_hz": 1e9},
+            "levels": [
+                {"name": "HBM", "kind": "dram", "latency_cycles": hbm_lat,
+                 "read_bw_bytes_per_cycle": 64.0, "write_bw_bytes_per_cycle": 64.0, **lv},
+                {"name": "L2", "kind": "sram", "latency_cycles": l2_lat,
+                 "read_bw_bytes_per_cycle": 128.0, "write_bw_bytes_per_cycle": 128.0, **lv},
+                {"name": "SMEM", "kind": "sram", "instances": sms,
+                 "read_bw_bytes_per_cycle": 32.0, "write_bw_bytes_per_cycle": 32.0, **lv},
+            ],
+            "compute": [
+                {"name": "TC", "instances": sms, "ops_per_cycle": {"mac": 64.0},
+                 "energy_pj": {"mac": 0.1}},
+                {"name": "ALU", "instances": sms, "ops_per_cycle": {"add": 8.0},
+                 "energy_pj": {"add": 0.1}},
+            ],
+        }
+    )  # fmt: skip
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sms=st.integers(2, 6),
+    per_sm=st.integers(1, 3),
+    hbm_lat=st.integers(1, 90),
+    l2_lat=st.integers(0, 40),
+    trips=st.lists(st.integers(1, 30), min_size=4, max_size=60),
+    hbm_b=st.integers(1, 400),
+    l2_b=st.integers(1, 2000),
+    macs_n=st.integers(0, 20000),
+    adds=st.integers(0, 500),
+    depth=st.integers(1, 3),
+    prologue=st.booleans(),
+)
+def test_compiled_loop_equals_simpy_on_gpu_like_ragged_phases(
+    sms, per_sm, hbm_lat, l2_lat, trips, hbm_b, l2_b, macs_n, adds, depth, prologue
+) -> None:
+    # as the GPU lowering emits causal attention: co-resident CTAs share their SM's SMEM
+    # port and units, every CTA loads from HBM and L2 (two latencies), ragged trips
+    arch = gpu_like_arch(sms, hbm_lat, l2_lat)
+    body = Step(
+        loads=(Transfer("K", hbm_b, "HBM", "SMEM"), Transfer("V", l2_b, "L2", "SMEM")),
+        compute=(Compute("TC", {"mac": macs_n}), Compute("ALU", {"add": adds})),
+    )
+    pro = Step(compute=(Compute("TC", {"mac": 3000}),)) if prologue else None
+    phase = Phase(
+        "k", body, trips=np.array(trips), work_items=len(trips), slots=sms * per_sm,
+        depth=depth, prologue=pro,
+    )  # fmt: skip
+    compiled = compile_program(TileProgram("gpu", (phase,)), arch)
+    cp = compiled.phases[0]
+    assert run_phase(compiled, cp, 7.5) == _simpy(compiled, cp, 7.5)
 
 
 def test_a_phase_no_shortcut_covers_runs_in_the_compiled_loop_with_the_simpy_cycles():
