@@ -2,14 +2,16 @@
 
 :func:`run_phase` runs every slot of a phase alone (no other phase on its servers), exactly
 as ``Runtime`` + ``PhaseRun`` + ``ItemRun`` + ``PSServer`` do on SimPy, in one compiled loop
-of flat arrays: ~1 us per event instead of ~3 us of Python (the causal attention phases no
-shortcut covers have 50-250 M events).
+of flat arrays: ~0.15 us per event instead of ~2-3 us of Python, ~1.3 us per body step of
+a GPU causal-attention phase (``bench/bench_engine.py``, ``bench/bench_validate.py``; those
+phases, which no exact shortcut covers, have 1-230 M events).
 
 NOTE: exact (bit-identical cycles to the SimPy engine). It is a line-by-line transcription
 of the same state machines with the same floating-point expressions in the same order:
 
 - the event queue orders by ``(time, event id)`` like SimPy's ``(time, NORMAL, eid)`` (the
-  engine schedules every event with priority ``NORMAL``) and ids are given in the same
+  engine schedules every event with priority ``NORMAL``; see :func:`_push_q` for the FIFOs
+  beside the heap) and ids are given in the same
   scheduling order, so events fire in the same order;
 - each processor-sharing instance keeps the same virtual time, arrival counter, generation
   and armed departure as :class:`archsim.engine._server.PSServer` (its heap's order, by
