@@ -110,4 +110,8 @@ def gpu_unfused(workload: Workload, arch: Architecture, knobs: Mapping[str, obje
     )
     from dataclasses import replace
 
-    return replace(plan, passes=passes)
+    from ._mapping import unfused_mapping
+
+    # the default kernel split is a Mapping (``--save-mapping``); one kernel per Einsum is not
+    mapping = unfused_mapping(workload, arch) if fuse else None
+    return replace(plan, passes=passes, mapping=mapping)

@@ -264,3 +264,16 @@ def test_a_spatial_mapping_on_a_gpu_and_a_gpu_mapping_on_an_array_are_refused(h1
     _, f2 = plan_for(h100, w, dataflow="flash2")
     with pytest.raises(MappingError, match="unknown compute unit"):
         simulate_workload("fusemax", w, mapping=f2.mapping)
+
+
+@pytest.mark.parametrize(("workload", "sets"), [("mha", ["--set", "S=1024"]), ("swiglu", [])])
+def test_gpu_unfused_saves_its_kernel_split_and_runs_it_back(tmp_path, capsys, workload, sets):
+    from archsim.cli import main
+
+    f = tmp_path / "u.yaml"
+    args = ["simulate", "--arch", "h100", "--workload", workload, *sets, "--json"]
+    assert main([*args, "--dataflow", "gpu_unfused", "--save-mapping", str(f)]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert main([*args, "--mapping", str(f)]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert (first["cycles"], first["energy_j"]) == (again["cycles"], again["energy_j"])
