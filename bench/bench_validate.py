@@ -53,7 +53,7 @@ def _programs(path: str, arch_name: str, lines: set[int] | None):  # noqa: ANN20
                 costs,
                 model,
                 arch,
-                op,  # type: ignore[arg-type]
+                op,
             )
         except (UnsupportedRecord, ValueError, ArithmeticError) as exc:
             print(f"line {m.line}: skipped ({exc})")
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((cpu, m.line, m.kind, label, steps))
             continue
         cpu = time.process_time() - t0 + build_s
-        how = res.meta["phase_method"]
+        how = dict(res.meta["phase_method"])  # type: ignore[call-overload]  # a dict in meta
         kinds = ",".join(
             f"{v}" for k, v in how.items() if not k.startswith(("launch:", "writeback:"))
         )

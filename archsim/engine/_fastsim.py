@@ -680,9 +680,10 @@ def run_phase(
         head[slot_] = at
         at += arr.size
     at = 0
-    for slot_, arr in zip([*range(_O_PE, _O_DL + 1), _O_QT, _O_ET], floats, strict=True):
+    order_f = [*range(_O_PE, _O_DL + 1), _O_QT, _O_ET]
+    for slot_, farr in zip(order_f, floats, strict=True):
         head[slot_] = at
-        at += arr.size
+        at += farr.size
     big_i = np.concatenate([head, *ints])
     big_f = np.concatenate(floats)
     finish, last, events = _run(big_i, big_f, float(t0), nslots, ninst, margin)

@@ -366,8 +366,8 @@ def _wave(
         return got
     from archsim.engine._fastsim import run_phase  # numba: imported on first use
 
-    _finish, last, events = run_phase(compiled, cp, items=active, active_slots=active)
-    return last, events
+    _finish, end, events = run_phase(compiled, cp, items=active, active_slots=active)
+    return end, events
 
 
 def _alone(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[float, int]:
@@ -580,7 +580,7 @@ def _grouped_lockstep(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[flo
     events = 0
     # give up (simulate slot by slot, compiled) once the re-runs have cost about half what
     # that would (at most what _BUDGET_STEPS steps would)
-    budget = _BUDGET_PER_STEP * min(p.total_trips, _BUDGET_STEPS) + _BUDGET_FLOOR
+    budget = int(_BUDGET_PER_STEP * min(p.total_trips, _BUDGET_STEPS)) + _BUDGET_FLOOR
     skipped = 0.0
     tries = 0
     while tries < _MAX_SPLITS:
