@@ -102,6 +102,21 @@ def test_every_declared_dataflow_is_what_its_module_registers() -> None:
         assert fn.__module__ == decl.module, (name, fn.__module__, decl.module)
 
 
+def test_every_dataflow_the_package_registers_is_declared() -> None:
+    """A recipe added to any module of ``mappings`` without a :data:`BUILTIN` entry would be
+    missing from ``list_dataflows()`` until something imported its module."""
+    import importlib
+    import pkgutil
+
+    import mappings
+    from mappings import _registry
+
+    for info in pkgutil.walk_packages(mappings.__path__, "mappings."):
+        importlib.import_module(info.name)
+    ours = {n for n, fn in _registry._REGISTRY.items() if fn.__module__.startswith("mappings.")}
+    assert ours == set(BUILTIN), sorted(ours ^ set(BUILTIN))
+
+
 @pytest.mark.parametrize("name", sorted(BUILTIN))
 def test_declared_knobs_are_the_knobs_the_dataflow_accepts(name: str) -> None:
     """A dataflow refuses an unknown knob with ``expected`` listing the ones it takes (the
@@ -119,6 +134,28 @@ def test_declared_knobs_are_the_knobs_the_dataflow_accepts(name: str) -> None:
         for knob in declared:
             assert repr(knob) in expected or knob in expected.split(" | "), (name, kind, knob)
         assert expected.count("'") // 2 == len(declared) or " | " in expected, (name, expected)
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN))
+def test_a_dataflow_refuses_the_architecture_kinds_it_does_not_declare(name: str) -> None:
+    """``kinds`` is what a caller may skip on: a dataflow given an architecture of another
+    kind refuses it (an ``arch`` error), whatever the workload."""
+    from archsim.spec import load_arch
+    from mappings._api import resolve_workload
+
+    presets = {"spatial": "fusemax", "gpu": "h100", "pim": "hbm_pim"}
+    workloads = [
+        resolve_workload("mha", {"S": 512}),
+        resolve_workload("gemm", {}),
+        resolve_workload("decode", {"Skv": 1024}),
+    ]
+    for kind, preset in presets.items():
+        if kind in BUILTIN[name].kinds:
+            continue
+        for workload in workloads:
+            with pytest.raises(MappingError) as exc:
+                get_dataflow(name)(workload, load_arch(preset), {})  # type: ignore[arg-type]
+            assert str(exc.value.path).startswith("arch"), (name, preset, exc.value.path)
 
 
 def test_auto_tries_only_dataflows_declared_for_the_architecture_kind() -> None:
