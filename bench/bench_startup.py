@@ -2,9 +2,8 @@
 
 Run ``python bench/bench_startup.py`` (prints figures; not a test). Each command runs ``N``
 times in a fresh process (``--repeat``, default 7); the table gives the median wall-clock
-seconds and the median CPU seconds (user + system of the child, from ``getrusage``) and the
-modules of the project's recipes the command imported. Target (issue 12): ``archsim --help``
-and a small ``simulate`` start in <= 0.4 s.
+seconds and the median CPU seconds (user + system of the child, from ``getrusage``).
+Target (issue 12): ``archsim --help`` and a small ``simulate`` start in <= 0.4 s.
 
 On a shared machine the wall-clock figure includes waiting for a core: read the CPU figure
 (and the load average printed in the header) before quoting a wall one.
@@ -15,18 +14,24 @@ installed archsim never pays; so the commands run with byte code written to a pr
 directory (``PYTHONPYCACHEPREFIX``, a temporary one) and one unmeasured warm-up run each.
 ``--as-is`` keeps the environment as it is instead.
 
-Options: ``--repeat N``; ``--as-is``; ``--only NAME`` (repeatable); ``--python-m`` runs
-``python -m archsim`` instead of the installed ``archsim`` script; ``--root DIR`` runs the
-sources under DIR instead (``python -m archsim`` with ``PYTHONPATH=DIR``), e.g. an older
-commit unpacked with ``git archive REV | tar -x -C DIR``, to compare before and after on the
-same machine in the same minute.
+Instructions: ``--instructions`` adds a column with the user-space instructions of one run,
+counted by valgrind (``cachegrind --cache-sim=no``; about 20x slower): unlike seconds, the
+count does not change with the machine's load, so it compares two trees on a busy machine.
+
+Options: ``--repeat N``; ``--as-is``; ``--instructions``; ``--only NAME`` (repeatable);
+``--python-m`` runs ``python -m archsim`` instead of the installed ``archsim`` script;
+``--root DIR`` runs the sources under DIR instead (``python -m archsim`` with
+``PYTHONPATH=DIR``), e.g. an older commit unpacked with ``git archive REV | tar -x -C DIR``,
+to compare before and after on the same machine in the same minute.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -75,6 +80,21 @@ def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     return wall, cpu
 
 
+def instructions(argv: list[str], env: dict[str, str]) -> int | None:
+    """User-space instructions of one run of ``argv`` under valgrind; None without valgrind."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return None
+    if not argv[0].endswith(("python", "python3", Path(sys.executable).name)):
+        argv = [sys.executable, *argv]  # the console script: valgrind runs the interpreter
+    vg = [valgrind, "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
+    proc = subprocess.run(vg + argv, capture_output=True, text=True, env=env, check=False)
+    found = re.search(r"I\s+refs:\s+([\d,]+)", proc.stderr)
+    if proc.returncode or found is None:
+        raise RuntimeError(f"valgrind {' '.join(argv)} failed: {proc.stderr[-400:]}")
+    return int(found.group(1).replace(",", ""))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=7, help="runs per command (median)")
@@ -82,6 +102,9 @@ def main() -> int:
     ap.add_argument("--python-m", action="store_true", help="run python -m archsim")
     ap.add_argument("--root", type=Path, help="source tree to run instead (python -m archsim)")
     ap.add_argument("--as-is", action="store_true", help="no private byte-code cache, no warm-up")
+    ap.add_argument(
+        "--instructions", action="store_true", help="also count instructions (valgrind)"
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="archsim_pyc_") as tmp:
         return _bench(args, None if args.as_is else tmp)
@@ -97,18 +120,28 @@ def _bench(args: argparse.Namespace, pycache: str | None) -> int:
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f})")
     base = [run_once([sys.executable, "-c", "pass"], env) for _ in range(warm + args.repeat)]
     base = base[warm:]
-    print(f"{'case':<18} {'wall s':>8} {'CPU s':>8}  command")
+    ir_head = f" {'instr. 1e6':>10}" if args.instructions else ""
+    print(f"{'case':<18} {'wall s':>8} {'CPU s':>8}{ir_head}  command")
     wall = statistics.median(w for w, _c in base)
     cpu = statistics.median(c for _w, c in base)
-    print(f"{'python -c pass':<18} {wall:8.3f} {cpu:8.3f}  (the interpreter alone)")
+    ir = _ir_text(args.instructions, [sys.executable, "-c", "pass"], env)
+    print(f"{'python -c pass':<18} {wall:8.3f} {cpu:8.3f}{ir}  (the interpreter alone)")
     for name, case in CASES.items():
         if args.only and name not in args.only:
             continue
         runs = [run_once(prefix + case, env) for _ in range(warm + args.repeat)][warm:]
         wall = statistics.median(w for w, _c in runs)
         cpu = statistics.median(c for _w, c in runs)
-        print(f"{name:<18} {wall:8.3f} {cpu:8.3f}  archsim {' '.join(case)}")
+        ir = _ir_text(args.instructions, prefix + case, env)
+        print(f"{name:<18} {wall:8.3f} {cpu:8.3f}{ir}  archsim {' '.join(case)}")
     return 0
+
+
+def _ir_text(wanted: bool, argv: list[str], env: dict[str, str]) -> str:
+    if not wanted:
+        return ""
+    count = instructions(argv, env)
+    return f" {'n/a':>10}" if count is None else f" {count / 1e6:10.0f}"
 
 
 if __name__ == "__main__":
