@@ -71,6 +71,9 @@ _O_EI, _O_ET = 34, 35
 # offsets in IS of: the FIFO of each latency group (G), the FIFOs (NQ x (2 + 2 QCAP): head,
 # length, then ids and payloads); in FS: their times (NQ x QCAP)
 _O_QG, _O_QI, _O_QT = 39, 40, 41
+# offset in IS of each server instance's first heap entry (ninst; its own capacity: the jobs
+# the slots on it can have in flight), counted in entries of the heap tables
+_O_HO = 42
 _HDR = 48
 # slot state columns
 _N, _MODE, _PART, _KL, _KLD, _KC, _KCD, _KS, _KSD, _LOADING, _COMPUTING, _STORING = range(12)
@@ -210,9 +213,9 @@ def _pop(IS, FS):  # pragma: no cover - numba
 @njit(cache=True)
 def _hpush(IS, FS, i, v, seq, code):  # pragma: no cover - numba
     """Push a job ``(virtual finish v, seq)`` of ``code = slot * 4 + stage`` on instance ``i``."""
-    hcap = IS[_HCAP]
-    oh = IS[_O_HI] + 2 * hcap * i
-    ov = IS[_O_HV] + hcap * i
+    h0 = IS[IS[_O_HO] + i]
+    oh = IS[_O_HI] + 2 * h0
+    ov = IS[_O_HV] + h0
     si = IS[_O_SI] + 3 * i + _SIZE
     pos = IS[si]
     IS[si] = pos + 1
@@ -233,9 +236,9 @@ def _hpush(IS, FS, i, v, seq, code):  # pragma: no cover - numba
 @njit(cache=True)
 def _hpop(IS, FS, i):  # pragma: no cover - numba
     """Pop instance ``i``'s earliest job; returns its ``slot * 4 + stage``."""
-    hcap = IS[_HCAP]
-    oh = IS[_O_HI] + 2 * hcap * i
-    ov = IS[_O_HV] + hcap * i
+    h0 = IS[IS[_O_HO] + i]
+    oh = IS[_O_HI] + 2 * h0
+    ov = IS[_O_HV] + h0
     si = IS[_O_SI] + 3 * i + _SIZE
     got = IS[oh + 1]
     n = IS[si] - 1
@@ -293,7 +296,7 @@ def _submit(IS, FS, i, now, work, code):  # pragma: no cover - numba
     seq = IS[oi + _SEQ] + 1
     IS[oi + _SEQ] = seq
     _hpush(IS, FS, i, FS[of + _V] + work, seq, code)
-    at = now + (FS[IS[_O_HV] + IS[_HCAP] * i] - FS[of + _V]) * (n + 1) / cap
+    at = now + (FS[IS[_O_HV] + IS[IS[_O_HO] + i]] - FS[of + _V]) * (n + 1) / cap
     pending = FS[of + _PENDAT]
     if not math.isnan(pending) and pending <= at:
         return
@@ -463,7 +466,7 @@ def _run(IS, FS, t0, nslots, ninst, margin):  # pragma: no cover - numba
     """The phase's event loop; returns ``(finish time, last event time, events scheduled)``."""
     items = IS[_ITEMS]
     order = np.zeros(max(nslots, 1), dtype=np.int64)
-    done = np.zeros(max(ninst * IS[_HCAP], 1), dtype=np.int64)
+    done = np.zeros(max(IS[_HCAP], 1), dtype=np.int64)
     now = t0
     finish = t0
     if items == 0:
@@ -481,7 +484,7 @@ def _run(IS, FS, t0, nslots, ninst, margin):  # pragma: no cover - numba
     o_cap = IS[_O_CAP]
     o_left = IS[_O_LEFT]
     o_dl = IS[_O_DL]
-    hcap = IS[_HCAP]
+    o_ho = IS[_O_HO]
     while IS[_HEAP] > 0 or IS[_QTOT] > 0:
         ecap = IS[_ECAP]
         if IS[_HEAP] + margin > ecap:  # double the queue (it is last in both arrays)
@@ -512,7 +515,7 @@ def _run(IS, FS, t0, nslots, ninst, margin):  # pragma: no cover - numba
             ea = _REL_EPS * max(1.0, abs(v))
             eb = slack_t * cap / max(1, n)
             v_due = v + (ea if ea > eb else eb)
-            top = o_hv + hcap * i
+            top = o_hv + IS[o_ho + i]
             if FS[top] > v_due:
                 _schedule(IS, FS, i, now, now + (FS[top] - v) * n / cap)
                 continue
@@ -615,16 +618,19 @@ def run_phase(
     inst = np.full((max(nslots, 1), nsrv), -1, dtype=np.int64)
     ids: dict[tuple[int, int], int] = {}
     cap: list[float] = []
-    hcap = 1
+    room: list[int] = []  # heap entries of each instance
     for s in sorted(jobs_on):
         k = servers[s].instances
-        hcap = max(hcap, -(-max(nslots, 1) // k) * jobs_on[s])
         for slot in range(nslots):
             key = (s, slot % k)
             if key not in ids:
                 ids[key] = len(cap)
                 cap.append(capf[s])
+                room.append(-(-max(nslots, 1) // k) * jobs_on[s])
             inst[slot, s] = ids[key]
+    hcap = max(room, default=1)
+    ho = np.concatenate(([0], np.cumsum(room, dtype=np.int64)))
+    nheap = int(ho[-1])
     ninst = len(cap)
     trips = np.asarray(p.trips_per_item()[:n_items], dtype=np.int64)
     slots1 = max(nslots, 1)
@@ -635,7 +641,7 @@ def run_phase(
         np.array(js, dtype=np.int64),
         inst.ravel(),
         np.zeros(3 * ninst, dtype=np.int64),
-        np.zeros(2 * ninst * hcap, dtype=np.int64),
+        np.zeros(2 * nheap, dtype=np.int64),
         np.zeros(12 * slots1, dtype=np.int64),
         np.zeros(3 * slots1, dtype=np.int64),
         np.zeros(slots1, dtype=np.int64),
@@ -646,7 +652,7 @@ def run_phase(
     qg = np.array([1 + lats.index(lat) if lat > 0.0 else 0 for lat in gl], dtype=np.int64)
     nq = 1 + len(lats)
     qcap = slots1 * max(len(gl), 1) + 2  # one pending event per slot and group at most
-    ints += [qg, np.zeros(nq * (2 + 2 * qcap), dtype=np.int64)]
+    ints += [qg, np.zeros(nq * (2 + 2 * qcap), dtype=np.int64), ho[:-1]]
     # most events one event's callbacks can schedule (the queue grows to keep this free)
     margin = slots1 * 9 * (len(gl) + len(jw) + 2) + ninst + 16
     ecap = 1024 + 2 * margin
@@ -659,7 +665,7 @@ def run_phase(
         np.array(jw, dtype=np.float64),
         np.array(cap, dtype=np.float64),
         sf.ravel(),
-        np.zeros(ninst * hcap),
+        np.zeros(nheap),
         np.zeros(3 * slots1),
         np.zeros(nq * qcap),
         np.zeros(ecap),
@@ -675,7 +681,7 @@ def run_phase(
     head[_NQ] = nq
     head[_QCAP] = qcap
     at = _HDR
-    order_i = [*range(_O_PN, _O_TRIPS + 1), _O_QG, _O_QI, _O_EI]  # the heap last: it grows
+    order_i = [*range(_O_PN, _O_TRIPS + 1), _O_QG, _O_QI, _O_HO, _O_EI]  # the queue last
     for slot_, arr in zip(order_i, ints, strict=True):
         head[slot_] = at
         at += arr.size

@@ -174,3 +174,16 @@ def test_a_phase_no_shortcut_covers_runs_in_the_compiled_loop_with_the_simpy_cyc
     assert slow.meta["phase_method"] == {"p": "full"}
     assert fast.cycles == slow.cycles
     assert fast.meta["events"] == slow.meta["events"]
+
+
+def test_compiled_loop_sizes_each_server_queue_by_its_own_sharers():
+    # 20,000 slots, each with its own BUF and PE instance, all on one DRAM: each private-ish
+    # instance holds one slot's jobs and only the DRAM port holds them all (one table of
+    # 20,000 x 40,000 entries would not fit in memory)
+    slots = 20_000
+    arch = toy_arch(dram_bw=500.0, dram_lat=5, buf_instances=slots, pe_instances=slots)
+    body = Step(loads=(load(64),), compute=(macs(40),), stores=(Transfer("S", 8, "BUF", "BUF"),))
+    prog = TileProgram("wide", (Phase("p", body, trips=2, work_items=slots, slots=slots),))
+    compiled = compile_program(prog, arch)
+    cp = compiled.phases[0]
+    assert run_phase(compiled, cp) == _simpy(compiled, cp, 0.0)
