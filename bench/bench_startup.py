@@ -20,7 +20,7 @@ count does not change with the machine's load, so it compares two trees on a bus
 
 Options: ``--repeat N``; ``--as-is``; ``--instructions``; ``--only NAME`` (repeatable);
 ``--python-m`` runs ``python -m archsim`` instead of the installed ``archsim`` script;
-``--root DIR`` runs the sources under DIR instead (``python -m archsim`` with
+``--root DIR`` runs the sources under DIR instead (``python -m archsim`` from DIR with
 ``PYTHONPATH=DIR``), e.g. an older commit unpacked with ``git archive REV | tar -x -C DIR``,
 to compare before and after on the same machine in the same minute.
 """
@@ -60,6 +60,7 @@ def command(
         env["PYTHONPYCACHEPREFIX"] = pycache
     if root is not None:
         env["PYTHONPATH"] = str(root) + os.pathsep + env.get("PYTHONPATH", "")
+        os.chdir(root)  # python -m puts the working directory first on sys.path
         return [sys.executable, "-m", "archsim"], env
     script = Path(sys.executable).with_name("archsim")  # the real script, not a pyenv shim
     if python_m or not script.exists():
@@ -111,7 +112,7 @@ def main() -> int:
 
 
 def _bench(args: argparse.Namespace, pycache: str | None) -> int:
-    prefix, env = command(args.python_m, args.root, pycache)
+    prefix, env = command(args.python_m, args.root and args.root.resolve(), pycache)
     warm = 0 if pycache is None else 1
     load = os.getloadavg()
     where = "as is" if pycache is None else "byte code cached, 1 warm-up"
@@ -120,6 +121,11 @@ def _bench(args: argparse.Namespace, pycache: str | None) -> int:
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f})")
     base = [run_once([sys.executable, "-c", "pass"], env) for _ in range(warm + args.repeat)]
     base = base[warm:]
+    where_code = "import archsim, os; print(os.path.dirname(os.path.dirname(archsim.__file__)))"
+    src = subprocess.run(
+        [sys.executable, "-c", where_code], capture_output=True, text=True, env=env, check=True
+    ).stdout.strip()
+    print(f"# sources: {src}")
     ir_head = f" {'instr. 1e6':>10}" if args.instructions else ""
     print(f"{'case':<18} {'wall s':>8} {'CPU s':>8}{ir_head}  command")
     wall = statistics.median(w for w, _c in base)
