@@ -148,6 +148,13 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # the command itself (not a caller's process): before numpy loads
+        # NOTE: one BLAS thread: archsim's matrices are small and sweeps parallelise over
+        # processes; starting OpenBLAS's thread pool costs ~0.09 CPU-s per command
+        # (bench/bench_startup.py). A value the user set is kept.
+        import os
+
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
