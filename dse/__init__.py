@@ -14,24 +14,45 @@ time; Pareto fronts (one per group, e.g. per sequence length) and plots.
 
 from __future__ import annotations
 
-from dse._check import MAX_POINTS, check_spec, count_points
-from dse._evaluate import evaluate_point
-from dse._pareto import pareto, pareto_mask
-from dse._points import DesignPoint, expand_points
-from dse._runner import SweepSummary, run_batch, run_sweep
-from dse._samplers import get_sampler, list_samplers
-from dse._spec import ChoiceAxis, Constraint, RangeAxis, SamplerSpec, SweepSpec, load_sweep
-from dse._store import ResultStore, load
+import importlib
 
-_LAZY = {"arch_peaks", "pareto_plot", "roofline_plot"}  # matplotlib: imported on first use
+#: public name -> the module that defines it, imported on first use: ``import dse`` (and so
+#: ``archsim sweep --help``) loads neither pandas (the store, Pareto fronts) nor matplotlib.
+_WHERE = {
+    "MAX_POINTS": "dse._check",
+    "check_spec": "dse._check",
+    "count_points": "dse._check",
+    "evaluate_point": "dse._evaluate",
+    "pareto": "dse._pareto",
+    "pareto_mask": "dse._pareto",
+    "DesignPoint": "dse._points",
+    "expand_points": "dse._points",
+    "SweepSummary": "dse._runner",
+    "run_batch": "dse._runner",
+    "run_sweep": "dse._runner",
+    "get_sampler": "dse._samplers",
+    "list_samplers": "dse._samplers",
+    "ChoiceAxis": "dse._spec",
+    "Constraint": "dse._spec",
+    "RangeAxis": "dse._spec",
+    "SamplerSpec": "dse._spec",
+    "SweepSpec": "dse._spec",
+    "load_sweep": "dse._spec",
+    "ResultStore": "dse._store",
+    "load": "dse._store",
+    "arch_peaks": "dse._plots",
+    "pareto_plot": "dse._plots",
+    "roofline_plot": "dse._plots",
+}
 
 
 def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        from dse import _plots
-
-        return getattr(_plots, name)
-    raise AttributeError(f"module 'dse' has no attribute {name!r}")
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dse' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
 
 
 __all__ = [

@@ -62,12 +62,25 @@ def test_import_archsim_loads_no_spec_engine_or_recipes() -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [("--help",), ("simulate", "--help"), ("validate", "--help"), ("map", "--help")],
+    [
+        ("--help",),
+        ("simulate", "--help"),
+        ("validate", "--help"),
+        ("map", "--help"),
+        ("sweep", "--help"),
+        ("demo", "--help"),
+    ],
     ids=" ".join,
 )
 def test_help_pages_import_no_heavy_library(argv: tuple[str, ...]) -> None:
     got = _modules_after(_main(*argv))
     assert not got & set(HEAVY_LIBS) - {"simpy"}, sorted(got & set(HEAVY_LIBS))
+
+
+def test_import_dse_loads_neither_pandas_nor_matplotlib_until_a_name_needs_it() -> None:
+    got = _modules_after("import dse\nfrom dse import SweepSpec, count_points")
+    assert not got & {"pandas", "matplotlib"}
+    assert "pandas" in _modules_after("import dse\ndse.load")
 
 
 def test_top_level_help_imports_no_command_module() -> None:
