@@ -179,6 +179,18 @@ class TraceComparison:
                 row[2] += m.sim_us or 0.0
         return [(name, *vals) for name, vals in out.items()]  # type: ignore[misc]
 
+    def spans(self) -> dict[str, float]:
+        """Per ``record_function`` step: µs from its first kernel's start to its last kernel's
+        end (kernels plus the GPU idle time between them: host dispatch in an eager trace)."""
+        ends: dict[str, list[float]] = {}
+        for m in self.matches:
+            k, step = m.kernel, m.kernel.step
+            if step is not None:
+                lo_hi = ends.setdefault(step, [k.ts_us, k.ts_us + k.dur_us])
+                lo_hi[0] = min(lo_hi[0], k.ts_us)
+                lo_hi[1] = max(lo_hi[1], k.ts_us + k.dur_us)
+        return {name: hi - lo for name, (lo, hi) in ends.items()}
+
     def summary_text(self) -> str:
         """Coverage, totals over simulated kernels, per-kernel MAPE, unknown time."""
         carriers = [m for m in self.matches if m.sim is not None]
@@ -197,10 +209,13 @@ class TraceComparison:
             f"per-kernel MAPE {mape:.1f}% over {len(errs)}; "
             f"unmatched kernels {total - covered:.1f} us",
         ]
+        spans = self.spans()
         for name, all_us, meas_s, sim_s in self.steps():
             err = (sim_s - meas_s) / meas_s * 100 if meas_s else math.nan
+            span = spans.get(name, all_us)
             lines.append(
-                f"step {name}: kernels {all_us:.1f} us; simulated ops measured {meas_s:.1f} us "
+                f"step {name}: span {span:.1f} us = kernels {all_us:.1f} us + GPU idle "
+                f"{span - all_us:.1f} us between them; simulated ops measured {meas_s:.1f} us "
                 f"vs simulated {sim_s:.1f} us ({err:+.1f}%)"
             )
         if self.memops:

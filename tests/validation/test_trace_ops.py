@@ -418,4 +418,9 @@ def test_kernels_are_summed_per_record_function_step(prefill):
     assert all_us == pytest.approx(total)
     assert meas_us == pytest.approx(total - 7.0)  # all but the custom op's kernel
     assert sim_us == pytest.approx(sum(m.sim_us for m in prefill.matches if m.sim is not None))
-    assert "step layer_step_0: kernels" in prefill.summary_text()
+    span = max(e["ts"] + e["dur"] for e in kernels) - min(e["ts"] for e in kernels)
+    assert prefill.spans() == {"layer_step_0": pytest.approx(span)}
+    assert span >= total  # kernels of one stream do not overlap
+    assert f"step layer_step_0: span {span:.1f} us = kernels {total:.1f} us" in (
+        prefill.summary_text()
+    )
