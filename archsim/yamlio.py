@@ -31,6 +31,7 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,20 @@ def decode_yaml_bytes(data: bytes) -> str:
     return text
 
 
+def _events(text: str, max_depth: int) -> Iterator[yaml.Event]:
+    """The parser's events; libyaml's own nesting limit (PyYAML >= 6.0.4 scans ahead and
+    stops near 1000 levels, before this module's check sees the 64th) reads as this
+    module's refusal, so the message does not depend on the PyYAML version."""
+    try:
+        yield from yaml.parse(text, Loader=_SafeBase)
+    except yaml.MarkedYAMLError as exc:
+        if "nesting depth" not in str(exc.problem or ""):
+            raise
+        raise StrictYAMLError(
+            f"nesting deeper than {max_depth} mappings/lists", exc.problem_mark
+        ) from None
+
+
 def _check_shape(text: str, max_depth: int, max_nodes: int) -> None:
     """Refuse nesting deeper than ``max_depth`` or more than ``max_nodes`` expanded nodes.
 
@@ -139,7 +154,7 @@ def _check_shape(text: str, max_depth: int, max_nodes: int) -> None:
                 mark,
             )
 
-    for event in yaml.parse(text, Loader=_SafeBase):
+    for event in _events(text, max_depth):
         if isinstance(event, yaml.CollectionStartEvent):
             if len(stack) >= max_depth:
                 raise StrictYAMLError(
