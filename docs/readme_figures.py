@@ -468,6 +468,51 @@ def render_compare() -> str:
     )
 
 
+LAYER_DATA = "validation/data/h200_llama_layer.jsonl"
+
+
+def render_layer() -> str:
+    """``archsim compare`` on every committed Llama-3-8B layer trace (measured on the H200)."""
+    rows = []
+    for line in (ROOT / LAYER_DATA).read_text().splitlines():
+        rec = json.loads(line)
+        if rec.get("kind") != "llama_layer" or "trace" not in rec:
+            continue
+        out = cli(f"archsim compare --torch-trace validation/data/{rec['trace']} --arch h200")
+        cov = re.search(r"\((\d+\.\d)%\)\n", out)
+        ops = re.search(r"per-kernel MAPE (\d+\.\d)%", out)
+        step = re.search(
+            r"step layer_step_1: .*?kernels (\d+\.\d) us \+ GPU idle .*?vs simulated "
+            r"(\d+\.\d) us \(([+-]\d+\.\d)%\)",
+            out,
+        )
+        if not (cov and ops and step):
+            raise RuntimeError(f"unexpected compare output:\n{out}")
+        shape = (
+            f"B={rec['B']} × {rec['S']} tokens"
+            if rec["phase"] == "prefill"
+            else f"B={rec['B']}, context {rec['context']}"
+        )
+        rows.append(
+            f"| {rec['phase']} | {shape} | {rec['sdpa_backend']} | {cov.group(1)}% | "
+            f"{float(step.group(1)):.0f} | {float(step.group(2)):.0f} | "
+            f"{_signed(float(step.group(3)))} | {ops.group(1)}% | {rec['graph_ms'] * 1e3:.0f} |"
+        )
+    return (
+        "A Llama-3-8B decoder layer measured on the H200 "
+        "(`validation/data/h200_llama_layer.jsonl`, 2026-12-05; traces with "
+        "`record_shapes=True` under `validation/data/traces/`), compared "
+        "kernel by kernel with no shapes file (`archsim compare --torch-trace "
+        "validation/data/traces/h200_llama3_8b_layer_b1_prefill.trace.json.gz --arch h200`). "
+        "Kernel time of one layer call (the second profiled step), measured vs simulated; "
+        "`graph` is the whole layer replayed from one CUDA graph (CUDA events, cold L2):\n\n"
+        "| phase | shape | SDPA | kernel time simulated | measured µs | simulated µs | error "
+        "| per-kernel MAPE | graph µs |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+        + "\n".join(rows)
+        + "\n"
+    )
+
+
 def render_bounded() -> str:
     from mappings import simulate_workload
 
@@ -693,6 +738,7 @@ SECTIONS: dict[str, Section] = {
         Section("weak", render_weak),
         Section("explain", render_explain),
         Section("compare", render_compare),
+        Section("layer", render_layer),
         Section("bounded", render_bounded),
         Section("reproductions", render_reproductions),
         Section("repro-gaps", render_repro_gaps),
