@@ -86,6 +86,8 @@ class TraceKernel:
     op_stack : names of the CPU ops enclosing the launch, outermost first (ends with
         ``op_name``). stack_args : those ops' ``args`` (same order).
     correlation : the profiler's correlation id (or None).
+    input_strides : the op's ``Input Strides`` (elements; recorded with the shapes by recent
+        PyTorch) or ``()``: which inputs are transposed or broadcast.
     step : the innermost ``record_function`` range (``user_annotation``: ``ProfilerStep#3``,
         ``layer_step_0``) around the launch, or None.
     """
@@ -109,6 +111,7 @@ class TraceKernel:
     correlation: int | None = None
     stack_args: tuple[Mapping[str, object], ...] = field(default=(), compare=False, repr=False)
     step: str | None = None
+    input_strides: tuple[tuple[int, ...], ...] = ()
 
     @property
     def has_shapes(self) -> bool:
@@ -303,6 +306,7 @@ def parse_trace_events(
                 stack_args=tuple(_mapping(o.get("args")) for o in stack),
                 correlation=corr if isinstance(corr, int) else None,
                 step=str(around[-1].get("name")) if around else None,
+                input_strides=_dims(op_args.get("Input Strides")),
             )
         )
     kernels.sort(key=lambda k: (k.ts_us, k.stream))

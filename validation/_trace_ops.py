@@ -45,6 +45,7 @@ from archsim.gpu import GpuModel, KernelTiming, evaluate_op, streaming_cost
 
 from ._predict import record_costs
 from ._records import MAX_DIM, MAX_WORK
+from ._strided import INT32_PER_FP32, offset_int_ops
 from ._torch_trace import TraceKernel
 
 __all__ = [
@@ -198,6 +199,16 @@ def _tensors(k: TraceKernel) -> list[tuple[tuple[int, ...], int]]:
     return out
 
 
+def _operands(k: TraceKernel) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """(shape, strides) of each tensor input whose strides the trace recorded."""
+    n = min(len(k.input_dims), len(k.input_strides))
+    return [
+        (k.input_dims[i], k.input_strides[i])
+        for i in range(n)
+        if k.input_dims[i] and len(k.input_strides[i]) == len(k.input_dims[i])
+    ]
+
+
 def _widest(k: TraceKernel) -> int:
     sizes = [b for b in (element_bytes(t) for t in k.input_types) if b is not None]
     return max(sizes) if sizes else 2
@@ -277,6 +288,11 @@ def _streaming(k: TraceKernel, model: GpuModel) -> tuple[OpSim | None, str]:
         read = float(sum(_numel(s) * b for s, b in tensors))
         write = out_elems * size
     alu = out_elems * _ALU_PER_ELEMENT.get(base, 1.0)
+    if base not in _JOINS | _SCATTERS | _GATHERS | _WRITE_ONLY | _REDUCTIONS:
+        # a non-vectorised kernel's offset arithmetic, on the INT32 pipes (validation._strided);
+        # copy_ writes its first operand in place, every other op allocates a dense output
+        ops = offset_int_ops(label_shape, _operands(k), dense_output=base != "copy_")
+        alu += out_elems * ops / INT32_PER_FP32
     cost = streaming_cost(
         model,
         name=f"{base}_kernel",

@@ -34,12 +34,16 @@ def streaming_cost(
     hw = model.hw
     total = read_bytes + write_bytes
     n = ctas or max(1, min(hw.sms * 16, math.ceil(total / 32768)))
+    slots = hw.sms * 8
+    # a CTA shares its SM's FP32 lanes with the other resident CTAs (KernelCost.cta_cycles
+    # includes that slowdown): up to slots/sms of them when the grid fills every slot
+    sharing = max(1.0, min(n, slots) / hw.sms)
     return KernelCost(
         name=name,
         category=category,
-        cta_cycles=np.full(n, alu_ops / n / hw.fp32_ops_per_clk),
+        cta_cycles=np.full(n, alu_ops / n / hw.fp32_ops_per_clk * sharing),
         cta_bytes=np.full(n, total / n),
-        slots=hw.sms * 8,
+        slots=slots,
         cta_stream_bytes_per_s=bytes_in_flight_per_cta / hw.dram_latency_s,
         dram_read_bytes=float(read_bytes),
         dram_write_bytes=float(write_bytes),
