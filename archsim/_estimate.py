@@ -2,12 +2,13 @@
 
 Per phase:
 
-- each stage's time for one slot alone: transfers ``latency + bytes / bandwidth`` (with
-  transfers of one step sharing a port), computes ``sum(ops / rate) / occupancy``;
-- per item: ``prologue + body(n) + epilogue`` where, with ``L, C, S`` the load, compute and
-  store times, ``body(n) = L + C + S + (n - 1) * max(L, C, S)`` for depth >= 2 (fill +
-  ``n`` periods; exact for one slot alone) and ``max(n (L + C) + S, L + n (C + S))`` for
-  depth 1; never below ``n`` times the slot's own per-tile work on its busiest server;
+- each stage's time for one slot alone: transfers ``bytes / bandwidth`` (with transfers of
+  one step sharing a port; stores also wait their latency first), computes
+  ``sum(ops / rate) / occupancy``; a load's data is usable its latency ``D`` after its
+  transfers (pipelined loads, see ``archsim.engine._pipeline``);
+- per item: ``prologue + body(n) + epilogue`` with ``body(n)`` from :func:`_body_time_scalar`
+  (exact for one slot alone); never below ``n`` times the slot's own per-tile work on its
+  busiest server;
 - items are list-scheduled in order onto the free slots (greedy, as the engine does: waves,
   tails and causal imbalance fall out of a trips array);
 - the phase is never shorter than any shared server's total work over the instances in use
@@ -41,22 +42,39 @@ _NUMBA_MIN_ITEMS = 256
 
 
 def _body_time_scalar(step: CompiledStep, depth: int, n: int) -> float:
+    """Body time of ``n`` tiles for one slot alone (cycles).
+
+    NOTE: exact for one slot alone with fixed stage times. With ``T`` the load transfers,
+    ``D`` the delay until their data is usable, ``C`` compute and ``S`` store, the body is
+    the max-plus recurrence of ``ItemRun._pump``: transfer ``k`` after transfer ``k-1`` and
+    compute ``k-d`` (the window: ``d`` tiles loaded or loading, not yet computed); compute
+    ``k`` after compute ``k-1``, transfer ``k`` + ``D`` and store ``k-d``; store ``k`` after
+    store ``k-1`` and compute ``k``. Its end is the longest path to store ``n-1``: one tile
+    passes every stage once (``T + D + C + S``), and each further tile is crossed either by
+    one step of a chain (``T``, ``C`` or ``S``) or, ``d`` tiles at once, by a window cycle
+    (compute ``k`` -> transfer, delay and compute ``k+d``: ``T + D + C``; compute ``k`` ->
+    store ``k``, compute ``k+d``: ``S + C``). Chains and cycles can be taken in any order
+    (loads before computes before stores), so the longest path is linear in how many
+    ``d``-tile cycles ``y <= q = (n-1) // d`` it takes and its maximum is at ``y = 0`` or
+    ``y = q``: ``T + D + C + S + max((n-1) a, q J + ((n-1) - q d) a)`` with ``a =
+    max(T, C, S)`` and ``J = max(T + D + C, S + C)``. Per-tile period for long bodies:
+    ``max(T, C, S, (T + D + C) / d, (C + S) / d)`` -- the delay is hidden when ``d``
+    tiles in flight cover it; before pipelined loads it was ``D + T`` per tile.
+    """
     if n <= 0:
         return 0.0
-    lt, ct, st = step.load_time, step.compute_time, step.store_time
-    if depth >= 2:
-        t = lt + ct + st + (n - 1) * max(lt, ct, st)
-    else:
-        t = max(n * (lt + ct) + st, lt + n * (ct + st))
-    return max(t, n * step.self_period)
+    return float(_body_time(step, depth, np.asarray([n]))[0])
 
 
 def _body_time(step: CompiledStep, depth: int, trips: np.ndarray) -> np.ndarray:
-    lt, ct, st = step.load_time, step.compute_time, step.store_time
-    if depth >= 2:
-        t = lt + ct + st + (trips - 1) * max(lt, ct, st)
-    else:
-        t = np.maximum(trips * (lt + ct) + st, lt + trips * (ct + st))
+    """:func:`_body_time_scalar` of every entry of ``trips``."""
+    lt, dl, ct, st = step.load_time, step.load_delay, step.compute_time, step.store_time
+    d = max(int(depth), 1)
+    a = max(lt, ct, st)
+    cyc = max(lt + dl + ct, st + ct)
+    m = np.maximum(trips - 1, 0)
+    q = m // d
+    t = lt + dl + ct + st + np.maximum(m * a, q * cyc + (m - q * d) * a)
     t = np.maximum(t, trips * step.self_period)
     return np.where(trips > 0, t, 0.0)
 

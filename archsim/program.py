@@ -13,17 +13,21 @@ Semantics (shared by :func:`archsim.simulate` and :func:`archsim.estimate`):
 - Slot ``i`` uses storage-level instance ``i % level.instances`` and compute-unit instance
   ``i % unit.instances``; everything mapped onto one instance shares its bandwidth or
   throughput (processor sharing).
-- A transfer pays ``src.latency_cycles`` once, then moves ``bytes`` using ``src`` read
-  bandwidth and ``dst`` write bandwidth (one shared bus of a ``shared_read_write`` level serves
-  both). A compute takes ``sum(ops / rate) / occupancy`` cycles of its unit and is charged
-  ``ops x pJ/op``. Transfers of one step run concurrently; computes of one
-  step run concurrently (entries on the same unit share it).
-- Body pipeline with ``depth`` stages: the load of tile ``k`` may start when the load of
-  ``k-1`` is done and tile ``k-depth`` has finished computing (input stage free); the compute of
-  ``k`` starts when its load is done, compute ``k-1`` is done and the store of ``k-depth`` is
-  done (output stage free); the store of ``k`` starts when compute ``k`` and store ``k-1`` are
-  done. ``depth=1`` serializes load and compute. The effective depth is clamped to the number
-  of ``buffer_bytes`` tiles that fit in the slot's share of ``staging_level``.
+- A transfer moves ``bytes`` using ``src`` read bandwidth and ``dst`` write bandwidth (one
+  shared bus of a ``shared_read_write`` level serves both) and pays ``src.latency_cycles``
+  once: a store before it moves, a load after it (a delay that holds no bandwidth: the data
+  is usable ``latency`` after the transfer, so loads are pipelined like cp.async / TMA stages
+  or DMA engines; a load stage's delay is the largest latency of its transfers). A compute
+  takes ``sum(ops / rate) / occupancy`` cycles of its unit and is charged ``ops x pJ/op``.
+  Transfers of one step run concurrently; computes of one step run concurrently (entries on
+  the same unit share it).
+- Body pipeline with ``depth`` stages: the load of tile ``k`` may start when the transfers of
+  load ``k-1`` are done and tile ``k-depth`` has finished computing (input stage free), so up
+  to ``depth`` loads are in flight; the compute of ``k`` starts when its data is usable,
+  compute ``k-1`` is done and the store of ``k-depth`` is done (output stage free); the store
+  of ``k`` starts when compute ``k`` and store ``k-1`` are done. ``depth=1`` serializes load
+  and compute. The effective depth is clamped to the number of ``buffer_bytes`` tiles that
+  fit in the slot's share of ``staging_level``.
 - Prologue, body and epilogue of an item run one after the other; a slot runs one item at a
   time and takes the next unstarted item (in index order) when it becomes free.
 - A phase starts when the phases named in ``after`` have finished (``None``: the previous

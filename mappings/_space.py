@@ -5,8 +5,10 @@ factor ``t[r]`` and a spatial factor ``s[r]`` (at most one rank per mesh axis), 
 factor ``ceil(size[r] / (t[r] * s[r]))``, and a DRAM loop order. :func:`batch_metrics`
 evaluates thousands of candidates at once with the same rules as :func:`mappings.lower` +
 :func:`archsim.estimate` for a one-phase program with one work item (reuse analysis for the
-DRAM<->buffer traffic; load/compute/store pipelined ``depth = 2``: ``L + C + S + (n-1) *
-max(L, C, S)``, never below the busiest port's total work). Tests hold the two equal.
+DRAM<->buffer traffic; load/compute/store pipelined with ``depth`` 2 or 1 and loads whose
+latency ``D`` follows their transfer ``L``: ``L + D + C + S + max((n-1) max(L, C, S), q J +
+r max(L, C, S))`` with ``q, r = divmod(n-1, depth)``, ``J = max(L + D + C, S + C)``, never
+below the busiest port's total work). Tests hold the two equal.
 """
 
 from __future__ import annotations
@@ -216,16 +218,20 @@ def batch_metrics(space: Space, c: Candidates) -> dict[str, np.ndarray]:
             n_load += 1
     used = np.prod(c.s, axis=1).astype(np.float64)
     comp = space.compute_cycles_full * (space.mesh[0] * space.mesh[1]) / used / trips
-    lt = np.where(loads > 0, space.dram_lat + loads / min(space.dram_rd_bw, space.buf_wr_bw), 0.0)
+    # loads are pipelined (archsim.engine._pipeline): transfer, then the latency as a delay
+    lt = np.where(loads > 0, loads / min(space.dram_rd_bw, space.buf_wr_bw), 0.0)
+    dl = np.where(loads > 0, float(space.dram_lat), 0.0)
     st = np.where(stores > 0, space.buf_lat + stores / min(space.buf_rd_bw, space.dram_wr_bw), 0.0)
-    period = np.maximum(np.maximum(lt, comp), st)
     # lower() (staged_bytes) uses depth 2 only when the held tiles and two staged ones fit
     double = buf + staged <= space.cap_bytes
-    cycles = np.where(
-        double,
-        lt + comp + st + (trips - 1) * period,
-        np.maximum(trips * (lt + comp) + st, lt + trips * (comp + st)),
-    )
+    depth = np.where(double, 2, 1)
+    # archsim._estimate._body_time: one tile through every stage, then per further tile a
+    # chain step or, per ``depth`` tiles, a window cycle
+    chain = np.maximum(np.maximum(lt, comp), st)
+    cyc = np.maximum(lt + dl + comp, st + comp)
+    m = trips - 1
+    q = m // depth
+    cycles = lt + dl + comp + st + np.maximum(m * chain, q * cyc + (m - q * depth) * chain)
     busiest = np.maximum(
         np.maximum(
             loads / min(space.dram_rd_bw, space.buf_wr_bw),

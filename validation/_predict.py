@@ -292,7 +292,7 @@ def _engine_time_s(
     from archsim.engine import simulate
     from mappings._gpu import costs_to_program  # the GPU part's own lowering
 
-    program = costs_to_program(name, costs, model, arch, op)  # type: ignore[arg-type]
+    program = costs_to_program(name, costs, model, arch, op, pipelined_loads=True)  # type: ignore[arg-type]
     res = estimate(program, arch) if engine == "analytic" else simulate(program, arch)
     return float(res.seconds)
 

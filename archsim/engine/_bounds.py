@@ -8,7 +8,9 @@ it. The engine may then report the midpoint ``(L + U) / 2``, whose error is at m
 
 NOTE: why the bounds hold.
 
-*Stage times.* A stage's jobs each start ``latency`` after the stage starts. On a server
+*Stage times.* A stage's jobs each start ``latency`` after the stage starts (loads: with
+the stage, their latency being a delay after the stage that holds no server; see
+``archsim.engine._pipeline``). On a server
 instance the engine keeps private (one slot, one stage kind) a stage's jobs are folded in
 arrival order (``e = max(e, latency) + work / capacity``): that is exact. On a shared
 (processor-sharing) instance a job advances at ``capacity / n`` with ``n`` its current
@@ -20,10 +22,11 @@ another), so at most ``J`` of its jobs are on the instance, ``J`` the most over 
 three stages together and over any one prologue or epilogue stage. A stage ends when its
 last job ends, so each stage's duration lies in ``[lo, hi]``, whatever the other slots do.
 
-*Items.* A slot's body is the max-plus recurrence of ``ItemRun._pump`` (load ``k`` after
-load ``k-1`` and compute ``k-depth``; compute ``k`` after compute ``k-1``, load ``k`` and
-store ``k-depth``; store ``k`` after store ``k-1`` and compute ``k``), which is monotone in
-the stage durations; prologue and epilogue stages run one after another. So an item of
+*Items.* A slot's body is the max-plus recurrence of ``ItemRun._pump`` (load ``k``'s
+transfers after those of load ``k-1`` and compute ``k-depth``; compute ``k`` after compute
+``k-1``, load ``k``'s transfers plus the fixed delay, and store ``k-depth``; store ``k``
+after store ``k-1`` and compute ``k``), which is monotone in the stage durations; prologue
+and epilogue stages run one after another (a load: transfers, then delay). So an item of
 ``n`` trips takes between ``l(n)`` and ``u(n)``, the recurrence with all ``lo`` and with
 all ``hi`` durations.
 
@@ -55,7 +58,7 @@ _SLACK = 1e-9
 
 def _jobs(step: CompiledStep) -> list[list[tuple[float, float, int]]]:
     """``(latency, work, server)`` of every job of the load, compute and store stages."""
-    loads = [(max(lat, 0.0), b, s) for b, lat, sv in step.loads if b > 0 for s in sv]
+    loads = [(0.0, b, s) for b, _lat, sv in step.loads if b > 0 for s in sv]
     comps = [(0.0, w, s) for s, w in step.computes if w > 0]
     stores = [(max(lat, 0.0), b, s) for b, lat, sv in step.stores if b > 0 for s in sv]
     return [loads, comps, stores]
@@ -82,11 +85,12 @@ def _stage(
     return max(lo, fold), max(hi, fold)
 
 
-def _serial(durs: list[tuple[float, float]]) -> tuple[float, float]:
-    return sum(d[0] for d in durs), sum(d[1] for d in durs)
+def _serial(durs: list[tuple[float, float]], delay: float) -> tuple[float, float]:
+    """A prologue or epilogue: its stages one after another, the load's delay after it."""
+    return sum(d[0] for d in durs) + delay, sum(d[1] for d in durs) + delay
 
 
-def _body_ends(a: float, b: float, c: float, depth: int, n: int) -> np.ndarray:
+def _body_ends(a: float, b: float, c: float, depth: int, n: int, delay: float) -> np.ndarray:
     """Store end of tile ``k`` (``k < n``) for fixed stage durations (``ItemRun._pump``)."""
     le = np.zeros(n)
     ce = np.zeros(n)
@@ -95,7 +99,7 @@ def _body_ends(a: float, b: float, c: float, depth: int, n: int) -> np.ndarray:
     for k in range(n):
         ls = max(lprev, ce[k - depth] if k >= depth else 0.0)
         lprev = le[k] = ls + a
-        cs = max(cprev, lprev, se[k - depth] if k >= depth else 0.0)
+        cs = max(cprev, lprev + delay, se[k - depth] if k >= depth else 0.0)
         cprev = ce[k] = cs + b
         sprev = se[k] = max(sprev, cprev) + c
     return se
@@ -130,15 +134,16 @@ def phase_bounds(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[float, f
     nmax = {s: math.ceil(active / compiled.servers[s].instances) * per_slot[s] for s in servers}
     lo_hi = [_stage(stage, compiled, private, nmax) for stage in body]
     fixed = [0.0, 0.0]
-    for st in (pro, epi):
-        if st is not None:
-            d = _serial([_stage(stage, compiled, private, nmax) for stage in st])
+    for st, step in ((pro, cp.prologue), (epi, cp.epilogue)):
+        if st is not None and step is not None:
+            d = _serial([_stage(stage, compiled, private, nmax) for stage in st], step.load_delay)
             fixed[0] += d[0]
             fixed[1] += d[1]
     trips = p.trips_per_item()
     n = int(trips.max()) if trips.size else 0
-    lo_ends = _body_ends(lo_hi[0][0], lo_hi[1][0], lo_hi[2][0], cp.depth, n)
-    hi_ends = _body_ends(lo_hi[0][1], lo_hi[1][1], lo_hi[2][1], cp.depth, n)
+    dl = cp.body.load_delay
+    lo_ends = _body_ends(lo_hi[0][0], lo_hi[1][0], lo_hi[2][0], cp.depth, n, dl)
+    hi_ends = _body_ends(lo_hi[0][1], lo_hi[1][1], lo_hi[2][1], cp.depth, n, dl)
     lo_t = _item_times(lo_ends, trips, fixed[0])
     hi_t = _item_times(hi_ends, trips, fixed[1])
     # work on each server kind over its instances in use, at full capacity

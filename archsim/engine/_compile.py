@@ -53,7 +53,9 @@ class CompiledStep:
 
     ``loads``/``stores``: tuples of ``(bytes, latency_cycles, server_indices)``;
     ``computes``: tuples of ``(server_index, work_cycles)``; ``*_time``: the stage's time for
-    one slot alone (exact lower bound used by the estimator); ``work``: per-server work of one
+    one slot alone (exact lower bound used by the estimator), for loads their transfers only
+    (pipelined loads: see ``archsim.engine._pipeline``), ``load_delay`` the cycles after them
+    until the data is usable (their largest latency); ``work``: per-server work of one
     occurrence (bytes or cycles) as ``{server_index: amount}``; ``self_period``: the largest
     ``work / capacity`` over servers (a slot's own per-tile floor when stages share a port).
     """
@@ -66,6 +68,7 @@ class CompiledStep:
     store_time: float
     work: dict[int, float]
     self_period: float = 0.0
+    load_delay: float = 0.0
 
     @cached_property
     def load_groups(self) -> tuple:
@@ -79,8 +82,8 @@ class CompiledStep:
 
     @property
     def serial_time(self) -> float:
-        """Load, compute and store one after the other, alone."""
-        return self.load_time + self.compute_time + self.store_time
+        """Load (transfers, then delay), compute and store one after the other, alone."""
+        return self.load_time + self.load_delay + self.compute_time + self.store_time
 
 
 def _group(transfers: tuple[tuple[float, float, tuple[int, ...]], ...]) -> tuple:
@@ -316,11 +319,12 @@ class _Builder:
             loads=loads,
             computes=computes,
             stores=stores,
-            load_time=self._stage_time(loads),
+            load_time=self._stage_time(tuple((b, 0.0, sv) for b, _lat, sv in loads)),
             compute_time=self._compute_time(computes),
             store_time=self._stage_time(stores),
             work=work,
             self_period=max((w / self.servers[sv].capacity for sv, w in work.items()), default=0.0),
+            load_delay=max((max(lat, 0.0) for b, lat, _sv in loads if b > 0), default=0.0),
         )
 
     def _stage_time(self, transfers: tuple[tuple[float, float, tuple[int, ...]], ...]) -> float:

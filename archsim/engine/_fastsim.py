@@ -58,12 +58,12 @@ _DEPTH, _HAS_PRO, _HAS_EPI, _NSRV, _HCAP, _ECAP = range(10, 16)
 _NQ, _QCAP, _QTOT = 36, 37, 38
 # offsets in IS of: plan nshared (9), plan group ranges (9 x 2), group job ranges (G x 2),
 # job server kinds (J), instance of (slot, server kind), server ints (ninst x 3), server heap
-# ints (ninst x H x 2: seq, slot * 4 + stage), slot state (slots x 12), jobs left (slots x 3),
+# ints (ninst x H x 2: seq, slot * 4 + stage), slot state (slots x _NCOL), jobs left (slots x 3),
 # freed slots (slots), trips (items)
 _O_PN, _O_PG, _O_GJ, _O_JS, _O_INST, _O_SI, _O_HI, _O_S, _O_LEFT, _O_FREE, _O_TRIPS = range(16, 27)
-# offsets in IS of FS tables: plan private ends (9), group latencies (G), job work (J),
-# capacities (ninst), server floats (ninst x 3), server heap virtual finishes (ninst x H),
-# stage deadlines (slots x 3)
+# offsets in IS of FS tables: plan private ends (9) then load delays (9), group latencies
+# (G), job work (J), capacities (ninst), server floats (ninst x 3), server heap virtual
+# finishes (ninst x H), stage deadlines (slots x 3)
 _O_PE, _O_GL, _O_JW, _O_CAP, _O_SF, _O_HV, _O_DL = range(27, 34)
 # offsets of the event queue, last in each array (it grows): ids and payloads in IS (2 per
 # entry), times in FS
@@ -77,6 +77,10 @@ _O_HO = 42
 _HDR = 48
 # slot state columns
 _N, _MODE, _PART, _KL, _KLD, _KC, _KCD, _KS, _KSD, _LOADING, _COMPUTING, _STORING = range(12)
+_NCOL = 12
+# a _DEADLINE event for "stage" _READY: a load's data is usable (ItemRun._on_ready); plan
+# p's load delay is at FS[IS[_O_PE] + 9 + p]
+_READY = 3
 _PRO, _BODY, _EPI = 0, 1, 2
 # server columns: floats (v, t_last, armed departure or NaN), ints (seq, generation, jobs)
 _V, _TLAST, _PENDAT = 0, 1, 2
@@ -344,7 +348,7 @@ _A_SERIAL, _A_AFTER_PRO, _A_PUMP, _A_AFTER_BODY, _A_FINISH, _A_START = range(6)
 @njit(cache=True)
 def _advance(IS, FS, now, slot, action, arg):  # pragma: no cover - numba
     """ItemRun's state machine from ``action`` (start, serial part, pump, ...) until it waits."""
-    o = IS[_O_S] + 12 * slot
+    o = IS[_O_S] + _NCOL * slot
     while True:
         if action == _A_START:
             if IS[_HAS_PRO]:
@@ -362,6 +366,13 @@ def _advance(IS, FS, now, slot, action, arg):  # pragma: no cover - numba
                     IS[o + _PART] = part
                     waiting = True
                     break
+                if part == 0:
+                    dly = FS[IS[_O_PE] + 9 + mode * 3]
+                    if dly > 0.0:
+                        IS[o + _PART] = 0
+                        _push(IS, FS, now + dly, _DEADLINE, slot, _READY, 0)
+                        waiting = True
+                        break
                 part += 1
             if waiting:
                 return
@@ -396,7 +407,11 @@ def _advance(IS, FS, now, slot, action, arg):  # pragma: no cover - numba
                     IS[o + _KL] = kl + 1
                     if _stage(IS, FS, now, slot, 0, 3):
                         IS[o + _LOADING] = 0
-                        IS[o + _KLD] += 1
+                        dly = FS[IS[_O_PE] + 12]
+                        if dly > 0.0:
+                            _push(IS, FS, now + dly, _DEADLINE, slot, _READY, 0)
+                        else:
+                            IS[o + _KLD] += 1
                     progressed = True
             if IS[o + _KSD] == n:
                 action = _A_AFTER_BODY
@@ -426,12 +441,24 @@ def _advance(IS, FS, now, slot, action, arg):  # pragma: no cover - numba
 
 @njit(cache=True)
 def _stage_end(IS, FS, now, slot, k):  # pragma: no cover - numba
-    """ItemRun._stage_end."""
-    o = IS[_O_S] + 12 * slot
-    if IS[o + _MODE] == _BODY:
+    """ItemRun._stage_end (``k`` = _READY: ItemRun._on_ready)."""
+    o = IS[_O_S] + _NCOL * slot
+    mode = IS[o + _MODE]
+    if k == _READY:
+        if mode == _BODY:
+            IS[o + _KLD] += 1
+            _advance(IS, FS, now, slot, _A_PUMP, 0)
+        else:
+            _advance(IS, FS, now, slot, _A_SERIAL, IS[o + _PART] + 1)
+        return
+    if mode == _BODY:
         if k == 0:
             IS[o + _LOADING] = 0
-            IS[o + _KLD] += 1
+            dly = FS[IS[_O_PE] + 12]
+            if dly > 0.0:
+                _push(IS, FS, now + dly, _DEADLINE, slot, _READY, 0)
+            else:
+                IS[o + _KLD] += 1
         elif k == 1:
             IS[o + _COMPUTING] = 0
             IS[o + _KCD] += 1
@@ -440,19 +467,24 @@ def _stage_end(IS, FS, now, slot, k):  # pragma: no cover - numba
             IS[o + _KSD] += 1
         _advance(IS, FS, now, slot, _A_PUMP, 0)
     else:
+        if k == 0:
+            dly = FS[IS[_O_PE] + 9 + mode * 3]
+            if dly > 0.0:
+                _push(IS, FS, now + dly, _DEADLINE, slot, _READY, 0)
+                return
         _advance(IS, FS, now, slot, _A_SERIAL, IS[o + _PART] + 1)
 
 
 @njit(cache=True)
 def _launch(IS, FS, now, slot):  # pragma: no cover - numba
     """PhaseRun._launch: give ``slot`` the next item (and the next while items take no time)."""
-    o = IS[_O_S] + 12 * slot
+    o = IS[_O_S] + _NCOL * slot
     while IS[_NEXT] < IS[_ITEMS]:
         j = IS[_NEXT]
         IS[_NEXT] = j + 1
         IS[_SYNC] = 0
         IS[_LAUNCHING] = 1
-        for c in range(12):
+        for c in range(_NCOL):
             IS[o + c] = 0
         IS[o + _N] = IS[IS[_O_TRIPS] + j]
         _advance(IS, FS, now, slot, _A_START, 0)
@@ -590,7 +622,7 @@ def run_phase(
         for step in (cp.prologue, cp.body, cp.epilogue)
     ]
     pn = np.zeros(9, dtype=np.int64)
-    pe = np.zeros(9)
+    pe = np.zeros(18)
     pg = np.zeros((9, 2), dtype=np.int64)
     gl: list[float] = []
     gj: list[tuple[int, int]] = []
@@ -604,6 +636,7 @@ def run_phase(
             q = m * 3 + k
             pn[q] = plan.nshared
             pe[q] = plan.private_end
+            pe[9 + q] = plan.delay
             pg[q, 0] = len(gl)
             for lat, jobs in plan.shared:
                 gl.append(lat)
@@ -642,7 +675,7 @@ def run_phase(
         inst.ravel(),
         np.zeros(3 * ninst, dtype=np.int64),
         np.zeros(2 * nheap, dtype=np.int64),
-        np.zeros(12 * slots1, dtype=np.int64),
+        np.zeros(_NCOL * slots1, dtype=np.int64),
         np.zeros(3 * slots1, dtype=np.int64),
         np.zeros(slots1, dtype=np.int64),
         trips,
@@ -654,7 +687,7 @@ def run_phase(
     qcap = slots1 * max(len(gl), 1) + 2  # one pending event per slot and group at most
     ints += [qg, np.zeros(nq * (2 + 2 * qcap), dtype=np.int64), ho[:-1]]
     # most events one event's callbacks can schedule (the queue grows to keep this free)
-    margin = slots1 * 9 * (len(gl) + len(jw) + 2) + ninst + 16
+    margin = slots1 * 9 * (len(gl) + len(jw) + 3) + ninst + 16
     ecap = 1024 + 2 * margin
     ints.append(np.zeros(2 * ecap, dtype=np.int64))
     sf = np.zeros((ninst, 3))

@@ -15,6 +15,14 @@ until ``e = max(e, t_i) + w_i / capacity`` folded over the jobs, whatever the or
 it serves them; the stage needs only its last job, so the private part of a stage ends at a
 time fixed when the stage starts (:attr:`StagePlan.private_end`). A stage on private
 instances only is then one SimPy timeout instead of a job per transfer and server.
+
+*Loads are pipelined* (asynchronous copies: cp.async / TMA stages, DMA engines): a load
+stage's transfers all start when the stage starts and occupy their bandwidth servers for
+the transfer only; the slot's load port is free again when they end, so the next tile's
+load may start then (within the window: at most ``depth`` tiles loaded or loading but not
+yet computed); the data becomes usable :attr:`StagePlan.delay` cycles later (the source's
+latency, a delay that holds no server and no port). A serial load (prologue, epilogue) is
+its transfers then its delay. Stores keep latency-then-transfer.
 """
 
 from __future__ import annotations
@@ -55,14 +63,18 @@ class StagePlan:
         Number of those jobs.
     private_end
         Cycles after the stage start at which its work on private servers is done (0: none).
+    delay
+        Loads: cycles after the stage's transfers end until its data is usable (the largest
+        latency of its transfers; holds no server). 0 for computes and stores.
     """
 
-    __slots__ = ("shared", "nshared", "private_end")
+    __slots__ = ("shared", "nshared", "private_end", "delay")
 
-    def __init__(self, shared: tuple, nshared: int, private_end: float) -> None:
+    def __init__(self, shared: tuple, nshared: int, private_end: float, delay: float = 0.0) -> None:
         self.shared = shared
         self.nshared = nshared
         self.private_end = private_end
+        self.delay = delay
 
 
 def _plan(
@@ -98,7 +110,11 @@ def step_plans(
         )
 
     computes = _plan([(0.0, w, s) for s, w in step.computes], private, cap)
-    return transfers(step.loads), computes, transfers(step.stores)
+    # loads: every transfer starts with the stage, then the latency as a delay (see the
+    # module docstring)
+    loads = _plan([(0.0, nb, s) for nb, _lat, sv in step.loads for s in sv], private, cap)
+    loads.delay = step.load_delay
+    return loads, computes, transfers(step.stores)
 
 
 class PhasePlans:
@@ -289,10 +305,27 @@ class ItemRun:
     def _on_deadline(self, ev: Ev) -> None:
         self._stage_end(ev.data)
 
+    def _on_ready(self, ev: Ev) -> None:
+        """A load's data is usable (its delay after the transfers has passed)."""
+        if self.mode == _BODY:
+            self.kl_done += 1
+            if self.steady:
+                self.le.append(self.env._now)
+            self._pump()
+        else:
+            self._serial(self.part + 1)
+
     def _stage_end(self, k: int) -> None:
         if self.mode == _BODY:
             if k == 0:
                 self.loading = False
+                delay = self.body[0].delay
+                if delay > 0.0:  # the port is free: the next load may start
+                    if self.tr:
+                        self._span(0, self.kl - 1)
+                    self.clock.after(delay, self._on_ready, None)
+                    self._pump()
+                    return
                 self.kl_done += 1
                 if self.steady:
                     self.le.append(self.env._now)
@@ -309,6 +342,10 @@ class ItemRun:
                 self._span(k)
             self._pump()
         else:
+            plans = self.prologue if self.mode == _PROLOGUE else self.epilogue
+            if k == 0 and plans[0].delay > 0.0:  # type: ignore[index]
+                self.clock.after(plans[0].delay, self._on_ready, None)  # type: ignore[index]
+                return
             self._serial(self.part + 1)
 
     # ---- serial steps (prologue / epilogue) -------------------------------------------------
@@ -328,6 +365,10 @@ class ItemRun:
         while part < 3:
             if not self._stage(part, plans[part]):
                 self.part = part
+                return
+            if part == 0 and plans[0].delay > 0.0:
+                self.part = 0
+                self.clock.after(plans[0].delay, self._on_ready, None)
                 return
             part += 1
         if self.mode == _PROLOGUE:
@@ -407,17 +448,23 @@ class ItemRun:
                 self.kl += 1
                 self.t_start[0] = self.env._now
                 if self._stage(0, lp):
-                    self._load_finish()
+                    if lp.delay > 0.0:
+                        self.loading = False
+                        self.clock.after(lp.delay, self._on_ready, None)
+                    else:
+                        self._load_finish()
                 progressed = True
         if self.ks_done == n and not self.stopped:
             self._after_body()
 
-    def _span(self, k: int) -> None:
+    def _span(self, k: int, tile: int | None = None) -> None:
+        """Trace the stage ``k`` that ends now (loads: their transfers)."""
         now = self.env._now
         if self.t_start[k] < now:
             ctx = self.ctx
             name, args = ctx.labels.stage[_BODY][k]  # type: ignore[union-attr,index]
-            tile = (self.kl_done, self.kc_done, self.ks_done)[k] - 1
+            if tile is None:
+                tile = (self.kl_done, self.kc_done, self.ks_done)[k] - 1
             args = {**args, "item": self.item, "tile": tile}
             lane = (ctx.slot, _STAGE_NAMES[k])
             self.clock.span(ctx.pid, lane, name, self.t_start[k], now, args)
@@ -459,7 +506,9 @@ class ItemRun:
         load, compute and store completions of tiles ``k-depth .. k`` are each exactly one
         period ``P`` after those of the tile before, the recurrence's state has shifted by
         ``P`` and every later tile repeats it, so tile ``n-1``'s store ends at
-        ``se[k] + (n-1-k) * P``.
+        ``se[k] + (n-1-k) * P``. Pipelined loads keep this: ``le`` holds the times the data
+        became usable, each its transfers' end plus the constant delay, so the transfers' ends
+        shift by ``P`` too.
         """
         k = self.ks_done - 1
         w = self.d + 1

@@ -86,7 +86,13 @@ def gpu_plan(
     """
     pred = evaluate_op(costs, model)
     program = costs_to_program(
-        f"{name}:{workload.name}", costs, model, arch, pred, dtype=dtype_of(workload)
+        f"{name}:{workload.name}",
+        costs,
+        model,
+        arch,
+        pred,
+        dtype=dtype_of(workload),
+        pipelined_loads=True,
     )
     meta = {**program.meta, "dataflow": name, **(extra_meta or {})}
     finish = partial(with_board_energy, model, program.meta, arch.dram.name)

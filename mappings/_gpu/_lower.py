@@ -24,16 +24,16 @@ Same physical quantities as the analytic model (:mod:`archsim.gpu`):
   efficiency and any non-overlapped softmax included); the real MAC count is in ``meta``.
 - *Launch overhead.* Each kernel is preceded by a one-slot phase that takes its fixed
   launch/gap time (``launch_s`` for the first kernel, ``gap_s`` for the others).
-- *Bytes in flight.* The engine runs one load per slot at a time, latency then transfer
-  (``archsim/program.py``), so by default an engine tile is what one CTA keeps in flight
-  (the model's per-CTA stream bandwidth x the DRAM latency): uniform K-loop trips are
-  merged, big trips split. NOTE: with every slot in lockstep this pays the latency *and*
-  the shared-bandwidth transfer per tile, one after the other, where a CTA's cp.async /
-  TMA stages overlap them: memory-bound kernels (decode, skinny GEMMs) run 15-50% long.
-  ``pipelined_loads=True`` lowers the real pipeline instead -- one engine load per stage
-  buffer (a model trip), ``depth`` = the kernel's stages -- for an engine that lets a slot
-  start its next load when the previous transfer is done and counts the latency as a
-  delay before the data is usable (several loads in flight).
+- *Bytes in flight.* The engine pipelines a slot's loads (``archsim.engine._pipeline``): a
+  load holds its bandwidth servers for its transfer only, the next may start when it ends
+  (up to ``depth`` tiles loaded but not computed), and its data is usable the latency
+  later. ``pipelined_loads=True`` (what ``mappings`` and ``archsim validate`` use) lowers
+  the kernel's real pipeline on it: one engine load per stage buffer (a model trip),
+  ``depth`` = the kernel's stages, so cp.async / TMA stages overlap latency and transfer.
+  The default (False) keeps the older lowering for an engine that held a slot's port for
+  latency and transfer: an engine tile is what one CTA keeps in flight (the model's
+  per-CTA stream bandwidth x the DRAM latency), uniform K-loop trips merged, big trips
+  split.
 - *Writes.* Stores land in L2 (write-back); dirty lines go to DRAM when later fills evict
   them. So a kernel's DRAM writes ride with its loads: a streaming kernel writes its share
   with each chunk it reads, a tiled kernel's output drains over its trips (the mean per
@@ -159,7 +159,7 @@ def kernel_phase(
     ``pipelined_loads``: one engine load per shared-memory stage and ``depth`` = stages (a
     CTA's cp.async / TMA pipeline), for an engine that keeps several loads of a slot in
     flight; False: one engine load of all the bytes a CTA keeps in flight, one latency each
-    (the engine's semantics today). See module notes, "Bytes in flight".
+    (the lowering for one load in flight per slot). See module notes, "Bytes in flight".
     """
     dram, l2, smem = _level(arch, "HBM", "DRAM"), _level(arch, "L2"), _level(arch, "SMEM")
     lat_s = _dram_latency_s(arch, model)
