@@ -140,6 +140,36 @@ def _push_q(IS, FS, q, t, typ, a, b, c):  # pragma: no cover - numba
     IS[_QTOT] += 1
 
 
+@njit(cache=True, inline="always")
+def _refill_root(IS, FS, ov, oh, n):  # pragma: no cover - numba
+    """After a pop from a binary min-heap of ``n + 1`` entries (keys ``FS[ov + k]``, tie-break
+    sequence ``IS[oh + 2k]``, payload ``IS[oh + 2k + 1]``): move entry ``n`` into the emptied
+    root and sift it down (the two heaps of this module share this layout)."""
+    lv = FS[ov + n]
+    ls = IS[oh + 2 * n]
+    lc = IS[oh + 2 * n + 1]
+    pos = 0
+    while True:
+        c = 2 * pos + 1
+        if c >= n:
+            break
+        if c + 1 < n and (
+            FS[ov + c + 1] < FS[ov + c]
+            or (FS[ov + c + 1] == FS[ov + c] and IS[oh + 2 * c + 2] < IS[oh + 2 * c])
+        ):
+            c += 1
+        if FS[ov + c] < lv or (FS[ov + c] == lv and IS[oh + 2 * c] < ls):
+            FS[ov + pos] = FS[ov + c]
+            IS[oh + 2 * pos] = IS[oh + 2 * c]
+            IS[oh + 2 * pos + 1] = IS[oh + 2 * c + 1]
+            pos = c
+        else:
+            break
+    FS[ov + pos] = lv
+    IS[oh + 2 * pos] = ls
+    IS[oh + 2 * pos + 1] = lc
+
+
 @njit(cache=True)
 def _pop(IS, FS):  # pragma: no cover - numba
     """Remove the earliest event (heap or FIFO): ``(t, kind, a, b, c)``."""
@@ -186,31 +216,8 @@ def _pop(IS, FS):  # pragma: no cover - numba
         c = pay >> 28
     n = IS[_HEAP] - 1
     IS[_HEAP] = n
-    if n == 0:
-        return t, typ, a, b, c
-    lt = FS[ot + n]
-    le = IS[oe + 2 * n]
-    lp = IS[oe + 2 * n + 1]
-    pos = 0
-    while True:
-        ch = 2 * pos + 1
-        if ch >= n:
-            break
-        if ch + 1 < n and (
-            FS[ot + ch + 1] < FS[ot + ch]
-            or (FS[ot + ch + 1] == FS[ot + ch] and IS[oe + 2 * ch + 2] < IS[oe + 2 * ch])
-        ):
-            ch += 1
-        if FS[ot + ch] < lt or (FS[ot + ch] == lt and IS[oe + 2 * ch] < le):
-            FS[ot + pos] = FS[ot + ch]
-            IS[oe + 2 * pos] = IS[oe + 2 * ch]
-            IS[oe + 2 * pos + 1] = IS[oe + 2 * ch + 1]
-            pos = ch
-        else:
-            break
-    FS[ot + pos] = lt
-    IS[oe + 2 * pos] = le
-    IS[oe + 2 * pos + 1] = lp
+    if n > 0:
+        _refill_root(IS, FS, ot, oe, n)
     return t, typ, a, b, c
 
 
@@ -247,31 +254,8 @@ def _hpop(IS, FS, i):  # pragma: no cover - numba
     got = IS[oh + 1]
     n = IS[si] - 1
     IS[si] = n
-    if n == 0:
-        return got
-    lv = FS[ov + n]
-    ls = IS[oh + 2 * n]
-    lc = IS[oh + 2 * n + 1]
-    pos = 0
-    while True:
-        c = 2 * pos + 1
-        if c >= n:
-            break
-        if c + 1 < n and (
-            FS[ov + c + 1] < FS[ov + c]
-            or (FS[ov + c + 1] == FS[ov + c] and IS[oh + 2 * c + 2] < IS[oh + 2 * c])
-        ):
-            c += 1
-        if FS[ov + c] < lv or (FS[ov + c] == lv and IS[oh + 2 * c] < ls):
-            FS[ov + pos] = FS[ov + c]
-            IS[oh + 2 * pos] = IS[oh + 2 * c]
-            IS[oh + 2 * pos + 1] = IS[oh + 2 * c + 1]
-            pos = c
-        else:
-            break
-    FS[ov + pos] = lv
-    IS[oh + 2 * pos] = ls
-    IS[oh + 2 * pos + 1] = lc
+    if n > 0:
+        _refill_root(IS, FS, ov, oh, n)
     return got
 
 
