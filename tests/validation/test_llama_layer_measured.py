@@ -55,8 +55,8 @@ def test_every_layer_trace_is_simulated_kernel_by_kernel(rec, h200):
     if rec["phase"] == "prefill":
         assert abs(err) <= 0.10  # the target for the whole layer
     else:
-        # NOTE: a known miss (README "Known gaps"): decode is under-predicted by 10-21%:
-        # tiny and strided element-wise kernels and cuDNN's B=1 decode run latency-bound.
+        # NOTE: a known miss (README, Validation): decode is under-predicted by 8-20%:
+        # tiny kernels and cuDNN's B=1 decode kernel run latency-bound.
         # This bound only guards against getting worse.
         assert -0.25 <= err < 0.0
 
