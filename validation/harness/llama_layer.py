@@ -38,7 +38,7 @@ import json
 import sys
 from pathlib import Path
 
-__all__ = ["LLAMA3_8B", "DecoderLayer", "main", "run_phase"]
+__all__ = ["LLAMA3_8B", "LLAMA3_70B", "SHAPES", "DecoderLayer", "main", "run_phase"]
 
 #: Llama-3-8B's decoder-layer shapes (Meta's config.json for Meta-Llama-3-8B).
 LLAMA3_8B = {
@@ -50,6 +50,12 @@ LLAMA3_8B = {
     "rms_eps": 1e-5,
     "rope_theta": 500000.0,
 }
+
+#: Llama-3-70B's decoder-layer shapes (Meta's config.json for Meta-Llama-3-70B).
+LLAMA3_70B = {**LLAMA3_8B, "d_model": 8192, "n_heads": 64, "ffn": 28672}
+
+#: ``--shapes`` name -> layer shapes.
+SHAPES = {"llama3-8b": LLAMA3_8B, "llama3-70b": LLAMA3_70B}
 
 
 def _rotate_half(x):  # noqa: ANN001, ANN202 - torch tensors
@@ -162,7 +168,15 @@ def _graph_timing(layer: DecoderLayer, x, pos: int, bench) -> dict:  # noqa: ANN
 
 
 def run_phase(
-    phase: str, *, batch: int, prompt: int, context: int, steps: int, backend: str, out_dir: Path
+    phase: str,
+    *,
+    batch: int,
+    prompt: int,
+    context: int,
+    steps: int,
+    backend: str,
+    out_dir: Path,
+    shapes: str = "llama3-8b",
 ) -> dict:
     """Time one phase (whole layer, CUDA events) and write its profiler trace; return the
     ``llama_layer`` record."""
@@ -172,11 +186,11 @@ def run_phase(
     from validation.harness.timing import bench
 
     tokens, pos = (prompt, 0) if phase == "prefill" else (1, context)
-    layer = DecoderLayer(batch, pos + tokens)
+    layer = DecoderLayer(batch, pos + tokens, cfg=SHAPES[shapes])
     gen = torch.Generator(device="cuda").manual_seed(1)
     x = torch.randn(batch, tokens, layer.cfg["d_model"], device="cuda", generator=gen)
     x = x.to(torch.bfloat16)
-    trace = out_dir / f"llama3_8b_layer_{phase}.trace.json"
+    trace = out_dir / f"{shapes.replace('-', '_')}_layer_{phase}.trace.json"
     with torch.inference_mode(), _sdpa_context(backend):
         timing = bench(lambda: layer(x, pos))
         graph = _graph_timing(layer, x, pos, bench)
@@ -194,7 +208,7 @@ def run_phase(
     return {
         "kind": "llama_layer",
         "phase": phase,
-        "model_shapes": "llama3-8b",
+        "model_shapes": shapes,
         "B": batch,
         "S": tokens,
         "context": pos + tokens,
@@ -226,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--sdpa-backend", choices=("auto", "flash", "efficient", "cudnn"), default="auto"
     )
+    ap.add_argument("--shapes", choices=sorted(SHAPES), default="llama3-8b", help="layer shapes")
     ap.add_argument(
         "--phases", nargs="*", choices=("prefill", "decode"), default=["prefill", "decode"]
     )
@@ -247,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
                     context=args.context,
                     steps=args.profiled_steps,
                     backend=args.sdpa_backend,
+                    shapes=args.shapes,
                     out_dir=out_dir,
                 )
             except Exception as exc:  # noqa: BLE001 - one failing phase must not end the run
