@@ -2,8 +2,8 @@
 
 Tolerances: the paper's 4.7x runtime and 4.3x energy efficiency (abstract) are information
 checks, because the CGRA's clock and array and the FPGA's clock and energies are assumptions
-(``_push_memory.ASSUMPTIONS``); today the model gives 1.65x (3.0x with an ideal host memory)
-and 7.1x, a documented miss. Every
+(``_push_memory.ASSUMPTIONS``); today the model gives 2.01x (3.0x with an ideal host memory)
+and 7.1x, a documented miss (1.65x before the event engine pipelined its loads, 2026-12-05). Every
 model figure is held within 5% of what it gave when this test was written, so a model change is
 seen. Behaviour: the stencil cascades compute the convolution, the push memory sustains one
 window per cycle, the image leaves DRAM once, the line buffer is bounded by the push memory's
@@ -39,12 +39,12 @@ from workloads import execute, parse_cascade
 
 #: Model values of the fast run when this test was written (drift reference, not targets).
 MODEL_FAST = {
-    "runtime_ratio_vs_fpga": 1.650,
+    "runtime_ratio_vs_fpga": 2.011,
     "runtime_ratio_vs_fpga_ideal_host": 2.997,
     "energy_ratio_vs_fpga": 7.1,
     "energy_ratio_vs_fpga_with_dram": 1.229,
 }
-MODEL_RUNTIME_BY_APP = {"gaussian": 1.927, "conv3x3": 2.948, "depthwise3x3": 0.791}
+MODEL_RUNTIME_BY_APP = {"gaussian": 2.260, "conv3x3": 2.948, "depthwise3x3": 1.221}
 DRIFT = 0.05
 
 
@@ -126,8 +126,10 @@ def test_a_host_bandwidth_bound_layer_loses_the_clock_advantage():
     dw = next(a for a in APPS if a.name == "depthwise3x3")
     c = run_app(dw, cgra())
     host_s = c["dram_bytes"] / cgra().level("DRAM").read_bw_bytes_per_s
-    assert c["seconds"] >= host_s  # the shared 19.2 GB/s host bounds the CGRA
-    assert run_app(dw, fpga())["seconds"] < c["seconds"]
+    # the shared 19.2 GB/s host bounds the CGRA: it runs at that bound, not at its clock
+    assert host_s <= c["seconds"] <= 1.05 * host_s
+    ratios = {a.name: run_app(a, fpga())["seconds"] / run_app(a, cgra())["seconds"] for a in APPS}
+    assert min(ratios, key=ratios.__getitem__) == "depthwise3x3"
 
 
 def _with_push_memory(arch: Architecture, capacity: int) -> Architecture:

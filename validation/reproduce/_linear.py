@@ -149,7 +149,7 @@ def _row(s: int, figure: dict[int, float]) -> Row:
 
 
 def _bounds(kernels: list[dict[str, object]]) -> str:
-    """What bounds each kernel, in launch order (``dram x9+compute`` for long runs)."""
+    """What bounds each kernel, in launch order (``dram x7+compute x3`` for long runs)."""
     names = [str(k.get("bound", "")) for k in kernels]
     if len(names) <= 2:
         return "+".join(names)
