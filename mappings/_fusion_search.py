@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 
 from archsim.errors import MappingError
 from mappings._fit import pick_units, runs_on, unit_mesh
-from mappings._mappers import TIE_BREAK, RankedMapping, register_mapper
+from mappings._mappers import TIE_BREAK, RankedMapping, objective_value, register_mapper
 from mappings._mapping import FusionGroup, LevelMapping, Mapping
 from mappings._roles import is_contraction
 from mappings._splits import apply_splits
@@ -244,25 +244,8 @@ def fusion_mapper(
     out = []
     for k, (m, r) in enumerate(scored[:top]):
         sim = int(simulate(programs[id(m)], arch).cycles) if k < rescore else None
-        out.append(
-            RankedMapping(
-                mapping=m,
-                cycles=float(r.cycles),
-                energy_j=float(r.energy_j),
-                dram_bytes=float(r.dram_bytes),
-                objective=_objective(r, objective),
-                simulated_cycles=sim,
-            )
-        )
+        out.append(RankedMapping.scored(m, r, objective, sim))
     return out
-
-
-def _objective(r: Result, objective: str) -> float:
-    if objective in ("latency", "pareto"):
-        return float(r.cycles)
-    if objective == "energy":
-        return float(r.energy_j)
-    return float(r.energy_j) * float(r.seconds)
 
 
 #: Whole-cascade mappings whose objective is within this fraction of the best remaining one
@@ -276,14 +259,14 @@ def _rank_with_ties(scored: list, objective: str) -> list:
     """``(mapping, result)`` pairs best first: repeatedly take the entries within
     :data:`FUSION_TIE_RTOL` of the best remaining objective, ordered by the tie-break."""
     nxt = TIE_BREAK.get(objective)
-    rest = sorted(scored, key=lambda mr: _objective(mr[1], objective))
+    rest = sorted(scored, key=lambda mr: objective_value(mr[1], objective))
     out: list = []
     while rest:
-        edge = _objective(rest[0][1], objective) * (1 + FUSION_TIE_RTOL)
-        tied = [mr for mr in rest if _objective(mr[1], objective) <= edge]
-        rest = [mr for mr in rest if _objective(mr[1], objective) > edge]
+        edge = objective_value(rest[0][1], objective) * (1 + FUSION_TIE_RTOL)
+        tied = [mr for mr in rest if objective_value(mr[1], objective) <= edge]
+        rest = [mr for mr in rest if objective_value(mr[1], objective) > edge]
         if nxt:
-            tied.sort(key=lambda mr: _objective(mr[1], nxt))
+            tied.sort(key=lambda mr: objective_value(mr[1], nxt))
         out.extend(tied)
     return out
 

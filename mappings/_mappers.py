@@ -34,7 +34,7 @@ from mappings._mapping import Mapping
 from mappings._space import Candidates, Space, batch_metrics, build_space, tile_choices, to_group
 
 if TYPE_CHECKING:
-    from archsim import Architecture
+    from archsim import Architecture, Result
     from workloads import Workload
 
 __all__ = [
@@ -73,6 +73,20 @@ class RankedMapping:
     """Value of the objective (cycles, joules, or joule-seconds), lower is better."""
     simulated_cycles: int | None = None
     """Event-engine cycles (``archsim.simulate``) for the re-scored best few, else None."""
+
+    @classmethod
+    def scored(
+        cls, mapping: Mapping, result: Result, objective: str, simulated_cycles: int | None = None
+    ) -> RankedMapping:
+        """``mapping`` with ``result``'s metrics (an estimate) and its ``objective`` value."""
+        return cls(
+            mapping,
+            float(result.cycles),
+            float(result.energy_j),
+            float(result.dram_bytes),
+            objective_value(result, objective),
+            simulated_cycles,
+        )
 
     def describe(self) -> str:
         """One line: the searched group's factors and DRAM order."""
@@ -259,11 +273,7 @@ def finish(
         if key in seen:
             continue
         seen.add(key)
-        r = estimate(lower(workload, m, arch), arch)
-        obj = {"latency": r.cycles, "energy": r.energy_j, "edp": r.seconds * r.energy_j}[objective]
-        ranked.append(
-            RankedMapping(m, float(r.cycles), float(r.energy_j), float(r.dram_bytes), float(obj))
-        )
+        ranked.append(RankedMapping.scored(m, estimate(lower(workload, m, arch), arch), objective))
         if len(ranked) >= top:
             break
     keys = np.array([(x.objective, _second(x, objective)) for x in ranked]).reshape(-1, 2)
@@ -277,6 +287,16 @@ def finish(
             )
         out.append(rm)
     return out
+
+
+def objective_value(r: Result, objective: str) -> float:
+    """A result's value of ``objective`` (lower is better): cycles for ``latency`` (and for
+    ``pareto``, whose front is ranked by latency), joules, or joule-seconds for ``edp``."""
+    if objective in ("latency", "pareto"):
+        return float(r.cycles)
+    if objective == "energy":
+        return float(r.energy_j)
+    return float(r.energy_j) * float(r.seconds)
 
 
 def _second(rm: RankedMapping, objective: str) -> float:

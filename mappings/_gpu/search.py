@@ -129,7 +129,7 @@ def gpu_search(
     """
     from archsim import simulate
     from archsim._estimate import estimate
-    from mappings._fusion_search import _objective, _rank_with_ties
+    from mappings._fusion_search import _rank_with_ties
 
     if objective not in ("latency", "energy", "edp", "pareto"):
         raise MappingError(
@@ -190,16 +190,7 @@ def gpu_search(
     out = []
     for k, (m, r, plan) in enumerate(ranked[:top]):
         sim = int(simulate(plan.program, arch).cycles) if k < rescore else None
-        out.append(
-            RankedMapping(
-                mapping=m,
-                cycles=float(r.cycles),
-                energy_j=float(r.energy_j),
-                dram_bytes=float(r.dram_bytes),
-                objective=_objective(r, objective),
-                simulated_cycles=sim,
-            )
-        )
+        out.append(RankedMapping.scored(m, r, objective, sim))
     counts["seconds"] = time.perf_counter() - t0
     if stats is not None:
         stats.update(counts)
