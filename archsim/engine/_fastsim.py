@@ -102,18 +102,7 @@ def _push(IS, FS, t, typ, a, b, c):  # pragma: no cover - numba
     oe = IS[_O_EI]
     pos = IS[_HEAP]
     IS[_HEAP] = pos + 1
-    while pos > 0:
-        par = (pos - 1) >> 1
-        pt = FS[ot + par]
-        if pt < t or (pt == t and IS[oe + 2 * par] < eid):
-            break
-        FS[ot + pos] = pt
-        IS[oe + 2 * pos] = IS[oe + 2 * par]
-        IS[oe + 2 * pos + 1] = IS[oe + 2 * par + 1]
-        pos = par
-    FS[ot + pos] = t
-    IS[oe + 2 * pos] = eid
-    IS[oe + 2 * pos + 1] = pay
+    _sift_up(IS, FS, ot, oe, pos, t, eid, pay)
 
 
 @njit(cache=True)
@@ -138,6 +127,24 @@ def _push_q(IS, FS, q, t, typ, a, b, c):  # pragma: no cover - numba
     FS[IS[_O_QT] + q * qcap + pos] = t
     IS[base + 1] += 1
     IS[_QTOT] += 1
+
+
+@njit(cache=True, inline="always")
+def _sift_up(IS, FS, ov, oh, pos, v, seq, code):  # pragma: no cover - numba
+    """Place ``(key v, tie-break seq, payload code)`` at the new leaf ``pos`` of a binary
+    min-heap laid out as in :func:`_refill_root` and sift it up."""
+    while pos > 0:
+        par = (pos - 1) >> 1
+        pv = FS[ov + par]
+        if pv < v or (pv == v and IS[oh + 2 * par] < seq):
+            break
+        FS[ov + pos] = pv
+        IS[oh + 2 * pos] = IS[oh + 2 * par]
+        IS[oh + 2 * pos + 1] = IS[oh + 2 * par + 1]
+        pos = par
+    FS[ov + pos] = v
+    IS[oh + 2 * pos] = seq
+    IS[oh + 2 * pos + 1] = code
 
 
 @njit(cache=True, inline="always")
@@ -230,18 +237,7 @@ def _hpush(IS, FS, i, v, seq, code):  # pragma: no cover - numba
     si = IS[_O_SI] + 3 * i + _SIZE
     pos = IS[si]
     IS[si] = pos + 1
-    while pos > 0:
-        par = (pos - 1) >> 1
-        pv = FS[ov + par]
-        if pv < v or (pv == v and IS[oh + 2 * par] < seq):
-            break
-        FS[ov + pos] = pv
-        IS[oh + 2 * pos] = IS[oh + 2 * par]
-        IS[oh + 2 * pos + 1] = IS[oh + 2 * par + 1]
-        pos = par
-    FS[ov + pos] = v
-    IS[oh + 2 * pos] = seq
-    IS[oh + 2 * pos + 1] = code
+    _sift_up(IS, FS, ov, oh, pos, v, seq, code)
 
 
 @njit(cache=True)
