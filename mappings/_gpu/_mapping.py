@@ -277,39 +277,20 @@ def _nz(d: AbcMapping[str, int]) -> dict[str, int]:
 
 
 def _check_structure(workload: Workload, mapping: Mapping, arch: Architecture) -> None:
-    """The general checks of :mod:`mappings._check` that apply to a GPU kernel mapping:
-    Einsums, levels, units, op kinds, factors, fan-out (the grid runs in waves)."""
-    from mappings import _check as chk
+    """The general checks of :func:`mappings._check.check_mapping` that apply to a GPU kernel
+    mapping (Einsums, levels, units, op kinds, factors, fan-out: the grid runs in waves; the
+    CTA's capacity is checked by the caller), plus: an Einsum is in one group only."""
+    from mappings._check import check_mapping
 
-    w = apply_splits(workload, mapping.splits)
-    einsums = [e.name for e in w.cascade.einsums]
-    seen: list[str] = []
+    seen: set[str] = set()
     for g, group in enumerate(mapping.groups):
-        path = f"groups[{g}]"
         for e in group.einsums:
-            if e not in einsums:
-                raise MappingError(
-                    "unknown Einsum", path=f"{path}.einsums", expected=f"one of {einsums}", got=e
-                )
             if e in seen:
                 raise MappingError(
-                    "Einsum mapped twice", path=f"{path}.einsums", expected="once", got=e
+                    "Einsum mapped twice", path=f"groups[{g}].einsums", expected="once", got=e
                 )
-            seen.append(e)
-        chk.compute_unit(arch, group)
-        chk._check_units(arch, group, path)
-        chk._check_op_kinds(arch, w, group, path)
-        chk._check_levels(arch, group, path)
-        chk._check_factors(group, group_ranks(w, group), path)
-        chk._check_spatial(arch, group, path)
-    missing = [e for e in einsums if e not in seen]
-    if missing:
-        raise MappingError(
-            "Einsums not mapped by any group",
-            path="groups",
-            expected="every Einsum in one group",
-            got=missing,
-        )
+            seen.add(e)
+    check_mapping(workload, mapping, arch, storage=False)
 
 
 def read_fused(
