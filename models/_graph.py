@@ -206,6 +206,17 @@ class _Builder:
     def gemm(self, name: str, m: int, k: int, n: int) -> Op:
         return Op(name, "gemm", {"M": m, "K": k, "N": n, "dtype_bits": self.bits})
 
+    def linear(self, name: str, m: int, k: int, n: int) -> list[Op]:
+        """A GEMM of the blocks and, for a model with biases, its ``n`` bias elements read in
+        the GEMM's epilogue (a ``fused_read``: no kernel of its own; with ``tp`` the
+        column-parallel GEMMs' biases are split, the row-parallel ones' are ``d_model``)."""
+        ops = [self.gemm(name, m, k, n)]
+        if self.s.bias:
+            nbytes = float(n * self.s.elt_bytes)
+            read = {"bytes": nbytes, "special": "fused_read", "info": "in the GEMM epilogue"}
+            ops.append(Op(f"{name}_bias", "bias", {}, **read))  # type: ignore[arg-type]  # by name
+        return ops
+
     def norm(self, name: str, width: int, rows: int | None = None) -> Op:
         rows = self.T if rows is None else rows
         return Op(name, self.s.norm, {"T": rows, "Dm": width, "dtype_bits": self.bits})
@@ -238,7 +249,8 @@ class _Builder:
             return []
         pages = math.ceil(self.seq / self.cp / self.page)
         nbytes = float(self.b_local * pages * 4)  # int32 entries, once per sequence
-        return [Op("block_table", "block_table", {}, bytes=nbytes, special="fused_read")]
+        info = "in the attention kernel"
+        return [Op("block_table", "block_table", {}, bytes=nbytes, special="fused_read", info=info)]
 
     def _attn_core(self) -> list[Op]:
         s, b = self.s, self.b_local
@@ -285,14 +297,14 @@ class _Builder:
     def _gqa(self) -> list[Op]:
         s, T = self.s, self.T
         qkv = (self.hq + self.hk) * s.head_dim + self.hk * s.v_head_dim
-        ops = [self.gemm("qkv_proj", T, s.d_model, qkv)]
+        ops = self.linear("qkv_proj", T, s.d_model, qkv)
         if s.rope:
             ops.append(self.ew("rope", "rope", T=T, H=self.hq + self.hk, D=s.head_dim))
         if s.family == "decoder":
             kv = self.hk * (s.head_dim + s.v_head_dim)
             ops.append(self.ew("kv_cache_write", "copy", T=T, C=kv))
         ops += self._attn_core()
-        ops.append(self.gemm("o_proj", T, self.hq * s.v_head_dim, s.d_model))
+        ops += self.linear("o_proj", T, self.hq * s.v_head_dim, s.d_model)
         return ops
 
     def _mla(self) -> list[Op]:
@@ -337,11 +349,11 @@ class _Builder:
         T, f, d = self.T, width // self.tp, self.s.d_model
         if self.s.ffn == "swiglu":
             act = self.ew(f"{prefix}_act", "silu_mul", T=T, F=f)
-            up = self.gemm(f"{prefix}_gate_up", T, d, 2 * f)
+            up = self.linear(f"{prefix}_gate_up", T, d, 2 * f)
         else:
             act = self.ew(f"{prefix}_act", "gelu", T=T, F=f)
-            up = self.gemm(f"{prefix}_up", T, d, f)
-        return [up, act, self.gemm(f"{prefix}_down", T, f, d)]
+            up = self.linear(f"{prefix}_up", T, d, f)
+        return [*up, act, *self.linear(f"{prefix}_down", T, f, d)]
 
     def moe(self) -> list[Op]:
         s, T = self.s, self.T

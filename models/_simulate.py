@@ -76,7 +76,7 @@ __all__ = ["OpRow", "ModelReport", "simulate_graph", "LATENCY_BOUND_UTIL"]
 #: classed ``latency`` bound (launch, fill/drain and per-kernel fixed costs dominate).
 LATENCY_BOUND_UTIL = 0.25
 
-_CACHE: dict[tuple[object, ...], tuple[float, float, float, str, str, bool]] = {}
+_CACHE: dict[tuple[object, ...], tuple[float, float, float, str, str, int]] = {}
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,8 @@ class OpRow:
     one device's ``(step, start s, duration s, thread)`` spans of one instance.
     ``hidden_s``: seconds of a collective that ran under the compute ops before it (not in
     ``seconds``, which is its exposed part); ``lead_s``: how long before the row's place in
-    the sequence it started (the time of those ops).
+    the sequence it started (the time of those ops). ``kernels``: GPU kernels one instance
+    launches (0 on other architectures, for a collective or a ``fused_read``).
     """
 
     stage: str
@@ -112,6 +113,7 @@ class OpRow:
     spans: tuple[tuple[int, float, float, int], ...] = ()
     hidden_s: float = 0.0
     lead_s: float = 0.0
+    kernels: int = 0
 
     @property
     def total_s(self) -> float:
@@ -137,6 +139,7 @@ def row(
     spans: tuple[tuple[int, float, float, int], ...] = (),
     hidden_s: float = 0.0,
     lead_s: float = 0.0,
+    kernels: int = 0,
 ) -> OpRow:
     """The :class:`OpRow` of one instance of ``op`` in ``stage``."""
     return OpRow(
@@ -155,6 +158,7 @@ def row(
         spans,
         hidden_s,
         lead_s,
+        kernels,
     )
 
 
@@ -201,6 +205,11 @@ class ModelReport:
         """Seconds of the step spent in exposed communication (collectives, and the link
         time of a ring not hidden under its computes; see the module doc)."""
         return sum(r.total_comm_s for r in self.rows)
+
+    @property
+    def kernels(self) -> int:
+        """GPU kernels one device launches in the step (0 on other architectures)."""
+        return sum(r.kernels * r.count * r.repeat for r in self.rows if r.bound != "unmapped")
 
     @property
     def energy_j(self) -> float:
@@ -250,7 +259,8 @@ class ModelReport:
         (one instance), ``total_s`` (all instances), ``share`` (of the step), ``energy_j``
         (all instances, all devices), ``comm_s`` (exposed communication) and ``hidden_s``
         (communication under independent compute), all instances, ``dram_bytes`` (one
-        instance, one device), ``bound, dataflow, note``."""
+        instance, one device), ``kernels`` (GPU kernels of one instance), ``bound, dataflow,
+        note``."""
         import pandas as pd
 
         lat = self.latency_s or float("nan")
@@ -269,6 +279,7 @@ class ModelReport:
                     "comm_s": r.total_comm_s,
                     "hidden_s": r.hidden_s * r.count * r.repeat,
                     "dram_bytes": r.dram_bytes,
+                    "kernels": r.kernels,
                     "bound": r.bound,
                     "dataflow": r.dataflow,
                     "note": r.note,
@@ -300,6 +311,7 @@ class ModelReport:
             "j_per_token": self.j_per_token,
             "comm_s": self.comm_s,
             "comm_share": self.comm_s / self.latency_s if self.latency_s else None,
+            "kernels": self.kernels,
             "kv_cache_bytes": kv_cache_bytes(g),
             "weight_bytes": g.model.param_count() * g.model.elt_bytes,
             "complete": self.complete,
@@ -468,7 +480,7 @@ def _capacity_notes(graph: ModelGraph, arch: Architecture) -> tuple[str, ...]:
 
 def _host_placement(
     workload: object, arch: Architecture
-) -> tuple[float, float, float, str, str, bool] | None:
+) -> tuple[float, float, float, str, str, int] | None:
     """An op no PIM dataflow maps, on the PIM module's host-side controller (module doc);
     None for a contraction (more MACs than elements moved: attention that no PIM dataflow
     maps, a grouped GEMM), which stays unmapped: the controller has no MAC array here."""
@@ -486,15 +498,15 @@ def _host_placement(
     energy += float(arch.leakage_w) * secs
     util = nbytes / (secs * _dram_bw(arch))
     bound = "memory" if util >= LATENCY_BOUND_UTIL else "latency"
-    return secs, energy, nbytes, bound, "host", False
+    return secs, energy, nbytes, bound, "host", 0
 
 
 def _simulate_op(
     op: Op, arch: Architecture, arch_key: object, engine: str
-) -> tuple[tuple[float, float, float, str, str, bool], bool]:
-    """(seconds, energy J, DRAM bytes, bound, dataflow-or-reason, launched) of one op
-    instance run alone (``launched``: its time includes a GPU kernel launch), and whether it
-    was simulated now (a cache miss)."""
+) -> tuple[tuple[float, float, float, str, str, int], bool]:
+    """(seconds, energy J, DRAM bytes, bound, dataflow-or-reason, kernels) of one op
+    instance run alone (``kernels``: GPU kernels it launches; its time includes the first
+    one's launch when > 0), and whether it was simulated now (a cache miss)."""
     from mappings import simulate_workload
 
     key = (arch_key, engine, op.key)
@@ -513,7 +525,7 @@ def _simulate_op(
     try:
         rep = simulate_workload(arch, workload, params=params, engine=engine, **flow)  # type: ignore[arg-type]  # engine: checked by simulate_workload
     except (MappingError, InfeasibleMappingError) as exc:
-        out = (0.0, 0.0, 0.0, "unmapped", str(exc), False)
+        out = (0.0, 0.0, 0.0, "unmapped", str(exc), 0)
         if arch.kind == "pim":
             from mappings._api import resolve_workload
 
@@ -521,14 +533,15 @@ def _simulate_op(
             out = host if host is not None else out
     else:
         r = rep.result
-        launched = any(str(k).startswith("launch:") for k in r.meta.get("phase_cycles", {}))
+        launches = sum(str(k).startswith("launch:") for k in r.meta.get("phase_cycles", {}))
+        kernels = len(r.meta.get("kernels", ())) or launches if launches else 0
         out = (
             float(r.seconds),
             float(r.energy_j),
             float(r.dram_bytes),
             _bound(r, arch),
             rep.dataflow,
-            launched,
+            kernels,
         )
     _CACHE[key] = out
     return out, True
@@ -604,16 +617,16 @@ def simulate_graph(
                     row(stage, op, secs, energy, 0.0, "comm", algo, note, secs, (), hidden, cover)
                 )
                 continue
-            if op.special == "fused_read":  # DRAM bytes inside the attention kernel, no launch
+            if op.special == "fused_read":  # DRAM bytes inside another op's kernel, no launch
                 secs = op.bytes / _dram_bw(a)
                 energy = op.bytes * float(a.dram.read_energy_pj_per_byte) * 1e-12
                 energy += static_w * secs
-                how = "in the attention kernel"
-                rows.append(row(stage, op, secs, energy, op.bytes, "memory", how))
+                rows.append(row(stage, op, secs, energy, op.bytes, "memory", op.info))
                 continue
             if op.gpu_dataflow and a.kind != "gpu":  # vLLM's v1/v2 kernels are GPU kernels
                 op = replace(op, name="paged_attn", gpu_dataflow=None, gpu_knobs=())
-            (secs, energy, dram, bound, how, launched), miss = _simulate_op(op, a, arch_key, engine)
+            (secs, energy, dram, bound, how, kernels), miss = _simulate_op(op, a, arch_key, engine)
+            launched = kernels > 0
             sims += miss
             if bound == "unmapped":
                 rows.append(row(stage, op, 0.0, 0.0, 0.0, "unmapped", "", how))
@@ -625,7 +638,7 @@ def simulate_graph(
             if op.special == "ring":
                 rows.append(_ring_row(stage, op, secs, energy, dram, bound, how, system, static_w))
                 continue
-            rows.append(row(stage, op, secs, energy, dram, bound, how))
+            rows.append(row(stage, op, secs, energy, dram, bound, how, kernels=kernels))
     if graph.page and a.kind == "gpu" and graph.page not in (8, 16, 32):
         notes += (
             f"vLLM's PagedAttention kernels are built for 8-, 16- and 32-token pages; the "

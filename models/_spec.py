@@ -21,6 +21,9 @@ from archsim.errors import SpecError
 __all__ = [
     "ModelError",
     "ModelSpec",
+    "GPT_PRESETS",
+    "GPT2_VOCAB",
+    "gpt_spec",
     "from_preset",
     "from_hf_config",
     "load_model",
@@ -71,6 +74,13 @@ class ModelSpec:
         the elements of one patch (input channels x patch volume; also the head's output).
     tied_embeddings
         The LM head reuses the embedding matrix (counted once in :meth:`param_count`).
+    bias
+        Every linear layer of the blocks (QKV, O, FFN up and down) adds a bias vector, and the
+        norms are LayerNorms with a gain and a bias (GPT-2 / GPT-3). The graph reads each bias
+        in its GEMM's epilogue (a ``fused_read`` row, no kernel of its own).
+    positions
+        Rows of a learned absolute position table (GPT-2: 1024, GPT-3: 2048); 0 = none or
+        not counted.
     dtype_bits
         Bits per weight/activation element (16 for bf16).
     source
@@ -104,6 +114,8 @@ class ModelSpec:
     text_dim: int = 0
     patch_dim: int = 0
     tied_embeddings: bool = False
+    bias: bool = False
+    positions: int = 0
     dtype_bits: int = 16
     source: str = ""
 
@@ -140,7 +152,10 @@ class ModelSpec:
 
     def param_count(self) -> float:
         """Weights (elements): embeddings and the LM head (once if tied or for an encoder,
-        which has none), no norms, biases or learned position tables."""
+        which has none) and the learned position table (``positions`` rows). A model with
+        ``bias`` also counts its linear biases and LayerNorm gains and biases (so a GPT-2
+        preset's count equals Hugging Face's ``num_parameters()``); other models count no
+        norm or bias vectors (under 0.01% of their weights)."""
         d = self.d_model
         if self.attention == "mla":
             qk = self.nope_dim + self.rope_dim
@@ -163,6 +178,12 @@ class ModelSpec:
         moe += d * self.experts  # router
         n_dense = self.layers - self.moe_layers
         body = self.layers * attn + n_dense * dense + self.moe_layers * moe
+        if self.bias:  # dense MHA/GQA blocks only (checked)
+            qkv = self.heads * self.head_dim + self.kv_heads * (self.head_dim + self.v_head_dim)
+            ffn_bias = (mats - 1) * self.ffn_dim + d
+            norms = 2 * d * (2 * self.layers + (self.family == "decoder"))  # ln_1, ln_2, ln_f
+            body += self.layers * (qkv + d + ffn_bias) + norms
+        body += self.positions * d
         tables = 1 if self.tied_embeddings or self.family == "encoder" else 2
         if self.family == "dit":  # patch embed + head, text embed MLP, time projection
             return float(body + 2 * self.patch_dim * d + self.text_dim * d + d * d + 6 * d * d)
@@ -194,6 +215,10 @@ def _check_spec(s: ModelSpec) -> None:
         raise bad("kv_heads", f"a divisor of heads = {s.heads}", s.kv_heads)
     if s.attention == "mla" and (s.kv_lora_rank < 1 or s.rope_dim < 1 or s.nope_dim < 1):
         raise bad("kv_lora_rank", "MLA widths kv_lora_rank, rope_dim, nope_dim > 0", s.kv_lora_rank)
+    if s.bias and (s.attention == "mla" or s.experts or s.family == "dit"):
+        raise bad("bias", "false for an MLA, MoE or DiT model (biases: dense MHA/GQA blocks)", True)
+    if isinstance(s.positions, bool) or not isinstance(s.positions, int) or s.positions < 0:
+        raise bad("positions", "an integer >= 0", s.positions)
     if s.experts:
         if not 1 <= s.active_experts <= s.experts:
             raise bad("active_experts", f"1..experts = {s.experts}", s.active_experts)
@@ -222,7 +247,13 @@ _PRESET_EXTRAS: dict[str, dict[str, object]] = {
     "llama3-8b": {},
     "llama3-70b": {},
     "deepseek-v3": {"dense_layers": 3},
-    "gpt3-175b": {"norm": "layernorm", "rope": False, "tied_embeddings": True},
+    "gpt3-175b": {
+        "norm": "layernorm",
+        "rope": False,
+        "tied_embeddings": True,
+        "bias": True,
+        "positions": 2048,
+    },
     "bert-base": {"family": "encoder", "norm": "layernorm", "rope": False},
     "bert-large": {"family": "encoder", "norm": "layernorm", "rope": False},
     "fusemax-bert": {"family": "encoder", "norm": "layernorm", "rope": False},
@@ -240,18 +271,72 @@ _PRESET_EXTRAS: dict[str, dict[str, object]] = {
 }
 
 
+#: GPT-2 and GPT-3 models up to 1.5B, the eight PIM-GPT evaluates (Wu, Wang & Lu, arXiv
+#: 2310.09385): name -> (layers, d_model, heads, positions).
+#: - GPT-2 small..XL: layers and d_model from Radford et al. 2019, Table 2; heads and the
+#:   1024-token context from the released checkpoints' ``config.json`` (``n_head`` 12, 16, 20,
+#:   25; ``n_positions`` 1024).
+#: - GPT-3 Small..XL: Brown et al. 2020, Table 2.1 (layers, d_model, heads x d_head; n_ctx
+#:   2048). GPT-3 XL: the table lists 24 heads of 128, which would make the attention 3072
+#:   wide and the model 1.5B parameters; 16 heads of 128 (= d_model, as every other row of the
+#:   table has) give the 1.3B the same table states, and are what a GPT-2 block runs.
+#: All: the GPT-2 block (pre-LayerNorm, GELU MLP 4 d_model wide, learned positions, biases in
+#: every linear layer, Radford et al. 2019 Sec. 2.3) and an LM head tied to the 50,257-token
+#: BPE embedding. GPT-3's alternating locally banded sparse attention layers (Brown et al.,
+#: Sec. 2.1) are not modelled: every layer attends densely.
+GPT_PRESETS: dict[str, tuple[int, int, int, int]] = {
+    "gpt2-small": (12, 768, 12, 1024),
+    "gpt2-medium": (24, 1024, 16, 1024),
+    "gpt2-large": (36, 1280, 20, 1024),
+    "gpt2-xl": (48, 1600, 25, 1024),
+    "gpt3-small": (12, 768, 12, 2048),
+    "gpt3-medium": (24, 1024, 16, 2048),
+    "gpt3-large": (24, 1536, 16, 2048),
+    "gpt3-xl": (24, 2048, 16, 2048),
+}
+#: GPT-2's BPE vocabulary (Radford et al. 2019, Sec. 2.2); GPT-3 uses the same tokenizer.
+GPT2_VOCAB = 50257
+
+
+def gpt_spec(name: str) -> ModelSpec:
+    """The :class:`ModelSpec` of GPT preset ``name`` (:data:`GPT_PRESETS`)."""
+    layers, d, heads, positions = GPT_PRESETS[name]
+    paper = "Radford et al. 2019 Table 2" if name.startswith("gpt2") else "Brown et al. 2020"
+    return ModelSpec(
+        name=name,
+        family="decoder",
+        layers=layers,
+        d_model=d,
+        heads=heads,
+        kv_heads=heads,
+        head_dim=d // heads,
+        ffn_dim=4 * d,
+        vocab=GPT2_VOCAB,
+        ffn="gelu",
+        norm="layernorm",
+        attention="mha",
+        rope=False,
+        tied_embeddings=True,
+        bias=True,
+        positions=positions,
+        source=f"{paper} (GPT-2 block); PIM-GPT's model set (arXiv 2310.09385)",
+    )
+
+
 def list_model_names() -> list[str]:
     """Preset names a model graph can be built from (the workloads presets with a layer
-    family)."""
+    family, then the GPT-2/GPT-3 presets of :data:`GPT_PRESETS`)."""
     from workloads import list_models
 
-    return [n for n in list_models() if n in _PRESET_EXTRAS]
+    return [n for n in list_models() if n in _PRESET_EXTRAS] + list(GPT_PRESETS)
 
 
 def from_preset(name: str) -> ModelSpec:
-    """The :class:`ModelSpec` of workloads preset ``name``."""
+    """The :class:`ModelSpec` of preset ``name`` (a workloads model preset or a GPT preset)."""
     from workloads import get_model
 
+    if name in GPT_PRESETS:
+        return gpt_spec(name)
     if name not in _PRESET_EXTRAS:
         raise ModelError(
             "no layer graph for this model preset",
@@ -430,6 +515,8 @@ def _gpt2(r: _Reader, name: str) -> ModelSpec:
         attention="mha",
         rope=False,
         tied_embeddings=_tied(r.cfg, True, r.where),
+        bias=True,
+        positions=r.int("n_positions", 1024),
         source=f"{r.where} (Hugging Face config.json)",
     )
 
