@@ -6,6 +6,17 @@ stages, one CTA per SM. Its heuristic picks the configuration that is fastest fo
 shape; this model does the same with its own timing estimate (at boost clock, without
 the power model) and adds split-K (a partial-sum workspace and a ``splitKreduce`` kernel)
 when the output has too few tiles to fill the SMs.
+
+**Copy path from alignment.** TMA reads a tile through a tensor map whose global strides
+must be multiples of 16 bytes (CUDA driver API, ``cuTensorMapEncodeTiled``), and wgmma takes
+its operands from shared memory that TMA (or 16-byte ``cp.async``) filled. A row-major
+operand whose row is not a multiple of 16 bytes (K = 2500 bf16: 5000 B) rules both out, so
+cuBLAS falls back to an Ampere-class kernel: ``mma.sync`` tensor-core instructions fed by
+register-staged global loads (each thread loads its share of the next K tile into registers
+while the current one is multiplied, then stores it to shared memory). Such a CTA keeps one
+K tile in flight, so its operand stream is bounded by one tile per memory latency
+(:func:`copy_path`, :data:`_LDG_STAGES`); with 16-byte rows the TMA pipeline keeps
+``_STAGES`` tiles in flight.
 """
 
 from __future__ import annotations
@@ -18,7 +29,14 @@ import numpy as np
 from .cost import KernelCost
 from .params import GpuModel, dtype_bytes
 
-__all__ = ["GemmConfig", "gemm_costs", "choose_gemm_config", "gemm_dram_bytes"]
+__all__ = [
+    "GemmConfig",
+    "copy_path",
+    "gemm_costs",
+    "choose_gemm_config",
+    "gemm_dram_bytes",
+    "tma_aligned",
+]
 
 # sm90 tiles seen in cuBLAS kernel names (sm90_xmma_gemm_*_tilesize*, nvjet_sm90_tst_*):
 # 256x128, 128x256, 192x192, 128x128, 128x64, 64x128, 64x256, 64x64 (and 64x48 for tiny).
@@ -35,6 +53,12 @@ _TILES_SM90 = (
 _TILES_SM80 = ((256, 128), (128, 256), (128, 128), (128, 64), (64, 128), (64, 64))
 _BK = 64
 _STAGES = 4
+#: K step of the register-staged (non-TMA) fallback kernels (sm80 cuBLAS/CUTLASS: 32).
+_BK_LDG = 32
+#: K tiles a register-staged CTA keeps in flight: the one being loaded into registers.
+_LDG_STAGES = 1
+#: TMA tensor maps need global strides that are multiples of this many bytes.
+TMA_STRIDE_ALIGN = 16
 _SPLITS = (1, 2, 3, 4, 6, 8, 12, 16)
 #: Share of L2 usable for reuse across concurrently running CTAs: H100's L2 is two
 #: partitions and data lives in the far half half of the time (NVIDIA Hopper tuning guide).
@@ -43,13 +67,43 @@ L2_REUSE_FRACTION = 0.5
 
 @dataclass(frozen=True)
 class GemmConfig:
-    """Chosen tile ``block_m x block_n``, K step, split-K factor and instruction path."""
+    """Chosen tile ``block_m x block_n``, K step, split-K factor, instruction path
+    (``wgmma``/``mma_sync``), operand copy path (``tma`` or ``cp_async``: asynchronous
+    multi-stage copies; ``ldg``: register-staged loads, see :func:`copy_path`) and the K
+    tiles a CTA keeps in flight (``stages``)."""
 
     block_m: int
     block_n: int
     block_k: int
     split_k: int
     path: str
+    copy: str = "tma"
+    stages: int = _STAGES
+
+
+def tma_aligned(N: int, K: int, elt: int, out_elt: int) -> bool:
+    """Whether every row stride of ``C[M,N] = A[M,K] @ B[K,N]`` is a multiple of 16 bytes.
+
+    Row-major A has rows of ``K`` elements, B (``[K,N]``, or ``[N,K]`` for ``x @ W.T``) rows
+    of ``N`` (or ``K``) and C rows of ``N``: all of them must be 16-byte multiples for TMA
+    (and for 16-byte ``cp.async``). ``elt``/``out_elt``: bytes per input/output element.
+    """
+    return all((n * e) % TMA_STRIDE_ALIGN == 0 for n, e in ((K, elt), (N, elt), (N, out_elt)))
+
+
+def copy_path(model: GpuModel, N: int, K: int, elt: int, out_elt: int) -> tuple[str, str]:
+    """``(instruction path, copy path)`` a cuBLAS-class kernel can use for this shape.
+
+    16-byte-aligned rows: ``wgmma`` + ``tma`` where the GPU has wgmma (Hopper), else
+    ``mma_sync`` + ``cp_async`` (multi-stage 16-byte ``cp.async``; both keep ``_STAGES``
+    tiles in flight). Misaligned rows: ``mma_sync`` + ``ldg`` (register-staged, one tile in
+    flight) on every GPU (see module notes).
+    """
+    if not tma_aligned(N, K, elt, out_elt):
+        return "mma_sync", "ldg"
+    if model.hw.has_path("wgmma"):
+        return "wgmma", "tma"
+    return "mma_sync", "cp_async"
 
 
 def gemm_dram_bytes(
@@ -103,7 +157,7 @@ def _l2_rows(M: int, N: int, cfg: GemmConfig) -> float:
     a wgmma path or a pair of tiles along that dimension there is no cluster.
     """
     rows = float(cfg.block_m + cfg.block_n)
-    if cfg.path != "wgmma":
+    if cfg.path != "wgmma" or cfg.copy != "tma":
         return rows
     # share B (block_n wide) across two M tiles, or A across two N tiles
     pair_m = math.ceil(M / cfg.block_m) >= 2
@@ -160,7 +214,7 @@ def _cost_for(
     k_len = math.ceil(K / cfg.split_k)
     cta_bytes = (cfg.block_m + cfg.block_n) * k_len * elt + cfg.block_m * cfg.block_n * out_elt
     rd, wr = gemm_dram_bytes(M, N, K, cfg, model, elt=elt, out_elt=out_elt, batch=batch)
-    inflight = _STAGES * (cfg.block_m + cfg.block_n) * cfg.block_k * elt
+    inflight = cfg.stages * (cfg.block_m + cfg.block_n) * cfg.block_k * elt
     return KernelCost(
         trip_l2_bytes=float(l2_rows * cfg.block_k * elt),
         name=name,
@@ -176,6 +230,7 @@ def _cost_for(
             "tile": f"{cfg.block_m}x{cfg.block_n}x{cfg.block_k}",
             "split_k": cfg.split_k,
             "path": cfg.path,
+            "copy": cfg.copy,
             "ctas_per_sm": 1,
             # output bytes still dirty in L2 at the end (written by a later kernel's evictions)
             "deferred_write_bytes": max(
@@ -188,7 +243,7 @@ def _cost_for(
         trip_bytes=float((cfg.block_m + cfg.block_n) * cfg.block_k * elt),
         fixed_bytes=float(cfg.block_m * cfg.block_n * out_elt),
         trip_tensor_flops=2.0 * cfg.block_m * cfg.block_n * cfg.block_k,
-        stages=_STAGES,
+        stages=cfg.stages,
     )
 
 
@@ -233,19 +288,21 @@ def choose_gemm_config(
 ) -> GemmConfig:
     """cuBLAS-like choice: the (tile, split-K) with the least estimated time.
 
-    Split-K is considered only when the output tiles fill less than one wave.
+    Split-K is considered only when the output tiles fill less than one wave. The
+    instruction and copy paths follow from the row alignment (:func:`copy_path`).
     """
     hw = model.hw
-    path = "wgmma" if hw.has_path("wgmma") else "mma_sync"
-    tiles = _TILES_SM90 if path == "wgmma" else _TILES_SM80
     oe = dtype_bytes(dtype) if out_elt is None else out_elt
+    path, copy = copy_path(model, N, K, dtype_bytes(dtype), oe)
+    tiles = _TILES_SM90 if path == "wgmma" else _TILES_SM80
+    bk, stages = (_BK_LDG, _LDG_STAGES) if copy == "ldg" else (_BK, _STAGES)
     best: tuple[float, int, GemmConfig] | None = None
     for rank, (bm, bn) in enumerate(tiles):
         n_tiles = math.ceil(M / bm) * math.ceil(N / bn) * batch
         for s in _SPLITS:
             if s > 1 and (n_tiles * s > 2 * hw.sms or K / s < 4 * _BK or n_tiles >= hw.sms):
                 continue
-            cfg = GemmConfig(bm, bn, _BK, s, path)
+            cfg = GemmConfig(bm, bn, bk, s, path, copy, stages)
             t = _quick_time(_cost_for(M, N, K, cfg, model, dtype, oe, batch, "gemm"), model)
             if s > 1:
                 t += model.cal.gap_s + _quick_time(_reduce_cost(M, N, s, batch, oe, model), model)
@@ -286,6 +343,8 @@ def gemm_costs(
     oe = dtype_bytes(dtype) if out_elt is None else out_elt
     cfg = config or choose_gemm_config(M, N, K, model, dtype=dtype, out_elt=oe, batch=batch)
     prefix = "sm90_xmma_gemm" if cfg.path == "wgmma" else "ampere_gemm"
+    if cfg.copy == "ldg":
+        prefix += "_ldg"
     name = f"{prefix}_{dtype}_{cfg.block_m}x{cfg.block_n}x{cfg.block_k}"
     out = [_cost_for(M, N, K, cfg, model, dtype, oe, batch, name)]
     if cfg.split_k > 1:
