@@ -69,20 +69,39 @@ __all__ = [
     "gpu_units",
     "FUSED",
     "UNFUSED",
+    "DECODE",
+    "SPARSE",
+    "GEMM",
+    "GPU_MAPPINGS",
+    "attention_mapping",
+    "core_ranks",
+    "kernel_group",
+    "smem_formula",
 ]
 
 MAX_REGS_PER_THREAD = 255
 """Registers one thread can address (the CUDA ISA limit on sm_50 and later)."""
 FUSED = ("flash2", "flash3", "mem_efficient")
-"""Mapping names run as a fused attention kernel of that family."""
+"""Mapping names run as a fused attention kernel of that family (at query length 1: the
+family's decode kernels, :mod:`mappings._gpu.decode`)."""
 UNFUSED = "gpu_unfused"
 """Mapping name run as one kernel per group, intermediates between groups through HBM."""
+DECODE = ("split_kv", "lean")
+"""Mapping names run as a decode kernel (:func:`mappings._gpu.decode.decode_mapping_plan`)."""
+SPARSE = ("block_sparse", "block_sparse:flash3", "block_sparse:flash2", "fg_sparse")
+"""Mapping names run as a sparse fused kernel (:func:`mappings._gpu.sparse.sparse_mapping_plan`):
+``block_sparse`` on the FlexAttention kernel, or on the family after the colon."""
+GEMM = "gpu_gemm"
+"""Mapping name run as a cuBLAS-like GEMM (:func:`mappings._gpu.gemm.gemm_mapping_plan`)."""
+GPU_MAPPINGS = (*FUSED, UNFUSED, *DECODE, *SPARSE, GEMM)
+"""Every mapping name :func:`gpu_mapping_plan` runs (``plan_for`` sends these to it)."""
 
 
 def _recipes() -> dict[str, FusedRecipe]:
     from .attention import RECIPES
+    from .sparse import SPARSE_RECIPES
 
-    return RECIPES
+    return {**RECIPES, **SPARSE_RECIPES}
 
 
 def gpu_levels(arch: Architecture) -> tuple[str, str, str]:
@@ -140,23 +159,14 @@ def fused_mapping(
     block_m: int,
     block_n: int,
     stages: int | None = None,
+    name: str | None = None,
 ) -> Mapping:
     """The fused kernel of ``recipe`` with a ``block_m`` x ``block_n`` CTA tile and ``stages``
-    K/V stages (default: the recipe's) as a :class:`Mapping` (see module doc)."""
-    dram, smem, rf = gpu_levels(arch)
-    tensor, cuda = gpu_units(arch)
-    cas = workload.cascade
-    by = {e.name: e for e in cas.einsums}
-    core = _core(roles)
-    _, key_len, outer_streamed = streamed_key(workload, roles)
-    splits: dict[str, int] = {}
-    if outer_streamed and roles.key_split_param is not None:
-        splits[roles.key] = min(block_n, key_len)
-    w = apply_splits(workload, splits)
-    ranks = group_ranks(w, FusionGroup(einsums=core, levels=(LevelMapping(level=dram),)))
+    K/V stages (default: the recipe's) as a :class:`Mapping` (see module doc); ``name``: the
+    mapping's name (default: the recipe's dataflow)."""
+    w, splits, ranks, key_in, outer = core_ranks(workload, roles, block_n)
     q = roles.query
     bm = min(block_m, ranks[q])
-    key_in = roles.key_inner if roles.key_inner in ranks else roles.key
     grid: dict[str, int] = {}
     for r in (*roles.batch, *roles.query_heads):
         if r in ranks and ranks[r] > 1:
@@ -165,7 +175,7 @@ def fused_mapping(
         grid[q] = math.ceil(ranks[q] / bm)
     hbm_t: dict[str, int] = {}
     rf_t: dict[str, int] = {q: bm}
-    if key_in == roles.key or not outer_streamed:  # the CTA's loop walks tiles of key_in
+    if key_in == roles.key or not outer:  # the CTA's loop walks tiles of key_in
         bn = min(block_n, ranks[key_in])
         hbm_t[key_in] = math.ceil(ranks[key_in] / bn)
         rf_t[key_in] = bn
@@ -173,8 +183,69 @@ def fused_mapping(
         rf_t[key_in] = ranks[key_in]
     if key_in != roles.key and roles.key_outer in ranks:
         hbm_t[roles.key_outer] = ranks[roles.key_outer]
+    skip = tuple(s for s in ("condition", "block", "slice") if s in recipe.skips)
+    return attention_mapping(
+        w,
+        arch,
+        roles,
+        name or recipe.dataflow,
+        splits=splits,
+        grid=grid,
+        hbm_temporal=hbm_t,
+        rf_tile=rf_t,
+        skip=skip,  # type: ignore[arg-type]  # the three literals, filtered above
+        depth=stages if stages is not None else recipe.kv_stages,
+        o_staging=recipe.o_staging,
+    )
+
+
+def core_ranks(
+    workload: Workload, roles: AttentionRoles, block_n: int
+) -> tuple[Workload, dict[str, int], dict[str, int], str, bool]:
+    """(workload with the key split applied, ``splits``, rank sizes of the fused core, the rank
+    a CTA's tile walks the keys by, whether the score iterates the key split's outer rank) of
+    a fused kernel whose key tile is ``block_n``: the split ``key -> outer, inner`` takes
+    ``inner = min(block_n, key length)`` when the score iterates the outer rank."""
+    _, key_len, outer_streamed = streamed_key(workload, roles)
+    splits: dict[str, int] = {}
+    if outer_streamed and roles.key_split_param is not None:
+        splits[roles.key] = min(block_n, key_len)
+    w = apply_splits(workload, splits)
+    ranks = group_ranks(w, FusionGroup(einsums=_core(roles), levels=(LevelMapping(level="_"),)))
+    key_in = roles.key_inner if roles.key_inner in ranks else roles.key
+    return w, splits, ranks, str(key_in), outer_streamed
+
+
+def attention_mapping(
+    w: Workload,
+    arch: Architecture,
+    roles: AttentionRoles,
+    name: str,
+    *,
+    splits: AbcMapping[str, int],
+    grid: AbcMapping[str, int],
+    hbm_temporal: AbcMapping[str, int],
+    rf_tile: AbcMapping[str, int],
+    skip: tuple[Literal["condition", "block", "slice"], ...],
+    depth: int,
+    o_staging: bool = False,
+    order: Sequence[str] | None = None,
+) -> Mapping:
+    """A fused attention kernel as a :class:`Mapping` (module doc): the core as one group --
+    ``grid`` (CTAs) as spatial and ``hbm_temporal`` (a CTA's loop over key tiles) as temporal
+    factors at DRAM, the core's inputs kept in shared memory (and the outputs read after it
+    when ``o_staging``), the CTA's tile ``rf_tile`` (every other rank of the core whole) and
+    every intermediate in registers, the softmax Einsums on the CUDA cores -- and every
+    Einsum outside the core as one library kernel. ``w`` has the key split applied."""
+    dram, smem, rf = gpu_levels(arch)
+    tensor, cuda = gpu_units(arch)
+    cas = w.cascade
+    by = {e.name: e for e in cas.einsums}
+    core = _core(roles)
+    ranks = group_ranks(w, FusionGroup(einsums=core, levels=(LevelMapping(level=dram),)))
+    rf_t = dict(rf_tile)
     for r, n in ranks.items():
-        if r not in grid and r not in hbm_t and r not in rf_t and r != q:
+        if r not in grid and r not in hbm_temporal and r not in rf_t:
             rf_t[r] = n
     produced = [by[n].output.name for n in core]
     read_outside = {ref.name for e in cas.einsums if e.name not in core for ref in e.inputs}
@@ -182,17 +253,18 @@ def fused_mapping(
     on_chip = tuple(t for t in produced if t not in read_outside)
     inputs = list(dict.fromkeys(ref.name for n in core for ref in by[n].inputs))
     smem_keep = [t for t in inputs if t not in produced and t in cas.tensors]
-    if recipe.o_staging:
+    if o_staging:
         smem_keep += [t for t in produced if t in read_outside]
     units = {n: cuda.name for n in core if not is_contraction(by[n])}
-    skip: tuple[Literal["condition", "block", "slice"], ...] = tuple(
-        s for s in ("condition", "block", "slice") if s in recipe.skips
-    )
+    hbm_t = _nz(hbm_temporal)
     fused = FusionGroup(
         einsums=core,
         levels=(
             LevelMapping(
-                level=dram, temporal=_nz(hbm_t), order=tuple(_nz(hbm_t)), spatial=_nz(grid)
+                level=dram,
+                temporal=hbm_t,
+                order=tuple(order) if order is not None else tuple(hbm_t),
+                spatial=_nz(grid),
             ),
             LevelMapping(level=smem, keep=tuple(smem_keep)),
             LevelMapping(level=rf, temporal=_nz(rf_t), keep=tuple(produced)),
@@ -201,12 +273,12 @@ def fused_mapping(
         compute=tensor.name,
         units=units,
         skip=skip,
-        depth=stages if stages is not None else recipe.kv_stages,
+        depth=depth,
     )
     groups = [_kernel_group(w, arch, (n,)) for n in roles.pre]
     groups.append(fused)
     groups += [_kernel_group(w, arch, (n,)) for n in roles.post]
-    return Mapping(groups=tuple(groups), splits=splits, name=recipe.dataflow)
+    return Mapping(groups=tuple(groups), splits=dict(splits), name=name)
 
 
 def streamed_key(workload: Workload, roles: AttentionRoles) -> tuple[str, int, bool]:
@@ -293,27 +365,26 @@ def _check_structure(workload: Workload, mapping: Mapping, arch: Architecture) -
     check_mapping(workload, mapping, arch, storage=False)
 
 
-def read_fused(
-    workload: Workload, mapping: Mapping, arch: Architecture, roles: AttentionRoles
-) -> CtaShape:
-    """The CTA a fused mapping asks for, after the structural checks.
+def kernel_group(
+    workload: Workload,
+    mapping: Mapping,
+    arch: Architecture,
+    roles: AttentionRoles,
+    *,
+    heads_in_cta: bool = False,
+) -> tuple[int, FusionGroup, dict[str, int]]:
+    """(index, group, rank sizes) of the fused attention core of a kernel mapping, after the
+    structural checks every fused GPU kernel shares.
+
+    ``heads_in_cta``: query heads may be rows of one CTA (a decode kernel's GQA packing).
 
     Raises
     ------
     MappingError
-        Unknown family, a structure a fused kernel cannot run (core Einsums split over
-        groups, the CTA tile not holding a whole head dim, a batch or head rank inside a
-        CTA, levels other than DRAM / SMEM / RF), a skip the family cannot do.
+        The general checks (:func:`_check_structure`); core Einsums split over groups, an
+        Einsum outside the core not alone in its group, levels other than DRAM / SMEM / RF, a
+        batch (or query-head) rank inside a CTA, a CTA tile not holding a whole feature rank.
     """
-    recipes = _recipes()
-    recipe = recipes.get(mapping.name)
-    if recipe is None:
-        raise MappingError(
-            "unknown GPU kernel family",
-            path="name",
-            expected=f"one of {[*FUSED, UNFUSED]}",
-            got=mapping.name,
-        )
     _check_structure(workload, mapping, arch)
     w = apply_splits(workload, mapping.splits)
     core = _core(roles)
@@ -346,7 +417,7 @@ def read_fused(
             got=list(names),
         )
     ranks = group_ranks(w, group)
-    for r in (*roles.batch, *roles.query_heads):
+    for r in (*roles.batch, *(() if heads_in_cta else roles.query_heads)):
         if r in ranks and group.tile(r, 1) != 1:
             raise MappingError(
                 f"one CTA computes one {r!r} (the grid spans batch and heads)",
@@ -362,6 +433,33 @@ def read_fused(
                 expected=f"{ranks[r]} below {dram}",
                 got=group.tile(r, 1),
             )
+    return g, group, ranks
+
+
+def read_fused(
+    workload: Workload, mapping: Mapping, arch: Architecture, roles: AttentionRoles
+) -> CtaShape:
+    """The CTA a fused mapping asks for, after the structural checks.
+
+    Raises
+    ------
+    MappingError
+        Unknown family, a structure a fused kernel cannot run (core Einsums split over
+        groups, the CTA tile not holding a whole head dim, a batch or head rank inside a
+        CTA, levels other than DRAM / SMEM / RF), a skip the family cannot do.
+    """
+    recipes = _recipes()
+    recipe = recipes.get(mapping.name)
+    if recipe is None:
+        raise MappingError(
+            "unknown GPU kernel family",
+            path="name",
+            expected=f"one of {list(GPU_MAPPINGS)}",
+            got=mapping.name,
+        )
+    g, group, ranks = kernel_group(workload, mapping, arch, roles)
+    path = f"groups[{g}]"
+    core = _core(roles)
     skips = set(group.skip)
     if not skips <= set(recipe.skips):
         raise MappingError(
@@ -372,6 +470,7 @@ def read_fused(
         )
     recipe = replace(recipe, skips=frozenset(skips))
     key_in = roles.key_inner if roles.key_inner in ranks else roles.key
+    w = apply_splits(workload, mapping.splits)
     by = {e.name: e for e in w.cascade.einsums}
     tensor, _ = gpu_units(arch)
     fp32 = tuple(
@@ -392,12 +491,19 @@ def read_fused(
 
 
 def cta_tiling(
-    shape: CtaShape, model: GpuModel, elt: int, *, query_len: int, key_len: int
+    shape: CtaShape,
+    model: GpuModel,
+    elt: int,
+    *,
+    query_len: int,
+    key_len: int,
+    base: AttnTiling | None = None,
 ) -> AttnTiling:
     """The CTA of ``shape`` on ``model``'s GPU.
 
     The family's own tile for this head dim (its block sizes capped at the query and key
-    lengths, its stages) is the family's measured CTA (:func:`archsim.gpu.fwd_tiling`).
+    lengths, its stages) is the family's measured CTA (``base``; default
+    :func:`archsim.gpu.fwd_tiling`).
     Any other tile: shared memory = ``(Bm D + stages Bn (D + Dv) + [Bm Dv if the output is
     staged]) x bytes + Bm Bn x score bytes in SMEM``; registers per thread = the family's own
     plus the change in fp32 accumulators (score tile ``Bm x Bn`` and output ``Bm x Dv``)
@@ -412,7 +518,8 @@ def cta_tiling(
         level), with the bytes.
     """
     r = shape.recipe
-    base = fwd_tiling(r.family, model, shape.features, False, elt)
+    if base is None:
+        base = fwd_tiling(r.family, model, shape.features, False, elt)
     own = (min(base.block_m, query_len), min(base.block_n, key_len), r.kv_stages)
     if (shape.block_m, shape.block_n, shape.stages) == own:
         return base
@@ -485,27 +592,51 @@ def recipe_cta(shape: CtaShape, model: GpuModel, elt: int, base: AttnTiling) -> 
 
 
 def gpu_mapping_plan(workload: Workload, mapping: Mapping, arch: Architecture) -> Plan:
-    """The GPU plan of ``mapping`` (``name``: a fused family or ``gpu_unfused``), carrying it.
+    """The GPU plan of ``mapping`` (``name``: one of :data:`GPU_MAPPINGS`), carrying it.
 
     Raises
     ------
     MappingError
-        A mapping no GPU kernel runs (see :func:`read_fused`, :func:`cta_tiling`), a cascade
-        the family refuses (more than one pass over the keys: use ``gpu_unfused``).
+        A mapping no GPU kernel runs (see :func:`read_fused`, :func:`cta_tiling`, and the
+        decode, sparse and GEMM readers), a cascade the kernel refuses (more than one pass
+        over the keys: use ``gpu_unfused``; a prefill for a decode kernel; no sparsity
+        annotation for a sparse one; not a single contraction for a GEMM).
     """
     from ._common import model_for
 
     model_for(arch)
-    if mapping.name == UNFUSED:
+    name = mapping.name
+    if name == UNFUSED:
         return _unfused_plan(workload, mapping, arch)
-    if mapping.name not in FUSED:
+    if name == GEMM:
+        from .gemm import gemm_mapping_plan
+
+        return gemm_mapping_plan(workload, mapping, arch)
+    if name in SPARSE:
+        from .sparse import sparse_mapping_plan
+
+        return sparse_mapping_plan(workload, mapping, arch)
+    if name in DECODE or (name in FUSED and _query_len(workload) == 1):
+        from .decode import decode_mapping_plan
+
+        return decode_mapping_plan(workload, mapping, arch)
+    if name not in FUSED:
         raise MappingError(
             "a GPU mapping names its kernel family",
             path="name",
-            expected=f"one of {[*FUSED, UNFUSED]}",
-            got=mapping.name or None,
+            expected=f"one of {list(GPU_MAPPINGS)}",
+            got=name or None,
         )
-    return fused_plan(mapping.name, workload, arch, mapping)
+    return fused_plan(name, workload, arch, mapping)
+
+
+def _query_len(workload: Workload) -> int:
+    """Length of the cascade's query rank (attention cascades; 0 for others)."""
+    try:
+        roles = attention_roles(workload.cascade)
+    except MappingError:
+        return 0
+    return int(workload.cascade.rank_sizes(_num(workload))[roles.query])
 
 
 def fused_plan(
@@ -559,7 +690,7 @@ def fused_plan(
     passes = PassInfo(
         passes=1,
         buffer_bytes=float(t.smem_bytes),
-        buffer_formula=_smem_formula(shape, t, elt),
+        buffer_formula=smem_formula(shape, t, elt),
         reason=cascade_passes(workload.cascade, roles.key)[1],
     )
     notes = (
@@ -594,7 +725,7 @@ def fused_plan(
     return replace(plan, mapping=mapping)
 
 
-def _smem_formula(shape: CtaShape, t: AttnTiling, elt: int) -> str:
+def smem_formula(shape: CtaShape, t: AttnTiling, elt: int) -> str:
     r = shape.recipe
     terms = "Bm D + stages Bn (D + Dv)" + (" + Bm Dv" if r.o_staging else "")
     vals = (

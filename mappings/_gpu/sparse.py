@@ -8,21 +8,30 @@ tile is the family's, cut to the annotation's block: ``min(Bm, M)`` query rows a
 ``min(Bn, M)`` keys (:func:`archsim.gpu.attention._sparse_tiling`), so a tile is one block
 and its liveness probability is the density.
 
+Each builds the whole-cascade :class:`~mappings.Mapping` of a fused kernel
+(:func:`mappings._gpu._mapping.fused_mapping`: grid at HBM, Q/K/V in SMEM, tile and
+intermediates in RF) whose ``skip`` is the sparsity binding (``block`` or ``slice`` beside
+``condition``), and runs it (:func:`sparse_mapping_plan`), so ``--save-mapping`` then
+``--mapping`` gives the same cycles. The mapping's name is the recipe: ``block_sparse`` (the
+FlexAttention kernel), ``block_sparse:flash3`` / ``block_sparse:flash2``, ``fg_sparse``.
+
 Knobs: ``block_sparse`` takes ``family`` (``flex`` = Triton FlexAttention, default, or
 ``flash3`` / ``flash2``); ``fg_sparse`` takes ``gather_cycles_per_row`` (the gather's
 producer cycles per K or V row, overlapped with the consumers; it adds the 4 B kept-key
-index per key to each tile).
+index per key to each tile). A ``gather_cycles_per_row`` other than the recipe's is not a
+mapping field: that plan carries no mapping.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import TypedDict
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 from archsim import Architecture
 from archsim.errors import MappingError
-from archsim.gpu import GATHER_CYCLES_PER_ROW, dtype_bytes
+from archsim.gpu import FAMILIES, GATHER_CYCLES_PER_ROW, dtype_bytes
 from archsim.gpu.attention import _INDEX_BYTES, _sparse_tiling
 from mappings._registry import PassInfo, Plan, register_dataflow
 from mappings._roles import AttentionRoles, attention_roles
@@ -32,7 +41,82 @@ from workloads import Workload
 from ._common import check_knobs, dtype_of, ensure, model_for
 from ._spine import FusedRecipe, check_one_pass, fused_kernel, recipe_plan
 
-__all__ = ["block_sparse", "fg_sparse", "sparse_block"]
+if TYPE_CHECKING:
+    from mappings._mapping import Mapping as KernelMapping
+
+__all__ = [
+    "block_sparse",
+    "fg_sparse",
+    "sparse_block",
+    "SparseRecipe",
+    "SPARSE_KINDS",
+    "SPARSE_RECIPES",
+    "sparse_mapping_plan",
+]
+
+
+@dataclass(frozen=True)
+class SparseRecipe:
+    """A sparse fused kernel as data.
+
+    Attributes
+    ----------
+    kernel
+        The family's facts as :class:`FusedRecipe` fields: kernel name, family (tiling and
+        calibrated efficiency), what it skips (``condition`` and the sparsity binding),
+        instruction path, K/V stages (three in shared memory) and loads in flight.
+    skip
+        The sparsity the kernel skips: ``block`` (dead M x M blocks) or ``slice`` (dead M x 1
+        slices, by gathering the kept keys).
+    gather_cycles_per_row
+        Producer cycles per gathered K or V row (overlapped with the consumers); 0: no gather.
+    index_bytes_per_key
+        Bytes of the kept-key index read per gathered key.
+    """
+
+    kernel: FusedRecipe
+    skip: Literal["block", "slice"]
+    gather_cycles_per_row: float = 0.0
+    index_bytes_per_key: float = 0.0
+
+
+def _kernel(
+    dataflow: str, family: str, kernel: str, skip: str, path: str, loads: int
+) -> FusedRecipe:
+    return FusedRecipe(
+        dataflow,
+        family,
+        kernel,
+        skips=frozenset({"condition", skip}),
+        path=path,
+        kv_stages=3,
+        loads_per_stage=loads,
+    )
+
+
+#: Mapping name -> sparse recipe.
+SPARSE_KINDS: dict[str, SparseRecipe] = {
+    # Triton FlexAttention: wgmma, no warp specialization, K and V of a stage in flight
+    "block_sparse": SparseRecipe(
+        _kernel("block_sparse", "flex", FAMILIES["flex"][1], "block", "wgmma", 2), "block"
+    ),
+    "block_sparse:flash3": SparseRecipe(
+        _kernel("block_sparse", "flash3", FAMILIES["flash3"][1], "block", "wgmma", 2), "block"
+    ),
+    "block_sparse:flash2": SparseRecipe(
+        _kernel("block_sparse", "flash2", FAMILIES["flash2"][1], "block", "mma_sync", 1), "block"
+    ),
+    # FG-Attn on the Hopper kernel: a producer gathers the kept keys into dense SMEM tiles
+    "fg_sparse": SparseRecipe(
+        _kernel("fg_sparse", "flash3", "fg_attn_gather_fwd_kernel", "slice", "wgmma", 2),
+        "slice",
+        gather_cycles_per_row=GATHER_CYCLES_PER_ROW,
+        index_bytes_per_key=_INDEX_BYTES,
+    ),
+}
+#: Mapping name -> the kernel's FusedRecipe (what :func:`~mappings._gpu._mapping.read_fused`
+#: reads a sparse mapping with).
+SPARSE_RECIPES: dict[str, FusedRecipe] = {n: r.kernel for n, r in SPARSE_KINDS.items()}
 
 
 class _GatherCost(TypedDict, total=False):
@@ -76,55 +160,109 @@ def sparse_block(workload: Workload, roles: AttentionRoles, kind: str) -> tuple[
     )
 
 
-def _plan(
-    dataflow: str,
-    family: str,
+def sparse_mapping(
+    workload: Workload, arch: Architecture, name: str, roles: AttentionRoles | None = None
+) -> KernelMapping:
+    """The recipe ``name``'s own mapping for the workload's cascade: the family's tile cut to
+    the annotation's block, three K/V stages, the sparsity binding in ``skip``.
+
+    Raises
+    ------
+    MappingError
+        The cascade has no block / slice sparsity annotation on its attention core.
+    """
+    from ._mapping import fused_mapping
+
+    sp = SPARSE_KINDS[name]
+    model = model_for(arch)
+    r = roles or attention_roles(workload.cascade)
+    block, _ = sparse_block(workload, r, sp.skip)
+    d = _features(workload, r)
+    t = _sparse_tiling(model, sp.kernel.family, d, block, dtype_bytes(dtype_of(workload)))
+    return fused_mapping(
+        workload, arch, r, sp.kernel, block_m=t.block_m, block_n=t.block_n, name=name
+    )
+
+
+def _features(workload: Workload, r: AttentionRoles) -> int:
+    sizes0 = workload.cascade.rank_sizes(numeric_params(workload.params))
+    return int(math.prod(sizes0.get(x, 1) for x in r.features)) or 1
+
+
+def sparse_mapping_plan(
     workload: Workload,
+    mapping: KernelMapping,
     arch: Architecture,
     *,
-    skip: str,
-    kernel: str,
-    gather: float = 0.0,
+    gather_cycles_per_row: float | None = None,
 ) -> Plan:
+    """The plan of a sparse kernel ``mapping`` (its name a key of :data:`SPARSE_KINDS`),
+    carrying it; ``gather_cycles_per_row`` overrides the recipe's (``fg_sparse``'s knob).
+
+    Raises
+    ------
+    MappingError
+        The cascade has no sparsity annotation of the recipe's kind; the mapping is not a
+        fused kernel (:func:`~mappings._gpu._mapping.read_fused`) or its CTA overflows the
+        GPU (:func:`~mappings._gpu._mapping.cta_tiling`).
+    """
+    from ._mapping import cta_tiling, read_fused, smem_formula, streamed_key
+
+    name = mapping.name
+    sp = SPARSE_KINDS[name]
     model = model_for(arch)
     roles = attention_roles(workload.cascade)
-    check_one_pass(workload, roles, dataflow)
-    block, density = sparse_block(workload, roles, skip)
+    check_one_pass(workload, roles, name)
+    block, density = sparse_block(workload, roles, sp.skip)
+    shape = read_fused(workload, mapping, arch, roles)
     dtype = dtype_of(workload)
     elt = dtype_bytes(dtype)
-    recipe = FusedRecipe(dataflow, family, kernel, skips=frozenset({"condition", skip}))
+    family = sp.kernel.family
+    sizes0 = workload.cascade.rank_sizes(numeric_params(workload.params))
+    t = cta_tiling(
+        shape,
+        model,
+        elt,
+        query_len=int(sizes0[roles.query]),
+        key_len=streamed_key(workload, roles)[1],
+        base=_sparse_tiling(model, family, shape.features, block, elt),
+    )
+    gather = sp.gather_cycles_per_row if gather_cycles_per_row is None else gather_cycles_per_row
 
     def tiling(d: int, causal: bool):  # noqa: ANN202
-        del causal
-        return _sparse_tiling(model, family, d, block, elt)
+        del d, causal
+        return t
 
     extra: _GatherCost = {}
-    if skip == "slice":
-        probe = fused_kernel(workload, recipe, model, dtype, tiling, roles=roles)
-        w = probe.work
-        bn = probe.tiling.block_n
-        kept_keys = w.total_trips * bn  # keys gathered over all trips (index entries)
+    fp32 = shape.fp32_einsums
+    if sp.skip == "slice":
+        probe = fused_kernel(
+            workload, shape.recipe, model, dtype, tiling, roles=roles, fp32_einsums=fp32
+        )
+        kept_keys = probe.work.total_trips * t.block_n  # keys gathered (index entries)
         extra = {
-            "issue_cycles_per_trip": 2.0 * bn * gather,
-            "extra_bytes_per_trip": bn * _INDEX_BYTES,
-            "extra_dram_read": kept_keys * _INDEX_BYTES,
+            "issue_cycles_per_trip": 2.0 * t.block_n * gather,
+            "extra_bytes_per_trip": t.block_n * sp.index_bytes_per_key,
+            "extra_dram_read": kept_keys * sp.index_bytes_per_key,
             "meta": {"slice_m": block, "gather_cycles_per_row": gather},
         }
-    fk = fused_kernel(workload, recipe, model, dtype, tiling, roles=roles, **extra)
-    t, w = fk.tiling, fk.work
+    fk = fused_kernel(
+        workload, shape.recipe, model, dtype, tiling, roles=roles, fp32_einsums=fp32, **extra
+    )
+    w = fk.work
     dense = w.work_items * w.dense_trips
     passes = PassInfo(
         passes=1,
         buffer_bytes=float(t.smem_bytes),
-        buffer_formula="(Bm + 3 * 2 Bn) * D * bytes per CTA",
-        reason=f"online softmax over the kept {skip}s only",
+        buffer_formula=smem_formula(replace(shape, block_m=t.block_m, block_n=t.block_n), t, elt),
+        reason=f"online softmax over the kept {sp.skip}s only",
     )
-    d = int(math.prod(w.sizes.get(x, 1) for x in roles.features))
+    dataflow = name.split(":")[0]
     notes = (
-        f"{dataflow}: {family} kernel, {t.block_m}x{t.block_n} tiles, {skip} {block}, "
+        f"{dataflow}: {family} kernel, {t.block_m}x{t.block_n} tiles, {sp.skip} {block}, "
         f"density {density}: {w.total_trips} of {dense} trips"
     )
-    return recipe_plan(
+    plan = recipe_plan(
         dataflow,
         workload,
         arch,
@@ -137,9 +275,29 @@ def _plan(
             "density": density,
             "block": block,
             "live_trip_fraction": w.total_trips / max(dense, 1),
-            "D": d,
+            "D": shape.features,
+            "cta": {
+                "block_m": t.block_m,
+                "block_n": t.block_n,
+                "stages": shape.stages,
+                "threads": t.threads,
+                "regs_per_thread": t.regs,
+                "smem_bytes": t.smem_bytes,
+                "ctas_per_sm": t.ctas_per_sm,
+            },
         },
     )
+    return replace(plan, mapping=mapping)
+
+
+def _plan(name: str, workload: Workload, arch: Architecture, gather: float | None = None) -> Plan:
+    """The recipe's own mapping, run; a gather cost other than the recipe's is a knob the
+    mapping cannot carry (the plan then has no mapping)."""
+    mapping = sparse_mapping(workload, arch, name)
+    plan = sparse_mapping_plan(workload, mapping, arch, gather_cycles_per_row=gather)
+    if gather is not None and gather != SPARSE_KINDS[name].gather_cycles_per_row:
+        return replace(plan, mapping=None)
+    return plan
 
 
 @register_dataflow("block_sparse")
@@ -154,9 +312,7 @@ def block_sparse(workload: Workload, arch: Architecture, knobs: Mapping[str, obj
         "flex | flash3 | flash2",
         family,
     )
-    from archsim.gpu import FAMILIES
-
-    return _plan("block_sparse", family, workload, arch, skip="block", kernel=FAMILIES[family][1])
+    return _plan("block_sparse" if family == "flex" else f"block_sparse:{family}", workload, arch)
 
 
 @register_dataflow("fg_sparse")
@@ -165,12 +321,4 @@ def fg_sparse(workload: Workload, arch: Architecture, knobs: Mapping[str, object
     check_knobs(knobs, ("gather_cycles_per_row",), "fg_sparse")
     g = float(knobs.get("gather_cycles_per_row", GATHER_CYCLES_PER_ROW))  # type: ignore[arg-type]  # knob: user value, float() checks it
     ensure(g >= 0, "bad knob", "knobs.gather_cycles_per_row", ">= 0", g)
-    return _plan(
-        "fg_sparse",
-        "flash3",
-        workload,
-        arch,
-        skip="slice",
-        kernel="fg_attn_gather_fwd_kernel",
-        gather=g,
-    )
+    return _plan("fg_sparse", workload, arch, gather=g)
