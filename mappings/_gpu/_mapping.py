@@ -193,7 +193,7 @@ def fused_mapping(
         grid=grid,
         hbm_temporal=hbm_t,
         rf_tile=rf_t,
-        skip=skip,  # type: ignore[arg-type]  # the three literals, filtered above
+        skip=skip,
         depth=stages if stages is not None else recipe.kv_stages,
         o_staging=recipe.o_staging,
     )

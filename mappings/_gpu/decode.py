@@ -512,7 +512,7 @@ def decode_mapping(
         grid=grid,
         hbm_temporal=hbm_t,
         rf_tile=rf,
-        skip=tuple(s for s in ("condition", "block", "slice") if s in recipe.kernel.skips),  # type: ignore[arg-type]  # the three literals, filtered
+        skip=tuple(s for s in ("condition", "block", "slice") if s in recipe.kernel.skips),
         depth=stages,
         order=order,
     )
