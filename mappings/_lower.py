@@ -12,8 +12,24 @@ NOTE: spreading a boundary's bytes evenly over trips is exact for the totals (up
 rounding) and for steady-state bandwidth; it smooths the burst where a stationary tensor is
 re-fetched only every k-th trip, which the event engine would otherwise see as a stall.
 
-Compute-side accesses of the innermost kept level (operand reads by the PEs) are not
-emitted as transfers; they are reported in ``TileProgram.meta["compute_side_bytes"]``.
+Compute-side accesses (buffer-level accesses) are counted per Einsum by
+:func:`mappings._reuse.group_moves`: each Einsum reads its operands from the innermost level
+of the group that keeps them and writes its output there, with the loop order's reuse (a
+stationary operand once per tile, a streamed one per use). An access to a level other than
+a register file (the global buffer; DRAM for an operand no on-chip level keeps) is emitted
+as a transfer between that level and the register level of the Einsum's compute unit
+(``ComputeUnit.level``) -- the path the operand takes into the PEs --, so it is charged the
+level's read (write) energy per byte, the registers' write (read) energy and any network's,
+and it holds the level's port and the network for its bytes (time where they bound). The
+bytes are what the level reads (a multicast network delivers one read to every PE that uses
+it), spread over the trips like every boundary's. Accesses to a register file (the unit's
+own, or the other array's: FuseMax's 1D array reading the 2D array's registers) are not
+emitted: no engine action reads a level without writing another, and a transfer into the
+reading unit's registers would hold their write port, which a preset sizes for results, not
+operands; at ~0.3 pJ/B they are < 0.2% of the energy of the FuseMax/FLAT mappings. All
+accesses are reported per level in ``TileProgram.meta["buffer_accesses"]`` (``{"level":
+{"read": B, "write": B, "not_charged": B}}``) and ``meta["compute_side_bytes"]`` (read plus
+write).
 An array that a mapping only partly fills (spatial factors below its mesh) takes as long
 as a full one: the real op counts are emitted with ``Compute.occupancy`` = the used fraction,
 so time is ``ops / (rate x occupancy)`` while energy is charged on the real ops only; the
@@ -245,12 +261,39 @@ def stored_fractions(workload: Workload, mapping: Mapping) -> dict[str, float]:
     return out
 
 
+def access_ends(arch: Architecture, group: FusionGroup, mv: object) -> tuple[str, str] | None:
+    """(src, dst) level names of the transfer that charges a compute-side access ``mv`` (a
+    :class:`mappings._reuse.Move` with one end the compute unit): between the level that
+    holds the tensor and the register level of the unit running the access's Einsum; None
+    when the level is a register file (the unit's own, or another array's), the unit names
+    no register level, or the access is not counted per Einsum."""
+    from mappings._reuse import Move
+
+    assert isinstance(mv, Move)
+    if mv.einsum is None:
+        return None
+    held = mv.src if mv.dst is None else mv.dst
+    if held is None:
+        return None
+    level = group.levels[held].level
+    if arch.level(level).kind == "regfile":
+        return None  # register to PE: no engine action moves it (reported, not charged)
+    name = group.unit_of(mv.einsum) or compute_unit(arch, group).name
+    reg = arch.unit(name).level
+    if reg is None or reg == level:
+        return None
+    return (reg, level) if mv.upward else (level, reg)
+
+
 def scaled_moves(
     workload: Workload, group: FusionGroup, tensors: list, stored: AbcMapping[str, float]
 ) -> list:
     """:func:`mappings._reuse.group_moves` with what the group never touches taken out.
 
     * A tensor of which only a fraction exists (:func:`stored_fractions`) moves that fraction.
+    * A compute-side access (counted per Einsum) of an Einsum over the key ranks of an
+      attention core happens on the key tiles the group executes (:func:`group_work`'s live
+      fraction: a partly masked tile is accessed whole, a skipped one not at all).
     * In a group holding an attention core whose condition leaves tiles empty and that skips
       them, a fill (or write-back) that belongs to a (query extent x key extent) pair with no
       live element does not happen: K and V stream only the key tiles a query block reaches,
@@ -260,10 +303,17 @@ def scaled_moves(
     """
     import dataclasses
 
+    by = {e.name: e for e in workload.cascade.einsums}
+    live = None
     out = []
     for mv in group_moves(group, tensors):
         f = stored.get(mv.tensor, 1.0)
-        if f >= 1.0 and mv.src is not None and mv.dst is not None:
+        if mv.einsum is not None:  # a compute-side access: the tiles its Einsum executes
+            if live is None:
+                live = _live_fraction(workload, group) or (1.0, set())
+            if set(by[mv.einsum].ranks) & live[1]:
+                f = live[0]  # whole tiles: a partly masked tile is read and written whole
+        elif f >= 1.0 and mv.src is not None and mv.dst is not None:
             use = next(t for t in tensors if t.name == mv.tensor)
             f = fill_live_fraction(workload, group, use, max(mv.src, mv.dst))
         if f < 1.0:
@@ -456,13 +506,21 @@ def lower_group(
     per = float(trips * items)
     loads: list[Transfer] = []
     stores: list[Transfer] = []
+    streams = False  # compute-side operand reads among the loads
     for mv in scaled_moves(workload, group, tensors, stored or {}):
         if mv.dst is None or mv.src is None:
-            continue
-        b = int(math.ceil(mv.dst_bytes / per))
+            ends = access_ends(arch, group, mv)
+            if ends is None:
+                continue
+            src, dst = ends
+            nbytes = mv.src_bytes
+            streams = streams or not mv.upward
+        else:
+            src, dst = group.levels[mv.src].level, group.levels[mv.dst].level
+            nbytes = mv.dst_bytes
+        b = int(math.ceil(nbytes / per))
         if b <= 0:
             continue
-        src, dst = group.levels[mv.src].level, group.levels[mv.dst].level
         t = Transfer(tensor=mv.tensor, bytes=b, src=src, dst=dst)
         (stores if mv.upward else loads).append(t)
     computes = group_computes(workload, group, arch, per)
@@ -472,13 +530,17 @@ def lower_group(
     if len(group.levels) > 1:
         slots = max(1, min(items, int(arch.level(staging).instances)))
     body = Step(loads=tuple(loads), compute=tuple(computes), stores=tuple(stores), buffer_bytes=buf)
-    depth = 2
+    # double buffering; one more stage when the loads carry compute-side operand reads: they
+    # stream into the PEs while the tile computes, which a load stage (transfers, then the
+    # largest latency of them, a DRAM fill's) can overlap only with a tile in flight beside
+    # the double-buffered fill
+    depth = 3 if streams else 2
     if group.depth is not None:
         depth = group.depth
     elif staging is not None and buf > 0:
         cap = arch.level(staging).capacity_bytes
-        if cap is not None and fixed + 2 * buf > cap:
-            depth = 1  # no room for a second tile: loads and compute serialize
+        if cap is not None and fixed + depth * buf > cap:
+            depth = 2 if fixed + 2 * buf <= cap else 1  # no room for a second tile: serial
     return Phase(
         name=name,
         body=body,
@@ -561,6 +623,37 @@ def _lower_chain(
     )
 
 
+def _count_access(
+    arch: Architecture,
+    group: FusionGroup,
+    mv: object,
+    side: dict[str, float],
+    accesses: dict[str, dict[str, float]],
+    by_level: dict[str, float],
+) -> None:
+    """Add one compute-side access ``mv`` to the per-level tallies of :func:`lower`: bytes at
+    the level that holds the tensor (``side``; ``accesses`` split into read / write and the
+    part no transfer charges), and, when a transfer charges it (:func:`access_ends`), at both
+    ends of that transfer (``by_level``)."""
+    from mappings._reuse import Move
+
+    assert isinstance(mv, Move)
+    held = mv.src if mv.dst is None else mv.dst
+    if held is None:
+        return
+    lvl = group.levels[held].level
+    nbytes = float(mv.src_bytes)  # what the level reads (writes): one read per multicast
+    side[lvl] = side.get(lvl, 0.0) + nbytes
+    acc = accesses.setdefault(lvl, {"read": 0.0, "write": 0.0, "not_charged": 0.0})
+    acc["write" if mv.upward else "read"] += nbytes
+    ends = access_ends(arch, group, mv)
+    if ends is None:
+        acc["not_charged"] += nbytes
+        return
+    for end in ends:
+        by_level[end] = by_level.get(end, 0.0) + nbytes
+
+
 def lower(
     workload: Workload, mapping: Mapping, arch: Architecture, *, check: bool = True
 ) -> TileProgram:
@@ -581,7 +674,9 @@ def lower(
     -------
     archsim.TileProgram
         One phase per fusion group, in order; ``meta`` carries the analytic bytes per level
-        (``bytes_by_level``), compute-side bytes and real op counts.
+        (``bytes_by_level``: every transfer the program holds, compute-side ones included),
+        the compute-side accesses per level (``buffer_accesses``, ``compute_side_bytes``;
+        module doc) and real op counts.
 
     Raises
     ------
@@ -601,21 +696,22 @@ def lower(
     stored = stored_fractions(workload, mapping)
     for chain in pipeline_chains(mapping):
         phases.append(_lower_chain(workload, mapping, chain, arch, stored))
+    accesses: dict[str, dict[str, float]] = {}
     for group in mapping.groups:
         tensors = group_tensors(workload, group)
         for mv in scaled_moves(workload, group, tensors, stored):
-            ends = ((mv.src, mv.src_bytes, mv.dst), (mv.dst, mv.dst_bytes, mv.src))
-            for idx, nbytes, other in ends:
-                if idx is None:
-                    continue
+            if mv.src is None or mv.dst is None:
+                _count_access(arch, group, mv, side, accesses, by_level)
+                continue
+            for idx, nbytes in ((mv.src, mv.src_bytes), (mv.dst, mv.dst_bytes)):
                 lvl = group.levels[idx].level
-                bucket = side if other is None else by_level
-                bucket[lvl] = bucket.get(lvl, 0.0) + nbytes
+                by_level[lvl] = by_level.get(lvl, 0.0) + nbytes
         for k, v in group_ops(workload, group).items():
             ops_total[k] = ops_total.get(k, 0.0) + v
     meta = {
         "bytes_by_level": by_level,
         "compute_side_bytes": side,
+        "buffer_accesses": accesses,
         "ops": ops_total,
         "mapping": mapping.name,
     }

@@ -16,6 +16,23 @@ full size is moved, never the padded tile).
 
 Outputs (and intermediates written by the group) move the same number of elements upwards;
 all but the first visit of each element also read the partial sum back.
+
+Compute-side accesses (the boundary between the innermost level that keeps a tensor and the
+compute unit) are counted **per Einsum** when the tensor says which Einsums of the group read
+and write it (``TensorUse.readers`` / ``writer``, set by :func:`mappings._tensors.group_tensors`):
+each Einsum reads each of its operands from that level with the refill rule above over *its
+own* loops (the compute's tile is one element: an operand that stays the same while only
+loops over other ranks turn is read once per tile -- stationary --, one that changes with a
+loop is read per use), the elements it touches only (``AV`` reads the last running numerator
+``RNV[M1]``, not its history), and writes its output there the same way (plus the partial
+sums read back). So a score row that two Einsums of a 3-pass softmax read is read twice.
+
+In-place rule (footprints): an intermediate ``T`` written by an element-wise Einsum (no
+reduction) that reads a tensor ``U`` of the same ranks at the same indices, where ``U`` is
+written in the group and read by no Einsum after that one, leaves the group, or is an output
+(``U`` is dead once ``T[i]`` is computed from ``U[i]``), takes ``U``'s space at every level
+that keeps both (``TensorUse.shares``): ``SN = exp(QK - M)`` overwrites ``QK``, ``A = SN / SD``
+overwrites ``SN``, so FLAT's score row costs one score-shaped tile, not three.
 """
 
 from __future__ import annotations
@@ -26,6 +43,7 @@ from dataclasses import dataclass
 from mappings._mapping import FusionGroup
 
 __all__ = [
+    "EinsumUse",
     "TensorUse",
     "LevelTraffic",
     "Move",
@@ -34,6 +52,26 @@ __all__ = [
     "footprints",
     "refill_multiplier",
 ]
+
+
+@dataclass(frozen=True)
+class EinsumUse:
+    """One Einsum's access to one tensor (its compute-side reads or writes).
+
+    Attributes
+    ----------
+    einsum
+        Einsum name.
+    loop_ranks
+        Ranks the Einsum iterates (a split rank's parts included).
+    elems
+        Elements of the tensor the Einsum touches (the tensor's ranks it does not iterate,
+        indexed by a constant, count 1).
+    """
+
+    einsum: str
+    loop_ranks: frozenset[str]
+    elems: float
 
 
 @dataclass(frozen=True)
@@ -61,6 +99,13 @@ class TensorUse:
         the group). A loop over any other rank does not enclose those Einsums: in the
         group's (imperfect) nest they sit beside it, as the final divide of a 1-pass
         attention sits after the loop over key tiles, so it never re-fills the tensor.
+    readers
+        Every Einsum of the group that reads the tensor (one entry each, in group order), or
+        None: then the compute side reads it once over ``loop_ranks`` (a tensor-level count).
+    writer
+        The Einsum of the group that writes it, or None (see ``readers``).
+    shares
+        The tensor whose space this one takes in place (module doc), or None.
     """
 
     name: str
@@ -71,6 +116,9 @@ class TensorUse:
     read: bool = True
     in_dram: bool = True
     loop_ranks: frozenset[str] | None = None
+    readers: tuple[EinsumUse, ...] | None = None
+    writer: EinsumUse | None = None
+    shares: str | None = None
 
 
 @dataclass(frozen=True)
@@ -151,7 +199,8 @@ class Move:
     ``src``/``dst`` are level indices in the group (``dst`` None: the compute unit reads the
     operands from ``src``; for an upward move ``src`` None: the compute unit writes them).
     ``src_bytes`` are read at ``src``, ``dst_bytes`` written at ``dst`` (they differ when a
-    multicast network copies one read to several children).
+    multicast network copies one read to several children). ``einsum`` names the Einsum of a
+    compute-side access counted per Einsum (None for fills between levels).
     """
 
     tensor: str
@@ -160,6 +209,7 @@ class Move:
     src_bytes: float
     dst_bytes: float
     upward: bool
+    einsum: str | None = None
 
     @property
     def bytes(self) -> float:
@@ -197,6 +247,9 @@ def group_moves(
         b = t.bytes_per_elem
         chain = keep + [n]  # n = the compute unit
         for p, c in zip(chain[:-1], chain[1:], strict=False):
+            if c == n and (t.readers is not None or t.writer is not None):
+                out.extend(_compute_side(group, t, p, mc[p]))
+                continue
             mult, above, between = _boundary(group, t, p, c)
             par = t.elems * mult * above
             kids = par * between
@@ -210,6 +263,32 @@ def group_moves(
                 out.append(Move(t.name, dst, p, par * b, par * b, upward=True))
                 if back > 0:
                     out.append(Move(t.name, p, dst, back * b, back * b, upward=False))
+    return out
+
+
+def _compute_side(group: FusionGroup, t: TensorUse, p: int, multicast: bool) -> list[Move]:
+    """Per-Einsum accesses of ``t`` at level ``p`` by the compute unit (module doc)."""
+    from dataclasses import replace
+
+    n = len(group.levels)
+    b = t.bytes_per_elem
+    out: list[Move] = []
+    for use in t.readers or ():
+        one = replace(t, elems=use.elems, loop_ranks=use.loop_ranks)
+        mult, above, between = _boundary(group, one, p, n)
+        par = use.elems * mult * above
+        kids = par * between
+        single = par if multicast else kids
+        out.append(Move(t.name, p, None, single * b, kids * b, upward=False, einsum=use.einsum))
+    w = t.writer
+    if w is not None:
+        one = replace(t, elems=w.elems, loop_ranks=w.loop_ranks)
+        mult, above, _ = _boundary(group, one, p, n)
+        par = w.elems * mult * above
+        back = max(par - w.elems * above, 0.0)
+        out.append(Move(t.name, None, p, par * b, par * b, upward=True, einsum=w.einsum))
+        if back > 0:
+            out.append(Move(t.name, p, None, back * b, back * b, upward=False, einsum=w.einsum))
     return out
 
 
@@ -236,7 +315,9 @@ def footprints(
     """Bytes of each tensor's tile per instance of each on-chip level (level index -> tensor -> B).
 
     The tile at level ``i`` spans the loops at levels ``>= i`` (its own temporal loops and
-    its spatial fan-out included), clipped to the rank's size.
+    its spatial fan-out included), clipped to the rank's size. A tensor that ``shares`` the
+    space of another one kept at the same level (the in-place rule, module doc) takes only
+    the bytes it needs beyond that one's tile (0 for the same dtype).
     """
     n = len(group.levels)
     tiles: list[dict[str, int]] = [{} for _ in range(n + 1)]  # tiles[i] = FusionGroup.tile(., i)
@@ -260,5 +341,9 @@ def footprints(
             for r in t.ranks:
                 e *= min(int(sizes.get(r, 1)), tile.get(r, 1))
             per[t.name] = e * t.bytes_per_elem
+        whole = dict(per)
+        for t in tensors:  # in place: a tile written over a dead one of the same ranks
+            if t.shares is not None and t.name in whole and t.shares in whole:
+                per[t.name] = max(0.0, whole[t.name] - whole[t.shares])
         out[i] = per
     return out

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from mappings._mapping import FusionGroup
-from mappings._reuse import TensorUse
+from mappings._reuse import EinsumUse, TensorUse
 
 if TYPE_CHECKING:
     from workloads import Cascade, Einsum, Workload
@@ -75,6 +75,18 @@ def _group_tensors(workload: Workload, group: FusionGroup) -> list[TensorUse]:
             continue
         for ref in (*e.inputs, e.output):
             touching.setdefault(ref.name, set()).update(e.ranks)
+    readers: dict[str, list[EinsumUse]] = {}
+    writer: dict[str, EinsumUse] = {}
+    for name in group.einsums:
+        e = by.get(name)
+        if e is None:
+            continue
+        loops = _walked(cas, e.ranks)
+        for t in dict.fromkeys(ref.name for ref in e.inputs):  # self-reads: the running state
+            readers.setdefault(t, []).append(EinsumUse(name, loops, _touched(cas, t, loops, sizes)))
+        out_name = e.output.name
+        writer[out_name] = EinsumUse(name, loops, _touched(cas, out_name, loops, sizes))
+    shares = in_place(workload, group)
     out: list[TensorUse] = []
     for name in dict.fromkeys(read + written):
         spec = cas.tensors[name]
@@ -91,9 +103,76 @@ def _group_tensors(workload: Workload, group: FusionGroup) -> list[TensorUse]:
                 read=is_r,
                 in_dram=name not in group.on_chip,
                 loop_ranks=frozenset(touching.get(name, iterated)),
+                readers=tuple(readers.get(name, ())),
+                writer=writer.get(name),
+                shares=shares.get(name),
             )
         )
     return out
+
+
+def _walked(cas: Cascade, ranks: Sequence[str]) -> frozenset[str]:
+    """``ranks`` with each split rank's parts added (a parent rank is walked by its parts)."""
+    out = set(ranks)
+    for sp in cas.splits.values():
+        if sp.rank in out:
+            out |= {sp.outer, sp.inner}
+    return frozenset(out)
+
+
+def _touched(cas: Cascade, tensor: str, loops: frozenset[str], sizes: dict) -> float:
+    """Elements of ``tensor`` an Einsum iterating ``loops`` touches: its ranks the Einsum
+    walks count their size, the others (a constant index, ``RNV[M1]``) one."""
+    n = 1.0
+    for r in cas.tensors[tensor].ranks:
+        sp = cas.splits.get(r)
+        walked = r in loops or (sp is not None and {sp.outer, sp.inner} & loops)
+        if walked:
+            n *= int(sizes.get(r, 1))
+    return n
+
+
+def in_place(workload: Workload, group: FusionGroup) -> dict[str, str]:
+    """Tensor -> the tensor whose buffer space it takes (the in-place rule of
+    :mod:`mappings._reuse`): ``T`` written by an element-wise Einsum of ``group`` (no reduced
+    rank) that reads ``U`` at exactly ``T``'s indices, where ``U`` is written by an earlier
+    Einsum of the group, is read by no later Einsum of the group nor by any Einsum outside
+    it, is not a cascade output and is no running state (an iterative tensor's next value
+    is read by the next iteration). At most one ``U`` per ``T`` (the first such operand)."""
+    cas = workload.cascade
+    by = einsum_by_name(workload)
+    order = [n for n in group.einsums if n in by]
+    mine = set(order)
+    outside = {ref.name for e in cas.einsums if e.name not in mine for ref in e.inputs}
+    outside |= set(cas.outputs)
+    produced: set[str] = set()
+    out: dict[str, str] = {}
+    for i, name in enumerate(order):
+        e = by[name]
+        later = {ref.name for n in order[i + 1 :] for ref in by[n].inputs}
+        if not e.reduce_ranks and _plain_indices(e.output.indices):
+            for ref in e.inputs:
+                u = ref.name
+                if (
+                    u != e.output.name
+                    and u in produced
+                    and u not in later
+                    and u not in outside
+                    and u not in out.values()
+                    and not cas.tensors[u].iterative  # a running state lives on
+                    and ref.indices == e.output.indices
+                ):
+                    out[e.output.name] = u
+                    break
+        produced.add(e.output.name)
+    return out
+
+
+def _plain_indices(indices: Sequence[object]) -> bool:
+    """Every index a rank variable with no offset (``SN[b,h,m,p]``, not ``RM[m1+1]``)."""
+    return all(
+        getattr(i, "rank", None) is not None and not getattr(i, "offset", 0) for i in indices
+    )
 
 
 def _split_ranks(cas: Cascade, ranks: tuple[str, ...], iterated: set[str]) -> tuple[str, ...]:
