@@ -369,6 +369,7 @@ def _print(rep, trace: str | None) -> None:  # noqa: ANN001 - models.ModelReport
     print(
         f"total: latency {_fmt_s(lat)} | {rep.tokens_per_s:.4g} tokens/s | "
         f"{rep.j_per_token:.4g} J/token | energy {rep.energy_j:.4g} J{devices}"
+        + (f" | {rep.kernels} GPU kernels per device" if rep.kernels else "")
     )
     if g.devices > 1:
         ring = " (a ring's link time hidden under its block computes is not counted)"

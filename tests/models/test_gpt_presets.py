@@ -141,3 +141,15 @@ def test_bias_is_refused_where_the_graph_has_no_dense_block() -> None:
     dsv3["bias"] = True
     with pytest.raises(ModelError, match="bias"):
         ModelSpec(**dsv3)
+
+
+def test_cli_runs_a_gpt_preset_and_prints_the_kernels(capsys) -> None:
+    from archsim.cli import main
+
+    argv = ["model", "gpt2-small", "--arch", "h100", "--phase", "decode", "--set", "S=1024"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "qkv_proj_bias" in out
+    assert "| 160 GPU kernels per device" in out
+    assert main(["model", "--list"]) == 0
+    assert "gpt3-xl" in capsys.readouterr().out
