@@ -290,7 +290,7 @@ def measure_model(  # noqa: PLR0913 - the run's settings
     prompt = torch.randint(0, VOCAB, (1, context - tokens - 4), device=device, generator=gen)
     step_ids = torch.randint(0, VOCAB, (tokens + 4, 1, 1), device=device, generator=gen)
     cuda = device == "cuda"
-    rec = {
+    rec: dict = {  # bare dict: JSON values of mixed types
         "kind": "gpt_decode",
         "model": name,
         "layers": layers,
