@@ -29,7 +29,8 @@ weights (timing does not depend on the weight values; no download is needed), fp
   ``kernel_ms_per_token`` (sum of kernel, memcpy and memset durations per replay) and
   ``graph_kernels_per_token`` (``kernel_profile_source``: ``graph replay``, or the same step
   run uncaptured, ``step_kernel_ms`` / ``step_kernels``, when the profiler sees fewer kernels
-  in the replays); NVML the replay loop's ``graph_mJ_per_token`` and ``graph_avg_W``.
+  in the replays); NVML the replay loop's ``graph_mJ_per_token`` and ``graph_avg_W``;
+  ``static_eager_ms_per_token`` is the same step launched from Python uncaptured.
   Before timing, the step's logits are checked against the Hugging Face model's own forward
   of the same tokens (``graph_logits_max_abs_diff``, relative to the
   logits' scale in ``graph_logits_rel_diff``; the run stops a model whose step disagrees).
@@ -223,6 +224,15 @@ def measure_graph(model, context: int, tokens: int, nvml, sampler, device: str) 
             for _ in range(3):
                 step.decode()
         torch.cuda.current_stream().wait_stream(side)
+        # the same step launched from Python, uncaptured: its time over the replay's is the
+        # per-kernel launch cost of eager execution without Hugging Face's own overhead
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(tokens):
+            step.decode()
+        end.record()
+        end.synchronize()
+        rec["static_eager_ms_per_token"] = start.elapsed_time(end) / tokens
         g = torch.cuda.CUDAGraph()
         with torch.cuda.graph(g):
             step.decode()
