@@ -74,6 +74,7 @@ def _graph_file(path, device="NVIDIA H200", **fields):
         "kernel_ms_per_token": 0.5,
         "graph_kernels_per_token": 158.0,
         "graph_mJ_per_token": 200.0,
+        "static_eager_ms_per_token": 2.0,
         **fields,
     }
     lines = [{"kind": "device", "name": device}, rec]
@@ -92,6 +93,7 @@ def test_graph_rows_put_the_model_beside_the_measured_replay(tmp_path):
     assert row["model_no_launch_ms_per_token"] == pytest.approx(1.2 * 0.25)
     assert row["model_no_launch_over_kernel"] == pytest.approx(0.3 / 0.5)
     assert row["eager_over_graph"] == pytest.approx(8.0 / 0.8)  # the fixed-cache eager loop
+    assert row["static_eager_over_graph"] == pytest.approx(2.0 / 0.8)
     assert row["energy_eff"] == pytest.approx(200.0)
     assert "CUDA-graph" in row["setup"]
 

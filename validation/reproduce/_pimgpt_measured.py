@@ -98,8 +98,9 @@ def measured_graph_rows(
         (``model_ms_per_token``; ``model_over_measured``), the profiler's kernel time and
         kernel count beside the model's time without launches and gaps and its kernel count,
         the eager time of the same file over the graph time (``eager_over_graph``: the
-        framework's share), and the PIM ``speedup`` (and ``energy_eff`` when the graph loop's
-        energy was measured). Empty when the file is absent, names no device with a preset,
+        framework's share; ``static_eager_over_graph``: the same step launched from
+        Python), and the PIM ``speedup`` (and ``energy_eff`` when the graph loop's energy
+        was measured). Empty when the file is absent, names no device with a preset,
         or has no graph records.
     """
     path = MEASURED_GPT_DECODE_GRAPH if path is None else path
@@ -139,6 +140,8 @@ def measured_graph_rows(
         eager = m.get("energy_loop_ms_per_token", m.get("ms_per_token"))
         if eager is not None:  # the fixed-cache eager loop where measured (as the eager rows)
             r["eager_over_graph"] = float(eager) / graph_ms
+        if m.get("static_eager_ms_per_token") is not None:  # the step uncaptured, from Python
+            r["static_eager_over_graph"] = float(m["static_eager_ms_per_token"]) / graph_ms
         if m.get("graph_mJ_per_token") is not None:
             r["measured_graph_mJ_per_token"] = float(m["graph_mJ_per_token"])
             r["energy_eff"] = float(m["graph_mJ_per_token"]) / float(row["pim_mJ_per_token"])
