@@ -83,6 +83,16 @@ class Result:
     def __hash__(self) -> int:
         return hash((self.cycles, self.energy_j, self.engine))
 
+    @property
+    def buffer_accesses(self) -> Mapping[str, Mapping[str, float]]:
+        """Compute-side accesses per storage level, bytes: ``{"GLB": {"read": B, "write": B,
+        "not_charged": B}}`` -- what the compute units read from and write to the level that
+        holds each operand, counted per Einsum by the generic lowering (the part at register
+        files is not in the program, so it is not in ``energy_breakdown_j``); empty for
+        programs that do not report them (``meta["buffer_accesses"]``)."""
+        acc = self.meta.get("buffer_accesses")
+        return acc if isinstance(acc, Mapping) else {}
+
     def to_dict(self) -> dict[str, object]:
         """Plain JSON-ready dict (the trace is summarized by its length)."""
         return {

@@ -65,13 +65,18 @@ class EinsumUse:
     loop_ranks
         Ranks the Einsum iterates (a split rank's parts included).
     elems
-        Elements of the tensor the Einsum touches (the tensor's ranks it does not iterate,
-        indexed by a constant, count 1).
+        Elements of the tensor the Einsum touches (an index that is a constant, ``RNV[M1]``,
+        counts 1).
+    ranks
+        The tensor's ranks as the Einsum indexes it (its index variables, a split rank as
+        its parts): ``K[b,h,pc,mi,e]`` in linear attention's intra-chunk Einsum walks K's
+        chunks with the query chunk ``pc``, so a loop over ``pc`` walks K there.
     """
 
     einsum: str
     loop_ranks: frozenset[str]
     elems: float
+    ranks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,10 @@ class TensorUse:
         The Einsum of the group that writes it, or None (see ``readers``).
     shares
         The tensor whose space this one takes in place (module doc), or None.
+    sizes
+        ``(rank, size)`` of the ranks the group iterates, or None: with them a refill
+        multiplier counts the loop iterations that exist (a remainder tile's padding
+        excluded), without them the product of the loop factors.
     """
 
     name: str
@@ -119,6 +128,7 @@ class TensorUse:
     readers: tuple[EinsumUse, ...] | None = None
     writer: EinsumUse | None = None
     shares: str | None = None
+    sizes: tuple[tuple[str, int], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -172,15 +182,17 @@ def _keepers(group: FusionGroup, t: TensorUse) -> list[int]:
 def _boundary(group: FusionGroup, t: TensorUse, p: int, c: int) -> tuple[int, int, int]:
     """(refill multiplier, copies above the parent, copies between parent and child)."""
     loops: list[tuple[str, int]] = []
+    at: list[int] = []  # level index of each loop
     inside = t.loop_ranks
-    for lm in group.levels[:c]:
-        loops.extend(
-            (r, int(lm.temporal.get(r, 1)))
-            for r in lm.loop_order()
-            if inside is None or r in inside
-        )
+    for i, lm in enumerate(group.levels[:c]):
+        for r in lm.loop_order():
+            if inside is None or r in inside:
+                loops.append((r, int(lm.temporal.get(r, 1))))
+                at.append(i)
     mult = refill_multiplier(loops, t.ranks)
     own = set(t.ranks)
+    if t.sizes is not None and mult > 1:
+        mult = _exact_refills(group, loops, at, own, dict(t.sizes))
     above = between = 1
     for i, lm in enumerate(group.levels[:c]):
         for r, f in lm.spatial.items():
@@ -190,6 +202,50 @@ def _boundary(group: FusionGroup, t: TensorUse, p: int, c: int) -> tuple[int, in
                 else:
                     between *= int(f)
     return mult, above, between
+
+
+def _exact_refills(
+    group: FusionGroup,
+    loops: Sequence[tuple[str, int]],
+    at: Sequence[int],
+    own: set[str],
+    sizes: Mapping[str, int],
+) -> int:
+    """:func:`refill_multiplier` counting only the iterations that exist: the loops over a
+    rank ``r`` outside the tensor's innermost own loop walk ``ceil(size(r) / inner)`` blocks
+    (``inner``: ``r``'s extent inside the innermost of them, per instance of the outer
+    spatial fan-out over ``r``), not the product of their factors, which a remainder tile
+    pads (a query range of 65,536 rows in groups of 31,744 walks 256 tiles of 256 rows, not
+    3 x 124)."""
+    last = -1
+    for i, (rank, f) in enumerate(loops):
+        if f > 1 and rank in own:
+            last = i
+    padded: dict[str, int] = {}
+    innermost: dict[str, int] = {}
+    for i, (rank, f) in enumerate(loops[: last + 1]):
+        if rank not in own:
+            padded[rank] = padded.get(rank, 1) * f
+            innermost[rank] = at[i]
+    mult = 1
+    for rank, prod_f in padded.items():
+        size = sizes.get(rank)
+        if size is None:
+            mult *= prod_f
+            continue
+        lv = innermost[rank]
+        inner = 1
+        outer_spatial = 1
+        for i, lm in enumerate(group.levels):
+            if i > lv:
+                inner *= int(lm.temporal.get(rank, 1))
+            if i >= lv:
+                inner *= int(lm.spatial.get(rank, 1))
+            else:
+                outer_spatial *= int(lm.spatial.get(rank, 1))
+        real = -(-int(size) // (inner * outer_spatial))
+        mult *= max(1, min(prod_f, real))
+    return mult
 
 
 @dataclass(frozen=True)
@@ -274,7 +330,7 @@ def _compute_side(group: FusionGroup, t: TensorUse, p: int, multicast: bool) -> 
     b = t.bytes_per_elem
     out: list[Move] = []
     for use in t.readers or ():
-        one = replace(t, elems=use.elems, loop_ranks=use.loop_ranks)
+        one = replace(t, elems=use.elems, loop_ranks=use.loop_ranks, ranks=use.ranks or t.ranks)
         mult, above, between = _boundary(group, one, p, n)
         par = use.elems * mult * above
         kids = par * between
@@ -282,7 +338,7 @@ def _compute_side(group: FusionGroup, t: TensorUse, p: int, multicast: bool) -> 
         out.append(Move(t.name, p, None, single * b, kids * b, upward=False, einsum=use.einsum))
     w = t.writer
     if w is not None:
-        one = replace(t, elems=w.elems, loop_ranks=w.loop_ranks)
+        one = replace(t, elems=w.elems, loop_ranks=w.loop_ranks, ranks=w.ranks or t.ranks)
         mult, above, _ = _boundary(group, one, p, n)
         par = w.elems * mult * above
         back = max(par - w.elems * above, 0.0)

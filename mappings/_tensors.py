@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping as AbcMapping
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -67,7 +68,8 @@ def _group_tensors(workload: Workload, group: FusionGroup) -> list[TensorUse]:
                 read.append(ref.name)
         if e.output.name not in written:
             written.append(e.output.name)
-    iterated = set(group_ranks(workload, group))
+    ranks = group_ranks(workload, group)
+    iterated = set(ranks)
     touching: dict[str, set[str]] = {}
     for name in group.einsums:
         e = by.get(name)
@@ -82,10 +84,10 @@ def _group_tensors(workload: Workload, group: FusionGroup) -> list[TensorUse]:
         if e is None:
             continue
         loops = _walked(cas, e.ranks)
-        for t in dict.fromkeys(ref.name for ref in e.inputs):  # self-reads: the running state
-            readers.setdefault(t, []).append(EinsumUse(name, loops, _touched(cas, t, loops, sizes)))
-        out_name = e.output.name
-        writer[out_name] = EinsumUse(name, loops, _touched(cas, out_name, loops, sizes))
+        refs = {ref.name: ref for ref in reversed(e.inputs)}  # the first reference of each
+        for t, ref in reversed(refs.items()):  # self-reads too: the running state
+            readers.setdefault(t, []).append(_use(cas, name, loops, ref.ranks, iterated, sizes))
+        writer[e.output.name] = _use(cas, name, loops, e.output.ranks, iterated, sizes)
     shares = in_place(workload, group)
     out: list[TensorUse] = []
     for name in dict.fromkeys(read + written):
@@ -106,6 +108,7 @@ def _group_tensors(workload: Workload, group: FusionGroup) -> list[TensorUse]:
                 readers=tuple(readers.get(name, ())),
                 writer=writer.get(name),
                 shares=shares.get(name),
+                sizes=tuple(ranks.items()),
             )
         )
     return out
@@ -120,16 +123,20 @@ def _walked(cas: Cascade, ranks: Sequence[str]) -> frozenset[str]:
     return frozenset(out)
 
 
-def _touched(cas: Cascade, tensor: str, loops: frozenset[str], sizes: dict) -> float:
-    """Elements of ``tensor`` an Einsum iterating ``loops`` touches: its ranks the Einsum
-    walks count their size, the others (a constant index, ``RNV[M1]``) one."""
-    n = 1.0
-    for r in cas.tensors[tensor].ranks:
-        sp = cas.splits.get(r)
-        walked = r in loops or (sp is not None and {sp.outer, sp.inner} & loops)
-        if walked:
-            n *= int(sizes.get(r, 1))
-    return n
+def _use(
+    cas: Cascade,
+    einsum: str,
+    loops: frozenset[str],
+    index: Sequence[str],
+    iterated: set[str],
+    sizes: AbcMapping[str, int],
+) -> EinsumUse:
+    """One Einsum's use of a tensor it indexes by the rank variables ``index`` (constants
+    left out): those ranks (a split rank the group walks by its parts as the parts) and the
+    elements they span."""
+    ranks = _split_ranks(cas, tuple(index), iterated)
+    elems = float(math.prod(int(sizes.get(r, 1)) for r in ranks))
+    return EinsumUse(einsum, loops, elems, ranks)
 
 
 def in_place(workload: Workload, group: FusionGroup) -> dict[str, str]:
