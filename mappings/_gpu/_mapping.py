@@ -21,7 +21,13 @@ core (projections) are one group each, run as library kernels (GEMM / memory-bou
 
 ``gpu_unfused`` is a mapping whose groups are its kernels: each GEMM alone, runs of
 memory-bound Einsums together (intermediates of a run stay on chip, the others go through
-HBM).
+HBM) (:mod:`mappings._gpu._unfused_mapping`).
+
+The decode kernels (``split_kv``, ``lean``, the fused families at query length 1) are the
+same group with the query heads of a K/V stream packed in the CTA and the key split over CTAs
+(:mod:`mappings._gpu.decode`); the sparse kernels (``block_sparse``, ``fg_sparse``) a fused
+group whose ``skip`` binds the cascade's sparsity (:mod:`mappings._gpu.sparse`); ``gpu_gemm``
+one group with the output tiles and split-K as the grid (:mod:`mappings._gpu.gemm`).
 
 :func:`gpu_mapping_plan` runs any such mapping: the recipes build their mapping with
 :func:`fused_mapping` and run it through the same function, so ``--save-mapping`` then
@@ -317,22 +323,11 @@ def _kernel_group(w: Workload, arch: Architecture, names: Sequence[str]) -> Fusi
 
 
 def unfused_mapping(workload: Workload, arch: Architecture) -> Mapping:
-    """``gpu_unfused`` as a :class:`Mapping`: one group per kernel (each GEMM alone, runs of
-    memory-bound Einsums together), the key rank whole."""
-    from ._spine import unfused_runs, unfused_sizes
+    """``gpu_unfused`` as a :class:`Mapping` (:func:`mappings._gpu._unfused_mapping.
+    unfused_mapping`)."""
+    from ._unfused_mapping import unfused_mapping as build
 
-    num, sizes = unfused_sizes(workload)
-    cas = workload.cascade
-    splits = {
-        sp.rank: int(sizes[sp.inner])
-        for sp in cas.splits.values()
-        if isinstance(sp.tile, str) and num.get(sp.tile) != _num(workload).get(sp.tile)
-    }
-    w = apply_splits(workload, splits)
-    runs = unfused_runs(cas, sizes)
-    return Mapping(
-        groups=tuple(_kernel_group(w, arch, run) for run in runs), splits=splits, name=UNFUSED
-    )
+    return build(workload, arch)
 
 
 def _num(workload: Workload) -> dict[str, float]:
@@ -607,7 +602,9 @@ def gpu_mapping_plan(workload: Workload, mapping: Mapping, arch: Architecture) -
     model_for(arch)
     name = mapping.name
     if name == UNFUSED:
-        return _unfused_plan(workload, mapping, arch)
+        from ._unfused_mapping import unfused_mapping_plan
+
+        return unfused_mapping_plan(workload, mapping, arch)
     if name == GEMM:
         from .gemm import gemm_mapping_plan
 
@@ -737,56 +734,3 @@ def smem_formula(shape: CtaShape, t: AttnTiling, elt: int) -> str:
     if r.score_smem_bytes:
         s += f" + Bm Bn * {r.score_smem_bytes}"
     return s + " per CTA"
-
-
-def _unfused_plan(workload: Workload, mapping: Mapping, arch: Architecture) -> Plan:
-    """Plan of a ``gpu_unfused`` mapping: one kernel per group, in order."""
-    from mappings._passes import cascade_passes
-    from mappings._registry import PassInfo
-    from workloads import count
-
-    from ._common import model_for
-    from ._spine import _is_gemm, unfused_plan, unfused_sizes
-
-    _check_structure(workload, mapping, arch)
-    cas = workload.cascade
-    order = [e.name for e in cas.einsums]
-    runs = [list(g.einsums) for g in mapping.groups]
-    if [n for run in runs for n in run] != order:
-        raise MappingError(
-            "gpu_unfused runs its kernels in cascade order",
-            path="groups",
-            expected=order,
-            got=[n for run in runs for n in run],
-        )
-    num, sizes = unfused_sizes(workload)
-    for k, run in enumerate(runs):
-        gemms = [n for n in run if _is_gemm(cas, n, sizes)]
-        if gemms and len(run) > 1:
-            raise MappingError(
-                "a GEMM runs as its own kernel in gpu_unfused",
-                path=f"groups[{k}].einsums",
-                expected=f"{gemms[0]} alone",
-                got=run,
-            )
-    plan = unfused_plan(UNFUSED, workload, arch, model_for(arch), runs=runs)
-    counts = count(cas, num)
-    inter = set(cas.tensors) - set(cas.inputs) - set(cas.outputs)
-    spilled = {t for k, run in enumerate(runs) for t in _made(cas, run)} - {
-        t for g in mapping.groups for t in g.on_chip
-    }
-    spill = sum(float(ec.writes_bytes) for ec in counts.einsums if ec.name in inter & spilled)
-    n, why = cascade_passes(cas)
-    passes = PassInfo(
-        passes=max(1, n),
-        buffer_bytes=0.0,
-        buffer_formula="0 (every intermediate between kernels in HBM)",
-        spill_bytes=2.0 * spill,
-        reason=why,
-    )
-    return replace(plan, passes=passes, mapping=mapping)
-
-
-def _made(cas: object, run: Sequence[str]) -> set[str]:
-    by = {e.name: e for e in cas.einsums}  # type: ignore[attr-defined]
-    return {by[n].output.name for n in run}
