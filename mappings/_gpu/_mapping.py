@@ -322,12 +322,14 @@ def _kernel_group(w: Workload, arch: Architecture, names: Sequence[str]) -> Fusi
     )
 
 
-def unfused_mapping(workload: Workload, arch: Architecture) -> Mapping:
+def unfused_mapping(
+    workload: Workload, arch: Architecture, *, fuse_elementwise: bool = True
+) -> Mapping:
     """``gpu_unfused`` as a :class:`Mapping` (:func:`mappings._gpu._unfused_mapping.
     unfused_mapping`)."""
     from ._unfused_mapping import unfused_mapping as build
 
-    return build(workload, arch)
+    return build(workload, arch, fuse_elementwise=fuse_elementwise)
 
 
 def _num(workload: Workload) -> dict[str, float]:

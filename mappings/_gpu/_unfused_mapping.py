@@ -21,9 +21,12 @@ if TYPE_CHECKING:
 __all__ = ["unfused_mapping", "unfused_mapping_plan"]
 
 
-def unfused_mapping(workload: Workload, arch: Architecture) -> Mapping:
+def unfused_mapping(
+    workload: Workload, arch: Architecture, *, fuse_elementwise: bool = True
+) -> Mapping:
     """``gpu_unfused`` as a :class:`Mapping`: one group per kernel (each GEMM alone, runs of
-    memory-bound Einsums together), the key rank whole."""
+    memory-bound Einsums together, or each Einsum alone without ``fuse_elementwise``), the
+    key rank whole."""
     from ._spine import unfused_runs, unfused_sizes
 
     num, sizes = unfused_sizes(workload)
@@ -34,7 +37,7 @@ def unfused_mapping(workload: Workload, arch: Architecture) -> Mapping:
         if isinstance(sp.tile, str) and num.get(sp.tile) != _num(workload).get(sp.tile)
     }
     w = apply_splits(workload, splits)
-    runs = unfused_runs(cas, sizes)
+    runs = unfused_runs(cas, sizes, fuse_elementwise=fuse_elementwise)
     return Mapping(
         groups=tuple(_kernel_group(w, arch, run) for run in runs), splits=splits, name=UNFUSED
     )

@@ -36,14 +36,13 @@ from archsim import Architecture
 from archsim.errors import MappingError
 from archsim.gpu import GemmConfig, GpuModel, choose_gemm_config, dtype_bytes, gemm_costs
 from archsim.gpu.gemm import copy_path
-from mappings._passes import cascade_passes
 from mappings._registry import PassInfo, Plan, register_dataflow
 from mappings._roles import is_contraction
 from mappings._stream import numeric_params
 from workloads import Workload, count
 
 from ._common import check_knobs, dtype_of, ensure, model_for
-from ._spine import _finish, einsum_ops, unfused_plan
+from ._spine import _finish, einsum_ops
 
 if TYPE_CHECKING:
     from mappings._mapping import Mapping as KernelMapping
@@ -421,28 +420,15 @@ def gpu_gemm(workload: Workload, arch: Architecture, knobs: Mapping[str, object]
 
 @register_dataflow("gpu_unfused")
 def gpu_unfused(workload: Workload, arch: Architecture, knobs: Mapping[str, object]) -> Plan:
-    """Every Einsum as its own kernel: contractions as (batched) GEMMs, others memory-bound,
-    every intermediate written to and read back from HBM. Any cascade."""
+    """Every Einsum outside any fused loop nest: contractions as (batched) GEMMs, others
+    memory-bound (runs of them one kernel with ``fuse_elementwise``, the default), every
+    intermediate between kernels written to and read back from HBM. Any cascade. The kernel
+    split is a Mapping (one group per kernel), run back by
+    :func:`~mappings._gpu._unfused_mapping.unfused_mapping_plan`."""
+    from ._unfused_mapping import unfused_mapping, unfused_mapping_plan
+
     check_knobs(knobs, ("fuse_elementwise",), "gpu_unfused")
-    model = model_for(arch)
+    model_for(arch)
     fuse = bool(knobs.get("fuse_elementwise", True))
-    plan = unfused_plan("gpu_unfused", workload, arch, model, fuse_elementwise=fuse)
-    cascade = workload.cascade
-    counts = count(cascade, numeric_params(workload.params))
-    inter = set(cascade.tensors) - set(cascade.inputs) - set(cascade.outputs)
-    spill = sum(float(ec.writes_bytes) for ec in counts.einsums if ec.name in inter)
-    n, why = cascade_passes(cascade)
-    passes = PassInfo(
-        passes=max(1, n),
-        buffer_bytes=0.0,
-        buffer_formula="0 (every intermediate in HBM)",
-        spill_bytes=2.0 * spill,
-        reason=why,
-    )
-    from dataclasses import replace
-
-    from ._mapping import unfused_mapping
-
-    # the default kernel split is a Mapping (``--save-mapping``); one kernel per Einsum is not
-    mapping = unfused_mapping(workload, arch) if fuse else None
-    return replace(plan, passes=passes, mapping=mapping)
+    mapping = unfused_mapping(workload, arch, fuse_elementwise=fuse)
+    return unfused_mapping_plan(workload, mapping, arch)

@@ -427,3 +427,16 @@ def test_save_mapping_then_mapping_from_the_cli(tmp_path, capsys, workload, sets
     assert main([*args, "--mapping", str(f)]) == 0
     again = json.loads(capsys.readouterr().out)
     assert (first["cycles"], first["energy_j"]) == (again["cycles"], again["energy_j"])
+
+
+def test_gpu_unfused_without_element_wise_fusion_is_one_group_per_einsum(h100):
+    w = resolve_workload("mha", {"S": 1024})
+    _, fused = plan_for(h100, w, dataflow="gpu_unfused")
+    _, plan = plan_for(h100, w, dataflow="gpu_unfused", knobs={"fuse_elementwise": False})
+    names = [e.name for e in w.cascade.einsums]
+    assert [g.einsums for g in plan.mapping.groups] == [(n,) for n in names]
+    assert len(fused.mapping.groups) < len(names)
+    a, b = _run_back(w, plan, h100)
+    assert a == b
+    # intermediates kept inside a fused element-wise kernel are not spilled
+    assert fused.passes.spill_bytes < plan.passes.spill_bytes
