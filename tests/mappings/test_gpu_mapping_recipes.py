@@ -440,3 +440,55 @@ def test_gpu_unfused_without_element_wise_fusion_is_one_group_per_einsum(h100):
     assert a == b
     # intermediates kept inside a fused element-wise kernel are not spilled
     assert fused.passes.spill_bytes < plan.passes.spill_bytes
+
+
+def test_more_packed_query_rows_than_the_ctas_mma_rows_are_refused(h100):
+    w = resolve_workload("mla", {"B": 4, "H": 128, "Sq": 1, "Skv": 8192})
+    _, plan = plan_for(h100, w, dataflow="split_kv")
+    d = plan.mapping.to_dict()
+    core = next(g for g in d["groups"] if "QKC" in g["einsums"])
+    assert core["levels"][0]["spatial"]["h"] == 2  # 128 heads in CTAs of 64 MMA rows
+    assert core["levels"][2]["temporal"]["h"] == 64
+    core["levels"][0]["spatial"].pop("h")
+    core["levels"][2]["temporal"]["h"] = 128
+    with pytest.raises(MappingError, match="exceed its 64 MMA rows") as e:
+        gpu_mapping_plan(w, Mapping.from_dict(d), h100)
+    assert "factors.h" in str(e.value)
+    core["levels"][0]["spatial"]["h"] = 4  # 32 heads per CTA: twice the CTAs, same work
+    core["levels"][2]["temporal"]["h"] = 32
+    quarter = gpu_mapping_plan(w, Mapping.from_dict(d), h100)
+    assert quarter.meta["cta"]["heads_per_cta"] == 32
+    assert quarter.meta["ops"] == plan.meta["ops"]
+    assert _cycles(quarter, h100)[0] != _cycles(plan, h100)[0]
+
+
+def test_a_gemm_off_the_tensor_cores_is_refused(h100):
+    w = resolve_workload("gemm", {"M": 1024, "N": 1024, "K": 1024})
+    _, plan = plan_for(h100, w, dataflow="gpu_gemm")
+    d = plan.mapping.to_dict()
+    d["groups"][0]["compute"] = "cuda"
+    with pytest.raises(MappingError, match="tensor cores") as e:
+        gpu_mapping_plan(w, Mapping.from_dict(d), h100)
+    assert "groups[0].compute" in str(e.value)
+
+
+def test_sparse_recipe_fields_rebuild_the_kernels_shared_memory(h100):
+    """Three K/V stages of the SparseRecipe give the sparse tiling's shared memory."""
+    from archsim.gpu.attention import _sparse_tiling
+    from mappings._gpu._common import model_for
+    from mappings._gpu._mapping import CtaShape, recipe_cta
+    from mappings._gpu.sparse import SPARSE_KINDS
+
+    model = model_for(h100)
+    for sp in SPARSE_KINDS.values():
+        for block in (16, 64, 128):
+            base = _sparse_tiling(model, sp.kernel.family, 128, block, 2)
+            r = sp.kernel
+            shape = CtaShape(r, 0, base.block_m, base.block_n, r.kv_stages, (), 128, 128)
+            cta = recipe_cta(shape, model, 2, base)
+            assert (cta.smem_bytes, cta.regs, cta.threads, cta.path) == (
+                base.smem_bytes,
+                base.regs,
+                base.threads,
+                base.path,
+            )
