@@ -51,7 +51,7 @@ from archsim.gpu.attention import trip_kernel_cost
 from archsim.gpu.decode import _combine_cost, cudnn_decode_tiling
 from archsim.gpu.heuristics import AttnTiling, fa2_splitkv_tiling, memeff_fwd_tiling
 from mappings._registry import PassInfo, Plan, register_dataflow
-from mappings._roles import AttentionRoles, attention_roles
+from mappings._roles import AttentionRoles, attention_roles, is_contraction
 from mappings._stream import StreamTiling, StreamWork, numeric_params, stream_work
 from workloads import Workload
 
@@ -536,7 +536,14 @@ def decode_mapping_plan(
         rows, a key split a family does not do, a grid for the stream-K partition, a
         contraction on the CUDA cores); a CTA over the GPU's shared memory or registers.
     """
-    from ._mapping import CtaShape, kernel_group, recipe_cta, smem_formula, streamed_key
+    from ._mapping import (
+        CtaShape,
+        gpu_units,
+        kernel_group,
+        recipe_cta,
+        smem_formula,
+        streamed_key,
+    )
 
     model = model_for(arch)
     name = mapping.name
@@ -587,9 +594,7 @@ def decode_mapping_plan(
             got=n_split,
         )
     by = {e.name: e for e in workload.cascade.einsums}
-    tensor, _ = gpu_units_of(arch)
-    from mappings._roles import is_contraction
-
+    tensor = gpu_units(arch)[0].name
     for n in group.einsums:
         if is_contraction(by[n]) and (group.unit_of(n) or tensor) != tensor:
             raise MappingError(
@@ -656,14 +661,6 @@ def decode_mapping_plan(
         },
     )
     return replace(plan, mapping=mapping)
-
-
-def gpu_units_of(arch: Architecture) -> tuple[str, str]:
-    """Names of (tensor cores, CUDA cores) of a GPU architecture."""
-    from ._mapping import gpu_units
-
-    tensor, cuda = gpu_units(arch)
-    return tensor.name, cuda.name
 
 
 def decode_plan(
