@@ -476,7 +476,8 @@ def compare_trace(
         attn = next((r for r in (_attn_record(trace.kernels[i]) for i in idx) if r), None)
         opsim, reason, hint = None, "", None
         try:
-            opsim, reason = simulate_op(first, model, arch, cache, attn)
+            src = _input_level(trace, idx[0])
+            opsim, reason = simulate_op(first, model, arch, cache, attn, src=src)
             if opsim is None:
                 hint = _hint_record(first.op_name or "", shapes, used_hint)
                 if hint is not None:
@@ -535,6 +536,16 @@ def compare_trace(
     if not any(m.simulated for m in matches):
         _raise_nothing_simulated(trace, cmp, shapes)
     return cmp
+
+
+def _input_level(trace: TorchTrace, i: int) -> str:
+    """Where kernel ``i``'s activations come from: ``L2`` when an earlier kernel of the same
+    step (``record_function`` range; the whole trace without steps) ran just before it (it
+    wrote them, and a decode step's activations are kilobytes beside a 60 MB L2), ``HBM``
+    for the first kernel of a step (its input was written before the step)."""
+    if i == 0:
+        return "HBM"
+    return "L2" if trace.kernels[i - 1].step == trace.kernels[i].step else "HBM"
 
 
 def _raise_nothing_simulated(

@@ -42,10 +42,17 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from archsim.gpu import GpuModel, KernelTiming, evaluate_op, streaming_cost
+from archsim.gpu.elementwise import launch_cost
+from archsim.gpu.launch import (
+    Launch,
+    cat_launch,
+    legacy_elementwise_launch,
+    vectorized_elementwise_launch,
+)
 
 from ._predict import record_costs
 from ._records import MAX_DIM, MAX_WORK
-from ._strided import INT32_PER_FP32, offset_int_ops
+from ._strided import BASE, INT32_PER_FP32, PER_OPERAND_DIM, iteration_dims, offset_int_ops
 from ._torch_trace import TraceKernel
 
 __all__ = [
@@ -225,7 +232,7 @@ def _dims_arg(text: str, ndim: int) -> set[int] | None:
     return {d % ndim for d in nums}
 
 
-def _streaming(k: TraceKernel, model: GpuModel) -> tuple[OpSim | None, str]:
+def _streaming(k: TraceKernel, model: GpuModel, src: str = "HBM") -> tuple[OpSim | None, str]:
     op = _base(k.op_name)
     base = op.rstrip("_") if op.endswith("_") and op not in _WRITE_ONLY | {"copy_"} else op
     tensors = _tensors(k)
@@ -245,13 +252,14 @@ def _streaming(k: TraceKernel, model: GpuModel) -> tuple[OpSim | None, str]:
     elif base in _GATHERS:
         if len(tensors) < 2:
             return None, f"{k.op_name}: expected a source and an index tensor"
-        (src, size), (idx, ib) = tensors[0], tensors[-1]
+        (table, size), (idx, ib) = tensors[0], tensors[-1]
         if base == "embedding":
-            out_shape = (*idx, src[-1])
+            out_shape = (*idx, table[-1])
         elif base == "index_select":
-            dims = _dims_arg(k.concrete_inputs[1], len(src)) if len(k.concrete_inputs) > 1 else None
+            arg = k.concrete_inputs[1] if len(k.concrete_inputs) > 1 else ""
+            dims = _dims_arg(arg, len(table)) if arg else None
             dim = min(dims) if dims else 0
-            out_shape = tuple(_numel(idx) if i == dim else n for i, n in enumerate(src))
+            out_shape = tuple(_numel(idx) if i == dim else n for i, n in enumerate(table))
         else:
             out_shape = idx
         out_elems = float(_numel(out_shape))
@@ -260,8 +268,8 @@ def _streaming(k: TraceKernel, model: GpuModel) -> tuple[OpSim | None, str]:
     elif base == "copy_":
         if len(tensors) < 2:
             return None, f"{k.op_name}: expected dst and src shapes"
-        (dst, db), (src, sb) = tensors[0], tensors[1]
-        read, write, out_elems = _numel(src) * sb, _numel(dst) * db, float(_numel(dst))
+        (dst, db), (from_, sb) = tensors[0], tensors[1]
+        read, write, out_elems = _numel(from_) * sb, _numel(dst) * db, float(_numel(dst))
     elif base in _WRITE_ONLY:
         if not tensors:
             return None, f"{k.op_name}: no output shape in the trace"
@@ -288,22 +296,64 @@ def _streaming(k: TraceKernel, model: GpuModel) -> tuple[OpSim | None, str]:
         read = float(sum(_numel(s) * b for s, b in tensors))
         write = out_elems * size
     alu = out_elems * _ALU_PER_ELEMENT.get(base, 1.0)
-    if base not in _JOINS | _SCATTERS | _GATHERS | _WRITE_ONLY | _REDUCTIONS:
-        # a non-vectorised kernel's offset arithmetic, on the INT32 pipes (validation._strided);
+    launch: Launch | None = None
+    if base in _JOINS:
+        launch = _cat_launch(model, tensors, src)
+    elif base not in _SCATTERS | _GATHERS | _WRITE_ONLY | _REDUCTIONS:
         # copy_ writes its first operand in place, every other op allocates a dense output
-        ops = offset_int_ops(label_shape, _operands(k), dense_output=base != "copy_")
-        alu += out_elems * ops / INT32_PER_FP32
-    cost = streaming_cost(
-        model,
-        name=f"{base}_kernel",
-        category="elementwise",
-        read_bytes=read,
-        write_bytes=write,
-        alu_ops=alu,
-    )
+        dense = base != "copy_"
+        operands = _operands(k)
+        ndim, vectorised = iteration_dims(label_shape, operands, dense_output=dense)
+        ins = [b for _, b in (tensors[1:] if base == "copy_" else tensors)]
+        out_size = tensors[0][1] if base == "copy_" else int(write / max(out_elems, 1.0))
+        n = int(out_elems)
+        if vectorised or not operands:
+            launch = vectorized_elementwise_launch(n, ins, out_size, src=src)
+        else:
+            # a non-vectorised kernel's offset arithmetic, on the INT32 pipes
+            # (validation._strided) and as a dependent chain before each round's loads
+            ops = offset_int_ops(label_shape, operands, dense_output=dense)
+            alu += out_elems * ops / INT32_PER_FP32
+            launch = legacy_elementwise_launch(n, ins, out_size, src=src, int_ops=ops)
+        del ndim
+    if launch is not None:
+        cost = launch_cost(
+            model,
+            launch,
+            name=f"{base}_kernel",
+            category="elementwise",
+            read_bytes=read,
+            write_bytes=write,
+            alu_ops=alu,
+        )
+    else:
+        cost = streaming_cost(
+            model,
+            name=f"{base}_kernel",
+            category="elementwise",
+            read_bytes=read,
+            write_bytes=write,
+            alu_ops=alu,
+        )
     timing = device_times(evaluate_op([cost], model).kernels, model)
     shape_text = "x".join(str(n) for n in label_shape) or "-"
     return OpSim(f"{base} {shape_text}", "gpu streaming", tuple(timing), per_op=True), ""
+
+
+def _cat_launch(
+    model: GpuModel, tensors: Sequence[tuple[tuple[int, ...], int]], src: str
+) -> Launch:
+    """``CatArrayBatchedCopy`` of the op's input tensors: each thread's index arithmetic is
+    the offset calculator's for an input and the output over the input's dimensions."""
+    ndim = max((sum(1 for n in s if n != 1) for s, _ in tensors), default=1)
+    return cat_launch(
+        model.hw.sms,
+        len(tensors),
+        max(_numel(s) for s, _ in tensors),
+        max(b for _, b in tensors),
+        src=src,
+        int_ops=BASE + PER_OPERAND_DIM * 2 * ndim,
+    )
 
 
 def _norm(
@@ -387,6 +437,8 @@ def simulate_op(
     arch: object,
     cache: MutableMapping[tuple[object, ...], KernelTiming],
     attn_record: Mapping[str, object] | None = None,
+    *,
+    src: str = "HBM",
 ) -> tuple[OpSim | None, str]:
     """Simulate the op that launched ``k`` (see the module table).
 
@@ -402,6 +454,10 @@ def simulate_op(
         Cascade results by (workload, arch, params), shared across calls.
     attn_record
         The attention record inferred for ``k`` (``_compare``), if any.
+    src
+        Memory level an element-wise op's inputs are read from (``L2`` when an earlier
+        kernel of the same step just wrote them; ``HBM`` for a cold, standalone call): the
+        latency of its dependent rounds (:mod:`archsim.gpu.launch`).
 
     Returns
     -------
@@ -424,7 +480,7 @@ def simulate_op(
         return _norm(k, model, arch, cache)
     base = op[:-1] if op.endswith("_") and op[:-1] in ELEMENTWISE else op
     if base in ELEMENTWISE or op in ELEMENTWISE:
-        return _streaming(k, model)
+        return _streaming(k, model, src)
     if not k.op_name:
         return None, "no launching op in the trace"
     if not k.has_shapes:

@@ -1,7 +1,17 @@
-"""Fit the two constants of :mod:`validation._strided` on a committed profiler trace.
+"""Fit the two constants of :mod:`validation._strided` on a committed profiler trace, and the
+HBM round latency of :mod:`archsim.gpu.launch` on the standalone layer-op records.
 
 ``python -m validation.fit_elementwise [TRACE] [--arch h200]`` (default: the H200 Llama-3-8B
 b1 prefill trace, the fit set; every other committed layer trace is the check set).
+
+``python -m validation.fit_elementwise --latency [RECORDS]`` (default
+``validation/data/h200_layer_ops.jsonl``): :data:`archsim.gpu.launch.HBM_ROUND_S` from the
+standalone, cold-L2 ``rms_norm`` records. At a fixed row count ``M`` (one CTA per row, all in
+one wave) a wider row adds only dependent rounds of HBM loads to the one kernel of the call
+(:func:`archsim.gpu.launch.layer_norm_launch`), so ``(t(d2) - t(d1)) / (rounds(d2) -
+rounds(d1))`` is the latency of one round, free of the timer's and the launch's fixed cost;
+the fit is the mean over the ``M`` values with both widths. Prints each pair, the fit and
+the fixed cost per call it implies. The layer traces (L2-warm activations) are the check.
 
 For every kernel of a non-vectorised element-wise op in the trace (an op the iterator model
 says cannot run the vectorised kernel, with at least 4M output elements, 8 MB in bf16, so
@@ -19,12 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FIT_TRACE", "fit", "points"]
+__all__ = ["FIT_RECORDS", "FIT_TRACE", "fit", "fit_round_latency", "points"]
 
 FIT_TRACE = (
     Path(__file__).resolve().parent / "data/traces/h200_llama3_8b_layer_b1_prefill.trace.json.gz"
 )
 _MIN_ELEMS = 1 << 22
+FIT_RECORDS = Path(__file__).resolve().parent / "data/h200_layer_ops.jsonl"
 
 
 def points(trace_path: str | Path, arch: str = "h200") -> list[tuple[str, float, float]]:
@@ -67,11 +78,46 @@ def fit(trace_path: str | Path = FIT_TRACE, arch: str = "h200") -> tuple[float, 
     return float(intercept), float(slope), len(pts)
 
 
+def fit_round_latency(
+    records: str | Path = FIT_RECORDS,
+) -> tuple[float, list[tuple[int, int, int, float]]]:
+    """``(seconds per HBM round, [(M, d1, d2, seconds per round of that pair)])`` from the
+    ``rms_norm`` records of ``records`` (module notes)."""
+    import json
+
+    from archsim.gpu.launch import layer_norm_launch
+
+    times: dict[int, dict[int, float]] = {}
+    for line in Path(records).read_text().splitlines():
+        rec = json.loads(line) if line.strip() else {}
+        if rec.get("op") == "rms_norm" and "ms" in rec and "error" not in rec:
+            times.setdefault(int(rec["M"]), {})[int(rec["d"])] = float(rec["ms"]) * 1e-3
+    pairs = []
+    for m, by_d in sorted(times.items()):
+        ds = sorted(by_d)
+        if len(ds) < 2 or m > 132:  # one CTA per row, one wave: rounds alone set the time
+            continue
+        d1, d2 = ds[0], ds[-1]
+        r1, r2 = (layer_norm_launch(m, d, 2).n_rounds for d in (d1, d2))
+        pairs.append((m, d1, d2, (by_d[d2] - by_d[d1]) / (r2 - r1)))
+    if not pairs:
+        raise ValueError(f"{records}: no rms_norm records at two widths and M <= 132")
+    return float(np.mean([p[3] for p in pairs])), pairs
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("trace", nargs="?", default=str(FIT_TRACE))
+    ap.add_argument("trace", nargs="?", default=None)
     ap.add_argument("--arch", default="h200")
+    ap.add_argument("--latency", action="store_true", help="fit HBM_ROUND_S (see module doc)")
     args = ap.parse_args(argv)
+    if args.latency:
+        lat, pairs = fit_round_latency(args.trace or FIT_RECORDS)
+        for m, d1, d2, per in pairs:
+            print(f"rms_norm M={m:<4d} d {d1} -> {d2}: {per * 1e9:6.1f} ns per round")  # noqa: T201
+        print(f"HBM_ROUND_S = {lat:.3g}  ({len(pairs)} pairs)")  # noqa: T201
+        return 0
+    args.trace = args.trace or str(FIT_TRACE)
     for op, x, y in points(args.trace, args.arch):
         print(f"{op:6s} operands x dims {x:4.0f}  int instructions/element {y:6.1f}")  # noqa: T201
     base, slope, n = fit(args.trace, args.arch)

@@ -16,10 +16,21 @@ import numpy as np
 
 from .attention import attention_fwd_costs, trip_kernel_cost
 from .cost import KernelCost
+from .elementwise import launch_cost
 from .heuristics import AttnTiling, fa2_splitkv_tiling, make_tiling, num_splits_heuristic
+from .launch import Launch, Round
 from .params import GpuModel, dtype_bytes
 
-__all__ = ["cudnn_decode_tiling", "decode_costs", "fa2_decode_plan", "lean_decode_costs"]
+__all__ = [
+    "cudnn_decode_splits",
+    "cudnn_decode_tiling",
+    "decode_costs",
+    "fa2_decode_plan",
+    "lean_decode_costs",
+]
+
+#: Threads of cuDNN's ``lean_reduction_kernel`` (the launch the H200 traces record).
+LEAN_REDUCTION_THREADS = 256
 
 
 def fa2_decode_plan(
@@ -54,6 +65,49 @@ def _combine_cost(model: GpuModel, *, splits: int, bhr: int, D: int, elt: int) -
         tensor_flops=0.0,
         alu_ops=4.0 * splits * bhr * D,
         meta={"splits": splits},
+    )
+
+
+def cudnn_decode_splits(model: GpuModel, *, B: int, Hkv: int) -> int:
+    """Key splits of cuDNN's decode kernel: the largest power of two that keeps ``splits x
+    Hkv x B`` CTAs within two per SM (1 when ``B x Hkv`` fills that alone).
+
+    ASSUMPTION (cuDNN is closed source): inferred from the grids the H200 traces record for
+    ``cudnn_generated_fort_native_sdpa_sm80_flash_fprop``, ``(splits, Hkv, B)`` =
+    ``(32, 8, 1)``, ``(4, 8, 8)``, ``(1, 8, 32)`` with 132 SMs
+    (``validation/data/traces/h200_llama3_8b_layer_b{1,8,32}_decode``)."""
+    room = 2 * model.hw.sms / max(B * Hkv, 1)
+    return 1 if room < 2 else 2 ** int(math.floor(math.log2(room)))
+
+
+def _lean_reduction_cost(
+    model: GpuModel, *, splits: int, B: int, Hq: int, D: int, elt: int
+) -> KernelCost:
+    """cuDNN's ``lean_reduction_kernel`` merging ``splits`` partial outputs per query head.
+
+    ASSUMPTION (closed source; the trace records grid ``(1, Hq, B)`` of 256 threads): one
+    CTA per (query head, batch row); a first round reads the ``splits`` fp32 log-sum-exps,
+    then a loop reads the ``splits x D`` fp32 partials, 256 per iteration, one dependent
+    round each (:mod:`archsim.gpu.launch`: a loop of run-time trip count); the partials were
+    just written by the split kernel, so every round hits L2.
+    """
+    t = LEAN_REDUCTION_THREADS
+    per = float(t * 4)
+    launch = Launch(
+        "lean_reduction_kernel",
+        B * Hq,
+        t,
+        (Round(1, "L2", per), Round(math.ceil(splits * D / t), "L2", per)),
+    )
+    rows = B * Hq
+    return launch_cost(
+        model,
+        launch,
+        name="cudnn_lean_reduction_kernel",
+        category="reduce",
+        read_bytes=float(splits * rows * (D + 1) * 4),
+        write_bytes=float(rows * D * elt),
+        alu_ops=4.0 * splits * rows * D,
     )
 
 
@@ -127,6 +181,9 @@ def _split_kernels(
     )
     if splits <= 1:
         return [kernel]
+    if family == "flash3":
+        combine = _lean_reduction_cost(model, splits=splits, B=B, Hq=bhr // B, D=D, elt=elt)
+        return [kernel, combine]
     return [kernel, _combine_cost(model, splits=splits, bhr=bhr, D=D, elt=elt)]
 
 
@@ -194,6 +251,8 @@ def decode_costs(
     elif family == "flash3":
         t = cudnn_decode_tiling(model, D, elt)
         plan = _split_plan(model, block_n=t.block_n, num_sms=model.hw.sms * t.ctas_per_sm, **shape)
+        if Sq == 1:
+            plan["splits"] = min(cudnn_decode_splits(model, B=B, Hkv=Hkv), plan["n_blocks"])
         eff, name, split_family = model.cal.eff_fa3, "cudnn_sm90_flash_fprop_decode", "flash3"
     else:
         return attention_fwd_costs(

@@ -14,9 +14,10 @@ import numpy as np
 
 from .cost import KernelCost
 from .gemm import gemm_costs
+from .launch import Launch, engine_load_latency_s, round_latency_s
 from .params import GpuModel, dtype_bytes
 
-__all__ = ["streaming_cost", "softmax_cost", "unfused_attention_costs"]
+__all__ = ["launch_cost", "streaming_cost", "softmax_cost", "unfused_attention_costs"]
 
 
 def streaming_cost(
@@ -49,6 +50,73 @@ def streaming_cost(
         dram_write_bytes=float(write_bytes),
         tensor_flops=0.0,
         alu_ops=float(alu_ops),
+    )
+
+
+def launch_cost(
+    model: GpuModel,
+    launch: Launch,
+    *,
+    name: str,
+    category: str,
+    read_bytes: float,
+    write_bytes: float,
+    alu_ops: float,
+) -> KernelCost:
+    """A memory-bound kernel with the launch structure of :mod:`archsim.gpu.launch`.
+
+    Each CTA runs its dependent rounds back to back, ``T = sum(count x round latency)``.
+    Resident CTAs per SM follow the thread limit (``slots``); the grid's CTAs run on them in
+    waves, and the CTAs one slot runs are folded into one work item (``k`` CTAs: ``k x T``),
+    so the kernel's fixed latency (:func:`evaluate_kernel`'s ``+ latency`` per work item) is
+    paid once, not once per wave. NOTE: exact for identical CTAs, which a launch rule gives.
+    Little's law gives the stream bandwidth: a CTA's DRAM bytes over ``T``
+    (``cta_stream_bytes_per_s``), so ``bytes / stream bandwidth = k T`` here and the event
+    lowering cuts a work item into ``k T / latency`` loads of what it keeps in flight, one
+    round (``stages = 1``: the rounds are dependent) after the other. The DRAM bytes
+    (``read_bytes + write_bytes``) bound the kernel at the achievable HBM bandwidth as for
+    every kernel; ``alu_ops`` run on the FP32 pipes, shared with the CTAs resident beside.
+    """
+    hw = model.hw
+    grid = max(1, int(launch.ctas))
+    chain_s = sum(r.count * round_latency_s(model, r) for r in launch.rounds)
+    chain_s = chain_s if chain_s > 0 else hw.dram_latency_s
+    per_sm = max(1, min(hw.max_threads_per_sm // max(launch.threads, 1), hw.max_ctas_per_sm))
+    slots = hw.sms * per_sm
+    items = min(grid, slots)
+    waves = np.full(items, grid // items, dtype=float)
+    waves[: grid % items] += 1.0  # the last, partial wave
+    sharing = max(1.0, items / hw.sms)
+    cta_stream = max(float(read_bytes) if read_bytes > 0 else float(write_bytes), 1.0) / grid
+    alone = alu_ops / grid / hw.fp32_ops_per_clk  # SM cycles of one CTA alone on its SM
+    # engine loads of one CTA: as many dependent loads as its chain holds
+    rounds = max(1, round(chain_s / engine_load_latency_s(model)))
+    return KernelCost(
+        name=name,
+        category=category,
+        cta_cycles=waves * alone * sharing,
+        cta_bytes=waves * cta_stream,
+        slots=slots,
+        cta_stream_bytes_per_s=cta_stream / chain_s,
+        dram_read_bytes=float(read_bytes),
+        dram_write_bytes=float(write_bytes),
+        tensor_flops=0.0,
+        alu_ops=float(alu_ops),
+        # the event lowering: the chain as dependent engine loads, one after the other
+        # (stages 1), each of the engine's DRAM latency; its SM cycles are those of the CTA
+        # alone (the engine shares the SM between the resident CTAs itself)
+        trips=(waves * rounds).astype(np.int64),
+        trip_cycles=max(alone / rounds, 1.0),
+        trip_bytes=max(launch.bytes_per_cta / rounds, 1.0),
+        ctas_per_sm=per_sm,
+        stages=1,
+        meta={
+            "launch": launch.kernel,
+            "grid": grid,
+            "threads": launch.threads,
+            "rounds": "+".join(f"{r.count}x{r.level}" for r in launch.rounds),
+            "chain_s": chain_s,
+        },
     )
 
 

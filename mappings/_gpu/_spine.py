@@ -41,7 +41,9 @@ import numpy as np
 from archsim.errors import MappingError
 from archsim.gpu import FAMILIES, GpuModel, KernelCost, dtype_bytes, gemm_costs, streaming_cost
 from archsim.gpu.attention import L2_REUSE, trip_kernel_cost
+from archsim.gpu.elementwise import launch_cost
 from archsim.gpu.heuristics import AttnTiling
+from archsim.gpu.launch import Launch, layer_norm_launch, vectorized_elementwise_launch
 from mappings._passes import cascade_passes
 from mappings._roles import AttentionRoles, attention_roles, is_contraction
 from mappings._stream import StreamTiling, StreamWork, add_ops, numeric_params, stream_work
@@ -602,20 +604,32 @@ def unfused_plan(
         )
         writes = made & later
         ops = einsum_ops(counts, run)
-        costs.append(
-            replace(
-                streaming_cost(
-                    model,
-                    name="fused_elementwise_" + "_".join(run),
-                    category="elementwise",
-                    read_bytes=sum(tensor_bytes(cascade, t, sizes) for t in reads),
-                    write_bytes=sum(tensor_bytes(cascade, t, sizes) for t in writes),
-                    alu_ops=2.0 * ops.get("mac", 0.0)
-                    + sum(v for k, v in ops.items() if k != "mac"),
-                ),
-                meta={"einsums": run},
+        read_b = sum(tensor_bytes(cascade, t, sizes) for t in reads)
+        write_b = sum(tensor_bytes(cascade, t, sizes) for t in writes)
+        alu = 2.0 * ops.get("mac", 0.0) + sum(v for k, v in ops.items() if k != "mac")
+        name = "fused_elementwise_" + "_".join(run)
+        launch = run_launch(cascade, run, reads, writes, sizes)
+        cost = (
+            launch_cost(
+                model,
+                launch,
+                name=name,
+                category="elementwise",
+                read_bytes=read_b,
+                write_bytes=write_b,
+                alu_ops=alu,
+            )
+            if launch is not None
+            else streaming_cost(
+                model,
+                name=name,
+                category="elementwise",
+                read_bytes=read_b,
+                write_bytes=write_b,
+                alu_ops=alu,
             )
         )
+        costs.append(replace(cost, meta={**cost.meta, "einsums": run}))
     return _finish(
         name,
         workload,
@@ -628,6 +642,50 @@ def unfused_plan(
         extra_meta={"einsum_groups": {"kernels": [list(r) for r in runs]}},
         gpu_plan=gpu_plan,
     )
+
+
+def run_launch(
+    cascade: Cascade,
+    run: Sequence[str],
+    reads: set[str],
+    writes: set[str],
+    sizes: Mapping[str, int],
+) -> Launch | None:
+    """The launch of a fused run of memory-bound Einsums (:mod:`archsim.gpu.launch`), as the
+    library kernel that runs it: a run with a reduction is a row kernel (PyTorch's
+    ``vectorized_layer_norm_kernel``: one CTA per row of the reduced ranks, a statistics
+    pass over the row, then the normalise pass that also reads the per-column tensors, e.g.
+    a norm's ``G``/``BETA``); a run without one is ``vectorized_elementwise_kernel`` over its
+    largest output. Inputs come from HBM (a standalone call). None when the run writes
+    nothing (no launch to derive)."""
+    red = next(
+        (_einsum(cascade, n) for n in run if _einsum(cascade, n).reduce_op is not None), None
+    )
+
+    def elems(t: str) -> int:
+        return int(
+            math.prod(int(sizes.get(r, 1)) for r in _canon_ranks(cascade, cascade.tensors[t].ranks))
+        )
+
+    def elt(t: str) -> int:
+        return max(1, cascade.tensors[t].dtype_bits // 8)
+
+    if not writes:
+        return None
+    if red is not None and red.reduce_ranks:
+        reduced = set(red.reduce_ranks)
+        cols = int(math.prod(int(sizes.get(r, 1)) for r in reduced))
+        rows = int(math.prod(int(sizes.get(r, 1)) for r in red.output.ranks))
+        row = set(red.output.ranks)
+        has = {t: set(_canon_ranks(cascade, cascade.tensors[t].ranks)) for t in reads}
+        row_in = [t for t in sorted(reads) if reduced <= has[t] and row & has[t]]
+        per_col = [t for t in sorted(reads) if reduced <= has[t] and not row & has[t]]
+        if row_in:
+            return layer_norm_launch(rows, cols, max(elt(t) for t in row_in), weights=len(per_col))
+    out = max(writes, key=elems)
+    n = elems(out)
+    ins = [elt(t) for t in sorted(reads) if elems(t) >= n]  # operands streamed with the output
+    return vectorized_elementwise_launch(n, ins or [elt(out)], elt(out))
 
 
 def unfused_runs(
