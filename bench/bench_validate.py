@@ -2,8 +2,9 @@
 
 Run ``python bench/bench_validate.py [FILE]`` (default ``validation/data/h100_check.jsonl``).
 For each record the command validates it builds the same tile program as
-``validation._predict.predict_record(engine="event")`` (the kernels' costs lowered by
-``mappings._gpu.costs_to_program`` on the file's device architecture), then times
+``validation._predict.predict_record(engine="event")`` (``validation._predict.engine_program``:
+the kernels' costs lowered with their pipelined loads on the file's device architecture), then
+times
 ``archsim.simulate`` on it in this process (CPU seconds, ``time.process_time``). It prints
 one line per record (line, kind, shape, body steps, CPU s, how each kernel phase was timed),
 then CPU seconds per record kind, the 10 slowest records and the total.
@@ -28,11 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def _programs(path: str, arch_name: str, lines: set[int] | None):  # noqa: ANN202 - generator
     """Yield ``(measurement, program, arch, build CPU s)`` of every record the model covers."""
     from archsim.gpu import evaluate_op, gpu_model
-    from mappings._gpu import costs_to_program
     from validation._predict import (
         UnsupportedRecord,
         device_arch,
         device_model,
+        engine_program,
         record_costs,
         record_label,
     )
@@ -48,13 +49,7 @@ def _programs(path: str, arch_name: str, lines: set[int] | None):  # noqa: ANN20
         try:
             flow, _group, costs = record_costs(m.fields, model)
             op = evaluate_op(costs, model)
-            prog = costs_to_program(
-                f"{flow}:{record_label(m.fields)}",
-                costs,
-                model,
-                arch,
-                op,
-            )
+            prog = engine_program(costs, op, model, arch, f"{flow}:{record_label(m.fields)}")
         except (UnsupportedRecord, ValueError, ArithmeticError) as exc:
             print(f"line {m.line}: skipped ({exc})")
             continue

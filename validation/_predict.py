@@ -42,6 +42,7 @@ __all__ = [
     "ENGINES",
     "device_arch",
     "device_model",
+    "engine_program",
     "RecordPrediction",
     "UnsupportedRecord",
     "predict_record",
@@ -284,16 +285,26 @@ def device_arch(arch: object, device: Mapping[str, object] | None) -> object:
     return a.with_updates(upd) if upd else a  # type: ignore[union-attr]
 
 
+def engine_program(
+    costs: list[KernelCost], op: object, model: GpuModel, arch: object, name: str
+) -> object:
+    """The tile program the ``analytic`` and ``event`` engines time for a record's kernels:
+    ``mappings._gpu.costs_to_program`` with the kernels' pipelined loads (a ``TileProgram``).
+    """
+    from mappings._gpu import costs_to_program  # the GPU part's own lowering
+
+    return costs_to_program(name, costs, model, arch, op, pipelined_loads=True)  # type: ignore[arg-type]
+
+
 def _engine_time_s(
     costs: list[KernelCost], op: object, model: GpuModel, arch: object, engine: str, name: str
 ) -> float:
     """Seconds of the record's kernels lowered to a tile program and run by ``engine``."""
     from archsim._estimate import estimate
     from archsim.engine import simulate
-    from mappings._gpu import costs_to_program  # the GPU part's own lowering
 
-    program = costs_to_program(name, costs, model, arch, op, pipelined_loads=True)  # type: ignore[arg-type]
-    res = estimate(program, arch) if engine == "analytic" else simulate(program, arch)
+    program = engine_program(costs, op, model, arch, name)
+    res = estimate(program, arch) if engine == "analytic" else simulate(program, arch)  # type: ignore[arg-type]
     return float(res.seconds)
 
 

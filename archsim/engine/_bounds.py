@@ -37,7 +37,9 @@ at full capacity. Upper (Graham's list-scheduling argument): item ``j`` is hande
 ``S_j``; before ``S_j`` items were left, so no slot was idle (a freed slot takes the next
 item at once), and items are handed out in order, so every slot was busy with items
 ``i < j``: ``active * S_j <= sum_{i<j} t_i``. Hence ``T = max_j (S_j + t_j) <= max_j
-(sum_{i<j} u_i / active + u_j)``, at most ``sum u / active + max u * (1 - 1 / active)``.
+(sum_{i<j} u_i / active + u_j)``, at most ``sum u / active + max u * (1 - 1 / active)``;
+the first ``active`` items are handed out at ``S_j = 0`` (every slot idle), so for them
+``T_j <= u_j`` (one item per slot, as a persistent kernel's lowering has: ``max u``).
 A relative ``1e-9`` widens both for the float tolerance of the servers' departures.
 """
 
@@ -163,6 +165,7 @@ def phase_bounds(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[float, f
         default=0.0,
     )  # fmt: skip
     lower = max(float(lo_t.max()), float(lo_t.sum()) / active, floor)
-    before = np.concatenate(([0.0], np.cumsum(hi_t)[:-1]))
-    upper = float((before / active + hi_t).max())
+    before = np.concatenate(([0.0], np.cumsum(hi_t)[:-1])) / active
+    before[:active] = 0.0  # the first ``active`` items start at once, on idle slots
+    upper = float((before + hi_t).max())
     return lower * (1.0 - _SLACK), upper * (1.0 + _SLACK)

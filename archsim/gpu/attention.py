@@ -168,6 +168,11 @@ def trip_kernel_cost(
             "tile": f"{tiling.block_m}x{tiling.block_n}",
             "ctas_per_sm": cps,
             "path": tiling.path,
+            # forward: a trip's K tile and V tile are separate loads (QK^T needs only K)
+            "loads_per_trip": 2 if category == "attn_fwd" else 1,
+            # cuDNN's sm90 flash forward is persistent: grid = SMs (profiler traces of
+            # cudnn_generated_fort_native_sdpa_sm90_flash_fprop_*: grid [132, 1, 1])
+            "persistent": category == "attn_fwd" and (meta or {}).get("family") == "flash3",
             **(meta or {}),
         },
         trips=trips.astype(np.int64),

@@ -34,6 +34,18 @@ Same physical quantities as the analytic model (:mod:`archsim.gpu`):
   latency and transfer: an engine tile is what one CTA keeps in flight (the model's
   per-CTA stream bandwidth x the DRAM latency), uniform K-loop trips merged, big trips
   split.
+- *Operand loads.* A forward attention trip brings its K tile and its V tile as two
+  loads (``meta["loads_per_trip"] = 2``, set by ``archsim.gpu.attention``): QK^T and the
+  softmax start when K has arrived while V still loads. The pipelined lowering makes each
+  operand load an engine trip with its share of the trip's bytes and work (the loads in
+  flight: ``depth`` x loads per trip); a CTA of one trip (split-KV decode) no longer waits
+  for all its bytes before it computes.
+- *Persistent kernels* (``meta["persistent"]``: cuDNN's sm90 flash forward, grid = SMs):
+  one engine work item per CTA runs the work tiles the tile scheduler hands it (the
+  model's greedy schedule), so its producer's loads for the next tile overlap the current
+  tile's last compute; each tile switch costs the model's per-CTA latency as SM work (the
+  consumers' epilogue). A tile-per-item lowering ends identical tiles in lockstep and
+  drains DRAM at every wave, which no real (jittered) GPU does.
 - *Writes.* Stores land in L2 (write-back); dirty lines go to DRAM when later fills evict
   them. So a kernel's DRAM writes ride with its loads: a streaming kernel writes its share
   with each chunk it reads, a tiled kernel's output drains over its trips (the mean per
@@ -134,6 +146,50 @@ def _dram_latency_s(arch: object, model: GpuModel) -> float:
     return model.hw.dram_latency_s
 
 
+#: ``KernelCost.meta`` key: separate loads that bring one trip's operand tiles into shared
+#: memory (attention forward: the K tile, then the V tile), each usable on its own arrival.
+LOADS_PER_TRIP = "loads_per_trip"
+
+
+def loads_per_trip(cost: KernelCost) -> int:
+    """Engine loads per model trip in the pipelined lowering: ``meta["loads_per_trip"]``
+    (1 when absent). A trip of ``n`` loads becomes ``n`` engine trips of ``1/n`` of its bytes
+    and work, ``depth`` x ``n`` of them in flight."""
+    return max(1, int(cost.meta.get(LOADS_PER_TRIP, 1)))  # type: ignore[call-overload]
+
+
+#: ``KernelCost.meta`` key: the kernel is persistent -- a grid of one CTA per slot whose
+#: tile scheduler hands each CTA a sequence of work tiles (cuDNN's sm90 flash forward
+#: launches ``grid = SMs``; its producer warp prefetches the next tile's K/V while the
+#: consumers finish the current one).
+PERSISTENT = "persistent"
+
+
+def is_persistent(cost: KernelCost) -> bool:
+    """Whether ``cost.meta`` marks the kernel persistent (see :data:`PERSISTENT`)."""
+    return bool(cost.meta.get(PERSISTENT, False))
+
+
+def persistent_trips(cost: KernelCost, trips: np.ndarray) -> np.ndarray:
+    """Engine trips of each persistent CTA: the sum over the work tiles it runs.
+
+    ``trips`` holds the engine trips of each work tile (``cost.trips`` x loads per trip).
+    Tiles go to CTAs as the kernel model's schedule hands them out (greedy in dispatch
+    order ``cost.order`` over ``cost.slots`` slots, :func:`archsim.gpu.waves.list_schedule`
+    on the tiles' SM cycles: a dynamic tile scheduler). NOTE: one engine work item per CTA
+    runs its tiles' loads back to back, so the next tile's first loads overlap the current
+    tile's last compute, as the producer warp's prefetch does; a non-persistent lowering
+    would drain every SM at each tile boundary (identical tiles end in lockstep).
+    """
+    from archsim.gpu.waves import list_schedule
+
+    cyc = np.asarray(cost.cta_cycles, dtype=float)
+    sched = list_schedule(cyc, cost.slots, order=cost.order)
+    used = min(int(cost.slots), trips.size)
+    per_cta = np.bincount(sched.slot_of, weights=trips.astype(float), minlength=used)
+    return np.rint(per_cta).astype(np.int64)
+
+
 def _fixed_cycles(cost: KernelCost) -> float:
     """Mean SM cycles per CTA outside the main loop (one CTA alone on its SM)."""
     if cost.trips is None or cost.trip_cycles <= 0 or cost.ctas == 0:
@@ -168,6 +224,7 @@ def kernel_phase(
     rate = _tensor_rate(arch, mac_key)
     add_rate = _unit_rate(arch, "cuda", "add")
     depth = max(1, cost.stages)
+    persistent = False
     if cost.trips is None or cost.trip_cycles <= 0:  # streaming kernel
         # a chunk reads its share of the DRAM reads and writes its share of the writes, as
         # the kernel streams them (see module notes, "Writes")
@@ -186,11 +243,16 @@ def kernel_phase(
         depth = stream_depth
     else:
         stream_store = -1.0  # set below: the kernel's writes spread over its trips
-        if pipelined_loads:  # one engine load per stage buffer: a model trip
-            trips, group = np.asarray(cost.trips, dtype=np.int64), 1.0
+        sub = 1
+        if pipelined_loads:  # one engine load per operand tile of a stage buffer
+            sub = loads_per_trip(cost)
+            trips, group = np.asarray(cost.trips, dtype=np.int64) * sub, 1.0 / sub
         else:
             trips, group = _grouped_trips(cost, lat_s)
-        if cost.order is not None and np.ndim(trips):
+        persistent = pipelined_loads and is_persistent(cost) and bool(np.ndim(trips))
+        if persistent:
+            trips = persistent_trips(cost, np.asarray(trips))
+        elif cost.order is not None and np.ndim(trips):
             # the engine hands items out in index order: put them in the kernel's dispatch
             # order (FA2/FA3 causal launch the longest query blocks first)
             trips = np.asarray(trips)[np.asarray(cost.order)]
@@ -199,8 +261,9 @@ def kernel_phase(
         l2_bytes *= group
         issued = cost.trip_cycles * rate * scale * group
         alu = {k: float(v) * scale * group for k, v in cost.trip_alu_ops.items()}
-        if group != 1.0:
+        if not pipelined_loads and group != 1.0:
             depth = 2
+        depth *= sub
     n_trips = float(np.sum(trips)) if np.ndim(trips) else float(ctas * trips)
     total_stream = n_trips * loop_bytes
     # Work outside the main loop -- pipeline fill/drain, epilogue math (SM cycles) and the
@@ -211,6 +274,12 @@ def kernel_phase(
     # a prologue, and its writes as an epilogue.
     spread = n_trips > 0 and ctas > 0
     fixed = _fixed_cycles(cost)
+    if persistent:
+        # a persistent CTA's switch from one tile to the next -- the consumers' epilogue (O
+        # rescaled, stored through shared memory) while the next tile's Q arrives -- costs
+        # the latency the model charges each CTA (``evaluate_kernel``: + DRAM latency);
+        # only the loads overlap across tiles (see :func:`persistent_trips`)
+        fixed += model.hw.dram_latency_s * time_base_hz(model, arch) / scale
     frac = min(1.0, cost.dram_read_bytes / total_stream) if total_stream > 0 else 0.0
     excess = max(cost.dram_read_bytes - total_stream, 0.0)
     dram_trip = loop_bytes * frac + (excess / n_trips if spread else 0.0)
@@ -251,7 +320,7 @@ def kernel_phase(
         name=cost.name,
         body=body,
         trips=trips,
-        work_items=max(ctas, 1),
+        work_items=max(int(np.size(trips)) if np.ndim(trips) else ctas, 1),
         slots=cost.slots,
         prologue=prologue,
         epilogue=epilogue,

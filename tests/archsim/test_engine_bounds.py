@@ -128,3 +128,16 @@ def test_a_simulation_too_large_for_the_event_budget_is_refused_with_its_size(mo
         simulate(prog, arch, approx=False)  # type: ignore[arg-type]
     monkeypatch.setattr(_sim, "MAX_COMPILED_STEPS", steps)
     assert simulate(prog, arch, approx=False).cycles == exact.cycles  # type: ignore[arg-type]
+
+
+def test_one_item_per_slot_is_bounded_by_its_longest_item_alone():
+    # a persistent kernel's lowering: as many items as slots, every one handed out at time 0,
+    # so the upper bound is the longest item's (not Graham's sum / slots + longest)
+    kw = dict(dram_bw=10, lat=5, pe=0, load_b=120, mac_n=150, store_b=0)
+    ragged, arch = _ragged(2, 3, [40, 3, 22, 9, 31, 1], 2, False, False, **kw)
+    even, _ = _ragged(2, 3, [40] * 6, 2, False, False, **kw)
+    c_r, c_e = compile_program(ragged, arch), compile_program(even, arch)  # type: ignore[arg-type]
+    lower, upper = phase_bounds(c_r, c_r.phases[0])
+    assert upper == pytest.approx(phase_bounds(c_e, c_e.phases[0])[1], rel=1e-12)
+    exact = simulate(ragged, arch, shortcuts=False).meta["phase_cycles"]["p"]  # type: ignore[arg-type]
+    assert lower <= exact <= upper

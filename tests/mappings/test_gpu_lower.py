@@ -6,12 +6,15 @@ buffer (a model trip) and ``depth`` = the kernel's stages. Both move the same by
 issue the same tensor work in total.
 """
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from archsim import load_arch
+from archsim import TileProgram, load_arch
 from archsim.engine import simulate
 from archsim.gpu import (
+    attention_bwd_costs,
     attention_fwd_costs,
     decode_costs,
     evaluate_op,
@@ -20,7 +23,13 @@ from archsim.gpu import (
     streaming_cost,
 )
 from mappings._gpu import costs_to_program
-from mappings._gpu._lower import _fixed_cycles, kernel_phase
+from mappings._gpu._lower import (
+    _fixed_cycles,
+    is_persistent,
+    kernel_phase,
+    loads_per_trip,
+    time_base_hz,
+)
 
 ARCH = load_arch("h100")
 MODEL = gpu_model("h100")
@@ -58,20 +67,51 @@ def test_pipelined_gemm_loads_one_k_step_per_stage_with_the_kernels_stage_count(
     assert m_s == pytest.approx(m_p, rel=1e-9)
 
 
-def test_pipelined_decode_keeps_whole_kv_tiles_instead_of_splitting_them():
+def test_pipelined_decode_loads_its_k_and_v_tiles_as_two_loads_per_trip():
     costs = decode_costs(MODEL, B=8, Hq=32, Hkv=32, Skv=32768, D=128, family="flash2")
     cost = costs[0]
     assert cost.trips is not None
+    assert loads_per_trip(cost) == 2  # forward attention: the K tile, then the V tile
     serial = kernel_phase(cost, MODEL, ARCH)
     piped = kernel_phase(cost, MODEL, ARCH, pipelined_loads=True)
     # FA2 keeps less than one 128-key K/V tile in flight: the serial lowering splits a
-    # tile into several one-latency loads; the pipelined one loads whole stage buffers
+    # tile into several one-latency loads; the pipelined one loads the stage buffer's K
+    # tile and V tile as two loads, each usable on its own (QK^T needs only K)
     assert int(np.sum(serial.trips)) > int(np.sum(cost.trips))
-    assert np.array_equal(piped.trips, cost.trips)
-    assert piped.depth == cost.stages
+    assert np.array_equal(piped.trips, 2 * cost.trips)
+    assert piped.depth == 2 * cost.stages
     tile = sum(t.bytes for t in piped.body.loads if t.dst == "SMEM")
-    assert tile == pytest.approx(cost.trip_bytes, abs=2)
+    assert tile == pytest.approx(cost.trip_bytes / 2, abs=2)
+    # same bytes and tensor work in total
     assert _totals(piped)[0] == pytest.approx(_totals(serial)[0], rel=1e-3)
+    assert _totals(piped)[2] == pytest.approx(_totals(serial)[2], rel=1e-9)
+
+
+def test_only_attention_forward_splits_its_trips_into_operand_loads():
+    (gemm,) = gemm_costs(4096, 4096, 4096, MODEL)
+    fwd = _prefill()
+    bwd = attention_bwd_costs(
+        MODEL, B=2, Hq=16, Hkv=16, Sq=4096, Skv=4096, D=128, causal=False, family="flash2"
+    )[1]
+    assert bwd.category == "attn_bwd"
+    assert (loads_per_trip(gemm), loads_per_trip(fwd), loads_per_trip(bwd)) == (1, 2, 1)
+    # the serial lowering (one load of all the bytes in flight) is unchanged by the split
+    serial = kernel_phase(fwd, MODEL, ARCH)
+    assert serial.depth == 2
+
+
+def test_a_one_trip_cta_computes_on_its_k_tile_while_its_v_tile_loads():
+    # split-KV decode with one 128-key block per CTA: with the K and V tiles as one load
+    # the CTA computes nothing until both have arrived; as two loads QK^T overlaps V's load
+    costs = decode_costs(MODEL, B=1, Hq=32, Hkv=32, Skv=1024, D=128, family="flash2")
+    cost = costs[0]
+    assert int(np.max(cost.trips)) == 1
+    split = kernel_phase(cost, MODEL, ARCH, pipelined_loads=True)
+    whole = replace(cost, meta={**cost.meta, "loads_per_trip": 1})
+    joined = kernel_phase(whole, MODEL, ARCH, pipelined_loads=True)
+    t_split = simulate(TileProgram("s", (split,), clock_hz=1e9), ARCH).cycles
+    t_joined = simulate(TileProgram("j", (joined,), clock_hz=1e9), ARCH).cycles
+    assert t_split < 0.9 * t_joined
 
 
 def test_pipelined_streaming_kernel_streams_one_stage_of_its_bytes_in_flight_per_load():
@@ -94,11 +134,15 @@ def test_costs_to_program_passes_pipelined_loads_to_every_kernel():
     prog = costs_to_program("dec", costs, MODEL, ARCH, op, pipelined_loads=True)
     by_name = {p.name: p for p in prog.phases}
     for c in costs:
-        assert by_name[c.name].depth == max(1, c.stages)
+        assert by_name[c.name].depth == max(1, c.stages) * loads_per_trip(c)
     # a program the engine runs: same kernels, launch phases and write-backs as the default
     base = costs_to_program("dec", costs, MODEL, ARCH, op)
     assert [p.name for p in prog.phases] == [p.name for p in base.phases]
     assert simulate(prog, ARCH).seconds > 0
+
+
+#: SM cycles of a persistent CTA's tile switch at scale 1: the model's DRAM latency per CTA
+_TILE_SWITCH = MODEL.hw.dram_latency_s * time_base_hz(MODEL, ARCH)
 
 
 def _prefill():
@@ -124,7 +168,9 @@ def test_work_outside_the_loop_rides_on_the_trips_with_its_totals_kept(make, pip
     assert dram == pytest.approx(cost.dram_read_bytes, rel=1e-4)  # decode: the Q rows too
     rate = 2048  # h100 tensor MACs per SM cycle (bf16), scale 1
     loop = float(np.sum(cost.trips)) * cost.trip_cycles * rate
-    assert macs == pytest.approx(loop + cost.ctas * fixed * rate, rel=1e-9)
+    # a persistent CTA also pays the model's per-CTA latency at each tile switch
+    switch = _TILE_SWITCH if pipelined and is_persistent(cost) else 0.0
+    assert macs == pytest.approx(loop + cost.ctas * (fixed + switch) * rate, rel=1e-9)
 
 
 def test_decode_reads_its_query_rows_beside_the_kv_tiles():
@@ -198,3 +244,48 @@ def test_pipelined_lowering_runs_a_skinny_gemm_at_hbm_bandwidth_on_the_event_eng
     event = simulate(prog, ARCH).seconds
     assert event == pytest.approx(pred.time_s, rel=0.02)
     assert estimate(prog, ARCH).seconds <= event * (1 + 1e-9)
+
+
+def test_a_persistent_kernel_is_one_work_item_per_cta_running_the_tiles_it_is_handed():
+    from archsim.gpu.waves import list_schedule
+
+    # cuDNN's sm90 flash forward launches grid = SMs; causal tiles go to CTAs greedily
+    cost = attention_fwd_costs(
+        MODEL, B=1, Hq=32, Hkv=8, Sq=2048, Skv=2048, D=128, causal=True, family="flash3"
+    )[0]
+    assert is_persistent(cost)
+    assert not is_persistent(_prefill())
+    phase = kernel_phase(cost, MODEL, ARCH, pipelined_loads=True)
+    assert phase.work_items == cost.slots == MODEL.hw.sms  # fewer tiles than this: one each
+    # each CTA runs the K/V loads of the tiles the model's schedule gives its slot
+    slot_of = list_schedule(np.asarray(cost.cta_cycles), cost.slots, order=cost.order).slot_of
+    want = np.bincount(slot_of, weights=2 * cost.trips, minlength=cost.slots)
+    assert np.array_equal(phase.trips, want.astype(np.int64))
+    assert int(np.sum(phase.trips)) == 2 * int(np.sum(cost.trips))
+    # the same bytes as the tile-per-item lowering; the tensor work adds each tile's switch
+    tiles = kernel_phase(replace(cost, meta={**cost.meta, "persistent": False}), MODEL, ARCH,
+                         pipelined_loads=True)  # fmt: skip
+    (d_p, l_p, m_p), (d_t, l_t, m_t) = _totals(phase), _totals(tiles)
+    assert (d_p, l_p) == (pytest.approx(d_t, rel=1e-9), pytest.approx(l_t, rel=1e-9))
+    assert m_p == pytest.approx(m_t + cost.ctas * _TILE_SWITCH * 2048, rel=1e-9)
+
+
+def test_a_persistent_memory_bound_kernel_keeps_dram_busy_across_its_tiles():
+    # cuDNN decode, 1024 identical 8-trip tiles on 132 slots (8 waves), DRAM-bound: one CTA
+    # per SM streams its tiles back to back; tile-per-item CTAs end in lockstep and every
+    # wave drains DRAM while the last tiles compute and the next ones wait a latency
+    costs = decode_costs(MODEL, B=32, Hq=32, Hkv=32, Skv=1024, D=128, family="flash3")
+    (cost,) = costs
+    assert is_persistent(cost)
+    assert cost.ctas > 7 * cost.slots
+    floor = cost.dram_bytes / MODEL.hbm_eff_bytes_per_s  # s
+
+    def kernel_s(c):
+        op = evaluate_op([c], MODEL)
+        prog = costs_to_program("d", [c], MODEL, ARCH, op, pipelined_loads=True)
+        return simulate(prog, ARCH).meta["phase_cycles"][c.name] / prog.clock_hz
+
+    persistent = kernel_s(cost)
+    waves = kernel_s(replace(cost, meta={**cost.meta, "persistent": False}))
+    assert floor <= persistent < 1.01 * floor
+    assert waves > 1.03 * floor
