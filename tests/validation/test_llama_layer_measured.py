@@ -55,10 +55,12 @@ def test_every_layer_trace_is_simulated_kernel_by_kernel(rec, h200):
     if rec["phase"] == "prefill":
         assert abs(err) <= 0.10  # the target for the whole layer
     else:
-        # NOTE: a known miss (README, Validation): decode is under-predicted by 8-20%:
-        # tiny kernels and cuDNN's B=1 decode kernel run latency-bound.
+        # NOTE: a known miss (README, Validation): decode is under-predicted by 11-15%
+        # (was 8-20% before the launch rules of archsim.gpu.launch): the skinny GEMMs, the
+        # B=1 cuDNN/FA2 decode kernels (~10 us where the model has ~5) and the RoPE kernels
+        # (the preset's L2 latency is short of the ~0.2-0.3 us per round they show).
         # This bound only guards against getting worse.
-        assert -0.25 <= err < 0.0
+        assert -0.17 <= err < 0.0
 
 
 def test_prefill_gemms_are_within_fifteen_percent(h200):

@@ -1,0 +1,124 @@
+"""PyTorch's launch rules (archsim.gpu.launch) against the launches the H200 traces recorded,
+and the dependent-round latency model they feed."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from archsim.gpu import evaluate_op, gpu_model
+from archsim.gpu.elementwise import launch_cost
+from archsim.gpu.launch import (
+    HBM_ROUND_S,
+    layer_norm_launch,
+    legacy_elementwise_launch,
+    level_latency_s,
+    vectorized_elementwise_launch,
+)
+
+TRACES = Path(__file__).resolve().parents[2] / "validation" / "data" / "traces"
+DECODE = sorted(TRACES.glob("h200_llama3_8b_layer_*_decode.trace.json.gz"))
+MODEL = gpu_model("h200")
+
+
+def _device_us(launch, read: float, write: float) -> float:  # noqa: ANN001
+    cost = launch_cost(
+        MODEL,
+        launch,
+        name="k",
+        category="elementwise",
+        read_bytes=read,
+        write_bytes=write,
+        alu_ops=0.0,
+    )
+    return (evaluate_op([cost], MODEL).kernels[0].time_s - MODEL.cal.launch_s) * 1e6
+
+
+@pytest.mark.parametrize("path", DECODE, ids=lambda p: p.name.split(".")[0])
+def test_element_wise_and_cat_launches_are_the_traced_grids(path):
+    from validation._compare import compare_trace
+    from validation._torch_trace import read_torch_trace
+
+    trace = read_torch_trace(path)
+    cmp = compare_trace(trace, MODEL, arch="h200")
+    checked = 0
+    for m in cmp.matches:
+        meta = m.sim.meta if m.sim is not None else {}
+        if "grid" not in meta or m.kernel.grid is None:
+            continue
+        assert meta["grid"] == math.prod(m.kernel.grid), (m.kernel.name[:60], m.op_label)
+        assert meta["threads"] == math.prod(m.kernel.block or (0,))
+        checked += 1
+    assert checked >= 30  # the RoPE, residual, SwiGLU, KV-cache and cat kernels of 3 steps
+
+
+@pytest.mark.parametrize("rows", [1, 8, 32])
+def test_the_norm_kernel_is_one_cta_of_128_threads_per_row_as_traced(rows):
+    launch = layer_norm_launch(rows, 4096, 2)
+    assert (launch.ctas, launch.threads) == (rows, 32 * 4)  # grid (M,1,1), block (32,4,1)
+    # 4096 bf16 in 4-element loads by 128 threads: 8 loop trips to read, 8 to normalise
+    assert launch.n_rounds == 16
+
+
+def test_a_wider_row_adds_dependent_hbm_rounds_at_the_fitted_latency():
+    one = _device_us(layer_norm_launch(1, 4096, 2), 16384, 8192)
+    two = _device_us(layer_norm_launch(1, 8192, 2), 32768, 16384)
+    assert two - one == pytest.approx(16 * HBM_ROUND_S * 1e6, rel=1e-6)
+    # a batch of rows in one wave costs what one row costs: latency, not bandwidth
+    assert _device_us(layer_norm_launch(32, 4096, 2), 32 * 16384, 32 * 8192) == pytest.approx(
+        one, rel=1e-6
+    )
+
+
+def test_a_strided_kernel_waits_one_latency_per_element_a_contiguous_one_once():
+    n = 4096
+    vec = _device_us(vectorized_elementwise_launch(n, [2, 2], 2, src="L2"), 4 * n, 2 * n)
+    leg = _device_us(legacy_elementwise_launch(n, [2, 2], 2, src="L2"), 4 * n, 2 * n)
+    assert leg - vec == pytest.approx(3 * level_latency_s(MODEL, "L2") * 1e6, rel=1e-6)
+    cold = _device_us(vectorized_elementwise_launch(n, [2, 2], 2, src="HBM"), 4 * n, 2 * n)
+    assert cold - vec == pytest.approx((HBM_ROUND_S - level_latency_s(MODEL, "L2")) * 1e6)
+    # the L2 latency is the preset's L2 level at the boost clock
+    assert level_latency_s(MODEL, "L2") == pytest.approx(260 / MODEL.hw.boost_clock_hz)
+
+
+def test_large_element_wise_kernels_stay_bound_by_hbm_bandwidth():
+    n = 8192 * 14336
+    cost = launch_cost(
+        MODEL,
+        vectorized_elementwise_launch(n, [2, 2], 2),
+        name="mul",
+        category="elementwise",
+        read_bytes=4.0 * n,
+        write_bytes=2.0 * n,
+        alu_ops=float(n),
+    )
+    timing = evaluate_op([cost], MODEL).kernels[0]
+    assert timing.bound == "dram"
+    assert timing.time_s - MODEL.cal.launch_s == pytest.approx(
+        6.0 * n / MODEL.hbm_eff_bytes_per_s, rel=1e-9
+    )
+
+
+def test_the_fitted_round_latency_is_what_the_fit_script_gives():
+    from validation.fit_elementwise import fit_round_latency
+
+    lat, pairs = fit_round_latency()
+    assert len(pairs) == 2  # M = 1 and 16 at d = 4096 and 8192
+    assert HBM_ROUND_S == pytest.approx(lat, rel=0.005)
+
+
+def test_cudnn_decode_combine_is_matched_to_its_lean_reduction_kernel():
+    from validation._compare import compare_trace
+    from validation._torch_trace import read_torch_trace
+
+    path = TRACES / "h200_llama3_8b_layer_b1_decode.trace.json.gz"
+    cmp = compare_trace(read_torch_trace(path), MODEL, arch="h200")
+    lean = [m for m in cmp.matches if "lean_reduction" in m.kernel.name]
+    assert len(lean) == 3
+    assert all(m.sim is not None for m in lean)
+    # the split count cuDNN launched (grid (32, 8, 1)) is the model's
+    attn = next(m for m in cmp.matches if m.kernel.category == "attn_fwd")
+    assert attn.sim.meta["splits"] == attn.kernel.grid[0] == 32
+    assert not [u for u in cmp.unknown() if "lean_reduction" in u[0]]
