@@ -208,9 +208,9 @@ def plan_for(
 
         m = mapping if isinstance(mapping, Mapping) else Mapping.from_yaml(mapping)
         if arch.kind == "gpu":  # a GPU kernel mapping: the GPU lowering (kernels, waves, power)
-            from mappings._gpu._mapping import FUSED, UNFUSED, gpu_mapping_plan
+            from mappings._gpu._mapping import GPU_MAPPINGS, gpu_mapping_plan
 
-            if m.name in (*FUSED, UNFUSED):
+            if m.name in GPU_MAPPINGS:
                 return "mapping", gpu_mapping_plan(workload, m, arch)  # type: ignore[arg-type]  # Workload or FileWorkload
         if arch.kind == "pim":  # a PIM recipe's mapping: the PIM program builder (bank timing)
             from mappings._pim_mapping import pim_mapping_plan

@@ -11,13 +11,11 @@ for another cascade is refused.
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 
 import pytest
 
-import mappings._api
 from archsim import estimate, load_arch, simulate
 from archsim.errors import MappingError
 from mappings import Mapping
@@ -399,14 +397,6 @@ def test_the_family_decode_mapping_round_trips_through_the_cli(tmp_path, capsys)
     assert (first["cycles"], first["energy_j"]) == (again["cycles"], again["energy_j"])
 
 
-#: ``mappings/_api.py`` (not this task's file) sends only FUSED / UNFUSED names to the GPU
-#: lowering; with ``m.name in GPU_MAPPINGS`` it sends every name this module tests.
-_API_ROUTES_ALL = "GPU_MAPPINGS" in inspect.getsource(mappings._api)
-
-
-@pytest.mark.xfail(
-    not _API_ROUTES_ALL, reason="mappings/_api.py routes only FUSED/UNFUSED names", strict=True
-)
 @pytest.mark.parametrize(
     ("workload", "sets", "df"),
     [
