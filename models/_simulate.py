@@ -23,21 +23,10 @@ A ``ring`` op (ring attention, :mod:`models._parallel`) simulates one step's att
 block and times the ring as ``c + (cp - 1) max(c, t)``; its exposed communication is
 ``(cp - 1) max(0, t - c)``, the rest of the link time hides under the block computes.
 
-PIM placement: on a PIM architecture (``kind: pim``) an op that no PIM dataflow maps
-(norms, RoPE, activations, residual adds, the KV-cache write, the embedding gather, the
-router softmax) runs on the host-side controller next to the PIM chips, as PIM-GPT places
-its non-linear functions and data movement on an ASIC beside the DRAM-PIM chips (Wu, Wang &
-Lu, arXiv 2310.09385): its operands cross the module's external interface once each way,
-so it takes one DRAM access latency plus its compulsory bytes (each tensor once,
-:func:`workloads.count`) over the architecture's DRAM (host) bandwidth, and costs those
-bytes at the DRAM's per-byte energy plus its arithmetic at the PIM unit's per-op energy
-(ASSUMPTION: the controller's ALUs keep pace with the interface and cost what a PIM MAC
-does; no published figure for PIM-GPT's ASIC could be retrieved). The row's dataflow is
-``host``. Only vector ops go there (at most one MAC per element moved: element-wise ops and
-row reductions such as a norm); a contraction that no PIM dataflow maps (prefill attention,
-MLA, grouped expert GEMMs) stays ``unmapped``, since no host MAC array is modelled.
-(GDDR6-AiM also applies activation functions on-chip, Lee et al., ISSCC 2022; that path is
-not modelled.)
+Placement: where the ``auto`` dataflow does not take an op as it is (a Hopper-only kernel on
+another GPU, a shape its choice cannot run, prefill attention or a vector op on a PIM
+module), :mod:`models._placement` states the rule that places it; the row's note says which
+rule fired. An op none of them takes stays ``unmapped``.
 
 GPU ops are simulated alone, so each pays the calibrated kernel launch; run back to back in a
 step, every op after the first pays the inter-kernel gap instead (its time shrinks by
@@ -60,23 +49,19 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from archsim.errors import InfeasibleMappingError, MappingError
 from models._comm import System, collective_bytes_sent, collective_time, ring_step_time
 from models._graph import ModelGraph, Stage
-from models._ops import CASCADES, Op
+from models._ops import Op
+from models._placement import LATENCY_BOUND_UTIL, OpCost, dram_bw, simulate_op
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from archsim import Architecture, Result
+    from archsim import Architecture
 
 __all__ = ["OpRow", "ModelReport", "simulate_graph", "LATENCY_BOUND_UTIL"]
 
-#: An op whose busiest compute unit and DRAM are both below this fraction of their peak is
-#: classed ``latency`` bound (launch, fill/drain and per-kernel fixed costs dominate).
-LATENCY_BOUND_UTIL = 0.25
-
-_CACHE: dict[tuple[object, ...], tuple[float, float, float, str, str, int]] = {}
+_CACHE: dict[tuple[object, ...], OpCost] = {}
 
 
 @dataclass(frozen=True)
@@ -418,23 +403,6 @@ def kv_cache_bytes(graph: ModelGraph) -> float:
     return m.kv_cache_bytes(graph.batch, ctx)
 
 
-def _dram_bw(arch: Architecture) -> float:
-    """Peak DRAM read bandwidth of ``arch``, B/s."""
-    d = arch.dram
-    return float(d.read_bw_bytes_per_cycle * arch.clock.core_hz * d.instances)
-
-
-def _bound(result: Result, arch: Architecture) -> str:
-    secs = float(result.seconds)
-    util = max(result.utilization.values(), default=0.0)
-    dram = arch.dram
-    peak = dram.read_bw_bytes_per_cycle * arch.clock.core_hz * dram.instances
-    dram_util = float(result.dram_bytes) / (secs * peak) if secs > 0 and peak > 0 else 0.0
-    if max(util, dram_util) < LATENCY_BOUND_UTIL:
-        return "latency"
-    return "memory" if dram_util >= util else "compute"
-
-
 def _stream_credit(arch: Architecture) -> tuple[float, tuple[str, ...]]:
     """Seconds a GPU op launched right after another saves: each op simulated alone pays
     the calibrated first-kernel ``launch_s``; in a step the kernels run back to back, so
@@ -478,71 +446,13 @@ def _capacity_notes(graph: ModelGraph, arch: Architecture) -> tuple[str, ...]:
     )
 
 
-def _host_placement(
-    workload: object, arch: Architecture
-) -> tuple[float, float, float, str, str, int] | None:
-    """An op no PIM dataflow maps, on the PIM module's host-side controller (module doc);
-    None for a contraction (more MACs than elements moved: attention that no PIM dataflow
-    maps, a grouped GEMM), which stays unmapped: the controller has no MAC array here."""
-    from workloads import count
-
-    c = count(workload.cascade, workload.params)  # type: ignore[attr-defined]  # a Workload
-    bits = workload.params.get("dtype_bits", 16)  # type: ignore[attr-defined]  # a Workload
-    if c.macs > c.compulsory_bytes / (float(bits) / 8):
-        return None
-    d = arch.dram
-    nbytes = float(c.compulsory_bytes)
-    secs = d.latency_cycles / arch.clock.core_hz + nbytes / _dram_bw(arch)
-    per_op = max((e for u in arch.compute for e in u.energy_pj.values()), default=0.0)
-    energy = nbytes * float(d.read_energy_pj_per_byte) * 1e-12 + float(c.flops) * per_op * 1e-12
-    energy += float(arch.leakage_w) * secs
-    util = nbytes / (secs * _dram_bw(arch))
-    bound = "memory" if util >= LATENCY_BOUND_UTIL else "latency"
-    return secs, energy, nbytes, bound, "host", 0
-
-
-def _simulate_op(
-    op: Op, arch: Architecture, arch_key: object, engine: str
-) -> tuple[tuple[float, float, float, str, str, int], bool]:
-    """(seconds, energy J, DRAM bytes, bound, dataflow-or-reason, kernels) of one op
-    instance run alone (``kernels``: GPU kernels it launches; its time includes the first
-    one's launch when > 0), and whether it was simulated now (a cache miss)."""
-    from mappings import simulate_workload
-
+def _simulate_op(op: Op, arch: Architecture, arch_key: object, engine: str) -> tuple[OpCost, bool]:
+    """One op instance run alone (:func:`models._placement.simulate_op`), and whether it was
+    simulated now (a cache miss)."""
     key = (arch_key, engine, op.key)
     if key in _CACHE:
         return _CACHE[key], False
-    if op.workload in CASCADES:
-        from models._ops import local_workload
-
-        workload: object = local_workload(op.workload, op.params)
-        params: dict[str, object] = {}
-    else:
-        workload, params = op.workload, dict(op.params)
-    flow: dict[str, object] = {}
-    if arch.kind == "gpu" and op.gpu_dataflow:
-        flow = {"dataflow": op.gpu_dataflow, "knobs": dict(op.gpu_knobs)}
-    try:
-        rep = simulate_workload(arch, workload, params=params, engine=engine, **flow)  # type: ignore[arg-type]  # engine: checked by simulate_workload
-    except (MappingError, InfeasibleMappingError) as exc:
-        out = (0.0, 0.0, 0.0, "unmapped", str(exc), 0)
-        if arch.kind == "pim":
-            from mappings._api import resolve_workload
-
-            host = _host_placement(resolve_workload(workload, params), arch)
-            out = host if host is not None else out
-    else:
-        r = rep.result
-        launches = sum(str(k).startswith("launch:") for k in r.meta.get("phase_cycles", {}))
-        kernels = len(r.meta.get("kernels", ())) or launches if launches else 0
-        out = (
-            float(r.seconds),
-            float(r.energy_j),
-            float(r.dram_bytes),
-            _bound(r, arch),
-            rep.dataflow,
-            kernels,
-        )
+    out = simulate_op(op, arch, engine)
     _CACHE[key] = out
     return out, True
 
@@ -591,6 +501,7 @@ def simulate_graph(
     static_w = float(a.leakage_w)
     credit, notes = _stream_credit(a)
     first = True
+    placed: dict[str, list[str]] = {}  # placement rule (models._placement) -> ops
     for stage in graph.stages:
         start = len(rows)
         for op in stage.ops:
@@ -618,14 +529,26 @@ def simulate_graph(
                 )
                 continue
             if op.special == "fused_read":  # DRAM bytes inside another op's kernel, no launch
-                secs = op.bytes / _dram_bw(a)
+                secs = op.bytes / dram_bw(a)
                 energy = op.bytes * float(a.dram.read_energy_pj_per_byte) * 1e-12
                 energy += static_w * secs
                 rows.append(row(stage, op, secs, energy, op.bytes, "memory", op.info))
                 continue
             if op.gpu_dataflow and a.kind != "gpu":  # vLLM's v1/v2 kernels are GPU kernels
                 op = replace(op, name="paged_attn", gpu_dataflow=None, gpu_knobs=())
-            (secs, energy, dram, bound, how, kernels), miss = _simulate_op(op, a, arch_key, engine)
+            cost, miss = _simulate_op(op, a, arch_key, engine)
+            secs, energy, dram, bound, how = (
+                cost.seconds,
+                cost.energy_j,
+                cost.dram_bytes,
+                cost.bound,
+                cost.dataflow,
+            )
+            kernels = cost.kernels
+            if cost.note:
+                placed.setdefault(cost.note, [])
+                if op.name not in placed[cost.note]:
+                    placed[cost.note].append(op.name)
             launched = kernels > 0
             sims += miss
             if bound == "unmapped":
@@ -638,7 +561,7 @@ def simulate_graph(
             if op.special == "ring":
                 rows.append(_ring_row(stage, op, secs, energy, dram, bound, how, system, static_w))
                 continue
-            rows.append(row(stage, op, secs, energy, dram, bound, how, kernels=kernels))
+            rows.append(row(stage, op, secs, energy, dram, bound, how, cost.note, kernels=kernels))
     if graph.page and a.kind == "gpu" and graph.page not in (8, 16, 32):
         notes += (
             f"vLLM's PagedAttention kernels are built for 8-, 16- and 32-token pages; the "
@@ -650,6 +573,7 @@ def simulate_graph(
             f"{system.link_bw_bytes_per_s / 1e9:g} GB/s per direction); devices in other nodes "
             "reach each other over slower links (describe them with --system)",
         )
+    notes += tuple(f"{', '.join(ops)}: {why}" for why, ops in placed.items())
     host = sorted({r.op for r in rows if r.dataflow == "host"})
     if host:
         notes += (

@@ -217,12 +217,26 @@ def test_generation_keeps_its_parallelism_in_both_phases() -> None:
     assert gen.samples == (257,)  # contexts 257..264 share one 64-token page count
 
 
-def test_generation_says_which_ops_it_left_out(capsys) -> None:
-    """On a PIM module the prefill attention (a contraction) has no dataflow: the totals
-    leave it out and say so, never silently."""
+def test_generation_says_which_ops_it_left_out(capsys, monkeypatch) -> None:
+    """An op no dataflow and no placement rule takes (here: every attention refused) is left
+    out of the totals of the phase it belongs to, and the report says so, never silently."""
+    import mappings
+    from archsim.errors import MappingError
+    from models import _simulate
+
+    real = mappings.simulate_workload
+
+    def refuse_attention(arch, workload, **kw):  # noqa: ANN001, ANN003, ANN202 - the wrapped API
+        if workload in ("gqa", "decode"):
+            raise MappingError("refused here", path="dataflow", expected="x", got="y")
+        return real(arch, workload, **kw)
+
+    monkeypatch.setattr(_simulate, "_CACHE", {})
+    monkeypatch.setattr(mappings, "simulate_workload", refuse_attention)
     gen = simulate_generation("llama3-8b", "aim_pim", prompt=127, tokens=2, engine="analytic")
     assert not gen.complete
     assert ("prefill", "layer", "attention") in gen.unmapped
+    assert ("decode", "layer", "attention") in gen.unmapped
     assert gen.ttft_s == gen.prefill.latency_s  # the mapped ops only
     argv = ["model", "llama3-8b", "--arch", "aim_pim", "--phase", "generate", "--engine"]
     assert main([*argv, "analytic", "--set", "prompt=127", "--set", "tokens=2"]) == 0

@@ -161,18 +161,20 @@ def test_a_whole_decode_step_on_pim_has_no_unmapped_op() -> None:
 
 
 def test_a_contraction_is_never_placed_on_the_pim_host() -> None:
-    """The host controller has no MAC array: attention no PIM dataflow maps stays unmapped."""
+    """The host controller has no MAC array: a contraction is not placed there (prefill
+    attention runs query by query in the PIM units instead: tests/models/test_placement.py)."""
     from archsim import load_arch
     from mappings._api import resolve_workload
+    from models._placement import host_placement
 
     pim = load_arch("aim_pim")
     mla = {"B": 1, "H": 128, "Sq": 1, "Skv": 1024, "Dc": 512, "Dr": 64, "Dn": 128, "Dv": 128}
-    assert sim._host_placement(resolve_workload("mla", mla), pim) is None
+    assert host_placement(resolve_workload("mla", mla), pim) is None
     prefill = {"B": 1, "H": 32, "Hkv": 8, "Sq": 64, "Skv": 64, "D": 128, "causal": True}
-    assert sim._host_placement(resolve_workload("gqa", prefill), pim) is None
-    norm = sim._host_placement(resolve_workload("rmsnorm", {"T": 64, "Dm": 4096}), pim)
+    assert host_placement(resolve_workload("gqa", prefill), pim) is None
+    norm = host_placement(resolve_workload("rmsnorm", {"T": 64, "Dm": 4096}), pim)
     assert norm is not None
-    assert norm[4] == "host"
+    assert norm.dataflow == "host"
 
 
 def test_trace_has_one_track_per_device(tmp_path: Path) -> None:
