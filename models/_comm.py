@@ -220,7 +220,7 @@ def load_system(ref: str | Path) -> System:
 
 
 #: The bundled system of each GPU preset (used by ``--tp N`` without ``--system``).
-_DEFAULT_SYSTEMS = {"h100": "dgx-h100", "h200": "hgx-h200"}
+_DEFAULT_SYSTEMS = {"a100": "dgx-a100", "h100": "dgx-h100", "h200": "hgx-h200"}
 
 
 def default_system(arch: str, count: int) -> System:

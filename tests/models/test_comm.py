@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from models import ModelError, System, collective_time, load_system, system_from_dict
+from models import (
+    ModelError,
+    System,
+    collective_time,
+    default_system,
+    load_system,
+    system_from_dict,
+)
 
 ALPHA = 1e-6  # s per step
 BETA = 450e9  # B/s per direction
@@ -88,6 +95,10 @@ def test_bundled_nvlink_systems() -> None:
     assert (h200.device, h200.link_bw_bytes_per_s) == ("h200", 450e9)
     assert math.isfinite(h200.latency_s)
     assert h200.latency_s > 0
+    # A100 SXM datasheet: NVLink 600 GB/s both directions -> 300 GB/s per direction
+    a100 = load_system("dgx-a100")
+    assert (a100.device, a100.count, a100.link_bw_bytes_per_s) == ("a100", 8, 300e9)
+    assert default_system("a100", 4).count == 4  # --tp N on a100 uses it
 
 
 def test_a_system_file_describes_devices_and_links(tmp_path) -> None:
