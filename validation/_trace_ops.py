@@ -299,6 +299,8 @@ def _streaming(k: TraceKernel, model: GpuModel, src: str = "HBM") -> tuple[OpSim
     launch: Launch | None = None
     if base in _JOINS:
         launch = _cat_launch(model, tensors, src)
+        # CatArrIndexToOffset: each element's offset arithmetic, on the INT32 pipes
+        alu += out_elems * launch.rounds[-1].int_ops / INT32_PER_FP32
     elif base not in _SCATTERS | _GATHERS | _WRITE_ONLY | _REDUCTIONS:
         # copy_ writes its first operand in place, every other op allocates a dense output
         dense = base != "copy_"

@@ -90,7 +90,15 @@ def launch_cost(
     cta_stream = max(float(read_bytes) if read_bytes > 0 else float(write_bytes), 1.0) / grid
     alone = alu_ops / grid / hw.fp32_ops_per_clk  # SM cycles of one CTA alone on its SM
     # engine loads of one CTA: as many dependent loads as its chain holds
-    rounds = max(1, round(chain_s / engine_load_latency_s(model)))
+    lat_e = engine_load_latency_s(model)
+    rounds = max(1, round(chain_s / lat_e))
+    # NOTE: the engine runs a load as its transfer, then its latency, so identical slots in
+    # lockstep leave HBM idle while they all wait; when the slots' bytes in flight exceed
+    # what HBM moves in one latency (the kernel is bandwidth-bound: Little's law) a slot
+    # keeps two rounds in flight, so that the engine reaches the bandwidth the hardware
+    # does. A latency-bound chain (few CTAs) keeps one: its rounds are dependent.
+    in_flight = items * (float(read_bytes) + float(write_bytes)) / grid / rounds
+    stages = 2 if in_flight > model.hbm_eff_bytes_per_s * lat_e else 1
     return KernelCost(
         name=name,
         category=category,
@@ -109,7 +117,7 @@ def launch_cost(
         trip_cycles=max(alone / rounds, 1.0),
         trip_bytes=max(launch.bytes_per_cta / rounds, 1.0),
         ctas_per_sm=per_sm,
-        stages=1,
+        stages=stages,
         meta={
             "launch": launch.kernel,
             "grid": grid,
