@@ -128,6 +128,7 @@ def trip_kernel_cost(
     lpt: bool = False,
     meta: dict[str, object] | None = None,
     issue_cycles_per_trip: float = 0.0,
+    order: np.ndarray | None = None,
 ) -> KernelCost:
     """Build a :class:`KernelCost` for a grid of CTAs that each loop over ``trips`` tiles.
 
@@ -135,7 +136,8 @@ def trip_kernel_cost(
     ``cps * (max(t_mma, t_soft) + (1 - overlap) * min(t_mma, t_soft))`` cycles, where
     ``t_mma = FLOP / (path rate x eff)`` and ``t_soft`` is the FP32 + SFU time.
     ``issue_cycles_per_trip`` is asynchronous load-issue work (FG-Attn's gather) that
-    overlaps the rest: a trip takes at least that long.
+    overlaps the rest: a trip takes at least that long. CTAs are dispatched in ``order``
+    when given, else longest first when ``lpt``, else in launch order.
     """
     hw = model.hw
     trips = np.asarray(trips, dtype=float)
@@ -151,7 +153,8 @@ def trip_kernel_cost(
     # Pipeline fill/drain: the first tile's softmax and the last PV cannot overlap, plus
     # prologue/epilogue bookkeeping (~64 cycles).
     cycles = trips * per_trip + np.where(trips > 0, cps * (t_soft + 64.0), cps * 64.0)
-    order = np.argsort(-trips, kind="stable") if lpt else None
+    if order is None and lpt:
+        order = np.argsort(-trips, kind="stable")
     return KernelCost(
         name=name,
         category=category,
@@ -259,10 +262,22 @@ def attention_fwd_costs(
             fixed_bytes=2.0 * bm * D * elt,
             dram_read=read,
             dram_write=write,
-            lpt=(family == "flash3" and causal),
+            order=_head_major_longest_first(trips.size, num_m)
+            if family == "flash3" and causal
+            else None,
             meta={"family": family, "kv_reread": factor},
         )
     ]
+
+
+def _head_major_longest_first(ctas: int, per_head: int) -> np.ndarray:
+    """Tile order of a causal persistent forward kernel (FA3 / cuDNN): heads one after
+    another, each head's query blocks longest (last) first -- the reversed ``m_block`` of
+    FlashAttention's causal kernels; head-major, so concurrent tiles share a head's K/V in
+    L2. A global longest-first order balances CTAs better than cuDNN does: on the H200
+    Llama-3-8B layer traces it came out 29% (B1 S2048) to 2% (S8192) short, this order
+    17% to -1% (``archsim compare --torch-trace``)."""
+    return np.arange(ctas).reshape(-1, per_head)[:, ::-1].ravel()
 
 
 def _memory_kernel(name: str, model: GpuModel, read: float, write: float, alu: float) -> KernelCost:
