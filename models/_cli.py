@@ -26,7 +26,8 @@ shapes (--set):
   tokens  generate: output tokens per sequence (default 128)
 
 parallelism: --tp N (Megatron), --cp N (context: ring attention or K/V all-gather in prefill,
-a sharded cache in decode), --ep N (MoE experts over devices, all-to-all dispatch/combine);
+a sharded cache in decode), --ep N (MoE experts over devices, all-to-all dispatch/combine;
+with --tp: attention TP in ep groups, the routed experts over all tp x ep devices);
 devices = tp x cp x ep.
 
   archsim model llama3-8b --arch h100 --phase decode --set B=8 --set S=4096 --page-size 16
@@ -35,6 +36,7 @@ devices = tp x cp x ep.
   archsim model llama3-70b --arch h100 --tp 8 --phase generate --set prompt=2048 --set tokens=256
   archsim model llama3-8b --arch h100 --cp 8 --phase prefill --set S=131072 --trace ring.json
   archsim model deepseek-v3 --arch h200 --ep 8 --phase decode --set B=64 --set S=4096
+  archsim model deepseek-v3 --arch h200 --tp 2 --ep 4 --phase decode --set B=64 --set S=4096
 
 The table: count = occurrences per layer (or stage), x = stage repetitions (layers),
 time/op = one occurrence on one device, total = count x x x time/op (the totals sum these),

@@ -22,8 +22,8 @@ heads are split when ``kv_heads >= tp`` and replicated otherwise (each device ke
 KV head its query heads use, as vLLM does). Embedding is vocab-parallel (one all-reduce) and
 the LM head column-parallel (one all-gather of the logits). MLA (DeepSeek): the latent
 down-projections ``q_a``/``kv_a`` and the router are replicated, ``q_b``, the attention heads
-and ``o`` are split. MoE experts are split like a dense FFN (each expert's hidden width over
-the devices; expert parallelism is not modelled).
+and ``o`` are split. Without ``ep``, MoE experts are split like a dense FFN (each expert's
+hidden width over the devices); with ``ep`` they are whole, spread over ``tp x ep`` devices.
 
 Paged KV cache (decode; Kwon et al., "Efficient Memory Management for Large Language Model
 Serving with PagedAttention", SOSP'23)

@@ -29,8 +29,8 @@ across devices); the new tokens' projections and FFN run on every device (weight
 replicated over ``cp``); each device attends over its shard; the partial outputs and
 log-sum-exps (fp32) are all-gathered and merged (the merge's arithmetic is not charged).
 
-Expert parallelism, ``ep`` devices (no ``tp`` or ``cp`` with it)
-------------------------------------------------------------------
+Expert parallelism, ``ep`` devices (no ``cp`` with it)
+------------------------------------------------------
 Attention, the dense layers, shared experts and the LM head run data-parallel (``B / ep``
 sequences per device, replicated weights); each device holds ``E / ep`` whole routed
 experts. With ``T`` tokens in the step, ``T / ep`` on each device and ``k`` distinct experts
@@ -54,6 +54,19 @@ neither feeds it nor reads it: only ``max(0, t - shared expert time)`` of it is 
 all-to-alls under the computation of a second micro-batch; with one micro-batch the shared
 expert is the independent computation there is. Compute slowed by the transfer is not
 modelled.)
+
+With ``tp`` as well (``tp x ep`` devices; DeepSeek-V3's deployment, arXiv 2412.19437,
+Sec. 3.4: attention TP4 with data parallelism beside it, the MoE part EP32 in prefill and
+EP320 in decode): ``ep`` data-parallel groups of ``tp`` devices each run attention, the dense
+layers, the shared experts and the LM head Megatron-style on their ``B / ep`` sequences (the
+all-reduces inside the group); the routed experts are spread whole over all ``p = tp x ep``
+devices (``E / p`` each). The group's tokens are replicated on its ``tp`` devices after the
+attention all-reduce, so each device dispatches its own ``ceil(T / tp)`` of them (``T``
+the group's tokens; a slice it picks, no transfer): the formulas above with ``p`` devices,
+``T ep`` tokens in all and ``ceil(T / tp) k`` copies sent. After the combine each device
+holds the routed outputs of its slice; the layer's all-reduce over the group (which sums
+the shared expert's column-split partial outputs) adds them in, so routed outputs cost no
+collective of their own (each device contributes its slice's rows, zeros elsewhere).
 """
 
 from __future__ import annotations
@@ -120,15 +133,11 @@ def check_parallel(
                 expected=f"1 ({spec.name} has no routed experts)",
                 got=ep,
             )
-        if tp > 1:
+        if spec.experts % (tp * ep):
             raise ModelError(
-                "tp and ep together are not built", path="tp", expected="1 with --ep", got=tp
-            )
-        if spec.experts % ep:
-            raise ModelError(
-                "expert parallelism must split the routed experts evenly",
+                "expert parallelism must split the routed experts evenly over tp x ep devices",
                 path="ep",
-                expected=f"a divisor of experts = {spec.experts}",
+                expected=f"tp x ep a divisor of experts = {spec.experts} (tp = {tp})",
                 got=ep,
             )
         if batch % ep:
@@ -197,25 +206,28 @@ def busiest_device_copies(experts: int, active: int, tokens: int, ep: int) -> fl
 
 def ep_experts(b: _Builder) -> list[Op]:
     """Dispatch all-to-all, the busiest device's grouped experts, combine all-to-all
-    (module doc)."""
-    s, ep = b.s, b.ep
-    t_all = b.T * ep  # tokens of the step, all devices
-    k, local = s.active_experts, s.experts // ep
-    mean = t_all * k / ep
-    busiest = busiest_device_copies(s.experts, k, t_all, ep)
+    (module doc; with ``tp``: over all ``tp x ep`` devices, each dispatching its share of
+    its tensor-parallel group's tokens)."""
+    s, tp = b.s, b.tp
+    p = tp * b.ep  # devices the routed experts are spread over
+    t_all = b.T * b.ep  # tokens of the step, all groups
+    sent = math.ceil(b.T / tp)  # tokens the busiest device of a group dispatches
+    k, local = s.active_experts, s.experts // p
+    mean = t_all * k / p
+    busiest = busiest_device_copies(s.experts, k, t_all, p)
     touched = local * (1.0 - (1.0 - 1.0 / local) ** busiest)
     g = max(1, min(local, round(touched)))
     rows = max(1, math.ceil(busiest / g))
-    nbytes = float(max(b.T * k, busiest) * s.d_model * s.elt_bytes)
+    nbytes = float(max(sent * k, busiest) * s.d_model * s.elt_bytes)
     f, d = s.moe_ffn_dim, s.d_model
     grouped = {"G": g, "M": rows, "dtype_bits": b.bits}
     info = (
-        f"routing: {b.T} tokens x {k} experts from this device, uniform over {s.experts} "
-        f"experts: {(ep - 1) / ep:.1%} of the copies leave the device; a device receives "
+        f"routing: {sent} tokens x {k} experts from this device, uniform over {s.experts} "
+        f"experts: {(p - 1) / p:.1%} of the copies leave the device; a device receives "
         f"{mean:.4g} copies on average, the busiest {busiest:.4g}: {g} of its {local} "
         f"experts touched, {rows} rows each"
     )
-    a2a = {"collective": "all_to_all", "bytes": nbytes, "steps": ep, "info": info}
+    a2a = {"collective": "all_to_all", "bytes": nbytes, "steps": p, "info": info}
     # the dispatch needs only the router's choice: it runs under the shared expert's FFN
     # (which neither feeds it nor reads it), the ops just before it
     under = 3 if s.shared_experts else 0

@@ -169,6 +169,37 @@ def test_expert_parallel_all_to_all_is_its_closed_form() -> None:
     assert rep.comm_s == pytest.approx((dispatch.seconds + combine.seconds) * spec.moe_layers)
 
 
+@pytest.mark.parametrize(("tp", "ep"), [(2, 4), (4, 2)])
+def test_expert_parallel_with_tensor_parallel_attention(tp: int, ep: int) -> None:
+    """DeepSeek-V3's layout: attention TP inside ``ep`` data-parallel groups, the routed
+    experts whole over all ``tp x ep`` devices; each device dispatches its share of its
+    group's tokens. The routing is the same as ``ep = tp x ep`` alone; the attention and
+    the group all-reduces are those of ``tp`` on ``B / ep`` sequences."""
+    spec = from_preset("deepseek-v3")
+    B, p, k = 64, tp * ep, spec.active_experts
+    rep = simulate_model(spec, "h200", phase="decode", batch=B, seq=4096, tp=tp, ep=ep)
+    assert rep.graph.devices == p
+    hgx = rep.system
+    group = B // ep  # tokens of one tensor-parallel group
+    busiest = busiest_device_copies(spec.experts, k, B, p)
+    n = max(math.ceil(group / tp) * k, busiest) * spec.d_model * 2
+    full = (p - 1) * (hgx.latency_s + n / (p * hgx.link_bw_bytes_per_s))
+    combine = _row(rep, "ep_combine")
+    assert combine.seconds == pytest.approx(full, rel=1e-12)
+    assert f"{math.ceil(group / tp)} tokens x {k} experts from this device" in combine.note
+    # experts whole, E / (tp x ep) per device, as with ep = tp x ep alone
+    alone = simulate_model(spec, "h200", phase="decode", batch=B, seq=4096, ep=p)
+    assert _row(rep, "experts_gate_up").shape == _row(alone, "experts_gate_up").shape
+    assert combine.seconds == pytest.approx(_row(alone, "ep_combine").seconds)
+    # attention and the shared expert: Megatron over tp on the group's B / ep sequences
+    assert f"B={group}, H={spec.heads // tp}" in _row(rep, "attention").shape
+    assert f"N={2 * spec.moe_ffn_dim // tp}" in _row(rep, "shared_expert_gate_up").shape
+    ar = _row(rep, "tp_all_reduce")
+    t, _ = collective_time("all_reduce", group * spec.d_model * 2, hgx, devices=tp)
+    assert ar.seconds == pytest.approx(t)
+    assert ar.count == 2
+
+
 @pytest.mark.parametrize(("tokens", "ep"), [(64, 8), (16, 4), (512, 8)])
 def test_busiest_device_load_matches_a_monte_carlo_routing(tokens: int, ep: int) -> None:
     """Every token picks 8 distinct experts of 256 uniformly; the expected load of the
@@ -222,7 +253,7 @@ def test_all_to_all_needs_a_switch() -> None:
         ({"model": "llama3-8b", "ep": 2}, "experts"),
         ({"model": "deepseek-v3", "ep": 3}, "ep"),  # 256 experts
         ({"model": "deepseek-v3", "ep": 2, "batch": 3}, "B = 3"),
-        ({"model": "deepseek-v3", "ep": 2, "tp": 2}, "tp"),
+        ({"model": "deepseek-v3", "ep": 64, "tp": 8, "batch": 64}, "tp x ep"),  # 256 experts
         ({"model": "llama3-8b", "cp": 3, "phase": "prefill", "seq": 1024}, "cp"),
         ({"model": "llama3-8b", "cp": 2, "ep": 2}, "ep"),
         ({"model": "llama3-8b", "cp": 2, "cp_mode": "tree"}, "cp_mode"),
