@@ -293,7 +293,12 @@ def scaled_moves(
     * A tensor of which only a fraction exists (:func:`stored_fractions`) moves that fraction.
     * A compute-side access (counted per Einsum) of an Einsum over the key ranks of an
       attention core happens on the key tiles the group executes (:func:`group_work`'s live
-      fraction: a partly masked tile is accessed whole, a skipped one not at all).
+      fraction: a partly masked tile is accessed whole, a skipped one not at all); and no
+      Einsum reads (writes) an operand more often than it has iteration points
+      (``workloads.count``'s ``points``: one element per point at most). The loop-nest count
+      is dense over the Einsum's rank space; the bound is what keeps it honest where a
+      condition couples ranks (a convolution written ``I[c,u,v]`` with ``u - y == r``: the
+      dense count re-reads the input per (y, r) pair the condition rules out).
     * In a group holding an attention core whose condition leaves tiles empty and that skips
       them, a fill (or write-back) that belongs to a (query extent x key extent) pair with no
       live element does not happen: K and V stream only the key tiles a query block reaches,
@@ -313,13 +318,27 @@ def scaled_moves(
                 live = _live_fraction(workload, group) or (1.0, set())
             if set(by[mv.einsum].ranks) & live[1]:
                 f = live[0]  # whole tiles: a partly masked tile is read and written whole
-        elif f >= 1.0 and mv.src is not None and mv.dst is not None:
+            cap = _points(workload, mv.einsum) * workload.cascade.tensors[mv.tensor].dtype_bits / 8
+            src, dst = min(mv.src_bytes * f, cap), min(mv.dst_bytes * f, cap)
+            out.append(dataclasses.replace(mv, src_bytes=src, dst_bytes=dst))
+            continue
+        if f >= 1.0 and mv.src is not None and mv.dst is not None:
             use = next(t for t in tensors if t.name == mv.tensor)
             f = fill_live_fraction(workload, group, use, max(mv.src, mv.dst))
         if f < 1.0:
             mv = dataclasses.replace(mv, src_bytes=mv.src_bytes * f, dst_bytes=mv.dst_bytes * f)
         out.append(mv)
     return out
+
+
+def _points(workload: Workload, einsum: str) -> float:
+    """Iteration points of ``einsum`` present under its conditions and masks (its work
+    items, ``workloads.count``); +inf when the count has no entry for it."""
+    counts = cached_count(workload.cascade)
+    try:
+        return float(counts.einsum(einsum).points)
+    except (KeyError, StopIteration, ValueError):
+        return float("inf")
 
 
 def fill_live_fraction(workload: Workload, group: FusionGroup, t: object, child: int) -> float:

@@ -212,3 +212,37 @@ def test_an_einsum_walks_an_operand_by_its_own_index_variables(fm):
              if mv.einsum == "AI" and not mv.upward}  # fmt: skip
     k_bytes = 8 * 8192 * 64 * 2
     assert reads == {"Q": k_bytes, "K": k_bytes}
+
+
+def test_reads_never_exceed_the_einsums_iteration_points(fm):
+    # a 1D convolution written with a condition coupling its ranks (as push_memory_conv.ein):
+    # the loop-nest count is dense over (y, u, r) -- 8 x 6 reads of I, 6 x 8 x 3 of W --, but
+    # the Einsum has 6 x 3 = 18 points (MACs): no operand is read more often than that
+    from mappings._api import FileWorkload
+
+    text = """
+    param N = 8
+    param K = 3
+    param NO = 6
+    rank y : NO
+    rank u : N
+    rank r : K
+    tensor I[u] : bits=16
+    tensor W[r] : bits=16
+    O[y] = I[u] * W[r] if u - y == r
+    """
+    c = parse_cascade(text, name="conv1d")
+    w = FileWorkload("conv1d", c, dict(c.params), c.rank_sizes(dict(c.params)))
+    g = FusionGroup(
+        einsums=("O",),
+        levels=(
+            LevelMapping(level="DRAM"),
+            LevelMapping(level="GLB", temporal={"y": 6, "u": 8, "r": 3}, order=("y", "u", "r")),
+        ),
+        compute="pe2d",
+    )
+    prog = lower(w, Mapping(groups=(g,)), fm)
+    assert _bytes(prog, "GLB", "RF2D", "I") == 18 * 2
+    assert _bytes(prog, "GLB", "RF2D", "W") == 18 * 2
+    assert _bytes(prog, "RF2D", "GLB", "O") == 6 * 2  # stationary over u and r: once each
+    assert prog.meta["buffer_accesses"]["GLB"] == {"read": 72, "write": 12, "not_charged": 0}
