@@ -9,7 +9,10 @@ records, the power coefficients need NVML energy records...); the rest keep thei
 first-principles defaults. The objective is the log-ratio of predicted to measured time
 for every record, plus log-ratios of energy, average power and SM clock where NVML
 measured them; ``scipy.optimize.least_squares`` (trust-region, soft-L1 loss so that one
-odd record cannot dominate) solves it within physical bounds. Never fit on a check file:
+odd record cannot dominate) solves it within physical bounds. Where ncu timed a record's
+kernels (``ncu_ms``: no launch latency, clean L2) their own duration is a residual too.
+``ramp_s`` and ``l2_dirty_frac`` are not fitted (the fit split cannot tell them from
+``launch_s``: see their notes in ``archsim.gpu.params``). Never fit on a check file:
 the check split is what the accuracy tests hold the model to.
 """
 
@@ -45,6 +48,8 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "hbm_efficiency": (0.6, 1.0),
     "launch_s": (0.5e-6, 20e-6),
     "gap_s": (0.0, 10e-6),
+    "ramp_s": (0.0, 10e-6),
+    "l2_dirty_frac": (0.0, 1.0),
     "eff_gemm": (0.4, 1.0),
     "eff_fa2": (0.3, 1.0),
     "eff_fa3": (0.3, 1.0),
@@ -136,7 +141,26 @@ def _residuals(records: Sequence[Measurement], model: GpuModel) -> np.ndarray:
         c = _clock_residual(r, model)
         if c is not None:
             res.append(c)
+        d = _kernel_residual(r, model)
+        if d is not None:
+            res.append(d)
     return np.asarray(res)
+
+
+def _kernel_residual(r: Measurement, model: GpuModel) -> float | None:
+    """Log-ratio of the kernels' own duration to ncu's (``ncu_ms``), where ncu measured it.
+
+    ncu times the kernels alone: no launch latency (``launch_s``, ``gap_s``), and its cache
+    control leaves L2 clean, so no dirty-line write-back; CUDA events see both. The two
+    together tell the launch apart from the in-kernel time.
+    """
+    v = r.fields.get("ncu_ms")
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
+        return None
+    _, _, costs = record_costs(r.fields, model)
+    op = evaluate_op(costs, model)
+    fixed = model.cal.launch_s + (len(costs) - 1) * model.cal.gap_s
+    return math.log(max(op.time_s - fixed, 1e-9) / (float(v) * 1e-3))
 
 
 def fit_calibration(
