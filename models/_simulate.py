@@ -424,6 +424,28 @@ def _stream_credit(arch: Architecture) -> tuple[float, tuple[str, ...]]:
     )
 
 
+def _fp8_note(graph: ModelGraph, arch: Architecture) -> tuple[str, ...]:
+    """A note when an 8-bit model runs on a GPU without an fp8 tensor-core rate (A100): its
+    GEMM model then prices 8-bit operands on another instruction, which the GPU has no fp8
+    form of (weight-only fp8 kernels dequantize to 16 bits and run at the 16-bit rate)."""
+    if graph.model.dtype_bits != 8 or arch.kind != "gpu":
+        return ()
+    from archsim.errors import ArchsimError
+    from archsim.gpu import gpu_model
+
+    try:
+        rates = gpu_model(arch).hw.tc_flops_per_clk
+    except ArchsimError:
+        return ()
+    if any(k.endswith("_fp8") for k in rates):
+        return ()
+    return (
+        f"{arch.name} has no fp8 tensor-core instruction (rates: {', '.join(sorted(rates))}): "
+        "the 8-bit GEMMs' compute time is not that of a real kernel (weight-only fp8 kernels "
+        "run at the 16-bit rate); their DRAM bytes are",
+    )
+
+
 def _capacity_notes(graph: ModelGraph, arch: Architecture) -> tuple[str, ...]:
     """A note when the weights and KV cache one device holds exceed its DRAM (the step is
     simulated all the same: the table is then what the step would cost if they fitted)."""
@@ -574,6 +596,7 @@ def simulate_graph(
             "reach each other over slower links (describe them with --system)",
         )
     notes += tuple(f"{', '.join(ops)}: {why}" for why, ops in placed.items())
+    notes += _fp8_note(graph, a)
     host = sorted({r.op for r in rows if r.dataflow == "host"})
     if host:
         notes += (

@@ -109,3 +109,16 @@ def test_a_generation_on_pim_is_complete() -> None:
     gen = simulate_generation("llama3-8b", "aim_pim", prompt=127, tokens=2, engine="analytic")
     assert gen.complete
     assert _row(gen.prefill, "attention").seconds > 0
+
+
+def test_an_fp8_model_on_a_gpu_without_fp8_tensor_cores_is_flagged() -> None:
+    from models import load_model
+
+    spec = load_model("llama3-8b", dtype_bits=8)
+    a100 = simulate_model(spec, "a100", phase="decode", seq=512, engine="analytic")
+    (note,) = [n for n in a100.notes if "fp8" in n]
+    assert note.startswith("a100 has no fp8 tensor-core instruction")
+    h100 = simulate_model(spec, "h100", phase="decode", seq=512, engine="analytic")
+    assert not [n for n in h100.notes if "fp8" in n]
+    bf16 = simulate_model("llama3-8b", "a100", phase="decode", seq=512, engine="analytic")
+    assert not [n for n in bf16.notes if "fp8" in n]
