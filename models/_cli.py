@@ -27,7 +27,7 @@ shapes (--set):
 
 parallelism: --tp N (Megatron), --cp N (context: ring attention or K/V all-gather in prefill,
 a sharded cache in decode), --ep N (MoE experts over devices, all-to-all dispatch/combine;
-with --tp: attention TP in ep groups, the routed experts over all tp x ep devices);
+with --tp / --cp: attention TP / CP in ep groups, the routed experts over all devices);
 devices = tp x cp x ep.
 
   archsim model llama3-8b --arch h100 --phase decode --set B=8 --set S=4096 --page-size 16

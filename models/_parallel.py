@@ -29,8 +29,8 @@ across devices); the new tokens' projections and FFN run on every device (weight
 replicated over ``cp``); each device attends over its shard; the partial outputs and
 log-sum-exps (fp32) are all-gathered and merged (the merge's arithmetic is not charged).
 
-Expert parallelism, ``ep`` devices (no ``cp`` with it)
-------------------------------------------------------
+Expert parallelism, ``ep`` devices
+----------------------------------
 Attention, the dense layers, shared experts and the LM head run data-parallel (``B / ep``
 sequences per device, replicated weights); each device holds ``E / ep`` whole routed
 experts. With ``T`` tokens in the step, ``T / ep`` on each device and ``k`` distinct experts
@@ -67,6 +67,15 @@ the group's tokens; a slice it picks, no transfer): the formulas above with ``p`
 holds the routed outputs of its slice; the layer's all-reduce over the group (which sums
 the shared expert's column-split partial outputs) adds them in, so routed outputs cost no
 collective of their own (each device contributes its slice's rows, zeros elsewhere).
+
+With ``cp`` as well (``tp x cp x ep`` devices, the routed experts whole over all of them): in
+prefill each device holds its own ``S / cp`` positions of its ``B / ep`` sequences, distinct
+tokens, and dispatches ``ceil(T / tp)`` of them (``T = (B / ep)(S / cp)``; ``T ep cp`` tokens
+in all). In decode every device of a context-parallel group holds the same new tokens (only
+the cache is sharded), so ``tp x cp`` devices share ``T = B / ep`` tokens and each dispatches
+``ceil(T / (tp cp))``; after the combine the ``cp`` devices of one tensor-parallel rank
+all-gather their slices' routed outputs (``ceil(T / tp)`` rows of ``d_model``; the ring or
+tree closed form), before the group's FFN all-reduce.
 """
 
 from __future__ import annotations
@@ -110,10 +119,6 @@ def check_parallel(
             expected="1 for a diffusion transformer",
             got=cp if cp > 1 else ep,
         )
-    if cp > 1 and ep > 1:
-        raise ModelError(
-            "cp and ep together are not built", path="ep", expected="1 with --cp", got=ep
-        )
     if cp > 1 and phase == "prefill":
         # prefill: S / cp positions per device; causal zig-zag: 2 cp chunks of S / (2 cp)
         # (decode: the busiest device holds ceil(S / cp) positions; any S will do)
@@ -133,11 +138,12 @@ def check_parallel(
                 expected=f"1 ({spec.name} has no routed experts)",
                 got=ep,
             )
-        if spec.experts % (tp * ep):
+        if spec.experts % (tp * cp * ep):
             raise ModelError(
-                "expert parallelism must split the routed experts evenly over tp x ep devices",
+                "expert parallelism must split the routed experts evenly over tp x cp x ep devices",
                 path="ep",
-                expected=f"tp x ep a divisor of experts = {spec.experts} (tp = {tp})",
+                expected=f"tp x cp x ep a divisor of experts = {spec.experts} (tp = {tp}, "
+                f"cp = {cp})",
                 got=ep,
             )
         if batch % ep:
@@ -206,12 +212,15 @@ def busiest_device_copies(experts: int, active: int, tokens: int, ep: int) -> fl
 
 def ep_experts(b: _Builder) -> list[Op]:
     """Dispatch all-to-all, the busiest device's grouped experts, combine all-to-all
-    (module doc; with ``tp``: over all ``tp x ep`` devices, each dispatching its share of
-    its tensor-parallel group's tokens)."""
-    s, tp = b.s, b.tp
-    p = tp * b.ep  # devices the routed experts are spread over
-    t_all = b.T * b.ep  # tokens of the step, all groups
-    sent = math.ceil(b.T / tp)  # tokens the busiest device of a group dispatches
+    (module doc; with ``tp`` / ``cp``: over all ``tp x cp x ep`` devices, each dispatching
+    its share of the tokens it holds, then in decode under ``cp`` an all-gather of the
+    routed outputs over the ``cp`` devices that share the tokens)."""
+    s, tp, cp = b.s, b.tp, b.cp
+    p = tp * cp * b.ep  # devices the routed experts are spread over
+    decode = b.phase == "decode"
+    shared_by = tp * (cp if decode else 1)  # devices holding the same tokens
+    t_all = b.T * b.ep * (1 if decode else cp)  # tokens of the step, all devices
+    sent = math.ceil(b.T / shared_by)  # tokens the busiest device dispatches
     k, local = s.active_experts, s.experts // p
     mean = t_all * k / p
     busiest = busiest_device_copies(s.experts, k, t_all, p)
@@ -231,10 +240,26 @@ def ep_experts(b: _Builder) -> list[Op]:
     # the dispatch needs only the router's choice: it runs under the shared expert's FFN
     # (which neither feeds it nor reads it), the ops just before it
     under = 3 if s.shared_experts else 0
-    return [
+    ops = [
         Op("ep_dispatch", "", {}, overlaps_prev=under, **a2a),  # type: ignore[arg-type]  # Op fields by name
         Op("experts_gate_up", "grouped_gemm", {**grouped, "K": d, "N": 2 * f}),
         b.ew("experts_act", "silu_mul", T=g * rows, F=f),
         Op("experts_down", "grouped_gemm", {**grouped, "K": f, "N": d}),
         Op("ep_combine", "", {}, **a2a),  # type: ignore[arg-type]  # Op fields by name
     ]
+    if decode and cp > 1:  # the cp devices of a tp rank gather their slices' outputs
+        rows_tp = math.ceil(b.T / tp)
+        gather = float(rows_tp * d * s.elt_bytes)
+        info = f"the routed outputs of {rows_tp} tokens, {sent} from each of {cp} devices"
+        ops.append(
+            Op(
+                "ep_outputs_gather",
+                "",
+                {},
+                collective="all_gather",
+                bytes=gather,
+                steps=cp,
+                info=info,
+            )
+        )
+    return ops

@@ -455,10 +455,10 @@ def _capacity_notes(graph: ModelGraph, arch: Architecture) -> tuple[str, ...]:
         return ()
     cap *= arch.dram.instances
     weights = m.param_count() * m.elt_bytes / graph.tp  # replicated over cp and dp
-    if graph.ep > 1:  # routed experts split over tp x ep, the rest over tp
+    if graph.ep > 1:  # routed experts split over tp x cp x ep, the rest over tp
         mats = 3 if m.ffn == "swiglu" else 2
         routed = m.moe_layers * m.experts * mats * m.d_model * m.moe_ffn_dim * m.elt_bytes
-        weights -= routed / graph.tp * (1 - 1 / graph.ep)
+        weights -= routed / graph.tp * (1 - 1 / (graph.cp * graph.ep))
     kv = kv_cache_bytes(graph) / graph.devices
     if weights + kv <= cap:
         return ()

@@ -200,6 +200,42 @@ def test_expert_parallel_with_tensor_parallel_attention(tp: int, ep: int) -> Non
     assert ar.count == 2
 
 
+def test_expert_parallel_with_context_parallel_decode_and_prefill() -> None:
+    """Decode under cp: the cp devices hold the same new tokens (the cache is sharded), so
+    each dispatches 1/(tp cp) of them and the cp devices of a tp rank all-gather their
+    slices' routed outputs. Prefill under cp: each device's S/cp positions are its own
+    tokens, all of them dispatched, and no gather follows."""
+    spec = from_preset("deepseek-v3")
+    k, d = spec.active_experts, spec.d_model
+    tp, cp, ep, B = 2, 2, 2, 64
+    p = tp * cp * ep
+    rep = simulate_model(spec, "h200", phase="decode", batch=B, seq=4096, tp=tp, cp=cp, ep=ep)
+    hgx = rep.system
+    group = B // ep
+    busiest = busiest_device_copies(spec.experts, k, B, p)
+    n = max(math.ceil(group / (tp * cp)) * k, busiest) * d * 2
+    full = (p - 1) * (hgx.latency_s + n / (p * hgx.link_bw_bytes_per_s))
+    assert _row(rep, "ep_combine").seconds == pytest.approx(full, rel=1e-12)
+    gather = _row(rep, "ep_outputs_gather")
+    t, _ = collective_time("all_gather", group // tp * d * 2, hgx, devices=cp)
+    assert gather.seconds == pytest.approx(t)
+    assert gather.repeat == spec.moe_layers
+    # the same routing as ep = 8 alone: experts whole over all 8 devices
+    alone = simulate_model(spec, "h200", phase="decode", batch=B, seq=4096, ep=p)
+    assert _row(rep, "experts_gate_up").shape == _row(alone, "experts_gate_up").shape
+    # prefill: every device dispatches its own (B/ep)(S/cp)/tp tokens; B S tokens in all
+    S, B = 1024, 4
+    pre = simulate_model(spec, "h200", phase="prefill", batch=B, seq=S, cp=2, ep=4)
+    tokens = (B // 4) * (S // 2)
+    busiest = busiest_device_copies(spec.experts, k, B * S, 8)
+    n = max(tokens * k, busiest) * d * 2
+    full = 7 * (hgx.latency_s + n / (8 * hgx.link_bw_bytes_per_s))
+    assert _row(pre, "ep_combine").seconds == pytest.approx(full, rel=1e-12)
+    assert f"{tokens} tokens x {k} experts from this device" in _row(pre, "ep_combine").note
+    assert not [r for r in pre.rows if r.op == "ep_outputs_gather"]
+    assert "ring_attention" in {r.op for r in pre.rows}
+
+
 @pytest.mark.parametrize(("tokens", "ep"), [(64, 8), (16, 4), (512, 8)])
 def test_busiest_device_load_matches_a_monte_carlo_routing(tokens: int, ep: int) -> None:
     """Every token picks 8 distinct experts of 256 uniformly; the expected load of the
@@ -253,7 +289,7 @@ def test_all_to_all_needs_a_switch() -> None:
         ({"model": "llama3-8b", "ep": 2}, "experts"),
         ({"model": "deepseek-v3", "ep": 3}, "ep"),  # 256 experts
         ({"model": "deepseek-v3", "ep": 2, "batch": 3}, "B = 3"),
-        ({"model": "deepseek-v3", "ep": 64, "tp": 8, "batch": 64}, "tp x ep"),  # 256 experts
+        ({"model": "deepseek-v3", "ep": 64, "tp": 8, "batch": 64}, "tp x cp x ep"),  # 256
         ({"model": "llama3-8b", "cp": 3, "phase": "prefill", "seq": 1024}, "cp"),
         ({"model": "llama3-8b", "cp": 2, "ep": 2}, "ep"),
         ({"model": "llama3-8b", "cp": 2, "cp_mode": "tree"}, "cp_mode"),
