@@ -8,7 +8,8 @@ so in the row's note, so the table never shows a placement the reader did not se
 1. **Hopper-only kernels on other GPUs.** ``auto`` ranks ``flash3`` (FlashAttention-3 /
    cuDNN's sm90 kernel: TMA loads, wgmma) before ``flash2`` on every GPU. On a GPU without
    the ``wgmma`` instruction path (A100) that kernel does not exist, so a ``flash3`` choice
-   there is re-run as ``flash2`` (FlashAttention-2, mma.sync: what SDPA runs on Ampere).
+   there runs the next candidate that simulates it, ``flash2`` (FlashAttention-2, mma.sync:
+   what SDPA runs on Ampere) where its tiles fit.
 2. **The next dataflow when ``auto``'s choice cannot run the shape.** ``auto`` picks the
    first recipe that accepts the cascade; the mapping can still be infeasible at this
    shape (a CTA larger than the GPU's shared memory: MLA decode, 576-wide keys, on an A100).
@@ -207,17 +208,17 @@ def simulate_op(op: Op, arch: Architecture, engine: str) -> OpCost:
     def run(**how: object) -> object:
         return simulate_workload(arch, workload, params=params, engine=engine, **how)  # type: ignore[arg-type]  # engine: checked by simulate_workload
 
+    hopper = has_wgmma(arch)
     try:
         rep = run(**flow)
     except (MappingError, InfeasibleMappingError) as exc:
-        refusal = str(exc)
+        raw = str(exc)
+        refusal = f"auto's dataflow refused this shape ({raw})"
     else:
-        if rep.dataflow == "flash3" and not flow and not has_wgmma(arch):  # type: ignore[attr-defined]  # a SimulationReport
-            note = f"flash3 (Hopper's wgmma/TMA kernel) does not run on {arch.name}: flash2"
-            return _cost(run(dataflow="flash2"), arch, note)
-        return _cost(rep, arch)
-    if not flow:  # rule 2: the next candidate that simulates the shape (rule 1 kept)
-        hopper = has_wgmma(arch)
+        if rep.dataflow != "flash3" or flow or hopper:  # type: ignore[attr-defined]  # a SimulationReport
+            return _cost(rep, arch)
+        raw = refusal = f"flash3 (Hopper's wgmma/TMA kernel) does not run on {arch.name}"
+    if not flow:  # rules 1 and 2: the next candidate that simulates the shape
         for name in auto_candidates(arch):
             if name == "flash3" and arch.kind == "gpu" and not hopper:
                 continue
@@ -225,11 +226,11 @@ def simulate_op(op: Op, arch: Architecture, engine: str) -> OpCost:
                 rep = run(dataflow=name)
             except (MappingError, InfeasibleMappingError):
                 continue
-            return _cost(rep, arch, f"auto's dataflow refused this shape ({refusal}): {name}")
+            return _cost(rep, arch, f"{refusal}: {name}")
     if arch.kind == "pim":
         cost = _per_query(op, arch, engine)
         if cost is None:
             cost = host_placement(resolve_workload(workload, params), arch)
         if cost is not None:
             return cost
-    return OpCost(0.0, 0.0, 0.0, "unmapped", refusal)
+    return OpCost(0.0, 0.0, 0.0, "unmapped", raw)

@@ -122,3 +122,17 @@ def test_an_fp8_model_on_a_gpu_without_fp8_tensor_cores_is_flagged() -> None:
     assert not [n for n in h100.notes if "fp8" in n]
     bf16 = simulate_model("llama3-8b", "a100", phase="decode", seq=512, engine="analytic")
     assert not [n for n in bf16.notes if "fp8" in n]
+
+
+def test_without_flash3_a_shape_flash2_cannot_tile_takes_the_next_candidate() -> None:
+    """DeepSeek-V3's absorbed MLA prefill (576-wide keys) on the A100: flash3 is Hopper-only
+    (rule 1), flash2's tiles need 256 KiB of shared memory (rule 2): gpu_unfused runs it."""
+    mla = {"B": 1, "H": 128, "Sq": 256, "Skv": 256, "Dc": 512, "Dr": 64, "Dn": 128, "Dv": 128}
+    mla |= {"causal": True, "dtype_bits": 16}
+    with pytest.raises(InfeasibleMappingError, match="shared memory"):
+        simulate_workload("a100", "mla", params=mla, dataflow="flash2", engine="analytic")
+    rep = simulate_model("deepseek-v3", "a100", phase="prefill", seq=256, engine="analytic")
+    assert rep.complete
+    assert _row(rep, "attention", "moe layer").dataflow == "gpu_unfused"
+    (note,) = [n for n in rep.notes if n.startswith("attention:")]
+    assert note == "attention: flash3 (Hopper's wgmma/TMA kernel) does not run on a100: gpu_unfused"
