@@ -129,6 +129,7 @@ def trip_kernel_cost(
     meta: dict[str, object] | None = None,
     issue_cycles_per_trip: float = 0.0,
     order: np.ndarray | None = None,
+    persistent: bool = False,
 ) -> KernelCost:
     """Build a :class:`KernelCost` for a grid of CTAs that each loop over ``trips`` tiles.
 
@@ -137,7 +138,9 @@ def trip_kernel_cost(
     ``t_mma = FLOP / (path rate x eff)`` and ``t_soft`` is the FP32 + SFU time.
     ``issue_cycles_per_trip`` is asynchronous load-issue work (FG-Attn's gather) that
     overlaps the rest: a trip takes at least that long. CTAs are dispatched in ``order``
-    when given, else longest first when ``lpt``, else in launch order.
+    when given, else longest first when ``lpt``, else in launch order. ``persistent``: the
+    grid is one CTA per slot that runs a sequence of these CTAs' tiles (``meta``; the GPU
+    lowering runs each such CTA's tiles back to back).
     """
     hw = model.hw
     trips = np.asarray(trips, dtype=float)
@@ -173,9 +176,7 @@ def trip_kernel_cost(
             "path": tiling.path,
             # forward: a trip's K tile and V tile are separate loads (QK^T needs only K)
             "loads_per_trip": 2 if category == "attn_fwd" else 1,
-            # cuDNN's sm90 flash forward is persistent: grid = SMs (profiler traces of
-            # cudnn_generated_fort_native_sdpa_sm90_flash_fprop_*: grid [132, 1, 1])
-            "persistent": category == "attn_fwd" and (meta or {}).get("family") == "flash3",
+            "persistent": persistent,
             **(meta or {}),
         },
         trips=trips.astype(np.int64),
@@ -265,6 +266,10 @@ def attention_fwd_costs(
             order=_head_major_longest_first(trips.size, num_m)
             if family == "flash3" and causal
             else None,
+            # cuDNN's sm90 flash forward is persistent: grid = SMs (H200 layer traces:
+            # cudnn_generated_fort_native_sdpa_sm90_flash_fprop_*, grid [132, 1, 1]); its
+            # decode kernel (sm80 wmma, grid B x heads x splits) is not
+            persistent=family == "flash3",
             meta={"family": family, "kv_reread": factor},
         )
     ]
