@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from archsim.errors import MappingError, WorkloadError
+from archsim.errors import InfeasibleMappingError, MappingError, WorkloadError
 from mappings._mapping import Mapping
 from mappings._passes import cascade_passes
 from mappings._registry import PassInfo, Plan, get_dataflow, list_dataflows
@@ -177,7 +177,8 @@ def _auto_plan(
     for name in auto_candidates(arch):
         try:  # the choice depends on the cascade only, never on the knobs given
             plan = get_dataflow(name)(workload, arch, {})  # type: ignore[arg-type]  # Workload or FileWorkload
-        except MappingError as exc:  # this recipe cannot map the cascade: try the next
+        # this recipe cannot map the cascade, or no tiling of it fits this shape: try the next
+        except (MappingError, InfeasibleMappingError) as exc:
             refusals.append(f"{name}: {exc}")
             continue
         if knobs:  # knobs go to the chosen recipe; one it does not take is an error
