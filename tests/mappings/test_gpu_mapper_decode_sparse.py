@@ -301,3 +301,43 @@ def test_cli_maps_a_block_sparse_cascade_and_its_yaml_runs_back(tmp_path, capsys
     cycles = int(out.split("event ", 1)[1].split()[0].replace(",", ""))
     assert main(["simulate", *args, "--mapping", str(f), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["cycles"] == cycles
+
+
+def test_the_split_walk_finds_the_exhaustive_optimum_of_every_decode_kernel(h100):
+    """On a small decode (GQA, 2k keys) every split count of every CTA shape is enumerated:
+    each kernel's best equals the mapper's (grid + walk) best of that kernel."""
+    from mappings._gpu._search_space import decode_candidate, decode_space
+    from mappings._gpu.search import _Search
+
+    w = resolve_workload("gqa", {"Sq": 1, "Skv": 2048})
+    roles = attention_roles(w.cascade)
+    full = _Search(w, h100, roles, "latency")
+    configs = set()
+    for c in decode_space(w, h100, roles):
+        if c.config is None:
+            full.run(c)
+        else:
+            configs.add(c.config)
+    for cfg in configs:
+        for s in canonical_splits(cfg.n_blocks, cfg.max_splits):
+            full.run(
+                decode_candidate(
+                    w,
+                    h100,
+                    roles,
+                    cfg.name,
+                    block_n=cfg.block_n,
+                    stages=cfg.stages,
+                    heads_per_cta=cfg.heads_per_cta,
+                    splits=s,
+                )  # fmt: skip
+            )
+    exhaustive: dict[str, float] = {}
+    for m, r, _ in full.scored:
+        exhaustive[m.name] = min(exhaustive.get(m.name, math.inf), r.cycles)
+    assert set(exhaustive) == {"split_kv", "flash3", "lean", "mem_efficient"}
+    stats: dict = {}
+    ranked = fusion_mapper(w, h100, top=100_000, rescore=0, stats=stats)
+    assert stats["evaluated"] < full.counts["evaluated"]  # the walk evaluates fewer
+    for name, cycles in exhaustive.items():
+        assert min(r.cycles for r in ranked if r.mapping.name == name) == cycles
