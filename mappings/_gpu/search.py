@@ -116,8 +116,8 @@ def _space(
                 yield from fused_space(workload, arch, roles, nq, nk)
             else:
                 refused.append(
-                    "a query length of 1 is a decode: the prefill fused kernels do not run it "
-                    "(their decode kernels are searched)"
+                    "prefill kernels left out: a query length of 1 is a decode (the decode "
+                    "kernels split_kv, flash3, lean, mem_efficient are searched)"
                 )
             if decode:
                 yield from decode_space(workload, arch, roles)
