@@ -122,3 +122,28 @@ def test_cudnn_decode_combine_is_matched_to_its_lean_reduction_kernel():
     attn = next(m for m in cmp.matches if m.kernel.category == "attn_fwd")
     assert attn.sim.meta["splits"] == attn.kernel.grid[0] == 32
     assert not [u for u in cmp.unknown() if "lean_reduction" in u[0]]
+
+
+@pytest.mark.parametrize(("batch", "grid"), [(1, (32, 8, 1)), (8, (4, 8, 8)), (32, (1, 8, 32))])
+def test_cudnn_decode_splits_are_the_traced_grids(batch, grid):
+    from archsim.gpu.decode import cudnn_decode_splits
+
+    path = TRACES / f"h200_llama3_8b_layer_b{batch}_decode.trace.json.gz"
+    from validation._torch_trace import read_torch_trace
+
+    traced = next(k.grid for k in read_torch_trace(path).kernels if "sdpa" in k.name)
+    assert traced == grid
+    assert cudnn_decode_splits(MODEL, B=batch, Hkv=8) == grid[0]
+
+
+def test_a_steps_first_kernel_reads_from_hbm_the_others_from_l2():
+    from validation._compare import _input_level
+    from validation._torch_trace import read_torch_trace
+
+    trace = read_torch_trace(TRACES / "h200_llama3_8b_layer_b1_decode.trace.json.gz")
+    levels = [_input_level(trace, i) for i in range(len(trace.kernels))]
+    firsts = {
+        i for i, k in enumerate(trace.kernels) if i == 0 or trace.kernels[i - 1].step != k.step
+    }
+    assert len(firsts) == 3  # three layer steps
+    assert all((lvl == "HBM") == (i in firsts) for i, lvl in enumerate(levels))
