@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FIT_RECORDS", "FIT_TRACE", "fit", "fit_round_latency", "points"]
+__all__ = ["FIT_RECORDS", "FIT_TRACE", "fit", "fit_round_latency", "implied_overheads", "points"]
 
 FIT_TRACE = (
     Path(__file__).resolve().parent / "data/traces/h200_llama3_8b_layer_b1_prefill.trace.json.gz"
@@ -105,6 +105,47 @@ def fit_round_latency(
     return float(np.mean([p[3] for p in pairs])), pairs
 
 
+def implied_overheads(
+    records: str | Path = FIT_RECORDS, arch: str = "h200"
+) -> list[tuple[str, str, float, float]]:
+    """``(op, shape, measured s, modelled kernel s)`` of the one-kernel layer-op records that
+    run latency-bound (``rms_norm`` with ``M <= 132`` rows, ``add`` of one row), cold L2.
+    What the measurement adds to the kernel (CUDA-event timer, launch) should be one constant:
+    its spread checks the round model."""
+    import json
+
+    from archsim.gpu import evaluate_op, gpu_model
+    from archsim.gpu.elementwise import launch_cost
+    from archsim.gpu.launch import layer_norm_launch, vectorized_elementwise_launch
+
+    model = gpu_model(arch)
+    out = []
+    for line in Path(records).read_text().splitlines():
+        r = json.loads(line) if line.strip() else {}
+        if "ms" not in r or "error" in r:
+            continue
+        if r.get("op") == "rms_norm" and int(r["M"]) <= 132:
+            m, d = int(r["M"]), int(r["d"])
+            launch, rd, wr = layer_norm_launch(m, d, 2), 2.0 * d * (m + 1), 2.0 * d * m
+        elif r.get("op") == "add" and int(r["M"]) == 1:
+            m, d = 1, int(r["d"])
+            launch, rd, wr = vectorized_elementwise_launch(d, [2, 2], 2), 4.0 * d, 2.0 * d
+        else:
+            continue
+        cost = launch_cost(
+            model,
+            launch,
+            name=r["op"],
+            category="elementwise",
+            read_bytes=rd,
+            write_bytes=wr,
+            alu_ops=0.0,
+        )
+        t = evaluate_op([cost], model).kernels[0].time_s - model.cal.launch_s
+        out.append((str(r["op"]), f"M={m} d={d}", float(r["ms"]) * 1e-3, t))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("trace", nargs="?", default=None)
@@ -116,6 +157,11 @@ def main(argv: list[str] | None = None) -> int:
         for m, d1, d2, per in pairs:
             print(f"rms_norm M={m:<4d} d {d1} -> {d2}: {per * 1e9:6.1f} ns per round")  # noqa: T201
         print(f"HBM_ROUND_S = {lat:.3g}  ({len(pairs)} pairs)")  # noqa: T201
+        for op, shape, meas, model in implied_overheads(args.trace or FIT_RECORDS, args.arch):
+            print(  # noqa: T201
+                f"{op:8s} {shape:<14s} measured {meas * 1e6:6.2f} us, kernel model "
+                f"{model * 1e6:6.2f} us: timer + launch {(meas - model) * 1e6:5.2f} us"
+            )
         return 0
     args.trace = args.trace or str(FIT_TRACE)
     for op, x, y in points(args.trace, args.arch):
