@@ -296,7 +296,7 @@ def _map(args: argparse.Namespace) -> int:
         _print_gpu(w, arch, ranked, stats)
         return 0
     if args.mapper == "fusion":
-        _print_fusion(w, arch, ranked)
+        _print_fusion(w, arch, ranked, stats)
         return 0
     for i, r in enumerate(ranked):
         ev = f"  event {r.simulated_cycles:,}" if r.simulated_cycles is not None else ""
@@ -307,10 +307,17 @@ def _map(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_fusion(w: object, arch: object, ranked: list) -> None:
-    """Whole-cascade mappings: #1 explained, the others by how they differ from it."""
+def _print_fusion(w: object, arch: object, ranked: list, stats: dict[str, object]) -> None:
+    """Whole-cascade mappings: the search's counts, #1 explained and as YAML, the others by
+    how they differ from it."""
     from mappings._explain import differences, explain
 
+    print(  # noqa: T201
+        f"searched {stats.get('segments', 0):.0f} segments ({stats.get('skipped', 0):.0f} "
+        f"skipped: bound dominated), {stats.get('candidates', 0):.0f} loop nests, "
+        f"{stats.get('evaluated', 0):.0f} evaluated, {stats.get('partitions', 0):.0f} "
+        "partitions ranked"
+    )
     for i, r in enumerate(ranked):
         ev = f"  event {r.simulated_cycles:,}" if r.simulated_cycles is not None else ""
         groups = " | ".join("+".join(g.einsums) for g in r.mapping.groups)
@@ -321,6 +328,9 @@ def _print_fusion(w: object, arch: object, ranked: list) -> None:
         if i == 0:
             for line in explain(w, r.mapping, arch):  # type: ignore[arg-type]
                 print("    " + line)  # noqa: T201
+            print("    mapping (run it back with --mapping FILE.yaml; --save writes it):")  # noqa: T201
+            for line in r.mapping.to_yaml().splitlines():
+                print("      " + line)  # noqa: T201
         else:
             print("    vs #1: " + differences(r.mapping, ranked[0].mapping))  # noqa: T201
 

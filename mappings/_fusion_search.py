@@ -184,37 +184,31 @@ def fusion_mapper(
     segments = [(i, i + 1) for i in range(len(names))] + closed_segments(cas)
     big, _ = pick_units(arch)
     choices = _split_choices(workload, names, big)
-    work = [(sp, seg) for sp in choices for seg in segments]
-    it: Iterator = iter(work)
+    counts = {"segments": 0.0, "candidates": 0.0, "evaluated": 0.0, "skipped": 0.0}
+    by_end: dict[int, list[int]] = {}
+    for i, j in segments:
+        by_end.setdefault(j, []).append(i)
+    done: dict[tuple, list[SegmentChoice]] = {}  # (split ranks the segment walks, i, j)
+    bar = None
     if progress:
         from tqdm import tqdm
 
-        it = iter(tqdm(work, desc="fusion", unit="segment"))
-    best: dict[tuple, list[SegmentChoice]] = {}
-    counts = {"segments": float(len(work)), "candidates": 0.0, "evaluated": 0.0}
-    bad: set[tuple] = set()
-    for sp, (i, j) in it:
+        bar = tqdm(total=len(choices) * len(segments), desc="fusion", unit="segment")
+    finals = []
+    for sp in choices:  # one split choice for the whole cascade
         try:
             w = apply_splits(workload, dict(sp))
         except MappingError:  # a split tile the cascade's other parameters do not allow
-            bad.add(sp)
             continue
-        found = search_segment(w, arch, names[i:j], keep=max(top, 4), stats=counts)
-        if found:
-            best[(sp, i, j)] = found
-    finals = []
-    for sp in (c for c in choices if c not in bad):  # one split choice for the whole cascade
-        fronts: list[list[tuple[float, float, tuple]]] = [[(0.0, 0.0, ())]]
-        for j in range(1, len(names) + 1):
-            cands = []
-            for i in range(j):
-                for ch in best.get((sp, i, j), ()):
-                    for c0, e0, parts in fronts[i]:
-                        cands.append((c0 + ch.cycles, e0 + ch.energy_j, (*parts, ch)))
-            fronts.append(_pareto(cands, keep=max(top, 8)))
-        for _, _, parts in fronts[-1]:
+        fronts = _partition_fronts(
+            w, arch, names, sp, by_end, done, keep=max(top, 4), dp_keep=max(top, 8),
+            counts=counts, bar=bar,
+        )  # fmt: skip
+        for _, _, parts in fronts:
             groups = tuple(ch.group for ch in parts)
             finals.append(Mapping(groups=groups, splits=dict(sp), name="fusion"))
+    if bar is not None:
+        bar.close()
     counts["partitions"] = float(len(finals))
     if stats is not None:
         stats.update(counts)
@@ -246,6 +240,79 @@ def fusion_mapper(
         sim = int(simulate(programs[id(m)], arch).cycles) if k < rescore else None
         out.append(RankedMapping.scored(m, r, objective, sim))
     return out
+
+
+def _partition_fronts(
+    w: Workload,
+    arch: Architecture,
+    names: list[str],
+    sp: tuple[tuple[str, int], ...],
+    by_end: dict[int, list[int]],
+    done: dict[tuple, list[SegmentChoice]],
+    *,
+    keep: int,
+    dp_keep: int,
+    counts: dict[str, float],
+    bar: object | None = None,
+) -> list[tuple[float, float, tuple]]:
+    """The (cycles, energy) front of whole-cascade partitions for one split choice ``sp``:
+    ``fronts[j]`` is the front of mappings of Einsums ``0..j-1`` (module doc).
+
+    A segment ``(i, j)`` is searched only if some partition through it could still reach
+    ``fronts[j]``: with ``(c, e)`` the lower bound of :func:`mappings._bounds.segment_bound`,
+    it is skipped when every point ``p`` of ``fronts[i]`` has ``p + (c, e)`` dominated
+    (<= in both, < in one) by a candidate already found for ``fronts[j]``. Every mapping of
+    such a segment is then dominated too, and a dominated candidate changes neither the front
+    nor which of its points are kept: the result is the one of searching every segment.
+    Segments are searched cheapest bound first (so dominators come early) and combined in
+    segment order (so ties resolve as before). Results are cached in ``done`` across split
+    choices for segments that walk no split rank."""
+    from mappings._bounds import segment_bound
+
+    fronts: list[list[tuple[float, float, tuple]]] = [[(0.0, 0.0, ())]]
+    by = {e.name: e for e in w.cascade.einsums}
+    split_parts = {s.rank: {s.rank, s.outer, s.inner} for s in w.cascade.splits.values()}
+    for j in range(1, len(names) + 1):
+        bounds = {i: segment_bound(w, arch, names[i:j]) for i in by_end.get(j, [])}
+        lead = {
+            i: min(c for c, _, _ in fronts[i]) + (b[0] if b is not None else 0.0)
+            for i, b in bounds.items()
+        }
+        found: dict[int, list[SegmentChoice]] = {}
+        cands: list[tuple[float, float, tuple]] = []
+        for i in sorted(bounds, key=lambda i: (lead[i], j - i)):
+            b = bounds[i]
+            if b is not None and all(
+                _dominated(c0 + b[0], e0 + b[1], cands) for c0, e0, _ in fronts[i]
+            ):
+                counts["skipped"] += 1
+                if bar is not None:
+                    bar.update(1)  # type: ignore[attr-defined]
+                continue
+            ranks = {r for n in names[i:j] for r in by[n].ranks}
+            key = (tuple((r, t) for r, t in sp if split_parts.get(r, {r}) & ranks), i, j)
+            if key not in done:
+                counts["segments"] += 1
+                done[key] = search_segment(w, arch, names[i:j], keep=keep, stats=counts)
+            found[i] = done[key]
+            cands += [
+                (c0 + ch.cycles, e0 + ch.energy_j, ()) for ch in found[i] for c0, e0, _ in fronts[i]
+            ]
+            if bar is not None:
+                bar.update(1)  # type: ignore[attr-defined]
+        ordered = [
+            (c0 + ch.cycles, e0 + ch.energy_j, (*parts, ch))
+            for i in sorted(found)
+            for ch in found[i]
+            for c0, e0, parts in fronts[i]
+        ]
+        fronts.append(_pareto(ordered, keep=dp_keep))
+    return fronts[-1]
+
+
+def _dominated(c: float, e: float, pts: list[tuple[float, float, tuple]]) -> bool:
+    """Whether some point of ``pts`` is <= ``(c, e)`` in both and < in one."""
+    return any(pc <= c and pe <= e and (pc < c or pe < e) for pc, pe, _ in pts)
 
 
 #: Whole-cascade mappings whose objective is within this fraction of the best remaining one
@@ -303,25 +370,91 @@ def search_segment(
     big, small = pick_units(arch)
     found: list[tuple[float, float, FusionGroup]] = []
     seen: set[str] = set()
-    nests = _groups(w, arch, einsums, big, small)
-    lean = _groups(w, arch, einsums, big, small, lean=True)
-    for group in itertools.chain(nests, _if_empty(found, lean)):
+    shapes: set[str] = set()  # valid loop nests, mesh axes left out
+
+    def evaluate(group: FusionGroup) -> None:
         key = group.model_dump_json()
         if key in seen:
-            continue
+            return
         seen.add(key)
         if stats is not None:
             stats["candidates"] = stats.get("candidates", 0.0) + 1
+        shape = _without_axes(group)
+        if shape in shapes:  # the same nest on the other mesh axes: the same program
+            return
         try:
             check_mapping(w, Mapping(groups=(group,)), arch, partial=True)
         except MappingError:
-            continue
+            return
+        shapes.add(shape)
         if stats is not None:
             stats["evaluated"] = stats.get("evaluated", 0.0) + 1
         phase = lower_group(w, group, arch, "+".join(einsums))
         r = estimate(TileProgram("segment", (phase,), clock_hz=arch.clock.core_hz), arch)
         found.append((float(r.cycles), float(r.energy_j), group))
+
+    for group in _groups(w, arch, einsums, big, small):
+        evaluate(group)
+    if not found:  # the lean retry, binding by binding, least compute floor first
+        bindings: dict[tuple, list[FusionGroup]] = {}
+        for group in _groups(w, arch, einsums, big, small, lean=True):
+            bindings.setdefault(_binding(group), []).append(group)
+        floors = {k: compute_floor(w, arch, gs[0]) for k, gs in bindings.items()}
+        for k in sorted(bindings, key=lambda k: floors[k]):
+            fastest = min((c for c, _, _ in found), default=math.inf)
+            if floors[k] > LEAN_SLACK * fastest:
+                if stats is not None:
+                    stats["screened"] = stats.get("screened", 0.0) + len(bindings[k])
+                continue
+            for group in bindings[k]:
+                evaluate(group)
     return [SegmentChoice(group=g, cycles=c, energy_j=e) for c, e, g in _pareto(found, keep)]
+
+
+#: The lean retry (module doc) skips a mesh and unit binding whose compute floor
+#: (:func:`compute_floor`) exceeds this many times the fastest mapping it has found in the
+#: segment: such a binding's nests are that much slower whatever their blocking and loop
+#: order, and could enter the segment's front only by spending less energy. A documented
+#: heuristic (MLA's heads-rich core: the bindings that put a feature rank on the mesh leave
+#: most PEs idle for the softmax Einsums; they cost 16x the cycles and more energy).
+LEAN_SLACK = 2.0
+
+
+def _binding(group: FusionGroup) -> tuple:
+    """The mesh and unit binding of a nest: its innermost spatial factors, main unit and
+    per-Einsum units (what fixes its compute time)."""
+    return (
+        tuple(sorted(group.levels[-1].spatial.items())),
+        group.compute,
+        tuple(sorted(group.units.items())),
+    )
+
+
+def compute_floor(w: Workload, arch: Architecture, group: FusionGroup) -> float:
+    """Cycles the busiest compute unit of ``group`` needs for the segment's ops at the
+    group's occupancy (:func:`mappings._lower.group_computes`): a lower bound of its
+    estimate, the same for every blocking and loop order of its binding."""
+    from mappings._lower import group_computes
+
+    floor = 0.0
+    for comp in group_computes(w, group, arch, 1.0):
+        rates = arch.unit(comp.unit).ops_per_cycle
+        t = sum(v / float(rates[k]) for k, v in comp.ops.items() if rates.get(k))
+        floor = max(floor, t / comp.occupancy)
+    return floor
+
+
+def _without_axes(group: FusionGroup) -> str:
+    """``group`` as JSON with every level's ``spatial_axis`` left out.
+
+    The lowering reads a level's spatial factors and the mesh's size, never which axis a rank
+    is bound to (only :func:`mappings.check_mapping` does: fan-out per axis), so two valid
+    nests that differ only in their axes lower to the same program and cost the same; the
+    later one is a tie that :func:`_pareto` drops (it keeps the first of equal points).
+    ``tests/mappings/test_fusion_pruning.py`` holds the lowering to that."""
+    return group.model_copy(
+        update={"levels": tuple(lv.model_copy(update={"spatial_axis": {}}) for lv in group.levels)}
+    ).model_dump_json()
 
 
 def _orders(movable: list[str]) -> Iterator[tuple[str, ...]]:
@@ -333,12 +466,6 @@ def _orders(movable: list[str]) -> Iterator[tuple[str, ...]]:
         return
     for r in movable:
         yield (*(x for x in movable if x != r), r)
-
-
-def _if_empty(found: list, more: Iterator[FusionGroup]) -> Iterator[FusionGroup]:
-    """``more``, only if nothing was ``found`` by the time it is reached."""
-    if not found:
-        yield from more
 
 
 def _split_choices(
