@@ -22,7 +22,8 @@ Every candidate is a whole-cascade :class:`~mappings.Mapping` that
   kernel (``block_sparse`` on FlexAttention / flash3 / flash2, ``fg_sparse``) x query block x
   key tile x stages, the sparsity binding in ``skip`` (:func:`sparse_space`);
 * the recipes' own mappings (:func:`recipe_seeds`), so the best mapping is never worse than a
-  recipe the space contains, and ``gpu_unfused``.
+  recipe (a recipe's tile in the grid is the same mapping: one evaluation), and
+  ``gpu_unfused``.
 
 Pruning, exact where it claims to be: a tile beyond a rank's length is the capped tile, and
 two candidates that build the same mapping are one (symmetric choices; the driver dedupes on
@@ -260,7 +261,9 @@ def decode_space(
     pack = int(math.prod(int(sizes.get(r, 1)) for r in roles.query_heads))
     key_len = streamed_key(workload, roles)[1]
     tiles = sorted({min(bn, key_len) for bn in DECODE_BLOCK_N})
-    for name in DECODE_FAMILIES:
+    # above one query position flash3 / mem_efficient mappings run their prefill kernels
+    names = DECODE_FAMILIES if query_len == 1 else ("split_kv", "lean")
+    for name in names:
         recipe = DECODE_RECIPES[DECODE_MAPPINGS[name]]
         # a CTA has at most 128 query rows (the largest MMA tile of any decode kernel's CTA;
         # the plan checks the kernel's own)
@@ -319,27 +322,44 @@ def sparse_space(
 
 
 def recipe_seeds(
-    workload: Workload, arch: Architecture, roles: AttentionRoles, *, decode: bool, sparse: bool
+    workload: Workload,
+    arch: Architecture,
+    *,
+    prefill: bool,
+    decode: bool,
+    single_query: bool,
+    sparse: bool,
 ) -> Iterator[Candidate]:
-    """The recipes' own mappings for this cascade: the decode recipes (``split_kv``, ``lean``,
-    and the ``flash3`` / ``mem_efficient`` decode kernels) and the sparse ones
-    (``block_sparse`` on each family, ``fg_sparse``). A recipe that refuses the cascade or
-    does not fit raises when built (the driver records why)."""
+    """The recipes' own mappings for this cascade, as their dataflows build them: the prefill
+    kernels (``flash2``, ``flash3``, ``mem_efficient``), the decode ones (``split_kv``,
+    ``lean``; at query length 1 also the ``flash3`` / ``mem_efficient`` decode kernels) and
+    the sparse ones (``block_sparse`` on each family, ``fg_sparse``). A recipe that refuses
+    the cascade or does not fit raises when built (the driver records why)."""
+    from mappings._api import plan_for
+
+    from .sparse import SPARSE_KINDS
+
+    seeds: list[tuple[str, str, dict[str, object], Literal["fused", "decode", "sparse"]]] = []
+    if prefill:
+        seeds += [(f, f, {}, "fused") for f in FUSED]
     if decode:
-        from .decode import DECODE_MAPPINGS, decode_plan
-
-        for name in DECODE_FAMILIES:
-
-            def build(name: str = name) -> Mapping:
-                plan = decode_plan(name, DECODE_MAPPINGS[name], workload, arch, roles=roles)
-                assert plan.mapping is not None  # decode recipes always carry their mapping
-                return plan.mapping
-
-            yield Candidate(name, build, "decode", seed=name)
+        names = DECODE_FAMILIES if single_query else ("split_kv", "lean")
+        seeds += [(n, n, {}, "decode") for n in names]
     if sparse:
-        from .sparse import SPARSE_KINDS, sparse_mapping
-
         for name in SPARSE_KINDS:
-            yield Candidate(
-                name, partial(sparse_mapping, workload, arch, name, roles), "sparse", seed=name
+            df, _, fam = name.partition(":")
+            seeds.append((name, df, {"family": fam} if fam else {}, "sparse"))
+
+    def build(df: str, knobs: dict[str, object]) -> Mapping:
+        plan = plan_for(arch, workload, dataflow=df, knobs=knobs)[1]
+        if plan.mapping is None:
+            raise MappingError(
+                f"the {df} recipe's plan carries no mapping",
+                path=f"dataflow.{df}",
+                expected="a mapping",
+                got=None,
             )
+        return plan.mapping
+
+    for name, df, knobs, kind in seeds:
+        yield Candidate(name, partial(build, df, knobs), kind, seed=name)

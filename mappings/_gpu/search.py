@@ -111,7 +111,14 @@ def _space(
         if roles is not None:
             decode = nq <= MAX_DECODE_QUERY
             sparse = has_sparsity(workload, roles)
-            yield from recipe_seeds(workload, arch, roles, decode=decode, sparse=sparse)
+            yield from recipe_seeds(
+                workload,
+                arch,
+                prefill=nq > 1,
+                decode=decode,
+                single_query=nq == 1,
+                sparse=sparse,
+            )
             if nq > 1:
                 yield from fused_space(workload, arch, roles, nq, nk)
             else:
