@@ -71,9 +71,10 @@ def launch_cost(
     so the kernel's fixed latency (:func:`evaluate_kernel`'s ``+ latency`` per work item) is
     paid once, not once per wave. NOTE: exact for identical CTAs, which a launch rule gives.
     Little's law gives the stream bandwidth: a CTA's DRAM bytes over ``T``
-    (``cta_stream_bytes_per_s``), so ``bytes / stream bandwidth = k T`` here and the event
-    lowering cuts a work item into ``k T / latency`` loads of what it keeps in flight, one
-    round (``stages = 1``: the rounds are dependent) after the other. The DRAM bytes
+    (``cta_stream_bytes_per_s``), so ``bytes / stream bandwidth = k T`` here. The event
+    lowering runs a work item as ``k T / latency`` dependent loads of the engine's DRAM
+    latency plus the kernel's fixed latency as one more (what :func:`evaluate_kernel` adds
+    per work item), so both evaluators time a latency chain alike. The DRAM bytes
     (``read_bytes + write_bytes``) bound the kernel at the achievable HBM bandwidth as for
     every kernel; ``alu_ops`` run on the FP32 pipes, shared with the CTAs resident beside.
     """
@@ -92,6 +93,8 @@ def launch_cost(
     # engine loads of one CTA: as many dependent loads as its chain holds
     lat_e = engine_load_latency_s(model)
     rounds = max(1, round(chain_s / lat_e))
+    # and the latency evaluate_kernel adds once per work item (the kernel's fixed latency)
+    fixed = round(hw.dram_latency_s / lat_e)
     # NOTE: the engine runs a load as its transfer, then its latency, so identical slots in
     # lockstep leave HBM idle while they all wait; when the slots' bytes in flight exceed
     # what HBM moves in one latency (the kernel is bandwidth-bound: Little's law) a slot
@@ -113,8 +116,8 @@ def launch_cost(
         # the event lowering: the chain as dependent engine loads, one after the other
         # (stages 1), each of the engine's DRAM latency; its SM cycles are those of the CTA
         # alone (the engine shares the SM between the resident CTAs itself)
-        trips=(waves * rounds).astype(np.int64),
-        trip_cycles=max(alone / rounds, 1.0),
+        trips=(waves * rounds + fixed).astype(np.int64),
+        trip_cycles=max(alone * grid / items / float(np.mean(waves * rounds + fixed)), 1.0),
         trip_bytes=max(launch.bytes_per_cta / rounds, 1.0),
         ctas_per_sm=per_sm,
         stages=stages,
