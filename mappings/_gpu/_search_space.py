@@ -70,6 +70,7 @@ __all__ = [
     "sparse_space",
     "recipe_seeds",
     "has_sparsity",
+    "decode_kernel_fits",
 ]
 
 BLOCK_M = (64, 128, 192, 256)
@@ -121,9 +122,9 @@ class Candidate:
         Capacity key: candidates with the same key ask the GPU for the same shared memory and
         registers, so one that overflows drops them all.
     kernel
-        The kernel whose own CTA the candidate starts from (decode: name, and whether it runs
-        the family's forward CTA); when that CTA cannot exist on the GPU (the head dim does
-        not fit), every candidate of the kernel is dropped.
+        Decode: the kernel whose own CTA the candidate starts from (name, and whether it runs
+        the family's forward CTA); when that CTA cannot exist on the GPU at this head dim
+        (:func:`decode_kernel_fits`), every candidate of the kernel is dropped.
     config
         Decode kernels that split the keys: the CTA shape whose split count
         :func:`descend_splits` walks; None otherwise.
@@ -199,7 +200,7 @@ def fused_space(
                         fused_mapping, workload, arch, roles, RECIPES[fam],
                         block_m=bm, block_n=bn, stages=st,
                     )  # fmt: skip
-                    yield Candidate(fam, build, "fused", cta=(fam, *key), kernel=(fam,))
+                    yield Candidate(fam, build, "fused", cta=(fam, *key))
 
 
 def _divisors(n: int) -> list[int]:
@@ -286,6 +287,31 @@ def decode_space(
                         )  # fmt: skip
 
 
+def decode_kernel_fits(
+    workload: Workload, arch: Architecture, roles: AttentionRoles, kernel: tuple[object, ...]
+) -> bool:
+    """Whether the decode kernel ``kernel`` (name, runs the forward CTA) has a CTA on this GPU
+    at the cascade's head dim (its own tile: :func:`mappings._gpu.decode.own_tiling`); every
+    candidate starts from it, so when it cannot exist none of them runs."""
+    from archsim.errors import InfeasibleMappingError
+    from archsim.gpu import dtype_bytes
+    from mappings._stream import numeric_params
+
+    from ._common import dtype_of, model_for
+    from .decode import DECODE_MAPPINGS, DECODE_RECIPES, own_tiling
+
+    name, unsplit = kernel
+    sizes = workload.cascade.rank_sizes(numeric_params(workload.params))
+    d = int(math.prod(int(sizes.get(r, 1)) for r in roles.features)) or 1
+    elt = dtype_bytes(dtype_of(workload))
+    recipe = DECODE_RECIPES[DECODE_MAPPINGS[str(name)]]
+    try:
+        own_tiling(recipe, model_for(arch), d, elt, splits=1 if unsplit else 2)
+    except InfeasibleMappingError:
+        return False
+    return True
+
+
 def has_sparsity(workload: Workload, roles: AttentionRoles) -> bool:
     """Whether the attention core carries a block or M x 1 slice sparsity annotation."""
     from .sparse import sparse_block
@@ -318,7 +344,7 @@ def sparse_space(
                         fused_mapping, workload, arch, roles, sp.kernel,
                         block_m=bm, block_n=bn, stages=st, name=name,
                     )  # fmt: skip
-                    yield Candidate(name, build, "sparse", cta=(name, *key), kernel=(name,))
+                    yield Candidate(name, build, "sparse", cta=(name, *key))
 
 
 def recipe_seeds(

@@ -59,6 +59,7 @@ from ._search_space import (
     Candidate,
     DecodeConfig,
     decode_candidate,
+    decode_kernel_fits,
     decode_space,
     descend_splits,
     fused_space,
@@ -180,9 +181,16 @@ class _Search:
                 plan = fused_plan(cand.name, self.w, self.arch, m, self.roles)  # type: ignore[arg-type]
             else:
                 plan = gpu_mapping_plan(self.w, m, self.arch)
-        except InfeasibleMappingError as exc:  # the kernel's own CTA does not fit this shape
+        except InfeasibleMappingError as exc:  # this CTA, or the kernel's own, cannot exist
             self.counts["pruned"] += 1
-            if cand.kernel is not None:
+            if cand.cta is not None:
+                self.dead.add(cand.cta)
+            if cand.kernel is not None and not decode_kernel_fits(
+                self.w,
+                self.arch,
+                self.roles,
+                cand.kernel,  # type: ignore[arg-type]
+            ):
                 self.dead.add(cand.kernel)
             return self._note(cand, None, str(exc))
         except MappingError as exc:

@@ -95,6 +95,8 @@ def test_mla_decode_recipes_that_cannot_fit_say_why_and_the_search_goes_on(searc
     w, ranked, stats = searched("mla")
     assert "shared memory" in stats["recipes"]["flash3"]
     assert "shared memory" in stats["recipes"]["mem_efficient"]
+    # their own CTA cannot exist at this head dim: no tile of theirs is in the answer
+    assert not {r.mapping.name for r in ranked} & {"flash3", "mem_efficient"}
     best = ranked[0].mapping
     assert best.name == "split_kv"
     core = next(g for g in best.groups if "QKC" in g.einsums)
