@@ -3,7 +3,9 @@
 Spread the output ranks over the unit's PE mesh, keep the reduced ranks whole inside the
 on-chip buffer (so each output tile is written once), then grow the output tile by doubling
 until half the buffer is full (the other half holds the next tile). Remaining iterations go
-to DRAM-level loops, output ranks outside, reduced ranks inside.
+to DRAM-level loops, output ranks outside, reduced ranks inside. At the buffer level too the
+reduced ranks are innermost: each PE accumulates its output over the whole reduction before
+it writes it (reduction-outermost would send every partial sum through the buffer).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
     from archsim import Architecture, ComputeUnit
     from workloads import Workload
 
-__all__ = ["fit_group", "pick_units", "unit_mesh"]
+__all__ = ["fit_group", "fit_one", "pick_units", "unit_mesh"]
 
 
 def unit_mesh(unit: ComputeUnit) -> tuple[int, int]:
@@ -60,12 +62,61 @@ def runs_on(workload: Workload, einsum: str, unit: ComputeUnit) -> bool:
 def fit_group(
     workload: Workload, arch: Architecture, einsum: str, unit: ComputeUnit, *, fill: float = 0.5
 ) -> FusionGroup:
-    """A two-level (DRAM, first on-chip level) mapping of one Einsum on ``unit``.
+    """A two-level (DRAM, first on-chip level) mapping of one Einsum on ``unit``: the fastest,
+    by the analytic estimate of its lowered phase, of :func:`fit_one` over the choices of
+    output ranks spread over the mesh (the two largest, or any ordered pair of them).
+
+    Which pair is best depends on the operands' reuse through the buffer: spreading the
+    ranks an operand does not have over the mesh multicasts it to the PEs, spreading its own
+    ranks makes the PEs read distinct elements (a score tile of FLAT on a 256 x 256 array
+    is fastest with the query rows over one axis and the keys over the other).
 
     Parameters
     ----------
     fill
         Fraction of the on-chip level one tile may use (0.5 leaves room for double buffering).
+    """
+    import itertools
+
+    from archsim import TileProgram
+    from archsim._estimate import estimate_cycles
+    from mappings._lower import lower_group
+
+    e = next(x for x in workload.cascade.einsums if x.name == einsum)
+    base = FusionGroup(
+        einsums=(einsum,), levels=(LevelMapping(level=arch.levels[0].name),), compute=unit.name
+    )
+    sizes = group_ranks(workload, base)
+    outs = [r for r in workload.cascade.tensors[e.name].ranks if sizes.get(r, 1) > 1]
+    best: tuple[float, FusionGroup] | None = None
+    for pair in (None, *itertools.permutations(outs, 2)):
+        g = fit_one(workload, arch, einsum, unit, fill=fill, spread=pair)
+        phase = lower_group(workload, g, arch, einsum)
+        cycles = estimate_cycles(TileProgram("fit", (phase,), clock_hz=arch.clock.core_hz), arch)
+        if best is None or cycles < best[0]:
+            best = (cycles, g)
+    assert best is not None
+    return best[1]
+
+
+def fit_one(
+    workload: Workload,
+    arch: Architecture,
+    einsum: str,
+    unit: ComputeUnit,
+    *,
+    fill: float = 0.5,
+    spread: tuple[str, ...] | None = None,
+) -> FusionGroup:
+    """A two-level (DRAM, first on-chip level) mapping of one Einsum on ``unit`` (module doc).
+
+    Parameters
+    ----------
+    fill
+        Fraction of the on-chip level one tile may use (0.5 leaves room for double buffering).
+    spread
+        Output ranks to spread over the mesh axes, largest axis first (None: the largest
+        output ranks).
     """
     e = next(x for x in workload.cascade.einsums if x.name == einsum)
     base = FusionGroup(
@@ -79,6 +130,8 @@ def fit_group(
     spatial: dict[str, int] = {}
     axis: dict[str, Literal["x", "y"]] = {}
     free = [r for r in by_size if sizes[r] > 1]
+    if spread is not None:
+        free = [r for r in spread if r in free] + [r for r in free if r not in spread]
     mesh: tuple[tuple[Literal["x", "y"], int], ...] = (("x", mx), ("y", my))
     for ax, pes in sorted(mesh, key=lambda a: -a[1]):
         if pes > 1 and free:
@@ -101,7 +154,7 @@ def fit_group(
                 LevelMapping(
                     level=level.name,
                     temporal={r: f for r, f in g.items() if f > 1},
-                    order=tuple(red) + tuple(out_ranks),
+                    order=tuple(out_ranks) + tuple(red),
                     spatial=spatial,
                     spatial_axis=axis,
                 ),

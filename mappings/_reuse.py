@@ -27,6 +27,20 @@ loop is read per use), the elements it touches only (``AV`` reads the last runni
 ``RNV[M1]``, not its history), and writes its output there the same way (plus the partial
 sums read back). So a score row that two Einsums of a 3-pass softmax read is read twice.
 
+Window rule: an Einsum whose condition fixes a rank ``u`` of an operand from other ranks it
+iterates (``u - y == r``, ``u == 2*y + r``: ``u = sum a_i x_i + k`` over ranks ``x_i`` that are
+not the operand's, every combination landing inside ``u``'s range -- a convolution's input
+row is its output row plus the tap) sees the operand through a sliding window
+(:class:`Window`). At a boundary whose child does not hold all of ``u`` (the compute side; a
+line buffer tiled by output rows), the operand is walked by the ``x_i`` instead of ``u``:
+loops over ``u`` have one live iteration per value of the ``x_i`` and move nothing, and one
+child tile spanning ``t_i`` values of each ``x_i`` holds ``min(sum |a_i| (t_i - 1) + 1,
+prod t_i)`` values of ``u`` -- a y-tile and an r-tile of a 3 x 3 stencil, ``t_y + t_r - 1``
+input rows, the halo included --, read once per tile and held in the registers (line buffer)
+the mapping gives the child (``t_i``: the ``x_i``'s extent inside the child tile and its
+spatial fan-out below the parent). A child that holds all of ``u`` (the image in the push
+memory) keeps the tile whole while the window slides: the ordinary rule applies.
+
 In-place rule (footprints): an intermediate ``T`` written by an element-wise Einsum (no
 reduction) that reads a tensor ``U`` of the same ranks at the same indices, where ``U`` is
 written in the group and read by no Einsum after that one, leaves the group, or is an output
@@ -44,6 +58,7 @@ from mappings._mapping import FusionGroup
 
 __all__ = [
     "EinsumUse",
+    "Window",
     "TensorUse",
     "LevelTraffic",
     "Move",
@@ -52,6 +67,31 @@ __all__ = [
     "footprints",
     "refill_multiplier",
 ]
+
+
+@dataclass(frozen=True)
+class Window:
+    """A rank of a tensor that an Einsum's condition fixes from ranks the tensor does not have
+    (module doc, window rule): ``rank = sum(a * x for x, a in by) + offset``.
+
+    Attributes
+    ----------
+    rank
+        The tensor's rank (``u`` of ``I[c,u,v]``).
+    by
+        ``(rank, coefficient)`` of each rank fixing it (``(("y", 1), ("r", 1))``).
+    """
+
+    rank: str
+    by: tuple[tuple[str, int], ...]
+
+    def extent(self, tiles: Mapping[str, int]) -> int:
+        """Values of ``rank`` a tile spanning ``tiles[x]`` values of each ``x`` touches."""
+        span = 1 + sum(abs(a) * (int(tiles[x]) - 1) for x, a in self.by)
+        combos = 1
+        for x, _ in self.by:
+            combos *= int(tiles[x])
+        return min(span, combos)
 
 
 @dataclass(frozen=True)
@@ -71,12 +111,15 @@ class EinsumUse:
         The tensor's ranks as the Einsum indexes it (its index variables, a split rank as
         its parts): ``K[b,h,pc,mi,e]`` in linear attention's intra-chunk Einsum walks K's
         chunks with the query chunk ``pc``, so a loop over ``pc`` walks K there.
+    windows
+        The tensor's ranks the Einsum's condition fixes from other ranks (module doc).
     """
 
     einsum: str
     loop_ranks: frozenset[str]
     elems: float
     ranks: tuple[str, ...] = ()
+    windows: tuple[Window, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -115,6 +158,10 @@ class TensorUse:
         ``(rank, size)`` of the ranks the group iterates, or None: with them a refill
         multiplier counts the loop iterations that exist (a remainder tile's padding
         excluded), without them the product of the loop factors.
+    windows
+        Windows of the tensor (module doc) shared by every Einsum of the group that touches
+        it, applied to its fills between levels (the compute side uses each Einsum's own);
+        they need ``sizes``.
     """
 
     name: str
@@ -129,6 +176,7 @@ class TensorUse:
     writer: EinsumUse | None = None
     shares: str | None = None
     sizes: tuple[tuple[str, int], ...] | None = None
+    windows: tuple[Window, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -179,18 +227,24 @@ def _keepers(group: FusionGroup, t: TensorUse) -> list[int]:
     return out
 
 
-def _boundary(group: FusionGroup, t: TensorUse, p: int, c: int) -> tuple[int, int, int]:
-    """(refill multiplier, copies above the parent, copies between parent and child)."""
+def _boundary(group: FusionGroup, t: TensorUse, p: int, c: int) -> tuple[float, int, int, int]:
+    """(elements per sweep of the tensor's own loops, refill multiplier, copies above the
+    parent, copies between parent and child). The elements are ``t.elems`` unless a window
+    applies at this boundary (module doc)."""
+    elems, ranks, fixed = t.elems, tuple(t.ranks), frozenset[str]()
+    win = _windowed(group, t, p, c)
+    if win is not None:
+        elems, ranks, fixed = win
     loops: list[tuple[str, int]] = []
     at: list[int] = []  # level index of each loop
     inside = t.loop_ranks
     for i, lm in enumerate(group.levels[:c]):
         for r in lm.loop_order():
-            if inside is None or r in inside:
+            if (inside is None or r in inside) and r not in fixed:
                 loops.append((r, int(lm.temporal.get(r, 1))))
                 at.append(i)
-    mult = refill_multiplier(loops, t.ranks)
-    own = set(t.ranks)
+    mult = refill_multiplier(loops, ranks)
+    own = set(ranks)
     if t.sizes is not None and mult > 1:
         mult = _exact_refills(group, loops, at, own, dict(t.sizes))
     above = between = 1
@@ -201,7 +255,70 @@ def _boundary(group: FusionGroup, t: TensorUse, p: int, c: int) -> tuple[int, in
                     above *= int(f)
                 else:
                     between *= int(f)
-    return mult, above, between
+    return elems, mult, above, between
+
+
+def _child_extent(group: FusionGroup, rank: str, p: int, c: int) -> int:
+    """Values of ``rank`` one child tile at ``c`` spans, per parent instance at ``p``: the
+    factors at levels ``>= c`` and the spatial fan-out of levels ``p .. c-1``."""
+    e = 1
+    for i, lm in enumerate(group.levels):
+        if i >= c:
+            e *= int(lm.temporal.get(rank, 1))
+        if i >= p:
+            e *= int(lm.spatial.get(rank, 1))
+    return e
+
+
+def _windowed(
+    group: FusionGroup, t: TensorUse, p: int, c: int
+) -> tuple[float, tuple[str, ...], frozenset[str]] | None:
+    """(elements per sweep, the ranks walking the tensor, the ranks whose loops move
+    nothing) of ``t`` at boundary ``p -> c`` under its windows (module doc), or None when no
+    window applies there (none, or the child holds all of each windowed rank)."""
+    if not t.windows or t.sizes is None:
+        return None
+    sizes = dict(t.sizes)
+    active = [
+        w
+        for w in t.windows
+        if w.rank in sizes
+        and all(x in sizes for x, _ in w.by)
+        and _child_extent(group, w.rank, p, c) < sizes[w.rank]
+    ]
+    if not active:
+        return None
+    elems = float(t.elems)
+    for w in active:
+        elems /= max(1, sizes[w.rank])
+        elems *= _window_sweep(group, w, sizes, p, c)
+    fixed = frozenset(w.rank for w in active)
+    ranks = [r for r in t.ranks if r not in fixed]
+    for w in active:
+        ranks.extend(x for x, _ in w.by if x not in ranks)
+    return elems, tuple(ranks), fixed
+
+
+def _window_sweep(group: FusionGroup, w: Window, sizes: Mapping[str, int], p: int, c: int) -> float:
+    """Values of ``w.rank`` moved over one sweep of the tiles of its ``by`` ranks: every
+    combination of tiles (a rank's tiles take at most two extents, full and remainder)
+    counted with :meth:`Window.extent`, each at most the rank's size."""
+    import itertools
+
+    per: list[list[tuple[int, int]]] = []  # per by-rank: (tile extent, number of such tiles)
+    for x, _ in w.by:
+        size = int(sizes[x])
+        t = max(1, min(size, _child_extent(group, x, p, c)))
+        full, rest = divmod(size, t)
+        per.append([(t, full)] + ([(rest, 1)] if rest else []))
+    total = 0.0
+    for combo in itertools.product(*per):
+        n = 1
+        for _, k in combo:
+            n *= k
+        ext = w.extent({x: e for (x, _), (e, _) in zip(w.by, combo, strict=True)})
+        total += n * min(ext, int(sizes[w.rank]))
+    return total
 
 
 def _exact_refills(
@@ -306,8 +423,8 @@ def group_moves(
             if c == n and (t.readers is not None or t.writer is not None):
                 out.extend(_compute_side(group, t, p, mc[p]))
                 continue
-            mult, above, between = _boundary(group, t, p, c)
-            par = t.elems * mult * above
+            elems, mult, above, between = _boundary(group, t, p, c)
+            par = elems * mult * above
             kids = par * between
             dst = c if c < n else None
             if t.read:
@@ -330,17 +447,25 @@ def _compute_side(group: FusionGroup, t: TensorUse, p: int, multicast: bool) -> 
     b = t.bytes_per_elem
     out: list[Move] = []
     for use in t.readers or ():
-        one = replace(t, elems=use.elems, loop_ranks=use.loop_ranks, ranks=use.ranks or t.ranks)
-        mult, above, between = _boundary(group, one, p, n)
-        par = use.elems * mult * above
+        one = replace(
+            t,
+            elems=use.elems,
+            loop_ranks=use.loop_ranks,
+            ranks=use.ranks or t.ranks,
+            windows=use.windows,
+        )
+        elems, mult, above, between = _boundary(group, one, p, n)
+        par = elems * mult * above
         kids = par * between
         single = par if multicast else kids
         out.append(Move(t.name, p, None, single * b, kids * b, upward=False, einsum=use.einsum))
     w = t.writer
     if w is not None:
-        one = replace(t, elems=w.elems, loop_ranks=w.loop_ranks, ranks=w.ranks or t.ranks)
-        mult, above, _ = _boundary(group, one, p, n)
-        par = w.elems * mult * above
+        one = replace(
+            t, elems=w.elems, loop_ranks=w.loop_ranks, ranks=w.ranks or t.ranks, windows=w.windows
+        )
+        elems, mult, above, _ = _boundary(group, one, p, n)
+        par = elems * mult * above
         back = max(par - w.elems * above, 0.0)
         out.append(Move(t.name, None, p, par * b, par * b, upward=True, einsum=w.einsum))
         if back > 0:
@@ -371,9 +496,11 @@ def footprints(
     """Bytes of each tensor's tile per instance of each on-chip level (level index -> tensor -> B).
 
     The tile at level ``i`` spans the loops at levels ``>= i`` (its own temporal loops and
-    its spatial fan-out included), clipped to the rank's size. A tensor that ``shares`` the
-    space of another one kept at the same level (the in-place rule, module doc) takes only
-    the bytes it needs beyond that one's tile (0 for the same dtype).
+    its spatial fan-out included), clipped to the rank's size; along a windowed rank the tile
+    does not span whole (the window rule, module doc) it is the window of the ranks fixing
+    it (a line buffer of ``t_y + t_r - 1`` rows). A tensor that ``shares`` the space of
+    another one kept at the same level (the in-place rule, module doc) takes only the bytes
+    it needs beyond that one's tile (0 for the same dtype).
     """
     n = len(group.levels)
     tiles: list[dict[str, int]] = [{} for _ in range(n + 1)]  # tiles[i] = FusionGroup.tile(., i)
@@ -393,9 +520,16 @@ def footprints(
         for t in tensors:
             if not lm.keeps(t.name):
                 continue
+            win = {w.rank: w for w in t.windows}
             e = 1.0
             for r in t.ranks:
-                e *= min(int(sizes.get(r, 1)), tile.get(r, 1))
+                size = int(sizes.get(r, 1))
+                ext = min(size, tile.get(r, 1))
+                w = win.get(r)
+                if w is not None and ext < size and all(x in sizes for x, _ in w.by):
+                    by = {x: min(int(sizes[x]), tile.get(x, 1)) for x, _ in w.by}
+                    ext = min(size, w.extent(by))
+                e *= ext
             per[t.name] = e * t.bytes_per_elem
         whole = dict(per)
         for t in tensors:  # in place: a tile written over a dead one of the same ranks

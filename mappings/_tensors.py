@@ -5,16 +5,25 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping as AbcMapping
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from mappings._mapping import FusionGroup
-from mappings._reuse import EinsumUse, TensorUse
+from mappings._reuse import EinsumUse, TensorUse, Window
 
 if TYPE_CHECKING:
     from workloads import Cascade, Einsum, Workload
     from workloads._count import EinsumCounts
 
-__all__ = ["group_ranks", "group_tensors", "group_ops", "einsum_ops", "count_ops", "einsum_by_name"]
+__all__ = [
+    "group_ranks",
+    "group_tensors",
+    "group_ops",
+    "einsum_ops",
+    "count_ops",
+    "einsum_by_name",
+    "windows_of",
+]
 
 
 def einsum_by_name(workload: Workload) -> dict[str, Einsum]:
@@ -79,6 +88,7 @@ def _group_tensors(workload: Workload, group: FusionGroup) -> list[TensorUse]:
             touching.setdefault(ref.name, set()).update(e.ranks)
     readers: dict[str, list[EinsumUse]] = {}
     writer: dict[str, EinsumUse] = {}
+    params = _numeric(workload)
     for name in group.einsums:
         e = by.get(name)
         if e is None:
@@ -86,8 +96,12 @@ def _group_tensors(workload: Workload, group: FusionGroup) -> list[TensorUse]:
         loops = _walked(cas, e.ranks)
         refs = {ref.name: ref for ref in reversed(e.inputs)}  # the first reference of each
         for t, ref in reversed(refs.items()):  # self-reads too: the running state
-            readers.setdefault(t, []).append(_use(cas, name, loops, ref.ranks, iterated, sizes))
-        writer[e.output.name] = _use(cas, name, loops, e.output.ranks, iterated, sizes)
+            use = _use(cas, name, loops, ref.ranks, iterated, sizes)
+            win = windows_of(cas, e, ref.ranks, params, sizes)
+            readers.setdefault(t, []).append(replace(use, windows=win))
+        use = _use(cas, name, loops, e.output.ranks, iterated, sizes)
+        win = windows_of(cas, e, e.output.ranks, params, sizes)
+        writer[e.output.name] = replace(use, windows=win)
     shares = in_place(workload, group)
     out: list[TensorUse] = []
     for name in dict.fromkeys(read + written):
@@ -109,9 +123,81 @@ def _group_tensors(workload: Workload, group: FusionGroup) -> list[TensorUse]:
                 writer=writer.get(name),
                 shares=shares.get(name),
                 sizes=tuple(ranks.items()),
+                windows=_shared_windows(readers.get(name, []), writer.get(name)),
             )
         )
     return out
+
+
+def _numeric(workload: Workload) -> dict[str, float]:
+    """The numeric parameters a condition may read (the cascade's defaults, then the
+    workload's)."""
+    from mappings._stream import numeric_params
+
+    return {
+        **numeric_params(dict(workload.cascade.params)),
+        **numeric_params(dict(workload.params)),
+    }
+
+
+def _shared_windows(readers: Sequence[EinsumUse], writer: EinsumUse | None) -> tuple[Window, ...]:
+    """The windows every Einsum of the group touching a tensor sees it through (the window
+    rule of :mod:`mappings._reuse` for its fills), or none when they differ."""
+    uses = [*readers, *([writer] if writer is not None else [])]
+    if not uses or any(u.windows != uses[0].windows for u in uses):
+        return ()
+    return uses[0].windows
+
+
+def windows_of(
+    cas: Cascade,
+    e: Einsum,
+    index: Sequence[str],
+    params: AbcMapping[str, float],
+    sizes: AbcMapping[str, int],
+) -> tuple[Window, ...]:
+    """The ranks of a tensor that ``e`` indexes by ``index`` which its condition fixes from
+    other ranks (the window rule of :mod:`mappings._reuse`).
+
+    An equality of the condition with exactly one of the tensor's ranks ``u`` (coefficient
+    +-1) and at least one other rank of ``e`` (none of them the tensor's, none split) gives
+    ``u = sum a_i x_i + k``; it is a window when every combination of the ``x_i`` lands in
+    ``u``'s range, so the Einsum's points over the ``x_i`` meet the tensor exactly there
+    (``u - y == r`` of a convolution: ``u`` spans ``y + r``). A condition that is not linear
+    gives none.
+    """
+    from archsim.errors import WorkloadError
+    from workloads._cond import linearize
+
+    if e.cond is None:
+        return ()
+    mine = set(index)
+    ranks = set(e.ranks)
+    try:
+        eqs = linearize(e.cond, ranks, params, where=f"einsums.{e.name}.condition")
+    except WorkloadError:
+        return ()
+    out: list[Window] = []
+    for op, coef, k in eqs:
+        if op != "==":
+            continue
+        own = [r for r in coef if r in mine]
+        if len(own) != 1 or abs(coef[own[0]]) != 1:
+            continue
+        u = own[0]
+        others = [r for r in coef if r != u]
+        if not others or any(r in cas.splits or r not in ranks for r in others):
+            continue
+        if u in cas.splits or any(w.rank == u for w in out):
+            continue
+        # u = -(sum c_x x + k) / c_u
+        by = tuple((x, -coef[x] * coef[u]) for x in others)
+        off = -k * coef[u]
+        lo = off + sum(min(0, a) * (int(sizes.get(x, 1)) - 1) for x, a in by)
+        hi = off + sum(max(0, a) * (int(sizes.get(x, 1)) - 1) for x, a in by)
+        if lo >= 0 and hi <= int(sizes.get(u, 1)) - 1:
+            out.append(Window(u, by))
+    return tuple(out)
 
 
 def _walked(cas: Cascade, ranks: Sequence[str]) -> frozenset[str]:

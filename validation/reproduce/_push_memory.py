@@ -35,6 +35,7 @@ cannot stream the schedule, and the capacity check refuses a line buffer that do
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Sequence
@@ -54,6 +55,7 @@ __all__ = [
     "FACTS",
     "PAPER",
     "App",
+    "SCHEDULE_NOTE",
     "address_generator_demand",
     "app_mapping",
     "cgra",
@@ -61,6 +63,7 @@ __all__ = [
     "fpga",
     "ideal_host",
     "load_app",
+    "output_stationary",
     "reproduce_push_memory",
     "run_app",
 ]
@@ -137,6 +140,11 @@ class App:
         Ranks unrolled over the PE mesh -> (extent, mesh axis ``x``/``y``).
     source
         Where the application and its schedule come from.
+    accumulate
+        Keep the output's partial sums in the push memory too (a reduction loop at the
+        push-memory level sits outside the output's own loops: each unrolled weight stays in
+        its PE while a row of outputs streams past it, and the row of partial sums waits in
+        the push memory between the reduction's iterations).
     """
 
     name: str
@@ -146,6 +154,7 @@ class App:
     inner: tuple[tuple[str, int | None], ...]
     unroll: tuple[tuple[str, int, str], ...]
     source: str
+    accumulate: bool = False
 
 
 APPS: tuple[App, ...] = (
@@ -163,21 +172,37 @@ APPS: tuple[App, ...] = (
         "push_memory_conv.ein",
         "O",
         "y",
-        (("x", None), ("c", 8), ("u", None), ("v", None)),
+        (("c", 8), ("x", None), ("u", None), ("v", None)),
         (("f", 16, "x"), ("r", 3, "y"), ("s", 3, "y"), ("c", 2, "y")),
         "ResNet-style 3x3 layer, C = F = 16 (our sizes): 16 filters x 3x3 taps x 2 channels "
-        "unrolled = 288 MACs per cycle",
+        "unrolled = 288 MACs per cycle; input channels outside the output row (weight "
+        "stationary, a row of partial sums in the push memory: SCHEDULE_NOTE)",
+        accumulate=True,
     ),
     App(
         "depthwise3x3",
         "push_memory_depthwise.ein",
         "O",
         "y",
-        (("x", None), ("c", 2), ("u", None), ("v", None)),
+        (("c", 2), ("x", None), ("u", None), ("v", None)),
         (("c", 16, "x"), ("r", 3, "y"), ("s", 3, "y")),
         "MobileNet-style depthwise 3x3 layer, C = 32 (our sizes): 16 channels x 3x3 taps "
-        "unrolled = 144 MACs per cycle, 16 output pixels per cycle (host-bandwidth hungry)",
+        "unrolled = 144 MACs per cycle, 16 output pixels per cycle (host-bandwidth hungry); "
+        "channel blocks outside the output row (weight stationary: SCHEDULE_NOTE)",
     ),
+)
+
+
+#: Why the layers' schedules walk their channel blocks outside the output row.
+SCHEDULE_NOTE = (
+    "conv3x3 and depthwise3x3 walk their channel blocks outside the output row (order c x u v "
+    "at the push memory): each PE's weight stays put while a row of output pixels streams "
+    "past, and conv3x3's row of partial sums (30 x 16 x 2 B) waits in the push memory between "
+    "its 8 input-channel blocks. The output-stationary order (x c u v, the channel blocks "
+    "inside each pixel, output_stationary()) hands every PE a new weight every cycle, 288 "
+    "(conv3x3) or 144 (depthwise3x3) weights x 2 B on top of the input windows, against the "
+    "push memory's 512 B/cycle: its ports, not the PEs, then set the pace (with an ideal host "
+    "1.23x and 1.16x the ideal cycles, against 1.01x and 1.02x)"
 )
 
 
@@ -207,11 +232,12 @@ def load_app(app: App) -> FileWorkload:
 def app_mapping(app: App) -> Mapping:
     """The Halide schedule as a mapping: output rows streamed from DRAM, the inputs kept in
     the push-memory level ``MEM`` (the line buffer is its capacity), the window unrolled over
-    the PE mesh, each output accumulated in the PE registers."""
+    the PE mesh, each output accumulated in the PE registers (and its partial sums in ``MEM``
+    when ``app.accumulate``). The PEs read each input window once per output tile, the halo
+    included (the window rule of :mod:`mappings._reuse`)."""
     sizes = load_app(app).sizes
     inner = {r: (n if n is not None else sizes[r]) for r, n in app.inner}
-    cas = load_app(app).cascade
-    ins = sorted({t.name for e in cas.einsums for t in e.inputs})
+    ins = _kept(app)
     return Mapping.model_validate(
         {
             "name": f"unified_buffer_{app.name}",
@@ -245,13 +271,27 @@ def app_mapping(app: App) -> Mapping:
     )
 
 
+def _kept(app: App) -> list[str]:
+    """The tensors the push memory keeps: the inputs, and the output when ``accumulate``."""
+    cas = load_app(app).cascade
+    ins = sorted({t.name for e in cas.einsums for t in e.inputs})
+    return ins + ([app.einsum] if app.accumulate else [])
+
+
 def address_generator_demand(app: App) -> tuple[int, int]:
     """(streams, loops) the schedule asks of the push memory: two address generators per
-    tensor it keeps, one writing the stream that fills it from the host and one reading the
-    stream it pushes to the PEs; each walks the rows loop plus the level's own loops."""
-    cas = load_app(app).cascade
-    ins = {t.name for e in cas.einsums for t in e.inputs}
-    return 2 * len(ins), 1 + len(app.inner)
+    tensor it keeps, one writing the stream into it (from the host, or the PEs' partial
+    sums) and one reading the stream out (to the PEs, or the finished outputs to the host);
+    each walks the rows loop plus the level's own loops."""
+    return 2 * len(_kept(app)), 1 + len(app.inner)
+
+
+def output_stationary(app: App) -> App:
+    """``app`` with the output's loop outermost at the push memory and the output only in the
+    PE registers: the schedule :data:`SCHEDULE_NOTE` compares with."""
+    first = [(r, n) for r, n in app.inner if r == "x"]
+    inner = (*first, *((r, n) for r, n in app.inner if r != "x"))
+    return dataclasses.replace(app, inner=inner, accumulate=False)
 
 
 def check_push_memory(app: App, arch: Architecture) -> None:
@@ -394,19 +434,23 @@ def reproduce_push_memory(*, fast: bool = False) -> Reproduction:
         "with an ideal host memory both sides sustain one window per cycle, so the runtime "
         "ratio is the clock ratio (3.0x, runtime_ratio_vs_fpga_ideal_host); with the shared "
         "19.2 GB/s host its ~100 ns latency per row, equal in ns on both sides, costs the "
-        "faster CGRA more cycles (gaussian: 1.57x its ideal), and the depthwise layer (16 "
+        "faster CGRA more cycles (gaussian: 1.34x its ideal), and the depthwise layer (16 "
         "pixels in and out per cycle) is host-bandwidth bound on the CGRA, where the FPGA's "
-        "slower clock almost matches the host (0.79x: the CGRA is slower there); the paper's "
+        "slower clock almost matches the host (1.22x: little of the 3x clock gap is left); "
+        "the paper's "
         "4.7x needs a larger clock gap (fpga_clock_sweep: ~190 MHz at the ideal host) and a "
         "host that keeps up, neither of which the stored sources describe",
         "both sides perform the same actions (same bytes per level, same MACs: the push "
         "memory and the BRAM line buffer do the same reuse), so the on-chip energy ratio is "
         "the assumed 7.1x per-action gap (no leakage is modelled on either side); the paper's "
         "4.3x is below it, consistent with the CGRA's own interconnect/configuration energy "
-        "that this model leaves out; with the shared host DRAM the ratio falls to ~1.2x",
-        "the lowering charges MEM for its fills (MEM.write) but not for the operand reads it "
-        "streams to the PEs (no MEM.read, as fusemax has no GLB.read): equal on both sides, "
-        "so the ratio holds, but the absolute on-chip energies are low",
+        "that this model leaves out; with the shared host DRAM the ratio falls to ~1.4x",
+        "the PEs read their operands from MEM (MEM.read, charged at the level's energy and "
+        "holding its ports): each input window once per output pixel, its halo included (the "
+        "window rule of mappings._reuse: an input row u - y == r is read by the output row y "
+        "and the tap r, not once per point of the dense (u, y, r) space), each weight once "
+        "per output row",
+        SCHEDULE_NOTE,
         "harris, unsharp and the camera pipeline (multi-stage stencils) are not run: in one "
         "fusion group the generic lowering treats the stages' rank spaces as one product "
         "space (push_memory_harris.ein in one group: 71 MB of DRAM traffic against 18 KB "
