@@ -15,6 +15,15 @@ those of its last Einsum, are read by no Einsum outside it — so a segment neve
 intermediate half on chip and half in DRAM. (A documented heuristic: an open segment could
 still win where an intermediate is worth spilling.)
 
+**Pruning.** Exact: a segment is not searched when a lower bound of its cost
+(:func:`mappings._bounds.segment_bound`: its ops' least energy and time, its compulsory DRAM
+bytes), added to every partial mapping it would extend, is dominated by a partition already
+found (segments are searched cheapest bound first); a loop nest that differs from a valid
+one only in which mesh axis a rank uses is not lowered again (the lowering never reads the
+axes: the same program); a segment that walks no split rank is searched once for all split
+choices. A documented heuristic: the lean retry (below) skips a mesh/unit binding whose
+compute floor exceeds :data:`LEAN_SLACK` times the fastest nest it has found in the segment.
+
 **Loop nests of one segment.** For a segment and each choice of
 
 * the inner extent of each split rank it walks (``m -> m1, m0``: the 2D mesh's rows, a half,
@@ -37,7 +46,9 @@ segment holds a whole row of scores in the buffer; remaining ranks that are not 
 or split-outer are walked inside the PEs (features). Tensors read from DRAM, running state and
 accumulators over a loop above the PEs live in the global buffer; tile-local intermediates in
 the PE registers (the per-row ones spill to the buffer when the registers are too small).
-Each candidate is checked (capacity, factors, fan-out) and lowered by the generic lowering,
+When no nest of a segment fits, a *lean* retry walks only the reduced ranks inside the PEs
+(the others loop in DRAM; MLA's 128 query heads), binding by binding, least compute floor
+first. Each candidate is checked (capacity, factors, fan-out) and lowered by the generic lowering,
 and timed with :func:`archsim.estimate`; the best ones are re-scored with the event engine.
 """
 
