@@ -151,11 +151,25 @@ def _dram_latency_s(arch: object, model: GpuModel) -> float:
 LOADS_PER_TRIP = "loads_per_trip"
 
 
+#: Longest CTA (model trips) of a kernel with unequal CTAs whose trips are still split into
+#: operand loads. NOTE: a speed trade, measured: unequal CTAs are simulated slot by slot
+#: (no exact shortcut), at a cost that doubles with the split, while for longer CTAs the
+#: split moves the kernel's time by at most 1.5% (h100_check causal records of 128-512 trips,
+#: flash, cuDNN, efficient: 0.999-1.015 of the unsplit time); shorter or equal CTAs are
+#: always split.
+SPLIT_RAGGED_MAX_TRIPS = 64
+
+
 def loads_per_trip(cost: KernelCost) -> int:
     """Engine loads per model trip in the pipelined lowering: ``meta["loads_per_trip"]``
-    (1 when absent). A trip of ``n`` loads becomes ``n`` engine trips of ``1/n`` of its bytes
-    and work, ``depth`` x ``n`` of them in flight."""
-    return max(1, int(cost.meta.get(LOADS_PER_TRIP, 1)))  # type: ignore[call-overload]
+    (1 when absent), or 1 for a kernel of unequal CTAs longer than
+    :data:`SPLIT_RAGGED_MAX_TRIPS`. A trip of ``n`` loads becomes ``n`` engine trips of
+    ``1/n`` of its bytes and work, ``depth`` x ``n`` of them in flight."""
+    n = max(1, int(cost.meta.get(LOADS_PER_TRIP, 1)))  # type: ignore[call-overload]
+    trips = np.asarray(cost.trips if cost.trips is not None else (), dtype=np.int64)
+    if n > 1 and trips.size and trips.min() != trips.max():
+        return n if int(trips.max()) <= SPLIT_RAGGED_MAX_TRIPS else 1
+    return n
 
 
 #: ``KernelCost.meta`` key: the kernel is persistent -- a grid of one CTA per slot whose

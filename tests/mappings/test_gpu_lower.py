@@ -24,6 +24,7 @@ from archsim.gpu import (
 )
 from mappings._gpu import costs_to_program
 from mappings._gpu._lower import (
+    SPLIT_RAGGED_MAX_TRIPS,
     _fixed_cycles,
     is_persistent,
     kernel_phase,
@@ -290,3 +291,21 @@ def test_a_persistent_memory_bound_kernel_keeps_dram_busy_across_its_tiles():
     waves = kernel_s(tiles)
     assert floor <= persistent < 1.01 * floor
     assert waves > 1.03 * floor
+
+
+def test_long_unequal_ctas_keep_one_load_per_trip_short_or_equal_ones_split():
+    # causal S=8192: 128-trip CTAs, simulated slot by slot: no split (see the NOTE)
+    long_causal = attention_fwd_costs(
+        MODEL, B=1, Hq=16, Hkv=16, Sq=8192, Skv=8192, D=128, causal=True, family="flash2"
+    )[0]
+    assert int(np.max(long_causal.trips)) > SPLIT_RAGGED_MAX_TRIPS
+    assert loads_per_trip(long_causal) == 1
+    short_causal = attention_fwd_costs(
+        MODEL, B=8, Hq=16, Hkv=16, Sq=2048, Skv=2048, D=128, causal=True, family="flash2"
+    )[0]
+    assert int(np.max(short_causal.trips)) <= SPLIT_RAGGED_MAX_TRIPS
+    assert loads_per_trip(short_causal) == 2
+    long_equal = attention_fwd_costs(
+        MODEL, B=1, Hq=16, Hkv=16, Sq=8192, Skv=8192, D=128, causal=False, family="flash2"
+    )[0]
+    assert loads_per_trip(long_equal) == 2  # equal CTAs take the exact shortcuts
