@@ -31,8 +31,10 @@ not kept in the buffer stream from DRAM straight to the PE registers (FLAT's map
   narrower than the array leaves part of the 2D array idle, which the 1D array's softmax
   hides while it is the bottleneck). The buffer accesses per score element are those of the
   mapping: each kept intermediate written once and read once.
-* ``flat``, scores off chip (when no block fits, or the fitting blocks are so small that
-  re-streaming the keys per block moves more DRAM bytes than the scores would): three groups
+* ``flat``, scores off chip (FLAT's rule, from its published table: when its smallest block,
+  :data:`FLAT_MIN_BLOCK` query tiles of the array, would spill more than
+  :data:`FLAT_MAX_SPILLED` of what it keeps in the buffer -- from 256K tokens on for a 3-pass
+  softmax of head dim 64 in 32 MiB --, or when no block fits): three groups
   *pipelined* (``FusionGroup.pipelined``): the score contraction writes the scores to DRAM in
   :data:`FLAT_MAX_ROWS`-row blocks, the 1D array reads them back a few rows at a time, keeping
   those rows' scores and exponentials in the buffer for its passes, and writes the normalised
@@ -68,6 +70,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FLAT_MAX_ROWS",
+    "FLAT_MAX_SPILLED",
+    "FLAT_MIN_BLOCK",
     "Kernels",
     "kernels",
     "row_block_group",
@@ -81,6 +85,16 @@ __all__ = [
 #: (``flat_validation.csv``, cloud rows: P1 in {256, 512, 1024}); also the block of the
 #: score contraction when the scores are kept off chip.
 FLAT_MAX_ROWS = 1024
+#: Largest share of a block's scores that FLAT's published mappings spill while still keeping
+#: the scores on chip (``flat_validation.csv``, cloud rows: ``proportion_spilled`` 0.502 for
+#: BERT/TrXL/T5 at 128K tokens, a 256-row block of 64 MiB of scores in the 32 MiB buffer; at
+#: 256K tokens, where such a block would spill three quarters, every model's scores are off
+#: chip). With :data:`FLAT_MIN_BLOCK` it is FLAT's off-chip rule (module doc).
+FLAT_MAX_SPILLED = 0.502
+#: FLAT's smallest row block, in query tiles of the 2D array: its table never blocks fewer rows
+#: than the array is wide (cloud P1 >= 256 on the 256-wide array; edge P1 >= 64 on the 32-wide
+#: one).
+FLAT_MIN_BLOCK = 1
 
 Skip = tuple[Literal["condition", "block", "slice"], ...]
 
@@ -386,14 +400,15 @@ def flat_mapping(
     groups = three_kernels(s, arch, roles, rows=min(nq, FLAT_MAX_ROWS), pipelined=True)
     off = Mapping(groups=tuple(wrap(workload, arch, roles, groups)), splits=s.splits)
     off_chosen = {"rows": min(nq, FLAT_MAX_ROWS), "granularity": "row", "scores_offchip": True}
+    smallest = min(nq, FLAT_MIN_BLOCK * s.p0)
+    if buffer_need(s.w, fused(smallest)) * (1.0 - FLAT_MAX_SPILLED) > s.cap:
+        return off, off_chosen  # FLAT's smallest block would spill too much: off chip
+    # the largest block that fits whole (FLAT spills a part of a block that does not; the
+    # mapping keeps whole tiles, so a block that fits stands in for it)
     for r in _row_candidates(nq, 1, FLAT_MAX_ROWS):
         g = fused(r)
         if buffer_need(s.w, g) <= s.cap:
             on = Mapping(groups=tuple(wrap(workload, arch, roles, [g])), splits=s.splits)
-            # blocks so small that re-streaming the keys per block moves more DRAM bytes than
-            # keeping the scores off chip: off chip (FLAT from 256K tokens on)
-            if dram_bytes(workload, on, arch) > dram_bytes(workload, off, arch):
-                break
             return on, {
                 "rows": r,
                 "granularity": "head" if r >= nq else "row",
