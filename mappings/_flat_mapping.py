@@ -417,20 +417,6 @@ def flat_mapping(
     return off, off_chosen
 
 
-def dram_bytes(workload: Workload, mapping: Mapping, arch: Architecture) -> float:
-    """Bytes ``mapping`` moves to and from DRAM (the generic reuse analysis, every group)."""
-    from mappings._lower import scaled_moves, stored_fractions
-
-    w = apply_splits(workload, mapping.splits)
-    stored = stored_fractions(w, mapping)
-    total = 0.0
-    for g in mapping.groups:
-        for mv in scaled_moves(w, g, group_tensors(w, g), stored):
-            if mv.src == 0 or mv.dst == 0:
-                total += mv.src_bytes if mv.src == 0 else mv.dst_bytes
-    return total
-
-
 def _outputs(w: Workload, einsums: Sequence[str]) -> tuple[str, ...]:
     """Outputs of ``einsums`` that leave them (read later or a cascade output)."""
     by = {e.name: e for e in w.cascade.einsums}
