@@ -297,8 +297,10 @@ def scaled_moves(
       Einsum reads (writes) an operand more often than it has iteration points
       (``workloads.count``'s ``points``: one element per point at most). The loop-nest count
       is dense over the Einsum's rank space; the bound is what keeps it honest where a
-      condition couples ranks (a convolution written ``I[c,u,v]`` with ``u - y == r``: the
-      dense count re-reads the input per (y, r) pair the condition rules out).
+      condition couples ranks and the window rule of :mod:`mappings._reuse` does not apply
+      (a convolution ``O[y] = I[u] * W[r] if u - y == r`` walks its input by ``y`` and ``r``
+      through the window rule, but a loop over ``u`` outside the taps' own loop still
+      re-reads ``W`` per ``(y, u)`` pair, most of which the condition rules out).
     * In a group holding an attention core whose condition leaves tiles empty and that skips
       them, a fill (or write-back) that belongs to a (query extent x key extent) pair with no
       live element does not happen: K and V stream only the key tiles a query block reaches,
