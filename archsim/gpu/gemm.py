@@ -1,8 +1,9 @@
 """cuBLAS-like GEMM model: tile selection, wave quantization, split-K, L2 reuse.
 
-cuBLAS on Hopper runs warp-specialized TMA + wgmma kernels (``sm90_xmma_gemm_*``) with
-output tiles 128x256, 256x128, 128x128, 128x64, 64x128..., K step 64 and ~4 pipeline
-stages, one CTA per SM. Its heuristic picks the configuration that is fastest for the
+cuBLAS on Hopper runs warp-specialized TMA + wgmma kernels (``sm90_xmma_gemm_*``,
+``nvjet_sm90_tst_*``) with output tiles 128x256, 256x128, 128x128, 128x64, 64x128..., skinny
+8- or 16-row tiles for decode GEMMs, K step 64 and as many pipeline stages as shared memory
+holds (:func:`tma_stages`: 4 for 128x256, 16 for 8x64), one CTA per SM. Its heuristic picks the configuration that is fastest for the
 shape; this model does the same with its own timing estimate (at boost clock, without
 the power model) and adds split-K (a partial-sum workspace and a ``splitKreduce`` kernel)
 when the output has too few tiles to fill the SMs.
@@ -38,6 +39,7 @@ __all__ = [
     "choose_gemm_config",
     "gemm_dram_bytes",
     "tma_aligned",
+    "tma_stages",
 ]
 
 # sm90 tiles seen in cuBLAS kernel names (sm90_xmma_gemm_*_tilesize*, nvjet_sm90_tst_*):
@@ -55,6 +57,17 @@ _TILES_SM90 = (
 _TILES_SM80 = ((256, 128), (128, 256), (128, 128), (128, 64), (64, 128), (64, 64))
 _BK = 64
 _STAGES = 4
+#: Skinny-M tiles (``block_m x block_n`` = 8 or 16 rows x 64 or 128 columns): cuBLAS's
+#: ``nvjet_sm90_tst_64x8_..._v`` / ``128x8_..._v`` kernels of the measured decode GEMMs swap
+#: the operands so that wgmma's 64-row side runs along N and its 8-wide side along M.
+_TILES_SKINNY = ((8, 64), (8, 128), (16, 64), (16, 128))
+#: Shared memory a TMA kernel keeps outside its operand stages (epilogue staging, barriers),
+#: bytes, and its most stages. With them :func:`tma_stages` gives the stage count in every
+#: cuBLAS kernel name of the measured GEMMs (``<BM>x<BN>_64x<stages>``): 64x48 -> 15,
+#: 64x8 -> 16, 128x8 -> 12, 128x64 -> 8, 128x128 -> 6, 256x64 -> 5, 256x128 -> 4,
+#: 320x128 -> 3 (bf16, 227 KB per CTA); any reserve in (11, 17] KB does.
+_SMEM_RESERVE = 16 * 1024
+_MAX_STAGES = 16
 #: K step of the register-staged (non-TMA) fallback kernels (sm80 cuBLAS/CUTLASS: 32).
 _BK_LDG = 32
 #: Operand buffers of a register-staged CTA: the K tile in shared memory being multiplied
@@ -83,6 +96,14 @@ class GemmConfig:
     path: str
     copy: str = "tma"
     stages: int = _STAGES
+
+
+def tma_stages(model: GpuModel, block_m: int, block_n: int, block_k: int, elt: int) -> int:
+    """Operand stages of a TMA kernel: as many K tiles as fit the CTA's shared memory after
+    :data:`_SMEM_RESERVE` (CUTLASS ``StageCountAutoCarveout``), 2 to :data:`_MAX_STAGES`."""
+    stage = (block_m + block_n) * block_k * elt
+    fit = (model.hw.max_smem_per_cta_bytes - _SMEM_RESERVE) // stage
+    return int(min(_MAX_STAGES, max(2, fit)))
 
 
 def _inflight(cfg: GemmConfig) -> int:
@@ -304,14 +325,19 @@ def choose_gemm_config(
     hw = model.hw
     oe = dtype_bytes(dtype) if out_elt is None else out_elt
     path, copy = copy_path(model, N, K, dtype_bytes(dtype), oe)
-    tiles = _TILES_SM90 if path == "wgmma" else _TILES_SM80
-    bk, stages = (_BK_LDG, _LDG_STAGES) if copy == "ldg" else (_BK, _STAGES)
+    tiles = _TILES_SM90 + _TILES_SKINNY if path == "wgmma" else _TILES_SM80
+    bk = _BK_LDG if copy == "ldg" else _BK
     best: tuple[float, int, GemmConfig] | None = None
     for rank, (bm, bn) in enumerate(tiles):
         n_tiles = math.ceil(M / bm) * math.ceil(N / bn) * batch
         for s in _SPLITS:
             if s > 1 and (n_tiles * s > 2 * hw.sms or K / s < 4 * _BK or n_tiles >= hw.sms):
                 continue
+            stages = _LDG_STAGES
+            if copy == "tma":
+                stages = tma_stages(model, bm, bn, bk, dtype_bytes(dtype))
+            elif copy == "cp_async":
+                stages = _STAGES
             cfg = GemmConfig(bm, bn, bk, s, path, copy, stages)
             t = _quick_time(_cost_for(M, N, K, cfg, model, dtype, oe, batch, "gemm"), model)
             if s > 1:
