@@ -3,10 +3,11 @@
 cuBLAS on Hopper runs warp-specialized TMA + wgmma kernels (``sm90_xmma_gemm_*``,
 ``nvjet_sm90_tst_*``) with output tiles 128x256, 256x128, 128x128, 128x64, 64x128..., skinny
 8- or 16-row tiles for decode GEMMs, K step 64 and as many pipeline stages as shared memory
-holds (:func:`tma_stages`: 4 for 128x256, 16 for 8x64), one CTA per SM. Its heuristic picks the configuration that is fastest for the
-shape; this model does the same with its own timing estimate (at boost clock, without
-the power model) and adds split-K (a partial-sum workspace and a ``splitKreduce`` kernel)
-when the output has too few tiles to fill the SMs.
+holds (:func:`tma_stages`: 4 for 128x256, 16 for 8x64), one CTA per SM. Its heuristic
+picks the configuration that is fastest for the shape; this model does the same with its
+own timing estimate (at boost clock, without the power model) and adds split-K (a
+partial-sum workspace and a ``splitKreduce`` kernel) when the output has too few tiles to
+fill the SMs.
 
 **Copy path from alignment.** TMA reads a tile through a tensor map whose global strides
 must be multiples of 16 bytes (CUDA driver API, ``cuTensorMapEncodeTiled``), and wgmma takes
