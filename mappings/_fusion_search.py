@@ -291,6 +291,7 @@ def _partition_fronts(
         }
         found: dict[int, list[SegmentChoice]] = {}
         cands: list[tuple[float, float, tuple]] = []
+        retry: list[int] = []  # segments where no nest fits: the lean retry, once all others ran
         for i in sorted(bounds, key=lambda i: (lead[i], j - i)):
             b = bounds[i]
             if b is not None and all(
@@ -304,11 +305,35 @@ def _partition_fronts(
             key = (tuple((r, t) for r, t in sp if split_parts.get(r, {r}) & ranks), i, j)
             if key not in done:
                 counts["segments"] += 1
-                done[key] = search_segment(w, arch, names[i:j], keep=keep, stats=counts)
+                done[key] = search_segment(w, arch, names[i:j], keep=keep, stats=counts, lean=False)
+            if not done[key]:
+                retry.append(i)
+                continue
             found[i] = done[key]
             cands += [
                 (c0 + ch.cycles, e0 + ch.energy_j, ()) for ch in found[i] for c0, e0, _ in fronts[i]
             ]
+            if bar is not None:
+                bar.update(1)  # type: ignore[attr-defined]
+        for i in retry:
+            b = bounds[i]
+            if b is not None and all(
+                _dominated(c0 + b[0], e0 + b[1], cands) for c0, e0, _ in fronts[i]
+            ):
+                counts["skipped"] += 1
+            else:  # no lean binding whose floor puts it LEAN_SLACK x over the fastest found
+                fastest = min((c for c, _, _ in cands), default=math.inf)
+                limit = LEAN_SLACK * fastest - min(c for c, _, _ in fronts[i])
+                got = search_segment(
+                    w, arch, names[i:j], keep=keep, stats=counts, floor_limit=limit
+                )
+                if got:
+                    found[i] = got
+                    cands += [
+                        (c0 + ch.cycles, e0 + ch.energy_j, ())
+                        for ch in got
+                        for c0, e0, _ in fronts[i]
+                    ]
             if bar is not None:
                 bar.update(1)  # type: ignore[attr-defined]
         ordered = [
@@ -370,9 +395,14 @@ def search_segment(
     *,
     keep: int = 4,
     stats: dict[str, float] | None = None,
+    lean: bool = True,
+    floor_limit: float = math.inf,
 ) -> list[SegmentChoice]:
     """The Pareto-best (cycles, energy) mappings of one segment as its own fusion group
-    (``w`` carries the split tiles chosen for the whole cascade)."""
+    (``w`` carries the split tiles chosen for the whole cascade).
+
+    ``lean``: run the lean retry when no nest fits (else return nothing); ``floor_limit``:
+    the lean retry also skips a binding whose compute floor exceeds it (cycles)."""
     from archsim import TileProgram
     from archsim._estimate import estimate
     from mappings._check import check_mapping
@@ -406,14 +436,14 @@ def search_segment(
 
     for group in _groups(w, arch, einsums, big, small):
         evaluate(group)
-    if not found:  # the lean retry, binding by binding, least compute floor first
+    if not found and lean:  # the lean retry, binding by binding, least compute floor first
         bindings: dict[tuple, list[FusionGroup]] = {}
         for group in _groups(w, arch, einsums, big, small, lean=True):
             bindings.setdefault(_binding(group), []).append(group)
         floors = {k: compute_floor(w, arch, gs[0]) for k, gs in bindings.items()}
         for k in sorted(bindings, key=lambda k: floors[k]):
             fastest = min((c for c, _, _ in found), default=math.inf)
-            if floors[k] > LEAN_SLACK * fastest:
+            if floors[k] > min(LEAN_SLACK * fastest, floor_limit):
                 if stats is not None:
                     stats["screened"] = stats.get("screened", 0.0) + len(bindings[k])
                 continue

@@ -24,7 +24,7 @@ from mappings._splits import apply_splits
 from workloads import get_workload
 
 CASES = [
-    ("fusemax", "mla", {"S": 128, "H": 4}),
+    ("fusemax", "mla", {"S": 128, "H": 2}),
     ("fusemax", "mha", {"S": 1024, "H": 4, "D": 64}),
     ("tpu_like", "mha", {"S": 512, "H": 2, "D": 64}),
     ("flat", "mha", {"S": 512, "H": 2, "D": 64, "passes": 3}),
