@@ -42,6 +42,7 @@ __all__ = [
     "fg_sparse_costs",
     "L2_REUSE",
     "kv_reread_factor",
+    "head_major_longest_first",
 ]
 
 #: Kernel families: instruction path and which calibrated efficiency applies.
@@ -263,7 +264,7 @@ def attention_fwd_costs(
             fixed_bytes=2.0 * bm * D * elt,
             dram_read=read,
             dram_write=write,
-            order=_head_major_longest_first(trips.size, num_m)
+            order=head_major_longest_first(trips.size, num_m)
             if family == "flash3" and causal
             else None,
             # cuDNN's sm90 flash forward is persistent: grid = SMs (H200 layer traces:
@@ -275,7 +276,7 @@ def attention_fwd_costs(
     ]
 
 
-def _head_major_longest_first(ctas: int, per_head: int) -> np.ndarray:
+def head_major_longest_first(ctas: int, per_head: int) -> np.ndarray:
     """Tile order of a causal persistent forward kernel (FA3 / cuDNN): heads one after
     another, each head's query blocks longest (last) first -- the reversed ``m_block`` of
     FlashAttention's causal kernels; head-major, so concurrent tiles share a head's K/V in

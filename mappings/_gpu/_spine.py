@@ -40,7 +40,7 @@ import numpy as np
 
 from archsim.errors import MappingError
 from archsim.gpu import FAMILIES, GpuModel, KernelCost, dtype_bytes, gemm_costs, streaming_cost
-from archsim.gpu.attention import L2_REUSE, trip_kernel_cost
+from archsim.gpu.attention import L2_REUSE, head_major_longest_first, trip_kernel_cost
 from archsim.gpu.elementwise import launch_cost
 from archsim.gpu.heuristics import AttnTiling
 from archsim.gpu.launch import Launch, layer_norm_launch, vectorized_elementwise_launch
@@ -109,7 +109,12 @@ class FusedRecipe:
         the backward pass reads); 0 for a kernel that writes none.
     lpt_when_masked
         The persistent scheduler hands out the longest CTAs first when a condition makes CTA
-        lengths unequal (FA3 / cuDNN causal).
+        lengths unequal (FA3 / cuDNN causal): head by head, each head's query blocks last
+        (longest) first (:func:`~archsim.gpu.attention.head_major_longest_first`).
+    persistent
+        The grid is one CTA per slot that walks the work items' tiles (cuDNN's sm90 flash
+        forward: grid = SMs in the H200 layer traces); ``None``: the same as
+        ``lpt_when_masked`` (only a persistent scheduler chooses the tile order).
     path
         Tensor-core instruction class of the family's MMAs (``mma_sync``: Ampere-style warp
         MMA; ``wgmma``: Hopper warpgroup MMA; a GPU without it runs ``mma_sync``).
@@ -142,6 +147,7 @@ class FusedRecipe:
     mma_accumulates: bool = True
     lse_bytes_per_row: float = 4.0
     lpt_when_masked: bool = False
+    persistent: bool | None = None
     path: str = "mma_sync"
     softmax_overlap: float | None = None
     producer_warps: int = 0
@@ -149,6 +155,11 @@ class FusedRecipe:
     loads_per_stage: int = 1
     o_staging: bool = False
     score_smem_bytes: int = 0
+
+    @property
+    def is_persistent(self) -> bool:
+        """Whether the kernel is persistent (:attr:`persistent`, default ``lpt_when_masked``)."""
+        return self.lpt_when_masked if self.persistent is None else self.persistent
 
 
 @dataclass(frozen=True)
@@ -354,13 +365,19 @@ def fused_kernel(
     k_in = sum(tensor_bytes(cascade, n, sizes) for n in w.key_tensors)
     out = sum(tensor_bytes(cascade, n, sizes) for n in w.out_tensors)
     groups = max(1, w.work_items // max(w.stream_sharing, 1))  # distinct K/V streams
-    lpt = recipe.lpt_when_masked and masked
+    # the kernel's tile order: head by head, each head's query blocks longest first (the
+    # order archsim.gpu.attention_fwd_costs gives cuDNN's causal forward)
+    order = (
+        head_major_longest_first(w.work_items, max(w.query_blocks, 1))
+        if recipe.lpt_when_masked and masked
+        else None
+    )
     kv_read = kv_dram_reads(
         w,
         slots=model.hw.sms * t.ctas_per_sm,
         stream_bytes=k_in / groups,
         l2_reuse_bytes=model.hw.l2_bytes * L2_REUSE,
-        order=np.argsort(-w.trips, kind="stable") if lpt else None,
+        order=order,
     )
     factor = kv_read / k_in if k_in > 0 else 1.0
     rows = w.work_items // max(w.query_blocks, 1) * w.query_len
@@ -381,7 +398,8 @@ def fused_kernel(
         fixed_bytes=float(sum(w.query_tensors.values()) + sum(w.out_tensors.values())),
         dram_read=q_in + kv_read + extra_dram_read,
         dram_write=write,
-        lpt=lpt,
+        order=order,
+        persistent=recipe.is_persistent,
         meta={"family": recipe.family, "kv_reread": factor, **(meta or {})},
         issue_cycles_per_trip=issue_cycles_per_trip,
     )
