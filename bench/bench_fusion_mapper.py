@@ -37,7 +37,7 @@ def _run(arch_name: str, seq: int, heads: int, dim: int, name: str = "mha") -> N
         f"{arch_name:9} {shape}: search {cpu:6.2f} CPU-s, "
         f"{stats['evaluated']:>6,.0f} mappings evaluated ({stats['evaluated'] / cpu:,.0f}/s) "
         f"of {stats['candidates']:,.0f} built, {stats.get('skipped', 0):.0f} segments skipped "
-        f"(bound), {stats.get('screened', 0):,.0f} screened (lean) | "
+        f"(bound), {stats.get('screened', 0):,.0f} lean bindings screened | "
         f"best {best.cycles:,.0f} cycles "
         f"{best.energy_j:.4g} J vs fusemax recipe {recipe.cycles:,.0f} cycles "
         f"{recipe.energy_j:.4g} J (x{best.cycles / recipe.cycles:.3f} cycles, "

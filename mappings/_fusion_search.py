@@ -437,17 +437,17 @@ def search_segment(
     for group in _groups(w, arch, einsums, big, small):
         evaluate(group)
     if not found and lean:  # the lean retry, binding by binding, least compute floor first
-        bindings: dict[tuple, list[FusionGroup]] = {}
-        for group in _groups(w, arch, einsums, big, small, lean=True):
-            bindings.setdefault(_binding(group), []).append(group)
-        floors = {k: compute_floor(w, arch, gs[0]) for k, gs in bindings.items()}
-        for k in sorted(bindings, key=lambda k: floors[k]):
+        floors = {
+            _binding(g): compute_floor(w, arch, g)
+            for g in _groups(w, arch, einsums, big, small, lean=True, firsts=True)
+        }
+        for k in sorted(floors, key=lambda k: floors[k]):
             fastest = min((c for c, _, _ in found), default=math.inf)
             if floors[k] > min(LEAN_SLACK * fastest, floor_limit):
                 if stats is not None:
-                    stats["screened"] = stats.get("screened", 0.0) + len(bindings[k])
+                    stats["screened"] = stats.get("screened", 0.0) + 1
                 continue
-            for group in bindings[k]:
+            for group in _groups(w, arch, einsums, big, small, lean=True, binding=k):
                 evaluate(group)
     return [SegmentChoice(group=g, cycles=c, energy_j=e) for c, e, g in _pareto(found, keep)]
 
@@ -539,12 +539,17 @@ def _groups(
     big: ComputeUnit,
     small: ComputeUnit,
     lean: bool = False,
+    binding: tuple | None = None,
+    firsts: bool = False,
 ) -> Iterator[FusionGroup]:
     """Every loop nest of the segment in the searched space (see module doc). ``lean``: only
     the ranks the segment reduces are walked inside the PEs (the others loop in DRAM), the
-    retry when no nest with the wider PE tile fits (MLA's 128 query heads)."""
+    retry when no nest with the wider PE tile fits (MLA's 128 query heads). ``binding``: only
+    the nests of that binding (:func:`_binding`); ``firsts``: only the first nest of each
+    binding (both skip building the others)."""
     cas = w.cascade
     by = {e.name: e for e in cas.einsums}
+    tranks = {t: _ranks(cas, t) for t in cas.tensors}
     base = FusionGroup(einsums=tuple(einsums), levels=(LevelMapping(level=arch.levels[0].name),))
     ranks = group_ranks(w, base)
     sizes = {r: int(n) for r, n in ranks.items()}
@@ -607,6 +612,12 @@ def _groups(
             units |= more
         if len(units) == len(einsums) and len(einsums) > 1:
             continue  # nothing left on the matrix unit: the "small" binding of singles
+        if binding is not None and binding != (
+            tuple(sorted(spatial.items())),
+            main_unit.name,
+            tuple(sorted(units.items())),
+        ):
+            continue
         blockable = [r for r in dram if r not in batch and r not in outer_ranks]
         blocks: list[tuple[str | None, int]] = [(None, 1)]
         for r in blockable:
@@ -622,8 +633,12 @@ def _groups(
             for perm in _orders(movable):
                 yield _group(
                     w, cas, by, einsums, arch, main_unit, inputs, produced, on_chip, units,
-                    top, (*lead, *perm), glb_t, pe_t, spatial, x, y, set(whole),
+                    top, (*lead, *perm), glb_t, pe_t, spatial, x, y, set(whole), tranks,
                 )  # fmt: skip
+                if firsts:
+                    break
+            if firsts:
+                break
 
 
 def _group(
@@ -645,6 +660,7 @@ def _group(
     x: str,
     y: str | None,
     whole: set[str],
+    tranks: dict[str, set[str]],
 ) -> FusionGroup:
     from mappings._fusemax_mapping import register_level, spill_to_buffer
 
@@ -657,9 +673,9 @@ def _group(
         if by[n].output.name in produced
         and (
             cas.tensors[by[n].output.name].iterative
-            or any(r in above and r not in _ranks(cas, by[n].output.name) for r in by[n].ranks)
+            or any(r in above and r not in tranks[by[n].output.name] for r in by[n].ranks)
             # a tensor over a pass rank walked in the buffer is kept whole there (3-pass)
-            or any(r in whole and r in _ranks(cas, by[n].output.name) for r in glb_t)
+            or any(r in whole and r in tranks[by[n].output.name] for r in glb_t)
         )
     }
     glb_keep = tuple(dict.fromkeys([*inputs, *(t for t in produced if t in held)]))

@@ -148,3 +148,15 @@ def test_lean_retry_screens_slow_bindings_and_keeps_the_fastest_nest(monkeypatch
     assert got[0].cycles == want[0].cycles  # the front's fastest end
     for ch in got:  # every nest kept is at most LEAN_SLACK x the fastest compute floor
         assert fs.compute_floor(w, arch, ch.group) <= fs.LEAN_SLACK * got[0].cycles
+    # building the nests binding by binding builds every lean nest once
+    big, small = pick_units(arch)
+    every = [g.model_dump_json() for g in _groups(w, arch, core, big, small, lean=True)]
+    firsts = list(_groups(w, arch, core, big, small, lean=True, firsts=True))
+    keys = set(map(fs._binding, firsts))  # (x, y) and (y, x) on a square mesh: one binding
+    assert len(keys) > 1
+    by_binding = [
+        g.model_dump_json()
+        for k in keys
+        for g in _groups(w, arch, core, big, small, lean=True, binding=k)
+    ]
+    assert sorted(by_binding) == sorted(every)
