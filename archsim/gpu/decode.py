@@ -22,6 +22,7 @@ from .launch import Launch, Round
 from .params import GpuModel, dtype_bytes
 
 __all__ = [
+    "CUDNN_DECODE_TILE",
     "cudnn_decode_splits",
     "cudnn_decode_tiling",
     "decode_costs",
@@ -122,12 +123,13 @@ def _split_plan(
     D: int,
     block_n: int,
     num_sms: int,
+    block_m: int = 64,
 ) -> dict[str, int]:
-    """GQA row swap, query blocks, K/V blocks of ``block_n`` keys and FA2's split count
-    over ``num_sms`` CTA slots (the keys of :func:`fa2_decode_plan`)."""
+    """GQA row swap, query blocks of ``block_m`` rows, K/V blocks of ``block_n`` keys and
+    FA2's split count over ``num_sms`` CTA slots (the keys of :func:`fa2_decode_plan`)."""
     swap = Sq == 1 and Hq > Hkv and D % 8 == 0
     rows, heads = (Hq // Hkv, Hkv) if swap else (Sq, Hq)
-    num_m = math.ceil(rows / 64)
+    num_m = math.ceil(rows / block_m)
     n_blocks = math.ceil(Skv / block_n)
     splits = num_splits_heuristic(B * heads * num_m, num_sms, n_blocks, 128)
     return {
@@ -187,11 +189,39 @@ def _split_kernels(
     return [kernel, _combine_cost(model, splits=splits, bhr=bhr, D=D, elt=elt)]
 
 
+#: cuDNN's decode kernel as the H200 layer traces record it (``validation/data/traces/
+#: h200_llama3_8b_layer_b{1,8,32}_decode``): ``cudnn_generated_fort_native_sdpa_sm80_flash_
+#: fprop_wmma_f16_knob_35_16x128x128_1x4x1``: 16 query rows x 128 keys x 128 features per
+#: tile, 128 threads (4 warps side by side along the keys), 183-186 registers per thread,
+#: 86,336 B of shared memory at D = 128.
+CUDNN_DECODE_TILE = (16, 128)
+CUDNN_DECODE_WARPS = 4
+CUDNN_DECODE_REGS = 184
+
+
 def cudnn_decode_tiling(model: GpuModel, d: int, elt: int = 2) -> AttnTiling:
-    """Decode tile of the Hopper (cuDNN) kernel: 64 query rows x 128 keys, TMA-fed wgmma
-    (one warpgroup consumer + producer), two K/V stages, two CTAs per SM."""
-    smem = (64 * d + 2 * 2 * 128 * d) * elt
-    return make_tiling(model.hw, 64, 128, 8, 168, smem, "wgmma", 0.9, 2 * 2 * 128 * d * elt)
+    """Decode tile of cuDNN's kernel (:data:`CUDNN_DECODE_TILE`): an sm80 ``wmma`` kernel
+    (the ``mma_sync`` tensor path, no warp specialization: only co-resident CTAs hide its
+    softmax), 16 query rows (the GQA group's query heads packed as rows) x 128 keys.
+
+    Shared memory: the Q tile, one K and one V tile, and the 16 x 128 fp32 score tile twice
+    (S and P): ``(16 d + 2 x 128 d) elt + 2 x 16 x 128 x 4`` = 86,016 B at D = 128 (traced
+    86,336 B; the other 320 B, row statistics, are left out). Loads in flight: a trip's K
+    and V tiles (cp.async, one stage). Two CTAs fit an SM.
+    """
+    bm, bn = CUDNN_DECODE_TILE
+    smem = (bm * d + 2 * bn * d) * elt + 2 * bm * bn * 4
+    return make_tiling(
+        model.hw,
+        bm,
+        bn,
+        CUDNN_DECODE_WARPS,
+        CUDNN_DECODE_REGS,
+        smem,
+        "mma_sync",
+        None,
+        2 * bn * d * elt,
+    )
 
 
 def decode_costs(
@@ -217,10 +247,11 @@ def decode_costs(
         Batch, query heads, K/V heads, cached tokens, head dim.
     family
         ``flash2`` / ``split_kv``: FA2 -- GQA rows swapped into the query tile, split-KV
-        heuristic over 2 x SMs CTA slots, combine kernel. ``flash3`` (cuDNN): the same
-        GQA packing and a split chosen to fill one CTA slot per SM (measured cuDNN decode
-        time follows the K/V-head bytes and reaches full bandwidth at batch 1, which a
-        no-split kernel cannot). ``efficient``: one CTA per (batch, query head), no split.
+        heuristic over 2 x SMs CTA slots, combine kernel. ``flash3`` (cuDNN): its sm80
+        ``wmma`` kernel (:func:`cudnn_decode_tiling`), the same GQA packing into 16-row
+        tiles and the split of :func:`cudnn_decode_splits` (measured cuDNN decode time
+        follows the K/V-head bytes and reaches full bandwidth at batch 1, which a no-split
+        kernel cannot). ``efficient``: one CTA per (batch, query head), no split.
     Sq
         Query tokens (1 for decode; small values for speculative decode).
 
@@ -250,7 +281,13 @@ def decode_costs(
         eff, name, split_family = model.cal.eff_fa2, "flash_fwd_splitkv_kernel", "flash2"
     elif family == "flash3":
         t = cudnn_decode_tiling(model, D, elt)
-        plan = _split_plan(model, block_n=t.block_n, num_sms=model.hw.sms * t.ctas_per_sm, **shape)
+        plan = _split_plan(
+            model,
+            block_n=t.block_n,
+            num_sms=model.hw.sms * t.ctas_per_sm,
+            block_m=t.block_m,
+            **shape,
+        )
         if Sq == 1:
             plan["splits"] = min(cudnn_decode_splits(model, B=B, Hkv=Hkv), plan["n_blocks"])
         eff, name, split_family = model.cal.eff_fa3, "cudnn_sm90_flash_fprop_decode", "flash3"

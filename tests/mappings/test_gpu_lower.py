@@ -272,11 +272,12 @@ def test_a_persistent_kernel_is_one_work_item_per_cta_running_the_tiles_it_is_ha
 
 
 def test_a_persistent_memory_bound_kernel_keeps_dram_busy_across_its_tiles():
-    # 1024 identical 8-trip decode tiles on 132 slots (8 waves), DRAM-bound. cuDNN's decode
-    # kernel is not persistent (traced grid B x heads x splits); run persistently, one CTA
-    # per SM streams its tiles back to back, while tile-per-item CTAs end in lockstep and
-    # every wave drains DRAM while the last tiles compute and the next ones wait a latency
-    costs = decode_costs(MODEL, B=32, Hq=32, Hkv=32, Skv=1024, D=128, family="flash3")
+    # 2048 identical 8-trip decode tiles on 264 slots (2 CTAs per SM, 8 waves), DRAM-bound.
+    # cuDNN's decode kernel is not persistent (traced grid B x heads x splits); run
+    # persistently, one CTA per slot streams its tiles back to back, while tile-per-item CTAs
+    # end in lockstep and every wave drains DRAM while the last tiles compute and the next
+    # ones wait a latency
+    costs = decode_costs(MODEL, B=64, Hq=32, Hkv=32, Skv=1024, D=128, family="flash3")
     (tiles,) = costs
     assert not is_persistent(tiles)
     assert tiles.ctas > 7 * tiles.slots
@@ -290,7 +291,10 @@ def test_a_persistent_memory_bound_kernel_keeps_dram_busy_across_its_tiles():
     persistent = kernel_s(replace(tiles, meta={**tiles.meta, "persistent": True}))
     waves = kernel_s(tiles)
     assert floor <= persistent < 1.01 * floor
-    assert waves > 1.03 * floor
+    # each wave's drain costs ~2% here: the other CTA resident on the SM (two of 86 KB
+    # shared memory fit) keeps loading while one drains (one CTA per SM: > 3%)
+    assert waves > 1.015 * floor
+    assert waves > persistent * 1.01
 
 
 def test_long_unequal_ctas_keep_one_load_per_trip_short_or_equal_ones_split():

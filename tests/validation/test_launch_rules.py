@@ -160,3 +160,34 @@ def test_one_kernel_records_imply_one_timer_overhead():
     extra = [meas - model for _, _, meas, model in rows]
     assert max(extra) - min(extra) < 0.8e-6
     assert 3.0e-6 < min(extra)
+
+
+@pytest.mark.parametrize("batch", [1, 8, 32])
+def test_cudnn_decode_kernel_is_the_traced_sm80_wmma_tile(batch):
+    """cuDNN's decode kernel as the trace records it: ``..._sm80_flash_fprop_wmma_..._16x128x
+    128_...``, 128 threads, 86,336 B of shared memory, one CTA per (split, K/V head, batch)."""
+    import gzip
+    import json
+    import re
+
+    from archsim.gpu import decode_costs
+    from archsim.gpu.decode import cudnn_decode_tiling
+
+    path = TRACES / f"h200_llama3_8b_layer_b{batch}_decode.trace.json.gz"
+    events = json.loads(gzip.decompress(path.read_bytes()))["traceEvents"]
+    k = next(e for e in events if e.get("cat") == "kernel" and "sdpa" in e["name"])
+    assert "_sm80_" in k["name"]
+    assert "_wmma_" in k["name"]
+    bm, bn, d = (int(x) for x in re.search(r"_(\d+)x(\d+)x(\d+)_", k["name"]).groups())
+    t = cudnn_decode_tiling(MODEL, d)
+    assert (t.block_m, t.block_n) == (bm, bn) == (16, 128)
+    assert t.threads == math.prod(k["args"]["block"]) == 128
+    assert t.path == "mma_sync"  # an sm80 warp-level MMA, not Hopper's wgmma
+    assert t.smem_bytes == pytest.approx(k["args"]["shared memory"], rel=0.005)
+    assert t.ctas_per_sm == 2  # two 86 KB CTAs fit an SM's 228 KB
+    (kernel, *_) = decode_costs(
+        MODEL, B=batch, Hq=32, Hkv=8, Skv=8193, D=128, family="flash3", dtype="bf16"
+    )
+    assert kernel.meta["tile"] == "16x128"
+    assert kernel.meta["path"] == "mma_sync"
+    assert kernel.ctas == math.prod(k["args"]["grid"])
