@@ -325,7 +325,7 @@ def _partition_fronts(
                 fastest = min((c for c, _, _ in cands), default=math.inf)
                 limit = LEAN_SLACK * fastest - min(c for c, _, _ in fronts[i])
                 got = search_segment(
-                    w, arch, names[i:j], keep=keep, stats=counts, floor_limit=limit
+                    w, arch, names[i:j], keep=keep, stats=counts, floor_limit=limit, lean_only=True
                 )
                 if got:
                     found[i] = got
@@ -397,12 +397,14 @@ def search_segment(
     stats: dict[str, float] | None = None,
     lean: bool = True,
     floor_limit: float = math.inf,
+    lean_only: bool = False,
 ) -> list[SegmentChoice]:
     """The Pareto-best (cycles, energy) mappings of one segment as its own fusion group
     (``w`` carries the split tiles chosen for the whole cascade).
 
     ``lean``: run the lean retry when no nest fits (else return nothing); ``floor_limit``:
-    the lean retry also skips a binding whose compute floor exceeds it (cycles)."""
+    the lean retry also skips a binding whose compute floor exceeds it (cycles);
+    ``lean_only``: go straight to the lean retry (the caller found that no nest fits)."""
     from archsim import TileProgram
     from archsim._estimate import estimate
     from mappings._check import check_mapping
@@ -434,8 +436,9 @@ def search_segment(
         r = estimate(TileProgram("segment", (phase,), clock_hz=arch.clock.core_hz), arch)
         found.append((float(r.cycles), float(r.energy_j), group))
 
-    for group in _groups(w, arch, einsums, big, small):
-        evaluate(group)
+    if not lean_only:
+        for group in _groups(w, arch, einsums, big, small):
+            evaluate(group)
     if not found and lean:  # the lean retry, binding by binding, least compute floor first
         floors = {
             _binding(g): compute_floor(w, arch, g)
