@@ -166,13 +166,33 @@ def _preset_levels(name: str) -> tuple[float, float, float, float]:
     )
 
 
-def engine_load_latency_s(model: GpuModel) -> float:
-    """Seconds the event engine charges one DRAM load of a lowered kernel: the preset's DRAM
-    ``latency_cycles`` at the engine's time base (achievable HBM bytes/s over the level's
-    bytes/cycle; ``mappings._gpu._lower``). NOTE: mirrors that lowering so that a latency
-    chain lowers to as many dependent loads as its time holds; ``hw.dram_latency_s`` when the
-    preset has no DRAM level."""
-    _, _, cycles, per_cycle = _preset_levels(model.hw.name)
+def engine_load_latency_s(model: GpuModel, arch: object | None = None) -> float:
+    """Seconds the event engine charges one DRAM load of a lowered GPU kernel.
+
+    The engine pays a memory level's ``latency_cycles`` in *program* cycles, and a lowered
+    GPU program's cycle is the time base of ``mappings._gpu._lower`` (achievable HBM B/s
+    over the DRAM level's B/cycle), so a load costs ``latency_cycles x (B/cycle) /
+    (achievable B/s)``. ``arch``: the architecture the program runs on (default: the preset
+    named like the model); ``hw.dram_latency_s`` when it has no DRAM level with a latency.
+    The one definition: the GPU lowering sizes its loads with it, and :func:`launch_cost
+    <archsim.gpu.elementwise.launch_cost>` turns a latency chain into loads with it.
+
+    NOTE: the presets state the latency in SM cycles (h100/h200: 880, "~480 ns pointer-chase
+    latency at 1.83 GHz"), but the engine counts them at the time base (1.63 GHz on
+    h100/h200), so it charges 541 ns, 12% over the preset's 481 ns; the kernel model uses
+    neither (``hw.dram_latency_s``, 700 ns). The right figure for the engine is the preset's
+    481 ns (the engine adds queueing on its bandwidth servers itself); charging it needs
+    the engine to convert ``latency_cycles`` from the SM clock to the program's clock.
+    """
+    if arch is None:
+        _, _, cycles, per_cycle = _preset_levels(model.hw.name)
+    else:
+        dram = next(
+            (lvl for lvl in getattr(arch, "levels", ()) if lvl.kind == "dram"),
+            None,
+        )
+        cycles = float(dram.latency_cycles) if dram is not None else 0.0
+        per_cycle = float(dram.read_bw_bytes_per_cycle) if dram is not None else 0.0
     if cycles <= 0 or per_cycle <= 0:
         return model.hw.dram_latency_s
     return cycles / (model.hbm_eff_bytes_per_s / per_cycle)

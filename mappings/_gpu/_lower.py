@@ -71,6 +71,7 @@ import numpy as np
 
 from archsim import Compute, Phase, Result, Step, TileProgram, Transfer
 from archsim.gpu import GpuModel, KernelCost, OpPrediction
+from archsim.gpu.launch import engine_load_latency_s
 from archsim.gpu.power import board_energy_parts_j
 
 __all__ = [
@@ -135,15 +136,6 @@ def _grouped_trips(cost: KernelCost, lat_s: float) -> tuple[np.ndarray, float]:
     n = int(trips[0])
     n_e = math.ceil(n / g)
     return np.full(trips.size, n_e, dtype=np.int64), n / n_e
-
-
-def _dram_latency_s(arch: object, model: GpuModel) -> float:
-    """Seconds the engine charges per DRAM load (the level's latency at the time base)."""
-    for lvl in getattr(arch, "levels", ()):
-        if lvl.kind == "dram" and lvl.latency_cycles > 0:
-            base = model.hbm_eff_bytes_per_s / float(lvl.read_bw_bytes_per_cycle)
-            return float(lvl.latency_cycles) / base
-    return model.hw.dram_latency_s
 
 
 #: ``KernelCost.meta`` key: separate loads that bring one trip's operand tiles into shared
@@ -232,7 +224,7 @@ def kernel_phase(
     (the lowering for one load in flight per slot). See module notes, "Bytes in flight".
     """
     dram, l2, smem = _level(arch, "HBM", "DRAM"), _level(arch, "L2"), _level(arch, "SMEM")
-    lat_s = _dram_latency_s(arch, model)
+    lat_s = engine_load_latency_s(model, arch)
     ctas = cost.ctas
     mac_key = f"mac_{dtype}"
     rate = _tensor_rate(arch, mac_key)

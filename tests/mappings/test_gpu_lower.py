@@ -313,3 +313,26 @@ def test_long_unequal_ctas_keep_one_load_per_trip_short_or_equal_ones_split():
         MODEL, B=1, Hq=16, Hkv=16, Sq=8192, Skv=8192, D=128, causal=False, family="flash2"
     )[0]
     assert loads_per_trip(long_equal) == 2  # equal CTAs take the exact shortcuts
+
+
+def test_one_dram_latency_figure_for_the_lowering_and_the_launch_rules():
+    """``engine_load_latency_s`` is what the engine charges one DRAM load of a lowered GPU
+    program: the level's ``latency_cycles`` at the program's time base. The lowering and the
+    launch rules both use it, with the architecture the program runs on."""
+    from archsim.gpu.launch import engine_load_latency_s
+
+    (hbm,) = [lvl for lvl in ARCH.levels if lvl.kind == "dram"]
+    lat = engine_load_latency_s(MODEL, ARCH)
+    assert lat * time_base_hz(MODEL, ARCH) == pytest.approx(hbm.latency_cycles)
+    # 880 preset cycles at the 1.63 GHz time base: 541 ns (the preset means 481 ns at 1.83 GHz)
+    assert lat == pytest.approx(541e-9, rel=0.002)
+    assert engine_load_latency_s(MODEL) == lat  # the preset named like the model
+    slow = ARCH.with_updates({f"levels.{hbm.name}.latency_cycles": 2 * hbm.latency_cycles})
+    assert engine_load_latency_s(MODEL, slow) == pytest.approx(2 * lat)
+    # the lowering sizes a streaming kernel's chunks with the architecture it is given
+    (cost,) = [
+        streaming_cost(MODEL, name="s", category="x", read_bytes=1e9, write_bytes=0.0, alu_ops=0.0)
+    ]
+    fast_chunks = kernel_phase(cost, MODEL, ARCH).trips
+    slow_chunks = kernel_phase(cost, MODEL, slow).trips
+    assert int(np.sum(fast_chunks)) > int(np.sum(slow_chunks))
