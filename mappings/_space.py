@@ -65,6 +65,19 @@ class Space:
     clock_hz: float
     orders: tuple[tuple[int, ...], ...]  # DRAM loop orders (rank indices, outermost first)
     dram_shared: bool = False  # DRAM reads and writes share one bus (shared_read_write)
+    # compute-side accesses (mappings._lower module doc): the unit's operand reads from the
+    # buffer and result writes into it, as transfers buffer <-> the unit's register level
+    streams: bool = False  # charged (the buffer is no register file; the unit names one)
+    points: float = float("inf")  # the Einsum's iteration points (the reads' bound)
+    reg_rd_bw: float = float("inf")
+    reg_wr_bw: float = float("inf")
+    net_bw: float = float("inf")  # network buffer -> registers (inf: none)
+    net_up_bw: float = float("inf")  # network registers -> buffer (inf: none)
+    reg_lat: float = 0.0
+    e_reg_rd: float = 0.0
+    e_reg_wr: float = 0.0
+    e_net: float = 0.0
+    e_net_up: float = 0.0
 
 
 @dataclass
@@ -114,6 +127,13 @@ def build_space(
     perms = list(itertools.permutations(range(len(ranks))))
     if len(perms) > max_orders:
         perms = perms[:: max(1, len(perms) // max_orders)][:max_orders]
+    reg = arch.level(unit.level) if unit.level is not None else None
+    streams = reg is not None and buf.kind != "regfile" and reg.name != buf.name
+    nets = {(n.src, n.dst): n for n in getattr(arch, "networks", ()) or ()}
+    down = nets.get((buf.name, reg.name)) if reg is not None else None
+    up = nets.get((reg.name, buf.name)) if reg is not None else None
+    from mappings._lower import _points
+
     return Space(
         einsum=einsum,
         ranks=ranks,
@@ -148,6 +168,17 @@ def build_space(
         clock_hz=float(arch.clock.core_hz),
         orders=tuple(perms),
         dram_shared=bool(getattr(dram, "shared_read_write", False)),
+        streams=streams,
+        points=_points(workload, einsum),
+        reg_rd_bw=float(reg.read_bw_bytes_per_cycle) if streams else float("inf"),
+        reg_wr_bw=float(reg.write_bw_bytes_per_cycle) if streams else float("inf"),
+        net_bw=float(down.bw_bytes_per_cycle) if down is not None else float("inf"),
+        net_up_bw=float(up.bw_bytes_per_cycle) if up is not None else float("inf"),
+        reg_lat=float(reg.latency_cycles) if streams else 0.0,
+        e_reg_rd=reg.read_energy_pj_per_byte * 1e-12 if streams else 0.0,
+        e_reg_wr=reg.write_energy_pj_per_byte * 1e-12 if streams else 0.0,
+        e_net=float(getattr(down, "energy_pj_per_byte", 0.0)) * 1e-12 if down else 0.0,
+        e_net_up=float(getattr(up, "energy_pj_per_byte", 0.0)) * 1e-12 if up else 0.0,
     )
 
 
@@ -191,6 +222,10 @@ def batch_metrics(space: Space, c: Candidates) -> dict[str, np.ndarray]:
     inner_loop = np.take_along_axis(ordr, last_turn[:, None], axis=1)[:, 0]
     n_load = np.zeros(len(c))
     n_store = np.zeros(len(c))
+    s_rd = np.zeros(len(c))  # per trip: compute-side reads (buffer -> registers)
+    s_wr = np.zeros(len(c))  # per trip: compute-side writes (registers -> buffer)
+    t_buf = c.t  # buffer-level factors, in rank order (the buffer's loop order)
+    rank_pos = np.arange(len(space.ranks))[None, :]
     for ti in range(len(space.tensors)):
         own = space.tensor_mask[ti]
         own_ord = own[ordr]
@@ -216,15 +251,50 @@ def batch_metrics(space: Space, c: Candidates) -> dict[str, np.ndarray]:
             loads += np.ceil(rd / trips)
             dram_rd += np.ceil(rd / trips) * trips
             n_load += 1
+        if space.streams:
+            # compute-side refills (mappings._reuse._boundary at the compute unit): the loops
+            # of both levels, DRAM first, with the exact count of a remainder's iterations
+            own_b = own[None, :] & (t_buf > 1)
+            in_buf = own_b.any(axis=1)
+            last_b = np.where(in_buf, len(space.ranks) - 1 - np.argmax(own_b[:, ::-1], axis=1), -1)
+            g_before = (~own[None, :]) & (t_buf > 1) & (rank_pos < last_b[:, None])
+            # a rank's DRAM loop is before the last own loop when that loop is at the buffer,
+            # or when it sits before the last own DRAM loop
+            d_pos = np.argsort(ordr, axis=1)  # position of each rank in the DRAM order
+            d_before = (top > 1) & (in_buf[:, None] | (d_pos < last[:, None])) & ~own[None, :]
+            exact = np.minimum(top * t_buf, -(-size // c.s))
+            m_r = np.where(g_before, exact, np.where(d_before, top, 1))
+            cmult = np.prod(m_r, axis=1).astype(np.float64)
+            cap = space.points * space.tbytes[ti]
+            if space.written[ti]:
+                s_wr += np.ceil(np.minimum(b * cmult, cap) / trips)
+                back_c = np.minimum(b * np.maximum(cmult - 1, 0), cap)
+                s_rd += np.ceil(back_c / trips)
+            else:
+                s_rd += np.ceil(np.minimum(b * cmult, cap) / trips)
     used = np.prod(c.s, axis=1).astype(np.float64)
     comp = space.compute_cycles_full * (space.mesh[0] * space.mesh[1]) / used / trips
-    # loads are pipelined (archsim.engine._pipeline): transfer, then the latency as a delay
-    lt = np.where(loads > 0, loads / min(space.dram_rd_bw, space.buf_wr_bw), 0.0)
-    dl = np.where(loads > 0, float(space.dram_lat), 0.0)
-    st = np.where(stores > 0, space.buf_lat + stores / min(space.buf_rd_bw, space.dram_wr_bw), 0.0)
-    # lower() (staged_bytes) uses depth 2 only when the held tiles and two staged ones fit
+    # loads are pipelined (archsim.engine._pipeline): transfer, then the latency as a delay;
+    # the DRAM fills and the compute-side reads use different ports and run side by side
+    down = min(space.buf_rd_bw, space.reg_wr_bw, space.net_bw)
+    up = min(space.reg_rd_bw, space.buf_wr_bw, space.net_up_bw)
+    lt = np.maximum(
+        np.where(loads > 0, loads / min(space.dram_rd_bw, space.buf_wr_bw), 0.0),
+        np.where(s_rd > 0, s_rd / down, 0.0),
+    )
+    dl = np.maximum(
+        np.where(loads > 0, float(space.dram_lat), 0.0),
+        np.where(s_rd > 0, float(space.buf_lat), 0.0),
+    )
+    st = np.maximum(
+        np.where(stores > 0, space.buf_lat + stores / min(space.buf_rd_bw, space.dram_wr_bw), 0.0),
+        np.where(s_wr > 0, space.reg_lat + s_wr / up, 0.0),
+    )
+    # lower() (staged_bytes) uses depth 2 only when the held tiles and two staged ones fit,
+    # 3 when the loads carry compute-side reads and three staged tiles fit
     double = buf + staged <= space.cap_bytes
-    depth = np.where(double, 2, 1)
+    triple = buf + 2 * staged <= space.cap_bytes
+    depth = np.where(s_rd > 0, np.where(triple, 3, np.where(double, 2, 1)), np.where(double, 2, 1))
     # archsim._estimate._body_time: one tile through every stage, then per further tile a
     # chain step or, per ``depth`` tiles, a window cycle
     chain = np.maximum(np.maximum(lt, comp), st)
@@ -232,12 +302,17 @@ def batch_metrics(space: Space, c: Candidates) -> dict[str, np.ndarray]:
     m = trips - 1
     q = m // depth
     cycles = lt + dl + comp + st + np.maximum(m * chain, q * cyc + (m - q * depth) * chain)
-    busiest = np.maximum(
-        np.maximum(
-            loads / min(space.dram_rd_bw, space.buf_wr_bw),
-            stores / min(space.buf_rd_bw, space.dram_wr_bw),
-        ),
-        comp,
+    # every port's work per trip (engine: CompiledStep.work / capacity)
+    busiest = np.maximum.reduce(
+        [
+            loads / space.dram_rd_bw,
+            stores / space.dram_wr_bw,
+            (stores + s_rd) / space.buf_rd_bw,
+            (loads + s_wr) / space.buf_wr_bw,
+            s_rd / min(space.reg_wr_bw, space.net_bw),
+            s_wr / min(space.reg_rd_bw, space.net_up_bw),
+            comp,
+        ]
     )
     if space.dram_shared:  # one DRAM bus serves loads and stores (engine: LEVEL.bus)
         busiest = np.maximum(busiest, (loads + stores) / space.dram_rd_bw)
@@ -246,6 +321,8 @@ def batch_metrics(space: Space, c: Candidates) -> dict[str, np.ndarray]:
     energy = (
         dram_rd * (space.e_dram_rd + space.e_buf_wr)
         + dram_wr * (space.e_dram_wr + space.e_buf_rd)
+        + s_rd * trips * (space.e_buf_rd + space.e_reg_wr + space.e_net)
+        + s_wr * trips * (space.e_reg_rd + space.e_buf_wr + space.e_net_up)
         + space.e_ops  # real ops: occupancy changes time, not energy
         + space.static_w * secs
     )
