@@ -337,22 +337,32 @@ def _print_fusion(w: object, arch: object, ranked: list, stats: dict[str, object
 
 def _print_gpu(w: object, arch: object, ranked: list, stats: dict[str, object]) -> None:
     """GPU mappings: the search's counts, #1 explained and as YAML, the others in a line."""
-    from mappings._gpu.search import cta_label, explain_gpu
+    from mappings._gpu.search import cta_label, explain_gpu, gpu_differences
 
     print(  # noqa: T201
         f"searched {stats.get('candidates', 0):.0f} mappings in {stats.get('seconds', 0):.2f} s:"
         f" {stats.get('evaluated', 0):.0f} evaluated, {stats.get('pruned', 0):.0f} did not fit"
-        f" a CTA, {stats.get('refused', 0):.0f} refused by their family"
+        f" a CTA, {stats.get('refused', 0):.0f} refused by their family,"
+        f" {stats.get('duplicates', 0):.0f} duplicates"
     )
     reasons = stats.get("refused_reasons")
     for why in reasons if isinstance(reasons, list) else []:
-        print(f"  no fused kernel: {why}")  # noqa: T201
+        print(f"  refused: {why}")  # noqa: T201
+    recipes = stats.get("recipes")
+    if isinstance(recipes, dict) and recipes:
+        shown = ", ".join(
+            f"{k} {v:,.0f}" if isinstance(v, (int, float)) else f"{k} ({v})"
+            for k, v in recipes.items()
+        )
+        print(f"  recipes in the space (cycles): {shown}")  # noqa: T201
     for i, r in enumerate(ranked):
         ev = f"  event {r.simulated_cycles:,}" if r.simulated_cycles is not None else ""
         print(  # noqa: T201
             f"#{i + 1}  {cta_label(w, r.mapping)}  cycles {r.cycles:,.0f}  energy "  # type: ignore[arg-type]
             f"{r.energy_j:.4g} J  DRAM {r.dram_bytes:,.0f} B{ev}"
         )
+        if i > 0:
+            print("    vs #1: " + gpu_differences(w, r.mapping, ranked[0].mapping))  # type: ignore[arg-type]  # noqa: T201
         if i == 0:
             for line in explain_gpu(w, r.mapping, arch):  # type: ignore[arg-type]
                 print("    " + line)  # noqa: T201
