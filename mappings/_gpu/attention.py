@@ -52,6 +52,8 @@ RECIPES: dict[str, FusedRecipe] = {
         "flash3",
         "cudnn_sm90_flash_fprop_wgmma",
         lpt_when_masked=True,
+        # one CTA per SM walking tiles head by head, longest first (traced grid [132,1,1])
+        persistent=True,
         path="wgmma",
         softmax_overlap=0.95,
         producer_warps=4,

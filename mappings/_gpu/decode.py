@@ -148,11 +148,12 @@ DECODE_RECIPES: dict[str, DecodeRecipe] = {
             "flash3",
             "cudnn_sm90_flash_fprop_decode",
             lse_bytes_per_row=0,
-            path="wgmma",
-            softmax_overlap=0.9,
-            producer_warps=4,
-            kv_stages=2,
+            # the traced decode kernel is sm80-class (wmma 16x128x128, 128 threads, ~86 KB
+            # SMEM, no warp specialization): archsim.gpu.decode.cudnn_decode_tiling
+            path="mma_sync",
+            kv_stages=1,
             loads_per_stage=2,
+            score_smem_bytes=8,
         ),
         tile="cudnn",
         split="heuristic",
