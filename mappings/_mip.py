@@ -28,10 +28,23 @@ vectorised coordinate descent (:func:`mappings._mappers.hill_climb`), which only
 mapping that ranks strictly better on (objective, tie-break): the objective never gets
 worse (it may improve, where the log-linear model was off), and among mappings that tie
 on it the faster (energy) or the less energy-hungry (latency) one is taken.
+
+Coordinate descent moves one rank at a time, and two blind spots of the log-linear model
+need moves of two ranks at once: the MIP sees only exact divisors (CoSA's prime factors),
+so a padded spatial factor (16 PEs for a rank of 40: 3 steps, the last partial) is never
+proposed, and handing a mesh axis from one rank to another, or buffer room from one tile
+to another, passes through an invalid mapping when done one rank at a time (the axis
+taken twice, the buffer over-full). The energy objective is a sum of exponentials of the
+MIP's log terms (DRAM traffic, the buffer's compute-side reads and writes, static power),
+which the MIP bounds by its largest term only. So the best few distinct polished answers
+are refined by a pairwise descent (:func:`pair_climb`): every joint option of two ranks,
+with every DRAM order where that stays small. It moves only to a strictly better mapping,
+so the MIP's answer never gets worse.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from typing import TYPE_CHECKING
@@ -40,6 +53,7 @@ import numpy as np
 
 from archsim.errors import InfeasibleMappingError
 from mappings._mappers import (
+    _better,
     _every_order,
     _merge,
     _objective_values,
@@ -47,19 +61,25 @@ from mappings._mappers import (
     _setup,
     finish,
     hill_climb,
+    options,
     rank,
     register_mapper,
 )
-from mappings._space import Space
+from mappings._space import Candidates, Space
 
 if TYPE_CHECKING:
     from archsim import Architecture
     from mappings._mappers import RankedMapping
     from workloads import Workload
 
-__all__ = ["mip_mapper", "prime_factors", "solve_allocation"]
+__all__ = ["mip_mapper", "pair_climb", "prime_factors", "solve_allocation"]
 
 _LEVELS = ("D", "G", "X", "Y")
+_PAIR_STARTS = 4
+"""Distinct polished MIP answers that the pairwise descent refines (best first)."""
+_PAIR_JOINT = 50_000
+"""A rank pair's moves are tried with every DRAM order while (options x options x orders)
+stays at most this many candidates; above it, at the current order, then every order."""
 
 
 def prime_factors(n: int) -> list[int]:
@@ -190,6 +210,65 @@ def _solve(
     return t, s, ax
 
 
+def pair_climb(
+    space: Space, start: Candidates, objective: str, max_rounds: int = 20
+) -> tuple[Candidates, np.ndarray]:
+    """Pairwise coordinate descent from ``start``'s first row: per pair of ranks try every
+    joint option (and every DRAM order, see :data:`_PAIR_JOINT`); keep the best when it ranks
+    strictly better on (objective, tie-break); stop when a round improves nothing.
+
+    Returns the visited candidates (the best 400) and their ``(N, 2)`` values.
+    """
+    opts = [np.array(o, dtype=np.int64) for o in options(space)]
+    n_ord = len(space.orders)
+    cur = start.take(np.array([0]))
+    cur_v = _objective_values(space, cur, objective)
+    seen_c, seen_v = cur, cur_v
+
+    def step(c: Candidates) -> bool:
+        nonlocal cur, cur_v, seen_c, seen_v
+        v = _objective_values(space, c, objective)
+        seen_c, seen_v = _merge(seen_c, seen_v, c, v, 400)
+        j = int(rank(v)[0])
+        if _better(v[j], cur_v[0]):
+            cur, cur_v = c.take(np.array([j])), v[j : j + 1]
+            return True
+        return False
+
+    for _ in range(max_rounds):
+        improved = False
+        for r1, r2 in itertools.combinations(range(len(opts)), 2):
+            a, b = opts[r1], opts[r2]
+            joint = len(a) * len(b) * n_ord <= _PAIR_JOINT
+            orders = np.arange(n_ord) if joint else cur.order
+            ia = np.repeat(np.arange(len(a)), len(b) * len(orders))
+            ib = np.tile(np.repeat(np.arange(len(b)), len(orders)), len(a))
+            n = len(ia)
+            t, s, ax = (np.repeat(x, n, 0) for x in (cur.t, cur.s, cur.axis))
+            t[:, r1], s[:, r1], ax[:, r1] = a[ia, 0], a[ia, 1], a[ia, 2]
+            t[:, r2], s[:, r2], ax[:, r2] = b[ib, 0], b[ib, 1], b[ib, 2]
+            improved |= step(Candidates(t, s, ax, np.tile(orders, len(a) * len(b))))
+            if not joint:
+                improved |= step(_every_order(cur.t, cur.s, cur.axis, n_ord))
+        if not improved:
+            break
+    return seen_c, seen_v
+
+
+def _distinct_best(c: Candidates, v: np.ndarray, k: int) -> Candidates:
+    """The ``k`` best distinct finite candidates of ``c`` (ranked by ``v``)."""
+    keep: list[int] = []
+    seen: set[tuple] = set()
+    for i in rank(v).tolist():
+        if len(keep) == k or not np.isfinite(v[i, 0]):
+            break
+        key = (c.t[i].tobytes(), c.s[i].tobytes(), c.axis[i].tobytes(), int(c.order[i]))
+        if key not in seen:
+            seen.add(key)
+            keep.append(i)
+    return c.take(np.array(keep, dtype=np.int64))
+
+
 def _share_variants(n: int) -> list[np.ndarray]:
     """Buffer splits between tensors: equal, and one tensor favoured; each at half the buffer
     (room for double buffering) and at the whole buffer."""
@@ -225,6 +304,7 @@ def mip_mapper(
         variants = variants[: max(1, int(budget))]
     bar = _progress(len(variants), progress, "mip", unit="solve")
     best_c, best_v = None, np.empty((0, 2))
+    pol_c, pol_v = None, np.empty((0, 2))  # each solve's polished answer
     n_ord = len(space.orders)
     for shares in variants:
         sol = solve_allocation(space, shares, objective)
@@ -239,8 +319,15 @@ def mip_mapper(
         if np.isfinite(v[:, 0]).any():  # polish: break the MIP's ties (see the module doc)
             pc, pv = hill_climb(space, c.take(rank(v)[:1]), objective)
             best_c, best_v = _merge(best_c, best_v, pc, pv, 50 * top)
+            j = rank(pv)[:1]
+            pol_c, pol_v = _merge(pol_c, pol_v, pc.take(j), pv[j], len(variants))
     if bar is not None:
         bar.close()
+    if pol_c is not None:  # pairwise moves the MIP and the polish cannot see (module doc)
+        starts = _distinct_best(pol_c, pol_v, _PAIR_STARTS)
+        for i in range(len(starts)):
+            pc, pv = pair_climb(space, starts.take(np.array([i])), objective)
+            best_c, best_v = _merge(best_c, best_v, pc, pv, 50 * top)
     if best_c is None or not np.isfinite(best_v[:, 0]).any():
         raise InfeasibleMappingError(f"the MIP found no mapping of {space.einsum} on {arch.name}")
     return finish(
