@@ -470,12 +470,12 @@ def reproduce_pim(*, fast: bool = False) -> Reproduction:
         "the PIM side charges per-byte/per-op energies only.",
         (
             "Measured kernel-only baseline: the same decode step captured in a CUDA graph on "
-            f"the lent {gr_gpu.upper()} (validation/data/h200_gpt_decode.jsonl, "
+            f"the lent {gr_gpu.upper()} (validation/data/h100_gpt_decode_graph.jsonl, "
             "validation/harness/gpt_decode.py --graph): model_over_measured is the GPU model "
             "of the graph over the measured replay; eager_over_graph the framework's share."
             if graph_rows
             else "No CUDA-graph measurement of the decode step is committed yet "
-            "(validation/data/h200_gpt_decode.jsonl absent: validation/harness/gpt_decode.py "
+            "(validation/data/h100_gpt_decode_graph.jsonl absent: validation/harness/gpt_decode.py "
             "--graph writes it on a GPU machine); the model-vs-measured-graph rows are skipped."
         ),
         "Framework-overhead comparison (reported, never gated): the same PIM rows against "

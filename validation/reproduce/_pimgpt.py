@@ -44,7 +44,7 @@ PIMGPT_L = 1024  # context (tokens) assumed for PIM-GPT's generation; the paper'
 PIMGPT_PIM = "aim_pim"
 #: GPU presets the graph runs on; the gate is on the first. PIM-GPT's GPU is not named in what
 #: could be retrieved; a100 is the older GPU and h200 the one the CUDA-graph measurement
-#: (validation/data/h200_gpt_decode.jsonl, when committed) ran on.
+#: (validation/data/h100_gpt_decode_graph.jsonl) ran on.
 PIMGPT_GPUS = ("h100", "a100", "h200")
 PIMGPT_GATE_GPU = PIMGPT_GPUS[0]
 

@@ -6,7 +6,7 @@ Two measurements, each joined with the PIM model's rows:
   per token (``validation/harness/gpt_decode.py --graph``; ``graph_ms_per_token`` and the
   profiler's ``kernel_ms_per_token``): kernel time plus the GPU's own inter-kernel gaps, no
   Python or framework time, so it measures what the GPU model of the same graph predicts
-  (``model_over_measured``). Read from ``validation/data/h200_gpt_decode.jsonl`` when that
+  (``model_over_measured``). Read from ``validation/data/h100_gpt_decode_graph.jsonl`` when that
   file exists; no rows otherwise.
 - :func:`measured_baseline_rows`: PyTorch eager on an H100. PIM-GPT (Wu et al., arXiv
   2310.09385) compares its PIM system with a GPU running the models in a framework.
@@ -44,7 +44,7 @@ __all__ = [
 _DATA = Path(__file__).resolve().parents[1] / "data"
 #: the committed measurements (absent in a non-editable install: then no rows)
 MEASURED_GPT_DECODE = _DATA / "h100_gpt_decode.jsonl"
-MEASURED_GPT_DECODE_GRAPH = _DATA / "h200_gpt_decode.jsonl"
+MEASURED_GPT_DECODE_GRAPH = _DATA / "h100_gpt_decode_graph.jsonl"
 #: GPU preset of a measured device, by the name NVML gives it
 _PRESET_OF_DEVICE = {"H200": "h200", "H100": "h100", "A100": "a100"}
 
