@@ -286,26 +286,53 @@ def device_arch(arch: object, device: Mapping[str, object] | None) -> object:
 
 
 def engine_program(
-    costs: list[KernelCost], op: object, model: GpuModel, arch: object, name: str
+    costs: list[KernelCost],
+    op: object,
+    model: GpuModel,
+    arch: object,
+    name: str,
+    *,
+    l2_dirty_bytes: float | None = None,
 ) -> object:
     """The tile program the ``analytic`` and ``event`` engines time for a record's kernels:
-    ``mappings._gpu.costs_to_program`` with the kernels' pipelined loads (a ``TileProgram``).
+    ``mappings._gpu.costs_to_program`` with the kernels' pipelined loads (a ``TileProgram``),
+    starting from ``l2_dirty_bytes`` dirty L2 bytes (default: the harness's flush).
     """
     from mappings._gpu import costs_to_program  # the GPU part's own lowering
 
-    return costs_to_program(name, costs, model, arch, op, pipelined_loads=True)  # type: ignore[arg-type]
+    return costs_to_program(
+        name,
+        costs,
+        model,
+        arch,
+        op,  # type: ignore[arg-type]
+        pipelined_loads=True,
+        l2_dirty_bytes=harness_dirty_bytes(model) if l2_dirty_bytes is None else l2_dirty_bytes,
+    )
 
 
 def _engine_time_s(
-    costs: list[KernelCost], op: object, model: GpuModel, arch: object, engine: str, name: str
+    costs: list[KernelCost],
+    op: object,
+    model: GpuModel,
+    arch: object,
+    engine: str,
+    name: str,
+    l2_dirty_bytes: float,
 ) -> float:
     """Seconds of the record's kernels lowered to a tile program and run by ``engine``."""
     from archsim._estimate import estimate
     from archsim.engine import simulate
 
-    program = engine_program(costs, op, model, arch, name)
+    program = engine_program(costs, op, model, arch, name, l2_dirty_bytes=l2_dirty_bytes)
     res = estimate(program, arch) if engine == "analytic" else simulate(program, arch)  # type: ignore[arg-type]
     return float(res.seconds)
+
+
+def harness_dirty_bytes(model: GpuModel) -> float:
+    """Dirty L2 bytes a timed call of the harness starts with: its flush leaves
+    ``l2_dirty_frac`` of the L2 written (``archsim.gpu.params``)."""
+    return model.cal.l2_dirty_frac * model.hw.l2_bytes
 
 
 def predict_record(
@@ -314,6 +341,7 @@ def predict_record(
     *,
     engine: str = "model",
     arch: object | None = None,
+    l2_dirty_bytes: float | None = None,
 ) -> RecordPrediction:
     """Predict one record (time, DRAM bytes, energy, clock).
 
@@ -329,6 +357,9 @@ def predict_record(
         on ``arch`` (energy, clock and DRAM bytes stay the model's).
     arch
         Architecture for the engines (default: the preset named like the model).
+    l2_dirty_bytes
+        Dirty L2 bytes the call starts with (default: the measurement harness's flush,
+        :func:`harness_dirty_bytes`; 0 for kernels on their own with a clean L2).
 
     Raises
     ------
@@ -337,13 +368,16 @@ def predict_record(
     """
     fields = rec.fields if isinstance(rec, Measurement) else rec
     flow, group, costs = record_costs(fields, model)
-    op = evaluate_op(costs, model)
+    dirty = harness_dirty_bytes(model) if l2_dirty_bytes is None else l2_dirty_bytes
+    op = evaluate_op(costs, model, l2_dirty_bytes=dirty)
     time_s = op.time_s
     if engine != "model":
         if engine not in ENGINES:
             raise MappingError("unknown engine", path="engine", expected=ENGINES, got=engine)
         a = arch if arch is not None else device_arch(model.hw.name, None)
-        time_s = _engine_time_s(costs, op, model, a, engine, f"{flow}:{record_label(fields)}")
+        time_s = _engine_time_s(
+            costs, op, model, a, engine, f"{flow}:{record_label(fields)}", dirty
+        )
     return RecordPrediction(
         dataflow=flow,
         group=group,

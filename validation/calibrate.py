@@ -30,7 +30,13 @@ import numpy as np
 
 from archsim.gpu import GpuCalibration, GpuModel, calibration_path, evaluate_op, gpu_model
 
-from ._predict import UnsupportedRecord, device_model, predict_record, record_costs
+from ._predict import (
+    UnsupportedRecord,
+    device_model,
+    harness_dirty_bytes,
+    predict_record,
+    record_costs,
+)
 from ._records import Measurement, load_measurements
 from ._report import compare_records
 
@@ -117,7 +123,9 @@ def _clock_residual(r: Measurement, model: GpuModel) -> float | None:
         return None
     _, _, costs = record_costs(f, model)
     boost = model.hw.boost_clock_hz
-    op = evaluate_op(costs, model, max_clock_hz=2.0 * boost)
+    op = evaluate_op(
+        costs, model, max_clock_hz=2.0 * boost, l2_dirty_bytes=harness_dirty_bytes(model)
+    )
     f_free = op.clock_hz
     meas = float(v) * 1e6
     if meas >= 0.97 * boost:

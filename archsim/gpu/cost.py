@@ -25,7 +25,16 @@ from .params import GpuModel
 from .power import PowerPoint, solve_clock
 from .waves import list_schedule
 
-__all__ = ["KernelCost", "KernelTiming", "OpPrediction", "evaluate_kernel", "evaluate_op"]
+__all__ = [
+    "RAMP_CATEGORIES",
+    "KernelCost",
+    "KernelTiming",
+    "OpPrediction",
+    "dirty_writebacks",
+    "evaluate_kernel",
+    "evaluate_op",
+    "kernel_ramp_s",
+]
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,8 @@ class KernelCost:
     trip_l2_bytes : bytes one trip reads from L2 when a CTA cluster multicasts a shared
         tile with TMA (read once from L2, written to every CTA of the cluster); None =
         ``trip_bytes``.
+    ramp_s : in-kernel fixed time (s): prologue and epilogue around the CTAs' work, part of
+        a profiler's kernel duration; None = :func:`kernel_ramp_s`'s rule.
     """
 
     name: str
@@ -79,6 +90,7 @@ class KernelCost:
     ctas_per_sm: int = 1
     stages: int = 2
     trip_l2_bytes: float | None = None
+    ramp_s: float | None = None
 
     @property
     def ctas(self) -> int:
@@ -149,6 +161,20 @@ class OpPrediction:
         return sum(k.clock_hz * k.time_s for k in self.kernels) / t if t > 0 else 0.0
 
 
+#: Kernel categories that pay the calibrated in-kernel ramp (``ramp_s``): tensor-core
+#: kernels with a multi-stage prologue and an epilogue. Memory-bound element-wise, softmax and
+#: reduce kernels carry their own launch structure (:mod:`archsim.gpu.launch`).
+RAMP_CATEGORIES = frozenset({"gemm", "attn_fwd", "attn_bwd"})
+
+
+def kernel_ramp_s(cost: KernelCost, model: GpuModel) -> float:
+    """In-kernel fixed time of ``cost`` (s): its own ``ramp_s``, else the calibrated
+    ``ramp_s`` for tensor-core kernels (:data:`RAMP_CATEGORIES`) and 0 for the rest."""
+    if cost.ramp_s is not None:
+        return float(cost.ramp_s)
+    return model.cal.ramp_s if cost.category in RAMP_CATEGORIES else 0.0
+
+
 def evaluate_kernel(
     cost: KernelCost,
     model: GpuModel,
@@ -156,10 +182,14 @@ def evaluate_kernel(
     cap_w: float | None = None,
     max_clock_hz: float | None = None,
     first: bool = True,
+    writeback_bytes: float = 0.0,
 ) -> KernelTiming:
     """Time, clock and energy of one kernel under the power cap (see module notes).
 
     ``max_clock_hz`` lifts the boost-clock ceiling (calibration only, see ``solve_clock``).
+    ``writeback_bytes``: dirty L2 lines left by earlier work that this kernel's fills evict
+    (DRAM writes, bytes). The kernel pays ``launch_s`` (first) or ``gap_s`` (outside the
+    kernel) plus its in-kernel ramp (:func:`kernel_ramp_s`).
     """
     hw, cal = model.hw, model.cal
     cyc = np.asarray(cost.cta_cycles, dtype=float)
@@ -172,9 +202,9 @@ def evaluate_kernel(
 
     sched = list_schedule(durations(hw.boost_clock_hz), cost.slots, order=cost.order)
     crit = sched.critical
-    t_dram = cost.dram_bytes / model.hbm_eff_bytes_per_s
+    t_dram = (cost.dram_bytes + writeback_bytes) / model.hbm_eff_bytes_per_s
 
-    fixed = cal.launch_s if first else cal.gap_s
+    fixed = (cal.launch_s if first else cal.gap_s) + kernel_ramp_s(cost, model)
 
     def time_at(f: float) -> float:
         span = float(durations(f)[crit].sum()) if crit.size else 0.0
@@ -185,7 +215,7 @@ def evaluate_kernel(
         time_at,
         tensor_flops=cost.tensor_flops,
         alu_ops=cost.alu_ops,
-        dram_bytes=cost.dram_bytes,
+        dram_bytes=cost.dram_bytes + writeback_bytes,
         cap_w=cap_w,
         max_clock_hz=max_clock_hz,
     )
@@ -218,15 +248,33 @@ def evaluate_op(
     *,
     cap_w: float | None = None,
     max_clock_hz: float | None = None,
+    l2_dirty_bytes: float = 0.0,
 ) -> OpPrediction:
     """Evaluate the kernels of one call, launched back to back.
 
     The first pays ``launch_s``; each later one only ``gap_s`` (its launch overlapped the
-    previous kernel's run).
+    previous kernel's run). ``l2_dirty_bytes``: L2 lines left dirty by earlier work when the
+    call starts (the measurement harness's flush); the kernels' DRAM reads evict them in
+    order, each evicted line a DRAM write (:func:`dirty_writebacks`).
     """
+    wbs = dirty_writebacks(costs, l2_dirty_bytes)
     return OpPrediction(
         tuple(
-            evaluate_kernel(c, model, cap_w=cap_w, max_clock_hz=max_clock_hz, first=i == 0)
-            for i, c in enumerate(costs)
+            evaluate_kernel(
+                c, model, cap_w=cap_w, max_clock_hz=max_clock_hz, first=i == 0, writeback_bytes=wb
+            )
+            for i, (c, wb) in enumerate(zip(costs, wbs, strict=True))
         )
     )
+
+
+def dirty_writebacks(costs: Sequence[KernelCost], l2_dirty_bytes: float) -> list[float]:
+    """Bytes of dirty L2 lines each kernel's DRAM reads evict, in launch order (each read
+    fills a line; a dirty victim is written back): ``min(dirty left, bytes read)``."""
+    left = max(float(l2_dirty_bytes), 0.0)
+    out = []
+    for c in costs:
+        wb = min(left, float(c.dram_read_bytes))
+        left -= wb
+        out.append(wb)
+    return out

@@ -39,6 +39,7 @@ __all__ = [
     "gemm_costs",
     "choose_gemm_config",
     "gemm_dram_bytes",
+    "pipeline_stages",
     "tma_aligned",
     "tma_stages",
 ]
@@ -105,6 +106,16 @@ def tma_stages(model: GpuModel, block_m: int, block_n: int, block_k: int, elt: i
     stage = (block_m + block_n) * block_k * elt
     fit = (model.hw.max_smem_per_cta_bytes - _SMEM_RESERVE) // stage
     return int(min(_MAX_STAGES, max(2, fit)))
+
+
+def pipeline_stages(
+    model: GpuModel, copy: str, block_m: int, block_n: int, block_k: int, elt: int
+) -> int:
+    """K-tile buffers of a CTA on ``copy`` path: :func:`tma_stages` with TMA, ``_STAGES`` with
+    ``cp.async``, ``_LDG_STAGES`` (the tile being multiplied and the next) register-staged."""
+    if copy == "tma":
+        return tma_stages(model, block_m, block_n, block_k, elt)
+    return _STAGES if copy == "cp_async" else _LDG_STAGES
 
 
 def _inflight(cfg: GemmConfig) -> int:
@@ -334,11 +345,7 @@ def choose_gemm_config(
         for s in _SPLITS:
             if s > 1 and (n_tiles * s > 2 * hw.sms or K / s < 4 * _BK or n_tiles >= hw.sms):
                 continue
-            stages = _LDG_STAGES
-            if copy == "tma":
-                stages = tma_stages(model, bm, bn, bk, dtype_bytes(dtype))
-            elif copy == "cp_async":
-                stages = _STAGES
+            stages = pipeline_stages(model, copy, bm, bn, bk, dtype_bytes(dtype))
             cfg = GemmConfig(bm, bn, bk, s, path, copy, stages)
             t = _quick_time(_cost_for(M, N, K, cfg, model, dtype, oe, batch, "gemm"), model)
             if s > 1:

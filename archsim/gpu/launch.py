@@ -178,11 +178,12 @@ def engine_load_latency_s(model: GpuModel, arch: object | None = None) -> float:
     <archsim.gpu.elementwise.launch_cost>` turns a latency chain into loads with it.
 
     NOTE: the presets state the latency in SM cycles (h100/h200: 880, "~480 ns pointer-chase
-    latency at 1.83 GHz"), but the engine counts them at the time base (1.63 GHz on
-    h100/h200), so it charges 541 ns, 12% over the preset's 481 ns; the kernel model uses
-    neither (``hw.dram_latency_s``, 700 ns). The right figure for the engine is the preset's
-    481 ns (the engine adds queueing on its bandwidth servers itself); charging it needs
-    the engine to convert ``latency_cycles`` from the SM clock to the program's clock.
+    latency at 1.83 GHz"), but the engine counts them at the time base (1.65 GHz on
+    h100/h200 with the fitted ``hbm_efficiency`` 0.900), so it charges 534 ns, 11% over the
+    preset's 481 ns; the kernel model uses neither (``hw.dram_latency_s``, 700 ns). The
+    right figure for the engine is the preset's 481 ns (the engine adds queueing on its
+    bandwidth servers itself); charging it needs the engine to convert ``latency_cycles``
+    from the SM clock to the program's clock.
     """
     if arch is None:
         _, _, cycles, per_cycle = _preset_levels(model.hw.name)

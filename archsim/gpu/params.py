@@ -146,14 +146,13 @@ class GpuCalibration:
         setup, the first tiles' load latency with cold TLBs) and epilogue drain (last stores,
         the kernel's completion), s. Not fitted: measured on the fit split as ncu's duration
         of the DRAM-bound ``gemm 1x28672x4096`` (81.3 us) minus its streaming time at the
-        fitted bandwidth (78.4 us): 2.9 us. NOTE: ``archsim.gpu.cost`` does not read it yet;
-        the committed ``launch_s`` still holds it (with the dirty-L2 write-back below).
+        fitted bandwidth (78.4 us): 2.9 us (``archsim.gpu.cost.kernel_ramp_s``).
     l2_dirty_frac : share of the L2 left dirty when a timed call of the measurement harness
         starts: its flush (``zero_`` of 256 MiB) leaves written lines in L2, and the call's
         first fills evict them, each a DRAM write. Not fitted: 0.5, the share of L2 a kernel
         reuses (``archsim.gpu.gemm.L2_REUSE_FRACTION``: two partitions, the far half holds
-        the other half of the lines). A kernel simulated on its own starts with a clean L2.
-        NOTE: not read by the evaluators yet (as ``ramp_s``).
+        the other half of the lines). A kernel simulated on its own starts with a clean L2
+        (``validation._predict.harness_dirty_bytes``).
     eff_gemm : achieved fraction of the wgmma rate in cuBLAS main loops.
     eff_fa2 : achieved fraction of the mma.sync rate in FlashAttention-2's GEMMs.
     eff_fa3 : achieved fraction of the wgmma rate in cuDNN/FA3 attention GEMMs.

@@ -71,6 +71,7 @@ import numpy as np
 
 from archsim import Compute, Phase, Result, Step, TileProgram, Transfer
 from archsim.gpu import GpuModel, KernelCost, OpPrediction
+from archsim.gpu.cost import dirty_writebacks, kernel_ramp_s
 from archsim.gpu.launch import engine_load_latency_s
 from archsim.gpu.power import board_energy_parts_j
 
@@ -345,6 +346,7 @@ def costs_to_program(
     *,
     dtype: str = "bf16",
     pipelined_loads: bool = False,
+    l2_dirty_bytes: float = 0.0,
 ) -> TileProgram:
     """The kernels of one operation as a :class:`TileProgram`, run back to back, each at
     the SM clock the power model chose for it (see module notes for the time base;
@@ -354,11 +356,14 @@ def costs_to_program(
     seen: dict[str, int] = {}
     base = time_base_hz(model, arch)
     add_rate = _unit_rate(arch, "cuda", "add")
+    wbs = dirty_writebacks(costs, l2_dirty_bytes)
     for i, c in enumerate(costs):
+        if wbs[i] > 0:  # dirty lines its fills evict: DRAM writes riding with its loads
+            c = replace(c, dram_write_bytes=c.dram_write_bytes + wbs[i])
         n = seen.get(c.name, 0)
         seen[c.name] = n + 1
         pname = c.name if n == 0 else f"{c.name}#{n}"
-        fixed_s = model.cal.launch_s if i == 0 else model.cal.gap_s
+        fixed_s = (model.cal.launch_s if i == 0 else model.cal.gap_s) + kernel_ramp_s(c, model)
         if fixed_s > 0 and add_rate > 0:  # the launch/gap cost as a one-slot serial phase
             ops = fixed_s * base * add_rate
             phases.append(

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 from archsim import Architecture
 from archsim.errors import MappingError
 from archsim.gpu import GemmConfig, GpuModel, choose_gemm_config, dtype_bytes, gemm_costs
-from archsim.gpu.gemm import copy_path
+from archsim.gpu.gemm import copy_path, pipeline_stages
 from mappings._registry import PassInfo, Plan, register_dataflow
 from mappings._roles import is_contraction
 from mappings._stream import numeric_params
@@ -66,13 +66,9 @@ class GemmRecipe:
     ----------
     k_step
         K elements per main-loop trip of an asynchronous-copy kernel (TMA or ``cp.async``).
-    stages
-        A/B tiles such a kernel keeps in flight (shared-memory stages).
     ldg_k_step
         K step of the register-staged kernel (rows not 16-byte aligned,
         :func:`archsim.gpu.gemm.copy_path`).
-    ldg_stages
-        K tiles the register-staged kernel keeps in flight.
     acc_bytes
         Register bytes per accumulator (fp32) of the CTA's ``Bm x Bn`` output tile.
     granule
@@ -81,19 +77,23 @@ class GemmRecipe:
     """
 
     k_step: int = 64
-    stages: int = 4
     ldg_k_step: int = 32
-    ldg_stages: int = 1
     acc_bytes: int = 4
     granule: int = 64
 
-    def pipeline(self, copy: str) -> tuple[int, int]:
-        """(K step, stages) of the kernel on ``copy`` path."""
-        return (self.ldg_k_step, self.ldg_stages) if copy == "ldg" else (self.k_step, self.stages)
+    def pipeline(
+        self, copy: str, model: GpuModel, block_m: int, block_n: int, elt: int
+    ) -> tuple[int, int]:
+        """(K step, stages) of a ``block_m x block_n`` kernel on ``copy`` path: stages as the
+        GEMM model counts them (:func:`archsim.gpu.gemm.pipeline_stages`: TMA fills the CTA's
+        shared memory, ``cp.async`` 4, register-staged 2 buffers with one tile in flight)."""
+        k = self.ldg_k_step if copy == "ldg" else self.k_step
+        return k, pipeline_stages(model, copy, block_m, block_n, k, elt)
 
 
 GEMM_RECIPE = GemmRecipe()
-"""cuBLAS on Hopper (sm90 TMA + wgmma, K step 64, 4 stages; 32 and 1 register-staged)."""
+"""cuBLAS on Hopper (sm90 TMA + wgmma, K step 64, stages filling shared memory; K step 32
+register-staged)."""
 
 
 @dataclass(frozen=True)
@@ -282,7 +282,6 @@ def read_gemm(
         sh.M, sh.N, sh.K, model, dtype=dtype_of(workload), out_elt=sh.out_elt, batch=sh.B
     )
     path, copy = copy_path(model, sh.N, sh.K, elt, sh.out_elt)
-    k_step, stages = recipe.pipeline(copy)
     split = int(math.prod(group.levels[0].spatial.get(x, 1) for x in sh.k))
 
     def tile(ranks: tuple[str, ...], whole: int, own_tile: int) -> int:
@@ -296,7 +295,8 @@ def read_gemm(
     bk = int(math.prod(group.tile(x, 1) for x in sh.k))
     if bk >= math.ceil(sh.K / split) and own.block_k >= bk:  # a whole, padded K range
         bk = own.block_k
-    cfg = GemmConfig(bm, bn, bk, split, path, copy, int(group.depth or stages))
+    stages = group.depth or pipeline_stages(model, copy, bm, bn, bk, elt)
+    cfg = GemmConfig(bm, bn, bk, split, path, copy, int(stages))
     if cfg != own:
         _check_gemm_cta(cfg, model, elt, recipe)
     return cfg, sh
@@ -410,8 +410,9 @@ def gpu_gemm(workload: Workload, arch: Architecture, knobs: Mapping[str, object]
         ensure(ok, "bad knob", "knobs.split_k", f"int in [1, {top}] (K / 64)", sk)
         assert isinstance(sk, int)  # ensure() above raised otherwise
         path, copy = copy_path(model, sh.N, sh.K, dtype_bytes(dtype), sh.out_elt)
-        k_step, stages = GEMM_RECIPE.pipeline(copy)
-        cfg = GemmConfig(int(parts[0]), int(parts[1]), k_step, sk, path, copy, stages)
+        bm, bn = int(parts[0]), int(parts[1])
+        k_step, stages = GEMM_RECIPE.pipeline(copy, model, bm, bn, dtype_bytes(dtype))
+        cfg = GemmConfig(bm, bn, k_step, sk, path, copy, stages)
     mapping = gemm_mapping(workload, arch, cfg)
     if mapping is None:  # not a per-rank tiling of these ranks: run it without a mapping
         return _gemm_plan(workload, arch, cfg, sh)

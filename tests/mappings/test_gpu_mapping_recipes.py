@@ -343,10 +343,18 @@ def test_gemm_recipe_fields_are_the_heuristics_pipeline(h100):
     from mappings._gpu.gemm import GEMM_RECIPE
 
     model = model_for(h100)
-    tma = choose_gemm_config(4096, 4096, 4096, model)
-    assert (tma.copy, tma.block_k, tma.stages) == ("tma", *GEMM_RECIPE.pipeline("tma"))
-    ldg = choose_gemm_config(2500, 2500, 2500, model)
-    assert (ldg.copy, ldg.block_k, ldg.stages) == ("ldg", *GEMM_RECIPE.pipeline("ldg"))
+    for n, copy in ((4096, "tma"), (1, "tma"), (2500, "ldg")):
+        own = choose_gemm_config(n, 4096 if n == 1 else n, 4096 if n == 1 else n, model)
+        pipe = GEMM_RECIPE.pipeline(own.copy, model, own.block_m, own.block_n, 2)
+        assert (own.copy, own.block_k, own.stages) == (copy, *pipe)
+    # a forced tile gets its copy path's pipeline, as the heuristic would build it: TMA stages
+    # fill shared memory (cuBLAS nvjet_sm90_tst_128x128_64x6), register-staged K step 32 with
+    # 2 buffers
+    for n, tile, cta in ((4096, "128x128", (64, 6, "tma")), (2500, "128x64", (32, 2, "ldg"))):
+        w = resolve_workload("gemm", {"M": n, "N": n, "K": n})
+        _, plan = plan_for(h100, w, dataflow="gpu_gemm", knobs={"tile": tile})
+        got = plan.meta["cta"]
+        assert (got["block_k"], got["stages"], got["copy"]) == cta
 
 
 def test_a_knob_the_mapping_cannot_carry_leaves_the_plan_without_one(h100):
