@@ -13,8 +13,13 @@ logarithm is linear in ``x``:
   with the buffer shared between tensors by ``share``;
 * objective (linearised): ``z >= log(compute cycles)`` = log(total ops / PEs used) and
   ``z >= log(DRAM cycles of T)`` = log(bytes(T) / bandwidth) + the log of the DRAM loops over
-  ranks not in T (the refills); minimise ``z`` (latency), the sum of the per-tensor traffic
-  energy logs and the compute term (energy), or both (edp).
+  ranks not in T (the refills); where the unit reads its operands from the buffer
+  (``Space.streams``), ``z >= log(stream cycles of T)`` = log(bytes(T) / port bandwidth) +
+  the log of the DRAM loops over ranks not in T + those buffer loops over ranks not in T
+  that sit before T's last own buffer loop (:func:`mappings._space.batch_metrics`; the
+  DRAM order is chosen later, so every such DRAM loop counts); minimise ``z`` (latency), the
+  largest traffic-energy log (DRAM or stream) plus ``0.01 z`` (energy), or ``z`` plus the
+  mean term and the compute term (edp).
 
 The MIP is solved for a few buffer shares; each solution's DRAM loop order is then chosen
 by enumerating the orders with the vectorised estimator, and the results are ranked as in
@@ -29,8 +34,8 @@ mapping that ranks strictly better on (objective, tie-break): the objective neve
 worse (it may improve, where the log-linear model was off), and among mappings that tie
 on it the faster (energy) or the less energy-hungry (latency) one is taken.
 
-Coordinate descent moves one rank at a time, and two blind spots of the log-linear model
-need moves of two ranks at once: the MIP sees only exact divisors (CoSA's prime factors),
+Coordinate descent moves one rank at a time, and the log-linear model's blind spots need
+moves of two ranks at once: the MIP sees only exact divisors (CoSA's prime factors),
 so a padded spatial factor (16 PEs for a rank of 40: 3 steps, the last partial) is never
 proposed, and handing a mesh axis from one rank to another, or buffer room from one tile
 to another, passes through an invalid mapping when done one rank at a time (the axis
@@ -168,14 +173,35 @@ def _solve(
         eterms.append(math.log(max(b * e, 1e-30)) + refetch)
     if space.streams:
         # compute-side accesses (mappings._space.batch_metrics): each operand read from the
-        # buffer once per iteration of the loops (DRAM and buffer) over ranks it lacks
+        # buffer (each result written back) once per iteration of the loops over ranks it
+        # lacks: every such DRAM loop (its order is chosen later), and the buffer loops that
+        # sit before the tensor's last own buffer loop (buffer order = rank order); one after
+        # it reuses the tile held in the unit's registers
         down = min(space.buf_rd_bw, space.reg_wr_bw, space.net_bw)
+        up = min(space.reg_rd_bw, space.buf_wr_bw, space.net_up_bw)
         e_down = space.e_buf_rd + space.e_reg_wr + space.e_net
+        e_up = space.e_reg_rd + space.e_buf_wr + space.e_net_up
         for ti in range(len(space.tensors)):
-            other = [r for r in all_r if not space.tensor_mask[ti, r]]
+            own = space.tensor_mask[ti]
+            refills = logsum([r for r in all_r if not own[r]], ("D",))
+            for r in all_r:
+                later = [q for q in all_r if own[q] and q > r]
+                if own[r] or not primes[r] or not later:
+                    continue
+                # u = 1 when an own rank after r has a buffer loop; w = r's buffer log then
+                # (a binary u: a continuous one, exact too, made CBC slower on the test GEMMs)
+                u = pulp.LpVariable(f"u_{ti}_{r}", cat="Binary")
+                w = pulp.LpVariable(f"w_{ti}_{r}", lowBound=0)
+                for q in later:
+                    for j in range(len(primes[q])):
+                        prob += x[q, j, "G"] <= u
+                big = sum(math.log(p) for p in primes[r])
+                prob += w >= logsum([r], ("G",)) - big * (1 - u)
+                refills = refills + w
             b = space.elems[ti] * space.tbytes[ti]
-            terms.append(math.log(max(b / down, 1e-9)) + logsum(other, ("D", "G")))
-            eterms.append(math.log(max(b * e_down, 1e-30)) + logsum(other, ("D", "G")))
+            bw, e = (up, e_up) if space.written[ti] else (down, e_down)
+            terms.append(math.log(max(b / bw, 1e-9)) + refills)
+            eterms.append(math.log(max(b * e, 1e-30)) + refills)
     z = pulp.LpVariable("z")
     prob += z >= comp
     # every DRAM-level trip pays the DRAM latency once: log(trips * latency)
