@@ -348,8 +348,8 @@ def choose_gemm_config(
             stages = pipeline_stages(model, copy, bm, bn, bk, dtype_bytes(dtype))
             cfg = GemmConfig(bm, bn, bk, s, path, copy, stages)
             t = _quick_time(_cost_for(M, N, K, cfg, model, dtype, oe, batch, "gemm"), model)
-            if s > 1:
-                t += model.cal.gap_s + _quick_time(_reduce_cost(M, N, s, batch, oe, model), model)
+            if s > 1:  # cuBLAS weighs the reduce kernel's time, not the host launch gap
+                t += _quick_time(_reduce_cost(M, N, s, batch, oe, model), model)
             key = (t * (1 + 1e-9 * rank), rank, cfg)
             if best is None or key[:2] < best[:2]:
                 best = key

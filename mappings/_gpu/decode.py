@@ -48,7 +48,7 @@ from archsim.gpu import (
     num_splits_heuristic,
 )
 from archsim.gpu.attention import trip_kernel_cost
-from archsim.gpu.decode import _combine_cost, cudnn_decode_tiling
+from archsim.gpu.decode import _combine_cost, _lean_reduction_cost, cudnn_decode_tiling
 from archsim.gpu.heuristics import AttnTiling, fa2_splitkv_tiling, memeff_fwd_tiling
 from mappings._registry import PassInfo, Plan, register_dataflow
 from mappings._roles import AttentionRoles, attention_roles, is_contraction
@@ -420,7 +420,9 @@ def _decode_costs(
             dram_read_bytes=kernel.dram_read_bytes + lean.partials * part,
         )
     costs = [kernel]
-    if comb_splits > 1:
+    if comb_splits > 1 and trip_recipe.family == "flash3":  # cuDNN's lean_reduction_kernel
+        costs.append(_lean_reduction_cost(model, splits=comb_splits, B=1, Hq=bhr, D=dv, elt=elt))
+    elif comb_splits > 1:
         costs.append(_combine_cost(model, splits=comb_splits, bhr=bhr, D=dv, elt=elt))
     meta = {"splits": n_split, "rows": rows, "tile": f"{t.block_m}x{t.block_n}", **lean_meta}
     return costs, w, meta

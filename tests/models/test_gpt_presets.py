@@ -113,14 +113,15 @@ def test_decode_graph_of_a_gpt2_block() -> None:
 def test_a_gpu_step_counts_its_kernels() -> None:
     rep = simulate_model("gpt2-small", "h100", phase="decode", batch=1, seq=1024)
     df = rep.to_frame().set_index("op")
-    # split-KV decode + combine at 1024 keys; the K = 3072 GEMV is one skinny-tile kernel
-    # (8x64 tiles, 12 CTAs with 16 TMA stages each: split-K + reduce is slower)
+    # split-KV decode + combine at 1024 keys; the K = 3072 GEMV runs split-K + reduce (12
+    # output tiles of 8x64 fill a tenth of the SMs; cuBLAS's choice weighs the reduce
+    # kernel's time, not the host launch gap)
     assert df.loc["attention", "kernels"] == 2
-    assert df.loc["ffn_down", "kernels"] == 1
+    assert df.loc["ffn_down", "kernels"] == 2
     assert df.loc["qkv_proj_bias", "kernels"] == 0
-    # per layer: 2 norms, 4 GEMMs, K/V write, attention (2), GELU, 2 residual adds = 12;
-    # then 2 embedding kernels, the final norm and the LM head
-    assert rep.kernels == 12 * 12 + 4
+    # per layer: 2 norms, 4 GEMMs (+1 split-K reduce), K/V write, attention (2), GELU,
+    # 2 residual adds = 13; then 2 embedding kernels, the final norm and the LM head
+    assert rep.kernels == 12 * 13 + 4
     assert rep.to_dict()["kernels"] == rep.kernels
     assert simulate_model("gpt2-small", "aim_pim", phase="decode", seq=1024).kernels == 0
 
@@ -151,6 +152,6 @@ def test_cli_runs_a_gpt_preset_and_prints_the_kernels(capsys) -> None:
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "qkv_proj_bias" in out
-    assert "| 148 GPU kernels per device" in out
+    assert "| 160 GPU kernels per device" in out
     assert main(["model", "--list"]) == 0
     assert "gpt3-xl" in capsys.readouterr().out
