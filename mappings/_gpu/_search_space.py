@@ -188,19 +188,25 @@ def fused_space(
     from .attention import RECIPES
 
     for fam in FUSED:
-        seen: set[tuple[int, int, int]] = set()
-        for bm in BLOCK_M:
-            for bn in BLOCK_N:
-                for st in STAGES:
-                    key = (min(bm, nq), min(bn, nk), st)
-                    if key in seen:
-                        continue
+        for bm, bn, st, key in _tile_grid(nq, nk):
+            build = partial(
+                fused_mapping, workload, arch, roles, RECIPES[fam],
+                block_m=bm, block_n=bn, stages=st,
+            )  # fmt: skip
+            yield Candidate(fam, build, "fused", cta=(fam, *key))
+
+
+def _tile_grid(nq: int, nk: int) -> Iterator[tuple[int, int, int, tuple[int, int, int]]]:
+    """(block_m, block_n, stages, key) over the tile grid; ``key`` caps the tile at the query
+    and key lengths, and a tile whose capped key was seen is skipped (it is the same CTA)."""
+    seen: set[tuple[int, int, int]] = set()
+    for bm in BLOCK_M:
+        for bn in BLOCK_N:
+            for st in STAGES:
+                key = (min(bm, nq), min(bn, nk), st)
+                if key not in seen:
                     seen.add(key)
-                    build = partial(
-                        fused_mapping, workload, arch, roles, RECIPES[fam],
-                        block_m=bm, block_n=bn, stages=st,
-                    )  # fmt: skip
-                    yield Candidate(fam, build, "fused", cta=(fam, *key))
+                    yield bm, bn, st, key
 
 
 def _divisors(n: int) -> list[int]:
@@ -332,19 +338,12 @@ def sparse_space(
     from .sparse import SPARSE_KINDS
 
     for name, sp in SPARSE_KINDS.items():
-        seen: set[tuple[int, int, int]] = set()
-        for bm in BLOCK_M:
-            for bn in BLOCK_N:
-                for st in STAGES:
-                    key = (min(bm, nq), min(bn, nk), st)
-                    if key in seen:
-                        continue
-                    seen.add(key)
-                    build = partial(
-                        fused_mapping, workload, arch, roles, sp.kernel,
-                        block_m=bm, block_n=bn, stages=st, name=name,
-                    )  # fmt: skip
-                    yield Candidate(name, build, "sparse", cta=(name, *key))
+        for bm, bn, st, key in _tile_grid(nq, nk):
+            build = partial(
+                fused_mapping, workload, arch, roles, sp.kernel,
+                block_m=bm, block_n=bn, stages=st, name=name,
+            )  # fmt: skip
+            yield Candidate(name, build, "sparse", cta=(name, *key))
 
 
 def recipe_seeds(
