@@ -62,7 +62,8 @@ def _op_s(rep: ModelReport, *ops: str) -> float:
 def _gpu_columns(rep: ModelReport, gpu: str, pim_s: float, pim_j: float) -> Row:
     """The GPU columns of one row; ``gpu`` names them (no suffix for the gate GPU)."""
     cal = gpu_model(gpu).cal
-    fixed = cal.launch_s + (rep.kernels - 1) * cal.gap_s  # launch + inter-kernel gaps
+    # host launch + inter-kernel gaps; the in-kernel ramp (kernel_ramp_s) is kernel time
+    fixed = cal.launch_s + (rep.kernels - 1) * cal.gap_s
     sfx = "" if gpu == PIMGPT_GATE_GPU else f"_{gpu}"
     step = rep.latency_s
     return {
@@ -85,7 +86,8 @@ def pimgpt_rows(fast: bool) -> list[Row]:
     Columns: ``pim_ms_per_token``, ``pim_mJ_per_token``, ``pim_host_share`` (time on the
     host-side controller), ``pim_lm_head_share``; per GPU (suffix ``_a100``, ``_h200``; none for
     ``h100``) ``gpu_ms_per_token``, ``gpu_mJ_per_token``, ``gpu_kernels`` (launches per token),
-    ``gpu_launch_share`` (launch + gaps over the step), ``attention_share_gpu``, ``speedup``,
+    ``gpu_launch_share`` (``launch_s + (kernels - 1) * gap_s`` over the step; the in-kernel
+    ramp of GEMM/attention kernels is not counted), ``attention_share_gpu``, ``speedup``,
     ``speedup_no_launch`` and ``energy_eff`` (GPU over PIM).
     """
     rows: list[Row] = []
