@@ -461,8 +461,9 @@ def reproduce_pim(*, fast: bool = False) -> Reproduction:
         "paper's claim is a hardware one (its PIM system vs a GPU running the same token "
         "generation); PIM-GPT's GPU, batch and framework could not be retrieved, so the GPU "
         "baseline is ours and stated. It misses the published 41-137x (an honest miss, see "
-        "docs/reproductions.md): a batch-1 decode step on the GPU model costs 1-5 ms, 50-70% "
-        "of it per-kernel launch gaps and the rest weight streaming at HBM bandwidth, while the "
+        "docs/reproductions.md): a batch-1 decode step on the GPU model costs 0.9-4.4 ms, 31-49% "
+        "of it host launch plus inter-kernel gaps (the measured H100 CUDA-graph replay: "
+        "0.59-3.3 ms) and the rest kernels that mostly stream weights at HBM bandwidth, while the "
         "PIM module streams the same weights at 16x its 512 GB/s interface.",
         "AttAcc energy efficiency and PIM-GPT energy efficiency are reported, not gated: the "
         "GPU side uses the h100 power model (static + dynamic at the solved clock, calibrated "
