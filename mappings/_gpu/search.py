@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from collections.abc import Mapping as AbcMapping
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -72,6 +73,7 @@ if TYPE_CHECKING:
     from archsim import Architecture, Result
     from mappings._mapping import Mapping
     from mappings._registry import Plan
+    from mappings._roles import AttentionRoles
     from workloads import Workload
 
 __all__ = [
@@ -87,7 +89,7 @@ __all__ = [
 
 def _space(
     workload: Workload, arch: Architecture, refused: list[str]
-) -> tuple[Iterator[Candidate], object]:
+) -> tuple[Iterator[Candidate], AttentionRoles | None]:
     """(every candidate: recipes' own mappings first, then the spaces the cascade takes, then
     the unfused mapping; the attention roles or None); why a space was left out is appended
     to ``refused``."""
@@ -139,7 +141,9 @@ def _space(
 class _Search:
     """Evaluates candidates once each (dedupe on the mapping), keeping the counts."""
 
-    def __init__(self, workload: Workload, arch: Architecture, roles: object, objective: str):
+    def __init__(
+        self, workload: Workload, arch: Architecture, roles: AttentionRoles | None, objective: str
+    ):
         self.w, self.arch, self.roles, self.objective = workload, arch, roles, objective
         self.counts: dict[str, float] = {
             "candidates": 0,
@@ -155,6 +159,12 @@ class _Search:
         self.family_refusal: dict[str, str] = {}
         self.recipes: dict[str, float | str] = {}  # recipe -> its cycles, or why it did not run
         self.splits: dict[tuple[DecodeConfig, int], float | None] = {}
+
+    @property
+    def attention(self) -> AttentionRoles:
+        """The cascade's attention roles (kernel candidates exist only where it has them)."""
+        assert self.roles is not None, "a kernel candidate of a cascade without attention roles"
+        return self.roles
 
     def value(self, r: Result) -> float:
         return objective_value(r, "latency" if self.objective == "pareto" else self.objective)
@@ -178,7 +188,7 @@ class _Search:
                 return self._note(cand, self.by_mapping[key])
             self.by_mapping[key] = None
             if cand.kind == "fused":
-                plan = fused_plan(cand.name, self.w, self.arch, m, self.roles)  # type: ignore[arg-type]
+                plan = fused_plan(cand.name, self.w, self.arch, m, self.roles)
             else:
                 plan = gpu_mapping_plan(self.w, m, self.arch)
         except InfeasibleMappingError as exc:  # this CTA, or the kernel's own, cannot exist
@@ -188,8 +198,8 @@ class _Search:
             if cand.kernel is not None and not decode_kernel_fits(
                 self.w,
                 self.arch,
-                self.roles,
-                cand.kernel,  # type: ignore[arg-type]
+                self.attention,
+                cand.kernel,
             ):
                 self.dead.add(cand.kernel)
             return self._note(cand, None, str(exc))
@@ -238,8 +248,8 @@ class _Search:
                         decode_candidate(
                             self.w,
                             self.arch,
-                            self.roles,
-                            cfg.name,  # type: ignore[arg-type]
+                            self.attention,
+                            cfg.name,
                             block_n=cfg.block_n,
                             stages=cfg.stages,
                             heads_per_cta=cfg.heads_per_cta,
@@ -411,7 +421,7 @@ def explain_gpu(workload: Workload, mapping: Mapping, arch: Architecture) -> lis
     return out
 
 
-def _split_line(meta: dict[str, object], d: dict[str, object]) -> str:
+def _split_line(meta: AbcMapping[str, object], d: dict[str, object]) -> str:
     """How a decode kernel cuts the keys of its K/V streams over CTAs."""
     if d["name"] == "lean":
         return (
