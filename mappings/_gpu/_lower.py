@@ -292,8 +292,10 @@ def kernel_phase(
     dram_trip = loop_bytes * frac + (excess / n_trips if spread else 0.0)
     # the rest of the tile comes from L2; TMA multicast reads a shared tile once per cluster
     l2_trip = max(l2_bytes - loop_bytes * frac, 0.0)
-    loads = [Transfer("in", int(round(dram_trip)), dram, smem)]
-    loads.append(Transfer("in", int(round(l2_trip)), l2, smem))
+    # whole bytes per trip, rounded up: rounding to nearest lost up to half a byte per trip,
+    # enough to take a many-trip kernel under its compulsory traffic
+    loads = [Transfer("in", math.ceil(dram_trip - 1e-9), dram, smem)]
+    loads.append(Transfer("in", math.ceil(l2_trip - 1e-9), l2, smem))
     fixed_macs = fixed * rate * scale if fixed > 0 and rate > 0 else 0.0
     per_cta_trips = n_trips / max(ctas, 1)
     if spread:

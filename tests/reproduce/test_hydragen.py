@@ -25,8 +25,10 @@ from validation.reproduce import reproduce
 from validation.reproduce._hydragen import MODEL, PAPER, hydragen_point
 from workloads.library import get_workload, verify
 
-#: Model values of the fast run when this test was written (drift reference, not targets).
-MODEL_FAST_BY_BATCH = {1: 0.8985, 8: 9.767, 64: 34.99, 256: 51.77, 1024: 44.41}
+#: Model values of the fast run (drift reference, not targets). Re-pinned 2026-12-05 after the
+#: GPU model's fixed cost was split into host launch, in-kernel ramp and dirty-L2 write-back
+#: and refit: B=8 9.767 -> 10.49 (the suffix kernels' fixed cost fell), the rest within 5%.
+MODEL_FAST_BY_BATCH = {1: 0.8960, 8: 10.49, 64: 36.66, 256: 52.26, 1024: 44.28}
 MODEL_FAST = {
     "hydragen_e2e_drop_1k_16k": 0.3843,
     "baseline_e2e_drop_1k_16k": 0.9215,
