@@ -64,6 +64,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_REGS_PER_THREAD",
     "CtaShape",
+    "cta_meta",
     "cta_tiling",
     "recipe_cta",
     "fused_mapping",
@@ -487,6 +488,21 @@ def read_fused(
     )
 
 
+def cta_meta(t: object, stages: int, **extra: object) -> dict[str, object]:
+    """The ``cta`` entry of a GPU plan's meta: tile, stages, threads, registers, shared memory
+    and CTAs per SM of the tiling ``t`` (an attention or decode tiling), plus ``extra``."""
+    return {
+        "block_m": t.block_m,  # type: ignore[attr-defined]
+        "block_n": t.block_n,  # type: ignore[attr-defined]
+        "stages": stages,
+        "threads": t.threads,  # type: ignore[attr-defined]
+        "regs_per_thread": t.regs,  # type: ignore[attr-defined]
+        "smem_bytes": t.smem_bytes,  # type: ignore[attr-defined]
+        "ctas_per_sm": t.ctas_per_sm,  # type: ignore[attr-defined]
+        **extra,
+    }
+
+
 def cta_tiling(
     shape: CtaShape,
     model: GpuModel,
@@ -709,16 +725,7 @@ def fused_plan(
         extra_meta={
             "tile": f"{t.block_m}x{t.block_n}",
             "path": t.path,
-            "cta": {
-                "block_m": t.block_m,
-                "block_n": t.block_n,
-                "stages": shape.stages,
-                "threads": t.threads,
-                "regs_per_thread": t.regs,
-                "smem_bytes": t.smem_bytes,
-                "ctas_per_sm": t.ctas_per_sm,
-                "features": d,
-            },
+            "cta": cta_meta(t, shape.stages, features=d),
         },
     )
     return replace(plan, mapping=mapping)

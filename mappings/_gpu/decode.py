@@ -541,6 +541,7 @@ def decode_mapping_plan(
     """
     from ._mapping import (
         CtaShape,
+        cta_meta,
         gpu_units,
         kernel_group,
         recipe_cta,
@@ -651,16 +652,7 @@ def decode_mapping_plan(
         notes=notes,
         extra_meta={
             **meta,
-            "cta": {
-                "block_m": t.block_m,
-                "block_n": t.block_n,
-                "stages": stages,
-                "threads": t.threads,
-                "regs_per_thread": t.regs,
-                "smem_bytes": t.smem_bytes,
-                "ctas_per_sm": t.ctas_per_sm,
-                "heads_per_cta": math.ceil(pack / num_m),
-            },
+            "cta": cta_meta(t, stages, heads_per_cta=math.ceil(pack / num_m)),
         },
     )
     return replace(plan, mapping=mapping)

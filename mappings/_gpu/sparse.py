@@ -206,7 +206,7 @@ def sparse_mapping_plan(
         fused kernel (:func:`~mappings._gpu._mapping.read_fused`) or its CTA overflows the
         GPU (:func:`~mappings._gpu._mapping.cta_tiling`).
     """
-    from ._mapping import cta_tiling, read_fused, smem_formula, streamed_key
+    from ._mapping import cta_meta, cta_tiling, read_fused, smem_formula, streamed_key
 
     name = mapping.name
     sp = SPARSE_KINDS[name]
@@ -276,15 +276,7 @@ def sparse_mapping_plan(
             "block": block,
             "live_trip_fraction": w.total_trips / max(dense, 1),
             "D": shape.features,
-            "cta": {
-                "block_m": t.block_m,
-                "block_n": t.block_n,
-                "stages": shape.stages,
-                "threads": t.threads,
-                "regs_per_thread": t.regs,
-                "smem_bytes": t.smem_bytes,
-                "ctas_per_sm": t.ctas_per_sm,
-            },
+            "cta": cta_meta(t, shape.stages),
         },
     )
     return replace(plan, mapping=mapping)
