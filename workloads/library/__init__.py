@@ -11,7 +11,17 @@ implementation (``Workload.reference``) by ``verify`` on small shapes.
 
 from __future__ import annotations
 
-from . import _attention, _decode, _dense, _gla, _linear, _shared_prefix, _sparse, _variants  # noqa: F401
+from . import (  # noqa: F401
+    _attention,
+    _backward,
+    _decode,
+    _dense,
+    _gla,
+    _linear,
+    _shared_prefix,
+    _sparse,
+    _variants,
+)
 from ._models import ModelPreset, get_model, list_models
 from ._params import parse_set_options, parse_value
 from ._registry import Param, Workload, WorkloadDef, get_workload, list_workloads
