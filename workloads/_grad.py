@@ -93,7 +93,7 @@ class AttentionGrad:
 
 def _error(cascade: Cascade, what: str, got: object) -> WorkloadError:
     return WorkloadError(
-        f"cannot derive the backward of cascade {cascade.name!r}: it has no {what}",
+        f"cannot derive the backward of cascade {cascade.name!r}: no {what.split(' (')[0]}",
         path=f"cascade {cascade.name}",
         expected=what,
         got=got,
@@ -140,10 +140,12 @@ def _downstream(cascade: Cascade, start: str) -> list[Einsum]:
     return out
 
 
-def _find_score(cascade: Cascade) -> tuple[Einsum, TensorRef, TensorRef, str]:
+def _find_scores(cascade: Cascade) -> list[tuple[Einsum, TensorRef, TensorRef, str]]:
+    """Every contraction ``S = Q * K`` of two inputs over shared ranks (cascade order)."""
     canon = _canon(cascade)
     inputs = set(cascade.inputs)
     tried = []
+    found = []
     for e in cascade.einsums:
         if not _is_contraction(e):
             continue
@@ -157,10 +159,14 @@ def _find_score(cascade: Cascade) -> tuple[Einsum, TensorRef, TensorRef, str]:
                 if q.name not in inputs or k.name not in inputs:
                     tried.append(e.text or str(e))
                     break
-                return e, q, k, next(iter(k_only))
+                found.append((e, q, k, next(iter(k_only))))
+                break
+    if found:
+        return found
     raise _error(
         cascade,
-        "score contraction S = Q * K of two input tensors over shared batch/head ranks",
+        "score contraction S = Q * K of two input tensors over shared batch/head ranks "
+        "(the gradients of projections before the score are not derived)",
         tried or [e.text or str(e) for e in cascade.einsums[:3]],
     )
 
@@ -186,8 +192,20 @@ def grad_structure(cascade: Cascade) -> AttentionGrad:
     WorkloadError
         A property the derivation needs is missing (the message names it).
     """
+    err: WorkloadError | None = None
+    for cand in _find_scores(cascade):
+        try:
+            return _structure(cascade, *cand)
+        except WorkloadError as exc:  # a projection that looks like a score: try the next
+            err = exc
+    assert err is not None
+    raise err
+
+
+def _structure(
+    cascade: Cascade, score: Einsum, q_ref: TensorRef, k_ref: TensorRef, key: str
+) -> AttentionGrad:
     canon = _canon(cascade)
-    score, q_ref, k_ref, key = _find_score(cascade)
     parts = {r for r, p in canon.items() if p == key}
     users = _downstream(cascade, score.name)
     direct = [e for e in users if any(r.name == score.name for r in e.inputs)]
@@ -212,6 +230,18 @@ def grad_structure(cascade: Cascade) -> AttentionGrad:
                     e.text or str(e),
                 )
             kind, sig = "sigmoid", e
+    if kind is None and any(
+        isinstance(e.expr, Binary)
+        and e.expr.op == "+"
+        and e.reduce_op is None
+        and e.iterative_rank is None
+        for e in direct
+    ):
+        raise _error(
+            cascade,
+            "score that is one contraction (a sum of score contractions, as MLA's, is not derived)",
+            [e.text or str(e) for e in direct],
+        )
     if kind is None:
         raise _error(
             cascade,

@@ -23,6 +23,10 @@ core (projections) are one group each, run as library kernels (GEMM / memory-bou
 memory-bound Einsums together (intermediates of a run stay on chip, the others go through
 HBM) (:mod:`mappings._gpu._unfused_mapping`).
 
+On a gradient cascade (``mha_bwd``, or a forward one with ``pass_="bwd"``) a fused family's
+mapping is its key-outer backward kernel: the same group with the roles turned round (a CTA
+owns a key block and streams query tiles; :mod:`mappings._gpu.backward`).
+
 The decode kernels (``split_kv``, ``lean``, the fused families at query length 1) are the
 same group with the query heads of a K/V stream packed in the CTA and the key split over CTAs
 (:mod:`mappings._gpu.decode`); the sparse kernels (``block_sparse``, ``fg_sparse``) a fused
@@ -631,6 +635,11 @@ def gpu_mapping_plan(workload: Workload, mapping: Mapping, arch: Architecture) -
         from .sparse import sparse_mapping_plan
 
         return sparse_mapping_plan(workload, mapping, arch)
+    if name in FUSED:
+        from .backward import backward_mapping_plan, is_gradient_cascade
+
+        if is_gradient_cascade(workload.cascade):  # the family's key-outer backward kernel
+            return backward_mapping_plan(workload, mapping, arch)
     if name in DECODE or (name in FUSED and _query_len(workload) == 1):
         from .decode import decode_mapping_plan
 

@@ -17,8 +17,10 @@ They refuse: a non-GPU architecture, a cascade that is not attention-like or not
 over the key rank, block/slice sparsity (use ``block_sparse`` / ``fg_sparse``). A decode
 shape (query length 1) runs the family's decode recipe (:func:`mappings._gpu.decode.
 decode_kernels`: GQA-packed query rows, split K/V, same kernel names as
-:func:`archsim.gpu.decode_costs`); ``pass_="bwd"`` runs the family's closed-form backward
-model over the shape the roles give (plain attention only, no per-Einsum counting yet).
+:func:`archsim.gpu.decode_costs`); ``pass_="bwd"`` (or a gradient cascade such as ``mha_bwd``)
+runs the family's key-outer backward over the gradient cascade
+(:mod:`mappings._gpu.backward`; a forward cascade's gradient is derived by
+:func:`workloads._grad.attention_backward`).
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from collections.abc import Mapping
 
 from archsim import Architecture
 from archsim.errors import MappingError
-from archsim.gpu import attention_bwd_costs, dtype_bytes, fwd_tiling
-from mappings._registry import PassInfo, Plan, register_dataflow
+from archsim.gpu import dtype_bytes, fwd_tiling
+from mappings._registry import Plan, register_dataflow
 from mappings._roles import attention_roles
 from mappings._stream import numeric_params
 from workloads import Workload
@@ -37,6 +39,7 @@ from workloads import Workload
 from ._common import check_knobs, dtype_of, model_for
 from ._mapping import fused_mapping, fused_plan
 from ._spine import FusedRecipe, check_one_pass
+from .backward import attention_backward_plan, is_gradient_cascade
 
 __all__ = ["attention_plan", "RECIPES"]
 
@@ -75,12 +78,19 @@ def attention_plan(
     check_knobs(knobs, ("pass_",), name)
     model = model_for(arch)
     recipe = RECIPES[name]
+    pass_ = str(knobs.get("pass_", "fwd"))
+    if pass_ not in ("fwd", "bwd"):
+        raise MappingError(
+            "unknown pass", path="knobs.pass_", expected="fwd or bwd", got=knobs.get("pass_")
+        )
+    if pass_ == "bwd" or is_gradient_cascade(workload.cascade):
+        # the family's key-outer backward over the gradient cascade (derived from a
+        # forward one): mappings._gpu.backward
+        return attention_backward_plan(name, workload, arch)
     roles = attention_roles(workload.cascade)
     check_one_pass(workload, roles, name)
     dtype = dtype_of(workload)
     elt = dtype_bytes(dtype)
-    if str(knobs.get("pass_", "fwd")) == "bwd":
-        return _backward(name, family, workload, arch, model, roles, dtype)
 
     sizes0 = workload.cascade.rank_sizes(numeric_params(workload.params))
     if int(sizes0[roles.query]) == 1:  # decode: the family's decode kernels
@@ -93,39 +103,6 @@ def attention_plan(
     t = fwd_tiling(family, model, d, False, elt)
     mapping = fused_mapping(workload, arch, roles, recipe, block_m=t.block_m, block_n=t.block_n)
     return fused_plan(name, workload, arch, mapping, roles)
-
-
-def _backward(name, family, workload, arch, model, roles, dtype) -> Plan:  # noqa: ANN001
-    """The family's backward model over the roles' shape (plain attention cascades only)."""
-    from mappings._stream import StreamTiling, stream_work
-
-    from ._common import gpu_plan
-
-    if roles.pre or roles.post or len(roles.features) != 1:
-        raise MappingError(
-            f"{name} backward models plain attention only",
-            path="workload.cascade",
-            expected="an attention cascade without projections (pre/post Einsums)",
-            got=f"pre {list(roles.pre)}, post {list(roles.post)}",
-        )
-    w = stream_work(workload, StreamTiling(128, 128), roles=roles, dataflow=name)
-    groups = math.prod(w.sizes[x] for x in roles.batch)
-    hq = groups * math.prod(w.sizes[x] for x in roles.query_heads)
-    causal = w.total_trips < w.work_items * w.dense_trips
-    costs = attention_bwd_costs(
-        model,
-        B=1,
-        Hq=hq,
-        Hkv=groups,
-        Sq=w.query_len,
-        Skv=w.key_len,
-        D=w.sizes[roles.features[0]],
-        causal=causal,
-        family=family,
-        dtype=dtype,
-    )
-    passes = PassInfo(passes=1, buffer_bytes=0.0, buffer_formula="as the backward kernel")
-    return gpu_plan(name, workload, arch, costs, model, passes=passes, notes=f"{name}: backward")
 
 
 @register_dataflow("flash2")
