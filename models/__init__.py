@@ -20,39 +20,77 @@ This package sits above ``mappings`` (like ``dse``); nothing below imports it.
 
 from __future__ import annotations
 
-from pathlib import Path
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from models._comm import (
-    COLLECTIVES,
-    System,
-    collective_time,
-    default_system,
-    list_systems,
-    load_system,
-    system_from_dict,
-)
-from models._generate import GenerationReport, simulate_generation
-from models._graph import (
-    PAGED_PARTITION,
-    PHASES,
-    ModelGraph,
-    Stage,
-    build_graph,
-    expected_experts,
-    paged_version,
-)
-from models._ops import Op
-from models._parallel import CP_MODES, ring_attention_time
-from models._simulate import ModelReport, OpRow, simulate_graph
-from models._spec import (
-    HF_MODEL_TYPES,
-    ModelError,
-    ModelSpec,
-    from_hf_config,
-    from_preset,
-    list_model_names,
-    load_model,
-)
+if TYPE_CHECKING:  # the lazily loaded names, for type checkers
+    from pathlib import Path
+
+    from models._comm import (
+        COLLECTIVES,
+        System,
+        collective_time,
+        default_system,
+        list_systems,
+        load_system,
+        system_from_dict,
+    )
+    from models._generate import GenerationReport, simulate_generation
+    from models._graph import (
+        PAGED_PARTITION,
+        PHASES,
+        ModelGraph,
+        Stage,
+        build_graph,
+        expected_experts,
+        paged_version,
+    )
+    from models._ops import Op
+    from models._parallel import CP_MODES, ring_attention_time
+    from models._simulate import ModelReport, OpRow, simulate_graph
+    from models._spec import (
+        HF_MODEL_TYPES,
+        ModelError,
+        ModelSpec,
+        from_hf_config,
+        from_preset,
+        list_model_names,
+        load_model,
+    )
+
+#: public name -> module that defines it (imported on first access, PEP 562): ``import
+#: models`` (and ``archsim model --help``, which imports ``models._cli``) loads none of them
+_EXPORTS: dict[str, str] = {
+    "COLLECTIVES": "models._comm",
+    "System": "models._comm",
+    "collective_time": "models._comm",
+    "default_system": "models._comm",
+    "list_systems": "models._comm",
+    "load_system": "models._comm",
+    "system_from_dict": "models._comm",
+    "GenerationReport": "models._generate",
+    "simulate_generation": "models._generate",
+    "PAGED_PARTITION": "models._graph",
+    "PHASES": "models._graph",
+    "ModelGraph": "models._graph",
+    "Stage": "models._graph",
+    "build_graph": "models._graph",
+    "expected_experts": "models._graph",
+    "paged_version": "models._graph",
+    "Op": "models._ops",
+    "CP_MODES": "models._parallel",
+    "ring_attention_time": "models._parallel",
+    "ModelReport": "models._simulate",
+    "OpRow": "models._simulate",
+    "simulate_graph": "models._simulate",
+    "HF_MODEL_TYPES": "models._spec",
+    "ModelError": "models._spec",
+    "ModelSpec": "models._spec",
+    "from_hf_config": "models._spec",
+    "from_preset": "models._spec",
+    "list_model_names": "models._spec",
+    "load_model": "models._spec",
+}
 
 __all__ = [
     "ModelSpec",
@@ -129,6 +167,11 @@ def simulate_model(
     ep
         Expert-parallel degree (MoE models).
     """
+    from models._comm import System, default_system, load_system
+    from models._graph import build_graph
+    from models._simulate import simulate_graph
+    from models._spec import load_model
+
     spec = load_model(model)
     sysobj: System | None
     if isinstance(system, System):
@@ -142,3 +185,16 @@ def simulate_model(
         spec, phase=phase, batch=batch, seq=seq, tp=tp, page=page, cp=cp, ep=ep, cp_mode=cp_mode
     )
     return simulate_graph(graph, arch, system=sysobj, engine=engine)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'models' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(__all__) | set(globals()))
