@@ -44,7 +44,13 @@ CASES: dict[str, list[str]] = {
     "help": ["--help"],
     "simulate_help": ["simulate", "--help"],
     "validate_help": ["validate", "--help"],
+    "compare_help": ["compare", "--help"],
+    "model_help": ["model", "--help"],
     "simulate_h100": ["simulate", "--arch", "h100", "--workload", "mha", "--set", "S=1024"],
+    "simulate_small": (  # issue 12's command (dataflow auto)
+        ["simulate", "--arch", "h100", "--workload", "mha", "--set", "B=1", "--set", "H=1"]
+        + ["--set", "S=1024", "--set", "D=128"]
+    ),
     "simulate_fusemax": ["simulate", "--arch", "fusemax", "--workload", "mha", "--set", "S=1024"],
 }
 
