@@ -28,16 +28,17 @@ RECIPES = tuple(sorted({d.module for d in BUILTIN.values()})) + (
 _PREFIXES = ("mappings", "archsim", "workloads", "dse", "validation", "models", *HEAVY_LIBS)
 
 
-def _modules_after(code: str) -> set[str]:
-    """The modules of the project and of HEAVY_LIBS loaded after running ``code`` in a new
-    interpreter (the CLI's output is swallowed)."""
+def _modules_after(code: str, also: tuple[str, ...] = ()) -> set[str]:
+    """The modules of the project, of HEAVY_LIBS and of the packages ``also`` loaded after
+    running ``code`` in a new interpreter (the CLI's output is swallowed)."""
+    prefixes = (*_PREFIXES, *also)
     script = (
         "import contextlib, io, json, sys\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    try:\n" + "".join(f"        {line}\n" for line in code.splitlines()) + "    "
         "except SystemExit:\n"
         "        pass\n"
-        f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {_PREFIXES!r})))\n"
+        f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {prefixes!r})))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
@@ -69,12 +70,36 @@ def test_import_archsim_loads_no_spec_engine_or_recipes() -> None:
         ("map", "--help"),
         ("sweep", "--help"),
         ("demo", "--help"),
+        ("compare", "--help"),
+        ("model", "--help"),
+        ("reproduce", "--help"),
     ],
     ids=" ".join,
 )
 def test_help_pages_import_no_heavy_library(argv: tuple[str, ...]) -> None:
     got = _modules_after(_main(*argv))
     assert not got & set(HEAVY_LIBS) - {"simpy"}, sorted(got & set(HEAVY_LIBS))
+
+
+#: the help pages that list no registry: they import only their command's own module
+_PLAIN_HELP = {
+    ("validate", "--help"): "validation",
+    ("compare", "--help"): "validation",
+    ("model", "--help"): "models",
+    ("sweep", "--help"): "dse",
+    ("demo", "--help"): "dse",
+    ("arch", "--help"): "archsim",
+}
+
+
+@pytest.mark.parametrize("argv", sorted(_PLAIN_HELP), ids=" ".join)
+def test_plain_help_pages_load_no_numpy_pydantic_or_yaml(argv: tuple[str, ...]) -> None:
+    """Issue 12: a help page without a generated table starts as fast as ``archsim --help``
+    (no numpy, pydantic, yaml or SimPy; no package but archsim and the command's own)."""
+    got = _modules_after(_main(*argv), also=("numpy", "pydantic", "yaml"))
+    assert not got & {*HEAVY_LIBS, "numpy", "pydantic", "yaml"}, sorted(got)
+    assert {m.split(".")[0] for m in got} <= {"archsim", _PLAIN_HELP[argv]}, sorted(got)
+    assert not any(m.startswith(("archsim.spec", "archsim.engine", "archsim.gpu")) for m in got)
 
 
 def test_import_dse_loads_neither_pandas_nor_matplotlib_until_a_name_needs_it() -> None:
@@ -98,6 +123,45 @@ def test_simulate_on_a_gpu_imports_only_gpu_recipes() -> None:
     assert not got & (spatial_or_pim | {"mappings._gemm"}), sorted(got & spatial_or_pim)
     searchers = {"mappings._mappers", "mappings._fusion_search", "mappings._mip"}
     assert not got & (searchers | {"pandas", "scipy", "matplotlib"})
+
+
+def test_issue12_small_simulate_imports_only_what_it_runs() -> None:
+    """Issue 12's small simulate (``--dataflow auto`` on h100): no dataframe, plotting, JIT,
+    MIP or cluster library, and nothing of the packages above ``mappings``."""
+    argv = "simulate --arch h100 --workload mha --set B=1 --set H=1 --set S=1024 --set D=128"
+    got = _modules_after(_main(*argv.split()))
+    assert "mappings._gpu.attention" in got  # it did plan and simulate
+    assert "simpy" in got
+    heavy = {"pandas", "scipy", "matplotlib", "numba", "pulp", "dask"}
+    assert not got & heavy, sorted(got & heavy)
+    assert not {m.split(".")[0] for m in got} & {"dse", "validation", "models"}, sorted(got)
+    searchers = {"mappings._mappers", "mappings._fusion_search", "mappings._mip"}
+    assert not got & searchers, sorted(got & searchers)
+
+
+def test_import_models_loads_none_of_its_modules() -> None:
+    got = _modules_after("import models", also=("numpy", "pydantic", "yaml"))
+    assert got == {"models"}, sorted(got)
+
+
+@pytest.mark.parametrize("package", ["archsim", "mappings", "models", "validation", "dse"])
+def test_every_lazy_public_name_is_the_object_its_module_defines(package: str) -> None:
+    """Each name in a package's ``__all__`` resolves (PEP 562 ``__getattr__`` or an eager
+    import) to the very object of the module that defines it; ``__dir__`` lists it."""
+    import importlib
+
+    pkg = importlib.import_module(package)
+    declared = getattr(pkg, "_EXPORTS", None) or getattr(pkg, "_WHERE", {})
+    table = {n: m if m.startswith(f"{package}.") else f"{package}.{m}" for n, m in declared.items()}
+    assert table, f"{package} declares no lazy names"
+    for name in pkg.__all__:
+        value = getattr(pkg, name)
+        if name in table:
+            assert value is getattr(importlib.import_module(table[name]), name), (package, name)
+        assert name in dir(pkg), (package, name)
+    assert set(table) <= set(pkg.__all__), sorted(set(table) - set(pkg.__all__))
+    with pytest.raises(AttributeError, match="no_such_name"):
+        pkg.no_such_name  # noqa: B018 - the attribute access is the test
 
 
 def test_simulate_on_fusemax_imports_no_gpu_pim_or_search() -> None:
