@@ -27,6 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                 "archsim validate validation/data/h100_check.jsonl --arch h100 --plot check.png",
                 "archsim validate validation/data/h200_check.jsonl --arch h200 --json pred.jsonl",
                 "archsim validate validation/data/h100_check.jsonl --engine analytic --quiet",
+                "archsim validate validation/data/h100_check.jsonl --engine event --jobs 2",
             ),
             _record_table,
         ),
@@ -44,6 +45,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="model",
         help="model: the analytic GPU model (default); analytic/event: its kernels lowered "
         "to a tile program and run by archsim.estimate / archsim.simulate",
+    )
+    p.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="records predicted at once, each in its own process (default: the CPUs this "
+        "process may use; 1: in this process). The report is the same for any N",
     )
     p.set_defaults(func=_validate)
 
@@ -72,6 +81,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     c.add_argument("--out", metavar="MERGED.json", help="merged Perfetto trace to write")
     c.set_defaults(func=_compare)
+
+
+def _positive_int(text: str) -> int:
+    """``--jobs``: an integer >= 1 (argparse reports the error with the option's name)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {n}")
+    return n
 
 
 def _record_table() -> str:
@@ -105,9 +125,12 @@ def _validate(args: argparse.Namespace) -> int:
     a section of the output and in ``--json``); 2 with ``error:`` when the file cannot be
     read or no record of it could be validated."""
     from archsim.errors import ValidationDataError
-    from validation._report import validate_file
+    from validation._report import default_jobs, validate_file
 
-    report = validate_file(args.file, args.arch, model=_model(args.arch), engine=args.engine)
+    jobs = args.jobs if args.jobs is not None else default_jobs()
+    report = validate_file(
+        args.file, args.arch, model=_model(args.arch), engine=args.engine, jobs=jobs
+    )
     if report.frame.empty:
         reasons = "; ".join(s.text() for s in report.skipped[:3]) or "the file has no records"
         more = f" (and {len(report.skipped) - 3} more)" if len(report.skipped) > 3 else ""

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing as mp
+import os
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,9 +36,16 @@ from ._predict import (
     predict_record,
     record_label,
 )
-from ._records import MeasurementSet, SkippedRecord, load_measurements
+from ._records import Measurement, MeasurementSet, SkippedRecord, load_measurements
 
-__all__ = ["ComparisonReport", "compare_records", "validate_file", "error_stats"]
+__all__ = [
+    "ComparisonReport",
+    "compare_records",
+    "cost_hint",
+    "default_jobs",
+    "error_stats",
+    "validate_file",
+]
 
 
 def error_stats(meas: Iterable[float], pred: Iterable[float]) -> dict[str, float]:
@@ -210,18 +220,173 @@ def _num(rec: Mapping[str, object], key: str) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
+#: what one record gives: ``("row", table row, record with pred_* fields)`` or
+#: ``("skip", SkippedRecord)``
+_Outcome = tuple[str, object, object]
+
+
+def _outcome(m: Measurement, model: GpuModel, engine: str, eng_arch: object | None) -> _Outcome:
+    """Predict one record: its table row and output record, or why it was skipped."""
+    rec = m.fields
+    try:
+        p = predict_record(m, model, engine=engine, arch=eng_arch)
+    except UnsupportedRecord as exc:
+        return ("skip", SkippedRecord(m.line, exc.field, str(exc)), None)
+    except ArchsimError as exc:
+        path = getattr(exc, "path", None)
+        if path in rec:  # a field of the record the model refused
+            return ("skip", SkippedRecord(m.line, path, str(exc)), None)
+        # the model has no kernel configuration for this shape (e.g. shared memory)
+        why = f"the model has no kernel for {m.kind} {record_label(rec)}: {exc}"
+        return ("skip", SkippedRecord(m.line, None, why), None)
+    except (ValueError, OverflowError, ZeroDivisionError, MemoryError) as exc:
+        # fields are checked on reading (``_records``); this keeps one record the model
+        # cannot evaluate from stopping the file, and says which exception it was
+        why = f"model failed: {type(exc).__name__}: {exc}"
+        return ("skip", SkippedRecord(m.line, None, why), None)
+    row: dict[str, object] = {
+        "line": m.line,
+        "kind": m.kind,
+        "group": p.group,
+        "dataflow": p.dataflow,
+        "shape": record_label(rec),
+        "backend": str(rec.get("backend", "")),
+        "measured_ms": m.ms,
+        "pred_ms": p.pred_ms,
+        "err_pct": (p.pred_ms - m.ms) / m.ms * 100,
+        "pred_clock_mhz": p.pred_clock_mhz,
+        "pred_W": p.pred_W,
+    }
+    extra: dict[str, object] = {
+        "pred_ms": p.pred_ms,
+        "pred_dataflow": p.dataflow,
+        "pred_kernels": list(p.kernels),
+    }
+    rd, wr = _num(rec, "dram_bytes_read"), _num(rec, "dram_bytes_write")
+    if rd is not None or wr is not None:
+        meas = (rd or 0.0) + (wr or 0.0)
+        row.update(
+            meas_dram_bytes=meas,
+            pred_dram_bytes=p.pred_dram_bytes,
+            dram_err_pct=(p.pred_dram_bytes - meas) / meas * 100 if meas else math.nan,
+        )
+        extra.update(
+            pred_dram_bytes=p.pred_dram_bytes,
+            pred_dram_bytes_read=p.pred_dram_read_bytes,
+            pred_dram_bytes_write=p.pred_dram_write_bytes,
+        )
+    mj = _num(rec, "mJ_per_iter")
+    if mj is not None:
+        row.update(meas_mJ=mj, pred_mJ=p.pred_mJ, energy_err_pct=(p.pred_mJ - mj) / mj * 100)
+        extra.update(pred_mJ=p.pred_mJ)
+    for src, dst, val in (
+        ("avg_W", "meas_W", p.pred_W),
+        ("sm_clock", "meas_clock_mhz", p.pred_clock_mhz),
+    ):
+        v = _num(rec, src)
+        if v is not None:
+            row[dst] = v
+            extra[f"pred_{src}"] = val
+    return ("row", row, {**rec, **extra})
+
+
+def cost_hint(rec: Mapping[str, object]) -> float:
+    """A cheap guess of how long the event engine takes on a record (arbitrary units), to
+    hand the slowest out first on a pool; only the order of the guesses matters.
+
+    Attention prefill (forward or backward) is the slow kind, ~``B*Hq*Sq*Skv`` tile steps;
+    causal attention most of all: its ragged phases have no exact shortcut and run slot by
+    slot (``bench/bench_validate.py``). Every other record takes shortcuts (milliseconds)
+    and weighs 0, as does one whose fields do not parse (it is skipped at once).
+    """
+    if rec.get("kind") != "attn":
+        return 0.0
+    try:
+        size = float(rec["B"]) * float(rec["Hq"]) * float(rec["Sq"]) * float(rec["Skv"])  # type: ignore[arg-type]
+    except (KeyError, TypeError, ValueError):
+        return 0.0
+    return size if rec.get("causal") else 0.1 * size
+
+
+def default_jobs() -> int:
+    """Processes ``archsim validate`` uses by default: the CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+#: (model, engine, arch) of the pool's records: set before the workers fork, read by them
+_WORKER: tuple[GpuModel, str, object | None] | None = None
+
+
+def _worker_outcome(i: int, m: Measurement) -> tuple[int, _Outcome]:
+    assert _WORKER is not None  # set by _outcomes before the pool forks
+    return i, _outcome(m, *_WORKER)
+
+
+def _outcomes(
+    records: tuple[Measurement, ...],
+    model: GpuModel,
+    engine: str,
+    eng_arch: object | None,
+    jobs: int,
+) -> list[_Outcome]:
+    """Every record's outcome, in file order, on ``jobs`` processes (1: this one).
+
+    NOTE: the same result as in-process. Records are predicted independently (each builds
+    its own program and engine state from the shared, read-only model and architecture),
+    and the engine is deterministic, so a worker gives bit for bit the outcome this process
+    would; outcomes are put back in record order. Workers are forked (they inherit the
+    imported modules, the model and the architecture: no start-up import, nothing pickled
+    but the records and outcomes) and take records longest-first by :func:`cost_hint`, so
+    that the slowest do not form the tail.
+    """
+    global _WORKER
+    jobs = min(jobs, len(records))
+    if jobs <= 1 or "fork" not in mp.get_all_start_methods():
+        return [_outcome(m, model, engine, eng_arch) for m in records]
+    order = sorted(range(len(records)), key=lambda i: -cost_hint(records[i].fields))
+    out: list[_Outcome | None] = [None] * len(records)
+    _WORKER = (model, engine, eng_arch)
+    try:
+        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("fork")) as pool:
+            futures = [pool.submit(_worker_outcome, i, records[i]) for i in order]
+            try:
+                for fut in as_completed(futures):
+                    i, got = fut.result()
+                    out[i] = got
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+    finally:
+        _WORKER = None
+    return [o for o in out if o is not None]
+
+
 def compare_records(
-    mset: MeasurementSet, model: GpuModel, *, engine: str = "model", arch: object | None = None
+    mset: MeasurementSet,
+    model: GpuModel,
+    *,
+    engine: str = "model",
+    arch: object | None = None,
+    jobs: int = 1,
 ) -> ComparisonReport:
     """Predict every record of ``mset``; unknown kinds/backends go to ``skipped``.
 
     The device record's power limit, max SM clock and idle power replace the preset's
     (:func:`device_model`). ``engine``: ``model`` (analytic GPU model) or ``analytic`` /
     ``event`` (its kernels lowered to a tile program and run by the engine on ``arch``,
-    default the preset named like the model; see :func:`predict_record`).
+    default the preset named like the model; see :func:`predict_record`). ``jobs``:
+    processes predicting records at once (1: in this process; the report is the same,
+    see :func:`_outcomes`).
     """
     if engine not in ENGINES:  # an argument error, not one record's: stop here
         raise MappingError("unknown engine", path="engine", expected=ENGINES, got=engine)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise MappingError(
+            "jobs must be a positive integer", path="jobs", expected=">= 1", got=jobs
+        )
     model = device_model(model, mset.device)
     eng_arch = None
     if engine != "model":
@@ -229,73 +394,12 @@ def compare_records(
     rows: list[dict[str, object]] = []
     skipped = list(mset.skipped)
     out_records: list[Mapping[str, object]] = []
-    for m in mset.records:
-        rec = m.fields
-        try:
-            p = predict_record(m, model, engine=engine, arch=eng_arch)
-        except UnsupportedRecord as exc:
-            skipped.append(SkippedRecord(m.line, exc.field, str(exc)))
-            continue
-        except ArchsimError as exc:
-            path = getattr(exc, "path", None)
-            if path in rec:  # a field of the record the model refused
-                skipped.append(SkippedRecord(m.line, path, str(exc)))
-            else:  # the model has no kernel configuration for this shape (e.g. shared memory)
-                why = f"the model has no kernel for {m.kind} {record_label(rec)}: {exc}"
-                skipped.append(SkippedRecord(m.line, None, why))
-            continue
-        except (ValueError, OverflowError, ZeroDivisionError, MemoryError) as exc:
-            # fields are checked on reading (``_records``); this keeps one record the model
-            # cannot evaluate from stopping the file, and says which exception it was
-            skipped.append(
-                SkippedRecord(m.line, None, f"model failed: {type(exc).__name__}: {exc}")
-            )
-            continue
-        row: dict[str, object] = {
-            "line": m.line,
-            "kind": m.kind,
-            "group": p.group,
-            "dataflow": p.dataflow,
-            "shape": record_label(rec),
-            "backend": str(rec.get("backend", "")),
-            "measured_ms": m.ms,
-            "pred_ms": p.pred_ms,
-            "err_pct": (p.pred_ms - m.ms) / m.ms * 100,
-            "pred_clock_mhz": p.pred_clock_mhz,
-            "pred_W": p.pred_W,
-        }
-        extra: dict[str, object] = {
-            "pred_ms": p.pred_ms,
-            "pred_dataflow": p.dataflow,
-            "pred_kernels": list(p.kernels),
-        }
-        rd, wr = _num(rec, "dram_bytes_read"), _num(rec, "dram_bytes_write")
-        if rd is not None or wr is not None:
-            meas = (rd or 0.0) + (wr or 0.0)
-            row.update(
-                meas_dram_bytes=meas,
-                pred_dram_bytes=p.pred_dram_bytes,
-                dram_err_pct=(p.pred_dram_bytes - meas) / meas * 100 if meas else math.nan,
-            )
-            extra.update(
-                pred_dram_bytes=p.pred_dram_bytes,
-                pred_dram_bytes_read=p.pred_dram_read_bytes,
-                pred_dram_bytes_write=p.pred_dram_write_bytes,
-            )
-        mj = _num(rec, "mJ_per_iter")
-        if mj is not None:
-            row.update(meas_mJ=mj, pred_mJ=p.pred_mJ, energy_err_pct=(p.pred_mJ - mj) / mj * 100)
-            extra.update(pred_mJ=p.pred_mJ)
-        for src, dst, val in (
-            ("avg_W", "meas_W", p.pred_W),
-            ("sm_clock", "meas_clock_mhz", p.pred_clock_mhz),
-        ):
-            v = _num(rec, src)
-            if v is not None:
-                row[dst] = v
-                extra[f"pred_{src}"] = val
-        rows.append(row)
-        out_records.append({**rec, **extra})
+    for kind, a, b in _outcomes(mset.records, model, engine, eng_arch, jobs):
+        if kind == "skip":
+            skipped.append(a)  # type: ignore[arg-type]  # a SkippedRecord
+        else:
+            rows.append(a)  # type: ignore[arg-type]  # a row
+            out_records.append(b)  # type: ignore[arg-type]  # the record with pred_*
     frame = pd.DataFrame(rows)
     if frame.empty:
         frame = pd.DataFrame(
@@ -326,6 +430,7 @@ def validate_file(
     *,
     model: GpuModel | None = None,
     engine: str = "model",
+    jobs: int = 1,
 ) -> ComparisonReport:
     """Load a measurement file and compare it with the model of ``arch``.
 
@@ -339,6 +444,9 @@ def validate_file(
         A ready GPU model (e.g. with a candidate calibration).
     engine
         ``model`` (default), ``analytic`` or ``event`` (see :func:`compare_records`).
+    jobs
+        Processes predicting records at once (1, the default: in this process; the report
+        is the same either way).
 
     Raises
     ------
@@ -346,4 +454,4 @@ def validate_file(
         Unreadable file (malformed lines and records are reported in ``skipped``).
     """
     mset = load_measurements(path)
-    return compare_records(mset, model or gpu_model(arch), engine=engine, arch=arch)
+    return compare_records(mset, model or gpu_model(arch), engine=engine, arch=arch, jobs=jobs)
