@@ -1,4 +1,4 @@
-"""Memory-bound kernels (softmax, elementwise) and unfused attention.
+"""Memory-bound kernels (elementwise, launch chains) and unfused attention.
 
 Unfused attention is three kernels per call: a batched GEMM ``S = Q K^T`` (B*H GEMMs of
 S x S x d), a row softmax that reads and writes the S x S scores, and a batched GEMM
@@ -15,7 +15,8 @@ import numpy as np
 from .cost import KernelCost
 from .gemm import gemm_costs
 from .launch import Launch, engine_load_latency_s, round_latency_s
-from .params import GpuModel, dtype_bytes
+from .params import GpuModel
+from .softmax import softmax_cost
 
 __all__ = ["launch_cost", "streaming_cost", "softmax_cost", "unfused_attention_costs"]
 
@@ -128,25 +129,6 @@ def launch_cost(
             "rounds": "+".join(f"{r.count}x{r.level}" for r in launch.rounds),
             "chain_s": chain_s,
         },
-    )
-
-
-def softmax_cost(model: GpuModel, *, rows: int, cols: int, dtype: str = "bf16") -> KernelCost:
-    """Row softmax over ``rows x cols`` (read once, write once; exp + 4 FP32 ops/element).
-
-    PyTorch's ``cunn_SoftMaxForward`` keeps a row in registers/shared memory when it fits,
-    so the scores are read once.
-    """
-    e = dtype_bytes(dtype)
-    n = float(rows) * cols
-    return streaming_cost(
-        model,
-        name="cunn_SoftMaxForward",
-        category="softmax",
-        read_bytes=n * e,
-        write_bytes=n * e,
-        alu_ops=5.0 * n,
-        ctas=max(1, min(rows, model.hw.sms * 16)),
     )
 
 

@@ -275,6 +275,10 @@ def _cost_for(
             "path": cfg.path,
             "copy": cfg.copy,
             "ctas_per_sm": 1,
+            # Hopper cuBLAS kernels (wgmma, TMA) are persistent: grid = SMs in every traced
+            # nvjet_sm90 launch (validation/data/traces: grid [2, 66, 1] on 132 SMs), a tile
+            # scheduler handing each CTA its next output tile
+            "persistent": cfg.path == "wgmma",
             # output bytes still dirty in L2 at the end (written by a later kernel's evictions)
             "deferred_write_bytes": max(
                 0.0,

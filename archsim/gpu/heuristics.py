@@ -193,24 +193,41 @@ def fa3_bwd_tiling(hw: GpuHardware, d: int, elt: int = 2) -> AttnTiling:
 def memeff_fwd_tiling(hw: GpuHardware, d: int, elt: int = 2) -> AttnTiling:
     """cutlass memory-efficient forward (xformers ``fmha_cutlassF_*_sm80`` in PyTorch).
 
-    hdim<=64: 64x64 ("rf", output in registers); hdim<=128: 64x128 rf; else 32x128 gmem.
-    4 warps; K and V tiles single-buffered in shared memory.
+    The kernel PyTorch launches, as recorded (``validation/data/h100_kernel_probe.jsonl``:
+    ``block``, ``registers per thread``, ``shared memory``): hdim<=64 ``64x64_rf``, 4 warps,
+    128 registers, 18,944 B; hdim<=128 ``64x128_rf``, 8 warps, 128 registers, 52,224 B;
+    above ``32x128_gmem`` (output accumulated in global memory), 4 warps, 122 registers,
+    51,200 B. K and V single-buffered (one K/V tile in flight). Shared memory below from the
+    buffer layout, within 3 KB of the recorded bytes (same occupancy).
     """
     if d <= 64:
-        bm, bn = 64, 64
+        bm, bn, warps, regs = 64, 64, 4, 128
     elif d <= 128:
-        bm, bn = 64, 128
-    else:
-        bm, bn = 32, 128
-    smem = (bm * d + 2 * bn * d) * elt + bm * bn * 4
-    return make_tiling(hw, bm, bn, 4, 128, smem, "mma_sync", None, bn * d * elt)
+        bm, bn, warps, regs = 64, 128, 8, 128
+    else:  # the gmem kernel walks the head dim in chunks: its buffer does not grow with d
+        bm, bn, warps, regs = 32, 128, 4, 128
+    # Q + K for QK^T, then the same bytes hold P (bf16) + V for PV (SharedStorage union);
+    # 2,560 / 3,072 B of row statistics beside them are not counted
+    smem = max(bm * d + bn * d, bm * bn + bn * d) * elt if d <= 128 else 51200
+    return make_tiling(hw, bm, bn, warps, regs, smem, "mma_sync", None, bn * d * elt)
 
 
 def memeff_bwd_tiling(hw: GpuHardware, d: int, elt: int = 2) -> AttnTiling:
-    """cutlass memory-efficient backward (``fmha_cutlassB_*_sm80``): 64x64 (d<=128), 8 warps."""
-    bm, bn = (64, 64) if d <= 128 else (64, 32)
-    smem = min((2 * bm + 2 * bn) * d * elt + bm * bn * 4 * 2, hw.max_smem_per_cta_bytes)
-    return make_tiling(hw, bm, bn, 8, 128, smem, "mma_sync", None, bm * d * elt)
+    """cutlass memory-efficient backward (``fmha_cutlassB_*_sm80``), as recorded (probe file
+    above): hdim<=64 ``64x64_k64``, 4 warps, 162 registers, 42,240 B; hdim<=128
+    ``128x128_k128``, 16 warps, 128 registers, 133,632 B (one CTA per SM); above
+    ``128x64_k65536``, 8 warps, 151 registers, 60,928 B. A CTA owns a key block (grid = key
+    blocks x heads x batch) and streams the query blocks.
+    """
+    del elt
+    if d <= 64:
+        bm, bn, warps, regs, smem = 64, 64, 4, 162, 42240
+    elif d <= 128:
+        bm, bn, warps, regs, smem = 128, 128, 16, 128, 133632
+    else:
+        bm, bn, warps, regs, smem = 128, 64, 8, 151, 60928
+    smem = min(smem, hw.max_smem_per_cta_bytes)
+    return make_tiling(hw, bm, bn, warps, regs, smem, "mma_sync", None, bm * d * 2)
 
 
 def flex_fwd_tiling(hw: GpuHardware, d: int, elt: int = 2) -> AttnTiling:

@@ -560,7 +560,10 @@ def recipe_cta(shape: CtaShape, model: GpuModel, elt: int, base: AttnTiling) -> 
     q_b, kv_b = bm * d * elt, st * bn * (d + dv) * elt
     o_b = bm * dv * elt if r.o_staging else 0
     s_b = bm * bn * r.score_smem_bytes
-    smem = int(q_b + kv_b + o_b + s_b)
+    if r.smem_union:  # Q + K for QK^T, then the same bytes hold P + V for PV
+        smem = int(max(q_b + st * bn * d * elt, s_b + st * bn * dv * elt) + o_b)
+    else:
+        smem = int(q_b + kv_b + o_b + s_b)
     cap = int(hw.max_smem_per_cta_bytes)
     if smem > cap:
         parts = f"Q {q_b:,} + {st} stages of K/V {kv_b:,}"

@@ -44,6 +44,7 @@ from archsim.gpu.attention import L2_REUSE, head_major_longest_first, trip_kerne
 from archsim.gpu.elementwise import launch_cost
 from archsim.gpu.heuristics import AttnTiling
 from archsim.gpu.launch import Launch, layer_norm_launch, vectorized_elementwise_launch
+from archsim.gpu.softmax import softmax_cost
 from mappings._passes import cascade_passes
 from mappings._roles import AttentionRoles, attention_roles, is_contraction
 from mappings._stream import StreamTiling, StreamWork, add_ops, numeric_params, stream_work
@@ -135,8 +136,12 @@ class FusedRecipe:
     o_staging
         The output tile is staged in shared memory for the (TMA) store.
     score_smem_bytes
-        Bytes per score the kernel keeps in shared memory (cutlass keeps the score tile there
-        in fp32: 4; 0 when scores live in registers only).
+        Bytes per score the kernel keeps in shared memory (cutlass keeps the probability tile
+        there as the A operand of ``P V``, in bf16/fp16: 2; 0 when scores live in registers
+        only).
+    smem_union
+        The two GEMMs' operands share one buffer (cutlass's ``SharedStorage`` union): shared
+        memory is ``max(Q + K, scores + V)``, not their sum.
     """
 
     dataflow: str
@@ -155,6 +160,7 @@ class FusedRecipe:
     loads_per_stage: int = 1
     o_staging: bool = False
     score_smem_bytes: int = 0
+    smem_union: bool = False
 
     @property
     def is_persistent(self) -> bool:
@@ -627,8 +633,11 @@ def unfused_plan(
         alu = 2.0 * ops.get("mac", 0.0) + sum(v for k, v in ops.items() if k != "mac")
         name = "fused_elementwise_" + "_".join(run)
         launch = run_launch(cascade, run, reads, writes, sizes)
+        row = softmax_row(cascade, run, ops, sizes)
         cost = (
-            launch_cost(
+            softmax_run_cost(model, row, read_b, write_b, dtype)
+            if row is not None
+            else launch_cost(
                 model,
                 launch,
                 name=name,
@@ -659,6 +668,34 @@ def unfused_plan(
         notes=notes or f"{name}: {len(names)} Einsums as {len(costs)} kernels",
         extra_meta={"einsum_groups": {"kernels": [list(r) for r in runs]}},
         gpu_plan=gpu_plan,
+    )
+
+
+def softmax_row(
+    cascade: Cascade, run: Sequence[str], ops: Mapping[str, float], sizes: Mapping[str, int]
+) -> tuple[int, int] | None:
+    """``(rows, cols)`` when a fused run is a row softmax (a ``max`` reduction and ``exp``s
+    over the same row): the library runs it as its softmax kernel, whose cost is not a
+    latency chain but instruction issue (:mod:`archsim.gpu.softmax`). None otherwise."""
+    red = next((_einsum(cascade, n) for n in run if _einsum(cascade, n).reduce_op == "max"), None)
+    if red is None or not red.reduce_ranks or ops.get("exp", 0.0) <= 0:
+        return None
+    cols = int(math.prod(int(sizes.get(r, 1)) for r in red.reduce_ranks))
+    rows = int(math.prod(int(sizes.get(r, 1)) for r in red.output.ranks))
+    return rows, cols
+
+
+def softmax_run_cost(
+    model: GpuModel, row: tuple[int, int], read_b: float, write_b: float, dtype: str
+) -> KernelCost:
+    """PyTorch's softmax kernel over ``row`` (rows, cols), with the run's own DRAM bytes."""
+    k = softmax_cost(model, rows=row[0], cols=row[1], dtype=dtype)
+    scale = (read_b + write_b) / max(k.dram_bytes, 1.0)
+    return replace(
+        k,
+        cta_bytes=np.asarray(k.cta_bytes) * scale,
+        dram_read_bytes=float(read_b),
+        dram_write_bytes=float(write_b),
     )
 
 

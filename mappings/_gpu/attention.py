@@ -64,9 +64,15 @@ RECIPES: dict[str, FusedRecipe] = {
         loads_per_stage=2,
         o_staging=True,
     ),
-    # cutlass: K and V single-buffered, the fp32 score tile in shared memory
+    # cutlass: K and V single-buffered; the probability tile in shared memory (bf16) as the
+    # A operand of PV, in the bytes Q and K used (SharedStorage union; the recorded launches
+    # in validation/data/h100_kernel_probe.jsonl: 18,944 B at d=64, 52,224 B at d=128)
     "mem_efficient": FusedRecipe(
-        "mem_efficient", "efficient", "fmha_cutlassF_bf16_aligned_sm80", score_smem_bytes=4
+        "mem_efficient",
+        "efficient",
+        "fmha_cutlassF_bf16_aligned_sm80",
+        score_smem_bytes=2,
+        smem_union=True,
     ),
 }
 

@@ -50,8 +50,10 @@ def test_pipelined_gemm_loads_one_k_step_per_stage_with_the_kernels_stage_count(
     (cost,) = gemm_costs(4096, 4096, 4096, MODEL)
     serial = kernel_phase(cost, MODEL, ARCH)
     piped = kernel_phase(cost, MODEL, ARCH, pipelined_loads=True)
-    # one engine trip per K step of the model, `stages` buffers in flight
-    assert np.array_equal(piped.trips, cost.trips)
+    # one engine trip per K step of the model, `stages` buffers in flight; the Hopper
+    # cuBLAS kernel is persistent: one work item per SM walks its output tiles' K steps
+    assert cost.meta["persistent"] and piped.work_items == MODEL.hw.sms
+    assert int(np.sum(piped.trips)) == int(np.sum(cost.trips))
     assert piped.depth == cost.stages == 4
     # a load is one stage's A and B tiles (DRAM share + L2 share, after TMA multicast)
     tile = sum(t.bytes for t in piped.body.loads if t.dst == "SMEM")
@@ -65,7 +67,9 @@ def test_pipelined_gemm_loads_one_k_step_per_stage_with_the_kernels_stage_count(
     assert d_p == pytest.approx(cost.dram_read_bytes, rel=1e-3)
     assert d_s == pytest.approx(d_p, rel=1e-3)
     assert l_s == pytest.approx(l_p, rel=1e-3)
-    assert m_s == pytest.approx(m_p, rel=1e-9)
+    # the persistent lowering adds each tile switch's latency as SM work (the model's
+    # per-CTA latency), so the pipelined program's tensor slots are a little more
+    assert m_s <= m_p <= 1.03 * m_s
 
 
 def test_pipelined_decode_loads_its_k_and_v_tiles_as_two_loads_per_trip():

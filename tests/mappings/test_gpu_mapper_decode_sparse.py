@@ -90,13 +90,16 @@ def test_decode_searches_the_decode_kernels_and_beats_or_matches_every_recipe(h1
 
 
 def test_mla_decode_recipes_that_cannot_fit_say_why_and_the_search_goes_on(searched):
-    """MLA's 576-wide latent rows overflow the cuDNN and cutlass decode CTAs' shared memory;
-    the split-KV CTA with 64 query heads of the latent stream packed wins."""
+    """MLA's 576-wide latent rows overflow the cuDNN decode CTA's shared memory; the cutlass
+    kernel for head dims over 128 (``32x128_gmem``) walks the head dim in chunks with a fixed
+    51,200 B (recorded at d=256), so it runs, and loses; the split-KV CTA with 64 query heads
+    of the latent stream packed wins."""
     w, ranked, stats = searched("mla")
     assert "shared memory" in stats["recipes"]["flash3"]
-    assert "shared memory" in stats["recipes"]["mem_efficient"]
-    # their own CTA cannot exist at this head dim: no tile of theirs is in the answer
-    assert not {r.mapping.name for r in ranked} & {"flash3", "mem_efficient"}
+    assert isinstance(stats["recipes"]["mem_efficient"], float)
+    # the cuDNN CTA cannot exist at this head dim: no tile of it is in the answer
+    assert "flash3" not in {r.mapping.name for r in ranked}
+    assert stats["recipes"]["mem_efficient"] > ranked[0].cycles
     best = ranked[0].mapping
     assert best.name == "split_kv"
     core = next(g for g in best.groups if "QKC" in g.einsums)

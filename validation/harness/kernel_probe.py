@@ -72,11 +72,14 @@ PROBES: list[Probe] = [
     *(_sdpa("decode", 8, 32, 8, 1, s, 128, False, "cudnn", "fwd") for s in (4097, 8193)),
 ]
 
-#: Probes also run under ncu with ``--ncu`` (softmax widths across the three paths).
+#: Probes also run under ncu with ``--ncu``: every softmax width (the three paths) and the
+#: memory-efficient forward at head dims 64 and 128 (not causal).
 NCU_PROBES: list[Probe] = [
-    p for p in PROBES if p["probe"] == "softmax" and p["dtype"] == "bf16"
-    and p["dim"] in (2048, 4096, 8192, 12288, 32768)
-]  # fmt: skip
+    p
+    for p in PROBES
+    if p["probe"] == "softmax"
+    or (p["probe"] == "attn" and p["pass_"] == "fwd" and not p["causal"] and p["D"] in (64, 128))
+]
 
 #: Per-kernel counters: launch, occupancy, issued instructions, local-memory spills, stalls.
 NCU_METRICS = (
