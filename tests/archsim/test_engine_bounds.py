@@ -141,3 +141,40 @@ def test_one_item_per_slot_is_bounded_by_its_longest_item_alone():
     assert upper == pytest.approx(phase_bounds(c_e, c_e.phases[0])[1], rel=1e-12)
     exact = simulate(ragged, arch, shortcuts=False).meta["phase_cycles"]["p"]  # type: ignore[arg-type]
     assert lower <= exact <= upper
+
+
+def test_a_ragged_phase_with_very_tight_bounds_gets_its_midpoint_before_any_shortcut(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``APPROX_TIGHT_*``: a persistent kernel's ragged phase (one item per slot, slots on
+    their own PEs, DRAM shared but never the bottleneck) has bounds within 1e-6; it gets their
+    midpoint without a shortcut being tried, within the stated bound of the full simulation."""
+    trips = np.random.default_rng(1).integers(1500, 1600, size=8).tolist()
+    kw = dict(dram_bw=1000, lat=5, pe=0, load_b=16, mac_n=400, store_b=0)
+    prog, arch = _ragged(8, 1, trips, 2, False, False, **kw)
+    exact = simulate(prog, arch, approx=False)  # type: ignore[arg-type]
+    assert exact.meta["phase_method"]["p"] == "full"
+    assert sum(trips) < _sim.APPROX_TIGHT_MIN_STEPS  # by default: exact
+    assert simulate(prog, arch).meta["mode"] == "exact"  # type: ignore[arg-type]
+
+    def no_shortcut(*_args: object) -> None:
+        raise AssertionError("a shortcut was tried on a phase with tight bounds")
+
+    monkeypatch.setattr(_sim, "APPROX_TIGHT_MIN_STEPS", 1000)
+    monkeypatch.setattr(_sim, "phase_shortcut", no_shortcut)
+    got = simulate(prog, arch)  # type: ignore[arg-type]
+    assert got.meta["phase_method"]["p"] == "bounded"
+    bound = got.meta["bound_cycles"]
+    assert 0 < bound <= _sim.APPROX_TIGHT_RELATIVE * got.cycles
+    exact_cycles = exact.meta["phase_cycles"]["p"]
+    assert abs(got.meta["phase_cycles"]["p"] - exact_cycles) <= bound
+    # a tighter demand than the bound gives: the shortcut is tried again (here: none applies)
+    monkeypatch.setattr(_sim, "APPROX_TIGHT_RELATIVE", bound / got.cycles / 2)
+    with pytest.raises(AssertionError, match="shortcut was tried"):
+        simulate(prog, arch)  # type: ignore[arg-type]
+    # uniform trips never take the tight tier (their wave shortcuts are exact and cheap)
+    even, _ = _ragged(8, 1, [1550] * 8, 2, False, False, **kw)
+    c_even = compile_program(even, arch)  # type: ignore[arg-type]
+    assert c_even.phases[0].phase.uniform_trips == 1550
+    assert _sim._bounded(c_even, c_even.phases[0], 1000, 1e-4) is not None  # tight, but
+    assert _sim._tight(c_even, c_even.phases[0]) is None
