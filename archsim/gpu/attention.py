@@ -29,6 +29,7 @@ from .heuristics import (
     memeff_fwd_tiling,
 )
 from .params import GpuModel, dtype_bytes
+from .softmax import SCHEDULERS_PER_SM
 
 __all__ = [
     "FAMILIES",
@@ -131,6 +132,7 @@ def trip_kernel_cost(
     issue_cycles_per_trip: float = 0.0,
     order: np.ndarray | None = None,
     persistent: bool = False,
+    issue_eff: float | None = None,
 ) -> KernelCost:
     """Build a :class:`KernelCost` for a grid of CTAs that each loop over ``trips`` tiles.
 
@@ -141,7 +143,10 @@ def trip_kernel_cost(
     overlaps the rest: a trip takes at least that long. CTAs are dispatched in ``order``
     when given, else longest first when ``lpt``, else in launch order. ``persistent``: the
     grid is one CTA per slot that runs a sequence of these CTAs' tiles (``meta``; the GPU
-    lowering runs each such CTA's tiles back to back).
+    lowering runs each such CTA's tiles back to back). An issue-bound tiling
+    (``tiling.instr_per_score``) takes at least its instructions at ``tiling.issue_frac`` of
+    the SM's issue slots, times ``issue_eff`` (default ``eff``; a backward pass gives its
+    family's forward efficiency: its counted instructions already hold the extra GEMMs).
     """
     hw = model.hw
     trips = np.asarray(trips, dtype=float)
@@ -150,6 +155,12 @@ def trip_kernel_cost(
     cps = max(1, min(tiling.ctas_per_sm, math.ceil(trips.size / hw.sms)))
     t_mma = mma_flops_per_trip / (hw.tc_rate(tiling.path, dtype) * eff)
     t_soft = alu_per_trip / hw.fp32_ops_per_clk + sfu_per_trip / hw.sfu_ops_per_clk
+    if tiling.instr_per_score > 0:  # an issue-bound kernel (see AttnTiling)
+        issue = tiling.instr_per_score * tiling.block_m * tiling.block_n
+        issue /= (
+            SCHEDULERS_PER_SM * 32 * tiling.issue_frac * (eff if issue_eff is None else issue_eff)
+        )
+        issue_cycles_per_trip = max(issue_cycles_per_trip, issue)
     ov = tiling.overlap_with(cps)
     per_trip = cps * max(
         max(t_mma, t_soft) + (1.0 - ov) * min(t_mma, t_soft), issue_cycles_per_trip
@@ -357,6 +368,7 @@ def attention_bwd_costs(
         dram_write=rows * D * 4.0 + B * Hq * Skv * D * elt * 2,
         lpt=(family == "flash3" and causal),
         meta={"family": family, "q_reread": factor},
+        issue_eff=_efficiency(model, family, False),
     )
     pre = _memory_kernel(
         "flash_bwd_dot_do_o_kernel", model, 2.0 * qo, rows * 4.0 + rows * D * 4.0, 2.0 * rows * D

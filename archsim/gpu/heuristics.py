@@ -7,7 +7,7 @@ waves, so they are what makes a prediction track a backend rather than an ideal 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .occupancy import ctas_per_sm
 from .params import GpuHardware
@@ -41,6 +41,10 @@ class AttnTiling:
         itself (warp specialization / ping-pong; 0 for FA2-style kernels).
     inflight_bytes : bytes one CTA keeps in flight from memory (cp.async/TMA stages).
     ctas_per_sm : occupancy on the given GPU.
+    instr_per_score : thread instructions the kernel issues per score (0: not issue-bound,
+        the tensor/softmax model alone). issue_frac : fraction of the SM's issue slots the
+        kernel fills (ncu ``smsp__issue_active``); with ``instr_per_score`` a trip takes at
+        least ``instructions / (issue slots x issue_frac)``.
     """
 
     block_m: int
@@ -53,6 +57,8 @@ class AttnTiling:
     inflight_bytes: int
     ctas_per_sm: int
     intra_overlap: float = 0.0
+    instr_per_score: float = 0.0
+    issue_frac: float = 1.0
 
     def overlap_with(self, resident: int) -> float:
         """Softmax overlap with ``resident`` CTAs on the SM (other CTAs' warps fill gaps)."""
@@ -190,6 +196,13 @@ def fa3_bwd_tiling(hw: GpuHardware, d: int, elt: int = 2) -> AttnTiling:
     return make_tiling(hw, bm, bn, 12, 168, smem, "wgmma", 0.8, 2 * bm * d * elt)
 
 
+#: Thread instructions per score of the cutlass forward, ``c + k x head dim``, through the
+#: two ncu counts of ``validation/data/h100_kernel_probe.jsonl`` (d = 64 and 128).
+MEMEFF_INSTR = (30.23, 0.1372)
+#: The same for the cutlass backward (its five GEMMs, the softmax recompute, dQ atomics).
+MEMEFF_BWD_INSTR = (26.19, 0.6770)
+
+
 def memeff_fwd_tiling(hw: GpuHardware, d: int, elt: int = 2) -> AttnTiling:
     """cutlass memory-efficient forward (xformers ``fmha_cutlassF_*_sm80`` in PyTorch).
 
@@ -209,7 +222,14 @@ def memeff_fwd_tiling(hw: GpuHardware, d: int, elt: int = 2) -> AttnTiling:
     # Q + K for QK^T, then the same bytes hold P (bf16) + V for PV (SharedStorage union);
     # 2,560 / 3,072 B of row statistics beside them are not counted
     smem = max(bm * d + bn * d, bm * bn + bn * d) * elt if d <= 128 else 51200
-    return make_tiling(hw, bm, bn, warps, regs, smem, "mma_sync", None, bn * d * elt)
+    t = make_tiling(hw, bm, bn, warps, regs, smem, "mma_sync", None, bn * d * elt)
+    # Issue-bound (ncu on the probe's B4 H16 S4096 forward, H100): 39.0 / 47.8 thread
+    # instructions per score at d = 64 / 128 (mma.sync is ~1% of them: index arithmetic,
+    # ldmatrix, the softmax in the MMA warps), issue slots 67% / 55% busy; the tensor pipe
+    # alone would take a third of the time. The gmem kernel (d > 128) was not counted: the
+    # d <= 128 kernel's issue fraction.
+    frac = 0.671 if d <= 64 else 0.550
+    return replace(t, instr_per_score=MEMEFF_INSTR[0] + MEMEFF_INSTR[1] * d, issue_frac=frac)
 
 
 def memeff_bwd_tiling(hw: GpuHardware, d: int, elt: int = 2) -> AttnTiling:
@@ -227,7 +247,13 @@ def memeff_bwd_tiling(hw: GpuHardware, d: int, elt: int = 2) -> AttnTiling:
     else:
         bm, bn, warps, regs, smem = 128, 64, 8, 151, 60928
     smem = min(smem, hw.max_smem_per_cta_bytes)
-    return make_tiling(hw, bm, bn, warps, regs, smem, "mma_sync", None, bm * d * 2)
+    t = make_tiling(hw, bm, bn, warps, regs, smem, "mma_sync", None, bm * d * 2)
+    # Issue-bound like the forward (ncu, same probe): 69.5 / 112.9 thread instructions per
+    # score at d = 64 / 128, issue slots 38% / 41% busy; above 128 not counted.
+    frac = 0.384 if d <= 64 else 0.405
+    return replace(
+        t, instr_per_score=MEMEFF_BWD_INSTR[0] + MEMEFF_BWD_INSTR[1] * d, issue_frac=frac
+    )
 
 
 def flex_fwd_tiling(hw: GpuHardware, d: int, elt: int = 2) -> AttnTiling:

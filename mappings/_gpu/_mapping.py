@@ -603,9 +603,12 @@ def recipe_cta(shape: CtaShape, model: GpuModel, elt: int, base: AttnTiling) -> 
             got=f"{rf_need:,} B",
         )
     inflight = int(st * r.loads_per_stage * bn * (d + dv) * elt // 2)
-    return make_tiling(
+    t = make_tiling(
         hw, bm, bn, threads // 32, max(regs, 1), smem, r.path, r.softmax_overlap, inflight
     )
+    # an issue-bound family keeps its kernel's instructions per score and issue fraction
+    # (measured on its own CTA; another tile of the same kernel code is assumed alike)
+    return replace(t, instr_per_score=base.instr_per_score, issue_frac=base.issue_frac)
 
 
 # --- plans ----------------------------------------------------------------------------------

@@ -441,7 +441,8 @@ def _kernels(
     grads_written = (
         grad_tiles * w.work_items if recipe.kv_grads_per_query_head else grads_compulsory
     )
-    eff = float(getattr(model.cal, FAMILIES[recipe.family][0])) * float(model.cal.eff_bwd)
+    fwd_eff = float(getattr(model.cal, FAMILIES[recipe.family][0]))
+    eff = fwd_eff * float(model.cal.eff_bwd)
     main = trip_kernel_cost(
         name=recipe.kernel,
         category="attn_bwd",
@@ -458,6 +459,7 @@ def _kernels(
         dram_read=q_read + kv_in,
         dram_write=acc_elems * recipe.dq_accum_bytes + grads_written,
         lpt=lpt,
+        issue_eff=fwd_eff,
         meta={
             "family": recipe.family,
             "q_reread": q_read / stream_in if stream_in else 1.0,

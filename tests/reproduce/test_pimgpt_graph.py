@@ -79,9 +79,10 @@ def test_gpu_step_is_launch_gaps_plus_streamed_weights(rows):
     cal = gpu_model("h100").cal
     fixed_ms = (cal.launch_s + (r["gpu_kernels"] - 1) * cal.gap_s) * 1e3
     assert r["gpu_launch_share"] == pytest.approx(fixed_ms / r["gpu_ms_per_token"], rel=1e-9)
-    # batch-1 decode: host launch + gaps are 46% of the step (the tensor-core kernels'
-    # in-kernel ramp, ``ramp_s``, is not in this share)
-    assert r["gpu_launch_share"] == pytest.approx(0.46, rel=TOL)
+    # batch-1 decode: host launch + gaps are 36% of the step (the tensor-core kernels'
+    # in-kernel ramp, ``ramp_s``, is not in this share; 46% before the 2026-12-05 refit with
+    # the issue-bound memory-efficient kernels, which put 1.7 us per gap, not 2.7)
+    assert r["gpu_launch_share"] == pytest.approx(0.36, rel=TOL)
     # a bigger model streams more weights per kernel: a smaller launch share
     assert rows["gpt3-xl"]["gpu_launch_share"] < r["gpu_launch_share"]
 

@@ -73,12 +73,11 @@ PROBES: list[Probe] = [
 ]
 
 #: Probes also run under ncu with ``--ncu``: every softmax width (the three paths) and the
-#: memory-efficient forward at head dims 64 and 128 (not causal).
+#: memory-efficient forward and backward at head dims 64 and 128 (not causal).
 NCU_PROBES: list[Probe] = [
     p
     for p in PROBES
-    if p["probe"] == "softmax"
-    or (p["probe"] == "attn" and p["pass_"] == "fwd" and not p["causal"] and p["D"] in (64, 128))
+    if p["probe"] == "softmax" or (p["probe"] == "attn" and not p["causal"] and p["D"] in (64, 128))
 ]
 
 #: Per-kernel counters: launch, occupancy, issued instructions, local-memory spills, stalls.
