@@ -423,6 +423,29 @@ class ItemRun:
         self.clock.span(self.ctx.pid, (self.ctx.slot, "item"), name, start, end, args)
 
     # ---- body pipeline ----------------------------------------------------------------------
+    def in_body(self) -> bool:
+        """Whether the item is in its body pipeline (not its prologue or epilogue)."""
+        return self.mode == _BODY and not self.stopped
+
+    def skip_tiles(self, tiles: int) -> None:
+        """Advance every body counter by ``tiles`` (the caller skips whole periods of a
+        periodic state; see ``_shortcuts._quotient``). The pipeline's state relative to its
+        last stored tile is unchanged; at least ``2 depth + 1`` tiles must stay to store, so
+        that no load decision (``kl < n``) sees the difference."""
+        if tiles < 0 or self.mode != _BODY or self.steady or self.tr:
+            raise ValueError(f"skip_tiles: cannot skip {tiles} tiles in this state")
+        if self.n - (self.ks_done + tiles) < 2 * self.d + 1:
+            raise ValueError(
+                f"skip_tiles: {tiles} tiles would leave {self.n - self.ks_done - tiles} to "
+                f"store, expected at least 2 depth + 1 = {2 * self.d + 1}"
+            )
+        self.kl += tiles
+        self.kl_done += tiles
+        self.kc += tiles
+        self.kc_done += tiles
+        self.ks += tiles
+        self.ks_done += tiles
+
     def _pump(self) -> None:
         lp, cpl, spl = self.body
         d, n = self.d, self.n

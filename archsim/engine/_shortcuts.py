@@ -21,7 +21,10 @@ else returns None and the phase is simulated slot by slot:
     servers after them (:func:`_leading_waves`);
 (f) *grouped lockstep*: with ragged trips of a few distinct counts on grouped slots, one
     representative per class of slots that stay in lockstep, on weighted shared servers,
-    with repeated hand-out states skipped by whole periods (:func:`_grouped_lockstep`).
+    with repeated hand-out states skipped by whole periods (:func:`_grouped_lockstep`), and
+    repeated states between hand-outs skipped by whole periods of every running item's body
+    (``in_item`` in :func:`_quotient`: persistent kernels' one long item per slot, whose
+    trips the GPU lowering doubles with one engine load per operand tile).
 """
 
 from __future__ import annotations
@@ -171,6 +174,14 @@ def _same(a: object, b: object, tol: float) -> bool:
     if isinstance(a, tuple) and isinstance(b, tuple):
         return len(a) == len(b) and all(_same(x, y, tol) for x, y in zip(a, b, strict=True))
     return a == b
+
+
+def _same_state(a: tuple[tuple, list[float]], b: tuple[tuple, list[float]], tol: float) -> bool:
+    """Two ``(exact part, floats)`` snapshots are equal: the first exactly, the floats
+    within ``tol``."""
+    if a[0] != b[0] or len(a[1]) != len(b[1]):
+        return False
+    return all(abs(x - y) <= tol for x, y in zip(a[1], b[1], strict=True))
 
 
 class _Segment:
@@ -534,6 +545,11 @@ _BUDGET_FLOOR = 5_000
 _BUDGET_STEPS = 400_000
 #: most classes tried before giving up (each split re-runs the quotient from the start)
 _MAX_SPLITS = 12
+#: snapshots kept to look for a repeated state inside the items (see :func:`_quotient`)
+_MAX_INNER = 8
+#: snapshots taken between two hand-outs before giving up looking there (a state that does
+#: not repeat within this many tiles of the watched class rarely repeats later)
+_MAX_LOOKS = 512
 
 
 def _grouped_lockstep(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[float, int] | None:
@@ -554,10 +570,13 @@ def _grouped_lockstep(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[flo
     slots freed at one instant in slot-index order. If those items differ within a class
     (ragged trips, or items run out part-way through a class), the partition is refined by
     what each slot gets and the quotient re-run from the start (refining a lockstep class
-    changes no trajectory). Where the hand-out is not uniform and another class frees within
-    float tolerance of that instant (the order could differ in the full simulation), an
-    item takes no time, or the re-runs cost more than ``_BUDGET_PER_STEP`` events per body
-    step (plus ``_BUDGET_FLOOR``), returns None and the phase is simulated slot by slot.
+    changes no trajectory). Between hand-outs, a state that repeats (relative to the tiles
+    each class has stored) is skipped in place by whole periods of the running items (see
+    ``in_item`` in :func:`_quotient`), so long items cost their transients, not their
+    trips. Where the hand-out is not uniform and another class frees within float tolerance
+    of that instant (the order could differ in the full simulation), an item takes no time,
+    or the re-runs cost more than ``_BUDGET_PER_STEP`` events per body step (plus
+    ``_BUDGET_FLOOR``), returns None and the phase is simulated slot by slot.
     """
     p = cp.phase
     active = min(p.slots, p.work_items)
@@ -662,8 +681,15 @@ def _quotient(
 
     state = {"next": active, "launching": False, "pending": False}
     free: list[int] = []
-    sensitive: list[float] = []
+    sensitive: list[float] = []  # true times (see ``shift``)
     frees: list[float] = []
+    # cycles skipped in place by periods inside the items: the quotient's clock runs this
+    # much behind the system's (true time = ``rt.env.now + shift[0]``)
+    shift = [0.0]
+    # the in-item watch: snapshots (state, clock time, tiles stored per class) since the
+    # last hand-out, taken at the stores of class ``pilot``
+    inner: list[tuple[tuple, float, tuple[int, ...]]] = []
+    look = {"pilot": 0, "left": _MAX_LOOKS}
 
     runs: list[ItemRun | None] = [None] * ncls
     owner: dict[int, int] = {}
@@ -675,7 +701,7 @@ def _quotient(
 
     def start(c: int, n: int) -> None:
         state["launching"] = True
-        run = ItemRun(ctxs[c], plans, n, cp.depth, lambda: done(c))
+        run = ItemRun(ctxs[c], plans, n, cp.depth, lambda: done(c), watch=in_item)
         runs[c] = run
         owner[id(run)] = c
         run.start()
@@ -684,7 +710,11 @@ def _quotient(
     def key(cb: object) -> object:
         return (owner.get(id(getattr(cb, "__self__", None))), _cb_key(cb))
 
-    def snapshot(now: float) -> tuple:
+    def snapshot(now: float, relative: bool = False) -> tuple[tuple, list[float]]:
+        """The quotient's state at ``now`` as ``(exact part, floats)`` (compare with
+        :func:`_same_state`); ``relative``: body counters relative to each class's tiles
+        stored (the in-item watch)."""
+        fl: list[float] = []  # every float of the state, in a fixed order
         head: list[tuple | None] = []  # per class: its run's state, None while it is free
         for c in range(ncls):
             run = runs[c]
@@ -692,45 +722,110 @@ def _quotient(
                 head.append(None)
                 continue
             act = (run.loading, run.computing, run.storing)
+            b = run.ks_done if relative else 0
+            left = tuple(run.left[i] if act[i] else 0 for i in range(3))
             head.append(
-                (run.mode, run.part, run.kl, run.kl_done, run.kc, run.kc_done, run.ks,
-                 run.ks_done, act, tuple(run.left[i] if act[i] else 0 for i in range(3)),
-                 tuple(run.dl[i] - now if act[i] and run.left[i] else 0.0 for i in range(3)))
+                (run.mode, run.part, run.kl - b, run.kl_done - b, run.kc - b, run.kc_done - b,
+                 run.ks - b, run.ks_done - b, act, left)
             )  # fmt: skip
+            fl.extend(run.dl[i] - now if left[i] else 0.0 for i in range(3))
         jobs = []
         for server in servers_seen:
             heap = server.heap
             n = getattr(server, "nw", len(heap))
             v = server.v + ((now - server.t_last) * server.capacity / n if n else 0.0)
-            jobs.append(
-                tuple((e[0] - v, key(e[2]), e[3:]) for e in sorted(heap, key=lambda e: e[:2]))
-            )
+            entries = sorted(heap, key=lambda e: e[:2])
+            fl.extend(e[0] - v for e in entries)
+            jobs.append(tuple((key(e[2]), e[3:]) for e in entries))
         events = []
         for t, _prio, _eid, ev in sorted(rt.clock.queue, key=lambda q: (q[0], q[2])):
             cbs = ev.callbacks or ()
             if not cbs or isinstance(getattr(cbs[0], "__self__", None), PSServer):
                 continue
-            events.append((t - now, key(cbs[0]), ev.data))
-        return tuple(head), tuple(jobs), tuple(events)
+            fl.append(t - now)
+            events.append((key(cbs[0]), ev.data))
+        return (tuple(head), tuple(jobs), tuple(events)), fl
 
     def watch(now: float) -> None:
         nxt = state["next"]
         if nxt < uniform or len(trips) - nxt < active:
             return
         snap = snapshot(now)
-        tol = 1e-9 * max(1.0, now)
+        true = now + shift[0]
+        tol = 1e-9 * max(1.0, true)
         for old, t_old, n_old in reversed(hist):
-            if nxt > n_old and _same(snap, old, tol):
+            if nxt > n_old and _same_state(snap, old, tol):
                 if (len(trips) - nxt) // (nxt - n_old) >= 1:
-                    raise _Period(nxt, nxt - n_old, now - t_old, rt.clock.scheduled())
-        hist.append((snap, now, nxt))
+                    raise _Period(nxt, nxt - n_old, true - t_old, rt.clock.scheduled())
+        hist.append((snap, true, nxt))
         if len(hist) > _MAX_HIST:
             del hist[0]
+
+    def in_item(run: ItemRun) -> bool:
+        """After a store of class ``pilot``: skip whole periods of a repeated state.
+
+        NOTE: exact (up to float rounding of the shifted times). Between two hand-outs no
+        class starts or stops an item, so the quotient's future is fixed by its state (as in
+        :class:`_Period`, with each running class's body counters taken relative to its
+        tiles stored ``b_c``) and by the tiles each class has left, ``r_c = n_c - b_c``. A
+        load is issued only while ``kl < n`` and ``kl - kc_done < depth``, ``kc - ks_done <
+        depth``, so ``kl < b_c + 2 depth``: while ``r_c >= 2 depth`` the trip count decides
+        nothing. If the state after this store equals the state ``P`` earlier with every
+        running class ``d_c > 0`` tiles further, every class ``r_c - d_c >= 2 depth`` (so
+        that ``n`` decided nothing in between), then from a state ``(S, r + d)`` the system
+        reaches ``(S, r)`` ``P`` later whenever ``r >= 2 depth``; so it reaches ``(S, r - m
+        d)`` ``m P`` later: advance every running class ``m d_c`` tiles in place
+        (:meth:`ItemRun.skip_tiles`) and let the quotient's clock fall ``m P`` behind the
+        system's (``shift``). Nothing in the quotient depends on absolute time but the float
+        tolerances. This is the steady state of long items (a persistent kernel's one item
+        per slot, each operand load its own engine trip) that the hand-out periods of
+        :class:`_Period` never see.
+        """
+        if owner.get(id(run)) != look["pilot"] or state["pending"] or look["left"] <= 0:
+            return False
+        margin = 2 * cp.depth + 1
+        live = [c for c in range(ncls) if runs[c] is not None and c not in free]
+        for c in live:
+            r = runs[c]
+            assert r is not None
+            if not r.in_body() or r.n - r.ks_done <= margin:
+                return False
+        if rt.clock.scheduled() > budget:
+            raise _Bail
+        look["left"] -= 1
+        now = rt.env._now
+        snap = snapshot(now, relative=True)
+        done_tiles = tuple(r.ks_done if r is not None else 0 for r in runs)
+        tol = 1e-9 * max(1.0, now + shift[0])
+        for old, t_old, b_old in reversed(inner):
+            if not _same_state(snap, old, tol):
+                continue
+            d = {c: done_tiles[c] - b_old[c] for c in live}
+            if min(d.values()) > 0:
+                m = min((runs[c].n - done_tiles[c] - margin) // d[c] for c in live)  # type: ignore[union-attr]
+                if m > 0:
+                    for c in live:
+                        runs[c].skip_tiles(m * d[c])  # type: ignore[union-attr]
+                    shift[0] += m * (now - t_old)
+                    inner.clear()
+                    return False
+            break
+        inner.append((snap, now, done_tiles))
+        if len(inner) > _MAX_INNER:
+            del inner[0]
+        return False
+
+    def new_window() -> None:
+        """A hand-out: watch the next window of the items' bodies from scratch."""
+        inner.clear()
+        look["left"] = _MAX_LOOKS
+        live = [c for c in range(ncls) if runs[c] is not None]
+        look["pilot"] = min(live) if live else -1
 
     def done(c: int) -> None:
         if state["launching"]:
             raise _Bail  # an item that takes no time: the engine's hand-out loop differs
-        frees.append(rt.env._now)
+        frees.append(rt.env._now + shift[0])
         free.append(c)
         if not state["pending"]:
             state["pending"] = True
@@ -748,7 +843,7 @@ def _quotient(
         given = {s: trips[nxt + i] for i, s in enumerate(slots[: len(trips) - nxt])}
         state["next"] = min(len(trips), nxt + len(slots))
         if len(set(given.values())) > 1 or 0 < len(given) < len(slots):
-            sensitive.append(rt.env._now)
+            sensitive.append(rt.env._now + shift[0])
         split = False
         for c in freed:
             got = {given.get(s, -1) for s in members[c]}
@@ -764,9 +859,13 @@ def _quotient(
             n = given.get(members[c][0], -1)
             if n > 0:
                 start(c, n)
+            else:
+                runs[c] = None  # idle for the rest of the phase
+        new_window()
 
     for c in range(ncls):
         start(c, trips[members[c][0]])
+    new_window()
     rt.env.run()
     if sensitive:
         ts = sorted(set(frees))
@@ -774,4 +873,4 @@ def _quotient(
             tol = 1e-9 * max(1.0, t)
             if sum(1 for u in ts if abs(u - t) <= tol) > 1:
                 raise _Bail
-    return float(rt.env.now), rt.clock.scheduled()
+    return float(rt.env.now) + shift[0], rt.clock.scheduled()
