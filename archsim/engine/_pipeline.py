@@ -427,6 +427,30 @@ class ItemRun:
         """Whether the item is in its body pipeline (not its prologue or epilogue)."""
         return self.mode == _BODY and not self.stopped
 
+    #: state copied by :meth:`clone` (lists copied)
+    _STATE = (
+        "kl", "kl_done", "kc", "kc_done", "ks", "ks_done", "loading", "computing", "storing",
+        "le", "ce", "se", "t_start", "left", "dl", "body_end", "stopped", "mode", "part",
+        "t_phase", "item", "t_item",
+    )  # fmt: skip
+
+    def clone(
+        self,
+        ctx: SlotContext,
+        on_done: Callable[[], None],
+        watch: Callable[[ItemRun], bool] | None = None,
+    ) -> ItemRun:
+        """A run on ``ctx`` in this run's state (same plans, trips and depth). Its pending
+        jobs and events are the caller's to copy (see ``_shortcuts._Quotient._split``)."""
+        if self.tr:
+            raise ValueError("clone: a traced run cannot be cloned")
+        plans = PhasePlans(self.body, self.prologue, self.epilogue)
+        new = ItemRun(ctx, plans, self.n, self.d, on_done, steady=self.steady, watch=watch)
+        for name in self._STATE:
+            value = getattr(self, name)
+            setattr(new, name, value[:] if isinstance(value, list) else value)
+        return new
+
     def skip_tiles(self, tiles: int) -> None:
         """Advance every body counter by ``tiles`` (the caller skips whole periods of a
         periodic state; see ``_shortcuts._quotient``). The pipeline's state relative to its
@@ -517,7 +541,7 @@ class ItemRun:
             self.se.append(self.env._now)
             self._check_steady()
         elif self.watch is not None and not self.stopped and self.watch(self):
-            self.stopped = True  # the watcher has what it needs (see _shortcuts._StateWatch)
+            self.stopped = True  # the watcher has what it needs (see _segment._StateWatch)
             self.on_done()
 
     def _check_steady(self) -> None:

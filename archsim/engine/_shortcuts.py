@@ -29,18 +29,25 @@ else returns None and the phase is simulated slot by slot:
 
 from __future__ import annotations
 
-import heapq
 import math
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
 
-from archsim.engine._compile import CompiledPhase, CompiledProgram, CompiledStep
-from archsim.engine._pipeline import ItemRun, PhasePlans, SlotContext, step_plans
+from archsim.engine._compile import CompiledPhase, CompiledProgram
+from archsim.engine._pipeline import ItemRun, SlotContext
 from archsim.engine._runtime import (
     Runtime,
     mixed_servers,
     used_servers,
+)
+from archsim.engine._segment import (
+    _cb_key,
+    _independent_items,
+    _one_slot_items,
+    _same_state,
+    _Segment,
 )
 from archsim.engine._server import PSServer, Weighted, WeightedPSServer
 
@@ -64,242 +71,6 @@ def _symmetric_share(compiled: CompiledProgram, active: int, used: set[int]) -> 
             return None
         scale.append(1.0 / max(1, math.ceil(active / k)))
     return scale
-
-
-def _disjoint_stages(compiled: CompiledProgram, step: CompiledStep) -> bool:
-    load = {s for _b, _l, sv in step.loads for s in sv}
-    store = {s for _b, _l, sv in step.stores for s in sv}
-    comp = {s for s, _w in step.computes}
-    return not (load & store or load & comp or store & comp)
-
-
-_EMPTY = CompiledStep((), (), (), 0.0, 0.0, 0.0, {})
-
-
-def _cb_key(cb: object) -> object:
-    func = getattr(cb, "__func__", None)
-    return func.__name__ if func is not None else id(cb)
-
-
-class _StateWatch:
-    """Stop a lone slot's body once its whole engine state repeats ``j`` tiles later.
-
-    NOTE: exact. The engine is deterministic: from a given state (stage flags and counters of
-    the pipeline relative to the last stored tile, every job's remaining work on every server,
-    every pending latency/deadline event relative to now) the future is fixed up to a time
-    shift. Server timeouts are not state: a server departs its jobs when their work is done
-    whatever timeout is armed. If the state after the store of tile ``k`` equals the state
-    after tile ``k-j`` shifted by ``P``, and neither state yet depends on the trip count
-    (``n`` bounds only the loads, at most ``2 depth`` tiles ahead of the last store), then
-    ``body(N + j) = body(N) + P`` for every trip count ``N >= m = k + 2 depth + 4``; so
-    ``body(n) = body(m') + (n - m') / j * P`` with ``m' >= m``, ``m' = n (mod j)``. This holds
-    with load and store sharing a server (a DRAM bus), where ``_check_steady`` does not.
-    """
-
-    #: longest period (in tiles) looked for
-    MAX_PERIOD = 8
-    #: stop looking (and paying for snapshots) after this many tiles without a repeat
-    MAX_WATCH = 4096
-
-    def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
-        self.hist: list[tuple[tuple, float]] = []
-        self.found: tuple[int, int, float] | None = None
-
-    @staticmethod
-    def margin(run: ItemRun) -> int:
-        return 2 * run.d + 3
-
-    def __call__(self, run: ItemRun) -> bool:
-        k = run.ks_done - 1
-        if k >= self.MAX_WATCH or k + self.margin(run) >= run.n - 1:
-            return False
-        now = run.env._now
-        snap = self._snapshot(run, now)
-        tol = 1e-9 * max(1.0, now)
-        for j, (old, t_old) in enumerate(reversed(self.hist), start=1):
-            if _same(snap, old, tol):
-                self.found = (k, j, now - t_old)
-                return True
-        self.hist.append((snap, now))
-        if len(self.hist) > self.MAX_PERIOD:
-            del self.hist[0]
-        return False
-
-    def extrapolate(self, seg: _Segment, cp: CompiledPhase, run: ItemRun, trips: int) -> float:
-        """Body time of ``trips`` tiles from the period found (see the class NOTE)."""
-        assert self.found is not None
-        k, j, period = self.found
-        m = k + self.margin(run) + 1
-        m += (trips - m) % j
-        return seg.run(cp, "body", m, watch=False) + (trips - m) // j * period
-
-    def _snapshot(self, run: ItemRun, now: float) -> tuple:
-        base = run.ks_done
-        active = (run.loading, run.computing, run.storing)
-        head = (
-            active,
-            run.kl - base,
-            run.kl_done - base,
-            run.kc - base,
-            run.kc_done - base,
-            run.ks - base,
-            tuple(run.left[i] if active[i] else 0 for i in range(3)),
-            tuple(run.dl[i] - now if active[i] and run.left[i] else 0.0 for i in range(3)),
-        )
-        jobs = []
-        for sv in run.servers:
-            if sv is None:
-                continue
-            server = getattr(sv, "server", sv)  # Weighted handle -> its server
-            heap = server.heap
-            n = getattr(server, "nw", len(heap))
-            v = server.v + ((now - server.t_last) * server.capacity / n if n else 0.0)
-            jobs.append(
-                tuple((e[0] - v, _cb_key(e[2]), e[3:]) for e in sorted(heap, key=lambda e: e[:2]))
-            )
-        events = []
-        for t, _prio, _eid, ev in sorted(self.rt.clock.queue, key=lambda q: (q[0], q[2])):
-            cbs = ev.callbacks or ()
-            if not cbs or isinstance(getattr(cbs[0], "__self__", None), PSServer):
-                continue
-            events.append((t - now, _cb_key(cbs[0]), ev.data))
-        return head, tuple(jobs), tuple(events)
-
-
-def _same(a: object, b: object, tol: float) -> bool:
-    """Structural equality with floats equal within ``tol``."""
-    if isinstance(a, float) or isinstance(b, float):
-        return isinstance(a, (int, float)) and isinstance(b, (int, float)) and abs(a - b) <= tol
-    if isinstance(a, tuple) and isinstance(b, tuple):
-        return len(a) == len(b) and all(_same(x, y, tol) for x, y in zip(a, b, strict=True))
-    return a == b
-
-
-def _same_state(a: tuple[tuple, list[float]], b: tuple[tuple, list[float]], tol: float) -> bool:
-    """Two ``(exact part, floats)`` snapshots are equal: the first exactly, the floats
-    within ``tol``."""
-    if a[0] != b[0] or len(a[1]) != len(b[1]):
-        return False
-    return all(abs(x - y) <= tol for x, y in zip(a[1], b[1], strict=True))
-
-
-class _Segment:
-    """Time of one segment (prologue, body, epilogue) of one representative slot."""
-
-    def __init__(self, compiled: CompiledProgram, scale: list[float]) -> None:
-        self.compiled = compiled
-        self.scale = scale
-        self.events = 0
-
-    def run(self, cp: CompiledPhase, part: str, trips: int, *, watch: bool = True) -> float:
-        rt = Runtime(self.compiled, [(cp, 1)], scale=self.scale)
-        ctx = rt.slot(0, cp.phase.name)
-        plans = rt.phase_plans(cp)
-        box: list[float] = []
-        if part == "body":
-            steady = _disjoint_stages(self.compiled, cp.body)
-            watcher = _StateWatch(rt) if watch and not steady else None
-            run = ItemRun(
-                ctx,
-                PhasePlans(plans.body, None, None),
-                trips,
-                cp.depth,
-                lambda: box.append(0.0),
-                steady=steady,
-                watch=watcher,
-            )
-        else:
-            serial = plans.prologue if part == "prologue" else plans.epilogue
-            if serial is None:
-                return 0.0
-            empty = step_plans(_EMPTY, rt.private, rt.cap)
-            run = ItemRun(ctx, PhasePlans(empty, serial, None), 0, 1, lambda: box.append(0.0))
-        run.start()
-        rt.env.run()
-        self.events += rt.clock.scheduled()
-        if part == "body":
-            if watcher is not None and watcher.found is not None:
-                return watcher.extrapolate(self, cp, run, trips)
-            return float(run.body_end if run.body_end is not None else rt.env.now)
-        return float(rt.env.now)
-
-    def body_ends(self, cp: CompiledPhase, trips: np.ndarray) -> dict[int, float]:
-        """Body time of every distinct trip count in ``trips`` (one slot alone).
-
-        NOTE: exact. With disjoint load/compute/store servers (all private to the slot) a
-        tile's completions depend only on earlier tiles (the max-plus recurrence of
-        ``ItemRun._check_steady``), so the store end of tile ``n-1`` in one run of
-        ``max(trips)`` tiles is the body time of an ``n``-trip item; past the detected
-        steady state it is extrapolated by whole periods. Otherwise every distinct count
-        is simulated once.
-        """
-        values = sorted({int(v) for v in trips})
-        if not _disjoint_stages(self.compiled, cp.body):
-            return {v: self.run(cp, "body", v) for v in values}
-        rt = Runtime(self.compiled, [(cp, 1)], scale=self.scale)
-        run = ItemRun(
-            rt.slot(0, cp.phase.name),
-            PhasePlans(rt.phase_plans(cp).body, None, None),
-            values[-1],
-            cp.depth,
-            lambda: None,
-            steady=True,
-        )
-        run.start()
-        rt.env.run()
-        self.events += rt.clock.scheduled()
-        se = run.se
-        out: dict[int, float] = {}
-        for v in values:
-            if v <= 0:
-                out[v] = 0.0
-            elif v <= len(se):
-                out[v] = float(se[v - 1])
-            else:  # stopped in steady state after tile k = len(se) - 1
-                k = len(se) - 1
-                out[v] = float(se[k] + (v - 1 - k) * (se[k] - se[k - 1]))
-        return out
-
-
-def _list_schedule(times: list[float], slots: int) -> float:
-    """Makespan of items (in order) each given to the earliest-free of ``slots`` slots.
-
-    The engine hands each item to a free slot in index order; which of several identical
-    free slots gets it does not change the multiset of slot free times, so the makespan is
-    that of greedy in-order list scheduling.
-    """
-    free = [0.0] * min(slots, len(times))
-    if not free:
-        return 0.0
-    for t in times:
-        heapq.heapreplace(free, free[0] + t)
-    return max(free)
-
-
-def _independent_items(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[float, int] | None:
-    """Ragged trips on slots that share no server instance: list-schedule per-item times.
-
-    NOTE: exact. If every server the phase uses has at least as many instances as there
-    are active slots, slot ``i`` is the only user of instance ``i`` of each of them, so no
-    item ever waits for or shares with another slot (no other phase uses them meanwhile): each
-    item starts on idle servers and takes ``prologue + body(trips) + epilogue`` whatever
-    the other slots do. Items go to free slots in order, which is list scheduling.
-    Returns None (simulate instead) if the distinct trip counts would cost more body steps
-    than the phase itself.
-    """
-    p = cp.phase
-    active = min(p.slots, p.work_items)
-    if any(compiled.servers[s].instances < active for s in used_servers(cp)):
-        return None
-    trips = p.trips_per_item()
-    seg = _Segment(compiled, [1.0] * len(compiled.servers))
-    if not _disjoint_stages(compiled, cp.body) and int(np.unique(trips).sum()) > p.total_trips:
-        return None
-    fixed = seg.run(cp, "prologue", 0) + seg.run(cp, "epilogue", 0)
-    body = seg.body_ends(cp, trips)
-    times = [fixed + body[int(v)] if v > 0 else fixed for v in trips.tolist()]
-    return _list_schedule(times, active), seg.events
 
 
 def _class_wave(
@@ -459,20 +230,6 @@ def phase_shortcut(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[float,
     return total, events
 
 
-def _one_slot_items(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[float, int]:
-    """One slot runs the items one after another: sum per-item times (memoized by trips).
-
-    NOTE: exact. With a single slot (and no other phase using its servers) every item
-    starts on idle servers, so an item's time depends only on its trip count.
-    """
-    seg = _Segment(compiled, [1.0] * len(compiled.servers))
-    fixed = seg.run(cp, "prologue", 0) + seg.run(cp, "epilogue", 0)
-    values, counts = np.unique(cp.phase.trips_per_item(), return_counts=True)
-    body = seg.body_ends(cp, values)
-    total = sum(int(c) * (fixed + body[int(v)]) for v, c in zip(values, counts, strict=True))
-    return float(total), seg.events
-
-
 def _refine(labels: list, k: int | None) -> list[int]:
     """Coarsest equitable refinement of ``labels`` over the groups ``{s : s % k == g}``.
 
@@ -497,7 +254,8 @@ def _refine(labels: list, k: int | None) -> list[int]:
 
 
 class _Split(Exception):
-    """A class of slots must be refined (its slots get different items): new labels."""
+    """A class of slots must be refined (its slots get different items): new labels (the
+    quotient refines its partition in place, :meth:`_Quotient._split`; this is the record)."""
 
     def __init__(self, labels: list, events: int) -> None:
         super().__init__()
@@ -539,10 +297,12 @@ _MAX_HIST = 24
 _BUDGET_PER_STEP = 0.5
 #: ... plus this many (small phases)
 _BUDGET_FLOOR = 5_000
-#: ... counting at most this many body steps (~0.4 s of SimPy): on the H100 validation
-#: records the quotient succeeded within 25,000 events or not at all, and a phase it gives up
-#: on is simulated in the compiled loop or, if large, given its bounds
-_BUDGET_STEPS = 400_000
+#: ... counting at most this many body steps (~1 s of SimPy): a phase the quotient gives up
+#: on is simulated in the compiled loop or, if large, given its bounds. Skipping periods
+#: inside the items (``_Quotient.in_item``) makes its cost grow with the hand-outs, not the
+#: trips: block-sparse 40 heads x 75,600 on h100 takes 195k events (0.4 s), which the
+#: former cap (400k steps: 205k events) left no room for
+_BUDGET_STEPS = 1_000_000
 #: most classes tried before giving up (each split re-runs the quotient from the start)
 _MAX_SPLITS = 12
 #: snapshots kept to look for a repeated state inside the items (see :func:`_quotient`)
@@ -601,124 +361,304 @@ def _grouped_lockstep(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[flo
     # that would (at most what _BUDGET_STEPS steps would)
     budget = int(_BUDGET_PER_STEP * min(p.total_trips, _BUDGET_STEPS)) + _BUDGET_FLOOR
     skipped = 0.0
-    tries = 0
-    while tries < _MAX_SPLITS:
-        tries += 1
-        cls = _refine(labels, k)
-        if 2 * len(set(cls)) > active:
-            return None
+    cls = _refine(labels, k)
+    if 2 * len(set(cls)) > active:
+        return None
+    while True:  # each _Period drops items: this ends
         try:
             end, ev = _quotient(compiled, cp, cls, trips, k, active, uniform, budget - events)
-        except _Split as split:
-            events += split.events
-            labels = split.labels
-            continue
         except _Period as per:
             # NOTE: exact; see _Period. T(W) = T(W - n X) + n P while W - n X >= next_j.
             events += per.events
             n = (len(trips) - per.next_j) // per.items
             trips = trips[: len(trips) - n * per.items]
             skipped += n * per.period
-            tries -= 1  # a reduction is progress, not a split
             continue
         except _Bail:
             return None
         return skipped + end, events + ev
-    return None
 
 
-def _quotient(
-    compiled: CompiledProgram,
-    cp: CompiledPhase,
-    cls: list[int],
-    trips: list[int],
-    k: int | None,
-    active: int,
-    uniform: int,
-    budget: int,
-) -> tuple[float, int]:
-    """Run one representative per class of ``cls`` (see :func:`_grouped_lockstep`).
+class _Quotient:
+    """One representative per class of ``cls`` on weighted servers (see
+    :func:`_grouped_lockstep`); :meth:`run` returns ``(phase time, events)``.
 
-    Raises :class:`_Split`, :class:`_Period` or :class:`_Bail` (see there).
+    Raises :class:`_Period` or :class:`_Bail` (see there); refines its partition in place
+    when a hand-out differs within a class (:meth:`_split`).
     """
-    servers = compiled.servers
-    used = used_servers(cp)
-    mixed = mixed_servers(cp)
-    rt = Runtime(compiled, [])
-    rt.private = [
-        s in used and servers[s].instances >= active and s not in mixed for s in range(len(servers))
-    ]
-    plans = rt.phase_plans(cp)
-    ncls = max(cls) + 1
-    members: list[list[int]] = [[] for _ in range(ncls)]
-    for s, c in enumerate(cls):
-        members[c].append(s)
-    shared: dict[object, WeightedPSServer] = {}
 
-    def wps(key: object, idx: int) -> WeightedPSServer:
-        got = shared.get(key)
-        if got is None:
-            got = shared[key] = WeightedPSServer(rt.clock, servers[idx].capacity, "", 0)
-        return got
+    def __init__(
+        self,
+        compiled: CompiledProgram,
+        cp: CompiledPhase,
+        cls: list[int],
+        trips: list[int],
+        k: int | None,
+        active: int,
+        uniform: int,
+        budget: int,
+    ) -> None:
+        self.cp = cp
+        self.servers = compiled.servers
+        self.used = used_servers(cp)
+        self.trips = trips
+        self.k = k
+        self.active = active
+        self.uniform = uniform
+        self.budget = budget
+        self.margin = 2 * cp.depth + 1  # tiles an item keeps to store when skipped (in_item)
+        rt = self.rt = Runtime(compiled, [])
+        mixed = mixed_servers(cp)
+        rt.private = [
+            s in self.used and sv.instances >= active and s not in mixed
+            for s, sv in enumerate(self.servers)
+        ]
+        self.plans = rt.phase_plans(cp)
+        self.next = active  # next item to hand out
+        self.launching = False
+        self.pending = False
+        self.free: list[int] = []
+        self.sensitive: list[float] = []  # true times (see ``shift``)
+        self.frees: list[float] = []
+        # cycles skipped in place by periods inside the items: the quotient's clock runs
+        # this much behind the system's (true time = ``rt.env.now + shift``)
+        self.shift = 0.0
+        # the in-item watch: snapshots (state, clock time, tiles stored per class) since
+        # the last hand-out, taken at the stores of class ``pilot``
+        self.inner: list[tuple[tuple, float, tuple[int, ...]]] = []
+        self.pilot = 0
+        self.looks = _MAX_LOOKS
+        self.hist: list[tuple[tuple, float, int]] = []  # hand-out snapshots (see _Period)
+        self.splits = 0
+        self.shared: dict[object, WeightedPSServer] = {}
+        self._partition(cls)
+        self.runs: list[ItemRun | None] = [None] * self.ncls
 
-    ctxs = []
-    for c in range(ncls):
-        s0 = members[c][0]
-        if k is not None:
-            mine = [cls[t] for t in range(s0 % k, active, k)]
+    # ---- the partition --------------------------------------------------------------------
+    def _partition(self, cls: list[int]) -> None:
+        """Classes, contexts and weighted servers of the partition ``cls`` (all-shared
+        servers kept from the previous partition; group and per-slot ones made anew)."""
+        rt, servers, k, active = self.rt, self.servers, self.k, self.active
+        self.cls = cls
+        self.ncls = max(cls) + 1
+        self.members: list[list[int]] = [[] for _ in range(self.ncls)]
+        for s, c in enumerate(cls):
+            self.members[c].append(s)
+        old = self.shared
+        self.shared = {idx: sv for idx, sv in old.items() if isinstance(idx, int)}
+
+        def wps(key: object, idx: int) -> WeightedPSServer:
+            got = self.shared.get(key)
+            if got is None:
+                got = self.shared[key] = WeightedPSServer(rt.clock, servers[idx].capacity, "", 0)
+            return got
+
+        self.ctxs: list[SlotContext] = []
+        for c in range(self.ncls):
+            s0 = self.members[c][0]
+            mine = [cls[t] for t in range(s0 % k, active, k)] if k is not None else []
             gtype = tuple(sorted(mine))
-        ctx_servers: list[PSServer | Weighted | None] = []
-        for idx, sv in enumerate(servers):
-            if idx not in used or rt.private[idx]:
-                ctx_servers.append(None)
-            elif sv.instances == 1:
-                ctx_servers.append(Weighted(wps(idx, idx), len(members[c])))
-            elif sv.instances == k:
-                ctx_servers.append(Weighted(wps((gtype, idx), idx), mine.count(c)))
-            else:  # a per-slot instance used by two stages of the slot
-                ctx_servers.append(PSServer(rt.clock, sv.capacity, sv.name, c))
-        ctxs.append(SlotContext(rt.clock, ctx_servers, c, cp.phase.name))  # type: ignore[arg-type]  # Weighted: a server handle
+            ctx_servers: list[PSServer | Weighted | None] = []
+            for idx, sv in enumerate(servers):
+                if idx not in self.used or rt.private[idx]:
+                    ctx_servers.append(None)
+                elif sv.instances == 1:
+                    ctx_servers.append(Weighted(wps(idx, idx), len(self.members[c])))
+                elif sv.instances == k:
+                    ctx_servers.append(Weighted(wps((gtype, idx), idx), mine.count(c)))
+                else:  # a per-slot instance used by two stages of the slot
+                    ctx_servers.append(PSServer(rt.clock, sv.capacity, sv.name, c))
+            self.ctxs.append(SlotContext(rt.clock, ctx_servers, c, self.cp.phase.name))  # type: ignore[arg-type]  # Weighted: a server handle
+        objs = [sv for ctx in self.ctxs for sv in ctx.servers if sv is not None]
+        self.servers_seen: list[PSServer] = list(
+            {id(getattr(sv, "server", sv)): getattr(sv, "server", sv) for sv in objs}.values()
+        )
+        self.owner: dict[int, int] = {}
 
-    state = {"next": active, "launching": False, "pending": False}
-    free: list[int] = []
-    sensitive: list[float] = []  # true times (see ``shift``)
-    frees: list[float] = []
-    # cycles skipped in place by periods inside the items: the quotient's clock runs this
-    # much behind the system's (true time = ``rt.env.now + shift[0]``)
-    shift = [0.0]
-    # the in-item watch: snapshots (state, clock time, tiles stored per class) since the
-    # last hand-out, taken at the stores of class ``pilot``
-    inner: list[tuple[tuple, float, tuple[int, ...]]] = []
-    look = {"pilot": 0, "left": _MAX_LOOKS}
+    def _split(self, labels: list, freed: list[int]) -> list[int]:
+        """Refine the partition by ``labels`` in place, at a hand-out; returns the new
+        classes of the slots ``freed`` (whose runs have ended).
 
-    runs: list[ItemRun | None] = [None] * ncls
-    owner: dict[int, int] = {}
-    hist: list[tuple[tuple, float, int]] = []
-    objs = [sv for ctx in ctxs for sv in ctx.servers if sv is not None]
-    servers_seen = list(
-        {id(getattr(sv, "server", sv)): getattr(sv, "server", sv) for sv in objs}.values()
-    )
+        NOTE: exact. Slots of one class follow one trajectory, so every slot of a child
+        class has its parent's state: each child's representative is a copy of its parent's
+        run (:meth:`ItemRun.clone`), each of the parent's jobs on a server becomes one job
+        per child on the matching server with the child's weight there (the weights of the
+        children sum to the parent's: same finish, same number of sharers), and each pending
+        event of the parent's run one per child. The refined quotient is then in the state
+        the refined quotient run from the start would be in now (refining a lockstep class
+        changes no trajectory), without running it again.
+        """
+        self.splits += 1
+        if self.splits >= _MAX_SPLITS:
+            raise _Bail
+        _Split(labels, 0)  # the record of a refinement (tests count them)
+        new = _refine(labels, self.k)
+        if 2 * (max(new) + 1) > self.active:
+            raise _Bail
+        old_cls, old_ctxs, old_runs = self.cls, self.ctxs, self.runs
+        old_of = {id(r): c for c, r in enumerate(old_runs) if r is not None}
 
-    def start(c: int, n: int) -> None:
-        state["launching"] = True
-        run = ItemRun(ctxs[c], plans, n, cp.depth, lambda: done(c), watch=in_item)
-        runs[c] = run
-        owner[id(run)] = c
+        def owner_of(cb: object) -> int | None:
+            """The old class whose run ``cb`` is bound to, else None."""
+            run = getattr(cb, "__self__", None)
+            c = old_of.get(id(run))
+            return c if c is not None and old_runs[c] is run else None
+
+        old_group = {key: sv for key, sv in self.shared.items() if not isinstance(key, int)}
+        parent = {c2: old_cls[s] for s, c2 in enumerate(new)}
+        self._partition(new)
+        children: dict[int, list[int]] = {}
+        for c2 in range(self.ncls):
+            children.setdefault(parent[c2], []).append(c2)
+        runs: list[ItemRun | None] = [None] * self.ncls
+        for c2 in range(self.ncls):
+            run = old_runs[parent[c2]]
+            if run is not None and parent[c2] not in freed:
+                runs[c2] = run.clone(self.ctxs[c2], self._on_done(c2), self.in_item)
+                self.owner[id(runs[c2])] = c2
+        self.runs = runs
+
+        def new_cb(cb: object, c2: int) -> object:
+            return getattr(runs[c2], cb.__func__.__name__)  # type: ignore[attr-defined]
+
+        # each new server: its old one (same object for all-shared servers) and its classes'
+        # weights there
+        weights: dict[int, tuple[PSServer, PSServer, dict[int, int]]] = {}
+        for c2, ctx in enumerate(self.ctxs):
+            for idx, handle in enumerate(ctx.servers):
+                if handle is None:
+                    continue
+                srv = getattr(handle, "server", handle)
+                if self.servers[idx].instances == 1:
+                    src = srv
+                elif self.servers[idx].instances == self.k:
+                    s0 = self.members[c2][0]
+                    mine = [parent[self.cls[t]] for t in range(s0 % self.k, self.active, self.k)]  # type: ignore[operator]
+                    src = old_group[(tuple(sorted(mine)), idx)]
+                else:
+                    src = old_ctxs[parent[c2]].servers[idx]  # type: ignore[assignment]
+                got = weights.setdefault(id(srv), (srv, src, {}))
+                got[2][c2] = getattr(handle, "mult", 1)
+        now = self.rt.env._now
+        for srv, src, mult in weights.values():
+            entries = sorted(src.heap, key=lambda e: e[:2])
+            heap: list[tuple] = []
+            for e in entries:
+                c = owner_of(e[2])
+                assert c is not None  # a job of a running class
+                for c2 in children[c]:
+                    if c2 in mult:
+                        job = (e[0], len(heap), new_cb(e[2], c2))
+                        heap.append((*job, mult[c2]) if isinstance(srv, WeightedPSServer) else job)
+            if srv is not src:
+                srv.v, srv.t_last, srv.busy_since = src.v, src.t_last, src.busy_since
+            srv.heap = heap  # sorted: a heap
+            srv.seq = len(heap)
+            if isinstance(srv, WeightedPSServer):
+                srv.nw = sum(e[3] for e in heap)
+            if srv is not src and heap:
+                if src.pending_at is None:
+                    raise _Bail  # not between events (never at a hand-out)
+                srv._schedule(now, src.pending_at)
+        for _srv, src, _mult in weights.values():
+            if src not in self.servers_seen:
+                src.gen += 1  # its armed timeout is void: the new servers serve its jobs
+                src.heap = []
+        copies = []
+        for t, _prio, _eid, ev in list(self.rt.clock.queue):
+            cb = ev.callbacks[0] if ev.callbacks else None
+            c = owner_of(cb)
+            if c is None:
+                continue
+            first, *rest = children[c]
+            ev.callbacks = [new_cb(cb, first)]  # type: ignore[list-item]
+            copies.extend((t - now, new_cb(cb, c2), ev.data) for c2 in rest)
+        for delay, cb, data in copies:
+            self.rt.clock.after(delay, cb, data)  # type: ignore[arg-type]
+        self.hist.clear()
+        return sorted({c2 for c2 in range(self.ncls) if parent[c2] in freed})
+
+    # ---- running -----------------------------------------------------------------------
+    def run(self) -> tuple[float, int]:
+        for c in range(self.ncls):
+            self._start(c, self.trips[self.members[c][0]])
+        self._new_window()
+        rt = self.rt
+        rt.env.run()
+        if self.sensitive:
+            ts = sorted(set(self.frees))
+            for t in self.sensitive:
+                tol = 1e-9 * max(1.0, t)
+                if sum(1 for u in ts if abs(u - t) <= tol) > 1:
+                    raise _Bail
+        return float(rt.env.now) + self.shift, rt.clock.scheduled()
+
+    def _on_done(self, c: int) -> Callable[[], None]:
+        return lambda: self._done(c)
+
+    def _start(self, c: int, n: int) -> None:
+        self.launching = True
+        run = ItemRun(
+            self.ctxs[c], self.plans, n, self.cp.depth, self._on_done(c), watch=self.in_item
+        )
+        self.runs[c] = run
+        self.owner[id(run)] = c
         run.start()
-        state["launching"] = False
+        self.launching = False
 
-    def key(cb: object) -> object:
-        return (owner.get(id(getattr(cb, "__self__", None))), _cb_key(cb))
+    def _done(self, c: int) -> None:
+        if self.launching:
+            raise _Bail  # an item that takes no time: the engine's hand-out loop differs
+        self.frees.append(self.rt.env._now + self.shift)
+        self.free.append(c)
+        if not self.pending:
+            self.pending = True
+            self.rt.clock.after(0.0, self._dispatch)
 
-    def snapshot(now: float, relative: bool = False) -> tuple[tuple, list[float]]:
+    def _dispatch(self, _ev: object) -> None:
+        self.pending = False
+        rt = self.rt
+        if rt.clock.scheduled() > self.budget:
+            raise _Bail
+        self._watch(rt.env._now)
+        freed = sorted(self.free)
+        self.free.clear()
+        members, trips = self.members, self.trips
+        slots = sorted(s for c in freed for s in members[c])
+        nxt = self.next
+        given = {s: trips[nxt + i] for i, s in enumerate(slots[: len(trips) - nxt])}
+        self.next = min(len(trips), nxt + len(slots))
+        if len(set(given.values())) > 1 or 0 < len(given) < len(slots):
+            self.sensitive.append(rt.env._now + self.shift)
+        if any(len({given.get(s, -1) for s in members[c]}) > 1 for c in freed):
+            cls = self.cls
+            labels = [
+                (cls[s], given.get(s, -1) if s in given or cls[s] in freed else None)
+                for s in range(self.active)
+            ]
+            freed = self._split(labels, freed)
+            members = self.members
+        for c in freed:
+            n = given.get(members[c][0], -1)
+            if n > 0:
+                self._start(c, n)
+            else:
+                self.runs[c] = None  # idle for the rest of the phase
+        self._new_window()
+
+    # ---- periods -------------------------------------------------------------------------
+    def _key(self, cb: object) -> object:
+        return (self.owner.get(id(getattr(cb, "__self__", None))), _cb_key(cb))
+
+    def _snapshot(self, now: float, relative: bool = False) -> tuple[tuple, list[float]]:
         """The quotient's state at ``now`` as ``(exact part, floats)`` (compare with
         :func:`_same_state`); ``relative``: body counters relative to each class's tiles
         stored (the in-item watch)."""
         fl: list[float] = []  # every float of the state, in a fixed order
         head: list[tuple | None] = []  # per class: its run's state, None while it is free
-        for c in range(ncls):
-            run = runs[c]
-            if run is None or c in free:
+        for c in range(self.ncls):
+            run = self.runs[c]
+            if run is None or c in self.free:
                 head.append(None)
                 continue
             act = (run.loading, run.computing, run.storing)
@@ -729,8 +669,9 @@ def _quotient(
                  run.ks - b, run.ks_done - b, act, left)
             )  # fmt: skip
             fl.extend(run.dl[i] - now if left[i] else 0.0 for i in range(3))
+        key = self._key
         jobs = []
-        for server in servers_seen:
+        for server in self.servers_seen:
             heap = server.heap
             n = getattr(server, "nw", len(heap))
             v = server.v + ((now - server.t_last) * server.capacity / n if n else 0.0)
@@ -738,7 +679,7 @@ def _quotient(
             fl.extend(e[0] - v for e in entries)
             jobs.append(tuple((key(e[2]), e[3:]) for e in entries))
         events = []
-        for t, _prio, _eid, ev in sorted(rt.clock.queue, key=lambda q: (q[0], q[2])):
+        for t, _prio, _eid, ev in sorted(self.rt.clock.queue, key=lambda q: (q[0], q[2])):
             cbs = ev.callbacks or ()
             if not cbs or isinstance(getattr(cbs[0], "__self__", None), PSServer):
                 continue
@@ -746,22 +687,23 @@ def _quotient(
             events.append((key(cbs[0]), ev.data))
         return (tuple(head), tuple(jobs), tuple(events)), fl
 
-    def watch(now: float) -> None:
-        nxt = state["next"]
-        if nxt < uniform or len(trips) - nxt < active:
+    def _watch(self, now: float) -> None:
+        """At a hand-out: raise :class:`_Period` if the state repeats one seen before."""
+        nxt = self.next
+        if nxt < self.uniform or len(self.trips) - nxt < self.active:
             return
-        snap = snapshot(now)
-        true = now + shift[0]
+        snap = self._snapshot(now)
+        true = now + self.shift
         tol = 1e-9 * max(1.0, true)
-        for old, t_old, n_old in reversed(hist):
+        for old, t_old, n_old in reversed(self.hist):
             if nxt > n_old and _same_state(snap, old, tol):
-                if (len(trips) - nxt) // (nxt - n_old) >= 1:
-                    raise _Period(nxt, nxt - n_old, true - t_old, rt.clock.scheduled())
-        hist.append((snap, true, nxt))
-        if len(hist) > _MAX_HIST:
-            del hist[0]
+                if (len(self.trips) - nxt) // (nxt - n_old) >= 1:
+                    raise _Period(nxt, nxt - n_old, true - t_old, self.rt.clock.scheduled())
+        self.hist.append((snap, true, nxt))
+        if len(self.hist) > _MAX_HIST:
+            del self.hist[0]
 
-    def in_item(run: ItemRun) -> bool:
+    def in_item(self, run: ItemRun) -> bool:
         """After a store of class ``pilot``: skip whole periods of a repeated state.
 
         NOTE: exact (up to float rounding of the shifted times). Between two hand-outs no
@@ -781,96 +723,58 @@ def _quotient(
         per slot, each operand load its own engine trip) that the hand-out periods of
         :class:`_Period` never see.
         """
-        if owner.get(id(run)) != look["pilot"] or state["pending"] or look["left"] <= 0:
+        if self.owner.get(id(run)) != self.pilot or self.pending or self.looks <= 0:
             return False
-        margin = 2 * cp.depth + 1
-        live = [c for c in range(ncls) if runs[c] is not None and c not in free]
+        runs, margin = self.runs, self.margin
+        live = [c for c in range(self.ncls) if runs[c] is not None and c not in self.free]
         for c in live:
             r = runs[c]
             assert r is not None
             if not r.in_body() or r.n - r.ks_done <= margin:
                 return False
-        if rt.clock.scheduled() > budget:
+        rt = self.rt
+        if rt.clock.scheduled() > self.budget:
             raise _Bail
-        look["left"] -= 1
+        self.looks -= 1
         now = rt.env._now
-        snap = snapshot(now, relative=True)
-        done_tiles = tuple(r.ks_done if r is not None else 0 for r in runs)
-        tol = 1e-9 * max(1.0, now + shift[0])
-        for old, t_old, b_old in reversed(inner):
+        snap = self._snapshot(now, relative=True)
+        done = tuple(r.ks_done if r is not None else 0 for r in runs)
+        tol = 1e-9 * max(1.0, now + self.shift)
+        for old, t_old, b_old in reversed(self.inner):
             if not _same_state(snap, old, tol):
                 continue
-            d = {c: done_tiles[c] - b_old[c] for c in live}
+            d = {c: done[c] - b_old[c] for c in live}
             if min(d.values()) > 0:
-                m = min((runs[c].n - done_tiles[c] - margin) // d[c] for c in live)  # type: ignore[union-attr]
+                m = min((runs[c].n - done[c] - margin) // d[c] for c in live)  # type: ignore[union-attr]
                 if m > 0:
                     for c in live:
                         runs[c].skip_tiles(m * d[c])  # type: ignore[union-attr]
-                    shift[0] += m * (now - t_old)
-                    inner.clear()
+                    self.shift += m * (now - t_old)
+                    self.inner.clear()
                     return False
             break
-        inner.append((snap, now, done_tiles))
-        if len(inner) > _MAX_INNER:
-            del inner[0]
+        self.inner.append((snap, now, done))
+        if len(self.inner) > _MAX_INNER:
+            del self.inner[0]
         return False
 
-    def new_window() -> None:
+    def _new_window(self) -> None:
         """A hand-out: watch the next window of the items' bodies from scratch."""
-        inner.clear()
-        look["left"] = _MAX_LOOKS
-        live = [c for c in range(ncls) if runs[c] is not None]
-        look["pilot"] = min(live) if live else -1
+        self.inner.clear()
+        self.looks = _MAX_LOOKS
+        live = [c for c in range(self.ncls) if self.runs[c] is not None]
+        self.pilot = min(live) if live else -1
 
-    def done(c: int) -> None:
-        if state["launching"]:
-            raise _Bail  # an item that takes no time: the engine's hand-out loop differs
-        frees.append(rt.env._now + shift[0])
-        free.append(c)
-        if not state["pending"]:
-            state["pending"] = True
-            rt.clock.after(0.0, dispatch)
 
-    def dispatch(_ev: object) -> None:
-        state["pending"] = False
-        if rt.clock.scheduled() > budget:
-            raise _Bail
-        watch(rt.env._now)
-        freed = sorted(free)
-        free.clear()
-        slots = sorted(s for c in freed for s in members[c])
-        nxt = state["next"]
-        given = {s: trips[nxt + i] for i, s in enumerate(slots[: len(trips) - nxt])}
-        state["next"] = min(len(trips), nxt + len(slots))
-        if len(set(given.values())) > 1 or 0 < len(given) < len(slots):
-            sensitive.append(rt.env._now + shift[0])
-        split = False
-        for c in freed:
-            got = {given.get(s, -1) for s in members[c]}
-            if len(got) > 1:
-                split = True
-        if split:
-            new = [
-                (cls[s], given.get(s, -1) if s in given or cls[s] in freed else None)
-                for s in range(active)
-            ]
-            raise _Split(new, rt.clock.scheduled())
-        for c in freed:
-            n = given.get(members[c][0], -1)
-            if n > 0:
-                start(c, n)
-            else:
-                runs[c] = None  # idle for the rest of the phase
-        new_window()
-
-    for c in range(ncls):
-        start(c, trips[members[c][0]])
-    new_window()
-    rt.env.run()
-    if sensitive:
-        ts = sorted(set(frees))
-        for t in sensitive:
-            tol = 1e-9 * max(1.0, t)
-            if sum(1 for u in ts if abs(u - t) <= tol) > 1:
-                raise _Bail
-    return float(rt.env.now) + shift[0], rt.clock.scheduled()
+def _quotient(
+    compiled: CompiledProgram,
+    cp: CompiledPhase,
+    cls: list[int],
+    trips: list[int],
+    k: int | None,
+    active: int,
+    uniform: int,
+    budget: int,
+) -> tuple[float, int]:
+    """Run one representative per class of ``cls`` (see :class:`_Quotient`)."""
+    return _Quotient(compiled, cp, cls, trips, k, active, uniform, budget).run()
