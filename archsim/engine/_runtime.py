@@ -17,9 +17,6 @@ from archsim.engine._server import Clock, PSServer
 from archsim.engine._trace_labels import PhaseLabels
 
 __all__ = [
-    "APPROX_MIN_STEPS",
-    "APPROX_TIGHT_MIN_STEPS",
-    "APPROX_TIGHT_RELATIVE",
     "TRACE_LIMIT",
     "PhaseRun",
     "Runtime",
@@ -30,18 +27,8 @@ __all__ = [
 
 #: a phase of at least this many body steps may get the midpoint of its bounds when those
 #: are tight (``simulate(approx=True)``, see ``archsim.engine._sim``): slot-by-slot
-#: simulation of it would cost ~1.5 us a step in the compiled loop (~3 s here), ~20 us on
-#: SimPy
+#: simulation of it would cost ~20 us of Python a step (~40 s here)
 APPROX_MIN_STEPS = 2_000_000
-#: a ragged phase of at least this many body steps whose bounds lie within
-#: ``APPROX_TIGHT_RELATIVE`` of their midpoint gets that midpoint before any exact shortcut
-#: is tried (``archsim.engine._sim``): an error that small (1e-4) is far below any model's,
-#: and the shortcut tried first on such phases (persistent kernels with ragged trips: one
-#: item per slot, ``_grouped_lockstep``) cost 0.4-3.4 s of SimPy before giving up, and the
-#: compiled loop after it 0.1-0.6 s, on the validation records (``bench/bench_validate.py``)
-APPROX_TIGHT_MIN_STEPS = 250_000
-#: see ``APPROX_TIGHT_MIN_STEPS``
-APPROX_TIGHT_RELATIVE = 1e-4
 #: most body steps simulated slot by slot in one run (a phase no exact shortcut or tight
 #: bound covers): about three minutes here.
 #: A larger program is refused before it starts, with its size

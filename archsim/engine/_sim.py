@@ -6,9 +6,7 @@ state, classes of unevenly shared groups, independent slots, grouped lockstep), 
 alone the phases where none applies (in the compiled loop of :mod:`archsim.engine._fastsim`,
 bit-identical to the SimPy loop and ~10x faster; traced runs stay on SimPy), or, for a large
 phase whose rigorous bounds are tight, giving it their midpoint
-(:mod:`archsim.engine._bounds`; ``Result.meta`` says so and gives the bound; a ragged phase
-whose bounds are within 1e-4 gets their midpoint before any shortcut is tried, see
-``APPROX_TIGHT_MIN_STEPS``). That is exact
+(:mod:`archsim.engine._bounds`; ``Result.meta`` says so and gives the bound). That is exact
 when no two phases that run at the same time share a server (see :func:`_phases_alone`):
 always for a chain of phases, and for the GPU lowering, whose write-back phase runs beside
 its kernel on other ports. Otherwise every slot of every phase is simulated on one SimPy
@@ -24,8 +22,6 @@ from archsim.engine._bounds import phase_bounds
 from archsim.engine._compile import CompiledPhase, CompiledProgram, compile_program
 from archsim.engine._runtime import (
     APPROX_MIN_STEPS,
-    APPROX_TIGHT_MIN_STEPS,
-    APPROX_TIGHT_RELATIVE,
     COMPILED_SECONDS_PER_STEP,
     MAX_COMPILED_STEPS,
     MAX_EVENT_STEPS,
@@ -148,35 +144,19 @@ def _may_share(compiled: CompiledProgram) -> list[list[int]]:
     ]
 
 
-def _bounded(
-    compiled: CompiledProgram,
-    cp: CompiledPhase,
-    min_steps: int | None = None,
-    max_relative: float | None = None,
-) -> tuple[float, float] | None:
-    """``(midpoint, bound)`` of a phase of at least ``min_steps`` body steps whose bounds
-    lie within ``max_relative`` of their midpoint (defaults :data:`APPROX_MIN_STEPS`,
-    :data:`APPROX_MAX_RELATIVE`), else None.
+def _bounded(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[float, float] | None:
+    """``(midpoint, bound)`` of a large phase whose bounds are tight enough, else None.
 
     See :mod:`archsim.engine._bounds`: the phase's exact (slot-by-slot) time lies within
     ``bound`` cycles of ``midpoint``.
     """
-    if cp.phase.total_trips < (APPROX_MIN_STEPS if min_steps is None else min_steps):
+    if cp.phase.total_trips < APPROX_MIN_STEPS:
         return None
-    rel = APPROX_MAX_RELATIVE if max_relative is None else max_relative
     lower, upper = phase_bounds(compiled, cp)
     mid, half = (lower + upper) / 2, (upper - lower) / 2
-    if not mid > 0 or half > rel * mid:
+    if not mid > 0 or half > APPROX_MAX_RELATIVE * mid:
         return None
     return mid, half
-
-
-def _tight(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[float, float] | None:
-    """:func:`_bounded` for a ragged phase whose bounds are so tight (``APPROX_TIGHT_*``)
-    that no exact shortcut is worth trying first, else None."""
-    if cp.phase.uniform_trips is not None:  # uniform trips: the wave shortcuts are cheap
-        return None
-    return _bounded(compiled, cp, APPROX_TIGHT_MIN_STEPS, APPROX_TIGHT_RELATIVE)
 
 
 def _phases_alone(
@@ -217,10 +197,8 @@ def _phases_alone(
         t = max((ends[d] for d in cp.deps), default=0.0)
         starts[cp.index] = t
         slack[cp.index] = max((slack[d] for d in cp.deps), default=0.0)
-        approx_got = _tight(compiled, cp) if approx else None
-        got = phase_shortcut(compiled, cp) if approx_got is None else None
-        if got is None and approx and approx_got is None:
-            approx_got = _bounded(compiled, cp)
+        got = phase_shortcut(compiled, cp)
+        approx_got = _bounded(compiled, cp) if got is None and approx else None
         if approx_got is not None:
             dur, half = approx_got
             end, per, ev = t + dur, {cp.phase.name: dur}, 0
@@ -291,10 +269,7 @@ def simulate(
         With ``shortcuts`` (and no full ``trace``), a phase that no exact shortcut covers,
         of at least ``APPROX_MIN_STEPS`` body steps, whose rigorous lower and upper bounds
         (see :mod:`archsim.engine._bounds`) lie within ``2 * APPROX_MAX_RELATIVE`` of their
-        midpoint, gets that midpoint instead of slot-by-slot simulation; a ragged phase of
-        at least ``APPROX_TIGHT_MIN_STEPS`` whose half-gap is at most
-        ``APPROX_TIGHT_RELATIVE`` (1e-4) of the midpoint gets it before any exact shortcut
-        is tried. ``False`` keeps
+        midpoint, gets that midpoint instead of slot-by-slot simulation. ``False`` keeps
         every result the slot-by-slot simulation's (up to the exact shortcuts).
 
     Returns
