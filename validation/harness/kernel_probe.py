@@ -70,6 +70,12 @@ PROBES: list[Probe] = [
     *(_sdpa("decode", 1, 32, 32, 1, s, 128, False, "cudnn", "fwd") for s in (4096, 16384)),
     *(_sdpa("decode", 1, 32, 8, 1, s, 128, False, "flash", "fwd") for s in (4097, 32768)),
     *(_sdpa("decode", 8, 32, 8, 1, s, 128, False, "cudnn", "fwd") for s in (4097, 8193)),
+    # the Llama layer's decode attention: K/V a slice of a longer cache (strided heads)
+    *(
+        {**_sdpa("decode", 1, 32, 8, 1, s, 128, False, b, "fwd"), "cache_len": 2 * s}
+        for s in (4097, 8193)
+        for b in ("cudnn", "flash")
+    ),
 ]
 
 #: Probes also run under ncu with ``--ncu``: every softmax width (the three paths) and the
@@ -114,18 +120,45 @@ def build(probe: Probe) -> tuple[Callable[[], object], dict]:
         dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}[probe["dtype"]]
         x = torch.randn(int(probe["rows"]), int(probe["dim"]), dtype=dtype, device="cuda")
         return (lambda: torch.softmax(x, dim=-1)), {"op": "torch.softmax(x, dim=-1)"}
+    if "cache_len" in probe:  # K/V as the first Skv positions of a longer cache
+        import torch.nn.functional as F  # noqa: N812
+        from torch.nn.attention import sdpa_kernel
+
+        from validation.harness.kernels import _backend
+
+        b, hq, hkv, skv, d = (int(probe[x]) for x in ("B", "Hq", "Hkv", "Skv", "D"))
+        cache = [
+            torch.randn(b, hkv, int(probe["cache_len"]), d, dtype=torch.bfloat16, device="cuda")
+            for _ in range(2)
+        ]
+        k, v = (c[:, :, :skv] for c in cache)
+        q = torch.randn(b, hq, 1, d, dtype=torch.bfloat16, device="cuda")
+        backend = _backend(str(probe["backend"]))
+
+        def fn() -> object:
+            with sdpa_kernel([backend]):
+                return F.scaled_dot_product_attention(q, k, v, enable_gqa=True)
+
+        return fn, {"layout": "K/V = cache[:, :, :Skv] of a [B, Hkv, cache_len, D] cache"}
     from validation.harness import kernels
 
     return kernels.build(probe)
 
 
-def _kernel_events(fn: Callable[[], object]) -> list[dict]:
-    """Kernels of the second of two profiled calls, with Kineto's launch fields."""
+def _kernel_events(fn: Callable[[], object], *, cold: bool = False) -> list[dict]:
+    """Kernels of the second of two profiled calls, with Kineto's launch fields; ``cold``:
+    the L2 flushed before each call (the flush's kernels are left out)."""
     import torch
     from torch.profiler import ProfilerActivity, profile
 
+    from validation.harness.timing import _flush_buffer
+
+    flush = _flush_buffer()
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         for _ in range(2):
+            if cold:
+                flush.zero_()
+                torch.cuda.synchronize()
             fn()
             torch.cuda.synchronize()
     with tempfile.TemporaryDirectory() as tmp:
@@ -134,7 +167,10 @@ def _kernel_events(fn: Callable[[], object]) -> list[dict]:
         with open(path, encoding="utf-8") as fh:
             events = json.load(fh)["traceEvents"]
     ks = sorted((e for e in events if e.get("cat") == "kernel"), key=lambda e: e["ts"])
-    ks = ks[len(ks) // 2 :]  # the second call (both calls launch the same kernels)
+    if cold:  # the flush is the first kernel of each call: keep what follows the last one
+        ks = ks[len(ks) // 2 + 1 :]
+    else:
+        ks = ks[len(ks) // 2 :]  # the second call (both calls launch the same kernels)
     keep = ("grid", "block", "registers per thread", "shared memory", "est. achieved occupancy %")
     return [
         {"name": e["name"][:240], "us": e["dur"], **{k: e["args"].get(k) for k in keep}} for e in ks
@@ -212,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
                 rec.update(bench(fn))
                 rec["timer"] = "cuda_events_l2flush_spin_median"
                 rec["kernels"] = _kernel_events(fn)
+                if probe["probe"] == "decode":
+                    rec["kernels_cold"] = _kernel_events(fn, cold=True)
                 del fn
                 if args.ncu and probe in NCU_PROBES:
                     rec["ncu"] = _ncu(probe)
