@@ -12,7 +12,9 @@ then CPU seconds per record kind, the 10 slowest records and the total.
 Options: ``--lines 12,40`` times only those records; ``--max-steps N`` skips (and lists)
 records whose program has more than ``N`` body steps in all (their size is still printed);
 ``--dry`` only builds the programs and prints their sizes; ``--check`` also runs the
-simulation with ``approx=False`` and reports any cycle difference.
+simulation with ``approx=False`` and reports any cycle difference; ``--bounds`` prints,
+for every phase simulated slot by slot, its rigorous bounds (``archsim.engine._bounds``)
+against the simulated time: how far each is and whether the midpoint would be taken.
 
 ``--wall [--jobs N]`` instead times the whole ``archsim validate FILE --engine event`` (as
 ``validation.validate_file(..., jobs=N)``, N default: the usable CPUs) on each FILE given, by
@@ -69,6 +71,28 @@ def _programs(path: str, arch_name: str, lines: set[int] | None):  # noqa: ANN20
         yield m, prog, arch, time.process_time() - t0
 
 
+def _bounds_text(prog, arch, res) -> str:  # noqa: ANN001 - program, arch, Result
+    """Per phase simulated slot by slot: ``L``/``U`` against its simulated cycles (percent)
+    and the half-gap over the midpoint (the engine takes the midpoint at <= 2%)."""
+    from archsim.engine._bounds import phase_bounds
+    from archsim.engine._compile import compile_program
+
+    compiled = compile_program(prog, arch)
+    cycles = res.meta["phase_cycles"]
+    out = []
+    for cp in compiled.phases:
+        name = cp.phase.name
+        if res.meta["phase_method"].get(name) != "full" or not cycles.get(name):
+            continue
+        lo, hi = phase_bounds(compiled, cp)
+        t = cycles[name]
+        out.append(
+            f"\n      {name[:32]:32s} L {100 * (lo / t - 1):+6.2f}% U {100 * (hi / t - 1):+6.2f}% "
+            f"half-gap {100 * (hi - lo) / (hi + lo):5.2f}% of the midpoint"
+        )
+    return "".join(out)
+
+
 #: the committed record sets and their GPUs (``--wall`` without files)
 RECORD_SETS = (
     ("validation/data/h100_check.jsonl", "h100"),
@@ -115,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-steps", type=float, default=float("inf"))
     ap.add_argument("--dry", action="store_true", help="only print program sizes")
     ap.add_argument("--check", action="store_true", help="compare with approx=False")
+    ap.add_argument("--bounds", action="store_true", help="bounds of the full phases")
     ap.add_argument("--wall", action="store_true", help="time whole validate runs per file")
     ap.add_argument("--jobs", type=int, default=None, help="--wall: processes (default: CPUs)")
     args = ap.parse_args(argv)
@@ -162,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.check:
             exact = simulate(prog, arch, approx=False)
             extra = f" exact_diff={res.cycles - exact.cycles:+d}"
+        if args.bounds:
+            extra += _bounds_text(prog, arch, res)
         print(
             f"{m.line:4d} {m.kind:18s} {label:36s} {steps:>11,d} steps {cpu:8.3f} s "
             f"cycles={res.cycles} [{kinds}] mode={res.meta['mode']}{extra}",

@@ -41,6 +41,20 @@ item at once), and items are handed out in order, so every slot was busy with it
 the first ``active`` items are handed out at ``S_j = 0`` (every slot idle), so for them
 ``T_j <= u_j`` (one item per slot, as a persistent kernel's lowering has: ``max u``).
 A relative ``1e-9`` widens both for the float tolerance of the servers' departures.
+
+*Where they stay loose* (measured 2026-12-05 with ``bench/bench_validate.py --bounds``):
+the GPU lowering's causal FA2 / memory-efficient phases (thousands of ragged items, trips
+ascending ``1..n`` per head, 2-4 slots per SM sharing its tensor core) have a half-gap of
+3.2-6.1% of the midpoint, e.g. h100_check line 99 (B1 H16 S65536 D64 causal, efficient):
+``L`` = the tensor-core floor, 2.2% under the exact time; ``U`` = about the floor plus one
+longest item (1024 trips) with its SM shared four ways, 4.1% over. Both terms are attained
+by some schedule that agrees with everything the bounds use (per-stage ``[lo, hi]``, hand-out
+order, per-server work): the four slots of one SM can take the four last, longest items at
+once while the other SMs run dry. So no argument from these quantities reaches 2%; it takes
+the order in which the last items actually land on SMs, i.e. simulating the tail, and the
+tail's start state depends on the whole run before it. Those phases run in the compiled
+loop (``_fastsim``, ~1.6 us a step; 3-14 s each, most of ``archsim validate --engine
+event``'s time).
 """
 
 from __future__ import annotations
