@@ -453,9 +453,9 @@ class ItemRun:
 
     def skip_tiles(self, tiles: int) -> None:
         """Advance every body counter by ``tiles`` (the caller skips whole periods of a
-        periodic state; see ``_shortcuts._quotient``). The pipeline's state relative to its
-        last stored tile is unchanged; at least ``2 depth + 1`` tiles must stay to store, so
-        that no load decision (``kl < n``) sees the difference."""
+        periodic state; see ``_shortcuts._Quotient.in_item``). The pipeline's state relative
+        to its last stored tile is unchanged; at least ``2 depth + 1`` tiles must stay to
+        store, so that no load decision (``kl < n``) sees the difference."""
         if tiles < 0 or self.mode != _BODY or self.steady or self.tr:
             raise ValueError(f"skip_tiles: cannot skip {tiles} tiles in this state")
         if self.n - (self.ks_done + tiles) < 2 * self.d + 1:

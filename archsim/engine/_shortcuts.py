@@ -23,7 +23,7 @@ else returns None and the phase is simulated slot by slot:
     representative per class of slots that stay in lockstep, on weighted shared servers,
     with repeated hand-out states skipped by whole periods (:func:`_grouped_lockstep`), and
     repeated states between hand-outs skipped by whole periods of every running item's body
-    (``in_item`` in :func:`_quotient`: persistent kernels' one long item per slot, whose
+    (:meth:`_Quotient.in_item`: persistent kernels' one long item per slot, whose
     trips the GPU lowering doubles with one engine load per operand tile).
 """
 
@@ -303,7 +303,7 @@ _BUDGET_FLOOR = 5_000
 #: trips: block-sparse 40 heads x 75,600 on h100 takes 195k events (0.4 s), which the
 #: former cap (400k steps: 205k events) left no room for
 _BUDGET_STEPS = 1_000_000
-#: most classes tried before giving up (each split re-runs the quotient from the start)
+#: most refinements of the partition before giving up (each adds classes to simulate)
 _MAX_SPLITS = 12
 #: snapshots kept to look for a repeated state inside the items (see :func:`_quotient`)
 _MAX_INNER = 8
@@ -329,13 +329,13 @@ def _grouped_lockstep(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[flo
     simulation's. A class's slots free together; the engine hands the next items to the
     slots freed at one instant in slot-index order. If those items differ within a class
     (ragged trips, or items run out part-way through a class), the partition is refined by
-    what each slot gets and the quotient re-run from the start (refining a lockstep class
+    what each slot gets, in place (:meth:`_Quotient._split`: refining a lockstep class
     changes no trajectory). Between hand-outs, a state that repeats (relative to the tiles
     each class has stored) is skipped in place by whole periods of the running items (see
-    ``in_item`` in :func:`_quotient`), so long items cost their transients, not their
+    :meth:`_Quotient.in_item`), so long items cost their transients, not their
     trips. Where the hand-out is not uniform and another class frees within float tolerance
     of that instant (the order could differ in the full simulation), an item takes no time,
-    or the re-runs cost more than ``_BUDGET_PER_STEP`` events per body step (plus
+    or the runs cost more than ``_BUDGET_PER_STEP`` events per body step (plus
     ``_BUDGET_FLOOR``), returns None and the phase is simulated slot by slot.
     """
     p = cp.phase
@@ -357,7 +357,7 @@ def _grouped_lockstep(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[flo
     while uniform > 0 and trips[uniform - 1] == trips[-1]:
         uniform -= 1
     events = 0
-    # give up (simulate slot by slot, compiled) once the re-runs have cost about half what
+    # give up (simulate slot by slot, compiled) once the runs have cost about half what
     # that would (at most what _BUDGET_STEPS steps would)
     budget = int(_BUDGET_PER_STEP * min(p.total_trips, _BUDGET_STEPS)) + _BUDGET_FLOOR
     skipped = 0.0

@@ -4,7 +4,7 @@ The GPU lowering makes each operand load of a forward-attention trip its own eng
 then V: ``mappings._gpu._lower.loads_per_trip``), which doubles the trips and the depth, and a
 persistent kernel runs one long item per slot (``persistent_trips``). The quotient of
 ``_shortcuts._grouped_lockstep`` then skips whole periods of its state inside the items
-(``in_item`` in ``_shortcuts._quotient``): these tests hold it to slot-by-slot simulation.
+(``_shortcuts._Quotient.in_item``): these tests hold it to slot-by-slot simulation.
 """
 
 from __future__ import annotations
