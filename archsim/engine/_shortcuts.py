@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -518,8 +519,8 @@ class _Quotient:
                 self.owner[id(runs[c2])] = c2
         self.runs = runs
 
-        def new_cb(cb: object, c2: int) -> object:
-            return getattr(runs[c2], cb.__func__.__name__)  # type: ignore[attr-defined]
+        def new_cb(cb: Any, c2: int) -> Any:
+            return getattr(runs[c2], cb.__func__.__name__)
 
         # each new server: its old one (same object for all-shared servers) and its classes'
         # weights there
@@ -533,10 +534,10 @@ class _Quotient:
                     src = srv
                 elif self.servers[idx].instances == self.k:
                     s0 = self.members[c2][0]
-                    mine = [parent[self.cls[t]] for t in range(s0 % self.k, self.active, self.k)]  # type: ignore[operator]
+                    mine = [parent[self.cls[t]] for t in range(s0 % self.k, self.active, self.k)]
                     src = old_group[(tuple(sorted(mine)), idx)]
                 else:
-                    src = old_ctxs[parent[c2]].servers[idx]  # type: ignore[assignment]
+                    src = old_ctxs[parent[c2]].servers[idx]
                 got = weights.setdefault(id(srv), (srv, src, {}))
                 got[2][c2] = getattr(handle, "mult", 1)
         now = self.rt.env._now
@@ -564,17 +565,17 @@ class _Quotient:
             if src not in self.servers_seen:
                 src.gen += 1  # its armed timeout is void: the new servers serve its jobs
                 src.heap = []
-        copies = []
+        copies: list[tuple[float, Any, object]] = []
         for t, _prio, _eid, ev in list(self.rt.clock.queue):
             cb = ev.callbacks[0] if ev.callbacks else None
             c = owner_of(cb)
             if c is None:
                 continue
             first, *rest = children[c]
-            ev.callbacks = [new_cb(cb, first)]  # type: ignore[list-item]
+            ev.callbacks = [new_cb(cb, first)]
             copies.extend((t - now, new_cb(cb, c2), ev.data) for c2 in rest)
         for delay, cb, data in copies:
-            self.rt.clock.after(delay, cb, data)  # type: ignore[arg-type]
+            self.rt.clock.after(delay, cb, data)
         self.hist.clear()
         return sorted({c2 for c2 in range(self.ncls) if parent[c2] in freed})
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from archsim import Phase, Step, TileProgram, simulate
+from archsim import Architecture, Phase, Step, TileProgram, simulate
 from archsim.engine import _shortcuts
 from archsim.engine._compile import compile_program
 from archsim.engine._pipeline import ItemRun
@@ -41,8 +41,8 @@ def _two_loads(
     return TileProgram("two_loads", (phase,))
 
 
-def _direct(prog: TileProgram, arch: object) -> tuple[float, int] | None:
-    compiled = compile_program(prog, arch)  # type: ignore[arg-type]
+def _direct(prog: TileProgram, arch: Architecture) -> tuple[float, int] | None:
+    compiled = compile_program(prog, arch)
     return _shortcuts._grouped_lockstep(compiled, compiled.phases[0])
 
 
@@ -96,7 +96,7 @@ def test_grouped_two_loads_per_trip_with_hand_outs_equals_the_full_simulation(
 def test_skip_tiles_refuses_to_reach_the_trip_count() -> None:
     arch = toy_arch(dram_bw=16.0, dram_lat=4, buf_instances=4, pe_instances=4)
     prog = _two_loads(4, [30] * 4, load_b=100, mac_n=100, stages=2)
-    compiled = compile_program(prog, arch)  # type: ignore[arg-type]
+    compiled = compile_program(prog, arch)
     from archsim.engine._runtime import Runtime
 
     rt = Runtime(compiled, [(compiled.phases[0], 1)])
