@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from archsim.errors import MappingError
+from workloads._ast import is_contraction, split_parents
 
 if TYPE_CHECKING:
     from workloads import Cascade, Einsum
@@ -41,27 +42,9 @@ if TYPE_CHECKING:
 __all__ = ["AttentionRoles", "attention_roles", "is_contraction", "key_canon"]
 
 
-def is_contraction(e: Einsum) -> bool:
-    """``out = sum(...) A * B`` with two tensor operands (a MAC per point)."""
-    from workloads._ast import Binary, TensorRef
-
-    x = e.expr
-    return (
-        e.reduce_op == "sum"
-        and isinstance(x, Binary)
-        and x.op == "*"
-        and isinstance(x.left, TensorRef)
-        and isinstance(x.right, TensorRef)
-    )
-
-
-def key_canon(cascade: Cascade) -> dict[str, str]:
-    """Map every split part to its parent rank (``m1 -> m``, ``m0 -> m``)."""
-    out: dict[str, str] = {}
-    for s in cascade.splits.values():
-        out[s.outer] = s.rank
-        out[s.inner] = s.rank
-    return out
+#: every split part to its parent rank (``m1 -> m``, ``m0 -> m``); ``is_contraction`` and this
+#: are defined beside the cascade types (``workloads._ast``), which workloads shares
+key_canon = split_parents
 
 
 @dataclass(frozen=True)

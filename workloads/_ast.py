@@ -455,3 +455,24 @@ def first_node(e: Expr, kind: type) -> object | None:
             if found is not None:
                 return found
     return None
+
+
+def is_contraction(e: Einsum) -> bool:
+    """``out = sum(...) A * B`` with two tensor operands (a MAC per point)."""
+    x = e.expr
+    return (
+        e.reduce_op == "sum"
+        and isinstance(x, Binary)
+        and x.op == "*"
+        and isinstance(x.left, TensorRef)
+        and isinstance(x.right, TensorRef)
+    )
+
+
+def split_parents(cascade: Cascade) -> dict[str, str]:
+    """Map every split part to its parent rank (``m1 -> m``, ``m0 -> m``)."""
+    out: dict[str, str] = {}
+    for s in cascade.splits.values():
+        out[s.outer] = s.rank
+        out[s.inner] = s.rank
+    return out

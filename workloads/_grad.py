@@ -38,7 +38,18 @@ from dataclasses import dataclass
 from archsim.errors import WorkloadError
 
 from ._api import parse_cascade
-from ._ast import Binary, Cascade, Einsum, Name, Num, TensorRef, Unary, expr_names
+from ._ast import (
+    Binary,
+    Cascade,
+    Einsum,
+    Name,
+    Num,
+    TensorRef,
+    Unary,
+    expr_names,
+    is_contraction,
+    split_parents,
+)
 
 __all__ = ["AttentionGrad", "attention_backward", "grad_structure"]
 
@@ -100,25 +111,6 @@ def _error(cascade: Cascade, what: str, got: object) -> WorkloadError:
     )
 
 
-def _is_contraction(e: Einsum) -> bool:
-    x = e.expr
-    return (
-        e.reduce_op == "sum"
-        and isinstance(x, Binary)
-        and x.op == "*"
-        and isinstance(x.left, TensorRef)
-        and isinstance(x.right, TensorRef)
-    )
-
-
-def _canon(cascade: Cascade) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for s in cascade.splits.values():
-        out[s.outer] = s.rank
-        out[s.inner] = s.rank
-    return out
-
-
 def _join(ranks: Sequence[str], parts: set[str], key: str) -> tuple[str, ...]:
     """``ranks`` with the key split's parts replaced by the key rank (once)."""
     out: list[str] = []
@@ -142,12 +134,12 @@ def _downstream(cascade: Cascade, start: str) -> list[Einsum]:
 
 def _find_scores(cascade: Cascade) -> list[tuple[Einsum, TensorRef, TensorRef, str]]:
     """Every contraction ``S = Q * K`` of two inputs over shared ranks (cascade order)."""
-    canon = _canon(cascade)
+    canon = split_parents(cascade)
     inputs = set(cascade.inputs)
     tried = []
     found = []
     for e in cascade.einsums:
-        if not _is_contraction(e):
+        if not is_contraction(e):
             continue
         a, b = e.inputs[0], e.inputs[1]
         out = set(e.output.ranks)
@@ -205,7 +197,7 @@ def grad_structure(cascade: Cascade) -> AttentionGrad:
 def _structure(
     cascade: Cascade, score: Einsum, q_ref: TensorRef, k_ref: TensorRef, key: str
 ) -> AttentionGrad:
-    canon = _canon(cascade)
+    canon = split_parents(cascade)
     parts = {r for r, p in canon.items() if p == key}
     users = _downstream(cascade, score.name)
     direct = [e for e in users if any(r.name == score.name for r in e.inputs)]
@@ -252,7 +244,7 @@ def _structure(
     # the value contraction: sums the key rank against an input V that carries it
     value: TensorRef | None = None
     for e in users:
-        if not _is_contraction(e) or not any(canon.get(r, r) == key for r in e.reduce_ranks):
+        if not is_contraction(e) or not any(canon.get(r, r) == key for r in e.reduce_ranks):
             continue
         cand = [r for r in e.inputs if r.name in cascade.inputs]
         if cand and any(canon.get(r, r) == key for r in cand[0].ranks):
