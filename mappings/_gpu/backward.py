@@ -282,7 +282,7 @@ def backward_mapping(
         grid=grid,
         hbm_temporal={rows: math.ceil(ranks[rows] / bm)},
         rf_tile={keys: bn, rows: bm},
-        skip=skip,  # type: ignore[arg-type]
+        skip=skip,
         depth=recipe.kv_stages,
     )
 
@@ -533,7 +533,7 @@ def attention_backward_plan(name: str, workload: WorkloadLike, arch: Architectur
     grad = gradient_workload(workload, name)
     roles = backward_roles(grad.cascade, name)
     recipe = BWD_RECIPES[name]
-    sizes0 = grad.cascade.rank_sizes(numeric_params(grad.params))  # type: ignore[arg-type]
+    sizes0 = grad.cascade.rank_sizes(numeric_params(grad.params))
     d = int(math.prod(sizes0.get(x, 1) for x in roles.features)) or 1
     assert recipe.tiling is not None
     t = recipe.tiling(model.hw, d, dtype_bytes(dtype_of(grad)))  # type: ignore[arg-type]
