@@ -70,6 +70,8 @@ PROBES: list[Probe] = [
     *(_sdpa("decode", 1, 32, 32, 1, s, 128, False, "cudnn", "fwd") for s in (4096, 16384)),
     *(_sdpa("decode", 1, 32, 8, 1, s, 128, False, "flash", "fwd") for s in (4097, 32768)),
     *(_sdpa("decode", 8, 32, 8, 1, s, 128, False, "cudnn", "fwd") for s in (4097, 8193)),
+    # the memory-efficient kernel at low occupancy (decode: one CTA per batch x head)
+    *(_sdpa("decode", b, 32, 32, 1, 16384, 128, False, "efficient", "fwd") for b in (1, 4, 8)),
     # the Llama layer's decode attention: K/V a slice of a longer cache (strided heads)
     *(
         {**_sdpa("decode", 1, 32, 8, 1, s, 128, False, b, "fwd"), "cache_len": 2 * s}
@@ -78,12 +80,14 @@ PROBES: list[Probe] = [
     ),
 ]
 
-#: Probes also run under ncu with ``--ncu``: every softmax width (the three paths) and the
-#: memory-efficient forward and backward at head dims 64 and 128 (not causal).
+#: Probes also run under ncu with ``--ncu``: every softmax width (the three paths), the
+#: memory-efficient forward and backward at head dims 64 and 128 (not causal), and its decode.
 NCU_PROBES: list[Probe] = [
     p
     for p in PROBES
-    if p["probe"] == "softmax" or (p["probe"] == "attn" and not p["causal"] and p["D"] in (64, 128))
+    if p["probe"] == "softmax"
+    or (p["probe"] == "attn" and not p["causal"] and p["D"] in (64, 128))
+    or (p["probe"] == "decode" and p["backend"] == "efficient")
 ]
 
 #: Per-kernel counters: launch, occupancy, issued instructions, local-memory spills, stalls.
