@@ -21,7 +21,6 @@ from collections.abc import Mapping
 import numpy as np
 
 from workloads import format_cascade, parse_cascade
-from workloads._grad import attention_backward
 
 from . import _reference as ref
 from ._attention import attention_derive, attention_params, attention_text
@@ -36,6 +35,8 @@ def _params(hkv: int | None) -> tuple[Param, ...]:
 
 
 def _text(p: Params) -> str:
+    from workloads._grad import attention_backward  # only when a backward cascade is built
+
     fwd = parse_cascade(attention_text({**p, "passes": 1, "M0": 64}), name="fwd")
     return format_cascade(attention_backward(fwd, name="bwd"))
 
