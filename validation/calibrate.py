@@ -133,11 +133,13 @@ def _clock_residual(r: Measurement, model: GpuModel) -> float | None:
     return math.log(f_free / meas)
 
 
-def _residuals(records: Sequence[Measurement], model: GpuModel) -> np.ndarray:
+def _residuals(
+    records: Sequence[Measurement], model: GpuModel, engine: str = "model"
+) -> np.ndarray:
     res: list[float] = []
     for r in records:
         try:
-            p = predict_record(r, model)
+            p = predict_record(r, model, engine=engine)
         except UnsupportedRecord:
             continue
         res.append(math.log(max(p.pred_ms, 1e-9) / r.ms))
@@ -177,6 +179,7 @@ def fit_calibration(
     *,
     parameters: Sequence[str] | None = None,
     max_nfev: int = 60,
+    engine: str = "model",
 ) -> FitResult:
     """Fit the calibrated constants on the records of ``path``.
 
@@ -190,6 +193,11 @@ def fit_calibration(
         Constants to fit (default :func:`active_parameters`).
     max_nfev
         Cap on objective evaluations (each predicts every record).
+    engine
+        What predicts a record's time during the fit: ``model`` (the closed-form kernel
+        model, default), ``analytic`` (its kernels lowered to a tile program and bounded by
+        ``archsim.estimate``: ~1.5 CPU-s per evaluation of the H100 fit split) or ``event``
+        (``archsim.simulate``: ~12 CPU-s). The ncu kernel residual stays the closed form's.
 
     Returns
     -------
@@ -212,9 +220,9 @@ def fit_calibration(
         return GpuModel(hw=base.hw, cal=cal)
 
     def fun(z: np.ndarray) -> np.ndarray:
-        return _residuals(records, model_at(z))
+        return _residuals(records, model_at(z), engine)
 
-    before = compare_records(mset, base).summary("group")
+    before = compare_records(mset, base, engine=engine).summary("group")
     if names:
         sol = least_squares(
             fun,
@@ -229,7 +237,7 @@ def fit_calibration(
     else:
         z, cost = x0 / scale, 0.0
     fitted = model_at(z)
-    after = compare_records(mset, fitted).summary("group")
+    after = compare_records(mset, fitted, engine=engine).summary("group")
     prov = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "fit_file": str(path),
@@ -238,6 +246,7 @@ def fit_calibration(
         "fitted": names,
         "method": "scipy.optimize.least_squares(trf, soft_l1, f_scale=0.05) "
         "on log(pred/meas) of time, energy, power, clock (calls >= 1 ms)",
+        "engine": engine,
         "device": {
             k: (mset.device or {}).get(k)
             for k in ("name", "torch", "cuda", "date", "power_limit_w", "idle_power_w")
@@ -246,7 +255,8 @@ def fit_calibration(
             g: {k: round(v, 3) if isinstance(v, float) else v for k, v in st.items()}
             for g, st in after.items()
         },
-        "command": f"python -m validation.calibrate {path} --arch {arch} --write",
+        "command": f"python -m validation.calibrate {path} --arch {arch} --write"
+        + (f" --engine {engine}" if engine != "model" else ""),
         "hardware": hardware_snapshot(base),
     }
     cal = GpuCalibration(provenance=prov).with_values(
@@ -285,8 +295,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--arch", default="h100")
     ap.add_argument("--write", action="store_true", help="write archsim/gpu/calibrated/<arch>.json")
     ap.add_argument("--max-nfev", type=int, default=60)
+    ap.add_argument(
+        "--engine",
+        choices=("model", "analytic", "event"),
+        default="model",
+        help="what predicts each record during the fit (see fit_calibration); default model",
+    )
     args = ap.parse_args(argv)
-    res = fit_calibration(args.fit_file, args.arch, max_nfev=args.max_nfev)
+    res = fit_calibration(args.fit_file, args.arch, max_nfev=args.max_nfev, engine=args.engine)
     print("fitted:", ", ".join(f"{n}={getattr(res.calibration, n):.4g}" for n in res.parameters))  # noqa: T201
     print("before (defaults):\n" + _fmt(res.before))  # noqa: T201
     print("after:\n" + _fmt(res.after))  # noqa: T201
