@@ -17,6 +17,7 @@ from .gemm import gemm_costs
 from .launch import Launch, engine_load_latency_s, round_latency_s
 from .params import GpuModel
 from .softmax import softmax_cost
+from .waves import ctas_per_slot
 
 __all__ = ["launch_cost", "streaming_cost", "softmax_cost", "unfused_attention_costs"]
 
@@ -85,9 +86,8 @@ def launch_cost(
     chain_s = chain_s if chain_s > 0 else hw.dram_latency_s
     per_sm = max(1, min(hw.max_threads_per_sm // max(launch.threads, 1), hw.max_ctas_per_sm))
     slots = hw.sms * per_sm
-    items = min(grid, slots)
-    waves = np.full(items, grid // items, dtype=float)
-    waves[: grid % items] += 1.0  # the last, partial wave
+    waves = ctas_per_slot(grid, slots)
+    items = waves.size
     sharing = max(1.0, items / hw.sms)
     cta_stream = max(float(read_bytes) if read_bytes > 0 else float(write_bytes), 1.0) / grid
     alone = alu_ops / grid / hw.fp32_ops_per_clk  # SM cycles of one CTA alone on its SM

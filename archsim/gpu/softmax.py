@@ -46,6 +46,7 @@ import numpy as np
 from .cost import KernelCost
 from .occupancy import ctas_per_sm
 from .params import GpuModel, dtype_bytes
+from .waves import ctas_per_slot
 
 __all__ = [
     "INSTRUCTIONS",
@@ -151,12 +152,21 @@ def issue_efficiency(warps_per_scheduler: float) -> float:
     return ISSUE_MAX * (1.0 - math.exp(-max(warps_per_scheduler, 0.0) / ISSUE_WARPS))
 
 
-def softmax_cost(model: GpuModel, *, rows: int, cols: int, dtype: str = "bf16") -> KernelCost:
+def softmax_cost(
+    model: GpuModel,
+    *,
+    rows: int,
+    cols: int,
+    dtype: str = "bf16",
+    read_bytes: float | None = None,
+    write_bytes: float | None = None,
+) -> KernelCost:
     """Row softmax over ``rows x cols``: PyTorch's kernel for that width (module notes).
 
-    DRAM: the input read once, the output written once. SM work: the path's instructions per
-    row at the issue rate its occupancy allows; a CTA's cycles include the slowdown of the
-    CTAs resident beside it (as :class:`KernelCost` requires).
+    DRAM: the input read once, the output written once (``read_bytes`` / ``write_bytes``
+    override them for a fused run that reads or writes other tensors too). SM work: the
+    path's instructions per row at the issue rate its occupancy allows; a CTA's cycles include
+    the slowdown of the CTAs resident beside it (as :class:`KernelCost` requires).
     """
     hw = model.hw
     e = dtype_bytes(dtype)
@@ -169,23 +179,22 @@ def softmax_cost(model: GpuModel, *, rows: int, cols: int, dtype: str = "bf16") 
     lanes = SCHEDULERS_PER_SM * 32 * issue_efficiency(warps)  # thread instructions / clock / SM
     per_cta = launch.instructions_per_row(cols) * launch.rows_per_cta
     n = float(rows) * cols
-    total = 2.0 * n * e
+    read = n * e if read_bytes is None else float(read_bytes)
+    write = n * e if write_bytes is None else float(write_bytes)
     # the CTAs one slot runs, folded into one work item (as launch_cost does): a CTA's load
     # latency is hidden by the other warps, which the issue efficiency already counts, so
     # the kernel's one DRAM latency is paid once, not once per wave. NOTE: exact for
     # identical CTAs.
-    items = min(launch.ctas, hw.sms * resident)
-    waves = np.full(items, launch.ctas // items, dtype=float)
-    waves[: launch.ctas % items] += 1.0
+    waves = ctas_per_slot(launch.ctas, hw.sms * resident)
     return KernelCost(
         name=launch.kernel,
         category="softmax",
         cta_cycles=waves * per_cta / lanes * resident,
-        cta_bytes=waves * total / launch.ctas,
+        cta_bytes=waves * (read + write) / launch.ctas,
         slots=hw.sms * resident,
         cta_stream_bytes_per_s=max(launch.threads * _ILP_BYTES, 4096) / hw.dram_latency_s,
-        dram_read_bytes=n * e,
-        dram_write_bytes=n * e,
+        dram_read_bytes=read,
+        dram_write_bytes=write,
         tensor_flops=0.0,
         alu_ops=5.0 * n,
         ctas_per_sm=resident,
@@ -194,7 +203,7 @@ def softmax_cost(model: GpuModel, *, rows: int, cols: int, dtype: str = "bf16") 
         # the next CTA's load in flight while one computes (other warps hide the latency)
         trips=waves.astype(np.int64),
         trip_cycles=max(per_cta / lanes, 1.0),
-        trip_bytes=max(n * e / launch.ctas, 1.0),
+        trip_bytes=max(read / launch.ctas, 1.0),
         stages=2,
         meta={
             "launch": launch.kernel,

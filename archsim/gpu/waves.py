@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Schedule", "list_schedule", "waves"]
+__all__ = ["Schedule", "ctas_per_slot", "list_schedule", "waves"]
 
 
 def waves(work_items: int, slots: int) -> int:
@@ -21,6 +21,18 @@ def waves(work_items: int, slots: int) -> int:
     if work_items <= 0:
         return 0
     return -(-int(work_items) // max(1, int(slots)))
+
+
+def ctas_per_slot(grid: int, slots: int) -> np.ndarray:
+    """CTAs each busy slot runs when ``grid`` identical CTAs go to ``slots`` slots: one entry
+    per slot in use (``min(grid, slots)``), the first ``grid % slots`` one more (the last,
+    partial wave). A kernel that folds a slot's CTAs into one work item scales its per-CTA
+    cycles and bytes by this."""
+    grid = max(1, int(grid))
+    items = min(grid, max(1, int(slots)))
+    out = np.full(items, grid // items, dtype=float)
+    out[: grid % items] += 1.0
+    return out
 
 
 @dataclass(frozen=True)
