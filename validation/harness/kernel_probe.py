@@ -43,6 +43,8 @@ Probe = dict[str, Any]
 
 _SOFTMAX_DIMS = (1024, 2048, 2056, 3072, 4096, 6144, 8192, 9216, 10240, 12288, 16384, 32768)
 _DECODE_CTX = (1024, 2048, 4096, 4097, 4224, 8192, 8193, 16384, 32768)
+#: Key counts of the ``decode_sweep`` probes: from one 128-key tile per CTA to many.
+_SWEEP_CTX = (256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
 
 
 def _sdpa(kind: str, b: int, hq: int, hkv: int, sq: int, skv: int, d: int, causal: bool,
@@ -78,7 +80,42 @@ PROBES: list[Probe] = [
         for s in (4097, 8193)
         for b in ("cudnn", "flash")
     ),
+    # decode at low occupancy, over key counts (brief K1): cuDNN GQA 32/8 at B = 1/4/8 (its
+    # split count changes with B), cuDNN MHA at B = 1; the memory-efficient kernel (MHA: it
+    # refuses GQA) at B = 1/4/8 with 32 heads (32 / 128 / 256 CTAs of 8 warps) and at B = 1
+    # with 8 heads (8 CTAs: one CTA's own stream rate)
+    *(
+        {**_sdpa("decode", b, 32, 8, 1, s, 128, False, "cudnn", "fwd"), "probe": "decode_sweep"}
+        for b in (1, 4, 8)
+        for s in _SWEEP_CTX
+    ),
+    *(
+        {**_sdpa("decode", 1, 32, 32, 1, s, 128, False, "cudnn", "fwd"), "probe": "decode_sweep"}
+        for s in (1024, 4096, 16384)
+    ),
+    *(
+        {**_sdpa("decode", b, h, h, 1, s, 128, False, "efficient", "fwd"), "probe": "decode_sweep"}
+        for b, h in ((1, 32), (4, 32), (8, 32))
+        for s in _SWEEP_CTX
+    ),
+    *(
+        {**_sdpa("decode", 1, 8, 8, 1, s, 128, False, "efficient", "fwd"), "probe": "decode_sweep"}
+        for s in (1024, 4096, 16384)
+    ),
 ]
+
+#: ``decode_sweep`` probes also run under ncu (``(backend, B, Hq, Hkv, Skv)``): few and many
+#: tiles per CTA, low and full occupancy.
+_SWEEP_NCU = {
+    ("cudnn", 1, 32, 8, 256),
+    ("cudnn", 1, 32, 8, 4096),
+    ("cudnn", 1, 32, 8, 32768),
+    ("cudnn", 8, 32, 8, 4096),
+    ("efficient", 1, 32, 32, 1024),
+    ("efficient", 1, 32, 32, 16384),
+    ("efficient", 8, 32, 32, 16384),
+    ("efficient", 1, 8, 8, 4096),
+}
 
 #: Probes also run under ncu with ``--ncu``: every softmax width (the three paths), the
 #: memory-efficient forward and backward at head dims 64 and 128 (not causal), and its decode.
@@ -88,6 +125,10 @@ NCU_PROBES: list[Probe] = [
     if p["probe"] == "softmax"
     or (p["probe"] == "attn" and not p["causal"] and p["D"] in (64, 128))
     or (p["probe"] == "decode" and p["backend"] == "efficient")
+    or (
+        p["probe"] == "decode_sweep"
+        and (p["backend"], p["B"], p["Hq"], p["Hkv"], p["Skv"]) in _SWEEP_NCU
+    )
 ]
 
 #: Per-kernel counters: launch, occupancy, issued instructions, local-memory spills, stalls.
@@ -113,6 +154,23 @@ NCU_METRICS = (
     "smsp__average_warps_issue_stalled_lg_throttle_per_issue_active.ratio",
     "smsp__average_warps_issue_stalled_wait_per_issue_active.ratio",
     "smsp__inst_executed_pipe_xu.sum",
+)
+
+#: Extra counters for the decode sweep (kept apart: on failure ncu is rerun without them):
+#: SM cycles active (mean and max over SMs) vs elapsed, the SM clock, warps resident per
+#: active cycle, DRAM throughput, shared memory per block, waves, and two more stall reasons.
+NCU_EXTRA = (
+    "sm__cycles_active.avg",
+    "sm__cycles_active.max",
+    "sm__cycles_elapsed.max",
+    "sm__cycles_elapsed.avg.per_second",
+    "sm__warps_active.avg.per_cycle_active",
+    "dram__throughput.avg.pct_of_peak_sustained_elapsed",
+    "launch__shared_mem_per_block_dynamic",
+    "launch__shared_mem_per_block_static",
+    "launch__waves_per_multiprocessor",
+    "smsp__average_warps_issue_stalled_no_instruction_per_issue_active.ratio",
+    "smsp__average_warps_issue_stalled_membar_per_issue_active.ratio",
 )
 
 
@@ -149,17 +207,22 @@ def build(probe: Probe) -> tuple[Callable[[], object], dict]:
     return kernels.build(probe)
 
 
-def _kernel_events(fn: Callable[[], object], *, cold: bool = False) -> list[dict]:
-    """Kernels of the second of two profiled calls, with Kineto's launch fields; ``cold``:
-    the L2 flushed before each call (the flush's kernels are left out)."""
+def _kernel_events(fn: Callable[[], object], *, cold: bool = False, reps: int = 1) -> list[dict]:
+    """Kernels of one call after a profiled warm-up call, with Kineto's launch fields;
+    ``cold``: the L2 flushed before each call (the flush's kernels are left out). With
+    ``reps`` > 1 the call is profiled ``reps`` times: ``us`` is each kernel's median and
+    ``us_all`` every duration (microseconds)."""
+    import statistics
+
     import torch
     from torch.profiler import ProfilerActivity, profile
 
     from validation.harness.timing import _flush_buffer
 
     flush = _flush_buffer()
+    calls = 1 + max(int(reps), 1)
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for _ in range(2):
+        for _ in range(calls):
             if cold:
                 flush.zero_()
                 torch.cuda.synchronize()
@@ -171,17 +234,33 @@ def _kernel_events(fn: Callable[[], object], *, cold: bool = False) -> list[dict
         with open(path, encoding="utf-8") as fh:
             events = json.load(fh)["traceEvents"]
     ks = sorted((e for e in events if e.get("cat") == "kernel"), key=lambda e: e["ts"])
-    if cold:  # the flush is the first kernel of each call: keep what follows the last one
-        ks = ks[len(ks) // 2 + 1 :]
-    else:
-        ks = ks[len(ks) // 2 :]  # the second call (both calls launch the same kernels)
+    per = len(ks) // calls  # kernels per call (the flush's included when cold)
+    groups = [ks[i * per + (1 if cold else 0) : (i + 1) * per] for i in range(1, calls)]
     keep = ("grid", "block", "registers per thread", "shared memory", "est. achieved occupancy %")
-    return [
-        {"name": e["name"][:240], "us": e["dur"], **{k: e["args"].get(k) for k in keep}} for e in ks
-    ]
+    out = []
+    for j, e in enumerate(groups[0]):
+        rec = {"name": e["name"][:240], "us": e["dur"], **{k: e["args"].get(k) for k in keep}}
+        if reps > 1:
+            durs = [g[j]["dur"] for g in groups if j < len(g)]
+            rec["us"] = statistics.median(durs)
+            rec["us_all"] = durs
+        out.append(rec)
+    return out
 
 
 def _ncu(probe: Probe, timeout_s: float = 300.0) -> list[dict]:
+    """Nsight Compute counters per kernel of one call (:data:`NCU_METRICS`, and for
+    ``decode_sweep`` :data:`NCU_EXTRA`; ncu's default cache control flushes the caches
+    before each kernel, so the counts are cold-L2)."""
+    if probe["probe"] == "decode_sweep":
+        try:
+            return _ncu_metrics(probe, NCU_METRICS + NCU_EXTRA, timeout_s)
+        except RuntimeError as exc:
+            print(f"ncu with NCU_EXTRA failed, retrying without: {exc}"[:300], flush=True)
+    return _ncu_metrics(probe, NCU_METRICS, timeout_s)
+
+
+def _ncu_metrics(probe: Probe, metrics: tuple[str, ...], timeout_s: float) -> list[dict]:
     from validation.harness.ncu_run import kernels_from_ncu_csv, ncu_path
 
     ncu = ncu_path()
@@ -190,7 +269,7 @@ def _ncu(probe: Probe, timeout_s: float = 300.0) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         logf = os.path.join(tmp, "ncu.csv")
         cmd = [
-            ncu, "--metrics", ",".join(NCU_METRICS), "--csv", "--print-units", "base",
+            ncu, "--metrics", ",".join(metrics), "--csv", "--print-units", "base",
             "--clock-control", "none", "--profile-from-start", "off",
             "--target-processes", "all", "--log-file", logf,
             sys.executable, "-m", "validation.harness.kernel_probe", "--child", json.dumps(probe),
@@ -221,7 +300,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python3 -m validation.harness.kernel_probe")
     p.add_argument("--out", help="JSONL output")
     p.add_argument("--ncu", action="store_true", help="also profile NCU_PROBES under ncu")
-    p.add_argument("--only", default="", help="comma-separated probe names (softmax,attn,decode)")
+    p.add_argument(
+        "--only", default="", help="comma-separated probe names (softmax,attn,decode,decode_sweep)"
+    )
+    p.add_argument("--ncu-only", action="store_true", help="only the ncu runs of NCU_PROBES")
+    p.add_argument("--reps", type=int, default=1, help="profiled calls per probe (median)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
@@ -244,26 +327,31 @@ def main(argv: list[str] | None = None) -> int:
         for probe in PROBES:
             if only and probe["probe"] not in only:
                 continue
+            if args.ncu_only and probe not in NCU_PROBES:
+                continue
             rec: dict = {"kind": "kernel_probe", **probe}
             try:
                 torch.manual_seed(0)
                 fn, info = build(probe)
                 rec.update(info)
-                rec.update(bench(fn))
-                rec["timer"] = "cuda_events_l2flush_spin_median"
-                rec["kernels"] = _kernel_events(fn)
-                if probe["probe"] == "decode":
-                    rec["kernels_cold"] = _kernel_events(fn, cold=True)
+                if not args.ncu_only:
+                    rec.update(bench(fn))
+                    rec["timer"] = "cuda_events_l2flush_spin_median"
+                    rec["kernels"] = _kernel_events(fn, reps=args.reps)
+                    if probe["probe"] in ("decode", "decode_sweep"):
+                        rec["kernels_cold"] = _kernel_events(fn, cold=True, reps=args.reps)
                 del fn
-                if args.ncu and probe in NCU_PROBES:
+                if (args.ncu or args.ncu_only) and probe in NCU_PROBES:
                     rec["ncu"] = _ncu(probe)
             except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
                 rec["error"] = f"{type(exc).__name__}: {exc}"[:1000]
             torch.cuda.empty_cache()
             out.write(json.dumps(rec) + "\n")
             out.flush()
-            print(rec.get("error") or f"{rec['probe']} {rec.get('ms', 0):.4f} ms "
-                  f"{[k['name'][:50] for k in rec.get('kernels', [])]}", flush=True)  # fmt: skip
+            tag = f"{rec['probe']} {rec.get('backend', '')} B{rec.get('B', '')}"
+            print(rec.get("error") or f"{tag} S{rec.get('Skv', '')} {rec.get('ms', 0):.4f} ms "
+                  f"{[(k['name'][:30], k['us']) for k in rec.get('kernels_cold', [])]}",
+                  flush=True)  # fmt: skip
     return 0
 
 
