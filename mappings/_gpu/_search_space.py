@@ -21,6 +21,13 @@ Every candidate is a whole-cascade :class:`~mappings.Mapping` that
 * **sparse** (a block or M x 1 slice sparsity annotation on the attention core): each sparse
   kernel (``block_sparse`` on FlexAttention / flash3 / flash2, ``fg_sparse``) x query block x
   key tile x stages, the sparsity binding in ``skip`` (:func:`sparse_space`);
+* **backward** (a gradient cascade: ``mha_bwd``, ``gqa_bwd``, a user's own): each family's
+  key-outer backward kernel (:data:`~mappings._gpu.backward.BWD_RECIPES`) x query tile
+  ``Bm`` x key block ``Bn`` x ``Q``/``dO`` stages, the ones the family instantiates
+  (:attr:`~mappings._gpu.backward.BackwardRecipe.block_ms`, ``block_ns``,
+  ``stage_choices``), each CTA checked for shared memory and registers
+  (:func:`~mappings._gpu.backward.backward_cta`) (:func:`backward_space`); the forward
+  spaces are not searched for a gradient cascade;
 * the recipes' own mappings (:func:`recipe_seeds`), so the best mapping is never worse than a
   recipe (a recipe's tile in the grid is the same mapping: one evaluation), and
   ``gpu_unfused``.
@@ -71,6 +78,7 @@ __all__ = [
     "recipe_seeds",
     "has_sparsity",
     "decode_kernel_fits",
+    "backward_space",
 ]
 
 BLOCK_M = (64, 128, 192, 256)
@@ -117,7 +125,8 @@ class Candidate:
     build
         Returns the mapping; raises :class:`MappingError` for a tile the cascade does not take.
     kind
-        ``fused`` (a prefill kernel), ``decode``, ``sparse`` or ``unfused``.
+        ``fused`` (a prefill kernel), ``backward`` (a key-outer backward kernel),
+        ``decode``, ``sparse`` or ``unfused``.
     cta
         Capacity key: candidates with the same key ask the GPU for the same shared memory and
         registers, so one that overflows drops them all.
@@ -136,7 +145,7 @@ class Candidate:
 
     name: str
     build: Callable[[], Mapping]
-    kind: Literal["fused", "decode", "sparse", "unfused"]
+    kind: Literal["fused", "backward", "decode", "sparse", "unfused"]
     cta: tuple[object, ...] | None = None
     kernel: tuple[object, ...] | None = None
     config: DecodeConfig | None = None
@@ -194,6 +203,35 @@ def fused_space(
                 block_m=bm, block_n=bn, stages=st,
             )  # fmt: skip
             yield Candidate(fam, build, "fused", cta=(fam, *key))
+
+
+def backward_space(
+    workload: Workload, arch: Architecture, roles: AttentionRoles
+) -> Iterator[Candidate]:
+    """Key-outer backward kernels of a gradient cascade (``roles``: its backward roles,
+    :func:`~mappings._gpu.backward.backward_roles`): every family x the query tiles, key
+    blocks and stages it instantiates, tiles capped at the query and key lengths (a capped
+    duplicate is skipped: the same CTA)."""
+    from mappings._stream import numeric_params
+
+    from .backward import BWD_RECIPES, backward_mapping
+
+    sizes = workload.cascade.rank_sizes(numeric_params(workload.params))
+    rows, keys = int(sizes[roles.key]), int(sizes[roles.query])  # streamed queries, CTA keys
+    for fam, recipe in BWD_RECIPES.items():
+        seen: set[tuple[int, int, int]] = set()
+        for bm in recipe.block_ms:
+            for bn in recipe.block_ns:
+                for st in recipe.stage_choices:
+                    key = (min(bm, rows), min(bn, keys), st)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    build = partial(
+                        backward_mapping, workload, arch, roles, recipe,
+                        block_m=bm, block_n=bn, stages=st,
+                    )  # fmt: skip
+                    yield Candidate(fam, build, "backward", cta=(fam, "bwd", *key))
 
 
 def _tile_grid(nq: int, nk: int) -> Iterator[tuple[int, int, int, tuple[int, int, int]]]:
@@ -354,9 +392,11 @@ def recipe_seeds(
     decode: bool,
     single_query: bool,
     sparse: bool,
+    backward: bool = False,
 ) -> Iterator[Candidate]:
     """The recipes' own mappings for this cascade, as their dataflows build them: the prefill
-    kernels (``flash2``, ``flash3``, ``mem_efficient``), the decode ones (``split_kv``,
+    kernels (``flash2``, ``flash3``, ``mem_efficient``; on a gradient cascade, ``backward``,
+    their key-outer backward kernels at the family's own tile), the decode ones (``split_kv``,
     ``lean``; at query length 1 also the ``flash3`` / ``mem_efficient`` decode kernels) and
     the sparse ones (``block_sparse`` on each family, ``fg_sparse``). A recipe that refuses
     the cascade or does not fit raises when built (the driver records why)."""
@@ -364,7 +404,11 @@ def recipe_seeds(
 
     from .sparse import SPARSE_KINDS
 
-    seeds: list[tuple[str, str, dict[str, object], Literal["fused", "decode", "sparse"]]] = []
+    seeds: list[
+        tuple[str, str, dict[str, object], Literal["fused", "backward", "decode", "sparse"]]
+    ] = []
+    if backward:
+        seeds += [(f, f, {}, "backward") for f in FUSED]
     if prefill:
         seeds += [(f, f, {}, "fused") for f in FUSED]
     if decode:

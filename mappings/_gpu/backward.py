@@ -21,6 +21,13 @@ type; and, when the family writes ``dK``/``dV`` per query head
 (:attr:`BackwardRecipe.kv_grads_per_query_head`) and the cascade sums them over a group of
 query heads (GQA), the reduce kernel. What the family does that the cascade does not say
 is a named field of :class:`BackwardRecipe`.
+
+Tiles: the family's own tile for the head dim (:attr:`BackwardRecipe.tiling`, the measured /
+launch-template CTA) is the default; any other key block ``Bn``, query tile ``Bm`` and
+``Q``/``dO`` stage count (a mapping's ``depth``) gets its CTA from the family's own by the
+change in its tiles (:func:`backward_cta`), checked against the GPU's shared memory per CTA
+and registers (per thread and per SM). The ``fusion`` mapper searches the tiles the family
+instantiates (:attr:`BackwardRecipe.block_ms`, ``block_ns``, ``stage_choices``).
 """
 
 from __future__ import annotations
@@ -33,7 +40,13 @@ from typing import TYPE_CHECKING
 from archsim.errors import MappingError, WorkloadError
 from archsim.gpu import FAMILIES, KernelCost, dtype_bytes, streaming_cost
 from archsim.gpu.attention import L2_REUSE, trip_kernel_cost
-from archsim.gpu.heuristics import AttnTiling, fa2_bwd_tiling, fa3_bwd_tiling, memeff_bwd_tiling
+from archsim.gpu.heuristics import (
+    AttnTiling,
+    fa2_bwd_tiling,
+    fa3_bwd_tiling,
+    make_tiling,
+    memeff_bwd_tiling,
+)
 from mappings._mapping import Mapping as LoopMapping
 from mappings._registry import PassInfo, Plan
 from mappings._roles import AttentionRoles, attention_roles, is_contraction, key_canon
@@ -41,7 +54,7 @@ from mappings._stream import StreamTiling, StreamWork, add_ops, numeric_params, 
 
 from ._common import dtype_of, gpu_plan, model_for
 from ._kv_reads import kv_dram_reads
-from ._mapping import attention_mapping, cta_meta, kernel_group
+from ._mapping import MAX_REGS_PER_THREAD, attention_mapping, cta_meta, kernel_group
 from ._spine import FusedRecipe, _finish, einsum_ops, tensor_bytes, trip_work
 
 if TYPE_CHECKING:
@@ -58,6 +71,9 @@ __all__ = [
     "backward_mapping",
     "backward_plan",
     "backward_mapping_plan",
+    "backward_cta",
+    "bwd_smem_bytes",
+    "bwd_accumulators",
 ]
 
 
@@ -85,9 +101,20 @@ class BackwardRecipe(FusedRecipe):
         and ``mul`` of ``dS``): the conversions of ``P`` and ``dS`` to the MMA input type
         and the mask select -- 3, which with the cascade's 3 gives the 6 per score of the
         closed-form model.
+    block_ms, block_ns, stage_choices
+        The query tiles ``Bm``, key blocks ``Bn`` and ``Q``/``dO`` pipeline stages the
+        ``fusion`` mapper searches (any other tile a mapping names is run with the same CTA
+        rule, checked for capacity). NOTE: stages are the family's own only: the GPU
+        lowering's engine pipeline depth (``round(in-flight bytes / trip bytes) + 1``,
+        :mod:`mappings._gpu._lower`) is 1 for a backward trip whatever the stage count,
+        while the kernel model's latency bound follows the in-flight bytes -- the two
+        evaluators would disagree on a stage count the family does not run.
     """
 
     tiling: Callable[[GpuHardware, int, int], AttnTiling] | None = None
+    block_ms: tuple[int, ...] = (64, 128)
+    block_ns: tuple[int, ...] = (64, 128)
+    stage_choices: tuple[int, ...] = (1,)
     pre_kernel: str = "flash_bwd_dot_do_o_kernel"
     convert_kernel: str = "flash_bwd_convert_dq_kernel"
     reduce_kernel: str = "reduce_kernel"
@@ -96,8 +123,12 @@ class BackwardRecipe(FusedRecipe):
 
 
 #: The backward recipes: FlashAttention-2 (mma.sync, ``flash_bwd_launch_template.h``), the
-#: Hopper cuDNN / FA3 kernel (wgmma, 2 consumer warpgroups, longest key blocks first when
-#: masked), cutlass memory-efficient (``fmha_cutlassB``); tiles from archsim.gpu.heuristics.
+#: Hopper cuDNN / FA3 kernel (wgmma, a producer and 2 consumer warpgroups, Q/dO double
+#: buffered, longest key blocks first when masked), cutlass memory-efficient
+#: (``fmha_cutlassB``); own tiles from archsim.gpu.heuristics. Tiles searched: FA2's
+#: ``Flash_bwd_kernel_traits`` instantiations (kBlockM, kBlockN in {64, 128}); FA3's sm90
+#: backward (kBlockM 64 / 128, kBlockN 64 / 96 / 128; Q/dO double buffered: 2 stages);
+#: cutlass ``AttentionBackwardKernel`` (kBlockSizeI, kBlockSizeJ in {64, 128}).
 BWD_RECIPES: dict[str, BackwardRecipe] = {
     "flash2": BackwardRecipe(
         "flash2", "flash2", FAMILIES["flash2"][2], score_overhead_ops=3.0, persistent=False,
@@ -105,11 +136,12 @@ BWD_RECIPES: dict[str, BackwardRecipe] = {
     ),
     "flash3": BackwardRecipe(
         "flash3", "flash3", FAMILIES["flash3"][2], score_overhead_ops=3.0, persistent=False,
-        lpt_when_masked=True, path="wgmma", tiling=fa3_bwd_tiling,
+        lpt_when_masked=True, path="wgmma", tiling=fa3_bwd_tiling, producer_warps=4,
+        kv_stages=2, block_ns=(64, 96, 128), stage_choices=(2,),
     ),
     "mem_efficient": BackwardRecipe(
         "mem_efficient", "efficient", FAMILIES["efficient"][2], score_overhead_ops=3.0,
-        persistent=False, tiling=memeff_bwd_tiling,
+        persistent=False, tiling=memeff_bwd_tiling, stage_choices=(1,),
     ),
 }  # fmt: skip
 
@@ -258,11 +290,13 @@ def backward_mapping(
     *,
     block_m: int,
     block_n: int,
+    stages: int | None = None,
 ) -> LoopMapping:
     """The key-outer kernel as a :class:`~mappings.Mapping`: the grid (batch, heads and key
     blocks of ``block_n`` keys, one CTA each) spatial and the trips over query tiles of
     ``block_m`` rows temporal at DRAM, the inputs in shared memory, the ``block_n x
-    block_m`` tile and every intermediate in registers; ``Delta`` one kernel before."""
+    block_m`` tile and every intermediate in registers, ``stages`` ``Q``/``dO`` stages
+    (``depth``; default the recipe's); ``Delta`` one kernel before."""
     from mappings._mapping import FusionGroup, LevelMapping
     from mappings._tensors import group_ranks
 
@@ -283,8 +317,114 @@ def backward_mapping(
         hbm_temporal={rows: math.ceil(ranks[rows] / bm)},
         rf_tile={keys: bn, rows: bm},
         skip=skip,
-        depth=recipe.kv_stages,
+        depth=stages if stages is not None else recipe.kv_stages,
     )
+
+
+# --- the CTA of a tile -----------------------------------------------------------------------
+
+
+def bwd_smem_bytes(bm: int, bn: int, stages: int, d: int, dv: int, elt: int) -> int:
+    """Shared memory of a key-outer backward CTA's tiles, bytes: ``stages`` tiles of ``Q``
+    (``Bm x D``) and ``dO`` (``Bm x Dv``), the CTA's ``K`` (``Bn x D``) and ``V`` (``Bn x
+    Dv``), and the ``P`` and ``dS`` tiles (``Bm x Bn`` each) that are MMA operands of the
+    ``dV``, ``dK`` and ``dQ`` products -- all in the input type (``elt`` bytes). With one
+    stage and ``D = Dv`` this is FA2's ``(2 Bm + 2 Bn) D + 2 Bm Bn`` elements
+    (:func:`archsim.gpu.heuristics.fa2_bwd_tiling`)."""
+    return int((stages * bm * (d + dv) + bn * (d + dv) + 2 * bm * bn) * elt)
+
+
+def bwd_accumulators(bm: int, bn: int, d: int, dv: int) -> int:
+    """FP32 values a key-outer backward CTA holds in registers: ``dK`` and ``dV`` of its
+    keys (``Bn x (D + Dv)``), the score / probability and ``dP`` / ``dS`` tiles (``2 Bm x
+    Bn``) and the partial ``dQ`` of a trip (``Bm x D``) before its atomic add."""
+    return int(bn * (d + dv) + 2 * bm * bn + bm * d)
+
+
+def backward_cta(
+    recipe: BackwardRecipe,
+    hw: GpuHardware,
+    base: AttnTiling,
+    *,
+    block_m: int,
+    block_n: int,
+    stages: int,
+    d: int,
+    dv: int,
+    elt: int,
+    where: str = "groups[0]",
+) -> AttnTiling:
+    """The CTA of a ``block_n``-key, ``block_m``-query-row, ``stages``-stage backward tile of
+    ``recipe`` on ``hw``, from the family's own CTA ``base`` (its tiling heuristic at this
+    head dim) by the change in its tiles: shared memory ``base + `` :func:`bwd_smem_bytes`
+    (new - own); registers per thread ``base +`` :func:`bwd_accumulators` (new - own) spread
+    over the warps that hold accumulators (all but ``producer_warps``); ``Q``/``dO`` bytes in
+    flight scaled by ``stages x Bm``; the family's warps, instruction path, overlap and issue
+    figures. The own tile (``base``'s block sizes at the recipe's stages) is ``base`` itself.
+
+    Raises
+    ------
+    MappingError
+        Shared memory per CTA beyond the GPU's limit (path ``{where}.levels[1] (SMEM)``),
+        registers per thread beyond 255 or a CTA's registers beyond the SM's register file
+        (path ``{where}.levels[2] (RF)``), with the bytes; a tile or stage count below 1.
+    """
+    for name, v in (("block_m", block_m), ("block_n", block_n), ("stages", stages)):
+        if v < 1:
+            raise MappingError(
+                f"a backward CTA's {name} is at least 1",
+                path=f"{where}.levels[2] (RF)" if name != "stages" else f"{where}.depth",
+                expected=">= 1",
+                got=v,
+            )
+    own = (base.block_m, base.block_n, recipe.kv_stages)
+    if (block_m, block_n, stages) == own:
+        return base
+    bm, bn, st = block_m, block_n, stages
+    smem = base.smem_bytes + bwd_smem_bytes(bm, bn, st, d, dv, elt)
+    smem -= bwd_smem_bytes(own[0], own[1], own[2], d, dv, elt)
+    cap = int(hw.max_smem_per_cta_bytes)
+    if smem > cap:
+        raise MappingError(
+            f"the backward CTA's tiles overflow shared memory by {smem - cap:,} bytes "
+            f"({st} stage(s) of Q/dO {st * bm * (d + dv) * elt:,} + K/V "
+            f"{bn * (d + dv) * elt:,} + P/dS {2 * bm * bn * elt:,} B, beside the "
+            f"{recipe.dataflow} kernel's own {base.smem_bytes:,} B at {own[0]}x{own[1]})",
+            path=f"{where}.levels[1] (SMEM)",
+            expected=f"<= {cap:,} B per CTA on {hw.name}",
+            got=f"{smem:,} B",
+        )
+    threads = base.threads
+    holders = max(threads - 32 * recipe.producer_warps, 32)
+    extra = bwd_accumulators(bm, bn, d, dv) - bwd_accumulators(own[0], own[1], d, dv)
+    regs = base.regs + math.ceil(extra / holders)
+    if regs > MAX_REGS_PER_THREAD:
+        raise MappingError(
+            f"the backward CTA's accumulators (dK, dV, P, dS, dQ) need {regs} registers per "
+            f"thread ({regs * 4 * threads:,} B of registers per CTA for {threads} threads)",
+            path=f"{where}.levels[2] (RF)",
+            expected=f"<= {MAX_REGS_PER_THREAD} registers per thread "
+            f"({MAX_REGS_PER_THREAD * 4 * threads:,} B per CTA)",
+            got=regs,
+        )
+    # registers are allocated per warp in units of 256 (the occupancy calculator's rule)
+    rf_need = -(-max(regs, 1) * 32 // 256) * 256 * (threads // 32) * 4
+    rf_cap = int(hw.regs_per_sm) * 4
+    if rf_need > rf_cap:
+        raise MappingError(
+            f"the backward CTA's registers overflow the register file by "
+            f"{rf_need - rf_cap:,} bytes ({threads} threads x {regs} registers)",
+            path=f"{where}.levels[2] (RF)",
+            expected=f"<= {rf_cap:,} B per SM on {hw.name}",
+            got=f"{rf_need:,} B",
+        )
+    inflight = int(base.inflight_bytes * (st * bm) / (own[2] * own[0]))
+    overlap = base.intra_overlap if base.intra_overlap > 0 else None
+    t = make_tiling(
+        hw, bm, bn, threads // 32, max(regs, 1), smem, base.path, overlap, max(inflight, 1)
+    )
+    # an issue-bound family keeps its kernel's instructions per score and issue fraction
+    return replace(t, instr_per_score=base.instr_per_score, issue_frac=base.issue_frac)
 
 
 # --- the plan ------------------------------------------------------------------------------
@@ -323,7 +463,8 @@ def backward_plan(
     MappingError
         Not a gradient cascade (:func:`backward_roles`), a mapping structure the kernel
         cannot run (:func:`~mappings._gpu._mapping.kernel_group`), a skip the family cannot
-        do, a tile other than the family's backward tile, sparsity the family cannot skip.
+        do, a tile whose CTA does not fit the GPU (shared memory, registers:
+        :func:`backward_cta`), sparsity the family cannot skip.
     """
     family_name = mapping.name
     recipe = BWD_RECIPES.get(family_name)
@@ -350,17 +491,20 @@ def backward_plan(
     dtype = dtype_of(workload)  # type: ignore[arg-type]
     elt = dtype_bytes(dtype)
     d = int(math.prod(ranks.get(r, 1) for r in roles.features)) or 1
+    dv = int(math.prod(ranks.get(r, 1) for r in roles.value_features)) or 1
     assert recipe.tiling is not None
-    t = recipe.tiling(model.hw, d, elt)
+    base = recipe.tiling(model.hw, d, elt)
     bn, bm = group.tile(roles.query, 1), group.tile(roles.key, 1)
-    own = (min(t.block_n, ranks[roles.query]), min(t.block_m, ranks[roles.key]))
-    if (bn, bm) != own:
-        raise MappingError(
-            f"the {family_name} backward kernel runs its own tile for D = {d}",
-            path=f"groups[{g}].levels[2] (RF)",
-            expected=f"{own[0]} keys x {own[1]} query rows per trip",
-            got=f"{bn} x {bm}",
-        )
+    stages = int(group.depth or recipe.kv_stages)
+    own = (min(base.block_m, ranks[roles.key]), min(base.block_n, ranks[roles.query]))
+    if (bm, bn) == own:  # the family's own tile (capped at short lengths) is its own CTA
+        bm_c, bn_c = base.block_m, base.block_n
+    else:
+        bm_c, bn_c = bm, bn
+    t = backward_cta(
+        recipe, model.hw, base, block_m=bm_c, block_n=bn_c, stages=stages, d=d, dv=dv,
+        elt=elt, where=f"groups[{g}]",
+    )  # fmt: skip
     w = stream_work(workload, StreamTiling(bn, bm, recipe.skips), roles=roles, dataflow=family_name)
     costs, meta = _kernels(cascade, w, recipe, model, t, dtype)
     ops = w.useful_ops()
@@ -392,7 +536,7 @@ def backward_plan(
             "tile": f"{bm}x{bn}",
             "path": t.path,
             "pass": "bwd",
-            "cta": cta_meta(t, group.depth or recipe.kv_stages, features=d),
+            "cta": cta_meta(t, stages, features=d),
             "einsum_groups": groups,
             "roles": roles.describe(),
             "backward": meta,
@@ -537,5 +681,7 @@ def attention_backward_plan(name: str, workload: WorkloadLike, arch: Architectur
     d = int(math.prod(sizes0.get(x, 1) for x in roles.features)) or 1
     assert recipe.tiling is not None
     t = recipe.tiling(model.hw, d, dtype_bytes(dtype_of(grad)))  # type: ignore[arg-type]
-    mapping = backward_mapping(grad, arch, roles, recipe, block_m=t.block_m, block_n=t.block_n)
+    mapping = backward_mapping(
+        grad, arch, roles, recipe, block_m=t.block_m, block_n=t.block_n, stages=recipe.kv_stages
+    )
     return backward_plan(name, grad, arch, mapping)

@@ -14,9 +14,14 @@ The space, for the cascade given (:mod:`mappings._gpu._search_space`):
 * sparse (a block or M x 1 slice sparsity annotation): the sparse kernels (``block_sparse``
   on FlexAttention / flash3 / flash2, ``fg_sparse``) x query block x key tile x stages, with
   the sparsity binding in ``skip``;
-* the recipes' own decode and sparse mappings (so the best is never worse than a recipe the
-  space contains), and the unfused mapping (``gpu_unfused``: each GEMM its own kernel, scores
-  through HBM), which takes any cascade.
+* backward (a gradient cascade: ``mha_bwd``, ``gqa_bwd``, a user's gradient): each family's
+  key-outer backward kernel x the query tiles, key blocks and ``Q``/``dO`` stages it
+  instantiates (:func:`~mappings._gpu._search_space.backward_space`; the CTA of each from
+  the family's own, checked for shared memory and registers); the forward spaces are left
+  out (a forward kernel does not compute a gradient);
+* the recipes' own decode, sparse and backward mappings (so the best is never worse than a
+  recipe the space contains), and the unfused mapping (``gpu_unfused``: each GEMM its own
+  kernel, scores through HBM), which takes any cascade.
 
 Pruning, exact where it claims to be: tiles beyond the query or key length are the same
 kernel as the capped tile, and two candidates that build the same mapping are evaluated once
@@ -59,6 +64,7 @@ from ._search_space import (
     STAGES,
     Candidate,
     DecodeConfig,
+    backward_space,
     decode_candidate,
     decode_kernel_fits,
     decode_space,
@@ -97,21 +103,41 @@ def _space(
     from mappings._stream import numeric_params
 
     from ._mapping import streamed_key
+    from .backward import backward_roles, is_gradient_cascade
     from .decode import MAX_DECODE_QUERY
 
     roles = None
     nq = nk = 0
+    grad = is_gradient_cascade(workload.cascade)
     try:
-        roles = attention_roles(workload.cascade)
-        check_one_pass(workload, roles, "a fused kernel")
-        sizes = workload.cascade.rank_sizes(numeric_params(workload.params))
-        nq, nk = int(sizes[roles.query]), streamed_key(workload, roles)[1]
+        if grad:  # the key-outer backward kernels: roles turned round
+            roles = backward_roles(workload.cascade, "a backward kernel")
+        else:
+            roles = attention_roles(workload.cascade)
+            check_one_pass(workload, roles, "a fused kernel")
+            sizes = workload.cascade.rank_sizes(numeric_params(workload.params))
+            nq, nk = int(sizes[roles.query]), streamed_key(workload, roles)[1]
     except MappingError as exc:
         refused.append(str(exc))
         roles = None
 
     def gen() -> Iterator[Candidate]:
-        if roles is not None:
+        if roles is not None and grad:
+            yield from recipe_seeds(
+                workload,
+                arch,
+                prefill=False,
+                decode=False,
+                single_query=False,
+                sparse=False,
+                backward=True,
+            )
+            yield from backward_space(workload, arch, roles)
+            refused.append(
+                "forward kernels left out: a gradient cascade runs the key-outer backward "
+                "kernels (flash2, flash3, mem_efficient backward tiles are searched)"
+            )
+        elif roles is not None:
             decode = nq <= MAX_DECODE_QUERY
             sparse = has_sparsity(workload, roles)
             yield from recipe_seeds(
@@ -189,7 +215,7 @@ class _Search:
             self.by_mapping[key] = None
             if cand.kind == "fused":
                 plan = fused_plan(cand.name, self.w, self.arch, m, self.roles)
-            else:
+            else:  # backward kernels go to their key-outer plan through here too
                 plan = gpu_mapping_plan(self.w, m, self.arch)
         except InfeasibleMappingError as exc:  # this CTA, or the kernel's own, cannot exist
             self.counts["pruned"] += 1
@@ -355,7 +381,8 @@ def explain_gpu(workload: Workload, mapping: Mapping, arch: Architecture) -> lis
     if isinstance(cta, dict):
         g = next(gr for gr in mapping.groups if len(gr.einsums) > 1 or gr.levels[1:])
         grid = g.levels[0].spatial
-        first = kernels[0] if kernels else {}
+        # the fused kernel (a backward plan launches its preprocess kernel first)
+        first = next((k for k in kernels if k.get("pass") == "bwd"), kernels[0] if kernels else {})
         ctas = int(first.get("ctas", 0)) or math.prod(grid.values())
         slots = int(arch.levels[-1].instances) * int(cta["ctas_per_sm"])
         shape = " x ".join(f"{r}={n}" for r, n in grid.items()) or "stream-K"

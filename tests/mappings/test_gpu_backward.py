@@ -141,7 +141,7 @@ def test_an_unknown_pass_is_refused():
         _run("mha", {"S": 1024}, "flash2", knobs={"pass_": "both"})
 
 
-def test_a_saved_backward_mapping_runs_back_and_a_foreign_tile_is_refused():
+def test_a_saved_backward_mapping_runs_back_and_an_oversized_tile_is_refused():
     p = {"B": 1, "H": 8, "S": 2048, "D": 128, "causal": True}
     rep = _run("mha_bwd", p, "auto")
     assert rep.dataflow == "flash3"
@@ -150,12 +150,21 @@ def test_a_saved_backward_mapping_runs_back_and_a_foreign_tile_is_refused():
     m = rep.plan.mapping
     core = next(g for g in m.groups if "S" in g.einsums)
     rf = core.levels[2]
-    bad_rf = rf.model_copy(update={"temporal": {**rf.temporal, "p": 32}})
-    hbm = core.levels[0].model_copy(update={"temporal": {"p": 64}})
-    bad = core.model_copy(update={"levels": (hbm, core.levels[1], bad_rf)})
-    groups = tuple(bad if g is core else g for g in m.groups)
-    with pytest.raises(MappingError, match="own tile"):
-        _run("mha_bwd", p, mapping=m.model_copy(update={"groups": groups}))
+
+    def with_rows(rows):
+        bad_rf = rf.model_copy(update={"temporal": {**rf.temporal, "p": rows}})
+        hbm = core.levels[0].model_copy(update={"temporal": {"p": 2048 // rows}})
+        tiled = core.model_copy(update={"levels": (hbm, core.levels[1], bad_rf)})
+        groups = tuple(tiled if g is core else g for g in m.groups)
+        return m.model_copy(update={"groups": groups})
+
+    # another tile of the family runs (its CTA from the family's own, smaller here)
+    small = _run("mha_bwd", p, mapping=with_rows(32))
+    assert small.plan.meta["tile"] == "32x128"
+    assert small.plan.meta["cta"]["smem_bytes"] < rep.plan.meta["cta"]["smem_bytes"]
+    # a tile whose CTA overflows shared memory is refused naming it
+    with pytest.raises(MappingError, match="overflow shared memory"):
+        _run("mha_bwd", p, mapping=with_rows(256))
 
 
 def test_the_derived_gradient_is_the_library_one():
