@@ -82,6 +82,7 @@ __all__ = [
     "pim_access_pj_per_byte",
     "mac_pj_45nm",
     "mac_pj",
+    "register_file_energy_j",
 ]
 
 #: Horowitz ISSCC 2014, 45 nm 0.9 V; pJ per operation / per 64-bit access
@@ -349,3 +350,50 @@ def mac_pj_45nm(dtype: str) -> float:
 def mac_pj(dtype: str, node_nm: int) -> float:
     """Horowitz MAC energy for ``dtype`` scaled to ``node_nm`` (pJ)."""
     return scale_energy(mac_pj_45nm(dtype), 45, node_nm)
+
+
+def register_file_energy_j(
+    arch: Architecture, accesses: Mapping[str, Mapping[str, float]]
+) -> dict[str, float]:
+    """Energy (J) of the compute-side accesses at register files that no transfer of a tile
+    program charges (``accesses``: ``{level: {"read": B, "write": B, ...}}``, the lowering's
+    ``meta["buffer_accesses"]``): read bytes x the level's ``read_energy_pj_per_byte`` and
+    written bytes x ``write_energy_pj_per_byte``, keyed ``"LEVEL.read"`` /
+    ``"LEVEL.write"`` like the engine's energy breakdown. Only ``kind: regfile`` levels
+    count. The per-byte figures are the architecture's own (FuseMax presets: the artifact's
+    Accelergy ERT per 16-bit word, :data:`FUSEMAX_ERT_PJ` ``rf_*`` / 2).
+
+    Raises
+    ------
+    ArchSpecError
+        ``accesses`` names a level the architecture lacks, or a negative byte count.
+    """
+    levels = {lv.name: lv for lv in arch.levels}
+    out: dict[str, float] = {}
+    for name, acc in accesses.items():
+        lv = levels.get(name)
+        if lv is None:
+            raise ArchSpecError(
+                "register-file accesses at a level the architecture lacks",
+                path=f"buffer_accesses.{name}",
+                expected=f"one of {sorted(levels)}",
+                got=name,
+            )
+        if lv.kind != "regfile":
+            continue
+        for side, field in (
+            ("read", "read_energy_pj_per_byte"),
+            ("write", "write_energy_pj_per_byte"),
+        ):
+            nbytes = float(acc.get(side, 0.0))
+            if nbytes < 0:
+                raise ArchSpecError(
+                    "negative register-file access bytes",
+                    path=f"buffer_accesses.{name}.{side}",
+                    expected=">= 0",
+                    got=nbytes,
+                )
+            pj = float(getattr(lv, field, 0.0) or 0.0)
+            if nbytes > 0 and pj > 0:
+                out[f"{name}.{side}"] = nbytes * pj * 1e-12
+    return out

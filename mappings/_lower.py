@@ -26,7 +26,10 @@ it), spread over the trips like every boundary's. Accesses to a register file (t
 own, or the other array's: FuseMax's 1D array reading the 2D array's registers) are not
 emitted: no engine action reads a level without writing another, and a transfer into the
 reading unit's registers would hold their write port, which a preset sizes for results, not
-operands; at ~0.3 pJ/B they are < 0.2% of the energy of the FuseMax/FLAT mappings. All
+operands. Their energy -- read (written) bytes x the register file's own read (write) energy
+per byte, :func:`archsim.energy.register_file_energy_j` -- is carried beside the program in
+``meta["register_file_energy_j"]`` (``{"RF2D.read": J, "RF2D.write": J}``, the engine's
+breakdown keys), for the result to add to its dynamic energy; it takes no time. All
 accesses are reported per level in ``TileProgram.meta["buffer_accesses"]`` (``{"level":
 {"read": B, "write": B, "not_charged": B}}``) and ``meta["compute_side_bytes"]`` (read plus
 write).
@@ -697,7 +700,8 @@ def lower(
         One phase per fusion group, in order; ``meta`` carries the analytic bytes per level
         (``bytes_by_level``: every transfer the program holds, compute-side ones included),
         the compute-side accesses per level (``buffer_accesses``, ``compute_side_bytes``;
-        module doc) and real op counts.
+        module doc), the register-file access energy no transfer charges
+        (``register_file_energy_j``) and real op counts.
 
     Raises
     ------
@@ -729,10 +733,13 @@ def lower(
                 by_level[lvl] = by_level.get(lvl, 0.0) + nbytes
         for k, v in group_ops(workload, group).items():
             ops_total[k] = ops_total.get(k, 0.0) + v
+    from archsim.energy import register_file_energy_j
+
     meta = {
         "bytes_by_level": by_level,
         "compute_side_bytes": side,
         "buffer_accesses": accesses,
+        "register_file_energy_j": register_file_energy_j(arch, accesses),
         "ops": ops_total,
         "mapping": mapping.name,
     }
