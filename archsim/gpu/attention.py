@@ -144,8 +144,9 @@ def trip_kernel_cost(
     when given, else longest first when ``lpt``, else in launch order. ``persistent``: the
     grid is one CTA per slot that runs a sequence of these CTAs' tiles (``meta``; the GPU
     lowering runs each such CTA's tiles back to back). An issue-bound tiling
-    (``tiling.instr_per_score``) takes at least its instructions at ``tiling.issue_frac`` of
-    the SM's issue slots, times ``issue_eff`` (default ``eff``; a backward pass gives its
+    (``tiling.instr_per_score``) takes at least its instructions at
+    ``tiling.issue_frac_at(cps)`` of the SM's issue slots (fewer warps resident, less issue),
+    times ``issue_eff`` (default ``eff``; a backward pass gives its
     family's forward efficiency: its counted instructions already hold the extra GEMMs).
     """
     hw = model.hw
@@ -158,7 +159,10 @@ def trip_kernel_cost(
     if tiling.instr_per_score > 0:  # an issue-bound kernel (see AttnTiling)
         issue = tiling.instr_per_score * tiling.block_m * tiling.block_n
         issue /= (
-            SCHEDULERS_PER_SM * 32 * tiling.issue_frac * (eff if issue_eff is None else issue_eff)
+            SCHEDULERS_PER_SM
+            * 32
+            * tiling.issue_frac_at(cps)
+            * (eff if issue_eff is None else issue_eff)
         )
         issue_cycles_per_trip = max(issue_cycles_per_trip, issue)
     ov = tiling.overlap_with(cps)

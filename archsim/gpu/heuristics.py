@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 from .occupancy import ctas_per_sm
 from .params import GpuHardware
+from .softmax import SCHEDULERS_PER_SM
 
 __all__ = [
     "AttnTiling",
@@ -24,7 +25,26 @@ __all__ = [
     "memeff_bwd_tiling",
     "flex_fwd_tiling",
     "num_splits_heuristic",
+    "ISSUE_WARPS_SCALE",
+    "issue_latency_hiding",
 ]
+
+#: Warps per scheduler over which an issue-bound attention kernel hides its dependent
+#: instruction latency: its issue fraction follows ``1 - exp(-W / ISSUE_WARPS_SCALE)`` in
+#: the warps ``W`` resident per scheduler. Least squares (``python -m
+#: validation.fit_decode``) on the ncu counters of the cutlass forward at head dim 128:
+#: issue slots 40.6 / 41.6 / 41.4% busy at 2.0 warps per scheduler (decode, B = 1: 32 heads
+#: at 1k and 16k keys, 8 heads), 52.1% at 3.75 (decode, B = 8) and 55.0% at 3.95 (B4 H16
+#: S4096 prefill) (``validation/data/h100_decode_probe.jsonl``, ``h100_kernel_probe.jsonl``;
+#: rms 0.007). Physically: one warp issues again only after its dependent instruction's
+#: latency; more warps per scheduler fill those gaps.
+ISSUE_WARPS_SCALE = 1.74
+
+
+def issue_latency_hiding(warps_per_scheduler: float) -> float:
+    """Relative issue rate ``1 - exp(-W / ISSUE_WARPS_SCALE)`` at ``W`` warps per scheduler
+    (dimensionless; see :data:`ISSUE_WARPS_SCALE`)."""
+    return 1.0 - math.exp(-max(warps_per_scheduler, 0.0) / ISSUE_WARPS_SCALE)
 
 
 @dataclass(frozen=True)
@@ -43,8 +63,8 @@ class AttnTiling:
     ctas_per_sm : occupancy on the given GPU.
     instr_per_score : thread instructions the kernel issues per score (0: not issue-bound,
         the tensor/softmax model alone). issue_frac : fraction of the SM's issue slots the
-        kernel fills (ncu ``smsp__issue_active``); with ``instr_per_score`` a trip takes at
-        least ``instructions / (issue slots x issue_frac)``.
+        kernel fills (ncu ``smsp__issue_active``) at full occupancy; with ``instr_per_score``
+        a trip takes at least ``instructions / (issue slots x issue_frac_at(resident))``.
     """
 
     block_m: int
@@ -59,6 +79,18 @@ class AttnTiling:
     intra_overlap: float = 0.0
     instr_per_score: float = 0.0
     issue_frac: float = 1.0
+
+    def issue_frac_at(self, resident: int) -> float:
+        """Issue fraction with ``resident`` CTAs on the SM: ``issue_frac`` was counted at
+        full occupancy (``ctas_per_sm``); fewer resident warps hide less of each warp's
+        dependent-instruction latency (:func:`issue_latency_hiding`). Decode runs the
+        memory-efficient kernel with one CTA per (batch, head): at B = 1 with 32 heads,
+        one 8-warp CTA per SM, 2 warps per scheduler, issue 42% busy, not 55%."""
+        warps = self.threads / 32 / SCHEDULERS_PER_SM
+        full = issue_latency_hiding(self.ctas_per_sm * warps)
+        if full <= 0.0:
+            return self.issue_frac
+        return self.issue_frac * issue_latency_hiding(max(resident, 1) * warps) / full
 
     def overlap_with(self, resident: int) -> float:
         """Softmax overlap with ``resident`` CTAs on the SM (other CTAs' warps fill gaps)."""
