@@ -19,7 +19,11 @@ Probes:
   ``host_softmax``), and the launch differs per path;
 - ``attn`` / ``decode``: SDPA cases of :mod:`validation.harness.kernels` (memory-efficient
   forward and backward at head dims 64/128, cuDNN and flash decode at B=1 over context
-  lengths), to read the tile shape and split the library chose.
+  lengths), to read the tile shape and split the library chose;
+- ``decode_sweep``: decode at low occupancy over 256..32k keys (cuDNN GQA at B = 1/4/8 and
+  MHA at B = 1, the memory-efficient kernel at B = 1/4/8 and with 8 heads), cold-L2 kernel
+  times (median of ``--reps`` profiled calls) and, with ``--ncu`` / ``--ncu-only``, the
+  counters of :data:`NCU_EXTRA` on a few (``_SWEEP_NCU``).
 
 Records: ``{"kind": "kernel_probe", "probe", <shape fields>, "ms", ..., "kernels": [...],
 "ncu": [...]}`` after the ``device`` record of :mod:`validation.harness.measure`. A failing
