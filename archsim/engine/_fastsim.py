@@ -74,6 +74,9 @@ _O_QG, _O_QI, _O_QT = 39, 40, 41
 # offset in IS of each server instance's first heap entry (ninst; its own capacity: the jobs
 # the slots on it can have in flight), counted in entries of the heap tables
 _O_HO = 42
+# 1 while the event heap's root is empty: the last pop left it for the next push to fill
+# (see :func:`_push`)
+_HOLE = 43
 _HDR = 48
 # slot state columns
 _N, _MODE, _PART, _KL, _KLD, _KC, _KCD, _KS, _KSD, _LOADING, _COMPUTING, _STORING = range(12)
@@ -87,13 +90,19 @@ _V, _TLAST, _PENDAT = 0, 1, 2
 _SEQ, _GEN, _SIZE = 0, 1, 2
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _push(IS, FS, t, typ, a, b, c):  # pragma: no cover - numba
     """Schedule an event at ``t`` (Clock.after / PSServer._schedule).
 
     The queue is a binary heap on ``(t, event id)``: times at ``FS[IS[_O_ET]:]``, and at
     ``IS[IS[_O_EI]:]`` each entry's id and its packed payload (kind, slot or server, stage or
     generation, group).
+
+    NOTE: exact (any binary heap on the unique keys ``(t, id)`` pops the same sequence).
+    :func:`_pop` leaves the root empty (``IS[_HOLE]``); the next push fills it and sifts
+    down (a replace-top), and a pop with the root still empty first moves the last entry
+    into it. Events are mostly due soon, so a pushed one sinks a few levels from the root
+    instead of climbing from a leaf after the last entry sank from the root to a leaf.
     """
     eid = IS[_EID]
     IS[_EID] = eid + 1
@@ -102,10 +111,14 @@ def _push(IS, FS, t, typ, a, b, c):  # pragma: no cover - numba
     oe = IS[_O_EI]
     pos = IS[_HEAP]
     IS[_HEAP] = pos + 1
-    _sift_up(IS, FS, ot, oe, pos, t, eid, pay)
+    if IS[_HOLE]:
+        IS[_HOLE] = 0
+        _sift_down(IS, FS, ot, oe, pos + 1, t, eid, pay)
+    else:
+        _sift_up(IS, FS, ot, oe, pos, t, eid, pay)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _push_q(IS, FS, q, t, typ, a, b, c):  # pragma: no cover - numba
     """Schedule an event at ``t`` on FIFO ``q``.
 
@@ -152,9 +165,13 @@ def _refill_root(IS, FS, ov, oh, n):  # pragma: no cover - numba
     """After a pop from a binary min-heap of ``n + 1`` entries (keys ``FS[ov + k]``, tie-break
     sequence ``IS[oh + 2k]``, payload ``IS[oh + 2k + 1]``): move entry ``n`` into the emptied
     root and sift it down (the two heaps of this module share this layout)."""
-    lv = FS[ov + n]
-    ls = IS[oh + 2 * n]
-    lc = IS[oh + 2 * n + 1]
+    _sift_down(IS, FS, ov, oh, n, FS[ov + n], IS[oh + 2 * n], IS[oh + 2 * n + 1])
+
+
+@njit(cache=True, inline="always")
+def _sift_down(IS, FS, ov, oh, n, lv, ls, lc):  # pragma: no cover - numba
+    """Place ``(key lv, tie-break ls, payload lc)`` in the empty root of a heap laid out as
+    in :func:`_refill_root` whose other entries are ``1 .. n - 1`` and sift it down."""
     pos = 0
     while True:
         c = 2 * pos + 1
@@ -177,11 +194,15 @@ def _refill_root(IS, FS, ov, oh, n):  # pragma: no cover - numba
     IS[oh + 2 * pos + 1] = lc
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _pop(IS, FS):  # pragma: no cover - numba
     """Remove the earliest event (heap or FIFO): ``(t, kind, a, b, c)``."""
     ot = IS[_O_ET]
     oe = IS[_O_EI]
+    if IS[_HOLE]:  # no push since the last pop from the heap: fill its root
+        IS[_HOLE] = 0
+        if IS[_HEAP] > 0:
+            _refill_root(IS, FS, ot, oe, IS[_HEAP])
     best = -1
     t = 0.0
     e = 0
@@ -221,14 +242,12 @@ def _pop(IS, FS):  # pragma: no cover - numba
     else:
         b = (pay >> 26) & 3
         c = pay >> 28
-    n = IS[_HEAP] - 1
-    IS[_HEAP] = n
-    if n > 0:
-        _refill_root(IS, FS, ot, oe, n)
+    IS[_HEAP] -= 1
+    IS[_HOLE] = 1  # the root is refilled by the next push or pop (see _push)
     return t, typ, a, b, c
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _hpush(IS, FS, i, v, seq, code):  # pragma: no cover - numba
     """Push a job ``(virtual finish v, seq)`` of ``code = slot * 4 + stage`` on instance ``i``."""
     h0 = IS[IS[_O_HO] + i]
@@ -240,7 +259,7 @@ def _hpush(IS, FS, i, v, seq, code):  # pragma: no cover - numba
     _sift_up(IS, FS, ov, oh, pos, v, seq, code)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _hpop(IS, FS, i):  # pragma: no cover - numba
     """Pop instance ``i``'s earliest job; returns its ``slot * 4 + stage``."""
     h0 = IS[IS[_O_HO] + i]
@@ -255,7 +274,7 @@ def _hpop(IS, FS, i):  # pragma: no cover - numba
     return got
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _schedule(IS, FS, i, now, at):  # pragma: no cover - numba
     """PSServer._schedule."""
     if at < now:
@@ -267,7 +286,7 @@ def _schedule(IS, FS, i, now, at):  # pragma: no cover - numba
     _push(IS, FS, now + (at - now), _TIMEOUT, i, gen, 0)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _submit(IS, FS, i, now, work, code):  # pragma: no cover - numba
     """PSServer.submit: a job of ``work`` for ``code = slot * 4 + stage``."""
     of = IS[_O_SF] + 3 * i
@@ -287,7 +306,7 @@ def _submit(IS, FS, i, now, work, code):  # pragma: no cover - numba
     _schedule(IS, FS, i, now, at)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _submit_group(IS, FS, now, slot, k, g):  # pragma: no cover - numba
     """Submit the jobs of latency group ``g`` for stage ``k`` of ``slot``."""
     ogj = IS[_O_GJ] + 2 * g
@@ -298,7 +317,7 @@ def _submit_group(IS, FS, now, slot, k, g):  # pragma: no cover - numba
         _submit(IS, FS, IS[oin + IS[ojs + j]], now, FS[ojw + j], slot * 4 + k)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _stage(IS, FS, now, slot, k, p):  # pragma: no cover - numba
     """ItemRun._stage of plan ``p`` as stage ``k``: True if it took no time."""
     pn = IS[IS[_O_PN] + p]

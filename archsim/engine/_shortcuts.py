@@ -304,6 +304,11 @@ _BUDGET_FLOOR = 5_000
 #: trips: block-sparse 40 heads x 75,600 on h100 takes 195k events (0.4 s), which the
 #: former cap (400k steps: 205k events) left no room for
 _BUDGET_STEPS = 1_000_000
+#: with nothing skipped yet, give up early once the runs have cost over ``1 /
+#: _PROJECT_AFTER`` of the budget and, going on at that rate (events per item handed out),
+#: the whole phase would cost over ``_PROJECT_MARGIN`` budgets (see ``_Quotient._dispatch``)
+_PROJECT_AFTER = 8
+_PROJECT_MARGIN = 2.0
 #: most refinements of the partition before giving up (each adds classes to simulate)
 _MAX_SPLITS = 12
 #: snapshots kept to look for a repeated state inside the items (see :func:`_quotient`)
@@ -367,7 +372,9 @@ def _grouped_lockstep(compiled: CompiledProgram, cp: CompiledPhase) -> tuple[flo
         return None
     while True:  # each _Period drops items: this ends
         try:
-            end, ev = _quotient(compiled, cp, cls, trips, k, active, uniform, budget - events)
+            end, ev = _quotient(
+                compiled, cp, cls, trips, k, active, uniform, budget - events, not events
+            )
         except _Period as per:
             # NOTE: exact; see _Period. T(W) = T(W - n X) + n P while W - n X >= next_j.
             events += per.events
@@ -398,6 +405,7 @@ class _Quotient:
         active: int,
         uniform: int,
         budget: int,
+        project: bool = False,
     ) -> None:
         self.cp = cp
         self.servers = compiled.servers
@@ -407,6 +415,7 @@ class _Quotient:
         self.active = active
         self.uniform = uniform
         self.budget = budget
+        self.project = project  # may give up early on the projected cost (see _dispatch)
         self.margin = 2 * cp.depth + 1  # tiles an item keeps to store when skipped (in_item)
         rt = self.rt = Runtime(compiled, [])
         mixed = mixed_servers(cp)
@@ -619,7 +628,21 @@ class _Quotient:
     def _dispatch(self, _ev: object) -> None:
         self.pending = False
         rt = self.rt
-        if rt.clock.scheduled() > self.budget:
+        ev = rt.clock.scheduled()
+        if ev > self.budget:
+            raise _Bail
+        # NOTE: giving up is always safe (the phase is then simulated slot by slot, or, if
+        # large with tight bounds, given their midpoint, as after any give-up); this only
+        # saves cost. With nothing skipped yet (no period, in an item or of hand-outs), the
+        # runs cost about as much per item handed out as the full simulation would: a phase
+        # whose projected cost is well over the budget (ragged causal attention: 8-32k
+        # items of distinct trips on 264 slots, 3-50x over) would hit it anyway.
+        if (
+            self.project
+            and self.shift == 0.0
+            and ev * _PROJECT_AFTER > self.budget
+            and ev * len(self.trips) > _PROJECT_MARGIN * self.budget * self.next
+        ):
             raise _Bail
         self._watch(rt.env._now)
         freed = sorted(self.free)
@@ -776,6 +799,7 @@ def _quotient(
     active: int,
     uniform: int,
     budget: int,
+    project: bool = False,
 ) -> tuple[float, int]:
     """Run one representative per class of ``cls`` (see :class:`_Quotient`)."""
-    return _Quotient(compiled, cp, cls, trips, k, active, uniform, budget).run()
+    return _Quotient(compiled, cp, cls, trips, k, active, uniform, budget, project).run()
