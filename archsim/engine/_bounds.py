@@ -53,7 +53,7 @@ order, per-server work): the four slots of one SM can take the four last, longes
 once while the other SMs run dry. So no argument from these quantities reaches 2%; it takes
 the order in which the last items actually land on SMs, i.e. simulating the tail, and the
 tail's start state depends on the whole run before it. Those phases run in the compiled
-loop (``_fastsim``, ~1.6 us a step; 3-14 s each, most of ``archsim validate --engine
+loop (``_fastsim``, ~1.4 us a step; 2.5-11 s each, most of ``archsim validate --engine
 event``'s time).
 """
 
