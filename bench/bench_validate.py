@@ -14,7 +14,10 @@ records whose program has more than ``N`` body steps in all (their size is still
 ``--dry`` only builds the programs and prints their sizes; ``--check`` also runs the
 simulation with ``approx=False`` and reports any cycle difference; ``--bounds`` prints,
 for every phase simulated slot by slot, its rigorous bounds (``archsim.engine._bounds``)
-against the simulated time: how far each is and whether the midpoint would be taken.
+against the simulated time: how far each is and whether the midpoint would be taken;
+``--where`` ends with where the simulate CPU seconds went: the compiled slot-by-slot loop
+(``_fastsim.run_phase``), grouped-lockstep attempts that gave up / succeeded, the bounds,
+and the rest (lowering the records, other shortcuts, compiling, accounting).
 
 ``--wall [--jobs N]`` instead times the whole ``archsim validate FILE --engine event`` (as
 ``validation.validate_file(..., jobs=N)``, N default: the usable CPUs) on each FILE given, by
@@ -101,6 +104,39 @@ RECORD_SETS = (
 )
 
 
+class _Where:
+    """CPU seconds spent in the engine's slow paths (``--where``), by wrapping them."""
+
+    def __init__(self) -> None:
+        import archsim.engine._fastsim as fast
+        import archsim.engine._shortcuts as short
+        import archsim.engine._sim as sim
+
+        self.secs: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+        run, grouped, bounded = fast.run_phase, short._grouped_lockstep, sim._bounded
+
+        def timed(fn, name):  # noqa: ANN001, ANN202 - a wrapper of any engine function
+            def wrapper(*a, **k):  # noqa: ANN002, ANN003, ANN202
+                t0 = time.process_time()
+                got = fn(*a, **k)
+                key = name if name != "grouped lockstep" else f"{name} {'ok' if got else 'gave up'}"
+                self.secs[key] += time.process_time() - t0
+                self.calls[key] += 1
+                return got
+
+            return wrapper
+
+        fast.run_phase = timed(run, "compiled loop")
+        short._grouped_lockstep = timed(grouped, "grouped lockstep")
+        sim._bounded = timed(bounded, "bounds")
+
+    def report(self, total: float) -> str:
+        rows = [f"  {k:26s} {v:8.2f} s  {self.calls[k]:5d} calls" for k, v in self.secs.items()]
+        rows.append(f"  {'rest':26s} {total - sum(self.secs.values()):8.2f} s")
+        return "\nwhere the simulate CPU seconds went:\n" + "\n".join(rows)
+
+
 def _cpu_s() -> float:
     """CPU seconds (user + system) of this process and its finished children."""
     me = resource.getrusage(resource.RUSAGE_SELF)
@@ -140,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dry", action="store_true", help="only print program sizes")
     ap.add_argument("--check", action="store_true", help="compare with approx=False")
     ap.add_argument("--bounds", action="store_true", help="bounds of the full phases")
+    ap.add_argument("--where", action="store_true", help="CPU s per engine path at the end")
     ap.add_argument("--wall", action="store_true", help="time whole validate runs per file")
     ap.add_argument("--jobs", type=int, default=None, help="--wall: processes (default: CPUs)")
     args = ap.parse_args(argv)
@@ -154,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     from validation._predict import record_label
 
     lines = {int(x) for x in args.lines.split(",")} if args.lines else None
+    where = _Where() if args.where else None
     per_kind: dict[str, float] = defaultdict(float)
     rows: list[tuple[float, int, str, str, int]] = []
     skipped: list[tuple[int, str, int]] = []
@@ -208,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     if skipped:
         print(f"\nskipped (more than {args.max_steps:,.0f} steps): {len(skipped)} records")
     print(f"\ntotal simulate CPU s (timed records): {total:.2f} over {len(rows)} records")
+    if where is not None:
+        print(where.report(total))
     return 0
 
 
