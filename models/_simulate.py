@@ -30,8 +30,8 @@ rule fired. An op none of them takes stays ``unmapped``.
 
 GPU ops are simulated alone, so each pays the calibrated kernel launch; run back to back in a
 step, every op after the first pays the inter-kernel gap instead (its time shrinks by
-``launch_s - gap_s`` and its energy in proportion), as :func:`archsim.gpu.evaluate_op`
-charges the kernels of one call.
+``launch_s - gap_s`` and its energy in proportion), as the GPU lowering
+(``mappings._gpu._lower.costs_to_program``) charges the kernels of one call.
 
 Energy: each device's op energy (the architecture's dynamic energy plus its static power
 over the op) times the devices (``tp * cp * ep``), plus, during collectives, every
@@ -407,7 +407,7 @@ def _stream_credit(arch: Architecture) -> tuple[float, tuple[str, ...]]:
     """Seconds a GPU op launched right after another saves: each op simulated alone pays
     the calibrated first-kernel ``launch_s``; in a step the kernels run back to back, so
     every op after the first pays only the inter-kernel ``gap_s`` (the rule
-    :func:`archsim.gpu.evaluate_op` applies to the kernels of one call)."""
+    ``mappings._gpu._lower.costs_to_program`` applies to the kernels of one call)."""
     if arch.kind != "gpu":
         return 0.0, ()
     from archsim.errors import ArchsimError

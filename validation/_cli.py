@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                 "archsim validate validation/data/h100_check.jsonl --arch h100 --plot check.png",
                 "archsim validate validation/data/h200_check.jsonl --arch h200 --json pred.jsonl",
                 "archsim validate validation/data/h100_check.jsonl --engine analytic --quiet",
-                "archsim validate validation/data/h100_check.jsonl --engine model --jobs 1",
+                "archsim validate validation/data/h100_check.jsonl --jobs 1",
             ),
             _record_table,
         ),
@@ -41,12 +41,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="summary only, no per-record table")
     p.add_argument(
         "--engine",
-        choices=("model", "analytic", "event"),
+        choices=("event", "analytic"),
         default="event",
         help="event (default): the record's kernels lowered to a tile program and run by the "
         "event-driven engine (archsim.simulate); analytic: the same program bounded by "
-        "archsim.estimate (fast); model: the closed-form GPU kernel model the calibration "
-        "fits (fastest)",
+        "archsim.estimate (fast)",
     )
     p.add_argument(
         "--jobs",

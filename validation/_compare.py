@@ -481,7 +481,7 @@ def compare_trace(
             if opsim is None:
                 hint = _hint_record(first.op_name or "", shapes, used_hint)
                 if hint is not None:
-                    opsim, reason = simulate_record(hint, model)
+                    opsim, reason = simulate_record(hint, model, arch)
                 elif shapes:
                     reason += "; no --shapes entry names this op"
         except UnsupportedRecord as exc:

@@ -19,9 +19,10 @@ ceiling              ``gpu_gemm``/copy   the device-ceiling cases of the harness
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, replace
 
+from archsim import Result
 from archsim.errors import MappingError
 from archsim.gpu import (
     GpuModel,
@@ -30,7 +31,6 @@ from archsim.gpu import (
     attention_fwd_costs,
     block_sparse_costs,
     decode_costs,
-    evaluate_op,
     gemm_costs,
     streaming_cost,
     unfused_attention_costs,
@@ -61,9 +61,9 @@ _BACKENDS = {
     "mem_efficient": "efficient",
 }
 _DATAFLOW = {"flash2": "flash2", "flash3": "flash3", "efficient": "mem_efficient"}
-#: Evaluators of a record: the analytic GPU model, or its kernels lowered to a tile
-#: program (``mappings/_gpu``) and run by ``archsim.estimate`` / ``archsim.simulate``.
-ENGINES = ("model", "analytic", "event")
+#: Evaluators of a record: its kernels lowered to a tile program (``mappings/_gpu``) and
+#: run by ``archsim.simulate`` (event engine) or bounded by ``archsim.estimate``.
+ENGINES = ("event", "analytic")
 
 
 class UnsupportedRecord(Exception):
@@ -294,10 +294,10 @@ def engine_program(
     *,
     l2_dirty_bytes: float | None = None,
 ) -> object:
-    """The tile program the ``analytic`` and ``event`` engines time for a record's kernels:
-    ``mappings._gpu.costs_to_program`` with the kernels' pipelined loads (a ``TileProgram``),
-    starting from ``l2_dirty_bytes`` dirty L2 bytes (default: the harness's flush).
-    """
+    """The tile program a record's kernels lower to (what :func:`predict_record` runs):
+    ``mappings._gpu.costs_to_program`` with the kernels' pipelined loads, at the clocks of
+    ``op`` (the governor's), from ``l2_dirty_bytes`` dirty L2 bytes (default: the harness's
+    flush). For profiling (``bench/bench_validate.py``)."""
     from mappings._gpu import costs_to_program  # the GPU part's own lowering
 
     return costs_to_program(
@@ -311,24 +311,6 @@ def engine_program(
     )
 
 
-def _engine_time_s(
-    costs: list[KernelCost],
-    op: object,
-    model: GpuModel,
-    arch: object,
-    engine: str,
-    name: str,
-    l2_dirty_bytes: float,
-) -> float:
-    """Seconds of the record's kernels lowered to a tile program and run by ``engine``."""
-    from archsim._estimate import estimate
-    from archsim.engine import simulate
-
-    program = engine_program(costs, op, model, arch, name, l2_dirty_bytes=l2_dirty_bytes)
-    res = estimate(program, arch) if engine == "analytic" else simulate(program, arch)  # type: ignore[arg-type]
-    return float(res.seconds)
-
-
 def harness_dirty_bytes(model: GpuModel) -> float:
     """Dirty L2 bytes a timed call of the harness starts with: its flush leaves
     ``l2_dirty_frac`` of the L2 written (``archsim.gpu.params``)."""
@@ -339,11 +321,13 @@ def predict_record(
     rec: Measurement | Mapping[str, object],
     model: GpuModel,
     *,
-    engine: str = "model",
+    engine: str = "event",
     arch: object | None = None,
     l2_dirty_bytes: float | None = None,
+    cache: MutableMapping[bytes, Result] | None = None,
 ) -> RecordPrediction:
-    """Predict one record (time, DRAM bytes, energy, clock).
+    """Predict one record (time, DRAM bytes, energy, clock): its kernels lowered to a tile
+    program and run on ``arch`` (:func:`mappings._gpu._run.run_kernels`).
 
     Parameters
     ----------
@@ -352,36 +336,43 @@ def predict_record(
     model
         GPU model with its calibration.
     engine
-        ``model`` (the analytic GPU model), or ``analytic`` / ``event``: the same kernels
-        lowered to a tile program and timed by ``archsim.estimate`` / ``archsim.simulate``
-        on ``arch`` (energy, clock and DRAM bytes stay the model's).
+        ``event`` (``archsim.simulate``, default) or ``analytic`` (``archsim.estimate``).
     arch
-        Architecture for the engines (default: the preset named like the model).
+        Architecture the program runs on (default: the preset named like the model).
     l2_dirty_bytes
         Dirty L2 bytes the call starts with (default: the measurement harness's flush,
         :func:`harness_dirty_bytes`; 0 for kernels on their own with a clean L2).
+    cache
+        Engine answers by program digest (see ``run_kernels``; the calibration passes one).
 
     Raises
     ------
     UnsupportedRecord
         See :func:`record_costs`.
+    MappingError
+        ``engine`` is not one of :data:`ENGINES`.
     """
+    from mappings._gpu._run import run_kernels  # the GPU part's own lowering
+
+    if engine not in ENGINES:
+        raise MappingError("unknown engine", path="engine", expected=ENGINES, got=engine)
     fields = rec.fields if isinstance(rec, Measurement) else rec
     flow, group, costs = record_costs(fields, model)
     dirty = harness_dirty_bytes(model) if l2_dirty_bytes is None else l2_dirty_bytes
-    op = evaluate_op(costs, model, l2_dirty_bytes=dirty)
-    time_s = op.time_s
-    if engine != "model":
-        if engine not in ENGINES:
-            raise MappingError("unknown engine", path="engine", expected=ENGINES, got=engine)
-        a = arch if arch is not None else device_arch(model.hw.name, None)
-        time_s = _engine_time_s(
-            costs, op, model, a, engine, f"{flow}:{record_label(fields)}", dirty
-        )
+    a = arch if arch is not None else device_arch(model.hw.name, None)
+    op = run_kernels(
+        costs,
+        model,
+        a,
+        engine=engine,  # type: ignore[arg-type]
+        name=f"{flow}:{record_label(fields)}",
+        l2_dirty_bytes=dirty,
+        cache=cache,
+    )
     return RecordPrediction(
         dataflow=flow,
         group=group,
-        pred_ms=time_s * 1e3,
+        pred_ms=op.time_s * 1e3,
         pred_dram_read_bytes=op.dram_read_bytes,
         pred_dram_write_bytes=op.dram_write_bytes,
         pred_mJ=op.energy_j * 1e3,

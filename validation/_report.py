@@ -368,16 +368,16 @@ def compare_records(
     mset: MeasurementSet,
     model: GpuModel,
     *,
-    engine: str = "model",
+    engine: str = "event",
     arch: object | None = None,
     jobs: int = 1,
 ) -> ComparisonReport:
     """Predict every record of ``mset``; unknown kinds/backends go to ``skipped``.
 
     The device record's power limit, max SM clock and idle power replace the preset's
-    (:func:`device_model`). ``engine``: ``model`` (analytic GPU model) or ``analytic`` /
-    ``event`` (its kernels lowered to a tile program and run by the engine on ``arch``,
-    default the preset named like the model; see :func:`predict_record`). ``jobs``:
+    (:func:`device_model`). ``engine``: ``event`` or ``analytic`` (each record's kernels
+    lowered to a tile program and run by the event engine / bounded by ``archsim.estimate``
+    on ``arch``, default the preset named like the model; see :func:`predict_record`). ``jobs``:
     processes predicting records at once (1: in this process; the report is the same,
     see :func:`_outcomes`).
     """
@@ -388,9 +388,7 @@ def compare_records(
             "jobs must be a positive integer", path="jobs", expected=">= 1", got=jobs
         )
     model = device_model(model, mset.device)
-    eng_arch = None
-    if engine != "model":
-        eng_arch = device_arch(arch if arch is not None else model.hw.name, mset.device)
+    eng_arch = device_arch(arch if arch is not None else model.hw.name, mset.device)
     rows: list[dict[str, object]] = []
     skipped = list(mset.skipped)
     out_records: list[Mapping[str, object]] = []
@@ -429,7 +427,7 @@ def validate_file(
     arch: object = "h100",
     *,
     model: GpuModel | None = None,
-    engine: str = "model",
+    engine: str = "event",
     jobs: int = 1,
 ) -> ComparisonReport:
     """Load a measurement file and compare it with the model of ``arch``.
@@ -443,7 +441,7 @@ def validate_file(
     model
         A ready GPU model (e.g. with a candidate calibration).
     engine
-        ``model`` (default), ``analytic`` or ``event`` (see :func:`compare_records`).
+        ``event`` (default) or ``analytic`` (see :func:`compare_records`).
     jobs
         Processes predicting records at once (1, the default: in this process; the report
         is the same either way).

@@ -41,7 +41,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from archsim.gpu import GpuModel, KernelTiming, evaluate_op, streaming_cost
+from archsim.gpu import GpuModel, KernelCost, KernelTiming, streaming_cost
 from archsim.gpu.elementwise import launch_cost
 from archsim.gpu.launch import (
     Launch,
@@ -183,6 +183,19 @@ def device_times(kernels: Sequence[KernelTiming], model: GpuModel) -> tuple[Kern
     return tuple(out)
 
 
+def kernel_times(
+    costs: Sequence[KernelCost], model: GpuModel, arch: object = None
+) -> tuple[KernelTiming, ...]:
+    """GPU execution times of a call's kernels: lowered to a tile program and run by the event
+    engine on ``arch`` (a preset name or ``Architecture``; default the preset named like the
+    model), with the fixed per-kernel cost removed (:func:`device_times`)."""
+    from archsim.spec import Architecture, load_arch
+    from mappings._gpu._run import run_kernels
+
+    a = arch if isinstance(arch, Architecture) else load_arch(str(arch or model.hw.name))
+    return device_times(run_kernels(costs, model, a, name="trace op").kernels, model)
+
+
 def _base(name: str | None) -> str:
     return (name or "").split("::")[-1]
 
@@ -232,7 +245,9 @@ def _dims_arg(text: str, ndim: int) -> set[int] | None:
     return {d % ndim for d in nums}
 
 
-def _streaming(k: TraceKernel, model: GpuModel, src: str = "HBM") -> tuple[OpSim | None, str]:
+def _streaming(
+    k: TraceKernel, model: GpuModel, src: str = "HBM", arch: object = None
+) -> tuple[OpSim | None, str]:
     op = _base(k.op_name)
     base = op.rstrip("_") if op.endswith("_") and op not in _WRITE_ONLY | {"copy_"} else op
     tensors = _tensors(k)
@@ -337,7 +352,7 @@ def _streaming(k: TraceKernel, model: GpuModel, src: str = "HBM") -> tuple[OpSim
             write_bytes=write,
             alu_ops=alu,
         )
-    timing = device_times(evaluate_op([cost], model).kernels, model)
+    timing = kernel_times([cost], model, arch)
     shape_text = "x".join(str(n) for n in label_shape) or "-"
     return OpSim(f"{base} {shape_text}", "gpu streaming", tuple(timing), per_op=True), ""
 
@@ -475,14 +490,14 @@ def simulate_op(
             # the model's fp32 GEMM is the TF32 tensor-core path; PyTorch runs fp32 matmuls
             # in full FP32 unless TF32 is allowed, and only a TF32 kernel's name says so
             return None, f"{k.op_name}: fp32 GEMM without a TF32 kernel (no FP32 SIMT model)"
-        return simulate_record(rec, model)
+        return simulate_record(rec, model, arch)
     if attn_record is not None:
-        return simulate_record(attn_record, model)
+        return simulate_record(attn_record, model, arch)
     if op in NORM_OPS:
         return _norm(k, model, arch, cache)
     base = op[:-1] if op.endswith("_") and op[:-1] in ELEMENTWISE else op
     if base in ELEMENTWISE or op in ELEMENTWISE:
-        return _streaming(k, model, src)
+        return _streaming(k, model, src, arch)
     if not k.op_name:
         return None, "no launching op in the trace"
     if not k.has_shapes:
@@ -490,9 +505,11 @@ def simulate_op(
     return None, f"{k.op_name}: no model for this op"
 
 
-def simulate_record(rec: Mapping[str, object], model: GpuModel) -> tuple[OpSim | None, str]:
-    """Simulate a validate-schema record (GEMM, attention...) with the GPU model, as GPU
-    execution time (:func:`device_times`).
+def simulate_record(
+    rec: Mapping[str, object], model: GpuModel, arch: object = None
+) -> tuple[OpSim | None, str]:
+    """Simulate a validate-schema record (GEMM, attention...): its kernels run by the event
+    engine on ``arch`` (:func:`kernel_times`), as GPU execution time.
 
     Raises
     ------
@@ -506,5 +523,5 @@ def simulate_record(rec: Mapping[str, object], model: GpuModel) -> tuple[OpSim |
     if bad is not None:  # same field checks and size bounds as a measurement record
         raise UnsupportedRecord(f"{bad.field}: {bad.reason}", bad.field)
     _, _, costs = record_costs(rec, model)
-    kernels = device_times(evaluate_op(costs, model).kernels, model)
+    kernels = kernel_times(costs, model, arch)
     return OpSim(f"{rec['kind']} {record_label(rec)}", "gpu model", kernels), ""

@@ -6,7 +6,9 @@ Usage (writes ``archsim/gpu/calibrated/<arch>.json`` with provenance)::
 
 Only constants that the file's records can inform are fitted (``eff_fa3`` needs cuDNN
 records, the power coefficients need NVML energy records...); the rest keep their
-first-principles defaults. The objective is the log-ratio of predicted to measured time
+first-principles defaults. Each record is predicted as ``archsim validate`` predicts it:
+its kernels lowered to a tile program and run by the event engine (``--engine analytic``:
+the program's analytic evaluator). The objective is the log-ratio of predicted to measured time
 for every record, plus log-ratios of energy, average power and SM clock where NVML
 measured them; ``scipy.optimize.least_squares`` (trust-region, soft-L1 loss so that one
 odd record cannot dominate) solves it within physical bounds. Where ncu timed a record's
@@ -28,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from archsim import Result
 from archsim.gpu import GpuCalibration, GpuModel, calibration_path, evaluate_op, gpu_model
 
 from ._predict import (
@@ -111,8 +114,10 @@ class FitResult:
 def _clock_residual(r: Measurement, model: GpuModel) -> float | None:
     """Residual of the SM clock the power cap allowed, informative on both sides of boost.
 
-    The settled clock is solved with the boost ceiling lifted (x2), so a kernel that the
-    model thinks runs uncapped still tells the fit how far it is from the cap. A record
+    The clock is the power-cap governor's (``archsim.gpu.evaluate_op``, the clock the tile
+    program runs at; see ``mappings._gpu._run``), solved with the boost ceiling lifted (x2),
+    so a kernel that the model thinks runs uncapped still tells the fit how far it is from
+    the cap. A record
     measured at (near) boost only penalizes a model that would throttle it.
     """
     f = r.fields
@@ -134,12 +139,15 @@ def _clock_residual(r: Measurement, model: GpuModel) -> float | None:
 
 
 def _residuals(
-    records: Sequence[Measurement], model: GpuModel, engine: str = "model"
+    records: Sequence[Measurement],
+    model: GpuModel,
+    engine: str = "event",
+    cache: dict[bytes, Result] | None = None,
 ) -> np.ndarray:
     res: list[float] = []
     for r in records:
         try:
-            p = predict_record(r, model, engine=engine)
+            p = predict_record(r, model, engine=engine, cache=cache)
         except UnsupportedRecord:
             continue
         res.append(math.log(max(p.pred_ms, 1e-9) / r.ms))
@@ -151,13 +159,18 @@ def _residuals(
         c = _clock_residual(r, model)
         if c is not None:
             res.append(c)
-        d = _kernel_residual(r, model)
+        d = _kernel_residual(r, model, engine, cache)
         if d is not None:
             res.append(d)
     return np.asarray(res)
 
 
-def _kernel_residual(r: Measurement, model: GpuModel) -> float | None:
+def _kernel_residual(
+    r: Measurement,
+    model: GpuModel,
+    engine: str = "event",
+    cache: dict[bytes, Result] | None = None,
+) -> float | None:
     """Log-ratio of the kernels' own duration to ncu's (``ncu_ms``), where ncu measured it.
 
     ncu times the kernels alone: no launch latency (``launch_s``, ``gap_s``), and its cache
@@ -167,10 +180,10 @@ def _kernel_residual(r: Measurement, model: GpuModel) -> float | None:
     v = r.fields.get("ncu_ms")
     if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
         return None
-    _, _, costs = record_costs(r.fields, model)
-    op = evaluate_op(costs, model)
-    fixed = model.cal.launch_s + (len(costs) - 1) * model.cal.gap_s
-    return math.log(max(op.time_s - fixed, 1e-9) / (float(v) * 1e-3))
+    p = predict_record(r, model, engine=engine, l2_dirty_bytes=0.0, cache=cache)
+    n = len(p.kernels)
+    fixed = model.cal.launch_s + (n - 1) * model.cal.gap_s
+    return math.log(max(p.pred_ms * 1e-3 - fixed, 1e-9) / (float(v) * 1e-3))
 
 
 def fit_calibration(
@@ -179,7 +192,8 @@ def fit_calibration(
     *,
     parameters: Sequence[str] | None = None,
     max_nfev: int = 60,
-    engine: str = "model",
+    engine: str = "event",
+    start: str = "defaults",
 ) -> FitResult:
     """Fit the calibrated constants on the records of ``path``.
 
@@ -194,10 +208,14 @@ def fit_calibration(
     max_nfev
         Cap on objective evaluations (each predicts every record).
     engine
-        What predicts a record's time during the fit: ``model`` (the closed-form kernel
-        model, default), ``analytic`` (its kernels lowered to a tile program and bounded by
-        ``archsim.estimate``: ~1.5 CPU-s per evaluation of the H100 fit split) or ``event``
-        (``archsim.simulate``: ~12 CPU-s). The ncu kernel residual stays the closed form's.
+        What predicts a record's time during the fit: its kernels lowered to a tile program
+        and run by the event engine (``event``, default: ~12 CPU-s per evaluation of the
+        H100 fit split, programs met again are not re-run) or bounded by its analytic
+        evaluator (``analytic``, ~2 CPU-s).
+    start
+        Where the optimizer starts: ``defaults`` (the first-principles constants) or
+        ``committed`` (the committed calibration of ``arch``: fewer steps to the same
+        optimum). The "before" errors are always the first-principles ones.
 
     Returns
     -------
@@ -207,20 +225,25 @@ def fit_calibration(
 
     mset = load_measurements(path)
     records = list(mset.records)
-    start = GpuCalibration()
-    base = device_model(gpu_model(arch, start), mset.device)
+    if start not in ("defaults", "committed"):
+        raise ValueError(f"start: expected 'defaults' or 'committed', got {start!r}")
+    first = GpuCalibration()
+    base = device_model(gpu_model(arch, first), mset.device)
+    start_cal = gpu_model(arch).cal if start == "committed" else first
     names = list(parameters) if parameters is not None else active_parameters(records)
-    x0 = np.array([getattr(start, n) for n in names], dtype=float)
+    x0 = np.array([getattr(start_cal, n) for n in names], dtype=float)
     lo = np.array([BOUNDS[n][0] for n in names])
     hi = np.array([BOUNDS[n][1] for n in names])
+    x0 = np.clip(x0, lo, hi)
     scale = np.where(x0 != 0, np.abs(x0), 1.0)
+    cache: dict[bytes, Result] = {}
 
     def model_at(z: np.ndarray) -> GpuModel:
-        cal = start.with_values(dict(zip(names, z * scale, strict=True)))
+        cal = first.with_values(dict(zip(names, z * scale, strict=True)))
         return GpuModel(hw=base.hw, cal=cal)
 
     def fun(z: np.ndarray) -> np.ndarray:
-        return _residuals(records, model_at(z), engine)
+        return _residuals(records, model_at(z), engine, cache)
 
     before = compare_records(mset, base, engine=engine).summary("group")
     if names:
@@ -231,7 +254,9 @@ def fit_calibration(
             loss="soft_l1",
             f_scale=0.05,
             max_nfev=max_nfev,
-            diff_step=1e-3,
+            # the event engine answers in whole cycles and whole schedules: a step of 1%
+            # sees its trend where 0.1% sees its steps
+            diff_step=1e-2 if engine == "event" else 1e-3,
         )
         z, cost = sol.x, float(sol.cost)
     else:
@@ -256,7 +281,8 @@ def fit_calibration(
             for g, st in after.items()
         },
         "command": f"python -m validation.calibrate {path} --arch {arch} --write"
-        + (f" --engine {engine}" if engine != "model" else ""),
+        + (f" --engine {engine}" if engine != "event" else "")
+        + (f" --start {start}" if start != "defaults" else ""),
         "hardware": hardware_snapshot(base),
     }
     cal = GpuCalibration(provenance=prov).with_values(
@@ -297,12 +323,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--max-nfev", type=int, default=60)
     ap.add_argument(
         "--engine",
-        choices=("model", "analytic", "event"),
-        default="model",
-        help="what predicts each record during the fit (see fit_calibration); default model",
+        choices=("event", "analytic"),
+        default="event",
+        help="what predicts each record during the fit (see fit_calibration); default event",
+    )
+    ap.add_argument(
+        "--start",
+        choices=("defaults", "committed"),
+        default="defaults",
+        help="start the optimizer from the first-principles constants or the committed fit",
     )
     args = ap.parse_args(argv)
-    res = fit_calibration(args.fit_file, args.arch, max_nfev=args.max_nfev, engine=args.engine)
+    res = fit_calibration(
+        args.fit_file, args.arch, max_nfev=args.max_nfev, engine=args.engine, start=args.start
+    )
     print("fitted:", ", ".join(f"{n}={getattr(res.calibration, n):.4g}" for n in res.parameters))  # noqa: T201
     print("before (defaults):\n" + _fmt(res.before))  # noqa: T201
     print("after:\n" + _fmt(res.after))  # noqa: T201

@@ -1,4 +1,3 @@
-# ruff: noqa: T201 - a command-line fit script: it prints its report
 """Fit the issue-latency scale of the memory-efficient kernel and check decode kernel times.
 
 ``python -m validation.fit_decode [--probe FILE] [--arch h100]``
@@ -69,10 +68,10 @@ def fit_scale(pts: list[tuple[float, float]]) -> tuple[float, float, float]:
 def kernel_errors(path: Path = PROBE, arch: str = "h100") -> list[dict]:
     """Per decode probe: measured cold kernel us and the kernel model's, now and with a
     constant issue fraction (``issue_frac`` as counted at full occupancy)."""
-    from dataclasses import replace
-
-    from archsim.gpu import decode_costs, evaluate_kernel, gpu_model
+    from archsim.gpu import decode_costs, gpu_model
     from archsim.gpu import heuristics as hz
+    from archsim.spec import load_arch
+    from mappings._gpu._run import run_kernels
 
     model = gpu_model(arch)
     out = []
@@ -88,8 +87,10 @@ def kernel_errors(path: Path = PROBE, arch: str = "h100") -> list[dict]:
             try:
                 if scale == 0.0:  # constant fraction: the curve flat (W0 -> 0)
                     hz.ISSUE_WARPS_SCALE = 1e-9
+                # the kernel alone on the event engine, less its call's launch
                 k = decode_costs(model, family=fam, **shape)[0]
-                t = evaluate_kernel(replace(k), model, first=False).time_s - model.cal.gap_s
+                run = run_kernels([k], model, load_arch(arch)).kernels[0]
+                t = run.time_s - model.cal.launch_s
             finally:
                 hz.ISSUE_WARPS_SCALE = saved
             row[f"{tag}_us"] = t * 1e6

@@ -114,9 +114,11 @@ def implied_overheads(
     its spread checks the round model."""
     import json
 
-    from archsim.gpu import evaluate_op, gpu_model
+    from archsim.gpu import gpu_model
     from archsim.gpu.elementwise import launch_cost
     from archsim.gpu.launch import layer_norm_launch, vectorized_elementwise_launch
+    from archsim.spec import load_arch
+    from mappings._gpu._run import run_kernels
 
     model = gpu_model(arch)
     out = []
@@ -141,7 +143,7 @@ def implied_overheads(
             write_bytes=wr,
             alu_ops=0.0,
         )
-        t = evaluate_op([cost], model).kernels[0].time_s - model.cal.launch_s
+        t = run_kernels([cost], model, load_arch(arch)).kernels[0].time_s - model.cal.launch_s
         out.append((str(r["op"]), f"M={m} d={d}", float(r["ms"]) * 1e-3, t))
     return out
 
@@ -159,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"HBM_ROUND_S = {lat:.3g}  ({len(pairs)} pairs)")  # noqa: T201
         for op, shape, meas, model in implied_overheads(args.trace or FIT_RECORDS, args.arch):
             print(  # noqa: T201
-                f"{op:8s} {shape:<14s} measured {meas * 1e6:6.2f} us, kernel model "
+                f"{op:8s} {shape:<14s} measured {meas * 1e6:6.2f} us, event engine "
                 f"{model * 1e6:6.2f} us: timer + launch {(meas - model) * 1e6:5.2f} us"
             )
         return 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from archsim.engine._compile import CompiledProgram, _builder, op_energy_pj
 from archsim.program import Step, TileProgram
@@ -163,6 +163,10 @@ def make_result(
     seconds = cycles / clock_hz
     c = counts if counts is not None else count_actions(program, arch)
     breakdown = dict(sorted(c.energy.items()))
+    # register-file accesses that no transfer moves (the lowering's meta): energy, no time
+    rf: Any = program.meta.get("register_file_energy_j") or {}
+    for key, joules in rf.items():
+        breakdown[key] = breakdown.get(key, 0.0) + float(joules)
     breakdown["static"] = static_power_w(arch) * seconds
     units = {u.name: u for u in arch.compute}
     util = {}

@@ -2,8 +2,11 @@
 launch overhead, and the power cap that sets the clock.
 
 Kernel models reduce a library call (cuBLAS GEMM, FlashAttention-2/3, cuDNN, cutlass
-memory-efficient, FlexAttention, split-KV decode, softmax) to :class:`KernelCost` values;
-:func:`evaluate_op` turns them into time, clock, power and energy. See ``docs/gpu_model.md``.
+memory-efficient, FlexAttention, split-KV decode, softmax) to :class:`KernelCost` values.
+Their time comes from the tile program they lower to, run by the event engine
+(``mappings._gpu._run.run_kernels``: what ``archsim validate``, ``compare``, ``model`` and the
+reproductions report); :func:`evaluate_op` is the power-cap governor that picks each kernel's
+SM clock for that program. See ``docs/gpu_model.md``.
 """
 
 from .attention import (

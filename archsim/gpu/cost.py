@@ -1,9 +1,13 @@
-"""A kernel's work description and its evaluation into time and energy.
+"""A kernel's work description, and the power-cap governor's estimate of it.
 
 Every kernel model (GEMM, attention, decode, softmax...) reduces a launch to a
 :class:`KernelCost`: per-CTA SM cycles and streamed bytes, the number of concurrent slots,
-and whole-kernel DRAM traffic and FLOPs. :func:`evaluate_kernel` turns it into time and
-energy at the clock the power cap allows:
+and whole-kernel DRAM traffic and FLOPs. The tile program it lowers to
+(``mappings._gpu._lower``), run by the event engine, is what times it
+(``mappings._gpu._run.run_kernels``). The program needs each kernel's SM clock, which the
+power cap sets from the kernel's work rates; :func:`evaluate_kernel` is that governor: it
+finds the highest clock whose board power meets the cap, with the kernel's closed-form
+duration at each clock as the rate estimate (its time and energy are reported nowhere):
 
     CTA time(f)    = max(cycles / f, bytes / per-CTA stream bandwidth) + DRAM latency
     kernel time(f) = launch + max(list-schedule makespan(f), DRAM bytes / achievable BW)

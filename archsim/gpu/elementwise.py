@@ -52,6 +52,9 @@ def streaming_cost(
         dram_write_bytes=float(write_bytes),
         tensor_flops=0.0,
         alu_ops=float(alu_ops),
+        # the slowdown ``cta_cycles`` includes: the event lowering runs each CTA's own cycles
+        # and lets the engine share the SM between the resident CTAs itself
+        meta={"sm_sharing": sharing},
     )
 
 
@@ -101,8 +104,13 @@ def launch_cost(
     # what HBM moves in one latency (the kernel is bandwidth-bound: Little's law) a slot
     # keeps two rounds in flight, so that the engine reaches the bandwidth the hardware
     # does. A latency-bound chain (few CTAs) keeps one: its rounds are dependent.
+    # An issue-bound CTA (its SM cycles, shared with the CTAs resident beside it, outlast
+    # its chain: strided kernels' offset arithmetic) hides its rounds the same way: while
+    # some warps wait on a load the others issue, so the loads overlap the compute
+    # (``evaluate_kernel``'s ``max(cycles / f, bytes / stream bandwidth)``).
     in_flight = items * (float(read_bytes) + float(write_bytes)) / grid / rounds
-    stages = 2 if in_flight > model.hbm_eff_bytes_per_s * lat_e else 1
+    issue_bound = alone * sharing / hw.boost_clock_hz > chain_s
+    stages = 2 if in_flight > model.hbm_eff_bytes_per_s * lat_e or issue_bound else 1
     return KernelCost(
         name=name,
         category=category,

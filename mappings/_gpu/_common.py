@@ -79,12 +79,14 @@ def gpu_plan(
     notes: str,
     extra_meta: Mapping[str, object] | None = None,
 ) -> Plan:
-    """Evaluate the kernels with the analytic GPU model and wrap them as a :class:`Plan`.
+    """Lower the kernels to a tile program and wrap them as a :class:`Plan`.
 
-    ``plan.meta`` holds the analytic answer (``gpu_model_time_s``...), the tile program
-    runs the same CTAs, trips and bytes on the engine at the power-capped clock.
+    Each kernel runs at the SM clock the power-cap governor chose for it
+    (:func:`archsim.gpu.evaluate_op`; see ``mappings._gpu._run``); ``plan.meta["kernels"]``
+    holds their facts (clock, work, DRAM bytes, CTAs), the engine their time; the plan's
+    ``finish`` gives the result the board power model's energy at that time.
     """
-    pred = evaluate_op(costs, model)
+    pred = evaluate_op(costs, model)  # the governor: each kernel's clock
     program = costs_to_program(
         f"{name}:{workload.name}",
         costs,

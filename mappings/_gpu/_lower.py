@@ -81,6 +81,7 @@ __all__ = [
     "kernel_phase",
     "costs_to_program",
     "prediction_meta",
+    "kernel_seconds",
     "time_base_hz",
 ]
 
@@ -238,6 +239,8 @@ def kernel_phase(
         read_cta = cost.dram_read_bytes / max(ctas, 1)
         write_cta = cost.dram_write_bytes / max(ctas, 1)
         cyc = float(np.asarray(cost.cta_cycles).mean()) if ctas else 0.0
+        # a CTA's own cycles: the engine shares the SM between resident CTAs itself
+        cyc /= float(cost.meta.get("sm_sharing", 1.0))  # type: ignore[arg-type]
         # one chunk = what a CTA keeps in flight (one stage of it when pipelined)
         stream_depth = max(1, cost.stages) if pipelined_loads else 1
         chunk = max(cost.cta_stream_bytes_per_s * lat_s / stream_depth, 1.0)
@@ -354,6 +357,7 @@ def costs_to_program(
     the SM clock the power model chose for it (see module notes for the time base;
     ``pipelined_loads``: see :func:`kernel_phase`)."""
     phases = []
+    kernel_names: list[str] = []
     deps: tuple[str, ...] = ()
     seen: dict[str, int] = {}
     base = time_base_hz(model, arch)
@@ -382,33 +386,46 @@ def costs_to_program(
             c, model, arch, after=deps, dtype=dtype, scale=base / f, pipelined_loads=pipelined_loads
         )
         phases.append(replace(phase, name=pname))
+        kernel_names.append(pname)
         deps = (pname,)
     return TileProgram(
         name=name,
         phases=tuple(phases),
         clock_hz=base,
-        meta={**prediction_meta(prediction), "time_base_hz": base},
+        meta={**prediction_meta(prediction, kernel_names), "time_base_hz": base},
     )
 
 
-def board_energy_j(model: GpuModel, meta: Mapping[str, object], seconds: float) -> dict[str, float]:
-    """Board energy (J) by power-model term for a program that ran ``seconds`` (the engine's
-    time), from the kernels in its ``meta`` (:func:`prediction_meta`).
+def kernel_seconds(meta: Mapping[str, object], result: Result) -> list[float]:
+    """Seconds each kernel of a GPU program took in ``result``: its launch phase plus its
+    kernel phase (``meta["kernels"][i]["phase"]``, :func:`costs_to_program`), from the
+    engine's per-phase cycles. The phases form a chain, so the spans add up to the run; they
+    are scaled to the engine's whole-cycle total."""
+    spans: Any = result.meta.get("phase_cycles", {})
+    total = sum(float(v) for v in spans.values())
+    to_s = result.seconds / total if total > 0 else 0.0
+    out = []
+    for k in _kernel_meta(meta):
+        p = str(k["phase"])
+        out.append((float(spans.get(f"launch:{p}", 0.0)) + float(spans.get(p, 0.0))) * to_s)
+    return out
+
+
+def board_energy_j(model: GpuModel, meta: Mapping[str, object], result: Result) -> dict[str, float]:
+    """Board energy (J) by power-model term of a GPU program's run ``result``, from the
+    kernels in its ``meta`` (:func:`prediction_meta`) at the times the engine gave them
+    (:func:`kernel_seconds`).
 
     The power model (:mod:`archsim.gpu.power`, validated against NVML board energy) splits
     power into terms that grow with time (idle, active) and terms that follow the work (tensor
-    FLOPs, FP32/SFU ops, DRAM bytes). Each kernel keeps its work and its clock; its duration is
-    the model's stretched by the engine's time over the model's (one factor for the program).
+    FLOPs, FP32/SFU ops, DRAM bytes); each kernel runs at the clock the governor chose for it.
     """
-    kernels = _kernel_meta(meta)
-    model_s = sum(float(k["time_s"]) for k in kernels)
-    stretch = seconds / model_s if model_s > 0 else 1.0
     total: dict[str, float] = {}
-    for k in kernels:
+    for k, t in zip(_kernel_meta(meta), kernel_seconds(meta, result), strict=True):
         parts = board_energy_parts_j(
             model,
             float(k["clock_hz"]),
-            float(k["time_s"]) * stretch,
+            t,
             tensor_flops=float(k["tensor_flops"]),
             alu_ops=float(k.get("alu_ops", 0.0)),
             dram_bytes=float(k.get("dram_bytes", 0.0)),
@@ -432,7 +449,7 @@ def with_board_energy(
     the architecture's per-op tables stays in ``meta["component_energy_j"]``), and the GEMM
     output bytes still dirty in L2 when a kernel ends counted as ``dram`` bytes: a later
     kernel's evictions write them, so they cost no time here but they are DRAM traffic."""
-    parts = board_energy_j(model, meta, result.seconds)
+    parts = board_energy_j(model, meta, result)
     kernels = _kernel_meta(meta)
     deferred = sum(float(k.get("deferred_write_bytes", 0.0)) for k in kernels)
     by_level = dict(result.bytes_by_level)
@@ -447,30 +464,33 @@ def with_board_energy(
             **result.meta,
             "energy_model": "board power model (archsim.gpu.power)",
             "component_energy_j": float(result.energy_j),
+            "kernel_seconds": dict(
+                zip((str(k["phase"]) for k in kernels), kernel_seconds(meta, result), strict=True)
+            ),
             "deferred_write_bytes": deferred,
         },
     )
 
 
-def prediction_meta(pred: OpPrediction) -> Mapping[str, object]:
-    """The analytic GPU model's answer, carried in plan/program meta."""
+def prediction_meta(pred: OpPrediction, phases: Sequence[str]) -> Mapping[str, object]:
+    """Per-kernel facts a GPU program carries in its meta (JSON-like): the kernel phase's
+    name, the governor's clock, the work and DRAM bytes that the board power model charges,
+    and the kernel's own meta (CTAs, tiles...). No time: the engine gives it
+    (:func:`kernel_seconds`, ``result.meta["kernel_seconds"]``)."""
     return {
-        "gpu_model_time_s": pred.time_s,
-        "gpu_model_energy_j": pred.energy_j,
-        "gpu_model_clock_hz": pred.clock_hz,
-        "gpu_model_power_w": pred.avg_power_w,
-        "gpu_model_dram_bytes": pred.dram_read_bytes + pred.dram_write_bytes,
         "kernels": [
             {
                 "name": k.name,
-                "time_s": k.time_s,
+                "phase": phase,
                 "clock_hz": k.clock_hz,
+                # the resource the kernel's own work saturates at that clock (its CTAs'
+                # cycles, their latency chain, or DRAM bytes over bandwidth)
                 "bound": k.bound,
                 "tensor_flops": k.tensor_flops,
                 "alu_ops": k.alu_ops,
                 "dram_bytes": k.dram_read_bytes + k.dram_write_bytes,
                 **{str(a): b for a, b in k.meta.items()},
             }
-            for k in pred.kernels
+            for k, phase in zip(pred.kernels, phases, strict=True)
         ],
     }

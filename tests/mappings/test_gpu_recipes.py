@@ -17,7 +17,7 @@ def _run(workload, params=None, dataflow="flash3", **kw):
 
 
 def _t(rep):
-    return rep.plan.meta["gpu_model_time_s"]
+    return rep.result.seconds
 
 
 def test_sqa_with_a_quarter_of_the_query_heads_takes_at_most_0_3x_mha():
@@ -25,7 +25,6 @@ def test_sqa_with_a_quarter_of_the_query_heads_takes_at_most_0_3x_mha():
     mha = _run("mha", {**shape, "H": 32})
     sqa = _run("sqa", {**shape, "H": 32, "Hq": 8, "Hkv": 8})
     assert _t(sqa) <= 0.3 * _t(mha)
-    assert sqa.result.seconds <= 0.3 * mha.result.seconds
 
 
 def test_cca_prefill_at_16k_is_faster_than_mha_by_about_its_flop_ratio():

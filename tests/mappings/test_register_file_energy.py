@@ -59,11 +59,6 @@ def test_the_lowering_prices_every_register_file_access_it_does_not_move():
     assert 0 < sum(e.values()) < 0.01 * total
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs archsim/engine/_account.py::make_result to add "
-    "program.meta['register_file_energy_j'] to the breakdown (K3 report)",
-)
 def test_the_result_charges_the_register_file_energy_and_no_time():
     arch, w, plan = _fusemax_program()
     prog = lower(w, plan.mapping, arch)

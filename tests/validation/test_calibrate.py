@@ -62,18 +62,27 @@ SHAPES = [
 TRUE = {"hbm_efficiency": 0.84, "launch_s": 7e-6, "eff_gemm": 0.9, "eff_fa2": 0.55}
 
 
-def test_fit_recovers_generating_constants(tmp_path):
-    truth = gpu_model("h100", GpuCalibration().with_values(TRUE))
+def _synthetic_fit_file(tmp_path, truth, shapes, engine):
     lines = [json.dumps({"kind": "device", "name": "synthetic"})]
-    for shape in SHAPES:
-        lines.append(
-            json.dumps({**shape, "dtype": "bf16", "ms": predict_record(shape, truth).pred_ms})
-        )
+    for shape in shapes:
+        ms = predict_record(shape, truth, engine=engine).pred_ms
+        lines.append(json.dumps({**shape, "dtype": "bf16", "ms": ms}))
     path = tmp_path / "fit.jsonl"
     path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_fit_through_the_event_engine_recovers_generating_constants(tmp_path):
+    """The default fit runs every record's tile program on the event engine. Its answers
+    move in whole cycles and whole schedules (a causal record's time is not smooth in the
+    bandwidth), so the optimizer lands near, not on, the truth: every record within 1%,
+    the constants within 10% (``launch_s``, a few us on calls of 0.1-2 ms, is the loosest)."""
+    truth = gpu_model("h100", GpuCalibration().with_values(TRUE))
+    path = _synthetic_fit_file(tmp_path, truth, SHAPES, "event")
     res = fit_calibration(path, "h100", parameters=list(TRUE), max_nfev=40)
     for name, value in TRUE.items():
-        assert getattr(res.calibration, name) == pytest.approx(value, rel=0.03), name
+        assert getattr(res.calibration, name) == pytest.approx(value, rel=0.10), name
+    assert res.calibration.provenance["engine"] == "event"
     assert res.after["all"]["mape"] < 1.0
     assert res.calibration.provenance["fit_file"] == str(path)
 
@@ -99,19 +108,13 @@ def test_committed_fit_matches_the_current_preset():
     )
 
 
-def test_fit_through_the_lowered_tile_program_recovers_its_constants(tmp_path):
-    """``engine="analytic"``: the constants are fitted through the tile programs that
-    ``archsim.estimate`` evaluates, not through the closed form."""
-    true = {"hbm_efficiency": 0.84, "eff_gemm": 0.7}  # defaults 0.9, 0.8
-    truth = gpu_model("h100", GpuCalibration().with_values(true))
-    lines = [json.dumps({"kind": "device", "name": "synthetic"})]
-    for shape in SHAPES[:4]:
-        ms = predict_record(shape, truth, engine="analytic").pred_ms
-        lines.append(json.dumps({**shape, "dtype": "bf16", "ms": ms}))
-    path = tmp_path / "fit.jsonl"
-    path.write_text("\n".join(lines) + "\n")
-    res = fit_calibration(path, "h100", parameters=list(true), max_nfev=30, engine="analytic")
-    for name, value in true.items():
+def test_fit_through_the_analytic_evaluator_recovers_generating_constants(tmp_path):
+    """``engine="analytic"``: the same tile programs bounded by ``archsim.estimate``, whose
+    answer is smooth in the constants: recovered to 3%."""
+    truth = gpu_model("h100", GpuCalibration().with_values(TRUE))
+    path = _synthetic_fit_file(tmp_path, truth, SHAPES, "analytic")
+    res = fit_calibration(path, "h100", parameters=list(TRUE), max_nfev=40, engine="analytic")
+    for name, value in TRUE.items():
         assert getattr(res.calibration, name) == pytest.approx(value, rel=0.03), name
     assert res.calibration.provenance["engine"] == "analytic"
     assert res.after["all"]["mape"] < 1.0

@@ -38,14 +38,13 @@ def test_program_carries_model_dram_bytes_and_event_is_not_below_analytic(
 ):
     ana = simulate_workload("h100", workload, params=params, dataflow=dataflow, engine="analytic")
     ev = simulate_workload("h100", workload, params=params, dataflow=dataflow, engine="event")
-    model_bytes = ana.plan.meta["gpu_model_dram_bytes"]
+    model_bytes = sum(float(k["dram_bytes"]) for k in ana.plan.meta["kernels"])
     # the model's bytes are those inside the kernel's window (what ncu measures); the result
     # also counts GEMM output still dirty in L2 at the end, which a later kernel writes
     in_window = ana.result.dram_bytes - ana.result.meta["deferred_write_bytes"]
     assert in_window == pytest.approx(model_bytes, rel=0.10)
     assert ana.result.dram_bytes >= model_bytes * (1 - 1e-4)  # per-CTA bytes are whole bytes
     assert ev.result.cycles >= ana.result.cycles
-    assert ana.plan.meta["gpu_model_time_s"] > 0
     # the program's time base makes the arch's HBM bytes/cycle the model's achievable
     # bandwidth; each kernel's SM work is at the clock the power model chose for it
     hbm_bytes_per_cycle = load_arch("h100").dram.read_bw_bytes_per_cycle
@@ -95,7 +94,7 @@ def test_fg_sparse_matches_block_sparse_on_the_same_kernel_at_equal_density():
     def run(dataflow, knobs):
         return simulate_workload(
             "h100", dataflow, params=kw, dataflow=dataflow, knobs=knobs, engine="analytic"
-        ).plan.meta["gpu_model_time_s"]
+        ).result.seconds
 
     block = run("block_sparse", {"family": "flash3"})
     assert run("fg_sparse", {"gather_cycles_per_row": 0.0}) == pytest.approx(block, rel=0.01)
@@ -104,12 +103,13 @@ def test_fg_sparse_matches_block_sparse_on_the_same_kernel_at_equal_density():
 
 
 @pytest.mark.parametrize(("dataflow", "workload", "params"), CASES, ids=[c[0] for c in CASES])
-def test_engine_estimate_agrees_with_the_gpu_model(dataflow, workload, params):
+def test_the_analytic_evaluator_bounds_the_event_engine_closely(dataflow, workload, params):
     """The lowered program (launch phases, CTAs on SM slots, DRAM/L2 split with TMA
-    multicast, per-kernel power-capped clock, achievable HBM bandwidth) run by ``estimate``
-    lands within 15% of the validated analytic GPU model (gpu_unfused: 35%, the engine's
-    HBM read and write ports are separate servers)."""
-    rep = simulate_workload("h100", workload, params=params, dataflow=dataflow, engine="analytic")
-    ratio = rep.result.seconds / rep.plan.meta["gpu_model_time_s"]
-    tol = 0.35 if dataflow == "gpu_unfused" else 0.15
-    assert 1 - tol < ratio < 1 + tol
+    multicast, per-kernel power-capped clock, achievable HBM bandwidth) bounded by
+    ``estimate`` is never above the event engine's time, and within 15% of it (gpu_unfused:
+    25%, the scores' writes and reads meet on the HBM ports only in the event engine)."""
+    ana = simulate_workload("h100", workload, params=params, dataflow=dataflow, engine="analytic")
+    ev = simulate_workload("h100", workload, params=params, dataflow=dataflow)
+    ratio = ana.result.seconds / ev.result.seconds
+    tol = 0.25 if dataflow == "gpu_unfused" else 0.15
+    assert 1 - tol < ratio <= 1 + 1e-9

@@ -152,14 +152,16 @@ def test_a_steps_first_kernel_reads_from_hbm_the_others_from_l2():
 def test_one_kernel_records_imply_one_timer_overhead():
     """With the fitted round latency, what the CUDA-event timer and launch add to each cold,
     latency-bound one-kernel record (RMSNorm of 1 or 16 rows at two widths, a one-row add)
-    is one constant within 0.8 us; the preset's 481 ns per round spreads it over ~3 us."""
+    is one constant within 1 us (each kernel on the event engine, constants fitted through
+    it: 3.0-3.8 us; the closed form the round latency was fitted with: 3.3-4.1 us); the
+    preset's 481 ns per round spreads it over ~3 us."""
     from validation.fit_elementwise import implied_overheads
 
     rows = implied_overheads()
     assert len(rows) == 5
     extra = [meas - model for _, _, meas, model in rows]
-    assert max(extra) - min(extra) < 0.8e-6
-    assert 3.0e-6 < min(extra)
+    assert max(extra) - min(extra) < 1.0e-6
+    assert 2.5e-6 < min(extra)
 
 
 @pytest.mark.parametrize("batch", [1, 8, 32])

@@ -33,7 +33,7 @@ def _write(tmp_path, records, name="m.jsonl"):
     return p
 
 
-@pytest.mark.parametrize("engine", ["model", "event"])
+@pytest.mark.parametrize("engine", ["analytic", "event"])
 def test_pool_report_equals_in_process_report(tmp_path, engine):
     mset = load_measurements(_write(tmp_path, RECORDS))
     from archsim.gpu import gpu_model

@@ -106,6 +106,14 @@ PROBES: list[Probe] = [
         {**_sdpa("decode", 1, 8, 8, 1, s, 128, False, "efficient", "fwd"), "probe": "decode_sweep"}
         for s in (1024, 4096, 16384)
     ),
+    # a wave's tail: FA2's decode kernel (one 128-row CTA per batch x head, no split once the
+    # CTAs fill 0.8 x 2 per SM) at 4 heads and grids around one and two full waves of 2 CTAs
+    # per SM on an H100 (132 SMs): does a CTA alone on its SM run faster than two sharing it?
+    *(
+        {**_sdpa("decode", b, 4, 4, 1, 16384, d, False, "flash", "fwd"), "probe": "wave_tail"}
+        for d in (64, 128)
+        for b in (17, 33, 50, 66, 76, 83, 99, 132)
+    ),
 ]
 
 #: ``decode_sweep`` probes also run under ncu (``(backend, B, Hq, Hkv, Skv)``): few and many

@@ -80,7 +80,7 @@ class Check:
 
 def plan_meta(rep: SimulationReport) -> Mapping[str, Any]:
     """The plan's meta of a simulation: JSON-like values whose shape the dataflow sets (GPU
-    dataflows: ``gpu_model_time_s``, ``ops`` by kind, ``kernels`` as dicts, ``ctas``; see
+    dataflows: ``ops`` by kind, ``kernels`` as dicts (clock, work, bound), ``ctas``; see
     :mod:`mappings._gpu`), so typed ``Any`` for the reproductions that read them."""
     return rep.plan.meta
 

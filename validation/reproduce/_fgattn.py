@@ -30,7 +30,7 @@ from archsim.gpu import GATHER_CYCLES_PER_ROW
 from mappings import simulate_workload
 from workloads import get_model
 
-from ._common import Check, Reproduction, Row, near_range, plan_meta
+from ._common import Check, Reproduction, Row, near_range
 
 __all__ = [
     "MaskSpec",
@@ -142,17 +142,13 @@ def _attn(
     knobs: dict[str, object] = {"family": BLOCK_SPARSE_FAMILY} if dataflow == "block_sparse" else {}
     if gather is not None:
         knobs["gather_cycles_per_row"] = gather
-    rep = simulate_workload(
-        "h100", workload, params=params, dataflow=dataflow, knobs=knobs, engine="analytic"
-    )
-    return float(plan_meta(rep).get("gpu_model_time_s", rep.result.seconds))
+    rep = simulate_workload("h100", workload, params=params, dataflow=dataflow, knobs=knobs)
+    return rep.result.seconds
 
 
 def _gemm(M: int, N: int, K: int) -> float:
-    rep = simulate_workload(
-        "h100", "gemm", params={"M": M, "N": N, "K": K}, dataflow="gpu_gemm", engine="analytic"
-    )
-    return float(plan_meta(rep).get("gpu_model_time_s", rep.result.seconds))
+    rep = simulate_workload("h100", "gemm", params={"M": M, "N": N, "K": K}, dataflow="gpu_gemm")
+    return rep.result.seconds
 
 
 def _rest_of_block(S: int, d: int, ffn: int, H: int, D: int) -> float:

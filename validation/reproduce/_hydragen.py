@@ -1,7 +1,7 @@
 """Hydragen (Juravsky et al., arXiv 2402.05099): shared-prefix decode attention on ``h100``.
 
 One decode step of ``B`` sequences that share an ``Sp``-token prefix and each carry an
-``Ss``-token suffix, per layer, on the GPU kernel model:
+``Ss``-token suffix, per layer, the kernels timed by the event engine:
 
 * **Hydragen**: three kernels back to back. (a) Prefix attention: the ``shared_prefix``
   workload's ``prefix`` cascade (query ``Q[b,h,p,e]``, one prefix ``K[h,m,e]`` without the
@@ -22,7 +22,7 @@ attention over the concatenated keys). Nothing is fitted: tiles, split rule and 
 are the library's and the calibrated ``h100`` model's.
 
 End-to-end (the paper's claims are end-to-end throughput): the rest of the decode step is
-estimated as the layer's GEMMs at ``M = B`` through the GEMM kernel model (QKV, output,
+estimated as the layer's GEMMs at ``M = B`` through the GEMM kernels (QKV, output,
 gate/up, down projections) plus the LM head; norms, rotary embeddings, sampling and the
 serving framework are not modelled.
 """
@@ -32,8 +32,10 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 
-from archsim.gpu import KernelCost, evaluate_op, gemm_costs, gpu_model, streaming_cost
+from archsim.gpu import KernelCost, OpPrediction, gemm_costs, gpu_model, streaming_cost
 from archsim.gpu.params import GpuModel
+from archsim.spec import load_arch
+from mappings._gpu._run import run_kernels
 from mappings._gpu.decode import decode_kernels
 from workloads.library import get_workload
 
@@ -109,6 +111,11 @@ def _rest_of_layer(model: GpuModel, B: int) -> list[KernelCost]:
     return out
 
 
+def _run(costs: list[KernelCost], model: GpuModel) -> OpPrediction:
+    """The kernels of one call run by the event engine on the model's preset."""
+    return run_kernels(costs, model, load_arch(model.hw.name))
+
+
 def hydragen_point(B: int, Sp: int, Ss: int = SUFFIX, arch: str = ARCH) -> Row:
     """One (batch, prefix) point: per-layer attention times, speedups and the end-to-end
     estimate of one decode step."""
@@ -118,15 +125,15 @@ def hydragen_point(B: int, Sp: int, Ss: int = SUFFIX, arch: str = ARCH) -> Row:
     prefix = _attn(model, "shared_prefix", B=B, Sp=Sp, variant="prefix", **shape)
     suffix = _attn(model, "decode", B=B, Skv=Ss, **shape)
     comb = combine_cost(model, rows=B * H, dv=D)
-    hyd = evaluate_op([*prefix, *suffix, comb], model)
-    base = evaluate_op(_attn(model, "decode", B=B, Skv=Sp + Ss, **shape), model)
-    lean = evaluate_op(_lean(model, B=B, Skv=Sp + Ss, **shape), model)
+    hyd = _run([*prefix, *suffix, comb], model)
+    base = _run(_attn(model, "decode", B=B, Skv=Sp + Ss, **shape), model)
+    lean = _run(_lean(model, B=B, Skv=Sp + Ss, **shape), model)
     n_pre, n_suf = len(prefix), len(suffix)
     t_pre = sum(k.time_s for k in hyd.kernels[:n_pre])
     t_suf = sum(k.time_s for k in hyd.kernels[n_pre : n_pre + n_suf])
     t_comb = hyd.kernels[-1].time_s
-    rest = evaluate_op(_rest_of_layer(model, B), model).time_s
-    head = evaluate_op(gemm_costs(B, MODEL["vocab"], MODEL["hidden"], model), model).time_s
+    rest = _run(_rest_of_layer(model, B), model).time_s
+    head = _run(gemm_costs(B, MODEL["vocab"], MODEL["hidden"], model), model).time_s
     L = MODEL["layers"]
     step_h = L * (hyd.time_s + rest) + head
     step_b = L * (base.time_s + rest) + head
@@ -307,7 +314,7 @@ def reproduce_hydragen(*, fast: bool = False) -> Reproduction:
         "The baseline reads each sequence's prefix K/V from HBM: a paged cache whose sequences "
         "share prefix blocks could hit in L2 (50 MB) at short prefixes; not modelled.",
         "End-to-end = 40 x (attention + the layer's QKV/out/gate-up/down GEMMs at M = B) + LM "
-        "head, all through the kernel model; norms, RoPE, sampling, the serving framework "
+        "head, all run by the event engine; norms, RoPE, sampling, the serving framework "
         "(and vLLM's scheduler) are not modelled, so e2e numbers are an estimate of the "
         "kernels' share only. The paper's 32x and its 1K->16K drops are end-to-end.",
         "Hydragen's prefix attention grows with B x Sp in FLOPs (4 B H Sp D per layer): at "

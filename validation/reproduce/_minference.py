@@ -168,16 +168,14 @@ def pattern_cascade(part: str, S: int, W: int) -> FileWorkload:
 
 
 def _run(arch: str, workload: object, dataflow: str, knobs: dict, params=None) -> dict:
-    rep = simulate_workload(
-        arch, workload, params=params, dataflow=dataflow, knobs=knobs, engine="analytic"
-    )
+    rep = simulate_workload(arch, workload, params=params, dataflow=dataflow, knobs=knobs)
     meta = plan_meta(rep)
     ks = meta.get("kernels", [])
     return {
-        "s": float(meta.get("gpu_model_time_s", rep.result.seconds)),
+        "s": rep.result.seconds,
         "macs": float(meta["ops"]["mac"]) if "ops" in meta else float("nan"),
         "bound": "+".join(sorted({str(k.get("bound", "?")) for k in ks})) or "?",
-        "dram": float(meta.get("gpu_model_dram_bytes", rep.result.dram_bytes)),
+        "dram": rep.result.dram_bytes,
     }
 
 
