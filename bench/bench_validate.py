@@ -3,7 +3,8 @@
 Run ``python bench/bench_validate.py [FILE]`` (default ``validation/data/h100_check.jsonl``).
 For each record the command validates it builds the same tile program as
 ``validation._predict.predict_record(engine="event")`` (``validation._predict.engine_program``:
-the kernels' costs lowered with their pipelined loads on the file's device architecture), then
+the kernels' costs lowered with their pipelined loads on the file's device architecture, from
+the harness's dirty L2), then
 times
 ``archsim.simulate`` on it in this process (CPU seconds, ``time.process_time``). It prints
 one line per record (line, kind, shape, body steps, CPU s, how each kernel phase was timed),
@@ -41,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def _programs(path: str, arch_name: str, lines: set[int] | None):  # noqa: ANN202 - generator
     """Yield ``(measurement, program, arch, build CPU s)`` of every record the model covers."""
-    from archsim.gpu import evaluate_op, gpu_model
+    from archsim.gpu import gpu_model
     from validation._predict import (
         UnsupportedRecord,
         device_arch,
@@ -61,8 +62,7 @@ def _programs(path: str, arch_name: str, lines: set[int] | None):  # noqa: ANN20
         t0 = time.process_time()
         try:
             flow, _group, costs = record_costs(m.fields, model)
-            op = evaluate_op(costs, model)
-            prog = engine_program(costs, op, model, arch, f"{flow}:{record_label(m.fields)}")
+            prog = engine_program(costs, model, arch, f"{flow}:{record_label(m.fields)}")
         except (UnsupportedRecord, ValueError, ArithmeticError) as exc:
             print(f"line {m.line}: skipped ({exc})")
             continue

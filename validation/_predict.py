@@ -287,28 +287,19 @@ def device_arch(arch: object, device: Mapping[str, object] | None) -> object:
 
 def engine_program(
     costs: list[KernelCost],
-    op: object,
     model: GpuModel,
     arch: object,
     name: str,
     *,
     l2_dirty_bytes: float | None = None,
 ) -> object:
-    """The tile program a record's kernels lower to (what :func:`predict_record` runs):
-    ``mappings._gpu.costs_to_program`` with the kernels' pipelined loads, at the clocks of
-    ``op`` (the governor's), from ``l2_dirty_bytes`` dirty L2 bytes (default: the harness's
-    flush). For profiling (``bench/bench_validate.py``)."""
-    from mappings._gpu import costs_to_program  # the GPU part's own lowering
+    """The tile program :func:`predict_record` runs for a record's kernels
+    (``mappings._gpu._run.call_program``), from ``l2_dirty_bytes`` dirty L2 bytes (default:
+    the harness's flush). For profiling (``bench/bench_validate.py``)."""
+    from mappings._gpu._run import call_program
 
-    return costs_to_program(
-        name,
-        costs,
-        model,
-        arch,
-        op,  # type: ignore[arg-type]
-        pipelined_loads=True,
-        l2_dirty_bytes=harness_dirty_bytes(model) if l2_dirty_bytes is None else l2_dirty_bytes,
-    )
+    dirty = harness_dirty_bytes(model) if l2_dirty_bytes is None else l2_dirty_bytes
+    return call_program(costs, model, arch, name=name, l2_dirty_bytes=dirty)[0]
 
 
 def harness_dirty_bytes(model: GpuModel) -> float:

@@ -26,16 +26,43 @@ from collections.abc import MutableMapping, Sequence
 from dataclasses import replace
 from typing import Literal
 
-from archsim import Result
+from archsim import Result, TileProgram
 from archsim.gpu import GpuModel, KernelCost, KernelTiming, OpPrediction, evaluate_op
 from archsim.gpu.power import board_energy_parts_j
 
 from ._lower import costs_to_program, kernel_seconds
 
-__all__ = ["ENGINES", "run_kernels"]
+__all__ = ["ENGINES", "call_program", "run_kernels"]
 
 #: The evaluators of a GPU call's tile program.
 ENGINES: tuple[str, ...] = ("event", "analytic")
+
+
+def call_program(
+    costs: Sequence[KernelCost],
+    model: GpuModel,
+    arch: object,
+    *,
+    name: str = "call",
+    dtype: str = "bf16",
+    l2_dirty_bytes: float = 0.0,
+    cap_w: float | None = None,
+) -> tuple[TileProgram, OpPrediction]:
+    """The tile program :func:`run_kernels` runs for a call's kernels, and the governor's
+    view of them (each kernel's clock): ``costs_to_program`` with the kernels' pipelined
+    loads, each kernel at its governed clock."""
+    governor = evaluate_op(costs, model, cap_w=cap_w, l2_dirty_bytes=l2_dirty_bytes)
+    program = costs_to_program(
+        name,
+        costs,
+        model,
+        arch,
+        governor,
+        dtype=dtype,
+        pipelined_loads=True,
+        l2_dirty_bytes=l2_dirty_bytes,
+    )
+    return program, governor
 
 
 def run_kernels(
@@ -84,16 +111,8 @@ def run_kernels(
         raise MappingError("unknown engine", path="engine", expected=ENGINES, got=engine)
     from archsim import estimate, simulate
 
-    governor = evaluate_op(costs, model, cap_w=cap_w, l2_dirty_bytes=l2_dirty_bytes)
-    program = costs_to_program(
-        name,
-        costs,
-        model,
-        arch,
-        governor,
-        dtype=dtype,
-        pipelined_loads=True,
-        l2_dirty_bytes=l2_dirty_bytes,
+    program, governor = call_program(
+        costs, model, arch, name=name, dtype=dtype, l2_dirty_bytes=l2_dirty_bytes, cap_w=cap_w
     )
     key = b""
     if cache is not None:  # what the lowering reads: the kernels, their clocks, the fixed
