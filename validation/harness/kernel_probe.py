@@ -23,7 +23,10 @@ Probes:
 - ``decode_sweep``: decode at low occupancy over 256..32k keys (cuDNN GQA at B = 1/4/8 and
   MHA at B = 1, the memory-efficient kernel at B = 1/4/8 and with 8 heads), cold-L2 kernel
   times (median of ``--reps`` profiled calls) and, with ``--ncu`` / ``--ncu-only``, the
-  counters of :data:`NCU_EXTRA` on a few (``_SWEEP_NCU``).
+  counters of :data:`NCU_EXTRA` on a few (``_SWEEP_NCU``);
+- ``wave_tail`` / ``wave_tail_ncu``: FA2's decode kernel around one and two waves; the
+  ``_ncu`` probes hold one CTA per SM against two (132 and 264 CTAs) for the counters of
+  :data:`WAVE_TAIL_NCU_EXTRA` (issue, pipes, warps per scheduler, every stall reason).
 
 Records: ``{"kind": "kernel_probe", "probe", <shape fields>, "ms", ..., "kernels": [...],
 "ncu": [...]}`` after the ``device`` record of :mod:`validation.harness.measure`. A failing
@@ -33,15 +36,17 @@ probe writes ``"error"`` and the run goes on. Standard library + torch only.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["NCU_METRICS", "NCU_PROBES", "PROBES", "build", "main"]
+__all__ = ["NCU_METRICS", "NCU_PROBES", "PROBES", "WAVE_TAIL_NCU_EXTRA", "build", "main"]
 
 Probe = dict[str, Any]
 
@@ -114,6 +119,19 @@ PROBES: list[Probe] = [
         for d in (64, 128)
         for b in (17, 33, 50, 66, 76, 83, 99, 132)
     ),
+    # the same kernel with one CTA per SM against two, for ncu (brief K4). FA2 splits the keys
+    # when B x H x ceil(Sq / 64) < 0.8 x 2 x SMs (``num_splits_heuristic``), so B = 33 at one
+    # query token runs the split-KV kernel (grid [1, 2, 132]); 65 query tokens count two
+    # 64-row blocks there but fit one 128-row CTA of ``flash_fwd_kernel`` (kBlockM = 128 at
+    # hdim 64 and 128), whose work per CTA is the same padded 128-row tile (rows >= Sq are
+    # zero-filled, not skipped; neither 1 nor 65 is a multiple of 128, so the same
+    # ``Is_even_MN = false`` instance runs). So: Sq = 65 at B = 33 (132 CTAs, one per SM) and
+    # B = 66 (264, two per SM), and the wave_tail's Sq = 1 B = 66 as the anchor.
+    *(
+        {**_sdpa("decode", b, 4, 4, sq, 16384, d, False, "flash", "fwd"), "probe": "wave_tail_ncu"}
+        for d in (64, 128)
+        for b, sq in ((66, 1), (66, 65), (33, 65))
+    ),
 ]
 
 #: ``decode_sweep`` probes also run under ncu (``(backend, B, Hq, Hkv, Skv)``): few and many
@@ -141,6 +159,7 @@ NCU_PROBES: list[Probe] = [
         p["probe"] == "decode_sweep"
         and (p["backend"], p["B"], p["Hq"], p["Hkv"], p["Skv"]) in _SWEEP_NCU
     )
+    or p["probe"] == "wave_tail_ncu"
 ]
 
 #: Per-kernel counters: launch, occupancy, issued instructions, local-memory spills, stalls.
@@ -184,6 +203,92 @@ NCU_EXTRA = (
     "smsp__average_warps_issue_stalled_no_instruction_per_issue_active.ratio",
     "smsp__average_warps_issue_stalled_membar_per_issue_active.ratio",
 )
+
+#: ``wave_tail_ncu`` counters beyond :data:`NCU_METRICS` + :data:`NCU_EXTRA` (names of Nsight
+#: Compute 2025.3 on sm_90; FA2 uses ``mma.sync``, the HMMA pipe, not wgmma). Names the
+#: device's ``ncu --query-metrics`` does not list, or that ncu rejects, are dropped and
+#: recorded (``ncu_dropped``): per-scheduler issue and warps (resident, eligible), the
+#: tensor / FMA / ALU / XU (MUFU) / shared pipes' activity, instructions per pipe, CTAs per
+#: SM, L2 hit rate, and every stall reason per issue (warps in that state per issued inst).
+WAVE_TAIL_NCU_EXTRA = (
+    "smsp__cycles_active.avg",
+    "smsp__issue_active.avg.per_cycle_active",
+    "smsp__warps_active.avg.per_cycle_active",
+    "smsp__warps_eligible.avg.per_cycle_active",
+    "sm__ctas_launched.max",
+    "sm__ctas_launched.min",
+    "sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active",
+    "sm__pipe_tensor_cycles_active.avg.pct_of_peak_sustained_active",
+    "sm__inst_executed_pipe_tensor_op_hmma.avg.pct_of_peak_sustained_active",
+    "smsp__inst_executed_pipe_tensor_op_hmma.sum",
+    "smsp__inst_executed_pipe_tensor.sum",
+    "sm__pipe_fma_cycles_active.avg.pct_of_peak_sustained_active",
+    "sm__pipe_alu_cycles_active.avg.pct_of_peak_sustained_active",
+    "sm__pipe_shared_cycles_active.avg.pct_of_peak_sustained_active",
+    "sm__inst_executed_pipe_xu.avg.pct_of_peak_sustained_active",
+    "sm__inst_executed_pipe_lsu.avg.pct_of_peak_sustained_active",
+    "smsp__inst_executed_pipe_fma.sum",
+    "smsp__inst_executed_pipe_alu.sum",
+    "smsp__inst_executed_pipe_fp16.sum",
+    "smsp__inst_executed_pipe_lsu.sum",
+    "smsp__inst_executed_op_ldsm.sum",
+    "lts__t_sector_hit_rate.pct",
+    *(
+        f"smsp__average_warps_issue_stalled_{r}_per_issue_active.ratio"
+        for r in (
+            "branch_resolving",
+            "dispatch_stall",
+            "drain",
+            "imc_miss",
+            "misc",
+            "not_selected",
+            "selected",
+            "sleeping",
+            "tex_throttle",
+        )
+    ),
+)
+
+#: Metric names ncu rejected in this process (learned once, skipped by later probes).
+_NCU_REJECTED: set[str] = set()
+
+
+def listed_metric_bases(query_text: str) -> set[str]:
+    """Base names (``unit__counter``, no rollup) listed by ``ncu --query-metrics``."""
+    out = set()
+    for line in query_text.splitlines():
+        tok = line.strip().split(" ", 1)[0]
+        if "__" in tok and tok.replace("_", "").isalnum():
+            out.add(tok)
+    return out
+
+
+def rejected_metrics(error_text: str, candidates: tuple[str, ...]) -> list[str]:
+    """The candidates whose base name an ncu error message names as a whole word
+    (``Failed to find metric X``, ...)."""
+    return [
+        m
+        for m in candidates
+        if re.search(rf"(?<![\w]){re.escape(m.split('.')[0])}(?![\w])", error_text)
+    ]
+
+
+@functools.cache
+def _ncu_query_bases() -> set[str] | None:
+    """Base names the device's ncu lists, or None when the query fails or lists none of
+    the known-good :data:`NCU_METRICS` (then every candidate is tried)."""
+    from validation.harness.ncu_run import ncu_path
+
+    ncu = ncu_path()
+    if ncu is None:
+        return None
+    try:
+        proc = subprocess.run([ncu, "--query-metrics"], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    bases = listed_metric_bases(proc.stdout)
+    known = {m.split(".")[0] for m in NCU_METRICS}
+    return bases if known <= bases else None
 
 
 def build(probe: Probe) -> tuple[Callable[[], object], dict]:
@@ -260,11 +365,42 @@ def _kernel_events(fn: Callable[[], object], *, cold: bool = False, reps: int = 
     return out
 
 
-def _ncu(probe: Probe, timeout_s: float = 300.0) -> list[dict]:
-    """Nsight Compute counters per kernel of one call (:data:`NCU_METRICS`, and for
-    ``decode_sweep`` :data:`NCU_EXTRA`; ncu's default cache control flushes the caches
-    before each kernel, so the counts are cold-L2)."""
-    if probe["probe"] == "decode_sweep":
+def _ncu(probe: Probe, timeout_s: float = 300.0) -> tuple[list[dict], list[str]]:
+    """Nsight Compute counters per kernel of one call and the metric names dropped
+    (:data:`NCU_METRICS`, for ``decode_sweep`` :data:`NCU_EXTRA` too, for ``wave_tail_ncu``
+    also :data:`WAVE_TAIL_NCU_EXTRA`; ncu's default cache control flushes the caches before
+    each kernel, so the counts are cold-L2)."""
+    if probe["probe"] == "wave_tail_ncu":
+        return _ncu_wave_tail(probe, timeout_s)
+    return _ncu_plain(probe, timeout_s), []
+
+
+def _ncu_wave_tail(probe: Probe, timeout_s: float) -> tuple[list[dict], list[str]]:
+    """:data:`WAVE_TAIL_NCU_EXTRA` less the names the device does not list; a name ncu
+    still rejects is dropped and the run retried (three times, then without extras)."""
+    listed = _ncu_query_bases()
+    extra = [
+        m
+        for m in WAVE_TAIL_NCU_EXTRA
+        if m not in _NCU_REJECTED and (listed is None or m.split(".")[0] in listed)
+    ]
+    dropped = [m for m in WAVE_TAIL_NCU_EXTRA if m not in extra]
+    for _ in range(3):
+        try:
+            return _ncu_metrics(probe, NCU_METRICS + NCU_EXTRA + tuple(extra), timeout_s), dropped
+        except RuntimeError as exc:
+            bad = rejected_metrics(str(exc), tuple(extra))
+            print(f"ncu rejected {bad or 'the run'}: {exc}"[:400], flush=True)
+            if not bad:
+                break
+            _NCU_REJECTED.update(bad)
+            extra = [m for m in extra if m not in bad]
+            dropped += bad
+    return _ncu_plain(probe, timeout_s), list(WAVE_TAIL_NCU_EXTRA)
+
+
+def _ncu_plain(probe: Probe, timeout_s: float) -> list[dict]:
+    if probe["probe"] in ("decode_sweep", "wave_tail_ncu"):
         try:
             return _ncu_metrics(probe, NCU_METRICS + NCU_EXTRA, timeout_s)
         except RuntimeError as exc:
@@ -289,7 +425,9 @@ def _ncu_metrics(probe: Probe, metrics: tuple[str, ...], timeout_s: float) -> li
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
         text = open(logf, encoding="utf-8").read() if os.path.exists(logf) else ""
         if proc.returncode != 0:
-            raise RuntimeError(f"ncu exit {proc.returncode}: {(proc.stderr or text)[-400:]}")
+            raise RuntimeError(
+                f"ncu exit {proc.returncode}: log {text[-400:]!r} stderr {proc.stderr[-400:]!r}"
+            )
     return [{**k, "name": k["name"][:240]} for k in kernels_from_ncu_csv(text)]
 
 
@@ -313,7 +451,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="JSONL output")
     p.add_argument("--ncu", action="store_true", help="also profile NCU_PROBES under ncu")
     p.add_argument(
-        "--only", default="", help="comma-separated probe names (softmax,attn,decode,decode_sweep)"
+        "--only",
+        default="",
+        help="comma-separated probe names (softmax, attn, decode, decode_sweep, wave_tail, ...)",
     )
     p.add_argument("--ncu-only", action="store_true", help="only the ncu runs of NCU_PROBES")
     p.add_argument("--reps", type=int, default=1, help="profiled calls per probe (median)")
@@ -350,11 +490,13 @@ def main(argv: list[str] | None = None) -> int:
                     rec.update(bench(fn))
                     rec["timer"] = "cuda_events_l2flush_spin_median"
                     rec["kernels"] = _kernel_events(fn, reps=args.reps)
-                    if probe["probe"] in ("decode", "decode_sweep"):
+                    if probe["probe"] in ("decode", "decode_sweep", "wave_tail_ncu"):
                         rec["kernels_cold"] = _kernel_events(fn, cold=True, reps=args.reps)
                 del fn
                 if (args.ncu or args.ncu_only) and probe in NCU_PROBES:
-                    rec["ncu"] = _ncu(probe)
+                    rec["ncu"], dropped = _ncu(probe)
+                    if dropped:
+                        rec["ncu_dropped"] = dropped
             except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
                 rec["error"] = f"{type(exc).__name__}: {exc}"[:1000]
             torch.cuda.empty_cache()
