@@ -59,7 +59,7 @@ def test_fa2_gap_does_not_shrink_with_context_and_shrinks_with_batch_heads(rep):
     for key in {(r["B"], r["H"], r["D"]) for r in rows}:
         seq = sorted((r for r in rows if (r["B"], r["H"], r["D"]) == key), key=lambda r: r["Skv"])
         gaps = [r["speedup_vs_fa2"] for r in seq]
-        assert all(b >= a * 0.995 for a, b in zip(gaps, gaps[1:], strict=False)), (key, gaps)
+        assert all(b >= a * 0.99 for a, b in zip(gaps, gaps[1:], strict=False)), (key, gaps)
     # fewer (batch, head) CTAs -> more idle SMs under FA2 -> larger gap
     by = {r["BxH"]: r["vs_fa2_mean"] for r in rep.tables["by_batch_heads"]}
     bh = sorted(b for b in by if b <= 512)

@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from validation import validate_file
-
 CHECK = Path(__file__).resolve().parents[2] / "validation/data/h100_check.jsonl"
 TARGET_GROUPS = ("gemm", "attn/flash/fwd", "attn/cudnn/fwd", "decode")
 
@@ -22,8 +20,8 @@ def _group(row) -> str:
 
 
 @pytest.fixture(scope="module")
-def report():
-    return validate_file(CHECK, "h100")
+def report(h100_check_report):
+    return h100_check_report
 
 
 @pytest.fixture(scope="module")

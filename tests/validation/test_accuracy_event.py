@@ -2,16 +2,14 @@
 check split (never fitted): time MAPE <= 6% overall and <= 10% for every kernel kind.
 
 Reproduce with ``archsim validate validation/data/h100_check.jsonl --arch h100`` (the
-README's accuracy table prints the same figures beside the kernel model's and the unfitted
+README's accuracy table prints the same figures beside the analytic bound's and the unfitted
 model's).
 """
 
-import os
 from pathlib import Path
 
 import pytest
 
-from validation import validate_file
 from validation._report import error_stats
 
 CHECK = Path(__file__).resolve().parents[2] / "validation/data/h100_check.jsonl"
@@ -28,9 +26,8 @@ KINDS = {
 
 
 @pytest.fixture(scope="module")
-def frame():
-    jobs = len(os.sched_getaffinity(0))
-    return validate_file(CHECK, "h100", engine="event", jobs=jobs).frame
+def frame(h100_check_report):
+    return h100_check_report.frame
 
 
 def _pick(df, prefixes):  # noqa: ANN001, ANN202 - pandas
