@@ -188,8 +188,15 @@ def record_costs(rec: Mapping[str, object], model: GpuModel) -> tuple[str, str, 
     kind = rec.get("kind")
     dtype = str(rec.get("dtype", "bf16"))
     if kind == "gemm" or (kind == "ceiling" and "M" in rec):
+        split = rec.get("split_k")  # what the library launched, where known (a trace)
         costs = gemm_costs(
-            _i(rec, "M"), _i(rec, "N"), _i(rec, "K"), model, dtype=dtype, batch=_i(rec, "batch", 1)
+            _i(rec, "M"),
+            _i(rec, "N"),
+            _i(rec, "K"),
+            model,
+            dtype=dtype,
+            batch=_i(rec, "batch", 1),
+            split_k=bool(split) if split is not None else None,
         )
         return "gpu_gemm", str(kind), costs
     if kind in ("attn", "decode"):

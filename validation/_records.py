@@ -170,6 +170,8 @@ def _check_fields(rec: Mapping[str, object]) -> None:
             raise _Bad(key, f"expected a string, got {_show(rec[key])}")
     if "causal" in rec and rec["causal"] not in (True, False):
         raise _Bad("causal", f"expected true or false, got {_show(rec['causal'])}")
+    if "split_k" in rec and rec["split_k"] not in (True, False, None):
+        raise _Bad("split_k", f"expected true, false or null, got {_show(rec['split_k'])}")
     for key in ("density", "density_target"):
         if key in rec:
             d = _finite(rec, key, positive=True)

@@ -429,6 +429,16 @@ def _norm(
 
 
 def _gemm_record(k: TraceKernel) -> dict[str, object] | None:
+    """The GEMM record of a matmul op's kernel: shapes and dtype from its inputs, and
+    ``split_k`` true when the library launched a split-K kernel (its name says so; cuBLAS
+    then reduces the partial sums in a ``splitKreduce_kernel``)."""
+    rec = _gemm_shape(k)
+    if rec is not None and "splitk" in k.name.lower():
+        rec["split_k"] = True
+    return rec
+
+
+def _gemm_shape(k: TraceKernel) -> dict[str, object] | None:
     op = _base(k.op_name)
     mats = [x for x in k.input_dims if len(x) >= 2]
     types = [t for t, d in zip(k.input_types, k.input_dims, strict=False) if len(d) >= 2]

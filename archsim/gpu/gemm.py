@@ -26,7 +26,7 @@ takes 194 us, slower than 5000^3's 8x the FLOPs in 381 us; this mechanism alone 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -305,22 +305,22 @@ def _quick_time(cost: KernelCost, model: GpuModel) -> float:
 def _reduce_cost(
     M: int, N: int, split: int, batch: int, out_elt: int, model: GpuModel
 ) -> KernelCost:
-    read = float(split * M * N * 4 * batch)
-    write = float(M * N * out_elt * batch)
-    ctas = max(1, math.ceil(M * N * batch / (256 * 8)))
-    return KernelCost(
+    """cuBLAS's ``splitKreduce_kernel``: one dependent round of the partials from L2 per
+    thread (:func:`archsim.gpu.launch.splitk_reduce_launch`); its DRAM bytes stay the
+    partials read and the output written."""
+    from .elementwise import launch_cost  # elementwise imports this module
+    from .launch import splitk_reduce_launch
+
+    cost = launch_cost(
+        model,
+        splitk_reduce_launch(M, N, split, batch),
         name="splitKreduce_kernel",
         category="reduce",
-        cta_cycles=np.full(ctas, 64.0),
-        cta_bytes=np.full(ctas, (read + write) / ctas),
-        slots=model.hw.sms * 8,
-        cta_stream_bytes_per_s=32e3 / model.hw.dram_latency_s,
-        dram_read_bytes=read,
-        dram_write_bytes=write,
-        tensor_flops=0.0,
+        read_bytes=float(split * M * N * 4 * batch),
+        write_bytes=float(M * N * out_elt * batch),
         alu_ops=float(split * M * N * batch),
-        meta={"split_k": split},
     )
+    return replace(cost, meta={**cost.meta, "split_k": split})
 
 
 def choose_gemm_config(
@@ -332,11 +332,16 @@ def choose_gemm_config(
     dtype: str = "bf16",
     out_elt: int | None = None,
     batch: int = 1,
+    split_k: bool | None = None,
 ) -> GemmConfig:
     """cuBLAS-like choice: the (tile, split-K) with the least estimated time.
 
     Split-K is considered only when the output tiles fill less than one wave. The
     instruction and copy paths follow from the row alignment (:func:`copy_path`).
+    ``split_k``: None, the library's own choice as modelled; True / False, only split /
+    unsplit configurations (what a profiler trace shows the library launched: a ``splitK``
+    kernel and its ``splitKreduce_kernel``); True falls back to the best unsplit one when
+    no split is legal for the shape.
     """
     hw = model.hw
     oe = dtype_bytes(dtype) if out_elt is None else out_elt
@@ -349,6 +354,8 @@ def choose_gemm_config(
         for s in _SPLITS:
             if s > 1 and (n_tiles * s > 2 * hw.sms or K / s < 4 * _BK or n_tiles >= hw.sms):
                 continue
+            if split_k is not None and (s > 1) != split_k:
+                continue
             stages = pipeline_stages(model, copy, bm, bn, bk, dtype_bytes(dtype))
             cfg = GemmConfig(bm, bn, bk, s, path, copy, stages)
             t = _quick_time(_cost_for(M, N, K, cfg, model, dtype, oe, batch, "gemm"), model)
@@ -357,6 +364,8 @@ def choose_gemm_config(
             key = (t * (1 + 1e-9 * rank), rank, cfg)
             if best is None or key[:2] < best[:2]:
                 best = key
+    if best is None and split_k:  # no legal split for this shape: the unsplit choice
+        return choose_gemm_config(M, N, K, model, dtype=dtype, out_elt=out_elt, batch=batch)
     assert best is not None
     return best[2]
 
@@ -371,6 +380,7 @@ def gemm_costs(
     out_elt: int | None = None,
     batch: int = 1,
     config: GemmConfig | None = None,
+    split_k: bool | None = None,
 ) -> list[KernelCost]:
     """Kernels of one (batched) GEMM ``C[M,N] = A[M,K] @ B[K,N]``.
 
@@ -382,6 +392,9 @@ def gemm_costs(
         GPU model. dtype : input dtype. out_elt : output bytes/element (default = input).
     config
         Force a tile configuration; default :func:`choose_gemm_config`.
+    split_k
+        Constrain the choice to split-K (True) or unsplit (False) configurations (see
+        :func:`choose_gemm_config`); None: the modelled library choice.
 
     Returns
     -------
@@ -389,7 +402,9 @@ def gemm_costs(
         The GEMM kernel, plus ``splitKreduce_kernel`` when split-K is used.
     """
     oe = dtype_bytes(dtype) if out_elt is None else out_elt
-    cfg = config or choose_gemm_config(M, N, K, model, dtype=dtype, out_elt=oe, batch=batch)
+    cfg = config or choose_gemm_config(
+        M, N, K, model, dtype=dtype, out_elt=oe, batch=batch, split_k=split_k
+    )
     prefix = "sm90_xmma_gemm" if cfg.path == "wgmma" else "ampere_gemm"
     if cfg.copy == "ldg":
         prefix += "_ldg"

@@ -29,6 +29,10 @@ each rule, ``pytorch/pytorch``):
   ``iters`` rounds. The normalise loop reloads the row (an L1 hit: this CTA just read it)
   and ``gamma``, and stores ``Y`` through a pointer that may alias ``gamma`` (not
   ``__restrict__``): ``iters`` more rounds.
+* ``cublasLt::splitKreduce_kernel<32, 16, ...>`` (cuBLAS's split-K epilogue; closed source,
+  the rule is what the H200 layer traces record: block ``32 x 16``, grid ``ceil(N / 32) x
+  ceil(M / 16)``): one output element per thread, whose ``split`` fp32 partials the GEMM
+  kernel just wrote (in L2) are loaded together, summed and stored: **one round**.
 * ``CatArrayBatchedCopy`` (``Shape.cu``, ``getCatGrid``): ``grid = (2 x SMs, tensors)``,
   512 threads (the launch the profiler records), a grid-stride loop of load-then-store;
   each thread first reads its tensor's descriptor (``CatArrInputTensorMetadata``, a kernel
@@ -70,6 +74,7 @@ __all__ = [
     "legacy_elementwise_launch",
     "level_latency_s",
     "round_latency_s",
+    "splitk_reduce_launch",
     "vectorized_elementwise_launch",
 ]
 
@@ -277,6 +282,17 @@ def layer_norm_launch(
     level = _slowest("L1", weight_src) if weights > 0 else "L1"
     norm = Round(it, level, vec_bytes * (1 + weights))
     return Launch("vectorized_layer_norm_kernel", max(1, int(rows)), _NUM_THREADS, (stats, norm))
+
+
+def splitk_reduce_launch(M: int, N: int, split: int, batch: int = 1) -> Launch:
+    """``splitKreduce_kernel`` of a split-K GEMM with an ``M x N`` output (module notes)."""
+    ctas = math.ceil(int(N) / 32) * math.ceil(int(M) / 16) * max(1, int(batch))
+    return Launch(
+        "splitKreduce_kernel",
+        max(1, ctas),
+        32 * 16,
+        (Round(1, "L2", float(32 * 16 * int(split) * 4)),),
+    )
 
 
 def cat_launch(

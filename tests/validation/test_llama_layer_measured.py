@@ -52,15 +52,10 @@ def test_every_layer_trace_is_simulated_kernel_by_kernel(rec, h200):
     assert unknown == pytest.approx(cmp.measured_us * (1 - cmp.simulated_fraction))
     ((_, all_us, meas_us, sim_us),) = [s for s in cmp.steps() if s[0] == "layer_step_1"]
     err = (sim_us - meas_us) / meas_us
-    if rec["phase"] == "prefill":
-        assert abs(err) <= 0.10  # the issue's target for the whole layer
-    else:
-        # NOTE: a known miss (README, Validation): decode is under-predicted by 11-15%
-        # (was 8-20% before the launch rules of archsim.gpu.launch): the skinny GEMMs, the
-        # B=1 cuDNN/FA2 decode kernels (~10 us where the model has ~5) and the RoPE kernels
-        # (the preset's L2 latency is short of the ~0.2-0.3 us per round they show).
-        # This bound only guards against getting worse.
-        assert -0.17 <= err < 0.0
+    # the issue's target for the whole layer, prefill and decode (decode: -5 to -7% since the
+    # split-K reduce kernels a trace shows are simulated; -11 to -15% before the launch rules
+    # of archsim.gpu.launch)
+    assert abs(err) <= 0.10
 
 
 def test_prefill_gemms_are_within_fifteen_percent(h200):
@@ -71,9 +66,34 @@ def test_prefill_gemms_are_within_fifteen_percent(h200):
     layer_us = next(s[1] for s in cmp.steps() if s[0] == "layer_step_1")
     big = [m for m in step if m.meas_us > 0.05 * layer_us]  # ops over 5% of the layer
     assert len(big) == 5  # q_proj, o_proj, gate, up, down
-    # NOTE: the causal cuDNN attention (5.6% of this layer) is the one op over 5% outside
-    # 15%: simulated 29% short (README "Known gaps")
     assert all(abs(m.err_pct) <= 15.0 for m in big), [(m.op_label, m.err_pct) for m in big]
+
+
+def _ops(cmp, step="layer_step_1"):
+    """Per op instance of one layer step (its kernels summed, keyed by the launching CPU op):
+    ``(label, measured us, simulated us, share of the step's kernel time)``."""
+    ms = [m for m in cmp.matches if m.kernel.step == step]
+    total = sum(m.kernel.dur_us for m in ms)
+    ops: dict = {}
+    for m in ms:
+        o = ops.setdefault((m.kernel.external_id, m.op_label), [0.0, 0.0])
+        o[0] += m.kernel.dur_us
+        o[1] += m.sim_us or 0.0
+    return [(k[1], meas, sim, meas / total) for k, (meas, sim) in ops.items()]
+
+
+@pytest.mark.parametrize("rec", RECORDS, ids=lambda r: Path(r["trace"]).name.split(".")[0])
+def test_every_op_over_5_percent_of_a_layer_is_within_15_percent(rec, h200):
+    """Issue 14's per-op target, on every H200 layer trace. The one miss: cuDNN's batch-1
+    decode attention (its kernel 10 us measured vs 7.9 simulated; with its reduction kernel
+    -15.7%): per-CTA fixed work and lockstep first tiles, measured (ncu, the H100 decode
+    sweep) and not modelled -- held within 20% so that it cannot get worse unseen."""
+    for label, meas, sim, share in _ops(_compare(rec, h200)):
+        if share <= 0.05:
+            continue
+        err = sim / meas - 1
+        known = label.startswith("decode B1 ") and rec["sdpa_backend"] != "flash"
+        assert abs(err) <= (0.20 if known else 0.15), (label, round(100 * err, 1))
 
 
 def test_fp8_gemms_of_the_layer_ops_validate_through_the_gemm_kind(tmp_path):

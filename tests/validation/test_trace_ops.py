@@ -424,3 +424,22 @@ def test_kernels_are_summed_per_record_function_step(prefill):
     assert f"step layer_step_0: span {span:.1f} us = kernels {total:.1f} us" in (
         prefill.summary_text()
     )
+
+
+def test_a_split_k_gemm_in_the_trace_is_simulated_split_with_its_reduce_kernel():
+    """cuBLAS ran the B=32 decode layer's 32x4096x4096 projections split-K (a ``splitK``
+    kernel, then ``splitKreduce_kernel``) where the modelled choice would not split: the
+    trace's kernel name decides, so both kernels are simulated (none left unknown)."""
+    path = Path(__file__).resolve().parents[2] / (
+        "validation/data/traces/h200_llama3_8b_layer_b32_decode.trace.json.gz"
+    )
+    cmp = compare_trace(read_torch_trace(path), gpu_model("h200"), arch="h200")
+    reduces = [m for m in cmp.matches if m.kernel.name.startswith("void cublasLt::splitKreduce")]
+    assert reduces
+    assert all(m.sim is not None for m in reduces)
+    assert cmp.simulated_fraction == 1.0
+    big = [
+        m for m in cmp.matches if m.op_label == "gemm 32x4096x4096" and "splitK_" in m.kernel.name
+    ]
+    assert big
+    assert all(m.sim.meta.get("split_k", 1) > 1 for m in big)
