@@ -130,7 +130,7 @@ def run_kernels(
         res = cache[key]
     else:
         run = estimate if engine == "analytic" else simulate
-        res = run(program, arch)  # type: ignore[arg-type]
+        res = run(program, arch)
         if cache is not None:
             cache[key] = res
     out: list[KernelTiming] = []

@@ -441,9 +441,7 @@ def explain_gpu(workload: Workload, mapping: Mapping, arch: Architecture) -> lis
         on_chip = [t for gr in mapping.groups for t in gr.on_chip]
         out.append(f"on chip inside a kernel: {', '.join(on_chip) or 'nothing'}")
     for k in kernels:
-        out.append(
-            f"bound: {k['name']} {k['bound']} ({float(k['dram_bytes']):,.0f} DRAM B)"
-        )
+        out.append(f"bound: {k['name']} {k['bound']} ({float(k['dram_bytes']):,.0f} DRAM B)")
     return out
 
 

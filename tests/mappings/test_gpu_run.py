@@ -66,7 +66,8 @@ def test_a_cached_program_is_not_run_again(monkeypatch):
     cache: dict = {}
     first = run_kernels(_split_kv(), MODEL, ARCH, cache=cache)
     again = run_kernels(_split_kv(), MODEL, ARCH, cache=cache)
-    assert len(calls) == 1 and len(cache) == 1
+    assert len(calls) == 1
+    assert len(cache) == 1
     assert again == first
     # another calibration constant the lowering reads is another program
     other = gpu_model("h100", MODEL.cal.with_values({"launch_s": 2 * MODEL.cal.launch_s}))

@@ -292,7 +292,7 @@ def reproduce_linear(*, fast: bool = False) -> Reproduction:
         ),
         "gla_fused_over_flash2_at_2048_by_value_block": [min(by_vblock), max(by_vblock)],
         f"{CLAIM_FORM}_kernel_us_at_2048": {
-            n: float(rep2k.result.meta["kernel_seconds"][str(k["phase"])]) * 1e6  # type: ignore[index]
+            n: float(rep2k.result.meta["kernel_seconds"][str(k["phase"])]) * 1e6
             for n, k in staged.items()
         },
         "la2_tensor_tflops_at_2048": float(r2k["la2_tensor_tflops"]),
