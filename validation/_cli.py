@@ -125,9 +125,13 @@ def _validate(args: argparse.Namespace) -> int:
     """Exit status: 0 when at least one record was validated (skipped records are listed in
     a section of the output and in ``--json``); 2 with ``error:`` when the file cannot be
     read or no record of it could be validated."""
+    from archsim.cli._paths import check_output_file
     from archsim.errors import ValidationDataError
     from validation._report import default_jobs, validate_file
 
+    for out in (args.json_out, args.plot):  # before the run, not after it
+        if out:
+            check_output_file(out)
     jobs = args.jobs if args.jobs is not None else default_jobs()
     report = validate_file(
         args.file, args.arch, model=_model(args.arch), engine=args.engine, jobs=jobs

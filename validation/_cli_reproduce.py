@@ -65,10 +65,14 @@ def _reproduction_table() -> str:
 
 
 def _handle(args: argparse.Namespace) -> int:
+    from archsim.cli._paths import check_output_dir, check_output_file
     from validation.reproduce import format_reproduction, reproduce, write_outputs
 
-    rep = reproduce(args.name, fast=bool(args.fast))
     out = args.out or Path("reproduce_out") / args.name
+    check_output_dir(out)  # before the run, not after it
+    if args.plot:
+        check_output_file(args.plot)
+    rep = reproduce(args.name, fast=bool(args.fast))
     written = write_outputs(rep, out, args.plot)
     if args.json:
         print(rep.to_json())  # noqa: T201
