@@ -128,8 +128,11 @@ MEASURED_VS_SIMULATED = [
         "    print(f'dataset: {data.name} ({sum(1 for _ in data.open())} lines)')"
     ),
     new_code_cell(
-        "import pandas as pd\n"
-        "report = validate_file(data, 'h100') if ready else None\n"
+        "import os\n\n"
+        "import pandas as pd\n\n"
+        "# the event engine, as `archsim validate` runs it: one process per CPU\n"
+        "jobs = len(os.sched_getaffinity(0))\n"
+        "report = validate_file(data, 'h100', jobs=jobs) if ready else None\n"
         "cmp = report.frame if report is not None else pd.DataFrame()\n"
         "if report is not None:\n"
         "    print(f'{len(cmp)} kernels compared, {len(report.skipped)} records skipped')\n"
