@@ -189,11 +189,9 @@ def kernel_times(
     """GPU execution times of a call's kernels: lowered to a tile program and run by the event
     engine on ``arch`` (a preset name or ``Architecture``; default the preset named like the
     model), with the fixed per-kernel cost removed (:func:`device_times`)."""
-    from archsim.spec import Architecture, load_arch
     from mappings._gpu._run import run_kernels
 
-    a = arch if isinstance(arch, Architecture) else load_arch(str(arch or model.hw.name))
-    return device_times(run_kernels(costs, model, a, name="trace op").kernels, model)
+    return device_times(run_kernels(costs, model, arch, name="trace op").kernels, model)
 
 
 def _base(name: str | None) -> str:

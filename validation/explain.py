@@ -25,12 +25,10 @@ __all__ = ["attention_paths", "decode_roofline", "power_cap_gemm", "main"]
 
 
 def _run(costs: list[KernelCost], model: GpuModel, cap_w: float | None = None) -> OpPrediction:
-    """The kernels run by the event engine on the preset named like the model (one call,
-    clean L2: ``mappings._gpu._run.run_kernels``)."""
-    from archsim.spec import load_arch
+    """The kernels of one call on the event engine, clean L2 (``run_kernels``)."""
     from mappings._gpu._run import run_kernels
 
-    return run_kernels(costs, model, load_arch(model.hw.name), cap_w=cap_w)
+    return run_kernels(costs, model, cap_w=cap_w)
 
 
 def attention_paths(

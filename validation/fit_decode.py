@@ -70,7 +70,6 @@ def kernel_errors(path: Path = PROBE, arch: str = "h100") -> list[dict]:
     constant issue fraction (``issue_frac`` as counted at full occupancy)."""
     from archsim.gpu import decode_costs, gpu_model
     from archsim.gpu import heuristics as hz
-    from archsim.spec import load_arch
     from mappings._gpu._run import run_kernels
 
     model = gpu_model(arch)
@@ -89,7 +88,7 @@ def kernel_errors(path: Path = PROBE, arch: str = "h100") -> list[dict]:
                     hz.ISSUE_WARPS_SCALE = 1e-9
                 # the kernel alone on the event engine, less its call's launch
                 k = decode_costs(model, family=fam, **shape)[0]
-                run = run_kernels([k], model, load_arch(arch)).kernels[0]
+                run = run_kernels([k], model, arch).kernels[0]
                 t = run.time_s - model.cal.launch_s
             finally:
                 hz.ISSUE_WARPS_SCALE = saved

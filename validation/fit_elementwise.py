@@ -117,7 +117,6 @@ def implied_overheads(
     from archsim.gpu import gpu_model
     from archsim.gpu.elementwise import launch_cost
     from archsim.gpu.launch import layer_norm_launch, vectorized_elementwise_launch
-    from archsim.spec import load_arch
     from mappings._gpu._run import run_kernels
 
     model = gpu_model(arch)
@@ -143,7 +142,7 @@ def implied_overheads(
             write_bytes=wr,
             alu_ops=0.0,
         )
-        t = run_kernels([cost], model, load_arch(arch)).kernels[0].time_s - model.cal.launch_s
+        t = run_kernels([cost], model, arch).kernels[0].time_s - model.cal.launch_s
         out.append((str(r["op"]), f"M={m} d={d}", float(r["ms"]) * 1e-3, t))
     return out
 

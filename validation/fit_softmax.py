@@ -97,7 +97,6 @@ def fit(pts: list[dict]) -> tuple[dict[str, tuple[float, float, float]], float, 
 def main(argv: list[str] | None = None) -> int:
     from archsim.gpu import gpu_model, softmax
     from archsim.gpu.softmax import softmax_cost
-    from archsim.spec import load_arch
     from mappings._gpu._run import run_kernels
 
     ap = argparse.ArgumentParser(prog="python -m validation.fit_softmax", description=__doc__)
@@ -116,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     for p in pts:
         cost = softmax_cost(model, rows=p["rows"], cols=p["dim"], dtype=p["dtype"])
         # the kernel's own time: its call on the event engine less the call's launch
-        k = run_kernels([cost], model, load_arch("h100")).kernels[0]
+        k = run_kernels([cost], model).kernels[0]
         t = (k.time_s - model.cal.launch_s) * 1e6
         errs.append(abs(t / p["kernel_us"] - 1))
         print(f"  {p['dim']:>6} {p['dtype']} {p['path']:<6} {p['kernel_us']:8.1f} us  "

@@ -38,10 +38,18 @@ __all__ = ["ENGINES", "call_program", "run_kernels"]
 ENGINES: tuple[str, ...] = ("event", "analytic")
 
 
+def _resolve_arch(arch: object, model: GpuModel) -> object:
+    """``arch`` as an architecture: a preset name or YAML path is loaded; None is the preset
+    named like the model's hardware."""
+    from archsim.spec import Architecture, load_arch
+
+    return arch if isinstance(arch, Architecture) else load_arch(str(arch or model.hw.name))
+
+
 def call_program(
     costs: Sequence[KernelCost],
     model: GpuModel,
-    arch: object,
+    arch: object = None,
     *,
     name: str = "call",
     dtype: str = "bf16",
@@ -50,7 +58,8 @@ def call_program(
 ) -> tuple[TileProgram, OpPrediction]:
     """The tile program :func:`run_kernels` runs for a call's kernels, and the governor's
     view of them (each kernel's clock): ``costs_to_program`` with the kernels' pipelined
-    loads, each kernel at its governed clock."""
+    loads, each kernel at its governed clock. ``arch``: see :func:`run_kernels`."""
+    arch = _resolve_arch(arch, model)
     governor = evaluate_op(costs, model, cap_w=cap_w, l2_dirty_bytes=l2_dirty_bytes)
     program = costs_to_program(
         name,
@@ -68,7 +77,7 @@ def call_program(
 def run_kernels(
     costs: Sequence[KernelCost],
     model: GpuModel,
-    arch: object,
+    arch: object = None,
     *,
     engine: Literal["event", "analytic"] = "event",
     name: str = "call",
@@ -86,7 +95,9 @@ def run_kernels(
     model
         GPU model (hardware facts and calibrated constants) the kernels were built with.
     arch
-        The architecture the tile program runs on (its SMs, L2, HBM servers).
+        The architecture the tile program runs on (its SMs, L2, HBM servers): an
+        ``Architecture``, a preset name or YAML path, or None for the preset named like the
+        model's hardware.
     engine
         ``event`` (:func:`archsim.simulate`) or ``analytic`` (:func:`archsim.estimate`).
     l2_dirty_bytes
@@ -111,6 +122,7 @@ def run_kernels(
         raise MappingError("unknown engine", path="engine", expected=ENGINES, got=engine)
     from archsim import estimate, simulate
 
+    arch = _resolve_arch(arch, model)
     program, governor = call_program(
         costs, model, arch, name=name, dtype=dtype, l2_dirty_bytes=l2_dirty_bytes, cap_w=cap_w
     )

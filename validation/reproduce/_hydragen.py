@@ -32,9 +32,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 
-from archsim.gpu import KernelCost, OpPrediction, gemm_costs, gpu_model, streaming_cost
+from archsim.gpu import KernelCost, gemm_costs, gpu_model, streaming_cost
 from archsim.gpu.params import GpuModel
-from archsim.spec import load_arch
 from mappings._gpu._run import run_kernels
 from mappings._gpu.decode import decode_kernels
 from workloads.library import get_workload
@@ -111,11 +110,6 @@ def _rest_of_layer(model: GpuModel, B: int) -> list[KernelCost]:
     return out
 
 
-def _run(costs: list[KernelCost], model: GpuModel) -> OpPrediction:
-    """The kernels of one call run by the event engine on the model's preset."""
-    return run_kernels(costs, model, load_arch(model.hw.name))
-
-
 def hydragen_point(B: int, Sp: int, Ss: int = SUFFIX, arch: str = ARCH) -> Row:
     """One (batch, prefix) point: per-layer attention times, speedups and the end-to-end
     estimate of one decode step."""
@@ -125,15 +119,15 @@ def hydragen_point(B: int, Sp: int, Ss: int = SUFFIX, arch: str = ARCH) -> Row:
     prefix = _attn(model, "shared_prefix", B=B, Sp=Sp, variant="prefix", **shape)
     suffix = _attn(model, "decode", B=B, Skv=Ss, **shape)
     comb = combine_cost(model, rows=B * H, dv=D)
-    hyd = _run([*prefix, *suffix, comb], model)
-    base = _run(_attn(model, "decode", B=B, Skv=Sp + Ss, **shape), model)
-    lean = _run(_lean(model, B=B, Skv=Sp + Ss, **shape), model)
+    hyd = run_kernels([*prefix, *suffix, comb], model)
+    base = run_kernels(_attn(model, "decode", B=B, Skv=Sp + Ss, **shape), model)
+    lean = run_kernels(_lean(model, B=B, Skv=Sp + Ss, **shape), model)
     n_pre, n_suf = len(prefix), len(suffix)
     t_pre = sum(k.time_s for k in hyd.kernels[:n_pre])
     t_suf = sum(k.time_s for k in hyd.kernels[n_pre : n_pre + n_suf])
     t_comb = hyd.kernels[-1].time_s
-    rest = _run(_rest_of_layer(model, B), model).time_s
-    head = _run(gemm_costs(B, MODEL["vocab"], MODEL["hidden"], model), model).time_s
+    rest = run_kernels(_rest_of_layer(model, B), model).time_s
+    head = run_kernels(gemm_costs(B, MODEL["vocab"], MODEL["hidden"], model), model).time_s
     L = MODEL["layers"]
     step_h = L * (hyd.time_s + rest) + head
     step_b = L * (base.time_s + rest) + head
