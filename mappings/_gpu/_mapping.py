@@ -67,6 +67,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_REGS_PER_THREAD",
+    "check_cta_fits",
     "CtaShape",
     "cta_meta",
     "cta_tiling",
@@ -507,6 +508,57 @@ def cta_meta(t: object, stages: int, **extra: object) -> dict[str, object]:
     }
 
 
+def check_cta_fits(
+    hw: object,
+    where: str,
+    *,
+    cta: str,
+    smem: int,
+    smem_parts: str,
+    regs: int,
+    threads: int,
+    accumulators: str = "accumulators",
+) -> None:
+    """Refuse a CTA the SM cannot hold: its shared memory beyond the per-CTA limit, more than
+    :data:`MAX_REGS_PER_THREAD` registers per thread, or its registers (allocated per warp in
+    units of 256: the occupancy calculator's rule) beyond the register file. ``cta`` names it
+    in the message ("the CTA's", "the backward CTA's"); ``where`` is the mapping group's path.
+
+    Raises
+    ------
+    MappingError
+        At ``{where}.levels[1] (SMEM)`` or ``{where}.levels[2] (RF)``, with the bytes.
+    """
+    cap = int(hw.max_smem_per_cta_bytes)  # type: ignore[attr-defined]
+    name = hw.name  # type: ignore[attr-defined]
+    if smem > cap:
+        raise MappingError(
+            f"{cta} tiles overflow shared memory by {smem - cap:,} bytes ({smem_parts})",
+            path=f"{where}.levels[1] (SMEM)",
+            expected=f"<= {cap:,} B per CTA on {name}",
+            got=f"{smem:,} B",
+        )
+    if regs > MAX_REGS_PER_THREAD:
+        raise MappingError(
+            f"{cta} {accumulators} need {regs} registers per thread "
+            f"({regs * 4 * threads:,} B of registers per CTA for {threads} threads)",
+            path=f"{where}.levels[2] (RF)",
+            expected=f"<= {MAX_REGS_PER_THREAD} registers per thread "
+            f"({MAX_REGS_PER_THREAD * 4 * threads:,} B per CTA)",
+            got=regs,
+        )
+    rf_need = -(-max(regs, 1) * 32 // 256) * 256 * (threads // 32) * 4
+    rf_cap = int(hw.regs_per_sm) * 4  # type: ignore[attr-defined]
+    if rf_need > rf_cap:
+        raise MappingError(
+            f"{cta} registers overflow the register file by {rf_need - rf_cap:,} bytes "
+            f"({threads} threads x {regs} registers)",
+            path=f"{where}.levels[2] (RF)",
+            expected=f"<= {rf_cap:,} B per SM on {name}",
+            got=f"{rf_need:,} B",
+        )
+
+
 def cta_tiling(
     shape: CtaShape,
     model: GpuModel,
@@ -564,17 +616,9 @@ def recipe_cta(shape: CtaShape, model: GpuModel, elt: int, base: AttnTiling) -> 
         smem = int(max(q_b + st * bn * d * elt, s_b + st * bn * dv * elt) + o_b)
     else:
         smem = int(q_b + kv_b + o_b + s_b)
-    cap = int(hw.max_smem_per_cta_bytes)
-    if smem > cap:
-        parts = f"Q {q_b:,} + {st} stages of K/V {kv_b:,}"
-        parts += f" + O {o_b:,}" if o_b else ""
-        parts += f" + scores {s_b:,}" if s_b else ""
-        raise MappingError(
-            f"the CTA's tiles overflow shared memory by {smem - cap:,} bytes ({parts} B)",
-            path=f"{g}.levels[1] (SMEM)",
-            expected=f"<= {cap:,} B per CTA on {hw.name}",
-            got=f"{smem:,} B",
-        )
+    parts = f"Q {q_b:,} + {st} stages of K/V {kv_b:,}"
+    parts += f" + O {o_b:,}" if o_b else ""
+    parts += f" + scores {s_b:,}" if s_b else ""
     threads = base.threads
     holders = max(threads - 32 * r.producer_warps, 32)
 
@@ -582,26 +626,9 @@ def recipe_cta(shape: CtaShape, model: GpuModel, elt: int, base: AttnTiling) -> 
         return math.ceil(m * (n + dv) / holders)  # fp32 score tile + output accumulators
 
     regs = base.regs + acc(bm, bn) - acc(base.block_m, base.block_n)
-    if regs > MAX_REGS_PER_THREAD:
-        raise MappingError(
-            f"the CTA's accumulators need {regs} registers per thread "
-            f"({regs * 4 * threads:,} B of registers per CTA for {threads} threads)",
-            path=f"{g}.levels[2] (RF)",
-            expected=f"<= {MAX_REGS_PER_THREAD} registers per thread "
-            f"({MAX_REGS_PER_THREAD * 4 * threads:,} B per CTA)",
-            got=regs,
-        )
-    # registers are allocated per warp in units of 256 (the occupancy calculator's rule)
-    rf_need = -(-regs * 32 // 256) * 256 * (threads // 32) * 4
-    rf_cap = int(hw.regs_per_sm) * 4
-    if rf_need > rf_cap:
-        raise MappingError(
-            f"the CTA's registers overflow the register file by {rf_need - rf_cap:,} bytes "
-            f"({threads} threads x {regs} registers)",
-            path=f"{g}.levels[2] (RF)",
-            expected=f"<= {rf_cap:,} B per SM on {hw.name}",
-            got=f"{rf_need:,} B",
-        )
+    check_cta_fits(
+        hw, g, cta="the CTA's", smem=smem, smem_parts=f"{parts} B", regs=regs, threads=threads
+    )
     inflight = int(st * r.loads_per_stage * bn * (d + dv) * elt // 2)
     t = make_tiling(
         hw, bm, bn, threads // 32, max(regs, 1), smem, r.path, r.softmax_overlap, inflight

@@ -54,7 +54,7 @@ from mappings._stream import StreamTiling, StreamWork, add_ops, numeric_params, 
 
 from ._common import dtype_of, gpu_plan, model_for
 from ._kv_reads import kv_dram_reads
-from ._mapping import MAX_REGS_PER_THREAD, attention_mapping, cta_meta, kernel_group
+from ._mapping import attention_mapping, check_cta_fits, cta_meta, kernel_group
 from ._spine import FusedRecipe, _finish, einsum_ops, tensor_bytes, trip_work
 
 if TYPE_CHECKING:
@@ -383,41 +383,22 @@ def backward_cta(
     bm, bn, st = block_m, block_n, stages
     smem = base.smem_bytes + bwd_smem_bytes(bm, bn, st, d, dv, elt)
     smem -= bwd_smem_bytes(own[0], own[1], own[2], d, dv, elt)
-    cap = int(hw.max_smem_per_cta_bytes)
-    if smem > cap:
-        raise MappingError(
-            f"the backward CTA's tiles overflow shared memory by {smem - cap:,} bytes "
-            f"({st} stage(s) of Q/dO {st * bm * (d + dv) * elt:,} + K/V "
-            f"{bn * (d + dv) * elt:,} + P/dS {2 * bm * bn * elt:,} B, beside the "
-            f"{recipe.dataflow} kernel's own {base.smem_bytes:,} B at {own[0]}x{own[1]})",
-            path=f"{where}.levels[1] (SMEM)",
-            expected=f"<= {cap:,} B per CTA on {hw.name}",
-            got=f"{smem:,} B",
-        )
     threads = base.threads
     holders = max(threads - 32 * recipe.producer_warps, 32)
     extra = bwd_accumulators(bm, bn, d, dv) - bwd_accumulators(own[0], own[1], d, dv)
     regs = base.regs + math.ceil(extra / holders)
-    if regs > MAX_REGS_PER_THREAD:
-        raise MappingError(
-            f"the backward CTA's accumulators (dK, dV, P, dS, dQ) need {regs} registers per "
-            f"thread ({regs * 4 * threads:,} B of registers per CTA for {threads} threads)",
-            path=f"{where}.levels[2] (RF)",
-            expected=f"<= {MAX_REGS_PER_THREAD} registers per thread "
-            f"({MAX_REGS_PER_THREAD * 4 * threads:,} B per CTA)",
-            got=regs,
-        )
-    # registers are allocated per warp in units of 256 (the occupancy calculator's rule)
-    rf_need = -(-max(regs, 1) * 32 // 256) * 256 * (threads // 32) * 4
-    rf_cap = int(hw.regs_per_sm) * 4
-    if rf_need > rf_cap:
-        raise MappingError(
-            f"the backward CTA's registers overflow the register file by "
-            f"{rf_need - rf_cap:,} bytes ({threads} threads x {regs} registers)",
-            path=f"{where}.levels[2] (RF)",
-            expected=f"<= {rf_cap:,} B per SM on {hw.name}",
-            got=f"{rf_need:,} B",
-        )
+    check_cta_fits(
+        hw,
+        where,
+        cta="the backward CTA's",
+        smem=smem,
+        smem_parts=f"{st} stage(s) of Q/dO {st * bm * (d + dv) * elt:,} + K/V "
+        f"{bn * (d + dv) * elt:,} + P/dS {2 * bm * bn * elt:,} B, beside the "
+        f"{recipe.dataflow} kernel's own {base.smem_bytes:,} B at {own[0]}x{own[1]}",
+        regs=regs,
+        threads=threads,
+        accumulators="accumulators (dK, dV, P, dS, dQ)",
+    )
     inflight = int(base.inflight_bytes * (st * bm) / (own[2] * own[0]))
     overlap = base.intra_overlap if base.intra_overlap > 0 else None
     t = make_tiling(
