@@ -62,6 +62,7 @@ if TYPE_CHECKING:
 __all__ = [
     "lower",
     "lower_group",
+    "refuse_class_lowering",
     "group_trips",
     "pipeline_chains",
     "stored_fractions",
@@ -678,6 +679,47 @@ def _count_access(
         by_level[end] = by_level.get(end, 0.0) + nbytes
 
 
+def refuse_class_lowering(mapping: Mapping, arch: Architecture) -> None:
+    """Refuse a mapping this lowering would time with the wrong physics.
+
+    The loop-nest lowering times a tile by its transfers over level bandwidths and its ops at
+    a unit's rate. A GPU kernel also needs the SM slots its CTAs occupy, L2 reuse between
+    concurrent CTAs, its launch, its instruction path and clock (the GPU lowering of
+    :func:`mappings._gpu._mapping.gpu_mapping_plan`); a PIM unit's contractions need the DRAM
+    command stream of in-bank reads (:func:`mappings._pim_mapping.pim_mapping_plan`). Lowered
+    here they came out 50x off (a renamed ``flash2`` mapping on ``h100``) with no warning.
+
+    Raises
+    ------
+    MappingError
+        ``arch`` is a GPU, or a group computes on a PIM unit (a unit on a DRAM level).
+    """
+    if arch.kind == "gpu":
+        from mappings._gpu._mapping import GPU_MAPPINGS
+
+        raise MappingError(
+            "a mapping on a GPU runs as the GPU kernel it names (SM slots, L2 reuse between "
+            "CTAs, launch, instruction path, clock), which the loop-nest lowering does not model",
+            path="mapping.name",
+            expected=f"one of {list(GPU_MAPPINGS)} (as --save-mapping writes it; "
+            "archsim simulate --mapping runs it on the GPU lowering)",
+            got=mapping.name,
+        )
+    dram = arch.levels[0].name
+    for i, g in enumerate(mapping.groups):
+        unit = compute_unit(arch, g)
+        if getattr(unit, "per_pim_unit", False) and unit.level == dram:
+            raise MappingError(
+                f"group {i} computes on PIM unit {unit.name!r}, whose in-bank reads are a DRAM "
+                "command stream (row switches, refresh, command gap) the loop-nest lowering "
+                "does not model",
+                path=f"mapping.groups[{i}].compute",
+                expected="a PIM recipe's mapping run by the PIM lowering (archsim simulate "
+                "--mapping on a kind: pim architecture), or a unit off the DRAM level",
+                got=unit.name,
+            )
+
+
 def lower(
     workload: Workload, mapping: Mapping, arch: Architecture, *, check: bool = True
 ) -> TileProgram:
@@ -711,6 +753,7 @@ def lower(
     from archsim import TileProgram
     from mappings._splits import apply_splits
 
+    refuse_class_lowering(mapping, arch)
     if check:
         check_mapping(workload, mapping, arch)
     workload = apply_splits(workload, mapping.splits)

@@ -1,0 +1,49 @@
+"""The loop-nest lowering refuses what it would time with the wrong physics.
+
+A GPU mapping that does not name its kernel (a renamed ``flash2``) ran through the loop-nest
+lowering with no SM slots and no L2 reuse between CTAs: 50x slow with 16x the DRAM bytes, no
+warning. A PIM recipe's mapping ran its in-bank contractions one unit at a time with no DRAM
+command stream. Both are now refused, naming the field; the named mappings keep running.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from archsim import load_arch
+from archsim.errors import MappingError
+from mappings import Mapping, lower, simulate_workload
+from mappings._api import plan_for, resolve_workload
+
+
+def test_a_gpu_mapping_that_names_no_kernel_is_refused_not_timed_as_an_array():
+    h100 = load_arch("h100")
+    w = resolve_workload("mha", {"S": 4096})
+    _, plan = plan_for(h100, w, dataflow="flash2")
+    renamed = Mapping.from_dict({**plan.mapping.to_dict(), "name": "my_kernel"})
+    with pytest.raises(MappingError) as err:
+        simulate_workload(h100, w, mapping=renamed, engine="analytic")
+    assert err.value.path == "mapping.name"
+    assert "my_kernel" in str(err.value)
+    assert "flash2" in str(err.value)  # names what it takes
+    with pytest.raises(MappingError, match="GPU kernel"):
+        lower(w, plan.mapping, h100)  # the loop-nest lowering itself, even for a named one
+    # the mapping as saved (named after its kernel) still runs on the GPU lowering
+    ran = simulate_workload(h100, w, mapping=plan.mapping, engine="analytic")
+    direct = simulate_workload(h100, w, dataflow="flash2", engine="analytic")
+    assert ran.result.cycles == direct.result.cycles
+
+
+def test_a_pim_units_contractions_are_refused_by_the_loop_nest_lowering():
+    pim = load_arch("hbm3_pim")
+    w = resolve_workload("decode", {"Skv": 4096, "B": 4, "H": 32, "D": 128})
+    _, plan = plan_for(pim, w, dataflow="pim_decode")
+    with pytest.raises(MappingError) as err:
+        lower(w, plan.mapping, pim)
+    assert err.value.path == "mapping.groups[0].compute"
+    assert "command stream" in str(err.value)
+    ran = simulate_workload(pim, w, mapping=plan.mapping, engine="analytic")
+    assert (
+        ran.result.cycles
+        == simulate_workload(pim, w, dataflow="pim_decode", engine="analytic").result.cycles
+    )
