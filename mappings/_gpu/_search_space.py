@@ -23,9 +23,10 @@ Every candidate is a whole-cascade :class:`~mappings.Mapping` that
   key tile x stages, the sparsity binding in ``skip`` (:func:`sparse_space`);
 * **backward** (a gradient cascade: ``mha_bwd``, ``gqa_bwd``, a user's own): each family's
   key-outer backward kernel (:data:`~mappings._gpu.backward.BWD_RECIPES`) x query tile
-  ``Bm`` x key block ``Bn`` x ``Q``/``dO`` stages, the ones the family instantiates
-  (:attr:`~mappings._gpu.backward.BackwardRecipe.block_ms`, ``block_ns``,
-  ``stage_choices``), each CTA checked for shared memory and registers
+  ``Bm`` x key block ``Bn`` x ``Q``/``dO`` stages x MMA warps, the ones the family
+  instantiates (:attr:`~mappings._gpu.backward.BackwardRecipe.block_ms`, ``block_ns``,
+  ``stage_choices``, ``warp_choices``; warps from the tile where the family sets them so,
+  ``warp_tile``), each CTA checked for shared memory, registers and threads
   (:func:`~mappings._gpu.backward.backward_cta`) (:func:`backward_space`); the forward
   spaces are not searched for a gradient cascade;
 * the recipes' own mappings (:func:`recipe_seeds`), so the best mapping is never worse than a
@@ -210,28 +211,55 @@ def backward_space(
 ) -> Iterator[Candidate]:
     """Key-outer backward kernels of a gradient cascade (``roles``: its backward roles,
     :func:`~mappings._gpu.backward.backward_roles`): every family x the query tiles, key
-    blocks and stages it instantiates, tiles capped at the query and key lengths (a capped
-    duplicate is skipped: the same CTA)."""
+    blocks, stages and MMA warps it instantiates (the family's own warps first, then its
+    :attr:`~mappings._gpu.backward.BackwardRecipe.warp_choices`; a family whose warps follow
+    its tile runs the tile's), tiles capped at the query and key lengths (a capped duplicate
+    is skipped: the same CTA). A warp count that does not tile the capped tile is left out
+    (:func:`~mappings._gpu.backward.warp_layout`); the family's own warp count is named by
+    no spatial factor (the default mapping's form)."""
     from mappings._stream import numeric_params
 
-    from .backward import BWD_RECIPES, backward_mapping
+    from ._common import dtype_of, model_for
+    from .backward import BWD_RECIPES, backward_mapping, warp_layout
 
     sizes = workload.cascade.rank_sizes(numeric_params(workload.params))
     rows, keys = int(sizes[roles.key]), int(sizes[roles.query])  # streamed queries, CTA keys
+    d = int(math.prod(int(sizes.get(r, 1)) for r in roles.features)) or 1
+    hw = model_for(arch).hw
+    elt = _elt(dtype_of(workload))  # type: ignore[arg-type]
     for fam, recipe in BWD_RECIPES.items():
-        seen: set[tuple[int, int, int]] = set()
+        assert recipe.tiling is not None
+        base = recipe.tiling(hw, d, elt)
+        own = max(1, base.threads // 32 - recipe.producer_warps)
+        warp_counts: list[int | None] = [None]
+        if recipe.warp_tile is None:
+            warp_counts += [w for w in recipe.warp_choices if w != own]
+        seen: set[tuple[int, int, int, int | None]] = set()
         for bm in recipe.block_ms:
             for bn in recipe.block_ns:
-                for st in recipe.stage_choices:
-                    key = (min(bm, rows), min(bn, keys), st)
-                    if key in seen:
-                        continue
-                    seen.add(key)
-                    build = partial(
-                        backward_mapping, workload, arch, roles, recipe,
-                        block_m=bm, block_n=bn, stages=st,
-                    )  # fmt: skip
-                    yield Candidate(fam, build, "backward", cta=(fam, "bwd", *key))
+                tile = {"keys": min(bn, keys), "rows": min(bm, rows)}
+                for wp in warp_counts:
+                    if wp is not None:
+                        try:
+                            warp_layout(wp, tile)
+                        except MappingError:
+                            continue  # these warps cannot tile this CTA's tile
+                    for st in recipe.stage_choices:
+                        key = (tile["rows"], tile["keys"], st, wp)
+                        if key in seen:
+                            continue
+                        seen.add(key)
+                        build = partial(
+                            backward_mapping, workload, arch, roles, recipe,
+                            block_m=bm, block_n=bn, stages=st, warps=wp,
+                        )  # fmt: skip
+                        yield Candidate(fam, build, "backward", cta=(fam, "bwd", *key))
+
+
+def _elt(dtype: str) -> int:
+    from archsim.gpu import dtype_bytes
+
+    return int(dtype_bytes(dtype))
 
 
 def _tile_grid(nq: int, nk: int) -> Iterator[tuple[int, int, int, tuple[int, int, int]]]:

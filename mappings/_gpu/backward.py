@@ -23,11 +23,19 @@ query heads (GQA), the reduce kernel. What the family does that the cascade does
 is a named field of :class:`BackwardRecipe`.
 
 Tiles: the family's own tile for the head dim (:attr:`BackwardRecipe.tiling`, the measured /
-launch-template CTA) is the default; any other key block ``Bn``, query tile ``Bm`` and
-``Q``/``dO`` stage count (a mapping's ``depth``) gets its CTA from the family's own by the
-change in its tiles (:func:`backward_cta`), checked against the GPU's shared memory per CTA
-and registers (per thread and per SM). The ``fusion`` mapper searches the tiles the family
-instantiates (:attr:`BackwardRecipe.block_ms`, ``block_ns``, ``stage_choices``).
+launch-template CTA) is the default; any other key block ``Bn``, query tile ``Bm``,
+``Q``/``dO`` stage count (a mapping's ``depth``) and MMA warp count gets its CTA from the
+family's own by the change in its tiles and warps (:func:`backward_cta`), checked against
+the GPU's shared memory per CTA, registers (per thread and per SM) and threads per SM. The
+``fusion`` mapper searches the tiles, stages and warps the family instantiates
+(:attr:`BackwardRecipe.block_ms`, ``block_ns``, ``stage_choices``, ``warp_choices``; a family
+whose warps follow its tile, :attr:`BackwardRecipe.warp_tile`, gets them from the tile).
+
+Warps in the mapping: the warps that hold the CTA's accumulators tile the CTA's tile, so
+they are the register-file level's ``spatial`` factors (:func:`warp_layout`: over the CTA's
+keys first -- FA2's ``AtomLayoutNdKV``, FA3's MMA warpgroups along ``N`` of ``dK``/``dV``
+-- the rest over the query rows of a trip); their product is the MMA warp count
+(:func:`mapping_warps`). No such factor: the family's own warps (the default mapping).
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ from archsim.gpu.heuristics import (
     make_tiling,
     memeff_bwd_tiling,
 )
+from mappings._mapping import FusionGroup
 from mappings._mapping import Mapping as LoopMapping
 from mappings._registry import PassInfo, Plan
 from mappings._roles import AttentionRoles, attention_roles, is_contraction, key_canon
@@ -74,6 +83,9 @@ __all__ = [
     "backward_cta",
     "bwd_smem_bytes",
     "bwd_accumulators",
+    "warp_layout",
+    "mapping_warps",
+    "own_warps",
 ]
 
 
@@ -104,17 +116,28 @@ class BackwardRecipe(FusedRecipe):
     block_ms, block_ns, stage_choices
         The query tiles ``Bm``, key blocks ``Bn`` and ``Q``/``dO`` pipeline stages the
         ``fusion`` mapper searches (any other tile a mapping names is run with the same CTA
-        rule, checked for capacity). NOTE: stages are the family's own only: the GPU
-        lowering's engine pipeline depth (``round(in-flight bytes / trip bytes) + 1``,
-        :mod:`mappings._gpu._lower`) is 1 for a backward trip whatever the stage count,
-        while the kernel model's latency bound follows the in-flight bytes -- the two
-        evaluators would disagree on a stage count the family does not run.
+        rule, checked for capacity). A stage holds one ``Q`` and one ``dO`` tile in shared
+        memory; the kernel model's in-flight bytes follow ``stages x Bm``, and the GPU
+        lowering's engine pipeline depth ``round(in-flight bytes / trip bytes) + 1``
+        (:mod:`mappings._gpu._lower`) follows them.
+    warp_choices
+        Warps holding accumulators (MMA warps, beside ``producer_warps``) per CTA the
+        ``fusion`` mapper searches; empty: the family's own only. A mapping may name any
+        count (checked: a whole number of warpgroups on the ``wgmma`` path, threads per SM,
+        registers).
+    warp_tile
+        ``(query rows, keys)`` one warp computes when the family sets its warps from its
+        tile (cutlass: ``kNumWarpsPerBlock = kBlockSizeI x kBlockSizeJ / (32 x 32)``); then
+        warps = ``Bm Bn / (rows x keys)`` and a mapping naming other warps is refused. None:
+        the warps are a choice (``warp_choices``).
     """
 
     tiling: Callable[[GpuHardware, int, int], AttnTiling] | None = None
     block_ms: tuple[int, ...] = (64, 128)
     block_ns: tuple[int, ...] = (64, 128)
     stage_choices: tuple[int, ...] = (1,)
+    warp_choices: tuple[int, ...] = ()
+    warp_tile: tuple[int, int] | None = None
     pre_kernel: str = "flash_bwd_dot_do_o_kernel"
     convert_kernel: str = "flash_bwd_convert_dq_kernel"
     reduce_kernel: str = "reduce_kernel"
@@ -125,23 +148,28 @@ class BackwardRecipe(FusedRecipe):
 #: The backward recipes: FlashAttention-2 (mma.sync, ``flash_bwd_launch_template.h``), the
 #: Hopper cuDNN / FA3 kernel (wgmma, a producer and 2 consumer warpgroups, Q/dO double
 #: buffered, longest key blocks first when masked), cutlass memory-efficient
-#: (``fmha_cutlassB``); own tiles from archsim.gpu.heuristics. Tiles searched: FA2's
-#: ``Flash_bwd_kernel_traits`` instantiations (kBlockM, kBlockN in {64, 128}); FA3's sm90
-#: backward (kBlockM 64 / 128, kBlockN 64 / 96 / 128; Q/dO double buffered: 2 stages);
-#: cutlass ``AttentionBackwardKernel`` (kBlockSizeI, kBlockSizeJ in {64, 128}).
+#: (``fmha_cutlassB``); own tiles from archsim.gpu.heuristics. Searched, as the libraries
+#: instantiate them (Dao-AILab/flash-attention ``csrc/flash_attn/src/
+#: flash_bwd_launch_template.h``, ``hopper/flash_bwd_launch_template.h``; xformers
+#: ``kernel_backward.h``): FA2's ``Flash_bwd_kernel_traits`` (kBlockM, kBlockN in {64,
+#: 128}; kNWarps 8 as dispatched, 4 in the alternatives ``run_mha_bwd_hdim64`` lists);
+#: FA3's sm90 ``run_mha_bwd_dispatch`` (kBlockM 64 / 128, kBlockN 64 / 96 / 128;
+#: Stages_dO 2, 1 at head dims 192 / 256; NumMmaWarpGroups 2, 3 at head dim 192);
+#: cutlass ``AttentionBackwardKernel`` (kBlockSizeI, kBlockSizeJ in {64, 128}, one warp per
+#: 32 x 32 of the tile).
 BWD_RECIPES: dict[str, BackwardRecipe] = {
     "flash2": BackwardRecipe(
         "flash2", "flash2", FAMILIES["flash2"][2], score_overhead_ops=3.0, persistent=False,
-        tiling=fa2_bwd_tiling,
+        tiling=fa2_bwd_tiling, warp_choices=(4, 8),
     ),
     "flash3": BackwardRecipe(
         "flash3", "flash3", FAMILIES["flash3"][2], score_overhead_ops=3.0, persistent=False,
         lpt_when_masked=True, path="wgmma", tiling=fa3_bwd_tiling, producer_warps=4,
-        kv_stages=2, block_ns=(64, 96, 128), stage_choices=(2,),
+        kv_stages=2, block_ns=(64, 96, 128), stage_choices=(1, 2), warp_choices=(8, 12),
     ),
     "mem_efficient": BackwardRecipe(
         "mem_efficient", "efficient", FAMILIES["efficient"][2], score_overhead_ops=3.0,
-        persistent=False, tiling=memeff_bwd_tiling, stage_choices=(1,),
+        persistent=False, tiling=memeff_bwd_tiling, stage_choices=(1,), warp_tile=(32, 32),
     ),
 }  # fmt: skip
 
@@ -291,12 +319,21 @@ def backward_mapping(
     block_m: int,
     block_n: int,
     stages: int | None = None,
+    warps: int | None = None,
 ) -> LoopMapping:
     """The key-outer kernel as a :class:`~mappings.Mapping`: the grid (batch, heads and key
     blocks of ``block_n`` keys, one CTA each) spatial and the trips over query tiles of
     ``block_m`` rows temporal at DRAM, the inputs in shared memory, the ``block_n x
     block_m`` tile and every intermediate in registers, ``stages`` ``Q``/``dO`` stages
-    (``depth``; default the recipe's); ``Delta`` one kernel before."""
+    (``depth``; default the recipe's), ``warps`` MMA warps tiling the tile as the register
+    level's spatial factors (:func:`warp_layout`; None: the family's own, no factor);
+    ``Delta`` one kernel before.
+
+    Raises
+    ------
+    MappingError
+        ``warps`` that do not tile the (capped) ``block_n x block_m`` tile.
+    """
     from mappings._mapping import FusionGroup, LevelMapping
     from mappings._tensors import group_ranks
 
@@ -307,7 +344,7 @@ def backward_mapping(
     grid = {r: ranks[r] for r in roles.batch if ranks.get(r, 1) > 1}
     grid[keys] = math.ceil(ranks[keys] / bn)
     skip = tuple(s for s in ("condition", "block", "slice") if s in recipe.skips)
-    return attention_mapping(
+    m = attention_mapping(
         workload,  # type: ignore[arg-type]
         arch,
         roles,
@@ -319,6 +356,56 @@ def backward_mapping(
         skip=skip,
         depth=stages if stages is not None else recipe.kv_stages,
     )
+    if warps is None:
+        return m
+    layout = warp_layout(warps, {keys: bn, rows: bm})
+    g = next(k for k, gr in enumerate(m.groups) if roles.score in gr.einsums)
+    group = m.groups[g]
+    rf = group.levels[2]
+    temporal = {r: (f // layout[r] if r in layout else f) for r, f in rf.temporal.items()}
+    rf = rf.model_copy(update={"temporal": temporal, "spatial": layout})
+    group = group.model_copy(update={"levels": (*group.levels[:2], rf)})
+    return m.model_copy(update={"groups": (*m.groups[:g], group, *m.groups[g + 1 :])})
+
+
+def warp_layout(warps: int, tile: Mapping[str, int]) -> dict[str, int]:
+    """Warps over the ranks of a CTA's tile, in ``tile``'s order (the CTA's keys, then the
+    query rows of a trip): each rank takes the largest divisor of the warps still to place
+    that divides its extent (only ranks with a factor above 1 are listed).
+
+    Raises
+    ------
+    MappingError
+        ``warps`` below 1, or warps that do not tile ``tile`` (a remainder no rank divides).
+    """
+    if warps < 1:
+        raise MappingError(
+            "a backward CTA has at least one MMA warp",
+            path="groups.levels[2].spatial",
+            expected=">= 1",
+            got=warps,
+        )
+    left, out = warps, {}
+    for r, n in tile.items():
+        f = math.gcd(left, int(n))
+        if f > 1:
+            out[r] = f
+            left //= f
+    if left != 1:
+        raise MappingError(
+            f"{warps} warps do not tile the backward CTA's tile {dict(tile)}",
+            path="groups.levels[2].spatial",
+            expected="warps whose factors divide the tile's ranks",
+            got=warps,
+        )
+    return out
+
+
+def mapping_warps(group: FusionGroup) -> int | None:
+    """MMA warps a backward kernel group names: the product of its register level's
+    ``spatial`` factors; None when it names none (the family's own)."""
+    spatial = group.levels[2].spatial if len(group.levels) > 2 else {}
+    return int(math.prod(int(f) for f in spatial.values())) if spatial else None
 
 
 # --- the CTA of a tile -----------------------------------------------------------------------
@@ -341,6 +428,16 @@ def bwd_accumulators(bm: int, bn: int, d: int, dv: int) -> int:
     return int(bn * (d + dv) + 2 * bm * bn + bm * d)
 
 
+def own_warps(recipe: BackwardRecipe, base: AttnTiling, block_m: int, block_n: int) -> int:
+    """MMA warps of ``recipe``'s CTA at a ``block_m x block_n`` tile when the mapping names
+    none: one per :attr:`BackwardRecipe.warp_tile` of the tile for a family whose warps follow
+    its tile, else the family's own CTA's (``base``: its threads less the producer warps)."""
+    if recipe.warp_tile is not None:
+        rows, keys = recipe.warp_tile
+        return max(1, math.ceil(block_m * block_n / (rows * keys)))
+    return max(1, base.threads // 32 - recipe.producer_warps)
+
+
 def backward_cta(
     recipe: BackwardRecipe,
     hw: GpuHardware,
@@ -352,41 +449,51 @@ def backward_cta(
     d: int,
     dv: int,
     elt: int,
+    warps: int | None = None,
     where: str = "groups[0]",
 ) -> AttnTiling:
-    """The CTA of a ``block_n``-key, ``block_m``-query-row, ``stages``-stage backward tile of
-    ``recipe`` on ``hw``, from the family's own CTA ``base`` (its tiling heuristic at this
-    head dim) by the change in its tiles: shared memory ``base + `` :func:`bwd_smem_bytes`
-    (new - own); registers per thread ``base +`` :func:`bwd_accumulators` (new - own) spread
-    over the warps that hold accumulators (all but ``producer_warps``); ``Q``/``dO`` bytes in
-    flight scaled by ``stages x Bm``; the family's warps, instruction path, overlap and issue
-    figures. The own tile (``base``'s block sizes at the recipe's stages) is ``base`` itself.
+    """The CTA of a ``block_n``-key, ``block_m``-query-row, ``stages``-stage, ``warps``-MMA-warp
+    backward tile of ``recipe`` on ``hw``, from the family's own CTA ``base`` (its tiling
+    heuristic at this head dim) by the change in its tiles and warps: shared memory ``base +``
+    :func:`bwd_smem_bytes` (new - own); registers per thread ``base +``
+    :func:`bwd_accumulators` spread over the new MMA warps ``-`` the own accumulators spread
+    over the own MMA warps (a thread's other registers stay); threads = (MMA +
+    ``producer_warps``) x 32; ``Q``/``dO`` bytes in flight scaled by ``stages x Bm``; the
+    family's instruction path, overlap and issue figures. ``warps`` None: :func:`own_warps`.
+    The own tile (``base``'s block sizes and warps at the recipe's stages) is ``base`` itself.
 
     Raises
     ------
     MappingError
         Shared memory per CTA beyond the GPU's limit (path ``{where}.levels[1] (SMEM)``),
         registers per thread beyond 255 or a CTA's registers beyond the SM's register file
-        (path ``{where}.levels[2] (RF)``), with the bytes; a tile or stage count below 1.
+        (path ``{where}.levels[2] (RF)``), with the bytes; threads beyond the SM's, MMA warps
+        that are not whole warpgroups on the ``wgmma`` path, or warps other than the tile's
+        for a family whose warps follow its tile (path ``{where}.levels[2].spatial``); a
+        tile, stage or warp count below 1.
     """
-    for name, v in (("block_m", block_m), ("block_n", block_n), ("stages", stages)):
+    base_warps = max(1, base.threads // 32 - recipe.producer_warps)
+    mma = own_warps(recipe, base, block_m, block_n) if warps is None else warps
+    for name, v in (("block_m", block_m), ("block_n", block_n), ("stages", stages), ("warps", mma)):
         if v < 1:
+            path = {"stages": f"{where}.depth", "warps": f"{where}.levels[2].spatial"}
             raise MappingError(
                 f"a backward CTA's {name} is at least 1",
-                path=f"{where}.levels[2] (RF)" if name != "stages" else f"{where}.depth",
+                path=path.get(name, f"{where}.levels[2] (RF)"),
                 expected=">= 1",
                 got=v,
             )
-    own = (base.block_m, base.block_n, recipe.kv_stages)
-    if (block_m, block_n, stages) == own:
+    _check_warps(recipe, hw, base, block_m, block_n, mma, where)
+    own = (base.block_m, base.block_n, recipe.kv_stages, base_warps)
+    if (block_m, block_n, stages, mma) == own:
         return base
     bm, bn, st = block_m, block_n, stages
     smem = base.smem_bytes + bwd_smem_bytes(bm, bn, st, d, dv, elt)
     smem -= bwd_smem_bytes(own[0], own[1], own[2], d, dv, elt)
-    threads = base.threads
-    holders = max(threads - 32 * recipe.producer_warps, 32)
-    extra = bwd_accumulators(bm, bn, d, dv) - bwd_accumulators(own[0], own[1], d, dv)
-    regs = base.regs + math.ceil(extra / holders)
+    threads = (mma + recipe.producer_warps) * 32
+    holders, base_holders = 32 * mma, 32 * base_warps
+    regs = base.regs + math.ceil(bwd_accumulators(bm, bn, d, dv) / holders)
+    regs -= math.ceil(bwd_accumulators(own[0], own[1], d, dv) / base_holders)
     check_cta_fits(
         hw,
         where,
@@ -397,7 +504,7 @@ def backward_cta(
         f"{recipe.dataflow} kernel's own {base.smem_bytes:,} B at {own[0]}x{own[1]}",
         regs=regs,
         threads=threads,
-        accumulators="accumulators (dK, dV, P, dS, dQ)",
+        accumulators=f"accumulators (dK, dV, P, dS, dQ) over {mma} MMA warps",
     )
     inflight = int(base.inflight_bytes * (st * bm) / (own[2] * own[0]))
     overlap = base.intra_overlap if base.intra_overlap > 0 else None
@@ -406,6 +513,46 @@ def backward_cta(
     )
     # an issue-bound family keeps its kernel's instructions per score and issue fraction
     return replace(t, instr_per_score=base.instr_per_score, issue_frac=base.issue_frac)
+
+
+def _check_warps(
+    recipe: BackwardRecipe,
+    hw: GpuHardware,
+    base: AttnTiling,
+    block_m: int,
+    block_n: int,
+    mma: int,
+    where: str,
+) -> None:
+    """Refuse MMA warps the family cannot run (see :func:`backward_cta`, Raises)."""
+    path = f"{where}.levels[2].spatial"
+    if recipe.warp_tile is not None:
+        want = own_warps(recipe, base, block_m, block_n)
+        if mma != want:
+            rows, keys = recipe.warp_tile
+            raise MappingError(
+                f"{recipe.dataflow} sets its warps from its tile: one per {rows}x{keys} of "
+                f"the {block_m}x{block_n} tile",
+                path=path,
+                expected=f"{want} MMA warps (or no spatial factor)",
+                got=mma,
+            )
+    if base.path == "wgmma" and mma % 4:
+        raise MappingError(
+            f"{recipe.dataflow} issues wgmma from whole warpgroups (4 warps each)",
+            path=path,
+            expected="MMA warps a multiple of 4",
+            got=mma,
+        )
+    threads = (mma + recipe.producer_warps) * 32
+    if threads > hw.max_threads_per_sm:
+        raise MappingError(
+            f"the backward CTA's {mma} MMA + {recipe.producer_warps} producer warps exceed "
+            f"the SM's threads",
+            path=path,
+            expected=f"<= {hw.max_threads_per_sm} threads per SM on {hw.name}",
+            got=f"{threads} threads",
+        )
 
 
 # --- the plan ------------------------------------------------------------------------------
@@ -484,7 +631,7 @@ def backward_plan(
         bm_c, bn_c = bm, bn
     t = backward_cta(
         recipe, model.hw, base, block_m=bm_c, block_n=bn_c, stages=stages, d=d, dv=dv,
-        elt=elt, where=f"groups[{g}]",
+        elt=elt, warps=mapping_warps(group), where=f"groups[{g}]",
     )  # fmt: skip
     w = stream_work(workload, StreamTiling(bn, bm, recipe.skips), roles=roles, dataflow=family_name)
     costs, meta = _kernels(cascade, w, recipe, model, t, dtype)
@@ -500,7 +647,7 @@ def backward_plan(
     )
     notes = (
         f"{name}: backward, key-outer {bn} keys x {bm} query rows per trip, "
-        f"{t.ctas_per_sm} CTA/SM, {t.path}; {w.work_items} CTAs x "
+        f"{t.threads // 32} warps, {t.ctas_per_sm} CTA/SM, {t.path}; {w.work_items} CTAs x "
         f"{w.total_trips / max(w.work_items, 1):.1f} trips"
     )
     groups = {"pre": list(roles.pre), "core": list(roles.core), "post": []}

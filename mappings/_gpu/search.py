@@ -15,10 +15,10 @@ The space, for the cascade given (:mod:`mappings._gpu._search_space`):
   on FlexAttention / flash3 / flash2, ``fg_sparse``) x query block x key tile x stages, with
   the sparsity binding in ``skip``;
 * backward (a gradient cascade: ``mha_bwd``, ``gqa_bwd``, a user's gradient): each family's
-  key-outer backward kernel x the query tiles, key blocks and ``Q``/``dO`` stages it
-  instantiates (:func:`~mappings._gpu._search_space.backward_space`; the CTA of each from
-  the family's own, checked for shared memory and registers); the forward spaces are left
-  out (a forward kernel does not compute a gradient);
+  key-outer backward kernel x the query tiles, key blocks, ``Q``/``dO`` stages and MMA warps
+  it instantiates (:func:`~mappings._gpu._search_space.backward_space`; the CTA of each from
+  the family's own, checked for shared memory, registers and threads); the forward spaces
+  are left out (a forward kernel does not compute a gradient);
 * the recipes' own decode, sparse and backward mappings (so the best is never worse than a
   recipe the space contains), and the unfused mapping (``gpu_unfused``: each GEMM its own
   kernel, scores through HBM), which takes any cascade.
@@ -511,16 +511,28 @@ def _shape(workload: Workload, mapping: Mapping) -> dict[str, object]:
         "stages": g.depth,
         "splits": splits,
         "chunk": chunk,
+        "warps": _warps(g),
     }
 
 
+def _warps(group: object) -> int | None:
+    """MMA warps a backward kernel group names (register-level spatial factors); None: the
+    family's own (or not a backward kernel)."""
+    from .backward import mapping_warps
+
+    return mapping_warps(group)  # type: ignore[arg-type]
+
+
 def cta_label(workload: Workload, mapping: Mapping) -> str:
-    """``flash3 128x64 x2`` (kernel, query rows x key tile, stages), with ``split 11`` for a
-    decode kernel that splits the keys over CTAs (``stream-K`` for lean), or ``gpu_unfused``."""
+    """``flash3 128x64 x2`` (kernel, query rows x key tile, stages), with ``w12`` for a
+    backward kernel that names its MMA warps, ``split 11`` for a decode kernel that splits
+    the keys over CTAs (``stream-K`` for lean), or ``gpu_unfused``."""
     d = _shape(workload, mapping)
     if len(d) == 1:
         return mapping.name
     label = f"{mapping.name} {d['rows']}x{d['block_n']} x{d['stages']}"
+    if d.get("warps"):
+        label += f" w{d['warps']}"
     if d["decode"]:
         label += " stream-K" if mapping.name == "lean" else f" split {d['splits']}"
     return label
@@ -532,6 +544,7 @@ _FIELDS = (
     ("block_n", "key tile"),
     ("stages", "K/V stages"),
     ("splits", "key splits"),
+    ("warps", "MMA warps (None: the family's own)"),
 )
 
 

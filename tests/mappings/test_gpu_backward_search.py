@@ -25,7 +25,7 @@ def test_every_backward_tile_searched_counts_the_gradient_cascade(causal):
     w = get_workload("gqa_bwd", B=1, H=4, Hkv=2, S=1000, D=64, causal=causal)  # ragged tiles
     c = count(w.cascade)
     roles = backward_roles(w.cascade)
-    ran, tiles, refused = 0, set(), []
+    ran, tiles, refused, shapes = 0, set(), [], set()
     for cand in backward_space(w, arch, roles):
         try:
             plan = gpu_mapping_plan(w, cand.build(), arch)
@@ -34,6 +34,8 @@ def test_every_backward_tile_searched_counts_the_gradient_cascade(causal):
             continue
         ran += 1
         tiles.add((cand.name, plan.meta["tile"]))
+        cta = plan.meta["cta"]
+        shapes.add((cand.name, cta["stages"], cta["threads"] // 32))
         ops = plan.program.meta["ops"]
         assert ops["mac"] == pytest.approx(c.macs, rel=1e-12), plan.meta["tile"]
         for kind, n in c.ops.items():
@@ -45,6 +47,11 @@ def test_every_backward_tile_searched_counts_the_gradient_cascade(causal):
     # cutlass 4-warp CTA of D=64 cannot hold a larger tile's accumulators (refused above)
     assert ("flash2", "64x64") in tiles
     assert ("flash3", "128x96") in tiles
+    # warps and stages other than the families' own ran too (flash2: 8 warps, flash3: 8 MMA
+    # + 4 producer warps, 2 Q/dO stages), each counting the same ops
+    assert ("flash2", 1, 4) in shapes
+    assert ("flash3", 1, 12) in shapes
+    assert ("flash3", 2, 16) in shapes
 
 
 def _core_tile(arch, fam, bm, bn, D=128, stages=None):

@@ -1,0 +1,202 @@
+"""The fusion mapper searches the warps and Q/dO stages of the key-outer backward kernels
+(issue 10): a warp or stage count the family instantiates gets its own CTA (threads,
+registers, shared memory, occupancy), one the GPU cannot hold is refused naming the
+capacity, a found mapping that names its warps runs back from YAML with the same cycles,
+and without the mapper each family's own backward kernel runs unchanged."""
+
+import json
+
+import pytest
+
+from archsim import load_arch
+from archsim.errors import MappingError
+from mappings import Mapping, simulate_workload
+from mappings._gpu._common import model_for
+from mappings._gpu._mapping import gpu_mapping_plan
+from mappings._gpu.backward import (
+    BWD_RECIPES,
+    backward_mapping,
+    backward_roles,
+    mapping_warps,
+    warp_layout,
+)
+from mappings._gpu.search import cta_label, gpu_search
+from workloads import get_workload
+
+ARCH = "h100"
+
+
+@pytest.fixture(scope="module")
+def h100():
+    return load_arch(ARCH)
+
+
+def _plan(arch, fam, *, D=64, S=2048, bm, bn, stages=None, warps=None):
+    w = get_workload("mha_bwd", B=1, H=4, S=S, D=D)
+    roles = backward_roles(w.cascade)
+    m = backward_mapping(
+        w, arch, roles, BWD_RECIPES[fam], block_m=bm, block_n=bn, stages=stages, warps=warps
+    )
+    return w, m, gpu_mapping_plan(w, m, arch)
+
+
+# --- the default path -----------------------------------------------------------------------
+
+#: Cycles of each family's own backward kernel on mha_bwd B=2 H=8 S=2048 D=128 causal, h100,
+#: analytic and event engines: measured on commit b31f0f8 (before the warp / stage search)
+#: and unchanged by it.
+DEFAULT_CYCLES = {
+    "flash2": (459_410, 463_691),
+    "flash3": (193_912, 199_832),
+    "mem_efficient": (954_616, 960_974),
+}
+
+
+@pytest.mark.parametrize("fam", sorted(DEFAULT_CYCLES))
+def test_the_familys_own_backward_kernel_is_unchanged_without_the_mapper(fam):
+    p = {"B": 2, "H": 8, "S": 2048, "D": 128, "causal": True}
+    for engine, want in zip(("analytic", "event"), DEFAULT_CYCLES[fam], strict=True):
+        rep = simulate_workload(ARCH, "mha_bwd", params=p, dataflow=fam, engine=engine)
+        assert int(rep.result.cycles) == want, (fam, engine)
+        # the default mapping names no warps: the family's own CTA
+        assert mapping_warps(rep.plan.mapping.groups[-1]) is None
+        own = BWD_RECIPES[fam].tiling(model_for(load_arch(ARCH)).hw, 128, 2)
+        assert rep.plan.meta["cta"]["threads"] == own.threads
+
+
+# --- warps and stages change the CTA ----------------------------------------------------------
+
+
+def test_fewer_warps_hold_more_registers_per_thread_and_fewer_per_cta(h100):
+    *_, eight = _plan(h100, "flash2", D=32, bm=64, bn=64)
+    *_, four = _plan(h100, "flash2", D=32, bm=64, bn=64, warps=4)
+    a, b = eight.meta["cta"], four.meta["cta"]
+    assert (a["threads"], b["threads"]) == (256, 128)
+    assert b["regs_per_thread"] > a["regs_per_thread"]
+    assert b["regs_per_thread"] * b["threads"] < a["regs_per_thread"] * a["threads"]
+    # a thread's non-accumulator registers stay: at D=32 the 4-warp CTA fits twice per SM
+    assert b["ctas_per_sm"] > a["ctas_per_sm"]
+    assert (a["smem_bytes"], a["block_m"], a["block_n"]) == (b["smem_bytes"], 64, 64)
+
+
+def test_more_stages_take_more_shared_memory_and_keep_more_bytes_in_flight(h100):
+    *_, one = _plan(h100, "flash3", D=128, bm=64, bn=128, stages=1)
+    *_, two = _plan(h100, "flash3", D=128, bm=64, bn=128, stages=2)
+    # one more stage = one more Q tile and one more dO tile (64 x 128 bf16 each)
+    assert two.meta["cta"]["smem_bytes"] - one.meta["cta"]["smem_bytes"] == 2 * 64 * 128 * 2
+    ka = next(k for k in one.program.meta["kernels"] if k.get("pass") == "bwd")
+    kb = next(k for k in two.program.meta["kernels"] if k.get("pass") == "bwd")
+    assert ka["name"] == kb["name"]
+
+
+def test_warps_are_the_register_levels_spatial_factors_over_the_ctas_tile(h100):
+    w, m, plan = _plan(h100, "flash3", D=64, bm=64, bn=96, warps=12)
+    g = m.groups[-1]
+    roles = backward_roles(w.cascade)
+    assert g.levels[2].spatial == {roles.query: 12}  # the CTA's keys: 12 warps x 8 keys
+    assert g.tile(roles.query, 1) == 96
+    assert g.tile(roles.key, 1) == 64
+    assert plan.meta["cta"]["threads"] == (12 + BWD_RECIPES["flash3"].producer_warps) * 32
+    assert warp_layout(8, {"n": 64, "m": 64}) == {"n": 8}
+    assert warp_layout(12, {"n": 128, "m": 96}) == {"n": 4, "m": 3}
+    with pytest.raises(MappingError, match="do not tile") as exc:
+        warp_layout(12, {"n": 128, "m": 64})
+    assert "spatial" in exc.value.path
+
+
+# --- refusals ---------------------------------------------------------------------------------
+
+
+def test_warps_whose_registers_do_not_fit_are_refused_naming_the_register_file(h100):
+    # FA2's own d=128 CTA (64x128, 8 warps) holds 255 registers per thread: in 4 warps the
+    # same accumulators need twice as many
+    with pytest.raises(MappingError, match="registers per thread") as exc:
+        _plan(h100, "flash2", D=128, bm=64, bn=128, warps=4)
+    assert "(RF)" in exc.value.path
+    assert "4 MMA warps" in str(exc.value)
+
+
+def test_threads_beyond_the_sm_are_refused_naming_them(h100):
+    cap = model_for(h100).hw.max_threads_per_sm
+    with pytest.raises(MappingError, match="exceed the SM's threads") as exc:
+        _plan(h100, "flash2", D=64, bm=128, bn=128, warps=cap // 32 * 2)
+    assert exc.value.path.endswith("levels[2].spatial")
+    assert f"<= {cap} threads" in str(exc.value.expected)
+
+
+def test_wgmma_warps_come_in_warpgroups_and_cutlass_warps_follow_the_tile(h100):
+    with pytest.raises(MappingError, match="warpgroups") as exc:
+        _plan(h100, "flash3", D=64, bm=64, bn=128, warps=2)
+    assert exc.value.path.endswith("levels[2].spatial")
+    # cutlass: one warp per 32 x 32 of the tile (64 x 64: 4 warps); another count is refused
+    *_, plan = _plan(h100, "mem_efficient", D=64, bm=64, bn=64)
+    assert plan.meta["cta"]["threads"] == 4 * 32
+    *_, big = _plan(h100, "mem_efficient", D=64, bm=128, bn=128)
+    assert big.meta["cta"]["threads"] == 16 * 32
+    with pytest.raises(MappingError, match="sets its warps from its tile") as exc:
+        _plan(h100, "mem_efficient", D=64, bm=64, bn=64, warps=8)
+    assert "4 MMA warps" in str(exc.value.expected)
+
+
+# --- the search ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def d32_search(h100):
+    w = get_workload("mha_bwd", B=1, H=16, S=4096, D=32)
+    stats: dict = {}
+    top = gpu_search(w, h100, top=100, rescore=0, stats=stats)
+    return w, top, stats
+
+
+def test_the_search_finds_a_warp_count_faster_than_the_familys_own(h100, d32_search):
+    """At D=32 FA2's own 8-warp CTA carries 79 registers per thread beside its
+    accumulators: a 4-warp CTA holds fewer registers in all and fits twice per SM."""
+    w, top, stats = d32_search
+    best_fa2 = next(r for r in top if r.mapping.name == "flash2")
+    plan = gpu_mapping_plan(w, best_fa2.mapping, h100)
+    assert mapping_warps(best_fa2.mapping.groups[-1]) == 4
+    assert plan.meta["cta"]["threads"] == 128
+    assert best_fa2.cycles < 0.9 * float(stats["recipes"]["flash2"])
+    assert cta_label(w, best_fa2.mapping).endswith(" w4")
+
+
+@pytest.mark.parametrize("shape", [dict(S=1024, D=64, causal=True), dict(S=4096, D=128)])
+def test_the_best_of_each_family_is_never_slower_than_its_own_kernel(h100, shape):
+    w = get_workload("mha_bwd", B=1, H=16, **shape)
+    stats: dict = {}
+    top = gpu_search(w, h100, top=500, rescore=0, stats=stats)
+    recipes = stats["recipes"]
+    assert set(recipes) == set(BWD_RECIPES)
+    assert top[0].cycles <= min(float(v) for v in recipes.values())
+    for fam, own in recipes.items():
+        best = min(r.cycles for r in top if r.mapping.name == fam)
+        assert best <= float(own), fam
+    # warp and stage variants were evaluated beside the tiles
+    labels = {cta_label(w, r.mapping) for r in top}
+    assert any(" w" in lab for lab in labels)
+    assert {"x1", "x2"} <= {lab.split()[2] for lab in labels if lab.startswith("flash3")}
+
+
+def test_a_found_mapping_with_its_warps_runs_back_from_yaml(h100, d32_search, tmp_path, capsys):
+    from archsim.cli import main
+
+    w, top, _ = d32_search
+    found = next(r for r in top if mapping_warps(r.mapping.groups[-1]) is not None)
+    f = tmp_path / "bwd.yaml"
+    found.mapping.to_yaml(f)
+    back = Mapping.from_yaml(f)
+    assert back == found.mapping
+    assert "spatial" in f.read_text()
+    args = ["--arch", ARCH, "--workload", "mha_bwd"]
+    args += ["--set", "B=1", "--set", "H=16", "--set", "S=4096", "--set", "D=32"]
+    assert main(["simulate", *args, "--mapping", str(f), "--engine", "analytic", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["cycles"] == pytest.approx(found.cycles, rel=1e-9)
+    # --save-mapping writes the mapping that ran; --mapping runs it back to the same cycles
+    g = tmp_path / "again.yaml"
+    run = ["simulate", *args, "--mapping", str(f), "--save-mapping", str(g), "--json"]
+    assert main(run) == 0
+    first = json.loads(capsys.readouterr().out)["cycles"]
+    assert Mapping.from_yaml(g) == found.mapping
+    assert main(["simulate", *args, "--mapping", str(g), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["cycles"] == first
