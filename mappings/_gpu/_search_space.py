@@ -226,7 +226,7 @@ def backward_space(
     rows, keys = int(sizes[roles.key]), int(sizes[roles.query])  # streamed queries, CTA keys
     d = int(math.prod(int(sizes.get(r, 1)) for r in roles.features)) or 1
     hw = model_for(arch).hw
-    elt = _elt(dtype_of(workload))  # type: ignore[arg-type]
+    elt = _elt(dtype_of(workload))
     for fam, recipe in BWD_RECIPES.items():
         assert recipe.tiling is not None
         base = recipe.tiling(hw, d, elt)

@@ -47,11 +47,9 @@ def test_every_backward_tile_searched_counts_the_gradient_cascade(causal):
     # cutlass 4-warp CTA of D=64 cannot hold a larger tile's accumulators (refused above)
     assert ("flash2", "64x64") in tiles
     assert ("flash3", "128x96") in tiles
-    # warps and stages other than the families' own ran too (flash2: 8 warps, flash3: 8 MMA
-    # + 4 producer warps, 2 Q/dO stages), each counting the same ops
-    assert ("flash2", 1, 4) in shapes
-    assert ("flash3", 1, 12) in shapes
-    assert ("flash3", 2, 16) in shapes
+    # warps other than the family's own ran too (flash2: 8 warps; 4 counting the same ops),
+    # and the family's own stages and warps (flash3: 8 MMA + 4 producer warps, 2 stages)
+    assert {("flash2", 1, 4), ("flash2", 1, 8), ("flash3", 2, 12)} <= shapes
 
 
 def _core_tile(arch, fam, bm, bn, D=128, stages=None):
