@@ -30,14 +30,17 @@ The dataflows are recipes over the cascade given, never over parameter names:
 :mod:`mappings._pim_shapes` reads a decode cascade's rank roles (streams, query rows sharing
 a stream, the key-side operands the units stream) or a GEMV's contraction, and
 :mod:`mappings._pim_mapping` writes the recipe as a whole-cascade :class:`~mappings.Mapping`
-(``plan.mapping``, what ``--save-mapping`` writes); :func:`decode_plan` / :func:`gemv_plan`
-here are that mapping's lowering (the module doc of :mod:`mappings._pim_mapping` says what
-the generic lowering lacks for it).
+(``plan.mapping``, what ``--save-mapping`` writes), which the lowering runs
+(:mod:`mappings._pim_lower`: in-bank streams counted from the loop nest, timed with the
+stream timing of this module). The closed forms here (:func:`decode_attention_timing`,
+:func:`gemv_timing`, ``_decode_core``) are the reference the lowering is checked against
+(``plan.meta["pim_model_cycles"]``, within 1% where the streams factor over the channels) and
+what the AttAcc reproduction compares with AttAcc's Ramulator cycles.
 
 The engine program charges the MAC commands the units issue (whole columns, partial last
 rows included) at the unit's declared rate; the DRAM timing's idle time is its occupancy.
 A command gap shorter than one command's MACs take at the declared rate is refused for the
-architecture and knobs, whatever the shape (:func:`_check_unit_rate`).
+architecture and knobs, whatever the shape (:func:`check_unit_rate`).
 
 References: AttAcc (Park et al., ASPLOS'24) timing presets and organisation
 (``reference/papers/pim/attacc_hbm3_pim_*.csv``); its Ramulator cycle cache is the check
@@ -53,7 +56,7 @@ from dataclasses import dataclass
 from functools import lru_cache, partial
 from typing import TYPE_CHECKING
 
-from archsim import Compute, DramTiming, Phase, Result, Step, TileProgram, Transfer
+from archsim import DramTiming, Result, TileProgram
 from archsim.dram import pim_allbank_stream, stream_rate
 from archsim.errors import MappingError
 from mappings._pim_shapes import DecodeShape, GemvShape, decode_shape, gemv_shape
@@ -450,46 +453,7 @@ def pim_energy_j(
     return float(sum(_pim_energy_parts(arch, pim_bytes, macs, io_bytes, seconds).values()))
 
 
-def _program(
-    name: str,
-    arch: Architecture,
-    t: PimTiming,
-    mac_cmds: float,
-    rows: float,
-    io_bytes: float,
-    mac_cycles: float,
-) -> TileProgram:
-    """Engine view: each of the placement's units streams its rows (one trip = one DRAM row
-    opened, ``rows`` in all), issuing ``mac_cmds`` MAC commands of one column each, then the
-    host-side I/O moves over the DRAM interface.
-
-    The units' time is the DRAM-timing model's (``mac_cycles`` x the refresh stretch): row
-    switches, refresh and the MAC command gap leave a unit's lanes idle part of the time,
-    which is the ``occupancy`` of its work (the issued MACs at the unit's declared rate over
-    the stream's time). The MACs are the commands actually issued, partial last rows
-    included, so the occupancy is at most 1 whenever one command's MACs fit in the command
-    gap at the declared rate (:func:`_check_unit_rate`). The host I/O is timed by the
-    engine's DRAM interface (refresh is not applied to it: 0.1% of a decode step on
-    ``hbm3_pim``).
-    """
-    unit, op, macs_per_cmd = _check_unit_rate(arch, t)
-    trips = max(1, int(rows))
-    macs = float(mac_cmds) * macs_per_cmd
-    stream = t.refresh_factor * mac_cycles
-    occupancy = macs / unit.ops_per_cycle[op] / stream if stream > 0 else 1.0
-    body = Step(
-        compute=(Compute(unit.name, {op: macs / trips}, occupancy=min(1.0, max(occupancy, 1e-9))),)
-    )
-    mac = Phase("pim_mac", body=body, trips=trips, work_items=t.units, slots=t.units, depth=1)
-    io = Phase(
-        "host_io",
-        body=Step(loads=(Transfer("io", int(io_bytes), arch.dram.name, arch.dram.name),)),
-        trips=1,
-    )
-    return TileProgram(name=name, phases=(mac, io), clock_hz=1.0 / t.tck_s)
-
-
-def _check_unit_rate(arch: Architecture, t: PimTiming) -> tuple[ComputeUnit, str, int]:
+def check_unit_rate(arch: Architecture, t: PimTiming) -> tuple[ComputeUnit, str, int]:
     """(unit, op kind, MACs per command) of the PIM unit on ``arch``'s DRAM level, after
     checking that the placement's command gap is no shorter than one command's MACs take at
     the unit's declared rate (a property of the architecture and the knobs, not of the
@@ -572,17 +536,24 @@ def _pim_plan(
     energy_j: float,
     finish: Callable[[Result], Result],
     mapping: LoopMapping,
+    reference: bool = True,
 ) -> Plan:
-    """The ``Plan`` of a PIM dataflow lowered from ``mapping``; ``meta`` carries the
-    DRAM-timing answer ``r``."""
+    """The ``Plan`` of a PIM dataflow lowered from ``mapping``; ``meta`` carries the shape
+    keys of the closed-form answer ``r`` and, with ``reference``, its time and energy."""
+    timing = {"cycles", "seconds", "mac_cycles", "io_cycles", "heads_per_channel"}
+    timing |= {"kv_split_channels", "cmds_per_column", "bytes_per_unit"}
+    timing |= {"mac_cmds_per_unit", "rows_per_unit"}
+    model = {
+        "pim_model_cycles": r["cycles"],
+        "pim_model_seconds": r["seconds"],
+        "pim_model_energy_j": energy_j,
+    }
     meta = {
         "dataflow": dataflow,
         "placement": t.placement,
         "power_limited": t.power_limited,
-        "pim_model_cycles": r["cycles"],
-        "pim_model_seconds": r["seconds"],
-        "pim_model_energy_j": energy_j,
-        **{f"pim_{k}": v for k, v in r.items()},
+        **(model if reference else {}),
+        **{f"pim_{k}": v for k, v in r.items() if reference or k not in timing},
     }
     return Plan(
         program=program,
@@ -631,17 +602,33 @@ def pim_decode(workload: Workload, arch: Architecture, knobs: Mapping[str, objec
     )
 
 
+def _lowered(
+    workload: Workload, arch: Architecture, t: PimTiming, mapping: LoopMapping
+) -> tuple[TileProgram, Callable[[Result], Result]]:
+    """The mapping's program (:func:`mappings._pim_lower.lower_pim`) and the finish that adds
+    the PIM energy model at the result's time."""
+    from mappings._pim_lower import lower_pim
+
+    prog = lower_pim(workload, mapping, arch, t)
+    m = prog.meta
+    finish = partial(_finish_pim, arch, m["units"], m["in_bank_bytes"], m["macs"], m["io_bytes"])
+    return prog, finish
+
+
 def decode_plan(
     workload: Workload,
     arch: Architecture,
     t: PimTiming,
     mapping: LoopMapping,
+    *,
+    reference: bool = True,
 ) -> Plan:
-    """The PIM lowering of a decode mapping (:func:`mappings._pim_mapping.decode_mapping`):
-    the DRAM-timing stream of its key-side contractions and the scores' round trip, as the
-    engine's program. Streams are placed round-robin on the channels (``ceil(streams /
-    channels)`` on the busiest), which the mapping's product of stream-rank factors only
-    bounds where ``streams`` does not factor over the channels."""
+    """The plan of a decode mapping (:func:`mappings._pim_mapping.decode_mapping`, or one
+    edited from it): the program is the mapping's lowering; ``meta`` carries the cascade's
+    decode shape (``pim_kv_bytes``, ``pim_macs``, ...) and, with ``reference`` (the mapping is
+    the recipe's own layout), the closed-form DRAM-timing answer for it (``pim_model_cycles``:
+    streams placed round-robin on the channels, the scores' round trip; within 1% of the
+    program where the streams factor over the channels)."""
     shape = decode_shape(workload)
     elems_per_col = max(1, t.column_bytes * 8 // max(1, shape.kv_bits))
     vpc = max(1, int(getattr(arch.pim, "macs_per_unit_per_cmd", elems_per_col)) // elems_per_col)
@@ -656,7 +643,6 @@ def decode_plan(
         vectors_per_cmd=vpc,
         kv_split=True,
     )
-    cmds = int(r["cmds_per_column"])
     streamed_bytes = shape.streams * sum(b for _, _, b in shape.streamed)
     r = {
         **r,
@@ -668,27 +654,18 @@ def decode_plan(
         "sharing": float(shape.sharing),
     }
     io_bytes = 2.0 * shape.streams * shape.sharing * shape.key_len * score_b
-    program = _program(
-        f"pim_decode:{workload.name}",
-        arch,
-        t,
-        r["mac_cmds_per_unit"],
-        r["rows_per_unit"],
-        io_bytes,
-        r["mac_cycles"],
-    )
-    pim_bytes = streamed_bytes * cmds
+    pim_bytes = streamed_bytes * int(r["cmds_per_column"])
     energy = pim_energy_j(
         arch, pim_bytes=pim_bytes, macs=r["macs"], io_bytes=io_bytes, seconds=r["seconds"]
     )
-    finish = partial(_finish_pim, arch, t.units, pim_bytes, r["macs"], io_bytes)
+    program, finish = _lowered(workload, arch, t, mapping)
     passes = PassInfo(
         passes=2,
         buffer_bytes=float(shape.key_len * score_b),
         buffer_formula="key_len * score bytes",
         reason="scores leave the units for the softmax, then return",
     )
-    return _pim_plan("pim_decode", program, passes, t, r, energy, finish, mapping)
+    return _pim_plan("pim_decode", program, passes, t, r, energy, finish, mapping, reference)
 
 
 @register_dataflow("pim_gemv")
@@ -704,8 +681,16 @@ def pim_gemv(workload: Workload, arch: Architecture, knobs: Mapping[str, object]
     return pim_mapping_plan(workload, gemv_mapping(workload, arch, t), arch, power_limited=limited)
 
 
-def gemv_plan(workload: Workload, arch: Architecture, t: PimTiming, mapping: LoopMapping) -> Plan:
-    """The PIM lowering of a GEMV mapping (:func:`mappings._pim_mapping.gemv_mapping`)."""
+def gemv_plan(
+    workload: Workload,
+    arch: Architecture,
+    t: PimTiming,
+    mapping: LoopMapping,
+    *,
+    reference: bool = True,
+) -> Plan:
+    """The plan of a GEMV mapping (:func:`mappings._pim_mapping.gemv_mapping`, or one edited
+    from it); ``reference`` as for :func:`decode_plan`."""
     g = gemv_shape(workload)
     M, N, K = g.vectors, g.rows, g.cols
     dbyte = max(1, g.weight_bits // 8)
@@ -719,24 +704,18 @@ def gemv_plan(workload: Workload, arch: Architecture, t: PimTiming, mapping: Loo
         power_limited=t.power_limited,
     )
     io_bytes = float(M) * (K * t.channels + N) * dbyte
-    program = _program(
-        f"pim_gemv:{workload.name}",
-        arch,
-        t,
-        r["mac_cmds_per_unit"],
-        r["rows_per_unit"],
-        io_bytes,
-        r["mac_cycles"],
-    )
-    pim_bytes = M * r["weight_bytes"]
     energy = pim_energy_j(
-        arch, pim_bytes=pim_bytes, macs=r["macs"], io_bytes=io_bytes, seconds=r["seconds"]
+        arch,
+        pim_bytes=M * r["weight_bytes"],
+        macs=r["macs"],
+        io_bytes=io_bytes,
+        seconds=r["seconds"],
     )
-    finish = partial(_finish_pim, arch, t.units, pim_bytes, r["macs"], io_bytes)
+    program, finish = _lowered(workload, arch, t, mapping)
     passes = PassInfo(
         passes=1,
         buffer_bytes=float(K * dbyte),
         buffer_formula="K * dbyte",
         reason="the input vector sits in the channel buffer",
     )
-    return _pim_plan("pim_gemv", program, passes, t, r, energy, finish, mapping)
+    return _pim_plan("pim_gemv", program, passes, t, r, energy, finish, mapping, reference)

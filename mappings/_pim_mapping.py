@@ -30,19 +30,13 @@ no reuse: each vector re-streams the weights).
 unit runs the contractions) and the command gap are the data the lowering needs beyond the
 loop nest.
 
-Why the PIM lowering, not :func:`mappings._lower.lower`: the generic lowering times a tile
-by its transfers over level bandwidths and its ops at a unit's rate. A PIM unit's time is a
-DRAM command stream it lacks: (1) an exposed all-bank row switch (PRE after tRAS/tRTP, tRP,
-ACT, tRCD) every ``row_bytes / burst_bytes`` columns a unit reads from its own banks --
-compute has no per-row cost there; (2) refresh (tRFC every tREFI) stretching the units'
-in-bank compute -- the engine applies DRAM timing only to transfers; (3) the MAC command
-gap per query vector on an open row (``ceil(sharing / vectors_per_cmd)`` commands per
-column) and the command gap of the placement (nCCDAB, tCCD_L, tCCD_S); (4) streams placed
-whole on channels, the busiest channel setting the time, and the scores' round trip timed on
-one channel's interface rather than the stack's; (5) what a PIM result adds (in-bank reads
-as ``LEVEL.banks`` bytes, the PIM energy model). So :func:`pim_mapping_plan` runs the
-recipe's layout only: a mapping edited away from it is refused, naming the first field that
-differs and what the recipe's layout has there.
+The lowering is the one entry :func:`mappings._lower.lower`: on a ``kind: pim`` architecture
+it counts each PIM group's in-bank streams from the loop nest (:mod:`mappings._pim_lower`:
+bytes per unit, columns, rows, commands per column from the loop order, units per channel
+from the spatial factors) and times them with the architecture's DRAM command stream (row
+switches, refresh, command gap). An edited mapping runs with the cost of its own layout;
+:func:`pim_mapping_plan` adds the recipe's closed-form reference (``pim_model_cycles``) only
+where the mapping is the recipe's own.
 """
 
 from __future__ import annotations
@@ -181,6 +175,7 @@ def decode_mapping(workload: Workload, arch: Architecture, t: PimTiming) -> Mapp
             temporal=temporal,
             order=order,
             spatial={r: f for r, f in spatial.items() if f > 1},
+            keep=tuple(dict.fromkeys(x for n, x, _ in shape.streamed if n in names)),
         )
         groups.append(FusionGroup(einsums=names, levels=(lm,), compute=pim_unit))
     return Mapping(groups=tuple(groups), splits=splits, name=_name("pim_decode", t))
@@ -211,6 +206,7 @@ def gemv_mapping(workload: Workload, arch: Architecture, t: PimTiming) -> Mappin
         temporal=temporal,
         order=tuple(temporal),
         spatial={**r_sp, **c_sp},
+        keep=(g.weight,),
     )
     group = FusionGroup(einsums=(e.name,), levels=(lm,), compute=_units(arch)[0])
     return Mapping(groups=(group,), name=_name("pim_gemv", t))
@@ -229,7 +225,7 @@ def _first_difference(given: object, canon: object, path: str) -> tuple[str, obj
     return path, canon, given
 
 
-def _parse_name(name: str) -> tuple[str, str, bool]:
+def parse_name(name: str) -> tuple[str, str, bool]:
     parts = name.split(":")
     if (
         len(parts) != 3
@@ -254,20 +250,22 @@ def pim_mapping_plan(
     *,
     power_limited: bool | None = None,
 ) -> Plan:
-    """Run a PIM ``mapping`` (as :func:`decode_mapping` / :func:`gemv_mapping` build it) on
-    ``arch``: the PIM program builder is its lowering (the module doc says what the generic
-    lowering lacks). ``power_limited`` (the recipe's knob) must agree with the name's.
+    """Run a PIM ``mapping`` (as :func:`decode_mapping` / :func:`gemv_mapping` build it, or
+    edited) on ``arch`` through the lowering (:func:`mappings._pim_lower.lower_pim`: in-bank
+    streams counted from its loop nest). ``power_limited`` (the recipe's knob) must agree with
+    the name's. Where ``mapping`` is the recipe's own layout for the cascade, ``plan.meta``
+    also carries the closed-form DRAM-timing reference (``pim_model_cycles`` ...).
 
     Raises
     ------
     MappingError
-        Not a PIM architecture; a name that is not ``RECIPE:PLACEMENT:GAP``; a mapping that
-        differs from the recipe's layout for this cascade (path of the first difference,
-        expected: the recipe's value); the recipe's own refusals.
+        Not a PIM architecture; a name that is not ``RECIPE:PLACEMENT:GAP``; the recipe's
+        refusals of the cascade (a prefill for ``pim_decode``); the lowering's (more units
+        than the placement has, no input the units can hold).
     """
     from mappings._pim import _require_pim, decode_plan, gemv_plan
 
-    recipe, placement, limited = _parse_name(mapping.name)
+    recipe, placement, limited = parse_name(mapping.name)
     _require_pim(arch, recipe)
     if power_limited is not None and bool(power_limited) != limited:
         raise MappingError(
@@ -278,16 +276,7 @@ def pim_mapping_plan(
         )
     t = pim_timing(arch, placement, limited)
     build = decode_mapping if recipe == "pim_decode" else gemv_mapping
-    canon = build(workload, arch, t)
-    if mapping != canon:
-        path, want, got = _first_difference(mapping.to_dict(), canon.to_dict(), "mapping")
-        raise MappingError(
-            f"the PIM lowering runs the {recipe} layout only (the generic lowering has no "
-            "DRAM row switches, refresh or command gaps for in-bank compute)",
-            path=path,
-            expected=want,
-            got=got,
-        )
+    canon = build(workload, arch, t) == mapping  # the recipe's own layout: its reference applies
     if recipe == "pim_gemv":
-        return gemv_plan(workload, arch, t, mapping)
-    return decode_plan(workload, arch, t, mapping)
+        return gemv_plan(workload, arch, t, mapping, reference=canon)
+    return decode_plan(workload, arch, t, mapping, reference=canon)

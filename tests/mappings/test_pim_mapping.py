@@ -12,10 +12,11 @@ import json
 
 import pytest
 
-from archsim import load_arch, simulate
+from archsim import estimate, load_arch, simulate
 from archsim.errors import MappingError
 from mappings import Mapping, simulate_workload
 from mappings._check import check_mapping
+from mappings._pim import pim_timing
 from mappings._pim_mapping import pim_mapping_plan, stream_factors
 from workloads import get_workload
 
@@ -116,15 +117,27 @@ def test_the_command_gap_travels_with_the_mapping():
     assert exc.value.path == "knobs.power_limited"
 
 
-def test_an_edited_mapping_is_refused_naming_the_field_and_the_recipes_value():
+def test_an_edited_mapping_runs_with_the_cost_of_its_own_layout():
     rep = _plan("hbm3_pim", "decode", **GQA)
+    w, arch = get_workload("decode", **GQA), load_arch("hbm3_pim")
     d = rep.plan.mapping.to_dict()
-    d["groups"][0]["levels"][0]["spatial"]["m0"] = 64  # keys over one channel's banks only
-    with pytest.raises(MappingError, match="PIM lowering runs the pim_decode layout") as exc:
-        pim_mapping_plan(get_workload("decode", **GQA), Mapping.from_dict(d), load_arch("hbm3_pim"))
-    assert exc.value.path == "mapping.groups[0].levels[0].spatial.m0"
-    assert exc.value.expected == 128
-    assert exc.value.got == 64
+    for g in (0, 2):  # QK and SLNV: each head's keys over one channel's 64 banks, not two
+        lm = d["groups"][g]["levels"][0]
+        lm["spatial"]["m0"], lm["temporal"]["m0"] = 64, 4096 // 64
+    edited = pim_mapping_plan(w, Mapping.from_dict(d), arch)
+    assert "pim_model_cycles" not in edited.meta  # the recipe's closed form describes its own
+    assert rep.plan.meta["pim_model_cycles"] > 0
+    (k_own,) = rep.plan.program.meta["pim_groups"][0]["streams"]
+    (k_edit,) = edited.program.meta["pim_groups"][0]["streams"]
+    assert k_edit["bytes_per_unit"] == 2 * k_own["bytes_per_unit"]  # half the units
+    own = estimate(rep.plan.program, arch).cycles
+    assert estimate(edited.program, arch).cycles > 1.8 * (own - 400)  # streams twice as long
+    # too many units for one channel is refused, naming the field
+    d["groups"][0]["levels"][0]["spatial"]["m0"] = 4096
+    d["groups"][0]["levels"][0]["temporal"].pop("m0")
+    with pytest.raises(MappingError) as exc:
+        pim_mapping_plan(w, Mapping.from_dict(d), arch)
+    assert "spatial" in exc.value.path
 
 
 @pytest.mark.parametrize("name", ["fusemax", "pim_decode:row:unlimited", "pim_gemv:bank"])
@@ -171,11 +184,16 @@ def test_cli_mapping_runs_a_pim_mapping_back(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["cycles"] == first["cycles"]
 
 
-def test_streams_stay_round_robin_where_the_ranks_do_not_factor_over_the_channels():
-    # 30 K/V streams on hbm_pim's 8 channels: 4 on the busiest channel (as before the
-    # mapping existed), though the mapping's factors say 5 (no fused spatial rank)
+def test_streams_follow_the_mappings_factors_where_they_do_not_factor_over_the_channels():
+    # 30 K/V streams on hbm_pim's 8 channels: a round-robin placement (AttAcc's, the closed
+    # form's) puts 4 on the busiest channel; the mapping has no fused spatial rank and says 5,
+    # and the lowering runs what the mapping says (a known gap, mappings._pim_lower)
     rep = _plan("hbm_pim", "decode", **{"B": 3, "H": 40, "Hkv": 10, "Skv": 512})
     assert rep.plan.meta["pim_heads_per_channel"] == 4
     (first, *_) = [g for g in rep.plan.mapping.groups if g.compute == "pim"]
     t = first.levels[0].temporal
     assert t.get("b", 1) * t.get("hkv", 1) == 5
+    (k,) = rep.plan.program.meta["pim_groups"][0]["streams"]
+    t = pim_timing(load_arch("hbm_pim"))
+    units = t.units_per_pc * t.pseudo_channels
+    assert k["bytes_per_unit"] == 5 * 512 * 128 * 2 / units  # 5 streams over a channel's units

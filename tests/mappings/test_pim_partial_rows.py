@@ -34,8 +34,9 @@ def test_decode_maps_at_every_context_length_and_time_never_falls(arch, hkv):
     assert all(t > 0 for t in times)
     falls = [(a, b) for (a, ta), (b, tb) in pairwise(zip(SKV, times, strict=True)) if tb < ta]
     assert falls == []
-    # and it grows: the K/V stream is linear in the context
-    assert times[-1] > 5 * times[SKV.index(129)]
+    # and it grows: the K/V stream is linear in the context (on top of a fixed part: four
+    # crossings of the channel interface, each with its DRAM latency)
+    assert times[-1] > 3 * times[SKV.index(129)]
 
 
 def test_reported_refusal_maps_and_lies_between_its_neighbours():
@@ -54,7 +55,7 @@ def test_mla_decode_maps_with_the_latent_cache_as_the_key_side_operand(arch):
     assert rep.plan.meta["pim_streamed_bytes"] == 300 * (2 * 512 + 64) * 2
 
 
-@pytest.mark.parametrize("skv", [1, 131, 257, 1024])
+@pytest.mark.parametrize("skv", [131, 257, 1024])  # >= 32 keys: whole keys per unit
 def test_program_charges_the_issued_commands_at_occupancy_at_most_one(skv):
     arch = load_arch("aim_pim")
     t = pim_timing(arch)
@@ -65,18 +66,23 @@ def test_program_charges_the_issued_commands_at_occupancy_at_most_one(skv):
         dataflow="pim_decode",
     )
     meta = rep.plan.meta
-    (mac,) = [p for p in rep.plan.program.phases if p.name == "pim_mac"]
-    (comp,) = mac.body.compute
-    issued = sum(comp.ops.values()) * mac.trips
+    # the two key-side contractions (QK streams K, SLNV streams V), one phase each
+    macs = [p for p in rep.plan.program.phases if p.name in ("g0:QK", "g2:SLNV")]
+    assert len(macs) == 2
     # 8 K/V heads over 16 channels: each head's keys split over 2 channels, 16 units each;
-    # K and V each stream ceil(keys * 256 B / 16 units / 32 B) columns per unit, 4 query
+    # K and V each stream ceil(whole keys per unit * 256 B / 32 B) columns per unit, 4 query
     # heads (one command each) per column, 16 MACs per command
-    keys = math.ceil(skv / 2)
-    cols = math.ceil(keys * 128 * 2 / 16 / t.column_bytes)
-    assert meta["pim_mac_cmds_per_unit"] == 2 * cols * 4
-    assert issued == pytest.approx(2 * cols * 4 * 16)
-    assert 0 < comp.occupancy <= 1.0
-    assert mac.trips == 2 * math.ceil(cols / t.columns_per_row)
+    keys = math.ceil(skv / (2 * 16))  # whole keys on the busiest unit
+    cols = math.ceil(keys * 128 * 2 / t.column_bytes)
+    # the closed form spreads the bytes evenly (fractions of a key per unit): at most as many
+    even = math.ceil(math.ceil(skv / 2) * 128 * 2 / 16 / t.column_bytes)
+    assert meta["pim_mac_cmds_per_unit"] == 2 * even * 4
+    assert even <= cols
+    for mac in macs:
+        (comp,) = mac.body.compute
+        assert sum(comp.ops.values()) * mac.trips == pytest.approx(cols * 4 * 16)
+        assert 0 < comp.occupancy <= 1.0
+        assert mac.trips == math.ceil(cols / t.columns_per_row)
 
 
 @pytest.mark.parametrize("skv", [131, 1024])
