@@ -213,7 +213,7 @@ def plan_for(
 
             if m.name in GPU_MAPPINGS:
                 return "mapping", gpu_mapping_plan(workload, m, arch)  # type: ignore[arg-type]  # Workload or FileWorkload
-        if arch.kind == "pim":  # a PIM recipe's mapping: the PIM program builder (bank timing)
+        if arch.kind == "pim":  # a PIM mapping: lowered by mappings._pim_lower, plus the PIM energy
             from mappings._pim_mapping import pim_mapping_plan
 
             return "mapping", pim_mapping_plan(workload, m, arch)  # type: ignore[arg-type]  # Workload or FileWorkload
