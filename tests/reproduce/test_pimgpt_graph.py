@@ -3,7 +3,8 @@ presets (validation/reproduce/_pimgpt.py), and the gate on it.
 
 Stated tolerances (docs/reproductions.md, PIM section): the h100 model of a GPT-2-small
 decode step stays within 15% of 0.88 ms per token; the PIM-GPT speedups over it (fast set:
-GPT-2 small and GPT-3 XL) within 15% of 13.1x and 4.43x (without launches and gaps 7.08x and
+GPT-2 small and GPT-3 XL) within 15% of 10.9x (13.1x before the PIM lowering's crossings)
+and 4.43x (without launches and gaps 7.08x and
 3.04x). These moved from 1.08 ms, 16.0x, 5.29x (5.19x, 2.79x) when the calibrated
 ``launch_s`` (12.4 us) was split into host launch (3.8 us), an in-kernel ramp of tensor-core
 kernels (2.9 us) and the harness's dirty-L2 write-back, and FFN-down became one skinny-tile
@@ -88,9 +89,12 @@ def test_gpu_step_is_launch_gaps_plus_streamed_weights(rows):
 
 
 def test_pimgpt_speedup_vs_the_graph_model_is_stable_and_a_documented_miss(rep, rows):
-    assert rows["gpt2-small"]["speedup"] == pytest.approx(13.1, rel=TOL)
+    # GPT-2 small 13.1x before PIM mappings went through the loop-nest lowering (2026-12-05):
+    # its small attention now pays each crossing of the channel interface (query in, scores
+    # out, probabilities in, output out) with its DRAM latency: 10.9x
+    assert rows["gpt2-small"]["speedup"] == pytest.approx(10.9, rel=TOL)
     assert rows["gpt3-xl"]["speedup"] == pytest.approx(4.43, rel=TOL)
-    assert rep.summary["pimgpt_speedup_mean"] == pytest.approx((13.1 + 4.43) / 2, rel=TOL)
+    assert rep.summary["pimgpt_speedup_mean"] == pytest.approx((10.9 + 4.43) / 2, rel=TOL)
     # without launch/gap costs (in-kernel ramps stay) the GPU's bandwidth leaves 3.0-7.1x
     assert rows["gpt2-small"]["speedup_no_launch"] == pytest.approx(7.08, rel=TOL)
     assert rows["gpt3-xl"]["speedup_no_launch"] == pytest.approx(3.04, rel=TOL)
