@@ -1,9 +1,13 @@
 """Lowering: (workload, mapping, architecture) -> the engine's tile program.
 
+:func:`lower` is the one entry for every architecture class: a PIM mapping goes to the
+in-bank lowering (:mod:`mappings._pim_lower`), a GPU mapping to its kernel's lowering
+(:func:`mappings._gpu._mapping.gpu_mapping_plan`); what follows is the spatial array's.
+
 One :class:`archsim.Phase` per fusion group (a ``pipelined`` group shares the phase of the
 group before it: :func:`pipeline_chains`). Its trips are the iterations of the group's
 outermost (DRAM-level) temporal loops; its work items are the DRAM-level spatial fan-out
-(over instances of the next level, e.g. GPU SMs), run ``slots`` at a time. Each trip loads
+(over instances of the next level), run ``slots`` at a time. Each trip loads
 its tiles, computes, and stores; the bytes of every boundary come from the reuse analysis of
 :mod:`mappings._reuse` and are spread evenly over the trips (rounded up to whole bytes, so a
 lowered program never moves less than the analysis says).
@@ -680,36 +684,47 @@ def _count_access(
 
 
 def refuse_class_lowering(mapping: Mapping, arch: Architecture) -> None:
-    """Refuse a mapping this lowering would time with the wrong physics.
+    """Refuse a mapping on a GPU that names no GPU kernel.
 
-    The loop-nest lowering times a tile by its transfers over level bandwidths and its ops at
-    a unit's rate. A GPU kernel also needs the SM slots its CTAs occupy, L2 reuse between
-    concurrent CTAs, its launch, its instruction path and clock (the GPU lowering of
-    :func:`mappings._gpu._mapping.gpu_mapping_plan`). Lowered here a renamed ``flash2``
-    mapping on ``h100`` came out 50x slow with 16x the DRAM bytes, with no warning.
+    On a GPU a mapping lowers as the kernel it names (:func:`lower`): SM slots, L2 reuse
+    between concurrent CTAs, launch, instruction path and clock. Lowered as a loop nest over
+    the GPU's levels, a renamed ``flash2`` mapping on ``h100`` came out 50x slow with 16x the
+    DRAM bytes, with no warning, so a mapping that names no kernel is refused.
 
     Raises
     ------
     MappingError
-        ``arch`` is a GPU.
+        ``arch`` is a GPU and ``mapping.name`` is not a GPU kernel family.
     """
-    if arch.kind == "gpu":
-        from mappings._gpu._mapping import GPU_MAPPINGS
+    if arch.kind != "gpu":
+        return
+    from mappings._gpu._mapping import GPU_MAPPINGS
 
-        raise MappingError(
-            "a mapping on a GPU runs as the GPU kernel it names (SM slots, L2 reuse between "
-            "CTAs, launch, instruction path, clock), which the loop-nest lowering does not model",
-            path="mapping.name",
-            expected=f"one of {list(GPU_MAPPINGS)} (as --save-mapping writes it; "
-            "archsim simulate --mapping runs it on the GPU lowering)",
-            got=mapping.name,
-        )
+    if mapping.name in GPU_MAPPINGS:
+        return
+    raise MappingError(
+        "a mapping on a GPU runs as the GPU kernel it names (SM slots, L2 reuse between "
+        "CTAs, launch, instruction path, clock); a loop nest over the GPU's levels models "
+        "none of these",
+        path="mapping.name",
+        expected=f"one of {list(GPU_MAPPINGS)} (as --save-mapping writes it)",
+        got=mapping.name,
+    )
 
 
 def lower(
     workload: Workload, mapping: Mapping, arch: Architecture, *, check: bool = True
 ) -> TileProgram:
     """Lower ``mapping`` of ``workload`` on ``arch`` to a tile program.
+
+    The one entry for every architecture class. A spatial array lowers the loop nest as this
+    module describes; a PIM stack lowers each group's in-bank streams to the DRAM command
+    stream of its PIM units (:func:`mappings._pim_lower.lower_pim`); a GPU lowers the mapping
+    as the kernel it names -- its CTAs on SM slots in waves, L2 reuse between them, launch,
+    instruction path and clock, with per-trip work counted from the Einsums
+    (:func:`mappings._gpu._mapping.gpu_mapping_plan`). What a class adds to an evaluator's
+    result (a GPU's board power, the PIM energy) is the plan's ``finish``
+    (:func:`mappings.plan_for`), not part of the program.
 
     Parameters
     ----------
@@ -734,7 +749,8 @@ def lower(
     Raises
     ------
     MappingError
-        If the mapping is invalid (see :func:`check_mapping`).
+        If the mapping is invalid (see :func:`check_mapping`), names no GPU kernel on a GPU
+        (:func:`refuse_class_lowering`), or its kernel refuses the cascade.
     """
     from archsim import TileProgram
     from mappings._splits import apply_splits
@@ -744,6 +760,10 @@ def lower(
         from mappings._pim_lower import lower_pim
 
         return lower_pim(workload, mapping, arch, check=check)
+    if arch.kind == "gpu":  # kernels: CTAs on SM slots, waves, L2 reuse, launch, clock
+        from mappings._gpu._mapping import gpu_mapping_plan
+
+        return gpu_mapping_plan(workload, mapping, arch).program
     if check:
         check_mapping(workload, mapping, arch)
     workload = apply_splits(workload, mapping.splits)

@@ -2,8 +2,9 @@
 
 A GPU mapping that does not name its kernel (a renamed ``flash2``) ran through the loop-nest
 lowering with no SM slots and no L2 reuse between CTAs: 50x slow with 16x the DRAM bytes, no
-warning; it is now refused, naming the field, and the named mappings keep running. A PIM
-mapping goes through the same entry (its in-bank streams are the PIM units' lowering).
+warning; it is now refused, naming the field, and the named mappings keep running. ``lower``
+is the one entry for every class: a named GPU mapping lowers to its kernel's program, a PIM
+mapping to its in-bank streams.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def test_a_gpu_mapping_that_names_no_kernel_is_refused_not_timed_as_an_array():
     assert "my_kernel" in str(err.value)
     assert "flash2" in str(err.value)  # names what it takes
     with pytest.raises(MappingError, match="GPU kernel"):
-        lower(w, plan.mapping, h100)  # the loop-nest lowering itself, even for a named one
+        lower(w, renamed, h100)  # the one lowering entry refuses it too
     # the mapping as saved (named after its kernel) still runs on the GPU lowering
     ran = simulate_workload(h100, w, mapping=plan.mapping, engine="analytic")
     direct = simulate_workload(h100, w, dataflow="flash2", engine="analytic")
@@ -40,3 +41,12 @@ def test_a_pim_mapping_lowers_through_the_one_lowering_entry():
     _, plan = plan_for(pim, w, dataflow="pim_decode")
     prog = lower(w, plan.mapping, pim)
     assert prog == plan.program
+
+
+def test_a_named_gpu_mapping_lowers_through_the_one_lowering_entry_to_its_kernel():
+    h100 = load_arch("h100")
+    w = resolve_workload("sqa", {"S": 4096})
+    _, plan = plan_for(h100, w, dataflow="flash3")
+    prog = lower(w, plan.mapping, h100)
+    assert prog == plan.program
+    assert prog.meta["ops"]["mac"] == plan.program.meta["ops"]["mac"] > 0
