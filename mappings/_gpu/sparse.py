@@ -8,6 +8,14 @@ tile is the family's, cut to the annotation's block: ``min(Bm, M)`` query rows a
 ``min(Bn, M)`` keys (:func:`archsim.gpu.attention._sparse_tiling`), so a tile is one block
 and its liveness probability is the density.
 
+``block_sparse`` also takes a cascade with no sparsity annotation whose attention core has a
+condition (a sliding window, a causal or document mask): that is FlexAttention with a block
+mask made from the ``mask_mod`` (``create_block_mask``), which skips the blocks the condition
+leaves wholly empty and computes the partly masked ones whole, applying the mask per score.
+The skip unit is then FlexAttention's default ``BLOCK_SIZE`` (:data:`FLEX_BLOCK_SIZE`) and
+the trips are the condition's (``skip_by`` ``condition`` in the plan's meta and notes). A
+cascade with neither an annotation nor a condition (dense, unmasked) is refused.
+
 Each builds the whole-cascade :class:`~mappings.Mapping` of a fused kernel
 (:func:`mappings._gpu._mapping.fused_mapping`: grid at HBM, Q/K/V in SMEM, tile and
 intermediates in RF) whose ``skip`` is the sparsity binding (``block`` or ``slice`` beside
@@ -45,9 +53,11 @@ if TYPE_CHECKING:
     from mappings._mapping import Mapping as KernelMapping
 
 __all__ = [
+    "FLEX_BLOCK_SIZE",
     "block_sparse",
     "fg_sparse",
     "sparse_block",
+    "skip_unit",
     "SparseRecipe",
     "SPARSE_KINDS",
     "SPARSE_RECIPES",
@@ -160,6 +170,54 @@ def sparse_block(workload: Workload, roles: AttentionRoles, kind: str) -> tuple[
     )
 
 
+#: FlexAttention's block-mask granularity when none is given: ``create_block_mask``'s
+#: ``BLOCK_SIZE`` default, ``_DEFAULT_SPARSE_BLOCK_SIZE = 128`` in
+#: ``torch/nn/attention/flex_attention.py`` (PyTorch 2.5-2.11); the H200 probe of
+#: ``validation/data/h200_sliding_window.jsonl`` records ``block_size`` [128, 128].
+FLEX_BLOCK_SIZE = 128
+
+
+def _core_conditions(workload: Workload, roles: AttentionRoles) -> list[str]:
+    """Names of the attention core's Einsums that carry a condition."""
+    core = set(roles.core)
+    return [e.name for e in workload.cascade.einsums if e.name in core and e.cond is not None]
+
+
+def skip_unit(
+    workload: Workload, roles: AttentionRoles, sp: SparseRecipe
+) -> tuple[int, float | None, str]:
+    """``(M, density, skip_by)`` of a sparse recipe on the workload's cascade.
+
+    ``skip_by`` is ``annotation`` (the core's block / slice sparsity: its ``M`` and density)
+    or, for a ``block`` recipe on a cascade with no annotation whose core has a condition,
+    ``condition``: ``M`` = :data:`FLEX_BLOCK_SIZE`, density None (the live blocks are the
+    condition's, counted by the lowering).
+
+    Raises
+    ------
+    MappingError
+        No annotation of the recipe's kind and (``block``) no condition on the core either.
+    """
+    try:
+        m, density = sparse_block(workload, roles, sp.skip)
+    except MappingError:
+        if sp.skip != "block":
+            raise
+        if not _core_conditions(workload, roles):
+            raise MappingError(
+                f"cascade {workload.cascade.name!r} has neither block sparsity nor a condition "
+                "on its attention core: block_sparse has nothing to skip",
+                path="workload.cascade",
+                expected=(
+                    "a block sparsity annotation on the score tensor (sparsity ... block ...) "
+                    "or a condition on a core Einsum (a mask: `if j <= i and i - j < W`)"
+                ),
+                got="dense, unmasked",
+            ) from None
+        return FLEX_BLOCK_SIZE, None, "condition"
+    return m, density, "annotation"
+
+
 def sparse_mapping(
     workload: Workload, arch: Architecture, name: str, roles: AttentionRoles | None = None
 ) -> KernelMapping:
@@ -169,14 +227,15 @@ def sparse_mapping(
     Raises
     ------
     MappingError
-        The cascade has no block / slice sparsity annotation on its attention core.
+        The cascade has no block / slice sparsity annotation on its attention core (nor, for
+        ``block``, a condition: :func:`skip_unit`).
     """
     from ._mapping import fused_mapping
 
     sp = SPARSE_KINDS[name]
     model = model_for(arch)
     r = roles or attention_roles(workload.cascade)
-    block, _ = sparse_block(workload, r, sp.skip)
+    block, _, _ = skip_unit(workload, r, sp)
     d = _features(workload, r)
     t = _sparse_tiling(model, sp.kernel.family, d, block, dtype_bytes(dtype_of(workload)))
     return fused_mapping(
@@ -202,7 +261,8 @@ def sparse_mapping_plan(
     Raises
     ------
     MappingError
-        The cascade has no sparsity annotation of the recipe's kind; the mapping is not a
+        The cascade has no sparsity annotation of the recipe's kind (for ``block``: nor a
+        condition, :func:`skip_unit`); the mapping is not a
         fused kernel (:func:`~mappings._gpu._mapping.read_fused`) or its CTA overflows the
         GPU (:func:`~mappings._gpu._mapping.cta_tiling`).
     """
@@ -213,7 +273,7 @@ def sparse_mapping_plan(
     model = model_for(arch)
     roles = attention_roles(workload.cascade)
     check_one_pass(workload, roles, name)
-    block, density = sparse_block(workload, roles, sp.skip)
+    block, density, skip_by = skip_unit(workload, roles, sp)
     shape = read_fused(workload, mapping, arch, roles)
     dtype = dtype_of(workload)
     elt = dtype_bytes(dtype)
@@ -258,9 +318,18 @@ def sparse_mapping_plan(
         reason=f"online softmax over the kept {sp.skip}s only",
     )
     dataflow = name.split(":")[0]
+    live = w.total_trips / max(dense, 1)
+    if skip_by == "condition":
+        density = live
+        what = (
+            f"no sparsity annotation: blocks skipped by the condition only ({block}x{block} "
+            "mask blocks, partly masked ones computed whole)"
+        )
+    else:
+        what = f"{sp.skip} {block}, density {density}"
     notes = (
-        f"{dataflow}: {family} kernel, {t.block_m}x{t.block_n} tiles, {sp.skip} {block}, "
-        f"density {density}: {w.total_trips} of {dense} trips"
+        f"{dataflow}: {family} kernel, {t.block_m}x{t.block_n} tiles, {what}: "
+        f"{w.total_trips} of {dense} trips"
     )
     plan = recipe_plan(
         dataflow,
@@ -274,7 +343,8 @@ def sparse_mapping_plan(
             "tile": f"{t.block_m}x{t.block_n}",
             "density": density,
             "block": block,
-            "live_trip_fraction": w.total_trips / max(dense, 1),
+            "live_trip_fraction": live,
+            "skip_by": skip_by,
             "D": shape.features,
             "cta": cta_meta(t, shape.stages),
         },
