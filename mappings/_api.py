@@ -217,6 +217,10 @@ def plan_for(
             from mappings._pim_mapping import pim_mapping_plan
 
             return "mapping", pim_mapping_plan(workload, m, arch)  # type: ignore[arg-type]  # Workload or FileWorkload
+        from mappings._gemm import gemm_mapping_plan, is_gemm_mapping
+
+        if is_gemm_mapping(m):  # a systolic GEMM as `gemm` writes it: SCALE-Sim's folds
+            return "mapping", gemm_mapping_plan(workload, m, arch)  # type: ignore[arg-type]  # Workload or FileWorkload
         prog = lower(workload, m, arch)  # type: ignore[arg-type]  # Workload or FileWorkload
         workload = apply_splits(workload, m.splits)  # type: ignore[arg-type]  # Workload or FileWorkload
         buf = max(

@@ -54,7 +54,14 @@ if TYPE_CHECKING:
     from archsim.spec import ComputeUnit
     from workloads import Workload
 
-__all__ = ["GemmRoles", "gemm_roles", "systolic_cycles", "gemm_plan"]
+__all__ = [
+    "GemmRoles",
+    "gemm_roles",
+    "systolic_cycles",
+    "gemm_plan",
+    "gemm_mapping_plan",
+    "is_gemm_mapping",
+]
 
 
 @dataclass(frozen=True)
@@ -180,8 +187,14 @@ def gemm_mapping(
     unit_name: str,
     rows: int,
     cols: int,
+    *,
+    depth: int = 2,
+    resident: str = "dram",
 ) -> Mapping:
-    """Two-level mapping: DRAM loops over buffer tiles, buffer loops over array folds."""
+    """Two-level mapping: DRAM loops over buffer tiles, buffer loops over array folds.
+
+    Named ``gemm-<stationary>`` (``:sram`` appended when the operands are already on chip,
+    SCALE-Sim's compute-only setting): :func:`gemm_mapping_plan` runs it back."""
     sizes = workload.sizes
     buf = arch.levels[1]
     bytes_e = workload.cascade.tensors[roles.a].dtype_bits / 8.0
@@ -205,31 +218,22 @@ def gemm_mapping(
         if stationary != "weight"
         else [*roles.batch, roles.n, roles.k, roles.m]
     )
+    # the folds (the array's two ranks) outside, the streamed rank inside: a fold's stationary
+    # operand is loaded once and the stream passes through it (SCALE-Sim's fold)
+    stream = {"output": roles.k, "weight": roles.m, "input": roles.n}[stationary]
     lv0 = LevelMapping(level=arch.levels[0].name, temporal=top_t, order=tuple(order_top))
     lv1 = LevelMapping(
         level=buf.name,
         temporal=inner_t,
+        order=(*(r for r in (roles.m, roles.n, roles.k) if r != stream), stream),
         spatial=spatial,
         spatial_axis={k_: ("x" if i == 0 else "y") for i, k_ in enumerate(sp)},
     )
-    group = FusionGroup(einsums=(roles.einsum,), levels=(lv0, lv1), compute=unit_name)
-    others = [e.name for e in workload.cascade.einsums if e.name != roles.einsum]
-    groups = [group] + [_default_group(workload, arch, e) for e in others]
-    return Mapping(groups=tuple(groups), name=f"gemm-{stationary}")
-
-
-def _default_group(workload: Workload, arch: Architecture, einsum: str) -> FusionGroup:
-    """A side Einsum (bias, activation) streamed once through the buffer: all loops at DRAM."""
-    e = next(x for x in workload.cascade.einsums if x.name == einsum)
-    return FusionGroup(
-        einsums=(einsum,),
-        levels=(
-            LevelMapping(
-                level=arch.levels[0].name, temporal={r: int(workload.sizes[r]) for r in e.ranks}
-            ),
-            LevelMapping(level=arch.levels[1].name),
-        ),
+    group = FusionGroup(
+        einsums=(roles.einsum,), levels=(lv0, lv1), compute=unit_name, depth=int(depth)
     )
+    suffix = ":sram" if resident == "sram" else ""
+    return Mapping(groups=(group,), name=f"gemm-{stationary}{suffix}")
 
 
 def _array(arch: Architecture, unit: str | None) -> tuple[ComputeUnit, int, int]:
@@ -254,8 +258,6 @@ def gemm_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, obj
     ``unit`` (compute unit name), ``einsum`` (which contraction), ``depth`` (buffer stages),
     ``operands`` (``dram``, default: operands stream from DRAM; ``sram``: already on chip,
     SCALE-Sim's compute-only setting)."""
-    from archsim import Compute, Phase, Step, TileProgram, Transfer
-
     if arch.kind == "gpu":
         from mappings._registry import get_dataflow
 
@@ -267,11 +269,24 @@ def gemm_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, obj
             "unknown operand residency", path="knobs.operands", expected="dram|sram", got=resident
         )
     st = str(knobs.get("stationary", "output"))
-    if st not in ("output", "weight", "input"):
+    if st not in STATIONARY:
         raise MappingError(
             "unknown stationarity", path="knobs.stationary", expected="output|weight|input", got=st
         )
     unit, rows, cols = _array(arch, knobs.get("unit"))  # type: ignore[arg-type]  # knob: a unit name, arch.unit() checks it
+    _single_einsum(workload)
+    roles = gemm_roles(workload, knobs.get("einsum"))  # type: ignore[arg-type]  # knob: an Einsum name, checked there
+    depth = int(knobs.get("depth", 2))  # type: ignore[call-overload]  # knob: user value, int() checks it
+    mapping = gemm_mapping(
+        workload, arch, roles, st, unit.name, rows, cols, depth=depth, resident=resident
+    )
+    return _gemm_program(workload, arch, mapping, roles, st, resident)
+
+
+STATIONARY = ("output", "weight", "input")
+
+
+def _single_einsum(workload: Workload) -> None:
     einsums = workload.cascade.einsums
     if len(einsums) != 1:
         # the systolic closed form times one GEMM; a cascade of several Einsums (SwiGLU, a
@@ -283,9 +298,82 @@ def gemm_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, obj
             expected="one Einsum C[m,n] = A[m,k]*B[k,n] (dataflow `unfused` maps several)",
             got=[e.text or e.name for e in einsums],
         )
-    roles = gemm_roles(workload, knobs.get("einsum"))  # type: ignore[arg-type]  # knob: an Einsum name, checked there
+
+
+def is_gemm_mapping(mapping: Mapping) -> bool:
+    """Whether ``mapping`` is one :func:`gemm_mapping` writes (its name says so)."""
+    st, _, res = mapping.name.removeprefix("gemm-").partition(":")
+    return mapping.name.startswith("gemm-") and st in STATIONARY and res in ("", "sram")
+
+
+def gemm_mapping_plan(workload: Workload, mapping: Mapping, arch: Architecture) -> Plan:
+    """The plan of a ``gemm-<stationary>`` mapping (as ``gemm`` writes it), carrying it.
+
+    The array's folds are SCALE-Sim's (module doc), so what the folds are is fixed by the
+    stationarity (the name), the unit (``compute``) and the array: the array's spatial
+    factors and the buffer level's loop order must be the recipe's. The buffer tiles (how
+    each rank's temporal factors split between DRAM and the buffer, and the DRAM loop
+    order) and ``depth`` are the mapping's: they set the DRAM traffic.
+
+    Raises
+    ------
+    MappingError
+        The general checks (:func:`mappings._check.check_mapping`); not a single
+        contraction; a unit without a PE mesh; spatial factors, the buffer's loop order,
+        levels or keep/bypass sets other than the recipe's (path, expected, given).
+    """
+    from mappings._check import check_mapping
+
+    st, _, res = mapping.name.removeprefix("gemm-").partition(":")
+    resident = res or "dram"
+    _single_einsum(workload)
+    check_mapping(workload, mapping, arch)
+    (group,) = mapping.groups
+    unit, rows, cols = _array(arch, group.compute)
+    roles = gemm_roles(workload, group.einsums[0])
+    want = gemm_mapping(
+        workload, arch, roles, st, unit.name, rows, cols,
+        depth=int(group.depth or 2), resident=resident,
+    ).groups[0]  # fmt: skip
+    for i, (lm, wl) in enumerate(zip(group.levels, want.levels, strict=False)):
+        for field in ("level", "spatial", "spatial_axis", "keep", "bypass"):
+            got, exp = getattr(lm, field), getattr(wl, field)
+            if field == "spatial":
+                got = {r: f for r, f in got.items() if f != 1}
+                exp = {r: f for r, f in exp.items() if f != 1}
+            if got != exp:
+                raise MappingError(
+                    f"a {st}-stationary systolic GEMM's folds are SCALE-Sim's: the array's "
+                    "mapping is the recipe's (the buffer tiles and depth are free)",
+                    path=f"groups[0].levels[{i}].{field}",
+                    expected=exp,
+                    got=got,
+                )
+    if len(group.levels) != len(want.levels) or group.levels[1].order != want.levels[1].order:
+        raise MappingError(
+            "the buffer level streams the fold's third rank innermost",
+            path="groups[0].levels[1].order",
+            expected=list(want.levels[1].order),
+            got=list(group.levels[1].order) if len(group.levels) > 1 else None,
+        )
+    return _gemm_program(workload, arch, mapping, roles, st, resident)
+
+
+def _gemm_program(
+    workload: Workload,
+    arch: Architecture,
+    mapping: Mapping,
+    roles: GemmRoles,
+    st: str,
+    resident: str,
+) -> Plan:
+    """The systolic program of ``mapping`` (one group, a :func:`gemm_mapping`): SCALE-Sim's
+    folds as trips, the DRAM traffic of the mapping's buffer tiles spread over them."""
+    from archsim import Compute, Phase, Step, TileProgram, Transfer
+
+    group = mapping.groups[0]
+    unit, rows, cols = _array(arch, group.compute)
     sizes = workload.sizes
-    mapping = gemm_mapping(workload, arch, roles, st, unit.name, rows, cols)
     nb = math.prod(int(sizes[b]) for b in roles.batch)
     folds, fold_cycles = systolic_cycles(
         sizes[roles.m], sizes[roles.n], sizes[roles.k], rows, cols, st
@@ -294,7 +382,6 @@ def gemm_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, obj
     arrays = max(1, int(unit.instances))
     per_item = np.full(min(arrays, trips), trips // arrays, dtype=np.int64)
     per_item[: trips % arrays] += 1
-    group = mapping.groups[0]
     # operands="sram": SCALE-Sim's setting, operands already in the on-chip buffer
     moves = [  # (move, src level index, dst level index)
         (mv, mv.src, mv.dst)
@@ -326,9 +413,9 @@ def gemm_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, obj
     # real MACs per fold, run for fold_cycles (SCALE-Sim's fill + stream + drain): occupancy
     # = useful MAC slots / (fold_cycles x array MACs per cycle), so time stays fold_cycles
     # while MAC energy is charged on the M.N.K MACs only
-    macs_all = float(group_ops(workload, group).get("mac", 0.0))
+    macs = float(group_ops(workload, group).get("mac", 0.0))
     slots_per_fold = fold_cycles * mac_rate
-    per_fold = macs_all / trips if macs_all > 0 else slots_per_fold
+    per_fold = macs / trips if macs > 0 else slots_per_fold
     occupancy = min(1.0, per_fold / slots_per_fold)
     body = Step(
         loads=loads,
@@ -338,24 +425,15 @@ def gemm_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, obj
     )
     uniform = bool(np.all(per_item == per_item[0]))
     # NOTE: folds are dealt round-robin to the unit's arrays (one work item per array)
-    phases = [
-        Phase(
-            name=f"gemm:{roles.einsum}",
-            body=body,
-            trips=int(per_item[0]) if uniform else per_item,
-            work_items=len(per_item),
-            slots=len(per_item),
-            # knob values are untyped user input; int() checks this one
-            depth=int(knobs.get("depth", 2)),  # type: ignore[call-overload]
-            staging_level=arch.levels[1].name,
-        )
-    ]
-    if len(mapping.groups) > 1:
-        from mappings._lower import lower_group
-
-        for g in mapping.groups[1:]:
-            phases.append(lower_group(workload, g, arch, f"g:{g.einsums[0]}"))
-    macs = sum(group_ops(workload, g).get("mac", 0.0) for g in mapping.groups[:1])
+    phase = Phase(
+        name=f"gemm:{roles.einsum}",
+        body=body,
+        trips=int(per_item[0]) if uniform else per_item,
+        work_items=len(per_item),
+        slots=len(per_item),
+        depth=int(group.depth or 2),
+        staging_level=arch.levels[1].name,
+    )
     meta = {
         "dataflow": "gemm",
         "stationary": st,
@@ -366,9 +444,7 @@ def gemm_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, obj
         "macs": macs,
         "array": (rows, cols),
     }
-    prog = TileProgram(
-        name=f"gemm-{st}", phases=tuple(phases), clock_hz=arch.clock.core_hz, meta=meta
-    )
+    prog = TileProgram(name=f"gemm-{st}", phases=(phase,), clock_hz=arch.clock.core_hz, meta=meta)
     return Plan(
         program=prog,
         mapping=mapping,

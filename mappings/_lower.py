@@ -2,7 +2,9 @@
 
 :func:`lower` is the one entry for every architecture class: a PIM mapping goes to the
 in-bank lowering (:mod:`mappings._pim_lower`), a GPU mapping to its kernel's lowering
-(:func:`mappings._gpu._mapping.gpu_mapping_plan`); what follows is the spatial array's.
+(:func:`mappings._gpu._mapping.gpu_mapping_plan`), a systolic GEMM mapping (``gemm-*``, as
+the ``gemm`` dataflow writes it) to SCALE-Sim's folds (:func:`mappings._gemm.
+gemm_mapping_plan`); what follows is the spatial array's loop nest.
 
 One :class:`archsim.Phase` per fusion group (a ``pipelined`` group shares the phase of the
 group before it: :func:`pipeline_chains`). Its trips are the iterations of the group's
@@ -764,6 +766,10 @@ def lower(
         from mappings._gpu._mapping import gpu_mapping_plan
 
         return gpu_mapping_plan(workload, mapping, arch).program
+    from mappings._gemm import gemm_mapping_plan, is_gemm_mapping
+
+    if is_gemm_mapping(mapping):  # a systolic GEMM: SCALE-Sim's folds over the array
+        return gemm_mapping_plan(workload, mapping, arch).program
     if check:
         check_mapping(workload, mapping, arch)
     workload = apply_splits(workload, mapping.splits)
