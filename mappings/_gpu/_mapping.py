@@ -31,7 +31,9 @@ The decode kernels (``split_kv``, ``lean``, the fused families at query length 1
 same group with the query heads of a K/V stream packed in the CTA and the key split over CTAs
 (:mod:`mappings._gpu.decode`); the sparse kernels (``block_sparse``, ``fg_sparse``) a fused
 group whose ``skip`` binds the cascade's sparsity (:mod:`mappings._gpu.sparse`); ``gpu_gemm``
-one group with the output tiles and split-K as the grid (:mod:`mappings._gpu.gemm`).
+one group with the output tiles and split-K as the grid (:mod:`mappings._gpu.gemm`);
+``linear_chunked`` the chunked linear-attention kernels, the chunk walk as the loop
+(:mod:`mappings._gpu.linear_mapping`).
 
 :func:`gpu_mapping_plan` runs any such mapping: the recipes build their mapping with
 :func:`fused_mapping` and run it through the same function, so ``--save-mapping`` then
@@ -84,6 +86,7 @@ __all__ = [
     "DECODE",
     "SPARSE",
     "GEMM",
+    "LINEAR",
     "GPU_MAPPINGS",
     "attention_mapping",
     "core_ranks",
@@ -105,7 +108,10 @@ SPARSE = ("block_sparse", "block_sparse:flash3", "block_sparse:flash2", "fg_spar
 ``block_sparse`` on the FlexAttention kernel, or on the family after the colon."""
 GEMM = "gpu_gemm"
 """Mapping name run as a cuBLAS-like GEMM (:func:`mappings._gpu.gemm.gemm_mapping_plan`)."""
-GPU_MAPPINGS = (*FUSED, UNFUSED, *DECODE, *SPARSE, GEMM)
+LINEAR = ("linear_chunked", "linear_chunked:staged")
+"""Mapping names run as chunked linear attention (:mod:`mappings._gpu.linear_mapping`: one
+group fused, two materialized; the staged form by name)."""
+GPU_MAPPINGS = (*FUSED, UNFUSED, *DECODE, *SPARSE, GEMM, *LINEAR)
 """Every mapping name :func:`gpu_mapping_plan` runs (``plan_for`` sends these to it)."""
 
 
@@ -650,7 +656,8 @@ def gpu_mapping_plan(workload: Workload, mapping: Mapping, arch: Architecture) -
         A mapping no GPU kernel runs (see :func:`read_fused`, :func:`cta_tiling`, and the
         decode, sparse and GEMM readers), a cascade the kernel refuses (more than one pass
         over the keys: use ``gpu_unfused``; a prefill for a decode kernel; no sparsity
-        annotation for a sparse one; not a single contraction for a GEMM).
+        annotation for a sparse one; not a single contraction for a GEMM; not chunked linear
+        attention for ``linear_chunked``).
     """
     from ._common import model_for
 
@@ -664,6 +671,10 @@ def gpu_mapping_plan(workload: Workload, mapping: Mapping, arch: Architecture) -
         from .gemm import gemm_mapping_plan
 
         return gemm_mapping_plan(workload, mapping, arch)
+    if name in LINEAR:
+        from .linear_mapping import chunk_mapping_plan
+
+        return chunk_mapping_plan(workload, mapping, arch)
     if name in SPARSE:
         from .sparse import sparse_mapping_plan
 

@@ -41,7 +41,7 @@ reduces over the keys with anything but a sum (softmax); and a non-GPU architect
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -60,7 +60,16 @@ from ._common import check_knobs, dtype_of, gpu_plan, model_for
 from ._spine import SFU_OPS, _canon_ranks, _finish, einsum_ops
 from .linear_staged import staged_costs
 
-__all__ = ["ChunkRecipe", "ChunkRoles", "RECIPE", "chunk_roles", "chunk_kernel", "linear_chunked"]
+__all__ = [
+    "ChunkRecipe",
+    "ChunkRoles",
+    "RECIPE",
+    "chunk_roles",
+    "chunk_kernel",
+    "chunk_plan",
+    "linear_chunked",
+    "state_path",
+]
 
 
 @dataclass(frozen=True)
@@ -296,9 +305,14 @@ def _walk_kernel(
     writes: list[str],
     ctas: int,
     trips: int,
+    stages: int | None = None,
+    where: str = "depth",
 ) -> tuple[KernelCost, AttnTiling, dict[str, float]]:
     """``ctas`` CTAs that each run ``trips`` chunk trips of ``einsums`` (executed ops of a
-    dense chunk tile), reading ``reads`` and writing ``writes`` (tensors of the cascade)."""
+    dense chunk tile), reading ``reads`` and writing ``writes`` (tensors of the cascade).
+
+    ``stages``: chunk loads in flight a mapping asks for (at most ``trips``), refused at
+    ``where`` if they overflow shared memory; None: the recipe's, as many as fit."""
     cascade, cr, sizes, vb = x.cascade, x.cr, x.sizes, x.recipe.value_block
     per = _trip_exec(cascade, cr, x.counts, sizes, vb)
     ops: dict[str, float] = {}
@@ -324,9 +338,21 @@ def _walk_kernel(
     hw = x.model.hw
     d = math.prod(int(sizes[r]) for r in cr.features) or 1
     regs = x.recipe.regs_per_thread[1] if d > 64 else x.recipe.regs_per_thread[0]
-    stages = max(1, min(x.recipe.stages, trips))
-    while stages > 1 and stages * trip_in + fixed_in > hw.max_smem_per_cta_bytes:
-        stages -= 1
+    cap = int(hw.max_smem_per_cta_bytes)
+    if stages is None:
+        stages = max(1, min(x.recipe.stages, trips))
+        while stages > 1 and stages * trip_in + fixed_in > cap:
+            stages -= 1
+    else:
+        stages = max(1, min(int(stages), trips))
+        if stages * trip_in + fixed_in > cap:
+            raise MappingError(
+                f"{stages} chunk stages of {name} overflow shared memory "
+                f"({stages} x {trip_in:,.0f} B streamed + {fixed_in:,.0f} B held)",
+                path=where,
+                expected=f"<= {cap:,} B per CTA on {hw.name}",
+                got=f"{stages * trip_in + fixed_in:,.0f} B",
+            )
     smem = int(stages * trip_in + fixed_in)
     chunk = int(sizes[cr.key_pos])
     tiling = make_tiling(
@@ -359,12 +385,17 @@ def _walk_kernel(
         fixed_bytes=fixed_in,
         dram_read=shared_in * factor + own_in,
         dram_write=sum(_tensor_total(cascade, t, sizes) for t in writes),
-        meta={"family": x.recipe.family, "qk_reread": factor, "value_blocks": x.nv},
+        meta={
+            "family": x.recipe.family,
+            "qk_reread": factor,
+            "value_blocks": x.nv,
+            "stages": stages,
+        },
     )
     return cost, tiling, ops
 
 
-def _state_path(cascade: Cascade, cr: ChunkRoles) -> list[str]:
+def state_path(cascade: Cascade, cr: ChunkRoles) -> list[str]:
     """The state Einsum and the Einsums only it needs (``K^T V`` of a chunk, key decay)."""
     made = {e.name: e for e in cascade.einsums}
     need, todo = {cr.state}, [cr.state]
@@ -396,6 +427,7 @@ def chunk_kernel(
     dtype: str | None = None,
     *,
     materialize: bool = False,
+    stages: Sequence[int] | None = None,
 ) -> ChunkKernel:
     """The kernels of ``recipe`` for ``workload``'s chunked cascade.
 
@@ -404,7 +436,9 @@ def chunk_kernel(
     FLA ``chunk``): a state kernel walks the chunks as above running only the state path
     and writes the state before every chunk to HBM (the cascade's state tensor, at its
     dtype); an output kernel then runs every other Einsum with one CTA per chunk and value
-    block, reading its chunk's state (parallel along the sequence).
+    block, reading its chunk's state (parallel along the sequence). ``stages``: each
+    kernel's chunk stages as a mapping's groups name them (checked against shared memory);
+    None: the recipe's, as many as fit.
     """
     cascade = workload.cascade
     cr = chunk_roles(cascade)
@@ -425,17 +459,20 @@ def chunk_kernel(
         return [t for t in inputs if t in used]
 
     names = list(made)
+    st = list(stages) if stages is not None else [None, None]
     if not materialize:
         cost, tiling, ops = _walk_kernel(
-            x, recipe.kernel, names, inputs, list(cascade.outputs), ctas, chunks
-        )
+            x, recipe.kernel, names, inputs, list(cascade.outputs), ctas, chunks, st[0],
+            "groups[0].depth",
+        )  # fmt: skip
         costs = [cost]
     else:
-        state = _state_path(cascade, cr)
+        state = state_path(cascade, cr)
         rest = _output_path(cascade, cr, [n for n in names if n not in state])
         k1, _, _ = _walk_kernel(
-            x, f"{recipe.kernel}_state", state, reads_of(state), [cr.state], ctas, chunks
-        )
+            x, f"{recipe.kernel}_state", state, reads_of(state), [cr.state], ctas, chunks,
+            st[0], "groups[0].depth",
+        )  # fmt: skip
         cost, tiling, ops = _walk_kernel(
             x,
             f"{recipe.kernel}_output",
@@ -444,6 +481,8 @@ def chunk_kernel(
             list(cascade.outputs),
             ctas * chunks,
             1,
+            st[1],
+            "groups[1].depth",
         )
         costs = [k1, cost]
     d = math.prod(int(sizes[r]) for r in cr.features) or 1
@@ -457,12 +496,14 @@ def chunked_plan(
     knobs: Mapping[str, object],
     recipe: ChunkRecipe = RECIPE,
 ) -> Plan:
-    """Plan of the chunked kernel(s); useful ops = :func:`workloads.count`.
+    """Plan of the chunked kernel(s), carrying its mapping; useful ops = :func:`workloads.count`.
 
     Knobs: ``value_block`` (value features per CTA), ``materialize`` (0/1: the two-kernel
     form with the per-chunk states in HBM, see :func:`chunk_kernel`), ``staged`` (0/1: the
     GLA paper's released code, one launch per stage, see :mod:`mappings._gpu.linear_staged`).
     """
+    from .linear_mapping import chunk_mapping
+
     check_knobs(knobs, ("value_block", "materialize", "staged"), recipe.dataflow)
     if "value_block" in knobs:
         vb = int(knobs["value_block"])  # type: ignore[call-overload]  # knob: user value, int() checks it
@@ -473,18 +514,37 @@ def chunked_plan(
         recipe = replace(recipe, value_block=vb)
     mat = str(knobs.get("materialize", "0")).lower() in ("1", "true", "yes")
     staged = str(knobs.get("staged", "0")).lower() in ("1", "true", "yes")
+    if staged and mat:
+        raise MappingError(
+            "staged and materialize are two forms; pick one",
+            path="knobs",
+            expected="staged=1 or materialize=1",
+            got=dict(knobs),
+        )
+    form = "staged" if staged else "materialized" if mat else "fused"
+    plan = chunk_plan(workload, arch, recipe, form=form)
+    used = plan.meta.get("stages")
+    mapping = chunk_mapping(workload, arch, recipe, form=form, stages=used)  # type: ignore[arg-type]  # list[int] or None
+    return replace(plan, mapping=mapping)
+
+
+def chunk_plan(
+    workload: Workload,
+    arch: Architecture,
+    recipe: ChunkRecipe = RECIPE,
+    *,
+    form: str = "fused",
+    stages: Sequence[int] | None = None,
+) -> Plan:
+    """Plan of one form (``fused``, ``materialized``, ``staged``) of the chunked kernels, no
+    mapping attached; ``stages``: each kernel's chunk stages (None: the recipe's, as many as
+    fit; ``meta["stages"]`` says which ran)."""
     model = model_for(arch)
     cascade = workload.cascade
-    if staged:
-        if mat:
-            raise MappingError(
-                "staged and materialize are two forms; pick one",
-                path="knobs",
-                expected="staged=1 or materialize=1",
-                got=dict(knobs),
-            )
+    if form == "staged":
         return _staged_plan(workload, arch, model, recipe)
-    k = chunk_kernel(workload, model, recipe, materialize=mat)
+    mat = form == "materialized"
+    k = chunk_kernel(workload, model, recipe, materialize=mat, stages=stages)
     names = [e.name for e in cascade.einsums]
     elt = dtype_bytes(dtype_of(workload))
     d, vb = k.features, k.value_block
@@ -525,6 +585,7 @@ def chunked_plan(
             "ctas": k.ctas,
             "materialized": mat,
             "staged": False,
+            "stages": [int(c.meta["stages"]) for c in k.costs],
         },
         gpu_plan=gpu_plan,
     )
