@@ -42,6 +42,7 @@ __all__ = [
     "block_sparse_costs",
     "fg_sparse_costs",
     "L2_REUSE",
+    "BWD_Q_BUFFERS",
     "kv_reread_factor",
     "head_major_longest_first",
 ]
@@ -64,6 +65,16 @@ FAMILIES = {
 _SOFTMAX_FP32_OPS = 5.0  # per score: scale/subtract (FMA), max, sum, convert, mask/select
 #: Share of L2 usable for K/V reuse between concurrent CTAs (see gemm.L2_REUSE_FRACTION).
 L2_REUSE = 0.5
+#: ``Q`` tile buffers of the key-outer backward kernels' own instantiations (its pipeline
+#: depth in the tile program; a ``Q`` tile is held until the trip's last GEMM, ``dK +=
+#: dS^T Q``, so its buffers gate the next trip's loads, while ``dO`` is released after the
+#: ``dV`` GEMM): FA2 ``Flash_bwd_kernel_traits`` with ``No_double_buffer = false`` (``sQ``
+#: holds two tiles; Dao-AILab/flash-attention ``csrc/flash_attn/src/kernel_traits.h``,
+#: ``flash_bwd_launch_template.h``, head dims <= 128); FA3 sm90 ``Stages = 2`` whatever
+#: ``Stages_dO`` (``hopper/flash_bwd_launch_template.h``); cutlass ``kPreload`` (f16/bf16,
+#: sm80+, ``kMaxK <= kBlockSizeI``: the next query block's ``Q``/``dO`` loads start in the
+#: current iteration's prologue, xformers ``kernel_backward.h``).
+BWD_Q_BUFFERS = 2
 
 
 def attention_flops(B: int, H: int, Sq: int, Skv: int, D: int, causal: bool) -> float:
@@ -133,6 +144,7 @@ def trip_kernel_cost(
     order: np.ndarray | None = None,
     persistent: bool = False,
     issue_eff: float | None = None,
+    stages: int | None = None,
 ) -> KernelCost:
     """Build a :class:`KernelCost` for a grid of CTAs that each loop over ``trips`` tiles.
 
@@ -148,8 +160,16 @@ def trip_kernel_cost(
     ``tiling.issue_frac_at(cps)`` of the SM's issue slots (fewer warps resident, less issue),
     times ``issue_eff`` (default ``eff``; a backward pass gives its
     family's forward efficiency: its counted instructions already hold the extra GEMMs).
+    ``stages``: the shared-memory buffers of the streamed tile that a CTA cycles through --
+    a trip's tile is held from its load until that trip's compute ends -- which is the tile
+    program's pipeline depth (``KernelCost.stages``). None: derived from the in-flight
+    bytes, ``round(inflight / bytes_per_trip) + 1`` (the forward kernels, whose trip bytes
+    are all stage-buffer loads). A key-outer backward gives it: its trip bytes include the
+    ``dQ`` accumulator's read-modify-write, which is no stage buffer.
     """
     hw = model.hw
+    if stages is not None and stages < 1:
+        raise ValueError(f"trip_kernel_cost: stages must be >= 1 stage buffers, got {stages}")
     trips = np.asarray(trips, dtype=float)
     # CTAs share an SM only when the grid has more CTAs than SMs (the block scheduler
     # spreads CTAs over idle SMs first).
@@ -202,7 +222,9 @@ def trip_kernel_cost(
         trip_tensor_flops=mma_flops_per_trip,
         trip_alu_ops={"exp": sfu_per_trip, "add": alu_per_trip},
         ctas_per_sm=cps,
-        stages=max(1, round(tiling.inflight_bytes / max(bytes_per_trip, 1.0))) + 1,
+        stages=stages
+        if stages is not None
+        else max(1, round(tiling.inflight_bytes / max(bytes_per_trip, 1.0))) + 1,
     )
 
 
@@ -373,6 +395,7 @@ def attention_bwd_costs(
         lpt=(family == "flash3" and causal),
         meta={"family": family, "q_reread": factor},
         issue_eff=_efficiency(model, family, False),
+        stages=BWD_Q_BUFFERS,
     )
     pre = _memory_kernel(
         "flash_bwd_dot_do_o_kernel", model, 2.0 * qo, rows * 4.0 + rows * D * 4.0, 2.0 * rows * D

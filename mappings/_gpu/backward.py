@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING
 
 from archsim.errors import MappingError, WorkloadError
 from archsim.gpu import FAMILIES, KernelCost, dtype_bytes, streaming_cost
-from archsim.gpu.attention import L2_REUSE, trip_kernel_cost
+from archsim.gpu.attention import BWD_Q_BUFFERS, L2_REUSE, trip_kernel_cost
 from archsim.gpu.heuristics import (
     AttnTiling,
     fa2_bwd_tiling,
@@ -117,17 +117,19 @@ class BackwardRecipe(FusedRecipe):
         The query tiles ``Bm``, key blocks ``Bn`` and ``Q``/``dO`` pipeline stages the
         ``fusion`` mapper searches (any other tile a mapping names is run with the same CTA
         rule, checked for capacity: a stage holds one ``Q`` and one ``dO`` tile in shared
-        memory). NOTE: the mapper searches the family's own stage count only. The kernel
-        model's in-flight bytes follow ``stages x Bm``, but the tile program's pipeline
-        depth (``round(in-flight bytes / trip bytes) + 1``, :mod:`archsim.gpu.attention`;
-        a backward trip's bytes include the ``dQ`` accumulator's read and write) is 1 at
-        one or two stages, so the program sees a stage count only through the clock the
-        kernel model's power point gives it. Measured (h100, mha_bwd B1 H32 S8192 D128,
-        flash3 64x128): one stage is 1.74x slower in the kernel model (8,755 vs 5,034 us,
-        latency-bound) yet 7% faster in the tile program (8,132,695 vs 8,723,495 cycles:
-        the kernel model's lower power lifts its clock from 1.84 to 1.98 GHz). FA3
-        instantiates ``Stages_dO`` 1 (head dims 192 / 256) and 2; enable ``(1, 2)`` once the
-        lowering's depth follows the ``Q``/``dO`` stages
+        memory, ``Q`` at least :attr:`q_buffers`). The tile program's pipeline depth is
+        ``max(stages, q_buffers)`` (the ``Q`` buffers; the ``dQ`` accumulator's
+        read-modify-write is no stage). NOTE: the mapper searches the family's own stage
+        count only. FA3 instantiates ``Stages_dO`` 1 (head dims 192 / 256) and 2, with two
+        ``Q`` buffers either way (sm90 ``Stages = 2``), so the program's depth is 2 at both
+        and at equal clocks they take the same time (``dO``, released after the ``dV``
+        GEMM, loads behind the ``dQ`` and ``dK`` GEMMs, which the whole-trip depth does not
+        resolve). But the kernel model's in-flight bytes follow ``stages x Bm``: at one
+        stage it is latency-bound, its lower power lifts the program's clock, and the
+        program ranks one stage faster. Measured (h100, mha_bwd B1 H32 S8192 D128, flash3
+        64x128, event engine): one stage 8,276,076 cycles at 1.98 GHz (kernel model:
+        latency-bound), two 8,760,554 at 1.84 GHz (compute-bound). Enable ``(1, 2)`` once
+        the kernel model's in-flight bytes follow the ``Q`` buffers too
         (tests/mappings/test_gpu_backward_warps_stages.py holds the tripwire).
     warp_choices
         Warps holding accumulators (MMA warps, beside ``producer_warps``) per CTA the
@@ -137,7 +139,16 @@ class BackwardRecipe(FusedRecipe):
         out for the reason stages are: at equal clocks both evaluators find it slower
         (h100, mha_bwd B1 H16 S4096 D64, flash3 64x96: kernel model 467 vs 367 us, tile
         program 2% slower), but the kernel model's lower power lifts the program's clock
-        from 1.90 to 1.98 GHz and the program then ranks it 2% faster.
+        from 1.90 to 1.98 GHz and the program then ranks it 2% faster (the pipeline depth,
+        2 at both, does not enter).
+    q_buffers
+        ``Q`` tile buffers the family keeps whatever its ``Q``/``dO`` stage count (the
+        ``dO`` buffers): a stage count below it leaves ``Q`` at ``q_buffers`` tiles (shared
+        memory, :func:`bwd_smem_bytes`) and the tile program's pipeline depth at
+        ``max(stages, q_buffers)`` -- a trip's ``Q`` tile is held until its last GEMM
+        (``dK += dS^T Q``), ``dO`` is released after the ``dV`` GEMM, so the ``Q`` buffers
+        gate the next trip's loads (:data:`archsim.gpu.attention.BWD_Q_BUFFERS`, sources
+        there).
     warp_tile
         ``(query rows, keys)`` one warp computes when the family sets its warps from its
         tile (cutlass: ``kNumWarpsPerBlock = kBlockSizeI x kBlockSizeJ / (32 x 32)``); then
@@ -156,6 +167,7 @@ class BackwardRecipe(FusedRecipe):
     reduce_kernel: str = "reduce_kernel"
     dq_accum_bytes: int = 4
     kv_grads_per_query_head: bool = True
+    q_buffers: int = BWD_Q_BUFFERS
 
 
 #: The backward recipes: FlashAttention-2 (mma.sync, ``flash_bwd_launch_template.h``), the
@@ -167,9 +179,9 @@ class BackwardRecipe(FusedRecipe):
 #: ``kernel_backward.h``): FA2's ``Flash_bwd_kernel_traits`` (kBlockM, kBlockN in {64,
 #: 128}; kNWarps 8 as dispatched, 4 in the alternatives ``run_mha_bwd_hdim64`` lists);
 #: FA3's sm90 ``run_mha_bwd_dispatch`` (kBlockM 64 / 128, kBlockN 64 / 96 / 128;
-#: NumMmaWarpGroups 2, and 3 at head dim 192; Stages_dO 2, and 1 at head dims 192 / 256: the
-#: mapper leaves the 3 and the 1 out for now, see :attr:`BackwardRecipe.stage_choices` and
-#: ``warp_choices``);
+#: NumMmaWarpGroups 2, and 3 at head dim 192; Stages_dO 2, and 1 at head dims 192 / 256,
+#: ``Q`` Stages 2 always: the mapper leaves the 3 and the 1 out for now, see
+#: :attr:`BackwardRecipe.stage_choices` and ``warp_choices``);
 #: cutlass ``AttentionBackwardKernel`` (kBlockSizeI, kBlockSizeJ in {64, 128}, one warp per
 #: 32 x 32 of the tile).
 BWD_RECIPES: dict[str, BackwardRecipe] = {
@@ -426,14 +438,17 @@ def mapping_warps(group: FusionGroup) -> int | None:
 # --- the CTA of a tile -----------------------------------------------------------------------
 
 
-def bwd_smem_bytes(bm: int, bn: int, stages: int, d: int, dv: int, elt: int) -> int:
-    """Shared memory of a key-outer backward CTA's tiles, bytes: ``stages`` tiles of ``Q``
-    (``Bm x D``) and ``dO`` (``Bm x Dv``), the CTA's ``K`` (``Bn x D``) and ``V`` (``Bn x
-    Dv``), and the ``P`` and ``dS`` tiles (``Bm x Bn`` each) that are MMA operands of the
-    ``dV``, ``dK`` and ``dQ`` products -- all in the input type (``elt`` bytes). With one
-    stage and ``D = Dv`` this is FA2's ``(2 Bm + 2 Bn) D + 2 Bm Bn`` elements
-    (:func:`archsim.gpu.heuristics.fa2_bwd_tiling`)."""
-    return int((stages * bm * (d + dv) + bn * (d + dv) + 2 * bm * bn) * elt)
+def bwd_smem_bytes(
+    bm: int, bn: int, stages: int, d: int, dv: int, elt: int, q_buffers: int = 1
+) -> int:
+    """Shared memory of a key-outer backward CTA's tiles, bytes: ``max(stages,
+    q_buffers)`` tiles of ``Q`` (``Bm x D``) and ``stages`` of ``dO`` (``Bm x Dv``), the
+    CTA's ``K`` (``Bn x D``) and ``V`` (``Bn x Dv``), and the ``P`` and ``dS`` tiles (``Bm x
+    Bn`` each) that are MMA operands of the ``dV``, ``dK`` and ``dQ`` products -- all in the
+    input type (``elt`` bytes). With one stage, one ``Q`` buffer and ``D = Dv`` this is
+    FA2's ``(2 Bm + 2 Bn) D + 2 Bm Bn`` elements (:func:`archsim.gpu.heuristics.fa2_bwd_tiling`)."""
+    q_tiles = max(stages, q_buffers)
+    return int((q_tiles * bm * d + stages * bm * dv + bn * (d + dv) + 2 * bm * bn) * elt)
 
 
 def bwd_accumulators(bm: int, bn: int, d: int, dv: int) -> int:
@@ -503,8 +518,9 @@ def backward_cta(
     if (block_m, block_n, stages, mma) == own:
         return base
     bm, bn, st = block_m, block_n, stages
-    smem = base.smem_bytes + bwd_smem_bytes(bm, bn, st, d, dv, elt)
-    smem -= bwd_smem_bytes(own[0], own[1], own[2], d, dv, elt)
+    qb = recipe.q_buffers
+    smem = base.smem_bytes + bwd_smem_bytes(bm, bn, st, d, dv, elt, qb)
+    smem -= bwd_smem_bytes(own[0], own[1], own[2], d, dv, elt, qb)
     threads = (mma + recipe.producer_warps) * 32
     holders, base_holders = 32 * mma, 32 * base_warps
     regs = base.regs + math.ceil(bwd_accumulators(bm, bn, d, dv) / holders)
@@ -514,7 +530,8 @@ def backward_cta(
         where,
         cta="the backward CTA's",
         smem=smem,
-        smem_parts=f"{st} stage(s) of Q/dO {st * bm * (d + dv) * elt:,} + K/V "
+        smem_parts=f"{max(st, qb)} Q tile(s) {max(st, qb) * bm * d * elt:,} + {st} dO "
+        f"tile(s) {st * bm * dv * elt:,} + K/V "
         f"{bn * (d + dv) * elt:,} + P/dS {2 * bm * bn * elt:,} B, beside the "
         f"{recipe.dataflow} kernel's own {base.smem_bytes:,} B at {own[0]}x{own[1]}",
         regs=regs,
@@ -649,7 +666,7 @@ def backward_plan(
         elt=elt, warps=mapping_warps(group), where=f"groups[{g}]",
     )  # fmt: skip
     w = stream_work(workload, StreamTiling(bn, bm, recipe.skips), roles=roles, dataflow=family_name)
-    costs, meta = _kernels(cascade, w, recipe, model, t, dtype)
+    costs, meta = _kernels(cascade, w, recipe, model, t, dtype, stages)
     ops = w.useful_ops()
     add_ops(ops, einsum_ops(w.counts, roles.pre))
     add_ops(ops, {"atomic_add": meta["atomic_adds"]})
@@ -696,9 +713,11 @@ def _kernels(
     model: GpuModel,
     t: AttnTiling,
     dtype: str,  # noqa: ANN001
+    stages: int,
 ) -> tuple[list[KernelCost], dict[str, float]]:
-    """(kernels, numbers) of the backward: preprocess, the key-outer core, dQ conversion,
-    and the GQA reduce (module doc)."""
+    """(kernels, numbers) of the backward: preprocess, the key-outer core (``stages``:
+    its ``Q``/``dO`` stages, the mapping's ``depth``), dQ conversion, and the GQA reduce
+    (module doc)."""
     r = w.roles
     sizes = w.sizes
     mac, alu, sfu, _ = trip_work(cascade, w, recipe)
@@ -753,6 +772,8 @@ def _kernels(
             "pass": "bwd",
         },
         persistent=recipe.is_persistent,
+        # a trip's Q tile is held until its last GEMM: the Q buffers are the pipeline depth
+        stages=max(stages, recipe.q_buffers),
     )
     # preprocess: the Einsums before the core (Delta) and the dQ accumulator cleared
     pre_ops = einsum_ops(w.counts, r.pre)

@@ -5,10 +5,11 @@ capacity, a found mapping that names its warps runs back from YAML with the same
 and without the mapper each family's own backward kernel runs unchanged."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
-from archsim import load_arch
+from archsim import load_arch, simulate
 from archsim.errors import MappingError
 from mappings import Mapping, simulate_workload
 from mappings._gpu._common import model_for
@@ -82,8 +83,12 @@ def test_fewer_warps_hold_more_registers_per_thread_and_fewer_per_cta(h100):
 def test_more_stages_take_more_shared_memory_and_keep_more_bytes_in_flight(h100):
     *_, one = _plan(h100, "flash3", D=128, bm=64, bn=128, stages=1)
     *_, two = _plan(h100, "flash3", D=128, bm=64, bn=128, stages=2)
-    # one more stage = one more Q tile and one more dO tile (64 x 128 bf16 each)
-    assert two.meta["cta"]["smem_bytes"] - one.meta["cta"]["smem_bytes"] == 2 * 64 * 128 * 2
+    *_, three = _plan(h100, "flash3", D=128, bm=64, bn=128, stages=3)
+    smem = [p.meta["cta"]["smem_bytes"] for p in (one, two, three)]
+    # FA3 keeps two Q tiles whatever its dO stages (sm90 ``Stages = 2``): one stage fewer
+    # is one dO tile fewer (64 x 128 bf16); one more is a Q and a dO tile more
+    assert smem[1] - smem[0] == 64 * 128 * 2
+    assert smem[2] - smem[1] == 2 * 64 * 128 * 2
     ka = next(k for k in one.program.meta["kernels"] if k.get("pass") == "bwd")
     kb = next(k for k in two.program.meta["kernels"] if k.get("pass") == "bwd")
     assert ka["name"] == kb["name"]
@@ -183,31 +188,72 @@ def test_the_best_of_each_family_is_never_slower_than_its_own_kernel(h100, shape
         assert stages == set(recipe.stage_choices) == {recipe.kv_stages}, fam
 
 
-def test_tripwire_the_programs_pipeline_depth_ignores_backward_stages(h100):
-    """Why the mapper searches each family's own Q/dO stage count only
-    (:attr:`BackwardRecipe.stage_choices`): the tile program's pipeline depth of a backward
-    trip is the same at one and two stages, while the kernel model's in-flight bytes halve.
-    When this fails the lowering follows the stages: put FA3's Stages_dO 1 in its
-    ``stage_choices`` (and its third MMA warpgroup in ``warp_choices``)."""
+def _core_depth_and_inflight(h100, stages, *, fam="flash3", recipe=None, bm=64, bn=128, D=128):
+    """(tile-program depth, kernel-model in-flight bytes) of the key-outer core kernel."""
     from mappings._gpu.backward import _kernels, backward_cta
     from mappings._stream import StreamTiling, stream_work
 
     model = model_for(h100)
-    w = get_workload("mha_bwd", B=1, H=16, S=4096, D=128)
+    w = get_workload("mha_bwd", B=1, H=16, S=4096, D=D)
     roles = backward_roles(w.cascade)
-    recipe = BWD_RECIPES["flash3"]
-    base = recipe.tiling(model.hw, 128, 2)
-    sw = stream_work(w, StreamTiling(128, 64, recipe.skips), roles=roles, dataflow="flash3")
-    depth, inflight = [], []
+    own_recipe = recipe is None
+    recipe = BWD_RECIPES[fam] if recipe is None else recipe
+    base = recipe.tiling(model.hw, D, 2)
+    sw = stream_work(w, StreamTiling(bn, bm, recipe.skips), roles=roles, dataflow=fam)
+    t = backward_cta(
+        recipe, model.hw, base, block_m=bm, block_n=bn, stages=stages, d=D, dv=D, elt=2
+    )
+    main = _kernels(w.cascade, sw, recipe, model, t, "bf16", stages)[0][1]
+    if not own_recipe:
+        return main.stages, t.inflight_bytes
+    phase = gpu_mapping_plan(
+        w, backward_mapping(w, h100, roles, recipe, block_m=bm, block_n=bn, stages=stages), h100
+    ).program.phases
+    core = next(p for p in phase if p.name == main.name)
+    assert core.depth == main.stages
+    return main.stages, t.inflight_bytes
+
+
+def test_the_programs_pipeline_depth_follows_the_q_buffers(h100):
+    """The tile program's depth of a backward trip is its ``Q`` buffers, ``max(stages,
+    q_buffers)`` (a trip's ``Q`` is held until its ``dK`` GEMM): the dQ accumulator's
+    read-modify-write, two thirds of a trip's bytes here, is no stage. Under the old rule
+    (``round(in-flight / trip bytes) + 1``, trip bytes with the dQ read and write) three
+    stages gave depth 2 like one and two."""
+    got = {st: _core_depth_and_inflight(h100, st) for st in (1, 2, 3)}
+    assert got[1][1] * 2 == got[2][1]  # the kernel model's in-flight bytes follow stages
+    assert got[3][1] * 2 == got[2][1] * 3
+    # FA3 keeps two Q tiles at one dO stage (sm90 Stages = 2): depth 2, as at two stages
+    assert [got[st][0] for st in (1, 2, 3)] == [2, 2, 3]
+    # every family's own kernel: two Q buffers (FA2 sQ double buffer, cutlass preload)
+    for fam in BWD_RECIPES:
+        assert BWD_RECIPES[fam].q_buffers == 2
+    assert _core_depth_and_inflight(h100, 1, fam="flash2")[0] == 2
+    # one Q buffer (a recipe without the second): the next trip's loads wait for the compute
+    one = replace(BWD_RECIPES["flash3"], q_buffers=1)
+    assert _core_depth_and_inflight(h100, 1, recipe=one)[0] == 1
+
+
+def test_tripwire_one_do_stage_ranks_faster_only_through_the_kernel_models_clock(h100):
+    """Why FA3's ``Stages_dO`` 1 stays out of the search (:attr:`BackwardRecipe.
+    stage_choices`): at one and two stages the program's depth is the same (two Q buffers),
+    but the kernel model's in-flight bytes halve at one stage, so it is latency-bound there
+    and its lower power lifts the clock the program runs at. When this fails (the kernel
+    model's in-flight bytes follow the Q buffers, or the program's depth sees dO), revisit
+    ``stage_choices``. h100 mha_bwd B1 H32 S8192 D128, flash3 64x128."""
+    w = get_workload("mha_bwd", B=1, H=32, S=8192, D=128)
+    roles = backward_roles(w.cascade)
+    out = {}
     for st in (1, 2):
-        t = backward_cta(
-            recipe, model.hw, base, block_m=64, block_n=128, stages=st, d=128, dv=128, elt=2
+        m = backward_mapping(
+            w, h100, roles, BWD_RECIPES["flash3"], block_m=64, block_n=128, stages=st
         )
-        main = _kernels(w.cascade, sw, recipe, model, t, "bf16")[0][1]
-        depth.append(main.stages)
-        inflight.append(t.inflight_bytes)
-    assert inflight[1] == 2 * inflight[0]
-    assert depth[0] == depth[1]
+        plan = gpu_mapping_plan(w, m, h100)
+        k = next(k for k in plan.program.meta["kernels"] if k.get("pass") == "bwd")
+        out[st] = (k["clock_hz"], k["bound"], int(simulate(plan.program, h100).cycles))
+    assert (out[1][1], out[2][1]) == ("latency", "compute")
+    assert out[1][0] > out[2][0]
+    assert out[1][2] < out[2][2]
 
 
 def test_a_found_mapping_with_its_warps_runs_back_from_yaml(h100, d32_search, tmp_path, capsys):
