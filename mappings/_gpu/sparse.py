@@ -205,8 +205,8 @@ def skip_unit(
             raise
         if not _core_conditions(workload, roles):
             raise MappingError(
-                f"cascade {workload.cascade.name!r} has neither block sparsity nor a condition "
-                "on its attention core: block_sparse has nothing to skip",
+                f"cascade {workload.cascade.name!r} has no block sparsity and no condition on "
+                "its attention core: block_sparse has nothing to skip",
                 path="workload.cascade",
                 expected=(
                     "a block sparsity annotation on the score tensor (sparsity ... block ...) "
