@@ -382,6 +382,8 @@ def test_every_gpu_mapping_name_runs(h100):
         "block_sparse:flash2": ("block_sparse", {}, "block_sparse", {"family": "flash2"}),
         "fg_sparse": ("fg_sparse", {}, "fg_sparse", {}),
         "gpu_gemm": ("gemm", {"M": 1024, "N": 1024, "K": 1024}, "gpu_gemm", {}),
+        "linear_chunked": ("linear", {"S": 1024}, "linear_chunked", {}),
+        "linear_chunked:staged": ("linear", {"S": 1024}, "linear_chunked", {"staged": 1}),
     }
     assert set(cases) == set(GPU_MAPPINGS)
     for name, (wl, params, df, knobs) in cases.items():
