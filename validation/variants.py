@@ -183,9 +183,26 @@ def _say(text: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Print the comparison; exit code 0 (2 on bad input)."""
     p = argparse.ArgumentParser(prog="python -m validation.variants", description=__doc__)
-    p.add_argument("path", help="JSONL of validation.harness.window")
+    p.add_argument("path", nargs="?", help="JSONL of validation.harness.window")
     p.add_argument("--engine", choices=("event", "analytic"), default="event")
+    p.add_argument(
+        "--predict",
+        metavar="ARCH",
+        help="no measurement: simulate the harness's cases (validation.harness.window) on ARCH",
+    )
     args = p.parse_args(argv)
+    if args.predict:
+        from validation.harness.window import window_cases
+
+        cases = [{**c, "ms": math.nan} for c in window_cases()]
+        df = compare(cases, args.predict, args.engine).drop(
+            columns=["H", "D", "measured_ms", "kernel_ms", "err_pct"]
+        )
+        _say(f"predicted on {args.predict} ({args.engine} engine), no measurement")
+        _say(df.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        return 0
+    if not args.path:
+        p.error("path is required (or --predict ARCH)")
     try:
         dev, recs = load_records(args.path)
         arch = device_arch(dev)
