@@ -105,9 +105,9 @@ def _flex(case: Case) -> tuple[Callable[[], object], dict]:
     global _compiled_flex
     if _compiled_flex is None:
         # one compiled kernel per shape; a recompile per mask must not fall back to eager
-        torch._dynamo.config.cache_size_limit = 64
-        if hasattr(torch._dynamo.config, "recompile_limit"):
-            torch._dynamo.config.recompile_limit = 64
+        for name in ("cache_size_limit", "recompile_limit"):  # renamed across releases
+            if hasattr(torch._dynamo.config, name):
+                setattr(torch._dynamo.config, name, 64)
         _compiled_flex = torch.compile(flex_attention, dynamic=False)
     b, h, s, d, w = (int(case[k]) for k in ("B", "H", "S", "D", "W"))  # type: ignore[call-overload]
     q, k, v = (torch.randn(b, h, s, d, dtype=torch.bfloat16, device="cuda") for _ in range(3))
