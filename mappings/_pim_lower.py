@@ -26,6 +26,12 @@ group reads:
 * **broadcast** -- every other input (the query vector, probabilities coming back from the
   host): it crosses the channel interface into each channel whose units need it.
 
+A group of an attention core streams only the live keys of what its ``skip`` names (the
+host issues MAC commands for those alone: :func:`live_key_fraction`): a condition (causal,
+sliding window) per key, a ``block`` mask per ``M``-key block, a ``slice`` mask per key. A
+kept tensor a host group makes (CCA's compressed K/V, written by the host's projection) is a
+cache the banks hold, like a cascade input.
+
 The group's outputs (scores leaving for the softmax, a GEMV's result) cross the interface
 once. Groups on any other unit, or with ``compute`` unset, are the host's work (AttAcc's
 buffer-die softmax, a GPU): only their tensors that cross to or from the PIM groups are
@@ -64,7 +70,14 @@ if TYPE_CHECKING:
     from mappings._reuse import TensorUse
     from workloads import Workload
 
-__all__ = ["InBankStream", "PimGroupWork", "is_pim_group", "lower_pim", "pim_group_work"]
+__all__ = [
+    "InBankStream",
+    "PimGroupWork",
+    "is_pim_group",
+    "live_key_fraction",
+    "lower_pim",
+    "pim_group_work",
+]
 
 
 def is_pim_group(arch: Architecture, group: FusionGroup) -> bool:
@@ -180,20 +193,65 @@ def _in_bank(
     keep: tuple[str, ...] | None,
     spatial: dict[str, int],
     produced: set[str],
+    host_made: set[str],
 ) -> set[str]:
     """Inputs the units hold in their banks: the DRAM level's ``keep`` where the mapping names
-    it, else the largest stored input (a cascade input) that has every spatial rank."""
-    inputs = [tu for tu in uses if tu.read and not tu.written and tu.name not in produced]
+    it -- a cascade input, or a tensor a host group makes (a K/V cache the host's projection
+    writes into the banks, token by token: its write is the host's) --, else the largest
+    stored input (a cascade input) that has every spatial rank."""
+    inputs = [tu for tu in uses if tu.read and not tu.written]
     if keep is not None:
-        return {tu.name for tu in inputs if tu.name in keep}
-    able = [tu for tu in inputs if all(r in tu.ranks for r in spatial)]
+        return {tu.name for tu in inputs if tu.name in keep and tu.name not in produced - host_made}
+    stored = [tu for tu in inputs if tu.name not in produced]
+    able = [tu for tu in stored if all(r in tu.ranks for r in spatial)]
     return {max(able, key=lambda tu: tu.elems * tu.bytes_per_elem).name} if able else set()
 
 
+def live_key_fraction(workload: Workload, group: FusionGroup) -> tuple[float, set[str]] | None:
+    """(live key positions / all, the key ranks) of a PIM group holding attention-core
+    Einsums, for what its ``skip`` names: the host issues MAC commands only for the keys a
+    condition (causal, sliding window) or a skipped mask (``block``: whole ``M``-key blocks of
+    the query's block row; ``slice``: single keys) leaves live, so a unit streams only their
+    columns. None when the group skips nothing or holds no attention core.
+
+    NOTE: the fraction is the mean over the query rows and streams; keys live unevenly over the
+    units (a random block mask) leave the busiest unit somewhat above it."""
+    from mappings._lower import _Unmasked
+    from mappings._roles import attention_roles
+    from mappings._stream import StreamTiling, numeric_params, stream_work
+
+    skip = frozenset(group.skip)
+    try:
+        roles = attention_roles(workload.cascade)
+    except MappingError:
+        return None
+    if not skip or not set(roles.core) & set(group.einsums):
+        return None
+    spec = workload.cascade.tensors[roles.score]
+    key_tile = 1  # a condition or a slice: single keys
+    if spec.sparsity is not None and spec.sparsity.kind == "block" and "block" in skip:
+        from workloads._sparsity import tile_shape
+
+        tile = tile_shape(spec.sparsity, spec.ranks, numeric_params(workload.params))
+        key_tile = math.prod(
+            n for r, n in zip(spec.ranks, tile, strict=True) if r in roles.key_ranks
+        )
+    query = int(workload.sizes.get(roles.query, 1))
+    w: object = workload if {"block", "slice"} & skip else _Unmasked(workload)
+    sw = stream_work(w, StreamTiling(query, key_tile, skip), roles=roles)  # type: ignore[arg-type]  # a WorkloadLike
+    dense = float(sw.dense_trips * sw.work_items)
+    return (sw.total_trips / dense if dense else 1.0), set(roles.key_ranks)
+
+
 def _in_bank_stream(
-    t: PimTiming, tu: TensorUse, temporal: dict[str, int], order: tuple[str, ...], vpc: int
+    t: PimTiming,
+    tu: TensorUse,
+    temporal: dict[str, int],
+    order: tuple[str, ...],
+    vpc: int,
+    live: float = 1.0,
 ) -> InBankStream:
-    per_unit = math.prod(temporal.get(r, 1) for r in tu.ranks) * tu.bytes_per_elem
+    per_unit = math.prod(temporal.get(r, 1) for r in tu.ranks) * tu.bytes_per_elem * live
     mine = [i for i, r in enumerate(order) if r in tu.ranks]
     inner = mine[-1] if mine else -1
     outside = math.prod(temporal[r] for r in order[: inner + 1] if r not in tu.ranks)
@@ -206,7 +264,12 @@ def _in_bank_stream(
 
 
 def pim_group_work(
-    workload: Workload, group: FusionGroup, index: int, arch: Architecture, t: PimTiming
+    workload: Workload,
+    group: FusionGroup,
+    index: int,
+    arch: Architecture,
+    t: PimTiming,
+    host_made: set[str] = frozenset(),  # type: ignore[assignment]  # read only
 ) -> PimGroupWork:
     """The counted in-bank streams and interface bytes of PIM group ``index``.
 
@@ -245,16 +308,18 @@ def pim_group_work(
     streams: list[InBankStream] = []
     in_bank = io_in = io_out = 0.0
     uses = group_tensors(workload, group)
-    banked = _in_bank(uses, lm.keep, spatial, produced)
+    banked = _in_bank(uses, lm.keep, spatial, produced, host_made)
+    live = live_key_fraction(workload, group)
     for tu in uses:
         nbytes = tu.elems * tu.bytes_per_elem
         if tu.written:
             io_out += nbytes
         elif tu.name in banked:
             elems_per_col = max(1, int(t.column_bytes // max(tu.bytes_per_elem, 1e-9)))
-            s = _in_bank_stream(t, tu, temporal, order, macs_per_cmd // elems_per_col)
+            frac = live[0] if live is not None and set(tu.ranks) & live[1] else 1.0
+            s = _in_bank_stream(t, tu, temporal, order, macs_per_cmd // elems_per_col, frac)
             streams.append(s)
-            in_bank += nbytes * s.passes * s.cmds_per_column
+            in_bank += nbytes * frac * s.passes * s.cmds_per_column
         else:
             io_in += nbytes * _channel_replication(spatial, tu.ranks, channel)
     if not streams:
@@ -332,10 +397,14 @@ def lower_pim(
     w = apply_splits(workload, mapping.splits)
     phases: list[Phase] = []
     works: list[PimGroupWork] = []
+    by = {e.name: e for e in w.cascade.einsums}
+    host_made = {
+        by[n].output.name for g in mapping.groups if not is_pim_group(arch, g) for n in g.einsums
+    }
     for i, g in enumerate(mapping.groups):
         if not is_pim_group(arch, g):
             continue  # the host's work: charged only where its tensors cross (module doc)
-        work = pim_group_work(w, g, i, arch, t)
+        work = pim_group_work(w, g, i, arch, t, host_made)
         works.append(work)
         label = f"g{i}:{'+'.join(g.einsums)}"
         if work.io_in_bytes >= 1:

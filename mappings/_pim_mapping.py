@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from archsim.errors import MappingError
 from mappings._mapping import FusionGroup, LevelMapping, Mapping
@@ -147,6 +147,12 @@ def decode_mapping(workload: Workload, arch: Architecture, t: PimTiming) -> Mapp
     pim_unit, _ = _units(arch)
     keys = {roles.key, roles.key_outer, roles.key_inner, *roles.batch}
     streamed = list(dict.fromkeys(n for n, _, _ in shape.streamed))
+    # the host issues MAC commands only for live keys: what a condition or the score's
+    # sparsity annotation (whole blocks, single-key slices) leaves out is skipped
+    sparsity = cas.tensors[roles.score].sparsity
+    skip: tuple[Literal["condition", "block", "slice"], ...] = ("condition",)
+    if sparsity is not None and sparsity.kind in ("block", "slice"):
+        skip = ("condition", sparsity.kind)
     level = arch.levels[0].name
     groups: list[FusionGroup] = []
     for on_pim, names in _runs([e.name for e in cas.einsums], set(streamed)):
@@ -177,7 +183,7 @@ def decode_mapping(workload: Workload, arch: Architecture, t: PimTiming) -> Mapp
             spatial={r: f for r, f in spatial.items() if f > 1},
             keep=tuple(dict.fromkeys(x for n, x, _ in shape.streamed if n in names)),
         )
-        groups.append(FusionGroup(einsums=names, levels=(lm,), compute=pim_unit))
+        groups.append(FusionGroup(einsums=names, levels=(lm,), compute=pim_unit, skip=skip))
     return Mapping(groups=tuple(groups), splits=splits, name=_name("pim_decode", t))
 
 
