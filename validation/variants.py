@@ -20,6 +20,15 @@ impl            dataflow                     cascade
 It prints measured vs simulated time per record (``ms``: the op, CUDA events, cold L2;
 ``kernel_us``: the kernel alone, profiler), the MAPE per implementation, and the physics
 claim: per ``(impl, B, S)`` the ratio ``time(W) / time(causal)`` measured and simulated.
+
+``--proxy validation/data/h200_check.jsonl`` is a stand-in while no window kernel has been
+measured: the same FlexAttention kernel measured with random 128 x 128 block masks (kind
+``flex_block_sparse``, 5 densities per shape) is a straight line in kept blocks per batch x
+head (fit residual < 1%); read at the window's kept blocks (:func:`window_blocks`, as
+``create_block_mask`` keeps them) it gives what FlexAttention costs for that many blocks.
+It is not a window measurement: random masks keep whole blocks only (no ``mask_mod`` per
+score) and scatter them (less K/V reuse in L2), and points below the fewest measured blocks
+are extrapolated (``extrapolated``).
 """
 
 from __future__ import annotations
@@ -40,7 +49,9 @@ __all__ = [
     "mape",
     "main",
     "simulate_record",
+    "window_blocks",
     "window_ratios",
+    "proxy_compare",
 ]
 
 #: The user's cascade file the records are simulated from.
@@ -176,6 +187,93 @@ def window_ratios(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def window_blocks(s: int, w: int, block: int = 128) -> tuple[int, int]:
+    """``(kept, full)`` ``block x block`` blocks of the causal window per batch x head, as
+    ``create_block_mask`` classifies them: kept when a score inside is live, full when all are
+    (the rest of the kept are partial: ``mask_mod`` runs per score there).
+
+    Raises
+    ------
+    ValueError
+        ``S`` not a multiple of ``block`` or ``W`` outside ``1..S``.
+    """
+    import numpy as np
+
+    if s % block or not 1 <= w <= s:
+        raise ValueError(f"S, W: expected S a multiple of {block} and 1 <= W <= S, got {s}, {w}")
+    lo = np.arange(0, s, block)  # first position of each block (query rows and keys alike)
+    q0, q1 = lo[:, None], lo[:, None] + block - 1
+    k0, k1 = lo[None, :], lo[None, :] + block - 1
+    kept = (k0 <= q1) & (k1 > q0 - w)
+    full = (k1 <= q0) & (k0 > q1 - w)
+    return int(kept.sum()), int(full.sum())
+
+
+def _block_mask_lines(path: str | Path) -> tuple[dict, dict[tuple[int, ...], dict]]:
+    """Per ``(B, H, S, D)`` of the file's 128-block ``flex_block_sparse`` records: the
+    least-squares line ``ms = a + b x blocks`` (``a_ms``, ``b_ms``), the measured block range
+    and the largest relative residual."""
+    import numpy as np
+
+    dev: dict | None = None
+    pts: dict[tuple[int, ...], list[tuple[int, float]]] = {}
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            r = json.loads(line) if line.strip() else {}
+            if r.get("kind") == "device" and dev is None:
+                dev = r
+            if r.get("kind") == "flex_block_sparse" and "ms" in r and int(r["block"]) == 128:
+                key = tuple(int(r[k]) for k in ("B", "H", "S", "D"))
+                pts.setdefault(key, []).append((int(r["blocks_on"]), float(r["ms"])))
+    if dev is None:
+        raise ValueError(f"{path}: expected a first 'device' record, got none")
+    lines = {}
+    for key, xy in pts.items():
+        if len(xy) < 3:
+            continue
+        x, y = np.array([p[0] for p in xy], float), np.array([p[1] for p in xy])
+        b, a = np.polyfit(x, y, 1)
+        resid = float(np.abs((a + b * x) / y - 1).max())
+        lines[key] = {"a_ms": float(a), "b_ms": float(b), "lo": int(x.min()),
+                      "hi": int(x.max()), "resid": resid}  # fmt: skip
+    if not lines:
+        raise ValueError(f"{path}: expected >= 3 flex_block_sparse records per shape, got none")
+    return dev, lines
+
+
+def proxy_compare(path: str | Path, engine: str = "event") -> pd.DataFrame:
+    """The window cases of the measured block-mask shapes: ``B, S, W, kept_blocks,
+    partial_blocks, proxy_ms`` (the measured line at the kept blocks), ``simulated_ms``,
+    ``err_pct``, ``extrapolated``, ``fit_resid_pct``; see the module doc.
+
+    Raises
+    ------
+    ValueError
+        No device record or no usable ``flex_block_sparse`` records.
+    """
+    from validation.harness.window import window_cases
+
+    dev, lines = _block_mask_lines(path)
+    arch = device_arch(dev)
+    rows = []
+    for c in window_cases(("flex",)):
+        key = tuple(int(c[k]) for k in ("B", "H", "S", "D"))  # type: ignore[call-overload]
+        if key not in lines or not c["causal"]:
+            continue
+        fit = lines[key]
+        kept, full = window_blocks(int(c["S"]), int(c["W"]))  # type: ignore[call-overload]
+        proxy = fit["a_ms"] + fit["b_ms"] * kept
+        sim_ms = simulate_record(c, arch, engine)[0] * 1e3
+        rows.append(
+            {"B": key[0], "S": key[2], "W": int(c["W"]), "kept_blocks": kept,  # type: ignore[call-overload]
+             "partial_blocks": kept - full, "proxy_ms": proxy, "simulated_ms": sim_ms,
+             "err_pct": (sim_ms / proxy - 1.0) * 100.0,
+             "extrapolated": not fit["lo"] <= kept <= fit["hi"],
+             "fit_resid_pct": fit["resid"] * 100.0}
+        )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def _say(text: str) -> None:
     sys.stdout.write(text + "\n")
 
@@ -190,7 +288,24 @@ def main(argv: list[str] | None = None) -> int:
         metavar="ARCH",
         help="no measurement: simulate the harness's cases (validation.harness.window) on ARCH",
     )
+    p.add_argument(
+        "--proxy",
+        metavar="CHECK.jsonl",
+        help="no window measurement: the block-mask FlexAttention records of this file as proxy",
+    )
     args = p.parse_args(argv)
+    if args.proxy:
+        try:
+            df = proxy_compare(args.proxy, args.engine)
+        except (OSError, ValueError) as exc:
+            sys.stderr.write(f"error: {exc}\n")
+            return 2
+        _say(f"proxy: FlexAttention block-mask line of {args.proxy} at the window's kept blocks")
+        _say(df.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        ratios = window_ratios(df.assign(impl="flex", causal=True, measured_ms=df["proxy_ms"]))
+        _say("\ntime(W) / time(causal), proxy (measured line) vs simulated:")
+        _say(ratios.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+        return 0
     if args.predict:
         from validation.harness.window import window_cases
 
