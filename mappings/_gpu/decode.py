@@ -366,7 +366,10 @@ def _decode_costs(
     mac, alu, sfu, _ = trip_work(cascade, w, trip_recipe)
     scale = t.block_m / max(w.query_tile, 1)  # the MMA and softmax run on a whole tile
     bhr = groups * rows
-    k_in = float(sum(w.key_tensors.values())) / max(w.key_tile, 1) * w.key_len * groups
+    # DRAM reads the key tiles a stream walks: the whole cache, or the tiles a condition (a
+    # sliding window) leaves live -- every CTA of a stream reads them once between them
+    walked = min(w.key_len, n_blocks * max(w.key_tile, 1))
+    k_in = float(sum(w.key_tensors.values())) / max(w.key_tile, 1) * walked * groups
     q_bytes = float(sum(w.query_tensors.values())) * w.work_items
     o_bytes = float(sum(w.out_tensors.values())) * w.work_items
     per_cta_fixed = (sum(w.query_tensors.values()) + sum(w.out_tensors.values())) * pack / num_m

@@ -1,7 +1,11 @@
-"""On a PIM stack the host issues MAC commands only for live keys, so what a decode cascade
+"""A decode reads only the keys it uses.
+
+On a PIM stack the host issues MAC commands only for live keys, so what a decode cascade
 masks is not streamed from the banks: a sliding window costs in proportion to its window, a
 block- or slice-sparse score in proportion to its density. Before, both streamed the whole
-cache (a sparse decode at density 0.25 took exactly the dense cycles, with no warning).
+cache (a sparse decode at density 0.25 took exactly the dense cycles, with no warning). On a
+GPU the decode kernels walk and read only the live key tiles (a sliding-window decode was
+charged the whole cache's DRAM bytes).
 
 A K/V cache that the host's projection writes (CCA's compressed keys) is held in the banks;
 before, the lowering refused CCA decode, naming a ``keep`` it had itself written.
@@ -92,3 +96,22 @@ def test_cca_decode_holds_the_hosts_compressed_keys_in_the_banks():
         2 * sizes["b"] * sizes["h"] * sizes["m"] * sizes[f] for f in ("e", "f")
     )  # bf16 K and V of the compressed heads
     assert plan.program.meta["in_bank_bytes"] == pytest.approx(kv, rel=1e-6)
+
+
+def test_a_gpu_sliding_window_decode_reads_only_its_window(tmp_path):
+    # split_kv walked only the window's key tiles but charged DRAM for the whole cache
+    f = tmp_path / "window_decode.ein"
+    f.write_text(WINDOW_DECODE)
+
+    def dram(w: int) -> float:
+        rep = simulate_workload(
+            "h100", str(f), params={"W": w, "L": 32768, "N": 8}, engine="analytic"
+        )
+        assert rep.dataflow == "split_kv"
+        return rep.result.dram_bytes
+
+    cache = 2 * 8 * 8 * 32768 * 128 * 2  # K and V: 8 streams x 8 heads x 32768 keys, bf16
+    assert dram(32768) == pytest.approx(cache, rel=0.01)
+    # a window of W keys reads W keys plus at most one partly live 128-key tile per stream
+    assert cache * 4096 / 32768 <= dram(4096) <= cache * (4096 + 128) / 32768
+    assert dram(256) < cache / 64
