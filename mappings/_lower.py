@@ -356,7 +356,8 @@ def _points(workload: Workload, einsum: str) -> float:
 def fill_live_fraction(workload: Workload, group: FusionGroup, t: object, child: int) -> float:
     """Fraction of the fills of tensor ``t`` into level ``child`` of ``group`` that belong to
     a (query extent, key extent) pair with a live element, when the group holds an attention
-    core whose condition (causal, window) it skips; 1 otherwise.
+    core whose condition (causal, window) or sparsity mask (``block``, ``slice``) it skips; 1
+    otherwise. A mask the group does not skip leaves every fill in place.
 
     One fill spans, per rank, the tensor's tile at ``child`` times the loops above it that
     turn after the tensor's innermost own loop (they do not refill it): for K under a
@@ -365,7 +366,7 @@ def fill_live_fraction(workload: Workload, group: FusionGroup, t: object, child:
     from mappings._reuse import TensorUse
 
     assert isinstance(t, TensorUse)
-    if "condition" not in group.skip:
+    if not {"condition", "block", "slice"} & set(group.skip):
         return 1.0
     roles = _roles_of(workload)
     if roles is None or not set(roles.core) & set(group.einsums):
@@ -382,10 +383,17 @@ def fill_live_fraction(workload: Workload, group: FusionGroup, t: object, child:
     own = set(t.ranks)
     last = max((i for i, (r, f) in enumerate(loops) if f > 1 and r in own), default=-1)
 
+    # a split rank's parts walk their parent where an Einsum names the parent (``K[.., m, e]``
+    # read by the split score walks ``m`` by ``m1, m0``)
+    parent = {x: sp.rank for sp in workload.cascade.splits.values() for x in (sp.outer, sp.inner)}
+
+    def walked(r: str) -> bool:
+        return t.loop_ranks is None or r in t.loop_ranks or parent.get(r) in t.loop_ranks
+
     def extent(names: Collection[str]) -> int:
         e = 1
         for r in names:
-            if t.loop_ranks is not None and r not in t.loop_ranks:
+            if not walked(r):
                 e *= int(workload.sizes.get(r, 1))  # the fill's Einsums do not walk it: all of it
                 continue
             e *= group.tile(r, child)
@@ -417,12 +425,14 @@ def _roles_of(workload: Workload) -> AttentionRoles | None:
 def _unmasked_live(
     workload: Workload, key: tuple[int, int, frozenset[str]], roles: AttentionRoles
 ) -> float:
-    """Live fraction of the (query tile x key tile) grid under the cascade's condition
-    (sparsity masks aside: a fill of a tile the condition reaches happens)."""
+    """Live fraction of the (query tile x key tile) grid under the cascade's condition and,
+    where the group skips them (``block``, ``slice`` in its skips), its sparsity masks; a
+    mask the group does not skip leaves a fill of a tile the condition reaches in place."""
     from mappings._stream import StreamTiling, stream_work
 
     qt, kt, skips = key
-    sw = stream_work(_Unmasked(workload), StreamTiling(qt, kt, skips), roles=roles)
+    w: object = workload if {"block", "slice"} & skips else _Unmasked(workload)
+    sw = stream_work(w, StreamTiling(qt, kt, skips), roles=roles)  # type: ignore[arg-type]  # a WorkloadLike
     dense = float(sw.dense_trips * sw.work_items)
     return sw.total_trips / dense if dense else 1.0
 
