@@ -585,7 +585,7 @@ def chunk_plan(
             "ctas": k.ctas,
             "materialized": mat,
             "staged": False,
-            "stages": [int(c.meta["stages"]) for c in k.costs],
+            "stages": [int(c.meta["stages"]) for c in k.costs],  # type: ignore[call-overload]  # set by _walk_kernel
         },
         gpu_plan=gpu_plan,
     )

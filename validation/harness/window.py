@@ -216,7 +216,7 @@ def run_case(case: Case, sampler=None) -> dict:  # noqa: ANN001 - ClockSampler |
             rec["sm_clock"] = sampler.median_between(t0, t1)
         rec["timer"] = "cuda_events_l2flush_spin_median"
         rec["kernels_cold"] = _kernel_events(fn, cold=True, reps=3)
-        rec["tflops"] = float(case["flops"]) / (rec["ms"] * 1e-3) / 1e12  # type: ignore[arg-type]
+        rec["tflops"] = float(case["flops"]) / (float(rec["ms"]) * 1e-3) / 1e12  # type: ignore[arg-type]
     except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
         rec["error"] = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:1000]
     finally:
