@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Literal
 
@@ -127,7 +127,7 @@ class Candidate:
         Returns the mapping; raises :class:`MappingError` for a tile the cascade does not take.
     kind
         ``fused`` (a prefill kernel), ``backward`` (a key-outer backward kernel),
-        ``decode``, ``sparse`` or ``unfused``.
+        ``decode``, ``sparse``, ``chunked`` (chunked linear attention) or ``unfused``.
     cta
         Capacity key: candidates with the same key ask the GPU for the same shared memory and
         registers, so one that overflows drops them all.
@@ -146,7 +146,7 @@ class Candidate:
 
     name: str
     build: Callable[[], Mapping]
-    kind: Literal["fused", "backward", "decode", "sparse", "unfused"]
+    kind: Literal["fused", "backward", "decode", "sparse", "chunked", "unfused"]
     cta: tuple[object, ...] | None = None
     kernel: tuple[object, ...] | None = None
     config: DecodeConfig | None = None
@@ -412,6 +412,45 @@ def sparse_space(
             yield Candidate(name, build, "sparse", cta=(name, *key))
 
 
+VALUE_BLOCKS = (16, 32, 64, 128)
+"""Value features per CTA the chunked linear-attention kernels are searched over (Lightning
+Attention-2's ``BLOCK_MODEL`` is 32; a larger block recomputes the scores fewer times and holds
+a larger state)."""
+CHUNK_STAGES = (1, 2, 3)
+"""Chunk loads in flight searched (Triton's ``num_stages``; shared memory checked per CTA)."""
+
+
+def is_chunked(workload: Workload) -> bool:
+    """Whether the cascade is chunked linear attention (:func:`.linear.chunk_roles`)."""
+    from .linear import chunk_roles
+
+    try:
+        chunk_roles(workload.cascade)
+    except MappingError:
+        return False
+    return True
+
+
+def chunked_space(workload: Workload, arch: Architecture) -> Iterator[Candidate]:
+    """The chunked linear-attention kernels (:mod:`mappings._gpu.linear_mapping`): the fused and
+    the materialized form x value block in :data:`VALUE_BLOCKS` x chunk stages in
+    :data:`CHUNK_STAGES` (a block beyond the value features is the capped one: the same mapping,
+    evaluated once), and the staged form."""
+    from .linear import RECIPE
+    from .linear_mapping import LINEAR, STAGED, chunk_mapping
+
+    for form in ("fused", "materialized"):
+        for vb in VALUE_BLOCKS:
+            for st in CHUNK_STAGES:
+                stages = [st] if form == "fused" else [st, 1]
+                build = partial(
+                    chunk_mapping, workload, arch, replace(RECIPE, value_block=vb),
+                    form=form, stages=stages,
+                )  # fmt: skip
+                yield Candidate(LINEAR, build, "chunked", cta=(LINEAR, form, vb, st))
+    yield Candidate(STAGED, partial(chunk_mapping, workload, arch, form="staged"), "chunked")
+
+
 def recipe_seeds(
     workload: Workload,
     arch: Architecture,
@@ -421,20 +460,33 @@ def recipe_seeds(
     single_query: bool,
     sparse: bool,
     backward: bool = False,
+    chunked: bool = False,
 ) -> Iterator[Candidate]:
     """The recipes' own mappings for this cascade, as their dataflows build them: the prefill
     kernels (``flash2``, ``flash3``, ``mem_efficient``; on a gradient cascade, ``backward``,
     their key-outer backward kernels at the family's own tile), the decode ones (``split_kv``,
     ``lean``; at query length 1 also the ``flash3`` / ``mem_efficient`` decode kernels) and
-    the sparse ones (``block_sparse`` on each family, ``fg_sparse``). A recipe that refuses
-    the cascade or does not fit raises when built (the driver records why)."""
+    the sparse ones (``block_sparse`` on each family, ``fg_sparse``), the chunked
+    linear-attention ones (``linear_chunked`` and its materialized and staged forms). A recipe
+    that refuses the cascade or does not fit raises when built (the driver records why)."""
     from mappings._api import plan_for
 
     from .sparse import SPARSE_KINDS
 
     seeds: list[
-        tuple[str, str, dict[str, object], Literal["fused", "backward", "decode", "sparse"]]
+        tuple[
+            str,
+            str,
+            dict[str, object],
+            Literal["fused", "backward", "decode", "sparse", "chunked"],
+        ]
     ] = []
+    if chunked:
+        seeds += [
+            (f"linear_chunked{tag}", "linear_chunked", knobs, "chunked")
+            for tag, knobs in (("", {}), (":materialized", {"materialize": 1}),
+                               (":staged", {"staged": 1}))
+        ]  # fmt: skip
     if backward:
         seeds += [(f, f, {}, "backward") for f in FUSED]
     if prefill:

@@ -19,7 +19,10 @@ The space, for the cascade given (:mod:`mappings._gpu._search_space`):
   it instantiates (:func:`~mappings._gpu._search_space.backward_space`; the CTA of each from
   the family's own, checked for shared memory, registers and threads); the forward spaces
   are left out (a forward kernel does not compute a gradient);
-* the recipes' own decode, sparse and backward mappings (so the best is never worse than a
+* chunked linear attention (a key split into chunks with an inter-chunk state): the
+  ``linear_chunked`` kernels, fused and materialized, x value block x chunk stages, and the
+  staged form (:func:`~mappings._gpu._search_space.chunked_space`);
+* the recipes' own decode, sparse, chunked and backward mappings (so the best is never worse than a
   recipe the space contains), and the unfused mapping (``gpu_unfused``: each GEMM its own
   kernel, scores through HBM), which takes any cascade.
 
@@ -52,6 +55,7 @@ from mappings._roles import attention_roles
 
 from ._mapping import (
     FUSED,
+    LINEAR,
     UNFUSED,
     fused_plan,
     gpu_mapping_plan,
@@ -65,12 +69,14 @@ from ._search_space import (
     Candidate,
     DecodeConfig,
     backward_space,
+    chunked_space,
     decode_candidate,
     decode_kernel_fits,
     decode_space,
     descend_splits,
     fused_space,
     has_sparsity,
+    is_chunked,
     recipe_seeds,
     sparse_space,
 )
@@ -140,6 +146,7 @@ def _space(
         elif roles is not None:
             decode = nq <= MAX_DECODE_QUERY
             sparse = has_sparsity(workload, roles)
+            chunked = is_chunked(workload)
             yield from recipe_seeds(
                 workload,
                 arch,
@@ -147,7 +154,10 @@ def _space(
                 decode=decode,
                 single_query=nq == 1,
                 sparse=sparse,
+                chunked=chunked,
             )
+            if chunked:
+                yield from chunked_space(workload, arch)
             if nq > 1:
                 yield from fused_space(workload, arch, roles, nq, nk)
             else:
@@ -488,6 +498,19 @@ def _shape(workload: Workload, mapping: Mapping) -> dict[str, object]:
     and key tiles per split ``chunk`` (decode); ``{"name": ...}`` alone for gpu_unfused."""
     if mapping.name == UNFUSED:
         return {"name": UNFUSED}
+    if mapping.name in LINEAR:  # chunked linear attention: its form, value block, stages
+        from .linear_mapping import STAGED
+
+        if mapping.name == STAGED:
+            return {"name": mapping.name, "form": "staged"}
+        g = mapping.groups[0]
+        vf = [t for r, t in g.levels[-1].temporal.items() if r in g.levels[0].spatial]
+        return {
+            "name": mapping.name,
+            "form": "fused" if len(mapping.groups) == 1 else "materialized",
+            "value_block": int(vf[0]) if vf else None,
+            "stages": g.depth,
+        }
     roles = attention_roles(workload.cascade)
     g = next(gr for gr in mapping.groups if roles.score in gr.einsums)
     ranks = {r for e in workload.cascade.einsums if e.name in g.einsums for r in e.ranks}
@@ -530,6 +553,10 @@ def cta_label(workload: Workload, mapping: Mapping) -> str:
     d = _shape(workload, mapping)
     if len(d) == 1:
         return mapping.name
+    if "form" in d:  # chunked linear attention
+        if d["form"] == "staged":
+            return mapping.name
+        return f"{mapping.name} {d['form']} v{d['value_block']} x{d['stages']}"
     label = f"{mapping.name} {d['rows']}x{d['block_n']} x{d['stages']}"
     if d.get("warps"):
         label += f" w{d['warps']}"
@@ -540,6 +567,8 @@ def cta_label(workload: Workload, mapping: Mapping) -> str:
 
 _FIELDS = (
     ("name", "kernel"),
+    ("form", "form"),
+    ("value_block", "value features per CTA"),
     ("rows", "query rows per CTA"),
     ("block_n", "key tile"),
     ("stages", "K/V stages"),

@@ -114,3 +114,22 @@ def test_a_softmax_cascade_is_refused_by_its_missing_chunk_structure(h100):
     with pytest.raises(MappingError, match="chunked") as err:
         lower(mha, plan.mapping, h100)
     assert err.value.path == "workload.cascade"
+
+
+def test_the_gpu_mapper_searches_the_chunked_kernels_and_beats_or_ties_each_form(h100):
+    # the mapper offered only the softmax kernels and unfused for linear attention: its best
+    # was flash2 at 4.5x the linear_chunked recipe's cycles
+    from mappings._gpu.search import cta_label, gpu_search
+
+    w = resolve_workload("linear", {"S": 8192})
+    stats: dict = {}
+    top = gpu_search(w, h100, top=40, rescore=0, stats=stats)
+    recipes = stats["recipes"]
+    assert {"linear_chunked", "linear_chunked:materialized", "linear_chunked:staged"} <= set(
+        recipes
+    )
+    assert top[0].mapping.name == "linear_chunked"
+    assert all(top[0].cycles <= float(v) for v in recipes.values() if not isinstance(v, str))
+    labels = {cta_label(w, rm.mapping) for rm in top}
+    # value blocks other than the recipe's 32 were evaluated
+    assert any(lab.startswith("linear_chunked fused v") and " v32 " not in lab for lab in labels)
