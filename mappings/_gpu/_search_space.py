@@ -482,11 +482,12 @@ def recipe_seeds(
         ]
     ] = []
     if chunked:
-        seeds += [
-            (f"linear_chunked{tag}", "linear_chunked", knobs, "chunked")
-            for tag, knobs in (("", {}), (":materialized", {"materialize": 1}),
-                               (":staged", {"staged": 1}))
-        ]  # fmt: skip
+        forms: tuple[tuple[str, dict[str, object]], ...] = (
+            ("", {}),
+            (":materialized", {"materialize": 1}),
+            (":staged", {"staged": 1}),
+        )
+        seeds += [(f"linear_chunked{tag}", "linear_chunked", k, "chunked") for tag, k in forms]
     if backward:
         seeds += [(f, f, {}, "backward") for f in FUSED]
     if prefill:
