@@ -219,7 +219,7 @@ def plan_for(
             return "mapping", pim_mapping_plan(workload, m, arch)  # type: ignore[arg-type]  # Workload or FileWorkload
         from mappings._gemm import gemm_mapping_plan, is_gemm_mapping
 
-        if is_gemm_mapping(m):  # a systolic GEMM as `gemm` writes it: SCALE-Sim's folds
+        if arch.kind != "gpu" and is_gemm_mapping(m):  # a systolic GEMM: SCALE-Sim's folds
             return "mapping", gemm_mapping_plan(workload, m, arch)  # type: ignore[arg-type]  # Workload or FileWorkload
         prog = lower(workload, m, arch)  # type: ignore[arg-type]  # Workload or FileWorkload
         workload = apply_splits(workload, m.splits)  # type: ignore[arg-type]  # Workload or FileWorkload

@@ -69,3 +69,11 @@ def test_an_edited_array_mapping_is_refused_naming_the_field(fusemax):
     with pytest.raises(MappingError) as err:
         simulate_workload(fusemax, w, mapping=Mapping.from_dict(d), engine="analytic")
     assert err.value.path == "groups[0].levels[1].order"
+
+
+def test_a_systolic_gemm_mapping_on_a_gpu_is_refused_as_naming_no_gpu_kernel(fusemax):
+    w = resolve_workload("gemm", {})
+    _, plan = plan_for(fusemax, w, dataflow="gemm")
+    with pytest.raises(MappingError) as err:
+        simulate_workload("h100", w, mapping=plan.mapping, engine="analytic")
+    assert err.value.path == "mapping.name"
