@@ -202,25 +202,16 @@ def plan_for(
 ) -> tuple[str, Plan]:
     """(dataflow name, Plan) for a workload on an architecture (mapping file wins)."""
     if mapping is not None:
-        from mappings._lower import lower
+        from mappings._lower import class_plan, lower
         from mappings._reuse import footprints
         from mappings._splits import apply_splits
         from mappings._tensors import group_ranks, group_tensors
 
         m = mapping if isinstance(mapping, Mapping) else Mapping.from_yaml(mapping)
-        if arch.kind == "gpu":  # a GPU kernel mapping: the GPU lowering (kernels, waves, power)
-            from mappings._gpu._mapping import GPU_MAPPINGS, gpu_mapping_plan
-
-            if m.name in GPU_MAPPINGS:
-                return "mapping", gpu_mapping_plan(workload, m, arch)  # type: ignore[arg-type]  # Workload or FileWorkload
-        if arch.kind == "pim":  # a PIM mapping: lowered by mappings._pim_lower, plus the PIM energy
-            from mappings._pim_mapping import pim_mapping_plan
-
-            return "mapping", pim_mapping_plan(workload, m, arch)  # type: ignore[arg-type]  # Workload or FileWorkload
-        from mappings._gemm import gemm_mapping_plan, is_gemm_mapping
-
-        if arch.kind != "gpu" and is_gemm_mapping(m):  # a systolic GEMM: SCALE-Sim's folds
-            return "mapping", gemm_mapping_plan(workload, m, arch)  # type: ignore[arg-type]  # Workload or FileWorkload
+        # GPU kernels, PIM in-bank streams, a systolic GEMM's folds: the class's own plan
+        cp = class_plan(workload, m, arch)  # type: ignore[arg-type]  # Workload or FileWorkload
+        if cp is not None:
+            return "mapping", cp
         prog = lower(workload, m, arch)  # type: ignore[arg-type]  # Workload or FileWorkload
         workload = apply_splits(workload, m.splits)  # type: ignore[arg-type]  # Workload or FileWorkload
         buf = max(

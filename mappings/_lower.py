@@ -62,12 +62,14 @@ from mappings._tensors import count_ops, group_ops, group_tensors
 if TYPE_CHECKING:
     from archsim import Architecture, Phase, TileProgram
     from archsim.spec import ComputeUnit
+    from mappings._registry import Plan
     from mappings._roles import AttentionRoles
     from workloads import Cascade, Workload
 
 __all__ = [
     "lower",
     "lower_group",
+    "class_plan",
     "refuse_class_lowering",
     "group_trips",
     "pipeline_chains",
@@ -724,6 +726,33 @@ def refuse_class_lowering(mapping: Mapping, arch: Architecture) -> None:
     )
 
 
+def class_plan(workload: Workload, mapping: Mapping, arch: Architecture) -> Plan | None:
+    """The plan of a mapping its architecture class lowers other than as a spatial loop nest
+    (GPU kernels, PIM in-bank streams, a ``gemm-*`` systolic GEMM's folds), with what the
+    class adds to a result (``finish``); None for a spatial array's loop nest.
+
+    Raises
+    ------
+    MappingError
+        A GPU mapping that names no GPU kernel (:func:`refuse_class_lowering`), or what the
+        class's reader refuses.
+    """
+    refuse_class_lowering(mapping, arch)
+    if arch.kind == "gpu":  # kernels: CTAs on SM slots, waves, L2 reuse, launch, clock
+        from mappings._gpu._mapping import gpu_mapping_plan
+
+        return gpu_mapping_plan(workload, mapping, arch)
+    if arch.kind == "pim":  # in-bank streams: the DRAM command stream of the PIM units
+        from mappings._pim_mapping import pim_mapping_plan
+
+        return pim_mapping_plan(workload, mapping, arch)
+    from mappings._gemm import gemm_mapping_plan, is_gemm_mapping
+
+    if is_gemm_mapping(mapping):  # a systolic GEMM: SCALE-Sim's folds over the array
+        return gemm_mapping_plan(workload, mapping, arch)
+    return None
+
+
 def lower(
     workload: Workload, mapping: Mapping, arch: Architecture, *, check: bool = True
 ) -> TileProgram:
@@ -767,19 +796,13 @@ def lower(
     from archsim import TileProgram
     from mappings._splits import apply_splits
 
-    refuse_class_lowering(mapping, arch)
-    if arch.kind == "pim":  # in-bank streams: the DRAM command stream of the PIM units
+    if arch.kind == "pim":  # the program alone: no energy finish, no closed-form reference
         from mappings._pim_lower import lower_pim
 
         return lower_pim(workload, mapping, arch, check=check)
-    if arch.kind == "gpu":  # kernels: CTAs on SM slots, waves, L2 reuse, launch, clock
-        from mappings._gpu._mapping import gpu_mapping_plan
-
-        return gpu_mapping_plan(workload, mapping, arch).program
-    from mappings._gemm import gemm_mapping_plan, is_gemm_mapping
-
-    if is_gemm_mapping(mapping):  # a systolic GEMM: SCALE-Sim's folds over the array
-        return gemm_mapping_plan(workload, mapping, arch).program
+    plan = class_plan(workload, mapping, arch)
+    if plan is not None:
+        return plan.program
     if check:
         check_mapping(workload, mapping, arch)
     workload = apply_splits(workload, mapping.splits)
