@@ -76,6 +76,8 @@ __all__ = [
     "stored_fractions",
     "scaled_moves",
     "fill_live_fraction",
+    "live_tile_fraction",
+    "roles_of",
     "group_computes",
     "issued",
     "spatial_fraction",
@@ -190,16 +192,8 @@ def _live_fraction(workload: Workload, group: FusionGroup) -> tuple[float, set[s
     """(live key tiles / all key tiles, the key's ranks) for a group holding Einsums of an
     attention core; None for any other group."""
     from mappings._counts import memo
-    from mappings._roles import attention_roles
-    from mappings._stream import StreamTiling, stream_work
 
-    def roles_or_none() -> AttentionRoles | None:
-        try:
-            return attention_roles(workload.cascade)
-        except MappingError:
-            return None
-
-    roles = memo(workload.cascade, "attention_roles", roles_or_none)
+    roles = roles_of(workload)
     if roles is None or not set(roles.core) & set(group.einsums):
         return None
     if not memo(workload.cascade, "masked_core", lambda: _masked(workload.cascade, roles)):
@@ -207,17 +201,8 @@ def _live_fraction(workload: Workload, group: FusionGroup) -> tuple[float, set[s
     inner = len(group.levels) - 1
     qt = group.tile(roles.query, inner)
     kt = math.prod(group.tile(r, inner) for r in roles.key_ranks)
-    tiling = StreamTiling(qt, kt, frozenset(group.skip))
-
-    def fraction() -> float:
-        w: object = workload
-        if not {"block", "slice"} & set(group.skip):
-            w = _Unmasked(workload)  # masks the group does not skip leave every tile live
-        sw = stream_work(w, tiling, roles=roles)  # type: ignore[arg-type]  # a WorkloadLike
-        dense = float(sw.dense_trips * sw.work_items)
-        return sw.total_trips / dense if dense else 1.0
-
-    return memo(workload, ("live", tiling), fraction), set(roles.key_ranks)
+    key = (int(qt), int(kt), frozenset(group.skip))
+    return live_tile_fraction(workload, key, roles), set(roles.key_ranks)
 
 
 def _unmasked_cascade(cas: Cascade) -> Cascade:
@@ -370,7 +355,7 @@ def fill_live_fraction(workload: Workload, group: FusionGroup, t: object, child:
     assert isinstance(t, TensorUse)
     if not {"condition", "block", "slice"} & set(group.skip):
         return 1.0
-    roles = _roles_of(workload)
+    roles = roles_of(workload)
     if roles is None or not set(roles.core) & set(group.einsums):
         return 1.0
     if not memo(workload.cascade, "masked_core", lambda: _masked(workload.cascade, roles)):
@@ -408,10 +393,12 @@ def fill_live_fraction(workload: Workload, group: FusionGroup, t: object, child:
     parts = [r for r in (roles.key_outer, roles.key_inner) if r]  # a split key: its parts
     kt = extent(parts or [roles.key])
     key = (int(qt), int(kt), frozenset(group.skip))
-    return memo(workload, ("fill_live", key), lambda: _unmasked_live(workload, key, roles))
+    return live_tile_fraction(workload, key, roles)
 
 
-def _roles_of(workload: Workload) -> AttentionRoles | None:
+def roles_of(workload: Workload) -> AttentionRoles | None:
+    """The cascade's attention roles, or None for a cascade that is not attention-like
+    (remembered per cascade)."""
     from mappings._counts import memo
     from mappings._roles import attention_roles
 
@@ -424,19 +411,24 @@ def _roles_of(workload: Workload) -> AttentionRoles | None:
     return memo(workload.cascade, "attention_roles", roles_or_none)
 
 
-def _unmasked_live(
+def live_tile_fraction(
     workload: Workload, key: tuple[int, int, frozenset[str]], roles: AttentionRoles
 ) -> float:
-    """Live fraction of the (query tile x key tile) grid under the cascade's condition and,
-    where the group skips them (``block``, ``slice`` in its skips), its sparsity masks; a
-    mask the group does not skip leaves a fill of a tile the condition reaches in place."""
+    """Live fraction of the (query tile x key tile) grid ``key = (query tile, key tile,
+    skips)`` under the cascade's condition and, where ``skips`` names them (``block``,
+    ``slice``), its sparsity masks; a mask not skipped leaves a tile the condition reaches
+    live. Remembered per workload."""
+    from mappings._counts import memo
     from mappings._stream import StreamTiling, stream_work
 
-    qt, kt, skips = key
-    w: object = workload if {"block", "slice"} & skips else _Unmasked(workload)
-    sw = stream_work(w, StreamTiling(qt, kt, skips), roles=roles)  # type: ignore[arg-type]  # a WorkloadLike
-    dense = float(sw.dense_trips * sw.work_items)
-    return sw.total_trips / dense if dense else 1.0
+    def fraction() -> float:
+        qt, kt, skips = key
+        w: object = workload if {"block", "slice"} & skips else _Unmasked(workload)
+        sw = stream_work(w, StreamTiling(qt, kt, skips), roles=roles)  # type: ignore[arg-type]  # a WorkloadLike
+        dense = float(sw.dense_trips * sw.work_items)
+        return sw.total_trips / dense if dense else 1.0
+
+    return memo(workload, ("fill_live", key), fraction)
 
 
 def _masked(cascade: Cascade, roles: AttentionRoles) -> bool:

@@ -216,16 +216,12 @@ def live_key_fraction(workload: Workload, group: FusionGroup) -> tuple[float, se
 
     NOTE: the fraction is the mean over the query rows and streams; keys live unevenly over the
     units (a random block mask) leave the busiest unit somewhat above it."""
-    from mappings._lower import _Unmasked
-    from mappings._roles import attention_roles
-    from mappings._stream import StreamTiling, numeric_params, stream_work
+    from mappings._lower import live_tile_fraction, roles_of
+    from mappings._stream import numeric_params
 
     skip = frozenset(group.skip)
-    try:
-        roles = attention_roles(workload.cascade)
-    except MappingError:
-        return None
-    if not skip or not set(roles.core) & set(group.einsums):
+    roles = roles_of(workload)
+    if roles is None or not skip or not set(roles.core) & set(group.einsums):
         return None
     spec = workload.cascade.tensors[roles.score]
     key_tile = 1  # a condition or a slice: single keys
@@ -237,10 +233,7 @@ def live_key_fraction(workload: Workload, group: FusionGroup) -> tuple[float, se
             n for r, n in zip(spec.ranks, tile, strict=True) if r in roles.key_ranks
         )
     query = int(workload.sizes.get(roles.query, 1))
-    w: object = workload if {"block", "slice"} & skip else _Unmasked(workload)
-    sw = stream_work(w, StreamTiling(query, key_tile, skip), roles=roles)  # type: ignore[arg-type]  # a WorkloadLike
-    dense = float(sw.dense_trips * sw.work_items)
-    return (sw.total_trips / dense if dense else 1.0), set(roles.key_ranks)
+    return live_tile_fraction(workload, (query, key_tile, skip), roles), set(roles.key_ranks)
 
 
 def _in_bank_stream(
