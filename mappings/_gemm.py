@@ -64,6 +64,10 @@ __all__ = [
 ]
 
 
+STATIONARY = ("output", "weight", "input")
+"""What stays in the array's PEs: the rows x columns each fold holds (module doc's table)."""
+
+
 @dataclass(frozen=True)
 class GemmRoles:
     """Which ranks/tensors of a single-Einsum contraction play M, N, K, batch, A, B, C."""
@@ -281,9 +285,6 @@ def gemm_plan(workload: Workload, arch: Architecture, knobs: AbcMapping[str, obj
         workload, arch, roles, st, unit.name, rows, cols, depth=depth, resident=resident
     )
     return _gemm_program(workload, arch, mapping, roles, st, resident)
-
-
-STATIONARY = ("output", "weight", "input")
 
 
 def _single_einsum(workload: Workload) -> None:
